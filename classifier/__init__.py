@@ -1,0 +1,1 @@
+"""stiwatch's classifier: policy relevance, policy areas, technology domains, countries, regions."""

@@ -1,0 +1,90 @@
+"""The taxonomy (classifier/taxonomy.toml) as data: ids, names, STIP theme mapping.
+
+The classifier, the digest (through the store's `labels` table) and the docs all read it from here,
+so an id exists in exactly one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+import tomllib
+from typing import Any
+
+import pycountry
+
+
+class UnknownLabel(ValueError):
+    """A label id that the taxonomy does not define."""
+
+
+@dataclass(frozen=True)
+class Label:
+    facet: str
+    id: str
+    name: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    version: int
+    areas: tuple[Label, ...]
+    domains: tuple[Label, ...]
+    regions: tuple[Label, ...]
+    stip_themes: dict[str, str]  # STIP theme code -> area id
+
+    def ids(self, facet: str) -> tuple[str, ...]:
+        """Label ids of a facet: area, domain, region, policy ("0", "1") or country (ISO + EU)."""
+        if facet == "policy":
+            return ("0", "1")
+        if facet == "country":
+            return country_codes()
+        return tuple(label.id for label in getattr(self, facet + "s"))
+
+    def check(self, facet: str, value: str) -> str:
+        """Return ``value`` if it is a valid id of ``facet``, else raise UnknownLabel."""
+        if facet not in ("policy", "area", "domain", "region", "country"):
+            raise UnknownLabel(
+                f"unknown facet {facet!r} (expected policy, area, domain, country or region)"
+            )
+        if value not in self.ids(facet):
+            hint = "" if facet == "country" else f" (expected one of: {', '.join(self.ids(facet))})"
+            raise UnknownLabel(f"unknown {facet} {value!r}{hint}")
+        return value
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every named label as a row of the store's `labels` table."""
+        return [
+            {"facet": label.facet, "id": label.id, "name": label.name,
+             "description": label.description}
+            for label in (*self.areas, *self.domains, *self.regions)
+        ]
+
+
+@lru_cache(maxsize=1)
+def country_codes() -> tuple[str, ...]:
+    return tuple(sorted({c.alpha_2 for c in pycountry.countries} | {"EU"}))
+
+
+def _labels(data: dict[str, Any], facet: str) -> tuple[Label, ...]:
+    return tuple(
+        Label(facet, entry["id"], entry["name"], entry.get("description", ""))
+        for entry in data[facet]
+    )
+
+
+@lru_cache(maxsize=1)
+def load_taxonomy() -> Taxonomy:
+    """The bundled taxonomy (cached: it is read on every command)."""
+    text = resources.files(__package__).joinpath("taxonomy.toml").read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    themes = {code: area["id"] for area in data["area"] for code in area.get("stip", [])}
+    return Taxonomy(
+        version=data["version"],
+        areas=_labels(data, "area"),
+        domains=_labels(data, "domain"),
+        regions=_labels(data, "region"),
+        stip_themes=themes,
+    )

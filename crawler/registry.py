@@ -1,0 +1,187 @@
+"""The source registry: a TOML file of ``[[source]]`` tables, validated as a whole.
+
+Every problem is reported (not just the first), each naming the file, the line, the source id
+and the field, so a user fixes a file in one pass. Nothing is returned unless the whole file is
+valid: a half-valid registry must never be synced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+import re
+import tomllib
+from typing import Any
+from urllib.parse import urlsplit
+
+import cssselect
+import pycountry
+
+KINDS = ("feed", "html", "sitemap")
+ORG_TYPES = (
+    "ministry", "funding_agency", "research_org", "intergovernmental", "news", "academy", "other",
+)
+SPECIAL_COUNTRIES = ("EU", "international")
+FIELDS = (
+    "id", "name", "url", "homepage", "kind", "country", "language", "org_type", "links", "enabled",
+)
+REQUIRED = ("id", "name", "url", "kind", "country", "language", "org_type")
+ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
+
+
+class RegistryError(Exception):
+    """A registry file that cannot be used; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Registry:
+    path: str
+    sources: list[dict[str, Any]]
+
+
+def bundled_registry_path() -> Path:
+    """The curated registry that ships inside the package."""
+    return Path(str(resources.files(__package__).joinpath("sources.toml")))
+
+
+def _locate(text: str) -> list[tuple[int, dict[str, int]]]:
+    """Line numbers of each ``[[source]]`` header and of the fields under it.
+
+    tomllib reports positions only for syntax errors, so validation errors find their lines here.
+    """
+    tables: list[tuple[int, dict[str, int]]] = []
+    in_source = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            in_source = stripped.replace(" ", "") == "[[source]]"
+            if in_source:
+                tables.append((number, {}))
+            continue
+        match = re.match(r"([A-Za-z0-9_-]+)\s*=", stripped)
+        if in_source and match:
+            tables[-1][1].setdefault(match.group(1), number)
+    return tables
+
+
+def _country_ok(value: str) -> bool:
+    if value in SPECIAL_COUNTRIES:
+        return True
+    return len(value) == 2 and value.isupper() and pycountry.countries.get(alpha_2=value) is not None
+
+
+def _language_ok(value: str) -> bool:
+    return len(value) == 2 and value.islower() and pycountry.languages.get(alpha_2=value) is not None
+
+
+def _url_ok(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _check_source(source: dict[str, Any]) -> list[tuple[str, str]]:
+    """Problems of one source as ``(field, message)`` pairs."""
+    problems: list[tuple[str, str]] = []
+    for key in source:
+        if key not in FIELDS:
+            problems.append((key, f"unknown field (expected one of: {', '.join(FIELDS)})"))
+    for key in REQUIRED:
+        if key not in source:
+            problems.append((key, "missing"))
+    mistyped = [key for key in FIELDS if key != "enabled" and key in source
+                and not isinstance(source[key], str)]
+    for key in mistyped:
+        problems.append((key, f"must be a string, not {source[key]!r}"))
+    if "enabled" in source and not isinstance(source["enabled"], bool):
+        problems.append(("enabled", f"must be true or false, not {source['enabled']!r}"))
+    if mistyped:
+        # The checks below assume strings; the type problems are enough to act on.
+        return problems
+    value = source.get
+    if "id" in source and not ID_PATTERN.match(value("id")):
+        problems.append(("id", f"{value('id')!r} is not a slug (lowercase letters, digits, '-')"))
+    if "name" in source and not value("name").strip():
+        problems.append(("name", "is empty"))
+    if "kind" in source and value("kind") not in KINDS:
+        problems.append(("kind", f"{value('kind')!r} is not one of: {', '.join(KINDS)}"))
+    if "org_type" in source and value("org_type") not in ORG_TYPES:
+        problems.append(
+            ("org_type", f"{value('org_type')!r} is not one of: {', '.join(ORG_TYPES)}")
+        )
+    if "country" in source and not _country_ok(value("country")):
+        problems.append(("country", f"{value('country')!r} is not an ISO 3166-1 alpha-2 code, "
+                                    "'EU' or 'international'"))
+    if "language" in source and not _language_ok(value("language")):
+        problems.append(("language", f"{value('language')!r} is not an ISO 639-1 code"))
+    for key in ("url", "homepage"):
+        if isinstance(value(key), str) and not _url_ok(value(key)):
+            problems.append((key, f"{value(key)!r} is not an http(s) URL"))
+    links = value("links")
+    if value("kind") == "html":
+        if not links:
+            problems.append(("links", "required for kind = \"html\" (CSS selector of article links)"))
+        elif isinstance(links, str):
+            try:
+                cssselect.GenericTranslator().css_to_xpath(links)
+            except cssselect.SelectorError as error:
+                problems.append(("links", f"{links!r} is not a valid CSS selector ({error})"))
+    elif links is not None and value("kind") in KINDS:
+        problems.append(("links", f"only html sources take a links selector, not {value('kind')}"))
+    return problems
+
+
+def parse_registry(text: str, path: str = "<registry>") -> Registry:
+    """Validate registry text; raise RegistryError listing every problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise RegistryError([f"{path}: invalid TOML: {error}"]) from None
+    unknown = [key for key in data if key != "source"]
+    sources = data.get("source", [])
+    problems = [f"{path}: unknown top-level key {key!r} (expected [[source]] tables)"
+                for key in unknown]
+    if not isinstance(sources, list) or not all(isinstance(s, dict) for s in sources):
+        raise RegistryError(problems + [f"{path}: 'source' must be an array of [[source]] tables"])
+    if not sources:
+        problems.append(f"{path}: no [[source]] tables")
+    lines = _locate(text)
+    seen: dict[str, int] = {}
+    for index, source in enumerate(sources):
+        header, fields = lines[index] if index < len(lines) else (0, {})
+        label = f"source {source.get('id')!r}" if "id" in source else f"source #{index + 1}"
+        for field, message in _check_source(source):
+            line = fields.get(field, header)
+            problems.append(f"{path}:{line}: {label}: field '{field}': {message}")
+        source_id = source.get("id")
+        if isinstance(source_id, str):
+            if source_id in seen:
+                problems.append(
+                    f"{path}:{fields.get('id', header)}: {label}: field 'id': duplicate id, "
+                    f"first used on line {seen[source_id]}"
+                )
+            else:
+                seen[source_id] = fields.get("id", header)
+    if problems:
+        raise RegistryError(problems)
+    records = [{"enabled": True, "homepage": None, "links": None, **s} for s in sources]
+    return Registry(path, records)
+
+
+def load_registry(path: str | Path | None = None) -> Registry:
+    """Read and validate a registry file (the bundled one when ``path`` is None)."""
+    path = Path(path) if path is not None else bundled_registry_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RegistryError([f"{path}: no such file"]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise RegistryError([f"{path}: cannot read: {error}"]) from None
+    return parse_registry(text, str(path))

@@ -1,0 +1,26 @@
+"""stiwatch's store: one SQLite file behind a small API. Imports nothing else of ours."""
+
+from .errors import (
+    InvalidTag,
+    NoSuchItem,
+    NoSuchSource,
+    NoSuchSubscriber,
+    NotAStore,
+    SchemaTooNew,
+    StoreError,
+)
+from .schema import LATEST_VERSION
+from .store import Store, open_store
+
+__all__ = [
+    "InvalidTag",
+    "LATEST_VERSION",
+    "NoSuchItem",
+    "NoSuchSource",
+    "NoSuchSubscriber",
+    "NotAStore",
+    "SchemaTooNew",
+    "Store",
+    "StoreError",
+    "open_store",
+]

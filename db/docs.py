@@ -1,0 +1,246 @@
+"""The schema's documentation, as data: the analysts' reference for every table and column.
+
+One source for `docs/schema.md` (`stiwatch schema`), the Datasette metadata of `stiwatch serve`,
+and a test that fails when a column exists without a description.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+TABLES: dict[str, dict[str, Any]] = {
+    "sources": {
+        "description": "One row per source in the registry (feeds, listing pages, sitemaps) with "
+        "its crawl health. Sources removed from the registry are disabled, never deleted.",
+        "columns": {
+            "id": "Unique slug from the registry, e.g. `nsf-news`.",
+            "name": "Human-readable name.",
+            "kind": "`feed` (RSS/Atom), `html` (listing page) or `sitemap`.",
+            "url": "Feed URL, listing page URL or sitemap URL that is crawled.",
+            "homepage": "The organisation's home page, if given.",
+            "country": "ISO 3166-1 alpha-2 code of the publisher, `EU`, or `international`; "
+            "the classifier falls back to it when a text names no country.",
+            "language": "ISO 639-1 code of the source's pages.",
+            "org_type": "ministry, funding_agency, research_org, intergovernmental, news, academy "
+            "or other.",
+            "links": "For `html` sources: CSS selector picking article links on the listing.",
+            "enabled": "1 if crawled; 0 once the source left the registry.",
+            "added_at": "When the source first entered the store (ISO 8601 UTC).",
+            "updated_at": "When its registry fields last changed (ISO 8601 UTC).",
+            "etag": "ETag of the last full response, sent back as If-None-Match.",
+            "last_modified": "Last-Modified of the last full response, sent as If-Modified-Since.",
+            "last_crawled_at": "Start of the last crawl attempt (ISO 8601 UTC).",
+            "last_ok_at": "Last crawl attempt that succeeded (ISO 8601 UTC).",
+            "consecutive_failures": "Failed crawls in a row; 0 after a success.",
+            "failing_since": "First failure of the current run of failures, NULL when healthy.",
+            "last_error": "Message of the last failure, NULL when the last crawl succeeded.",
+            "last_flag": "Non-fatal problem seen in the last successful crawl, e.g. a malformed "
+            "feed that could still be read (feedparser's bozo flag).",
+        },
+    },
+    "items": {
+        "description": "One row per article, keyed by its canonical URL (tracking parameters and "
+        "fragments removed, the page's rel=canonical preferred). Searchable through `items_fts`.",
+        "columns": {
+            "id": "Item id (stable; tags and deliveries refer to it).",
+            "url": "Canonical URL; unique.",
+            "source_id": "The source that first stored the item (`sources.id`).",
+            "title": "Article title.",
+            "summary": "Short summary from the feed entry or the page's description.",
+            "body": "Clean main text of the article page, NULL when the page could not be read.",
+            "language": "ISO 639-1 code detected from the text (or declared by the page).",
+            "published_at": "Publication time, ISO 8601 UTC.",
+            "date_source": "Where `published_at` came from, in order of trust: `feed`, `page` "
+            "(metadata), `text` (found in the page), `fetched` (no date found: fetch time).",
+            "fetched_at": "When the article was last fetched (ISO 8601 UTC).",
+            "content_hash": "SHA-256 of the normalised body text (exact-duplicate check).",
+            "duplicate_of": "For a near-duplicate (the same article syndicated under another URL): "
+            "the `items.id` of the first copy; NULL for originals.",
+            "status": "`complete` (article page read) or `partial` (stored from the feed entry "
+            "only; fetched again on the next crawl).",
+            "fetch_error": "Why the article page could not be read, for `partial` items.",
+            "fetch_attempts": "How many times the article page was tried.",
+            "classified_at": "When the classifier last tagged the item; NULL if never.",
+        },
+    },
+    "item_signatures": {
+        "description": "Near-duplicate detection: a similarity signature per item (internal).",
+        "columns": {
+            "item_id": "The item (`items.id`).",
+            "signature": "Packed MinHash signature of the item's text shingles.",
+        },
+    },
+    "signature_bands": {
+        "description": "Locality-sensitive hashing buckets of the signatures, to find near-"
+        "duplicate candidates quickly (internal).",
+        "columns": {
+            "band": "Band number of the signature.",
+            "bucket": "Hash of the band's values.",
+            "item_id": "The item (`items.id`).",
+        },
+    },
+    "crawl_runs": {
+        "description": "One row per `stiwatch crawl` (also within `stiwatch run`).",
+        "columns": {
+            "id": "Run id.",
+            "started_at": "Start (ISO 8601 UTC).",
+            "finished_at": "End (ISO 8601 UTC); NULL while running or if the process was killed.",
+            "status": "`running`, `ok` (every source succeeded), `partial` (some failed), "
+            "`failed` (all failed) or `interrupted`.",
+            "stats": "JSON: totals and per-source counts (new, duplicates, unchanged, errors).",
+        },
+    },
+    "labels": {
+        "description": "The taxonomy's label ids and names (areas, domains, regions), as "
+        "installed from classifier/taxonomy.toml.",
+        "columns": {
+            "facet": "`area`, `domain` or `region`.",
+            "id": "Label id used in `tags.value` and subscriber filters.",
+            "name": "Display name.",
+            "description": "What the label covers.",
+            "taxonomy_version": "Version of the taxonomy the row came from.",
+        },
+    },
+    "tags": {
+        "description": "Labels on items, one row per (item, facet, value): written by the "
+        "classifier, or by an analyst with `stiwatch tag`.",
+        "columns": {
+            "item_id": "The item (`items.id`).",
+            "facet": "`policy`, `area`, `domain`, `country` or `region`.",
+            "value": "For policy `1` (STI-policy relevant) or `0`; otherwise a label id "
+            "(`labels.id`) or, for countries, an ISO 3166-1 alpha-2 code or `EU`.",
+            "score": "Confidence in [0, 1]. For `policy`, the probability that the item is "
+            "policy-relevant (whatever the value); 1.0 for analyst tags.",
+            "method": "`model` (trained classifier), `rules` (lexicon), `gazetteer` (place "
+            "names and agencies), `source` (the source's home country) or `analyst`.",
+            "model_version": "Version of the model or rule set that wrote the tag.",
+            "tagged_at": "When the tag was written (ISO 8601 UTC).",
+        },
+    },
+    "analyst_labels": {
+        "description": "Analysts' corrections (`stiwatch tag`): what they added (verdict 1) or "
+        "removed (verdict 0). The classifier never overrides them; training uses them.",
+        "columns": {
+            "item_id": "The item (`items.id`).",
+            "facet": "As in `tags`.",
+            "value": "As in `tags`.",
+            "verdict": "1: the item has this label; 0: it does not.",
+            "labelled_at": "When the analyst said so (ISO 8601 UTC).",
+        },
+    },
+    "subscribers": {
+        "description": "Digest recipients and their filters (JSON arrays of label ids; an empty "
+        "array means everything).",
+        "columns": {
+            "email": "Address; unique.",
+            "name": "Display name.",
+            "areas": "Policy areas wanted (JSON array of `labels.id`).",
+            "domains": "Technology domains wanted (JSON array).",
+            "countries": "Countries wanted (JSON array of ISO codes or `EU`).",
+            "regions": "Regions wanted (JSON array).",
+            "active": "1 while subscribed; 0 after `stiwatch subscribers remove` (history kept).",
+            "created_at": "When added (ISO 8601 UTC).",
+            "updated_at": "Last change (ISO 8601 UTC).",
+        },
+    },
+    "deliveries": {
+        "description": "One row per (subscriber, ISO week): the digest's delivery state, so each "
+        "is sent exactly once.",
+        "columns": {
+            "subscriber": "Recipient (`subscribers.email`).",
+            "period": "ISO week, e.g. `2026-W47`.",
+            "status": "`pending`, `sending` (handed to SMTP, outcome not yet recorded), `sent`, "
+            "`failed` (permanently, or after the last retry) or `skipped` (nothing matched).",
+            "message_id": "Message-ID header, derived from (subscriber, week): stable on resend.",
+            "item_count": "Items in the digest.",
+            "attempts": "Delivery attempts so far.",
+            "last_error": "SMTP reply or error of the last failed attempt.",
+            "next_attempt_at": "Earliest retry after a temporary failure (ISO 8601 UTC).",
+            "sent_at": "When the server accepted the message (ISO 8601 UTC).",
+            "updated_at": "Last state change (ISO 8601 UTC).",
+        },
+    },
+    "schema_migrations": {
+        "description": "Schema versions applied to this file; opening an older file migrates it.",
+        "columns": {
+            "version": "Migration number.",
+            "name": "What it changed.",
+            "applied_at": "When it ran (ISO 8601 UTC).",
+        },
+    },
+}
+
+VIEWS: dict[str, dict[str, Any]] = {
+    "items_tagged": {
+        "description": "One row per item with its tags folded into columns: the easiest place "
+        "to start an analysis.",
+        "columns": {
+            "id": "Item id.",
+            "url": "Canonical URL.",
+            "title": "Title.",
+            "source_id": "Source id.",
+            "source_name": "Source name.",
+            "published_at": "Publication time (ISO 8601 UTC).",
+            "language": "Language code.",
+            "status": "`complete` or `partial`.",
+            "duplicate_of": "Original's id for near-duplicates, else NULL.",
+            "policy": "`1` if STI-policy relevant, `0` if not, NULL if not yet classified.",
+            "policy_score": "Probability of policy relevance.",
+            "areas": "Policy area ids, comma-separated.",
+            "domains": "Technology domain ids, comma-separated.",
+            "countries": "Country codes, comma-separated.",
+            "regions": "Region ids, comma-separated.",
+        },
+    },
+}
+
+FTS = {
+    "items_fts": "Full-text index (SQLite FTS5, Porter stemming) over items' title, summary and "
+    "body, kept in sync by triggers. Query with `SELECT * FROM items WHERE id IN (SELECT rowid "
+    "FROM items_fts WHERE items_fts MATCH 'quantum AND strategy')`, or `stiwatch search`.",
+}
+
+
+def undocumented(conn: sqlite3.Connection) -> list[str]:
+    """Tables, views and columns present in the database but missing from the docs."""
+    missing = []
+    documented = {**TABLES, **VIEWS}
+    for (name,) in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE "
+        "'sqlite_%' AND name NOT LIKE 'items_fts%' ORDER BY name"
+    ):
+        if name not in documented:
+            missing.append(name)
+            continue
+        for row in conn.execute(f"PRAGMA table_info({name})"):
+            if row[1] not in documented[name]["columns"]:
+                missing.append(f"{name}.{row[1]}")
+    return missing
+
+
+def markdown(conn: sqlite3.Connection) -> str:
+    """docs/schema.md: every table, view and column, with types taken from the live schema."""
+    out = [
+        "# The stiwatch store: schema reference",
+        "",
+        "stiwatch keeps everything in one SQLite file (WAL mode, foreign keys on). This is the "
+        "analysts' interface: query it with `sqlite3`, `stiwatch search`, or Datasette "
+        "(`stiwatch serve`). Times are ISO 8601 strings in UTC. Label ids are those of "
+        "`classifier/taxonomy.toml` (see the `labels` table).",
+        "",
+        "Generated by `stiwatch schema` from `db/docs.py`; a test keeps it in step with the "
+        "migrations in `db/schema.py`.",
+        "",
+    ]
+    for kind, docs in (("Table", TABLES), ("View", VIEWS)):
+        for name, doc in docs.items():
+            out += [f"## {kind} `{name}`", "", doc["description"], ""]
+            out += ["| column | type | meaning |", "|---|---|---|"]
+            types = {row[1]: row[2] for row in conn.execute(f"PRAGMA table_info({name})")}
+            for column, meaning in doc["columns"].items():
+                out.append(f"| `{column}` | {types.get(column) or ''} | {meaning} |")
+            out.append("")
+    for name, description in FTS.items():
+        out += [f"## Full-text index `{name}`", "", description, ""]
+    return "\n".join(out)

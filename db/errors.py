@@ -1,0 +1,29 @@
+"""Small named exceptions raised by the store; only the CLI turns them into user messages."""
+
+
+class StoreError(Exception):
+    """Base class for every error the store raises on purpose."""
+
+
+class SchemaTooNew(StoreError):
+    """The file was written by a newer stiwatch whose schema this version does not know."""
+
+
+class NotAStore(StoreError):
+    """The path exists but is not an SQLite database (or is corrupt)."""
+
+
+class NoSuchSource(StoreError):
+    """A source id that the store does not hold."""
+
+
+class NoSuchItem(StoreError):
+    """An item id that the store does not hold."""
+
+
+class NoSuchSubscriber(StoreError):
+    """An e-mail address that is not a subscriber."""
+
+
+class InvalidTag(StoreError):
+    """A tag whose facet, value or method breaks the schema's contract."""

@@ -1,0 +1,127 @@
+"""The `items` table (one row per canonical article URL) and its near-duplicate signatures."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator
+
+from .clock import utcnow
+from .errors import NoSuchItem, StoreError
+
+ITEM_COLUMNS = (
+    "url", "source_id", "title", "summary", "body", "language", "published_at", "date_source",
+    "fetched_at", "content_hash", "duplicate_of", "status", "fetch_error",
+)
+
+
+class ItemsMixin:
+    def save_items(self, rows: Iterable[dict[str, Any]]) -> list[tuple[int, bool]]:
+        """Insert or update items by canonical URL, all in one transaction.
+
+        Returns ``(item_id, created)`` per row, in order. An existing row keeps its id (and
+        therefore its tags); a row that is saved ``partial`` again counts one more fetch attempt.
+        A complete row is never downgraded to a partial one.
+        """
+        results: list[tuple[int, bool]] = []
+        with self.write():
+            for row in rows:
+                unknown = set(row) - set(ITEM_COLUMNS)
+                if unknown:
+                    raise StoreError(f"unknown item column(s): {', '.join(sorted(unknown))}")
+                if not row.get("url") or not row.get("source_id"):
+                    raise StoreError("an item needs a url and a source_id")
+                row = {"fetched_at": utcnow(), "status": "complete", **row}
+                existing = self.conn.execute(
+                    "SELECT id, status, fetch_attempts FROM items WHERE url = ?", [row["url"]]
+                ).fetchone()
+                if existing is None:
+                    columns = list(row)
+                    cursor = self.conn.execute(
+                        f"INSERT INTO items ({', '.join(columns)}) "
+                        f"VALUES ({', '.join('?' for _ in columns)})",
+                        [row[c] for c in columns],
+                    )
+                    results.append((cursor.lastrowid, True))
+                    continue
+                item_id, status, attempts = existing
+                if status == "complete" and row["status"] == "partial":
+                    results.append((item_id, False))
+                    continue
+                changes = {k: v for k, v in row.items() if k != "url"}
+                changes["fetch_attempts"] = attempts + 1 if row["status"] == "partial" else attempts
+                self.db["items"].update(item_id, changes)
+                results.append((item_id, False))
+        return results
+
+    def get_item(self, item_id: int) -> dict[str, Any]:
+        rows = self.query("SELECT * FROM items WHERE id = ?", [item_id])
+        if not rows:
+            raise NoSuchItem(f"no item with id {item_id}")
+        return rows[0]
+
+    def item_id_for_url(self, url: str) -> int | None:
+        return self.scalar("SELECT id FROM items WHERE url = ?", [url])
+
+    def known_urls(self, urls: Iterable[str]) -> set[str]:
+        """Which of ``urls`` are already stored as complete items (not worth fetching again)."""
+        urls = list(dict.fromkeys(urls))
+        known: set[str] = set()
+        for start in range(0, len(urls), 500):
+            chunk = urls[start:start + 500]
+            known.update(
+                row[0]
+                for row in self.conn.execute(
+                    f"SELECT url FROM items WHERE status = 'complete' "
+                    f"AND url IN ({', '.join('?' for _ in chunk)})",
+                    chunk,
+                )
+            )
+        return known
+
+    def partial_items(self, source_id: str) -> list[dict[str, Any]]:
+        """Items of a source stored from feed data only, to be fetched again."""
+        return self.query(
+            "SELECT * FROM items WHERE source_id = ? AND status = 'partial' ORDER BY id",
+            [source_id],
+        )
+
+    def iter_items(self, where: str = "1", params: Any = (), batch: int = 500) -> Iterator[dict]:
+        """Stream items matching an SQL condition, in id order, without loading them all."""
+        last = 0
+        while True:
+            rows = self.query(
+                f"SELECT * FROM items WHERE id > ? AND ({where}) ORDER BY id LIMIT {int(batch)}",
+                [last, *params],
+            )
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1]["id"]
+
+    # -- near-duplicate signatures --------------------------------------------------------
+
+    def save_signature(self, item_id: int, signature: bytes, buckets: list[int]) -> None:
+        """Store an item's similarity signature and its LSH buckets (one per band)."""
+        with self.write():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO item_signatures (item_id, signature) VALUES (?, ?)",
+                [item_id, signature],
+            )
+            self.conn.execute("DELETE FROM signature_bands WHERE item_id = ?", [item_id])
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO signature_bands (band, bucket, item_id) VALUES (?, ?, ?)",
+                [(band, bucket, item_id) for band, bucket in enumerate(buckets)],
+            )
+
+    def signature_candidates(self, buckets: list[int]) -> dict[int, bytes]:
+        """Items sharing at least one LSH bucket with ``buckets``, with their signatures."""
+        if not buckets:
+            return {}
+        clauses = " OR ".join("(b.band = ? AND b.bucket = ?)" for _ in buckets)
+        params = [value for pair in enumerate(buckets) for value in pair]
+        rows = self.conn.execute(
+            f"""SELECT DISTINCT s.item_id, s.signature
+                FROM signature_bands b JOIN item_signatures s ON s.item_id = b.item_id
+                WHERE {clauses}""",
+            params,
+        )
+        return {item_id: signature for item_id, signature in rows}

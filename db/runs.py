@@ -1,0 +1,30 @@
+"""Crawl runs (the `crawl_runs` table)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .clock import utcnow
+
+
+class RunsMixin:
+    def start_crawl_run(self) -> int:
+        with self.write():
+            cursor = self.conn.execute(
+                "INSERT INTO crawl_runs (started_at, status) VALUES (?, 'running')", [utcnow()]
+            )
+        return cursor.lastrowid
+
+    def finish_crawl_run(self, run_id: int, status: str, stats: dict[str, Any]) -> None:
+        with self.write():
+            self.db["crawl_runs"].update(
+                run_id,
+                {"finished_at": utcnow(), "status": status, "stats": json.dumps(stats, sort_keys=True)},
+            )
+
+    def crawl_runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        rows = self.query("SELECT * FROM crawl_runs ORDER BY id DESC LIMIT ?", [limit])
+        for row in rows:
+            row["stats"] = json.loads(row["stats"]) if row["stats"] else None
+        return rows

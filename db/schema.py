@@ -1,0 +1,301 @@
+"""The store's schema as an ordered list of migrations.
+
+Each migration runs once, in its own transaction, and records itself in ``schema_migrations``.
+A file already at the latest version is left untouched; an older file is brought forward; a file
+from a newer stiwatch is refused (we cannot know what its extra columns mean).
+
+Never edit a migration that has shipped: append a new one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+import sqlite3
+
+from .errors import SchemaTooNew
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(
+        1,
+        "sources, items, full-text index, crawl runs",
+        """
+        CREATE TABLE sources (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('feed', 'html', 'sitemap')),
+            url TEXT NOT NULL,
+            homepage TEXT,
+            country TEXT,
+            language TEXT,
+            org_type TEXT,
+            links TEXT,
+            enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+            added_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            etag TEXT,
+            last_modified TEXT,
+            last_crawled_at TEXT,
+            last_ok_at TEXT,
+            consecutive_failures INTEGER NOT NULL DEFAULT 0,
+            failing_since TEXT,
+            last_error TEXT,
+            last_flag TEXT
+        );
+
+        CREATE TABLE items (
+            id INTEGER PRIMARY KEY,
+            url TEXT NOT NULL UNIQUE,
+            source_id TEXT NOT NULL REFERENCES sources(id),
+            title TEXT,
+            summary TEXT,
+            body TEXT,
+            language TEXT,
+            published_at TEXT,
+            date_source TEXT CHECK (date_source IN ('feed', 'page', 'text', 'fetched')),
+            fetched_at TEXT NOT NULL,
+            content_hash TEXT,
+            duplicate_of INTEGER REFERENCES items(id),
+            status TEXT NOT NULL DEFAULT 'complete' CHECK (status IN ('complete', 'partial')),
+            fetch_error TEXT,
+            fetch_attempts INTEGER NOT NULL DEFAULT 1,
+            classified_at TEXT
+        );
+        CREATE INDEX items_source_id ON items(source_id);
+        CREATE INDEX items_published_at ON items(published_at);
+        CREATE INDEX items_duplicate_of ON items(duplicate_of) WHERE duplicate_of IS NOT NULL;
+        CREATE INDEX items_content_hash ON items(content_hash);
+        CREATE INDEX items_partial ON items(source_id) WHERE status = 'partial';
+        CREATE INDEX items_unclassified ON items(id) WHERE classified_at IS NULL;
+
+        -- External-content FTS5 index: the text lives once, in items.
+        CREATE VIRTUAL TABLE items_fts USING fts5(
+            title, summary, body,
+            content = 'items', content_rowid = 'id',
+            tokenize = 'porter unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER items_ai AFTER INSERT ON items BEGIN
+            INSERT INTO items_fts (rowid, title, summary, body)
+            VALUES (new.id, new.title, new.summary, new.body);
+        END;
+        CREATE TRIGGER items_ad AFTER DELETE ON items BEGIN
+            INSERT INTO items_fts (items_fts, rowid, title, summary, body)
+            VALUES ('delete', old.id, old.title, old.summary, old.body);
+        END;
+        -- Only text changes touch the index; tagging or dedup updates stay cheap.
+        CREATE TRIGGER items_au AFTER UPDATE OF title, summary, body ON items BEGIN
+            INSERT INTO items_fts (items_fts, rowid, title, summary, body)
+            VALUES ('delete', old.id, old.title, old.summary, old.body);
+            INSERT INTO items_fts (rowid, title, summary, body)
+            VALUES (new.id, new.title, new.summary, new.body);
+        END;
+
+        CREATE TABLE crawl_runs (
+            id INTEGER PRIMARY KEY,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL
+                CHECK (status IN ('running', 'ok', 'partial', 'failed', 'interrupted')),
+            stats TEXT
+        );
+        """,
+    ),
+    Migration(
+        2,
+        "near-duplicate signatures",
+        """
+        CREATE TABLE item_signatures (
+            item_id INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
+            signature BLOB NOT NULL
+        );
+        CREATE TABLE signature_bands (
+            band INTEGER NOT NULL,
+            bucket INTEGER NOT NULL,
+            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            PRIMARY KEY (band, bucket, item_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX signature_bands_item ON signature_bands(item_id);
+        """,
+    ),
+    Migration(
+        3,
+        "tags, analyst labels, label names, items_tagged view",
+        """
+        CREATE TABLE labels (
+            facet TEXT NOT NULL,
+            id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            description TEXT,
+            taxonomy_version INTEGER NOT NULL,
+            PRIMARY KEY (facet, id)
+        );
+
+        CREATE TABLE tags (
+            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            facet TEXT NOT NULL CHECK (facet IN ('policy', 'area', 'domain', 'country', 'region')),
+            value TEXT NOT NULL,
+            score REAL,
+            method TEXT NOT NULL
+                CHECK (method IN ('model', 'rules', 'gazetteer', 'source', 'analyst')),
+            model_version TEXT,
+            tagged_at TEXT NOT NULL,
+            PRIMARY KEY (item_id, facet, value)
+        ) WITHOUT ROWID;
+        CREATE INDEX tags_facet_value ON tags(facet, value, item_id);
+
+        CREATE TABLE analyst_labels (
+            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            facet TEXT NOT NULL CHECK (facet IN ('policy', 'area', 'domain', 'country', 'region')),
+            value TEXT NOT NULL,
+            verdict INTEGER NOT NULL CHECK (verdict IN (0, 1)),
+            labelled_at TEXT NOT NULL,
+            PRIMARY KEY (item_id, facet, value)
+        );
+
+        CREATE VIEW items_tagged AS
+        SELECT
+            i.id,
+            i.url,
+            i.title,
+            i.source_id,
+            s.name AS source_name,
+            i.published_at,
+            i.language,
+            i.status,
+            i.duplicate_of,
+            (SELECT t.value FROM tags t WHERE t.item_id = i.id AND t.facet = 'policy') AS policy,
+            (SELECT t.score FROM tags t WHERE t.item_id = i.id AND t.facet = 'policy')
+                AS policy_score,
+            (SELECT group_concat(value, ',') FROM (SELECT t.value FROM tags t
+                WHERE t.item_id = i.id AND t.facet = 'area' ORDER BY t.value)) AS areas,
+            (SELECT group_concat(value, ',') FROM (SELECT t.value FROM tags t
+                WHERE t.item_id = i.id AND t.facet = 'domain' ORDER BY t.value)) AS domains,
+            (SELECT group_concat(value, ',') FROM (SELECT t.value FROM tags t
+                WHERE t.item_id = i.id AND t.facet = 'country' ORDER BY t.value)) AS countries,
+            (SELECT group_concat(value, ',') FROM (SELECT t.value FROM tags t
+                WHERE t.item_id = i.id AND t.facet = 'region' ORDER BY t.value)) AS regions
+        FROM items i
+        LEFT JOIN sources s ON s.id = i.source_id;
+        """,
+    ),
+    Migration(
+        4,
+        "subscribers and digest deliveries",
+        """
+        CREATE TABLE subscribers (
+            email TEXT PRIMARY KEY,
+            name TEXT,
+            areas TEXT NOT NULL DEFAULT '[]',
+            domains TEXT NOT NULL DEFAULT '[]',
+            countries TEXT NOT NULL DEFAULT '[]',
+            regions TEXT NOT NULL DEFAULT '[]',
+            active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+
+        CREATE TABLE deliveries (
+            subscriber TEXT NOT NULL REFERENCES subscribers(email),
+            period TEXT NOT NULL,
+            status TEXT NOT NULL
+                CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'skipped')),
+            message_id TEXT,
+            item_count INTEGER,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            next_attempt_at TEXT,
+            sent_at TEXT,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (subscriber, period)
+        );
+        CREATE INDEX deliveries_period_status ON deliveries(period, status);
+        """,
+    ),
+]
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    """The schema version recorded in the file (0 for a new, empty file)."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ).fetchone()
+    if not exists:
+        return 0
+    row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    return row[0] or 0
+
+
+def migrate(conn: sqlite3.Connection, target: int | None = None) -> list[int]:
+    """Apply every migration newer than the file's version (up to ``target``).
+
+    Returns the versions applied. Each migration commits on its own, so a crash between two
+    leaves a valid, older file that the next open finishes migrating.
+    """
+    target = LATEST_VERSION if target is None else target
+    # BEGIN IMMEDIATE serialises two processes opening the same old file at once.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        version = current_version(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    if version > LATEST_VERSION:
+        raise SchemaTooNew(
+            f"this database is at schema version {version}, but this stiwatch only knows "
+            f"versions up to {LATEST_VERSION}: upgrade stiwatch to open it"
+        )
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.version <= version or migration.version > target:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have applied it while we waited for the lock.
+            if current_version(conn) >= migration.version:
+                conn.execute("COMMIT")
+                continue
+            for statement in _statements(migration.sql):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.name, _now()),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(migration.version)
+    return applied
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration script into complete statements (triggers contain semicolons)."""
+    statements, buffer = [], ""
+    for line in sql.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements

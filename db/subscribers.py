@@ -1,0 +1,57 @@
+"""Digest subscribers (the `subscribers` table). Deliveries live in `deliveries.py`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+from .clock import utcnow
+from .errors import NoSuchSubscriber
+
+FILTERS = ("areas", "domains", "countries", "regions")
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, **{f: json.loads(row[f] or "[]") for f in FILTERS}, "active": bool(row["active"])}
+
+
+class SubscribersMixin:
+    def save_subscribers(self, subscribers: Iterable[dict[str, Any]]) -> list[str]:
+        """Insert or update subscribers (all or none); each becomes active. Returns new emails.
+
+        Filters are lists of label ids; an empty list means "everything".
+        """
+        now = utcnow()
+        created = []
+        with self.write():
+            for sub in subscribers:
+                email = sub["email"]
+                row = {
+                    "email": email,
+                    "name": sub.get("name"),
+                    **{f: json.dumps(list(sub.get(f) or [])) for f in FILTERS},
+                    "active": 1,
+                    "updated_at": now,
+                }
+                if self.scalar("SELECT 1 FROM subscribers WHERE email = ?", [email]):
+                    self.db["subscribers"].update(email, row)
+                else:
+                    self.db["subscribers"].insert({**row, "created_at": now})
+                    created.append(email)
+        return created
+
+    def list_subscribers(self, *, active_only: bool = False) -> list[dict[str, Any]]:
+        where = "WHERE active = 1" if active_only else ""
+        return [_decode(r) for r in self.query(f"SELECT * FROM subscribers {where} ORDER BY email")]
+
+    def get_subscriber(self, email: str) -> dict[str, Any]:
+        rows = self.query("SELECT * FROM subscribers WHERE email = ?", [email])
+        if not rows:
+            raise NoSuchSubscriber(f"no subscriber {email!r}")
+        return _decode(rows[0])
+
+    def deactivate_subscriber(self, email: str) -> None:
+        """Stop sending to ``email``; the row and its delivery history stay."""
+        with self.write():
+            self.get_subscriber(email)
+            self.db["subscribers"].update(email, {"active": 0, "updated_at": utcnow()})

@@ -1,0 +1,182 @@
+"""Tags on items (classifier output and analyst corrections) and the label names they use."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from .clock import utcnow
+from .errors import InvalidTag, NoSuchItem
+
+FACETS = ("policy", "area", "domain", "country", "region")
+METHODS = ("model", "rules", "gazetteer", "source", "analyst")
+
+
+def _check(facet: str, value: str, method: str = "analyst") -> None:
+    if facet not in FACETS:
+        raise InvalidTag(f"unknown facet {facet!r} (expected one of: {', '.join(FACETS)})")
+    if method not in METHODS:
+        raise InvalidTag(f"unknown method {method!r} (expected one of: {', '.join(METHODS)})")
+    if facet == "policy" and value not in ("0", "1"):
+        raise InvalidTag(f"policy takes 1 or 0, not {value!r}")
+    if not value:
+        raise InvalidTag(f"empty value for facet {facet!r}")
+
+
+class TagsMixin:
+    # -- label names (the taxonomy, as data analysts can read) ------------------------------
+
+    def sync_labels(self, labels: Iterable[Mapping[str, Any]], taxonomy_version: int) -> bool:
+        """Replace the `labels` table with ``labels`` when the taxonomy version changed."""
+        labels = list(labels)
+        stored = self.scalar("SELECT max(taxonomy_version) FROM labels")
+        count = self.scalar("SELECT count(*) FROM labels")
+        if stored == taxonomy_version and count == len(labels):
+            return False
+        with self.write():
+            self.conn.execute("DELETE FROM labels")
+            self.conn.executemany(
+                "INSERT INTO labels (facet, id, name, description, taxonomy_version)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [
+                    (l["facet"], l["id"], l["name"], l.get("description"), taxonomy_version)
+                    for l in labels
+                ],
+            )
+        return True
+
+    def label_names(self, facet: str) -> dict[str, str]:
+        """``{id: name}`` for one facet, in taxonomy order."""
+        return {
+            row["id"]: row["name"]
+            for row in self.query(
+                "SELECT id, name FROM labels WHERE facet = ? ORDER BY rowid", [facet]
+            )
+        }
+
+    # -- classifier output ------------------------------------------------------------------
+
+    def unclassified_ids(self, *, everything: bool = False) -> list[int]:
+        """Ids of items never classified (or of all items), originals before duplicates."""
+        where = "1" if everything else "classified_at IS NULL"
+        return [
+            row[0]
+            for row in self.conn.execute(
+                f"SELECT id FROM items WHERE {where} ORDER BY duplicate_of IS NOT NULL, id"
+            )
+        ]
+
+    def save_classifications(
+        self,
+        results: Iterable[tuple[int, Iterable[Mapping[str, Any]]]],
+        model_version: str,
+    ) -> int:
+        """Replace the machine tags of each item with new ones, in one transaction.
+
+        ``results`` holds ``(item_id, tags)``; each tag has ``facet``, ``value``, ``score`` and
+        ``method``. Analyst tags are never touched, and a tag an analyst removed is not written
+        back. For the single-valued ``policy`` facet an analyst verdict wins outright.
+        """
+        now = utcnow()
+        count = 0
+        with self.write():
+            for item_id, tags in results:
+                vetoed = {
+                    (facet, value)
+                    for facet, value in self.conn.execute(
+                        "SELECT facet, value FROM analyst_labels WHERE item_id = ?", [item_id]
+                    )
+                }
+                analyst_policy = any(facet == "policy" for facet, _ in vetoed)
+                self.conn.execute(
+                    "DELETE FROM tags WHERE item_id = ? AND method != 'analyst'", [item_id]
+                )
+                rows = []
+                for tag in tags:
+                    facet, value = tag["facet"], str(tag["value"])
+                    _check(facet, value, tag["method"])
+                    if (facet, value) in vetoed or (facet == "policy" and analyst_policy):
+                        continue
+                    rows.append(
+                        (item_id, facet, value, tag.get("score"), tag["method"], model_version, now)
+                    )
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO tags"
+                    " (item_id, facet, value, score, method, model_version, tagged_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                self.conn.execute("UPDATE items SET classified_at = ? WHERE id = ?", [now, item_id])
+                count += 1
+        return count
+
+    def tags_of(self, item_id: int) -> list[dict[str, Any]]:
+        return self.query(
+            "SELECT facet, value, score, method, model_version, tagged_at FROM tags"
+            " WHERE item_id = ? ORDER BY facet, value",
+            [item_id],
+        )
+
+    # -- analyst corrections ----------------------------------------------------------------
+
+    def analyst_label(
+        self,
+        item_id: int,
+        *,
+        add: Iterable[tuple[str, str]] = (),
+        remove: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        """Record an analyst's corrections: added tags win over any classifier, removed ones
+        stay removed. Both are kept in `analyst_labels` for training."""
+        add, remove = list(add), list(remove)
+        for facet, value in [*add, *remove]:
+            _check(facet, value)
+        now = utcnow()
+        with self.write():
+            if self.scalar("SELECT 1 FROM items WHERE id = ?", [item_id]) is None:
+                raise NoSuchItem(f"no item with id {item_id}")
+            for facet, value in remove:
+                self.conn.execute(
+                    "DELETE FROM tags WHERE item_id = ? AND facet = ? AND value = ?",
+                    [item_id, facet, value],
+                )
+                self._verdict(item_id, facet, value, 0, now)
+            for facet, value in add:
+                if facet == "policy":
+                    # Single-valued: the analyst's 1 or 0 replaces whatever was there.
+                    self.conn.execute(
+                        "DELETE FROM tags WHERE item_id = ? AND facet = 'policy'", [item_id]
+                    )
+                    self.conn.execute(
+                        "DELETE FROM analyst_labels WHERE item_id = ? AND facet = 'policy'",
+                        [item_id],
+                    )
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO tags"
+                    " (item_id, facet, value, score, method, model_version, tagged_at)"
+                    " VALUES (?, ?, ?, 1.0, 'analyst', NULL, ?)",
+                    [item_id, facet, value, now],
+                )
+                self._verdict(item_id, facet, value, 1, now)
+
+    def _verdict(self, item_id: int, facet: str, value: str, verdict: int, now: str) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO analyst_labels (item_id, facet, value, verdict, labelled_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [item_id, facet, value, verdict, now],
+        )
+
+    def analyst_labelled_items(self) -> list[dict[str, Any]]:
+        """Items an analyst corrected, with their text and every verdict, for training."""
+        rows = self.query(
+            """SELECT i.id, i.title, i.summary, i.body, a.facet, a.value, a.verdict
+               FROM analyst_labels a JOIN items i ON i.id = a.item_id
+               ORDER BY i.id, a.facet, a.value"""
+        )
+        items: dict[int, dict[str, Any]] = {}
+        for row in rows:
+            item = items.setdefault(
+                row["id"],
+                {k: row[k] for k in ("id", "title", "summary", "body")} | {"labels": []},
+            )
+            item["labels"].append((row["facet"], row["value"], row["verdict"]))
+        return list(items.values())

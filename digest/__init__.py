@@ -1,0 +1,1 @@
+"""stiwatch's weekly digest: selection, trends, rendering and exactly-once delivery."""

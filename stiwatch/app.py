@@ -1,0 +1,76 @@
+"""The state one `stiwatch` invocation shares between its commands: settings and the store."""
+
+from __future__ import annotations
+
+from functools import cached_property
+import logging
+from pathlib import Path
+
+import click
+
+from classifier.taxonomy import load_taxonomy
+import db
+
+from . import __version__
+from .config import ConfigError, Settings, load_settings
+
+
+class App:
+    def __init__(self, db_path: str | None, config_file: str | None, quiet: bool) -> None:
+        self._db_flag = db_path
+        self._config_flag = config_file
+        self.quiet = quiet
+        self._store: db.Store | None = None
+
+    @cached_property
+    def settings(self) -> Settings:
+        settings = load_settings(self._config_flag)
+        if self._db_flag:
+            settings.override("db", self._db_flag, "option --db")
+        configure_logging(settings)
+        return settings
+
+    @property
+    def db_path(self) -> Path:
+        return Path(self.settings["db"])
+
+    def store(self) -> db.Store:
+        """The store, opened (created and migrated if needed) once per invocation."""
+        if self._store is None:
+            store = db.open_store(self.db_path)
+            taxonomy = load_taxonomy()
+            store.sync_labels(taxonomy.records(), taxonomy.version)
+            self._store = store
+            click.get_current_context().call_on_close(self.close)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def user_agent(self) -> str:
+        """The User-Agent every request sends: names stiwatch and whoever runs it."""
+        contact = self.settings["contact"] or "https://github.com/stiwatch/stiwatch"
+        return self.settings["user_agent"].format(version=__version__, contact=contact)
+
+    def echo(self, message: str = "", **kw) -> None:
+        """Informational output, silenced by --quiet (results and errors are never silenced)."""
+        if not self.quiet:
+            click.echo(message, **kw)
+
+
+def configure_logging(settings: Settings) -> None:
+    """One line per event through the standard logging module, level from settings."""
+    level = getattr(logging, str(settings["log_level"]).upper(), None)
+    if not isinstance(level, int):
+        raise ConfigError(f"log_level: {settings['log_level']!r} is not a logging level")
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if settings["log_file"]:
+        handlers.append(logging.FileHandler(settings["log_file"], encoding="utf-8"))
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )

@@ -1,0 +1,51 @@
+"""The `stiwatch` command: a click group; each command lives in stiwatch/commands/."""
+
+from __future__ import annotations
+
+import click
+
+from . import __version__
+from .app import App
+from .commands import COMMANDS
+from .errors import translate
+
+
+class StiwatchGroup(click.Group):
+    """Turns the library's named exceptions into one-line errors with the right exit status."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except click.ClickException:
+            raise
+        except Exception as error:  # noqa: BLE001 - translated or re-raised just below
+            user_error = translate(error)
+            if user_error is None:
+                raise
+            raise user_error from error
+
+
+@click.group(cls=StiwatchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", "db_path", metavar="PATH", envvar=None,
+              help="SQLite database file [default: $STIWATCH_DB, else ./stiwatch.db].")
+@click.option("--config", "config_file", metavar="FILE",
+              help="TOML settings file [default: $STIWATCH_CONFIG, else ./stiwatch.toml if present].")
+@click.option("-q", "--quiet", is_flag=True, help="Print only results and errors, no progress.")
+@click.version_option(__version__, prog_name="stiwatch")
+@click.pass_context
+def cli(ctx: click.Context, db_path: str | None, config_file: str | None, quiet: bool) -> None:
+    """stiwatch: monitor science, technology and innovation policy worldwide.
+
+    Crawl ministries, funding agencies, intergovernmental bodies and STI news; store articles in
+    one SQLite file; classify them by policy area, technology domain and country; send a weekly
+    digest. Start with `stiwatch demo`, or `stiwatch init` then `stiwatch crawl`.
+    """
+    ctx.obj = App(db_path, config_file, quiet)
+
+
+for command in COMMANDS:
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli(prog_name="stiwatch")

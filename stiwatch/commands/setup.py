@@ -1,0 +1,64 @@
+"""Setting up: `stiwatch init`, `stiwatch config`, `stiwatch schema`."""
+
+from __future__ import annotations
+
+import click
+
+from crawler.registry import load_registry
+import db
+from db.docs import markdown
+
+from ..app import App
+from ..output import echo_json, echo_table
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.command("init")
+@click.option("--sources", "sources_file", metavar="FILE",
+              help="Registry TOML to sync [default: the bundled registry of real sources].")
+@pass_app
+def init_command(app: App, sources_file: str | None) -> None:
+    """Create (or migrate) the database and sync the source registry into it.
+
+    Safe to run again: it migrates an older database in place and re-syncs the registry,
+    disabling (never deleting) sources that left it.
+    """
+    registry = load_registry(sources_file)  # validated before anything is written
+    existed = app.db_path.exists()
+    store = app.store()
+    report = store.sync_sources(registry.sources)
+    verb = "Migrated" if existed and store.migrated else "Opened" if existed else "Created"
+    app.echo(f"{verb} {app.db_path} (schema version {store.schema_version}).")
+    app.echo(
+        f"Synced {len(registry.sources)} sources from {registry.path}: {len(report.added)} added, "
+        f"{len(report.updated)} updated, {len(report.disabled)} disabled."
+    )
+
+
+@click.command("config")
+@click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON.")
+@pass_app
+def config_command(app: App, as_json: bool) -> None:
+    """Show every setting's effective value and where it came from.
+
+    Settings come from defaults, the TOML config file, STIWATCH_<NAME> environment variables and
+    command-line options, in rising order. Secrets are masked and only read from the environment.
+    """
+    rows = app.settings.describe()
+    if as_json:
+        echo_json(rows)
+        return
+    if app.settings.config_file:
+        app.echo(f"Config file: {app.settings.config_file}")
+    else:
+        app.echo("Config file: none (create stiwatch.toml or set STIWATCH_CONFIG)")
+    echo_table(rows, ["name", "value", "origin"], max_width=70)
+
+
+@click.command("schema")
+@pass_app
+def schema_command(app: App) -> None:
+    """Print the database schema reference (Markdown), table by table, column by column."""
+    with db.open_store(":memory:") as store:
+        click.echo(markdown(store.conn), nl=False)

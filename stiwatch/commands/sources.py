@@ -1,0 +1,115 @@
+"""`stiwatch sources`: sync, list and check the registry of crawled sources."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+import time
+import urllib.error
+import urllib.request
+
+import click
+
+from crawler.registry import load_registry
+
+from ..app import App
+from ..output import echo_json, echo_table
+
+pass_app = click.make_pass_decorator(App)
+
+HEALTH_COLUMNS = ["id", "kind", "country", "enabled", "items", "last_ok_at",
+                  "consecutive_failures", "last_error"]
+
+
+@click.group("sources")
+def sources_group() -> None:
+    """Manage the registry of sources (feeds, listing pages, sitemaps)."""
+
+
+@sources_group.command("sync")
+@click.argument("file", metavar="FILE")
+@click.option("--json", "as_json", is_flag=True, help="Print what changed as JSON.")
+@pass_app
+def sync_command(app: App, file: str, as_json: bool) -> None:
+    """Validate a registry TOML file as a whole, then make the store match it.
+
+    New sources are added, changed ones updated, and sources missing from FILE are disabled
+    (never deleted: their items stay). An invalid file changes nothing.
+    """
+    registry = load_registry(file)
+    report = app.store().sync_sources(registry.sources)
+    if as_json:
+        echo_json(report.__dict__)
+        return
+    for label, ids in (("added", report.added), ("updated", report.updated),
+                       ("disabled", report.disabled)):
+        if ids:
+            app.echo(f"{label}: {', '.join(ids)}")
+    app.echo(f"{len(report.added)} added, {len(report.updated)} updated, "
+             f"{len(report.unchanged)} unchanged, {len(report.disabled)} disabled.")
+
+
+@sources_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print all columns as JSON.")
+@click.option("--enabled", "enabled_only", is_flag=True, help="Only sources that are crawled.")
+@pass_app
+def list_command(app: App, as_json: bool, enabled_only: bool) -> None:
+    """List sources with their health: last success, failures in a row, last error."""
+    rows = app.store().list_sources(enabled_only=enabled_only)
+    for row in rows:
+        row["enabled"] = bool(row["enabled"])
+    if as_json:
+        echo_json(rows)
+    else:
+        echo_table(rows, HEALTH_COLUMNS, max_width=50)
+
+
+def _check(url: str, user_agent: str, timeout: float) -> dict:
+    """HEAD the URL (GET when HEAD is refused) and report what answered."""
+    started = time.monotonic()
+    result = {"status": None, "error": None, "content_type": None, "final_url": None}
+    for method in ("HEAD", "GET"):
+        request = urllib.request.Request(url, method=method, headers={"User-Agent": user_agent})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                result.update(status=response.status, final_url=response.url,
+                              content_type=response.headers.get("Content-Type"), error=None)
+                break
+        except urllib.error.HTTPError as error:
+            result.update(status=error.code, error=f"HTTP {error.code} {error.reason}")
+            if error.code not in (403, 405, 501):
+                break
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            reason = getattr(error, "reason", error)
+            result.update(error=f"{type(reason).__name__}: {reason}")
+            break
+    result["ms"] = round((time.monotonic() - started) * 1000)
+    result["ok"] = result["error"] is None
+    return result
+
+
+@sources_group.command("check")
+@click.option("--source", "source_ids", multiple=True, metavar="ID",
+              help="Check only this source (repeatable).")
+@click.option("--timeout", default=15.0, show_default=True, help="Seconds per request.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+@pass_app
+def check_command(app: App, source_ids: tuple[str, ...], timeout: float, as_json: bool) -> None:
+    """Request each enabled source's URL once and report the HTTP status.
+
+    Exits 1 when any source failed. Use it on a machine with internet access after editing the
+    registry; it does not store anything.
+    """
+    store = app.store()
+    sources = [store.get_source(i) for i in source_ids] or store.list_sources(enabled_only=True)
+    user_agent = app.user_agent()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda s: _check(s["url"], user_agent, timeout), sources))
+    rows = [{"id": s["id"], "url": s["url"], **r} for s, r in zip(sources, results)]
+    if as_json:
+        echo_json(rows)
+    else:
+        echo_table(rows, ["id", "status", "ms", "content_type", "error"], max_width=60)
+        failed = sum(not r["ok"] for r in rows)
+        app.echo(f"{len(rows) - failed} of {len(rows)} sources answered.")
+    if any(not r["ok"] for r in rows):
+        raise SystemExit(1)

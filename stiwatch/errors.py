@@ -1,0 +1,42 @@
+"""Where library exceptions become user-facing errors: one place, one mapping.
+
+Library code raises small named exceptions; only the CLI decides how they look and which exit
+status they get. Exit 2 means "your input or environment needs fixing", 1 means "it failed".
+"""
+
+from __future__ import annotations
+
+import click
+
+from classifier.taxonomy import UnknownLabel
+from crawler.registry import RegistryError
+import db
+
+from .config import ConfigError
+
+# Exceptions whose message is already a complete, user-facing sentence about bad input.
+INPUT_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError,
+    RegistryError,
+    UnknownLabel,
+    db.StoreError,
+)
+
+
+class UserError(click.ClickException):
+    """A clear error for the user, one line per problem, with a chosen exit status."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
+        for line in self.format_message().splitlines():
+            click.echo(f"Error: {line}", err=True)
+
+
+def translate(error: Exception) -> UserError | None:
+    """The user-facing form of a library exception, or None if it is a bug (let it raise)."""
+    if isinstance(error, INPUT_ERRORS):
+        return UserError(str(error), exit_code=2)
+    return None

@@ -1,0 +1,59 @@
+"""How commands print: aligned tables for people, JSON or CSV for scripts."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from typing import Any, Iterable, Sequence
+
+import click
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value).replace("\n", " ")
+
+
+def table(rows: Iterable[dict[str, Any]], columns: Sequence[str], *, max_width: int = 60) -> str:
+    """A plain aligned text table (no borders: it pastes cleanly into mail and tickets)."""
+    body = [[_cell(row.get(c))[:max_width] for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in body]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in body]
+    return "\n".join(lines)
+
+
+def echo_table(rows: Iterable[dict[str, Any]], columns: Sequence[str], **kw: Any) -> None:
+    click.echo(table(rows, columns, **kw))
+
+
+def echo_json(data: Any) -> None:
+    """Exactly one JSON document on stdout."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def echo_csv(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> None:
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(columns), extrasaction="ignore",
+                            lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: _cell(row.get(c)) if isinstance(row.get(c), (list, tuple))
+                         else row.get(c) for c in columns})
+
+
+def echo_rows(rows: list[dict[str, Any]], columns: Sequence[str], fmt: str) -> None:
+    """Print rows as ``table``, ``json`` or ``csv``."""
+    if fmt == "json":
+        echo_json(rows)
+    elif fmt == "csv":
+        echo_csv(rows, columns)
+    else:
+        echo_table(rows, columns)

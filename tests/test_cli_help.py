@@ -1,0 +1,42 @@
+"""Every command has help text, and every command is documented in the README or docs/."""
+
+from __future__ import annotations
+
+import click
+import pytest
+
+from conftest import REPO
+from stiwatch.cli import cli
+
+
+def walk(group: click.Group, prefix: str = "stiwatch"):
+    for name, command in sorted(group.commands.items()):
+        path = f"{prefix} {name}"
+        yield path, command
+        if isinstance(command, click.Group):
+            yield from walk(command, path)
+
+
+COMMANDS = list(walk(cli))
+
+
+def documentation() -> str:
+    texts = [(REPO / "README.md").read_text()]
+    texts += [p.read_text() for p in sorted((REPO / "docs").glob("*.md"))]
+    return "\n".join(texts)
+
+
+@pytest.mark.parametrize("path, command", COMMANDS, ids=[p for p, _ in COMMANDS])
+def test_command_has_help_and_is_documented(path: str, command: click.Command):
+    assert command.help and len(command.help.strip()) > 20, f"{path} has no help text"
+    for param in command.params:
+        if isinstance(param, click.Option):
+            assert param.help, f"{path} {param.opts[0]} has no help text"
+    assert f"`{path}" in documentation(), f"`{path}` is not mentioned in README.md or docs/"
+
+
+def test_help_runs_for_every_command(stiwatch):
+    for path, _ in COMMANDS:
+        args = path.split()[1:]
+        result = stiwatch(*args, "--help")
+        assert result.exit_code == 0 and "Usage:" in result.output, path

@@ -1,0 +1,133 @@
+"""`stiwatch init`, `sources sync|list|check`, `schema`: through click's runner and a subprocess."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import shutil
+import subprocess
+import sys
+
+import db
+from conftest import FIXTURES, REPO
+from crawler.registry import load_registry
+from db.docs import markdown, undocumented
+
+VALID = FIXTURES / "registry" / "valid"
+INVALID = FIXTURES / "registry" / "invalid"
+
+
+def test_init_creates_the_store_and_syncs_the_bundled_registry(stiwatch, db_path: Path):
+    result = stiwatch("init")
+    assert result.exit_code == 0, result.output
+    bundled = load_registry().sources
+    assert f"Created {db_path}" in result.stdout
+    assert f"Synced {len(bundled)} sources" in result.stdout
+    with db.open_store(db_path) as store:
+        assert len(store.list_sources()) == len(bundled)
+        assert store.label_names("area")["open_science"] == "Open science"
+    again = stiwatch("init")
+    assert again.exit_code == 0 and f"Opened {db_path}" in again.stdout
+    assert "0 added, 0 updated, 0 disabled" in again.stdout
+
+
+def test_init_with_a_given_registry_and_quiet(stiwatch, db_path: Path):
+    result = stiwatch("--quiet", "init", "--sources", str(VALID / "all_kinds.toml"))
+    assert result.exit_code == 0 and result.output == ""
+    with db.open_store(db_path) as store:
+        assert [s["id"] for s in store.list_sources(enabled_only=True)] == ["ec-rtd", "oecd-sti"]
+
+
+def test_invalid_registry_exits_2_with_one_line_per_problem_and_writes_nothing(
+        stiwatch, db_path: Path):
+    path = INVALID / "many_problems.toml"
+    result = stiwatch("init", "--sources", str(path))
+    assert result.exit_code == 2
+    expected = path.with_suffix(".expected").read_text().strip().replace("{file}", str(path))
+    assert result.stderr.splitlines() == [f"Error: {line}" for line in expected.splitlines()]
+    assert not db_path.exists()
+    # An existing store is left exactly as it was.
+    assert stiwatch("init", "--sources", str(VALID / "minimal.toml")).exit_code == 0
+    before = db_path.read_bytes()
+    result = stiwatch("sources", "sync", str(INVALID / "duplicate_id.toml"))
+    assert result.exit_code == 2 and "duplicate id, first used on line 2" in result.stderr
+    assert db_path.read_bytes() == before
+
+
+def test_sources_sync_disables_what_left_the_file(stiwatch, db_path: Path):
+    stiwatch("init", "--sources", str(VALID / "all_kinds.toml"))
+    result = stiwatch("sources", "sync", str(VALID / "minimal.toml"), "--json")
+    assert result.exit_code == 0
+    report = json.loads(result.stdout)
+    assert report["added"] == ["nsf-news"]
+    assert sorted(report["disabled"]) == ["ec-rtd", "oecd-sti"]  # jst-news was already disabled
+    listed = json.loads(stiwatch("sources", "list", "--json").stdout)
+    assert {s["id"]: s["enabled"] for s in listed} == {
+        "ec-rtd": False, "jst-news": False, "nsf-news": True, "oecd-sti": False}
+    table = stiwatch("sources", "list", "--enabled").stdout.splitlines()
+    assert table[0].split()[:3] == ["ID", "KIND", "COUNTRY"]
+    assert [line.split()[0] for line in table[1:]] == ["nsf-news"]
+
+
+def test_sources_check_reports_each_status_and_exits_1_on_failure(
+        stiwatch, http_server, tmp_path: Path):
+    (http_server.root / "feed.xml").write_text("<rss version='2.0'><channel/></rss>")
+    registry = tmp_path / "check.toml"
+    registry.write_text("".join(
+        f'[[source]]\nid = "{sid}"\nname = "{sid}"\nurl = "{url}"\nkind = "feed"\n'
+        f'country = "US"\nlanguage = "en"\norg_type = "news"\n\n'
+        for sid, url in [("up", http_server.url("/feed.xml")),
+                         ("gone", http_server.url("/missing.xml")),
+                         ("refused", "http://127.0.0.1:9/feed.xml")]))
+    stiwatch("init", "--sources", str(registry))
+    result = stiwatch("sources", "check", "--json", "--timeout", "5")
+    assert result.exit_code == 1
+    rows = {r["id"]: r for r in json.loads(result.stdout)}
+    assert rows["up"]["status"] == 200 and rows["up"]["ok"]
+    assert rows["gone"]["status"] == 404 and not rows["gone"]["ok"]
+    assert rows["refused"]["status"] is None and "Connection refused" in rows["refused"]["error"]
+    user_agents = {r.headers["user-agent"] for r in http_server.requests}
+    assert len(user_agents) == 1 and user_agents.pop().startswith("stiwatch/")
+    ok_only = stiwatch("sources", "check", "--source", "up")
+    assert ok_only.exit_code == 0 and "1 of 1 sources answered" in ok_only.stdout
+
+
+def test_unknown_source_is_a_clear_error(stiwatch):
+    stiwatch("init", "--sources", str(VALID / "minimal.toml"))
+    result = stiwatch("sources", "check", "--source", "nope")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "Error: no source with id 'nope'"
+
+
+def test_a_newer_database_is_refused_by_every_command(stiwatch, db_path: Path):
+    with db.open_store(db_path) as store:
+        store.conn.execute("INSERT INTO schema_migrations VALUES (999, 'future', 'x')")
+    result = stiwatch("sources", "list")
+    assert result.exit_code == 2
+    assert "schema version 999" in result.stderr and "upgrade stiwatch" in result.stderr
+
+
+def test_real_subprocess_uses_environment_database(tmp_path: Path):
+    env_db = tmp_path / "from-env.db"
+    command = shutil.which("stiwatch") or ""
+    argv = [command] if command else [sys.executable, "-m", "stiwatch"]
+    done = subprocess.run(
+        [*argv, "init", "--sources", str(VALID / "minimal.toml")],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "STIWATCH_DB": str(env_db)},
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"Created {env_db}" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "stiwatch", "--db", str(env_db), "sources",
+                           "list", "--json"], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert [s["id"] for s in json.loads(done.stdout)] == ["nsf-news"]
+
+
+def test_schema_reference_is_complete_and_docs_are_current(stiwatch):
+    with db.open_store(":memory:") as store:
+        assert undocumented(store.conn) == []
+        expected = markdown(store.conn)
+    assert stiwatch("schema").stdout == expected
+    assert (REPO / "docs" / "schema.md").read_text() == expected, (
+        "docs/schema.md is stale: regenerate it with `stiwatch schema > docs/schema.md`")

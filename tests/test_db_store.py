@@ -1,0 +1,217 @@
+"""The store on real SQLite files: pragmas, migrations, FTS triggers, transactions."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+import db
+from db.schema import LATEST_VERSION, MIGRATIONS, migrate
+
+SOURCE = {"id": "src", "name": "Source", "kind": "feed", "url": "https://example.org/feed"}
+
+
+@pytest.fixture
+def store(db_path: Path):
+    with db.open_store(db_path) as store:
+        store.sync_sources([SOURCE])
+        yield store
+
+
+def test_new_file_is_wal_with_foreign_keys_at_latest_version(db_path: Path):
+    with db.open_store(db_path) as store:
+        assert store.scalar("PRAGMA journal_mode") == "wal"
+        assert store.scalar("PRAGMA foreign_keys") == 1
+        assert store.schema_version == LATEST_VERSION
+        assert store.migrated == [m.version for m in MIGRATIONS]
+    # Opening again applies nothing.
+    with db.open_store(db_path) as store:
+        assert store.migrated == []
+
+
+def test_older_file_is_migrated_in_place_keeping_its_data(db_path: Path):
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrate(conn, target=1)
+    conn.execute(
+        "INSERT INTO sources (id, name, kind, url, added_at, updated_at)"
+        " VALUES ('old', 'Old', 'feed', 'https://old.example/feed', '2026-01-01', '2026-01-01')"
+    )
+    conn.execute(
+        "INSERT INTO items (url, source_id, title, fetched_at)"
+        " VALUES ('https://old.example/a', 'old', 'Quantum strategy', '2026-01-01')"
+    )
+    conn.close()
+    with db.open_store(db_path) as store:
+        assert store.migrated == [m.version for m in MIGRATIONS[1:]]
+        assert store.schema_version == LATEST_VERSION
+        assert store.query("SELECT title, policy FROM items_tagged") == [
+            {"title": "Quantum strategy", "policy": None}
+        ]
+        assert store.query("SELECT rowid FROM items_fts WHERE items_fts MATCH 'quantum'")
+
+
+def test_newer_file_is_refused_with_a_clear_message(db_path: Path):
+    with db.open_store(db_path) as store:
+        store.conn.execute(
+            "INSERT INTO schema_migrations VALUES (?, 'from the future', '2030-01-01')",
+            [LATEST_VERSION + 1],
+        )
+    with pytest.raises(db.SchemaTooNew, match=f"schema version {LATEST_VERSION + 1}.*upgrade"):
+        db.open_store(db_path)
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path):
+    path = tmp_path / "notes.db"
+    path.write_text("these are my notes, not a database\n" * 100)
+    with pytest.raises(db.NotAStore, match="notes.db: not a stiwatch database"):
+        db.open_store(path)
+    assert path.read_text().startswith("these are my notes")
+
+
+def test_fts_index_follows_inserts_updates_and_deletes(store):
+    [(item_id, created)] = store.save_items(
+        [{"url": "https://e.org/1", "source_id": "src", "title": "Open access mandate",
+          "body": "The ministry requires open access to publicly funded research."}]
+    )
+    assert created
+
+    def hits(query: str) -> list[int]:
+        return [r["rowid"] for r in store.query(
+            "SELECT rowid FROM items_fts WHERE items_fts MATCH ?", [query])]
+
+    assert hits("mandate") == [item_id]
+    assert hits("funding") == [item_id]  # porter stemming: funded ~ funding
+    store.save_items([{"url": "https://e.org/1", "source_id": "src",
+                       "title": "Semiconductor subsidies", "body": "Chips."}])
+    assert hits("mandate") == [] and hits("semiconductor") == [item_id]
+    with store.write():
+        store.conn.execute("DELETE FROM items WHERE id = ?", [item_id])
+    assert hits("semiconductor") == []
+
+
+def test_same_url_is_one_row_and_a_complete_item_is_never_downgraded(store):
+    [(first, created)] = store.save_items(
+        [{"url": "https://e.org/a", "source_id": "src", "title": "T", "status": "partial",
+          "fetch_error": "HTTP 503"}])
+    assert created
+    [(again, created)] = store.save_items(
+        [{"url": "https://e.org/a", "source_id": "src", "title": "T", "status": "partial"}])
+    assert (again, created) == (first, False)
+    assert store.get_item(first)["fetch_attempts"] == 2
+    store.save_items([{"url": "https://e.org/a", "source_id": "src", "title": "T",
+                       "body": "Full text", "status": "complete"}])
+    store.save_items([{"url": "https://e.org/a", "source_id": "src", "title": "T",
+                       "status": "partial"}])
+    item = store.get_item(first)
+    assert (item["status"], item["body"]) == ("complete", "Full text")
+    assert store.scalar("SELECT count(*) FROM items") == 1
+    assert store.known_urls(["https://e.org/a", "https://e.org/b"]) == {"https://e.org/a"}
+
+
+def test_a_failing_batch_writes_nothing(store):
+    with pytest.raises(db.StoreError):
+        store.save_items([
+            {"url": "https://e.org/ok", "source_id": "src", "title": "fine"},
+            {"url": "https://e.org/bad", "source_id": "src", "colour": "blue"},
+        ])
+    assert store.scalar("SELECT count(*) FROM items") == 0
+    with pytest.raises(sqlite3.IntegrityError):  # foreign key: unknown source
+        store.save_items([{"url": "https://e.org/x", "source_id": "nope", "title": "x"}])
+    assert store.scalar("SELECT count(*) FROM items") == 0
+
+
+KILLED_WRITER = """
+import sys, time
+import db
+store = db.open_store(sys.argv[1])
+rows = [{"url": f"https://e.org/{i}", "source_id": "src", "title": f"item {i}",
+         "body": "text " * 2000} for i in range(100000)]
+with store.write():
+    for start in range(0, len(rows), 50):
+        store.save_items(rows[start:start + 50])
+        print(start, flush=True)
+print("committed", flush=True)
+"""
+
+
+def test_a_writer_killed_mid_transaction_leaves_no_half_written_items(store, db_path: Path):
+    store.save_items([{"url": "https://e.org/keep", "source_id": "src", "title": "kept"}])
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(db_path)],
+                            stdout=subprocess.PIPE, text=True)
+    for _ in range(20):  # wait until it has written a good part of its transaction
+        line = proc.stdout.readline()
+        assert line and "committed" not in line
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    with db.open_store(db_path) as again:
+        assert again.scalar("PRAGMA integrity_check") == "ok"
+        assert [r["url"] for r in again.query("SELECT url FROM items")] == ["https://e.org/keep"]
+        assert again.query("SELECT rowid FROM items_fts WHERE items_fts MATCH 'text'") == []
+
+
+def test_sync_disables_missing_sources_and_keeps_their_items(store):
+    store.save_items([{"url": "https://e.org/1", "source_id": "src", "title": "kept"}])
+    other = {**SOURCE, "id": "other", "url": "https://other.example/feed"}
+    report = store.sync_sources([other])
+    assert (report.added, report.disabled) == (["other"], ["src"])
+    assert store.get_source("src")["enabled"] == 0
+    assert store.scalar("SELECT count(*) FROM items WHERE source_id = 'src'") == 1
+    report = store.sync_sources([SOURCE, other])
+    assert report.updated == ["src"] and store.get_source("src")["enabled"] == 1
+
+
+def test_changing_a_source_url_forgets_its_conditional_get_validators(store):
+    store.record_source_result("src", ok=True, etag='"abc"', last_modified="Mon, 01 Jan 2026")
+    store.sync_sources([{**SOURCE, "name": "Renamed"}])
+    assert store.get_source("src")["etag"] == '"abc"'
+    store.sync_sources([{**SOURCE, "url": "https://example.org/new-feed"}])
+    assert store.get_source("src")["etag"] is None
+
+
+def test_source_health_counts_failures_and_resets_on_success(store):
+    store.record_source_result("src", ok=False, error="HTTP 500", at="2026-11-01T00:00:00+00:00")
+    store.record_source_result("src", ok=False, error="timeout", at="2026-11-02T00:00:00+00:00")
+    source = store.get_source("src")
+    assert source["consecutive_failures"] == 2
+    assert source["failing_since"] == "2026-11-01T00:00:00+00:00"
+    assert source["last_error"] == "timeout"
+    assert source["last_ok_at"] is None
+    store.record_source_result("src", ok=True, flag="bozo: not well-formed",
+                               at="2026-11-03T00:00:00+00:00")
+    source = store.get_source("src")
+    assert (source["consecutive_failures"], source["failing_since"], source["last_error"]) == (
+        0, None, None)
+    assert source["last_ok_at"] == "2026-11-03T00:00:00+00:00"
+    assert source["last_flag"] == "bozo: not well-formed"
+    with pytest.raises(db.NoSuchSource):
+        store.record_source_result("nope", ok=True)
+
+
+def test_crawl_runs_are_recorded(store):
+    run = store.start_crawl_run()
+    assert store.crawl_runs()[0]["status"] == "running"
+    store.finish_crawl_run(run, "partial", {"new": 3, "sources": {"src": {"new": 3}}})
+    [row] = store.crawl_runs()
+    assert row["status"] == "partial" and row["stats"]["new"] == 3 and row["finished_at"]
+
+
+def test_online_backup_is_a_consistent_copy(store, tmp_path: Path):
+    store.save_items([{"url": "https://e.org/1", "source_id": "src", "title": "backed up"}])
+    store.backup(tmp_path / "backup.db")
+    with db.open_store(tmp_path / "backup.db") as copy:
+        assert copy.scalar("SELECT title FROM items") == "backed up"
+
+
+def test_readonly_open_refuses_writes(store, db_path: Path):
+    with db.open_store(db_path, readonly=True) as reader:
+        assert reader.scalar("SELECT count(*) FROM sources") == 1
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            reader.sync_sources([])

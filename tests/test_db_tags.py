@@ -1,0 +1,85 @@
+"""Tags: classifier output, analyst corrections that always win, the items_tagged view."""
+
+from __future__ import annotations
+
+import pytest
+
+import db
+
+
+@pytest.fixture
+def store(db_path):
+    with db.open_store(db_path) as store:
+        store.sync_sources([{"id": "src", "name": "S", "kind": "feed", "url": "https://e.org/f"}])
+        store.save_items([{"url": f"https://e.org/{i}", "source_id": "src", "title": f"t{i}"}
+                          for i in (1, 2)])
+        yield store
+
+
+def machine(**tags):
+    return [{"facet": f, "value": v, "score": 0.8, "method": "model"}
+            for f, values in tags.items() for v in values]
+
+
+def test_classification_replaces_machine_tags_and_marks_items(store):
+    assert store.unclassified_ids() == [1, 2]
+    store.save_classifications([(1, machine(policy=["1"], area=["governance", "international"]))],
+                               "m1")
+    store.save_classifications([(1, machine(policy=["1"], area=["open_science"]))], "m2")
+    assert [(t["facet"], t["value"], t["model_version"]) for t in store.tags_of(1)] == [
+        ("area", "open_science", "m2"), ("policy", "1", "m2")]
+    assert store.unclassified_ids() == [2]
+    assert store.unclassified_ids(everything=True) == [1, 2]
+
+
+def test_analyst_tags_are_never_overwritten_and_removals_stick(store):
+    store.save_classifications([(1, machine(policy=["1"], area=["governance"], country=["US"]))],
+                               "m1")
+    store.analyst_label(1, add=[("area", "open_science")], remove=[("country", "US")])
+    store.save_classifications(
+        [(1, machine(policy=["1"], area=["governance", "open_science"], country=["US", "JP"]))],
+        "m2")
+    tags = {(t["facet"], t["value"]): t["method"] for t in store.tags_of(1)}
+    assert tags == {("policy", "1"): "model", ("area", "governance"): "model",
+                    ("area", "open_science"): "analyst", ("country", "JP"): "model"}
+
+
+def test_analyst_policy_verdict_replaces_the_models(store):
+    store.save_classifications([(1, machine(policy=["1"]))], "m1")
+    store.analyst_label(1, add=[("policy", "0")])
+    store.save_classifications([(1, machine(policy=["1"]))], "m2")
+    assert [(t["value"], t["method"]) for t in store.tags_of(1) if t["facet"] == "policy"] == [
+        ("0", "analyst")]
+    store.analyst_label(1, add=[("policy", "1")])
+    assert [(t["value"], t["method"]) for t in store.tags_of(1) if t["facet"] == "policy"] == [
+        ("1", "analyst")]
+    [labelled] = store.analyst_labelled_items()
+    assert labelled["labels"] == [("policy", "1", 1)]
+
+
+def test_bad_tags_are_refused(store):
+    with pytest.raises(db.InvalidTag, match="unknown facet 'topic'"):
+        store.analyst_label(1, add=[("topic", "x")])
+    with pytest.raises(db.InvalidTag, match="policy takes 1 or 0"):
+        store.analyst_label(1, add=[("policy", "yes")])
+    with pytest.raises(db.NoSuchItem):
+        store.analyst_label(99, add=[("area", "governance")])
+    assert store.tags_of(1) == []
+
+
+def test_items_tagged_folds_tags_into_columns(store):
+    store.save_classifications([(1, machine(policy=["1"], area=["society", "governance"],
+                                            domain=["ai"], country=["JP", "EU"],
+                                            region=["east_asia", "europe"]))], "m1")
+    row = store.query("SELECT * FROM items_tagged WHERE id = 1")[0]
+    assert {k: row[k] for k in ("policy", "policy_score", "areas", "domains", "countries",
+                                "regions", "source_name")} == {
+        "policy": "1", "policy_score": 0.8, "areas": "governance,society", "domains": "ai",
+        "countries": "EU,JP", "regions": "east_asia,europe", "source_name": "S"}
+
+
+def test_labels_sync_only_when_the_taxonomy_changes(store):
+    labels = [{"facet": "area", "id": "governance", "name": "Governance"}]
+    assert store.sync_labels(labels, 1) is True
+    assert store.sync_labels(labels, 1) is False
+    assert store.label_names("area") == {"governance": "Governance"}
