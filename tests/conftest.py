@@ -69,3 +69,12 @@ def http_server(tmp_path: Path):
 
 
 PYTHON = sys.executable
+
+
+@pytest.fixture
+def chromium_page():
+    """A Playwright page in Debian's headless Chromium (see tests/browser.py)."""
+    from browser import chromium_page as open_page
+
+    with open_page() as page:
+        yield page
