@@ -23,13 +23,15 @@ import zlib
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+# The demo's sources must form a valid registry: share its vocabularies.
+from crawler.registry import KINDS, ORG_TYPES, SPECIAL_COUNTRIES
+
 HERE = Path(__file__).resolve().parent
 CONTENT_DIR = HERE / "content"
 TEMPLATES_DIR = HERE / "templates"
 
 # Label ids of the project's taxonomy. Kept here (not imported from the classifier) so the demo
 # content is a fixed, independent hand-labelled test set; a test in the classifier can compare.
-KINDS = ("feed", "html", "sitemap")
 AREAS = (
     "governance", "public_research", "business_innovation", "knowledge_transfer",
     "human_resources", "society", "international", "open_science", "research_security",
@@ -136,7 +138,7 @@ class PlacedArticle:
 
 
 def _valid_country(code: str) -> bool:
-    if code == "EU":
+    if code in SPECIAL_COUNTRIES:
         return True
     import pycountry  # a project dependency; imported lazily to keep `import stiwatch.demo` light
 
@@ -203,6 +205,8 @@ def _load_source(path: Path) -> DemoSource:
     kind = raw["kind"]
     if kind not in KINDS:
         raise ContentError(f"{where}: kind {kind!r} is not one of {KINDS}")
+    if raw["org_type"] not in ORG_TYPES:
+        raise ContentError(f"{where}: org_type {raw['org_type']!r} is not one of {ORG_TYPES}")
     if (kind == "html") != bool(raw.get("links")):
         raise ContentError(f"{where}: 'links' (a CSS selector) is required for html sources only")
     country = raw.get("country") or None
