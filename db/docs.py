@@ -91,6 +91,18 @@ TABLES: dict[str, dict[str, Any]] = {
             "stats": "JSON: totals and per-source counts (new, duplicates, unchanged, errors).",
         },
     },
+    "runs": {
+        "description": "One row per scheduled `stiwatch run` (crawl, classify, digest).",
+        "columns": {
+            "id": "Run id.",
+            "command": "The command line that started it, e.g. `run --digest`.",
+            "started_at": "Start (ISO 8601 UTC).",
+            "finished_at": "End (ISO 8601 UTC); NULL while running or if the process was killed.",
+            "status": "`running`, `ok`, `partial` (a step had failures) or `failed`.",
+            "exit_code": "The exit status the run gave cron (0 ok, 1 failed).",
+            "steps": "JSON: one object per step (crawl, classify, digest) with its counts.",
+        },
+    },
     "labels": {
         "description": "The taxonomy's label ids and names (areas, domains, regions), as "
         "installed from classifier/taxonomy.toml.",

@@ -1,4 +1,4 @@
-"""Crawl runs (the `crawl_runs` table)."""
+"""Crawl runs (the `crawl_runs` table) and scheduled runs (the `runs` table)."""
 
 from __future__ import annotations
 
@@ -27,4 +27,26 @@ class RunsMixin:
         rows = self.query("SELECT * FROM crawl_runs ORDER BY id DESC LIMIT ?", [limit])
         for row in rows:
             row["stats"] = json.loads(row["stats"]) if row["stats"] else None
+        return rows
+
+    def start_run(self, command: str) -> int:
+        with self.write():
+            cursor = self.conn.execute(
+                "INSERT INTO runs (command, started_at, status) VALUES (?, ?, 'running')",
+                [command, utcnow()],
+            )
+        return cursor.lastrowid
+
+    def finish_run(self, run_id: int, status: str, exit_code: int,
+                   steps: list[dict[str, Any]]) -> None:
+        with self.write():
+            self.db["runs"].update(run_id, {
+                "finished_at": utcnow(), "status": status, "exit_code": exit_code,
+                "steps": json.dumps(steps, sort_keys=True),
+            })
+
+    def runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        rows = self.query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", [limit])
+        for row in rows:
+            row["steps"] = json.loads(row["steps"]) if row["steps"] else None
         return rows

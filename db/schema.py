@@ -219,6 +219,21 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX deliveries_period_status ON deliveries(period, status);
         """,
     ),
+    Migration(
+        5,
+        "scheduled runs",
+        """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            command TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL CHECK (status IN ('running', 'ok', 'partial', 'failed')),
+            exit_code INTEGER,
+            steps TEXT
+        );
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version
