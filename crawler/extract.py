@@ -1,0 +1,321 @@
+"""Article page bytes -> clean text, title, canonical URL, publication date, language.
+
+Pure functions: no network, no store. The bytes are decoded here (HTTP charset, BOM, <meta
+charset>, then detection) because lxml and trafilatura guess encodings from bytes on their own
+and get legacy pages (windows-1252, Shift_JIS, EUC-KR, GBK) wrong; they only ever see ``str``.
+Main text comes from trafilatura, dates from htmldate, in a fixed order of trust:
+the feed's date, the page's metadata, a date found in the text, and finally the fetch time.
+"""
+
+from __future__ import annotations
+
+import codecs
+import copy
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+import logging
+import re
+from typing import Any, Mapping
+
+import charset_normalizer
+import htmldate
+import lxml.etree
+import lxml.html
+import py3langid
+import trafilatura
+
+from .feeds import _plain_headers
+from .text import content_hash, normalise_space, shorten, summarise
+from .urls import try_canonicalize
+
+# trafilatura and htmldate log every page they find hard; a crawler would drown in it.
+for _name in ("trafilatura", "htmldate", "charset_normalizer"):
+    logging.getLogger(_name).setLevel(logging.CRITICAL)
+
+DATE_SOURCES = ("feed", "page", "text", "fetched")
+# Languages from text shorter than this are guesses; the page's lang attribute is better then.
+MIN_CHARS_FOR_LANGID = 80
+# How far into the page a <meta charset> may hide (the HTML spec says 1024; real pages are sloppier).
+META_SCAN_BYTES = 16384
+SUMMARY_MAX_CHARS = 400
+
+# Labels as browsers interpret them (WHATWG Encoding Standard): the legacy labels mean their
+# Windows supersets, so the bytes a browser shows correctly decode correctly here too.
+_SUPERSETS = {
+    "latin_1": "cp1252", "iso8859_1": "cp1252", "ascii": "cp1252", "cp1252": "cp1252",
+    "iso8859_9": "cp1254", "tis_620": "cp874", "iso8859_11": "cp874",
+    "shift_jis": "cp932", "cp932": "cp932", "ms932": "cp932",
+    "euc_kr": "cp949", "cp949": "cp949", "ks_c_5601_1987": "cp949",
+    "gb2312": "gb18030", "gbk": "gb18030", "gb18030": "gb18030",
+    "big5": "big5hkscs",
+}
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+_HTTP_CHARSET = re.compile(r"charset\s*=\s*[\"']?\s*([-\w.:]+)", re.IGNORECASE)
+_META_CHARSET = re.compile(
+    rb"<meta[^>]+?charset\s*=\s*[\"']?\s*([-\w.:]+)", re.IGNORECASE,
+)
+_XML_ENCODING = re.compile(rb"^\s*<\?xml[^>]+encoding\s*=\s*[\"']([-\w.:]+)", re.IGNORECASE)
+
+
+def _c1_passthrough(error: UnicodeDecodeError) -> tuple[str, int]:
+    """Bytes windows-1252 leaves undefined (0x81, 0x8d, ...) become their C1 code points."""
+    bad = error.object[error.start:error.end]
+    return "".join(chr(b) for b in bad), error.end
+
+
+codecs.register_error("stiwatch-c1", _c1_passthrough)
+
+
+@dataclass
+class Article:
+    url: str
+    title: str
+    text: str
+    summary: str
+    published_at: str
+    date_source: str
+    language: str | None
+    content_hash: str
+    encoding: str
+    description: str = ""
+    author: str | None = None
+
+
+# -- decoding -------------------------------------------------------------------------------
+
+def _codec(label: str | None) -> str | None:
+    """The Python codec a browser would use for a charset label, or None if unknown."""
+    if not label:
+        return None
+    try:
+        name = codecs.lookup(label.strip().strip("\"'").lower()).name
+    except LookupError:
+        return None
+    name = name.replace("-", "_")
+    return _SUPERSETS.get(name, codecs.lookup(name).name)
+
+
+def _decode_with(body: bytes, codec: str, tolerance: float = 0.005) -> str | None:
+    """``body`` in ``codec`` if it fits (a few stray bytes tolerated), else None."""
+    errors = "stiwatch-c1" if codec == "cp1252" else "strict"
+    try:
+        return body.decode(codec, errors=errors)
+    except UnicodeDecodeError:
+        pass
+    text = body.decode(codec, errors="replace")
+    if text.count("\ufffd") <= max(1, tolerance * len(text)):
+        return text
+    return None
+
+
+def declared_charsets(body: bytes, headers: Mapping[str, str] | None) -> list[str]:
+    """Charset labels the response declares: HTTP Content-Type first, then the document."""
+    labels: list[str] = []
+    content_type = _plain_headers(headers).get("content-type", "")
+    match = _HTTP_CHARSET.search(content_type)
+    if match:
+        labels.append(match.group(1))
+    head = body[:META_SCAN_BYTES]
+    for pattern in (_XML_ENCODING, _META_CHARSET):
+        match = pattern.search(head)
+        if match:
+            labels.append(match.group(1).decode("ascii", errors="replace"))
+    return labels
+
+
+def decode_html(body: bytes, headers: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """Decode a page to ``(text, codec name)``.
+
+    Order: a BOM; valid UTF-8 with non-ASCII text (servers and templates that claim latin-1
+    while sending UTF-8 are common, the reverse never yields valid UTF-8); the HTTP charset;
+    ``<meta charset>``/http-equiv/XML declaration; charset-normalizer's detection;
+    windows-1252 as the last resort (it never fails).
+    """
+    for bom, codec in _BOMS:
+        if body.startswith(bom):
+            return body[len(bom):].decode(codec, errors="replace"), codec
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        if not text.isascii():
+            return text, "utf-8"
+    for label in declared_charsets(body, headers):
+        codec = _codec(label)
+        if codec is None or codec.startswith(("utf_16", "utf_32", "utf-16", "utf-32")):
+            continue  # without a BOM a "utf-16" declaration is wrong (the HTML spec agrees)
+        text = _decode_with(body, codec)
+        if text is not None:
+            return text, codec
+    if body.isascii():
+        return body.decode("ascii"), "ascii"
+    best = charset_normalizer.from_bytes(body[:200_000]).best()
+    if best is not None and best.encoding:
+        codec = _codec(best.encoding) or best.encoding
+        text = _decode_with(body, codec)
+        if text is not None:
+            return text, codec
+    return body.decode("cp1252", errors="stiwatch-c1"), "cp1252"
+
+
+# -- parsing helpers ------------------------------------------------------------------------
+
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>", re.IGNORECASE)
+
+
+def _parse(text: str) -> lxml.html.HtmlElement | None:
+    # lxml refuses str input that carries an XML encoding declaration: it is stale after decoding.
+    text = _XML_DECLARATION.sub("", text, count=1).replace("\x00", "")
+    if not text.strip():
+        return None
+    try:
+        return lxml.html.document_fromstring(text)
+    except (lxml.etree.ParserError, ValueError):
+        return None
+
+
+def _first(tree: lxml.html.HtmlElement, xpath: str) -> str:
+    for value in tree.xpath(xpath):
+        value = normalise_space(str(value))
+        if value:
+            return value
+    return ""
+
+
+def _canonical_url(tree: lxml.html.HtmlElement | None, url: str) -> str:
+    """The page's <link rel=canonical> when it is believable, else the fetched URL."""
+    fetched = try_canonicalize(url) or url
+    if tree is None:
+        return fetched
+    for href in tree.xpath("//head//link[contains(concat(' ', normalize-space("
+                           "translate(@rel, 'CANONICAL', 'canonical')), ' '), ' canonical ')]"
+                           "/@href"):
+        candidate = try_canonicalize(str(href), url)
+        if candidate is None:
+            continue
+        # A canonical link pointing at the site's front page from an article is a CMS bug that
+        # would fold every article into one row: ignore it.
+        if candidate.split("?")[0].rstrip("/").count("/") <= 2 and \
+                fetched.split("?")[0].rstrip("/").count("/") > 2:
+            continue
+        return candidate
+    return fetched
+
+
+def _utc(value: str | None) -> str | None:
+    """An htmldate/ISO date(time) string as 'YYYY-MM-DDTHH:MM:SSZ' (naive means UTC)."""
+    if not value:
+        return None
+    moment = None
+    for fmt in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
+        try:
+            moment = datetime.strptime(value, fmt)
+            break
+        except ValueError:
+            continue
+    if moment is None:
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    moment = moment.astimezone(timezone.utc)
+    if moment > datetime.now(timezone.utc) + timedelta(days=2):
+        return None
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _page_date(tree: lxml.html.HtmlElement, url: str, extensive: bool) -> str | None:
+    try:
+        found = htmldate.find_date(
+            tree, url=url, original_date=True, extensive_search=extensive,
+            outputformat="%Y-%m-%dT%H:%M:%S%z",
+        )
+    except Exception:  # htmldate on hostile markup: a missing date, not a failed article
+        return None
+    return _utc(found)
+
+
+def _language(text: str, tree: lxml.html.HtmlElement | None,
+              headers: Mapping[str, str] | None) -> str | None:
+    if len(text) >= MIN_CHARS_FOR_LANGID:
+        code, _score = py3langid.classify(text[:5000])
+        return code
+    declared = _first(tree, "/html/@lang | /html/@xml:lang") if tree is not None else ""
+    if not declared:
+        declared = _plain_headers(headers).get("content-language", "").split(",")[0]
+    code = declared.strip().split("-")[0].split("_")[0].lower()
+    return code if re.fullmatch(r"[a-z]{2,3}", code) else None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _main_text(tree: lxml.html.HtmlElement, url: str) -> Any:
+    """trafilatura's document (text + metadata), retried for recall when precision finds none."""
+    for favor_recall in (False, True):
+        try:
+            document = trafilatura.bare_extraction(
+                copy.deepcopy(tree),  # trafilatura prunes the tree; dates are read from it later
+                url=url, with_metadata=True, include_comments=False, include_tables=True,
+                favor_recall=favor_recall,
+            )
+        except Exception:  # a page trafilatura chokes on has no extractable text, nothing worse
+            document = None
+        if document is not None and (getattr(document, "text", None) or "").strip():
+            return document
+    return document
+
+
+def extract_article(body: bytes, url: str, headers: Mapping[str, str] | None = None,
+                    feed_date: str | None = None) -> Article:
+    """Extract one article page. Never raises for bad content: no text means ``text == ''``."""
+    text, encoding = decode_html(body or b"", headers)
+    tree = _parse(text)
+    page_url = _canonical_url(tree, url)
+
+    document = _main_text(tree, url) if tree is not None else None
+    main = normalise_space(getattr(document, "text", None) or "") if document is not None else ""
+
+    title = normalise_space(getattr(document, "title", None) or "") if document is not None else ""
+    description = ""
+    if tree is not None:
+        title = title or _first(tree, "//head/title/text() | //meta[@property='og:title']/@content"
+                                      " | //h1//text()")
+        description = _first(tree, "//meta[@name='description']/@content"
+                                   " | //meta[@property='og:description']/@content")
+    author = (getattr(document, "author", None) or None) if document is not None else None
+
+    published, source = None, "fetched"
+    if feed_date:
+        published, source = _utc(feed_date) or feed_date, "feed"
+    elif tree is not None:
+        published = _page_date(tree, url, extensive=False)
+        source = "page"
+        if not published and main:
+            published = _page_date(tree, url, extensive=True)
+            source = "text"
+    if not published:
+        published, source = _now(), "fetched"
+
+    return Article(
+        url=page_url,
+        title=title,
+        text=main,
+        summary=summarise(main, SUMMARY_MAX_CHARS) if main else shorten(description,
+                                                                       SUMMARY_MAX_CHARS),
+        published_at=published,
+        date_source=source,
+        language=_language(main, tree, headers),
+        content_hash=content_hash(main),
+        encoding=encoding,
+        description=description,
+        author=author,
+    )

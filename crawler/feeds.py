@@ -1,0 +1,253 @@
+"""Feed bytes -> entries: RSS 0.9x/1.0/2.0 and Atom through feedparser, made safe and tidy.
+
+feedparser is as forgiving as a mature feed reader should be: a feed that is not well-formed but
+recoverable is used, and the problem is kept in ``ParsedFeed.bozo`` for the source's record.
+Two things happen before feedparser sees the bytes: a DOCTYPE that declares entities (billion
+laughs, XXE) is refused, and the bytes are handed over as a stream, never as a ``str`` or
+``bytes`` that feedparser could take for a URL or a local file name.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+import io
+import re
+from typing import Any, Mapping
+
+import feedparser
+
+from .text import html_to_text, normalise_space, shorten
+from .urls import try_canonicalize
+
+# Summaries longer than this are cut at a word boundary: they are a fallback body, not the body.
+SUMMARY_MAX_CHARS = 2000
+# Dates before this, or further in the future than FUTURE_SLACK, are a publisher's bug.
+EARLIEST_YEAR = 1990
+FUTURE_SLACK = timedelta(days=2)
+
+
+class FeedError(Exception):
+    """Bytes that cannot be used as a feed; the message is one sentence naming the URL."""
+
+
+@dataclass
+class FeedEntry:
+    url: str
+    title: str
+    summary: str
+    published_at: str | None
+    guid: str | None = None
+    author: str | None = None
+    tags: list[str] = field(default_factory=list)
+    # Plain text of the entry's full content (content:encoded, atom:content), when it has one.
+    content: str = ""
+
+
+@dataclass
+class ParsedFeed:
+    title: str
+    entries: list[FeedEntry]
+    bozo: str | None = None
+    version: str = ""
+    # Entries dropped because they had no usable http(s) link (or repeated one already seen).
+    skipped: int = 0
+
+
+# -- refusing dangerous DTDs ----------------------------------------------------------------
+
+def _prolog_text(body: bytes) -> str:
+    """The start of the document as text, good enough to scan markup before the root element."""
+    head = body[:4]
+    for bom, codec in ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+                       (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if head.startswith(bom):
+            return body[len(bom):].decode(codec, errors="replace")
+    if head[:2] == b"<\x00":
+        return body.decode("utf-16-le", errors="replace")
+    if head[:2] == b"\x00<":
+        return body.decode("utf-16-be", errors="replace")
+    # Every ASCII-compatible encoding spells markup the same: latin-1 maps bytes 1:1.
+    return body.decode("latin-1")
+
+
+_DECL_START = re.compile(r"<!DOCTYPE", re.IGNORECASE)
+
+
+def _doctype_problem(body: bytes) -> str | None:
+    """Why the DOCTYPE (if any) is unsafe: it declares entities, or None when it is harmless.
+
+    Only the prolog is scanned (XML declaration, comments, processing instructions, the
+    DOCTYPE), so a "<!DOCTYPE" quoted inside an entry's CDATA is not mistaken for one.
+    """
+    text = _prolog_text(body)
+    pos = text.find("<")
+    while 0 <= pos < len(text):
+        if text.startswith("<?", pos):
+            end = text.find("?>", pos + 2)
+        elif text.startswith("<!--", pos):
+            end = text.find("-->", pos + 4)
+        elif _DECL_START.match(text, pos):
+            return _scan_doctype(text, pos)
+        else:
+            return None  # the root element: the prolog is over
+        if end < 0:
+            return None
+        pos = text.find("<", end)
+    return None
+
+
+def _scan_doctype(text: str, start: int) -> str | None:
+    quote = None
+    depth = 0
+    pos = start + len("<!DOCTYPE")
+    while pos < len(text):
+        char = text[pos]
+        if quote:
+            if char == quote:
+                quote = None
+        elif char in "\"'":
+            quote = char
+        elif char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+        elif char == ">" and depth <= 0:
+            return None
+        elif depth > 0 and char == "<" and text[pos:pos + 8].upper() == "<!ENTITY":
+            return "declares XML entities in its DOCTYPE (refused: entity expansion attacks)"
+        elif depth > 0 and char == "%":
+            return "uses parameter entities in its DOCTYPE (refused: entity expansion attacks)"
+        pos += 1
+    return "has an unterminated DOCTYPE"
+
+
+# -- parsing --------------------------------------------------------------------------------
+
+def _plain_headers(headers: Mapping[Any, Any] | None) -> dict[str, str]:
+    """Lower-cased str headers from a dict, Scrapy Headers (bytes, lists) or None."""
+    plain: dict[str, str] = {}
+    for name, value in (headers or {}).items():
+        if isinstance(value, (list, tuple)):
+            value = value[0] if value else ""
+        if isinstance(name, bytes):
+            name = name.decode("latin-1")
+        if isinstance(value, bytes):
+            value = value.decode("latin-1")
+        plain[str(name).lower()] = str(value)
+    return plain
+
+
+def _iso(parsed: Any) -> str | None:
+    """A feedparser time tuple (already UTC) as 'YYYY-MM-DDTHH:MM:SSZ', or None if absurd."""
+    if not parsed:
+        return None
+    try:
+        moment = datetime.fromtimestamp(calendar.timegm(parsed), tz=timezone.utc)
+    except (OverflowError, ValueError, TypeError, OSError):
+        return None
+    if moment.year < EARLIEST_YEAR or moment > datetime.now(timezone.utc) + FUTURE_SLACK:
+        return None
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _text_of(entry: Any, key: str) -> str:
+    """Plain text of an entry field, whatever markup the feed put in it."""
+    value = entry.get(key) or ""
+    detail = entry.get(f"{key}_detail") or {}
+    if detail.get("type") == "text/plain" and "<" not in value:
+        return normalise_space(value)
+    return html_to_text(value)
+
+
+def _content_text(entry: Any) -> str:
+    parts = [html_to_text(c.get("value") or "") if c.get("type") != "text/plain"
+             else normalise_space(c.get("value") or "") for c in entry.get("content") or []]
+    return "\n\n".join(p for p in parts if p)
+
+
+def _entry_url(entry: Any, base: str) -> str | None:
+    candidates = [entry.get("link")]
+    candidates += [link.get("href") for link in entry.get("links") or []
+                   if link.get("rel", "alternate") == "alternate"]
+    if entry.get("guidislink", True) or str(entry.get("id", "")).startswith(("http:", "https:")):
+        candidates.append(entry.get("id"))
+    for candidate in candidates:
+        url = try_canonicalize(candidate, base)
+        if url:
+            return url
+    return None
+
+
+def _entry_date(entry: Any) -> str | None:
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        value = _iso(entry.get(key))
+        if value:
+            return value
+    return None
+
+
+def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> ParsedFeed:
+    """Parse feed bytes fetched from ``url`` (whose HTTP ``headers`` may name the charset).
+
+    Raises FeedError for an unsafe DTD, or for bytes that are not a feed and hold no entries.
+    A recoverable malformation is not an error: it is reported in ``bozo``.
+    """
+    if not body or not body.strip():
+        raise FeedError(f"The feed at {url} is empty.")
+    problem = _doctype_problem(body)
+    if problem:
+        raise FeedError(f"The feed at {url} {problem}.")
+
+    response_headers = _plain_headers(headers)
+    # feedparser resolves relative links against Content-Location; the fetched URL is the base.
+    response_headers.setdefault("content-location", url)
+    try:
+        result = feedparser.parse(io.BytesIO(body), response_headers=response_headers,
+                                  sanitize_html=True, resolve_relative_uris=True)
+    except Exception as error:  # feedparser should never raise; if it does, it is the feed's fault
+        raise FeedError(f"The feed at {url} could not be parsed: {error}.") from error
+
+    bozo = None
+    if result.get("bozo"):
+        exception = result.get("bozo_exception")
+        bozo = f"{type(exception).__name__}: {exception}" if exception else "malformed feed"
+
+    version = result.get("version") or ""
+    raw_entries = result.get("entries") or []
+    if not raw_entries and not version:
+        why = f" ({bozo})" if bozo else ""
+        raise FeedError(f"The document at {url} is not an RSS or Atom feed{why}.")
+
+    base = response_headers["content-location"]
+    entries: list[FeedEntry] = []
+    seen: set[str] = set()
+    skipped = 0
+    for raw in raw_entries:
+        entry_url = _entry_url(raw, base)
+        if entry_url is None or entry_url in seen:
+            skipped += 1
+            continue
+        seen.add(entry_url)
+        content = _content_text(raw)
+        summary = _text_of(raw, "summary") or content
+        entries.append(FeedEntry(
+            url=entry_url,
+            title=_text_of(raw, "title"),
+            summary=shorten(summary, SUMMARY_MAX_CHARS),
+            published_at=_entry_date(raw),
+            guid=raw.get("id") or None,
+            author=normalise_space(raw.get("author") or "") or None,
+            tags=[normalise_space(t.get("term") or "") for t in raw.get("tags") or []
+                  if (t.get("term") or "").strip()],
+            content=content,
+        ))
+    feed_info = result.get("feed") or {}
+    return ParsedFeed(
+        title=_text_of(feed_info, "title"),
+        entries=entries,
+        bozo=bozo,
+        version=version,
+        skipped=skipped,
+    )

@@ -1,0 +1,119 @@
+"""Small text helpers shared by feeds and extraction: HTML to plain text, whitespace, sentences."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import unicodedata
+
+import lxml.etree
+import lxml.html
+
+BLOCK_TAGS = frozenset({
+    "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre",
+    "table", "tr", "section", "article", "header", "footer", "figure", "figcaption", "dd", "dt",
+})
+DROP_TAGS = ("script", "style", "noscript", "template", "iframe", "object", "svg")
+
+_SPACES = re.compile(r"[^\S\n]+")
+_BLANK_LINES = re.compile(r"\n\s*\n+")
+
+
+def normalise_space(text: str) -> str:
+    """One space between words, no blank edges; newlines kept as paragraph breaks."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ")
+    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def html_to_text(markup: str) -> str:
+    """Plain text of an HTML fragment (feed summaries are often HTML, sometimes not)."""
+    if not markup or not markup.strip():
+        return ""
+    if "<" not in markup:
+        return normalise_space(" ".join(html.unescape(markup).split("\n")))
+    try:
+        root = lxml.html.fragment_fromstring(markup, create_parent="div")
+    except (lxml.etree.ParserError, ValueError):
+        return normalise_space(html.unescape(re.sub(r"<[^>]*>", " ", markup)))
+    for bad in root.iter(*DROP_TAGS):
+        bad.drop_tree()
+    for element in root.iter():
+        # Line breaks inside the source are just spaces; only block elements break lines.
+        if element.text:
+            element.text = element.text.replace("\n", " ")
+        if element.tail:
+            element.tail = element.tail.replace("\n", " ")
+    for element in root.iter():
+        if isinstance(element.tag, str) and element.tag.lower() in BLOCK_TAGS:
+            element.tail = "\n" + (element.tail or "")
+            if element.tag.lower() != "br":
+                element.text = "\n" + (element.text or "")
+    return normalise_space(root.text_content())
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut at a word boundary to at most ``limit`` characters (with an ellipsis)."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:") + "…"
+
+
+# A sentence ends at . ! ? (or CJK full stops) followed by space and an upper-case/quote/digit
+# start; abbreviations like "Dr." or "U.S." are not sentence ends.
+_ABBREVIATIONS = frozenset({
+    "mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "etc", "inc", "ltd", "co", "corp",
+    "no", "fig", "e.g", "i.e", "u.s", "u.k", "e.u", "jan", "feb", "mar", "apr", "jun", "jul",
+    "aug", "sep", "sept", "oct", "nov", "dec", "gen", "gov", "sen", "rep", "min", "approx",
+})
+_SENTENCE_END = re.compile(r"([.!?…])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-ZÀ-ÖØ-Þ0-9])|([。！？])")
+
+
+def sentences(text: str, limit: int) -> list[str]:
+    """The first ``limit`` sentences of ``text`` (its first paragraph if sentences are unclear)."""
+    paragraph = text.strip().split("\n", 1)[0].strip()
+    found: list[str] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(paragraph):
+        end = match.end(1) if match.group(1) else match.end(2)
+        piece = paragraph[start:end]
+        last_word = piece.rsplit(None, 1)[-1].rstrip(".!?…").lower() if piece.split() else ""
+        if match.group(1) == "." and (last_word in _ABBREVIATIONS or len(last_word) == 1):
+            continue
+        found.append(paragraph[start:match.end()].strip())
+        start = match.end()
+        if len(found) >= limit:
+            return found
+    rest = paragraph[start:].strip()
+    if rest and len(found) < limit:
+        found.append(rest)
+    return found
+
+
+def summarise(text: str, max_chars: int = 400) -> str:
+    """The first one or two sentences of an article: two while they stay short, else one."""
+    first = sentences(text, 2)
+    if not first:
+        return ""
+    summary = first[0]
+    if len(first) > 1 and len(summary) + 1 + len(first[1]) <= max_chars:
+        summary = f"{summary} {first[1]}"
+    return shorten(summary, max_chars)
+
+
+def normalised_for_hash(text: str) -> str:
+    """The text as compared for exact duplicates: NFKC, case-folded, whitespace collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def content_hash(text: str) -> str:
+    """SHA-256 (hex) of the normalised text, the store's exact-duplicate key; '' for no text."""
+    normalised = normalised_for_hash(text)
+    if not normalised:
+        return ""
+    return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
