@@ -10,9 +10,11 @@ from .errors import (
     StoreError,
 )
 from .schema import LATEST_VERSION
+from .search import BadQuery
 from .store import Store, open_store
 
 __all__ = [
+    "BadQuery",
     "InvalidTag",
     "LATEST_VERSION",
     "NoSuchItem",

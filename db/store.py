@@ -14,12 +14,14 @@ from .errors import NotAStore, StoreError
 from .items import ItemsMixin
 from .runs import RunsMixin
 from .schema import LATEST_VERSION, current_version, migrate
+from .search import SearchMixin
 from .sources import SourcesMixin
+from .status import StatusMixin
 from .subscribers import SubscribersMixin
 from .tags import TagsMixin
 
 
-class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin):
+class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, SearchMixin, StatusMixin):
     """The stiwatch database. All SQL of the project lives in this package."""
 
     def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:

@@ -1,0 +1,80 @@
+"""`stiwatch export`: every item with its tags, as CSV or JSON Lines, streamed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+import sys
+import tempfile
+from typing import IO, Iterable
+
+import click
+
+from ..app import App
+from ..errors import UserError
+from .search import existing_store
+
+pass_app = click.make_pass_decorator(App)
+
+COLUMNS = ["id", "url", "source_id", "source_name", "title", "summary", "body", "language",
+           "published_at", "date_source", "fetched_at", "status", "duplicate_of", "policy",
+           "areas", "domains", "countries", "regions"]
+LISTS = ("areas", "domains", "countries", "regions")
+
+
+def write_items(rows: Iterable[dict], stream: IO[str], fmt: str) -> int:
+    """Write rows one at a time; returns how many were written."""
+    count = 0
+    if fmt == "csv":
+        writer = csv.DictWriter(stream, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, **{key: ",".join(row[key]) for key in LISTS}})
+            count += 1
+    else:
+        for row in rows:
+            stream.write(json.dumps({c: row[c] for c in COLUMNS}, ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+@click.command("export")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), required=True,
+              help="csv (tags comma-separated in one cell) or jsonl (one JSON object a line, "
+              "tags as lists).")
+@click.option("--since", metavar="DATE", help="Only items published on or after DATE "
+              "(YYYY-MM-DD).")
+@click.option("--out", "out", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Write to FILE (replaced only when the export is complete) instead of stdout.")
+@pass_app
+def export_command(app: App, fmt: str, since: str | None, out: str | None) -> None:
+    """Export items with their tags (policy, areas, domains, countries, regions).
+
+    Items are read and written a batch at a time, so a store of millions of items exports in
+    constant memory. Columns: id, url, source, title, summary, body, language, dates, status,
+    duplicate_of (near-duplicates are included and point at their original), then the tags.
+    """
+    store = existing_store(app)
+    rows = store.iter_export(since=since)
+    if out is None:
+        count = write_items(rows, sys.stdout, fmt)
+        sys.stdout.flush()
+    else:
+        target = Path(out)
+        if not target.parent.exists():
+            raise UserError(f"{target.parent}: no such folder for --out")
+        # Write beside the target and rename at the end: an interrupted export never leaves a
+        # truncated file that looks complete.
+        handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+                count = write_items(rows, stream, fmt)
+            os.replace(temp, target)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        app.echo(f"Exported {count} item(s) to {target}.", err=True)
+    if out is None and count == 0:
+        app.echo("No items to export.", err=True)

@@ -1,0 +1,130 @@
+"""`stiwatch search`: full-text search of the store, ranked, filtered by tags and dates."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import click
+
+from classifier.taxonomy import load_taxonomy
+import db
+
+from ..app import App
+from ..errors import UserError
+from ..output import echo_csv, echo_json, table
+
+pass_app = click.make_pass_decorator(App)
+
+COLUMNS = ["id", "url", "title", "source_id", "source_name", "published_at", "score", "copies",
+           "policy", "areas", "domains", "countries", "regions", "snippet"]
+
+
+def existing_store(app: App) -> db.Store:
+    """The store, refusing to create an empty one for a command that only reads."""
+    if str(app.db_path) != ":memory:" and not app.db_path.exists():
+        raise UserError(f"{app.db_path}: no such database (run `stiwatch init` and "
+                        "`stiwatch crawl`, or try `stiwatch demo`)")
+    return app.store()
+
+
+def _checked(facet: str, values: tuple[str, ...]) -> tuple[str, ...]:
+    taxonomy = load_taxonomy()
+    if facet == "country":
+        values = tuple(v.upper() for v in values)
+    return tuple(taxonomy.check(facet, v) for v in values)
+
+
+def _bold(text: str, tty: bool) -> str:
+    """Turn the snippet's **highlight** marks into bold on a terminal."""
+    if not tty:
+        return text
+    return re.sub(r"\*\*(.+?)\*\*", lambda m: click.style(m.group(1), bold=True), text)
+
+
+def echo_results(rows: list[dict], *, tty: bool) -> None:
+    """One aligned line per item, then its snippet and tags, indented."""
+    shown = [
+        {
+            "id": row["id"],
+            "date": (row["published_at"] or "")[:10],
+            "source": row["source_id"],
+            "title": row["title"] or "(no title)",
+            "copies": f"+{row['copies']}" if row["copies"] else "",
+        }
+        for row in rows
+    ]
+    lines = table(shown, ["id", "date", "source", "title", "copies"], max_width=70).splitlines()
+    click.echo(lines[0])
+    for line, row in zip(lines[1:], rows):
+        click.echo(line)
+        click.echo("    " + _bold(row["snippet"] or "", tty))
+        tags = [f"{key}: {','.join(row[key])}" for key in ("areas", "domains", "countries")
+                if row[key]]
+        click.echo(f"    {row['url']}" + (f"  [{'; '.join(tags)}]" if tags else ""))
+
+
+@click.command("search")
+@click.argument("query")
+@click.option("--area", "areas", multiple=True, metavar="A",
+              help="Only items tagged with this policy area id (repeat for any of several).")
+@click.option("--domain", "domains", multiple=True, metavar="D",
+              help="Only items tagged with this technology domain id (repeatable).")
+@click.option("--country", "countries", multiple=True, metavar="CC",
+              help="Only items about this country: ISO 3166-1 alpha-2 code or EU (repeatable).")
+@click.option("--region", "regions", multiple=True, metavar="R",
+              help="Only items about this region id, e.g. east_asia (repeatable).")
+@click.option("--source", "sources", multiple=True, metavar="ID",
+              help="Only items from this source id (repeatable).")
+@click.option("--policy", "policy_only", is_flag=True,
+              help="Only items classified as STI-policy relevant.")
+@click.option("--since", metavar="DATE", help="Published on or after DATE (YYYY-MM-DD).")
+@click.option("--until", metavar="DATE", help="Published on or before DATE (YYYY-MM-DD).")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000),
+              help="Show at most this many items.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True, help="Output format.")
+@pass_app
+def search_command(app: App, query: str, areas, domains, countries, regions, sources,
+                   policy_only: bool, since, until, limit: int, fmt: str) -> None:
+    """Full-text search of stored items, best match first.
+
+    QUERY uses SQLite FTS5 syntax: words (stemmed, so `fund` finds `funding`), "quoted
+    phrases", AND, OR, NOT in capitals, parentheses, prefix* and title:word. Hyphenated words
+    such as research-security are searched as phrases. Ranking is bm25, with title words
+    weighted above summary words above body words; matches are **highlighted** in the snippet.
+    Near-duplicates (the same story under other URLs) are folded into their first copy, whose
+    `copies` says how many were folded.
+
+    \b
+    Examples:
+      stiwatch search '"research security" AND china' --since 2026-10-01
+      stiwatch search 'quantum NOT computing' --country JP --format json
+      stiwatch search 'semicond*' --area business_innovation --limit 5
+    """
+    store = existing_store(app)
+    for source in sources:
+        store.get_source(source)  # NoSuchSource: a clear error rather than silently nothing
+    rows = store.search(
+        query,
+        areas=_checked("area", areas),
+        domains=_checked("domain", domains),
+        countries=_checked("country", countries),
+        regions=_checked("region", regions),
+        sources=sources,
+        since=since,
+        until=until,
+        policy_only=policy_only,
+        limit=limit,
+    )
+    if fmt == "json":
+        echo_json([{c: row[c] for c in COLUMNS} for row in rows])
+    elif fmt == "csv":
+        echo_csv(rows, COLUMNS)
+    elif not rows:
+        app.echo(f"No items match {query!r}" + (" with these filters." if any(
+            (areas, domains, countries, regions, sources, since, until, policy_only)) else "."))
+    else:
+        echo_results(rows, tty=sys.stdout.isatty())
+        more = "" if len(rows) < limit else f" (the first {limit}: raise --limit for more)"
+        app.echo(f"{len(rows)} item(s){more}.")

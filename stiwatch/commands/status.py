@@ -1,0 +1,116 @@
+"""`stiwatch status`: is everything running? Last runs, weekly volume, failures, owed mail."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import click
+
+from ..app import App
+from ..output import echo_json, echo_table
+from .search import existing_store
+
+pass_app = click.make_pass_decorator(App)
+
+
+def _parse(stamp: str | None) -> datetime | None:
+    if not stamp:
+        return None
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def duration(seconds: float) -> str:
+    """A short human duration: 45s, 12m, 5h 10m, 3d 4h."""
+    seconds = int(max(seconds, 0))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+
+
+def _size(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"
+
+
+def _stats_summary(stats: Any) -> str:
+    """The run's top-level counters, e.g. `new=12 errors=1`; nested detail is left to --json."""
+    if not isinstance(stats, dict):
+        return ""
+    return " ".join(f"{k}={v}" for k, v in stats.items() if isinstance(v, (int, float, str)))
+
+
+def gather(store, now: datetime) -> dict[str, Any]:
+    runs = []
+    for run in store.crawl_runs(limit=5):
+        started, finished = _parse(run["started_at"]), _parse(run["finished_at"])
+        runs.append({**run, "duration_s": (finished - started).total_seconds()
+                     if started and finished else None})
+    failing = []
+    for source in store.failing_sources():
+        since = _parse(source["failing_since"])
+        failing.append({**source, "failing_for_s": (now - since).total_seconds()
+                        if since else None})
+    return {
+        "database": str(store.path),
+        "size_bytes": store.file_size(),
+        "schema_version": store.schema_version,
+        "items": store.scalar("SELECT count(*) FROM items"),
+        "runs": runs,
+        "weeks": store.items_per_week(8, now.date()),
+        "failing_sources": failing,
+        "deliveries_owed": store.deliveries_owed(),
+    }
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print everything as one JSON object.")
+@pass_app
+def status_command(app: App, as_json: bool) -> None:
+    """Show the health of this installation at a glance.
+
+    Lists the last crawl runs, items published per week over the last 8 weeks (with policy
+    items and folded duplicates), sources that are failing (last error, since when and for how
+    long), digest deliveries still owed (pending, failed, or sending without an answer), the
+    schema version and the database size.
+    """
+    store = existing_store(app)
+    now = datetime.now(timezone.utc)
+    report = gather(store, now)
+    if as_json:
+        echo_json(report)
+        return
+    click.echo(f"Database: {report['database']} ({_size(report['size_bytes'])}, schema version "
+               f"{report['schema_version']}, {report['items']} items)")
+    click.echo("\nLast crawl runs:")
+    if report["runs"]:
+        echo_table([{**run, "took": duration(run["duration_s"]) if run["duration_s"] is not None
+                     else "", "stats": _stats_summary(run["stats"])} for run in report["runs"]],
+                   ["id", "started_at", "status", "took", "stats"], max_width=80)
+    else:
+        click.echo("  none yet (run `stiwatch crawl` or `stiwatch run`)")
+    click.echo("\nItems per week (by publication date, UTC):")
+    echo_table(report["weeks"], ["week", "starts", "items", "policy", "duplicates"])
+    failing = report["failing_sources"]
+    click.echo(f"\nFailing sources: {len(failing) or 'none'}")
+    if failing:
+        echo_table([{**s, "failures": s["consecutive_failures"],
+                     "for": duration(s["failing_for_s"]) if s["failing_for_s"] is not None
+                     else ""} for s in failing],
+                   ["id", "failures", "failing_since", "for", "last_error"], max_width=70)
+    owed = report["deliveries_owed"]
+    click.echo(f"\nDeliveries owed: {len(owed) or 'none'}")
+    if owed:
+        echo_table(owed, ["period", "subscriber", "status", "attempts", "last_error"],
+                   max_width=60)

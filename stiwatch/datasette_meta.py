@@ -1,0 +1,67 @@
+"""Datasette metadata for `stiwatch serve`, generated from the schema docs (db/docs.py).
+
+Every table, view and column gets the description the schema reference uses, so the browser
+and docs/schema.md never disagree. Facets and canned queries are what analysts ask for first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from db.canned import CANNED_QUERIES
+from db.docs import FTS, TABLES, VIEWS
+
+from . import __version__
+
+FACETS: dict[str, list[str]] = {
+    "items": ["source_id", "language", "status"],
+    "items_tagged": ["policy", "source_name", "areas"],
+    "tags": ["facet", "value", "method"],
+    "sources": ["enabled", "kind", "country", "org_type"],
+    "labels": ["facet"],
+    "crawl_runs": ["status"],
+    "deliveries": ["status", "period"],
+    "analyst_labels": ["facet", "verdict"],
+}
+SORT_DESC = {"items": "published_at", "items_tagged": "published_at", "crawl_runs": "id",
+             "deliveries": "period"}
+HIDDEN = ("item_signatures", "signature_bands")
+LABEL_COLUMNS = {"sources": "name", "labels": "name", "items": "title"}
+
+
+def build_metadata(database: str) -> dict[str, Any]:
+    """Datasette metadata for the store served under the name ``database``."""
+    tables: dict[str, Any] = {}
+    for name, doc in {**TABLES, **VIEWS}.items():
+        entry: dict[str, Any] = {"description": doc["description"], "columns": dict(doc["columns"])}
+        if name in FACETS:
+            entry["facets"] = FACETS[name]
+        if name in SORT_DESC:
+            entry["sort_desc"] = SORT_DESC[name]
+        if name in HIDDEN:
+            entry["hidden"] = True
+        if name in LABEL_COLUMNS:
+            entry["label_column"] = LABEL_COLUMNS[name]
+        tables[name] = entry
+    # The search box on `items` uses the FTS5 index with its full syntax.
+    tables["items"].update(fts_table="items_fts", fts_pk="id", searchmode="raw")
+    for name, description in FTS.items():
+        tables[name] = {"description": description, "hidden": True}
+    queries = {
+        name: {"title": q["title"], "description": q["description"], "sql": q["sql"].strip()}
+        for name, q in CANNED_QUERIES.items()
+    }
+    return {
+        "title": "stiwatch: STI policy news",
+        "description": "Articles from ministries, funding agencies, intergovernmental bodies and "
+        "STI news, classified by policy relevance, area, technology domain and country. Start "
+        "with the items_tagged view or the canned queries below. Read-only.",
+        "source": f"stiwatch {__version__}",
+        "databases": {
+            database: {
+                "description": "The stiwatch store (see docs/schema.md).",
+                "tables": tables,
+                "queries": queries,
+            }
+        },
+    }

@@ -1,0 +1,106 @@
+"""A small real store for the analyst and operations tests (search, export, serve, status).
+
+Built through the store's own API (sync_sources, save_items, save_classifications,
+record_source_result), with dates relative to today so "this week" queries have rows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import db
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def ago(days: float) -> str:
+    return (NOW - timedelta(days=days)).isoformat(timespec="seconds")
+
+
+SOURCES = [
+    {"id": "mext-news", "name": "MEXT News", "kind": "feed", "url": "https://mext.example/rss",
+     "country": "JP", "language": "en", "org_type": "ministry"},
+    {"id": "nsf-news", "name": "NSF News", "kind": "feed", "url": "https://nsf.example/rss",
+     "country": "US", "language": "en", "org_type": "funding_agency"},
+    {"id": "ec-rtd", "name": "EC Research and Innovation", "kind": "html",
+     "url": "https://ec.example/news", "links": "h2 a", "country": "EU", "language": "en",
+     "org_type": "ministry"},
+]
+
+# (key, source, days ago, title, summary, body, tags)
+ITEMS = [
+    ("jp-quantum", "mext-news", 1, "Japan launches national quantum strategy",
+     "MEXT sets out a ten-year quantum technology strategy with new funding.",
+     "The Ministry of Education, Culture, Sports, Science and Technology announced a national "
+     "quantum strategy. The plan funds quantum computing centres and research security rules "
+     "for international collaboration.",
+     {"policy": ["1"], "area": ["governance"], "domain": ["quantum"], "country": ["JP"],
+      "region": ["east_asia"]}),
+    ("us-security", "nsf-news", 2, "NSF issues research security guidance for grantees",
+     "New research-security requirements for universities receiving federal grants.",
+     "The National Science Foundation published guidance on research security, foreign "
+     "interference and disclosure. Collaboration with China is addressed in detail.",
+     {"policy": ["1"], "area": ["research_security"], "domain": [], "country": ["US", "CN"],
+      "region": ["north_america", "east_asia"]}),
+    ("eu-open", "ec-rtd", 3, "Commission adopts open science mandate for Horizon Europe",
+     "Open access to publications and FAIR data become conditions of funding.",
+     "The European Commission adopted an open science policy. Researchers funded by Horizon "
+     "Europe must deposit publications in open repositories.",
+     {"policy": ["1"], "area": ["open_science"], "domain": [], "country": ["EU"],
+      "region": ["europe"]}),
+    ("eu-open-copy", "nsf-news", 3, "Commission adopts open science mandate for Horizon Europe",
+     "Open access to publications and FAIR data become conditions of funding.",
+     "The European Commission adopted an open science policy. Researchers funded by Horizon "
+     "Europe must deposit publications in open repositories.",
+     {"policy": ["1"], "area": ["open_science"], "domain": [], "country": ["EU"],
+      "region": ["europe"]}),
+    ("jp-semis", "mext-news", 20, "Japan funds semiconductor research consortium",
+     "A new consortium for next-generation chips receives government support.",
+     "Japan will fund a semiconductor research consortium with industry partners to develop "
+     "2 nm chips; quantum devices are out of scope.",
+     {"policy": ["1"], "area": ["business_innovation"], "domain": ["semiconductors"],
+      "country": ["JP"], "region": ["east_asia"]}),
+    ("us-discovery", "nsf-news", 10, "Astronomers discover a distant galaxy",
+     "A research result, not policy.",
+     "Scientists report a discovery about galaxies observed with a new telescope built "
+     "with quantum sensors.",
+     {"policy": ["0"], "area": [], "domain": ["space"], "country": ["US"],
+      "region": ["north_america"]}),
+    ("eu-ai", "ec-rtd", 40, "EU AI research strategy adds computing for start-ups",
+     "The Commission opens supercomputers to AI start-ups.",
+     "Artificial intelligence start-ups get access to European supercomputers under the AI "
+     "research strategy.",
+     {"policy": ["1"], "area": ["business_innovation", "governance"], "domain": ["ai"],
+      "country": ["EU"], "region": ["europe"]}),
+]
+
+
+def build(path: Path) -> dict[str, int]:
+    """Create the store at ``path``; returns {key: item id}."""
+    with db.open_store(path) as store:
+        store.sync_sources(SOURCES)
+        rows = [
+            {"url": f"https://{source}.example/{key}", "source_id": source, "title": title,
+             "summary": summary, "body": body, "published_at": ago(days), "date_source": "feed",
+             "language": "en"}
+            for key, source, days, title, summary, body, _ in ITEMS
+        ]
+        ids = {item[0]: item_id for item, (item_id, _) in zip(ITEMS, store.save_items(rows))}
+        with store.write():
+            store.conn.execute("UPDATE items SET duplicate_of = ? WHERE id = ?",
+                               [ids["eu-open"], ids["eu-open-copy"]])
+        store.save_classifications(
+            [(ids[key], [{"facet": facet, "value": value, "score": 0.9, "method": "model"}
+                         for facet, values in tags.items() for value in values])
+             for key, *_, tags in ITEMS],
+            "test-1",
+        )
+        store.record_source_result("mext-news", ok=True)
+        store.record_source_result("nsf-news", ok=True)
+        store.record_source_result("ec-rtd", ok=False, error="HTTP 503 Service Unavailable",
+                                   at=ago(3))
+        store.record_source_result("ec-rtd", ok=False, error="HTTP 503 Service Unavailable")
+        run = store.start_crawl_run()
+        store.finish_crawl_run(run, "partial", {"new": 7, "errors": 1})
+    return ids

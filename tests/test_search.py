@@ -1,0 +1,128 @@
+"""`stiwatch search`: FTS5 ranking, snippets, filters, folded duplicates, clear errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+import analysts_store
+
+
+@pytest.fixture
+def ids(db_path):
+    return analysts_store.build(db_path)
+
+
+def search_json(stiwatch, *args):
+    result = stiwatch("search", *args, "--format", "json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_ranks_title_matches_first_with_highlighted_snippets(stiwatch, ids):
+    rows = search_json(stiwatch, "quantum")
+    assert [r["id"] for r in rows][0] == ids["jp-quantum"]  # "quantum" in title and summary
+    assert {r["id"] for r in rows} == {ids["jp-quantum"], ids["jp-semis"], ids["us-discovery"]}
+    top = rows[0]
+    assert "**quantum**" in top["snippet"].lower()
+    for key in ("id", "url", "title", "source_id", "published_at", "snippet", "areas",
+                "domains", "countries"):
+        assert key in top
+    assert top["areas"] == ["governance"] and top["domains"] == ["quantum"]
+    assert top["countries"] == ["JP"] and top["source_id"] == "mext-news"
+    assert rows[0]["score"] >= rows[1]["score"] >= rows[2]["score"]
+
+
+def test_fts_syntax_phrases_boolean_prefix_and_stemming(stiwatch, ids):
+    assert [r["id"] for r in search_json(stiwatch, '"research security" AND china')] == [
+        ids["us-security"]]
+    assert {r["id"] for r in search_json(stiwatch, "quantum NOT semiconductor")} == {
+        ids["jp-quantum"], ids["us-discovery"]}
+    assert {r["id"] for r in search_json(stiwatch, "semicond*")} == {ids["jp-semis"]}
+    # Porter stemming: "funds" finds "funding" and "funded".
+    assert ids["eu-open"] in {r["id"] for r in search_json(stiwatch, "funds")}
+    # A hyphenated word is searched as a phrase instead of failing.
+    assert [r["id"] for r in search_json(stiwatch, "research-security")] == [
+        ids["us-security"], ids["jp-quantum"]]
+
+
+def test_duplicates_are_folded_into_their_original(stiwatch, ids):
+    rows = search_json(stiwatch, '"open science"')
+    assert [r["id"] for r in rows] == [ids["eu-open"]]
+    assert rows[0]["copies"] == 1
+
+
+def test_filters_by_tags_source_and_dates(stiwatch, ids):
+    assert {r["id"] for r in search_json(stiwatch, "quantum", "--country", "jp")} == {
+        ids["jp-quantum"], ids["jp-semis"]}
+    assert [r["id"] for r in search_json(stiwatch, "quantum", "--area", "governance")] == [
+        ids["jp-quantum"]]
+    assert [r["id"] for r in search_json(stiwatch, "quantum", "--domain", "semiconductors")] == [
+        ids["jp-semis"]]
+    assert {r["id"] for r in search_json(stiwatch, "research OR quantum", "--region",
+                                         "north_america")} == {ids["us-security"],
+                                                               ids["us-discovery"]}
+    assert [r["id"] for r in search_json(stiwatch, "quantum", "--source", "nsf-news")] == [
+        ids["us-discovery"]]
+    since = analysts_store.ago(15)[:10]
+    until = analysts_store.ago(5)[:10]
+    assert {r["id"] for r in search_json(stiwatch, "quantum", "--since", since)} == {
+        ids["jp-quantum"], ids["us-discovery"]}
+    assert {r["id"] for r in search_json(stiwatch, "quantum", "--until", until)} == {
+        ids["jp-semis"], ids["us-discovery"]}
+    assert [r["id"] for r in search_json(stiwatch, "quantum", "--policy", "--since", since)] == [
+        ids["jp-quantum"]]
+    assert len(search_json(stiwatch, "quantum OR research OR open", "--limit", "2")) == 2
+
+
+def test_table_and_csv_output(stiwatch, ids):
+    result = stiwatch("search", "quantum strategy")
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["ID", "DATE", "SOURCE", "TITLE", "COPIES"]
+    assert "Japan launches national quantum strategy" in lines[1]
+    assert "**quantum**" in result.output.lower() and "https://mext-news.example/jp-quantum" in \
+        result.output
+    assert "1 item(s)." in result.output
+    result = stiwatch("search", "quantum", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert rows[0]["title"] == "Japan launches national quantum strategy"
+    assert rows[0]["countries"] == "JP"
+
+
+def test_no_match_says_so(stiwatch, ids):
+    result = stiwatch("search", "fusion", "--country", "JP")
+    assert result.exit_code == 0
+    assert "No items match 'fusion' with these filters." in result.output
+    assert search_json(stiwatch, "fusion") == []
+
+
+@pytest.mark.parametrize("query", ['quantum AND (', '"unfinished phrase', "foo:bar", "AND",
+                                   "   "])
+def test_bad_queries_get_one_clear_line_and_exit_2(stiwatch, ids, query):
+    result = stiwatch("search", query)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: ")
+    assert "search" in lines[0] or "query" in lines[0]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--area", "astrology"], "unknown area 'astrology'"),
+    (["--country", "XX"], "unknown country 'XX'"),
+    (["--source", "nope"], "no source with id 'nope'"),
+    (["--since", "last week"], "is not a date"),
+])
+def test_bad_filters_are_named(stiwatch, ids, args, message):
+    result = stiwatch("search", "quantum", *args)
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_missing_database_is_a_clear_error(stiwatch, db_path):
+    result = stiwatch("search", "quantum")
+    assert result.exit_code == 2 and "no such database" in result.output
+    assert not db_path.exists()
