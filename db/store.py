@@ -10,6 +10,7 @@ from typing import Any, Iterator
 
 import sqlite_utils
 
+from .digests import DigestsMixin
 from .errors import NotAStore, StoreError
 from .items import ItemsMixin
 from .runs import RunsMixin
@@ -21,7 +22,8 @@ from .subscribers import SubscribersMixin
 from .tags import TagsMixin
 
 
-class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, SearchMixin, StatusMixin):
+class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, DigestsMixin,
+            SearchMixin, StatusMixin):
     """The stiwatch database. All SQL of the project lives in this package."""
 
     def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:

@@ -1,4 +1,4 @@
-"""Digest subscribers (the `subscribers` table). Deliveries live in `deliveries.py`."""
+"""Digest subscribers (the `subscribers` table). Deliveries live in `digests.py`."""
 
 from __future__ import annotations
 

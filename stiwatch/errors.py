@@ -11,11 +11,13 @@ import click
 from classifier.taxonomy import UnknownLabel
 from crawler.registry import RegistryError
 import db
+from digest.errors import DigestError
 
 from .config import ConfigError
 
 # Exceptions whose message is already a complete, user-facing sentence about bad input.
 INPUT_ERRORS: tuple[type[Exception], ...] = (
+    DigestError,
     ConfigError,
     RegistryError,
     UnknownLabel,

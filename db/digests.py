@@ -1,0 +1,164 @@
+"""What the digest reads (policy items of a time range, with their tags and coverage) and the
+deliveries state machine (the `deliveries` table), one (subscriber, ISO week) row at a time.
+
+States: ``pending`` (owed; after a temporary failure also carries ``next_attempt_at``) ->
+``sending`` (committed *before* the SMTP conversation starts) -> ``sent`` | ``failed``; or
+``skipped`` when nothing matched. A row left in ``sending`` by a killed sender is owed again and
+resent with the same Message-ID, so at most that one message can arrive twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from .clock import utcnow
+
+
+def _chunks(values: list[Any], size: int = 500) -> Iterable[list[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+class DigestsMixin:
+    # -- reading items for digests and trends ------------------------------------------------
+
+    def policy_items(
+        self, start_utc: str, end_utc: str, *, with_text: bool = True
+    ) -> list[dict[str, Any]]:
+        """Original (not duplicate) items tagged ``policy = 1`` published in [start, end).
+
+        Bounds are UTC as ``YYYY-MM-DD HH:MM:SS``. Timestamps are compared after SQLite's
+        ``datetime()`` normalises them, so ``Z``, ``+00:00`` or another offset all count right;
+        the plain string range around it (one day wider) keeps the index on ``published_at``.
+        Each row has the item's columns, ``policy_score``, and a list per tag facet
+        (``areas``, ``domains``, ``countries``, ``regions``, each as ``[(value, score)]``).
+        """
+        text = "i.summary, i.body," if with_text else ""
+        rows = self.query(
+            f"""SELECT i.id, i.url, i.title, {text} i.source_id, s.name AS source_name,
+                       i.published_at, p.score AS policy_score
+                FROM items i
+                JOIN tags p ON p.item_id = i.id AND p.facet = 'policy' AND p.value = '1'
+                LEFT JOIN sources s ON s.id = i.source_id
+                WHERE i.published_at >= date(?, '-1 day') AND i.published_at < date(?, '+2 day')
+                  AND datetime(i.published_at) >= ? AND datetime(i.published_at) < ?
+                  AND i.duplicate_of IS NULL
+                ORDER BY i.id""",
+            [start_utc, end_utc, start_utc, end_utc],
+        )
+        by_id = {}
+        for row in rows:
+            row.update(areas=[], domains=[], countries=[], regions=[])
+            by_id[row["id"]] = row
+        for row in self.query(
+            """SELECT t.item_id, t.facet, t.value, t.score
+               FROM items i
+               JOIN tags p ON p.item_id = i.id AND p.facet = 'policy' AND p.value = '1'
+               JOIN tags t ON t.item_id = i.id AND t.facet IN ('area', 'domain', 'country', 'region')
+               WHERE i.published_at >= date(?, '-1 day') AND i.published_at < date(?, '+2 day')
+                 AND datetime(i.published_at) >= ? AND datetime(i.published_at) < ?
+                 AND i.duplicate_of IS NULL
+               ORDER BY t.item_id, t.facet, t.value""",
+            [start_utc, end_utc, start_utc, end_utc],
+        ):
+            item = by_id.get(row["item_id"])
+            if item is not None:
+                key = {"area": "areas", "domain": "domains", "country": "countries",
+                       "region": "regions"}[row["facet"]]
+                item[key].append((row["value"], row["score"]))
+        return list(by_id.values())
+
+    def duplicates_of(self, item_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+        """``{original id: [its near-duplicates' id, url, source_id, source_name]}``."""
+        ids = list(item_ids)
+        found: dict[int, list[dict[str, Any]]] = {}
+        for chunk in _chunks(ids):
+            for row in self.query(
+                f"""SELECT i.duplicate_of AS original, i.id, i.url, i.source_id,
+                           s.name AS source_name
+                    FROM items i LEFT JOIN sources s ON s.id = i.source_id
+                    WHERE i.duplicate_of IN ({', '.join('?' for _ in chunk)})
+                    ORDER BY i.id""",
+                chunk,
+            ):
+                found.setdefault(row.pop("original"), []).append(row)
+        return found
+
+    # -- deliveries --------------------------------------------------------------------------
+
+    def ensure_deliveries(self, period: str, emails: Iterable[str]) -> int:
+        """Create a ``pending`` row for each subscriber that has none for ``period``."""
+        now = utcnow()
+        with self.write():
+            cursor = self.conn.executemany(
+                "INSERT OR IGNORE INTO deliveries (subscriber, period, status, updated_at)"
+                " VALUES (?, ?, 'pending', ?)",
+                [(email, period, now) for email in emails],
+            )
+        return cursor.rowcount
+
+    def deliveries(self, period: str | None = None) -> list[dict[str, Any]]:
+        """Delivery rows (of one period, or all), newest period first, then by subscriber."""
+        where, params = ("WHERE d.period = ?", [period]) if period else ("", [])
+        return self.query(
+            f"""SELECT d.*, s.name, s.active FROM deliveries d
+                LEFT JOIN subscribers s ON s.email = d.subscriber
+                {where} ORDER BY d.period DESC, d.subscriber""",
+            params,
+        )
+
+    def get_delivery(self, email: str, period: str) -> dict[str, Any] | None:
+        rows = self.query(
+            "SELECT * FROM deliveries WHERE subscriber = ? AND period = ?", [email, period]
+        )
+        return rows[0] if rows else None
+
+    def owed_deliveries(self, period: str, now: str) -> list[dict[str, Any]]:
+        """Rows of active subscribers still owed a message for ``period`` and due by ``now``:
+        ``sending`` first (left in doubt by a killed sender), then ``pending``."""
+        return self.query(
+            """SELECT d.*, s.name FROM deliveries d JOIN subscribers s ON s.email = d.subscriber
+               WHERE d.period = ? AND s.active = 1
+                 AND (d.status = 'sending'
+                      OR (d.status = 'pending'
+                          AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)))
+               ORDER BY d.status = 'pending', d.subscriber""",
+            [period, now],
+        )
+
+    def _set_delivery(self, email: str, period: str, **fields: Any) -> None:
+        fields["updated_at"] = utcnow()
+        with self.write():
+            self.conn.execute(
+                f"UPDATE deliveries SET {', '.join(f'{k} = ?' for k in fields)}"
+                " WHERE subscriber = ? AND period = ?",
+                [*fields.values(), email, period],
+            )
+
+    def delivery_sending(self, email: str, period: str, message_id: str, item_count: int) -> None:
+        """Committed before the message leaves: if we die now, the next run resends it."""
+        with self.write():
+            attempts = self.scalar(
+                "SELECT attempts FROM deliveries WHERE subscriber = ? AND period = ?",
+                [email, period],
+            ) or 0
+            self._set_delivery(email, period, status="sending", message_id=message_id,
+                               item_count=item_count, attempts=attempts + 1)
+
+    def delivery_sent(self, email: str, period: str) -> None:
+        now = utcnow()
+        self._set_delivery(email, period, status="sent", sent_at=now, next_attempt_at=None)
+
+    def delivery_retry(self, email: str, period: str, error: str, next_attempt_at: str) -> None:
+        """A temporary failure: owed again from ``next_attempt_at`` on."""
+        self._set_delivery(email, period, status="pending", last_error=error,
+                           next_attempt_at=next_attempt_at)
+
+    def delivery_failed(self, email: str, period: str, error: str) -> None:
+        """A permanent failure (or the last retry): never tried again for this week."""
+        self._set_delivery(email, period, status="failed", last_error=error,
+                           next_attempt_at=None)
+
+    def delivery_skipped(self, email: str, period: str) -> None:
+        """Nothing matched this subscriber's filters this week: nothing is sent."""
+        self._set_delivery(email, period, status="skipped", item_count=0, next_attempt_at=None)

@@ -1,0 +1,55 @@
+"""The digest's chart: weekly volume of policy stories per area over the last weeks, as a PNG.
+
+Drawn with matplotlib's object API on the Agg canvas (no pyplot, no display, no global state),
+so it is safe in threads and servers. The PNG carries no timestamp: the same numbers give the
+same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .trends import TrendReport
+
+# Colour-blind-safe palette (Okabe-Ito plus greys) so lines stay distinguishable.
+COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
+           "#000000", "#999999", "#6A3D9A"]
+
+
+def area_chart(report: TrendReport, *, width: float = 6.0, height: float = 3.4,
+               dpi: int = 110) -> bytes:
+    """PNG bytes of a line chart: one line per policy area that had any story in the window."""
+    figure = Figure(figsize=(width, height), dpi=dpi)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot(1, 1, 1)
+    labels = [w.split("-")[1] for w in report.weeks]  # "W47": the year is in the title
+    positions = list(range(len(labels)))
+    drawn = 0
+    for row in report.rows("area"):
+        if not any(row.series):
+            continue
+        colour = COLOURS[drawn % len(COLOURS)]
+        axes.plot(positions, row.series, marker="o", markersize=3, linewidth=1.6,
+                  color=colour, label=row.name)
+        drawn += 1
+    if not drawn:
+        axes.text(0.5, 0.5, "No policy items in these weeks", ha="center", va="center",
+                  transform=axes.transAxes, color="#555555")
+    axes.set_xticks(positions, labels, fontsize=7)
+    axes.tick_params(axis="y", labelsize=7)
+    axes.set_ylim(bottom=0)
+    axes.yaxis.get_major_locator().set_params(integer=True)
+    axes.grid(axis="y", color="#dddddd", linewidth=0.6)
+    for side in ("top", "right"):
+        axes.spines[side].set_visible(False)
+    first, last = report.weeks[0], report.weeks[-1]
+    axes.set_title(f"Policy items per week by area, {first} to {last}", fontsize=9, loc="left")
+    if drawn:
+        axes.legend(fontsize=6.5, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()

@@ -1,0 +1,13 @@
+"""Named errors of the digest; the CLI shows their message (one sentence) and exits 2."""
+
+
+class DigestError(Exception):
+    """Bad input to the digest: a week, a time zone, a subscriber file, a setting."""
+
+
+class InvalidSubscriber(DigestError):
+    """A subscriber whose address or filter ids are not valid (message names line and field)."""
+
+
+class SmtpSetupError(DigestError):
+    """SMTP settings that cannot work (e.g. STARTTLS required but not offered)."""

@@ -1,0 +1,81 @@
+"""The e-mail: multipart/related( multipart/alternative(text/plain, text/html), image/png ).
+
+The chart travels inside the message and the HTML points at it by Content-ID, so nothing is
+fetched from the network when the message is opened. The Message-ID is derived from
+(subscriber, week): a message resent after a crash carries the same one, so mail clients and
+servers can recognise the copy.
+"""
+
+from __future__ import annotations
+
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr, parseaddr
+from datetime import datetime, timezone
+import hashlib
+
+from email.charset import QP, Charset
+from email.mime.image import MIMEImage
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+
+from .render import CHART_CID
+
+# Quoted-printable keeps both parts readable as source (and greppable) instead of base64.
+_UTF8 = Charset("utf-8")
+_UTF8.body_encoding = QP
+
+
+def _text(body: str, subtype: str) -> MIMEText:
+    part = MIMEText("", subtype, "utf-8")
+    part.set_payload(body, _UTF8)
+    return part
+
+
+def _domain(mail_from: str) -> str:
+    address = parseaddr(mail_from)[1]
+    return address.rpartition("@")[2] or "stiwatch.localhost"
+
+
+def message_id(email: str, week: str, mail_from: str) -> str:
+    """``<digest-2026-W47-0123abcd...@example.org>``: the same for the same (subscriber, week)."""
+    digest = hashlib.sha256(f"{email.strip().lower()}\n{week}".encode()).hexdigest()[:20]
+    return f"<digest-{week}-{digest}@{_domain(mail_from)}>"
+
+
+def build_message(
+    *,
+    to_email: str,
+    to_name: str | None,
+    week: str,
+    subject: str,
+    text: str,
+    html: str,
+    png: bytes | None,
+    mail_from: str,
+    list_unsubscribe: str | None,
+    date: datetime | None = None,
+) -> MIMEMultipart:
+    """A complete message, ready for ``smtplib.send_message`` or an ``.eml`` file."""
+    alternative = MIMEMultipart("alternative")
+    alternative.attach(_text(text, "plain"))
+    alternative.attach(_text(html, "html"))
+    root = MIMEMultipart("related", type="multipart/alternative", policy=SMTP)
+    root.attach(alternative)
+    if png is not None:
+        image = MIMEImage(png, "png")
+        image.add_header("Content-ID", f"<{CHART_CID}>")
+        image.add_header("Content-Disposition", "inline", filename="trends.png")
+        root.attach(image)
+    root["Subject"] = subject
+    root["From"] = mail_from
+    root["To"] = formataddr((to_name or "", to_email))
+    root["Date"] = format_datetime(date or datetime.now(timezone.utc))
+    root["Message-ID"] = message_id(to_email, week, mail_from)
+    root["X-Stiwatch-Week"] = week
+    root["Auto-Submitted"] = "auto-generated"
+    root["Precedence"] = "bulk"
+    if list_unsubscribe:
+        root["List-Unsubscribe"] = f"<{list_unsubscribe}>"
+        if list_unsubscribe.startswith("https:"):
+            root["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return root

@@ -1,0 +1,108 @@
+"""Digest -> HTML and plain text, from Jinja2 templates in digest/templates/.
+
+The HTML template is autoescaped, so every string that came from a crawled page or feed (titles,
+summaries, source names) arrives as text; links are kept only when they are http(s). Layout is
+tables with inline CSS (Outlook ignores <style> blocks and flexbox) at most 640 px wide, and the
+numbers behind the chart are also given as a table, so the message reads without images.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+
+import jinja2
+
+from .select import Digest, Story, label_name
+
+CHART_CID = "trends-chart"
+
+
+def safe_url(url: Any) -> str | None:
+    """``url`` if it is an absolute http(s) URL, else None (javascript:, data:, relative...)."""
+    if not isinstance(url, str):
+        return None
+    url = url.strip()
+    if any(ord(ch) < 33 or ch in '"<>`' for ch in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return url
+
+
+def subject(digest: Digest) -> str:
+    count = digest.total
+    noun = "item" if count == 1 else "items"
+    return f"STI policy digest {digest.week.label} ({digest.week.span()}): {count} {noun}"
+
+
+def _date(story: Story, tz: Any) -> str:
+    return story.published.astimezone(tz).strftime("%a %-d %b")
+
+
+def _pct(value: int | None) -> str:
+    return "new" if value is None else f"{value:+d}%"
+
+
+def _signed(value: float) -> str:
+    return ("+" if value >= 0 else "-") + _num(abs(value))
+
+
+def _num(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _arrow(direction: str) -> str:
+    return {"up": "▲", "down": "▼", "new": "★", "flat": "="}.get(direction, "")
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("digest", "templates"),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2", "html"),
+                                            default_for_string=True, default=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters.update(safe_url=safe_url, pct=_pct, signed=_signed, arrow=_arrow, num=_num)
+    env.globals.update(label_name=label_name)
+    return env
+
+
+def _context(digest: Digest, *, chart_src: str | None, unsubscribe: str | None) -> dict[str, Any]:
+    tz = digest.week.tz
+    return {
+        "d": digest,
+        "subject": subject(digest),
+        "chart_src": chart_src,
+        "unsubscribe": safe_url(unsubscribe) or (
+            unsubscribe if unsubscribe and unsubscribe.startswith("mailto:") else None),
+        "date": lambda story: _date(story, tz),
+        "countries": lambda story: ", ".join(label_name("country", c) for c in story.countries),
+        "tags": lambda story: ", ".join(
+            [label_name("area", a) for a in story.areas]
+            + [label_name("domain", d) for d in story.domains]),
+        "trend_facets": [("area", "Policy areas"), ("domain", "Technology domains"),
+                         ("region", "Regions")],
+    }
+
+
+def render_html(digest: Digest, *, chart_src: str | None = "cid:" + CHART_CID,
+                unsubscribe: str | None = None) -> str:
+    """The HTML part. ``chart_src``: ``cid:...`` in e-mail, a file name in a preview, or None."""
+    template = environment().get_template("digest.html.j2")
+    return template.render(_context(digest, chart_src=chart_src, unsubscribe=unsubscribe))
+
+
+def render_text(digest: Digest, *, unsubscribe: str | None = None) -> str:
+    """The plain-text alternative: the same items, links written out."""
+    template = environment().get_template("digest.txt.j2")
+    return template.render(_context(digest, chart_src=None, unsubscribe=unsubscribe))

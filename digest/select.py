@@ -1,0 +1,283 @@
+"""A subscriber's items for one ISO week: filters, duplicates folded, ranking, sections, "why".
+
+The week's stories are read from the store once (`load_week`) and shared by every subscriber;
+`select` is then pure Python, so a thousand digests cost one query.
+
+Filters: an empty list means everything. Areas, domains and places are combined with AND; within
+one of them any id matches (OR); countries and regions together form the places filter, so
+``countries = JP`` with ``regions = europe`` means "Japan or Europe".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+import html
+from functools import lru_cache
+import re
+from typing import Any, Mapping
+
+from classifier.taxonomy import load_taxonomy
+
+from .weeks import Week
+
+HEADLINES = 5  # headline stories at most (never more than the section cap)
+OTHER = "other"
+
+
+@lru_cache(maxsize=1)
+def _names() -> dict[str, dict[str, str]]:
+    taxonomy = load_taxonomy()
+    return {
+        "area": {label.id: label.name for label in taxonomy.areas},
+        "domain": {label.id: label.name for label in taxonomy.domains},
+        "region": {label.id: label.name for label in taxonomy.regions},
+    }
+
+
+@lru_cache(maxsize=512)
+def country_name(code: str) -> str:
+    if code == "EU":
+        return "European Union"
+    import pycountry
+
+    country = pycountry.countries.get(alpha_2=code)
+    if country is None:
+        return code
+    return getattr(country, "common_name", None) or country.name
+
+
+def label_name(facet: str, value: str) -> str:
+    """Display name of a tag value (falls back to the id for anything unknown)."""
+    if facet == "country":
+        return country_name(value)
+    if facet == "policy":
+        return "STI policy"
+    return _names().get(facet, {}).get(value, value)
+
+
+_TAG = re.compile(r"<[^>]*>")
+_SPACE = re.compile(r"\s+")
+_SENTENCE = re.compile(r"(?<=[.!?。])\s+|(?<=。)")
+
+
+def clean_text(text: str | None) -> str:
+    """One line of plain text: control characters and runs of whitespace collapsed."""
+    return _SPACE.sub(" ", "".join(ch if ch.isprintable() else " " for ch in (text or ""))).strip()
+
+
+def short_summary(summary: str | None, body: str | None, limit: int = 320) -> str:
+    """One or two sentences from the summary (else the body), at most ``limit`` characters."""
+    text = clean_text(html.unescape(_TAG.sub(" ", summary or ""))) or clean_text(body)
+    if not text:
+        return ""
+    sentences = [s for s in _SENTENCE.split(text) if s.strip()]
+    short = " ".join(sentences[:2]) if sentences else text
+    if len(short) > limit:
+        short = short[:limit].rsplit(" ", 1)[0].rstrip(",;:-") + "…"
+    return short
+
+
+def _parse_time(value: str | None) -> datetime:
+    if not value:
+        return datetime(1970, 1, 1, tzinfo=timezone.utc)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+@dataclass
+class Source:
+    id: str
+    name: str
+    url: str
+
+
+@dataclass
+class Story:
+    """An original item and every copy of it (near-duplicates folded in)."""
+
+    id: int
+    url: str
+    title: str
+    summary: str
+    published: datetime
+    policy_score: float
+    source: Source
+    sources: list[Source]  # distinct sources covering the story, the original's first
+    areas: list[str]  # ids, highest score first
+    domains: list[str]
+    countries: list[str]
+    regions: list[str]
+    area_scores: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def source_count(self) -> int:
+        return len(self.sources)
+
+    def rank_key(self) -> tuple:
+        """More distinct sources, then higher relevance, then newer, first."""
+        return (-self.source_count, -self.policy_score, -self.published.timestamp(), self.id)
+
+
+@dataclass
+class WeekData:
+    week: Week
+    stories: list[Story]  # ranked
+
+
+def _ids(pairs: list[tuple[str, float | None]]) -> list[str]:
+    return [value for value, _ in sorted(pairs, key=lambda p: (-(p[1] or 0.0), p[0]))]
+
+
+def load_week(store: Any, week: Week) -> WeekData:
+    """Every policy story of ``week`` with its coverage, ranked. One pass over the store."""
+    rows = store.policy_items(week.start_utc, week.end_utc)
+    copies = store.duplicates_of([row["id"] for row in rows])
+    stories = []
+    for row in rows:
+        source = Source(row["source_id"], row["source_name"] or row["source_id"], row["url"])
+        sources = [source]
+        seen = {source.id}
+        for copy in copies.get(row["id"], []):
+            if copy["source_id"] not in seen:
+                seen.add(copy["source_id"])
+                sources.append(Source(copy["source_id"], copy["source_name"] or copy["source_id"],
+                                      copy["url"]))
+        stories.append(Story(
+            id=row["id"],
+            url=row["url"],
+            title=clean_text(row["title"]) or "(untitled)",
+            summary=short_summary(row.get("summary"), row.get("body")),
+            published=_parse_time(row["published_at"]),
+            policy_score=float(row["policy_score"] if row["policy_score"] is not None else 1.0),
+            source=source,
+            sources=sources,
+            areas=_ids(row["areas"]),
+            domains=_ids(row["domains"]),
+            countries=_ids(row["countries"]),
+            regions=_ids(row["regions"]),
+            area_scores={v: (s if s is not None else 1.0) for v, s in row["areas"]},
+        ))
+    stories.sort(key=Story.rank_key)
+    return WeekData(week, stories)
+
+
+# -- one subscriber ------------------------------------------------------------------------------
+
+@dataclass
+class Entry:
+    story: Story
+    why: list[str]  # which of the subscriber's filters it matched, as display text
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    entries: list[Entry]
+    more: int = 0  # matched but left out by the cap
+
+
+@dataclass
+class Digest:
+    week: Week
+    email: str | None
+    name: str | None
+    filters: dict[str, list[str]]
+    headlines: Section
+    sections: list[Section]
+    total: int  # stories matched (shown or not)
+    trends: Any = None  # digest.trends.TrendReport, shared by every subscriber of the week
+
+    @property
+    def empty(self) -> bool:
+        return self.total == 0
+
+    @property
+    def shown(self) -> int:
+        return len(self.headlines.entries) + sum(len(s.entries) for s in self.sections)
+
+    def filter_text(self) -> str:
+        """The subscriber's filters in words ("everything" when there are none)."""
+        parts = []
+        for key, facet in (("areas", "area"), ("domains", "domain"), ("countries", "country"),
+                           ("regions", "region")):
+            if self.filters.get(key):
+                parts.append(f"{key}: " + ", ".join(label_name(facet, v) for v in self.filters[key]))
+        return "; ".join(parts) if parts else "everything (no filters)"
+
+
+def _filters(subscriber: Mapping[str, Any] | None) -> dict[str, list[str]]:
+    subscriber = subscriber or {}
+    return {key: list(subscriber.get(key) or []) for key in ("areas", "domains", "countries",
+                                                              "regions")}
+
+
+def match(story: Story, filters: Mapping[str, list[str]]) -> list[str] | None:
+    """Why ``story`` matches ``filters`` (display strings), or None when it does not."""
+    why: list[str] = []
+    for key, facet, values in (("areas", "area", story.areas), ("domains", "domain", story.domains)):
+        wanted = filters.get(key) or []
+        if wanted:
+            hits = [v for v in wanted if v in values]
+            if not hits:
+                return None
+            why += [f"{facet}: {label_name(facet, v)}" for v in hits]
+    countries, regions = filters.get("countries") or [], filters.get("regions") or []
+    if countries or regions:
+        hits = [f"country: {label_name('country', v)}" for v in countries if v in story.countries]
+        hits += [f"region: {label_name('region', v)}" for v in regions if v in story.regions]
+        if not hits:
+            return None
+        why += hits
+    return why or ["all STI-policy news (you have no filters)"]
+
+
+def select(
+    data: WeekData,
+    subscriber: Mapping[str, Any] | None,
+    cap: int,
+    trends: Any = None,
+) -> Digest:
+    """The digest of ``data.week`` for one subscriber (None: unfiltered)."""
+    filters = _filters(subscriber)
+    cap = max(1, int(cap))
+    matched = []
+    for story in data.stories:  # already ranked
+        why = match(story, filters)
+        if why is not None:
+            matched.append(Entry(story, why))
+    headline_count = min(HEADLINES, cap)
+    headlines = Section("headlines", "Headlines", matched[:headline_count])
+    wanted_areas = filters["areas"]
+    order = list(_names()["area"])
+    buckets: dict[str, list[Entry]] = {}
+    for entry in matched[headline_count:]:
+        candidates = [a for a in entry.story.areas if not wanted_areas or a in wanted_areas]
+        if candidates:
+            area = max(candidates, key=lambda a: (entry.story.area_scores.get(a, 0.0),
+                                                  -order.index(a) if a in order else -99))
+        else:
+            area = OTHER
+        buckets.setdefault(area, []).append(entry)
+    sections = []
+    for area in [*order, *sorted(a for a in buckets if a not in order and a != OTHER), OTHER]:
+        entries = buckets.get(area)
+        if not entries:
+            continue
+        title = "Other STI policy" if area == OTHER else label_name("area", area)
+        sections.append(Section(area, title, entries[:cap], max(0, len(entries) - cap)))
+    subscriber = subscriber or {}
+    return Digest(
+        week=data.week,
+        email=subscriber.get("email"),
+        name=subscriber.get("name"),
+        filters=filters,
+        headlines=headlines,
+        sections=sections,
+        total=len(matched),
+        trends=trends,
+    )

@@ -1,0 +1,369 @@
+"""Sending a week's digests exactly once: SMTP or an outbox folder, one delivery row each.
+
+For every active subscriber, the (subscriber, week) row of `deliveries` moves
+``pending -> sending -> sent | failed`` (or ``skipped`` when nothing matched), each step committed
+on its own:
+
+- ``sending`` is committed before the SMTP conversation starts and ``sent`` right after the server
+  accepted, so a sender killed at any moment leaves at most that one row in ``sending``; the next
+  run sends it again with the same Message-ID (the one duplicate the design allows), and never
+  skips anyone.
+- SMTP 4xx and 552 are temporary: the row goes back to ``pending`` with ``next_attempt_at``
+  (``delivery_retry_minutes``, doubling each attempt) until ``delivery_max_attempts``, then
+  ``failed``. Other 5xx are permanent: ``failed`` at once. A lost connection is temporary for the
+  message in flight; the sender reconnects for the next one, and stops (leaving the rest
+  ``pending``) only when the server cannot be reached at all.
+- With no ``smtp_host``, messages are written as ``.eml`` files into ``outbox/<week>/`` (and the
+  rows recorded as sent). ``dry_run`` writes the files but records nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+import logging
+import os
+from pathlib import Path
+import re
+import smtplib
+import ssl
+from typing import Any, Callable, Mapping
+
+from email.generator import BytesGenerator
+from email.policy import SMTP
+from email.utils import parseaddr
+import io
+
+from .chart import area_chart
+from .errors import SmtpSetupError
+from .message import build_message, message_id
+from .render import render_html, render_text, subject
+from .select import Digest, WeekData, load_week, select
+from .trends import TrendReport, trends
+from .weeks import Week
+
+log = logging.getLogger("stiwatch.digest")
+
+
+@dataclass
+class WeekBundle:
+    """What every subscriber's digest of one week shares: stories, trends, chart."""
+
+    week: Week
+    data: WeekData
+    trends: TrendReport
+    png: bytes
+
+
+def prepare_week(store: Any, week: Week) -> WeekBundle:
+    """Read the week once (stories, 12 weeks of trends) and draw the chart."""
+    data = load_week(store, week)
+    report = trends(store, week, weeks=12, facets=("area", "domain", "region"))
+    return WeekBundle(week, data, report, area_chart(report))
+
+
+def compose(bundle: WeekBundle, subscriber: Mapping[str, Any] | None,
+            settings: Mapping[str, Any]) -> Digest:
+    return select(bundle.data, subscriber, int(settings["digest_section_cap"]), bundle.trends)
+
+
+def message_for(bundle: WeekBundle, digest: Digest, settings: Mapping[str, Any],
+                *, date: datetime | None = None):
+    unsubscribe = settings.get("list_unsubscribe") or None
+    return build_message(
+        to_email=digest.email or "",
+        to_name=digest.name,
+        week=bundle.week.label,
+        subject=subject(digest),
+        text=render_text(digest, unsubscribe=unsubscribe),
+        html=render_html(digest, unsubscribe=unsubscribe),
+        png=bundle.png,
+        mail_from=settings["mail_from"],
+        list_unsubscribe=unsubscribe,
+        date=date,
+    )
+
+
+def message_bytes(message: Any) -> bytes:
+    buffer = io.BytesIO()
+    BytesGenerator(buffer, policy=SMTP).flatten(message)
+    return buffer.getvalue()
+
+
+def write_preview(store: Any, settings: Mapping[str, Any], week: Week, out: str | Path,
+                  subscriber: Mapping[str, Any] | None = None,
+                  bundle: WeekBundle | None = None) -> tuple[Path, Path, Digest]:
+    """Write the week's digest as ``out`` (HTML) plus its chart beside it (``<stem>.png``).
+
+    Without ``subscriber`` the digest is unfiltered. Returns (html path, png path, digest).
+    """
+    bundle = bundle or prepare_week(store, week)
+    digest = compose(bundle, subscriber, settings)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    png_path = out.with_name(out.stem + ".png")
+    _atomic_write(png_path, bundle.png)
+    html = render_html(digest, chart_src=png_path.name,
+                       unsubscribe=settings.get("list_unsubscribe") or None)
+    _atomic_write(out, html.encode("utf-8"))
+    return out, png_path, digest
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+# -- transports ----------------------------------------------------------------------------------
+
+class DeliveryError(Exception):
+    def __init__(self, message: str, *, temporary: bool, connection_lost: bool = False) -> None:
+        super().__init__(message)
+        self.temporary = temporary
+        self.connection_lost = connection_lost
+
+
+class CannotConnect(Exception):
+    """The SMTP server could not be reached or refused the session: stop this run."""
+
+
+def _is_temporary(code: int) -> bool:
+    return 400 <= code < 500 or code == 552
+
+
+def _reply(code: int, text: Any) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return f"{code} {' '.join(str(text).split())}"
+
+
+class SmtpTransport:
+    kind = "smtp"
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        self.settings = settings
+        self.conn: smtplib.SMTP | None = None
+        self.envelope_from = parseaddr(settings["mail_from"])[1]
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        host, port, timeout = s["smtp_host"], int(s["smtp_port"]), float(s["smtp_timeout"])
+        try:
+            if s["smtp_ssl"]:
+                conn = smtplib.SMTP_SSL(host, port, timeout=timeout,
+                                        context=ssl.create_default_context())
+            else:
+                conn = smtplib.SMTP(host, port, timeout=timeout)
+            conn.ehlo()
+            if s["smtp_starttls"] and not s["smtp_ssl"]:
+                if not conn.has_extn("starttls"):
+                    conn.close()
+                    raise SmtpSetupError(
+                        f"smtp_starttls: {host}:{port} does not offer STARTTLS; set "
+                        "smtp_starttls = false to send unencrypted, or smtp_ssl = true for port 465"
+                    )
+                conn.starttls(context=ssl.create_default_context())
+                conn.ehlo()
+            if s["smtp_username"]:
+                conn.login(s["smtp_username"], s.get("smtp_password") or "")
+        except smtplib.SMTPAuthenticationError as error:
+            raise CannotConnect(f"SMTP login as {s['smtp_username']!r} refused: "
+                                f"{_reply(error.smtp_code, error.smtp_error)}") from error
+        except (smtplib.SMTPException, OSError) as error:
+            raise CannotConnect(f"cannot reach SMTP server {host}:{port}: {error}") from error
+        return conn
+
+    def send(self, message: Any, email: str) -> None:
+        if self.conn is None:
+            self.conn = self._connect()
+        try:
+            self.conn.send_message(message, from_addr=self.envelope_from, to_addrs=[email])
+        except smtplib.SMTPRecipientsRefused as error:
+            code, text = error.recipients.get(email, (550, b"refused"))
+            raise DeliveryError(_reply(code, text), temporary=_is_temporary(code)) from error
+        except smtplib.SMTPServerDisconnected as error:
+            self.conn = None
+            raise DeliveryError(f"connection lost: {error or 'server closed the connection'}",
+                                temporary=True, connection_lost=True) from error
+        except smtplib.SMTPResponseException as error:
+            if error.smtp_code in (421,):
+                self._drop()
+            raise DeliveryError(_reply(error.smtp_code, error.smtp_error),
+                                temporary=_is_temporary(error.smtp_code)) from error
+        except (OSError, smtplib.SMTPException) as error:
+            self._drop()
+            raise DeliveryError(f"connection lost: {error}", temporary=True,
+                                connection_lost=True) from error
+
+    def _drop(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except OSError:
+                pass
+        self.conn = None
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+        self._drop()
+
+
+def _safe_name(email: str) -> str:
+    return re.sub(r"[^A-Za-z0-9@._+-]", "_", email)
+
+
+class OutboxTransport:
+    kind = "outbox"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.written: list[Path] = []
+
+    def send(self, message: Any, email: str) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{_safe_name(email)}.eml"
+        _atomic_write(path, message_bytes(message))
+        self.written.append(path)
+
+    def close(self) -> None:
+        pass
+
+
+# -- one run -----------------------------------------------------------------------------------
+
+@dataclass
+class SendReport:
+    week: str
+    transport: str  # smtp, outbox or dry-run
+    stories: int = 0  # policy stories in the week
+    sent: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # nothing matched their filters
+    retry: list[dict[str, str]] = field(default_factory=list)  # temporary failures this run
+    failed: list[dict[str, str]] = field(default_factory=list)  # permanent (or out of retries)
+    waiting: list[dict[str, str]] = field(default_factory=list)  # owed, retry not yet due
+    already: int = 0  # sent, skipped or failed in an earlier run
+    files: list[str] = field(default_factory=list)  # outbox .eml files written
+    aborted: str | None = None  # why the run stopped early (server unreachable)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.retry and self.aborted is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "ok": self.ok}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def send_week(
+    store: Any,
+    settings: Mapping[str, Any],
+    week: Week,
+    *,
+    dry_run: bool = False,
+    progress: Any = None,
+    now: datetime | None = None,
+    bundle: WeekBundle | None = None,
+    on_event: Callable[[str], None] | None = None,
+) -> SendReport:
+    """Send (or write) the digest of ``week`` to every active subscriber still owed it."""
+    now = now or datetime.now(timezone.utc)
+    outbox = Path(settings["outbox"]) / week.label
+    if dry_run:
+        transport: Any = OutboxTransport(outbox)
+        kind = "dry-run"
+    elif settings["smtp_host"]:
+        transport = SmtpTransport(settings)
+        kind = "smtp"
+    else:
+        transport = OutboxTransport(outbox)
+        kind = "outbox"
+    report = SendReport(week.label, kind)
+    bundle = bundle or prepare_week(store, week)
+    report.stories = len(bundle.data.stories)
+    subscribers = {s["email"]: s for s in store.list_subscribers(active_only=True)}
+    if not bundle.data.stories:
+        log.info("digest %s: no policy items this week, nothing sent", week.label)
+        return report
+    emit = on_event or (lambda message: None)
+
+    if dry_run:
+        owed = [{"subscriber": email, "status": "pending", "attempts": 0} for email in subscribers]
+    else:
+        store.ensure_deliveries(week.label, list(subscribers))
+        owed = store.owed_deliveries(week.label, _iso(now))
+        owed_emails = {row["subscriber"] for row in owed}
+        for row in store.deliveries(week.label):
+            if row["subscriber"] in owed_emails or not row["active"]:
+                continue
+            if row["status"] == "pending":
+                report.waiting.append({"email": row["subscriber"], "error": row["last_error"] or "",
+                                       "next_attempt_at": row["next_attempt_at"] or ""})
+            else:
+                report.already += 1
+    if progress is not None:
+        progress.set_total(len(owed))
+    max_attempts = max(1, int(settings["delivery_max_attempts"]))
+    retry_minutes = float(settings["delivery_retry_minutes"])
+    try:
+        for row in owed:
+            email = row["subscriber"]
+            subscriber = subscribers[email]
+            digest = compose(bundle, subscriber, settings)
+            if digest.empty:
+                if not dry_run:
+                    store.delivery_skipped(email, week.label)
+                report.skipped.append(email)
+                log.info("digest %s: nothing matched for %s, nothing sent", week.label, email)
+                if progress is not None:
+                    progress.advance(skipped=1)
+                continue
+            message = message_for(bundle, digest, settings)
+            if not dry_run:
+                if isinstance(transport, SmtpTransport) and transport.conn is None:
+                    transport.conn = transport._connect()  # fail before touching the row
+                store.delivery_sending(email, week.label,
+                                       message_id(email, week.label, settings["mail_from"]),
+                                       digest.total)
+            try:
+                transport.send(message, email)
+            except DeliveryError as error:
+                attempts = (row.get("attempts") or 0) + 1
+                if error.temporary and attempts < max_attempts:
+                    retry_at = _iso(now + timedelta(minutes=retry_minutes * 2 ** (attempts - 1)))
+                    store.delivery_retry(email, week.label, str(error), retry_at)
+                    report.retry.append({"email": email, "error": str(error),
+                                         "next_attempt_at": retry_at})
+                    log.warning("digest %s: %s temporarily refused (%s), retry after %s",
+                                week.label, email, error, retry_at)
+                else:
+                    reason = str(error) if not error.temporary else (
+                        f"gave up after {attempts} attempts: {error}")
+                    store.delivery_failed(email, week.label, reason)
+                    report.failed.append({"email": email, "error": reason})
+                    log.error("digest %s: %s failed: %s", week.label, email, reason)
+                emit(f"{email}: {error}")
+                if progress is not None:
+                    progress.advance(failed=1)
+                continue
+            if not dry_run:
+                store.delivery_sent(email, week.label)
+            report.sent.append(email)
+            log.info("digest %s: sent to %s (%d items)", week.label, email, digest.total)
+            if progress is not None:
+                progress.advance(sent=1)
+    except CannotConnect as error:
+        report.aborted = str(error)
+        log.error("digest %s: %s; the rest stay owed for the next run", week.label, error)
+    finally:
+        transport.close()
+        if isinstance(transport, OutboxTransport):
+            report.files = [str(p) for p in transport.written]
+    return report

@@ -1,0 +1,211 @@
+"""Weekly counts of policy stories per tag and the terms rising fastest: the one implementation
+behind the digest's trends section and `stiwatch trends`.
+
+- A story is an original item with ``policy = 1`` (near-duplicates are folded into it, so a
+  syndicated article counts once). Weeks are ISO weeks in the configured time zone.
+- "This week" is compared with the mean of the 4 weeks before it: ``change = this - mean``,
+  ``change_pct = 100 * change / mean`` (None when the mean is 0), ``direction`` is ``up``,
+  ``down``, ``flat`` or ``new`` (nothing before, something now).
+- Rising terms: words and two-word phrases of titles and summaries, counted once per story.
+  A term qualifies only when at least ``MIN_STORIES`` stories from at least ``MIN_SOURCES``
+  distinct sources use it this week, so one article (or one source repeating itself) cannot make
+  a trend. Score = ``(this + k) / (mean of previous 4 weeks + k)`` with the pseudo-count
+  ``k = SMOOTHING``, which keeps a term going from 0 to 2 below one going from 5 to 20.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+import re
+from typing import Any, Iterable
+
+from classifier.taxonomy import load_taxonomy
+
+from .select import clean_text, label_name
+from .weeks import Week, week_of
+
+COMPARE_WEEKS = 4
+MIN_STORIES = 2
+MIN_SOURCES = 2
+SMOOTHING = 1.0
+FACETS = ("area", "domain", "region", "country")
+_KEYS = {"area": "areas", "domain": "domains", "region": "regions", "country": "countries"}
+
+STOPWORDS = frozenset("""
+a about above after again against all also am an and any are as at be because been before being
+below between both but by can could did do does doing down during each few for from further had has
+have having he her here hers him his how i if in into is it its itself just me more most my no nor
+not now of off on once only or other our ours out over own same she should so some such than that
+the their theirs them then there these they this those through to too under until up very was we
+were what when where which while who whom why will with would you your yours new news says said say
+announces announced announce launches launched launch today week year years first one two three
+per via amid across among within without including includes include plus mr ms dr its it's
+""".split())
+_WORD = re.compile(r"[^\W\d_][\w'’-]*[^\W_]|[^\W\d_]", re.UNICODE)
+
+
+def terms_of(text: str) -> set[str]:
+    """Lower-cased words (3+ letters, no stopwords) and adjacent two-word phrases of ``text``."""
+    words = [w.lower().replace("’", "'") for w in _WORD.findall(text)]
+    keep = [w if len(w) >= 3 and w not in STOPWORDS else None for w in words]
+    terms = {w for w in keep if w}
+    terms |= {f"{a} {b}" for a, b in zip(keep, keep[1:]) if a and b and a != b}
+    return terms
+
+
+@dataclass
+class TrendRow:
+    value: str
+    name: str
+    series: list[int]  # one count per week, oldest first (the last is "this week")
+    this_week: int
+    previous_mean: float
+    change: float
+    change_pct: int | None
+    direction: str
+
+
+@dataclass
+class RisingTerm:
+    term: str
+    this_week: int  # stories using it this week
+    sources: int  # distinct sources among them
+    previous_mean: float
+    score: float
+
+
+@dataclass
+class TrendReport:
+    week: str
+    weeks: list[str]  # labels, oldest first
+    totals: list[int]  # policy stories per week
+    facets: dict[str, list[TrendRow]] = field(default_factory=dict)
+    rising: list[RisingTerm] = field(default_factory=list)
+
+    def rows(self, facet: str) -> list[TrendRow]:
+        return self.facets.get(facet, [])
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def compare(series: list[int]) -> tuple[float, float, int | None, str]:
+    """(mean of the 4 weeks before the last, change, change %, direction) of a series."""
+    this = series[-1]
+    before = series[-1 - COMPARE_WEEKS:-1]
+    mean = sum(before) / COMPARE_WEEKS if before else 0.0
+    change = this - mean
+    if mean == 0:
+        direction = "new" if this > 0 else "flat"
+        pct = None
+    else:
+        direction = "up" if change > 0 else "down" if change < 0 else "flat"
+        pct = round(100 * change / mean)
+    return round(mean, 2), round(change, 2), pct, direction
+
+
+def _parse(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def trends(
+    store: Any,
+    week: Week,
+    *,
+    weeks: int = 12,
+    facets: Iterable[str] = ("area", "domain", "region"),
+    rising: int = 10,
+) -> TrendReport:
+    """Weekly counts per tag for the ``weeks`` weeks ending with ``week``, and rising terms."""
+    weeks = max(1, int(weeks))
+    span = max(weeks, COMPARE_WEEKS + 1)
+    window = [*week.previous(span - 1), week]
+    index = {w.label: n for n, w in enumerate(window)}
+    rows = store.policy_items(window[0].start_utc, week.end_utc, with_text=rising > 0)
+    facets = list(facets)
+    counts = {facet: defaultdict(lambda: [0] * span) for facet in facets}
+    totals = [0] * span
+    story_terms: list[tuple[int, str, set[str]]] = []
+    for row in rows:
+        moment = _parse(row["published_at"])
+        if moment is None:
+            continue
+        n = index.get(week_of(moment, week.tz).label)
+        if n is None:
+            continue
+        totals[n] += 1
+        for facet in facets:
+            for value in {v for v, _ in row[_KEYS[facet]]}:
+                counts[facet][value][n] += 1
+        if rising > 0 and n >= span - 1 - COMPARE_WEEKS:
+            text = clean_text(f"{row['title'] or ''}. {row.get('summary') or ''}")
+            story_terms.append((n, row["source_id"], terms_of(text)))
+    taxonomy = load_taxonomy()
+    report = TrendReport(
+        week=week.label,
+        weeks=[w.label for w in window[-weeks:]],
+        totals=totals[-weeks:],
+    )
+    for facet in facets:
+        if facet == "country":
+            values = sorted(counts[facet], key=lambda v: (-counts[facet][v][-1],
+                                                          -sum(counts[facet][v]), v))
+        else:
+            values = list(taxonomy.ids(facet))
+            values += sorted(v for v in counts[facet] if v not in values)
+        table = []
+        for value in values:
+            series = counts[facet][value] if value in counts[facet] else [0] * span
+            mean, change, pct, direction = compare(series)
+            table.append(TrendRow(value, label_name(facet, value), series[-weeks:], series[-1],
+                                  mean, change, pct, direction))
+        report.facets[facet] = table
+    if rising > 0:
+        report.rising = rising_terms(story_terms, this=span - 1, limit=rising)
+    return report
+
+
+def rising_terms(
+    story_terms: list[tuple[int, str, set[str]]], *, this: int, limit: int = 10
+) -> list[RisingTerm]:
+    """Terms used more this week (index ``this``) than in the 4 weeks before, best first."""
+    now: Counter[str] = Counter()
+    before: Counter[str] = Counter()
+    sources: dict[str, set[str]] = defaultdict(set)
+    for n, source_id, terms in story_terms:
+        if n == this:
+            now.update(terms)
+            for term in terms:
+                sources[term].add(source_id)
+        elif this - COMPARE_WEEKS <= n < this:
+            before.update(terms)
+    candidates = []
+    for term, count in now.items():
+        if count < MIN_STORIES or len(sources[term]) < MIN_SOURCES:
+            continue
+        mean = before[term] / COMPARE_WEEKS
+        if count <= mean:
+            continue
+        score = (count + SMOOTHING) / (mean + SMOOTHING)
+        candidates.append(RisingTerm(term, count, len(sources[term]), round(mean, 2),
+                                     round(score, 2)))
+    candidates.sort(key=lambda t: (-t.score, -t.this_week, -len(t.term.split()), t.term))
+    chosen: list[RisingTerm] = []
+    for term in candidates:
+        # A word adds nothing next to a phrase holding it that is just as frequent.
+        if " " not in term.term and any(
+            term.term in c.term.split() and c.this_week >= term.this_week for c in chosen
+        ):
+            continue
+        chosen.append(term)
+        if len(chosen) >= limit:
+            break
+    return chosen

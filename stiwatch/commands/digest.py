@@ -1,0 +1,131 @@
+"""`stiwatch digest`: preview, send and follow the weekly digest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from digest.send import send_week, write_preview
+from digest.weeks import week_or_default
+
+from ..app import App
+from ..errors import UserError
+from ..output import echo_json, echo_table
+from ..progress import Progress
+
+pass_app = click.make_pass_decorator(App)
+
+WEEK_HELP = "ISO week such as 2026-W47 in the `timezone` setting [default: the last complete week]."
+
+
+@click.group("digest")
+def digest_group() -> None:
+    """Preview, send and check the weekly per-subscriber digest e-mail."""
+
+
+@digest_group.command("preview")
+@click.option("--week", default=None, metavar="W", help=WEEK_HELP)
+@click.option("--subscriber", default=None, metavar="EMAIL",
+              help="Render this subscriber's digest [default: unfiltered].")
+@click.option("--out", default=None, metavar="FILE.html", type=click.Path(path_type=Path),
+              help="Where to write the HTML [default: digest-WEEK.html]; the chart is written "
+              "beside it as a .png.")
+@pass_app
+def preview_command(app: App, week: str | None, subscriber: str | None, out: Path | None) -> None:
+    """Write a week's digest as an HTML file (and its chart) to open in a browser.
+
+    Nothing is sent and no delivery is recorded.
+    """
+    settings = app.settings
+    chosen = week_or_default(week, settings["timezone"])
+    store = app.store()
+    sub = store.get_subscriber(subscriber.strip().lower()) if subscriber else None
+    out = out or Path(f"digest-{chosen.label}.html")
+    html_path, png_path, digest = write_preview(store, settings, chosen, out, sub)
+    who = f"for {sub['email']}" if sub else "unfiltered"
+    click.echo(f"{html_path}")
+    app.echo(f"Digest {chosen.label} ({chosen.span()}) {who}: {digest.total} items, "
+             f"{digest.shown} shown; chart {png_path}.")
+    if digest.empty:
+        app.echo("Nothing matched: this digest would not be sent.")
+
+
+@digest_group.command("send")
+@click.option("--week", default=None, metavar="W", help=WEEK_HELP)
+@click.option("--dry-run", is_flag=True,
+              help="Write every message as .eml into the outbox folder; record nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@pass_app
+def send_command(app: App, week: str | None, dry_run: bool, as_json: bool) -> None:
+    """Send the week's digest to every active subscriber still owed it.
+
+    Uses SMTP when `smtp_host` is set, else writes .eml files into the `outbox` folder. Safe to
+    re-run: what was sent is not sent again; temporary failures are retried after a growing
+    delay. Exits 1 if any message failed or must be retried.
+    """
+    settings = app.settings
+    chosen = week_or_default(week, settings["timezone"])
+    store = app.store()
+    with Progress(f"digest {chosen.label}", unit="subscribers",
+                  enabled=None if not app.quiet else False) as progress:
+        report = send_week(store, settings, chosen, dry_run=dry_run, progress=progress)
+    if as_json:
+        echo_json(report.as_dict())
+    else:
+        _print_report(app, report)
+    if report.aborted:
+        raise UserError(f"{report.aborted}; what was not sent stays owed for the next run",
+                        exit_code=1)
+    if not report.ok:
+        raise SystemExit(1)
+
+
+def _print_report(app: App, report) -> None:  # noqa: ANN001
+    where = {"smtp": "via SMTP", "outbox": "to the outbox", "dry-run": "to the outbox (dry run)"}
+    if report.stories == 0:
+        click.echo(f"No STI-policy items in {report.week}: nothing sent.")
+        return
+    click.echo(f"Digest {report.week} ({report.stories} policy items): {len(report.sent)} sent "
+               f"{where[report.transport]}, {len(report.skipped)} with nothing matching, "
+               f"{len(report.retry)} to retry, {len(report.failed)} failed, "
+               f"{report.already} done earlier, {len(report.waiting)} waiting to retry.")
+    if report.skipped:
+        click.echo("Nothing matched, nothing sent to: " + ", ".join(report.skipped))
+    for row in report.retry:
+        click.echo(f"retry {row['email']} after {row['next_attempt_at']}: {row['error']}")
+    for row in report.failed:
+        click.echo(f"failed {row['email']}: {row['error']}")
+    for row in report.waiting:
+        click.echo(f"waiting {row['email']} until {row['next_attempt_at']}: {row['error']}")
+    if report.files:
+        folder = Path(report.files[0]).parent
+        app.echo(f"{len(report.files)} message(s) written to {folder}")
+    if not (report.sent or report.skipped or report.retry or report.failed or report.waiting):
+        click.echo("Nothing owed: every active subscriber already has this week's digest.")
+
+
+@digest_group.command("status")
+@click.option("--week", default=None, metavar="W", help=WEEK_HELP)
+@click.option("--all", "all_weeks", is_flag=True, help="Show every week, not just one.")
+@click.option("--json", "as_json", is_flag=True, help="Print rows as JSON.")
+@pass_app
+def status_command(app: App, week: str | None, all_weeks: bool, as_json: bool) -> None:
+    """List the deliveries of a week and their states (pending, sending, sent, failed, skipped)."""
+    settings = app.settings
+    period = None if all_weeks else week_or_default(week, settings["timezone"]).label
+    rows = app.store().deliveries(period)
+    for row in rows:
+        row["active"] = bool(row["active"])
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo(f"No deliveries recorded{' for ' + period if period else ''}.")
+        return
+    echo_table(rows, ["period", "subscriber", "status", "item_count", "attempts", "sent_at",
+                      "next_attempt_at", "last_error"])
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    app.echo(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))

@@ -1,0 +1,190 @@
+"""`stiwatch subscribers`: who gets the weekly digest, and with which filters."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+import re
+from typing import Any, Iterable
+
+import click
+
+from classifier.taxonomy import load_taxonomy
+from digest.errors import InvalidSubscriber
+
+from ..app import App
+from ..output import echo_json, echo_table
+
+pass_app = click.make_pass_decorator(App)
+
+COLUMNS = ("email", "name", "areas", "domains", "countries", "regions")
+FACETS = {"areas": "area", "domains": "domain", "countries": "country", "regions": "region"}
+# Deliberately plain: one @, a dot-separated domain with a 2+ letter top level, no spaces.
+EMAIL_RE = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+    r"[A-Za-z]{2,63}$"
+)
+SPLIT_RE = re.compile(r"[\s,;|]+")
+
+
+def check_email(value: str) -> str:
+    """The address, trimmed and lower-cased, or InvalidSubscriber."""
+    email = (value or "").strip()
+    if not EMAIL_RE.match(email) or ".." in email or email.startswith(".") or len(email) > 254:
+        raise InvalidSubscriber(f"{email!r} is not a valid e-mail address")
+    return email.lower()
+
+
+def check_ids(key: str, raw: str | Iterable[str] | None) -> list[str]:
+    """Split a comma list of label ids for a filter and check each against the taxonomy."""
+    if raw is None:
+        return []
+    values = SPLIT_RE.split(raw) if isinstance(raw, str) else list(raw)
+    taxonomy = load_taxonomy()
+    facet = FACETS[key]
+    out = []
+    for value in (v.strip() for v in values):
+        if not value:
+            continue
+        if facet == "country":
+            value = value.upper()
+        if value not in taxonomy.ids(facet):
+            if facet == "country":
+                hint = " (use ISO 3166-1 alpha-2 codes such as JP, US, or EU)"
+            else:
+                hint = f" (expected one of: {', '.join(taxonomy.ids(facet))})"
+            raise InvalidSubscriber(f"{key}: unknown {facet} {value!r}{hint}")
+        if value not in out:
+            out.append(value)
+    return out
+
+
+def make_subscriber(fields: dict[str, Any]) -> dict[str, Any]:
+    subscriber = {"email": check_email(fields.get("email") or ""),
+                  "name": (fields.get("name") or "").strip() or None}
+    for key in FACETS:
+        subscriber[key] = check_ids(key, fields.get(key))
+    return subscriber
+
+
+def read_csv(path: Path) -> list[dict[str, Any]]:
+    """Every row of a subscribers CSV, validated as a whole: all problems, or none."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidSubscriber(f"{path}: cannot read: {error}") from None
+    reader = csv.DictReader(text.splitlines())
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    problems = []
+    if "email" not in header:
+        raise InvalidSubscriber(f"{path}: line 1: the header needs an 'email' column "
+                                f"(columns: {', '.join(COLUMNS)})")
+    unknown = [h for h in header if h not in COLUMNS]
+    if unknown:
+        raise InvalidSubscriber(f"{path}: line 1: unknown column(s) {', '.join(unknown)} "
+                                f"(columns: {', '.join(COLUMNS)})")
+    reader.fieldnames = header
+    subscribers: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for row in reader:
+        line = reader.line_num
+        if not any((v or "").strip() for k, v in row.items() if k):
+            continue
+        if None in row:
+            problems.append(f"{path}: line {line}: more fields than the header has")
+            continue
+        try:
+            email = check_email(row.get("email") or "")
+        except InvalidSubscriber as error:
+            problems.append(f"{path}: line {line}: email: {error}")
+            continue
+        if email in seen:
+            problems.append(f"{path}: line {line}: email: {email} already on line {seen[email]}")
+            continue
+        seen[email] = line
+        subscriber = {"email": email, "name": (row.get("name") or "").strip() or None}
+        for key in FACETS:
+            try:
+                subscriber[key] = check_ids(key, row.get(key))
+            except InvalidSubscriber as error:
+                problems.append(f"{path}: line {line}: {error}")
+        subscribers.append(subscriber)
+    if problems:
+        raise InvalidSubscriber("\n".join(problems + ["nothing was imported"]))
+    return subscribers
+
+
+def _filter_option(key: str, example: str) -> Any:
+    return click.option(f"--{key}", key, metavar="IDS", default=None,
+                        help=f"Comma-separated {FACETS[key]} ids, e.g. {example} "
+                        "(empty: everything).")
+
+
+@click.group("subscribers")
+def subscribers_group() -> None:
+    """Manage who receives the weekly digest and with which filters.
+
+    Filters are taxonomy ids (see docs/schema.md `labels`): areas, domains, countries (ISO codes
+    or EU) and regions. Empty means everything; areas, domains and places (countries or regions)
+    must all match when given.
+    """
+
+
+@subscribers_group.command("add")
+@click.argument("email")
+@click.option("--name", default=None, help="Display name used in the greeting.")
+@_filter_option("areas", "research_security,international")
+@_filter_option("domains", "ai,quantum")
+@_filter_option("countries", "JP,US,EU")
+@_filter_option("regions", "europe,east_asia")
+@pass_app
+def add_command(app: App, email: str, name: str | None, **filters: str | None) -> None:
+    """Add a subscriber, or update one (and reactivate it) with new filters."""
+    subscriber = make_subscriber({"email": email, "name": name, **filters})
+    created = app.store().save_subscribers([subscriber])
+    verb = "added" if created else "updated"
+    app.echo(f"{verb} {subscriber['email']}.")
+
+
+@subscribers_group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_app
+def import_command(app: App, file: Path) -> None:
+    """Add or update subscribers from a CSV file (the whole file is checked first).
+
+    Columns: email,name,areas,domains,countries,regions (only email is required); put several
+    ids in one quoted cell separated by commas or semicolons. If any line is invalid, every
+    problem is listed with its line and field and nothing is imported.
+    """
+    if not file.is_file():
+        raise InvalidSubscriber(f"{file}: no such file")
+    subscribers = read_csv(file)
+    created = app.store().save_subscribers(subscribers)
+    app.echo(f"{len(subscribers)} subscribers imported from {file}: "
+             f"{len(created)} added, {len(subscribers) - len(created)} updated.")
+
+
+@subscribers_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print all fields as JSON.")
+@click.option("--all", "show_all", is_flag=True, help="Include removed (inactive) subscribers.")
+@pass_app
+def list_command(app: App, as_json: bool, show_all: bool) -> None:
+    """List subscribers and their filters."""
+    rows = app.store().list_subscribers(active_only=not show_all)
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        app.echo("No subscribers yet: add one with `stiwatch subscribers add EMAIL`.")
+        return
+    echo_table(rows, ["email", "name", "areas", "domains", "countries", "regions", "active"])
+
+
+@subscribers_group.command("remove")
+@click.argument("email")
+@pass_app
+def remove_command(app: App, email: str) -> None:
+    """Stop sending the digest to EMAIL (the subscriber and its history are kept)."""
+    email = email.strip().lower()
+    app.store().deactivate_subscriber(email)
+    app.echo(f"removed {email}: no more digests will be sent (history kept).")

@@ -1,0 +1,84 @@
+"""`stiwatch trends`: weekly counts of policy items per tag, the numbers the digest uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from digest.chart import area_chart
+from digest.trends import trends
+from digest.weeks import week_or_default
+
+from ..app import App
+from ..output import echo_csv, echo_json, echo_table
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.command("trends")
+@click.option("--weeks", default=12, show_default=True, type=click.IntRange(1, 260),
+              help="Number of weeks shown, ending with --week.")
+@click.option("--week", default=None, metavar="W",
+              help="Last week shown, e.g. 2026-W47 [default: the last complete week].")
+@click.option("--by", "facet", default="area", show_default=True,
+              type=click.Choice(["area", "domain", "region", "country"]),
+              help="Which tag to count.")
+@click.option("--format", "fmt", default="table", show_default=True,
+              type=click.Choice(["table", "json", "csv"]), help="Output format.")
+@click.option("--chart", default=None, metavar="FILE.png", type=click.Path(path_type=Path),
+              help="Also write the weekly-volume-per-area chart of the digest as a PNG.")
+@pass_app
+def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
+                   chart: Path | None) -> None:
+    """Weekly counts of STI-policy items per area, domain, region or country.
+
+    Each row has one count per week (ISO weeks in the `timezone` setting; near-duplicates
+    counted once), this week against the mean of the 4 weeks before it (change, change %,
+    direction: up, down, flat or new), and the terms rising fastest. These are the same numbers
+    as the digest's trends section.
+    """
+    chosen = week_or_default(week, app.settings["timezone"])
+    facets = (facet,) if facet == "area" or not chart else (facet, "area")
+    report = trends(app.store(), chosen, weeks=weeks, facets=facets)
+    if chart:
+        chart.parent.mkdir(parents=True, exist_ok=True)
+        chart.write_bytes(area_chart(report))
+    rows = report.rows(facet)
+    if fmt == "json":
+        echo_json({
+            "by": facet, "week": report.week, "weeks": report.weeks, "totals": report.totals,
+            "rows": [row.__dict__ for row in rows],
+            "rising_terms": [term.__dict__ for term in report.rising],
+        })
+    elif fmt == "csv":
+        columns = ["value", "name", *report.weeks, "previous_mean", "change", "change_pct",
+                   "direction"]
+        flat = [{**{k: v for k, v in row.__dict__.items() if k != "series"},
+                 **dict(zip(report.weeks, row.series))} for row in rows]
+        echo_csv(flat, columns)
+    else:
+        shown = report.weeks[-min(len(report.weeks), 8):]
+        columns = ["name", *[w.split("-")[1] for w in shown], "avg4", "change", "direction"]
+        table = []
+        for row in rows:
+            line = {"name": row.name, "avg4": row.previous_mean,
+                    "change": f"{row.change:+g}" + ("" if row.change_pct is None
+                                                    else f" ({row.change_pct:+d}%)"),
+                    "direction": row.direction}
+            line.update({w.split("-")[1]: n for w, n in zip(report.weeks, row.series)
+                         if w in shown})
+            table.append(line)
+        click.echo(f"Policy items per week by {facet}, {report.weeks[0]} to {report.week} "
+                   f"({app.settings['timezone']}); last column pair compares {report.week} with "
+                   "the 4 weeks before.")
+        echo_table(table, columns)
+        click.echo("Totals: " + ", ".join(f"{w}={n}" for w, n in zip(report.weeks,
+                                                                       report.totals)))
+        if report.rising:
+            click.echo("Rising terms: " + ", ".join(
+                f"{t.term} ({t.this_week}, was {t.previous_mean:g}/week)" for t in report.rising))
+        else:
+            click.echo("Rising terms: none this week (a term needs 2+ stories from 2+ sources).")
+    if chart:
+        app.echo(f"Chart written to {chart}", err=True)
