@@ -182,7 +182,8 @@ def _entry_url(entry: Any, base: str) -> str | None:
 
 def _entry_date(entry: Any) -> str | None:
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        value = _iso(entry.get(key))
+        # Plain dict access: FeedParserDict's own aliases (updated -> published) warn.
+        value = _iso(dict.get(entry, key))
         if value:
             return value
     return None
@@ -201,6 +202,9 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
         raise FeedError(f"The feed at {url} {problem}.")
 
     response_headers = _plain_headers(headers)
+    # No header at all is not the feed's fault: let feedparser read the XML declaration instead
+    # of flagging "no Content-type specified" on every feed parsed outside a crawl.
+    response_headers.setdefault("content-type", "application/xml")
     # feedparser resolves relative links against Content-Location; the fetched URL is the base.
     response_headers.setdefault("content-location", url)
     try:

@@ -25,7 +25,8 @@ TRACKING_PARAMS = frozenset({
     "ttclid", "li_fat_id", "igshid", "mc_cid", "mc_eid", "_ga", "_gl", "_hsenc", "_hsmi",
     "hsctatracking", "mkt_tok", "oly_anon_id", "oly_enc_id", "rb_clickid", "s_cid", "vero_id",
     "vero_conv", "wickedid", "at_medium", "at_campaign", "xtor", "ocid", "cmpid",
-    "__twitter_impression", "ref_src", "ref_url", "spm",
+    "__twitter_impression", "ref_src", "ref_url", "spm", "wt_mc", "wt_zmc", "wt_ref",
+    "sr_share", "smid", "smtyp", "ito", "cmp", "icid", "ncid", "soc_src", "soc_trk",
 })
 TRACKING_PREFIXES = ("utm_", "ns_", "pk_", "piwik_", "mtm_", "matomo_", "hsa_")
 
@@ -45,25 +46,25 @@ def canonicalize(url: str, base: str | None = None) -> str:
     'https://example.org/news/b?id=2'
     """
     if not isinstance(url, str):
-        raise InvalidURL(f"not a URL: {url!r}")
+        raise InvalidURL(f"{url!r} is not a URL.")
     raw = strip_html5_whitespace(url)
     if not raw:
-        raise InvalidURL("empty URL")
+        raise InvalidURL("An empty URL names no article.")
     if base:
         raw = urljoin(strip_html5_whitespace(base), raw)
     if not _SCHEME.match(raw):
-        raise InvalidURL(f"not an absolute http(s) URL: {url!r}")
+        raise InvalidURL(f"{url!r} is not an absolute http(s) URL.")
     try:
         parts = urlsplit(raw)
         port = parts.port  # raises ValueError on a non-numeric or out-of-range port
     except ValueError as error:
-        raise InvalidURL(f"malformed URL {url!r}: {error}") from None
+        raise InvalidURL(f"{url!r} is a malformed URL ({error}).") from None
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
-        raise InvalidURL(f"not an http(s) URL: {url!r}")
+        raise InvalidURL(f"{url!r} is not an http(s) URL.")
     host = (parts.hostname or "").rstrip(".")
     if not host:
-        raise InvalidURL(f"URL without a host: {url!r}")
+        raise InvalidURL(f"{url!r} has no host name.")
 
     netloc = host if ":" not in host else f"[{host}]"  # IPv6 literals keep their brackets
     if parts.username is not None:
@@ -81,7 +82,7 @@ def canonicalize(url: str, base: str | None = None) -> str:
     try:
         return _w3lib_canonicalize(rebuilt, keep_fragments=False)
     except (ValueError, UnicodeError) as error:
-        raise InvalidURL(f"malformed URL {url!r}: {error}") from None
+        raise InvalidURL(f"{url!r} is a malformed URL ({error}).") from None
 
 
 def try_canonicalize(url: str | None, base: str | None = None) -> str | None:
