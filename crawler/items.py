@@ -1,0 +1,111 @@
+"""What the spiders hand the store pipeline, and the report a crawl produces.
+
+Plain dataclasses, picklable and JSON-friendly: the report travels from the crawler's child
+process back to `stiwatch crawl` as JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass
+class Candidate:
+    """An article seen in a listing (feed entry, listing link, sitemap URL) before its page is
+    fetched: enough to store it as a partial item if the page never yields text."""
+
+    url: str
+    source_id: str
+    title: str = ""
+    summary: str = ""
+    published_at: str | None = None  # from the listing (feed date, sitemap date), ISO UTC
+    language: str | None = None  # the source's language, until the page tells better
+    content: str = ""  # full text a feed entry carried (content:encoded), a fallback body
+    stored_date: tuple[str, str] | None = None  # (published_at, date_source) of a stored row
+
+
+@dataclass
+class ArticleItem:
+    """One row for ``items`` (columns of db.items.ITEM_COLUMNS) plus the text to deduplicate."""
+
+    row: dict[str, Any]
+    refetch: bool = False  # the URL was already stored (partial retry or --refresh)
+
+
+@dataclass
+class SourceEvent:
+    """What a source's listing fetch came to, and counts the pipeline adds to its report.
+
+    ``status`` None means "counts only" (e.g. a child sitemap); otherwise one of ``ok``,
+    ``not_modified`` (a 304) or ``failed``, which the pipeline records as the source's health.
+    """
+
+    source_id: str
+    status: str | None = None
+    error: str | None = None
+    flag: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    unchanged: int = 0  # listed articles already stored, not fetched again
+    queued: int = 0  # article pages requested
+    errors: list[str] = field(default_factory=list)  # problems short of failing the source
+
+
+@dataclass
+class SourceReport:
+    id: str
+    kind: str = ""
+    status: str = "pending"  # ok | not_modified | failed | pending (never reached)
+    new: int = 0
+    duplicates: int = 0
+    updated: int = 0
+    partial: int = 0
+    unchanged: int = 0
+    queued: int = 0
+    errors: list[str] = field(default_factory=list)
+    flag: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ok", "not_modified")
+
+
+@dataclass
+class CrawlReport:
+    run_id: int | None = None
+    status: str = "running"  # crawl_runs.status: ok | partial | failed | interrupted
+    started_at: str | None = None
+    finished_at: str | None = None
+    sources: list[SourceReport] = field(default_factory=list)
+
+    @property
+    def ok_sources(self) -> int:
+        return sum(source.ok for source in self.sources)
+
+    @property
+    def failed_sources(self) -> int:
+        return len(self.sources) - self.ok_sources
+
+    def totals(self) -> dict[str, int]:
+        keys = ("new", "duplicates", "updated", "partial", "unchanged", "queued")
+        totals = {key: sum(getattr(s, key) for s in self.sources) for key in keys}
+        totals["errors"] = sum(len(s.errors) for s in self.sources)
+        totals["sources"] = len(self.sources)
+        totals["sources_ok"] = self.ok_sources
+        totals["sources_failed"] = self.failed_sources
+        return totals
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["totals"] = self.totals()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CrawlReport":
+        names = {f.name for f in fields(SourceReport)}
+        sources = [SourceReport(**{k: v for k, v in s.items() if k in names})
+                   for s in data.get("sources", [])]
+        return cls(run_id=data.get("run_id"), status=data.get("status", "failed"),
+                   started_at=data.get("started_at"), finished_at=data.get("finished_at"),
+                   sources=sources)

@@ -1,0 +1,189 @@
+"""Downloader middlewares and the throttle extension that keep stiwatch polite.
+
+- ConditionalGetMiddleware: listing requests (feeds, listing pages, sitemaps) carry the source's
+  stored ETag/Last-Modified as If-None-Match/If-Modified-Since, so an unchanged feed costs one
+  304 and nothing more.
+- BackoffRetryMiddleware: Scrapy's retries (timeouts, 5xx, 429) but waiting before each retry:
+  the server's Retry-After when it sends one, else exponential backoff. A host that answered 429
+  or 503 is also slowed down for the rest of the crawl.
+- PoliteThrottle: AutoThrottle that never goes below a host's robots.txt Crawl-delay (or the
+  backoff a 429 asked for); it applies Crawl-delay even when AutoThrottle is switched off.
+"""
+
+from __future__ import annotations
+
+from email.utils import parsedate_to_datetime
+from datetime import datetime, timezone
+import logging
+from typing import Any
+
+from scrapy import Request, signals
+from scrapy.crawler import Crawler
+from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.exceptions import NotConfigured
+from scrapy.extensions.throttle import AutoThrottle
+from scrapy.http import Response
+from scrapy.utils.defer import maybe_deferred_to_future
+from scrapy.utils.httpobj import urlparse_cached
+from scrapy.utils.response import response_status_message
+from twisted.internet.task import deferLater
+
+logger = logging.getLogger(__name__)
+
+# Request.meta keys shared with the spiders.
+META_VALIDATORS = "stiwatch_validators"  # {"etag": ..., "last_modified": ...} of a listing
+META_GAVE_UP = "stiwatch_gave_up"  # why the retry middleware stopped retrying
+
+
+# -- per-host minimum delays ------------------------------------------------------------------
+
+def _floors(crawler: Crawler) -> dict[str, float]:
+    floors = getattr(crawler, "_stiwatch_delay_floors", None)
+    if floors is None:
+        floors = {}
+        crawler._stiwatch_delay_floors = floors  # type: ignore[attr-defined]
+    return floors
+
+
+def raise_delay_floor(crawler: Crawler, host: str, delay: float) -> None:
+    """Never send requests to ``host`` more often than every ``delay`` seconds from now on."""
+    floors = _floors(crawler)
+    if delay <= floors.get(host, 0.0):
+        return
+    floors[host] = delay
+    downloader = crawler.engine.downloader if crawler.engine else None
+    if downloader is None:
+        return
+    # Slots are created lazily and garbage-collected when idle: set both the live slot and the
+    # settings a recreated slot starts from.
+    downloader.per_slot_settings.setdefault(host, {})["delay"] = delay
+    slot = downloader.slots.get(host)
+    if slot is not None and slot.delay < delay:
+        slot.delay = delay
+
+
+class PoliteThrottle(AutoThrottle):
+    """AutoThrottle bounded below by robots.txt Crawl-delay and Retry-After backoffs."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.adaptive = crawler.settings.getbool("AUTOTHROTTLE_ENABLED")
+        self.max_floor = crawler.settings.getfloat("AUTOTHROTTLE_MAX_DELAY", 60.0)
+        self.user_agent = (crawler.settings.get("ROBOTSTXT_USER_AGENT")
+                           or crawler.settings.get("USER_AGENT") or "*")
+        if self.adaptive:
+            super().__init__(crawler)  # connects spider_opened and response_downloaded
+        if crawler.settings.getbool("ROBOTSTXT_OBEY"):
+            crawler.signals.connect(self._robots_parsed, signal=signals.robots_parsed)
+        elif not self.adaptive:
+            raise NotConfigured
+
+    def _robots_parsed(self, robotparser: Any, request: Request) -> None:
+        crawl_delay = getattr(robotparser, "crawl_delay", None)
+        delay = crawl_delay(self.user_agent) if callable(crawl_delay) else None
+        if delay:
+            host = urlparse_cached(request).hostname or ""
+            # A site asking for an hour between requests would never finish; cap it.
+            raise_delay_floor(self.crawler, host, min(float(delay), self.max_floor))
+
+    def _adjust_delay(self, slot: Any, latency: float, response: Response) -> None:
+        super()._adjust_delay(slot, latency, response)
+        host = urlparse_cached(response).hostname or ""
+        floor = _floors(self.crawler).get(host)
+        if floor is not None and slot.delay < floor:
+            slot.delay = floor
+
+
+# -- conditional GET --------------------------------------------------------------------------
+
+class ConditionalGetMiddleware:
+    """Adds If-None-Match / If-Modified-Since from a listing request's stored validators."""
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> "ConditionalGetMiddleware":
+        if crawler.settings.getbool("STIWATCH_REFRESH"):
+            raise NotConfigured  # --refresh wants full bodies
+        return cls()
+
+    def process_request(self, request: Request) -> None:
+        validators = request.meta.get(META_VALIDATORS) or {}
+        if validators.get("etag") and b"If-None-Match" not in request.headers:
+            request.headers[b"If-None-Match"] = validators["etag"]
+        if validators.get("last_modified") and b"If-Modified-Since" not in request.headers:
+            request.headers[b"If-Modified-Since"] = validators["last_modified"]
+        return None
+
+
+# -- retries with backoff ---------------------------------------------------------------------
+
+def retry_after_seconds(value: bytes | str | None, now: datetime | None = None) -> float | None:
+    """Seconds a Retry-After header asks for (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    text = text.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+async def _sleep(seconds: float) -> None:
+    from twisted.internet import reactor
+
+    await maybe_deferred_to_future(deferLater(reactor, seconds, lambda: None))
+
+
+class BackoffRetryMiddleware(RetryMiddleware):
+    """Scrapy's RetryMiddleware, but each retry waits: Retry-After, else exponential backoff."""
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        self.base = settings.getfloat("STIWATCH_RETRY_BACKOFF_BASE", 1.0)
+        self.cap = settings.getfloat("STIWATCH_RETRY_BACKOFF_MAX", 30.0)
+        self.max_retry_after = settings.getfloat("STIWATCH_MAX_RETRY_AFTER", 120.0)
+
+    def _backoff(self, request: Request) -> float:
+        tries = request.meta.get("retry_times", 0)
+        return min(self.cap, self.base * (2 ** tries))
+
+    async def process_response(self, request: Request, response: Response) -> Request | Response:
+        if request.meta.get("dont_retry", False) or response.status not in self.retry_http_codes:
+            return response
+        asked = retry_after_seconds(response.headers.get(b"Retry-After"))
+        if asked is not None and asked > self.max_retry_after:
+            request.meta[META_GAVE_UP] = (
+                f"HTTP {response.status}, Retry-After {asked:.0f} s is longer than "
+                f"{self.max_retry_after:.0f} s"
+            )
+            return response
+        retry = self._retry(request, response_status_message(response.status))
+        if retry is None:
+            return response
+        wait = asked if asked is not None else self._backoff(request)
+        if response.status in (429, 503):
+            # The host says it is overloaded: slow down every request to it, not just this one.
+            host = urlparse_cached(request).hostname or ""
+            raise_delay_floor(self.crawler, host, min(max(wait, 1.0), self.max_retry_after))
+        if wait > 0:
+            await _sleep(wait)
+        return retry
+
+    async def process_exception(self, request: Request, exception: Exception) -> Request | None:
+        if not isinstance(exception, self.exceptions_to_retry) or request.meta.get(
+            "dont_retry", False
+        ):
+            return None
+        retry = self._retry(request, exception)
+        if retry is None:
+            return None
+        wait = self._backoff(request)
+        if wait > 0:
+            await _sleep(wait)
+        return retry

@@ -1,0 +1,186 @@
+"""Items -> the store, in batches, one transaction each; source health; the crawl's report.
+
+Articles are buffered and written ``STIWATCH_BATCH_SIZE`` at a time (or every
+``STIWATCH_BATCH_SECONDS``), each batch in one transaction, with near-duplicates found inside
+the same transaction so that two copies in one batch are still linked. A crawl killed half-way
+loses at most the unwritten batch, whose URLs are not stored and so are fetched again next time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+from scrapy import signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
+
+import db
+from db.clock import utcnow
+
+from .dedup import Deduper
+from .items import ArticleItem, CrawlReport, SourceEvent, SourceReport
+
+logger = logging.getLogger(__name__)
+
+Events = Callable[[dict[str, Any]], None]
+
+
+class StorePipeline:
+    def __init__(self, crawler: Crawler, store_path: str, batch_size: int,
+                 batch_seconds: float, events: Events | None) -> None:
+        self.crawler = crawler
+        self.store_path = store_path
+        self.batch_size = max(1, batch_size)
+        self.batch_seconds = batch_seconds
+        self.events = events
+        self.pending: list[ArticleItem] = []
+        self.last_flush = time.monotonic()
+        self.report = CrawlReport()
+        self.by_source: dict[str, SourceReport] = {}
+        self.store: db.Store | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> "StorePipeline":
+        settings = crawler.settings
+        path = settings.get("STIWATCH_DB")
+        if not path:
+            raise NotConfigured("STIWATCH_DB is not set")
+        pipeline = cls(crawler, path, settings.getint("STIWATCH_BATCH_SIZE", 50),
+                       settings.getfloat("STIWATCH_BATCH_SECONDS", 2.0),
+                       settings.get("STIWATCH_EVENTS"))
+        crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
+        return pipeline
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def open_spider(self, spider: Any = None) -> None:
+        self.store = db.open_store(self.store_path)
+        self.deduper = Deduper(self.store)
+        self.report.run_id = self.store.start_crawl_run()
+        self.report.started_at = utcnow()
+
+    def close_spider(self, spider: Any = None) -> None:
+        self.flush()
+
+    def spider_closed(self, spider: Any, reason: str) -> None:
+        """Finish the crawl_runs row and hand the report over (the reason is known only here)."""
+        store = self.store
+        if store is None:
+            return
+        self.flush()
+        listed = self.crawler.stats.get_value("stiwatch/sources") or []
+        for source_id in listed:
+            self._source(source_id)
+        for source in self.report.sources:
+            if source.status == "pending":
+                source.errors.append("not crawled: the crawl stopped first"
+                                     if reason != "finished" else "no answer from the crawl")
+        if reason != "finished":
+            status = "interrupted"
+        elif not self.report.sources or self.report.failed_sources == 0:
+            status = "ok"
+        elif self.report.ok_sources == 0:
+            status = "failed"
+        else:
+            status = "partial"
+        self.report.status = status
+        self.report.finished_at = utcnow()
+        stats = self.report.totals()
+        stats["reason"] = reason
+        stats["failed"] = [s.id for s in self.report.sources if not s.ok]
+        store.finish_crawl_run(self.report.run_id, status, stats)
+        store.close()
+        self.store = None
+        self._emit({"event": "report", "report": self.report.to_dict()})
+        logger.info("crawl %s: %s", status, stats)
+
+    # -- items -------------------------------------------------------------------------------
+
+    def process_item(self, item: Any, spider: Any = None) -> Any:
+        if isinstance(item, SourceEvent):
+            self._source_event(item)
+        elif isinstance(item, ArticleItem):
+            self.pending.append(item)
+            if (len(self.pending) >= self.batch_size
+                    or time.monotonic() - self.last_flush >= self.batch_seconds):
+                self.flush()
+        return item
+
+    def _source(self, source_id: str) -> SourceReport:
+        report = self.by_source.get(source_id)
+        if report is None:
+            kind = ""
+            if self.store is not None:
+                try:
+                    kind = self.store.get_source(source_id)["kind"]
+                except db.NoSuchSource:
+                    pass
+            report = SourceReport(id=source_id, kind=kind)
+            self.by_source[source_id] = report
+            self.report.sources.append(report)
+        return report
+
+    def _source_event(self, event: SourceEvent) -> None:
+        assert self.store is not None
+        report = self._source(event.source_id)
+        report.unchanged += event.unchanged
+        report.queued += event.queued
+        report.errors.extend(event.errors)
+        if event.flag:
+            report.flag = event.flag
+        if event.status is None:
+            self._emit({"event": "queued", "source": event.source_id, "queued": event.queued})
+            return
+        report.status = event.status
+        if event.status == "failed":
+            report.errors.insert(0, event.error or "unknown error")
+            self.store.record_source_result(event.source_id, ok=False, error=event.error)
+        elif event.status == "not_modified":
+            self.store.record_source_result(event.source_id, ok=True, keep_validators=True)
+        else:
+            self.store.record_source_result(event.source_id, ok=True, flag=event.flag,
+                                            etag=event.etag, last_modified=event.last_modified)
+        self._emit({"event": "source", "source": event.source_id, "status": event.status,
+                    "queued": event.queued, "error": event.error})
+
+    def flush(self) -> None:
+        """Write the pending articles in one transaction, linking near-duplicates."""
+        self.last_flush = time.monotonic()
+        if not self.pending or self.store is None:
+            return
+        batch, self.pending = self.pending, []
+        outcomes: list[tuple[str, str]] = []
+        with self.store.write():
+            for item in batch:
+                row = dict(item.row)
+                existing = self.store.item_id_for_url(row["url"])
+                text = row.get("body") if row.get("status") == "complete" else None
+                if text:
+                    earlier = self.deduper.find(text)
+                    if earlier is not None and earlier != existing:
+                        row["duplicate_of"] = earlier
+                    else:
+                        row["duplicate_of"] = None
+                [(item_id, created)] = self.store.save_items([row])
+                if text:
+                    self.deduper.remember(item_id, text)
+                if row.get("status") == "partial":
+                    outcome = "partial"
+                elif created:
+                    outcome = "duplicates" if row.get("duplicate_of") else "new"
+                else:
+                    outcome = "updated"
+                outcomes.append((row["source_id"], outcome))
+        for source_id, outcome in outcomes:
+            report = self._source(source_id)
+            setattr(report, outcome, getattr(report, outcome) + 1)
+            self._emit({"event": "item", "source": source_id, "outcome": outcome})
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        if self.events is not None:
+            try:
+                self.events(event)
+            except Exception:  # noqa: BLE001 - a broken progress display must not stop a crawl
+                logger.exception("progress callback failed")

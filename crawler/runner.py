@@ -1,0 +1,196 @@
+"""Run a crawl from Python: ``crawl(store_path, settings, ...) -> CrawlReport``.
+
+Scrapy runs on Twisted, whose reactor cannot be started twice in one process; `stiwatch run`,
+`stiwatch demo` and the tests crawl many times per process. So every crawl runs Scrapy in a
+fresh child process (``python -m crawler.runner``): the parent sends the job as JSON on stdin and
+reads events (progress, then the final report) as JSON lines from the child's stdout. The
+child's stderr is Scrapy's log, passed through.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+import subprocess
+import sys
+from typing import Any, Callable, Iterable, Mapping
+
+import db
+
+from .items import CrawlReport
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[dict[str, Any]], None]
+
+# stiwatch setting name -> Scrapy setting name.
+SETTING_NAMES = {
+    "concurrent_requests_per_domain": "CONCURRENT_REQUESTS_PER_DOMAIN",
+    "download_delay": "DOWNLOAD_DELAY",
+    "autothrottle": "AUTOTHROTTLE_ENABLED",
+    "download_timeout": "DOWNLOAD_TIMEOUT",
+    "max_response_size": "DOWNLOAD_MAXSIZE",
+    "max_redirects": "REDIRECT_MAX_TIMES",
+    "retry_times": "RETRY_TIMES",
+    "sitemap_max_age_days": "STIWATCH_SITEMAP_MAX_AGE_DAYS",
+    "obey_robots_txt": "ROBOTSTXT_OBEY",
+    "log_level": "LOG_LEVEL",
+}
+# Extra Scrapy settings as a JSON object, for operators (and tests) who need a knob stiwatch
+# does not expose, e.g. {"STIWATCH_RETRY_BACKOFF_BASE": 0.1}.
+EXTRA_SETTINGS_ENV = "STIWATCH_SCRAPY_SETTINGS"
+
+
+class CrawlError(Exception):
+    """The crawl could not run at all (its process died, or there was nothing to crawl)."""
+
+
+class NothingToCrawl(CrawlError):
+    """No source to crawl: bad input rather than a failure."""
+
+
+def scrapy_settings(settings: Mapping[str, Any] | None = None,
+                    user_agent: str | None = None) -> dict[str, Any]:
+    """Scrapy settings for stiwatch's settings (names as in stiwatch/config.py)."""
+    settings = settings or {}
+    out: dict[str, Any] = {}
+    for name, scrapy_name in SETTING_NAMES.items():
+        if name in settings and settings[name] is not None:
+            out[scrapy_name] = settings[name]
+    if "DOWNLOAD_DELAY" in out:
+        # AutoThrottle starts from this and never goes below DOWNLOAD_DELAY.
+        out["AUTOTHROTTLE_START_DELAY"] = out["DOWNLOAD_DELAY"]
+    if "LOG_LEVEL" in out:
+        out["LOG_LEVEL"] = str(out["LOG_LEVEL"]).upper()
+    if settings.get("log_file"):
+        out["LOG_FILE"] = settings["log_file"]
+        out["LOG_FILE_APPEND"] = True
+    if user_agent:
+        out["USER_AGENT"] = user_agent
+    extra = os.environ.get(EXTRA_SETTINGS_ENV)
+    if extra:
+        try:
+            parsed = json.loads(extra)
+        except ValueError as error:
+            raise CrawlError(f"{EXTRA_SETTINGS_ENV} is not valid JSON: {error}") from None
+        if not isinstance(parsed, dict):
+            raise CrawlError(f"{EXTRA_SETTINGS_ENV} must be a JSON object")
+        out.update(parsed)
+    return out
+
+
+def select_sources(store_path: str | os.PathLike[str], source_ids: Iterable[str] = ()
+                   ) -> list[dict[str, Any]]:
+    """The sources a crawl will visit; unknown ids raise db.NoSuchSource (bad input)."""
+    with db.open_store(store_path) as store:
+        ids = list(dict.fromkeys(source_ids))
+        if ids:
+            return [store.get_source(source_id) for source_id in ids]
+        sources = store.list_sources(enabled_only=True)
+    if not sources:
+        raise NothingToCrawl(
+            f"{store_path}: no enabled sources to crawl "
+            "(run `stiwatch init`, or `stiwatch sources sync FILE`)")
+    return sources
+
+
+def crawl(
+    store_path: str | os.PathLike[str],
+    settings: Mapping[str, Any] | None = None,
+    source_ids: Iterable[str] = (),
+    refresh: bool = False,
+    progress: Progress | None = None,
+    *,
+    user_agent: str | None = None,
+    scrapy_overrides: Mapping[str, Any] | None = None,
+) -> CrawlReport:
+    """Crawl the store's enabled sources (or ``source_ids``) in a child process.
+
+    ``settings`` uses stiwatch's setting names; ``progress`` receives each event dict as it
+    happens (``{"event": "start", "sources": [...]}``, ``source``, ``queued``, ``item``,
+    ``report``). Raises db.NoSuchSource / NothingToCrawl for bad input and CrawlError when the
+    crawler process dies without a report (stored items stay stored).
+    """
+    store_path = str(Path(store_path).resolve())
+    sources = select_sources(store_path, source_ids)
+    job = {
+        "store": store_path,
+        "settings": {**scrapy_settings(settings, user_agent), **(scrapy_overrides or {}),
+                     "STIWATCH_REFRESH": bool(refresh)},
+        "sources": [s["id"] for s in sources],
+    }
+    if progress:
+        progress({"event": "start", "sources": [s["id"] for s in sources]})
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "crawler.runner"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True, encoding="utf-8",
+        bufsize=1,
+    )
+    report: CrawlReport | None = None
+    try:
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write(json.dumps(job))
+        child.stdin.close()
+        for line in child.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # not ours: something printed to stdout
+            if event.get("event") == "report":
+                report = CrawlReport.from_dict(event["report"])
+            if progress:
+                progress(event)
+        child.wait()
+    except BaseException:
+        # Ctrl-C or an error here: stop the child cleanly (SIGINT = Scrapy's graceful stop).
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        raise
+    if report is None:
+        raise CrawlError(f"the crawler process ended with status {child.returncode} "
+                         "before reporting; see the log above")
+    return report
+
+
+# -- the child process ----------------------------------------------------------------------
+
+def _child_main() -> int:
+    """``python -m crawler.runner``: read the job on stdin, crawl, report on stdout."""
+    # Events go to the original stdout; anything else printing to stdout lands on stderr.
+    events_out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    job = json.loads(sys.stdin.read())
+
+    def emit(event: dict[str, Any]) -> None:
+        events_out.write(json.dumps(event, default=str) + "\n")
+        events_out.flush()
+
+    from scrapy.crawler import CrawlerProcess
+    from scrapy.utils.project import get_project_settings
+
+    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "crawler.settings")
+    settings = get_project_settings()
+    settings.setmodule("crawler.settings", priority="project")
+    settings.setdict(job["settings"], priority="cmdline")
+    settings.set("STIWATCH_DB", job["store"], priority="cmdline")
+    settings.set("STIWATCH_EVENTS", emit, priority="cmdline")
+    process = CrawlerProcess(settings)
+    process.crawl("sources", source=job["sources"])
+    process.start()
+    events_out.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_child_main())

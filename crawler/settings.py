@@ -1,0 +1,83 @@
+"""Scrapy settings for stiwatch's crawler: polite by default, bounded in time and memory.
+
+`scrapy list` / `scrapy crawl <spider>` read this module through scrapy.cfg; `stiwatch crawl`
+starts from it too and overrides the values that stiwatch's own settings control (see
+``crawler.runner.scrapy_settings``). Every limit here exists so that one misbehaving site (a
+hanging server, an endless redirect, a decompression bomb) costs bounded time and memory.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version as _version
+import os
+
+try:
+    _VERSION = _version("stiwatch")
+except PackageNotFoundError:  # running from a plain checkout
+    _VERSION = "0"
+
+BOT_NAME = "stiwatch"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
+
+# -- stiwatch's own settings (read by our spiders, pipelines and middlewares in from_crawler) --
+STIWATCH_DB = os.environ.get("STIWATCH_DB", "stiwatch.db")  # the store the spiders crawl for
+STIWATCH_REFRESH = False  # fetch articles again even when already stored
+STIWATCH_SITEMAP_MAX_AGE_DAYS = 30  # sitemap entries older than this are ignored
+STIWATCH_BATCH_SIZE = 50  # items written per transaction
+STIWATCH_BATCH_SECONDS = 2.0  # ...or at least this often, so a killed crawl loses little
+STIWATCH_MAX_PARTIAL_ATTEMPTS = 8  # stop refetching an article page that never works
+STIWATCH_MAX_RETRY_AFTER = 120  # a Retry-After longer than this (s) gives up on the request
+STIWATCH_RETRY_BACKOFF_BASE = 1.0  # seconds before the first retry; doubles each time
+STIWATCH_RETRY_BACKOFF_MAX = 30.0
+STIWATCH_PROGRESS = None  # callable(event: dict) fed by the pipeline (set by crawler.runner)
+
+# -- identity ---------------------------------------------------------------------------------
+# Names stiwatch and a way to reach whoever runs it; `stiwatch crawl` fills in `contact`.
+USER_AGENT = f"stiwatch/{_VERSION} (+https://github.com/stiwatch/stiwatch)"
+ROBOTSTXT_OBEY = True
+ROBOTSTXT_USER_AGENT = "stiwatch"  # the product token robots.txt groups are matched on
+
+# -- politeness -------------------------------------------------------------------------------
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 2
+DOWNLOAD_DELAY = 1.0
+DOWNLOAD_DELAY_JITTER = 0.0  # the delay is a minimum, never shortened at random
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 1.0
+AUTOTHROTTLE_MAX_DELAY = 60.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+
+# -- limits -----------------------------------------------------------------------------------
+DOWNLOAD_TIMEOUT = 30
+DOWNLOAD_MAXSIZE = 10 * 1024 * 1024  # also applied after decompression (gzip bombs)
+DOWNLOAD_WARNSIZE = 0
+REDIRECT_MAX_TIMES = 5
+METAREFRESH_MAXDELAY = 0  # a <meta refresh> is not a reason to wander off
+RETRY_ENABLED = True
+RETRY_TIMES = 2
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+DNS_TIMEOUT = 20
+
+# -- components -------------------------------------------------------------------------------
+DOWNLOADER_MIDDLEWARES = {
+    # Ours replaces Scrapy's: the same retries, but with backoff and Retry-After.
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "crawler.middlewares.BackoffRetryMiddleware": 550,
+    "crawler.middlewares.ConditionalGetMiddleware": 560,
+}
+EXTENSIONS = {
+    # Ours replaces Scrapy's: the same adaptive delay, never below robots.txt's Crawl-delay.
+    "scrapy.extensions.throttle.AutoThrottle": None,
+    "crawler.middlewares.PoliteThrottle": 0,
+}
+ITEM_PIPELINES = {
+    "crawler.pipelines.StorePipeline": 300,
+}
+
+# Our spiders own error handling (they store what failed as that source's error); Scrapy's log
+# is for operators, quiet by default.
+LOG_LEVEL = "WARNING"
+FEED_EXPORT_ENCODING = "utf-8"

@@ -1,0 +1,280 @@
+"""The spider machinery every source kind shares: sources from the store, listings, articles.
+
+A crawl of one source is: fetch its listing (feed, listing page or sitemap) conditionally; turn
+it into Candidates (what the listing says about each article); skip those already stored unless
+refreshing; fetch each remaining article page and extract it. An article whose page fails or
+yields no text is still stored, from the Candidate, as a partial item that the next crawl
+retries: nothing seen is lost. Each source's outcome goes to the pipeline as a SourceEvent.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, AsyncIterator, Iterable, Iterator
+
+import scrapy
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import Request, Response
+from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy.utils.response import response_status_message
+from twisted.internet.error import TimeoutError as TxTimeoutError
+from twisted.python.failure import Failure
+
+import db
+from db.clock import utcnow
+
+from ..extract import extract_article
+from ..items import ArticleItem, Candidate, SourceEvent
+from ..middlewares import META_GAVE_UP, META_VALIDATORS
+from .listings import ListingError, feed_listing, html_listing, sitemap_listing
+
+logger = logging.getLogger(__name__)
+
+
+def describe_failure(failure: Failure, timeout: float | None = None) -> str:
+    """One short sentence for a failed download, as a user would want it in `last_error`."""
+    error = failure.value
+    if isinstance(error, HttpError):
+        response = error.response
+        return response.request.meta.get(META_GAVE_UP) or (
+            f"HTTP {response_status_message(response.status)}")
+    text = str(error).strip()
+    if isinstance(error, IgnoreRequest):
+        if "robots.txt" in text:
+            return "forbidden by robots.txt"
+        if "redirections" in text:
+            return "too many redirects"
+        if "larger than" in text:
+            return "response too large (over the download size limit)"
+        return text or "request ignored"
+    if "larger than download max size" in text:
+        return "response too large (over the download size limit)"
+    if isinstance(error, TxTimeoutError) or "timed out" in text.lower() or "took longer" in text:
+        return f"no response within {timeout:g} s" if timeout else "timed out"
+    name = type(error).__name__
+    return f"{name}: {text}" if text else name
+
+
+def text_headers(response: Response) -> dict[str, str]:
+    return {k: v for k, v in response.headers.to_unicode_dict().items()}
+
+
+class SourceSpider(scrapy.Spider):
+    """Crawls enabled sources of ``kinds`` from the store (``-a source=a,b`` picks some)."""
+
+    name = "sources"
+    kinds: tuple[str, ...] = ("feed", "html", "sitemap")
+    custom_settings: dict[str, Any] = {}
+
+    def __init__(self, *args: Any, source: str | Iterable[str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if isinstance(source, str):
+            source = [s.strip() for s in source.split(",") if s.strip()]
+        self.source_ids: list[str] = list(source or [])
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> "SourceSpider":
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        settings = crawler.settings
+        spider.store_path = settings.get("STIWATCH_DB")
+        spider.refresh = settings.getbool("STIWATCH_REFRESH")
+        spider.max_partial_attempts = settings.getint("STIWATCH_MAX_PARTIAL_ATTEMPTS", 8)
+        spider.sitemap_max_age_days = settings.getint("STIWATCH_SITEMAP_MAX_AGE_DAYS", 30)
+        spider.download_timeout_s = settings.getfloat("DOWNLOAD_TIMEOUT")
+        spider.max_size = settings.getint("DOWNLOAD_MAXSIZE")
+        return spider
+
+    # -- the sources ------------------------------------------------------------------------
+
+    def load_sources(self, store: db.Store) -> list[dict[str, Any]]:
+        if self.source_ids:
+            sources = [store.get_source(source_id) for source_id in self.source_ids]
+        else:
+            sources = store.list_sources(enabled_only=True)
+        return [s for s in sources if s["kind"] in self.kinds]
+
+    async def start(self) -> AsyncIterator[Any]:
+        self.store = db.open_store(self.store_path)
+        self.sources = {s["id"]: s for s in self.load_sources(self.store)}
+        self.crawler.stats.set_value("stiwatch/sources", list(self.sources))
+        for source in self.sources.values():
+            yield self.listing_request(source)
+            for request in self.partial_requests(source):
+                yield request
+
+    def closed(self, reason: str) -> None:
+        store = getattr(self, "store", None)
+        if store is not None:
+            store.close()
+
+    def listing_request(self, source: dict[str, Any], url: str | None = None,
+                        **meta: Any) -> Request:
+        validators = None
+        if not self.refresh and url is None:
+            validators = {"etag": source.get("etag"), "last_modified": source.get("last_modified")}
+        return Request(
+            url or source["url"],
+            callback=self.parse_listing,
+            errback=self.listing_failed,
+            dont_filter=True,  # two sources may share a listing; each needs its answer
+            priority=10,  # listings first: they decide what else to fetch
+            meta={"source_id": source["id"], "handle_httpstatus_list": [304],
+                  META_VALIDATORS: validators, "root": url is None, **meta},
+        )
+
+    def partial_requests(self, source: dict[str, Any]) -> Iterator[Request]:
+        """Article pages stored from listing data only: try them again."""
+        for row in self.store.partial_items(source["id"]):
+            if row["fetch_attempts"] >= self.max_partial_attempts:
+                continue
+            candidate = Candidate(
+                url=row["url"], source_id=source["id"], title=row["title"] or "",
+                summary=row["summary"] or "",
+                published_at=row["published_at"] if row["date_source"] == "feed" else None,
+                language=row["language"] or source.get("language"),
+                stored_date=(row["published_at"], row["date_source"]),
+            )
+            yield self.article_request(candidate, refetch=True)
+
+    # -- listings ---------------------------------------------------------------------------
+
+    def parse_listing(self, response: Response) -> Iterator[Any]:
+        source = self.sources[response.meta["source_id"]]
+        root = response.meta.get("root", True)
+        if response.status == 304:
+            yield SourceEvent(source["id"], status="not_modified")
+            return
+        try:
+            candidates, follow, flag = self.parse_kind(source, response)
+        except ListingError as error:
+            if root:
+                yield SourceEvent(source["id"], status="failed", error=str(error))
+            else:
+                yield SourceEvent(source["id"], errors=[str(error)])
+            return
+        fresh = self.fresh(candidates)
+        event = SourceEvent(source["id"], unchanged=len(candidates) - len(fresh),
+                            queued=len(fresh), flag=flag)
+        if root:
+            event.status = "ok"
+            event.etag = response.headers.get(b"ETag", b"").decode("latin-1") or None
+            event.last_modified = (
+                response.headers.get(b"Last-Modified", b"").decode("latin-1") or None)
+        yield event
+        for url in follow:
+            yield self.listing_request(source, url=url)
+        for candidate in fresh:
+            yield self.article_request(candidate)
+
+    def listing_failed(self, failure: Failure) -> Iterator[SourceEvent]:
+        request = failure.request  # type: ignore[attr-defined]
+        message = describe_failure(failure, self.download_timeout_s)
+        if request.meta.get("root", True):
+            yield SourceEvent(request.meta["source_id"], status="failed", error=message)
+        else:
+            yield SourceEvent(request.meta["source_id"], errors=[f"{request.url}: {message}"])
+
+    def parse_kind(self, source: dict[str, Any], response: Response
+                   ) -> tuple[list[Candidate], list[str], str | None]:
+        """(candidates, listing URLs to follow, flag) of one listing response."""
+        parser = getattr(self, f"parse_{source['kind']}", None)
+        if parser is None:
+            raise ListingError(f"this spider cannot crawl {source['kind']} sources")
+        return parser(source, response)
+
+    def parse_feed(self, source: dict[str, Any], response: Response) -> Any:
+        return feed_listing(source, response)
+
+    def parse_html(self, source: dict[str, Any], response: Response) -> Any:
+        return html_listing(source, response)
+
+    def parse_sitemap(self, source: dict[str, Any], response: Response) -> Any:
+        return sitemap_listing(source, response, max_age_days=self.sitemap_max_age_days,
+                               max_size=self.max_size)
+
+    def fresh(self, candidates: list[Candidate]) -> list[Candidate]:
+        """Candidates not stored yet (all of them with --refresh), first of each URL only."""
+        unique = list({c.url: c for c in reversed(candidates)}.values())[::-1]
+        if self.refresh:
+            return unique
+        known = self.store.known_urls(c.url for c in unique)
+        return [c for c in unique if c.url not in known]
+
+    # -- articles ---------------------------------------------------------------------------
+
+    def article_request(self, candidate: Candidate, refetch: bool = False) -> Request:
+        return Request(
+            candidate.url,
+            callback=self.parse_article,
+            errback=self.article_failed,
+            meta={"candidate": candidate, "refetch": refetch or self.refresh},
+        )
+
+    def parse_article(self, response: Response) -> Iterator[ArticleItem]:
+        candidate: Candidate = response.meta["candidate"]
+        refetch = response.meta["refetch"]
+        content_type = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
+        if content_type and "html" not in content_type and "xml" not in content_type:
+            yield self.partial(candidate, f"not an HTML page ({content_type.split(';')[0]})",
+                               refetch)
+            return
+        article = extract_article(response.body, response.url, text_headers(response),
+                                  feed_date=candidate.published_at)
+        if not article.text:
+            yield self.partial(candidate, "no article text found on the page", refetch)
+            return
+        url = candidate.url
+        if not refetch and _same_site(article.url, candidate.url):
+            # The page's own canonical URL, unless it points at another site (syndication):
+            # then the row stays with this source and dedup links it to the original.
+            url = article.url
+        yield ArticleItem({
+            "url": url,
+            "source_id": candidate.source_id,
+            "title": article.title or candidate.title or None,
+            # The publisher's own teaser beats an extracted opening.
+            "summary": candidate.summary or article.summary or None,
+            "body": article.text,
+            "language": article.language or candidate.language,
+            "published_at": article.published_at,
+            "date_source": article.date_source,
+            "content_hash": article.content_hash,
+            "status": "complete",
+            "fetch_error": None,
+        }, refetch=refetch)
+
+    def article_failed(self, failure: Failure) -> Iterator[ArticleItem]:
+        request = failure.request  # type: ignore[attr-defined]
+        message = describe_failure(failure, self.download_timeout_s)
+        yield self.partial(request.meta["candidate"], message, request.meta["refetch"])
+
+    def partial(self, candidate: Candidate, error: str, refetch: bool) -> ArticleItem:
+        """The article as the listing described it, kept until its page can be read."""
+        published, date_source = candidate.published_at, "feed"
+        if candidate.stored_date:  # a retry keeps the date the first attempt stored
+            published, date_source = candidate.stored_date
+        if not published:
+            published, date_source = utcnow(), "fetched"
+        body = candidate.content or None
+        return ArticleItem({
+            "url": candidate.url,
+            "source_id": candidate.source_id,
+            "title": candidate.title or None,
+            "summary": candidate.summary or None,
+            "body": body,
+            "language": candidate.language,
+            "published_at": published,
+            "date_source": date_source,
+            "status": "partial",
+            "fetch_error": error,
+        }, refetch=refetch)
+
+
+def _same_site(a: str, b: str) -> bool:
+    from urllib.parse import urlsplit
+
+    def host(url: str) -> str:
+        name = (urlsplit(url).hostname or "").lower()
+        return name[4:] if name.startswith("www.") else name
+
+    return host(a) == host(b)

@@ -1,0 +1,187 @@
+"""Listing responses -> Candidates, one function per source kind.
+
+Each returns ``(candidates, urls_to_follow, flag)``: the articles the listing names, further
+listings to fetch (child sitemaps), and a note worth keeping on the source (a malformed feed
+that was recovered). A listing that cannot be used raises ListingError.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from lxml import etree
+from scrapy.http import Response
+from scrapy.utils.gz import gunzip
+from scrapy.utils.response import get_base_url
+
+from ..extract import decode_html
+from ..feeds import FeedError, parse_feed
+from ..items import Candidate
+from ..text import normalise_space
+from ..urls import try_canonicalize
+
+Parsed = tuple[list[Candidate], list[str], "str | None"]
+
+
+class ListingError(Exception):
+    """A listing that cannot be used; the message is one sentence for the source's last_error."""
+
+
+def _headers(response: Response) -> dict[str, str]:
+    return dict(response.headers.to_unicode_dict())
+
+
+# -- feeds ------------------------------------------------------------------------------------
+
+def feed_listing(source: dict[str, Any], response: Response) -> Parsed:
+    try:
+        feed = parse_feed(response.body, response.url, _headers(response))
+    except FeedError as error:
+        raise ListingError(str(error)) from None
+    candidates = [
+        Candidate(url=entry.url, source_id=source["id"], title=entry.title,
+                  summary=entry.summary, published_at=entry.published_at,
+                  language=source.get("language"), content=entry.content)
+        for entry in feed.entries
+    ]
+    flag = f"malformed feed, recovered: {feed.bozo}" if feed.bozo else None
+    return candidates, [], flag
+
+
+# -- html listing pages -------------------------------------------------------------------------
+
+def extract_links(body: bytes, url: str, headers: dict[str, str] | None, css: str
+                  ) -> list[tuple[str, str]]:
+    """(canonical URL, link text) of the links ``css`` selects on a listing page, in order.
+
+    The selector may pick the <a> elements themselves or elements that contain them.
+    """
+    from parsel import Selector
+
+    text, _ = decode_html(body, headers)
+    selector = Selector(text=text, base_url=url)
+    base = url
+    base_href = selector.xpath("//head/base/@href").get()
+    if base_href:
+        base = try_canonicalize(base_href, url) or url
+    found: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for element in selector.css(css):
+        anchors = [element] if element.root.tag == "a" else element.xpath(".//a[@href]")[:1]
+        for anchor in anchors:
+            link = try_canonicalize(anchor.attrib.get("href"), base)
+            if link is None or link in seen:
+                continue
+            seen.add(link)
+            found.append((link, normalise_space(" ".join(anchor.xpath(".//text()").getall()))))
+    return found
+
+
+def html_listing(source: dict[str, Any], response: Response) -> Parsed:
+    if not response.body.strip():
+        raise ListingError(f"The listing page {response.url} is empty.")
+    links = extract_links(response.body, get_base_url(response), _headers(response),
+                          source["links"])
+    listing = try_canonicalize(response.url)
+    candidates = [Candidate(url=url, source_id=source["id"], title=title,
+                            language=source.get("language"))
+                  for url, title in links if url != listing]
+    flag = None
+    if not candidates:
+        flag = f"the links selector {source['links']!r} matched no article links"
+    return candidates, [], flag
+
+
+# -- sitemaps ---------------------------------------------------------------------------------
+
+NEWS_NS = "http://www.google.com/schemas/sitemap-news/0.9"
+
+
+def _sitemap_body(response: Response, max_size: int) -> bytes:
+    body = response.body
+    if body[:2] == b"\x1f\x8b":  # a .xml.gz served as is
+        try:
+            body = gunzip(body, max_size=max_size)
+        except Exception as error:  # noqa: BLE001 - any decompression problem is the site's
+            raise ListingError(f"The sitemap {response.url} cannot be decompressed ({error}).")
+    return body
+
+
+def _iso_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    for candidate in (text, text[:10]):
+        try:
+            moment = datetime.fromisoformat(candidate)
+        except ValueError:
+            continue
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.astimezone(timezone.utc)
+    return None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def _local(tag: Any) -> str:
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
+
+
+def _child_text(element: Any, name: str) -> str | None:
+    """Text of the first descendant called ``name`` in any namespace (news:title, loc, ...)."""
+    for child in element.iter():
+        if _local(child.tag) == name and child.text and child.text.strip():
+            return child.text.strip()
+    return None
+
+
+def sitemap_listing(source: dict[str, Any], response: Response, *, max_age_days: int,
+                    max_size: int, now: datetime | None = None) -> Parsed:
+    """A sitemap index (child sitemaps to follow) or a (news) sitemap's recent articles."""
+    body = _sitemap_body(response, max_size)
+    # The same safe parser options as Scrapy's Sitemap: no entities, no network, no huge trees.
+    parser = etree.XMLParser(recover=True, remove_comments=True, resolve_entities=False,
+                             no_network=True, huge_tree=False, remove_pis=True)
+    try:
+        root = etree.fromstring(body, parser) if body.strip() else None
+    except etree.LxmlError as error:
+        raise ListingError(f"The document at {response.url} is not an XML sitemap ({error}).")
+    kind = _local(root.tag) if root is not None else ""
+    if kind not in ("sitemapindex", "urlset"):
+        raise ListingError(f"The document at {response.url} is not an XML sitemap.")
+    cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=max_age_days)
+
+    if kind == "sitemapindex":
+        follow = []
+        for entry in root:
+            if _local(entry.tag) != "sitemap":
+                continue
+            modified = _iso_date(_child_text(entry, "lastmod"))
+            url = try_canonicalize(_child_text(entry, "loc"), response.url)
+            if url and url not in follow and (modified is None or modified >= cutoff):
+                follow.append(url)
+        return [], follow, None
+
+    candidates = []
+    for entry in root:
+        if _local(entry.tag) != "url":
+            continue
+        url = try_canonicalize(_child_text(entry, "loc"), response.url)
+        if url is None:
+            continue
+        news_date = _iso_date(_child_text(entry, "publication_date"))
+        published = news_date or _iso_date(_child_text(entry, "lastmod"))
+        if published is not None and published < cutoff:
+            continue  # old news: not what a weekly monitor needs
+        candidates.append(Candidate(
+            url=url, source_id=source["id"], title=normalise_space(_child_text(entry, "title") or ""),
+            published_at=_iso(news_date), language=source.get("language"),
+        ))
+    return candidates, [], None
+
+
+__all__ = ["ListingError", "extract_links", "feed_listing", "html_listing", "sitemap_listing"]

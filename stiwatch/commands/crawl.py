@@ -1,0 +1,112 @@
+"""`stiwatch crawl`: fetch the sources' new articles into the store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from crawler.items import CrawlReport
+from crawler.registry import load_registry
+from crawler.runner import CrawlError, NothingToCrawl, crawl
+
+from ..app import App
+from ..errors import UserError
+from ..output import echo_json, echo_table
+from ..progress import Progress
+
+pass_app = click.make_pass_decorator(App)
+
+SUMMARY_COLUMNS = ["source", "status", "new", "duplicates", "updated", "partial", "unchanged",
+                   "errors", "error"]
+
+
+class _ProgressLine:
+    """Turns the crawler's events into one progress line (articles saved / queued)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.sources_total = 0
+        self.sources_done = 0
+        self.queued = 0
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "start":
+            self.sources_total = len(event.get("sources", []))
+            self.progress.label = f"crawl: 0/{self.sources_total} sources"
+        elif kind in ("source", "queued"):
+            self.queued += event.get("queued", 0)
+            if kind == "source":
+                self.sources_done += 1
+                self.progress.label = f"crawl: {self.sources_done}/{self.sources_total} sources"
+            self.progress.set_total(max(self.queued, self.progress.done))
+        elif kind == "item":
+            self.progress.advance(1, **{event["outcome"]: 1})
+
+
+def _rows(report: CrawlReport) -> list[dict[str, Any]]:
+    rows = []
+    for source in report.sources:
+        rows.append({
+            "source": source.id, "status": source.status.replace("_", " "),
+            "new": source.new, "duplicates": source.duplicates, "updated": source.updated,
+            "partial": source.partial, "unchanged": source.unchanged,
+            "errors": len(source.errors),
+            "error": source.errors[0] if source.errors else (source.flag or ""),
+        })
+    return rows
+
+
+@click.command("crawl")
+@click.option("--sources", "sources_file", metavar="FILE",
+              help="Sync this registry TOML file into the store first (as `sources sync`).")
+@click.option("--source", "source_ids", multiple=True, metavar="ID",
+              help="Crawl only this source (repeatable); default: every enabled source.")
+@click.option("--refresh", is_flag=True,
+              help="Fetch listings and articles again even when unchanged or already stored.")
+@click.option("--json", "as_json", is_flag=True, help="Print the crawl report as JSON.")
+@pass_app
+def crawl_command(app: App, sources_file: str | None, source_ids: tuple[str, ...],
+                  refresh: bool, as_json: bool) -> None:
+    """Fetch new articles from the sources into the store, politely.
+
+    Feeds, listing pages and sitemaps are fetched with conditional GET; only articles not yet
+    stored are fetched (all of them with --refresh). An article whose page fails is stored from
+    its listing entry and retried next time. Prints a progress line while it runs and a summary
+    per source: new, duplicates, unchanged, errors.
+
+    Exits 0 when at least one source was crawled, 1 when every source failed, 2 on bad input.
+    """
+    store = app.store()
+    sources_file = sources_file or app.settings["sources"] or None
+    if sources_file:
+        registry = load_registry(sources_file)
+        sync = store.sync_sources(registry.sources)
+        app.echo(f"{sources_file}: {len(sync.added)} added, {len(sync.updated)} updated, "
+                 f"{len(sync.disabled)} disabled.", err=True)
+    # The crawler writes through its own connection, in its own process.
+    app.close()
+    progress = Progress("crawl", unit="articles", enabled=None if not app.quiet else False)
+    try:
+        with progress:
+            report = crawl(app.db_path, app.settings, source_ids, refresh,
+                           progress=_ProgressLine(progress), user_agent=app.user_agent())
+    except NothingToCrawl as error:
+        raise UserError(str(error), exit_code=2) from None
+    except CrawlError as error:
+        raise UserError(str(error), exit_code=1) from None
+
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        echo_table(_rows(report), SUMMARY_COLUMNS, max_width=70)
+        totals = report.totals()
+        app.echo(
+            f"{report.ok_sources} of {len(report.sources)} sources crawled: "
+            f"{totals['new']} new, {totals['duplicates']} duplicates, {totals['updated']} updated, "
+            f"{totals['partial']} partial, {totals['unchanged']} unchanged, "
+            f"{totals['errors']} errors (run {report.run_id}, {report.status})."
+        )
+    if report.sources and report.ok_sources == 0:
+        raise SystemExit(1)

@@ -1,0 +1,64 @@
+"""Helpers for the crawler tests: fixture sites on the loopback server, registries, settings."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+import json
+from pathlib import Path
+import shutil
+import sqlite3
+from typing import Any
+
+SITES = Path(__file__).resolve().parent / "fixtures" / "sites"
+
+# Politeness off for speed (one host, loopback); retries quick; contact set for the UA.
+FAST = {
+    "STIWATCH_DOWNLOAD_DELAY": "0",
+    "STIWATCH_AUTOTHROTTLE": "false",
+    "STIWATCH_CONTACT": "ops@example.org",
+    "STIWATCH_RETRY_TIMES": "1",
+    "STIWATCH_SCRAPY_SETTINGS": json.dumps({"STIWATCH_RETRY_BACKOFF_BASE": 0.05,
+                                            "STIWATCH_BATCH_SECONDS": 0}),
+}
+
+
+def build_site(server: Any, case: str = "newsroom") -> str:
+    """Copy tests/fixtures/sites/<case> to the server's root, filling in {base} and {recent}."""
+    recent = (datetime.now(timezone.utc) - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    base = server.url("").rstrip("/")
+    source = SITES / case
+    for path in source.rglob("*"):
+        target = server.root / path.relative_to(source)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix in (".xml", ".html", ".txt"):
+            text = path.read_text(encoding="utf-8")
+            target.write_text(text.replace("{base}", base).replace("{recent}", recent),
+                              encoding="utf-8")
+        else:
+            shutil.copyfile(path, target)
+    return base
+
+
+def registry(path: Path, sources: list[dict[str, str]]) -> Path:
+    """Write a registry TOML file with sensible defaults for each source."""
+    lines = []
+    for source in sources:
+        record = {"name": f"Test source {source['id']}", "country": "DE", "language": "en",
+                  "org_type": "ministry", **source}
+        lines.append("[[source]]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in record.items()]
+        lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def rows(db_path: Path, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
+    conn = sqlite3.connect(db_path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(row) for row in conn.execute(sql, params)]
+    finally:
+        conn.close()
