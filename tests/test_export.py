@@ -1,0 +1,71 @@
+"""`stiwatch export`: items with their tags as CSV or JSON Lines, to stdout or a file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+import analysts_store
+
+
+@pytest.fixture
+def ids(db_path):
+    return analysts_store.build(db_path)
+
+
+def test_jsonl_to_stdout_has_every_item_with_tags(stiwatch, ids):
+    result = stiwatch("export", "--format", "jsonl")
+    assert result.exit_code == 0
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert [r["id"] for r in rows] == sorted(ids.values())
+    quantum = next(r for r in rows if r["id"] == ids["jp-quantum"])
+    assert quantum["title"] == "Japan launches national quantum strategy"
+    assert quantum["source_name"] == "MEXT News" and quantum["policy"] == 1
+    assert quantum["areas"] == ["governance"] and quantum["domains"] == ["quantum"]
+    assert quantum["countries"] == ["JP"] and quantum["regions"] == ["east_asia"]
+    assert "quantum computing centres" in quantum["body"]
+    copy = next(r for r in rows if r["id"] == ids["eu-open-copy"])
+    assert copy["duplicate_of"] == ids["eu-open"]
+
+
+def test_csv_to_a_file_with_since(stiwatch, ids, tmp_path):
+    out = tmp_path / "items.csv"
+    since = analysts_store.ago(15)[:10]
+    result = stiwatch("export", "--format", "csv", "--since", since, "--out", str(out))
+    assert result.exit_code == 0
+    assert f"Exported 5 item(s) to {out}." in result.output
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert {int(r["id"]) for r in rows} == {ids[k] for k in ("jp-quantum", "us-security",
+                                                              "eu-open", "eu-open-copy",
+                                                              "us-discovery")}
+    security = next(r for r in rows if int(r["id"]) == ids["us-security"])
+    assert security["countries"] == "CN,US" and security["areas"] == "research_security"
+    assert not list(tmp_path.glob(".items.csv.*"))  # no temporary file left behind
+
+
+def test_export_streams_in_batches(db_path):
+    """More items than one batch: all come out, in order, each with its own tags."""
+    import db
+
+    with db.open_store(db_path) as store:
+        store.sync_sources(analysts_store.SOURCES[:1])
+        saved = store.save_items([{"url": f"https://m.example/{n}", "source_id": "mext-news",
+                                   "title": f"item {n}"} for n in range(2500)])
+        store.save_classifications(
+            [(item_id, [{"facet": "country", "value": "JP", "score": 1.0, "method": "source"}])
+             for item_id, _ in saved if item_id % 2], "t")
+        rows = list(store.iter_export(batch=1000))
+    assert len(rows) == 2500 and [r["id"] for r in rows] == sorted(r["id"] for r in rows)
+    assert all(r["countries"] == (["JP"] if r["id"] % 2 else []) for r in rows)
+
+
+def test_bad_arguments(stiwatch, ids, tmp_path):
+    result = stiwatch("export", "--format", "jsonl", "--since", "yesterday")
+    assert result.exit_code == 2 and "is not a date" in result.output
+    result = stiwatch("export", "--format", "csv", "--out", str(tmp_path / "no" / "x.csv"))
+    assert result.exit_code == 2 and "no such folder" in result.output
+    result = stiwatch("export", "--format", "xml")
+    assert result.exit_code == 2

@@ -1,0 +1,136 @@
+"""`stiwatch serve`: Datasette on the store, read-only, documented, with canned queries.
+
+Started for real as a subprocess on a free port and driven by headless Chromium.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+import analysts_store
+import db
+from db.canned import CANNED_QUERIES
+from db.docs import undocumented
+from stiwatch.datasette_meta import build_metadata
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+@contextmanager
+def serving(db_path, tmp_path):
+    port = free_port()
+    log = open(tmp_path / "serve.log", "w+")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stiwatch", "--db", str(db_path), "serve", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if get(base + "/-/versions.json")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                pytest.fail(f"stiwatch serve did not start:\n{log.read()}")
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+
+def test_metadata_documents_every_table_and_column(tmp_path):
+    with db.open_store(tmp_path / "m.db") as store:
+        assert undocumented(store.conn) == []
+        names = [row[0] for row in store.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+            "AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'items_fts_%'")]
+        tables = build_metadata("m")["databases"]["m"]["tables"]
+        for name in names:
+            assert tables[name]["description"], name
+            if name == "items_fts":
+                continue
+            columns = [row[1] for row in store.conn.execute(f"PRAGMA table_info({name})")]
+            assert set(columns) <= set(tables[name]["columns"]), name
+        # Every canned query runs on a real store (":country" given).
+        for name, query in CANNED_QUERIES.items():
+            store.query(query["sql"], {"country": "JP"})
+
+
+@pytest.mark.browser
+def test_serve_in_chromium_with_canned_queries(db_path, tmp_path, chromium_page):
+    analysts_store.build(db_path)
+    with serving(db_path, tmp_path) as base:
+        page = chromium_page
+        page.goto(f"{base}/stiwatch")
+        text = page.inner_text("body")
+        for title in ("This week's policy items by area", "Source health",
+                      "Weekly trend by area", "Items about one country"):
+            assert title in text
+
+        page.goto(f"{base}/stiwatch/items_of_country")
+        page.fill("input[name=country]", "jp")
+        page.click("input[type=submit]")
+        page.wait_for_load_state()
+        text = page.inner_text("body")
+        assert "Japan launches national quantum strategy" in text
+        assert "Japan funds semiconductor research consortium" in text
+        assert "NSF issues research security guidance" not in text
+        shot = tmp_path / "country.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5000
+
+        page.goto(f"{base}/stiwatch/source_health")
+        text = page.inner_text("body")
+        assert "failing" in text and "HTTP 503 Service Unavailable" in text
+
+        page.goto(f"{base}/stiwatch/policy_this_week_by_area")
+        text = page.inner_text("body")
+        assert "research_security" in text and "Commission adopts open science mandate" in text
+        assert text.count("Commission adopts open science mandate") == 1  # copy folded
+
+        # Column documentation and facets on the tags table.
+        page.goto(f"{base}/stiwatch/tags")
+        text = page.inner_text("body")
+        assert "facet" in text and "value" in text and "method" in text
+        page.goto(f"{base}/stiwatch/items_tagged")
+        assert "source_name" in page.inner_text("body")
+        status, body = get(f"{base}/stiwatch/tags.json?_facet=facet&_size=0")
+        facets = json.loads(body)["facet_results"]
+        assert "facet" in facets
+
+        # Full-text search box on items.
+        status, body = get(f"{base}/stiwatch/items.json?_search=quantum&_shape=array")
+        assert status == 200 and len(json.loads(body)) == 3
+
+        # Read-only: writes are refused and the file is unchanged.
+        status, body = get(f"{base}/stiwatch.json?sql=DELETE+FROM+items")
+        assert status == 400
+    with db.open_store(db_path) as store:
+        assert store.scalar("SELECT count(*) FROM items") == 7

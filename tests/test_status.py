@@ -1,0 +1,79 @@
+"""`stiwatch status`: runs, weekly volume, failing sources, deliveries owed, version, size."""
+
+from __future__ import annotations
+
+import json
+
+import analysts_store
+import db
+
+
+def add_deliveries(db_path):
+    with db.open_store(db_path) as store:
+        store.save_subscribers([{"email": "a@example.org"}, {"email": "b@example.org"}])
+        now = analysts_store.ago(0)
+        with store.write():
+            for email, status, error in (("a@example.org", "failed", "550 mailbox unavailable"),
+                                         ("b@example.org", "sent", None)):
+                store.conn.execute(
+                    "INSERT INTO deliveries (subscriber, period, status, attempts, last_error,"
+                    " updated_at) VALUES (?, '2026-W47', ?, 1, ?, ?)", [email, status, error, now])
+
+
+def test_status_table(stiwatch, db_path):
+    analysts_store.build(db_path)
+    add_deliveries(db_path)
+    result = stiwatch("status")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert f"Database: {db_path}" in out and f"schema version {db.LATEST_VERSION}" in out
+    assert "7 items" in out
+    # The last run with its counters.
+    assert "partial" in out and "new=7" in out
+    # Eight weeks, oldest first; this week holds the three newest originals.
+    weeks = out.split("Items per week")[1].split("Failing sources")[0].strip().splitlines()[1:]
+    assert len(weeks) == 9 and weeks[0].startswith("WEEK")
+    cells = [line.split() for line in weeks[1:]]
+    # Every original but none of the near-duplicate copies; the policy ones among them.
+    assert sum(int(c[2]) for c in cells) == 6 and sum(int(c[3]) for c in cells) == 5
+    assert sum(int(c[4]) for c in cells) == 1
+    # The failing source, its error and how long it has failed (3 days).
+    assert "Failing sources: 1" in out
+    line = next(l for l in out.splitlines() if l.startswith("ec-rtd"))
+    assert "HTTP 503 Service Unavailable" in line and " 2 " in line and "3d 0h" in line
+    # Owed: the failed delivery, not the sent one.
+    assert "Deliveries owed: 1" in out
+    assert "a@example.org" in out and "550 mailbox unavailable" in out
+    assert "b@example.org" not in out
+
+
+def test_status_json(stiwatch, db_path):
+    ids = analysts_store.build(db_path)
+    add_deliveries(db_path)
+    result = stiwatch("status", "--json")
+    report = json.loads(result.output)
+    assert report["schema_version"] == db.LATEST_VERSION
+    assert report["size_bytes"] > 0 and report["items"] == len(ids)
+    assert report["runs"][0]["status"] == "partial"
+    assert report["runs"][0]["stats"] == {"new": 7, "errors": 1}
+    assert len(report["weeks"]) == 8
+    assert sum(w["items"] for w in report["weeks"]) == 6  # copy folded
+    assert sum(w["duplicates"] for w in report["weeks"]) == 1
+    [failing] = report["failing_sources"]
+    assert failing["id"] == "ec-rtd" and failing["consecutive_failures"] == 2
+    assert 3 * 86400 - 120 < failing["failing_for_s"] < 3 * 86400 + 120
+    assert [(d["subscriber"], d["status"]) for d in report["deliveries_owed"]] == [
+        ("a@example.org", "failed")]
+
+
+def test_status_of_a_fresh_store(stiwatch, db_path):
+    db.open_store(db_path).close()
+    result = stiwatch("status")
+    assert result.exit_code == 0
+    assert "none yet" in result.output and "Failing sources: none" in result.output
+    assert "Deliveries owed: none" in result.output
+
+
+def test_status_without_a_database(stiwatch):
+    result = stiwatch("status")
+    assert result.exit_code == 2 and "no such database" in result.output
