@@ -70,8 +70,8 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
                          if w in shown})
             table.append(line)
         click.echo(f"Policy items per week by {facet}, {report.weeks[0]} to {report.week} "
-                   f"({app.settings['timezone']}); last column pair compares {report.week} with "
-                   "the 4 weeks before.")
+                   f"({app.settings['timezone']}). AVG4: mean of the 4 weeks before {report.week}; "
+                   f"CHANGE: {report.week} against it.")
         echo_table(table, columns)
         click.echo("Totals: " + ", ".join(f"{w}={n}" for w, n in zip(report.weeks,
                                                                        report.totals)))

@@ -1,0 +1,138 @@
+"""A real SMTP server on 127.0.0.1 (aiosmtpd in a background thread) for delivery tests.
+
+``SmtpServer(behaviour)`` listens on an ephemeral port. ``behaviour`` maps a recipient address
+to what happens to it:
+
+- ``"accept"`` (the default for anyone not listed): 250, message recorded;
+- ``"451"``: temporary refusal of the recipient (RCPT TO);
+- ``"550"``: permanent refusal of the recipient (RCPT TO);
+- ``"552"``: refused after DATA (mailbox full: temporary by convention);
+- ``"drop"``: the connection is cut after the message data arrived, before any reply;
+- ``"block"``: the message is recorded as *received* but the reply never comes (until
+  ``release()``), so a sender can be killed while it waits.
+
+Behaviour can change between runs (``server.behaviour[...] = ...``). ``messages`` holds the
+accepted messages parsed with the standard ``email`` package; ``received`` also holds those that
+were blocked in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+import email
+from email import policy
+from email.message import EmailMessage
+import threading
+from typing import Any
+
+from aiosmtpd.smtp import SMTP
+
+
+@dataclass
+class Received:
+    rcpt: str
+    mail_from: str
+    data: bytes
+    accepted: bool
+
+    @property
+    def message(self) -> EmailMessage:
+        return email.message_from_bytes(self.data, policy=policy.default)
+
+
+class _Handler:
+    def __init__(self, server: "SmtpServer") -> None:
+        self.server = server
+
+    async def handle_RCPT(self, smtp, session, envelope, address, rcpt_options):  # noqa: ANN001
+        action = self.server.behaviour.get(address.lower(), "accept")
+        if action == "451":
+            return "451 4.2.1 Mailbox temporarily unavailable, try later"
+        if action == "550":
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, smtp, session, envelope):  # noqa: ANN001
+        rcpt = envelope.rcpt_tos[0].lower()
+        action = self.server.behaviour.get(rcpt, "accept")
+        data = envelope.original_content or envelope.content
+        if isinstance(data, str):
+            data = data.encode()
+        if action == "552":
+            return "552 5.2.2 Mailbox full"
+        if action == "drop":
+            smtp.transport.abort()
+            return None
+        if action == "block":
+            self.server.received.append(Received(rcpt, envelope.mail_from, data, False))
+            self.server.blocked.set()
+            await self.server.release_event.wait()
+            smtp.transport.abort()
+            return None
+        with self.server.lock:
+            self.server.received.append(Received(rcpt, envelope.mail_from, data, True))
+        return "250 2.0.0 Message accepted"
+
+
+class SmtpServer:
+    def __init__(self, behaviour: dict[str, str] | None = None) -> None:
+        self.behaviour = {k.lower(): v for k, v in (behaviour or {}).items()}
+        self.received: list[Received] = []
+        self.lock = threading.Lock()
+        self.blocked = threading.Event()
+        self.loop = asyncio.new_event_loop()
+        self.release_event: asyncio.Event | None = None
+        self.port = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._ready = threading.Event()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.release_event = asyncio.Event()
+        handler = _Handler(self)
+        self._server = self.loop.run_until_complete(self.loop.create_server(
+            lambda: SMTP(handler, hostname="smtp.test", ident="stiwatch-test-smtp",
+                         data_size_limit=20 * 1024 * 1024),
+            "127.0.0.1", 0))
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self.loop.run_forever()
+        self._server.close()
+        self.loop.run_until_complete(self._server.wait_closed())
+
+    def start(self) -> "SmtpServer":
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("SMTP test server did not start")
+        return self
+
+    def release(self) -> None:
+        """Let a blocked message conversation end (the connection is then cut)."""
+        if self.release_event is not None:
+            self.loop.call_soon_threadsafe(self.release_event.set)
+
+    def stop(self) -> None:
+        self.release()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+    @property
+    def messages(self) -> list[Received]:
+        with self.lock:
+            return [r for r in self.received if r.accepted]
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [r.message for r in self.messages if r.rcpt == address.lower()]
+
+    def settings_env(self) -> dict[str, str]:
+        """Environment that points stiwatch at this server (no TLS, no login)."""
+        return {"STIWATCH_SMTP_HOST": "127.0.0.1", "STIWATCH_SMTP_PORT": str(self.port),
+                "STIWATCH_SMTP_STARTTLS": "false", "STIWATCH_SMTP_TIMEOUT": "10"}
+
+    def __enter__(self) -> "SmtpServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

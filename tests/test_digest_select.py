@@ -1,0 +1,137 @@
+"""Selecting a subscriber's week: time zone boundaries, filters and "why", folded duplicates,
+ranking and the section cap. Stores are real SQLite files written through db.Store."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from digeststore import build, story
+from digest.errors import DigestError
+from digest.select import load_week, select
+from digest.weeks import last_complete_week, parse_week
+
+W47 = "2026-W47"  # Mon 16 - Sun 22 Nov 2026; in Asia/Tokyo: 2026-11-15T15:00Z to 2026-11-22T15:00Z
+
+
+def titles(digest):
+    return [e.story.title for e in digest.headlines.entries] + [
+        e.story.title for s in digest.sections for e in s.entries]
+
+
+def test_week_bounds_follow_the_configured_timezone(tmp_path):
+    store = build(tmp_path / "s.db", [
+        story("https://x.example/a", "2026-11-15T14:59:59Z", title="before Tokyo Monday"),
+        story("https://x.example/b", "2026-11-15T15:00:00+00:00", title="Tokyo Monday 00:00"),
+        story("https://x.example/c", "2026-11-16T00:00:00+09:00", title="same instant, +09:00"),
+        story("https://x.example/d", "2026-11-22T14:59:59+00:00", title="Tokyo Sunday 23:59:59"),
+        story("https://x.example/e", "2026-11-22T15:00:00+00:00", title="next Tokyo Monday"),
+        story("https://x.example/f", "2026-11-18T10:00:00+00:00", title="not policy", policy=0),
+    ])
+    tokyo = select(load_week(store, parse_week(W47, "Asia/Tokyo")), None, 10)
+    assert sorted(titles(tokyo)) == ["Tokyo Monday 00:00", "Tokyo Sunday 23:59:59",
+                                     "same instant, +09:00"]
+    utc = select(load_week(store, parse_week(W47, "UTC")), None, 10)
+    assert sorted(titles(utc)) == ["Tokyo Sunday 23:59:59", "next Tokyo Monday"]
+
+
+def test_last_complete_week_and_bad_weeks():
+    # Monday 01:00 in Tokyo is still Sunday in UTC: Tokyo's last complete week is already W47.
+    now = datetime(2026, 11, 22, 16, 0, tzinfo=timezone.utc)
+    assert last_complete_week("Asia/Tokyo", now).label == "2026-W47"
+    assert last_complete_week("UTC", now).label == "2026-W46"
+    assert parse_week("2026-w1", "UTC").label == "2026-W01"
+    assert parse_week("2020-W53", "UTC").span() == "28 Dec 2020–3 Jan 2021"
+    for bad in ("2026-W54", "2026-47", "last week"):
+        with pytest.raises(DigestError, match="not an ISO week"):
+            parse_week(bad, "UTC")
+    with pytest.raises(DigestError, match="timezone: unknown time zone 'Mars/Olympus'"):
+        parse_week(W47, "Mars/Olympus")
+
+
+@pytest.fixture
+def filtered_store(tmp_path):
+    return build(tmp_path / "s.db", [
+        story("https://x.example/jp-sec", "2026-11-17T01:00:00Z", title="Japan research security",
+              areas=["research_security"], domains=["semiconductors"], countries=["JP"],
+              regions=["east_asia"]),
+        story("https://x.example/de-ai", "2026-11-17T02:00:00Z", title="German AI funding",
+              areas=["public_research"], domains=["ai"], countries=["DE"], regions=["europe"]),
+        story("https://x.example/us-ai", "2026-11-17T03:00:00Z", title="US AI security",
+              areas=["research_security"], domains=["ai"], countries=["US"],
+              regions=["north_america"]),
+        story("https://x.example/none", "2026-11-17T04:00:00Z", title="Untagged policy"),
+    ])
+
+
+@pytest.mark.parametrize("filters, expected", [
+    ({}, {"Japan research security", "German AI funding", "US AI security", "Untagged policy"}),
+    ({"areas": ["research_security"]}, {"Japan research security", "US AI security"}),
+    ({"areas": ["research_security"], "domains": ["ai"]}, {"US AI security"}),
+    ({"countries": ["JP"], "regions": ["europe"]}, {"Japan research security", "German AI funding"}),
+    ({"domains": ["ai"], "regions": ["north_america"]}, {"US AI security"}),
+    ({"areas": ["open_science"]}, set()),
+])
+def test_filters_combine_facets_with_and(filtered_store, filters, expected):
+    data = load_week(filtered_store, parse_week(W47, "Asia/Tokyo"))
+    digest = select(data, {"email": "a@b.org", **filters}, 10)
+    assert set(titles(digest)) == expected
+    assert digest.total == len(expected)
+    assert digest.empty == (not expected)
+
+
+def test_why_names_the_matched_filters(filtered_store):
+    data = load_week(filtered_store, parse_week(W47, "Asia/Tokyo"))
+    digest = select(data, {"email": "a@b.org", "areas": ["research_security", "governance"],
+                           "countries": ["JP", "US"], "regions": ["east_asia"]}, 10)
+    why = {e.story.title: e.why for e in digest.headlines.entries}
+    assert why["Japan research security"] == [
+        "area: Research security", "country: Japan", "region: East Asia"]
+    assert why["US AI security"] == ["area: Research security", "country: United States"]
+    everything = select(data, None, 10)
+    assert everything.headlines.entries[0].why == ["all STI-policy news (you have no filters)"]
+
+
+def test_duplicates_fold_into_the_original_and_rank_it_first(tmp_path):
+    store = build(tmp_path / "s.db", [
+        story("https://x.example/solo", "2026-11-20T01:00:00Z", title="Newest, one source",
+              score=0.99),
+        story("https://x.example/orig", "2026-11-16T01:00:00Z", title="Big story",
+              source="jp-mext", score=0.6),
+        story("https://news-a.example/copy", "2026-11-16T05:00:00Z", title="Big story (copy)",
+              source="news-a", duplicate_of="https://x.example/orig"),
+        story("https://news-b.example/copy", "2026-11-17T05:00:00Z", title="Big story (copy 2)",
+              source="news-b", duplicate_of="https://x.example/orig"),
+        story("https://news-b.example/copy2", "2026-11-17T06:00:00Z", title="Big story (copy 3)",
+              source="news-b", duplicate_of="https://x.example/orig"),
+        story("https://x.example/older", "2026-11-19T01:00:00Z", title="Older, one source",
+              score=0.99),
+        story("https://x.example/low", "2026-11-21T01:00:00Z", title="Low score", score=0.55),
+    ])
+    digest = select(load_week(store, parse_week(W47, "Asia/Tokyo")), None, 10)
+    assert titles(digest) == ["Big story", "Newest, one source", "Older, one source",
+                              "Low score"]
+    big = digest.headlines.entries[0].story
+    assert big.source_count == 3  # jp-mext, news-a, news-b: news-b's second copy adds nothing
+    assert [s.name for s in big.sources] == ["Japan MEXT", "STI News A", "STI News B"]
+    assert digest.total == 4
+
+
+def test_section_cap_counts_what_was_left_out(tmp_path):
+    stories = [story(f"https://x.example/{n}", f"2026-11-18T{n:02d}:00:00Z", title=f"item {n:02d}",
+                     areas=["public_research"], score=0.9) for n in range(12)]
+    stories += [story("https://x.example/gov", "2026-11-18T13:00:00Z", title="gov item",
+                      areas=["governance", "public_research"],
+                      area_scores={"governance": 0.9, "public_research": 0.7}, score=0.5)]
+    store = build(tmp_path / "s.db", stories)
+    digest = select(load_week(store, parse_week(W47, "Asia/Tokyo")), {"email": "a@b.org"}, 3)
+    assert [e.story.title for e in digest.headlines.entries] == ["item 11", "item 10", "item 09"]
+    sections = {s.id: s for s in digest.sections}
+    assert list(sections) == ["governance", "public_research"]
+    assert [e.story.title for e in sections["public_research"].entries] == [
+        "item 08", "item 07", "item 06"]
+    assert sections["public_research"].more == 6
+    assert [e.story.title for e in sections["governance"].entries] == ["gov item"]
+    assert sections["governance"].more == 0
+    assert digest.total == 13 and digest.shown == 7

@@ -1,0 +1,112 @@
+"""`stiwatch subscribers add/import/list/remove`: filters checked against the taxonomy, addresses
+checked, a CSV validated as a whole before anything is written."""
+
+from __future__ import annotations
+
+import json
+
+import db
+
+
+def listed(stiwatch, *extra):
+    result = stiwatch("subscribers", "list", "--json", *extra)
+    assert result.exit_code == 0, result.output
+    return {row["email"]: row for row in json.loads(result.output)}
+
+
+def test_add_list_update_remove(stiwatch, db_path):
+    result = stiwatch("subscribers", "add", "Aiko@Example.org", "--name", "Aiko Sato",
+                      "--areas", "research_security,international", "--countries", "jp,US",
+                      "--regions", "europe")
+    assert result.exit_code == 0, result.output
+    assert "added aiko@example.org" in result.output
+    assert stiwatch("subscribers", "add", "ben@example.org").exit_code == 0
+    rows = listed(stiwatch)
+    assert rows["aiko@example.org"]["areas"] == ["research_security", "international"]
+    assert rows["aiko@example.org"]["countries"] == ["JP", "US"]
+    assert rows["aiko@example.org"]["regions"] == ["europe"]
+    assert rows["aiko@example.org"]["domains"] == []
+    assert rows["ben@example.org"]["areas"] == []  # everything
+
+    table = stiwatch("subscribers", "list").output
+    assert "aiko@example.org" in table and "research_security,international" in table
+
+    result = stiwatch("subscribers", "add", "aiko@example.org", "--domains", "ai")
+    assert "updated aiko@example.org" in result.output
+    assert listed(stiwatch)["aiko@example.org"]["domains"] == ["ai"]
+
+    result = stiwatch("subscribers", "remove", "ben@example.org")
+    assert result.exit_code == 0 and "removed ben@example.org" in result.output
+    assert "ben@example.org" not in listed(stiwatch)
+    assert listed(stiwatch, "--all")["ben@example.org"]["active"] is False
+    with db.open_store(db_path) as store:  # history kept
+        assert store.get_subscriber("ben@example.org")["active"] is False
+
+    result = stiwatch("subscribers", "remove", "nobody@example.org")
+    assert result.exit_code == 2
+    assert "Error: no subscriber 'nobody@example.org'" in result.output
+
+
+def test_add_refuses_unknown_ids_and_bad_addresses(stiwatch):
+    cases = [
+        (["a@example.org", "--areas", "governance,space_policy"],
+         "areas: unknown area 'space_policy' (expected one of: governance, public_research"),
+        (["a@example.org", "--domains", "blockchain"], "domains: unknown domain 'blockchain'"),
+        (["a@example.org", "--countries", "JP,XX"], "countries: unknown country 'XX'"),
+        (["a@example.org", "--regions", "asia"], "regions: unknown region 'asia'"),
+        (["not-an-address"], "'not-an-address' is not a valid e-mail address"),
+        (["a@b"], "'a@b' is not a valid e-mail address"),
+        (["a b@example.org"], "'a b@example.org' is not a valid e-mail address"),
+        (["a@@example.org"], "is not a valid e-mail address"),
+    ]
+    for args, message in cases:
+        result = stiwatch("subscribers", "add", *args)
+        assert result.exit_code == 2, args
+        assert message in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+    assert listed(stiwatch) == {}
+
+
+def test_import_csv(stiwatch, tmp_path):
+    good = tmp_path / "subs.csv"
+    good.write_text(
+        "email,name,areas,domains,countries,regions\n"
+        "aiko@example.org,Aiko,\"research_security,international\",,JP,\n"
+        "ben@example.org,Ben,,ai;quantum,,europe\n"
+        "\n"
+        "chloe@example.org,,,,,\n", encoding="utf-8")
+    result = stiwatch("subscribers", "import", str(good))
+    assert result.exit_code == 0, result.output
+    assert "3 subscribers imported" in result.output and "3 added, 0 updated" in result.output
+    rows = listed(stiwatch)
+    assert rows["aiko@example.org"]["areas"] == ["research_security", "international"]
+    assert rows["ben@example.org"]["domains"] == ["ai", "quantum"]
+    assert rows["chloe@example.org"]["name"] is None
+
+
+def test_import_reports_every_bad_line_and_imports_nothing(stiwatch, tmp_path):
+    assert stiwatch("subscribers", "add", "keep@example.org").exit_code == 0
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "email,name,areas,countries\n"
+        "ok@example.org,OK,governance,JP\n"
+        "broken-address,Bad,,\n"
+        "x@example.org,X,\"governance,quantum_stuff\",\n"
+        "y@example.org,Y,,ZZ\n"
+        "ok@example.org,Again,,\n", encoding="utf-8")
+    result = stiwatch("subscribers", "import", str(bad))
+    assert result.exit_code == 2
+    out = result.output
+    assert f"{bad}: line 3: email: 'broken-address' is not a valid e-mail address" in out
+    assert f"{bad}: line 4: areas: unknown area 'quantum_stuff'" in out
+    assert f"{bad}: line 5: countries: unknown country 'ZZ'" in out
+    assert f"{bad}: line 6: email: ok@example.org already on line 2" in out
+    assert "nothing was imported" in out
+    assert set(listed(stiwatch)) == {"keep@example.org"}
+
+    header = tmp_path / "header.csv"
+    header.write_text("mail,name\nx@example.org,X\n", encoding="utf-8")
+    result = stiwatch("subscribers", "import", str(header))
+    assert result.exit_code == 2 and "line 1: the header needs an 'email' column" in result.output
+    result = stiwatch("subscribers", "import", str(tmp_path / "missing.csv"))
+    assert result.exit_code == 2 and "missing.csv: no such file" in result.output

@@ -1,0 +1,146 @@
+"""Trends on a hand-made store whose answers are known: weekly counts per tag, this week against
+the mean of the 4 before, rising terms with smoothing, and `stiwatch trends` in every format."""
+
+from __future__ import annotations
+
+import csv
+from datetime import date, timedelta
+import io
+import json
+
+import pytest
+
+from digeststore import build, story
+from digest.send import prepare_week
+from digest.trends import trends
+from digest.weeks import parse_week
+
+N = iter(range(10_000))
+
+
+def on(week: int, **kw):
+    """A story published on the Wednesday of 2026-W<week> (03:00 UTC, noon in Tokyo)."""
+    day = date.fromisocalendar(2026, week, 3)
+    n = next(N)
+    kw.setdefault("title", f"filler{n} story")
+    return story(f"https://x.example/{n}", f"{day}T03:00:00Z", **kw)
+
+
+def many(week, count, **kw):
+    return [on(week, **kw) for _ in range(count)]
+
+
+@pytest.fixture
+def trend_store(db_path):
+    stories = [
+        *many(40, 1, areas=["governance"]),  # in the 12-week series, not in the comparison
+        *many(43, 1, areas=["governance"]), *many(44, 2, areas=["governance"]),
+        *many(45, 3, areas=["governance"]), *many(46, 2, areas=["governance"]),
+        *many(47, 5, areas=["governance"], domains=["ai"], countries=["JP"],
+              regions=["east_asia"]),
+        *[s for w in (43, 44, 45, 46) for s in many(w, 4, areas=["public_research"])],
+        *many(47, 2, areas=["public_research"]),
+        *many(47, 1, areas=["open_science"]),
+        *many(44, 2, areas=["international"]),
+        on(47, areas=["governance"], policy=0),  # not policy: never counted
+    ]
+    store = build(db_path, stories)
+    original = stories[-2]["url"]  # a syndicated copy of the open-science story: counted once
+    from digeststore import add
+    add(store, [story("https://copy.example/1", "2026-11-18T05:00:00Z", source="news-a",
+                      areas=["open_science"], duplicate_of=original)])
+    return store
+
+
+def test_counts_and_change_against_the_previous_four_weeks(trend_store):
+    report = trends(trend_store, parse_week("2026-W47", "Asia/Tokyo"), weeks=12,
+                    facets=("area", "domain", "country"))
+    assert report.weeks[0] == "2026-W36" and report.weeks[-1] == "2026-W47"
+    rows = {r.value: r for r in report.rows("area")}
+    gov = rows["governance"]
+    assert gov.series == [0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 2, 5]
+    assert (gov.this_week, gov.previous_mean, gov.change, gov.change_pct, gov.direction) == (
+        5, 2.0, 3.0, 150, "up")
+    pub = rows["public_research"]
+    assert (pub.this_week, pub.previous_mean, pub.change, pub.change_pct, pub.direction) == (
+        2, 4.0, -2.0, -50, "down")
+    osc = rows["open_science"]
+    assert (osc.this_week, osc.previous_mean, osc.change_pct, osc.direction) == (1, 0.0, None, "new")
+    intl = rows["international"]
+    assert (intl.this_week, intl.previous_mean, intl.change, intl.direction) == (
+        0, 0.5, -0.5, "down")
+    assert rows["society"].direction == "flat" and rows["society"].series == [0] * 12
+    assert report.totals[-5:] == [5, 8, 7, 6, 8]
+    assert [(r.value, r.this_week) for r in report.rows("country")] == [("JP", 5)]
+    assert {r.value: r.this_week for r in report.rows("domain")}["ai"] == 5
+
+
+def test_the_digest_uses_the_same_numbers(trend_store):
+    bundle = prepare_week(trend_store, parse_week("2026-W47", "Asia/Tokyo"))
+    again = trends(trend_store, parse_week("2026-W47", "Asia/Tokyo"), weeks=12)
+    assert bundle.trends.rows("area") == again.rows("area")
+    assert bundle.png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rising_terms_need_several_stories_and_sources(tmp_path):
+    stories = [
+        # 3 stories, 2 sources, never before: rising
+        on(47, title="Hydrogen strategy alpha1", source="jp-mext"),
+        on(47, title="Hydrogen strategy alpha2", source="us-nsf"),
+        on(47, title="Hydrogen strategy alpha3", source="us-nsf"),
+        # 2 stories, 2 sources: rising, less
+        on(47, title="Fusion beta1", source="eu-rtd"), on(47, title="Fusion beta2", source="de-bmbf"),
+        # one article shouting its word: not a trend
+        on(47, title="Quantum quantum quantum quantum"),
+        # two stories from one source: not a trend
+        on(47, title="Semiconductor gamma1", source="uk-ukri"),
+        on(47, title="Semiconductor gamma2", source="uk-ukri"),
+        # as common as before: not rising
+        *[on(w, title=f"Budget delta{w}{i}", source=s) for w in (43, 44, 45, 46, 47)
+          for i, s in enumerate(["jp-mext", "us-nsf", "eu-rtd", "de-bmbf"])],
+        # more than before, but smoothed well below a new term
+        *[on(47, title=f"Talent eps{i}", source=s) for i, s in
+          enumerate(["jp-mext", "us-nsf", "eu-rtd", "de-bmbf", "uk-ukri", "news-a"])],
+        *[on(w, title=f"Talent zeta{w}{i}", source=s) for w in (43, 44, 45, 46)
+          for i, s in enumerate(["jp-mext", "us-nsf", "eu-rtd", "de-bmbf"])],
+    ]
+    store = build(tmp_path / "s.db", stories)
+    report = trends(store, parse_week("2026-W47", "Asia/Tokyo"), weeks=12)
+    got = [(t.term, t.this_week, t.sources, t.previous_mean, t.score) for t in report.rising]
+    assert got == [
+        ("hydrogen strategy", 3, 2, 0.0, 4.0),  # (3 + 1) / (0 + 1); "hydrogen" alone folded in
+        ("fusion", 2, 2, 0.0, 3.0),
+        ("talent", 6, 6, 4.0, 1.4),  # (6 + 1) / (4 + 1)
+    ]
+
+
+def test_trends_command_formats_and_chart(trend_store, stiwatch, db_path, tmp_path):
+    trend_store.close()
+    args = ["trends", "--week", "2026-W47", "--weeks", "6"]
+    result = stiwatch(*args, "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["weeks"] == ["2026-W42", "2026-W43", "2026-W44", "2026-W45", "2026-W46",
+                             "2026-W47"]
+    gov = next(r for r in data["rows"] if r["value"] == "governance")
+    assert gov["series"] == [0, 1, 2, 3, 2, 5] and gov["direction"] == "up"
+    assert gov["change_pct"] == 150
+
+    result = stiwatch(*args, "--format", "csv", "--by", "country")
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert rows == [{"value": "JP", "name": "Japan", "2026-W42": "0", "2026-W43": "0",
+                     "2026-W44": "0", "2026-W45": "0", "2026-W46": "0", "2026-W47": "5",
+                     "previous_mean": "0.0", "change": "5.0", "change_pct": "",
+                     "direction": "new"}]
+
+    chart = tmp_path / "out" / "chart.png"
+    result = stiwatch(*args, "--by", "domain", "--chart", str(chart))
+    assert result.exit_code == 0
+    assert "Policy items per week by domain" in result.output
+    lines = [line.split() for line in result.output.splitlines()]
+    assert ["Artificial", "intelligence", "0", "0", "0", "0", "0", "5", "0", "+5", "new"] in lines
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    result = stiwatch("trends", "--week", "2026-W99")
+    assert result.exit_code == 2
+    assert "--week: '2026-W99' is not an ISO week such as 2026-W47" in result.output
