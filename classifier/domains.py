@@ -1,0 +1,160 @@
+"""Technology domains from a curated, versioned lexicon (classifier/data/domains.toml).
+
+Each domain lists `terms` (weight 1), `strong` terms (weight 2: unambiguous on their own) and
+`negative` terms that mask a match inside them ("chocolate chip" hides "chip"). A hit in the title
+counts `title_weight` times; repeats of one term add less and less; a domain is tagged only when
+its evidence reaches `min_evidence` (which grows slowly with the length of the text), so a passing
+mention is not enough. An analyst extends or overrides the shipped lexicon with their own file:
+see `DomainTagger.load`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+import math
+from pathlib import Path
+from typing import Any
+
+from .lexicon import LexiconError, Matcher, number, read_toml, table, term_list
+from .taxonomy import load_taxonomy
+
+DEFAULT_SETTINGS = {
+    "title_weight": 3.0,   # a title hit counts this many body hits
+    "lead_weight": 1.5,    # a hit in the first `lead_chars` characters of the text
+    "lead_chars": 400,
+    "min_evidence": 2.0,   # evidence a domain needs to be tagged
+    "words_per_extra_evidence": 1500,  # long texts need one more unit of evidence per this many words
+    "max_repeats": 3,      # hits of one term beyond this add nothing
+}
+TERM_KINDS = {"terms": 1.0, "strong": 2.0}
+
+
+def _default_path() -> Path:
+    return Path(str(resources.files(__package__).joinpath("data", "domains.toml")))
+
+
+def _settings(data: dict[str, Any], path: Path, base: dict[str, float]) -> dict[str, float]:
+    settings = dict(base)
+    raw = table(data.get("settings", {}), f"{path}: [settings]")
+    for key, value in raw.items():
+        if key not in DEFAULT_SETTINGS:
+            raise LexiconError(
+                f"{path}: [settings] has unknown key {key!r} "
+                f"(expected one of: {', '.join(DEFAULT_SETTINGS)}).")
+        settings[key] = number(value, f"{path}: settings.{key}", 0, 1e6)
+    return settings
+
+
+def parse_entries(data: dict[str, Any], path: Path, section: str, valid: tuple[str, ...],
+                  entries: dict[str, dict[str, list[str]]] | None = None,
+                  ) -> dict[str, dict[str, list[str]]]:
+    """Read ``[section.ID]`` tables (terms, strong, negative, replace) into ``entries``.
+
+    An existing entry is extended, or replaced when the table says ``replace = true``.
+    """
+    entries = {key: {k: list(v) for k, v in value.items()} for key, value in (entries or {}).items()}
+    raw = table(data.get(section, {}), f"{path}: [{section}]")
+    for label, spec in raw.items():
+        where = f"{path}: [{section}.{label}]"
+        if label not in valid:
+            raise LexiconError(f"{where}: unknown {section} id {label!r} (expected one of: {', '.join(valid)}).")
+        spec = table(spec, where)
+        unknown = set(spec) - {*TERM_KINDS, "negative", "replace"}
+        if unknown:
+            raise LexiconError(
+                f"{where}: unknown key {sorted(unknown)[0]!r} (expected terms, strong, negative or replace).")
+        replace = spec.get("replace", False)
+        if not isinstance(replace, bool):
+            raise LexiconError(f"{where}: replace must be true or false.")
+        entry = {"terms": [], "strong": [], "negative": []} if replace or label not in entries else entries[label]
+        for kind in (*TERM_KINDS, "negative"):
+            if kind in spec:
+                entry[kind] = entry[kind] + term_list(spec[kind], f"{where} {kind}")
+        entries[label] = entry
+    return entries
+
+
+def read_version(data: dict[str, Any], path: Path, required: bool) -> str | None:
+    if "version" not in data:
+        if required:
+            raise LexiconError(f"{path}: missing key 'version' (a number or string naming this lexicon's edition).")
+        return None
+    version = data["version"]
+    if isinstance(version, bool) or not isinstance(version, (int, float, str)):
+        raise LexiconError(f"{path}: key 'version' must be a number or a string.")
+    return str(version)
+
+
+@dataclass
+class _Compiled:
+    matcher: Matcher
+    settings: dict[str, float]
+
+
+class DomainTagger:
+    """Tags technology domains (taxonomy ids) with a score in 0..1."""
+
+    def __init__(self, entries: dict[str, dict[str, list[str]]], settings: dict[str, float],
+                 version: str) -> None:
+        self.entries = entries
+        self.settings = settings
+        self.version = version
+        pairs: list[tuple[str, Any]] = []
+        for label, entry in entries.items():
+            for kind, weight in TERM_KINDS.items():
+                pairs += [(term, (label, term.lower(), weight)) for term in entry[kind]]
+            pairs += [(term, None) for term in entry["negative"]]
+        self._matcher = Matcher(pairs)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "DomainTagger":
+        """The shipped lexicon, extended (or, per domain with `replace = true`, overridden) by
+        the analyst's file at ``path``. Raises LexiconError naming the file and key."""
+        valid = load_taxonomy().ids("domain")
+        default = _default_path()
+        data = read_toml(default)
+        version = read_version(data, default, required=True)
+        settings = _settings(data, default, DEFAULT_SETTINGS)
+        entries = parse_entries(data, default, "domain", valid)
+        if path is not None:
+            path = Path(path)
+            user = read_toml(path)
+            user_version = read_version(user, path, required=False)
+            settings = _settings(user, path, settings)
+            entries = parse_entries(user, path, "domain", valid, entries)
+            version = f"{version}+{path.stem}" + (f"-{user_version}" if user_version else "")
+        return cls(entries, settings, version)
+
+    def evidence(self, title: str, text: str) -> dict[str, float]:
+        """Evidence per domain (before the threshold)."""
+        s = self.settings
+        counts: dict[tuple[str, str], float] = {}
+        weights: dict[tuple[str, str], float] = {}
+        for part, factor in ((title or "", s["title_weight"]), (text or "", None)):
+            for hit in self._matcher.find(part):
+                mult = factor if factor is not None else (
+                    s["lead_weight"] if hit.start < s["lead_chars"] else 1.0)
+                for label, term, weight in hit.keys:
+                    counts[(label, term)] = counts.get((label, term), 0.0) + mult
+                    weights[(label, term)] = weight
+        evidence: dict[str, float] = {}
+        for (label, term), count in counts.items():
+            # diminishing returns: the first hit counts fully, repeats up to max_repeats
+            gained = min(count, s["max_repeats"])
+            evidence[label] = evidence.get(label, 0.0) + weights[(label, term)] * gained
+        return evidence
+
+    def threshold(self, text: str) -> float:
+        words = len((text or "").split())
+        per = self.settings["words_per_extra_evidence"] or math.inf
+        return self.settings["min_evidence"] + words / per
+
+    def tag(self, title: str, text: str) -> list[tuple[str, float]]:
+        """Domains with enough evidence, best first, each with a score in 0..1."""
+        need = self.threshold(text)
+        tagged = [
+            (label, round(1.0 - math.exp(-value / need), 3))
+            for label, value in self.evidence(title, text).items() if value >= need
+        ]
+        return sorted(tagged, key=lambda pair: (-pair[1], pair[0]))

@@ -1,0 +1,324 @@
+"""Countries and regions: a gazetteer tagger.
+
+Evidence for a country comes from its names (pycountry's, plus the alias table), demonyms
+("South Korean"), capitals and other places used as metonyms ("Beijing said", "Bavaria"), and
+the names and acronyms of its STI agencies, ministries and councils ("NSFC", "JSPS", "UKRI").
+EU institutions count for `EU`; multilateral bodies (OECD, UNESCO, G7, CERN...) make an item
+`international` without naming a country.
+
+Data: classifier/data/places.toml (hand-written: aliases, demonyms, capitals, places, agencies,
+ambiguous names, masking terms, multilateral bodies) and classifier/data/places_agencies.toml
+(agency names seeded from the OECD STIP Compass responsible organisations; see its header).
+Both use the term syntax of classifier/lexicon.py. Regions come from classifier/data/regions.toml.
+
+Ranking: a hit counts more in the title and the lead (the first `lead_chars` characters) than
+deep in the text, repeats of one term add up to a cap, and a country is tagged only when its
+evidence reaches `min_evidence` and a share of the best country's evidence: a single passing
+mention deep in the text is not enough. When the text names no country, the source's home
+country is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import metadata, resources
+import math
+from pathlib import Path
+from typing import Any
+
+import pycountry
+
+from .lexicon import LexiconError, Matcher, is_shouting, number, read_toml, table, term_list
+from .taxonomy import country_codes, load_taxonomy
+
+# What a hit of each kind of term is worth, before position weights.
+KIND_WEIGHTS = {
+    "name": 1.0,
+    "agency": 1.0,
+    "demonym": 0.8,
+    "capital": 0.8,
+    "place": 0.6,
+}
+KINDS = tuple(KIND_WEIGHTS)
+DEFAULT_SETTINGS = {
+    "title_weight": 3.0,
+    "lead_weight": 2.0,
+    "lead_chars": 300,
+    "min_evidence": 2.0,
+    "relative_evidence": 0.25,   # a second country needs this share of the best one's evidence
+    "max_term_evidence": 4.0,    # repeats of one term add up to this
+    "ambiguous_weight": 0.6,     # an ambiguous name with no corroborating evidence
+    "words_per_extra_evidence": 2000,
+    "fallback_score": 0.5,       # score of the source's home country when the text names none
+}
+# Acronyms that are also English words: in ALL-CAPS headlines they say nothing.
+_WORD_ACRONYMS = frozenset(
+    "us it who most arc aim can or is as at on no me he id in am be do go if of ok so to up we my "
+    "an by oh are for the and all one now new sun war law life care safe fast best star lead gain "
+    "rise seed nice heart bio case ice fame dare hope cost ace base core".split())
+
+
+def _data_file(name: str) -> Path:
+    return Path(str(resources.files(__package__).joinpath("data", name)))
+
+
+PLACE_FILES = ("places.toml", "places_agencies.toml")
+
+
+@dataclass
+class _Entry:
+    names: list[str] = field(default_factory=list)
+    kinds: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _pycountry_names() -> dict[str, list[str]]:
+    """Official and common English names of every ISO country, without the inverted forms
+    ("Korea, Republic of") that never occur in running text."""
+    names: dict[str, list[str]] = {}
+    for country in pycountry.countries:
+        forms = {country.name, getattr(country, "official_name", None), getattr(country, "common_name", None)}
+        names[country.alpha_2] = sorted(f for f in forms if f and "," not in f and "(" not in f)
+    return names
+
+
+@lru_cache(maxsize=1)
+def _regions() -> tuple[dict[str, str], int]:
+    path = _data_file("regions.toml")
+    data = read_toml(path)
+    valid = set(load_taxonomy().ids("region"))
+    codes = set(country_codes())
+    mapping: dict[str, str] = {}
+    for region, members in table(data.get("region", {}), f"{path}: [region]").items():
+        if region not in valid:
+            raise LexiconError(f"{path}: [region] has unknown region id {region!r}.")
+        for code in term_list(members, f"{path}: region.{region}"):
+            if code not in codes:
+                raise LexiconError(f"{path}: region.{region} lists unknown country code {code!r}.")
+            if code in mapping:
+                raise LexiconError(f"{path}: country {code} is in both {mapping[code]} and {region}.")
+            mapping[code] = region
+    return mapping, data.get("version", 0)
+
+
+def region_of(code: str) -> str | None:
+    """The taxonomy region of an ISO alpha-2 code (or EU), or None for places outside every region."""
+    return _regions()[0].get(code)
+
+
+def regions_for(codes: Iterable[str], international: bool = False) -> list[str]:
+    """Region ids for countries (EU -> europe), plus `international` when a multilateral body acts."""
+    regions: list[str] = []
+    for code in codes:
+        region = region_of(code)
+        if region and region not in regions:
+            regions.append(region)
+    if international:
+        regions.append("international")
+    return regions
+
+
+class Gazetteer:
+    """Tags the countries an item is about, with scores, and tells multilateral actors."""
+
+    def __init__(self, entries: dict[str, dict[str, list[str]]], ambiguous: dict[str, list[str]],
+                 bodies: list[str], negative: list[str], settings: dict[str, float],
+                 version: str) -> None:
+        self.entries = entries
+        self.ambiguous = ambiguous
+        self.bodies = bodies
+        self.settings = settings
+        self.version = version
+        # term -> {(code, kind)}; a term listed for several countries is ambiguous by construction
+        owners: dict[str, dict[str, str]] = {}
+        for code, kinds in entries.items():
+            for kind, terms in kinds.items():
+                for term in terms:
+                    owners.setdefault(term, {}).setdefault(code, kind)
+        pairs: list[tuple[str, Any]] = []
+        for term, codes in owners.items():
+            if term in ambiguous:
+                continue
+            for code, kind in codes.items():
+                # keys: (code, kind, term, number of countries sharing the term, default?)
+                pairs.append((term, (code, kind, term, len(codes), False)))
+        for term, codes in ambiguous.items():
+            for rank, code in enumerate(codes):
+                kind = owners.get(term, {}).get(code, "name")
+                pairs.append((term, (code, kind, term, len(codes), rank == 0)))
+        pairs += [(term, ("@international", "body", term, 1, False)) for term in bodies]
+        pairs += [(term, None) for term in negative]
+        self._matcher = Matcher(pairs, caps=True)
+
+    # -- loading -------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "Gazetteer":
+        """The shipped gazetteer (pycountry names + places*.toml), extended by an analyst's file."""
+        return _load(str(path) if path is not None else None)
+
+    # -- tagging -------------------------------------------------------------------------------
+    def _hits(self, title: str, text: str) -> list[tuple[float, tuple]]:
+        """(position weight, keys) for every hit."""
+        s = self.settings
+        found: list[tuple[float, tuple]] = []
+        for part, is_title in ((title or "", True), (text or "", False)):
+            shouting = is_shouting(part[:200]) if part else False
+            for hit in self._matcher.find(part):
+                if not hit.keys:
+                    continue
+                matched = part[hit.start:hit.end]
+                if shouting and matched.isupper() and "." not in matched and (
+                        matched.lower() in _WORD_ACRONYMS or matched.lower()[:-1] in _WORD_ACRONYMS):
+                    continue  # "US", "WHO", "MOST" in an ALL-CAPS headline are words
+                if hit.keys[0][3] > 1 or hit.keys[0][4]:
+                    if _person_context(part, hit.start, hit.end):
+                        continue
+                if is_title:
+                    weight = s["title_weight"]
+                elif hit.start < s["lead_chars"]:
+                    weight = s["lead_weight"]
+                else:
+                    weight = 1.0
+                found.append((weight, hit.keys))
+        return found
+
+    def evidence(self, title: str, text: str) -> dict[str, float]:
+        """Evidence per country code ('@international' for multilateral bodies)."""
+        s = self.settings
+        hits = self._hits(title, text)
+        per_term: dict[tuple[str, str], float] = {}
+        shared: list[tuple[float, tuple]] = []
+        for weight, keys in hits:
+            if len(keys) == 1 and not keys[0][4]:
+                code, kind, term, _n, _default = keys[0]
+                key = (code, term)
+                per_term[key] = per_term.get(key, 0.0) + weight * KIND_WEIGHTS.get(kind, 1.0)
+            else:
+                shared.append((weight, keys))
+        evidence = _cap(per_term, s["max_term_evidence"])
+        # Ambiguous terms go to the candidates that have unambiguous evidence of their own;
+        # without any, to the first-listed (default) reading at a reduced weight, or shared out.
+        shared_terms: dict[tuple[str, str], float] = {}
+        for weight, keys in shared:
+            backed = [k for k in keys if evidence.get(k[0], 0.0) > 0]
+            if backed:
+                for code, kind, term, _n, _d in backed:
+                    shared_terms[(code, term)] = shared_terms.get((code, term), 0.0) + \
+                        weight * KIND_WEIGHTS.get(kind, 1.0) / len(backed)
+            else:
+                defaults = [k for k in keys if k[4]] or list(keys)
+                for code, kind, term, _n, _d in defaults:
+                    shared_terms[(code, term)] = shared_terms.get((code, term), 0.0) + \
+                        weight * KIND_WEIGHTS.get(kind, 1.0) * s["ambiguous_weight"] / len(defaults)
+        for code, value in _cap(shared_terms, s["max_term_evidence"]).items():
+            evidence[code] = evidence.get(code, 0.0) + value
+        return evidence
+
+    def threshold(self, text: str) -> float:
+        per = self.settings["words_per_extra_evidence"] or math.inf
+        return self.settings["min_evidence"] + len((text or "").split()) / per
+
+    def tag(self, title: str, text: str, source_country: str | None = None) -> list[tuple[str, float]]:
+        """Country codes (ISO alpha-2, or EU) the item is about, best first, with scores 0..1."""
+        evidence = self.evidence(title, text)
+        evidence.pop("@international", None)
+        need = self.threshold(text)
+        top = max(evidence.values(), default=0.0)
+        floor = max(need, top * self.settings["relative_evidence"])
+        tagged = [
+            (code, round(1.0 - math.exp(-value / need), 3))
+            for code, value in evidence.items() if value >= floor
+        ]
+        if not tagged and source_country:
+            code = source_country.upper()
+            if code in country_codes():
+                return [(code, self.settings["fallback_score"])]
+        return sorted(tagged, key=lambda pair: (-pair[1], pair[0]))
+
+    def international(self, title: str, text: str) -> bool:
+        """True when a multilateral body (OECD, UN, G7, CERN...) is an actor of the item."""
+        value = self.evidence(title, text).get("@international", 0.0)
+        return value >= self.threshold(text)
+
+
+def _cap(per_term: dict[tuple[str, str], float], cap: float) -> dict[str, float]:
+    evidence: dict[str, float] = {}
+    for (code, _term), value in per_term.items():
+        evidence[code] = evidence.get(code, 0.0) + min(value, cap)
+    return evidence
+
+
+_NOT_NAMES = frozenset(
+    "The A An And Or Of In On At To For By With From As But Its Their His Her This That These "
+    "Those Said Says Says, President Minister Prime King Queen Government Republic Kingdom State "
+    "Ministry University National Northern Southern Eastern Western North South East West Central "
+    "Upper Lower New Valley River Basin Sea Ocean Gulf Bay Mountains".split())
+
+
+def _person_context(text: str, start: int, end: int) -> bool:
+    """True when an ambiguous name sits in a person's name ("Michael Jordan", "Chad Smith")."""
+    after = text[end:end + 30].split(None, 1)
+    before = text[max(0, start - 30):start].rsplit(None, 1)
+    nxt = after[0] if after and text[end:end + 1] == " " else ""
+    prev = before[-1] if before and text[start - 1:start] == " " else ""
+    def name_like(word: str) -> bool:
+        word = word.strip("\"'")
+        return len(word) > 1 and word[0].isupper() and word[1:].islower() and word.isalpha() \
+            and word not in _NOT_NAMES
+    return name_like(nxt) or (name_like(prev) and not text[:start].rstrip().endswith((".", "\n")))
+
+
+@lru_cache(maxsize=4)
+def _load(path: str | None) -> Gazetteer:
+    codes = set(country_codes())
+    entries: dict[str, dict[str, list[str]]] = {}
+    for code, names in _pycountry_names().items():
+        entries.setdefault(code, {}).setdefault("name", []).extend(names)
+    ambiguous: dict[str, list[str]] = {}
+    bodies: list[str] = []
+    negative: list[str] = []
+    settings = dict(DEFAULT_SETTINGS)
+    versions = []
+    files = [_data_file(name) for name in PLACE_FILES] + ([Path(path)] if path else [])
+    for number_, file in enumerate(files):
+        data = read_toml(file)
+        if "version" in data:
+            versions.append(str(data["version"]))
+        elif number_ == 0:
+            raise LexiconError(f"{file}: missing key 'version'.")
+        for key, value in table(data.get("settings", {}), f"{file}: [settings]").items():
+            if key not in DEFAULT_SETTINGS:
+                raise LexiconError(f"{file}: [settings] has unknown key {key!r} "
+                                   f"(expected one of: {', '.join(DEFAULT_SETTINGS)}).")
+            settings[key] = number(value, f"{file}: settings.{key}", 0, 1e6)
+        for code, spec in table(data.get("country", {}), f"{file}: [country]").items():
+            where = f"{file}: [country.{code}]"
+            if code not in codes:
+                raise LexiconError(f"{where}: {code!r} is not an ISO 3166-1 alpha-2 code or EU.")
+            spec = table(spec, where)
+            entry = entries.setdefault(code, {})
+            for kind, value in spec.items():
+                plural = kind.rstrip("s")
+                kind_id = {"name": "name", "alias": "name", "agencie": "agency", "agency": "agency",
+                           "demonym": "demonym", "capital": "capital", "place": "place"}.get(plural)
+                if kind_id is None:
+                    raise LexiconError(f"{where}: unknown key {kind!r} (expected names, "
+                                       "demonyms, capitals, places or agencies).")
+                entry.setdefault(kind_id, []).extend(term_list(value, f"{where} {kind}"))
+        for term, value in table(data.get("ambiguous", {}), f"{file}: [ambiguous]").items():
+            listed = term_list(value, f"{file}: ambiguous.{term!r}")
+            for code in listed:
+                if code not in codes:
+                    raise LexiconError(f"{file}: ambiguous.{term!r} lists unknown country code {code!r}.")
+            ambiguous[" ".join(term.split())] = listed
+        for key, value in table(data.get("international", {}), f"{file}: [international]").items():
+            if key != "bodies":
+                raise LexiconError(f"{file}: [international] has unknown key {key!r} (expected bodies).")
+            bodies += term_list(value, f"{file}: international.bodies")
+        for key, value in table(data.get("negative", {}), f"{file}: [negative]").items():
+            if key != "terms":
+                raise LexiconError(f"{file}: [negative] has unknown key {key!r} (expected terms).")
+            negative += term_list(value, f"{file}: negative.terms")
+    version = "+".join(versions) + f"+pycountry-{metadata.version('pycountry')}"
+    return Gazetteer(entries, ambiguous, bodies, negative, settings, version)
