@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from classifier.lexicon import LexiconError
 from classifier.taxonomy import UnknownLabel
 from crawler.registry import RegistryError
 import db
@@ -19,6 +20,7 @@ from .config import ConfigError
 INPUT_ERRORS: tuple[type[Exception], ...] = (
     DigestError,
     ConfigError,
+    LexiconError,
     RegistryError,
     UnknownLabel,
     db.StoreError,
