@@ -13,21 +13,18 @@ from email.utils import format_datetime, formataddr, parseaddr
 from datetime import datetime, timezone
 import hashlib
 
-from email.charset import QP, Charset
+from email.message import EmailMessage
 from email.mime.image import MIMEImage
 from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
 
 from .render import CHART_CID
 
-# Quoted-printable keeps both parts readable as source (and greppable) instead of base64.
-_UTF8 = Charset("utf-8")
-_UTF8.body_encoding = QP
 
-
-def _text(body: str, subtype: str) -> MIMEText:
-    part = MIMEText("", subtype, "utf-8")
-    part.set_payload(body, _UTF8)
+def _text(body: str, subtype: str) -> EmailMessage:
+    """A UTF-8 text part in quoted-printable: readable as source, unlike base64."""
+    part = EmailMessage()
+    part.set_content(body, subtype=subtype, charset="utf-8", cte="quoted-printable")
+    del part["MIME-Version"]
     return part
 
 

@@ -1,0 +1,182 @@
+"""The digest e-mail as a reader gets it: MIME structure, headers, escaping of crawled text,
+the plain-text twin, the preview command, and a phone-width rendering in headless Chromium."""
+
+from __future__ import annotations
+
+import email
+from email import policy
+from html.parser import HTMLParser
+
+import pytest
+
+from digeststore import build, story
+from digest.send import message_bytes, message_for, prepare_week, compose
+from digest.weeks import parse_week
+from stiwatch.config import load_settings
+
+WEEK = parse_week("2026-W47", "Asia/Tokyo")
+HOSTILE = 'Ministry <script>alert("x")</script> <img src=x onerror=alert(1)> plan'
+
+
+@pytest.fixture
+def store(db_path):
+    stories = [
+        story("javascript:alert(1)", "2026-11-17T01:00:00Z", title=HOSTILE,
+              summary='<b onmouseover="steal()">Bold</b> claims & more. Second sentence. Third.',
+              areas=["governance"], countries=["JP"], regions=["east_asia"], score=0.99),
+        story("https://x.example/orig", "2026-11-16T01:00:00Z", title="Quantum moonshot for labs",
+              summary="Japan expands its moonshot programme.", areas=["public_research"],
+              domains=["quantum"], countries=["JP"], regions=["east_asia"]),
+        story("https://news-a.example/copy", "2026-11-16T06:00:00Z", source="news-a",
+              title="Quantum moonshot (syndicated)", duplicate_of="https://x.example/orig"),
+        *[story(f"https://x.example/n{i}", f"2026-11-18T0{i}:00:00Z", source="us-nsf",
+                title=f"NSF security rule {i}", areas=["research_security"], countries=["US"],
+                regions=["north_america"], score=0.7) for i in range(8)],
+        story("https://x.example/old", "2026-11-04T01:00:00Z", title="Older governance",
+              areas=["governance"]),
+    ]
+    s = build(db_path, stories)
+    s.save_subscribers([{"email": "aiko@example.org", "name": "Aiko <Sato>"}])
+    return s
+
+
+@pytest.fixture
+def settings():
+    return load_settings(environ={"STIWATCH_MAIL_FROM": "STI Watch <digest@agency.example>",
+                                  "STIWATCH_DIGEST_SECTION_CAP": "3"})
+
+
+def build_message(store, settings, email_addr="aiko@example.org"):
+    bundle = prepare_week(store, WEEK)
+    digest = compose(bundle, store.get_subscriber(email_addr), settings)
+    raw = message_bytes(message_for(bundle, digest, settings))
+    return digest, email.message_from_bytes(raw, policy=policy.default)
+
+
+class Collector(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.attrs, self.links, self.images, self.text = [], [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attrs += [name for name, _ in attrs]
+        attrs = dict(attrs)
+        if tag == "a":
+            self.links.append(attrs.get("href"))
+        if tag == "img":
+            self.images.append(attrs.get("src"))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parse_html(html):
+    collector = Collector()
+    collector.feed(html)
+    collector.text = " ".join(" ".join(collector.text).split())
+    return collector
+
+
+def test_structure_headers_and_inline_chart(store, settings):
+    digest, msg = build_message(store, settings)
+    assert msg.get_content_type() == "multipart/related"
+    alternative, image = msg.get_payload()
+    assert alternative.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in alternative.get_payload()] == ["text/plain", "text/html"]
+    assert image.get_content_type() == "image/png"
+    assert image["Content-ID"] == "<trends-chart>"
+    assert image.get_content()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = alternative.get_payload()[1].get_content()
+    assert parse_html(html).images == ["cid:trends-chart"]  # nothing fetched from the network
+
+    assert msg["Subject"] == "STI policy digest 2026-W47 (16–22 Nov 2026): 10 items"
+    assert msg["From"] == "STI Watch <digest@agency.example>"
+    assert msg["To"].addresses[0].addr_spec == "aiko@example.org"
+    assert msg["List-Unsubscribe"] == "<mailto:stiwatch@localhost?subject=unsubscribe>"
+    first = msg["Message-ID"]
+    assert first.startswith("<digest-2026-W47-") and first.endswith("@agency.example>")
+    _, again = build_message(store, settings)
+    assert again["Message-ID"] == first  # stable for (subscriber, week)
+    store.save_subscribers([{"email": "ben@example.org"}])
+    _, other = build_message(store, settings, "ben@example.org")
+    assert other["Message-ID"] != first
+
+
+def test_crawled_text_is_escaped_and_only_http_links_survive(store, settings):
+    _, msg = build_message(store, settings)
+    html = msg.get_payload()[0].get_payload()[1].get_content()
+    page = parse_html(html)
+    assert "script" not in page.tags
+    assert not [a for a in page.attrs if a.startswith("on")]
+    assert all(link.startswith(("https://", "http://", "mailto:")) for link in page.links)
+    assert "javascript:" not in " ".join(page.links)
+    # The hostile title arrives as text, visibly.
+    assert 'Ministry <script>alert("x")</script> <img src=x onerror=alert(1)> plan' in page.text
+    assert "&lt;script&gt;" in html
+    assert "Bold claims & more. Second sentence." in page.text  # markup dropped, 2 sentences
+    assert "Third." not in page.text
+    assert "Hello Aiko <Sato>," in page.text
+
+
+def test_plain_text_part_has_the_same_items(store, settings):
+    digest, msg = build_message(store, settings)
+    text = msg.get_payload()[0].get_payload()[0].get_content()
+    html_text = parse_html(msg.get_payload()[0].get_payload()[1].get_content()).text
+    shown = [e.story.title for e in digest.headlines.entries] + [
+        e.story.title for s in digest.sections for e in s.entries]
+    assert len(shown) == 6 and digest.total == 10
+    for title in shown:
+        assert f"* {title}" in text
+        assert title in html_text
+    assert shown[:3] == ["Quantum moonshot for labs", HOSTILE, "NSF security rule 7"]
+    assert "NSF security rule 3" not in text  # left out by the cap of 3 ...
+    assert "... and 4 more in Research security not shown." in text  # ... and counted
+    assert "… and 4 more in Research security not shown." in html_text
+    assert "https://x.example/orig" in text and "javascript:" not in text
+    assert "Covered by 2 sources: Japan MEXT, STI News A" in text
+    assert "Why you got this: all STI-policy news (you have no filters)" in text
+    assert ["Governance", "1", "0.25", "▲", "+0.75", "(+300%)"] in [
+        line.split() for line in text.splitlines()]
+    for part in (text, html_text):
+        assert "Quantum moonshot for labs" in part and "Trends" in part
+
+
+def test_preview_command_writes_html_and_chart(store, stiwatch, tmp_path):
+    store.close()
+    out = tmp_path / "preview" / "digest.html"
+    result = stiwatch("digest", "preview", "--week", "2026-W47", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "unfiltered: 10 items" in result.output
+    page = parse_html(out.read_text(encoding="utf-8"))
+    assert page.images == ["digest.png"]
+    assert (out.parent / "digest.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Unfiltered preview" in page.text
+
+    result = stiwatch("digest", "preview", "--week", "2026-W47", "--subscriber",
+                      "aiko@example.org", "--out", str(out))
+    assert result.exit_code == 0 and "for aiko@example.org" in result.output
+    result = stiwatch("digest", "preview", "--subscriber", "nobody@example.org")
+    assert result.exit_code == 2 and "no subscriber 'nobody@example.org'" in result.output
+
+
+@pytest.mark.browser
+def test_digest_reads_on_a_phone_in_chromium(store, settings, tmp_path, chromium_page):
+    from digest.send import write_preview
+
+    html_path, _, _ = write_preview(store, settings, WEEK, tmp_path / "d.html",
+                                    store.get_subscriber("aiko@example.org"))
+    page = chromium_page
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto(html_path.as_uri())
+    assert page.is_visible("#headlines")
+    assert page.inner_text("#headlines") == "Headlines"
+    overflow = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0
+    assert page.evaluate("document.querySelectorAll('script').length") == 0
+    width = page.evaluate("document.querySelector('img').getBoundingClientRect().width")
+    assert 0 < width <= 360
+    shot = tmp_path / "phone.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
