@@ -258,8 +258,21 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _main_text(tree: lxml.html.HtmlElement, url: str) -> Any:
-    """trafilatura's document (text + metadata), retried for recall when precision finds none."""
+def _link_texts(tree: lxml.html.HtmlElement) -> set[str]:
+    return {normalise_space(a.text_content()).casefold() for a in tree.iter("a")} - {""}
+
+
+def _mostly_links(text: str, link_texts: set[str]) -> bool:
+    """True when the "article" is just the page's menus (what recall mode finds on a front page)."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    linked = sum(len(line) for line in lines if line.casefold() in link_texts)
+    return linked >= 0.6 * sum(len(line) for line in lines)
+
+
+def _main_text(tree: lxml.html.HtmlElement, url: str) -> tuple[str, Any]:
+    """trafilatura's text and document (metadata); retried for recall when precision finds none."""
+    link_texts = _link_texts(tree)
+    document = None
     for favor_recall in (False, True):
         try:
             document = trafilatura.bare_extraction(
@@ -269,9 +282,45 @@ def _main_text(tree: lxml.html.HtmlElement, url: str) -> Any:
             )
         except Exception:  # a page trafilatura chokes on has no extractable text, nothing worse
             document = None
-        if document is not None and (getattr(document, "text", None) or "").strip():
-            return document
-    return document
+        text = normalise_space(getattr(document, "text", None) or "") if document else ""
+        if text and not _mostly_links(text, link_texts):
+            return text, document
+    return "", document
+
+
+def _without_title(text: str, title: str) -> str:
+    """The body without a first line that only repeats the headline."""
+    first, _, rest = text.partition("\n")
+    if title and first.strip().casefold() == title.casefold():
+        return rest.lstrip("\n")
+    return text
+
+
+def _lead(text: str) -> str:
+    """The article's first real paragraph (skipping bylines, datelines and subheadings)."""
+    paragraphs = [p.strip() for p in text.split("\n") if p.strip()]
+    for paragraph in paragraphs:
+        wide = sum(1 for c in paragraph if ord(c) > 0x2e80)  # CJK says more per character
+        if len(paragraph) + wide >= 80 or paragraph.endswith((".", "!", "?", "。", "！", "？")):
+            return paragraph
+    return paragraphs[0] if paragraphs else ""
+
+
+# Markup whose dates are about the site, not the article (copyright years, other stories).
+_NOT_ARTICLE = (
+    "//footer | //nav | //aside | //header[not(ancestor::article)] | //form"
+    " | //*[contains(@class, 'footer') or contains(@id, 'footer') or contains(@class, 'copyright')"
+    " or contains(@class, 'related') or contains(@class, 'comment') or contains(@class, 'sidebar')"
+    " or contains(@class, 'menu')]"
+)
+
+
+def _without_site_chrome(tree: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    stripped = copy.deepcopy(tree)
+    for element in stripped.xpath(_NOT_ARTICLE):
+        if element.getparent() is not None:
+            element.drop_tree()
+    return stripped
 
 
 def extract_article(body: bytes, url: str, headers: Mapping[str, str] | None = None,
@@ -281,9 +330,7 @@ def extract_article(body: bytes, url: str, headers: Mapping[str, str] | None = N
     tree = _parse(text)
     page_url = _canonical_url(tree, url)
 
-    document = _main_text(tree, url) if tree is not None else None
-    main = normalise_space(getattr(document, "text", None) or "") if document is not None else ""
-
+    main, document = _main_text(tree, url) if tree is not None else ("", None)
     title = normalise_space(getattr(document, "title", None) or "") if document is not None else ""
     description = ""
     if tree is not None:
@@ -292,6 +339,7 @@ def extract_article(body: bytes, url: str, headers: Mapping[str, str] | None = N
         description = _first(tree, "//meta[@name='description']/@content"
                                    " | //meta[@property='og:description']/@content")
     author = (getattr(document, "author", None) or None) if document is not None else None
+    main = _without_title(main, title)
 
     published, source = None, "fetched"
     if feed_date:
@@ -300,7 +348,7 @@ def extract_article(body: bytes, url: str, headers: Mapping[str, str] | None = N
         published = _page_date(tree, url, extensive=False)
         source = "page"
         if not published and main:
-            published = _page_date(tree, url, extensive=True)
+            published = _page_date(_without_site_chrome(tree), url, extensive=True)
             source = "text"
     if not published:
         published, source = _now(), "fetched"
@@ -309,8 +357,7 @@ def extract_article(body: bytes, url: str, headers: Mapping[str, str] | None = N
         url=page_url,
         title=title,
         text=main,
-        summary=summarise(main, SUMMARY_MAX_CHARS) if main else shorten(description,
-                                                                       SUMMARY_MAX_CHARS),
+        summary=summarise(_lead(main), SUMMARY_MAX_CHARS) if main else "",
         published_at=published,
         date_source=source,
         language=_language(main, tree, headers),

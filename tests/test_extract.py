@@ -1,0 +1,138 @@
+"""Article extraction: one page per case in tests/fixtures/extract/ with <case>.expected.json.
+
+An expectation holds the fetch ``url``, optional HTTP ``headers`` and ``feed_date``, and under
+``expect`` the Article fields the case is about; ``text_contains``/``text_excludes`` list
+passages that must (not) be in the text; ``published_at: "now"`` means the fetch time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+import json
+from pathlib import Path
+import re
+
+import pytest
+
+from crawler.extract import Article, decode_html, extract_article
+from crawler.text import content_hash
+
+PAGES = Path(__file__).parent / "fixtures" / "extract"
+CASES = sorted(p.name.removesuffix(".expected.json") for p in PAGES.glob("*.expected.json"))
+ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+
+
+def test_every_page_has_an_expectation() -> None:
+    assert sorted(p.stem for p in PAGES.glob("*.html")) == CASES
+
+
+def _extract(case: str) -> tuple[Article, dict]:
+    spec = json.loads((PAGES / f"{case}.expected.json").read_text("utf-8"))
+    article = extract_article((PAGES / f"{case}.html").read_bytes(), spec["url"],
+                              spec.get("headers"), feed_date=spec.get("feed_date"))
+    return article, spec["expect"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_extract_fixture(case: str) -> None:
+    article, expect = _extract(case)
+    expect = dict(expect)
+    for passage in expect.pop("text_contains", []):
+        assert passage in article.text
+    for passage in expect.pop("text_excludes", []):
+        assert passage.lower() not in article.text.lower()
+    if expect.get("published_at") == "now":
+        expect.pop("published_at")
+        moment = datetime.strptime(article.published_at, "%Y-%m-%dT%H:%M:%SZ")
+        age = datetime.now(timezone.utc) - moment.replace(tzinfo=timezone.utc)
+        assert 0 <= age.total_seconds() < 120
+    got = {key: getattr(article, key) for key in expect}
+    assert got == expect
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_article_invariants(case: str) -> None:
+    """Whatever the page: an ISO UTC date with its source, a hash of the text, no markup."""
+    article, _ = _extract(case)
+    assert ISO_UTC.match(article.published_at)
+    assert article.date_source in ("feed", "page", "text", "fetched")
+    assert article.content_hash == content_hash(article.text)
+    assert (article.content_hash == "") == (article.text == "")
+    assert "<p>" not in article.text and "\ufffd" not in article.text
+    assert article.url.startswith("https://")
+    if article.text:
+        assert article.summary and article.summary in article.text.replace("\n", " ")
+        assert len(article.summary) <= 400
+
+
+def test_same_text_same_hash_whatever_the_spacing() -> None:
+    assert content_hash("Ministry  funds\nquantum  research") == content_hash(
+        "ministry funds quantum research ")
+    assert content_hash("Ministry funds quantum research") != content_hash("Ministry funds AI")
+
+
+# -- decoding -------------------------------------------------------------------------------
+
+SAMPLE = "Förderung für Forschung – „Wasserstoff“ kostet 5 €"
+
+
+@pytest.mark.parametrize("body, headers, text, encoding", [
+    (SAMPLE.encode("utf-8"), None, SAMPLE, "utf-8"),
+    (SAMPLE.encode("cp1252"), {"Content-Type": "text/html; charset=windows-1252"}, SAMPLE,
+     "cp1252"),
+    # Browsers read ISO-8859-1 as windows-1252; so do we (the C1 bytes are curly quotes there).
+    (SAMPLE.encode("cp1252"), {"content-type": "text/html; charset=ISO-8859-1"}, SAMPLE,
+     "cp1252"),
+    (b"<meta charset='cp1252'>" + SAMPLE.encode("cp1252"), None,
+     "<meta charset='cp1252'>" + SAMPLE, "cp1252"),
+    (b"\xef\xbb\xbf" + SAMPLE.encode("utf-8"), {"Content-Type": "text/html; charset=latin-1"},
+     SAMPLE, "utf-8"),
+    (b"\xff\xfe" + SAMPLE.encode("utf-16-le"), None, SAMPLE, "utf-16-le"),
+    (b"\xfe\xff" + SAMPLE.encode("utf-16-be"), None, SAMPLE, "utf-16-be"),
+    ("東京大学".encode("shift_jis"), {"Content-Type": "text/html; charset=shift_jis"},
+     "東京大学", "cp932"),
+    # cp932 extensions (NEC row 13) that strict Shift_JIS lacks: ①, ㈱
+    ("①㈱研究所".encode("cp932"), {"Content-Type": "text/html; charset=Shift_JIS"},
+     "①㈱研究所", "cp932"),
+    ("서울대학교".encode("euc-kr"), {"Content-Type": "text/html; charset=EUC-KR"}, "서울대학교",
+     "cp949"),
+    ("清华大学".encode("gb2312"), {"Content-Type": "text/html; charset=GB2312"}, "清华大学",
+     "gb18030"),
+    ("镕".encode("gbk"), {"Content-Type": "text/html; charset=gb2312"}, "镕", "gb18030"),
+    (b"plain ascii", None, "plain ascii", "ascii"),
+    (b"", None, "", "ascii"),
+    # A utf-16 declaration without a BOM is wrong (HTML spec): the bytes are ASCII-compatible.
+    (b"<meta charset=utf-16><p>caf\xc3\xa9</p>", None, "<meta charset=utf-16><p>café</p>",
+     "utf-8"),
+    # Scrapy-style headers: bytes, lists.
+    (SAMPLE.encode("cp1252"), {b"Content-Type": [b"text/html; charset=windows-1252"]}, SAMPLE,
+     "cp1252"),
+])
+def test_decode_html(body: bytes, headers: dict | None, text: str, encoding: str) -> None:
+    assert decode_html(body, headers) == (text, encoding)
+
+
+def test_decode_html_undeclared_legacy_encodings_are_detected() -> None:
+    """No HTTP charset, no meta: charset-normalizer finds the encoding of a real paragraph."""
+    samples = {
+        "cp1252": "Die Ministerin kündigte am Donnerstag in Berlin zusätzliche Fördermittel "
+                  "für Hochschulen und außeruniversitäre Forschungseinrichtungen an. " * 3,
+        "shift_jis": "文部科学省は十四日、量子技術の研究開発を強化するため、今後五年間で総額千億円を"
+                     "投じる新たな計画を発表した。研究者からは歓迎の声が上がっている。" * 2,
+        "euc-kr": "과학기술정보통신부는 인공지능 반도체 연구개발에 향후 5년간 1조 원을 투자하는 "
+                  "새로운 국가 전략을 발표했다. 연구자들은 이번 발표를 환영했다. " * 2,
+        "gb2312": "科学技术部发布新的国家计划，将在未来五年投入一千亿元，支持人工智能和量子信息等"
+                  "前沿领域的基础研究。科研人员对计划表示欢迎。" * 2,
+    }
+    for codec, sample in samples.items():
+        text, _ = decode_html(sample.encode(codec), {"Content-Type": "text/html"})
+        assert text == sample, codec
+
+
+def test_garbage_bytes_never_raise() -> None:
+    body = bytes(range(256)) * 40
+    text, encoding = decode_html(body, None)
+    assert text and encoding
+    article = extract_article(body, "https://news.example/binary")
+    assert article.text == "" or isinstance(article.text, str)
+    assert article.date_source == "fetched"
