@@ -1,0 +1,282 @@
+"""Delivering the digest exactly once: outbox and a real SMTP server on loopback (aiosmtpd),
+temporary and permanent refusals, dropped connections, re-runs, and a sender killed with SIGKILL."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+import email
+from email import policy
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+
+import pytest
+
+import db
+from digeststore import build, story
+from digest.send import send_week
+from digest.weeks import parse_week
+from smtpserver import SmtpServer
+from stiwatch.config import load_settings
+
+WEEK = parse_week("2026-W47", "Asia/Tokyo")
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def store(db_path):
+    s = build(db_path, [
+        story("https://x.example/jp", "2026-11-17T01:00:00Z", title="Japan research security",
+              areas=["research_security"], countries=["JP"], regions=["east_asia"]),
+        story("https://x.example/eu", "2026-11-18T01:00:00Z", source="eu-rtd",
+              title="EU open science mandate", areas=["open_science"], countries=["EU"],
+              regions=["europe"]),
+    ])
+    s.save_subscribers([
+        {"email": "all@example.org", "name": "All"},
+        {"email": "sec@example.org", "areas": ["research_security"]},
+        {"email": "eu@example.org", "regions": ["europe"]},
+        {"email": "space@example.org", "domains": ["space"]},  # nothing matches this week
+    ])
+    return s
+
+
+@pytest.fixture
+def smtp():
+    with SmtpServer() as server:
+        yield server
+
+
+def settings_for(server=None, **extra):
+    env = {"STIWATCH_SMTP_STARTTLS": "false"}
+    if server is not None:
+        env.update(server.settings_env())
+    env.update({f"STIWATCH_{k.upper()}": str(v) for k, v in extra.items()})
+    return load_settings(environ=env)
+
+
+def states(store):
+    return {row["subscriber"]: row["status"] for row in store.deliveries(WEEK.label)}
+
+
+def test_outbox_when_no_smtp_host_and_rerun_sends_nothing(store, stiwatch, isolated_env):
+    store.close()
+    result = stiwatch("digest", "send", "--week", "2026-W47")
+    assert result.exit_code == 0, result.output
+    assert "3 sent to the outbox, 1 with nothing matching" in result.output
+    assert "Nothing matched, nothing sent to: space@example.org" in result.output
+    folder = isolated_env / "outbox" / "2026-W47"
+    files = sorted(p.name for p in folder.iterdir())
+    assert files == ["all@example.org.eml", "eu@example.org.eml", "sec@example.org.eml"]
+    msg = email.message_from_bytes((folder / "eu@example.org.eml").read_bytes(),
+                                   policy=policy.default)
+    assert msg["Subject"] == "STI policy digest 2026-W47 (16–22 Nov 2026): 1 item"
+    assert msg["To"] == "eu@example.org"
+    body = msg.get_payload()[0].get_payload()[0].get_content()
+    assert "EU open science mandate" in body and "Japan research security" not in body
+    assert "Why you got this: region: Europe" in body
+
+    result = stiwatch("digest", "status", "--week", "2026-W47")
+    lines = [line.split()[:3] for line in result.output.splitlines()[1:5]]
+    assert lines == [["2026-W47", "all@example.org", "sent"], ["2026-W47", "eu@example.org", "sent"],
+                     ["2026-W47", "sec@example.org", "sent"],
+                     ["2026-W47", "space@example.org", "skipped"]]
+    assert "3 sent, 1 skipped" in result.output
+
+    before = {p: p.stat().st_mtime_ns for p in folder.iterdir()}
+    result = stiwatch("digest", "send", "--week", "2026-W47")
+    assert result.exit_code == 0
+    assert "0 sent" in result.output and "4 done earlier" in result.output
+    assert "Nothing owed" in result.output
+    assert {p: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+
+
+def test_dry_run_writes_files_and_records_nothing(store, stiwatch, isolated_env, smtp, db_path):
+    store.close()
+    result = stiwatch("digest", "send", "--week", "2026-W47", "--dry-run",
+                      env=smtp.settings_env())
+    assert result.exit_code == 0, result.output
+    assert "3 sent to the outbox (dry run)" in result.output
+    assert len(list((isolated_env / "outbox" / "2026-W47").glob("*.eml"))) == 3
+    assert smtp.messages == []
+    with db.open_store(db_path) as s:
+        assert s.deliveries() == []
+
+
+def test_real_smtp_send_then_rerun_sends_nothing(store, smtp, stiwatch):
+    store.close()
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
+    assert result.exit_code == 0, result.output
+    assert "3 sent via SMTP, 1 with nothing matching" in result.output
+    assert sorted(r.rcpt for r in smtp.messages) == ["all@example.org", "eu@example.org",
+                                                     "sec@example.org"]
+    [msg] = smtp.to("sec@example.org")
+    assert msg["Subject"].endswith(": 1 item")
+    assert msg["From"] == "stiwatch <stiwatch@localhost>"
+    assert msg.get_content_type() == "multipart/related"
+    assert smtp.messages[0].mail_from == "stiwatch@localhost"
+    [full] = smtp.to("all@example.org")
+    assert full["Subject"].endswith(": 2 items")
+
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
+    assert result.exit_code == 0 and "Nothing owed" in result.output
+    assert len(smtp.messages) == 3
+
+
+def test_temporary_refusals_retry_later_with_growing_delay(store, smtp):
+    smtp.behaviour.update({"sec@example.org": "451", "eu@example.org": "552"})
+    settings = settings_for(smtp)
+    t0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+    report = send_week(store, settings, WEEK, now=t0)
+    assert report.sent == ["all@example.org"]
+    assert [r["email"] for r in report.retry] == ["eu@example.org", "sec@example.org"]
+    assert report.retry[1]["error"].startswith("451 4.2.1 Mailbox temporarily unavailable")
+    assert report.retry[0]["error"] == "552 5.2.2 Mailbox full"
+    assert not report.ok
+    row = store.get_delivery("sec@example.org", WEEK.label)
+    assert (row["status"], row["attempts"], row["next_attempt_at"]) == (
+        "pending", 1, "2026-11-23T09:30:00+00:00")
+
+    # Before the delay is over nothing is tried.
+    report = send_week(store, settings, WEEK, now=t0 + timedelta(minutes=10))
+    assert report.sent == [] and report.retry == []
+    assert sorted(w["email"] for w in report.waiting) == ["eu@example.org", "sec@example.org"]
+
+    # After it: tried again; still refused -> the next delay doubles.
+    report = send_week(store, settings, WEEK, now=t0 + timedelta(minutes=31))
+    row = store.get_delivery("sec@example.org", WEEK.label)
+    assert (row["attempts"], row["next_attempt_at"]) == (2, "2026-11-23T10:31:00+00:00")
+
+    smtp.behaviour.clear()
+    report = send_week(store, settings, WEEK, now=t0 + timedelta(hours=2))
+    assert sorted(report.sent) == ["eu@example.org", "sec@example.org"]
+    assert states(store) == {"all@example.org": "sent", "eu@example.org": "sent",
+                             "sec@example.org": "sent", "space@example.org": "skipped"}
+    assert sorted(r.rcpt for r in smtp.messages) == ["all@example.org", "eu@example.org",
+                                                     "sec@example.org"]
+
+
+def test_temporary_refusal_gives_up_after_max_attempts(store, smtp):
+    smtp.behaviour["sec@example.org"] = "451"
+    settings = settings_for(smtp, delivery_max_attempts=2, delivery_retry_minutes=0)
+    send_week(store, settings, WEEK)
+    report = send_week(store, settings, WEEK)
+    assert report.failed == [{"email": "sec@example.org",
+                              "error": "gave up after 2 attempts: 451 4.2.1 Mailbox temporarily "
+                                       "unavailable, try later"}]
+    report = send_week(store, settings, WEEK)
+    assert report.sent == report.failed == report.retry == []
+    assert states(store)["sec@example.org"] == "failed"
+
+
+def test_permanent_refusal_fails_that_recipient_only(store, smtp, stiwatch):
+    smtp.behaviour["eu@example.org"] = "550"
+    store.close()
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
+    assert result.exit_code == 1
+    assert "failed eu@example.org: 550 5.1.1 No such user here" in result.output
+    assert sorted(r.rcpt for r in smtp.messages) == ["all@example.org", "sec@example.org"]
+    smtp.behaviour.clear()
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
+    assert result.exit_code == 0 and "Nothing owed" in result.output
+    assert len(smtp.messages) == 2  # permanent: never retried
+    result = stiwatch("digest", "status", "--week", "2026-W47", "--json",
+                      env=smtp.settings_env())
+    import json
+    rows = {r["subscriber"]: r for r in json.loads(result.output)}
+    assert rows["eu@example.org"]["status"] == "failed"
+    assert rows["eu@example.org"]["last_error"] == "550 5.1.1 No such user here"
+
+
+def test_dropped_connection_leaves_true_states_and_others_still_get_theirs(store, smtp):
+    smtp.behaviour["eu@example.org"] = "drop"  # cut after the data, before any reply
+    settings = settings_for(smtp, delivery_retry_minutes=0)
+    report = send_week(store, settings, WEEK)
+    assert sorted(report.sent) == ["all@example.org", "sec@example.org"]  # reconnected
+    [retry] = report.retry
+    assert retry["email"] == "eu@example.org" and retry["error"].startswith("connection lost")
+    assert states(store)["eu@example.org"] == "pending"
+    smtp.behaviour.clear()
+    report = send_week(store, settings, WEEK)
+    assert report.sent == ["eu@example.org"]
+    assert sorted(r.rcpt for r in smtp.messages) == ["all@example.org", "eu@example.org",
+                                                     "sec@example.org"]
+
+
+def test_unreachable_server_stops_the_run_and_keeps_everyone_owed(store, stiwatch):
+    store.close()
+    import socket
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {"STIWATCH_SMTP_HOST": "127.0.0.1", "STIWATCH_SMTP_PORT": str(port),
+           "STIWATCH_SMTP_STARTTLS": "false"}
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+    assert result.exit_code == 1
+    assert f"cannot reach SMTP server 127.0.0.1:{port}" in result.output
+    assert "stays owed for the next run" in result.output
+    result = stiwatch("digest", "status", "--week", "2026-W47")
+    assert "sent" not in result.output.replace("sent_at", "").split("\n", 1)[1]
+
+
+def test_starttls_required_but_not_offered_is_a_clear_error(store, smtp, stiwatch):
+    store.close()
+    env = {**smtp.settings_env(), "STIWATCH_SMTP_STARTTLS": "true"}
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+    assert result.exit_code == 2
+    assert "does not offer STARTTLS" in result.output and "Traceback" not in result.output
+    assert smtp.messages == []
+
+
+def test_a_week_with_nothing_sends_nothing_and_says_so(store, smtp, stiwatch):
+    store.close()
+    result = stiwatch("digest", "send", "--week", "2026-W40", env=smtp.settings_env())
+    assert result.exit_code == 0
+    assert "No STI-policy items in 2026-W40: nothing sent." in result.output
+    assert smtp.messages == []
+    result = stiwatch("digest", "status", "--week", "2026-W40")
+    assert "No deliveries recorded for 2026-W40." in result.output
+
+
+def test_sigkill_mid_run_then_rerun_misses_nobody(db_path, smtp, tmp_path):
+    emails = [f"s{n}@example.org" for n in range(6)]
+    s = build(db_path, [story("https://x.example/a", "2026-11-17T01:00:00Z", title="Story")])
+    s.save_subscribers([{"email": e} for e in emails])
+    s.close()
+    smtp.behaviour["s2@example.org"] = "block"  # the server never answers this one's DATA
+    env = {**os.environ, **smtp.settings_env(), "STIWATCH_DB": str(db_path),
+           "STIWATCH_SMTP_TIMEOUT": "60"}
+    sender = subprocess.Popen([sys.executable, "-m", "stiwatch", "-q", "digest", "send",
+                               "--week", "2026-W47"], env=env, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert smtp.blocked.wait(60), sender.communicate(timeout=5)
+    finally:
+        os.kill(sender.pid, signal.SIGKILL)
+        sender.wait(10)
+    assert sender.returncode == -signal.SIGKILL
+    with db.open_store(db_path) as s:
+        assert states_of(s) == {"s0@example.org": "sent", "s1@example.org": "sent",
+                                "s2@example.org": "sending", "s3@example.org": "pending",
+                                "s4@example.org": "pending", "s5@example.org": "pending"}
+    smtp.behaviour.clear()
+    smtp.release()
+    rerun = subprocess.run([sys.executable, "-m", "stiwatch", "digest", "send", "--week",
+                            "2026-W47"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                           timeout=60)
+    assert rerun.returncode == 0, rerun.stderr
+    received = {}
+    for r in smtp.received:
+        received.setdefault(r.rcpt, []).append(r.message["Message-ID"])
+    assert sorted(received) == emails  # nobody missed
+    duplicates = {rcpt: ids for rcpt, ids in received.items() if len(ids) > 1}
+    assert list(duplicates) == ["s2@example.org"]  # only the one in flight at the kill ...
+    assert len(set(duplicates["s2@example.org"])) == 1  # ... with the same Message-ID
+    with db.open_store(db_path) as s:
+        assert set(states_of(s).values()) == {"sent"}
+
+
+def states_of(store):
+    return {row["subscriber"]: row["status"] for row in store.deliveries(WEEK.label)}
