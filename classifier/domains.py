@@ -146,9 +146,11 @@ class DomainTagger:
         return evidence
 
     def threshold(self, text: str) -> float:
-        words = len((text or "").split())
+        """Evidence needed: `min_evidence`, plus one unit per `words_per_extra_evidence` words
+        beyond the first 500 (passing mentions in a long article do not add up to a tag)."""
         per = self.settings["words_per_extra_evidence"] or math.inf
-        return self.settings["min_evidence"] + words / per
+        words = len((text or "").split())
+        return self.settings["min_evidence"] + max(0, words - 500) / per
 
     def tag(self, title: str, text: str) -> list[tuple[str, float]]:
         """Domains with enough evidence, best first, each with a score in 0..1."""

@@ -40,6 +40,7 @@ KIND_WEIGHTS = {
     "demonym": 0.8,
     "capital": 0.8,
     "place": 0.6,
+    "currency": 0.5,
 }
 KINDS = tuple(KIND_WEIGHTS)
 DEFAULT_SETTINGS = {
@@ -48,6 +49,7 @@ DEFAULT_SETTINGS = {
     "lead_chars": 300,
     "min_evidence": 2.0,
     "relative_evidence": 0.25,   # a second country needs this share of the best one's evidence
+    "eu_relative_evidence": 0.5,  # national news often names the EU as context, not as actor
     "max_term_evidence": 4.0,    # repeats of one term add up to this
     "ambiguous_weight": 0.6,     # an ambiguous name with no corroborating evidence
     "words_per_extra_evidence": 2000,
@@ -64,7 +66,7 @@ def _data_file(name: str) -> Path:
     return Path(str(resources.files(__package__).joinpath("data", name)))
 
 
-PLACE_FILES = ("places.toml", "places_agencies.toml")
+PLACE_FILES = ("places.toml", "places_agencies.toml", "places_economy.toml")
 
 
 @dataclass
@@ -124,7 +126,7 @@ class Gazetteer:
 
     def __init__(self, entries: dict[str, dict[str, list[str]]], ambiguous: dict[str, list[str]],
                  bodies: list[str], negative: list[str], settings: dict[str, float],
-                 version: str) -> None:
+                 version: str, shared: dict[str, list[str]] | None = None) -> None:
         self.entries = entries
         self.ambiguous = ambiguous
         self.bodies = bodies
@@ -138,15 +140,20 @@ class Gazetteer:
                     owners.setdefault(term, {}).setdefault(code, kind)
         pairs: list[tuple[str, Any]] = []
         for term, codes in owners.items():
-            if term in ambiguous:
+            if term in ambiguous or term in (shared or {}):
                 continue
             for code, kind in codes.items():
                 # keys: (code, kind, term, number of countries sharing the term, default?)
                 pairs.append((term, (code, kind, term, len(codes), False)))
         for term, codes in ambiguous.items():
             for rank, code in enumerate(codes):
-                kind = owners.get(term, {}).get(code, "name")
+                kind = owners.get(term, {}).get(code, "name" if rank == 0 else "place")
                 pairs.append((term, (code, kind, term, len(codes), rank == 0)))
+        self.shared = shared or {}
+        for term, codes in self.shared.items():
+            for code in codes:
+                kind = owners.get(term, {}).get(code, "agency")
+                pairs.append((term, (code, kind, term, len(codes), False)))
         pairs += [(term, ("@international", "body", term, 1, False)) for term in bodies]
         pairs += [(term, None) for term in negative]
         self._matcher = Matcher(pairs, caps=True)
@@ -169,8 +176,12 @@ class Gazetteer:
                     continue
                 matched = part[hit.start:hit.end]
                 if shouting and matched.isupper() and "." not in matched and (
-                        matched.lower() in _WORD_ACRONYMS or matched.lower()[:-1] in _WORD_ACRONYMS):
-                    continue  # "US", "WHO", "MOST" in an ALL-CAPS headline are words
+                        matched.lower() in _WORD_ACRONYMS or matched.lower()[:-1] in _WORD_ACRONYMS
+                        or (len(matched) <= 3 and any(key[1] != "name" for key in hit.keys))):
+                    # In an ALL-CAPS headline "US", "WHO", "MOST" are words and a short
+                    # capital run may abbreviate anything ("DLR" = dollar): only country-name
+                    # acronyms (UK, USA, UAE) and longer acronyms (CONICET) still count there.
+                    continue
                 if hit.keys[0][3] > 1 or hit.keys[0][4]:
                     if _person_context(part, hit.start, hit.end):
                         continue
@@ -207,7 +218,8 @@ class Gazetteer:
                     shared_terms[(code, term)] = shared_terms.get((code, term), 0.0) + \
                         weight * KIND_WEIGHTS.get(kind, 1.0) / len(backed)
             else:
-                defaults = [k for k in keys if k[4]] or list(keys)
+                # a shared term (several countries, no default reading) needs corroboration
+                defaults = [k for k in keys if k[4]] or ([] if len(keys) > 1 else list(keys))
                 for code, kind, term, _n, _d in defaults:
                     shared_terms[(code, term)] = shared_terms.get((code, term), 0.0) + \
                         weight * KIND_WEIGHTS.get(kind, 1.0) * s["ambiguous_weight"] / len(defaults)
@@ -216,8 +228,7 @@ class Gazetteer:
         return evidence
 
     def threshold(self, text: str) -> float:
-        per = self.settings["words_per_extra_evidence"] or math.inf
-        return self.settings["min_evidence"] + len((text or "").split()) / per
+        return length_threshold(self.settings, text)
 
     def tag(self, title: str, text: str, source_country: str | None = None) -> list[tuple[str, float]]:
         """Country codes (ISO alpha-2, or EU) the item is about, best first, with scores 0..1."""
@@ -226,9 +237,12 @@ class Gazetteer:
         need = self.threshold(text)
         top = max(evidence.values(), default=0.0)
         floor = max(need, top * self.settings["relative_evidence"])
+        eu_floor = max(need, max((v for c, v in evidence.items() if c != "EU"), default=0.0)
+                       * self.settings["eu_relative_evidence"])
         tagged = [
             (code, round(1.0 - math.exp(-value / need), 3))
-            for code, value in evidence.items() if value >= floor
+            for code, value in evidence.items()
+            if value >= floor and (code != "EU" or value >= eu_floor)
         ]
         if not tagged and source_country:
             code = source_country.upper()
@@ -240,6 +254,14 @@ class Gazetteer:
         """True when a multilateral body (OECD, UN, G7, CERN...) is an actor of the item."""
         value = self.evidence(title, text).get("@international", 0.0)
         return value >= self.threshold(text)
+
+
+def length_threshold(settings: dict[str, float], text: str) -> float:
+    """Evidence needed: `min_evidence`, plus one unit per `words_per_extra_evidence` words
+    beyond the first 500, so that a long article's passing mentions do not add up to a tag."""
+    per = settings["words_per_extra_evidence"] or math.inf
+    words = len((text or "").split())
+    return settings["min_evidence"] + max(0, words - 500) / per
 
 
 def _cap(per_term: dict[tuple[str, str], float], cap: float) -> dict[str, float]:
@@ -276,6 +298,7 @@ def _load(path: str | None) -> Gazetteer:
     for code, names in _pycountry_names().items():
         entries.setdefault(code, {}).setdefault("name", []).extend(names)
     ambiguous: dict[str, list[str]] = {}
+    shared: dict[str, list[str]] = {}
     bodies: list[str] = []
     negative: list[str] = []
     settings = dict(DEFAULT_SETTINGS)
@@ -301,17 +324,20 @@ def _load(path: str | None) -> Gazetteer:
             for kind, value in spec.items():
                 plural = kind.rstrip("s")
                 kind_id = {"name": "name", "alias": "name", "agencie": "agency", "agency": "agency",
-                           "demonym": "demonym", "capital": "capital", "place": "place"}.get(plural)
+                           "demonym": "demonym", "capital": "capital", "place": "place",
+                           "currencie": "currency", "currency": "currency"}.get(plural)
                 if kind_id is None:
                     raise LexiconError(f"{where}: unknown key {kind!r} (expected names, "
-                                       "demonyms, capitals, places or agencies).")
+                                       "demonyms, capitals, places, agencies or currencies).")
                 entry.setdefault(kind_id, []).extend(term_list(value, f"{where} {kind}"))
-        for term, value in table(data.get("ambiguous", {}), f"{file}: [ambiguous]").items():
-            listed = term_list(value, f"{file}: ambiguous.{term!r}")
-            for code in listed:
-                if code not in codes:
-                    raise LexiconError(f"{file}: ambiguous.{term!r} lists unknown country code {code!r}.")
-            ambiguous[" ".join(term.split())] = listed
+        for section, target in (("ambiguous", ambiguous), ("shared", shared)):
+            for term, value in table(data.get(section, {}), f"{file}: [{section}]").items():
+                listed = term_list(value, f"{file}: {section}.{term!r}")
+                for code in listed:
+                    if code not in codes:
+                        raise LexiconError(
+                            f"{file}: {section}.{term!r} lists unknown country code {code!r}.")
+                target[" ".join(term.split())] = listed
         for key, value in table(data.get("international", {}), f"{file}: [international]").items():
             if key != "bodies":
                 raise LexiconError(f"{file}: [international] has unknown key {key!r} (expected bodies).")
@@ -321,4 +347,14 @@ def _load(path: str | None) -> Gazetteer:
                 raise LexiconError(f"{file}: [negative] has unknown key {key!r} (expected terms).")
             negative += term_list(value, f"{file}: negative.terms")
     version = "+".join(versions) + f"+pycountry-{metadata.version('pycountry')}"
-    return Gazetteer(entries, ambiguous, bodies, negative, settings, version)
+    return Gazetteer(entries, ambiguous, bodies, negative, settings, version, shared)
+
+
+def explain(gazetteer: Gazetteer, title: str, text: str) -> list[tuple[str, str, str, float]]:
+    """Every hit as (code, kind, matched text, position weight): why a country was tagged."""
+    rows = []
+    for part, is_title in ((title or "", True), (text or "", False)):
+        for hit in gazetteer._matcher.find(part):
+            for code, kind, _term, _n, _d in hit.keys:
+                rows.append((code, kind, part[hit.start:hit.end], 3.0 if is_title else 1.0))
+    return rows

@@ -127,9 +127,8 @@ class RuleTagger:
 
     def areas(self, title: str, text: str) -> list[tuple[str, float]]:
         """Policy areas with enough evidence, best first, each with a score in 0..1."""
-        words = len((text or "").split())
         per = self.settings["words_per_extra_evidence"] or math.inf
-        need = self.settings["min_evidence"] + words / per
+        need = self.settings["min_evidence"] + max(0, len((text or "").split()) - 500) / per
         tagged = [
             (label, round(1.0 - math.exp(-value / need), 3))
             for label, value in self.area_evidence(title, text).items() if value >= need

@@ -1,0 +1,187 @@
+"""Measure the rule taggers (gazetteer, domain lexicon, rule relevance/areas) on labelled JSONL.
+
+Usage:
+    .venv/bin/python bench/classifier_rules_eval.py [FILE.jsonl ...] [--errors N] [--json]
+
+Defaults to ../shared/data/eval/reuters21578_places.jsonl and stip_2021_eval.jsonl. Prints
+countries micro precision/recall/F1 (and a pycountry-names-only baseline in the same run),
+policy relevance P/R/F1 and areas/domains micro/macro F1 where the file labels them, and the
+items per second of each tagger. Files under data/eval are for measuring only: never tune on
+individual cases; `--errors N` lists failure examples to name *classes* of error.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+import json
+from pathlib import Path
+import re
+import sys
+import time
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pycountry  # noqa: E402
+
+from classifier.domains import DomainTagger  # noqa: E402
+from classifier.places import Gazetteer  # noqa: E402
+from classifier.rules import RuleTagger  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval"
+DEFAULT_FILES = [SHARED / "reuters21578_places.jsonl", SHARED / "stip_2021_eval.jsonl"]
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def prf(tp: int, fp: int, fn: int) -> dict[str, float]:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4)}
+
+
+def multilabel(gold: list[set[str]], pred: list[set[str]]) -> dict:
+    labels = sorted(set().union(*gold, *pred)) if gold else []
+    tp = fp = fn = 0
+    per_label = {}
+    for label in labels:
+        ltp = sum(1 for g, p in zip(gold, pred) if label in g and label in p)
+        lfp = sum(1 for g, p in zip(gold, pred) if label not in g and label in p)
+        lfn = sum(1 for g, p in zip(gold, pred) if label in g and label not in p)
+        tp, fp, fn = tp + ltp, fp + lfp, fn + lfn
+        per_label[label] = {**prf(ltp, lfp, lfn), "support": ltp + lfn}
+    micro = prf(tp, fp, fn)
+    supported = [v["f1"] for v in per_label.values() if v["support"]]
+    return {"micro_precision": micro["precision"], "micro_recall": micro["recall"],
+            "micro_f1": micro["f1"],
+            "macro_f1": round(sum(supported) / len(supported), 4) if supported else 0.0,
+            "per_label": per_label}
+
+
+_BASELINE = None
+
+
+def baseline_countries(title: str, text: str) -> set[str]:
+    """pycountry names alone, as in the issue's baseline: any literal name occurrence."""
+    global _BASELINE
+    if _BASELINE is None:
+        names = {}
+        for c in pycountry.countries:
+            for n in {c.name, getattr(c, "common_name", None), getattr(c, "official_name", None)}:
+                if n:
+                    names[n] = c.alpha_2
+        pattern = "|".join(sorted(map(re.escape, names), key=len, reverse=True))
+        _BASELINE = (re.compile(r"\b(?:" + pattern + r")\b"), names)
+    regex, names = _BASELINE
+    return {names[m.group()] for m in regex.finditer(f"{title}\n{text}")}
+
+
+def evaluate(path: Path, errors: int = 0) -> dict:
+    rows = read_jsonl(path)
+    gaz, dom, rules = Gazetteer.load(), DomainTagger.load(), RuleTagger.load()
+    out: dict = {"file": path.name, "n": len(rows)}
+    timings = {}
+    if any("countries" in r for r in rows):
+        labelled = [r for r in rows if "countries" in r]
+        gold = [set(r["countries"]) for r in labelled]
+        start = time.perf_counter()
+        pred = [{c for c, _ in gaz.tag(r["title"], r["text"])} for r in labelled]
+        timings["gazetteer_items_per_s"] = round(len(labelled) / (time.perf_counter() - start))
+        out["countries"] = {k: v for k, v in multilabel(gold, pred).items() if k != "per_label"}
+        base = [baseline_countries(r["title"], r["text"]) for r in labelled]
+        out["countries_pycountry_baseline"] = {
+            k: v for k, v in multilabel(gold, base).items() if k != "per_label"}
+        out["countries_exact_match"] = round(sum(g == p for g, p in zip(gold, pred)) / len(gold), 4)
+        if errors:
+            fn = Counter(c for g, p in zip(gold, pred) for c in g - p)
+            fp = Counter(c for g, p in zip(gold, pred) for c in p - g)
+            out["countries_top_missed"] = fn.most_common(15)
+            out["countries_top_spurious"] = fp.most_common(15)
+            shown = 0
+            for r, g, p in zip(labelled, gold, pred):
+                if g != p and shown < errors:
+                    shown += 1
+                    print(f"--- {r['id']} gold={sorted(g)} pred={sorted(p)} | {r['title'][:90]}",
+                          file=sys.stderr)
+    if any("policy" in r for r in rows):
+        labelled = [r for r in rows if "policy" in r]
+        start = time.perf_counter()
+        scores = [rules.relevance(r["title"], r["text"]) for r in labelled]
+        timings["relevance_items_per_s"] = round(len(labelled) / (time.perf_counter() - start))
+        gold = [r["policy"] for r in labelled]
+        pred = [int(s >= 0.5) for s in scores]
+        tp = sum(1 for g, p in zip(gold, pred) if g and p)
+        fp = sum(1 for g, p in zip(gold, pred) if not g and p)
+        fn = sum(1 for g, p in zip(gold, pred) if g and not p)
+        out["policy"] = prf(tp, fp, fn)
+        out["policy_positive_share"] = round(sum(gold) / len(gold), 4)
+    if any("areas" in r for r in rows):
+        labelled = [r for r in rows if "areas" in r and r.get("policy", 1) == 1]
+        gold = [set(r["areas"]) for r in labelled]
+        pred = [{a for a, _ in rules.areas(r["title"], r["text"])} for r in labelled]
+        result = multilabel(gold, pred)
+        out["areas"] = {"micro_f1": result["micro_f1"], "macro_f1": result["macro_f1"],
+                        "per_label": {k: v["f1"] for k, v in result["per_label"].items()}}
+    if any("domains" in r for r in rows):
+        labelled = [r for r in rows if "domains" in r]
+        gold = [set(r["domains"]) for r in labelled]
+        start = time.perf_counter()
+        pred = [{d for d, _ in dom.tag(r["title"], r["text"])} for r in labelled]
+        timings["domains_items_per_s"] = round(len(labelled) / (time.perf_counter() - start))
+        result = multilabel(gold, pred)
+        out["domains"] = {"micro_f1": result["micro_f1"], "macro_f1": result["macro_f1"],
+                          "per_label": {k: v["f1"] for k, v in result["per_label"].items()}}
+    else:
+        start = time.perf_counter()
+        for r in rows:
+            dom.tag(r["title"], r["text"])
+        timings["domains_items_per_s"] = round(len(rows) / (time.perf_counter() - start))
+    out["speed"] = timings
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="*", type=Path)
+    parser.add_argument("--errors", type=int, default=0, help="print N failure examples to stderr")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    files = args.files or [f for f in DEFAULT_FILES if f.exists()]
+    if not files:
+        print("no evaluation file found (pass one)", file=sys.stderr)
+        return 2
+    results = [evaluate(f, args.errors) for f in files]
+    if args.json:
+        print(json.dumps(results, indent=1))
+        return 0
+    for res in results:
+        print(f"== {res['file']} (n={res['n']})")
+        for facet in ("countries", "countries_pycountry_baseline"):
+            if facet in res:
+                m = res[facet]
+                print(f"  {facet:30s} P={m['micro_precision']:.3f} R={m['micro_recall']:.3f} "
+                      f"F1={m['micro_f1']:.3f}")
+        if "countries_exact_match" in res:
+            print(f"  {'countries exact-set match':30s} {res['countries_exact_match']:.3f}")
+        if "policy" in res:
+            m = res["policy"]
+            print(f"  {'policy (rules)':30s} P={m['precision']:.3f} R={m['recall']:.3f} F1={m['f1']:.3f}"
+                  f"  (positives {res['policy_positive_share']:.0%})")
+        for facet in ("areas", "domains"):
+            if facet in res:
+                m = res[facet]
+                print(f"  {facet + ' (rules)':30s} micro-F1={m['micro_f1']:.3f} macro-F1={m['macro_f1']:.3f}")
+                print("    " + " ".join(f"{k}={v:.2f}" for k, v in m["per_label"].items()))
+        for key in ("countries_top_missed", "countries_top_spurious"):
+            if key in res:
+                print(f"  {key}: {res[key]}")
+        print("  speed: " + ", ".join(f"{k}={v}" for k, v in res["speed"].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
