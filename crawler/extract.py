@@ -154,6 +154,12 @@ def decode_html(body: bytes, headers: Mapping[str, str] | None = None) -> tuple[
             return text, codec
     if body.isascii():
         return body.decode("ascii"), "ascii"
+    # Undeclared and almost UTF-8 (a truncated sequence, one stray byte): still UTF-8, when
+    # valid multi-byte characters far outnumber the bad bytes. Legacy 8-bit text never passes.
+    text = body.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    if sum(1 for char in text if ord(char) > 127) - bad >= 5 * bad:
+        return text, "utf-8"
     best = charset_normalizer.from_bytes(body[:200_000]).best()
     if best is not None and best.encoding:
         codec = _codec(best.encoding) or best.encoding

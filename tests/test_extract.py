@@ -104,6 +104,9 @@ SAMPLE = "Förderung für Forschung – „Wasserstoff“ kostet 5 €"
     # A utf-16 declaration without a BOM is wrong (HTML spec): the bytes are ASCII-compatible.
     (b"<meta charset=utf-16><p>caf\xc3\xa9</p>", None, "<meta charset=utf-16><p>café</p>",
      "utf-8"),
+    # Undeclared, mostly UTF-8 with one broken byte: UTF-8 (one replacement character).
+    ("Förderung für Forschung – Überblick. ".encode() * 3 + b"\xff", None,
+     "Förderung für Forschung – Überblick. " * 3 + "\ufffd", "utf-8"),
     # Scrapy-style headers: bytes, lists.
     (SAMPLE.encode("cp1252"), {b"Content-Type": [b"text/html; charset=windows-1252"]}, SAMPLE,
      "cp1252"),
