@@ -14,6 +14,7 @@ BLOCK_TAGS = frozenset({
     "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre",
     "table", "tr", "section", "article", "header", "footer", "figure", "figcaption", "dd", "dt",
 })
+LINE_TAGS = frozenset({"br", "li", "tr", "dt", "dd"})
 DROP_TAGS = ("script", "style", "noscript", "template", "iframe", "object", "svg")
 
 _SPACES = re.compile(r"[^\S\n]+")
@@ -46,9 +47,10 @@ def html_to_text(markup: str) -> str:
         if element.tail:
             element.tail = element.tail.replace("\n", " ")
     for element in root.iter():
-        if isinstance(element.tag, str) and element.tag.lower() in BLOCK_TAGS:
+        tag = element.tag.lower() if isinstance(element.tag, str) else ""
+        if tag in BLOCK_TAGS:
             element.tail = "\n" + (element.tail or "")
-            if element.tag.lower() != "br":
+            if tag not in LINE_TAGS:  # paragraphs get a blank line; list items just a line
                 element.text = "\n" + (element.text or "")
     return normalise_space(root.text_content())
 
@@ -96,12 +98,13 @@ def sentences(text: str, limit: int) -> list[str]:
 
 
 def summarise(text: str, max_chars: int = 400) -> str:
-    """The first one or two sentences of an article: two while they stay short, else one."""
+    """The first one or two sentences of an article: two when the first is short, else one."""
     first = sentences(text, 2)
     if not first:
         return ""
     summary = first[0]
-    if len(first) > 1 and len(summary) + 1 + len(first[1]) <= max_chars:
+    if len(first) > 1 and len(summary) < max_chars // 3 \
+            and len(summary) + 1 + len(first[1]) <= max_chars:
         summary = f"{summary} {first[1]}"
     return shorten(summary, max_chars)
 
