@@ -214,8 +214,9 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
         raise FeedError(f"The feed at {url} could not be parsed: {error}.") from error
 
     bozo = None
-    if result.get("bozo"):
-        exception = result.get("bozo_exception")
+    exception = result.get("bozo_exception")
+    # A feed served as text/html is the server's labelling, not a malformed feed: not flagged.
+    if result.get("bozo") and not isinstance(exception, feedparser.NonXMLContentType):
         bozo = f"{type(exception).__name__}: {exception}" if exception else "malformed feed"
 
     version = result.get("version") or ""
