@@ -20,10 +20,12 @@ FACETS: dict[str, list[str]] = {
     "sources": ["enabled", "kind", "country", "org_type"],
     "labels": ["facet"],
     "crawl_runs": ["status"],
+    "runs": ["status", "command"],
     "deliveries": ["status", "period"],
     "analyst_labels": ["facet", "verdict"],
 }
 SORT_DESC = {"items": "published_at", "items_tagged": "published_at", "crawl_runs": "id",
+             "runs": "id",
              "deliveries": "period"}
 HIDDEN = ("item_signatures", "signature_bands")
 LABEL_COLUMNS = {"sources": "name", "labels": "name", "items": "title"}

@@ -126,3 +126,16 @@ def test_missing_database_is_a_clear_error(stiwatch, db_path):
     result = stiwatch("search", "quantum")
     assert result.exit_code == 2 and "no such database" in result.output
     assert not db_path.exists()
+
+
+def test_ranking_window_never_hides_filtered_matches(db_path, ids, monkeypatch):
+    """With more matches than the window, filters still see every match (exact fallback)."""
+    import db
+    import db.search
+
+    monkeypatch.setattr(db.search, "RANK_WINDOW", 1)
+    with db.open_store(db_path) as store:
+        assert {r["id"] for r in store.search("quantum", countries=["JP"])} == {
+            ids["jp-quantum"], ids["jp-semis"]}
+        assert len(store.search("quantum", limit=1)) == 1
+        assert [r["id"] for r in store.search("quantum", exact=True)][0] == ids["jp-quantum"]

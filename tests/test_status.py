@@ -23,12 +23,18 @@ def add_deliveries(db_path):
 def test_status_table(stiwatch, db_path):
     analysts_store.build(db_path)
     add_deliveries(db_path)
+    with db.open_store(db_path) as store:
+        run = store.start_run("run --digest")
+        store.finish_run(run, "failed", 1, [{"step": "crawl", "status": "ok"},
+                                            {"step": "digest", "status": "failed"}])
     result = stiwatch("status")
     assert result.exit_code == 0, result.output
     out = result.output
     assert f"Database: {db_path}" in out and f"schema version {db.LATEST_VERSION}" in out
     assert "7 items" in out
-    # The last run with its counters.
+    # The last scheduled run with its steps, and the last crawl run with its counters.
+    line = next(l for l in out.splitlines() if "run --digest" in l)
+    assert "failed" in line and "crawl:ok digest:failed" in line
     assert "partial" in out and "new=7" in out
     # Eight weeks, oldest first; this week holds the three newest originals.
     weeks = out.split("Items per week")[1].split("Failing sources")[0].strip().splitlines()[1:]
@@ -70,7 +76,8 @@ def test_status_of_a_fresh_store(stiwatch, db_path):
     db.open_store(db_path).close()
     result = stiwatch("status")
     assert result.exit_code == 0
-    assert "none yet" in result.output and "Failing sources: none" in result.output
+    assert "none yet (schedule `stiwatch run`" in result.output
+    assert "none yet (run `stiwatch crawl`" in result.output and "Failing sources: none" in result.output
     assert "Deliveries owed: none" in result.output
 
 

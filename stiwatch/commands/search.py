@@ -82,11 +82,14 @@ def echo_results(rows: list[dict], *, tty: bool) -> None:
 @click.option("--until", metavar="DATE", help="Published on or before DATE (YYYY-MM-DD).")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000),
               help="Show at most this many items.")
+@click.option("--exact", is_flag=True,
+              help="Rank every match by bm25 (slower when a query matches over 10,000 items; "
+              "by default those are ranked among the 10,000 most recently stored).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True, help="Output format.")
 @pass_app
 def search_command(app: App, query: str, areas, domains, countries, regions, sources,
-                   policy_only: bool, since, until, limit: int, fmt: str) -> None:
+                   policy_only: bool, since, until, limit: int, exact: bool, fmt: str) -> None:
     """Full-text search of stored items, best match first.
 
     QUERY uses SQLite FTS5 syntax: words (stemmed, so `fund` finds `funding`), "quoted
@@ -94,7 +97,9 @@ def search_command(app: App, query: str, areas, domains, countries, regions, sou
     such as research-security are searched as phrases. Ranking is bm25, with title words
     weighted above summary words above body words; matches are **highlighted** in the snippet.
     Near-duplicates (the same story under other URLs) are folded into their first copy, whose
-    `copies` says how many were folded.
+    `copies` says how many were folded. A query matching more than 10,000 items is ranked
+    among the 10,000 most recently stored matches (fast on millions of items); --exact ranks
+    them all.
 
     \b
     Examples:
@@ -116,6 +121,7 @@ def search_command(app: App, query: str, areas, domains, countries, regions, sou
         until=until,
         policy_only=policy_only,
         limit=limit,
+        exact=exact,
     )
     if fmt == "json":
         echo_json([{c: row[c] for c in COLUMNS} for row in rows])

@@ -51,12 +51,30 @@ def _stats_summary(stats: Any) -> str:
     return " ".join(f"{k}={v}" for k, v in stats.items() if isinstance(v, (int, float, str)))
 
 
+def _steps_summary(steps: Any) -> str:
+    """`crawl:ok classify:ok digest:failed` from a run's steps, whatever else they hold."""
+    if not isinstance(steps, list):
+        return ""
+    parts = []
+    for step in steps:
+        if isinstance(step, dict):
+            name = step.get("step") or step.get("name") or "?"
+            parts.append(f"{name}:{step['status']}" if step.get("status") else str(name))
+    return " ".join(parts)
+
+
+def _timed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for row in rows:
+        started, finished = _parse(row["started_at"]), _parse(row["finished_at"])
+        out.append({**row, "duration_s": (finished - started).total_seconds()
+                    if started and finished else None})
+    return out
+
+
 def gather(store, now: datetime) -> dict[str, Any]:
-    runs = []
-    for run in store.crawl_runs(limit=5):
-        started, finished = _parse(run["started_at"]), _parse(run["finished_at"])
-        runs.append({**run, "duration_s": (finished - started).total_seconds()
-                     if started and finished else None})
+    runs = _timed(store.crawl_runs(limit=5))
+    scheduled = _timed(store.runs(limit=5))
     failing = []
     for source in store.failing_sources():
         since = _parse(source["failing_since"])
@@ -67,6 +85,7 @@ def gather(store, now: datetime) -> dict[str, Any]:
         "size_bytes": store.file_size(),
         "schema_version": store.schema_version,
         "items": store.scalar("SELECT count(*) FROM items"),
+        "scheduled_runs": scheduled,
         "runs": runs,
         "weeks": store.items_per_week(8, now.date()),
         "failing_sources": failing,
@@ -80,7 +99,7 @@ def gather(store, now: datetime) -> dict[str, Any]:
 def status_command(app: App, as_json: bool) -> None:
     """Show the health of this installation at a glance.
 
-    Lists the last crawl runs, items published per week over the last 8 weeks (with policy
+    Lists the last scheduled runs and crawl runs, items published per week over the last 8 weeks (with policy
     items and folded duplicates), sources that are failing (last error, since when and for how
     long), digest deliveries still owed (pending, failed, or sending without an answer), the
     schema version and the database size.
@@ -93,6 +112,15 @@ def status_command(app: App, as_json: bool) -> None:
         return
     click.echo(f"Database: {report['database']} ({_size(report['size_bytes'])}, schema version "
                f"{report['schema_version']}, {report['items']} items)")
+    click.echo("\nLast scheduled runs (`stiwatch run`):")
+    if report["scheduled_runs"]:
+        echo_table([{**run, "took": duration(run["duration_s"]) if run["duration_s"] is not None
+                     else "", "exit": run["exit_code"], "steps": _steps_summary(run["steps"])}
+                    for run in report["scheduled_runs"]],
+                   ["id", "command", "started_at", "status", "exit", "took", "steps"],
+                   max_width=60)
+    else:
+        click.echo("  none yet (schedule `stiwatch run`: see docs/operations.md)")
     click.echo("\nLast crawl runs:")
     if report["runs"]:
         echo_table([{**run, "took": duration(run["duration_s"]) if run["duration_s"] is not None
