@@ -2,9 +2,9 @@
 
 Scrapy runs on Twisted, whose reactor cannot be started twice in one process; `stiwatch run`,
 `stiwatch demo` and the tests crawl many times per process. So every crawl runs Scrapy in a
-fresh child process (``python -m crawler.runner``): the parent sends the job as JSON on stdin and
-reads events (progress, then the final report) as JSON lines from the child's stdout. The
-child's stderr is Scrapy's log, passed through.
+fresh child process (forked from a warm server process, see ``_context``): the parent passes the
+job and receives events (progress, then the final report) over a pipe. The child's stderr is
+Scrapy's log.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import json
 import logging
 import os
 from pathlib import Path
-import subprocess
+import multiprocessing
 import sys
+import types
 from typing import Any, Callable, Iterable, Mapping
 
 import db
@@ -65,7 +66,7 @@ def scrapy_settings(settings: Mapping[str, Any] | None = None,
     if "LOG_LEVEL" in out:
         out["LOG_LEVEL"] = str(out["LOG_LEVEL"]).upper()
     if settings.get("log_file"):
-        out["LOG_FILE"] = settings["log_file"]
+        out["LOG_FILE"] = str(Path(settings["log_file"]).resolve())
         out["LOG_FILE_APPEND"] = True
     if user_agent:
         out["USER_AGENT"] = user_agent
@@ -123,64 +124,86 @@ def crawl(
     }
     if progress:
         progress({"event": "start", "sources": [s["id"] for s in sources]})
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "crawler.runner"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True, encoding="utf-8",
-        bufsize=1,
-    )
+    reader, writer = _context().Pipe(duplex=False)
+    child = _context().Process(target=_run_job, args=(job, writer), name="stiwatch-crawl")
+    _start(child)
+    writer.close()  # the child holds the only write end: EOF on our side means it is done
     report: CrawlReport | None = None
     try:
-        assert child.stdin is not None and child.stdout is not None
-        child.stdin.write(json.dumps(job))
-        child.stdin.close()
-        for line in child.stdout:
+        while True:
             try:
-                event = json.loads(line)
-            except ValueError:
-                continue  # not ours: something printed to stdout
+                event = reader.recv()
+            except EOFError:
+                break
             if event.get("event") == "report":
                 report = CrawlReport.from_dict(event["report"])
             if progress:
                 progress(event)
-        child.wait()
+        child.join()
     except BaseException:
-        # Ctrl-C or an error here: stop the child cleanly (SIGINT = Scrapy's graceful stop).
-        if child.poll() is None:
+        # Ctrl-C or an error here: stop the child cleanly (SIGTERM = Scrapy's graceful stop).
+        if child.is_alive():
             child.terminate()
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
+            child.join(15)
+            if child.is_alive():
                 child.kill()
-                child.wait()
+                child.join()
         raise
+    finally:
+        reader.close()
     if report is None:
-        raise CrawlError(f"the crawler process ended with status {child.returncode} "
+        raise CrawlError(f"the crawler process ended with status {child.exitcode} "
                          "before reporting; see the log above")
     return report
 
 
 # -- the child process ----------------------------------------------------------------------
 
-def _child_main() -> int:
-    """``python -m crawler.runner``: read the job on stdin, crawl, report on stdout."""
-    # Events go to the original stdout; anything else printing to stdout lands on stderr.
-    events_out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    job = json.loads(sys.stdin.read())
+_CONTEXT: Any = None
+
+
+def _context() -> Any:
+    """Crawls fork from a server process that has imported and warmed up the crawler once.
+
+    "forkserver" keeps each crawl a fresh process (a new Twisted reactor every time) without
+    paying seconds of imports per crawl; "spawn" is the portable fallback.
+    """
+    global _CONTEXT
+    if _CONTEXT is None:
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            _CONTEXT = multiprocessing.get_context("forkserver")
+            _CONTEXT.set_forkserver_preload(["crawler.warm"])
+        else:
+            _CONTEXT = multiprocessing.get_context("spawn")
+    return _CONTEXT
+
+
+def _start(child: Any) -> None:
+    """Start ``child`` without making it re-run the parent's main script.
+
+    multiprocessing re-imports ``__main__`` from its file in new processes, which would run a
+    caller's unguarded script (or a test runner) again. The crawl needs nothing from it, so
+    the main module is hidden while the process (and the fork server) start.
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        child.start()
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
+def _run_job(job: dict[str, Any], events: Any) -> None:
+    """The crawl itself, in the child: Scrapy with our settings, events sent to the parent."""
 
     def emit(event: dict[str, Any]) -> None:
-        events_out.write(json.dumps(event, default=str) + "\n")
-        events_out.flush()
+        events.send(json.loads(json.dumps(event, default=str)))
 
     from scrapy.crawler import CrawlerProcess
-    from scrapy.utils.project import get_project_settings
+    from scrapy.settings import Settings
 
-    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "crawler.settings")
-    settings = get_project_settings()
+    settings = Settings()
     settings.setmodule("crawler.settings", priority="project")
     settings.setdict(job["settings"], priority="cmdline")
     settings.set("STIWATCH_DB", job["store"], priority="cmdline")
@@ -188,9 +211,4 @@ def _child_main() -> int:
     process = CrawlerProcess(settings)
     process.crawl("sources", source=job["sources"])
     process.start()
-    events_out.close()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_child_main())
+    events.close()

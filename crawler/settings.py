@@ -49,6 +49,7 @@ AUTOTHROTTLE_MAX_DELAY = 60.0
 AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
 COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False  # no listening sockets on a server that runs from cron
 
 # -- limits -----------------------------------------------------------------------------------
 DOWNLOAD_TIMEOUT = 30

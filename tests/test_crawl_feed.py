@@ -1,4 +1,5 @@
-"""`stiwatch crawl` on a feed source, end to end into a real SQLite store."""
+"""`stiwatch crawl` on a feed source, end to end into a real SQLite store: politeness, conditional
+GET, incremental crawls, --refresh, and partial items that are completed on the next crawl."""
 
 from __future__ import annotations
 
@@ -7,15 +8,153 @@ import json
 from crawlsite import FAST, build_site, registry, rows
 
 
-def test_feed_source_end_to_end(stiwatch, http_server, tmp_path, db_path):
+def _feed(stiwatch, http_server, tmp_path):
     base = build_site(http_server)
     reg = registry(tmp_path / "sources.toml", [
         {"id": "newsroom", "kind": "feed", "url": f"{base}/feed.xml"},
     ])
+    return base, reg
+
+
+def test_feed_source_end_to_end(stiwatch, http_server, tmp_path, db_path):
+    base, reg = _feed(stiwatch, http_server, tmp_path)
+
     result = stiwatch("crawl", "--sources", str(reg), "--json", env=FAST)
-    print(result.output)
-    assert result.exit_code == 0
+
+    assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    items = rows(db_path, "SELECT * FROM items ORDER BY url")
-    print(items)
     assert report["status"] == "ok"
+    [source] = report["sources"]
+    assert (source["id"], source["status"], source["new"], source["partial"]) == \
+        ("newsroom", "ok", 3, 1)
+    items = {row["url"]: row for row in rows(db_path, "SELECT * FROM items")}
+    # Tracking parameters are gone: one canonical URL per article.
+    quantum = items[f"{base}/news/quantum.html"]
+    assert quantum["status"] == "complete"
+    assert quantum["title"] == "Ministry launches national quantum computing programme"
+    assert "450 million euros" in quantum["body"]
+    assert quantum["summary"] == "A ten-year programme for quantum computing."
+    assert quantum["language"] == "en"
+    # The feed's date wins, normalised to UTC (the feed said 09:00 +0100).
+    assert (quantum["published_at"], quantum["date_source"]) == ("2026-11-23T08:00:00Z", "feed")
+    assert items[f"{base}/news/budget.html"]["status"] == "complete"
+    # robots.txt disallows /private/: never fetched, but the entry is kept from the feed.
+    secret = items[f"{base}/private/secret.html"]
+    assert (secret["status"], secret["fetch_error"]) == ("partial", "forbidden by robots.txt")
+    assert secret["title"] == "Draft: not for crawlers" and secret["summary"] == "Delegates only."
+    assert not http_server.requested("/private/secret.html")
+    assert http_server.requested("/robots.txt")
+    # Every request names stiwatch and the configured contact.
+    agents = {r.headers.get("user-agent", "") for r in http_server.requests}
+    assert agents and all("stiwatch/" in a and "ops@example.org" in a for a in agents)
+
+    [health] = rows(db_path, "SELECT * FROM sources")
+    assert health["last_ok_at"] and health["last_crawled_at"]
+    assert health["consecutive_failures"] == 0 and health["last_error"] is None
+    assert health["etag"]
+
+    [run] = rows(db_path, "SELECT * FROM crawl_runs")
+    assert run["status"] == "ok" and run["finished_at"]
+    assert json.loads(run["stats"])["new"] == 3
+
+
+def test_later_crawls_are_conditional_incremental_or_refreshed(stiwatch, http_server, tmp_path,
+                                                               db_path):
+    _, reg = _feed(stiwatch, http_server, tmp_path)
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+    ids = {r["url"]: r["id"] for r in rows(db_path, "SELECT id, url FROM items")}
+
+    # 1. Nothing changed: the stored ETag is sent, the server answers 304, nothing else fetched.
+    first = len(http_server.requests)
+    result = stiwatch("crawl", env=FAST)
+    assert result.exit_code == 0, result.output
+    second = http_server.requests[first:]
+    [feed] = [r for r in second if r.path == "/feed.xml"]
+    assert feed.headers.get("if-none-match")
+    assert "not modified" in result.output
+    assert not [r for r in second if r.path.startswith("/news/")]
+
+    # 2. The feed changed (new ETag): the feed is read, but known articles are not fetched.
+    path = http_server.root / "feed.xml"
+    path.write_text(path.read_text().replace("<title>Ministry of Science newsroom</title>",
+                                             "<title>Ministry of Science news</title>"))
+    first = len(http_server.requests)
+    report = json.loads(stiwatch("crawl", "--json", env=FAST).stdout)["sources"][0]
+    assert report["status"] == "ok" and report["unchanged"] == 3 and report["new"] == 0
+    assert not [r for r in http_server.requests[first:] if r.path.startswith("/news/")]
+
+    # 3. --refresh: no conditional headers, every article fetched again, same rows and ids.
+    first = len(http_server.requests)
+    report = json.loads(stiwatch("crawl", "--refresh", "--json", env=FAST).stdout)["sources"][0]
+    assert report["status"] == "ok" and report["updated"] == 3 and report["new"] == 0
+    later = http_server.requests[first:]
+    assert not [r for r in later if "if-none-match" in r.headers]
+    assert len([r for r in later if r.path.startswith("/news/")]) == 3
+    assert {r["url"]: r["id"] for r in rows(db_path, "SELECT id, url FROM items")} == ids
+    runs = rows(db_path, "SELECT status FROM crawl_runs ORDER BY id")
+    assert [r["status"] for r in runs] == ["ok"] * 4
+
+
+def test_failed_article_is_kept_partial_and_completed_next_crawl(stiwatch, http_server, tmp_path,
+                                                                 db_path):
+    base, reg = _feed(stiwatch, http_server, tmp_path)
+
+    @http_server.route("/news/flaky.html")
+    def broken(handler):
+        handler.send_body(500, b"<h1>Internal error</h1>")
+
+    result = stiwatch("crawl", "--sources", str(reg), "--json", env=FAST)
+
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["sources"][0]["partial"] == 2  # flaky + robots-disallowed
+    [flaky] = rows(db_path, "SELECT * FROM items WHERE url = ?", (f"{base}/news/flaky.html",))
+    assert flaky["status"] == "partial"
+    assert flaky["fetch_error"] == "HTTP 500 Internal Server Error"
+    assert flaky["title"] == "Agency opens call for AI research infrastructure"
+    assert flaky["summary"].startswith("Grants of up to twenty million euros")
+    assert flaky["published_at"] == "2026-11-25T08:00:00Z"
+    assert len(http_server.requested("/news/flaky.html")) == 2  # one retry (retry_times=1)
+
+    del http_server.routes["/news/flaky.html"]
+    result = stiwatch("crawl", "--json", env=FAST)
+
+    assert json.loads(result.stdout)["sources"][0]["updated"] == 1
+    [again] = rows(db_path, "SELECT * FROM items WHERE url = ?", (f"{base}/news/flaky.html",))
+    assert again["id"] == flaky["id"]
+    assert again["status"] == "complete" and again["fetch_error"] is None
+    assert "twenty million euros per project" in again["body"]
+
+
+def test_retries_back_off_and_honour_retry_after(stiwatch, http_server, tmp_path, db_path):
+    base, reg = _feed(stiwatch, http_server, tmp_path)
+
+    @http_server.route("/news/flaky.html")
+    def once_busy(handler):
+        if len(http_server.requested("/news/flaky.html")) == 1:
+            handler.send_body(503, b"busy")
+        else:
+            handler.serve_file("/news/flaky.html")
+
+    @http_server.route("/news/quantum.html")
+    def rate_limited(handler):
+        if len(http_server.requested("/news/quantum.html")) == 1:
+            handler.send_body(429, b"slow down", headers={"Retry-After": "1"})
+        else:
+            handler.serve_file("/news/quantum.html")
+
+    @http_server.route("/news/budget.html")
+    def too_long(handler):
+        handler.send_body(429, b"come back tomorrow", headers={"Retry-After": "86400"})
+
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+
+    stored = {r["url"]: r for r in rows(db_path, "SELECT * FROM items")}
+    assert stored[f"{base}/news/flaky.html"]["status"] == "complete"
+    assert len(http_server.requested("/news/flaky.html")) == 2
+    first, second = http_server.requested("/news/quantum.html")
+    assert second.time - first.time >= 0.95
+    assert stored[f"{base}/news/quantum.html"]["status"] == "complete"
+    budget = stored[f"{base}/news/budget.html"]
+    # A Retry-After beyond the limit is not waited for: the article is kept for next time.
+    assert budget["status"] == "partial" and "Retry-After 86400 s" in budget["fetch_error"]
+    assert len(http_server.requested("/news/budget.html")) == 1
