@@ -3,8 +3,10 @@
 from .setup import config_command, init_command, schema_command
 from .backup import backup_command
 from .crawl import crawl_command
+from .demo import demo_command
 from .digest import digest_group
 from .export import export_command
+from .run import run_command
 from .search import search_command
 from .serve import serve_command
 from .sources import sources_group
@@ -13,10 +15,12 @@ from .subscribers import subscribers_group
 from .trends import trends_command
 
 COMMANDS = [
+    demo_command,
     init_command,
     config_command,
     sources_group,
     crawl_command,
+    run_command,
     schema_command,
     search_command,
     trends_command,

@@ -1,0 +1,151 @@
+"""`stiwatch demo`: the whole pipeline on the bundled demo site, offline, in about a minute."""
+
+from __future__ import annotations
+
+from datetime import datetime
+import json
+from pathlib import Path
+import time
+
+import click
+
+from crawler.registry import load_registry
+from digest.send import write_preview
+from digest.weeks import last_complete_week, zone
+
+from ..app import App
+from ..demo import build_site, serve
+from ..output import echo_json
+from ..steps import StepFailed, classify_step, crawl_step, digest_step
+
+pass_app = click.make_pass_decorator(App)
+
+# Two readers with different interests, so the outbox shows how filters shape a digest.
+DEMO_SUBSCRIBERS = [
+    {"email": "analyst@example.org", "name": "Demo analyst (everything)"},
+    {"email": "security-desk@example.org", "name": "Demo research-security desk",
+     "areas": ["research_security", "international"], "regions": ["east_asia", "north_america"]},
+]
+
+
+@click.command("demo")
+@click.option("--dir", "directory", default="demo", show_default=True, metavar="DIR",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the demo's site, database and outbox (rebuilt on every run).")
+@click.option("--json", "as_json", is_flag=True, help="Print what was made as JSON.")
+@pass_app
+def demo_command(app: App, directory: Path, as_json: bool) -> None:
+    """Run stiwatch end to end on a bundled demo site, with no network.
+
+    Serves nine fictional STI-policy sources (RSS, Atom, RDF feeds, HTML listings and sitemaps)
+    on 127.0.0.1, crawls them into DIR/stiwatch.db, classifies every article, and writes last
+    week's digest to DIR/outbox as .eml (as it would be mailed) and .html (to open in a
+    browser). Then it prints the next commands to try. Nothing leaves this machine.
+    """
+    started = time.monotonic()
+    directory = directory.resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    db_path = directory / "stiwatch.db"
+    for stale in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")):
+        stale.unlink(missing_ok=True)  # a fresh store every time: the demo is reproducible
+    _configure(app, directory)
+    tz = zone(app.settings["timezone"])
+    today = datetime.now(tz).date()
+
+    with serve(directory / "site") as server:
+        records = build_site(directory / "site", server.url, today)
+        registry_path = directory / "sources.toml"
+        registry_path.write_text(_registry_toml(records), encoding="utf-8")
+        store = app.store()
+        store.sync_sources(load_registry(registry_path).sources)
+        store.save_subscribers(DEMO_SUBSCRIBERS)
+        app.echo(f"Demo site: {server.url}/ ({len(records)} sources)")
+        steps = [_step(crawl_step, app), _step(classify_step, app)]
+
+    week = last_complete_week(tz)
+    html, png, digest = write_preview(app.store(), app.settings, week,
+                                      directory / "outbox" / f"digest-{week.label}.html")
+    steps.append(_step(digest_step, app))
+    summary = _summary(app, directory, week.label, html, steps, time.monotonic() - started)
+    if as_json:
+        echo_json(summary)
+    else:
+        _print(app, summary)
+
+
+def _configure(app: App, directory: Path) -> None:
+    """Point every setting at DIR, and crawl our own loopback server without waiting."""
+    for name, value in {
+        "db": str(directory / "stiwatch.db"),
+        "outbox": str(directory / "outbox"),
+        "smtp_host": "",  # never mail anyone from a demo, whatever the config says
+        "download_delay": 0.0,
+        "autothrottle": False,
+        "concurrent_requests_per_domain": 8,
+        "sources": "",
+        "lock_file": str(directory / "stiwatch.lock"),
+    }.items():
+        app.settings.override(name, value, "stiwatch demo")
+
+
+def _step(step, app: App) -> dict:  # noqa: ANN001 - one of stiwatch.steps
+    try:
+        result = step(app)
+    except StepFailed as error:
+        result = error.result
+    app.echo(f"{result['step']}: {result['summary']}")
+    return result
+
+
+def _registry_toml(records: list[dict]) -> str:
+    lines = ["# The demo site's sources, as a stiwatch registry (written by `stiwatch demo`).", ""]
+    for record in records:
+        lines.append("[[source]]")
+        for key, value in record.items():
+            if value is not None:
+                lines.append(f"{key} = {json.dumps(value, ensure_ascii=False)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _summary(app: App, directory: Path, week: str, html: Path, steps: list[dict],
+             seconds: float) -> dict:
+    store = app.store()
+    db_path = directory / "stiwatch.db"
+    counts = store.query(
+        "SELECT count(*) AS items, sum(policy = '1') AS policy, "
+        "sum(duplicate_of IS NOT NULL) AS duplicates FROM items_tagged")[0]
+    by_area = store.query(
+        "SELECT value AS area, count(*) AS items FROM tags JOIN items ON items.id = tags.item_id "
+        "WHERE facet = 'area' AND items.duplicate_of IS NULL GROUP BY value ORDER BY items DESC")
+    emls = sorted(str(p) for p in (directory / "outbox").rglob("*.eml"))
+    db_arg = f"--db {db_path}"
+    return {
+        "directory": str(directory), "db": str(db_path), "seconds": round(seconds, 1),
+        "items": counts["items"], "policy_items": counts["policy"] or 0,
+        "duplicates": counts["duplicates"] or 0, "areas": by_area, "week": week,
+        "digest_html": str(html), "digest_eml": emls, "steps": steps,
+        "next": [
+            f"stiwatch {db_arg} search 'research security'",
+            f"stiwatch {db_arg} search quantum --area international --format json",
+            f"stiwatch {db_arg} trends --by area",
+            f"stiwatch {db_arg} status",
+            f"stiwatch {db_arg} serve",
+        ],
+    }
+
+
+def _print(app: App, summary: dict) -> None:
+    click.echo("")
+    click.echo(f"Done in {summary['seconds']} s. Store: {summary['db']} "
+               f"({summary['items']} items, {summary['policy_items']} about STI policy, "
+               f"{summary['duplicates']} syndicated duplicates folded).")
+    if summary["areas"]:
+        click.echo("Policy areas: " + ", ".join(f"{a['area']} {a['items']}"
+                                                for a in summary["areas"]))
+    click.echo(f"Digest for {summary['week']}: {summary['digest_html']}")
+    for path in summary["digest_eml"]:
+        click.echo(f"  e-mail: {path}")
+    click.echo("Try next:")
+    for command in summary["next"]:
+        click.echo(f"  {command}")

@@ -1,0 +1,80 @@
+"""`stiwatch run`: the scheduled job. Crawl, classify and (with --digest) send what is owed."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from ..app import App
+from ..errors import UserError
+from ..output import echo_json
+from ..lock import AlreadyRunning, RunLock
+from ..steps import StepFailed, classify_step, crawl_step, digest_step
+
+pass_app = click.make_pass_decorator(App)
+log = logging.getLogger("stiwatch.run")
+
+# Exit statuses cron (or systemd) sees; documented in docs/operations.md.
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_LOCKED = 0, 1, 2, 3
+
+
+@click.command("run")
+@click.option("--digest", "with_digest", is_flag=True,
+              help="Also send the digest of the last complete week if it is still owed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's steps as JSON.")
+@pass_app
+def run_command(app: App, with_digest: bool, as_json: bool) -> None:
+    """Crawl every enabled source, classify new items and, with --digest, send the digest.
+
+    This is the command for cron or a systemd timer (see docs/operations.md). A lock file
+    (setting `lock_file`, default: beside the database) stops two runs from overlapping: the
+    second exits at once with status 3. Each run is recorded in the `runs` table.
+
+    Exit status: 0 all steps succeeded; 1 a step failed (every source failed, or a digest could
+    not be delivered) while the other steps still ran; 2 bad input or configuration; 3 another
+    run holds the lock.
+    """
+    lock_path = app.settings["lock_file"] or f"{app.db_path}.lock"
+    try:
+        lock = RunLock(lock_path)
+        lock.acquire()
+    except AlreadyRunning as error:
+        raise UserError(str(error), exit_code=EXIT_LOCKED) from None
+    try:
+        exit_code = _run(app, with_digest, as_json)
+    finally:
+        lock.release()
+    if exit_code:
+        sys.exit(exit_code)
+
+
+def _run(app: App, with_digest: bool, as_json: bool) -> int:
+    store = app.store()
+    command = "run --digest" if with_digest else "run"
+    run_id = store.start_run(command)
+    log.info("run %s started: %s", run_id, command)
+    steps: list[dict] = []
+    failed = False
+    plan = [crawl_step, classify_step] + ([digest_step] if with_digest else [])
+    try:
+        for step in plan:
+            try:
+                result = step(app)
+            except StepFailed as error:
+                result = error.result
+                failed = True
+            steps.append(result)
+            log.info("run %s: %s %s", run_id, result["step"], result)
+            app.echo(f"{result['step']}: {result['summary']}")
+    finally:
+        # Recorded even when interrupted: the row tells `stiwatch status` what happened.
+        status = "failed" if failed and len(steps) < len(plan) else ("partial" if failed else "ok")
+        exit_code = EXIT_FAILED if failed else EXIT_OK
+        app.store().finish_run(run_id, status, exit_code, steps)
+    if as_json:
+        echo_json({"run": run_id, "status": status, "exit_code": exit_code, "steps": steps})
+    else:
+        app.echo(f"Run {run_id} {status}.")
+    return exit_code

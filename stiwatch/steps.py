@@ -1,0 +1,83 @@
+"""The pipeline's steps as functions, shared by `stiwatch run` and `stiwatch demo`.
+
+Each step returns a small JSON-able dict (``step``, ``summary`` and its counts) and raises
+StepFailed (carrying that dict) when it ran but failed, so a scheduled run can go on with the
+next step and still exit non-zero. Bad input raises the library's own exceptions (exit 2).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crawler.runner import NothingToCrawl, crawl
+from digest.send import send_week
+from digest.weeks import last_complete_week
+
+from .app import App
+from .errors import UserError
+from .progress import Progress
+
+
+class StepFailed(Exception):
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__(result["summary"])
+        self.result = result
+
+
+def _progress(app: App, label: str, unit: str) -> Progress:
+    return Progress(label, unit=unit, enabled=False if app.quiet else None)
+
+
+def crawl_step(app: App) -> dict[str, Any]:
+    """Crawl every enabled source; fails only when every source failed."""
+    from .commands.crawl import _ProgressLine
+
+    app.close()  # the crawler writes through its own connection, in its own process
+    progress = _progress(app, "crawl", "articles")
+    try:
+        with progress:
+            report = crawl(app.db_path, app.settings, progress=_ProgressLine(progress),
+                           user_agent=app.user_agent())
+    except NothingToCrawl as error:
+        raise UserError(str(error), exit_code=2) from None
+    totals = report.totals()
+    result = {
+        "step": "crawl", "run_id": report.run_id, "status": report.status,
+        "sources": len(report.sources), "ok_sources": report.ok_sources, **totals,
+        "failing": [s.id for s in report.sources if s.errors and s.status != "ok"],
+        "summary": (f"{report.ok_sources} of {len(report.sources)} sources, {totals['new']} new, "
+                    f"{totals['duplicates']} duplicates, {totals['partial']} partial, "
+                    f"{totals['errors']} errors"),
+    }
+    if report.sources and report.ok_sources == 0:
+        raise StepFailed(result)
+    return result
+
+
+def classify_step(app: App) -> dict[str, Any]:
+    """Tag every item not yet classified."""
+    from .commands.classify import run_classification
+
+    report = run_classification(app, everything=False)
+    return {"step": "classify", **report}
+
+
+def digest_step(app: App, *, dry_run: bool = False) -> dict[str, Any]:
+    """Send the last complete week's digest to every subscriber still owed it."""
+    settings = app.settings
+    week = last_complete_week(settings["timezone"])
+    store = app.store()
+    with _progress(app, f"digest {week.label}", "subscribers") as progress:
+        report = send_week(store, settings, week, dry_run=dry_run, progress=progress)
+    result = {
+        "step": "digest", "week": week.label, "transport": report.transport,
+        "stories": report.stories, "sent": len(report.sent), "skipped": len(report.skipped),
+        "retry": len(report.retry), "failed": len(report.failed), "already": report.already,
+        "files": report.files, "aborted": report.aborted,
+        "summary": (f"{week.label}: {report.stories} policy items, {len(report.sent)} sent "
+                    f"({report.transport}), {len(report.retry)} to retry, "
+                    f"{len(report.failed)} failed, {report.already} done earlier"),
+    }
+    if not report.ok:
+        raise StepFailed(result)
+    return result

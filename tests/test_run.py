@@ -1,0 +1,147 @@
+"""`stiwatch run`: the scheduled job, run as cron runs it (a subprocess) against real servers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+import json
+import os
+from pathlib import Path
+import sqlite3
+import subprocess
+import sys
+import time
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from mockserver import MockServer
+from stiwatch.demo import build_site, load_content, serve
+from stiwatch.lock import AlreadyRunning, RunLock
+
+FAST = {"STIWATCH_DOWNLOAD_DELAY": "0", "STIWATCH_AUTOTHROTTLE": "false",
+        "STIWATCH_RETRY_TIMES": "0", "STIWATCH_DOWNLOAD_TIMEOUT": "10"}
+
+
+def stiwatch(db: Path, *args: str, env: dict[str, str] | None = None,
+             wait: bool = True) -> subprocess.CompletedProcess | subprocess.Popen:
+    full_env = {**os.environ, **FAST, **(env or {})}
+    command = [sys.executable, "-m", "stiwatch", "--db", str(db), *args]
+    if not wait:
+        return subprocess.Popen(command, env=full_env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    return subprocess.run(command, env=full_env, capture_output=True, text=True, timeout=180)
+
+
+def write_registry(path: Path, records: list[dict]) -> Path:
+    lines = []
+    for record in records:
+        lines.append("[[source]]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in record.items() if v is not None]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def small_site(tmp_path: Path):
+    """Two demo sources (an RSS feed and an HTML listing) on a real loopback server."""
+    sources = [s for s in load_content() if s.id in ("jp-jsa", "osic")]
+    root = tmp_path / "site"
+    today = datetime.now(ZoneInfo("Asia/Tokyo")).date()
+    with serve(root) as server:
+        records = build_site(root, server.url, today, sources=sources)
+        yield write_registry(tmp_path / "sources.toml", records)
+
+
+def rows(db: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_run_digest_crawls_classifies_sends_once_and_records_each_run(
+        tmp_path: Path, small_site: Path) -> None:
+    db, outbox = tmp_path / "s.db", tmp_path / "outbox"
+    env = {"STIWATCH_OUTBOX": str(outbox)}
+    assert stiwatch(db, "sources", "sync", str(small_site)).returncode == 0
+    assert stiwatch(db, "subscribers", "add", "ana@example.org").returncode == 0
+
+    first = stiwatch(db, "--quiet", "run", "--digest", "--json", env=env)
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert [s["step"] for s in report["steps"]] == ["crawl", "classify", "digest"]
+    items = rows(db, "SELECT count(*) FROM items")[0][0]
+    assert items >= 20
+    # Every item was classified, and the digest of the last complete week went to the outbox.
+    assert rows(db, "SELECT count(*) FROM items WHERE classified_at IS NULL")[0][0] == 0
+    emls = list(outbox.rglob("*.eml"))
+    assert len(emls) == 1 and "ana@example.org" in emls[0].name
+
+    second = stiwatch(db, "--quiet", "run", "--digest", "--json", env=env)
+    assert second.returncode == 0, second.stderr
+    crawl = json.loads(second.stdout)["steps"][0]
+    assert crawl["new"] == 0  # conditional GET and known URLs: nothing fetched twice
+    assert list(outbox.rglob("*.eml")) == emls  # sent exactly once
+    runs = rows(db, "SELECT command, status, exit_code FROM runs ORDER BY id")
+    assert runs == [("run --digest", "ok", 0), ("run --digest", "ok", 0)]
+
+
+def test_a_second_run_exits_at_once_while_the_first_holds_the_lock(tmp_path: Path) -> None:
+    """Two `stiwatch run` started together: one works, the other says why it did nothing."""
+    db = tmp_path / "s.db"
+    with MockServer() as server:
+        @server.route("/slow.xml")
+        def slow(handler) -> None:  # noqa: ANN001
+            time.sleep(4)  # long enough for the second run to meet the lock
+            handler.send_body(200, b"<rss version='2.0'><channel><title>t</title></channel></rss>",
+                              "application/rss+xml")
+
+        registry = write_registry(tmp_path / "sources.toml", [{
+            "id": "slow", "name": "Slow feed", "kind": "feed", "url": server.url("/slow.xml"),
+            "country": "JP", "language": "en", "org_type": "news"}])
+        assert stiwatch(db, "sources", "sync", str(registry)).returncode == 0
+        first = stiwatch(db, "run", wait=False)
+        time.sleep(1.5)
+        second = stiwatch(db, "run")
+        first_out, first_err = first.communicate(timeout=120)
+
+    assert second.returncode == 3
+    assert "another stiwatch run" in second.stderr and ".lock" in second.stderr
+    assert second.stderr.count("\n") == 1  # one clear line, no traceback
+    assert first.returncode == 0, first_err
+    assert rows(db, "SELECT count(*) FROM runs")[0][0] == 1  # the refused run did nothing
+
+
+def test_lock_is_released_when_its_holder_dies(tmp_path: Path) -> None:
+    lock_path = tmp_path / "run.lock"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; sys.path.insert(0, %r)\n"
+        "from stiwatch.lock import AlreadyRunning, RunLock\n"
+        "RunLock(%r).acquire(); print('held', flush=True); time.sleep(60)"
+    ) % (str(Path(__file__).parents[1]), str(lock_path))], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(AlreadyRunning, match="another stiwatch run"):
+        RunLock(lock_path).acquire()
+    holder.kill()
+    holder.wait()
+    with RunLock(lock_path):  # the kernel released it: no stale lock after a crash
+        pass
+
+
+def test_run_exits_1_when_every_source_fails_but_still_classifies(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    with MockServer() as server:
+        @server.route("/broken.xml")
+        def broken(handler) -> None:  # noqa: ANN001
+            handler.send_body(500, b"down for maintenance")
+
+        registry = write_registry(tmp_path / "sources.toml", [{
+            "id": "broken", "name": "Broken feed", "kind": "feed",
+            "url": server.url("/broken.xml"), "country": "DE", "language": "de",
+            "org_type": "ministry"}])
+        assert stiwatch(db, "sources", "sync", str(registry)).returncode == 0
+        result = stiwatch(db, "run", "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert [s["step"] for s in report["steps"]] == ["crawl", "classify"]
+    assert report["status"] == "partial"
+    assert rows(db, "SELECT status, exit_code FROM runs") == [("partial", 1)]
+    assert rows(db, "SELECT consecutive_failures FROM sources WHERE id = 'broken'") == [(1,)]
