@@ -38,23 +38,26 @@ BANDS = PERMUTATIONS // ROWS
 MIN_SHINGLES = 30
 DEFAULT_THRESHOLD = 0.7
 
-_PRIME = (1 << 31) - 1  # hashes and permutation outputs live below 2^31: products fit in uint64
-_VERSION = 1
+_VERSION = 2
 _HEADER = struct.Struct("<BI")  # format version, shingle count
+_EMPTY = 0xFFFFFFFF
 # CJK characters are words of their own (no spaces between them); other scripts split on \W.
 _TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\W_]+")
 
 
 def _coefficients() -> tuple[np.ndarray, np.ndarray]:
+    """Multiply-add-shift hashing ((a*x + b) mod 2^64) >> 32, a odd: strongly universal from
+    32-bit shingle hashes to 32-bit values, and cheap in numpy (no modulo)."""
     a, b = [], []
     for index in range(PERMUTATIONS):
-        digest = hashlib.blake2b(f"stiwatch-minhash-{index}".encode(), digest_size=8).digest()
-        a.append(int.from_bytes(digest[:4], "little") % (_PRIME - 1) + 1)
-        b.append(int.from_bytes(digest[4:], "little") % _PRIME)
+        digest = hashlib.blake2b(f"stiwatch-minhash-{index}".encode(), digest_size=16).digest()
+        a.append(int.from_bytes(digest[:8], "little") | 1)
+        b.append(int.from_bytes(digest[8:], "little"))
     return np.array(a, dtype=np.uint64)[:, None], np.array(b, dtype=np.uint64)[:, None]
 
 
 _A, _B = _coefficients()
+_SHIFT = np.uint64(32)
 
 
 def tokens(text: str) -> list[str]:
@@ -72,21 +75,25 @@ def signature(text: str) -> bytes:
     """The MinHash signature of ``text`` (bytes: header + 128 little-endian uint32)."""
     grams = shingles(text)
     if not grams:
-        values = np.full(PERMUTATIONS, _PRIME, dtype=np.uint32)
+        values = np.full(PERMUTATIONS, _EMPTY, dtype=np.uint32)
     else:
-        hashed = np.fromiter(
-            (int.from_bytes(hashlib.blake2b(g.encode(), digest_size=4).digest(), "little")
-             % _PRIME for g in grams),
-            dtype=np.uint64, count=len(grams),
-        )
-        values = ((_A * hashed[None, :] + _B) % _PRIME).min(axis=1).astype(np.uint32)
+        hashed = np.frombuffer(
+            b"".join(hashlib.blake2b(g.encode(), digest_size=4).digest() for g in grams),
+            dtype="<u4",
+        ).astype(np.uint64)
+        # uint64 products wrap around: that is the "mod 2^64" of the hash family.
+        values = ((_A * hashed[None, :] + _B) >> _SHIFT).min(axis=1).astype(np.uint32)
     return _HEADER.pack(_VERSION, len(grams)) + values.astype("<u4").tobytes()
+
+
+class IncompatibleSignature(ValueError):
+    """A stored signature from another format version (never compared, only replaced)."""
 
 
 def _unpack(sig: bytes) -> tuple[int, np.ndarray]:
     version, count = _HEADER.unpack_from(sig)
     if version != _VERSION:
-        raise ValueError(f"unknown signature format version {version}")
+        raise IncompatibleSignature(f"signature format version {version}, expected {_VERSION}")
     return count, np.frombuffer(sig, dtype="<u4", offset=_HEADER.size)
 
 
@@ -138,23 +145,32 @@ class Deduper:
             raise ValueError(f"a duplicate threshold must be in (0, 1], not {threshold}")
         self.store = store
         self.threshold = threshold
+        self._last: tuple[str, bytes] | None = None
+
+    def _signature(self, text: str) -> bytes:
+        # find() then remember() of the same text is the pipeline's pattern: sign once.
+        if self._last is None or self._last[0] != text:
+            self._last = (text, signature(text))
+        return self._last[1]
 
     def find(self, text: str) -> int | None:
         """The id of the earliest stored item this text nearly duplicates, or None."""
-        sig = signature(text)
+        sig = self._signature(text)
         count, _ = _unpack(sig)
         if count < MIN_SHINGLES:
             return None
-        matches = [
-            item_id
-            for item_id, other in self.store.signature_candidates(buckets(sig)).items()
-            if _unpack(other)[0] >= MIN_SHINGLES and similarity(sig, other) >= self.threshold
-        ]
+        matches = []
+        for item_id, other in self.store.signature_candidates(buckets(sig)).items():
+            try:
+                if _unpack(other)[0] >= MIN_SHINGLES and similarity(sig, other) >= self.threshold:
+                    matches.append(item_id)
+            except IncompatibleSignature:
+                continue  # written by another version; replaced when that item is remembered
         return min(matches) if matches else None
 
     def remember(self, item_id: int, text: str) -> None:
         """Store the text's signature for item ``item_id`` (short texts are not remembered)."""
-        sig = signature(text)
+        sig = self._signature(text)
         if _unpack(sig)[0] < MIN_SHINGLES:
             return
         self.store.save_signature(item_id, sig, buckets(sig))

@@ -251,7 +251,7 @@ def _page_date(tree: lxml.html.HtmlElement, url: str, extensive: bool) -> str | 
 def _language(text: str, tree: lxml.html.HtmlElement | None,
               headers: Mapping[str, str] | None) -> str | None:
     if len(text) >= MIN_CHARS_FOR_LANGID:
-        code, _score = py3langid.classify(text[:5000])
+        code, _score = py3langid.classify(text[:2000])  # plenty for an n-gram model
         return code
     declared = _first(tree, "/html/@lang | /html/@xml:lang") if tree is not None else ""
     if not declared:
