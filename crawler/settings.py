@@ -60,6 +60,7 @@ METAREFRESH_MAXDELAY = 0  # a <meta refresh> is not a reason to wander off
 RETRY_ENABLED = True
 RETRY_TIMES = 2
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+RETRY_GIVE_UP_LOG_LEVEL = "INFO"  # the crawl summary reports it as the source's error
 DNS_TIMEOUT = 20
 
 # -- components -------------------------------------------------------------------------------

@@ -31,9 +31,11 @@ from .listings import ListingError, feed_listing, html_listing, sitemap_listing
 logger = logging.getLogger(__name__)
 
 
-def describe_failure(failure: Failure, timeout: float | None = None) -> str:
+def describe_failure(failure: Failure, timeout: float | None = None,
+                     max_size: int | None = None) -> str:
     """One short sentence for a failed download, as a user would want it in `last_error`."""
     error = failure.value
+    too_large = "response too large" + (f" (over the {max_size:,} byte limit)" if max_size else "")
     if isinstance(error, HttpError):
         response = error.response
         return response.request.meta.get(META_GAVE_UP) or (
@@ -44,11 +46,11 @@ def describe_failure(failure: Failure, timeout: float | None = None) -> str:
             return "forbidden by robots.txt"
         if "redirections" in text:
             return "too many redirects"
-        if "larger than" in text:
-            return "response too large (over the download size limit)"
+        if "larger than" in text or "DOWNLOAD_MAXSIZE" in text:
+            return too_large
         return text or "request ignored"
     if "larger than download max size" in text:
-        return "response too large (over the download size limit)"
+        return too_large
     if isinstance(error, TxTimeoutError) or "timed out" in text.lower() or "took longer" in text:
         return f"no response within {timeout:g} s" if timeout else "timed out"
     name = type(error).__name__
@@ -168,7 +170,7 @@ class SourceSpider(scrapy.Spider):
 
     def listing_failed(self, failure: Failure) -> Iterator[SourceEvent]:
         request = failure.request  # type: ignore[attr-defined]
-        message = describe_failure(failure, self.download_timeout_s)
+        message = describe_failure(failure, self.download_timeout_s, self.max_size)
         if request.meta.get("root", True):
             yield SourceEvent(request.meta["source_id"], status="failed", error=message)
         else:
@@ -245,7 +247,7 @@ class SourceSpider(scrapy.Spider):
 
     def article_failed(self, failure: Failure) -> Iterator[ArticleItem]:
         request = failure.request  # type: ignore[attr-defined]
-        message = describe_failure(failure, self.download_timeout_s)
+        message = describe_failure(failure, self.download_timeout_s, self.max_size)
         yield self.partial(request.meta["candidate"], message, request.meta["refetch"])
 
     def partial(self, candidate: Candidate, error: str, refetch: bool) -> ArticleItem:

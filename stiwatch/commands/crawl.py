@@ -100,7 +100,7 @@ def crawl_command(app: App, sources_file: str | None, source_ids: tuple[str, ...
     if as_json:
         echo_json(report.to_dict())
     else:
-        echo_table(_rows(report), SUMMARY_COLUMNS, max_width=70)
+        echo_table(_rows(report), SUMMARY_COLUMNS, max_width=100)
         totals = report.totals()
         app.echo(
             f"{report.ok_sources} of {len(report.sources)} sources crawled: "

@@ -1,0 +1,71 @@
+"""HTML listing and sitemap sources, crawled through `stiwatch crawl` into a real store."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from crawlsite import FAST, build_site, registry, rows
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_html_listing_follows_the_links_selector(stiwatch, http_server, tmp_path, db_path):
+    base = build_site(http_server)
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "ministry-news", "kind": "html", "url": f"{base}/listing.html",
+         "links": "ul.news a"},
+    ])
+
+    result = stiwatch("crawl", "--sources", str(reg), "--json", env=FAST)
+
+    assert result.exit_code == 0, result.output
+    [source] = json.loads(result.stdout)["sources"]
+    assert (source["status"], source["new"], source["duplicates"]) == ("ok", 2, 1)
+    items = {r["url"]: r for r in rows(db_path, "SELECT * FROM items")}
+    # Only what the selector picks (not the nav, not the archive link); fragments dropped.
+    assert set(items) == {f"{base}/news/quantum.html", f"{base}/news/budget.html",
+                          f"{base}/mirror/quantum-copy.html"}
+    assert not http_server.requested("/news/archive.html")
+    assert not http_server.requested("/about.html")
+    # The republished copy (same text, other boilerplate) points at whichever was stored first.
+    copy = items[f"{base}/mirror/quantum-copy.html"]
+    original = items[f"{base}/news/quantum.html"]
+    first, second = sorted([copy, original], key=lambda item: item["id"])
+    assert second["duplicate_of"] == first["id"] and first["duplicate_of"] is None
+    assert items[f"{base}/news/budget.html"]["duplicate_of"] is None
+    # No feed date: the page's own metadata dates the article.
+    assert (original["published_at"], original["date_source"]) == ("2026-11-20T09:00:00Z", "page")
+    assert all(item["status"] == "complete" for item in items.values())
+
+
+def test_sitemap_index_and_news_sitemap_recent_entries_only(stiwatch, http_server, tmp_path,
+                                                           db_path):
+    base = build_site(http_server)
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "wire", "kind": "sitemap", "url": f"{base}/sitemap_index.xml", "org_type": "news"},
+    ])
+
+    result = stiwatch("crawl", "--sources", str(reg), "--json", env=FAST)
+
+    assert result.exit_code == 0, result.output
+    [source] = json.loads(result.stdout)["sources"]
+    assert (source["status"], source["new"]) == ("ok", 2)
+    items = {r["url"]: r for r in rows(db_path, "SELECT * FROM items")}
+    assert set(items) == {f"{base}/news/quantum.html", f"{base}/news/budget.html"}
+    # The child sitemap last modified in 2009 and the 2015 news entry are not fetched.
+    assert http_server.requested("/sitemap_news.xml")
+    assert not http_server.requested("/sitemap_2009.xml")
+    assert not http_server.requested("/news/flaky.html")
+    # news:publication_date is the listing's date, trusted like a feed's.
+    assert items[f"{base}/news/quantum.html"]["date_source"] == "feed"
+    assert items[f"{base}/news/budget.html"]["date_source"] == "page"
+
+
+def test_scrapy_list_from_the_repository_root():
+    result = subprocess.run([sys.executable, "-m", "scrapy", "list"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["feed", "html", "sitemap", "sources"]

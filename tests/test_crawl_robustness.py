@@ -1,0 +1,146 @@
+"""Misbehaving servers cost bounded time and are recorded as that source's error; a failing
+source never stops the others; exit codes 0 / 1 / 2; robots.txt Crawl-delay."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+
+from crawlsite import FAST, build_site, registry, rows
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol9 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+]>
+<rss version="2.0"><channel><title>&lol9;</title>
+<item><title>&lol9;</title><link>http://example.org/a</link></item></channel></rss>
+"""
+
+
+def _misbehaving(server):
+    @server.route("/broken.xml")
+    def error(handler):
+        handler.send_body(500, b"oops")
+
+    @server.route("/hang.xml")
+    def hang(handler):
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+        handler.send_body(200, b"too late", "application/rss+xml")
+
+    @server.route("/loop")
+    def loop(handler):
+        handler.send_response(302)
+        handler.send_header("Location", f"/loop?n={len(server.requested('/loop'))}")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    bomb = gzip.compress(b"\0" * (20 * 1024 * 1024))
+
+    @server.route("/bomb.xml")
+    def gzip_bomb(handler):
+        handler.send_body(200, bomb, "application/rss+xml", {"Content-Encoding": "gzip"})
+
+    huge = b"<rss version='2.0'><channel>" + b"<item><title>x</title></item>" * 120_000
+
+    @server.route("/huge.xml")
+    def huge_feed(handler):
+        handler.send_body(200, huge, "application/rss+xml")
+
+    @server.route("/laughs.xml")
+    def laughs(handler):
+        handler.send_body(200, BILLION_LAUGHS, "application/rss+xml")
+
+
+BROKEN = {
+    "http500": ("/broken.xml", "HTTP 500 Internal Server Error"),
+    "hanging": ("/hang.xml", "no response within 1 s"),
+    "redirect-loop": ("/loop", "too many redirects"),
+    "gzip-bomb": ("/bomb.xml", "response too large"),
+    "huge": ("/huge.xml", "response too large"),
+    "laughs": ("/laughs.xml", "entit"),
+    "not-a-feed": ("/listing.html", "not an RSS or Atom feed"),
+    "missing": ("/nothing-here.xml", "HTTP 404 Not Found"),
+}
+LIMITS = {**FAST, "STIWATCH_DOWNLOAD_TIMEOUT": "1", "STIWATCH_MAX_RESPONSE_SIZE": "1000000"}
+
+
+def test_broken_sources_are_recorded_and_do_not_stop_the_others(stiwatch, http_server,
+                                                                 tmp_path, db_path):
+    base = build_site(http_server)
+    _misbehaving(http_server)
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "good", "kind": "feed", "url": f"{base}/feed.xml"},
+        *({"id": source_id, "kind": "feed", "url": base + path}
+          for source_id, (path, _) in BROKEN.items()),
+    ])
+
+    started = time.monotonic()
+    result = stiwatch("crawl", "--sources", str(reg), env=LIMITS)
+    elapsed = time.monotonic() - started
+
+    assert result.exit_code == 0, result.output
+    assert elapsed < 30  # bounded: the hanging server costs two 1 s timeouts, not 8 s each
+    # The summary names every source; the broken ones with their error.
+    lines = {line.split()[0]: line for line in result.output.splitlines() if line.strip()}
+    assert " ok " in lines["good"]
+    sources = {row["id"]: row for row in rows(db_path, "SELECT * FROM sources")}
+    assert sources["good"]["last_ok_at"] and sources["good"]["consecutive_failures"] == 0
+    for source_id, (_, error) in BROKEN.items():
+        row = sources[source_id]
+        assert error in (row["last_error"] or ""), (source_id, row["last_error"])
+        assert row["consecutive_failures"] == 1 and row["failing_since"], source_id
+        assert row["last_ok_at"] is None and row["last_crawled_at"], source_id
+        assert "failed" in lines[source_id] and error[:20] in lines[source_id], lines[source_id]
+    assert len(http_server.requested("/loop")) == 6  # the first request and 5 redirects
+    assert len(http_server.requested("/hang.xml")) == 2  # retried once, then given up
+    assert rows(db_path, "SELECT count(*) AS n FROM items WHERE status = 'complete'")[0]["n"] == 3
+    [run] = rows(db_path, "SELECT * FROM crawl_runs")
+    assert run["status"] == "partial"
+    assert set(json.loads(run["stats"])["failed"]) == set(BROKEN)
+
+    # Only failing sources: exit 1, and the failure count goes on.
+    again = stiwatch("crawl", "--source", "http500", "--source", "missing", env=LIMITS)
+    assert again.exit_code == 1
+    health = {r["id"]: r for r in rows(db_path, "SELECT * FROM sources")}
+    assert health["http500"]["consecutive_failures"] == 2
+    assert health["http500"]["failing_since"] == sources["http500"]["failing_since"]
+    assert rows(db_path, "SELECT status FROM crawl_runs ORDER BY id DESC")[0]["status"] == "failed"
+
+
+def test_bad_input_exits_2(stiwatch, http_server, tmp_path):
+    # An empty store: nothing to crawl.
+    empty = stiwatch("crawl", env=FAST)
+    assert empty.exit_code == 2 and "no enabled sources" in empty.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[source]]\nid = "x"\nkind = "podcast"\n')
+    invalid = stiwatch("crawl", "--sources", str(bad), env=FAST)
+    assert invalid.exit_code == 2 and "kind" in invalid.output
+    base = build_site(http_server)
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "good", "kind": "feed", "url": f"{base}/feed.xml"}])
+    assert stiwatch("sources", "sync", str(reg)).exit_code == 0
+    unknown = stiwatch("crawl", "--source", "nope", env=FAST)
+    assert unknown.exit_code == 2 and "nope" in unknown.output
+    assert not http_server.requests  # nothing was fetched for bad input
+
+
+def test_robots_crawl_delay_is_respected(stiwatch, http_server, tmp_path):
+    base = build_site(http_server)
+    (http_server.root / "robots.txt").write_text(
+        "User-agent: *\nDisallow: /private/\nCrawl-delay: 1\n")
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "newsroom", "kind": "feed", "url": f"{base}/feed.xml"}])
+
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+
+    times = sorted(r.time for r in http_server.requests if r.path != "/robots.txt")
+    assert len(times) == 4  # the feed and three articles
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert min(gaps) >= 0.95, gaps
