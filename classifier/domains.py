@@ -16,7 +16,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .lexicon import LexiconError, Matcher, number, read_toml, table, term_list
+from .lexicon import (LexiconError, Matcher, length_threshold, normalize, number, read_toml,
+                      scanned, table, term_list, weighted_hits)
 from .taxonomy import load_taxonomy
 
 DEFAULT_SETTINGS = {
@@ -26,6 +27,7 @@ DEFAULT_SETTINGS = {
     "min_evidence": 2.0,   # evidence a domain needs to be tagged
     "words_per_extra_evidence": 1500,  # long texts need one more unit of evidence per this many words
     "max_repeats": 3,      # hits of one term beyond this add nothing
+    "scan_chars": 6000,    # read the title and this many characters of the text
 }
 TERM_KINDS = {"terms": 1.0, "strong": 2.0}
 
@@ -128,35 +130,41 @@ class DomainTagger:
 
     def evidence(self, title: str, text: str) -> dict[str, float]:
         """Evidence per domain (before the threshold)."""
-        s = self.settings
-        counts: dict[tuple[str, str], float] = {}
-        weights: dict[tuple[str, str], float] = {}
-        for part, factor in ((title or "", s["title_weight"]), (text or "", None)):
-            for hit in self._matcher.find(part):
-                mult = factor if factor is not None else (
-                    s["lead_weight"] if hit.start < s["lead_chars"] else 1.0)
-                for label, term, weight in hit.keys:
-                    counts[(label, term)] = counts.get((label, term), 0.0) + mult
-                    weights[(label, term)] = weight
-        evidence: dict[str, float] = {}
-        for (label, term), count in counts.items():
-            # diminishing returns: the first hit counts fully, repeats up to max_repeats
-            gained = min(count, s["max_repeats"])
-            evidence[label] = evidence.get(label, 0.0) + weights[(label, term)] * gained
-        return evidence
+        return self._evidence(title, text)[0]
+
+    def _evidence(self, title: str, text: str) -> tuple[dict[str, float], str]:
+        hits, body = weighted_hits(self._matcher, title, text, self.settings)
+        return sum_evidence(hits, self.settings["max_repeats"]), body
 
     def threshold(self, text: str) -> float:
         """Evidence needed: `min_evidence`, plus one unit per `words_per_extra_evidence` words
         beyond the first 500 (passing mentions in a long article do not add up to a tag)."""
-        per = self.settings["words_per_extra_evidence"] or math.inf
-        words = len((text or "").split())
-        return self.settings["min_evidence"] + max(0, words - 500) / per
+        return length_threshold(self.settings, scanned(normalize(text or ""), self.settings["scan_chars"]))
 
     def tag(self, title: str, text: str) -> list[tuple[str, float]]:
         """Domains with enough evidence, best first, each with a score in 0..1."""
-        need = self.threshold(text)
-        tagged = [
-            (label, round(1.0 - math.exp(-value / need), 3))
-            for label, value in self.evidence(title, text).items() if value >= need
-        ]
-        return sorted(tagged, key=lambda pair: (-pair[1], pair[0]))
+        evidence, body = self._evidence(title, text)
+        return above_threshold(evidence, length_threshold(self.settings, body))
+
+
+def sum_evidence(hits: list, max_repeats: float) -> dict[str, float]:
+    """Evidence per label from weighted hits whose keys are (label, term, weight): repeats of
+    one term count up to ``max_repeats`` (diminishing returns)."""
+    counts: dict[tuple[str, str], float] = {}
+    weights: dict[tuple[str, str], float] = {}
+    for mult, hit, _part in hits:
+        for key in hit.keys:
+            label, term, weight = key[-3:]
+            counts[(label, term)] = counts.get((label, term), 0.0) + mult
+            weights[(label, term)] = weight
+    evidence: dict[str, float] = {}
+    for pair, count in counts.items():
+        evidence[pair[0]] = evidence.get(pair[0], 0.0) + weights[pair] * min(count, max_repeats)
+    return evidence
+
+
+def above_threshold(evidence: dict[str, float], need: float) -> list[tuple[str, float]]:
+    """Labels with at least ``need`` evidence, best first; score 1 - exp(-evidence / need)."""
+    tagged = [(label, round(1.0 - math.exp(-value / need), 3))
+              for label, value in evidence.items() if value >= need]
+    return sorted(tagged, key=lambda pair: (-pair[1], pair[0]))

@@ -10,9 +10,9 @@ Term syntax (the same in domains.toml, areas.toml and places*.toml, so an analys
 - a final "s" or "es" (plurals, "LLMs") is accepted after any term;
 - a term ending in "*" matches any word that starts with it ("nanotech*" = "nanotechnology").
 
-Matching builds one trie-shaped regular expression per case mode, so a lexicon of thousands of
-terms scans a long article in one pass; overlapping matches keep the longest, which is how
-negative terms ("chocolate chip") mask the positive terms inside them ("chip").
+Matching uses Aho-Corasick automata (pyahocorasick), so a lexicon of thousands of terms scans a
+long article in one pass; overlapping matches keep the longest, which is how negative terms
+("chocolate chip") mask the positive terms inside them ("chip").
 """
 
 from __future__ import annotations
@@ -20,9 +20,12 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+import math
 import re
 import tomllib
 from typing import Any
+
+import ahocorasick
 
 
 class LexiconError(ValueError):
@@ -81,116 +84,162 @@ class Hit:
     keys: tuple[Hashable, ...]  # what the matched term stands for; () for a masking (negative) term
 
 
-_PLURAL = r"(?:e?s)?"
-_SEP = r"[\s\-]+"
-_WORD = re.compile(r"\w")
+_TO_SPACE = str.maketrans({ch: " " for ch in "\t\n\r\f\v\xa0-\u2010\u2011"})
+_recent: dict[str, str] = {}
 
 
-class _Trie:
-    def __init__(self) -> None:
-        self.root: dict[str, Any] = {}
+def normalize(text: str) -> str:
+    """Text as the matcher sees it: every run of spaces, newlines and hyphens is one space.
 
-    def add(self, pieces: list[str]) -> None:
-        node = self.root
-        for piece in pieces:
-            node = node.setdefault(piece, {})
-        node[""] = True
-
-    def pattern(self) -> str:
-        return self._node(self.root)
-
-    def _node(self, node: dict[str, Any]) -> str:
-        end = "" in node
-        branches = [piece + self._node(child) for piece, child in node.items() if piece != ""]
-        if not branches:
-            return ""
-        if len(branches) == 1 and not end:
-            return branches[0]
-        return "(?:" + "|".join(branches) + ")" + ("?" if end else "")
+    The last few results are kept: the taggers of one item normalise the same texts in turn."""
+    cached = _recent.get(text)
+    if cached is not None:
+        return cached
+    result = text.translate(_TO_SPACE)
+    if "  " in result:
+        result = " ".join(result.split())
+    if len(_recent) >= 4:
+        _recent.clear()
+    _recent[text] = result
+    return result
 
 
-def _pieces(term: str) -> list[str]:
-    """A term as regex pieces, one per character, so the trie shares prefixes."""
-    pieces = []
-    for ch in term:
-        if ch == " ":
-            pieces.append(_SEP)
-        elif ch == "-":
-            pieces.append(_SEP)
-        else:
-            pieces.append(re.escape(ch))
-    return pieces
+def word_count(text: str) -> int:
+    """Approximate number of words of a normalised text (cheap: counts spaces)."""
+    return text.count(" ") + 1 if text else 0
 
 
-def _norm(text: str, fold: bool) -> str:
-    text = re.sub(r"[\s\-]+", " ", text)
-    return text.lower() if fold else text
+def _lower(text: str) -> str:
+    lowered = text.lower()
+    if len(lowered) != len(text):  # a few characters ("İ") lower to two: keep offsets aligned
+        lowered = "".join(ch.lower() if len(ch.lower()) == 1 else ch for ch in text)
+    return lowered
+
+
+def _is_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
 
 
 class Matcher:
-    """Finds every lexicon term in a text: whole words, longest match wins, one pass per case mode."""
+    """Finds every lexicon term in a text: whole words, longest match wins.
+
+    Aho-Corasick automata (case-sensitive terms on the text, the others on its lower-case copy)
+    scan a long article in one C-speed pass each; Python then keeps only matches on word
+    boundaries (a plural "s"/"es" may follow) and, where they overlap, the longest one.
+    """
 
     def __init__(self, terms: Iterable[tuple[str, Hashable | None]], *, caps: bool = False) -> None:
-        """``terms``: (term, key) pairs; key None marks a masking term. ``caps``: capitalised
-        multi-letter names also match written in capitals ("South Korea" -> "SOUTH KOREA")."""
-        self._exact: dict[str, set] = {}
-        self._folded: dict[str, set] = {}
-        self._prefix: list[tuple[str, bool, set]] = []
-        tries = {True: _Trie(), False: _Trie()}
+        """``terms``: (term, key) pairs; key None marks a masking term. ``caps``: in ALL-CAPS
+        text ("JAPAN TO FUND"), capitalised terms match whatever their case."""
+        self.caps = caps
+        # lower-cased form -> {written form or None (any case): [keys, prefix?]}
+        table: dict[str, dict[str | None, list]] = {}
         for term, key in terms:
             prefix = term.endswith("*")
-            base = term[:-1].rstrip() if prefix else term
-            sensitive = case_sensitive(base)
-            forms = [base]
-            if sensitive and caps and not base.isupper() and sum(c.isalpha() for c in base) > 3:
-                forms.append(base.upper())
-            for form in forms:
-                written = form if sensitive else form.lower()
-                keys = (self._exact if sensitive else self._folded).setdefault(
-                    _norm(written, not sensitive), set())
-                if key is not None:
-                    keys.add(key)
-                pieces = _pieces(written)
-                if prefix:
-                    pieces.append(r"\w*")
-                    self._prefix.append((_norm(written, not sensitive), sensitive, keys))
-                tries[sensitive].add(pieces)
-        self._regexes = []
-        for sensitive, trie in tries.items():
-            if trie.root:
-                body = trie.pattern()
-                flags = 0 if sensitive else re.IGNORECASE
-                self._regexes.append(
-                    (sensitive, re.compile(r"(?<!\w)" + body + _PLURAL + r"(?!\w)", flags)))
+            base = normalize(term[:-1] if prefix else term).strip()
+            written = base if case_sensitive(base) else None
+            entry = table.setdefault(_lower(base), {}).setdefault(written, [set(), False])
+            if key is not None:
+                entry[0].add(key)
+            entry[1] = entry[1] or prefix
+        self._automaton = ahocorasick.Automaton()
+        for folded, forms in table.items():
+            variants = tuple(
+                (written, tuple(sorted(keys, key=str)), prefix)
+                for written, (keys, prefix) in forms.items())
+            self._automaton.add_word(folded, (len(folded), variants))
+        if table:
+            self._automaton.make_automaton()
 
-    def _keys(self, matched: str, sensitive: bool) -> set:
-        table = self._exact if sensitive else self._folded
-        form = _norm(matched, not sensitive)
-        for candidate in (form, form[:-1], form[:-2]):
-            if candidate in table:
-                return table[candidate]
-        for prefix, prefix_sensitive, keys in self._prefix:
-            if prefix_sensitive == sensitive and form.startswith(prefix):
-                return keys
-        return set()
+    def scan(self, text: str) -> tuple[str, list[Hit]]:
+        """The normalised text and its hits (offsets into that text), in text order."""
+        text = normalize(text)
+        return text, self._find(text)
 
     def find(self, text: str) -> list[Hit]:
-        """Non-overlapping hits in text order; where matches overlap the longest one wins."""
-        found: list[tuple[int, int, bool, str]] = []
-        for sensitive, regex in self._regexes:
-            for match in regex.finditer(text):
-                found.append((match.start(), match.end(), sensitive, match.group()))
-        if len(self._regexes) > 1:
-            found.sort(key=lambda hit: (hit[0], hit[0] - hit[1]))
+        """Hits in ``normalize(text)``: non-overlapping, in text order, longest first."""
+        return self._find(normalize(text))
+
+    def _find(self, text: str) -> list[Hit]:
+        if self._automaton.kind != ahocorasick.AHOCORASICK:
+            return []
+        found: list[tuple[int, int, int, tuple]] = []
+        size = len(text)
+        lowered = _lower(text)
+        any_case = self.caps and is_shouting(text[:200])
+        for last, (length, variants) in self._automaton.iter(lowered):
+            start, end = last - length + 1, last + 1
+            if start > 0 and _is_word(text[start - 1]):
+                continue
+            for written, keys, prefix in variants:
+                if written is not None and not any_case and text[start:end] != written:
+                    continue
+                stop, plural = end, 0
+                if stop < size and _is_word(text[stop]):
+                    # a capitalised term takes a lower-case plural only ("LLMs", not "CNRS")
+                    suffix = text if written is not None and not any_case else lowered
+                    if prefix:
+                        while stop < size and _is_word(text[stop]):
+                            stop += 1
+                    elif suffix[stop] == "s" and (stop + 1 == size or not _is_word(text[stop + 1])):
+                        stop, plural = stop + 1, 1  # plural: "chips", "LLMs"
+                    elif suffix[stop:stop + 2] == "es" and (
+                            stop + 2 >= size or not _is_word(text[stop + 2])):
+                        stop, plural = stop + 2, 1
+                    else:
+                        continue
+                found.append((start, stop, plural, keys))
+        # leftmost, then longest, then a term as written before a plural reading of another
+        found.sort(key=lambda hit: (hit[0], hit[0] - hit[1], hit[2]))
         hits: list[Hit] = []
         last_end = -1
-        for start, end, sensitive, matched in found:
+        for start, end, _plural, keys in found:
             if start < last_end:  # overlaps a longer (or earlier) hit
                 continue
-            keys = self._keys(matched, sensitive)
-            hits.append(Hit(start, end, tuple(sorted(keys, key=str))))
+            hits.append(Hit(start, end, keys))
             last_end = end
         return hits
+
+
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)]*\s+(?=[\"'“‘(]?[A-Z0-9])")
+
+
+def lead_length(text: str, limit: int) -> int:
+    """Characters of the lead: the first two sentences, at most ``limit`` characters."""
+    ends = [m.end() for m in _SENTENCE_END.finditer(text, 0, limit)]
+    return min(ends[1], limit) if len(ends) >= 2 else limit
+
+
+def scanned(text: str, limit: float) -> str:
+    """The part of a normalised text that taggers read: the first ``limit`` characters, cut at
+    a word boundary. Who and what an article is about is settled well before its end, and a
+    bounded scan keeps tagging fast on very long pages."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, int(limit))
+    return text[:cut if cut > 0 else int(limit)]
+
+
+def weighted_hits(matcher: "Matcher", title: str, text: str, settings: dict[str, float]
+                  ) -> tuple[list[tuple[float, Hit, str]], str]:
+    """Every hit with its position weight (title, lead or body) and the normalised part it
+    is in, plus the scanned text (for length-dependent thresholds)."""
+    out: list[tuple[float, Hit, str]] = []
+    title_n, title_hits = matcher.scan(title or "")
+    for hit in title_hits:
+        out.append((settings["title_weight"], hit, title_n))
+    body = scanned(normalize(text or ""), settings.get("scan_chars", 6000))
+    lead_end = lead_length(body, int(settings["lead_chars"]))
+    for hit in matcher.find(body):
+        out.append((settings["lead_weight"] if hit.start < lead_end else 1.0, hit, body))
+    return out, body
+
+
+def length_threshold(settings: dict[str, float], body: str) -> float:
+    """Evidence needed: `min_evidence`, plus one unit per `words_per_extra_evidence` words of
+    the scanned text beyond the first 500, so a long article's passing mentions do not add up."""
+    per = settings["words_per_extra_evidence"] or math.inf
+    return settings["min_evidence"] + max(0, word_count(body) - 500) / per
 
 
 def is_shouting(text: str) -> bool:

@@ -25,12 +25,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata, resources
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 import pycountry
 
-from .lexicon import LexiconError, Matcher, is_shouting, number, read_toml, table, term_list
+from .lexicon import (LexiconError, Matcher, is_shouting, length_threshold, normalize, number,
+                      read_toml, scanned, table, term_list, weighted_hits)
 from .taxonomy import country_codes, load_taxonomy
 
 # What a hit of each kind of term is worth, before position weights.
@@ -54,6 +56,7 @@ DEFAULT_SETTINGS = {
     "ambiguous_weight": 0.6,     # an ambiguous name with no corroborating evidence
     "words_per_extra_evidence": 2000,
     "fallback_score": 0.5,       # score of the source's home country when the text names none
+    "scan_chars": 6000,          # read the title and this many characters of the text
 }
 # Acronyms that are also English words: in ALL-CAPS headlines they say nothing.
 _WORD_ACRONYMS = frozenset(
@@ -139,9 +142,10 @@ class Gazetteer:
                 for term in terms:
                     owners.setdefault(term, {}).setdefault(code, kind)
         pairs: list[tuple[str, Any]] = []
+        body_terms = set(bodies)
         for term, codes in owners.items():
-            if term in ambiguous or term in (shared or {}):
-                continue
+            if term in ambiguous or term in (shared or {}) or term in body_terms:
+                continue  # multilateral bodies are never a country's agency
             for code, kind in codes.items():
                 # keys: (code, kind, term, number of countries sharing the term, default?)
                 pairs.append((term, (code, kind, term, len(codes), False)))
@@ -157,6 +161,7 @@ class Gazetteer:
         pairs += [(term, ("@international", "body", term, 1, False)) for term in bodies]
         pairs += [(term, None) for term in negative]
         self._matcher = Matcher(pairs, caps=True)
+        self._last: tuple | None = None
 
     # -- loading -------------------------------------------------------------------------------
     @classmethod
@@ -165,39 +170,47 @@ class Gazetteer:
         return _load(str(path) if path is not None else None)
 
     # -- tagging -------------------------------------------------------------------------------
-    def _hits(self, title: str, text: str) -> list[tuple[float, tuple]]:
-        """(position weight, keys) for every hit."""
-        s = self.settings
+    def _hits(self, title: str, text: str) -> tuple[list[tuple[float, tuple]], str]:
+        """(position weight, keys) for every hit that counts, and the scanned text."""
         found: list[tuple[float, tuple]] = []
-        for part, is_title in ((title or "", True), (text or "", False)):
-            shouting = is_shouting(part[:200]) if part else False
-            for hit in self._matcher.find(part):
-                if not hit.keys:
-                    continue
-                matched = part[hit.start:hit.end]
-                if shouting and matched.isupper() and "." not in matched and (
+        hits, body = weighted_hits(self._matcher, title, text, self.settings)
+        shouting: dict[int, bool] = {}
+        for weight, hit, part in hits:
+            if not hit.keys:
+                continue
+            matched = part[hit.start:hit.end]
+            if matched.isupper() and "." not in matched:
+                if id(part) not in shouting:
+                    shouting[id(part)] = is_shouting(part[:200])
+                if shouting[id(part)] and (
                         matched.lower() in _WORD_ACRONYMS or matched.lower()[:-1] in _WORD_ACRONYMS
                         or (len(matched) <= 3 and any(key[1] != "name" for key in hit.keys))):
                     # In an ALL-CAPS headline "US", "WHO", "MOST" are words and a short
                     # capital run may abbreviate anything ("DLR" = dollar): only country-name
                     # acronyms (UK, USA, UAE) and longer acronyms (CONICET) still count there.
                     continue
-                if hit.keys[0][3] > 1 or hit.keys[0][4]:
-                    if _person_context(part, hit.start, hit.end):
-                        continue
-                if is_title:
-                    weight = s["title_weight"]
-                elif hit.start < s["lead_chars"]:
-                    weight = s["lead_weight"]
-                else:
-                    weight = 1.0
-                found.append((weight, hit.keys))
-        return found
+            if (hit.keys[0][3] > 1 or hit.keys[0][4]) and _person_context(part, hit.start, hit.end):
+                continue
+            found.append((weight, hit.keys))
+        return found, body
 
     def evidence(self, title: str, text: str) -> dict[str, float]:
         """Evidence per country code ('@international' for multilateral bodies)."""
+        return dict(self._evidence(title, text)[0])
+
+    def _evidence(self, title: str, text: str) -> tuple[dict[str, float], float]:
+        """(evidence per code, evidence needed), remembered for the last item: tag() and
+        international() of one item share one scan."""
+        last = self._last
+        if last is not None and last[0] is title and last[1] is text:
+            return last[2], last[3]
+        hits, body = self._hits(title, text)
+        result = self._sum(hits), length_threshold(self.settings, body)
+        self._last = (title, text, *result)
+        return result
+
+    def _sum(self, hits: list[tuple[float, tuple]]) -> dict[str, float]:
         s = self.settings
-        hits = self._hits(title, text)
         per_term: dict[tuple[str, str], float] = {}
         shared: list[tuple[float, tuple]] = []
         for weight, keys in hits:
@@ -228,13 +241,13 @@ class Gazetteer:
         return evidence
 
     def threshold(self, text: str) -> float:
-        return length_threshold(self.settings, text)
+        """Evidence a country needs in an item with this text."""
+        return length_threshold(self.settings, scanned(normalize(text or ""), self.settings["scan_chars"]))
 
     def tag(self, title: str, text: str, source_country: str | None = None) -> list[tuple[str, float]]:
         """Country codes (ISO alpha-2, or EU) the item is about, best first, with scores 0..1."""
-        evidence = self.evidence(title, text)
-        evidence.pop("@international", None)
-        need = self.threshold(text)
+        evidence, need = self._evidence(title, text)
+        evidence = {code: value for code, value in evidence.items() if code != "@international"}
         top = max(evidence.values(), default=0.0)
         floor = max(need, top * self.settings["relative_evidence"])
         eu_floor = max(need, max((v for c, v in evidence.items() if c != "EU"), default=0.0)
@@ -252,16 +265,8 @@ class Gazetteer:
 
     def international(self, title: str, text: str) -> bool:
         """True when a multilateral body (OECD, UN, G7, CERN...) is an actor of the item."""
-        value = self.evidence(title, text).get("@international", 0.0)
-        return value >= self.threshold(text)
-
-
-def length_threshold(settings: dict[str, float], text: str) -> float:
-    """Evidence needed: `min_evidence`, plus one unit per `words_per_extra_evidence` words
-    beyond the first 500, so that a long article's passing mentions do not add up to a tag."""
-    per = settings["words_per_extra_evidence"] or math.inf
-    words = len((text or "").split())
-    return settings["min_evidence"] + max(0, words - 500) / per
+        evidence, need = self._evidence(title, text)
+        return evidence.get("@international", 0.0) >= need
 
 
 def _cap(per_term: dict[tuple[str, str], float], cap: float) -> dict[str, float]:
@@ -354,7 +359,8 @@ def explain(gazetteer: Gazetteer, title: str, text: str) -> list[tuple[str, str,
     """Every hit as (code, kind, matched text, position weight): why a country was tagged."""
     rows = []
     for part, is_title in ((title or "", True), (text or "", False)):
-        for hit in gazetteer._matcher.find(part):
+        part, hits = gazetteer._matcher.scan(part)
+        for hit in hits:
             for code, kind, _term, _n, _d in hit.keys:
                 rows.append((code, kind, part[hit.start:hit.end], 3.0 if is_title else 1.0))
     return rows

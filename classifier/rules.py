@@ -14,8 +14,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .domains import TERM_KINDS, _settings, parse_entries, read_version
-from .lexicon import LexiconError, Matcher, number, read_toml, table, term_list
+from .domains import TERM_KINDS, _settings, above_threshold, parse_entries, read_version, sum_evidence
+from .lexicon import (Hit, LexiconError, Matcher, length_threshold, number, read_toml, table,
+                      term_list, weighted_hits)
 from .taxonomy import load_taxonomy
 
 RELEVANCE_KINDS = {
@@ -47,19 +48,28 @@ class RuleTagger:
         self.settings = settings
         self.relevance_settings = relevance_settings
         self.version = version
+        # One matcher for both jobs: relevance() and areas() of the same item share one scan.
         pairs: list[tuple[str, Any]] = []
         for label, entry in entries.items():
             for kind, weight in TERM_KINDS.items():
                 pairs += [(term, ("area", label, term.lower(), weight)) for term in entry[kind]]
             pairs += [(term, None) for term in entry["negative"]]
-        self._areas = Matcher(pairs)
-        cue_pairs: list[tuple[str, Any]] = []
         for kind, terms in relevance.items():
             if kind == "negative":
-                cue_pairs += [(term, None) for term in terms]
+                pairs += [(term, None) for term in terms]
             else:
-                cue_pairs += [(term, (kind, term.lower())) for term in terms]
-        self._cues = Matcher(cue_pairs)
+                sign, weight = RELEVANCE_KINDS[kind]
+                pairs += [(term, ("cue", kind, term.lower(), weight)) for term in terms]
+        self._matcher = Matcher(pairs)
+        self._last: tuple[str, str, list, str] | None = None
+
+    def _hits(self, title: str, text: str) -> tuple[list, str]:
+        last = self._last
+        if last is not None and last[0] is title and last[1] is text:
+            return last[2], last[3]
+        hits, body = weighted_hits(self._matcher, title, text, self.settings)
+        self._last = (title, text, hits, body)
+        return hits, body
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "RuleTagger":
@@ -86,20 +96,14 @@ class RuleTagger:
     # -- relevance -----------------------------------------------------------------------------
     def relevance_evidence(self, title: str, text: str) -> tuple[float, float]:
         """(policy evidence, non-policy evidence) before squashing."""
-        s = self.settings
-        counts: dict[tuple[str, str], float] = {}
-        for part, factor in ((title or "", s["title_weight"]), (text or "", None)):
-            for hit in self._cues.find(part):
-                mult = factor if factor is not None else (
-                    s["lead_weight"] if hit.start < s["lead_chars"] else 1.0)
-                for key in hit.keys:
-                    counts[key] = counts.get(key, 0.0) + mult
-        sides = [0.0, 0.0]
-        for (kind, _term), count in counts.items():
-            sign, weight = RELEVANCE_KINDS[kind]
-            sides[0 if sign > 0 else 1] += weight * min(count, s["max_repeats"])
+        hits, _body = self._hits(title, text)
+        cues = [(mult, Hit(hit.start, hit.end, tuple(k for k in hit.keys if k[0] == "cue")), part)
+                for mult, hit, part in hits]
+        by_kind = sum_evidence(cues, self.settings["max_repeats"])
+        positive = sum(v for k, v in by_kind.items() if RELEVANCE_KINDS[k][0] > 0)
+        negative = sum(v for k, v in by_kind.items() if RELEVANCE_KINDS[k][0] < 0)
         cap = self.relevance_settings["max_evidence"]
-        return min(sides[0], cap), min(sides[1], cap)
+        return min(positive, cap), min(negative, cap)
 
     def relevance(self, title: str, text: str) -> float:
         """Probability-like score that the item is about STI policy."""
@@ -110,30 +114,18 @@ class RuleTagger:
 
     # -- areas ---------------------------------------------------------------------------------
     def area_evidence(self, title: str, text: str) -> dict[str, float]:
-        s = self.settings
-        counts: dict[tuple[str, str], float] = {}
-        weights: dict[tuple[str, str], float] = {}
-        for part, factor in ((title or "", s["title_weight"]), (text or "", None)):
-            for hit in self._areas.find(part):
-                mult = factor if factor is not None else (
-                    s["lead_weight"] if hit.start < s["lead_chars"] else 1.0)
-                for _facet, label, term, weight in hit.keys:
-                    counts[(label, term)] = counts.get((label, term), 0.0) + mult
-                    weights[(label, term)] = weight
-        evidence: dict[str, float] = {}
-        for (label, term), count in counts.items():
-            evidence[label] = evidence.get(label, 0.0) + weights[(label, term)] * min(count, s["max_repeats"])
-        return evidence
+        return self._area_evidence(title, text)[0]
+
+    def _area_evidence(self, title: str, text: str) -> tuple[dict[str, float], str]:
+        hits, body = self._hits(title, text)
+        areas = [(mult, Hit(hit.start, hit.end, tuple(k for k in hit.keys if k[0] == "area")), part)
+                 for mult, hit, part in hits]
+        return sum_evidence(areas, self.settings["max_repeats"]), body
 
     def areas(self, title: str, text: str) -> list[tuple[str, float]]:
         """Policy areas with enough evidence, best first, each with a score in 0..1."""
-        per = self.settings["words_per_extra_evidence"] or math.inf
-        need = self.settings["min_evidence"] + max(0, len((text or "").split()) - 500) / per
-        tagged = [
-            (label, round(1.0 - math.exp(-value / need), 3))
-            for label, value in self.area_evidence(title, text).items() if value >= need
-        ]
-        return sorted(tagged, key=lambda pair: (-pair[1], pair[0]))
+        evidence, body = self._area_evidence(title, text)
+        return above_threshold(evidence, length_threshold(self.settings, body))
 
 
 def _relevance(data: dict[str, Any], path: Path, base: dict[str, list[str]],

