@@ -34,9 +34,18 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
-def is_tracking_param(name: str) -> bool:
+# "Came from the feed" markers: these names are tracking when their value names a feed
+# (NYT's ?emc=rss&partner=rss, ?ref=rss, ?source=feed); elsewhere they may select content.
+FEED_MARKER_PARAMS = frozenset({"ref", "src", "source", "from", "partner", "emc", "via",
+                                "channel", "origin", "referrer"})
+FEED_MARKER_VALUES = frozenset({"rss", "feed", "atom", "rssfeed", "rss2", "feeds", "newsfeed"})
+
+
+def is_tracking_param(name: str, value: str = "") -> bool:
     lowered = name.lower()
-    return lowered in TRACKING_PARAMS or lowered.startswith(TRACKING_PREFIXES)
+    if lowered in TRACKING_PARAMS or lowered.startswith(TRACKING_PREFIXES):
+        return True
+    return lowered in FEED_MARKER_PARAMS and value.lower() in FEED_MARKER_VALUES
 
 
 def canonicalize(url: str, base: str | None = None) -> str:
@@ -76,7 +85,7 @@ def canonicalize(url: str, base: str | None = None) -> str:
     # Filter the raw pairs (not decoded ones) so w3lib alone decides how values are encoded.
     query = "&".join(
         pair for pair in re.split(r"[&;]", parts.query)
-        if pair and not is_tracking_param(unquote_plus(pair.partition("=")[0]))
+        if pair and not is_tracking_param(*map(unquote_plus, pair.partition("=")[::2]))
     )
     rebuilt = urlunsplit((scheme, netloc, parts.path or "/", query, ""))
     try:
