@@ -347,15 +347,13 @@ def extract_article(body: bytes, url: str, headers: Mapping[str, str] | None = N
     author = (getattr(document, "author", None) or None) if document is not None else None
     main = _without_title(main, title)
 
-    published, source = None, "fetched"
-    if feed_date:
-        published, source = _utc(feed_date) or feed_date, "feed"
-    elif tree is not None:
-        published = _page_date(tree, url, extensive=False)
-        source = "page"
+    # Order of trust: the feed, the page's markup (meta, JSON-LD, <time>, URL), its text, now.
+    published, source = _utc(feed_date), "feed"
+    if not published and tree is not None:
+        published, source = _page_date(tree, url, extensive=False), "page"
         if not published and main:
-            published = _page_date(_without_site_chrome(tree), url, extensive=True)
-            source = "text"
+            # Site chrome dropped first: a footer's "© 2024" is no publication date.
+            published, source = _page_date(_without_site_chrome(tree), url, extensive=True), "text"
     if not published:
         published, source = _now(), "fetched"
 

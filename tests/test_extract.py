@@ -139,3 +139,12 @@ def test_garbage_bytes_never_raise() -> None:
     article = extract_article(body, "https://news.example/binary")
     assert article.text == "" or isinstance(article.text, str)
     assert article.date_source == "fetched"
+
+
+def test_unreadable_feed_date_falls_back_to_the_page() -> None:
+    spec = json.loads((PAGES / "meta_date.expected.json").read_text("utf-8"))
+    body = (PAGES / "meta_date.html").read_bytes()
+    article = extract_article(body, spec["url"], feed_date="sometime last week")
+    assert (article.published_at, article.date_source) == ("2023-11-02T16:45:00Z", "page")
+    article = extract_article(body, spec["url"], feed_date="2023-11-01T09:00:00+01:00")
+    assert (article.published_at, article.date_source) == ("2023-11-01T08:00:00Z", "feed")
