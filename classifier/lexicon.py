@@ -128,10 +128,14 @@ class Matcher:
     boundaries (a plural "s"/"es" may follow) and, where they overlap, the longest one.
     """
 
-    def __init__(self, terms: Iterable[tuple[str, Hashable | None]], *, caps: bool = False) -> None:
+    def __init__(self, terms: Iterable[tuple[str, Hashable | None]], *, caps: bool = False,
+                 layered: bool = False) -> None:
         """``terms``: (term, key) pairs; key None marks a masking term. ``caps``: in ALL-CAPS
-        text ("JAPAN TO FUND"), capitalised terms match whatever their case."""
+        text ("JAPAN TO FUND"), capitalised terms match whatever their case. ``layered``: keys
+        are tuples whose first item names a layer (and a masking term's key is (layer, None));
+        overlaps are resolved within each layer, so two lexicons share one scan."""
         self.caps = caps
+        self.layered = layered
         # lower-cased form -> {written form or None (any case): [keys, prefix?]}
         table: dict[str, dict[str | None, list]] = {}
         for term, key in terms:
@@ -191,14 +195,31 @@ class Matcher:
                 found.append((start, stop, plural, keys))
         # leftmost, then longest, then a term as written before a plural reading of another
         found.sort(key=lambda hit: (hit[0], hit[0] - hit[1], hit[2]))
-        hits: list[Hit] = []
-        last_end = -1
-        for start, end, _plural, keys in found:
-            if start < last_end:  # overlaps a longer (or earlier) hit
-                continue
-            hits.append(Hit(start, end, keys))
-            last_end = end
+        if not self.layered:
+            return _longest(found)
+        layers: dict[Hashable, list] = {}
+        for start, stop, plural, keys in found:
+            by_layer: dict[Hashable, list] = {}
+            for key in keys:
+                by_layer.setdefault(key[0], []).append(key)
+            for layer, layer_keys in by_layer.items():
+                kept = tuple(key for key in layer_keys if key[1] is not None)
+                layers.setdefault(layer, []).append((start, stop, plural, kept))
+        hits = [hit for candidates in layers.values() for hit in _longest(candidates)]
+        hits.sort(key=lambda hit: hit.start)
         return hits
+
+
+def _longest(found: list[tuple[int, int, int, tuple]]) -> list[Hit]:
+    """Non-overlapping hits from sorted candidates: leftmost, then longest, wins."""
+    hits: list[Hit] = []
+    last_end = -1
+    for start, end, _plural, keys in found:
+        if start < last_end:  # overlaps a longer (or earlier) hit
+            continue
+        hits.append(Hit(start, end, keys))
+        last_end = end
+    return hits
 
 
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)]*\s+(?=[\"'“‘(]?[A-Z0-9])")

@@ -22,7 +22,7 @@ from .taxonomy import load_taxonomy
 RELEVANCE_KINDS = {
     # kind -> (sign, weight)
     "policy_strong": (1, 2.0),
-    "policy": (1, 1.0),
+    "policy": (1, 0.5),
     "research": (-1, 1.5),
     "other": (-1, 1.0),
 }
@@ -53,14 +53,14 @@ class RuleTagger:
         for label, entry in entries.items():
             for kind, weight in TERM_KINDS.items():
                 pairs += [(term, ("area", label, term.lower(), weight)) for term in entry[kind]]
-            pairs += [(term, None) for term in entry["negative"]]
+            pairs += [(term, ("area", None)) for term in entry["negative"]]
         for kind, terms in relevance.items():
             if kind == "negative":
-                pairs += [(term, None) for term in terms]
+                pairs += [(term, ("cue", None)) for term in terms]
             else:
                 sign, weight = RELEVANCE_KINDS[kind]
                 pairs += [(term, ("cue", kind, term.lower(), weight)) for term in terms]
-        self._matcher = Matcher(pairs)
+        self._matcher = Matcher(pairs, layered=True)
         self._last: tuple[str, str, list, str] | None = None
 
     def _hits(self, title: str, text: str) -> tuple[list, str]:

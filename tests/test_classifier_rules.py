@@ -1,0 +1,83 @@
+"""Rule-based policy relevance and policy areas (used when no model is trained)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import tomllib
+
+import pytest
+
+from classifier.lexicon import LexiconError
+from classifier.rules import RuleTagger
+from classifier.taxonomy import load_taxonomy
+
+CASES = tomllib.loads(
+    (Path(__file__).parent / "fixtures" / "classifier_rules" / "rules.toml").read_text("utf-8")
+)["case"]
+
+
+@pytest.fixture(scope="module")
+def rules() -> RuleTagger:
+    return RuleTagger.load()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_rules_case(rules: RuleTagger, case: dict) -> None:
+    score = rules.relevance(case["title"], case["text"])
+    assert 0.0 <= score <= 1.0
+    assert (score >= 0.5) == bool(case["policy"]), score
+    areas = [label for label, _ in rules.areas(case["title"], case["text"])]
+    for label in case.get("include_areas", []):
+        assert label in areas, areas
+    for label in case.get("exclude_areas", []):
+        assert label not in areas, areas
+
+
+def test_policy_items_score_above_research_news(rules: RuleTagger) -> None:
+    policy = rules.relevance("Science ministry announces research budget",
+                             "The budget for the research council grows by 5%.")
+    research = rules.relevance("Astronomers find a new exoplanet",
+                               "The study, published in a journal, used a telescope.")
+    neutral = rules.relevance("Weather", "Rain is expected tomorrow.")
+    assert policy > neutral > research
+
+
+def test_areas_are_taxonomy_ids_and_need_evidence(rules: RuleTagger) -> None:
+    valid = set(load_taxonomy().ids("area"))
+    text = ("The strategy funds research infrastructures, doctoral training, open access, "
+            "start-ups, technology transfer, international cooperation and research security.")
+    areas = rules.areas("National strategy adopted", text)
+    assert {label for label, _ in areas} <= valid
+    assert len(areas) >= 5
+    assert rules.areas("Weather", "Rain is expected tomorrow.") == []
+
+
+def test_shipped_cues_cover_every_area(rules: RuleTagger) -> None:
+    assert set(rules.entries) == set(load_taxonomy().ids("area"))
+    assert rules.version
+
+
+def test_user_file_adds_cues(tmp_path: Path) -> None:
+    user = tmp_path / "my_cues.toml"
+    user.write_text('[relevance]\npolicy_strong = ["zorblax"]\n'
+                    '[area.open_science]\nstrong = ["zorblax"]\n', encoding="utf-8")
+    title, text = "Zorblax is here", "Everyone talks about zorblax."
+    assert RuleTagger.load().relevance(title, text) < 0.5
+    tagger = RuleTagger.load(user)
+    assert tagger.relevance(title, text) >= 0.5
+    assert "open_science" in dict(tagger.areas(title, text))
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ("[area.space]\nterms = ['rocket']\n", "[area.space]"),
+    ("[relevance]\npolicy_words = ['x']\n", "unknown key 'policy_words'"),
+    ("[relevance]\nbias = 'low'\n", "relevance.bias"),
+    ("[relevance]\nresearch = 5\n", "relevance.research"),
+    ("[area.governance]\nterms = [['nested']]\n", "[area.governance] terms"),
+])
+def test_malformed_cue_file_names_file_and_key(tmp_path: Path, content: str, fragment: str) -> None:
+    user = tmp_path / "cues.toml"
+    user.write_text(content, encoding="utf-8")
+    with pytest.raises(LexiconError) as error:
+        RuleTagger.load(user)
+    assert "cues.toml" in str(error.value) and fragment in str(error.value)
