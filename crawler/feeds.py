@@ -26,6 +26,7 @@ SUMMARY_MAX_CHARS = 2000
 # Dates before this, or further in the future than FUTURE_SLACK, are a publisher's bug.
 EARLIEST_YEAR = 1990
 FUTURE_SLACK = timedelta(days=2)
+PROLOG_SCAN_BYTES = 1 << 20
 
 
 class FeedError(Exception):
@@ -58,7 +59,12 @@ class ParsedFeed:
 # -- refusing dangerous DTDs ----------------------------------------------------------------
 
 def _prolog_text(body: bytes) -> str:
-    """The start of the document as text, good enough to scan markup before the root element."""
+    """The start of the document as text, good enough to scan markup before the root element.
+
+    Only the first PROLOG_SCAN_BYTES: a DOCTYPE that runs past them is reported unterminated
+    (and refused), so a huge feed costs no more than a small one here.
+    """
+    body = body[:PROLOG_SCAN_BYTES]
     head = body[:4]
     for bom, codec in ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
                        (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
