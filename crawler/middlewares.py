@@ -6,6 +6,8 @@
 - BackoffRetryMiddleware: Scrapy's retries (timeouts, 5xx, 429) but waiting before each retry:
   the server's Retry-After when it sends one, else exponential backoff. A host that answered 429
   or 503 is also slowed down for the rest of the crawl.
+- SafeRobotsTxtMiddleware: Scrapy's robots.txt check, fixed so that every request that arrives
+  while a host's robots.txt is still downloading waits for the real rules.
 - PoliteThrottle: AutoThrottle that never goes below a host's robots.txt Crawl-delay (or the
   backoff a 429 asked for); it applies Crawl-delay even when AutoThrottle is switched off.
 """
@@ -20,12 +22,14 @@ from typing import Any
 from scrapy import Request, signals
 from scrapy.crawler import Crawler
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import NotConfigured
 from scrapy.extensions.throttle import AutoThrottle
 from scrapy.http import Response
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.response import response_status_message
+from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 
 logger = logging.getLogger(__name__)
@@ -92,6 +96,32 @@ class PoliteThrottle(AutoThrottle):
         floor = _floors(self.crawler).get(host)
         if floor is not None and slot.delay < floor:
             slot.delay = floor
+
+
+# -- robots.txt ---------------------------------------------------------------------------------
+
+class SafeRobotsTxtMiddleware(RobotsTxtMiddleware):
+    """RobotsTxtMiddleware whose concurrent waiters all get the parsed rules.
+
+    Scrapy (2.19) lets every request that arrives while robots.txt is downloading await one
+    shared Deferred through ``asFuture``, which replaces the Deferred's result with None for
+    the next waiter; None means "no robots.txt", so from the second waiter on, disallowed
+    pages were fetched. Here each waiter gets its own Deferred, fed without consuming the
+    shared result.
+    """
+
+    async def robot_parser(self, request: Request) -> Any:
+        shared = self._parsers.get(urlparse_cached(request).netloc)
+        if isinstance(shared, Deferred):
+            mine: Deferred = Deferred()
+
+            def relay(result: Any) -> Any:
+                mine.callback(result)
+                return result  # keep the shared result for the next waiter
+
+            shared.addBoth(relay)
+            return await maybe_deferred_to_future(mine)
+        return await super().robot_parser(request)
 
 
 # -- conditional GET --------------------------------------------------------------------------

@@ -65,6 +65,9 @@ DNS_TIMEOUT = 20
 
 # -- components -------------------------------------------------------------------------------
 DOWNLOADER_MIDDLEWARES = {
+    # Ours replaces Scrapy's: the same checks, without letting concurrent waiters through.
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "crawler.middlewares.SafeRobotsTxtMiddleware": 100,
     # Ours replaces Scrapy's: the same retries, but with backoff and Retry-After.
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.middlewares.BackoffRetryMiddleware": 550,

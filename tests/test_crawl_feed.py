@@ -93,6 +93,9 @@ def test_later_crawls_are_conditional_incremental_or_refreshed(stiwatch, http_se
     assert {r["url"]: r["id"] for r in rows(db_path, "SELECT id, url FROM items")} == ids
     runs = rows(db_path, "SELECT status FROM crawl_runs ORDER BY id")
     assert [r["status"] for r in runs] == ["ok"] * 4
+    # The disallowed page, retried as a partial item while robots.txt was still being fetched,
+    # was never requested (Scrapy's own middleware lets such concurrent waiters through).
+    assert not http_server.requested("/private/secret.html")
 
 
 def test_failed_article_is_kept_partial_and_completed_next_crawl(stiwatch, http_server, tmp_path,

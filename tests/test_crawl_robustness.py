@@ -144,3 +144,16 @@ def test_robots_crawl_delay_is_respected(stiwatch, http_server, tmp_path):
     assert len(times) == 4  # the feed and three articles
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert min(gaps) >= 0.95, gaps
+
+
+def test_requests_waiting_for_robots_txt_obey_it_too(stiwatch, http_server, tmp_path):
+    """Many requests to one host start before its robots.txt is in: none may skip the check."""
+    base = build_site(http_server)
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": f"mirror-{n}", "kind": "feed", "url": f"{base}/feed.xml?copy={n}"}
+        for n in range(4)
+    ])
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+    # The second crawl starts with four listings and the stored partial (disallowed) article.
+    assert stiwatch("crawl", env=FAST).exit_code == 0
+    assert not http_server.requested("/private/secret.html")
