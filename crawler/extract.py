@@ -24,8 +24,7 @@ import lxml.html
 import py3langid
 import trafilatura
 
-from .feeds import _plain_headers
-from .text import content_hash, normalise_space, shorten, summarise
+from .text import content_hash, normalise_space, plain_headers, summarise
 from .urls import try_canonicalize
 
 # trafilatura and htmldate log every page they find hard; a crawler would drown in it.
@@ -115,7 +114,7 @@ def _decode_with(body: bytes, codec: str, tolerance: float = 0.005) -> str | Non
 def declared_charsets(body: bytes, headers: Mapping[str, str] | None) -> list[str]:
     """Charset labels the response declares: HTTP Content-Type first, then the document."""
     labels: list[str] = []
-    content_type = _plain_headers(headers).get("content-type", "")
+    content_type = plain_headers(headers).get("content-type", "")
     match = _HTTP_CHARSET.search(content_type)
     if match:
         labels.append(match.group(1))
@@ -255,7 +254,7 @@ def _language(text: str, tree: lxml.html.HtmlElement | None,
         return code
     declared = _first(tree, "/html/@lang | /html/@xml:lang") if tree is not None else ""
     if not declared:
-        declared = _plain_headers(headers).get("content-language", "").split(",")[0]
+        declared = plain_headers(headers).get("content-language", "").split(",")[0]
     code = declared.strip().split("-")[0].split("_")[0].lower()
     return code if re.fullmatch(r"[a-z]{2,3}", code) else None
 

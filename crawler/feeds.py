@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import feedparser
 
-from .text import html_to_text, normalise_space, shorten
+from .text import html_to_text, normalise_space, plain_headers, shorten
 from .urls import try_canonicalize
 
 # Summaries longer than this are cut at a word boundary: they are a fallback body, not the body.
@@ -131,20 +131,6 @@ def _scan_doctype(text: str, start: int) -> str | None:
 
 # -- parsing --------------------------------------------------------------------------------
 
-def _plain_headers(headers: Mapping[Any, Any] | None) -> dict[str, str]:
-    """Lower-cased str headers from a dict, Scrapy Headers (bytes, lists) or None."""
-    plain: dict[str, str] = {}
-    for name, value in (headers or {}).items():
-        if isinstance(value, (list, tuple)):
-            value = value[0] if value else ""
-        if isinstance(name, bytes):
-            name = name.decode("latin-1")
-        if isinstance(value, bytes):
-            value = value.decode("latin-1")
-        plain[str(name).lower()] = str(value)
-    return plain
-
-
 def _iso(parsed: Any) -> str | None:
     """A feedparser time tuple (already UTC) as 'YYYY-MM-DDTHH:MM:SSZ', or None if absurd."""
     if not parsed:
@@ -207,7 +193,7 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
     if problem:
         raise FeedError(f"The feed at {url} {problem}.")
 
-    response_headers = _plain_headers(headers)
+    response_headers = plain_headers(headers)
     # No header at all is not the feed's fault: let feedparser read the XML declaration instead
     # of flagging "no Content-type specified" on every feed parsed outside a crawl.
     response_headers.setdefault("content-type", "application/xml")

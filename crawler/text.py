@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+from typing import Any, Mapping
 import unicodedata
 
 import lxml.etree
@@ -120,3 +121,17 @@ def content_hash(text: str) -> str:
     if not normalised:
         return ""
     return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
+
+
+def plain_headers(headers: Mapping[Any, Any] | None) -> dict[str, str]:
+    """Lower-cased str headers from a dict, Scrapy Headers (bytes, lists) or None."""
+    plain: dict[str, str] = {}
+    for name, value in (headers or {}).items():
+        if isinstance(value, (list, tuple)):
+            value = value[0] if value else ""
+        if isinstance(name, bytes):
+            name = name.decode("latin-1")
+        if isinstance(value, bytes):
+            value = value.decode("latin-1")
+        plain[str(name).lower()] = str(value)
+    return plain
