@@ -49,9 +49,9 @@ DEFAULT_SETTINGS = {
     "title_weight": 3.0,
     "lead_weight": 2.0,
     "lead_chars": 300,
-    "min_evidence": 2.0,
-    "relative_evidence": 0.25,   # a second country needs this share of the best one's evidence
-    "eu_relative_evidence": 0.5,  # national news often names the EU as context, not as actor
+    "min_evidence": 1.5,
+    "relative_evidence": 0.4,    # a second country needs this share of the best one's evidence
+    "eu_relative_evidence": 0.8,  # national news often names the EU as context, not as actor
     "max_term_evidence": 4.0,    # repeats of one term add up to this
     "ambiguous_weight": 0.6,     # an ambiguous name with no corroborating evidence
     "words_per_extra_evidence": 2000,
@@ -184,7 +184,7 @@ class Gazetteer:
                     shouting[id(part)] = is_shouting(part[:200])
                 if shouting[id(part)] and (
                         matched.lower() in _WORD_ACRONYMS or matched.lower()[:-1] in _WORD_ACRONYMS
-                        or (len(matched) <= 3 and any(key[1] != "name" for key in hit.keys))):
+                        or any(key[1] != "name" and len(key[2]) <= 3 for key in hit.keys)):
                     # In an ALL-CAPS headline "US", "WHO", "MOST" are words and a short
                     # capital run may abbreviate anything ("DLR" = dollar): only country-name
                     # acronyms (UK, USA, UAE) and longer acronyms (CONICET) still count there.
