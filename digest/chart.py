@@ -1,8 +1,8 @@
 """The digest's chart: weekly volume of policy stories per area over the last weeks, as a PNG.
 
 Drawn with matplotlib's object API on the Agg canvas (no pyplot, no display, no global state),
-so it is safe in threads and servers. The PNG carries no timestamp: the same numbers give the
-same bytes.
+so it is safe in threads and servers, then saved through Pillow (a matplotlib dependency) as a
+palette PNG with no timestamp: the same numbers give the same bytes.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import io
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from PIL import Image
 
 from .trends import TrendReport
 
@@ -19,7 +20,7 @@ COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F
            "#000000", "#999999", "#6A3D9A"]
 
 
-def area_chart(report: TrendReport, *, width: float = 6.0, height: float = 3.4,
+def area_chart(report: TrendReport, *, width: float = 6.0, height: float = 4.0,
                dpi: int = 110) -> bytes:
     """PNG bytes of a line chart: one line per policy area that had any story in the window."""
     figure = Figure(figsize=(width, height), dpi=dpi)
@@ -48,8 +49,15 @@ def area_chart(report: TrendReport, *, width: float = 6.0, height: float = 3.4,
     first, last = report.weeks[0], report.weeks[-1]
     axes.set_title(f"Policy items per week by area, {first} to {last}", fontsize=9, loc="left")
     if drawn:
-        axes.legend(fontsize=6.5, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        # Below the plot, so a phone-width image keeps the whole width for the lines.
+        axes.legend(fontsize=7, frameon=False, loc="upper center", ncol=3,
+                    bbox_to_anchor=(0.5, -0.12), columnspacing=1.2, handlelength=1.6)
     figure.tight_layout()
+    canvas = figure.canvas
+    canvas.draw()
+    rgba = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba())
+    # A 64-colour palette PNG is a third of the truecolour size: it travels in every message.
+    small = rgba.convert("RGB").quantize(colors=64, method=Image.Quantize.MEDIANCUT)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", metadata={"Software": None})
+    small.save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()

@@ -9,16 +9,19 @@ numbers behind the chart are also given as a table, so the message reads without
 from __future__ import annotations
 
 from functools import lru_cache
+import textwrap
 from typing import Any
 from urllib.parse import urlsplit
 
 import jinja2
+from markupsafe import Markup
 
 from .select import Digest, Story, label_name
 
 CHART_CID = "trends-chart"
 
 
+@lru_cache(maxsize=50_000)
 def safe_url(url: Any) -> str | None:
     """``url`` if it is an absolute http(s) URL, else None (javascript:, data:, relative...)."""
     if not isinstance(url, str):
@@ -61,6 +64,13 @@ def _arrow(direction: str) -> str:
     return {"up": "▲", "down": "▼", "new": "★", "flat": "="}.get(direction, "")
 
 
+@lru_cache(maxsize=20_000)
+def _wrap(text: str, width: int = 76, indent: str = "  ") -> str:
+    """Word-wrap for the text part, cached: the same summary appears in many digests."""
+    return ("\n" + indent).join(textwrap.wrap(text, width, break_long_words=False,
+                                               break_on_hyphens=False)) if text else ""
+
+
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -72,9 +82,29 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters.update(safe_url=safe_url, pct=_pct, signed=_signed, arrow=_arrow, num=_num)
+    env.filters.update(wrap=_wrap, safe_url=safe_url, pct=_pct, signed=_signed, arrow=_arrow, num=_num)
     env.globals.update(label_name=label_name)
     return env
+
+
+def _story_fields(story: Story, tz: Any) -> dict[str, Any]:
+    return {
+        "s": story,
+        "date": _date(story, tz),
+        "countries": ", ".join(label_name("country", c) for c in story.countries),
+        "tags": ", ".join([label_name("area", a) for a in story.areas]
+                          + [label_name("domain", d) for d in story.domains]),
+    }
+
+
+def _story_block(story: Story, tz: Any, kind: str) -> str:
+    """A story's HTML or text block, rendered once and reused by every digest of the week."""
+    def make() -> str:
+        template = environment().get_template(f"_story.{kind}.j2")
+        return template.render(_story_fields(story, tz))
+
+    text = story.text(kind, make)
+    return Markup(text) if kind == "html" else text
 
 
 def _context(digest: Digest, *, chart_src: str | None, unsubscribe: str | None) -> dict[str, Any]:
@@ -85,11 +115,8 @@ def _context(digest: Digest, *, chart_src: str | None, unsubscribe: str | None) 
         "chart_src": chart_src,
         "unsubscribe": safe_url(unsubscribe) or (
             unsubscribe if unsubscribe and unsubscribe.startswith("mailto:") else None),
-        "date": lambda story: _date(story, tz),
-        "countries": lambda story: ", ".join(label_name("country", c) for c in story.countries),
-        "tags": lambda story: ", ".join(
-            [label_name("area", a) for a in story.areas]
-            + [label_name("domain", d) for d in story.domains]),
+        "story_html": lambda story: _story_block(story, tz, "html"),
+        "story_text": lambda story: _story_block(story, tz, "txt"),
         "trend_facets": [("area", "Policy areas"), ("domain", "Technology domains"),
                          ("region", "Regions")],
     }

@@ -112,6 +112,25 @@ class Story:
     countries: list[str]
     regions: list[str]
     area_scores: dict[str, float] = field(default_factory=dict)
+    _texts: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def primary_area(self) -> str:
+        """The section a story goes to when the reader has no area filter: its best area."""
+        value = self._texts.get("primary_area")
+        if value is None:
+            order = {area: n for n, area in enumerate(_names()["area"])}
+            value = max(self.areas, key=lambda a: (self.area_scores.get(a, 0.0),
+                                                   -order.get(a, 99))) if self.areas else OTHER
+            self._texts["primary_area"] = value
+        return value
+
+    def text(self, key: str, make: Any) -> str:
+        """A display string computed once per story (shared by every subscriber's digest)."""
+        value = self._texts.get(key)
+        if value is None:
+            value = self._texts[key] = make()
+        return value
 
     @property
     def source_count(self) -> int:
@@ -126,6 +145,38 @@ class Story:
 class WeekData:
     week: Week
     stories: list[Story]  # ranked
+    # (facet key, value) -> positions in ``stories`` carrying it: a subscriber's filters become
+    # a few set operations instead of a pass over every story.
+    index: dict[tuple[str, str], set[int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.index:
+            for position, story in enumerate(self.stories):
+                for key in ("areas", "domains", "countries", "regions"):
+                    for value in getattr(story, key):
+                        self.index.setdefault((key, value), set()).add(position)
+
+    def matching(self, filters: Mapping[str, list[str]]) -> list[int]:
+        """Positions (in rank order) of the stories that pass ``filters``."""
+        chosen: set[int] | None = None
+
+        def union(keys: list[tuple[str, str]]) -> set[int]:
+            found: set[int] = set()
+            for key in keys:
+                found |= self.index.get(key, set())
+            return found
+
+        groups = [[("areas", v) for v in filters.get("areas") or []],
+                  [("domains", v) for v in filters.get("domains") or []],
+                  [("countries", v) for v in filters.get("countries") or []]
+                  + [("regions", v) for v in filters.get("regions") or []]]
+        for keys in groups:
+            if keys:
+                found = union(keys)
+                chosen = found if chosen is None else chosen & found
+        if chosen is None:
+            return list(range(len(self.stories)))
+        return sorted(chosen)
 
 
 def _ids(pairs: list[tuple[str, float | None]]) -> list[str]:
@@ -245,31 +296,37 @@ def select(
     """The digest of ``data.week`` for one subscriber (None: unfiltered)."""
     filters = _filters(subscriber)
     cap = max(1, int(cap))
-    matched = []
-    for story in data.stories:  # already ranked
-        why = match(story, filters)
-        if why is not None:
-            matched.append(Entry(story, why))
+    stories = data.stories
+    matched = data.matching(filters)  # rank order
+
+    def entry(position: int) -> Entry:
+        story = stories[position]
+        return Entry(story, match(story, filters) or [])
+
     headline_count = min(HEADLINES, cap)
-    headlines = Section("headlines", "Headlines", matched[:headline_count])
-    wanted_areas = filters["areas"]
-    order = list(_names()["area"])
-    buckets: dict[str, list[Entry]] = {}
-    for entry in matched[headline_count:]:
-        candidates = [a for a in entry.story.areas if not wanted_areas or a in wanted_areas]
-        if candidates:
-            area = max(candidates, key=lambda a: (entry.story.area_scores.get(a, 0.0),
-                                                  -order.index(a) if a in order else -99))
+    headlines = Section("headlines", "Headlines", [entry(p) for p in matched[:headline_count]])
+    wanted = set(filters["areas"])
+    order = {area: n for n, area in enumerate(_names()["area"])}
+    shown: dict[str, list[int]] = {}
+    counts: dict[str, int] = {}
+    for position in matched[headline_count:]:
+        story = stories[position]
+        if not wanted:
+            area = story.primary_area
         else:
-            area = OTHER
-        buckets.setdefault(area, []).append(entry)
+            candidates = [a for a in story.areas if a in wanted]
+            area = max(candidates, key=lambda a: (story.area_scores.get(a, 0.0),
+                                                  -order.get(a, 99))) if candidates else OTHER
+        counts[area] = counts.get(area, 0) + 1
+        if counts[area] <= cap:
+            shown.setdefault(area, []).append(position)
     sections = []
-    for area in [*order, *sorted(a for a in buckets if a not in order and a != OTHER), OTHER]:
-        entries = buckets.get(area)
-        if not entries:
+    for area in [*order, *sorted(a for a in counts if a not in order and a != OTHER), OTHER]:
+        if area not in counts:
             continue
         title = "Other STI policy" if area == OTHER else label_name("area", area)
-        sections.append(Section(area, title, entries[:cap], max(0, len(entries) - cap)))
+        sections.append(Section(area, title, [entry(p) for p in shown[area]],
+                                max(0, counts[area] - cap)))
     subscriber = subscriber or {}
     return Digest(
         week=data.week,

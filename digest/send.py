@@ -29,14 +29,11 @@ import smtplib
 import ssl
 from typing import Any, Callable, Mapping
 
-from email.generator import BytesGenerator
-from email.policy import SMTP
 from email.utils import parseaddr
-import io
 
 from .chart import area_chart
 from .errors import SmtpSetupError
-from .message import build_message, message_id
+from .message import build_message, message_id, to_bytes
 from .render import render_html, render_text, subject
 from .select import Digest, WeekData, load_week, select
 from .trends import TrendReport, trends
@@ -85,9 +82,7 @@ def message_for(bundle: WeekBundle, digest: Digest, settings: Mapping[str, Any],
 
 
 def message_bytes(message: Any) -> bytes:
-    buffer = io.BytesIO()
-    BytesGenerator(buffer, policy=SMTP).flatten(message)
-    return buffer.getvalue()
+    return to_bytes(message)
 
 
 def write_preview(store: Any, settings: Mapping[str, Any], week: Week, out: str | Path,
@@ -178,7 +173,7 @@ class SmtpTransport:
         if self.conn is None:
             self.conn = self._connect()
         try:
-            self.conn.send_message(message, from_addr=self.envelope_from, to_addrs=[email])
+            self.conn.sendmail(self.envelope_from, [email], to_bytes(message))
         except smtplib.SMTPRecipientsRefused as error:
             code, text = error.recipients.get(email, (550, b"refused"))
             raise DeliveryError(_reply(code, text), temporary=_is_temporary(code)) from error

@@ -1,0 +1,139 @@
+"""Rendering every digest of a busy week: 5,000 policy items, 1,000 subscribers, varied filters.
+
+Target (issue 5): all digests rendered (selection, HTML, plain text, MIME message with the chart,
+serialised to bytes; no SMTP) in under 60 s on one core. Prints the time and, as a baseline from
+the same run, the cost of the shared part (reading the week and 12 weeks of trends, drawing the
+chart) that every subscriber reuses.
+
+    python bench/digest_render.py            # 5,000 items, 1,000 subscribers
+    python bench/digest_render.py --quick    # 500 items, 50 subscribers (smoke test)
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+import random
+import sys
+import tempfile
+import time
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import db  # noqa: E402
+from classifier.taxonomy import load_taxonomy  # noqa: E402
+from digest.send import compose, message_bytes, message_for, prepare_week  # noqa: E402
+from digest.weeks import parse_week  # noqa: E402
+from stiwatch.config import load_settings  # noqa: E402
+
+WORDS = ("ministry funding programme research security quantum strategy budget talent open "
+         "science agency cooperation semiconductor hydrogen fusion launch call grants university "
+         "innovation startups data infrastructure supercomputer climate health vaccine space").split()
+COUNTRIES = ["JP", "US", "CN", "KR", "DE", "FR", "GB", "EU", "IN", "AU", "BR", "ZA", "SG", "CA"]
+REGION = {"JP": "east_asia", "US": "north_america", "CN": "east_asia", "KR": "east_asia",
+          "DE": "europe", "FR": "europe", "GB": "europe", "EU": "europe", "IN": "south_asia",
+          "AU": "oceania", "BR": "latin_america", "ZA": "sub_saharan_africa",
+          "SG": "southeast_asia", "CA": "north_america"}
+
+
+def build(path: Path, items: int, history: int, rng: random.Random) -> db.Store:
+    store = db.open_store(path)
+    taxonomy = load_taxonomy()
+    areas, domains = list(taxonomy.ids("area")), list(taxonomy.ids("domain"))
+    sources = [f"src{n:02d}" for n in range(40)]
+    store.sync_sources([{"id": s, "name": f"Source {s}", "kind": "feed",
+                         "url": f"https://{s}.example/feed"} for s in sources])
+    week = parse_week("2026-W47", "Asia/Tokyo")
+    plan = [(week, items)] + [(w, history) for w in week.previous(11)]
+    rows, n = [], 0
+    for w, count in plan:
+        for _ in range(count):
+            n += 1
+            moment = w.start + timedelta(seconds=rng.randrange(7 * 86400))
+            title = " ".join(rng.choice(WORDS) for _ in range(8)).capitalize()
+            rows.append({"url": f"https://{rng.choice(sources)}.example/a/{n}",
+                         "source_id": rng.choice(sources), "title": title,
+                         "summary": f"{title}. " + " ".join(rng.choice(WORDS) for _ in range(30)),
+                         "published_at": moment.astimezone(timezone.utc).isoformat()})
+    ids = [item_id for item_id, _ in store.save_items(rows)]
+    results = []
+    for item_id in ids:
+        country = rng.choice(COUNTRIES)
+        tags = [{"facet": "policy", "value": "1", "score": rng.uniform(0.5, 1), "method": "model"},
+                {"facet": "country", "value": country, "score": 1.0, "method": "gazetteer"},
+                {"facet": "region", "value": REGION[country], "score": 1.0, "method": "gazetteer"}]
+        tags += [{"facet": "area", "value": a, "score": rng.uniform(0.5, 1), "method": "model"}
+                 for a in rng.sample(areas, rng.randint(1, 2))]
+        tags += [{"facet": "domain", "value": d, "score": 0.8, "method": "rules"}
+                 for d in rng.sample(domains, rng.randint(0, 2))]
+        results.append((item_id, tags))
+    store.save_classifications(results, "bench")
+    # Some syndicated copies, folded into their originals.
+    week_ids = ids[:items]
+    with store.write():
+        for copy_id, original in zip(ids[items:items + items // 20], rng.sample(week_ids, items // 20)):
+            store.conn.execute("UPDATE items SET duplicate_of = ? WHERE id = ?", [original, copy_id])
+    return store
+
+
+def subscribers(count: int, rng: random.Random) -> list[dict]:
+    taxonomy = load_taxonomy()
+    areas, domains = list(taxonomy.ids("area")), list(taxonomy.ids("domain"))
+    regions = sorted(set(REGION.values()))
+    subs = []
+    for n in range(count):
+        sub = {"email": f"user{n}@agency.example", "name": f"User {n}"}
+        kind = n % 5
+        if kind == 1:
+            sub["areas"] = rng.sample(areas, rng.randint(1, 3))
+        elif kind == 2:
+            sub["domains"] = rng.sample(domains, rng.randint(1, 2))
+        elif kind == 3:
+            sub["countries"] = rng.sample(COUNTRIES, rng.randint(1, 3))
+            sub["regions"] = rng.sample(regions, rng.randint(0, 1))
+        elif kind == 4:
+            sub["areas"] = rng.sample(areas, 2)
+            sub["regions"] = rng.sample(regions, 2)
+        subs.append(sub)
+    return subs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    items, history, count = (500, 100, 50) if args.quick else (5000, 1000, 1000)
+    rng = random.Random(47)
+    settings = load_settings(environ={})
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        store = build(Path(tmp) / "bench.db", items, history, rng)
+        print(f"store: {items} items in the week + {history}/week for 11 weeks, built in "
+              f"{time.perf_counter() - started:.1f} s")
+        week = parse_week("2026-W47", "Asia/Tokyo")
+        started = time.perf_counter()
+        bundle = prepare_week(store, week)
+        shared = time.perf_counter() - started
+        subs = subscribers(count, rng)
+        started = time.perf_counter()
+        total_bytes = shown = 0
+        for sub in subs:
+            digest = compose(bundle, sub, settings)
+            if digest.empty:
+                continue
+            shown += digest.shown
+            total_bytes += len(message_bytes(message_for(bundle, digest, settings)))
+        per_sub = time.perf_counter() - started
+    total = shared + per_sub
+    print(f"shared (week, 12-week trends, chart): {shared:.2f} s  [baseline]")
+    print(f"{count} digests ({shown} items shown, {total_bytes / 1e6:.1f} MB of messages): "
+          f"{per_sub:.2f} s = {1000 * per_sub / count:.1f} ms per digest, "
+          f"{per_sub / shared:.1f}x the shared part")
+    print(f"total {total:.2f} s; target 60 s on one core: {'PASS' if total < 60 else 'FAIL'} "
+          f"({total / 60:.0%} of the budget)")
+
+
+if __name__ == "__main__":
+    main()
