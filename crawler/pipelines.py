@@ -40,6 +40,10 @@ class StorePipeline:
         self.report = CrawlReport()
         self.by_source: dict[str, SourceReport] = {}
         self.store: db.Store | None = None
+        # New ETag/Last-Modified per source, stored only once the crawl has finished: a crawl
+        # killed half-way must not leave a validator that makes the next crawl see a 304 and
+        # skip the articles it never stored.
+        self.validators: dict[str, tuple[str | None, str | None, str | None]] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> "StorePipeline":
@@ -70,6 +74,10 @@ class StorePipeline:
         if store is None:
             return
         self.flush()
+        if reason == "finished":
+            for source_id, (etag, last_modified, flag) in self.validators.items():
+                store.record_source_result(source_id, ok=True, flag=flag, etag=etag,
+                                           last_modified=last_modified)
         listed = self.crawler.stats.get_value("stiwatch/sources") or []
         for source_id in listed:
             self._source(source_id)
@@ -141,7 +149,8 @@ class StorePipeline:
             self.store.record_source_result(event.source_id, ok=True, keep_validators=True)
         else:
             self.store.record_source_result(event.source_id, ok=True, flag=event.flag,
-                                            etag=event.etag, last_modified=event.last_modified)
+                                            keep_validators=True)
+            self.validators[event.source_id] = (event.etag, event.last_modified, event.flag)
         self._emit({"event": "source", "source": event.source_id, "status": event.status,
                     "queued": event.queued, "error": event.error})
 
