@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+import fcntl
 import logging
 import os
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import Any, Callable, Mapping
 from email.utils import parseaddr
 
 from .chart import area_chart
-from .errors import SmtpSetupError
+from .errors import DigestError, SmtpSetupError
 from .message import build_message, message_id, to_bytes
 from .render import render_html, render_text, subject
 from .select import Digest, WeekData, load_week, select
@@ -104,6 +105,25 @@ def write_preview(store: Any, settings: Mapping[str, Any], week: Week, out: str 
     return out, png_path, digest
 
 
+def write_week_files(store: Any, settings: Mapping[str, Any], week: Week, folder: str | Path,
+                     bundle: WeekBundle | None = None) -> dict[str, Path]:
+    """The unfiltered digest of ``week`` as ``digest-<week>.eml``, ``.html`` and ``.png`` in
+    ``folder`` (for `stiwatch demo` and for looking at a week without subscribers).
+
+    Records no delivery. Returns the paths by suffix (``eml``, ``html``, ``png``).
+    """
+    bundle = bundle or prepare_week(store, week)
+    folder = Path(folder)
+    html_path, png_path, digest = write_preview(store, settings, week,
+                                                folder / f"digest-{week.label}.html",
+                                                bundle=bundle)
+    to = parseaddr(settings["mail_from"])[1] or "stiwatch@localhost"
+    digest.email = to
+    eml_path = folder / f"digest-{week.label}.eml"
+    _atomic_write(eml_path, message_bytes(message_for(bundle, digest, settings)))
+    return {"eml": eml_path, "html": html_path, "png": png_path}
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
@@ -117,6 +137,10 @@ class DeliveryError(Exception):
         super().__init__(message)
         self.temporary = temporary
         self.connection_lost = connection_lost
+
+
+class SenderBusy(DigestError):
+    """Another sender holds the lock of this database."""
 
 
 class CannotConnect(Exception):
@@ -268,7 +292,41 @@ def send_week(
     bundle: WeekBundle | None = None,
     on_event: Callable[[str], None] | None = None,
 ) -> SendReport:
-    """Send (or write) the digest of ``week`` to every active subscriber still owed it."""
+    """Send (or write) the digest of ``week`` to every active subscriber still owed it.
+
+    Only one sender at a time per database (an OS lock beside it, released even on SIGKILL):
+    two overlapping senders could otherwise both take the row the other has in flight.
+    """
+    if dry_run:
+        return _send_week(store, settings, week, dry_run=True, progress=progress, now=now,
+                          bundle=bundle, on_event=on_event)
+    lock_path = Path(f"{store.path}.digest-send.lock")
+    with open(lock_path, "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SenderBusy(
+                f"another `stiwatch digest send` is running on {store.path} "
+                f"(lock {lock_path}); try again when it has finished"
+            ) from None
+        try:
+            return _send_week(store, settings, week, dry_run=False, progress=progress, now=now,
+                              bundle=bundle, on_event=on_event)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _send_week(
+    store: Any,
+    settings: Mapping[str, Any],
+    week: Week,
+    *,
+    dry_run: bool = False,
+    progress: Any = None,
+    now: datetime | None = None,
+    bundle: WeekBundle | None = None,
+    on_event: Callable[[str], None] | None = None,
+) -> SendReport:
     now = now or datetime.now(timezone.utc)
     outbox = Path(settings["outbox"]) / week.label
     if dry_run:

@@ -280,3 +280,27 @@ def test_sigkill_mid_run_then_rerun_misses_nobody(db_path, smtp, tmp_path):
 
 def states_of(store):
     return {row["subscriber"]: row["status"] for row in store.deliveries(WEEK.label)}
+
+
+def test_a_second_sender_is_refused_while_one_runs(store, stiwatch, db_path):
+    import fcntl
+    store.close()
+    with open(f"{db_path}.digest-send.lock", "a+b") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = stiwatch("digest", "send", "--week", "2026-W47")
+    assert result.exit_code == 2
+    assert "another `stiwatch digest send` is running" in result.output
+    result = stiwatch("digest", "send", "--week", "2026-W47")  # released: it goes
+    assert result.exit_code == 0 and "3 sent to the outbox" in result.output
+
+
+def test_week_files_for_the_demo(store, tmp_path):
+    from digest.send import write_week_files
+
+    paths = write_week_files(store, settings_for(), WEEK, tmp_path / "demo")
+    assert sorted(p.name for p in paths.values()) == [
+        "digest-2026-W47.eml", "digest-2026-W47.html", "digest-2026-W47.png"]
+    msg = email.message_from_bytes(paths["eml"].read_bytes(), policy=policy.default)
+    assert msg["Subject"].endswith(": 2 items")
+    assert 'src="digest-2026-W47.png"' in paths["html"].read_text(encoding="utf-8")
+    assert store.deliveries() == []
