@@ -53,6 +53,14 @@ def _misbehaving(server):
     def huge_feed(handler):
         handler.send_body(200, huge, "application/rss+xml")
 
+    @server.route("/recovered.xml")
+    def malformed_but_usable(handler):
+        feed = (server.root / "feed.xml").read_bytes()
+        # A bare ampersand: not well-formed XML, but feedparser recovers the entries.
+        feed = feed.replace(b"<title>Ministry of Science newsroom</title>",
+                            b"<title>Science & Innovation newsroom</title>")
+        handler.send_body(200, feed, "application/rss+xml")
+
     @server.route("/laughs.xml")
     def laughs(handler):
         handler.send_body(200, BILLION_LAUGHS, "application/rss+xml")
@@ -77,6 +85,7 @@ def test_broken_sources_are_recorded_and_do_not_stop_the_others(stiwatch, http_s
     _misbehaving(http_server)
     reg = registry(tmp_path / "sources.toml", [
         {"id": "good", "kind": "feed", "url": f"{base}/feed.xml"},
+        {"id": "recovered", "kind": "feed", "url": f"{base}/recovered.xml"},
         *({"id": source_id, "kind": "feed", "url": base + path}
           for source_id, (path, _) in BROKEN.items()),
     ])
@@ -92,6 +101,11 @@ def test_broken_sources_are_recorded_and_do_not_stop_the_others(stiwatch, http_s
     assert " ok " in lines["good"]
     sources = {row["id"]: row for row in rows(db_path, "SELECT * FROM sources")}
     assert sources["good"]["last_ok_at"] and sources["good"]["consecutive_failures"] == 0
+    # A malformed feed that feedparser recovers is used, and the problem is kept on the source.
+    recovered = sources["recovered"]
+    assert recovered["last_ok_at"] and recovered["last_error"] is None
+    assert recovered["last_flag"].startswith("malformed feed, recovered")
+    assert " ok " in lines["recovered"] and "malformed feed" in lines["recovered"]
     for source_id, (_, error) in BROKEN.items():
         row = sources[source_id]
         assert error in (row["last_error"] or ""), (source_id, row["last_error"])
