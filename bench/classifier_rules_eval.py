@@ -90,6 +90,9 @@ def stip_train_rows(path: Path = STIP_TRAIN, limit: int = 1500) -> list[dict]:
     import csv
     import gzip
 
+    from classifier.taxonomy import load_taxonomy
+
+    themes = load_taxonomy().stip_themes
     csv.field_size_limit(10**8)
     rows: dict[str, dict] = {}
     with gzip.open(path, "rt", encoding="utf-8") as handle:
@@ -109,9 +112,11 @@ def stip_train_rows(path: Path = STIP_TRAIN, limit: int = 1500) -> list[dict]:
                 country = found.alpha_2
             parts = [row.get(k, "") for k in ("ShortDescription", "Objectives1", "Objectives2",
                                                "Objectives3", "Background")]
+            areas = sorted({area for code, area in themes.items()
+                            if str(row.get(code, "0")).strip() in ("1", "1.0")})
             rows[key] = {"id": f"stip-train-{key}", "title": row.get("NameEnglish", ""),
                          "text": "\n".join(p for p in parts if p and p.strip()),
-                         "policy": 1, "countries": [country]}
+                         "policy": 1, "areas": areas, "countries": [country]}
     values = list(rows.values())
     return values[::max(1, len(values) // limit)][:limit]  # spread over all countries
 

@@ -28,6 +28,7 @@ DEFAULT_SETTINGS = {
     "words_per_extra_evidence": 1500,  # long texts need one more unit of evidence per this many words
     "max_repeats": 3,      # hits of one term beyond this add nothing
     "scan_chars": 6000,    # read the title and this many characters of the text
+    "relative_evidence": 0.0,  # a label also needs this share of the best label's evidence
 }
 TERM_KINDS = {"terms": 1.0, "strong": 2.0}
 
@@ -144,7 +145,8 @@ class DomainTagger:
     def tag(self, title: str, text: str) -> list[tuple[str, float]]:
         """Domains with enough evidence, best first, each with a score in 0..1."""
         evidence, body = self._evidence(title, text)
-        return above_threshold(evidence, length_threshold(self.settings, body))
+        return above_threshold(evidence, length_threshold(self.settings, body),
+                               self.settings["relative_evidence"])
 
 
 def sum_evidence(hits: list, max_repeats: float) -> dict[str, float]:
@@ -163,8 +165,11 @@ def sum_evidence(hits: list, max_repeats: float) -> dict[str, float]:
     return evidence
 
 
-def above_threshold(evidence: dict[str, float], need: float) -> list[tuple[str, float]]:
-    """Labels with at least ``need`` evidence, best first; score 1 - exp(-evidence / need)."""
+def above_threshold(evidence: dict[str, float], need: float,
+                    relative: float = 0.0) -> list[tuple[str, float]]:
+    """Labels with at least ``need`` evidence and ``relative`` times the best label's, best
+    first; score 1 - exp(-evidence / need)."""
+    floor = max(need, relative * max(evidence.values(), default=0.0))
     tagged = [(label, round(1.0 - math.exp(-value / need), 3))
-              for label, value in evidence.items() if value >= need]
+              for label, value in evidence.items() if value >= floor]
     return sorted(tagged, key=lambda pair: (-pair[1], pair[0]))

@@ -125,7 +125,8 @@ class RuleTagger:
     def areas(self, title: str, text: str) -> list[tuple[str, float]]:
         """Policy areas with enough evidence, best first, each with a score in 0..1."""
         evidence, body = self._area_evidence(title, text)
-        return above_threshold(evidence, length_threshold(self.settings, body))
+        return above_threshold(evidence, length_threshold(self.settings, body),
+                               self.settings["relative_evidence"])
 
 
 def _relevance(data: dict[str, Any], path: Path, base: dict[str, list[str]],

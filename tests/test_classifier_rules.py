@@ -46,7 +46,7 @@ def test_areas_are_taxonomy_ids_and_need_evidence(rules: RuleTagger) -> None:
     valid = set(load_taxonomy().ids("area"))
     text = ("The strategy funds research infrastructures, doctoral training, open access, "
             "start-ups, technology transfer, international cooperation and research security.")
-    areas = rules.areas("National strategy adopted", text)
+    areas = rules.areas("New measures announced", text)
     assert {label for label, _ in areas} <= valid
     assert len(areas) >= 5
     assert rules.areas("Weather", "Rain is expected tomorrow.") == []
