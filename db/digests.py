@@ -30,10 +30,14 @@ class DigestsMixin:
         Bounds are UTC as ``YYYY-MM-DD HH:MM:SS``. Timestamps are compared after SQLite's
         ``datetime()`` normalises them, so ``Z``, ``+00:00`` or another offset all count right;
         the plain string range around it (one day wider) keeps the index on ``published_at``.
-        Each row has the item's columns, ``policy_score``, and a list per tag facet
+        With ``with_text``, rows also carry ``summary`` and ``body`` (the body's first 1,500
+        characters, only when the summary is empty). Each row has ``policy_score`` and a list
+        per tag facet
         (``areas``, ``domains``, ``countries``, ``regions``, each as ``[(value, score)]``).
         """
-        text = "i.summary, i.body," if with_text else ""
+        # The body only stands in for a missing summary, so only its start is ever read.
+        text = ("i.summary, CASE WHEN coalesce(i.summary, '') = '' THEN substr(i.body, 1, 1500)"
+                " END AS body," if with_text else "")
         rows = self.query(
             f"""SELECT i.id, i.url, i.title, {text} i.source_id, s.name AS source_name,
                        i.published_at, p.score AS policy_score
