@@ -33,7 +33,11 @@ def test_add_list_update_remove(stiwatch, db_path):
 
     result = stiwatch("subscribers", "add", "aiko@example.org", "--domains", "ai")
     assert "updated aiko@example.org" in result.output
-    assert listed(stiwatch)["aiko@example.org"]["domains"] == ["ai"]
+    aiko = listed(stiwatch)["aiko@example.org"]
+    assert aiko["domains"] == ["ai"]  # only what was given changes
+    assert aiko["areas"] == ["research_security", "international"] and aiko["name"] == "Aiko Sato"
+    stiwatch("subscribers", "add", "aiko@example.org", "--areas", "")
+    assert listed(stiwatch)["aiko@example.org"]["areas"] == []
 
     result = stiwatch("subscribers", "remove", "ben@example.org")
     assert result.exit_code == 0 and "removed ben@example.org" in result.output

@@ -10,6 +10,7 @@ from typing import Any, Iterable
 import click
 
 from classifier.taxonomy import load_taxonomy
+import db
 from digest.errors import InvalidSubscriber
 
 from ..app import App
@@ -139,9 +140,24 @@ def subscribers_group() -> None:
 @_filter_option("regions", "europe,east_asia")
 @pass_app
 def add_command(app: App, email: str, name: str | None, **filters: str | None) -> None:
-    """Add a subscriber, or update one (and reactivate it) with new filters."""
+    """Add a subscriber, or update one (and reactivate it).
+
+    When EMAIL exists, only the options given change; pass an empty value (--areas "") to
+    clear a filter.
+    """
     subscriber = make_subscriber({"email": email, "name": name, **filters})
-    created = app.store().save_subscribers([subscriber])
+    store = app.store()
+    try:
+        old = store.get_subscriber(subscriber["email"])
+    except db.NoSuchSubscriber:
+        old = None
+    if old is not None:
+        if name is None:
+            subscriber["name"] = old["name"]
+        for key, value in filters.items():
+            if value is None:
+                subscriber[key] = old[key]
+    created = store.save_subscribers([subscriber])
     verb = "added" if created else "updated"
     app.echo(f"{verb} {subscriber['email']}.")
 
