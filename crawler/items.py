@@ -31,6 +31,7 @@ class ArticleItem:
 
     row: dict[str, Any]
     refetch: bool = False  # the URL was already stored (partial retry or --refresh)
+    listing_url: str | None = None  # the listing's URL for it, when the page's own differs
 
 
 @dataclass

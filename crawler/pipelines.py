@@ -173,6 +173,9 @@ class StorePipeline:
                     else:
                         row["duplicate_of"] = None
                 [(item_id, created)] = self.store.save_items([row])
+                if item.listing_url:
+                    # Next time the listing names this URL, the article is known already.
+                    self.store.add_url_aliases([(item.listing_url, item_id)])
                 if text:
                     self.deduper.remember(item_id, text)
                 if row.get("status") == "partial":

@@ -80,6 +80,15 @@ TABLES: dict[str, dict[str, Any]] = {
             "item_id": "The item (`items.id`).",
         },
     },
+    "item_urls": {
+        "description": "Other URLs under which a listing named a stored article (a feed link "
+        "that redirects, a page whose rel=canonical differs), so later crawls know it without "
+        "fetching it again.",
+        "columns": {
+            "url": "The listing's canonical URL for the article.",
+            "item_id": "The item stored under its own canonical URL (`items.id`).",
+        },
+    },
     "crawl_runs": {
         "description": "One row per `stiwatch crawl` (also within `stiwatch run`).",
         "columns": {

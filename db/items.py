@@ -77,6 +77,31 @@ class ItemsMixin:
             )
         return known
 
+    def add_url_aliases(self, aliases: Iterable[tuple[str, int]]) -> None:
+        """Remember that each ``(url, item_id)``: a listing URL naming a stored article whose
+        canonical URL is another (a redirect, a page's rel=canonical)."""
+        with self.write():
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO item_urls (url, item_id) VALUES (?, ?)", list(aliases)
+            )
+
+    def known_listing_urls(self, urls: Iterable[str]) -> set[str]:
+        """Which of ``urls`` name a complete stored item, directly or through an alias."""
+        urls = list(dict.fromkeys(urls))
+        known = self.known_urls(urls)
+        rest = [url for url in urls if url not in known]
+        for start in range(0, len(rest), 500):
+            chunk = rest[start:start + 500]
+            known.update(
+                row[0]
+                for row in self.conn.execute(
+                    f"SELECT a.url FROM item_urls a JOIN items i ON i.id = a.item_id "
+                    f"WHERE i.status = 'complete' AND a.url IN ({', '.join('?' for _ in chunk)})",
+                    chunk,
+                )
+            )
+        return known
+
     def partial_items(self, source_id: str) -> list[dict[str, Any]]:
         """Items of a source stored from feed data only, to be fetched again."""
         return self.query(

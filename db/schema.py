@@ -234,6 +234,17 @@ MIGRATIONS: list[Migration] = [
         );
         """,
     ),
+    Migration(
+        6,
+        "article URL aliases",
+        """
+        CREATE TABLE item_urls (
+            url TEXT PRIMARY KEY,
+            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE
+        ) WITHOUT ROWID;
+        CREATE INDEX item_urls_item ON item_urls(item_id);
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

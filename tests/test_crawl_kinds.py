@@ -69,3 +69,31 @@ def test_scrapy_list_from_the_repository_root():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["feed", "html", "sitemap", "sources"]
+
+
+def test_article_known_under_its_listing_url_is_not_fetched_again(stiwatch, http_server,
+                                                                  tmp_path, db_path):
+    """A listing link that redirects is stored under the page's URL and remembered as an alias."""
+    base = build_site(http_server)
+
+    @http_server.route("/go/budget")
+    def redirect(handler):
+        handler.send_response(301)
+        handler.send_header("Location", "/news/budget.html")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "moved", "kind": "html", "url": f"{base}/moved.html", "links": "ul.news a"}])
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+    assert [r["url"] for r in rows(db_path, "SELECT url FROM items")] == \
+        [f"{base}/news/budget.html"]
+
+    listing = http_server.root / "moved.html"
+    listing.write_text(listing.read_text() + "<!-- changed -->\n")
+    first = len(http_server.requests)
+    result = stiwatch("crawl", "--json", env=FAST)
+
+    report = json.loads(result.stdout)["sources"][0]
+    assert (report["status"], report["unchanged"], report["new"]) == ("ok", 1, 0)
+    assert [r.path for r in http_server.requests[first:]] == ["/robots.txt", "/moved.html"]

@@ -199,7 +199,7 @@ class SourceSpider(scrapy.Spider):
         unique = list({c.url: c for c in reversed(candidates)}.values())[::-1]
         if self.refresh:
             return unique
-        known = self.store.known_urls(c.url for c in unique)
+        known = self.store.known_listing_urls(c.url for c in unique)
         return [c for c in unique if c.url not in known]
 
     # -- articles ---------------------------------------------------------------------------
@@ -243,7 +243,7 @@ class SourceSpider(scrapy.Spider):
             "content_hash": article.content_hash,
             "status": "complete",
             "fetch_error": None,
-        }, refetch=refetch)
+        }, refetch=refetch, listing_url=candidate.url if candidate.url != url else None)
 
     def article_failed(self, failure: Failure) -> Iterator[ArticleItem]:
         request = failure.request  # type: ignore[attr-defined]
