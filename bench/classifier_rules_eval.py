@@ -121,6 +121,44 @@ def stip_train_rows(path: Path = STIP_TRAIN, limit: int = 1500) -> list[dict]:
     return values[::max(1, len(values) // limit)][:limit]  # spread over all countries
 
 
+# STIP "Tags" keywords that imply a technology domain: a rough proxy (tags are incomplete, so
+# precision is understated), measured on the training split only.
+DOMAIN_TAGS = {
+    "ai": {"artificial intelligence"},
+    "energy_climate": {"energy", "climate change", "emissions", "renewable energy", "clean energy",
+                       "energy efficiency"},
+    "biotech_health": {"pandemic", "biotechnology", "health care", "life sciences"},
+    "materials_manufacturing": {"nanotechnology", "robotics", "manufacturing sector"},
+    "digital_infrastructure": {"cybersecurity", "telecommunication"},
+}
+
+
+def domains_proxy(path: Path = STIP_TRAIN) -> dict[str, dict[str, float]]:
+    """Domain lexicon against STIP training-split Tags (a proxy: no domain labels exist)."""
+    import csv
+    import gzip
+
+    csv.field_size_limit(10**8)
+    tagger = DomainTagger.load()
+    counts = {label: [0, 0, 0] for label in DOMAIN_TAGS}
+    seen: set[str] = set()
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if row["InitiativeID"] in seen:
+                continue
+            seen.add(row["InitiativeID"])
+            tags = {t.strip().lower() for t in (row.get("Tags") or "").split("¬")}
+            text = "\n".join(row.get(k, "") for k in ("ShortDescription", "Objectives1",
+                                                     "Objectives2", "Background"))
+            pred = {label for label, _ in tagger.tag(row.get("NameEnglish", ""), text)}
+            for label, keywords in DOMAIN_TAGS.items():
+                gold, hit = bool(tags & keywords), label in pred
+                counts[label][0] += gold and hit
+                counts[label][1] += hit and not gold
+                counts[label][2] += gold and not hit
+    return {label: prf(*c) for label, c in counts.items()}
+
+
 def evaluate(path: Path, errors: int = 0) -> dict:
     rows = stip_train_rows() if str(path) == "stip-train" else read_jsonl(path)
     gaz, dom, rules = Gazetteer.load(), DomainTagger.load(), RuleTagger.load()
@@ -195,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", nargs="*", type=Path)
     parser.add_argument("--errors", type=int, default=0, help="print N failure examples to stderr")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--domains-proxy", action="store_true",
+                        help="also score domains against STIP training-split Tags (a proxy)")
     args = parser.parse_args(argv)
     files = args.files or [f for f in DEFAULT_FILES if f.exists()]
     if not files:
@@ -226,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
             if key in res:
                 print(f"  {key}: {res[key]}")
         print("  speed: " + ", ".join(f"{k}={v}" for k, v in res["speed"].items()))
+    if args.domains_proxy and STIP_TRAIN.exists():
+        print("== domains vs STIP training Tags (proxy; tags are incomplete, precision understated)")
+        for label, m in domains_proxy().items():
+            print(f"  {label:30s} P={m['precision']:.3f} R={m['recall']:.3f} F1={m['f1']:.3f}")
     return 0
 
 
