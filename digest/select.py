@@ -258,7 +258,7 @@ class Digest:
                            ("regions", "region")):
             if self.filters.get(key):
                 parts.append(f"{key}: " + ", ".join(label_name(facet, v) for v in self.filters[key]))
-        return "; ".join(parts) if parts else "everything (no filters)"
+        return "; ".join(parts) if parts else "none (you get everything)"
 
 
 def _filters(subscriber: Mapping[str, Any] | None) -> dict[str, list[str]]:
