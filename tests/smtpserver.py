@@ -13,7 +13,7 @@ to what happens to it:
 
 Behaviour can change between runs (``server.behaviour[...] = ...``). ``messages`` holds the
 accepted messages parsed with the standard ``email`` package; ``received`` also holds those that
-were blocked in flight.
+were blocked in flight. ``SmtpServer(login=(user, password))`` requires that login.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from email.message import EmailMessage
 import threading
 from typing import Any
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult
 
 
 @dataclass
@@ -77,7 +77,10 @@ class _Handler:
 
 
 class SmtpServer:
-    def __init__(self, behaviour: dict[str, str] | None = None) -> None:
+    def __init__(self, behaviour: dict[str, str] | None = None,
+                 login: tuple[str, str] | None = None) -> None:
+        self.login = login  # (user, password) accepted by AUTH (AUTH offered only then)
+        self.logins: list[str] = []
         self.behaviour = {k.lower(): v for k, v in (behaviour or {}).items()}
         self.received: list[Received] = []
         self.lock = threading.Lock()
@@ -92,15 +95,25 @@ class SmtpServer:
         asyncio.set_event_loop(self.loop)
         self.release_event = asyncio.Event()
         handler = _Handler(self)
+        auth = {}
+        if self.login:
+            # Plain-text login on loopback only: aiosmtpd otherwise insists on TLS first.
+            auth = {"authenticator": self._authenticate, "auth_require_tls": False}
         self._server = self.loop.run_until_complete(self.loop.create_server(
             lambda: SMTP(handler, hostname="smtp.test", ident="stiwatch-test-smtp",
-                         data_size_limit=20 * 1024 * 1024),
+                         data_size_limit=20 * 1024 * 1024, **auth),
             "127.0.0.1", 0))
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
         self.loop.run_forever()
         self._server.close()
         self.loop.run_until_complete(self._server.wait_closed())
+
+    def _authenticate(self, server, session, envelope, mechanism, data):  # noqa: ANN001
+        user, password = data.login.decode(), data.password.decode()
+        self.logins.append(user)
+        # handled=False: aiosmtpd answers 235 or 535 itself.
+        return AuthResult(success=(user, password) == self.login, handled=False)
 
     def start(self) -> "SmtpServer":
         self._thread.start()

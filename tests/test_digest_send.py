@@ -304,3 +304,31 @@ def test_week_files_for_the_demo(store, tmp_path):
     assert msg["Subject"].endswith(": 2 items")
     assert 'src="digest-2026-W47.png"' in paths["html"].read_text(encoding="utf-8")
     assert store.deliveries() == []
+
+
+def test_smtp_login_uses_the_password_from_the_environment(store, stiwatch):
+    store.close()
+    with SmtpServer(login=("digest", "s3cret")) as server:
+        env = {**server.settings_env(), "STIWATCH_SMTP_USERNAME": "digest",
+               "STIWATCH_SMTP_PASSWORD": "wrong"}
+        result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+        assert result.exit_code == 1
+        assert "SMTP login as 'digest' refused: 535" in result.output
+        assert server.messages == []
+        result = stiwatch("digest", "status", "--week", "2026-W47", "--json")
+        import json
+        assert {r["status"] for r in json.loads(result.output)} == {"pending"}
+
+        env["STIWATCH_SMTP_PASSWORD"] = "s3cret"
+        result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+        assert result.exit_code == 0, result.output
+        assert sorted(r.rcpt for r in server.messages) == ["all@example.org", "eu@example.org",
+                                                           "sec@example.org"]
+        assert server.logins and set(server.logins) == {"digest"}
+
+
+def test_removed_subscribers_get_nothing(store, smtp):
+    store.deactivate_subscriber("eu@example.org")
+    report = send_week(store, settings_for(smtp), WEEK)
+    assert sorted(report.sent) == ["all@example.org", "sec@example.org"]
+    assert "eu@example.org" not in states(store)
