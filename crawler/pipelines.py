@@ -98,6 +98,12 @@ class StorePipeline:
         stats = self.report.totals()
         stats["reason"] = reason
         stats["failed"] = [s.id for s in self.report.sources if not s.ok]
+        stats["by_source"] = {
+            s.id: {"status": s.status, "new": s.new, "duplicates": s.duplicates,
+                   "updated": s.updated, "partial": s.partial, "unchanged": s.unchanged,
+                   "errors": s.errors[:5]}
+            for s in self.report.sources
+        }
         store.finish_crawl_run(self.report.run_id, status, stats)
         store.close()
         self.store = None

@@ -55,7 +55,8 @@ def test_feed_source_end_to_end(stiwatch, http_server, tmp_path, db_path):
 
     [run] = rows(db_path, "SELECT * FROM crawl_runs")
     assert run["status"] == "ok" and run["finished_at"]
-    assert json.loads(run["stats"])["new"] == 3
+    stats = json.loads(run["stats"])
+    assert stats["new"] == 3 and stats["by_source"]["newsroom"]["partial"] == 1
 
 
 def test_later_crawls_are_conditional_incremental_or_refreshed(stiwatch, http_server, tmp_path,

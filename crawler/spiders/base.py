@@ -148,11 +148,16 @@ class SourceSpider(scrapy.Spider):
             return
         try:
             candidates, follow, flag = self.parse_kind(source, response)
-        except ListingError as error:
+        except Exception as error:  # noqa: BLE001 - one bad listing must not stop the crawl
+            message = str(error) if isinstance(error, ListingError) else (
+                f"The listing at {response.url} could not be read ({type(error).__name__}: "
+                f"{error}).")
+            if not isinstance(error, ListingError):
+                logger.exception("reading the listing of %s failed", source["id"])
             if root:
-                yield SourceEvent(source["id"], status="failed", error=str(error))
+                yield SourceEvent(source["id"], status="failed", error=message)
             else:
-                yield SourceEvent(source["id"], errors=[str(error)])
+                yield SourceEvent(source["id"], errors=[message])
             return
         fresh = self.fresh(candidates)
         event = SourceEvent(source["id"], unchanged=len(candidates) - len(fresh),
@@ -220,8 +225,14 @@ class SourceSpider(scrapy.Spider):
             yield self.partial(candidate, f"not an HTML page ({content_type.split(';')[0]})",
                                refetch)
             return
-        article = extract_article(response.body, response.url, text_headers(response),
-                                  feed_date=candidate.published_at)
+        try:
+            article = extract_article(response.body, response.url, text_headers(response),
+                                      feed_date=candidate.published_at)
+        except Exception as error:  # noqa: BLE001 - keep the listing's data rather than nothing
+            logger.exception("extracting %s failed", response.url)
+            yield self.partial(candidate, f"extraction failed ({type(error).__name__}: {error})",
+                               refetch)
+            return
         if not article.text:
             yield self.partial(candidate, "no article text found on the page", refetch)
             return
