@@ -27,7 +27,7 @@ DEFAULT_SETTINGS = {
     "min_evidence": 2.0,   # evidence a domain needs to be tagged
     "words_per_extra_evidence": 1500,  # long texts need one more unit of evidence per this many words
     "max_repeats": 3,      # hits of one term beyond this add nothing
-    "scan_chars": 6000,    # read the title and this many characters of the text
+    "scan_chars": 4000,    # read the title and this many characters of the text
     "relative_evidence": 0.0,  # a label also needs this share of the best label's evidence
 }
 TERM_KINDS = {"terms": 1.0, "strong": 2.0}
@@ -140,7 +140,8 @@ class DomainTagger:
     def threshold(self, text: str) -> float:
         """Evidence needed: `min_evidence`, plus one unit per `words_per_extra_evidence` words
         beyond the first 500 (passing mentions in a long article do not add up to a tag)."""
-        return length_threshold(self.settings, scanned(normalize(text or ""), self.settings["scan_chars"]))
+        limit = self.settings["scan_chars"]
+        return length_threshold(self.settings, scanned(normalize((text or "")[:int(2 * limit)]), limit))
 
     def tag(self, title: str, text: str) -> list[tuple[str, float]]:
         """Domains with enough evidence, best first, each with a score in 0..1."""

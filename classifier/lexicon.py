@@ -249,7 +249,11 @@ def weighted_hits(matcher: "Matcher", title: str, text: str, settings: dict[str,
     title_n, title_hits = matcher.scan(title or "")
     for hit in title_hits:
         out.append((settings["title_weight"], hit, title_n))
-    body = scanned(normalize(text or ""), settings.get("scan_chars", 6000))
+    limit = settings.get("scan_chars", 4000)
+    raw = text or ""
+    if len(raw) > 2 * limit:  # normalise only what will be read
+        raw = raw[:int(2 * limit)]
+    body = scanned(normalize(raw), limit)
     lead_end = lead_length(body, int(settings["lead_chars"]))
     for hit in matcher.find(body):
         out.append((settings["lead_weight"] if hit.start < lead_end else 1.0, hit, body))

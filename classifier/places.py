@@ -56,7 +56,7 @@ DEFAULT_SETTINGS = {
     "ambiguous_weight": 0.6,     # an ambiguous name with no corroborating evidence
     "words_per_extra_evidence": 2000,
     "fallback_score": 0.5,       # score of the source's home country when the text names none
-    "scan_chars": 6000,          # read the title and this many characters of the text
+    "scan_chars": 4000,          # read the title and this many characters of the text
 }
 # Acronyms that are also English words: in ALL-CAPS headlines they say nothing.
 _WORD_ACRONYMS = frozenset(
@@ -242,7 +242,8 @@ class Gazetteer:
 
     def threshold(self, text: str) -> float:
         """Evidence a country needs in an item with this text."""
-        return length_threshold(self.settings, scanned(normalize(text or ""), self.settings["scan_chars"]))
+        limit = self.settings["scan_chars"]
+        return length_threshold(self.settings, scanned(normalize((text or "")[:int(2 * limit)]), limit))
 
     def tag(self, title: str, text: str, source_country: str | None = None) -> list[tuple[str, float]]:
         """Country codes (ISO alpha-2, or EU) the item is about, best first, with scores 0..1."""
