@@ -105,3 +105,22 @@ def test_malformed_user_file_names_file_and_key(tmp_path: Path, content: str, fr
 def test_missing_user_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(LexiconError, match="does not exist"):
         Gazetteer.load(tmp_path / "nope.toml")
+
+
+def test_user_file_adds_masking_and_ambiguous_terms(tmp_path: Path) -> None:
+    user = tmp_path / "places_mine.toml"
+    user.write_text('[negative]\nterms = ["Peru Street"]\n'
+                    '[ambiguous]\n"Lima" = ["PE", "US"]\n', encoding="utf-8")
+    gazetteer = Gazetteer.load(user)
+    assert gazetteer.tag("Lab moves to Peru Street", "The lab moved to Peru Street.") == []
+    ohio = gazetteer.tag("Lima, Ohio, opens a battery lab",
+                         "Lima in Ohio said the lab will train technicians from Ohio and Indiana.")
+    assert [code for code, _ in ohio] == ["US"]
+
+
+def test_explain_lists_the_evidence(gazetteer: Gazetteer) -> None:
+    from classifier.places import explain
+
+    rows = explain(gazetteer, "JSPS grants", "Tokyo said the Japanese grants grow.")
+    assert ("JP", "agency", "JSPS", 3.0) in rows
+    assert {(code, kind) for code, kind, _, _ in rows} >= {("JP", "capital"), ("JP", "demonym")}
