@@ -36,6 +36,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
+from .errors import ModelError, ModelMismatch, TrainingError
 from .stip import Example
 from .taxonomy import Taxonomy, load_taxonomy
 
@@ -49,18 +50,6 @@ ANALYST_WEIGHT = 3.0
 THRESHOLD_GRID = np.round(np.arange(0.10, 0.91, 0.025), 3)
 
 Progress = Callable[[str], None]
-
-
-class ModelError(Exception):
-    """A model folder that cannot be used (unreadable or damaged files)."""
-
-
-class ModelMismatch(ModelError):
-    """A model saved by another scikit-learn, taxonomy or model-format version."""
-
-
-class TrainingError(ValueError):
-    """Training data that cannot make a model (too few examples of a class)."""
 
 
 def model_text(title: str | None, text: str | None) -> str:
@@ -313,6 +302,11 @@ def train(
         per_label[label] = {**_binary_metrics(y, oof >= threshold), "support": positives,
                             "threshold": threshold}
         area_models[label] = _classifier(c_areas).fit(x[rows], y, sample_weight=weights[rows])
+    if not area_models:
+        raise TrainingError(
+            f"too few examples to learn any policy area ({len(samples)} texts): each area needs "
+            f"at least {max(folds, 3)} initiatives with its theme codes; use more of the export"
+        )
     if per_label:
         f1s = [m["f1"] for m in per_label.values()]
         tp = sum(m["tp"] for m in per_label.values())

@@ -24,6 +24,7 @@ from typing import Iterator
 
 import pycountry
 
+from .errors import StipError
 from .taxonomy import Taxonomy, load_taxonomy
 
 REQUIRED_COLUMNS = ("InitiativeID", "NameEnglish", "ShortDescription")
@@ -32,10 +33,6 @@ TEXT_COLUMNS = (
     "Objectives5", "Objectives6", "Background",
 )
 THEME_COLUMN = re.compile(r"^TH\d+$")
-
-
-class StipError(ValueError):
-    """A STIP Compass export that cannot be used; the message names the file (and line/column)."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from classifier.errors import EvalFileError, ModelError, StipError, TrainingError
 from classifier.lexicon import LexiconError
 from classifier.taxonomy import UnknownLabel
 from crawler.registry import RegistryError
@@ -21,6 +22,10 @@ INPUT_ERRORS: tuple[type[Exception], ...] = (
     DigestError,
     ConfigError,
     LexiconError,
+    EvalFileError,
+    ModelError,
+    StipError,
+    TrainingError,
     RegistryError,
     UnknownLabel,
     db.StoreError,

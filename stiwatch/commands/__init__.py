@@ -2,6 +2,7 @@
 
 from .setup import config_command, init_command, schema_command
 from .backup import backup_command
+from .classify import classify_command, evaluate_command, tag_command, train_command
 from .crawl import crawl_command
 from .demo import demo_command
 from .digest import digest_group
@@ -20,6 +21,10 @@ COMMANDS = [
     config_command,
     sources_group,
     crawl_command,
+    classify_command,
+    train_command,
+    evaluate_command,
+    tag_command,
     run_command,
     schema_command,
     search_command,

@@ -1,0 +1,152 @@
+"""Score the classifier on a JSON Lines file in taxonomy.md's format; one metrics object.
+
+Each line: ``{"id", "title", "text", "policy": 0|1, "areas": [...], "domains": [...],
+"countries": [...]}``. A line may leave out a key it does not label; a facet is scored only over
+the lines that carry its key, and left out of the result when no line does. Areas are scored only
+on lines with ``policy = 1`` (they are only meaningful there), using the area predictions whatever
+the predicted relevance, so the two errors are not counted twice. Macro-F1 averages the labels
+that occur in the file; ``per_label`` also lists labels that were only predicted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .errors import EvalFileError
+from .pipeline import Classifier, Result, classify_texts
+from .taxonomy import Taxonomy, UnknownLabel, load_taxonomy
+
+LIST_KEYS = {"areas": "area", "domains": "domain", "countries": "country"}
+
+
+def read_eval_file(path: str | os.PathLike[str],
+                   taxonomy: Taxonomy | None = None) -> list[dict[str, Any]]:
+    """Validated records; blank lines are skipped."""
+    taxonomy = taxonomy or load_taxonomy()
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except FileNotFoundError:
+        raise EvalFileError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise EvalFileError(f"{path}: cannot read: {error}") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}: line {number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise EvalFileError(f"{where}: not valid JSON ({error.msg})") from None
+        if not isinstance(record, dict):
+            raise EvalFileError(f"{where}: expected a JSON object")
+        for key in ("title", "text"):
+            if not isinstance(record.get(key, ""), str):
+                raise EvalFileError(f"{where}: {key} must be a string")
+        if "policy" in record and record["policy"] not in (0, 1) or isinstance(
+                record.get("policy"), bool):
+            raise EvalFileError(f"{where}: policy must be 0 or 1, not {record['policy']!r}")
+        for key, facet in LIST_KEYS.items():
+            if key not in record:
+                continue
+            values = record[key]
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise EvalFileError(f"{where}: {key} must be a list of {facet} ids")
+            for value in values:
+                try:
+                    taxonomy.check(facet, value)
+                except UnknownLabel as error:
+                    raise EvalFileError(f"{where}: {error}") from None
+        record.setdefault("id", f"line-{number}")
+        records.append(record)
+    if not records:
+        raise EvalFileError(f"{path}: no records (expected one JSON object per line)")
+    return records
+
+
+def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return round(precision, 4), round(recall, 4), round(f1, 4)
+
+
+def multilabel_metrics(gold: Sequence[Iterable[str]], predicted: Sequence[Iterable[str]],
+                       order: Sequence[str] = ()) -> dict[str, Any]:
+    counts: dict[str, list[int]] = {}  # label -> [tp, fp, fn]
+    for g, p in zip(gold, predicted):
+        g, p = set(g), set(p)
+        for label in g | p:
+            c = counts.setdefault(label, [0, 0, 0])
+            c[0] += label in g and label in p
+            c[1] += label in p and label not in g
+            c[2] += label in g and label not in p
+    rank = {label: i for i, label in enumerate(order)}
+    per_label = {}
+    for label in sorted(counts, key=lambda l: (rank.get(l, len(rank)), l)):
+        tp, fp, fn = counts[label]
+        precision, recall, f1 = _prf(tp, fp, fn)
+        per_label[label] = {"precision": precision, "recall": recall, "f1": f1,
+                            "support": tp + fn}
+    tp = sum(c[0] for c in counts.values())
+    fp = sum(c[1] for c in counts.values())
+    fn = sum(c[2] for c in counts.values())
+    present = [m["f1"] for m in per_label.values() if m["support"]]
+    return {
+        "micro_f1": _prf(tp, fp, fn)[2],
+        "macro_f1": round(sum(present) / len(present), 4) if present else 0.0,
+        "per_label": per_label,
+    }
+
+
+def score(records: Sequence[dict[str, Any]], results: Sequence[Result],
+          model_version: str, taxonomy: Taxonomy | None = None) -> dict[str, Any]:
+    """The metrics object for records and the classifier's results on them."""
+    taxonomy = taxonomy or load_taxonomy()
+    out: dict[str, Any] = {"n": len(records), "model_version": model_version}
+    pairs = list(zip(records, results))
+    labelled = [(r, res) for r, res in pairs if "policy" in r]
+    if labelled:
+        tp = sum(r["policy"] == 1 and res.is_policy for r, res in labelled)
+        fp = sum(r["policy"] == 0 and res.is_policy for r, res in labelled)
+        fn = sum(r["policy"] == 1 and not res.is_policy for r, res in labelled)
+        precision, recall, f1 = _prf(tp, fp, fn)
+        out["policy"] = {"precision": precision, "recall": recall, "f1": f1}
+    area_pairs = [(r, res) for r, res in pairs if "areas" in r and r.get("policy", 1) == 1]
+    if area_pairs:
+        out["areas"] = multilabel_metrics(
+            [r["areas"] for r, _ in area_pairs],
+            [[a for a, _s, _m in res.areas] for _, res in area_pairs],
+            taxonomy.ids("area"),
+        )
+    domain_pairs = [(r, res) for r, res in pairs if "domains" in r]
+    if domain_pairs:
+        out["domains"] = multilabel_metrics(
+            [r["domains"] for r, _ in domain_pairs],
+            [[d for d, _s in res.domains] for _, res in domain_pairs],
+            taxonomy.ids("domain"),
+        )
+    country_pairs = [(r, res) for r, res in pairs if "countries" in r]
+    if country_pairs:
+        tp = fp = fn = 0
+        for r, res in country_pairs:
+            gold = set(r["countries"])
+            predicted = {c for c, _s, _m in res.countries}
+            tp += len(gold & predicted)
+            fp += len(predicted - gold)
+            fn += len(gold - predicted)
+        precision, recall, f1 = _prf(tp, fp, fn)
+        out["countries"] = {"micro_precision": precision, "micro_recall": recall,
+                            "micro_f1": f1}
+    return out
+
+
+def evaluate(path: str | os.PathLike[str], classifier: Classifier) -> dict[str, Any]:
+    """Read, classify and score an evaluation file."""
+    records = read_eval_file(path)
+    results = classify_texts(classifier, records)
+    return score(records, results, classifier.version)

@@ -1,0 +1,268 @@
+"""The whole classifier: trained model (when there is one) + lexicon rules + gazetteer -> tags.
+
+- ``policy`` and ``area``: the trained model (classifier/model.py) when the model folder holds
+  one; otherwise, and for areas the model has no training data for (research_security), the
+  lexicon rules (classifier/rules.py). Areas are written only for items judged policy-relevant.
+- ``domain``: the technology-domain lexicon (classifier/domains.py).
+- ``country``: the gazetteer (classifier/places.py), falling back to the source's home country
+  (method ``source``) when the text names none; ``region`` is derived from the countries, plus
+  ``international`` when a multilateral body acts.
+- Near-duplicates (``duplicate_of`` set) inherit their original's tags instead of being
+  classified again, so syndicated copies never disagree with the original.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+import os
+from pathlib import Path
+import time
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from .domains import DomainTagger
+from .model import PolicyModel, load_model, model_text
+from .places import Gazetteer, regions_for
+from .rules import RuleTagger
+
+POLICY_THRESHOLD = 0.5
+BATCH = 500
+
+
+@dataclass
+class ItemText:
+    title: str
+    text: str
+    source_country: str | None = None
+
+
+def item_text(item: Mapping[str, Any], source_country: str | None = None) -> ItemText:
+    """A stored item's title and text (summary and body, without repeating a body's lead)."""
+    title = item.get("title") or ""
+    summary = (item.get("summary") or "").strip()
+    body = (item.get("body") or "").strip()
+    if summary and body and body[:200].startswith(summary[:200]):
+        summary = ""
+    text = "\n\n".join(part for part in (summary, body) if part)
+    return ItemText(title, text, source_country)
+
+
+@dataclass
+class Result:
+    """What the classifier says about one item; ``tags()`` turns it into store rows."""
+
+    policy: float
+    policy_method: str
+    areas: list[tuple[str, float, str]] = field(default_factory=list)  # (id, score, method)
+    domains: list[tuple[str, float]] = field(default_factory=list)
+    countries: list[tuple[str, float, str]] = field(default_factory=list)
+    regions: list[tuple[str, float]] = field(default_factory=list)
+    policy_threshold: float = POLICY_THRESHOLD
+
+    @property
+    def is_policy(self) -> bool:
+        return self.policy >= self.policy_threshold
+
+    def tags(self, model_version: str) -> list[dict[str, Any]]:
+        def tag(facet: str, value: str, score: float, method: str) -> dict[str, Any]:
+            return {"facet": facet, "value": value, "score": round(float(score), 4),
+                    "method": method, "model_version": model_version}
+
+        rows = [tag("policy", "1" if self.is_policy else "0", self.policy, self.policy_method)]
+        if self.is_policy:
+            rows += [tag("area", a, s, m) for a, s, m in self.areas]
+        rows += [tag("domain", d, s, "rules") for d, s in self.domains]
+        rows += [tag("country", c, s, m) for c, s, m in self.countries]
+        rows += [tag("region", r, s, "gazetteer") for r, s in self.regions]
+        return rows
+
+
+class Classifier:
+    """Combines the components; cheap to call on thousands of items once loaded."""
+
+    def __init__(self, model: PolicyModel | None, rules: RuleTagger, domains: DomainTagger,
+                 gazetteer: Gazetteer, model_dir: str | os.PathLike[str] | None = None) -> None:
+        self.model = model
+        self.rules = rules
+        self.domains = domains
+        self.gazetteer = gazetteer
+        self.model_dir = Path(model_dir) if model_dir is not None else None
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike[str] | None = None, *,
+             use_model: bool = True) -> "Classifier":
+        """Components from their shipped data; the model from ``model_dir`` when it holds one.
+
+        Raises ModelMismatch when the saved model was made for other library/taxonomy versions.
+        """
+        model = load_model(model_dir) if (use_model and model_dir is not None) else None
+        return cls(model, RuleTagger.load(), DomainTagger.load(), Gazetteer.load(), model_dir)
+
+    # -- identity ------------------------------------------------------------------------------
+    @property
+    def version(self) -> str:
+        """Stored in every tag's model_version: which model and rule sets wrote it."""
+        head = self.model.version if self.model is not None else "rules"
+        return (f"{head}+areas-{self.rules.version}+domains-{self.domains.version}"
+                f"+places-{self.gazetteer.version}")
+
+    def describe(self) -> str:
+        """One line for the user: which model (or none) is used."""
+        if self.model is None:
+            where = f" in {self.model_dir}" if self.model_dir is not None else ""
+            return (f"no trained model{where}: policy relevance and areas come from the "
+                    "lexicon rules (train one with `stiwatch train --stip FILE`)")
+        meta = self.model.metadata
+        return (f"model {self.model.version} (trained {meta.get('trained_at', '?')}, "
+                f"{meta.get('training_counts', {}).get('samples', '?')} examples) "
+                f"from {self.model_dir}")
+
+    # -- classifying ---------------------------------------------------------------------------
+    def classify(self, items: Sequence[ItemText]) -> list[Result]:
+        """One Result per item, in order (the model runs once over the whole batch)."""
+        predictions = (self.model.predict([model_text(i.title, i.text) for i in items])
+                       if self.model is not None else [None] * len(items))
+        return [self._one(item, prediction) for item, prediction in zip(items, predictions)]
+
+    def _one(self, item: ItemText, prediction: Any) -> Result:
+        title, text = item.title, item.text
+        rule_areas = self.rules.areas(title, text)
+        if prediction is not None and self.model.policy is not None:
+            policy, policy_method = prediction.policy, "model"
+        else:
+            policy, policy_method = self.rules.relevance(title, text), "rules"
+        if prediction is not None:
+            modelled = set(self.model.area_labels)
+            areas = [(a, s, "model") for a, s in
+                     sorted(prediction.areas.items(), key=lambda pair: -pair[1])]
+            areas += [(a, s, "rules") for a, s in rule_areas if a not in modelled]
+        else:
+            areas = [(a, s, "rules") for a, s in rule_areas]
+        countries = [(c, s, "gazetteer") for c, s in self.gazetteer.tag(title, text)]
+        if not countries and item.source_country:
+            countries = [(c, s, "source") for c, s in
+                         self.gazetteer.tag(title, text, item.source_country)]
+        international = self.gazetteer.international(title, text)
+        regions: dict[str, float] = {}
+        for code, score, _method in countries:
+            for region in regions_for([code]):
+                regions[region] = max(regions.get(region, 0.0), score)
+        if international:
+            regions["international"] = 1.0
+        return Result(
+            policy=policy,
+            policy_method=policy_method,
+            areas=areas,
+            domains=list(self.domains.tag(title, text)),
+            countries=countries,
+            regions=sorted(regions.items(), key=lambda pair: (-pair[1], pair[0])),
+        )
+
+
+# -- the store -----------------------------------------------------------------------------
+
+
+@dataclass
+class ClassifyReport:
+    items: int = 0
+    classified: int = 0
+    inherited: int = 0
+    policy: int = 0
+    seconds: float = 0.0
+    model_version: str = ""
+    model: str | None = None  # the trained model's version, None when rules were used
+    description: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def classify_store(
+    store: Any,
+    classifier: Classifier,
+    *,
+    everything: bool = False,
+    progress: Callable[..., None] | None = None,
+) -> ClassifyReport:
+    """Tag the store's unclassified items (or all of them) and save the tags.
+
+    Originals are classified first, in batches; near-duplicates then copy their original's
+    tags. Analyst tags are kept by ``store.save_classifications``. ``progress`` is called as
+    ``progress(n, policy=k)`` after each batch (stiwatch.progress.Progress.advance fits).
+    """
+    started = time.monotonic()
+    version = classifier.version
+    report = ClassifyReport(model_version=version,
+                            model=classifier.model.version if classifier.model else None,
+                            description=classifier.describe())
+    countries = {s["id"]: s.get("country") for s in store.list_sources()}
+    pending = "" if everything else " AND classified_at IS NULL"
+    report.items = len(store.unclassified_ids(everything=everything))
+
+    def save(batch: list[dict[str, Any]]) -> None:
+        texts = [item_text(item, countries.get(item["source_id"])) for item in batch]
+        results = classifier.classify(texts)
+        store.save_classifications(
+            [(item["id"], result.tags(version)) for item, result in zip(batch, results)], version
+        )
+        policy = sum(result.is_policy for result in results)
+        report.classified += len(batch)
+        report.policy += policy
+        if progress is not None:
+            progress(len(batch), policy=policy)
+
+    batch: list[dict[str, Any]] = []
+    for item in store.iter_items("duplicate_of IS NULL" + pending):
+        batch.append(item)
+        if len(batch) >= BATCH:
+            save(batch)
+            batch = []
+    if batch:
+        save(batch)
+
+    # Duplicates: the original's tags (all of them, analyst corrections included), or a fresh
+    # classification when the original has none.
+    copies: list[tuple[int, list[dict[str, Any]]]] = []
+    orphans: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if copies:
+            store.save_classifications(copies, version)
+            policy = sum(any(t["facet"] == "policy" and t["value"] == "1" for t in tags)
+                         for _id, tags in copies)
+            report.inherited += len(copies)
+            report.policy += policy
+            if progress is not None:
+                progress(len(copies), policy=policy)
+            copies.clear()
+        if orphans:
+            save(list(orphans))
+            orphans.clear()
+
+    for item in store.iter_items("duplicate_of IS NOT NULL" + pending):
+        original = store.tags_of(item["duplicate_of"])
+        if original:
+            copies.append((item["id"], [
+                {"facet": t["facet"], "value": t["value"], "score": t["score"],
+                 "method": t["method"]} for t in original
+            ]))
+        else:
+            orphans.append(item)
+        if len(copies) + len(orphans) >= BATCH:
+            flush()
+    flush()
+    report.seconds = round(time.monotonic() - started, 3)
+    return report
+
+
+def classify_texts(classifier: Classifier, records: Iterable[Mapping[str, Any]]) -> list[Result]:
+    """Results for evaluation records ({"title", "text"}), in batches."""
+    out: list[Result] = []
+    batch: list[ItemText] = []
+    for record in records:
+        batch.append(ItemText(record.get("title") or "", record.get("text") or ""))
+        if len(batch) >= BATCH:
+            out += classifier.classify(batch)
+            batch = []
+    if batch:
+        out += classifier.classify(batch)
+    return out

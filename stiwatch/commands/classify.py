@@ -1,0 +1,278 @@
+"""`stiwatch classify`, `train`, `evaluate` and `tag`: the classifier's commands."""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from classifier.taxonomy import load_taxonomy
+
+from ..app import App
+from ..errors import UserError
+from ..output import echo_json, echo_table
+from ..progress import Progress
+
+# The model modules load scikit-learn: imported inside the commands that need them, so every
+# other command starts quickly.
+
+if TYPE_CHECKING:
+    from classifier.pipeline import Classifier
+
+pass_app = click.make_pass_decorator(App)
+
+model_dir_option = click.option(
+    "--model-dir", metavar="DIR",
+    help="Folder of the trained model [default: setting model_dir, $STIWATCH_MODEL_DIR].",
+)
+no_model_option = click.option(
+    "--no-model", is_flag=True, help="Ignore any trained model: use the lexicon rules only.",
+)
+
+
+def _model_dir(app: App, option: str | None) -> Path:
+    if option:
+        app.settings.override("model_dir", option, "option --model-dir")
+    return Path(app.settings["model_dir"])
+
+
+def load_classifier(app: App, model_dir: str | None = None, *,
+                    use_model: bool = True) -> "Classifier":
+    """The classifier with the configured model folder (rules only when it holds no model)."""
+    from classifier.pipeline import Classifier
+
+    return Classifier.load(_model_dir(app, model_dir), use_model=use_model)
+
+
+def run_classification(app: App, *, everything: bool = False, model_dir: str | None = None,
+                       use_model: bool = True, classifier: "Classifier | None" = None
+                       ) -> dict[str, Any]:
+    """Classify the store's new (or all) items with a progress line; a JSON-able report.
+
+    Shared by `stiwatch classify`, `stiwatch run` and `stiwatch demo`.
+    """
+    from classifier.pipeline import classify_store
+
+    classifier = classifier or load_classifier(app, model_dir, use_model=use_model)
+    app.echo(f"Classifier: {classifier.describe()}", err=True)
+    store = app.store()
+    progress = Progress("classify", unit="items", enabled=False if app.quiet else None)
+    with progress:
+        progress.set_total(len(store.unclassified_ids(everything=everything)))
+        report = classify_store(store, classifier, everything=everything,
+                                progress=progress.advance)
+    result = report.as_dict()
+    rate = report.classified / report.seconds if report.seconds else 0.0
+    used = f"model {report.model}" if report.model else "lexicon rules (no trained model)"
+    result["summary"] = (
+        f"{report.classified + report.inherited} items classified with {used}"
+        f" ({report.inherited} duplicates inherited their original's tags), "
+        f"{report.policy} policy-relevant, {rate:.0f} items/s"
+    )
+    return result
+
+
+@click.command("classify")
+@click.option("--all", "everything", is_flag=True,
+              help="Classify every item again, not only those never classified.")
+@model_dir_option
+@no_model_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@pass_app
+def classify_command(app: App, everything: bool, model_dir: str | None, no_model: bool,
+                     as_json: bool) -> None:
+    """Tag items with policy relevance, policy areas, domains, countries and regions.
+
+    Uses the trained model in the model folder when there is one (see `stiwatch train`),
+    otherwise the lexicon rules, and says which. Tags an analyst set with `stiwatch tag` are
+    never overwritten; near-duplicates inherit their original's tags.
+    """
+    result = run_classification(app, everything=everything, model_dir=model_dir,
+                                use_model=not no_model)
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(result["summary"] + ".")
+
+
+def _negative_files(paths: tuple[str, ...]) -> list[str]:
+    files: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = sorted(glob.glob(os.path.join(path, "*.xml")) +
+                           glob.glob(os.path.join(path, "*.rss")) +
+                           glob.glob(os.path.join(path, "*.atom")))
+            if not found:
+                raise UserError(f"{path}: no feed files (*.xml, *.rss, *.atom) in this folder")
+            files += found
+        elif os.path.isfile(path):
+            files.append(path)
+        else:
+            raise UserError(f"{path}: no such feed file or folder")
+    return files
+
+
+@click.command("train")
+@click.option("--stip", "stip_file", required=True, metavar="FILE",
+              help="The OECD STIP Compass CSV export (.csv or .csv.gz).")
+@click.option("--negatives", multiple=True, metavar="PATH",
+              help="Feed file or folder of non-policy news (science, general) used as "
+                   "negatives for relevance; repeatable.")
+@click.option("--limit", type=click.IntRange(min=10), metavar="N",
+              help="Use only the first N initiatives (quick trials and tests).")
+@click.option("--folds", type=click.IntRange(2, 10), default=3, show_default=True,
+              help="Cross-validation folds for thresholds and reported metrics.")
+@model_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the model metadata as JSON.")
+@pass_app
+def train_command(app: App, stip_file: str, negatives: tuple[str, ...], limit: int | None,
+                  folds: int, model_dir: str | None, as_json: bool) -> None:
+    """Train the policy-relevance and policy-area model and save it in the model folder.
+
+    Positives and areas come from the STIP Compass export (theme codes mapped to areas as
+    the taxonomy says); negatives from the --negatives feeds and from items analysts marked
+    `policy=0`; every analyst correction in the store is folded in. Per-area thresholds are
+    chosen by cross-validation on this training data only. The previous model is replaced
+    only once the new one is saved.
+    """
+    from classifier.model import (
+        analyst_samples, feed_negatives, save_model, stip_samples, train,
+    )
+    from classifier.stip import file_sha256, read_stip
+
+    folder = _model_dir(app, model_dir)
+    taxonomy = load_taxonomy()
+    say = (lambda message: None) if (as_json or app.quiet) else (
+        lambda message: click.echo(f"train: {message}", err=True))
+    say(f"reading {stip_file}")
+    examples = read_stip(stip_file, limit=limit, taxonomy=taxonomy)
+    samples = stip_samples(examples)
+    feeds = _negative_files(negatives)
+    if feeds:
+        samples += stip_samples(feed_negatives(feeds))
+    analyst = analyst_samples(app.store().analyst_labelled_items(), taxonomy)
+    samples += analyst
+    say(f"{len(examples)} initiatives, {sum(s.origin == 'feed' for s in samples)} feed "
+        f"negatives, {len(analyst)} analyst-labelled items")
+    digest = file_sha256(stip_file)
+    model = train(samples, taxonomy=taxonomy, data_sha256=digest, folds=folds, progress=say)
+    model.metadata["training_data"] = {
+        "stip_file": os.path.basename(stip_file), "stip_sha256": digest, "limit": limit,
+        "negative_feeds": [os.path.basename(f) for f in feeds],
+    }
+    save_model(model, folder)
+    meta = model.metadata
+    if as_json:
+        echo_json({"model_dir": str(folder), **meta})
+        return
+    areas = (meta["cv_metrics"].get("areas") or {})
+    policy = meta["cv_metrics"].get("policy")
+    click.echo(f"Saved model {meta['version']} to {folder} ({meta['train_seconds']}s).")
+    if policy:
+        click.echo(f"  relevance (cv): precision {policy['precision']:.3f}, "
+                   f"recall {policy['recall']:.3f}, f1 {policy['f1']:.3f}")
+    else:
+        click.echo("  relevance: no negatives (pass --negatives FEEDS or label items "
+                   "policy=0); the lexicon rules decide relevance")
+    if areas:
+        click.echo(f"  areas (cv): micro-F1 {areas['micro_f1']:.3f}, "
+                   f"macro-F1 {areas['macro_f1']:.3f}")
+    if meta["labels"]["areas_without_data"]:
+        click.echo(f"  no training data for: {', '.join(meta['labels']['areas_without_data'])}"
+                   " (the lexicon rules tag these)")
+
+
+@click.command("evaluate")
+@click.argument("file", metavar="FILE.jsonl")
+@model_dir_option
+@no_model_option
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
+@pass_app
+def evaluate_command(app: App, file: str, model_dir: str | None, no_model: bool,
+                     as_json: bool) -> None:
+    """Score the classifier on a labelled JSON Lines file (taxonomy.md's format).
+
+    Prints precision, recall and F1 for relevance, per-label scores for areas and domains and
+    micro scores for countries; a facet that no line labels is left out. Areas are scored
+    on lines with policy = 1 only. Never train or tune on the file you evaluate with.
+    """
+    from classifier.evaluate import evaluate
+
+    classifier = load_classifier(app, model_dir, use_model=not no_model)
+    if not as_json:
+        app.echo(f"Classifier: {classifier.describe()}", err=True)
+    result = evaluate(file, classifier)
+    if as_json:
+        echo_json(result)
+        return
+    click.echo(f"{result['n']} items, classifier {result['model_version']}")
+    if "policy" in result:
+        click.echo("\npolicy")
+        echo_table([{"facet": "policy", **result["policy"]}],
+                   ["facet", "precision", "recall", "f1"])
+    for facet in ("areas", "domains"):
+        if facet in result:
+            block = result[facet]
+            click.echo(f"\n{facet}: micro-F1 {block['micro_f1']:.3f}, "
+                       f"macro-F1 {block['macro_f1']:.3f}")
+            echo_table([{"label": label, **m} for label, m in block["per_label"].items()],
+                       ["label", "precision", "recall", "f1", "support"])
+    if "countries" in result:
+        c = result["countries"]
+        click.echo("\ncountries")
+        echo_table([{"facet": "countries", "precision": c["micro_precision"],
+                     "recall": c["micro_recall"], "f1": c["micro_f1"]}],
+                   ["facet", "precision", "recall", "f1"])
+
+
+def _pairs(values: tuple[str, ...], option: str) -> list[tuple[str, str]]:
+    taxonomy = load_taxonomy()
+    pairs = []
+    for raw in values:
+        facet, sep, value = raw.partition("=")
+        facet, value = facet.strip().lower(), value.strip()
+        if not sep or not facet or not value:
+            raise UserError(f"{option} {raw!r}: expected FACET=VALUE, e.g. area=open_science")
+        if facet == "country":
+            value = value.upper()
+        taxonomy.check(facet, value)
+        pairs.append((facet, value))
+    return pairs
+
+
+@click.command("tag")
+@click.argument("item_id", type=int, metavar="ITEM_ID")
+@click.option("--add", "add", multiple=True, metavar="FACET=VALUE",
+              help="Add a tag, e.g. area=open_science, country=JP, policy=1; repeatable.")
+@click.option("--remove", "remove", multiple=True, metavar="FACET=VALUE",
+              help="Remove a tag and keep it removed, e.g. country=US; repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print the item's tags as JSON.")
+@pass_app
+def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str, ...],
+                as_json: bool) -> None:
+    """Correct an item's tags as an analyst; without options, show its tags.
+
+    Added tags are never overwritten by `stiwatch classify`, removed ones are not written
+    back, and `stiwatch train` learns from both. Facets: policy (1 or 0), area, domain,
+    country (ISO code or EU), region.
+    """
+    store = app.store()
+    additions, removals = _pairs(add, "--add"), _pairs(remove, "--remove")
+    clash = set(additions) & set(removals)
+    if clash:
+        facet, value = sorted(clash)[0]
+        raise UserError(f"{facet}={value} is both added and removed")
+    if additions or removals:
+        store.analyst_label(item_id, add=additions, remove=removals)
+    else:
+        store.get_item(item_id)  # NoSuchItem for an unknown id
+    tags = store.tags_of(item_id)
+    if as_json:
+        echo_json({"item_id": item_id, "tags": tags})
+        return
+    if additions or removals:
+        app.echo(f"Item {item_id}: {len(additions)} added, {len(removals)} removed.")
+    echo_table(tags, ["facet", "value", "score", "method", "model_version"])
