@@ -260,6 +260,7 @@ class SendReport:
     week: str
     transport: str  # smtp, outbox or dry-run
     stories: int = 0  # policy stories in the week
+    subscribers: int = 0  # active subscribers
     sent: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # nothing matched their filters
     retry: list[dict[str, str]] = field(default_factory=list)  # temporary failures this run
@@ -342,6 +343,7 @@ def _send_week(
     bundle = bundle or prepare_week(store, week)
     report.stories = len(bundle.data.stories)
     subscribers = {s["email"]: s for s in store.list_subscribers(active_only=True)}
+    report.subscribers = len(subscribers)
     if not bundle.data.stories:
         log.info("digest %s: no policy items this week, nothing sent", week.label)
         return report

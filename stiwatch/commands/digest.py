@@ -101,7 +101,9 @@ def _print_report(app: App, report) -> None:  # noqa: ANN001
     if report.files:
         folder = Path(report.files[0]).parent
         app.echo(f"{len(report.files)} message(s) written to {folder}")
-    if not (report.sent or report.skipped or report.retry or report.failed or report.waiting):
+    if report.subscribers == 0:
+        click.echo("No active subscribers: add one with `stiwatch subscribers add EMAIL`.")
+    elif not (report.sent or report.skipped or report.retry or report.failed or report.waiting):
         click.echo("Nothing owed: every active subscriber already has this week's digest.")
 
 

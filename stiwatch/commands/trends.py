@@ -73,6 +73,9 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
                    f"({app.settings['timezone']}). AVG4: mean of the 4 weeks before {report.week}; "
                    f"CHANGE: {report.week} against it.")
         echo_table(table, columns)
+        if len(shown) < len(report.weeks):
+            click.echo(f"(the last {len(shown)} of {len(report.weeks)} weeks shown; "
+                       "--format csv or json gives every week)")
         click.echo("Totals: " + ", ".join(f"{w}={n}" for w, n in zip(report.weeks,
                                                                        report.totals)))
         if report.rising:
