@@ -42,6 +42,8 @@ the their theirs them then there these they this those through to too under unti
 were what when where which while who whom why will with would you your yours new news says said say
 announces announced announce launches launched launch today week year years first one two three
 per via amid across among within without including includes include plus mr ms dr its it's
+agreed agree agrees meeting meet met held hold holds set sets make makes made take takes
+should must may might also already still since next last latest
 """.split())
 _WORD = re.compile(r"[^\W\d_][\w'’-]*[^\W_]|[^\W\d_]", re.UNICODE)
 
