@@ -126,6 +126,16 @@ def declared_charsets(body: bytes, headers: Mapping[str, str] | None) -> list[st
     return labels
 
 
+def _detection_sample(body: bytes, limit: int = 200_000) -> bytes:
+    """At most ``limit`` bytes, cut after a newline or '>' so that no multi-byte character is
+    split (those bytes are never trail bytes in Shift_JIS, EUC-KR, GBK or Big5); a split
+    character would make the detector reject the right encoding."""
+    if len(body) <= limit:
+        return body
+    cut = max(body.rfind(b"\n", 0, limit), body.rfind(b">", 0, limit))
+    return body[:cut + 1] if cut > 0 else body[:limit]
+
+
 def decode_html(body: bytes, headers: Mapping[str, str] | None = None) -> tuple[str, str]:
     """Decode a page to ``(text, codec name)``.
 
@@ -159,7 +169,7 @@ def decode_html(body: bytes, headers: Mapping[str, str] | None = None) -> tuple[
     bad = text.count("\ufffd")
     if sum(1 for char in text if ord(char) > 127) - bad >= 5 * bad:
         return text, "utf-8"
-    best = charset_normalizer.from_bytes(body[:200_000]).best()
+    best = charset_normalizer.from_bytes(_detection_sample(body)).best()
     if best is not None and best.encoding:
         codec = _codec(best.encoding) or best.encoding
         text = _decode_with(body, codec)

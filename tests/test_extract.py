@@ -132,6 +132,15 @@ def test_decode_html_undeclared_legacy_encodings_are_detected() -> None:
         assert text == sample, codec
 
 
+def test_decode_html_detects_long_undeclared_pages() -> None:
+    """Detection reads a sample of a long page without splitting a double-byte character."""
+    line = "<p>文部科学省は十四日、量子技術の研究開発を強化するため計画を発表した。</p>\n"
+    body = (line * 3000).encode("shift_jis")
+    assert len(body) > 200_000
+    text, encoding = decode_html(body, {"Content-Type": "text/html"})
+    assert (text, encoding) == (line * 3000, "cp932")
+
+
 def test_garbage_bytes_never_raise() -> None:
     body = bytes(range(256)) * 40
     text, encoding = decode_html(body, None)
