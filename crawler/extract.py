@@ -154,10 +154,21 @@ def decode_html(body: bytes, headers: Mapping[str, str] | None = None) -> tuple[
     else:
         if not text.isascii():
             return text, "utf-8"
-    for label in declared_charsets(body, headers):
-        codec = _codec(label)
-        if codec is None or codec.startswith(("utf_16", "utf_32", "utf-16", "utf-32")):
-            continue  # without a BOM a "utf-16" declaration is wrong (the HTML spec agrees)
+    codecs_declared = [
+        codec for codec in map(_codec, declared_charsets(body, headers))
+        # without a BOM a "utf-16" declaration is wrong (the HTML spec agrees)
+        if codec is not None and not codec.startswith(("utf-16", "utf-32"))
+    ]
+    if len(codecs_declared) > 1 and codecs_declared[0] == "cp1252":
+        # ISO-8859-1 is many servers' default header, not a statement about the page; when the
+        # page itself names another encoding that its bytes fit exactly, believe the page.
+        for codec in codecs_declared[1:]:
+            if codec != "cp1252":
+                try:
+                    return body.decode(codec), codec
+                except UnicodeDecodeError:
+                    pass
+    for codec in codecs_declared:
         text = _decode_with(body, codec)
         if text is not None:
             return text, codec

@@ -107,6 +107,13 @@ SAMPLE = "Förderung für Forschung – „Wasserstoff“ kostet 5 €"
     # Undeclared, mostly UTF-8 with one broken byte: UTF-8 (one replacement character).
     ("Förderung für Forschung – Überblick. ".encode() * 3 + b"\xff", None,
      "Förderung für Forschung – Überblick. " * 3 + "\ufffd", "utf-8"),
+    # A server's default "ISO-8859-1" header loses to the page's own <meta> when the bytes
+    # fit the page's encoding exactly; a multi-byte header is believed over the page.
+    (b"<meta charset=shift_jis>" + "東京大学".encode("shift_jis"),
+     {"Content-Type": "text/html; charset=ISO-8859-1"}, "<meta charset=shift_jis>東京大学",
+     "cp932"),
+    (b"<meta charset=euc-kr>" + "東京大学".encode("shift_jis"),
+     {"Content-Type": "text/html; charset=shift_jis"}, "<meta charset=euc-kr>東京大学", "cp932"),
     # Scrapy-style headers: bytes, lists.
     (SAMPLE.encode("cp1252"), {b"Content-Type": [b"text/html; charset=windows-1252"]}, SAMPLE,
      "cp1252"),
