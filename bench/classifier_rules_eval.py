@@ -4,7 +4,8 @@ Usage:
     .venv/bin/python bench/classifier_rules_eval.py [FILE.jsonl ...] [--errors N] [--json]
 
 Defaults to ../shared/data/eval/reuters21578_places.jsonl and stip_2021_eval.jsonl; the name
-`stip-train` measures on a development sample of the STIP training split instead, and `feeds`
+`stip-train` measures on a development sample of the STIP training split instead, `demo` on the
+demo site's hand-labelled articles (with their source's home country), and `feeds`
 on the captured science-news feeds taken as non-policy (false-positive rate of relevance). Prints
 countries micro precision/recall/F1 (and a pycountry-names-only baseline in the same run),
 policy relevance P/R/F1 and areas/domains micro/macro F1 where the file labels them, and the
@@ -181,8 +182,27 @@ def feed_rows(folder: Path = FEEDS) -> list[dict]:
     return rows
 
 
+def demo_rows() -> list[dict]:
+    """The bundled demo site's hand-labelled articles (fictional STI-policy news written for
+    the project), with their source's home country."""
+    from stiwatch.demo.site import load_content
+
+    rows = []
+    for source in load_content():
+        home = (source.country or "").upper()
+        for article in source.articles:
+            if not article.own_labels or article.syndicated_from:
+                continue
+            rows.append({"id": article.key, "title": article.title, "text": article.body,
+                         "source_country": home if len(home) == 2 else None,
+                         **article.expected.as_dict()})
+    return rows
+
+
 def evaluate(path: Path, errors: int = 0) -> dict:
-    if str(path) == "stip-train":
+    if str(path) == "demo":
+        rows = demo_rows()
+    elif str(path) == "stip-train":
         rows = stip_train_rows()
     elif str(path) == "feeds":
         rows = feed_rows()
@@ -195,7 +215,8 @@ def evaluate(path: Path, errors: int = 0) -> dict:
         labelled = [r for r in rows if "countries" in r]
         gold = [set(r["countries"]) for r in labelled]
         start = time.perf_counter()
-        pred = [{c for c, _ in gaz.tag(r["title"], r["text"])} for r in labelled]
+        pred = [{c for c, _ in gaz.tag(r["title"], r["text"], r.get("source_country"))}
+                for r in labelled]
         timings["gazetteer_items_per_s"] = round(len(labelled) / (time.perf_counter() - start))
         out["countries"] = {k: v for k, v in multilabel(gold, pred).items() if k != "per_label"}
         base = [baseline_countries(r["title"], r["text"]) for r in labelled]

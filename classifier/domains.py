@@ -151,18 +151,20 @@ class DomainTagger:
 
 
 def sum_evidence(hits: list, max_repeats: float) -> dict[str, float]:
-    """Evidence per label from weighted hits whose keys are (label, term, weight): repeats of
-    one term count up to ``max_repeats`` (diminishing returns)."""
-    counts: dict[tuple[str, str], float] = {}
+    """Evidence per label from weighted hits whose keys end with (label, term, weight): each
+    term counts its ``max_repeats`` best-placed hits (diminishing returns on repetition)."""
+    multipliers: dict[tuple[str, str], list[float]] = {}
     weights: dict[tuple[str, str], float] = {}
     for mult, hit, _part in hits:
         for key in hit.keys:
             label, term, weight = key[-3:]
-            counts[(label, term)] = counts.get((label, term), 0.0) + mult
+            multipliers.setdefault((label, term), []).append(mult)
             weights[(label, term)] = weight
     evidence: dict[str, float] = {}
-    for pair, count in counts.items():
-        evidence[pair[0]] = evidence.get(pair[0], 0.0) + weights[pair] * min(count, max_repeats)
+    keep = int(max_repeats)
+    for pair, mults in multipliers.items():
+        best = sorted(mults, reverse=True)[:keep]
+        evidence[pair[0]] = evidence.get(pair[0], 0.0) + weights[pair] * sum(best)
     return evidence
 
 

@@ -192,8 +192,8 @@ class Matcher:
                         stop, plural = stop + 2, 1
                     else:
                         continue
-                found.append((start, stop, plural, keys))
-        # leftmost, then longest, then a term as written before a plural reading of another
+                found.append((start, stop, plural + 2 * prefix, keys))
+        # leftmost, then longest, then a term as written before a plural or prefix reading
         found.sort(key=lambda hit: (hit[0], hit[0] - hit[1], hit[2]))
         if not self.layered:
             return _longest(found)
