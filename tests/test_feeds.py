@@ -16,6 +16,7 @@ import pytest
 
 from conftest import shared_data
 from crawler.feeds import FeedError, parse_feed
+from crawler.urls import canonicalize
 
 FEEDS = Path(__file__).parent / "fixtures" / "feeds"
 CASES = sorted(p.name.removesuffix(".expected.json") for p in FEEDS.glob("*.expected.json"))
@@ -73,6 +74,7 @@ def test_real_feed_captures(name: str) -> None:
     assert len(set(urls)) == len(urls)
     for entry in feed.entries:
         assert entry.url.startswith(("http://", "https://"))
+        assert canonicalize(entry.url) == entry.url  # already canonical
         assert "utm_" not in entry.url and "#" not in entry.url
         assert entry.title and "<" not in entry.title
         assert "<p>" not in entry.summary and "<a " not in entry.summary
