@@ -22,8 +22,14 @@ _SPACES = re.compile(r"[^\S\n]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 
 
+# Invisible characters that only break words apart for search: soft hyphens (German sites
+# hyphenate with them), zero-width spaces and joiners, stray BOMs.
+_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
+
+
 def normalise_space(text: str) -> str:
-    """One space between words, no blank edges; newlines kept as paragraph breaks."""
+    """NFC text with one space between words and no blank edges; newlines kept as breaks."""
+    text = unicodedata.normalize("NFC", text.translate(_INVISIBLE))
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ")
     lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()

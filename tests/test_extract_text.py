@@ -56,3 +56,8 @@ def test_shorten_cuts_at_a_word() -> None:
 
 def test_normalise_space_keeps_paragraphs() -> None:
     assert normalise_space("  a \t b \n\n\n\n c  \r\n d ") == "a b\n\nc\nd"
+
+
+def test_normalise_space_composes_and_drops_invisible_characters() -> None:
+    assert normalise_space("Forschungs\u00adförderung\u200b in Zu\u0308rich") == \
+        "Forschungsförderung in Zürich"
