@@ -59,7 +59,7 @@ def demo_command(app: App, directory: Path, as_json: bool) -> None:
         store = app.store()
         store.sync_sources(load_registry(registry_path).sources)
         store.save_subscribers(DEMO_SUBSCRIBERS)
-        app.echo(f"Demo site: {server.url}/ ({len(records)} sources)")
+        app.echo(f"Demo site: {server.url}/ ({len(records)} sources)", err=True)
         steps = [_step(crawl_step, app), _step(classify_step, app)]
 
     week = last_complete_week(tz)
@@ -93,7 +93,7 @@ def _step(step, app: App) -> dict:  # noqa: ANN001 - one of stiwatch.steps
         result = step(app)
     except StepFailed as error:
         result = error.result
-    app.echo(f"{result['step']}: {result['summary']}")
+    app.echo(f"{result['step']}: {result['summary']}", err=True)
     return result
 
 

@@ -67,7 +67,7 @@ def _run(app: App, with_digest: bool, as_json: bool) -> int:
                 failed = True
             steps.append(result)
             log.info("run %s: %s %s", run_id, result["step"], result)
-            app.echo(f"{result['step']}: {result['summary']}")
+            app.echo(f"{result['step']}: {result['summary']}", err=True)
     finally:
         # Recorded even when interrupted: the row tells `stiwatch status` what happened.
         status = "failed" if failed and len(steps) < len(plan) else ("partial" if failed else "ok")
