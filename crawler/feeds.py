@@ -163,7 +163,9 @@ def _entry_url(entry: Any, base: str) -> str | None:
     candidates = [entry.get("link")]
     candidates += [link.get("href") for link in entry.get("links") or []
                    if link.get("rel", "alternate") == "alternate"]
-    if entry.get("guidislink", True) or str(entry.get("id", "")).startswith(("http:", "https:")):
+    # A guid is a link only when it is an absolute URL: "press-2024-117" resolved against the
+    # feed's URL would invent a page.
+    if str(entry.get("id", "")).lower().startswith(("http:", "https:")):
         candidates.append(entry.get("id"))
     for candidate in candidates:
         url = try_canonicalize(candidate, base)
