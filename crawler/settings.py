@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version as _version
 import os
+import sys
 
 try:
     _VERSION = _version("stiwatch")
@@ -50,6 +51,14 @@ AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
 COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False  # no listening sockets on a server that runs from cron
+
+# Twisted's own reactor, not the asyncio one: under asyncio, Scrapy 2.19 starts every queued
+# request of a host at once when the delay is 0 (downloads are scheduled as tasks that have not
+# yet counted themselves as transferring), so CONCURRENT_REQUESTS_PER_DOMAIN was not enforced.
+TWISTED_REACTOR = (
+    "twisted.internet.epollreactor.EPollReactor" if sys.platform.startswith("linux")
+    else "twisted.internet.selectreactor.SelectReactor"
+)
 
 # -- limits -----------------------------------------------------------------------------------
 DOWNLOAD_TIMEOUT = 30

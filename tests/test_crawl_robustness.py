@@ -1,5 +1,5 @@
 """Misbehaving servers cost bounded time and are recorded as that source's error; a failing
-source never stops the others; exit codes 0 / 1 / 2; robots.txt Crawl-delay."""
+source never stops the others; exit codes 0 / 1 / 2."""
 
 from __future__ import annotations
 
@@ -146,31 +146,3 @@ def test_bad_input_exits_2(stiwatch, http_server, tmp_path):
     unknown = stiwatch("crawl", "--source", "nope", env=FAST)
     assert unknown.exit_code == 2 and "nope" in unknown.output
     assert not http_server.requests  # nothing was fetched for bad input
-
-
-def test_robots_crawl_delay_is_respected(stiwatch, http_server, tmp_path):
-    base = build_site(http_server)
-    (http_server.root / "robots.txt").write_text(
-        "User-agent: *\nDisallow: /private/\nCrawl-delay: 1\n")
-    reg = registry(tmp_path / "sources.toml", [
-        {"id": "newsroom", "kind": "feed", "url": f"{base}/feed.xml"}])
-
-    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
-
-    times = sorted(r.time for r in http_server.requests if r.path != "/robots.txt")
-    assert len(times) == 4  # the feed and three articles
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    assert min(gaps) >= 0.95, gaps
-
-
-def test_requests_waiting_for_robots_txt_obey_it_too(stiwatch, http_server, tmp_path):
-    """Many requests to one host start before its robots.txt is in: none may skip the check."""
-    base = build_site(http_server)
-    reg = registry(tmp_path / "sources.toml", [
-        {"id": f"mirror-{n}", "kind": "feed", "url": f"{base}/feed.xml?copy={n}"}
-        for n in range(4)
-    ])
-    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
-    # The second crawl starts with four listings and the stored partial (disallowed) article.
-    assert stiwatch("crawl", env=FAST).exit_code == 0
-    assert not http_server.requested("/private/secret.html")

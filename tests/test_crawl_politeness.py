@@ -1,0 +1,79 @@
+"""Politeness, as the server sees it: robots.txt and its Crawl-delay, the per-host delay, and
+at most `concurrent_requests_per_domain` requests in flight."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from crawlsite import FAST, build_site, registry
+
+
+def test_robots_crawl_delay_is_respected(stiwatch, http_server, tmp_path):
+    base = build_site(http_server)
+    (http_server.root / "robots.txt").write_text(
+        "User-agent: *\nDisallow: /private/\nCrawl-delay: 1\n")
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "newsroom", "kind": "feed", "url": f"{base}/feed.xml"}])
+
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+
+    times = sorted(r.time for r in http_server.requests if r.path != "/robots.txt")
+    assert len(times) == 4  # the feed and three articles
+    gaps = sorted(b - a for a, b in zip(times, times[1:]))
+    assert gaps[len(gaps) // 2] >= 0.95 and gaps[0] >= 0.8, gaps
+
+
+def test_requests_waiting_for_robots_txt_obey_it_too(stiwatch, http_server, tmp_path):
+    """Many requests to one host start before its robots.txt is in: none may skip the check."""
+    base = build_site(http_server)
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": f"mirror-{n}", "kind": "feed", "url": f"{base}/feed.xml?copy={n}"}
+        for n in range(4)
+    ])
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+    # The second crawl starts with four listings and the stored partial (disallowed) article.
+    assert stiwatch("crawl", env=FAST).exit_code == 0
+    assert not http_server.requested("/private/secret.html")
+
+
+def test_download_delay_spaces_requests_to_one_host(stiwatch, http_server, tmp_path):
+    base = build_site(http_server)
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "newsroom", "kind": "feed", "url": f"{base}/feed.xml"}])
+    env = {**FAST, "STIWATCH_DOWNLOAD_DELAY": "0.4", "STIWATCH_AUTOTHROTTLE": "true"}
+
+    assert stiwatch("crawl", "--sources", str(reg), env=env).exit_code == 0
+
+    times = sorted(r.time for r in http_server.requests)
+    assert len(times) == 5  # robots.txt, the feed, three articles
+    gaps = sorted(b - a for a, b in zip(times, times[1:]))
+    # Times are taken when the server's handler thread runs: allow for scheduling jitter.
+    assert gaps[len(gaps) // 2] >= 0.38 and gaps[0] >= 0.3, gaps
+
+
+def test_at_most_two_requests_in_flight_per_host(stiwatch, http_server, tmp_path):
+    base = build_site(http_server)
+    lock = threading.Lock()
+    state = {"now": 0, "max": 0}
+    links = []
+
+    def slow(handler):
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        time.sleep(0.2)
+        with lock:
+            state["now"] -= 1
+        handler.serve_file("/news/budget.html")
+
+    for n in range(8):
+        http_server.routes[f"/slow/{n}.html"] = slow
+        links.append(f'<li><a href="/slow/{n}.html">story {n}</a></li>')
+    (http_server.root / "many.html").write_text(
+        f"<html><body><ul class='news'>{''.join(links)}</ul></body></html>")
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "many", "kind": "html", "url": f"{base}/many.html", "links": "ul.news a"}])
+
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+    assert state["max"] == 2
