@@ -160,12 +160,13 @@ def _content_text(entry: Any) -> str:
 
 
 def _entry_url(entry: Any, base: str) -> str | None:
-    candidates = [entry.get("link")]
+    # A guid is a link only when it is an absolute URL: "press-2024-117" resolved against the
+    # feed's URL would invent a page (feedparser copies a permalink guid into ``link``).
+    guid_is_url = str(entry.get("id", "")).lower().startswith(("http:", "https:"))
+    candidates = [] if entry.get("guidislink") and not guid_is_url else [entry.get("link")]
     candidates += [link.get("href") for link in entry.get("links") or []
                    if link.get("rel", "alternate") == "alternate"]
-    # A guid is a link only when it is an absolute URL: "press-2024-117" resolved against the
-    # feed's URL would invent a page.
-    if str(entry.get("id", "")).lower().startswith(("http:", "https:")):
+    if guid_is_url:
         candidates.append(entry.get("id"))
     for candidate in candidates:
         url = try_canonicalize(candidate, base)
@@ -199,8 +200,10 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
     # No header at all is not the feed's fault: let feedparser read the XML declaration instead
     # of flagging "no Content-type specified" on every feed parsed outside a crawl.
     response_headers.setdefault("content-type", "application/xml")
-    # feedparser resolves relative links against Content-Location; the fetched URL is the base.
-    response_headers.setdefault("content-location", url)
+    # Relative links are resolved here, not by feedparser: it would also "resolve" a permalink
+    # guid such as "press-2024-117" into a page that does not exist. So feedparser gets no base
+    # (xml:base inside the feed still applies); ours is Content-Location, else the fetched URL.
+    base = try_canonicalize(response_headers.pop("content-location", None), url) or url
     try:
         result = feedparser.parse(io.BytesIO(body), response_headers=response_headers,
                                   sanitize_html=True, resolve_relative_uris=True)
@@ -219,7 +222,6 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
         why = f" ({bozo})" if bozo else ""
         raise FeedError(f"The document at {url} is not an RSS or Atom feed{why}.")
 
-    base = response_headers["content-location"]
     entries: list[FeedEntry] = []
     seen: set[str] = set()
     skipped = 0
