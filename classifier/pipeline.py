@@ -119,13 +119,16 @@ class Classifier:
     # -- classifying ---------------------------------------------------------------------------
     def classify(self, items: Sequence[ItemText]) -> list[Result]:
         """One Result per item, in order (the model runs once over the whole batch)."""
-        predictions = (self.model.predict([model_text(i.title, i.text) for i in items])
+        rule_areas = [self.rules.areas(i.title, i.text) for i in items]
+        predictions = (self.model.predict([model_text(i.title, i.text) for i in items],
+                                          [dict(r) for r in rule_areas])
                        if self.model is not None else [None] * len(items))
-        return [self._one(item, prediction) for item, prediction in zip(items, predictions)]
+        return [self._one(item, prediction, rules)
+                for item, prediction, rules in zip(items, predictions, rule_areas)]
 
-    def _one(self, item: ItemText, prediction: Any) -> Result:
+    def _one(self, item: ItemText, prediction: Any,
+             rule_areas: list[tuple[str, float]]) -> Result:
         title, text = item.title, item.text
-        rule_areas = self.rules.areas(title, text)
         if prediction is not None and self.model.policy is not None:
             policy, policy_method = prediction.policy, "model"
         else:

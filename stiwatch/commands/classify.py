@@ -141,6 +141,7 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...], limit: i
     from classifier.model import (
         analyst_samples, feed_negatives, save_model, stip_samples, train,
     )
+    from classifier.rules import RuleTagger
     from classifier.stip import file_sha256, read_stip
 
     folder = _model_dir(app, model_dir)
@@ -158,7 +159,10 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...], limit: i
     say(f"{len(examples)} initiatives, {sum(s.origin == 'feed' for s in samples)} feed "
         f"negatives, {len(analyst)} analyst-labelled items")
     digest = file_sha256(stip_file)
-    model = train(samples, taxonomy=taxonomy, data_sha256=digest, folds=folds, progress=say)
+    rules = RuleTagger.load()
+    model = train(samples, taxonomy=taxonomy, data_sha256=digest, folds=folds,
+                  rule_areas=rules.areas, progress=say)
+    model.metadata["rules_version"] = rules.version
     model.metadata["training_data"] = {
         "stip_file": os.path.basename(stip_file), "stip_sha256": digest, "limit": limit,
         "negative_feeds": [os.path.basename(f) for f in feeds],

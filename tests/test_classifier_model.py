@@ -1,0 +1,133 @@
+"""Training, saving and loading the relevance/area model; refusing a model for other versions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import sklearn
+
+from classifier.errors import ModelError, ModelMismatch, TrainingError
+from classifier.model import (
+    feed_negatives, load_model, model_text, read_metadata, save_model, stip_samples, train,
+)
+from classifier.rules import RuleTagger
+from classifier.stip import file_sha256, read_stip
+from classifier.taxonomy import load_taxonomy
+from conftest import FIXTURES, shared_data
+
+SMALL = FIXTURES / "stip" / "stip_small.csv"
+NEGATIVES = FIXTURES / "stip" / "nonpolicy_news.rss"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    samples = stip_samples(read_stip(SMALL)) + stip_samples(feed_negatives([NEGATIVES]))
+    model = train(samples, data_sha256=file_sha256(SMALL), rule_areas=RuleTagger.load().areas)
+    folder = tmp_path_factory.mktemp("model")
+    save_model(model, folder)
+    return model, folder
+
+
+def test_round_trip_keeps_predictions_and_metadata(trained):
+    model, folder = trained
+    assert sorted(p.name for p in folder.iterdir()) == ["model.joblib", "model.json"]
+    meta = json.loads((folder / "model.json").read_text())
+    assert meta["sklearn_version"] == sklearn.__version__
+    assert meta["taxonomy_version"] == load_taxonomy().version
+    assert meta["training_data_sha256"] == file_sha256(SMALL)
+    assert meta["trained_at"].endswith("Z") and meta["version"].startswith("stip-")
+    assert meta["training_counts"] == {"samples": 87, "stip": 72, "feed_negatives": 15,
+                                       "analyst": 0, "policy_negatives": 15}
+    assert set(meta["labels"]["areas"]) == {
+        "governance", "public_research", "business_innovation", "knowledge_transfer",
+        "human_resources", "society", "international", "open_science"}
+    assert meta["labels"]["areas_without_data"] == ["research_security"]
+    assert 0 <= meta["cv_metrics"]["areas"]["micro_f1"] <= 1
+    assert set(meta["cv_metrics"]["policy"]) >= {"precision", "recall", "f1"}
+
+    loaded = load_model(folder)
+    assert loaded.version == model.version and loaded.metadata == meta
+    texts = [model_text("Open Access Policy 99", "Publications from publicly funded research "
+                        "must be available in open access."),
+             model_text("Octopuses dream in colour", "Researchers filmed sleeping octopuses.")]
+    before, after = model.predict(texts), loaded.predict(texts)
+    assert [p.area_scores for p in before] == [p.area_scores for p in after]
+    assert "open_science" in after[0].areas
+    assert after[0].policy > 0.5 > after[1].policy
+
+
+def test_no_model_folder_means_no_model(tmp_path: Path):
+    assert load_model(tmp_path / "nothing") is None
+    assert read_metadata(tmp_path) is None
+
+
+@pytest.mark.parametrize("key, value, says", [
+    ("sklearn_version", "0.24.2", f"scikit-learn 0.24.2 (installed: {sklearn.__version__})"),
+    ("taxonomy_version", 0, f"taxonomy version 0 (current: {load_taxonomy().version})"),
+])
+def test_model_for_other_versions_is_refused_with_retrain_message(trained, tmp_path: Path,
+                                                                  stiwatch, key, value, says):
+    _model, folder = trained
+    copy = tmp_path / "old-model"
+    copy.mkdir()
+    (copy / "model.joblib").write_bytes((folder / "model.joblib").read_bytes())
+    meta = json.loads((folder / "model.json").read_text())
+    meta[key] = value
+    (copy / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelMismatch) as caught:
+        load_model(copy)
+    assert says in str(caught.value)
+    assert "retrain it with `stiwatch train --stip FILE`" in str(caught.value)
+
+    result = stiwatch("classify", "--model-dir", str(copy))
+    assert result.exit_code == 2
+    assert f"Error: {copy / 'model.json'}: the model was made with {says}" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_damaged_model_file_is_a_clear_error(trained, tmp_path: Path):
+    _model, folder = trained
+    copy = tmp_path / "damaged"
+    copy.mkdir()
+    (copy / "model.json").write_text((folder / "model.json").read_text())
+    (copy / "model.joblib").write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="cannot load the model.*retrain"):
+        load_model(copy)
+
+
+def test_too_little_data_is_a_training_error():
+    samples = stip_samples(read_stip(SMALL, limit=10))
+    with pytest.raises(TrainingError, match="too few examples"):
+        train(samples)
+
+
+def test_train_command_saves_where_told_and_reports(stiwatch, tmp_path: Path):
+    folder = tmp_path / "models"
+    result = stiwatch("train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
+                      "--model-dir", str(folder), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["model_dir"] == str(folder)
+    assert report["training_data"]["stip_file"] == "stip_small.csv"
+    assert report["training_data"]["negative_feeds"] == ["nonpolicy_news.rss"]
+    assert (folder / "model.joblib").exists()
+
+    # The environment variable names the folder too.
+    other = tmp_path / "env-models"
+    result = stiwatch("-q", "train", "--stip", str(SMALL),
+                      env={"STIWATCH_MODEL_DIR": str(other)})
+    assert result.exit_code == 0, result.output
+    assert f"to {other}" in result.output
+    assert "no negatives" in result.output  # relevance stays with the rules
+    assert json.loads((other / "model.json").read_text())["labels"]["policy"] is False
+
+
+def test_real_export_sample_trains(tmp_path: Path):
+    path = shared_data("stip-compass-2021/stip_2021_train.csv.gz")
+    model = train(stip_samples(read_stip(path, limit=400)), data_sha256="sample")
+    areas = model.metadata["cv_metrics"]["areas"]
+    assert areas["micro_f1"] > 0.45, areas
+    save_model(model, tmp_path)
+    assert load_model(tmp_path).area_labels == model.area_labels
