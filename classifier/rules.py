@@ -25,11 +25,14 @@ RELEVANCE_KINDS = {
     "policy": (1, 0.5),
     "research": (-1, 1.5),
     "other": (-1, 1.0),
+    "sti": (0, 0.0),    # science/technology anchors: weigh nothing, but policy needs one
 }
 RELEVANCE_SETTINGS = {
     "bias": -1.5,       # log-odds with no cue at all: most news is not STI policy
     "scale": 0.9,       # log-odds gained per unit of net evidence
     "max_evidence": 8.0,  # cap per side, so a long text does not saturate on repetition
+    "no_sti_penalty": 2.0,  # log-odds lost when nothing anchors the item in science/technology
+    "no_sti_max_evidence": 2.0,  # ...and its policy evidence counts up to this much only
 }
 
 
@@ -94,22 +97,27 @@ class RuleTagger:
         return cls(entries, relevance, settings, rel_settings, version)
 
     # -- relevance -----------------------------------------------------------------------------
-    def relevance_evidence(self, title: str, text: str) -> tuple[float, float]:
-        """(policy evidence, non-policy evidence) before squashing."""
+    def relevance_evidence(self, title: str, text: str) -> tuple[float, float, bool]:
+        """(policy evidence, non-policy evidence, anchored in science/technology?)."""
         hits, _body = self._hits(title, text)
         cues = [(mult, Hit(hit.start, hit.end, tuple(k for k in hit.keys if k[0] == "cue")), part)
                 for mult, hit, part in hits]
+        anchored = any(key[1] in ("sti", "policy_strong") for _m, hit, _p in cues for key in hit.keys)
         by_kind = sum_evidence(cues, self.settings["max_repeats"])
         positive = sum(v for k, v in by_kind.items() if RELEVANCE_KINDS[k][0] > 0)
         negative = sum(v for k, v in by_kind.items() if RELEVANCE_KINDS[k][0] < 0)
         cap = self.relevance_settings["max_evidence"]
-        return min(positive, cap), min(negative, cap)
+        return min(positive, cap), min(negative, cap), anchored
 
     def relevance(self, title: str, text: str) -> float:
-        """Probability-like score that the item is about STI policy."""
-        pos, neg = self.relevance_evidence(title, text)
+        """Probability-like score that the item is about STI policy: policy cues against
+        research-result and market cues, and nothing without a science/technology anchor
+        (a tax bill or an election is policy, but not STI policy)."""
+        pos, neg, anchored = self.relevance_evidence(title, text)
         rs = self.relevance_settings
-        z = rs["bias"] + rs["scale"] * (pos - neg)
+        if not anchored:
+            pos = min(pos, rs["no_sti_max_evidence"])
+        z = rs["bias"] + rs["scale"] * (pos - neg) - (0.0 if anchored else rs["no_sti_penalty"])
         return round(1.0 / (1.0 + math.exp(-z)), 3)
 
     # -- areas ---------------------------------------------------------------------------------
