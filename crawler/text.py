@@ -25,6 +25,9 @@ _BLANK_LINES = re.compile(r"\n\s*\n+")
 # Invisible characters that only break words apart for search: soft hyphens (German sites
 # hyphenate with them), zero-width spaces and joiners, stray BOMs.
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
+# C0 control characters other than tab/newline/return mean nothing in text, and lxml refuses them.
+_CONTROLS = dict.fromkeys(c for c in range(32) if chr(c) not in "\t\n\r")
+_INVISIBLE.update(_CONTROLS)
 
 
 def normalise_space(text: str) -> str:
@@ -37,7 +40,8 @@ def normalise_space(text: str) -> str:
 
 def html_to_text(markup: str) -> str:
     """Plain text of an HTML fragment (feed summaries are often HTML, sometimes not)."""
-    if not markup or not markup.strip():
+    markup = (markup or "").translate(_CONTROLS)
+    if not markup.strip():
         return ""
     if "<" not in markup:
         return normalise_space(" ".join(html.unescape(markup).split("\n")))

@@ -32,6 +32,8 @@ TRACKING_PREFIXES = ("utm_", "ns_", "pk_", "piwik_", "mtm_", "matomo_", "hsa_")
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_HOST = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$")
+_IPV6 = re.compile(r"^[0-9a-f:.]+$")
 
 
 # "Came from the feed" markers: these names are tracking when their value names a feed
@@ -60,7 +62,10 @@ def canonicalize(url: str, base: str | None = None) -> str:
     if not raw:
         raise InvalidURL("An empty URL names no article.")
     if base:
-        raw = urljoin(strip_html5_whitespace(base), raw)
+        try:
+            raw = urljoin(strip_html5_whitespace(base), raw)
+        except ValueError as error:  # e.g. an unbalanced "[" taken for an IPv6 host
+            raise InvalidURL(f"{url!r} is a malformed URL ({error}).") from None
     if not _SCHEME.match(raw):
         raise InvalidURL(f"{url!r} is not an absolute http(s) URL.")
     try:
@@ -89,9 +94,15 @@ def canonicalize(url: str, base: str | None = None) -> str:
     )
     rebuilt = urlunsplit((scheme, netloc, parts.path or "/", query, ""))
     try:
-        return _w3lib_canonicalize(rebuilt, keep_fragments=False)
+        canonical = _w3lib_canonicalize(rebuilt, keep_fragments=False)
+        final_host = urlsplit(canonical).hostname or ""
     except (ValueError, UnicodeError) as error:
         raise InvalidURL(f"{url!r} is a malformed URL ({error}).") from None
+    # After IDNA encoding a host is letters, digits, hyphens, dots (and the underscores some
+    # real hosts have), or an IPv6 literal; anything else (spaces, "&", NUL) is no address.
+    if not (_HOST.match(final_host) or (":" in final_host and _IPV6.match(final_host))):
+        raise InvalidURL(f"{url!r} has an invalid host name.")
+    return canonical
 
 
 def try_canonicalize(url: str | None, base: str | None = None) -> str | None:

@@ -19,6 +19,7 @@ from crawler.text import html_to_text, normalise_space, sentences, shorten, summ
     ("", ""),
     ("   ", ""),
     ("<p>\u00a0non\u00a0breaking\u00a0</p>", "non breaking"),
+    ("<b>nul\x00 and\x01 bell\x07</b> text", "nul and bell text"),
 ])
 def test_html_to_text(markup: str, text: str) -> None:
     assert html_to_text(markup) == text
