@@ -8,6 +8,7 @@ fragment of the recorded problem, and each entry lists only the fields the case 
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 import re
 import time
@@ -114,3 +115,30 @@ def test_scrapy_style_headers_are_accepted() -> None:
     feed = parse_feed(body, "https://cp.example/rss",
                       {b"Content-Type": [b"application/rss+xml; charset=windows-1252"]})
     assert feed.entries[0].summary == "Naïve café – dash"
+
+
+def test_mangled_feeds_never_raise_anything_but_feed_error() -> None:
+    """Fuzz (fixed seed): bytes cut, flipped and spliced with markup that breaks parsers."""
+    rng = random.Random(3)
+    feeds = [p.read_bytes() for p in sorted(FEEDS.glob("*.xml")) if p.stat().st_size < 4000]
+    splices = [b"<", b">", b"&", b"<!DOCTYPE x [", b"]>", b"\x00", b'<!ENTITY a "b">',
+               b"&#x0;", b"\xff\xfe", b"<![CDATA[", b'<?xml encoding="utf-16"?>', b"\x01"]
+    for _ in range(150):
+        body = bytearray(rng.choice(feeds))
+        for _ in range(rng.randint(1, 12)):
+            at = rng.randrange(len(body)) if body else 0
+            roll = rng.random()
+            if roll < 0.4 and body:
+                body[at] = rng.randrange(256)
+            elif roll < 0.6:
+                del body[at:at + rng.randint(1, 50)]
+            elif roll < 0.9:
+                body[at:at] = rng.choice(splices)
+            else:
+                del body[at:]
+        try:
+            feed = parse_feed(bytes(body), "https://fuzz.example/rss")
+        except FeedError:
+            continue
+        for entry in feed.entries:
+            assert entry.url.startswith(("http://", "https://"))

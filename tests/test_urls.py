@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+import random
 import re
 import tomllib
 
@@ -37,3 +38,19 @@ def test_canonical_form_is_a_fixed_point(case: dict) -> None:
 def test_error_message_names_the_url() -> None:
     with pytest.raises(InvalidURL, match="javascript:void"):
         canonicalize("javascript:void(0)")
+
+
+def test_arbitrary_strings_are_canonical_or_invalid() -> None:
+    """Fuzz (fixed seed): never another exception, and every result is a fixed point."""
+    rng = random.Random(5)
+    alphabet = "hts:/.%?&=#@:80abcé\x00 \\-_~[]"
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        if rng.random() < 0.7:
+            text = "https://" + text
+        try:
+            canonical = canonicalize(text, rng.choice([None, "https://b.example/x/"]))
+        except InvalidURL:
+            continue
+        assert canonicalize(canonical) == canonical
+        assert not any(char in canonical for char in " \x00\n")
