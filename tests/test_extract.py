@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 import json
+import random
 from pathlib import Path
 import re
 
@@ -164,3 +165,29 @@ def test_unreadable_feed_date_falls_back_to_the_page() -> None:
     assert (article.published_at, article.date_source) == ("2023-11-02T16:45:00Z", "page")
     article = extract_article(body, spec["url"], feed_date="2023-11-01T09:00:00+01:00")
     assert (article.published_at, article.date_source) == ("2023-11-01T08:00:00Z", "feed")
+
+
+def test_mangled_pages_never_raise() -> None:
+    """Fuzz (fixed seed): cut, flipped and spliced pages, lying charsets; always an Article."""
+    rng = random.Random(11)
+    pages = [p.read_bytes() for p in sorted(PAGES.glob("*.html"))]
+    splices = [b"<", b">", b"&", b"\x00", b"<![CDATA[", b"<?xml encoding='utf-16'?>",
+               b"<meta charset=utf-16>", b"\xff\xfe", b"<script>", b"</html>", b"\x01"]
+    for _ in range(25):
+        body = bytearray(rng.choice(pages))
+        for _ in range(rng.randint(1, 12)):
+            at = rng.randrange(len(body)) if body else 0
+            roll = rng.random()
+            if roll < 0.4 and body:
+                body[at] = rng.randrange(256)
+            elif roll < 0.6:
+                del body[at:at + rng.randint(1, 80)]
+            elif roll < 0.9:
+                body[at:at] = rng.choice(splices)
+            else:
+                del body[at:]
+        charset = rng.choice(["utf-8", "bogus", "utf-16", "shift_jis", ""])
+        article = extract_article(bytes(body), "https://fuzz.example/a",
+                                  {"Content-Type": f"text/html; charset={charset}"})
+        assert ISO_UTC.match(article.published_at)
+        assert article.content_hash == content_hash(article.text)
