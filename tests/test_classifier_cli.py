@@ -1,0 +1,152 @@
+"""`stiwatch classify` and `stiwatch tag` on a real SQLite store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import db
+from conftest import FIXTURES
+
+SMALL = FIXTURES / "stip" / "stip_small.csv"
+NEGATIVES = FIXTURES / "stip" / "nonpolicy_news.rss"
+
+POLICY_TEXT = (
+    "The Japanese government approved a national strategy for quantum technology on Tuesday. "
+    "The Ministry of Education, Culture, Sports, Science and Technology (MEXT) will fund "
+    "university research centres and open a competitive call for proposals, the Cabinet "
+    "Office said. Open access to publications from the programme will be required."
+)
+OTHER_TEXT = (
+    "Marine biologists filmed a pale octopus on a seamount off the coast of Chile that they "
+    "believe is a species unknown to science. The animal lives at a depth of 3,000 metres."
+)
+
+
+@pytest.fixture
+def store_path(db_path: Path) -> Path:
+    with db.open_store(db_path) as store:
+        store.sync_sources([
+            {"id": "jp-news", "name": "JP", "kind": "feed", "url": "https://jp.example/f",
+             "country": "JP"},
+            {"id": "wire", "name": "Wire", "kind": "feed", "url": "https://wire.example/f"},
+        ])
+        store.save_items([
+            {"url": "https://jp.example/1", "source_id": "jp-news",
+             "title": "Japan approves quantum strategy", "summary": "Cabinet decision.",
+             "body": POLICY_TEXT},
+            {"url": "https://wire.example/2", "source_id": "wire",
+             "title": "New deep-sea octopus found", "body": OTHER_TEXT},
+            {"url": "https://jp.example/3", "source_id": "jp-news",
+             "title": "Weather: sunny week ahead", "body": "Sunshine and mild temperatures."},
+        ])
+        # item 4: the same article syndicated under another URL
+        (copy_id, _), = store.save_items([
+            {"url": "https://wire.example/4", "source_id": "wire",
+             "title": "Japan approves quantum strategy (syndicated)", "body": POLICY_TEXT,
+             "duplicate_of": 1}])
+        assert copy_id == 4
+    return db_path
+
+
+def tags(db_path: Path, item_id: int) -> dict[tuple[str, str], str]:
+    with db.open_store(db_path) as store:
+        return {(t["facet"], t["value"]): t["method"] for t in store.tags_of(item_id)}
+
+
+def test_classify_without_model_uses_rules_and_says_so(stiwatch, store_path, tmp_path):
+    result = stiwatch("classify", "--model-dir", str(tmp_path / "no-model"))
+    assert result.exit_code == 0, result.output
+    assert f"no trained model in {tmp_path / 'no-model'}" in result.output
+    assert ("4 items classified with lexicon rules (no trained model) "
+            "(1 duplicates inherited their original's tags)") in result.output
+    first = tags(store_path, 1)
+    assert first[("policy", "1")] == "rules"
+    assert first[("country", "JP")] == "gazetteer"
+    assert ("region", "east_asia") in first
+    assert ("domain", "quantum") in first
+    assert any(facet == "area" for facet, _ in first)
+    assert ("policy", "0") in tags(store_path, 2)
+    # No place in the text: the source's home country, marked as such.
+    assert tags(store_path, 3)[("country", "JP")] == "source"
+    # The duplicate carries exactly its original's tags.
+    assert tags(store_path, 4) == first
+    with db.open_store(store_path) as store:
+        assert store.unclassified_ids() == []
+        versions = {t["model_version"] for t in store.tags_of(1)}
+    assert len(versions) == 1 and versions.pop().startswith("rules+")
+
+    again = stiwatch("classify", "--model-dir", str(tmp_path / "no-model"))
+    assert "0 items classified" in again.output
+
+
+def test_analyst_tags_survive_reclassification_and_duplicates_follow(stiwatch, store_path,
+                                                                     tmp_path):
+    no_model = str(tmp_path / "none")
+    stiwatch("-q", "classify", "--model-dir", no_model)
+    before = tags(store_path, 1)
+    assert ("country", "US") not in before
+
+    result = stiwatch("tag", "1", "--add", "area=research_security", "--add", "country=US",
+                      "--remove", "country=JP")
+    assert result.exit_code == 0, result.output
+    assert "Item 1: 2 added, 1 removed." in result.output
+    assert "research_security" in result.output
+
+    result = stiwatch("classify", "--all", "--model-dir", no_model, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["items"] == 4 and report["classified"] == 3 and report["inherited"] == 1
+    assert report["model"] is None
+
+    after = tags(store_path, 1)
+    assert after[("area", "research_security")] == "analyst"
+    assert after[("country", "US")] == "analyst"
+    assert ("country", "JP") not in after  # removed by the analyst: not written back
+    assert tags(store_path, 4) == after
+
+    shown = stiwatch("tag", "1", "--json")
+    values = {(t["facet"], t["value"]) for t in json.loads(shown.output)["tags"]}
+    assert ("area", "research_security") in values
+
+    with db.open_store(store_path) as store:
+        labelled = store.analyst_labelled_items()
+    assert labelled[0]["labels"] == [("area", "research_security", 1), ("country", "JP", 0),
+                                     ("country", "US", 1)]
+
+
+def test_classify_with_a_trained_model(stiwatch, store_path, tmp_path):
+    models = tmp_path / "models"
+    # an analyst verdict is folded into training
+    stiwatch("-q", "tag", "2", "--add", "policy=0")
+    trained = stiwatch("train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
+                       "--model-dir", str(models), "--json")
+    assert trained.exit_code == 0, trained.output
+    meta = json.loads(trained.stdout)
+    assert meta["training_counts"]["analyst"] == 1
+
+    result = stiwatch("classify", env={"STIWATCH_MODEL_DIR": str(models)})
+    assert result.exit_code == 0, result.output
+    assert f"Classifier: model {meta['version']}" in result.output
+    assert f"with model {meta['version']}" in result.output
+    first = tags(store_path, 1)
+    assert first[("policy", "1")] == "model"
+    assert tags(store_path, 2)[("policy", "0")] == "analyst"
+    with db.open_store(store_path) as store:
+        assert store.tags_of(1)[0]["model_version"].startswith(meta["version"] + "+")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["99", "--add", "area=governance"], "no item with id 99"),
+    (["1", "--add", "area=astrology"], "unknown area 'astrology'"),
+    (["1", "--add", "governance"], "expected FACET=VALUE"),
+    (["1", "--add", "policy=maybe"], "unknown policy 'maybe'"),
+    (["1", "--add", "country=jp", "--remove", "country=JP"], "country=JP is both added and removed"),
+])
+def test_tag_errors(stiwatch, store_path, args, message):
+    result = stiwatch("tag", *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output

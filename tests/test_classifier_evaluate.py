@@ -1,0 +1,108 @@
+"""`stiwatch evaluate`: the metrics object, facets only over the keys present, clear line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from classifier.evaluate import score
+from classifier.pipeline import Result
+from conftest import FIXTURES
+
+NEWS = FIXTURES / "classifier" / "news_briefs.jsonl"
+
+
+def test_numbers_on_a_hand_made_file():
+    records = [
+        {"id": "a", "title": "", "text": "", "policy": 1,
+         "areas": ["governance", "international"], "countries": ["JP"]},
+        {"id": "b", "title": "", "text": "", "policy": 1, "areas": ["open_science"],
+         "countries": ["EU", "DE"]},
+        {"id": "c", "title": "", "text": "", "policy": 0, "areas": [], "countries": []},
+    ]
+    results = [
+        Result(0.9, "model", areas=[("governance", 0.8, "model")],
+               countries=[("JP", 0.9, "gazetteer")]),
+        Result(0.3, "model", areas=[("open_science", 0.9, "model"), ("governance", 0.6, "rules")],
+               countries=[("DE", 0.9, "gazetteer")]),
+        # Areas of a policy = 0 line are not scored, whatever is predicted.
+        Result(0.7, "model", areas=[("society", 0.9, "model")],
+               countries=[("US", 0.5, "source")]),
+    ]
+    assert score(records, results, "v1") == {
+        "n": 3,
+        "model_version": "v1",
+        "policy": {"precision": 0.5, "recall": 0.5, "f1": 0.5},
+        "areas": {
+            "micro_f1": 0.6667,
+            "macro_f1": 0.5556,  # governance 0.667, international 0, open_science 1
+            "per_label": {
+                "governance": {"precision": 0.5, "recall": 1.0, "f1": 0.6667, "support": 1},
+                "international": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1},
+                "open_science": {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1},
+            },
+        },
+        "countries": {"micro_precision": 0.6667, "micro_recall": 0.6667, "micro_f1": 0.6667},
+    }
+
+
+def test_json_is_exactly_one_object_with_only_the_labelled_facets(stiwatch, tmp_path: Path):
+    path = tmp_path / "places.jsonl"
+    path.write_text(
+        json.dumps({"id": "r1", "title": "Tokyo stocks close higher",
+                    "text": "Japanese shares rose in Tokyo on Friday.", "countries": ["JP"]})
+        + "\n\n"
+        + json.dumps({"id": "r2", "title": "Bundesbank warns on inflation",
+                      "text": "Germany's central bank said prices in Germany would rise.",
+                      "countries": ["DE"]}) + "\n",
+        encoding="utf-8")
+    result = stiwatch("evaluate", str(path), "--json", "--no-model")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)  # the whole output is one JSON document
+    assert set(report) == {"n", "model_version", "countries"}
+    assert report["n"] == 2 and report["model_version"].startswith("rules")
+    assert set(report["countries"]) == {"micro_precision", "micro_recall", "micro_f1"}
+
+
+def test_table_and_json_on_news_briefs(stiwatch):
+    result = stiwatch("evaluate", str(NEWS), "--json", "--no-model")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert set(report) == {"n", "model_version", "policy", "areas", "domains", "countries"}
+    assert report["n"] == 16
+    for facet in ("areas", "domains"):
+        assert set(report[facet]) == {"micro_f1", "macro_f1", "per_label"}
+        for metrics in report[facet]["per_label"].values():
+            assert set(metrics) == {"precision", "recall", "f1", "support"}
+    # Plain news written for these tests: the rules alone get most of it right.
+    assert report["policy"]["f1"] >= 0.8
+    assert report["countries"]["micro_f1"] >= 0.8
+
+    table = stiwatch("evaluate", str(NEWS), "--no-model")
+    assert table.exit_code == 0
+    assert "16 items, classifier rules" in table.output
+    assert "areas: micro-F1" in table.output and "open_science" in table.output
+    assert "no trained model" in table.output  # which classifier was used
+
+
+@pytest.mark.parametrize("lines, message", [
+    (['{"id": "1", "title": "t", "text": "x", "policy": 1}', '{"id": "2", "title": '],
+     "line 2: not valid JSON"),
+    (['{"id": "1", "title": "t", "text": "x", "areas": ["open_sci"]}'],
+     "line 1: unknown area 'open_sci'"),
+    (['{"id": "1", "title": "t", "text": "x", "countries": ["XX"]}'],
+     "line 1: unknown country 'XX'"),
+    (['{"id": "1", "title": "t", "text": "x", "policy": "yes"}'],
+     "line 1: policy must be 0 or 1, not 'yes'"),
+    (['["not", "an", "object"]'], "line 1: expected a JSON object"),
+    ([""], "no records"),
+], ids=["json", "area", "country", "policy", "object", "empty"])
+def test_bad_lines_name_the_line(stiwatch, tmp_path: Path, lines, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = stiwatch("evaluate", str(path), "--no-model")
+    assert result.exit_code == 2
+    assert f"Error: {path}: {message}" in result.output
+    assert "Traceback" not in result.output
