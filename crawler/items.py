@@ -79,6 +79,8 @@ class CrawlReport:
     started_at: str | None = None
     finished_at: str | None = None
     sources: list[SourceReport] = field(default_factory=list)
+    # What it cost: requests, responses, bytes, seconds, peak memory of the crawl process.
+    cost: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok_sources(self) -> int:
@@ -109,4 +111,4 @@ class CrawlReport:
                    for s in data.get("sources", [])]
         return cls(run_id=data.get("run_id"), status=data.get("status", "failed"),
                    started_at=data.get("started_at"), finished_at=data.get("finished_at"),
-                   sources=sources)
+                   sources=sources, cost=data.get("cost") or {})

@@ -95,8 +95,10 @@ class StorePipeline:
             status = "partial"
         self.report.status = status
         self.report.finished_at = utcnow()
+        self.report.cost = self._cost()
         stats = self.report.totals()
         stats["reason"] = reason
+        stats["cost"] = self.report.cost
         stats["failed"] = [s.id for s in self.report.sources if not s.ok]
         stats["by_source"] = {
             s.id: {"status": s.status, "new": s.new, "duplicates": s.duplicates,
@@ -109,6 +111,29 @@ class StorePipeline:
         self.store = None
         self._emit({"event": "report", "report": self.report.to_dict()})
         logger.info("crawl %s: %s", status, stats)
+
+    def _cost(self) -> dict[str, Any]:
+        import resource
+
+        get = self.crawler.stats.get_value
+        started = get("start_time")
+        elapsed = None
+        if started is not None:
+            from datetime import datetime, timezone
+
+            now = datetime.now(started.tzinfo or timezone.utc)
+            elapsed = round((now - started).total_seconds(), 2)
+        peak = get("memusage/max") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        return {
+            "requests": get("downloader/request_count", 0),
+            "responses": get("downloader/response_count", 0),
+            "bytes": get("downloader/response_bytes", 0),
+            "not_modified": get("downloader/response_status_count/304", 0),
+            "robots_forbidden": get("robotstxt/forbidden", 0),
+            "retries": get("retry/count", 0),
+            "seconds": elapsed,
+            "peak_memory_mb": round(peak / 1024 / 1024, 1),
+        }
 
     # -- items -------------------------------------------------------------------------------
 

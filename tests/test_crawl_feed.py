@@ -24,6 +24,8 @@ def test_feed_source_end_to_end(stiwatch, http_server, tmp_path, db_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["status"] == "ok"
+    assert report["cost"]["requests"] == 5  # robots.txt, the feed, three articles
+    assert report["cost"]["robots_forbidden"] == 1 and report["cost"]["peak_memory_mb"] > 0
     [source] = report["sources"]
     assert (source["id"], source["status"], source["new"], source["partial"]) == \
         ("newsroom", "ok", 3, 1)
