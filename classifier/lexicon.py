@@ -18,12 +18,11 @@ long article in one pass; overlapping matches keep the longest, which is how neg
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 import math
 import re
 import tomllib
-from typing import Any
+from typing import Any, NamedTuple
 
 import ahocorasick
 
@@ -77,8 +76,7 @@ def case_sensitive(term: str) -> bool:
     return any(ch.isupper() for ch in term)
 
 
-@dataclass(frozen=True)
-class Hit:
+class Hit(NamedTuple):
     start: int
     end: int
     keys: tuple[Hashable, ...]  # what the matched term stands for; () for a masking (negative) term
@@ -148,10 +146,18 @@ class Matcher:
             entry[1] = entry[1] or prefix
         self._automaton = ahocorasick.Automaton()
         for folded, forms in table.items():
-            variants = tuple(
-                (written, tuple(sorted(keys, key=str)), prefix)
-                for written, (keys, prefix) in forms.items())
-            self._automaton.add_word(folded, (len(folded), variants))
+            variants = []
+            for written, (keys, prefix) in forms.items():
+                ordered = tuple(sorted(keys, key=str))
+                if layered:  # split once here, not on every match: ((layer, kept keys), ...)
+                    layers: dict[Hashable, list] = {}
+                    for key in ordered:
+                        layers.setdefault(key[0], [])
+                        if key[1] is not None:
+                            layers[key[0]].append(key)
+                    ordered = tuple((layer, tuple(kept)) for layer, kept in layers.items())
+                variants.append((written, ordered, prefix))
+            self._automaton.add_word(folded, (len(folded), tuple(variants)))
         if table:
             self._automaton.make_automaton()
 
@@ -173,38 +179,37 @@ class Matcher:
         any_case = self.caps and is_shouting(text[:200])
         for last, (length, variants) in self._automaton.iter(lowered):
             start, end = last - length + 1, last + 1
-            if start > 0 and _is_word(text[start - 1]):
-                continue
+            if start:
+                before = text[start - 1]
+                if before.isalnum() or before == "_":
+                    continue
+            after = text[end] if end < size else " "
             for written, keys, prefix in variants:
                 if written is not None and not any_case and text[start:end] != written:
                     continue
-                stop, plural = end, 0
-                if stop < size and _is_word(text[stop]):
-                    # a capitalised term takes a lower-case plural only ("LLMs", not "CNRS")
-                    suffix = text if written is not None and not any_case else lowered
-                    if prefix:
-                        while stop < size and _is_word(text[stop]):
-                            stop += 1
-                    elif suffix[stop] == "s" and (stop + 1 == size or not _is_word(text[stop + 1])):
-                        stop, plural = stop + 1, 1  # plural: "chips", "LLMs"
-                    elif suffix[stop:stop + 2] == "es" and (
-                            stop + 2 >= size or not _is_word(text[stop + 2])):
-                        stop, plural = stop + 2, 1
-                    else:
-                        continue
-                found.append((start, stop, plural + 2 * prefix, keys))
+                if not (after.isalnum() or after == "_"):
+                    found.append((start, end, 2 * prefix, keys))
+                    continue
+                # a capitalised term takes a lower-case plural only ("LLMs", not "CNRS")
+                suffix = text if written is not None and not any_case else lowered
+                stop = end
+                if prefix:
+                    while stop < size and _is_word(text[stop]):
+                        stop += 1
+                    found.append((start, stop, 2, keys))
+                elif suffix[stop] == "s" and (stop + 1 == size or not _is_word(text[stop + 1])):
+                    found.append((start, stop + 1, 1, keys))  # plural: "chips", "LLMs"
+                elif suffix[stop:stop + 2] == "es" and (
+                        stop + 2 >= size or not _is_word(text[stop + 2])):
+                    found.append((start, stop + 2, 1, keys))
         # leftmost, then longest, then a term as written before a plural or prefix reading
         found.sort(key=lambda hit: (hit[0], hit[0] - hit[1], hit[2]))
         if not self.layered:
             return _longest(found)
         layers: dict[Hashable, list] = {}
-        for start, stop, plural, keys in found:
-            by_layer: dict[Hashable, list] = {}
-            for key in keys:
-                by_layer.setdefault(key[0], []).append(key)
-            for layer, layer_keys in by_layer.items():
-                kept = tuple(key for key in layer_keys if key[1] is not None)
-                layers.setdefault(layer, []).append((start, stop, plural, kept))
+        for start, stop, rank, split in found:
+            for layer, kept in split:
+                layers.setdefault(layer, []).append((start, stop, rank, kept))
         hits = [hit for candidates in layers.values() for hit in _longest(candidates)]
         hits.sort(key=lambda hit: hit.start)
         return hits
@@ -267,7 +272,15 @@ def length_threshold(settings: dict[str, float], body: str) -> float:
     return settings["min_evidence"] + max(0, word_count(body) - 500) / per
 
 
+_LOWER_RUN = re.compile(r"[^\W\d_A-Z]+")  # runs of letters that are not A-Z capitals
+
+
 def is_shouting(text: str) -> bool:
     """True for ALL-CAPS text (wire headlines), where case tells nothing about acronyms."""
-    letters = [ch for ch in text if ch.isalpha()]
-    return len(letters) >= 8 and sum(ch.isupper() for ch in letters) / len(letters) > 0.8
+    if text.isupper():
+        return sum(ch.isalpha() for ch in text) >= 8
+    lower = sum(len(run) for run in _LOWER_RUN.findall(text) if run.islower())
+    if lower * 5 > len(text):  # ordinary text: bail out early
+        return False
+    letters = sum(ch.isalpha() for ch in text)
+    return letters >= 8 and lower / letters < 0.2
