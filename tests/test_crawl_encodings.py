@@ -20,6 +20,12 @@ CASES = {
                "Le ministère de l’Enseignement supérieur a présenté une stratégie nationale "
                "pour la science ouverte – données, publications et logiciels – avec un budget "
                "de 20 millions d’euros consacré aux infrastructures de recherche."),
+    # Mislabelled: the header says UTF-8, the bytes are ISO-8859-1.
+    "latin1": ("iso-8859-1", "text/html; charset=utf-8", "", "de",
+               "Ministerium fördert Forschung über künstliche Intelligenz",
+               "Das Bundesministerium für Forschung fördert Hochschulen und außeruniversitäre "
+               "Forschungseinrichtungen, die gemeinsam an künstlicher Intelligenz für die "
+               "Medizin arbeiten; die Förderung läuft über fünf Jahre."),
     "euckr": ("euc-kr", "text/html", "", "ko",
               "과학기술정보통신부, 인공지능 연구개발 지원 확대",
               "과학기술정보통신부는 인공지능 반도체와 양자 기술 연구개발에 대한 지원을 확대한다고 "

@@ -64,6 +64,21 @@ def _misbehaving(server):
                             b"<title>Science & Innovation newsroom</title>")
         handler.send_body(200, feed, "application/rss+xml")
 
+    @server.route("/truncated.xml")
+    def truncated(handler):
+        body = (server.root / "feed.xml").read_bytes()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/rss+xml")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body[: len(body) // 2])
+        handler.close_connection = True
+
+    @server.route("/reset.xml")
+    def reset(handler):
+        handler.close_connection = True
+        handler.connection.shutdown(2)
+
     @server.route("/laughs.xml")
     def laughs(handler):
         handler.send_body(200, BILLION_LAUGHS, "application/rss+xml")
@@ -76,6 +91,8 @@ BROKEN = {
     "gzip-bomb": ("/bomb.xml", "response too large"),
     "huge": ("/huge.xml", "response too large"),
     "laughs": ("/laughs.xml", "entit"),
+    "truncated": ("/truncated.xml", "connection closed before the response was complete"),
+    "reset": ("/reset.xml", "connection closed without a response"),
     "not-a-feed": ("/listing.html", "not an RSS or Atom feed"),
     "missing": ("/nothing-here.xml", "HTTP 404 Not Found"),
 }

@@ -10,6 +10,7 @@ retries: nothing seen is lost. Each source's outcome goes to the pipeline as a S
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, AsyncIterator, Iterable, Iterator
 
 import scrapy
@@ -54,7 +55,34 @@ def describe_failure(failure: Failure, timeout: float | None = None,
     if isinstance(error, TxTimeoutError) or "timed out" in text.lower() or "took longer" in text:
         return f"no response within {timeout:g} s" if timeout else "timed out"
     name = type(error).__name__
+    if name in ("DownloadFailedError", "ResponseFailed", "ResponseNeverReceived"):
+        # These wrap Twisted failures: name the innermost cause.
+        for cause in ("ConnectionDone", "ConnectionLost", "ConnectionAborted"):
+            if cause in text:
+                return _FRIENDLY["ResponseNeverReceived"]
+        inner = re.search(r"Failure ([\w.]+): ([^>]*)>", text)
+        if inner:
+            return f"download failed ({inner.group(1).rsplit('.', 1)[-1]}: {inner.group(2)})"
+    if name in _FRIENDLY:
+        return _FRIENDLY[name] + (f" ({text})" if text and name in _WITH_DETAIL else "")
     return f"{name}: {text}" if text else name
+
+
+# Download errors by class name (Scrapy's and Twisted's), as a user would say them.
+_FRIENDLY = {
+    "ResponseDataLossError": "connection closed before the response was complete",
+    "ResponseNeverReceived": "connection closed without a response",
+    "ConnectionLost": "connection closed without a response",
+    "ConnectionDone": "connection closed without a response",
+    "DownloadConnectionRefusedError": "connection refused",
+    "ConnectionRefusedError": "connection refused",
+    "CannotResolveHostError": "host name not found",
+    "DNSLookupError": "host name not found",
+    "DownloadTimeoutError": "timed out",
+    "TCPTimedOutError": "timed out",
+    "DownloadFailedError": "download failed",
+}
+_WITH_DETAIL = {"CannotResolveHostError", "DNSLookupError", "DownloadFailedError"}
 
 
 def text_headers(response: Response) -> dict[str, str]:
