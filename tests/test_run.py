@@ -9,6 +9,7 @@ from pathlib import Path
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from zoneinfo import ZoneInfo
 
@@ -85,12 +86,13 @@ def test_run_digest_crawls_classifies_sends_once_and_records_each_run(
 
 
 def test_a_second_run_exits_at_once_while_the_first_holds_the_lock(tmp_path: Path) -> None:
-    """Two `stiwatch run` started together: one works, the other says why it did nothing."""
+    """Two `stiwatch run` at once: one works, the other says why it did nothing."""
     db = tmp_path / "s.db"
+    release = threading.Event()
     with MockServer() as server:
         @server.route("/slow.xml")
         def slow(handler) -> None:  # noqa: ANN001
-            time.sleep(4)  # long enough for the second run to meet the lock
+            release.wait(60)  # the first run is mid-crawl (holding the lock) until we say so
             handler.send_body(200, b"<rss version='2.0'><channel><title>t</title></channel></rss>",
                               "application/rss+xml")
 
@@ -99,8 +101,12 @@ def test_a_second_run_exits_at_once_while_the_first_holds_the_lock(tmp_path: Pat
             "country": "JP", "language": "en", "org_type": "news"}])
         assert stiwatch(db, "sources", "sync", str(registry)).returncode == 0
         first = stiwatch(db, "run", wait=False)
-        time.sleep(1.5)
+        deadline = time.monotonic() + 90
+        while not server.requested("/slow.xml") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert server.requested("/slow.xml"), "the first run never reached the feed"
         second = stiwatch(db, "run")
+        release.set()
         first_out, first_err = first.communicate(timeout=120)
 
     assert second.returncode == 3
