@@ -10,7 +10,6 @@ see `DomainTagger.load`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from importlib import resources
 import math
 from pathlib import Path
@@ -87,12 +86,6 @@ def read_version(data: dict[str, Any], path: Path, required: bool) -> str | None
     if isinstance(version, bool) or not isinstance(version, (int, float, str)):
         raise LexiconError(f"{path}: key 'version' must be a number or a string.")
     return str(version)
-
-
-@dataclass
-class _Compiled:
-    matcher: Matcher
-    settings: dict[str, float]
 
 
 class DomainTagger:

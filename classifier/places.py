@@ -7,25 +7,24 @@ EU institutions count for `EU`; multilateral bodies (OECD, UNESCO, G7, CERN...) 
 `international` without naming a country.
 
 Data: classifier/data/places.toml (hand-written: aliases, demonyms, capitals, places, agencies,
-ambiguous names, masking terms, multilateral bodies) and classifier/data/places_agencies.toml
-(agency names seeded from the OECD STIP Compass responsible organisations; see its header).
-Both use the term syntax of classifier/lexicon.py. Regions come from classifier/data/regions.toml.
+ambiguous and shared names, masking terms, multilateral bodies), places_economy.toml (central
+banks, exchanges, currencies) and places_agencies.toml (agency names seeded from the OECD STIP
+Compass responsible organisations; see its header). All use the term syntax of
+classifier/lexicon.py. Regions come from classifier/data/regions.toml. docs/lexicons.md explains
+the rules for analysts.
 
-Ranking: a hit counts more in the title and the lead (the first `lead_chars` characters) than
-deep in the text, repeats of one term add up to a cap, and a country is tagged only when its
-evidence reaches `min_evidence` and a share of the best country's evidence: a single passing
-mention deep in the text is not enough. When the text names no country, the source's home
-country is used.
+Ranking: a hit counts more in the title and the lead (the first two sentences) than deep in the
+text, repeats of one term add up to a cap, and a country is tagged only when its evidence
+reaches `min_evidence` and a share of the best country's evidence: a single passing mention deep
+in the text is not enough. When the text names no country, the source's home country is used.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata, resources
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +69,6 @@ def _data_file(name: str) -> Path:
 
 
 PLACE_FILES = ("places.toml", "places_agencies.toml", "places_economy.toml")
-
-
-@dataclass
-class _Entry:
-    names: list[str] = field(default_factory=list)
-    kinds: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _pycountry_names() -> dict[str, list[str]]:
