@@ -137,3 +137,21 @@ def test_signatures_of_another_format_are_skipped_not_fatal(store: db.Store) -> 
     assert deduper.find(text) is None
     deduper.remember(old_id, text)  # remembering again replaces it
     assert Deduper(store).find(text) == old_id
+
+
+def test_extracted_pages_syndicated_vs_same_template(store: db.Store) -> None:
+    """Through extraction: the same story in two site templates is one story; two stories in
+    one template (same menus, footer, related links) are two."""
+    from crawler.extract import extract_article
+
+    pages = Path(__file__).parent / "fixtures" / "extract"
+
+    def text(name: str) -> str:
+        return extract_article((pages / name).read_bytes(), f"https://site.example/{name}").text
+
+    deduper = Deduper(store)
+    original = _item(store, "https://a.example/quantum")
+    deduper.remember(original, text("canonical_link.html"))
+    assert deduper.find(text("boilerplate_heavy.html")) == original  # other chrome, same story
+    assert deduper.find(text("meta_date.html")) is None  # same template, another story
+    assert deduper.find(text("no_date.html")) is None
