@@ -55,6 +55,8 @@ DEFAULT_SETTINGS = {
     "ambiguous_weight": 0.6,     # an ambiguous name with no corroborating evidence
     "words_per_extra_evidence": 2000,
     "fallback_score": 0.5,       # score of the source's home country when the text names none
+    "sole_min_evidence": 0.8,    # a short text (no source country) naming one country only...
+    "sole_max_words": 250,       # ...is about it even from a single mention below the threshold
     "scan_chars": 4000,          # read the title and this many characters of the text
 }
 # Acronyms that are also English words: in ALL-CAPS headlines they say nothing.
@@ -255,6 +257,14 @@ class Gazetteer:
             code = source_country.upper()
             if code in country_codes():
                 return [(code, self.settings["fallback_score"])]
+        if not tagged and len(evidence) == 1:
+            # A short item that names exactly one country (a one-paragraph brief, a programme
+            # description) is about it even without a title or lead mention; in a long article
+            # a lone mention deep in the text stays a passing one.
+            (code, value), = evidence.items()
+            words = len((text or "").split(None, int(self.settings["sole_max_words"]) + 1))
+            if value >= self.settings["sole_min_evidence"] and words <= self.settings["sole_max_words"]:
+                return [(code, round(1.0 - math.exp(-value / need), 3))]
         return sorted(tagged, key=lambda pair: (-pair[1], pair[0]))
 
     def international(self, title: str, text: str) -> bool:
