@@ -72,7 +72,11 @@ def parse(org: str) -> tuple[str, str, str]:
 
 def distinctive_name(name: str) -> bool:
     """At least two words, one of them not generic vocabulary ("Research Council of Norway",
-    "Gouvernement français"; not "Higher education institutions", "Implementing partners")."""
+    "Gouvernement français"; not "Higher education institutions", "Implementing partners"), and
+    in a script with capitals, some capital: an all-lower-case name ("foreign offices") is a
+    description, and would match case-insensitively everywhere."""
+    if name == name.lower() and name != name.upper():
+        return False
     words = re.findall(r"[\w'&-]+", name.lower())
     return len(words) >= 2 and any(w not in GENERIC and not w.isdigit() for w in words)
 
