@@ -97,3 +97,19 @@ def test_article_known_under_its_listing_url_is_not_fetched_again(stiwatch, http
     report = json.loads(result.stdout)["sources"][0]
     assert (report["status"], report["unchanged"], report["new"]) == ("ok", 1, 0)
     assert [r.path for r in http_server.requests[first:]] == ["/robots.txt", "/moved.html"]
+
+
+def test_sitemap_index_that_lists_itself_ends(stiwatch, http_server, tmp_path, db_path):
+    base = build_site(http_server)
+    (http_server.root / "loop_index.xml").write_text(
+        "<?xml version='1.0'?><sitemapindex xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'>"
+        f"<sitemap><loc>{base}/loop_index.xml</loc></sitemap>"
+        f"<sitemap><loc>{base}/sitemap_news.xml</loc></sitemap></sitemapindex>")
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "loop", "kind": "sitemap", "url": f"{base}/loop_index.xml"}])
+
+    result = stiwatch("crawl", "--sources", str(reg), "--json", env=FAST)
+
+    assert json.loads(result.stdout)["sources"][0]["new"] == 2
+    assert len(http_server.requested("/loop_index.xml")) == 2  # the root, and itself once
+    assert len(http_server.requested("/sitemap_news.xml")) == 1

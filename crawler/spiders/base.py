@@ -89,6 +89,9 @@ def text_headers(response: Response) -> dict[str, str]:
     return {k: v for k, v in response.headers.to_unicode_dict().items()}
 
 
+MAX_LISTING_DEPTH = 3  # sitemap index -> sitemap -> ... at most this many levels below the root
+
+
 class SourceSpider(scrapy.Spider):
     """Crawls enabled sources of ``kinds`` from the store (``-a source=a,b`` picks some)."""
 
@@ -124,6 +127,7 @@ class SourceSpider(scrapy.Spider):
         return [s for s in sources if s["kind"] in self.kinds]
 
     async def start(self) -> AsyncIterator[Any]:
+        self.listings_seen: set[tuple[str, str]] = set()
         self.store = db.open_store(self.store_path)
         self.sources = {s["id"]: s for s in self.load_sources(self.store)}
         self.crawler.stats.set_value("stiwatch/sources", list(self.sources))
@@ -196,8 +200,14 @@ class SourceSpider(scrapy.Spider):
             event.last_modified = (
                 response.headers.get(b"Last-Modified", b"").decode("latin-1") or None)
         yield event
+        depth = response.meta.get("listing_depth", 0) + 1
         for url in follow:
-            yield self.listing_request(source, url=url)
+            # Sitemap indexes may nest or point back at themselves: each listing once, 3 deep.
+            key = (source["id"], url)
+            if depth > MAX_LISTING_DEPTH or key in self.listings_seen:
+                continue
+            self.listings_seen.add(key)
+            yield self.listing_request(source, url=url, listing_depth=depth)
         for candidate in fresh:
             yield self.article_request(candidate)
 
