@@ -136,6 +136,13 @@ class DomainTagger:
         limit = self.settings["scan_chars"]
         return length_threshold(self.settings, scanned(normalize((text or "")[:int(2 * limit)]), limit))
 
+    def explain(self, title: str, text: str) -> list[tuple[str, str, str, float]]:
+        """Every hit as (domain, lexicon term, matched text, weighted evidence): why a domain
+        was (or was not) tagged."""
+        hits, _body = weighted_hits(self._matcher, title, text, self.settings)
+        return [(label, term, part[hit.start:hit.end], mult * weight)
+                for mult, hit, part in hits for label, term, weight in hit.keys]
+
     def tag(self, title: str, text: str) -> list[tuple[str, float]]:
         """Domains with enough evidence, best first, each with a score in 0..1."""
         evidence, body = self._evidence(title, text)

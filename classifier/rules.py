@@ -96,6 +96,13 @@ class RuleTagger:
             version = f"{version}+{path.stem}" + (f"-{user_version}" if user_version else "")
         return cls(entries, relevance, settings, rel_settings, version)
 
+    def explain(self, title: str, text: str) -> list[tuple[str, str, str, str, float]]:
+        """Every hit as ("cue" or "area", kind or area id, lexicon term, matched text, weighted
+        evidence): why an item scored as it did."""
+        hits, _body = self._hits(title, text)
+        return [(layer, label, term, part[hit.start:hit.end], mult * weight)
+                for mult, hit, part in hits for layer, label, term, weight in hit.keys]
+
     # -- relevance -----------------------------------------------------------------------------
     def relevance_evidence(self, title: str, text: str) -> tuple[float, float, bool]:
         """(policy evidence, non-policy evidence, anchored in science/technology?)."""

@@ -108,3 +108,9 @@ def test_malformed_lexicon_is_a_clean_cli_error(tmp_path: Path) -> None:
     user_error = translate(error.value)
     assert user_error is not None and user_error.exit_code == 2
     assert "broken.toml" in user_error.format_message()
+
+
+def test_explain_lists_the_hits(tagger: DomainTagger) -> None:
+    rows = tagger.explain("Quantum plan", "It funds quantum computing, not chocolate chip cookies.")
+    assert ("quantum", "quantum computing", "quantum computing", 3.0) in rows
+    assert not any(label == "semiconductors" for label, *_ in rows)

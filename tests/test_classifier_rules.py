@@ -81,3 +81,9 @@ def test_malformed_cue_file_names_file_and_key(tmp_path: Path, content: str, fra
     with pytest.raises(LexiconError) as error:
         RuleTagger.load(user)
     assert "cues.toml" in str(error.value) and fragment in str(error.value)
+
+
+def test_explain_lists_cues_and_area_terms(rules: RuleTagger) -> None:
+    rows = rules.explain("Scientists discover a comet", "The study was funded by the research council.")
+    assert ("cue", "research", "scientists discover", "Scientists discover", 4.5) in rows
+    assert any(layer == "area" and label == "public_research" for layer, label, *_ in rows)
