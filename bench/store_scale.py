@@ -245,6 +245,7 @@ def percentile(values: list[float], p: float) -> float:
 
 def bench_search(n: int, log) -> dict:
     path = build_search_store(n, log)
+    db.open_store(path).close()  # a cache built by an older stiwatch: migrate it first
     store = db.open_store(path, readonly=True)
     words = vocabulary()
     kept = []

@@ -146,16 +146,11 @@ class SearchMixin:
             LIMIT :limit
         """
         try:
-            floor = None
-            if not exact:
-                floor = self.conn.execute(
-                    "SELECT rowid FROM items_fts WHERE items_fts MATCH ? "
-                    "ORDER BY rowid DESC LIMIT 1 OFFSET ?", [params["q"], RANK_WINDOW - 1]
-                ).fetchone()
+            floor = None if exact else self._rank_floor(params["q"])
             rows = []
             if floor is not None:
                 windowed = sql.replace("WHERE ", "WHERE items_fts.rowid >= :floor AND ", 1)
-                rows = self._rows(windowed, {**params, "floor": floor[0]})
+                rows = self._rows(windowed, {**params, "floor": floor})
             if floor is None or len(rows) < limit:
                 rows = self._rows(sql, params)
         except sqlite3.OperationalError as error:
@@ -164,6 +159,30 @@ class SearchMixin:
             raise
         self._decorate(rows)
         return rows
+
+    def _rank_floor(self, match: str) -> int | None:
+        """The rowid of the RANK_WINDOW-th most recent match, or None if there are fewer.
+
+        Walking a doclist from the newest rowid is cheap when matches are dense; when they are
+        sparse (a phrase of two common words) the walk would read the whole index for nothing.
+        So the newest tenth of the rowid space is sampled first: a sparse query is sent
+        straight to exact ranking, which has to read its matches once anyway.
+        """
+        top = self.scalar("SELECT max(rowid) FROM items") or 0
+        recent = top - top // 10
+        count, oldest = self.conn.execute(
+            "SELECT count(*), min(rowid) FROM (SELECT rowid FROM items_fts WHERE items_fts "
+            "MATCH ? AND rowid >= ? ORDER BY rowid DESC LIMIT ?)", [match, recent, RANK_WINDOW]
+        ).fetchone()
+        if count >= RANK_WINDOW:
+            return oldest
+        if count * 10 < RANK_WINDOW:  # fewer than the window expected in all: rank them all
+            return None
+        row = self.conn.execute(
+            "SELECT rowid FROM items_fts WHERE items_fts MATCH ? ORDER BY rowid DESC "
+            "LIMIT 1 OFFSET ?", [match, RANK_WINDOW - 1]
+        ).fetchone()
+        return None if row is None else row[0]
 
     def _rows(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         columns = ("id", "url", "title", "source_id", "published_at", "language", "snippet",
