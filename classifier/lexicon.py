@@ -121,9 +121,10 @@ def _is_word(ch: str) -> bool:
 class Matcher:
     """Finds every lexicon term in a text: whole words, longest match wins.
 
-    Aho-Corasick automata (case-sensitive terms on the text, the others on its lower-case copy)
-    scan a long article in one C-speed pass each; Python then keeps only matches on word
-    boundaries (a plural "s"/"es" may follow) and, where they overlap, the longest one.
+    One Aho-Corasick automaton of every term's lower-case form scans a long article in a single
+    C-speed pass over its lower-case copy; Python then checks case-sensitive terms against the
+    original text, keeps only matches on word boundaries (a plural "s"/"es" may follow) and,
+    where matches overlap, the longest one.
     """
 
     def __init__(self, terms: Iterable[tuple[str, Hashable | None]], *, caps: bool = False,
