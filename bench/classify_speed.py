@@ -1,0 +1,69 @@
+"""Classifier throughput on 2,000-word items (issue 4 target: >= 1,000 items/s on one core,
+model loading excluded).
+
+Builds N items of 2,000 words from the demo site's articles (shipped with stiwatch), then times
+each component and the whole `Classifier.classify` on them. Baseline in the same run: the
+lexicon rules alone (no model).
+
+    taskset -c 1 .venv/bin/python bench/classify_speed.py [--model-dir DIR] [--items N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+from classifier.model import model_text
+from classifier.pipeline import Classifier, ItemText
+from stiwatch.demo.site import load_content
+
+
+def items(n: int, words_per_item: int = 2000) -> list[ItemText]:
+    articles = [a for s in load_content() for a in s.articles]
+    words = " ".join(f"{a.summary} {a.body}" for a in articles).split()
+    rng = random.Random(0)
+    out = []
+    for i in range(n):
+        start = rng.randrange(len(words) - words_per_item)
+        out.append(ItemText(articles[i % len(articles)].title,
+                            " ".join(words[start:start + words_per_item]), "JP"))
+    return out
+
+
+def rate(label: str, n: int, work) -> float:
+    work()  # warm caches
+    started = time.perf_counter()
+    work()
+    seconds = time.perf_counter() - started
+    print(f"{label:<34} {n / seconds:8.0f} items/s  ({seconds / n * 1000:.2f} ms/item)")
+    return n / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", help="folder of a trained model (default: rules only)")
+    parser.add_argument("--items", type=int, default=500)
+    args = parser.parse_args()
+    batch = items(args.items)
+    rules_only = Classifier.load(None)
+    c = Classifier.load(args.model_dir) if args.model_dir else rules_only
+    print(f"{len(batch)} items of 2,000 words; classifier: {c.describe()}")
+    rate("rules relevance+areas", len(batch),
+         lambda: [(c.rules.relevance(i.title, i.text), c.rules.areas(i.title, i.text))
+                  for i in batch])
+    rate("domains", len(batch), lambda: [c.domains.tag(i.title, i.text) for i in batch])
+    rate("gazetteer", len(batch),
+         lambda: [(c.gazetteer.tag(i.title, i.text), c.gazetteer.international(i.title, i.text))
+                  for i in batch])
+    if c.model is not None:
+        rate("model (tf-idf + linear)", len(batch),
+             lambda: c.model.predict([model_text(i.title, i.text) for i in batch]))
+    base = rate("baseline: whole, rules only", len(batch), lambda: rules_only.classify(batch))
+    if c is not rules_only:
+        whole = rate("whole classifier with model", len(batch), lambda: c.classify(batch))
+        print(f"with model / rules only: {whole / base:.2f}")
+
+
+if __name__ == "__main__":
+    main()
