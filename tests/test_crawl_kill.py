@@ -21,7 +21,7 @@ for open data, research security and cooperation with {n} partner agencies in ot
 <p>A call for proposals under scheme {n} opens next month; evaluation panel {n} will publish
 its decisions before the summer, with a budget line numbered {n} in the annual plan.</p>
 </article></body></html>"""
-COUNT = 24
+COUNT = 16
 
 
 def _site(server):
@@ -39,7 +39,7 @@ def _site(server):
         pass
 
     def article(handler):
-        time.sleep(0.15)
+        time.sleep(0.12)
         n = int(handler.path.rsplit("/", 1)[1].split(".")[0])
         handler.send_body(200, ARTICLE.format(n=n).encode())
 
@@ -73,7 +73,7 @@ def test_killed_crawl_then_rerun_stores_every_article_once(stiwatch, http_server
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
-        while _count(db_path) < 6 and time.monotonic() < deadline and child.poll() is None:
+        while _count(db_path) < 3 and time.monotonic() < deadline and child.poll() is None:
             time.sleep(0.05)
         stored = _count(db_path)
         assert 0 < stored < COUNT, stored  # really half-way
