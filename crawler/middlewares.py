@@ -100,6 +100,19 @@ class PoliteThrottle(AutoThrottle):
 
 # -- robots.txt ---------------------------------------------------------------------------------
 
+class _QuietRobotsErrors(logging.Filter):
+    """A robots.txt that cannot be downloaded is logged by Scrapy as an ERROR with a traceback;
+    the same failure reaches the source's own request and its `last_error`, so keep one line
+    at INFO instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and record.getMessage().startswith("Error downloading"):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info, record.exc_text = None, None
+            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+        return True
+
+
 class SafeRobotsTxtMiddleware(RobotsTxtMiddleware):
     """RobotsTxtMiddleware whose concurrent waiters all get the parsed rules.
 
@@ -109,6 +122,12 @@ class SafeRobotsTxtMiddleware(RobotsTxtMiddleware):
     pages were fetched. Here each waiter gets its own Deferred, fed without consuming the
     shared result.
     """
+
+    def __init__(self, crawler: Crawler) -> None:
+        super().__init__(crawler)
+        robots_logger = logging.getLogger("scrapy.downloadermiddlewares.robotstxt")
+        if not any(isinstance(f, _QuietRobotsErrors) for f in robots_logger.filters):
+            robots_logger.addFilter(_QuietRobotsErrors())
 
     async def robot_parser(self, request: Request) -> Any:
         shared = self._parsers.get(urlparse_cached(request).netloc)
