@@ -82,7 +82,7 @@ class Hit(NamedTuple):
     keys: tuple[Hashable, ...]  # what the matched term stands for; () for a masking (negative) term
 
 
-_TO_SPACE = str.maketrans({ch: " " for ch in "\t\n\r\f\v\xa0-\u2010\u2011"})
+_SEPARATOR = re.compile("[\t\n\r\f\v\xa0\u2010\u2011-]")
 _recent: dict[str, str] = {}
 
 
@@ -93,7 +93,7 @@ def normalize(text: str) -> str:
     cached = _recent.get(text)
     if cached is not None:
         return cached
-    result = text.translate(_TO_SPACE)
+    result = _SEPARATOR.sub(" ", text)
     if "  " in result:
         result = " ".join(result.split())
     if len(_recent) >= 4:
@@ -261,7 +261,7 @@ def weighted_hits(matcher: "Matcher", title: str, text: str, settings: dict[str,
         raw = raw[:int(2 * limit)]
     body = scanned(normalize(raw), limit)
     lead_end = lead_length(body, int(settings["lead_chars"]))
-    for hit in matcher.find(body):
+    for hit in matcher._find(body):  # already normalised
         out.append((settings["lead_weight"] if hit.start < lead_end else 1.0, hit, body))
     return out, body
 

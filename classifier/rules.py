@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .domains import TERM_KINDS, _settings, above_threshold, parse_entries, read_version, sum_evidence
-from .lexicon import (Hit, LexiconError, Matcher, length_threshold, number, read_toml, table,
+from .lexicon import (LexiconError, Matcher, length_threshold, number, read_toml, table,
                       term_list, weighted_hits)
 from .taxonomy import load_taxonomy
 
@@ -107,8 +107,8 @@ class RuleTagger:
     def relevance_evidence(self, title: str, text: str) -> tuple[float, float, bool]:
         """(policy evidence, non-policy evidence, anchored in science/technology?)."""
         hits, _body = self._hits(title, text)
-        cues = [(mult, Hit(hit.start, hit.end, tuple(k for k in hit.keys if k[0] == "cue")), part)
-                for mult, hit, part in hits]
+        # the layered matcher gives each hit the keys of one layer only
+        cues = [entry for entry in hits if entry[1].keys and entry[1].keys[0][0] == "cue"]
         anchored = any(key[1] in ("sti", "policy_strong") for _m, hit, _p in cues for key in hit.keys)
         by_kind = sum_evidence(cues, self.settings["max_repeats"])
         positive = sum(v for k, v in by_kind.items() if RELEVANCE_KINDS[k][0] > 0)
@@ -133,8 +133,7 @@ class RuleTagger:
 
     def _area_evidence(self, title: str, text: str) -> tuple[dict[str, float], str]:
         hits, body = self._hits(title, text)
-        areas = [(mult, Hit(hit.start, hit.end, tuple(k for k in hit.keys if k[0] == "area")), part)
-                 for mult, hit, part in hits]
+        areas = [entry for entry in hits if entry[1].keys and entry[1].keys[0][0] == "area"]
         return sum_evidence(areas, self.settings["max_repeats"]), body
 
     def areas(self, title: str, text: str) -> list[tuple[str, float]]:
