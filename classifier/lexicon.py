@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from pathlib import Path
 import math
+import operator
 import re
 import tomllib
 from typing import Any, NamedTuple
@@ -204,7 +205,7 @@ class Matcher:
                         stop + 2 >= size or not _is_word(text[stop + 2])):
                     found.append((start, stop + 2, 1, keys))
         # leftmost, then longest, then a term as written before a plural or prefix reading
-        found.sort(key=lambda hit: (hit[0], hit[0] - hit[1], hit[2]))
+        found.sort(key=_order)
         if not self.layered:
             return _longest(found)
         layers: dict[Hashable, list] = {}
@@ -212,8 +213,15 @@ class Matcher:
             for layer, kept in split:
                 layers.setdefault(layer, []).append((start, stop, rank, kept))
         hits = [hit for candidates in layers.values() for hit in _longest(candidates)]
-        hits.sort(key=lambda hit: hit.start)
+        hits.sort(key=_START)
         return hits
+
+
+def _order(hit: tuple[int, int, int, tuple]) -> tuple[int, int, int]:
+    return hit[0], hit[0] - hit[1], hit[2]
+
+
+_START = operator.itemgetter(0)
 
 
 def _longest(found: list[tuple[int, int, int, tuple]]) -> list[Hit]:
