@@ -26,7 +26,7 @@ DEFAULT_SETTINGS = {
     "min_evidence": 2.0,   # evidence a domain needs to be tagged
     "words_per_extra_evidence": 1500,  # long texts need one more unit of evidence per this many words
     "max_repeats": 3,      # hits of one term beyond this add nothing
-    "scan_chars": 4000,    # read the title and this many characters of the text
+    "scan_chars": 3000,    # read the title and this many characters of the text
     "relative_evidence": 0.0,  # a label also needs this share of the best label's evidence
 }
 TERM_KINDS = {"terms": 1.0, "strong": 2.0}

@@ -263,7 +263,7 @@ def weighted_hits(matcher: "Matcher", title: str, text: str, settings: dict[str,
     title_n, title_hits = matcher.scan(title or "")
     for hit in title_hits:
         out.append((settings["title_weight"], hit, title_n))
-    limit = settings.get("scan_chars", 4000)
+    limit = settings.get("scan_chars", 3000)
     raw = text or ""
     if len(raw) > 2 * limit:  # normalise only what will be read
         raw = raw[:int(2 * limit)]

@@ -57,7 +57,7 @@ DEFAULT_SETTINGS = {
     "fallback_score": 0.5,       # score of the source's home country when the text names none
     "sole_min_evidence": 0.8,    # a short text (no source country) naming one country only...
     "sole_max_words": 250,       # ...is about it even from a single mention below the threshold
-    "scan_chars": 4000,          # read the title and this many characters of the text
+    "scan_chars": 3000,          # read the title and this many characters of the text
 }
 # Acronyms that are also English words: in ALL-CAPS headlines they say nothing.
 _WORD_ACRONYMS = frozenset(
