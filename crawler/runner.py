@@ -14,7 +14,9 @@ import logging
 import os
 from pathlib import Path
 import multiprocessing
+import signal
 import sys
+import time
 import types
 from typing import Any, Callable, Iterable, Mapping
 
@@ -140,14 +142,14 @@ def crawl(
             if progress:
                 progress(event)
         child.join()
+    except KeyboardInterrupt:
+        # Ctrl-C: let the crawl close cleanly (write its batch, mark the run interrupted).
+        _stop_gracefully(child, reader)
+        raise
     except BaseException:
-        # Ctrl-C or an error here: stop the child cleanly (SIGTERM = Scrapy's graceful stop).
         if child.is_alive():
-            child.terminate()
-            child.join(15)
-            if child.is_alive():
-                child.kill()
-                child.join()
+            child.kill()
+            child.join()
         raise
     finally:
         reader.close()
@@ -178,6 +180,28 @@ def _context() -> Any:
     return _CONTEXT
 
 
+def _stop_gracefully(child: Any, reader: Any, timeout: float = 30.0) -> None:
+    """SIGTERM (Scrapy's graceful stop), wait for the child to finish; kill it if it will not,
+    or if Ctrl-C comes again."""
+    try:
+        if child.is_alive():
+            child.terminate()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if reader.poll(0.2):
+                try:
+                    reader.recv()
+                except EOFError:
+                    break
+            elif not child.is_alive():
+                break
+        child.join(1)
+    finally:
+        if child.is_alive():
+            child.kill()
+            child.join()
+
+
 def _start(child: Any) -> None:
     """Start ``child`` without making it re-run the parent's main script.
 
@@ -197,6 +221,10 @@ def _start(child: Any) -> None:
 def _run_job(job: dict[str, Any], events: Any) -> None:
     """The crawl itself, in the child: Scrapy with our settings, events sent to the parent."""
 
+    # Ctrl-C reaches the whole process group; the parent decides and sends SIGTERM, which is
+    # Scrapy's graceful stop (a second one forces it).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     def emit(event: dict[str, Any]) -> None:
         events.send(json.loads(json.dumps(event, default=str)))
 
@@ -210,5 +238,12 @@ def _run_job(job: dict[str, Any], events: Any) -> None:
     settings.set("STIWATCH_EVENTS", emit, priority="cmdline")
     process = CrawlerProcess(settings)
     process.crawl("sources", source=job["sources"])
-    process.start()
+    from twisted.internet import reactor
+
+    def handle_signals() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, process._signal_shutdown)
+
+    reactor.addSystemEventTrigger("after", "startup", handle_signals)
+    process.start(install_signal_handlers=False)
     events.close()

@@ -91,3 +91,34 @@ def test_killed_crawl_then_rerun_stores_every_article_once(stiwatch, http_server
                                             "'complete'")]
     assert sorted(urls) == sorted(f"{base}/slow/{n}.html" for n in range(COUNT))
     assert rows(db_path, "SELECT count(*) AS n FROM items")[0]["n"] == COUNT
+
+
+def test_ctrl_c_stops_cleanly_and_marks_the_run_interrupted(stiwatch, http_server, tmp_path,
+                                                            db_path):
+    base = _site(http_server)
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "slow", "kind": "feed", "url": f"{base}/slow.xml"}])
+    assert stiwatch("sources", "sync", str(reg)).exit_code == 0
+    env = {**os.environ, **FAST, "STIWATCH_CONCURRENT_REQUESTS_PER_DOMAIN": "1"}
+    child = subprocess.Popen([sys.executable, "-m", "stiwatch", "--db", str(db_path), "crawl"],
+                             env=env, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not http_server.requested("/slow/2.html") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(child.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    try:
+        _, stderr = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+
+    assert child.returncode != 0 and "Traceback" not in stderr, stderr
+    [run] = rows(db_path, "SELECT * FROM crawl_runs")
+    assert run["status"] == "interrupted" and run["finished_at"]
+    # A graceful stop finishes the downloads already under way and writes what it has.
+    assert rows(db_path, "SELECT count(*) AS n FROM items")[0]["n"] > 0
+
+    assert stiwatch("crawl", env=FAST).exit_code == 0
+    assert rows(db_path, "SELECT count(*) AS n FROM items WHERE status = 'complete'")[0]["n"] \
+        == COUNT
