@@ -267,6 +267,15 @@ class Gazetteer:
                 return [(code, round(1.0 - math.exp(-value / need), 3))]
         return sorted(tagged, key=lambda pair: (-pair[1], pair[0]))
 
+    def tag_with_method(self, title: str, text: str, source_country: str | None = None
+                        ) -> list[tuple[str, float, str]]:
+        """Like tag(), with how each country was found: "gazetteer" (named in the item) or
+        "source" (the source's home country, used because the item names none)."""
+        tags = self.tag(title, text, source_country)
+        evidence, _need = self._evidence(title, text)
+        return [(code, score, "gazetteer" if code in evidence else "source")
+                for code, score in tags]
+
     def international(self, title: str, text: str) -> bool:
         """True when a multilateral body (OECD, UN, G7, CERN...) is an actor of the item."""
         evidence, need = self._evidence(title, text)

@@ -124,3 +124,15 @@ def test_explain_lists_the_evidence(gazetteer: Gazetteer) -> None:
     rows = explain(gazetteer, "JSPS grants", "Tokyo said the Japanese grants grow.")
     assert ("JP", "agency", "JSPS", 3.0) in rows
     assert {(code, kind) for code, kind, _, _ in rows} >= {("JP", "capital"), ("JP", "demonym")}
+
+
+def test_tag_with_method_says_where_a_country_came_from(gazetteer: Gazetteer) -> None:
+    short = "The call funds ten doctoral networks. It closes in May."
+    assert gazetteer.tag_with_method("Agency opens call", short, "DK") == [("DK", 0.5, "source")]
+    named = gazetteer.tag_with_method("France opens call", short, "DK")
+    assert [(code, method) for code, _, method in named] == [("FR", "gazetteer")]
+    # a lone passing mention loses to the source's home country...
+    passing = short + " A similar call once ran in Brazil."
+    assert [c for c, _, _ in gazetteer.tag_with_method("Agency opens call", passing, "NO")] == ["NO"]
+    # ...but without a source, a short text naming one country only is about it
+    assert [c for c, _, _ in gazetteer.tag_with_method("Agency opens call", passing)] == ["BR"]
