@@ -24,7 +24,7 @@ from .errors import StoreError
 TITLE_WEIGHT, SUMMARY_WEIGHT, BODY_WEIGHT = 10.0, 4.0, 1.0
 RANKING = f"bm25({TITLE_WEIGHT}, {SUMMARY_WEIGHT}, {BODY_WEIGHT})"
 HIGHLIGHT = ("**", "**")
-RANK_WINDOW = 10_000
+RANK_WINDOW = 5_000
 TAG_FACETS = ("area", "domain", "country", "region")
 LIST_KEYS = {"area": "areas", "domain": "domains", "country": "countries", "region": "regions"}
 

@@ -83,8 +83,8 @@ def echo_results(rows: list[dict], *, tty: bool) -> None:
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000),
               help="Show at most this many items.")
 @click.option("--exact", is_flag=True,
-              help="Rank every match by bm25 (slower when a query matches over 10,000 items; "
-              "by default those are ranked among the 10,000 most recently stored).")
+              help="Rank every match by bm25 (slower when a query matches over 5,000 items; "
+              "by default those are ranked among the 5,000 most recently stored).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True, help="Output format.")
 @pass_app
@@ -97,8 +97,8 @@ def search_command(app: App, query: str, areas, domains, countries, regions, sou
     such as research-security are searched as phrases. Ranking is bm25, with title words
     weighted above summary words above body words; matches are **highlighted** in the snippet.
     Near-duplicates (the same story under other URLs) are folded into their first copy, whose
-    `copies` says how many were folded. A query matching more than 10,000 items is ranked
-    among the 10,000 most recently stored matches (fast on millions of items); --exact ranks
+    `copies` says how many were folded. A query matching more than 5,000 items is ranked
+    among the 5,000 most recently stored matches (fast on millions of items); --exact ranks
     them all.
 
     \b
