@@ -113,3 +113,18 @@ def test_sitemap_index_that_lists_itself_ends(stiwatch, http_server, tmp_path, d
     assert json.loads(result.stdout)["sources"][0]["new"] == 2
     assert len(http_server.requested("/loop_index.xml")) == 2  # the root, and itself once
     assert len(http_server.requested("/sitemap_news.xml")) == 1
+
+
+def test_gzipped_sitemap_file(stiwatch, http_server, tmp_path, db_path):
+    import gzip
+
+    base = build_site(http_server)
+    news = (http_server.root / "sitemap_news.xml").read_bytes()
+    (http_server.root / "sitemap_news.xml.gz").write_bytes(gzip.compress(news))
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "gz", "kind": "sitemap", "url": f"{base}/sitemap_news.xml.gz"}])
+
+    result = stiwatch("crawl", "--sources", str(reg), "--json", env=FAST)
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["sources"][0]["new"] == 2
