@@ -164,3 +164,23 @@ def test_retries_back_off_and_honour_retry_after(stiwatch, http_server, tmp_path
     # A Retry-After beyond the limit is not waited for: the article is kept for next time.
     assert budget["status"] == "partial" and "Retry-After 86400 s" in budget["fetch_error"]
     assert len(http_server.requested("/news/budget.html")) == 1
+
+
+def test_a_page_that_never_works_is_given_up_after_the_attempt_limit(stiwatch, http_server,
+                                                                     tmp_path, db_path):
+    base, reg = _feed(stiwatch, http_server, tmp_path)
+
+    @http_server.route("/news/flaky.html")
+    def gone(handler):
+        handler.send_body(404, b"gone")
+
+    env = {**FAST, "STIWATCH_SCRAPY_SETTINGS": json.dumps({"STIWATCH_MAX_PARTIAL_ATTEMPTS": 2})}
+    assert stiwatch("crawl", "--sources", str(reg), env=env).exit_code == 0
+    assert stiwatch("crawl", env=env).exit_code == 0  # the feed is a 304: the retry alone
+    feed = http_server.root / "feed.xml"  # the feed changes and still lists the page
+    feed.write_text(feed.read_text().replace("newsroom</title>", "news</title>"))
+    assert stiwatch("crawl", env=env).exit_code == 0
+    [flaky] = rows(db_path, "SELECT * FROM items WHERE url = ?", (f"{base}/news/flaky.html",))
+    # Kept from the feed, tried twice, then left alone (the feed still lists it).
+    assert flaky["status"] == "partial" and flaky["fetch_attempts"] == 2
+    assert len(http_server.requested("/news/flaky.html")) == 2

@@ -128,6 +128,7 @@ class SourceSpider(scrapy.Spider):
 
     async def start(self) -> AsyncIterator[Any]:
         self.listings_seen: set[tuple[str, str]] = set()
+        self.exhausted: set[str] = set()
         self.store = db.open_store(self.store_path)
         self.sources = {s["id"]: s for s in self.load_sources(self.store)}
         self.crawler.stats.set_value("stiwatch/sources", list(self.sources))
@@ -160,6 +161,7 @@ class SourceSpider(scrapy.Spider):
         """Article pages stored from listing data only: try them again."""
         for row in self.store.partial_items(source["id"]):
             if row["fetch_attempts"] >= self.max_partial_attempts:
+                self.exhausted.add(row["url"])  # kept from the listing; the page never worked
                 continue
             candidate = Candidate(
                 url=row["url"], source_id=source["id"], title=row["title"] or "",
@@ -242,7 +244,7 @@ class SourceSpider(scrapy.Spider):
         unique = list({c.url: c for c in reversed(candidates)}.values())[::-1]
         if self.refresh:
             return unique
-        known = self.store.known_listing_urls(c.url for c in unique)
+        known = self.store.known_listing_urls(c.url for c in unique) | self.exhausted
         return [c for c in unique if c.url not in known]
 
     # -- articles ---------------------------------------------------------------------------
