@@ -20,7 +20,7 @@ import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .domains import DomainTagger
-from .model import PolicyModel, load_model, model_text
+from .model import RULES_CERTAIN, PolicyModel, load_model, model_text
 from .places import Gazetteer, regions_for
 from .rules import RuleTagger
 
@@ -143,7 +143,11 @@ class Classifier:
             modelled = set(self.model.area_labels)
             areas = [(a, s, "model") for a, s in
                      sorted(prediction.areas.items(), key=lambda pair: -pair[1])]
-            areas += [(a, s, "rules") for a, s in rule_areas if a not in modelled]
+            chosen = {a for a, _s, _m in areas}
+            # Areas the model has no data for, and areas the cue rules are all but sure of
+            # (news phrasing the STIP programme descriptions lack: "cabinet approves", ...).
+            areas += [(a, s, "rules") for a, s in rule_areas
+                      if a not in chosen and (a not in modelled or s >= RULES_CERTAIN)]
         else:
             areas = [(a, s, "rules") for a, s in rule_areas]
         countries = [(c, s, "gazetteer") for c, s in self.gazetteer.tag(title, text)]
