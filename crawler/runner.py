@@ -50,7 +50,11 @@ class CrawlError(Exception):
     """The crawl could not run at all (its process died, or there was nothing to crawl)."""
 
 
-class NothingToCrawl(CrawlError):
+class CrawlInputError(CrawlError):
+    """The crawl cannot start because of its input or settings (the user's to fix)."""
+
+
+class NothingToCrawl(CrawlInputError):
     """No source to crawl: bad input rather than a failure."""
 
 
@@ -77,9 +81,9 @@ def scrapy_settings(settings: Mapping[str, Any] | None = None,
         try:
             parsed = json.loads(extra)
         except ValueError as error:
-            raise CrawlError(f"{EXTRA_SETTINGS_ENV} is not valid JSON: {error}") from None
+            raise CrawlInputError(f"{EXTRA_SETTINGS_ENV} is not valid JSON: {error}") from None
         if not isinstance(parsed, dict):
-            raise CrawlError(f"{EXTRA_SETTINGS_ENV} must be a JSON object")
+            raise CrawlInputError(f"{EXTRA_SETTINGS_ENV} must be a JSON object")
         out.update(parsed)
     return out
 

@@ -162,4 +162,6 @@ def test_bad_input_exits_2(stiwatch, http_server, tmp_path):
     assert stiwatch("sources", "sync", str(reg)).exit_code == 0
     unknown = stiwatch("crawl", "--source", "nope", env=FAST)
     assert unknown.exit_code == 2 and "nope" in unknown.output
+    broken_env = stiwatch("crawl", env={**FAST, "STIWATCH_SCRAPY_SETTINGS": "{oops"})
+    assert broken_env.exit_code == 2 and "STIWATCH_SCRAPY_SETTINGS" in broken_env.output
     assert not http_server.requests  # nothing was fetched for bad input

@@ -8,7 +8,7 @@ import click
 
 from crawler.items import CrawlReport
 from crawler.registry import load_registry
-from crawler.runner import CrawlError, NothingToCrawl, crawl
+from crawler.runner import CrawlError, CrawlInputError, crawl
 
 from ..app import App
 from ..errors import UserError
@@ -92,7 +92,7 @@ def crawl_command(app: App, sources_file: str | None, source_ids: tuple[str, ...
         with progress:
             report = crawl(app.db_path, app.settings, source_ids, refresh,
                            progress=_ProgressLine(progress), user_agent=app.user_agent())
-    except NothingToCrawl as error:
+    except CrawlInputError as error:
         raise UserError(str(error), exit_code=2) from None
     except CrawlError as error:
         raise UserError(str(error), exit_code=1) from None
