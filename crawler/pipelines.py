@@ -9,6 +9,8 @@ loses at most the unwritten batch, whose URLs are not stored and so are fetched 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from typing import Any, Callable
 
@@ -25,6 +27,20 @@ from .items import ArticleItem, CrawlReport, SourceEvent, SourceReport
 logger = logging.getLogger(__name__)
 
 Events = Callable[[dict[str, Any]], None]
+
+
+def _process_alive(stats: dict[str, Any]) -> bool:
+    """Whether the crawl process a running crawl_runs row names still exists (if we can tell)."""
+    pid, host = stats.get("pid"), stats.get("host")
+    if not isinstance(pid, int) or host != socket.gethostname():
+        return True  # another machine's crawl, or no record: not ours to judge
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class StorePipeline:
@@ -62,7 +78,11 @@ class StorePipeline:
     def open_spider(self, spider: Any = None) -> None:
         self.store = db.open_store(self.store_path)
         self.deduper = Deduper(self.store)
+        # A crawl killed earlier left its run `running`: say what became of it.
+        self.store.close_abandoned_crawl_runs(_process_alive)
         self.report.run_id = self.store.start_crawl_run()
+        self.store.note_crawl_run(self.report.run_id,
+                                  {"pid": os.getpid(), "host": socket.gethostname()})
         self.report.started_at = utcnow()
 
     def close_spider(self, spider: Any = None) -> None:

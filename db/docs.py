@@ -97,7 +97,9 @@ TABLES: dict[str, dict[str, Any]] = {
             "finished_at": "End (ISO 8601 UTC); NULL while running or if the process was killed.",
             "status": "`running`, `ok` (every source succeeded), `partial` (some failed), "
             "`failed` (all failed) or `interrupted`.",
-            "stats": "JSON: totals and per-source counts (new, duplicates, unchanged, errors).",
+            "stats": "JSON: totals and per-source counts (new, duplicates, unchanged, errors); "
+            "while running, the crawl process's `pid` and `host` (a later crawl marks the run "
+            "`interrupted` when that process is gone).",
         },
     },
     "runs": {

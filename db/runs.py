@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 
 from .clock import utcnow
 
@@ -22,6 +22,26 @@ class RunsMixin:
                 run_id,
                 {"finished_at": utcnow(), "status": status, "stats": json.dumps(stats, sort_keys=True)},
             )
+
+    def note_crawl_run(self, run_id: int, stats: dict[str, Any]) -> None:
+        """Record what is known while a crawl runs (e.g. its process id and host)."""
+        with self.write():
+            self.db["crawl_runs"].update(run_id, {"stats": json.dumps(stats, sort_keys=True)})
+
+    def close_abandoned_crawl_runs(self, is_alive: Callable[[dict[str, Any]], bool]) -> list[int]:
+        """Mark ``running`` crawl runs whose process is gone as ``interrupted``.
+
+        ``is_alive(stats)`` decides from the stats noted while running; runs it cannot judge
+        should be reported alive. ``finished_at`` stays NULL: nobody saw them end.
+        """
+        closed = []
+        with self.write():
+            for row in self.query("SELECT id, stats FROM crawl_runs WHERE status = 'running'"):
+                stats = json.loads(row["stats"]) if row["stats"] else {}
+                if not is_alive(stats):
+                    self.db["crawl_runs"].update(row["id"], {"status": "interrupted"})
+                    closed.append(row["id"])
+        return closed
 
     def crawl_runs(self, limit: int = 10) -> list[dict[str, Any]]:
         rows = self.query("SELECT * FROM crawl_runs ORDER BY id DESC LIMIT ?", [limit])

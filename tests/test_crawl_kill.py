@@ -84,6 +84,10 @@ def test_killed_crawl_then_rerun_stores_every_article_once(stiwatch, http_server
     result = stiwatch("crawl", "--json", env=FAST)
 
     assert result.exit_code == 0, result.output
+    # The killed run is no longer shown as running; nobody saw it finish.
+    killed, rerun = rows(db_path, "SELECT * FROM crawl_runs ORDER BY id")
+    assert (killed["status"], killed["finished_at"]) == ("interrupted", None)
+    assert rerun["status"] == "ok"
     report = json.loads(result.stdout)["sources"][0]
     assert report["unchanged"] >= stored
     assert report["new"] + report["duplicates"] == COUNT - report["unchanged"]
