@@ -14,7 +14,6 @@ import argparse
 import random
 import time
 
-from classifier.model import model_text
 from classifier.pipeline import Classifier, ItemText
 from stiwatch.demo.site import load_content
 
@@ -58,7 +57,7 @@ def main() -> None:
                   for i in batch])
     if c.model is not None:
         rate("model (tf-idf + linear)", len(batch),
-             lambda: c.model.predict([model_text(i.title, i.text) for i in batch]))
+             lambda: c.model.predict([c.model.text(i.title, i.text) for i in batch]))
     base = rate("baseline: whole, rules only", len(batch), lambda: rules_only.classify(batch))
     if c is not rules_only:
         whole = rate("whole classifier with model", len(batch), lambda: c.classify(batch))
