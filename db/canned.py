@@ -1,5 +1,8 @@
 """Named read-only queries for analysts: Datasette's canned queries (`stiwatch serve`).
 
+Written to stay fast on a million items: the date range drives the weekly queries (CROSS JOIN
+keeps `items` and its published_at index as the outer loop), and per-source lookups use indexes.
+
 Weeks are ISO weeks in UTC: ``date(x, 'weekday 0', '-6 days')`` is the Monday of x's week.
 """
 
@@ -22,7 +25,7 @@ SELECT coalesce(a.value, '(no area)') AS area,
        i.source_id,
        i.id
 FROM items i
-JOIN tags p ON p.item_id = i.id AND p.facet = 'policy' AND p.value = '1'
+CROSS JOIN tags p ON p.item_id = i.id AND p.facet = 'policy' AND p.value = '1'
 LEFT JOIN tags a ON a.item_id = i.id AND a.facet = 'area'
 LEFT JOIN labels l ON l.facet = 'area' AND l.id = a.value
 WHERE i.duplicate_of IS NULL
@@ -33,7 +36,8 @@ ORDER BY area, i.published_at DESC
     "source_health": {
         "title": "Source health",
         "description": "Every source with its crawl health: failing ones first, with their last "
-        "error and since when they fail; item counts and the newest item per source.",
+        "error and since when they fail; item counts and the publication date of the item "
+        "stored last.",
         "sql": """
 SELECT s.id,
        s.name,
@@ -48,7 +52,8 @@ SELECT s.id,
        s.last_ok_at,
        s.last_error,
        (SELECT count(*) FROM items i WHERE i.source_id = s.id) AS items,
-       (SELECT max(i.published_at) FROM items i WHERE i.source_id = s.id) AS newest_item
+       (SELECT i.published_at FROM items i WHERE i.id =
+            (SELECT max(j.id) FROM items j WHERE j.source_id = s.id)) AS last_stored_item
 FROM sources s
 ORDER BY s.enabled DESC, s.consecutive_failures DESC, s.id
 """,
@@ -63,7 +68,7 @@ SELECT {WEEK_START.format("i.published_at")} AS week_start,
        coalesce(l.name, '') AS area_name,
        count(*) AS items
 FROM items i
-JOIN tags p ON p.item_id = i.id AND p.facet = 'policy' AND p.value = '1'
+CROSS JOIN tags p ON p.item_id = i.id AND p.facet = 'policy' AND p.value = '1'
 JOIN tags a ON a.item_id = i.id AND a.facet = 'area'
 LEFT JOIN labels l ON l.facet = 'area' AND l.id = a.value
 WHERE i.duplicate_of IS NULL
