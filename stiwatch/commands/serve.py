@@ -12,7 +12,7 @@ pass_app = click.make_pass_decorator(App)
 
 
 @click.command("serve")
-@click.option("--port", default=8001, show_default=True, type=click.IntRange(0, 65535),
+@click.option("--port", default=8001, show_default=True, type=click.IntRange(1, 65535),
               help="TCP port to listen on.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to listen on (0.0.0.0 exposes it to the network: mind who can see "
