@@ -6,6 +6,8 @@ and docs/schema.md never disagree. Facets and canned queries are what analysts a
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 
 from db.canned import CANNED_QUERIES
@@ -31,11 +33,17 @@ HIDDEN = ("item_signatures", "signature_bands")
 LABEL_COLUMNS = {"sources": "name", "labels": "name", "items": "title"}
 
 
+def _html(text: str) -> str:
+    """The docs' Markdown `code` spans as HTML, everything else escaped."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text, quote=False))
+
+
 def build_metadata(database: str) -> dict[str, Any]:
     """Datasette metadata for the store served under the name ``database``."""
     tables: dict[str, Any] = {}
     for name, doc in {**TABLES, **VIEWS}.items():
-        entry: dict[str, Any] = {"description": doc["description"], "columns": dict(doc["columns"])}
+        entry: dict[str, Any] = {"description_html": _html(doc["description"]),
+                                 "columns": dict(doc["columns"])}
         if name in FACETS:
             entry["facets"] = FACETS[name]
         if name in SORT_DESC:
@@ -48,7 +56,7 @@ def build_metadata(database: str) -> dict[str, Any]:
     # The search box on `items` uses the FTS5 index with its full syntax.
     tables["items"].update(fts_table="items_fts", fts_pk="id", searchmode="raw")
     for name, description in FTS.items():
-        tables[name] = {"description": description, "hidden": True}
+        tables[name] = {"description_html": _html(description), "hidden": True}
     queries = {
         name: {"title": q["title"], "description": q["description"], "sql": q["sql"].strip()}
         for name, q in CANNED_QUERIES.items()

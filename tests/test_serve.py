@@ -73,7 +73,7 @@ def test_metadata_documents_every_table_and_column(tmp_path):
             "AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'items_fts_%'")]
         tables = build_metadata("m")["databases"]["m"]["tables"]
         for name in names:
-            assert tables[name]["description"], name
+            assert tables[name]["description_html"], name
             if name == "items_fts":
                 continue
             columns = [row[1] for row in store.conn.execute(f"PRAGMA table_info({name})")]
@@ -118,6 +118,8 @@ def test_serve_in_chromium_with_canned_queries(db_path, tmp_path, chromium_page)
         # Column documentation and facets on the tags table.
         page.goto(f"{base}/stiwatch/tags")
         text = page.inner_text("body")
+        assert "Labels on items, one row per (item, facet, value)" in text
+        assert page.inner_text("code >> nth=0") == "stiwatch tag"
         assert "facet" in text and "value" in text and "method" in text
         page.goto(f"{base}/stiwatch/items_tagged")
         assert "source_name" in page.inner_text("body")
