@@ -139,3 +139,22 @@ def test_ranking_window_never_hides_filtered_matches(db_path, ids, monkeypatch):
             ids["jp-quantum"], ids["jp-semis"]}
         assert len(store.search("quantum", limit=1)) == 1
         assert [r["id"] for r in store.search("quantum", exact=True)][0] == ids["jp-quantum"]
+
+
+def test_search_and_status_do_not_wait_for_a_writer(stiwatch, db_path, ids):
+    """A crawl holding the write lock does not block readers (read-only open, WAL)."""
+    import sqlite3
+    import time
+
+    writer = sqlite3.connect(db_path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("UPDATE items SET title = 'changing' WHERE id = ?", [ids["jp-quantum"]])
+    try:
+        started = time.monotonic()
+        rows = search_json(stiwatch, "quantum")
+        assert rows[0]["title"] == "Japan launches national quantum strategy"  # last commit
+        assert stiwatch("status").exit_code == 0
+        assert time.monotonic() - started < 10  # the busy timeout is 30 s
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()

@@ -20,11 +20,23 @@ COLUMNS = ["id", "url", "title", "source_id", "source_name", "published_at", "sc
            "policy", "areas", "domains", "countries", "regions", "snippet"]
 
 
-def existing_store(app: App) -> db.Store:
-    """The store, refusing to create an empty one for a command that only reads."""
-    if str(app.db_path) != ":memory:" and not app.db_path.exists():
+def existing_store(app: App, *, readonly: bool = True) -> db.Store:
+    """The store, refusing to create an empty one for a command that only reads.
+
+    Read-only (SQLite mode=ro) when the file is at the current schema, so searching, exporting
+    or checking status never waits for a crawl's write lock; an older file is opened normally,
+    which migrates it once.
+    """
+    if not app.db_path.exists():
         raise UserError(f"{app.db_path}: no such database (run `stiwatch init` and "
                         "`stiwatch crawl`, or try `stiwatch demo`)")
+    if readonly:
+        try:
+            store = db.open_store(app.db_path, readonly=True)
+        except db.StoreError:
+            return app.store()  # an older schema (migrated now) or a newer one (refused)
+        click.get_current_context().call_on_close(store.close)
+        return store
     return app.store()
 
 

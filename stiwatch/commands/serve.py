@@ -32,7 +32,7 @@ def serve_command(app: App, port: int, host: str) -> None:
     import asyncio
     import uvicorn
 
-    store = existing_store(app)  # migrates an old file first, so the canned queries fit
+    store = existing_store(app, readonly=False)  # migrates an old file: canned queries fit
     path = store.path.resolve()
     app.close()
     ds = Datasette(
