@@ -32,8 +32,9 @@ def serve_command(app: App, port: int, host: str) -> None:
     import asyncio
     import uvicorn
 
-    store = existing_store(app, readonly=False)  # migrates an old file: canned queries fit
+    store = existing_store(app)  # an old file is migrated first, so the canned queries fit
     path = store.path.resolve()
+    store.close()
     app.close()
     ds = Datasette(
         [str(path)],
