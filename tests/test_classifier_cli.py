@@ -70,7 +70,8 @@ def test_classify_without_model_uses_rules_and_says_so(stiwatch, store_path, tmp
     assert any(facet == "area" for facet, _ in first)
     assert ("policy", "0") in tags(store_path, 2)
     # No place in the text: the source's home country, marked as such.
-    assert tags(store_path, 3)[("country", "JP")] == "source"
+    third = tags(store_path, 3)
+    assert third[("country", "JP")] == "source" and third[("region", "east_asia")] == "source"
     # The duplicate carries exactly its original's tags.
     assert tags(store_path, 4) == first
     with db.open_store(store_path) as store:
