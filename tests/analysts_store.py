@@ -11,11 +11,10 @@ from pathlib import Path
 
 import db
 
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
-
-
 def ago(days: float) -> str:
-    return (NOW - timedelta(days=days)).isoformat(timespec="seconds")
+    """An ISO timestamp ``days`` before now (computed at each call: test runs are long)."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    return (now - timedelta(days=days)).isoformat(timespec="seconds")
 
 
 SOURCES = [
