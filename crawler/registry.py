@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import resources
+import json
 from pathlib import Path
 import re
 import tomllib
@@ -185,3 +186,18 @@ def load_registry(path: str | Path | None = None) -> Registry:
     except (OSError, UnicodeDecodeError) as error:
         raise RegistryError([f"{path}: cannot read: {error}"]) from None
     return parse_registry(text, str(path))
+
+
+def dump_registry(records: list[dict[str, Any]], comment: str = "") -> str:
+    """Registry TOML for source records (the inverse of ``parse_registry``; None is left out).
+
+    Values are strings or booleans; JSON's string escapes are valid TOML basic strings.
+    """
+    lines = [f"# {line}" for line in comment.splitlines()] + ([""] if comment else [])
+    for record in records:
+        lines.append("[[source]]")
+        for key, value in record.items():
+            if value is not None:
+                lines.append(f"{key} = {json.dumps(value, ensure_ascii=False)}")
+        lines.append("")
+    return "\n".join(lines)

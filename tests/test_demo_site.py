@@ -11,7 +11,7 @@ import feedparser
 import pytest
 
 from classifier.taxonomy import load_taxonomy
-from crawler.registry import load_registry
+from crawler.registry import dump_registry, load_registry
 from stiwatch.demo import ContentError, build_site, load_content, manifest, serve
 
 TODAY = date(2026, 11, 26)  # a Thursday: week 0 is partly published
@@ -60,7 +60,7 @@ def test_built_site_is_a_valid_registry_and_serves_real_http(tmp_path: Path) -> 
     with serve(root) as server:
         records = build_site(root, server.url, TODAY)
         registry_file = tmp_path / "sources.toml"
-        registry_file.write_text(_toml(records), encoding="utf-8")
+        registry_file.write_text(dump_registry(records), encoding="utf-8")
         assert len(load_registry(registry_file).sources) == len(records)
 
         feed_source = next(r for r in records if r["kind"] == "feed")
@@ -93,13 +93,3 @@ def test_rebuild_refuses_to_wipe_a_folder_it_did_not_build(tmp_path: Path) -> No
         build_site(tmp_path, "http://demo.invalid", TODAY)
     assert (tmp_path / "precious.txt").read_text() == "keep me"
 
-
-def _toml(records: list[dict]) -> str:
-    out = []
-    for record in records:
-        out.append("[[source]]")
-        for key, value in record.items():
-            if value is not None:
-                out.append(f'{key} = "{value}"')
-        out.append("")
-    return "\n".join(out)

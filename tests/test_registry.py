@@ -55,3 +55,11 @@ def test_bundled_registry_is_valid_and_spread_over_regions_and_kinds():
     assert countries & {"IN", "AU", "BR", "ZA", "SG"}
     org_types = {s["org_type"] for s in sources}
     assert {"ministry", "funding_agency", "intergovernmental", "news"} <= org_types
+
+
+def test_dump_registry_round_trips_the_bundled_registry() -> None:
+    from crawler.registry import dump_registry, load_registry, parse_registry
+
+    bundled = load_registry()
+    again = parse_registry(dump_registry(bundled.sources, "a comment\nover two lines"))
+    assert again.sources == bundled.sources

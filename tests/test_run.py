@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from crawler.registry import dump_registry
 from mockserver import MockServer
 from stiwatch.demo import build_site, load_content, serve
 from stiwatch.lock import AlreadyRunning, RunLock
@@ -34,11 +35,7 @@ def stiwatch(db: Path, *args: str, env: dict[str, str] | None = None,
 
 
 def write_registry(path: Path, records: list[dict]) -> Path:
-    lines = []
-    for record in records:
-        lines.append("[[source]]")
-        lines += [f"{k} = {json.dumps(v)}" for k, v in record.items() if v is not None]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.write_text(dump_registry(records), encoding="utf-8")
     return path
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-import json
 from pathlib import Path
 import time
 
 import click
 
-from crawler.registry import load_registry
+from crawler.registry import dump_registry, load_registry
 from digest.send import write_preview
 from digest.weeks import last_complete_week, zone
 
@@ -55,7 +54,8 @@ def demo_command(app: App, directory: Path, as_json: bool) -> None:
     with serve(directory / "site") as server:
         records = build_site(directory / "site", server.url, today)
         registry_path = directory / "sources.toml"
-        registry_path.write_text(_registry_toml(records), encoding="utf-8")
+        registry_path.write_text(dump_registry(
+            records, "The demo site's sources (written by `stiwatch demo`)."), encoding="utf-8")
         store = app.store()
         store.sync_sources(load_registry(registry_path).sources)
         store.save_subscribers(DEMO_SUBSCRIBERS)
@@ -95,17 +95,6 @@ def _step(step, app: App) -> dict:  # noqa: ANN001 - one of stiwatch.steps
         result = error.result
     app.echo(f"{result['step']}: {result['summary']}", err=True)
     return result
-
-
-def _registry_toml(records: list[dict]) -> str:
-    lines = ["# The demo site's sources, as a stiwatch registry (written by `stiwatch demo`).", ""]
-    for record in records:
-        lines.append("[[source]]")
-        for key, value in record.items():
-            if value is not None:
-                lines.append(f"{key} = {json.dumps(value, ensure_ascii=False)}")
-        lines.append("")
-    return "\n".join(lines)
 
 
 def _summary(app: App, directory: Path, week: str, html: Path, steps: list[dict],
