@@ -90,13 +90,21 @@ class Classifier:
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike[str] | None = None, *,
-             use_model: bool = True) -> "Classifier":
-        """Components from their shipped data; the model from ``model_dir`` when it holds one.
+             use_model: bool = True,
+             domains_lexicon: str | os.PathLike[str] | None = None,
+             areas_lexicon: str | os.PathLike[str] | None = None,
+             places_lexicon: str | os.PathLike[str] | None = None) -> "Classifier":
+        """Components from their shipped data, each extended by the analyst's lexicon file when
+        one is given (empty or None: the shipped one only); the model from ``model_dir`` when
+        it holds one.
 
-        Raises ModelMismatch when the saved model was made for other library/taxonomy versions.
+        Raises ModelMismatch when the saved model was made for other library/taxonomy versions,
+        LexiconError when an analyst's file is malformed.
         """
         model = load_model(model_dir) if (use_model and model_dir is not None) else None
-        return cls(model, RuleTagger.load(), DomainTagger.load(), Gazetteer.load(), model_dir)
+        return cls(model, RuleTagger.load(areas_lexicon or None),
+                   DomainTagger.load(domains_lexicon or None),
+                   Gazetteer.load(places_lexicon or None), model_dir)
 
     # -- identity ------------------------------------------------------------------------------
     @property
@@ -153,10 +161,9 @@ class Classifier:
                       if a not in chosen and (a not in modelled or s >= RULES_CERTAIN)]
         else:
             areas = [(a, s, "rules") for a, s in rule_areas]
-        countries = [(c, s, "gazetteer") for c, s in self.gazetteer.tag(title, text)]
-        if not countries and item.source_country:
-            countries = [(c, s, "source") for c, s in
-                         self.gazetteer.tag(title, text, item.source_country)]
+        # One call: the gazetteer itself decides when the source's home country applies
+        # (method "source"), before a lone passing mention in a short text would count.
+        countries = self.gazetteer.tag_with_method(title, text, item.source_country)
         international = self.gazetteer.international(title, text)
         regions: dict[str, tuple[float, str]] = {}
         for code, score, method in countries:

@@ -69,6 +69,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("obey_robots_txt", True, "Obey robots.txt (and its Crawl-delay).", _bool),
     # -- classifying
     Setting("model_dir", _default_model_dir(), "Folder holding trained classifier models."),
+    Setting("domains_lexicon", "", "Analyst TOML file extending the technology-domain lexicon "
+            "(empty: the bundled one only)."),
+    Setting("areas_lexicon", "", "Analyst TOML file extending the relevance and policy-area "
+            "cues (empty: the bundled one only)."),
+    Setting("places_lexicon", "", "Analyst TOML file extending the country gazetteer "
+            "(empty: the bundled one only)."),
     # -- digests
     Setting("timezone", "Asia/Tokyo", "Time zone whose ISO weeks digests cover."),
     Setting("digest_section_cap", 8, "Items shown per digest section at most.", int),

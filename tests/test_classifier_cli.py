@@ -151,3 +151,39 @@ def test_tag_errors(stiwatch, store_path, args, message):
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_analyst_lexicon_files_change_the_tags(stiwatch, store_path, tmp_path):
+    no_model = str(tmp_path / "none")
+    stiwatch("-q", "classify", "--model-dir", no_model)
+    assert ("domain", "biotech_health") not in tags(store_path, 2)
+    assert ("area", "research_security") not in tags(store_path, 1)
+    assert ("country", "NZ") not in tags(store_path, 2)
+
+    domains = tmp_path / "my_domains.toml"
+    domains.write_text('version = "d1"\n[domain.biotech_health]\nstrong = ["octopus"]\n')
+    areas = tmp_path / "my_areas.toml"
+    areas.write_text('[area.research_security]\nstrong = ["quantum strategy"]\n')
+    places = tmp_path / "my_places.toml"
+    places.write_text('[country.NZ]\nplaces = ["seamount"]\nagencies = ["Octopus Institute"]\n')
+    env = {"STIWATCH_DOMAINS_LEXICON": str(domains), "STIWATCH_AREAS_LEXICON": str(areas),
+           "STIWATCH_PLACES_LEXICON": str(places)}
+    with db.open_store(store_path) as store:
+        store.save_items([{"url": "https://wire.example/5", "source_id": "wire",
+                           "title": "Octopus Institute opens a deep-sea lab",
+                           "body": "The lab will study animals found near a seamount."}])
+    result = stiwatch("classify", "--all", "--model-dir", no_model, env=env)
+    assert result.exit_code == 0, result.output
+    assert tags(store_path, 2)[("domain", "biotech_health")] == "rules"
+    assert tags(store_path, 1)[("area", "research_security")] == "rules"
+    assert tags(store_path, 5)[("country", "NZ")] == "gazetteer"
+    with db.open_store(store_path) as store:
+        version = store.tags_of(2)[0]["model_version"]
+    assert "+my_domains-d1" in version and "+my_areas" in version
+
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[domain.astrology]\nterms = ['stars']\n")
+    result = stiwatch("classify", "--all", "--model-dir", no_model,
+                      env={"STIWATCH_DOMAINS_LEXICON": str(broken)})
+    assert result.exit_code == 2
+    assert "broken.toml" in result.output and "Traceback" not in result.output

@@ -44,7 +44,10 @@ def load_classifier(app: App, model_dir: str | None = None, *,
     """The classifier with the configured model folder (rules only when it holds no model)."""
     from classifier.pipeline import Classifier
 
-    return Classifier.load(_model_dir(app, model_dir), use_model=use_model)
+    return Classifier.load(_model_dir(app, model_dir), use_model=use_model,
+                           domains_lexicon=app.settings["domains_lexicon"] or None,
+                           areas_lexicon=app.settings["areas_lexicon"] or None,
+                           places_lexicon=app.settings["places_lexicon"] or None)
 
 
 def run_classification(app: App, *, everything: bool = False, model_dir: str | None = None,
@@ -159,7 +162,7 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...], limit: i
     say(f"{len(examples)} initiatives, {sum(s.origin == 'feed' for s in samples)} feed "
         f"negatives, {len(analyst)} analyst-labelled items")
     digest = file_sha256(stip_file)
-    rules = RuleTagger.load()
+    rules = RuleTagger.load(app.settings["areas_lexicon"] or None)
     model = train(samples, taxonomy=taxonomy, data_sha256=digest, folds=folds,
                   rule_areas=rules.areas, progress=say)
     model.metadata["rules_version"] = rules.version
