@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crawler.runner import NothingToCrawl, crawl
+from crawler.runner import CrawlError, CrawlInputError, crawl
 from digest.send import send_week
 from digest.weeks import last_complete_week
 
@@ -30,16 +30,19 @@ def _progress(app: App, label: str, unit: str) -> Progress:
 
 def crawl_step(app: App) -> dict[str, Any]:
     """Crawl every enabled source; fails only when every source failed."""
-    from .commands.crawl import _ProgressLine
+    from .commands.crawl import CrawlProgress
 
     app.close()  # the crawler writes through its own connection, in its own process
     progress = _progress(app, "crawl", "articles")
     try:
         with progress:
-            report = crawl(app.db_path, app.settings, progress=_ProgressLine(progress),
+            report = crawl(app.db_path, app.settings, progress=CrawlProgress(progress),
                            user_agent=app.user_agent())
-    except NothingToCrawl as error:
+    except CrawlInputError as error:
         raise UserError(str(error), exit_code=2) from None
+    except CrawlError as error:  # the crawler process died: what it stored stays stored
+        raise StepFailed({"step": "crawl", "status": "failed", "error": str(error),
+                          "summary": f"crawl failed: {error}"}) from None
     totals = report.totals()
     result = {
         "step": "crawl", "run_id": report.run_id, "status": report.status,

@@ -21,7 +21,7 @@ SUMMARY_COLUMNS = ["source", "status", "new", "duplicates", "updated", "partial"
                    "errors", "error"]
 
 
-class _ProgressLine:
+class CrawlProgress:
     """Turns the crawler's events into one progress line (articles saved / queued)."""
 
     def __init__(self, progress: Progress) -> None:
@@ -91,7 +91,7 @@ def crawl_command(app: App, sources_file: str | None, source_ids: tuple[str, ...
     try:
         with progress:
             report = crawl(app.db_path, app.settings, source_ids, refresh,
-                           progress=_ProgressLine(progress), user_agent=app.user_agent())
+                           progress=CrawlProgress(progress), user_agent=app.user_agent())
     except CrawlInputError as error:
         raise UserError(str(error), exit_code=2) from None
     except CrawlError as error:

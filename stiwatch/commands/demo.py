@@ -83,6 +83,7 @@ def _configure(app: App, directory: Path) -> None:
         "autothrottle": False,
         "concurrent_requests_per_domain": 8,
         "sources": "",
+        "sitemap_max_age_days": 90,  # the demo's archive spans nine weeks: show all of it
         "lock_file": str(directory / "stiwatch.lock"),
     }.items():
         app.settings.override(name, value, "stiwatch demo")
