@@ -40,8 +40,11 @@ class BadQuery(StoreError):
 
 def fts_query(text: str) -> str:
     """The user's query as FTS5 syntax: punctuated words become phrases, the rest is kept."""
-    out = []
+    out: list[str] = []
     for token in _TOKEN.findall(text):
+        if re.fullmatch(r"-\w+\*?", token, re.UNICODE) and out:
+            out += ["NOT", token[1:]]  # web-search habit: `quantum -computing`
+            continue
         star = token.endswith("*") and not token.startswith('"')
         word = token[:-1] if star else token
         if _PUNCTUATED.fullmatch(word) and not re.fullmatch(r"\w+", word, re.UNICODE):
@@ -52,6 +55,8 @@ def fts_query(text: str) -> str:
 
 def _explain(error: sqlite3.OperationalError, query: str) -> BadQuery:
     message = str(error).removeprefix("fts5: ").replace('near ""', "at the end of the query")
+    if message.startswith("no such column"):
+        message += " (a word before a colon names a column: title, summary or body)"
     return BadQuery(
         f"cannot search for {query!r}: {message}. Use words, \"quoted phrases\", AND, OR, NOT "
         "(in capitals), parentheses and prefix* (see `stiwatch search --help`)."

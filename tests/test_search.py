@@ -44,7 +44,9 @@ def test_fts_syntax_phrases_boolean_prefix_and_stemming(stiwatch, ids):
     assert {r["id"] for r in search_json(stiwatch, "semicond*")} == {ids["jp-semis"]}
     # Porter stemming: "funds" finds "funding" and "funded".
     assert ids["eu-open"] in {r["id"] for r in search_json(stiwatch, "funds")}
-    # A hyphenated word is searched as a phrase instead of failing.
+    # Web-search habits: -word excludes, a hyphenated word is a phrase (not an FTS5 error).
+    assert {r["id"] for r in search_json(stiwatch, "quantum -semiconductor")} == {
+        ids["jp-quantum"], ids["us-discovery"]}
     assert [r["id"] for r in search_json(stiwatch, "research-security")] == [
         ids["us-security"], ids["jp-quantum"]]
 

@@ -105,8 +105,8 @@ def search_command(app: App, query: str, areas, domains, countries, regions, sou
     """Full-text search of stored items, best match first.
 
     QUERY uses SQLite FTS5 syntax: words (stemmed, so `fund` finds `funding`), "quoted
-    phrases", AND, OR, NOT in capitals, parentheses, prefix* and title:word. Hyphenated words
-    such as research-security are searched as phrases. Ranking is bm25, with title words
+    phrases", AND, OR, NOT in capitals, parentheses, prefix* and title:word; `-word` excludes
+    a word. Hyphenated words such as research-security are searched as phrases. Ranking is bm25, with title words
     weighted above summary words above body words; matches are **highlighted** in the snippet.
     Near-duplicates (the same story under other URLs) are folded into their first copy, whose
     `copies` says how many were folded. A query matching more than 5,000 items is ranked
