@@ -66,7 +66,7 @@ def echo_results(rows: list[dict], *, tty: bool) -> None:
         }
         for row in rows
     ]
-    lines = table(shown, ["id", "date", "source", "title", "copies"], max_width=70).splitlines()
+    lines = table(shown, ["id", "date", "source", "title", "copies"], max_width=90).splitlines()
     click.echo(lines[0])
     for line, row in zip(lines[1:], rows):
         click.echo(line)

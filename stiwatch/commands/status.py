@@ -48,7 +48,8 @@ def _stats_summary(stats: Any) -> str:
     """The run's top-level counters, e.g. `new=12 errors=1`; nested detail is left to --json."""
     if not isinstance(stats, dict):
         return ""
-    return " ".join(f"{k}={v}" for k, v in stats.items() if isinstance(v, (int, float, str)))
+    return " ".join(f"{k}={v}" for k, v in stats.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
 def _steps_summary(steps: Any) -> str:
@@ -125,7 +126,7 @@ def status_command(app: App, as_json: bool) -> None:
     if report["runs"]:
         echo_table([{**run, "took": duration(run["duration_s"]) if run["duration_s"] is not None
                      else "", "stats": _stats_summary(run["stats"])} for run in report["runs"]],
-                   ["id", "started_at", "status", "took", "stats"], max_width=80)
+                   ["id", "started_at", "status", "took", "stats"], max_width=120)
     else:
         click.echo("  none yet (run `stiwatch crawl` or `stiwatch run`)")
     click.echo("\nItems per week (by publication date, UTC):")
