@@ -6,8 +6,9 @@ nothing between the web server and the store loses quality: the pages of Zyte's
 article-extraction benchmark (``../shared/data/eval/article-extraction-benchmark``, never copied
 into the repo) are served on loopback as ``text/html`` (no charset: the crawler must find it),
 listed in a sitemap, crawled with ``crawler.runner.crawl`` into a fresh store, and each stored
-``items.body`` is scored against the ground truth with the same measures as extraction_eval
-(token precision/recall/F1, 4-token shingle F1). Baseline in the same run: ``extract_article``
+``items.body`` is scored against the ground truth with the same two scorers as extraction_eval
+(the benchmark's own: shingle precision/recall/F1 with per-page normalisation; ours: token
+precision/recall/F1 means, 4-token shingle F1; see ``bench/extraction_scoring.py``). Baseline in the same run: ``extract_article``
 on the same bytes without the crawl. A page the crawl did not store scores 0.
 
 This data measures the system; do not tune on it.
@@ -21,7 +22,6 @@ import argparse
 import gzip
 import json
 from pathlib import Path
-import statistics
 import sys
 import tempfile
 import time
@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from extraction_eval import DEFAULT_DATA, score  # noqa: E402
+from extraction_eval import DEFAULT_DATA  # noqa: E402
+from extraction_scoring import benchmark_scores, token_scores  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,19 +84,20 @@ def main(argv: list[str] | None = None) -> int:
     for page_id in ids:
         expected = truth[page_id]["articleBody"]
         row = stored.get(page_id)
-        crawled.append(score((row or {}).get("body") or "", expected))
+        crawled.append(((row or {}).get("body") or "", expected))
         article = extract_article(bodies[page_id], truth[page_id]["url"],
                                   {"Content-Type": "text/html"})
-        direct.append(score(article.text, expected))
+        direct.append((article.text, expected))
 
-    def mean(rows: list[dict[str, float]]) -> dict[str, float]:
-        return {key: round(statistics.fmean(r[key] for r in rows), 4) for key in rows[0]}
+    def both(pairs: list[tuple[str, str]]) -> dict[str, dict[str, float]]:
+        return {"benchmark": {k: round(v, 4) for k, v in benchmark_scores(pairs).items()},
+                "token": {k: round(v, 4) for k, v in token_scores(pairs).items()}}
 
     result = {
         "pages": len(ids),
         "stored_complete": sum(1 for r in stored.values() if r["status"] == "complete"),
-        "crawl": mean(crawled),
-        "direct_extract_article": mean(direct),
+        "crawl": both(crawled),
+        "direct_extract_article": both(direct),
         "crawl_seconds": round(seconds, 1),
         "sources": [s.status for s in report.sources],
     }
@@ -104,14 +106,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"{len(ids)} benchmark pages crawled on loopback in {seconds:.1f} s; "
           f"{result['stored_complete']} stored complete")
-    print(f"{'':28}{'precision':>10}{'recall':>10}{'F1':>10}{'shingle F1':>12}")
+    print(f"{'':28}{'benchmark scorer':^29}|{'token scorer (ours)':^38}")
+    print(f"{'':28}{'P':>7}{'R':>7}{'F1':>8}{'acc':>7} |{'P':>8}{'R':>8}{'F1':>8}"
+          f"{'shingle F1':>12}")
     for name, key in (("crawl -> items.body", "crawl"),
                       ("extract_article (baseline)", "direct_extract_article")):
-        row = result[key]
-        print(f"{name:28}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1']:>10.4f}"
-              f"{row['shingle_f1']:>12.4f}")
-    ratio = result["crawl"]["f1"] / max(result["direct_extract_article"]["f1"], 1e-9)
-    print(f"F1 ratio (crawl / direct): {ratio:.4f}")
+        b, t = result[key]["benchmark"], result[key]["token"]
+        print(f"{name:28}{b['precision']:>7.3f}{b['recall']:>7.3f}{b['f1']:>8.4f}"
+              f"{b['accuracy']:>7.3f} |{t['precision']:>8.4f}{t['recall']:>8.4f}{t['f1']:>8.4f}"
+              f"{t['shingle_f1']:>12.4f}")
+    ratio = result["crawl"]["token"]["f1"] / max(result["direct_extract_article"]["token"]["f1"],
+                                                 1e-9)
+    print(f"token F1 ratio (crawl / direct): {ratio:.4f}")
     return 0
 
 

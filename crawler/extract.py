@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 import logging
 import re
+import threading
 from typing import Mapping
 
 import charset_normalizer
@@ -192,6 +193,18 @@ def decode_html(body: bytes, headers: Mapping[str, str] | None = None) -> tuple[
 # -- parsing helpers ------------------------------------------------------------------------
 
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>", re.IGNORECASE)
+# HTML comments and processing instructions are left out of the tree, as trafilatura's own
+# loader does: trafilatura drops a comment node together with its tail, so an ad-slot marker
+# like "<p>first half <!-- ad --> second half</p>" would cost the rest of the paragraph.
+# One parser per thread: an lxml parser object must not parse in two threads at once.
+_PARSERS = threading.local()
+
+
+def _parser() -> lxml.html.HTMLParser:
+    parser = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True)
+    return parser
 
 
 def _parse(text: str) -> lxml.html.HtmlElement | None:
@@ -200,7 +213,7 @@ def _parse(text: str) -> lxml.html.HtmlElement | None:
     if not text.strip():
         return None
     try:
-        return lxml.html.document_fromstring(text)
+        return lxml.html.document_fromstring(text, parser=_parser())
     except (lxml.etree.ParserError, ValueError):
         return None
 
@@ -336,12 +349,88 @@ def _title_and_author(tree: lxml.html.HtmlElement, url: str) -> tuple[str, str |
     return normalise_space(title or ""), (normalise_space(author) or None) if author else None
 
 
-def _without_title(text: str, title: str) -> str:
-    """The body without a first line that only repeats the headline."""
-    first, _, rest = text.partition("\n")
-    if title and first.strip().casefold() == title.casefold():
-        return rest.lstrip("\n")
-    return text
+# Lines that templates put into the article container and that are not the article: where
+# they are found (the first lines, anywhere, the last lines) is part of each rule, so that a
+# sentence of the article that merely starts the same way is kept. Each is a whole line.
+_MONTHS = ("jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sept?(ember)?"
+           "|oct(ober)?|nov(ember)?|dec(ember)?")
+_DAYS = "mon(day)?|tue(s|sday)?|wed(nesday)?|thu(rs|rsday)?|fri(day)?|sat(urday)?|sun(day)?"
+# "Updated 10:42 a.m. ET, November 2, 2026", "08.12.2026", "Published: Tue 3 Nov 2026 09:15 GMT"
+_DATELINE = re.compile(
+    r"^(?:(?:last\s+)?(?:updated|modified|published|posted|first\s+published)(?:\s+on)?\s*:?\s*)?"
+    rf"(?:(?:{_DAYS}|{_MONTHS}|at|on|\d{{1,4}}(?:st|nd|rd|th)?|[ap]\.?m\.?"
+    r"|[A-Z]{2,4}|[-/.,:|·•–—]|\s)+)$",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[A-Za-z]{2,}")
+_TIME_ZONES = frozenset(
+    "UTC GMT ET EST EDT CT CST CDT MT MST MDT PT PST PDT BST CET CEST EET EEST WET WEST MSK IST"
+    " JST KST HKT SGT AEST AEDT AWST NZST NZDT".split())
+# "By Maria Lopez", "By Jane Doe, science correspondent", "Posted by admin": a byline, when
+# short and without a sentence's full stop.
+_BYLINE = re.compile(r"^(?:(?:posted|written|words|reporting)\s+)?by\s+[^\W\d].{0,70}$", re.IGNORECASE)
+# Labels and calls to action that sit between the paragraphs of an article.
+_WIDGET_LINE = re.compile(
+    r"^(?:advertisement|advertising|sponsored(?: content)?|anzeige|werbung|publicité"
+    r"|(?:read|see) (?:more|also)\s*:.*|(?:also read|related(?: articles?| stories| content)?"
+    r"|more on this(?: story| topic)?|recommended(?: reading)?)\s*:.*"
+    r"|share (?:this|on|via)\b.*|(?:sign up|subscribe)\b.*\b(?:newsletter|inbox|e-?mail|updates)\b.*"
+    r"|follow us\b.*|click here\b.*|(?:.{0,40}[|·•]\s*)?\d+\s*min(?:ute)?s?\s+read)$",
+    re.IGNORECASE,
+)
+# What ends a template after the article: copyright notices and navigation back.
+_TRAILER = re.compile(
+    r"^(?:(?:©|\(c\)|copyright\s*(?:©|\(c\)|\d{4})).{0,200}|.{0,150}\ball rights reserved\b.{0,100}"
+    r"|back to (?:the )?(?:top|news|overview|list|homepage|home)\b.{0,40})$",
+    re.IGNORECASE,
+)
+# How many lines at either end of the text count as its head and its tail.
+_EDGE_LINES = 3
+_WIDGET_MAX_CHARS = 120
+
+
+def _is_dateline(line: str) -> bool:
+    if len(line) > 80 or not any(char.isdigit() for char in line) or not _DATELINE.match(line):
+        return False
+    return all(word.upper() in _TIME_ZONES or re.fullmatch(rf"(?i:{_MONTHS}|{_DAYS}|at|on|[ap]m"
+                                                rf"|updated|modified|published|posted|first|last)",
+                                                word)
+               for word in _WORD.findall(line))
+
+
+def _is_byline(line: str, author: str | None) -> bool:
+    folded = line.casefold()
+    if author and folded.strip(" .,") == author.casefold():
+        return True
+    return bool(_BYLINE.match(line)) and not line.rstrip().endswith((".", "!", "?", "\"", "”"))
+
+
+def _without_page_chrome(text: str, title: str, author: str | None) -> str:
+    """The body without the template's lines around and between its paragraphs: a first line
+    that repeats the headline, bylines and datelines among the first and last lines, widget
+    labels ("Advertisement", "Read more: ...", "Share this article", newsletter sign-ups)
+    anywhere, and copyright or "back to news" lines at the end."""
+    lines = text.split("\n")
+    title_folded = title.casefold() if title else None
+    kept: list[str] = []
+    real = [i for i, line in enumerate(lines) if line.strip()]
+    head, tail = set(real[:_EDGE_LINES]), set(real[-_EDGE_LINES:])
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped:
+            kept.append(line)
+            continue
+        edge = index in head or index in tail
+        if index in head and title_folded and stripped.casefold() == title_folded:
+            continue
+        if edge and (_is_dateline(stripped) or _is_byline(stripped, author)):
+            continue
+        if len(stripped) <= _WIDGET_MAX_CHARS and _WIDGET_LINE.match(stripped):
+            continue
+        if index in tail and _TRAILER.match(stripped):
+            continue
+        kept.append(line)
+    return normalise_space("\n".join(kept))
 
 
 def _lead(text: str) -> str:
@@ -386,7 +475,7 @@ def extract_article(body: bytes, url: str, headers: Mapping[str, str] | None = N
                                       " | //h1//text()")
         description = _first(tree, "//meta[@name='description']/@content"
                                    " | //meta[@property='og:description']/@content")
-    main = _without_title(main, title)
+    main = _without_page_chrome(main, title, author)
 
     # Order of trust: the feed, the page's markup (meta, JSON-LD, <time>, URL), its text, now.
     published, source = _utc(feed_date), "feed"
