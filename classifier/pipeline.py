@@ -19,6 +19,7 @@ from pathlib import Path
 import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from .countries import CountryModel, load_country_model
 from .domains import DomainTagger
 from .model import RULES_CERTAIN, PolicyModel, load_model
 from .places import Gazetteer, regions_for
@@ -81,8 +82,10 @@ class Classifier:
     """Combines the components; cheap to call on thousands of items once loaded."""
 
     def __init__(self, model: PolicyModel | None, rules: RuleTagger, domains: DomainTagger,
-                 gazetteer: Gazetteer, model_dir: str | os.PathLike[str] | None = None) -> None:
+                 gazetteer: Gazetteer, model_dir: str | os.PathLike[str] | None = None,
+                 country_model: CountryModel | None = None) -> None:
         self.model = model
+        self.country_model = country_model  # classifier/countries.py: the gazetteer's 2nd signal
         self.rules = rules
         self.domains = domains
         self.gazetteer = gazetteer
@@ -104,7 +107,8 @@ class Classifier:
         model = load_model(model_dir) if (use_model and model_dir is not None) else None
         return cls(model, RuleTagger.load(areas_lexicon or None),
                    DomainTagger.load(domains_lexicon or None),
-                   Gazetteer.load(places_lexicon or None), model_dir)
+                   Gazetteer.load(places_lexicon or None), model_dir,
+                   load_country_model(model_dir) if use_model else None)
 
     # -- identity ------------------------------------------------------------------------------
     @property
@@ -134,8 +138,11 @@ class Classifier:
         predictions = (self.model.predict([self.model.text(i.title, i.text) for i in items],
                                           [dict(areas) for areas, _ in rules])
                        if self.model is not None else [None] * len(items))
-        return [self._one(item, prediction, areas, relevance)
-                for item, prediction, (areas, relevance) in zip(items, predictions, rules)]
+        results = [self._one(item, prediction, areas, relevance)
+                   for item, prediction, (areas, relevance) in zip(items, predictions, rules)]
+        if self.country_model is not None:  # fills in / narrows countries, one batch
+            self.country_model.apply(items, results, self.gazetteer)
+        return results
 
     def _one(self, item: ItemText, prediction: Any, rule_areas: list[tuple[str, float]],
              rule_relevance: float) -> Result:

@@ -172,6 +172,18 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...], limit: i
     }
     save_model(model, folder)
     meta = model.metadata
+    from classifier.countries import save_country_model, train_countries
+    from classifier.places import Gazetteer
+
+    countries = train_countries(examples, Gazetteer.load(), taxonomy=taxonomy,
+                                data_sha256=digest, folds=folds, version=meta["version"],
+                                progress=say)
+    if countries is not None:
+        save_country_model(countries, folder)
+        meta = {**meta, "countries": countries.metadata}
+    else:  # too few countries to learn: an older country model must not stay beside this one
+        for name in ("countries.joblib", "countries.json"):
+            (folder / name).unlink(missing_ok=True)
     if as_json:
         echo_json({"model_dir": str(folder), **meta})
         return
@@ -187,6 +199,10 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...], limit: i
     if areas:
         click.echo(f"  areas (cv): micro-F1 {areas['micro_f1']:.3f}, "
                    f"macro-F1 {areas['macro_f1']:.3f}")
+    if "countries" in meta:
+        cv = meta["countries"]["cv_metrics"]
+        click.echo(f"  countries (cv, with the gazetteer): micro-F1 {cv['combined']['f1']:.3f} "
+                   f"(gazetteer alone {cv['gazetteer']['f1']:.3f})")
     if meta["labels"]["areas_without_data"]:
         click.echo(f"  no training data for: {', '.join(meta['labels']['areas_without_data'])}"
                    " (the lexicon rules tag these)")

@@ -1,0 +1,141 @@
+"""The country model: the gazetteer's second signal (classifier/countries.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from classifier.countries import (META_FILE, OFF, choose_thresholds, combine, load_country_model,
+                                  save_country_model, train_countries)
+from classifier.errors import ModelMismatch
+from classifier.pipeline import Classifier, ItemText
+from classifier.places import Gazetteer
+from classifier.stip import Example
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SMALL = FIXTURES / "stip" / "stip_small.csv"
+
+# Invented programme vocabulary, one set per country: no name the gazetteer knows.
+VOCAB = {
+    "KR": ["zolvani", "hanbrae", "kestrup"],
+    "DE": ["moravel", "tunstadt", "ebrecht"],
+    "CL": ["quillaro", "paneque", "aysenta"],
+}
+TOPICS = ["doctoral training", "quantum sensing", "battery research", "open access fees",
+          "startup vouchers", "research infrastructure", "climate observation",
+          "technology transfer offices", "gender balance in science", "hydrogen pilots",
+          "AI ethics", "graduate mobility"]
+
+
+def synthetic_examples() -> list[Example]:
+    examples = []
+    for code, words in VOCAB.items():
+        for n, topic in enumerate(TOPICS):
+            a, b, c = words
+            examples.append(Example(
+                id=f"{code}-{n}", title=f"{a.title()} {topic} programme",
+                text=f"The {a} agency funds {topic} through the {b} scheme. Applications are "
+                     f"reviewed by the {c} council every year.",
+                countries=(code,)))
+    return examples
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("countries")
+    model = train_countries(synthetic_examples(), Gazetteer.load(), data_sha256="synthetic")
+    assert model is not None
+    save_country_model(model, path)
+    return path
+
+
+# -- the combination rule ------------------------------------------------------------------
+
+def test_model_fills_in_only_when_nothing_names_a_country_and_it_is_sure_enough():
+    assert combine([], "KR", 0.2, fill=-0.5, prune=OFF) == [("KR", pytest.approx(0.943, abs=1e-3),
+                                                           "model")]
+    assert combine([], "KR", -0.7, fill=-0.5, prune=OFF) == []
+    # The source's home country (or a named country) stands: the model never overrides it.
+    source = [("JP", 0.5, "source")]
+    assert combine(source, "KR", 3.0, fill=-0.5, prune=-0.5) == source
+    named = [("FR", 0.9, "gazetteer")]
+    assert combine(named, "KR", 3.0, fill=-0.5, prune=-0.5) == named
+
+
+def test_partners_named_in_a_policy_text_are_dropped_but_not_those_in_the_title():
+    tags = [("DE", 0.9, "gazetteer"), ("FR", 0.6, "gazetteer"), ("PL", 0.5, "gazetteer")]
+    # A programme of Germany that names its partners: the model says Germany.
+    assert combine(tags, "DE", 0.1, fill=OFF, prune=-0.5) == [("DE", 0.9, "gazetteer")]
+    # "Germany and France agree ...": both are in the title, both stay.
+    assert combine(tags, "DE", 0.1, fill=OFF, prune=-0.5, title_codes={"DE", "FR"}) == tags[:2]
+    # Not an STI-policy item (market news naming several countries): nothing is dropped.
+    assert combine(tags, "DE", 0.1, fill=OFF, prune=-0.5, policy=False) == tags
+    # Unsure, or the model's country is not among the named ones: nothing is dropped.
+    assert combine(tags, "DE", -0.8, fill=OFF, prune=-0.5) == tags
+    assert combine(tags, "KR", 2.0, fill=OFF, prune=-0.5) == tags
+
+
+def test_thresholds_are_the_best_pair_on_out_of_fold_margins():
+    gold = [{"KR"}, {"DE"}, {"CL"}, {"DE"}]
+    tags = [[], [], [], [("DE", 0.9, "gazetteer"), ("FR", 0.6, "gazetteer")]]
+    best = [("KR", 0.4), ("DE", 0.1), ("KR", -0.6), ("DE", 0.0)]
+    fill, prune, metrics = choose_thresholds(gold, tags, best)
+    # Filling from 0.1 up gains two right answers and no wrong one; pruning is always right.
+    assert -0.6 < fill <= 0.1
+    assert prune <= 0.0
+    assert metrics["combined"] == {"precision": 1.0, "recall": 0.75, "f1": pytest.approx(0.8571)}
+    assert metrics["gazetteer"]["f1"] < metrics["combined"]["f1"]
+
+
+# -- trained, saved, used by the classifier ------------------------------------------------
+
+def test_classifier_uses_the_saved_country_model(folder: Path):
+    meta = json.loads((folder / META_FILE).read_text())
+    assert meta["countries"] == ["CL", "DE", "KR"]
+    assert meta["training_counts"]["samples"] == 36
+    assert math.isfinite(meta["thresholds"]["fill"])
+    classifier = Classifier.load(folder)
+    assert classifier.model is None and classifier.country_model is not None
+    results = classifier.classify([
+        ItemText("Tunstadt scheme opens new call", "The moravel agency funds hydrogen pilots "
+                 "through the tunstadt scheme; the ebrecht council reviews applications."),
+        ItemText("Tunstadt scheme opens new call", "The moravel agency funds hydrogen pilots.",
+                 "JP"),
+        ItemText("Chile's quillaro council opens a call", "The quillaro council funds research."),
+    ])
+    assert [(c, m) for c, _s, m in results[0].countries] == [("DE", "model")]
+    assert [r for r, _s, _m in results[0].regions] == ["europe"]
+    assert [(c, m) for c, _s, m in results[1].countries] == [("JP", "source")]
+    assert [(c, m) for c, _s, m in results[2].countries] == [("CL", "gazetteer")]
+    # Without the model folder the gazetteer works alone.
+    plain = Classifier.load(None).classify([ItemText("Tunstadt scheme opens new call",
+                                                     "The moravel agency funds research.")])
+    assert plain[0].countries == []
+
+
+def test_country_model_for_other_versions_is_refused(folder: Path, tmp_path: Path):
+    for name in ("countries.joblib", META_FILE):
+        (tmp_path / name).write_bytes((folder / name).read_bytes())
+    meta = json.loads((tmp_path / META_FILE).read_text())
+    meta["sklearn_version"] = "0.1"
+    (tmp_path / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ModelMismatch, match=r"scikit-learn 0\.1.*retrain it with `stiwatch train"):
+        load_country_model(tmp_path)
+
+
+def test_too_few_countries_gives_no_model():
+    one = [e for e in synthetic_examples() if e.countries == ("KR",)]
+    assert train_countries(one, Gazetteer.load()) is None
+
+
+def test_train_command_saves_the_country_model_beside_the_other(stiwatch, tmp_path: Path):
+    models = tmp_path / "models"
+    result = stiwatch("train", "--stip", str(SMALL), "--model-dir", str(models))
+    assert result.exit_code == 0, result.output
+    assert "countries (cv, with the gazetteer): micro-F1" in result.output
+    meta = json.loads((models / META_FILE).read_text())
+    assert meta["version"] == json.loads((models / "model.json").read_text())["version"]
+    assert meta["training_counts"]["countries"] == 6
