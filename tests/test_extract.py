@@ -3,6 +3,8 @@
 An expectation holds the fetch ``url``, optional HTTP ``headers`` and ``feed_date``, and under
 ``expect`` the Article fields the case is about; ``text_contains``/``text_excludes`` list
 passages that must (not) be in the text; ``published_at: "now"`` means the fetch time.
+A top-level ``body`` (the page's exact article text) makes the page part of the development set
+that ``bench/extraction_dev.py`` scores extraction changes on.
 """
 
 from __future__ import annotations
