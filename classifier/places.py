@@ -58,6 +58,7 @@ DEFAULT_SETTINGS = {
     "sole_min_evidence": 0.8,    # a short text (no source country) naming one country only...
     "sole_max_words": 250,       # ...is about it even from a single mention below the threshold
     "scan_chars": 3000,          # read the title and this many characters of the text
+    "company_form_score": 0.5,   # score of a country told only by companies' legal forms
 }
 # Acronyms that are also English words: in ALL-CAPS headlines they say nothing.
 _WORD_ACRONYMS = frozenset(
@@ -124,8 +125,14 @@ class Gazetteer:
 
     def __init__(self, entries: dict[str, dict[str, list[str]]], ambiguous: dict[str, list[str]],
                  bodies: list[str], negative: list[str], settings: dict[str, float],
-                 version: str, shared: dict[str, list[str]] | None = None) -> None:
+                 version: str, shared: dict[str, list[str]] | None = None,
+                 company_forms: dict[str, list[str]] | None = None) -> None:
         self.entries = entries
+        # Legal forms of companies ("Inc", "Plc", "GmbH"): a last resort when nothing names a
+        # country and no source country is known ("Webcor Electronics Inc said ...").
+        self.company_forms = company_forms or {}
+        self._forms = Matcher([(term, code) for code, terms in self.company_forms.items()
+                               for term in terms], caps=True) if self.company_forms else None
         self.ambiguous = ambiguous
         self.bodies = bodies
         self.settings = settings
@@ -242,6 +249,29 @@ class Gazetteer:
 
     def tag(self, title: str, text: str, source_country: str | None = None) -> list[tuple[str, float]]:
         """Country codes (ISO alpha-2, or EU) the item is about, best first, with scores 0..1."""
+        tags = self._tag(title, text, source_country)
+        if tags or source_country or self._forms is None:
+            return tags
+        return self.by_company_form(title, text)
+
+    def by_company_form(self, title: str, text: str) -> list[tuple[str, float]]:
+        """Countries told by the legal forms of the companies in the title and lead ("Inc" ->
+        US, "Plc" -> GB): every country with at least half the top count of hits."""
+        if self._forms is None:
+            return []
+        limit = int(self.settings["lead_chars"])
+        counts: dict[str, int] = {}
+        for part in (title or "", (text or "")[:limit]):
+            for hit in self._forms.find(part):
+                for code in hit.keys:
+                    counts[code] = counts.get(code, 0) + 1
+        top = max(counts.values(), default=0)
+        score = self.settings["company_form_score"]
+        return sorted(((code, score) for code, n in counts.items() if 2 * n >= top),
+                      key=lambda pair: pair[0])
+
+    def _tag(self, title: str, text: str, source_country: str | None = None
+             ) -> list[tuple[str, float]]:
         evidence, need = self._evidence(title, text)
         evidence = {code: value for code, value in evidence.items() if code != "@international"}
         top = max(evidence.values(), default=0.0)
@@ -269,12 +299,14 @@ class Gazetteer:
 
     def tag_with_method(self, title: str, text: str, source_country: str | None = None
                         ) -> list[tuple[str, float, str]]:
-        """Like tag(), with how each country was found: "gazetteer" (named in the item) or
-        "source" (the source's home country, used because the item names none)."""
+        """Like tag(), with how each country was found: "gazetteer" (named in the item, or told
+        by its companies' legal forms) or "source" (the source's home country, used because the
+        item names none)."""
         tags = self.tag(title, text, source_country)
         evidence, _need = self._evidence(title, text)
-        return [(code, score, "gazetteer" if code in evidence else "source")
-                for code, score in tags]
+        source = (source_country or "").upper()
+        return [(code, score, "source" if code == source and code not in evidence
+                 else "gazetteer") for code, score in tags]
 
     def international(self, title: str, text: str) -> bool:
         """True when a multilateral body (OECD, UN, G7, CERN...) is an actor of the item."""
@@ -317,6 +349,7 @@ def _load(path: str | None) -> Gazetteer:
         entries.setdefault(code, {}).setdefault("name", []).extend(names)
     ambiguous: dict[str, list[str]] = {}
     shared: dict[str, list[str]] = {}
+    forms: dict[str, list[str]] = {}
     bodies: list[str] = []
     negative: list[str] = []
     settings = dict(DEFAULT_SETTINGS)
@@ -356,6 +389,10 @@ def _load(path: str | None) -> Gazetteer:
                         raise LexiconError(
                             f"{file}: {section}.{term!r} lists unknown country code {code!r}.")
                 target[" ".join(term.split())] = listed
+        for code, value in table(data.get("company_forms", {}), f"{file}: [company_forms]").items():
+            if code not in codes:
+                raise LexiconError(f"{file}: [company_forms] has unknown country code {code!r}.")
+            forms.setdefault(code, []).extend(term_list(value, f"{file}: company_forms.{code}"))
         for key, value in table(data.get("international", {}), f"{file}: [international]").items():
             if key != "bodies":
                 raise LexiconError(f"{file}: [international] has unknown key {key!r} (expected bodies).")
@@ -365,7 +402,7 @@ def _load(path: str | None) -> Gazetteer:
                 raise LexiconError(f"{file}: [negative] has unknown key {key!r} (expected terms).")
             negative += term_list(value, f"{file}: negative.terms")
     version = "+".join(versions) + f"+pycountry-{metadata.version('pycountry')}"
-    return Gazetteer(entries, ambiguous, bodies, negative, settings, version, shared)
+    return Gazetteer(entries, ambiguous, bodies, negative, settings, version, shared, forms)
 
 
 def explain(gazetteer: Gazetteer, title: str, text: str) -> list[tuple[str, str, str, float]]:

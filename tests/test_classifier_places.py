@@ -90,6 +90,7 @@ def test_user_file_adds_an_agency(tmp_path: Path) -> None:
     ("[country.FI]\nnicknames = ['Suomi']\n", "unknown key 'nicknames'"),
     ("[country.FI]\nnames = 'Suomi'\nagencies = [3]\n", "agencies"),
     ("[ambiguous]\nParis = ['ZZ']\n", "unknown country code 'ZZ'"),
+    ("[company_forms]\nZZ = ['Ltd']\n", "[company_forms] has unknown country code 'ZZ'"),
     ("[settings]\nmin_evidence = 'high'\n", "settings.min_evidence"),
     ("[country.FI\nnames = []\n", "not valid TOML"),
 ])
