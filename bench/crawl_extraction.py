@@ -8,8 +8,8 @@ into the repo) are served on loopback as ``text/html`` (no charset: the crawler 
 listed in a sitemap, crawled with ``crawler.runner.crawl`` into a fresh store, and each stored
 ``items.body`` is scored against the ground truth with the same two scorers as extraction_eval
 (the benchmark's own: shingle precision/recall/F1 with per-page normalisation; ours: token
-precision/recall/F1 means, 4-token shingle F1; see ``bench/extraction_scoring.py``). Baseline in the same run: ``extract_article``
-on the same bytes without the crawl. A page the crawl did not store scores 0.
+precision/recall/F1 means, 4-token shingle F1; see ``bench/_extraction_scoring.py``).
+Baseline in the same run: ``extract_article`` on the same bytes without the crawl. A page the crawl did not store scores 0.
 
 This data measures the system; do not tune on it.
 
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from extraction_eval import DEFAULT_DATA  # noqa: E402
-from extraction_scoring import benchmark_scores, token_scores  # noqa: E402
+from _extraction_scoring import benchmark_scores, token_scores  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

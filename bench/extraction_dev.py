@@ -8,7 +8,7 @@ The set extraction changes are chosen and checked on (``data/eval`` only measure
   look like real news templates: comments, share and newsletter widgets, related links,
   repeated headlines, bylines, datelines, tables, lists, captions.
 
-Scored with both scorers of ``bench/extraction_scoring.py`` (the benchmark's and ours); with
+Scored with both scorers of ``bench/_extraction_scoring.py`` (the benchmark's and ours); with
 ``--pages`` each page's scores are listed too, worst first.
 
     python bench/extraction_dev.py [--pages] [--json]
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from crawler.extract import extract_article  # noqa: E402
-from extraction_scoring import benchmark_scores, score, token_scores  # noqa: E402
+from _extraction_scoring import benchmark_scores, score, token_scores  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "extract"
 BASE_URL = "https://demo.example"

@@ -4,7 +4,7 @@ Scores the ``text`` that extract_article returns for the 181 real news pages of 
 article-extraction benchmark (``../shared/data/eval/article-extraction-benchmark``, never copied
 into the repo) against their ground-truth bodies.
 
-Two scorers (``bench/extraction_scoring.py``): the benchmark's own (4-token shingles of
+Two scorers (``bench/_extraction_scoring.py``): the benchmark's own (4-token shingles of
 case-sensitive words, per-page normalised TP/FP/FN, F1 = harmonic mean of the mean precision and
 the mean recall; re-implemented from its ``evaluate.py``, not copied) and ours (case-folded token
 precision/recall/F1 averaged over pages, plus shingle F1). Two baselines in the same run: plain
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from crawler.extract import extract_article  # noqa: E402
-from extraction_scoring import benchmark_scores, score, token_scores  # noqa: E402,F401
+from _extraction_scoring import benchmark_scores, score, token_scores  # noqa: E402,F401
 
 DEFAULT_DATA = Path(os.environ.get("STIWATCH_SHARED_DATA", ROOT.parent / "shared" / "data")) \
     / "eval" / "article-extraction-benchmark"
