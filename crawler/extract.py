@@ -357,30 +357,39 @@ _MONTHS = ("jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|s
 _DAYS = "mon(day)?|tue(s|sday)?|wed(nesday)?|thu(rs|rsday)?|fri(day)?|sat(urday)?|sun(day)?"
 # "Updated 10:42 a.m. ET, November 2, 2026", "08.12.2026", "Published: Tue 3 Nov 2026 09:15 GMT"
 _DATELINE = re.compile(
-    r"^(?:(?:last\s+)?(?:updated|modified|published|posted|first\s+published)(?:\s+on)?\s*:?\s*)?"
-    rf"(?:(?:{_DAYS}|{_MONTHS}|at|on|\d{{1,4}}(?:st|nd|rd|th)?|[ap]\.?m\.?"
+    r"^(?:(?:last\s+)?(?:updated|modified|published|posted|first\s+published)(?:\s+on)?"
+    rf"\s*:?\s*)?(?:(?:{_DAYS}|{_MONTHS}|at|on|\d{{1,4}}(?:st|nd|rd|th)?|[ap]\.?m\.?"
     r"|[A-Z]{2,4}|[-/.,:|·•–—]|\s)+)$",
     re.IGNORECASE,
 )
+# A dateline names a month or a day, or writes the date in digits (2026-11-02, 08.12.2026).
+_DATE_MARK = re.compile(
+    rf"\b(?:{_MONTHS}|{_DAYS})\b|\b\d{{1,4}}[./-]\d{{1,2}}[./-]\d{{1,4}}\b", re.IGNORECASE)
+_DATE_WORD = re.compile(
+    rf"(?:{_MONTHS}|{_DAYS}|at|on|[ap]m|updated|modified|published|posted|first|last)",
+    re.IGNORECASE)
 _WORD = re.compile(r"[A-Za-z]{2,}")
 _TIME_ZONES = frozenset(
     "UTC GMT ET EST EDT CT CST CDT MT MST MDT PT PST PDT BST CET CEST EET EEST WET WEST MSK IST"
     " JST KST HKT SGT AEST AEDT AWST NZST NZDT".split())
 # "By Maria Lopez", "By Jane Doe, science correspondent", "Posted by admin": a byline, when
 # short and without a sentence's full stop.
-_BYLINE = re.compile(r"^(?:(?:posted|written|words|reporting)\s+)?by\s+[^\W\d].{0,70}$", re.IGNORECASE)
+_BYLINE = re.compile(r"^(?:(?:posted|written|words|reporting)\s+)?by\s+[^\W\d].{0,70}$",
+                     re.IGNORECASE)
 # Labels and calls to action that sit between the paragraphs of an article.
 _WIDGET_LINE = re.compile(
     r"^(?:advertisement|advertising|sponsored(?: content)?|anzeige|werbung|publicité"
     r"|(?:read|see) (?:more|also)\s*:.*|(?:also read|related(?: articles?| stories| content)?"
     r"|more on this(?: story| topic)?|recommended(?: reading)?)\s*:.*"
-    r"|share (?:this|on|via)\b.*|(?:sign up|subscribe)\b.*\b(?:newsletter|inbox|e-?mail|updates)\b.*"
+    r"|share (?:this|on|via)\b.*"
+    r"|(?:sign up|subscribe)\b.*\b(?:newsletter|inbox|e-?mail|updates)\b.*"
     r"|follow us\b.*|click here\b.*|(?:.{0,40}[|·•]\s*)?\d+\s*min(?:ute)?s?\s+read)$",
     re.IGNORECASE,
 )
 # What ends a template after the article: copyright notices and navigation back.
 _TRAILER = re.compile(
-    r"^(?:(?:©|\(c\)|copyright\s*(?:©|\(c\)|\d{4})).{0,200}|.{0,150}\ball rights reserved\b.{0,100}"
+    r"^(?:(?:©|\(c\)|copyright\s*(?:©|\(c\)|\d{4})).{0,200}"
+    r"|.{0,150}\ball rights reserved\b.{0,100}"
     r"|back to (?:the )?(?:top|news|overview|list|homepage|home)\b.{0,40})$",
     re.IGNORECASE,
 )
@@ -390,11 +399,11 @@ _WIDGET_MAX_CHARS = 120
 
 
 def _is_dateline(line: str) -> bool:
-    if len(line) > 80 or not any(char.isdigit() for char in line) or not _DATELINE.match(line):
+    if len(line) > 80 or not any(char.isdigit() for char in line) \
+            or not _DATE_MARK.search(line) or not _DATELINE.match(line):
         return False
-    return all(word.upper() in _TIME_ZONES or re.fullmatch(rf"(?i:{_MONTHS}|{_DAYS}|at|on|[ap]m"
-                                                rf"|updated|modified|published|posted|first|last)",
-                                                word)
+    # Letters are date words or time zones (ET, GMT), never other words ("3 NASA missions").
+    return all(word.upper() in _TIME_ZONES or _DATE_WORD.fullmatch(word)
                for word in _WORD.findall(line))
 
 
@@ -417,7 +426,7 @@ def _without_page_chrome(text: str, title: str, author: str | None) -> str:
     head, tail = set(real[:_EDGE_LINES]), set(real[-_EDGE_LINES:])
     for index, line in enumerate(lines):
         stripped = line.strip()
-        if not stripped:
+        if not stripped or stripped.startswith("|"):  # table rows are the article's data
             kept.append(line)
             continue
         edge = index in head or index in tail
@@ -430,7 +439,8 @@ def _without_page_chrome(text: str, title: str, author: str | None) -> str:
         if index in tail and _TRAILER.match(stripped):
             continue
         kept.append(line)
-    return normalise_space("\n".join(kept))
+    # Nothing but such lines: better the lines than no text at all.
+    return normalise_space("\n".join(kept)) or text
 
 
 def _lead(text: str) -> str:
