@@ -216,6 +216,24 @@ VIEWS: dict[str, dict[str, Any]] = {
             "regions": "Region ids, comma-separated.",
         },
     },
+    "items_tagged_json": {
+        "description": "Originals only (near-duplicates left out), with tags as JSON arrays: "
+        "for Datasette's array facets (one count per area, domain, country or region) and "
+        "SQLite's `json_each`, e.g. `SELECT value, count(*) FROM items_tagged_json, "
+        "json_each(areas) GROUP BY value`.",
+        "columns": {
+            "id": "Item id.",
+            "title": "Title.",
+            "url": "Canonical URL.",
+            "source_id": "Source id.",
+            "published_at": "Publication time (ISO 8601 UTC).",
+            "policy": "`1` if STI-policy relevant, `0` if not, NULL if not yet classified.",
+            "areas": "Policy area ids, a JSON array.",
+            "domains": "Technology domain ids, a JSON array.",
+            "countries": "Country codes, a JSON array.",
+            "regions": "Region ids, a JSON array.",
+        },
+    },
 }
 
 FTS = {

@@ -245,6 +245,30 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX item_urls_item ON item_urls(item_id);
         """,
     ),
+    Migration(
+        7,
+        "items_tagged_json view (tags as JSON arrays)",
+        """
+        CREATE VIEW items_tagged_json AS
+        SELECT
+            i.id,
+            i.title,
+            i.url,
+            i.source_id,
+            i.published_at,
+            (SELECT t.value FROM tags t WHERE t.item_id = i.id AND t.facet = 'policy') AS policy,
+            (SELECT json_group_array(value) FROM (SELECT t.value FROM tags t
+                WHERE t.item_id = i.id AND t.facet = 'area' ORDER BY t.value)) AS areas,
+            (SELECT json_group_array(value) FROM (SELECT t.value FROM tags t
+                WHERE t.item_id = i.id AND t.facet = 'domain' ORDER BY t.value)) AS domains,
+            (SELECT json_group_array(value) FROM (SELECT t.value FROM tags t
+                WHERE t.item_id = i.id AND t.facet = 'country' ORDER BY t.value)) AS countries,
+            (SELECT json_group_array(value) FROM (SELECT t.value FROM tags t
+                WHERE t.item_id = i.id AND t.facet = 'region' ORDER BY t.value)) AS regions
+        FROM items i
+        WHERE i.duplicate_of IS NULL;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -15,8 +15,11 @@ from db.docs import FTS, TABLES, VIEWS
 
 from . import __version__
 
-FACETS: dict[str, list[str]] = {
+FACETS: dict[str, list[Any]] = {
     "items": ["source_id", "language", "status"],
+    # One count per label, not per comma-joined combination.
+    "items_tagged_json": ["policy", {"array": "areas"}, {"array": "domains"},
+                          {"array": "regions"}, {"array": "countries"}],
     "items_tagged": ["policy", "source_name", "areas"],
     "tags": ["facet", "value", "method"],
     "sources": ["enabled", "kind", "country", "org_type"],
@@ -26,7 +29,8 @@ FACETS: dict[str, list[str]] = {
     "deliveries": ["status", "period"],
     "analyst_labels": ["facet", "verdict"],
 }
-SORT_DESC = {"items": "published_at", "items_tagged": "published_at", "crawl_runs": "id",
+SORT_DESC = {"items": "published_at", "items_tagged": "published_at",
+             "items_tagged_json": "published_at", "crawl_runs": "id",
              "runs": "id",
              "deliveries": "period"}
 HIDDEN = ("item_signatures", "signature_bands")

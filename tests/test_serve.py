@@ -127,6 +127,17 @@ def test_serve_in_chromium_with_canned_queries(db_path, tmp_path, chromium_page)
         facets = json.loads(body)["facet_results"]
         assert "facet" in facets
 
+        # One count per area (not per comma-joined combination) on the JSON-array view.
+        status, body = get(f"{base}/stiwatch/items_tagged_json.json?_size=0")
+        results = json.loads(body)["facet_results"]
+        results = results.get("results", results)  # Datasette 0.6x vs 1.0 shapes
+        areas = {row["value"]: row["count"] for row in results["areas"]["results"]}
+        with db.open_store(db_path) as store:
+            expected = {r["value"]: r["n"] for r in store.query(
+                "SELECT value, count(*) AS n FROM tags JOIN items ON items.id = item_id "
+                "WHERE facet = 'area' AND duplicate_of IS NULL GROUP BY value")}
+        assert areas == expected and all("," not in area for area in areas)
+
         # Full-text search box on items.
         status, body = get(f"{base}/stiwatch/items.json?_search=quantum&_shape=array")
         assert status == 200 and len(json.loads(body)) == 3
