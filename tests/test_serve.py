@@ -136,7 +136,7 @@ def test_serve_in_chromium_with_canned_queries(db_path, tmp_path, chromium_page)
             expected = {r["value"]: r["n"] for r in store.query(
                 "SELECT value, count(*) AS n FROM tags JOIN items ON items.id = item_id "
                 "WHERE facet = 'area' AND duplicate_of IS NULL GROUP BY value")}
-        assert areas == expected and all("," not in area for area in areas)
+        assert areas and areas == expected and all("," not in area for area in areas)
 
         # Full-text search box on items.
         status, body = get(f"{base}/stiwatch/items.json?_search=quantum&_shape=array")
