@@ -14,12 +14,20 @@ to what happens to it:
 Behaviour can change between runs (``server.behaviour[...] = ...``). ``messages`` holds the
 accepted messages parsed with the standard ``email`` package; ``received`` also holds those that
 were blocked in flight. ``SmtpServer(login=(user, password))`` requires that login.
+``SmtpServer(tls="starttls" | "implicit", cert=(certfile, keyfile))`` speaks TLS with that
+certificate (see ``self_signed_certificate``): STARTTLS required before MAIL, or TLS from the
+first byte (port-465 style).
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+import datetime
+import ipaddress
+import logging
+from pathlib import Path
+import ssl
 import email
 from email import policy
 from email.message import EmailMessage
@@ -76,9 +84,20 @@ class _Handler:
         return "250 2.0.0 Message accepted"
 
 
+# The server side of a refused TLS handshake is expected here, not news: keep it out of the
+# output the tests read.
+logging.getLogger("mail.log").setLevel(logging.CRITICAL)
+
+
 class SmtpServer:
     def __init__(self, behaviour: dict[str, str] | None = None,
-                 login: tuple[str, str] | None = None) -> None:
+                 login: tuple[str, str] | None = None, tls: str | None = None,
+                 cert: tuple[Path, Path] | None = None) -> None:
+        self.tls = tls
+        self.tls_context: ssl.SSLContext | None = None
+        if tls:
+            self.tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self.tls_context.load_cert_chain(*cert)
         self.login = login  # (user, password) accepted by AUTH (AUTH offered only then)
         self.logins: list[str] = []
         self.behaviour = {k.lower(): v for k, v in (behaviour or {}).items()}
@@ -99,10 +118,12 @@ class SmtpServer:
         if self.login:
             # Plain-text login on loopback only: aiosmtpd otherwise insists on TLS first.
             auth = {"authenticator": self._authenticate, "auth_require_tls": False}
+        if self.tls == "starttls":
+            auth.update(tls_context=self.tls_context, require_starttls=True)
         self._server = self.loop.run_until_complete(self.loop.create_server(
             lambda: SMTP(handler, hostname="smtp.test", ident="stiwatch-test-smtp",
                          data_size_limit=20 * 1024 * 1024, **auth),
-            "127.0.0.1", 0))
+            "127.0.0.1", 0, ssl=self.tls_context if self.tls == "implicit" else None))
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
         self.loop.run_forever()
@@ -149,3 +170,32 @@ class SmtpServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that is its own CA: trust it with SSL_CERT_FILE=certfile."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stiwatch test SMTP")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certfile, keyfile = folder / "smtp-cert.pem", folder / "smtp-key.pem"
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    return certfile, keyfile

@@ -18,7 +18,7 @@ import db
 from digeststore import build, story
 from digest.send import send_week
 from digest.weeks import parse_week
-from smtpserver import SmtpServer
+from smtpserver import SmtpServer, self_signed_certificate
 from stiwatch.config import load_settings
 
 WEEK = parse_week("2026-W47", "Asia/Tokyo")
@@ -332,3 +332,25 @@ def test_removed_subscribers_get_nothing(store, smtp):
     report = send_week(store, settings_for(smtp), WEEK)
     assert sorted(report.sent) == ["all@example.org", "sec@example.org"]
     assert "eu@example.org" not in states(store)
+
+
+@pytest.mark.parametrize("mode", ["starttls", "implicit"])
+def test_tls_connections_verify_the_server_certificate(store, stiwatch, tmp_path, monkeypatch,
+                                                       mode):
+    """STARTTLS (port 587 style) and implicit TLS (465): mail goes out only over verified TLS."""
+    store.close()
+    certfile, keyfile = self_signed_certificate(tmp_path)
+    with SmtpServer(tls=mode, cert=(certfile, keyfile)) as server:
+        env = {**server.settings_env(), "STIWATCH_SMTP_STARTTLS": str(mode == "starttls"),
+               "STIWATCH_SMTP_SSL": str(mode == "implicit")}
+        # Not trusted yet: nothing is sent, everyone stays owed, the error says why.
+        result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+        assert result.exit_code == 1
+        assert "CERTIFICATE_VERIFY_FAILED" in result.output and "Traceback" not in result.output
+        assert server.messages == []
+
+        monkeypatch.setenv("SSL_CERT_FILE", str(certfile))  # now the client trusts it
+        result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+        assert result.exit_code == 0, result.output
+        assert sorted(r.rcpt for r in server.messages) == ["all@example.org", "eu@example.org",
+                                                           "sec@example.org"]
