@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import io
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from PIL import Image
-
 from .trends import TrendReport
 
 # Colour-blind-safe palette (Okabe-Ito plus greys) so lines stay distinguishable.
@@ -23,6 +19,11 @@ COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F
 def area_chart(report: TrendReport, *, width: float = 6.0, height: float = 4.0,
                dpi: int = 110) -> bytes:
     """PNG bytes of a line chart: one line per policy area that had any story in the window."""
+    # Imported here: matplotlib costs ~0.4 s, and most `stiwatch` commands never draw.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from PIL import Image
+
     figure = Figure(figsize=(width, height), dpi=dpi)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot(1, 1, 1)
