@@ -96,7 +96,8 @@ def combine(tags: Tags, best: str | None, margin: float, fill: float, prune: flo
         return tags
     named = [t for t in tags if t[2] == "gazetteer"]
     if policy and len(named) > 1 and margin >= prune and any(c == best for c, _s, _m in named):
-        keep = set(title_codes) | {best}
+        # The EU is another level, not a partner: "UK researchers win ERC grants" is both.
+        keep = set(title_codes) | {best, "EU"}
         kept = [t for t in named if t[0] in keep]
         if len(kept) < len(named):
             return kept
@@ -128,35 +129,52 @@ class CountryModel:
         top = margins.argmax(axis=1)
         return [(str(self.svm.classes_[k]), float(margins[row, k])) for row, k in enumerate(top)]
 
-    def needs(self, tags: Tags, source_country: str | None = None) -> bool:
+    def needs(self, tags: Tags, source_country: str | None = None, policy: bool = True) -> bool:
         """True when the model could change these tags (it is run only for such items)."""
         if not tags:
             return not source_country and math.isfinite(self.fill)
-        return math.isfinite(self.prune) and sum(m == "gazetteer" for _c, _s, m in tags) > 1
+        return (policy and math.isfinite(self.prune)
+                and sum(m == "gazetteer" for _c, _s, m in tags) > 1)
 
     def apply(self, items: Sequence[Any], results: Sequence[Any], gazetteer: Gazetteer) -> None:
         """Revise classifier/pipeline.py Results in place: their countries, and the regions
         derived from them (``international`` from multilateral bodies is kept). ``items`` have
         ``title``, ``text`` and ``source_country``; ``gazetteer`` is the one that tagged them."""
-        rows = [i for i, (item, result) in enumerate(zip(items, results))
-                if self.needs(result.countries, item.source_country)]
+        rows, titled = [], {}
+        for i, (item, result) in enumerate(zip(items, results)):
+            if not self.needs(result.countries, item.source_country, result.is_policy):
+                continue
+            if not result.countries and any(r == "international" for r, _s, _m in result.regions):
+                continue  # a multilateral body's news (OECD, CERN) naming no country is no one's
+            if result.countries:
+                # countries the title names are never dropped: is there anything to drop?
+                titled[i] = title_codes(gazetteer, item.title)
+                if all(c in titled[i] for c, _s, m in result.countries if m == "gazetteer"):
+                    continue
+            rows.append(i)
         if not rows:
             return
         best = self.best([model_text(items[i].title, items[i].text) for i in rows])
         for i, (code, margin) in zip(rows, best):
             result = results[i]
             countries = combine(result.countries, code, margin, self.fill, self.prune,
-                                title_codes(gazetteer, items[i].title)
-                                if result.countries else (), result.is_policy)
+                                titled.get(i, ()), result.is_policy)
             if countries == result.countries:
                 continue
             result.countries = countries
             result.regions = derive_regions(countries, result.regions)
 
 
+NAMING_KINDS = frozenset({"name", "demonym", "capital"})
+
+
 def title_codes(gazetteer: Gazetteer, title: str) -> set[str]:
-    """Countries the title alone names."""
-    return {code for code in gazetteer.evidence(title or "", "") if not code.startswith("@")}
+    """Countries the title names by name, demonym or capital ("Germany and France agree",
+    "Korean-Swiss call"); an agency's name in a title says whose programme it is, not that a
+    second country is a subject."""
+    hits, _body = gazetteer._hits(title or "", "")
+    return {key[0] for _weight, keys in hits for key in keys
+            if key[1] in NAMING_KINDS and not key[0].startswith("@")}
 
 
 def derive_regions(countries: Tags, previous: Iterable[tuple[str, float, str]] = ()

@@ -73,6 +73,9 @@ def test_partners_named_in_a_policy_text_are_dropped_but_not_those_in_the_title(
     assert combine(tags, "DE", 0.1, fill=OFF, prune=-0.5, title_codes={"DE", "FR"}) == tags[:2]
     # Not an STI-policy item (market news naming several countries): nothing is dropped.
     assert combine(tags, "DE", 0.1, fill=OFF, prune=-0.5, policy=False) == tags
+    # The EU is another level, never a partner: "UK researchers win ERC grants" stays two.
+    eu = [("GB", 0.9, "gazetteer"), ("EU", 0.8, "gazetteer"), ("FR", 0.5, "gazetteer")]
+    assert combine(eu, "GB", 0.1, fill=OFF, prune=-0.5) == eu[:2]
     # Unsure, or the model's country is not among the named ones: nothing is dropped.
     assert combine(tags, "DE", -0.8, fill=OFF, prune=-0.5) == tags
     assert combine(tags, "KR", 2.0, fill=OFF, prune=-0.5) == tags
@@ -110,6 +113,10 @@ def test_classifier_uses_the_saved_country_model(folder: Path):
     assert [r for r, _s, _m in results[0].regions] == ["europe"]
     assert [(c, m) for c, _s, m in results[1].countries] == [("JP", "source")]
     assert [(c, m) for c, _s, m in results[2].countries] == [("CL", "gazetteer")]
+    # A multilateral body's news naming no country is about no country.
+    oecd = classifier.classify([ItemText("OECD opens tunstadt review", "The OECD will review "
+                                         "the moravel agency and the tunstadt scheme.")])[0]
+    assert oecd.countries == [] and [r for r, _s, _m in oecd.regions] == ["international"]
     # Without the model folder the gazetteer works alone.
     plain = Classifier.load(None).classify([ItemText("Tunstadt scheme opens new call",
                                                      "The moravel agency funds research.")])
