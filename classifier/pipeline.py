@@ -5,8 +5,10 @@
   lexicon rules (classifier/rules.py). Areas are written only for items judged policy-relevant.
 - ``domain``: the technology-domain lexicon (classifier/domains.py).
 - ``country``: the gazetteer (classifier/places.py), falling back to the source's home country
-  (method ``source``) when the text names none; ``region`` is derived from the countries, plus
-  ``international`` when a multilateral body acts.
+  (method ``source``) when the text names none; with a trained country model in the model folder
+  (classifier/countries.py), the model's country (method ``model``) when neither gives one, and
+  partners named in a policy text are narrowed to the one it is about; ``region`` is derived
+  from the countries, plus ``international`` when a multilateral body acts.
 - Near-duplicates (``duplicate_of`` set) inherit their original's tags instead of being
   classified again, so syndicated copies never disagree with the original.
 """
