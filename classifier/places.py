@@ -16,7 +16,9 @@ the rules for analysts.
 Ranking: a hit counts more in the title and the lead (the first two sentences) than deep in the
 text, repeats of one term add up to a cap, and a country is tagged only when its evidence
 reaches `min_evidence` and a share of the best country's evidence: a single passing mention deep
-in the text is not enough. When the text names no country, the source's home country is used.
+in the text is not enough. When the text names no country, the source's home country is used;
+without one, the legal forms of the companies in the title and lead ("Inc", "Plc", "GmbH",
+[company_forms]). classifier/countries.py adds a trained model as a second signal.
 """
 
 from __future__ import annotations
