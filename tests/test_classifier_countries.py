@@ -146,3 +146,22 @@ def test_train_command_saves_the_country_model_beside_the_other(stiwatch, tmp_pa
     meta = json.loads((models / META_FILE).read_text())
     assert meta["version"] == json.loads((models / "model.json").read_text())["version"]
     assert meta["training_counts"]["countries"] == 6
+
+
+def test_classify_stores_the_model_country_for_a_source_without_country(stiwatch, db_path: Path,
+                                                                       folder: Path):
+    import db
+
+    with db.open_store(db_path) as store:
+        store.sync_sources([{"id": "wire", "name": "Wire", "kind": "feed",
+                             "url": "https://wire.example/f"}])
+        store.save_items([{"url": "https://wire.example/1", "source_id": "wire",
+                           "title": "Quillaro council opens doctoral training call",
+                           "body": "The quillaro council funds doctoral training through the "
+                                   "paneque scheme; the aysenta council reviews applications."}])
+    result = stiwatch("classify", "--model-dir", str(folder))
+    assert result.exit_code == 0, result.output
+    with db.open_store(db_path) as store:
+        rows = {(t["facet"], t["value"]): t["method"] for t in store.tags_of(1)}
+    assert rows[("country", "CL")] == "model"
+    assert rows[("region", "latin_america")] == "model"
