@@ -104,6 +104,14 @@ def combine(tags: Tags, best: str | None, margin: float, fill: float, prune: flo
     return tags
 
 
+def _margins(svm: LinearSVC, x: Any) -> np.ndarray:
+    """One column per country (a two-country SVM gives one margin, positive for classes_[1])."""
+    margins = svm.decision_function(x)
+    if margins.ndim == 1:
+        margins = np.column_stack([-margins, margins])
+    return margins
+
+
 class CountryModel:
     """Vectoriser + one-vs-rest linear SVM + the two thresholds, with saved metadata."""
 
@@ -123,9 +131,7 @@ class CountryModel:
         """(best country, its margin) for texts made with :func:`model_text`."""
         if not texts:
             return []
-        margins = np.atleast_2d(self.svm.decision_function(self.vectorizer.transform(texts)))
-        if margins.shape[1] == 1:  # two classes: one column, positive for classes_[1]
-            margins = np.hstack([-margins, margins])
+        margins = _margins(self.svm, self.vectorizer.transform(texts))
         top = margins.argmax(axis=1)
         return [(str(self.svm.classes_[k]), float(margins[row, k])) for row, k in enumerate(top)]
 
@@ -228,9 +234,9 @@ def choose_thresholds(gold: list[set[str]], tags: list[Tags], best: list[tuple[s
             after = {c for c, _s, _m in combine(t, code, 0.0, OFF, -math.inf, in_title)}
             if after == before:
                 continue
-            fills_delta = (len(g & after) - len(g & before), len(after - g) - len(before - g),
-                           len(g - after) - len(g - before))
-            prunes.append((margin, *fills_delta))
+            delta = (len(g & after) - len(g & before), len(after - g) - len(before - g),
+                     len(g - after) - len(g - before))
+            prunes.append((margin, *delta))
     f_m = np.array([f[0] for f in fills]); f_d = np.array([f[1:] for f in fills]).reshape(-1, 3)
     p_m = np.array([p[0] for p in prunes]); p_d = np.array([p[1:] for p in prunes]).reshape(-1, 3)
     best_pair, best_f1 = (OFF, OFF), -1.0
@@ -297,9 +303,7 @@ def train_countries(
         if len(set(y[train_idx].tolist())) < 2:
             continue
         svm = LinearSVC(C=C).fit(x[train_idx], y[train_idx])
-        margins = np.atleast_2d(svm.decision_function(x[test_idx]))
-        if margins.shape[1] == 1:
-            margins = np.hstack([-margins, margins])
+        margins = _margins(svm, x[test_idx])
         for i, row in zip(test_idx, margins):
             oof[i] = (str(svm.classes_[row.argmax()]), float(row.max()))
     say("countries: choosing thresholds with the gazetteer")

@@ -165,3 +165,11 @@ def test_classify_stores_the_model_country_for_a_source_without_country(stiwatch
         rows = {(t["facet"], t["value"]): t["method"] for t in store.tags_of(1)}
     assert rows[("country", "CL")] == "model"
     assert rows[("region", "latin_america")] == "model"
+
+
+def test_two_countries_are_enough_to_learn():
+    two = [e for e in synthetic_examples() if e.countries[0] in ("KR", "CL")]
+    model = train_countries(two, Gazetteer.load())
+    assert model is not None and model.metadata["countries"] == ["CL", "KR"]
+    assert [code for code, _m in model.best(["Quillaro paneque aysenta call",
+                                             "Zolvani hanbrae kestrup call"])] == ["CL", "KR"]
