@@ -20,6 +20,8 @@ initiative has its reporting country.
     tagged (method ``model``) when its margin is at least ``fill``.
   ``fill`` and ``prune`` are chosen together by k-fold cross-validation on the training data
   (the micro-F1 of the whole combination on out-of-fold margins), never on an evaluation file.
+- Items an analyst gave a country (`stiwatch tag ID --add country=XX`) are added to the
+  training examples (``analyst_examples``).
 - Saved beside the relevance/areas model in the model folder as ``countries.joblib`` and
   ``countries.json`` (same metadata and the same version checks: a model made for another
   scikit-learn or taxonomy version is refused with a message to retrain).
@@ -264,6 +266,21 @@ def choose_thresholds(gold: list[set[str]], tags: list[Tags], best: list[tuple[s
     return fill, prune, metrics
 
 
+def analyst_examples(items: Iterable[dict[str, Any]]) -> list[Example]:
+    """Store items an analyst gave a country (``store.analyst_labelled_items()``): in-domain
+    news for the model. An item's countries are those added or confirmed (verdict 1)."""
+    examples = []
+    for item in items:
+        codes = sorted({value for facet, value, verdict in item["labels"]
+                        if facet == "country" and verdict})
+        if not codes:
+            continue
+        text = "\n".join(part for part in (item.get("summary"), item.get("body")) if part)
+        examples.append(Example(id=f"analyst-{item['id']}", title=item.get("title") or "",
+                                text=text, countries=tuple(codes)))
+    return examples
+
+
 def train_countries(
     examples: Sequence[Example],
     gazetteer: Gazetteer,
@@ -326,6 +343,7 @@ def train_countries(
         "training_data_sha256": data_sha256,
         "gazetteer_version": gazetteer.version,
         "training_counts": {"samples": len(kept), "countries": len(set(y.tolist())),
+                            "analyst": sum(e.id.startswith("analyst-") for e in kept),
                             "left_out_rare": len(labelled) - len(kept)},
         "countries": [str(c) for c in svm.classes_],
         "thresholds": {"fill": _json_threshold(fill), "prune": _json_threshold(prune)},

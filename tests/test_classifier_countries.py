@@ -173,3 +173,23 @@ def test_two_countries_are_enough_to_learn():
     assert model is not None and model.metadata["countries"] == ["CL", "KR"]
     assert [code for code, _m in model.best(["Quillaro paneque aysenta call",
                                              "Zolvani hanbrae kestrup call"])] == ["CL", "KR"]
+
+
+def test_train_learns_from_countries_analysts_gave(stiwatch, db_path: Path, tmp_path: Path):
+    import db
+
+    with db.open_store(db_path) as store:
+        store.sync_sources([{"id": "wire", "name": "Wire", "kind": "feed",
+                             "url": "https://wire.example/f"}])
+        store.save_items([
+            {"url": f"https://wire.example/{n}", "source_id": "wire",
+             "title": f"Tunstadt call {n}", "body": "The moravel agency opens a call."}
+            for n in (1, 2)])
+    assert stiwatch("tag", "1", "--add", "country=DE").exit_code == 0
+    assert stiwatch("tag", "2", "--remove", "country=DE").exit_code == 0  # says nothing
+    models = tmp_path / "models"
+    result = stiwatch("train", "--stip", str(SMALL), "--model-dir", str(models))
+    assert result.exit_code == 0, result.output
+    meta = json.loads((models / META_FILE).read_text())
+    assert meta["training_counts"]["analyst"] == 1
+    assert meta["training_counts"]["samples"] == 73

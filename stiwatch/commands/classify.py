@@ -172,10 +172,11 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...], limit: i
     }
     save_model(model, folder)
     meta = model.metadata
-    from classifier.countries import save_country_model, train_countries
+    from classifier.countries import analyst_examples, save_country_model, train_countries
     from classifier.places import Gazetteer
 
-    countries = train_countries(examples, Gazetteer.load(), taxonomy=taxonomy,
+    countries = train_countries(examples + analyst_examples(app.store().analyst_labelled_items()),
+                                Gazetteer.load(), taxonomy=taxonomy,
                                 data_sha256=digest, folds=folds, version=meta["version"],
                                 progress=say)
     if countries is not None:
