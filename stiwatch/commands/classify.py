@@ -139,7 +139,9 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...], limit: i
     the taxonomy says); negatives from the --negatives feeds and from items analysts marked
     `policy=0`; every analyst correction in the store is folded in. Per-area thresholds are
     chosen by cross-validation on this training data only. The previous model is replaced
-    only once the new one is saved.
+    only once the new one is saved. A country model is trained from the initiatives'
+    countries (and countries analysts gave) and saved beside it: it tags a country when the
+    text names none and the source has no home country.
     """
     from classifier.model import (
         analyst_samples, feed_negatives, save_model, stip_samples, train,
