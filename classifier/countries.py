@@ -157,7 +157,8 @@ class CountryModel:
             if result.countries:
                 # countries the title names are never dropped: is there anything to drop?
                 titled[i] = title_codes(gazetteer, item.title)
-                if all(c in titled[i] for c, _s, m in result.countries if m == "gazetteer"):
+                if all(c in titled[i] or c == "EU"
+                       for c, _s, m in result.countries if m == "gazetteer"):
                     continue
             rows.append(i)
         if not rows:
