@@ -10,6 +10,7 @@ import sklearn
 
 from classifier.errors import ModelError, ModelMismatch, TrainingError
 from classifier.model import (
+    Features,
     feed_negatives, load_model, model_text, read_metadata, save_model, stip_samples, train,
 )
 from classifier.rules import RuleTagger
@@ -56,6 +57,37 @@ def test_round_trip_keeps_predictions_and_metadata(trained):
     assert [p.area_scores for p in before] == [p.area_scores for p in after]
     assert "open_science" in after[0].areas
     assert after[0].policy > 0.5 > after[1].policy
+
+
+def test_features_match_scikit_learn_transform():
+    # The model's own transform must give exactly scikit-learn's TF-IDF matrix: the
+    # vocabulary and idf are fitted by scikit-learn, the transform is re-implemented for speed.
+    texts = [
+        "The Ministry of Science funds open-access research grants in 2027.",
+        "Café Ünïversität: la stratégie nationale pour la recherche (“plan 2030”).",
+        "A b c research_security x_1 grants — a ministry’s plan; 5G and AI.",
+        "量子 research centre funds grants, ministry says",
+        "research grants research grants research grants",
+        "Ministry funds research. Open access research grants for the ministry.",
+    ] * 2
+    features = Features()
+    features.fit_transform(texts)
+    unseen = texts + ["", "   ", "unknown words only", "grants a research",
+                      "GRANTS Research-Ministry fundS", "Stratégie café 2030"]
+    ours = features.transform(unseen)
+    theirs = features.vectorizer.transform(unseen)
+    assert ours.shape == theirs.shape
+    assert abs(ours - theirs).max() < 1e-6
+
+
+def test_every_policy_text_gets_an_area(trained):
+    # When no area reaches its threshold, the one closest to it is tagged: a programme or
+    # policy item is about something.
+    model, _folder = trained
+    texts = [model_text("Notice", "Dates for the next meeting."), model_text("", "")]
+    for prediction in model.predict(texts):
+        assert len(prediction.areas) >= 1
+        assert set(prediction.areas) <= set(model.area_labels)
 
 
 def test_no_model_folder_means_no_model(tmp_path: Path):
