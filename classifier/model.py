@@ -1,10 +1,12 @@
 """The trained part of the classifier: STI-policy relevance and policy areas.
 
-Both read the same features: TF-IDF over word 1-2-grams and character 2-5-grams (within word
-boundaries, which copes with inflection, compounds and spelling variants). Relevance is one
-logistic regression (``policy``); areas are one logistic regression per area. Classes are
-weighted by inverse frequency, and each area has its own decision threshold, chosen by
-cross-validation on the training data only (never on an evaluation file).
+All read the same features: TF-IDF over word 1-2-grams of the title and the text's first
+MAX_CHARS characters. Relevance is one logistic regression (``policy``); each area has one, and
+so has each STIP theme, whose best score is combined into its area's (``THEME_SHARES``); a
+second stage may combine every area's scores (``Stack``). Classes are weighted by inverse
+frequency; the combination and each area's decision threshold are chosen by cross-validation
+on the training data only (never on an evaluation file). docs/classifier.md has the details and
+the measurements.
 
 Training data: every STIP Compass initiative is a policy positive with its mapped areas; science
 and general news from feed captures are policy negatives; analyst corrections from the store are
