@@ -84,6 +84,7 @@ class Hit(NamedTuple):
 
 
 _SEPARATOR = re.compile("[\t\n\r\f\v\xa0\u2010\u2011-]")
+_SEPARATOR_ASCII = {ord(ch): " " for ch in "\t\n\r\f\v-"}
 _recent: dict[str, str] = {}
 
 
@@ -94,7 +95,8 @@ def normalize(text: str) -> str:
     cached = _recent.get(text)
     if cached is not None:
         return cached
-    result = _SEPARATOR.sub(" ", text)
+    # str.translate is C-fast on ASCII text; both give the same result
+    result = text.translate(_SEPARATOR_ASCII) if text.isascii() else _SEPARATOR.sub(" ", text)
     if "  " in result:
         result = " ".join(result.split())
     if len(_recent) >= 4:
@@ -117,6 +119,32 @@ def _lower(text: str) -> str:
 
 def _is_word(ch: str) -> bool:
     return ch.isalnum() or ch == "_"
+
+
+# re's \w is exactly str.isalnum() or "_" (checked over all of Unicode), and lower-casing one
+# character never changes whether it is a word character.
+_NON_WORD = re.compile(r"[^\w ]")
+_NON_WORD_ASCII = {i: " " for i in range(128) if _NON_WORD.match(chr(i))}
+_TERM_LENGTH = operator.itemgetter(1)
+_prepared_recent: dict[str, tuple[str, str]] = {}
+
+
+def _prepared(text: str) -> tuple[str, str]:
+    """The lower-case text, and the same with a space for every non-word character plus one
+    space at each end (what the boundary-carrying automaton keys are matched against). The
+    taggers of one item scan the same texts in turn: the last few are kept."""
+    cached = _prepared_recent.get(text)
+    if cached is not None:
+        return cached
+    lowered = _lower(text)
+    if lowered.isascii():  # str.translate is C-fast on ASCII text; both give the same result
+        result = (lowered, " " + lowered.translate(_NON_WORD_ASCII) + " ")
+    else:
+        result = (lowered, " " + _NON_WORD.sub(" ", lowered) + " ")
+    if len(_prepared_recent) >= 4:
+        _prepared_recent.clear()
+    _prepared_recent[text] = result
+    return result
 
 
 class Matcher:
@@ -146,9 +174,15 @@ class Matcher:
             if key is not None:
                 entry[0].add(key)
             entry[1] = entry[1] or prefix
-        self._automaton = ahocorasick.Automaton()
+        # Keys carry the word boundaries: " " + term + " " (and + "s " / "es " for plurals, or
+        # no end for a prefix term) over the text with every non-word character mapped to a
+        # space (_prepared), so the automaton reports whole-word matches only and Python only
+        # confirms the exact characters (and case) of each.
+        readings: dict[str, list[tuple]] = {}
         for folded, forms in table.items():
-            variants = []
+            if not folded:
+                continue
+            mapped = " " + _NON_WORD.sub(" ", folded)
             for written, (keys, prefix) in forms.items():
                 ordered = tuple(sorted(keys, key=str))
                 if layered:  # split once here, not on every match: ((layer, kept keys), ...)
@@ -158,9 +192,20 @@ class Matcher:
                         if key[1] is not None:
                             layers[key[0]].append(key)
                     ordered = tuple((layer, tuple(kept)) for layer, kept in layers.items())
-                variants.append((written, ordered, prefix))
-            self._automaton.add_word(folded, (len(folded), tuple(variants)))
-        if table:
+                if prefix:
+                    endings = (("", 2),)
+                else:
+                    endings = ((" ", 0), ("s ", 1), ("es ", 1))
+                for ending, rank in endings:
+                    key = mapped + ending
+                    readings.setdefault(key, []).append(
+                        (len(key), len(folded), ending.rstrip(), rank, folded, written, ordered))
+        self._automaton = ahocorasick.Automaton()
+        for key, found in readings.items():
+            # ties (same span and rank) keep the shorter term first, as a scan term by term would
+            found.sort(key=_TERM_LENGTH)
+            self._automaton.add_word(key, tuple(found))
+        if readings:
             self._automaton.make_automaton()
 
     def scan(self, text: str) -> tuple[str, list[Hit]]:
@@ -177,33 +222,27 @@ class Matcher:
             return []
         found: list[tuple[int, int, int, tuple]] = []
         size = len(text)
-        lowered = _lower(text)
+        lowered, mapped = _prepared(text)
         any_case = self.caps and is_shouting(text[:200])
-        for last, (length, variants) in self._automaton.iter(lowered):
-            start, end = last - length + 1, last + 1
-            if start:
-                before = text[start - 1]
-                if before.isalnum() or before == "_":
+        for last, readings in self._automaton.iter(mapped):
+            for key_length, length, ending, rank, folded, written, keys in readings:
+                start = last - key_length + 1  # mapped has one extra leading space
+                end = start + length
+                if written is not None and not any_case:
+                    if text[start:end] != written:
+                        continue
+                    # a capitalised term takes a lower-case plural only ("LLMs", not "CNRS")
+                    if ending and text[end:end + len(ending)] != ending:
+                        continue
+                elif lowered[start:end] != folded:
                     continue
-            after = text[end] if end < size else " "
-            for written, keys, prefix in variants:
-                if written is not None and not any_case and text[start:end] != written:
-                    continue
-                if not (after.isalnum() or after == "_"):
-                    found.append((start, end, 2 * prefix, keys))
-                    continue
-                # a capitalised term takes a lower-case plural only ("LLMs", not "CNRS")
-                suffix = text if written is not None and not any_case else lowered
-                stop = end
-                if prefix:
+                if rank == 2:  # prefix term: the rest of the word
+                    stop = end
                     while stop < size and _is_word(text[stop]):
                         stop += 1
                     found.append((start, stop, 2, keys))
-                elif suffix[stop] == "s" and (stop + 1 == size or not _is_word(text[stop + 1])):
-                    found.append((start, stop + 1, 1, keys))  # plural: "chips", "LLMs"
-                elif suffix[stop:stop + 2] == "es" and (
-                        stop + 2 >= size or not _is_word(text[stop + 2])):
-                    found.append((start, stop + 2, 1, keys))
+                else:
+                    found.append((start, end + len(ending), rank, keys))
         # leftmost, then longest, then a term as written before a plural or prefix reading
         found.sort(key=_order)
         if not self.layered:
