@@ -9,11 +9,14 @@ from .errors import (
     SchemaTooNew,
     StoreError,
 )
+from .lock import FileLock, LockHeld
 from .schema import LATEST_VERSION
 from .search import BadQuery
 from .store import Store, open_store
 
 __all__ = [
+    "FileLock",
+    "LockHeld",
     "BadQuery",
     "InvalidTag",
     "LATEST_VERSION",

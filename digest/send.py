@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-import fcntl
 import logging
 import os
 from pathlib import Path
@@ -31,6 +30,8 @@ import ssl
 from typing import Any, Callable, Mapping
 
 from email.utils import parseaddr
+
+import db
 
 from .chart import area_chart
 from .errors import DigestError, SmtpSetupError
@@ -299,35 +300,24 @@ def send_week(
     two overlapping senders could otherwise both take the row the other has in flight.
     """
     if dry_run:
-        return _send_week(store, settings, week, dry_run=True, progress=progress, now=now,
-                          bundle=bundle, on_event=on_event)
-    lock_path = Path(f"{store.path}.digest-send.lock")
-    with open(lock_path, "a+b") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise SenderBusy(
-                f"another `stiwatch digest send` is running on {store.path} "
-                f"(lock {lock_path}); try again when it has finished"
-            ) from None
-        try:
-            return _send_week(store, settings, week, dry_run=False, progress=progress, now=now,
-                              bundle=bundle, on_event=on_event)
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        return _send_week(store, settings, week, True, progress, now, bundle, on_event)
+    lock = db.FileLock(f"{store.path}.digest-send.lock")
+    try:
+        lock.acquire()
+    except db.LockHeld as held:
+        raise SenderBusy(
+            f"another `stiwatch digest send` (pid {held.holder}) is running on {store.path} "
+            f"(lock {held.path}); try again when it has finished"
+        ) from None
+    try:
+        return _send_week(store, settings, week, False, progress, now, bundle, on_event)
+    finally:
+        lock.release()
 
 
-def _send_week(
-    store: Any,
-    settings: Mapping[str, Any],
-    week: Week,
-    *,
-    dry_run: bool = False,
-    progress: Any = None,
-    now: datetime | None = None,
-    bundle: WeekBundle | None = None,
-    on_event: Callable[[str], None] | None = None,
-) -> SendReport:
+def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: bool,
+               progress: Any, now: datetime | None, bundle: WeekBundle | None,
+               on_event: Callable[[str], None] | None) -> SendReport:
     now = now or datetime.now(timezone.utc)
     outbox = Path(settings["outbox"]) / week.label
     if dry_run:

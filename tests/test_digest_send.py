@@ -283,13 +283,15 @@ def states_of(store):
 
 
 def test_a_second_sender_is_refused_while_one_runs(store, stiwatch, db_path):
-    import fcntl
+    import os
+
+    from db import FileLock
+
     store.close()
-    with open(f"{db_path}.digest-send.lock", "a+b") as held:
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with FileLock(f"{db_path}.digest-send.lock"):
         result = stiwatch("digest", "send", "--week", "2026-W47")
     assert result.exit_code == 2
-    assert "another `stiwatch digest send` is running" in result.output
+    assert f"another `stiwatch digest send` (pid {os.getpid()}) is running" in result.output
     result = stiwatch("digest", "send", "--week", "2026-W47")  # released: it goes
     assert result.exit_code == 0 and "3 sent to the outbox" in result.output
 

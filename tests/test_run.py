@@ -18,7 +18,7 @@ import pytest
 from crawler.registry import dump_registry
 from mockserver import MockServer
 from stiwatch.demo import build_site, load_content, serve
-from stiwatch.lock import AlreadyRunning, RunLock
+from db import FileLock, LockHeld
 
 FAST = {"STIWATCH_DOWNLOAD_DELAY": "0", "STIWATCH_AUTOTHROTTLE": "false",
         "STIWATCH_RETRY_TIMES": "0", "STIWATCH_DOWNLOAD_TIMEOUT": "10"}
@@ -117,15 +117,16 @@ def test_lock_is_released_when_its_holder_dies(tmp_path: Path) -> None:
     lock_path = tmp_path / "run.lock"
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; sys.path.insert(0, %r)\n"
-        "from stiwatch.lock import AlreadyRunning, RunLock\n"
-        "RunLock(%r).acquire(); print('held', flush=True); time.sleep(60)"
+        "from db import FileLock\n"
+        "FileLock(%r).acquire(); print('held', flush=True); time.sleep(60)"
     ) % (str(Path(__file__).parents[1]), str(lock_path))], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
-    with pytest.raises(AlreadyRunning, match="another stiwatch run"):
-        RunLock(lock_path).acquire()
+    with pytest.raises(LockHeld) as info:
+        FileLock(lock_path).acquire()
+    assert info.value.holder == str(holder.pid)
     holder.kill()
     holder.wait()
-    with RunLock(lock_path):  # the kernel released it: no stale lock after a crash
+    with FileLock(lock_path):  # the kernel released it: no stale lock after a crash
         pass
 
 

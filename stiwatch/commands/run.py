@@ -7,10 +7,11 @@ import sys
 
 import click
 
+import db
+
 from ..app import App
 from ..errors import UserError
 from ..output import echo_json
-from ..lock import AlreadyRunning, RunLock
 from ..steps import StepFailed, classify_step, crawl_step, digest_step
 
 pass_app = click.make_pass_decorator(App)
@@ -37,11 +38,12 @@ def run_command(app: App, with_digest: bool, as_json: bool) -> None:
     run holds the lock.
     """
     lock_path = app.settings["lock_file"] or f"{app.db_path}.lock"
+    lock = db.FileLock(lock_path)
     try:
-        lock = RunLock(lock_path)
         lock.acquire()
-    except AlreadyRunning as error:
-        raise UserError(str(error), exit_code=EXIT_LOCKED) from None
+    except db.LockHeld as held:
+        raise UserError(f"another stiwatch run (pid {held.holder}) holds the lock {held.path}; "
+                        "this run did nothing", exit_code=EXIT_LOCKED) from None
     try:
         exit_code = _run(app, with_digest, as_json)
     finally:

@@ -1,6 +1,6 @@
-"""An advisory lock file so two scheduled runs never overlap.
+"""Advisory lock files beside the store, so two writers of one kind never overlap.
 
-``flock`` is released by the kernel when the process dies, so a run killed by SIGKILL or a
+``flock`` is released by the kernel when the process dies, so a process killed by SIGKILL or a
 reboot never leaves a stale lock behind (unlike "does the file exist" locks).
 """
 
@@ -12,11 +12,15 @@ from pathlib import Path
 from types import TracebackType
 
 
-class AlreadyRunning(Exception):
-    """Another process holds the lock."""
+class LockHeld(Exception):
+    """Another process holds the lock; ``holder`` is its pid as it wrote it."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        super().__init__(f"{path} is held by pid {holder}")
+        self.path, self.holder = path, holder
 
 
-class RunLock:
+class FileLock:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._fd: int | None = None
@@ -29,10 +33,7 @@ class RunLock:
         except BlockingIOError:
             holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise AlreadyRunning(
-                f"another stiwatch run (pid {holder}) holds the lock {self.path}; "
-                "this run did nothing"
-            ) from None
+            raise LockHeld(self.path, holder) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
@@ -43,7 +44,7 @@ class RunLock:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> RunLock:
+    def __enter__(self) -> FileLock:
         self.acquire()
         return self
 
