@@ -19,6 +19,7 @@ import pytest
 
 from crawler.extract import Article, decode_html, extract_article
 from crawler.text import content_hash
+from fuzz import mangle
 
 PAGES = Path(__file__).parent / "fixtures" / "extract"
 CASES = sorted(p.name.removesuffix(".expected.json") for p in PAGES.glob("*.expected.json"))
@@ -176,20 +177,9 @@ def test_mangled_pages_never_raise() -> None:
     splices = [b"<", b">", b"&", b"\x00", b"<![CDATA[", b"<?xml encoding='utf-16'?>",
                b"<meta charset=utf-16>", b"\xff\xfe", b"<script>", b"</html>", b"\x01"]
     for _ in range(25):
-        body = bytearray(rng.choice(pages))
-        for _ in range(rng.randint(1, 12)):
-            at = rng.randrange(len(body)) if body else 0
-            roll = rng.random()
-            if roll < 0.4 and body:
-                body[at] = rng.randrange(256)
-            elif roll < 0.6:
-                del body[at:at + rng.randint(1, 80)]
-            elif roll < 0.9:
-                body[at:at] = rng.choice(splices)
-            else:
-                del body[at:]
+        body = mangle(rng, rng.choice(pages), splices, max_cut=80)
         charset = rng.choice(["utf-8", "bogus", "utf-16", "shift_jis", ""])
-        article = extract_article(bytes(body), "https://fuzz.example/a",
+        article = extract_article(body, "https://fuzz.example/a",
                                   {"Content-Type": f"text/html; charset={charset}"})
         assert ISO_UTC.match(article.published_at)
         assert article.content_hash == content_hash(article.text)
