@@ -63,19 +63,18 @@ class ItemsMixin:
 
     def known_urls(self, urls: Iterable[str]) -> set[str]:
         """Which of ``urls`` are already stored as complete items (not worth fetching again)."""
-        urls = list(dict.fromkeys(urls))
-        known: set[str] = set()
+        return self._urls_in("SELECT url FROM items WHERE status = 'complete' AND url IN ({})",
+                             list(dict.fromkeys(urls)))
+
+    def _urls_in(self, sql: str, urls: list[str]) -> set[str]:
+        """The first column of ``sql`` (with ``{}`` for the placeholders) over ``urls``, in
+        chunks that stay under SQLite's limit on bound parameters."""
+        found: set[str] = set()
         for start in range(0, len(urls), 500):
             chunk = urls[start:start + 500]
-            known.update(
-                row[0]
-                for row in self.conn.execute(
-                    f"SELECT url FROM items WHERE status = 'complete' "
-                    f"AND url IN ({', '.join('?' for _ in chunk)})",
-                    chunk,
-                )
-            )
-        return known
+            found.update(row[0] for row in self.conn.execute(
+                sql.format(", ".join("?" for _ in chunk)), chunk))
+        return found
 
     def add_url_aliases(self, aliases: Iterable[tuple[str, int]]) -> None:
         """Remember that each ``(url, item_id)``: a listing URL naming a stored article whose
@@ -90,17 +89,9 @@ class ItemsMixin:
         urls = list(dict.fromkeys(urls))
         known = self.known_urls(urls)
         rest = [url for url in urls if url not in known]
-        for start in range(0, len(rest), 500):
-            chunk = rest[start:start + 500]
-            known.update(
-                row[0]
-                for row in self.conn.execute(
-                    f"SELECT a.url FROM item_urls a JOIN items i ON i.id = a.item_id "
-                    f"WHERE i.status = 'complete' AND a.url IN ({', '.join('?' for _ in chunk)})",
-                    chunk,
-                )
-            )
-        return known
+        return known | self._urls_in(
+            "SELECT a.url FROM item_urls a JOIN items i ON i.id = a.item_id "
+            "WHERE i.status = 'complete' AND a.url IN ({})", rest)
 
     def partial_items(self, source_id: str) -> list[dict[str, Any]]:
         """Items of a source stored from feed data only, to be fetched again."""
