@@ -199,14 +199,11 @@ class Matcher:
                 for ending, rank in endings:
                     key = mapped + ending
                     readings.setdefault(key, []).append(
-                        (len(key), len(folded), ending.rstrip(), rank, folded, written, ordered))
-        self._automaton = ahocorasick.Automaton()
-        for key, found in readings.items():
-            # ties (same span and rank) keep the shorter term first, as a scan term by term would
-            found.sort(key=_TERM_LENGTH)
-            self._automaton.add_word(key, tuple(found))
-        if readings:
-            self._automaton.make_automaton()
+                        (len(key), len(folded), ending.rstrip(), rank, folded, written, ordered,
+                         0))  # last: which matcher of a shared scan (see share_scan)
+        self._readings = readings
+        self._automaton = _automaton(readings)
+        self._shared: tuple[SharedScan, int] | None = None
 
     def scan(self, text: str) -> tuple[str, list[Hit]]:
         """The normalised text and its hits (offsets into that text), in text order."""
@@ -218,31 +215,13 @@ class Matcher:
         return self._find(normalize(text))
 
     def _find(self, text: str) -> list[Hit]:
-        if self._automaton.kind != ahocorasick.AHOCORASICK:
+        if self._shared is not None:
+            scan, index = self._shared
+            found = list(scan.found(text)[index])
+        elif self._automaton.kind != ahocorasick.AHOCORASICK:
             return []
-        found: list[tuple[int, int, int, tuple]] = []
-        size = len(text)
-        lowered, mapped = _prepared(text)
-        any_case = self.caps and is_shouting(text[:200])
-        for last, readings in self._automaton.iter(mapped):
-            for key_length, length, ending, rank, folded, written, keys in readings:
-                start = last - key_length + 1  # mapped has one extra leading space
-                end = start + length
-                if written is not None and not any_case:
-                    if text[start:end] != written:
-                        continue
-                    # a capitalised term takes a lower-case plural only ("LLMs", not "CNRS")
-                    if ending and text[end:end + len(ending)] != ending:
-                        continue
-                elif lowered[start:end] != folded:
-                    continue
-                if rank == 2:  # prefix term: the rest of the word
-                    stop = end
-                    while stop < size and _is_word(text[stop]):
-                        stop += 1
-                    found.append((start, stop, 2, keys))
-                else:
-                    found.append((start, end + len(ending), rank, keys))
+        else:
+            found = _collect(self._automaton, text, (self.caps,))[0]
         # leftmost, then longest, then a term as written before a plural or prefix reading
         found.sort(key=_order)
         if not self.layered:
@@ -254,6 +233,89 @@ class Matcher:
         hits = [hit for candidates in layers.values() for hit in _longest(candidates)]
         hits.sort(key=_START)
         return hits
+
+
+def _automaton(readings: dict[str, list[tuple]]) -> Any:
+    automaton = ahocorasick.Automaton()
+    for key, found in readings.items():
+        # ties (same span and rank) keep the shorter term first, as a scan term by term would
+        found.sort(key=_TERM_LENGTH)
+        automaton.add_word(key, tuple(found))
+    if readings:
+        automaton.make_automaton()
+    return automaton
+
+
+def _collect(automaton: Any, text: str, caps: tuple[bool, ...]) -> list[list[tuple]]:
+    """Candidate hits (start, end, rank, keys) per matcher, in automaton order; ``caps``: each
+    matcher's caps setting."""
+    out: list[list[tuple]] = [[] for _ in caps]
+    size = len(text)
+    lowered, mapped = _prepared(text)
+    shouting = any(caps) and is_shouting(text[:200])
+    any_cases = [flag and shouting for flag in caps]
+    for last, readings in automaton.iter(mapped):
+        for key_length, length, ending, rank, folded, written, keys, index in readings:
+            start = last - key_length + 1  # mapped has one extra leading space
+            end = start + length
+            if written is not None and not any_cases[index]:
+                if text[start:end] != written:
+                    continue
+                # a capitalised term takes a lower-case plural only ("LLMs", not "CNRS")
+                if ending and text[end:end + len(ending)] != ending:
+                    continue
+            elif lowered[start:end] != folded:
+                continue
+            if rank == 2:  # prefix term: the rest of the word
+                stop = end
+                while stop < size and _is_word(text[stop]):
+                    stop += 1
+                out[index].append((start, stop, 2, keys))
+            else:
+                out[index].append((start, end + len(ending), rank, keys))
+    return out
+
+
+class SharedScan:
+    """One automaton for several matchers (the rules, domain and place lexicons): each text is
+    scanned once for all of them, and each matcher takes its own hits, exactly as its own scan
+    would have found them. The last few texts' results are kept, since the taggers of one item
+    ask for the same texts in turn."""
+
+    def __init__(self, matchers: Iterable["Matcher"]) -> None:
+        self.matchers = list(matchers)
+        readings: dict[str, list[tuple]] = {}
+        for index, matcher in enumerate(self.matchers):
+            for key, found in matcher._readings.items():
+                readings.setdefault(key, []).extend(r[:-1] + (index,) for r in found)
+        self._caps = tuple(matcher.caps for matcher in self.matchers)
+        self._automaton = _automaton(readings)
+        self._recent: dict[str, list[list[tuple]]] = {}
+        self.activate()
+
+    def activate(self) -> None:
+        """Make the matchers use this scan (a matcher, like the cached gazetteer's, may be in
+        several; any of them gives it the same hits, this one saves the others' scans)."""
+        for index, matcher in enumerate(self.matchers):
+            matcher._shared = (self, index)
+
+    def found(self, text: str) -> list[list[tuple]]:
+        cached = self._recent.get(text)
+        if cached is not None:
+            return cached
+        if self._automaton.kind != ahocorasick.AHOCORASICK:
+            result: list[list[tuple]] = [[] for _ in self.matchers]
+        else:
+            result = _collect(self._automaton, text, self._caps)
+        if len(self._recent) >= 4:
+            self._recent.clear()
+        self._recent[text] = result
+        return result
+
+
+def share_scan(matchers: Iterable["Matcher"]) -> SharedScan:
+    """Make ``matchers`` scan each text once, together (results unchanged)."""
+    return SharedScan(matchers)
 
 
 def _order(hit: tuple[int, int, int, tuple]) -> tuple[int, int, int]:

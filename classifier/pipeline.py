@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .countries import CountryModel, load_country_model
 from .domains import DomainTagger
+from .lexicon import share_scan
 from .model import RULES_CERTAIN, PolicyModel, load_model
 from .places import Gazetteer, regions_for
 from .rules import RuleTagger
@@ -92,6 +93,8 @@ class Classifier:
         self.domains = domains
         self.gazetteer = gazetteer
         self.model_dir = Path(model_dir) if model_dir is not None else None
+        # the three lexicons scan each text once, together (same hits as three scans)
+        self._scan = share_scan([rules._matcher, domains._matcher, gazetteer._matcher])
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike[str] | None = None, *,
@@ -134,21 +137,33 @@ class Classifier:
     # -- classifying ---------------------------------------------------------------------------
     def classify(self, items: Sequence[ItemText]) -> list[Result]:
         """One Result per item, in order (the model runs once over the whole batch)."""
-        # relevance() right after areas() of the same item reuses its scan of the text.
-        rules = [(self.rules.areas(i.title, i.text), self.rules.relevance(i.title, i.text))
-                 for i in items]
+        # All lexicon taggers of an item run in turn: they share one scan of each text
+        # (lexicon.share_scan), and relevance() reuses areas()'s hits.
+        self._scan.activate()
+        lexical = [self._lexical(i) for i in items]
         predictions = (self.model.predict([self.model.text(i.title, i.text) for i in items],
-                                          [dict(areas) for areas, _ in rules])
+                                          [dict(found[0]) for found in lexical])
                        if self.model is not None else [None] * len(items))
-        results = [self._one(item, prediction, areas, relevance)
-                   for item, prediction, (areas, relevance) in zip(items, predictions, rules)]
+        results = [self._one(item, prediction, *found)
+                   for item, prediction, found in zip(items, predictions, lexical)]
         if self.country_model is not None:  # fills in / narrows countries, one batch
             self.country_model.apply(items, results, self.gazetteer)
         return results
 
-    def _one(self, item: ItemText, prediction: Any, rule_areas: list[tuple[str, float]],
-             rule_relevance: float) -> Result:
+    def _lexical(self, item: ItemText) -> tuple:
+        """(rule areas, rule relevance, domains, countries with method, international?)."""
         title, text = item.title, item.text
+        return (self.rules.areas(title, text), self.rules.relevance(title, text),
+                list(self.domains.tag(title, text)),
+                # One call: the gazetteer itself decides when the source's home country
+                # applies (method "source"), before a lone passing mention in a short text
+                # would count.
+                self.gazetteer.tag_with_method(title, text, item.source_country),
+                self.gazetteer.international(title, text))
+
+    def _one(self, item: ItemText, prediction: Any, rule_areas: list[tuple[str, float]],
+             rule_relevance: float, domains: list[tuple[str, float]],
+             countries: list[tuple[str, float, str]], international: bool) -> Result:
         if prediction is not None and self.model.policy is not None:
             # The model learnt relevance from programme descriptions vs science news; the cue
             # rules were written for news. A 70/30 blend beat either alone on the demo's
@@ -170,10 +185,6 @@ class Classifier:
                       if a not in chosen and (a not in modelled or s >= RULES_CERTAIN)]
         else:
             areas = [(a, s, "rules") for a, s in rule_areas]
-        # One call: the gazetteer itself decides when the source's home country applies
-        # (method "source"), before a lone passing mention in a short text would count.
-        countries = self.gazetteer.tag_with_method(title, text, item.source_country)
-        international = self.gazetteer.international(title, text)
         regions: dict[str, tuple[float, str]] = {}
         for code, score, method in countries:
             for region in regions_for([code]):
@@ -185,7 +196,7 @@ class Classifier:
             policy=policy,
             policy_method=policy_method,
             areas=areas,
-            domains=list(self.domains.tag(title, text)),
+            domains=domains,
             countries=countries,
             regions=sorted(((r, s, m) for r, (s, m) in regions.items()),
                            key=lambda row: (-row[1], row[0])),
