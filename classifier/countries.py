@@ -43,11 +43,12 @@ from typing import Any
 import joblib
 import numpy as np
 import sklearn
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import TfidfVectorizer, strip_accents_unicode
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
 from .errors import ModelError, ModelMismatch
+from .model import _COMBINING, Features
 from .places import Gazetteer, regions_for
 from .stip import Example
 from .taxonomy import Taxonomy, load_taxonomy
@@ -124,16 +125,36 @@ class CountryModel:
         self.fill = fill
         self.prune = prune
         self.metadata = metadata
+        self._features: Features | None = None  # built on first use
 
     @property
     def version(self) -> str:
         return self.metadata["version"]
 
+    def transform(self, texts: Sequence[str]) -> Any:
+        """The vectorizer's matrix for ``texts``, by classifier.model.Features' fast transform
+        (the same matrix: tests/test_classifier_countries.py checks). The texts get the
+        vectorizer's own lower-casing and accent stripping first; a batch with a text whose
+        characters those steps and Features' tokenizer would treat differently (a capital
+        left by accent stripping, a combining mark that strips to nothing) goes to the
+        vectorizer itself."""
+        if self._features is None:
+            self._features = Features.of(self.vectorizer)
+        prepared = []
+        for text in texts:
+            text = text.lower()
+            if not text.isascii():
+                text = strip_accents_unicode(text)
+                if text != text.lower() or _COMBINING.search(text):
+                    return self.vectorizer.transform(texts)
+            prepared.append(text)
+        return self._features.transform(prepared)
+
     def best(self, texts: Sequence[str]) -> list[tuple[str, float]]:
         """(best country, its margin) for texts made with :func:`model_text`."""
         if not texts:
             return []
-        margins = _margins(self.svm, self.vectorizer.transform(texts))
+        margins = _margins(self.svm, self.transform(texts))
         top = margins.argmax(axis=1)
         return [(str(self.svm.classes_[k]), float(margins[row, k])) for row, k in enumerate(top)]
 

@@ -198,6 +198,21 @@ class Features:
 
     def fit_transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         x = self.vectorizer.fit_transform(texts).tocsr()
+        self._index()
+        return x
+
+    @classmethod
+    def of(cls, vectorizer: TfidfVectorizer) -> "Features":
+        """The fast transform of an already fitted word 1-2-gram TfidfVectorizer (sublinear
+        tf, L2 norm), e.g. the country model's; its texts must already be lower-cased and
+        tokenisable as :func:`tokens` does (classifier/countries.py sees to both)."""
+        features = cls.__new__(cls)
+        features.vectorizer = vectorizer
+        features._index()
+        return features
+
+    def _index(self) -> None:
+        """The lookup tables of ``transform`` from the fitted vectorizer."""
         self.idf = self.vectorizer.idf_.astype(np.float32)
         vocabulary = self.vectorizer.vocabulary_
         words: dict[str, int] = {}
@@ -222,7 +237,6 @@ class Features:
         self.bigram_column = np.array(columns, dtype=np.int64)[order]
         # the vectorizer's list of dropped terms is not needed: keep the saved model small
         self.vectorizer.stop_words_ = None
-        return x
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         word_id = self.words.get

@@ -193,3 +193,24 @@ def test_train_learns_from_countries_analysts_gave(stiwatch, db_path: Path, tmp_
     meta = json.loads((models / META_FILE).read_text())
     assert meta["training_counts"]["analyst"] == 1
     assert meta["training_counts"]["samples"] == 73
+
+
+def test_fast_transform_gives_the_vectorizers_matrix(folder: Path):
+    # CountryModel.transform uses classifier.model.Features (C-speed tokens, numpy lookups)
+    # instead of TfidfVectorizer.transform: same matrix, accents and odd characters included.
+    model = load_country_model(folder)
+    texts = [e.title + "\n" + e.text for e in synthetic_examples()[:12]] + [
+        "", "   ", "unknown words only", "ZOLVANI Agency funds QUANTUM sensing-research",
+        "Zolvani agency funds quantum sensing. Hanbrae scheme; Kestrup council!",
+        "Zólvàni agéncy fünds quantum sensing — “hanbrae” scheme, 5G/AI x_1 €",
+        "量子 zolvani 研究 agency funds",
+    ]
+    ours = model.transform(texts)
+    theirs = model.vectorizer.transform(texts)
+    assert ours.shape == theirs.shape
+    assert abs(ours - theirs).max() < 1e-6
+    assert ours.nnz == theirs.nnz
+    # a text the fast path cannot treat exactly as the vectorizer would: the vectorizer's own
+    # transform is used (U+034F stays after accent stripping, U+210C strips to a capital H)
+    odd = ["zolvani\u034f agency", "\u210c zolvani funds"]
+    assert abs(model.transform(odd) - model.vectorizer.transform(odd)).max() < 1e-6
