@@ -157,14 +157,21 @@ def sum_evidence(hits: list, max_repeats: float) -> dict[str, float]:
     weights: dict[tuple[str, str], float] = {}
     for mult, hit, _part in hits:
         for key in hit.keys:
-            label, term, weight = key[-3:]
-            multipliers.setdefault((label, term), []).append(mult)
-            weights[(label, term)] = weight
+            pair = key[-3:-1]  # (label, term)
+            found = multipliers.get(pair)
+            if found is None:
+                multipliers[pair] = [mult]
+            else:
+                found.append(mult)
+            weights[pair] = key[-1]
     evidence: dict[str, float] = {}
     keep = int(max_repeats)
     for pair, mults in multipliers.items():
-        best = sorted(mults, reverse=True)[:keep]
-        evidence[pair[0]] = evidence.get(pair[0], 0.0) + weights[pair] * sum(best)
+        if len(mults) == 1 and keep >= 1:  # most terms: one hit (sum([x]) is x)
+            total = mults[0]
+        else:
+            total = sum(sorted(mults, reverse=True)[:keep])
+        evidence[pair[0]] = evidence.get(pair[0], 0.0) + weights[pair] * total
     return evidence
 
 

@@ -323,6 +323,7 @@ def _order(hit: tuple[int, int, int, tuple]) -> tuple[int, int, int]:
 
 
 _START = operator.itemgetter(0)
+_new_tuple = tuple.__new__
 
 
 def _longest(found: list[tuple[int, int, int, tuple]]) -> list[Hit]:
@@ -332,7 +333,7 @@ def _longest(found: list[tuple[int, int, int, tuple]]) -> list[Hit]:
     for start, end, _plural, keys in found:
         if start < last_end:  # overlaps a longer (or earlier) hit
             continue
-        hits.append(Hit(start, end, keys))
+        hits.append(_new_tuple(Hit, (start, end, keys)))  # Hit(start, end, keys), faster
         last_end = end
     return hits
 
