@@ -85,6 +85,8 @@ class Hit(NamedTuple):
 
 _SEPARATOR = re.compile("[\t\n\r\f\v\xa0\u2010\u2011-]")
 _SEPARATOR_ASCII = {ord(ch): " " for ch in "\t\n\r\f\v-"}
+# the same on UTF-8 bytes: ASCII bytes only, so multi-byte characters pass unchanged
+_SEPARATOR_BYTES = bytes(32 if chr(b) in "\t\n\r\f\v-" else b for b in range(256))
 _recent: dict[str, str] = {}
 
 
@@ -95,8 +97,13 @@ def normalize(text: str) -> str:
     cached = _recent.get(text)
     if cached is not None:
         return cached
-    # str.translate is C-fast on ASCII text; both give the same result
-    result = text.translate(_SEPARATOR_ASCII) if text.isascii() else _SEPARATOR.sub(" ", text)
+    # C-fast ways to _SEPARATOR.sub(" ", text) (same result)
+    if text.isascii():
+        result = text.translate(_SEPARATOR_ASCII)
+    else:
+        result = (text.replace("\xa0", " ").replace("\u2010", " ").replace("\u2011", " ")
+                  .encode("utf-8", "surrogatepass").translate(_SEPARATOR_BYTES)
+                  .decode("utf-8", "surrogatepass"))
     if "  " in result:
         result = " ".join(result.split())
     if len(_recent) >= 4:
@@ -125,7 +132,21 @@ def _is_word(ch: str) -> bool:
 # character never changes whether it is a word character.
 _NON_WORD = re.compile(r"[^\w ]")
 _NON_WORD_ASCII = {i: " " for i in range(128) if _NON_WORD.match(chr(i))}
+_NON_WORD_BYTES = bytes(32 if b < 128 and _NON_WORD.match(chr(b)) else b for b in range(256))
 _TERM_LENGTH = operator.itemgetter(1)
+
+
+def _map_non_word(text: str) -> str:
+    """``_NON_WORD.sub(" ", text)`` (a space for every non-word character), C-fast: ASCII
+    text by str.translate; other text by replacing its few distinct non-ASCII non-word
+    characters, then translating the ASCII bytes of its UTF-8 form (multi-byte characters
+    pass unchanged, so offsets stay)."""
+    if text.isascii():
+        return text.translate(_NON_WORD_ASCII)
+    for ch in set(text):
+        if ch > "\x7f" and not ch.isalnum():
+            text = text.replace(ch, " ")
+    return text.encode("utf-8").translate(_NON_WORD_BYTES).decode("utf-8")
 _prepared_recent: dict[str, tuple[str, str]] = {}
 
 
@@ -137,10 +158,7 @@ def _prepared(text: str) -> tuple[str, str]:
     if cached is not None:
         return cached
     lowered = _lower(text)
-    if lowered.isascii():  # str.translate is C-fast on ASCII text; both give the same result
-        result = (lowered, " " + lowered.translate(_NON_WORD_ASCII) + " ")
-    else:
-        result = (lowered, " " + _NON_WORD.sub(" ", lowered) + " ")
+    result = (lowered, " " + _map_non_word(lowered) + " ")
     if len(_prepared_recent) >= 4:
         _prepared_recent.clear()
     _prepared_recent[text] = result
