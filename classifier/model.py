@@ -42,6 +42,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from joblib import Parallel, delayed
 
 from .errors import ModelError, ModelMismatch, TrainingError
+from .lexicon import _map_non_word
 from .stip import Example
 from .taxonomy import Taxonomy, load_taxonomy
 
@@ -249,7 +250,16 @@ class Features:
                 runs = text.encode("ascii").translate(_ASCII_WORDS).decode("ascii").split()
                 ids.extend(map(word_id, runs, repeat(-1)))
             else:
-                ids.extend(map(word_id, tokens(text), repeat(-1)))
+                # tokens(text) without its regexes (same words): strip accents, a space for
+                # every non-word character, split, drop one-character runs
+                text = unicodedata.normalize("NFKD", text)
+                for ch in set(text):
+                    if "\u0300" <= ch <= "\u036f":  # _COMBINING
+                        text = text.replace(ch, "")
+                runs = text.encode("ascii").translate(_ASCII_WORDS).decode("ascii").split() \
+                    if text.isascii() else [run for run in _map_non_word(text).split()
+                                            if len(run) > 1]
+                ids.extend(map(word_id, runs, repeat(-1)))
             ids.append(-2)  # end of a text: no bigram across it
         a = np.array(ids, dtype=np.int64)
         a = a[a != -3]
