@@ -133,6 +133,7 @@ def _is_word(ch: str) -> bool:
 _NON_WORD = re.compile(r"[^\w ]")
 _NON_WORD_ASCII = {i: " " for i in range(128) if _NON_WORD.match(chr(i))}
 _NON_WORD_BYTES = bytes(32 if b < 128 and _NON_WORD.match(chr(b)) else b for b in range(256))
+_ONE_WORD = re.compile(r"\w+")
 _TERM_LENGTH = operator.itemgetter(1)
 
 
@@ -216,8 +217,10 @@ class Matcher:
                     endings = ((" ", 0), ("s ", 1), ("es ", 1))
                 for ending, rank in endings:
                     key = mapped + ending
+                    # a one-word term's key matches its exact characters: nothing to confirm
+                    check = None if _ONE_WORD.fullmatch(folded) else folded
                     readings.setdefault(key, []).append(
-                        (len(key), len(folded), ending.rstrip(), rank, folded, written, ordered,
+                        (len(key), len(folded), ending.rstrip(), rank, check, written, ordered,
                          0))  # last: which matcher of a shared scan (see share_scan)
         self._readings = readings
         self._automaton = _automaton(readings)
@@ -282,7 +285,7 @@ def _collect(automaton: Any, text: str, caps: tuple[bool, ...]) -> list[list[tup
                 # a capitalised term takes a lower-case plural only ("LLMs", not "CNRS")
                 if ending and text[end:end + len(ending)] != ending:
                     continue
-            elif lowered[start:end] != folded:
+            elif folded is not None and lowered[start:end] != folded:
                 continue
             if rank == 2:  # prefix term: the rest of the word
                 stop = end
