@@ -32,30 +32,27 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 import datetime as dt
 import hashlib
-import json
 import math
 import os
 from pathlib import Path
-import tempfile
 import time
 from typing import Any
 
-import joblib
 import numpy as np
 import sklearn
 from sklearn.feature_extraction.text import TfidfVectorizer, strip_accents_unicode
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
-from .errors import ModelError, ModelMismatch
+from .artifacts import load_artifact, save_artifact
 from .model import _COMBINING, Features
 from .places import Gazetteer, regions_for
 from .stip import Example
 from .taxonomy import Taxonomy, load_taxonomy
 
 FORMAT = 1
-MODEL_FILE = "countries.joblib"
-META_FILE = "countries.json"
+MODEL_STEM = "countries"  # countries.joblib + countries.json beside the main model
+META_FILE = f"{MODEL_STEM}.json"
 # Title and lead: the same length the relevance/areas model reads. 3-fold CV on the STIP
 # training split (accuracy overall / on the texts the gazetteer finds no country in): LinearSVC
 # C 0.1 0.766 / 0.472, 0.5 0.813 / 0.522, 1.0 0.822 / 0.541, 4.0 0.824 / 0.545 (plateau);
@@ -386,41 +383,9 @@ def _json_threshold(value: float) -> float | None:
 
 def save_country_model(model: CountryModel, model_dir: str | os.PathLike[str]) -> Path:
     """Write countries.joblib and countries.json atomically (the metadata last)."""
-    folder = Path(model_dir)
-    folder.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "vectorizer": model.vectorizer, "svm": model.svm,
                "fill": model.fill, "prune": model.prune, "version": model.version}
-    fd, tmp_model = tempfile.mkstemp(dir=folder, prefix=".countries-", suffix=".joblib")
-    os.close(fd)
-    fd, tmp_meta = tempfile.mkstemp(dir=folder, prefix=".countries-", suffix=".json")
-    os.close(fd)
-    try:
-        joblib.dump(payload, tmp_model, compress=3)
-        Path(tmp_meta).write_text(json.dumps(model.metadata, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp_model, folder / MODEL_FILE)
-        os.replace(tmp_meta, folder / META_FILE)
-    finally:
-        for leftover in (tmp_model, tmp_meta):
-            if os.path.exists(leftover):
-                os.unlink(leftover)
-    return folder
-
-
-def _check(metadata: dict[str, Any], path: Path, taxonomy: Taxonomy) -> None:
-    problems = []
-    if metadata.get("format") != FORMAT:
-        problems.append(f"country model format {metadata.get('format')} (this stiwatch reads "
-                        f"{FORMAT})")
-    if metadata.get("sklearn_version") != sklearn.__version__:
-        problems.append(f"scikit-learn {metadata.get('sklearn_version')} "
-                        f"(installed: {sklearn.__version__})")
-    if metadata.get("taxonomy_version") != taxonomy.version:
-        problems.append(f"taxonomy version {metadata.get('taxonomy_version')} "
-                        f"(current: {taxonomy.version})")
-    if problems:
-        raise ModelMismatch(
-            f"{path}: the country model was made with {' and '.join(problems)}; retrain it "
-            "with `stiwatch train --stip FILE` (the STIP Compass CSV export)")
+    return save_artifact(model_dir, MODEL_STEM, payload, model.metadata)
 
 
 def load_country_model(model_dir: str | os.PathLike[str] | None,
@@ -429,30 +394,9 @@ def load_country_model(model_dir: str | os.PathLike[str] | None,
     ModelMismatch when it was made for other library or taxonomy versions."""
     if model_dir is None:
         return None
-    folder = Path(model_dir)
-    meta_path = folder / META_FILE
-    if not meta_path.exists():
+    loaded = load_artifact(model_dir, MODEL_STEM, FORMAT, taxonomy, what="country model")
+    if loaded is None:
         return None
-    try:
-        metadata = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelError(f"{meta_path}: unreadable country model metadata ({error}); retrain "
-                         "with `stiwatch train --stip FILE`") from None
-    if not isinstance(metadata, dict):
-        raise ModelError(f"{meta_path}: unreadable country model metadata; retrain with "
-                         "`stiwatch train --stip FILE`")
-    _check(metadata, meta_path, taxonomy or load_taxonomy())
-    path = folder / MODEL_FILE
-    try:
-        payload = joblib.load(path)
-    except FileNotFoundError:
-        raise ModelError(f"{path}: missing (only {META_FILE} is there); retrain with "
-                         "`stiwatch train --stip FILE`") from None
-    except Exception as error:  # noqa: BLE001 - unpickling can fail in many ways
-        raise ModelError(f"{path}: cannot load the country model ({type(error).__name__}: "
-                         f"{error}); retrain with `stiwatch train --stip FILE`") from None
-    if not isinstance(payload, dict) or payload.get("version") != metadata.get("version"):
-        raise ModelError(f"{path}: does not match {META_FILE} (an interrupted save?); retrain "
-                         "with `stiwatch train --stip FILE`")
+    payload, metadata = loaded
     return CountryModel(payload["vectorizer"], payload["svm"], payload["fill"],
                         payload["prune"], metadata)

@@ -27,12 +27,10 @@ import json
 import os
 from pathlib import Path
 import re
-import tempfile
 import time
 import unicodedata
 from typing import Any, Callable, Iterable, Sequence
 
-import joblib
 import numpy as np
 import scipy.sparse as sp
 import sklearn
@@ -41,14 +39,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
 from joblib import Parallel, delayed
 
-from .errors import ModelError, ModelMismatch, TrainingError
+from . import artifacts
+from .artifacts import load_artifact, save_artifact
+from .errors import TrainingError
 from .lexicon import _map_non_word
 from .stip import Example
 from .taxonomy import Taxonomy, load_taxonomy
 
 FORMAT = 2  # bump when the saved object's shape changes
-MODEL_FILE = "model.joblib"
-META_FILE = "model.json"
+MODEL_STEM = "model"  # model.joblib + model.json in the model folder
 # The model reads the title and the start of the text only: a news item's lead says what it is
 # about, and it bounds the cost on long pages. 3,000 characters (97 % of STIP texts whole) scored
 # best in CV on the STIP training split with the theme models: areas micro-F1 0.699 vs 0.694 with
@@ -791,81 +790,27 @@ def _binary_metrics(y: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
 
 def save_model(model: PolicyModel, model_dir: str | os.PathLike[str]) -> Path:
     """Write model.joblib and model.json atomically (a crash leaves the old model in place)."""
-    folder = Path(model_dir)
-    folder.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "features": model.features, "bank": model.bank,
                "areas": model.areas, "theme_groups": model.theme_groups,
                "thresholds": model.thresholds, "policy_threshold": model.policy_threshold,
                "version": model.version, "rule_weight": model.rule_weight,
                "theme_share": model.theme_share, "fallback": model.fallback,
                "stack": model.stack}
-    fd, tmp_model = tempfile.mkstemp(dir=folder, prefix=".model-", suffix=".joblib")
-    os.close(fd)
-    fd, tmp_meta = tempfile.mkstemp(dir=folder, prefix=".model-", suffix=".json")
-    os.close(fd)
-    try:
-        joblib.dump(payload, tmp_model, compress=3)
-        Path(tmp_meta).write_text(json.dumps(model.metadata, indent=2) + "\n", encoding="utf-8")
-        # The metadata goes last: a reader never sees new metadata beside an old model file
-        # for long, and load() cross-checks the version held in both.
-        os.replace(tmp_model, folder / MODEL_FILE)
-        os.replace(tmp_meta, folder / META_FILE)
-    finally:
-        for leftover in (tmp_model, tmp_meta):
-            if os.path.exists(leftover):
-                os.unlink(leftover)
-    return folder
+    return save_artifact(model_dir, MODEL_STEM, payload, model.metadata)
 
 
 def read_metadata(model_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The saved model's metadata, or None when the folder holds no model."""
-    path = Path(model_dir) / META_FILE
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelError(f"{path}: unreadable model metadata ({error}); retrain with "
-                         "`stiwatch train --stip FILE`") from None
-
-
-def check_compatible(metadata: dict[str, Any], path: Path, taxonomy: Taxonomy) -> None:
-    problems = []
-    if metadata.get("format") != FORMAT:
-        problems.append(f"model format {metadata.get('format')} (this stiwatch reads {FORMAT})")
-    if metadata.get("sklearn_version") != sklearn.__version__:
-        problems.append(f"scikit-learn {metadata.get('sklearn_version')} "
-                        f"(installed: {sklearn.__version__})")
-    if metadata.get("taxonomy_version") != taxonomy.version:
-        problems.append(f"taxonomy version {metadata.get('taxonomy_version')} "
-                        f"(current: {taxonomy.version})")
-    if problems:
-        raise ModelMismatch(
-            f"{path}: the model was made with {' and '.join(problems)}; retrain it with "
-            "`stiwatch train --stip FILE` (the STIP Compass CSV export)"
-        )
+    return artifacts.read_metadata(model_dir, MODEL_STEM)
 
 
 def load_model(model_dir: str | os.PathLike[str],
                taxonomy: Taxonomy | None = None) -> PolicyModel | None:
     """The saved model, None when there is none, ModelMismatch when it is for other versions."""
-    folder = Path(model_dir)
-    metadata = read_metadata(folder)
-    if metadata is None:
+    loaded = load_artifact(model_dir, MODEL_STEM, FORMAT, taxonomy)
+    if loaded is None:
         return None
-    check_compatible(metadata, folder / META_FILE, taxonomy or load_taxonomy())
-    path = folder / MODEL_FILE
-    try:
-        payload = joblib.load(path)
-    except FileNotFoundError:
-        raise ModelError(f"{path}: missing (only {META_FILE} is there); retrain with "
-                         "`stiwatch train --stip FILE`") from None
-    except Exception as error:  # noqa: BLE001 - unpickling can fail in many ways
-        raise ModelError(f"{path}: cannot load the model ({type(error).__name__}: {error}); "
-                         "retrain with `stiwatch train --stip FILE`") from None
-    if not isinstance(payload, dict) or payload.get("version") != metadata.get("version"):
-        raise ModelError(f"{path}: does not match {META_FILE} (an interrupted save?); retrain "
-                         "with `stiwatch train --stip FILE`")
+    payload, metadata = loaded
     return PolicyModel(payload["features"], payload["bank"], payload["areas"],
                        payload["theme_groups"], payload["thresholds"],
                        payload["policy_threshold"], metadata, payload["rule_weight"],

@@ -1,0 +1,102 @@
+"""Saving and loading trained models with their metadata, for every model the classifier keeps.
+
+Each model is two files in the model folder: ``<stem>.joblib`` (the fitted objects) and
+``<stem>.json`` (metadata: format, scikit-learn and taxonomy versions, data hash, metrics).
+Both are written atomically, the metadata last, and loading refuses a model made for another
+format, library or taxonomy version with a message that says how to retrain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+import tempfile
+from typing import Any
+
+import joblib
+import sklearn
+
+from .errors import ModelError, ModelMismatch
+from .taxonomy import Taxonomy, load_taxonomy
+
+RETRAIN = "retrain with `stiwatch train --stip FILE`"
+
+
+def save_artifact(model_dir: str | os.PathLike[str], stem: str, payload: dict[str, Any],
+                  metadata: dict[str, Any]) -> Path:
+    """Write ``<stem>.joblib`` and ``<stem>.json`` atomically (a crash keeps the old pair)."""
+    folder = Path(model_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp_model = tempfile.mkstemp(dir=folder, prefix=f".{stem}-", suffix=".joblib")
+    os.close(fd)
+    fd, tmp_meta = tempfile.mkstemp(dir=folder, prefix=f".{stem}-", suffix=".json")
+    os.close(fd)
+    try:
+        joblib.dump(payload, tmp_model, compress=3)
+        Path(tmp_meta).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+        # The metadata goes last: a reader never sees new metadata beside an old model file
+        # for long, and load_artifact() cross-checks the version held in both.
+        os.replace(tmp_model, folder / f"{stem}.joblib")
+        os.replace(tmp_meta, folder / f"{stem}.json")
+    finally:
+        for leftover in (tmp_model, tmp_meta):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+    return folder
+
+
+def read_metadata(model_dir: str | os.PathLike[str], stem: str, what: str = "model"
+                  ) -> dict[str, Any] | None:
+    """The saved metadata, or None when the folder holds no such model."""
+    path = Path(model_dir) / f"{stem}.json"
+    if not path.exists():
+        return None
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelError(f"{path}: unreadable {what} metadata ({error}); {RETRAIN}") from None
+    if not isinstance(metadata, dict):
+        raise ModelError(f"{path}: unreadable {what} metadata; {RETRAIN}")
+    return metadata
+
+
+def check_compatible(metadata: dict[str, Any], path: Path, fmt: int, taxonomy: Taxonomy,
+                     what: str = "model") -> None:
+    """ModelMismatch, naming every difference, when the model was made for other versions."""
+    problems = []
+    if metadata.get("format") != fmt:
+        problems.append(f"{what} format {metadata.get('format')} (this stiwatch reads {fmt})")
+    if metadata.get("sklearn_version") != sklearn.__version__:
+        problems.append(f"scikit-learn {metadata.get('sklearn_version')} "
+                        f"(installed: {sklearn.__version__})")
+    if metadata.get("taxonomy_version") != taxonomy.version:
+        problems.append(f"taxonomy version {metadata.get('taxonomy_version')} "
+                        f"(current: {taxonomy.version})")
+    if problems:
+        raise ModelMismatch(
+            f"{path}: the {what} was made with {' and '.join(problems)}; retrain it with "
+            "`stiwatch train --stip FILE` (the STIP Compass CSV export)")
+
+
+def load_artifact(model_dir: str | os.PathLike[str], stem: str, fmt: int,
+                  taxonomy: Taxonomy | None = None, what: str = "model"
+                  ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """``(payload, metadata)`` of a saved model, None when there is none."""
+    folder = Path(model_dir)
+    metadata = read_metadata(folder, stem, what)
+    if metadata is None:
+        return None
+    check_compatible(metadata, folder / f"{stem}.json", fmt, taxonomy or load_taxonomy(), what)
+    path = folder / f"{stem}.joblib"
+    try:
+        payload = joblib.load(path)
+    except FileNotFoundError:
+        raise ModelError(f"{path}: missing (only {stem}.json is there); {RETRAIN}") from None
+    except Exception as error:  # noqa: BLE001 - unpickling can fail in many ways
+        raise ModelError(f"{path}: cannot load the {what} ({type(error).__name__}: {error}); "
+                         f"{RETRAIN}") from None
+    if not isinstance(payload, dict) or payload.get("version") != metadata.get("version"):
+        raise ModelError(f"{path}: does not match {stem}.json (an interrupted save?); "
+                         f"{RETRAIN}")
+    return payload, metadata
