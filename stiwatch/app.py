@@ -13,6 +13,7 @@ import db
 
 from . import __version__
 from .config import ConfigError, Settings, load_settings
+from .progress import Progress
 
 
 class App:
@@ -54,10 +55,18 @@ class App:
         contact = self.settings["contact"] or "https://github.com/stiwatch/stiwatch"
         return self.settings["user_agent"].format(version=__version__, contact=contact)
 
+    def progress(self, label: str, unit: str = "items") -> Progress:
+        """A progress line on stderr when it is a terminal, never with --quiet."""
+        return Progress(label, unit=unit, enabled=False if self.quiet else None)
+
     def echo(self, message: str = "", **kw) -> None:
         """Informational output, silenced by --quiet (results and errors are never silenced)."""
         if not self.quiet:
             click.echo(message, **kw)
+
+
+# Commands receive the invocation's App (set on the click context by stiwatch.cli).
+pass_app = click.make_pass_decorator(App)
 
 
 def configure_logging(settings: Settings) -> None:

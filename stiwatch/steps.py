@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from crawler.runner import CrawlError, CrawlInputError, crawl
+from crawler.runner import CrawlError
 from digest.send import send_week
 from digest.weeks import last_complete_week
 
 from .app import App
-from .errors import UserError
-from .progress import Progress
 
 
 class StepFailed(Exception):
@@ -24,22 +22,12 @@ class StepFailed(Exception):
         self.result = result
 
 
-def _progress(app: App, label: str, unit: str) -> Progress:
-    return Progress(label, unit=unit, enabled=False if app.quiet else None)
-
-
 def crawl_step(app: App) -> dict[str, Any]:
     """Crawl every enabled source; fails only when every source failed."""
-    from .commands.crawl import CrawlProgress
+    from .commands.crawl import crawl_with_progress
 
-    app.close()  # the crawler writes through its own connection, in its own process
-    progress = _progress(app, "crawl", "articles")
     try:
-        with progress:
-            report = crawl(app.db_path, app.settings, progress=CrawlProgress(progress),
-                           user_agent=app.user_agent())
-    except CrawlInputError as error:
-        raise UserError(str(error), exit_code=2) from None
+        report = crawl_with_progress(app)
     except CrawlError as error:  # the crawler process died: what it stored stays stored
         raise StepFailed({"step": "crawl", "status": "failed", "error": str(error),
                           "summary": f"crawl failed: {error}"}) from None
@@ -70,7 +58,7 @@ def digest_step(app: App, *, dry_run: bool = False) -> dict[str, Any]:
     settings = app.settings
     week = last_complete_week(settings["timezone"])
     store = app.store()
-    with _progress(app, f"digest {week.label}", "subscribers") as progress:
+    with app.progress(f"digest {week.label}", "subscribers") as progress:
         report = send_week(store, settings, week, dry_run=dry_run, progress=progress)
     result = {
         "step": "digest", "week": week.label, "transport": report.transport,

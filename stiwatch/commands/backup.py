@@ -11,11 +11,9 @@ import time
 
 import click
 
-from ..app import App
+from ..app import App, pass_app
 from ..errors import UserError
 from .search import existing_store
-
-pass_app = click.make_pass_decorator(App)
 
 
 @click.command("backup")

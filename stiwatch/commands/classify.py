@@ -11,18 +11,15 @@ import click
 
 from classifier.taxonomy import load_taxonomy
 
-from ..app import App
+from ..app import App, pass_app
 from ..errors import UserError
 from ..output import echo_json, echo_table
-from ..progress import Progress
 
 # The model modules load scikit-learn: imported inside the commands that need them, so every
 # other command starts quickly.
 
 if TYPE_CHECKING:
     from classifier.pipeline import Classifier
-
-pass_app = click.make_pass_decorator(App)
 
 model_dir_option = click.option(
     "--model-dir", metavar="DIR",
@@ -62,7 +59,7 @@ def run_classification(app: App, *, everything: bool = False, model_dir: str | N
     classifier = classifier or load_classifier(app, model_dir, use_model=use_model)
     app.echo(f"Classifier: {classifier.describe()}", err=True)
     store = app.store()
-    progress = Progress("classify", unit="items", enabled=False if app.quiet else None)
+    progress = app.progress("classify", unit="items")
     with progress:
         progress.set_total(len(store.unclassified_ids(everything=everything)))
         report = classify_store(store, classifier, everything=everything,

@@ -10,12 +10,10 @@ from crawler.items import CrawlReport
 from crawler.registry import load_registry
 from crawler.runner import CrawlError, CrawlInputError, crawl
 
-from ..app import App
+from ..app import App, pass_app
 from ..errors import UserError
 from ..output import echo_json, echo_table
 from ..progress import Progress
-
-pass_app = click.make_pass_decorator(App)
 
 SUMMARY_COLUMNS = ["source", "status", "new", "duplicates", "updated", "partial", "unchanged",
                    "errors", "error"]
@@ -58,6 +56,22 @@ def _rows(report: CrawlReport) -> list[dict[str, Any]]:
     return rows
 
 
+def crawl_with_progress(app: App, source_ids: tuple[str, ...] = (),
+                        refresh: bool = False) -> CrawlReport:
+    """Crawl with a progress line (shared by `stiwatch crawl` and `stiwatch run`).
+
+    Bad input (no sources, bad Scrapy settings) is a UserError with exit status 2; a crawler
+    process that died raises CrawlError for the caller to report.
+    """
+    app.close()  # the crawler writes through its own connection, in its own process
+    try:
+        with app.progress("crawl", unit="articles") as progress:
+            return crawl(app.db_path, app.settings, source_ids, refresh,
+                         progress=CrawlProgress(progress), user_agent=app.user_agent())
+    except CrawlInputError as error:
+        raise UserError(str(error), exit_code=2) from None
+
+
 @click.command("crawl")
 @click.option("--sources", "sources_file", metavar="FILE",
               help="Sync this registry TOML file into the store first (as `sources sync`).")
@@ -85,16 +99,9 @@ def crawl_command(app: App, sources_file: str | None, source_ids: tuple[str, ...
         sync = store.sync_sources(registry.sources)
         app.echo(f"{sources_file}: {len(sync.added)} added, {len(sync.updated)} updated, "
                  f"{len(sync.disabled)} disabled.", err=True)
-    # The crawler writes through its own connection, in its own process.
-    app.close()
-    progress = Progress("crawl", unit="articles", enabled=None if not app.quiet else False)
     try:
-        with progress:
-            report = crawl(app.db_path, app.settings, source_ids, refresh,
-                           progress=CrawlProgress(progress), user_agent=app.user_agent())
-    except CrawlInputError as error:
-        raise UserError(str(error), exit_code=2) from None
-    except CrawlError as error:
+        report = crawl_with_progress(app, source_ids, refresh)
+    except CrawlError as error:  # the crawler process died: what it stored stays stored
         raise UserError(str(error), exit_code=1) from None
 
     if as_json:

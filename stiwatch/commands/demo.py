@@ -12,12 +12,10 @@ from crawler.registry import dump_registry, load_registry
 from digest.send import write_preview
 from digest.weeks import last_complete_week, zone
 
-from ..app import App
+from ..app import App, pass_app
 from ..demo import build_site, serve
 from ..output import echo_json
 from ..steps import StepFailed, classify_step, crawl_step, digest_step
-
-pass_app = click.make_pass_decorator(App)
 
 # Two readers with different interests, so the outbox shows how filters shape a digest.
 DEMO_SUBSCRIBERS = [

@@ -9,12 +9,9 @@ import click
 from digest.send import send_week, write_preview
 from digest.weeks import week_or_default
 
-from ..app import App
+from ..app import App, pass_app
 from ..errors import UserError
 from ..output import echo_json, echo_table
-from ..progress import Progress
-
-pass_app = click.make_pass_decorator(App)
 
 WEEK_HELP = "ISO week such as 2026-W47 in the `timezone` setting [default: the last complete week]."
 
@@ -67,8 +64,7 @@ def send_command(app: App, week: str | None, dry_run: bool, as_json: bool) -> No
     settings = app.settings
     chosen = week_or_default(week, settings["timezone"])
     store = app.store()
-    with Progress(f"digest {chosen.label}", unit="subscribers",
-                  enabled=None if not app.quiet else False) as progress:
+    with app.progress(f"digest {chosen.label}", unit="subscribers") as progress:
         report = send_week(store, settings, chosen, dry_run=dry_run, progress=progress)
     if as_json:
         echo_json(report.as_dict())

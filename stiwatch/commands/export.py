@@ -12,11 +12,9 @@ from typing import IO, Iterable
 
 import click
 
-from ..app import App
+from ..app import App, pass_app
 from ..errors import UserError
 from .search import existing_store
-
-pass_app = click.make_pass_decorator(App)
 
 COLUMNS = ["id", "url", "source_id", "source_name", "title", "summary", "body", "language",
            "published_at", "date_source", "fetched_at", "status", "duplicate_of", "policy",

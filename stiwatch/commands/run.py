@@ -9,12 +9,11 @@ import click
 
 import db
 
-from ..app import App
+from ..app import App, pass_app
 from ..errors import UserError
 from ..output import echo_json
 from ..steps import StepFailed, classify_step, crawl_step, digest_step
 
-pass_app = click.make_pass_decorator(App)
 log = logging.getLogger("stiwatch.run")
 
 # Exit statuses cron (or systemd) sees; documented in docs/operations.md.

@@ -10,11 +10,9 @@ import click
 from classifier.taxonomy import load_taxonomy
 import db
 
-from ..app import App
+from ..app import App, pass_app
 from ..errors import UserError
 from ..output import echo_csv, echo_json, table
-
-pass_app = click.make_pass_decorator(App)
 
 COLUMNS = ["id", "url", "title", "source_id", "source_name", "published_at", "score", "copies",
            "policy", "areas", "domains", "countries", "regions", "snippet"]

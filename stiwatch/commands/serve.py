@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ..app import App
+from ..app import App, pass_app
 from ..datasette_meta import build_metadata
 from .search import existing_store
-
-pass_app = click.make_pass_decorator(App)
 
 
 @click.command("serve")

@@ -8,10 +8,8 @@ from crawler.registry import load_registry
 import db
 from db.docs import markdown
 
-from ..app import App
+from ..app import App, pass_app
 from ..output import echo_json, echo_table
-
-pass_app = click.make_pass_decorator(App)
 
 
 @click.command("init")

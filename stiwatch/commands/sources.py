@@ -11,10 +11,8 @@ import click
 
 from crawler.registry import load_registry
 
-from ..app import App
+from ..app import App, pass_app
 from ..output import echo_json, echo_table
-
-pass_app = click.make_pass_decorator(App)
 
 HEALTH_COLUMNS = ["id", "kind", "country", "enabled", "items", "last_ok_at",
                   "consecutive_failures", "last_error"]

@@ -7,11 +7,9 @@ from typing import Any
 
 import click
 
-from ..app import App
+from ..app import App, pass_app
 from ..output import echo_json, echo_table
 from .search import existing_store
-
-pass_app = click.make_pass_decorator(App)
 
 
 def _parse(stamp: str | None) -> datetime | None:

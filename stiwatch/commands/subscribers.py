@@ -13,10 +13,8 @@ from classifier.taxonomy import load_taxonomy
 import db
 from digest.errors import InvalidSubscriber
 
-from ..app import App
+from ..app import App, pass_app
 from ..output import echo_json, echo_table
-
-pass_app = click.make_pass_decorator(App)
 
 COLUMNS = ("email", "name", "areas", "domains", "countries", "regions")
 FACETS = {"areas": "area", "domains": "domain", "countries": "country", "regions": "region"}

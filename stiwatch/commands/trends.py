@@ -10,10 +10,8 @@ from digest.chart import area_chart
 from digest.trends import trends
 from digest.weeks import week_or_default
 
-from ..app import App
+from ..app import App, pass_app
 from ..output import echo_csv, echo_json, echo_table
-
-pass_app = click.make_pass_decorator(App)
 
 
 @click.command("trends")
