@@ -7,7 +7,7 @@ next step and still exit non-zero. Bad input raises the library's own exceptions
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from crawler.runner import CrawlError
 from digest.send import send_week
@@ -20,6 +20,16 @@ class StepFailed(Exception):
     def __init__(self, result: dict[str, Any]) -> None:
         super().__init__(result["summary"])
         self.result = result
+
+
+def run_step(app: App, step: Callable[[App], dict[str, Any]]) -> dict[str, Any]:
+    """Run one step, say how it went on stderr; ``ok`` in the result tells whether it failed."""
+    try:
+        result = {**step(app), "ok": True}
+    except StepFailed as error:
+        result = {**error.result, "ok": False}
+    app.echo(f"{result['step']}: {result['summary']}", err=True)
+    return result
 
 
 def crawl_step(app: App) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from digest.weeks import last_complete_week, zone
 from ..app import App, pass_app
 from ..demo import build_site, serve
 from ..output import echo_json
-from ..steps import StepFailed, classify_step, crawl_step, digest_step
+from ..steps import classify_step, crawl_step, digest_step, run_step
 
 # Two readers with different interests, so the outbox shows how filters shape a digest.
 DEMO_SUBSCRIBERS = [
@@ -58,12 +58,12 @@ def demo_command(app: App, directory: Path, as_json: bool) -> None:
         store.sync_sources(load_registry(registry_path).sources)
         store.save_subscribers(DEMO_SUBSCRIBERS)
         app.echo(f"Demo site: {server.url}/ ({len(records)} sources)", err=True)
-        steps = [_step(crawl_step, app), _step(classify_step, app)]
+        steps = [run_step(app, crawl_step), run_step(app, classify_step)]
 
     week = last_complete_week(tz)
     html, png, digest = write_preview(app.store(), app.settings, week,
                                       directory / "outbox" / f"digest-{week.label}.html")
-    steps.append(_step(digest_step, app))
+    steps.append(run_step(app, digest_step))
     summary = _summary(app, directory, week.label, html, steps, time.monotonic() - started)
     if as_json:
         echo_json(summary)
@@ -85,15 +85,6 @@ def _configure(app: App, directory: Path) -> None:
         "lock_file": str(directory / "stiwatch.lock"),
     }.items():
         app.settings.override(name, value, "stiwatch demo")
-
-
-def _step(step, app: App) -> dict:  # noqa: ANN001 - one of stiwatch.steps
-    try:
-        result = step(app)
-    except StepFailed as error:
-        result = error.result
-    app.echo(f"{result['step']}: {result['summary']}", err=True)
-    return result
 
 
 def _summary(app: App, directory: Path, week: str, html: Path, steps: list[dict],

@@ -12,7 +12,7 @@ import db
 from ..app import App, pass_app
 from ..errors import UserError
 from ..output import echo_json
-from ..steps import StepFailed, classify_step, crawl_step, digest_step
+from ..steps import classify_step, crawl_step, digest_step, run_step
 
 log = logging.getLogger("stiwatch.run")
 
@@ -61,14 +61,10 @@ def _run(app: App, with_digest: bool, as_json: bool) -> int:
     plan = [crawl_step, classify_step] + ([digest_step] if with_digest else [])
     try:
         for step in plan:
-            try:
-                result = step(app)
-            except StepFailed as error:
-                result = error.result
-                failed = True
+            result = run_step(app, step)
+            failed = failed or not result["ok"]
             steps.append(result)
             log.info("run %s: %s %s", run_id, result["step"], result)
-            app.echo(f"{result['step']}: {result['summary']}", err=True)
     finally:
         # Recorded even when interrupted: the row tells `stiwatch status` what happened.
         status = "failed" if failed and len(steps) < len(plan) else ("partial" if failed else "ok")
