@@ -13,6 +13,7 @@ import db
 
 from . import __version__
 from .config import ConfigError, Settings, load_settings
+from .errors import UserError
 from .progress import Progress
 
 
@@ -44,6 +45,23 @@ class App:
             self._store = store
             click.get_current_context().call_on_close(self.close)
         return self._store
+
+    def existing_store(self) -> db.Store:
+        """The store for a command that only reads: never creates an empty one.
+
+        Read-only (SQLite mode=ro) when the file is at the current schema, so searching,
+        exporting or checking status never waits for a crawl's write lock; an older file is
+        opened normally, which migrates it once (a newer one is refused).
+        """
+        if not self.db_path.exists():
+            raise UserError(f"{self.db_path}: no such database (run `stiwatch init` and "
+                            "`stiwatch crawl`, or try `stiwatch demo`)")
+        try:
+            store = db.open_store(self.db_path, readonly=True)
+        except db.StoreError:
+            return self.store()
+        click.get_current_context().call_on_close(store.close)
+        return store
 
     def close(self) -> None:
         if self._store is not None:

@@ -13,7 +13,6 @@ import click
 
 from ..app import App, pass_app
 from ..errors import UserError
-from .search import existing_store
 
 
 @click.command("backup")
@@ -37,7 +36,7 @@ def backup_command(app: App, dest: str, force: bool) -> None:
         raise UserError(f"{target.parent}: no such folder")
     if target.resolve() == app.db_path.resolve():
         raise UserError(f"{target}: that is the database itself")
-    store = existing_store(app)
+    store = app.existing_store()
     started = time.monotonic()
     handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(handle)

@@ -14,7 +14,6 @@ import click
 
 from ..app import App, pass_app
 from ..errors import UserError
-from .search import existing_store
 
 COLUMNS = ["id", "url", "source_id", "source_name", "title", "summary", "body", "language",
            "published_at", "date_source", "fetched_at", "status", "duplicate_of", "policy",
@@ -54,7 +53,7 @@ def export_command(app: App, fmt: str, since: str | None, out: str | None) -> No
     constant memory. Columns: id, url, source, title, summary, body, language, dates, status,
     duplicate_of (near-duplicates are included and point at their original), then the tags.
     """
-    store = existing_store(app)
+    store = app.existing_store()
     rows = store.iter_export(since=since)
     if out is None:
         count = write_items(rows, sys.stdout, fmt)

@@ -8,34 +8,12 @@ import sys
 import click
 
 from classifier.taxonomy import load_taxonomy
-import db
 
 from ..app import App, pass_app
-from ..errors import UserError
 from ..output import echo_csv, echo_json, table
 
 COLUMNS = ["id", "url", "title", "source_id", "source_name", "published_at", "score", "copies",
            "policy", "areas", "domains", "countries", "regions", "snippet"]
-
-
-def existing_store(app: App, *, readonly: bool = True) -> db.Store:
-    """The store, refusing to create an empty one for a command that only reads.
-
-    Read-only (SQLite mode=ro) when the file is at the current schema, so searching, exporting
-    or checking status never waits for a crawl's write lock; an older file is opened normally,
-    which migrates it once.
-    """
-    if not app.db_path.exists():
-        raise UserError(f"{app.db_path}: no such database (run `stiwatch init` and "
-                        "`stiwatch crawl`, or try `stiwatch demo`)")
-    if readonly:
-        try:
-            store = db.open_store(app.db_path, readonly=True)
-        except db.StoreError:
-            return app.store()  # an older schema (migrated now) or a newer one (refused)
-        click.get_current_context().call_on_close(store.close)
-        return store
-    return app.store()
 
 
 def _checked(facet: str, values: tuple[str, ...]) -> tuple[str, ...]:
@@ -117,7 +95,7 @@ def search_command(app: App, query: str, areas, domains, countries, regions, sou
       stiwatch search 'quantum NOT computing' --country JP --format json
       stiwatch search 'semicond*' --area business_innovation --limit 5
     """
-    store = existing_store(app)
+    store = app.existing_store()
     for source in sources:
         store.get_source(source)  # NoSuchSource: a clear error rather than silently nothing
     rows = store.search(

@@ -6,7 +6,6 @@ import click
 
 from ..app import App, pass_app
 from ..datasette_meta import build_metadata
-from .search import existing_store
 
 
 @click.command("serve")
@@ -30,7 +29,7 @@ def serve_command(app: App, port: int, host: str) -> None:
     import asyncio
     import uvicorn
 
-    store = existing_store(app)  # an old file is migrated first, so the canned queries fit
+    store = app.existing_store()  # an old file is migrated first, so the canned queries fit
     path = store.path.resolve()
     store.close()
     app.close()

@@ -9,7 +9,6 @@ import click
 
 from ..app import App, pass_app
 from ..output import echo_json, echo_table
-from .search import existing_store
 
 
 def _parse(stamp: str | None) -> datetime | None:
@@ -103,7 +102,7 @@ def status_command(app: App, as_json: bool) -> None:
     long), digest deliveries still owed (pending, failed, or sending without an answer), the
     schema version and the database size.
     """
-    store = existing_store(app)
+    store = app.existing_store()
     now = datetime.now(timezone.utc)
     report = gather(store, now)
     if as_json:
