@@ -57,7 +57,9 @@ def _steps_summary(steps: Any) -> str:
     for step in steps:
         if isinstance(step, dict):
             name = step.get("step") or step.get("name") or "?"
-            parts.append(f"{name}:{step['status']}" if step.get("status") else str(name))
+            # Steps of `stiwatch run` say whether they succeeded in `ok`; older rows may not.
+            state = {True: "ok", False: "failed"}.get(step.get("ok")) or step.get("status")
+            parts.append(f"{name}:{state}" if state else str(name))
     return " ".join(parts)
 
 
