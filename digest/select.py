@@ -78,14 +78,19 @@ def short_summary(summary: str | None, body: str | None, limit: int = 320) -> st
     return short
 
 
-def _parse_time(value: str | None) -> datetime:
+def parse_time(value: str | None) -> datetime | None:
+    """A stored timestamp as an aware datetime (naive ones are UTC), None when absent or bad."""
     if not value:
-        return datetime(1970, 1, 1, tzinfo=timezone.utc)
+        return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        return datetime(1970, 1, 1, tzinfo=timezone.utc)
+        return None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _parse_time(value: str | None) -> datetime:
+    return parse_time(value) or datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass

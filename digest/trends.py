@@ -17,13 +17,12 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 import re
 from typing import Any, Iterable
 
 from classifier.taxonomy import load_taxonomy
 
-from .select import clean_text, label_name
+from .select import clean_text, label_name, parse_time
 from .weeks import Week, week_of
 
 COMPARE_WEEKS = 4
@@ -108,16 +107,6 @@ def compare(series: list[int]) -> tuple[float, float, int | None, str]:
     return round(mean, 2), round(change, 2), pct, direction
 
 
-def _parse(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 def trends(
     store: Any,
     week: Week,
@@ -137,7 +126,7 @@ def trends(
     totals = [0] * span
     story_terms: list[tuple[int, str, set[str]]] = []
     for row in rows:
-        moment = _parse(row["published_at"])
+        moment = parse_time(row["published_at"])
         if moment is None:
             continue
         n = index.get(week_of(moment, week.tz).label)
