@@ -35,6 +35,11 @@ def _names() -> dict[str, dict[str, str]]:
     }
 
 
+@lru_cache(maxsize=1)
+def _area_order() -> dict[str, int]:
+    return {area: n for n, area in enumerate(_names()["area"])}
+
+
 @lru_cache(maxsize=512)
 def country_name(code: str) -> str:
     if code == "EU":
@@ -122,13 +127,13 @@ class Story:
     @property
     def primary_area(self) -> str:
         """The section a story goes to when the reader has no area filter: its best area."""
-        value = self._texts.get("primary_area")
-        if value is None:
-            order = {area: n for n, area in enumerate(_names()["area"])}
-            value = max(self.areas, key=lambda a: (self.area_scores.get(a, 0.0),
-                                                   -order.get(a, 99))) if self.areas else OTHER
-            self._texts["primary_area"] = value
-        return value
+        return self.text("primary_area", lambda: self.best_area(self.areas))
+
+    def best_area(self, candidates: list[str]) -> str:
+        """The highest-scoring of ``candidates`` (ties: taxonomy order), OTHER when none."""
+        order = _area_order()
+        return max(candidates, key=lambda a: (self.area_scores.get(a, 0.0),
+                                              -order.get(a, 99))) if candidates else OTHER
 
     def text(self, key: str, make: Any) -> str:
         """A display string computed once per story (shared by every subscriber's digest)."""
@@ -311,7 +316,7 @@ def select(
     headline_count = min(HEADLINES, cap)
     headlines = Section("headlines", "Headlines", [entry(p) for p in matched[:headline_count]])
     wanted = set(filters["areas"])
-    order = {area: n for n, area in enumerate(_names()["area"])}
+    order = _area_order()
     shown: dict[str, list[int]] = {}
     counts: dict[str, int] = {}
     for position in matched[headline_count:]:
@@ -319,9 +324,7 @@ def select(
         if not wanted:
             area = story.primary_area
         else:
-            candidates = [a for a in story.areas if a in wanted]
-            area = max(candidates, key=lambda a: (story.area_scores.get(a, 0.0),
-                                                  -order.get(a, 99))) if candidates else OTHER
+            area = story.best_area([a for a in story.areas if a in wanted])
         counts[area] = counts.get(area, 0) + 1
         if counts[area] <= cap:
             shown.setdefault(area, []).append(position)
