@@ -27,7 +27,8 @@ from db.clock import utcnow
 from ..extract import extract_article
 from ..items import ArticleItem, Candidate, SourceEvent
 from ..middlewares import META_GAVE_UP, META_VALIDATORS
-from .listings import ListingError, feed_listing, html_listing, sitemap_listing
+from .listings import (ListingError, feed_listing, html_listing, response_headers,
+                       sitemap_listing)
 
 logger = logging.getLogger(__name__)
 
@@ -83,10 +84,6 @@ _FRIENDLY = {
     "DownloadFailedError": "download failed",
 }
 _WITH_DETAIL = {"CannotResolveHostError", "DNSLookupError", "DownloadFailedError"}
-
-
-def text_headers(response: Response) -> dict[str, str]:
-    return {k: v for k, v in response.headers.to_unicode_dict().items()}
 
 
 MAX_LISTING_DEPTH = 3  # sitemap index -> sitemap -> ... at most this many levels below the root
@@ -266,7 +263,7 @@ class SourceSpider(scrapy.Spider):
                                refetch)
             return
         try:
-            article = extract_article(response.body, response.url, text_headers(response),
+            article = extract_article(response.body, response.url, response_headers(response),
                                       feed_date=candidate.published_at)
         except Exception as error:  # noqa: BLE001 - keep the listing's data rather than nothing
             logger.exception("extracting %s failed", response.url)

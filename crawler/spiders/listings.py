@@ -28,7 +28,8 @@ class ListingError(Exception):
     """A listing that cannot be used; the message is one sentence for the source's last_error."""
 
 
-def _headers(response: Response) -> dict[str, str]:
+def response_headers(response: Response) -> dict[str, str]:
+    """A response's headers as str (Scrapy's unicode view), for the extractors."""
     return dict(response.headers.to_unicode_dict())
 
 
@@ -36,7 +37,7 @@ def _headers(response: Response) -> dict[str, str]:
 
 def feed_listing(source: dict[str, Any], response: Response) -> Parsed:
     try:
-        feed = parse_feed(response.body, response.url, _headers(response))
+        feed = parse_feed(response.body, response.url, response_headers(response))
     except FeedError as error:
         raise ListingError(str(error)) from None
     candidates = [
@@ -81,7 +82,7 @@ def extract_links(body: bytes, url: str, headers: dict[str, str] | None, css: st
 def html_listing(source: dict[str, Any], response: Response) -> Parsed:
     if not response.body.strip():
         raise ListingError(f"The listing page {response.url} is empty.")
-    links = extract_links(response.body, get_base_url(response), _headers(response),
+    links = extract_links(response.body, get_base_url(response), response_headers(response),
                           source["links"])
     listing = try_canonicalize(response.url)
     candidates = [Candidate(url=url, source_id=source["id"], title=title,
