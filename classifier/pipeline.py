@@ -93,6 +93,8 @@ class Classifier:
         self.domains = domains
         self.gazetteer = gazetteer
         self.model_dir = Path(model_dir) if model_dir is not None else None
+        # the areas the model was trained on, once rather than for every item in _one()
+        self._modelled = frozenset(model.area_labels) if model is not None else frozenset()
         # the three lexicons scan each text once, together (same hits as three scans)
         self._scan = share_scan([rules._matcher, domains._matcher, gazetteer._matcher])
 
@@ -175,7 +177,7 @@ class Classifier:
         else:
             policy, policy_method = rule_relevance, "rules"
         if prediction is not None:
-            modelled = set(self.model.area_labels)
+            modelled = self._modelled
             areas = [(a, s, "model") for a, s in
                      sorted(prediction.areas.items(), key=lambda pair: -pair[1])]
             chosen = {a for a, _s, _m in areas}
