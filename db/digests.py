@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from .clock import utcnow
+from .search import LIST_KEYS
 
 
 def _chunks(values: list[Any], size: int = 500) -> Iterable[list[Any]]:
@@ -52,7 +53,7 @@ class DigestsMixin:
         )
         by_id = {}
         for row in rows:
-            row.update(areas=[], domains=[], countries=[], regions=[])
+            row.update({key: [] for key in LIST_KEYS.values()})
             by_id[row["id"]] = row
         for row in self.query(
             """SELECT t.item_id, t.facet, t.value, t.score
@@ -67,9 +68,7 @@ class DigestsMixin:
         ):
             item = by_id.get(row["item_id"])
             if item is not None:
-                key = {"area": "areas", "domain": "domains", "country": "countries",
-                       "region": "regions"}[row["facet"]]
-                item[key].append((row["value"], row["score"]))
+                item[LIST_KEYS[row["facet"]]].append((row["value"], row["score"]))
         return list(by_id.values())
 
     def duplicates_of(self, item_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
