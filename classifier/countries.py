@@ -45,7 +45,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
 from .artifacts import load_artifact, save_artifact
-from .model import _COMBINING, Features
+from .model import _COMBINING, Features, model_text as _model_text
 from .places import Gazetteer, regions_for
 from .stip import Example
 from .taxonomy import Taxonomy, load_taxonomy
@@ -69,7 +69,8 @@ Tags = list[tuple[str, float, str]]
 
 
 def model_text(title: str | None, text: str | None) -> str:
-    return f"{title or ''}\n{text or ''}"[:MAX_CHARS]
+    """The country model's input: the areas model's text, cut at this model's MAX_CHARS."""
+    return _model_text(title, text, MAX_CHARS)
 
 
 def _vectorizer() -> TfidfVectorizer:
