@@ -216,9 +216,6 @@ class SearchMixin:
             row["score"] = round(row["score"], 3)
             row["copies"] = 0
             row["source_name"] = None
-            row["policy"] = None
-            for key in LIST_KEYS.values():
-                row[key] = []
         for item_id, copies in self.conn.execute(
             f"SELECT duplicate_of, count(*) FROM items WHERE duplicate_of IN ({marks}) "
             "GROUP BY duplicate_of", ids
@@ -232,6 +229,11 @@ class SearchMixin:
         self._attach_tags(by_id)
 
     def _attach_tags(self, by_id: dict[int, dict[str, Any]]) -> None:
+        """Give each row ``policy`` (None when untagged) and its tag lists (``areas``, ...)."""
+        for row in by_id.values():
+            row["policy"] = None
+            for key in LIST_KEYS.values():
+                row[key] = []
         ids = list(by_id)
         marks = ", ".join("?" for _ in ids)
         for item_id, facet, value in self.conn.execute(
@@ -266,12 +268,7 @@ class SearchMixin:
             )
             if not rows:
                 return
-            by_id = {row["id"]: row for row in rows}
-            for row in rows:
-                row["policy"] = None
-                for key in LIST_KEYS.values():
-                    row[key] = []
-            self._attach_tags(by_id)
+            self._attach_tags({row["id"]: row for row in rows})
             yield from rows
             last = rows[-1]["id"]
 
