@@ -194,9 +194,13 @@ class SmtpTransport:
             raise CannotConnect(f"cannot reach SMTP server {host}:{port}: {error}") from error
         return conn
 
-    def send(self, message: Any, email: str) -> None:
+    def connect(self) -> None:
+        """Open the session unless one is open (CannotConnect when the server is unreachable)."""
         if self.conn is None:
             self.conn = self._connect()
+
+    def send(self, message: Any, email: str) -> None:
+        self.connect()
         try:
             self.conn.sendmail(self.envelope_from, [email], to_bytes(message))
         except smtplib.SMTPRecipientsRefused as error:
@@ -243,6 +247,9 @@ class OutboxTransport:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.written: list[Path] = []
+
+    def connect(self) -> None:
+        pass
 
     def send(self, message: Any, email: str) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -372,8 +379,7 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
                 continue
             message = message_for(bundle, digest, settings)
             if not dry_run:
-                if isinstance(transport, SmtpTransport) and transport.conn is None:
-                    transport.conn = transport._connect()  # fail before touching the row
+                transport.connect()  # fail before touching the row
                 store.delivery_sending(email, week.label,
                                        message_id(email, week.label, settings["mail_from"]),
                                        digest.total)
