@@ -145,22 +145,25 @@ class Deduper:
             raise ValueError(f"a duplicate threshold must be in (0, 1], not {threshold}")
         self.store = store
         self.threshold = threshold
-        self._last: tuple[str, bytes] | None = None
+        self._last: tuple[str, bytes, list[int] | None] | None = None
 
-    def _signature(self, text: str) -> bytes:
-        # find() then remember() of the same text is the pipeline's pattern: sign once.
+    def _signed(self, text: str) -> tuple[bytes, list[int] | None]:
+        """The text's signature and LSH buckets (None when too short to compare).
+
+        find() then remember() of the same text is the pipeline's pattern: sign and bucket once.
+        """
         if self._last is None or self._last[0] != text:
-            self._last = (text, signature(text))
-        return self._last[1]
+            sig = signature(text)
+            self._last = (text, sig, buckets(sig) if _unpack(sig)[0] >= MIN_SHINGLES else None)
+        return self._last[1], self._last[2]
 
     def find(self, text: str) -> int | None:
         """The id of the earliest stored item this text nearly duplicates, or None."""
-        sig = self._signature(text)
-        count, _ = _unpack(sig)
-        if count < MIN_SHINGLES:
+        sig, bands = self._signed(text)
+        if bands is None:
             return None
         matches = []
-        for item_id, other in self.store.signature_candidates(buckets(sig)).items():
+        for item_id, other in self.store.signature_candidates(bands).items():
             try:
                 if _unpack(other)[0] >= MIN_SHINGLES and similarity(sig, other) >= self.threshold:
                     matches.append(item_id)
@@ -170,7 +173,7 @@ class Deduper:
 
     def remember(self, item_id: int, text: str) -> None:
         """Store the text's signature for item ``item_id`` (short texts are not remembered)."""
-        sig = self._signature(text)
-        if _unpack(sig)[0] < MIN_SHINGLES:
+        sig, bands = self._signed(text)
+        if bands is None:
             return
-        self.store.save_signature(item_id, sig, buckets(sig))
+        self.store.save_signature(item_id, sig, bands)
