@@ -15,8 +15,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .lexicon import (LexiconError, Matcher, length_threshold, normalize, number, read_toml,
-                      scanned, table, term_list, weighted_hits)
+from .lexicon import (LexiconError, Matcher, length_threshold, number, read_toml, table,
+                      term_list, weighted_hits)
 from .taxonomy import load_taxonomy
 
 DEFAULT_SETTINGS = {
@@ -129,12 +129,6 @@ class DomainTagger:
     def _evidence(self, title: str, text: str) -> tuple[dict[str, float], str]:
         hits, body = weighted_hits(self._matcher, title, text, self.settings)
         return sum_evidence(hits, self.settings["max_repeats"]), body
-
-    def threshold(self, text: str) -> float:
-        """Evidence needed: `min_evidence`, plus one unit per `words_per_extra_evidence` words
-        beyond the first 500 (passing mentions in a long article do not add up to a tag)."""
-        limit = self.settings["scan_chars"]
-        return length_threshold(self.settings, scanned(normalize((text or "")[:int(2 * limit)]), limit))
 
     def explain(self, title: str, text: str) -> list[tuple[str, str, str, float]]:
         """Every hit as (domain, lexicon term, matched text, weighted evidence): why a domain

@@ -32,8 +32,8 @@ from typing import Any
 
 import pycountry
 
-from .lexicon import (LexiconError, Matcher, is_shouting, length_threshold, normalize, number,
-                      read_toml, scanned, table, term_list, weighted_hits)
+from .lexicon import (LexiconError, Matcher, is_shouting, length_threshold, number, read_toml,
+                      table, term_list, weighted_hits)
 from .taxonomy import country_codes, load_taxonomy
 
 # What a hit of each kind of term is worth, before position weights.
@@ -243,11 +243,6 @@ class Gazetteer:
         for code, value in _cap(shared_terms, s["max_term_evidence"]).items():
             evidence[code] = evidence.get(code, 0.0) + value
         return evidence
-
-    def threshold(self, text: str) -> float:
-        """Evidence a country needs in an item with this text."""
-        limit = self.settings["scan_chars"]
-        return length_threshold(self.settings, scanned(normalize((text or "")[:int(2 * limit)]), limit))
 
     def tag(self, title: str, text: str, source_country: str | None = None) -> list[tuple[str, float]]:
         """Country codes (ISO alpha-2, or EU) the item is about, best first, with scores 0..1."""
