@@ -31,7 +31,7 @@ STIWATCH_MAX_PARTIAL_ATTEMPTS = 8  # stop refetching an article page that never 
 STIWATCH_MAX_RETRY_AFTER = 120  # a Retry-After longer than this (s) gives up on the request
 STIWATCH_RETRY_BACKOFF_BASE = 1.0  # seconds before the first retry; doubles each time
 STIWATCH_RETRY_BACKOFF_MAX = 30.0
-STIWATCH_PROGRESS = None  # callable(event: dict) fed by the pipeline (set by crawler.runner)
+STIWATCH_EVENTS = None  # callable(event: dict) fed by the pipeline (set by crawler.runner)
 
 # -- identity ---------------------------------------------------------------------------------
 # Names stiwatch and a way to reach whoever runs it; `stiwatch crawl` fills in `contact`.
