@@ -10,13 +10,12 @@ see `DomainTagger.load`.
 
 from __future__ import annotations
 
-from importlib import resources
 import math
 from pathlib import Path
 from typing import Any
 
-from .lexicon import (LexiconError, Matcher, length_threshold, number, read_toml, table,
-                      term_list, weighted_hits)
+from .lexicon import (LexiconError, Matcher, data_file, length_threshold, number, read_toml,
+                      table, term_list, weighted_hits)
 from .taxonomy import load_taxonomy
 
 DEFAULT_SETTINGS = {
@@ -30,10 +29,6 @@ DEFAULT_SETTINGS = {
     "relative_evidence": 0.0,  # a label also needs this share of the best label's evidence
 }
 TERM_KINDS = {"terms": 1.0, "strong": 2.0}
-
-
-def _default_path() -> Path:
-    return Path(str(resources.files(__package__).joinpath("data", "domains.toml")))
 
 
 def _settings(data: dict[str, Any], path: Path, base: dict[str, float]) -> dict[str, float]:
@@ -108,7 +103,7 @@ class DomainTagger:
         """The shipped lexicon, extended (or, per domain with `replace = true`, overridden) by
         the analyst's file at ``path``. Raises LexiconError naming the file and key."""
         valid = load_taxonomy().ids("domain")
-        default = _default_path()
+        default = data_file("domains.toml")
         data = read_toml(default)
         version = read_version(data, default, required=True)
         settings = _settings(data, default, DEFAULT_SETTINGS)

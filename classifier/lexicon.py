@@ -18,6 +18,7 @@ long article in one pass; overlapping matches keep the longest, which is how neg
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
+from importlib import resources
 from pathlib import Path
 import math
 import operator
@@ -45,6 +46,11 @@ def read_toml(path: str | Path, text: str | None = None) -> dict[str, Any]:
         raise LexiconError(f"cannot read lexicon file {path}: {error}.") from None
     except tomllib.TOMLDecodeError as error:
         raise LexiconError(f"lexicon file {path} is not valid TOML: {error}.") from None
+
+
+def data_file(name: str) -> Path:
+    """A lexicon shipped in classifier/data/."""
+    return Path(str(resources.files(__package__).joinpath("data", name)))
 
 
 def term_list(value: Any, where: str) -> list[str]:

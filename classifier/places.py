@@ -25,15 +25,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import lru_cache
-from importlib import metadata, resources
+from importlib import metadata
 import math
 from pathlib import Path
 from typing import Any
 
 import pycountry
 
-from .lexicon import (LexiconError, Matcher, is_shouting, length_threshold, number, read_toml,
-                      table, term_list, weighted_hits)
+from .lexicon import (LexiconError, Matcher, data_file, is_shouting, length_threshold,
+                      number, read_toml, table, term_list, weighted_hits)
 from .taxonomy import country_codes, load_taxonomy
 
 # What a hit of each kind of term is worth, before position weights.
@@ -69,10 +69,6 @@ _WORD_ACRONYMS = frozenset(
     "rise seed nice heart bio case ice fame dare hope cost ace base core".split())
 
 
-def _data_file(name: str) -> Path:
-    return Path(str(resources.files(__package__).joinpath("data", name)))
-
-
 PLACE_FILES = ("places.toml", "places_agencies.toml", "places_economy.toml")
 
 
@@ -88,7 +84,7 @@ def _pycountry_names() -> dict[str, list[str]]:
 
 @lru_cache(maxsize=1)
 def _regions() -> tuple[dict[str, str], int]:
-    path = _data_file("regions.toml")
+    path = data_file("regions.toml")
     data = read_toml(path)
     valid = set(load_taxonomy().ids("region"))
     codes = set(country_codes())
@@ -351,7 +347,7 @@ def _load(path: str | None) -> Gazetteer:
     negative: list[str] = []
     settings = dict(DEFAULT_SETTINGS)
     versions = []
-    files = [_data_file(name) for name in PLACE_FILES] + ([Path(path)] if path else [])
+    files = [data_file(name) for name in PLACE_FILES] + ([Path(path)] if path else [])
     for number_, file in enumerate(files):
         data = read_toml(file)
         if "version" in data:

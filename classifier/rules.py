@@ -9,14 +9,13 @@ Areas use the same evidence rule as domains: a title or lead hit or several body
 
 from __future__ import annotations
 
-from importlib import resources
 import math
 from pathlib import Path
 from typing import Any
 
 from .domains import TERM_KINDS, _settings, above_threshold, parse_entries, read_version, sum_evidence
-from .lexicon import (LexiconError, Matcher, length_threshold, number, read_toml, table,
-                      term_list, weighted_hits)
+from .lexicon import (LexiconError, Matcher, data_file, length_threshold, number, read_toml,
+                      table, term_list, weighted_hits)
 from .taxonomy import load_taxonomy
 
 RELEVANCE_KINDS = {
@@ -34,10 +33,6 @@ RELEVANCE_SETTINGS = {
     "no_sti_penalty": 2.0,  # log-odds lost when nothing anchors the item in science/technology
     "no_sti_max_evidence": 2.0,  # ...and its policy evidence counts up to this much only
 }
-
-
-def _default_path() -> Path:
-    return Path(str(resources.files(__package__).joinpath("data", "areas.toml")))
 
 
 class RuleTagger:
@@ -80,7 +75,7 @@ class RuleTagger:
         from .domains import DEFAULT_SETTINGS
 
         valid = load_taxonomy().ids("area")
-        default = _default_path()
+        default = data_file("areas.toml")
         data = read_toml(default)
         version = read_version(data, default, required=True)
         settings = _settings(data, default, DEFAULT_SETTINGS)
