@@ -12,12 +12,8 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from .clock import utcnow
+from .items import chunks
 from .search import LIST_KEYS
-
-
-def _chunks(values: list[Any], size: int = 500) -> Iterable[list[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
 
 
 class DigestsMixin:
@@ -75,7 +71,7 @@ class DigestsMixin:
         """``{original id: [its near-duplicates' id, url, source_id, source_name]}``."""
         ids = list(item_ids)
         found: dict[int, list[dict[str, Any]]] = {}
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             for row in self.query(
                 f"""SELECT i.duplicate_of AS original, i.id, i.url, i.source_id,
                            s.name AS source_name

@@ -13,6 +13,13 @@ ITEM_COLUMNS = (
 )
 
 
+def chunks(values: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    """``values`` in slices small enough to bind as one ``IN (...)`` list (SQLite caps the
+    number of bound parameters)."""
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
 class ItemsMixin:
     def save_items(self, rows: Iterable[dict[str, Any]]) -> list[tuple[int, bool]]:
         """Insert or update items by canonical URL, all in one transaction.
@@ -70,8 +77,7 @@ class ItemsMixin:
         """The first column of ``sql`` (with ``{}`` for the placeholders) over ``urls``, in
         chunks that stay under SQLite's limit on bound parameters."""
         found: set[str] = set()
-        for start in range(0, len(urls), 500):
-            chunk = urls[start:start + 500]
+        for chunk in chunks(urls):
             found.update(row[0] for row in self.conn.execute(
                 sql.format(", ".join("?" for _ in chunk)), chunk))
         return found
