@@ -21,16 +21,17 @@ from pathlib import Path
 import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .countries import CountryModel, load_country_model
+from .countries import CountryModel, derive_regions, load_country_model
 from .domains import DomainTagger
 from .lexicon import share_scan
 from .model import RULES_CERTAIN, PolicyModel, load_model
-from .places import Gazetteer, regions_for
+from .places import Gazetteer
 from .rules import RuleTagger
 
 POLICY_THRESHOLD = 0.5
 POLICY_RULE_WEIGHT = 0.3  # share of the cue rules in the relevance score when a model is used
 BATCH = 500
+_INTERNATIONAL = (("international", 1.0, "gazetteer"),)  # a multilateral body acts
 
 
 @dataclass
@@ -187,21 +188,13 @@ class Classifier:
                       if a not in chosen and (a not in modelled or s >= RULES_CERTAIN)]
         else:
             areas = [(a, s, "rules") for a, s in rule_areas]
-        regions: dict[str, tuple[float, str]] = {}
-        for code, score, method in countries:
-            for region in regions_for([code]):
-                if score > regions.get(region, (-1.0, ""))[0]:
-                    regions[region] = (score, method)
-        if international:
-            regions["international"] = (1.0, "gazetteer")
         return Result(
             policy=policy,
             policy_method=policy_method,
             areas=areas,
             domains=domains,
             countries=countries,
-            regions=sorted(((r, s, m) for r, (s, m) in regions.items()),
-                           key=lambda row: (-row[1], row[0])),
+            regions=derive_regions(countries, _INTERNATIONAL if international else ()),
         )
 
 
