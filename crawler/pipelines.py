@@ -216,6 +216,7 @@ class StorePipeline:
             return
         batch, self.pending = self.pending, []
         outcomes: list[tuple[str, str]] = []
+        aliases: list[tuple[str, int]] = []
         with self.store.write():
             for item in batch:
                 row = dict(item.row)
@@ -230,7 +231,7 @@ class StorePipeline:
                 [(item_id, created)] = self.store.save_items([row])
                 if item.listing_url:
                     # Next time the listing names this URL, the article is known already.
-                    self.store.add_url_aliases([(item.listing_url, item_id)])
+                    aliases.append((item.listing_url, item_id))
                 if text:
                     self.deduper.remember(item_id, text)
                 if row.get("status") == "partial":
@@ -240,6 +241,8 @@ class StorePipeline:
                 else:
                     outcome = "updated"
                 outcomes.append((row["source_id"], outcome))
+            if aliases:
+                self.store.add_url_aliases(aliases)
         for source_id, outcome in outcomes:
             report = self._source(source_id)
             setattr(report, outcome, getattr(report, outcome) + 1)
