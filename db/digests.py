@@ -15,6 +15,12 @@ from .clock import utcnow
 from .items import chunks
 from .search import LIST_KEYS
 
+# Originals published in [?, ?) (bounds twice: the plain string range keeps the index on
+# published_at, datetime() compares offsets right). Items and their tags use the same condition.
+_ORIGINALS_IN_RANGE = """i.published_at >= date(?, '-1 day') AND i.published_at < date(?, '+2 day')
+                  AND datetime(i.published_at) >= ? AND datetime(i.published_at) < ?
+                  AND i.duplicate_of IS NULL"""
+
 
 class DigestsMixin:
     # -- reading items for digests and trends ------------------------------------------------
@@ -33,6 +39,7 @@ class DigestsMixin:
         (``areas``, ``domains``, ``countries``, ``regions``, each as ``[(value, score)]``).
         """
         # The body only stands in for a missing summary, so only its start is ever read.
+        in_range = [start_utc, end_utc, start_utc, end_utc]
         text = ("i.summary, CASE WHEN coalesce(i.summary, '') = '' THEN substr(i.body, 1, 1500)"
                 " END AS body," if with_text else "")
         rows = self.query(
@@ -41,26 +48,22 @@ class DigestsMixin:
                 FROM items i
                 JOIN tags p ON p.item_id = i.id AND p.facet = 'policy' AND p.value = '1'
                 LEFT JOIN sources s ON s.id = i.source_id
-                WHERE i.published_at >= date(?, '-1 day') AND i.published_at < date(?, '+2 day')
-                  AND datetime(i.published_at) >= ? AND datetime(i.published_at) < ?
-                  AND i.duplicate_of IS NULL
+                WHERE {_ORIGINALS_IN_RANGE}
                 ORDER BY i.id""",
-            [start_utc, end_utc, start_utc, end_utc],
+            in_range,
         )
         by_id = {}
         for row in rows:
             row.update({key: [] for key in LIST_KEYS.values()})
             by_id[row["id"]] = row
         for row in self.query(
-            """SELECT t.item_id, t.facet, t.value, t.score
+            f"""SELECT t.item_id, t.facet, t.value, t.score
                FROM items i
                JOIN tags p ON p.item_id = i.id AND p.facet = 'policy' AND p.value = '1'
                JOIN tags t ON t.item_id = i.id AND t.facet IN ('area', 'domain', 'country', 'region')
-               WHERE i.published_at >= date(?, '-1 day') AND i.published_at < date(?, '+2 day')
-                 AND datetime(i.published_at) >= ? AND datetime(i.published_at) < ?
-                 AND i.duplicate_of IS NULL
+               WHERE {_ORIGINALS_IN_RANGE}
                ORDER BY t.item_id, t.facet, t.value""",
-            [start_utc, end_utc, start_utc, end_utc],
+            in_range,
         ):
             item = by_id.get(row["item_id"])
             if item is not None:
