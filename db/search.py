@@ -79,6 +79,15 @@ def _date_bound(value: str, name: str) -> str:
     return value.strip().replace(" ", "T")
 
 
+def _bind(params: dict[str, Any], prefix: str, values: Sequence[str]) -> str:
+    """Bind ``values`` as ``:prefix0, :prefix1, ...`` in ``params``; the list for ``IN (...)``."""
+    names = []
+    for n, value in enumerate(values):
+        params[f"{prefix}{n}"] = value
+        names.append(f":{prefix}{n}")
+    return ", ".join(names)
+
+
 class SearchMixin:
     def search(
         self,
@@ -112,23 +121,15 @@ class SearchMixin:
         for facet, values in (("area", areas), ("domain", domains), ("country", countries),
                               ("region", regions)):
             if values:
-                names = []
-                for n, value in enumerate(values):
-                    params[f"{facet}{n}"] = value
-                    names.append(f":{facet}{n}")
                 where.append(
                     f"EXISTS (SELECT 1 FROM tags t WHERE t.item_id = i.id AND t.facet = "
-                    f"'{facet}' AND t.value IN ({', '.join(names)}))"
+                    f"'{facet}' AND t.value IN ({_bind(params, facet, values)}))"
                 )
         if policy_only:
             where.append("EXISTS (SELECT 1 FROM tags t WHERE t.item_id = i.id "
                          "AND t.facet = 'policy' AND t.value = '1')")
         if sources:
-            names = []
-            for n, value in enumerate(sources):
-                params[f"source{n}"] = value
-                names.append(f":source{n}")
-            where.append(f"i.source_id IN ({', '.join(names)})")
+            where.append(f"i.source_id IN ({_bind(params, 'source', sources)})")
         if since:
             params["since"] = _date_bound(since, "since")
             where.append("i.published_at >= :since")
