@@ -6,6 +6,8 @@ from datetime import date, datetime, timedelta, timezone
 import os
 from typing import Any
 
+from .canned import WEEK_START
+
 # Deliveries that still need attention: not yet sent, failed, or handed to SMTP without an answer.
 OWED_STATUSES = ("pending", "failed", "sending")
 
@@ -27,7 +29,7 @@ class StatusMixin:
         counts = {
             row["week"]: row
             for row in self.query(
-                """SELECT date(published_at, 'weekday 0', '-6 days') AS week,
+                f"""SELECT {WEEK_START.format("published_at")} AS week,
                           sum(duplicate_of IS NULL) AS items,
                           sum(duplicate_of IS NOT NULL) AS duplicates,
                           sum(duplicate_of IS NULL AND EXISTS (SELECT 1 FROM tags t
