@@ -84,9 +84,8 @@ class StorePipeline:
         self.deduper = Deduper(self.store)
         # A crawl killed earlier left its run `running`: say what became of it.
         self.store.close_abandoned_crawl_runs(_process_alive)
-        self.report.run_id = self.store.start_crawl_run()
-        self.store.note_crawl_run(self.report.run_id,
-                                  {"pid": os.getpid(), "host": socket.gethostname()})
+        self.report.run_id = self.store.start_crawl_run(
+            {"pid": os.getpid(), "host": socket.gethostname()})
         self.report.started_at = utcnow()
 
     def close_spider(self, spider: Any = None) -> None:

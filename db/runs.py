@@ -9,10 +9,12 @@ from .clock import utcnow
 
 
 class RunsMixin:
-    def start_crawl_run(self) -> int:
+    def start_crawl_run(self, stats: dict[str, Any] | None = None) -> int:
+        """A ``running`` row; ``stats`` records what is known while it runs (its pid and host)."""
         with self.write():
             cursor = self.conn.execute(
-                "INSERT INTO crawl_runs (started_at, status) VALUES (?, 'running')", [utcnow()]
+                "INSERT INTO crawl_runs (started_at, status, stats) VALUES (?, 'running', ?)",
+                [utcnow(), json.dumps(stats, sort_keys=True) if stats is not None else None],
             )
         return cursor.lastrowid
 
@@ -22,11 +24,6 @@ class RunsMixin:
                 run_id,
                 {"finished_at": utcnow(), "status": status, "stats": json.dumps(stats, sort_keys=True)},
             )
-
-    def note_crawl_run(self, run_id: int, stats: dict[str, Any]) -> None:
-        """Record what is known while a crawl runs (e.g. its process id and host)."""
-        with self.write():
-            self.db["crawl_runs"].update(run_id, {"stats": json.dumps(stats, sort_keys=True)})
 
     def close_abandoned_crawl_runs(self, is_alive: Callable[[dict[str, Any]], bool]) -> list[int]:
         """Mark ``running`` crawl runs whose process is gone as ``interrupted``.
