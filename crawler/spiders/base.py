@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any, AsyncIterator, Iterable, Iterator
+from urllib.parse import urlsplit
 
 import scrapy
 from scrapy.exceptions import IgnoreRequest
@@ -320,11 +321,10 @@ class SourceSpider(scrapy.Spider):
         }, refetch=refetch)
 
 
+def _site(url: str) -> str:
+    name = (urlsplit(url).hostname or "").lower()
+    return name[4:] if name.startswith("www.") else name
+
+
 def _same_site(a: str, b: str) -> bool:
-    from urllib.parse import urlsplit
-
-    def host(url: str) -> str:
-        name = (urlsplit(url).hostname or "").lower()
-        return name[4:] if name.startswith("www.") else name
-
-    return host(a) == host(b)
+    return _site(a) == _site(b)
