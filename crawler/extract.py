@@ -15,7 +15,7 @@ from __future__ import annotations
 import codecs
 import copy
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 import logging
 import re
 import threading
@@ -28,6 +28,7 @@ import lxml.html
 import py3langid
 import trafilatura
 
+from .feeds import FUTURE_SLACK
 from .text import content_hash, normalise_space, plain_headers, summarise
 from .urls import try_canonicalize
 
@@ -268,7 +269,7 @@ def _utc(value: str | None) -> str | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     moment = moment.astimezone(timezone.utc)
-    if moment > datetime.now(timezone.utc) + timedelta(days=2):
+    if moment > datetime.now(timezone.utc) + FUTURE_SLACK:
         return None
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
