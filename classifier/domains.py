@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from .lexicon import (LexiconError, Matcher, data_file, length_threshold, number, read_toml,
                       table, term_list, weighted_hits)
 from .taxonomy import load_taxonomy
+
+T = TypeVar("T")
 
 DEFAULT_SETTINGS = {
     "title_weight": 3.0,   # a title hit counts this many body hits
@@ -83,6 +85,26 @@ def read_version(data: dict[str, Any], path: Path, required: bool) -> str | None
     return str(version)
 
 
+def load_layers(name: str, path: str | Path | None,
+                parse: Callable[[dict[str, Any], Path, T | None], T]) -> tuple[T, str]:
+    """The shipped lexicon ``name``, then the analyst's file at ``path`` parsed on top of it.
+
+    ``parse(data, file, before)`` turns one file into the lexicon's state (``before`` is None for
+    the shipped file). Returns the state and the version, e.g. ``2026.11.4+ours-3``.
+    """
+    default = data_file(name)
+    data = read_toml(default)
+    version = read_version(data, default, required=True)
+    state = parse(data, default, None)
+    if path is not None:
+        path = Path(path)
+        user = read_toml(path)
+        user_version = read_version(user, path, required=False)
+        state = parse(user, path, state)
+        version = f"{version}+{path.stem}" + (f"-{user_version}" if user_version else "")
+    return state, version
+
+
 class DomainTagger:
     """Tags technology domains (taxonomy ids) with a score in 0..1."""
 
@@ -103,18 +125,13 @@ class DomainTagger:
         """The shipped lexicon, extended (or, per domain with `replace = true`, overridden) by
         the analyst's file at ``path``. Raises LexiconError naming the file and key."""
         valid = load_taxonomy().ids("domain")
-        default = data_file("domains.toml")
-        data = read_toml(default)
-        version = read_version(data, default, required=True)
-        settings = _settings(data, default, DEFAULT_SETTINGS)
-        entries = parse_entries(data, default, "domain", valid)
-        if path is not None:
-            path = Path(path)
-            user = read_toml(path)
-            user_version = read_version(user, path, required=False)
-            settings = _settings(user, path, settings)
-            entries = parse_entries(user, path, "domain", valid, entries)
-            version = f"{version}+{path.stem}" + (f"-{user_version}" if user_version else "")
+
+        def parse(data: dict[str, Any], source: Path, before: tuple | None) -> tuple:
+            settings, entries = before or (DEFAULT_SETTINGS, None)
+            return (_settings(data, source, settings),
+                    parse_entries(data, source, "domain", valid, entries))
+
+        (settings, entries), version = load_layers("domains.toml", path, parse)
         return cls(entries, settings, version)
 
     def evidence(self, title: str, text: str) -> dict[str, float]:

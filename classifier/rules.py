@@ -13,9 +13,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .domains import TERM_KINDS, _settings, above_threshold, parse_entries, read_version, sum_evidence
-from .lexicon import (LexiconError, Matcher, data_file, length_threshold, number, read_toml,
-                      table, term_list, weighted_hits)
+from .domains import (DEFAULT_SETTINGS, TERM_KINDS, _settings, above_threshold, load_layers,
+                      parse_entries, sum_evidence)
+from .lexicon import (LexiconError, Matcher, length_threshold, number, table, term_list,
+                      weighted_hits)
 from .taxonomy import load_taxonomy
 
 RELEVANCE_KINDS = {
@@ -72,23 +73,17 @@ class RuleTagger:
     @classmethod
     def load(cls, path: str | Path | None = None) -> "RuleTagger":
         """The shipped cue lexicon, extended by the analyst's file at ``path`` (same layout)."""
-        from .domains import DEFAULT_SETTINGS
-
         valid = load_taxonomy().ids("area")
-        default = data_file("areas.toml")
-        data = read_toml(default)
-        version = read_version(data, default, required=True)
-        settings = _settings(data, default, DEFAULT_SETTINGS)
-        entries = parse_entries(data, default, "area", valid)
-        relevance, rel_settings = _relevance(data, default, {}, RELEVANCE_SETTINGS)
-        if path is not None:
-            path = Path(path)
-            user = read_toml(path)
-            user_version = read_version(user, path, required=False)
-            settings = _settings(user, path, settings)
-            entries = parse_entries(user, path, "area", valid, entries)
-            relevance, rel_settings = _relevance(user, path, relevance, rel_settings)
-            version = f"{version}+{path.stem}" + (f"-{user_version}" if user_version else "")
+
+        def parse(data: dict[str, Any], source: Path, before: tuple | None) -> tuple:
+            settings, entries, relevance, rel_settings = (
+                before or (DEFAULT_SETTINGS, None, {}, RELEVANCE_SETTINGS))
+            return (_settings(data, source, settings),
+                    parse_entries(data, source, "area", valid, entries),
+                    *_relevance(data, source, relevance, rel_settings))
+
+        (settings, entries, relevance, rel_settings), version = load_layers(
+            "areas.toml", path, parse)
         return cls(entries, relevance, settings, rel_settings, version)
 
     def explain(self, title: str, text: str) -> list[tuple[str, str, str, str, float]]:
