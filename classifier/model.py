@@ -61,10 +61,11 @@ ANALYST_WEIGHT = 3.0
 # towards the rules on the demo's news and cost programme-description score.)
 RULE_WEIGHTS = (0.0, 0.1, 0.2)
 THEME_SHARES = (0.3, 0.5, 0.7)
-# A rule area scoring at least this is tagged whatever the blend says (classifier/pipeline.py).
-# On: stiwatch classifies news, and on news-like text we wrote (the demo articles, the test
-# briefs) it gains ~0.05 areas micro-F1; on STIP programme descriptions it costs 0.005-0.01 in
-# CV on the training split. Set above 1 to switch it off for programme-description corpora.
+# The default of the `area_rules_override` setting (stiwatch/config.py): a rule area scoring at
+# least this is tagged whatever the model says (classifier/pipeline.py). On: stiwatch classifies
+# news, and on news-like text we wrote (the demo articles, the test briefs) it gains ~0.05 areas
+# micro-F1; on STIP programme descriptions it costs 0.005-0.01 in CV on the training split.
+# Above 1 it is off (for programme-description corpora).
 RULES_CERTAIN = 0.99
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.91, 0.025), 3)
 

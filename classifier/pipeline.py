@@ -87,8 +87,11 @@ class Classifier:
 
     def __init__(self, model: PolicyModel | None, rules: RuleTagger, domains: DomainTagger,
                  gazetteer: Gazetteer, model_dir: str | os.PathLike[str] | None = None,
-                 country_model: CountryModel | None = None) -> None:
+                 country_model: CountryModel | None = None,
+                 rules_override: float = RULES_CERTAIN) -> None:
         self.model = model
+        # a rule area scoring at least this is tagged whatever the model says (above 1: never)
+        self.rules_override = rules_override
         self.country_model = country_model  # classifier/countries.py: the gazetteer's 2nd signal
         self.rules = rules
         self.domains = domains
@@ -104,10 +107,11 @@ class Classifier:
              use_model: bool = True,
              domains_lexicon: str | os.PathLike[str] | None = None,
              areas_lexicon: str | os.PathLike[str] | None = None,
-             places_lexicon: str | os.PathLike[str] | None = None) -> "Classifier":
+             places_lexicon: str | os.PathLike[str] | None = None,
+             rules_override: float = RULES_CERTAIN) -> "Classifier":
         """Components from their shipped data, each extended by the analyst's lexicon file when
         one is given (empty or None: the shipped one only); the model from ``model_dir`` when
-        it holds one.
+        it holds one. ``rules_override``: see the `area_rules_override` setting.
 
         Raises ModelMismatch when the saved model was made for other library/taxonomy versions,
         LexiconError when an analyst's file is malformed.
@@ -116,14 +120,17 @@ class Classifier:
         return cls(model, RuleTagger.load(areas_lexicon or None),
                    DomainTagger.load(domains_lexicon or None),
                    Gazetteer.load(places_lexicon or None), model_dir,
-                   load_country_model(model_dir) if use_model else None)
+                   load_country_model(model_dir) if use_model else None, rules_override)
 
     # -- identity ------------------------------------------------------------------------------
     @property
     def version(self) -> str:
         """Stored in every tag's model_version: which model and rule sets wrote it."""
         head = self.model.version if self.model is not None else "rules"
-        return (f"{head}+areas-{self.rules.version}+domains-{self.domains.version}"
+        # without a model the rules decide the areas anyway: the override changes nothing
+        override = (f"+override-{self.rules_override:g}" if self.model is not None
+                    and self.rules_override != RULES_CERTAIN else "")
+        return (f"{head}{override}+areas-{self.rules.version}+domains-{self.domains.version}"
                 f"+places-{self.gazetteer.version}")
 
     def describe(self) -> str:
@@ -185,7 +192,7 @@ class Classifier:
             # Areas the model has no data for, and areas the cue rules are all but sure of
             # (news phrasing the STIP programme descriptions lack: "cabinet approves", ...).
             areas += [(a, s, "rules") for a, s in rule_areas
-                      if a not in chosen and (a not in modelled or s >= RULES_CERTAIN)]
+                      if a not in chosen and (a not in modelled or s >= self.rules_override)]
         else:
             areas = [(a, s, "rules") for a, s in rule_areas]
         return Result(

@@ -30,6 +30,13 @@ def _bool(raw: str) -> bool:
     raise ValueError(f"expected true or false, not {raw!r}")
 
 
+def _non_negative(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0:  # also refuses nan
+        raise ValueError(f"expected a number of at least 0, not {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -75,6 +82,9 @@ SETTINGS: tuple[Setting, ...] = (
             "cues (empty: the bundled one only)."),
     Setting("places_lexicon", "", "Analyst TOML file extending the country gazetteer "
             "(empty: the bundled one only)."),
+    Setting("area_rules_override", 0.99, "A policy area the cue rules score at least this is "
+            "tagged even where the trained model disagrees: good for news; above 1 leaves areas "
+            "to the model (programme descriptions such as the STIP export).", _non_negative),
     # -- digests
     Setting("timezone", "Asia/Tokyo", "Time zone whose ISO weeks digests cover."),
     Setting("digest_section_cap", 8, "Items shown per digest section at most.", int),
@@ -145,7 +155,8 @@ class Settings(Mapping[str, Any]):
 
 
 _KINDS = {str: ((str,), "a string"), int: ((int,), "an integer"),
-          float: ((int, float), "a number"), _bool: ((bool,), "true or false")}
+          float: ((int, float), "a number"), _non_negative: ((int, float), "a number"),
+          _bool: ((bool,), "true or false")}
 
 
 def _coerce(setting: Setting, raw: Any, where: str, *, parse: bool = False) -> Any:
@@ -158,7 +169,12 @@ def _coerce(setting: Setting, raw: Any, where: str, *, parse: bool = False) -> A
     accepted, kind = _KINDS[setting.type]
     if not isinstance(raw, accepted) or (isinstance(raw, bool) and setting.type is not _bool):
         raise ConfigError(f"{where}: {setting.name} must be {kind}, not {raw!r}")
-    return float(raw) if setting.type is float else raw
+    if setting.type in (float, _non_negative):
+        try:
+            return setting.type(raw)
+        except ValueError as error:
+            raise ConfigError(f"{where}: {setting.name}: {error}") from None
+    return raw
 
 
 def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path | None:

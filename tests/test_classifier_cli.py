@@ -187,3 +187,39 @@ def test_analyst_lexicon_files_change_the_tags(stiwatch, store_path, tmp_path):
                       env={"STIWATCH_DOMAINS_LEXICON": str(broken)})
     assert result.exit_code == 2
     assert "broken.toml" in result.output and "Traceback" not in result.output
+
+
+def test_area_rules_override_setting_decides_between_rules_and_model(stiwatch, tmp_path):
+    """A brief the small model gives `society` only, while the cue rules are certain of
+    `human_resources` (PhD scholarships): tagged by default, left to the model above 1."""
+    models = tmp_path / "models"
+    trained = stiwatch("-q", "train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
+                       "--model-dir", str(models))
+    assert trained.exit_code == 0, trained.output
+    briefs = FIXTURES / "classifier" / "news_briefs.jsonl"
+    line, = [line for line in briefs.read_text().splitlines() if '"news-07"' in line]
+    brief = tmp_path / "brief.jsonl"
+    brief.write_text(line + "\n")
+
+    def human_resources(env: dict[str, str]) -> tuple[float, str]:
+        result = stiwatch("evaluate", str(brief), "--json", "--model-dir", str(models), env=env)
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.stdout)
+        return report["areas"]["per_label"]["human_resources"]["f1"], report["model_version"]
+
+    f1, version = human_resources({})
+    assert f1 == 1.0 and "+override" not in version
+    f1, version = human_resources({"STIWATCH_AREA_RULES_OVERRIDE": "1.01"})
+    assert f1 == 0.0 and "+override-1.01+" in version
+
+    bad = stiwatch("evaluate", str(brief), "--model-dir", str(models),
+                   env={"STIWATCH_AREA_RULES_OVERRIDE": "-1"})
+    assert bad.exit_code == 2
+    assert "area_rules_override" in bad.output and "at least 0" in bad.output
+
+
+def test_area_rules_override_default_is_the_classifiers():
+    from classifier.model import RULES_CERTAIN
+    from stiwatch.config import BY_NAME
+
+    assert BY_NAME["area_rules_override"].default == RULES_CERTAIN

@@ -57,6 +57,9 @@ def test_config_path_from_environment(tmp_path: Path):
         ("smtp_starttls = 1\n", "smtp_starttls must be true or false, not 1"),
         ("download_delay = true\n", "download_delay must be a number, not True"),
         ("contact = 3\n", "contact must be a string, not 3"),
+        ("area_rules_override = -0.5\n",
+         "area_rules_override: expected a number of at least 0, not -0.5"),
+        ("area_rules_override = 'off'\n", "area_rules_override must be a number, not 'off'"),
         ("timezone = \n", "invalid TOML"),
     ],
 )

@@ -44,7 +44,8 @@ def load_classifier(app: App, model_dir: str | None = None, *,
     return Classifier.load(_model_dir(app, model_dir), use_model=use_model,
                            domains_lexicon=app.settings["domains_lexicon"] or None,
                            areas_lexicon=app.settings["areas_lexicon"] or None,
-                           places_lexicon=app.settings["places_lexicon"] or None)
+                           places_lexicon=app.settings["places_lexicon"] or None,
+                           rules_override=app.settings["area_rules_override"])
 
 
 def run_classification(app: App, *, everything: bool = False, model_dir: str | None = None,
