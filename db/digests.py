@@ -4,7 +4,10 @@ deliveries state machine (the `deliveries` table), one (subscriber, ISO week) ro
 States: ``pending`` (owed; after a temporary failure also carries ``next_attempt_at``) ->
 ``sending`` (committed *before* the SMTP conversation starts) -> ``sent`` | ``failed``; or
 ``skipped`` when nothing matched. A row left in ``sending`` by a killed sender is owed again and
-resent with the same Message-ID, so at most that one message can arrive twice.
+resent with the same Message-ID, so at most that one message can arrive twice. ``sent`` and
+``failed`` are final; ``skipped`` is not: every later send of the same week looks at the row
+again (items may have been crawled or classified since), and if the digest now has items the row
+goes back to ``pending`` and on through ``sending -> sent`` like any other.
 """
 
 from __future__ import annotations
@@ -116,15 +119,17 @@ class DigestsMixin:
         return rows[0] if rows else None
 
     def owed_deliveries(self, period: str, now: str) -> list[dict[str, Any]]:
-        """Rows of active subscribers still owed a message for ``period`` and due by ``now``:
-        ``sending`` first (left in doubt by a killed sender), then ``pending``."""
+        """Rows of active subscribers the sender must look at for ``period`` by ``now``:
+        ``sending`` first (left in doubt by a killed sender), then by subscriber the ``pending``
+        ones that are due and the ``skipped`` ones (their digest is composed again: the week may
+        have gained matching items since). ``sent`` and ``failed`` never come back."""
         return self.query(
             """SELECT d.*, s.name FROM deliveries d JOIN subscribers s ON s.email = d.subscriber
                WHERE d.period = ? AND s.active = 1
-                 AND (d.status = 'sending'
+                 AND (d.status IN ('sending', 'skipped')
                       OR (d.status = 'pending'
                           AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)))
-               ORDER BY d.status = 'pending', d.subscriber""",
+               ORDER BY d.status <> 'sending', d.subscriber""",
             [period, now],
         )
 
@@ -162,5 +167,18 @@ class DigestsMixin:
                            next_attempt_at=None)
 
     def delivery_skipped(self, email: str, period: str) -> None:
-        """Nothing matched this subscriber's filters this week: nothing is sent."""
+        """Nothing matched this subscriber's filters this week: nothing is sent (for now: a later
+        send of the week looks again, see ``delivery_owed_again``)."""
         self._set_delivery(email, period, status="skipped", item_count=0, next_attempt_at=None)
+
+    def delivery_owed_again(self, email: str, period: str) -> bool:
+        """A ``skipped`` row whose digest now has items: back to ``pending`` (owed). Only a
+        ``skipped`` row changes; returns whether one did."""
+        with self.write():
+            cursor = self.conn.execute(
+                "UPDATE deliveries SET status = 'pending', item_count = NULL,"
+                " next_attempt_at = NULL, updated_at = ?"
+                " WHERE subscriber = ? AND period = ? AND status = 'skipped'",
+                [utcnow(), email, period],
+            )
+        return cursor.rowcount == 1

@@ -174,7 +174,8 @@ TABLES: dict[str, dict[str, Any]] = {
             "subscriber": "Recipient (`subscribers.email`).",
             "period": "ISO week, e.g. `2026-W47`.",
             "status": "`pending`, `sending` (handed to SMTP, outcome not yet recorded), `sent`, "
-            "`failed` (permanently, or after the last retry) or `skipped` (nothing matched).",
+            "`failed` (permanently, or after the last retry) or `skipped` (nothing matched; not "
+            "final: each later send of the week looks again and sends it once if items now match).",
             "message_id": "Message-ID header, derived from (subscriber, week): stable on resend.",
             "item_count": "Items in the digest.",
             "attempts": "Delivery attempts so far.",

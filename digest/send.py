@@ -4,6 +4,12 @@ For every active subscriber, the (subscriber, week) row of `deliveries` moves
 ``pending -> sending -> sent | failed`` (or ``skipped`` when nothing matched), each step committed
 on its own:
 
+- ``sent`` and ``failed`` are final for the week. ``skipped`` is not: each later send of the same
+  week composes that subscriber's digest again (items crawled or classified since may match now).
+  Still empty: the row stays ``skipped`` untouched (one log line; the report counts it with
+  those done earlier, as before, so a re-run with nothing new reads the same).
+  Not empty any more: the row goes back to ``pending`` and is sent like any other, once.
+
 - ``sending`` is committed before the SMTP conversation starts and ``sent`` right after the server
   accepted, so a sender killed at any moment leaves at most that one row in ``sending``; the next
   run sends it again with the same Message-ID (the one duplicate the design allows), and never
@@ -270,11 +276,13 @@ class SendReport:
     stories: int = 0  # policy stories in the week
     subscribers: int = 0  # active subscribers
     sent: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # nothing matched their filters
+    skipped: list[str] = field(default_factory=list)  # nothing matched their filters (newly)
     retry: list[dict[str, str]] = field(default_factory=list)  # temporary failures this run
     failed: list[dict[str, str]] = field(default_factory=list)  # permanent (or out of retries)
     waiting: list[dict[str, str]] = field(default_factory=list)  # owed, retry not yet due
-    already: int = 0  # sent, skipped or failed in an earlier run
+    # Sent or failed in an earlier run, or skipped earlier and still nothing matching (skipped
+    # rows are composed again on every run; one that matches now is sent and counted in `sent`).
+    already: int = 0
     files: list[str] = field(default_factory=list)  # outbox .eml files written
     aborted: str | None = None  # why the run stopped early (server unreachable)
 
@@ -369,17 +377,26 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
             email = row["subscriber"]
             subscriber = subscribers[email]
             digest = compose(bundle, subscriber, settings)
+            was_skipped = row["status"] == "skipped"
             if digest.empty:
-                if not dry_run:
-                    store.delivery_skipped(email, week.label)
-                report.skipped.append(email)
-                log.info("digest %s: nothing matched for %s, nothing sent", week.label, email)
+                if was_skipped:  # no state change to write; still done (earlier) for this week
+                    report.already += 1
+                else:
+                    if not dry_run:
+                        store.delivery_skipped(email, week.label)
+                    report.skipped.append(email)
+                log.info("digest %s: %snothing matched for %s, nothing sent", week.label,
+                         "still " if was_skipped else "", email)
                 if progress is not None:
                     progress.advance(skipped=1)
                 continue
             message = message_for(bundle, digest, settings)
             if not dry_run:
-                transport.connect()  # fail before touching the row
+                if was_skipped:  # owed now: should the server be unreachable, it shows as pending
+                    store.delivery_owed_again(email, week.label)
+                    log.info("digest %s: %s skipped earlier, now %d items match", week.label,
+                             email, digest.total)
+                transport.connect()  # fail before the row is sending
                 store.delivery_sending(email, week.label,
                                        message_id(email, week.label, settings["mail_from"]),
                                        digest.total)

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 import db
-from digeststore import build, story
+from digeststore import add, build, story
 from digest.send import send_week
 from digest.weeks import parse_week
 from smtpserver import SmtpServer, self_signed_certificate
@@ -123,6 +123,84 @@ def test_real_smtp_send_then_rerun_sends_nothing(store, smtp, stiwatch):
     result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
     assert result.exit_code == 0 and "Nothing owed" in result.output
     assert len(smtp.messages) == 3
+
+
+def test_skipped_subscriber_gets_the_week_once_items_match_later(store, smtp, stiwatch,
+                                                                 db_path, tmp_path):
+    """Skipped is not final: a later send of the same week sends it once something matches."""
+    store.close()
+    env = smtp.settings_env()
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+    assert "3 sent via SMTP, 1 with nothing matching" in result.output
+    assert smtp.to("space@example.org") == []
+    with db.open_store(db_path) as s:
+        skipped_row = s.get_delivery("space@example.org", WEEK.label)
+    assert skipped_row["status"] == "skipped"
+
+    # Nothing new: looked at again, still skipped, the row untouched, one log line, no mail.
+    log_file = tmp_path / "send.log"
+    result = stiwatch("digest", "send", "--week", "2026-W47",
+                      env={**env, "STIWATCH_LOG_FILE": str(log_file), "STIWATCH_LOG_LEVEL": "INFO"})
+    assert result.exit_code == 0, result.output
+    assert ("0 sent via SMTP, 0 with nothing matching, 0 to retry, 0 failed, 4 done earlier, "
+            "0 waiting to retry.") in result.output
+    assert "Nothing owed" in result.output and "Nothing matched" not in result.output
+    about_space = [line.split(": ", 1)[1] for line in log_file.read_text().splitlines()
+                   if "space@" in line]
+    assert about_space == ["digest 2026-W47: still nothing matched for space@example.org, "
+                           "nothing sent"]
+    assert len(smtp.messages) == 3
+    with db.open_store(db_path) as s:
+        assert s.get_delivery("space@example.org", WEEK.label) == skipped_row
+
+        # A space story of that week is crawled and classified later.
+        add(s, [story("https://x.example/moon", "2026-11-20T03:00:00Z", source="us-nsf",
+                      title="NASA lunar science funding", domains=["space"], countries=["US"],
+                      regions=["north_america"])])
+
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+    assert result.exit_code == 0, result.output
+    assert ("1 sent via SMTP, 0 with nothing matching, 0 to retry, 0 failed, 3 done earlier, "
+            "0 waiting to retry.") in result.output
+    [msg] = smtp.to("space@example.org")
+    assert msg["Subject"].endswith(": 1 item")
+    body = msg.get_body(("plain",)).get_content()
+    assert "NASA lunar science funding" in body and "Japan research security" not in body
+    assert len(smtp.messages) == 4  # the others were not sent the week again
+    result = stiwatch("digest", "status", "--week", "2026-W47")
+    assert "4 sent" in result.output and "skipped" not in result.output
+
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+    assert result.exit_code == 0 and "4 done earlier" in result.output
+    assert "Nothing owed" in result.output
+    assert len(smtp.messages) == 4 and len(smtp.to("space@example.org")) == 1
+
+
+def test_a_skipped_row_that_now_matches_retries_like_any_other(store, smtp):
+    settings = settings_for(smtp, delivery_retry_minutes=30)
+    t0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+    report = send_week(store, settings, WEEK, now=t0)
+    assert report.skipped == ["space@example.org"]
+    add(store, [story("https://x.example/moon", "2026-11-20T03:00:00Z", title="Lunar",
+                      domains=["space"])])
+    smtp.behaviour["space@example.org"] = "451"
+    report = send_week(store, settings, WEEK, now=t0 + timedelta(hours=1))
+    assert [r["email"] for r in report.retry] == ["space@example.org"]
+    assert (report.already, report.skipped, report.sent) == (3, [], [])
+    row = store.get_delivery("space@example.org", WEEK.label)
+    assert (row["status"], row["attempts"], row["next_attempt_at"]) == (
+        "pending", 1, "2026-11-23T10:30:00+00:00")
+
+    report = send_week(store, settings, WEEK, now=t0 + timedelta(hours=1, minutes=10))
+    assert [w["email"] for w in report.waiting] == ["space@example.org"]
+    assert report.already + len(report.waiting) == report.subscribers
+    smtp.behaviour.clear()
+    report = send_week(store, settings, WEEK, now=t0 + timedelta(hours=2))
+    assert report.sent == ["space@example.org"]
+    report = send_week(store, settings, WEEK, now=t0 + timedelta(hours=3))
+    assert report.sent == [] and report.already == 4
+    assert [r.rcpt for r in smtp.messages].count("space@example.org") == 1
+    assert set(states(store).values()) == {"sent"}
 
 
 def test_temporary_refusals_retry_later_with_growing_delay(store, smtp):

@@ -100,7 +100,8 @@ def _print_report(app: App, report) -> None:  # noqa: ANN001
     if report.subscribers == 0:
         click.echo("No active subscribers: add one with `stiwatch subscribers add EMAIL`.")
     elif not (report.sent or report.skipped or report.retry or report.failed or report.waiting):
-        click.echo("Nothing owed: every active subscriber already has this week's digest.")
+        click.echo("Nothing owed: every active subscriber already has this week's digest, "
+                   "or nothing in it matches their filters yet.")
 
 
 @digest_group.command("status")
