@@ -13,11 +13,14 @@ from .lock import FileLock, LockHeld
 from .schema import LATEST_VERSION
 from .search import BadQuery
 from .store import Store, open_store
+from .subscribers import FILTER_FACETS, FILTERS
 
 __all__ = [
     "FileLock",
     "LockHeld",
     "BadQuery",
+    "FILTERS",
+    "FILTER_FACETS",
     "InvalidTag",
     "LATEST_VERSION",
     "NoSuchItem",

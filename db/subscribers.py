@@ -8,7 +8,10 @@ from typing import Any, Iterable
 from .clock import utcnow
 from .errors import NoSuchSubscriber
 
-FILTERS = ("areas", "domains", "countries", "regions")
+# A subscriber's filters (columns of `subscribers`, keys of its dict) and the tag facet whose label
+# ids each one lists. The one definition: the digest and the CLI use these names too.
+FILTER_FACETS = {"areas": "area", "domains": "domain", "countries": "country", "regions": "region"}
+FILTERS = tuple(FILTER_FACETS)
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import re
 from typing import Any, Mapping
 
 from classifier.taxonomy import load_taxonomy
+from db import FILTER_FACETS, FILTERS
 
 from .weeks import Week
 
@@ -162,31 +163,33 @@ class WeekData:
     def __post_init__(self) -> None:
         if not self.index:
             for position, story in enumerate(self.stories):
-                for key in ("areas", "domains", "countries", "regions"):
+                for key in FILTERS:  # a Story has one list per filter, of the same ids
                     for value in getattr(story, key):
                         self.index.setdefault((key, value), set()).add(position)
 
     def matching(self, filters: Mapping[str, list[str]]) -> list[int]:
-        """Positions (in rank order) of the stories that pass ``filters``."""
+        """Positions (in rank order) of the stories that pass ``filters`` (what `match` says of
+        one story, for all of them at once through the index)."""
         chosen: set[int] | None = None
-
-        def union(keys: list[tuple[str, str]]) -> set[int]:
+        for group in filter_groups(filters):
             found: set[int] = set()
-            for key in keys:
+            for key in group:
                 found |= self.index.get(key, set())
-            return found
-
-        groups = [[("areas", v) for v in filters.get("areas") or []],
-                  [("domains", v) for v in filters.get("domains") or []],
-                  [("countries", v) for v in filters.get("countries") or []]
-                  + [("regions", v) for v in filters.get("regions") or []]]
-        for keys in groups:
-            if keys:
-                found = union(keys)
-                chosen = found if chosen is None else chosen & found
+            chosen = found if chosen is None else chosen & found
         if chosen is None:
             return list(range(len(self.stories)))
         return sorted(chosen)
+
+
+def filter_groups(filters: Mapping[str, list[str]]) -> list[list[tuple[str, str]]]:
+    """The filter rule, in one place: groups of ``(filter, id)`` that must all match (AND), each
+    matched by any of its pairs (OR). Areas, domains, then places (countries and regions together);
+    a filter with no ids is no group."""
+    groups = [[("areas", v) for v in filters.get("areas") or []],
+              [("domains", v) for v in filters.get("domains") or []],
+              [("countries", v) for v in filters.get("countries") or []]
+              + [("regions", v) for v in filters.get("regions") or []]]
+    return [group for group in groups if group]
 
 
 def _ids(pairs: list[tuple[str, float | None]]) -> list[str]:
@@ -264,8 +267,7 @@ class Digest:
     def filter_text(self) -> str:
         """The subscriber's filters in words ("everything" when there are none)."""
         parts = []
-        for key, facet in (("areas", "area"), ("domains", "domain"), ("countries", "country"),
-                           ("regions", "region")):
+        for key, facet in FILTER_FACETS.items():
             if self.filters.get(key):
                 parts.append(f"{key}: " + ", ".join(label_name(facet, v) for v in self.filters[key]))
         return "; ".join(parts) if parts else "none (you get everything)"
@@ -273,24 +275,19 @@ class Digest:
 
 def _filters(subscriber: Mapping[str, Any] | None) -> dict[str, list[str]]:
     subscriber = subscriber or {}
-    return {key: list(subscriber.get(key) or []) for key in ("areas", "domains", "countries",
-                                                              "regions")}
+    return {key: list(subscriber.get(key) or []) for key in FILTERS}
 
 
 def match(story: Story, filters: Mapping[str, list[str]]) -> list[str] | None:
     """Why ``story`` matches ``filters`` (display strings), or None when it does not."""
+    return _why(story, filter_groups(filters))
+
+
+def _why(story: Story, groups: list[list[tuple[str, str]]]) -> list[str] | None:
     why: list[str] = []
-    for key, facet, values in (("areas", "area", story.areas), ("domains", "domain", story.domains)):
-        wanted = filters.get(key) or []
-        if wanted:
-            hits = [v for v in wanted if v in values]
-            if not hits:
-                return None
-            why += [f"{facet}: {label_name(facet, v)}" for v in hits]
-    countries, regions = filters.get("countries") or [], filters.get("regions") or []
-    if countries or regions:
-        hits = [f"country: {label_name('country', v)}" for v in countries if v in story.countries]
-        hits += [f"region: {label_name('region', v)}" for v in regions if v in story.regions]
+    for group in groups:
+        hits = [f"{FILTER_FACETS[key]}: {label_name(FILTER_FACETS[key], v)}"
+                for key, v in group if v in getattr(story, key)]
         if not hits:
             return None
         why += hits
@@ -308,10 +305,11 @@ def select(
     cap = max(1, int(cap))
     stories = data.stories
     matched = data.matching(filters)  # rank order
+    groups = filter_groups(filters)
 
     def entry(position: int) -> Entry:
         story = stories[position]
-        return Entry(story, match(story, filters) or [])
+        return Entry(story, _why(story, groups) or [])
 
     headline_count = min(HEADLINES, cap)
     headlines = Section("headlines", "Headlines", [entry(p) for p in matched[:headline_count]])

@@ -16,8 +16,8 @@ from digest.errors import InvalidSubscriber
 from ..app import App, pass_app
 from ..output import echo_json, echo_table
 
-COLUMNS = ("email", "name", "areas", "domains", "countries", "regions")
-FACETS = {"areas": "area", "domains": "domain", "countries": "country", "regions": "region"}
+COLUMNS = ("email", "name", *db.FILTERS)  # of a subscribers CSV
+FACETS = db.FILTER_FACETS
 # Deliberately plain: one @, a dot-separated domain with a 2+ letter top level, no spaces.
 EMAIL_RE = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
@@ -191,7 +191,7 @@ def list_command(app: App, as_json: bool, show_all: bool) -> None:
     if not rows:
         app.echo("No subscribers yet: add one with `stiwatch subscribers add EMAIL`.")
         return
-    echo_table(rows, ["email", "name", "areas", "domains", "countries", "regions", "active"])
+    echo_table(rows, [*COLUMNS, "active"])
 
 
 @subscribers_group.command("remove")
