@@ -189,33 +189,85 @@ def test_analyst_lexicon_files_change_the_tags(stiwatch, store_path, tmp_path):
     assert "broken.toml" in result.output and "Traceback" not in result.output
 
 
-def test_area_rules_override_setting_decides_between_rules_and_model(stiwatch, tmp_path):
-    """A brief the small model gives `society` only, while the cue rules are certain of
-    `human_resources` (PhD scholarships): tagged by default, left to the model above 1."""
-    models = tmp_path / "models"
-    trained = stiwatch("-q", "train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
-                       "--model-dir", str(models))
-    assert trained.exit_code == 0, trained.output
+def _phd_brief(tmp_path: Path) -> Path:
+    """The test brief on PhD scholarships (human_resources), alone in a file."""
     briefs = FIXTURES / "classifier" / "news_briefs.jsonl"
     line, = [line for line in briefs.read_text().splitlines() if '"news-07"' in line]
     brief = tmp_path / "brief.jsonl"
     brief.write_text(line + "\n")
+    return brief
 
-    def human_resources(env: dict[str, str]) -> tuple[float, str]:
-        result = stiwatch("evaluate", str(brief), "--json", "--model-dir", str(models), env=env)
-        assert result.exit_code == 0, result.output
-        report = json.loads(result.stdout)
-        return report["areas"]["per_label"]["human_resources"]["f1"], report["model_version"]
 
-    f1, version = human_resources({})
+def _human_resources(stiwatch, brief: Path, models: Path, env: dict[str, str]
+                     ) -> tuple[float, str]:
+    result = stiwatch("evaluate", str(brief), "--json", "--model-dir", str(models), env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    return report["areas"]["per_label"]["human_resources"]["f1"], report["model_version"]
+
+
+def test_area_rules_override_setting_decides_between_rules_and_model(stiwatch, tmp_path):
+    """A brief the small STIP-only model gives `society` only, while the cue rules are certain
+    of `human_resources` (PhD scholarships): tagged by default, left to the model above 1."""
+    models = tmp_path / "models"
+    trained = stiwatch("-q", "train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
+                       "--no-demo-news", "--model-dir", str(models))
+    assert trained.exit_code == 0, trained.output
+    brief = _phd_brief(tmp_path)
+
+    f1, version = _human_resources(stiwatch, brief, models, {})
     assert f1 == 1.0 and "+override" not in version
-    f1, version = human_resources({"STIWATCH_AREA_RULES_OVERRIDE": "1.01"})
+    f1, version = _human_resources(stiwatch, brief, models,
+                                   {"STIWATCH_AREA_RULES_OVERRIDE": "1.01"})
     assert f1 == 0.0 and "+override-1.01+" in version
 
     bad = stiwatch("evaluate", str(brief), "--model-dir", str(models),
                    env={"STIWATCH_AREA_RULES_OVERRIDE": "-1"})
     assert bad.exit_code == 2
     assert "area_rules_override" in bad.output and "at least 0" in bad.output
+
+
+def test_train_folds_in_labelled_news(stiwatch, tmp_path):
+    """The demo site's hand-labelled articles (on by default) and --labelled files teach the
+    model news phrasing: with them the model itself, not the rules, finds the PhD brief's
+    human_resources."""
+    off = {"STIWATCH_AREA_RULES_OVERRIDE": "1.01"}  # the model's areas alone
+    brief = _phd_brief(tmp_path)
+    plain, news = tmp_path / "plain", tmp_path / "news"
+    assert stiwatch("-q", "train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
+                    "--no-demo-news", "--model-dir", str(plain)).exit_code == 0
+    result = stiwatch("train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
+                      "--model-dir", str(news), "--json")
+    assert result.exit_code == 0, result.output
+    meta = json.loads(result.stdout)
+    from stiwatch.demo.site import labelled_records
+    assert meta["training_counts"]["labelled"] == len(labelled_records())
+    assert meta["training_data"]["demo_news"] is True
+    assert _human_resources(stiwatch, brief, plain, off)[0] == 0.0
+    assert _human_resources(stiwatch, brief, news, off)[0] == 1.0
+
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text("".join(json.dumps(record) + "\n" for record in labelled_records()[:5]))
+    result = stiwatch("train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
+                      "--no-demo-news", "--labelled", str(mine), "--model-dir", str(news),
+                      "--json")
+    assert result.exit_code == 0, result.output
+    meta = json.loads(result.stdout)
+    assert meta["training_counts"]["labelled"] == 5
+    assert meta["training_data"]["labelled_files"][0]["file"] == "mine.jsonl"
+
+    # Without --negatives the demo's few non-policy articles stay out: relevance is the rules'.
+    result = stiwatch("-q", "train", "--stip", str(SMALL), "--model-dir", str(tmp_path / "r"))
+    assert result.exit_code == 0, result.output
+    assert "no negatives" in result.output
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"title": "x", "text": "y", "policy": 1, "areas": ["astrology"]}\n')
+    result = stiwatch("train", "--stip", str(SMALL), "--labelled", str(bad),
+                      "--model-dir", str(tmp_path / "x"))
+    assert result.exit_code == 2
+    assert f"{bad}: line 1: unknown area 'astrology'" in result.output
+    assert not (tmp_path / "x" / "model.json").exists()
 
 
 def test_area_rules_override_default_is_the_classifiers():

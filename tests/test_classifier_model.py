@@ -40,7 +40,7 @@ def test_round_trip_keeps_predictions_and_metadata(trained):
     assert meta["training_data_sha256"] == file_sha256(SMALL)
     assert meta["trained_at"].endswith("Z") and meta["version"].startswith("stip-")
     assert meta["training_counts"] == {"samples": 87, "stip": 72, "feed_negatives": 15,
-                                       "analyst": 0, "policy_negatives": 15}
+                                       "analyst": 0, "labelled": 0, "policy_negatives": 15}
     assert set(meta["labels"]["areas"]) == {
         "governance", "public_research", "business_innovation", "knowledge_transfer",
         "human_resources", "society", "international", "open_science"}

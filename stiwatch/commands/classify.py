@@ -122,6 +122,13 @@ def _negative_files(paths: tuple[str, ...]) -> list[str]:
 @click.option("--negatives", multiple=True, metavar="PATH",
               help="Feed file or folder of non-policy news (science, general) used as "
                    "negatives for relevance; repeatable.")
+@click.option("--labelled", "labelled_files", multiple=True, metavar="FILE.jsonl",
+              help="Hand-labelled items in taxonomy.md's JSON Lines format (as `stiwatch "
+                   "evaluate` reads), folded in with the weight of analyst corrections: your "
+                   "own news teaches the model news phrasing; repeatable.")
+@click.option("--demo-news/--no-demo-news", default=True, show_default=True,
+              help="Fold in the hand-labelled articles of the bundled demo site as news "
+                   "(relevance and areas).")
 @click.option("--limit", type=click.IntRange(min=10), metavar="N",
               help="Use only the first N initiatives (quick trials and tests).")
 @click.option("--folds", type=click.IntRange(2, 10), default=3, show_default=True,
@@ -129,20 +136,24 @@ def _negative_files(paths: tuple[str, ...]) -> list[str]:
 @model_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the model metadata as JSON.")
 @pass_app
-def train_command(app: App, stip_file: str, negatives: tuple[str, ...], limit: int | None,
+def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
+                  labelled_files: tuple[str, ...], demo_news: bool, limit: int | None,
                   folds: int, model_dir: str | None, as_json: bool) -> None:
     """Train the policy-relevance and policy-area model and save it in the model folder.
 
     Positives and areas come from the STIP Compass export (theme codes mapped to areas as
     the taxonomy says); negatives from the --negatives feeds and from items analysts marked
-    `policy=0`; every analyst correction in the store is folded in. Per-area thresholds are
+    `policy=0`; every analyst correction in the store is folded in, and so are hand-labelled
+    news (--labelled files and, unless --no-demo-news, the demo site's articles: the STIP
+    export holds programme descriptions, not news). Per-area thresholds are
     chosen by cross-validation on this training data only. The previous model is replaced
     only once the new one is saved. A country model is trained from the initiatives'
     countries (and countries analysts gave) and saved beside it: it tags a country when the
     text names none and the source has no home country.
     """
+    from classifier.evaluate import read_eval_file
     from classifier.model import (
-        analyst_samples, feed_negatives, save_model, stip_samples, train,
+        analyst_samples, feed_negatives, labelled_samples, save_model, stip_samples, train,
     )
     from classifier.rules import RuleTagger
     from classifier.stip import file_sha256, read_stip
@@ -159,8 +170,18 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...], limit: i
         samples += stip_samples(feed_negatives(feeds))
     analyst = analyst_samples(app.store().analyst_labelled_items(), taxonomy)
     samples += analyst
+    records = [record for path in labelled_files for record in read_eval_file(path, taxonomy)]
+    if demo_news:
+        from stiwatch.demo.site import labelled_records
+
+        # Its 18 non-policy articles alone are too few to say what is not policy (trained
+        # without --negatives they made all 6 non-policy test briefs look like policy): they
+        # join only beside the feeds' non-policy news.
+        records += [r for r in labelled_records() if feeds or r["policy"] == 1]
+    labelled = labelled_samples(records, taxonomy)
+    samples += labelled
     say(f"{len(examples)} initiatives, {sum(s.origin == 'feed' for s in samples)} feed "
-        f"negatives, {len(analyst)} analyst-labelled items")
+        f"negatives, {len(analyst)} analyst-labelled items, {len(labelled)} labelled news")
     digest = file_sha256(stip_file)
     rules = RuleTagger.load(app.settings["areas_lexicon"] or None)
     model = train(samples, taxonomy=taxonomy, data_sha256=digest, folds=folds,
@@ -169,6 +190,9 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...], limit: i
     model.metadata["training_data"] = {
         "stip_file": os.path.basename(stip_file), "stip_sha256": digest, "limit": limit,
         "negative_feeds": [os.path.basename(f) for f in feeds],
+        "labelled_files": [{"file": os.path.basename(f), "sha256": file_sha256(f)}
+                           for f in labelled_files],
+        "demo_news": demo_news,
     }
     save_model(model, folder)
     meta = model.metadata

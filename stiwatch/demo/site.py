@@ -578,3 +578,22 @@ def manifest(base_url: str, today: date,
          "syndicated_from": p.article.syndicated_from, **p.article.expected.as_dict()}
         for p in placed_articles(sources, base_url, today)
     ]
+
+
+def labelled_records(sources: list[DemoSource] | None = None) -> list[dict[str, Any]]:
+    """The hand-labelled articles (not their syndicated copies) in taxonomy.md's JSON Lines
+    shape: text as the classifier sees a crawled item (summary, then body); ``areas`` only
+    on policy items. `stiwatch train` folds them in as in-domain news."""
+    sources = sources if sources is not None else load_content()
+    records = []
+    for source in sources:
+        for article in source.articles:
+            if not article.own_labels:
+                continue
+            labels = article.expected.as_dict()
+            if not labels["policy"]:
+                del labels["areas"]
+            text = "\n\n".join([article.summary, *article.paragraphs] if article.summary
+                               else article.paragraphs)
+            records.append({"id": article.key, "title": article.title, "text": text, **labels})
+    return records
