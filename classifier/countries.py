@@ -45,6 +45,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
 from .artifacts import load_artifact, save_artifact
+from .metrics import prf_dict, set_counts
 from .model import _COMBINING, Features, model_text as _model_text
 from .places import Gazetteer, regions_for
 from .stip import Example
@@ -223,26 +224,12 @@ def derive_regions(countries: Tags, previous: Iterable[tuple[str, float, str]] =
 # -- training ------------------------------------------------------------------------------
 
 
-def _counts(gold: list[set[str]], predicted: list[set[str]]) -> tuple[int, int, int]:
-    tp = sum(len(g & p) for g, p in zip(gold, predicted))
-    fp = sum(len(p - g) for g, p in zip(gold, predicted))
-    fn = sum(len(g - p) for g, p in zip(gold, predicted))
-    return tp, fp, fn
-
-
-def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
-    p = tp / (tp + fp) if tp + fp else 0.0
-    r = tp / (tp + fn) if tp + fn else 0.0
-    f = 2 * p * r / (p + r) if p + r else 0.0
-    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4)}
-
-
 def choose_thresholds(gold: list[set[str]], tags: list[Tags], best: list[tuple[str, float]],
                       titled: list[set[str]] | None = None
                       ) -> tuple[float, float, dict[str, Any]]:
     """(fill, prune, metrics): the pair with the best micro-F1 of the combination over the
     grid (ties: the higher, more cautious thresholds), from out-of-fold margins."""
-    base = _counts(gold, [{c for c, _s, _m in t} for t in tags])
+    base = set_counts(gold, [{c for c, _s, _m in t} for t in tags])
     # Only two kinds of item change with the thresholds: those the gazetteer leaves empty
     # (fill) and those naming several countries, one of them the model's best (prune).
     titled = titled if titled is not None else [set() for _ in gold]
@@ -276,8 +263,8 @@ def choose_thresholds(gold: list[set[str]], tags: list[Tags], best: list[tuple[s
     combined = [combine(t, code, margin, fill, prune, in_title)
                 for t, (code, margin), in_title in zip(tags, best, titled)]
     metrics = {
-        "gazetteer": _prf(*base),
-        "combined": _prf(*_counts(gold, [{c for c, _s, _m in t} for t in combined])),
+        "gazetteer": prf_dict(*base),
+        "combined": prf_dict(*set_counts(gold, [{c for c, _s, _m in t} for t in combined])),
         "model_accuracy": round(float(np.mean([code in g for g, (code, _m) in zip(gold, best)])),
                                 4) if best else 0.0,
         "filled": int(sum(1 for t, c in zip(tags, combined) if not t and c)),

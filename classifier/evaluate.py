@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .errors import EvalFileError
+from .metrics import prf, prf_dict, set_counts
 from .pipeline import Classifier, Result, classify_texts
 from .taxonomy import Taxonomy, UnknownLabel, load_taxonomy
 
@@ -68,13 +69,6 @@ def read_eval_file(path: str | os.PathLike[str],
     return records
 
 
-def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return round(precision, 4), round(recall, 4), round(f1, 4)
-
-
 def multilabel_metrics(gold: Sequence[Iterable[str]], predicted: Sequence[Iterable[str]],
                        order: Sequence[str] = ()) -> dict[str, Any]:
     counts: dict[str, list[int]] = {}  # label -> [tp, fp, fn]
@@ -89,15 +83,13 @@ def multilabel_metrics(gold: Sequence[Iterable[str]], predicted: Sequence[Iterab
     per_label = {}
     for label in sorted(counts, key=lambda l: (rank.get(l, len(rank)), l)):
         tp, fp, fn = counts[label]
-        precision, recall, f1 = _prf(tp, fp, fn)
-        per_label[label] = {"precision": precision, "recall": recall, "f1": f1,
-                            "support": tp + fn}
+        per_label[label] = {**prf_dict(tp, fp, fn), "support": tp + fn}
     tp = sum(c[0] for c in counts.values())
     fp = sum(c[1] for c in counts.values())
     fn = sum(c[2] for c in counts.values())
     present = [m["f1"] for m in per_label.values() if m["support"]]
     return {
-        "micro_f1": _prf(tp, fp, fn)[2],
+        "micro_f1": prf(tp, fp, fn)[2],
         "macro_f1": round(sum(present) / len(present), 4) if present else 0.0,
         "per_label": per_label,
     }
@@ -114,8 +106,7 @@ def score(records: Sequence[dict[str, Any]], results: Sequence[Result],
         tp = sum(r["policy"] == 1 and res.is_policy for r, res in labelled)
         fp = sum(r["policy"] == 0 and res.is_policy for r, res in labelled)
         fn = sum(r["policy"] == 1 and not res.is_policy for r, res in labelled)
-        precision, recall, f1 = _prf(tp, fp, fn)
-        out["policy"] = {"precision": precision, "recall": recall, "f1": f1}
+        out["policy"] = prf_dict(tp, fp, fn)
     area_pairs = [(r, res) for r, res in pairs if "areas" in r and r.get("policy", 1) == 1]
     if area_pairs:
         out["areas"] = multilabel_metrics(
@@ -132,14 +123,9 @@ def score(records: Sequence[dict[str, Any]], results: Sequence[Result],
         )
     country_pairs = [(r, res) for r, res in pairs if "countries" in r]
     if country_pairs:
-        tp = fp = fn = 0
-        for r, res in country_pairs:
-            gold = set(r["countries"])
-            predicted = {c for c, _s, _m in res.countries}
-            tp += len(gold & predicted)
-            fp += len(predicted - gold)
-            fn += len(gold - predicted)
-        precision, recall, f1 = _prf(tp, fp, fn)
+        precision, recall, f1 = prf(*set_counts(
+            [set(r["countries"]) for r, _ in country_pairs],
+            [{c for c, _s, _m in res.countries} for _, res in country_pairs]))
         out["countries"] = {"micro_precision": precision, "micro_recall": recall,
                             "micro_f1": f1}
     return out
