@@ -268,10 +268,22 @@ def classify_store(
 
     # Duplicates: the original's tags (all of them, analyst corrections included), or a fresh
     # classification when the original has none.
-    copies: list[tuple[int, list[dict[str, Any]]]] = []
-    orphans: list[dict[str, Any]] = []
+    duplicates: list[dict[str, Any]] = []
 
     def flush() -> None:
+        copies: list[tuple[int, list[dict[str, Any]]]] = []
+        orphans: list[dict[str, Any]] = []
+        by_original = store.tags_of_items({item["duplicate_of"] for item in duplicates})
+        for item in duplicates:
+            original = by_original.get(item["duplicate_of"])
+            if original:
+                copies.append((item["id"], [
+                    {"facet": t["facet"], "value": t["value"], "score": t["score"],
+                     "method": t["method"]} for t in original
+                ]))
+            else:
+                orphans.append(item)
+        duplicates.clear()
         if copies:
             store.save_classifications(copies, version)
             policy = sum(any(t["facet"] == "policy" and t["value"] == "1" for t in tags)
@@ -280,23 +292,15 @@ def classify_store(
             report.policy += policy
             if progress is not None:
                 progress(len(copies), policy=policy)
-            copies.clear()
         if orphans:
-            save(list(orphans))
-            orphans.clear()
+            save(orphans)
 
     for item in store.iter_items("duplicate_of IS NOT NULL" + pending):
-        original = store.tags_of(item["duplicate_of"])
-        if original:
-            copies.append((item["id"], [
-                {"facet": t["facet"], "value": t["value"], "score": t["score"],
-                 "method": t["method"]} for t in original
-            ]))
-        else:
-            orphans.append(item)
-        if len(copies) + len(orphans) >= BATCH:
+        duplicates.append(item)
+        if len(duplicates) >= BATCH:
             flush()
-    flush()
+    if duplicates:
+        flush()
     report.seconds = round(time.monotonic() - started, 3)
     return report
 

@@ -6,6 +6,7 @@ from typing import Any, Iterable, Mapping
 
 from .clock import utcnow
 from .errors import InvalidTag, NoSuchItem
+from .items import chunks
 
 FACETS = ("policy", "area", "domain", "country", "region")
 METHODS = ("model", "rules", "gazetteer", "source", "analyst")
@@ -110,11 +111,22 @@ class TagsMixin:
         return count
 
     def tags_of(self, item_id: int) -> list[dict[str, Any]]:
-        return self.query(
-            "SELECT facet, value, score, method, model_version, tagged_at FROM tags"
-            " WHERE item_id = ? ORDER BY facet, value",
-            [item_id],
-        )
+        return self.tags_of_items([item_id]).get(item_id, [])
+
+    def tags_of_items(self, item_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+        """Each item's tags (as tags_of gives them), for many items in few queries; items
+        without tags are left out."""
+        out: dict[int, list[dict[str, Any]]] = {}
+        for chunk in chunks(list(item_ids)):
+            rows = self.query(
+                "SELECT item_id, facet, value, score, method, model_version, tagged_at FROM tags"
+                f" WHERE item_id IN ({', '.join('?' * len(chunk))})"
+                " ORDER BY item_id, facet, value",
+                chunk,
+            )
+            for row in rows:
+                out.setdefault(row.pop("item_id"), []).append(row)
+        return out
 
     # -- analyst corrections ----------------------------------------------------------------
 

@@ -32,6 +32,16 @@ def test_classification_replaces_machine_tags_and_marks_items(store):
     assert store.unclassified_ids(everything=True) == [1, 2]
 
 
+def test_tags_of_items_reads_many_items_at_once(store):
+    store.save_classifications([(1, machine(policy=["1"], area=["governance"])),
+                                (2, machine(policy=["0"]))], "m1")
+    many = store.tags_of_items([2, 1, 99])
+    assert set(many) == {1, 2}  # an item without tags is left out
+    assert many[1] == store.tags_of(1) and many[2] == store.tags_of(2)
+    assert [t["value"] for t in many[1]] == ["governance", "1"]
+    assert store.tags_of(99) == []
+
+
 def test_analyst_tags_are_never_overwritten_and_removals_stick(store):
     store.save_classifications([(1, machine(policy=["1"], area=["governance"], country=["US"]))],
                                "m1")
