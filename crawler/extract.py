@@ -28,6 +28,8 @@ import lxml.html
 import py3langid
 import trafilatura
 
+from db.clock import iso_utc, utcnow
+
 from .feeds import FUTURE_SLACK
 from .text import content_hash, normalise_space, plain_headers, summarise
 from .urls import try_canonicalize
@@ -271,7 +273,7 @@ def _utc(value: str | None) -> str | None:
     moment = moment.astimezone(timezone.utc)
     if moment > datetime.now(timezone.utc) + FUTURE_SLACK:
         return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_utc(moment)
 
 
 def _page_date(tree: lxml.html.HtmlElement, url: str, extensive: bool) -> str | None:
@@ -298,7 +300,7 @@ def _language(text: str, tree: lxml.html.HtmlElement | None,
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utcnow()
 
 
 def _link_texts(tree: lxml.html.HtmlElement) -> set[str]:

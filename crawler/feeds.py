@@ -18,6 +18,8 @@ from typing import Any, Mapping
 
 import feedparser
 
+from db.clock import iso_utc
+
 from .text import html_to_text, normalise_space, plain_headers, shorten
 from .urls import try_canonicalize
 
@@ -141,7 +143,7 @@ def _iso(parsed: Any) -> str | None:
         return None
     if moment.year < EARLIEST_YEAR or moment > datetime.now(timezone.utc) + FUTURE_SLACK:
         return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_utc(moment)
 
 
 def _text_of(entry: Any, key: str) -> str:

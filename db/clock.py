@@ -1,8 +1,17 @@
-"""Timestamps as the store writes them: ISO 8601, UTC, whole seconds."""
+"""Timestamps as the store writes them: ISO 8601, UTC, whole seconds, ``Z`` for UTC
+(``2026-11-26T21:05:00Z``). Every timestamp column holds this form (migration 8 rewrote
+older ``+00:00`` values), so they sort and compare as text."""
 
 from datetime import datetime, timezone
 
 
+def iso_utc(moment: datetime) -> str:
+    """``moment`` (aware; naive counts as UTC) in the store's timestamp form."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def utcnow() -> str:
-    """Now as ISO 8601 UTC with seconds, the format of every timestamp in the store."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    """Now, in the store's timestamp form."""
+    return iso_utc(datetime.now(timezone.utc))

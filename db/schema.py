@@ -10,9 +10,9 @@ Never edit a migration that has shipped: append a new one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 import sqlite3
 
+from .clock import utcnow
 from .errors import SchemaTooNew
 
 
@@ -21,6 +21,14 @@ class Migration:
     version: int
     name: str
     sql: str
+
+
+def _utc_with_z(columns: dict[str, tuple[str, ...]]) -> str:
+    """SQL rewriting "...+00:00" timestamps in these columns as "...Z" (same instant)."""
+    return "\n".join(
+        f"UPDATE {table} SET {column} = substr({column}, 1, length({column}) - 6) || 'Z'"
+        f" WHERE {column} LIKE '%+00:00';"
+        for table, names in columns.items() for column in names)
 
 
 MIGRATIONS: list[Migration] = [
@@ -269,13 +277,22 @@ MIGRATIONS: list[Migration] = [
         WHERE i.duplicate_of IS NULL;
         """,
     ),
+    Migration(8, "timestamps in one form: UTC with Z", _utc_with_z({
+        # db.clock wrote "+00:00" while crawled dates ended in "Z". Frozen, like every
+        # migration: a later timestamp column is written with Z from the start.
+        "schema_migrations": ("applied_at",),
+        "sources": ("added_at", "updated_at", "last_crawled_at", "last_ok_at", "failing_since"),
+        "items": ("published_at", "fetched_at", "classified_at"),
+        "crawl_runs": ("started_at", "finished_at"),
+        "tags": ("tagged_at",),
+        "analyst_labels": ("labelled_at",),
+        "subscribers": ("created_at", "updated_at"),
+        "deliveries": ("next_attempt_at", "sent_at", "updated_at"),
+        "runs": ("started_at", "finished_at"),
+    })),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def current_version(conn: sqlite3.Connection) -> int:
@@ -327,7 +344,7 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> list[int]:
                 conn.execute(statement)
             conn.execute(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                (migration.version, migration.name, _now()),
+                (migration.version, migration.name, utcnow()),
             )
             conn.execute("COMMIT")
         except BaseException:

@@ -38,6 +38,7 @@ from typing import Any, Callable, Mapping
 from email.utils import parseaddr
 
 import db
+from db.clock import iso_utc
 
 from .chart import area_chart
 from .errors import DigestError, SmtpSetupError
@@ -294,10 +295,6 @@ class SendReport:
         return {**self.__dict__, "ok": self.ok}
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
-
-
 def send_week(
     store: Any,
     settings: Mapping[str, Any],
@@ -358,7 +355,7 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
         owed = [{"subscriber": email, "status": "pending", "attempts": 0} for email in subscribers]
     else:
         store.ensure_deliveries(week.label, list(subscribers))
-        owed = store.owed_deliveries(week.label, _iso(now))
+        owed = store.owed_deliveries(week.label, iso_utc(now))
         owed_emails = {row["subscriber"] for row in owed}
         for row in store.deliveries(week.label):
             if row["subscriber"] in owed_emails or not row["active"]:
@@ -405,7 +402,7 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
             except DeliveryError as error:
                 attempts = (row.get("attempts") or 0) + 1
                 if error.temporary and attempts < max_attempts:
-                    retry_at = _iso(now + timedelta(minutes=retry_minutes * 2 ** (attempts - 1)))
+                    retry_at = iso_utc(now + timedelta(minutes=retry_minutes * 2 ** (attempts - 1)))
                     store.delivery_retry(email, week.label, str(error), retry_at)
                     report.retry.append({"email": email, "error": str(error),
                                          "next_attempt_at": retry_at})

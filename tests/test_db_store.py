@@ -57,6 +57,35 @@ def test_older_file_is_migrated_in_place_keeping_its_data(db_path: Path):
         assert store.query("SELECT rowid FROM items_fts WHERE items_fts MATCH 'quantum'")
 
 
+def test_timestamps_of_an_older_file_take_the_one_utc_form(db_path: Path):
+    """Before migration 8 the store wrote "+00:00" and the crawler "Z": after it, every
+    timestamp is the same instant ending in Z, so text order is time order."""
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrate(conn, target=7)
+    conn.execute(
+        "INSERT INTO sources (id, name, kind, url, added_at, updated_at, failing_since)"
+        " VALUES ('old', 'Old', 'feed', 'https://old.example/feed',"
+        " '2026-01-01T00:00:00+00:00', '2026-01-02T09:30:00+00:00', NULL)")
+    conn.execute(
+        "INSERT INTO items (url, source_id, title, published_at, fetched_at)"
+        " VALUES ('https://old.example/a', 'old', 'A', '2025-12-31T23:00:00Z',"
+        " '2026-01-01T08:00:00+00:00')")
+    conn.close()
+    with db.open_store(db_path) as store:
+        assert store.migrated == [8]
+        assert store.query("SELECT added_at, updated_at, failing_since FROM sources") == [
+            {"added_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-02T09:30:00Z",
+             "failing_since": None}]
+        assert store.query("SELECT published_at, fetched_at FROM items") == [
+            {"published_at": "2025-12-31T23:00:00Z", "fetched_at": "2026-01-01T08:00:00Z"}]
+        applied = [row["applied_at"] for row in
+                   store.query("SELECT applied_at FROM schema_migrations")]
+        assert all(stamp.endswith("Z") for stamp in applied)
+        store.save_items([{"url": "https://old.example/b", "source_id": "old", "title": "B"}])
+        assert store.query("SELECT fetched_at FROM items WHERE title = 'B'")[0][
+            "fetched_at"].endswith("Z")
+
+
 def test_newer_file_is_refused_with_a_clear_message(db_path: Path):
     with db.open_store(db_path) as store:
         store.conn.execute(

@@ -189,7 +189,7 @@ def test_a_skipped_row_that_now_matches_retries_like_any_other(store, smtp):
     assert (report.already, report.skipped, report.sent) == (3, [], [])
     row = store.get_delivery("space@example.org", WEEK.label)
     assert (row["status"], row["attempts"], row["next_attempt_at"]) == (
-        "pending", 1, "2026-11-23T10:30:00+00:00")
+        "pending", 1, "2026-11-23T10:30:00Z")
 
     report = send_week(store, settings, WEEK, now=t0 + timedelta(hours=1, minutes=10))
     assert [w["email"] for w in report.waiting] == ["space@example.org"]
@@ -215,7 +215,7 @@ def test_temporary_refusals_retry_later_with_growing_delay(store, smtp):
     assert not report.ok
     row = store.get_delivery("sec@example.org", WEEK.label)
     assert (row["status"], row["attempts"], row["next_attempt_at"]) == (
-        "pending", 1, "2026-11-23T09:30:00+00:00")
+        "pending", 1, "2026-11-23T09:30:00Z")
 
     # Before the delay is over nothing is tried.
     report = send_week(store, settings, WEEK, now=t0 + timedelta(minutes=10))
@@ -225,7 +225,7 @@ def test_temporary_refusals_retry_later_with_growing_delay(store, smtp):
     # After it: tried again; still refused -> the next delay doubles.
     report = send_week(store, settings, WEEK, now=t0 + timedelta(minutes=31))
     row = store.get_delivery("sec@example.org", WEEK.label)
-    assert (row["attempts"], row["next_attempt_at"]) == (2, "2026-11-23T10:31:00+00:00")
+    assert (row["attempts"], row["next_attempt_at"]) == (2, "2026-11-23T10:31:00Z")
 
     smtp.behaviour.clear()
     report = send_week(store, settings, WEEK, now=t0 + timedelta(hours=2))

@@ -15,6 +15,8 @@ from scrapy.http import Response
 from scrapy.utils.gz import gunzip
 from scrapy.utils.response import get_base_url
 
+from db.clock import iso_utc
+
 from ..extract import decode_html
 from ..feeds import FeedError, parse_feed
 from ..items import Candidate
@@ -125,7 +127,7 @@ def _iso_date(value: str | None) -> datetime | None:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+    return iso_utc(moment) if moment else None
 
 
 def _local(tag: Any) -> str:
