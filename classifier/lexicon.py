@@ -49,7 +49,7 @@ def read_toml(path: str | Path, text: str | None = None) -> dict[str, Any]:
 
 
 def data_file(name: str) -> Path:
-    """A lexicon shipped in classifier/data/."""
+    """A data file (lexicon, labelled news) shipped in classifier/data/."""
     return Path(str(resources.files(__package__).joinpath("data", name)))
 
 

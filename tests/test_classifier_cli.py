@@ -211,7 +211,7 @@ def test_area_rules_override_setting_decides_between_rules_and_model(stiwatch, t
     of `human_resources` (PhD scholarships): tagged by default, left to the model above 1."""
     models = tmp_path / "models"
     trained = stiwatch("-q", "train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
-                       "--no-demo-news", "--model-dir", str(models))
+                       "--no-bundled-news", "--model-dir", str(models))
     assert trained.exit_code == 0, trained.output
     brief = _phd_brief(tmp_path)
 
@@ -228,28 +228,30 @@ def test_area_rules_override_setting_decides_between_rules_and_model(stiwatch, t
 
 
 def test_train_folds_in_labelled_news(stiwatch, tmp_path):
-    """The demo site's hand-labelled articles (on by default) and --labelled files teach the
-    model news phrasing: with them the model itself, not the rules, finds the PhD brief's
+    """The hand-labelled news shipped with stiwatch (on by default) and --labelled files teach
+    the model news phrasing: with them the model itself, not the rules, finds the PhD brief's
     human_resources."""
     off = {"STIWATCH_AREA_RULES_OVERRIDE": "1.01"}  # the model's areas alone
     brief = _phd_brief(tmp_path)
     plain, news = tmp_path / "plain", tmp_path / "news"
     assert stiwatch("-q", "train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
-                    "--no-demo-news", "--model-dir", str(plain)).exit_code == 0
+                    "--no-bundled-news", "--model-dir", str(plain)).exit_code == 0
     result = stiwatch("train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
                       "--model-dir", str(news), "--json")
     assert result.exit_code == 0, result.output
     meta = json.loads(result.stdout)
     from stiwatch.demo.site import labelled_records
-    assert meta["training_counts"]["labelled"] == len(labelled_records())
-    assert meta["training_data"]["demo_news"] is True
+    bundled = (FIXTURES.parent.parent / "classifier" / "data" / "news_labelled.jsonl")
+    assert meta["training_counts"]["labelled"] == (
+        len(labelled_records()) + len(bundled.read_text().splitlines()))
+    assert meta["training_data"]["bundled_news"] is True
     assert _human_resources(stiwatch, brief, plain, off)[0] == 0.0
     assert _human_resources(stiwatch, brief, news, off)[0] == 1.0
 
     mine = tmp_path / "mine.jsonl"
     mine.write_text("".join(json.dumps(record) + "\n" for record in labelled_records()[:5]))
     result = stiwatch("train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
-                      "--no-demo-news", "--labelled", str(mine), "--model-dir", str(news),
+                      "--no-bundled-news", "--labelled", str(mine), "--model-dir", str(news),
                       "--json")
     assert result.exit_code == 0, result.output
     meta = json.loads(result.stdout)

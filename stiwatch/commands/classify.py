@@ -20,6 +20,11 @@ from ..output import echo_json, echo_table
 
 if TYPE_CHECKING:
     from classifier.pipeline import Classifier
+    from classifier.taxonomy import Taxonomy
+
+# Hand-written, labelled news briefs shipped in classifier/data/ for training (train
+# --bundled-news), beside the demo site's articles.
+BUNDLED_NEWS = "news_labelled.jsonl"
 
 model_dir_option = click.option(
     "--model-dir", metavar="DIR",
@@ -116,6 +121,23 @@ def _negative_files(paths: tuple[str, ...]) -> list[str]:
     return files
 
 
+def _labelled_news(files: tuple[str, ...], bundled: bool, with_negatives: bool,
+                   taxonomy: "Taxonomy") -> list[dict[str, Any]]:
+    """Records of the --labelled files, then (``bundled``) the news shipped with stiwatch."""
+    from classifier.evaluate import read_eval_file
+    from classifier.lexicon import data_file
+    from stiwatch.demo.site import labelled_records
+
+    records = [record for path in files for record in read_eval_file(path, taxonomy)]
+    if bundled:
+        shipped = labelled_records() + read_eval_file(data_file(BUNDLED_NEWS), taxonomy)
+        # Its 43 non-policy items alone are too few to say what is not policy (the demo's 18
+        # alone, trained without --negatives, made all 6 non-policy test briefs look like
+        # policy): they join only beside the feeds' non-policy news.
+        records += [r for r in shipped if with_negatives or r["policy"] == 1]
+    return records
+
+
 @click.command("train")
 @click.option("--stip", "stip_file", required=True, metavar="FILE",
               help="The OECD STIP Compass CSV export (.csv or .csv.gz).")
@@ -126,9 +148,9 @@ def _negative_files(paths: tuple[str, ...]) -> list[str]:
               help="Hand-labelled items in taxonomy.md's JSON Lines format (as `stiwatch "
                    "evaluate` reads), folded in with the weight of analyst corrections: your "
                    "own news teaches the model news phrasing; repeatable.")
-@click.option("--demo-news/--no-demo-news", default=True, show_default=True,
-              help="Fold in the hand-labelled articles of the bundled demo site as news "
-                   "(relevance and areas).")
+@click.option("--bundled-news/--no-bundled-news", default=True, show_default=True,
+              help="Fold in the hand-labelled news that ships with stiwatch (the demo site's "
+                   "articles and classifier/data/news_labelled.jsonl).")
 @click.option("--limit", type=click.IntRange(min=10), metavar="N",
               help="Use only the first N initiatives (quick trials and tests).")
 @click.option("--folds", type=click.IntRange(2, 10), default=3, show_default=True,
@@ -137,21 +159,20 @@ def _negative_files(paths: tuple[str, ...]) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Print the model metadata as JSON.")
 @pass_app
 def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
-                  labelled_files: tuple[str, ...], demo_news: bool, limit: int | None,
+                  labelled_files: tuple[str, ...], bundled_news: bool, limit: int | None,
                   folds: int, model_dir: str | None, as_json: bool) -> None:
     """Train the policy-relevance and policy-area model and save it in the model folder.
 
     Positives and areas come from the STIP Compass export (theme codes mapped to areas as
     the taxonomy says); negatives from the --negatives feeds and from items analysts marked
     `policy=0`; every analyst correction in the store is folded in, and so are hand-labelled
-    news (--labelled files and, unless --no-demo-news, the demo site's articles: the STIP
-    export holds programme descriptions, not news). Per-area thresholds are
+    news (--labelled files and, unless --no-bundled-news, the news that ships with stiwatch:
+    the STIP export holds programme descriptions, not news). Per-area thresholds are
     chosen by cross-validation on this training data only. The previous model is replaced
     only once the new one is saved. A country model is trained from the initiatives'
     countries (and countries analysts gave) and saved beside it: it tags a country when the
     text names none and the source has no home country.
     """
-    from classifier.evaluate import read_eval_file
     from classifier.model import (
         analyst_samples, feed_negatives, labelled_samples, save_model, stip_samples, train,
     )
@@ -170,15 +191,8 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
         samples += stip_samples(feed_negatives(feeds))
     analyst = analyst_samples(app.store().analyst_labelled_items(), taxonomy)
     samples += analyst
-    records = [record for path in labelled_files for record in read_eval_file(path, taxonomy)]
-    if demo_news:
-        from stiwatch.demo.site import labelled_records
-
-        # Its 18 non-policy articles alone are too few to say what is not policy (trained
-        # without --negatives they made all 6 non-policy test briefs look like policy): they
-        # join only beside the feeds' non-policy news.
-        records += [r for r in labelled_records() if feeds or r["policy"] == 1]
-    labelled = labelled_samples(records, taxonomy)
+    labelled = labelled_samples(
+        _labelled_news(labelled_files, bundled_news, bool(feeds), taxonomy), taxonomy)
     samples += labelled
     say(f"{len(examples)} initiatives, {sum(s.origin == 'feed' for s in samples)} feed "
         f"negatives, {len(analyst)} analyst-labelled items, {len(labelled)} labelled news")
@@ -192,7 +206,7 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
         "negative_feeds": [os.path.basename(f) for f in feeds],
         "labelled_files": [{"file": os.path.basename(f), "sha256": file_sha256(f)}
                            for f in labelled_files],
-        "demo_news": demo_news,
+        "bundled_news": bundled_news,
     }
     save_model(model, folder)
     meta = model.metadata
