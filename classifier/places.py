@@ -46,6 +46,8 @@ KIND_WEIGHTS = {
     "currency": 0.5,
 }
 KINDS = tuple(KIND_WEIGHTS)
+# What a multilateral body's own news names of its seat or venue: cities and the local currency.
+VENUE_KINDS = frozenset({"capital", "place", "currency"})
 DEFAULT_SETTINGS = {
     "title_weight": 3.0,
     "lead_weight": 2.0,
@@ -201,12 +203,17 @@ class Gazetteer:
     def _evidence(self, title: str, text: str) -> tuple[dict[str, float], float]:
         """(evidence per code, evidence needed), remembered for the last item: tag() and
         international() of one item share one scan."""
+        return self._scanned(title, text)[1:]
+
+    def _scanned(self, title: str, text: str
+                 ) -> tuple[list[tuple[float, tuple]], dict[str, float], float]:
+        """(hits, evidence per code, evidence needed) of the last item scanned."""
         last = self._last
         if last is not None and last[0] is title and last[1] is text:
-            return last[2], last[3]
+            return last[2]
         hits, body = self._hits(title, text)
-        result = self._sum(hits), length_threshold(self.settings, body)
-        self._last = (title, text, *result)
+        result = hits, self._sum(hits), length_threshold(self.settings, body)
+        self._last = (title, text, result)
         return result
 
     def _sum(self, hits: list[tuple[float, tuple]]) -> dict[str, float]:
@@ -266,7 +273,13 @@ class Gazetteer:
     def _tag(self, title: str, text: str, source_country: str | None = None
              ) -> list[tuple[str, float]]:
         evidence, need = self._evidence(title, text)
-        evidence = {code: value for code, value in evidence.items() if code != "@international"}
+        # Where a multilateral body acts, a country told only by a city or its currency is
+        # where the body sits or met ("Geneva - The WHO published...", "UNESCO members met in
+        # Samarkand", CERN's budget in CHF), not a country the item is about.
+        acting = evidence.get("@international", 0.0) >= need
+        venues = self._venues(title, text) if acting else set()
+        evidence = {code: value for code, value in evidence.items()
+                    if code != "@international" and code not in venues}
         top = max(evidence.values(), default=0.0)
         floor = max(need, top * self.settings["relative_evidence"])
         eu_floor = max(need, max((v for c, v in evidence.items() if c != "EU"), default=0.0)
@@ -280,15 +293,25 @@ class Gazetteer:
             code = source_country.upper()
             if code in country_codes():
                 return [(code, self.settings["fallback_score"])]
-        if not tagged and len(evidence) == 1:
+        if not tagged and len(evidence) == 1 and not acting:
             # A short item that names exactly one country (a one-paragraph brief, a programme
             # description) is about it even without a title or lead mention; in a long article
-            # a lone mention deep in the text stays a passing one.
+            # a lone mention deep in the text stays a passing one, and so does one beside a
+            # multilateral body that acts ("CERN's council ... physicists in China propose").
             (code, value), = evidence.items()
             words = len((text or "").split(None, int(self.settings["sole_max_words"]) + 1))
             if value >= self.settings["sole_min_evidence"] and words <= self.settings["sole_max_words"]:
                 return [(code, round(1.0 - math.exp(-value / need), 3))]
         return sorted(tagged, key=lambda pair: (-pair[1], pair[0]))
+
+    def _venues(self, title: str, text: str) -> set[str]:
+        """Countries the item tells only by cities and currency (VENUE_KINDS)."""
+        hits = self._scanned(title, text)[0]
+        kinds: dict[str, set[str]] = {}
+        for _weight, keys in hits:
+            for key in keys:
+                kinds.setdefault(key[0], set()).add(key[1])
+        return {code for code, found in kinds.items() if found <= VENUE_KINDS}
 
     def tag_with_method(self, title: str, text: str, source_country: str | None = None
                         ) -> list[tuple[str, float, str]]:
