@@ -63,12 +63,19 @@ ANALYST_WEIGHT = 3.0
 # towards the rules on the demo's news and cost programme-description score.)
 RULE_WEIGHTS = (0.0, 0.1, 0.2)
 THEME_SHARES = (0.3, 0.5, 0.7)
-# The default of the `area_rules_override` setting (stiwatch/config.py): a rule area scoring at
-# least this is tagged whatever the model says (classifier/pipeline.py). On: stiwatch classifies
-# news, and on news-like text we wrote (the demo articles, the test briefs) it gains ~0.05 areas
-# micro-F1; on STIP programme descriptions it costs 0.005-0.01 in CV on the training split.
-# Above 1 it is off (for programme-description corpora).
+# The default of the `area_rules_override` setting (stiwatch/config.py): on news-like text (the
+# genre model below), a rule area scoring at least this is tagged whatever the model says
+# (classifier/pipeline.py). On news we wrote (the demo articles, the test briefs) it gains ~0.05
+# areas micro-F1; on STIP programme descriptions it would cost 0.005-0.01. Above 1 it is off.
 RULES_CERTAIN = 0.99
+# The genre model (news vs programme description) is learnt from at least this many texts of
+# each kind: the step above is kept to news-like texts (classifier/pipeline.py).
+GENRES = {"stip": 0, "feed": 1, "labelled": 1, "analyst": 1}  # sample origin -> is news
+MIN_GENRE = 10
+# Its cut keeps this share of the training news (out of fold) on the news side: on programme
+# descriptions the step's additions are mostly wrong (14-42 % right per area, CV on the STIP
+# training split), on news mostly right, so a news text must not be taken for a programme.
+NEWS_KEPT = 0.99
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.91, 0.025), 3)
 
 Progress = Callable[[str], None]
@@ -341,6 +348,7 @@ class Prediction:
     policy: float  # probability of STI-policy relevance
     areas: dict[str, float]  # area -> score, for the areas tagged
     area_scores: dict[str, float]  # every modelled area -> score
+    news_like: bool | None = None  # reads like news, not a programme (None: no genre model)
 
 
 class LinearBank:
@@ -372,7 +380,7 @@ class PolicyModel:
                  theme_groups: dict[str, list[str]], thresholds: dict[str, float],
                  policy_threshold: float, metadata: dict[str, Any], rule_weight: float = 0.0,
                  theme_share: float = 0.0, fallback: bool = True,
-                 stack: "Stack | None" = None) -> None:
+                 stack: "Stack | None" = None, genre_cut: float | None = None) -> None:
         self.features = features
         self.bank = bank
         self.areas = areas
@@ -384,6 +392,7 @@ class PolicyModel:
         self.theme_share = theme_share
         self.fallback = fallback
         self.stack = stack
+        self.genre_cut = genre_cut  # p(news) from which a text reads like news
 
     @property
     def policy(self) -> bool | None:
@@ -437,6 +446,8 @@ class PolicyModel:
         cuts = np.array([self.thresholds[label] for label in self.areas])
         chosen = decide(scores, cuts, self.fallback)
         p_policy = (p[:, self.bank.index["policy"]] if self.policy else np.ones(len(texts)))
+        news = (p[:, self.bank.index["genre"]] >= self.genre_cut).tolist() \
+            if self.genre_cut is not None else [None] * len(texts)
         out = []
         for row in range(len(texts)):
             values = scores[row].tolist()
@@ -444,6 +455,7 @@ class PolicyModel:
                 float(p_policy[row]),
                 {label: values[j] for j, label in enumerate(self.areas) if chosen[row, j]},
                 dict(zip(self.areas, values)),
+                news[row],
             ))
         return out
 
@@ -561,6 +573,10 @@ def train(
     counts["policy_negatives"] = int(np.sum(y_policy == 0))
     if len(set(y_policy.tolist())) == 2 and min(np.bincount(y_policy)) >= folds:
         jobs_list.append(("policy", policy_rows, y_policy, c_policy))
+    genre_rows = np.array([i for i, s in enumerate(samples) if s.origin in GENRES], dtype=int)
+    y_genre = np.array([GENRES[samples[i].origin] for i in genre_rows], dtype=int)
+    if len(set(y_genre.tolist())) == 2 and min(np.bincount(y_genre)) >= max(folds, MIN_GENRE):
+        jobs_list.append(("genre", genre_rows, y_genre, c_policy))
     skipped: list[str] = []
     area_jobs: list[str] = []
     # An area no STIP theme maps to (research_security) would have every initiative as a
@@ -609,6 +625,16 @@ def train(
     say("fitting the final models")
     finals = run(delayed(_fit)(x[rows], y, weights[rows], c) for name, rows, y, c in jobs_list)
     bank = LinearBank([name for name, *_ in jobs_list], finals)
+
+    genre_cut = None
+    if "genre" in oof:
+        genre_cut = float(np.quantile(oof["genre"][y_genre == 1], 1 - NEWS_KEPT))
+        metrics["genre"] = {
+            "cut": round(genre_cut, 4),
+            "news_as_news": round(float(np.mean(oof["genre"][y_genre == 1] >= genre_cut)), 4),
+            "programmes_as_news": round(float(np.mean(oof["genre"][y_genre == 0] >= genre_cut)),
+                                        4),
+        }
 
     policy_threshold = 0.5
     if "policy" in oof:
@@ -772,7 +798,7 @@ def train(
         "train_seconds": seconds,
     }
     return PolicyModel(features, bank, area_jobs, theme_groups, thresholds, policy_threshold,
-                       metadata, rule_weight, theme_share, fallback, stack)
+                       metadata, rule_weight, theme_share, fallback, stack, genre_cut)
 
 
 def _micro_f1(y: np.ndarray, chosen: np.ndarray) -> float:
@@ -820,7 +846,7 @@ def save_model(model: PolicyModel, model_dir: str | os.PathLike[str]) -> Path:
                "thresholds": model.thresholds, "policy_threshold": model.policy_threshold,
                "version": model.version, "rule_weight": model.rule_weight,
                "theme_share": model.theme_share, "fallback": model.fallback,
-               "stack": model.stack}
+               "stack": model.stack, "genre_cut": model.genre_cut}
     return save_artifact(model_dir, MODEL_STEM, payload, model.metadata)
 
 
@@ -839,4 +865,5 @@ def load_model(model_dir: str | os.PathLike[str],
     return PolicyModel(payload["features"], payload["bank"], payload["areas"],
                        payload["theme_groups"], payload["thresholds"],
                        payload["policy_threshold"], metadata, payload["rule_weight"],
-                       payload["theme_share"], payload["fallback"], payload["stack"])
+                       payload["theme_share"], payload["fallback"], payload["stack"],
+                       payload.get("genre_cut"))  # models saved before it have none

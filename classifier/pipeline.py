@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+import math
 import os
 from pathlib import Path
 import time
@@ -189,10 +190,12 @@ class Classifier:
             areas = [(a, s, "model") for a, s in
                      sorted(prediction.areas.items(), key=lambda pair: -pair[1])]
             chosen = {a for a, _s, _m in areas}
-            # Areas the model has no data for, and areas the cue rules are all but sure of
-            # (news phrasing the STIP programme descriptions lack: "cabinet approves", ...).
+            # Areas the model has no data for, and areas the cue rules are all but sure of in
+            # news (phrasing the STIP programme descriptions lack: "cabinet approves", ...);
+            # on programme-like text the model, which learnt that genre, decides.
+            override = self.rules_override if prediction.news_like is not False else math.inf
             areas += [(a, s, "rules") for a, s in rule_areas
-                      if a not in chosen and (a not in modelled or s >= self.rules_override)]
+                      if a not in chosen and (a not in modelled or s >= override)]
         else:
             areas = [(a, s, "rules") for a, s in rule_areas]
         return Result(

@@ -82,9 +82,9 @@ SETTINGS: tuple[Setting, ...] = (
             "cues (empty: the bundled one only)."),
     Setting("places_lexicon", "", "Analyst TOML file extending the country gazetteer "
             "(empty: the bundled one only)."),
-    Setting("area_rules_override", 0.99, "A policy area the cue rules score at least this is "
-            "tagged even where the trained model disagrees: good for news; above 1 leaves areas "
-            "to the model (programme descriptions such as the STIP export).", _non_negative),
+    Setting("area_rules_override", 0.99, "On news-like text, a policy area the cue rules "
+            "score at least this is tagged even where the trained model disagrees; above 1 "
+            "leaves areas to the model everywhere.", _non_negative),
     # -- digests
     Setting("timezone", "Asia/Tokyo", "Time zone whose ISO weeks digests cover."),
     Setting("digest_section_cap", 8, "Items shown per digest section at most.", int),

@@ -59,6 +59,44 @@ def test_round_trip_keeps_predictions_and_metadata(trained):
     assert after[0].policy > 0.5 > after[1].policy
 
 
+def test_genre_model_tells_news_from_programme_descriptions(trained):
+    """Learnt from the feed entries (news) against the STIP initiatives: the rules' override
+    of areas (classifier/pipeline.py) is kept to news-like text."""
+    model, folder = trained
+    genre = json.loads((folder / "model.json").read_text())["cv_metrics"]["genre"]
+    assert genre["news_as_news"] >= 0.9 and genre["programmes_as_news"] <= 0.05
+    programme, news = load_model(folder).predict([
+        model_text("Innovation vouchers for SMEs", "The programme provides vouchers to small "
+                   "and medium-sized enterprises for buying research services from "
+                   "universities. To increase the innovation capacity of SMEs."),
+        model_text("Minister announces new research funding", "The science minister said on "
+                   "Tuesday that the government would spend an extra 200 million on "
+                   "university research next year, after weeks of protests by researchers."),
+    ])
+    assert (programme.news_like, news.news_like) == (False, True)
+
+
+def test_rules_override_areas_only_on_news_like_text(trained):
+    """On the export's own programme descriptions the model decides the areas; without the
+    genre model (older models) the rules' certain areas are added there too."""
+    from classifier.domains import DomainTagger
+    from classifier.pipeline import Classifier, ItemText
+    from classifier.places import Gazetteer
+
+    _model, folder = trained
+    model = load_model(folder)
+    classifier = Classifier(model, RuleTagger.load(), DomainTagger.load(), Gazetteer.load())
+    items = [ItemText(e.title, e.text) for e in read_stip(SMALL)]
+
+    def ruled() -> int:
+        return sum(method == "rules" and area in model.areas
+                   for result in classifier.classify(items) for area, _s, method in result.areas)
+
+    assert ruled() == 0
+    model.genre_cut = None
+    assert ruled() > 0
+
+
 def test_features_match_scikit_learn_transform():
     # The model's own transform must give exactly scikit-learn's TF-IDF matrix: the
     # vocabulary and idf are fitted by scikit-learn, the transform is re-implemented for speed.
