@@ -91,7 +91,8 @@ class Classifier:
                  country_model: CountryModel | None = None,
                  rules_override: float = RULES_CERTAIN) -> None:
         self.model = model
-        # a rule area scoring at least this is tagged whatever the model says (above 1: never)
+        # on news-like text, a rule area scoring at least this is tagged whatever the model
+        # says (above 1: never)
         self.rules_override = rules_override
         self.country_model = country_model  # classifier/countries.py: the gazetteer's 2nd signal
         self.rules = rules

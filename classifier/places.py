@@ -276,7 +276,7 @@ class Gazetteer:
         # Where a multilateral body acts, a country told only by a city or its currency is
         # where the body sits or met ("Geneva - The WHO published...", "UNESCO members met in
         # Samarkand", CERN's budget in CHF), not a country the item is about.
-        acting = evidence.get("@international", 0.0) >= need
+        acting = self.international(title, text)
         venues = self._venues(title, text) if acting else set()
         evidence = {code: value for code, value in evidence.items()
                     if code != "@international" and code not in venues}
