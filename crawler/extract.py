@@ -299,10 +299,6 @@ def _language(text: str, tree: lxml.html.HtmlElement | None,
     return code if re.fullmatch(r"[a-z]{2,3}", code) else None
 
 
-def _now() -> str:
-    return utcnow()
-
-
 def _link_texts(tree: lxml.html.HtmlElement) -> set[str]:
     return {normalise_space(a.text_content()).casefold() for a in tree.iter("a")} - {""}
 
@@ -501,7 +497,7 @@ def extract_article(body: bytes, url: str, headers: Mapping[str, str] | None = N
             # Site chrome dropped first: a footer's "© 2024" is no publication date.
             published, source = _page_date(_without_site_chrome(tree), url, extensive=True), "text"
     if not published:
-        published, source = _now(), "fetched"
+        published, source = utcnow(), "fetched"
 
     return Article(
         url=page_url,
