@@ -18,8 +18,15 @@ initiative has its reporting country.
     news), and it is off for non-policy items (on them, Reuters 1987 news, it cost 0.06);
   * when nothing names a country and no source country is known, the model's best country is
     tagged (method ``model``) when its margin is at least ``fill``.
-  ``fill`` and ``prune`` are chosen together by k-fold cross-validation on the training data
-  (the micro-F1 of the whole combination on out-of-fold margins), never on an evaluation file.
+  * on programme-like text (the relevance model's genre job says it does not read like news:
+    a programme or strategy described by whoever runs it) the EU is context, not an actor: a
+    member state's programme "supports participation in Horizon Europe" or "complements ERC
+    grants". There the EU is pruned like any other country, and a text naming only the EU
+    (not in its title) takes the model's best country instead when its margin is at least
+    ``replace``. News keeps the EU beside a country ("UK researchers win ERC grants").
+  ``fill``, ``prune`` and ``replace`` are chosen together by k-fold cross-validation on the
+  training data (the micro-F1 of the whole combination on out-of-fold margins), never on an
+  evaluation file.
 - Items an analyst gave a country (`stiwatch tag ID --add country=XX`) are added to the
   training examples (``analyst_examples``).
 - Saved beside the relevance/areas model in the model folder as ``countries.joblib`` and
@@ -87,23 +94,33 @@ def _score(margin: float, threshold: float) -> float:
 
 
 def combine(tags: Tags, best: str | None, margin: float, fill: float, prune: float,
-            title_codes: Iterable[str] = (), policy: bool = True) -> Tags:
+            title_codes: Iterable[str] = (), policy: bool = True, *,
+            replace: float = OFF, programme: bool = False) -> Tags:
     """The gazetteer's tags ((code, score, method), method "gazetteer" or "source") with the
     model's best country and its margin: see the module docstring. ``title_codes``: countries
     the title names (never pruned); ``policy``: the item is STI-policy (pruning applies only
-    then)."""
+    then); ``programme``: the text reads like a programme description, not news."""
     if not tags:
         if best is not None and margin >= fill:
             return [(best, _score(margin, fill), "model")]
         return tags
+    title_codes = set(title_codes)
+    if policy and programme and _eu_only(tags) and "EU" not in title_codes \
+            and best not in (None, "EU") and margin >= replace:
+        return [(best, _score(margin, replace), "model")]
     named = [t for t in tags if t[2] == "gazetteer"]
     if policy and len(named) > 1 and margin >= prune and any(c == best for c, _s, _m in named):
-        # The EU is another level, not a partner: "UK researchers win ERC grants" is both.
-        keep = set(title_codes) | {best, "EU"}
+        # In news the EU is another level, not a partner: "UK researchers win ERC grants" is
+        # both; in a programme description it is context like any partner.
+        keep = title_codes | {best} | (set() if programme else {"EU"})
         kept = [t for t in named if t[0] in keep]
         if len(kept) < len(named):
             return kept
     return tags
+
+
+def _eu_only(tags: Tags) -> bool:
+    return len(tags) == 1 and tags[0][0] == "EU" and tags[0][2] == "gazetteer"
 
 
 def _margins(svm: LinearSVC, x: Any) -> np.ndarray:
@@ -118,11 +135,12 @@ class CountryModel:
     """Vectoriser + one-vs-rest linear SVM + the two thresholds, with saved metadata."""
 
     def __init__(self, vectorizer: TfidfVectorizer, svm: LinearSVC, fill: float, prune: float,
-                 metadata: dict[str, Any]) -> None:
+                 metadata: dict[str, Any], replace: float = OFF) -> None:
         self.vectorizer = vectorizer
         self.svm = svm
         self.fill = fill
         self.prune = prune
+        self.replace = replace
         self.metadata = metadata
         self._features: Features | None = None  # built on first use
 
@@ -157,27 +175,34 @@ class CountryModel:
         top = margins.argmax(axis=1)
         return [(str(self.svm.classes_[k]), float(margins[row, k])) for row, k in enumerate(top)]
 
-    def needs(self, tags: Tags, source_country: str | None = None, policy: bool = True) -> bool:
+    def needs(self, tags: Tags, source_country: str | None = None, policy: bool = True,
+              programme: bool = False) -> bool:
         """True when the model could change these tags (it is run only for such items)."""
         if not tags:
             return not source_country and math.isfinite(self.fill)
-        return (policy and math.isfinite(self.prune)
-                and sum(m == "gazetteer" for _c, _s, m in tags) > 1)
+        if not policy:
+            return False
+        if programme and _eu_only(tags):
+            return math.isfinite(self.replace)
+        return math.isfinite(self.prune) and sum(m == "gazetteer" for _c, _s, m in tags) > 1
 
     def apply(self, items: Sequence[Any], results: Sequence[Any], gazetteer: Gazetteer) -> None:
         """Revise classifier/pipeline.py Results in place: their countries, and the regions
         derived from them (``international`` from multilateral bodies is kept). ``items`` have
-        ``title``, ``text`` and ``source_country``; ``gazetteer`` is the one that tagged them."""
+        ``title``, ``text`` and ``source_country``; ``gazetteer`` is the one that tagged them.
+        A result whose ``news_like`` is False is treated as a programme description."""
         rows, titled = [], {}
         for i, (item, result) in enumerate(zip(items, results)):
-            if not self.needs(result.countries, item.source_country, result.is_policy):
+            programme = result.news_like is False
+            if not self.needs(result.countries, item.source_country, result.is_policy,
+                              programme):
                 continue
             if not result.countries and any(r == "international" for r, _s, _m in result.regions):
                 continue  # a multilateral body's news (OECD, CERN) naming no country is no one's
             if result.countries:
                 # countries the title names are never dropped: is there anything to drop?
                 titled[i] = title_codes(gazetteer, item.title)
-                if all(c in titled[i] or c == "EU"
+                if all(c in titled[i] or (c == "EU" and not programme)
                        for c, _s, m in result.countries if m == "gazetteer"):
                     continue
             rows.append(i)
@@ -187,13 +212,15 @@ class CountryModel:
         for i, (code, margin) in zip(rows, best):
             result = results[i]
             countries = combine(result.countries, code, margin, self.fill, self.prune,
-                                titled.get(i, ()), result.is_policy)
+                                titled.get(i, ()), result.is_policy, replace=self.replace,
+                                programme=result.news_like is False)
             if countries == result.countries:
                 continue
             result.countries = countries
             result.regions = derive_regions(countries, result.regions)
 
 
+ANALYST_PREFIX = "analyst-"  # ids of training examples made from analysts' items
 NAMING_KINDS = frozenset({"name", "demonym", "capital"})
 
 
@@ -225,52 +252,65 @@ def derive_regions(countries: Tags, previous: Iterable[tuple[str, float, str]] =
 
 
 def choose_thresholds(gold: list[set[str]], tags: list[Tags], best: list[tuple[str, float]],
-                      titled: list[set[str]] | None = None
-                      ) -> tuple[float, float, dict[str, Any]]:
-    """(fill, prune, metrics): the pair with the best micro-F1 of the combination over the
-    grid (ties: the higher, more cautious thresholds), from out-of-fold margins."""
+                      titled: list[set[str]] | None = None,
+                      programme: list[bool] | None = None,
+                      ) -> tuple[float, float, float, dict[str, Any]]:
+    """(fill, prune, replace, metrics): the thresholds with the best micro-F1 of the
+    combination over the grid (ties: the higher, more cautious thresholds), from out-of-fold
+    margins. ``programme`` flags the items that read as programme descriptions (the STIP
+    initiatives; None: all of them)."""
     base = set_counts(gold, [{c for c, _s, _m in t} for t in tags])
-    # Only two kinds of item change with the thresholds: those the gazetteer leaves empty
-    # (fill) and those naming several countries, one of them the model's best (prune).
     titled = titled if titled is not None else [set() for _ in gold]
-    fills, prunes = [], []
-    for g, t, (code, margin), in_title in zip(gold, tags, best, titled):
+    programme = programme if programme is not None else [True] * len(gold)
+    # Three disjoint kinds of item change with the thresholds: those the gazetteer leaves
+    # empty (fill), programme descriptions naming only the EU (replace), and those naming
+    # several countries, one of them the model's best (prune). Each item's change in
+    # (tp, fp, fn) when its rule fires, with the margin it fires from:
+    changes: dict[str, list[tuple[float, int, int, int]]] = {"fill": [], "prune": [],
+                                                             "replace": []}
+    for g, t, (code, margin), in_title, prog in zip(gold, tags, best, titled, programme):
         before = {c for c, _s, _m in t}
         if not t:
-            after = {code}
-            fills.append((margin, len(g & after) - 0, len(after - g), -len(g & after)))
+            kind = "fill"
+        elif prog and _eu_only(t):
+            kind = "replace"
         elif len(before) > 1:
-            after = {c for c, _s, _m in combine(t, code, 0.0, OFF, -math.inf, in_title)}
-            if after == before:
-                continue
-            delta = (len(g & after) - len(g & before), len(after - g) - len(before - g),
-                     len(g - after) - len(g - before))
-            prunes.append((margin, *delta))
-    f_m = np.array([f[0] for f in fills]); f_d = np.array([f[1:] for f in fills]).reshape(-1, 3)
-    p_m = np.array([p[0] for p in prunes]); p_d = np.array([p[1:] for p in prunes]).reshape(-1, 3)
-    best_pair, best_f1 = (OFF, OFF), -1.0
-    for fill in GRID + [OFF]:
-        fill_delta = f_d[f_m >= fill].sum(axis=0) if len(f_m) else np.zeros(3)
-        for prune in GRID + [OFF]:
-            prune_delta = p_d[p_m >= prune].sum(axis=0) if len(p_m) else np.zeros(3)
-            tp, fp, fn = (np.array(base) + fill_delta + prune_delta).tolist()
-            f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-            if f1 > best_f1 + 1e-9:
-                best_pair, best_f1 = (fill, prune), f1
-            elif abs(f1 - best_f1) <= 1e-9 and (fill, prune) > best_pair:
-                best_pair = (fill, prune)
-    fill, prune = best_pair
-    combined = [combine(t, code, margin, fill, prune, in_title)
-                for t, (code, margin), in_title in zip(tags, best, titled)]
+            kind = "prune"
+        else:
+            continue
+        after = {c for c, _s, _m in combine(t, code, 0.0, -math.inf, -math.inf, in_title,
+                                            replace=-math.inf, programme=prog)}
+        if after == before:
+            continue
+        changes[kind].append((margin, len(g & after) - len(g & before),
+                              len(after - g) - len(before - g), len(g - after) - len(g - before)))
+    grid = np.array(GRID + [OFF])
+    # gained[kind][i]: the summed change of the items whose margin reaches grid[i]
+    gained = {}
+    for kind, rows in changes.items():
+        table = np.array(rows, dtype=float).reshape(-1, 4)
+        gained[kind] = np.array([table[table[:, 0] >= cut, 1:].sum(axis=0) for cut in grid])
+    total = (np.array(base, dtype=float)
+             + gained["fill"][:, None, None, :] + gained["prune"][None, :, None, :]
+             + gained["replace"][None, None, :, :])
+    tp, fp, fn = total[..., 0], total[..., 1], total[..., 2]
+    f1 = np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
+    # ties: the highest thresholds (fill first, then prune, then replace)
+    ties = np.argwhere(f1 >= f1.max() - 1e-9)
+    i, j, k = max(map(tuple, ties))
+    fill, prune, replace = float(grid[i]), float(grid[j]), float(grid[k])
+    combined = [combine(t, code, margin, fill, prune, in_title, replace=replace, programme=prog)
+                for t, (code, margin), in_title, prog in zip(tags, best, titled, programme)]
     metrics = {
         "gazetteer": prf_dict(*base),
         "combined": prf_dict(*set_counts(gold, [{c for c, _s, _m in t} for t in combined])),
         "model_accuracy": round(float(np.mean([code in g for g, (code, _m) in zip(gold, best)])),
                                 4) if best else 0.0,
         "filled": int(sum(1 for t, c in zip(tags, combined) if not t and c)),
-        "pruned": int(sum(1 for t, c in zip(tags, combined) if t and c != t)),
+        "pruned": int(sum(1 for t, c in zip(tags, combined) if t and len(c) < len(t))),
+        "replaced": int(sum(1 for t, c in zip(tags, combined) if _eu_only(t) and c != t)),
     }
-    return fill, prune, metrics
+    return fill, prune, replace, metrics
 
 
 def analyst_examples(items: Iterable[dict[str, Any]]) -> list[Example]:
@@ -283,7 +323,7 @@ def analyst_examples(items: Iterable[dict[str, Any]]) -> list[Example]:
         if not codes:
             continue
         text = "\n".join(part for part in (item.get("summary"), item.get("body")) if part)
-        examples.append(Example(id=f"analyst-{item['id']}", title=item.get("title") or "",
+        examples.append(Example(id=f"{ANALYST_PREFIX}{item['id']}", title=item.get("title") or "",
                                 text=text, countries=tuple(codes)))
     return examples
 
@@ -332,9 +372,11 @@ def train_countries(
             oof[i] = (str(svm.classes_[row.argmax()]), float(row.max()))
     say("countries: choosing thresholds with the gazetteer")
     tags = [gazetteer.tag_with_method(e.title, e.text, None) for e in kept]
-    titled = [title_codes(gazetteer, e.title) if len(t) > 1 else set()
+    titled = [title_codes(gazetteer, e.title) if len(t) > 1 or _eu_only(t) else set()
               for e, t in zip(kept, tags)]
-    fill, prune, metrics = choose_thresholds(gold, tags, oof, titled)
+    # STIP initiatives are programme descriptions; analysts' items are news
+    programme = [not e.id.startswith(ANALYST_PREFIX) for e in kept]
+    fill, prune, replace, metrics = choose_thresholds(gold, tags, oof, titled, programme)
     metrics["folds"] = splits
     svm = LinearSVC(C=C).fit(x, y)
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
@@ -350,16 +392,17 @@ def train_countries(
         "training_data_sha256": data_sha256,
         "gazetteer_version": gazetteer.version,
         "training_counts": {"samples": len(kept), "countries": len(set(y.tolist())),
-                            "analyst": sum(e.id.startswith("analyst-") for e in kept),
+                            "analyst": sum(e.id.startswith(ANALYST_PREFIX) for e in kept),
                             "left_out_rare": len(labelled) - len(kept)},
         "countries": [str(c) for c in svm.classes_],
-        "thresholds": {"fill": _json_threshold(fill), "prune": _json_threshold(prune)},
+        "thresholds": {"fill": _json_threshold(fill), "prune": _json_threshold(prune),
+                       "replace": _json_threshold(replace)},
         "features": {"word_ngrams": [1, 2], "max_chars": MAX_CHARS,
                      "max_features": MAX_FEATURES, "c": C},
         "cv_metrics": metrics,
         "train_seconds": round(time.monotonic() - started, 1),
     }
-    return CountryModel(vectorizer, svm, fill, prune, metadata)
+    return CountryModel(vectorizer, svm, fill, prune, metadata, replace)
 
 
 def _json_threshold(value: float) -> float | None:
@@ -372,7 +415,8 @@ def _json_threshold(value: float) -> float | None:
 def save_country_model(model: CountryModel, model_dir: str | os.PathLike[str]) -> Path:
     """Write countries.joblib and countries.json atomically (the metadata last)."""
     payload = {"format": FORMAT, "vectorizer": model.vectorizer, "svm": model.svm,
-               "fill": model.fill, "prune": model.prune, "version": model.version}
+               "fill": model.fill, "prune": model.prune, "replace": model.replace,
+               "version": model.version}
     return save_artifact(model_dir, MODEL_STEM, payload, model.metadata)
 
 
@@ -386,5 +430,6 @@ def load_country_model(model_dir: str | os.PathLike[str] | None,
     if loaded is None:
         return None
     payload, metadata = loaded
+    # a model saved before the replace rule existed has it off
     return CountryModel(payload["vectorizer"], payload["svm"], payload["fill"],
-                        payload["prune"], metadata)
+                        payload["prune"], metadata, payload.get("replace", OFF))

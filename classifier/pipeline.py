@@ -64,6 +64,9 @@ class Result:
     countries: list[tuple[str, float, str]] = field(default_factory=list)
     regions: list[tuple[str, float, str]] = field(default_factory=list)  # (id, score, method)
     policy_threshold: float = POLICY_THRESHOLD
+    # the model's genre job: reads like news (True), like a programme description (False);
+    # None without a model that has one
+    news_like: bool | None = None
 
     @property
     def is_policy(self) -> bool:
@@ -206,6 +209,7 @@ class Classifier:
             domains=domains,
             countries=countries,
             regions=derive_regions(countries, _INTERNATIONAL if international else ()),
+            news_like=prediction.news_like if prediction is not None else None,
         )
 
 

@@ -73,24 +73,53 @@ def test_partners_named_in_a_policy_text_are_dropped_but_not_those_in_the_title(
     assert combine(tags, "DE", 0.1, fill=OFF, prune=-0.5, title_codes={"DE", "FR"}) == tags[:2]
     # Not an STI-policy item (market news naming several countries): nothing is dropped.
     assert combine(tags, "DE", 0.1, fill=OFF, prune=-0.5, policy=False) == tags
-    # The EU is another level, never a partner: "UK researchers win ERC grants" stays two.
+    # In news the EU is another level, not a partner: "UK researchers win ERC grants" stays
+    # two. In a programme description it is context like a partner ("complements ERC grants").
     eu = [("GB", 0.9, "gazetteer"), ("EU", 0.8, "gazetteer"), ("FR", 0.5, "gazetteer")]
     assert combine(eu, "GB", 0.1, fill=OFF, prune=-0.5) == eu[:2]
+    assert combine(eu, "GB", 0.1, fill=OFF, prune=-0.5, programme=True) == eu[:1]
+    assert combine(eu, "GB", 0.1, fill=OFF, prune=-0.5, programme=True,
+                   title_codes={"EU"}) == eu[:2]
     # Unsure, or the model's country is not among the named ones: nothing is dropped.
     assert combine(tags, "DE", -0.8, fill=OFF, prune=-0.5) == tags
     assert combine(tags, "KR", 2.0, fill=OFF, prune=-0.5) == tags
 
 
-def test_thresholds_are_the_best_pair_on_out_of_fold_margins():
-    gold = [{"KR"}, {"DE"}, {"CL"}, {"DE"}]
-    tags = [[], [], [], [("DE", 0.9, "gazetteer"), ("FR", 0.6, "gazetteer")]]
-    best = [("KR", 0.4), ("DE", 0.1), ("KR", -0.6), ("DE", 0.0)]
-    fill, prune, metrics = choose_thresholds(gold, tags, best)
-    # Filling from 0.1 up gains two right answers and no wrong one; pruning is always right.
+def test_a_programme_naming_only_the_eu_takes_the_models_country():
+    eu = [("EU", 0.7, "gazetteer")]
+    # "Supports Slovenian teams in Horizon Europe" described by Slovenia's ministry
+    assert combine(eu, "SI", 0.2, fill=OFF, prune=OFF, replace=0.0, programme=True) == [
+        ("SI", pytest.approx(0.690, abs=1e-3), "model")]
+    # not when unsure, when the title names the EU, when the model says EU, or in news
+    assert combine(eu, "SI", -0.2, fill=OFF, prune=OFF, replace=0.0, programme=True) == eu
+    assert combine(eu, "SI", 0.2, fill=OFF, prune=OFF, title_codes={"EU"}, replace=0.0,
+                   programme=True) == eu
+    assert combine(eu, "EU", 2.0, fill=OFF, prune=OFF, replace=0.0, programme=True) == eu
+    assert combine(eu, "SI", 2.0, fill=OFF, prune=OFF, replace=0.0) == eu
+    # never off the source's home country or a named member state
+    assert combine([("EU", 0.5, "source")], "SI", 2.0, fill=OFF, prune=OFF, replace=0.0,
+                   programme=True) == [("EU", 0.5, "source")]
+
+
+def test_thresholds_are_the_best_on_out_of_fold_margins():
+    gold = [{"KR"}, {"DE"}, {"CL"}, {"DE"}, {"SI"}, {"SI"}, {"EU"}]
+    eu = [("EU", 0.7, "gazetteer")]
+    tags = [[], [], [], [("DE", 0.9, "gazetteer"), ("FR", 0.6, "gazetteer")], eu, eu, eu]
+    best = [("KR", 0.4), ("DE", 0.1), ("KR", -0.6), ("DE", 0.0), ("SI", 0.3), ("SI", 0.5),
+            ("SI", -0.4)]
+    fill, prune, replace, metrics = choose_thresholds(gold, tags, best)
+    # Filling from 0.1 up gains two right answers and no wrong one; pruning is always right;
+    # replacing the EU from 0.3 up gains two and loses none (the EU's own is at -0.4).
     assert -0.6 < fill <= 0.1
     assert prune <= 0.0
-    assert metrics["combined"] == {"precision": 1.0, "recall": 0.75, "f1": pytest.approx(0.8571)}
+    assert -0.4 < replace <= 0.3
+    assert metrics["combined"] == {"precision": 1.0, "recall": pytest.approx(6 / 7, abs=1e-4),
+                                   "f1": pytest.approx(12 / 13, abs=1e-4)}
     assert metrics["gazetteer"]["f1"] < metrics["combined"]["f1"]
+    assert (metrics["filled"], metrics["pruned"], metrics["replaced"]) == (2, 1, 2)
+    # Items that read as news never have their EU replaced: the rule stays off.
+    news = choose_thresholds(gold, tags, best, programme=[False] * len(gold))
+    assert news[2] == OFF and news[3]["replaced"] == 0
 
 
 # -- trained, saved, used by the classifier ------------------------------------------------
@@ -121,6 +150,38 @@ def test_classifier_uses_the_saved_country_model(folder: Path):
     plain = Classifier.load(None).classify([ItemText("Tunstadt scheme opens new call",
                                                      "The moravel agency funds research.")])
     assert plain[0].countries == []
+
+
+def test_the_eu_gives_way_to_the_models_country_in_programme_descriptions_only(folder: Path):
+    """The relevance model's genre job tells a programme description from news: in the first
+    a lone EU mention ("supports teams in Horizon Europe") is context, in news the EU acts."""
+    from classifier.domains import DomainTagger
+    from classifier.model import feed_negatives, stip_samples, train
+    from classifier.rules import RuleTagger
+    from classifier.stip import read_stip
+
+    rules = RuleTagger.load()
+    policy = train(stip_samples(read_stip(SMALL))
+                   + stip_samples(feed_negatives([FIXTURES / "stip" / "nonpolicy_news.rss"])),
+                   rule_areas=rules.areas)
+    countries = load_country_model(folder)
+    countries.replace = -10.0  # whatever the margin: the rule itself is under test
+    classifier = Classifier(policy, rules, DomainTagger.load(), Gazetteer.load(),
+                            country_model=countries)
+    programme, news = classifier.classify([
+        ItemText("Innovation vouchers for SMEs",
+                 "The programme provides vouchers to small and medium-sized enterprises for "
+                 "buying research services from universities and preparing Horizon Europe "
+                 "proposals. To increase the innovation capacity of SMEs. Managed by the "
+                 "moravel agency through the tunstadt scheme."),
+        ItemText("Minister welcomes Horizon Europe results for moravel teams",
+                 "The science minister said on Tuesday that teams funded by the moravel "
+                 "agency won more Horizon Europe grants this year, after weeks of debate about "
+                 "the tunstadt scheme."),
+    ])
+    assert (programme.news_like, news.news_like) == (False, True)
+    assert [(c, m) for c, _s, m in programme.countries] == [("DE", "model")]
+    assert [c for c, _s, _m in news.countries] == ["EU"]
 
 
 def test_country_model_for_other_versions_is_refused(folder: Path, tmp_path: Path):
