@@ -25,7 +25,8 @@ def rules() -> RuleTagger:
 def test_rules_case(rules: RuleTagger, case: dict) -> None:
     score = rules.relevance(case["title"], case["text"])
     assert 0.0 <= score <= 1.0
-    assert (score >= 0.5) == bool(case["policy"]), score
+    if "policy" in case:  # a case about areas only may leave relevance out
+        assert (score >= 0.5) == bool(case["policy"]), score
     areas = [label for label, _ in rules.areas(case["title"], case["text"])]
     for label in case.get("include_areas", []):
         assert label in areas, areas
