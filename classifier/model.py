@@ -43,6 +43,7 @@ from . import artifacts
 from .artifacts import load_artifact, save_artifact
 from .errors import TrainingError
 from .lexicon import _map_non_word
+from .pairs import PairTable
 from .stip import Example
 from .taxonomy import Taxonomy, load_taxonomy
 
@@ -209,7 +210,7 @@ class Features:
 
     scikit-learn fits the vocabulary and idf. ``transform`` re-implements its transform for
     speed, with the same result (tests/test_classifier_model.py checks): words become ids with
-    one ``map`` over a dict, a bigram is found by binary search on the pair of its words' ids
+    one ``map`` over a dict, a bigram is found in a hash table by the pair of its words' ids
     (no bigram strings are built), all in numpy for the whole batch at once.
     """
 
@@ -223,6 +224,18 @@ class Features:
         self.base = 0  # number of word ids
         self.bigram_keys = np.zeros(0, dtype=np.int64)  # id1 * base + id2, sorted
         self.bigram_column = np.zeros(0, dtype=np.int64)  # the column of each key
+        self._pairs: PairTable | None = None  # the two above as a hash table, built on use
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_pairs", None)  # rebuilt in milliseconds: keep saved models small
+        return state
+
+    def _pair_table(self) -> PairTable:
+        pairs = self.__dict__.get("_pairs")
+        if pairs is None:
+            pairs = self._pairs = PairTable(self.bigram_keys, self.bigram_column)
+        return pairs
 
     def fit_transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         x = self.vectorizer.fit_transform(texts).tocsr()
@@ -263,6 +276,7 @@ class Features:
             words.setdefault(char, -3)
         self.bigram_keys = np.array(keys, dtype=np.int64)[order]
         self.bigram_column = np.array(columns, dtype=np.int64)[order]
+        self._pairs = None
         # the vectorizer's list of dropped terms is not needed: keep the saved model small
         self.vectorizer.stop_words_ = None
 
@@ -278,11 +292,13 @@ class Features:
                 ids.extend(map(word_id, runs, repeat(-1)))
             else:
                 # tokens(text) without its regexes (same words): strip accents, a space for
-                # every non-word character, split, drop one-character runs
+                # every non-word character, split, drop one-character runs. News is seldom
+                # ASCII only for its curly quotes, dashes and currency signs: once those are
+                # spaces, most texts take the ASCII way.
                 text = unicodedata.normalize("NFKD", text)
                 for ch in set(text):
-                    if "\u0300" <= ch <= "\u036f":  # _COMBINING
-                        text = text.replace(ch, "")
+                    if ch > "\x7f" and not ch.isalnum():
+                        text = text.replace(ch, "" if "\u0300" <= ch <= "\u036f" else " ")
                 runs = text.encode("ascii").translate(_ASCII_WORDS).decode("ascii").split() \
                     if text.isascii() else [run for run in _map_non_word(text).split()
                                             if len(run) > 1]
@@ -301,10 +317,8 @@ class Features:
         left, right = a[:-1], a[1:]
         known = (left >= 0) & (right >= 0)
         if len(self.bigram_keys) and known.any():
-            pair = left[known] * self.base + right[known]
-            at = np.minimum(np.searchsorted(self.bigram_keys, pair), len(self.bigram_keys) - 1)
-            hit = self.bigram_keys[at] == pair
-            cols.append(self.bigram_column[at[hit]])
+            hit, columns = self._pair_table().lookup(left[known] * self.base + right[known])
+            cols.append(columns)
             rows.append(row[:-1][known][hit])
         indices, row_of = np.concatenate(cols), np.concatenate(rows)
         x = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), (row_of, indices)),

@@ -107,6 +107,10 @@ def test_features_match_scikit_learn_transform():
         "量子 research centre funds grants, ministry says",
         "research grants research grants research grants",
         "Ministry funds research. Open access research grants for the ministry.",
+        # non-ASCII only in punctuation (curly quotes, dashes, €, …): the fast ASCII way
+        "The ministry’s “AI–quantum” research plan … €5 bn for grants — open access",
+        # letters of other scripts, and marks that are no word character
+        "Ωmega research grants Δ ministry ж open\u20d7access x\u200by",
     ] * 2
     features = Features()
     features.fit_transform(texts)
