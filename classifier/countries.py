@@ -44,10 +44,11 @@ import os
 from pathlib import Path
 import time
 from typing import Any
+import unicodedata
 
 import numpy as np
 import sklearn
-from sklearn.feature_extraction.text import TfidfVectorizer, strip_accents_unicode
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
@@ -161,7 +162,7 @@ class CountryModel:
         for text in texts:
             text = text.lower()
             if not text.isascii():
-                text = strip_accents_unicode(text)
+                text = strip_accents(text)
                 if text != text.lower() or _COMBINING.search(text):
                     return self.vectorizer.transform(texts)
             prepared.append(text)
@@ -221,6 +222,18 @@ class CountryModel:
 
 
 ANALYST_PREFIX = "analyst-"  # ids of training examples made from analysts' items
+def strip_accents(text: str) -> str:
+    """scikit-learn's ``strip_accents_unicode`` (NFKD, then no combining characters), by
+    replacing the few distinct combining characters rather than testing every character."""
+    if text.isascii():
+        return text
+    text = unicodedata.normalize("NFKD", text)
+    for ch in set(text):
+        if unicodedata.combining(ch):
+            text = text.replace(ch, "")
+    return text
+
+
 NAMING_KINDS = frozenset({"name", "demonym", "capital"})
 
 

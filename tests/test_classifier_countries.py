@@ -275,3 +275,13 @@ def test_fast_transform_gives_the_vectorizers_matrix(folder: Path):
     # transform is used (U+034F stays after accent stripping, U+210C strips to a capital H)
     odd = ["zolvani\u034f agency", "\u210c zolvani funds"]
     assert abs(model.transform(odd) - model.vectorizer.transform(odd)).max() < 1e-6
+
+
+def test_strip_accents_is_scikit_learns():
+    from sklearn.feature_extraction.text import strip_accents_unicode
+
+    from classifier.countries import strip_accents
+
+    for text in ["", "plain ascii", "Zólvàni agéncy fünds", "e\u0301\u0308 \u034f\u20d7x",
+                 "ﬁnance İstanbul ½ ²", "量子 研究 Ωmega ж", "\u1e9b\u0323 Å Ǆ"]:
+        assert strip_accents(text) == strip_accents_unicode(text)
