@@ -184,6 +184,20 @@ def test_the_eu_gives_way_to_the_models_country_in_programme_descriptions_only(f
     assert [c for c, _s, _m in news.countries] == ["EU"]
 
 
+def test_a_country_model_saved_before_the_eu_rule_loads_with_it_off(folder: Path,
+                                                                    tmp_path: Path):
+    import joblib
+
+    for name in ("countries.joblib", META_FILE):
+        (tmp_path / name).write_bytes((folder / name).read_bytes())
+    payload = joblib.load(tmp_path / "countries.joblib")
+    del payload["replace"]
+    joblib.dump(payload, tmp_path / "countries.joblib")
+    model = load_country_model(tmp_path)
+    assert model.replace == OFF
+    assert not model.needs([("EU", 0.7, "gazetteer")], programme=True)
+
+
 def test_country_model_for_other_versions_is_refused(folder: Path, tmp_path: Path):
     for name in ("countries.joblib", META_FILE):
         (tmp_path / name).write_bytes((folder / name).read_bytes())
