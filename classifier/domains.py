@@ -70,6 +70,9 @@ def parse_entries(data: dict[str, Any], path: Path, section: str, valid: tuple[s
         for kind in (*TERM_KINDS, "negative"):
             if kind in spec:
                 entry[kind] = entry[kind] + term_list(spec[kind], f"{where} {kind}")
+        # a term listed both ways counts as strong (a user file may promote a shipped term)
+        strong = set(entry["strong"])
+        entry["terms"] = [term for term in entry["terms"] if term not in strong]
         entries[label] = entry
     return entries
 
@@ -159,25 +162,25 @@ class DomainTagger:
 def sum_evidence(hits: list, max_repeats: float) -> dict[str, float]:
     """Evidence per label from weighted hits whose keys end with (label, term, weight): each
     term counts its ``max_repeats`` best-placed hits (diminishing returns on repetition)."""
-    multipliers: dict[tuple[str, str], list[float]] = {}
-    weights: dict[tuple[str, str], float] = {}
+    # keyed by the whole key: a label lists a term once (parse_entries keeps a term listed
+    # both as strong and ordinary as strong only), so the key stands for its (label, term)
+    multipliers: dict[tuple, list[float]] = {}
     for mult, hit, _part in hits:
         for key in hit.keys:
-            pair = key[-3:-1]  # (label, term)
-            found = multipliers.get(pair)
+            found = multipliers.get(key)
             if found is None:
-                multipliers[pair] = [mult]
+                multipliers[key] = [mult]
             else:
                 found.append(mult)
-            weights[pair] = key[-1]
     evidence: dict[str, float] = {}
     keep = int(max_repeats)
-    for pair, mults in multipliers.items():
+    for key, mults in multipliers.items():
         if len(mults) == 1 and keep >= 1:  # most terms: one hit (sum([x]) is x)
             total = mults[0]
         else:
             total = sum(sorted(mults, reverse=True)[:keep])
-        evidence[pair[0]] = evidence.get(pair[0], 0.0) + weights[pair] * total
+        label = key[-3]
+        evidence[label] = evidence.get(label, 0.0) + key[-1] * total
     return evidence
 
 

@@ -60,6 +60,23 @@ def test_user_file_extends_a_domain(tmp_path: Path) -> None:
     assert "space" in dict(extended.tag("Space agency budget", "Satellites and launchers."))
 
 
+def test_a_term_listed_as_ordinary_and_strong_counts_once_as_strong(tmp_path: Path) -> None:
+    # "entanglement" ships as an ordinary quantum term (1 unit, 1.5 in the lead); a user file
+    # promotes it to strong (2 units)
+    text = "The lab reported entanglement."
+    shipped = DomainTagger.load()
+    assert shipped.evidence("", text) == {"quantum": 1.5}
+    user = tmp_path / "promote.toml"
+    user.write_text('[domain.quantum]\nstrong = ["entanglement"]\n', encoding="utf-8")
+    promoted = DomainTagger.load(user)
+    assert "entanglement" not in promoted.entries["quantum"]["terms"]
+    assert promoted.evidence("", text) == {"quantum": 3.0}
+    # three hits count (max_repeats), each once and as strong
+    many = "Entanglement, entanglement, entanglement and entanglement."
+    assert shipped.evidence("", many) == {"quantum": 4.5}
+    assert promoted.evidence("", many) == {"quantum": 9.0}
+
+
 def test_user_file_replaces_a_domain_and_adds_negatives(tmp_path: Path) -> None:
     user = tmp_path / "mine.toml"
     user.write_text(
