@@ -2,8 +2,10 @@
 model loading excluded).
 
 Builds N items of 2,000 words from the demo site's articles (shipped with stiwatch), then times
-each component and the whole `Classifier.classify` on them. Baseline in the same run: the
-lexicon rules alone (no model).
+each component and the whole `Classifier.classify` on them, and last what `stiwatch classify`
+does with them in a SQLite store (read the items, classify, write the tags and
+`classified_at`: `classifier.pipeline.classify_store`, the command's own function). Baseline in
+the same run: the lexicon rules alone (no model).
 
     taskset -c 1 .venv/bin/python bench/classify_speed.py [--model-dir DIR] [--items N]
 """
@@ -11,10 +13,14 @@ lexicon rules alone (no model).
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import random
+import shutil
+import tempfile
 import time
 
-from classifier.pipeline import Classifier, ItemText
+import db
+from classifier.pipeline import Classifier, ItemText, classify_store
 from stiwatch.demo.site import load_content
 
 
@@ -28,6 +34,33 @@ def items(n: int, words_per_item: int = 2000) -> list[ItemText]:
         out.append(ItemText(articles[i % len(articles)].title,
                             " ".join(words[start:start + words_per_item]), "JP"))
     return out
+
+
+def store_of(batch: list[ItemText], folder: Path) -> Path:
+    """A store file holding ``batch`` as one source's unclassified items."""
+    path = folder / "items.db"
+    with db.open_store(path) as store:
+        store.sync_sources([{"id": "bench", "name": "Bench", "kind": "feed",
+                             "url": "https://bench.invalid/feed"}])
+        store.save_items([{"url": f"https://bench.invalid/{n}", "source_id": "bench",
+                           "title": item.title, "body": item.text}
+                          for n, item in enumerate(batch)])
+    return path
+
+
+def store_rate(label: str, batch: list[ItemText], classifier: Classifier, folder: Path) -> float:
+    """Items/s of `stiwatch classify` on a fresh copy of the store (the copy is not timed)."""
+    source = store_of(batch, folder) if not (folder / "items.db").exists() else folder / "items.db"
+    copy = folder / "run.db"
+    shutil.copy(source, copy)
+    with db.open_store(copy) as store:
+        started = time.perf_counter()
+        report = classify_store(store, classifier)
+        seconds = time.perf_counter() - started
+    copy.unlink()
+    n = report.classified + report.inherited
+    print(f"{label:<34} {n / seconds:8.0f} items/s  ({seconds / n * 1000:.2f} ms/item)")
+    return n / seconds
 
 
 def rate(label: str, n: int, work) -> float:
@@ -62,6 +95,10 @@ def main() -> None:
     if c is not rules_only:
         whole = rate("whole classifier with model", len(batch), lambda: c.classify(batch))
         print(f"with model / rules only: {whole / base:.2f}")
+    with tempfile.TemporaryDirectory() as folder:
+        stored = store_rate("`stiwatch classify` (store, model)" if c is not rules_only
+                            else "`stiwatch classify` (store, rules)", batch, c, Path(folder))
+        print(f"`stiwatch classify` / rules only in memory: {stored / base:.2f}")
 
 
 if __name__ == "__main__":

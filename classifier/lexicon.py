@@ -90,7 +90,6 @@ class Hit(NamedTuple):
 
 
 _SEPARATOR = re.compile("[\t\n\r\f\v\xa0\u2010\u2011-]")
-_SEPARATOR_ASCII = {ord(ch): " " for ch in "\t\n\r\f\v-"}
 # the same on UTF-8 bytes: ASCII bytes only, so multi-byte characters pass unchanged
 _SEPARATOR_BYTES = bytes(32 if chr(b) in "\t\n\r\f\v-" else b for b in range(256))
 _recent: dict[str, str] = {}
@@ -104,8 +103,8 @@ def normalize(text: str) -> str:
     if cached is not None:
         return cached
     # C-fast ways to _SEPARATOR.sub(" ", text) (same result)
-    if text.isascii():
-        result = text.translate(_SEPARATOR_ASCII)
+    if text.isascii():  # bytes.translate: twice as fast as str.translate with a dict
+        result = text.encode("ascii").translate(_SEPARATOR_BYTES).decode("ascii")
     else:
         result = (text.replace("\xa0", " ").replace("\u2010", " ").replace("\u2011", " ")
                   .encode("utf-8", "surrogatepass").translate(_SEPARATOR_BYTES)
@@ -137,7 +136,6 @@ def _is_word(ch: str) -> bool:
 # re's \w is exactly str.isalnum() or "_" (checked over all of Unicode), and lower-casing one
 # character never changes whether it is a word character.
 _NON_WORD = re.compile(r"[^\w ]")
-_NON_WORD_ASCII = {i: " " for i in range(128) if _NON_WORD.match(chr(i))}
 _NON_WORD_BYTES = bytes(32 if b < 128 and _NON_WORD.match(chr(b)) else b for b in range(256))
 _ONE_WORD = re.compile(r"\w+")
 _TERM_LENGTH = operator.itemgetter(1)
@@ -149,7 +147,7 @@ def _map_non_word(text: str) -> str:
     characters, then translating the ASCII bytes of its UTF-8 form (multi-byte characters
     pass unchanged, so offsets stay)."""
     if text.isascii():
-        return text.translate(_NON_WORD_ASCII)
+        return text.encode("ascii").translate(_NON_WORD_BYTES).decode("ascii")
     for ch in set(text):
         if ch > "\x7f" and not ch.isalnum():
             text = text.replace(ch, " ")
@@ -203,6 +201,9 @@ class Matcher:
         # no end for a prefix term) over the text with every non-word character mapped to a
         # space (_prepared), so the automaton reports whole-word matches only and Python only
         # confirms the exact characters (and case) of each.
+        # Each layer of a layered matcher has its own slot: the scan puts a candidate straight
+        # into its layer's list (a term of two layers gives one reading per layer).
+        slots: dict[Hashable, int] = {}
         readings: dict[str, list[tuple]] = {}
         for folded, forms in table.items():
             if not folded:
@@ -210,13 +211,15 @@ class Matcher:
             mapped = " " + _NON_WORD.sub(" ", folded)
             for written, (keys, prefix) in forms.items():
                 ordered = tuple(sorted(keys, key=str))
-                if layered:  # split once here, not on every match: ((layer, kept keys), ...)
+                by_slot: list[tuple[int, tuple]] = [(0, ordered)]
+                if layered:  # (slot, kept keys) per layer; a masking term keeps none
                     layers: dict[Hashable, list] = {}
                     for key in ordered:
                         layers.setdefault(key[0], [])
                         if key[1] is not None:
                             layers[key[0]].append(key)
-                    ordered = tuple((layer, tuple(kept)) for layer, kept in layers.items())
+                    by_slot = [(slots.setdefault(layer, len(slots)), tuple(kept))
+                               for layer, kept in layers.items()]
                 if prefix:
                     endings = (("", 2),)
                 else:
@@ -225,9 +228,11 @@ class Matcher:
                     key = mapped + ending
                     # a one-word term's key matches its exact characters: nothing to confirm
                     check = None if _ONE_WORD.fullmatch(folded) else folded
-                    readings.setdefault(key, []).append(
-                        (len(key), len(folded), ending.rstrip(), rank, check, written, ordered,
-                         0))  # last: which matcher of a shared scan (see share_scan)
+                    for slot, kept in by_slot:
+                        readings.setdefault(key, []).append(
+                            (len(key), len(folded), ending.rstrip(), rank, check, written, kept,
+                             slot))  # last: the candidate list (slot; see share_scan)
+        self.slots = max(len(slots), 1)
         self._readings = readings
         self._automaton = _automaton(readings)
         self._shared: tuple[SharedScan, int] | None = None
@@ -243,21 +248,16 @@ class Matcher:
 
     def _find(self, text: str) -> list[Hit]:
         if self._shared is not None:
-            scan, index = self._shared
-            found = list(scan.found(text)[index])
+            scan, first = self._shared
+            lists = scan.found(text)[first:first + self.slots]
         elif self._automaton.kind != ahocorasick.AHOCORASICK:
             return []
         else:
-            found = _collect(self._automaton, text, (self.caps,))[0]
-        # leftmost, then longest, then a term as written before a plural or prefix reading
-        found.sort(key=_order)
-        if not self.layered:
-            return _longest(found)
-        layers: dict[Hashable, list] = {}
-        for start, stop, rank, split in found:
-            for layer, kept in split:
-                layers.setdefault(layer, []).append((start, stop, rank, kept))
-        hits = [hit for candidates in layers.values() for hit in _longest(candidates)]
+            lists = _collect(self._automaton, text, (self.caps,) * self.slots)
+        if self.slots == 1:
+            return _longest(_ordered(lists[0]))
+        # overlaps are resolved within each layer
+        hits = [hit for found in lists for hit in _longest(_ordered(found))]
         hits.sort(key=_START)
         return hits
 
@@ -274,8 +274,8 @@ def _automaton(readings: dict[str, list[tuple]]) -> Any:
 
 
 def _collect(automaton: Any, text: str, caps: tuple[bool, ...]) -> list[list[tuple]]:
-    """Candidate hits (start, end, rank, keys) per matcher, in automaton order; ``caps``: each
-    matcher's caps setting."""
+    """Candidate hits (start, end, rank, keys) per slot (a matcher, or a layer of a layered
+    one), in automaton order; ``caps``: each slot's matcher's caps setting."""
     out: list[list[tuple]] = [[] for _ in caps]
     size = len(text)
     lowered, mapped = _prepared(text)
@@ -312,10 +312,16 @@ class SharedScan:
     def __init__(self, matchers: Iterable["Matcher"]) -> None:
         self.matchers = list(matchers)
         readings: dict[str, list[tuple]] = {}
-        for index, matcher in enumerate(self.matchers):
+        # each matcher's slots (one per layer) follow the previous matcher's
+        self._first: list[int] = []
+        caps: list[bool] = []
+        for matcher in self.matchers:
+            first = len(caps)
+            self._first.append(first)
+            caps += [matcher.caps] * matcher.slots
             for key, found in matcher._readings.items():
-                readings.setdefault(key, []).extend(r[:-1] + (index,) for r in found)
-        self._caps = tuple(matcher.caps for matcher in self.matchers)
+                readings.setdefault(key, []).extend(r[:-1] + (first + r[-1],) for r in found)
+        self._caps = tuple(caps)
         self._automaton = _automaton(readings)
         self._recent: dict[str, list[list[tuple]]] = {}
         self.activate()
@@ -323,15 +329,15 @@ class SharedScan:
     def activate(self) -> None:
         """Make the matchers use this scan (a matcher, like the cached gazetteer's, may be in
         several; any of them gives it the same hits, this one saves the others' scans)."""
-        for index, matcher in enumerate(self.matchers):
-            matcher._shared = (self, index)
+        for first, matcher in zip(self._first, self.matchers):
+            matcher._shared = (self, first)
 
     def found(self, text: str) -> list[list[tuple]]:
         cached = self._recent.get(text)
         if cached is not None:
             return cached
         if self._automaton.kind != ahocorasick.AHOCORASICK:
-            result: list[list[tuple]] = [[] for _ in self.matchers]
+            result: list[list[tuple]] = [[] for _ in self._caps]
         else:
             result = _collect(self._automaton, text, self._caps)
         if len(self._recent) >= 4:
@@ -345,11 +351,19 @@ def share_scan(matchers: Iterable["Matcher"]) -> SharedScan:
     return SharedScan(matchers)
 
 
-def _order(hit: tuple[int, int, int, tuple]) -> tuple[int, int, int]:
-    return hit[0], hit[0] - hit[1], hit[2]
-
-
 _START = operator.itemgetter(0)
+_END = operator.itemgetter(1)
+_RANK = operator.itemgetter(2)
+
+
+def _ordered(found: list[tuple[int, int, int, tuple]]) -> list[tuple[int, int, int, tuple]]:
+    """Candidates leftmost first, then longest, then a term as written before a plural or
+    prefix reading, else in scan order: three stable sorts on C-level keys, last key first
+    (one sort with a Python key function per candidate took half as long again)."""
+    found = sorted(found, key=_RANK)
+    found.sort(key=_END, reverse=True)
+    found.sort(key=_START)
+    return found
 _new_tuple = tuple.__new__
 
 
@@ -384,6 +398,25 @@ def scanned(text: str, limit: float) -> str:
     return text[:cut if cut > 0 else int(limit)]
 
 
+_bodies: dict[tuple[str, float, int], tuple[str, int]] = {}
+
+
+def _body(text: str, limit: float, lead_chars: int) -> tuple[str, int]:
+    """(the scanned part of ``text``, normalised; the length of its lead). The taggers of one
+    item ask for the same text in turn: the last few are kept."""
+    key = (text, limit, lead_chars)
+    cached = _bodies.get(key)
+    if cached is not None:
+        return cached
+    raw = text if len(text) <= 2 * limit else text[:int(2 * limit)]  # normalise what is read
+    body = scanned(normalize(raw), limit)
+    result = (body, lead_length(body, lead_chars))
+    if len(_bodies) >= 4:
+        _bodies.clear()
+    _bodies[key] = result
+    return result
+
+
 def weighted_hits(matcher: "Matcher", title: str, text: str, settings: dict[str, float]
                   ) -> tuple[list[tuple[float, Hit, str]], str]:
     """Every hit with its position weight (title, lead or body) and the normalised part it
@@ -392,12 +425,8 @@ def weighted_hits(matcher: "Matcher", title: str, text: str, settings: dict[str,
     title_n, title_hits = matcher.scan(title or "")
     for hit in title_hits:
         out.append((settings["title_weight"], hit, title_n))
-    limit = settings.get("scan_chars", 3000)
-    raw = text or ""
-    if len(raw) > 2 * limit:  # normalise only what will be read
-        raw = raw[:int(2 * limit)]
-    body = scanned(normalize(raw), limit)
-    lead_end = lead_length(body, int(settings["lead_chars"]))
+    body, lead_end = _body(text or "", settings.get("scan_chars", 3000),
+                           int(settings["lead_chars"]))
     for hit in matcher._find(body):  # already normalised
         out.append((settings["lead_weight"] if hit.start < lead_end else 1.0, hit, body))
     return out, body
@@ -413,8 +442,20 @@ def length_threshold(settings: dict[str, float], body: str) -> float:
 _LOWER_RUN = re.compile(r"[^\W\d_A-Z]+")  # runs of letters that are not A-Z capitals
 
 
+_ASCII_LOWERCASE = b"abcdefghijklmnopqrstuvwxyz"
+_ASCII_LETTERS = _ASCII_LOWERCASE + _ASCII_LOWERCASE.upper()
+
+
 def is_shouting(text: str) -> bool:
     """True for ALL-CAPS text (wire headlines), where case tells nothing about acronyms."""
+    if text.isascii():
+        # the same counts at C speed: in ASCII the lower-case runs are the a-z letters
+        raw = text.encode("ascii")
+        lower = len(raw) - len(raw.translate(None, _ASCII_LOWERCASE))
+        if lower * 5 > len(text):
+            return False
+        letters = len(raw) - len(raw.translate(None, _ASCII_LETTERS))
+        return letters >= 8 and lower / letters < 0.2
     if text.isupper():
         return sum(ch.isalpha() for ch in text) >= 8
     lower = sum(len(run) for run in _LOWER_RUN.findall(text) if run.islower())
