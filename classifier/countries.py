@@ -133,7 +133,7 @@ def _margins(svm: LinearSVC, x: Any) -> np.ndarray:
 
 
 class CountryModel:
-    """Vectoriser + one-vs-rest linear SVM + the two thresholds, with saved metadata."""
+    """Vectoriser + one-vs-rest linear SVM + the three thresholds, with saved metadata."""
 
     def __init__(self, vectorizer: TfidfVectorizer, svm: LinearSVC, fill: float, prune: float,
                  metadata: dict[str, Any], replace: float = OFF) -> None:
