@@ -75,40 +75,48 @@ class TagsMixin:
 
         ``results`` holds ``(item_id, tags)``; each tag has ``facet``, ``value``, ``score`` and
         ``method``. Analyst tags are never touched, and a tag an analyst removed is not written
-        back. For the single-valued ``policy`` facet an analyst verdict wins outright.
+        back. For the single-valued ``policy`` facet an analyst verdict wins outright. An item
+        given twice gets its last tags.
         """
         now = utcnow()
-        count = 0
+        by_item = {item_id: list(tags) for item_id, tags in results}
+        ids = list(by_item)
         with self.write():
-            for item_id, tags in results:
-                vetoed = {
-                    (facet, value)
-                    for facet, value in self.conn.execute(
-                        "SELECT facet, value FROM analyst_labels WHERE item_id = ?", [item_id]
-                    )
-                }
-                analyst_policy = any(facet == "policy" for facet, _ in vetoed)
-                self.conn.execute(
-                    "DELETE FROM tags WHERE item_id = ? AND method != 'analyst'", [item_id]
-                )
-                rows = []
+            # A few statements per batch rather than four per item (a tenth of the write time).
+            vetoed: dict[int, set[tuple[str, str]]] = {}
+            for chunk in chunks(ids):
+                for item_id, facet, value in self.conn.execute(
+                    "SELECT item_id, facet, value FROM analyst_labels"
+                    f" WHERE item_id IN ({', '.join('?' * len(chunk))})", chunk
+                ):
+                    vetoed.setdefault(item_id, set()).add((facet, value))
+            rows = []
+            for item_id, tags in by_item.items():
+                refused = vetoed.get(item_id, ())
+                analyst_policy = any(facet == "policy" for facet, _ in refused)
                 for tag in tags:
                     facet, value = tag["facet"], str(tag["value"])
                     _check(facet, value, tag["method"])
-                    if (facet, value) in vetoed or (facet == "policy" and analyst_policy):
+                    if (facet, value) in refused or (facet == "policy" and analyst_policy):
                         continue
                     rows.append(
                         (item_id, facet, value, tag.get("score"), tag["method"], model_version, now)
                     )
-                self.conn.executemany(
-                    "INSERT OR IGNORE INTO tags"
-                    " (item_id, facet, value, score, method, model_version, tagged_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-                self.conn.execute("UPDATE items SET classified_at = ? WHERE id = ?", [now, item_id])
-                count += 1
-        return count
+            self.conn.executemany(
+                "DELETE FROM tags WHERE item_id = ? AND method != 'analyst'",
+                [(item_id,) for item_id in ids],
+            )
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO tags"
+                " (item_id, facet, value, score, method, model_version, tagged_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            self.conn.executemany(
+                "UPDATE items SET classified_at = ? WHERE id = ?",
+                [(now, item_id) for item_id in ids],
+            )
+        return len(ids)
 
     def tags_of(self, item_id: int) -> list[dict[str, Any]]:
         return self.tags_of_items([item_id]).get(item_id, [])

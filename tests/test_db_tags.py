@@ -54,6 +54,21 @@ def test_analyst_tags_are_never_overwritten_and_removals_stick(store):
                     ("area", "open_science"): "analyst", ("country", "JP"): "model"}
 
 
+def test_a_batch_keeps_each_items_vetoes_apart_and_a_repeated_item_gets_its_last_tags(store):
+    store.analyst_label(1, remove=[("country", "US")])
+    store.save_classifications([(1, machine(country=["US", "JP"])),
+                                (2, machine(country=["US"])),
+                                (2, machine(country=["FR"]))], "m1")
+    assert [t["value"] for t in store.tags_of(1)] == ["JP"]  # item 1's veto
+    assert [t["value"] for t in store.tags_of(2)] == ["FR"]  # not item 1's veto; the last
+    assert store.unclassified_ids() == []
+    with pytest.raises(db.InvalidTag):  # one bad tag: nothing of the batch is written
+        store.save_classifications([(1, machine(area=["x"])),
+                                    (2, [{"facet": "topic", "value": "x", "method": "model"}])],
+                                   "m2")
+    assert [t["value"] for t in store.tags_of(1)] == ["JP"]
+
+
 def test_analyst_policy_verdict_replaces_the_models(store):
     store.save_classifications([(1, machine(policy=["1"]))], "m1")
     store.analyst_label(1, add=[("policy", "0")])
