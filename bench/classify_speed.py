@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 import random
-import shutil
 import tempfile
 import time
 
@@ -49,15 +48,11 @@ def store_of(batch: list[ItemText], folder: Path) -> Path:
 
 
 def store_rate(label: str, batch: list[ItemText], classifier: Classifier, folder: Path) -> float:
-    """Items/s of `stiwatch classify` on a fresh copy of the store (the copy is not timed)."""
-    source = store_of(batch, folder) if not (folder / "items.db").exists() else folder / "items.db"
-    copy = folder / "run.db"
-    shutil.copy(source, copy)
-    with db.open_store(copy) as store:
+    """Items/s of `stiwatch classify` on a new store of ``batch`` (building it is not timed)."""
+    with db.open_store(store_of(batch, folder)) as store:
         started = time.perf_counter()
         report = classify_store(store, classifier)
         seconds = time.perf_counter() - started
-    copy.unlink()
     n = report.classified + report.inherited
     print(f"{label:<34} {n / seconds:8.0f} items/s  ({seconds / n * 1000:.2f} ms/item)")
     return n / seconds

@@ -23,6 +23,7 @@ from pathlib import Path
 import math
 import operator
 import re
+import string
 import tomllib
 from typing import Any, NamedTuple
 
@@ -143,7 +144,7 @@ _TERM_LENGTH = operator.itemgetter(1)
 
 def _map_non_word(text: str) -> str:
     """``_NON_WORD.sub(" ", text)`` (a space for every non-word character), C-fast: ASCII
-    text by str.translate; other text by replacing its few distinct non-ASCII non-word
+    text by bytes.translate; other text by replacing its few distinct non-ASCII non-word
     characters, then translating the ASCII bytes of its UTF-8 form (multi-byte characters
     pass unchanged, so offsets stay)."""
     if text.isascii():
@@ -152,22 +153,6 @@ def _map_non_word(text: str) -> str:
         if ch > "\x7f" and not ch.isalnum():
             text = text.replace(ch, " ")
     return text.encode("utf-8").translate(_NON_WORD_BYTES).decode("utf-8")
-_prepared_recent: dict[str, tuple[str, str]] = {}
-
-
-def _prepared(text: str) -> tuple[str, str]:
-    """The lower-case text, and the same with a space for every non-word character plus one
-    space at each end (what the boundary-carrying automaton keys are matched against). The
-    taggers of one item scan the same texts in turn: the last few are kept."""
-    cached = _prepared_recent.get(text)
-    if cached is not None:
-        return cached
-    lowered = _lower(text)
-    result = (lowered, " " + _map_non_word(lowered) + " ")
-    if len(_prepared_recent) >= 4:
-        _prepared_recent.clear()
-    _prepared_recent[text] = result
-    return result
 
 
 class Matcher:
@@ -199,7 +184,7 @@ class Matcher:
             entry[1] = entry[1] or prefix
         # Keys carry the word boundaries: " " + term + " " (and + "s " / "es " for plurals, or
         # no end for a prefix term) over the text with every non-word character mapped to a
-        # space (_prepared), so the automaton reports whole-word matches only and Python only
+        # space (see _collect), so the automaton reports whole-word matches only and Python only
         # confirms the exact characters (and case) of each.
         # Each layer of a layered matcher has its own slot: the scan puts a candidate straight
         # into its layer's list (a term of two layers gives one reading per layer).
@@ -278,7 +263,9 @@ def _collect(automaton: Any, text: str, caps: tuple[bool, ...]) -> list[list[tup
     one), in automaton order; ``caps``: each slot's matcher's caps setting."""
     out: list[list[tuple]] = [[] for _ in caps]
     size = len(text)
-    lowered, mapped = _prepared(text)
+    lowered = _lower(text)
+    # a space for every non-word character and one at each end: the keys' word boundaries
+    mapped = " " + _map_non_word(lowered) + " "
     shouting = any(caps) and is_shouting(text[:200])
     any_cases = [flag and shouting for flag in caps]
     for last, readings in automaton.iter(mapped):
@@ -364,6 +351,8 @@ def _ordered(found: list[tuple[int, int, int, tuple]]) -> list[tuple[int, int, i
     found.sort(key=_END, reverse=True)
     found.sort(key=_START)
     return found
+
+
 _new_tuple = tuple.__new__
 
 
@@ -442,8 +431,8 @@ def length_threshold(settings: dict[str, float], body: str) -> float:
 _LOWER_RUN = re.compile(r"[^\W\d_A-Z]+")  # runs of letters that are not A-Z capitals
 
 
-_ASCII_LOWERCASE = b"abcdefghijklmnopqrstuvwxyz"
-_ASCII_LETTERS = _ASCII_LOWERCASE + _ASCII_LOWERCASE.upper()
+_ASCII_LOWERCASE = string.ascii_lowercase.encode("ascii")
+_ASCII_LETTERS = string.ascii_letters.encode("ascii")
 
 
 def is_shouting(text: str) -> bool:

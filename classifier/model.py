@@ -222,7 +222,7 @@ class Features:
         self.words: dict[str, int] = {}  # every word of the vocabulary's 1- and 2-grams -> id
         self.unigram_column = np.zeros(1, dtype=np.int64)  # word id -> column, -1: none
         self.base = 0  # number of word ids
-        self.bigram_keys = np.zeros(0, dtype=np.int64)  # id1 * base + id2, sorted
+        self.bigram_keys = np.zeros(0, dtype=np.int64)  # id1 * base + id2
         self.bigram_column = np.zeros(0, dtype=np.int64)  # the column of each key
         self._pairs: PairTable | None = None  # the two above as a hash table, built on use
 
@@ -270,12 +270,11 @@ class Features:
                 columns.append(column)
             else:
                 unigram[words[first]] = column
-        order = np.argsort(np.array(keys, dtype=np.int64), kind="stable")
         self.words, self.unigram_column, self.base = words, unigram, len(words)
         for char in _ASCII_WORD_CHARS:  # one-character words are not tokens (see transform)
             words.setdefault(char, -3)
-        self.bigram_keys = np.array(keys, dtype=np.int64)[order]
-        self.bigram_column = np.array(columns, dtype=np.int64)[order]
+        self.bigram_keys = np.array(keys, dtype=np.int64)
+        self.bigram_column = np.array(columns, dtype=np.int64)
         self._pairs = None
         # the vectorizer's list of dropped terms is not needed: keep the saved model small
         self.vectorizer.stop_words_ = None
@@ -285,24 +284,21 @@ class Features:
         ids: list[int] = []
         for text in texts:
             text = text.lower()
-            if text.isascii():
-                # C-speed: bytes.translate + split give the runs of word characters, single
-                # characters included; those are dropped below (they are -3 in _SINGLE).
-                runs = text.encode("ascii").translate(_ASCII_WORDS).decode("ascii").split()
-                ids.extend(map(word_id, runs, repeat(-1)))
-            else:
-                # tokens(text) without its regexes (same words): strip accents, a space for
-                # every non-word character, split, drop one-character runs. News is seldom
-                # ASCII only for its curly quotes, dashes and currency signs: once those are
-                # spaces, most texts take the ASCII way.
+            if not text.isascii():
+                # tokens(text) without its regexes (same words): strip accents and make every
+                # non-word character a space. News is seldom ASCII only for its curly quotes,
+                # dashes and currency signs: once those are spaces, most texts are ASCII.
                 text = unicodedata.normalize("NFKD", text)
                 for ch in set(text):
                     if ch > "\x7f" and not ch.isalnum():
                         text = text.replace(ch, "" if "\u0300" <= ch <= "\u036f" else " ")
-                runs = text.encode("ascii").translate(_ASCII_WORDS).decode("ascii").split() \
-                    if text.isascii() else [run for run in _map_non_word(text).split()
-                                            if len(run) > 1]
-                ids.extend(map(word_id, runs, repeat(-1)))
+            if text.isascii():
+                # C-speed: bytes.translate + split give the runs of word characters, single
+                # characters included; those are dropped below (they are -3 in words).
+                runs = text.encode("ascii").translate(_ASCII_WORDS).decode("ascii").split()
+            else:  # letters of other scripts: drop one-character runs here
+                runs = [run for run in _map_non_word(text).split() if len(run) > 1]
+            ids.extend(map(word_id, runs, repeat(-1)))
             ids.append(-2)  # end of a text: no bigram across it
         a = np.array(ids, dtype=np.int64)
         a = a[a != -3]
@@ -313,7 +309,7 @@ class Features:
         uni = self.unigram_column[np.where(a >= 0, a, -1)]
         keep = uni >= 0
         cols, rows = [uni[keep]], [row[keep]]
-        # bigrams: the pair of word ids as one key, found by binary search
+        # bigrams: the pair of word ids as one key, found in the hash table
         left, right = a[:-1], a[1:]
         known = (left >= 0) & (right >= 0)
         if len(self.bigram_keys) and known.any():

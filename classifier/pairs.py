@@ -29,7 +29,7 @@ class PairTable:
         self.mask = size - 1
         self.keys = np.full(size, EMPTY, dtype=np.int64)
         self.values = np.zeros(size, dtype=np.int64)
-        slot = self._home(keys).copy()
+        slot = self._home(keys)  # a new array: moved on in place below
         pending = np.arange(len(keys))
         while len(pending):
             # each free slot takes the first key that wants it; the others move one slot on

@@ -97,8 +97,7 @@ class RuleTagger:
     def relevance_evidence(self, title: str, text: str) -> tuple[float, float, bool]:
         """(policy evidence, non-policy evidence, anchored in science/technology?)."""
         hits, _body = self._hits(title, text)
-        # the layered matcher gives each hit the keys of one layer only
-        cues = [entry for entry in hits if entry[1].keys and entry[1].keys[0][0] == "cue"]
+        cues = _layer(hits, "cue")
         anchored = any(key[1] in ("sti", "policy_strong") for _m, hit, _p in cues for key in hit.keys)
         by_kind = sum_evidence(cues, self.settings["max_repeats"])
         positive = sum(v for k, v in by_kind.items() if RELEVANCE_KINDS[k][0] > 0)
@@ -123,7 +122,7 @@ class RuleTagger:
 
     def _area_evidence(self, title: str, text: str) -> tuple[dict[str, float], str]:
         hits, body = self._hits(title, text)
-        areas = [entry for entry in hits if entry[1].keys and entry[1].keys[0][0] == "area"]
+        areas = _layer(hits, "area")
         return sum_evidence(areas, self.settings["max_repeats"]), body
 
     def areas(self, title: str, text: str) -> list[tuple[str, float]]:
@@ -131,6 +130,12 @@ class RuleTagger:
         evidence, body = self._area_evidence(title, text)
         return above_threshold(evidence, length_threshold(self.settings, body),
                                self.settings["relative_evidence"])
+
+
+def _layer(hits: list, layer: str) -> list:
+    """The weighted hits of one layer ("cue" or "area"): the layered matcher gives each hit
+    the keys of one layer only."""
+    return [entry for entry in hits if entry[1].keys and entry[1].keys[0][0] == layer]
 
 
 def _relevance(data: dict[str, Any], path: Path, base: dict[str, list[str]],
