@@ -196,9 +196,11 @@ def _ids(pairs: list[tuple[str, float | None]]) -> list[str]:
     return [value for value, _ in sorted(pairs, key=lambda p: (-(p[1] or 0.0), p[0]))]
 
 
-def load_week(store: Any, week: Week) -> WeekData:
-    """Every policy story of ``week`` with its coverage, ranked. One pass over the store."""
-    rows = store.policy_items(week.start_utc, week.end_utc)
+def load_week(store: Any, week: Week, rows: list[dict[str, Any]] | None = None) -> WeekData:
+    """Every policy story of ``week`` with its coverage, ranked. One pass over the store;
+    ``rows``: the week's ``policy_items`` (with text), when the caller has read them already."""
+    if rows is None:
+        rows = store.policy_items(week.start_utc, week.end_utc)
     copies = store.duplicates_of([row["id"] for row in rows])
     stories = []
     for row in rows:

@@ -45,7 +45,7 @@ from .errors import DigestError, SmtpSetupError
 from .message import build_message, message_id, to_bytes
 from .render import render_html, render_text, subject
 from .select import Digest, WeekData, load_week, select
-from .trends import TrendReport, trends
+from .trends import TrendReport, in_week, trends, window_of
 from .weeks import Week
 
 log = logging.getLogger("stiwatch.digest")
@@ -61,10 +61,15 @@ class WeekBundle:
     png: bytes
 
 
+TREND_WEEKS = 12  # weeks the digest's trends section and chart show
+
+
 def prepare_week(store: Any, week: Week) -> WeekBundle:
-    """Read the week once (stories, 12 weeks of trends) and draw the chart."""
-    data = load_week(store, week)
-    report = trends(store, week, weeks=12, facets=("area", "domain", "region"))
+    """Read the trends window once (this week's stories are its last week) and draw the chart."""
+    rows = store.policy_items(window_of(week, TREND_WEEKS)[0].start_utc, week.end_utc)
+    data = load_week(store, week, [row for row in rows if in_week(row, week)])
+    report = trends(store, week, weeks=TREND_WEEKS, facets=("area", "domain", "region"),
+                    rows=rows)
     return WeekBundle(week, data, report, area_chart(report))
 
 

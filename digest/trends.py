@@ -107,6 +107,19 @@ def compare(series: list[int]) -> tuple[float, float, int | None, str]:
     return round(mean, 2), round(change, 2), pct, direction
 
 
+def window_of(week: Week, weeks: int) -> list[Week]:
+    """The weeks a trend report of ``weeks`` weeks ending with ``week`` reads, oldest first
+    (at least the comparison weeks and this one)."""
+    span = max(max(1, int(weeks)), COMPARE_WEEKS + 1)
+    return [*week.previous(span - 1), week]
+
+
+def in_week(row: dict[str, Any], week: Week) -> bool:
+    """True when a ``policy_items`` row was published in ``week`` (in its time zone)."""
+    moment = parse_time(row["published_at"])
+    return moment is not None and week.start <= moment < week.end
+
+
 def trends(
     store: Any,
     week: Week,
@@ -114,13 +127,17 @@ def trends(
     weeks: int = 12,
     facets: Iterable[str] = ("area", "domain", "region"),
     rising: int = 10,
+    rows: list[dict[str, Any]] | None = None,
 ) -> TrendReport:
-    """Weekly counts per tag for the ``weeks`` weeks ending with ``week``, and rising terms."""
+    """Weekly counts per tag for the ``weeks`` weeks ending with ``week``, and rising terms.
+    ``rows``: the store's ``policy_items`` over ``window_of(week, weeks)`` (with text when
+    ``rising``), when the caller has read them already."""
     weeks = max(1, int(weeks))
-    span = max(weeks, COMPARE_WEEKS + 1)
-    window = [*week.previous(span - 1), week]
+    window = window_of(week, weeks)
+    span = len(window)
     index = {w.label: n for n, w in enumerate(window)}
-    rows = store.policy_items(window[0].start_utc, week.end_utc, with_text=rising > 0)
+    if rows is None:
+        rows = store.policy_items(window[0].start_utc, week.end_utc, with_text=rising > 0)
     facets = list(facets)
     counts = {facet: defaultdict(lambda: [0] * span) for facet in facets}
     totals = [0] * span

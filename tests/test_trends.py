@@ -82,6 +82,34 @@ def test_the_digest_uses_the_same_numbers(trend_store):
     assert bundle.png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_digest_reads_the_window_once_and_gets_the_weeks_own_stories(trend_store):
+    from digest.select import load_week
+    week = parse_week("2026-W47", "Asia/Tokyo")
+    from digeststore import add
+    # Either side of Tokyo's week boundaries (Monday 00:00 +09:00 = Sunday 15:00 UTC).
+    add(trend_store, [story("https://edge.example/in", "2026-11-15T15:00:00Z", areas=["society"]),
+                      story("https://edge.example/out", "2026-11-15T14:59:59Z", areas=["society"]),
+                      story("https://edge.example/last", "2026-11-22T14:59:59+00:00",
+                            areas=["society"]),
+                      story("https://edge.example/next", "2026-11-22T15:00:00Z",
+                            areas=["society"])])
+    reads = []
+    policy_items = trend_store.policy_items
+    trend_store.policy_items = lambda *a, **kw: reads.append(a) or policy_items(*a, **kw)
+    try:
+        bundle = prepare_week(trend_store, week)
+    finally:
+        del trend_store.policy_items
+    assert len(reads) == 1
+    alone = load_week(trend_store, week)
+    assert [s.url for s in bundle.data.stories] == [s.url for s in alone.stories]
+    urls = {s.url for s in alone.stories}
+    assert {"https://edge.example/in", "https://edge.example/last"} <= urls
+    assert not urls & {"https://edge.example/out", "https://edge.example/next"}
+    assert bundle.data.stories == alone.stories
+    assert bundle.trends.totals[-1] == len(alone.stories) == 10
+
+
 def test_rising_terms_need_several_stories_and_sources(tmp_path):
     stories = [
         # 3 stories, 2 sources, never before: rising
