@@ -4,7 +4,8 @@ Each domain lists `terms` (weight 1), `strong` terms (weight 2: unambiguous on t
 `negative` terms that mask a match inside them ("chocolate chip" hides "chip"). A hit in the title
 counts `title_weight` times; repeats of one term add less and less; a domain is tagged only when
 its evidence reaches `min_evidence` (which grows slowly with the length of the text), so a passing
-mention is not enough. An analyst extends or overrides the shipped lexicon with their own file:
+mention is not enough; a brief of a few sentences (`brief_words`) needs `brief_min_evidence`, one
+strong term in it. An analyst extends or overrides the shipped lexicon with their own file:
 see `DomainTagger.load`.
 """
 
@@ -29,6 +30,8 @@ DEFAULT_SETTINGS = {
     "max_repeats": 3,      # hits of one term beyond this add nothing
     "scan_chars": 3000,    # read the title and this many characters of the text
     "relative_evidence": 0.0,  # a label also needs this share of the best label's evidence
+    "brief_words": 0,      # texts of at most this many words (0: none) are briefs and need ...
+    "brief_min_evidence": 2.0,  # ... only this much evidence
 }
 TERM_KINDS = {"terms": 1.0, "strong": 2.0}
 

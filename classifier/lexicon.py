@@ -423,9 +423,15 @@ def weighted_hits(matcher: "Matcher", title: str, text: str, settings: dict[str,
 
 def length_threshold(settings: dict[str, float], body: str) -> float:
     """Evidence needed: `min_evidence`, plus one unit per `words_per_extra_evidence` words of
-    the scanned text beyond the first 500, so a long article's passing mentions do not add up."""
+    the scanned text beyond the first 500, so a long article's passing mentions do not add up.
+    A brief (a text of at most `brief_words` words, when a lexicon sets it) needs only
+    `brief_min_evidence`: two or three sentences leave no room for a passing mention."""
+    words = word_count(body)
+    brief = settings.get("brief_words", 0)
+    if brief and words <= brief:
+        return settings["brief_min_evidence"]
     per = settings["words_per_extra_evidence"] or math.inf
-    return settings["min_evidence"] + max(0, word_count(body) - 500) / per
+    return settings["min_evidence"] + max(0, words - 500) / per
 
 
 _LOWER_RUN = re.compile(r"[^\W\d_A-Z]+")  # runs of letters that are not A-Z capitals
