@@ -103,8 +103,8 @@ def combine(tags: Tags, best: str | None, margin: float, fill: float, prune: flo
             replace: float = OFF, programme: bool = False) -> Tags:
     """The gazetteer's tags ((code, score, method), method "gazetteer" or "source") with the
     model's best country and its margin: see the module docstring. ``title_codes``: countries
-    the title names (never pruned in news); ``policy``: the item is STI-policy (pruning applies only
-    then); ``programme``: the text reads like a programme description, not news."""
+    the title names (never pruned in news); ``policy``: the item is STI-policy (pruning
+    applies only then); ``programme``: the text reads like a programme description, not news."""
     if not tags:
         if best is not None and margin >= fill:
             return [(best, _score(margin, fill), "model")]
@@ -112,8 +112,8 @@ def combine(tags: Tags, best: str | None, margin: float, fill: float, prune: flo
     # In a programme description even the title's countries are partners ("Korean-Swiss
     # joint call" reported by one of the two); in news they are subjects.
     title_codes = set() if programme else set(title_codes)
-    if policy and programme and _eu_only(tags) and "EU" not in title_codes \
-            and best not in (None, "EU") and margin >= replace:
+    if policy and programme and _eu_only(tags) and best not in (None, "EU") \
+            and margin >= replace:
         return [(best, _score(margin, replace), "model")]
     named = [t for t in tags if t[2] == "gazetteer"]
     if policy and len(named) > 1 and margin >= prune and any(c == best for c, _s, _m in named):
