@@ -62,10 +62,11 @@ def parse_entries(data: dict[str, Any], path: Path, section: str, valid: tuple[s
         if label not in valid:
             raise LexiconError(f"{where}: unknown {section} id {label!r} (expected one of: {', '.join(valid)}).")
         spec = table(spec, where)
-        unknown = set(spec) - {*TERM_KINDS, "negative", "replace"}
+        unknown = set(spec) - {*TERM_KINDS, "negative", "replace", "min_evidence"}
         if unknown:
             raise LexiconError(
-                f"{where}: unknown key {sorted(unknown)[0]!r} (expected terms, strong, negative or replace).")
+                f"{where}: unknown key {sorted(unknown)[0]!r} "
+                "(expected terms, strong, negative, replace or min_evidence).")
         replace = spec.get("replace", False)
         if not isinstance(replace, bool):
             raise LexiconError(f"{where}: replace must be true or false.")
@@ -78,6 +79,19 @@ def parse_entries(data: dict[str, Any], path: Path, section: str, valid: tuple[s
         entry["terms"] = [term for term in entry["terms"] if term not in strong]
         entries[label] = entry
     return entries
+
+
+def parse_own_evidence(data: dict[str, Any], path: Path, section: str,
+                       before: dict[str, float] | None = None) -> dict[str, float]:
+    """``min_evidence`` of ``[section.ID]`` tables: labels judged on their own evidence
+    against it, not against a share of the item's main label (see ``above_threshold``).
+    parse_entries has checked the tables' ids and keys."""
+    own = dict(before or {})
+    for label, spec in table(data.get(section, {}), f"{path}: [{section}]").items():
+        if isinstance(spec, dict) and "min_evidence" in spec:
+            own[label] = number(spec["min_evidence"], f"{path}: [{section}.{label}] min_evidence",
+                                0, 1e6)
+    return own
 
 
 def read_version(data: dict[str, Any], path: Path, required: bool) -> str | None:
@@ -115,10 +129,11 @@ class DomainTagger:
     """Tags technology domains (taxonomy ids) with a score in 0..1."""
 
     def __init__(self, entries: dict[str, dict[str, list[str]]], settings: dict[str, float],
-                 version: str) -> None:
+                 version: str, own_evidence: dict[str, float] | None = None) -> None:
         self.entries = entries
         self.settings = settings
         self.version = version
+        self.own_evidence = own_evidence or {}  # domains judged on their own evidence
         pairs: list[tuple[str, Any]] = []
         for label, entry in entries.items():
             for kind, weight in TERM_KINDS.items():
@@ -133,12 +148,13 @@ class DomainTagger:
         valid = load_taxonomy().ids("domain")
 
         def parse(data: dict[str, Any], source: Path, before: tuple | None) -> tuple:
-            settings, entries = before or (DEFAULT_SETTINGS, None)
+            settings, entries, own = before or (DEFAULT_SETTINGS, None, None)
             return (_settings(data, source, settings),
-                    parse_entries(data, source, "domain", valid, entries))
+                    parse_entries(data, source, "domain", valid, entries),
+                    parse_own_evidence(data, source, "domain", own))
 
-        (settings, entries), version = load_layers("domains.toml", path, parse)
-        return cls(entries, settings, version)
+        (settings, entries, own), version = load_layers("domains.toml", path, parse)
+        return cls(entries, settings, version, own)
 
     def evidence(self, title: str, text: str) -> dict[str, float]:
         """Evidence per domain (before the threshold)."""
@@ -159,7 +175,7 @@ class DomainTagger:
         """Domains with enough evidence, best first, each with a score in 0..1."""
         evidence, body = self._evidence(title, text)
         return above_threshold(evidence, length_threshold(self.settings, body),
-                               self.settings["relative_evidence"])
+                               self.settings["relative_evidence"], self.own_evidence)
 
 
 def sum_evidence(hits: list, max_repeats: float) -> dict[str, float]:
@@ -187,11 +203,15 @@ def sum_evidence(hits: list, max_repeats: float) -> dict[str, float]:
     return evidence
 
 
-def above_threshold(evidence: dict[str, float], need: float,
-                    relative: float = 0.0) -> list[tuple[str, float]]:
+def above_threshold(evidence: dict[str, float], need: float, relative: float = 0.0,
+                    own: dict[str, float] | None = None) -> list[tuple[str, float]]:
     """Labels with at least ``need`` evidence and ``relative`` times the best label's, best
-    first; score 1 - exp(-evidence / need)."""
+    first; score 1 - exp(-evidence / need). A label in ``own`` (its ``min_evidence``) needs
+    that much (and ``need``) instead, whatever the best label has: a cross-cutting area is
+    judged on its own evidence ("a grant rule that is about research security")."""
     floor = max(need, relative * max(evidence.values(), default=0.0))
+    own = own or {}
     tagged = [(label, round(1.0 - math.exp(-value / need), 3))
-              for label, value in evidence.items() if value >= floor]
+              for label, value in evidence.items()
+              if value >= (max(need, own[label]) if label in own else floor)]
     return sorted(tagged, key=lambda pair: (-pair[1], pair[0]))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .domains import (DEFAULT_SETTINGS, TERM_KINDS, _settings, above_threshold, load_layers,
-                      parse_entries, sum_evidence)
+                      parse_entries, parse_own_evidence, sum_evidence)
 from .lexicon import (LexiconError, Matcher, length_threshold, number, table, term_list,
                       weighted_hits)
 from .taxonomy import load_taxonomy
@@ -41,8 +41,9 @@ class RuleTagger:
 
     def __init__(self, entries: dict[str, dict[str, list[str]]], relevance: dict[str, list[str]],
                  settings: dict[str, float], relevance_settings: dict[str, float],
-                 version: str) -> None:
+                 version: str, own_evidence: dict[str, float] | None = None) -> None:
         self.entries = entries
+        self.own_evidence = own_evidence or {}  # areas judged on their own evidence
         self.relevance_terms = relevance
         self.settings = settings
         self.relevance_settings = relevance_settings
@@ -76,15 +77,16 @@ class RuleTagger:
         valid = load_taxonomy().ids("area")
 
         def parse(data: dict[str, Any], source: Path, before: tuple | None) -> tuple:
-            settings, entries, relevance, rel_settings = (
-                before or (DEFAULT_SETTINGS, None, {}, RELEVANCE_SETTINGS))
+            settings, entries, relevance, rel_settings, own = (
+                before or (DEFAULT_SETTINGS, None, {}, RELEVANCE_SETTINGS, None))
             return (_settings(data, source, settings),
                     parse_entries(data, source, "area", valid, entries),
-                    *_relevance(data, source, relevance, rel_settings))
+                    *_relevance(data, source, relevance, rel_settings),
+                    parse_own_evidence(data, source, "area", own))
 
-        (settings, entries, relevance, rel_settings), version = load_layers(
+        (settings, entries, relevance, rel_settings, own), version = load_layers(
             "areas.toml", path, parse)
-        return cls(entries, relevance, settings, rel_settings, version)
+        return cls(entries, relevance, settings, rel_settings, version, own)
 
     def explain(self, title: str, text: str) -> list[tuple[str, str, str, str, float]]:
         """Every hit as ("cue" or "area", kind or area id, lexicon term, matched text, weighted
@@ -129,7 +131,7 @@ class RuleTagger:
         """Policy areas with enough evidence, best first, each with a score in 0..1."""
         evidence, body = self._area_evidence(title, text)
         return above_threshold(evidence, length_threshold(self.settings, body),
-                               self.settings["relative_evidence"])
+                               self.settings["relative_evidence"], self.own_evidence)
 
 
 def _layer(hits: list, layer: str) -> list:

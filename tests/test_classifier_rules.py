@@ -69,8 +69,31 @@ def test_user_file_adds_cues(tmp_path: Path) -> None:
     assert "open_science" in dict(tagger.areas(title, text))
 
 
+def test_an_area_with_its_own_min_evidence_is_judged_on_its_own(tmp_path: Path) -> None:
+    # open science, mentioned twice, beside a much better evidenced public-research story
+    title = "Research council funds new research institutes"
+    text = ("The research council will fund three research institutes with research grants "
+            "for basic research. Their data will be open data, and their papers open access.")
+    shipped = RuleTagger.load()
+    evidence = shipped.area_evidence(title, text)
+    assert evidence["open_science"] < evidence["public_research"] / 2
+    assert "open_science" not in dict(shipped.areas(title, text))
+    user = tmp_path / "own.toml"
+    user.write_text("[area.open_science]\nmin_evidence = 3.0\n", encoding="utf-8")
+    own = RuleTagger.load(user)
+    assert own.own_evidence["open_science"] == 3.0
+    assert own.own_evidence["research_security"] == 4.0  # shipped, kept
+    assert "open_science" in dict(own.areas(title, text))
+    # ... and never below the length threshold, however low it is set
+    user.write_text("[area.open_science]\nmin_evidence = 0.1\n", encoding="utf-8")
+    text = "Papers go to a repository."  # one ordinary term in the lead: 1.5 of the 2 needed
+    assert RuleTagger.load(user).area_evidence(title, text)["open_science"] == 1.5
+    assert "open_science" not in dict(RuleTagger.load(user).areas(title, text))
+
+
 @pytest.mark.parametrize("content, fragment", [
     ("[area.space]\nterms = ['rocket']\n", "[area.space]"),
+    ("[area.governance]\nmin_evidence = 'high'\n", "[area.governance] min_evidence"),
     ("[relevance]\npolicy_words = ['x']\n", "unknown key 'policy_words'"),
     ("[relevance]\nbias = 'low'\n", "relevance.bias"),
     ("[relevance]\nresearch = 5\n", "relevance.research"),
