@@ -425,10 +425,11 @@ def length_threshold(settings: dict[str, float], body: str) -> float:
     """Evidence needed: `min_evidence`, plus one unit per `words_per_extra_evidence` words of
     the scanned text beyond the first 500, so a long article's passing mentions do not add up.
     A brief (a text of at most `brief_words` words, when a lexicon sets it) needs only
-    `brief_min_evidence`: two or three sentences leave no room for a passing mention."""
+    `brief_min_evidence`: two or three sentences leave no room for a passing mention. A
+    headline without a text is no brief: one word of it is too little context."""
     words = word_count(body)
     brief = settings.get("brief_words", 0)
-    if brief and words <= brief:
+    if brief and 0 < words <= brief:
         return settings["brief_min_evidence"]
     per = settings["words_per_extra_evidence"] or math.inf
     return settings["min_evidence"] + max(0, words - 500) / per
