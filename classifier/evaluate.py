@@ -131,8 +131,41 @@ def score(records: Sequence[dict[str, Any]], results: Sequence[Result],
     return out
 
 
-def evaluate(path: str | os.PathLike[str], classifier: Classifier) -> dict[str, Any]:
-    """Read, classify and score an evaluation file."""
+def disagreements(records: Sequence[dict[str, Any]], results: Sequence[Result],
+                  limit: int) -> list[dict[str, Any]]:
+    """The first ``limit`` records the classifier got wrong, in file order: ``{"id", "title",
+    facet: {"missing": [...], "extra": [...]}}`` for each facet that differs (``policy`` as
+    ``{"gold", "predicted"}``), scored as :func:`score` scores them."""
+    found: list[dict[str, Any]] = []
+    for record, result in zip(records, results):
+        if len(found) >= limit:
+            break
+        row: dict[str, Any] = {}
+        if "policy" in record and (record["policy"] == 1) != result.is_policy:
+            row["policy"] = {"gold": record["policy"], "predicted": int(result.is_policy)}
+        predicted = {
+            "areas": {a for a, _s, _m in result.areas},
+            "domains": {d for d, _s in result.domains},
+            "countries": {c for c, _s, _m in result.countries},
+        }
+        for key, values in predicted.items():
+            if key not in record or (key == "areas" and record.get("policy", 1) != 1):
+                continue
+            gold = set(record[key])
+            if gold != values:
+                row[key] = {"missing": sorted(gold - values), "extra": sorted(values - gold)}
+        if row:
+            found.append({"id": record["id"], "title": record.get("title", ""), **row})
+    return found
+
+
+def evaluate(path: str | os.PathLike[str], classifier: Classifier,
+             errors: int = 0) -> dict[str, Any]:
+    """Read, classify and score an evaluation file; with ``errors``, the metrics object also
+    lists the first ``errors`` items the classifier got wrong (key ``errors``)."""
     records = read_eval_file(path)
     results = classify_texts(classifier, records)
-    return score(records, results, classifier.version)
+    out = score(records, results, classifier.version)
+    if errors > 0:
+        out["errors"] = disagreements(records, results, errors)
+    return out

@@ -87,6 +87,37 @@ def test_table_and_json_on_news_briefs(stiwatch):
     assert "no trained model" in table.output  # which classifier was used
 
 
+def test_errors_lists_what_each_wrong_item_missed_and_added(stiwatch, tmp_path: Path):
+    right = {"id": "jp", "title": "Japan raises its science budget",
+             "text": "The cabinet approved a record amount for universities.", "countries": ["JP"]}
+    wrong = {"id": "fr", "title": "Japan raises its science budget",
+             "text": "The cabinet approved a record amount for universities.", "countries": ["FR"],
+             "policy": 0}
+    path = tmp_path / "labelled.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in (right, wrong, wrong)) + "\n", "utf-8")
+    result = stiwatch("evaluate", str(path), "--json", "--no-model", "--errors", "1")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["errors"] == [{"id": "fr", "title": "Japan raises its science budget",
+                                 "policy": {"gold": 0, "predicted": 1},
+                                 "countries": {"missing": ["FR"], "extra": ["JP"]}}]
+    # without --errors the object keeps the keys only
+    plain = json.loads(stiwatch("evaluate", str(path), "--json", "--no-model").output)
+    assert "errors" not in plain
+    table = stiwatch("evaluate", str(path), "--no-model", "--errors", "5")
+    assert "items classified wrong (the first 2):" in table.output
+    assert "fr: Japan raises its science budget" in table.output
+    assert "  countries: missed FR; added JP" in table.output
+    assert "  policy: labelled 0, classified 1" in table.output
+    assert "jp:" not in table.output
+    right_only = tmp_path / "right.jsonl"
+    right_only.write_text(json.dumps(right) + "\n", "utf-8")
+    assert "no item classified wrong" in stiwatch("evaluate", str(right_only), "--no-model",
+                                                  "--errors", "5").output
+    bad = stiwatch("evaluate", str(path), "--no-model", "--errors", "-1")
+    assert bad.exit_code == 2 and "--errors" in bad.output
+
+
 # News written for development by a helper who never saw the lexicons: 50 briefs of 30-44
 # words, 40 articles of 118-158 words. The rules alone, no model (deterministic): a lexicon
 # change that loses ground on plain news fails here. Scores when added (2026-11-26): policy

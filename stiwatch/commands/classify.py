@@ -252,9 +252,12 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
 @model_dir_option
 @no_model_option
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
+@click.option("--errors", "errors", type=click.IntRange(min=0), default=0, metavar="N",
+              help="Also list the first N items the classifier got wrong, with what each "
+                   "facet missed and added (key `errors` with --json).")
 @pass_app
 def evaluate_command(app: App, file: str, model_dir: str | None, no_model: bool,
-                     as_json: bool) -> None:
+                     as_json: bool, errors: int) -> None:
     """Score the classifier on a labelled JSON Lines file (taxonomy.md's format).
 
     Prints precision, recall and F1 for relevance, per-label scores for areas and domains and
@@ -266,7 +269,7 @@ def evaluate_command(app: App, file: str, model_dir: str | None, no_model: bool,
     classifier = load_classifier(app, model_dir, use_model=not no_model)
     if not as_json:
         app.echo(f"Classifier: {classifier.describe()}", err=True)
-    result = evaluate(file, classifier)
+    result = evaluate(file, classifier, errors)
     if as_json:
         echo_json(result)
         return
@@ -288,6 +291,19 @@ def evaluate_command(app: App, file: str, model_dir: str | None, no_model: bool,
         echo_table([{"facet": "countries", "precision": c["micro_precision"],
                      "recall": c["micro_recall"], "f1": c["micro_f1"]}],
                    ["facet", "precision", "recall", "f1"])
+    if errors:
+        wrong = result["errors"]
+        click.echo(f"\nitems classified wrong (the first {len(wrong)}):" if wrong
+                   else "\nno item classified wrong")
+        for row in wrong:
+            click.echo(f"{row['id']}: {row['title'][:70]}")
+            for facet, diff in row.items():
+                if facet == "policy":
+                    click.echo(f"  policy: labelled {diff['gold']}, classified {diff['predicted']}")
+                elif facet not in ("id", "title"):
+                    parts = [f"missed {', '.join(diff['missing'])}" if diff["missing"] else "",
+                             f"added {', '.join(diff['extra'])}" if diff["extra"] else ""]
+                    click.echo(f"  {facet}: {'; '.join(p for p in parts if p)}")
 
 
 def _pairs(values: tuple[str, ...], option: str) -> list[tuple[str, str]]:
