@@ -221,7 +221,9 @@ class Gazetteer:
         per_term: dict[tuple[str, str], float] = {}
         shared: list[tuple[float, tuple]] = []
         for weight, keys in hits:
-            if len(keys) == 1 and not keys[0][4]:
+            # one country's term, however many of its spellings matched ("Timor-Leste" and
+            # "Timor Leste" read the same text): unambiguous
+            if not keys[0][4] and all(key[0] == keys[0][0] for key in keys[1:]):
                 code, kind, term, _n, _default = keys[0]
                 key = (code, term)
                 per_term[key] = per_term.get(key, 0.0) + weight * KIND_WEIGHTS.get(kind, 1.0)
