@@ -222,8 +222,9 @@ class Gazetteer:
         shared: list[tuple[float, tuple]] = []
         for weight, keys in hits:
             # one country's term, however many of its spellings matched ("Timor-Leste" and
-            # "Timor Leste" read the same text): unambiguous
-            if not keys[0][4] and all(key[0] == keys[0][0] for key in keys[1:]):
+            # "Timor Leste" read the same text): unambiguous, unless it is [shared]
+            if not keys[0][4] and keys[0][2] not in self.shared \
+                    and all(key[0] == keys[0][0] for key in keys[1:]):
                 code, kind, term, _n, _default = keys[0]
                 key = (code, term)
                 per_term[key] = per_term.get(key, 0.0) + weight * KIND_WEIGHTS.get(kind, 1.0)
@@ -240,8 +241,9 @@ class Gazetteer:
                     shared_terms[(code, term)] = shared_terms.get((code, term), 0.0) + \
                         weight * KIND_WEIGHTS.get(kind, 1.0) / len(backed)
             else:
-                # a shared term (several countries, no default reading) needs corroboration
-                defaults = [k for k in keys if k[4]] or ([] if len(keys) > 1 else list(keys))
+                # a [shared] term, or one that several countries list, has no default reading:
+                # it needs corroboration
+                defaults = [k for k in keys if k[4]]
                 for code, kind, term, _n, _d in defaults:
                     shared_terms[(code, term)] = shared_terms.get((code, term), 0.0) + \
                         weight * KIND_WEIGHTS.get(kind, 1.0) * s["ambiguous_weight"] / len(defaults)
