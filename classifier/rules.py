@@ -111,12 +111,16 @@ class RuleTagger:
         """Probability-like score that the item is about STI policy: policy cues against
         research-result and market cues, and nothing without a science/technology anchor
         (a tax bill or an election is policy, but not STI policy)."""
+        return self.relevance_anchored(title, text)[0]
+
+    def relevance_anchored(self, title: str, text: str) -> tuple[float, bool]:
+        """(:meth:`relevance`, whether any science/technology anchor was found)."""
         pos, neg, anchored = self.relevance_evidence(title, text)
         rs = self.relevance_settings
         if not anchored:
             pos = min(pos, rs["no_sti_max_evidence"])
         z = rs["bias"] + rs["scale"] * (pos - neg) - (0.0 if anchored else rs["no_sti_penalty"])
-        return round(1.0 / (1.0 + math.exp(-z)), 3)
+        return round(1.0 / (1.0 + math.exp(-z)), 3), anchored
 
     # -- areas ---------------------------------------------------------------------------------
     def area_evidence(self, title: str, text: str) -> dict[str, float]:

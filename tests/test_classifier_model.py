@@ -97,6 +97,39 @@ def test_rules_override_areas_only_on_news_like_text(trained):
     assert ruled() > 0
 
 
+def test_news_without_a_science_anchor_is_not_sti_policy(trained):
+    """Whatever the model makes of general news (it learnt "not policy" from science news), a
+    news-like item with no science or technology anchor is not STI policy; one with an anchor,
+    and programme descriptions, keep the blended score."""
+    from classifier.domains import DomainTagger
+    from classifier.pipeline import Classifier, ItemText
+    from classifier.places import Gazetteer
+
+    _model, folder = trained
+    model = load_model(folder)
+    classifier = Classifier(model, RuleTagger.load(), DomainTagger.load(), Gazetteer.load())
+    tax = ItemText("Minister announces tax reform after weeks of protests",
+                   "The finance minister said on Tuesday that the government would raise "
+                   "levies on high earners and second homes next year, after weeks of protests.")
+    science = ItemText("Minister announces new research funding",
+                       "The science minister said on Tuesday that the government would spend "
+                       "an extra 200 million on university research next year.")
+    assert RuleTagger.load().relevance_anchored(tax.title, tax.text)[1] is False
+    tax_result, science_result = classifier.classify([tax, science])
+    assert tax_result.news_like and not tax_result.is_policy
+    assert tax_result.policy <= RuleTagger.load().relevance(tax.title, tax.text)
+    # the anchored item keeps the blend of model and rules; the tax reform's blend was higher
+    # than what it got: the cap made the change
+    from classifier.pipeline import POLICY_RULE_WEIGHT
+
+    def blend(item: ItemText) -> float:
+        return ((1 - POLICY_RULE_WEIGHT) * model.predict([model_text(item.title, item.text)])[0].policy
+                + POLICY_RULE_WEIGHT * RuleTagger.load().relevance(item.title, item.text))
+
+    assert science_result.policy == pytest.approx(blend(science))
+    assert blend(tax) > tax_result.policy
+
+
 def test_features_match_scikit_learn_transform():
     # The model's own transform must give exactly scikit-learn's TF-IDF matrix: the
     # vocabulary and idf are fitted by scikit-learn, the transform is re-implemented for speed.
