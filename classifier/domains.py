@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from .lexicon import (LexiconError, Matcher, data_file, length_threshold, number, read_toml,
-                      table, term_list, weighted_hits)
+                      table, term_id, term_list, weighted_hits)
 from .taxonomy import load_taxonomy
 
 T = TypeVar("T")
@@ -75,8 +75,8 @@ def parse_entries(data: dict[str, Any], path: Path, section: str, valid: tuple[s
             if kind in spec:
                 entry[kind] = entry[kind] + term_list(spec[kind], f"{where} {kind}")
         # a term listed both ways counts as strong (a user file may promote a shipped term)
-        strong = set(entry["strong"])
-        entry["terms"] = [term for term in entry["terms"] if term not in strong]
+        strong = {term_id(term) for term in entry["strong"]}
+        entry["terms"] = [term for term in entry["terms"] if term_id(term) not in strong]
         entries[label] = entry
     return entries
 
@@ -137,7 +137,7 @@ class DomainTagger:
         pairs: list[tuple[str, Any]] = []
         for label, entry in entries.items():
             for kind, weight in TERM_KINDS.items():
-                pairs += [(term, (label, term.lower(), weight)) for term in entry[kind]]
+                pairs += [(term, (label, term_id(term), weight)) for term in entry[kind]]
             pairs += [(term, None) for term in entry["negative"]]
         self._matcher = Matcher(pairs)
 
@@ -207,10 +207,13 @@ def above_threshold(evidence: dict[str, float], need: float, relative: float = 0
                     own: dict[str, float] | None = None) -> list[tuple[str, float]]:
     """Labels with at least ``need`` evidence and ``relative`` times the best label's, best
     first; score 1 - exp(-evidence / need). A label in ``own`` (its ``min_evidence``) needs
-    that much (and ``need``) instead, whatever the best label has: a cross-cutting area is
-    judged on its own evidence ("a grant rule that is about research security")."""
-    floor = max(need, relative * max(evidence.values(), default=0.0))
+    that much (and ``need``) instead, whatever the best label has, and does not count as the
+    best label for the others: a cross-cutting area is judged on its own evidence ("a grant
+    rule that is about research security")."""
     own = own or {}
+    # labels judged on their own neither need nor set the main label's share
+    floor = max(need, relative * max((v for label, v in evidence.items() if label not in own),
+                                     default=0.0))
     tagged = [(label, round(1.0 - math.exp(-value / need), 3))
               for label, value in evidence.items()
               if value >= (max(need, own[label]) if label in own else floor)]

@@ -96,6 +96,13 @@ _SEPARATOR_BYTES = bytes(32 if chr(b) in "\t\n\r\f\v-" else b for b in range(256
 _recent: dict[str, str] = {}
 
 
+def term_id(term: str) -> str:
+    """The form under which a lexicon counts a term: lower case, with hyphens and runs of
+    spaces as one space, as the matcher reads it ("net-zero" and "net zero" are one term,
+    counted once per hit however many of its spellings a lexicon lists)."""
+    return _lower(normalize(term).strip())
+
+
 def normalize(text: str) -> str:
     """Text as the matcher sees it: every run of spaces, newlines and hyphens is one space.
 

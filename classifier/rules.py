@@ -15,8 +15,8 @@ from typing import Any
 
 from .domains import (DEFAULT_SETTINGS, TERM_KINDS, _settings, above_threshold, load_layers,
                       parse_entries, parse_own_evidence, sum_evidence)
-from .lexicon import (LexiconError, Matcher, length_threshold, number, table, term_list,
-                      weighted_hits)
+from .lexicon import (LexiconError, Matcher, length_threshold, number, table, term_id,
+                      term_list, weighted_hits)
 from .taxonomy import load_taxonomy
 
 RELEVANCE_KINDS = {
@@ -52,14 +52,14 @@ class RuleTagger:
         pairs: list[tuple[str, Any]] = []
         for label, entry in entries.items():
             for kind, weight in TERM_KINDS.items():
-                pairs += [(term, ("area", label, term.lower(), weight)) for term in entry[kind]]
+                pairs += [(term, ("area", label, term_id(term), weight)) for term in entry[kind]]
             pairs += [(term, ("area", None)) for term in entry["negative"]]
         for kind, terms in relevance.items():
             if kind == "negative":
                 pairs += [(term, ("cue", None)) for term in terms]
             else:
                 sign, weight = RELEVANCE_KINDS[kind]
-                pairs += [(term, ("cue", kind, term.lower(), weight)) for term in terms]
+                pairs += [(term, ("cue", kind, term_id(term), weight)) for term in terms]
         self._matcher = Matcher(pairs, layered=True)
         self._last: tuple[str, str, list, str] | None = None
 

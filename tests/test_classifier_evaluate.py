@@ -146,6 +146,17 @@ def test_domains_on_varied_wording_and_near_misses(stiwatch):
     assert report["domains"]["micro_f1"] >= 0.85
 
 
+def test_research_security_on_its_own_words_and_near_misses(stiwatch):
+    # 50 items by a helper: 25 about research security in each country's words, 25 near-misses
+    # (cybersecurity, defence R&D, food security...). They guided areas.toml 2026.11.12, so
+    # this guards it. When added (rules alone): 24 of 25 found, no false tag.
+    path = FIXTURES / "classifier" / "news_dev_security.jsonl"
+    report = json.loads(stiwatch("evaluate", str(path), "--json", "--no-model").output)
+    security = report["areas"]["per_label"]["research_security"]
+    assert security["support"] == 25
+    assert security["recall"] >= 0.84 and security["precision"] >= 0.9
+
+
 def test_rules_alone_on_general_wire_news(stiwatch):
     # 80 wire stories by the same helper: 60 not STI policy (politics, markets, sport, courts,
     # weather...), 20 STI policy. When added (2026-11-26): policy precision 0.952, recall 1.0,

@@ -91,6 +91,15 @@ def test_an_area_with_its_own_min_evidence_is_judged_on_its_own(tmp_path: Path) 
     assert "open_science" not in dict(RuleTagger.load(user).areas(title, text))
 
 
+def test_an_area_judged_on_its_own_does_not_raise_the_others_bar():
+    from classifier.domains import above_threshold
+    evidence = {"research_security": 20.0, "public_research": 6.0, "governance": 2.5}
+    # half of the best is the bar for the main areas: research security's 20 is not "the best"
+    tagged = dict(above_threshold(evidence, 2.0, 0.5, {"research_security": 4.0}))
+    assert set(tagged) == {"research_security", "public_research"}
+    assert set(dict(above_threshold(evidence, 2.0, 0.5))) == {"research_security"}
+
+
 @pytest.mark.parametrize("content, fragment", [
     ("[area.space]\nterms = ['rocket']\n", "[area.space]"),
     ("[area.governance]\nmin_evidence = 'high'\n", "[area.governance] min_evidence"),
