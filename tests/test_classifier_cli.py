@@ -83,6 +83,31 @@ def test_classify_without_model_uses_rules_and_says_so(stiwatch, store_path, tmp
     assert "0 items classified" in again.output
 
 
+def test_classify_store_keeps_the_garbage_collector_as_it_found_it(store_path):
+    """classify_store freezes what exists before the run out of the collector's sight (the
+    classifier's tables) and thaws it after, also when the run fails: nothing stays frozen."""
+    import gc
+
+    from classifier.pipeline import Classifier, classify_store
+
+    classifier = Classifier.load(None)
+    before = gc.get_freeze_count()
+    seen: list[int] = []
+    with db.open_store(store_path) as store:
+        report = classify_store(store, classifier,
+                                progress=lambda n, policy: seen.append(gc.get_freeze_count()))
+        assert report.classified == 3 and report.inherited == 1
+        assert seen and min(seen) > before  # frozen during the run
+        assert gc.get_freeze_count() == before
+
+        def fail(n, policy):
+            raise RuntimeError("interrupted")
+
+        with pytest.raises(RuntimeError):
+            classify_store(store, classifier, everything=True, progress=fail)
+        assert gc.get_freeze_count() == before
+
+
 def test_analyst_tags_survive_reclassification_and_duplicates_follow(stiwatch, store_path,
                                                                      tmp_path):
     no_model = str(tmp_path / "none")
