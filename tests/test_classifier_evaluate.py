@@ -160,14 +160,14 @@ def test_research_security_on_its_own_words_and_near_misses(stiwatch):
 def test_rules_alone_on_general_wire_news(stiwatch):
     # 80 wire stories by the same helper: 60 not STI policy (politics, markets, sport, courts,
     # weather...), 20 STI policy. When added (2026-11-26): policy precision 0.952, recall 1.0,
-    # countries 0.854.
+    # countries 0.854; precision 1.0 since "technical" is no science anchor.
     path = FIXTURES / "classifier" / "news_dev_general.jsonl"
     result = stiwatch("evaluate", str(path), "--json", "--no-model")
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert set(report) == {"n", "model_version", "policy", "countries"}  # nothing else labelled
     assert report["n"] == 80
-    assert report["policy"]["precision"] >= 0.9 and report["policy"]["recall"] >= 0.95
+    assert report["policy"]["precision"] >= 0.95 and report["policy"]["recall"] >= 0.95
     assert report["countries"]["micro_f1"] >= 0.82
 
 
