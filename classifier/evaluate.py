@@ -95,37 +95,43 @@ def multilabel_metrics(gold: Sequence[Iterable[str]], predicted: Sequence[Iterab
     }
 
 
+def predicted(result: Result) -> dict[str, set[str]]:
+    """A result's labels per list facet, under the eval file's keys."""
+    return {"areas": {a for a, _s, _m in result.areas},
+            "domains": {d for d, _s in result.domains},
+            "countries": {c for c, _s, _m in result.countries}}
+
+
 def score(records: Sequence[dict[str, Any]], results: Sequence[Result],
           model_version: str, taxonomy: Taxonomy | None = None) -> dict[str, Any]:
     """The metrics object for records and the classifier's results on them."""
     taxonomy = taxonomy or load_taxonomy()
     out: dict[str, Any] = {"n": len(records), "model_version": model_version}
-    pairs = list(zip(records, results))
-    labelled = [(r, res) for r, res in pairs if "policy" in r]
+    labelled = [(r, res) for r, res in zip(records, results) if "policy" in r]
     if labelled:
         tp = sum(r["policy"] == 1 and res.is_policy for r, res in labelled)
         fp = sum(r["policy"] == 0 and res.is_policy for r, res in labelled)
         fn = sum(r["policy"] == 1 and not res.is_policy for r, res in labelled)
         out["policy"] = prf_dict(tp, fp, fn)
-    area_pairs = [(r, res) for r, res in pairs if "areas" in r and r.get("policy", 1) == 1]
+    labels = [predicted(res) for res in results]
+    area_pairs = [(r, p) for r, p in zip(records, labels)
+                  if "areas" in r and r.get("policy", 1) == 1]
     if area_pairs:
         out["areas"] = multilabel_metrics(
-            [r["areas"] for r, _ in area_pairs],
-            [[a for a, _s, _m in res.areas] for _, res in area_pairs],
+            [r["areas"] for r, _ in area_pairs], [p["areas"] for _, p in area_pairs],
             taxonomy.ids("area"),
         )
-    domain_pairs = [(r, res) for r, res in pairs if "domains" in r]
+    domain_pairs = [(r, p) for r, p in zip(records, labels) if "domains" in r]
     if domain_pairs:
         out["domains"] = multilabel_metrics(
-            [r["domains"] for r, _ in domain_pairs],
-            [[d for d, _s in res.domains] for _, res in domain_pairs],
+            [r["domains"] for r, _ in domain_pairs], [p["domains"] for _, p in domain_pairs],
             taxonomy.ids("domain"),
         )
-    country_pairs = [(r, res) for r, res in pairs if "countries" in r]
+    country_pairs = [(r, p) for r, p in zip(records, labels) if "countries" in r]
     if country_pairs:
         precision, recall, f1 = prf(*set_counts(
             [set(r["countries"]) for r, _ in country_pairs],
-            [{c for c, _s, _m in res.countries} for _, res in country_pairs]))
+            [p["countries"] for _, p in country_pairs]))
         out["countries"] = {"micro_precision": precision, "micro_recall": recall,
                             "micro_f1": f1}
     return out
@@ -143,12 +149,7 @@ def disagreements(records: Sequence[dict[str, Any]], results: Sequence[Result],
         row: dict[str, Any] = {}
         if "policy" in record and (record["policy"] == 1) != result.is_policy:
             row["policy"] = {"gold": record["policy"], "predicted": int(result.is_policy)}
-        predicted = {
-            "areas": {a for a, _s, _m in result.areas},
-            "domains": {d for d, _s in result.domains},
-            "countries": {c for c, _s, _m in result.countries},
-        }
-        for key, values in predicted.items():
+        for key, values in predicted(result).items():
             if key not in record or (key == "areas" and record.get("policy", 1) != 1):
                 continue
             gold = set(record[key])
