@@ -393,8 +393,9 @@ def train_countries(
     tags = [gazetteer.tag_with_method(e.title, e.text, None) for e in kept]
     # STIP initiatives are programme descriptions; analysts' items are news
     programme = [not e.id.startswith(ANALYST_PREFIX) for e in kept]
-    titled = [title_codes(gazetteer, e.title) if not prog and (len(t) > 1 or _eu_only(t))
-              else set() for e, t, prog in zip(kept, tags, programme)]
+    # only news keeps its title's countries, and only when pruning could drop one
+    titled = [title_codes(gazetteer, e.title) if not prog and len(t) > 1 else set()
+              for e, t, prog in zip(kept, tags, programme)]
     fill, prune, replace, metrics = choose_thresholds(gold, tags, oof, titled, programme)
     metrics["folds"] = splits
     svm = LinearSVC(C=C).fit(x, y)
