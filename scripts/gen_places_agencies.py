@@ -172,7 +172,7 @@ def main(path: str) -> None:
     print()
     print('version = "stip2021-train.2"')
     for code in sorted(by_country):
-        terms = sorted(set(by_country[code]), key=str.lower)
+        terms = sorted(set(by_country[code]), key=lambda term: (term.lower(), term))
         print()
         print(f"[country.{code}]")
         print("agencies = [")
