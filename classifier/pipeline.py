@@ -6,8 +6,9 @@
 - ``domain``: the technology-domain lexicon (classifier/domains.py).
 - ``country``: the gazetteer (classifier/places.py), falling back to the source's home country
   (method ``source``) when the text names none; with a trained country model in the model folder
-  (classifier/countries.py), the model's country (method ``model``) when neither gives one, and
-  partners named in a policy text are narrowed to the one it is about; ``region`` is derived
+  (classifier/countries.py), the model's country (method ``model``) when neither gives one,
+  partners named in a policy text are narrowed to the one it is about, and an ambiguous name
+  ("NRF") takes the model's reading; ``region`` is derived
   from the countries, plus ``international`` when a multilateral body acts.
 - Near-duplicates (``duplicate_of`` set) inherit their original's tags instead of being
   classified again, so syndicated copies never disagree with the original.
@@ -68,6 +69,9 @@ class Result:
     # the model's genre job: reads like news (True), like a programme description (False);
     # None without a model that has one
     news_like: bool | None = None
+    # countries read only from an ambiguous name's default reading, with its other readings
+    # (Gazetteer.alternatives): the country model may choose among them
+    alternatives: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def is_policy(self) -> bool:
@@ -168,19 +172,22 @@ class Classifier:
 
     def _lexical(self, item: ItemText) -> tuple:
         """(rule areas, (rule relevance, anchored?), domains, countries with method,
-        international?)."""
+        international?, alternatives of the countries)."""
         title, text = item.title, item.text
+        # One call: the gazetteer itself decides when the source's home country applies
+        # (method "source"), before a lone passing mention in a short text would count.
+        countries = self.gazetteer.tag_with_method(title, text, item.source_country)
+        named = [code for code, _s, method in countries if method == "gazetteer"]
         return (self.rules.areas(title, text), self.rules.relevance_anchored(title, text),
-                list(self.domains.tag(title, text)),
-                # One call: the gazetteer itself decides when the source's home country
-                # applies (method "source"), before a lone passing mention in a short text
-                # would count.
-                self.gazetteer.tag_with_method(title, text, item.source_country),
-                self.gazetteer.international(title, text))
+                list(self.domains.tag(title, text)), countries,
+                self.gazetteer.international(title, text),
+                self.gazetteer.alternatives(title, text, named)
+                if named and self.country_model is not None else {})
 
     def _one(self, item: ItemText, prediction: Any, rule_areas: list[tuple[str, float]],
              relevance: tuple[float, bool], domains: list[tuple[str, float]],
-             countries: list[tuple[str, float, str]], international: bool) -> Result:
+             countries: list[tuple[str, float, str]], international: bool,
+             alternatives: dict[str, frozenset[str]]) -> Result:
         rule_relevance, anchored = relevance
         if prediction is not None and self.model.policy is not None:
             # The model learnt relevance from programme descriptions vs science news; the cue
@@ -219,6 +226,7 @@ class Classifier:
             countries=countries,
             regions=derive_regions(countries, _INTERNATIONAL if international else ()),
             news_like=prediction.news_like if prediction is not None else None,
+            alternatives=alternatives,
         )
 
 

@@ -308,6 +308,22 @@ class Gazetteer:
                 return [(code, round(1.0 - math.exp(-value / need), 3))]
         return sorted(tagged, key=lambda pair: (-pair[1], pair[0]))
 
+    def alternatives(self, title: str, text: str, codes: Iterable[str]
+                     ) -> dict[str, frozenset[str]]:
+        """For each of ``codes`` that the item names only by ambiguous terms read by default
+        ("NRF": Korea's), the other countries those terms can mean (Singapore, South Africa):
+        the country model (classifier/countries.py) may choose among them."""
+        wanted = set(codes)
+        found: dict[str, list[tuple]] = {}
+        for _weight, keys in self._scanned(title, text)[0]:
+            for key in keys:
+                if key[0] in wanted:
+                    found.setdefault(key[0], []).append(keys)
+        return {code: frozenset(key[0] for keys in terms for key in keys) - {code}
+                for code, terms in found.items()
+                if all(len(keys) > 1 and any(key[0] == code and key[4] for key in keys)
+                       for keys in terms)}
+
     def _venues(self, title: str, text: str) -> set[str]:
         """Countries the item tells only by cities and currency (VENUE_KINDS)."""
         hits = self._scanned(title, text)[0]

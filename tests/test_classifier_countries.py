@@ -104,6 +104,38 @@ def test_a_programme_naming_only_the_eu_takes_the_models_country():
                    programme=True) == [("EU", 0.5, "source")]
 
 
+def test_an_ambiguous_name_read_by_default_gives_way_to_the_models_other_reading():
+    # "NRF" alone reads as Korea's; a model sure of South Africa takes the tag
+    nrf = [("KR", 0.7, "gazetteer")]
+    alternatives = {"KR": frozenset({"SG", "ZA"})}
+    assert combine(nrf, "ZA", 0.1, fill=-0.5, prune=OFF, alternatives=alternatives) == [
+        ("ZA", pytest.approx(0.917, abs=1e-3), "model")]
+    # not when the model's country is no reading of the name, or it is unsure
+    assert combine(nrf, "JP", 2.0, fill=-0.5, prune=OFF, alternatives=alternatives) == nrf
+    assert combine(nrf, "ZA", -0.8, fill=-0.5, prune=OFF, alternatives=alternatives) == nrf
+    # the same in news and non-policy items: which country a name means is no genre matter
+    assert combine(nrf, "ZA", 0.1, fill=-0.5, prune=OFF, policy=False,
+                   alternatives=alternatives)[0][0] == "ZA"
+    # never over a country the text names unambiguously, nor twice the same country
+    both = [("KR", 0.7, "gazetteer"), ("ZA", 0.6, "gazetteer")]
+    assert combine(both, "ZA", 0.1, fill=-0.5, prune=OFF, alternatives=alternatives) == both
+    assert combine(nrf, "ZA", 0.1, fill=-0.5, prune=OFF) == nrf
+
+
+def test_the_gazetteer_tells_which_countries_rest_on_an_ambiguous_name_alone():
+    gazetteer = Gazetteer.load()
+    title, text = "NRF opens a call for research chairs", "Applications close in March."
+    assert [c for c, _s in gazetteer.tag(title, text)] == ["KR"]
+    assert gazetteer.alternatives(title, text, ["KR"]) == {"KR": frozenset({"SG", "ZA"})}
+    # with South Africa named, the name is read as its agency and nothing is in doubt
+    title = "South Africa's NRF opens a call for research chairs"
+    assert [c for c, _s in gazetteer.tag(title, text)] == ["ZA"]
+    assert gazetteer.alternatives(title, text, ["ZA"]) == {}
+    # a country named outright is never in doubt
+    title = "Seoul's NRF opens a call for research chairs"
+    assert gazetteer.alternatives(title, text, ["KR"]) == {}
+
+
 def test_thresholds_are_the_best_on_out_of_fold_margins():
     gold = [{"KR"}, {"DE"}, {"CL"}, {"DE"}, {"SI"}, {"SI"}, {"EU"}]
     eu = [("EU", 0.7, "gazetteer")]
@@ -120,6 +152,12 @@ def test_thresholds_are_the_best_on_out_of_fold_margins():
                                    "f1": pytest.approx(12 / 13, abs=1e-4)}
     assert metrics["gazetteer"]["f1"] < metrics["combined"]["f1"]
     assert (metrics["filled"], metrics["pruned"], metrics["replaced"]) == (2, 1, 2)
+    # An ambiguous name's other reading counts with the items filled in (one threshold).
+    resolved = choose_thresholds([{"ZA"}, {"KR"}], [[("KR", 0.7, "gazetteer")]] * 2,
+                                 [("ZA", 0.2), ("ZA", -0.9)],
+                                 alternatives=[{"KR": frozenset({"ZA"})}] * 2)
+    assert -0.9 < resolved[0] <= 0.2
+    assert resolved[3]["resolved"] == 1 and resolved[3]["combined"]["f1"] == 1.0
     # Items that read as news never have their EU replaced: the rule stays off.
     news = choose_thresholds(gold, tags, best, programme=[False] * len(gold))
     assert news[2] == OFF and news[3]["replaced"] == 0
@@ -153,6 +191,25 @@ def test_classifier_uses_the_saved_country_model(folder: Path):
     plain = Classifier.load(None).classify([ItemText("Tunstadt scheme opens new call",
                                                      "The moravel agency funds research.")])
     assert plain[0].countries == []
+
+
+def test_the_classifier_lets_the_model_read_an_ambiguous_name(folder: Path, tmp_path: Path):
+    from classifier.domains import DomainTagger
+    from classifier.rules import RuleTagger
+
+    # an analyst's gazetteer file: a council name two countries use, Germany's by default
+    extra = tmp_path / "places.toml"
+    extra.write_text('version = "test"\n[ambiguous]\n"Hanbrae Council" = ["DE", "KR"]\n')
+    gazetteer = Gazetteer.load(extra)
+    item = ItemText("Hanbrae Council opens a call",
+                    "The zolvani agency and the kestrup council fund doctoral training.")
+    plain = Classifier(None, RuleTagger.load(), DomainTagger.load(), gazetteer)
+    assert [(c, m) for c, _s, m in plain.classify([item])[0].countries] == [("DE", "gazetteer")]
+    with_model = Classifier(None, RuleTagger.load(), DomainTagger.load(), gazetteer,
+                            country_model=load_country_model(folder))
+    result = with_model.classify([item])[0]
+    assert [(c, m) for c, _s, m in result.countries] == [("KR", "model")]
+    assert [r for r, _s, _m in result.regions] == ["east_asia"]
 
 
 def test_the_eu_gives_way_to_the_models_country_in_programme_descriptions_only(folder: Path):

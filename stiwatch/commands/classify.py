@@ -171,7 +171,8 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
     chosen by cross-validation on this training data only. The previous model is replaced
     only once the new one is saved. A country model is trained from the initiatives'
     countries (and countries analysts gave) and saved beside it: it tags a country when the
-    text names none and the source has no home country.
+    text names none and the source has no home country, narrows a policy text naming
+    several countries to the one it is about, and reads ambiguous agency names ("NRF").
     """
     from classifier.model import (
         analyst_samples, feed_negatives, labelled_samples, save_model, stip_samples, train,
