@@ -258,6 +258,27 @@ def test_a_country_model_saved_before_the_eu_rule_loads_with_it_off(folder: Path
     assert not model.needs([("EU", 0.7, "gazetteer")], programme=True)
 
 
+def test_a_country_model_saved_before_naive_bayes_uses_the_svm_alone(folder: Path,
+                                                                     tmp_path: Path):
+    import joblib
+
+    current = load_country_model(folder)
+    assert current.bayes is not None and current.bayes.shape == (
+        3, len(current.vectorizer.vocabulary_))
+    for name in ("countries.joblib", META_FILE):
+        (tmp_path / name).write_bytes((folder / name).read_bytes())
+    payload = joblib.load(tmp_path / "countries.joblib")
+    del payload["bayes"]
+    joblib.dump(payload, tmp_path / "countries.joblib")
+    old = load_country_model(tmp_path)
+    assert old.bayes is None
+    texts = ["Quillaro hydrogen pilots programme", "The moravel agency funds the tunstadt scheme"]
+    margins = old.svm.decision_function(old.vectorizer.transform(texts))
+    assert old.best(texts) == [(str(old.svm.classes_[row.argmax()]), pytest.approx(row.max()))
+                               for row in margins]
+    assert [code for code, _m in current.best(texts)] == ["CL", "DE"]
+
+
 def test_country_model_for_other_versions_is_refused(folder: Path, tmp_path: Path):
     for name in ("countries.joblib", META_FILE):
         (tmp_path / name).write_bytes((folder / name).read_bytes())
