@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from classifier.domains import DomainTagger
+from classifier.rules import RuleTagger
 from classifier.countries import (META_FILE, OFF, choose_thresholds, combine, load_country_model,
                                   save_country_model, train_countries)
 from classifier.errors import ModelMismatch
@@ -277,6 +279,22 @@ def test_a_country_model_saved_before_naive_bayes_uses_the_svm_alone(folder: Pat
     assert old.best(texts) == [(str(old.svm.classes_[row.argmax()]), pytest.approx(row.max()))
                                for row in margins]
     assert [code for code, _m in current.best(texts)] == ["CL", "DE"]
+
+
+def test_the_country_model_reads_the_length_of_text_it_was_trained_on(folder: Path):
+    model = load_country_model(folder)
+    assert model.max_chars == 1500
+    # the programme's own words come after 2,000 characters of general description
+    item = ItemText("Doctoral training programme",
+                    "The programme supports doctoral candidates in all fields. " * 35
+                    + "It is run by the moravel agency through the tunstadt scheme, reviewed by "
+                    "the ebrecht council.")
+    classifier = Classifier(None, RuleTagger.load(), DomainTagger.load(), Gazetteer.load(),
+                            country_model=model)
+    assert classifier.classify([item])[0].countries == []
+    # a model trained on the first 6,000 characters reads those
+    model.metadata["features"]["max_chars"] = 6000
+    assert [(c, m) for c, _s, m in classifier.classify([item])[0].countries] == [("DE", "model")]
 
 
 def test_country_model_for_other_versions_is_refused(folder: Path, tmp_path: Path):
