@@ -53,7 +53,7 @@ DEFAULT_SETTINGS = {
     "lead_weight": 2.0,
     "lead_chars": 300,
     "min_evidence": 1.5,
-    "relative_evidence": 0.3,    # a second country needs this share of the best one's evidence
+    "relative_evidence": 0.4,    # a second country needs this share of the best one's evidence
     "eu_relative_evidence": 0.8,  # national news often names the EU as context, not as actor
     "max_term_evidence": 4.0,    # repeats of one term add up to this
     "ambiguous_weight": 0.6,     # an ambiguous name with no corroborating evidence
