@@ -192,12 +192,13 @@ def fit_models(x: Any, y: np.ndarray) -> tuple[LinearSVC, np.ndarray]:
     return svm, bayes.feature_log_prob_.astype(np.float32)
 
 
-def choose(svm: LinearSVC, bayes: np.ndarray | None, x: Any) -> list[tuple[str, float]]:
-    """(best country, its SVM margin) per row of ``x``."""
+def choose(svm: LinearSVC, bayes: np.ndarray | None, x: Any, weight: float = NB_WEIGHT
+           ) -> list[tuple[str, float]]:
+    """(best country, its SVM margin) per row of ``x``; naive Bayes votes at ``weight``."""
     margins = _margins(svm, x)
     scores = margins
     if bayes is not None:
-        scores = _standardised(margins) + NB_WEIGHT * _standardised(
+        scores = _standardised(margins) + weight * _standardised(
             np.asarray(x @ bayes.T, dtype=np.float64))
     top = scores.argmax(axis=1)
     return [(str(svm.classes_[k]), float(margins[row, k])) for row, k in enumerate(top)]
@@ -228,6 +229,12 @@ class CountryModel:
         """The length of text it was trained on (models saved before it was recorded: 1,500)."""
         return int(self.metadata.get("features", {}).get("max_chars", 1500))
 
+    @property
+    def nb_weight(self) -> float:
+        """Naive Bayes' weight in the choice of country, as trained."""
+        return float(self.metadata.get("features", {}).get("naive_bayes", {}).get(
+            "weight", NB_WEIGHT))
+
     def transform(self, texts: Sequence[str]) -> Any:
         """The vectorizer's matrix for ``texts``, by classifier.model.Features' fast transform
         (the same matrix: tests/test_classifier_countries.py checks). The texts get the
@@ -251,7 +258,7 @@ class CountryModel:
         """(best country, its margin) for texts made with :func:`model_text`."""
         if not texts:
             return []
-        return choose(self.svm, self.bayes, self.transform(texts))
+        return choose(self.svm, self.bayes, self.transform(texts), self.nb_weight)
 
     def needs(self, tags: Tags, source_country: str | None = None, policy: bool = True,
               programme: bool = False, contested: bool = False) -> bool:
