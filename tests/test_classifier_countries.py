@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -279,13 +280,24 @@ def test_a_country_model_saved_before_naive_bayes_uses_the_svm_alone(folder: Pat
     assert old.best(texts) == [(str(old.svm.classes_[row.argmax()]), pytest.approx(row.max()))
                                for row in margins]
     assert [code for code, _m in current.best(texts)] == ["CL", "DE"]
-    # the weight naive Bayes was trained with is the one used: on a text mixing three
-    # countries' words the SVM says Germany and naive Bayes Chile
-    mixed = ["zolvani moravel quillaro"]
+    # the weight naive Bayes was trained with is the one used: on a text mixing the countries'
+    # words where the two models clearly disagree, the weight decides between them
+    def picks(text: str) -> tuple[str, str] | None:
+        x = current.vectorizer.transform([text])
+        svm, bayes = current.svm.decision_function(x)[0], (x @ current.bayes.T)[0]
+        if any(sorted(s)[-1] - sorted(s)[-2] < 0.05 for s in (svm, bayes)):
+            return None  # a near tie says nothing
+        return (str(current.svm.classes_[svm.argmax()]),
+                str(current.svm.classes_[bayes.argmax()]))
+
+    words = [word for vocabulary in VOCAB.values() for word in vocabulary]
+    mixed = next([" ".join(four)] for four in itertools.combinations_with_replacement(words, 4)
+                 if (found := picks(" ".join(four))) and found[0] != found[1])
+    by_svm, by_bayes = picks(mixed[0])
     current.metadata["features"]["naive_bayes"]["weight"] = 0.0
-    assert [code for code, _m in current.best(mixed)] == ["DE"]
+    assert [code for code, _m in current.best(mixed)] == [by_svm]
     current.metadata["features"]["naive_bayes"]["weight"] = 100.0
-    assert [code for code, _m in current.best(mixed)] == ["CL"]
+    assert [code for code, _m in current.best(mixed)] == [by_bayes]
 
 
 def test_the_country_model_reads_the_length_of_text_it_was_trained_on(folder: Path):
