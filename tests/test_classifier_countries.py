@@ -247,33 +247,31 @@ def test_the_eu_gives_way_to_the_models_country_in_programme_descriptions_only(f
     assert [c for c, _s, _m in news.countries] == ["EU"]
 
 
-def test_a_country_model_saved_before_the_eu_rule_loads_with_it_off(folder: Path,
-                                                                    tmp_path: Path):
+def saved_without(folder: Path, tmp_path: Path, key: str):
+    """The saved model as an older version wrote it: a copy whose payload lacks ``key``."""
     import joblib
 
     for name in ("countries.joblib", META_FILE):
         (tmp_path / name).write_bytes((folder / name).read_bytes())
     payload = joblib.load(tmp_path / "countries.joblib")
-    del payload["replace"]
+    del payload[key]
     joblib.dump(payload, tmp_path / "countries.joblib")
-    model = load_country_model(tmp_path)
+    return load_country_model(tmp_path)
+
+
+def test_a_country_model_saved_before_the_eu_rule_loads_with_it_off(folder: Path,
+                                                                    tmp_path: Path):
+    model = saved_without(folder, tmp_path, "replace")
     assert model.replace == OFF
     assert not model.needs([("EU", 0.7, "gazetteer")], programme=True)
 
 
 def test_a_country_model_saved_before_naive_bayes_uses_the_svm_alone(folder: Path,
                                                                      tmp_path: Path):
-    import joblib
-
     current = load_country_model(folder)
     assert current.bayes is not None and current.bayes.shape == (
         3, len(current.vectorizer.vocabulary_))
-    for name in ("countries.joblib", META_FILE):
-        (tmp_path / name).write_bytes((folder / name).read_bytes())
-    payload = joblib.load(tmp_path / "countries.joblib")
-    del payload["bayes"]
-    joblib.dump(payload, tmp_path / "countries.joblib")
-    old = load_country_model(tmp_path)
+    old = saved_without(folder, tmp_path, "bayes")
     assert old.bayes is None
     texts = ["Quillaro hydrogen pilots programme", "The moravel agency funds the tunstadt scheme"]
     margins = old.svm.decision_function(old.vectorizer.transform(texts))
