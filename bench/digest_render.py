@@ -12,7 +12,7 @@ chart) that every subscriber reuses.
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from pathlib import Path
 import random
 import sys

@@ -4,7 +4,7 @@ the mean of the 4 before, rising terms with smoothing, and `stiwatch trends` in 
 from __future__ import annotations
 
 import csv
-from datetime import date, timedelta
+from datetime import date
 import io
 import json
 
