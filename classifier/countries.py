@@ -325,7 +325,7 @@ def strip_accents(text: str) -> str:
     return text
 
 
-NAMING_KINDS = frozenset({"name", "demonym", "capital"})
+NAMING_KINDS = frozenset({"name", "demonym", "capital", "group"})
 
 
 def title_codes(gazetteer: Gazetteer, title: str) -> set[str]:

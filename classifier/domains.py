@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from .lexicon import (LexiconError, Matcher, data_file, length_threshold, number, read_toml,
-                      table, term_id, term_list, weighted_hits)
+                      read_version, table, term_id, term_list, weighted_hits)
 from .taxonomy import load_taxonomy
 
 T = TypeVar("T")
@@ -92,17 +92,6 @@ def parse_own_evidence(data: dict[str, Any], path: Path, section: str,
             own[label] = number(spec["min_evidence"], f"{path}: [{section}.{label}] min_evidence",
                                 0, 1e6)
     return own
-
-
-def read_version(data: dict[str, Any], path: Path, required: bool) -> str | None:
-    if "version" not in data:
-        if required:
-            raise LexiconError(f"{path}: missing key 'version' (a number or string naming this lexicon's edition).")
-        return None
-    version = data["version"]
-    if isinstance(version, bool) or not isinstance(version, (int, float, str)):
-        raise LexiconError(f"{path}: key 'version' must be a number or a string.")
-    return str(version)
 
 
 def load_layers(name: str, path: str | Path | None,

@@ -466,3 +466,15 @@ def is_shouting(text: str) -> bool:
         return False
     letters = sum(ch.isalpha() for ch in text)
     return letters >= 8 and lower / letters < 0.2
+
+
+def read_version(data: dict[str, Any], path: Path, required: bool) -> str | None:
+    """A lexicon file's edition (its `version` key), None when an analyst's file has none."""
+    if "version" not in data:
+        if required:
+            raise LexiconError(f"{path}: missing key 'version' (a number or string naming this lexicon's edition).")
+        return None
+    version = data["version"]
+    if isinstance(version, bool) or not isinstance(version, (int, float, str)):
+        raise LexiconError(f"{path}: key 'version' must be a number or a string.")
+    return str(version)

@@ -33,7 +33,7 @@ from typing import Any
 import pycountry
 
 from .lexicon import (LexiconError, Matcher, data_file, is_shouting, length_threshold,
-                      number, read_toml, table, term_list, weighted_hits)
+                      number, read_toml, read_version, table, term_list, weighted_hits)
 from .taxonomy import country_codes, load_taxonomy
 
 # What a hit of each kind of term is worth, before position weights.
@@ -44,6 +44,7 @@ KIND_WEIGHTS = {
     "capital": 0.8,
     "place": 0.6,
     "currency": 0.5,
+    "group": 0.8,  # "Nordic countries", "Five Eyes": each member, as a demonym would
 }
 KINDS = tuple(KIND_WEIGHTS)
 # What a multilateral body's own news names of its seat or venue: cities and the local currency.
@@ -126,7 +127,8 @@ class Gazetteer:
     def __init__(self, entries: dict[str, dict[str, list[str]]], ambiguous: dict[str, list[str]],
                  bodies: list[str], negative: list[str], settings: dict[str, float],
                  version: str, shared: dict[str, list[str]] | None = None,
-                 company_forms: dict[str, list[str]] | None = None) -> None:
+                 company_forms: dict[str, list[str]] | None = None,
+                 groups: dict[str, list[str]] | None = None) -> None:
         self.entries = entries
         # Legal forms of companies ("Inc", "Plc", "GmbH"): a last resort when nothing names a
         # country and no source country is known ("Webcor Electronics Inc said ...").
@@ -160,6 +162,10 @@ class Gazetteer:
             for code in codes:
                 kind = owners.get(term, {}).get(code, "agency")
                 pairs.append((term, (code, kind, term, len(codes), False)))
+        # a group's name ("Baltic states") names each of its members: evidence for all of them
+        self.groups = groups or {}
+        for term, codes in self.groups.items():
+            pairs += [(term, (code, "group", term, len(codes), False)) for code in codes]
         pairs += [(term, ("@international", "body", term, 1, False)) for term in bodies]
         pairs += [(term, None) for term in negative]
         self._matcher = Matcher(pairs, caps=True)
@@ -221,9 +227,13 @@ class Gazetteer:
         per_term: dict[tuple[str, str], float] = {}
         shared: list[tuple[float, tuple]] = []
         for weight, keys in hits:
+            if all(key[1] == "group" for key in keys):  # each member of a group
+                for code, kind, term, _n, _default in keys:
+                    per_term[(code, term)] = per_term.get((code, term), 0.0) + \
+                        weight * KIND_WEIGHTS[kind]
             # one country's term, however many of its spellings matched ("Timor-Leste" and
             # "Timor Leste" read the same text): unambiguous, unless it is [shared]
-            if not keys[0][4] and keys[0][2] not in self.shared \
+            elif not keys[0][4] and keys[0][2] not in self.shared \
                     and all(key[0] == keys[0][0] for key in keys[1:]):
                 code, kind, term, _n, _default = keys[0]
                 key = (code, term)
@@ -385,6 +395,7 @@ def _load(path: str | None) -> Gazetteer:
         entries.setdefault(code, {}).setdefault("name", []).extend(names)
     ambiguous: dict[str, list[str]] = {}
     shared: dict[str, list[str]] = {}
+    groups: dict[str, list[str]] = {}
     forms: dict[str, list[str]] = {}
     bodies: list[str] = []
     negative: list[str] = []
@@ -393,10 +404,13 @@ def _load(path: str | None) -> Gazetteer:
     files = [data_file(name) for name in PLACE_FILES] + ([Path(path)] if path else [])
     for number_, file in enumerate(files):
         data = read_toml(file)
-        if "version" in data:
-            versions.append(str(data["version"]))
-        elif number_ == 0:
-            raise LexiconError(f"{file}: missing key 'version'.")
+        edition = read_version(data, file, required=number_ == 0)
+        if path and number_ == len(files) - 1:
+            # the analyst's file shows in the version (as the other lexicons' do): a model
+            # trained with other tables is told apart
+            versions.append(file.stem + (f"-{edition}" if edition else ""))
+        elif edition:
+            versions.append(edition)
         for key, value in table(data.get("settings", {}), f"{file}: [settings]").items():
             if key not in DEFAULT_SETTINGS:
                 raise LexiconError(f"{file}: [settings] has unknown key {key!r} "
@@ -417,7 +431,8 @@ def _load(path: str | None) -> Gazetteer:
                     raise LexiconError(f"{where}: unknown key {kind!r} (expected names, "
                                        "demonyms, capitals, places, agencies or currencies).")
                 entry.setdefault(kind_id, []).extend(term_list(value, f"{where} {kind}"))
-        for section, target in (("ambiguous", ambiguous), ("shared", shared)):
+        for section, target in (("ambiguous", ambiguous), ("shared", shared),
+                                ("groups", groups)):
             for term, value in table(data.get(section, {}), f"{file}: [{section}]").items():
                 listed = term_list(value, f"{file}: {section}.{term!r}")
                 for code in listed:
@@ -438,7 +453,8 @@ def _load(path: str | None) -> Gazetteer:
                 raise LexiconError(f"{file}: [negative] has unknown key {key!r} (expected terms).")
             negative += term_list(value, f"{file}: negative.terms")
     version = "+".join(versions) + f"+pycountry-{metadata.version('pycountry')}"
-    return Gazetteer(entries, ambiguous, bodies, negative, settings, version, shared, forms)
+    return Gazetteer(entries, ambiguous, bodies, negative, settings, version, shared, forms,
+                     groups)
 
 
 def explain(gazetteer: Gazetteer, title: str, text: str) -> list[tuple[str, str, str, float]]:
