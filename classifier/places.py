@@ -7,9 +7,9 @@ EU institutions count for `EU`; multilateral bodies (OECD, UNESCO, G7, CERN...) 
 `international` without naming a country.
 
 Data: classifier/data/places.toml (hand-written: aliases, demonyms, capitals, places, agencies,
-ambiguous and shared names, masking terms, multilateral bodies), places_economy.toml (central
-banks, exchanges, currencies) and places_agencies.toml (agency names seeded from the OECD STIP
-Compass responsible organisations; see its header). All use the term syntax of
+ambiguous and shared names, groups of countries, masking terms, multilateral bodies),
+places_economy.toml (central banks, exchanges, currencies) and places_agencies.toml (agency
+names seeded from the OECD STIP Compass responsible organisations; see its header). All use the term syntax of
 classifier/lexicon.py. Regions come from classifier/data/regions.toml. docs/lexicons.md explains
 the rules for analysts.
 
@@ -148,8 +148,9 @@ class Gazetteer:
         pairs: list[tuple[str, Any]] = []
         body_terms = set(bodies)
         for term, codes in owners.items():
-            if term in ambiguous or term in (shared or {}) or term in body_terms:
-                continue  # multilateral bodies are never a country's agency
+            if term in ambiguous or term in (shared or {}) or term in (groups or {}) \
+                    or term in body_terms:
+                continue  # those tables decide; multilateral bodies are never a country's agency
             for code, kind in codes.items():
                 # keys: (code, kind, term, number of countries sharing the term, default?)
                 pairs.append((term, (code, kind, term, len(codes), False)))
