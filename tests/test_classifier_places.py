@@ -123,6 +123,14 @@ def test_user_file_adds_masking_and_ambiguous_terms(tmp_path: Path) -> None:
     assert [code for code, _ in ohio] == ["US"]
 
 
+def test_a_group_name_stays_the_groups_when_a_file_lists_it_for_a_member(tmp_path: Path) -> None:
+    user = tmp_path / "places_mine.toml"
+    user.write_text('[country.BE]\nplaces = ["Benelux"]\n', encoding="utf-8")
+    tags = Gazetteer.load(user).tag("Benelux ministers agree a joint research pact",
+                                    "The three governments will fund shared infrastructure.")
+    assert sorted(code for code, _ in tags) == ["BE", "LU", "NL"]
+
+
 def test_explain_lists_the_evidence(gazetteer: Gazetteer) -> None:
     from classifier.places import explain
 
