@@ -286,7 +286,8 @@ class CountryModel:
             if not self.needs(result.countries, item.source_country, result.is_policy,
                               programme, bool(result.alternatives)):
                 continue
-            if not result.countries and any(r == "international" for r, _s, _m in result.regions):
+            if not result.countries and not programme \
+                    and any(r == "international" for r, _s, _m in result.regions):
                 continue  # a multilateral body's news (OECD, CERN) naming no country is no one's
             if result.countries and not programme:
                 # in news the title's countries are never dropped: is there anything to drop?

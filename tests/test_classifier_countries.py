@@ -245,6 +245,21 @@ def test_the_eu_gives_way_to_the_models_country_in_programme_descriptions_only(f
     assert (programme.news_like, news.news_like) == (False, True)
     assert [(c, m) for c, _s, m in programme.countries] == [("DE", "model")]
     assert [c for c, _s, _m in news.countries] == ["EU"]
+    # A programme description naming only a multilateral body is still some country's
+    # programme; news of the body itself is no country's.
+    countries.fill = -10.0
+    body_programme, body_news = classifier.classify([
+        ItemText("Participation in OECD working parties",
+                 "The programme funds national experts taking part in OECD working parties on "
+                 "science and technology policy. To strengthen evidence for policy. Managed by "
+                 "the moravel agency through the tunstadt scheme."),
+        ItemText("OECD ministers meet on science policy",
+                 "Ministers met in Paris on Tuesday and said the OECD would publish new "
+                 "guidance on research careers next year, after weeks of debate."),
+    ])
+    assert (body_programme.news_like, body_news.news_like) == (False, True)
+    assert [(c, m) for c, _s, m in body_programme.countries] == [("DE", "model")]
+    assert body_news.countries == []
 
 
 def saved_without(folder: Path, tmp_path: Path, key: str):
