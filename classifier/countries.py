@@ -7,7 +7,8 @@ the rest of the vocabulary that tells a country (funders' and programmes' names 
 local terms, currencies, institutions) from the STIP Compass training export, where every
 initiative has its reporting country.
 
-- Model: TF-IDF over word 1-2-grams of the title and the first MAX_CHARS characters, one linear
+- Model: TF-IDF over word 1-2-grams of the title and the first MAX_CHARS characters
+  (NAMED_CHARS where the gazetteer named countries and the model only arbitrates), one linear
   SVM per country (one-vs-rest, classes balanced) and complement naive Bayes over the same
   features; the best country is the best of their scores, each standardised per text, naive
   Bayes at NB_WEIGHT. Its confidence is the SVM margin of that country.
@@ -77,13 +78,20 @@ META_FILE = f"{MODEL_STEM}.json"
 # 3-fold CV on the STIP training split (accuracy overall / on the texts the gazetteer finds no
 # country in), title and first 1,500 characters: LinearSVC C 0.1 0.766 / 0.472, 0.5 0.813 /
 # 0.522, 1.0 0.822 / 0.541, 4.0 0.824 / 0.545 (plateau); unigrams only 0.812 / 0.492; all 66k
-# bigrams as 60k; a logistic regression 0.76 at 10x the time. The first 6,000 characters (all
-# of 99% of the initiatives, a quarter of which run past 1,500) would gain the whole
-# combination on five held-out fifths +0.004 on average (0.8821 / 0.8977 / 0.8812 / 0.8704 /
-# 0.8839 -> 0.8869 / 0.9082 / 0.8840 / 0.8760 / 0.8818; 3,000: +0.002), but on 2,000-word news
-# the model then costs 0.2 ms more per item, a fifth of `stiwatch classify`'s time. A saved
-# model reads the length it was trained on (metadata features.max_chars).
-MAX_CHARS = 1500
+# bigrams as 60k; a logistic regression 0.76 at 10x the time.
+# How much text: the model learns from, and reads when the gazetteer named no country, the
+# first MAX_CHARS characters (all of 99% of the initiatives, a quarter of which run past
+# 1,500). Where the gazetteer named countries the model only arbitrates between them (prune,
+# resolve) and reads NAMED_CHARS: on 2,000-word news, where that is most items, reading 6,000
+# costs 0.2 ms more per item, a fifth of `stiwatch classify`'s time. The whole combination on
+# five held-out fifths of the STIP training split: all 1,500 0.8847 / 0.8984 / 0.8810 / 0.8677 /
+# 0.8841; all 6,000 0.8894 / 0.9108 / 0.8837 / 0.8732 / 0.8820; 6,000 with 1,500 where
+# countries are named 0.8890 / 0.9108 / 0.8837 / 0.8732 / 0.8820 (+0.005 on average); trained
+# on 1,500 and reading 6,000 where none is named 0.8852 / 0.9012 / 0.8820 / 0.8677 / 0.8846.
+# A saved model reads the lengths it was trained with (metadata features.max_chars and
+# features.named_chars; a model saved before these were recorded read 1,500 throughout).
+MAX_CHARS = 6000
+NAMED_CHARS = 1500
 C = 1.0
 MAX_FEATURES = 60_000
 # Which country is best: the SVM with balanced class weights, plus complement naive Bayes at a
@@ -169,6 +177,11 @@ def _eu_only(tags: Tags) -> bool:
     return len(tags) == 1 and tags[0][0] == "EU" and tags[0][2] == "gazetteer"
 
 
+def _named(tags: Tags) -> bool:
+    """The gazetteer named a country of its own: the model only arbitrates (see NAMED_CHARS)."""
+    return bool(tags) and not _eu_only(tags)
+
+
 def _margins(svm: LinearSVC, x: Any) -> np.ndarray:
     """One column per country (a two-country SVM gives one margin, positive for classes_[1])."""
     margins = svm.decision_function(x)
@@ -228,6 +241,12 @@ class CountryModel:
     def max_chars(self) -> int:
         """The length of text it was trained on (models saved before it was recorded: 1,500)."""
         return int(self.metadata.get("features", {}).get("max_chars", 1500))
+
+    @property
+    def named_chars(self) -> int:
+        """The length of text it reads where the gazetteer named countries."""
+        return min(int(self.metadata.get("features", {}).get("named_chars", NAMED_CHARS)),
+                   self.max_chars)
 
     @property
     def nb_weight(self) -> float:
@@ -299,8 +318,9 @@ class CountryModel:
             rows.append(i)
         if not rows:
             return
-        best = self.best([model_text(items[i].title, items[i].text, self.max_chars)
-                          for i in rows])
+        best = self.best([model_text(items[i].title, items[i].text,
+                                     self.named_chars if _named(results[i].countries)
+                                     else self.max_chars) for i in rows])
         for i, (code, margin) in zip(rows, best):
             result = results[i]
             countries = combine(result.countries, code, margin, self.fill, self.prune,
@@ -474,7 +494,7 @@ def train_countries(
     kept = [e for e in labelled if counts[e.countries[0]] >= MIN_EXAMPLES]
     if len({e.countries[0] for e in kept}) < 2:
         return None
-    texts = [model_text(e.title, e.text) for e in kept]
+    texts = [model_text(e.title, e.text, MAX_CHARS) for e in kept]
     y = np.array([e.countries[0] for e in kept])
     gold = [set(e.countries) for e in kept]
     say(f"countries: cross-validating a model of {len(set(y.tolist()))} countries "
@@ -526,6 +546,7 @@ def train_countries(
         "thresholds": {"fill": _json_threshold(fill), "prune": _json_threshold(prune),
                        "replace": _json_threshold(replace)},
         "features": {"word_ngrams": [1, 2], "max_chars": MAX_CHARS,
+                     "named_chars": NAMED_CHARS,
                      "max_features": MAX_FEATURES, "c": C, "class_weight": CLASS_WEIGHT,
                      "naive_bayes": {"alpha": NB_ALPHA, "weight": NB_WEIGHT}},
         "cv_metrics": metrics,

@@ -313,20 +313,40 @@ def test_a_country_model_saved_before_naive_bayes_uses_the_svm_alone(folder: Pat
     assert [code for code, _m in current.best(mixed)] == [by_bayes]
 
 
-def test_the_country_model_reads_the_length_of_text_it_was_trained_on(folder: Path):
+def test_the_country_model_reads_the_lengths_of_text_it_was_trained_on(folder: Path):
     model = load_country_model(folder)
-    assert model.max_chars == 1500
+    assert (model.max_chars, model.named_chars) == (6000, 1500)
     # the programme's own words come after 2,000 characters of general description
-    item = ItemText("Doctoral training programme",
-                    "The programme supports doctoral candidates in all fields. " * 35
-                    + "It is run by the moravel agency through the tunstadt scheme, reviewed by "
-                    "the ebrecht council.")
+    general = "The programme supports doctoral candidates in all fields. " * 35
+    own = "It is run by the moravel agency through the tunstadt scheme, reviewed by the ebrecht " \
+          "council."
     classifier = Classifier(None, RuleTagger.load(), DomainTagger.load(), Gazetteer.load(),
                             country_model=model)
-    assert classifier.classify([item])[0].countries == []
-    # a model trained on the first 6,000 characters reads those
-    model.metadata["features"]["max_chars"] = 6000
-    assert [(c, m) for c, _s, m in classifier.classify([item])[0].countries] == [("DE", "model")]
+
+    def countries(item: ItemText, programme: bool = True) -> list[tuple[str, str]]:
+        result = classifier.classify([item])[0]
+        if programme and result.news_like is not False:  # a programme description, to prune
+            result.news_like = False
+            result.countries = Gazetteer.load().tag_with_method(item.title, item.text, None)
+            model.apply([item], [result], Gazetteer.load())
+        return [(c, m) for c, _s, m in result.countries]
+
+    # naming no country, the text is read to 6,000 characters: the model finds Germany
+    nameless = ItemText("Doctoral training programme", general + own)
+    assert countries(nameless, programme=False) == [("DE", "model")]
+    # where the gazetteer named countries the model only arbitrates between them, on the first
+    # 1,500 characters: the same words after 2,000 no longer prune the partner (pruning is
+    # switched on here: these one-country examples never needed it)
+    model.prune = 0.0
+    partners = ItemText("Doctoral training programme", "Partners in Germany and France. "
+                        + general + own)
+    assert countries(partners) == [("DE", "gazetteer"), ("FR", "gazetteer")]
+    model.metadata["features"]["named_chars"] = 6000
+    assert countries(partners) == [("DE", "gazetteer")]
+    # a model saved before these lengths were recorded read 1,500 throughout
+    del model.metadata["features"]["named_chars"]
+    model.metadata["features"]["max_chars"] = 1500
+    assert countries(nameless, programme=False) == []
 
 
 def test_country_model_for_other_versions_is_refused(folder: Path, tmp_path: Path):
