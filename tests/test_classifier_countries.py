@@ -61,6 +61,10 @@ def test_model_fills_in_only_when_nothing_names_a_country_and_it_is_sure_enough(
     assert combine([], "KR", 0.2, fill=-0.5, prune=OFF) == [("KR", pytest.approx(0.943, abs=1e-3),
                                                            "model")]
     assert combine([], "KR", -0.7, fill=-0.5, prune=OFF) == []
+    # only in what the model learnt from: STI-policy items and programme descriptions
+    assert combine([], "KR", 0.2, fill=-0.5, prune=OFF, policy=False) == []
+    assert combine([], "KR", 0.2, fill=-0.5, prune=OFF, policy=False, programme=True) == [
+        ("KR", pytest.approx(0.943, abs=1e-3), "model")]
     # The source's home country (or a named country) stands: the model never overrides it.
     source = [("JP", 0.5, "source")]
     assert combine(source, "KR", 3.0, fill=-0.5, prune=-0.5) == source
@@ -260,6 +264,19 @@ def test_the_eu_gives_way_to_the_models_country_in_programme_descriptions_only(f
     assert (body_programme.news_like, body_news.news_like) == (False, True)
     assert [(c, m) for c, _s, m in body_programme.countries] == [("DE", "model")]
     assert body_news.countries == []
+    # News naming no country is the model's only when it is about STI policy, like what it
+    # learnt from: its best country for a weather story is a guess.
+    weather, funding = classifier.classify([
+        ItemText("Cloud cover could spoil festival weekend",
+                 "Forecasters said on Tuesday that clouds would drift over the moravel valley "
+                 "and the tunstadt fair by Saturday, after weeks of sunshine."),
+        ItemText("Minister announces new research funding for universities",
+                 "The science minister said on Tuesday that the moravel agency would fund "
+                 "research grants for universities through the tunstadt scheme next year."),
+    ])
+    assert (weather.is_policy, funding.is_policy) == (False, True)
+    assert weather.countries == []
+    assert [(c, m) for c, _s, m in funding.countries] == [("DE", "model")]
 
 
 def saved_without(folder: Path, tmp_path: Path, key: str):
