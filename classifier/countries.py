@@ -247,7 +247,8 @@ class CountryModel:
 
     @property
     def max_chars(self) -> int:
-        """The length of text it was trained on (models saved before it was recorded: 1,500)."""
+        """The length of text it was trained on and reads where the gazetteer named no country
+        (models saved before it was recorded: 1,500)."""
         return int(self.metadata.get("features", {}).get("max_chars", 1500))
 
     @property
