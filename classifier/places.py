@@ -75,6 +75,11 @@ _WORD_ACRONYMS = frozenset(
 PLACE_FILES = ("places.toml", "places_agencies.toml", "places_economy.toml")
 
 
+def _group(keys: tuple) -> bool:
+    """A group's name ("Baltic states"): evidence for each member."""
+    return all(key[1] == "group" for key in keys)
+
+
 def _pycountry_names() -> dict[str, list[str]]:
     """Official and common English names of every ISO country, without the inverted forms
     ("Korea, Republic of") that never occur in running text."""
@@ -228,14 +233,11 @@ class Gazetteer:
         per_term: dict[tuple[str, str], float] = {}
         shared: list[tuple[float, tuple]] = []
         for weight, keys in hits:
-            if all(key[1] == "group" for key in keys):  # each member of a group
+            if _group(keys):  # each member of a group
                 for code, kind, term, _n, _default in keys:
                     per_term[(code, term)] = per_term.get((code, term), 0.0) + \
                         weight * KIND_WEIGHTS[kind]
-            # one country's term, however many of its spellings matched ("Timor-Leste" and
-            # "Timor Leste" read the same text): unambiguous, unless it is [shared]
-            elif not keys[0][4] and keys[0][2] not in self.shared \
-                    and all(key[0] == keys[0][0] for key in keys[1:]):
+            elif self._own(keys):
                 code, kind, term, _n, _default = keys[0]
                 key = (code, term)
                 per_term[key] = per_term.get(key, 0.0) + weight * KIND_WEIGHTS.get(kind, 1.0)
@@ -319,11 +321,20 @@ class Gazetteer:
                 return [(code, round(1.0 - math.exp(-value / need), 3))]
         return sorted(tagged, key=lambda pair: (-pair[1], pair[0]))
 
+    def _own(self, keys: tuple) -> bool:
+        """One country's term, however many of its spellings matched ("Timor-Leste" and
+        "Timor Leste" read the same text): unambiguous, unless it is [shared] or an
+        [ambiguous] name's default reading."""
+        return not keys[0][4] and keys[0][2] not in self.shared \
+            and all(key[0] == keys[0][0] for key in keys[1:])
+
     def alternatives(self, title: str, text: str, codes: Iterable[str]
                      ) -> dict[str, frozenset[str]]:
         """For each of ``codes`` that the item names only by ambiguous terms read by default
-        ("NRF": Korea's), the other countries those terms can mean (Singapore, South Africa):
-        the country model (classifier/countries.py) may choose among them."""
+        ("NRF": Korea's), and maybe by [shared] ones beside them (which count only beside
+        evidence of its own, so gave it none), the other countries those terms can mean
+        (Singapore, South Africa): the country model (classifier/countries.py) may choose
+        among them."""
         wanted = set(codes)
         found: dict[str, list[tuple]] = {}
         for _weight, keys in self._scanned(title, text)[0]:
@@ -332,8 +343,8 @@ class Gazetteer:
                     found.setdefault(key[0], []).append(keys)
         return {code: frozenset(key[0] for keys in terms for key in keys) - {code}
                 for code, terms in found.items()
-                if all(len(keys) > 1 and any(key[0] == code and key[4] for key in keys)
-                       for keys in terms)}
+                if not any(_group(keys) or self._own(keys) for keys in terms)
+                and any(key[0] == code and key[4] for keys in terms for key in keys)}
 
     def _venues(self, title: str, text: str) -> set[str]:
         """Countries the item tells only by cities and currency (VENUE_KINDS)."""

@@ -141,6 +141,15 @@ def test_the_gazetteer_tells_which_countries_rest_on_an_ambiguous_name_alone():
     # a country named outright is never in doubt
     title = "Seoul's NRF opens a call for research chairs"
     assert gazetteer.alternatives(title, text, ["KR"]) == {}
+    # a [shared] name beside the ambiguous one gave the default reading nothing of its own
+    # (Taiwan's NSTC, or the US's National Science and Technology Council)
+    title, text = "NSTC", "The National Science and Technology Council coordinates research."
+    assert [c for c, _s in gazetteer.tag(title, text)] == ["TW"]
+    assert gazetteer.alternatives(title, text, ["TW"]) == {"TW": frozenset({"US"})}
+    # nor is a country whose group is named ("Baltic states"): that is evidence of its own
+    title, text = "Baltic states and the NRF", "Baltic states and the NRF sign an agreement."
+    assert "KR" in gazetteer.alternatives(title, text, ["KR", "LT"])
+    assert "LT" not in gazetteer.alternatives(title, text, ["KR", "LT"])
 
 
 def test_thresholds_are_the_best_on_out_of_fold_margins():
