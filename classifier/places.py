@@ -341,10 +341,12 @@ class Gazetteer:
             for key in keys:
                 if key[0] in wanted:
                     found.setdefault(key[0], []).append(keys)
-        return {code: frozenset(key[0] for keys in terms for key in keys) - {code}
-                for code, terms in found.items()
-                if not any(_group(keys) or self._own(keys) for keys in terms)
-                and any(key[0] == code and key[4] for keys in terms for key in keys)}
+        readings = {code: frozenset(key[0] for keys in terms for key in keys) - {code}
+                    for code, terms in found.items()
+                    if not any(_group(keys) or self._own(keys) for keys in terms)
+                    and any(key[0] == code and key[4] for keys in terms for key in keys)}
+        # a name with one reading only ("Paris" = France) leaves nothing to choose
+        return {code: others for code, others in readings.items() if others}
 
     def _venues(self, title: str, text: str) -> set[str]:
         """Countries the item tells only by cities and currency (VENUE_KINDS)."""

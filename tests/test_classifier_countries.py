@@ -146,6 +146,10 @@ def test_the_gazetteer_tells_which_countries_rest_on_an_ambiguous_name_alone():
     title, text = "NSTC", "The National Science and Technology Council coordinates research."
     assert [c for c, _s in gazetteer.tag(title, text)] == ["TW"]
     assert gazetteer.alternatives(title, text, ["TW"]) == {"TW": frozenset({"US"})}
+    # a name with a single reading leaves nothing to choose ("Paris" is France's)
+    title, text = "Paris", "Paris opens a call for research chairs."
+    assert [c for c, _s in gazetteer.tag(title, text)] == ["FR"]
+    assert gazetteer.alternatives(title, text, ["FR"]) == {}
     # nor is a country whose group is named ("Baltic states"): that is evidence of its own
     title, text = "Baltic states and the NRF", "Baltic states and the NRF sign an agreement."
     assert "KR" in gazetteer.alternatives(title, text, ["KR", "LT"])
