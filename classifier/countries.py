@@ -63,6 +63,7 @@ from typing import Any
 import unicodedata
 
 import numpy as np
+import scipy.sparse as sp
 import sklearn
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import StratifiedKFold
@@ -70,6 +71,8 @@ from sklearn.naive_bayes import ComplementNB
 from sklearn.svm import LinearSVC
 
 from .artifacts import load_artifact, save_artifact
+from .country_ranker import FEATURES as RANKER_FEATURES, MISSING_MARGIN, CountryRanker, \
+    candidates, train_ranker
 from .metrics import prf_dict, set_counts
 from .model import _COMBINING, Features, model_text as _model_text
 from .places import Gazetteer, regions_for
@@ -124,6 +127,13 @@ Alternatives = Mapping[str, Collection[str]]  # see Gazetteer.alternatives
 def model_text(title: str | None, text: str | None, max_chars: int = MAX_CHARS) -> str:
     """The country model's input: the areas model's text, cut at ``max_chars``."""
     return _model_text(title, text, max_chars)
+
+
+def model_input(item: Any, tags: Tags, max_chars: int = MAX_CHARS,
+                named_chars: int = NAMED_CHARS) -> str:
+    """The model's input for an item (``title``, ``text``) the gazetteer gave ``tags``: the
+    long text where it named no country, the short one where the model only arbitrates."""
+    return model_text(item.title, item.text, named_chars if _named(tags) else max_chars)
 
 
 def _vectorizer() -> TfidfVectorizer:
@@ -213,15 +223,22 @@ def fit_models(x: Any, y: np.ndarray) -> tuple[LinearSVC, np.ndarray]:
     return svm, bayes.feature_log_prob_.astype(np.float32)
 
 
+def scores(svm: LinearSVC, bayes: np.ndarray | None, x: Any, weight: float = NB_WEIGHT
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """(SVM margins, combined scores) per row of ``x`` and country (``svm.classes_``): the
+    combined score is the SVM's standardised, plus naive Bayes' at ``weight``."""
+    margins = _margins(svm, x)
+    if bayes is None:
+        return margins, margins
+    return margins, _standardised(margins) + weight * _standardised(
+        np.asarray(x @ bayes.T, dtype=np.float64))
+
+
 def choose(svm: LinearSVC, bayes: np.ndarray | None, x: Any, weight: float = NB_WEIGHT
            ) -> list[tuple[str, float]]:
     """(best country, its SVM margin) per row of ``x``; naive Bayes votes at ``weight``."""
-    margins = _margins(svm, x)
-    scores = margins
-    if bayes is not None:
-        scores = _standardised(margins) + weight * _standardised(
-            np.asarray(x @ bayes.T, dtype=np.float64))
-    top = scores.argmax(axis=1)
+    margins, combined = scores(svm, bayes, x, weight)
+    top = combined.argmax(axis=1)
     return [(str(svm.classes_[k]), float(margins[row, k])) for row, k in enumerate(top)]
 
 
@@ -231,10 +248,13 @@ class CountryModel:
 
     def __init__(self, vectorizer: TfidfVectorizer, svm: LinearSVC, fill: float, prune: float,
                  metadata: dict[str, Any], replace: float = OFF,
-                 bayes: np.ndarray | None = None) -> None:
+                 bayes: np.ndarray | None = None, ranker: CountryRanker | None = None) -> None:
         self.vectorizer = vectorizer
         self.svm = svm
         self.bayes = bayes  # None in a model saved before naive Bayes joined: the SVM alone
+        # None in a model saved before the ranker existed, or where it did not beat the
+        # thresholds: they decide for programme descriptions too
+        self.ranker = ranker
         self.fill = fill
         self.prune = prune
         self.replace = replace
@@ -266,27 +286,40 @@ class CountryModel:
     def transform(self, texts: Sequence[str]) -> Any:
         """The vectorizer's matrix for ``texts``, by classifier.model.Features' fast transform
         (the same matrix: tests/test_classifier_countries.py checks). The texts get the
-        vectorizer's own lower-casing and accent stripping first; a batch with a text whose
-        characters those steps and Features' tokenizer would treat differently (a capital
-        left by accent stripping, a combining mark that strips to nothing) goes to the
-        vectorizer itself."""
+        vectorizer's own lower-casing and accent stripping first; a text whose characters
+        those steps and Features' tokenizer would treat differently (a capital left by accent
+        stripping, a combining mark that strips to nothing) goes to the vectorizer itself."""
         if self._features is None:
             self._features = Features.of(self.vectorizer)
-        prepared = []
-        for text in texts:
+        prepared, fast, odd = [], [], []
+        for i, text in enumerate(texts):
             text = text.lower()
             if not text.isascii():
                 text = strip_accents(text)
                 if text != text.lower() or _COMBINING.search(text):
-                    return self.vectorizer.transform(texts)
+                    odd.append(i)
+                    continue
             prepared.append(text)
-        return self._features.transform(prepared)
+            fast.append(i)
+        if not odd:
+            return self._features.transform(prepared)
+        # one odd text must not send the whole batch down the slow path
+        parts = [self.vectorizer.transform([texts[i] for i in odd])]
+        if prepared:
+            parts.insert(0, self._features.transform(prepared))
+        position = np.empty(len(texts), dtype=np.int64)
+        position[fast + odd] = np.arange(len(texts))
+        return sp.vstack(parts, format="csr")[position]
 
     def best(self, texts: Sequence[str]) -> list[tuple[str, float]]:
         """(best country, its margin) for texts made with :func:`model_text`."""
         if not texts:
             return []
         return choose(self.svm, self.bayes, self.transform(texts), self.nb_weight)
+
+    def text_for(self, item: Any, tags: Tags) -> str:
+        """The model's input for an item the gazetteer gave ``tags``."""
+        return model_input(item, tags, self.max_chars, self.named_chars)
 
     def needs(self, tags: Tags, source_country: str | None = None, policy: bool = True,
               programme: bool = False, contested: bool = False) -> bool:
@@ -308,9 +341,13 @@ class CountryModel:
         ``title``, ``text`` and ``source_country``; ``gazetteer`` is the one that tagged them.
         A result whose ``news_like`` is False is treated as a programme description; its
         ``alternatives`` are Gazetteer.alternatives of its countries."""
-        rows, titled = [], {}
+        rows, titled, ranked = [], {}, []
         for i, (item, result) in enumerate(zip(items, results)):
             programme = result.news_like is False
+            if self.ranker is not None and programme and result.is_policy \
+                    and not any(m == "source" for _c, _s, m in result.countries):
+                ranked.append(i)
+                continue
             if not self.needs(result.countries, item.source_country, result.is_policy,
                               programme, bool(result.alternatives)):
                 continue
@@ -325,21 +362,37 @@ class CountryModel:
                         for c, _s, m in result.countries if m == "gazetteer"):
                     continue
             rows.append(i)
+        if ranked:
+            self._rank([items[i] for i in ranked], [results[i] for i in ranked], gazetteer)
         if not rows:
             return
-        best = self.best([model_text(items[i].title, items[i].text,
-                                     self.named_chars if _named(results[i].countries)
-                                     else self.max_chars) for i in rows])
+        best = self.best([self.text_for(items[i], results[i].countries) for i in rows])
         for i, (code, margin) in zip(rows, best):
             result = results[i]
-            countries = combine(result.countries, code, margin, self.fill, self.prune,
-                                titled.get(i, ()), result.is_policy, replace=self.replace,
-                                programme=result.news_like is False,
-                                alternatives=result.alternatives)
-            if countries == result.countries:
-                continue
-            result.countries = countries
-            result.regions = derive_regions(countries, result.regions)
+            _revise(result, combine(result.countries, code, margin, self.fill, self.prune,
+                                    titled.get(i, ()), result.is_policy, replace=self.replace,
+                                    programme=result.news_like is False,
+                                    alternatives=result.alternatives))
+
+    def _rank(self, items: Sequence[Any], results: Sequence[Any], gazetteer: Gazetteer) -> None:
+        """The ranker's countries for STI-policy programme descriptions."""
+        margins, combined = scores(
+            self.svm, self.bayes,
+            self.transform([self.text_for(item, r.countries) for item, r in zip(items, results)]),
+            self.nb_weight)
+        found = [candidates(gazetteer, item.title, item.text, result.countries,
+                            self.svm.classes_, margins[k], combined[k],
+                            title_codes(gazetteer, item.title))
+                 for k, (item, result) in enumerate(zip(items, results))]
+        for result, countries in zip(results, self.ranker.decide(found)):
+            _revise(result, countries)
+
+
+def _revise(result: Any, countries: Tags) -> None:
+    """Give a pipeline Result new countries, and the regions derived from them."""
+    if countries != result.countries:
+        result.countries = countries
+        result.regions = derive_regions(countries, result.regions)
 
 
 ANALYST_PREFIX = "analyst-"  # ids of training examples made from analysts' items
@@ -440,10 +493,7 @@ def choose_thresholds(gold: list[set[str]], tags: list[Tags], best: list[tuple[s
     ties = np.argwhere(f1 >= f1.max() - 1e-9)
     i, j, k = max(map(tuple, ties))
     fill, prune, replace = float(grid[i]), float(grid[j]), float(grid[k])
-    combined = [combine(t, code, margin, fill, prune, in_title, replace=replace, programme=prog,
-                        alternatives=alt)
-                for t, (code, margin), in_title, prog, alt in zip(tags, best, titled, programme,
-                                                                  alternatives)]
+    combined = combine_all(tags, best, titled, programme, alternatives, fill, prune, replace)
     metrics = {
         "gazetteer": prf_dict(*base),
         "combined": prf_dict(*set_counts(gold, [{c for c, _s, _m in t} for t in combined])),
@@ -456,6 +506,16 @@ def choose_thresholds(gold: list[set[str]], tags: list[Tags], best: list[tuple[s
         "replaced": int(sum(1 for t, c in zip(tags, combined) if _eu_only(t) and c != t)),
     }
     return fill, prune, replace, metrics
+
+
+def combine_all(tags: list[Tags], best: list[tuple[str, float]], titled: list[set[str]],
+                programme: list[bool], alternatives: list[Alternatives], fill: float,
+                prune: float, replace: float) -> list[Tags]:
+    """``combine`` over items, as the thresholds tag them (STI-policy items all)."""
+    return [combine(t, code, margin, fill, prune, in_title, replace=replace, programme=prog,
+                    alternatives=alt)
+            for t, (code, margin), in_title, prog, alt in zip(tags, best, titled, programme,
+                                                              alternatives)]
 
 
 def _change(gold: set[str], before: set[str], after: set[str], margin: float
@@ -508,20 +568,6 @@ def train_countries(
     gold = [set(e.countries) for e in kept]
     say(f"countries: cross-validating a model of {len(set(y.tolist()))} countries "
         f"on {len(kept)} initiatives")
-    oof: list[tuple[str, float]] = [("", 0.0)] * len(kept)
-    splits = min(folds, min(counts[c] for c in set(y.tolist())))
-    splits = max(splits, 2)
-    splitter = StratifiedKFold(n_splits=splits, shuffle=True, random_state=seed)
-    # The vocabulary and IDF are fitted once on all texts (no labels involved): half the time.
-    vectorizer = _vectorizer()
-    x = vectorizer.fit_transform(texts)
-    for train_idx, test_idx in splitter.split(np.zeros(len(y)), y):
-        if len(set(y[train_idx].tolist())) < 2:
-            continue
-        svm, bayes = fit_models(x[train_idx], y[train_idx])
-        for i, pair in zip(test_idx, choose(svm, bayes, x[test_idx])):
-            oof[i] = pair
-    say("countries: choosing thresholds with the gazetteer")
     tags, alternatives = [], []
     for e in kept:  # alternatives() reads the scan tag_with_method() just made
         tags.append(gazetteer.tag_with_method(e.title, e.text, None))
@@ -529,12 +575,48 @@ def train_countries(
             e.title, e.text, [c for c, _s, m in tags[-1] if m == "gazetteer"]))
     # STIP initiatives are programme descriptions; analysts' items are news
     programme = [not e.id.startswith(ANALYST_PREFIX) for e in kept]
+    ranked = [i for i, prog in enumerate(programme) if prog]
+    oof: list[tuple[str, float]] = [("", 0.0)] * len(kept)
+    splits = min(folds, min(counts[c] for c in set(y.tolist())))
+    splits = max(splits, 2)
+    splitter = StratifiedKFold(n_splits=splits, shuffle=True, random_state=seed)
+    # The vocabulary and IDF are fitted once on all texts (no labels involved): half the time.
+    vectorizer = _vectorizer()
+    x = vectorizer.fit_transform(texts)
+    # The ranker sees the scores of the texts the model reads in use (the short text where
+    # countries are named), out of fold: as on texts it never learnt from.
+    x_ranked = vectorizer.transform([model_input(kept[i], tags[i]) for i in ranked])
+    row_of = {i: r for r, i in enumerate(ranked)}
+    classes = np.unique(y)
+    ranked_margins = np.full((len(ranked), len(classes)), MISSING_MARGIN)
+    ranked_scores = np.full((len(ranked), len(classes)), MISSING_MARGIN)
+    for train_idx, test_idx in splitter.split(np.zeros(len(y)), y):
+        if len(set(y[train_idx].tolist())) < 2:
+            continue
+        svm, bayes = fit_models(x[train_idx], y[train_idx])
+        for i, pair in zip(test_idx, choose(svm, bayes, x[test_idx])):
+            oof[i] = pair
+        rows = [row_of[i] for i in test_idx if i in row_of]
+        if rows:
+            columns = np.searchsorted(classes, svm.classes_)
+            margins, combined = scores(svm, bayes, x_ranked[rows])
+            ranked_margins[np.ix_(rows, columns)] = margins
+            ranked_scores[np.ix_(rows, columns)] = combined
+    say("countries: choosing thresholds with the gazetteer")
     # only news keeps its title's countries, and only when pruning could drop one
     titled = [title_codes(gazetteer, e.title) if not prog and len(t) > 1 else set()
               for e, t, prog in zip(kept, tags, programme)]
     fill, prune, replace, metrics = choose_thresholds(gold, tags, oof, titled, programme,
                                                       alternatives)
     metrics["folds"] = splits
+    say("countries: training the ranker of candidate countries for programme descriptions")
+    thresholds = combine_all(tags, oof, titled, programme, alternatives, fill, prune, replace)
+    found = [candidates(gazetteer, kept[i].title, kept[i].text, tags[i], classes,
+                        ranked_margins[r], ranked_scores[r], title_codes(gazetteer, kept[i].title))
+             for r, i in enumerate(ranked)]
+    ranker, metrics["ranker"] = train_ranker(
+        found, [gold[i] for i in ranked], [{c for c, _s, _m in thresholds[i]} for i in ranked],
+        seed=seed)
     svm, bayes = fit_models(x, y)
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     if version is None:
@@ -557,11 +639,12 @@ def train_countries(
         "features": {"word_ngrams": [1, 2], "max_chars": MAX_CHARS,
                      "named_chars": NAMED_CHARS,
                      "max_features": MAX_FEATURES, "c": C, "class_weight": CLASS_WEIGHT,
-                     "naive_bayes": {"alpha": NB_ALPHA, "weight": NB_WEIGHT}},
+                     "naive_bayes": {"alpha": NB_ALPHA, "weight": NB_WEIGHT},
+                     "ranker": list(RANKER_FEATURES) if ranker is not None else None},
         "cv_metrics": metrics,
         "train_seconds": round(time.monotonic() - started, 1),
     }
-    return CountryModel(vectorizer, svm, fill, prune, metadata, replace, bayes)
+    return CountryModel(vectorizer, svm, fill, prune, metadata, replace, bayes, ranker)
 
 
 def _json_threshold(value: float) -> float | None:
@@ -575,7 +658,7 @@ def save_country_model(model: CountryModel, model_dir: str | os.PathLike[str]) -
     """Write countries.joblib and countries.json atomically (the metadata last)."""
     payload = {"format": FORMAT, "vectorizer": model.vectorizer, "svm": model.svm,
                "bayes": model.bayes, "fill": model.fill, "prune": model.prune,
-               "replace": model.replace, "version": model.version}
+               "replace": model.replace, "ranker": model.ranker, "version": model.version}
     return save_artifact(model_dir, MODEL_STEM, payload, model.metadata)
 
 
@@ -590,7 +673,7 @@ def load_country_model(model_dir: str | os.PathLike[str] | None,
         return None
     payload, metadata = loaded
     # a model saved before the replace rule existed has it off; one saved before naive
-    # Bayes joined uses the SVM alone
+    # Bayes joined uses the SVM alone, one saved before the ranker the thresholds alone
     return CountryModel(payload["vectorizer"], payload["svm"], payload["fill"],
                         payload["prune"], metadata, payload.get("replace", OFF),
-                        payload.get("bayes"))
+                        payload.get("bayes"), payload.get("ranker"))

@@ -24,6 +24,7 @@ without one, the legal forms of the companies in the title and lead ("Inc", "Plc
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
 import math
@@ -47,6 +48,7 @@ KIND_WEIGHTS = {
     "group": 0.8,  # "Nordic countries", "Five Eyes": each member, as a demonym would
 }
 KINDS = tuple(KIND_WEIGHTS)
+RECENT_ITEMS = 512  # scans remembered: more than a batch of `stiwatch classify` (500)
 # What a multilateral body's own news names of its seat or venue: cities and the local currency.
 VENUE_KINDS = frozenset({"capital", "place", "currency"})
 DEFAULT_SETTINGS = {
@@ -126,6 +128,16 @@ def regions_for(codes: Iterable[str], international: bool = False) -> list[str]:
     return regions
 
 
+@dataclass
+class CountryHits:
+    """How an item names one country (Gazetteer.profile)."""
+
+    kinds: dict[str, float]  # position-weighted hits per kind of term (KINDS)
+    best_weight: float       # the best position weight: title, lead or body
+    hits: int
+    order: int               # 0 for the first country named, 1 for the next...
+
+
 class Gazetteer:
     """Tags the countries an item is about, with scores, and tells multilateral actors."""
 
@@ -175,7 +187,7 @@ class Gazetteer:
         pairs += [(term, ("@international", "body", term, 1, False)) for term in bodies]
         pairs += [(term, None) for term in negative]
         self._matcher = Matcher(pairs, caps=True)
-        self._last: tuple | None = None
+        self._recent: dict[tuple[str, str], tuple] = {}
 
     # -- loading -------------------------------------------------------------------------------
     @classmethod
@@ -213,19 +225,24 @@ class Gazetteer:
         return dict(self._evidence(title, text)[0])
 
     def _evidence(self, title: str, text: str) -> tuple[dict[str, float], float]:
-        """(evidence per code, evidence needed), remembered for the last item: tag() and
+        """(evidence per code, evidence needed), remembered for the last items: tag() and
         international() of one item share one scan."""
         return self._scanned(title, text)[1:]
 
     def _scanned(self, title: str, text: str
                  ) -> tuple[list[tuple[float, tuple]], dict[str, float], float]:
-        """(hits, evidence per code, evidence needed) of the last item scanned."""
-        last = self._last
-        if last is not None and last[0] is title and last[1] is text:
-            return last[2]
+        """(hits, evidence per code, evidence needed) of an item, remembered for a batch of
+        them: the country ranker reads a batch's programme descriptions again after the
+        pipeline tagged them all."""
+        key = (title, text)
+        found = self._recent.get(key)
+        if found is not None:
+            return found
         hits, body = self._hits(title, text)
         result = hits, self._sum(hits), length_threshold(self.settings, body)
-        self._last = (title, text, result)
+        if len(self._recent) >= RECENT_ITEMS:
+            self._recent.clear()
+        self._recent[key] = result
         return result
 
     def _sum(self, hits: list[tuple[float, tuple]]) -> dict[str, float]:
@@ -347,6 +364,23 @@ class Gazetteer:
                     and any(key[0] == code and key[4] for keys in terms for key in keys)}
         # a name with one reading only ("Paris" = France) leaves nothing to choose
         return {code: others for code, others in readings.items() if others}
+
+    def profile(self, title: str, text: str) -> dict[str, CountryHits]:
+        """How the item names each country (every reading of an ambiguous name included): the
+        position-weighted hits per kind of term, the best position weight, the number of hits
+        and the order of first mention (0 = first named)."""
+        out: dict[str, CountryHits] = {}
+        for weight, keys in self._scanned(title, text)[0]:
+            for code, kind, *_rest in keys:
+                if code.startswith("@"):
+                    continue
+                found = out.get(code)
+                if found is None:
+                    found = out[code] = CountryHits(dict.fromkeys(KINDS, 0.0), 0.0, 0, len(out))
+                found.kinds[kind] = found.kinds.get(kind, 0.0) + weight
+                found.best_weight = max(found.best_weight, weight)
+                found.hits += 1
+        return out
 
     def _venues(self, title: str, text: str) -> set[str]:
         """Countries the item tells only by cities and currency (VENUE_KINDS)."""

@@ -13,6 +13,7 @@ from classifier.domains import DomainTagger
 from classifier.rules import RuleTagger
 from classifier.countries import (META_FILE, OFF, choose_thresholds, combine, load_country_model,
                                   save_country_model, train_countries)
+from classifier.country_ranker import FEATURES as RANKER_FEATURES, MIN_ITEMS
 from classifier.errors import ModelMismatch
 from classifier.pipeline import Classifier, ItemText
 from classifier.places import Gazetteer
@@ -44,6 +45,51 @@ def synthetic_examples() -> list[Example]:
                      f"reviewed by the {c} council every year.",
                 countries=(code,)))
     return examples
+
+
+PARTNERS = ["France", "Japan", "Canada", "Norway"]
+DEMONYMS = {"KR": "Korean", "DE": "German", "CL": "Chilean"}
+
+
+def partnership_examples() -> list[Example]:
+    """Programmes naming their own country, and joint calls naming only a partner: the
+    thresholds keep the one country named, the partner; the ranker learns otherwise."""
+    examples = []
+    for code, (a, b, c) in VOCAB.items():
+        rest = f"through the {b} scheme. The {c} council reviews applications every year."
+        for n, topic in enumerate(TOPICS):
+            for k, opening in enumerate((f"The {DEMONYMS[code]} {a} agency funds",
+                                         f"The {a} agency, a {DEMONYMS[code]} funder, supports")):
+                examples.append(Example(id=f"{code}-{n}-own{k}",
+                                        title=f"{a.title()} {topic} programme",
+                                        text=f"{opening} {topic} {rest}", countries=(code,)))
+            for partner in PARTNERS:
+                examples.append(Example(
+                    id=f"{code}-{n}-{partner}", title=f"{partner} joint call on {topic}",
+                    text=f"The {a} agency and partners in {partner} fund {topic} {rest}",
+                    countries=(code,)))
+    return examples
+
+
+@pytest.fixture(scope="module")
+def policy_model():
+    """A relevance model trained on the small STIP export and non-policy news: its genre job
+    tells programme descriptions from news."""
+    from classifier.model import feed_negatives, stip_samples, train
+    from classifier.stip import read_stip
+
+    return train(stip_samples(read_stip(SMALL))
+                 + stip_samples(feed_negatives([FIXTURES / "stip" / "nonpolicy_news.rss"])),
+                 rule_areas=RuleTagger.load().areas)
+
+
+@pytest.fixture(scope="module")
+def ranked_folder(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ranked")
+    model = train_countries(partnership_examples(), Gazetteer.load(), data_sha256="synthetic")
+    assert model is not None
+    save_country_model(model, path)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -232,22 +278,15 @@ def test_the_classifier_lets_the_model_read_an_ambiguous_name(folder: Path, tmp_
     assert [r for r, _s, _m in result.regions] == ["east_asia"]
 
 
-def test_the_eu_gives_way_to_the_models_country_in_programme_descriptions_only(folder: Path):
+def test_the_eu_gives_way_to_the_models_country_in_programme_descriptions_only(
+        folder: Path, policy_model):
     """The relevance model's genre job tells a programme description from news: in the first
     a lone EU mention ("supports teams in Horizon Europe") is context, in news the EU acts."""
-    from classifier.domains import DomainTagger
-    from classifier.model import feed_negatives, stip_samples, train
-    from classifier.rules import RuleTagger
-    from classifier.stip import read_stip
-
-    rules = RuleTagger.load()
-    policy = train(stip_samples(read_stip(SMALL))
-                   + stip_samples(feed_negatives([FIXTURES / "stip" / "nonpolicy_news.rss"])),
-                   rule_areas=rules.areas)
     countries = load_country_model(folder)
+    assert countries.ranker is None  # too few initiatives: the thresholds decide
     countries.replace = -10.0  # whatever the margin: the rule itself is under test
-    classifier = Classifier(policy, rules, DomainTagger.load(), Gazetteer.load(),
-                            country_model=countries)
+    classifier = Classifier(policy_model, RuleTagger.load(), DomainTagger.load(),
+                            Gazetteer.load(), country_model=countries)
     programme, news = classifier.classify([
         ItemText("Innovation vouchers for SMEs",
                  "The programme provides vouchers to small and medium-sized enterprises for "
@@ -290,6 +329,48 @@ def test_the_eu_gives_way_to_the_models_country_in_programme_descriptions_only(f
     assert (weather.is_policy, funding.is_policy) == (False, True)
     assert weather.countries == []
     assert [(c, m) for c, _s, m in funding.countries] == [("DE", "model")]
+
+
+JOINT_CALL = ItemText(
+    "Norway joint call on graduate mobility",
+    "The programme provides grants to universities for joint doctoral projects with partners "
+    "in Norway. To increase the international mobility of doctoral candidates. Managed by the "
+    "zolvani agency through the hanbrae scheme; the kestrup council reviews applications.")
+JOINT_NEWS = ItemText(
+    "Minister announces research funding with Norway for universities",
+    "The science minister said on Tuesday that the zolvani agency would fund research grants "
+    "for universities with partners in Norway through the hanbrae scheme next year.")
+
+
+def test_the_ranker_gives_a_programme_naming_only_its_partner_its_own_country(
+        ranked_folder: Path, policy_model, tmp_path: Path):
+    meta = json.loads((ranked_folder / META_FILE).read_text())
+    cv = meta["cv_metrics"]["ranker"]
+    assert cv["used"] and cv["f1"] > cv["rules_f1"] and cv["items"] == 216
+    assert meta["features"]["ranker"] == list(RANKER_FEATURES)
+    model = load_country_model(ranked_folder)
+    assert model.ranker is not None
+    classifier = Classifier(policy_model, RuleTagger.load(), DomainTagger.load(),
+                            Gazetteer.load(), country_model=model)
+    programme, news = classifier.classify([JOINT_CALL, JOINT_NEWS])
+    assert (programme.news_like, news.news_like) == (False, True)
+    assert programme.is_policy and news.is_policy
+    assert [(c, m) for c, _s, m in programme.countries] == [("KR", "model")]
+    assert [r for r, _s, _m in programme.regions] == ["east_asia"]
+    # news is the thresholds': the country it names stands
+    assert [(c, m) for c, _s, m in news.countries] == [("NO", "gazetteer")]
+    # a programme naming no country from a source with a home country: that stands
+    unnamed = ItemText(JOINT_CALL.title.replace("Norway", "International"),
+                       JOINT_CALL.text.replace("in Norway", "abroad"))
+    assert classifier.classify([unnamed])[0].countries[0][0] == "KR"
+    sourced = classifier.classify([ItemText(unnamed.title, unnamed.text, "JP")])[0]
+    assert [(c, m) for c, _s, m in sourced.countries] == [("JP", "source")]
+    # a model saved before the ranker existed: the thresholds decide, the partner stands
+    old = saved_without(ranked_folder, tmp_path, "ranker")
+    assert old.ranker is None
+    before = Classifier(policy_model, RuleTagger.load(), DomainTagger.load(), Gazetteer.load(),
+                        country_model=old).classify([JOINT_CALL])[0]
+    assert [(c, m) for c, _s, m in before.countries] == [("NO", "gazetteer")]
 
 
 def saved_without(folder: Path, tmp_path: Path, key: str):
@@ -399,7 +480,10 @@ def test_train_command_saves_the_country_model_beside_the_other(stiwatch, tmp_pa
     result = stiwatch("train", "--stip", str(SMALL), "--model-dir", str(models))
     assert result.exit_code == 0, result.output
     assert "countries (cv, with the gazetteer): micro-F1" in result.output
+    # a small export trains no ranker, and the command says why
+    assert f"countries: no ranker (fewer than {MIN_ITEMS} initiatives" in result.output
     meta = json.loads((models / META_FILE).read_text())
+    assert meta["cv_metrics"]["ranker"]["used"] is False and meta["features"]["ranker"] is None
     assert meta["version"] == json.loads((models / "model.json").read_text())["version"]
     assert meta["training_counts"]["countries"] == 6
 
@@ -470,6 +554,10 @@ def test_fast_transform_gives_the_vectorizers_matrix(folder: Path):
     # transform is used (U+034F stays after accent stripping, U+210C strips to a capital H)
     odd = ["zolvani\u034f agency", "\u210c zolvani funds"]
     assert abs(model.transform(odd) - model.vectorizer.transform(odd)).max() < 1e-6
+    # only those: mixed among ordinary texts, every row stays in its place
+    mixed = [texts[0], odd[0], texts[5], texts[15], odd[1], texts[1]]
+    ours, theirs = model.transform(mixed), model.vectorizer.transform(mixed)
+    assert ours.shape == theirs.shape and abs(ours - theirs).max() < 1e-6
 
 
 def test_strip_accents_is_scikit_learns():
@@ -480,3 +568,23 @@ def test_strip_accents_is_scikit_learns():
     for text in ["", "plain ascii", "Zólvàni agéncy fünds", "e\u0301\u0308 \u034f\u20d7x",
                  "ﬁnance İstanbul ½ ²", "量子 研究 Ωmega ж", "\u1e9b\u0323 Å Ǆ"]:
         assert strip_accents(text) == strip_accents_unicode(text)
+
+
+def test_train_command_reports_the_ranker(stiwatch, tmp_path: Path):
+    import csv
+
+    alpha3 = {"KR": "KOR", "DE": "DEU", "CL": "CHL"}
+    export = tmp_path / "stip.csv"
+    with export.open("w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["InitiativeID", "NameEnglish", "CountryCode", "ShortDescription",
+                      "TH10", "TH31"])
+        for n, e in enumerate(partnership_examples()):
+            out.writerow([n, e.title, alpha3[e.countries[0]], e.text, n % 2, 1 - n % 2])
+    models = tmp_path / "models"
+    result = stiwatch("train", "--stip", str(export), "--model-dir", str(models))
+    assert result.exit_code == 0, result.output
+    ranker = json.loads((models / META_FILE).read_text())["cv_metrics"]["ranker"]
+    assert ranker["used"]
+    assert (f"countries of programme descriptions (cv): ranker micro-F1 {ranker['f1']:.3f} "
+            f"(thresholds {ranker['rules_f1']:.3f})") in result.output

@@ -243,6 +243,12 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
         cv = meta["countries"]["cv_metrics"]
         click.echo(f"  countries (cv, with the gazetteer): micro-F1 {cv['combined']['f1']:.3f} "
                    f"(gazetteer alone {cv['gazetteer']['f1']:.3f})")
+        ranker = cv.get("ranker") or {}
+        if ranker.get("used"):
+            click.echo(f"  countries of programme descriptions (cv): ranker micro-F1 "
+                       f"{ranker['f1']:.3f} (thresholds {ranker['rules_f1']:.3f})")
+        elif ranker:
+            click.echo(f"  countries: no ranker ({ranker['reason']})")
     if meta["labels"]["areas_without_data"]:
         click.echo(f"  no training data for: {', '.join(meta['labels']['areas_without_data'])}"
                    " (the lexicon rules tag these)")
