@@ -43,6 +43,10 @@ initiative has its reporting country.
   ``fill``, ``prune`` and ``replace`` are chosen together by k-fold cross-validation on the
   training data (the micro-F1 of the whole combination on out-of-fold margins), never on an
   evaluation file.
+- In an STI-policy programme description (unless the source's home country stands for a text
+  naming none) a ranker learnt from the same initiatives decides instead of the thresholds:
+  classifier/country_ranker.py. It is trained on the model's out-of-fold scores and kept only
+  where its cross-validated micro-F1 beats the thresholds'; news keeps the thresholds.
 - Items an analyst gave a country (`stiwatch tag ID --add country=XX`) are added to the
   training examples (``analyst_examples``).
 - Saved beside the relevance/areas model in the model folder as ``countries.joblib`` and
