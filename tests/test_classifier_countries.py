@@ -83,22 +83,22 @@ def policy_model():
                  rule_areas=RuleTagger.load().areas)
 
 
-@pytest.fixture(scope="module")
-def ranked_folder(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("ranked")
-    model = train_countries(partnership_examples(), Gazetteer.load(), data_sha256="synthetic")
+def saved_model(path: Path, examples: list[Example]) -> Path:
+    """A country model trained on ``examples``, saved in ``path``."""
+    model = train_countries(examples, Gazetteer.load(), data_sha256="synthetic")
     assert model is not None
     save_country_model(model, path)
     return path
+
+
+@pytest.fixture(scope="module")
+def ranked_folder(tmp_path_factory) -> Path:
+    return saved_model(tmp_path_factory.mktemp("ranked"), partnership_examples())
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("countries")
-    model = train_countries(synthetic_examples(), Gazetteer.load(), data_sha256="synthetic")
-    assert model is not None
-    save_country_model(model, path)
-    return path
+    return saved_model(tmp_path_factory.mktemp("countries"), synthetic_examples())
 
 
 # -- the combination rule ------------------------------------------------------------------
