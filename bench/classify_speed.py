@@ -8,6 +8,10 @@ does with them in a SQLite store (read the items, classify, write the tags and
 the same run: the lexicon rules alone (no model).
 
     taskset -c 1 .venv/bin/python bench/classify_speed.py [--model-dir DIR] [--items N]
+        [--stip ../shared/data/stip-compass-2021/stip_2021_train.csv.gz]
+
+With ``--stip`` and a model with a country ranker, it also times programme descriptions (the
+export's initiatives, which the ranker decides for) with and without the ranker.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", help="folder of a trained model (default: rules only)")
     parser.add_argument("--items", type=int, default=500)
+    parser.add_argument("--stip", help="a STIP Compass export: time its initiatives too")
     args = parser.parse_args()
     batch = items(args.items)
     rules_only = Classifier.load(None)
@@ -90,6 +95,19 @@ def main() -> None:
     if c is not rules_only:
         whole = rate("whole classifier with model", len(batch), lambda: c.classify(batch))
         print(f"with model / rules only: {whole / base:.2f}")
+    ranker = c.country_model.ranker if c.country_model is not None else None
+    if args.stip and ranker is not None:
+        from classifier.stip import read_stip
+
+        # one batch of `stiwatch classify` (the gazetteer remembers a batch's scans)
+        programmes = [ItemText(e.title, e.text) for e in read_stip(args.stip)[:500]]
+        c.country_model.ranker = None
+        without = rate("programmes, thresholds (baseline)", len(programmes),
+                       lambda: c.classify(programmes))
+        c.country_model.ranker = ranker
+        ranked = rate("programmes, country ranker", len(programmes),
+                      lambda: c.classify(programmes))
+        print(f"ranker / thresholds: {ranked / without:.2f}")
     with tempfile.TemporaryDirectory() as folder:
         stored = store_rate("`stiwatch classify` (store, model)" if c is not rules_only
                             else "`stiwatch classify` (store, rules)", batch, c, Path(folder))
