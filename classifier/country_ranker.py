@@ -55,6 +55,7 @@ LEARNING_RATE = 0.05
 TAKE_GRID = [round(float(t), 2) for t in np.arange(0.10, 0.61, 0.05)]
 KEEP_GRID = [round(float(t), 2) for t in np.arange(0.40, 0.96, 0.05)]
 NOT_RANKED = 5  # the rank given to a candidate beyond the model's first few
+NOT_NAMED = 9  # the order of mention of a candidate named late or not at all
 MISSING_MARGIN = -3.0  # the margin of a country the model does not know
 
 FEATURES: tuple[str, ...] = (
@@ -105,7 +106,7 @@ def candidates(gazetteer: Gazetteer, title: str, text: str, tags: Tags, classes:
             len(evidence), international, log_length,
             *((hits.kinds.get(kind, 0.0) for kind in KINDS) if hits else (0.0 for _ in KINDS)),
             hits.best_weight if hits else 0.0, hits.hits if hits else 0,
-            min(hits.order, 9) if hits else 9,
+            min(hits.order, NOT_NAMED) if hits else NOT_NAMED,
         ])
     return Candidates(codes, rows, tagged)
 
