@@ -384,12 +384,8 @@ class Gazetteer:
 
     def _venues(self, title: str, text: str) -> set[str]:
         """Countries the item tells only by cities and currency (VENUE_KINDS)."""
-        hits = self._scanned(title, text)[0]
-        kinds: dict[str, set[str]] = {}
-        for _weight, keys in hits:
-            for key in keys:
-                kinds.setdefault(key[0], set()).add(key[1])
-        return {code for code, found in kinds.items() if found <= VENUE_KINDS}
+        return {code for code, named in self.profile(title, text).items()
+                if all(kind in VENUE_KINDS for kind, weight in named.kinds.items() if weight)}
 
     def tag_with_method(self, title: str, text: str, source_country: str | None = None
                         ) -> list[tuple[str, float, str]]:
