@@ -61,7 +61,8 @@ TABLES: dict[str, dict[str, Any]] = {
             "only; fetched again on the next crawl).",
             "fetch_error": "Why the article page could not be read, for `partial` items.",
             "fetch_attempts": "How many times the article page was tried.",
-            "classified_at": "When the classifier last tagged the item; NULL if never.",
+            "classified_at": "When the classifier last tagged the item; NULL if never, or if its "
+            "title, summary or body changed since (the next `stiwatch classify` tags it again).",
         },
     },
     "item_signatures": {

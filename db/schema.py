@@ -290,6 +290,24 @@ MIGRATIONS: list[Migration] = [
         "deliveries": ("next_attempt_at", "sent_at", "updated_at"),
         "runs": ("started_at", "finished_at"),
     })),
+    Migration(
+        9,
+        "an item whose text changes is classified again",
+        """
+        -- In SQL rather than in save_items so that every writer (a --refresh crawl, a partial
+        -- item fetched in full, an analyst's own UPDATE) is covered. The WHEN clause keeps an
+        -- unchanged rewrite (a crawl saving the same text again) from discarding the tags'
+        -- date; IS NOT treats NULL as a value (a body first read after a partial fetch).
+        -- Its near-duplicates copied its old tags: they copy the new ones once it is re-tagged.
+        CREATE TRIGGER items_text_changed AFTER UPDATE OF title, summary, body ON items
+        WHEN old.title IS NOT new.title OR old.summary IS NOT new.summary
+            OR old.body IS NOT new.body
+        BEGIN
+            UPDATE items SET classified_at = NULL
+            WHERE (id = new.id OR duplicate_of = new.id) AND classified_at IS NOT NULL;
+        END;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

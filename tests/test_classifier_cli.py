@@ -143,6 +143,32 @@ def test_analyst_tags_survive_reclassification_and_duplicates_follow(stiwatch, s
                                      ("country", "US", 1)]
 
 
+def test_an_article_rewritten_by_its_site_is_classified_again(stiwatch, store_path, tmp_path):
+    no_model = str(tmp_path / "none")
+    stiwatch("-q", "classify", "--model-dir", no_model)
+    stiwatch("-q", "tag", "1", "--add", "area=research_security")
+    article = {"url": "https://jp.example/1", "source_id": "jp-news",
+               "title": "Japan approves quantum strategy", "summary": "Cabinet decision.",
+               "body": POLICY_TEXT}
+    with db.open_store(store_path) as store:
+        store.save_items([article])  # what `crawl --refresh` does with an unchanged page
+    result = stiwatch("classify", "--model-dir", no_model)
+    assert "0 items classified" in result.output
+
+    with db.open_store(store_path) as store:
+        store.save_items([{**article, "body": POLICY_TEXT.replace("Japanese", "German")
+                           .replace("The Ministry of Education, Culture, Sports, Science and "
+                                    "Technology (MEXT)", "The Federal Ministry of Research")}])
+    result = stiwatch("classify", "--model-dir", no_model)
+    assert result.exit_code == 0, result.output
+    # the article, then its syndicated copy from the new tags
+    assert "2 items classified" in result.output and "(1 duplicates" in result.output
+    after = tags(store_path, 1)
+    assert ("country", "DE") in after and ("region", "europe") in after
+    assert after[("area", "research_security")] == "analyst"
+    assert tags(store_path, 4) == after
+
+
 def test_classify_with_a_trained_model(stiwatch, store_path, tmp_path):
     models = tmp_path / "models"
     # an analyst verdict is folded into training

@@ -71,7 +71,7 @@ def test_timestamps_of_an_older_file_take_the_one_utc_form(db_path: Path):
         " '2026-01-01T08:00:00+00:00')")
     conn.close()
     with db.open_store(db_path) as store:
-        assert store.migrated == [8]
+        assert store.migrated == [m.version for m in MIGRATIONS[7:]]
         assert store.query("SELECT added_at, updated_at, failing_since FROM sources") == [
             {"added_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-02T09:30:00Z",
              "failing_since": None}]
@@ -83,6 +83,24 @@ def test_timestamps_of_an_older_file_take_the_one_utc_form(db_path: Path):
         store.save_items([{"url": "https://old.example/b", "source_id": "old", "title": "B"}])
         assert store.query("SELECT fetched_at FROM items WHERE title = 'B'")[0][
             "fetched_at"].endswith("Z")
+
+
+def test_an_older_store_learns_to_classify_changed_text_again(db_path: Path):
+    """Stores made before migration 9 keep their tags and gain the re-classification rule."""
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrate(conn, target=8)
+    conn.execute("INSERT INTO sources (id, name, kind, url, added_at, updated_at) VALUES"
+                 " ('src', 'S', 'feed', 'https://e.org/f', '2026-01-01Z', '2026-01-01Z')")
+    conn.execute("INSERT INTO items (url, source_id, title, body, fetched_at, classified_at)"
+                 " VALUES ('https://e.org/a', 'src', 'T', 'Old text', '2026-01-01Z',"
+                 " '2026-01-02Z')")
+    conn.close()
+    with db.open_store(db_path) as store:
+        assert store.migrated == [m.version for m in MIGRATIONS[8:]]
+        assert store.unclassified_ids() == []
+        store.save_items([{"url": "https://e.org/a", "source_id": "src", "title": "T",
+                           "body": "New text"}])
+        assert store.unclassified_ids() == [1]
 
 
 def test_newer_file_is_refused_with_a_clear_message(db_path: Path):

@@ -108,3 +108,43 @@ def test_labels_sync_only_when_the_taxonomy_changes(store):
     assert store.sync_labels(labels, 1) is True
     assert store.sync_labels(labels, 1) is False
     assert store.label_names("area") == {"governance": "Governance"}
+
+
+def test_an_item_whose_text_changes_is_classified_again_keeping_analyst_tags(store):
+    store.save_classifications([(1, machine(policy=["1"], area=["governance"]))], "m1")
+    store.analyst_label(1, add=[("area", "open_science")])
+    # The crawler's rewrite of an unchanged article (crawl --refresh) keeps the tags' date.
+    store.save_items([{"url": "https://e.org/1", "source_id": "src", "title": "t1"}])
+    assert store.unclassified_ids() == [2]
+    store.save_items([{"url": "https://e.org/1", "source_id": "src", "title": "t1",
+                       "body": "The site rewrote the article."}])
+    assert store.unclassified_ids() == [1, 2]
+    # The partial index that `classify` reads from is still the one used.
+    plan = " ".join(row["detail"] for row in store.query(
+        "EXPLAIN QUERY PLAN SELECT id FROM items WHERE classified_at IS NULL"))
+    assert "items_unclassified" in plan
+    assert {(t["facet"], t["value"], t["method"]) for t in store.tags_of(1)} >= {
+        ("area", "open_science", "analyst")}
+
+
+def test_the_copies_of_a_changed_original_take_its_new_tags_too(store):
+    store.save_items([{"url": "https://e.org/copy", "source_id": "src", "title": "t1",
+                       "duplicate_of": 1}])
+    store.save_classifications([(1, machine(policy=["0"])), (2, machine(policy=["0"])),
+                                (3, machine(policy=["0"]))], "m1")
+    store.save_items([{"url": "https://e.org/1", "source_id": "src", "title": "t1, edited"}])
+    assert store.unclassified_ids() == [1, 3]  # the original first, then its copy
+
+
+@pytest.mark.parametrize("field", ["title", "summary", "body"])
+def test_a_partial_item_read_in_full_later_is_classified_again(store, field):
+    feed_entry = {"url": "https://e.org/3", "source_id": "src", "title": "Feed title",
+                  "summary": "Feed summary", "status": "partial",
+                  "fetch_error": "blocked by robots.txt"}
+    [(item_id, _)] = store.save_items([feed_entry])
+    store.save_classifications([(item_id, machine(policy=["0"]))], "m1")
+    store.save_items([feed_entry])  # the next crawl, still blocked: nothing new to read
+    assert item_id not in store.unclassified_ids()
+    store.save_items([{**feed_entry, "status": "complete", "fetch_error": None,
+                       "body": None, field: "Read in full from the page."}])
+    assert item_id in store.unclassified_ids()
