@@ -9,7 +9,8 @@
   (classifier/countries.py), the model's country (method ``model``) when neither gives one,
   partners named in a policy text are narrowed to the one it is about, and an ambiguous name
   ("NRF") takes the model's reading; ``region`` is derived
-  from the countries, plus ``international`` when a multilateral body acts.
+  from the countries, plus ``international`` when a multilateral body acts; the store then
+  keeps the regions in step with the countries analysts added or removed.
 - Near-duplicates (``duplicate_of`` set) inherit their original's tags instead of being
   classified again, so syndicated copies never disagree with the original.
 """
@@ -28,7 +29,7 @@ from .countries import CountryModel, derive_regions, load_country_model
 from .domains import DomainTagger
 from .lexicon import share_scan
 from .model import RULES_CERTAIN, PolicyModel, load_model
-from .places import Gazetteer
+from .places import Gazetteer, region_map
 from .rules import RuleTagger
 
 POLICY_THRESHOLD = 0.5
@@ -281,6 +282,8 @@ def _classify_store(store: Any, classifier: Classifier, everything: bool,
                             model=classifier.model.version if classifier.model else None,
                             description=classifier.describe())
     countries = {s["id"]: s.get("country") for s in store.list_sources()}
+    # Analysts' countries are only known to the store: it keeps the regions in step with them.
+    region_of = region_map()
     pending = "" if everything else " AND classified_at IS NULL"
     report.items = len(store.unclassified_ids(everything=everything))
 
@@ -288,7 +291,8 @@ def _classify_store(store: Any, classifier: Classifier, everything: bool,
         texts = [item_text(item, countries.get(item["source_id"])) for item in batch]
         results = classifier.classify(texts)
         store.save_classifications(
-            [(item["id"], result.tags(version)) for item, result in zip(batch, results)], version
+            [(item["id"], result.tags(version)) for item, result in zip(batch, results)], version,
+            region_of=region_of,
         )
         policy = sum(result.is_policy for result in results)
         report.classified += len(batch)
@@ -324,6 +328,7 @@ def _classify_store(store: Any, classifier: Classifier, everything: bool,
                 orphans.append(item)
         duplicates.clear()
         if copies:
+            # the original's regions already follow its countries: copied as they are
             store.save_classifications(copies, version)
             policy = sum(any(t["facet"] == "policy" and t["value"] == "1" for t in tags)
                          for _id, tags in copies)

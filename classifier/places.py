@@ -116,6 +116,12 @@ def region_of(code: str) -> str | None:
     return _regions()[0].get(code)
 
 
+def region_map() -> dict[str, str]:
+    """Every country code (and EU) -> its taxonomy region: what the store needs to keep an
+    item's regions in step with countries an analyst changed (db/tags.py)."""
+    return dict(_regions()[0])
+
+
 def regions_for(codes: Iterable[str], international: bool = False) -> list[str]:
     """Region ids for countries (EU -> europe), plus `international` when a multilateral body acts."""
     regions: list[str] = []

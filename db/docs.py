@@ -137,7 +137,9 @@ TABLES: dict[str, dict[str, Any]] = {
             "score": "Confidence in [0, 1]. For `policy`, the probability that the item is "
             "policy-relevant (whatever the value); 1.0 for analyst tags.",
             "method": "`model` (trained classifier), `rules` (lexicon), `gazetteer` (place "
-            "names and agencies), `source` (the source's home country) or `analyst`.",
+            "names and agencies), `source` (the source's home country) or `analyst` (set with "
+            "`stiwatch tag`, or a region implied by a country an analyst set). A region has the "
+            "method of the country it comes from.",
             "model_version": "Version of the model or rule set that wrote the tag.",
             "tagged_at": "When the tag was written (ISO 8601 UTC).",
         },

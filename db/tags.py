@@ -70,13 +70,16 @@ class TagsMixin:
         self,
         results: Iterable[tuple[int, Iterable[Mapping[str, Any]]]],
         model_version: str,
+        *,
+        region_of: Mapping[str, str] | None = None,
     ) -> int:
         """Replace the machine tags of each item with new ones, in one transaction.
 
         ``results`` holds ``(item_id, tags)``; each tag has ``facet``, ``value``, ``score`` and
         ``method``. Analyst tags are never touched, and a tag an analyst removed is not written
         back. For the single-valued ``policy`` facet an analyst verdict wins outright. An item
-        given twice gets its last tags.
+        given twice gets its last tags. With ``region_of`` (country code -> region id), each
+        item's regions then follow its final countries (see ``_follow_countries``).
         """
         now = utcnow()
         by_item = {item_id: list(tags) for item_id, tags in results}
@@ -112,6 +115,8 @@ class TagsMixin:
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            if region_of is not None:
+                self._follow_countries(ids, region_of, now)
             self.conn.executemany(
                 "UPDATE items SET classified_at = ? WHERE id = ?",
                 [(now, item_id) for item_id in ids],
@@ -144,9 +149,12 @@ class TagsMixin:
         *,
         add: Iterable[tuple[str, str]] = (),
         remove: Iterable[tuple[str, str]] = (),
+        region_of: Mapping[str, str] | None = None,
     ) -> None:
         """Record an analyst's corrections: added tags win over any classifier, removed ones
-        stay removed. Both are kept in `analyst_labels` for training."""
+        stay removed. Both are kept in `analyst_labels` for training. With ``region_of``
+        (country code -> region id), the item's regions then follow its countries (see
+        ``_follow_countries``)."""
         add, remove = list(add), list(remove)
         for facet, value in [*add, *remove]:
             _check(facet, value)
@@ -177,6 +185,60 @@ class TagsMixin:
                     [item_id, facet, value, now],
                 )
                 self._verdict(item_id, facet, value, 1, now)
+            if region_of is not None:
+                self._follow_countries([item_id], region_of, now)
+
+    def _follow_countries(self, item_ids: list[int], region_of: Mapping[str, str],
+                          now: str) -> None:
+        """Make each item's region tags those of its final countries, analysts' included.
+
+        The classifier derives regions from the countries it found, so a country an analyst
+        added or removed would otherwise leave the regions (what `search --region` and the
+        digests filter on) disagreeing with the countries. The caller passes the mapping: the
+        store does not know the taxonomy. A region is added for a country that lacks it, with
+        that country's method and score (so ``analyst`` for an analyst's country), unless an
+        analyst removed that region; a region no country implies any more is dropped unless an
+        analyst added it. ``international`` (a multilateral body acts) is about no country and
+        is left alone.
+        """
+        for chunk in chunks(item_ids):
+            marks = ", ".join("?" * len(chunk))
+            tags: dict[int, list[tuple]] = {}
+            for row in self.conn.execute(
+                "SELECT item_id, facet, value, score, method, model_version FROM tags"
+                f" WHERE item_id IN ({marks}) AND facet IN ('country', 'region')", chunk
+            ):
+                tags.setdefault(row[0], []).append(row[1:])
+            verdicts = {
+                (item_id, value): verdict
+                for item_id, value, verdict in self.conn.execute(
+                    "SELECT item_id, value, verdict FROM analyst_labels"
+                    f" WHERE item_id IN ({marks}) AND facet = 'region'", chunk
+                )
+            }
+            stale, missing = [], []
+            for item_id in chunk:
+                rows = tags.get(item_id, [])
+                implied: dict[str, tuple[float, str, str | None]] = {}
+                for facet, value, score, method, version in rows:
+                    region = region_of.get(value) if facet == "country" else None
+                    if region and (score or 0.0) > implied.get(region, (-1.0,))[0]:
+                        implied[region] = (score or 0.0, method, version)
+                present = {value for facet, value, *_ in rows if facet == "region"}
+                stale += [(item_id, value) for value in present
+                          if value not in implied and value != "international"
+                          and verdicts.get((item_id, value)) != 1]
+                missing += [(item_id, region, score, method, version, now)
+                            for region, (score, method, version) in implied.items()
+                            if region not in present and verdicts.get((item_id, region)) != 0]
+            self.conn.executemany(
+                "DELETE FROM tags WHERE item_id = ? AND facet = 'region' AND value = ?", stale
+            )
+            self.conn.executemany(
+                "INSERT INTO tags (item_id, facet, value, score, method, model_version,"
+                " tagged_at) VALUES (?, 'region', ?, ?, ?, ?, ?)",
+                missing,
+            )
 
     def _verdict(self, item_id: int, facet: str, value: str, verdict: int, now: str) -> None:
         self.conn.execute(

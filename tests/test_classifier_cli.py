@@ -169,6 +169,63 @@ def test_an_article_rewritten_by_its_site_is_classified_again(stiwatch, store_pa
     assert tags(store_path, 4) == after
 
 
+def _search_ids(stiwatch, *args: str) -> list[int]:
+    result = stiwatch("search", *args, "--format", "json")
+    assert result.exit_code == 0, result.output
+    return [row["id"] for row in json.loads(result.stdout)]
+
+
+def test_regions_follow_the_countries_an_analyst_changes(stiwatch, store_path, tmp_path):
+    no_model = str(tmp_path / "none")
+    stiwatch("-q", "classify", "--model-dir", no_model)
+    assert _search_ids(stiwatch, "quantum", "--region", "europe") == []
+
+    result = stiwatch("tag", "1", "--add", "country=fr")
+    assert result.exit_code == 0, result.output
+    assert tags(store_path, 1)[("region", "europe")] == "analyst"  # and shown in the table:
+    assert any(line.split() == ["region", "europe", "1", "analyst"]
+               for line in result.output.splitlines())
+    assert _search_ids(stiwatch, "quantum", "--region", "europe") == [1]
+
+    # JP was east_asia's only country: gone with it. An analyst's own region stays.
+    stiwatch("-q", "tag", "1", "--remove", "country=JP", "--add", "region=oceania")
+    first = tags(store_path, 1)
+    assert ("region", "east_asia") not in first and ("region", "oceania") in first
+
+    result = stiwatch("classify", "--all", "--model-dir", no_model)
+    assert result.exit_code == 0, result.output
+    after = tags(store_path, 1)
+    assert {value for facet, value in after if facet in ("country", "region")} == {
+        "FR", "europe", "oceania"}
+    assert after[("region", "europe")] == "analyst"
+    assert tags(store_path, 4) == after
+    assert _search_ids(stiwatch, "quantum", "--region", "europe") == [1]
+    assert _search_ids(stiwatch, "quantum", "--region", "east_asia") == []
+
+    # Removing the analyst's country takes its region along; a region the analyst removed
+    # is not brought back by another country of it.
+    stiwatch("-q", "tag", "1", "--remove", "country=FR", "--remove", "region=oceania")
+    stiwatch("-q", "tag", "1", "--add", "country=AU")
+    assert {value for facet, value in tags(store_path, 1) if facet in ("country", "region")} == {
+        "AU"}
+
+
+def test_a_multilateral_region_stays_whatever_the_countries(db_path):
+    from classifier.places import region_map
+
+    with db.open_store(db_path) as store:
+        store.sync_sources([{"id": "s", "name": "S", "kind": "feed", "url": "https://s.org/f"}])
+        [(item_id, _)] = store.save_items([{"url": "https://s.org/1", "source_id": "s"}])
+        store.save_classifications([(item_id, [
+            {"facet": "country", "value": "JP", "score": 0.9, "method": "gazetteer"},
+            {"facet": "region", "value": "east_asia", "score": 0.9, "method": "gazetteer"},
+            {"facet": "region", "value": "international", "score": 1.0, "method": "gazetteer"},
+        ])], "m1", region_of=region_map())
+        store.analyst_label(item_id, remove=[("country", "JP")], region_of=region_map())
+        assert [(t["facet"], t["value"]) for t in store.tags_of(item_id)] == [
+            ("region", "international")]
+
+
 def test_classify_with_a_trained_model(stiwatch, store_path, tmp_path):
     models = tmp_path / "models"
     # an analyst verdict is folded into training

@@ -344,8 +344,11 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
 
     Added tags are never overwritten by `stiwatch classify`, removed ones are not written
     back, and `stiwatch train` learns from both. Facets: policy (1 or 0), area, domain,
-    country (ISO code or EU), region.
+    country (ISO code or EU), region. Regions follow the countries: adding country=JP adds
+    region east_asia (method analyst), removing a region's last country removes the region.
     """
+    from classifier.places import region_map
+
     store = app.store()
     additions, removals = _pairs(add, "--add"), _pairs(remove, "--remove")
     clash = set(additions) & set(removals)
@@ -353,7 +356,8 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
         facet, value = sorted(clash)[0]
         raise UserError(f"{facet}={value} is both added and removed")
     if additions or removals:
-        store.analyst_label(item_id, add=additions, remove=removals)
+        # the regions follow the analyst's countries, as the classifier's follow its own
+        store.analyst_label(item_id, add=additions, remove=removals, region_of=region_map())
     else:
         store.get_item(item_id)  # NoSuchItem for an unknown id
     tags = store.tags_of(item_id)
