@@ -10,7 +10,12 @@ class SchemaTooNew(StoreError):
 
 
 class NotAStore(StoreError):
-    """The path exists but is not an SQLite database (or is corrupt)."""
+    """The path exists but is not an SQLite database (or is corrupt), or, when opened without
+    ``create``, an SQLite database without stiwatch's tables."""
+
+
+class NoSuchStore(StoreError):
+    """Opened without ``create`` (or read-only), and no file is at the path."""
 
 
 class NoSuchSource(StoreError):

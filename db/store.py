@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import sqlite_utils
 
 from .digests import DigestsMixin
-from .errors import NotAStore, StoreError
+from .errors import NoSuchStore, NotAStore, StoreError
 from .items import ItemsMixin
 from .runs import RunsMixin
 from .schema import LATEST_VERSION, current_version, migrate
@@ -26,26 +26,35 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
             SearchMixin, StatusMixin):
     """The stiwatch database. All SQL of the project lives in this package."""
 
-    def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False,
+                 create: bool = True) -> None:
         self.path = Path(path)
         self.readonly = readonly
-        if readonly and not self.path.exists():
-            raise StoreError(f"{self.path}: no such database (run `stiwatch init` first)")
+        create = create and not readonly
+        if not create and not self.path.exists():
+            raise NoSuchStore(f"{self.path}: no such database (run `stiwatch init` first)")
         try:
             if readonly:
                 conn = sqlite3.connect(
                     f"file:{self.path}?mode=ro", uri=True, timeout=30, isolation_level=None
                 )
             else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                if create:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             conn.execute("PRAGMA busy_timeout = 30000")
             conn.execute("PRAGMA foreign_keys = ON")
+            version = current_version(conn)
+            if version == 0 and not create:
+                # Checked before the WAL pragma below, which would already rewrite the header
+                # of someone else's database.
+                conn.close()
+                raise NotAStore(f"{self.path}: not a stiwatch database (it has none of "
+                                "stiwatch's tables)")
             if not readonly:
                 conn.execute("PRAGMA journal_mode = WAL")
                 # WAL + NORMAL survives a killed process; only power loss can drop the last commit.
                 conn.execute("PRAGMA synchronous = NORMAL")
-            version = current_version(conn)
         except sqlite3.DatabaseError as error:
             raise NotAStore(f"{self.path}: not a stiwatch database ({error})") from error
         self.conn = conn
@@ -113,6 +122,11 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
         self.close()
 
 
-def open_store(path: str | os.PathLike[str], *, readonly: bool = False) -> Store:
-    """Open (creating and migrating if needed) the store at ``path``."""
-    return Store(path, readonly=readonly)
+def open_store(path: str | os.PathLike[str], *, readonly: bool = False,
+               create: bool = True) -> Store:
+    """Open (creating and migrating if needed) the store at ``path``.
+
+    Without ``create`` (always when ``readonly``), a missing file raises NoSuchStore and an
+    SQLite file without stiwatch's tables raises NotAStore, leaving both as they were.
+    """
+    return Store(path, readonly=readonly, create=create)

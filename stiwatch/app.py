@@ -36,10 +36,16 @@ class App:
     def db_path(self) -> Path:
         return Path(self.settings["db"])
 
-    def store(self) -> db.Store:
-        """The store, opened (created and migrated if needed) once per invocation."""
+    def store(self, *, create: bool = False) -> db.Store:
+        """The store, opened (migrated if needed) once per invocation.
+
+        Only a command that sets a store up on purpose (init, crawl, run, demo, sources sync,
+        subscribers add and import) passes ``create``: any other refuses a path holding no
+        stiwatch database, so a mistyped --db fails instead of leaving an empty store behind
+        (or stiwatch's tables in someone else's SQLite file).
+        """
         if self._store is None:
-            store = db.open_store(self.db_path)
+            store = self._open(create=create)
             taxonomy = load_taxonomy()
             store.sync_labels(taxonomy.records(), taxonomy.version)
             self._store = store
@@ -47,21 +53,27 @@ class App:
         return self._store
 
     def existing_store(self) -> db.Store:
-        """The store for a command that only reads: never creates an empty one.
+        """The store for a command that only reads: never creates one.
 
         Read-only (SQLite mode=ro) when the file is at the current schema, so searching,
         exporting or checking status never waits for a crawl's write lock; an older file is
         opened normally, which migrates it once (a newer one is refused).
         """
-        if not self.db_path.exists():
-            raise UserError(f"{self.db_path}: no such database (run `stiwatch init` and "
-                            "`stiwatch crawl`, or try `stiwatch demo`)")
         try:
-            store = db.open_store(self.db_path, readonly=True)
+            store = self._open(readonly=True)
+        except db.NotAStore:
+            raise  # opening it for writing below would only refuse it again
         except db.StoreError:
             return self.store()
         click.get_current_context().call_on_close(store.close)
         return store
+
+    def _open(self, *, readonly: bool = False, create: bool = False) -> db.Store:
+        try:
+            return db.open_store(self.db_path, readonly=readonly, create=create)
+        except db.NoSuchStore:
+            raise UserError(f"{self.db_path}: no such database (run `stiwatch init` and "
+                            "`stiwatch crawl`, or try `stiwatch demo`)") from None
 
     def close(self) -> None:
         if self._store is not None:

@@ -210,7 +210,7 @@ def test_too_little_data_is_a_training_error():
         train(samples)
 
 
-def test_train_command_saves_where_told_and_reports(stiwatch, tmp_path: Path):
+def test_train_command_saves_where_told_and_reports(stiwatch, tmp_path: Path, db_path: Path):
     folder = tmp_path / "models"
     result = stiwatch("train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
                       "--model-dir", str(folder), "--json")
@@ -220,6 +220,7 @@ def test_train_command_saves_where_told_and_reports(stiwatch, tmp_path: Path):
     assert report["training_data"]["stip_file"] == "stip_small.csv"
     assert report["training_data"]["negative_feeds"] == ["nonpolicy_news.rss"]
     assert (folder / "model.joblib").exists()
+    assert not db_path.exists()  # no store yet: no analyst corrections, and none created
 
     # The environment variable names the folder too.
     other = tmp_path / "env-models"

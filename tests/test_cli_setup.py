@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 import shutil
+import sqlite3
 import subprocess
 import sys
 
+from click.testing import CliRunner
+import pytest
+
 import db
 from conftest import FIXTURES, REPO
+from stiwatch.cli import cli
 from crawler.registry import load_registry
 from db.docs import markdown, undocumented
 
@@ -105,6 +110,62 @@ def test_a_newer_database_is_refused_by_every_command(stiwatch, db_path: Path):
     result = stiwatch("sources", "list")
     assert result.exit_code == 2
     assert "schema version 999" in result.stderr and "upgrade stiwatch" in result.stderr
+
+
+# Every command that only works on an existing store; `serve` is left out (it starts a server
+# when it succeeds) but opens the store as `search` does.
+NEEDS_A_STORE = [
+    ["subscribers", "list"], ["subscribers", "remove", "a@example.org"],
+    ["sources", "list"], ["sources", "check"], ["trends"],
+    ["digest", "status"], ["digest", "preview", "--week", "2026-W47"],
+    ["digest", "send", "--week", "2026-W47"], ["classify"], ["tag", "1"],
+    ["search", "quantum"], ["status"], ["export", "--format", "csv"], ["backup", "copy.db"],
+]
+
+
+def _errors(output: str) -> list[str]:
+    """The error lines, having checked there is no traceback (`classify` says which classifier
+    it loaded first)."""
+    assert "Traceback" not in output
+    return [line for line in output.splitlines() if line.startswith("Error:")]
+
+
+@pytest.mark.parametrize("args", NEEDS_A_STORE, ids=" ".join)
+def test_a_mistyped_db_path_is_refused_not_created(args, tmp_path: Path):
+    """`--db nope2.db` used to create an empty store and report nothing found, exit 0."""
+    typo = tmp_path / "nope2.db"
+    result = CliRunner().invoke(cli, ["--db", str(typo), *args])
+    assert result.exit_code == 2, result.output
+    assert _errors(result.output) == [
+        f"Error: {typo}: no such database (run `stiwatch init` and `stiwatch crawl`, "
+        "or try `stiwatch demo`)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "work"]
+    assert list((tmp_path / "work").iterdir()) == []  # the working directory too
+
+
+@pytest.mark.parametrize("args", NEEDS_A_STORE, ids=" ".join)
+def test_an_sqlite_file_of_something_else_is_refused_and_left_alone(args, tmp_path: Path):
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+    conn.execute("INSERT INTO notes (text) VALUES ('not a stiwatch store')")
+    conn.commit()
+    conn.close()
+    before = other.read_bytes()
+    result = CliRunner().invoke(cli, ["--db", str(other), *args])
+    assert result.exit_code == 2, result.output
+    assert _errors(result.output) == [
+        f"Error: {other}: not a stiwatch database (it has none of stiwatch's tables)"]
+    assert other.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "other.db", "work"]
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_commands_that_set_a_store_up_still_create_it(stiwatch, db_path: Path):
+    assert stiwatch("subscribers", "add", "a@example.org").exit_code == 0
+    assert db_path.exists()
+    with db.open_store(db_path) as store:
+        assert [s["email"] for s in store.list_subscribers()] == ["a@example.org"]
 
 
 def test_real_subprocess_uses_environment_database(tmp_path: Path):

@@ -113,6 +113,26 @@ def test_newer_file_is_refused_with_a_clear_message(db_path: Path):
         db.open_store(db_path)
 
 
+def test_without_create_a_missing_or_foreign_file_is_refused_and_left_alone(tmp_path: Path):
+    missing = tmp_path / "missing.db"
+    with pytest.raises(db.NoSuchStore, match="missing.db: no such database"):
+        db.open_store(missing, create=False)
+    assert not missing.exists()
+    foreign = tmp_path / "foreign.db"
+    conn = sqlite3.connect(foreign)
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    before = foreign.read_bytes()
+    for readonly in (False, True):
+        with pytest.raises(db.NotAStore, match="foreign.db: not a stiwatch database"):
+            db.open_store(foreign, readonly=readonly, create=False)
+    assert foreign.read_bytes() == before  # not even switched to WAL
+    db.open_store(missing).close()  # the default creates, as init and crawl need
+    with db.open_store(missing, create=False) as store:
+        assert store.schema_version == LATEST_VERSION
+
+
 def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path):
     path = tmp_path / "notes.db"
     path.write_text("these are my notes, not a database\n" * 100)

@@ -51,7 +51,8 @@ def test_add_list_update_remove(stiwatch, db_path):
     assert "Error: no subscriber 'nobody@example.org'" in result.output
 
 
-def test_add_refuses_unknown_ids_and_bad_addresses(stiwatch):
+def test_add_refuses_unknown_ids_and_bad_addresses(stiwatch, db_path):
+    db.open_store(db_path).close()  # an existing store, so that `list` can show it unchanged
     cases = [
         (["a@example.org", "--areas", "governance,space_policy"],
          "areas: unknown area 'space_policy' (expected one of: governance, public_research"),

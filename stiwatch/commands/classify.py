@@ -138,6 +138,14 @@ def _labelled_news(files: tuple[str, ...], bundled: bool, with_negatives: bool,
     return records
 
 
+def _analyst_labelled(app: App) -> list[dict[str, Any]]:
+    """The store's analyst corrections; none before there is a store (a model can be trained
+    before the first crawl), without creating one."""
+    if not app.db_path.exists():
+        return []
+    return app.store().analyst_labelled_items()
+
+
 @click.command("train")
 @click.option("--stip", "stip_file", required=True, metavar="FILE",
               help="The OECD STIP Compass CSV export (.csv or .csv.gz).")
@@ -192,7 +200,8 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
     feeds = _negative_files(negatives)
     if feeds:
         samples += stip_samples(feed_negatives(feeds))
-    analyst = analyst_samples(app.store().analyst_labelled_items(), taxonomy)
+    corrected = _analyst_labelled(app)
+    analyst = analyst_samples(corrected, taxonomy)
     samples += analyst
     labelled = labelled_samples(
         _labelled_news(labelled_files, bundled_news, bool(feeds), taxonomy), taxonomy)
@@ -216,7 +225,7 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
     from classifier.countries import analyst_examples, save_country_model, train_countries
     from classifier.places import Gazetteer
 
-    countries = train_countries(examples + analyst_examples(app.store().analyst_labelled_items()),
+    countries = train_countries(examples + analyst_examples(corrected),
                                 Gazetteer.load(), taxonomy=taxonomy,
                                 data_sha256=digest, folds=folds, version=meta["version"],
                                 progress=say)

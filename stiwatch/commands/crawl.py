@@ -92,7 +92,7 @@ def crawl_command(app: App, sources_file: str | None, source_ids: tuple[str, ...
 
     Exits 0 when at least one source was crawled, 1 when every source failed, 2 on bad input.
     """
-    store = app.store()
+    store = app.store(create=True)
     sources_file = sources_file or app.settings["sources"] or None
     if sources_file:
         registry = load_registry(sources_file)

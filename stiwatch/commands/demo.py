@@ -54,7 +54,7 @@ def demo_command(app: App, directory: Path, as_json: bool) -> None:
         registry_path = directory / "sources.toml"
         registry_path.write_text(dump_registry(
             records, "The demo site's sources (written by `stiwatch demo`)."), encoding="utf-8")
-        store = app.store()
+        store = app.store(create=True)
         store.sync_sources(load_registry(registry_path).sources)
         store.save_subscribers(DEMO_SUBSCRIBERS)
         app.echo(f"Demo site: {server.url}/ ({len(records)} sources)", err=True)

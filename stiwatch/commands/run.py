@@ -52,7 +52,7 @@ def run_command(app: App, with_digest: bool, as_json: bool) -> None:
 
 
 def _run(app: App, with_digest: bool, as_json: bool) -> int:
-    store = app.store()
+    store = app.store(create=True)
     command = "run --digest" if with_digest else "run"
     run_id = store.start_run(command)
     log.info("run %s started: %s", run_id, command)

@@ -24,7 +24,7 @@ def init_command(app: App, sources_file: str | None) -> None:
     """
     registry = load_registry(sources_file)  # validated before anything is written
     existed = app.db_path.exists()
-    store = app.store()
+    store = app.store(create=True)
     report = store.sync_sources(registry.sources)
     verb = "Migrated" if existed and store.migrated else "Opened" if existed else "Created"
     app.echo(f"{verb} {app.db_path} (schema version {store.schema_version}).")

@@ -34,7 +34,7 @@ def sync_command(app: App, file: str, as_json: bool) -> None:
     (never deleted: their items stay). An invalid file changes nothing.
     """
     registry = load_registry(file)
-    report = app.store().sync_sources(registry.sources)
+    report = app.store(create=True).sync_sources(registry.sources)
     if as_json:
         echo_json(report.__dict__)
         return

@@ -144,7 +144,7 @@ def add_command(app: App, email: str, name: str | None, **filters: str | None) -
     clear a filter.
     """
     subscriber = make_subscriber({"email": email, "name": name, **filters})
-    store = app.store()
+    store = app.store(create=True)
     try:
         old = store.get_subscriber(subscriber["email"])
     except db.NoSuchSubscriber:
@@ -173,7 +173,7 @@ def import_command(app: App, file: Path) -> None:
     if not file.is_file():
         raise InvalidSubscriber(f"{file}: no such file")
     subscribers = read_csv(file)
-    created = app.store().save_subscribers(subscribers)
+    created = app.store(create=True).save_subscribers(subscribers)
     app.echo(f"{len(subscribers)} subscribers imported from {file}: "
              f"{len(created)} added, {len(subscribers) - len(created)} updated.")
 
