@@ -41,7 +41,7 @@ import db
 from db.clock import iso_utc
 
 from .chart import area_chart
-from .errors import DigestError, SmtpSetupError
+from .errors import DigestError, SmtpSetupError, WeekNotOver
 from .message import build_message, message_id, to_bytes
 from .render import render_html, render_text, subject
 from .select import Digest, WeekData, load_week, select
@@ -306,6 +306,7 @@ def send_week(
     week: Week,
     *,
     dry_run: bool = False,
+    partial_week: bool = False,
     progress: Any = None,
     now: datetime | None = None,
     bundle: WeekBundle | None = None,
@@ -313,9 +314,15 @@ def send_week(
 ) -> SendReport:
     """Send (or write) the digest of ``week`` to every active subscriber still owed it.
 
+    ``week`` must be over by ``now`` (WeekNotOver otherwise): a delivery is final for its week,
+    so a digest sent mid-week would keep the rest of the week's items from its readers for good.
+    ``partial_week`` sends a week that has started anyway; a week that has not started never.
+
     Only one sender at a time per database (an OS lock beside it, released even on SIGKILL):
     two overlapping senders could otherwise both take the row the other has in flight.
     """
+    now = now or datetime.now(timezone.utc)
+    check_week_over(week, now, partial_week=partial_week)
     if dry_run:
         return _send_week(store, settings, week, True, progress, now, bundle, on_event)
     lock = db.FileLock(f"{store.path}.digest-send.lock")
@@ -332,10 +339,25 @@ def send_week(
         lock.release()
 
 
+def check_week_over(week: Week, now: datetime, *, partial_week: bool = False) -> None:
+    """WeekNotOver unless ``week`` has ended by ``now`` (or, with ``partial_week``, begun)."""
+    def local(moment: datetime) -> str:
+        return f"{moment:%a %-d %b %Y %H:%M} ({week.tz.key})"
+
+    if now < week.start:
+        raise WeekNotOver(f"--week {week.label} has not started yet (it starts "
+                          f"{local(week.start)}): there is nothing to send")
+    if now < week.end and not partial_week:
+        raise WeekNotOver(
+            f"--week {week.label} is not over until {local(week.end)}; sent now, its readers "
+            "would never get the rest of the week's items (wait, or add --partial-week to send "
+            "the week so far and count it as sent)"
+        )
+
+
 def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: bool,
-               progress: Any, now: datetime | None, bundle: WeekBundle | None,
+               progress: Any, now: datetime, bundle: WeekBundle | None,
                on_event: Callable[[str], None] | None) -> SendReport:
-    now = now or datetime.now(timezone.utc)
     outbox = Path(settings["outbox"]) / week.label
     if dry_run:
         transport: Any = OutboxTransport(outbox)

@@ -434,3 +434,72 @@ def test_tls_connections_verify_the_server_certificate(store, stiwatch, tmp_path
         assert result.exit_code == 0, result.output
         assert sorted(r.rcpt for r in server.messages) == ["all@example.org", "eu@example.org",
                                                            "sec@example.org"]
+
+
+# -- a week is sent only once it is over ---------------------------------------------------------
+
+W48 = parse_week("2026-W48", "Asia/Tokyo")
+FRIDAY_W48 = datetime(2026, 11, 27, 9, 0, tzinfo=timezone.utc)  # Friday 18:00 in Tokyo
+
+
+def test_a_week_not_over_yet_is_refused_and_nothing_is_recorded(store, smtp):
+    from digest.errors import WeekNotOver
+
+    add(store, [story("https://x.example/w48", "2026-11-24T01:00:00Z", title="Tuesday story",
+                      areas=["open_science"])])
+    settings = settings_for(smtp)
+    for dry_run in (False, True):
+        with pytest.raises(WeekNotOver, match=r"2026-W48 is not over until Mon 30 Nov 2026 "
+                                              r"00:00 \(Asia/Tokyo\).*--partial-week"):
+            send_week(store, settings, W48, now=FRIDAY_W48, dry_run=dry_run)
+    assert store.deliveries() == [] and smtp.messages == []
+
+    # Sent once the week is over (Monday 00:00 in Tokyo is Sunday 15:00 UTC).
+    report = send_week(store, settings, W48, now=datetime(2026, 11, 29, 15, 0, tzinfo=timezone.utc))
+    assert report.sent == ["all@example.org"]
+
+
+def test_partial_week_sends_the_week_so_far_but_never_a_future_week(store, smtp):
+    from digest.errors import WeekNotOver
+
+    add(store, [story("https://x.example/w48", "2026-11-24T01:00:00Z", title="Tuesday story",
+                      areas=["open_science"])])
+    settings = settings_for(smtp)
+    report = send_week(store, settings, W48, now=FRIDAY_W48, partial_week=True)
+    assert sorted(report.sent) == ["all@example.org"]
+    with pytest.raises(WeekNotOver, match="2026-W49 has not started yet"):
+        send_week(store, settings, W48.shift(1), now=FRIDAY_W48, partial_week=True)
+    assert {row["period"] for row in store.deliveries()} == {"2026-W48"}
+
+
+def test_cli_refuses_the_current_week_unless_partial_week(store, smtp, stiwatch):
+    from zoneinfo import ZoneInfo
+
+    from digest.weeks import week_of
+
+    now = datetime.now(timezone.utc)
+    current = week_of(now, ZoneInfo("Asia/Tokyo"))
+    so_far = current.start + (now - current.start) / 2
+    add(store, [story("https://x.example/now", so_far.astimezone(timezone.utc).isoformat(),
+                      title="This week so far", areas=["open_science"])])
+    store.close()
+    env = smtp.settings_env()
+    result = stiwatch("digest", "send", "--week", current.label, env=env)
+    assert result.exit_code == 2
+    [line] = result.output.splitlines()
+    assert line.startswith(f"Error: --week {current.label} is not over until ")
+    assert "--partial-week" in line
+    result = stiwatch("digest", "send", "--week", current.shift(1).label, "--partial-week", env=env)
+    assert result.exit_code == 2
+    assert f"{current.shift(1).label} has not started yet" in result.output
+    result = stiwatch("digest", "status", "--week", current.label)
+    assert f"No deliveries recorded for {current.label}." in result.output
+    assert smtp.messages == []
+
+    # Looking at the week so far is fine: a preview sends and records nothing.
+    result = stiwatch("digest", "preview", "--week", current.label)
+    assert result.exit_code == 0, result.output
+
+    result = stiwatch("digest", "send", "--week", current.label, "--partial-week", env=env)
+    assert result.exit_code == 0, result.output
+    assert [r.rcpt for r in smtp.messages] == ["all@example.org"]

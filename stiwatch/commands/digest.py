@@ -52,20 +52,26 @@ def preview_command(app: App, week: str | None, subscriber: str | None, out: Pat
 @click.option("--week", default=None, metavar="W", help=WEEK_HELP)
 @click.option("--dry-run", is_flag=True,
               help="Write every message as .eml into the outbox folder; record nothing.")
+@click.option("--partial-week", is_flag=True,
+              help="Send a week that is not over yet: what it has so far, and the week then "
+              "counts as sent (its later items never reach these subscribers).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_app
-def send_command(app: App, week: str | None, dry_run: bool, as_json: bool) -> None:
+def send_command(app: App, week: str | None, dry_run: bool, partial_week: bool,
+                 as_json: bool) -> None:
     """Send the week's digest to every active subscriber still owed it.
 
     Uses SMTP when `smtp_host` is set, else writes .eml files into the `outbox` folder. Safe to
     re-run: what was sent is not sent again; temporary failures are retried after a growing
-    delay. Exits 1 if any message failed or must be retried.
+    delay. A week that is not over yet is refused (exit 2) unless --partial-week is given; a
+    week that has not started, always. Exits 1 if any message failed or must be retried.
     """
     settings = app.settings
     chosen = week_or_default(week, settings["timezone"])
     store = app.store()
     with app.progress(f"digest {chosen.label}", unit="subscribers") as progress:
-        report = send_week(store, settings, chosen, dry_run=dry_run, progress=progress)
+        report = send_week(store, settings, chosen, dry_run=dry_run, partial_week=partial_week,
+                           progress=progress)
     if as_json:
         echo_json(report.as_dict())
     else:
