@@ -17,8 +17,12 @@ on its own:
 - SMTP 4xx and 552 are temporary: the row goes back to ``pending`` with ``next_attempt_at``
   (``delivery_retry_minutes``, doubling each attempt) until ``delivery_max_attempts``, then
   ``failed``. Other 5xx are permanent: ``failed`` at once. A lost connection is temporary for the
-  message in flight; the sender reconnects for the next one, and stops (leaving the rest
-  ``pending``) only when the server cannot be reached at all.
+  message in flight; the sender reconnects for the next one. When the server cannot be reached
+  at all, no row changes state: each one still owed records the try (``attempts``) and the error
+  (``last_error``) and stays owed, due at once, for the next run; rows whose digest is empty are
+  still marked ``skipped`` (that needs no server). Such tries count towards
+  ``delivery_max_attempts`` only in that a temporary refusal after them gives up sooner; an
+  unreachable server never fails a row by itself.
 - With no ``smtp_host``, messages are written as ``.eml`` files into ``outbox/<week>/`` (and the
   rows recorded as sent). ``dry_run`` writes the files but records nothing.
 """
@@ -202,8 +206,12 @@ class SmtpTransport:
         except smtplib.SMTPAuthenticationError as error:
             raise CannotConnect(f"SMTP login as {s['smtp_username']!r} refused: "
                                 f"{_reply(error.smtp_code, error.smtp_error)}") from error
+        except ssl.SSLError as error:  # an OSError, but the server was reached
+            raise CannotConnect(f"TLS with the SMTP server at {host}:{port} failed ({error})"
+                                ) from error
         except (smtplib.SMTPException, OSError) as error:
-            raise CannotConnect(f"cannot reach SMTP server {host}:{port}: {error}") from error
+            raise CannotConnect(f"the SMTP server at {host}:{port} could not be reached "
+                                f"({error})") from error
         return conn
 
     def connect(self) -> None:
@@ -290,7 +298,8 @@ class SendReport:
     # rows are composed again on every run; one that matches now is sent and counted in `sent`).
     already: int = 0
     files: list[str] = field(default_factory=list)  # outbox .eml files written
-    aborted: str | None = None  # why the run stopped early (server unreachable)
+    aborted: str | None = None  # why nothing more could be sent (server unreachable)
+    unreachable: list[str] = field(default_factory=list)  # owed, not sent because of `aborted`
 
     @property
     def ok(self) -> bool:
@@ -420,7 +429,21 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
                     store.delivery_owed_again(email, week.label)
                     log.info("digest %s: %s skipped earlier, now %d items match", week.label,
                              email, digest.total)
-                transport.connect()  # fail before the row is sending
+                if report.aborted is None:
+                    try:
+                        transport.connect()  # fail before the row is sending
+                    except CannotConnect as error:
+                        report.aborted = str(error)
+                        log.error("digest %s: %s; what is owed stays owed for the next run",
+                                  week.label, error)
+                # The rest are still composed: an empty digest is skipped without a server,
+                # and each owed row records why it was not sent.
+                if report.aborted is not None:
+                    store.delivery_unreachable(email, week.label, report.aborted)
+                    report.unreachable.append(email)
+                    if progress is not None:
+                        progress.advance(failed=1)
+                    continue
                 store.delivery_sending(email, week.label,
                                        message_id(email, week.label, settings["mail_from"]),
                                        digest.total)
@@ -451,9 +474,6 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
             log.info("digest %s: sent to %s (%d items)", week.label, email, digest.total)
             if progress is not None:
                 progress.advance(sent=1)
-    except CannotConnect as error:
-        report.aborted = str(error)
-        log.error("digest %s: %s; the rest stay owed for the next run", week.label, error)
     finally:
         transport.close()
         if isinstance(transport, OutboxTransport):

@@ -283,8 +283,10 @@ def test_dropped_connection_leaves_true_states_and_others_still_get_theirs(store
                                                      "sec@example.org"]
 
 
-def test_unreachable_server_stops_the_run_and_keeps_everyone_owed(store, stiwatch):
+def test_unreachable_server_is_one_error_recorded_on_each_delivery_still_owed(store, stiwatch,
+                                                                              smtp):
     store.close()
+    import json
     import socket
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
@@ -293,10 +295,65 @@ def test_unreachable_server_stops_the_run_and_keeps_everyone_owed(store, stiwatc
            "STIWATCH_SMTP_STARTTLS": "false"}
     result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
     assert result.exit_code == 1
-    assert f"cannot reach SMTP server 127.0.0.1:{port}" in result.output
-    assert "stays owed for the next run" in result.output
-    result = stiwatch("digest", "status", "--week", "2026-W47")
-    assert "sent" not in result.output.replace("sent_at", "").split("\n", 1)[1]
+    # Besides the log line on stderr (for cron mail and log files), one line for the user.
+    lines = [line for line in result.output.splitlines() if " ERROR stiwatch.digest: " not in line]
+    [line] = lines
+    assert line.startswith(f"Error: the SMTP server at 127.0.0.1:{port} could not be reached (")
+    assert line.endswith("; 3 digests of 2026-W47 stay owed for the next run "
+                         "(`stiwatch digest status` shows them)")
+    assert "Nothing owed" not in result.output and "Traceback" not in result.output
+
+    result = stiwatch("digest", "status", "--week", "2026-W47", "--json")
+    rows = {r["subscriber"]: r for r in json.loads(result.output)}
+    assert {email: r["status"] for email, r in rows.items()} == {
+        "all@example.org": "pending", "eu@example.org": "pending", "sec@example.org": "pending",
+        "space@example.org": "skipped"}  # nothing matched: it needed no server
+    for email in ("all@example.org", "eu@example.org", "sec@example.org"):
+        assert rows[email]["attempts"] == 1
+        assert rows[email]["last_error"].startswith(
+            f"the SMTP server at 127.0.0.1:{port} could not be reached")
+        assert rows[email]["next_attempt_at"] is None  # owed at once: the next run tries
+
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=env)  # still down
+    assert result.exit_code == 1
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
+    assert result.exit_code == 0, result.output
+    assert "3 sent via SMTP" in result.output
+    assert sorted(r.rcpt for r in smtp.messages) == ["all@example.org", "eu@example.org",
+                                                     "sec@example.org"]
+    result = stiwatch("digest", "status", "--week", "2026-W47", "--json")
+    rows = {r["subscriber"]: r for r in json.loads(result.output)}
+    assert rows["all@example.org"]["status"] == "sent" and rows["all@example.org"]["attempts"] == 3
+
+
+def test_unreachable_server_keeps_each_delivery_in_its_state_and_records_why(store, smtp):
+    """Sent stays sent, a row in doubt (left `sending` by a killed sender) stays in doubt, and
+    each owed row records the try and the error; the next run with a server sends each once."""
+    settings = settings_for(smtp, delivery_retry_minutes=0)
+    smtp.behaviour["sec@example.org"] = "451"
+    send_week(store, settings, WEEK)
+    store.save_subscribers([{"email": "new@example.org"}])
+    store.ensure_deliveries(WEEK.label, ["new@example.org"])
+    store.delivery_sending("new@example.org", WEEK.label, "<id@test>", 2)
+    port = smtp.port
+    smtp.stop()
+
+    report = send_week(store, settings, WEEK)
+    assert report.aborted.startswith(f"the SMTP server at 127.0.0.1:{port} could not be reached")
+    assert report.unreachable == ["new@example.org", "sec@example.org"]
+    assert not report.ok and report.sent == []
+    rows = {r["subscriber"]: r for r in store.deliveries(WEEK.label)}
+    assert {email: (r["status"], r["attempts"]) for email, r in rows.items()} == {
+        "all@example.org": ("sent", 1), "eu@example.org": ("sent", 1),
+        "new@example.org": ("sending", 2), "sec@example.org": ("pending", 2),
+        "space@example.org": ("skipped", 0)}
+    assert rows["sec@example.org"]["last_error"] == report.aborted
+
+    with SmtpServer() as again:
+        report = send_week(store, settings_for(again), WEEK)
+        assert report.sent == ["new@example.org", "sec@example.org"] and report.ok
+        assert sorted(r.rcpt for r in again.messages) == ["new@example.org", "sec@example.org"]
+    assert set(states(store).values()) == {"sent", "skipped"}
 
 
 def test_starttls_required_but_not_offered_is_a_clear_error(store, smtp, stiwatch):
@@ -397,7 +454,11 @@ def test_smtp_login_uses_the_password_from_the_environment(store, stiwatch):
         assert server.messages == []
         result = stiwatch("digest", "status", "--week", "2026-W47", "--json")
         import json
-        assert {r["status"] for r in json.loads(result.output)} == {"pending"}
+        rows = {r["subscriber"]: r for r in json.loads(result.output)}
+        assert rows.pop("space@example.org")["status"] == "skipped"  # needed no server
+        assert {r["status"] for r in rows.values()} == {"pending"}
+        assert {r["last_error"] for r in rows.values()} == {
+            "SMTP login as 'digest' refused: 535 5.7.8 Authentication credentials invalid"}
 
         env["STIWATCH_SMTP_PASSWORD"] = "s3cret"
         result = stiwatch("digest", "send", "--week", "2026-W47", env=env)

@@ -74,11 +74,14 @@ def send_command(app: App, week: str | None, dry_run: bool, partial_week: bool,
                            progress=progress)
     if as_json:
         echo_json(report.as_dict())
-    else:
+    elif not report.aborted or report.sent or report.retry or report.failed:
+        # An unreachable server with nothing else to tell is said once, in the error below.
         _print_report(app, report)
     if report.aborted:
-        raise UserError(f"{report.aborted}; what was not sent stays owed for the next run",
-                        exit_code=1)
+        owed = len(report.unreachable) + len(report.waiting)
+        raise UserError(f"{report.aborted}; {owed} digest{'' if owed == 1 else 's'} of "
+                        f"{report.week} stay owed for the next run (`stiwatch digest status` "
+                        "shows them)", exit_code=1)
     if not report.ok:
         raise SystemExit(1)
 
@@ -91,7 +94,9 @@ def _print_report(app: App, report) -> None:  # noqa: ANN001
     click.echo(f"Digest {report.week} ({report.stories} policy items): {len(report.sent)} sent "
                f"{where[report.transport]}, {len(report.skipped)} with nothing matching, "
                f"{len(report.retry)} to retry, {len(report.failed)} failed, "
-               f"{report.already} done earlier, {len(report.waiting)} waiting to retry.")
+               f"{report.already} done earlier, {len(report.waiting)} waiting to retry"
+               + (f", {len(report.unreachable)} not sent (server unreachable)."
+                  if report.unreachable else "."))
     if report.skipped:
         click.echo("Nothing matched, nothing sent to: " + ", ".join(report.skipped))
     for row in report.retry:
@@ -105,7 +110,8 @@ def _print_report(app: App, report) -> None:  # noqa: ANN001
         app.echo(f"{len(report.files)} message(s) written to {folder}")
     if report.subscribers == 0:
         click.echo("No active subscribers: add one with `stiwatch subscribers add EMAIL`.")
-    elif not (report.sent or report.skipped or report.retry or report.failed or report.waiting):
+    elif not (report.sent or report.skipped or report.retry or report.failed or report.waiting
+              or report.unreachable):
         click.echo("Nothing owed: every active subscriber already has this week's digest, "
                    "or nothing in it matches their filters yet.")
 
