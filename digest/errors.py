@@ -15,3 +15,7 @@ class SmtpSetupError(DigestError):
 
 class WeekNotOver(DigestError):
     """A week asked to be sent before it has ended (its later items would never reach readers)."""
+
+
+class OutboxError(DigestError):
+    """The `outbox` setting names something messages cannot be written into."""

@@ -45,7 +45,7 @@ import db
 from db.clock import iso_utc
 
 from .chart import area_chart
-from .errors import DigestError, SmtpSetupError, WeekNotOver
+from .errors import DigestError, OutboxError, SmtpSetupError, WeekNotOver
 from .message import build_message, message_id, to_bytes
 from .render import render_html, render_text, subject
 from .select import Digest, WeekData, load_week, select
@@ -143,8 +143,12 @@ def write_week_files(store: Any, settings: Mapping[str, Any], week: Week, folder
 
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 # -- transports ----------------------------------------------------------------------------------
@@ -261,6 +265,14 @@ def _safe_name(email: str) -> str:
     return re.sub(r"[^A-Za-z0-9@._+-]", "_", email)
 
 
+def _file_in_the_way(path: Path) -> Path | None:
+    """The nearest existing ``path`` or parent of it, when that is not a folder."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
 class OutboxTransport:
     kind = "outbox"
 
@@ -269,12 +281,26 @@ class OutboxTransport:
         self.written: list[Path] = []
 
     def connect(self) -> None:
-        pass
+        """Make the folder, or OutboxError naming the setting's path (nothing sent yet)."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            in_the_way = _file_in_the_way(self.folder)
+            if in_the_way is not None:
+                raise OutboxError(f"outbox: {in_the_way} is a file, not a folder (setting "
+                                  "`outbox`: point it at a folder, or move the file)") from None
+            raise OutboxError(f"outbox: cannot create {self.folder}: "
+                              f"{error.strerror or error}") from None
 
     def send(self, message: Any, email: str) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.connect()
         path = self.folder / f"{_safe_name(email)}.eml"
-        _atomic_write(path, message_bytes(message))
+        try:
+            _atomic_write(path, message_bytes(message))
+        except OSError as error:
+            # Temporary, like a refused recipient: the row is owed again, not left `sending`.
+            raise DeliveryError(f"cannot write {path}: {error.strerror or error}",
+                                temporary=True) from error
         self.written.append(path)
 
     def close(self) -> None:
@@ -424,7 +450,9 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
                     progress.advance(skipped=1)
                 continue
             message = message_for(bundle, digest, settings)
-            if not dry_run:
+            if dry_run:
+                transport.connect()
+            else:
                 if was_skipped:  # owed now: should the server be unreachable, it shows as pending
                     store.delivery_owed_again(email, week.label)
                     log.info("digest %s: %s skipped earlier, now %d items match", week.label,
@@ -451,7 +479,9 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
                 transport.send(message, email)
             except DeliveryError as error:
                 attempts = (row.get("attempts") or 0) + 1
-                if error.temporary and attempts < max_attempts:
+                if dry_run:  # records nothing: the real row of this subscriber stays as it is
+                    report.failed.append({"email": email, "error": str(error)})
+                elif error.temporary and attempts < max_attempts:
                     retry_at = iso_utc(now + timedelta(minutes=retry_minutes * 2 ** (attempts - 1)))
                     store.delivery_retry(email, week.label, str(error), retry_at)
                     report.retry.append({"email": email, "error": str(error),

@@ -564,3 +564,45 @@ def test_cli_refuses_the_current_week_unless_partial_week(store, smtp, stiwatch)
     result = stiwatch("digest", "send", "--week", current.label, "--partial-week", env=env)
     assert result.exit_code == 0, result.output
     assert [r.rcpt for r in smtp.messages] == ["all@example.org"]
+
+
+# -- an outbox that cannot be written ------------------------------------------------------------
+
+def test_an_outbox_that_is_a_file_is_one_error_and_marks_nothing_sending(store, stiwatch,
+                                                                         isolated_env):
+    store.close()
+    (isolated_env / "afile").write_text("not a folder\n")
+    for dry_run in ((), ("--dry-run",)):
+        result = stiwatch("digest", "send", "--week", "2026-W47", *dry_run,
+                          env={"STIWATCH_OUTBOX": "afile"})
+        assert result.exit_code == 2, result.output
+        assert result.output.splitlines() == [
+            "Error: outbox: afile is a file, not a folder (setting `outbox`: point it at a "
+            "folder, or move the file)"]
+    assert (isolated_env / "afile").read_text() == "not a folder\n"
+    result = stiwatch("digest", "status", "--week", "2026-W47")
+    assert "sending" not in result.output and " sent " not in result.output
+
+    result = stiwatch("digest", "send", "--week", "2026-W47", env={"STIWATCH_OUTBOX": "box"})
+    assert result.exit_code == 0, result.output
+    assert "3 sent to the outbox" in result.output
+    assert len(list((isolated_env / "box" / "2026-W47").glob("*.eml"))) == 3
+
+
+def test_a_message_that_cannot_be_written_is_retried_not_left_sending(store, isolated_env):
+    settings = settings_for(delivery_retry_minutes=0)
+    blocker = isolated_env / "outbox" / "2026-W47" / "eu@example.org.eml"
+    blocker.mkdir(parents=True)  # a folder where the message file must go
+    report = send_week(store, settings, WEEK)
+    assert sorted(report.sent) == ["all@example.org", "sec@example.org"]
+    [retry] = report.retry
+    assert retry["email"] == "eu@example.org"
+    assert retry["error"].startswith(f"cannot write outbox/2026-W47/eu@example.org.eml: ")
+    assert states(store)["eu@example.org"] == "pending"
+    assert sorted(p.name for p in blocker.parent.iterdir()) == [
+        "all@example.org.eml", "eu@example.org.eml", "sec@example.org.eml"]  # no temp left
+
+    blocker.rmdir()
+    report = send_week(store, settings, WEEK)
+    assert report.sent == ["eu@example.org"]
+    assert blocker.is_file()
