@@ -103,6 +103,24 @@ def message_bytes(message: Any) -> bytes:
     return to_bytes(message)
 
 
+def chart_path(out: str | Path) -> Path:
+    """Where a preview written as ``out`` keeps its chart: beside it, as ``<stem>.png``."""
+    out = Path(out)
+    return out.with_name(out.stem + ".png")
+
+
+def render_preview(store: Any, settings: Mapping[str, Any], week: Week, out: str | Path,
+                   subscriber: Mapping[str, Any] | None = None,
+                   bundle: WeekBundle | None = None) -> tuple[bytes, bytes, Digest]:
+    """The preview to be written as ``out``: (HTML bytes linking ``chart_path(out)``, PNG bytes,
+    digest). Without ``subscriber`` the digest is unfiltered."""
+    bundle = bundle or prepare_week(store, week)
+    digest = compose(bundle, subscriber, settings)
+    html = render_html(digest, chart_src=chart_path(out).name,
+                       unsubscribe=settings.get("list_unsubscribe") or None)
+    return html.encode("utf-8"), bundle.png, digest
+
+
 def write_preview(store: Any, settings: Mapping[str, Any], week: Week, out: str | Path,
                   subscriber: Mapping[str, Any] | None = None,
                   bundle: WeekBundle | None = None) -> tuple[Path, Path, Digest]:
@@ -110,15 +128,12 @@ def write_preview(store: Any, settings: Mapping[str, Any], week: Week, out: str 
 
     Without ``subscriber`` the digest is unfiltered. Returns (html path, png path, digest).
     """
-    bundle = bundle or prepare_week(store, week)
-    digest = compose(bundle, subscriber, settings)
+    html, png, digest = render_preview(store, settings, week, out, subscriber, bundle)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    png_path = out.with_name(out.stem + ".png")
-    _atomic_write(png_path, bundle.png)
-    html = render_html(digest, chart_src=png_path.name,
-                       unsubscribe=settings.get("list_unsubscribe") or None)
-    _atomic_write(out, html.encode("utf-8"))
+    png_path = chart_path(out)
+    _atomic_write(png_path, png)
+    _atomic_write(out, html)
     return out, png_path, digest
 
 

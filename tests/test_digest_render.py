@@ -160,6 +160,24 @@ def test_preview_command_writes_html_and_chart(store, stiwatch, tmp_path):
     assert result.exit_code == 2 and "no subscriber 'nobody@example.org'" in result.output
 
 
+@pytest.mark.parametrize("out, problem", [
+    ("afile/p.html", "--out afile/p.html: afile is a file, not a folder"),
+    ("afile/deeper/p.html", "--out afile/deeper/p.html: afile is a file, not a folder"),
+    ("afolder", "--out afolder: that is a folder; give a file name"),
+])
+def test_preview_out_that_cannot_be_a_file_is_one_error(store, stiwatch, isolated_env, out,
+                                                       problem):
+    store.close()
+    (isolated_env / "afile").write_text("keep me\n")
+    (isolated_env / "afolder").mkdir()
+    result = stiwatch("digest", "preview", "--week", "2026-W47", "--out", out)
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [f"Error: {problem}"]
+    assert (isolated_env / "afile").read_text() == "keep me\n"
+    assert list((isolated_env / "afolder").iterdir()) == []
+    assert sorted(p.name for p in isolated_env.iterdir()) == ["afile", "afolder"]
+
+
 @pytest.mark.browser
 def test_digest_reads_on_a_phone_in_chromium(store, settings, tmp_path, chromium_page):
     from digest.send import write_preview

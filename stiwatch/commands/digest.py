@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
-from digest.send import send_week, write_preview
+from digest.send import chart_path, render_preview, send_week
 from digest.weeks import week_or_default
 
 from ..app import App, pass_app
 from ..errors import UserError
+from ..files import output_file, write_output
 from ..output import echo_json, echo_table
 
 WEEK_HELP = "ISO week such as 2026-W47 in the `timezone` setting [default: the last complete week]."
@@ -38,8 +39,11 @@ def preview_command(app: App, week: str | None, subscriber: str | None, out: Pat
     chosen = week_or_default(week, settings["timezone"])
     store = app.store()
     sub = store.get_subscriber(subscriber.strip().lower()) if subscriber else None
-    out = out or Path(f"digest-{chosen.label}.html")
-    html_path, png_path, digest = write_preview(store, settings, chosen, out, sub)
+    html_path = output_file(out or Path(f"digest-{chosen.label}.html"), "--out")
+    png_path = output_file(chart_path(html_path), "--out")  # both checked before either is written
+    html, png, digest = render_preview(store, settings, chosen, html_path, sub)
+    write_output(png_path, png, "--out")
+    write_output(html_path, html, "--out")
     who = f"for {sub['email']}" if sub else "unfiltered"
     click.echo(f"{html_path}")
     app.echo(f"Digest {chosen.label} ({chosen.span()}) {who}: {digest.total} items, "
