@@ -24,7 +24,9 @@ on its own:
   ``delivery_max_attempts`` only in that a temporary refusal after them gives up sooner; an
   unreachable server never fails a row by itself.
 - With no ``smtp_host``, messages are written as ``.eml`` files into ``outbox/<week>/`` (and the
-  rows recorded as sent). ``dry_run`` writes the files but records nothing.
+  rows recorded as sent). ``dry_run`` records nothing and writes every active subscriber's
+  message, sent or not, into ``outbox/dry-run/<week>/`` instead (emptied of an earlier dry run's
+  ``.eml`` files first), so it is never mistaken for a delivery.
 """
 
 from __future__ import annotations
@@ -288,23 +290,31 @@ def _file_in_the_way(path: Path) -> Path | None:
     return None
 
 
+DRY_RUN_FOLDER = "dry-run"  # inside the outbox; week labels never clash with it
+
+
 class OutboxTransport:
     kind = "outbox"
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, fresh: bool = False) -> None:
         self.folder = folder
         self.written: list[Path] = []
+        self.stale = fresh  # .eml files of an earlier run to remove before the first write
 
     def connect(self) -> None:
         """Make the folder, or OutboxError naming the setting's path (nothing sent yet)."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
+            if self.stale:
+                for old in self.folder.glob("*.eml"):
+                    old.unlink()
+                self.stale = False
         except OSError as error:
             in_the_way = _file_in_the_way(self.folder)
             if in_the_way is not None:
                 raise OutboxError(f"outbox: {in_the_way} is a file, not a folder (setting "
                                   "`outbox`: point it at a folder, or move the file)") from None
-            raise OutboxError(f"outbox: cannot create {self.folder}: "
+            raise OutboxError(f"outbox: cannot use {self.folder}: "
                               f"{error.strerror or error}") from None
 
     def send(self, message: Any, email: str) -> None:
@@ -408,15 +418,15 @@ def check_week_over(week: Week, now: datetime, *, partial_week: bool = False) ->
 def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: bool,
                progress: Any, now: datetime, bundle: WeekBundle | None,
                on_event: Callable[[str], None] | None) -> SendReport:
-    outbox = Path(settings["outbox"]) / week.label
     if dry_run:
-        transport: Any = OutboxTransport(outbox)
+        transport: Any = OutboxTransport(Path(settings["outbox"]) / DRY_RUN_FOLDER / week.label,
+                                         fresh=True)
         kind = "dry-run"
     elif settings["smtp_host"]:
         transport = SmtpTransport(settings)
         kind = "smtp"
     else:
-        transport = OutboxTransport(outbox)
+        transport = OutboxTransport(Path(settings["outbox"]) / week.label)
         kind = "outbox"
     report = SendReport(week.label, kind)
     bundle = bundle or prepare_week(store, week)

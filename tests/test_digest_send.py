@@ -99,10 +99,39 @@ def test_dry_run_writes_files_and_records_nothing(store, stiwatch, isolated_env,
                       env=smtp.settings_env())
     assert result.exit_code == 0, result.output
     assert "3 sent to the outbox (dry run)" in result.output
-    assert len(list((isolated_env / "outbox" / "2026-W47").glob("*.eml"))) == 3
+    assert "3 message(s) written to outbox/dry-run/2026-W47" in result.output
+    assert len(list((isolated_env / "outbox" / "dry-run" / "2026-W47").glob("*.eml"))) == 3
+    assert not (isolated_env / "outbox" / "2026-W47").exists()
     assert smtp.messages == []
     with db.open_store(db_path) as s:
         assert s.deliveries() == []
+
+
+def test_dry_run_files_are_kept_apart_from_real_outbox_deliveries(store, stiwatch, isolated_env,
+                                                                  db_path):
+    """A dry run writes every message again, sent ones included: never beside the real ones."""
+    store.save_subscribers([{"email": "gone@example.org"}])
+    store.close()
+    result = stiwatch("digest", "send", "--week", "2026-W47", "--dry-run")
+    assert result.exit_code == 0, result.output
+    dry = isolated_env / "outbox" / "dry-run" / "2026-W47"
+    assert (dry / "gone@example.org.eml").exists()
+    result = stiwatch("digest", "send", "--week", "2026-W47")
+    assert "4 sent to the outbox" in result.output
+    real = isolated_env / "outbox" / "2026-W47"
+    before = {p.name: p.read_bytes() for p in real.iterdir()}
+    result = stiwatch("subscribers", "remove", "gone@example.org")
+    assert result.exit_code == 0, result.output
+
+    result = stiwatch("digest", "send", "--week", "2026-W47", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "3 sent to the outbox (dry run)" in result.output
+    assert {p.name: p.read_bytes() for p in real.iterdir()} == before
+    # The dry-run folder holds this dry run only: not the earlier one's message to `gone`.
+    assert sorted(p.name for p in dry.iterdir()) == [
+        "all@example.org.eml", "eu@example.org.eml", "sec@example.org.eml"]
+    result = stiwatch("digest", "status", "--week", "2026-W47")
+    assert "4 sent" in result.output
 
 
 def test_real_smtp_send_then_rerun_sends_nothing(store, smtp, stiwatch):

@@ -55,7 +55,8 @@ def preview_command(app: App, week: str | None, subscriber: str | None, out: Pat
 @digest_group.command("send")
 @click.option("--week", default=None, metavar="W", help=WEEK_HELP)
 @click.option("--dry-run", is_flag=True,
-              help="Write every message as .eml into the outbox folder; record nothing.")
+              help="Record nothing; write every active subscriber's message (sent ones too) as "
+              ".eml into the outbox's dry-run/WEEK folder, emptied of the last dry run first.")
 @click.option("--partial-week", is_flag=True,
               help="Send a week that is not over yet: what it has so far, and the week then "
               "counts as sent (its later items never reach these subscribers).")
