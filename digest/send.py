@@ -18,9 +18,9 @@ on its own:
   (``delivery_retry_minutes``, doubling each attempt) until ``delivery_max_attempts``, then
   ``failed``. Other 5xx are permanent: ``failed`` at once. A lost connection is temporary for the
   message in flight; the sender reconnects for the next one. When the server cannot be reached
-  at all, no row changes state: each one still owed records the try (``attempts``) and the error
-  (``last_error``) and stays owed, due at once, for the next run; rows whose digest is empty are
-  still marked ``skipped`` (that needs no server). Such tries count towards
+  at all, no row is marked ``sending``: each one still owed records the try (``attempts``) and
+  the error (``last_error``) and stays owed, due at once, for the next run; rows whose digest is
+  empty are still marked ``skipped`` (that needs no server). Such tries count towards
   ``delivery_max_attempts`` only in that a temporary refusal after them gives up sooner; an
   unreachable server never fails a row by itself.
 - With no ``smtp_host``, messages are written as ``.eml`` files into ``outbox/<week>/`` (and the
@@ -296,26 +296,33 @@ DRY_RUN_FOLDER = "dry-run"  # inside the outbox; week labels never clash with it
 class OutboxTransport:
     kind = "outbox"
 
-    def __init__(self, folder: Path, *, fresh: bool = False) -> None:
+    def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.written: list[Path] = []
-        self.stale = fresh  # .eml files of an earlier run to remove before the first write
 
     def connect(self) -> None:
         """Make the folder, or OutboxError naming the setting's path (nothing sent yet)."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            if self.stale:
+        except OSError as error:
+            raise self._unusable(error) from None
+
+    def forget_earlier(self) -> None:
+        """Remove the .eml files an earlier run left in the folder (for dry runs, so the folder
+        shows this run only)."""
+        try:
+            if self.folder.is_dir():
                 for old in self.folder.glob("*.eml"):
                     old.unlink()
-                self.stale = False
         except OSError as error:
-            in_the_way = _file_in_the_way(self.folder)
-            if in_the_way is not None:
-                raise OutboxError(f"outbox: {in_the_way} is a file, not a folder (setting "
-                                  "`outbox`: point it at a folder, or move the file)") from None
-            raise OutboxError(f"outbox: cannot use {self.folder}: "
-                              f"{error.strerror or error}") from None
+            raise self._unusable(error) from None
+
+    def _unusable(self, error: OSError) -> OutboxError:
+        in_the_way = _file_in_the_way(self.folder)
+        if in_the_way is not None:
+            return OutboxError(f"outbox: {in_the_way} is a file, not a folder (setting "
+                               "`outbox`: point it at a folder, or move the file)")
+        return OutboxError(f"outbox: cannot use {self.folder}: {error.strerror or error}")
 
     def send(self, message: Any, email: str) -> None:
         self.connect()
@@ -419,8 +426,8 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
                progress: Any, now: datetime, bundle: WeekBundle | None,
                on_event: Callable[[str], None] | None) -> SendReport:
     if dry_run:
-        transport: Any = OutboxTransport(Path(settings["outbox"]) / DRY_RUN_FOLDER / week.label,
-                                         fresh=True)
+        transport: Any = OutboxTransport(Path(settings["outbox"]) / DRY_RUN_FOLDER / week.label)
+        transport.forget_earlier()
         kind = "dry-run"
     elif settings["smtp_host"]:
         transport = SmtpTransport(settings)
