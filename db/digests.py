@@ -161,6 +161,18 @@ class DigestsMixin:
         self._set_delivery(email, period, status="pending", last_error=error,
                            next_attempt_at=next_attempt_at)
 
+    def delivery_unreachable(self, email: str, period: str, error: str) -> None:
+        """The server could not be reached for this row's message: the try and the error are
+        recorded (so `digest status` says why) and nothing else changes. A ``pending`` row stays
+        owed and due (the next run tries at once), a ``sending`` row stays in doubt (resent
+        with its Message-ID): neither can be lost or sent twice because of it."""
+        with self.write():
+            self.conn.execute(
+                "UPDATE deliveries SET attempts = attempts + 1, last_error = ?, updated_at = ?"
+                " WHERE subscriber = ? AND period = ? AND status IN ('pending', 'sending')",
+                [error, utcnow(), email, period],
+            )
+
     def delivery_failed(self, email: str, period: str, error: str) -> None:
         """A permanent failure (or the last retry): never tried again for this week."""
         self._set_delivery(email, period, status="failed", last_error=error,

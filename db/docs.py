@@ -181,8 +181,10 @@ TABLES: dict[str, dict[str, Any]] = {
             "final: each later send of the week looks again and sends it once if items now match).",
             "message_id": "Message-ID header, derived from (subscriber, week): stable on resend.",
             "item_count": "Items in the digest.",
-            "attempts": "Delivery attempts so far.",
-            "last_error": "SMTP reply or error of the last failed attempt.",
+            "attempts": "Delivery attempts so far, counting runs when the SMTP server could not "
+                        "be reached.",
+            "last_error": "SMTP reply or error of the last failed attempt (e.g. the server could "
+                          "not be reached: the row stays owed).",
             "next_attempt_at": "Earliest retry after a temporary failure (ISO 8601 UTC).",
             "sent_at": "When the server accepted the message (ISO 8601 UTC).",
             "updated_at": "Last state change (ISO 8601 UTC).",

@@ -9,11 +9,31 @@ from __future__ import annotations
 
 import io
 
-from .trends import TrendReport
+from .trends import COMPARE_WEEKS, TrendReport, TrendRow
 
 # Colour-blind-safe palette (Okabe-Ito plus greys) so lines stay distinguishable.
 COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
            "#000000", "#999999", "#6A3D9A"]
+
+
+def drawn_rows(report: TrendReport) -> list[TrendRow]:
+    """The areas the chart draws a line for: those with any story in its weeks."""
+    return [row for row in report.rows("area") if any(row.series)]
+
+
+def chart_alt(report: TrendReport) -> str:
+    """The chart's alt text: what it draws, with the weekly totals, and what the digest's area
+    table below it holds (this week and the 4-week average, not the weekly series)."""
+    first, last = report.weeks[0], report.weeks[-1]
+    span = f"{first} to {last} ({len(report.weeks)} weeks)"
+    rows = drawn_rows(report)
+    if not rows:
+        return f"Line chart: policy items per week by area, {span}: none in these weeks."
+    return (f"Line chart: policy items per week by area, {span}, one line per area with items: "
+            f"{', '.join(row.name for row in rows)}. All policy items per week, oldest first: "
+            f"{', '.join(str(n) for n in report.totals)}. The table below has this week's count "
+            f"and the {COMPARE_WEEKS}-week average for each area with items in the last "
+            f"{COMPARE_WEEKS + 1} weeks.")
 
 
 def area_chart(report: TrendReport, *, width: float = 6.0, height: float = 4.0,
@@ -30,9 +50,7 @@ def area_chart(report: TrendReport, *, width: float = 6.0, height: float = 4.0,
     labels = [w.split("-")[1] for w in report.weeks]  # "W47": the year is in the title
     positions = list(range(len(labels)))
     drawn = 0
-    for row in report.rows("area"):
-        if not any(row.series):
-            continue
+    for row in drawn_rows(report):
         colour = COLOURS[drawn % len(COLOURS)]
         axes.plot(positions, row.series, marker="o", markersize=3, linewidth=1.6,
                   color=colour, label=row.name)

@@ -11,3 +11,11 @@ class InvalidSubscriber(DigestError):
 
 class SmtpSetupError(DigestError):
     """SMTP settings that cannot work (e.g. STARTTLS required but not offered)."""
+
+
+class WeekNotOver(DigestError):
+    """A week asked to be sent before it has ended (its later items would never reach readers)."""
+
+
+class OutboxError(DigestError):
+    """The `outbox` setting names something messages cannot be written into."""

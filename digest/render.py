@@ -2,8 +2,9 @@
 
 The HTML template is autoescaped, so every string that came from a crawled page or feed (titles,
 summaries, source names) arrives as text; links are kept only when they are http(s). Layout is
-tables with inline CSS (Outlook ignores <style> blocks and flexbox) at most 640 px wide, and the
-numbers behind the chart are also given as a table, so the message reads without images.
+tables with inline CSS (Outlook ignores <style> blocks and flexbox) at most 640 px wide. The message
+reads without images: the chart's alt text names its lines and gives the weekly totals, and a
+table gives each tag's count this week and its 4-week average.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 import jinja2
 from markupsafe import Markup
 
+from .chart import chart_alt
 from .select import Digest, Story, label_name
 
 CHART_CID = "trends-chart"
@@ -83,7 +85,7 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters.update(wrap=_wrap, safe_url=safe_url, pct=_pct, signed=_signed, arrow=_arrow, num=_num)
-    env.globals.update(label_name=label_name)
+    env.globals.update(label_name=label_name, chart_alt=chart_alt)
     return env
 
 

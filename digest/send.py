@@ -17,10 +17,16 @@ on its own:
 - SMTP 4xx and 552 are temporary: the row goes back to ``pending`` with ``next_attempt_at``
   (``delivery_retry_minutes``, doubling each attempt) until ``delivery_max_attempts``, then
   ``failed``. Other 5xx are permanent: ``failed`` at once. A lost connection is temporary for the
-  message in flight; the sender reconnects for the next one, and stops (leaving the rest
-  ``pending``) only when the server cannot be reached at all.
+  message in flight; the sender reconnects for the next one. When the server cannot be reached
+  at all, no row is marked ``sending``: each one still owed records the try (``attempts``) and
+  the error (``last_error``) and stays owed, due at once, for the next run; rows whose digest is
+  empty are still marked ``skipped`` (that needs no server). Such tries count towards
+  ``delivery_max_attempts`` only in that a temporary refusal after them gives up sooner; an
+  unreachable server never fails a row by itself.
 - With no ``smtp_host``, messages are written as ``.eml`` files into ``outbox/<week>/`` (and the
-  rows recorded as sent). ``dry_run`` writes the files but records nothing.
+  rows recorded as sent). ``dry_run`` records nothing and writes every active subscriber's
+  message, sent or not, into ``outbox/dry-run/<week>/`` instead (emptied of an earlier dry run's
+  ``.eml`` files first), so it is never mistaken for a delivery.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ import db
 from db.clock import iso_utc
 
 from .chart import area_chart
-from .errors import DigestError, SmtpSetupError
+from .errors import DigestError, OutboxError, SmtpSetupError, WeekNotOver
 from .message import build_message, message_id, to_bytes
 from .render import render_html, render_text, subject
 from .select import Digest, WeekData, load_week, select
@@ -99,6 +105,24 @@ def message_bytes(message: Any) -> bytes:
     return to_bytes(message)
 
 
+def chart_path(out: str | Path) -> Path:
+    """Where a preview written as ``out`` keeps its chart: beside it, as ``<stem>.png``."""
+    out = Path(out)
+    return out.with_name(out.stem + ".png")
+
+
+def render_preview(store: Any, settings: Mapping[str, Any], week: Week, out: str | Path,
+                   subscriber: Mapping[str, Any] | None = None,
+                   bundle: WeekBundle | None = None) -> tuple[bytes, bytes, Digest]:
+    """The preview to be written as ``out``: (HTML bytes linking ``chart_path(out)``, PNG bytes,
+    digest). Without ``subscriber`` the digest is unfiltered."""
+    bundle = bundle or prepare_week(store, week)
+    digest = compose(bundle, subscriber, settings)
+    html = render_html(digest, chart_src=chart_path(out).name,
+                       unsubscribe=settings.get("list_unsubscribe") or None)
+    return html.encode("utf-8"), bundle.png, digest
+
+
 def write_preview(store: Any, settings: Mapping[str, Any], week: Week, out: str | Path,
                   subscriber: Mapping[str, Any] | None = None,
                   bundle: WeekBundle | None = None) -> tuple[Path, Path, Digest]:
@@ -106,15 +130,12 @@ def write_preview(store: Any, settings: Mapping[str, Any], week: Week, out: str 
 
     Without ``subscriber`` the digest is unfiltered. Returns (html path, png path, digest).
     """
-    bundle = bundle or prepare_week(store, week)
-    digest = compose(bundle, subscriber, settings)
+    html, png, digest = render_preview(store, settings, week, out, subscriber, bundle)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    png_path = out.with_name(out.stem + ".png")
-    _atomic_write(png_path, bundle.png)
-    html = render_html(digest, chart_src=png_path.name,
-                       unsubscribe=settings.get("list_unsubscribe") or None)
-    _atomic_write(out, html.encode("utf-8"))
+    png_path = chart_path(out)
+    _atomic_write(png_path, png)
+    _atomic_write(out, html)
     return out, png_path, digest
 
 
@@ -139,8 +160,12 @@ def write_week_files(store: Any, settings: Mapping[str, Any], week: Week, folder
 
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 # -- transports ----------------------------------------------------------------------------------
@@ -202,8 +227,12 @@ class SmtpTransport:
         except smtplib.SMTPAuthenticationError as error:
             raise CannotConnect(f"SMTP login as {s['smtp_username']!r} refused: "
                                 f"{_reply(error.smtp_code, error.smtp_error)}") from error
+        except ssl.SSLError as error:  # an OSError, but the server was reached
+            raise CannotConnect(f"TLS with the SMTP server at {host}:{port} failed ({error})"
+                                ) from error
         except (smtplib.SMTPException, OSError) as error:
-            raise CannotConnect(f"cannot reach SMTP server {host}:{port}: {error}") from error
+            raise CannotConnect(f"the SMTP server at {host}:{port} could not be reached "
+                                f"({error})") from error
         return conn
 
     def connect(self) -> None:
@@ -253,6 +282,17 @@ def _safe_name(email: str) -> str:
     return re.sub(r"[^A-Za-z0-9@._+-]", "_", email)
 
 
+def _file_in_the_way(path: Path) -> Path | None:
+    """The nearest existing ``path`` or parent of it, when that is not a folder."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+DRY_RUN_FOLDER = "dry-run"  # inside the outbox; week labels never clash with it
+
+
 class OutboxTransport:
     kind = "outbox"
 
@@ -261,12 +301,38 @@ class OutboxTransport:
         self.written: list[Path] = []
 
     def connect(self) -> None:
-        pass
+        """Make the folder, or OutboxError naming the setting's path (nothing sent yet)."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise self._unusable(error) from None
+
+    def forget_earlier(self) -> None:
+        """Remove the .eml files an earlier run left in the folder (for dry runs, so the folder
+        shows this run only)."""
+        try:
+            if self.folder.is_dir():
+                for old in self.folder.glob("*.eml"):
+                    old.unlink()
+        except OSError as error:
+            raise self._unusable(error) from None
+
+    def _unusable(self, error: OSError) -> OutboxError:
+        in_the_way = _file_in_the_way(self.folder)
+        if in_the_way is not None:
+            return OutboxError(f"outbox: {in_the_way} is a file, not a folder (setting "
+                               "`outbox`: point it at a folder, or move the file)")
+        return OutboxError(f"outbox: cannot use {self.folder}: {error.strerror or error}")
 
     def send(self, message: Any, email: str) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.connect()
         path = self.folder / f"{_safe_name(email)}.eml"
-        _atomic_write(path, message_bytes(message))
+        try:
+            _atomic_write(path, message_bytes(message))
+        except OSError as error:
+            # Temporary, like a refused recipient: the row is owed again, not left `sending`.
+            raise DeliveryError(f"cannot write {path}: {error.strerror or error}",
+                                temporary=True) from error
         self.written.append(path)
 
     def close(self) -> None:
@@ -290,7 +356,8 @@ class SendReport:
     # rows are composed again on every run; one that matches now is sent and counted in `sent`).
     already: int = 0
     files: list[str] = field(default_factory=list)  # outbox .eml files written
-    aborted: str | None = None  # why the run stopped early (server unreachable)
+    aborted: str | None = None  # why nothing more could be sent (server unreachable)
+    unreachable: list[str] = field(default_factory=list)  # owed, not sent because of `aborted`
 
     @property
     def ok(self) -> bool:
@@ -306,6 +373,7 @@ def send_week(
     week: Week,
     *,
     dry_run: bool = False,
+    partial_week: bool = False,
     progress: Any = None,
     now: datetime | None = None,
     bundle: WeekBundle | None = None,
@@ -313,9 +381,15 @@ def send_week(
 ) -> SendReport:
     """Send (or write) the digest of ``week`` to every active subscriber still owed it.
 
+    ``week`` must be over by ``now`` (WeekNotOver otherwise): a delivery is final for its week,
+    so a digest sent mid-week would keep the rest of the week's items from its readers for good.
+    ``partial_week`` sends a week that has started anyway; a week that has not started never.
+
     Only one sender at a time per database (an OS lock beside it, released even on SIGKILL):
     two overlapping senders could otherwise both take the row the other has in flight.
     """
+    now = now or datetime.now(timezone.utc)
+    check_week_over(week, now, partial_week=partial_week)
     if dry_run:
         return _send_week(store, settings, week, True, progress, now, bundle, on_event)
     lock = db.FileLock(f"{store.path}.digest-send.lock")
@@ -332,19 +406,34 @@ def send_week(
         lock.release()
 
 
+def check_week_over(week: Week, now: datetime, *, partial_week: bool = False) -> None:
+    """WeekNotOver unless ``week`` has ended by ``now`` (or, with ``partial_week``, begun)."""
+    def local(moment: datetime) -> str:
+        return f"{moment:%a %-d %b %Y %H:%M} ({week.tz.key})"
+
+    if now < week.start:
+        raise WeekNotOver(f"--week {week.label} has not started yet (it starts "
+                          f"{local(week.start)}): there is nothing to send")
+    if now < week.end and not partial_week:
+        raise WeekNotOver(
+            f"--week {week.label} is not over until {local(week.end)}; sent now, its readers "
+            "would never get the rest of the week's items (wait, or add --partial-week to send "
+            "the week so far and count it as sent)"
+        )
+
+
 def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: bool,
-               progress: Any, now: datetime | None, bundle: WeekBundle | None,
+               progress: Any, now: datetime, bundle: WeekBundle | None,
                on_event: Callable[[str], None] | None) -> SendReport:
-    now = now or datetime.now(timezone.utc)
-    outbox = Path(settings["outbox"]) / week.label
     if dry_run:
-        transport: Any = OutboxTransport(outbox)
+        transport: Any = OutboxTransport(Path(settings["outbox"]) / DRY_RUN_FOLDER / week.label)
+        transport.forget_earlier()
         kind = "dry-run"
     elif settings["smtp_host"]:
         transport = SmtpTransport(settings)
         kind = "smtp"
     else:
-        transport = OutboxTransport(outbox)
+        transport = OutboxTransport(Path(settings["outbox"]) / week.label)
         kind = "outbox"
     report = SendReport(week.label, kind)
     bundle = bundle or prepare_week(store, week)
@@ -393,12 +482,28 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
                     progress.advance(skipped=1)
                 continue
             message = message_for(bundle, digest, settings)
-            if not dry_run:
+            if dry_run:
+                transport.connect()
+            else:
                 if was_skipped:  # owed now: should the server be unreachable, it shows as pending
                     store.delivery_owed_again(email, week.label)
                     log.info("digest %s: %s skipped earlier, now %d items match", week.label,
                              email, digest.total)
-                transport.connect()  # fail before the row is sending
+                if report.aborted is None:
+                    try:
+                        transport.connect()  # fail before the row is sending
+                    except CannotConnect as error:
+                        report.aborted = str(error)
+                        log.error("digest %s: %s; what is owed stays owed for the next run",
+                                  week.label, error)
+                # The rest are still composed: an empty digest is skipped without a server,
+                # and each owed row records why it was not sent.
+                if report.aborted is not None:
+                    store.delivery_unreachable(email, week.label, report.aborted)
+                    report.unreachable.append(email)
+                    if progress is not None:
+                        progress.advance(failed=1)
+                    continue
                 store.delivery_sending(email, week.label,
                                        message_id(email, week.label, settings["mail_from"]),
                                        digest.total)
@@ -406,7 +511,9 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
                 transport.send(message, email)
             except DeliveryError as error:
                 attempts = (row.get("attempts") or 0) + 1
-                if error.temporary and attempts < max_attempts:
+                if dry_run:  # records nothing: the real row of this subscriber stays as it is
+                    report.failed.append({"email": email, "error": str(error)})
+                elif error.temporary and attempts < max_attempts:
                     retry_at = iso_utc(now + timedelta(minutes=retry_minutes * 2 ** (attempts - 1)))
                     store.delivery_retry(email, week.label, str(error), retry_at)
                     report.retry.append({"email": email, "error": str(error),
@@ -429,9 +536,6 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
             log.info("digest %s: sent to %s (%d items)", week.label, email, digest.total)
             if progress is not None:
                 progress.advance(sent=1)
-    except CannotConnect as error:
-        report.aborted = str(error)
-        log.error("digest %s: %s; the rest stay owed for the next run", week.label, error)
     finally:
         transport.close()
         if isinstance(transport, OutboxTransport):

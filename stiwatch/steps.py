@@ -74,10 +74,12 @@ def digest_step(app: App, *, dry_run: bool = False) -> dict[str, Any]:
         "step": "digest", "week": week.label, "transport": report.transport,
         "stories": report.stories, "sent": len(report.sent), "skipped": len(report.skipped),
         "retry": len(report.retry), "failed": len(report.failed), "already": report.already,
-        "files": report.files, "aborted": report.aborted,
+        "files": report.files, "aborted": report.aborted, "unreachable": len(report.unreachable),
         "summary": (f"{week.label}: {report.stories} policy items, {len(report.sent)} sent "
                     f"({report.transport}), {len(report.retry)} to retry, "
-                    f"{len(report.failed)} failed, {report.already} done earlier"),
+                    f"{len(report.failed)} failed, {report.already} done earlier"
+                    + (f"; {len(report.unreachable)} not sent: {report.aborted}"
+                       if report.aborted else "")),
     }
     if not report.ok:
         raise StepFailed(result)

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from digeststore import build, story
+from digeststore import add, build, story
 from digest.send import message_bytes, message_for, prepare_week, compose
 from digest.weeks import parse_week
 from stiwatch.config import load_settings
@@ -57,6 +57,7 @@ class Collector(HTMLParser):
     def __init__(self):
         super().__init__()
         self.tags, self.attrs, self.links, self.images, self.text = [], [], [], [], []
+        self.alts, self.rows = [], []  # rows: the cells' text of each table row
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
@@ -66,9 +67,16 @@ class Collector(HTMLParser):
             self.links.append(attrs.get("href"))
         if tag == "img":
             self.images.append(attrs.get("src"))
+            self.alts.append(attrs.get("alt"))
+        if tag == "tr":
+            self.rows.append([])
+        if tag in ("td", "th") and self.rows:
+            self.rows[-1].append("")
 
     def handle_data(self, data):
         self.text.append(data)
+        if self.rows and self.rows[-1]:
+            self.rows[-1][-1] = " ".join(f"{self.rows[-1][-1]} {data}".split())
 
 
 def parse_html(html):
@@ -101,6 +109,38 @@ def test_structure_headers_and_inline_chart(store, settings):
     store.save_subscribers([{"email": "ben@example.org"}])
     _, other = build_message(store, settings, "ben@example.org")
     assert other["Message-ID"] != first
+
+
+def test_chart_alt_text_is_true_to_the_chart_and_the_table_below(store, settings):
+    add(store, [story("https://x.example/w40", "2026-09-30T03:00:00Z", title="Open data rule",
+                      areas=["open_science"])])  # drawn in the chart, too old for the table
+    digest, msg = build_message(store, settings)
+    page = parse_html(msg.get_payload()[0].get_payload()[1].get_content())
+    [alt] = page.alts
+    report = digest.trends
+    assert report.weeks[0] == "2026-W36" and report.weeks[-1] == "2026-W47"
+    drawn = [r.name for r in report.rows("area") if any(r.series)]
+    assert drawn == ["Governance", "Public research", "Open science", "Research security"]
+    start = page.rows.index(["Policy areas", "This week", "4-week avg", "Change"])
+    table = []
+    for row in page.rows[start + 1:]:
+        if len(row) != 4 or row[0] in ("Technology domains", "Regions"):
+            break
+        table.append(row)
+    in_table = [row[0] for row in table]
+    assert sorted(in_table) == ["Governance", "Public research", "Research security"]
+
+    assert alt == (
+        "Line chart: policy items per week by area, 2026-W36 to 2026-W47 (12 weeks), one line "
+        f"per area with items: {', '.join(drawn)}. All policy items per week, oldest first: "
+        f"{', '.join(str(n) for n in report.totals)}. The table below has this week's count and "
+        "the 4-week average for each area with items in the last 5 weeks.")
+    # What the alt text says the table holds is what it holds.
+    last5 = {r.name for r in report.rows("area") if any(r.series[-5:])}
+    assert set(in_table) == last5
+    for name, this_week, average, _ in table:
+        row = next(r for r in report.rows("area") if r.name == name)
+        assert (int(this_week), float(average)) == (row.this_week, row.previous_mean)
 
 
 def test_crawled_text_is_escaped_and_only_http_links_survive(store, settings):
@@ -158,6 +198,24 @@ def test_preview_command_writes_html_and_chart(store, stiwatch, tmp_path):
     assert result.exit_code == 0 and "for aiko@example.org" in result.output
     result = stiwatch("digest", "preview", "--subscriber", "nobody@example.org")
     assert result.exit_code == 2 and "no subscriber 'nobody@example.org'" in result.output
+
+
+@pytest.mark.parametrize("out, problem", [
+    ("afile/p.html", "--out afile/p.html: afile is a file, not a folder"),
+    ("afile/deeper/p.html", "--out afile/deeper/p.html: afile is a file, not a folder"),
+    ("afolder", "--out afolder: that is a folder; give a file name"),
+])
+def test_preview_out_that_cannot_be_a_file_is_one_error(store, stiwatch, isolated_env, out,
+                                                       problem):
+    store.close()
+    (isolated_env / "afile").write_text("keep me\n")
+    (isolated_env / "afolder").mkdir()
+    result = stiwatch("digest", "preview", "--week", "2026-W47", "--out", out)
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [f"Error: {problem}"]
+    assert (isolated_env / "afile").read_text() == "keep me\n"
+    assert list((isolated_env / "afolder").iterdir()) == []
+    assert sorted(p.name for p in isolated_env.iterdir()) == ["afile", "afolder"]
 
 
 @pytest.mark.browser

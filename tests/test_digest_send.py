@@ -99,10 +99,39 @@ def test_dry_run_writes_files_and_records_nothing(store, stiwatch, isolated_env,
                       env=smtp.settings_env())
     assert result.exit_code == 0, result.output
     assert "3 sent to the outbox (dry run)" in result.output
-    assert len(list((isolated_env / "outbox" / "2026-W47").glob("*.eml"))) == 3
+    assert "3 message(s) written to outbox/dry-run/2026-W47" in result.output
+    assert len(list((isolated_env / "outbox" / "dry-run" / "2026-W47").glob("*.eml"))) == 3
+    assert not (isolated_env / "outbox" / "2026-W47").exists()
     assert smtp.messages == []
     with db.open_store(db_path) as s:
         assert s.deliveries() == []
+
+
+def test_dry_run_files_are_kept_apart_from_real_outbox_deliveries(store, stiwatch, isolated_env,
+                                                                  db_path):
+    """A dry run writes every message again, sent ones included: never beside the real ones."""
+    store.save_subscribers([{"email": "gone@example.org"}])
+    store.close()
+    result = stiwatch("digest", "send", "--week", "2026-W47", "--dry-run")
+    assert result.exit_code == 0, result.output
+    dry = isolated_env / "outbox" / "dry-run" / "2026-W47"
+    assert (dry / "gone@example.org.eml").exists()
+    result = stiwatch("digest", "send", "--week", "2026-W47")
+    assert "4 sent to the outbox" in result.output
+    real = isolated_env / "outbox" / "2026-W47"
+    before = {p.name: p.read_bytes() for p in real.iterdir()}
+    result = stiwatch("subscribers", "remove", "gone@example.org")
+    assert result.exit_code == 0, result.output
+
+    result = stiwatch("digest", "send", "--week", "2026-W47", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "3 sent to the outbox (dry run)" in result.output
+    assert {p.name: p.read_bytes() for p in real.iterdir()} == before
+    # The dry-run folder holds this dry run only: not the earlier one's message to `gone`.
+    assert sorted(p.name for p in dry.iterdir()) == [
+        "all@example.org.eml", "eu@example.org.eml", "sec@example.org.eml"]
+    result = stiwatch("digest", "status", "--week", "2026-W47")
+    assert "4 sent" in result.output
 
 
 def test_real_smtp_send_then_rerun_sends_nothing(store, smtp, stiwatch):
@@ -283,8 +312,10 @@ def test_dropped_connection_leaves_true_states_and_others_still_get_theirs(store
                                                      "sec@example.org"]
 
 
-def test_unreachable_server_stops_the_run_and_keeps_everyone_owed(store, stiwatch):
+def test_unreachable_server_is_one_error_recorded_on_each_delivery_still_owed(store, stiwatch,
+                                                                              smtp):
     store.close()
+    import json
     import socket
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
@@ -293,10 +324,65 @@ def test_unreachable_server_stops_the_run_and_keeps_everyone_owed(store, stiwatc
            "STIWATCH_SMTP_STARTTLS": "false"}
     result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
     assert result.exit_code == 1
-    assert f"cannot reach SMTP server 127.0.0.1:{port}" in result.output
-    assert "stays owed for the next run" in result.output
-    result = stiwatch("digest", "status", "--week", "2026-W47")
-    assert "sent" not in result.output.replace("sent_at", "").split("\n", 1)[1]
+    # Besides the log line on stderr (for cron mail and log files), one line for the user.
+    lines = [line for line in result.output.splitlines() if " ERROR stiwatch.digest: " not in line]
+    [line] = lines
+    assert line.startswith(f"Error: the SMTP server at 127.0.0.1:{port} could not be reached (")
+    assert line.endswith("; 3 digests of 2026-W47 stay owed for the next run "
+                         "(`stiwatch digest status` shows them)")
+    assert "Nothing owed" not in result.output and "Traceback" not in result.output
+
+    result = stiwatch("digest", "status", "--week", "2026-W47", "--json")
+    rows = {r["subscriber"]: r for r in json.loads(result.output)}
+    assert {email: r["status"] for email, r in rows.items()} == {
+        "all@example.org": "pending", "eu@example.org": "pending", "sec@example.org": "pending",
+        "space@example.org": "skipped"}  # nothing matched: it needed no server
+    for email in ("all@example.org", "eu@example.org", "sec@example.org"):
+        assert rows[email]["attempts"] == 1
+        assert rows[email]["last_error"].startswith(
+            f"the SMTP server at 127.0.0.1:{port} could not be reached")
+        assert rows[email]["next_attempt_at"] is None  # owed at once: the next run tries
+
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=env)  # still down
+    assert result.exit_code == 1
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
+    assert result.exit_code == 0, result.output
+    assert "3 sent via SMTP" in result.output
+    assert sorted(r.rcpt for r in smtp.messages) == ["all@example.org", "eu@example.org",
+                                                     "sec@example.org"]
+    result = stiwatch("digest", "status", "--week", "2026-W47", "--json")
+    rows = {r["subscriber"]: r for r in json.loads(result.output)}
+    assert rows["all@example.org"]["status"] == "sent" and rows["all@example.org"]["attempts"] == 3
+
+
+def test_unreachable_server_keeps_each_delivery_in_its_state_and_records_why(store, smtp):
+    """Sent stays sent, a row in doubt (left `sending` by a killed sender) stays in doubt, and
+    each owed row records the try and the error; the next run with a server sends each once."""
+    settings = settings_for(smtp, delivery_retry_minutes=0)
+    smtp.behaviour["sec@example.org"] = "451"
+    send_week(store, settings, WEEK)
+    store.save_subscribers([{"email": "new@example.org"}])
+    store.ensure_deliveries(WEEK.label, ["new@example.org"])
+    store.delivery_sending("new@example.org", WEEK.label, "<id@test>", 2)
+    port = smtp.port
+    smtp.stop()
+
+    report = send_week(store, settings, WEEK)
+    assert report.aborted.startswith(f"the SMTP server at 127.0.0.1:{port} could not be reached")
+    assert report.unreachable == ["new@example.org", "sec@example.org"]
+    assert not report.ok and report.sent == []
+    rows = {r["subscriber"]: r for r in store.deliveries(WEEK.label)}
+    assert {email: (r["status"], r["attempts"]) for email, r in rows.items()} == {
+        "all@example.org": ("sent", 1), "eu@example.org": ("sent", 1),
+        "new@example.org": ("sending", 2), "sec@example.org": ("pending", 2),
+        "space@example.org": ("skipped", 0)}
+    assert rows["sec@example.org"]["last_error"] == report.aborted
+
+    with SmtpServer() as again:
+        report = send_week(store, settings_for(again), WEEK)
+        assert report.sent == ["new@example.org", "sec@example.org"] and report.ok
+        assert sorted(r.rcpt for r in again.messages) == ["new@example.org", "sec@example.org"]
+    assert set(states(store).values()) == {"sent", "skipped"}
 
 
 def test_starttls_required_but_not_offered_is_a_clear_error(store, smtp, stiwatch):
@@ -397,7 +483,11 @@ def test_smtp_login_uses_the_password_from_the_environment(store, stiwatch):
         assert server.messages == []
         result = stiwatch("digest", "status", "--week", "2026-W47", "--json")
         import json
-        assert {r["status"] for r in json.loads(result.output)} == {"pending"}
+        rows = {r["subscriber"]: r for r in json.loads(result.output)}
+        assert rows.pop("space@example.org")["status"] == "skipped"  # needed no server
+        assert {r["status"] for r in rows.values()} == {"pending"}
+        assert {r["last_error"] for r in rows.values()} == {
+            "SMTP login as 'digest' refused: 535 5.7.8 Authentication credentials invalid"}
 
         env["STIWATCH_SMTP_PASSWORD"] = "s3cret"
         result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
@@ -434,3 +524,114 @@ def test_tls_connections_verify_the_server_certificate(store, stiwatch, tmp_path
         assert result.exit_code == 0, result.output
         assert sorted(r.rcpt for r in server.messages) == ["all@example.org", "eu@example.org",
                                                            "sec@example.org"]
+
+
+# -- a week is sent only once it is over ---------------------------------------------------------
+
+W48 = parse_week("2026-W48", "Asia/Tokyo")
+FRIDAY_W48 = datetime(2026, 11, 27, 9, 0, tzinfo=timezone.utc)  # Friday 18:00 in Tokyo
+
+
+def test_a_week_not_over_yet_is_refused_and_nothing_is_recorded(store, smtp):
+    from digest.errors import WeekNotOver
+
+    add(store, [story("https://x.example/w48", "2026-11-24T01:00:00Z", title="Tuesday story",
+                      areas=["open_science"])])
+    settings = settings_for(smtp)
+    for dry_run in (False, True):
+        with pytest.raises(WeekNotOver, match=r"2026-W48 is not over until Mon 30 Nov 2026 "
+                                              r"00:00 \(Asia/Tokyo\).*--partial-week"):
+            send_week(store, settings, W48, now=FRIDAY_W48, dry_run=dry_run)
+    assert store.deliveries() == [] and smtp.messages == []
+
+    # Sent once the week is over (Monday 00:00 in Tokyo is Sunday 15:00 UTC).
+    report = send_week(store, settings, W48, now=datetime(2026, 11, 29, 15, 0, tzinfo=timezone.utc))
+    assert report.sent == ["all@example.org"]
+
+
+def test_partial_week_sends_the_week_so_far_but_never_a_future_week(store, smtp):
+    from digest.errors import WeekNotOver
+
+    add(store, [story("https://x.example/w48", "2026-11-24T01:00:00Z", title="Tuesday story",
+                      areas=["open_science"])])
+    settings = settings_for(smtp)
+    report = send_week(store, settings, W48, now=FRIDAY_W48, partial_week=True)
+    assert sorted(report.sent) == ["all@example.org"]
+    with pytest.raises(WeekNotOver, match="2026-W49 has not started yet"):
+        send_week(store, settings, W48.shift(1), now=FRIDAY_W48, partial_week=True)
+    assert {row["period"] for row in store.deliveries()} == {"2026-W48"}
+
+
+def test_cli_refuses_the_current_week_unless_partial_week(store, smtp, stiwatch):
+    from zoneinfo import ZoneInfo
+
+    from digest.weeks import week_of
+
+    now = datetime.now(timezone.utc)
+    current = week_of(now, ZoneInfo("Asia/Tokyo"))
+    so_far = current.start + (now - current.start) / 2
+    add(store, [story("https://x.example/now", so_far.astimezone(timezone.utc).isoformat(),
+                      title="This week so far", areas=["open_science"])])
+    store.close()
+    env = smtp.settings_env()
+    result = stiwatch("digest", "send", "--week", current.label, env=env)
+    assert result.exit_code == 2
+    [line] = result.output.splitlines()
+    assert line.startswith(f"Error: --week {current.label} is not over until ")
+    assert "--partial-week" in line
+    result = stiwatch("digest", "send", "--week", current.shift(1).label, "--partial-week", env=env)
+    assert result.exit_code == 2
+    assert f"{current.shift(1).label} has not started yet" in result.output
+    result = stiwatch("digest", "status", "--week", current.label)
+    assert f"No deliveries recorded for {current.label}." in result.output
+    assert smtp.messages == []
+
+    # Looking at the week so far is fine: a preview sends and records nothing.
+    result = stiwatch("digest", "preview", "--week", current.label)
+    assert result.exit_code == 0, result.output
+
+    result = stiwatch("digest", "send", "--week", current.label, "--partial-week", env=env)
+    assert result.exit_code == 0, result.output
+    assert [r.rcpt for r in smtp.messages] == ["all@example.org"]
+
+
+# -- an outbox that cannot be written ------------------------------------------------------------
+
+def test_an_outbox_that_is_a_file_is_one_error_and_marks_nothing_sending(store, stiwatch,
+                                                                         isolated_env):
+    store.close()
+    (isolated_env / "afile").write_text("not a folder\n")
+    for dry_run in ((), ("--dry-run",)):
+        result = stiwatch("digest", "send", "--week", "2026-W47", *dry_run,
+                          env={"STIWATCH_OUTBOX": "afile"})
+        assert result.exit_code == 2, result.output
+        assert result.output.splitlines() == [
+            "Error: outbox: afile is a file, not a folder (setting `outbox`: point it at a "
+            "folder, or move the file)"]
+    assert (isolated_env / "afile").read_text() == "not a folder\n"
+    result = stiwatch("digest", "status", "--week", "2026-W47")
+    assert "sending" not in result.output and " sent " not in result.output
+
+    result = stiwatch("digest", "send", "--week", "2026-W47", env={"STIWATCH_OUTBOX": "box"})
+    assert result.exit_code == 0, result.output
+    assert "3 sent to the outbox" in result.output
+    assert len(list((isolated_env / "box" / "2026-W47").glob("*.eml"))) == 3
+
+
+def test_a_message_that_cannot_be_written_is_retried_not_left_sending(store, isolated_env):
+    settings = settings_for(delivery_retry_minutes=0)
+    blocker = isolated_env / "outbox" / "2026-W47" / "eu@example.org.eml"
+    blocker.mkdir(parents=True)  # a folder where the message file must go
+    report = send_week(store, settings, WEEK)
+    assert sorted(report.sent) == ["all@example.org", "sec@example.org"]
+    [retry] = report.retry
+    assert retry["email"] == "eu@example.org"
+    assert retry["error"].startswith(f"cannot write outbox/2026-W47/eu@example.org.eml: ")
+    assert states(store)["eu@example.org"] == "pending"
+    assert sorted(p.name for p in blocker.parent.iterdir()) == [
+        "all@example.org.eml", "eu@example.org.eml", "sec@example.org.eml"]  # no temp left
+
+    blocker.rmdir()
+    report = send_week(store, settings, WEEK)
+    assert report.sent == ["eu@example.org"]
+    assert blocker.is_file()

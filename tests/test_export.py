@@ -67,5 +67,11 @@ def test_bad_arguments(stiwatch, ids, tmp_path):
     assert result.exit_code == 2 and "is not a date" in result.output
     result = stiwatch("export", "--format", "csv", "--out", str(tmp_path / "no" / "x.csv"))
     assert result.exit_code == 2 and "no such folder" in result.output
+    (tmp_path / "afile").write_text("keep me\n")
+    result = stiwatch("export", "--format", "csv", "--out", str(tmp_path / "afile" / "x.csv"))
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"Error: --out {tmp_path}/afile/x.csv: {tmp_path}/afile is a file, not a folder"]
+    assert (tmp_path / "afile").read_text() == "keep me\n"
     result = stiwatch("export", "--format", "xml")
     assert result.exit_code == 2

@@ -172,3 +172,19 @@ def test_trends_command_formats_and_chart(trend_store, stiwatch, db_path, tmp_pa
     result = stiwatch("trends", "--week", "2026-W99")
     assert result.exit_code == 2
     assert "--week: '2026-W99' is not an ISO week such as 2026-W47" in result.output
+
+
+@pytest.mark.parametrize("chart, problem", [
+    ("afile/c.png", "--chart afile/c.png: afile is a file, not a folder"),
+    ("afolder", "--chart afolder: that is a folder; give a file name"),
+])
+def test_a_chart_path_that_cannot_be_a_file_is_one_error(trend_store, stiwatch, isolated_env,
+                                                         chart, problem):
+    trend_store.close()
+    (isolated_env / "afile").write_text("keep me\n")
+    (isolated_env / "afolder").mkdir()
+    result = stiwatch("trends", "--week", "2026-W47", "--chart", chart)
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [f"Error: {problem}"]
+    assert (isolated_env / "afile").read_text() == "keep me\n"
+    assert list((isolated_env / "afolder").iterdir()) == []

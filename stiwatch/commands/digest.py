@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
-from digest.send import send_week, write_preview
+from digest.send import chart_path, render_preview, send_week
 from digest.weeks import week_or_default
 
 from ..app import App, pass_app
 from ..errors import UserError
+from ..files import output_file, write_output
 from ..output import echo_json, echo_table
 
 WEEK_HELP = "ISO week such as 2026-W47 in the `timezone` setting [default: the last complete week]."
@@ -38,8 +39,11 @@ def preview_command(app: App, week: str | None, subscriber: str | None, out: Pat
     chosen = week_or_default(week, settings["timezone"])
     store = app.store()
     sub = store.get_subscriber(subscriber.strip().lower()) if subscriber else None
-    out = out or Path(f"digest-{chosen.label}.html")
-    html_path, png_path, digest = write_preview(store, settings, chosen, out, sub)
+    html_path = output_file(out or Path(f"digest-{chosen.label}.html"), "--out")
+    png_path = output_file(chart_path(html_path), "--out")  # both checked before either is written
+    html, png, digest = render_preview(store, settings, chosen, html_path, sub)
+    write_output(png_path, png, "--out")
+    write_output(html_path, html, "--out")
     who = f"for {sub['email']}" if sub else "unfiltered"
     click.echo(f"{html_path}")
     app.echo(f"Digest {chosen.label} ({chosen.span()}) {who}: {digest.total} items, "
@@ -51,28 +55,38 @@ def preview_command(app: App, week: str | None, subscriber: str | None, out: Pat
 @digest_group.command("send")
 @click.option("--week", default=None, metavar="W", help=WEEK_HELP)
 @click.option("--dry-run", is_flag=True,
-              help="Write every message as .eml into the outbox folder; record nothing.")
+              help="Record nothing; write every active subscriber's message (sent ones too) as "
+              ".eml into the outbox's dry-run/WEEK folder, emptied of the last dry run first.")
+@click.option("--partial-week", is_flag=True,
+              help="Send a week that is not over yet: what it has so far, and the week then "
+              "counts as sent (its later items never reach these subscribers).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_app
-def send_command(app: App, week: str | None, dry_run: bool, as_json: bool) -> None:
+def send_command(app: App, week: str | None, dry_run: bool, partial_week: bool,
+                 as_json: bool) -> None:
     """Send the week's digest to every active subscriber still owed it.
 
     Uses SMTP when `smtp_host` is set, else writes .eml files into the `outbox` folder. Safe to
     re-run: what was sent is not sent again; temporary failures are retried after a growing
-    delay. Exits 1 if any message failed or must be retried.
+    delay. A week that is not over yet is refused (exit 2) unless --partial-week is given; a
+    week that has not started, always. Exits 1 if any message failed or must be retried.
     """
     settings = app.settings
     chosen = week_or_default(week, settings["timezone"])
     store = app.store()
     with app.progress(f"digest {chosen.label}", unit="subscribers") as progress:
-        report = send_week(store, settings, chosen, dry_run=dry_run, progress=progress)
+        report = send_week(store, settings, chosen, dry_run=dry_run, partial_week=partial_week,
+                           progress=progress)
     if as_json:
         echo_json(report.as_dict())
-    else:
+    elif not report.aborted or report.sent or report.retry or report.failed:
+        # An unreachable server with nothing else to tell is said once, in the error below.
         _print_report(app, report)
     if report.aborted:
-        raise UserError(f"{report.aborted}; what was not sent stays owed for the next run",
-                        exit_code=1)
+        owed = len(report.unreachable) + len(report.waiting)
+        raise UserError(f"{report.aborted}; {owed} digest{'' if owed == 1 else 's'} of "
+                        f"{report.week} stay owed for the next run (`stiwatch digest status` "
+                        "shows them)", exit_code=1)
     if not report.ok:
         raise SystemExit(1)
 
@@ -85,7 +99,9 @@ def _print_report(app: App, report) -> None:  # noqa: ANN001
     click.echo(f"Digest {report.week} ({report.stories} policy items): {len(report.sent)} sent "
                f"{where[report.transport]}, {len(report.skipped)} with nothing matching, "
                f"{len(report.retry)} to retry, {len(report.failed)} failed, "
-               f"{report.already} done earlier, {len(report.waiting)} waiting to retry.")
+               f"{report.already} done earlier, {len(report.waiting)} waiting to retry"
+               + (f", {len(report.unreachable)} not sent (server unreachable)."
+                  if report.unreachable else "."))
     if report.skipped:
         click.echo("Nothing matched, nothing sent to: " + ", ".join(report.skipped))
     for row in report.retry:
@@ -99,7 +115,8 @@ def _print_report(app: App, report) -> None:  # noqa: ANN001
         app.echo(f"{len(report.files)} message(s) written to {folder}")
     if report.subscribers == 0:
         click.echo("No active subscribers: add one with `stiwatch subscribers add EMAIL`.")
-    elif not (report.sent or report.skipped or report.retry or report.failed or report.waiting):
+    elif not (report.sent or report.skipped or report.retry or report.failed or report.waiting
+              or report.unreachable):
         click.echo("Nothing owed: every active subscriber already has this week's digest, "
                    "or nothing in it matches their filters yet.")
 

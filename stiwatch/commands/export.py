@@ -13,7 +13,7 @@ from typing import IO, Iterable
 import click
 
 from ..app import App, pass_app
-from ..errors import UserError
+from ..files import output_file
 
 COLUMNS = ["id", "url", "source_id", "source_name", "title", "summary", "body", "language",
            "published_at", "date_source", "fetched_at", "status", "duplicate_of", "policy",
@@ -59,9 +59,7 @@ def export_command(app: App, fmt: str, since: str | None, out: str | None) -> No
         count = write_items(rows, sys.stdout, fmt)
         sys.stdout.flush()
     else:
-        target = Path(out)
-        if not target.parent.exists():
-            raise UserError(f"{target.parent}: no such folder for --out")
+        target = output_file(Path(out), "--out", make_folder=False)
         # Write beside the target and rename at the end: an interrupted export never leaves a
         # truncated file that looks complete.
         handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")

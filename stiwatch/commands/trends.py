@@ -11,6 +11,7 @@ from digest.trends import trends
 from digest.weeks import week_or_default
 
 from ..app import App, pass_app
+from ..files import output_file, write_output
 from ..output import echo_csv, echo_json, echo_table
 
 
@@ -37,11 +38,12 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
     as the digest's trends section.
     """
     chosen = week_or_default(week, app.settings["timezone"])
+    if chart:
+        output_file(chart, "--chart")  # before the work, not after it
     facets = (facet,) if facet == "area" or not chart else (facet, "area")
     report = trends(app.store(), chosen, weeks=weeks, facets=facets)
     if chart:
-        chart.parent.mkdir(parents=True, exist_ok=True)
-        chart.write_bytes(area_chart(report))
+        write_output(chart, area_chart(report), "--chart")
     rows = report.rows(facet)
     if fmt == "json":
         echo_json({
