@@ -155,7 +155,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("db", "stiwatch.db", "Path of the SQLite database file."),
     Setting("log_level", "WARNING", "Logging level: DEBUG, INFO, WARNING or ERROR.",
             check=OneOf(("DEBUG", "INFO", "WARNING", "ERROR"))),
-    Setting("log_file", "", "Append log lines to this file as well as stderr (empty: stderr only)."),
+    Setting("log_file", "", "Append log lines to this file (its folder is created); stderr then "
+            "gets only warnings and errors (empty: every line to stderr)."),
     # -- crawling
     Setting("sources", "", "Registry TOML file to sync before crawling (empty: use the store)."),
     Setting("contact", "", "E-mail or URL of whoever runs this crawler, sent in the User-Agent."),

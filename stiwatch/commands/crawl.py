@@ -67,7 +67,8 @@ def crawl_with_progress(app: App, source_ids: tuple[str, ...] = (),
     try:
         with app.progress("crawl", unit="articles") as progress:
             return crawl(app.db_path, app.settings, source_ids, refresh,
-                         progress=CrawlProgress(progress), user_agent=app.user_agent())
+                         progress=CrawlProgress(progress), user_agent=app.user_agent(),
+                         log_setup=app.log_setup)
     except CrawlInputError as error:
         raise UserError(str(error), exit_code=2) from None
 
