@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 import db
 from conftest import FIXTURES, REPO
 from crawler.registry import load_registry
@@ -90,6 +92,15 @@ def test_sources_check_reports_each_status_and_exits_1_on_failure(
     assert len(user_agents) == 1 and user_agents.pop().startswith("stiwatch/")
     ok_only = stiwatch("sources", "check", "--source", "up")
     assert ok_only.exit_code == 0 and "1 of 1 sources answered" in ok_only.stdout
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1"])
+def test_sources_check_refuses_a_timeout_that_cannot_work(stiwatch, timeout: str):
+    stiwatch("init", "--sources", str(VALID / "minimal.toml"))
+    result = stiwatch("sources", "check", "--timeout", timeout)
+    assert result.exit_code == 2
+    assert "Invalid value for '--timeout'" in result.stderr
+    assert result.stdout == ""  # no source was requested, none reported failed
 
 
 def test_unknown_source_is_a_clear_error(stiwatch):
