@@ -23,8 +23,14 @@ def test_demo_runs_the_whole_pipeline_offline_and_says_what_to_do_next(tmp_path:
     assert summary["duplicates"] >= 2  # syndicated copies folded, not shown twice
     assert summary["policy_items"] >= 60
     assert summary["seconds"] < 120
-    assert [c.split(" ", 3)[3].split()[0] for c in summary["next"]][:3] == [
+    # The suggested commands run as printed, from a shell without the virtualenv on PATH.
+    assert [c.split(summary["db"] + " ")[1].split()[0] for c in summary["next"]][:3] == [
         "search", "search", "trends"]
+    shell_env = {**env, "PATH": "/usr/bin:/bin"}
+    suggested = subprocess.run(summary["next"][0], shell=True, capture_output=True, text=True,
+                               timeout=60, env=shell_env, cwd=tmp_path)
+    assert suggested.returncode == 0, suggested.stderr
+    assert "research" in suggested.stdout.lower()
 
     html = Path(summary["digest_html"]).read_text(encoding="utf-8")
     assert summary["week"] in html and "<a href=\"http://127.0.0.1:" in html

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+import os
 from pathlib import Path
+import shlex
+import shutil
+import sys
 import time
 
 import click
@@ -129,20 +133,45 @@ def _summary(app: App, directory: Path, week: str, html: Path, steps: list[dict]
         "SELECT value AS area, count(*) AS items FROM tags JOIN items ON items.id = tags.item_id "
         "WHERE facet = 'area' AND items.duplicate_of IS NULL GROUP BY value ORDER BY items DESC")
     emls = sorted(str(p) for p in (directory / "outbox").rglob("*.eml"))
-    db_arg = f"--db {db_path}"
+    db_arg = f"--db {shlex.quote(str(db_path))}"
+    stiwatch = _invocation()
     return {
         "directory": str(directory), "db": str(db_path), "seconds": round(seconds, 1),
         "items": counts["items"], "policy_items": counts["policy"] or 0,
         "duplicates": counts["duplicates"] or 0, "areas": by_area, "week": week,
         "digest_html": str(html), "digest_eml": emls, "steps": steps,
         "next": [
-            f"stiwatch {db_arg} search 'research security'",
-            f"stiwatch {db_arg} search quantum --area international --format json",
-            f"stiwatch {db_arg} trends --by area",
-            f"stiwatch {db_arg} status",
-            f"stiwatch {db_arg} serve",
+            f"{stiwatch} {db_arg} search 'research security'",
+            f"{stiwatch} {db_arg} search quantum --area international --format json",
+            f"{stiwatch} {db_arg} trends --by area",
+            f"{stiwatch} {db_arg} status",
+            f"{stiwatch} {db_arg} serve",
         ],
     }
+
+
+def _invocation() -> str:
+    """How the user can run stiwatch again from this shell: after `make demo` it is in
+    .venv/bin, on PATH only with the virtualenv active, so a bare `stiwatch` may not work."""
+    script = Path(sys.argv[0])
+    if script.name == "stiwatch" and script.is_file():  # the console script
+        on_path = shutil.which("stiwatch")
+        if on_path and Path(on_path).resolve() == script.resolve():
+            return "stiwatch"
+        command = [_shorter(script)]
+    else:  # python -m stiwatch
+        command = [_shorter(Path(sys.executable)), "-m", "stiwatch"]
+    return shlex.join(command)
+
+
+def _shorter(path: Path) -> str:
+    """``path`` relative to the working folder when it is inside it (.venv/bin/stiwatch)."""
+    absolute = path if path.is_absolute() else Path.cwd() / path
+    try:
+        relative = absolute.relative_to(Path.cwd())
+    except ValueError:
+        return str(absolute)
+    return str(relative) if os.sep in str(relative) else f".{os.sep}{relative}"
 
 
 def _print(app: App, summary: dict) -> None:
