@@ -15,8 +15,8 @@ import math
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from .lexicon import (LexiconError, Matcher, data_file, length_threshold, number, read_toml,
-                      read_version, table, term_id, term_list, weighted_hits)
+from .lexicon import (LexiconError, Matcher, check_top_level, data_file, length_threshold,
+                      number, read_toml, read_version, table, term_id, term_list, weighted_hits)
 from .taxonomy import load_taxonomy
 
 T = TypeVar("T")
@@ -108,6 +108,7 @@ def load_layers(name: str, path: str | Path | None,
     if path is not None:
         path = Path(path)
         user = read_toml(path)
+        check_top_level(user, path, data)
         user_version = read_version(user, path, required=False)
         state = parse(user, path, state)
         version = f"{version}+{path.stem}" + (f"-{user_version}" if user_version else "")

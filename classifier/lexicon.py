@@ -478,3 +478,17 @@ def read_version(data: dict[str, Any], path: Path, required: bool) -> str | None
     if isinstance(version, bool) or not isinstance(version, (int, float, str)):
         raise LexiconError(f"{path}: key 'version' must be a number or a string.")
     return str(version)
+
+
+def check_top_level(data: dict[str, Any], path: Path, shipped: Iterable[str]) -> None:
+    """Refuse a top-level key of an analyst's file that the shipped lexicon does not have.
+
+    Each loader reads only the tables it knows, so a misspelt table (``[domains.quantum]``
+    for ``[domain.quantum]``) would otherwise be ignored without a word. The shipped file's
+    own keys are the layout, so this list cannot drift from what the loaders read.
+    """
+    allowed = list(dict.fromkeys(shipped))
+    for key in data:
+        if key not in allowed:
+            raise LexiconError(f"{path}: unknown top-level key {key!r} "
+                               f"(expected one of: {', '.join(allowed)}).")

@@ -33,8 +33,9 @@ from typing import Any
 
 import pycountry
 
-from .lexicon import (LexiconError, Matcher, data_file, is_shouting, length_threshold,
-                      number, read_toml, read_version, table, term_list, weighted_hits)
+from .lexicon import (LexiconError, Matcher, check_top_level, data_file, is_shouting,
+                      length_threshold, number, read_toml, read_version, table, term_list,
+                      weighted_hits)
 from .taxonomy import country_codes, load_taxonomy
 
 # What a hit of each kind of term is worth, before position weights.
@@ -456,6 +457,7 @@ def _load(path: str | None) -> Gazetteer:
         data = read_toml(file)
         edition = read_version(data, file, required=number_ == 0)
         if path and number_ == len(files) - 1:
+            check_top_level(data, file, read_toml(files[0]))  # places.toml has every table
             # the analyst's file shows in the version (as the other lexicons' do): a model
             # trained with other tables is told apart
             versions.append(file.stem + (f"-{edition}" if edition else ""))

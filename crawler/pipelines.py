@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 
 Events = Callable[[dict[str, Any]], None]
 
+# An article fetched again counts as updated only if one of these differs from the stored row
+# (content_hash stands for the body); a new fetched_at alone is not news.
+CONTENT_COLUMNS = ("title", "summary", "content_hash", "language", "published_at", "status")
+
 
 def _process_alive(stats: dict[str, Any]) -> bool:
     """Whether the crawl process a running crawl_runs row names still exists (if we can tell)."""
@@ -219,7 +223,10 @@ class StorePipeline:
         with self.store.write():
             for item in batch:
                 row = dict(item.row)
-                existing = self.store.item_id_for_url(row["url"])
+                [stored] = self.store.query(
+                    f"SELECT id, {', '.join(CONTENT_COLUMNS)} FROM items WHERE url = ?",
+                    [row["url"]]) or [None]
+                existing = stored["id"] if stored else None
                 text = row.get("body") if row.get("status") == "complete" else None
                 if text:
                     earlier = self.deduper.find(text)
@@ -237,6 +244,8 @@ class StorePipeline:
                     outcome = "partial"
                 elif created:
                     outcome = "duplicates" if row.get("duplicate_of") else "new"
+                elif stored and all(stored[c] == row.get(c) for c in CONTENT_COLUMNS):
+                    outcome = "unchanged"  # fetched again (--refresh), same text as stored
                 else:
                     outcome = "updated"
                 outcomes.append((row["source_id"], outcome))

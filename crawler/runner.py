@@ -71,9 +71,6 @@ def scrapy_settings(settings: Mapping[str, Any] | None = None,
         out["AUTOTHROTTLE_START_DELAY"] = out["DOWNLOAD_DELAY"]
     if "LOG_LEVEL" in out:
         out["LOG_LEVEL"] = str(out["LOG_LEVEL"]).upper()
-    if settings.get("log_file"):
-        out["LOG_FILE"] = str(Path(settings["log_file"]).resolve())
-        out["LOG_FILE_APPEND"] = True
     if user_agent:
         out["USER_AGENT"] = user_agent
     extra = os.environ.get(EXTRA_SETTINGS_ENV)
@@ -112,13 +109,16 @@ def crawl(
     *,
     user_agent: str | None = None,
     scrapy_overrides: Mapping[str, Any] | None = None,
+    log_setup: Callable[[], None] | None = None,
 ) -> CrawlReport:
     """Crawl the store's enabled sources (or ``source_ids``) in a child process.
 
     ``settings`` uses stiwatch's setting names; ``progress`` receives each event dict as it
     happens (``{"event": "start", "sources": [...]}``, ``source``, ``queued``, ``item``,
     ``report``). Raises db.NoSuchSource / NothingToCrawl for bad input and CrawlError when the
-    crawler process dies without a report (stored items stay stored).
+    crawler process dies without a report (stored items stay stored). ``log_setup`` (picklable)
+    configures logging in the crawler process instead of Scrapy's own handler, so its lines
+    look and go where the caller's do.
     """
     store_path = str(Path(store_path).resolve())
     sources = select_sources(store_path, source_ids)
@@ -127,6 +127,7 @@ def crawl(
         "settings": {**scrapy_settings(settings, user_agent), **(scrapy_overrides or {}),
                      "STIWATCH_REFRESH": bool(refresh)},
         "sources": [s["id"] for s in sources],
+        "log_setup": log_setup,
     }
     if progress:
         progress({"event": "start", "sources": [s["id"] for s in sources]})
@@ -240,6 +241,9 @@ def _run_job(job: dict[str, Any], events: Any) -> None:
     settings.setdict(job["settings"], priority="cmdline")
     settings.set("STIWATCH_DB", job["store"], priority="cmdline")
     settings.set("STIWATCH_EVENTS", emit, priority="cmdline")
+    if job.get("log_setup"):
+        job["log_setup"]()
+        settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
     process = CrawlerProcess(settings)
     process.crawl("sources", source=job["sources"])
     from twisted.internet import reactor

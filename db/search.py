@@ -14,6 +14,7 @@ ranks every match.
 
 from __future__ import annotations
 
+from datetime import datetime
 import re
 import sqlite3
 from typing import Any, Iterator, Sequence
@@ -74,9 +75,15 @@ def _is_query_error(error: sqlite3.OperationalError) -> bool:
 
 def _date_bound(value: str, name: str) -> str:
     """Check an ISO date (or date-time) given as a filter bound."""
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?", value.strip()):
-        raise BadQuery(f"{name}: {value!r} is not a date (expected YYYY-MM-DD)")
-    return value.strip().replace(" ", "T")
+    text = value.strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?", text):
+        try:  # the shape alone lets 2026-13-01 through, which matches nothing, silently
+            datetime.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            return text.replace(" ", "T")
+    raise BadQuery(f"{name}: {value!r} is not a date (expected YYYY-MM-DD)")
 
 
 def _bind(params: dict[str, Any], prefix: str, values: Sequence[str]) -> str:
@@ -251,11 +258,15 @@ class SearchMixin:
     def iter_export(self, *, since: str | None = None, batch: int = 1000) -> Iterator[dict]:
         """Every item with its tags, in id order, a batch at a time (never all in memory).
 
-        ``since`` keeps items published on or after that date (YYYY-MM-DD).
+        ``since`` keeps items published on or after that date (YYYY-MM-DD); a bad one raises
+        BadQuery here, before the caller has written anything (not at the first row).
         """
         condition, extra = "1", []
         if since:
             condition, extra = "i.published_at >= ?", [_date_bound(since, "since")]
+        return self._export_batches(condition, extra, batch)
+
+    def _export_batches(self, condition: str, extra: list[Any], batch: int) -> Iterator[dict]:
         last = 0
         while True:
             rows = self.query(

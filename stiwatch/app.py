@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from functools import cached_property
-import logging
 from pathlib import Path
+from typing import Callable
 
 import click
 
 from classifier.taxonomy import load_taxonomy
 import db
 
-from . import __version__
-from .config import ConfigError, Settings, load_settings
+from . import __version__, logs
+from .config import Settings, load_settings
 from .errors import UserError
 from .progress import Progress
 
@@ -23,14 +23,22 @@ class App:
         self._config_flag = config_file
         self.quiet = quiet
         self._store: db.Store | None = None
+        self._log_setup: Callable[[], None] | None = None
 
     @cached_property
     def settings(self) -> Settings:
         settings = load_settings(self._config_flag)
         if self._db_flag:
             settings.override("db", self._db_flag, "option --db")
-        configure_logging(settings)
+        self._log_setup = logs.setup(settings)
         return settings
+
+    @property
+    def log_setup(self) -> Callable[[], None]:
+        """This invocation's logging, for a child process (the crawler) to set up the same."""
+        self.settings  # noqa: B018 - loading the settings configures logging
+        assert self._log_setup is not None
+        return self._log_setup
 
     @property
     def db_path(self) -> Path:
@@ -97,19 +105,3 @@ class App:
 
 # Commands receive the invocation's App (set on the click context by stiwatch.cli).
 pass_app = click.make_pass_decorator(App)
-
-
-def configure_logging(settings: Settings) -> None:
-    """One line per event through the standard logging module, level from settings."""
-    level = getattr(logging, str(settings["log_level"]).upper(), None)
-    if not isinstance(level, int):
-        raise ConfigError(f"log_level: {settings['log_level']!r} is not a logging level")
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
-    if settings["log_file"]:
-        handlers.append(logging.FileHandler(settings["log_file"], encoding="utf-8"))
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        handlers=handlers,
-        force=True,
-    )

@@ -9,10 +9,15 @@ never ends up in a backup or a repository.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import email.policy
+import math
 import os
 from pathlib import Path
+import re
+import string
 import tomllib
 from typing import Any, Callable, Mapping
+from urllib.parse import unquote, urlsplit
 
 import platformdirs
 
@@ -30,20 +35,111 @@ def _bool(raw: str) -> bool:
     raise ValueError(f"expected true or false, not {raw!r}")
 
 
-def _non_negative(raw: str) -> float:
-    value = float(raw)
-    if not value >= 0:  # also refuses nan
-        raise ValueError(f"expected a number of at least 0, not {raw!r}")
-    return value
+def _int(raw: str) -> int:
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ValueError(f"expected an integer, not {raw!r}") from None
+
+
+def _float(raw: str) -> float:
+    try:
+        return float(raw.strip())
+    except ValueError:
+        raise ValueError(f"expected a number, not {raw!r}") from None
+
+
+# -- constraints on string settings: each raises ValueError saying what it expected ----------
+
+@dataclass(frozen=True)
+class OneOf:
+    """One of a few words, in any case."""
+
+    choices: tuple[str, ...]
+
+    def __call__(self, value: str) -> None:
+        if value.upper() not in self.choices:
+            raise ValueError(f"expected one of {', '.join(self.choices)}, not {value!r}")
+
+
+@dataclass(frozen=True)
+class EmailAddress:
+    """One mail address, optionally with a display name (``Name <user@host>``), fit for a header."""
+
+    def __call__(self, value: str) -> None:
+        error = ValueError(f"expected one e-mail address such as 'Name <user@example.org>', "
+                           f"not {value!r}")
+        if any(ord(c) < 32 for c in value):
+            raise error
+        header = email.policy.default.header_factory("From", value)
+        if header.defects or len(header.addresses) != 1:
+            raise error
+        address = header.addresses[0]
+        if not address.username or not address.domain:
+            raise error
+
+
+@dataclass(frozen=True)
+class UrlScheme:
+    """A URL with one of these schemes (empty allowed: the feature is off)."""
+
+    schemes: tuple[str, ...]
+
+    def __call__(self, value: str) -> None:
+        if not value:
+            return
+        schemes = " or ".join(f"{s}:" for s in self.schemes)
+        error = ValueError(f"expected a {schemes} URL, not {value!r}")
+        # The value goes inside <...> in a mail header: no room for spaces or brackets.
+        if re.search(r"[\s<>\"]", value) or any(ord(c) < 32 for c in value):
+            raise error
+        parts = urlsplit(value)
+        if parts.scheme.lower() not in self.schemes:
+            raise error
+        if parts.scheme.lower() == "mailto":
+            try:
+                EmailAddress()(unquote(parts.path))
+            except ValueError:
+                raise error from None
+        elif not parts.hostname:
+            raise error
+
+
+@dataclass(frozen=True)
+class Template:
+    """A str.format template that may use only these {placeholders}."""
+
+    names: tuple[str, ...]
+
+    def __call__(self, value: str) -> None:
+        allowed = ", ".join("{" + n + "}" for n in self.names)
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
+        except ValueError as error:
+            raise ValueError(f"{error} in {value!r} (write {{{{ and }}}} for literal braces; "
+                             f"placeholders: {allowed})") from None
+        for field in fields:
+            if field not in self.names:
+                raise ValueError(f"unknown placeholder {{{field}}} in {value!r} "
+                                 f"(allowed: {allowed})")
+        try:  # a conversion or format spec that cannot apply to a string
+            value.format(**{name: "" for name in self.names})
+        except ValueError as error:
+            raise ValueError(f"{error} in {value!r}") from None
 
 
 @dataclass(frozen=True)
 class Setting:
+    """One setting. ``minimum``/``maximum`` bound a number; ``check`` constrains a string."""
+
     name: str
     default: Any
     help: str
     type: Callable[[str], Any] = str
     secret: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    check: Callable[[str], None] | None = None
 
     @property
     def env(self) -> str:
@@ -57,22 +153,32 @@ def _default_model_dir() -> str:
 SETTINGS: tuple[Setting, ...] = (
     # -- store and logging
     Setting("db", "stiwatch.db", "Path of the SQLite database file."),
-    Setting("log_level", "WARNING", "Logging level: DEBUG, INFO, WARNING or ERROR."),
-    Setting("log_file", "", "Append log lines to this file as well as stderr (empty: stderr only)."),
+    Setting("log_level", "WARNING", "Logging level: DEBUG, INFO, WARNING or ERROR.",
+            check=OneOf(("DEBUG", "INFO", "WARNING", "ERROR"))),
+    Setting("log_file", "", "Append log lines to this file (its folder is created); stderr then "
+            "gets only warnings and errors (empty: every line to stderr)."),
     # -- crawling
     Setting("sources", "", "Registry TOML file to sync before crawling (empty: use the store)."),
     Setting("contact", "", "E-mail or URL of whoever runs this crawler, sent in the User-Agent."),
     Setting("user_agent", "stiwatch/{version} (+{contact})",
-            "User-Agent header; {version} and {contact} are filled in."),
-    Setting("concurrent_requests_per_domain", 2, "Parallel requests to one host at most.", int),
-    Setting("download_delay", 1.0, "Seconds between requests to the same host (at least).", float),
+            "User-Agent header; {version} and {contact} are filled in.",
+            check=Template(("version", "contact"))),
+    Setting("concurrent_requests_per_domain", 2, "Parallel requests to one host at most.", _int,
+            minimum=1),
+    Setting("download_delay", 1.0, "Seconds between requests to the same host (at least).",
+            _float, minimum=0),
     Setting("autothrottle", True, "Adapt the delay to the server's response times.", _bool),
-    Setting("download_timeout", 30, "Seconds before a request is abandoned.", int),
+    Setting("download_timeout", 30, "Seconds before a request is abandoned.", _int, minimum=1),
+    # Scrapy reads 0 as "no limit": the floor keeps the limit a limit.
     Setting("max_response_size", 10 * 1024 * 1024,
-            "Largest response body accepted, in bytes, after decompression.", int),
-    Setting("max_redirects", 5, "Redirects followed for one request at most.", int),
-    Setting("retry_times", 2, "Retries for timeouts and 5xx responses (with backoff).", int),
-    Setting("sitemap_max_age_days", 30, "Sitemap entries older than this are ignored.", int),
+            "Largest response body accepted, in bytes, after decompression (at least 1024).",
+            _int, minimum=1024),
+    Setting("max_redirects", 5, "Redirects followed for one request at most (0: none).", _int,
+            minimum=0),
+    Setting("retry_times", 2, "Retries for timeouts and 5xx responses (with backoff).", _int,
+            minimum=0),
+    Setting("sitemap_max_age_days", 30, "Sitemap entries older than this are ignored.", _int,
+            minimum=1),
     Setting("obey_robots_txt", True, "Obey robots.txt (and its Crawl-delay).", _bool),
     # -- classifying
     Setting("model_dir", _default_model_dir(), "Folder holding trained classifier models."),
@@ -84,25 +190,29 @@ SETTINGS: tuple[Setting, ...] = (
             "(empty: the bundled one only)."),
     Setting("area_rules_override", 0.99, "On news-like text, a policy area the cue rules "
             "score at least this is tagged even where the trained model disagrees; above 1 "
-            "leaves areas to the model everywhere.", _non_negative),
+            "leaves areas to the model everywhere.", _float, minimum=0),
     # -- digests
     Setting("timezone", "Asia/Tokyo", "Time zone whose ISO weeks digests cover."),
-    Setting("digest_section_cap", 8, "Items shown per digest section at most.", int),
+    Setting("digest_section_cap", 8, "Items shown per digest section at most.", _int, minimum=1),
     Setting("outbox", "outbox", "Folder for .eml files when no SMTP host is set (or --dry-run)."),
-    Setting("mail_from", "stiwatch <stiwatch@localhost>", "From header of digest e-mails."),
+    Setting("mail_from", "stiwatch <stiwatch@localhost>", "From header of digest e-mails.",
+            check=EmailAddress()),
     Setting("list_unsubscribe", "mailto:stiwatch@localhost?subject=unsubscribe",
-            "List-Unsubscribe target (mailto: or https: URL)."),
+            "List-Unsubscribe target (mailto: or https: URL; empty: no such header).",
+            check=UrlScheme(("mailto", "https"))),
     Setting("smtp_host", "", "SMTP server; empty writes digests to the outbox instead."),
-    Setting("smtp_port", 587, "SMTP port.", int),
+    Setting("smtp_port", 587, "SMTP port.", _int, minimum=1, maximum=65535),
     Setting("smtp_username", "", "SMTP login name (empty: no login)."),
     Setting("smtp_password", "", "SMTP password: only from STIWATCH_SMTP_PASSWORD.", secret=True),
     Setting("smtp_starttls", True, "Upgrade the SMTP connection with STARTTLS.", _bool),
     Setting("smtp_ssl", False, "Connect with implicit TLS (usually port 465).", _bool),
-    Setting("smtp_timeout", 60, "Seconds before an SMTP conversation is abandoned.", int),
+    Setting("smtp_timeout", 60, "Seconds before an SMTP conversation is abandoned.", _int,
+            minimum=1),
     Setting("delivery_max_attempts", 5, "Temporary SMTP failures retried up to this many times.",
-            int),
+            _int, minimum=1),
     Setting("delivery_retry_minutes", 30,
-            "Wait before the first retry of a temporary failure; doubles each time.", int),
+            "Wait before the first retry of a temporary failure; doubles each time.", _int,
+            minimum=0),
     # -- operations
     Setting("lock_file", "", "Lock file that stops two `stiwatch run` overlapping "
             "(empty: next to the database)."),
@@ -154,27 +264,40 @@ class Settings(Mapping[str, Any]):
         return rows
 
 
-_KINDS = {str: ((str,), "a string"), int: ((int,), "an integer"),
-          float: ((int, float), "a number"), _non_negative: ((int, float), "a number"),
-          _bool: ((bool,), "true or false")}
+_KINDS = {str: ((str,), "a string"), _int: ((int,), "an integer"),
+          _float: ((int, float), "a number"), _bool: ((bool,), "true or false")}
 
 
 def _coerce(setting: Setting, raw: Any, where: str, *, parse: bool = False) -> Any:
-    """Check a typed TOML value, or (``parse``) turn an environment string into the type."""
-    if parse and setting.type is not str:
-        try:
-            return setting.type(raw)
-        except ValueError as error:
-            raise ConfigError(f"{where}: {setting.name}: {error}") from None
+    """Check a typed TOML value, or (``parse``) turn an environment string into the type, then
+    hold it to the setting's declared constraints."""
     accepted, kind = _KINDS[setting.type]
-    if not isinstance(raw, accepted) or (isinstance(raw, bool) and setting.type is not _bool):
-        raise ConfigError(f"{where}: {setting.name} must be {kind}, not {raw!r}")
-    if setting.type in (float, _non_negative):
+    if parse:
         try:
-            return setting.type(raw)
+            value = setting.type(raw)
         except ValueError as error:
             raise ConfigError(f"{where}: {setting.name}: {error}") from None
-    return raw
+    else:
+        if not isinstance(raw, accepted) or (isinstance(raw, bool) and setting.type is not _bool):
+            raise ConfigError(f"{where}: {setting.name} must be {kind}, not {raw!r}")
+        value = float(raw) if setting.type is _float else raw
+    try:
+        _constrain(setting, value, kind)
+    except ValueError as error:
+        raise ConfigError(f"{where}: {setting.name}: {error}") from None
+    return value
+
+
+def _constrain(setting: Setting, value: Any, kind: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"expected a finite number, not {value!r}")
+    low, high = setting.minimum, setting.maximum
+    if (low is not None and value < low) or (high is not None and value > high):
+        bound = (f"from {low:g} to {high:g}" if low is not None and high is not None
+                 else f"of at least {low:g}" if low is not None else f"of at most {high:g}")
+        raise ValueError(f"expected {kind} {bound}, not {value!r}")
+    if setting.check is not None:
+        setting.check(value)
 
 
 def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import IO
 
@@ -19,7 +20,10 @@ def _duration(seconds: float) -> str:
 class Progress:
     """Redraws ``label done/total unit · counters · ETA`` in place, at most 5 times a second.
 
-    Disabled (silent) when the stream is not a terminal, so cron mail and pipes stay clean.
+    Used as a context manager it draws at once and then every ``tick`` seconds from a thread,
+    so the elapsed time moves while nothing finishes (a crawl's first source can take a
+    minute). Disabled (silent) when the stream is not a terminal, so cron mail and pipes stay
+    clean.
     """
 
     def __init__(
@@ -30,6 +34,7 @@ class Progress:
         *,
         enabled: bool | None = None,
         stream: IO[str] | None = None,
+        tick: float = 1.0,
     ) -> None:
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
@@ -39,16 +44,42 @@ class Progress:
         self.started = time.monotonic()
         self._drawn = 0.0
         self._width = 0
+        self.tick = tick
+        # The ticker thread draws too: one lock for the counts and the stream.
+        self._lock = threading.RLock()
+        self._stopped = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    def set_label(self, label: str) -> None:
+        with self._lock:
+            self.label = label
+            self._draw(force=True)
 
     def set_total(self, total: int) -> None:
-        self.total = total
-        self._draw()
+        with self._lock:
+            self.total = total
+            self._draw()
 
     def advance(self, n: int = 1, **counters: int) -> None:
-        self.done += n
-        for name, value in counters.items():
-            self.counters[name] = self.counters.get(name, 0) + value
-        self._draw()
+        with self._lock:
+            self.done += n
+            for name, value in counters.items():
+                self.counters[name] = self.counters.get(name, 0) + value
+            self._draw()
+
+    def start(self) -> None:
+        """Draw now, then keep redrawing until close()."""
+        if not self.enabled or self._ticker is not None:
+            return
+        with self._lock:
+            self._draw(force=True)
+        self._ticker = threading.Thread(target=self._tick, name="progress", daemon=True)
+        self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._stopped.wait(self.tick):
+            with self._lock:
+                self._draw(force=True)
 
     def line(self) -> str:
         elapsed = time.monotonic() - self.started
@@ -75,12 +106,18 @@ class Progress:
         self.stream.flush()
 
     def close(self) -> None:
-        if self.enabled and self._width:
-            self._draw(force=True)
-            self.stream.write("\n")
-            self.stream.flush()
+        self._stopped.set()
+        if self._ticker is not None:
+            self._ticker.join()
+        with self._lock:
+            if self.enabled and self._width:
+                self._draw(force=True)
+                self.stream.write("\n")
+                self.stream.flush()
+                self._width = 0
 
     def __enter__(self) -> "Progress":
+        self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 import pytest
 
@@ -40,3 +42,25 @@ def test_help_runs_for_every_command(stiwatch):
         args = path.split()[1:]
         result = stiwatch(*args, "--help")
         assert result.exit_code == 0 and "Usage:" in result.output, path
+
+
+@pytest.mark.parametrize("path, command", COMMANDS, ids=[p for p, _ in COMMANDS])
+def test_help_points_only_to_docs_in_this_repository(path: str, command: click.Command):
+    """Help that names a docs/ page names one that exists; none sends users outside the repo
+    (taxonomy.md lives beside the checkout, not in it)."""
+    texts = [command.help or ""] + [p.help or "" for p in command.params
+                                    if isinstance(p, click.Option)]
+    for text in texts:
+        assert "taxonomy.md" not in text, f"{path}: {text}"
+        for page in set(re.findall(r"docs/[\w-]+\.md", text)):
+            assert (REPO / page).is_file(), f"{path} refers to missing {page}"
+
+
+def test_readme_lists_every_option_of_train():
+    readme = (REPO / "README.md").read_text()
+    [row] = [line for line in readme.splitlines() if line.startswith("| `stiwatch train")]
+    train = dict(COMMANDS)["stiwatch train"]
+    for param in train.params:
+        if isinstance(param, click.Option) and param.name not in ("help", "stip_file"):
+            assert any(f"`{opt}" in row for opt in param.opts + param.secondary_opts), \
+                f"README's train row does not list {param.opts[0]}"

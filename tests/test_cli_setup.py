@@ -97,6 +97,15 @@ def test_sources_check_reports_each_status_and_exits_1_on_failure(
     assert ok_only.exit_code == 0 and "1 of 1 sources answered" in ok_only.stdout
 
 
+@pytest.mark.parametrize("timeout", ["0", "-1"])
+def test_sources_check_refuses_a_timeout_that_cannot_work(stiwatch, timeout: str):
+    stiwatch("init", "--sources", str(VALID / "minimal.toml"))
+    result = stiwatch("sources", "check", "--timeout", timeout)
+    assert result.exit_code == 2
+    assert "Invalid value for '--timeout'" in result.stderr
+    assert result.stdout == ""  # no source was requested, none reported failed
+
+
 def test_unknown_source_is_a_clear_error(stiwatch):
     stiwatch("init", "--sources", str(VALID / "minimal.toml"))
     result = stiwatch("sources", "check", "--source", "nope")

@@ -110,3 +110,92 @@ def test_bad_config_is_a_one_line_error_with_exit_2(stiwatch, tmp_path: Path):
     result = stiwatch("--config", str(config), "config")
     assert result.exit_code == 2
     assert result.stderr.strip() == f"Error: {config}: unknown setting 'colour' (see `stiwatch config`)"
+
+
+@pytest.mark.parametrize(
+    "name, raw, message",
+    [
+        ("concurrent_requests_per_domain", "0", "expected an integer of at least 1, not 0"),
+        ("digest_section_cap", "-1", "expected an integer of at least 1, not -1"),
+        ("download_timeout", "0", "expected an integer of at least 1, not 0"),
+        ("download_delay", "-0.5", "expected a number of at least 0, not -0.5"),
+        ("download_delay", "nan", "expected a finite number, not nan"),
+        ("max_response_size", "0", "expected an integer of at least 1024, not 0"),
+        ("retry_times", "-1", "expected an integer of at least 0, not -1"),
+        ("smtp_port", "70000", "expected an integer from 1 to 65535, not 70000"),
+        ("smtp_port", "1.5", "expected an integer, not '1.5'"),
+        ("delivery_max_attempts", "0", "expected an integer of at least 1, not 0"),
+        ("log_level", "verbose", "expected one of DEBUG, INFO, WARNING, ERROR, not 'verbose'"),
+        ("mail_from", "not an address <<", "expected one e-mail address such as"),
+        ("mail_from", "a@example.org, b@example.org", "expected one e-mail address such as"),
+        ("list_unsubscribe", "foo", "expected a mailto: or https: URL, not 'foo'"),
+        ("list_unsubscribe", "http://example.org/u", "expected a mailto: or https: URL"),
+        ("list_unsubscribe", "mailto:nobody", "expected a mailto: or https: URL"),
+        ("user_agent", "bot {name}",
+         "unknown placeholder {name} in 'bot {name}' (allowed: {version}, {contact})"),
+        ("user_agent", "bot {", "Single '{' encountered"),
+    ],
+)
+def test_values_that_cannot_work_are_refused_naming_the_variable(name: str, raw: str,
+                                                                 message: str):
+    env = f"STIWATCH_{name.upper()}"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={env: raw})
+    assert str(caught.value).startswith(f"environment {env}: {name}: ")
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "name, raw",
+    [
+        ("list_unsubscribe", "https://example.org/unsubscribe?list=sti"),
+        ("list_unsubscribe", "mailto:lists@example.org?subject=unsubscribe"),
+        ("list_unsubscribe", ""),
+        ("mail_from", "STI Watch <stiwatch@example.org>"),
+        ("mail_from", "stiwatch@example.org"),
+        ("user_agent", "acme-monitor/{version} ({contact}; {{literal}})"),
+        ("log_level", "info"),
+        ("download_delay", "0"),
+    ],
+)
+def test_values_that_work_are_accepted(name: str, raw: str):
+    assert load_settings(environ={f"STIWATCH_{name.upper()}": raw})[name] is not None
+
+
+def test_a_file_value_below_its_minimum_names_the_file(tmp_path: Path):
+    config = tmp_path / "stiwatch.toml"
+    config.write_text("concurrent_requests_per_domain = 0\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(config), environ={})
+    assert str(caught.value) == (f"{config}: concurrent_requests_per_domain: expected an "
+                                 "integer of at least 1, not 0")
+
+
+def test_every_default_passes_its_own_constraints(tmp_path: Path):
+    config = tmp_path / "defaults.toml"
+    config.write_text("".join(f"{s.name} = {json.dumps(s.default)}\n"
+                              for s in SETTINGS if not s.secret))
+    settings = load_settings(str(config), environ={})
+    assert all(settings.origin(s.name) == str(config) for s in SETTINGS if not s.secret)
+
+
+def test_every_number_setting_declares_a_lower_bound():
+    numbers = [s for s in SETTINGS if isinstance(s.default, (int, float))
+               and not isinstance(s.default, bool)]
+    assert numbers and all(s.minimum is not None for s in numbers)
+
+
+@pytest.mark.parametrize("env, args", [
+    ({"STIWATCH_CONCURRENT_REQUESTS_PER_DOMAIN": "0"}, ["crawl"]),
+    ({"STIWATCH_DIGEST_SECTION_CAP": "-1"}, ["digest", "preview"]),
+    ({"STIWATCH_USER_AGENT": "bot {name}"}, ["crawl"]),
+    ({"STIWATCH_MAIL_FROM": "not an address <<"}, ["digest", "send"]),
+])
+def test_commands_refuse_bad_settings_before_doing_anything(stiwatch, db_path: Path,
+                                                            env: dict, args: list):
+    result = stiwatch(*args, env=env)
+    assert result.exit_code == 2
+    [variable] = env
+    assert result.stderr.startswith(f"Error: environment {variable}: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not db_path.exists()  # no store created, no crawl run left `running`

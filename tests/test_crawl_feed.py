@@ -86,16 +86,26 @@ def test_later_crawls_are_conditional_incremental_or_refreshed(stiwatch, http_se
     assert report["status"] == "ok" and report["unchanged"] == 3 and report["new"] == 0
     assert not [r for r in http_server.requests[first:] if r.path.startswith("/news/")]
 
-    # 3. --refresh: no conditional headers, every article fetched again, same rows and ids.
+    # 3. --refresh: no conditional headers, every article fetched again, same rows and ids;
+    # articles whose text did not change count as unchanged, not updated.
     first = len(http_server.requests)
     report = json.loads(stiwatch("crawl", "--refresh", "--json", env=FAST).stdout)["sources"][0]
-    assert report["status"] == "ok" and report["updated"] == 3 and report["new"] == 0
+    assert report["status"] == "ok" and report["new"] == 0
+    assert (report["updated"], report["unchanged"]) == (0, 3)
     later = http_server.requests[first:]
     assert not [r for r in later if "if-none-match" in r.headers]
     assert len([r for r in later if r.path.startswith("/news/")]) == 3
     assert {r["url"]: r["id"] for r in rows(db_path, "SELECT id, url FROM items")} == ids
+
+    # 4. One article's text changed: --refresh updates that one only.
+    quantum = http_server.root / "news" / "quantum.html"
+    quantum.write_text(quantum.read_text().replace("450 million euros", "480 million euros"))
+    result = stiwatch("crawl", "--refresh", env=FAST)
+    assert "0 new, 0 duplicates, 1 updated" in result.output and "2 unchanged" in result.output
+    [body] = rows(db_path, "SELECT body FROM items WHERE url LIKE '%/news/quantum.html'")
+    assert "480 million euros" in body["body"]
     runs = rows(db_path, "SELECT status FROM crawl_runs ORDER BY id")
-    assert [r["status"] for r in runs] == ["ok"] * 4
+    assert [r["status"] for r in runs] == ["ok"] * 5
     # The disallowed page, retried as a partial item while robots.txt was still being fetched,
     # was never requested (Scrapy's own middleware lets such concurrent waiters through).
     assert not http_server.requested("/private/secret.html")

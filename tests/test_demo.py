@@ -23,8 +23,14 @@ def test_demo_runs_the_whole_pipeline_offline_and_says_what_to_do_next(tmp_path:
     assert summary["duplicates"] >= 2  # syndicated copies folded, not shown twice
     assert summary["policy_items"] >= 60
     assert summary["seconds"] < 120
-    assert [c.split(" ", 3)[3].split()[0] for c in summary["next"]][:3] == [
+    # The suggested commands run as printed, from a shell without the virtualenv on PATH.
+    assert [c.split(summary["db"] + " ")[1].split()[0] for c in summary["next"]][:3] == [
         "search", "search", "trends"]
+    shell_env = {**env, "PATH": "/usr/bin:/bin"}
+    suggested = subprocess.run(summary["next"][0], shell=True, capture_output=True, text=True,
+                               timeout=60, env=shell_env, cwd=tmp_path)
+    assert suggested.returncode == 0, suggested.stderr
+    assert "research" in suggested.stdout.lower()
 
     html = Path(summary["digest_html"]).read_text(encoding="utf-8")
     assert summary["week"] in html and "<a href=\"http://127.0.0.1:" in html
@@ -40,3 +46,59 @@ def test_demo_runs_the_whole_pipeline_offline_and_says_what_to_do_next(tmp_path:
     assert search.returncode == 0, search.stderr
     assert any("quantum" in (hit["title"] + hit["snippet"]).lower()
                for hit in json.loads(search.stdout))
+
+
+def _demo(directory: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STIWATCH_")}
+    return subprocess.run(
+        [sys.executable, "-m", "stiwatch", "--quiet", "demo", "--dir", str(directory), *args],
+        capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
+
+
+def test_demo_reruns_in_its_own_folder_as_the_quick_start_does(tmp_path: Path) -> None:
+    directory = tmp_path / "demo"
+    first = _demo(directory, "--json", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = _demo(directory, "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["items"] == json.loads(first.stdout)["items"]
+
+    # A demo folder made before the demo marked its folders is still its own to rebuild.
+    (directory / ".stiwatch-demo").unlink()
+    older = _demo(directory, cwd=tmp_path)
+    assert older.returncode == 0, older.stderr
+    assert (directory / ".stiwatch-demo").exists()
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_demo_never_replaces_a_store_or_registry_it_did_not_make(stiwatch, tmp_path: Path):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    db = str(precious / "stiwatch.db")
+    assert stiwatch("--db", db, "init").exit_code == 0  # the last --db wins
+    (precious / "sources.toml").write_text("# our production registry\n", encoding="utf-8")
+    for n in range(3):
+        assert stiwatch("--db", db, "subscribers", "add", f"reader{n}@example.org").exit_code == 0
+    before = _snapshot(precious)
+    assert "stiwatch.db" in before
+
+    for directory, cwd in ((precious, tmp_path), (Path("."), precious)):
+        result = _demo(directory, cwd=cwd)
+        assert result.returncode == 2
+        assert result.stderr.startswith(f"Error: {precious}: not empty and not made by "
+                                        "`stiwatch demo`")
+        assert result.stderr.count("\n") == 1
+        assert _snapshot(precious) == before
+
+
+def test_demo_refuses_any_folder_with_files_it_did_not_make(stiwatch, tmp_path: Path):
+    folder = tmp_path / "notes"
+    (folder / "site").mkdir(parents=True)
+    (folder / "site" / "index.html").write_text("<p>my own site</p>", encoding="utf-8")
+    result = stiwatch("demo", "--dir", str(folder))
+    assert result.exit_code == 2 and "give it a new or empty folder" in result.stderr
+    assert (folder / "site" / "index.html").read_text(encoding="utf-8") == "<p>my own site</p>"
+    assert sorted(p.name for p in folder.iterdir()) == ["site"]

@@ -65,6 +65,9 @@ def test_export_streams_in_batches(db_path):
 def test_bad_arguments(stiwatch, ids, tmp_path):
     result = stiwatch("export", "--format", "jsonl", "--since", "yesterday")
     assert result.exit_code == 2 and "is not a date" in result.output
+    result = stiwatch("export", "--format", "csv", "--since", "2026-99-99")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == "Error: since: '2026-99-99' is not a date (expected YYYY-MM-DD)\n"
     result = stiwatch("export", "--format", "csv", "--out", str(tmp_path / "no" / "x.csv"))
     assert result.exit_code == 2 and "no such folder" in result.output
     (tmp_path / "afile").write_text("keep me\n")

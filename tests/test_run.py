@@ -6,6 +6,7 @@ from datetime import datetime
 import json
 import os
 from pathlib import Path
+import re
 import sqlite3
 import subprocess
 import sys
@@ -149,3 +150,22 @@ def test_run_exits_1_when_every_source_fails_but_still_classifies(tmp_path: Path
     assert report["status"] == "partial"
     assert rows(db, "SELECT status, exit_code FROM runs") == [("partial", 1)]
     assert rows(db, "SELECT consecutive_failures FROM sources WHERE id = 'broken'") == [(1,)]
+
+
+# What docs/operations.md promises of a log line.
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) "
+                      r"[\w.]+: \S")
+
+
+def test_crawl_log_lines_go_to_the_file_one_per_event_and_only_warnings_to_stderr(
+        tmp_path: Path, small_site: Path) -> None:
+    db, log_file = tmp_path / "s.db", tmp_path / "logs" / "stiwatch.log"
+    env = {"STIWATCH_LOG_FILE": str(log_file), "STIWATCH_LOG_LEVEL": "INFO"}
+    assert stiwatch(db, "sources", "sync", str(small_site)).returncode == 0
+    result = stiwatch(db, "--quiet", "crawl", env=env)
+    assert result.returncode == 0, result.stderr
+    lines = log_file.read_text(encoding="utf-8").splitlines()
+    assert [line for line in lines if not LOG_LINE.match(line)] == []
+    assert any(" INFO scrapy." in line and "Versions: {" in line for line in lines)
+    assert any(" INFO crawler." in line for line in lines)
+    assert " INFO " not in result.stderr  # cron mails stderr: only what needs a look

@@ -118,6 +118,9 @@ def test_bad_queries_get_one_clear_line_and_exit_2(stiwatch, ids, query):
     (["--country", "XX"], "unknown country 'XX'"),
     (["--source", "nope"], "no source with id 'nope'"),
     (["--since", "last week"], "is not a date"),
+    (["--until", "2026-13-01"], "until: '2026-13-01' is not a date"),
+    (["--since", "2026-02-30"], "since: '2026-02-30' is not a date"),
+    (["--since", "2026-01-01T25:00"], "is not a date"),
 ])
 def test_bad_filters_are_named(stiwatch, ids, args, message):
     result = stiwatch("search", "quantum", *args)

@@ -147,3 +147,19 @@ def test_serve_in_chromium_with_canned_queries(db_path, tmp_path, chromium_page)
         assert status == 400
     with db.open_store(db_path) as store:
         assert store.scalar("SELECT count(*) FROM items") == 7
+
+
+def test_a_busy_port_is_one_line_naming_it_before_any_announcement(db_path, tmp_path):
+    with db.open_store(db_path):
+        pass
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "stiwatch", "--db", str(db_path), "serve", "--port", str(port)],
+            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2  # bad input or environment, as docs/operations.md says
+    assert result.stdout == ""  # never "Serving ... at" a port it does not hold
+    assert result.stderr.startswith(f"Error: cannot listen on 127.0.0.1:{port} (")
+    assert result.stderr.count("\n") == 1

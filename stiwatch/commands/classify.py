@@ -153,8 +153,8 @@ def _analyst_labelled(app: App) -> list[dict[str, Any]]:
               help="Feed file or folder of non-policy news (science, general) used as "
                    "negatives for relevance; repeatable.")
 @click.option("--labelled", "labelled_files", multiple=True, metavar="FILE.jsonl",
-              help="Hand-labelled items in taxonomy.md's JSON Lines format (as `stiwatch "
-                   "evaluate` reads), folded in with the weight of analyst corrections: your "
+              help="Hand-labelled items, one JSON object a line (the format `stiwatch "
+                   "evaluate` reads: docs/classifier.md, Labelled JSON Lines files), folded in with the weight of analyst corrections: your "
                    "own news teaches the model news phrasing; repeatable.")
 @click.option("--bundled-news/--no-bundled-news", default=True, show_default=True,
               help="Fold in the hand-labelled news that ships with stiwatch (the demo site's "
@@ -276,7 +276,11 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
 @pass_app
 def evaluate_command(app: App, file: str, model_dir: str | None, no_model: bool,
                      as_json: bool, errors: int) -> None:
-    """Score the classifier on a labelled JSON Lines file (taxonomy.md's format).
+    """Score the classifier on a labelled JSON Lines file.
+
+    FILE has one JSON object per line: title, text, and any of policy (0 or 1), areas,
+    domains, countries (lists of taxonomy ids), id; see docs/classifier.md, "Labelled JSON
+    Lines files".
 
     Prints precision, recall and F1 for relevance, per-label scores for areas and domains and
     micro scores for countries; a facet that no line labels is left out. Areas are scored

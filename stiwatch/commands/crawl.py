@@ -32,12 +32,13 @@ class CrawlProgress:
         kind = event.get("event")
         if kind == "start":
             self.sources_total = len(event.get("sources", []))
-            self.progress.label = f"crawl: 0/{self.sources_total} sources"
+            self.progress.set_label(f"crawl: 0/{self.sources_total} sources")
         elif kind in ("source", "queued"):
             self.queued += event.get("queued", 0)
             if kind == "source":
                 self.sources_done += 1
-                self.progress.label = f"crawl: {self.sources_done}/{self.sources_total} sources"
+                self.progress.set_label(
+                    f"crawl: {self.sources_done}/{self.sources_total} sources")
             self.progress.set_total(max(self.queued, self.progress.done))
         elif kind == "item":
             self.progress.advance(1, **{event["outcome"]: 1})
@@ -67,7 +68,8 @@ def crawl_with_progress(app: App, source_ids: tuple[str, ...] = (),
     try:
         with app.progress("crawl", unit="articles") as progress:
             return crawl(app.db_path, app.settings, source_ids, refresh,
-                         progress=CrawlProgress(progress), user_agent=app.user_agent())
+                         progress=CrawlProgress(progress), user_agent=app.user_agent(),
+                         log_setup=app.log_setup)
     except CrawlInputError as error:
         raise UserError(str(error), exit_code=2) from None
 
@@ -87,8 +89,10 @@ def crawl_command(app: App, sources_file: str | None, source_ids: tuple[str, ...
 
     Feeds, listing pages and sitemaps are fetched with conditional GET; only articles not yet
     stored are fetched (all of them with --refresh). An article whose page fails is stored from
-    its listing entry and retried next time. Prints a progress line while it runs and a summary
-    per source: new, duplicates, unchanged, errors.
+    its listing entry and retried next time. On a terminal, a progress line (sources done,
+    articles, elapsed time) shows from the start and moves every second, even while slow
+    sources are still answering (none with --quiet); then a summary per source: new,
+    duplicates, updated, unchanged, errors.
 
     Exits 0 when at least one source was crawled, 1 when every source failed, 2 on bad input.
     """

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+import os
 from pathlib import Path
+import shlex
+import shutil
+import sys
 import time
 
 import click
@@ -14,8 +18,13 @@ from digest.weeks import last_complete_week, zone
 
 from ..app import App, pass_app
 from ..demo import build_site, serve
+from ..errors import UserError
 from ..output import echo_json
 from ..steps import classify_step, crawl_step, digest_step, run_step
+
+# Left in every folder the demo makes: it rebuilds only folders that bear it (or are empty).
+MARKER = ".stiwatch-demo"
+REGISTRY_HEADER = "The demo site's sources (written by `stiwatch demo`)."
 
 # Two readers with different interests, so the outbox shows how filters shape a digest.
 DEMO_SUBSCRIBERS = [
@@ -28,7 +37,8 @@ DEMO_SUBSCRIBERS = [
 @click.command("demo")
 @click.option("--dir", "directory", default="demo", show_default=True, metavar="DIR",
               type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the demo's site, database and outbox (rebuilt on every run).")
+              help="Folder for the demo's site, database and outbox, rebuilt on every run: a "
+              "new or empty folder, or one an earlier demo made.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was made as JSON.")
 @pass_app
 def demo_command(app: App, directory: Path, as_json: bool) -> None:
@@ -38,10 +48,13 @@ def demo_command(app: App, directory: Path, as_json: bool) -> None:
     on 127.0.0.1, crawls them into DIR/stiwatch.db, classifies every article, and writes last
     week's digest to DIR/outbox as .eml (as it would be mailed) and .html (to open in a
     browser). Then it prints the next commands to try. Nothing leaves this machine.
+
+    DIR is rebuilt on every run, so the demo refuses a folder it did not make that is not empty
+    (such as one holding a real stiwatch.db or sources.toml).
     """
     started = time.monotonic()
     directory = directory.resolve()
-    directory.mkdir(parents=True, exist_ok=True)
+    _claim(directory)
     db_path = directory / "stiwatch.db"
     for stale in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")):
         stale.unlink(missing_ok=True)  # a fresh store every time: the demo is reproducible
@@ -52,8 +65,7 @@ def demo_command(app: App, directory: Path, as_json: bool) -> None:
     with serve(directory / "site") as server:
         records = build_site(directory / "site", server.url, today)
         registry_path = directory / "sources.toml"
-        registry_path.write_text(dump_registry(
-            records, "The demo site's sources (written by `stiwatch demo`)."), encoding="utf-8")
+        registry_path.write_text(dump_registry(records, REGISTRY_HEADER), encoding="utf-8")
         store = app.store(create=True)
         store.sync_sources(load_registry(registry_path).sources)
         store.save_subscribers(DEMO_SUBSCRIBERS)
@@ -69,6 +81,29 @@ def demo_command(app: App, directory: Path, as_json: bool) -> None:
         echo_json(summary)
     else:
         _print(app, summary)
+
+
+def _claim(directory: Path) -> None:
+    """Make sure DIR is the demo's to rebuild: new, empty, or made by an earlier demo."""
+    marker = directory / MARKER
+    if directory.is_dir() and not marker.exists() and any(directory.iterdir()) \
+            and not _made_before_markers(directory):
+        raise UserError(
+            f"{directory}: not empty and not made by `stiwatch demo`, which rebuilds its folder "
+            "(stiwatch.db, sources.toml, site, outbox); nothing was changed: give it a new or "
+            "empty folder, e.g. `stiwatch demo --dir demo-new`")
+    directory.mkdir(parents=True, exist_ok=True)
+    marker.write_text("Made by `stiwatch demo`, which deletes and rebuilds this folder's "
+                      "database, sources.toml, site and outbox on every run.\n", encoding="utf-8")
+
+
+def _made_before_markers(directory: Path) -> bool:
+    """A demo folder from before the marker existed: its registry says the demo wrote it."""
+    try:
+        with open(directory / "sources.toml", encoding="utf-8") as registry:
+            return registry.readline().strip() == f"# {REGISTRY_HEADER}"
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _configure(app: App, directory: Path) -> None:
@@ -98,20 +133,45 @@ def _summary(app: App, directory: Path, week: str, html: Path, steps: list[dict]
         "SELECT value AS area, count(*) AS items FROM tags JOIN items ON items.id = tags.item_id "
         "WHERE facet = 'area' AND items.duplicate_of IS NULL GROUP BY value ORDER BY items DESC")
     emls = sorted(str(p) for p in (directory / "outbox").rglob("*.eml"))
-    db_arg = f"--db {db_path}"
+    db_arg = f"--db {shlex.quote(str(db_path))}"
+    stiwatch = _invocation()
     return {
         "directory": str(directory), "db": str(db_path), "seconds": round(seconds, 1),
         "items": counts["items"], "policy_items": counts["policy"] or 0,
         "duplicates": counts["duplicates"] or 0, "areas": by_area, "week": week,
         "digest_html": str(html), "digest_eml": emls, "steps": steps,
         "next": [
-            f"stiwatch {db_arg} search 'research security'",
-            f"stiwatch {db_arg} search quantum --area international --format json",
-            f"stiwatch {db_arg} trends --by area",
-            f"stiwatch {db_arg} status",
-            f"stiwatch {db_arg} serve",
+            f"{stiwatch} {db_arg} search 'research security'",
+            f"{stiwatch} {db_arg} search quantum --area international --format json",
+            f"{stiwatch} {db_arg} trends --by area",
+            f"{stiwatch} {db_arg} status",
+            f"{stiwatch} {db_arg} serve",
         ],
     }
+
+
+def _invocation() -> str:
+    """How the user can run stiwatch again from this shell: after `make demo` it is in
+    .venv/bin, on PATH only with the virtualenv active, so a bare `stiwatch` may not work."""
+    script = Path(sys.argv[0])
+    if script.name == "stiwatch" and script.is_file():  # the console script
+        on_path = shutil.which("stiwatch")
+        if on_path and Path(on_path).resolve() == script.resolve():
+            return "stiwatch"
+        command = [_shorter(script)]
+    else:  # python -m stiwatch
+        command = [_shorter(Path(sys.executable)), "-m", "stiwatch"]
+    return shlex.join(command)
+
+
+def _shorter(path: Path) -> str:
+    """``path`` relative to the working folder when it is inside it (.venv/bin/stiwatch)."""
+    absolute = path if path.is_absolute() else Path.cwd() / path
+    try:
+        relative = absolute.relative_to(Path.cwd())
+    except ValueError:
+        return str(absolute)
+    return str(relative) if os.sep in str(relative) else f".{os.sep}{relative}"
 
 
 def _print(app: App, summary: dict) -> None:

@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import socket
+
 import click
 
 from ..app import App, pass_app
 from ..datasette_meta import build_metadata
+from ..errors import UserError
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port, or a UserError naming them (a busy port, a bad host).
+
+    Bound here, before saying where we serve, and handed to uvicorn, so the address announced
+    is one we already hold.
+    """
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror as error:
+        raise UserError(f"--host {host}: not an address this machine can listen on "
+                        f"({error.strerror})") from None
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as error:
+        # create_server's own message repeats the address: the errno's text is enough.
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        hint = {errno.EADDRINUSE: ": another server holds the port; choose another with --port",
+                errno.EACCES: ": ports below 1024 need privileges; choose another with --port",
+                }.get(error.errno, "")
+        raise UserError(f"cannot listen on {host}:{port} ({reason}){hint}") from None
 
 
 @click.command("serve")
@@ -23,6 +50,9 @@ def serve_command(app: App, port: int, host: str) -> None:
     items table has full-text search, and canned queries answer the usual questions: this
     week's policy items by area, source health, the weekly trend by area, and items about one
     country. Stop it with Ctrl-C.
+
+    It takes the port before announcing the address; a port it cannot take (another server
+    holds it) is a one-line error naming it, exit status 2.
     """
     # Imported here: Datasette and uvicorn take a while to load and only this command needs them.
     from datasette.app import Datasette
@@ -30,6 +60,7 @@ def serve_command(app: App, port: int, host: str) -> None:
     import uvicorn
 
     store = app.existing_store()  # an old file is migrated first, so the canned queries fit
+    listener = listen(host, port)
     path = store.path.resolve()
     store.close()
     app.close()
@@ -41,4 +72,6 @@ def serve_command(app: App, port: int, host: str) -> None:
     )
     asyncio.run(ds.invoke_startup())
     click.echo(f"Serving {path} read-only at http://{host}:{port}/{path.stem} (Ctrl-C to stop)")
-    uvicorn.run(ds.app(), host=host, port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(uvicorn.Config(ds.app(), host=host, port=port, log_level="warning",
+                                           lifespan="on"))
+    server.run(sockets=[listener])

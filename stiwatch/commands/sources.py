@@ -88,7 +88,9 @@ def _check(url: str, user_agent: str, timeout: float) -> dict:
 @sources_group.command("check")
 @click.option("--source", "source_ids", multiple=True, metavar="ID",
               help="Check only this source (repeatable).")
-@click.option("--timeout", default=15.0, show_default=True, help="Seconds per request.")
+@click.option("--timeout", default=15.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True, max=600),
+              help="Seconds per request (more than 0, at most 600).")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 @pass_app
 def check_command(app: App, source_ids: tuple[str, ...], timeout: float, as_json: bool) -> None:

@@ -1,0 +1,84 @@
+"""The crawl's progress line as a person at a terminal sees it (stderr on a real pty)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+import pty
+import re
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from crawler.registry import dump_registry
+from mockserver import MockServer
+
+FEED = b"<rss version='2.0'><channel><title>t</title></channel></rss>"
+
+
+def crawl_on_a_terminal(db: Path, registry: Path, *flags: str) -> tuple[int, str, str]:
+    """Run `stiwatch crawl` with stderr on a pseudo-terminal; return its code, stdout, stderr."""
+    env = {**os.environ, "STIWATCH_DOWNLOAD_DELAY": "0", "STIWATCH_RETRY_TIMES": "0"}
+    subprocess.run([sys.executable, "-m", "stiwatch", "--db", str(db), "sources", "sync",
+                    str(registry)], check=True, capture_output=True, env=env, timeout=60)
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stiwatch", "--db", str(db), *flags, "crawl"],
+        stdout=subprocess.PIPE, stderr=slave, env=env)
+    os.close(slave)
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: every writer closed the terminal
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    stdout, _ = process.communicate(timeout=120)
+    reader.join(10)
+    os.close(master)
+    return process.returncode, stdout.decode(), b"".join(chunks).decode(errors="replace")
+
+
+@pytest.fixture
+def slow_source(tmp_path: Path):
+    """One feed that answers only after 3.5 s, as a slow ministry site does."""
+    with MockServer() as server:
+        @server.route("/slow.xml")
+        def slow(handler) -> None:  # noqa: ANN001
+            time.sleep(3.5)
+            handler.send_body(200, FEED, "application/rss+xml")
+
+        registry = tmp_path / "sources.toml"
+        registry.write_text(dump_registry([{
+            "id": "slow", "name": "Slow feed", "kind": "feed", "url": server.url("/slow.xml"),
+            "country": "JP", "language": "en", "org_type": "news"}]), encoding="utf-8")
+        yield registry
+
+
+def test_progress_shows_at_once_and_counts_seconds_while_a_source_is_in_flight(
+        tmp_path: Path, slow_source: Path) -> None:
+    code, stdout, terminal = crawl_on_a_terminal(tmp_path / "s.db", slow_source)
+    assert code == 0, terminal
+    redraws = [part.strip() for part in terminal.split("\r") if part.strip()]
+    assert redraws[0].startswith("crawl: ")  # drawn before anything was fetched
+    waiting = [r for r in redraws if r.startswith("crawl: 0/1 sources: 0 articles")]
+    seconds = {int(m.group(1)) for r in waiting if (m := re.search(r"(\d+)s elapsed", r))}
+    assert {0, 1, 2} <= seconds, redraws  # it ticks while the only source is still in flight
+    assert any(r.startswith("crawl: 1/1 sources") for r in redraws)
+    assert "slow" in stdout  # the summary table is unchanged, on stdout
+
+
+def test_quiet_crawl_draws_no_progress(tmp_path: Path, slow_source: Path) -> None:
+    code, stdout, terminal = crawl_on_a_terminal(tmp_path / "s.db", slow_source, "--quiet")
+    assert code == 0, terminal
+    assert "crawl:" not in terminal and "elapsed" not in terminal

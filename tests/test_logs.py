@@ -1,0 +1,42 @@
+"""Logging as an operator sees it: where lines go, what they look like, a log file that fails."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+import subprocess
+import sys
+
+
+def test_a_missing_log_folder_is_created(stiwatch, tmp_path: Path):
+    log_file = tmp_path / "var" / "log" / "stiwatch" / "stiwatch.log"
+    result = stiwatch("config", env={"STIWATCH_LOG_FILE": str(log_file)})
+    assert result.exit_code == 0, result.output
+    assert log_file.is_file()
+
+
+def test_a_log_file_that_cannot_be_opened_is_a_one_line_error(stiwatch, tmp_path: Path):
+    (tmp_path / "not-a-folder").write_text("")
+    log_file = tmp_path / "not-a-folder" / "stiwatch.log"
+    result = stiwatch("status", env={"STIWATCH_LOG_FILE": str(log_file)})
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Error: {log_file}: cannot open the log file (")
+    assert "env STIWATCH_LOG_FILE" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_with_a_log_file_warnings_still_reach_stderr(tmp_path: Path):
+    log_file = tmp_path / "stiwatch.log"
+    code = ("import logging\n"
+            "from stiwatch.app import App\n"
+            "App(None, None, False).settings\n"
+            "logging.getLogger('stiwatch.test').info('routine')\n"
+            "logging.getLogger('stiwatch.test').warning('look at this')\n")
+    env = {**os.environ, "STIWATCH_LOG_FILE": str(log_file), "STIWATCH_LOG_LEVEL": "INFO"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.endswith(" WARNING stiwatch.test: look at this\n")
+    assert result.stderr.count("\n") == 1
+    logged = log_file.read_text(encoding="utf-8")
+    assert " INFO stiwatch.test: routine" in logged and "look at this" in logged
