@@ -45,9 +45,10 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
             conn.execute("PRAGMA busy_timeout = 30000")
             conn.execute("PRAGMA foreign_keys = ON")
             version = current_version(conn)
-            if version == 0 and not create:
-                # Checked before the WAL pragma below, which would already rewrite the header
-                # of someone else's database.
+            # Checked before the WAL pragma below, which would already rewrite the header of
+            # someone else's database; a store is created only in a new or empty file.
+            if version == 0 and (not create or conn.execute(
+                    "SELECT count(*) FROM sqlite_master").fetchone()[0]):
                 conn.close()
                 raise NotAStore(f"{self.path}: not a stiwatch database (it has none of "
                                 "stiwatch's tables)")

@@ -128,6 +128,10 @@ def test_without_create_a_missing_or_foreign_file_is_refused_and_left_alone(tmp_
         with pytest.raises(db.NotAStore, match="foreign.db: not a stiwatch database"):
             db.open_store(foreign, readonly=readonly, create=False)
     assert foreign.read_bytes() == before  # not even switched to WAL
+    # a command that creates stores (init, crawl) does not move into someone else's file either
+    with pytest.raises(db.NotAStore, match="foreign.db: not a stiwatch database"):
+        db.open_store(foreign)
+    assert foreign.read_bytes() == before
     db.open_store(missing).close()  # the default creates, as init and crawl need
     with db.open_store(missing, create=False) as store:
         assert store.schema_version == LATEST_VERSION
