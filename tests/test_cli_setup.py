@@ -164,8 +164,10 @@ def _someone_elses_database(folder: Path) -> tuple[Path, bytes]:
 
 
 # Commands that create stores (init, subscribers add) do so only in a new or empty file.
-@pytest.mark.parametrize("args", NEEDS_A_STORE + [["init"], ["subscribers", "add", "a@example.org"]],
-                         ids=" ".join)
+CREATE_A_STORE = [["init"], ["subscribers", "add", "a@example.org"]]
+
+
+@pytest.mark.parametrize("args", NEEDS_A_STORE + CREATE_A_STORE, ids=" ".join)
 def test_an_sqlite_file_of_something_else_is_refused_and_left_alone(args, tmp_path: Path):
     other, before = _someone_elses_database(tmp_path)
     result = CliRunner().invoke(cli, ["--db", str(other), *args])
