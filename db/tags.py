@@ -105,8 +105,13 @@ class TagsMixin:
                     rows.append(
                         (item_id, facet, value, tag.get("score"), tag["method"], model_version, now)
                     )
+            # An analyst tag stays only where this item's own analyst verdict backs it: a
+            # near-duplicate's copies of its original's corrections are replaced like any
+            # other copy, so a correction the analyst takes back leaves the copies too.
             self.conn.executemany(
-                "DELETE FROM tags WHERE item_id = ? AND method != 'analyst'",
+                "DELETE FROM tags WHERE item_id = ? AND (method != 'analyst' OR NOT EXISTS ("
+                "SELECT 1 FROM analyst_labels a WHERE a.item_id = tags.item_id"
+                " AND a.facet = tags.facet AND a.value = tags.value AND a.verdict = 1))",
                 [(item_id,) for item_id in ids],
             )
             self.conn.executemany(
@@ -187,6 +192,10 @@ class TagsMixin:
                 self._verdict(item_id, facet, value, 1, now)
             if region_of is not None:
                 self._follow_countries([item_id], region_of, now)
+            # Near-duplicates carry their original's tags: the next `classify` copies the
+            # corrected ones.
+            self.conn.execute("UPDATE items SET classified_at = NULL WHERE duplicate_of = ?",
+                              [item_id])
 
     def _follow_countries(self, item_ids: list[int], region_of: Mapping[str, str],
                           now: str) -> None:

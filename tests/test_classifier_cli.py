@@ -143,10 +143,32 @@ def test_analyst_tags_survive_reclassification_and_duplicates_follow(stiwatch, s
                                      ("country", "US", 1)]
 
 
+def test_a_correction_taken_back_leaves_the_duplicates_too(stiwatch, store_path, tmp_path):
+    no_model = str(tmp_path / "none")
+    stiwatch("-q", "classify", "--model-dir", no_model)
+    stiwatch("-q", "tag", "1", "--add", "area=research_security", "--add", "country=US")
+    result = stiwatch("classify", "--model-dir", no_model)
+    # the copy only: the other items keep their tags
+    assert "1 items classified" in result.output and "(1 duplicates" in result.output
+    assert tags(store_path, 4)[("area", "research_security")] == "analyst"
+    assert ("region", "north_america") in tags(store_path, 4)
+
+    stiwatch("-q", "tag", "1", "--remove", "area=research_security", "--remove", "country=US")
+    stiwatch("-q", "classify", "--model-dir", no_model)
+    after = tags(store_path, 1)
+    assert ("area", "research_security") not in after and ("country", "US") not in after
+    assert tags(store_path, 4) == after
+    # the duplicate's own correction is its own: a reclassification keeps it
+    stiwatch("-q", "tag", "4", "--add", "domain=quantum")
+    stiwatch("-q", "classify", "--all", "--model-dir", no_model)
+    assert tags(store_path, 4)[("domain", "quantum")] == "analyst"
+
+
 def test_an_article_rewritten_by_its_site_is_classified_again(stiwatch, store_path, tmp_path):
     no_model = str(tmp_path / "none")
     stiwatch("-q", "classify", "--model-dir", no_model)
     stiwatch("-q", "tag", "1", "--add", "area=research_security")
+    stiwatch("-q", "classify", "--model-dir", no_model)  # the syndicated copy follows
     article = {"url": "https://jp.example/1", "source_id": "jp-news",
                "title": "Japan approves quantum strategy", "summary": "Cabinet decision.",
                "body": POLICY_TEXT}
