@@ -150,6 +150,7 @@ def test_a_correction_taken_back_leaves_the_duplicates_too(stiwatch, store_path,
     result = stiwatch("classify", "--model-dir", no_model)
     # the copy only: the other items keep their tags
     assert "1 items classified" in result.output and "(1 duplicates" in result.output
+    assert "items/s" not in result.output  # no rate from copying tags alone
     assert tags(store_path, 4)[("area", "research_security")] == "analyst"
     assert ("region", "north_america") in tags(store_path, 4)
 

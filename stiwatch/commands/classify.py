@@ -71,12 +71,14 @@ def run_classification(app: App, *, everything: bool = False, model_dir: str | N
         report = classify_store(store, classifier, everything=everything,
                                 progress=progress.advance)
     result = report.as_dict()
-    rate = report.classified / report.seconds if report.seconds else 0.0
     used = f"model {report.model}" if report.model else "lexicon rules (no trained model)"
+    # a rate only where items were classified (copying a duplicate's tags is no classifying)
+    rate = (f", {report.classified / report.seconds:.0f} items/s"
+            if report.classified and report.seconds else "")
     result["summary"] = (
         f"{report.classified + report.inherited} items classified with {used}"
         f" ({report.inherited} duplicates inherited their original's tags), "
-        f"{report.policy} policy-relevant, {rate:.0f} items/s"
+        f"{report.policy} policy-relevant{rate}"
     )
     return result
 
