@@ -83,6 +83,22 @@ def _misbehaving(server):
     def laughs(handler):
         handler.send_body(200, BILLION_LAUGHS, "application/rss+xml")
 
+    # An article that redirects back to itself through a second URL: without care the
+    # repeated URL is dropped as already seen, and the article with it.
+    for here, there in (("/articles/loop1.html", "/articles/loop2.html"),
+                        ("/articles/loop2.html", "/articles/loop1.html")):
+        server.route(here)(_redirect_to(there))
+
+
+def _redirect_to(path):
+    def redirect(handler):
+        handler.send_response(301)
+        handler.send_header("Location", path)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    return redirect
+
 
 BROKEN = {
     "http500": ("/broken.xml", "HTTP 500 Internal Server Error"),
@@ -165,3 +181,83 @@ def test_bad_input_exits_2(stiwatch, http_server, tmp_path):
     broken_env = stiwatch("crawl", env={**FAST, "STIWATCH_SCRAPY_SETTINGS": "{oops"})
     assert broken_env.exit_code == 2 and "STIWATCH_SCRAPY_SETTINGS" in broken_env.output
     assert not http_server.requests  # nothing was fetched for bad input
+
+
+LOOPING_ENTRIES = """
+  <item>
+    <title>Ministry answers parliament on research security</title>
+    <link>{base}/articles/loop1.html</link>
+    <description>Questions on foreign funding of university labs.</description>
+    <pubDate>Thu, 26 Nov 2026 08:00:00 GMT</pubDate>
+  </item>
+  <item>
+    <title>Space agency moves its archive</title>
+    <link>{base}/loop</link>
+    <description>The archive gets a new address, again and again.</description>
+  </item>
+</channel>"""
+
+ANSWERED = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Ministry answers parliament on research security</title></head><body><main><article>
+<h1>Ministry answers parliament on research security</h1>
+<p>The ministry answered a written question from parliament on foreign funding of university
+laboratories, listing the agreements signed by public research institutes since 2020.</p>
+<p>It said new guidelines on export controls and visiting researchers would be published in
+the spring, after consultation with the rectors' conference and the research councils.</p>
+<p>Opposition members asked for an independent review of agreements with partners in
+countries under sanctions; the ministry said existing reviews were sufficient.</p>
+</article></main></body></html>"""
+
+
+def test_an_article_in_a_redirect_loop_is_kept_partial_and_retried(stiwatch, http_server,
+                                                                    tmp_path, db_path):
+    base = build_site(http_server)
+    _misbehaving(http_server)
+    feed = http_server.root / "feed.xml"
+    feed.write_text(feed.read_text().replace("</channel>", LOOPING_ENTRIES.format(base=base)))
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "newsroom", "kind": "feed", "url": f"{base}/feed.xml"}])
+    loop1 = f"{base}/articles/loop1.html"
+
+    result = stiwatch("crawl", "--sources", str(reg), "--json", env=FAST)
+
+    assert result.exit_code == 0, result.output
+    [source] = json.loads(result.stdout)["sources"]
+    # Both looping articles (and the page robots.txt forbids) are partial, none is missing.
+    assert (source["new"], source["partial"]) == (3, 3)
+    items = {row["url"]: row for row in rows(db_path, "SELECT * FROM items")}
+    assert len(items) == 6
+    looping = items[loop1]
+    assert (looping["status"], looping["fetch_error"]) == ("partial", "too many redirects")
+    assert looping["title"] == "Ministry answers parliament on research security"
+    assert looping["summary"] == "Questions on foreign funding of university labs."
+    assert (looping["published_at"], looping["date_source"]) == ("2026-11-26T08:00:00Z", "feed")
+    moving = items[f"{base}/loop"]
+    assert (moving["status"], moving["fetch_error"]) == ("partial", "too many redirects")
+    # Bounded: the first request and five redirects (REDIRECT_MAX_TIMES), not forever.
+    assert len(http_server.requested("/articles/loop1.html")) == 3
+    assert len(http_server.requested("/articles/loop2.html")) == 3
+
+    # The feed is unchanged (a 304), yet the looping article is tried again, like any partial.
+    again = json.loads(stiwatch("crawl", "--json", env=FAST).stdout)["sources"][0]
+    assert again["status"] == "not_modified" and again["partial"] == 3
+    assert len(http_server.requested("/articles/loop1.html")) == 6
+    [looping] = rows(db_path, "SELECT * FROM items WHERE url = ?", (loop1,))
+    assert looping["status"] == "partial" and looping["fetch_attempts"] == 2
+
+    # --refresh fetches every entry again and keeps the looping ones.
+    refreshed = json.loads(stiwatch("crawl", "--refresh", "--json", env=FAST).stdout)
+    assert refreshed["sources"][0]["partial"] == 3
+    assert rows(db_path, "SELECT count(*) AS n FROM items")[0]["n"] == 6
+
+    # The site fixes its redirect: the next crawl completes the article in place.
+    for path in ("/articles/loop1.html", "/articles/loop2.html"):
+        del http_server.routes[path]
+    (http_server.root / "articles").mkdir()
+    (http_server.root / "articles" / "loop1.html").write_text(ANSWERED)
+    fixed = json.loads(stiwatch("crawl", "--json", env=FAST).stdout)["sources"][0]
+    assert fixed["updated"] == 1
+    [done] = rows(db_path, "SELECT * FROM items WHERE url = ?", (loop1,))
+    assert done["id"] == looping["id"] and done["status"] == "complete"
+    assert done["fetch_error"] is None and "export controls" in done["body"]

@@ -126,6 +126,7 @@ class SourceSpider(scrapy.Spider):
 
     async def start(self) -> AsyncIterator[Any]:
         self.listings_seen: set[tuple[str, str]] = set()
+        self.articles_seen: set[str] = set()
         self.exhausted: set[str] = set()
         self.store = db.open_store(self.store_path)
         self.sources = {s["id"]: s for s in self.load_sources(self.store)}
@@ -157,18 +158,20 @@ class SourceSpider(scrapy.Spider):
 
     def partial_requests(self, source: dict[str, Any]) -> Iterator[Request]:
         """Article pages stored from listing data only: try them again."""
+        return self.article_requests(self.partial_candidates(source), refetch=True)
+
+    def partial_candidates(self, source: dict[str, Any]) -> Iterator[Candidate]:
         for row in self.store.partial_items(source["id"]):
             if row["fetch_attempts"] >= self.max_partial_attempts:
                 self.exhausted.add(row["url"])  # kept from the listing; the page never worked
                 continue
-            candidate = Candidate(
+            yield Candidate(
                 url=row["url"], source_id=source["id"], title=row["title"] or "",
                 summary=row["summary"] or "",
                 published_at=row["published_at"] if row["date_source"] == "feed" else None,
                 language=row["language"] or source.get("language"),
                 stored_date=(row["published_at"], row["date_source"]),
             )
-            yield self.article_request(candidate, refetch=True)
 
     # -- listings ---------------------------------------------------------------------------
 
@@ -208,8 +211,7 @@ class SourceSpider(scrapy.Spider):
                 continue
             self.listings_seen.add(key)
             yield self.listing_request(source, url=url, listing_depth=depth)
-        for candidate in fresh:
-            yield self.article_request(candidate)
+        yield from self.article_requests(fresh)
 
     def listing_failed(self, failure: Failure) -> Iterator[SourceEvent]:
         request = failure.request  # type: ignore[attr-defined]
@@ -247,11 +249,26 @@ class SourceSpider(scrapy.Spider):
 
     # -- articles ---------------------------------------------------------------------------
 
+    def article_requests(self, candidates: Iterable[Candidate], refetch: bool = False
+                         ) -> Iterator[Request]:
+        """One request per article URL per crawl (two sources, or a listing and a partial
+        retry, may name the same page)."""
+        for candidate in candidates:
+            if candidate.url in self.articles_seen:
+                continue
+            self.articles_seen.add(candidate.url)
+            yield self.article_request(candidate, refetch)
+
     def article_request(self, candidate: Candidate, refetch: bool = False) -> Request:
         return Request(
             candidate.url,
             callback=self.parse_article,
             errback=self.article_failed,
+            # Scheduler deduplication would drop a redirect back to a URL already fetched
+            # (loop1 -> loop2 -> loop1) without calling the errback, and the article would be
+            # lost; unfiltered, a loop ends at REDIRECT_MAX_TIMES in article_failed instead.
+            # The spider itself keeps article URLs unique (article_requests).
+            dont_filter=True,
             meta={"candidate": candidate, "refetch": refetch or self.refresh},
         )
 
