@@ -26,7 +26,8 @@ class ItemsMixin:
 
         Returns ``(item_id, created)`` per row, in order. An existing row keeps its id (and
         therefore its tags); a row that is saved ``partial`` again counts one more fetch attempt.
-        A complete row is never downgraded to a partial one.
+        A complete row is never downgraded to a partial one, and a stored ``published_at`` is
+        never replaced by a fetch time (``date_source = 'fetched'``).
         """
         results: list[tuple[int, bool]] = []
         with self.write():
@@ -38,7 +39,8 @@ class ItemsMixin:
                     raise StoreError("an item needs a url and a source_id")
                 row = {"fetched_at": utcnow(), "status": "complete", **row}
                 existing = self.conn.execute(
-                    "SELECT id, status, fetch_attempts FROM items WHERE url = ?", [row["url"]]
+                    "SELECT id, status, fetch_attempts, published_at FROM items WHERE url = ?",
+                    [row["url"]],
                 ).fetchone()
                 if existing is None:
                     columns = list(row)
@@ -49,11 +51,16 @@ class ItemsMixin:
                     )
                     results.append((cursor.lastrowid, True))
                     continue
-                item_id, status, attempts = existing
+                item_id, status, attempts, published_at = existing
                 if status == "complete" and row["status"] == "partial":
                     results.append((item_id, False))
                     continue
                 changes = {k: v for k, v in row.items() if k != "url"}
+                if published_at and row.get("date_source") == "fetched":
+                    # A fetch time says when we first saw an undated article; a later fetch
+                    # would move it into the current week, back into digests and trends.
+                    changes.pop("published_at", None)
+                    changes.pop("date_source", None)
                 changes["fetch_attempts"] = attempts + 1 if row["status"] == "partial" else attempts
                 self.db["items"].update(item_id, changes)
                 results.append((item_id, False))

@@ -185,6 +185,25 @@ def test_same_url_is_one_row_and_a_complete_item_is_never_downgraded(store):
     assert store.known_urls(["https://e.org/a", "https://e.org/b"]) == {"https://e.org/a"}
 
 
+def test_a_fetch_time_never_replaces_a_stored_date(store):
+    def save(published_at: str, date_source: str, status: str = "complete") -> tuple:
+        [(item_id, _)] = store.save_items([{
+            "url": "https://e.org/a", "source_id": "src", "title": "T", "status": status,
+            "published_at": published_at, "date_source": date_source}])
+        item = store.get_item(item_id)
+        return (item["published_at"], item["date_source"])
+
+    first_seen = ("2026-11-06T07:00:00Z", "fetched")
+    assert save(*first_seen, status="partial") == first_seen
+    # No date found again (partial or complete): the article stays where it was first seen.
+    assert save("2026-11-27T05:00:00Z", "fetched", status="partial") == first_seen
+    assert save("2026-11-27T05:00:00Z", "fetched") == first_seen
+    # A real date replaces it, and is not replaced by a fetch time in turn.
+    assert save("2026-11-05T10:00:00Z", "page") == ("2026-11-05T10:00:00Z", "page")
+    assert save("2026-11-28T05:00:00Z", "fetched") == ("2026-11-05T10:00:00Z", "page")
+    assert save("2026-11-04T09:00:00Z", "feed") == ("2026-11-04T09:00:00Z", "feed")
+
+
 def test_a_failing_batch_writes_nothing(store):
     with pytest.raises(db.StoreError):
         store.save_items([
