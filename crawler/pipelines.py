@@ -223,10 +223,8 @@ class StorePipeline:
         with self.store.write():
             for item in batch:
                 row = dict(item.row)
-                [stored] = self.store.query(
-                    f"SELECT id, {', '.join(CONTENT_COLUMNS)} FROM items WHERE url = ?",
-                    [row["url"]]) or [None]
-                existing = stored["id"] if stored else None
+                existing = self.store.item_id_for_url(row["url"])
+                stored = self._content(existing) if existing is not None else None
                 text = row.get("body") if row.get("status") == "complete" else None
                 if text:
                     earlier = self.deduper.find(text)
@@ -244,7 +242,7 @@ class StorePipeline:
                     outcome = "partial"
                 elif created:
                     outcome = "duplicates" if row.get("duplicate_of") else "new"
-                elif stored and all(stored[c] == row.get(c) for c in CONTENT_COLUMNS):
+                elif stored and stored == self._content(item_id):
                     outcome = "unchanged"  # fetched again (--refresh), same text as stored
                 else:
                     outcome = "updated"
@@ -255,6 +253,15 @@ class StorePipeline:
             report = self._source(source_id)
             setattr(report, outcome, getattr(report, outcome) + 1)
             self._emit({"event": "item", "source": source_id, "outcome": outcome})
+
+    def _content(self, item_id: int) -> dict[str, Any]:
+        """The CONTENT_COLUMNS of a stored item. Compared before and after saving rather than
+        against the row sent, because the store may keep some of its values (the first-seen
+        date of an undated article)."""
+        assert self.store is not None
+        [row] = self.store.query(
+            f"SELECT {', '.join(CONTENT_COLUMNS)} FROM items WHERE id = ?", [item_id])
+        return row
 
     def _emit(self, event: dict[str, Any]) -> None:
         if self.events is not None:

@@ -4,6 +4,7 @@ GET, incremental crawls, --refresh, and partial items that are completed on the 
 from __future__ import annotations
 
 import json
+import sqlite3
 
 from crawlsite import FAST, build_site, registry, rows
 
@@ -194,3 +195,65 @@ def test_a_page_that_never_works_is_given_up_after_the_attempt_limit(stiwatch, h
     # Kept from the feed, tried twice, then left alone (the feed still lists it).
     assert flaky["status"] == "partial" and flaky["fetch_attempts"] == 2
     assert len(http_server.requested("/news/flaky.html")) == 2
+
+
+UNDATED_FEED = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Undated newsroom</title><link>{base}/</link>
+  <item><title>Committee on research infrastructure</title>
+    <link>{base}/news/undated.html</link></item>
+  <item><title>Observatory opens its archive</title>
+    <link>{base}/news/future.html</link></item>
+</channel></rss>"""
+
+UNDATED_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>{meta}</head><body>
+<main><article><h1>{title}</h1>
+<p>{lead} brings together funding agencies, universities and national laboratories to plan
+shared facilities and open them to outside users.</p>
+<p>A roadmap of priority facilities follows, with a review of operating costs, which have grown
+faster than construction budgets.</p>
+<p>The first task is an inventory of computing, imaging and materials facilities.</p>
+</article></main></body></html>"""
+
+
+def test_a_refetch_keeps_the_first_seen_date_of_an_undated_article(stiwatch, http_server,
+                                                                    tmp_path, db_path):
+    base = build_site(http_server)
+    (http_server.root / "undated.xml").write_text(UNDATED_FEED.format(base=base))
+    news = http_server.root / "news"
+    (news / "undated.html").write_text(UNDATED_PAGE.format(
+        title="Committee on research infrastructure", meta="",
+        lead="A standing committee on research infrastructure"))
+    # A date beyond tomorrow is not believed: the article counts as undated.
+    (news / "future.html").write_text(UNDATED_PAGE.format(
+        title="Observatory opens its archive",
+        meta='<meta property="article:published_time" content="2031-03-01T09:00:00Z">',
+        lead="The observatory's archive"))
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "undated", "kind": "feed", "url": f"{base}/undated.xml"}])
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+    stored = rows(db_path, "SELECT url, published_at, date_source FROM items ORDER BY url")
+    assert [r["date_source"] for r in stored] == ["fetched", "fetched"]
+    # First seen three weeks ago, as a weekly crawl would have stored them.
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("UPDATE items SET published_at = '2026-11-06T07:00:00Z'")
+    conn.close()
+
+    report = json.loads(stiwatch("crawl", "--refresh", "--json", env=FAST).stdout)["sources"][0]
+
+    # Same text, no date found again: unchanged, and still in the week it was first seen.
+    assert (report["updated"], report["unchanged"]) == (0, 2)
+    again = rows(db_path, "SELECT url, published_at, date_source FROM items ORDER BY url")
+    assert [(r["published_at"], r["date_source"]) for r in again] == \
+        [("2026-11-06T07:00:00Z", "fetched")] * 2
+
+    # A real date on the page, once there, replaces the first-seen one.
+    undated = news / "undated.html"
+    undated.write_text(undated.read_text().replace(
+        "</title>", '</title><meta property="article:published_time" '
+                    'content="2026-11-20T10:00:00Z">'))
+    report = json.loads(stiwatch("crawl", "--refresh", "--json", env=FAST).stdout)["sources"][0]
+    assert (report["updated"], report["unchanged"]) == (1, 1)
+    [dated] = rows(db_path, "SELECT * FROM items WHERE url = ?", (f"{base}/news/undated.html",))
+    assert (dated["published_at"], dated["date_source"]) == ("2026-11-20T10:00:00Z", "page")
