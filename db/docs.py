@@ -52,14 +52,17 @@ TABLES: dict[str, dict[str, Any]] = {
             "language": "ISO 639-1 code detected from the text (or declared by the page).",
             "published_at": "Publication time, ISO 8601 UTC.",
             "date_source": "Where `published_at` came from, in order of trust: `feed`, `page` "
-            "(metadata), `text` (found in the page), `fetched` (no date found: fetch time).",
+            "(metadata), `text` (found in the page), `fetched` (no believable date: none "
+            "found, or more than two days ahead; the time of the first fetch, kept by later "
+            "fetches until one finds a real date).",
             "fetched_at": "When the article was last fetched (ISO 8601 UTC).",
             "content_hash": "SHA-256 of the normalised body text (exact-duplicate check).",
             "duplicate_of": "For a near-duplicate (the same article syndicated under another URL): "
             "the `items.id` of the first copy; NULL for originals.",
             "status": "`complete` (article page read) or `partial` (stored from the feed entry "
             "only; fetched again on the next crawl).",
-            "fetch_error": "Why the article page could not be read, for `partial` items.",
+            "fetch_error": "Why the article page could not be read, for `partial` items "
+            "(e.g. `HTTP 404 Not Found`, `too many redirects`).",
             "fetch_attempts": "How many times the article page was tried.",
             "classified_at": "When the classifier last tagged the item; NULL if never, or if its "
             "title, summary or body changed since (the next `stiwatch classify` tags it again).",
