@@ -152,6 +152,30 @@ def test_run_exits_1_when_every_source_fails_but_still_classifies(tmp_path: Path
     assert rows(db, "SELECT consecutive_failures FROM sources WHERE id = 'broken'") == [(1,)]
 
 
+def test_quiet_run_still_says_what_failed(tmp_path: Path) -> None:
+    """The documented crontab runs `--quiet run`; cron mails only when there is output."""
+    db = tmp_path / "s.db"
+    with MockServer() as server:
+        @server.route("/broken.xml")
+        def broken(handler) -> None:  # noqa: ANN001
+            handler.send_body(500, b"down for maintenance")
+
+        registry = write_registry(tmp_path / "sources.toml", [
+            {"id": source_id, "name": source_id, "kind": "feed", "url": server.url(path),
+             "country": "DE", "language": "de", "org_type": "ministry"}
+            for source_id, path in (("gone", "/gone.xml"), ("broken", "/broken.xml"))])
+        assert stiwatch(db, "sources", "sync", str(registry)).returncode == 0
+        run = stiwatch(db, "--quiet", "run")
+        crawl = stiwatch(db, "--quiet", "crawl", "--json")
+
+    assert run.returncode == 1 and run.stdout == ""
+    assert run.stderr == ("Error: crawl: every source failed: broken (HTTP 500 Internal "
+                          "Server Error), gone (HTTP 404 Not Found)\n")
+    assert crawl.returncode == 1 and json.loads(crawl.stdout)["status"] == "failed"
+    assert crawl.stderr == ("Error: every source failed: broken (HTTP 500 Internal Server "
+                            "Error), gone (HTTP 404 Not Found)\n")
+
+
 # What docs/operations.md promises of a log line.
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) "
                       r"[\w.]+: \S")

@@ -57,6 +57,15 @@ def _rows(report: CrawlReport) -> list[dict[str, Any]]:
     return rows
 
 
+def every_source_failed(report: CrawlReport, limit: int = 10) -> str | None:
+    """The error to print when no source could be crawled, naming each with its error."""
+    if not report.sources or report.ok_sources:
+        return None
+    failed = [f"{s.id} ({s.errors[0]})" if s.errors else s.id for s in report.sources]
+    more = f" and {len(failed) - limit} more" if len(failed) > limit else ""
+    return "every source failed: " + ", ".join(failed[:limit]) + more
+
+
 def crawl_with_progress(app: App, source_ids: tuple[str, ...] = (),
                         refresh: bool = False) -> CrawlReport:
     """Crawl with a progress line (shared by `stiwatch crawl` and `stiwatch run`).
@@ -119,5 +128,7 @@ def crawl_command(app: App, sources_file: str | None, source_ids: tuple[str, ...
             f"{totals['partial']} partial, {totals['unchanged']} unchanged, "
             f"{totals['errors']} errors (run {report.run_id}, {report.status})."
         )
-    if report.sources and report.ok_sources == 0:
-        raise SystemExit(1)
+    failure = every_source_failed(report)
+    if failure:
+        # On stderr even with --quiet (or --json): cron mails only when there is output.
+        raise UserError(failure, exit_code=1)
