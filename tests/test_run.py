@@ -176,6 +176,22 @@ def test_quiet_run_still_says_what_failed(tmp_path: Path) -> None:
                             "Error), gone (HTTP 404 Not Found)\n")
 
 
+def test_run_syncs_the_registry_the_sources_setting_names(tmp_path: Path,
+                                                          small_site: Path) -> None:
+    """The scheduled job crawls what `sources` in stiwatch.toml names, as `crawl` does."""
+    db = tmp_path / "s.db"
+    missing = stiwatch(db, "--quiet", "run", env={"STIWATCH_SOURCES": str(tmp_path / "nope.toml")})
+    assert missing.returncode == 2 and "nope.toml" in missing.stderr, missing.stderr
+    assert missing.stderr.count("\n") == 1
+    assert not db.exists()  # refused before anything was written
+
+    result = stiwatch(db, "--quiet", "run", "--json", env={"STIWATCH_SOURCES": str(small_site)})
+    assert result.returncode == 0, result.stderr
+    crawl = json.loads(result.stdout)["steps"][0]
+    assert crawl["sources"] == 2 and crawl["new"] > 0
+    assert rows(db, "SELECT id FROM sources ORDER BY id") == [("jp-jsa",), ("osic",)]
+
+
 # What docs/operations.md promises of a log line.
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) "
                       r"[\w.]+: \S")

@@ -9,6 +9,7 @@ import click
 from crawler.items import CrawlReport
 from crawler.registry import load_registry
 from crawler.runner import CrawlError, CrawlInputError, crawl
+import db
 
 from ..app import App, pass_app
 from ..errors import UserError
@@ -66,6 +67,22 @@ def every_source_failed(report: CrawlReport, limit: int = 10) -> str | None:
     return "every source failed: " + ", ".join(failed[:limit]) + more
 
 
+def open_synced_store(app: App, sources_file: str | None = None) -> db.Store:
+    """The store (created if missing), after syncing ``sources_file`` or the `sources` setting.
+
+    Shared by `stiwatch crawl` and `stiwatch run`, so the scheduled job crawls the registry the
+    settings name, as a crawl by hand does. A bad registry fails before the store is touched.
+    """
+    sources_file = sources_file or app.settings["sources"] or None
+    registry = load_registry(sources_file) if sources_file else None
+    store = app.store(create=True)
+    if registry is not None:
+        sync = store.sync_sources(registry.sources)
+        app.echo(f"{sources_file}: {len(sync.added)} added, {len(sync.updated)} updated, "
+                 f"{len(sync.disabled)} disabled.", err=True)
+    return store
+
+
 def crawl_with_progress(app: App, source_ids: tuple[str, ...] = (),
                         refresh: bool = False) -> CrawlReport:
     """Crawl with a progress line (shared by `stiwatch crawl` and `stiwatch run`).
@@ -105,13 +122,7 @@ def crawl_command(app: App, sources_file: str | None, source_ids: tuple[str, ...
 
     Exits 0 when at least one source was crawled, 1 when every source failed, 2 on bad input.
     """
-    store = app.store(create=True)
-    sources_file = sources_file or app.settings["sources"] or None
-    if sources_file:
-        registry = load_registry(sources_file)
-        sync = store.sync_sources(registry.sources)
-        app.echo(f"{sources_file}: {len(sync.added)} added, {len(sync.updated)} updated, "
-                 f"{len(sync.disabled)} disabled.", err=True)
+    open_synced_store(app, sources_file)
     try:
         report = crawl_with_progress(app, source_ids, refresh)
     except CrawlError as error:  # the crawler process died: what it stored stays stored

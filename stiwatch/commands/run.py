@@ -13,6 +13,7 @@ from ..app import App, pass_app
 from ..errors import UserError
 from ..output import echo_json
 from ..steps import classify_step, crawl_step, digest_step, run_step
+from .crawl import open_synced_store
 
 log = logging.getLogger("stiwatch.run")
 
@@ -28,9 +29,11 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_LOCKED = 0, 1, 2, 3
 def run_command(app: App, with_digest: bool, as_json: bool) -> None:
     """Crawl every enabled source, classify new items and, with --digest, send the digest.
 
-    This is the command for cron or a systemd timer (see docs/operations.md). A lock file
-    (setting `lock_file`, default: beside the database) stops two runs from overlapping: the
-    second exits at once with status 3. Each run is recorded in the `runs` table.
+    This is the command for cron or a systemd timer (see docs/operations.md). When the
+    `sources` setting names a registry file, it is synced first, as `stiwatch crawl` does. A
+    lock file (setting `lock_file`, default: beside the database) stops two runs from
+    overlapping: the second exits at once with status 3. Each run is recorded in the `runs`
+    table.
 
     Exit status: 0 all steps succeeded; 1 a step failed (every source failed, or a digest could
     not be delivered) while the other steps still ran; 2 bad input or configuration; 3 another
@@ -52,7 +55,7 @@ def run_command(app: App, with_digest: bool, as_json: bool) -> None:
 
 
 def _run(app: App, with_digest: bool, as_json: bool) -> int:
-    store = app.store(create=True)
+    store = open_synced_store(app)
     command = "run --digest" if with_digest else "run"
     run_id = store.start_run(command)
     log.info("run %s started: %s", run_id, command)
