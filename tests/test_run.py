@@ -192,6 +192,16 @@ def test_run_syncs_the_registry_the_sources_setting_names(tmp_path: Path,
     assert rows(db, "SELECT id FROM sources ORDER BY id") == [("jp-jsa",), ("osic",)]
 
 
+def test_a_run_stopped_by_bad_input_is_recorded_as_failed(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    result = stiwatch(db, "--quiet", "run")  # a new store: nothing to crawl
+    assert result.returncode == 2 and "no enabled sources" in result.stderr
+    assert result.stderr.count("\n") == 1
+    [(status, exit_code, steps)] = rows(db, "SELECT status, exit_code, steps FROM runs")
+    assert (status, exit_code) == ("failed", 2)  # not `ok` for a run that did nothing
+    assert "no enabled sources" in json.loads(steps)[-1]["summary"]
+
+
 # What docs/operations.md promises of a log line.
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) "
                       r"[\w.]+: \S")

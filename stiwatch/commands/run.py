@@ -10,14 +10,16 @@ import click
 import db
 
 from ..app import App, pass_app
-from ..errors import UserError
+from .. import interrupts
+from ..errors import UserError, translate
 from ..output import echo_json
 from ..steps import classify_step, crawl_step, digest_step, run_step
 from .crawl import open_synced_store
 
 log = logging.getLogger("stiwatch.run")
 
-# Exit statuses cron (or systemd) sees; documented in docs/operations.md.
+# Exit statuses cron (or systemd) sees; documented in docs/operations.md. A run stopped by
+# SIGINT or SIGTERM exits 130 or 143 (128 + the signal, as a shell reports it).
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_LOCKED = 0, 1, 2, 3
 
 
@@ -37,7 +39,8 @@ def run_command(app: App, with_digest: bool, as_json: bool) -> None:
 
     Exit status: 0 all steps succeeded; 1 a step failed (every source failed, or a digest could
     not be delivered) while the other steps still ran; 2 bad input or configuration; 3 another
-    run holds the lock.
+    run holds the lock; 130 or 143 stopped by SIGINT (Ctrl-C) or SIGTERM (systemctl stop): the
+    crawler is stopped and the run recorded as failed before the lock is released.
     """
     lock_path = app.settings["lock_file"] or f"{app.db_path}.lock"
     lock = db.FileLock(lock_path)
@@ -56,6 +59,8 @@ def run_command(app: App, with_digest: bool, as_json: bool) -> None:
 
 def _run(app: App, with_digest: bool, as_json: bool) -> int:
     store = open_synced_store(app)
+    # We hold the lock, so a run still `running` is one whose process was killed outright.
+    store.close_abandoned_runs()
     command = "run --digest" if with_digest else "run"
     run_id = store.start_run(command)
     log.info("run %s started: %s", run_id, command)
@@ -68,13 +73,37 @@ def _run(app: App, with_digest: bool, as_json: bool) -> int:
             failed = failed or not result["ok"]
             steps.append(result)
             log.info("run %s: %s %s", run_id, result["step"], result)
-    finally:
-        # Recorded even when interrupted: the row tells `stiwatch status` what happened.
-        status = "failed" if failed and len(steps) < len(plan) else ("partial" if failed else "ok")
-        exit_code = EXIT_FAILED if failed else EXIT_OK
-        app.store().finish_run(run_id, status, exit_code, steps)
+    except BaseException as error:
+        # Recorded before the lock is released (the crawler child is gone by now), so
+        # `stiwatch status` says why the run stopped instead of showing it `running` for good.
+        name = plan[len(steps)].__name__.removesuffix("_step")
+        reason, exit_code = _stopped_by(error)
+        steps.append({"step": name, "ok": False, "summary": reason,
+                      "status": "interrupted" if isinstance(error, KeyboardInterrupt) else "error"})
+        app.store().finish_run(run_id, "failed", exit_code, steps)
+        log.info("run %s stopped in the %s step: %s", run_id, name, reason)
+        if isinstance(error, KeyboardInterrupt):
+            raise UserError(f"{reason} during the {name} step; run {run_id} recorded as failed",
+                            exit_code=exit_code) from None
+        raise
+    status = "partial" if failed else "ok"
+    exit_code = EXIT_FAILED if failed else EXIT_OK
+    app.store().finish_run(run_id, status, exit_code, steps)
     if as_json:
         echo_json({"run": run_id, "status": status, "exit_code": exit_code, "steps": steps})
     else:
         app.echo(f"Run {run_id} {status}.")
     return exit_code
+
+
+def _stopped_by(error: BaseException) -> tuple[str, int]:
+    """Why a step ended the run early, and the exit status the command will give."""
+    if isinstance(error, KeyboardInterrupt):
+        name, exit_code = interrupts.describe(error)
+        return f"interrupted by {name}", exit_code
+    if isinstance(error, click.ClickException):
+        return error.format_message(), error.exit_code
+    user_error = translate(error) if isinstance(error, Exception) else None
+    if user_error is not None:
+        return user_error.format_message(), user_error.exit_code
+    return f"{type(error).__name__}: {error}", EXIT_FAILED
