@@ -114,6 +114,31 @@ def test_a_second_run_exits_at_once_while_the_first_holds_the_lock(tmp_path: Pat
     assert rows(db, "SELECT count(*) FROM runs")[0][0] == 1  # the refused run did nothing
 
 
+def test_a_run_told_to_wait_for_the_lock_runs_once_it_is_free(tmp_path: Path) -> None:
+    """Two catch-up timers at boot (systemd's Persistent=true): the digest run waits its turn."""
+    db = tmp_path / "s.db"
+    with MockServer() as server:
+        @server.route("/feed.xml")
+        def feed(handler) -> None:  # noqa: ANN001
+            handler.send_body(200, b"<rss version='2.0'><channel><title>t</title></channel></rss>",
+                              "application/rss+xml")
+
+        registry = write_registry(tmp_path / "sources.toml", [{
+            "id": "feed", "name": "Feed", "kind": "feed", "url": server.url("/feed.xml"),
+            "country": "JP", "language": "en", "org_type": "news"}])
+        assert stiwatch(db, "sources", "sync", str(registry)).returncode == 0
+        with FileLock(f"{db}.lock"):  # another run is under way
+            gave_up = stiwatch(db, "--quiet", "run", "--wait-lock", "1")
+            waiting = stiwatch(db, "--quiet", "run", "--wait-lock", "60", wait=False)
+            time.sleep(2)
+            assert waiting.poll() is None  # still waiting, not refused
+        _, err = waiting.communicate(timeout=120)
+
+    assert gave_up.returncode == 3 and "(waited 1s)" in gave_up.stderr, gave_up.stderr
+    assert waiting.returncode == 0, err
+    assert rows(db, "SELECT status FROM runs") == [("ok",)]
+
+
 def test_lock_is_released_when_its_holder_dies(tmp_path: Path) -> None:
     lock_path = tmp_path / "run.lock"
     holder = subprocess.Popen([sys.executable, "-c", (

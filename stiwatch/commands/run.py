@@ -27,15 +27,18 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_LOCKED = 0, 1, 2, 3
 @click.option("--digest", "with_digest", is_flag=True,
               help="Also send the digest of the last complete week if it is still owed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's steps as JSON.")
+@click.option("--wait-lock", metavar="SECONDS", type=click.IntRange(min=0), default=0,
+              help="If another run holds the lock, wait up to SECONDS for it (default: exit 3 "
+              "at once).")
 @pass_app
-def run_command(app: App, with_digest: bool, as_json: bool) -> None:
+def run_command(app: App, with_digest: bool, as_json: bool, wait_lock: int) -> None:
     """Crawl every enabled source, classify new items and, with --digest, send the digest.
 
     This is the command for cron or a systemd timer (see docs/operations.md). When the
     `sources` setting names a registry file, it is synced first, as `stiwatch crawl` does. A
     lock file (setting `lock_file`, default: beside the database) stops two runs from
-    overlapping: the second exits at once with status 3. Each run is recorded in the `runs`
-    table.
+    overlapping: the second exits at once with status 3, or with --wait-lock waits for the first
+    to end. Each run is recorded in the `runs` table.
 
     Exit status: 0 all steps succeeded; 1 a step failed (every source failed, or a digest could
     not be delivered) while the other steps still ran; 2 bad input or configuration; 3 another
@@ -45,10 +48,11 @@ def run_command(app: App, with_digest: bool, as_json: bool) -> None:
     lock_path = app.settings["lock_file"] or f"{app.db_path}.lock"
     lock = db.FileLock(lock_path)
     try:
-        lock.acquire()
+        lock.acquire(wait=wait_lock)
     except db.LockHeld as held:
-        raise UserError(f"another stiwatch run (pid {held.holder}) holds the lock {held.path}; "
-                        "this run did nothing", exit_code=EXIT_LOCKED) from None
+        waited = f" (waited {wait_lock}s)" if wait_lock else ""
+        raise UserError(f"another stiwatch run (pid {held.holder}) holds the lock {held.path}"
+                        f"{waited}; this run did nothing", exit_code=EXIT_LOCKED) from None
     try:
         exit_code = _run(app, with_digest, as_json)
     finally:
