@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+import gzip
 import json
 import os
 from pathlib import Path
@@ -244,3 +245,44 @@ def test_crawl_log_lines_go_to_the_file_one_per_event_and_only_warnings_to_stder
     assert any(" INFO scrapy." in line and "Versions: {" in line for line in lines)
     assert any(" INFO crawler." in line for line in lines)
     assert " INFO " not in result.stderr  # cron mails stderr: only what needs a look
+
+
+def test_an_oversized_article_is_stored_partial_without_a_warning_on_stderr(
+        tmp_path: Path) -> None:
+    """Expected and recorded on the item: cron must not mail it on every run."""
+    db, log_file = tmp_path / "s.db", tmp_path / "stiwatch.log"
+    page = ("<html><body><article><h1>A long report</h1>"
+            + "<p>Pages and pages of annexes.</p>" * 5000 + "</article></body></html>").encode()
+    with MockServer() as server:
+        @server.route("/feed.xml")
+        def feed(handler) -> None:  # noqa: ANN001
+            items = "".join(f"<item><title>{name}</title><link>{server.url(path)}</link></item>"
+                            for name, path in (("Big", "/big.html"), ("Bomb", "/bomb.html")))
+            handler.send_body(200, f"<rss version='2.0'><channel><title>t</title>{items}"
+                              "</channel></rss>".encode(), "application/rss+xml")
+
+        @server.route("/big.html")
+        def big(handler) -> None:  # noqa: ANN001
+            handler.send_body(200, page)
+
+        @server.route("/bomb.html")
+        def bomb(handler) -> None:  # noqa: ANN001
+            handler.send_body(200, gzip.compress(page), headers={"Content-Encoding": "gzip"})
+
+        registry = write_registry(tmp_path / "sources.toml", [{
+            "id": "feed", "name": "Feed", "kind": "feed", "url": server.url("/feed.xml"),
+            "country": "JP", "language": "en", "org_type": "news"}])
+        assert stiwatch(db, "sources", "sync", str(registry)).returncode == 0
+        env = {"STIWATCH_MAX_RESPONSE_SIZE": "50000"}
+        plain = stiwatch(db, "--quiet", "run", env=env)
+        logged = stiwatch(db, "--quiet", "run", env={
+            **env, "STIWATCH_LOG_FILE": str(log_file), "STIWATCH_LOG_LEVEL": "INFO"})
+
+    assert (plain.returncode, plain.stderr) == (0, "")
+    assert (logged.returncode, logged.stderr) == (0, "")
+    # Still in the log file, as the INFO line it is.
+    lines = [line for line in log_file.read_text(encoding="utf-8").splitlines()
+             if "larger than download max size" in line or "exceeded DOWNLOAD_MAXSIZE" in line]
+    assert len(lines) == 2 and all(" INFO scrapy." in line for line in lines), lines
+    assert rows(db, "SELECT status, fetch_error FROM items ORDER BY url") == [
+        ("partial", "response too large (over the 50,000 byte limit)")] * 2
