@@ -18,7 +18,7 @@ class StiwatchGroup(click.Group):
             return super().invoke(ctx)
         except click.ClickException:
             raise
-        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (see interrupts.py)
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM while crawling
             name, status = interrupts.describe(interrupt)
             raise UserError(f"interrupted by {name}", exit_code=status) from None
         except Exception as error:  # noqa: BLE001 - translated or re-raised just below
@@ -51,5 +51,4 @@ for command in COMMANDS:
 
 
 def main() -> None:
-    interrupts.install()
     cli(prog_name="stiwatch")

@@ -1,15 +1,18 @@
-"""SIGTERM handled like Ctrl-C, so a stopped command cleans up instead of vanishing.
+"""SIGTERM handled like Ctrl-C by the commands that crawl, so a stopped one cleans up.
 
 systemd stops a unit (``systemctl stop``, ``TimeoutStartSec``) with SIGTERM, whose default
 action ends the process at once: no ``finally`` runs, so a crawler child would crawl on without
 its parent (and without the run lock) and the run would stay ``running`` in the store. Raised as
 a KeyboardInterrupt instead, it takes the path Ctrl-C already takes: the crawler is stopped and
-waited for, the run is recorded, and only then is the lock released.
+waited for, the run is recorded, and only then is the lock released. Only while such a command
+runs: elsewhere (``serve``) SIGTERM keeps its default, an ordinary clean stop for systemd.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 import signal
+from typing import Iterator
 
 
 class Terminated(KeyboardInterrupt):
@@ -20,9 +23,18 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated()
 
 
-def install() -> None:
-    """Raise Terminated on SIGTERM (main thread only, as Python's signal handlers are)."""
-    signal.signal(signal.SIGTERM, _raise_terminated)
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises Terminated."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: Python delivers signals to the main one only
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def describe(interrupt: KeyboardInterrupt) -> tuple[str, int]:

@@ -11,6 +11,7 @@ from crawler.registry import load_registry
 from crawler.runner import CrawlError, CrawlInputError, crawl
 import db
 
+from .. import interrupts
 from ..app import App, pass_app
 from ..errors import UserError
 from ..output import echo_json, echo_table
@@ -124,7 +125,8 @@ def crawl_command(app: App, sources_file: str | None, source_ids: tuple[str, ...
     """
     open_synced_store(app, sources_file)
     try:
-        report = crawl_with_progress(app, source_ids, refresh)
+        with interrupts.sigterm_as_interrupt():
+            report = crawl_with_progress(app, source_ids, refresh)
     except CrawlError as error:  # the crawler process died: what it stored stays stored
         raise UserError(str(error), exit_code=1) from None
 

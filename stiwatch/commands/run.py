@@ -9,8 +9,8 @@ import click
 
 import db
 
-from ..app import App, pass_app
 from .. import interrupts
+from ..app import App, pass_app
 from ..errors import UserError, translate
 from ..output import echo_json
 from ..steps import classify_step, crawl_step, digest_step, run_step
@@ -45,6 +45,13 @@ def run_command(app: App, with_digest: bool, as_json: bool, wait_lock: int) -> N
     run holds the lock; 130 or 143 stopped by SIGINT (Ctrl-C) or SIGTERM (systemctl stop): the
     crawler is stopped and the run recorded as failed before the lock is released.
     """
+    with interrupts.sigterm_as_interrupt():
+        exit_code = _locked_run(app, with_digest, as_json, wait_lock)
+    if exit_code:
+        sys.exit(exit_code)
+
+
+def _locked_run(app: App, with_digest: bool, as_json: bool, wait_lock: int) -> int:
     lock_path = app.settings["lock_file"] or f"{app.db_path}.lock"
     lock = db.FileLock(lock_path)
     try:
@@ -54,11 +61,9 @@ def run_command(app: App, with_digest: bool, as_json: bool, wait_lock: int) -> N
         raise UserError(f"another stiwatch run (pid {held.holder}) holds the lock {held.path}"
                         f"{waited}; this run did nothing", exit_code=EXIT_LOCKED) from None
     try:
-        exit_code = _run(app, with_digest, as_json)
+        return _run(app, with_digest, as_json)
     finally:
         lock.release()
-    if exit_code:
-        sys.exit(exit_code)
 
 
 def _run(app: App, with_digest: bool, as_json: bool) -> int:
