@@ -230,8 +230,19 @@ def _run_job(job: dict[str, Any], events: Any) -> None:
     # Scrapy's graceful stop (a second one forces it).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
+    parent_gone = False
+
     def emit(event: dict[str, Any]) -> None:
-        events.send(json.loads(json.dumps(event, default=str)))
+        nonlocal parent_gone
+        if parent_gone:
+            return
+        try:
+            events.send(json.loads(json.dumps(event, default=str)))
+        except (BrokenPipeError, ConnectionResetError):
+            # The parent died without stopping us (SIGKILL): it held the run lock, so crawling
+            # on could overlap the next run. Stop as Ctrl-C would, quietly: what is stored stays.
+            parent_gone = True
+            os.kill(os.getpid(), signal.SIGTERM)
 
     from scrapy.crawler import CrawlerProcess
     from scrapy.settings import Settings

@@ -113,8 +113,11 @@ TABLES: dict[str, dict[str, Any]] = {
             "command": "The command line that started it, e.g. `run --digest`.",
             "started_at": "Start (ISO 8601 UTC).",
             "finished_at": "End (ISO 8601 UTC); NULL while running or if the process was killed.",
-            "status": "`running`, `ok`, `partial` (a step had failures) or `failed`.",
-            "exit_code": "The exit status the run gave cron (0 ok, 1 failed).",
+            "status": "`running`, `ok`, `partial` (a step had failures) or `failed` (a step "
+                      "could not finish: bad input, or the run was stopped by a signal; the "
+                      "reason is the last step's `summary`).",
+            "exit_code": "The exit status the run gave cron (0 ok, 1 a step failed, 2 bad input, "
+                         "130/143 stopped by SIGINT/SIGTERM); NULL if its process was killed.",
             "steps": "JSON: one object per step (crawl, classify, digest) with its counts.",
         },
     },

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 from pathlib import Path
+import time
 from types import TracebackType
 
 
@@ -25,15 +26,28 @@ class FileLock:
         self.path = Path(path)
         self._fd: int | None = None
 
-    def acquire(self) -> None:
+    def acquire(self, wait: float = 0.0) -> None:
+        """Take the lock, trying for up to ``wait`` seconds; LockHeld if it stays taken."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise LockHeld(self.path, holder) from None
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+                    os.close(fd)
+                    raise LockHeld(self.path, holder) from None
+                # Polled rather than a blocking flock, so SIGTERM or Ctrl-C still stop a
+                # waiting run at once and the wait keeps its bound.
+                time.sleep(min(1.0, remaining))
+            except BaseException:
+                os.close(fd)
+                raise
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd

@@ -62,6 +62,20 @@ class RunsMixin:
                 "steps": json.dumps(steps, sort_keys=True),
             })
 
+    def close_abandoned_runs(self) -> list[int]:
+        """Mark every ``running`` scheduled run ``failed``; only for the holder of the run lock.
+
+        Holding the lock, the caller knows no other run is alive: such a row is a run whose
+        process was killed before it could record its end. ``finished_at`` stays NULL.
+        """
+        steps = json.dumps([{"step": "run", "ok": False, "status": "interrupted",
+                             "summary": "its process ended without recording how (killed?)"}])
+        with self.write():
+            ids = [row["id"] for row in self.query("SELECT id FROM runs WHERE status = 'running'")]
+            for run_id in ids:
+                self.db["runs"].update(run_id, {"status": "failed", "steps": steps})
+        return ids
+
     def runs(self, limit: int = 10) -> list[dict[str, Any]]:
         rows = self.query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", [limit])
         for row in rows:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from . import __version__
+from . import __version__, interrupts
 from .app import App
 from .commands import COMMANDS
-from .errors import translate
+from .errors import UserError, translate
 
 
 class StiwatchGroup(click.Group):
@@ -18,6 +18,9 @@ class StiwatchGroup(click.Group):
             return super().invoke(ctx)
         except click.ClickException:
             raise
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM while crawling
+            name, status = interrupts.describe(interrupt)
+            raise UserError(f"interrupted by {name}", exit_code=status) from None
         except Exception as error:  # noqa: BLE001 - translated or re-raised just below
             user_error = translate(error)
             if user_error is None:

@@ -24,6 +24,30 @@ class LogFileError(ConfigError):
     """The log file (or its folder) cannot be created or opened."""
 
 
+# Scrapy warns when it cancels a download over DOWNLOAD_MAXSIZE. For stiwatch that is an
+# expected outcome, already recorded where it is looked for (the article stored partial with
+# "response too large", a listing as its source's error); as a warning it reached stderr, so
+# cron mailed on every run until the page's retries ran out.
+EXPECTED_WARNINGS = {
+    "scrapy.core.downloader.handlers.http11": "larger than download max size",
+    "scrapy.core.downloader.handlers._base_streaming": "larger than download max size",
+    "scrapy.downloadermiddlewares.httpcompression": "exceeded DOWNLOAD_MAXSIZE",
+}
+
+
+class ExpectedAsInfo(logging.Filter):
+    """Logs a library's warning that names ``needle`` at INFO instead."""
+
+    def __init__(self, needle: str) -> None:
+        super().__init__()
+        self.needle = needle
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and self.needle in record.getMessage():
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 class OneLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return re.sub(r"\s*\n\s*", " ", super().format(record))
@@ -45,6 +69,11 @@ def configure(level_name: str, log_file: str = "") -> None:
     for handler in handlers:
         handler.setFormatter(formatter)
     logging.basicConfig(level=level, handlers=handlers, force=True)
+    # On the loggers themselves: handlers compare levels before their own filters run.
+    for name, needle in EXPECTED_WARNINGS.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, ExpectedAsInfo) for f in logger.filters):
+            logger.addFilter(ExpectedAsInfo(needle))
 
 
 def setup(settings: Settings) -> Callable[[], None]:

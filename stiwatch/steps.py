@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import click
 from crawler.runner import CrawlError
 from digest.send import send_week
 from digest.weeks import last_complete_week
@@ -28,19 +29,23 @@ def run_step(app: App, step: Callable[[App], dict[str, Any]]) -> dict[str, Any]:
         result = {**step(app), "ok": True}
     except StepFailed as error:
         result = {**error.result, "ok": False}
-    app.echo(f"{result['step']}: {result['summary']}", err=True)
+    if result["ok"]:
+        app.echo(f"{result['step']}: {result['summary']}", err=True)
+    else:
+        # Never silenced by --quiet: cron mails a failed run only if it printed something.
+        click.echo(f"Error: {result['step']}: {result['summary']}", err=True)
     return result
 
 
 def crawl_step(app: App) -> dict[str, Any]:
     """Crawl every enabled source; fails only when every source failed."""
-    from .commands.crawl import crawl_with_progress
+    from .commands.crawl import crawl_with_progress, every_source_failed
 
     try:
         report = crawl_with_progress(app)
     except CrawlError as error:  # the crawler process died: what it stored stays stored
         raise StepFailed({"step": "crawl", "status": "failed", "error": str(error),
-                          "summary": f"crawl failed: {error}"}) from None
+                          "summary": str(error)}) from None
     totals = report.totals()
     result = {
         "step": "crawl", "run_id": report.run_id, "status": report.status,
@@ -50,8 +55,9 @@ def crawl_step(app: App) -> dict[str, Any]:
                     f"{totals['duplicates']} duplicates, {totals['partial']} partial, "
                     f"{totals['errors']} errors"),
     }
-    if report.sources and report.ok_sources == 0:
-        raise StepFailed(result)
+    failure = every_source_failed(report)
+    if failure:
+        raise StepFailed({**result, "summary": failure})
     return result
 
 

@@ -32,6 +32,22 @@ def test_backup_to_a_file_and_to_a_folder(stiwatch, db_path, tmp_path):
     assert sqlite3.connect(made).execute("PRAGMA quick_check").fetchone()[0] == "ok"
 
 
+def test_backup_to_a_folder_not_yet_made(stiwatch, db_path, tmp_path):
+    """The documented cron line names a folder with a trailing slash; night one creates it."""
+    analysts_store.build(db_path)
+    folder = tmp_path / "backups"
+    result = stiwatch("--quiet", "backup", f"{folder}/")
+    assert result.exit_code == 0, result.output
+    assert folder.is_dir()  # not a file named "backups", which the next night would refuse
+    [made] = folder.glob("stiwatch-*.db")
+    assert sqlite3.connect(made).execute("PRAGMA quick_check").fetchone()[0] == "ok"
+
+    (tmp_path / "plain").write_text("not a folder")
+    result = stiwatch("backup", f"{tmp_path / 'plain'}/")
+    assert result.exit_code == 2 and "not a folder" in result.output
+    assert (tmp_path / "plain").read_text() == "not a folder"
+
+
 def test_backup_while_another_process_writes(stiwatch, db_path, tmp_path):
     """A writer holding the store busy does not make the copy inconsistent."""
     analysts_store.build(db_path)

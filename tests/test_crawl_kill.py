@@ -1,4 +1,5 @@
-"""A crawl killed with SIGKILL half-way, then run again, stores every article exactly once."""
+"""A crawl or run killed or stopped half-way: the crawler stops with it, nothing is stored twice,
+and the store says what happened."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 
 from crawlsite import FAST, build_site, registry, rows
+from db import FileLock
 
 ARTICLE = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Story {n}</title>
 </head><body><nav><a href="/">Home</a></nav><article><h1>Research funding story number {n}</h1>
@@ -126,3 +129,103 @@ def test_ctrl_c_stops_cleanly_and_marks_the_run_interrupted(stiwatch, http_serve
     assert stiwatch("crawl", env=FAST).exit_code == 0
     assert rows(db_path, "SELECT count(*) AS n FROM items WHERE status = 'complete'")[0]["n"] \
         == COUNT
+
+
+# More articles than Scrapy keeps in flight (CONCURRENT_REQUESTS, 16): a graceful stop lets
+# those finish, so a crawl that really stopped leaves some of these never requested.
+HELD = 40
+
+
+def _blocked_site(server, release):
+    """A feed whose articles are held until ``release`` is set: the crawl is mid-way."""
+    base = build_site(server)
+    entries = "".join(
+        f"<item><title>Story {n}</title><link>{base}/held/{n}.html</link>"
+        f"<pubDate>Tue, 24 Nov 2026 10:{n:02d}:00 GMT</pubDate></item>" for n in range(HELD))
+    (server.root / "held.xml").write_text(
+        f"<?xml version='1.0'?><rss version='2.0'><channel><title>Held</title>{entries}"
+        "</channel></rss>")
+
+    def article(handler):
+        release.wait(30)
+        n = int(handler.path.rsplit("/", 1)[1].split(".")[0])
+        handler.send_body(200, ARTICLE.format(n=n).encode())
+
+    for n in range(HELD):
+        server.routes[f"/held/{n}.html"] = article
+    return base
+
+
+def _articles_requested(server):
+    return sum(len(server.requested(f"/held/{n}.html")) for n in range(HELD))
+
+
+def _start_run(stiwatch, server, tmp_path, db_path, release, command="run"):
+    base = _blocked_site(server, release)
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "held", "kind": "feed", "url": f"{base}/held.xml"}])
+    assert stiwatch("sources", "sync", str(reg)).exit_code == 0
+    env = {**os.environ, **FAST, "STIWATCH_CONCURRENT_REQUESTS_PER_DOMAIN": "1"}
+    child = subprocess.Popen([sys.executable, "-m", "stiwatch", "--db", str(db_path), command],
+                             env=env, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not _articles_requested(server) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _articles_requested(server), "the crawl never reached an article"
+    return child
+
+
+def test_sigterm_stops_the_crawler_records_the_run_then_frees_the_lock(
+        stiwatch, http_server, tmp_path, db_path):
+    """What systemd does on `systemctl stop` or TimeoutStartSec (with KillMode=mixed, as
+    documented: the signal reaches the command, not its crawler)."""
+    release = threading.Event()
+    child = _start_run(stiwatch, http_server, tmp_path, db_path, release)
+    os.kill(child.pid, signal.SIGTERM)
+    release.set()  # the downloads under way finish; a graceful stop starts no new ones
+    try:
+        _, stderr = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+
+    assert child.returncode == 143, stderr
+    assert "interrupted by SIGTERM" in stderr and "Traceback" not in stderr, stderr
+    [run] = rows(db_path, "SELECT * FROM runs")
+    assert (run["status"], run["exit_code"]) == ("failed", 143)
+    assert json.loads(run["steps"])[-1]["summary"] == "interrupted by SIGTERM"
+    # The crawler had stopped (and said so) before the command exited.
+    [crawl] = rows(db_path, "SELECT * FROM crawl_runs")
+    assert crawl["status"] == "interrupted" and crawl["finished_at"]
+    requested = _articles_requested(http_server)
+    time.sleep(1)
+    assert _articles_requested(http_server) == requested < HELD
+    with FileLock(f"{db_path}.lock"):  # free, and nothing crawls behind its back
+        pass
+
+
+def test_a_crawler_whose_parent_was_killed_stops_quietly(stiwatch, http_server, tmp_path,
+                                                         db_path):
+    """SIGKILL cannot be handled: the orphaned crawler notices its closed pipe and stops."""
+    release = threading.Event()
+    child = _start_run(stiwatch, http_server, tmp_path, db_path, release)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    release.set()
+    try:
+        _, stderr = child.communicate(timeout=60)  # EOF once the orphaned crawler has exited
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+    [crawl] = rows(db_path, "SELECT * FROM crawl_runs")
+    assert crawl["status"] == "interrupted" and crawl["finished_at"]
+    assert _articles_requested(http_server) < HELD  # it stopped instead of crawling on
+
+    # The next run (holding the lock) closes the row its killed predecessor left `running`.
+    assert stiwatch("run", env=FAST).exit_code == 0
+    killed, rerun = rows(db_path, "SELECT * FROM runs ORDER BY id")
+    assert killed["status"] == "failed" and killed["finished_at"] is None
+    assert "killed" in json.loads(killed["steps"])[0]["summary"]
+    assert rerun["status"] == "ok"

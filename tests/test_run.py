@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+import gzip
 import json
 import os
 from pathlib import Path
@@ -114,6 +115,31 @@ def test_a_second_run_exits_at_once_while_the_first_holds_the_lock(tmp_path: Pat
     assert rows(db, "SELECT count(*) FROM runs")[0][0] == 1  # the refused run did nothing
 
 
+def test_a_run_told_to_wait_for_the_lock_runs_once_it_is_free(tmp_path: Path) -> None:
+    """Two catch-up timers at boot (systemd's Persistent=true): the digest run waits its turn."""
+    db = tmp_path / "s.db"
+    with MockServer() as server:
+        @server.route("/feed.xml")
+        def feed(handler) -> None:  # noqa: ANN001
+            handler.send_body(200, b"<rss version='2.0'><channel><title>t</title></channel></rss>",
+                              "application/rss+xml")
+
+        registry = write_registry(tmp_path / "sources.toml", [{
+            "id": "feed", "name": "Feed", "kind": "feed", "url": server.url("/feed.xml"),
+            "country": "JP", "language": "en", "org_type": "news"}])
+        assert stiwatch(db, "sources", "sync", str(registry)).returncode == 0
+        with FileLock(f"{db}.lock"):  # another run is under way
+            gave_up = stiwatch(db, "--quiet", "run", "--wait-lock", "1")
+            waiting = stiwatch(db, "--quiet", "run", "--wait-lock", "60", wait=False)
+            time.sleep(2)
+            assert waiting.poll() is None  # still waiting, not refused
+        _, err = waiting.communicate(timeout=120)
+
+    assert gave_up.returncode == 3 and "(waited 1s)" in gave_up.stderr, gave_up.stderr
+    assert waiting.returncode == 0, err
+    assert rows(db, "SELECT status FROM runs") == [("ok",)]
+
+
 def test_lock_is_released_when_its_holder_dies(tmp_path: Path) -> None:
     lock_path = tmp_path / "run.lock"
     holder = subprocess.Popen([sys.executable, "-c", (
@@ -152,6 +178,56 @@ def test_run_exits_1_when_every_source_fails_but_still_classifies(tmp_path: Path
     assert rows(db, "SELECT consecutive_failures FROM sources WHERE id = 'broken'") == [(1,)]
 
 
+def test_quiet_run_still_says_what_failed(tmp_path: Path) -> None:
+    """The documented crontab runs `--quiet run`; cron mails only when there is output."""
+    db = tmp_path / "s.db"
+    with MockServer() as server:
+        @server.route("/broken.xml")
+        def broken(handler) -> None:  # noqa: ANN001
+            handler.send_body(500, b"down for maintenance")
+
+        registry = write_registry(tmp_path / "sources.toml", [
+            {"id": source_id, "name": source_id, "kind": "feed", "url": server.url(path),
+             "country": "DE", "language": "de", "org_type": "ministry"}
+            for source_id, path in (("gone", "/gone.xml"), ("broken", "/broken.xml"))])
+        assert stiwatch(db, "sources", "sync", str(registry)).returncode == 0
+        run = stiwatch(db, "--quiet", "run")
+        crawl = stiwatch(db, "--quiet", "crawl", "--json")
+
+    assert run.returncode == 1 and run.stdout == ""
+    assert run.stderr == ("Error: crawl: every source failed: broken (HTTP 500 Internal "
+                          "Server Error), gone (HTTP 404 Not Found)\n")
+    assert crawl.returncode == 1 and json.loads(crawl.stdout)["status"] == "failed"
+    assert crawl.stderr == ("Error: every source failed: broken (HTTP 500 Internal Server "
+                            "Error), gone (HTTP 404 Not Found)\n")
+
+
+def test_run_syncs_the_registry_the_sources_setting_names(tmp_path: Path,
+                                                          small_site: Path) -> None:
+    """The scheduled job crawls what `sources` in stiwatch.toml names, as `crawl` does."""
+    db = tmp_path / "s.db"
+    missing = stiwatch(db, "--quiet", "run", env={"STIWATCH_SOURCES": str(tmp_path / "nope.toml")})
+    assert missing.returncode == 2 and "nope.toml" in missing.stderr, missing.stderr
+    assert missing.stderr.count("\n") == 1
+    assert not db.exists()  # refused before anything was written
+
+    result = stiwatch(db, "--quiet", "run", "--json", env={"STIWATCH_SOURCES": str(small_site)})
+    assert result.returncode == 0, result.stderr
+    crawl = json.loads(result.stdout)["steps"][0]
+    assert crawl["sources"] == 2 and crawl["new"] > 0
+    assert rows(db, "SELECT id FROM sources ORDER BY id") == [("jp-jsa",), ("osic",)]
+
+
+def test_a_run_stopped_by_bad_input_is_recorded_as_failed(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    result = stiwatch(db, "--quiet", "run")  # a new store: nothing to crawl
+    assert result.returncode == 2 and "no enabled sources" in result.stderr
+    assert result.stderr.count("\n") == 1
+    [(status, exit_code, steps)] = rows(db, "SELECT status, exit_code, steps FROM runs")
+    assert (status, exit_code) == ("failed", 2)  # not `ok` for a run that did nothing
+    assert "no enabled sources" in json.loads(steps)[-1]["summary"]
+
+
 # What docs/operations.md promises of a log line.
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) "
                       r"[\w.]+: \S")
@@ -169,3 +245,44 @@ def test_crawl_log_lines_go_to_the_file_one_per_event_and_only_warnings_to_stder
     assert any(" INFO scrapy." in line and "Versions: {" in line for line in lines)
     assert any(" INFO crawler." in line for line in lines)
     assert " INFO " not in result.stderr  # cron mails stderr: only what needs a look
+
+
+def test_an_oversized_article_is_stored_partial_without_a_warning_on_stderr(
+        tmp_path: Path) -> None:
+    """Expected and recorded on the item: cron must not mail it on every run."""
+    db, log_file = tmp_path / "s.db", tmp_path / "stiwatch.log"
+    page = ("<html><body><article><h1>A long report</h1>"
+            + "<p>Pages and pages of annexes.</p>" * 5000 + "</article></body></html>").encode()
+    with MockServer() as server:
+        @server.route("/feed.xml")
+        def feed(handler) -> None:  # noqa: ANN001
+            items = "".join(f"<item><title>{name}</title><link>{server.url(path)}</link></item>"
+                            for name, path in (("Big", "/big.html"), ("Bomb", "/bomb.html")))
+            handler.send_body(200, f"<rss version='2.0'><channel><title>t</title>{items}"
+                              "</channel></rss>".encode(), "application/rss+xml")
+
+        @server.route("/big.html")
+        def big(handler) -> None:  # noqa: ANN001
+            handler.send_body(200, page)
+
+        @server.route("/bomb.html")
+        def bomb(handler) -> None:  # noqa: ANN001
+            handler.send_body(200, gzip.compress(page), headers={"Content-Encoding": "gzip"})
+
+        registry = write_registry(tmp_path / "sources.toml", [{
+            "id": "feed", "name": "Feed", "kind": "feed", "url": server.url("/feed.xml"),
+            "country": "JP", "language": "en", "org_type": "news"}])
+        assert stiwatch(db, "sources", "sync", str(registry)).returncode == 0
+        env = {"STIWATCH_MAX_RESPONSE_SIZE": "50000"}
+        plain = stiwatch(db, "--quiet", "run", env=env)
+        logged = stiwatch(db, "--quiet", "run", env={
+            **env, "STIWATCH_LOG_FILE": str(log_file), "STIWATCH_LOG_LEVEL": "INFO"})
+
+    assert (plain.returncode, plain.stderr) == (0, "")
+    assert (logged.returncode, logged.stderr) == (0, "")
+    # Still in the log file, as the INFO line it is.
+    lines = [line for line in log_file.read_text(encoding="utf-8").splitlines()
+             if "larger than download max size" in line or "exceeded DOWNLOAD_MAXSIZE" in line]
+    assert len(lines) == 2 and all(" INFO scrapy." in line for line in lines), lines
+    assert rows(db, "SELECT status, fetch_error FROM items ORDER BY url") == [
+        ("partial", "response too large (over the 50,000 byte limit)")] * 2

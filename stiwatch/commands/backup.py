@@ -23,20 +23,32 @@ def backup_command(app: App, dest: str, force: bool) -> None:
     """Copy the database to DEST with SQLite's online backup API.
 
     Safe while a crawl or digest is writing: the copy is one consistent snapshot. If DEST is a
-    folder, the copy is named stiwatch-YYYYmmddTHHMMSSZ.db inside it. The copy is checked
+    folder, or ends with / (the folder is then created if missing), the copy is named
+    stiwatch-YYYYmmddTHHMMSSZ.db inside it. The copy is checked
     (PRAGMA quick_check) before it takes its final name, so DEST is never a half-written file.
     """
     target = Path(dest)
-    if target.is_dir():
+    # A trailing slash says "folder" even before it exists, as the documented cron line
+    # (`backup /var/backups/stiwatch/`) means on its first night.
+    folder = dest.endswith(("/", os.sep)) or target.is_dir()
+    if folder:
+        if target.exists() and not target.is_dir():
+            raise UserError(f"{target}: not a folder")
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         target = target / f"stiwatch-{stamp}.db"
     if target.exists() and not force:
         raise UserError(f"{target}: already exists (use --force to replace it)")
-    if not target.parent.is_dir():
+    if not folder and not target.parent.is_dir():
         raise UserError(f"{target.parent}: no such folder")
     if target.resolve() == app.db_path.resolve():
         raise UserError(f"{target}: that is the database itself")
     store = app.existing_store()
+    if folder:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UserError(f"{target.parent}: cannot create the folder "
+                            f"({error.strerror or error})") from None
     started = time.monotonic()
     handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(handle)

@@ -9,7 +9,9 @@ import click
 from crawler.items import CrawlReport
 from crawler.registry import load_registry
 from crawler.runner import CrawlError, CrawlInputError, crawl
+import db
 
+from .. import interrupts
 from ..app import App, pass_app
 from ..errors import UserError
 from ..output import echo_json, echo_table
@@ -57,6 +59,31 @@ def _rows(report: CrawlReport) -> list[dict[str, Any]]:
     return rows
 
 
+def every_source_failed(report: CrawlReport, limit: int = 10) -> str | None:
+    """The error to print when no source could be crawled, naming each with its error."""
+    if not report.sources or report.ok_sources:
+        return None
+    failed = [f"{s.id} ({s.errors[0]})" if s.errors else s.id for s in report.sources]
+    more = f" and {len(failed) - limit} more" if len(failed) > limit else ""
+    return "every source failed: " + ", ".join(failed[:limit]) + more
+
+
+def open_synced_store(app: App, sources_file: str | None = None) -> db.Store:
+    """The store (created if missing), after syncing ``sources_file`` or the `sources` setting.
+
+    Shared by `stiwatch crawl` and `stiwatch run`, so the scheduled job crawls the registry the
+    settings name, as a crawl by hand does. A bad registry fails before the store is touched.
+    """
+    sources_file = sources_file or app.settings["sources"] or None
+    registry = load_registry(sources_file) if sources_file else None
+    store = app.store(create=True)
+    if registry is not None:
+        sync = store.sync_sources(registry.sources)
+        app.echo(f"{sources_file}: {len(sync.added)} added, {len(sync.updated)} updated, "
+                 f"{len(sync.disabled)} disabled.", err=True)
+    return store
+
+
 def crawl_with_progress(app: App, source_ids: tuple[str, ...] = (),
                         refresh: bool = False) -> CrawlReport:
     """Crawl with a progress line (shared by `stiwatch crawl` and `stiwatch run`).
@@ -96,15 +123,10 @@ def crawl_command(app: App, sources_file: str | None, source_ids: tuple[str, ...
 
     Exits 0 when at least one source was crawled, 1 when every source failed, 2 on bad input.
     """
-    store = app.store(create=True)
-    sources_file = sources_file or app.settings["sources"] or None
-    if sources_file:
-        registry = load_registry(sources_file)
-        sync = store.sync_sources(registry.sources)
-        app.echo(f"{sources_file}: {len(sync.added)} added, {len(sync.updated)} updated, "
-                 f"{len(sync.disabled)} disabled.", err=True)
+    open_synced_store(app, sources_file)
     try:
-        report = crawl_with_progress(app, source_ids, refresh)
+        with interrupts.sigterm_as_interrupt():
+            report = crawl_with_progress(app, source_ids, refresh)
     except CrawlError as error:  # the crawler process died: what it stored stays stored
         raise UserError(str(error), exit_code=1) from None
 
@@ -119,5 +141,7 @@ def crawl_command(app: App, sources_file: str | None, source_ids: tuple[str, ...
             f"{totals['partial']} partial, {totals['unchanged']} unchanged, "
             f"{totals['errors']} errors (run {report.run_id}, {report.status})."
         )
-    if report.sources and report.ok_sources == 0:
-        raise SystemExit(1)
+    failure = every_source_failed(report)
+    if failure:
+        # On stderr even with --quiet (or --json): cron mails only when there is output.
+        raise UserError(failure, exit_code=1)

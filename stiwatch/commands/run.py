@@ -9,14 +9,17 @@ import click
 
 import db
 
+from .. import interrupts
 from ..app import App, pass_app
-from ..errors import UserError
+from ..errors import UserError, translate
 from ..output import echo_json
 from ..steps import classify_step, crawl_step, digest_step, run_step
+from .crawl import open_synced_store
 
 log = logging.getLogger("stiwatch.run")
 
-# Exit statuses cron (or systemd) sees; documented in docs/operations.md.
+# Exit statuses cron (or systemd) sees; documented in docs/operations.md. A run stopped by
+# SIGINT or SIGTERM exits 130 or 143 (128 + the signal, as a shell reports it).
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_LOCKED = 0, 1, 2, 3
 
 
@@ -24,35 +27,49 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_LOCKED = 0, 1, 2, 3
 @click.option("--digest", "with_digest", is_flag=True,
               help="Also send the digest of the last complete week if it is still owed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's steps as JSON.")
+@click.option("--wait-lock", metavar="SECONDS", type=click.IntRange(min=0), default=0,
+              help="If another run holds the lock, wait up to SECONDS for it (default: exit 3 "
+              "at once).")
 @pass_app
-def run_command(app: App, with_digest: bool, as_json: bool) -> None:
+def run_command(app: App, with_digest: bool, as_json: bool, wait_lock: int) -> None:
     """Crawl every enabled source, classify new items and, with --digest, send the digest.
 
-    This is the command for cron or a systemd timer (see docs/operations.md). A lock file
-    (setting `lock_file`, default: beside the database) stops two runs from overlapping: the
-    second exits at once with status 3. Each run is recorded in the `runs` table.
+    This is the command for cron or a systemd timer (see docs/operations.md). When the
+    `sources` setting names a registry file, it is synced first, as `stiwatch crawl` does. A
+    lock file (setting `lock_file`, default: beside the database) stops two runs from
+    overlapping: the second exits at once with status 3, or with --wait-lock waits for the first
+    to end. Each run is recorded in the `runs` table.
 
     Exit status: 0 all steps succeeded; 1 a step failed (every source failed, or a digest could
     not be delivered) while the other steps still ran; 2 bad input or configuration; 3 another
-    run holds the lock.
+    run holds the lock; 130 or 143 stopped by SIGINT (Ctrl-C) or SIGTERM (systemctl stop): the
+    crawler is stopped and the run recorded as failed before the lock is released.
     """
-    lock_path = app.settings["lock_file"] or f"{app.db_path}.lock"
-    lock = db.FileLock(lock_path)
-    try:
-        lock.acquire()
-    except db.LockHeld as held:
-        raise UserError(f"another stiwatch run (pid {held.holder}) holds the lock {held.path}; "
-                        "this run did nothing", exit_code=EXIT_LOCKED) from None
-    try:
-        exit_code = _run(app, with_digest, as_json)
-    finally:
-        lock.release()
+    with interrupts.sigterm_as_interrupt():
+        exit_code = _locked_run(app, with_digest, as_json, wait_lock)
     if exit_code:
         sys.exit(exit_code)
 
 
+def _locked_run(app: App, with_digest: bool, as_json: bool, wait_lock: int) -> int:
+    lock_path = app.settings["lock_file"] or f"{app.db_path}.lock"
+    lock = db.FileLock(lock_path)
+    try:
+        lock.acquire(wait=wait_lock)
+    except db.LockHeld as held:
+        waited = f" (waited {wait_lock}s)" if wait_lock else ""
+        raise UserError(f"another stiwatch run (pid {held.holder}) holds the lock {held.path}"
+                        f"{waited}; this run did nothing", exit_code=EXIT_LOCKED) from None
+    try:
+        return _run(app, with_digest, as_json)
+    finally:
+        lock.release()
+
+
 def _run(app: App, with_digest: bool, as_json: bool) -> int:
-    store = app.store(create=True)
+    store = open_synced_store(app)
+    # We hold the lock, so a run still `running` is one whose process was killed outright.
+    store.close_abandoned_runs()
     command = "run --digest" if with_digest else "run"
     run_id = store.start_run(command)
     log.info("run %s started: %s", run_id, command)
@@ -65,13 +82,37 @@ def _run(app: App, with_digest: bool, as_json: bool) -> int:
             failed = failed or not result["ok"]
             steps.append(result)
             log.info("run %s: %s %s", run_id, result["step"], result)
-    finally:
-        # Recorded even when interrupted: the row tells `stiwatch status` what happened.
-        status = "failed" if failed and len(steps) < len(plan) else ("partial" if failed else "ok")
-        exit_code = EXIT_FAILED if failed else EXIT_OK
-        app.store().finish_run(run_id, status, exit_code, steps)
+    except BaseException as error:
+        # Recorded before the lock is released (the crawler child is gone by now), so
+        # `stiwatch status` says why the run stopped instead of showing it `running` for good.
+        name = plan[len(steps)].__name__.removesuffix("_step")
+        reason, exit_code = _stopped_by(error)
+        steps.append({"step": name, "ok": False, "summary": reason,
+                      "status": "interrupted" if isinstance(error, KeyboardInterrupt) else "error"})
+        app.store().finish_run(run_id, "failed", exit_code, steps)
+        log.info("run %s stopped in the %s step: %s", run_id, name, reason)
+        if isinstance(error, KeyboardInterrupt):
+            raise UserError(f"{reason} during the {name} step; run {run_id} recorded as failed",
+                            exit_code=exit_code) from None
+        raise
+    status = "partial" if failed else "ok"
+    exit_code = EXIT_FAILED if failed else EXIT_OK
+    app.store().finish_run(run_id, status, exit_code, steps)
     if as_json:
         echo_json({"run": run_id, "status": status, "exit_code": exit_code, "steps": steps})
     else:
         app.echo(f"Run {run_id} {status}.")
     return exit_code
+
+
+def _stopped_by(error: BaseException) -> tuple[str, int]:
+    """Why a step ended the run early, and the exit status the command will give."""
+    if isinstance(error, KeyboardInterrupt):
+        name, exit_code = interrupts.describe(error)
+        return f"interrupted by {name}", exit_code
+    if isinstance(error, click.ClickException):
+        return error.format_message(), error.exit_code
+    user_error = translate(error) if isinstance(error, Exception) else None
+    if user_error is not None:
+        return user_error.format_message(), user_error.exit_code
+    return f"{type(error).__name__}: {error}", EXIT_FAILED

@@ -59,6 +59,8 @@ def _steps_summary(steps: Any) -> str:
             name = step.get("step") or step.get("name") or "?"
             # Steps of `stiwatch run` say whether they succeeded in `ok`; older rows may not.
             state = {True: "ok", False: "failed"}.get(step.get("ok")) or step.get("status")
+            if step.get("status") == "interrupted":
+                state = "interrupted"
             parts.append(f"{name}:{state}" if state else str(name))
     return " ".join(parts)
 
