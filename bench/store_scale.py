@@ -219,6 +219,40 @@ def build_search_store(n: int, log) -> Path:
     return path
 
 
+def add_cjk_items(path: Path, count: int, log) -> Path:
+    """A copy of the search store with ``count`` Japanese items added (once, cached): English
+    queries in a store where items_fts_cjk takes part (bench/cjk_search.py's text)."""
+    import shutil
+
+    from cjk_search import JapaneseMaker
+
+    target = CACHE / f"{path.stem}-cjk{count}.db"
+    if target.exists():
+        return target
+    temp = target.with_suffix(".building")
+    shutil.copyfile(path, temp)
+    store = db.open_store(temp)
+    first = store.scalar("SELECT max(id) FROM items") + 1
+    maker = JapaneseMaker(seed=5)
+    for start in range(0, count, 1000):
+        rows = maker.items(start, min(1000, count - start))
+        for n, row in enumerate(rows):
+            row["source_id"] = SOURCES[(start + n) % len(SOURCES)]
+            row["published_at"] = row["fetched_at"] = (
+                START + timedelta(minutes=int((start + n) * 1.05 * 10))).isoformat(
+                    timespec="seconds")
+        store.save_items(rows)
+    last = store.scalar("SELECT max(id) FROM items")
+    save_tags(store, tag_rows(first, last - first + 1, seed=99))
+    log(f"  added {count:,} Japanese items to a copy of the store")
+    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{temp}{suffix}").unlink(missing_ok=True)
+    os.replace(temp, target)
+    return target
+
+
 def candidate_queries(store: db.Store, words: list[str]) -> list[tuple[str, dict]]:
     """Queries of several shapes and frequencies, as (query, filters)."""
     head = [w for w in words[:3000] if len(w) > 3]
@@ -243,8 +277,10 @@ def percentile(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, max(0, round(p / 100 * len(values) + 0.5) - 1))]
 
 
-def bench_search(n: int, log) -> dict:
+def bench_search(n: int, log, cjk_items: int = 0) -> dict:
     path = build_search_store(n, log)
+    if cjk_items:
+        path = add_cjk_items(path, cjk_items, log)
     db.open_store(path).close()  # a cache built by an older stiwatch: migrate it first
     store = db.open_store(path, readonly=True)
     words = vocabulary()
@@ -255,12 +291,19 @@ def bench_search(n: int, log) -> dict:
             kept.append((query, filters, matches))
     for query, filters, _ in kept[:10]:  # warm the page cache once
         store.search(query, limit=20, **filters)
-    times, exact_times = [], []
+    times, exact_times, alone_times = [], [], []
     for _ in range(3):
         for query, filters, _ in kept:
             started = time.perf_counter()
             store.search(query, limit=20, **filters)
             times.append((time.perf_counter() - started) * 1000)
+        if cjk_items:  # in turn, the same queries in items_fts alone (as before items_fts_cjk)
+            store._uses_cjk = lambda terms: False
+            for query, filters, _ in kept:
+                started = time.perf_counter()
+                store.search(query, limit=20, **filters)
+                alone_times.append((time.perf_counter() - started) * 1000)
+            del store._uses_cjk
     for query, filters, _ in kept:  # every match ranked by bm25 (`stiwatch search --exact`)
         started = time.perf_counter()
         store.search(query, limit=20, exact=True, **filters)
@@ -290,6 +333,9 @@ def bench_search(n: int, log) -> dict:
         "max_ms": max(times),
         "like_scan_ms": like,
         "ratio": like / p95,
+        **({"items_fts_alone_p50_ms": percentile(alone_times, 50),
+            "items_fts_alone_p95_ms": percentile(alone_times, 95),
+            "cjk_items": cjk_items} if cjk_items else {}),
     }
 
 
@@ -298,6 +344,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small N (smoke test)")
     parser.add_argument("--ingest-n", type=int, help="items for the ingest benchmark")
     parser.add_argument("--search-n", type=int, help="items in the search store")
+    parser.add_argument("--cjk-items", type=int, default=0, metavar="N",
+                        help="search a copy of the store with N Japanese items added")
+    parser.add_argument("--skip-ingest", action="store_true", help="only the search measures")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args()
     ingest_n = args.ingest_n or (10_000 if args.quick else 200_000)
@@ -308,8 +357,18 @@ def main() -> None:
     def log(message: str) -> None:
         print(message, flush=True)
 
-    log(f"store_scale: ingest N={ingest_n:,}, search N={search_n:,}")
-    ingest = bench_ingest(ingest_n)
+    log(f"store_scale: ingest N={ingest_n:,}, search N={search_n:,}"
+        + (f" + {args.cjk_items:,} Japanese items" if args.cjk_items else ""))
+    ingest = {} if args.skip_ingest else bench_ingest(ingest_n)
+    if ingest:
+        log_ingest(ingest, ingest_n, log)
+    search = bench_search(search_n, log, args.cjk_items)
+    log_search(search, search_n, log)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"ingest": ingest, "search": search}, indent=2))
+
+
+def log_ingest(ingest: dict, ingest_n: int, log) -> None:
     log(f"ingest with FTS (Store.save_items, batches of 500): {ingest['fts_items_per_s']:,.0f} "
         f"items/s; baseline plain executemany, no FTS: {ingest['baseline_items_per_s']:,.0f} "
         f"items/s; ratio {ingest['ratio']:.2f} (target >= 1,000 items/s: "
@@ -317,7 +376,9 @@ def main() -> None:
     log(f"size: {ingest['bytes_per_item']:,.0f} bytes/item measured at N={ingest_n:,} "
         f"({ingest['text_bytes_per_item']:,.0f} bytes of text/item) -> "
         f"{ingest['gb_per_million']:.2f} GB per million items (extrapolated)")
-    search = bench_search(search_n, log)
+
+
+def log_search(search: dict, search_n: int, log) -> None:
     log(f"search at N={search_n:,} ({search['store_gb']:.2f} GB): {search['queries']} queries "
         f"matching <= {search['max_matches']:,} items (median {search['median_matches']:,}): "
         f"p50 {search['p50_ms']:.1f} ms, p95 {search['p95_ms']:.1f} ms, max "
@@ -326,8 +387,10 @@ def main() -> None:
         f"{search['exact_p95_ms']:.1f} ms); baseline LIKE scan {search['like_scan_ms']:,.0f} ms; "
         f"ratio {search['ratio']:,.0f}x (target p95 <= 100 ms: "
         f"{'met' if search['p95_ms'] <= 100 else 'MISSED'})")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"ingest": ingest, "search": search}, indent=2))
+    if "cjk_items" in search:
+        log(f"same queries with {search['cjk_items']:,} Japanese items in the store, searched in "
+            f"items_fts alone (before items_fts_cjk): p50 {search['items_fts_alone_p50_ms']:.1f}"
+            f" ms, p95 {search['items_fts_alone_p95_ms']:.1f} ms")
 
 
 if __name__ == "__main__":

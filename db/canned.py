@@ -10,7 +10,56 @@ from __future__ import annotations
 
 WEEK_START = "date({}, 'weekday 0', '-6 days')"
 
+# items_fts_cjk indexes each run of CJK letters as its character pairs (db/cjk.py): the word
+# typed is turned into the phrase of its pairs here, in SQL, so that the query runs in any
+# SQLite tool. One word or phrase of CJK characters (spaces are dropped); one character is a
+# prefix of the pairs. `stiwatch search` takes any query, mixed with Latin words.
+_CJK_WORD = """
+WITH RECURSIVE
+  word(w) AS (SELECT replace(replace(trim(:q), ' ', ''), '　', '')),
+  pairs(k, m) AS (
+    SELECT 1, substr(w, 1, 2) FROM word WHERE length(w) > 1
+    UNION ALL
+    SELECT k + 1, m || ' ' || substr(w, k + 1, 2) FROM pairs, word WHERE k + 1 < length(w)
+  ),
+  phrase(m) AS (
+    SELECT CASE WHEN length(w) = 1 THEN '"' || w || '"*'
+                ELSE '"' || (SELECT m FROM pairs ORDER BY k DESC LIMIT 1) || '"' END
+    FROM word
+  )"""
+
 CANNED_QUERIES: dict[str, dict[str, str]] = {
+    "search_cjk": {
+        "title": "Search Chinese, Japanese or Korean text",
+        "description": "Items whose title, summary or body contains a word of Chinese, Japanese "
+        "or Korean (e.g. 研究, 量子技術, 연구), best match first (bm25), near-duplicates "
+        "folded; country (e.g. JP) and since (YYYY-MM-DD) may be left empty. The search box "
+        "of the items table cannot find such words: those scripts have no spaces between "
+        "words. One word or phrase per search; `stiwatch search` also takes several, mixed "
+        "with English words, with AND, OR and NOT.",
+        "sql": _CJK_WORD + """
+SELECT id, published_at, title, substr(text, max(1, instr(text, w) - 40), 120) AS context,
+       url, source_id, score
+FROM (
+    SELECT i.id, i.published_at, i.title, i.url, i.source_id, word.w,
+           CASE WHEN instr(i.body, word.w) > 0 THEN i.body
+                WHEN instr(i.summary, word.w) > 0 THEN i.summary
+                ELSE coalesce(i.title, '') END AS text,
+           round(-bm25(items_fts_cjk, 10.0, 4.0, 1.0), 3) AS score
+    FROM items_fts_cjk f
+    CROSS JOIN items i ON i.id = f.rowid
+    CROSS JOIN word
+    WHERE items_fts_cjk MATCH coalesce((SELECT m FROM phrase), '""')
+      AND i.duplicate_of IS NULL
+      AND (:country = '' OR i.id IN (SELECT item_id FROM tags
+                                     WHERE facet = 'country' AND value = upper(:country)))
+      AND (:since = '' OR i.published_at >= :since)
+    ORDER BY bm25(items_fts_cjk, 10.0, 4.0, 1.0)
+    LIMIT 100
+)
+ORDER BY score DESC
+""",
+    },
     "policy_this_week_by_area": {
         "title": "This week's policy items by area",
         "description": "STI-policy items published since Monday of the current week (UTC), one "

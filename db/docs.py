@@ -196,6 +196,15 @@ TABLES: dict[str, dict[str, Any]] = {
             "updated_at": "Last state change (ISO 8601 UTC).",
         },
     },
+    "items_cjk_pending": {
+        "description": "Items whose text is new or changed, queued by triggers whoever writes "
+        "them, until stiwatch has looked for Chinese, Japanese or Korean letters in them and "
+        "indexed those in `items_fts_cjk` (internal): at once for the items it saves, at the "
+        "next writable open for those another tool wrote.",
+        "columns": {
+            "item_id": "The item (`items.id`).",
+        },
+    },
     "schema_migrations": {
         "description": "Schema versions applied to this file; opening an older file migrates it.",
         "columns": {
@@ -251,7 +260,17 @@ VIEWS: dict[str, dict[str, Any]] = {
 FTS = {
     "items_fts": "Full-text index (SQLite FTS5, Porter stemming) over items' title, summary and "
     "body, kept in sync by triggers. Query with `SELECT * FROM items WHERE id IN (SELECT rowid "
-    "FROM items_fts WHERE items_fts MATCH 'quantum AND strategy')`, or `stiwatch search`.",
+    "FROM items_fts WHERE items_fts MATCH 'quantum AND strategy')`, or `stiwatch search`. "
+    "Words are split at spaces and punctuation, so Chinese and Japanese text (no spaces) is "
+    "one word per sentence here: search it in `items_fts_cjk`.",
+    "items_fts_cjk": "Full-text index (FTS5) of the items containing Chinese, Japanese or Korean "
+    "letters, rowid = `items.id`, columns title, summary and body. Each run of CJK letters is "
+    "indexed as its overlapping character pairs followed by its last letter (研究開発 -> `研究 "
+    "究開 開発 発`), other text as in `items_fts`. A word of two or more CJK letters is the "
+    "phrase of its pairs: `SELECT * FROM items WHERE id IN (SELECT rowid FROM items_fts_cjk "
+    "WHERE items_fts_cjk MATCH '\"量子 子技 技術\"')` finds 量子技術; one letter is a prefix "
+    "(`'研*'`). `stiwatch search 量子技術` and the canned query `search_cjk` write the pairs for "
+    "you. Filled by stiwatch (see `items_cjk_pending`).",
 }
 
 

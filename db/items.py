@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator
 
+from .cjk import has_cjk, index_text
 from .clock import utcnow
 from .errors import NoSuchItem, StoreError
 
@@ -64,7 +65,37 @@ class ItemsMixin:
                 changes["fetch_attempts"] = attempts + 1 if row["status"] == "partial" else attempts
                 self.db["items"].update(item_id, changes)
                 results.append((item_id, False))
+            self.index_cjk()
         return results
+
+    def index_cjk(self, batch: int = 1000) -> int:
+        """Index the queued items that contain CJK letters in items_fts_cjk; returns how many
+        items were looked at. The triggers queue every item whose text is new or changed,
+        whoever writes it: save_items indexes its own at once, other writers' are indexed at
+        the next save or writable open (after migration 10, every item once, in batches).
+        """
+        done = 0
+        # Checked before taking the write lock: opening a store must not wait for a crawl.
+        while self.conn.execute("SELECT 1 FROM items_cjk_pending LIMIT 1").fetchone():
+            with self.write():
+                rows = self.conn.execute(
+                    "SELECT p.item_id, i.title, i.summary, i.body FROM items_cjk_pending p "
+                    "LEFT JOIN items i ON i.id = p.item_id ORDER BY p.item_id "
+                    f"LIMIT {int(batch)}").fetchall()
+                cjk = [row for row in rows if has_cjk(row[1]) or has_cjk(row[2])
+                       or has_cjk(row[3])]
+                if cjk:
+                    self.conn.executemany("DELETE FROM items_fts_cjk WHERE rowid = ?",
+                                          [(row[0],) for row in cjk])
+                    self.conn.executemany(
+                        "INSERT INTO items_fts_cjk (rowid, title, summary, body) "
+                        "VALUES (?, ?, ?, ?)",
+                        [(item_id, index_text(title), index_text(summary), index_text(body))
+                         for item_id, title, summary, body in cjk])
+                self.conn.execute("DELETE FROM items_cjk_pending WHERE item_id <= ?",
+                                  [rows[-1][0]])
+            done += len(rows)
+        return done
 
     def get_item(self, item_id: int) -> dict[str, Any]:
         rows = self.query("SELECT * FROM items WHERE id = ?", [item_id])

@@ -308,6 +308,41 @@ MIGRATIONS: list[Migration] = [
         END;
         """,
     ),
+    Migration(
+        10,
+        "CJK full-text index (character pairs) with its queue of items to index",
+        """
+        -- Chinese, Japanese and Korean are written without spaces between words, which
+        -- unicode61 needs: items containing CJK letters are indexed again here, each run of
+        -- CJK letters written as its character pairs (db/cjk.py). Those pairs are made in
+        -- Python, so the triggers only queue the items whose text is new or changed, whoever
+        -- writes them; Store.index_cjk() indexes the queue (at the end of save_items and when
+        -- a store is opened for writing), skipping items without CJK letters.
+        CREATE VIRTUAL TABLE items_fts_cjk USING fts5(
+            title, summary, body,
+            tokenize = 'porter unicode61 remove_diacritics 2'
+        );
+        CREATE TABLE items_cjk_pending (
+            item_id INTEGER PRIMARY KEY
+        );
+        CREATE TRIGGER items_cjk_ai AFTER INSERT ON items BEGIN
+            INSERT OR IGNORE INTO items_cjk_pending (item_id) VALUES (new.id);
+        END;
+        CREATE TRIGGER items_cjk_au AFTER UPDATE OF title, summary, body ON items
+        WHEN old.title IS NOT new.title OR old.summary IS NOT new.summary
+            OR old.body IS NOT new.body
+        BEGIN
+            DELETE FROM items_fts_cjk WHERE rowid = old.id;
+            INSERT OR IGNORE INTO items_cjk_pending (item_id) VALUES (new.id);
+        END;
+        CREATE TRIGGER items_cjk_ad AFTER DELETE ON items BEGIN
+            DELETE FROM items_fts_cjk WHERE rowid = old.id;
+            DELETE FROM items_cjk_pending WHERE item_id = old.id;
+        END;
+        -- Every stored item is looked at once (in Python, in batches, at the next open).
+        INSERT INTO items_cjk_pending (item_id) SELECT id FROM items;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -14,11 +14,14 @@ ranks every match.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 import re
 import sqlite3
 from typing import Any, Iterator, Sequence
+import unicodedata
 
+from .cjk import CJK_CLASS, has_cjk, query_phrase, squeeze
 from .errors import StoreError
 
 # bm25 weights per items_fts column: a word in the title counts most, then the summary.
@@ -29,29 +32,333 @@ RANK_WINDOW = 5_000
 TAG_FACETS = ("area", "domain", "country", "region")
 LIST_KEYS = {"area": "areas", "domain": "domains", "country": "countries", "region": "regions"}
 
-# A bare word with inner punctuation ("research-security", "U.S.", "G7's") is a syntax error in
-# FTS5; quoted, it becomes the phrase the tokenizer would make of it anyway.
-_TOKEN = re.compile(r'"[^"]*"?|[^\s"()]+|[()]')
-_PUNCTUATED = re.compile(r"\w[\w\-./'’&@#]*\w\.?|\w\.", re.UNICODE)
+COLUMNS = ("title", "summary", "body")
+CJK_TABLE = "items_fts_cjk"
+# One lexeme: a NEAR group, a quoted phrase (perhaps unterminated, perhaps a prefix), a
+# parenthesis, or a run of anything else up to a space, quote or parenthesis.
+_LEXEME = re.compile(r'NEAR\([^()]*\)|"[^"]*"?\*?|[()]|[^\s"()]+')
+_SYNTAX = ('Use words, "quoted phrases", AND, OR, NOT (in capitals), parentheses, prefix*, '
+           "title:word and -word (see `stiwatch search --help`).")
 
 
 class BadQuery(StoreError):
     """A search query that FTS5 cannot parse (or a filter that cannot be applied)."""
 
 
+def _is_word_char(char: str) -> bool:
+    """A character FTS5's unicode61 tokenizer keeps in words (letters, digits, marks)."""
+    category = unicodedata.category(char)
+    return category[0] in "LNM" or category == "Co"
+
+
+@dataclass(frozen=True)
+class Term:
+    """A word or phrase: ``text`` as typed, punctuation at its ends removed. Punctuation
+    inside separates words, as the tokenizer does in the items: `research-security` is the
+    phrase "research security"."""
+    text: str
+    prefix: bool = False
+
+    @property
+    def cjk(self) -> bool:
+        return has_cjk(self.text)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    node: Any
+
+
+@dataclass(frozen=True)
+class Near:
+    terms: tuple[Term, ...]
+    distance: int | None
+
+
+@dataclass(frozen=True)
+class Or:
+    nodes: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class And:
+    """Every one of ``positives``, none of ``negatives`` (`a AND b NOT c`, `a b -c`)."""
+    positives: tuple[Any, ...]
+    negatives: tuple[Any, ...] = ()
+
+
+@dataclass
+class _Lexeme:
+    kind: str  # term, mark (a bare `-` or `title:` before a phrase or "("), (, ), AND, OR, NOT
+    raw: str
+    node: Any = None
+    negated: bool = False
+    column: str | None = None
+
+
+def _fail(query: str, reason: str) -> BadQuery:
+    return BadQuery(f"cannot search for {query!r}: {reason}. {_SYNTAX}")
+
+
+def _strip(text: str) -> str:
+    """``text`` without the punctuation at its ends (`#quantum`, `research;`, `[x]`)."""
+    start, end = 0, len(text)
+    while start < end and not _is_word_char(text[start]):
+        start += 1
+    while end > start and not _is_word_char(text[end - 1]):
+        end -= 1
+    return text[start:end]
+
+
+def _bare(raw: str, query: str) -> _Lexeme:
+    """A run of text without spaces, quotes or parentheses: an operator, or a term with an
+    optional leading `-`, `column:` and trailing `*`."""
+    if raw in ("AND", "OR", "NOT"):
+        return _Lexeme(raw, raw)
+    text = raw
+    negated = text.startswith("-")
+    text = text.lstrip("-")
+    column = None
+    named = re.fullmatch(r"([^\W\d_]+):(.*)", text, re.DOTALL)
+    if named:
+        name, rest = named.groups()
+        if name.lower() in COLUMNS:
+            column, text = name.lower(), rest
+        elif any(_is_word_char(char) for char in rest):
+            raise _fail(query, f"{name!r} in {raw!r} is not a column (a word before a colon "
+                        "names a column: title, summary or body; to search for both words, "
+                        f"put them in quotes: '\"{name} {rest}\"')")
+    star = text.endswith("*")
+    text = text.rstrip("*")
+    prefix = star and bool(text) and _is_word_char(text[-1])
+    text = _strip(text)
+    if not text:
+        return _Lexeme("mark", raw, negated=negated, column=column)
+    return _Lexeme("term", raw, Term(text, prefix), negated, column)
+
+
+def _phrase(raw: str, query: str) -> Term | None:
+    if len(raw) < 2 or not raw.rstrip("*").endswith('"'):
+        raise _fail(query, f"the quote in {raw!r} is not closed")
+    text = raw.rstrip("*")[1:-1]
+    if not any(_is_word_char(char) for char in text):
+        return None
+    return Term(" ".join(text.split()), raw.endswith("*"))
+
+
+def _near(raw: str, query: str) -> Near | None:
+    inner = raw[len("NEAR("):-1]
+    distance = None
+    found = re.search(r",\s*(\d+)\s*$", inner)
+    if found:
+        distance, inner = int(found.group(1)), inner[:found.start()]
+    terms = []
+    for match in _LEXEME.finditer(inner):
+        token = match.group()
+        lexeme = _Lexeme("term", token, _phrase(token, query)) if token.startswith('"') \
+            else _bare(token, query)
+        if lexeme.kind != "term" or lexeme.negated or lexeme.column:
+            if lexeme.kind == "mark" and not (lexeme.negated or lexeme.column):
+                continue  # punctuation
+            raise _fail(query, f"{token!r} cannot be inside NEAR(...), only words and phrases")
+        if lexeme.node is not None:
+            terms.append(lexeme.node)
+    return Near(tuple(terms), distance) if terms else None
+
+
+def _lex(query: str) -> list[_Lexeme]:
+    out: list[_Lexeme] = []
+    matches = list(_LEXEME.finditer(query))
+    for n, match in enumerate(matches):
+        raw = match.group()
+        following = matches[n + 1] if n + 1 < len(matches) else None
+        if raw in ("(", ")"):
+            out.append(_Lexeme(raw, raw))
+        elif raw.startswith("NEAR("):
+            near = _near(raw, query)
+            if near is not None:
+                out.append(_Lexeme("term", raw, near))
+        elif raw.startswith('"'):
+            term = _phrase(raw, query)
+            if term is not None:
+                out.append(_Lexeme("term", raw, term))
+            elif out and out[-1].kind == "mark":
+                out.pop()  # `title:"#"`: nothing to apply the mark to
+        else:
+            lexeme = _bare(raw, query)
+            # `-"a phrase"`, `title:(a OR b)`: a mark applies to what follows it directly;
+            # anything else with no word in it is punctuation, a separator.
+            if lexeme.kind == "mark" and not (
+                    (lexeme.negated or lexeme.column) and following is not None
+                    and following.start() == match.end() and following.group() != ")"):
+                continue
+            out.append(lexeme)
+    return out
+
+
+class _Parser:
+    """FTS5's grammar as its documentation gives it (NOT binds tighter than AND, AND than OR;
+    words side by side are ANDed), plus `-word`: excluded from the words around it."""
+
+    def __init__(self, query: str) -> None:
+        self.query = query
+        self.lexemes = _lex(query)
+        self.at = 0
+
+    def peek(self) -> str | None:
+        return self.lexemes[self.at].kind if self.at < len(self.lexemes) else None
+
+    def fail(self, reason: str) -> BadQuery:
+        return _fail(self.query, reason)
+
+    def parse(self) -> Any:
+        if not self.lexemes:
+            raise self.fail("it has no word to search for")
+        node = self.parse_or()
+        if self.peek() == ")":
+            raise self.fail("a ')' has no '(' before it")
+        return node
+
+    def parse_or(self) -> Any:
+        nodes = [self.parse_and(None)]
+        while self.peek() == "OR":
+            self.at += 1
+            nodes.append(self.parse_and("OR"))
+        return nodes[0] if len(nodes) == 1 else Or(tuple(nodes))
+
+    def parse_and(self, after: str | None) -> Any:
+        items: list[tuple[bool, str, Any]] = []
+        while self.peek() not in (None, ")", "OR"):
+            kind = self.peek()
+            if kind in ("AND", "NOT"):
+                if not items:
+                    raise self.fail(f"{kind} has no word before it")
+                self.at += 1
+                if self.peek() in (None, ")", "OR", "AND", "NOT"):
+                    raise self.fail(f"{kind} has no word after it")
+                if kind == "NOT":
+                    negated, raw, node = self.parse_primary()
+                    if negated:
+                        raise self.fail(f"{raw!r} after NOT: use NOT or -, not both")
+                    items.append((True, raw, node))
+                continue
+            items.append(self.parse_primary())
+        if not items:
+            if after:
+                raise self.fail(f"{after} has no word after it")
+            raise self.fail("OR has no word before it" if self.peek() == "OR"
+                            else "it has no word to search for")
+        positives = tuple(node for negated, _, node in items if not negated)
+        negatives = tuple(node for negated, _, node in items if negated)
+        if not positives:
+            raw = items[0][1]
+            raise self.fail(f"{raw!r} only excludes: add a word to search for, e.g. "
+                            f"'research {raw}'")
+        if not negatives and len(positives) == 1:
+            return positives[0]
+        return And(positives, negatives)
+
+    def parse_primary(self) -> tuple[bool, str, Any]:
+        """(excluded by a `-`, the text as typed, the node)."""
+        lexeme = self.lexemes[self.at]
+        self.at += 1
+        if lexeme.kind == "mark":
+            negated, raw, node = self.parse_primary()
+            node = Column(lexeme.column, node) if lexeme.column else node
+            return negated or lexeme.negated, lexeme.raw + raw, node
+        if lexeme.kind == "term":
+            node = Column(lexeme.column, lexeme.node) if lexeme.column else lexeme.node
+            return lexeme.negated, lexeme.raw, node
+        if lexeme.kind == "(":
+            if self.peek() == ")":
+                raise self.fail("the parentheses '()' are empty")
+            if self.peek() is None:
+                raise self.fail("a '(' is not closed with ')'")
+            node = self.parse_or()
+            if self.peek() != ")":
+                raise self.fail("a '(' is not closed with ')'")
+            self.at += 1
+            return False, "(...)", node
+        raise self.fail("a ')' has no '(' before it")  # AND, OR, NOT are handled by callers
+
+
+def parse_query(text: str) -> Any:
+    """The user's query as a tree of Term, Column, Near, Or and And (BadQuery if malformed)."""
+    return _Parser(text).parse()
+
+
+def _terms(node: Any, positive: bool = True) -> Iterator[tuple[Term, bool]]:
+    """Every term of ``node`` with whether it is searched for (True) or excluded."""
+    if isinstance(node, Term):
+        yield node, positive
+    elif isinstance(node, Column):
+        yield from _terms(node.node, positive)
+    elif isinstance(node, Near):
+        for term in node.terms:
+            yield term, positive
+    elif isinstance(node, Or):
+        for child in node.nodes:
+            yield from _terms(child, positive)
+    elif isinstance(node, And):
+        for child in node.positives:
+            yield from _terms(child, positive)
+        for child in node.negatives:
+            yield from _terms(child, not positive)
+
+
+def _render(node: Any, cjk: bool) -> str | None:
+    """``node`` in FTS5 syntax for items_fts (``cjk`` False) or items_fts_cjk (True).
+
+    For items_fts a term containing CJK characters matches nothing: those items are searched
+    in items_fts_cjk. None stands for "matches nothing" and is simplified away."""
+    if isinstance(node, Term):
+        if node.cjk:
+            if not cjk:
+                return None
+            text, prefix = query_phrase(node.text)
+            return f'"{text}"' + ("*" if prefix else "")
+        return f'"{node.text}"' + ("*" if node.prefix else "")
+    if isinstance(node, Column):
+        inner = _render(node.node, cjk)
+        return None if inner is None else f"{node.name}:({inner})"
+    if isinstance(node, Near):
+        phrases = [_render(term, cjk) for term in node.terms]
+        if None in phrases:
+            return None
+        distance = "" if node.distance is None else f", {node.distance}"
+        return f"NEAR({' '.join(phrases)}{distance})"  # type: ignore[arg-type]
+    if isinstance(node, Or):
+        parts = [part for part in (_render(child, cjk) for child in node.nodes) if part]
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+    if isinstance(node, And):
+        positives = [_render(child, cjk) for child in node.positives]
+        if None in positives:
+            return None
+        out = positives[0] if len(positives) == 1 else "(" + " AND ".join(positives) + ")"
+        for child in node.negatives:
+            part = _render(child, cjk)
+            if part is not None:
+                out = f"({out} NOT {part})"
+        return out
+    raise TypeError(node)
+
+
 def fts_query(text: str) -> str:
-    """The user's query as FTS5 syntax: punctuated words become phrases, the rest is kept."""
-    out: list[str] = []
-    for token in _TOKEN.findall(text):
-        if re.fullmatch(r"-\w+\*?", token, re.UNICODE) and out:
-            out += ["NOT", token[1:]]  # web-search habit: `quantum -computing`
-            continue
-        star = token.endswith("*") and not token.startswith('"')
-        word = token[:-1] if star else token
-        if _PUNCTUATED.fullmatch(word) and not re.fullmatch(r"\w+", word, re.UNICODE):
-            token = f'"{word}"' + ("*" if star else "")
-        out.append(token)
-    return " ".join(out)
+    """The user's query in FTS5 syntax for items_fts, the index of every item.
+
+    Punctuation separates words as in the items; quotes, AND, OR, NOT, parentheses,
+    `column:`, prefix* and `-word` keep their meaning. Terms with CJK characters are left
+    out (they match nothing there); ``cjk_query`` is the query for items_fts_cjk.
+    """
+    return _render(parse_query(text), cjk=False) or '""'
+
+
+def cjk_query(text: str) -> str:
+    """The user's query in FTS5 syntax for items_fts_cjk (CJK words as character pairs)."""
+    return _render(parse_query(text), cjk=True) or '""'
 
 
 def _explain(error: sqlite3.OperationalError, query: str) -> BadQuery:
@@ -95,6 +402,47 @@ def _bind(params: dict[str, Any], prefix: str, values: Sequence[str]) -> str:
     return ", ".join(names)
 
 
+def _cjk_snippets(conn: sqlite3.Connection, rows: list[dict[str, Any]],
+                  terms: list[Term], width: int = 80) -> None:
+    """Give rows found in items_fts_cjk a snippet of their own text (in place): FTS5's would
+    show the character pairs. Around the first place a searched term occurs, in the column
+    where terms occur most, with the terms **highlighted**."""
+    if not rows:
+        return
+    patterns = []
+    for term in terms:
+        words = squeeze(term.text).split()
+        # Punctuation or spaces between a phrase's words: any run of non-word characters.
+        pattern = r"[\W_]+".join(re.escape(part) for word in words
+                                  for part in re.split(r"[\W_]+", word) if part)
+        if pattern and not term.cjk:
+            # A whole word (`ai` is not in `said`), also against CJK letters (`生成AIの`).
+            letter = f"[^\\W_{CJK_CLASS}]"
+            pattern = f"(?<!{letter}){pattern}" + (f"{letter}*" if term.prefix
+                                                   else f"(?!{letter})")
+        if pattern:
+            patterns.append(pattern)
+    found = re.compile("|".join(sorted(patterns, key=len, reverse=True)), re.IGNORECASE) \
+        if patterns else None
+    marks = ", ".join("?" for _ in rows)
+    texts = {item_id: (title, summary, body) for item_id, title, summary, body in conn.execute(
+        f"SELECT id, title, summary, body FROM items WHERE id IN ({marks})",
+        [row["id"] for row in rows])}
+    open_, close = HIGHLIGHT
+    for row in rows:
+        columns = [text or "" for text in texts.get(row["id"], ())]
+        hits = [list(found.finditer(text)) if found else [] for text in columns]
+        best = max(range(len(columns)), key=lambda n: (len(hits[n]), n)) if columns else 0
+        text = " ".join(columns[best].split()) if columns else ""
+        first = found.search(text) if found else None
+        start = max(0, first.start() - width // 4) if first else 0
+        window = text[start:start + width]
+        if found:
+            window = found.sub(lambda m: f"{open_}{m.group()}{close}", window)
+        row["snippet"] = ("…" if start else "") + window + (
+            "…" if start + width < len(text) else "")
+
+
 class SearchMixin:
     def search(
         self,
@@ -118,13 +466,18 @@ class SearchMixin:
         id, url, title, source, date, a highlighted ``snippet``, ``score`` (higher is better),
         ``copies`` (near-duplicates folded into it) and its tags as lists. Unless ``exact``,
         a query matching more than RANK_WINDOW items is ranked among the most recent of them.
+
+        Items containing CJK letters are searched in items_fts_cjk, the others in items_fts
+        (where a CJK word matches nothing: `quantum OR 量子` finds English items by `quantum`);
+        the two lists are merged by score. A store without CJK items uses items_fts alone.
         """
         if not query or not query.strip():
             raise BadQuery("empty search query: give at least one word")
         if limit < 1:
             raise BadQuery(f"limit must be at least 1, not {limit}")
-        where = ["items_fts MATCH :q", "items_fts.rank MATCH :ranking", "i.duplicate_of IS NULL"]
-        params: dict[str, Any] = {"q": fts_query(query), "ranking": RANKING, "limit": limit}
+        tree = parse_query(query)
+        where = ["i.duplicate_of IS NULL"]
+        params: dict[str, Any] = {"ranking": RANKING, "limit": limit}
         for facet, values in (("area", areas), ("domain", domains), ("country", countries),
                               ("region", regions)):
             if values:
@@ -148,24 +501,20 @@ class SearchMixin:
             else:
                 where.append("i.published_at <= :until")
             params["until"] = bound
-        open_, close = HIGHLIGHT
-        sql = f"""
-            SELECT i.id, i.url, i.title, i.source_id, i.published_at, i.language,
-                   snippet(items_fts, -1, '{open_}', '{close}', '…', 24) AS snippet,
-                   -items_fts.rank AS score
-            FROM items_fts CROSS JOIN items i ON i.id = items_fts.rowid
-            WHERE {' AND '.join(where)}
-            ORDER BY items_fts.rank
-            LIMIT :limit
-        """
+        terms = list(_terms(tree))
+        latin = _render(tree, cjk=False)
         try:
-            floor = None if exact else self._rank_floor(params["q"])
+            cjk = self._uses_cjk(terms)
             rows = []
-            if floor is not None:
-                windowed = sql.replace("WHERE ", "WHERE items_fts.rowid >= :floor AND ", 1)
-                rows = self._rows(windowed, {**params, "floor": floor})
-            if floor is None or len(rows) < limit:
-                rows = self._rows(sql, params)
+            if latin is not None:
+                extra = ([f"NOT EXISTS (SELECT 1 FROM {CJK_TABLE} c WHERE c.rowid = i.id)"]
+                         if cjk else [])
+                rows = self._ranked("items_fts", latin, where + extra, params, limit, exact)
+            if cjk:
+                found = self._ranked(CJK_TABLE, _render(tree, cjk=True), where, params, limit,
+                                     exact)
+                _cjk_snippets(self.conn, found, [t for t, positive in terms if positive])
+                rows = sorted(rows + found, key=lambda row: -row["score"])[:limit]
         except sqlite3.OperationalError as error:
             if _is_query_error(error):
                 raise _explain(error, query) from None
@@ -173,7 +522,40 @@ class SearchMixin:
         self._decorate(rows)
         return rows
 
-    def _rank_floor(self, match: str) -> int | None:
+    def _uses_cjk(self, terms: list[tuple[Term, bool]]) -> bool:
+        """Whether items_fts_cjk takes part: for CJK words, and for every query once the store
+        has CJK items (their Latin words written against CJK letters, `NEDOは` or `生成AI`,
+        are whole words only there). A store without CJK items searches as it always did."""
+        return any(term.cjk for term, _ in terms) or self.conn.execute(
+            f"SELECT 1 FROM {CJK_TABLE} LIMIT 1").fetchone() is not None
+
+    def _ranked(self, table: str, match: str, where: list[str], params: dict[str, Any],
+                limit: int, exact: bool) -> list[dict[str, Any]]:
+        """The ``limit`` best matches of ``match`` in the FTS5 ``table`` meeting ``where``."""
+        open_, close = HIGHLIGHT
+        # items_fts_cjk's text is character pairs: its rows get a snippet of the item's text.
+        snippet = (f"snippet({table}, -1, '{open_}', '{close}', '…', 24)"
+                   if table == "items_fts" else "NULL")
+        conditions = [f"{table} MATCH :q", f"{table}.rank MATCH :ranking", *where]
+        sql = f"""
+            SELECT i.id, i.url, i.title, i.source_id, i.published_at, i.language,
+                   {snippet} AS snippet, -{table}.rank AS score
+            FROM {table} CROSS JOIN items i ON i.id = {table}.rowid
+            WHERE {' AND '.join(conditions)}
+            ORDER BY {table}.rank
+            LIMIT :limit
+        """
+        params = {**params, "q": match}
+        floor = None if exact else self._rank_floor(match, table)
+        rows = []
+        if floor is not None:
+            windowed = sql.replace("WHERE ", f"WHERE {table}.rowid >= :floor AND ", 1)
+            rows = self._rows(windowed, {**params, "floor": floor})
+        if floor is None or len(rows) < limit:
+            rows = self._rows(sql, params)
+        return rows
+
+    def _rank_floor(self, match: str, table: str = "items_fts") -> int | None:
         """The rowid of the RANK_WINDOW-th most recent match, or None if there are fewer.
 
         Walking a doclist from the newest rowid is cheap when matches are dense; when they are
@@ -184,7 +566,7 @@ class SearchMixin:
         top = self.scalar("SELECT max(rowid) FROM items") or 0
         recent = top - top // 10
         count, oldest = self.conn.execute(
-            "SELECT count(*), min(rowid) FROM (SELECT rowid FROM items_fts WHERE items_fts "
+            f"SELECT count(*), min(rowid) FROM (SELECT rowid FROM {table} WHERE {table} "
             "MATCH ? AND rowid >= ? ORDER BY rowid DESC LIMIT ?)", [match, recent, RANK_WINDOW]
         ).fetchone()
         if count >= RANK_WINDOW:
@@ -192,7 +574,7 @@ class SearchMixin:
         if count * 10 < RANK_WINDOW:  # fewer than the window expected in all: rank them all
             return None
         row = self.conn.execute(
-            "SELECT rowid FROM items_fts WHERE items_fts MATCH ? ORDER BY rowid DESC "
+            f"SELECT rowid FROM {table} WHERE {table} MATCH ? ORDER BY rowid DESC "
             "LIMIT 1 OFFSET ?", [match, RANK_WINDOW - 1]
         ).fetchone()
         return None if row is None else row[0]
@@ -204,14 +586,27 @@ class SearchMixin:
 
     def count_matches(self, query: str) -> int:
         """How many items (duplicates included) match ``query``: for benchmarks and hints."""
+        if not query or not query.strip():
+            raise BadQuery("empty search query: give at least one word")
+        tree = parse_query(query)
+        latin = _render(tree, cjk=False)
+        count = 0
         try:
-            return self.conn.execute(
-                "SELECT count(*) FROM items_fts WHERE items_fts MATCH ?", [fts_query(query)]
-            ).fetchone()[0]
+            cjk = self._uses_cjk(list(_terms(tree)))
+            if latin is not None:
+                count += self.conn.execute(
+                    "SELECT count(*) FROM items_fts WHERE items_fts MATCH ?" + (
+                        f" AND rowid NOT IN (SELECT rowid FROM {CJK_TABLE})" if cjk else ""),
+                    [latin]).fetchone()[0]
+            if cjk:
+                count += self.conn.execute(
+                    f"SELECT count(*) FROM {CJK_TABLE} WHERE {CJK_TABLE} MATCH ?",
+                    [_render(tree, cjk=True)]).fetchone()[0]
         except sqlite3.OperationalError as error:
             if _is_query_error(error):
                 raise _explain(error, query) from None
             raise
+        return count
 
     def _decorate(self, rows: list[dict[str, Any]]) -> None:
         """Add source names, copy counts and tags to a page of result rows (in place)."""

@@ -68,6 +68,8 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
                 )
         else:
             self.migrated = migrate(conn)
+            # Items a migration or another tool queued for the CJK index (a no-op otherwise).
+            self.index_cjk()
 
     # -- plumbing ---------------------------------------------------------------------------
 

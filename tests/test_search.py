@@ -102,15 +102,92 @@ def test_no_match_says_so(stiwatch, ids):
     assert search_json(stiwatch, "fusion") == []
 
 
+# One query per row, through the query translation (db.search.fts_query) and the store:
+# punctuation separates words as in the items, the documented syntax keeps its meaning.
+QUANTUM = {"jp-quantum", "jp-semis", "us-discovery"}
+RESEARCH_SECURITY = {"us-security", "jp-quantum"}  # the phrase, in either of them
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("research,security", RESEARCH_SECURITY),
+    ("research;security", RESEARCH_SECURITY),
+    ("research_security", RESEARCH_SECURITY),
+    ("research-security", RESEARCH_SECURITY),
+    ("#quantum", QUANTUM),
+    ("quantum;", QUANTUM),
+    ("[semiconductor]", {"jp-semis"}),
+    ("{galaxy}", {"us-discovery"}),
+    ("(quantum)", QUANTUM),
+    ("'quantum'", QUANTUM),
+    ("quantum, strategy", {"jp-quantum"}),
+    ("Horizon Europe: funding", {"eu-open"}),
+    ("open-science", {"eu-open"}),
+    ("quantum AND -computing", {"jp-semis", "us-discovery"}),
+    ("quantum -computing", {"jp-semis", "us-discovery"}),
+    ("-computing quantum", {"jp-semis", "us-discovery"}),
+    ("quantum -computing -telescope", {"jp-semis"}),
+    ("quantum NOT computing", {"jp-semis", "us-discovery"}),
+    ('quantum -"quantum computing"', {"jp-semis", "us-discovery"}),
+    ("(quantum OR galaxy) -telescope", {"jp-quantum", "jp-semis"}),
+    ('"research security" AND china', {"us-security"}),
+    ('"research, security"', RESEARCH_SECURITY),
+    ("semicond*", {"jp-semis"}),
+    ("#semicond*", {"jp-semis"}),
+    ("title:quantum", {"jp-quantum"}),
+    ("summary:(quantum OR galaxies)", {"jp-quantum"}),
+    ("quantum OR galaxy", QUANTUM),
+    ("quantum and", {"jp-quantum"}),  # lower-case "and" is a word, as in FTS5
+    ("NEAR(quantum strategy, 3)", {"jp-quantum"}),
+])
+def test_query_translation(db_path, ids, query, expected):
+    import db
+
+    with db.open_store(db_path) as store:
+        found = {key for key, item_id in ids.items()
+                 for row in store.search(query, limit=50) if row["id"] == item_id}
+    assert found == expected, db.search.fts_query(query)
+
+
 @pytest.mark.parametrize("query", ['quantum AND (', '"unfinished phrase', "foo:bar", "AND",
-                                   "   "])
+                                   "   ", "-china", "quantum OR -computing", "()", "quantum)",
+                                   "#", "quantum NOT -computing", "title:"])
 def test_bad_queries_get_one_clear_line_and_exit_2(stiwatch, ids, query):
-    result = stiwatch("search", query)
+    result = stiwatch("search", "--", query)
     assert result.exit_code == 2
     assert "Traceback" not in result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: ")
     assert "search" in lines[0] or "query" in lines[0]
+    # The message quotes what the user typed, never an operator they did not type.
+    if query.strip():
+        assert repr(query) in lines[0]
+    assert "NOT" not in lines[0].split(". Use words")[0] or "NOT" in query
+    assert "fts5" not in lines[0] and "syntax error near" not in lines[0]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["quantum", "-computing"], {"jp-semis", "us-discovery"}),
+    (["-computing", "quantum"], {"jp-semis", "us-discovery"}),
+    (["quantum -computing"], {"jp-semis", "us-discovery"}),
+    (["--", "-computing", "quantum"], {"jp-semis", "us-discovery"}),
+    (["-semiconductor", "quantum", "--country", "JP"], {"jp-quantum"}),
+    (["--country", "JP", "quantum", "-semiconductor"], {"jp-quantum"}),
+    (["--country=JP", "-semiconductor", "quantum"], {"jp-quantum"}),
+    (['"research security"', "china"], {"us-security"}),
+])
+def test_minus_word_on_the_command_line_is_part_of_the_query(stiwatch, ids, args, expected):
+    result = stiwatch("search", "--format", "json", *args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert {r["id"] for r in rows} == {ids[key] for key in expected}
+
+
+def test_a_lone_minus_word_says_what_to_add(stiwatch, ids):
+    result = stiwatch("search", "-china")
+    assert result.exit_code == 2 and "No such option" not in result.output
+    assert "'-china' only excludes" in result.output
+    result = stiwatch("search", "quantum", "--bogus")
+    assert result.exit_code == 2 and "No such option '--bogus'" in result.output
 
 
 @pytest.mark.parametrize("args, message", [

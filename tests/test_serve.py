@@ -78,14 +78,17 @@ def test_metadata_documents_every_table_and_column(tmp_path):
                 continue
             columns = [row[1] for row in store.conn.execute(f"PRAGMA table_info({name})")]
             assert set(columns) <= set(tables[name]["columns"]), name
-        # Every canned query runs on a real store (":country" given).
+        # Every canned query runs on a real store (its parameters given).
         for name, query in CANNED_QUERIES.items():
-            store.query(query["sql"], {"country": "JP"})
+            store.query(query["sql"], {"country": "JP", "q": "研究", "since": ""})
 
 
 @pytest.mark.browser
 def test_serve_in_chromium_with_canned_queries(db_path, tmp_path, chromium_page):
     analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        store.save_items([{"url": "https://mext-news.example/ja", "source_id": "mext-news",
+                           "title": "量子技術の研究開発を推進", "body": "内閣府は戦略を改定した。"}])
     with serving(db_path, tmp_path) as base:
         page = chromium_page
         page.goto(f"{base}/stiwatch")
@@ -141,12 +144,23 @@ def test_serve_in_chromium_with_canned_queries(db_path, tmp_path, chromium_page)
         # Full-text search box on items.
         status, body = get(f"{base}/stiwatch/items.json?_search=quantum&_shape=array")
         assert status == 200 and len(json.loads(body)) == 3
+        # Chinese, Japanese and Korean words: the canned query (the search box cannot).
+        page.goto(f"{base}/stiwatch/search_cjk")
+        page.fill("input[name=q]", "戦略")
+        page.click("input[type=submit]")
+        page.wait_for_load_state()
+        text = page.inner_text("body")
+        assert "量子技術の研究開発を推進" in text and "内閣府は戦略を改定した。" in text
+        status, body = get(f"{base}/stiwatch/search_cjk.json?q=%E7%A0%94%E7%A9%B6&country="
+                           "&since=&_shape=array")
+        assert status == 200 and [r["title"] for r in json.loads(body)] == [
+            "量子技術の研究開発を推進"]
 
         # Read-only: writes are refused and the file is unchanged.
         status, body = get(f"{base}/stiwatch.json?sql=DELETE+FROM+items")
         assert status == 400
     with db.open_store(db_path) as store:
-        assert store.scalar("SELECT count(*) FROM items") == 7
+        assert store.scalar("SELECT count(*) FROM items") == 8
 
 
 def test_a_busy_port_is_one_line_naming_it_before_any_announcement(db_path, tmp_path):

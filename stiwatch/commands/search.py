@@ -52,8 +52,42 @@ def echo_results(rows: list[dict], *, tty: bool) -> None:
         click.echo(f"    {row['url']}" + (f"  [{'; '.join(tags)}]" if tags else ""))
 
 
-@click.command("search")
-@click.argument("query")
+class SearchCommand(click.Command):
+    """`stiwatch search` with `-word` (exclusion) read as part of the query, not an option.
+
+    Every argument that is not one of the command's options (or an option's value) is a word of
+    the query, so `stiwatch search quantum -computing` and `stiwatch search -china research`
+    work unquoted, as `--` before the query always does. Unknown `--long` options stay errors.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value: dict[str, bool] = {}
+        for param in self.get_params(ctx):
+            if isinstance(param, click.Option):
+                for name in param.opts + param.secondary_opts:
+                    takes_value[name] = not (param.is_flag or param.count)
+        options: list[str] = []
+        words: list[str] = []
+        rest = iter(args)
+        for arg in rest:
+            name = arg.split("=", 1)[0] if arg.startswith("--") else arg
+            if arg == "--":
+                words.extend(rest)
+            elif name in takes_value:
+                options.append(arg)
+                if takes_value[name] and "=" not in arg:
+                    following = next(rest, None)
+                    if following is not None:
+                        options.append(following)
+            elif arg.startswith("--"):
+                options.append(arg)  # an unknown --option: click names it
+            else:
+                words.append(arg)
+        return super().parse_args(ctx, options + ["--"] + words)
+
+
+@click.command("search", cls=SearchCommand)
+@click.argument("words", nargs=-1, required=True, metavar="QUERY...")
 @click.option("--area", "areas", multiple=True, metavar="A",
               help="Only items tagged with this policy area id (repeat for any of several).")
 @click.option("--domain", "domains", multiple=True, metavar="D",
@@ -76,14 +110,19 @@ def echo_results(rows: list[dict], *, tty: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True, help="Output format.")
 @pass_app
-def search_command(app: App, query: str, areas, domains, countries, regions, sources,
+def search_command(app: App, words: tuple[str, ...], areas, domains, countries, regions, sources,
                    policy_only: bool, since, until, limit: int, exact: bool, fmt: str) -> None:
     """Full-text search of stored items, best match first.
 
-    QUERY uses SQLite FTS5 syntax: words (stemmed, so `fund` finds `funding`), "quoted
-    phrases", AND, OR, NOT in capitals, parentheses, prefix* and title:word; `-word` excludes
-    a word. Hyphenated words such as research-security are searched as phrases. Ranking is bm25, with title words
-    weighted above summary words above body words; matches are **highlighted** in the snippet.
+    QUERY (one argument or several, joined by spaces) uses SQLite FTS5 syntax: words
+    (stemmed, so `fund` finds `funding`), "quoted phrases", AND, OR, NOT in capitals,
+    parentheses, prefix* and title:word (or summary:, body:); `-word` excludes a word, also
+    unquoted (`stiwatch search quantum -computing`). Punctuation separates words, as in the
+    items: research-security or U.S. are searched as phrases, `#quantum` as quantum.
+    Chinese, Japanese and Korean words of two or more characters match wherever they occur
+    in the text (`stiwatch search 研究`), alone or with other words and filters. Ranking is
+    bm25, with title words weighted above summary words above body words; matches are
+    **highlighted** in the snippet.
     Near-duplicates (the same story under other URLs) are folded into their first copy, whose
     `copies` says how many were folded. A query matching more than 5,000 items is ranked
     among the 5,000 most recently stored matches (fast on millions of items); --exact ranks
@@ -94,7 +133,9 @@ def search_command(app: App, query: str, areas, domains, countries, regions, sou
       stiwatch search '"research security" AND china' --since 2026-10-01
       stiwatch search 'quantum NOT computing' --country JP --format json
       stiwatch search 'semicond*' --area business_innovation --limit 5
+      stiwatch search 量子技術 --country JP --since 2026-01-01
     """
+    query = " ".join(words)
     store = app.existing_store()
     for source in sources:
         store.get_source(source)  # NoSuchSource: a clear error rather than silently nothing

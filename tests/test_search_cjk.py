@@ -1,0 +1,249 @@
+"""Searching Chinese, Japanese and Korean text: words inside runs of CJK characters.
+
+unicode61 splits words at spaces only, so these items are indexed a second time as character
+pairs (db/cjk.py, items_fts_cjk); `stiwatch search` and the `search_cjk` canned query use it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+
+import pytest
+
+import analysts_store
+import db
+from db.canned import CANNED_QUERIES
+from db.cjk import CJK_RANGES, CJK_RUN, has_cjk, index_text, query_phrase
+from db.schema import MIGRATIONS, migrate
+
+# (key, source, days ago, title, summary, body, countries)
+CJK_ITEMS = [
+    ("ja-quantum", "mext-news", 2, "量子技術イノベーション戦略を改定",
+     "内閣府は量子技術の研究開発を推進する新たな戦略を決定した。",
+     "政府は量子コンピュータの研究開発に十年間で投資する。NEDOは生成AIの活用も支援する。", ["JP"]),
+    ("ja-security", "mext-news", 30, "研究セキュリティの確保に関する指針",
+     "文部科学省は大学における研究インテグリティの取組を求める。",
+     "経済安全保障の観点から、外国との共同研究について情報開示を求める。", ["JP"]),
+    ("ja-separated", "mext-news", 5, "科学技術・学術審議会の議事録",
+     "研究・開発の区分について議論した。",
+     "委員は基礎研究と応用の違いを説明した。", ["JP"]),
+    ("zh-strategy", "nsf-news", 4, "科学技术部发布人工智能发展战略",
+     "国家自然科学基金委员会支持量子信息研究。",
+     "中国将加强基础研究和科研诚信建设。", ["CN"]),
+    ("ko-budget", "ec-rtd", 6, "과학기술정보통신부, 내년 연구개발 예산 확정",
+     "정부는 양자 기술 연구를 지원한다.",
+     "국가 연구개발 사업의 예산이 늘어났다.", ["KR"]),
+]
+
+
+@pytest.fixture
+def ids(db_path):
+    ids = analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        rows = [{"url": f"https://{source}.example/{key}", "source_id": source, "title": title,
+                 "summary": summary, "body": body, "published_at": analysts_store.ago(days),
+                 "date_source": "feed", "language": key[:2]}
+                for key, source, days, title, summary, body, _ in CJK_ITEMS]
+        for item, (item_id, _) in zip(CJK_ITEMS, store.save_items(rows)):
+            ids[item[0]] = item_id
+        store.save_classifications(
+            [(ids[key], [{"facet": "country", "value": c, "score": 0.9, "method": "model"}
+                         for c in countries]) for key, *_, countries in CJK_ITEMS], "test-1")
+    return ids
+
+
+def found(db_path, ids, query, **filters):
+    with db.open_store(db_path, readonly=True) as store:
+        rows = store.search(query, limit=50, **filters)
+    keys = {item_id: key for key, item_id in ids.items()}
+    return [keys[row["id"]] for row in rows]
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("研究", {"ja-quantum", "ja-security", "ja-separated", "zh-strategy"}),
+    ("量子", {"ja-quantum", "zh-strategy"}),
+    ("戦略", {"ja-quantum"}),
+    ("战略", {"zh-strategy"}),  # simplified Chinese is another character: not folded
+    ("研究開発", {"ja-quantum"}),
+    ("量子技術イノベーション戦略を改定", {"ja-quantum"}),  # a whole run still matches
+    ("研究 開発", {"ja-quantum", "ja-separated"}),  # two words: both, anywhere
+    ('"研究 開発"', {"ja-quantum"}),  # a phrase: CJK text has no spaces, so 研究開発
+    ("究開", {"ja-quantum"}),  # not across 研究・開発, whose runs are apart
+    ("セキュリティ", {"ja-security"}),
+    ("연구", {"ko-budget"}),  # Korean: 연구를 and 연구개발 hold the word
+    ("연구개발", {"ko-budget"}),
+    ("研", {"ja-quantum", "ja-security", "ja-separated", "zh-strategy"}),  # one character
+    ("審", {"ja-separated"}),
+    ("生成AI", {"ja-quantum"}),
+    ("AI", {"ja-quantum", "eu-ai"}),  # written against kana: 生成AIの
+    ("NEDO", {"ja-quantum"}),  # NEDOは
+    ("title:研究", {"ja-security"}),
+    ("量子 OR 戦略", {"ja-quantum", "zh-strategy"}),
+    ("研究 -量子", {"ja-security", "ja-separated"}),
+    ("研究 NOT 量子", {"ja-security", "ja-separated"}),
+    ("quantum OR 量子", {"ja-quantum", "zh-strategy", "jp-quantum", "jp-semis",
+                         "us-discovery"}),
+    ("quantum NOT 量子", {"jp-quantum", "jp-semis", "us-discovery"}),
+    ("量子。", {"ja-quantum", "zh-strategy"}),  # CJK punctuation separates, as any other
+    ("「量子」", {"ja-quantum", "zh-strategy"}),
+    ("研究、開発", {"ja-separated"}),  # a phrase, as research,security: 研究・開発
+    ("フュージョン", set()),
+])
+def test_cjk_words_are_found_inside_runs_of_characters(db_path, ids, query, expected):
+    assert set(found(db_path, ids, query)) == expected
+
+
+def test_english_search_is_unchanged_beside_cjk_items(db_path, ids):
+    assert set(found(db_path, ids, "quantum")) == {"jp-quantum", "jp-semis", "us-discovery"}
+    assert found(db_path, ids, '"research security" AND china') == ["us-security"]
+
+
+def test_cjk_search_combines_with_the_filters(db_path, ids):
+    assert set(found(db_path, ids, "研究", countries=["JP"])) == {
+        "ja-quantum", "ja-security", "ja-separated"}
+    assert found(db_path, ids, "研究", countries=["CN"]) == ["zh-strategy"]
+    assert set(found(db_path, ids, "研究", since=analysts_store.ago(10)[:10])) == {
+        "ja-quantum", "ja-separated", "zh-strategy"}
+    assert found(db_path, ids, "研究", until=analysts_store.ago(20)[:10]) == ["ja-security"]
+    assert found(db_path, ids, "研究", sources=["nsf-news"]) == ["zh-strategy"]
+    assert set(found(db_path, ids, "quantum OR 量子", countries=["CN", "US"])) == {
+        "zh-strategy", "us-discovery"}
+
+
+def test_cjk_ranking_puts_title_matches_first_and_highlights_the_word(stiwatch, ids):
+    result = stiwatch("search", "研究", "--format", "json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert rows[0]["id"] == ids["ja-security"]  # 研究 in its title
+    assert rows[0]["score"] >= rows[1]["score"] >= rows[-1]["score"]
+    assert all("**研究**" in row["snippet"] for row in rows)
+    assert all("研究 究" not in row["snippet"] for row in rows)  # the text, not the pairs
+    assert rows[0]["countries"] == ["JP"] and rows[0]["source_id"] == "mext-news"
+    table = stiwatch("search", "戦略")
+    assert table.exit_code == 0 and "量子技術イノベーション戦略を改定" in table.output
+    assert "No items match" not in table.output
+
+
+def test_changed_and_deleted_items_leave_and_reenter_the_cjk_index(db_path, ids):
+    with db.open_store(db_path) as store:
+        store.save_items([{"url": "https://mext-news.example/ja-security",
+                           "source_id": "mext-news", "title": "原子力の安全指針",
+                           "summary": "改定", "body": "規制委員会が決定した。"}])
+    assert set(found(db_path, ids, "研究")) == {"ja-quantum", "ja-separated", "zh-strategy"}
+    assert found(db_path, ids, "原子力") == ["ja-security"]
+    # Another tool (sqlite3, an analyst's UPDATE) changes the text: the triggers queue the
+    # item, and the next writable open indexes it.
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("UPDATE items SET title = '核融合の研究' WHERE id = ?", [ids["ja-security"]])
+        conn.execute("DELETE FROM items WHERE id = ?", [ids["ja-separated"]])
+        conn.execute("UPDATE items SET title = 'Fusion', summary = NULL, body = NULL "
+                     "WHERE id = ?", [ids["ko-budget"]])
+    conn.close()
+    assert found(db_path, ids, "原子力") == []  # out of the index at once, by the trigger
+    with db.open_store(db_path) as store:
+        assert store.scalar("SELECT count(*) FROM items_cjk_pending") == 0
+        assert store.scalar("SELECT count(*) FROM items_fts_cjk WHERE rowid IN (?, ?)",
+                            [ids["ja-separated"], ids["ko-budget"]]) == 0
+    assert set(found(db_path, ids, "核融合")) == {"ja-security"}
+    assert found(db_path, ids, "연구") == []
+
+
+def test_an_older_store_indexes_its_cjk_items_when_opened(db_path):
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrate(conn, target=9)
+    conn.execute("INSERT INTO sources (id, name, kind, url, added_at, updated_at) VALUES"
+                 " ('src', 'S', 'feed', 'https://e.org/f', '2026-01-01Z', '2026-01-01Z')")
+    conn.executemany("INSERT INTO items (url, source_id, title, body, fetched_at) VALUES"
+                     " (?, 'src', ?, ?, '2026-01-01Z')",
+                     [("https://e.org/a", "量子技術の研究", "本文"),
+                      ("https://e.org/b", "Quantum research", "English only")])
+    conn.close()
+    with db.open_store(db_path) as store:
+        assert store.migrated == [m.version for m in MIGRATIONS[9:]]
+        assert [r["id"] for r in store.search("研究")] == [1]
+        assert [r["id"] for r in store.search("research")] == [2]
+        assert store.scalar("SELECT count(*) FROM items_fts_cjk") == 1
+
+
+def test_items_written_by_other_tools_are_indexed_at_the_next_open(db_path, ids):
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("INSERT INTO items (url, source_id, title, fetched_at) VALUES "
+                     "('https://e.org/x', 'mext-news', '核融合の研究', '2026-01-01Z'), "
+                     "('https://e.org/y', 'mext-news', 'Fusion research', '2026-01-01Z')")
+    conn.close()
+    assert found(db_path, ids, "核融合") == []  # not before a writable open
+    with db.open_store(db_path) as store:
+        assert store.scalar("SELECT count(*) FROM items_cjk_pending") == 0
+        assert [r["title"] for r in store.search("核融合")] == ["核融合の研究"]
+        assert "Fusion research" in [r["title"] for r in store.search("fusion")]
+
+
+def test_has_cjk():
+    assert all(a >= 0x3005 for a, _ in CJK_RANGES)  # has_cjk's max() shortcut needs it
+    assert has_cjk("量子") and has_cjk("연구") and has_cjk("カタカナ") and has_cjk("𠮷野家")
+    assert not has_cjk("The ministry’s plan — “quantum” café ﬁnance 😀")
+    assert not has_cjk("「」、。・") and not has_cjk(None) and not has_cjk("")
+
+
+@pytest.mark.parametrize("text, indexed", [
+    ("研究開発", "研究 究開 開発 発"),
+    ("研", "研"),
+    ("生成AIの研究", "生成 成 AI の研 研究 究"),
+    ("研究・開発", "研究 究 ・ 開発 発"),
+    ("NEDOは", "NEDO は"),
+    ("연구를 지원", "연구 구를 를   지원 원"),
+    ("English only", "English only"),
+    ("𠮷野家の牛丼", "𠮷野 野家 家の の牛 牛丼 丼"),
+    ("café — “量子”", "café — “ 量子 子 ”"),
+])
+def test_index_text(text, indexed):
+    assert " ".join(index_text(text).split()) == " ".join(indexed.split())
+
+
+def test_index_text_agrees_with_a_plain_python_reading():
+    def reference(text):
+        def pairs(match):
+            run = match.group()
+            if len(run) == 1:
+                return f" {run} "
+            return " " + " ".join(run[k:k + 2] for k in range(len(run) - 1)) + f" {run[-1]} "
+        return CJK_RUN.sub(pairs, text)
+
+    pool = list("研究開発量子技術のをにはカタカナー々〆연구를지원𠮷AIb7 、。・「」-.,é’")
+    rng = random.Random(1)
+    for _ in range(500):
+        text = "".join(rng.choice(pool) for _ in range(rng.randint(1, 40)))
+        assert index_text(text).split() == reference(text).split(), text
+
+
+@pytest.mark.parametrize("text, phrase", [
+    ("研究", ("研究", False)),
+    ("研究開発", ("研究 究開 開発", False)),
+    ("研", ("研", True)),
+    ("生成AI", ("生成 成 AI", False)),
+    ("AIの研究", ("AI の研 研究", False)),
+    ("研究 開発", ("研究 究開 開発", False)),
+])
+def test_query_phrase(text, phrase):
+    assert query_phrase(text) == phrase
+
+
+@pytest.mark.parametrize("q, country, expected", [
+    ("研究", "", {"ja-quantum", "ja-security", "ja-separated", "zh-strategy"}),
+    ("研究開発", "", {"ja-quantum"}),
+    ("研究", "cn", {"zh-strategy"}),
+    ("연구", "", {"ko-budget"}),
+    ("研", "", {"ja-quantum", "ja-security", "ja-separated", "zh-strategy"}),
+    ("", "", set()),
+])
+def test_the_canned_query_for_datasette(db_path, ids, q, country, expected):
+    sql = CANNED_QUERIES["search_cjk"]["sql"]
+    with db.open_store(db_path, readonly=True) as store:
+        rows = store.query(sql, {"q": q, "country": country, "since": ""})
+    keys = {item_id: key for key, item_id in ids.items()}
+    assert {keys[row["id"]] for row in rows} == expected
+    assert all(q in row["title"] + row["context"] for row in rows)
