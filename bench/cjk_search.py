@@ -21,23 +21,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 import random
 import statistics
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import db  # noqa: E402
-from db.cjk import CJK_RUN  # noqa: E402
-
-CACHE = ROOT / "bench" / ".cache"
+import _stores
+from _stores import CACHE, building, percentile
+import db
+from db.cjk import CJK_RUN
 SOURCES = [f"jp-{n:02d}" for n in range(20)]
 
 # Real STI-policy words first (the head of the Zipf distribution), Japanese then Chinese.
@@ -117,10 +112,7 @@ class JapaneseMaker:
 
 
 def make_store(path: Path) -> db.Store:
-    store = db.open_store(path)
-    store.sync_sources([{"id": s, "name": s, "kind": "feed", "url": f"https://example.jp/{s}"}
-                        for s in SOURCES])
-    return store
+    return _stores.make_store(path, SOURCES, "https://example.jp")
 
 
 TRIGRAM = """
@@ -160,11 +152,13 @@ def bench_ingest(n: int, batch: int = 500) -> dict:
 def build_store(n: int, log) -> Path:
     """A store of ``n`` Japanese items with every index compared, cached in bench/.cache/."""
     path = CACHE / f"cjk-{n}.db"
-    if path.exists():
-        return path
-    temp = path.with_suffix(".building")
-    for leftover in CACHE.glob(temp.name + "*"):
-        leftover.unlink()
+    if not path.exists():
+        with building(path) as temp:
+            fill_store(temp, n, log)
+    return path
+
+
+def fill_store(temp: Path, n: int, log) -> None:
     store = make_store(temp)
     maker = JapaneseMaker(seed=5)
     started = time.perf_counter()
@@ -204,13 +198,8 @@ def build_store(n: int, log) -> Path:
                 "INSERT INTO cmp_unigram (rowid, title, summary, body) VALUES (?, ?, ?, ?)",
                 [(i, spaced(t), spaced(s), spaced(b)) for i, t, s, b in rows])
         last = rows[-1][0]
-    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.conn.execute("ANALYZE")
     store.close()
-    for suffix in ("-wal", "-shm"):
-        Path(f"{temp}{suffix}").unlink(missing_ok=True)
-    os.replace(temp, path)
-    return path
 
 
 def sizes(conn) -> dict[str, float]:
@@ -239,11 +228,6 @@ def timed(function, repeat: int = 1) -> float:
         function()
         best = min(best, time.perf_counter() - started)
     return best * 1000
-
-
-def percentile(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, max(0, round(p / 100 * len(values) + 0.5) - 1))]
 
 
 def bench_search(path: Path, log) -> dict:
@@ -340,8 +324,7 @@ def main() -> None:
     args = parser.parse_args()
     n = args.n or (5_000 if args.quick else 100_000)
     ingest_n = args.ingest_n or (2_000 if args.quick else 20_000)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    (CACHE / ".gitignore").write_text("*\n")
+    _stores.prepare_cache()
 
     def log(message: str) -> None:
         print(message, flush=True)

@@ -23,24 +23,19 @@ import argparse
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 import json
-import os
 from pathlib import Path
 import random
 import re
 import statistics
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import db  # noqa: E402
-import db.search  # noqa: E402
-
-CACHE = ROOT / "bench" / ".cache"
+import _stores
+from _stores import CACHE, ROOT, building, percentile
+import db
+import db.search
 VOCABULARY_SIZE = 60_000
 ZIPF_EXPONENT = 1.07
 COUNTRIES = ["US", "CN", "JP", "DE", "FR", "GB", "KR", "IN", "EU", "BR", "CA", "AU", "SG", "ZA"]
@@ -114,10 +109,7 @@ class TextMaker:
 
 
 def make_store(path: Path) -> db.Store:
-    store = db.open_store(path)
-    store.sync_sources([{"id": s, "name": s, "kind": "feed", "url": f"https://example.org/{s}"}
-                        for s in SOURCES])
-    return store
+    return _stores.make_store(path, SOURCES, "https://example.org")
 
 
 def tag_rows(first_id: int, count: int, seed: int) -> list[tuple]:
@@ -185,11 +177,13 @@ def bench_ingest(n: int, batch: int = 500) -> dict:
 def build_search_store(n: int, log) -> Path:
     """Build (once) a store of ``n`` synthetic items with tags, cached under bench/.cache/."""
     path = CACHE / f"search-{n}.db"
-    if path.exists():
-        return path
-    temp = path.with_suffix(".building")
-    for leftover in CACHE.glob(temp.name + "*"):
-        leftover.unlink()
+    if not path.exists():
+        with building(path) as temp:
+            fill_search_store(temp, n, log)
+    return path
+
+
+def fill_search_store(temp: Path, n: int, log) -> None:
     store = make_store(temp)
     maker = TextMaker(seed=5)
     started = time.perf_counter()
@@ -210,13 +204,8 @@ def build_search_store(n: int, log) -> Path:
         if start and start % 100_000 == 0:
             rate = start / (time.perf_counter() - started)
             log(f"  built {start:,}/{n:,} items ({rate:,.0f}/s)")
-    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.conn.execute("ANALYZE")
     store.close()
-    for suffix in ("-wal", "-shm"):
-        Path(f"{temp}{suffix}").unlink(missing_ok=True)
-    os.replace(temp, path)
-    return path
 
 
 def add_cjk_items(path: Path, count: int, log) -> Path:
@@ -224,13 +213,17 @@ def add_cjk_items(path: Path, count: int, log) -> Path:
     queries in a store where items_fts_cjk takes part (bench/cjk_search.py's text)."""
     import shutil
 
+    target = CACHE / f"{path.stem}-cjk{count}.db"
+    if not target.exists():
+        with building(target) as temp:
+            shutil.copyfile(path, temp)
+            add_japanese(temp, count, log)
+    return target
+
+
+def add_japanese(temp: Path, count: int, log) -> None:
     from cjk_search import JapaneseMaker
 
-    target = CACHE / f"{path.stem}-cjk{count}.db"
-    if target.exists():
-        return target
-    temp = target.with_suffix(".building")
-    shutil.copyfile(path, temp)
     store = db.open_store(temp)
     first = store.scalar("SELECT max(id) FROM items") + 1
     maker = JapaneseMaker(seed=5)
@@ -245,12 +238,7 @@ def add_cjk_items(path: Path, count: int, log) -> Path:
     last = store.scalar("SELECT max(id) FROM items")
     save_tags(store, tag_rows(first, last - first + 1, seed=99))
     log(f"  added {count:,} Japanese items to a copy of the store")
-    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
-    for suffix in ("-wal", "-shm"):
-        Path(f"{temp}{suffix}").unlink(missing_ok=True)
-    os.replace(temp, target)
-    return target
 
 
 def candidate_queries(store: db.Store, words: list[str]) -> list[tuple[str, dict]]:
@@ -270,11 +258,6 @@ def candidate_queries(store: db.Store, words: list[str]) -> list[tuple[str, dict
     queries += [(w, {"areas": ("research_security",), "since": "2024-06-01"})
                 for w in rng.sample(singles, 10)]
     return queries
-
-
-def percentile(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, max(0, round(p / 100 * len(values) + 0.5) - 1))]
 
 
 def bench_search(n: int, log, cjk_items: int = 0) -> dict:
@@ -351,8 +334,7 @@ def main() -> None:
     args = parser.parse_args()
     ingest_n = args.ingest_n or (10_000 if args.quick else 200_000)
     search_n = args.search_n or (50_000 if args.quick else 1_000_000)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    (CACHE / ".gitignore").write_text("*\n")
+    _stores.prepare_cache()
 
     def log(message: str) -> None:
         print(message, flush=True)
