@@ -41,6 +41,14 @@ def write_registry(path: Path, records: list[dict]) -> Path:
     return path
 
 
+def one_feed(db: Path, folder: Path, source_id: str, url: str) -> None:
+    """Sync a registry of one Japanese news feed into the store at ``db``."""
+    registry = write_registry(folder / "sources.toml", [{
+        "id": source_id, "name": source_id.title(), "kind": "feed", "url": url,
+        "country": "JP", "language": "en", "org_type": "news"}])
+    assert stiwatch(db, "sources", "sync", str(registry)).returncode == 0
+
+
 @pytest.fixture
 def small_site(tmp_path: Path):
     """Two demo sources (an RSS feed and an HTML listing) on a real loopback server."""
@@ -95,10 +103,7 @@ def test_a_second_run_exits_at_once_while_the_first_holds_the_lock(tmp_path: Pat
             handler.send_body(200, b"<rss version='2.0'><channel><title>t</title></channel></rss>",
                               "application/rss+xml")
 
-        registry = write_registry(tmp_path / "sources.toml", [{
-            "id": "slow", "name": "Slow feed", "kind": "feed", "url": server.url("/slow.xml"),
-            "country": "JP", "language": "en", "org_type": "news"}])
-        assert stiwatch(db, "sources", "sync", str(registry)).returncode == 0
+        one_feed(db, tmp_path, "slow", server.url("/slow.xml"))
         first = stiwatch(db, "run", wait=False)
         deadline = time.monotonic() + 90
         while not server.requested("/slow.xml") and time.monotonic() < deadline:
@@ -124,10 +129,7 @@ def test_a_run_told_to_wait_for_the_lock_runs_once_it_is_free(tmp_path: Path) ->
             handler.send_body(200, b"<rss version='2.0'><channel><title>t</title></channel></rss>",
                               "application/rss+xml")
 
-        registry = write_registry(tmp_path / "sources.toml", [{
-            "id": "feed", "name": "Feed", "kind": "feed", "url": server.url("/feed.xml"),
-            "country": "JP", "language": "en", "org_type": "news"}])
-        assert stiwatch(db, "sources", "sync", str(registry)).returncode == 0
+        one_feed(db, tmp_path, "feed", server.url("/feed.xml"))
         with FileLock(f"{db}.lock"):  # another run is under way
             gave_up = stiwatch(db, "--quiet", "run", "--wait-lock", "1")
             waiting = stiwatch(db, "--quiet", "run", "--wait-lock", "60", wait=False)
@@ -269,10 +271,7 @@ def test_an_oversized_article_is_stored_partial_without_a_warning_on_stderr(
         def bomb(handler) -> None:  # noqa: ANN001
             handler.send_body(200, gzip.compress(page), headers={"Content-Encoding": "gzip"})
 
-        registry = write_registry(tmp_path / "sources.toml", [{
-            "id": "feed", "name": "Feed", "kind": "feed", "url": server.url("/feed.xml"),
-            "country": "JP", "language": "en", "org_type": "news"}])
-        assert stiwatch(db, "sources", "sync", str(registry)).returncode == 0
+        one_feed(db, tmp_path, "feed", server.url("/feed.xml"))
         env = {"STIWATCH_MAX_RESPONSE_SIZE": "50000"}
         plain = stiwatch(db, "--quiet", "run", env=env)
         logged = stiwatch(db, "--quiet", "run", env={
