@@ -121,7 +121,12 @@ class TagsMixin:
                 rows,
             )
             if region_of is not None:
-                self._follow_countries(ids, region_of, now)
+                # The classifier derived its regions from the countries it wrote: only an
+                # analyst's verdict on a country or region can leave them disagreeing.
+                corrected = [item_id for item_id in ids
+                             if any(facet in ("country", "region")
+                                    for facet, _value in vetoed.get(item_id, ()))]
+                self._follow_countries(corrected, region_of, now)
             self.conn.executemany(
                 "UPDATE items SET classified_at = ? WHERE id = ?",
                 [(now, item_id) for item_id in ids],
