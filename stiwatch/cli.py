@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from . import __version__, interrupts
+from . import __version__
 from .app import App
 from .commands import COMMANDS
-from .errors import UserError, translate
+from .errors import as_user_error
 
 
 class StiwatchGroup(click.Group):
@@ -16,16 +16,12 @@ class StiwatchGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except click.ClickException:
-            raise
-        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM while crawling
-            name, status = interrupts.describe(interrupt)
-            raise UserError(f"interrupted by {name}", exit_code=status) from None
-        except Exception as error:  # noqa: BLE001 - translated or re-raised just below
-            user_error = translate(error)
-            if user_error is None:
+        # KeyboardInterrupt: Ctrl-C, or SIGTERM while crawling
+        except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 - re-raised if a bug
+            user_error = as_user_error(error)
+            if user_error is None or user_error is error:
                 raise
-            raise user_error from error
+            raise user_error from (None if isinstance(error, KeyboardInterrupt) else error)
 
 
 @click.group(cls=StiwatchGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -15,6 +15,7 @@ from crawler.registry import RegistryError
 import db
 from digest.errors import DigestError
 
+from . import interrupts
 from .config import ConfigError
 
 # Exceptions whose message is already a complete, user-facing sentence about bad input.
@@ -49,3 +50,15 @@ def translate(error: Exception) -> UserError | None:
     if isinstance(error, INPUT_ERRORS):
         return UserError(str(error), exit_code=2)
     return None
+
+
+def as_user_error(error: BaseException) -> click.ClickException | None:
+    """How an error that ends a command reads to the user: a click error as it is, Ctrl-C or
+    SIGTERM as "interrupted by ..." with the signal's exit status, a library exception as
+    ``translate`` gives it; None for a bug (let it raise)."""
+    if isinstance(error, click.ClickException):
+        return error
+    if isinstance(error, KeyboardInterrupt):
+        name, status = interrupts.describe(error)
+        return UserError(f"interrupted by {name}", exit_code=status)
+    return translate(error) if isinstance(error, Exception) else None

@@ -11,7 +11,7 @@ import db
 
 from .. import interrupts
 from ..app import App, pass_app
-from ..errors import UserError, translate
+from ..errors import UserError, as_user_error
 from ..output import echo_json
 from ..steps import classify_step, crawl_step, digest_step, run_step
 from .crawl import open_synced_store
@@ -107,12 +107,7 @@ def _run(app: App, with_digest: bool, as_json: bool) -> int:
 
 def _stopped_by(error: BaseException) -> tuple[str, int]:
     """Why a step ended the run early, and the exit status the command will give."""
-    if isinstance(error, KeyboardInterrupt):
-        name, exit_code = interrupts.describe(error)
-        return f"interrupted by {name}", exit_code
-    if isinstance(error, click.ClickException):
-        return error.format_message(), error.exit_code
-    user_error = translate(error) if isinstance(error, Exception) else None
+    user_error = as_user_error(error)
     if user_error is not None:
         return user_error.format_message(), user_error.exit_code
     return f"{type(error).__name__}: {error}", EXIT_FAILED
