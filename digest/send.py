@@ -134,8 +134,8 @@ def write_preview(store: Any, settings: Mapping[str, Any], week: Week, out: str 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     png_path = chart_path(out)
-    _atomic_write(png_path, png)
-    _atomic_write(out, html)
+    atomic_write(png_path, png)
+    atomic_write(out, html)
     return out, png_path, digest
 
 
@@ -154,11 +154,14 @@ def write_week_files(store: Any, settings: Mapping[str, Any], week: Week, folder
     to = parseaddr(settings["mail_from"])[1] or "stiwatch@localhost"
     digest.email = to
     eml_path = folder / f"digest-{week.label}.eml"
-    _atomic_write(eml_path, message_bytes(message_for(bundle, digest, settings)))
+    atomic_write(eml_path, message_bytes(message_for(bundle, digest, settings)))
     return {"eml": eml_path, "html": html_path, "png": png_path}
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file beside it, so an interrupted or failed
+    write never leaves a truncated file under the final name (not mkstemp: its 0600 mode would
+    make a preview unreadable to a web server or a colleague)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         tmp.write_bytes(data)
@@ -328,7 +331,7 @@ class OutboxTransport:
         self.connect()
         path = self.folder / f"{_safe_name(email)}.eml"
         try:
-            _atomic_write(path, message_bytes(message))
+            atomic_write(path, message_bytes(message))
         except OSError as error:
             # Temporary, like a refused recipient: the row is owed again, not left `sending`.
             raise DeliveryError(f"cannot write {path}: {error.strerror or error}",
@@ -481,10 +484,7 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
                 if progress is not None:
                     progress.advance(skipped=1)
                 continue
-            message = message_for(bundle, digest, settings)
-            if dry_run:
-                transport.connect()
-            else:
+            if not dry_run:
                 if was_skipped:  # owed now: should the server be unreachable, it shows as pending
                     store.delivery_owed_again(email, week.label)
                     log.info("digest %s: %s skipped earlier, now %d items match", week.label,
@@ -504,6 +504,9 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
                     if progress is not None:
                         progress.advance(failed=1)
                     continue
+            # Built only for a message that will be tried, and before its row is `sending`.
+            message = message_for(bundle, digest, settings)
+            if not dry_run:
                 store.delivery_sending(email, week.label,
                                        message_id(email, week.label, settings["mail_from"]),
                                        digest.total)

@@ -3,7 +3,6 @@ and a path that cannot take them is one error naming it, never a traceback."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from .errors import UserError
@@ -32,18 +31,12 @@ def output_file(path: Path, option: str, *, make_folder: bool = True) -> Path:
 
 
 def write_output(path: Path, data: bytes, option: str) -> Path:
-    """Write ``data`` to ``path`` (see ``output_file``) through a temporary file beside it, so
-    an interrupted or failed write never leaves a truncated file under the final name."""
-    path = output_file(path, option)
-    # Not mkstemp: its 0600 mode would make a preview unreadable to a web server or a colleague.
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write ``data`` to ``path``, which ``output_file`` checked, whole or not at all (digest's
+    atomic write: a temporary file beside it, then renamed)."""
+    from digest.send import atomic_write
+
     try:
-        temp.write_bytes(data)
-        os.replace(temp, path)
+        atomic_write(path, data)
     except OSError as error:
-        temp.unlink(missing_ok=True)
         raise UserError(f"{option} {path}: cannot write: {error.strerror or error}") from None
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
     return path
