@@ -502,25 +502,34 @@ class SearchMixin:
                 where.append("i.published_at <= :until")
             params["until"] = bound
         terms = list(_terms(tree))
-        latin = _render(tree, cjk=False)
         try:
-            cjk = self._uses_cjk(terms)
+            latin, cjk = self._matches(tree, terms)
             rows = []
             if latin is not None:
                 extra = ([f"NOT EXISTS (SELECT 1 FROM {CJK_TABLE} c WHERE c.rowid = i.id)"]
-                         if cjk else [])
+                         if cjk is not None else [])
                 rows = self._ranked("items_fts", latin, where + extra, params, limit, exact)
-            if cjk:
-                found = self._ranked(CJK_TABLE, _render(tree, cjk=True), where, params, limit,
-                                     exact)
-                _cjk_snippets(self.conn, found, [t for t, positive in terms if positive])
+            if cjk is not None:
+                found = self._ranked(CJK_TABLE, cjk, where, params, limit, exact)
                 rows = sorted(rows + found, key=lambda row: -row["score"])[:limit]
+                # snippets only for the CJK rows the merge kept
+                ours = {id(row) for row in found}
+                _cjk_snippets(self.conn, [row for row in rows if id(row) in ours],
+                              [t for t, positive in terms if positive])
         except sqlite3.OperationalError as error:
             if _is_query_error(error):
                 raise _explain(error, query) from None
             raise
         self._decorate(rows)
         return rows
+
+    def _matches(self, tree: Any, terms: list[tuple[Term, bool]]
+                 ) -> tuple[str | None, str | None]:
+        """(the items_fts query, the items_fts_cjk query) of a parsed query; the second is None
+        when items_fts_cjk takes no part (``_uses_cjk``), the first when only CJK words are
+        asked for. Where both take part, CJK items are searched in items_fts_cjk only."""
+        cjk = _render(tree, cjk=True) if self._uses_cjk(terms) else None
+        return _render(tree, cjk=False), cjk
 
     def _uses_cjk(self, terms: list[tuple[Term, bool]]) -> bool:
         """Whether items_fts_cjk takes part: for CJK words, and for every query once the store
@@ -589,19 +598,19 @@ class SearchMixin:
         if not query or not query.strip():
             raise BadQuery("empty search query: give at least one word")
         tree = parse_query(query)
-        latin = _render(tree, cjk=False)
         count = 0
         try:
-            cjk = self._uses_cjk(list(_terms(tree)))
+            latin, cjk = self._matches(tree, list(_terms(tree)))
             if latin is not None:
                 count += self.conn.execute(
                     "SELECT count(*) FROM items_fts WHERE items_fts MATCH ?" + (
-                        f" AND rowid NOT IN (SELECT rowid FROM {CJK_TABLE})" if cjk else ""),
+                        f" AND rowid NOT IN (SELECT rowid FROM {CJK_TABLE})"
+                        if cjk is not None else ""),
                     [latin]).fetchone()[0]
-            if cjk:
+            if cjk is not None:
                 count += self.conn.execute(
                     f"SELECT count(*) FROM {CJK_TABLE} WHERE {CJK_TABLE} MATCH ?",
-                    [_render(tree, cjk=True)]).fetchone()[0]
+                    [cjk]).fetchone()[0]
         except sqlite3.OperationalError as error:
             if _is_query_error(error):
                 raise _explain(error, query) from None
