@@ -224,7 +224,10 @@ class StorePipeline:
             for item in batch:
                 row = dict(item.row)
                 existing = self.store.item_id_for_url(row["url"])
-                stored = self._content(existing) if existing is not None else None
+                # what it held before, to tell an update from a re-fetch (a partial row is
+                # counted as partial whatever it held)
+                stored = (self._content(existing)
+                          if existing is not None and row.get("status") != "partial" else None)
                 text = row.get("body") if row.get("status") == "complete" else None
                 if text:
                     earlier = self.deduper.find(text)
