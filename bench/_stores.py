@@ -1,10 +1,9 @@
 """What the store benchmarks share: the cache of built stores, a store with synthetic sources,
-building a cached store under a temporary name, and percentiles."""
+building a cached store once, and percentiles."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 import os
 from pathlib import Path
 import sys
@@ -30,20 +29,23 @@ def make_store(path: Path, sources: list[str], site: str) -> db.Store:
     return store
 
 
-@contextmanager
-def building(path: Path) -> Iterator[Path]:
-    """Build a cached store under a temporary name (what a killed build left is removed
-    first); the body closes it; it becomes ``path``, WAL folded in, only when the body ends
-    well, so a half-built store is never taken for a cached one."""
+def cached(name: str, fill: Callable[[Path], None]) -> Path:
+    """``CACHE/name``, built once by ``fill(path)`` under a temporary name (what a killed build
+    left is removed first; ``fill`` closes its store): it becomes ``CACHE/name``, WAL folded in,
+    only when ``fill`` ends well, so a half-built store is never taken for a cached one."""
+    path = CACHE / name
+    if path.exists():
+        return path
     temp = path.with_suffix(".building")
     for leftover in CACHE.glob(temp.name + "*"):
         leftover.unlink()
-    yield temp
+    fill(temp)
     with db.open_store(temp) as store:
         store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     for suffix in ("-wal", "-shm"):
         Path(f"{temp}{suffix}").unlink(missing_ok=True)
     os.replace(temp, path)
+    return path
 
 
 def percentile(values: list[float], p: float) -> float:

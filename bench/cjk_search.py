@@ -30,7 +30,7 @@ import time
 import numpy as np
 
 import _stores
-from _stores import CACHE, building, percentile
+from _stores import CACHE, cached, percentile
 import db
 from db.cjk import CJK_RUN
 SOURCES = [f"jp-{n:02d}" for n in range(20)]
@@ -151,11 +151,7 @@ def bench_ingest(n: int, batch: int = 500) -> dict:
 
 def build_store(n: int, log) -> Path:
     """A store of ``n`` Japanese items with every index compared, cached in bench/.cache/."""
-    path = CACHE / f"cjk-{n}.db"
-    if not path.exists():
-        with building(path) as temp:
-            fill_store(temp, n, log)
-    return path
+    return cached(f"cjk-{n}.db", lambda temp: fill_store(temp, n, log))
 
 
 def fill_store(temp: Path, n: int, log) -> None:

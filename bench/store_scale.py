@@ -33,7 +33,7 @@ import time
 import numpy as np
 
 import _stores
-from _stores import CACHE, ROOT, building, percentile
+from _stores import CACHE, ROOT, cached, percentile
 import db
 import db.search
 VOCABULARY_SIZE = 60_000
@@ -176,11 +176,7 @@ def bench_ingest(n: int, batch: int = 500) -> dict:
 
 def build_search_store(n: int, log) -> Path:
     """Build (once) a store of ``n`` synthetic items with tags, cached under bench/.cache/."""
-    path = CACHE / f"search-{n}.db"
-    if not path.exists():
-        with building(path) as temp:
-            fill_search_store(temp, n, log)
-    return path
+    return cached(f"search-{n}.db", lambda temp: fill_search_store(temp, n, log))
 
 
 def fill_search_store(temp: Path, n: int, log) -> None:
@@ -211,19 +207,15 @@ def fill_search_store(temp: Path, n: int, log) -> None:
 def add_cjk_items(path: Path, count: int, log) -> Path:
     """A copy of the search store with ``count`` Japanese items added (once, cached): English
     queries in a store where items_fts_cjk takes part (bench/cjk_search.py's text)."""
+    return cached(f"{path.stem}-cjk{count}.db", lambda temp: add_japanese(path, temp, count, log))
+
+
+def add_japanese(path: Path, temp: Path, count: int, log) -> None:
     import shutil
 
-    target = CACHE / f"{path.stem}-cjk{count}.db"
-    if not target.exists():
-        with building(target) as temp:
-            shutil.copyfile(path, temp)
-            add_japanese(temp, count, log)
-    return target
-
-
-def add_japanese(temp: Path, count: int, log) -> None:
     from cjk_search import JapaneseMaker
 
+    shutil.copyfile(path, temp)
     store = db.open_store(temp)
     first = store.scalar("SELECT max(id) FROM items") + 1
     maker = JapaneseMaker(seed=5)
