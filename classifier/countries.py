@@ -263,7 +263,7 @@ class CountryModel:
         self.prune = prune
         self.replace = replace
         self.metadata = metadata
-        self._features: Features | None = None  # built on first use
+        self._features: Features | None = None  # built by load_country_model, or on first use
 
     @property
     def version(self) -> str:
@@ -678,6 +678,10 @@ def load_country_model(model_dir: str | os.PathLike[str] | None,
     payload, metadata = loaded
     # a model saved before the replace rule existed has it off; one saved before naive
     # Bayes joined uses the SVM alone, one saved before the ranker the thresholds alone
-    return CountryModel(payload["vectorizer"], payload["svm"], payload["fill"],
-                        payload["prune"], metadata, payload.get("replace", OFF),
-                        payload.get("bayes"), payload.get("ranker"))
+    model = CountryModel(payload["vectorizer"], payload["svm"], payload["fill"],
+                         payload["prune"], metadata, payload.get("replace", OFF),
+                         payload.get("bayes"), payload.get("ranker"))
+    # the fast transform's tables are part of the loaded model: built here, not in the first
+    # batch a run classifies (a tenth of a second)
+    model._features = Features.of(model.vectorizer).build_lookups()
+    return model

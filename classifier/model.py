@@ -231,6 +231,12 @@ class Features:
         state.pop("_pairs", None)  # rebuilt in milliseconds: keep saved models small
         return state
 
+    def build_lookups(self) -> "Features":
+        """Build the bigram hash table now (part of loading a model) rather than in the first
+        batch a timed run classifies."""
+        self._pair_table()
+        return self
+
     def _pair_table(self) -> PairTable:
         pairs = self.__dict__.get("_pairs")
         if pairs is None:
@@ -881,7 +887,7 @@ def load_model(model_dir: str | os.PathLike[str],
     if loaded is None:
         return None
     payload, metadata = loaded
-    return PolicyModel(payload["features"], payload["bank"], payload["areas"],
+    return PolicyModel(payload["features"].build_lookups(), payload["bank"], payload["areas"],
                        payload["theme_groups"], payload["thresholds"],
                        payload["policy_threshold"], metadata, payload["rule_weight"],
                        payload["theme_share"], payload["fallback"], payload["stack"],
