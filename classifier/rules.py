@@ -61,15 +61,29 @@ class RuleTagger:
                 sign, weight = RELEVANCE_KINDS[kind]
                 pairs += [(term, ("cue", kind, term_id(term), weight)) for term in terms]
         self._matcher = Matcher(pairs, layered=True)
-        self._last: tuple[str, str, list, str] | None = None
+        self._last: tuple[str, str, list, str, dict[str, list]] | None = None
 
     def _hits(self, title: str, text: str) -> tuple[list, str]:
+        return self._scan(title, text)[:2]
+
+    def _layers(self, title: str, text: str) -> tuple[dict[str, list], str]:
+        """({layer: its weighted hits}, the scanned text): the layered matcher gives each hit
+        the keys of one layer only."""
+        _hits, body, layers = self._scan(title, text)
+        return layers, body
+
+    def _scan(self, title: str, text: str) -> tuple[list, str, dict[str, list]]:
         last = self._last
         if last is not None and last[0] is title and last[1] is text:
-            return last[2], last[3]
+            return last[2], last[3], last[4]
         hits, body = weighted_hits(self._matcher, title, text, self.settings)
-        self._last = (title, text, hits, body)
-        return hits, body
+        layers: dict[str, list] = {"cue": [], "area": []}
+        for entry in hits:
+            keys = entry[1].keys
+            if keys:
+                layers[keys[0][0]].append(entry)
+        self._last = (title, text, hits, body, layers)
+        return hits, body, layers
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "RuleTagger":
@@ -98,10 +112,10 @@ class RuleTagger:
     # -- relevance -----------------------------------------------------------------------------
     def relevance_evidence(self, title: str, text: str) -> tuple[float, float, bool]:
         """(policy evidence, non-policy evidence, anchored in science/technology?)."""
-        hits, _body = self._hits(title, text)
-        cues = _layer(hits, "cue")
-        anchored = any(key[1] in ("sti", "policy_strong") for _m, hit, _p in cues for key in hit.keys)
-        by_kind = sum_evidence(cues, self.settings["max_repeats"])
+        layers, _body = self._layers(title, text)
+        by_kind = sum_evidence(layers["cue"], self.settings["max_repeats"])
+        # every kind hit has an entry in by_kind (zero or more evidence)
+        anchored = "sti" in by_kind or "policy_strong" in by_kind
         positive = sum(v for k, v in by_kind.items() if RELEVANCE_KINDS[k][0] > 0)
         negative = sum(v for k, v in by_kind.items() if RELEVANCE_KINDS[k][0] < 0)
         cap = self.relevance_settings["max_evidence"]
@@ -127,21 +141,14 @@ class RuleTagger:
         return self._area_evidence(title, text)[0]
 
     def _area_evidence(self, title: str, text: str) -> tuple[dict[str, float], str]:
-        hits, body = self._hits(title, text)
-        areas = _layer(hits, "area")
-        return sum_evidence(areas, self.settings["max_repeats"]), body
+        layers, body = self._layers(title, text)
+        return sum_evidence(layers["area"], self.settings["max_repeats"]), body
 
     def areas(self, title: str, text: str) -> list[tuple[str, float]]:
         """Policy areas with enough evidence, best first, each with a score in 0..1."""
         evidence, body = self._area_evidence(title, text)
         return above_threshold(evidence, length_threshold(self.settings, body),
                                self.settings["relative_evidence"], self.own_evidence)
-
-
-def _layer(hits: list, layer: str) -> list:
-    """The weighted hits of one layer ("cue" or "area"): the layered matcher gives each hit
-    the keys of one layer only."""
-    return [entry for entry in hits if entry[1].keys and entry[1].keys[0][0] == layer]
 
 
 def _relevance(data: dict[str, Any], path: Path, base: dict[str, list[str]],
