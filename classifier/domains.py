@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from .lexicon import (LexiconError, Matcher, check_top_level, data_file, length_threshold,
-                      number, read_toml, read_version, table, term_id, term_list, weighted_hits)
+                      layer_evidence, number, read_toml, read_version, table, term_id, term_list,
+                      weighted_hits)
 from .taxonomy import load_taxonomy
 
 T = TypeVar("T")
@@ -151,8 +152,8 @@ class DomainTagger:
         return self._evidence(title, text)[0]
 
     def _evidence(self, title: str, text: str) -> tuple[dict[str, float], str]:
-        hits, body = weighted_hits(self._matcher, title, text, self.settings)
-        return sum_evidence(hits, self.settings["max_repeats"]), body
+        layers, body = layer_evidence(self._matcher, title, text, self.settings)
+        return layers[None], body
 
     def explain(self, title: str, text: str) -> list[tuple[str, str, str, float]]:
         """Every hit as (domain, lexicon term, matched text, weighted evidence): why a domain
@@ -166,36 +167,6 @@ class DomainTagger:
         evidence, body = self._evidence(title, text)
         return above_threshold(evidence, length_threshold(self.settings, body),
                                self.settings["relative_evidence"], self.own_evidence)
-
-
-def sum_evidence(hits: list, max_repeats: float) -> dict[str, float]:
-    """Evidence per label from weighted hits whose keys end with (label, term, weight): each
-    term counts its ``max_repeats`` best-placed hits (diminishing returns on repetition)."""
-    # keyed by the whole key: a label lists a term once (parse_entries keeps a term listed
-    # both as strong and ordinary as strong only), so the key stands for its (label, term).
-    # Most terms are hit once: a term's multiplier stays a float until its second hit (this
-    # runs three times per item on a hundred hits: a list per term was a tenth of the time).
-    multipliers: dict[tuple, Any] = {}
-    seen = multipliers.get
-    for mult, hit, _part in hits:
-        for key in hit.keys:
-            found = seen(key)
-            if found is None:
-                multipliers[key] = mult
-            elif found.__class__ is list:
-                found.append(mult)
-            else:
-                multipliers[key] = [found, mult]
-    evidence: dict[str, float] = {}
-    keep = int(max_repeats)
-    for key, mults in multipliers.items():
-        if mults.__class__ is not list:
-            total = mults if keep >= 1 else 0.0
-        else:
-            total = sum(sorted(mults, reverse=True)[:keep])
-        label = key[-3]
-        evidence[label] = evidence.get(label, 0.0) + key[-1] * total
-    return evidence
 
 
 def above_threshold(evidence: dict[str, float], need: float, relative: float = 0.0,

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from .domains import (DEFAULT_SETTINGS, TERM_KINDS, _settings, above_threshold, load_layers,
-                      parse_entries, parse_own_evidence, sum_evidence)
-from .lexicon import (LexiconError, Matcher, length_threshold, number, table, term_id,
-                      term_list, weighted_hits)
+                      parse_entries, parse_own_evidence)
+from .lexicon import (LexiconError, Matcher, layer_evidence, length_threshold, number, table,
+                      term_id, term_list, weighted_hits)
 from .taxonomy import load_taxonomy
 
 RELEVANCE_KINDS = {
@@ -61,29 +61,17 @@ class RuleTagger:
                 sign, weight = RELEVANCE_KINDS[kind]
                 pairs += [(term, ("cue", kind, term_id(term), weight)) for term in terms]
         self._matcher = Matcher(pairs, layered=True)
-        self._last: tuple[str, str, list, str, dict[str, list]] | None = None
+        self._last: tuple[str, str, dict, str] | None = None
 
-    def _hits(self, title: str, text: str) -> tuple[list, str]:
-        return self._scan(title, text)[:2]
-
-    def _layers(self, title: str, text: str) -> tuple[dict[str, list], str]:
-        """({layer: its weighted hits}, the scanned text): the layered matcher gives each hit
-        the keys of one layer only."""
-        _hits, body, layers = self._scan(title, text)
-        return layers, body
-
-    def _scan(self, title: str, text: str) -> tuple[list, str, dict[str, list]]:
+    def _layers(self, title: str, text: str) -> tuple[dict[str, dict[str, float]], str]:
+        """({"cue": evidence per relevance kind, "area": evidence per area}, the scanned
+        text), remembered for the item asked last: relevance and areas read the same scan."""
         last = self._last
         if last is not None and last[0] is title and last[1] is text:
-            return last[2], last[3], last[4]
-        hits, body = weighted_hits(self._matcher, title, text, self.settings)
-        layers: dict[str, list] = {"cue": [], "area": []}
-        for entry in hits:
-            keys = entry[1].keys
-            if keys:
-                layers[keys[0][0]].append(entry)
-        self._last = (title, text, hits, body, layers)
-        return hits, body, layers
+            return last[2], last[3]
+        layers, body = layer_evidence(self._matcher, title, text, self.settings)
+        self._last = (title, text, layers, body)
+        return layers, body
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "RuleTagger":
@@ -105,7 +93,7 @@ class RuleTagger:
     def explain(self, title: str, text: str) -> list[tuple[str, str, str, str, float]]:
         """Every hit as ("cue" or "area", kind or area id, lexicon term, matched text, weighted
         evidence): why an item scored as it did."""
-        hits, _body = self._hits(title, text)
+        hits, _body = weighted_hits(self._matcher, title, text, self.settings)
         return [(layer, label, term, part[hit.start:hit.end], mult * weight)
                 for mult, hit, part in hits for layer, label, term, weight in hit.keys]
 
@@ -113,7 +101,7 @@ class RuleTagger:
     def relevance_evidence(self, title: str, text: str) -> tuple[float, float, bool]:
         """(policy evidence, non-policy evidence, anchored in science/technology?)."""
         layers, _body = self._layers(title, text)
-        by_kind = sum_evidence(layers["cue"], self.settings["max_repeats"])
+        by_kind = layers.get("cue", {})
         # every kind hit has an entry in by_kind (zero or more evidence)
         anchored = "sti" in by_kind or "policy_strong" in by_kind
         positive = sum(v for k, v in by_kind.items() if RELEVANCE_KINDS[k][0] > 0)
@@ -142,7 +130,7 @@ class RuleTagger:
 
     def _area_evidence(self, title: str, text: str) -> tuple[dict[str, float], str]:
         layers, body = self._layers(title, text)
-        return sum_evidence(layers["area"], self.settings["max_repeats"]), body
+        return layers.get("area", {}), body
 
     def areas(self, title: str, text: str) -> list[tuple[str, float]]:
         """Policy areas with enough evidence, best first, each with a score in 0..1."""
