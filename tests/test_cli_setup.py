@@ -97,7 +97,7 @@ def test_sources_check_reports_each_status_and_exits_1_on_failure(
     assert ok_only.exit_code == 0 and "1 of 1 sources answered" in ok_only.stdout
 
 
-@pytest.mark.parametrize("timeout", ["0", "-1"])
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf"])
 def test_sources_check_refuses_a_timeout_that_cannot_work(stiwatch, timeout: str):
     stiwatch("init", "--sources", str(VALID / "minimal.toml"))
     result = stiwatch("sources", "check", "--timeout", timeout)

@@ -251,7 +251,8 @@ def test_crawl_log_lines_go_to_the_file_one_per_event_and_only_warnings_to_stder
 
 def test_an_oversized_article_is_stored_partial_without_a_warning_on_stderr(
         tmp_path: Path) -> None:
-    """Expected and recorded on the item: cron must not mail it on every run."""
+    """Expected and recorded on the item: cron must not mail it on every run, and the page
+    is not downloaded again (up to the limit) until the limit changes."""
     db, log_file = tmp_path / "s.db", tmp_path / "stiwatch.log"
     page = ("<html><body><article><h1>A long report</h1>"
             + "<p>Pages and pages of annexes.</p>" * 5000 + "</article></body></html>").encode()
@@ -271,17 +272,27 @@ def test_an_oversized_article_is_stored_partial_without_a_warning_on_stderr(
         def bomb(handler) -> None:  # noqa: ANN001
             handler.send_body(200, gzip.compress(page), headers={"Content-Encoding": "gzip"})
 
+        def fetched() -> list[int]:
+            return [len(server.requested("/big.html")), len(server.requested("/bomb.html"))]
+
         one_feed(db, tmp_path, "feed", server.url("/feed.xml"))
         env = {"STIWATCH_MAX_RESPONSE_SIZE": "50000"}
-        plain = stiwatch(db, "--quiet", "run", env=env)
         logged = stiwatch(db, "--quiet", "run", env={
             **env, "STIWATCH_LOG_FILE": str(log_file), "STIWATCH_LOG_LEVEL": "INFO"})
+        assert fetched() == [1, 1]
+        again = stiwatch(db, "--quiet", "run", env=env)
+        assert fetched() == [1, 1]  # the same limit would refuse them again
+        stored = rows(db, "SELECT status, fetch_error, fetch_attempts FROM items ORDER BY url")
+        raised = stiwatch(db, "--quiet", "run", env={"STIWATCH_MAX_RESPONSE_SIZE": "1000000"})
+        assert fetched() == [2, 2]
 
-    assert (plain.returncode, plain.stderr) == (0, "")
     assert (logged.returncode, logged.stderr) == (0, "")
+    assert (again.returncode, again.stderr) == (0, "")
+    assert raised.returncode == 0, raised.stderr
     # Still in the log file, as the INFO line it is.
     lines = [line for line in log_file.read_text(encoding="utf-8").splitlines()
              if "larger than download max size" in line or "exceeded DOWNLOAD_MAXSIZE" in line]
     assert len(lines) == 2 and all(" INFO scrapy." in line for line in lines), lines
+    assert stored == [("partial", "response too large (over the 50,000 byte limit)", 1)] * 2
     assert rows(db, "SELECT status, fetch_error FROM items ORDER BY url") == [
-        ("partial", "response too large (over the 50,000 byte limit)")] * 2
+        ("complete", None)] * 2

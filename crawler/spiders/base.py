@@ -34,11 +34,17 @@ from .listings import (ListingError, feed_listing, html_listing, response_header
 logger = logging.getLogger(__name__)
 
 
+def too_large_error(max_size: int | None) -> str:
+    """The `fetch_error` of a page over the size limit (the limit is in it: see
+    SourceSpider.partial_candidates)."""
+    return "response too large" + (f" (over the {max_size:,} byte limit)" if max_size else "")
+
+
 def describe_failure(failure: Failure, timeout: float | None = None,
                      max_size: int | None = None) -> str:
     """One short sentence for a failed download, as a user would want it in `last_error`."""
     error = failure.value
-    too_large = "response too large" + (f" (over the {max_size:,} byte limit)" if max_size else "")
+    too_large = too_large_error(max_size)
     if isinstance(error, HttpError):
         response = error.response
         return response.request.meta.get(META_GAVE_UP) or (
@@ -161,8 +167,11 @@ class SourceSpider(scrapy.Spider):
         return self.article_requests(self.partial_candidates(source), refetch=True)
 
     def partial_candidates(self, source: dict[str, Any]) -> Iterator[Candidate]:
+        too_large = too_large_error(self.max_size)
         for row in self.store.partial_items(source["id"]):
-            if row["fetch_attempts"] >= self.max_partial_attempts:
+            # A page refused as too large would be refused again under the same limit (and
+            # downloaded up to it each time): it is tried again once the limit changes.
+            if row["fetch_attempts"] >= self.max_partial_attempts or row["fetch_error"] == too_large:
                 self.exhausted.add(row["url"])  # kept from the listing; the page never worked
                 continue
             yield Candidate(

@@ -13,6 +13,7 @@ from crawler.registry import load_registry
 
 from ..app import App, pass_app
 from ..output import echo_json, echo_table
+from ..params import Seconds
 
 HEALTH_COLUMNS = ["id", "kind", "country", "enabled", "items", "last_ok_at",
                   "consecutive_failures", "last_error"]
@@ -89,7 +90,7 @@ def _check(url: str, user_agent: str, timeout: float) -> dict:
 @click.option("--source", "source_ids", multiple=True, metavar="ID",
               help="Check only this source (repeatable).")
 @click.option("--timeout", default=15.0, show_default=True,
-              type=click.FloatRange(min=0, min_open=True, max=600),
+              type=Seconds(min=0, min_open=True, max=600),
               help="Seconds per request (more than 0, at most 600).")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 @pass_app
