@@ -1,19 +1,51 @@
 """Files a command writes where the user asks (--out, --chart): written whole or not at all,
-and a path that cannot take them is one error naming it, never a traceback."""
+never over a database, and a path that cannot take them is one error naming it, never a
+traceback."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+import os
 from pathlib import Path
+from typing import IO
 
 from .errors import UserError
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def _is_database(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER
+    except OSError:
+        return False
 
 
 def output_file(path: Path, option: str, *, make_folder: bool = True) -> Path:
     """``path``, checked to be writable as a file: its folder exists (made if missing unless
-    ``make_folder`` is false) and it is not itself a folder. UserError naming it otherwise."""
+    ``make_folder`` is false), it is not itself a folder, and it is not an SQLite database or
+    one's -wal/-shm/-journal file (an export or a chart must never replace the store, as a
+    shell's completion of ``--out stiwatch.`` would). UserError naming it otherwise."""
     path = Path(path)
+    try:
+        return _checked(path, option, make_folder)
+    except OSError as error:  # a name too long, a folder that cannot be searched...
+        raise UserError(f"{option} {path}: {error.strerror or error}") from None
+
+
+def _checked(path: Path, option: str, make_folder: bool) -> Path:
     if path.is_dir():
         raise UserError(f"{option} {path}: that is a folder; give a file name")
+    database = path if _is_database(path) else next(
+        (Path(str(path)[:-len(side)]) for side in _SQLITE_SIDE_FILES
+         if path.name.endswith(side) and _is_database(Path(str(path)[:-len(side)]))), None)
+    if database is not None:
+        what = "an SQLite database" if database == path else f"a file of the database {database}"
+        raise UserError(f"{option} {path}: that is {what}; it is never replaced by this "
+                        "output (give another file name)")
     for ancestor in path.parents:
         if ancestor.exists():
             if not ancestor.is_dir():
@@ -28,6 +60,30 @@ def output_file(path: Path, option: str, *, make_folder: bool = True) -> Path:
             raise UserError(f"{option} {path}: cannot create the folder {path.parent}: "
                             f"{error.strerror or error}") from None
     return path
+
+
+@contextmanager
+def replacing(path: Path, option: str, *, encoding: str = "utf-8") -> Iterator[IO[str]]:
+    """A text stream that replaces ``path`` (checked by ``output_file``) when the block ends
+    without error: written to a temporary file beside it, then renamed, so an interrupted
+    export never leaves a truncated file that looks complete. The file's mode follows the
+    umask, as any file the user makes (mkstemp's 0600 would hide a shared export from the
+    colleagues it is for). An error opening or writing it is a UserError naming it."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        stream = open(temp, "w", encoding=encoding, newline="")  # noqa: SIM115 - closed below
+    except OSError as error:
+        raise UserError(f"{option} {path}: cannot write: {error.strerror or error}") from None
+    try:
+        with stream:
+            yield stream
+        os.replace(temp, path)
+    except OSError as error:
+        temp.unlink(missing_ok=True)
+        raise UserError(f"{option} {path}: cannot write: {error.strerror or error}") from None
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def write_output(path: Path, data: bytes, option: str) -> Path:

@@ -85,3 +85,9 @@ def test_backup_errors(stiwatch, db_path, tmp_path):
     assert result.exit_code == 2 and "no such folder" in result.output
     result = stiwatch("backup", "--force", str(db_path))
     assert result.exit_code == 2 and "the database itself" in result.output
+    # a name the file system takes, but not with the temporary copy's prefix and suffix
+    long_name = tmp_path / ("b" * 250 + ".db")
+    result = stiwatch("backup", str(long_name))
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [f"Error: {long_name}: cannot write: File name too long"]
+    assert not long_name.exists()

@@ -78,3 +78,53 @@ def test_bad_arguments(stiwatch, ids, tmp_path):
     assert (tmp_path / "afile").read_text() == "keep me\n"
     result = stiwatch("export", "--format", "xml")
     assert result.exit_code == 2
+
+
+def test_an_output_never_replaces_a_database(stiwatch, ids, db_path, tmp_path):
+    """A shell completes `--out stiwatch.` to the store itself: refused, the store untouched."""
+    other = tmp_path / "copy.db"
+    other.write_bytes(db_path.read_bytes())
+    before = db_path.read_bytes()
+    for args, target, what in [
+        (("export", "--format", "csv", "--out"), db_path, "an SQLite database"),
+        (("export", "--format", "jsonl", "--out"), f"{db_path}-wal",
+         f"a file of the database {db_path}"),
+        (("trends", "--chart"), other, "an SQLite database"),
+    ]:
+        result = stiwatch(*args, str(target))
+        assert result.exit_code == 2, result.output
+        option = args[-1]
+        assert result.output.splitlines() == [
+            f"Error: {option} {target}: that is {what}; it is never replaced by this output "
+            "(give another file name)"]
+    assert db_path.read_bytes() == before and other.read_bytes() == before
+    assert stiwatch("status").exit_code == 0
+
+
+def test_a_file_that_cannot_be_written_is_one_error(stiwatch, ids, tmp_path):
+    # a name the file system takes, but not with the temporary file's prefix and suffix
+    out = tmp_path / ("x" * 246 + ".csv")
+    result = stiwatch("export", "--format", "csv", "--out", str(out))
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [f"Error: --out {out}: cannot write: File name too long"]
+    too_long = tmp_path / ("x" * 300 + ".csv")
+    result = stiwatch("export", "--format", "csv", "--out", str(too_long))
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [f"Error: --out {too_long}: File name too long"]
+    assert not [path for path in tmp_path.iterdir() if path.name.startswith(("x", ".x"))]
+
+
+def test_an_exported_file_follows_the_umask(stiwatch, ids, tmp_path):
+    """A shared export must be readable by the colleagues it is for (not mkstemp's 0600)."""
+    import os
+
+    out = tmp_path / "items.csv"
+    out.write_text("old\n")
+    out.chmod(0o600)
+    previous = os.umask(0o022)
+    try:
+        assert stiwatch("export", "--format", "csv", "--out", str(out)).exit_code == 0
+    finally:
+        os.umask(previous)
+    assert out.stat().st_mode & 0o777 == 0o644
+    assert out.read_text(encoding="utf-8").startswith("id,url,")

@@ -50,10 +50,17 @@ def backup_command(app: App, dest: str, force: bool) -> None:
             raise UserError(f"{target.parent}: cannot create the folder "
                             f"({error.strerror or error})") from None
     started = time.monotonic()
-    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                        suffix=".tmp")
+    except OSError as error:
+        raise UserError(f"{target}: cannot write: {error.strerror or error}") from None
     os.close(handle)
     try:
-        store.backup(temp)
+        try:
+            store.backup(temp)
+        except (OSError, sqlite3.Error) as error:  # the disk filled up, the folder went away
+            raise UserError(f"{target}: cannot write: {error}") from None
         check = sqlite3.connect(temp)
         try:
             verdict = check.execute("PRAGMA quick_check").fetchone()[0]

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 import sys
-import tempfile
 from typing import IO, Iterable
 
 import click
 
 from ..app import App, pass_app
-from ..files import output_file
+from ..files import output_file, replacing
 
 COLUMNS = ["id", "url", "source_id", "source_name", "title", "summary", "body", "language",
            "published_at", "date_source", "fetched_at", "status", "duplicate_of", "policy",
@@ -60,16 +58,8 @@ def export_command(app: App, fmt: str, since: str | None, out: str | None) -> No
         sys.stdout.flush()
     else:
         target = output_file(Path(out), "--out", make_folder=False)
-        # Write beside the target and rename at the end: an interrupted export never leaves a
-        # truncated file that looks complete.
-        handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-                count = write_items(rows, stream, fmt)
-            os.replace(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        with replacing(target, "--out") as stream:
+            count = write_items(rows, stream, fmt)
         app.echo(f"Exported {count} item(s) to {target}.", err=True)
     if out is None and count == 0:
         app.echo("No items to export.", err=True)
