@@ -141,7 +141,8 @@ TABLES: dict[str, dict[str, Any]] = {
             "value": "For policy `1` (STI-policy relevant) or `0`; otherwise a label id "
             "(`labels.id`) or, for countries, an ISO 3166-1 alpha-2 code or `EU`.",
             "score": "Confidence in [0, 1]. For `policy`, the probability that the item is "
-            "policy-relevant (whatever the value); 1.0 for analyst tags.",
+            "policy-relevant (whatever the value); for analyst tags 1.0, or 0.0 for an "
+            "analyst's policy = 0.",
             "method": "`model` (trained classifier), `rules` (lexicon), `gazetteer` (place "
             "names and agencies), `source` (the source's home country) or `analyst` (set with "
             "`stiwatch tag`, or a region implied by a country an analyst set). A region has the "

@@ -343,6 +343,16 @@ MIGRATIONS: list[Migration] = [
         INSERT INTO items_cjk_pending (item_id) SELECT id FROM items;
         """,
     ),
+    Migration(
+        11,
+        "an analyst's policy = 0 scores 0.0 (the probability of relevance), not 1.0",
+        """
+        -- A policy tag's score is the probability that the item is policy-relevant: an
+        -- analyst's "not policy" had been stored with 1.0, which read as certainly relevant.
+        UPDATE tags SET score = 0.0
+        WHERE method = 'analyst' AND facet = 'policy' AND value = '0';
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

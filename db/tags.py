@@ -160,25 +160,38 @@ class TagsMixin:
         add: Iterable[tuple[str, str]] = (),
         remove: Iterable[tuple[str, str]] = (),
         region_of: Mapping[str, str] | None = None,
-    ) -> None:
+    ) -> tuple[int, int]:
         """Record an analyst's corrections: added tags win over any classifier, removed ones
         stay removed. Both are kept in `analyst_labels` for training. With ``region_of``
         (country code -> region id), the item's regions then follow its countries (see
-        ``_follow_countries``)."""
-        add, remove = list(add), list(remove)
+        ``_follow_countries``). Returns (tags added, tags removed): what changed, not counting
+        an analyst tag that was already there or a removed tag that was not.
+
+        ``policy`` is single-valued: one verdict (1 or 0) is added; it is never removed, since
+        an item without one would read as not yet classified (InvalidTag)."""
+        add, remove = list(dict.fromkeys(add)), list(dict.fromkeys(remove))
         for facet, value in [*add, *remove]:
             _check(facet, value)
+        if len({value for facet, value in add if facet == "policy"}) > 1:
+            raise InvalidTag("policy takes one verdict: add policy=1 or policy=0, not both")
+        if any(facet == "policy" for facet, _value in remove):
+            raise InvalidTag("policy is not removed but given the other verdict: "
+                             "add policy=0 (not policy-relevant) or policy=1")
+        added = removed = 0
         now = utcnow()
         with self.write():
             if self.scalar("SELECT 1 FROM items WHERE id = ?", [item_id]) is None:
                 raise NoSuchItem(f"no item with id {item_id}")
             for facet, value in remove:
-                self.conn.execute(
+                removed += self.conn.execute(
                     "DELETE FROM tags WHERE item_id = ? AND facet = ? AND value = ?",
                     [item_id, facet, value],
-                )
+                ).rowcount
                 self._verdict(item_id, facet, value, 0, now)
             for facet, value in add:
+                added += self.scalar(
+                    "SELECT 1 FROM tags WHERE item_id = ? AND facet = ? AND value = ?"
+                    " AND method = 'analyst'", [item_id, facet, value]) is None
                 if facet == "policy":
                     # Single-valued: the analyst's 1 or 0 replaces whatever was there.
                     self.conn.execute(
@@ -188,11 +201,13 @@ class TagsMixin:
                         "DELETE FROM analyst_labels WHERE item_id = ? AND facet = 'policy'",
                         [item_id],
                     )
+                # a policy score is the probability of relevance: 0.0 for the analyst's "no"
+                score = 0.0 if (facet, value) == ("policy", "0") else 1.0
                 self.conn.execute(
                     "INSERT OR REPLACE INTO tags"
                     " (item_id, facet, value, score, method, model_version, tagged_at)"
-                    " VALUES (?, ?, ?, 1.0, 'analyst', NULL, ?)",
-                    [item_id, facet, value, now],
+                    " VALUES (?, ?, ?, ?, 'analyst', NULL, ?)",
+                    [item_id, facet, value, score, now],
                 )
                 self._verdict(item_id, facet, value, 1, now)
             if region_of is not None:
@@ -201,6 +216,7 @@ class TagsMixin:
             # corrected ones.
             self.conn.execute("UPDATE items SET classified_at = NULL WHERE duplicate_of = ?",
                               [item_id])
+        return added, removed
 
     def _follow_countries(self, item_ids: list[int], region_of: Mapping[str, str],
                           now: str) -> None:

@@ -276,12 +276,36 @@ def test_classify_with_a_trained_model(stiwatch, store_path, tmp_path):
     (["1", "--add", "governance"], "expected FACET=VALUE"),
     (["1", "--add", "policy=maybe"], "unknown policy 'maybe'"),
     (["1", "--add", "country=jp", "--remove", "country=JP"], "country=JP is both added and removed"),
+    (["1", "--add", "policy=1", "--add", "policy=0"],
+     "policy takes one verdict: add policy=1 or policy=0, not both"),
+    (["1", "--remove", "policy=1"], "policy is not removed but given the other verdict: "
+     "add policy=0 (not policy-relevant) or policy=1"),
 ])
 def test_tag_errors(stiwatch, store_path, args, message):
+    stiwatch("classify", "--no-model")
+    before = tags(store_path, 1)
     result = stiwatch("tag", *args)
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+    assert tags(store_path, 1) == before
+
+
+def test_tag_says_what_changed_and_a_no_is_scored_as_one(stiwatch, store_path):
+    """The counts are changes; an analyst's policy = 0 is a relevance probability of 0."""
+    assert stiwatch("classify", "--no-model").exit_code == 0
+    assert tags(store_path, 1)[("policy", "1")] == "rules"
+    said = [stiwatch("tag", "1", *args).output.splitlines()[0] for args in (
+        ["--add", "domain=quantum", "--remove", "domain=space"],  # quantum was the rules'
+        ["--add", "domain=quantum"],
+        ["--add", "policy=0", "--add", "policy=0"],
+    )]
+    assert said == ["Item 1: 1 added, 0 removed, 1 already as asked.",
+                    "Item 1: 0 added, 0 removed, 1 already as asked.",
+                    "Item 1: 1 added, 0 removed."]
+    with db.open_store(store_path) as store:
+        row = store.query("SELECT policy, policy_score FROM items_tagged WHERE id = 1")[0]
+    assert (row["policy"], row["policy_score"]) == ("0", 0.0)
 
 
 def test_analyst_lexicon_files_change_the_tags(stiwatch, store_path, tmp_path):

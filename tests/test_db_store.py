@@ -304,3 +304,21 @@ def test_readonly_open_refuses_writes(store, db_path: Path):
         assert reader.scalar("SELECT count(*) FROM sources") == 1
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
             reader.sync_sources([])
+
+
+def test_an_older_store_scores_analysts_policy_no_as_zero(db_path: Path):
+    """Before migration 11 an analyst's policy = 0 was stored with score 1.0."""
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrate(conn, target=10)
+    conn.execute("INSERT INTO sources (id, name, kind, url, added_at, updated_at) VALUES"
+                 " ('src', 'S', 'feed', 'https://e.org/f', '2026-01-01Z', '2026-01-01Z')")
+    for n in (1, 2):
+        conn.execute("INSERT INTO items (url, source_id, title, fetched_at) VALUES"
+                     f" ('https://e.org/{n}', 'src', 'T', '2026-01-01Z')")
+    conn.executemany("INSERT INTO tags (item_id, facet, value, score, method, tagged_at)"
+                     " VALUES (?, 'policy', ?, ?, ?, '2026-01-02Z')",
+                     [(1, "0", 1.0, "analyst"), (2, "0", 0.2, "model")])
+    conn.close()
+    with db.open_store(db_path) as store:
+        assert store.query("SELECT item_id, score FROM tags ORDER BY item_id") == [
+            {"item_id": 1, "score": 0.0}, {"item_id": 2, "score": 0.2}]

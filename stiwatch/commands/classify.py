@@ -358,8 +358,8 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
     """Correct an item's tags as an analyst; without options, show its tags.
 
     Added tags are never overwritten by `stiwatch classify`, removed ones are not written
-    back, and `stiwatch train` learns from both. Facets: policy (1 or 0), area, domain,
-    country (ISO code or EU), region. Regions follow the countries: adding country=JP adds
+    back, and `stiwatch train` learns from both. Facets: policy (1 or 0: one verdict, added,
+    never removed), area, domain, country (ISO code or EU), region. Regions follow the countries: adding country=JP adds
     region east_asia (method analyst), removing a region's last country removes the region.
     """
     from classifier.places import region_map
@@ -370,9 +370,11 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
     if clash:
         facet, value = sorted(clash)[0]
         raise UserError(f"{facet}={value} is both added and removed")
+    added = removed = 0
     if additions or removals:
         # the regions follow the analyst's countries, as the classifier's follow its own
-        store.analyst_label(item_id, add=additions, remove=removals, region_of=region_map())
+        added, removed = store.analyst_label(item_id, add=additions, remove=removals,
+                                             region_of=region_map())
     else:
         store.get_item(item_id)  # NoSuchItem for an unknown id
     tags = store.tags_of(item_id)
@@ -380,5 +382,7 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
         echo_json({"item_id": item_id, "tags": tags})
         return
     if additions or removals:
-        app.echo(f"Item {item_id}: {len(additions)} added, {len(removals)} removed.")
+        unchanged = len(set(additions)) + len(set(removals)) - added - removed
+        app.echo(f"Item {item_id}: {added} added, {removed} removed"
+                 + (f", {unchanged} already as asked." if unchanged else "."))
     echo_table(tags, ["facet", "value", "score", "method", "model_version"])
