@@ -43,6 +43,26 @@ def test_init_with_a_given_registry_and_quiet(stiwatch, db_path: Path):
         assert [s["id"] for s in store.list_sources(enabled_only=True)] == ["ec-rtd", "oecd-sti"]
 
 
+def test_init_again_keeps_the_operators_registry(stiwatch, db_path: Path, tmp_path: Path):
+    """The upgrade steps run `init` again: a store fed from the operator's own file must not
+    be swapped for the bundled sources; the `sources` setting names the file to sync."""
+    own = tmp_path / "ours.toml"
+    own.write_text((VALID / "minimal.toml").read_text().replace('"nsf-news"', '"our-agency"'))
+    assert stiwatch("init", "--sources", str(own)).exit_code == 0
+    again = stiwatch("init")
+    assert again.exit_code == 0, again.output
+    assert again.stdout.splitlines()[1] == (
+        "Kept the store's registry (1 enabled sources are not in the bundled one, e.g. "
+        "our-agency); sync a file with --sources FILE or the `sources` setting.")
+    with db.open_store(db_path) as store:
+        assert [s["id"] for s in store.list_sources(enabled_only=True)] == ["our-agency"]
+    setting = stiwatch("init", env={"STIWATCH_SOURCES": str(VALID / "minimal.toml")})
+    assert setting.exit_code == 0, setting.output
+    assert "1 added, 0 updated, 1 disabled" in setting.stdout
+    with db.open_store(db_path) as store:
+        assert [s["id"] for s in store.list_sources(enabled_only=True)] == ["nsf-news"]
+
+
 def test_invalid_registry_exits_2_with_one_line_per_problem_and_writes_nothing(
         stiwatch, db_path: Path):
     path = INVALID / "many_problems.toml"

@@ -14,20 +14,33 @@ from ..output import echo_json, echo_table
 
 @click.command("init")
 @click.option("--sources", "sources_file", metavar="FILE",
-              help="Registry TOML to sync [default: the bundled registry of real sources].")
+              help="Registry TOML to sync [default: the `sources` setting; else, for a new "
+              "store or one that follows it, the bundled registry of real sources].")
 @pass_app
 def init_command(app: App, sources_file: str | None) -> None:
     """Create (or migrate) the database and sync the source registry into it.
 
-    Safe to run again: it migrates an older database in place and re-syncs the registry,
-    disabling (never deleting) sources that left it.
+    Safe to run again, as the upgrade steps do: it migrates an older database in place and
+    re-syncs the registry (disabling, never deleting, sources that left it). Which registry:
+    --sources FILE, else the `sources` setting, else the bundled one, but only for a new
+    store or one whose sources all come from it: a store fed from the operator's own file is
+    left as it is rather than swapped for the bundled sources.
     """
+    sources_file = sources_file or app.settings["sources"] or None
     registry = load_registry(sources_file)  # validated before anything is written
     existed = app.db_path.exists()
     store = app.store(create=True)
-    report = store.sync_sources(registry.sources)
     verb = "Migrated" if existed and store.migrated else "Opened" if existed else "Created"
     app.echo(f"{verb} {app.db_path} (schema version {store.schema_version}).")
+    if sources_file is None:
+        bundled = {source["id"] for source in registry.sources}
+        own = [s["id"] for s in store.list_sources(enabled_only=True) if s["id"] not in bundled]
+        if own:
+            app.echo(f"Kept the store's registry ({len(own)} enabled sources are not in the "
+                     f"bundled one, e.g. {own[0]}); sync a file with --sources FILE or the "
+                     "`sources` setting.")
+            return
+    report = store.sync_sources(registry.sources)
     app.echo(
         f"Synced {len(registry.sources)} sources from {registry.path}: {len(report.added)} added, "
         f"{len(report.updated)} updated, {len(report.disabled)} disabled."
