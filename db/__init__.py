@@ -10,7 +10,7 @@ from .errors import (
     SchemaTooNew,
     StoreError,
 )
-from .lock import FileLock, LockHeld
+from .lock import FileLock, LockHeld, LockUnusable
 from .schema import LATEST_VERSION
 from .search import BadQuery
 from .store import Store, open_store
@@ -19,6 +19,7 @@ from .subscribers import FILTER_FACETS, FILTERS
 __all__ = [
     "FileLock",
     "LockHeld",
+    "LockUnusable",
     "BadQuery",
     "FILTERS",
     "FILTER_FACETS",

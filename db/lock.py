@@ -21,6 +21,11 @@ class LockHeld(Exception):
         self.path, self.holder = path, holder
 
 
+class LockUnusable(Exception):
+    """The lock file cannot be created or opened (its folder is a file, it is a folder, no
+    permission): a configuration the user must fix."""
+
+
 class FileLock:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -28,8 +33,14 @@ class FileLock:
 
     def acquire(self, wait: float = 0.0) -> None:
         """Take the lock, trying for up to ``wait`` seconds; LockHeld if it stays taken."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            blocking = next((a for a in self.path.parents if a.exists() and not a.is_dir()), None)
+            reason = (f"{blocking} is a file, not a folder" if blocking is not None
+                      else error.strerror or str(error))
+            raise LockUnusable(f"{self.path}: cannot use it as a lock file ({reason})") from None
         deadline = time.monotonic() + wait
         while True:
             try:

@@ -18,6 +18,7 @@ import string
 import tomllib
 from typing import Any, Callable, Mapping
 from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
 
@@ -129,6 +130,29 @@ class Template:
 
 
 @dataclass(frozen=True)
+class TimeZoneName:
+    """An IANA time zone name (the digests' weeks and the dates analysts type are read in it)."""
+
+    def __call__(self, value: str) -> None:
+        try:
+            ZoneInfo(value)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError(f"expected an IANA time zone such as Asia/Tokyo, not {value!r}"
+                             ) from None
+
+
+@dataclass(frozen=True)
+class ExistingFile:
+    """A path to a file that exists (empty allowed: the feature is off). What is in it is
+    checked by whoever reads it: a lexicon file when the classifier loads."""
+
+    def __call__(self, value: str) -> None:
+        if value and not Path(value).expanduser().is_file():
+            what = "a folder" if Path(value).expanduser().is_dir() else "no such file"
+            raise ValueError(f"expected an existing file, not {value!r} ({what})")
+
+
+@dataclass(frozen=True)
 class Setting:
     """One setting. ``minimum``/``maximum`` bound a number; ``check`` constrains a string."""
 
@@ -183,16 +207,17 @@ SETTINGS: tuple[Setting, ...] = (
     # -- classifying
     Setting("model_dir", _default_model_dir(), "Folder holding trained classifier models."),
     Setting("domains_lexicon", "", "Analyst TOML file extending the technology-domain lexicon "
-            "(empty: the bundled one only)."),
+            "(empty: the bundled one only).", check=ExistingFile()),
     Setting("areas_lexicon", "", "Analyst TOML file extending the relevance and policy-area "
-            "cues (empty: the bundled one only)."),
+            "cues (empty: the bundled one only).", check=ExistingFile()),
     Setting("places_lexicon", "", "Analyst TOML file extending the country gazetteer "
-            "(empty: the bundled one only)."),
+            "(empty: the bundled one only).", check=ExistingFile()),
     Setting("area_rules_override", 0.99, "On news-like text, a policy area the cue rules "
             "score at least this is tagged even where the trained model disagrees; above 1 "
             "leaves areas to the model everywhere.", _float, minimum=0),
     # -- digests
-    Setting("timezone", "Asia/Tokyo", "Time zone whose ISO weeks digests cover."),
+    Setting("timezone", "Asia/Tokyo", "Time zone whose ISO weeks digests cover.",
+            check=TimeZoneName()),
     Setting("digest_section_cap", 8, "Items shown per digest section at most.", _int, minimum=1),
     Setting("outbox", "outbox", "Folder for .eml files when no SMTP host is set (or --dry-run)."),
     Setting("mail_from", "stiwatch <stiwatch@localhost>", "From header of digest e-mails.",

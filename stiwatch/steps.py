@@ -61,11 +61,11 @@ def crawl_step(app: App) -> dict[str, Any]:
     return result
 
 
-def classify_step(app: App) -> dict[str, Any]:
-    """Tag every item not yet classified."""
+def classify_step(app: App, classifier: Any = None) -> dict[str, Any]:
+    """Tag every item not yet classified (with ``classifier``, loaded already, if given)."""
     from .commands.classify import run_classification
 
-    report = run_classification(app, everything=False)
+    report = run_classification(app, everything=False, classifier=classifier)
     return {"step": "classify", **report}
 
 

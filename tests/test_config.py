@@ -134,6 +134,12 @@ def test_bad_config_is_a_one_line_error_with_exit_2(stiwatch, tmp_path: Path):
         ("user_agent", "bot {name}",
          "unknown placeholder {name} in 'bot {name}' (allowed: {version}, {contact})"),
         ("user_agent", "bot {", "Single '{' encountered"),
+        ("timezone", "Mars/Olympus",
+         "expected an IANA time zone such as Asia/Tokyo, not 'Mars/Olympus'"),
+        ("timezone", "", "expected an IANA time zone such as Asia/Tokyo, not ''"),
+        ("domains_lexicon", "/no/such/lexicon.toml",
+         "expected an existing file, not '/no/such/lexicon.toml' (no such file)"),
+        ("places_lexicon", "/", "expected an existing file, not '/' (a folder)"),
     ],
 )
 def test_values_that_cannot_work_are_refused_naming_the_variable(name: str, raw: str,

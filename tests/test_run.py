@@ -296,3 +296,50 @@ def test_an_oversized_article_is_stored_partial_without_a_warning_on_stderr(
     assert stored == [("partial", "response too large (over the 50,000 byte limit)", 1)] * 2
     assert rows(db, "SELECT status, fetch_error FROM items ORDER BY url") == [
         ("complete", None)] * 2
+
+
+def test_bad_input_stops_a_run_before_it_crawls_and_the_stop_is_recorded(tmp_path: Path) -> None:
+    """A registry or lexicon file that cannot be read stops the run at once (exit 2), before
+    minutes of crawling; `runs` (and so `status`) shows that the job stopped working."""
+    db = tmp_path / "s.db"
+    bad_registry = tmp_path / "bad.toml"
+    bad_registry.write_text("[[source]]\nid = 'x'\n", encoding="utf-8")
+    bad_lexicon = tmp_path / "domains.toml"
+    bad_lexicon.write_text("[domain.quantum\n", encoding="utf-8")
+    with MockServer() as server:
+        @server.route("/feed.xml")
+        def feed(handler) -> None:  # noqa: ANN001
+            handler.send_body(200, b"<rss version='2.0'><channel><title>t</title></channel>"
+                              b"</rss>", "application/rss+xml")
+
+        one_feed(db, tmp_path, "feed", server.url("/feed.xml"))
+        registry = stiwatch(db, "--quiet", "run", env={"STIWATCH_SOURCES": str(bad_registry)})
+        lexicon = stiwatch(db, "--quiet", "run", env={"STIWATCH_DOMAINS_LEXICON": str(bad_lexicon)})
+        requested = len(server.requested("/feed.xml"))
+    assert registry.returncode == 2 and registry.stderr.startswith(f"Error: {bad_registry}")
+    assert lexicon.returncode == 2
+    assert lexicon.stderr.splitlines() == [
+        f"Error: lexicon file {bad_lexicon} is not valid TOML: Expected ']' at the end of a "
+        f"table declaration (at line 1, column 16). (domains_lexicon is set by env "
+        "STIWATCH_DOMAINS_LEXICON)"]
+    assert requested == 0
+    runs = rows(db, "SELECT command, status, exit_code, steps FROM runs ORDER BY id")
+    assert [run[:3] for run in runs] == [("run", "failed", 2)] * 2
+    assert json.loads(runs[1][3])[0]["summary"].startswith(f"lexicon file {bad_lexicon}")
+
+
+@pytest.mark.parametrize("lock_file, reason", [
+    ("afile/x.lock", "{tmp}/afile is a file, not a folder"),
+    (".", "Is a directory"),
+])
+def test_a_lock_file_that_cannot_be_used_is_one_error(tmp_path: Path, lock_file: str,
+                                                      reason: str) -> None:
+    db = tmp_path / "s.db"
+    (tmp_path / "afile").write_text("")
+    path = (tmp_path / lock_file) if lock_file != "." else tmp_path
+    result = stiwatch(db, "--quiet", "run", env={"STIWATCH_LOCK_FILE": str(path)})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"Error: {path}: cannot use it as a lock file ({reason.format(tmp=tmp_path)}) "
+        "(lock_file is set by env STIWATCH_LOCK_FILE); this run did nothing"]
+    assert not db.exists()

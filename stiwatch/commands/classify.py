@@ -44,13 +44,19 @@ def _model_dir(app: App, option: str | None) -> Path:
 def load_classifier(app: App, model_dir: str | None = None, *,
                     use_model: bool = True) -> "Classifier":
     """The classifier with the configured model folder (rules only when it holds no model)."""
+    from classifier.lexicon import LexiconError
     from classifier.pipeline import Classifier
 
-    return Classifier.load(_model_dir(app, model_dir), use_model=use_model,
-                           domains_lexicon=app.settings["domains_lexicon"] or None,
-                           areas_lexicon=app.settings["areas_lexicon"] or None,
-                           places_lexicon=app.settings["places_lexicon"] or None,
-                           rules_override=app.settings["area_rules_override"])
+    lexicons = {name: app.settings[name] or None
+                for name in ("domains_lexicon", "areas_lexicon", "places_lexicon")}
+    try:
+        return Classifier.load(_model_dir(app, model_dir), use_model=use_model, **lexicons,
+                               rules_override=app.settings["area_rules_override"])
+    except LexiconError as error:
+        # the message names the file; the user also needs to know which setting points at it
+        named = [name for name, path in lexicons.items() if path and str(path) in str(error)]
+        where = "".join(f" ({name} is set by {app.settings.origin(name)})" for name in named)
+        raise UserError(f"{error}{where}") from None
 
 
 def run_classification(app: App, *, everything: bool = False, model_dir: str | None = None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 import logging
 import sys
 
@@ -14,6 +16,7 @@ from ..app import App, pass_app
 from ..errors import UserError, as_user_error
 from ..output import echo_json
 from ..steps import classify_step, crawl_step, digest_step, run_step
+from .classify import load_classifier
 from .crawl import open_synced_store
 
 log = logging.getLogger("stiwatch.run")
@@ -56,6 +59,10 @@ def _locked_run(app: App, with_digest: bool, as_json: bool, wait_lock: int) -> i
     lock = db.FileLock(lock_path)
     try:
         lock.acquire(wait=wait_lock)
+    except db.LockUnusable as error:
+        origin = (f"lock_file is set by {app.settings.origin('lock_file')}"
+                  if app.settings["lock_file"] else "the default lock_file, beside the database")
+        raise UserError(f"{error} ({origin}); this run did nothing") from None
     except db.LockHeld as held:
         waited = f" (waited {wait_lock}s)" if wait_lock else ""
         raise UserError(f"another stiwatch run (pid {held.holder}) holds the lock {held.path}"
@@ -67,17 +74,27 @@ def _locked_run(app: App, with_digest: bool, as_json: bool, wait_lock: int) -> i
 
 
 def _run(app: App, with_digest: bool, as_json: bool) -> int:
-    store = open_synced_store(app)
+    command = "run --digest" if with_digest else "run"
+    try:
+        store = open_synced_store(app)
+        # Loaded before the crawl, so a bad lexicon file or model stops the run before it
+        # spends minutes crawling (the crawl runs in a child process of its own).
+        classifier = load_classifier(app)
+    except BaseException as error:
+        _record_stop_before_start(app, command, error)
+        raise
     # We hold the lock, so a run still `running` is one whose process was killed outright.
     store.close_abandoned_runs()
-    command = "run --digest" if with_digest else "run"
     run_id = store.start_run(command)
     log.info("run %s started: %s", run_id, command)
     steps: list[dict] = []
     failed = False
-    plan = [crawl_step, classify_step] + ([digest_step] if with_digest else [])
+    plan: list[tuple[str, Callable[[App], dict]]] = [
+        ("crawl", crawl_step), ("classify", partial(classify_step, classifier=classifier))]
+    if with_digest:
+        plan.append(("digest", digest_step))
     try:
-        for step in plan:
+        for _name, step in plan:
             result = run_step(app, step)
             failed = failed or not result["ok"]
             steps.append(result)
@@ -85,7 +102,7 @@ def _run(app: App, with_digest: bool, as_json: bool) -> int:
     except BaseException as error:
         # Recorded before the lock is released (the crawler child is gone by now), so
         # `stiwatch status` says why the run stopped instead of showing it `running` for good.
-        name = plan[len(steps)].__name__.removesuffix("_step")
+        name = plan[len(steps)][0]
         reason, exit_code = _stopped_by(error)
         steps.append({"step": name, "ok": False, "summary": reason,
                       "status": "interrupted" if isinstance(error, KeyboardInterrupt) else "error"})
@@ -103,6 +120,22 @@ def _run(app: App, with_digest: bool, as_json: bool) -> int:
     else:
         app.echo(f"Run {run_id} {status}.")
     return exit_code
+
+
+def _record_stop_before_start(app: App, command: str, error: BaseException) -> None:
+    """Record a run that bad input stopped before its first step (a registry or lexicon file
+    that cannot be read), so `stiwatch status` and the `runs` table show that the scheduled
+    job stopped working rather than its last good run. Only in a store that exists: a
+    deployment's first run with a bad registry creates nothing."""
+    reason, exit_code = _stopped_by(error)
+    try:
+        store = app.store()
+    except (db.StoreError, UserError):
+        return
+    run_id = store.start_run(command)
+    store.finish_run(run_id, "failed", exit_code,
+                     [{"step": "start", "ok": False, "status": "error", "summary": reason}])
+    log.info("run %s stopped before its first step: %s", run_id, reason)
 
 
 def _stopped_by(error: BaseException) -> tuple[str, int]:
