@@ -388,7 +388,15 @@ class CountryModel:
                             self.svm.classes_, margins[k], combined[k],
                             title_codes(gazetteer, item.title))
                  for k, (item, result) in enumerate(zip(items, results))]
+        known = set(self.svm.classes_)
         for result, countries in zip(results, self.ranker.decide(found)):
+            if not countries:
+                # The ranker learnt from the countries of its training export (STIP's 58): it
+                # never saw another country be an item's subject, and so never takes one. An
+                # item that names only such countries keeps the gazetteer's rather than none
+                # (the model never empties the countries a text names).
+                countries = [tag for tag in result.countries
+                             if tag[2] == "gazetteer" and tag[0] not in known]
             _revise(result, countries)
 
 

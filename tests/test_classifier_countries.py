@@ -588,3 +588,26 @@ def test_train_command_reports_the_ranker(stiwatch, tmp_path: Path):
     assert ranker["used"]
     assert (f"countries of programme descriptions (cv): ranker micro-F1 {ranker['f1']:.3f} "
             f"(thresholds {ranker['rules_f1']:.3f})") in result.output
+
+
+def test_a_programme_naming_only_a_country_the_model_never_saw_keeps_it(
+        ranked_folder: Path, policy_model):
+    """The ranker learnt from its export's countries only (STIP's 58): where it takes none of
+    a programme's candidates, the countries it never saw that the text names stay, rather than
+    the item losing every country. Those it knows stay its call."""
+    model = load_country_model(ranked_folder)
+    assert "IN" not in set(model.svm.classes_) and "KR" in set(model.svm.classes_)
+    model.ranker.take = model.ranker.keep = 1.01  # a ranker that takes no candidate
+    classifier = Classifier(policy_model, RuleTagger.load(), DomainTagger.load(),
+                            Gazetteer.load(), country_model=model)
+    india, korea = (ItemText(f"{name} doctoral fellowship programme",
+                             f"The programme supports doctoral students in science and "
+                             f"engineering in {name}. It funds fellowships at universities and "
+                             "research institutes for four years. Objectives: increase the "
+                             "number of doctoral graduates; strengthen research capacity.")
+                    for name in ("India", "Korea"))
+    first, second = classifier.classify([india, korea])
+    assert (first.news_like, second.news_like) == (False, False)
+    assert [(c, m) for c, _s, m in first.countries] == [("IN", "gazetteer")]
+    assert [r for r, _s, _m in first.regions] == ["south_asia"]
+    assert second.countries == [] and second.regions == []
