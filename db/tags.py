@@ -246,7 +246,7 @@ class TagsMixin:
                     f" WHERE item_id IN ({marks}) AND facet = 'region'", chunk
                 )
             }
-            stale, missing = [], []
+            stale, missing, restated = [], [], []
             for item_id in chunk:
                 rows = tags.get(item_id, [])
                 implied: dict[str, tuple[float, str, str | None]] = {}
@@ -254,13 +254,20 @@ class TagsMixin:
                     region = region_of.get(value) if facet == "country" else None
                     if region and (score or 0.0) > implied.get(region, (-1.0,))[0]:
                         implied[region] = (score or 0.0, method, version)
-                present = {value for facet, value, *_ in rows if facet == "region"}
+                present = {value: (score or 0.0, method)
+                           for facet, value, score, method, _v in rows if facet == "region"}
                 stale += [(item_id, value) for value in present
                           if value not in implied and value != "international"
                           and verdicts.get((item_id, value)) != 1]
                 missing += [(item_id, region, score, method, version, now)
                             for region, (score, method, version) in implied.items()
                             if region not in present and verdicts.get((item_id, region)) != 0]
+                # A region that stays reads as the country it now comes from: an analyst's
+                # KR replacing the gazetteer's JP makes east_asia the analyst's too.
+                restated += [(score, method, version, now, item_id, region)
+                             for region, (score, method, version) in implied.items()
+                             if region in present and present[region] != (score, method)
+                             and verdicts.get((item_id, region)) != 1]
             self.conn.executemany(
                 "DELETE FROM tags WHERE item_id = ? AND facet = 'region' AND value = ?", stale
             )
@@ -268,6 +275,10 @@ class TagsMixin:
                 "INSERT INTO tags (item_id, facet, value, score, method, model_version,"
                 " tagged_at) VALUES (?, 'region', ?, ?, ?, ?, ?)",
                 missing,
+            )
+            self.conn.executemany(
+                "UPDATE tags SET score = ?, method = ?, model_version = ?, tagged_at = ?"
+                " WHERE item_id = ? AND facet = 'region' AND value = ?", restated
             )
 
     def _verdict(self, item_id: int, facet: str, value: str, verdict: int, now: str) -> None:

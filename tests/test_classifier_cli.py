@@ -432,3 +432,25 @@ def test_area_rules_override_default_is_the_classifiers():
     from stiwatch.config import BY_NAME
 
     assert BY_NAME["area_rules_override"].default == RULES_CERTAIN
+
+
+def test_a_region_that_stays_reads_as_the_analysts_country_it_now_comes_from(db_path):
+    """An analyst's KR replacing the gazetteer's JP keeps east_asia, now as the analyst's
+    (score 1), also after the next classify."""
+    from classifier.places import region_map
+
+    with db.open_store(db_path) as store:
+        store.sync_sources([{"id": "s", "name": "S", "kind": "feed", "url": "https://s.org/f"}])
+        [(item_id, _)] = store.save_items([{"url": "https://s.org/1", "source_id": "s"}])
+        machine = [{"facet": "country", "value": "JP", "score": 0.931, "method": "gazetteer"},
+                   {"facet": "region", "value": "east_asia", "score": 0.931,
+                    "method": "gazetteer"}]
+        store.save_classifications([(item_id, machine)], "m1", region_of=region_map())
+        store.analyst_label(item_id, remove=[("country", "JP")], add=[("country", "KR")],
+                            region_of=region_map())
+        expected = [("country", "KR", 1.0, "analyst"), ("region", "east_asia", 1.0, "analyst")]
+        assert [(t["facet"], t["value"], t["score"], t["method"])
+                for t in store.tags_of(item_id)] == expected
+        store.save_classifications([(item_id, machine)], "m2", region_of=region_map())
+        assert [(t["facet"], t["value"], t["score"], t["method"])
+                for t in store.tags_of(item_id)] == expected
