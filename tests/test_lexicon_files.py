@@ -33,8 +33,10 @@ def test_a_misspelt_top_level_table_is_refused_naming_file_key_and_the_allowed_o
     user.write_text('[domains.quantum]\nstrong = ["Quantum Valley"]\n', encoding="utf-8")
     result = stiwatch("classify", env={f"STIWATCH_{lexicon.upper()}_LEXICON": str(user)})
     assert result.exit_code == 2
+    variable = f"STIWATCH_{lexicon.upper()}_LEXICON"
     assert result.stderr == (f"Error: {user}: unknown top-level key 'domains' "
-                             f"(expected one of: {SHIPPED_TABLES[lexicon]}).\n")
+                             f"(expected one of: {SHIPPED_TABLES[lexicon]}). "
+                             f"({lexicon}_lexicon is set by env {variable})\n")
     with db.open_store(store) as s:
         assert s.tags_of(1) == []  # nothing classified with half the analyst's file
 
