@@ -68,6 +68,11 @@ DEFAULT_SETTINGS = {
     "scan_chars": 3000,          # read the title and this many characters of the text
     "company_form_score": 0.5,   # score of a country told only by companies' legal forms
 }
+# The EU's institutions (as lexicon terms are counted: lower case), unlike its programmes and
+# agencies: named in a title or lead, they are the EU acting.
+EU_INSTITUTIONS = frozenset({
+    "european commission", "commission von der leyen", "european parliament",
+    "council of the eu", "council of the european union", "european council"})
 # Acronyms that are also English words: in ALL-CAPS headlines they say nothing.
 _WORD_ACRONYMS = frozenset(
     "us it who most arc aim can or is as at on no me he id in am be do go if of ok so to up we my "
@@ -288,6 +293,14 @@ class Gazetteer:
             evidence[code] = evidence.get(code, 0.0) + value
         return evidence
 
+    def _eu_acts(self, title: str, text: str) -> bool:
+        """An EU institution (the Commission, the Parliament, the Council) is named in the
+        title or the lead, where an item names its actors."""
+        lead = self.settings["lead_weight"]
+        return any(weight >= lead and any(key[0] == "EU" and key[2].lower() in EU_INSTITUTIONS
+                                          for key in keys)
+                   for weight, keys in self._scanned(title, text)[0])
+
     def tag(self, title: str, text: str, source_country: str | None = None) -> list[tuple[str, float]]:
         """Country codes (ISO alpha-2, or EU) the item is about, best first, with scores 0..1."""
         tags = self._tag(title, text, source_country)
@@ -323,12 +336,17 @@ class Gazetteer:
                     if code != "@international" and code not in venues}
         top = max(evidence.values(), default=0.0)
         floor = max(need, top * self.settings["relative_evidence"])
-        eu_floor = max(need, max((v for c, v in evidence.items() if c != "EU"), default=0.0)
-                       * self.settings["eu_relative_evidence"])
+        # National news names EU programmes as context, so the EU needs nearly the top
+        # country's evidence; not where an EU institution acts in the title or lead ("The
+        # European Commission and Japan launch a joint call"): then it is an actor, which
+        # taxonomy.md tags whatever the others' weight.
+        eu_floor = need if self._eu_acts(title, text) else max(
+            need, max((v for c, v in evidence.items() if c != "EU"), default=0.0)
+            * self.settings["eu_relative_evidence"])
         tagged = [
             (code, round(1.0 - math.exp(-value / need), 3))
             for code, value in evidence.items()
-            if value >= floor and (code != "EU" or value >= eu_floor)
+            if (value >= eu_floor if code == "EU" else value >= floor)
         ]
         if not tagged and source_country:
             code = source_country.upper()
