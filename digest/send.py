@@ -23,6 +23,9 @@ on its own:
   empty are still marked ``skipped`` (that needs no server). Such tries count towards
   ``delivery_max_attempts`` only in that a temporary refusal after them gives up sooner; an
   unreachable server never fails a row by itself.
+- A message that cannot be built for one subscriber (that subscriber's data, e.g. a line break
+  in the name, stored before ``subscribers add`` refused such names) is ``failed`` at once with
+  the reason in ``last_error``, before its row is ``sending``; the others are still sent.
 - With no ``smtp_host``, messages are written as ``.eml`` files into ``outbox/<week>/`` (and the
   rows recorded as sent). ``dry_run`` records nothing and writes every active subscriber's
   message, sent or not, into ``outbox/dry-run/<week>/`` instead (emptied of an earlier dry run's
@@ -47,7 +50,7 @@ import db
 from db.clock import iso_utc
 
 from .chart import area_chart
-from .errors import DigestError, OutboxError, SmtpSetupError, WeekNotOver
+from .errors import DigestError, MessageError, OutboxError, SmtpSetupError, WeekNotOver
 from .message import build_message, message_id, to_bytes
 from .render import render_html, render_text, subject
 from .select import Digest, WeekData, load_week, select
@@ -466,11 +469,32 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
         progress.set_total(len(owed))
     max_attempts = max(1, int(settings["delivery_max_attempts"]))
     retry_minutes = float(settings["delivery_retry_minutes"])
+
+    def cannot_build(email: str, error: Exception) -> None:
+        """One subscriber's message cannot be made (its data, e.g. a line break in the name,
+        from a store older than the check at `subscribers add`): that delivery fails for good,
+        with the reason, and the others go on. Nothing was handed to a server."""
+        reason = f"cannot build the message: {error}"
+        if not isinstance(error, MessageError):  # not foreseen: name the kind of error too
+            reason = f"cannot build the message: {type(error).__name__}: {error}"
+        if not dry_run:
+            store.delivery_failed(email, week.label, reason)
+        report.failed.append({"email": email, "error": reason})
+        log.error("digest %s: %s failed: %s", week.label, email, reason,
+                  exc_info=not isinstance(error, MessageError))
+        emit(f"{email}: {reason}")
+        if progress is not None:
+            progress.advance(failed=1)
+
     try:
         for row in owed:
             email = row["subscriber"]
             subscriber = subscribers[email]
-            digest = compose(bundle, subscriber, settings)
+            try:
+                digest = compose(bundle, subscriber, settings)
+            except Exception as error:  # noqa: BLE001 - this subscriber's data, not the run's
+                cannot_build(email, error)
+                continue
             was_skipped = row["status"] == "skipped"
             if digest.empty:
                 if was_skipped:  # no state change to write; still done (earlier) for this week
@@ -505,7 +529,11 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
                         progress.advance(failed=1)
                     continue
             # Built only for a message that will be tried, and before its row is `sending`.
-            message = message_for(bundle, digest, settings)
+            try:
+                message = message_for(bundle, digest, settings)
+            except Exception as error:  # noqa: BLE001 - this subscriber's data, not the run's
+                cannot_build(email, error)
+                continue
             if not dry_run:
                 store.delivery_sending(email, week.label,
                                        message_id(email, week.label, settings["mail_from"]),

@@ -297,6 +297,38 @@ def test_permanent_refusal_fails_that_recipient_only(store, smtp, stiwatch):
     assert rows["eu@example.org"]["last_error"] == "550 5.1.1 No such user here"
 
 
+def test_a_message_that_cannot_be_built_fails_that_delivery_and_the_others_get_theirs(
+        store, smtp, stiwatch, db_path):
+    """A store written before names were checked may hold a line break in one: that delivery
+    fails for good, with the reason, and nobody after it in order is held up."""
+    store.save_subscribers([{"email": "bob@example.org",
+                             "name": "Bob\nBcc: victim@example.com"}])
+    store.close()
+    env = smtp.settings_env()
+    for command in (("digest", "send", "--week", "2026-W47"), ("digest", "send", "--week",
+                                                                "2026-W47", "--dry-run")):
+        result = stiwatch(*command, env=env)
+        assert result.exit_code == 1, result.output
+        assert "Traceback" not in result.output
+        assert ("failed bob@example.org: cannot build the message: the name "
+                "'Bob\\nBcc: victim@example.com' contains a line break or control character "
+                "(U+000A)") in result.output.splitlines()
+    assert sorted(r.rcpt for r in smtp.messages) == ["all@example.org", "eu@example.org",
+                                                     "sec@example.org"]
+    assert not any(b"victim" in r.data for r in smtp.received)
+    with db.open_store(db_path) as s:
+        bob = s.get_delivery("bob@example.org", WEEK.label)
+        assert (bob["status"], bob["attempts"], bob["next_attempt_at"]) == ("failed", 0, None)
+        assert bob["last_error"].startswith("cannot build the message: the name 'Bob\\nBcc:")
+        assert states(s) == {"all@example.org": "sent", "bob@example.org": "failed",
+                             "eu@example.org": "sent", "sec@example.org": "sent",
+                             "space@example.org": "skipped"}
+
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=env)  # failed is final
+    assert result.exit_code == 0 and "Nothing owed" in result.output, result.output
+    assert len(smtp.messages) == 3
+
+
 def test_dropped_connection_leaves_true_states_and_others_still_get_theirs(store, smtp):
     smtp.behaviour["eu@example.org"] = "drop"  # cut after the data, before any reply
     settings = settings_for(smtp, delivery_retry_minutes=0)
