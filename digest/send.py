@@ -14,10 +14,17 @@ on its own:
   accepted, so a sender killed at any moment leaves at most that one row in ``sending``; the next
   run sends it again with the same Message-ID (the one duplicate the design allows), and never
   skips anyone.
+- Once the whole message has gone out (the data's final ``.``), a timeout or a lost connection
+  before the server's answer leaves the row *in doubt*: still ``sending``, with
+  ``unanswered_at`` and the reason in ``last_error``. The server may have delivered it, so no
+  run sends it again and it is not ``failed``; ``resolve_delivery`` (``stiwatch digest
+  resolve``) records what an operator found out: sent, or owed again. The sender reconnects for
+  the next message.
 - SMTP 4xx and 552 are temporary: the row goes back to ``pending`` with ``next_attempt_at``
   (``delivery_retry_minutes``, doubling each attempt) until ``delivery_max_attempts``, then
-  ``failed``. Other 5xx are permanent: ``failed`` at once. A lost connection is temporary for the
-  message in flight; the sender reconnects for the next one. When the server cannot be reached
+  ``failed``. Other 5xx are permanent: ``failed`` at once. A timeout or a lost connection before
+  the message went out whole is temporary too (the server cannot have it); the sender reconnects
+  for the next one. When the server cannot be reached
   at all, no row is marked ``sending``: each one still owed records the try (``attempts``) and
   the error (``last_error``) and stays owed, due at once, for the next run; rows whose digest is
   empty are still marked ``skipped`` (that needs no server). Such tries count towards
@@ -34,6 +41,7 @@ on its own:
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 import logging
@@ -42,7 +50,7 @@ from pathlib import Path
 import re
 import smtplib
 import ssl
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from email.utils import parseaddr
 
@@ -177,10 +185,40 @@ def atomic_write(path: Path, data: bytes) -> None:
 # -- transports ----------------------------------------------------------------------------------
 
 class DeliveryError(Exception):
-    def __init__(self, message: str, *, temporary: bool, connection_lost: bool = False) -> None:
+    """A message not delivered, or not known to be: ``temporary`` (retry later), permanent, or
+    ``unanswered`` (it went out whole and no answer came: the server may have it)."""
+
+    def __init__(self, message: str, *, temporary: bool, connection_lost: bool = False,
+                 unanswered: bool = False) -> None:
         super().__init__(message)
         self.temporary = temporary
         self.connection_lost = connection_lost
+        self.unanswered = unanswered
+
+
+class _KnowsWhenTheMessageIsOut:
+    """smtplib's session, plus what it does not tell: whether the message has gone out whole.
+
+    ``SMTP.data()`` hands the message, ended by its lone ``.`` line, to ``send()`` in one piece
+    and then waits for the answer. A timeout or a lost connection before ``message_out`` is set
+    means the server cannot have the message (safe to retry); after it, the server may well
+    have accepted it (a slow relay answers late), so sending it again could deliver it twice.
+    """
+
+    message_out = False
+
+    def send(self, s: str | bytes) -> None:  # smtplib's own method, called for every line out
+        self.message_out = False
+        super().send(s)  # type: ignore[misc]
+        self.message_out = isinstance(s, bytes) and s.endswith(b"\r\n.\r\n")
+
+
+class _SMTP(_KnowsWhenTheMessageIsOut, smtplib.SMTP):
+    pass
+
+
+class _SMTP_SSL(_KnowsWhenTheMessageIsOut, smtplib.SMTP_SSL):
+    pass
 
 
 class SenderBusy(DigestError):
@@ -214,10 +252,9 @@ class SmtpTransport:
         host, port, timeout = s["smtp_host"], int(s["smtp_port"]), float(s["smtp_timeout"])
         try:
             if s["smtp_ssl"]:
-                conn = smtplib.SMTP_SSL(host, port, timeout=timeout,
-                                        context=ssl.create_default_context())
+                conn = _SMTP_SSL(host, port, timeout=timeout, context=ssl.create_default_context())
             else:
-                conn = smtplib.SMTP(host, port, timeout=timeout)
+                conn = _SMTP(host, port, timeout=timeout)
             conn.ehlo()
             if s["smtp_starttls"] and not s["smtp_ssl"]:
                 if not conn.has_extn("starttls"):
@@ -254,18 +291,30 @@ class SmtpTransport:
             code, text = error.recipients.get(email, (550, b"refused"))
             raise DeliveryError(_reply(code, text), temporary=_is_temporary(code)) from error
         except smtplib.SMTPServerDisconnected as error:
+            out = self._message_out()
             self.conn = None
-            raise DeliveryError(f"connection lost: {error or 'server closed the connection'}",
-                                temporary=True, connection_lost=True) from error
-        except smtplib.SMTPResponseException as error:
+            raise self._lost(f"connection lost: {error or 'server closed the connection'}",
+                             out) from error
+        except smtplib.SMTPResponseException as error:  # an answer: the server said what it did
             if error.smtp_code in (421,):
                 self._drop()
             raise DeliveryError(_reply(error.smtp_code, error.smtp_error),
                                 temporary=_is_temporary(error.smtp_code)) from error
         except (OSError, smtplib.SMTPException) as error:
+            out = self._message_out()
             self._drop()
-            raise DeliveryError(f"connection lost: {error}", temporary=True,
-                                connection_lost=True) from error
+            raise self._lost(f"connection lost: {error}", out) from error
+
+    def _message_out(self) -> bool:
+        return bool(getattr(self.conn, "message_out", False))
+
+    @staticmethod
+    def _lost(reason: str, message_out: bool) -> DeliveryError:
+        if message_out:
+            return DeliveryError(f"no answer after the message was sent ({reason}); the server "
+                                 "may have it, so it is not sent again", temporary=False,
+                                 connection_lost=True, unanswered=True)
+        return DeliveryError(reason, temporary=True, connection_lost=True)
 
     def _drop(self) -> None:
         if self.conn is not None:
@@ -357,7 +406,10 @@ class SendReport:
     skipped: list[str] = field(default_factory=list)  # nothing matched their filters (newly)
     retry: list[dict[str, str]] = field(default_factory=list)  # temporary failures this run
     failed: list[dict[str, str]] = field(default_factory=list)  # permanent (or out of retries)
+    # Went out whole this run, and no answer came: in doubt, not sent again (needs a look).
+    unanswered: list[dict[str, str]] = field(default_factory=list)
     waiting: list[dict[str, str]] = field(default_factory=list)  # owed, retry not yet due
+    in_doubt: list[dict[str, str]] = field(default_factory=list)  # left in doubt by earlier runs
     # Sent or failed in an earlier run, or skipped earlier and still nothing matching (skipped
     # rows are composed again on every run; one that matches now is sent and counted in `sent`).
     already: int = 0
@@ -367,7 +419,7 @@ class SendReport:
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.retry and self.aborted is None
+        return not (self.failed or self.retry or self.unanswered) and self.aborted is None
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "ok": self.ok}
@@ -398,6 +450,12 @@ def send_week(
     check_week_over(week, now, partial_week=partial_week)
     if dry_run:
         return _send_week(store, settings, week, True, progress, now, bundle, on_event)
+    with _sender_lock(store):
+        return _send_week(store, settings, week, False, progress, now, bundle, on_event)
+
+
+@contextmanager
+def _sender_lock(store: Any) -> Iterator[None]:
     lock = db.FileLock(f"{store.path}.digest-send.lock")
     try:
         lock.acquire()
@@ -407,9 +465,18 @@ def send_week(
             f"(lock {held.path}); try again when it has finished"
         ) from None
     try:
-        return _send_week(store, settings, week, False, progress, now, bundle, on_event)
+        yield
     finally:
         lock.release()
+
+
+def resolve_delivery(store: Any, email: str, week: Week, *, arrived: bool) -> dict[str, Any]:
+    """Record what an operator found out about a delivery in doubt: it ``arrived`` (sent), or
+    it did not (owed again: the next send of ``week`` sends it, with the same Message-ID). A
+    failed delivery can be made owed again as well. Under the sender's lock, so a send under
+    way never races the change. The store's NoSuchDelivery or NotInDoubt otherwise."""
+    with _sender_lock(store):
+        return store.resolve_delivery(email, week.label, arrived=arrived)
 
 
 def check_week_over(week: Week, now: datetime, *, partial_week: bool = False) -> None:
@@ -463,6 +530,10 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
             if row["status"] == "pending":
                 report.waiting.append({"email": row["subscriber"], "error": row["last_error"] or "",
                                        "next_attempt_at": row["next_attempt_at"] or ""})
+            elif row["status"] == "sending":  # not owed: only a row in doubt
+                report.in_doubt.append({"email": row["subscriber"],
+                                        "error": row["last_error"] or "",
+                                        "since": row["unanswered_at"] or ""})
             else:
                 report.already += 1
     if progress is not None:
@@ -544,6 +615,10 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
                 attempts = (row.get("attempts") or 0) + 1
                 if dry_run:  # records nothing: the real row of this subscriber stays as it is
                     report.failed.append({"email": email, "error": str(error)})
+                elif error.unanswered:
+                    store.delivery_unanswered(email, week.label, str(error))
+                    report.unanswered.append({"email": email, "error": str(error)})
+                    log.error("digest %s: %s in doubt: %s", week.label, email, error)
                 elif error.temporary and attempts < max_attempts:
                     retry_at = iso_utc(now + timedelta(minutes=retry_minutes * 2 ** (attempts - 1)))
                     store.delivery_retry(email, week.label, str(error), retry_at)

@@ -81,9 +81,12 @@ def digest_step(app: App, *, dry_run: bool = False) -> dict[str, Any]:
         "stories": report.stories, "sent": len(report.sent), "skipped": len(report.skipped),
         "retry": len(report.retry), "failed": len(report.failed), "already": report.already,
         "files": report.files, "aborted": report.aborted, "unreachable": len(report.unreachable),
+        "in_doubt": len(report.unanswered) + len(report.in_doubt),
         "summary": (f"{week.label}: {report.stories} policy items, {len(report.sent)} sent "
                     f"({report.transport}), {len(report.retry)} to retry, "
                     f"{len(report.failed)} failed, {report.already} done earlier"
+                    + (f", {doubt} in doubt (see `stiwatch digest status`)"
+                       if (doubt := len(report.unanswered) + len(report.in_doubt)) else "")
                     + (f"; {len(report.unreachable)} not sent: {report.aborted}"
                        if report.aborted else "")),
     }

@@ -16,6 +16,7 @@ import pytest
 
 import db
 from digeststore import add, build, story
+from mockserver import MockServer
 from digest.send import send_week
 from digest.weeks import parse_week
 from smtpserver import SmtpServer, self_signed_certificate
@@ -330,18 +331,159 @@ def test_a_message_that_cannot_be_built_fails_that_delivery_and_the_others_get_t
 
 
 def test_dropped_connection_leaves_true_states_and_others_still_get_theirs(store, smtp):
-    smtp.behaviour["eu@example.org"] = "drop"  # cut after the data, before any reply
+    """Cut after the whole message went out, before any reply: the server may have it, so the
+    row stays in doubt (`sending`), is not sent again by later runs, and is not `failed`."""
+    smtp.behaviour["eu@example.org"] = "drop"
     settings = settings_for(smtp, delivery_retry_minutes=0)
     report = send_week(store, settings, WEEK)
     assert sorted(report.sent) == ["all@example.org", "sec@example.org"]  # reconnected
-    [retry] = report.retry
-    assert retry["email"] == "eu@example.org" and retry["error"].startswith("connection lost")
+    assert report.retry == report.failed == [] and not report.ok
+    [doubt] = report.unanswered
+    assert doubt["email"] == "eu@example.org"
+    assert doubt["error"].startswith("no answer after the message was sent (connection lost: ")
+    row = store.get_delivery("eu@example.org", WEEK.label)
+    assert (row["status"], row["attempts"]) == ("sending", 1) and row["unanswered_at"]
+    smtp.behaviour.clear()
+    report = send_week(store, settings, WEEK)
+    assert report.sent == report.unanswered == [] and report.ok
+    assert [d["email"] for d in report.in_doubt] == ["eu@example.org"]
+    assert states(store)["eu@example.org"] == "sending"
+
+
+@pytest.mark.parametrize("behaviour", ["451", "slow-rcpt"])
+def test_a_refusal_or_timeout_before_the_data_went_out_is_retried(store, smtp, behaviour):
+    """Refused, or no answer, before the message was sent: the server cannot have it, so it is
+    owed again (retried), as before."""
+    smtp.behaviour["eu@example.org"] = behaviour
+    settings = settings_for(smtp, delivery_retry_minutes=0, smtp_timeout=1)
+    report = send_week(store, settings, WEEK)
+    assert [r["email"] for r in report.retry] == ["eu@example.org"] and report.unanswered == []
     assert states(store)["eu@example.org"] == "pending"
+    assert smtp.to("eu@example.org") == []
     smtp.behaviour.clear()
     report = send_week(store, settings, WEEK)
     assert report.sent == ["eu@example.org"]
     assert sorted(r.rcpt for r in smtp.messages) == ["all@example.org", "eu@example.org",
                                                      "sec@example.org"]
+
+
+EMPTY_RSS = b"<rss version='2.0'><channel><title>t</title></channel></rss>"
+
+
+@pytest.fixture
+def feed():
+    """An empty feed on loopback: as the store's only source, `run --digest` crawls it (nothing
+    new) and goes on to its digest step."""
+    with MockServer() as server:
+        @server.route("/feed.xml")
+        def empty(handler) -> None:  # noqa: ANN001
+            handler.send_body(200, EMPTY_RSS, "application/rss+xml")
+
+        yield server.url("/feed.xml")
+
+
+def only_source(store, url):
+    store.sync_sources([{"id": "feed", "name": "Feed", "kind": "feed", "url": url,
+                         "country": "JP", "language": "en", "org_type": "news"}])
+
+
+def run_digest(db_path, env, *args):
+    """`stiwatch --quiet run --digest` as cron runs it: a process of its own, the real clock."""
+    full = {**os.environ, "STIWATCH_DB": str(db_path), "STIWATCH_DOWNLOAD_DELAY": "0",
+            "STIWATCH_AUTOTHROTTLE": "false", "STIWATCH_RETRY_TIMES": "0", **env}
+    return subprocess.run([sys.executable, "-m", "stiwatch", "--quiet", "run", "--digest",
+                           *args], env=full, cwd=db_path.parent, capture_output=True,
+                          text=True, timeout=180)
+
+
+def test_no_answer_after_the_data_leaves_it_in_doubt_and_it_is_never_sent_again(
+        store, smtp, stiwatch, db_path, feed):
+    """A relay slower than smtp_timeout to say 250 after DATA has the message all the same: it
+    is neither sent again (by `digest send` or `run --digest`) nor recorded as failed."""
+    only_source(store, feed)
+    store.close()
+    smtp.behaviour["eu@example.org"] = "slow"
+    env = {**smtp.settings_env(), "STIWATCH_SMTP_TIMEOUT": "1",
+           "STIWATCH_DELIVERY_RETRY_MINUTES": "0", "STIWATCH_DELIVERY_MAX_ATTEMPTS": "2"}
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+    assert result.exit_code == 1, result.output  # needs a look
+    assert ("2 sent via SMTP, 1 with nothing matching, 0 to retry, 0 failed, 0 done earlier, "
+            "0 waiting to retry, 1 in doubt.") in result.output
+    [line] = [line for line in result.output.splitlines() if line.startswith("in doubt ")]
+    assert line.startswith("in doubt eu@example.org: no answer after the message was sent (")
+    assert line.endswith("the server may have it, so it is not sent again (`stiwatch digest "
+                         "resolve eu@example.org --week 2026-W47 --sent` once it is known to "
+                         "have arrived, or `--resend`)")
+    assert "Traceback" not in result.output
+    assert sorted(r.rcpt for r in smtp.messages) == ["all@example.org", "eu@example.org",
+                                                     "sec@example.org"]
+
+    for _ in range(3):  # more than delivery_max_attempts: nothing gives up, nothing resends
+        result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+        assert result.exit_code == 0, result.output
+        assert "0 sent via SMTP" in result.output and "1 in doubt." in result.output
+        assert "Nothing owed" not in result.output
+    run = run_digest(db_path, env)
+    assert run.returncode == 0, run.stderr
+    assert [r.rcpt for r in smtp.received].count("eu@example.org") == 1
+
+    result = stiwatch("digest", "status", "--week", "2026-W47", "--json")
+    import json
+    eu = {r["subscriber"]: r for r in json.loads(result.output)}["eu@example.org"]
+    assert (eu["status"], eu["attempts"]) == ("sending", 1)
+    assert eu["last_error"].startswith("no answer after the message was sent (")
+    result = stiwatch("status")
+    assert "eu@example.org" in result.output.split("Deliveries owed")[1]
+
+    # The relay's log shows it arrived: recorded as sent, and nothing is owed any more.
+    result = stiwatch("digest", "resolve", "eu@example.org", "--week", "2026-W47", "--sent")
+    assert result.exit_code == 0, result.output
+    assert result.output == "2026-W47 eu@example.org: recorded as sent.\n"
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+    assert result.exit_code == 0 and "Nothing owed" in result.output, result.output
+    result = stiwatch("status")
+    assert "Deliveries owed: none" in result.output
+    assert [r.rcpt for r in smtp.received].count("eu@example.org") == 1
+
+
+def test_resolve_resend_sends_a_delivery_in_doubt_or_failed_once_more(store, smtp, stiwatch,
+                                                                       db_path):
+    store.close()
+    smtp.behaviour.update({"eu@example.org": "slow", "sec@example.org": "550"})
+    env = {**smtp.settings_env(), "STIWATCH_SMTP_TIMEOUT": "1"}
+    assert stiwatch("digest", "send", "--week", "2026-W47", env=env).exit_code == 1
+    smtp.behaviour.clear()
+    for email in ("eu@example.org", "sec@example.org"):
+        result = stiwatch("digest", "resolve", email, "--week", "2026-W47", "--resend")
+        assert result.exit_code == 0, result.output
+        assert result.output == (f"2026-W47 {email}: owed again; the next `stiwatch digest send "
+                                 "--week 2026-W47` sends it.\n")
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+    assert result.exit_code == 0, result.output
+    assert "2 sent via SMTP" in result.output
+    eu = [r.message["Message-ID"] for r in smtp.received if r.rcpt == "eu@example.org"]
+    assert len(eu) == 2 and len(set(eu)) == 1  # the copy says it is one (same Message-ID)
+    assert len(smtp.to("sec@example.org")) == 1
+    assert set(states_of_path(db_path).values()) == {"sent", "skipped"}
+
+    # Only a delivery in doubt (or failed, to resend) can be resolved; anything else is refused.
+    cases = [
+        (("all@example.org", "--sent"), "2026-W47 all@example.org is sent, not in doubt"),
+        (("all@example.org", "--resend"), "2026-W47 all@example.org is sent, not in doubt"),
+        (("nobody@example.org", "--sent"), "no delivery of 2026-W47 to nobody@example.org"),
+        (("eu@example.org",), "give --sent or --resend"),
+        (("eu@example.org", "--sent", "--resend"), "give --sent or --resend"),
+    ]
+    for args, message in cases:
+        result = stiwatch("digest", "resolve", *args, "--week", "2026-W47")
+        assert result.exit_code == 2, (args, result.output)
+        [line] = result.output.splitlines()
+        assert line.startswith("Error: ") and message in line, (args, line)
+
+
+def states_of_path(db_path):
+    with db.open_store(db_path) as s:
+        return states(s)
 
 
 def test_unreachable_server_is_one_error_recorded_on_each_delivery_still_owed(store, stiwatch,
