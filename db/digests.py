@@ -28,6 +28,11 @@ _ORIGINALS_IN_RANGE = """i.published_at >= date(?, '-1 day') AND i.published_at 
                   AND datetime(i.published_at) >= ? AND datetime(i.published_at) < ?
                   AND i.duplicate_of IS NULL"""
 
+# A delivery still owed by the ``?`` moment: due ``pending``, or ``sending`` left by a killed
+# sender (one in doubt, with ``unanswered_at``, is not: the server may have its message).
+_OWED = """(d.status = 'sending' AND d.unanswered_at IS NULL)
+           OR (d.status = 'pending' AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?))"""
+
 
 class DigestsMixin:
     # -- reading items for digests and trends ------------------------------------------------
@@ -122,22 +127,34 @@ class DigestsMixin:
         )
         return rows[0] if rows else None
 
-    def owed_deliveries(self, period: str, now: str) -> list[dict[str, Any]]:
+    def owed_deliveries(self, period: str, now: str, *,
+                        skipped: bool = True) -> list[dict[str, Any]]:
         """Rows of active subscribers the sender must look at for ``period`` by ``now``:
         ``sending`` first (left by a killed sender), then by subscriber the ``pending``
-        ones that are due and the ``skipped`` ones (their digest is composed again: the week may
-        have gained matching items since). ``sent`` and ``failed`` never come back, nor does a
-        row in doubt (``sending`` with ``unanswered_at``: the server may have its message)."""
+        ones that are due and (unless not ``skipped``) the ``skipped`` ones (their digest is
+        composed again: the week may have gained matching items since). ``sent`` and ``failed``
+        never come back, nor does a row in doubt (``sending`` with ``unanswered_at``: the server
+        may have its message)."""
         return self.query(
-            """SELECT d.*, s.name FROM deliveries d JOIN subscribers s ON s.email = d.subscriber
-               WHERE d.period = ? AND s.active = 1
-                 AND ((d.status = 'sending' AND d.unanswered_at IS NULL)
-                      OR d.status = 'skipped'
-                      OR (d.status = 'pending'
-                          AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)))
+            f"""SELECT d.*, s.name FROM deliveries d JOIN subscribers s ON s.email = d.subscriber
+               WHERE d.period = ? AND s.active = 1 AND ({_OWED}
+                      {"OR d.status = 'skipped'" if skipped else ""})
                ORDER BY d.status <> 'sending', d.subscriber""",
             [period, now],
         )
+
+    def periods_owed(self, before: str, now: str) -> list[str]:
+        """Weeks before ``before`` (labels such as ``2026-W47`` sort as text) that still owe an
+        active subscriber a digest due by ``now`` (``pending`` and due, or ``sending`` left by
+        a killed sender), oldest first: what a scheduled run sends besides the new week."""
+        rows = self.query(
+            f"""SELECT DISTINCT d.period FROM deliveries d
+                JOIN subscribers s ON s.email = d.subscriber
+                WHERE d.period < ? AND s.active = 1 AND ({_OWED})
+                ORDER BY d.period""",
+            [before, now],
+        )
+        return [row["period"] for row in rows]
 
     def _set_delivery(self, email: str, period: str, **fields: Any) -> None:
         fields["updated_at"] = utcnow()

@@ -436,8 +436,16 @@ def send_week(
     now: datetime | None = None,
     bundle: WeekBundle | None = None,
     on_event: Callable[[str], None] | None = None,
+    owed_only: bool = False,
+    unreachable: str | None = None,
 ) -> SendReport:
     """Send (or write) the digest of ``week`` to every active subscriber still owed it.
+
+    ``owed_only`` (a scheduled run catching up on an earlier week) sends only the deliveries
+    already recorded as owed: no row is made for someone who subscribed since, and rows
+    skipped for want of matching items are left as they are. ``unreachable``: the SMTP server
+    was found unreachable moments ago (for another week of the same run), so each owed row
+    records that reason without another try at connecting.
 
     ``week`` must be over by ``now`` (WeekNotOver otherwise): a delivery is final for its week,
     so a digest sent mid-week would keep the rest of the week's items from its readers for good.
@@ -448,10 +456,12 @@ def send_week(
     """
     now = now or datetime.now(timezone.utc)
     check_week_over(week, now, partial_week=partial_week)
+    options = {"owed_only": owed_only, "unreachable": unreachable}
     if dry_run:
-        return _send_week(store, settings, week, True, progress, now, bundle, on_event)
+        return _send_week(store, settings, week, True, progress, now, bundle, on_event, **options)
     with _sender_lock(store):
-        return _send_week(store, settings, week, False, progress, now, bundle, on_event)
+        return _send_week(store, settings, week, False, progress, now, bundle, on_event,
+                          **options)
 
 
 @contextmanager
@@ -497,7 +507,8 @@ def check_week_over(week: Week, now: datetime, *, partial_week: bool = False) ->
 
 def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: bool,
                progress: Any, now: datetime, bundle: WeekBundle | None,
-               on_event: Callable[[str], None] | None) -> SendReport:
+               on_event: Callable[[str], None] | None, *, owed_only: bool = False,
+               unreachable: str | None = None) -> SendReport:
     if dry_run:
         transport: Any = OutboxTransport(Path(settings["outbox"]) / DRY_RUN_FOLDER / week.label)
         transport.forget_earlier()
@@ -521,8 +532,9 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
     if dry_run:
         owed = [{"subscriber": email, "status": "pending", "attempts": 0} for email in subscribers]
     else:
-        store.ensure_deliveries(week.label, list(subscribers))
-        owed = store.owed_deliveries(week.label, iso_utc(now))
+        if not owed_only:
+            store.ensure_deliveries(week.label, list(subscribers))
+        owed = store.owed_deliveries(week.label, iso_utc(now), skipped=not owed_only)
         owed_emails = {row["subscriber"] for row in owed}
         for row in store.deliveries(week.label):
             if row["subscriber"] in owed_emails or not row["active"]:
@@ -584,6 +596,8 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
                     store.delivery_owed_again(email, week.label)
                     log.info("digest %s: %s skipped earlier, now %d items match", week.label,
                              email, digest.total)
+                if report.aborted is None and unreachable is not None:
+                    report.aborted = unreachable  # found so a moment ago: not tried again
                 if report.aborted is None:
                     try:
                         transport.connect()  # fail before the row is sending

@@ -457,7 +457,7 @@ def test_resolve_resend_sends_a_delivery_in_doubt_or_failed_once_more(store, smt
         result = stiwatch("digest", "resolve", email, "--week", "2026-W47", "--resend")
         assert result.exit_code == 0, result.output
         assert result.output == (f"2026-W47 {email}: owed again; the next `stiwatch digest send "
-                                 "--week 2026-W47` sends it.\n")
+                                 "--week 2026-W47` or `stiwatch run --digest` sends it.\n")
     result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
     assert result.exit_code == 0, result.output
     assert "2 sent via SMTP" in result.output
@@ -479,6 +479,67 @@ def test_resolve_resend_sends_a_delivery_in_doubt_or_failed_once_more(store, smt
         assert result.exit_code == 2, (args, result.output)
         [line] = result.output.splitlines()
         assert line.startswith("Error: ") and message in line, (args, line)
+
+
+def dead_port():
+    import socket
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_run_digest_also_sends_what_earlier_weeks_still_owe(db_path, smtp, feed):
+    """SMTP was down at last Monday's digest run: that week stays owed, and the next Monday's
+    `run --digest` sends it (oldest first) with the new week, each exactly once."""
+    import json
+    from zoneinfo import ZoneInfo
+
+    from digest.weeks import last_complete_week
+
+    now = datetime.now(timezone.utc)
+    new = last_complete_week(ZoneInfo("Asia/Tokyo"), now)  # what today's run sends
+    old = new.shift(-1)  # what last Monday's run should have sent
+
+    def published(week):
+        return (week.start + timedelta(days=2)).astimezone(timezone.utc).isoformat()
+
+    s = build(db_path, [
+        story("https://x.example/old", published(old), title="Story of the earlier week"),
+        story("https://x.example/new", published(new), title="Story of the new week")])
+    s.save_subscribers([{"email": "fresh@example.org"}])
+    only_source(s, feed)
+    down = {"STIWATCH_SMTP_HOST": "127.0.0.1", "STIWATCH_SMTP_PORT": str(dead_port())}
+    # Last Monday, 06:00 in Tokyo: the digest run found the SMTP server down.
+    report = send_week(s, settings_for(**{k[9:].lower(): v for k, v in down.items()}), old,
+                       now=old.end + timedelta(hours=6))
+    assert report.unreachable == ["fresh@example.org"]
+    # Someone subscribed since: the earlier week was never theirs to receive.
+    s.save_subscribers([{"email": "late@example.org"}])
+    s.close()
+
+    still_down = run_digest(db_path, {**smtp.settings_env(), **down}, "--json")
+    assert still_down.returncode == 1, still_down.stderr
+    assert smtp.messages == []
+
+    run = run_digest(db_path, smtp.settings_env(), "--json")
+    assert run.returncode == 0, run.stderr
+    assert [(m.rcpt, m.message["X-Stiwatch-Week"]) for m in smtp.messages] == [
+        ("fresh@example.org", old.label),  # oldest first
+        ("fresh@example.org", new.label), ("late@example.org", new.label)]
+    step = json.loads(run.stdout)["steps"][-1]
+    assert step["step"] == "digest" and step["ok"]
+    assert step["summary"].startswith(f"{new.label}: 1 policy items, 2 sent (smtp)")
+    assert step["summary"].endswith(f"; owed from earlier weeks: {old.label}: 1 sent")
+    assert [(w["week"], w["sent"]) for w in step["earlier"]] == [(old.label, 1)]
+
+    again = run_digest(db_path, smtp.settings_env(), "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["steps"][-1]["earlier"] == []
+    assert len(smtp.messages) == 3
+    with db.open_store(db_path) as s:
+        assert {(r["period"], r["subscriber"]): r["status"] for r in s.deliveries()} == {
+            (old.label, "fresh@example.org"): "sent", (new.label, "fresh@example.org"): "sent",
+            (new.label, "late@example.org"): "sent"}
 
 
 def states_of_path(db_path):

@@ -158,7 +158,7 @@ def resolve_command(app: App, email: str, week: str | None, arrived: bool,
         app.echo(f"{chosen.label} {email}: recorded as sent.")
     else:
         app.echo(f"{chosen.label} {email}: owed again; the next `stiwatch digest send --week "
-                 f"{chosen.label}` sends it.")
+                 f"{chosen.label}` or `stiwatch run --digest` sends it.")
 
 
 @digest_group.command("status")
