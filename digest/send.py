@@ -66,6 +66,10 @@ from .trends import TrendReport, in_week, trends, window_of
 from .weeks import Week
 
 log = logging.getLogger("stiwatch.digest")
+# On each warning or error about a delivery: the caller reports that outcome itself (`digest
+# send` lists it, a failed `run` step sums it up in its one line), so stiwatch's logging keeps
+# the record for the log file but does not repeat it on stderr, which cron mails.
+REPORTED = {"reported": True}
 
 
 @dataclass
@@ -564,7 +568,7 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
             store.delivery_failed(email, week.label, reason)
         report.failed.append({"email": email, "error": reason})
         log.error("digest %s: %s failed: %s", week.label, email, reason,
-                  exc_info=not isinstance(error, MessageError))
+                  exc_info=not isinstance(error, MessageError), extra=REPORTED)
         emit(f"{email}: {reason}")
         if progress is not None:
             progress.advance(failed=1)
@@ -604,7 +608,7 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
                     except CannotConnect as error:
                         report.aborted = str(error)
                         log.error("digest %s: %s; what is owed stays owed for the next run",
-                                  week.label, error)
+                                  week.label, error, extra=REPORTED)
                 # The rest are still composed: an empty digest is skipped without a server,
                 # and each owed row records why it was not sent.
                 if report.aborted is not None:
@@ -632,20 +636,22 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
                 elif error.unanswered:
                     store.delivery_unanswered(email, week.label, str(error))
                     report.unanswered.append({"email": email, "error": str(error)})
-                    log.error("digest %s: %s in doubt: %s", week.label, email, error)
+                    log.error("digest %s: %s in doubt: %s", week.label, email, error,
+                              extra=REPORTED)
                 elif error.temporary and attempts < max_attempts:
                     retry_at = iso_utc(now + timedelta(minutes=retry_minutes * 2 ** (attempts - 1)))
                     store.delivery_retry(email, week.label, str(error), retry_at)
                     report.retry.append({"email": email, "error": str(error),
                                          "next_attempt_at": retry_at})
                     log.warning("digest %s: %s temporarily refused (%s), retry after %s",
-                                week.label, email, error, retry_at)
+                                week.label, email, error, retry_at, extra=REPORTED)
                 else:
                     reason = str(error) if not error.temporary else (
                         f"gave up after {attempts} attempts: {error}")
                     store.delivery_failed(email, week.label, reason)
                     report.failed.append({"email": email, "error": reason})
-                    log.error("digest %s: %s failed: %s", week.label, email, reason)
+                    log.error("digest %s: %s failed: %s", week.label, email, reason,
+                              extra=REPORTED)
                 emit(f"{email}: {error}")
                 if progress is not None:
                     progress.advance(failed=1)

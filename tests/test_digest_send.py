@@ -542,6 +542,49 @@ def test_run_digest_also_sends_what_earlier_weeks_still_owe(db_path, smtp, feed)
             (new.label, "late@example.org"): "sent"}
 
 
+def test_a_failed_digest_step_is_one_line_on_stderr_and_the_log_file_keeps_the_rest(
+        db_path, tmp_path, feed):
+    """Cron mails what `--quiet run` prints: one `Error:` line per failed step. What each
+    delivery went through is in the log file (when set) and `digest status`, not repeated."""
+    from zoneinfo import ZoneInfo
+
+    from digest.weeks import last_complete_week
+
+    week = last_complete_week(ZoneInfo("Asia/Tokyo"))
+    when = (week.start + timedelta(days=2)).astimezone(timezone.utc).isoformat()
+    s = build(db_path, [story("https://x.example/a", when, title="A story")])
+    s.save_subscribers([{"email": e} for e in ("ok@example.org", "perm@example.org",
+                                               "temp@example.org")])
+    only_source(s, feed)
+    s.close()
+    log_file = tmp_path / "logs" / "stiwatch.log"
+    down = {"STIWATCH_SMTP_HOST": "127.0.0.1", "STIWATCH_SMTP_PORT": str(dead_port()),
+            "STIWATCH_SMTP_STARTTLS": "false"}
+    for env in ({}, {"STIWATCH_LOG_FILE": str(log_file)}):  # default log_level (WARNING)
+        run = run_digest(db_path, {**down, **env})
+        assert run.returncode == 1 and run.stdout == ""
+        [line] = run.stderr.splitlines()
+        assert line.startswith(f"Error: digest: {week.label}: 1 policy items, 0 sent (smtp)")
+        assert f"3 not sent: the SMTP server at 127.0.0.1:{down['STIWATCH_SMTP_PORT']}" in line
+    [logged] = [entry for entry in log_file.read_text(encoding="utf-8").splitlines()
+                if "stiwatch.digest" in entry]
+    assert (f" ERROR stiwatch.digest: digest {week.label}: the SMTP server at 127.0.0.1:"
+            f"{down['STIWATCH_SMTP_PORT']} could not be reached (") in logged
+
+    with SmtpServer({"perm@example.org": "550", "temp@example.org": "451"}) as smtp:
+        for env, counts in (({"STIWATCH_LOG_FILE": str(log_file)},
+                             "1 sent (smtp), 1 to retry, 1 failed"),
+                            ({}, "0 sent (smtp), 1 to retry, 0 failed")):
+            run = run_digest(db_path, {**smtp.settings_env(), **env,
+                                       "STIWATCH_DELIVERY_RETRY_MINUTES": "0"})
+            assert run.returncode == 1 and run.stdout == ""
+            [line] = run.stderr.splitlines()
+            assert line.startswith(f"Error: digest: {week.label}: 1 policy items, {counts}"), line
+    logged = log_file.read_text(encoding="utf-8")
+    assert " ERROR stiwatch.digest: " in logged and "perm@example.org failed: 550" in logged
+    assert " WARNING stiwatch.digest: " in logged and "temp@example.org temporarily" in logged
+
+
 def states_of_path(db_path):
     with db.open_store(db_path) as s:
         return states(s)
@@ -559,9 +602,7 @@ def test_unreachable_server_is_one_error_recorded_on_each_delivery_still_owed(st
            "STIWATCH_SMTP_STARTTLS": "false"}
     result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
     assert result.exit_code == 1
-    # Besides the log line on stderr (for cron mail and log files), one line for the user.
-    lines = [line for line in result.output.splitlines() if " ERROR stiwatch.digest: " not in line]
-    [line] = lines
+    [line] = result.output.splitlines()  # the error, once (not again as a log line)
     assert line.startswith(f"Error: the SMTP server at 127.0.0.1:{port} could not be reached (")
     assert line.endswith("; 3 digests of 2026-W47 stay owed for the next run "
                          "(`stiwatch digest status` shows them)")
