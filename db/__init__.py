@@ -2,11 +2,13 @@
 
 from .errors import (
     InvalidTag,
+    NoSuchDelivery,
     NoSuchItem,
     NoSuchSource,
     NoSuchStore,
     NoSuchSubscriber,
     NotAStore,
+    NotInDoubt,
     SchemaTooNew,
     StoreError,
 )
@@ -25,11 +27,13 @@ __all__ = [
     "FILTER_FACETS",
     "InvalidTag",
     "LATEST_VERSION",
+    "NoSuchDelivery",
     "NoSuchItem",
     "NoSuchSource",
     "NoSuchStore",
     "NoSuchSubscriber",
     "NotAStore",
+    "NotInDoubt",
     "SchemaTooNew",
     "Store",
     "StoreError",

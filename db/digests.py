@@ -4,8 +4,11 @@ deliveries state machine (the `deliveries` table), one (subscriber, ISO week) ro
 States: ``pending`` (owed; after a temporary failure also carries ``next_attempt_at``) ->
 ``sending`` (committed *before* the SMTP conversation starts) -> ``sent`` | ``failed``; or
 ``skipped`` when nothing matched. A row left in ``sending`` by a killed sender is owed again and
-resent with the same Message-ID, so at most that one message can arrive twice. ``sent`` and
-``failed`` are final; ``skipped`` is not: every later send of the same week looks at the row
+resent with the same Message-ID, so at most that one message can arrive twice. A row whose
+message went out whole without an answer (``unanswered_at``) stays ``sending`` *in doubt*: the
+server may have it, so no run sends it again; ``resolve_delivery`` (an operator who checked)
+makes it ``sent`` or owed again. ``sent`` and ``failed`` are final (short of that resolve);
+``skipped`` is not: every later send of the same week looks at the row
 again (items may have been crawled or classified since), and if the digest now has items the row
 goes back to ``pending`` and on through ``sending -> sent`` like any other.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from .clock import utcnow
+from .errors import NoSuchDelivery, NotInDoubt
 from .items import chunks
 from .search import LIST_KEYS
 
@@ -23,6 +27,11 @@ from .search import LIST_KEYS
 _ORIGINALS_IN_RANGE = """i.published_at >= date(?, '-1 day') AND i.published_at < date(?, '+2 day')
                   AND datetime(i.published_at) >= ? AND datetime(i.published_at) < ?
                   AND i.duplicate_of IS NULL"""
+
+# A delivery still owed by the ``?`` moment: due ``pending``, or ``sending`` left by a killed
+# sender (one in doubt, with ``unanswered_at``, is not: the server may have its message).
+_OWED = """(d.status = 'sending' AND d.unanswered_at IS NULL)
+           OR (d.status = 'pending' AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?))"""
 
 
 class DigestsMixin:
@@ -118,20 +127,34 @@ class DigestsMixin:
         )
         return rows[0] if rows else None
 
-    def owed_deliveries(self, period: str, now: str) -> list[dict[str, Any]]:
+    def owed_deliveries(self, period: str, now: str, *,
+                        skipped: bool = True) -> list[dict[str, Any]]:
         """Rows of active subscribers the sender must look at for ``period`` by ``now``:
-        ``sending`` first (left in doubt by a killed sender), then by subscriber the ``pending``
-        ones that are due and the ``skipped`` ones (their digest is composed again: the week may
-        have gained matching items since). ``sent`` and ``failed`` never come back."""
+        ``sending`` first (left by a killed sender), then by subscriber the ``pending``
+        ones that are due and (unless not ``skipped``) the ``skipped`` ones (their digest is
+        composed again: the week may have gained matching items since). ``sent`` and ``failed``
+        never come back, nor does a row in doubt (``sending`` with ``unanswered_at``: the server
+        may have its message)."""
         return self.query(
-            """SELECT d.*, s.name FROM deliveries d JOIN subscribers s ON s.email = d.subscriber
-               WHERE d.period = ? AND s.active = 1
-                 AND (d.status IN ('sending', 'skipped')
-                      OR (d.status = 'pending'
-                          AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)))
+            f"""SELECT d.*, s.name FROM deliveries d JOIN subscribers s ON s.email = d.subscriber
+               WHERE d.period = ? AND s.active = 1 AND ({_OWED}
+                      {"OR d.status = 'skipped'" if skipped else ""})
                ORDER BY d.status <> 'sending', d.subscriber""",
             [period, now],
         )
+
+    def periods_owed(self, before: str, now: str) -> list[str]:
+        """Weeks before ``before`` (labels such as ``2026-W47`` sort as text) that still owe an
+        active subscriber a digest due by ``now`` (``pending`` and due, or ``sending`` left by
+        a killed sender), oldest first: what a scheduled run sends besides the new week."""
+        rows = self.query(
+            f"""SELECT DISTINCT d.period FROM deliveries d
+                JOIN subscribers s ON s.email = d.subscriber
+                WHERE d.period < ? AND s.active = 1 AND ({_OWED})
+                ORDER BY d.period""",
+            [before, now],
+        )
+        return [row["period"] for row in rows]
 
     def _set_delivery(self, email: str, period: str, **fields: Any) -> None:
         fields["updated_at"] = utcnow()
@@ -150,7 +173,7 @@ class DigestsMixin:
                 [email, period],
             ) or 0
             self._set_delivery(email, period, status="sending", message_id=message_id,
-                               item_count=item_count, attempts=attempts + 1)
+                               item_count=item_count, attempts=attempts + 1, unanswered_at=None)
 
     def delivery_sent(self, email: str, period: str) -> None:
         now = utcnow()
@@ -160,6 +183,33 @@ class DigestsMixin:
         """A temporary failure: owed again from ``next_attempt_at`` on."""
         self._set_delivery(email, period, status="pending", last_error=error,
                            next_attempt_at=next_attempt_at)
+
+    def delivery_unanswered(self, email: str, period: str, error: str) -> None:
+        """The whole message went out but no answer came (a timeout or a lost connection after
+        DATA): the server may have it. The row stays ``sending``, now in doubt, and is not sent
+        again by any run (``owed_deliveries`` leaves it out) until ``resolve_delivery``."""
+        self._set_delivery(email, period, status="sending", last_error=error,
+                           next_attempt_at=None, unanswered_at=utcnow())
+
+    def resolve_delivery(self, email: str, period: str, *, arrived: bool) -> dict[str, Any]:
+        """An operator's word on a delivery in doubt (``sending``), e.g. after reading the mail
+        server's log. ``arrived``: it is ``sent`` (``sent_at``: when it went out). Otherwise it
+        is owed again (``pending``, due at once: the next send of the week sends it, with the
+        same Message-ID); a ``failed`` row can be made owed again too (its subscriber fixed).
+        NoSuchDelivery or NotInDoubt otherwise. Returns the row as it was."""
+        with self.write():
+            row = self.get_delivery(email, period)
+            if row is None:
+                raise NoSuchDelivery(f"no delivery of {period} to {email}")
+            if row["status"] != "sending" and (arrived or row["status"] != "failed"):
+                raise NotInDoubt(f"{period} {email} is {row['status']}, not in doubt")
+            if arrived:
+                self._set_delivery(email, period, status="sent", next_attempt_at=None,
+                                   sent_at=row["unanswered_at"] or utcnow())
+            else:
+                self._set_delivery(email, period, status="pending", next_attempt_at=None,
+                                   unanswered_at=None)
+        return row
 
     def delivery_unreachable(self, email: str, period: str, error: str) -> None:
         """The server could not be reached for this row's message: the try and the error are

@@ -183,7 +183,8 @@ TABLES: dict[str, dict[str, Any]] = {
         "columns": {
             "subscriber": "Recipient (`subscribers.email`).",
             "period": "ISO week, e.g. `2026-W47`.",
-            "status": "`pending`, `sending` (handed to SMTP, outcome not yet recorded), `sent`, "
+            "status": "`pending`, `sending` (handed to SMTP, outcome not yet recorded; with "
+            "`unanswered_at`, in doubt: the message went out but no answer came), `sent`, "
             "`failed` (permanently, or after the last retry) or `skipped` (nothing matched; not "
             "final: each later send of the week looks again and sends it once if items now match).",
             "message_id": "Message-ID header, derived from (subscriber, week): stable on resend.",
@@ -193,8 +194,14 @@ TABLES: dict[str, dict[str, Any]] = {
             "last_error": "SMTP reply or error of the last failed attempt (e.g. the server could "
                           "not be reached: the row stays owed).",
             "next_attempt_at": "Earliest retry after a temporary failure (ISO 8601 UTC).",
-            "sent_at": "When the server accepted the message (ISO 8601 UTC).",
+            "sent_at": "When the server accepted the message (ISO 8601 UTC); for a delivery "
+                       "in doubt recorded as sent by `stiwatch digest resolve --sent`, when it "
+                       "went out.",
             "updated_at": "Last state change (ISO 8601 UTC).",
+            "unanswered_at": "When the whole message went out but no answer came (a timeout or "
+                             "a lost connection after DATA): the server may have it, so the row "
+                             "stays `sending` and is not sent again until `stiwatch digest "
+                             "resolve` records it as sent or owed again (ISO 8601 UTC).",
         },
     },
     "items_cjk_pending": {

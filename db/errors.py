@@ -32,3 +32,11 @@ class NoSuchSubscriber(StoreError):
 
 class InvalidTag(StoreError):
     """A tag whose facet, value or method breaks the schema's contract."""
+
+
+class NoSuchDelivery(StoreError):
+    """No delivery row for that (subscriber, week)."""
+
+
+class NotInDoubt(StoreError):
+    """A delivery an operator tried to resolve that is not in doubt (nor, to resend, failed)."""

@@ -353,6 +353,17 @@ MIGRATIONS: list[Migration] = [
         WHERE method = 'analyst' AND facet = 'policy' AND value = '0';
         """,
     ),
+    Migration(
+        12,
+        "a delivery whose message went out without an answer is in doubt, not resent",
+        """
+        -- Set when the whole message was sent but the server's answer never came (a timeout or
+        -- a lost connection after DATA): the server may have it, so the row stays `sending`
+        -- and no run sends it again until `stiwatch digest resolve` says what happened. A row
+        -- `sending` without it is one a killed sender left, resent once with its Message-ID.
+        ALTER TABLE deliveries ADD COLUMN unanswered_at TEXT;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -66,7 +66,7 @@ class StatusMixin:
         marks = ", ".join("?" for _ in OWED_STATUSES)
         return self.query(
             f"""SELECT period, subscriber, status, attempts, last_error, next_attempt_at,
-                       updated_at
+                       unanswered_at, updated_at
                 FROM deliveries WHERE status IN ({marks}) ORDER BY period, subscriber""",
             list(OWED_STATUSES),
         )

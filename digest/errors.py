@@ -19,3 +19,8 @@ class WeekNotOver(DigestError):
 
 class OutboxError(DigestError):
     """The `outbox` setting names something messages cannot be written into."""
+
+
+class MessageError(DigestError):
+    """One subscriber's message cannot be built (e.g. a line break in the name, which would
+    start a header of its own): that delivery fails, the others are still sent."""

@@ -14,13 +14,34 @@ from email.utils import format_datetime, formataddr, parseaddr
 from datetime import datetime, timezone
 import hashlib
 import io
+import unicodedata
 import uuid
 
 from email.message import EmailMessage
 from email.mime.image import MIMEImage
 from email.mime.multipart import MIMEMultipart
 
+from .errors import MessageError
 from .render import CHART_CID
+
+
+def control_character(text: str) -> str | None:
+    """The first line break or control character in ``text`` (C0, DEL, C1, U+2028/U+2029), or
+    None. In a header such a character ends the line, and what follows becomes a header of its
+    own (``Bcc: ...``): the e-mail package refuses the value, and stiwatch refuses it sooner."""
+    for char in text:
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            return char
+    return None
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a display name in a header (``'Bob\\nBcc: ...' contains a line
+    break or control character (U+000A)``), or None when it can."""
+    bad = control_character(name)
+    if bad is None:
+        return None
+    return f"{name!r} contains a line break or control character (U+{ord(bad):04X})"
 
 
 def _text(body: str, subtype: str) -> EmailMessage:
@@ -56,7 +77,13 @@ def build_message(
     list_unsubscribe: str | None,
     date: datetime | None = None,
 ) -> MIMEMultipart:
-    """A complete message, ready for ``smtplib.send_message`` or an ``.eml`` file."""
+    """A complete message, ready for ``smtplib.send_message`` or an ``.eml`` file.
+
+    MessageError when the recipient's name cannot go into a header.
+    """
+    problem = name_problem(to_name or "")
+    if problem:
+        raise MessageError(f"the name {problem}")
     # Boundaries set here: "=_" never occurs in base64 bodies, and the generator is spared a
     # regex search of the whole message for a collision.
     alternative = MIMEMultipart("alternative", boundary=f"=_alt_{uuid.uuid4().hex}")

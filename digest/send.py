@@ -14,15 +14,25 @@ on its own:
   accepted, so a sender killed at any moment leaves at most that one row in ``sending``; the next
   run sends it again with the same Message-ID (the one duplicate the design allows), and never
   skips anyone.
+- Once the whole message has gone out (the data's final ``.``), a timeout or a lost connection
+  before the server's answer leaves the row *in doubt*: still ``sending``, with
+  ``unanswered_at`` and the reason in ``last_error``. The server may have delivered it, so no
+  run sends it again and it is not ``failed``; ``resolve_delivery`` (``stiwatch digest
+  resolve``) records what an operator found out: sent, or owed again. The sender reconnects for
+  the next message.
 - SMTP 4xx and 552 are temporary: the row goes back to ``pending`` with ``next_attempt_at``
   (``delivery_retry_minutes``, doubling each attempt) until ``delivery_max_attempts``, then
-  ``failed``. Other 5xx are permanent: ``failed`` at once. A lost connection is temporary for the
-  message in flight; the sender reconnects for the next one. When the server cannot be reached
+  ``failed``. Other 5xx are permanent: ``failed`` at once. A timeout or a lost connection before
+  the message went out whole is temporary too (the server cannot have it); the sender reconnects
+  for the next one. When the server cannot be reached
   at all, no row is marked ``sending``: each one still owed records the try (``attempts``) and
   the error (``last_error``) and stays owed, due at once, for the next run; rows whose digest is
   empty are still marked ``skipped`` (that needs no server). Such tries count towards
   ``delivery_max_attempts`` only in that a temporary refusal after them gives up sooner; an
   unreachable server never fails a row by itself.
+- A message that cannot be built for one subscriber (that subscriber's data, e.g. a line break
+  in the name, stored before ``subscribers add`` refused such names) is ``failed`` at once with
+  the reason in ``last_error``, before its row is ``sending``; the others are still sent.
 - With no ``smtp_host``, messages are written as ``.eml`` files into ``outbox/<week>/`` (and the
   rows recorded as sent). ``dry_run`` records nothing and writes every active subscriber's
   message, sent or not, into ``outbox/dry-run/<week>/`` instead (emptied of an earlier dry run's
@@ -31,6 +41,7 @@ on its own:
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 import logging
@@ -39,7 +50,7 @@ from pathlib import Path
 import re
 import smtplib
 import ssl
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from email.utils import parseaddr
 
@@ -47,7 +58,7 @@ import db
 from db.clock import iso_utc
 
 from .chart import area_chart
-from .errors import DigestError, OutboxError, SmtpSetupError, WeekNotOver
+from .errors import DigestError, MessageError, OutboxError, SmtpSetupError, WeekNotOver
 from .message import build_message, message_id, to_bytes
 from .render import render_html, render_text, subject
 from .select import Digest, WeekData, load_week, select
@@ -55,6 +66,10 @@ from .trends import TrendReport, in_week, trends, window_of
 from .weeks import Week
 
 log = logging.getLogger("stiwatch.digest")
+# On each warning or error about a delivery: the caller reports that outcome itself (`digest
+# send` lists it, a failed `run` step sums it up in its one line), so stiwatch's logging keeps
+# the record for the log file but does not repeat it on stderr, which cron mails.
+REPORTED = {"reported": True}
 
 
 @dataclass
@@ -174,10 +189,40 @@ def atomic_write(path: Path, data: bytes) -> None:
 # -- transports ----------------------------------------------------------------------------------
 
 class DeliveryError(Exception):
-    def __init__(self, message: str, *, temporary: bool, connection_lost: bool = False) -> None:
+    """A message not delivered, or not known to be: ``temporary`` (retry later), permanent, or
+    ``unanswered`` (it went out whole and no answer came: the server may have it)."""
+
+    def __init__(self, message: str, *, temporary: bool, connection_lost: bool = False,
+                 unanswered: bool = False) -> None:
         super().__init__(message)
         self.temporary = temporary
         self.connection_lost = connection_lost
+        self.unanswered = unanswered
+
+
+class _KnowsWhenTheMessageIsOut:
+    """smtplib's session, plus what it does not tell: whether the message has gone out whole.
+
+    ``SMTP.data()`` hands the message, ended by its lone ``.`` line, to ``send()`` in one piece
+    and then waits for the answer. A timeout or a lost connection before ``message_out`` is set
+    means the server cannot have the message (safe to retry); after it, the server may well
+    have accepted it (a slow relay answers late), so sending it again could deliver it twice.
+    """
+
+    message_out = False
+
+    def send(self, s: str | bytes) -> None:  # smtplib's own method, called for every line out
+        self.message_out = False
+        super().send(s)  # type: ignore[misc]
+        self.message_out = isinstance(s, bytes) and s.endswith(b"\r\n.\r\n")
+
+
+class _SMTP(_KnowsWhenTheMessageIsOut, smtplib.SMTP):
+    pass
+
+
+class _SMTP_SSL(_KnowsWhenTheMessageIsOut, smtplib.SMTP_SSL):
+    pass
 
 
 class SenderBusy(DigestError):
@@ -211,10 +256,9 @@ class SmtpTransport:
         host, port, timeout = s["smtp_host"], int(s["smtp_port"]), float(s["smtp_timeout"])
         try:
             if s["smtp_ssl"]:
-                conn = smtplib.SMTP_SSL(host, port, timeout=timeout,
-                                        context=ssl.create_default_context())
+                conn = _SMTP_SSL(host, port, timeout=timeout, context=ssl.create_default_context())
             else:
-                conn = smtplib.SMTP(host, port, timeout=timeout)
+                conn = _SMTP(host, port, timeout=timeout)
             conn.ehlo()
             if s["smtp_starttls"] and not s["smtp_ssl"]:
                 if not conn.has_extn("starttls"):
@@ -251,18 +295,30 @@ class SmtpTransport:
             code, text = error.recipients.get(email, (550, b"refused"))
             raise DeliveryError(_reply(code, text), temporary=_is_temporary(code)) from error
         except smtplib.SMTPServerDisconnected as error:
+            out = self._message_out()
             self.conn = None
-            raise DeliveryError(f"connection lost: {error or 'server closed the connection'}",
-                                temporary=True, connection_lost=True) from error
-        except smtplib.SMTPResponseException as error:
+            raise self._lost(f"connection lost: {error or 'server closed the connection'}",
+                             out) from error
+        except smtplib.SMTPResponseException as error:  # an answer: the server said what it did
             if error.smtp_code in (421,):
                 self._drop()
             raise DeliveryError(_reply(error.smtp_code, error.smtp_error),
                                 temporary=_is_temporary(error.smtp_code)) from error
         except (OSError, smtplib.SMTPException) as error:
+            out = self._message_out()
             self._drop()
-            raise DeliveryError(f"connection lost: {error}", temporary=True,
-                                connection_lost=True) from error
+            raise self._lost(f"connection lost: {error}", out) from error
+
+    def _message_out(self) -> bool:
+        return bool(getattr(self.conn, "message_out", False))
+
+    @staticmethod
+    def _lost(reason: str, message_out: bool) -> DeliveryError:
+        if message_out:
+            return DeliveryError(f"no answer after the message was sent ({reason}); the server "
+                                 "may have it, so it is not sent again", temporary=False,
+                                 connection_lost=True, unanswered=True)
+        return DeliveryError(reason, temporary=True, connection_lost=True)
 
     def _drop(self) -> None:
         if self.conn is not None:
@@ -354,7 +410,10 @@ class SendReport:
     skipped: list[str] = field(default_factory=list)  # nothing matched their filters (newly)
     retry: list[dict[str, str]] = field(default_factory=list)  # temporary failures this run
     failed: list[dict[str, str]] = field(default_factory=list)  # permanent (or out of retries)
+    # Went out whole this run, and no answer came: in doubt, not sent again (needs a look).
+    unanswered: list[dict[str, str]] = field(default_factory=list)
     waiting: list[dict[str, str]] = field(default_factory=list)  # owed, retry not yet due
+    in_doubt: list[dict[str, str]] = field(default_factory=list)  # left in doubt by earlier runs
     # Sent or failed in an earlier run, or skipped earlier and still nothing matching (skipped
     # rows are composed again on every run; one that matches now is sent and counted in `sent`).
     already: int = 0
@@ -364,7 +423,7 @@ class SendReport:
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.retry and self.aborted is None
+        return not (self.failed or self.retry or self.unanswered) and self.aborted is None
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "ok": self.ok}
@@ -381,8 +440,16 @@ def send_week(
     now: datetime | None = None,
     bundle: WeekBundle | None = None,
     on_event: Callable[[str], None] | None = None,
+    owed_only: bool = False,
+    unreachable: str | None = None,
 ) -> SendReport:
     """Send (or write) the digest of ``week`` to every active subscriber still owed it.
+
+    ``owed_only`` (a scheduled run catching up on an earlier week) sends only the deliveries
+    already recorded as owed: no row is made for someone who subscribed since, and rows
+    skipped for want of matching items are left as they are. ``unreachable``: the SMTP server
+    was found unreachable moments ago (for another week of the same run), so each owed row
+    records that reason without another try at connecting.
 
     ``week`` must be over by ``now`` (WeekNotOver otherwise): a delivery is final for its week,
     so a digest sent mid-week would keep the rest of the week's items from its readers for good.
@@ -393,8 +460,16 @@ def send_week(
     """
     now = now or datetime.now(timezone.utc)
     check_week_over(week, now, partial_week=partial_week)
+    options = {"owed_only": owed_only, "unreachable": unreachable}
     if dry_run:
-        return _send_week(store, settings, week, True, progress, now, bundle, on_event)
+        return _send_week(store, settings, week, True, progress, now, bundle, on_event, **options)
+    with _sender_lock(store):
+        return _send_week(store, settings, week, False, progress, now, bundle, on_event,
+                          **options)
+
+
+@contextmanager
+def _sender_lock(store: Any) -> Iterator[None]:
     lock = db.FileLock(f"{store.path}.digest-send.lock")
     try:
         lock.acquire()
@@ -404,9 +479,18 @@ def send_week(
             f"(lock {held.path}); try again when it has finished"
         ) from None
     try:
-        return _send_week(store, settings, week, False, progress, now, bundle, on_event)
+        yield
     finally:
         lock.release()
+
+
+def resolve_delivery(store: Any, email: str, week: Week, *, arrived: bool) -> dict[str, Any]:
+    """Record what an operator found out about a delivery in doubt: it ``arrived`` (sent), or
+    it did not (owed again: the next send of ``week`` sends it, with the same Message-ID). A
+    failed delivery can be made owed again as well. Under the sender's lock, so a send under
+    way never races the change. The store's NoSuchDelivery or NotInDoubt otherwise."""
+    with _sender_lock(store):
+        return store.resolve_delivery(email, week.label, arrived=arrived)
 
 
 def check_week_over(week: Week, now: datetime, *, partial_week: bool = False) -> None:
@@ -427,7 +511,8 @@ def check_week_over(week: Week, now: datetime, *, partial_week: bool = False) ->
 
 def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: bool,
                progress: Any, now: datetime, bundle: WeekBundle | None,
-               on_event: Callable[[str], None] | None) -> SendReport:
+               on_event: Callable[[str], None] | None, *, owed_only: bool = False,
+               unreachable: str | None = None) -> SendReport:
     if dry_run:
         transport: Any = OutboxTransport(Path(settings["outbox"]) / DRY_RUN_FOLDER / week.label)
         transport.forget_earlier()
@@ -451,8 +536,9 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
     if dry_run:
         owed = [{"subscriber": email, "status": "pending", "attempts": 0} for email in subscribers]
     else:
-        store.ensure_deliveries(week.label, list(subscribers))
-        owed = store.owed_deliveries(week.label, iso_utc(now))
+        if not owed_only:
+            store.ensure_deliveries(week.label, list(subscribers))
+        owed = store.owed_deliveries(week.label, iso_utc(now), skipped=not owed_only)
         owed_emails = {row["subscriber"] for row in owed}
         for row in store.deliveries(week.label):
             if row["subscriber"] in owed_emails or not row["active"]:
@@ -460,17 +546,42 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
             if row["status"] == "pending":
                 report.waiting.append({"email": row["subscriber"], "error": row["last_error"] or "",
                                        "next_attempt_at": row["next_attempt_at"] or ""})
+            elif row["status"] == "sending":  # not owed: only a row in doubt
+                report.in_doubt.append({"email": row["subscriber"],
+                                        "error": row["last_error"] or "",
+                                        "since": row["unanswered_at"] or ""})
             else:
                 report.already += 1
     if progress is not None:
         progress.set_total(len(owed))
     max_attempts = max(1, int(settings["delivery_max_attempts"]))
     retry_minutes = float(settings["delivery_retry_minutes"])
+
+    def cannot_build(email: str, error: Exception) -> None:
+        """One subscriber's message cannot be made (its data, e.g. a line break in the name,
+        from a store older than the check at `subscribers add`): that delivery fails for good,
+        with the reason, and the others go on. Nothing was handed to a server."""
+        reason = f"cannot build the message: {error}"
+        if not isinstance(error, MessageError):  # not foreseen: name the kind of error too
+            reason = f"cannot build the message: {type(error).__name__}: {error}"
+        if not dry_run:
+            store.delivery_failed(email, week.label, reason)
+        report.failed.append({"email": email, "error": reason})
+        log.error("digest %s: %s failed: %s", week.label, email, reason,
+                  exc_info=not isinstance(error, MessageError), extra=REPORTED)
+        emit(f"{email}: {reason}")
+        if progress is not None:
+            progress.advance(failed=1)
+
     try:
         for row in owed:
             email = row["subscriber"]
             subscriber = subscribers[email]
-            digest = compose(bundle, subscriber, settings)
+            try:
+                digest = compose(bundle, subscriber, settings)
+            except Exception as error:  # noqa: BLE001 - this subscriber's data, not the run's
+                cannot_build(email, error)
+                continue
             was_skipped = row["status"] == "skipped"
             if digest.empty:
                 if was_skipped:  # no state change to write; still done (earlier) for this week
@@ -489,13 +600,15 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
                     store.delivery_owed_again(email, week.label)
                     log.info("digest %s: %s skipped earlier, now %d items match", week.label,
                              email, digest.total)
+                if report.aborted is None and unreachable is not None:
+                    report.aborted = unreachable  # found so a moment ago: not tried again
                 if report.aborted is None:
                     try:
                         transport.connect()  # fail before the row is sending
                     except CannotConnect as error:
                         report.aborted = str(error)
                         log.error("digest %s: %s; what is owed stays owed for the next run",
-                                  week.label, error)
+                                  week.label, error, extra=REPORTED)
                 # The rest are still composed: an empty digest is skipped without a server,
                 # and each owed row records why it was not sent.
                 if report.aborted is not None:
@@ -505,7 +618,11 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
                         progress.advance(failed=1)
                     continue
             # Built only for a message that will be tried, and before its row is `sending`.
-            message = message_for(bundle, digest, settings)
+            try:
+                message = message_for(bundle, digest, settings)
+            except Exception as error:  # noqa: BLE001 - this subscriber's data, not the run's
+                cannot_build(email, error)
+                continue
             if not dry_run:
                 store.delivery_sending(email, week.label,
                                        message_id(email, week.label, settings["mail_from"]),
@@ -516,19 +633,25 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
                 attempts = (row.get("attempts") or 0) + 1
                 if dry_run:  # records nothing: the real row of this subscriber stays as it is
                     report.failed.append({"email": email, "error": str(error)})
+                elif error.unanswered:
+                    store.delivery_unanswered(email, week.label, str(error))
+                    report.unanswered.append({"email": email, "error": str(error)})
+                    log.error("digest %s: %s in doubt: %s", week.label, email, error,
+                              extra=REPORTED)
                 elif error.temporary and attempts < max_attempts:
                     retry_at = iso_utc(now + timedelta(minutes=retry_minutes * 2 ** (attempts - 1)))
                     store.delivery_retry(email, week.label, str(error), retry_at)
                     report.retry.append({"email": email, "error": str(error),
                                          "next_attempt_at": retry_at})
                     log.warning("digest %s: %s temporarily refused (%s), retry after %s",
-                                week.label, email, error, retry_at)
+                                week.label, email, error, retry_at, extra=REPORTED)
                 else:
                     reason = str(error) if not error.temporary else (
                         f"gave up after {attempts} attempts: {error}")
                     store.delivery_failed(email, week.label, reason)
                     report.failed.append({"email": email, "error": reason})
-                    log.error("digest %s: %s failed: %s", week.label, email, reason)
+                    log.error("digest %s: %s failed: %s", week.label, email, reason,
+                              extra=REPORTED)
                 emit(f"{email}: {error}")
                 if progress is not None:
                     progress.advance(failed=1)

@@ -4,6 +4,7 @@ One line per event (``2026-11-26 06:00:03 INFO crawler.pipelines: ...``), so a l
 and rotates cleanly: a message or traceback that spans lines (Scrapy pretty-prints its settings)
 is folded onto one. With a log file, the file gets every line at ``log_level`` while stderr
 keeps only warnings and errors: cron mails stderr, and a mail should mean something needs a look.
+Records the command reports itself (``extra={"reported": True}``) stay off stderr either way.
 """
 
 from __future__ import annotations
@@ -48,6 +49,16 @@ class ExpectedAsInfo(logging.Filter):
         return True
 
 
+class NotReported(logging.Filter):
+    """Keeps off stderr a record whose news the command prints itself, marked by its logger
+    with ``extra={"reported": True}``: a digest delivery that failed, is retried or is in
+    doubt, which `digest send` lists and a failed `run` step sums up in its one `Error:` line.
+    Cron mails stderr, one line per failed step; the log file (if any) still gets the record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "reported", False)
+
+
 class OneLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return re.sub(r"\s*\n\s*", " ", super().format(record))
@@ -66,6 +77,7 @@ def configure(level_name: str, log_file: str = "") -> None:
     # Handler levels, not just the root's: Scrapy sets its own loggers to DEBUG, and their
     # records reach the root's handlers whatever the root's level.
     stderr.setLevel(max(level, logging.WARNING) if log_file else level)
+    stderr.addFilter(NotReported())
     for handler in handlers:
         handler.setFormatter(formatter)
     logging.basicConfig(level=level, handlers=handlers, force=True)

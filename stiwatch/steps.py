@@ -7,12 +7,14 @@ next step and still exit non-zero. Bad input raises the library's own exceptions
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 import click
 from crawler.runner import CrawlError
-from digest.send import send_week
-from digest.weeks import last_complete_week
+from db.clock import iso_utc
+from digest.send import SendReport, send_week
+from digest.weeks import last_complete_week, parse_week
 
 from .app import App
 
@@ -70,23 +72,57 @@ def classify_step(app: App, classifier: Any = None) -> dict[str, Any]:
 
 
 def digest_step(app: App, *, dry_run: bool = False) -> dict[str, Any]:
-    """Send the last complete week's digest to every subscriber still owed it."""
+    """Send the last complete week's digest to every subscriber still owed it, after what
+    earlier weeks still owe (a run that found the SMTP server down, oldest week first): the
+    scheduled run is what "stays owed for the next run" relies on. A dry run looks at the last
+    complete week only."""
     settings = app.settings
-    week = last_complete_week(settings["timezone"])
+    now = datetime.now(timezone.utc)
+    week = last_complete_week(settings["timezone"], now)
     store = app.store()
-    with app.progress(f"digest {week.label}", "subscribers") as progress:
-        report = send_week(store, settings, week, dry_run=dry_run, progress=progress)
+    earlier = [] if dry_run else [parse_week(label, week.tz)
+                                  for label in store.periods_owed(week.label, iso_utc(now))]
+    reports = []
+    unreachable = None  # once the server is found down, the other weeks do not wait for it again
+    for each in [*earlier, week]:
+        with app.progress(f"digest {each.label}", "subscribers") as progress:
+            report = send_week(store, settings, each, dry_run=dry_run, progress=progress,
+                               now=now, owed_only=each is not week, unreachable=unreachable)
+        unreachable = unreachable or report.aborted
+        reports.append(report)
+    *before, report = reports
+    doubt = len(report.unanswered) + len(report.in_doubt)
+    summary = (f"{week.label}: {report.stories} policy items, {len(report.sent)} sent "
+               f"({report.transport}), {len(report.retry)} to retry, "
+               f"{len(report.failed)} failed, {report.already} done earlier"
+               + (f", {doubt} in doubt (see `stiwatch digest status`)" if doubt else ""))
+    if before:
+        summary += "; owed from earlier weeks: " + ", ".join(_in_brief(r) for r in before)
+    not_sent = sum(len(r.unreachable) for r in reports)
+    if unreachable:
+        summary += f"; {not_sent} not sent: {unreachable}"
     result = {
         "step": "digest", "week": week.label, "transport": report.transport,
         "stories": report.stories, "sent": len(report.sent), "skipped": len(report.skipped),
         "retry": len(report.retry), "failed": len(report.failed), "already": report.already,
-        "files": report.files, "aborted": report.aborted, "unreachable": len(report.unreachable),
-        "summary": (f"{week.label}: {report.stories} policy items, {len(report.sent)} sent "
-                    f"({report.transport}), {len(report.retry)} to retry, "
-                    f"{len(report.failed)} failed, {report.already} done earlier"
-                    + (f"; {len(report.unreachable)} not sent: {report.aborted}"
-                       if report.aborted else "")),
+        "files": report.files, "aborted": unreachable, "unreachable": len(report.unreachable),
+        "in_doubt": doubt,
+        "earlier": [{"week": r.week, "sent": len(r.sent), "retry": len(r.retry),
+                     "failed": len(r.failed), "in_doubt": len(r.unanswered),
+                     "unreachable": len(r.unreachable), "ok": r.ok} for r in before],
+        "summary": summary,
     }
-    if not report.ok:
+    if not all(r.ok for r in reports):
         raise StepFailed(result)
     return result
+
+
+def _in_brief(report: SendReport) -> str:
+    """``2026-W46: 1 sent`` (and what else happened) for an earlier week a run caught up on."""
+    parts = [f"{len(report.sent)} sent"]
+    for count, what in ((len(report.retry), "to retry"), (len(report.failed), "failed"),
+                        (len(report.unanswered), "in doubt"),
+                        (len(report.unreachable), "not sent")):
+        if count:
+            parts.append(f"{count} {what}")
+    return f"{report.week}: {', '.join(parts)}"

@@ -9,7 +9,12 @@ to what happens to it:
 - ``"552"``: refused after DATA (mailbox full: temporary by convention);
 - ``"drop"``: the connection is cut after the message data arrived, before any reply;
 - ``"block"``: the message is recorded as *received* but the reply never comes (until
-  ``release()``), so a sender can be killed while it waits.
+  ``release()``), so a sender can be killed while it waits;
+- ``"slow"``: the message is accepted and recorded (the server has it), but its 250 comes only
+  after ``slow_seconds`` (3 s by default): a sender whose ``smtp_timeout`` is shorter gives up
+  waiting for an answer to a message that was in fact delivered (a slow or overloaded relay);
+- ``"slow-rcpt"``: RCPT TO is answered only after ``slow_seconds``: a sender with a shorter
+  ``smtp_timeout`` gives up before any data was sent (the message cannot have arrived).
 
 Behaviour can change between runs (``server.behaviour[...] = ...``). ``messages`` holds the
 accepted messages parsed with the standard ``email`` package; ``received`` also holds those that
@@ -59,6 +64,8 @@ class _Handler:
             return "451 4.2.1 Mailbox temporarily unavailable, try later"
         if action == "550":
             return "550 5.1.1 No such user here"
+        if action == "slow-rcpt":
+            await asyncio.sleep(self.server.slow_seconds)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -73,6 +80,11 @@ class _Handler:
         if action == "drop":
             smtp.transport.abort()
             return None
+        if action == "slow":
+            with self.server.lock:
+                self.server.received.append(Received(rcpt, envelope.mail_from, data, True))
+            await asyncio.sleep(self.server.slow_seconds)
+            return "250 2.0.0 Message accepted (eventually)"
         if action == "block":
             self.server.received.append(Received(rcpt, envelope.mail_from, data, False))
             self.server.blocked.set()
@@ -92,8 +104,9 @@ logging.getLogger("mail.log").setLevel(logging.CRITICAL)
 class SmtpServer:
     def __init__(self, behaviour: dict[str, str] | None = None,
                  login: tuple[str, str] | None = None, tls: str | None = None,
-                 cert: tuple[Path, Path] | None = None) -> None:
+                 cert: tuple[Path, Path] | None = None, slow_seconds: float = 3.0) -> None:
         self.tls = tls
+        self.slow_seconds = slow_seconds
         self.tls_context: ssl.SSLContext | None = None
         if tls:
             self.tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -115,3 +115,55 @@ def test_import_reports_every_bad_line_and_imports_nothing(stiwatch, tmp_path):
     assert result.exit_code == 2 and "line 1: the header needs an 'email' column" in result.output
     result = stiwatch("subscribers", "import", str(tmp_path / "missing.csv"))
     assert result.exit_code == 2 and "missing.csv: no such file" in result.output
+
+
+# A name goes into the To: header: a line break there would start a header of its own (Bcc: ...).
+BAD_NAMES = [
+    ("Bob\nBcc: victim@example.com", "U+000A"),
+    ("Bob\rBcc: victim@example.com", "U+000D"),
+    ("Bob\tSmith", "U+0009"),
+    ("Bob\x00", "U+0000"),
+    ("Bob\x1b[31m", "U+001B"),
+    ("Bob\x7f", "U+007F"),
+    ("Bob\x85Smith", "U+0085"),  # C1: NEXT LINE
+    ("Bob\u2028Smith", "U+2028"),  # LINE SEPARATOR: a line break to the e-mail package too
+]
+
+
+def test_add_refuses_a_name_with_a_line_break_or_control_character(stiwatch):
+    assert stiwatch("subscribers", "add", "bob@example.org", "--name", "Bob").exit_code == 0
+    for name, code in BAD_NAMES:
+        for email in ("new@example.org", "bob@example.org"):  # a new one, and an update
+            result = stiwatch("subscribers", "add", email, "--name", name)
+            assert result.exit_code == 2, (name, result.output)
+            assert result.output.splitlines() == [
+                f"Error: name: {name!r} contains a line break or control character ({code}); "
+                "a display name is one line of plain text"], (name, result.output)
+    rows = listed(stiwatch)
+    assert list(rows) == ["bob@example.org"] and rows["bob@example.org"]["name"] == "Bob"
+    # Letters of any script, and spaces, are fine.
+    result = stiwatch("subscribers", "add", "bob@example.org", "--name", "Bób 佐藤 O'Brien")
+    assert result.exit_code == 0, result.output
+    assert listed(stiwatch)["bob@example.org"]["name"] == "Bób 佐藤 O'Brien"
+
+
+def test_import_refuses_names_with_control_characters_naming_each_line(stiwatch, tmp_path):
+    assert stiwatch("subscribers", "add", "keep@example.org").exit_code == 0
+    bad = tmp_path / "names.csv"
+    bad.write_bytes(
+        "email,name\n"
+        "ok@example.org,Fine Name\n"
+        "bob@example.org,\"Bob\nBcc: victim@example.com\"\n"  # a quoted line break: lines 3-4
+        "vt@example.org,Ver\x0btical\n"
+        "esc@example.org,Esc\x1bape\n".encode("utf-8"))
+    result = stiwatch("subscribers", "import", str(bad))
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"Error: {bad}: line 3: name: 'Bob\\nBcc: victim@example.com' contains a line break or "
+        "control character (U+000A); a display name is one line of plain text",
+        f"Error: {bad}: line 5: name: 'Ver\\x0btical' contains a line break or control "
+        "character (U+000B); a display name is one line of plain text",
+        f"Error: {bad}: line 6: name: 'Esc\\x1bape' contains a line break or control "
+        "character (U+001B); a display name is one line of plain text",
+        "Error: nothing was imported"]
+    assert set(listed(stiwatch)) == {"keep@example.org"}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from digest.send import chart_path, render_preview, send_week
+from digest.send import chart_path, render_preview, resolve_delivery, send_week
 from digest.weeks import week_or_default
 
 from ..app import App, pass_app
@@ -68,8 +68,10 @@ def send_command(app: App, week: str | None, dry_run: bool, partial_week: bool,
 
     Uses SMTP when `smtp_host` is set, else writes .eml files into the `outbox` folder. Safe to
     re-run: what was sent is not sent again; temporary failures are retried after a growing
-    delay. A week that is not over yet is refused (exit 2) unless --partial-week is given; a
-    week that has not started, always. Exits 1 if any message failed or must be retried.
+    delay. A message that went out whole but got no answer (a timeout after the data) is left
+    in doubt, never sent again by itself: see `stiwatch digest resolve`. A week that is not
+    over yet is refused (exit 2) unless --partial-week is given; a week that has not started,
+    always. Exits 1 if any message failed, must be retried or was left in doubt.
     """
     settings = app.settings
     chosen = week_or_default(week, settings["timezone"])
@@ -100,6 +102,8 @@ def _print_report(app: App, report) -> None:  # noqa: ANN001
                f"{where[report.transport]}, {len(report.skipped)} with nothing matching, "
                f"{len(report.retry)} to retry, {len(report.failed)} failed, "
                f"{report.already} done earlier, {len(report.waiting)} waiting to retry"
+               + (f", {doubt} in doubt" if (doubt := len(report.unanswered + report.in_doubt))
+                  else "")
                + (f", {len(report.unreachable)} not sent (server unreachable)."
                   if report.unreachable else "."))
     if report.skipped:
@@ -110,15 +114,51 @@ def _print_report(app: App, report) -> None:  # noqa: ANN001
         click.echo(f"failed {row['email']}: {row['error']}")
     for row in report.waiting:
         click.echo(f"waiting {row['email']} until {row['next_attempt_at']}: {row['error']}")
+    for row in report.unanswered + report.in_doubt:
+        click.echo(f"in doubt {row['email']}: {row['error']} (`stiwatch digest resolve "
+                   f"{row['email']} --week {report.week} --sent` once it is known to have "
+                   "arrived, or `--resend`)")
     if report.files:
         folder = Path(report.files[0]).parent
         app.echo(f"{len(report.files)} message(s) written to {folder}")
     if report.subscribers == 0:
         click.echo("No active subscribers: add one with `stiwatch subscribers add EMAIL`.")
     elif not (report.sent or report.skipped or report.retry or report.failed or report.waiting
-              or report.unreachable):
+              or report.unreachable or report.unanswered or report.in_doubt):
         click.echo("Nothing owed: every active subscriber already has this week's digest, "
                    "or nothing in it matches their filters yet.")
+
+
+@digest_group.command("resolve")
+@click.argument("email")
+@click.option("--week", default=None, metavar="W", help=WEEK_HELP)
+@click.option("--sent", "arrived", is_flag=True,
+              help="It arrived (e.g. the mail server's log shows it): record it as sent.")
+@click.option("--resend", "resend", is_flag=True,
+              help="It did not arrive (or, for a failed one, its subscriber is fixed): owed "
+              "again, so the next send of the week sends it (same Message-ID).")
+@pass_app
+def resolve_command(app: App, email: str, week: str | None, arrived: bool,
+                    resend: bool) -> None:
+    """Say what became of a delivery in doubt, so it is neither lost nor sent twice.
+
+    A delivery is in doubt (`sending`, "no answer after the message was sent" in `digest
+    status`) when the whole message went out but the SMTP server's answer never came: the
+    server may have delivered it, so no run sends it again. Check the mail server's log (or
+    ask the reader), then give --sent or --resend. --resend also makes a failed delivery owed
+    again, e.g. once its subscriber's name is fixed.
+    """
+    if arrived == resend:
+        raise UserError("give --sent or --resend: --sent if it arrived, --resend to have it "
+                        "sent again")
+    chosen = week_or_default(week, app.settings["timezone"])
+    email = email.strip().lower()
+    resolve_delivery(app.store(), email, chosen, arrived=arrived)
+    if arrived:
+        app.echo(f"{chosen.label} {email}: recorded as sent.")
+    else:
+        app.echo(f"{chosen.label} {email}: owed again; the next `stiwatch digest send --week "
+                 f"{chosen.label}` or `stiwatch run --digest` sends it.")
 
 
 @digest_group.command("status")

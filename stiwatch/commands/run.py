@@ -28,7 +28,8 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_LOCKED = 0, 1, 2, 3
 
 @click.command("run")
 @click.option("--digest", "with_digest", is_flag=True,
-              help="Also send the digest of the last complete week if it is still owed.")
+              help="Also send the digest of the last complete week if it is still owed, and "
+              "first what earlier weeks still owe (e.g. after the SMTP server was down).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's steps as JSON.")
 @click.option("--wait-lock", metavar="SECONDS", type=click.IntRange(min=0), default=0,
               help="If another run holds the lock, wait up to SECONDS for it (default: exit 3 "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 import re
 from typing import Any, Iterable
@@ -12,6 +13,7 @@ import click
 from classifier.taxonomy import load_taxonomy
 import db
 from digest.errors import InvalidSubscriber
+from digest.message import name_problem
 
 from ..app import App, pass_app
 from ..output import echo_json, echo_table
@@ -24,6 +26,7 @@ EMAIL_RE = re.compile(
     r"[A-Za-z]{2,63}$"
 )
 SPLIT_RE = re.compile(r"[\s,;|]+")
+LINE_BREAK_RE = re.compile(r"\r\n|\r|\n")
 
 
 def check_email(value: str) -> str:
@@ -32,6 +35,17 @@ def check_email(value: str) -> str:
     if not EMAIL_RE.match(email) or ".." in email or email.startswith(".") or len(email) > 254:
         raise InvalidSubscriber(f"{email!r} is not a valid e-mail address")
     return email.lower()
+
+
+def check_name(value: str | None) -> str | None:
+    """The display name, trimmed (None when empty), or InvalidSubscriber: it goes into the To:
+    header, where a line break would start a header of its own, so control characters are
+    refused here rather than failing that subscriber's delivery later."""
+    name = (value or "").strip()
+    problem = name_problem(name)
+    if problem:
+        raise InvalidSubscriber(f"name: {problem}; a display name is one line of plain text")
+    return name or None
 
 
 def check_ids(key: str, raw: str | Iterable[str] | None) -> list[str]:
@@ -60,7 +74,7 @@ def check_ids(key: str, raw: str | Iterable[str] | None) -> list[str]:
 
 def make_subscriber(fields: dict[str, Any]) -> dict[str, Any]:
     subscriber = {"email": check_email(fields.get("email") or ""),
-                  "name": (fields.get("name") or "").strip() or None}
+                  "name": check_name(fields.get("name"))}
     for key in FACETS:
         subscriber[key] = check_ids(key, fields.get(key))
     return subscriber
@@ -72,7 +86,9 @@ def read_csv(path: Path) -> list[dict[str, Any]]:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
         raise InvalidSubscriber(f"{path}: cannot read: {error}") from None
-    reader = csv.DictReader(text.splitlines())
+    # newline="": a line break inside a quoted cell stays in the value (and is refused in a
+    # name) instead of vanishing, and line numbers count the file's own lines.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     problems = []
     if "email" not in header:
@@ -86,7 +102,9 @@ def read_csv(path: Path) -> list[dict[str, Any]]:
     subscribers: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     for row in reader:
-        line = reader.line_num
+        # The line the row starts on: a quoted cell may span several.
+        line = reader.line_num - sum(len(LINE_BREAK_RE.findall(v)) for v in row.values()
+                                     if isinstance(v, str))
         if not any((v or "").strip() for k, v in row.items() if k):
             continue
         if None in row:
@@ -101,7 +119,11 @@ def read_csv(path: Path) -> list[dict[str, Any]]:
             problems.append(f"{path}: line {line}: email: {email} already on line {seen[email]}")
             continue
         seen[email] = line
-        subscriber = {"email": email, "name": (row.get("name") or "").strip() or None}
+        subscriber = {"email": email, "name": None}
+        try:
+            subscriber["name"] = check_name(row.get("name"))
+        except InvalidSubscriber as error:
+            problems.append(f"{path}: line {line}: {error}")
         for key in FACETS:
             try:
                 subscriber[key] = check_ids(key, row.get(key))
@@ -131,7 +153,9 @@ def subscribers_group() -> None:
 
 @subscribers_group.command("add")
 @click.argument("email")
-@click.option("--name", default=None, help="Display name used in the greeting.")
+@click.option("--name", default=None,
+              help="Display name used in the greeting and the To: header (one line of text: "
+              "line breaks and other control characters are refused).")
 @_filter_option("areas", "research_security,international")
 @_filter_option("domains", "ai,quantum")
 @_filter_option("countries", "JP,US,EU")
@@ -167,8 +191,9 @@ def import_command(app: App, file: Path) -> None:
     """Add or update subscribers from a CSV file (the whole file is checked first).
 
     Columns: email,name,areas,domains,countries,regions (only email is required); put several
-    ids in one quoted cell separated by commas or semicolons. If any line is invalid, every
-    problem is listed with its line and field and nothing is imported.
+    ids in one quoted cell separated by commas or semicolons. A name is one line of text (no
+    line breaks or other control characters). If any line is invalid, every problem is listed
+    with its line and field and nothing is imported.
     """
     if not file.is_file():
         raise InvalidSubscriber(f"{file}: no such file")
