@@ -125,6 +125,13 @@ def _bare(raw: str, query: str) -> _Lexeme:
         name, rest = named.groups()
         if name.lower() in COLUMNS:
             column, text = name.lower(), rest
+            # `title:-word` is `-title:word`: the `-` must not be stripped as punctuation,
+            # which would search for the word it was meant to exclude.
+            if text.startswith("-"):
+                if negated:
+                    raise _fail(query, f"{raw!r} has two minus signs: exclude with one, "
+                                f"'-{name}:{text.lstrip('-')}'")
+                negated, text = True, text.lstrip("-")
         elif any(_is_word_char(char) for char in rest):
             raise _fail(query, f"{name!r} in {raw!r} is not a column (a word before a colon "
                         "names a column: title, summary or body; to search for both words, "

@@ -134,6 +134,11 @@ RESEARCH_SECURITY = {"us-security", "jp-quantum"}  # the phrase, in either of th
     ("semicond*", {"jp-semis"}),
     ("#semicond*", {"jp-semis"}),
     ("title:quantum", {"jp-quantum"}),
+    # `column:-word` excludes, like `-column:word` (the `-` is not punctuation to drop).
+    ("quantum title:-quantum", {"jp-semis", "us-discovery"}),
+    ("quantum -title:quantum", {"jp-semis", "us-discovery"}),
+    ("research body:-quantum", {"us-security", "eu-open", "eu-ai"}),
+    ('quantum title:-"quantum strategy"', {"jp-semis", "us-discovery"}),
     ("summary:(quantum OR galaxies)", {"jp-quantum"}),
     ("quantum OR galaxy", QUANTUM),
     ("quantum and", {"jp-quantum"}),  # lower-case "and" is a word, as in FTS5
@@ -150,7 +155,8 @@ def test_query_translation(db_path, ids, query, expected):
 
 @pytest.mark.parametrize("query", ['quantum AND (', '"unfinished phrase', "foo:bar", "AND",
                                    "   ", "-china", "quantum OR -computing", "()", "quantum)",
-                                   "#", "quantum NOT -computing", "title:"])
+                                   "#", "quantum NOT -computing", "title:",
+                                   "title:-quantum", "quantum -title:-computing"])
 def test_bad_queries_get_one_clear_line_and_exit_2(stiwatch, ids, query):
     result = stiwatch("search", "--", query)
     assert result.exit_code == 2

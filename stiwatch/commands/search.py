@@ -117,7 +117,8 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
     QUERY (one argument or several, joined by spaces) uses SQLite FTS5 syntax: words
     (stemmed, so `fund` finds `funding`), "quoted phrases", AND, OR, NOT in capitals,
     parentheses, prefix* and title:word (or summary:, body:); `-word` excludes a word, also
-    unquoted (`stiwatch search quantum -computing`). Punctuation separates words, as in the
+    unquoted (`stiwatch search quantum -computing`), and `-title:word` or `title:-word`
+    excludes items with the word in their title. Punctuation separates words, as in the
     items: research-security or U.S. are searched as phrases, `#quantum` as quantum.
     Chinese, Japanese and Korean words of two or more characters match wherever they occur
     in the text (`stiwatch search 研究`), alone or with other words and filters. Ranking is
