@@ -206,12 +206,16 @@ def _lex(query: str) -> list[_Lexeme]:
 
 class _Parser:
     """FTS5's grammar as its documentation gives it (NOT binds tighter than AND, AND than OR;
-    words side by side are ANDed), plus `-word`: excluded from the words around it."""
+    words side by side are ANDed), plus `-word`, web-search style: excluded from the whole
+    query, or from the whole of the parentheses it is written in (`a OR b -c` is
+    `(a OR b) NOT c`, where FTS5's NOT would bind to `b` alone)."""
 
     def __init__(self, query: str) -> None:
         self.query = query
         self.lexemes = _lex(query)
         self.at = 0
+        # The `-word`s of each group being parsed (the query, then each open parenthesis).
+        self.excluded: list[list[Any]] = []
 
     def peek(self) -> str | None:
         return self.lexemes[self.at].kind if self.at < len(self.lexemes) else None
@@ -228,14 +232,24 @@ class _Parser:
         return node
 
     def parse_or(self) -> Any:
+        """A group: ORed AND-groups, then the group's `-word`s excluded from all of them."""
+        self.excluded.append([])
         nodes = [self.parse_and(None)]
         while self.peek() == "OR":
             self.at += 1
             nodes.append(self.parse_and("OR"))
-        return nodes[0] if len(nodes) == 1 else Or(tuple(nodes))
+        node = nodes[0] if len(nodes) == 1 else Or(tuple(nodes))
+        excluded = self.excluded.pop()
+        if not excluded:
+            return node
+        if isinstance(node, And):  # `a NOT b -c`: one And, as `a b -c` always was
+            return And(node.positives, node.negatives + tuple(excluded))
+        return And((node,), tuple(excluded))
 
     def parse_and(self, after: str | None) -> Any:
-        items: list[tuple[bool, str, Any]] = []
+        """Words side by side or joined by AND, with their NOTs; a `-word` goes to the
+        group's exclusions (``self.excluded``)."""
+        items: list[tuple[str, str, Any]] = []  # ("+", "NOT" or "-", the text, the node)
         while self.peek() not in (None, ")", "OR"):
             kind = self.peek()
             if kind in ("AND", "NOT"):
@@ -248,20 +262,22 @@ class _Parser:
                     negated, raw, node = self.parse_primary()
                     if negated:
                         raise self.fail(f"{raw!r} after NOT: use NOT or -, not both")
-                    items.append((True, raw, node))
+                    items.append(("NOT", raw, node))
                 continue
-            items.append(self.parse_primary())
+            negated, raw, node = self.parse_primary()
+            items.append(("-" if negated else "+", raw, node))
         if not items:
             if after:
                 raise self.fail(f"{after} has no word after it")
             raise self.fail("OR has no word before it" if self.peek() == "OR"
                             else "it has no word to search for")
-        positives = tuple(node for negated, _, node in items if not negated)
-        negatives = tuple(node for negated, _, node in items if negated)
+        positives = tuple(node for sign, _, node in items if sign == "+")
+        negatives = tuple(node for sign, _, node in items if sign == "NOT")
         if not positives:
             raw = items[0][1]
             raise self.fail(f"{raw!r} only excludes: add a word to search for, e.g. "
                             f"'research {raw}'")
+        self.excluded[-1].extend(node for sign, _, node in items if sign == "-")
         if not negatives and len(positives) == 1:
             return positives[0]
         return And(positives, negatives)

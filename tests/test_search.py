@@ -139,6 +139,13 @@ RESEARCH_SECURITY = {"us-security", "jp-quantum"}  # the phrase, in either of th
     ("quantum -title:quantum", {"jp-semis", "us-discovery"}),
     ("research body:-quantum", {"us-security", "eu-open", "eu-ai"}),
     ('quantum title:-"quantum strategy"', {"jp-semis", "us-discovery"}),
+    # A -word excludes from the whole query (web-search style), not only from its neighbour;
+    # inside parentheses, from the whole of them. An explicit NOT keeps FTS5's meaning.
+    ("security OR galaxy -china", {"jp-quantum", "us-discovery"}),
+    ("galaxy -china OR security", {"jp-quantum", "us-discovery"}),
+    ("security OR galaxy NOT china", {"us-security", "jp-quantum", "us-discovery"}),
+    ("(galaxy -telescope) OR quantum", QUANTUM),
+    ("galaxy -telescope OR quantum", {"jp-quantum", "jp-semis"}),
     ("summary:(quantum OR galaxies)", {"jp-quantum"}),
     ("quantum OR galaxy", QUANTUM),
     ("quantum and", {"jp-quantum"}),  # lower-case "and" is a word, as in FTS5

@@ -116,9 +116,11 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
 
     QUERY (one argument or several, joined by spaces) uses SQLite FTS5 syntax: words
     (stemmed, so `fund` finds `funding`), "quoted phrases", AND, OR, NOT in capitals,
-    parentheses, prefix* and title:word (or summary:, body:); `-word` excludes a word, also
-    unquoted (`stiwatch search quantum -computing`), and `-title:word` or `title:-word`
-    excludes items with the word in their title. Punctuation separates words, as in the
+    parentheses, prefix* and title:word (or summary:, body:). `-word` excludes a word from
+    the whole query, as in web search (`a OR b -c` is `(a OR b) NOT c`; inside parentheses,
+    from the whole of them), also unquoted (`stiwatch search quantum -computing`);
+    `-title:word` or `title:-word` excludes items with the word in their title. NOT binds
+    as in FTS5, to the word after it alone (`a OR b NOT c` is `a OR (b NOT c)`). Punctuation separates words, as in the
     items: research-security or U.S. are searched as phrases, `#quantum` as quantum.
     Chinese, Japanese and Korean words of two or more characters match wherever they occur
     in the text (`stiwatch search 研究`), alone or with other words and filters. Ranking is
