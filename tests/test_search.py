@@ -95,6 +95,17 @@ def test_table_and_csv_output(stiwatch, ids):
     assert rows[0]["countries"] == "JP"
 
 
+@pytest.mark.parametrize("limit, footer", [
+    ("2", "2 item(s) (the first 2: raise --limit for more)."),
+    ("3", "3 item(s)."),  # exactly as many as match: no more to raise the limit for
+    ("4", "3 item(s)."),
+])
+def test_footer_hints_at_more_only_when_more_match(stiwatch, ids, limit, footer):
+    result = stiwatch("search", "quantum", "--limit", limit)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == footer
+
+
 def test_no_match_says_so(stiwatch, ids):
     result = stiwatch("search", "fusion", "--country", "JP")
     assert result.exit_code == 0

@@ -152,9 +152,11 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
         since=since,
         until=until,
         policy_only=policy_only,
-        limit=limit,
+        limit=limit + 1,  # one more than shown: whether more match than --limit
         exact=exact,
     )
+    more = len(rows) > limit
+    rows = rows[:limit]
     if fmt == "json":
         echo_json([{c: row[c] for c in COLUMNS} for row in rows])
     elif fmt == "csv":
@@ -164,5 +166,5 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
             (areas, domains, countries, regions, sources, since, until, policy_only)) else "."))
     else:
         echo_results(rows, tty=sys.stdout.isatty())
-        more = "" if len(rows) < limit else f" (the first {limit}: raise --limit for more)"
-        app.echo(f"{len(rows)} item(s){more}.")
+        hint = f" (the first {limit}: raise --limit for more)" if more else ""
+        app.echo(f"{len(rows)} item(s){hint}.")
