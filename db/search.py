@@ -15,7 +15,7 @@ ranks every match.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta, timezone, tzinfo
 import re
 import sqlite3
 from typing import Any, Iterator, Sequence
@@ -403,17 +403,45 @@ def _is_query_error(error: sqlite3.OperationalError) -> bool:
     )
 
 
-def _date_bound(value: str, name: str) -> str:
-    """Check an ISO date (or date-time) given as a filter bound."""
+def time_bound(value: str, name: str, tz: tzinfo = timezone.utc, *,
+               end: bool = False) -> tuple[str, str]:
+    """A ``since`` (``end`` False) or ``until`` (True) filter as an SQL comparison with
+    ``published_at``: (the operator, a UTC timestamp in the store's form, which compares
+    correctly as text with the stored ones).
+
+    A date (YYYY-MM-DD) is a whole day in ``tz``: since its first instant, until (inclusive)
+    the next day's first instant, excluded. A date-time without an offset is read in ``tz``;
+    one with an offset (or Z) is that instant; until includes it. BadQuery names ``name``
+    for anything else."""
     text = value.strip()
+    moment = None
+    # The shape first: fromisoformat also takes 20261123, week dates and other forms.
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?", text):
         try:  # the shape alone lets 2026-13-01 through, which matches nothing, silently
-            datetime.fromisoformat(text)
+            moment = datetime.fromisoformat(text)
         except ValueError:
             pass
-        else:
-            return text.replace(" ", "T")
-    raise BadQuery(f"{name}: {value!r} is not a date (expected YYYY-MM-DD)")
+    if moment is None:
+        raise BadQuery(f"{name}: {value!r} is not a date (expected YYYY-MM-DD)")
+    whole_day = len(text) == 10
+    try:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=tz)
+        if whole_day and end:
+            # The next day's first instant in ``tz`` (not 24 hours later: a day with a DST
+            # change is 23 or 25 hours long).
+            moment = datetime.combine(moment.date() + timedelta(days=1), time(), tz)
+        elif moment.microsecond and not end:
+            # Stored times are whole seconds: since 10:00:00.5 starts at 10:00:01 (and until
+            # 10:00:00.5 ends at 10:00:00, the fraction dropped below).
+            moment += timedelta(microseconds=1_000_000 - moment.microsecond)
+        utc = moment.astimezone(timezone.utc)
+        bound = f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S}Z"  # db.clock's form, years < 1000 too
+    except OverflowError:
+        raise BadQuery(f"{name}: {value!r} is out of range") from None
+    if not end:
+        return ">=", bound
+    return ("<" if whole_day else "<="), bound
 
 
 def _bind(params: dict[str, Any], prefix: str, values: Sequence[str]) -> str:
@@ -481,11 +509,13 @@ class SearchMixin:
         policy_only: bool = False,
         limit: int = 20,
         exact: bool = False,
+        tz: tzinfo = timezone.utc,
     ) -> list[dict[str, Any]]:
         """Items matching ``query`` (FTS5 syntax), best bm25 first, near-duplicates folded.
 
         Filters combine with AND; several values of one filter combine with OR. ``since`` and
-        ``until`` are inclusive dates (YYYY-MM-DD) on ``published_at``. Each row has the item's
+        ``until`` are inclusive bounds on ``published_at``: dates (YYYY-MM-DD, a whole day in
+        ``tz``) or ISO date-times (read in ``tz`` unless they have an offset). Each row has the item's
         id, url, title, source, date, a highlighted ``snippet``, ``score`` (higher is better),
         ``copies`` (near-duplicates folded into it) and its tags as lists. Unless ``exact``,
         a query matching more than RANK_WINDOW items is ranked among the most recent of them.
@@ -514,16 +544,11 @@ class SearchMixin:
         if sources:
             where.append(f"i.source_id IN ({_bind(params, 'source', sources)})")
         if since:
-            params["since"] = _date_bound(since, "since")
-            where.append("i.published_at >= :since")
+            operator, params["since"] = time_bound(since, "since", tz)
+            where.append(f"i.published_at {operator} :since")
         if until:
-            bound = _date_bound(until, "until")
-            # A bare date includes the whole day: compare against the next day's start.
-            if len(bound) == 10:
-                where.append("i.published_at < date(:until, '+1 day')")
-            else:
-                where.append("i.published_at <= :until")
-            params["until"] = bound
+            operator, params["until"] = time_bound(until, "until", tz, end=True)
+            where.append(f"i.published_at {operator} :until")
         terms = list(_terms(tree))
         try:
             latin, cjk = self._matches(tree, terms)
@@ -682,15 +707,18 @@ class SearchMixin:
 
     # -- export -------------------------------------------------------------------------------
 
-    def iter_export(self, *, since: str | None = None, batch: int = 1000) -> Iterator[dict]:
+    def iter_export(self, *, since: str | None = None, tz: tzinfo = timezone.utc,
+                    batch: int = 1000) -> Iterator[dict]:
         """Every item with its tags, in id order, a batch at a time (never all in memory).
 
-        ``since`` keeps items published on or after that date (YYYY-MM-DD); a bad one raises
-        BadQuery here, before the caller has written anything (not at the first row).
+        ``since`` keeps items published on or after that date (YYYY-MM-DD, from the start of
+        that day in ``tz``) or ISO date-time; a bad one raises BadQuery here, before the caller
+        has written anything (not at the first row).
         """
         condition, extra = "1", []
         if since:
-            condition, extra = "i.published_at >= ?", [_date_bound(since, "since")]
+            operator, bound = time_bound(since, "since", tz)
+            condition, extra = f"i.published_at {operator} ?", [bound]
         return self._export_batches(condition, extra, batch)
 
     def _export_batches(self, condition: str, extra: list[Any], batch: int) -> Iterator[dict]:

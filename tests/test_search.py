@@ -228,6 +228,30 @@ def test_bad_filters_are_named(stiwatch, ids, args, message):
     assert result.exit_code == 2 and message in result.output
 
 
+# --since and --until against the DATED items (tests/analysts_store.py), as instants: stored
+# times are UTC ("...Z"); a bound with an offset is that instant, one without is read in the
+# `timezone` setting; until includes the instant it names (a date: the whole day).
+BEFORE_0617 = {"late-17", "tokyo-18", "midnight-23"}
+UTC = {"STIWATCH_TIMEZONE": "UTC"}
+
+
+@pytest.mark.parametrize("env, args, expected", [
+    ({}, ["--since", "2026-11-23T09:00+09:00"], {"midnight-23", "at-0617", "after-0617"}),
+    ({}, ["--since", "2026-11-23T06:17:00.5Z"], {"after-0617"}),
+    ({}, ["--until", "2026-11-23T06:17+00:00"], BEFORE_0617 | {"at-0617"}),
+    ({}, ["--until", "2026-11-23T15:17:00+09:00"], BEFORE_0617 | {"at-0617"}),
+    ({}, ["--until", "2026-11-23T06:16:59Z"], BEFORE_0617),
+    (UTC, ["--until", "2026-11-23T06:17"], BEFORE_0617 | {"at-0617"}),
+    (UTC, ["--since", "2026-11-23 06:17", "--until", "2026-11-23T06:17"], {"at-0617"}),
+    (UTC, ["--since", "2026-11-17", "--until", "2026-11-17"], {"late-17", "tokyo-18"}),
+])
+def test_date_filters_compare_instants(stiwatch, db_path, env, args, expected):
+    ids = analysts_store.build_dated(db_path)
+    result = stiwatch("search", "budget", "--format", "json", *args, env=env)
+    assert result.exit_code == 0, result.output
+    assert {row["id"] for row in json.loads(result.output)} == {ids[key] for key in expected}
+
+
 def test_missing_database_is_a_clear_error(stiwatch, db_path):
     result = stiwatch("search", "quantum")
     assert result.exit_code == 2 and "no such database" in result.output
