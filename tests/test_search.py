@@ -244,12 +244,44 @@ UTC = {"STIWATCH_TIMEZONE": "UTC"}
     (UTC, ["--until", "2026-11-23T06:17"], BEFORE_0617 | {"at-0617"}),
     (UTC, ["--since", "2026-11-23 06:17", "--until", "2026-11-23T06:17"], {"at-0617"}),
     (UTC, ["--since", "2026-11-17", "--until", "2026-11-17"], {"late-17", "tokyo-18"}),
+    # A DATE, and a date-time without an offset, are read in the `timezone` setting
+    # (Asia/Tokyo by default), as the digest and trends count days.
+    ({}, ["--since", "2026-11-18", "--until", "2026-11-18"], {"tokyo-18"}),
+    ({}, ["--since", "2026-11-17", "--until", "2026-11-17"], {"late-17"}),
+    ({}, ["--until", "2026-11-23T15:17"], BEFORE_0617 | {"at-0617"}),
+    ({}, ["--until", "2026-11-23T15:16:59"], BEFORE_0617),
+    ({"STIWATCH_TIMEZONE": "America/New_York"}, ["--since", "2026-11-23"],
+     {"at-0617", "after-0617"}),
 ])
 def test_date_filters_compare_instants(stiwatch, db_path, env, args, expected):
     ids = analysts_store.build_dated(db_path)
     result = stiwatch("search", "budget", "--format", "json", *args, env=env)
     assert result.exit_code == 0, result.output
     assert {row["id"] for row in json.loads(result.output)} == {ids[key] for key in expected}
+
+
+def test_table_dates_are_days_in_the_timezone_setting(stiwatch, db_path):
+    """2026-11-17T16:00Z is 18 Nov in Tokyo (the default), as in the digest; JSON and CSV give
+    the stored UTC time unchanged."""
+    analysts_store.build_dated(db_path)
+    for env, day in (({}, "2026-11-18"), (UTC, "2026-11-17")):
+        result = stiwatch("search", "tokyo", env=env)
+        assert result.exit_code == 0, result.output
+        assert result.output.splitlines()[1].split()[1] == day
+    [row] = search_json(stiwatch, "tokyo")
+    assert row["published_at"] == "2026-11-17T16:00:00Z"
+    result = stiwatch("search", "tokyo", "--format", "csv")
+    assert next(csv.DictReader(io.StringIO(result.output)))["published_at"] == \
+        "2026-11-17T16:00:00Z"
+
+
+def test_an_unknown_timezone_setting_is_named(stiwatch, db_path):
+    analysts_store.build_dated(db_path)
+    result = stiwatch("search", "budget", env={"STIWATCH_TIMEZONE": "Mars/Olympus"})
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        "Error: timezone: unknown time zone 'Mars/Olympus' (use an IANA name such as "
+        "Asia/Tokyo)"]
 
 
 def test_missing_database_is_a_clear_error(stiwatch, db_path):
