@@ -279,9 +279,8 @@ def test_an_unknown_timezone_setting_is_named(stiwatch, db_path):
     analysts_store.build_dated(db_path)
     result = stiwatch("search", "budget", env={"STIWATCH_TIMEZONE": "Mars/Olympus"})
     assert result.exit_code == 2
-    assert result.output.splitlines() == [
-        "Error: timezone: unknown time zone 'Mars/Olympus' (use an IANA name such as "
-        "Asia/Tokyo)"]
+    [line] = result.output.splitlines()
+    assert line.startswith("Error: ") and "timezone" in line.lower() and "'Mars/Olympus'" in line
 
 
 def test_missing_database_is_a_clear_error(stiwatch, db_path):
