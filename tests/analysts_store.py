@@ -128,3 +128,32 @@ def build_dated(path: Path) -> dict[str, int]:
              "published_at": published, "date_source": "feed", "language": "en"}
             for key, published in DATED])
     return {key: item_id for (key, _), (item_id, _) in zip(DATED, saved)}
+
+
+# One story under three URLs (an original and two near-duplicates, each with words of its
+# own) and another story, for the folding of near-duplicates in search:
+# (key, source, published_at, duplicate of, title, body).
+STORIES = [
+    ("original", "mext-news", "2026-11-10T03:00:00Z", None, "Quantum budget rises",
+     "The ministry raised the quantum budget."),
+    ("copy-nsf", "nsf-news", "2026-11-12T03:00:00Z", "original", "Quantum budget rises sharply",
+     "The ministry raised the quantum budget. Analysts call it a windfall."),
+    ("copy-ec", "ec-rtd", "2026-11-09T03:00:00Z", "original", "Parliament: quantum budget rises",
+     "The ministry raised the quantum budget."),
+    ("fusion", "mext-news", "2026-11-11T03:00:00Z", None, "Budget for fusion research",
+     "Fusion research gets a budget of its own."),
+]
+
+
+def build_stories(path: Path) -> dict[str, int]:
+    """A store of the STORIES items, near-duplicates marked as the crawler marks them;
+    returns {key: item id}."""
+    with db.open_store(path) as store:
+        store.sync_sources(SOURCES)
+        ids: dict[str, int] = {}
+        for key, source, published, original, title, body in STORIES:
+            [(ids[key], _)] = store.save_items([{
+                "url": f"https://{source}.example/{key}", "source_id": source, "title": title,
+                "body": body, "published_at": published, "date_source": "feed",
+                "language": "en", "duplicate_of": ids[original] if original else None}])
+    return ids

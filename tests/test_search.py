@@ -57,6 +57,63 @@ def test_duplicates_are_folded_into_their_original(stiwatch, ids):
     assert rows[0]["copies"] == 1
 
 
+# Near-duplicates (STORIES in tests/analysts_store.py: an original, two copies with words of
+# their own, another story): every item is matched and filtered on its own; each story is shown
+# once, as its original when the original matches and meets the filters itself, otherwise as
+# its best-ranked matching copy; `copies` is the story's copies either way, and count_matches
+# counts what is shown.
+@pytest.mark.parametrize("query, filters, expected", [
+    ("quantum", {}, {("original", 2)}),
+    ("windfall", {}, {("copy-nsf", 2)}),  # a word only a copy has
+    ("sharply", {}, {("copy-nsf", 2)}),
+    ("parliament OR windfall", {}, {("copy-ec", 2)}),  # two copies match: the better one
+    ("quantum -windfall", {}, {("original", 2)}),
+    ("quantum", {"sources": ["nsf-news"]}, {("copy-nsf", 2)}),  # a filter only a copy meets
+    ("quantum", {"sources": ["mext-news", "nsf-news"]}, {("original", 2)}),
+    ("quantum", {"until": "2026-11-09"}, {("copy-ec", 2)}),
+    ("quantum", {"since": "2026-11-11"}, {("copy-nsf", 2)}),
+    ("quantum", {"since": "2026-11-13"}, set()),
+    ("budget", {}, {("original", 2), ("fusion", 0)}),
+    ("fusion OR windfall", {}, {("fusion", 0), ("copy-nsf", 2)}),
+    ("budget", {"sources": ["nsf-news", "mext-news"]}, {("original", 2), ("fusion", 0)}),
+])
+def test_near_duplicates_show_each_story_once(db_path, query, filters, expected):
+    import db
+
+    ids = analysts_store.build_stories(db_path)
+    keys = {item_id: key for key, item_id in ids.items()}
+    with db.open_store(db_path, readonly=True) as store:
+        rows = store.search(query, limit=50, **filters)
+        assert {(keys[row["id"]], row["copies"]) for row in rows} == expected
+        for row in rows:
+            assert row["duplicate_of"] == (None if keys[row["id"]] in ("original", "fusion")
+                                           else ids["original"])
+        assert store.count_matches(query, **filters) == len(rows)
+
+
+def test_a_story_found_by_its_copy_shows_the_copy(stiwatch, db_path):
+    ids = analysts_store.build_stories(db_path)
+    result = stiwatch("search", "windfall")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[1].split()[:3] == [str(ids["copy-nsf"]), "2026-11-12", "nsf-news"]
+    assert lines[1].split()[-1] == "+2"
+    assert "**windfall**" in lines[2] and lines[-1] == "1 item(s)."
+    [row] = search_json(stiwatch, "quantum", "--source", "nsf-news")
+    assert (row["id"], row["duplicate_of"], row["copies"]) == (ids["copy-nsf"], ids["original"], 2)
+
+
+def test_the_original_is_shown_even_when_older_than_the_ranking_window(db_path, monkeypatch):
+    import db
+    import db.search
+
+    ids = analysts_store.build_stories(db_path)
+    monkeypatch.setattr(db.search, "RANK_WINDOW", 1)  # only the newest match is ranked
+    with db.open_store(db_path, readonly=True) as store:
+        [row] = store.search("quantum", limit=1)
+    assert (row["id"], row["copies"]) == (ids["original"], 2)
+
+
 def test_filters_by_tags_source_and_dates(stiwatch, ids):
     assert {r["id"] for r in search_json(stiwatch, "quantum", "--country", "jp")} == {
         ids["jp-quantum"], ids["jp-semis"]}

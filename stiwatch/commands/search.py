@@ -15,6 +15,7 @@ from ..app import App, pass_app
 from ..output import echo_csv, echo_json, table
 
 COLUMNS = ["id", "url", "title", "source_id", "source_name", "published_at", "score", "copies",
+           "duplicate_of",
            "policy", "areas", "domains", "countries", "regions", "snippet"]
 
 
@@ -144,14 +145,18 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
     the whole query, as in web search (`a OR b -c` is `(a OR b) NOT c`; inside parentheses,
     from the whole of them), also unquoted (`stiwatch search quantum -computing`);
     `-title:word` or `title:-word` excludes items with the word in their title. NOT binds
-    as in FTS5, to the word after it alone (`a OR b NOT c` is `a OR (b NOT c)`). Punctuation separates words, as in the
-    items: research-security or U.S. are searched as phrases, `#quantum` as quantum.
+    as in FTS5, to the word after it alone (`a OR b NOT c` is `a OR (b NOT c)`).
+    Punctuation separates words, as in the items: research-security or U.S. are searched as
+    phrases, `#quantum` as quantum.
     Chinese, Japanese and Korean words of two or more characters match wherever they occur
     in the text (`stiwatch search 研究`), alone or with other words and filters. Ranking is
     bm25, with title words weighted above summary words above body words; matches are
     **highlighted** in the snippet.
-    Near-duplicates (the same story under other URLs) are folded into their first copy, whose
-    `copies` says how many were folded. A query matching more than 5,000 items is ranked
+    Every item is matched and filtered, near-duplicates (the same story under other URLs)
+    included, and each story is shown once: as its original (the first URL stored) when the
+    original matches the query and the filters itself, otherwise as its best-ranked matching
+    copy (`duplicate_of` in JSON and CSV names the original). `copies` says how many other
+    URLs of the story are folded into the row. A query matching more than 5,000 items is ranked
     among the 5,000 most recently stored matches (fast on millions of items); --exact ranks
     them all. Dates are days in the `timezone` setting (Asia/Tokyo by default), as in the
     digest and `trends`: --since/--until DATE and the table's DATE column; JSON and CSV give
