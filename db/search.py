@@ -1,8 +1,9 @@
 """Reading the store for analysts: full-text search (FTS5, bm25) and a streaming export.
 
 Search is rank-first: FTS5 returns matches already ordered by bm25 (``ORDER BY rank``), the
-filters are checked row by row on that stream, and the loop stops at ``limit``. Snippets, copy
-counts and tags are computed only for the rows returned.
+filters are checked row by row on that stream, and the loop stops at ``limit`` stories (an
+original and its near-duplicates are one story, shown once). Copy counts and tags are computed
+only for the rows returned, snippets for the rows read.
 
 bm25 costs about 5 microseconds per matching row (FTS5 reads each row's positions and size), so a
 word found in 50,000 items would take a quarter of a second to rank. Ranking is therefore done
@@ -15,7 +16,7 @@ ranks every match.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta, timezone, tzinfo
 import re
 import sqlite3
 from typing import Any, Iterator, Sequence
@@ -33,6 +34,9 @@ TAG_FACETS = ("area", "domain", "country", "region")
 LIST_KEYS = {"area": "areas", "domain": "domains", "country": "countries", "region": "regions"}
 
 COLUMNS = ("title", "summary", "body")
+# The columns of a result row as SearchMixin._select reads them.
+RESULT_COLUMNS = ("id", "url", "title", "source_id", "published_at", "language", "duplicate_of",
+                  "snippet", "score", "table")
 CJK_TABLE = "items_fts_cjk"
 # One lexeme: a NEAR group, a quoted phrase (perhaps unterminated, perhaps a prefix), a
 # parenthesis, or a run of anything else up to a space, quote or parenthesis.
@@ -125,6 +129,13 @@ def _bare(raw: str, query: str) -> _Lexeme:
         name, rest = named.groups()
         if name.lower() in COLUMNS:
             column, text = name.lower(), rest
+            # `title:-word` is `-title:word`: the `-` must not be stripped as punctuation,
+            # which would search for the word it was meant to exclude.
+            if text.startswith("-"):
+                if negated:
+                    raise _fail(query, f"{raw!r} has two minus signs: exclude with one, "
+                                f"'-{name}:{text.lstrip('-')}'")
+                negated, text = True, text.lstrip("-")
         elif any(_is_word_char(char) for char in rest):
             raise _fail(query, f"{name!r} in {raw!r} is not a column (a word before a colon "
                         "names a column: title, summary or body; to search for both words, "
@@ -199,12 +210,16 @@ def _lex(query: str) -> list[_Lexeme]:
 
 class _Parser:
     """FTS5's grammar as its documentation gives it (NOT binds tighter than AND, AND than OR;
-    words side by side are ANDed), plus `-word`: excluded from the words around it."""
+    words side by side are ANDed), plus `-word`, web-search style: excluded from the whole
+    query, or from the whole of the parentheses it is written in (`a OR b -c` is
+    `(a OR b) NOT c`, where FTS5's NOT would bind to `b` alone)."""
 
     def __init__(self, query: str) -> None:
         self.query = query
         self.lexemes = _lex(query)
         self.at = 0
+        # The `-word`s of each group being parsed (the query, then each open parenthesis).
+        self.excluded: list[list[Any]] = []
 
     def peek(self) -> str | None:
         return self.lexemes[self.at].kind if self.at < len(self.lexemes) else None
@@ -221,14 +236,24 @@ class _Parser:
         return node
 
     def parse_or(self) -> Any:
+        """A group: ORed AND-groups, then the group's `-word`s excluded from all of them."""
+        self.excluded.append([])
         nodes = [self.parse_and(None)]
         while self.peek() == "OR":
             self.at += 1
             nodes.append(self.parse_and("OR"))
-        return nodes[0] if len(nodes) == 1 else Or(tuple(nodes))
+        node = nodes[0] if len(nodes) == 1 else Or(tuple(nodes))
+        excluded = self.excluded.pop()
+        if not excluded:
+            return node
+        if isinstance(node, And):  # `a NOT b -c`: one And, as `a b -c` always was
+            return And(node.positives, node.negatives + tuple(excluded))
+        return And((node,), tuple(excluded))
 
     def parse_and(self, after: str | None) -> Any:
-        items: list[tuple[bool, str, Any]] = []
+        """Words side by side or joined by AND, with their NOTs; a `-word` goes to the
+        group's exclusions (``self.excluded``)."""
+        items: list[tuple[str, str, Any]] = []  # ("+", "NOT" or "-", the text, the node)
         while self.peek() not in (None, ")", "OR"):
             kind = self.peek()
             if kind in ("AND", "NOT"):
@@ -241,20 +266,22 @@ class _Parser:
                     negated, raw, node = self.parse_primary()
                     if negated:
                         raise self.fail(f"{raw!r} after NOT: use NOT or -, not both")
-                    items.append((True, raw, node))
+                    items.append(("NOT", raw, node))
                 continue
-            items.append(self.parse_primary())
+            negated, raw, node = self.parse_primary()
+            items.append(("-" if negated else "+", raw, node))
         if not items:
             if after:
                 raise self.fail(f"{after} has no word after it")
             raise self.fail("OR has no word before it" if self.peek() == "OR"
                             else "it has no word to search for")
-        positives = tuple(node for negated, _, node in items if not negated)
-        negatives = tuple(node for negated, _, node in items if negated)
+        positives = tuple(node for sign, _, node in items if sign == "+")
+        negatives = tuple(node for sign, _, node in items if sign == "NOT")
         if not positives:
             raw = items[0][1]
             raise self.fail(f"{raw!r} only excludes: add a word to search for, e.g. "
                             f"'research {raw}'")
+        self.excluded[-1].extend(node for sign, _, node in items if sign == "-")
         if not negatives and len(positives) == 1:
             return positives[0]
         return And(positives, negatives)
@@ -380,17 +407,45 @@ def _is_query_error(error: sqlite3.OperationalError) -> bool:
     )
 
 
-def _date_bound(value: str, name: str) -> str:
-    """Check an ISO date (or date-time) given as a filter bound."""
+def time_bound(value: str, name: str, tz: tzinfo = timezone.utc, *,
+               end: bool = False) -> tuple[str, str]:
+    """A ``since`` (``end`` False) or ``until`` (True) filter as an SQL comparison with
+    ``published_at``: (the operator, a UTC timestamp in the store's form, which compares
+    correctly as text with the stored ones).
+
+    A date (YYYY-MM-DD) is a whole day in ``tz``: since its first instant, until (inclusive)
+    the next day's first instant, excluded. A date-time without an offset is read in ``tz``;
+    one with an offset (or Z) is that instant; until includes it. BadQuery names ``name``
+    for anything else."""
     text = value.strip()
+    moment = None
+    # The shape first: fromisoformat also takes 20261123, week dates and other forms.
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?", text):
         try:  # the shape alone lets 2026-13-01 through, which matches nothing, silently
-            datetime.fromisoformat(text)
+            moment = datetime.fromisoformat(text)
         except ValueError:
             pass
-        else:
-            return text.replace(" ", "T")
-    raise BadQuery(f"{name}: {value!r} is not a date (expected YYYY-MM-DD)")
+    if moment is None:
+        raise BadQuery(f"{name}: {value!r} is not a date (expected YYYY-MM-DD)")
+    whole_day = len(text) == 10
+    try:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=tz)
+        if whole_day and end:
+            # The next day's first instant in ``tz`` (not 24 hours later: a day with a DST
+            # change is 23 or 25 hours long).
+            moment = datetime.combine(moment.date() + timedelta(days=1), time(), tz)
+        elif moment.microsecond and not end:
+            # Stored times are whole seconds: since 10:00:00.5 starts at 10:00:01 (and until
+            # 10:00:00.5 ends at 10:00:00, the fraction dropped below).
+            moment += timedelta(microseconds=1_000_000 - moment.microsecond)
+        utc = moment.astimezone(timezone.utc)
+        bound = f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S}Z"  # db.clock's form, years < 1000 too
+    except OverflowError:
+        raise BadQuery(f"{name}: {value!r} is out of range") from None
+    if not end:
+        return ">=", bound
+    return ("<" if whole_day else "<="), bound
 
 
 def _bind(params: dict[str, Any], prefix: str, values: Sequence[str]) -> str:
@@ -443,6 +498,43 @@ def _cjk_snippets(conn: sqlite3.Connection, rows: list[dict[str, Any]],
             "…" if start + width < len(text) else "")
 
 
+Table = tuple[str, str, list[str]]  # an FTS5 table, the query for it, the conditions on items
+
+
+def _filters(
+    areas: Sequence[str], domains: Sequence[str], countries: Sequence[str],
+    regions: Sequence[str], sources: Sequence[str], since: str | None, until: str | None,
+    policy_only: bool, tz: tzinfo,
+) -> tuple[list[str], dict[str, Any]]:
+    """SQL conditions on the item ``i`` for search's filters, and their parameters."""
+    where: list[str] = []
+    params: dict[str, Any] = {}
+    for facet, values in (("area", areas), ("domain", domains), ("country", countries),
+                          ("region", regions)):
+        if values:
+            where.append(
+                f"EXISTS (SELECT 1 FROM tags t WHERE t.item_id = i.id AND t.facet = "
+                f"'{facet}' AND t.value IN ({_bind(params, facet, values)}))"
+            )
+    if policy_only:
+        where.append("EXISTS (SELECT 1 FROM tags t WHERE t.item_id = i.id "
+                     "AND t.facet = 'policy' AND t.value = '1')")
+    if sources:
+        where.append(f"i.source_id IN ({_bind(params, 'source', sources)})")
+    if since:
+        operator, params["since"] = time_bound(since, "since", tz)
+        where.append(f"i.published_at {operator} :since")
+    if until:
+        operator, params["until"] = time_bound(until, "until", tz, end=True)
+        where.append(f"i.published_at {operator} :until")
+    return where, params
+
+
+def _story(row: dict[str, Any]) -> int:
+    """The story a result row belongs to: its original's id (its own for an original)."""
+    return row["duplicate_of"] or row["id"]
+
+
 class SearchMixin:
     def search(
         self,
@@ -458,14 +550,24 @@ class SearchMixin:
         policy_only: bool = False,
         limit: int = 20,
         exact: bool = False,
+        tz: tzinfo = timezone.utc,
     ) -> list[dict[str, Any]]:
-        """Items matching ``query`` (FTS5 syntax), best bm25 first, near-duplicates folded.
+        """Stories matching ``query`` (FTS5 syntax), best bm25 first, each shown once.
+
+        Every item, original or near-duplicate, is matched and filtered on its own. A story
+        (an original and its near-duplicates) is shown once: as its original when the
+        original matches the query and the filters itself, otherwise as its best-ranked
+        matching copy (whose ``duplicate_of`` names the original). Stories are ranked by their
+        best-ranked matching item, whose bm25 is the row's ``score`` (higher is better).
 
         Filters combine with AND; several values of one filter combine with OR. ``since`` and
-        ``until`` are inclusive dates (YYYY-MM-DD) on ``published_at``. Each row has the item's
-        id, url, title, source, date, a highlighted ``snippet``, ``score`` (higher is better),
-        ``copies`` (near-duplicates folded into it) and its tags as lists. Unless ``exact``,
-        a query matching more than RANK_WINDOW items is ranked among the most recent of them.
+        ``until`` are inclusive bounds on ``published_at``: dates (YYYY-MM-DD, a whole day in
+        ``tz``) or ISO date-times (read in ``tz`` unless they have an offset). Each row has the
+        item's id, url, title, source, date, ``duplicate_of``, a highlighted ``snippet``,
+        ``score``, ``copies`` (how many near-duplicates its story has: as many other items of
+        the story are folded into the row, whichever of them it is) and its tags as lists.
+        Unless ``exact``, a query matching more than RANK_WINDOW items is ranked among the most
+        recent of them.
 
         Items containing CJK letters are searched in items_fts_cjk, the others in items_fts
         (where a CJK word matches nothing: `quantum OR 量子` finds English items by `quantum`);
@@ -476,52 +578,45 @@ class SearchMixin:
         if limit < 1:
             raise BadQuery(f"limit must be at least 1, not {limit}")
         tree = parse_query(query)
-        where = ["i.duplicate_of IS NULL"]
-        params: dict[str, Any] = {"ranking": RANKING, "limit": limit}
-        for facet, values in (("area", areas), ("domain", domains), ("country", countries),
-                              ("region", regions)):
-            if values:
-                where.append(
-                    f"EXISTS (SELECT 1 FROM tags t WHERE t.item_id = i.id AND t.facet = "
-                    f"'{facet}' AND t.value IN ({_bind(params, facet, values)}))"
-                )
-        if policy_only:
-            where.append("EXISTS (SELECT 1 FROM tags t WHERE t.item_id = i.id "
-                         "AND t.facet = 'policy' AND t.value = '1')")
-        if sources:
-            where.append(f"i.source_id IN ({_bind(params, 'source', sources)})")
-        if since:
-            params["since"] = _date_bound(since, "since")
-            where.append("i.published_at >= :since")
-        if until:
-            bound = _date_bound(until, "until")
-            # A bare date includes the whole day: compare against the next day's start.
-            if len(bound) == 10:
-                where.append("i.published_at < date(:until, '+1 day')")
-            else:
-                where.append("i.published_at <= :until")
-            params["until"] = bound
+        where, params = _filters(areas, domains, countries, regions, sources, since, until,
+                                 policy_only, tz)
+        params["ranking"] = RANKING
         terms = list(_terms(tree))
         try:
-            latin, cjk = self._matches(tree, terms)
-            rows = []
-            if latin is not None:
-                extra = ([f"NOT EXISTS (SELECT 1 FROM {CJK_TABLE} c WHERE c.rowid = i.id)"]
-                         if cjk is not None else [])
-                rows = self._ranked("items_fts", latin, where + extra, params, limit, exact)
-            if cjk is not None:
-                found = self._ranked(CJK_TABLE, cjk, where, params, limit, exact)
-                rows = sorted(rows + found, key=lambda row: -row["score"])[:limit]
-                # snippets only for the CJK rows the merge kept
-                ours = {id(row) for row in found}
-                _cjk_snippets(self.conn, [row for row in rows if id(row) in ours],
-                              [t for t, positive in terms if positive])
+            tables = self._tables(tree, terms, where)
+            best: dict[int, dict[str, Any]] = {}  # the best-ranked matching item per story
+            for table, match, conditions in tables:
+                for row in self._ranked(table, match, conditions, params, limit, exact):
+                    kept = best.get(_story(row))
+                    if kept is None or row["score"] > kept["score"]:
+                        best[_story(row)] = row
+            rows = sorted(best.values(), key=lambda row: -row["score"])[:limit]
+            self._show_originals(rows, tables, params)
+            # items_fts_cjk's text is character pairs: its rows get a snippet of their text
+            _cjk_snippets(self.conn, [row for row in rows if row["table"] == CJK_TABLE],
+                          [t for t, positive in terms if positive])
         except sqlite3.OperationalError as error:
             if _is_query_error(error):
                 raise _explain(error, query) from None
             raise
+        for row in rows:
+            del row["table"]
         self._decorate(rows)
         return rows
+
+    def _tables(self, tree: Any, terms: list[tuple[Term, bool]], where: list[str]
+                ) -> list[Table]:
+        """The FTS5 tables a query searches, each with its query and the conditions on items
+        (CJK items only in items_fts_cjk where both take part)."""
+        latin, cjk = self._matches(tree, terms)
+        tables: list[Table] = []
+        if latin is not None:
+            extra = ([f"NOT EXISTS (SELECT 1 FROM {CJK_TABLE} c WHERE c.rowid = i.id)"]
+                     if cjk is not None else [])
+            tables.append(("items_fts", latin, where + extra))
+        if cjk is not None:
+            tables.append((CJK_TABLE, cjk, where))
+        return tables
 
     def _matches(self, tree: Any, terms: list[tuple[Term, bool]]
                  ) -> tuple[str | None, str | None]:
@@ -538,31 +633,75 @@ class SearchMixin:
         return any(term.cjk for term, _ in terms) or self.conn.execute(
             f"SELECT 1 FROM {CJK_TABLE} LIMIT 1").fetchone() is not None
 
-    def _ranked(self, table: str, match: str, where: list[str], params: dict[str, Any],
-                limit: int, exact: bool) -> list[dict[str, Any]]:
-        """The ``limit`` best matches of ``match`` in the FTS5 ``table`` meeting ``where``."""
+    @staticmethod
+    def _select(table: str, conditions: list[str], *, ranked: bool = True) -> str:
+        """SQL for the items matching ``:q`` in the FTS5 ``table`` and meeting ``conditions``,
+        with their bm25 score (best first if the caller adds ORDER BY); ``ranked`` False
+        leaves the score NULL, for a lookup by rowid: bm25 counts the items holding each term
+        again at every lookup (milliseconds for a common word)."""
         open_, close = HIGHLIGHT
-        # items_fts_cjk's text is character pairs: its rows get a snippet of the item's text.
+        # items_fts_cjk's text is character pairs: its rows get a snippet later (_cjk_snippets)
         snippet = (f"snippet({table}, -1, '{open_}', '{close}', '…', 24)"
                    if table == "items_fts" else "NULL")
-        conditions = [f"{table} MATCH :q", f"{table}.rank MATCH :ranking", *where]
-        sql = f"""
+        conditions = [f"{table} MATCH :q", *conditions]
+        if ranked:
+            conditions.insert(1, f"{table}.rank MATCH :ranking")
+        return f"""
             SELECT i.id, i.url, i.title, i.source_id, i.published_at, i.language,
-                   {snippet} AS snippet, -{table}.rank AS score
+                   i.duplicate_of, {snippet} AS snippet,
+                   {f"-{table}.rank" if ranked else "NULL"} AS score, '{table}' AS "table"
             FROM {table} CROSS JOIN items i ON i.id = {table}.rowid
-            WHERE {' AND '.join(conditions)}
-            ORDER BY {table}.rank
-            LIMIT :limit
-        """
+            WHERE {' AND '.join(conditions)}"""
+
+    def _ranked(self, table: str, match: str, where: list[str], params: dict[str, Any],
+                limit: int, exact: bool) -> list[dict[str, Any]]:
+        """The best-ranked match of each of the ``limit`` best stories among the matches of
+        ``match`` in the FTS5 ``table`` meeting ``where``, best first."""
+        sql = self._select(table, where) + f" ORDER BY {table}.rank"
         params = {**params, "q": match}
         floor = None if exact else self._rank_floor(match, table)
         rows = []
         if floor is not None:
             windowed = sql.replace("WHERE ", f"WHERE {table}.rowid >= :floor AND ", 1)
-            rows = self._rows(windowed, {**params, "floor": floor})
+            rows = self._stories(windowed, {**params, "floor": floor}, limit)
         if floor is None or len(rows) < limit:
-            rows = self._rows(sql, params)
+            rows = self._stories(sql, params, limit)
         return rows
+
+    def _stories(self, sql: str, params: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+        """The first row of each story in the rows of ``sql`` (best first), up to ``limit``
+        stories: the rows are read one at a time and no further than needed."""
+        rows: dict[int, dict[str, Any]] = {}
+        cursor = self.conn.execute(sql, params)
+        try:
+            for values in cursor:
+                row = dict(zip(RESULT_COLUMNS, values))
+                rows.setdefault(_story(row), row)
+                if len(rows) == limit:
+                    break
+        finally:
+            cursor.close()
+        return list(rows.values())
+
+    def _show_originals(self, rows: list[dict[str, Any]], tables: list[Table],
+                        params: dict[str, Any]) -> None:
+        """Where a story's best-ranked match is a copy, show its original instead if the
+        original matches the query and the filters itself (in place). The story keeps its
+        place and score, its best match's. Looked up by id: the original may be older than
+        the ranking window."""
+        wanted = {row["duplicate_of"]: n for n, row in enumerate(rows) if row["duplicate_of"]}
+        for table, match, conditions in tables:
+            if not wanted:
+                return
+            found = {**params, "q": match}
+            marks = _bind(found, "original", list(wanted))
+            sql = self._select(table, [*conditions, f"{table}.rowid IN ({marks})"],
+                               ranked=False)
+            for values in self.conn.execute(sql, found):
+                original = dict(zip(RESULT_COLUMNS, values))
+                n = wanted.pop(original["id"])
+                original["score"] = rows[n]["score"]
+                rows[n] = original
 
     def _rank_floor(self, match: str, table: str = "items_fts") -> int | None:
         """The rowid of the RANK_WINDOW-th most recent match, or None if there are fewer.
@@ -588,34 +727,43 @@ class SearchMixin:
         ).fetchone()
         return None if row is None else row[0]
 
-    def _rows(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        columns = ("id", "url", "title", "source_id", "published_at", "language", "snippet",
-                   "score")
-        return [dict(zip(columns, row)) for row in self.conn.execute(sql, params)]
-
-    def count_matches(self, query: str) -> int:
-        """How many items (duplicates included) match ``query``: for benchmarks and hints."""
+    def count_matches(
+        self,
+        query: str,
+        *,
+        areas: Sequence[str] = (),
+        domains: Sequence[str] = (),
+        countries: Sequence[str] = (),
+        regions: Sequence[str] = (),
+        sources: Sequence[str] = (),
+        since: str | None = None,
+        until: str | None = None,
+        policy_only: bool = False,
+        tz: tzinfo = timezone.utc,
+    ) -> int:
+        """How many stories ``search`` finds for ``query`` with these filters, with no limit:
+        the rows it would show (an original and its near-duplicates count once)."""
         if not query or not query.strip():
             raise BadQuery("empty search query: give at least one word")
         tree = parse_query(query)
-        count = 0
+        where, params = _filters(areas, domains, countries, regions, sources, since, until,
+                                 policy_only, tz)
         try:
-            latin, cjk = self._matches(tree, list(_terms(tree)))
-            if latin is not None:
-                count += self.conn.execute(
-                    "SELECT count(*) FROM items_fts WHERE items_fts MATCH ?" + (
-                        f" AND rowid NOT IN (SELECT rowid FROM {CJK_TABLE})"
-                        if cjk is not None else ""),
-                    [latin]).fetchone()[0]
-            if cjk is not None:
-                count += self.conn.execute(
-                    f"SELECT count(*) FROM {CJK_TABLE} WHERE {CJK_TABLE} MATCH ?",
-                    [cjk]).fetchone()[0]
+            parts = []
+            for n, (table, match, conditions) in enumerate(
+                    self._tables(tree, list(_terms(tree)), where)):
+                params[f"q{n}"] = match
+                parts.append(
+                    f"SELECT coalesce(i.duplicate_of, i.id) AS story FROM {table} CROSS JOIN "
+                    f"items i ON i.id = {table}.rowid WHERE "
+                    + " AND ".join([f"{table} MATCH :q{n}", *conditions]))
+            return self.conn.execute(
+                f"SELECT count(DISTINCT story) FROM ({' UNION ALL '.join(parts)})", params
+            ).fetchone()[0]
         except sqlite3.OperationalError as error:
             if _is_query_error(error):
                 raise _explain(error, query) from None
             raise
-        return count
 
     def _decorate(self, rows: list[dict[str, Any]]) -> None:
         """Add source names, copy counts and tags to a page of result rows (in place)."""
@@ -624,15 +772,18 @@ class SearchMixin:
         ids = [row["id"] for row in rows]
         marks = ", ".join("?" for _ in ids)
         by_id = {row["id"]: row for row in rows}
+        by_story = {_story(row): row for row in rows}
         for row in rows:
             row["score"] = round(row["score"], 3)
             row["copies"] = 0
             row["source_name"] = None
-        for item_id, copies in self.conn.execute(
-            f"SELECT duplicate_of, count(*) FROM items WHERE duplicate_of IN ({marks}) "
-            "GROUP BY duplicate_of", ids
+        # The same number whichever of its items stands for a story: an original folds its
+        # copies, a copy shown folds the original and the other copies.
+        for story, copies in self.conn.execute(
+            f"SELECT duplicate_of, count(*) FROM items WHERE duplicate_of IN "
+            f"({', '.join('?' for _ in by_story)}) GROUP BY duplicate_of", list(by_story)
         ):
-            by_id[item_id]["copies"] = copies
+            by_story[story]["copies"] = copies
         for item_id, name in self.conn.execute(
             f"SELECT i.id, s.name FROM items i JOIN sources s ON s.id = i.source_id "
             f"WHERE i.id IN ({marks})", ids
@@ -659,15 +810,18 @@ class SearchMixin:
 
     # -- export -------------------------------------------------------------------------------
 
-    def iter_export(self, *, since: str | None = None, batch: int = 1000) -> Iterator[dict]:
+    def iter_export(self, *, since: str | None = None, tz: tzinfo = timezone.utc,
+                    batch: int = 1000) -> Iterator[dict]:
         """Every item with its tags, in id order, a batch at a time (never all in memory).
 
-        ``since`` keeps items published on or after that date (YYYY-MM-DD); a bad one raises
-        BadQuery here, before the caller has written anything (not at the first row).
+        ``since`` keeps items published on or after that date (YYYY-MM-DD, from the start of
+        that day in ``tz``) or ISO date-time; a bad one raises BadQuery here, before the caller
+        has written anything (not at the first row).
         """
         condition, extra = "1", []
         if since:
-            condition, extra = "i.published_at >= ?", [_date_bound(since, "since")]
+            operator, bound = time_bound(since, "since", tz)
+            condition, extra = f"i.published_at {operator} ?", [bound]
         return self._export_batches(condition, extra, batch)
 
     def _export_batches(self, condition: str, extra: list[Any], batch: int) -> Iterator[dict]:

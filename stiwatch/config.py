@@ -216,7 +216,8 @@ SETTINGS: tuple[Setting, ...] = (
             "score at least this is tagged even where the trained model disagrees; above 1 "
             "leaves areas to the model everywhere.", _float, minimum=0),
     # -- digests
-    Setting("timezone", "Asia/Tokyo", "Time zone whose ISO weeks digests cover.",
+    Setting("timezone", "Asia/Tokyo", "Time zone whose ISO weeks digests and trends cover, "
+            "and of the days search and export filter by and search shows.",
             check=TimeZoneName()),
     Setting("digest_section_cap", 8, "Items shown per digest section at most.", _int, minimum=1),
     Setting("outbox", "outbox", "Folder for .eml files when no SMTP host is set (or --dry-run)."),

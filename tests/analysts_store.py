@@ -103,3 +103,57 @@ def build(path: Path) -> dict[str, int]:
         run = store.start_crawl_run()
         store.finish_crawl_run(run, "partial", {"new": 7, "errors": 1})
     return ids
+
+
+# Items at fixed instants around day boundaries, for the date filters: (key, published_at).
+# In Asia/Tokyo (UTC+9, the default `timezone`) tokyo-18 is on 18 Nov and late-17 on 17 Nov,
+# though both are on 17 Nov in UTC; at-0617 is 15:17 in Tokyo.
+DATED = [
+    ("late-17", "2026-11-17T14:59:59Z"),
+    ("tokyo-18", "2026-11-17T16:00:00Z"),
+    ("midnight-23", "2026-11-23T00:00:00Z"),
+    ("at-0617", "2026-11-23T06:17:00Z"),
+    ("after-0617", "2026-11-23T06:17:01Z"),
+]
+
+
+def build_dated(path: Path) -> dict[str, int]:
+    """A store of the DATED items (one source, each titled "Budget news <key>"); returns
+    {key: item id}."""
+    with db.open_store(path) as store:
+        store.sync_sources(SOURCES[:1])
+        saved = store.save_items([
+            {"url": f"https://mext-news.example/{key}", "source_id": "mext-news",
+             "title": f"Budget news {key}", "body": "The budget was announced.",
+             "published_at": published, "date_source": "feed", "language": "en"}
+            for key, published in DATED])
+    return {key: item_id for (key, _), (item_id, _) in zip(DATED, saved)}
+
+
+# One story under three URLs (an original and two near-duplicates, each with words of its
+# own) and another story, for the folding of near-duplicates in search:
+# (key, source, published_at, duplicate of, title, body).
+STORIES = [
+    ("original", "mext-news", "2026-11-10T03:00:00Z", None, "Quantum budget rises",
+     "The ministry raised the quantum budget."),
+    ("copy-nsf", "nsf-news", "2026-11-12T03:00:00Z", "original", "Quantum budget rises sharply",
+     "The ministry raised the quantum budget. Analysts call it a windfall."),
+    ("copy-ec", "ec-rtd", "2026-11-09T03:00:00Z", "original", "Parliament: quantum budget rises",
+     "The ministry raised the quantum budget."),
+    ("fusion", "mext-news", "2026-11-11T03:00:00Z", None, "Budget for fusion research",
+     "Fusion research gets a budget of its own."),
+]
+
+
+def build_stories(path: Path) -> dict[str, int]:
+    """A store of the STORIES items, near-duplicates marked as the crawler marks them;
+    returns {key: item id}."""
+    with db.open_store(path) as store:
+        store.sync_sources(SOURCES)
+        ids: dict[str, int] = {}
+        for key, source, published, original, title, body in STORIES:
+            [(ids[key], _)] = store.save_items([{
+                "url": f"https://{source}.example/{key}", "source_id": source, "title": title,
+                "body": body, "published_at": published, "date_source": "feed",
+                "language": "en", "duplicate_of": ids[original] if original else None}])
+    return ids

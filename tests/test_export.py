@@ -46,6 +46,22 @@ def test_csv_to_a_file_with_since(stiwatch, ids, tmp_path):
     assert not list(tmp_path.glob(".items.csv.*"))  # no temporary file left behind
 
 
+@pytest.mark.parametrize("env, since, expected", [
+    ({}, "2026-11-18", ["tokyo-18", "midnight-23", "at-0617", "after-0617"]),  # Asia/Tokyo
+    ({"STIWATCH_TIMEZONE": "UTC"}, "2026-11-18", ["midnight-23", "at-0617", "after-0617"]),
+    ({}, "2026-11-23T06:17:00Z", ["at-0617", "after-0617"]),
+    ({}, "2026-11-23T06:17:00+00:00", ["at-0617", "after-0617"]),
+])
+def test_since_is_a_day_in_the_timezone_setting(stiwatch, db_path, env, since, expected):
+    ids = analysts_store.build_dated(db_path)
+    result = stiwatch("export", "--format", "jsonl", "--since", since, env=env)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [row["id"] for row in rows] == [ids[key] for key in expected]
+    published = dict(analysts_store.DATED)
+    assert [row["published_at"] for row in rows] == [published[key] for key in expected]
+
+
 def test_export_streams_in_batches(db_path):
     """More items than one batch: all come out, in order, each with its own tags."""
     import db

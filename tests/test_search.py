@@ -57,6 +57,63 @@ def test_duplicates_are_folded_into_their_original(stiwatch, ids):
     assert rows[0]["copies"] == 1
 
 
+# Near-duplicates (STORIES in tests/analysts_store.py: an original, two copies with words of
+# their own, another story): every item is matched and filtered on its own; each story is shown
+# once, as its original when the original matches and meets the filters itself, otherwise as
+# its best-ranked matching copy; `copies` is the story's copies either way, and count_matches
+# counts what is shown.
+@pytest.mark.parametrize("query, filters, expected", [
+    ("quantum", {}, {("original", 2)}),
+    ("windfall", {}, {("copy-nsf", 2)}),  # a word only a copy has
+    ("sharply", {}, {("copy-nsf", 2)}),
+    ("parliament OR windfall", {}, {("copy-ec", 2)}),  # two copies match: the better one
+    ("quantum -windfall", {}, {("original", 2)}),
+    ("quantum", {"sources": ["nsf-news"]}, {("copy-nsf", 2)}),  # a filter only a copy meets
+    ("quantum", {"sources": ["mext-news", "nsf-news"]}, {("original", 2)}),
+    ("quantum", {"until": "2026-11-09"}, {("copy-ec", 2)}),
+    ("quantum", {"since": "2026-11-11"}, {("copy-nsf", 2)}),
+    ("quantum", {"since": "2026-11-13"}, set()),
+    ("budget", {}, {("original", 2), ("fusion", 0)}),
+    ("fusion OR windfall", {}, {("fusion", 0), ("copy-nsf", 2)}),
+    ("budget", {"sources": ["nsf-news", "mext-news"]}, {("original", 2), ("fusion", 0)}),
+])
+def test_near_duplicates_show_each_story_once(db_path, query, filters, expected):
+    import db
+
+    ids = analysts_store.build_stories(db_path)
+    keys = {item_id: key for key, item_id in ids.items()}
+    with db.open_store(db_path, readonly=True) as store:
+        rows = store.search(query, limit=50, **filters)
+        assert {(keys[row["id"]], row["copies"]) for row in rows} == expected
+        for row in rows:
+            assert row["duplicate_of"] == (None if keys[row["id"]] in ("original", "fusion")
+                                           else ids["original"])
+        assert store.count_matches(query, **filters) == len(rows)
+
+
+def test_a_story_found_by_its_copy_shows_the_copy(stiwatch, db_path):
+    ids = analysts_store.build_stories(db_path)
+    result = stiwatch("search", "windfall")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[1].split()[:3] == [str(ids["copy-nsf"]), "2026-11-12", "nsf-news"]
+    assert lines[1].split()[-1] == "+2"
+    assert "**windfall**" in lines[2] and lines[-1] == "1 item(s)."
+    [row] = search_json(stiwatch, "quantum", "--source", "nsf-news")
+    assert (row["id"], row["duplicate_of"], row["copies"]) == (ids["copy-nsf"], ids["original"], 2)
+
+
+def test_the_original_is_shown_even_when_older_than_the_ranking_window(db_path, monkeypatch):
+    import db
+    import db.search
+
+    ids = analysts_store.build_stories(db_path)
+    monkeypatch.setattr(db.search, "RANK_WINDOW", 1)  # only the newest match is ranked
+    with db.open_store(db_path, readonly=True) as store:
+        [row] = store.search("quantum", limit=1)
+    assert (row["id"], row["copies"]) == (ids["original"], 2)
+
+
 def test_filters_by_tags_source_and_dates(stiwatch, ids):
     assert {r["id"] for r in search_json(stiwatch, "quantum", "--country", "jp")} == {
         ids["jp-quantum"], ids["jp-semis"]}
@@ -93,6 +150,17 @@ def test_table_and_csv_output(stiwatch, ids):
     rows = list(csv.DictReader(io.StringIO(result.output)))
     assert rows[0]["title"] == "Japan launches national quantum strategy"
     assert rows[0]["countries"] == "JP"
+
+
+@pytest.mark.parametrize("limit, footer", [
+    ("2", "2 item(s) (the first 2: raise --limit for more)."),
+    ("3", "3 item(s)."),  # exactly as many as match: no more to raise the limit for
+    ("4", "3 item(s)."),
+])
+def test_footer_hints_at_more_only_when_more_match(stiwatch, ids, limit, footer):
+    result = stiwatch("search", "quantum", "--limit", limit)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == footer
 
 
 def test_no_match_says_so(stiwatch, ids):
@@ -134,6 +202,18 @@ RESEARCH_SECURITY = {"us-security", "jp-quantum"}  # the phrase, in either of th
     ("semicond*", {"jp-semis"}),
     ("#semicond*", {"jp-semis"}),
     ("title:quantum", {"jp-quantum"}),
+    # `column:-word` excludes, like `-column:word` (the `-` is not punctuation to drop).
+    ("quantum title:-quantum", {"jp-semis", "us-discovery"}),
+    ("quantum -title:quantum", {"jp-semis", "us-discovery"}),
+    ("research body:-quantum", {"us-security", "eu-open", "eu-ai"}),
+    ('quantum title:-"quantum strategy"', {"jp-semis", "us-discovery"}),
+    # A -word excludes from the whole query (web-search style), not only from its neighbour;
+    # inside parentheses, from the whole of them. An explicit NOT keeps FTS5's meaning.
+    ("security OR galaxy -china", {"jp-quantum", "us-discovery"}),
+    ("galaxy -china OR security", {"jp-quantum", "us-discovery"}),
+    ("security OR galaxy NOT china", {"us-security", "jp-quantum", "us-discovery"}),
+    ("(galaxy -telescope) OR quantum", QUANTUM),
+    ("galaxy -telescope OR quantum", {"jp-quantum", "jp-semis"}),
     ("summary:(quantum OR galaxies)", {"jp-quantum"}),
     ("quantum OR galaxy", QUANTUM),
     ("quantum and", {"jp-quantum"}),  # lower-case "and" is a word, as in FTS5
@@ -150,7 +230,8 @@ def test_query_translation(db_path, ids, query, expected):
 
 @pytest.mark.parametrize("query", ['quantum AND (', '"unfinished phrase', "foo:bar", "AND",
                                    "   ", "-china", "quantum OR -computing", "()", "quantum)",
-                                   "#", "quantum NOT -computing", "title:"])
+                                   "#", "quantum NOT -computing", "title:",
+                                   "title:-quantum", "quantum -title:-computing"])
 def test_bad_queries_get_one_clear_line_and_exit_2(stiwatch, ids, query):
     result = stiwatch("search", "--", query)
     assert result.exit_code == 2
@@ -202,6 +283,61 @@ def test_a_lone_minus_word_says_what_to_add(stiwatch, ids):
 def test_bad_filters_are_named(stiwatch, ids, args, message):
     result = stiwatch("search", "quantum", *args)
     assert result.exit_code == 2 and message in result.output
+
+
+# --since and --until against the DATED items (tests/analysts_store.py), as instants: stored
+# times are UTC ("...Z"); a bound with an offset is that instant, one without is read in the
+# `timezone` setting; until includes the instant it names (a date: the whole day).
+BEFORE_0617 = {"late-17", "tokyo-18", "midnight-23"}
+UTC = {"STIWATCH_TIMEZONE": "UTC"}
+
+
+@pytest.mark.parametrize("env, args, expected", [
+    ({}, ["--since", "2026-11-23T09:00+09:00"], {"midnight-23", "at-0617", "after-0617"}),
+    ({}, ["--since", "2026-11-23T06:17:00.5Z"], {"after-0617"}),
+    ({}, ["--until", "2026-11-23T06:17+00:00"], BEFORE_0617 | {"at-0617"}),
+    ({}, ["--until", "2026-11-23T15:17:00+09:00"], BEFORE_0617 | {"at-0617"}),
+    ({}, ["--until", "2026-11-23T06:16:59Z"], BEFORE_0617),
+    (UTC, ["--until", "2026-11-23T06:17"], BEFORE_0617 | {"at-0617"}),
+    (UTC, ["--since", "2026-11-23 06:17", "--until", "2026-11-23T06:17"], {"at-0617"}),
+    (UTC, ["--since", "2026-11-17", "--until", "2026-11-17"], {"late-17", "tokyo-18"}),
+    # A DATE, and a date-time without an offset, are read in the `timezone` setting
+    # (Asia/Tokyo by default), as the digest and trends count days.
+    ({}, ["--since", "2026-11-18", "--until", "2026-11-18"], {"tokyo-18"}),
+    ({}, ["--since", "2026-11-17", "--until", "2026-11-17"], {"late-17"}),
+    ({}, ["--until", "2026-11-23T15:17"], BEFORE_0617 | {"at-0617"}),
+    ({}, ["--until", "2026-11-23T15:16:59"], BEFORE_0617),
+    ({"STIWATCH_TIMEZONE": "America/New_York"}, ["--since", "2026-11-23"],
+     {"at-0617", "after-0617"}),
+])
+def test_date_filters_compare_instants(stiwatch, db_path, env, args, expected):
+    ids = analysts_store.build_dated(db_path)
+    result = stiwatch("search", "budget", "--format", "json", *args, env=env)
+    assert result.exit_code == 0, result.output
+    assert {row["id"] for row in json.loads(result.output)} == {ids[key] for key in expected}
+
+
+def test_table_dates_are_days_in_the_timezone_setting(stiwatch, db_path):
+    """2026-11-17T16:00Z is 18 Nov in Tokyo (the default), as in the digest; JSON and CSV give
+    the stored UTC time unchanged."""
+    analysts_store.build_dated(db_path)
+    for env, day in (({}, "2026-11-18"), (UTC, "2026-11-17")):
+        result = stiwatch("search", "tokyo", env=env)
+        assert result.exit_code == 0, result.output
+        assert result.output.splitlines()[1].split()[1] == day
+    [row] = search_json(stiwatch, "tokyo")
+    assert row["published_at"] == "2026-11-17T16:00:00Z"
+    result = stiwatch("search", "tokyo", "--format", "csv")
+    assert next(csv.DictReader(io.StringIO(result.output)))["published_at"] == \
+        "2026-11-17T16:00:00Z"
+
+
+def test_an_unknown_timezone_setting_is_named(stiwatch, db_path):
+    analysts_store.build_dated(db_path)
+    result = stiwatch("search", "budget", env={"STIWATCH_TIMEZONE": "Mars/Olympus"})
+    assert result.exit_code == 2
+    [line] = result.output.splitlines()
+    assert line.startswith("Error: ") and "timezone" in line.lower() and "'Mars/Olympus'" in line
 
 
 def test_missing_database_is_a_clear_error(stiwatch, db_path):

@@ -10,8 +10,11 @@ from typing import IO, Iterable
 
 import click
 
+from digest.weeks import zone
+
 from ..app import App, pass_app
 from ..files import output_file, replacing
+from .search import DATE_HELP
 
 COLUMNS = ["id", "url", "source_id", "source_name", "title", "summary", "body", "language",
            "published_at", "date_source", "fetched_at", "status", "duplicate_of", "policy",
@@ -40,9 +43,10 @@ def write_items(rows: Iterable[dict], stream: IO[str], fmt: str) -> int:
               help="csv (tags comma-separated in one cell) or jsonl (one JSON object a line, "
               "tags as lists).")
 @click.option("--since", metavar="DATE", help="Only items published on or after DATE "
-              "(YYYY-MM-DD).")
+              f"(YYYY-MM-DD, {DATE_HELP}).")
 @click.option("--out", "out", metavar="FILE", type=click.Path(dir_okay=False),
-              help="Write to FILE (replaced only when the export is complete) instead of stdout.")
+              help="Write to FILE (replaced only when the export is complete; never an SQLite "
+              "database) instead of stdout.")
 @pass_app
 def export_command(app: App, fmt: str, since: str | None, out: str | None) -> None:
     """Export items with their tags (policy, areas, domains, countries, regions).
@@ -50,9 +54,11 @@ def export_command(app: App, fmt: str, since: str | None, out: str | None) -> No
     Items are read and written a batch at a time, so a store of millions of items exports in
     constant memory. Columns: id, url, source, title, summary, body, language, dates, status,
     duplicate_of (near-duplicates are included and point at their original), then the tags.
+    Times are as stored, in UTC (`2026-11-17T16:00:00Z`); --since reads DATE in the
+    `timezone` setting.
     """
     store = app.existing_store()
-    rows = store.iter_export(since=since)
+    rows = store.iter_export(since=since, tz=zone(app.settings["timezone"]))
     if out is None:
         count = write_items(rows, sys.stdout, fmt)
         sys.stdout.flush()

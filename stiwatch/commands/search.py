@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone, tzinfo
 import re
 import sys
 
 import click
 
 from classifier.taxonomy import load_taxonomy
+from digest.weeks import zone
 
 from ..app import App, pass_app
 from ..output import echo_csv, echo_json, table
 
 COLUMNS = ["id", "url", "title", "source_id", "source_name", "published_at", "score", "copies",
+           "duplicate_of",
            "policy", "areas", "domains", "countries", "regions", "snippet"]
 
 
@@ -30,12 +33,29 @@ def _bold(text: str, tty: bool) -> str:
     return re.sub(r"\*\*(.+?)\*\*", lambda m: click.style(m.group(1), bold=True), text)
 
 
-def echo_results(rows: list[dict], *, tty: bool) -> None:
-    """One aligned line per item, then its snippet and tags, indented."""
+# Where the help of `search` and `export` says how a DATE is read.
+DATE_HELP = "a day in the `timezone` setting, Asia/Tokyo by default"
+
+
+def local_date(published_at: str | None, tz: tzinfo) -> str:
+    """The day in ``tz`` of a stored UTC time (``2026-11-17T16:00:00Z`` is 2026-11-18 in
+    Tokyo), as the digest and `trends` count it; a value that is not a time, as stored."""
+    try:
+        moment = datetime.fromisoformat(published_at or "")
+    except ValueError:
+        return (published_at or "")[:10]
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(tz).date().isoformat()
+
+
+def echo_results(rows: list[dict], *, tty: bool, tz: tzinfo) -> None:
+    """One aligned line per item (its date a day in ``tz``), then its snippet and tags,
+    indented."""
     shown = [
         {
             "id": row["id"],
-            "date": (row["published_at"] or "")[:10],
+            "date": local_date(row["published_at"], tz),
             "source": row["source_id"],
             "title": row["title"] or "(no title)",
             "copies": f"+{row['copies']}" if row["copies"] else "",
@@ -100,8 +120,13 @@ class SearchCommand(click.Command):
               help="Only items from this source id (repeatable).")
 @click.option("--policy", "policy_only", is_flag=True,
               help="Only items classified as STI-policy relevant.")
-@click.option("--since", metavar="DATE", help="Published on or after DATE (YYYY-MM-DD).")
-@click.option("--until", metavar="DATE", help="Published on or before DATE (YYYY-MM-DD).")
+@click.option("--since", metavar="DATE",
+              help=f"Published on or after DATE: YYYY-MM-DD, {DATE_HELP}; or a date-time "
+              "such as 2026-11-23T09:00 (in that setting too, unless it has an offset such as "
+              "+09:00 or Z).")
+@click.option("--until", metavar="DATE",
+              help="Published on or before DATE (the whole of that day), or up to and "
+              "including a date-time; read as --since is.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000),
               help="Show at most this many items.")
 @click.option("--exact", is_flag=True,
@@ -116,17 +141,26 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
 
     QUERY (one argument or several, joined by spaces) uses SQLite FTS5 syntax: words
     (stemmed, so `fund` finds `funding`), "quoted phrases", AND, OR, NOT in capitals,
-    parentheses, prefix* and title:word (or summary:, body:); `-word` excludes a word, also
-    unquoted (`stiwatch search quantum -computing`). Punctuation separates words, as in the
-    items: research-security or U.S. are searched as phrases, `#quantum` as quantum.
+    parentheses, prefix* and title:word (or summary:, body:). `-word` excludes a word from
+    the whole query, as in web search (`a OR b -c` is `(a OR b) NOT c`; inside parentheses,
+    from the whole of them), also unquoted (`stiwatch search quantum -computing`);
+    `-title:word` or `title:-word` excludes items with the word in their title. NOT binds
+    as in FTS5, to the word after it alone (`a OR b NOT c` is `a OR (b NOT c)`).
+    Punctuation separates words, as in the items: research-security or U.S. are searched as
+    phrases, `#quantum` as quantum.
     Chinese, Japanese and Korean words of two or more characters match wherever they occur
     in the text (`stiwatch search 研究`), alone or with other words and filters. Ranking is
     bm25, with title words weighted above summary words above body words; matches are
     **highlighted** in the snippet.
-    Near-duplicates (the same story under other URLs) are folded into their first copy, whose
-    `copies` says how many were folded. A query matching more than 5,000 items is ranked
+    Every item is matched and filtered, near-duplicates (the same story under other URLs)
+    included, and each story is shown once: as its original (the first URL stored) when the
+    original matches the query and the filters itself, otherwise as its best-ranked matching
+    copy (`duplicate_of` in JSON and CSV names the original). `copies` says how many other
+    URLs of the story are folded into the row. A query matching more than 5,000 items is ranked
     among the 5,000 most recently stored matches (fast on millions of items); --exact ranks
-    them all.
+    them all. Dates are days in the `timezone` setting (Asia/Tokyo by default), as in the
+    digest and `trends`: --since/--until DATE and the table's DATE column; JSON and CSV give
+    `published_at` as stored, in UTC.
 
     \b
     Examples:
@@ -136,6 +170,7 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
       stiwatch search 量子技術 --country JP --since 2026-01-01
     """
     query = " ".join(words)
+    tz = zone(app.settings["timezone"])
     store = app.existing_store()
     for source in sources:
         store.get_source(source)  # NoSuchSource: a clear error rather than silently nothing
@@ -149,9 +184,12 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
         since=since,
         until=until,
         policy_only=policy_only,
-        limit=limit,
+        limit=limit + 1,  # one more than shown: whether more match than --limit
         exact=exact,
+        tz=tz,
     )
+    more = len(rows) > limit
+    rows = rows[:limit]
     if fmt == "json":
         echo_json([{c: row[c] for c in COLUMNS} for row in rows])
     elif fmt == "csv":
@@ -160,6 +198,6 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
         app.echo(f"No items match {query!r}" + (" with these filters." if any(
             (areas, domains, countries, regions, sources, since, until, policy_only)) else "."))
     else:
-        echo_results(rows, tty=sys.stdout.isatty())
-        more = "" if len(rows) < limit else f" (the first {limit}: raise --limit for more)"
-        app.echo(f"{len(rows)} item(s){more}.")
+        echo_results(rows, tty=sys.stdout.isatty(), tz=tz)
+        hint = f" (the first {limit}: raise --limit for more)" if more else ""
+        app.echo(f"{len(rows)} item(s){hint}.")
