@@ -290,8 +290,11 @@ class SourceSpider(scrapy.Spider):
                                refetch)
             return
         try:
+            # The source's declared language helps decode a page that names no charset.
+            source = self.sources.get(candidate.source_id) or {}
             article = extract_article(response.body, response.url, response_headers(response),
-                                      feed_date=candidate.published_at)
+                                      feed_date=candidate.published_at,
+                                      language=source.get("language"))
         except Exception as error:  # noqa: BLE001 - keep the listing's data rather than nothing
             logger.exception("extracting %s failed", response.url)
             yield self.partial(candidate, f"extraction failed ({type(error).__name__}: {error})",
