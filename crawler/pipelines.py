@@ -152,7 +152,8 @@ class StorePipeline:
             elapsed = round((now - started).total_seconds(), 2)
         peak = get("memusage/max") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         return {
-            "requests": get("downloader/request_count", 0),
+            # Requests dropped unsent by a stop went through DownloaderStats' count first.
+            "requests": get("downloader/request_count", 0) - get("stiwatch/unsent", 0),
             "responses": get("downloader/response_count", 0),
             "bytes": get("downloader/response_bytes", 0),
             "not_modified": get("downloader/response_status_count/304", 0),

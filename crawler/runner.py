@@ -186,8 +186,8 @@ def _context() -> Any:
 
 
 def _stop_gracefully(child: Any, reader: Any, timeout: float = 30.0) -> None:
-    """SIGTERM (Scrapy's graceful stop), wait for the child to finish; kill it if it will not,
-    or if Ctrl-C comes again."""
+    """SIGTERM (the crawl stops: see _run_job), wait for the child to finish; kill it if it
+    will not, or if Ctrl-C comes again."""
     try:
         if child.is_alive():
             child.terminate()
@@ -226,8 +226,8 @@ def _start(child: Any) -> None:
 def _run_job(job: dict[str, Any], events: Any) -> None:
     """The crawl itself, in the child: Scrapy with our settings, events sent to the parent."""
 
-    # Ctrl-C reaches the whole process group; the parent decides and sends SIGTERM, which is
-    # Scrapy's graceful stop (a second one forces it).
+    # Ctrl-C reaches the whole process group; the parent decides and sends SIGTERM, which
+    # stops the crawl (a second one forces it).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     parent_gone = False
@@ -259,9 +259,23 @@ def _run_job(job: dict[str, Any], events: Any) -> None:
     process.crawl("sources", source=job["sources"])
     from twisted.internet import reactor
 
+    from .signals import stop_requested
+
+    def drop_unsent() -> None:
+        for crawler in process.crawlers:
+            crawler.signals.send_catch_log(signal=stop_requested)
+
+    def stop(signum: int, frame: Any) -> None:
+        # Scrapy's graceful stop sends every request already queued in its downloader before
+        # it ends; the middlewares drop those first (crawler.middlewares.StopMiddleware), so
+        # only the downloads under way finish. Both run in the reactor, in this order: a signal
+        # handler must not touch it directly.
+        reactor.callFromThread(drop_unsent)
+        process._signal_shutdown(signum, frame)
+
     def handle_signals() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, process._signal_shutdown)
+        signal.signal(signal.SIGTERM, stop)
 
     reactor.addSystemEventTrigger("after", "startup", handle_signals)
     process.start(install_signal_handlers=False)
