@@ -23,6 +23,7 @@ from db.clock import utcnow
 
 from .dedup import Deduper
 from .items import ArticleItem, CrawlReport, SourceEvent, SourceReport
+from .signals import stop_requested
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,9 @@ class StorePipeline:
                        settings.getfloat("STIWATCH_BATCH_SECONDS", 2.0),
                        settings.get("STIWATCH_EVENTS"))
         crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
+        # Asked to stop: what was fetched is written now, not after the downloads under way
+        # end (the crawler may yet be killed if one of them hangs).
+        crawler.signals.connect(pipeline.flush, signal=stop_requested)
         return pipeline
 
     # -- lifecycle ---------------------------------------------------------------------------

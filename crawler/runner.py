@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import db
 
+from . import settings as crawler_settings
 from .items import CrawlReport
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ SETTING_NAMES = {
     "obey_robots_txt": "ROBOTSTXT_OBEY",
     "log_level": "LOG_LEVEL",
 }
+# A stopped crawler gets its downloads' timeout and this much more to close before it is killed.
+STOP_MARGIN_S = 15.0
 # Extra Scrapy settings as a JSON object, for operators (and tests) who need a knob stiwatch
 # does not expose, e.g. {"STIWATCH_RETRY_BACKOFF_BASE": 0.1}.
 EXTRA_SETTINGS_ENV = "STIWATCH_SCRAPY_SETTINGS"
@@ -148,8 +151,10 @@ def crawl(
                 progress(event)
         child.join()
     except KeyboardInterrupt:
-        # Ctrl-C: let the crawl close cleanly (write its batch, mark the run interrupted).
-        _stop_gracefully(child, reader)
+        # Ctrl-C: let the crawl close cleanly (write its batch, mark the run interrupted). It
+        # sends nothing new, but a download under way may take its full timeout to end.
+        timeout = job["settings"].get("DOWNLOAD_TIMEOUT") or crawler_settings.DOWNLOAD_TIMEOUT
+        _stop_gracefully(child, reader, timeout=float(timeout) + STOP_MARGIN_S)
         raise
     except BaseException:
         if child.is_alive():

@@ -357,3 +357,54 @@ def test_a_stop_does_not_wait_out_a_retry_after(stiwatch, http_server, tmp_path,
     assert item["status"] == "partial" and "503" in item["fetch_error"]
     assert len(http_server.requested("/busy/0.html")) == 1  # the retry was never sent
 
+
+def test_a_stop_writes_what_was_fetched_before_downloads_under_way_end(
+        stiwatch, http_server, tmp_path, db_path):
+    """Stopped, the crawler writes its batch at once: killed later (systemd's TimeoutStopSec,
+    while a download under way hangs), it still loses nothing it had fetched."""
+    base = build_site(http_server)
+    entries = "".join(
+        f"<item><title>Story {n}</title><link>{base}/mix/{n}.html</link>"
+        f"<pubDate>Tue, 24 Nov 2026 10:{n:02d}:00 GMT</pubDate></item>" for n in range(8))
+    (http_server.root / "mix.xml").write_text(
+        f"<?xml version='1.0'?><rss version='2.0'><channel><title>Mix</title>{entries}"
+        "</channel></rss>")
+    release = threading.Event()
+    answered = []
+
+    def article(handler):
+        if len(answered) >= 4:
+            release.wait(30)  # the fifth request on hangs: a download under way at the stop
+        answered.append(handler.path)
+        n = int(handler.path.rsplit("/", 1)[1].split(".")[0])
+        handler.send_body(200, ARTICLE.format(n=n).encode())
+
+    for n in range(8):
+        http_server.routes[f"/mix/{n}.html"] = article
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "mix", "kind": "feed", "url": f"{base}/mix.xml"}])
+    assert stiwatch("sources", "sync", str(reg)).exit_code == 0
+    env = {**os.environ, **FAST, "STIWATCH_CONCURRENT_REQUESTS_PER_DOMAIN": "1",
+           "STIWATCH_SCRAPY_SETTINGS": json.dumps({"STIWATCH_BATCH_SIZE": 50,
+                                                   "STIWATCH_BATCH_SECONDS": 600})}
+    child = subprocess.Popen([sys.executable, "-m", "stiwatch", "--db", str(db_path), "crawl"],
+                             env=env, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while sum(1 for r in http_server.requests if r.path.startswith("/mix/")) < 5 \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(1)  # the four answers are extracted and wait in the unwritten batch
+        assert _count(db_path) == 0
+        os.kill(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while _count(db_path) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)  # before the hanging download ends
+        child.wait()
+        release.set()
+
+    assert sorted(r["url"] for r in rows(db_path, "SELECT url FROM items")) == sorted(
+        f"{base}{path}" for path in answered[:4])
