@@ -1,8 +1,9 @@
 """Article page bytes -> clean text, title, canonical URL, publication date, language.
 
 Pure functions: no network, no store. The bytes are decoded here (HTTP charset, BOM, <meta
-charset>, then detection) because lxml and trafilatura guess encodings from bytes on their own
-and get legacy pages (windows-1252, Shift_JIS, EUC-KR, GBK) wrong; they only ever see ``str``.
+charset>, then detection helped by the source's language) because lxml and trafilatura guess
+encodings from bytes on their own and get legacy pages (windows-1252, Shift_JIS, EUC-KR, GBK)
+wrong; they only ever see ``str``.
 Main text comes from trafilatura (without reader comments), cleared of the template lines that
 sit inside article containers (repeated headline, byline, dateline, widget labels, copyright
 trailer); dates from htmldate, in a fixed order of trust: the feed's date, the page's metadata,
@@ -20,6 +21,7 @@ import logging
 import re
 import threading
 from typing import Mapping
+import unicodedata
 
 import charset_normalizer
 import htmldate
@@ -60,6 +62,24 @@ _BOMS = (
     (codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
+# The code pages an unlabelled page in a Latin-script language outside Western Europe was most
+# likely written in: the HTML Standard's suggested fallback encoding for users of that language
+# (its table of locale defaults), and the other code page its sites use for the same letters.
+# Other languages need no entry: detection tells Cyrillic, Greek, Hebrew, Arabic, Thai and the
+# CJK encodings apart from Latin ones reliably, and every other Latin-script language falls back
+# to windows-1252, as browsers do. Among several, the one detection finds least messy wins; on
+# a tie, the first. ISO-8859-2 comes first even where the standard suggests windows-1250 (cs, hr,
+# sk): windows-1250 puts š, ž, ś, ź, ť in 0x8A-0x9F, control codes in ISO-8859-2, so its pages
+# never look clean there; when both look as clean, the page is ISO-8859-2 or has none of the
+# letters that tell them apart.
+_LANGUAGE_CODE_PAGES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("cs", "hr", "hu", "pl", "sk", "sl"), ("iso8859_2", "cp1250")),
+    **dict.fromkeys(("et", "lt", "lv"), ("cp1257", "iso8859_13", "iso8859_4")),
+    **dict.fromkeys(("ku", "tr"), ("cp1254",)),
+    "vi": ("cp1258",),
+}
+# charset-normalizer's own margin: chaos scores closer than this are a tie.
+_CHAOS_TIE = 0.01
 _HTTP_CHARSET = re.compile(r"charset\s*=\s*[\"']?\s*([-\w.:]+)", re.IGNORECASE)
 _META_CHARSET = re.compile(
     rb"<meta[^>]+?charset\s*=\s*[\"']?\s*([-\w.:]+)", re.IGNORECASE,
@@ -143,13 +163,16 @@ def _detection_sample(body: bytes, limit: int = 200_000) -> bytes:
     return body[:cut + 1] if cut > 0 else body[:limit]
 
 
-def decode_html(body: bytes, headers: Mapping[str, str] | None = None) -> tuple[str, str]:
+def decode_html(body: bytes, headers: Mapping[str, str] | None = None,
+                language: str | None = None) -> tuple[str, str]:
     """Decode a page to ``(text, codec name)``.
 
     Order: a BOM; valid UTF-8 with non-ASCII text (servers and templates that claim latin-1
     while sending UTF-8 are common, the reverse never yields valid UTF-8); the HTTP charset;
-    ``<meta charset>``/http-equiv/XML declaration; charset-normalizer's detection;
-    windows-1252 as the last resort (it never fails).
+    ``<meta charset>``/http-equiv/XML declaration; then, for a page that declares nothing, see
+    ``_undeclared``: detection decides between scripts, ``language`` (the ISO 639-1 code its
+    source declares) between the code pages of Latin letters, and windows-1252 is the fallback,
+    as in browsers.
     """
     for bom, codec in _BOMS:
         if body.startswith(bom):
@@ -187,13 +210,80 @@ def decode_html(body: bytes, headers: Mapping[str, str] | None = None) -> tuple[
     bad = text.count("\ufffd")
     if sum(1 for char in text if ord(char) > 127) - bad >= 5 * bad:
         return text, "utf-8"
-    best = charset_normalizer.from_bytes(_detection_sample(body)).best()
-    if best is not None and best.encoding:
+    return _undeclared(body, language)
+
+
+def _undeclared(body: bytes, language: str | None) -> tuple[str, str]:
+    """An unlabelled legacy page: ``(text, codec)``.
+
+    charset-normalizer is reliable at telling scripts apart (Shift_JIS from GBK, windows-1251
+    from KOI8-R), so a guess that reads as CJK, Cyrillic, Greek... text is taken. Between the
+    code pages of Latin letters it is not: every one of them decodes such bytes into plausible
+    accented letters, and French scored as Baltic (windows-1257) turned "française" into
+    "franēaise". There the source's language decides when it has code pages of its own
+    (``_LANGUAGE_CODE_PAGES``), else windows-1252, the HTML Standard's fallback, unless the
+    bytes make no sense in it; only then the detector's Latin guess (windows-1250 Polish
+    from a source that says "en").
+    """
+    sample = _detection_sample(body)
+    matches = charset_normalizer.from_bytes(sample)
+    best = matches.best()
+    if best is not None and not _latin_script(str(best)):
         codec = _codec(best.encoding) or best.encoding
         text = _decode_with(body, codec)
         if text is not None:
             return text, codec
+    code_pages = _LANGUAGE_CODE_PAGES.get((language or "").split("-")[0].lower(), ())
+    if code_pages:
+        codec = _least_messy(sample, code_pages)
+        text = _decode_with(body, codec) if codec else None
+        if codec and text is not None:
+            return text, codec
+    if best is None or _plausible(sample, matches, "cp1252"):
+        return body.decode("cp1252", errors="stiwatch-c1"), "cp1252"
+    codec = _codec(best.encoding) or best.encoding
+    text = _decode_with(body, codec)
+    if text is not None:
+        return text, codec
     return body.decode("cp1252", errors="stiwatch-c1"), "cp1252"
+
+
+def _latin_script(text: str) -> bool:
+    """Whether most letters outside ASCII are Latin ones (é, ł, ş; ª and µ are not but occur)."""
+    letters = [char for char in text if ord(char) > 127 and char.isalpha()]
+    latin = sum(1 for char in letters if "LATIN" in unicodedata.name(char, ""))
+    return 2 * latin >= len(letters)
+
+
+def _codecs_of(match: "charset_normalizer.CharsetMatch") -> set[str]:
+    """The codecs (as ``_codec`` names them) that decode a match's bytes to the same text."""
+    return {_codec(name) or name for name in match.could_be_from_charset}
+
+
+def _plausible(sample: bytes, matches: "charset_normalizer.CharsetMatches", codec: str) -> bool:
+    """Whether charset-normalizer finds ``codec``'s reading of the bytes clean enough.
+
+    Not being among ``matches`` is not enough: the detector skips code pages similar to ones
+    it rejected, so it is asked about ``codec`` alone then."""
+    if any(codec in _codecs_of(match) for match in matches):
+        return True
+    return bool(charset_normalizer.from_bytes(sample, cp_isolation=[codec]))
+
+
+def _least_messy(sample: bytes, code_pages: tuple[str, ...]) -> str | None:
+    """The code page of ``code_pages`` whose reading charset-normalizer finds least messy (on a
+    tie, the first listed), as ``_codec`` names it; None when none reads cleanly."""
+    matches = list(charset_normalizer.from_bytes(sample, cp_isolation=list(code_pages)))
+    if not matches:
+        return None
+    lowest = min(match.chaos for match in matches)
+    clean = set().union(*(_codecs_of(match) for match in matches
+                          if match.chaos < lowest + _CHAOS_TIE))
+    for name in code_pages:
+        codec = _codec(name) or name
+        if codec in clean:
+            return codec
+    return None
 
 
 # -- parsing helpers ------------------------------------------------------------------------
@@ -473,9 +563,13 @@ def _without_site_chrome(tree: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
 
 
 def extract_article(body: bytes, url: str, headers: Mapping[str, str] | None = None,
-                    feed_date: str | None = None) -> Article:
-    """Extract one article page. Never raises for bad content: no text means ``text == ''``."""
-    text, encoding = decode_html(body or b"", headers)
+                    feed_date: str | None = None, language: str | None = None) -> Article:
+    """Extract one article page. Never raises for bad content: no text means ``text == ''``.
+
+    ``language`` is the language its source declares (ISO 639-1), a hint for decoding a page
+    that does not say its encoding; the Article's own ``language`` is still read from its text.
+    """
+    text, encoding = decode_html(body or b"", headers, language)
     tree = _parse(text)
     page_url = _canonical_url(tree, url)
 

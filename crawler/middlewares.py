@@ -10,6 +10,8 @@
   while a host's robots.txt is still downloading waits for the real rules.
 - PoliteThrottle: AutoThrottle that never goes below a host's robots.txt Crawl-delay (or the
   backoff a 429 asked for); it applies Crawl-delay even when AutoThrottle is switched off.
+- StopMiddleware: when the crawl is asked to stop (``signals.stop_requested``), the requests
+  not yet sent are dropped instead of being sent one after another before the crawl ends.
 """
 
 from __future__ import annotations
@@ -23,14 +25,17 @@ from scrapy import Request, signals
 from scrapy.crawler import Crawler
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
-from scrapy.exceptions import NotConfigured
+from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.extensions.throttle import AutoThrottle
 from scrapy.http import Response
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.response import response_status_message
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
+
+from .signals import stop_requested
 
 logger = logging.getLogger(__name__)
 
@@ -183,20 +188,44 @@ def retry_after_seconds(value: bytes | str | None, now: datetime | None = None) 
     return max(0.0, (when - now).total_seconds())
 
 
-async def _sleep(seconds: float) -> None:
-    from twisted.internet import reactor
-
-    await maybe_deferred_to_future(deferLater(reactor, seconds, lambda: None))
-
-
 class BackoffRetryMiddleware(RetryMiddleware):
-    """Scrapy's RetryMiddleware, but each retry waits: Retry-After, else exponential backoff."""
+    """Scrapy's RetryMiddleware, but each retry waits: Retry-After, else exponential backoff.
+
+    A stop ends the waits at once and gives up the retries: they would not be sent any more,
+    and a wait of up to STIWATCH_MAX_RETRY_AFTER would hold the stop that long."""
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
         self.base = settings.getfloat("STIWATCH_RETRY_BACKOFF_BASE", 1.0)
         self.cap = settings.getfloat("STIWATCH_RETRY_BACKOFF_MAX", 30.0)
         self.max_retry_after = settings.getfloat("STIWATCH_MAX_RETRY_AFTER", 120.0)
+        self.stopping = False
+        self.waits: set[Deferred] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> "BackoffRetryMiddleware":
+        middleware = super().from_crawler(crawler)
+        crawler.signals.connect(middleware.stop, signal=stop_requested)
+        return middleware
+
+    def stop(self) -> None:
+        self.stopping = True
+        for wait in list(self.waits):
+            wait.cancel()
+
+    async def _sleep(self, seconds: float) -> None:
+        from twisted.internet import reactor
+
+        if self.stopping:
+            return
+        wait = deferLater(reactor, seconds, lambda: None)
+        self.waits.add(wait)
+        try:
+            await maybe_deferred_to_future(wait)
+        except CancelledError:
+            pass  # cut short by stop()
+        finally:
+            self.waits.discard(wait)
 
     def _backoff(self, request: Request) -> float:
         tries = request.meta.get("retry_times", 0)
@@ -221,8 +250,9 @@ class BackoffRetryMiddleware(RetryMiddleware):
             host = urlparse_cached(request).hostname or ""
             raise_delay_floor(self.crawler, host, min(max(wait, 1.0), self.max_retry_after))
         if wait > 0:
-            await _sleep(wait)
-        return retry
+            await self._sleep(wait)
+        # Stopped meanwhile: the retry would never be sent; the spider gets this answer instead.
+        return response if self.stopping else retry
 
     async def process_exception(self, request: Request, exception: Exception) -> Request | None:
         if not isinstance(exception, self.exceptions_to_retry) or request.meta.get(
@@ -234,5 +264,64 @@ class BackoffRetryMiddleware(RetryMiddleware):
             return None
         wait = self._backoff(request)
         if wait > 0:
-            await _sleep(wait)
-        return retry
+            await self._sleep(wait)
+        return None if self.stopping else retry
+
+
+# -- stopping promptly ------------------------------------------------------------------------
+
+class CrawlStopped(IgnoreRequest):
+    """A request dropped unsent because the crawl was stopped; the spiders store nothing for it
+    (nothing was learnt), so the next crawl finds the page in its listing again."""
+
+
+class StopMiddleware:
+    """Drops the requests not yet sent when the crawl is asked to stop (``stop_requested``,
+    sent by crawler.runner on SIGTERM).
+
+    Scrapy's graceful stop (2.19) takes no more requests from the scheduler, but it waits for
+    every request the engine has already handed to the downloader, and the downloader holds up
+    to CONCURRENT_REQUESTS of them queued behind the CONCURRENT_REQUESTS_PER_DOMAIN in flight to
+    a host: on a slow host with a download delay, a stopped crawl went on sending them one after
+    another for seconds to minutes. Here the queued ones fail with CrawlStopped at once, and any
+    that reaches this middleware later (one that was waiting for robots.txt) is refused; the
+    downloads already on the wire finish and are stored. It sits last, after every middleware
+    that may wait (robots.txt); DownloaderStats has counted each request by then, so the
+    dropped ones are counted apart (``stiwatch/unsent``) to be taken off the requests sent.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.stopping = False
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> "StopMiddleware":
+        middleware = cls(crawler)
+        crawler.signals.connect(middleware.stop, signal=stop_requested)
+        return middleware
+
+    def process_request(self, request: Request) -> None:
+        if self.stopping:
+            raise self._unsent(request)
+        return None
+
+    def _unsent(self, request: Request) -> CrawlStopped:
+        self.crawler.stats.inc_value("stiwatch/unsent")
+        return CrawlStopped(f"not sent: the crawl was stopped ({request.url})")
+
+    def stop(self) -> None:
+        self.stopping = True
+        engine = self.crawler.engine
+        downloader = engine.downloader if engine is not None else None
+        if downloader is None:
+            return
+        # Each slot's queue holds (request, deferred) pairs the downloader has not sent yet;
+        # failing the deferred ends that request's download with CrawlStopped (its spider
+        # errback sees it), and frees the engine's graceful stop from waiting for it.
+        dropped = 0
+        for slot in list(downloader.slots.values()):
+            while slot.queue:
+                request, deferred = slot.queue.popleft()
+                deferred.errback(Failure(self._unsent(request)))
+                dropped += 1
+        logger.info("stopping: %d queued requests dropped unsent", dropped)

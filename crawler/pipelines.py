@@ -23,6 +23,7 @@ from db.clock import utcnow
 
 from .dedup import Deduper
 from .items import ArticleItem, CrawlReport, SourceEvent, SourceReport
+from .signals import stop_requested
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,9 @@ class StorePipeline:
                        settings.getfloat("STIWATCH_BATCH_SECONDS", 2.0),
                        settings.get("STIWATCH_EVENTS"))
         crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
+        # Asked to stop: what was fetched is written now, not after the downloads under way
+        # end (the crawler may yet be killed if one of them hangs).
+        crawler.signals.connect(pipeline.flush, signal=stop_requested)
         return pipeline
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -152,7 +156,8 @@ class StorePipeline:
             elapsed = round((now - started).total_seconds(), 2)
         peak = get("memusage/max") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         return {
-            "requests": get("downloader/request_count", 0),
+            # Requests dropped unsent by a stop went through DownloaderStats' count first.
+            "requests": get("downloader/request_count", 0) - get("stiwatch/unsent", 0),
             "responses": get("downloader/response_count", 0),
             "bytes": get("downloader/response_bytes", 0),
             "not_modified": get("downloader/response_status_count/304", 0),

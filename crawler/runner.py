@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import db
 
+from . import settings as crawler_settings
 from .items import CrawlReport
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ SETTING_NAMES = {
     "obey_robots_txt": "ROBOTSTXT_OBEY",
     "log_level": "LOG_LEVEL",
 }
+# A stopped crawler gets its downloads' timeout and this much more to close before it is killed.
+STOP_MARGIN_S = 15.0
 # Extra Scrapy settings as a JSON object, for operators (and tests) who need a knob stiwatch
 # does not expose, e.g. {"STIWATCH_RETRY_BACKOFF_BASE": 0.1}.
 EXTRA_SETTINGS_ENV = "STIWATCH_SCRAPY_SETTINGS"
@@ -148,8 +151,10 @@ def crawl(
                 progress(event)
         child.join()
     except KeyboardInterrupt:
-        # Ctrl-C: let the crawl close cleanly (write its batch, mark the run interrupted).
-        _stop_gracefully(child, reader)
+        # Ctrl-C: let the crawl close cleanly (write its batch, mark the run interrupted). It
+        # sends nothing new, but a download under way may take its full timeout to end.
+        timeout = job["settings"].get("DOWNLOAD_TIMEOUT") or crawler_settings.DOWNLOAD_TIMEOUT
+        _stop_gracefully(child, reader, timeout=float(timeout) + STOP_MARGIN_S)
         raise
     except BaseException:
         if child.is_alive():
@@ -186,8 +191,8 @@ def _context() -> Any:
 
 
 def _stop_gracefully(child: Any, reader: Any, timeout: float = 30.0) -> None:
-    """SIGTERM (Scrapy's graceful stop), wait for the child to finish; kill it if it will not,
-    or if Ctrl-C comes again."""
+    """SIGTERM (the crawl stops: see _run_job), wait for the child to finish; kill it if it
+    will not, or if Ctrl-C comes again."""
     try:
         if child.is_alive():
             child.terminate()
@@ -226,8 +231,8 @@ def _start(child: Any) -> None:
 def _run_job(job: dict[str, Any], events: Any) -> None:
     """The crawl itself, in the child: Scrapy with our settings, events sent to the parent."""
 
-    # Ctrl-C reaches the whole process group; the parent decides and sends SIGTERM, which is
-    # Scrapy's graceful stop (a second one forces it).
+    # Ctrl-C reaches the whole process group; the parent decides and sends SIGTERM, which
+    # stops the crawl (a second one forces it).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     parent_gone = False
@@ -259,9 +264,23 @@ def _run_job(job: dict[str, Any], events: Any) -> None:
     process.crawl("sources", source=job["sources"])
     from twisted.internet import reactor
 
+    from .signals import stop_requested
+
+    def drop_unsent() -> None:
+        for crawler in process.crawlers:
+            crawler.signals.send_catch_log(signal=stop_requested)
+
+    def stop(signum: int, frame: Any) -> None:
+        # Scrapy's graceful stop sends every request already queued in its downloader before
+        # it ends; the middlewares drop those first (crawler.middlewares.StopMiddleware), so
+        # only the downloads under way finish. Both run in the reactor, in this order: a signal
+        # handler must not touch it directly.
+        reactor.callFromThread(drop_unsent)
+        process._signal_shutdown(signum, frame)
+
     def handle_signals() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, process._signal_shutdown)
+        signal.signal(signal.SIGTERM, stop)
 
     reactor.addSystemEventTrigger("after", "startup", handle_signals)
     process.start(install_signal_handlers=False)

@@ -81,6 +81,8 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.middlewares.BackoffRetryMiddleware": 550,
     "crawler.middlewares.ConditionalGetMiddleware": 560,
+    # Last: after every middleware that may wait (robots.txt), DownloaderStats and HttpCache.
+    "crawler.middlewares.StopMiddleware": 950,
 }
 EXTENSIONS = {
     # Ours replaces Scrapy's: the same adaptive delay, never below robots.txt's Crawl-delay.

@@ -12,6 +12,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 from crawlsite import FAST, build_site, registry, rows
 from db import FileLock
 
@@ -131,8 +133,8 @@ def test_ctrl_c_stops_cleanly_and_marks_the_run_interrupted(stiwatch, http_serve
         == COUNT
 
 
-# More articles than Scrapy keeps in flight (CONCURRENT_REQUESTS, 16): a graceful stop lets
-# those finish, so a crawl that really stopped leaves some of these never requested.
+# More articles than Scrapy hands its downloader at once (CONCURRENT_REQUESTS, 16): a crawl
+# that really stopped leaves some of these never requested.
 HELD = 40
 
 
@@ -229,3 +231,180 @@ def test_a_crawler_whose_parent_was_killed_stops_quietly(stiwatch, http_server, 
     assert killed["status"] == "failed" and killed["finished_at"] is None
     assert "killed" in json.loads(killed["steps"])[0]["summary"]
     assert rerun["status"] == "ok"
+
+
+# A slow site with many articles: at most CONCURRENT_REQUESTS_PER_DOMAIN are in flight while
+# the downloader holds up to CONCURRENT_REQUESTS (16) more queued behind them, which a graceful
+# stop used to send one after another before it stopped (16 more requests, ~15 s, in review).
+MANY = 40
+PER_DOMAIN = 2
+
+
+def _many_site(server, seconds):
+    base = build_site(server)
+    entries = "".join(
+        f"<item><title>Story {n}</title><link>{base}/many/{n}.html</link>"
+        f"<pubDate>Tue, 24 Nov 2026 10:{n:02d}:00 GMT</pubDate></item>" for n in range(MANY))
+    (server.root / "many.xml").write_text(
+        f"<?xml version='1.0'?><rss version='2.0'><channel><title>Many</title>{entries}"
+        "</channel></rss>")
+
+    def article(handler):
+        time.sleep(seconds)
+        n = int(handler.path.rsplit("/", 1)[1].split(".")[0])
+        handler.send_body(200, ARTICLE.format(n=n).encode())
+
+    for n in range(MANY):
+        server.routes[f"/many/{n}.html"] = article
+    return base
+
+
+def _many_requested(server):
+    return [r.path for r in server.requests if r.path.startswith("/many/")]
+
+
+@pytest.mark.parametrize("command, signum, status", [
+    ("crawl", signal.SIGTERM, 143),  # systemctl stop, kill
+    ("run", signal.SIGINT, 130),  # Ctrl-C in a terminal: the whole process group
+])
+def test_a_stopped_crawl_sends_no_new_requests_and_loses_nothing_fetched(
+        stiwatch, http_server, tmp_path, db_path, command, signum, status):
+    base = _many_site(http_server, seconds=0.4)
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "many", "kind": "feed", "url": f"{base}/many.xml"}])
+    assert stiwatch("sources", "sync", str(reg)).exit_code == 0
+    env = {**os.environ, **FAST, "STIWATCH_CONCURRENT_REQUESTS_PER_DOMAIN": str(PER_DOMAIN)}
+    child = subprocess.Popen([sys.executable, "-m", "stiwatch", "--db", str(db_path), command],
+                             env=env, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(_many_requested(http_server)) < 6 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        before = len(_many_requested(http_server))
+        assert 0 < before < MANY - 16, before  # mid-way, with a full queue behind
+        if signum == signal.SIGINT:
+            os.killpg(child.pid, signum)
+        else:
+            os.kill(child.pid, signum)
+        _, stderr = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+
+    assert child.returncode == status, stderr
+    assert "Traceback" not in stderr, stderr
+    # Only what was already on the wire when the signal came: nothing new was sent.
+    fetched = _many_requested(http_server)
+    assert len(fetched) - before <= PER_DOMAIN, (before, len(fetched))
+    # Everything fetched is stored, complete; nothing dropped was stored (no partial rows
+    # that would count a failed attempt); the run says it was interrupted.
+    conn = sqlite3.connect(db_path)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        conn.close()
+    stored = rows(db_path, "SELECT url, status FROM items")
+    assert sorted(r["url"] for r in stored) == sorted(f"{base}{path}" for path in fetched)
+    assert {r["status"] for r in stored} == {"complete"}
+    [crawl] = rows(db_path, "SELECT * FROM crawl_runs")
+    assert crawl["status"] == "interrupted" and crawl["finished_at"]
+
+    # The next crawl fetches exactly the rest, once each.
+    assert stiwatch("crawl", env=FAST).exit_code == 0
+    again = _many_requested(http_server)[len(fetched):]
+    assert sorted(again) == sorted({f"/many/{n}.html" for n in range(MANY)} - set(fetched))
+    assert rows(db_path, "SELECT count(*) AS n FROM items WHERE status = 'complete'")[0]["n"] \
+        == MANY
+
+
+def test_a_stop_does_not_wait_out_a_retry_after(stiwatch, http_server, tmp_path, db_path):
+    """A retry waiting for the host's Retry-After (up to 120 s) would hold a stop past the
+    30 s its parent grants the crawler, which is then killed before it records anything."""
+    base = build_site(http_server)
+    (http_server.root / "busy.xml").write_text(
+        "<?xml version='1.0'?><rss version='2.0'><channel><title>Busy</title>"
+        f"<item><title>Busy story</title><link>{base}/busy/0.html</link>"
+        "<pubDate>Tue, 24 Nov 2026 10:00:00 GMT</pubDate></item></channel></rss>")
+
+    @http_server.route("/busy/0.html")
+    def busy(handler):
+        handler.send_body(503, b"busy", headers={"Retry-After": "100"})
+
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "busy", "kind": "feed", "url": f"{base}/busy.xml"}])
+    assert stiwatch("sources", "sync", str(reg)).exit_code == 0
+    child = subprocess.Popen([sys.executable, "-m", "stiwatch", "--db", str(db_path), "crawl"],
+                             env={**os.environ, **FAST}, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not http_server.requested("/busy/0.html") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.5)  # the answer is in: the crawler is waiting out its Retry-After
+        os.kill(child.pid, signal.SIGTERM)
+        _, stderr = child.communicate(timeout=90)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+
+    assert child.returncode == 143 and "Traceback" not in stderr, stderr
+    # The crawler closed its run itself (a killed one leaves it `running`, unfinished), and
+    # kept what it learnt: the page answered 503, to be tried again next time.
+    [crawl] = rows(db_path, "SELECT * FROM crawl_runs")
+    assert crawl["status"] == "interrupted" and crawl["finished_at"]
+    [item] = rows(db_path, "SELECT status, fetch_error FROM items")
+    assert item["status"] == "partial" and "503" in item["fetch_error"]
+    assert len(http_server.requested("/busy/0.html")) == 1  # the retry was never sent
+
+
+def test_a_stop_writes_what_was_fetched_before_downloads_under_way_end(
+        stiwatch, http_server, tmp_path, db_path):
+    """Stopped, the crawler writes its batch at once: killed later (systemd's TimeoutStopSec,
+    while a download under way hangs), it still loses nothing it had fetched."""
+    base = build_site(http_server)
+    entries = "".join(
+        f"<item><title>Story {n}</title><link>{base}/mix/{n}.html</link>"
+        f"<pubDate>Tue, 24 Nov 2026 10:{n:02d}:00 GMT</pubDate></item>" for n in range(8))
+    (http_server.root / "mix.xml").write_text(
+        f"<?xml version='1.0'?><rss version='2.0'><channel><title>Mix</title>{entries}"
+        "</channel></rss>")
+    release = threading.Event()
+    answered = []
+
+    def article(handler):
+        if len(answered) >= 4:
+            release.wait(30)  # the fifth request on hangs: a download under way at the stop
+        answered.append(handler.path)
+        n = int(handler.path.rsplit("/", 1)[1].split(".")[0])
+        handler.send_body(200, ARTICLE.format(n=n).encode())
+
+    for n in range(8):
+        http_server.routes[f"/mix/{n}.html"] = article
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "mix", "kind": "feed", "url": f"{base}/mix.xml"}])
+    assert stiwatch("sources", "sync", str(reg)).exit_code == 0
+    env = {**os.environ, **FAST, "STIWATCH_CONCURRENT_REQUESTS_PER_DOMAIN": "1",
+           "STIWATCH_SCRAPY_SETTINGS": json.dumps({"STIWATCH_BATCH_SIZE": 50,
+                                                   "STIWATCH_BATCH_SECONDS": 600})}
+    child = subprocess.Popen([sys.executable, "-m", "stiwatch", "--db", str(db_path), "crawl"],
+                             env=env, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while sum(1 for r in http_server.requests if r.path.startswith("/mix/")) < 5 \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(1)  # the four answers are extracted and wait in the unwritten batch
+        assert _count(db_path) == 0
+        os.kill(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while _count(db_path) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)  # before the hanging download ends
+        child.wait()
+        release.set()
+
+    assert sorted(r["url"] for r in rows(db_path, "SELECT url FROM items")) == sorted(
+        f"{base}{path}" for path in answered[:4])

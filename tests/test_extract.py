@@ -1,6 +1,7 @@
 """Article extraction: one page per case in tests/fixtures/extract/ with <case>.expected.json.
 
-An expectation holds the fetch ``url``, optional HTTP ``headers`` and ``feed_date``, and under
+An expectation holds the fetch ``url``, optional HTTP ``headers``, ``feed_date`` and
+``source_language`` (the language the page's source declares in the registry), and under
 ``expect`` the Article fields the case is about; ``text_contains``/``text_excludes`` list
 passages that must (not) be in the text; ``published_at: "now"`` means the fetch time.
 A top-level ``body`` (the page's exact article text) makes the page part of the development set
@@ -33,7 +34,8 @@ def test_every_page_has_an_expectation() -> None:
 def _extract(case: str) -> tuple[Article, dict]:
     spec = json.loads((PAGES / f"{case}.expected.json").read_text("utf-8"))
     article = extract_article((PAGES / f"{case}.html").read_bytes(), spec["url"],
-                              spec.get("headers"), feed_date=spec.get("feed_date"))
+                              spec.get("headers"), feed_date=spec.get("feed_date"),
+                              language=spec.get("source_language"))
     return article, spec["expect"]
 
 
@@ -141,6 +143,41 @@ def test_decode_html_undeclared_legacy_encodings_are_detected() -> None:
     for codec, sample in samples.items():
         text, _ = decode_html(sample.encode(codec), {"Content-Type": "text/html"})
         assert text == sample, codec
+
+
+CZECH = ("Ministerstvo školství představilo novou strategii podpory výzkumu. Vysoké školy "
+         "získají více peněz na umělou inteligenci a mezinárodní spolupráci. ") * 3
+FRENCH = ("La coopération française en matière de recherche : le ministère a présenté sa "
+          "stratégie déjà annoncée ; dès l’été, les établissements recevront des dotations. ") * 3
+
+
+@pytest.mark.parametrize("text, codec, language, expected", [
+    # No language, or one whose fallback is windows-1252: windows-1252, as browsers do, not the
+    # Baltic code page the detector scores best ("franēaise").
+    (FRENCH, "cp1252", None, "cp1252"),
+    (FRENCH, "cp1252", "fr", "cp1252"),
+    # A language of another script does not force its code pages onto Latin text.
+    (FRENCH, "cp1252", "ru", "cp1252"),
+    (FRENCH, "cp1252", "ja", "cp1252"),
+    # The source's language picks among its code pages; ISO-8859-2 and windows-1250 read the
+    # same Czech bytes equally cleanly unless they are windows-1250 (š, ž at 0x9a, 0x9e).
+    (CZECH, "iso8859_2", "cs", "iso8859-2"),
+    (CZECH, "cp1250", "cs", "cp1250"),
+    ("Sanayi ve Teknoloji Bakanlığı yapay zekâ alanında yeni bir araştırma stratejisi "
+     "açıkladı; üniversitelere ayrılan bütçe iki katına çıkarılacak. " * 3, "cp1254", "tr",
+     "cp1254"),
+    # Another script: detection decides whatever the source's language says.
+    ("Министерство науки объявило о новой программе финансирования исследований. " * 3,
+     "cp1251", "en", "cp1251"),
+    ("Министерство науки объявило о новой программе финансирования исследований. " * 3,
+     "koi8_r", "pl", "koi8-r"),
+])
+def test_decode_html_undeclared_with_the_source_language(text: str, codec: str,
+                                                          language: str | None,
+                                                          expected: str) -> None:
+    body = f"<html><body><p>{text}</p></body></html>".encode(codec)
+    assert decode_html(body, {"Content-Type": "text/html"}, language) == (
+        f"<html><body><p>{text}</p></body></html>", expected)
 
 
 def test_decode_html_detects_long_undeclared_pages() -> None:

@@ -27,7 +27,7 @@ from db.clock import utcnow
 
 from ..extract import extract_article
 from ..items import ArticleItem, Candidate, SourceEvent
-from ..middlewares import META_GAVE_UP, META_VALIDATORS
+from ..middlewares import META_GAVE_UP, META_VALIDATORS, CrawlStopped
 from .listings import (ListingError, feed_listing, html_listing, response_headers,
                        sitemap_listing)
 
@@ -223,6 +223,8 @@ class SourceSpider(scrapy.Spider):
         yield from self.article_requests(fresh)
 
     def listing_failed(self, failure: Failure) -> Iterator[SourceEvent]:
+        if failure.check(CrawlStopped):
+            return  # never sent: the source is reported "not crawled", as if never reached
         request = failure.request  # type: ignore[attr-defined]
         message = describe_failure(failure, self.download_timeout_s, self.max_size)
         if request.meta.get("root", True):
@@ -290,8 +292,11 @@ class SourceSpider(scrapy.Spider):
                                refetch)
             return
         try:
+            # The source's declared language helps decode a page that names no charset.
+            source = self.sources.get(candidate.source_id) or {}
             article = extract_article(response.body, response.url, response_headers(response),
-                                      feed_date=candidate.published_at)
+                                      feed_date=candidate.published_at,
+                                      language=source.get("language"))
         except Exception as error:  # noqa: BLE001 - keep the listing's data rather than nothing
             logger.exception("extracting %s failed", response.url)
             yield self.partial(candidate, f"extraction failed ({type(error).__name__}: {error})",
@@ -321,6 +326,10 @@ class SourceSpider(scrapy.Spider):
         }, refetch=refetch, listing_url=candidate.url if candidate.url != url else None)
 
     def article_failed(self, failure: Failure) -> Iterator[ArticleItem]:
+        if failure.check(CrawlStopped):
+            # Never sent, so nothing was learnt: no partial row (it would count as a failed
+            # attempt); the next crawl requests it again, as nothing was stored for it.
+            return
         request = failure.request  # type: ignore[attr-defined]
         message = describe_failure(failure, self.download_timeout_s, self.max_size)
         yield self.partial(request.meta["candidate"], message, request.meta["refetch"])

@@ -54,15 +54,17 @@ def feed_listing(source: dict[str, Any], response: Response) -> Parsed:
 
 # -- html listing pages -------------------------------------------------------------------------
 
-def extract_links(body: bytes, url: str, headers: dict[str, str] | None, css: str
-                  ) -> list[tuple[str, str]]:
+def extract_links(body: bytes, url: str, headers: dict[str, str] | None, css: str,
+                  language: str | None = None) -> list[tuple[str, str]]:
     """(canonical URL, link text) of the links ``css`` selects on a listing page, in order.
 
     The selector may pick the <a> elements themselves or elements that contain them.
+    ``language`` (the source's) helps decode a page that names no charset: link texts
+    become the titles of articles whose pages cannot be read.
     """
     from parsel import Selector
 
-    text, _ = decode_html(body, headers)
+    text, _ = decode_html(body, headers, language)
     selector = Selector(text=text, base_url=url)
     base = url
     base_href = selector.xpath("//head/base/@href").get()
@@ -85,7 +87,7 @@ def html_listing(source: dict[str, Any], response: Response) -> Parsed:
     if not response.body.strip():
         raise ListingError(f"The listing page {response.url} is empty.")
     links = extract_links(response.body, get_base_url(response), response_headers(response),
-                          source["links"])
+                          source["links"], source.get("language"))
     listing = try_canonicalize(response.url)
     candidates = [Candidate(url=url, source_id=source["id"], title=title,
                             language=source.get("language"))
