@@ -12,6 +12,10 @@ class ModelError(Exception):
     """A model folder that cannot be used (unreadable or damaged files)."""
 
 
+class ModelDirError(ModelError):
+    """A model folder that cannot be created or written (a file, under a file, read-only)."""
+
+
 class ModelMismatch(ModelError):
     """A model saved by another scikit-learn, taxonomy or model-format version."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -230,6 +231,52 @@ def test_train_command_saves_where_told_and_reports(stiwatch, tmp_path: Path, db
     assert f"to {other}" in result.output
     assert "no negatives" in result.output  # relevance stays with the rules
     assert json.loads((other / "model.json").read_text())["labels"]["policy"] is False
+
+
+@pytest.mark.parametrize("where, message", [
+    ("afile", "{dir}: is a file, not a folder: the model cannot be saved there"),
+    ("afile/models", "{dir}: cannot be created: {file} is a file, not a folder"),
+], ids=["a-file", "under-a-file"])
+def test_train_refuses_an_unusable_model_dir_before_training(stiwatch, tmp_path: Path,
+                                                            where: str, message: str):
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    folder = tmp_path / where
+    result = stiwatch("train", "--stip", str(SMALL), "--model-dir", str(folder))
+    assert result.exit_code == 2
+    # one line, and before training: no progress line came first
+    assert result.output.splitlines() == [
+        "Error: " + message.format(dir=folder, file=afile)
+        + " (model_dir is set by option --model-dir)"]
+    assert afile.read_text() == "mine\n"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_train_refuses_a_model_dir_it_cannot_write(stiwatch, tmp_path: Path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    try:
+        result = stiwatch("train", "--stip", str(SMALL), "--model-dir", str(locked / "models"))
+    finally:
+        locked.chmod(0o755)
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"Error: {locked / 'models'}: the model cannot be saved there: Permission denied "
+        "(model_dir is set by option --model-dir)"]
+
+
+def test_the_model_dir_check_leaves_no_folder_behind(tmp_path: Path):
+    """Folders made for the check are removed: a training that fails later leaves none."""
+    from classifier.artifacts import check_model_dir
+
+    root = tmp_path / "root"
+    root.mkdir()
+    check_model_dir(root / "new" / "models")
+    assert list(root.iterdir()) == []
+    (root / "kept").mkdir()
+    check_model_dir(root / "kept")
+    assert list(root.iterdir()) == [root / "kept"]
+    assert list((root / "kept").iterdir()) == []
 
 
 def test_real_export_sample_trains(tmp_path: Path):

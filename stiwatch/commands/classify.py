@@ -192,6 +192,8 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
     enough initiatives, a ranker learnt with it chooses the countries of STI-policy programme
     descriptions, where its cross-validation beats the thresholds'.
     """
+    from classifier.artifacts import check_model_dir
+    from classifier.errors import ModelDirError
     from classifier.model import (
         analyst_samples, feed_negatives, labelled_samples, save_model, stip_samples, train,
     )
@@ -199,6 +201,11 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
     from classifier.stip import file_sha256, read_stip
 
     folder = _model_dir(app, model_dir)
+    try:  # now, not after a training of a minute or more whose work would be lost
+        check_model_dir(folder)
+    except ModelDirError as error:
+        raise UserError(f"{error} (model_dir is set by {app.settings.origin('model_dir')})"
+                        ) from None
     taxonomy = load_taxonomy()
     say = (lambda message: None) if (as_json or app.quiet) else (
         lambda message: click.echo(f"train: {message}", err=True))
