@@ -24,5 +24,10 @@ class TrainingError(ValueError):
     """Training data that cannot make a model (too few examples of a class)."""
 
 
+class FeedFileError(ValueError):
+    """A feed file of non-policy news (train --negatives) that gives no entry to learn from;
+    the message names the file and says why."""
+
+
 class EvalFileError(ValueError):
     """An evaluation file that cannot be scored; the message names the file and line."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import glob
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
@@ -20,6 +20,7 @@ from ..output import echo_json, echo_table
 
 if TYPE_CHECKING:
     from classifier.pipeline import Classifier
+    from classifier.stip import Example
     from classifier.taxonomy import Taxonomy
 
 # Hand-written, labelled news briefs shipped in classifier/data/ for training (train
@@ -112,21 +113,43 @@ def classify_command(app: App, everything: bool, model_dir: str | None, no_model
         click.echo(result["summary"] + ".")
 
 
-def _negative_files(paths: tuple[str, ...]) -> list[str]:
-    files: list[str] = []
+FEED_PATTERNS = ("*.xml", "*.rss", "*.atom")
+
+
+def _feed_negatives(paths: tuple[str, ...], say: Callable[[str], None]
+                    ) -> tuple[list["Example"], list[str]]:
+    """The --negatives entries (repeated titles folded) and the files they came from.
+
+    A file named on the command line must give entries (FeedFileError otherwise); in a folder,
+    a file that gives none is skipped, and said so, but a folder none of whose files gives any
+    is refused like an empty one.
+    """
+    from classifier.errors import FeedFileError
+    from classifier.model import feed_entries, fold_feed_entries
+
+    read: dict[Path, list["Example"]] = {}
     for path in paths:
         if os.path.isdir(path):
-            found = sorted(glob.glob(os.path.join(path, "*.xml")) +
-                           glob.glob(os.path.join(path, "*.rss")) +
-                           glob.glob(os.path.join(path, "*.atom")))
+            found = sorted(f for pattern in FEED_PATTERNS
+                           for f in glob.glob(os.path.join(path, pattern)))
             if not found:
-                raise UserError(f"{path}: no feed files (*.xml, *.rss, *.atom) in this folder")
-            files += found
+                raise UserError(f"{path}: no feed files ({', '.join(FEED_PATTERNS)}) in this "
+                                "folder")
+            for file in found:
+                try:
+                    read[Path(file)] = feed_entries(file)
+                except FeedFileError as error:
+                    say(f"skipped {error}")
+            if not any(Path(file) in read for file in found):
+                raise UserError(f"{path}: none of its {len(found)} feed files "
+                                f"({', '.join(FEED_PATTERNS)}) has entries to use as "
+                                "non-policy news")
         elif os.path.isfile(path):
-            files.append(path)
+            read[Path(path)] = feed_entries(path)
         else:
             raise UserError(f"{path}: no such feed file or folder")
-    return files
+    files = sorted(read)  # name order, as feed_negatives() folds them
+    return fold_feed_entries(read[f] for f in files), [str(f) for f in files]
 
 
 def _labelled_news(files: tuple[str, ...], bundled: bool, with_negatives: bool,
@@ -195,7 +218,7 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
     from classifier.artifacts import check_model_dir
     from classifier.errors import ModelDirError
     from classifier.model import (
-        analyst_samples, feed_negatives, labelled_samples, save_model, stip_samples, train,
+        analyst_samples, labelled_samples, save_model, stip_samples, train,
     )
     from classifier.rules import RuleTagger
     from classifier.stip import file_sha256, read_stip
@@ -212,9 +235,8 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
     say(f"reading {stip_file}")
     examples = read_stip(stip_file, limit=limit, taxonomy=taxonomy)
     samples = stip_samples(examples)
-    feeds = _negative_files(negatives)
-    if feeds:
-        samples += stip_samples(feed_negatives(feeds))
+    negative_examples, feeds = _feed_negatives(negatives, say)
+    samples += stip_samples(negative_examples)
     corrected = _analyst_labelled(app)
     analyst = analyst_samples(corrected, taxonomy)
     samples += analyst
