@@ -259,8 +259,11 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
     }
     save_model(model, folder)
     meta = model.metadata
-    from classifier.countries import analyst_examples, save_country_model, train_countries
+    from classifier.countries import (
+        MIN_EXAMPLES, analyst_examples, save_country_model, train_countries,
+    )
     from classifier.places import Gazetteer
+    from classifier.stip import has_country_column
 
     countries = train_countries(examples + analyst_examples(corrected),
                                 Gazetteer.load(), taxonomy=taxonomy,
@@ -269,9 +272,19 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
     if countries is not None:
         save_country_model(countries, folder)
         meta = {**meta, "countries": countries.metadata}
-    else:  # too few countries to learn: an older country model must not stay beside this one
+    else:
+        # Said, not silent: without it an export lacking its country column gives a model that
+        # quietly tags fewer countries than the last one.
+        why = ("no CountryCode or CountryLabel column" if not has_country_column(stip_file)
+               else f"fewer than two countries with {MIN_EXAMPLES} initiatives or more")
+        # an older country model must not stay beside this one (it belongs to another model)
+        removed = False
         for name in ("countries.joblib", "countries.json"):
-            (folder / name).unlink(missing_ok=True)
+            if (folder / name).exists():
+                (folder / name).unlink()
+                removed = True
+        meta = {**meta, "countries_not_trained": {"reason": why,
+                                                  "removed_older_model": removed}}
     if as_json:
         echo_json({"model_dir": str(folder), **meta})
         return
@@ -297,6 +310,12 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
                        f"{ranker['f1']:.3f} (thresholds {ranker['rules_f1']:.3f})")
         elif ranker:
             click.echo(f"  countries: no ranker ({ranker['reason']})")
+    else:
+        skipped = meta["countries_not_trained"]
+        click.echo(f"  countries: {skipped['reason']}: country model not trained")
+        if skipped["removed_older_model"]:
+            click.echo(f"  countries: the country model of an earlier training was removed "
+                       f"from {folder}")
     if meta["labels"]["areas_without_data"]:
         click.echo(f"  no training data for: {', '.join(meta['labels']['areas_without_data'])}"
                    " (the lexicon rules tag these)")
