@@ -354,20 +354,20 @@ def evaluate_command(app: App, file: str, model_dir: str | None, no_model: bool,
     click.echo(f"{result['n']} items, classifier {result['model_version']}")
     if "policy" in result:
         click.echo("\npolicy")
-        echo_table([{"facet": "policy", **result["policy"]}],
+        echo_table([_shown({"facet": "policy", **result["policy"]})],
                    ["facet", "precision", "recall", "f1"])
     for facet in ("areas", "domains"):
         if facet in result:
             block = result[facet]
-            click.echo(f"\n{facet}: micro-F1 {block['micro_f1']:.3f}, "
-                       f"macro-F1 {block['macro_f1']:.3f}")
-            echo_table([{"label": label, **m} for label, m in block["per_label"].items()],
+            click.echo(f"\n{facet}: micro-F1 {_score(block['micro_f1'])}, "
+                       f"macro-F1 {_score(block['macro_f1'])}")
+            echo_table([_shown({"label": label, **m}) for label, m in block["per_label"].items()],
                        ["label", "precision", "recall", "f1", "support"])
     if "countries" in result:
         c = result["countries"]
         click.echo("\ncountries")
-        echo_table([{"facet": "countries", "precision": c["micro_precision"],
-                     "recall": c["micro_recall"], "f1": c["micro_f1"]}],
+        echo_table([_shown({"facet": "countries", "precision": c["micro_precision"],
+                            "recall": c["micro_recall"], "f1": c["micro_f1"]})],
                    ["facet", "precision", "recall", "f1"])
     if errors:
         wrong = result["errors"]
@@ -382,6 +382,19 @@ def evaluate_command(app: App, file: str, model_dir: str | None, no_model: bool,
                     parts = [f"missed {', '.join(diff['missing'])}" if diff["missing"] else "",
                              f"added {', '.join(diff['extra'])}" if diff["extra"] else ""]
                     click.echo(f"  {facet}: {'; '.join(p for p in parts if p)}")
+
+
+# How an undefined metric (None in evaluate's JSON: nothing predicted, nothing labelled) reads.
+UNDEFINED = "n/a"
+
+
+def _score(value: float | None) -> str:
+    return UNDEFINED if value is None else f"{value:.3f}"
+
+
+def _shown(row: dict[str, Any]) -> dict[str, Any]:
+    """A table row with its undefined metrics as "n/a" (the table leaves None blank)."""
+    return {key: UNDEFINED if value is None else value for key, value in row.items()}
 
 
 def _pairs(values: tuple[str, ...], option: str) -> list[tuple[str, str]]:
