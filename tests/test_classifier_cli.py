@@ -269,6 +269,21 @@ def test_classify_with_a_trained_model(stiwatch, store_path, tmp_path):
     with db.open_store(store_path) as store:
         assert store.tags_of(1)[0]["model_version"].startswith(meta["version"] + "+")
 
+    # --no-model sets the model aside: said so, not "no trained model ... train one"
+    aside = (f"Classifier: the trained model in {models} is set aside (--no-model): policy "
+             "relevance and areas come from the lexicon rules")
+    result = stiwatch("classify", "--all", "--no-model", "--model-dir", str(models))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == aside
+    assert "items classified with lexicon rules (trained model set aside)" in result.output
+    assert "train one" not in result.output
+    result = stiwatch("classify", "--all", "--no-model", "--model-dir", str(models), "--json")
+    assert json.loads(result.stdout)["description"] == aside.removeprefix("Classifier: ")
+    brief = _phd_brief(tmp_path)
+    result = stiwatch("evaluate", str(brief), "--no-model", "--model-dir", str(models))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == aside
+
 
 @pytest.mark.parametrize("args, message", [
     (["99", "--add", "area=governance"], "no item with id 99"),

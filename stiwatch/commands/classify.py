@@ -78,7 +78,9 @@ def run_classification(app: App, *, everything: bool = False, model_dir: str | N
         report = classify_store(store, classifier, everything=everything,
                                 progress=progress.advance)
     result = report.as_dict()
-    used = f"model {report.model}" if report.model else "lexicon rules (no trained model)"
+    used = (f"model {report.model}" if report.model else
+            "lexicon rules (trained model set aside)" if classifier.model_set_aside else
+            "lexicon rules (no trained model)")
     # a rate only where items were classified (copying a duplicate's tags is no classifying)
     rate = (f", {report.classified / report.seconds:.0f} items/s"
             if report.classified and report.seconds else "")
