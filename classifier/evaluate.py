@@ -1,10 +1,11 @@
 """Score the classifier on a JSON Lines file in taxonomy.md's format; one metrics object.
 
 Each line: ``{"id", "title", "text", "policy": 0|1, "areas": [...], "domains": [...],
-"countries": [...]}``. A line may leave out a key it does not label; a facet is scored only over
-the lines that carry its key, and left out of the result when no line does. Areas are scored only
-on lines with ``policy = 1`` (they are only meaningful there), using the area predictions whatever
-the predicted relevance, so the two errors are not counted twice. Macro-F1 averages the labels
+"countries": [...]}``, with a title or a text or both. A line may leave out a key it does not
+label; a facet is scored only over the lines that carry its key, and left out of the result when
+no line does. Areas are scored only on lines whose ``policy`` is 1 or not given (they are only
+meaningful on policy items; a file that labels areas alone is scored on all its lines), using the
+area predictions whatever the predicted relevance, so the two errors are not counted twice. Macro-F1 averages the labels
 that occur in the file; ``per_label`` also lists labels that were only predicted.
 
 A value that is undefined is None (``null``), never 0: precision when nothing was predicted,
@@ -49,9 +50,16 @@ def read_eval_file(path: str | os.PathLike[str],
             raise EvalFileError(f"{where}: not valid JSON ({error.msg})") from None
         if not isinstance(record, dict):
             raise EvalFileError(f"{where}: expected a JSON object")
+        if "id" in record and not isinstance(record["id"], str):
+            raise EvalFileError(f"{where}: id must be a string, not {record['id']!r}")
         for key in ("title", "text"):
             if not isinstance(record.get(key, ""), str):
                 raise EvalFileError(f"{where}: {key} must be a string")
+        # A line with neither is another format's (or a misspelt key's): scoring or training
+        # on empty texts would say nothing. Empty strings are accepted: the STIP export has
+        # initiatives without name or description, and the shared STIP eval file keeps one.
+        if "title" not in record and "text" not in record:
+            raise EvalFileError(f"{where}: needs a title or a text (or both)")
         if "policy" in record and record["policy"] not in (0, 1) or isinstance(
                 record.get("policy"), bool):
             raise EvalFileError(f"{where}: policy must be 0 or 1, not {record['policy']!r}")

@@ -441,6 +441,18 @@ def test_train_folds_in_labelled_news(stiwatch, tmp_path):
     assert f"{bad}: line 1: unknown area 'astrology'" in result.output
     assert not (tmp_path / "x" / "model.json").exists()
 
+    # evaluate's validation, line for line
+    for line, message in [('{"id": 5, "title": "x", "text": "y", "policy": 1}',
+                           "line 1: id must be a string, not 5"),
+                          ('{"headline": "x", "body": "y", "policy": 1}',
+                           "line 1: needs a title or a text (or both)")]:
+        bad.write_text(line + "\n")
+        result = stiwatch("train", "--stip", str(SMALL), "--labelled", str(bad),
+                          "--model-dir", str(tmp_path / "x"))
+        assert result.exit_code == 2
+        assert result.output.splitlines()[-1] == f"Error: {bad}: {message}"
+        assert not (tmp_path / "x").exists()
+
 
 def test_area_rules_override_default_is_the_classifiers():
     from classifier.model import RULES_CERTAIN

@@ -234,7 +234,10 @@ def test_rules_alone_on_general_wire_news(stiwatch):
      "line 1: policy must be 0 or 1, not 'yes'"),
     (['["not", "an", "object"]'], "line 1: expected a JSON object"),
     ([""], "no records"),
-], ids=["json", "area", "country", "policy", "object", "empty"])
+    (['{"id": 5, "title": "t", "text": "x", "policy": 1}'], "line 1: id must be a string, not 5"),
+    (['{"id": "1", "title": "t", "policy": 1}', '{"id": "2", "headline": "t", "body": "x"}'],
+     "line 2: needs a title or a text (or both)"),
+], ids=["json", "area", "country", "policy", "object", "empty", "id-number", "no-title-text"])
 def test_bad_lines_name_the_line(stiwatch, tmp_path: Path, lines, message):
     path = tmp_path / "bad.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -242,3 +245,27 @@ def test_bad_lines_name_the_line(stiwatch, tmp_path: Path, lines, message):
     assert result.exit_code == 2
     assert f"Error: {path}: {message}" in result.output
     assert "Traceback" not in result.output
+
+
+def test_areas_are_scored_where_policy_is_1_or_not_given(stiwatch, tmp_path: Path):
+    """An areas-only file is scored (no policy key: taken as a policy item); a policy = 0
+    line's areas are not. A title alone, a text alone or empty strings are a line."""
+    lines = [
+        {"id": "a", "title": "European Commission adopts open access rules",
+         "areas": ["open_science"]},
+        {"id": "b", "text": "The ministry opened a call for doctoral scholarships.",
+         "areas": ["human_resources"]},
+        {"id": "c", "title": "Storm closes schools", "text": "Schools shut.", "policy": 0,
+         "areas": ["governance"]},
+        {"id": "d", "title": "", "text": ""},
+    ]
+    path = tmp_path / "areas_only.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), "utf-8")
+    result = stiwatch("evaluate", str(path), "--json", "--no-model")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n"] == 4
+    per_label = report["areas"]["per_label"]
+    assert per_label["open_science"]["support"] == 1
+    assert per_label["human_resources"]["support"] == 1
+    assert "governance" not in per_label or per_label["governance"]["support"] == 0

@@ -336,13 +336,14 @@ def evaluate_command(app: App, file: str, model_dir: str | None, no_model: bool,
                      as_json: bool, errors: int) -> None:
     """Score the classifier on a labelled JSON Lines file.
 
-    FILE has one JSON object per line: title, text, and any of policy (0 or 1), areas,
-    domains, countries (lists of taxonomy ids), id; see docs/classifier.md, "Labelled JSON
-    Lines files".
+    FILE has one JSON object per line: title or text (or both), and any of policy (0 or 1),
+    areas, domains, countries (lists of taxonomy ids), id (a string); see docs/classifier.md,
+    "Labelled JSON Lines files".
 
     Prints precision, recall and F1 for relevance, per-label scores for areas and domains and
-    micro scores for countries; a facet that no line labels is left out. Areas are scored
-    on lines with policy = 1 only. Never train or tune on the file you evaluate with.
+    micro scores for countries (n/a where undefined); a facet that no line labels is left out.
+    Areas are scored on lines whose policy is 1 or not given. Never train or tune on the file
+    you evaluate with.
     """
     from classifier.evaluate import evaluate
 
