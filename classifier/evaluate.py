@@ -5,8 +5,9 @@ Each line: ``{"id", "title", "text", "policy": 0|1, "areas": [...], "domains": [
 label; a facet is scored only over the lines that carry its key, and left out of the result when
 no line does. Areas are scored only on lines whose ``policy`` is 1 or not given (they are only
 meaningful on policy items; a file that labels areas alone is scored on all its lines), using the
-area predictions whatever the predicted relevance, so the two errors are not counted twice. Macro-F1 averages the labels
-that occur in the file; ``per_label`` also lists labels that were only predicted.
+area predictions whatever the predicted relevance, so the two errors are not counted twice.
+Macro-F1 averages the labels that occur in the file (support > 0); ``per_label`` also lists
+labels that were only predicted, which count in micro-F1.
 
 A value that is undefined is None (``null``), never 0: precision when nothing was predicted,
 recall when nothing is labelled, F1 (and micro-F1) when neither; macro-F1 when no label occurs
