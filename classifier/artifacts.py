@@ -17,20 +17,79 @@ from typing import Any
 import joblib
 import sklearn
 
-from .errors import ModelError, ModelMismatch
+from .errors import ModelDirError, ModelError, ModelMismatch
 from .taxonomy import Taxonomy, load_taxonomy
 
 RETRAIN = "retrain with `stiwatch train --stip FILE`"
 
 
+def _unusable(folder: Path, error: OSError) -> ModelDirError:
+    """The one-line error for a model folder the OS would not let us create or write."""
+    if isinstance(error, FileExistsError) or (folder.exists() and not folder.is_dir()):
+        return ModelDirError(f"{folder}: is a file, not a folder: the model cannot be saved "
+                             "there")
+    if isinstance(error, NotADirectoryError):
+        blocker = next((p for p in folder.parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            return ModelDirError(f"{folder}: cannot be created: {blocker} is a file, not a "
+                                 "folder")
+    return ModelDirError(f"{folder}: the model cannot be saved there: "
+                         f"{error.strerror or error}")
+
+
+def check_model_dir(model_dir: str | os.PathLike[str]) -> Path:
+    """ModelDirError unless a model can be saved in the folder, found out by creating it (and
+    its parents) and a temporary file in it, as saving will. Folders made only for the check
+    are removed again, so a training that fails later leaves nothing behind.
+
+    `stiwatch train` calls it before training: otherwise a bad folder is found only once a
+    training of a minute or more is done, and its work is lost.
+    """
+    folder = Path(model_dir)
+    made = []  # the folders the check creates, deepest first
+    for path in (folder, *folder.parents):
+        if os.path.lexists(path):
+            break
+        made.append(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-check-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise _unusable(folder, error) from None
+    finally:
+        for path in made:
+            try:
+                path.rmdir()
+            except OSError:
+                break
+    return folder
+
+
 def save_artifact(model_dir: str | os.PathLike[str], stem: str, payload: dict[str, Any],
                   metadata: dict[str, Any]) -> Path:
-    """Write ``<stem>.joblib`` and ``<stem>.json`` atomically (a crash keeps the old pair)."""
+    """Write ``<stem>.joblib`` and ``<stem>.json`` atomically (a crash keeps the old pair).
+
+    ModelDirError when the folder cannot be created or written (read-only, full disk...).
+    """
     folder = Path(model_dir)
+    try:
+        _save(folder, stem, payload, metadata)
+    except OSError as error:
+        raise _unusable(folder, error) from None
+    return folder
+
+
+def _save(folder: Path, stem: str, payload: dict[str, Any], metadata: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp_model = tempfile.mkstemp(dir=folder, prefix=f".{stem}-", suffix=".joblib")
     os.close(fd)
-    fd, tmp_meta = tempfile.mkstemp(dir=folder, prefix=f".{stem}-", suffix=".json")
+    try:
+        fd, tmp_meta = tempfile.mkstemp(dir=folder, prefix=f".{stem}-", suffix=".json")
+    except OSError:
+        os.unlink(tmp_model)
+        raise
     os.close(fd)
     try:
         joblib.dump(payload, tmp_model, compress=3)
@@ -43,7 +102,6 @@ def save_artifact(model_dir: str | os.PathLike[str], stem: str, payload: dict[st
         for leftover in (tmp_model, tmp_meta):
             if os.path.exists(leftover):
                 os.unlink(leftover)
-    return folder
 
 
 def read_metadata(model_dir: str | os.PathLike[str], stem: str, what: str = "model"

@@ -12,12 +12,21 @@ class ModelError(Exception):
     """A model folder that cannot be used (unreadable or damaged files)."""
 
 
+class ModelDirError(ModelError):
+    """A model folder that cannot be created or written (a file, under a file, read-only)."""
+
+
 class ModelMismatch(ModelError):
     """A model saved by another scikit-learn, taxonomy or model-format version."""
 
 
 class TrainingError(ValueError):
     """Training data that cannot make a model (too few examples of a class)."""
+
+
+class FeedFileError(ValueError):
+    """A feed file of non-policy news (train --negatives) that gives no entry to learn from;
+    the message names the file and says why."""
 
 
 class EvalFileError(ValueError):

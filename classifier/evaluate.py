@@ -1,11 +1,17 @@
 """Score the classifier on a JSON Lines file in taxonomy.md's format; one metrics object.
 
 Each line: ``{"id", "title", "text", "policy": 0|1, "areas": [...], "domains": [...],
-"countries": [...]}``. A line may leave out a key it does not label; a facet is scored only over
-the lines that carry its key, and left out of the result when no line does. Areas are scored only
-on lines with ``policy = 1`` (they are only meaningful there), using the area predictions whatever
-the predicted relevance, so the two errors are not counted twice. Macro-F1 averages the labels
-that occur in the file; ``per_label`` also lists labels that were only predicted.
+"countries": [...]}``, with a title or a text or both. A line may leave out a key it does not
+label; a facet is scored only over the lines that carry its key, and left out of the result when
+no line does. Areas are scored only on lines whose ``policy`` is 1 or not given (they are only
+meaningful on policy items; a file that labels areas alone is scored on all its lines), using the
+area predictions whatever the predicted relevance, so the two errors are not counted twice.
+Macro-F1 averages the labels that occur in the file (support > 0); ``per_label`` also lists
+labels that were only predicted, which count in micro-F1.
+
+A value that is undefined is None (``null``), never 0: precision when nothing was predicted,
+recall when nothing is labelled, F1 (and micro-F1) when neither; macro-F1 when no label occurs
+in the file (see classifier.metrics.prf).
 """
 
 from __future__ import annotations
@@ -45,9 +51,16 @@ def read_eval_file(path: str | os.PathLike[str],
             raise EvalFileError(f"{where}: not valid JSON ({error.msg})") from None
         if not isinstance(record, dict):
             raise EvalFileError(f"{where}: expected a JSON object")
+        if "id" in record and not isinstance(record["id"], str):
+            raise EvalFileError(f"{where}: id must be a string, not {record['id']!r}")
         for key in ("title", "text"):
             if not isinstance(record.get(key, ""), str):
                 raise EvalFileError(f"{where}: {key} must be a string")
+        # A line with neither is another format's (or a misspelt key's): scoring or training
+        # on empty texts would say nothing. Empty strings are accepted: the STIP export has
+        # initiatives without name or description, and the shared STIP eval file keeps one.
+        if "title" not in record and "text" not in record:
+            raise EvalFileError(f"{where}: needs a title or a text (or both)")
         if "policy" in record and record["policy"] not in (0, 1) or isinstance(
                 record.get("policy"), bool):
             raise EvalFileError(f"{where}: policy must be 0 or 1, not {record['policy']!r}")
@@ -83,14 +96,15 @@ def multilabel_metrics(gold: Sequence[Iterable[str]], predicted: Sequence[Iterab
     per_label = {}
     for label in sorted(counts, key=lambda l: (rank.get(l, len(rank)), l)):
         tp, fp, fn = counts[label]
-        per_label[label] = {**prf_dict(tp, fp, fn), "support": tp + fn}
+        per_label[label] = {**prf_dict(tp, fp, fn, None), "support": tp + fn}
     tp = sum(c[0] for c in counts.values())
     fp = sum(c[1] for c in counts.values())
     fn = sum(c[2] for c in counts.values())
+    # the labels with support (a label with support has an F1: 0 when it was never found)
     present = [m["f1"] for m in per_label.values() if m["support"]]
     return {
-        "micro_f1": prf(tp, fp, fn)[2],
-        "macro_f1": round(sum(present) / len(present), 4) if present else 0.0,
+        "micro_f1": prf(tp, fp, fn, None)[2],
+        "macro_f1": round(sum(present) / len(present), 4) if present else None,
         "per_label": per_label,
     }
 
@@ -112,7 +126,7 @@ def score(records: Sequence[dict[str, Any]], results: Sequence[Result],
         tp = sum(r["policy"] == 1 and res.is_policy for r, res in labelled)
         fp = sum(r["policy"] == 0 and res.is_policy for r, res in labelled)
         fn = sum(r["policy"] == 1 and not res.is_policy for r, res in labelled)
-        out["policy"] = prf_dict(tp, fp, fn)
+        out["policy"] = prf_dict(tp, fp, fn, None)
     labels = [predicted(res) for res in results]
     area_pairs = [(r, p) for r, p in zip(records, labels)
                   if "areas" in r and r.get("policy", 1) == 1]
@@ -131,7 +145,7 @@ def score(records: Sequence[dict[str, Any]], results: Sequence[Result],
     if country_pairs:
         precision, recall, f1 = prf(*set_counts(
             [set(r["countries"]) for r, _ in country_pairs],
-            [p["countries"] for _, p in country_pairs]))
+            [p["countries"] for _, p in country_pairs]), None)
         out["countries"] = {"micro_precision": precision, "micro_recall": recall,
                             "micro_f1": f1}
     return out

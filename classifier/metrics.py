@@ -7,17 +7,30 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 
-def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
-    """(precision, recall, F1), rounded to 4 places; 0.0 where undefined."""
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return round(precision, 4), round(recall, 4), round(f1, 4)
+def prf(tp: int, fp: int, fn: int, undefined: float | None = 0.0
+        ) -> tuple[float | None, float | None, float | None]:
+    """(precision, recall, F1), rounded to 4 places; ``undefined`` where a value is undefined.
+
+    Precision is undefined when nothing was predicted (tp + fp = 0), recall when nothing is
+    labelled (tp + fn = 0), F1 when neither (tp + fp + fn = 0: it is 0 whenever tp = 0 and
+    something was labelled or predicted). Training's cross-validated metrics keep 0.0 there;
+    `stiwatch evaluate` passes None, so a file of negatives that were all classified right does
+    not report an F1 of 0.
+    """
+    precision = round(tp / (tp + fp), 4) if tp + fp else undefined
+    recall = round(tp / (tp + fn), 4) if tp + fn else undefined
+    if tp:
+        p, r = tp / (tp + fp), tp / (tp + fn)
+        f1: float | None = round(2 * p * r / (p + r), 4)
+    else:
+        f1 = 0.0 if fp or fn else undefined
+    return precision, recall, f1
 
 
-def prf_dict(tp: int, fp: int, fn: int) -> dict[str, float]:
+def prf_dict(tp: int, fp: int, fn: int, undefined: float | None = 0.0
+             ) -> dict[str, float | None]:
     """prf() as {"precision", "recall", "f1"}: how reports show it."""
-    return dict(zip(("precision", "recall", "f1"), prf(tp, fp, fn)))
+    return dict(zip(("precision", "recall", "f1"), prf(tp, fp, fn, undefined)))
 
 
 def set_counts(gold: Iterable[set[str]], predicted: Iterable[set[str]]) -> tuple[int, int, int]:

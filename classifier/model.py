@@ -41,7 +41,7 @@ from joblib import Parallel, delayed
 
 from . import artifacts
 from .artifacts import load_artifact, save_artifact
-from .errors import TrainingError
+from .errors import FeedFileError, TrainingError
 from .lexicon import _map_non_word
 from .pairs import PairTable
 from .stip import Example
@@ -109,24 +109,50 @@ def _plain(value: str | None) -> str:
     return " ".join(html.unescape(_TAG.sub(" ", value or "")).split())
 
 
-def feed_negatives(paths: Iterable[str | os.PathLike[str]]) -> list[Example]:
-    """Entries of captured science/general news feeds as policy negatives (duplicates folded)."""
+def feed_entries(path: str | os.PathLike[str]) -> list[Example]:
+    """The entries with a title of one captured science/general news feed, as policy negatives.
+
+    FeedFileError when there is none. feedparser reads anything without complaint: an HTML page
+    saved as .xml, or a JSON Lines file, is "a feed" without entries (at most flagged ``bozo``,
+    which many real feeds are too, recoverably). Trained on nothing from it, the model would
+    learn what is not policy from the few bundled non-policy items alone, and call elections
+    and phone launches policy.
+    """
     import feedparser
 
-    seen: set[str] = set()
+    path = Path(path)
+    parsed = feedparser.parse(str(path))
     examples = []
-    for path in sorted(Path(p) for p in paths):
-        parsed = feedparser.parse(str(path))
-        for number, entry in enumerate(parsed.entries):
-            title = _plain(entry.get("title"))
+    for number, entry in enumerate(parsed.entries):
+        title = _plain(entry.get("title"))
+        if title:
             summary = _plain(entry.get("summary") or entry.get("description"))
-            key = title.lower()
-            if not title or key in seen:
-                continue
-            seen.add(key)
             examples.append(Example(id=f"{path.name}#{number}", title=title, text=summary,
                                     policy=0))
+    if not examples:
+        why = ("not an RSS or Atom feed" if not parsed.get("version")
+               else "no entry has a title" if parsed.entries else "a feed without entries")
+        raise FeedFileError(f"{path}: no feed entries to use as non-policy news ({why})")
     return examples
+
+
+def fold_feed_entries(entries: Iterable[list[Example]]) -> list[Example]:
+    """The feeds' entries (:func:`feed_entries` of each file) without repeated titles: the
+    first file's copy is kept."""
+    seen: set[str] = set()
+    examples = []
+    for example in (example for group in entries for example in group):
+        key = example.title.lower()
+        if key not in seen:
+            seen.add(key)
+            examples.append(example)
+    return examples
+
+
+def feed_negatives(paths: Iterable[str | os.PathLike[str]]) -> list[Example]:
+    """Entries of captured science/general news feeds as policy negatives (duplicates folded,
+    files in name order); FeedFileError for a file without entries."""
+    return fold_feed_entries(feed_entries(path) for path in sorted(Path(p) for p in paths))
 
 
 def analyst_samples(items: Iterable[dict[str, Any]], taxonomy: Taxonomy) -> list[Sample]:

@@ -98,8 +98,11 @@ class Classifier:
     def __init__(self, model: PolicyModel | None, rules: RuleTagger, domains: DomainTagger,
                  gazetteer: Gazetteer, model_dir: str | os.PathLike[str] | None = None,
                  country_model: CountryModel | None = None,
-                 rules_override: float = RULES_CERTAIN) -> None:
+                 rules_override: float = RULES_CERTAIN, model_set_aside: bool = False) -> None:
         self.model = model
+        # a trained model is in model_dir but was not loaded (use_model=False): describe()
+        # must not tell the user to train one
+        self.model_set_aside = model_set_aside
         # on news-like text, a rule area scoring at least this is tagged whatever the model
         # says (above 1: never)
         self.rules_override = rules_override
@@ -128,10 +131,13 @@ class Classifier:
         LexiconError when an analyst's file is malformed.
         """
         model = load_model(model_dir) if (use_model and model_dir is not None) else None
+        set_aside = not use_model and model_dir is not None and any(
+            (Path(model_dir) / name).exists() for name in ("model.json", "countries.json"))
         return cls(model, RuleTagger.load(areas_lexicon or None),
                    DomainTagger.load(domains_lexicon or None),
                    Gazetteer.load(places_lexicon or None), model_dir,
-                   load_country_model(model_dir) if use_model else None, rules_override)
+                   load_country_model(model_dir) if use_model else None, rules_override,
+                   model_set_aside=set_aside)
 
     # -- identity ------------------------------------------------------------------------------
     @property
@@ -146,6 +152,9 @@ class Classifier:
 
     def describe(self) -> str:
         """One line for the user: which model (or none) is used."""
+        if self.model is None and self.model_set_aside:
+            return (f"the trained model in {self.model_dir} is set aside (--no-model): policy "
+                    "relevance and areas come from the lexicon rules")
         if self.model is None:
             where = f" in {self.model_dir}" if self.model_dir is not None else ""
             return (f"no trained model{where}: policy relevance and areas come from the "

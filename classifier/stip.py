@@ -33,6 +33,9 @@ TEXT_COLUMNS = (
     "Objectives5", "Objectives6", "Background",
 )
 THEME_COLUMN = re.compile(r"^TH\d+$")
+# An initiative's country: CountryCode (ISO alpha-3, "EU", "BEVLG"...), else CountryLabel's
+# name. Optional: without both, no initiative has a country and no country model is learnt.
+COUNTRY_COLUMNS = ("CountryCode", "CountryLabel")
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,14 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, str], list[str]]]:
                 raise StipError(f"{path}: cannot decode ({error})") from None
     except OSError as error:
         raise StipError(f"{path}: cannot read: {error}") from None
+
+
+def has_country_column(path: str | os.PathLike[str]) -> bool:
+    """Whether the export has a CountryCode or CountryLabel column (read_stip() checks the
+    rest of it)."""
+    for _line, row, _themes in _rows(Path(path)):
+        return any(column in row for column in COUNTRY_COLUMNS)
+    return False
 
 
 def _flag(value: str | None, path: Path, line: int, column: str) -> bool:

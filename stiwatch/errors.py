@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from classifier.errors import EvalFileError, ModelError, StipError, TrainingError
+from classifier.errors import EvalFileError, FeedFileError, ModelError, StipError, TrainingError
 from classifier.lexicon import LexiconError
 from classifier.taxonomy import UnknownLabel
 from crawler.registry import RegistryError
@@ -24,6 +24,7 @@ INPUT_ERRORS: tuple[type[Exception], ...] = (
     ConfigError,
     LexiconError,
     EvalFileError,
+    FeedFileError,
     ModelError,
     StipError,
     TrainingError,

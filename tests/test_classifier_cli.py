@@ -269,6 +269,21 @@ def test_classify_with_a_trained_model(stiwatch, store_path, tmp_path):
     with db.open_store(store_path) as store:
         assert store.tags_of(1)[0]["model_version"].startswith(meta["version"] + "+")
 
+    # --no-model sets the model aside: said so, not "no trained model ... train one"
+    aside = (f"Classifier: the trained model in {models} is set aside (--no-model): policy "
+             "relevance and areas come from the lexicon rules")
+    result = stiwatch("classify", "--all", "--no-model", "--model-dir", str(models))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == aside
+    assert "items classified with lexicon rules (trained model set aside)" in result.output
+    assert "train one" not in result.output
+    result = stiwatch("classify", "--all", "--no-model", "--model-dir", str(models), "--json")
+    assert json.loads(result.stdout)["description"] == aside.removeprefix("Classifier: ")
+    brief = _phd_brief(tmp_path)
+    result = stiwatch("evaluate", str(brief), "--no-model", "--model-dir", str(models))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == aside
+
 
 @pytest.mark.parametrize("args, message", [
     (["99", "--add", "area=governance"], "no item with id 99"),
@@ -425,6 +440,18 @@ def test_train_folds_in_labelled_news(stiwatch, tmp_path):
     assert result.exit_code == 2
     assert f"{bad}: line 1: unknown area 'astrology'" in result.output
     assert not (tmp_path / "x" / "model.json").exists()
+
+    # evaluate's validation, line for line
+    for line, message in [('{"id": 5, "title": "x", "text": "y", "policy": 1}',
+                           "line 1: id must be a string, not 5"),
+                          ('{"headline": "x", "body": "y", "policy": 1}',
+                           "line 1: needs a title or a text (or both)")]:
+        bad.write_text(line + "\n")
+        result = stiwatch("train", "--stip", str(SMALL), "--labelled", str(bad),
+                          "--model-dir", str(tmp_path / "x"))
+        assert result.exit_code == 2
+        assert result.output.splitlines()[-1] == f"Error: {bad}: {message}"
+        assert not (tmp_path / "x").exists()
 
 
 def test_area_rules_override_default_is_the_classifiers():

@@ -488,6 +488,58 @@ def test_train_command_saves_the_country_model_beside_the_other(stiwatch, tmp_pa
     assert meta["training_counts"]["countries"] == 6
 
 
+def _export_with(tmp_path: Path, name: str, change) -> Path:
+    """The small export rewritten row by row by ``change`` (header included)."""
+    import csv
+
+    export = tmp_path / name
+    with SMALL.open(newline="", encoding="utf-8") as source, \
+            export.open("w", newline="", encoding="utf-8") as target:
+        out = csv.writer(target)
+        for number, row in enumerate(csv.reader(source)):
+            out.writerow(change(number, row))
+    return export
+
+
+def test_train_says_when_it_trains_no_country_model_and_removes_the_older(stiwatch,
+                                                                         tmp_path: Path):
+    header = SMALL.read_text(encoding="utf-8").splitlines()[0].split(",")
+    dropped = {header.index("CountryCode"), header.index("CountryLabel")}
+    export = _export_with(tmp_path, "nocountry.csv",
+                          lambda _n, row: [v for i, v in enumerate(row) if i not in dropped])
+    models = tmp_path / "models"
+    assert stiwatch("-q", "train", "--stip", str(SMALL), "--model-dir", str(models)
+                    ).exit_code == 0
+    assert (models / META_FILE).exists()
+
+    result = stiwatch("train", "--stip", str(export), "--model-dir", str(models))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "  countries: no CountryCode or CountryLabel column: country model not trained" in lines
+    assert (f"  countries: the country model of an earlier training was removed from {models}"
+            in lines)
+    assert sorted(p.name for p in models.iterdir()) == ["model.joblib", "model.json"]
+
+    result = stiwatch("train", "--stip", str(export), "--model-dir", str(models), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert "countries" not in report
+    assert report["countries_not_trained"] == {
+        "reason": "no CountryCode or CountryLabel column", "removed_older_model": False}
+
+
+def test_train_says_when_too_few_countries_make_no_country_model(stiwatch, tmp_path: Path):
+    code = SMALL.read_text(encoding="utf-8").splitlines()[0].split(",").index("CountryCode")
+    export = _export_with(tmp_path, "korea.csv",
+                          lambda n, row: row if n == 0 else [*row[:code], "KOR", *row[code + 1:]])
+    result = stiwatch("train", "--stip", str(export), "--model-dir", str(tmp_path / "m"),
+                      "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["countries_not_trained"] == {
+        "reason": "fewer than two countries with 2 initiatives or more",
+        "removed_older_model": False}
+
+
 def test_classify_stores_the_model_country_for_a_source_without_country(stiwatch, db_path: Path,
                                                                        folder: Path):
     import db

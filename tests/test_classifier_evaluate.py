@@ -40,12 +40,64 @@ def test_numbers_on_a_hand_made_file():
             "macro_f1": 0.5556,  # governance 0.667, international 0, open_science 1
             "per_label": {
                 "governance": {"precision": 0.5, "recall": 1.0, "f1": 0.6667, "support": 1},
-                "international": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1},
+                # never predicted: no precision to speak of
+                "international": {"precision": None, "recall": 0.0, "f1": 0.0, "support": 1},
                 "open_science": {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1},
             },
         },
         "countries": {"micro_precision": 0.6667, "micro_recall": 0.6667, "micro_f1": 0.6667},
     }
+
+
+def test_undefined_metrics_are_null_not_zero():
+    """Nothing labelled and nothing predicted: no precision, recall or F1 (a file of negatives
+    all classified right reported F1 0 beside "no item classified wrong")."""
+    records = [
+        {"id": "a", "title": "", "text": "", "policy": 0},
+        {"id": "b", "title": "", "text": "", "areas": [], "domains": [], "countries": []},
+    ]
+    results = [Result(0.1, "model"), Result(0.2, "model")]
+    assert score(records, results, "v1") == {
+        "n": 2,
+        "model_version": "v1",
+        "policy": {"precision": None, "recall": None, "f1": None},
+        "areas": {"micro_f1": None, "macro_f1": None, "per_label": {}},
+        "domains": {"micro_f1": None, "macro_f1": None, "per_label": {}},
+        "countries": {"micro_precision": None, "micro_recall": None, "micro_f1": None},
+    }
+    # Only predicted (support 0): no recall, and out of the macro average, which is over the
+    # labels that occur in the file; in the micro average it counts.
+    records = [{"id": "c", "title": "", "text": "", "policy": 1, "areas": ["governance"]}]
+    results = [Result(0.9, "model", areas=[("society", 0.8, "model")])]
+    assert score(records, results, "v1")["areas"] == {
+        "micro_f1": 0.0,
+        "macro_f1": 0.0,
+        "per_label": {
+            "governance": {"precision": None, "recall": 0.0, "f1": 0.0, "support": 1},
+            "society": {"precision": 0.0, "recall": None, "f1": 0.0, "support": 0},
+        },
+    }
+
+
+def test_undefined_metrics_read_n_a_in_the_table(stiwatch, tmp_path: Path):
+    path = tmp_path / "negatives.jsonl"
+    path.write_text(json.dumps({"id": "r1", "title": "Election campaign heats up",
+                                "text": "The candidates debated immigration on Tuesday.",
+                                "policy": 0, "areas": [], "countries": []}) + "\n", "utf-8")
+    result = stiwatch("evaluate", str(path), "--no-model", "--errors", "5")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[lines.index("policy") + 2].split() == ["policy", "n/a", "n/a", "n/a"]
+    assert lines[lines.index("countries") + 2].split() == ["countries", "n/a", "n/a", "n/a"]
+    assert "no item classified wrong" in lines
+    # areas are not scored on a policy = 0 line
+    assert not any(line.startswith("areas") for line in lines)
+
+    path.write_text(json.dumps({"id": "r2", "title": "Storm closes schools",
+                                "text": "Schools shut as the storm passed.", "areas": []})
+                    + "\n", "utf-8")
+    result = stiwatch("evaluate", str(path), "--no-model")
+    assert "areas: micro-F1 n/a, macro-F1 n/a" in result.output.splitlines()
 
 
 def test_json_is_exactly_one_object_with_only_the_labelled_facets(stiwatch, tmp_path: Path):
@@ -182,7 +234,10 @@ def test_rules_alone_on_general_wire_news(stiwatch):
      "line 1: policy must be 0 or 1, not 'yes'"),
     (['["not", "an", "object"]'], "line 1: expected a JSON object"),
     ([""], "no records"),
-], ids=["json", "area", "country", "policy", "object", "empty"])
+    (['{"id": 5, "title": "t", "text": "x", "policy": 1}'], "line 1: id must be a string, not 5"),
+    (['{"id": "1", "title": "t", "policy": 1}', '{"id": "2", "headline": "t", "body": "x"}'],
+     "line 2: needs a title or a text (or both)"),
+], ids=["json", "area", "country", "policy", "object", "empty", "id-number", "no-title-text"])
 def test_bad_lines_name_the_line(stiwatch, tmp_path: Path, lines, message):
     path = tmp_path / "bad.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -190,3 +245,27 @@ def test_bad_lines_name_the_line(stiwatch, tmp_path: Path, lines, message):
     assert result.exit_code == 2
     assert f"Error: {path}: {message}" in result.output
     assert "Traceback" not in result.output
+
+
+def test_areas_are_scored_where_policy_is_1_or_not_given(stiwatch, tmp_path: Path):
+    """An areas-only file is scored (no policy key: taken as a policy item); a policy = 0
+    line's areas are not. A title alone, a text alone or empty strings are a line."""
+    lines = [
+        {"id": "a", "title": "European Commission adopts open access rules",
+         "areas": ["open_science"]},
+        {"id": "b", "text": "The ministry opened a call for doctoral scholarships.",
+         "areas": ["human_resources"]},
+        {"id": "c", "title": "Storm closes schools", "text": "Schools shut.", "policy": 0,
+         "areas": ["governance"]},
+        {"id": "d", "title": "", "text": ""},
+    ]
+    path = tmp_path / "areas_only.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), "utf-8")
+    result = stiwatch("evaluate", str(path), "--json", "--no-model")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n"] == 4
+    per_label = report["areas"]["per_label"]
+    assert per_label["open_science"]["support"] == 1
+    assert per_label["human_resources"]["support"] == 1
+    assert "governance" not in per_label or per_label["governance"]["support"] == 0

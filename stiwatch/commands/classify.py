@@ -5,7 +5,7 @@ from __future__ import annotations
 import glob
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
@@ -20,6 +20,7 @@ from ..output import echo_json, echo_table
 
 if TYPE_CHECKING:
     from classifier.pipeline import Classifier
+    from classifier.stip import Example
     from classifier.taxonomy import Taxonomy
 
 # Hand-written, labelled news briefs shipped in classifier/data/ for training (train
@@ -77,7 +78,9 @@ def run_classification(app: App, *, everything: bool = False, model_dir: str | N
         report = classify_store(store, classifier, everything=everything,
                                 progress=progress.advance)
     result = report.as_dict()
-    used = f"model {report.model}" if report.model else "lexicon rules (no trained model)"
+    used = (f"model {report.model}" if report.model else
+            "lexicon rules (trained model set aside)" if classifier.model_set_aside else
+            "lexicon rules (no trained model)")
     # a rate only where items were classified (copying a duplicate's tags is no classifying)
     rate = (f", {report.classified / report.seconds:.0f} items/s"
             if report.classified and report.seconds else "")
@@ -112,21 +115,43 @@ def classify_command(app: App, everything: bool, model_dir: str | None, no_model
         click.echo(result["summary"] + ".")
 
 
-def _negative_files(paths: tuple[str, ...]) -> list[str]:
-    files: list[str] = []
+FEED_PATTERNS = ("*.xml", "*.rss", "*.atom")
+
+
+def _feed_negatives(paths: tuple[str, ...], say: Callable[[str], None]
+                    ) -> tuple[list["Example"], list[str]]:
+    """The --negatives entries (repeated titles folded) and the files they came from.
+
+    A file named on the command line must give entries (FeedFileError otherwise); in a folder,
+    a file that gives none is skipped, and said so, but a folder none of whose files gives any
+    is refused like an empty one.
+    """
+    from classifier.errors import FeedFileError
+    from classifier.model import feed_entries, fold_feed_entries
+
+    read: dict[Path, list["Example"]] = {}
     for path in paths:
         if os.path.isdir(path):
-            found = sorted(glob.glob(os.path.join(path, "*.xml")) +
-                           glob.glob(os.path.join(path, "*.rss")) +
-                           glob.glob(os.path.join(path, "*.atom")))
+            found = sorted(f for pattern in FEED_PATTERNS
+                           for f in glob.glob(os.path.join(path, pattern)))
             if not found:
-                raise UserError(f"{path}: no feed files (*.xml, *.rss, *.atom) in this folder")
-            files += found
+                raise UserError(f"{path}: no feed files ({', '.join(FEED_PATTERNS)}) in this "
+                                "folder")
+            for file in found:
+                try:
+                    read[Path(file)] = feed_entries(file)
+                except FeedFileError as error:
+                    say(f"skipped {error}")
+            if not any(Path(file) in read for file in found):
+                raise UserError(f"{path}: none of its {len(found)} feed files "
+                                f"({', '.join(FEED_PATTERNS)}) has entries to use as "
+                                "non-policy news")
         elif os.path.isfile(path):
-            files.append(path)
+            read[Path(path)] = feed_entries(path)
         else:
             raise UserError(f"{path}: no such feed file or folder")
-    return files
+    files = sorted(read)  # name order, as feed_negatives() folds them
+    return fold_feed_entries(read[f] for f in files), [str(f) for f in files]
 
 
 def _labelled_news(files: tuple[str, ...], bundled: bool, with_negatives: bool,
@@ -192,22 +217,28 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
     enough initiatives, a ranker learnt with it chooses the countries of STI-policy programme
     descriptions, where its cross-validation beats the thresholds'.
     """
+    from classifier.artifacts import check_model_dir
+    from classifier.errors import ModelDirError
     from classifier.model import (
-        analyst_samples, feed_negatives, labelled_samples, save_model, stip_samples, train,
+        analyst_samples, labelled_samples, save_model, stip_samples, train,
     )
     from classifier.rules import RuleTagger
     from classifier.stip import file_sha256, read_stip
 
     folder = _model_dir(app, model_dir)
+    try:  # now, not after a training of a minute or more whose work would be lost
+        check_model_dir(folder)
+    except ModelDirError as error:
+        raise UserError(f"{error} (model_dir is set by {app.settings.origin('model_dir')})"
+                        ) from None
     taxonomy = load_taxonomy()
     say = (lambda message: None) if (as_json or app.quiet) else (
         lambda message: click.echo(f"train: {message}", err=True))
     say(f"reading {stip_file}")
     examples = read_stip(stip_file, limit=limit, taxonomy=taxonomy)
     samples = stip_samples(examples)
-    feeds = _negative_files(negatives)
-    if feeds:
-        samples += stip_samples(feed_negatives(feeds))
+    negative_examples, feeds = _feed_negatives(negatives, say)
+    samples += stip_samples(negative_examples)
     corrected = _analyst_labelled(app)
     analyst = analyst_samples(corrected, taxonomy)
     samples += analyst
@@ -230,8 +261,11 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
     }
     save_model(model, folder)
     meta = model.metadata
-    from classifier.countries import analyst_examples, save_country_model, train_countries
+    from classifier.countries import (
+        MIN_EXAMPLES, analyst_examples, save_country_model, train_countries,
+    )
     from classifier.places import Gazetteer
+    from classifier.stip import has_country_column
 
     countries = train_countries(examples + analyst_examples(corrected),
                                 Gazetteer.load(), taxonomy=taxonomy,
@@ -240,9 +274,19 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
     if countries is not None:
         save_country_model(countries, folder)
         meta = {**meta, "countries": countries.metadata}
-    else:  # too few countries to learn: an older country model must not stay beside this one
+    else:
+        # Said, not silent: without it an export lacking its country column gives a model that
+        # quietly tags fewer countries than the last one.
+        why = ("no CountryCode or CountryLabel column" if not has_country_column(stip_file)
+               else f"fewer than two countries with {MIN_EXAMPLES} initiatives or more")
+        # an older country model must not stay beside this one (it belongs to another model)
+        removed = False
         for name in ("countries.joblib", "countries.json"):
-            (folder / name).unlink(missing_ok=True)
+            if (folder / name).exists():
+                (folder / name).unlink()
+                removed = True
+        meta = {**meta, "countries_not_trained": {"reason": why,
+                                                  "removed_older_model": removed}}
     if as_json:
         echo_json({"model_dir": str(folder), **meta})
         return
@@ -268,6 +312,12 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
                        f"{ranker['f1']:.3f} (thresholds {ranker['rules_f1']:.3f})")
         elif ranker:
             click.echo(f"  countries: no ranker ({ranker['reason']})")
+    else:
+        skipped = meta["countries_not_trained"]
+        click.echo(f"  countries: {skipped['reason']}: country model not trained")
+        if skipped["removed_older_model"]:
+            click.echo(f"  countries: the country model of an earlier training was removed "
+                       f"from {folder}")
     if meta["labels"]["areas_without_data"]:
         click.echo(f"  no training data for: {', '.join(meta['labels']['areas_without_data'])}"
                    " (the lexicon rules tag these)")
@@ -286,13 +336,14 @@ def evaluate_command(app: App, file: str, model_dir: str | None, no_model: bool,
                      as_json: bool, errors: int) -> None:
     """Score the classifier on a labelled JSON Lines file.
 
-    FILE has one JSON object per line: title, text, and any of policy (0 or 1), areas,
-    domains, countries (lists of taxonomy ids), id; see docs/classifier.md, "Labelled JSON
-    Lines files".
+    FILE has one JSON object per line: title or text (or both), and any of policy (0 or 1),
+    areas, domains, countries (lists of taxonomy ids), id (a string); see docs/classifier.md,
+    "Labelled JSON Lines files".
 
     Prints precision, recall and F1 for relevance, per-label scores for areas and domains and
-    micro scores for countries; a facet that no line labels is left out. Areas are scored
-    on lines with policy = 1 only. Never train or tune on the file you evaluate with.
+    micro scores for countries (n/a where undefined); a facet that no line labels is left out.
+    Areas are scored on lines whose policy is 1 or not given. Never train or tune on the file
+    you evaluate with.
     """
     from classifier.evaluate import evaluate
 
@@ -306,20 +357,20 @@ def evaluate_command(app: App, file: str, model_dir: str | None, no_model: bool,
     click.echo(f"{result['n']} items, classifier {result['model_version']}")
     if "policy" in result:
         click.echo("\npolicy")
-        echo_table([{"facet": "policy", **result["policy"]}],
+        echo_table([_shown({"facet": "policy", **result["policy"]})],
                    ["facet", "precision", "recall", "f1"])
     for facet in ("areas", "domains"):
         if facet in result:
             block = result[facet]
-            click.echo(f"\n{facet}: micro-F1 {block['micro_f1']:.3f}, "
-                       f"macro-F1 {block['macro_f1']:.3f}")
-            echo_table([{"label": label, **m} for label, m in block["per_label"].items()],
+            click.echo(f"\n{facet}: micro-F1 {_score(block['micro_f1'])}, "
+                       f"macro-F1 {_score(block['macro_f1'])}")
+            echo_table([_shown({"label": label, **m}) for label, m in block["per_label"].items()],
                        ["label", "precision", "recall", "f1", "support"])
     if "countries" in result:
         c = result["countries"]
         click.echo("\ncountries")
-        echo_table([{"facet": "countries", "precision": c["micro_precision"],
-                     "recall": c["micro_recall"], "f1": c["micro_f1"]}],
+        echo_table([_shown({"facet": "countries", "precision": c["micro_precision"],
+                            "recall": c["micro_recall"], "f1": c["micro_f1"]})],
                    ["facet", "precision", "recall", "f1"])
     if errors:
         wrong = result["errors"]
@@ -334,6 +385,19 @@ def evaluate_command(app: App, file: str, model_dir: str | None, no_model: bool,
                     parts = [f"missed {', '.join(diff['missing'])}" if diff["missing"] else "",
                              f"added {', '.join(diff['extra'])}" if diff["extra"] else ""]
                     click.echo(f"  {facet}: {'; '.join(p for p in parts if p)}")
+
+
+# How an undefined metric (None in evaluate's JSON: nothing predicted, nothing labelled) reads.
+UNDEFINED = "n/a"
+
+
+def _score(value: float | None) -> str:
+    return UNDEFINED if value is None else f"{value:.3f}"
+
+
+def _shown(row: dict[str, Any]) -> dict[str, Any]:
+    """A table row with its undefined metrics as "n/a" (the table leaves None blank)."""
+    return {key: UNDEFINED if value is None else value for key, value in row.items()}
 
 
 def _pairs(values: tuple[str, ...], option: str) -> list[tuple[str, str]]:
