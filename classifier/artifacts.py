@@ -25,11 +25,14 @@ RETRAIN = "retrain with `stiwatch train --stip FILE`"
 
 def _unusable(folder: Path, error: OSError) -> ModelDirError:
     """The one-line error for a model folder the OS would not let us create or write."""
-    if isinstance(error, FileExistsError) or (folder.exists() and not folder.is_dir()):
+    # os.path's tests answer False where Path.exists() would raise (a name too long)
+    if isinstance(error, FileExistsError) or (os.path.lexists(folder)
+                                               and not os.path.isdir(folder)):
         return ModelDirError(f"{folder}: is a file, not a folder: the model cannot be saved "
                              "there")
     if isinstance(error, NotADirectoryError):
-        blocker = next((p for p in folder.parents if p.exists() and not p.is_dir()), None)
+        blocker = next((p for p in folder.parents
+                        if os.path.lexists(p) and not os.path.isdir(p)), None)
         if blocker is not None:
             return ModelDirError(f"{folder}: cannot be created: {blocker} is a file, not a "
                                  "folder")
