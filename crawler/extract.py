@@ -14,6 +14,7 @@ development set of ``bench/extraction_dev.py`` and only measured on ``data/eval`
 from __future__ import annotations
 
 import codecs
+from collections import Counter
 import copy
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -78,6 +79,7 @@ _LANGUAGE_CODE_PAGES: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("ku", "tr"), ("cp1254",)),
     "vi": ("cp1258",),
 }
+_ASCII_RUNS = re.compile(r"[\x00-\x7f]+")
 # charset-normalizer's own margin: chaos scores closer than this are a tie.
 _CHAOS_TIE = 0.01
 _HTTP_CHARSET = re.compile(r"charset\s*=\s*[\"']?\s*([-\w.:]+)", re.IGNORECASE)
@@ -250,9 +252,14 @@ def _undeclared(body: bytes, language: str | None) -> tuple[str, str]:
 
 def _latin_script(text: str) -> bool:
     """Whether most letters outside ASCII are Latin ones (é, ł, ş; ª and µ are not but occur)."""
-    letters = [char for char in text if ord(char) > 127 and char.isalpha()]
-    latin = sum(1 for char in letters if "LATIN" in unicodedata.name(char, ""))
-    return 2 * latin >= len(letters)
+    # The first 20,000 characters outside ASCII tell the script, counted per distinct one (a
+    # CJK page has a few thousand).
+    letters = latin = 0
+    for char, count in Counter(_ASCII_RUNS.sub("", text)[:20_000]).items():
+        if char.isalpha():
+            letters += count
+            latin += count if "LATIN" in unicodedata.name(char, "") else 0
+    return 2 * latin >= letters
 
 
 def _codecs_of(match: "charset_normalizer.CharsetMatch") -> set[str]:
