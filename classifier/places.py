@@ -340,7 +340,7 @@ class Gazetteer:
         # country's evidence; not where an EU institution acts in the title or lead ("The
         # European Commission and Japan launch a joint call"): then it is an actor, which
         # taxonomy.md tags whatever the others' weight.
-        eu_floor = need if self._eu_acts(title, text) else max(
+        eu_floor = 0.0 if "EU" not in evidence else need if self._eu_acts(title, text) else max(
             need, max((v for c, v in evidence.items() if c != "EU"), default=0.0)
             * self.settings["eu_relative_evidence"])
         tagged = [
