@@ -116,7 +116,10 @@ def summarise(text: str, max_chars: int = 400) -> str:
     summary = first[0]
     if len(first) > 1 and len(summary) < max_chars // 3 \
             and len(summary) + 1 + len(first[1]) <= max_chars:
-        summary = f"{summary} {first[1]}"
+        # Chinese and Japanese put no space after a full stop: joining with one would give
+        # the summary a space the article does not have.
+        gap = "" if summary.endswith(("。", "！", "？")) else " "
+        summary = f"{summary}{gap}{first[1]}"
     return shorten(summary, max_chars)
 
 

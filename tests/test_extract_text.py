@@ -48,6 +48,9 @@ def test_summary_takes_two_short_sentences_or_one_long() -> None:
     long_first = "The agency " + "really " * 25 + "opened a call."
     assert summarise(long_first + " It closes in May.") == long_first
     assert len(summarise("word " * 500)) <= 400
+    # no space after a Japanese full stop, as in the article
+    assert summarise("政府は新しい戦略を発表した。予算は増える。研究者は歓迎した。") == \
+        "政府は新しい戦略を発表した。予算は増える。"
 
 
 def test_shorten_cuts_at_a_word() -> None:
