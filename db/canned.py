@@ -32,8 +32,9 @@ CANNED_QUERIES: dict[str, dict[str, str]] = {
     "search_cjk": {
         "title": "Search Chinese, Japanese or Korean text",
         "description": "Items whose title, summary or body contains a word of Chinese, Japanese "
-        "or Korean (e.g. 研究, 量子技術, 연구), best match first (bm25), near-duplicates "
-        "folded; country (e.g. JP) and since (YYYY-MM-DD) may be left empty. The search box "
+        "or Korean (e.g. 研究, 量子技術, 연구), best match first (bm25), originals only "
+        "(near-duplicates left out: `stiwatch search` also finds words only a copy has); "
+        "country (e.g. JP) and since (YYYY-MM-DD, a UTC day) may be left empty. The search box "
         "of the items table cannot find such words: those scripts have no spaces between "
         "words. One word or phrase per search; `stiwatch search` also takes several, mixed "
         "with English words, with AND, OR and NOT.",
