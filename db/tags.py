@@ -6,7 +6,7 @@ from typing import Any, Iterable, Mapping
 
 from .clock import utcnow
 from .errors import InvalidTag, NoSuchItem
-from .items import chunks
+from .items import chunks, insert_rows
 
 FACETS = ("policy", "area", "domain", "country", "region")
 METHODS = ("model", "rules", "gazetteer", "source", "analyst")
@@ -108,18 +108,16 @@ class TagsMixin:
             # An analyst tag stays only where this item's own analyst verdict backs it: a
             # near-duplicate's copies of its original's corrections are replaced like any
             # other copy, so a correction the analyst takes back leaves the copies too.
-            self.conn.executemany(
-                "DELETE FROM tags WHERE item_id = ? AND (method != 'analyst' OR NOT EXISTS ("
-                "SELECT 1 FROM analyst_labels a WHERE a.item_id = tags.item_id"
-                " AND a.facet = tags.facet AND a.value = tags.value AND a.verdict = 1))",
-                [(item_id,) for item_id in ids],
-            )
-            self.conn.executemany(
-                "INSERT OR IGNORE INTO tags"
-                " (item_id, facet, value, score, method, model_version, tagged_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            for chunk in chunks(ids):
+                self.conn.execute(
+                    f"DELETE FROM tags WHERE item_id IN ({', '.join('?' * len(chunk))})"
+                    " AND (method != 'analyst' OR NOT EXISTS ("
+                    "SELECT 1 FROM analyst_labels a WHERE a.item_id = tags.item_id"
+                    " AND a.facet = tags.facet AND a.value = tags.value AND a.verdict = 1))",
+                    chunk,
+                )
+            insert_rows(self.conn, "INSERT OR IGNORE INTO tags"
+                        " (item_id, facet, value, score, method, model_version, tagged_at)", rows)
             if region_of is not None:
                 # The classifier derived its regions from the countries it wrote: only an
                 # analyst's verdict on a country or region can leave them disagreeing.
@@ -127,10 +125,10 @@ class TagsMixin:
                              if any(facet in ("country", "region")
                                     for facet, _value in vetoed.get(item_id, ()))]
                 self._follow_countries(corrected, region_of, now)
-            self.conn.executemany(
-                "UPDATE items SET classified_at = ? WHERE id = ?",
-                [(now, item_id) for item_id in ids],
-            )
+            for chunk in chunks(ids):
+                self.conn.execute(
+                    "UPDATE items SET classified_at = ?"
+                    f" WHERE id IN ({', '.join('?' * len(chunk))})", [now, *chunk])
         return len(ids)
 
     def tags_of(self, item_id: int) -> list[dict[str, Any]]:
