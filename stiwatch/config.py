@@ -220,6 +220,9 @@ SETTINGS: tuple[Setting, ...] = (
             "and of the days search and export filter by and search shows.",
             check=TimeZoneName()),
     Setting("digest_section_cap", 8, "Items shown per digest section at most.", _int, minimum=1),
+    Setting("digest_catch_up_weeks", 4, "run --digest also sends what this many weeks before "
+            "the last complete one still owe; older weeks only by hand (digest send --week).",
+            _int, minimum=0),
     Setting("outbox", "outbox", "Folder for .eml files when no SMTP host is set (or --dry-run)."),
     Setting("mail_from", "stiwatch <stiwatch@localhost>", "From header of digest e-mails.",
             check=EmailAddress()),

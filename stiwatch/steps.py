@@ -80,8 +80,13 @@ def digest_step(app: App, *, dry_run: bool = False) -> dict[str, Any]:
     now = datetime.now(timezone.utc)
     week = last_complete_week(settings["timezone"], now)
     store = app.store()
-    earlier = [] if dry_run else [parse_week(label, week.tz)
-                                  for label in store.periods_owed(week.label, iso_utc(now))]
+    owed = [] if dry_run else [parse_week(label, week.tz)
+                               for label in store.periods_owed(week.label, iso_utc(now))]
+    # A digest weeks late is news no more: older weeks stay owed for a send by hand, so an
+    # upgrade or a long outage does not flood subscribers with stale digests.
+    oldest = week.shift(-settings["digest_catch_up_weeks"]).label
+    earlier = [each for each in owed if each.label >= oldest]
+    stale = [each.label for each in owed if each.label < oldest]
     reports = []
     unreachable = None  # once the server is found down, the other weeks do not wait for it again
     for each in [*earlier, week]:
@@ -98,6 +103,10 @@ def digest_step(app: App, *, dry_run: bool = False) -> dict[str, Any]:
                + (f", {doubt} in doubt (see `stiwatch digest status`)" if doubt else ""))
     if before:
         summary += "; owed from earlier weeks: " + ", ".join(_in_brief(r) for r in before)
+    if stale:
+        summary += (f"; {', '.join(stale)} still owed, older than digest_catch_up_weeks "
+                    f"({settings['digest_catch_up_weeks']}): send by hand with "
+                    "`stiwatch digest send --week`")
     not_sent = sum(len(r.unreachable) for r in reports)
     if unreachable:
         summary += f"; {not_sent} not sent: {unreachable}"
@@ -107,6 +116,7 @@ def digest_step(app: App, *, dry_run: bool = False) -> dict[str, Any]:
         "retry": len(report.retry), "failed": len(report.failed), "already": report.already,
         "files": report.files, "aborted": unreachable, "unreachable": len(report.unreachable),
         "in_doubt": doubt,
+        "stale": stale,
         "earlier": [{"week": r.week, "sent": len(r.sent), "retry": len(r.retry),
                      "failed": len(r.failed), "in_doubt": len(r.unanswered),
                      "unreachable": len(r.unreachable), "ok": r.ok} for r in before],

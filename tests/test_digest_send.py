@@ -542,6 +542,43 @@ def test_run_digest_also_sends_what_earlier_weeks_still_owe(db_path, smtp, feed)
             (new.label, "late@example.org"): "sent"}
 
 
+def test_run_digest_leaves_weeks_older_than_the_catch_up_limit_to_a_send_by_hand(
+        db_path, smtp, feed):
+    """A digest weeks late is news no more: `run --digest` catches up on at most
+    `digest_catch_up_weeks` earlier weeks (4); an older one stays owed, and the summary says
+    how to send it."""
+    import json
+    from zoneinfo import ZoneInfo
+
+    from digest.weeks import last_complete_week
+
+    now = datetime.now(timezone.utc)
+    new = last_complete_week(ZoneInfo("Asia/Tokyo"), now)
+    old = new.shift(-5)
+    s = build(db_path, [story("https://x.example/old", (old.start + timedelta(days=2))
+                              .astimezone(timezone.utc).isoformat(), title="Old story")])
+    s.save_subscribers([{"email": "fresh@example.org"}])
+    only_source(s, feed)
+    report = send_week(s, settings_for(smtp_host="127.0.0.1", smtp_port=str(dead_port())), old,
+                       now=old.end + timedelta(hours=6))
+    assert report.unreachable == ["fresh@example.org"]
+    s.close()
+
+    run = run_digest(db_path, smtp.settings_env(), "--json")
+    assert run.returncode == 0, run.stderr
+    assert smtp.messages == []
+    step = json.loads(run.stdout)["steps"][-1]
+    assert step["stale"] == [old.label] and step["earlier"] == []
+    assert step["summary"].endswith(
+        f"; {old.label} still owed, older than digest_catch_up_weeks (4): send by hand with "
+        "`stiwatch digest send --week`")
+    wider = run_digest(db_path, {**smtp.settings_env(), "STIWATCH_DIGEST_CATCH_UP_WEEKS": "5"},
+                       "--json")
+    assert wider.returncode == 0, wider.stderr
+    assert [(m.rcpt, m.message["X-Stiwatch-Week"]) for m in smtp.messages] == [
+        ("fresh@example.org", old.label)]
+
+
 def test_a_failed_digest_step_is_one_line_on_stderr_and_the_log_file_keeps_the_rest(
         db_path, tmp_path, feed):
     """Cron mails what `--quiet run` prints: one `Error:` line per failed step. What each
