@@ -9,6 +9,7 @@ from .errors import (
     NoSuchSubscriber,
     NotAStore,
     NotInDoubt,
+    NotOwed,
     SchemaTooNew,
     StoreError,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "NoSuchSubscriber",
     "NotAStore",
     "NotInDoubt",
+    "NotOwed",
     "SchemaTooNew",
     "Store",
     "StoreError",

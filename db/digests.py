@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from .clock import utcnow
-from .errors import NoSuchDelivery, NotInDoubt
+from .errors import NoSuchDelivery, NotInDoubt, NotOwed
 from .items import chunks
 from .search import LIST_KEYS
 
@@ -209,6 +209,20 @@ class DigestsMixin:
             else:
                 self._set_delivery(email, period, status="pending", next_attempt_at=None,
                                    unanswered_at=None)
+        return row
+
+    def cancel_delivery(self, email: str, period: str) -> dict[str, Any]:
+        """An operator's decision that an owed delivery (``pending``, or ``sending`` in doubt)
+        is not to be sent: it becomes ``failed`` ("cancelled by the operator"), final, so no
+        run sends it. NoSuchDelivery or NotOwed otherwise. Returns the row as it was."""
+        with self.write():
+            row = self.get_delivery(email, period)
+            if row is None:
+                raise NoSuchDelivery(f"no delivery of {period} to {email}")
+            if row["status"] not in ("pending", "sending"):
+                raise NotOwed(f"{period} {email} is {row['status']}, not owed")
+            self._set_delivery(email, period, status="failed", next_attempt_at=None,
+                               last_error="cancelled by the operator", unanswered_at=None)
         return row
 
     def delivery_unreachable(self, email: str, period: str, error: str) -> None:

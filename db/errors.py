@@ -40,3 +40,7 @@ class NoSuchDelivery(StoreError):
 
 class NotInDoubt(StoreError):
     """A delivery an operator tried to resolve that is not in doubt (nor, to resend, failed)."""
+
+
+class NotOwed(StoreError):
+    """A delivery an operator tried to cancel that is no longer owed (sent, failed, skipped)."""

@@ -493,6 +493,13 @@ def resolve_delivery(store: Any, email: str, week: Week, *, arrived: bool) -> di
         return store.resolve_delivery(email, week.label, arrived=arrived)
 
 
+def cancel_delivery(store: Any, email: str, week: Week) -> dict[str, Any]:
+    """An owed delivery the operator does not want sent (a stale week, a subscriber who left):
+    recorded failed, final. Under the sender's lock, as ``resolve_delivery``."""
+    with _sender_lock(store):
+        return store.cancel_delivery(email, week.label)
+
+
 def check_week_over(week: Week, now: datetime, *, partial_week: bool = False) -> None:
     """WeekNotOver unless ``week`` has ended by ``now`` (or, with ``partial_week``, begun)."""
     def local(moment: datetime) -> str:

@@ -471,14 +471,33 @@ def test_resolve_resend_sends_a_delivery_in_doubt_or_failed_once_more(store, smt
         (("all@example.org", "--sent"), "2026-W47 all@example.org is sent, not in doubt"),
         (("all@example.org", "--resend"), "2026-W47 all@example.org is sent, not in doubt"),
         (("nobody@example.org", "--sent"), "no delivery of 2026-W47 to nobody@example.org"),
-        (("eu@example.org",), "give --sent or --resend"),
-        (("eu@example.org", "--sent", "--resend"), "give --sent or --resend"),
+        (("eu@example.org",), "give one of --sent, --resend or --cancel"),
+        (("eu@example.org", "--sent", "--resend"), "give one of --sent, --resend or --cancel"),
+        (("all@example.org", "--cancel"), "2026-W47 all@example.org is sent, not owed"),
     ]
     for args, message in cases:
         result = stiwatch("digest", "resolve", *args, "--week", "2026-W47")
         assert result.exit_code == 2, (args, result.output)
         [line] = result.output.splitlines()
         assert line.startswith("Error: ") and message in line, (args, line)
+
+
+def test_resolve_cancel_settles_an_owed_delivery_by_never_sending_it(store, smtp, stiwatch,
+                                                                     db_path):
+    """An owed delivery the operator does not want sent (a stale week): failed, final."""
+    store.close()
+    down = {"STIWATCH_SMTP_HOST": "127.0.0.1", "STIWATCH_SMTP_PORT": str(dead_port())}
+    assert stiwatch("digest", "send", "--week", "2026-W47", env=down).exit_code == 1
+    result = stiwatch("digest", "resolve", "eu@example.org", "--week", "2026-W47", "--cancel")
+    assert result.exit_code == 0, result.output
+    assert result.output == "2026-W47 eu@example.org: cancelled; no run sends it.\n"
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
+    assert result.exit_code == 0, result.output
+    assert smtp.to("eu@example.org") == [] and smtp.to("all@example.org")
+    import json
+    rows = json.loads(stiwatch("digest", "status", "--week", "2026-W47", "--json").output)
+    eu = {r["subscriber"]: r for r in rows}["eu@example.org"]
+    assert (eu["status"], eu["last_error"]) == ("failed", "cancelled by the operator")
 
 
 def dead_port():

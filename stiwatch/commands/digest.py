@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from digest.send import chart_path, render_preview, resolve_delivery, send_week
+from digest.send import (cancel_delivery, chart_path, render_preview, resolve_delivery,
+                         send_week)
 from digest.weeks import week_or_default
 
 from ..app import App, pass_app
@@ -137,22 +138,30 @@ def _print_report(app: App, report) -> None:  # noqa: ANN001
 @click.option("--resend", "resend", is_flag=True,
               help="It did not arrive (or, for a failed one, its subscriber is fixed): owed "
               "again, so the next send of the week sends it (same Message-ID).")
+@click.option("--cancel", is_flag=True,
+              help="Do not send it (an owed or in-doubt delivery of a stale week, a reader who "
+              "left): recorded failed, 'cancelled by the operator'.")
 @pass_app
 def resolve_command(app: App, email: str, week: str | None, arrived: bool,
-                    resend: bool) -> None:
+                    resend: bool, cancel: bool) -> None:
     """Say what became of a delivery in doubt, so it is neither lost nor sent twice.
 
     A delivery is in doubt (`sending`, "no answer after the message was sent" in `digest
     status`) when the whole message went out but the SMTP server's answer never came: the
     server may have delivered it, so no run sends it again. Check the mail server's log (or
     ask the reader), then give --sent or --resend. --resend also makes a failed delivery owed
-    again, e.g. once its subscriber's name is fixed.
+    again, e.g. once its subscriber's name is fixed. --cancel settles an owed delivery (in
+    doubt or pending, e.g. of a week older than digest_catch_up_weeks) by not sending it.
     """
-    if arrived == resend:
-        raise UserError("give --sent or --resend: --sent if it arrived, --resend to have it "
-                        "sent again")
+    if arrived + resend + cancel != 1:
+        raise UserError("give one of --sent, --resend or --cancel: --sent if it arrived, "
+                        "--resend to have it sent again, --cancel to send it never")
     chosen = week_or_default(week, app.settings["timezone"])
     email = email.strip().lower()
+    if cancel:
+        cancel_delivery(app.store(), email, chosen)
+        app.echo(f"{chosen.label} {email}: cancelled; no run sends it.")
+        return
     resolve_delivery(app.store(), email, chosen, arrived=arrived)
     if arrived:
         app.echo(f"{chosen.label} {email}: recorded as sent.")
