@@ -84,8 +84,30 @@ def scrapy_settings(settings: Mapping[str, Any] | None = None,
             raise CrawlInputError(f"{EXTRA_SETTINGS_ENV} is not valid JSON: {error}") from None
         if not isinstance(parsed, dict):
             raise CrawlInputError(f"{EXTRA_SETTINGS_ENV} must be a JSON object")
+        _check_extra(parsed)
         out.update(parsed)
     return out
+
+
+# Scrapy settings outside the settings table whose bad values stall a crawl rather than fail.
+_POSITIVE_INTEGERS = ("CONCURRENT_REQUESTS", "CONCURRENT_ITEMS", "CONCURRENT_REQUESTS_PER_IP")
+
+
+def _check_extra(extra: Mapping[str, Any]) -> None:
+    """The escape hatch must not go round the checks of the settings table: a Scrapy setting
+    that stiwatch has a setting for is refused, naming that setting (whose limits are checked
+    when settings are read), and a concurrency must be a positive integer (0 hangs a crawl)."""
+    settings_for = {scrapy: name for name, scrapy in SETTING_NAMES.items()}
+    for key, value in extra.items():
+        if key in settings_for:
+            name = settings_for[key]
+            raise CrawlInputError(
+                f"{EXTRA_SETTINGS_ENV} sets {key}, which is the setting {name}: set it as "
+                f"STIWATCH_{name.upper()} or `{name}` in the config file, where it is checked")
+        if key in _POSITIVE_INTEGERS and (isinstance(value, bool) or not isinstance(value, int)
+                                          or value < 1):
+            raise CrawlInputError(f"{EXTRA_SETTINGS_ENV}: {key} must be an integer of at "
+                                  f"least 1, not {value!r}")
 
 
 def select_sources(store_path: str | os.PathLike[str], source_ids: Iterable[str] = ()

@@ -180,6 +180,16 @@ def test_bad_input_exits_2(stiwatch, http_server, tmp_path):
     assert unknown.exit_code == 2 and "nope" in unknown.output
     broken_env = stiwatch("crawl", env={**FAST, "STIWATCH_SCRAPY_SETTINGS": "{oops"})
     assert broken_env.exit_code == 2 and "STIWATCH_SCRAPY_SETTINGS" in broken_env.output
+    # The escape hatch does not go round the settings' checks.
+    for extra, message in [
+        ({"DOWNLOAD_TIMEOUT": 0}, "STIWATCH_SCRAPY_SETTINGS sets DOWNLOAD_TIMEOUT, which is the "
+         "setting download_timeout: set it as STIWATCH_DOWNLOAD_TIMEOUT or `download_timeout` "
+         "in the config file, where it is checked"),
+        ({"CONCURRENT_REQUESTS": 0},
+         "STIWATCH_SCRAPY_SETTINGS: CONCURRENT_REQUESTS must be an integer of at least 1, not 0"),
+    ]:
+        refused = stiwatch("crawl", env={**FAST, "STIWATCH_SCRAPY_SETTINGS": json.dumps(extra)})
+        assert refused.exit_code == 2 and message in refused.output, refused.output
     assert not http_server.requests  # nothing was fetched for bad input
 
 
