@@ -9,6 +9,7 @@ import json
 import pytest
 
 import analysts_store
+import db
 
 
 @pytest.fixture
@@ -376,3 +377,19 @@ def test_search_and_status_do_not_wait_for_a_writer(stiwatch, db_path, ids):
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+def test_a_snippet_across_paragraphs_stays_one_table_line(stiwatch, db_path):
+    """The table's snippet line keeps the words of a body's paragraphs, not its line breaks
+    (which broke the layout: a line that started unindented under the table)."""
+    with db.open_store(db_path) as store:
+        store.sync_sources([{"id": "s", "name": "S", "kind": "feed", "url": "https://s.org/f"}])
+        store.save_items([{"url": "https://s.org/1", "source_id": "s", "title": "Budget",
+                           "body": "The ministry set the budget.\n\nQuantum centres get more."}])
+    result = stiwatch("search", "budget quantum")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    snippet = lines[2]
+    assert snippet.startswith("    ") and "**budget**." in snippet.lower()
+    assert "**quantum** centres" in snippet.lower()
+    assert lines[3].strip() == "https://s.org/1"

@@ -66,7 +66,8 @@ def echo_results(rows: list[dict], *, tty: bool, tz: tzinfo) -> None:
     click.echo(lines[0])
     for line, row in zip(lines[1:], rows):
         click.echo(line)
-        click.echo("    " + _bold(row["snippet"] or "", tty))
+        # one indented line: a snippet across paragraphs keeps its words, not its line breaks
+        click.echo("    " + _bold(" ".join((row["snippet"] or "").split()), tty))
         tags = [f"{key}: {','.join(row[key])}" for key in ("areas", "domains", "countries")
                 if row[key]]
         click.echo(f"    {row['url']}" + (f"  [{'; '.join(tags)}]" if tags else ""))
