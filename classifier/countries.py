@@ -263,7 +263,9 @@ class CountryModel:
         self.prune = prune
         self.replace = replace
         self.metadata = metadata
-        self._features: Features | None = None  # built by load_country_model, or on first use
+        # the fast transform's tables are part of the model: built with it, not in the first
+        # batch a run classifies (a tenth of a second)
+        self._features = Features.of(vectorizer).build_lookups()
 
     @property
     def version(self) -> str:
@@ -293,8 +295,6 @@ class CountryModel:
         vectorizer's own lower-casing and accent stripping first; a text whose characters
         those steps and Features' tokenizer would treat differently (a capital left by accent
         stripping, a combining mark that strips to nothing) goes to the vectorizer itself."""
-        if self._features is None:
-            self._features = Features.of(self.vectorizer)
         prepared, fast, odd = [], [], []
         for i, text in enumerate(texts):
             text = text.lower()
@@ -686,10 +686,6 @@ def load_country_model(model_dir: str | os.PathLike[str] | None,
     payload, metadata = loaded
     # a model saved before the replace rule existed has it off; one saved before naive
     # Bayes joined uses the SVM alone, one saved before the ranker the thresholds alone
-    model = CountryModel(payload["vectorizer"], payload["svm"], payload["fill"],
-                         payload["prune"], metadata, payload.get("replace", OFF),
-                         payload.get("bayes"), payload.get("ranker"))
-    # the fast transform's tables are part of the loaded model: built here, not in the first
-    # batch a run classifies (a tenth of a second)
-    model._features = Features.of(model.vectorizer).build_lookups()
-    return model
+    return CountryModel(payload["vectorizer"], payload["svm"], payload["fill"],
+                        payload["prune"], metadata, payload.get("replace", OFF),
+                        payload.get("bayes"), payload.get("ranker"))

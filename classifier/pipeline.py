@@ -25,10 +25,11 @@ from pathlib import Path
 import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .countries import CountryModel, derive_regions, load_country_model
+from .countries import (MODEL_STEM as COUNTRY_STEM, CountryModel, derive_regions,
+                        load_country_model)
 from .domains import DomainTagger
 from .lexicon import share_scan
-from .model import RULES_CERTAIN, PolicyModel, load_model
+from .model import MODEL_STEM, RULES_CERTAIN, PolicyModel, load_model
 from .places import Gazetteer, region_map
 from .rules import RuleTagger
 
@@ -132,7 +133,8 @@ class Classifier:
         """
         model = load_model(model_dir) if (use_model and model_dir is not None) else None
         set_aside = not use_model and model_dir is not None and any(
-            (Path(model_dir) / name).exists() for name in ("model.json", "countries.json"))
+            (Path(model_dir) / f"{stem}.json").exists()
+            for stem in (MODEL_STEM, COUNTRY_STEM))
         return cls(model, RuleTagger.load(areas_lexicon or None),
                    DomainTagger.load(domains_lexicon or None),
                    Gazetteer.load(places_lexicon or None), model_dir,

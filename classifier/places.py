@@ -473,9 +473,11 @@ def _load(path: str | None) -> Gazetteer:
     files = [data_file(name) for name in PLACE_FILES] + ([Path(path)] if path else [])
     for number_, file in enumerate(files):
         data = read_toml(file)
+        if number_ == 0:
+            shipped = data
         edition = read_version(data, file, required=number_ == 0)
         if path and number_ == len(files) - 1:
-            check_top_level(data, file, read_toml(files[0]))  # places.toml has every table
+            check_top_level(data, file, shipped)  # places.toml has every table
             # the analyst's file shows in the version (as the other lexicons' do): a model
             # trained with other tables is told apart
             versions.append(file.stem + (f"-{edition}" if edition else ""))
