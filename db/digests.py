@@ -198,9 +198,7 @@ class DigestsMixin:
         same Message-ID); a ``failed`` row can be made owed again too (its subscriber fixed).
         NoSuchDelivery or NotInDoubt otherwise. Returns the row as it was."""
         with self.write():
-            row = self.get_delivery(email, period)
-            if row is None:
-                raise NoSuchDelivery(f"no delivery of {period} to {email}")
+            row = self._existing_delivery(email, period)
             if row["status"] != "sending" and (arrived or row["status"] != "failed"):
                 raise NotInDoubt(f"{period} {email} is {row['status']}, not in doubt")
             if arrived:
@@ -211,14 +209,18 @@ class DigestsMixin:
                                    unanswered_at=None)
         return row
 
+    def _existing_delivery(self, email: str, period: str) -> dict[str, Any]:
+        row = self.get_delivery(email, period)
+        if row is None:
+            raise NoSuchDelivery(f"no delivery of {period} to {email}")
+        return row
+
     def cancel_delivery(self, email: str, period: str) -> dict[str, Any]:
         """An operator's decision that an owed delivery (``pending``, or ``sending`` in doubt)
         is not to be sent: it becomes ``failed`` ("cancelled by the operator"), final, so no
         run sends it. NoSuchDelivery or NotOwed otherwise. Returns the row as it was."""
         with self.write():
-            row = self.get_delivery(email, period)
-            if row is None:
-                raise NoSuchDelivery(f"no delivery of {period} to {email}")
+            row = self._existing_delivery(email, period)
             if row["status"] not in ("pending", "sending"):
                 raise NotOwed(f"{period} {email} is {row['status']}, not owed")
             self._set_delivery(email, period, status="failed", next_attempt_at=None,

@@ -28,8 +28,7 @@ def insert_rows(conn: Any, head: str, rows: list[tuple], per_statement: int = 10
     if not rows:
         return
     one = "(" + ", ".join("?" * len(rows[0])) + ")"
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start:start + per_statement]
+    for chunk in chunks(rows, per_statement):
         conn.execute(f"{head} VALUES {', '.join([one] * len(chunk))}",
                      [value for row in chunk for value in row])
 

@@ -80,13 +80,12 @@ def digest_step(app: App, *, dry_run: bool = False) -> dict[str, Any]:
     now = datetime.now(timezone.utc)
     week = last_complete_week(settings["timezone"], now)
     store = app.store()
-    owed = [] if dry_run else [parse_week(label, week.tz)
-                               for label in store.periods_owed(week.label, iso_utc(now))]
+    owed = [] if dry_run else store.periods_owed(week.label, iso_utc(now))
     # A digest weeks late is news no more: older weeks stay owed for a send by hand, so an
     # upgrade or a long outage does not flood subscribers with stale digests.
     oldest = week.shift(-settings["digest_catch_up_weeks"]).label
-    earlier = [each for each in owed if each.label >= oldest]
-    stale = [each.label for each in owed if each.label < oldest]
+    earlier = [parse_week(label, week.tz) for label in owed if label >= oldest]
+    stale = [label for label in owed if label < oldest]
     reports = []
     unreachable = None  # once the server is found down, the other weeks do not wait for it again
     for each in [*earlier, week]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone, tzinfo
+from datetime import tzinfo
 import re
 import sys
 
 import click
 
 from classifier.taxonomy import load_taxonomy
+from digest.select import parse_time
 from digest.weeks import zone
 
 from ..app import App, pass_app
@@ -40,12 +41,9 @@ DATE_HELP = "a day in the `timezone` setting, Asia/Tokyo by default"
 def local_date(published_at: str | None, tz: tzinfo) -> str:
     """The day in ``tz`` of a stored UTC time (``2026-11-17T16:00:00Z`` is 2026-11-18 in
     Tokyo), as the digest and `trends` count it; a value that is not a time, as stored."""
-    try:
-        moment = datetime.fromisoformat(published_at or "")
-    except ValueError:
+    moment = parse_time(published_at)
+    if moment is None:
         return (published_at or "")[:10]
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(tz).date().isoformat()
 
 
