@@ -425,6 +425,11 @@ class SendReport:
     def ok(self) -> bool:
         return not (self.failed or self.retry or self.unanswered) and self.aborted is None
 
+    @property
+    def doubtful(self) -> list[dict[str, str]]:
+        """Deliveries in doubt after this send: left so now, or by earlier runs."""
+        return self.unanswered + self.in_doubt
+
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "ok": self.ok}
 

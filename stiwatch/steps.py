@@ -95,7 +95,7 @@ def digest_step(app: App, *, dry_run: bool = False) -> dict[str, Any]:
         unreachable = unreachable or report.aborted
         reports.append(report)
     *before, report = reports
-    doubt = len(report.unanswered) + len(report.in_doubt)
+    doubt = len(report.doubtful)
     summary = (f"{week.label}: {report.stories} policy items, {len(report.sent)} sent "
                f"({report.transport}), {len(report.retry)} to retry, "
                f"{len(report.failed)} failed, {report.already} done earlier"

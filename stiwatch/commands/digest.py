@@ -103,7 +103,7 @@ def _print_report(app: App, report) -> None:  # noqa: ANN001
                f"{where[report.transport]}, {len(report.skipped)} with nothing matching, "
                f"{len(report.retry)} to retry, {len(report.failed)} failed, "
                f"{report.already} done earlier, {len(report.waiting)} waiting to retry"
-               + (f", {doubt} in doubt" if (doubt := len(report.unanswered + report.in_doubt))
+               + (f", {doubt} in doubt" if (doubt := len(report.doubtful))
                   else "")
                + (f", {len(report.unreachable)} not sent (server unreachable)."
                   if report.unreachable else "."))
@@ -115,7 +115,7 @@ def _print_report(app: App, report) -> None:  # noqa: ANN001
         click.echo(f"failed {row['email']}: {row['error']}")
     for row in report.waiting:
         click.echo(f"waiting {row['email']} until {row['next_attempt_at']}: {row['error']}")
-    for row in report.unanswered + report.in_doubt:
+    for row in report.doubtful:
         click.echo(f"in doubt {row['email']}: {row['error']} (`stiwatch digest resolve "
                    f"{row['email']} --week {report.week} --sent` once it is known to have "
                    "arrived, or `--resend`)")
@@ -125,7 +125,7 @@ def _print_report(app: App, report) -> None:  # noqa: ANN001
     if report.subscribers == 0:
         click.echo("No active subscribers: add one with `stiwatch subscribers add EMAIL`.")
     elif not (report.sent or report.skipped or report.retry or report.failed or report.waiting
-              or report.unreachable or report.unanswered or report.in_doubt):
+              or report.unreachable or report.doubtful):
         click.echo("Nothing owed: every active subscriber already has this week's digest, "
                    "or nothing in it matches their filters yet.")
 
