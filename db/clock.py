@@ -9,7 +9,8 @@ def iso_utc(moment: datetime) -> str:
     """``moment`` (aware; naive counts as UTC) in the store's timestamp form."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    utc = moment.astimezone(timezone.utc)
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S}Z"  # %Y leaves years below 1000 unpadded
 
 
 def utcnow() -> str:

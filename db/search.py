@@ -15,6 +15,7 @@ ranks every match.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone, tzinfo
 import re
@@ -23,6 +24,7 @@ from typing import Any, Iterator, Sequence
 import unicodedata
 
 from .cjk import CJK_CLASS, has_cjk, query_phrase, squeeze
+from .clock import iso_utc
 from .errors import StoreError
 
 # bm25 weights per items_fts column: a word in the title counts most, then the summary.
@@ -439,8 +441,7 @@ def time_bound(value: str, name: str, tz: tzinfo = timezone.utc, *,
             # Stored times are whole seconds: since 10:00:00.5 starts at 10:00:01 (and until
             # 10:00:00.5 ends at 10:00:00, the fraction dropped below).
             moment += timedelta(microseconds=1_000_000 - moment.microsecond)
-        utc = moment.astimezone(timezone.utc)
-        bound = f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S}Z"  # db.clock's form, years < 1000 too
+        bound = iso_utc(moment)
     except OverflowError:
         raise BadQuery(f"{name}: {value!r} is out of range") from None
     if not end:
@@ -530,6 +531,24 @@ def _filters(
     return where, params
 
 
+def _matching(table: str, conditions: list[str], match: str = ":q") -> str:
+    """FROM and WHERE of the items whose FTS5 ``table`` row matches ``match`` (a parameter)
+    and that meet ``conditions``."""
+    return (f"FROM {table} CROSS JOIN items i ON i.id = {table}.rowid "
+            f"WHERE {' AND '.join([f'{table} MATCH {match}', *conditions])}")
+
+
+@contextmanager
+def _query_errors(query: str) -> Iterator[None]:
+    """An FTS5 error the query caused, as a BadQuery quoting it; any other error as it is."""
+    try:
+        yield
+    except sqlite3.OperationalError as error:
+        if _is_query_error(error):
+            raise _explain(error, query) from None
+        raise
+
+
 def _story(row: dict[str, Any]) -> int:
     """The story a result row belongs to: its original's id (its own for an original)."""
     return row["duplicate_of"] or row["id"]
@@ -577,13 +596,10 @@ class SearchMixin:
             raise BadQuery("empty search query: give at least one word")
         if limit < 1:
             raise BadQuery(f"limit must be at least 1, not {limit}")
-        tree = parse_query(query)
-        where, params = _filters(areas, domains, countries, regions, sources, since, until,
-                                 policy_only, tz)
+        terms, tables, params = self._plan(query, areas, domains, countries, regions, sources,
+                                           since, until, policy_only, tz)
         params["ranking"] = RANKING
-        terms = list(_terms(tree))
-        try:
-            tables = self._tables(tree, terms, where)
+        with _query_errors(query):
             best: dict[int, dict[str, Any]] = {}  # the best-ranked matching item per story
             for table, match, conditions in tables:
                 for row in self._ranked(table, match, conditions, params, limit, exact):
@@ -595,14 +611,20 @@ class SearchMixin:
             # items_fts_cjk's text is character pairs: its rows get a snippet of their text
             _cjk_snippets(self.conn, [row for row in rows if row["table"] == CJK_TABLE],
                           [t for t, positive in terms if positive])
-        except sqlite3.OperationalError as error:
-            if _is_query_error(error):
-                raise _explain(error, query) from None
-            raise
         for row in rows:
             del row["table"]
         self._decorate(rows)
         return rows
+
+    def _plan(self, query: str, *filters: Any
+              ) -> tuple[list[tuple[Term, bool]], list[Table], dict[str, Any]]:
+        """(the query's terms, the FTS5 tables it searches with their queries and conditions,
+        the filters' parameters) for ``search`` and ``count_matches``; ``filters`` as
+        ``_filters`` takes them."""
+        tree = parse_query(query)
+        where, params = _filters(*filters)
+        terms = list(_terms(tree))
+        return terms, self._tables(tree, terms, where), params
 
     def _tables(self, tree: Any, terms: list[tuple[Term, bool]], where: list[str]
                 ) -> list[Table]:
@@ -643,15 +665,13 @@ class SearchMixin:
         # items_fts_cjk's text is character pairs: its rows get a snippet later (_cjk_snippets)
         snippet = (f"snippet({table}, -1, '{open_}', '{close}', '…', 24)"
                    if table == "items_fts" else "NULL")
-        conditions = [f"{table} MATCH :q", *conditions]
         if ranked:
-            conditions.insert(1, f"{table}.rank MATCH :ranking")
+            conditions = [f"{table}.rank MATCH :ranking", *conditions]
         return f"""
             SELECT i.id, i.url, i.title, i.source_id, i.published_at, i.language,
                    i.duplicate_of, {snippet} AS snippet,
                    {f"-{table}.rank" if ranked else "NULL"} AS score, '{table}' AS "table"
-            FROM {table} CROSS JOIN items i ON i.id = {table}.rowid
-            WHERE {' AND '.join(conditions)}"""
+            {_matching(table, conditions)}"""
 
     def _ranked(self, table: str, match: str, where: list[str], params: dict[str, Any],
                 limit: int, exact: bool) -> list[dict[str, Any]]:
@@ -745,25 +765,17 @@ class SearchMixin:
         the rows it would show (an original and its near-duplicates count once)."""
         if not query or not query.strip():
             raise BadQuery("empty search query: give at least one word")
-        tree = parse_query(query)
-        where, params = _filters(areas, domains, countries, regions, sources, since, until,
-                                 policy_only, tz)
-        try:
-            parts = []
-            for n, (table, match, conditions) in enumerate(
-                    self._tables(tree, list(_terms(tree)), where)):
-                params[f"q{n}"] = match
-                parts.append(
-                    f"SELECT coalesce(i.duplicate_of, i.id) AS story FROM {table} CROSS JOIN "
-                    f"items i ON i.id = {table}.rowid WHERE "
-                    + " AND ".join([f"{table} MATCH :q{n}", *conditions]))
+        _, tables, params = self._plan(query, areas, domains, countries, regions,
+                                       sources, since, until, policy_only, tz)
+        parts = []
+        for n, (table, match, conditions) in enumerate(tables):
+            params[f"q{n}"] = match
+            parts.append("SELECT coalesce(i.duplicate_of, i.id) AS story "
+                         + _matching(table, conditions, f":q{n}"))
+        with _query_errors(query):
             return self.conn.execute(
                 f"SELECT count(DISTINCT story) FROM ({' UNION ALL '.join(parts)})", params
             ).fetchone()[0]
-        except sqlite3.OperationalError as error:
-            if _is_query_error(error):
-                raise _explain(error, query) from None
-            raise
 
     def _decorate(self, rows: list[dict[str, Any]]) -> None:
         """Add source names, copy counts and tags to a page of result rows (in place)."""
