@@ -58,7 +58,8 @@ TABLES: dict[str, dict[str, Any]] = {
             "fetched_at": "When the article was last fetched (ISO 8601 UTC).",
             "content_hash": "SHA-256 of the normalised body text (exact-duplicate check).",
             "duplicate_of": "For a near-duplicate (the same article syndicated under another URL): "
-            "the `items.id` of the first copy; NULL for originals.",
+            "the `items.id` of its story's original, the earliest copy stored, which is never itself "
+            "a near-duplicate; NULL for originals.",
             "status": "`complete` (article page read) or `partial` (stored from the feed entry "
             "only; fetched again on the next crawl).",
             "fetch_error": "Why the article page could not be read, for `partial` items "

@@ -364,6 +364,56 @@ MIGRATIONS: list[Migration] = [
         ALTER TABLE deliveries ADD COLUMN unanswered_at TEXT;
         """,
     ),
+    Migration(
+        13,
+        "a near-duplicate points at its story's original, never at another copy",
+        """
+        -- Search, digests, trends and the classifier read a story as one original and the
+        -- items whose duplicate_of names it. A text can be nearest to a copy (C resembles B,
+        -- a copy of A, more than A), or an original can become a copy when it is re-fetched:
+        -- these triggers keep every duplicate_of on the story's original, whoever writes it.
+        -- Chains stored before are flattened first (a cycle's members become originals).
+        CREATE TEMP TABLE dup_chain AS
+        WITH RECURSIVE up(id, target, depth) AS (
+            SELECT id, duplicate_of, 1 FROM items WHERE duplicate_of IS NOT NULL
+            UNION ALL
+            SELECT up.id, i.duplicate_of, up.depth + 1
+            FROM up JOIN items i ON i.id = up.target
+            WHERE i.duplicate_of IS NOT NULL AND up.depth < 64
+        )
+        SELECT id, target, depth FROM up;
+        UPDATE items SET classified_at = NULL, duplicate_of = nullif(
+            (SELECT target FROM dup_chain c WHERE c.id = items.id ORDER BY depth DESC LIMIT 1),
+            items.id)
+        WHERE id IN (SELECT id FROM dup_chain WHERE depth > 1);
+        DROP TABLE dup_chain;
+        CREATE TRIGGER items_duplicate_of_ai AFTER INSERT ON items
+        WHEN new.duplicate_of IS NOT NULL
+        BEGIN
+            UPDATE items SET duplicate_of = nullif(coalesce(
+                (SELECT o.duplicate_of FROM items o WHERE o.id = new.duplicate_of),
+                new.duplicate_of), new.id)
+            WHERE id = new.id;
+        END;
+        CREATE TRIGGER items_duplicate_of_au AFTER UPDATE OF duplicate_of ON items
+        WHEN old.duplicate_of IS NOT new.duplicate_of
+        BEGIN
+            -- An item never copies a copy, nor itself through its own copy: re-fetched, an
+            -- original resembling its copy stays the original.
+            UPDATE items SET duplicate_of = nullif(coalesce(
+                (SELECT o.duplicate_of FROM items o WHERE o.id = new.duplicate_of),
+                new.duplicate_of), new.id)
+            WHERE id = new.id AND new.duplicate_of IS NOT NULL;
+            -- Its tags were its own or its old original's: it is tagged (or inherits) again.
+            UPDATE items SET classified_at = NULL WHERE id = new.id;
+            -- An original that became a copy takes its copies along to its own original.
+            UPDATE items SET classified_at = NULL,
+                duplicate_of = (SELECT duplicate_of FROM items WHERE id = new.id)
+            WHERE duplicate_of = new.id
+              AND (SELECT duplicate_of FROM items WHERE id = new.id) IS NOT NULL;
+        END;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

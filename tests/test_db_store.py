@@ -322,3 +322,63 @@ def test_an_older_store_scores_analysts_policy_no_as_zero(db_path: Path):
     with db.open_store(db_path) as store:
         assert store.query("SELECT item_id, score FROM tags ORDER BY item_id") == [
             {"item_id": 1, "score": 0.0}, {"item_id": 2, "score": 0.2}]
+
+
+def _story(store, n: int, duplicate_of: int | None = None) -> int:
+    [(item_id, _)] = store.save_items([{
+        "url": f"https://example.org/{n}", "source_id": "src", "title": f"Quantum story {n}",
+        "body": "A quantum computing programme.", "duplicate_of": duplicate_of}])
+    return item_id
+
+
+def _originals(store) -> dict[int, int | None]:
+    return {row["id"]: row["duplicate_of"] for row in store.query(
+        "SELECT id, duplicate_of FROM items ORDER BY id")}
+
+
+def test_a_copy_of_a_copy_points_at_the_original(store):
+    """C nearest to B, itself a copy of A, is a copy of A: search shows the story once."""
+    a = _story(store, 1)
+    b = _story(store, 2, duplicate_of=a)
+    c = _story(store, 3, duplicate_of=b)
+    assert _originals(store) == {a: None, b: a, c: a}
+    [row] = store.search("quantum")
+    assert (row["id"], row["copies"]) == (a, 2)
+
+
+def test_an_original_that_becomes_a_copy_takes_its_copies_along(store):
+    a = _story(store, 1)
+    b = _story(store, 2, duplicate_of=a)
+    x = _story(store, 3)
+    store.conn.execute("UPDATE items SET classified_at = '2026-11-01T00:00:00Z'")
+    _story(store, 1, duplicate_of=x)  # A re-fetched: now the text of X
+    assert _originals(store) == {a: x, b: x, x: None}
+    # both inherit X's tags at the next classify
+    assert store.query("SELECT id FROM items WHERE classified_at IS NULL ORDER BY id") == [
+        {"id": a}, {"id": b}]
+
+
+def test_an_original_resembling_its_own_copy_stays_the_original(store):
+    a = _story(store, 1)
+    b = _story(store, 2, duplicate_of=a)
+    _story(store, 1, duplicate_of=b)
+    assert _originals(store) == {a: None, b: a}
+    assert len(store.search("quantum")) == 1
+
+
+def test_an_older_store_has_its_copy_chains_flattened(db_path: Path):
+    """Before migration 13 a copy could point at a copy, and two items at each other."""
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrate(conn, target=12)
+    conn.execute("INSERT INTO sources (id, name, kind, url, added_at, updated_at) VALUES"
+                 " ('src', 'S', 'feed', 'https://e.org/f', '2026-01-01Z', '2026-01-01Z')")
+    for n in range(1, 7):
+        conn.execute("INSERT INTO items (url, source_id, title, fetched_at, classified_at)"
+                     f" VALUES ('https://e.org/{n}', 'src', 'T', '2026-01-01Z', '2026-01-02Z')")
+    conn.executemany("UPDATE items SET duplicate_of = ? WHERE id = ?",
+                     [(1, 2), (2, 3), (3, 4), (6, 5), (5, 6)])  # 1 <- 2 <- 3 <- 4; 5 <-> 6
+    conn.close()
+    with db.open_store(db_path) as store:
+        assert _originals(store) == {1: None, 2: 1, 3: 1, 4: 1, 5: None, 6: None}
+        assert store.query("SELECT id FROM items WHERE classified_at IS NULL ORDER BY id") == [
+            {"id": n} for n in (3, 4, 5, 6)]
