@@ -36,9 +36,6 @@ TAG_FACETS = ("area", "domain", "country", "region")
 LIST_KEYS = {"area": "areas", "domain": "domains", "country": "countries", "region": "regions"}
 
 COLUMNS = ("title", "summary", "body")
-# The columns of a result row as SearchMixin._select reads them.
-RESULT_COLUMNS = ("id", "url", "title", "source_id", "published_at", "language", "duplicate_of",
-                  "snippet", "score", "table")
 CJK_TABLE = "items_fts_cjk"
 # One lexeme: a NEAR group, a quoted phrase (perhaps unterminated, perhaps a prefix), a
 # parenthesis, or a run of anything else up to a space, quote or parenthesis.
@@ -549,6 +546,13 @@ def _query_errors(query: str) -> Iterator[None]:
         raise
 
 
+def _named(cursor: sqlite3.Cursor) -> Iterator[dict[str, Any]]:
+    """The cursor's rows as dicts keyed by their column names, read one at a time."""
+    names = [column[0] for column in cursor.description]
+    for values in cursor:
+        yield dict(zip(names, values))
+
+
 def _story(row: dict[str, Any]) -> int:
     """The story a result row belongs to: its original's id (its own for an original)."""
     return row["duplicate_of"] or row["id"]
@@ -694,8 +698,7 @@ class SearchMixin:
         rows: dict[int, dict[str, Any]] = {}
         cursor = self.conn.execute(sql, params)
         try:
-            for values in cursor:
-                row = dict(zip(RESULT_COLUMNS, values))
+            for row in _named(cursor):
                 rows.setdefault(_story(row), row)
                 if len(rows) == limit:
                     break
@@ -717,8 +720,7 @@ class SearchMixin:
             marks = _bind(found, "original", list(wanted))
             sql = self._select(table, [*conditions, f"{table}.rowid IN ({marks})"],
                                ranked=False)
-            for values in self.conn.execute(sql, found):
-                original = dict(zip(RESULT_COLUMNS, values))
+            for original in _named(self.conn.execute(sql, found)):
                 n = wanted.pop(original["id"])
                 original["score"] = rows[n]["score"]
                 rows[n] = original
