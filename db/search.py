@@ -391,10 +391,7 @@ def _explain(error: sqlite3.OperationalError, query: str) -> BadQuery:
     message = str(error).removeprefix("fts5: ").replace('near ""', "at the end of the query")
     if message.startswith("no such column"):
         message += " (a word before a colon names a column: title, summary or body)"
-    return BadQuery(
-        f"cannot search for {query!r}: {message}. Use words, \"quoted phrases\", AND, OR, NOT "
-        "(in capitals), parentheses and prefix* (see `stiwatch search --help`)."
-    )
+    return _fail(query, message)
 
 
 def _is_query_error(error: sqlite3.OperationalError) -> bool:
