@@ -360,7 +360,7 @@ class CountryModel:
                 continue  # a multilateral body's news (OECD, CERN) naming no country is no one's
             if result.countries and not programme:
                 # in news the title's countries are never dropped: is there anything to drop?
-                titled[i] = title_codes(gazetteer, item.title)
+                titled[i] = title_codes(gazetteer, item.title, NEWS_TITLE_KINDS)
                 if not result.alternatives and all(
                         c in titled[i] or c == "EU"
                         for c, _s, m in result.countries if m == "gazetteer"):
@@ -421,15 +421,20 @@ def strip_accents(text: str) -> str:
 
 
 NAMING_KINDS = frozenset({"name", "demonym", "capital", "group"})
+# In news an agency in the title acts, and an actor is what taxonomy.md tags: "JST and UKRI
+# open joint call" is about Japan and the UK whichever the model prefers.
+NEWS_TITLE_KINDS = NAMING_KINDS | {"agency"}
 
 
-def title_codes(gazetteer: Gazetteer, title: str) -> set[str]:
+def title_codes(gazetteer: Gazetteer, title: str, kinds: frozenset[str] = NAMING_KINDS
+                ) -> set[str]:
     """Countries the title names by name, demonym or capital ("Germany and France agree",
-    "Korean-Swiss call"); an agency's name in a title says whose programme it is, not that a
-    second country is a subject."""
+    "Korean-Swiss call"), and by ``kinds`` of name more. The ranker's feature: there an
+    agency's name in a title says whose programme it is, not that a second country is a
+    subject."""
     hits, _body = gazetteer._hits(title or "", "")
     return {key[0] for _weight, keys in hits for key in keys
-            if key[1] in NAMING_KINDS and not key[0].startswith("@")}
+            if key[1] in kinds and not key[0].startswith("@")}
 
 
 def derive_regions(countries: Tags, previous: Iterable[tuple[str, float, str]] = ()
@@ -616,7 +621,8 @@ def train_countries(
             ranked_scores[np.ix_(rows, columns)] = combined
     say("countries: choosing thresholds with the gazetteer")
     # only news keeps its title's countries, and only when pruning could drop one
-    titled = [title_codes(gazetteer, e.title) if not prog and len(t) > 1 else set()
+    titled = [title_codes(gazetteer, e.title, NEWS_TITLE_KINDS) if not prog and len(t) > 1
+              else set()
               for e, t, prog in zip(kept, tags, programme)]
     fill, prune, replace, metrics = choose_thresholds(gold, tags, oof, titled, programme,
                                                       alternatives)

@@ -663,3 +663,23 @@ def test_a_programme_naming_only_a_country_the_model_never_saw_keeps_it(
     assert [(c, m) for c, _s, m in first.countries] == [("IN", "gazetteer")]
     assert [r for r, _s, _m in first.regions] == ["south_asia"]
     assert second.countries == [] and second.regions == []
+
+
+def test_news_keeps_the_countries_of_agencies_acting_in_its_title(folder: Path):
+    """"DFG and JST open joint call": both agencies act, so both countries are the news's,
+    even where the model would narrow the named countries to the one it prefers."""
+    model = load_country_model(folder)
+    model.prune = -10.0  # the model narrows every policy text naming several countries
+    classifier = Classifier(None, RuleTagger.load(), DomainTagger.load(), Gazetteer.load(),
+                            country_model=model)
+    body = ("The German Research Foundation (DFG) and the Japan Science and Technology Agency "
+            "(JST) have opened a joint funding call on quantum sensing. The moravel agency "
+            "funds the German teams through the tunstadt scheme; the ebrecht council reviews "
+            "applications. Proposals are due in March.")
+    agencies, partner = classifier.classify([
+        ItemText("DFG and JST open joint call on quantum sensing", body),
+        ItemText("DFG opens joint call on quantum sensing", body)])
+    assert agencies.is_policy and agencies.news_like is None
+    assert {c for c, _s, _m in agencies.countries} == {"DE", "JP"}
+    # JST named in the text only: a partner, which the model's narrowing drops
+    assert [c for c, _s, _m in partner.countries] == ["DE"]
