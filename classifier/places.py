@@ -72,7 +72,13 @@ DEFAULT_SETTINGS = {
 # agencies: named in a title or lead, they are the EU acting.
 EU_INSTITUTIONS = frozenset({
     "european commission", "commission von der leyen", "european parliament",
-    "council of the eu", "council of the european union", "european council"})
+    "council of the eu", "council of the european union", "european council",
+    "european research council", "erc", "erc executive agency", "ercea",
+    "european innovation council", "eic", "eurohpc", "eurohpc joint undertaking",
+    "chips joint undertaking", "chips ju", "joint research centre", "jrc",
+    "research executive agency", "european institute of innovation and technology", "eit",
+    "european health and digital executive agency", "hadea", "eu ai office",
+    "european ai office"})
 # Acronyms that are also English words: in ALL-CAPS headlines they say nothing.
 _WORD_ACRONYMS = frozenset(
     "us it who most arc aim can or is as at on no me he id in am be do go if of ok so to up we my "
@@ -294,8 +300,9 @@ class Gazetteer:
         return evidence
 
     def _eu_acts(self, title: str, text: str) -> bool:
-        """An EU institution (the Commission, the Parliament, the Council) is named in the
-        title or the lead, where an item names its actors."""
+        """An EU institution or body that acts (the Commission, the Parliament, the Council,
+        the ERC, EuroHPC...; not a programme or a law) is named in the title or the lead, where
+        an item names its actors."""
         lead = self.settings["lead_weight"]
         return any(weight >= lead and any(key[0] == "EU" and key[2].lower() in EU_INSTITUTIONS
                                           for key in keys)
