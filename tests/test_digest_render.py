@@ -238,3 +238,38 @@ def test_digest_reads_on_a_phone_in_chromium(store, settings, tmp_path, chromium
     shot = tmp_path / "phone.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+ARABIC_TITLE = "وزارة التعليم العالي تطلق استراتيجية وطنية للذكاء الاصطناعي"
+ARABIC_SUMMARY = "أعلنت الوزارة عن استراتيجية جديدة لسياسة العلوم والتكنولوجيا والابتكار."
+
+
+@pytest.mark.browser
+def test_right_to_left_titles_and_summaries_read_right_to_left(store, settings, tmp_path,
+                                                               chromium_page):
+    from digest.send import write_preview
+
+    add(store, [story("https://x.example/ar", "2026-11-19T03:00:00Z", title=ARABIC_TITLE,
+                      summary=ARABIC_SUMMARY, areas=["governance"], score=1.0)])
+    html_path, _, _ = write_preview(store, settings, WEEK, tmp_path / "d.html")
+    page = chromium_page
+    page.set_viewport_size({"width": 640, "height": 900})
+    page.goto(html_path.as_uri())
+    for text in (ARABIC_TITLE, ARABIC_SUMMARY):
+        # The innermost block holding the text: its direction decides where the sentence's
+        # final full stop goes and which side the lines start from.
+        block = page.evaluate(
+            """text => {
+                const el = [...document.querySelectorAll('div')].filter(
+                    d => d.textContent.trim() === text).pop();
+                const range = document.createRange();
+                range.selectNodeContents(el);
+                const box = el.getBoundingClientRect(), run = range.getBoundingClientRect();
+                return {dir: getComputedStyle(el).direction,
+                        gapRight: box.right - run.right, gapLeft: run.left - box.left};
+            }""", text)
+        assert block["dir"] == "rtl", text
+        assert block["gapRight"] < 2 < block["gapLeft"], (text, block)  # starts on the right
+    # An English title next to it stays left to right.
+    assert page.evaluate("""() => getComputedStyle([...document.querySelectorAll('div')].filter(
+        d => d.textContent.trim() === 'Quantum moonshot for labs').pop()).direction""") == "ltr"
