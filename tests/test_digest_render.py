@@ -101,7 +101,9 @@ def test_structure_headers_and_inline_chart(store, settings):
     assert msg["Subject"] == "STI policy digest 2026-W47 (16–22 Nov 2026): 10 items"
     assert msg["From"] == "STI Watch <digest@agency.example>"
     assert msg["To"].addresses[0].addr_spec == "aiko@example.org"
-    assert msg["List-Unsubscribe"] == "<mailto:stiwatch@localhost?subject=unsubscribe>"
+    # By default the unsubscribe request goes to the mail_from address, not a placeholder host.
+    assert msg["List-Unsubscribe"] == "<mailto:digest@agency.example?subject=unsubscribe>"
+    assert "List-Unsubscribe-Post" not in msg
     first = msg["Message-ID"]
     assert first.startswith("<digest-2026-W47-") and first.endswith("@agency.example>")
     _, again = build_message(store, settings)
@@ -273,3 +275,65 @@ def test_right_to_left_titles_and_summaries_read_right_to_left(store, settings, 
     # An English title next to it stays left to right.
     assert page.evaluate("""() => getComputedStyle([...document.querySelectorAll('div')].filter(
         d => d.textContent.trim() === 'Quantum moonshot for labs').pop()).direction""") == "ltr"
+
+
+def unsubscribe_links(msg):
+    alternative = msg.get_payload()[0]
+    text, html = (part.get_content() for part in alternative.get_payload())
+    in_text = [line.split(": ", 1)[1] for line in text.splitlines()
+               if line.startswith("Unsubscribe: ")]
+    in_html = [link for link in parse_html(html).links if "unsub" in link.lower()]
+    return in_text, in_html
+
+
+def test_unsubscribe_defaults_to_the_sender_address(store, settings):
+    _, msg = build_message(store, settings)
+    target = "mailto:digest@agency.example?subject=unsubscribe"
+    assert msg["List-Unsubscribe"] == f"<{target}>"
+    assert unsubscribe_links(msg) == ([target], [target])
+
+
+def test_one_click_unsubscribe_only_with_a_link_naming_the_reader(store):
+    # A fixed https URL cannot tell who asked: a mail client's one-click POST to it would
+    # unsubscribe nobody, so it must not be offered.
+    fixed = load_settings(environ={"STIWATCH_MAIL_FROM": "digest@agency.example",
+                                   "STIWATCH_LIST_UNSUBSCRIBE": "https://agency.example/unsub"})
+    _, msg = build_message(store, fixed)
+    assert msg["List-Unsubscribe"] == "<https://agency.example/unsub>"
+    assert "List-Unsubscribe-Post" not in msg
+
+    store.save_subscribers([{"email": "k.tanaka+sti@example.jp", "name": "田中"}])
+    personal = load_settings(environ={
+        "STIWATCH_MAIL_FROM": "digest@agency.example",
+        "STIWATCH_LIST_UNSUBSCRIBE": "https://agency.example/unsub?list=sti&who={email}"})
+    _, msg = build_message(store, personal, "k.tanaka+sti@example.jp")
+    target = "https://agency.example/unsub?list=sti&who=k.tanaka%2Bsti%40example.jp"
+    assert msg["List-Unsubscribe"] == f"<{target}>"
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert unsubscribe_links(msg) == ([target], [target])
+    _, other = build_message(store, personal)
+    assert other["List-Unsubscribe"] == ("<https://agency.example/unsub?list=sti&"
+                                         "who=aiko%40example.org>")
+
+
+def test_preview_without_a_reader_has_no_personal_unsubscribe_link(store, settings, tmp_path):
+    from digest.send import write_preview
+
+    personal = {**settings, "list_unsubscribe": "https://agency.example/unsub?who={email}"}
+    html_path, _, _ = write_preview(store, personal, WEEK, tmp_path / "d.html")
+    page = parse_html(html_path.read_text(encoding="utf-8"))
+    assert not [link for link in page.links if "unsub" in link]
+    assert "{email}" not in page.text
+
+
+def test_a_long_unsubscribe_url_stays_a_readable_link(store):
+    # Folded to 78 columns, the one-word URL used to go out RFC 2047-encoded
+    # (=?utf-8?q?=3Chttps=3A//...), which no mail client reads as an unsubscribe link.
+    url = "https://agency.example/unsubscribe/confirm?list=sti-policy-weekly&token=" + "9f" * 40
+    settings = load_settings(environ={"STIWATCH_MAIL_FROM": "digest@agency.example",
+                                      "STIWATCH_LIST_UNSUBSCRIBE": url})
+    bundle = prepare_week(store, WEEK)
+    digest = compose(bundle, store.get_subscriber("aiko@example.org"), settings)
+    raw = message_bytes(message_for(bundle, digest, settings))
+    assert f"\r\nList-Unsubscribe: <{url}>\r\n".encode() in raw
+    assert email.message_from_bytes(raw, policy=policy.default)["List-Unsubscribe"] == f"<{url}>"
