@@ -78,7 +78,9 @@ def short_summary(summary: str | None, body: str | None, limit: int = 320) -> st
     if not text:
         return ""
     sentences = [s for s in _SENTENCE.split(text) if s.strip()]
-    short = " ".join(sentences[:2]) if sentences else text
+    # Japanese and Chinese sentences follow each other with no space after 。
+    short = (sentences[0] + ("" if sentences[0].endswith("。") else " ") + sentences[1]
+             if len(sentences) > 1 else sentences[0] if sentences else text)
     if len(short) > limit:
         short = short[:limit].rsplit(" ", 1)[0].rstrip(",;:-") + "…"
     return short

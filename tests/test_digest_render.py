@@ -337,3 +337,16 @@ def test_a_long_unsubscribe_url_stays_a_readable_link(store):
     raw = message_bytes(message_for(bundle, digest, settings))
     assert f"\r\nList-Unsubscribe: <{url}>\r\n".encode() in raw
     assert email.message_from_bytes(raw, policy=policy.default)["List-Unsubscribe"] == f"<{url}>"
+
+
+def test_a_japanese_summary_keeps_its_sentences_together(store, settings):
+    add(store, [story("https://x.example/ja", "2026-11-19T03:00:00Z",
+                      title="文部科学省、量子技術の研究開発戦略を公表",
+                      summary="政府は新しい戦略を発表した。予算は増える。研究者は歓迎した。",
+                      areas=["governance"], countries=["JP"], score=1.0)])
+    _, msg = build_message(store, settings)
+    text, html = (part.get_content() for part in msg.get_payload()[0].get_payload())
+    for part in (text, parse_html(html).text):
+        # Two sentences, as the crawler's own summaries join them: no space after 。
+        assert "政府は新しい戦略を発表した。予算は増える。" in part
+        assert "研究者は歓迎した" not in part
