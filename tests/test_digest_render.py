@@ -350,3 +350,10 @@ def test_a_japanese_summary_keeps_its_sentences_together(store, settings):
         # Two sentences, as the crawler's own summaries join them: no space after 。
         assert "政府は新しい戦略を発表した。予算は増える。" in part
         assert "研究者は歓迎した" not in part
+
+
+def test_preview_of_one_item_says_one_item(store, stiwatch, tmp_path):
+    store.close()
+    result = stiwatch("digest", "preview", "--week", "2026-W45", "--out", str(tmp_path / "p.html"))
+    assert result.exit_code == 0, result.output
+    assert "unfiltered: 1 item, 1 shown;" in result.output
