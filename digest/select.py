@@ -269,12 +269,14 @@ class Digest:
         return len(self.headlines.entries) + sum(len(s.entries) for s in self.sections)
 
     def filter_text(self) -> str:
-        """The subscriber's filters in words ("everything" when there are none)."""
-        parts = []
-        for key, facet in FILTER_FACETS.items():
-            if self.filters.get(key):
-                parts.append(f"{key}: " + ", ".join(label_name(facet, v) for v in self.filters[key]))
-        return "; ".join(parts) if parts else "none (you get everything)"
+        """The subscriber's filters in words, as `filter_groups` applies them ("areas: Research
+        security; and places: Japan or North America"; "none" when there are none)."""
+        titles = {"areas": "areas", "domains": "domains", "countries": "places",
+                  "regions": "places"}
+        parts = [f"{titles[group[0][0]]}: "
+                 + " or ".join(label_name(FILTER_FACETS[key], v) for key, v in group)
+                 for group in filter_groups(self.filters)]
+        return "; and ".join(parts) if parts else "none (you get everything)"
 
 
 def _filters(subscriber: Mapping[str, Any] | None) -> dict[str, list[str]]:

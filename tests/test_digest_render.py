@@ -357,3 +357,20 @@ def test_preview_of_one_item_says_one_item(store, stiwatch, tmp_path):
     result = stiwatch("digest", "preview", "--week", "2026-W45", "--out", str(tmp_path / "p.html"))
     assert result.exit_code == 0, result.output
     assert "unfiltered: 1 item, 1 shown;" in result.output
+
+
+def test_the_filters_are_described_as_they_are_applied(store, settings):
+    # Countries and regions together are one "places" filter (Japan OR North America), and
+    # within a filter any id matches: the reader must not read "Japan; North America" as both.
+    store.save_subscribers([{"email": "desk@example.org", "areas": ["research_security"],
+                             "domains": ["quantum", "ai"], "countries": ["JP"],
+                             "regions": ["north_america"]}])
+    add(store, [story("https://x.example/q", "2026-11-19T03:00:00Z", title="Quantum security",
+                      areas=["research_security"], domains=["quantum"], countries=["US"],
+                      regions=["north_america"])])
+    _, msg = build_message(store, settings, "desk@example.org")
+    text, html = (part.get_content() for part in msg.get_payload()[0].get_payload())
+    described = ("areas: Research security; and domains: Quantum or Artificial intelligence; "
+                 "and places: Japan or North America")
+    assert f"Filters: {described}." in " ".join(text.split())
+    assert f"Filters: {described}." in parse_html(html).text
