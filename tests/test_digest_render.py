@@ -374,3 +374,16 @@ def test_the_filters_are_described_as_they_are_applied(store, settings):
                  "and places: Japan or North America")
     assert f"Filters: {described}." in " ".join(text.split())
     assert f"Filters: {described}." in parse_html(html).text
+
+
+def test_plain_text_trend_tables_keep_their_columns_with_long_names(store, settings):
+    add(store, [story("https://x.example/br", "2026-11-19T03:00:00Z", title="Brazil science plan",
+                      areas=["governance"], countries=["BR"], regions=["latin_america"])])
+    _, msg = build_message(store, settings)
+    text = msg.get_payload()[0].get_payload()[0].get_content()
+    lines = text.split("Regions: this week / 4-week avg / change\n", 1)[1].split("\n\n", 1)[0]
+    rows = lines.splitlines()
+    assert any(row.lstrip().startswith("Latin America and the Caribbean") for row in rows)
+    # The numbers and the change arrow line up on every row.
+    arrows = {min(row.find(a) for a in "▲▼★=" if a in row) for row in rows}
+    assert len(arrows) == 1, rows
