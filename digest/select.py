@@ -82,7 +82,11 @@ def short_summary(summary: str | None, body: str | None, limit: int = 320) -> st
     short = (sentences[0] + ("" if sentences[0].endswith("。") else " ") + sentences[1]
              if len(sentences) > 1 else sentences[0] if sentences else text)
     if len(short) > limit:
-        short = short[:limit].rsplit(" ", 1)[0].rstrip(",;:-") + "…"
+        cut = short[:limit]
+        head = cut.rsplit(" ", 1)[0]
+        # Back to a word's end, unless the text has no spaces to speak of (Japanese, Chinese):
+        # there the last space may be right after a leading date, and everything else lost.
+        short = (head if len(head) >= limit - 40 else cut).rstrip(",;:-、，") + "…"
     return short
 
 

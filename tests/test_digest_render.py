@@ -387,3 +387,17 @@ def test_plain_text_trend_tables_keep_their_columns_with_long_names(store, setti
     # The numbers and the change arrow line up on every row.
     arrows = {min(row.find(a) for a in "▲▼★=" if a in row) for row in rows}
     assert len(arrows) == 1, rows
+
+
+def test_a_long_japanese_summary_is_shortened_not_cut_to_its_date(store, settings):
+    clause = ("文部科学省は、量子技術の研究開発を加速するため、大学や国立研究開発法人、企業との連携"
+              "を強化し、若手研究者の育成や国際共同研究の推進、研究基盤の整備などを柱とする")
+    summary = "2026年11月18日 " + clause * 4  # no 。 and one space, after the date
+    add(store, [story("https://x.example/ja2", "2026-11-19T03:00:00Z", title="量子技術戦略",
+                      summary=summary, areas=["governance"], countries=["JP"], score=1.0)])
+    _, msg = build_message(store, settings)
+    text, html = (part.get_content() for part in msg.get_payload()[0].get_payload())
+    shown = "".join(text.split("https://x.example/ja2", 1)[1].split("Tags:", 1)[0].split())
+    assert shown.startswith("2026年11月18日" + clause * 2) and shown.endswith("…")
+    assert len(shown) <= 321
+    assert clause * 2 in parse_html(html).text
