@@ -401,3 +401,13 @@ def test_a_long_japanese_summary_is_shortened_not_cut_to_its_date(store, setting
     assert shown.startswith("2026年11月18日" + clause * 2) and shown.endswith("…")
     assert len(shown) <= 321
     assert clause * 2 in parse_html(html).text
+
+
+def test_an_unfiltered_preview_of_an_empty_week_does_not_blame_filters(store, stiwatch, tmp_path):
+    store.close()
+    out = tmp_path / "p.html"
+    result = stiwatch("digest", "preview", "--week", "2026-W30", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    page = parse_html(out.read_text(encoding="utf-8"))
+    assert "No STI-policy stories this week." in page.text
+    assert "your filters" not in page.text
