@@ -411,3 +411,26 @@ def test_an_unfiltered_preview_of_an_empty_week_does_not_blame_filters(store, st
     page = parse_html(out.read_text(encoding="utf-8"))
     assert "No STI-policy stories this week." in page.text
     assert "your filters" not in page.text
+
+
+def display_width(text):
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def test_plain_text_wraps_japanese_summaries_like_english_ones(store, settings):
+    summary = ("文部科学省は、量子技術の研究開発を加速するため、大学や国立研究開発法人、企業との連携を"
+               "強化し、若手研究者の育成や国際共同研究の推進を柱とするQuantum Japan戦略を公表した。")
+    add(store, [story("https://x.example/ja3", "2026-11-19T03:00:00Z", title="量子技術戦略",
+                      summary=summary, areas=["governance"], countries=["JP"], score=1.0)])
+    _, msg = build_message(store, settings)
+    text = msg.get_payload()[0].get_payload()[0].get_content()
+    block = text.split("https://x.example/ja3\n", 1)[1].split("  Tags:", 1)[0].splitlines()
+    assert len(block) > 1
+    # 76 columns and an indent of 2; a closing 、 or 。 may hang past them rather than start a line.
+    assert all(line.startswith("  ") and display_width(line) <= 80 for line in block), block
+    # Nothing lost or added, and English words are not broken.
+    assert "".join(line.strip() for line in block) == "".join(summary.split())
+    assert any("Quantum" in line for line in block) and any("Japan" in line for line in block)
+    assert all(not line.strip().startswith(("、", "。")) for line in block)  # not at a line start
