@@ -434,3 +434,15 @@ def test_plain_text_wraps_japanese_summaries_like_english_ones(store, settings):
     assert "".join(line.strip() for line in block) == "".join(summary.split())
     assert any("Quantum" in line for line in block) and any("Japan" in line for line in block)
     assert all(not line.strip().startswith(("、", "。")) for line in block)  # not at a line start
+
+
+def test_chart_of_stories_without_an_area_does_not_say_there_are_none(db_path, settings):
+    s = build(db_path, [story(f"https://x.example/na{i}", f"2026-11-1{7 + i}T03:00:00Z",
+                              title=f"Policy news {i}") for i in range(2)])
+    s.save_subscribers([{"email": "aiko@example.org"}])
+    digest, msg = build_message(s, settings)
+    [alt] = parse_html(msg.get_payload()[0].get_payload()[1].get_content()).alts
+    assert digest.total == 2
+    assert "none in these weeks" not in alt
+    assert alt.endswith("All policy items per week, oldest first: "
+                        + ", ".join(["0"] * 11 + ["2"]) + "; none has a policy area.")
