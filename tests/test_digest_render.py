@@ -446,3 +446,18 @@ def test_chart_of_stories_without_an_area_does_not_say_there_are_none(db_path, s
     assert "none in these weeks" not in alt
     assert alt.endswith("All policy items per week, oldest first: "
                         + ", ".join(["0"] * 11 + ["2"]) + "; none has a policy area.")
+
+
+def test_preview_of_a_week_not_over_says_so(store, stiwatch, tmp_path):
+    from datetime import datetime, timezone
+
+    from digest.weeks import week_of
+
+    store.close()
+    current = week_of(datetime.now(timezone.utc), WEEK.tz)
+    result = stiwatch("digest", "preview", "--week", current.label, "--out",
+                      str(tmp_path / "p.html"))
+    assert result.exit_code == 0, result.output
+    assert f"{current.label} is not over yet: this preview has its items so far." in result.output
+    result = stiwatch("digest", "preview", "--week", "2026-W47", "--out", str(tmp_path / "p.html"))
+    assert "not over" not in result.output

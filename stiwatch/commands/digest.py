@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -50,6 +51,8 @@ def preview_command(app: App, week: str | None, subscriber: str | None, out: Pat
     app.echo(f"Digest {chosen.label} ({chosen.span()}) {who}: {digest.total} "
              f"item{'' if digest.total == 1 else 's'}, "
              f"{digest.shown} shown; chart {png_path}.")
+    if datetime.now(timezone.utc) < chosen.end:
+        app.echo(f"{chosen.label} is not over yet: this preview has its items so far.")
     if digest.empty:
         app.echo("Nothing matched: this digest would not be sent.")
 
