@@ -218,11 +218,15 @@ def load_week(store: Any, week: Week, rows: list[dict[str, Any]] | None = None) 
                 seen.add(copy["source_id"])
                 sources.append(Source(copy["source_id"], copy["source_name"] or copy["source_id"],
                                       copy["url"]))
+        title = clean_text(row["title"]) or "(untitled)"
+        summary = short_summary(row.get("summary"), row.get("body"))
+        if summary.rstrip(".。 ").casefold() == title.rstrip(".。 ").casefold():
+            summary = ""  # many feeds repeat the title as the description: say it once
         stories.append(Story(
             id=row["id"],
             url=row["url"],
-            title=clean_text(row["title"]) or "(untitled)",
-            summary=short_summary(row.get("summary"), row.get("body")),
+            title=title,
+            summary=summary,
             published=_parse_time(row["published_at"]),
             policy_score=float(row["policy_score"] if row["policy_score"] is not None else 1.0),
             source=source,

@@ -461,3 +461,13 @@ def test_preview_of_a_week_not_over_says_so(store, stiwatch, tmp_path):
     assert f"{current.label} is not over yet: this preview has its items so far." in result.output
     result = stiwatch("digest", "preview", "--week", "2026-W47", "--out", str(tmp_path / "p.html"))
     assert "not over" not in result.output
+
+
+def test_a_summary_that_only_repeats_the_title_is_not_shown_twice(store, settings):
+    title = "科学技術・学術審議会 研究計画・評価分科会（第95回）の開催について"
+    add(store, [story("https://x.example/same", "2026-11-19T03:00:00Z", title=title,
+                      summary=f" {title} ", areas=["governance"], countries=["JP"], score=1.0)])
+    _, msg = build_message(store, settings)
+    text, html = (part.get_content() for part in msg.get_payload()[0].get_payload())
+    assert text.count(title) == 1
+    assert parse_html(html).text.count(title) == 1
