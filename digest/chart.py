@@ -28,7 +28,11 @@ def chart_alt(report: TrendReport) -> str:
     span = f"{first} to {last} ({len(report.weeks)} weeks)"
     rows = drawn_rows(report)
     if not rows:
-        return f"Line chart: policy items per week by area, {span}: none in these weeks."
+        if not any(report.totals):
+            return f"Line chart: policy items per week by area, {span}: none in these weeks."
+        return (f"Line chart: policy items per week by area, {span}, with no lines. All policy "
+                f"items per week, oldest first: {', '.join(str(n) for n in report.totals)}; "
+                "none has a policy area.")
     return (f"Line chart: policy items per week by area, {span}, one line per area with items: "
             f"{', '.join(row.name for row in rows)}. All policy items per week, oldest first: "
             f"{', '.join(str(n) for n in report.totals)}. The table below has this week's count "
@@ -56,7 +60,8 @@ def area_chart(report: TrendReport, *, width: float = 6.0, height: float = 4.0,
                   color=colour, label=row.name)
         drawn += 1
     if not drawn:
-        axes.text(0.5, 0.5, "No policy items in these weeks", ha="center", va="center",
+        empty = "No policy items with an area" if any(report.totals) else "No policy items"
+        axes.text(0.5, 0.5, f"{empty} in these weeks", ha="center", va="center",
                   transform=axes.transAxes, color="#555555")
     axes.set_xticks(positions, labels, fontsize=7)
     axes.tick_params(axis="y", labelsize=7)

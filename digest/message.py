@@ -8,13 +8,14 @@ servers can recognise the copy.
 
 from __future__ import annotations
 
-from email.policy import SMTP
+from email.policy import EmailPolicy
 from email.generator import NLCRE, BytesGenerator
 from email.utils import format_datetime, formataddr, parseaddr
 from datetime import datetime, timezone
 import hashlib
 import io
 import unicodedata
+from urllib.parse import quote
 import uuid
 
 from email.message import EmailMessage
@@ -42,6 +43,24 @@ def name_problem(name: str) -> str | None:
     if bad is None:
         return None
     return f"{name!r} contains a line break or control character (U+{ord(bad):04X})"
+
+
+def unsubscribe_target(template: str | None, mail_from: str, email: str | None) -> str | None:
+    """The setting ``list_unsubscribe`` for one reader: ``{mail_from}`` becomes the sender's
+    address and ``{email}`` the reader's, both percent-encoded. None when there is no target, or
+    when it names the reader and there is none (an unfiltered preview)."""
+    if not template:
+        return None
+    if "{email}" in template and not email:
+        return None
+    return template.format(mail_from=quote(parseaddr(mail_from)[1], safe="@"),
+                           email=quote(email or "", safe=""))
+
+
+def one_click(template: str | None) -> bool:
+    """RFC 8058 one-click unsubscribe is offered only by an https link that names the reader:
+    a mail client POSTs to it with nothing else, so a fixed URL could unsubscribe nobody."""
+    return bool(template) and template.startswith("https:") and "{email}" in template
 
 
 def _text(body: str, subtype: str) -> EmailMessage:
@@ -76,6 +95,7 @@ def build_message(
     mail_from: str,
     list_unsubscribe: str | None,
     date: datetime | None = None,
+    one_click_unsubscribe: bool = False,
 ) -> MIMEMultipart:
     """A complete message, ready for ``smtplib.send_message`` or an ``.eml`` file.
 
@@ -90,7 +110,7 @@ def build_message(
     alternative.attach(_text(text, "plain"))
     alternative.attach(_text(html, "html"))
     root = MIMEMultipart("related", boundary=f"=_rel_{uuid.uuid4().hex}",
-                         type="multipart/alternative", policy=SMTP)
+                         type="multipart/alternative", policy=POLICY)
     root.attach(alternative)
     if png is not None:
         image = MIMEImage(png, "png")
@@ -107,9 +127,23 @@ def build_message(
     root["Precedence"] = "bulk"
     if list_unsubscribe:
         root["List-Unsubscribe"] = f"<{list_unsubscribe}>"
-        if list_unsubscribe.startswith("https:"):
+        if one_click_unsubscribe and list_unsubscribe.startswith("https:"):
             root["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     return root
+
+
+class _Policy(EmailPolicy):
+    """The SMTP policy, except that List-Unsubscribe is never folded: its URL is one word, and
+    one too long for a 78-character line would be RFC 2047-encoded, which no mail client reads
+    as a link (a line may be 998 characters; the URL has no spaces or controls, see config)."""
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if name.lower() == "list-unsubscribe" and str(value).isascii():
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+POLICY = _Policy(linesep="\r\n")
 
 
 class _Generator(BytesGenerator):
@@ -132,5 +166,5 @@ class _Generator(BytesGenerator):
 def to_bytes(message: MIMEMultipart) -> bytes:
     """The message as it goes on the wire (CRLF line ends)."""
     buffer = io.BytesIO()
-    _Generator(buffer, policy=SMTP).flatten(message)
+    _Generator(buffer, policy=POLICY).flatten(message)
     return buffer.getvalue()

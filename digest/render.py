@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 import textwrap
 from typing import Any
+import unicodedata
 from urllib.parse import urlsplit
 
 import jinja2
@@ -66,11 +67,47 @@ def _arrow(direction: str) -> str:
     return {"up": "▲", "down": "▼", "new": "★", "flat": "="}.get(direction, "")
 
 
+# Japanese and Chinese lines may break between any two wide characters, but not before these.
+_NO_LINE_START = frozenset("、。，．・：；？！）」』】〕〉》ー々ぁぃぅぇぉっゃゅょァィゥェォッャュョ")
+
+
+def _columns(char: str) -> int:
+    return 2 if unicodedata.east_asian_width(char) in "WF" else 1
+
+
 @lru_cache(maxsize=20_000)
 def _wrap(text: str, width: int = 76, indent: str = "  ") -> str:
-    """Word-wrap for the text part, cached: the same summary appears in many digests."""
-    return ("\n" + indent).join(textwrap.wrap(text, width, break_long_words=False,
-                                               break_on_hyphens=False)) if text else ""
+    """Word-wrap for the text part, cached: the same summary appears in many digests. Lines are
+    measured in columns (a Japanese character takes two) and may break between wide characters,
+    so Japanese text wraps as English does; an English word is never broken."""
+    if not text:
+        return ""
+    if all(_columns(ch) == 1 for ch in text):
+        return ("\n" + indent).join(textwrap.wrap(text, width, break_long_words=False,
+                                                   break_on_hyphens=False))
+    # Units: a wide character, or a run of narrow ones without spaces; and whether a space
+    # came before each.
+    units: list[tuple[str, bool]] = []
+    spaced = False
+    for char in text:
+        if char.isspace():
+            spaced = bool(units)
+        elif _columns(char) == 1 and units and not spaced and _columns(units[-1][0][-1]) == 1:
+            units[-1] = (units[-1][0] + char, units[-1][1])
+        else:
+            units.append((char, spaced))
+            spaced = False
+    lines: list[str] = []
+    line, used = "", 0
+    for unit, space in units:
+        size = sum(_columns(ch) for ch in unit) + (1 if space and line else 0)
+        if line and used + size > width and unit[0] not in _NO_LINE_START:
+            lines.append(line)
+            line, used, size = "", 0, size - (1 if space else 0)
+        line += (" " if space and line else "") + unit
+        used += size
+    lines.append(line)
+    return ("\n" + indent).join(lines)
 
 
 @lru_cache(maxsize=1)

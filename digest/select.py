@@ -78,9 +78,15 @@ def short_summary(summary: str | None, body: str | None, limit: int = 320) -> st
     if not text:
         return ""
     sentences = [s for s in _SENTENCE.split(text) if s.strip()]
-    short = " ".join(sentences[:2]) if sentences else text
+    # Japanese and Chinese sentences follow each other with no space after 。
+    short = (sentences[0] + ("" if sentences[0].endswith("。") else " ") + sentences[1]
+             if len(sentences) > 1 else sentences[0] if sentences else text)
     if len(short) > limit:
-        short = short[:limit].rsplit(" ", 1)[0].rstrip(",;:-") + "…"
+        cut = short[:limit]
+        head = cut.rsplit(" ", 1)[0]
+        # Back to a word's end, unless the text has no spaces to speak of (Japanese, Chinese):
+        # there the last space may be right after a leading date, and everything else lost.
+        short = (head if len(head) >= limit - 40 else cut).rstrip(",;:-、，") + "…"
     return short
 
 
@@ -212,11 +218,15 @@ def load_week(store: Any, week: Week, rows: list[dict[str, Any]] | None = None) 
                 seen.add(copy["source_id"])
                 sources.append(Source(copy["source_id"], copy["source_name"] or copy["source_id"],
                                       copy["url"]))
+        title = clean_text(row["title"]) or "(untitled)"
+        summary = short_summary(row.get("summary"), row.get("body"))
+        if summary.rstrip(".。 ").casefold() == title.rstrip(".。 ").casefold():
+            summary = ""  # many feeds repeat the title as the description: say it once
         stories.append(Story(
             id=row["id"],
             url=row["url"],
-            title=clean_text(row["title"]) or "(untitled)",
-            summary=short_summary(row.get("summary"), row.get("body")),
+            title=title,
+            summary=summary,
             published=_parse_time(row["published_at"]),
             policy_score=float(row["policy_score"] if row["policy_score"] is not None else 1.0),
             source=source,
@@ -267,12 +277,14 @@ class Digest:
         return len(self.headlines.entries) + sum(len(s.entries) for s in self.sections)
 
     def filter_text(self) -> str:
-        """The subscriber's filters in words ("everything" when there are none)."""
-        parts = []
-        for key, facet in FILTER_FACETS.items():
-            if self.filters.get(key):
-                parts.append(f"{key}: " + ", ".join(label_name(facet, v) for v in self.filters[key]))
-        return "; ".join(parts) if parts else "none (you get everything)"
+        """The subscriber's filters in words, as `filter_groups` applies them ("areas: Research
+        security; and places: Japan or North America"; "none" when there are none)."""
+        titles = {"areas": "areas", "domains": "domains", "countries": "places",
+                  "regions": "places"}
+        parts = [f"{titles[group[0][0]]}: "
+                 + " or ".join(label_name(FILTER_FACETS[key], v) for key, v in group)
+                 for group in filter_groups(self.filters)]
+        return "; and ".join(parts) if parts else "none (you get everything)"
 
 
 def _filters(subscriber: Mapping[str, Any] | None) -> dict[str, list[str]]:

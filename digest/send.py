@@ -59,7 +59,7 @@ from db.clock import iso_utc
 
 from .chart import area_chart
 from .errors import DigestError, MessageError, OutboxError, SmtpSetupError, WeekNotOver
-from .message import build_message, message_id, to_bytes
+from .message import build_message, message_id, one_click, to_bytes, unsubscribe_target
 from .render import render_html, render_text, subject
 from .select import Digest, WeekData, load_week, select
 from .trends import TrendReport, in_week, trends, window_of
@@ -101,7 +101,8 @@ def compose(bundle: WeekBundle, subscriber: Mapping[str, Any] | None,
 
 def message_for(bundle: WeekBundle, digest: Digest, settings: Mapping[str, Any],
                 *, date: datetime | None = None):
-    unsubscribe = settings.get("list_unsubscribe") or None
+    template = settings.get("list_unsubscribe") or None
+    unsubscribe = unsubscribe_target(template, settings["mail_from"], digest.email)
     return build_message(
         to_email=digest.email or "",
         to_name=digest.name,
@@ -113,6 +114,7 @@ def message_for(bundle: WeekBundle, digest: Digest, settings: Mapping[str, Any],
         mail_from=settings["mail_from"],
         list_unsubscribe=unsubscribe,
         date=date,
+        one_click_unsubscribe=one_click(template),
     )
 
 
@@ -134,7 +136,8 @@ def render_preview(store: Any, settings: Mapping[str, Any], week: Week, out: str
     bundle = bundle or prepare_week(store, week)
     digest = compose(bundle, subscriber, settings)
     html = render_html(digest, chart_src=chart_path(out).name,
-                       unsubscribe=settings.get("list_unsubscribe") or None)
+                       unsubscribe=unsubscribe_target(settings.get("list_unsubscribe"),
+                                                      settings["mail_from"], digest.email))
     return html.encode("utf-8"), bundle.png, digest
 
 

@@ -130,6 +130,19 @@ class Template:
 
 
 @dataclass(frozen=True)
+class UnsubscribeTarget:
+    """`list_unsubscribe`: a mailto: or https: URL, once its {mail_from} and {email} are filled."""
+
+    def __call__(self, value: str) -> None:
+        Template(("mail_from", "email"))(value)
+        if not value.isascii():  # it goes into a mail header as it is
+            raise ValueError(f"expected an ASCII URL (percent-encode the rest), not {value!r}")
+        # {email} becomes the reader's address, percent-encoded: never a mailbox to write to.
+        UrlScheme(("mailto", "https"))(value.format(mail_from="stiwatch@example.org",
+                                                    email="reader"))
+
+
+@dataclass(frozen=True)
 class TimeZoneName:
     """An IANA time zone name (the digests' weeks and the dates analysts type are read in it)."""
 
@@ -226,9 +239,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("outbox", "outbox", "Folder for .eml files when no SMTP host is set (or --dry-run)."),
     Setting("mail_from", "stiwatch <stiwatch@localhost>", "From header of digest e-mails.",
             check=EmailAddress()),
-    Setting("list_unsubscribe", "mailto:stiwatch@localhost?subject=unsubscribe",
-            "List-Unsubscribe target (mailto: or https: URL; empty: no such header).",
-            check=UrlScheme(("mailto", "https"))),
+    Setting("list_unsubscribe", "mailto:{mail_from}?subject=unsubscribe",
+            "List-Unsubscribe target and the digest's Unsubscribe link (mailto: or https: URL; "
+            "empty: none); {mail_from} is mail_from's address, {email} the reader's "
+            "(URL-encoded). An https: URL with {email} also offers one-click unsubscribe.",
+            check=UnsubscribeTarget()),
     Setting("smtp_host", "", "SMTP server; empty writes digests to the outbox instead."),
     Setting("smtp_port", 587, "SMTP port.", _int, minimum=1, maximum=65535),
     Setting("smtp_username", "", "SMTP login name (empty: no login)."),

@@ -101,7 +101,9 @@ def test_structure_headers_and_inline_chart(store, settings):
     assert msg["Subject"] == "STI policy digest 2026-W47 (16–22 Nov 2026): 10 items"
     assert msg["From"] == "STI Watch <digest@agency.example>"
     assert msg["To"].addresses[0].addr_spec == "aiko@example.org"
-    assert msg["List-Unsubscribe"] == "<mailto:stiwatch@localhost?subject=unsubscribe>"
+    # By default the unsubscribe request goes to the mail_from address, not a placeholder host.
+    assert msg["List-Unsubscribe"] == "<mailto:digest@agency.example?subject=unsubscribe>"
+    assert "List-Unsubscribe-Post" not in msg
     first = msg["Message-ID"]
     assert first.startswith("<digest-2026-W47-") and first.endswith("@agency.example>")
     _, again = build_message(store, settings)
@@ -238,3 +240,234 @@ def test_digest_reads_on_a_phone_in_chromium(store, settings, tmp_path, chromium
     shot = tmp_path / "phone.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+ARABIC_TITLE = "وزارة التعليم العالي تطلق استراتيجية وطنية للذكاء الاصطناعي"
+ARABIC_SUMMARY = "أعلنت الوزارة عن استراتيجية جديدة لسياسة العلوم والتكنولوجيا والابتكار."
+
+
+@pytest.mark.browser
+def test_right_to_left_titles_and_summaries_read_right_to_left(store, settings, tmp_path,
+                                                               chromium_page):
+    from digest.send import write_preview
+
+    add(store, [story("https://x.example/ar", "2026-11-19T03:00:00Z", title=ARABIC_TITLE,
+                      summary=ARABIC_SUMMARY, areas=["governance"], score=1.0)])
+    html_path, _, _ = write_preview(store, settings, WEEK, tmp_path / "d.html")
+    page = chromium_page
+    page.set_viewport_size({"width": 640, "height": 900})
+    page.goto(html_path.as_uri())
+    for text in (ARABIC_TITLE, ARABIC_SUMMARY):
+        # The innermost block holding the text: its direction decides where the sentence's
+        # final full stop goes and which side the lines start from.
+        block = page.evaluate(
+            """text => {
+                const el = [...document.querySelectorAll('div')].filter(
+                    d => d.textContent.trim() === text).pop();
+                const range = document.createRange();
+                range.selectNodeContents(el);
+                const box = el.getBoundingClientRect(), run = range.getBoundingClientRect();
+                return {dir: getComputedStyle(el).direction,
+                        gapRight: box.right - run.right, gapLeft: run.left - box.left};
+            }""", text)
+        assert block["dir"] == "rtl", text
+        assert block["gapRight"] < 2 < block["gapLeft"], (text, block)  # starts on the right
+    # An English title next to it stays left to right.
+    assert page.evaluate("""() => getComputedStyle([...document.querySelectorAll('div')].filter(
+        d => d.textContent.trim() === 'Quantum moonshot for labs').pop()).direction""") == "ltr"
+
+
+def unsubscribe_links(msg):
+    alternative = msg.get_payload()[0]
+    text, html = (part.get_content() for part in alternative.get_payload())
+    in_text = [line.split(": ", 1)[1] for line in text.splitlines()
+               if line.startswith("Unsubscribe: ")]
+    in_html = [link for link in parse_html(html).links if "unsub" in link.lower()]
+    return in_text, in_html
+
+
+def test_unsubscribe_defaults_to_the_sender_address(store, settings):
+    _, msg = build_message(store, settings)
+    target = "mailto:digest@agency.example?subject=unsubscribe"
+    assert msg["List-Unsubscribe"] == f"<{target}>"
+    assert unsubscribe_links(msg) == ([target], [target])
+
+
+def test_one_click_unsubscribe_only_with_a_link_naming_the_reader(store):
+    # A fixed https URL cannot tell who asked: a mail client's one-click POST to it would
+    # unsubscribe nobody, so it must not be offered.
+    fixed = load_settings(environ={"STIWATCH_MAIL_FROM": "digest@agency.example",
+                                   "STIWATCH_LIST_UNSUBSCRIBE": "https://agency.example/unsub"})
+    _, msg = build_message(store, fixed)
+    assert msg["List-Unsubscribe"] == "<https://agency.example/unsub>"
+    assert "List-Unsubscribe-Post" not in msg
+
+    store.save_subscribers([{"email": "k.tanaka+sti@example.jp", "name": "田中"}])
+    personal = load_settings(environ={
+        "STIWATCH_MAIL_FROM": "digest@agency.example",
+        "STIWATCH_LIST_UNSUBSCRIBE": "https://agency.example/unsub?list=sti&who={email}"})
+    _, msg = build_message(store, personal, "k.tanaka+sti@example.jp")
+    target = "https://agency.example/unsub?list=sti&who=k.tanaka%2Bsti%40example.jp"
+    assert msg["List-Unsubscribe"] == f"<{target}>"
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert unsubscribe_links(msg) == ([target], [target])
+    _, other = build_message(store, personal)
+    assert other["List-Unsubscribe"] == ("<https://agency.example/unsub?list=sti&"
+                                         "who=aiko%40example.org>")
+
+
+def test_preview_without_a_reader_has_no_personal_unsubscribe_link(store, settings, tmp_path):
+    from digest.send import write_preview
+
+    personal = {**settings, "list_unsubscribe": "https://agency.example/unsub?who={email}"}
+    html_path, _, _ = write_preview(store, personal, WEEK, tmp_path / "d.html")
+    page = parse_html(html_path.read_text(encoding="utf-8"))
+    assert not [link for link in page.links if "unsub" in link]
+    assert "{email}" not in page.text
+
+
+def test_a_long_unsubscribe_url_stays_a_readable_link(store):
+    # Folded to 78 columns, the one-word URL used to go out RFC 2047-encoded
+    # (=?utf-8?q?=3Chttps=3A//...), which no mail client reads as an unsubscribe link.
+    url = "https://agency.example/unsubscribe/confirm?list=sti-policy-weekly&token=" + "9f" * 40
+    settings = load_settings(environ={"STIWATCH_MAIL_FROM": "digest@agency.example",
+                                      "STIWATCH_LIST_UNSUBSCRIBE": url})
+    bundle = prepare_week(store, WEEK)
+    digest = compose(bundle, store.get_subscriber("aiko@example.org"), settings)
+    raw = message_bytes(message_for(bundle, digest, settings))
+    assert f"\r\nList-Unsubscribe: <{url}>\r\n".encode() in raw
+    assert email.message_from_bytes(raw, policy=policy.default)["List-Unsubscribe"] == f"<{url}>"
+
+
+def test_a_japanese_summary_keeps_its_sentences_together(store, settings):
+    add(store, [story("https://x.example/ja", "2026-11-19T03:00:00Z",
+                      title="文部科学省、量子技術の研究開発戦略を公表",
+                      summary="政府は新しい戦略を発表した。予算は増える。研究者は歓迎した。",
+                      areas=["governance"], countries=["JP"], score=1.0)])
+    _, msg = build_message(store, settings)
+    text, html = (part.get_content() for part in msg.get_payload()[0].get_payload())
+    for part in (text, parse_html(html).text):
+        # Two sentences, as the crawler's own summaries join them: no space after 。
+        assert "政府は新しい戦略を発表した。予算は増える。" in part
+        assert "研究者は歓迎した" not in part
+
+
+def test_preview_of_one_item_says_one_item(store, stiwatch, tmp_path):
+    store.close()
+    result = stiwatch("digest", "preview", "--week", "2026-W45", "--out", str(tmp_path / "p.html"))
+    assert result.exit_code == 0, result.output
+    assert "unfiltered: 1 item, 1 shown;" in result.output
+
+
+def test_the_filters_are_described_as_they_are_applied(store, settings):
+    # Countries and regions together are one "places" filter (Japan OR North America), and
+    # within a filter any id matches: the reader must not read "Japan; North America" as both.
+    store.save_subscribers([{"email": "desk@example.org", "areas": ["research_security"],
+                             "domains": ["quantum", "ai"], "countries": ["JP"],
+                             "regions": ["north_america"]}])
+    add(store, [story("https://x.example/q", "2026-11-19T03:00:00Z", title="Quantum security",
+                      areas=["research_security"], domains=["quantum"], countries=["US"],
+                      regions=["north_america"])])
+    _, msg = build_message(store, settings, "desk@example.org")
+    text, html = (part.get_content() for part in msg.get_payload()[0].get_payload())
+    described = ("areas: Research security; and domains: Quantum or Artificial intelligence; "
+                 "and places: Japan or North America")
+    assert f"Filters: {described}." in " ".join(text.split())
+    assert f"Filters: {described}." in parse_html(html).text
+
+
+def test_plain_text_trend_tables_keep_their_columns_with_long_names(store, settings):
+    add(store, [story("https://x.example/br", "2026-11-19T03:00:00Z", title="Brazil science plan",
+                      areas=["governance"], countries=["BR"], regions=["latin_america"])])
+    _, msg = build_message(store, settings)
+    text = msg.get_payload()[0].get_payload()[0].get_content()
+    lines = text.split("Regions: this week / 4-week avg / change\n", 1)[1].split("\n\n", 1)[0]
+    rows = lines.splitlines()
+    assert any(row.lstrip().startswith("Latin America and the Caribbean") for row in rows)
+    # The numbers and the change arrow line up on every row.
+    arrows = {min(row.find(a) for a in "▲▼★=" if a in row) for row in rows}
+    assert len(arrows) == 1, rows
+
+
+def test_a_long_japanese_summary_is_shortened_not_cut_to_its_date(store, settings):
+    clause = ("文部科学省は、量子技術の研究開発を加速するため、大学や国立研究開発法人、企業との連携"
+              "を強化し、若手研究者の育成や国際共同研究の推進、研究基盤の整備などを柱とする")
+    summary = "2026年11月18日 " + clause * 4  # no 。 and one space, after the date
+    add(store, [story("https://x.example/ja2", "2026-11-19T03:00:00Z", title="量子技術戦略",
+                      summary=summary, areas=["governance"], countries=["JP"], score=1.0)])
+    _, msg = build_message(store, settings)
+    text, html = (part.get_content() for part in msg.get_payload()[0].get_payload())
+    shown = "".join(text.split("https://x.example/ja2", 1)[1].split("Tags:", 1)[0].split())
+    assert shown.startswith("2026年11月18日" + clause * 2) and shown.endswith("…")
+    assert len(shown) <= 321
+    assert clause * 2 in parse_html(html).text
+
+
+def test_an_unfiltered_preview_of_an_empty_week_does_not_blame_filters(store, stiwatch, tmp_path):
+    store.close()
+    out = tmp_path / "p.html"
+    result = stiwatch("digest", "preview", "--week", "2026-W30", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    page = parse_html(out.read_text(encoding="utf-8"))
+    assert "No STI-policy stories this week." in page.text
+    assert "your filters" not in page.text
+
+
+def display_width(text):
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def test_plain_text_wraps_japanese_summaries_like_english_ones(store, settings):
+    summary = ("文部科学省は、量子技術の研究開発を加速するため、大学や国立研究開発法人、企業との連携を"
+               "強化し、若手研究者の育成や国際共同研究の推進を柱とするQuantum Japan戦略を公表した。")
+    add(store, [story("https://x.example/ja3", "2026-11-19T03:00:00Z", title="量子技術戦略",
+                      summary=summary, areas=["governance"], countries=["JP"], score=1.0)])
+    _, msg = build_message(store, settings)
+    text = msg.get_payload()[0].get_payload()[0].get_content()
+    block = text.split("https://x.example/ja3\n", 1)[1].split("  Tags:", 1)[0].splitlines()
+    assert len(block) > 1
+    # 76 columns and an indent of 2; a closing 、 or 。 may hang past them rather than start a line.
+    assert all(line.startswith("  ") and display_width(line) <= 80 for line in block), block
+    # Nothing lost or added, and English words are not broken.
+    assert "".join(line.strip() for line in block) == "".join(summary.split())
+    assert any("Quantum" in line for line in block) and any("Japan" in line for line in block)
+    assert all(not line.strip().startswith(("、", "。")) for line in block)  # not at a line start
+
+
+def test_chart_of_stories_without_an_area_does_not_say_there_are_none(db_path, settings):
+    s = build(db_path, [story(f"https://x.example/na{i}", f"2026-11-1{7 + i}T03:00:00Z",
+                              title=f"Policy news {i}") for i in range(2)])
+    s.save_subscribers([{"email": "aiko@example.org"}])
+    digest, msg = build_message(s, settings)
+    [alt] = parse_html(msg.get_payload()[0].get_payload()[1].get_content()).alts
+    assert digest.total == 2
+    assert "none in these weeks" not in alt
+    assert alt.endswith("All policy items per week, oldest first: "
+                        + ", ".join(["0"] * 11 + ["2"]) + "; none has a policy area.")
+
+
+def test_preview_of_a_week_not_over_says_so(store, stiwatch, tmp_path):
+    from datetime import datetime, timezone
+
+    from digest.weeks import week_of
+
+    store.close()
+    current = week_of(datetime.now(timezone.utc), WEEK.tz)
+    result = stiwatch("digest", "preview", "--week", current.label, "--out",
+                      str(tmp_path / "p.html"))
+    assert result.exit_code == 0, result.output
+    assert f"{current.label} is not over yet: this preview has its items so far." in result.output
+    result = stiwatch("digest", "preview", "--week", "2026-W47", "--out", str(tmp_path / "p.html"))
+    assert "not over" not in result.output
+
+
+def test_a_summary_that_only_repeats_the_title_is_not_shown_twice(store, settings):
+    title = "科学技術・学術審議会 研究計画・評価分科会（第95回）の開催について"
+    add(store, [story("https://x.example/same", "2026-11-19T03:00:00Z", title=title,
+                      summary=f" {title} ", areas=["governance"], countries=["JP"], score=1.0)])
+    _, msg = build_message(store, settings)
+    text, html = (part.get_content() for part in msg.get_payload()[0].get_payload())
+    assert text.count(title) == 1
+    assert parse_html(html).text.count(title) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -47,8 +48,11 @@ def preview_command(app: App, week: str | None, subscriber: str | None, out: Pat
     write_output(html_path, html, "--out")
     who = f"for {sub['email']}" if sub else "unfiltered"
     click.echo(f"{html_path}")
-    app.echo(f"Digest {chosen.label} ({chosen.span()}) {who}: {digest.total} items, "
+    app.echo(f"Digest {chosen.label} ({chosen.span()}) {who}: {digest.total} "
+             f"item{'' if digest.total == 1 else 's'}, "
              f"{digest.shown} shown; chart {png_path}.")
+    if datetime.now(timezone.utc) < chosen.end:
+        app.echo(f"{chosen.label} is not over yet: this preview has its items so far.")
     if digest.empty:
         app.echo("Nothing matched: this digest would not be sent.")
 
