@@ -37,8 +37,14 @@ _OWED = """(d.status = 'sending' AND d.unanswered_at IS NULL)
 class DigestsMixin:
     # -- reading items for digests and trends ------------------------------------------------
 
+    def max_item_id(self) -> int:
+        """The highest item id stored (0 for none): ids only grow, so it marks what was stored
+        by now."""
+        return self.scalar("SELECT coalesce(max(id), 0) FROM items")
+
     def policy_items(
-        self, start_utc: str, end_utc: str, *, with_text: bool = True
+        self, start_utc: str, end_utc: str, *, with_text: bool = True,
+        ids: tuple[int, int] | None = None,
     ) -> list[dict[str, Any]]:
         """Original (not duplicate) items tagged ``policy = 1`` published in [start, end).
 
@@ -49,9 +55,14 @@ class DigestsMixin:
         characters, only when the summary is empty). Each row has ``policy_score`` and a list
         per tag facet
         (``areas``, ``domains``, ``countries``, ``regions``, each as ``[(value, score)]``).
+        ``ids`` = (after, through): only items with ``after < id <= through``.
         """
         # The body only stands in for a missing summary, so only its start is ever read.
         in_range = [start_utc, end_utc, start_utc, end_utc]
+        where = _ORIGINALS_IN_RANGE
+        if ids is not None:
+            where += " AND i.id > ? AND i.id <= ?"
+            in_range += list(ids)
         text = ("i.summary, CASE WHEN coalesce(i.summary, '') = '' THEN substr(i.body, 1, 1500)"
                 " END AS body," if with_text else "")
         rows = self.query(
@@ -60,7 +71,7 @@ class DigestsMixin:
                 FROM items i
                 JOIN tags p ON p.item_id = i.id AND p.facet = 'policy' AND p.value = '1'
                 LEFT JOIN sources s ON s.id = i.source_id
-                WHERE {_ORIGINALS_IN_RANGE}
+                WHERE {where}
                 ORDER BY i.id""",
             in_range,
         )
@@ -73,7 +84,7 @@ class DigestsMixin:
                FROM items i
                JOIN tags p ON p.item_id = i.id AND p.facet = 'policy' AND p.value = '1'
                JOIN tags t ON t.item_id = i.id AND t.facet IN ('area', 'domain', 'country', 'region')
-               WHERE {_ORIGINALS_IN_RANGE}
+               WHERE {where}
                ORDER BY t.item_id, t.facet, t.value""",
             in_range,
         ):
@@ -165,15 +176,28 @@ class DigestsMixin:
                 [*fields.values(), email, period],
             )
 
-    def delivery_sending(self, email: str, period: str, message_id: str, item_count: int) -> None:
-        """Committed before the message leaves: if we die now, the next run resends it."""
+    def last_built(self, before: str) -> dict[str, int]:
+        """Per subscriber, the ``through_item_id`` of their latest delivery before the week
+        ``before`` whose digest was sent or found empty: items above it, published before that
+        week, have reached no digest of theirs."""
+        return {row["subscriber"]: row["through_item_id"] for row in self.query(
+            """SELECT subscriber, through_item_id FROM deliveries
+               WHERE period < ? AND status IN ('sent', 'skipped')
+                 AND through_item_id IS NOT NULL
+               ORDER BY period""", [before])}
+
+    def delivery_sending(self, email: str, period: str, message_id: str, item_count: int,
+                         through_item_id: int | None = None) -> None:
+        """Committed before the message leaves: if we die now, the next run resends it.
+        ``through_item_id``: the highest item id the digest was built from."""
         with self.write():
             attempts = self.scalar(
                 "SELECT attempts FROM deliveries WHERE subscriber = ? AND period = ?",
                 [email, period],
             ) or 0
             self._set_delivery(email, period, status="sending", message_id=message_id,
-                               item_count=item_count, attempts=attempts + 1, unanswered_at=None)
+                               item_count=item_count, attempts=attempts + 1, unanswered_at=None,
+                               through_item_id=through_item_id)
 
     def delivery_sent(self, email: str, period: str) -> None:
         now = utcnow()
@@ -244,10 +268,12 @@ class DigestsMixin:
         self._set_delivery(email, period, status="failed", last_error=error,
                            next_attempt_at=None)
 
-    def delivery_skipped(self, email: str, period: str) -> None:
+    def delivery_skipped(self, email: str, period: str,
+                         through_item_id: int | None = None) -> None:
         """Nothing matched this subscriber's filters this week: nothing is sent (for now: a later
         send of the week looks again, see ``delivery_owed_again``)."""
-        self._set_delivery(email, period, status="skipped", item_count=0, next_attempt_at=None)
+        self._set_delivery(email, period, status="skipped", item_count=0, next_attempt_at=None,
+                           through_item_id=through_item_id)
 
     def delivery_owed_again(self, email: str, period: str) -> bool:
         """A ``skipped`` row whose digest now has items: back to ``pending`` (owed). Only a

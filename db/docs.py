@@ -190,6 +190,9 @@ TABLES: dict[str, dict[str, Any]] = {
             "final: each later send of the week looks again and sends it once if items now match).",
             "message_id": "Message-ID header, derived from (subscriber, week): stable on resend.",
             "item_count": "Items in the digest.",
+            "through_item_id": "The highest `items.id` stored when the digest was built (sent or "
+            "skipped): the subscriber's next digest adds the items published earlier but stored "
+            "after it (\"Found since your last digest\"); NULL before schema version 14.",
             "attempts": "Delivery attempts so far, counting runs when the SMTP server could not "
                         "be reached.",
             "last_error": "SMTP reply or error of the last failed attempt (e.g. the server could "

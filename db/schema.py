@@ -414,6 +414,16 @@ MIGRATIONS: list[Migration] = [
         END;
         """,
     ),
+    Migration(
+        14,
+        "a delivery records the last item its digest was built from",
+        """
+        -- A story stored after its week's digest went out (a source down over the weekend, a
+        -- press release dated days before it was posted) would never be mailed: the reader's
+        -- next digest lists the items published earlier whose id is above this one.
+        ALTER TABLE deliveries ADD COLUMN through_item_id INTEGER;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

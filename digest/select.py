@@ -24,6 +24,9 @@ from .weeks import Week
 
 HEADLINES = 5  # headline stories at most (never more than the section cap)
 OTHER = "other"
+LATE = "late"  # the section of stories published before the week, stored since the last digest
+LATE_TITLE = "Found since your last digest"
+LATE_WEEKS = 4  # how far before the week a story found late may have been published
 
 
 @lru_cache(maxsize=1)
@@ -265,8 +268,9 @@ class Digest:
     filters: dict[str, list[str]]
     headlines: Section
     sections: list[Section]
-    total: int  # stories matched (shown or not)
+    total: int  # stories matched (shown or not), found-late ones included
     trends: Any = None  # digest.trends.TrendReport, shared by every subscriber of the week
+    late_total: int = 0  # of ``total``: published earlier, stored since the last digest
 
     @property
     def empty(self) -> bool:
@@ -313,8 +317,14 @@ def select(
     subscriber: Mapping[str, Any] | None,
     cap: int,
     trends: Any = None,
+    late: WeekData | None = None,
+    late_after: int | None = None,
 ) -> Digest:
-    """The digest of ``data.week`` for one subscriber (None: unfiltered)."""
+    """The digest of ``data.week`` for one subscriber (None: unfiltered).
+
+    ``late``: stories published in the weeks before, stored after some digest was built;
+    those above ``late_after`` (the highest item id of the subscriber's last digest) reached
+    none of theirs and end the digest in a section of their own. None: no such section."""
     filters = _filters(subscriber)
     cap = max(1, int(cap))
     stories = data.stories
@@ -347,6 +357,14 @@ def select(
         title = "Other STI policy" if area == OTHER else label_name("area", area)
         sections.append(Section(area, title, [entry(p) for p in shown[area]],
                                 max(0, counts[area] - cap)))
+    late_total = 0
+    if late is not None and late_after is not None:
+        found = [p for p in late.matching(filters) if late.stories[p].id > late_after]
+        late_total = len(found)
+        if found:
+            sections.append(Section(LATE, LATE_TITLE, [
+                Entry(late.stories[p], _why(late.stories[p], groups) or [])
+                for p in found[:cap]], max(0, len(found) - cap)))
     subscriber = subscriber or {}
     return Digest(
         week=data.week,
@@ -355,6 +373,7 @@ def select(
         filters=filters,
         headlines=headlines,
         sections=sections,
-        total=len(matched),
+        total=len(matched) + late_total,
         trends=trends,
+        late_total=late_total,
     )

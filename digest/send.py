@@ -61,7 +61,7 @@ from .chart import area_chart
 from .errors import DigestError, MessageError, OutboxError, SmtpSetupError, WeekNotOver
 from .message import build_message, message_id, one_click, to_bytes, unsubscribe_target
 from .render import render_html, render_text, subject
-from .select import Digest, WeekData, load_week, select
+from .select import LATE_WEEKS, Digest, WeekData, load_week, select
 from .trends import TrendReport, in_week, trends, window_of
 from .weeks import Week
 
@@ -80,23 +80,40 @@ class WeekBundle:
     data: WeekData
     trends: TrendReport
     png: bytes
+    through: int = 0  # the highest item id stored when it was read: it read none above
+    late: WeekData | None = None  # stories of the weeks before, stored after ``late_after``
+    late_after: int | None = None
 
 
 TREND_WEEKS = 12  # weeks the digest's trends section and chart show
 
 
-def prepare_week(store: Any, week: Week) -> WeekBundle:
-    """Read the trends window once (this week's stories are its last week) and draw the chart."""
-    rows = store.policy_items(window_of(week, TREND_WEEKS)[0].start_utc, week.end_utc)
+def prepare_week(store: Any, week: Week, late_after: int | None = None) -> WeekBundle:
+    """Read the trends window once (this week's stories are its last week) and draw the chart.
+
+    Everything is read up to the highest item id stored now (``through``), which each
+    delivery records. ``late_after``: the lowest id any reader's last digest was built up to;
+    the stories published in the LATE_WEEKS weeks before this one and stored after it are read
+    too, for the readers who have not had them (None: none are)."""
+    through = store.max_item_id()
+    rows = [row for row in store.policy_items(window_of(week, TREND_WEEKS)[0].start_utc,
+                                              week.end_utc)
+            if row["id"] <= through]
     data = load_week(store, week, [row for row in rows if in_week(row, week)])
     report = trends(store, week, weeks=TREND_WEEKS, facets=("area", "domain", "region"),
                     rows=rows)
-    return WeekBundle(week, data, report, area_chart(report))
+    late = None
+    if late_after is not None and late_after < through:
+        late = load_week(store, week, store.policy_items(
+            week.previous(LATE_WEEKS)[0].start_utc, week.start_utc, ids=(late_after, through)))
+    return WeekBundle(week, data, report, area_chart(report), through, late, late_after)
 
 
 def compose(bundle: WeekBundle, subscriber: Mapping[str, Any] | None,
-            settings: Mapping[str, Any]) -> Digest:
-    return select(bundle.data, subscriber, int(settings["digest_section_cap"]), bundle.trends)
+            settings: Mapping[str, Any], late_after: int | None = None) -> Digest:
+    """One reader's digest; ``late_after``: the highest item id of their last digest."""
+    return select(bundle.data, subscriber, int(settings["digest_section_cap"]), bundle.trends,
+                  bundle.late, late_after)
 
 
 def message_for(bundle: WeekBundle, digest: Digest, settings: Mapping[str, Any],
@@ -539,11 +556,13 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
         transport = OutboxTransport(Path(settings["outbox"]) / week.label)
         kind = "outbox"
     report = SendReport(week.label, kind)
-    bundle = bundle or prepare_week(store, week)
-    report.stories = len(bundle.data.stories)
     subscribers = {s["email"]: s for s in store.list_subscribers(active_only=True)}
+    built = {email: through for email, through in store.last_built(week.label).items()
+             if email in subscribers}
+    bundle = bundle or prepare_week(store, week, min(built.values(), default=None))
+    report.stories = len(bundle.data.stories)
     report.subscribers = len(subscribers)
-    if not bundle.data.stories:
+    if not bundle.data.stories and not (bundle.late and bundle.late.stories):
         log.info("digest %s: no policy items this week, nothing sent", week.label)
         return report
     emit = on_event or (lambda message: None)
@@ -593,7 +612,7 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
             email = row["subscriber"]
             subscriber = subscribers[email]
             try:
-                digest = compose(bundle, subscriber, settings)
+                digest = compose(bundle, subscriber, settings, built.get(email))
             except Exception as error:  # noqa: BLE001 - this subscriber's data, not the run's
                 cannot_build(email, error)
                 continue
@@ -603,7 +622,7 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
                     report.already += 1
                 else:
                     if not dry_run:
-                        store.delivery_skipped(email, week.label)
+                        store.delivery_skipped(email, week.label, bundle.through)
                     report.skipped.append(email)
                 log.info("digest %s: %snothing matched for %s, nothing sent", week.label,
                          "still " if was_skipped else "", email)
@@ -641,7 +660,7 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
             if not dry_run:
                 store.delivery_sending(email, week.label,
                                        message_id(email, week.label, settings["mail_from"]),
-                                       digest.total)
+                                       digest.total, bundle.through)
             try:
                 transport.send(message, email)
             except DeliveryError as error:

@@ -967,3 +967,61 @@ def test_a_message_that_cannot_be_written_is_retried_not_left_sending(store, iso
     report = send_week(store, settings, WEEK)
     assert report.sent == ["eu@example.org"]
     assert blocker.is_file()
+
+
+def test_a_story_stored_after_its_weeks_digest_comes_in_the_readers_next_one(store, smtp):
+    """A source down over the weekend, a press release posted days after its date: a story
+    stored once its week's digest went out reaches each reader's next digest, once, in a
+    section of its own; one stored before that digest was built is not repeated, and a reader
+    who had no digest before gets only the week's own stories."""
+    settings = settings_for(smtp)
+    send_week(store, settings, WEEK, now=datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc))
+    assert len(smtp.to("all@example.org")) == 1
+    add(store, [
+        story("https://x.example/kr", "2026-11-19T02:00:00Z", source="news-a",
+              title="Korea doubles AI semiconductor grants", areas=["business_innovation"],
+              countries=["KR"], regions=["east_asia"]),
+        story("https://x.example/old", "2026-09-01T02:00:00Z", source="news-a",
+              title="A September item found only now", areas=["governance"]),
+        story("https://x.example/w48", "2026-11-25T02:00:00Z", source="eu-rtd",
+              title="EU research security guidance", areas=["research_security"],
+              countries=["EU"], regions=["europe"]),
+    ])
+    store.save_subscribers([{"email": "new@example.org", "name": "New"}])
+    week48 = parse_week("2026-W48", "Asia/Tokyo")
+    report = send_week(store, settings, week48,
+                       now=datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc))
+    assert sorted(report.sent) == ["all@example.org", "eu@example.org", "new@example.org",
+                                   "sec@example.org"]
+
+    def text(email):
+        [msg] = [m for m in smtp.to(email) if "2026-W48" in m["Subject"]]
+        return msg["Subject"], msg.get_body(("plain",)).get_content(), \
+            msg.get_body(("html",)).get_content()
+
+    subject, body, html = text("all@example.org")
+    assert subject.endswith(": 2 items")
+    assert "2 STI-policy stories matched your filters this week (1 published earlier" in body
+    late = body.split("== Found since your last digest ==", 1)[1]
+    assert "Korea doubles AI semiconductor grants" in late and "Thu 19 Nov" in late
+    assert "EU research security guidance" in body.split("== Found since", 1)[0]
+    assert "Japan research security" not in body  # in last week's digest already
+    assert "September" not in body  # older than the weeks a late story is looked for in
+    assert "Found since your last digest" in html and "Korea doubles" in html
+    # filters apply to the late section as to the rest
+    assert "Korea" not in text("sec@example.org")[1]
+    # a reader without an earlier digest: the week's own stories only
+    subject, body, _ = text("new@example.org")
+    assert subject.endswith(": 1 item") and "Found since" not in body and "Korea" not in body
+    assert {row["subscriber"]: row["through_item_id"] for row in store.deliveries("2026-W48")
+            } == dict.fromkeys(["all@example.org", "eu@example.org", "new@example.org",
+                                "sec@example.org", "space@example.org"], 5)
+
+    # the week after: the late story is not shown again
+    week49 = parse_week("2026-W49", "Asia/Tokyo")
+    add(store, [story("https://x.example/w49", "2026-12-01T02:00:00Z", title="Week 49 story",
+                      areas=["governance"])])
+    send_week(store, settings, week49, now=datetime(2026, 12, 7, 9, 0, tzinfo=timezone.utc))
+    [msg] = [m for m in smtp.to("all@example.org") if "2026-W49" in m["Subject"]]
+    body = msg.get_body(("plain",)).get_content()
+    assert "Week 49 story" in body and "Korea" not in body and "Found since" not in body
