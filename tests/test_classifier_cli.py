@@ -481,3 +481,18 @@ def test_a_region_that_stays_reads_as_the_analysts_country_it_now_comes_from(db_
         store.save_classifications([(item_id, machine)], "m2", region_of=region_map())
         assert [(t["facet"], t["value"], t["score"], t["method"])
                 for t in store.tags_of(item_id)] == expected
+
+
+def test_correcting_a_near_duplicate_says_that_readers_see_its_originals_tags(stiwatch,
+                                                                              store_path):
+    """Item 4 is a copy of item 1: its correction stays its own, but digests and trends read
+    the original's tags, and the analyst is told which item to correct instead."""
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    result = stiwatch("tag", "4", "--add", "area=open_science")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "Note: item 4 is a near-duplicate of item 1: digests and trends read item 1's tags, "
+        "so correct item 1 to change what readers see (its copies inherit that)."]
+    assert tags(store_path, 4)[("area", "open_science")] == "analyst"
+    result = stiwatch("tag", "1", "--add", "area=open_science")
+    assert result.exit_code == 0 and "Note" not in result.output

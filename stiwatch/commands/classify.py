@@ -441,12 +441,16 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
         facet, value = sorted(clash)[0]
         raise UserError(f"{facet}={value} is both added and removed")
     added = removed = 0
+    original = store.get_item(item_id)["duplicate_of"]  # NoSuchItem for an unknown id
     if additions or removals:
         # the regions follow the analyst's countries, as the classifier's follow its own
         added, removed = store.analyst_label(item_id, add=additions, remove=removals,
                                              region_of=region_map())
-    else:
-        store.get_item(item_id)  # NoSuchItem for an unknown id
+        if original is not None:
+            # the copy keeps its correction, but readers never see a copy's tags
+            app.echo(f"Note: item {item_id} is a near-duplicate of item {original}: digests "
+                     f"and trends read item {original}'s tags, so correct item {original} to "
+                     "change what readers see (its copies inherit that).", err=True)
     tags = store.tags_of(item_id)
     if as_json:
         echo_json({"item_id": item_id, "tags": tags})
