@@ -67,7 +67,7 @@ class DigestsMixin:
                 " END AS body," if with_text else "")
         rows = self.query(
             f"""SELECT i.id, i.url, i.title, {text} i.source_id, s.name AS source_name,
-                       i.published_at, p.score AS policy_score
+                       s.org_type AS source_org_type, i.published_at, p.score AS policy_score
                 FROM items i
                 JOIN tags p ON p.item_id = i.id AND p.facet = 'policy' AND p.value = '1'
                 LEFT JOIN sources s ON s.id = i.source_id
@@ -94,13 +94,14 @@ class DigestsMixin:
         return list(by_id.values())
 
     def duplicates_of(self, item_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
-        """``{original id: [its near-duplicates' id, url, source_id, source_name]}``."""
+        """``{original id: [its near-duplicates' id, url, source_id, source_name,
+        source_org_type]}``, each list by id."""
         ids = list(item_ids)
         found: dict[int, list[dict[str, Any]]] = {}
         for chunk in chunks(ids):
             for row in self.query(
                 f"""SELECT i.duplicate_of AS original, i.id, i.url, i.source_id,
-                           s.name AS source_name
+                           s.name AS source_name, s.org_type AS source_org_type
                     FROM items i LEFT JOIN sources s ON s.id = i.source_id
                     WHERE i.duplicate_of IN ({', '.join('?' for _ in chunk)})
                     ORDER BY i.id""",

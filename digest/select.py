@@ -27,6 +27,9 @@ OTHER = "other"
 LATE = "late"  # the section of stories published before the week, stored since the last digest
 LATE_TITLE = "Found since your last digest"
 LATE_WEEKS = 4  # how far before the week a story found late may have been published
+# Sources whose page is the story's own (registry org_type), rather than a report of it.
+OFFICIAL = frozenset({"ministry", "funding_agency", "intergovernmental", "research_org",
+                      "academy"})
 
 
 @lru_cache(maxsize=1)
@@ -126,7 +129,7 @@ class Story:
     published: datetime
     policy_score: float
     source: Source
-    sources: list[Source]  # distinct sources covering the story, the original's first
+    sources: list[Source]  # distinct sources covering the story, ``source`` first
     areas: list[str]  # ids, highest score first
     domains: list[str]
     countries: list[str]
@@ -213,21 +216,25 @@ def load_week(store: Any, week: Week, rows: list[dict[str, Any]] | None = None) 
     copies = store.duplicates_of([row["id"] for row in rows])
     stories = []
     for row in rows:
-        source = Source(row["source_id"], row["source_name"] or row["source_id"], row["url"])
-        sources = [source]
-        seen = {source.id}
-        for copy in copies.get(row["id"], []):
+        coverage = [row, *copies.get(row["id"], [])]
+        if row.get("source_org_type") not in OFFICIAL:
+            # A wire story stored before the ministry's own page: the story links to the
+            # page of the body that acts (its first copy from an official source).
+            coverage.sort(key=lambda c: c.get("source_org_type") not in OFFICIAL)
+        sources, seen = [], set()
+        for copy in coverage:
             if copy["source_id"] not in seen:
                 seen.add(copy["source_id"])
                 sources.append(Source(copy["source_id"], copy["source_name"] or copy["source_id"],
                                       copy["url"]))
+        source = sources[0]
         title = clean_text(row["title"]) or "(untitled)"
         summary = short_summary(row.get("summary"), row.get("body"))
         if summary.rstrip(".。 ").casefold() == title.rstrip(".。 ").casefold():
             summary = ""  # many feeds repeat the title as the description: say it once
         stories.append(Story(
             id=row["id"],
-            url=row["url"],
+            url=source.url,
             title=title,
             summary=summary,
             published=_parse_time(row["published_at"]),

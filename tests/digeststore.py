@@ -12,13 +12,13 @@ from typing import Any
 import db
 
 SOURCES = {
-    "jp-mext": ("Japan MEXT", "JP"),
-    "us-nsf": ("US NSF", "US"),
-    "eu-rtd": ("EU Research & Innovation", "EU"),
-    "uk-ukri": ("UKRI", "GB"),
-    "de-bmbf": ("Germany BMBF", "DE"),
-    "news-a": ("STI News A", None),
-    "news-b": ("STI News B", None),
+    "jp-mext": ("Japan MEXT", "JP", "ministry"),
+    "us-nsf": ("US NSF", "US", "funding_agency"),
+    "eu-rtd": ("EU Research & Innovation", "EU", "ministry"),
+    "uk-ukri": ("UKRI", "GB", "funding_agency"),
+    "de-bmbf": ("Germany BMBF", "DE", "ministry"),
+    "news-a": ("STI News A", None, "news"),
+    "news-b": ("STI News B", None, "news"),
 }
 
 
@@ -36,8 +36,8 @@ def build(path: Path, stories: list[dict[str, Any]]) -> db.Store:
     store = db.open_store(path)
     store.sync_sources([
         {"id": sid, "name": name, "kind": "feed", "url": f"https://{sid}.example/feed",
-         "country": country, "language": "en"}
-        for sid, (name, country) in SOURCES.items()
+         "country": country, "language": "en", "org_type": org_type}
+        for sid, (name, country, org_type) in SOURCES.items()
     ])
     add(store, stories)
     return store

@@ -135,3 +135,28 @@ def test_section_cap_counts_what_was_left_out(tmp_path):
     assert [e.story.title for e in sections["governance"].entries] == ["gov item"]
     assert sections["governance"].more == 0
     assert digest.total == 13 and digest.shown == 7
+
+
+def test_a_story_a_news_source_stored_first_links_to_the_official_page(tmp_path):
+    """The wire's copy was crawled before the ministry's own page: the story's link and first
+    source are the ministry's; a story an official source stored first keeps its own."""
+    store = build(tmp_path / "s.db", [
+        story("https://news-a.example/wire", "2026-11-16T01:00:00Z", source="news-a",
+              title="Japan sets quantum budget"),
+        story("https://x.example/mext", "2026-11-16T03:00:00Z", source="jp-mext",
+              title="Quantum budget announced", duplicate_of="https://news-a.example/wire"),
+        story("https://news-b.example/copy", "2026-11-16T05:00:00Z", source="news-b",
+              title="Quantum budget (copy)", duplicate_of="https://news-a.example/wire"),
+        story("https://x.example/nsf", "2026-11-17T01:00:00Z", source="us-nsf",
+              title="NSF opens AI call"),
+        story("https://news-b.example/nsf", "2026-11-17T02:00:00Z", source="news-b",
+              title="NSF opens AI call (copy)", duplicate_of="https://x.example/nsf"),
+    ])
+    digest = select(load_week(store, parse_week(W47, "Asia/Tokyo")), None, 10)
+    by_title = {e.story.title: e.story for e in digest.headlines.entries}
+    quantum = by_title["Japan sets quantum budget"]
+    assert quantum.url == "https://x.example/mext" and quantum.source.name == "Japan MEXT"
+    assert [s.name for s in quantum.sources] == ["Japan MEXT", "STI News A", "STI News B"]
+    nsf = by_title["NSF opens AI call"]
+    assert nsf.url == "https://x.example/nsf"
+    assert [s.name for s in nsf.sources] == ["US NSF", "STI News B"]
