@@ -306,9 +306,11 @@ class SourceSpider(scrapy.Spider):
             yield self.partial(candidate, "no article text found on the page", refetch)
             return
         url = candidate.url
-        if not refetch and _same_site(article.url, candidate.url):
-            # The page's own canonical URL, unless it points at another site (syndication):
-            # then the row stays with this source and dedup links it to the original.
+        # A partial row is completed where it is stored (its listing's URL); otherwise the
+        # page's own canonical URL, also on --refresh (which would otherwise store a second row
+        # under the listing's URL), unless it points at another site (syndication): then the
+        # row stays with this source and dedup links it to the original.
+        if candidate.stored_date is None and _same_site(article.url, candidate.url):
             url = article.url
         yield ArticleItem({
             "url": url,

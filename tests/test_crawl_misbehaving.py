@@ -1,0 +1,65 @@
+"""Sources that misbehave in ways a real operator meets: CMS bugs, moved feeds, odd sitemaps.
+
+Each test serves the fixture site from a real HTTP server on 127.0.0.1 and crawls it through
+`stiwatch crawl`, then checks what the user sees and what is stored.
+"""
+
+from __future__ import annotations
+
+import json
+
+from crawlsite import FAST, build_site, registry, rows
+
+TOPICS = [
+    ("Hydrogen research network gets new funding",
+     "The hydrogen research network receives funding for electrolyser pilot plants at three "
+     "universities, with industry partners contributing equipment and engineering staff."),
+    ("Agency reviews its open access mandate",
+     "The agency asked grant holders and publishers for comments on its open access mandate, "
+     "which requires immediate publication of articles under an open licence since last year."),
+    ("Parliament debates the research security bill",
+     "Members of parliament debated a bill on research security that would oblige universities "
+     "to screen partnerships with foreign institutions in sensitive technology fields."),
+]
+
+
+def article(title: str, text: str, head: str = "") -> bytes:
+    paragraphs = "".join(
+        f"<p>{text} Paragraph {n} of the release adds details for applicants, reviewers and the "
+        f"research offices of the institutions concerned by {title.lower()}.</p>" for n in range(3))
+    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}"
+            f"</title>{head}</head><body><main><article><h1>{title}</h1>{paragraphs}"
+            "</article></main></body></html>").encode()
+
+
+def rss(items: list[str]) -> bytes:
+    return ("<?xml version='1.0'?><rss version='2.0'><channel><title>News</title>"
+            + "".join(items) + "</channel></rss>").encode()
+
+
+def test_refresh_updates_a_redirected_article_in_place(stiwatch, http_server, tmp_path,
+                                                       db_path):
+    # The listing links /go/budget, which redirects to the article's own URL: stored there,
+    # with the listing URL as an alias. --refresh stored a second row under /go/budget.
+    base = build_site(http_server)
+
+    @http_server.route("/go/budget")
+    def redirect(handler):
+        handler.send_response(301)
+        handler.send_header("Location", "/news/budget.html")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "moved", "kind": "html", "url": f"{base}/moved.html", "links": "ul.news a"}])
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+    [before] = rows(db_path, "SELECT * FROM items")
+
+    page = http_server.root / "news" / "budget.html"
+    page.write_text(page.read_text().replace("six percent", "seven percent"))
+    refreshed = json.loads(stiwatch("crawl", "--refresh", "--json", env=FAST).stdout)
+
+    assert refreshed["sources"][0]["updated"] == 1
+    [after] = rows(db_path, "SELECT * FROM items")
+    assert (after["id"], after["url"]) == (before["id"], f"{base}/news/budget.html")
+    assert "seven percent" in after["body"]
