@@ -228,7 +228,15 @@ class StorePipeline:
         with self.store.write():
             for item in batch:
                 row = dict(item.row)
+                listing_url = item.listing_url
                 existing = self.store.item_id_for_url(row["url"])
+                if listing_url and existing is not None and self._not_this_article(
+                        existing, listing_url, row):
+                    # The page calls itself (rel=canonical, a redirect) by the URL of a stored
+                    # page with other text: a CMS that gives every article its section's URL.
+                    # Saved there it would overwrite that article; it keeps its listing's URL.
+                    row["url"], listing_url = listing_url, None
+                    existing = self.store.item_id_for_url(row["url"])
                 # what it held before, to tell an update from a re-fetch (a partial row is
                 # counted as partial whatever it held)
                 stored = (self._content(existing)
@@ -241,9 +249,9 @@ class StorePipeline:
                     else:
                         row["duplicate_of"] = None
                 [(item_id, created)] = self.store.save_items([row])
-                if item.listing_url:
+                if listing_url:
                     # Next time the listing names this URL, the article is known already.
-                    aliases.append((item.listing_url, item_id))
+                    aliases.append((listing_url, item_id))
                 if text:
                     self.deduper.remember(item_id, text)
                 if row.get("status") == "partial":
@@ -261,6 +269,20 @@ class StorePipeline:
             report = self._source(source_id)
             setattr(report, outcome, getattr(report, outcome) + 1)
             self._emit({"event": "item", "source": source_id, "outcome": outcome})
+
+    def _not_this_article(self, item_id: int, listing_url: str, row: dict[str, Any]) -> bool:
+        """Whether stored item ``item_id``, at the URL the page gives for itself, is another
+        article than the one ``listing_url`` names: the listing URL is stored as an article
+        of its own, or (never seen) the stored item holds another text."""
+        assert self.store is not None
+        own = self.store.item_id_for_url(listing_url)
+        if own is not None:
+            return own != item_id
+        if self.store.scalar("SELECT item_id FROM item_urls WHERE url = ?",
+                             [listing_url]) == item_id:
+            return False  # this listing URL led to this page before: the same article
+        stored = self._content(item_id)["content_hash"]
+        return bool(stored and row.get("content_hash") and stored != row["content_hash"])
 
     def _content(self, item_id: int) -> dict[str, Any]:
         """The CONTENT_COLUMNS of a stored item. Compared before and after saving rather than

@@ -37,6 +37,38 @@ def rss(items: list[str]) -> bytes:
             + "".join(items) + "</channel></rss>").encode()
 
 
+def test_articles_whose_canonical_names_their_section_are_each_kept(stiwatch, http_server,
+                                                                    tmp_path, db_path):
+    # A CMS bug seen in the wild: every article's <link rel=canonical> is the section page.
+    # Stored under that URL, each article overwrote the one before: two of three were lost.
+    base = build_site(http_server)
+    entries = []
+    for n, (title, text) in enumerate(TOPICS):
+        page = article(title, text, f'<link rel="canonical" href="{base}/press/">')
+        http_server.route(f"/press/{n}.html")(
+            lambda handler, page=page: handler.send_body(200, page))
+        entries.append(f"<item><title>{title}</title><link>{base}/press/{n}.html</link>"
+                       "<pubDate>Wed, 25 Nov 2026 08:00:00 GMT</pubDate></item>")
+    http_server.route("/press.xml")(
+        lambda handler: handler.send_body(200, rss(entries), "application/rss+xml"))
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "press", "kind": "feed", "url": f"{base}/press.xml"}])
+
+    result = stiwatch("crawl", "--sources", str(reg), "--json", env=FAST)
+
+    assert result.exit_code == 0, result.output
+    [source] = json.loads(result.stdout)["sources"]
+    assert (source["new"], source["updated"]) == (3, 0)
+    stored = rows(db_path, "SELECT url, title, body FROM items ORDER BY id")
+    assert sorted(row["title"] for row in stored) == sorted(title for title, _ in TOPICS)
+    for row in stored:
+        assert row["title"].split()[0].lower() in row["body"].lower()
+    # The next crawl knows all three (by their listing URLs): nothing is fetched again.
+    again = json.loads(stiwatch("crawl", "--refresh", "--json", env=FAST).stdout)["sources"][0]
+    assert again["new"] == 0
+    assert rows(db_path, "SELECT count(*) AS n FROM items")[0]["n"] == 3
+
+
 def test_refresh_updates_a_redirected_article_in_place(stiwatch, http_server, tmp_path,
                                                        db_path):
     # The listing links /go/budget, which redirects to the article's own URL: stored there,
