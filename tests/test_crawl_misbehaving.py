@@ -95,3 +95,34 @@ def test_refresh_updates_a_redirected_article_in_place(stiwatch, http_server, tm
     [after] = rows(db_path, "SELECT * FROM items")
     assert (after["id"], after["url"]) == (before["id"], f"{base}/news/budget.html")
     assert "seven percent" in after["body"]
+
+
+def test_sitemap_dates_in_every_w3c_precision_and_rfc_822_are_read():
+    # An unread <lastmod> counts as recent: a sitemap dated "2018-05" (valid W3C Datetime) or
+    # with RFC 822 dates had every entry fetched, however old.
+    from datetime import datetime, timezone
+
+    from scrapy.http import XmlResponse
+
+    from crawler.spiders.listings import sitemap_listing
+
+    lastmods = {
+        "year": "2018", "month": "2018-05", "rfc822": "Mon, 01 Jan 2018 00:00:00 GMT",
+        "day": "2018-05-02", "minutes": "2018-05-02T10:00+09:00",
+        "this-month": "2026-11", "recent-rfc822": "Wed, 25 Nov 2026 08:00:00 +0100",
+        "recent": "2026-11-25T08:00:00.25Z", "undated": "", "unreadable": "soon",
+    }
+    body = ("<?xml version='1.0'?><urlset xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'>"
+            + "".join(f"<url><loc>/{name}.html</loc><lastmod>{value}</lastmod></url>"
+                      for name, value in lastmods.items()) + "</urlset>").encode()
+    response = XmlResponse("https://example.org/sitemap.xml", body=body)
+
+    candidates, follow, _ = sitemap_listing(
+        {"id": "s", "language": "en"}, response, max_age_days=30, max_size=10_000_000,
+        now=datetime(2026, 11, 27, tzinfo=timezone.utc))
+
+    assert follow == []
+    # "2026-11" may mean the 26th; entries without a readable date are kept, as before.
+    assert [c.url.rsplit("/", 1)[1] for c in candidates] == [
+        "this-month.html", "recent-rfc822.html", "recent.html", "undated.html",
+        "unreadable.html"]

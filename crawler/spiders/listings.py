@@ -8,6 +8,8 @@ that was recovered). A listing that cannot be used raises ListingError.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+import re
 from typing import Any
 
 from lxml import etree
@@ -114,9 +116,23 @@ def _sitemap_body(response: Response, max_size: int) -> bytes:
 
 
 def _iso_date(value: str | None) -> datetime | None:
+    """A sitemap date: W3C Datetime (which allows "2018" and "2018-05" too), or the RFC 822
+    date some sites put there. An unreadable date counts as recent, so the entries of a site
+    whose dates went unread were all fetched, however old."""
     if not value:
         return None
     text = value.strip().replace("Z", "+00:00")
+    coarse = re.fullmatch(r"(\d{4})(?:-(\d{2}))?", text)
+    if coarse:
+        # The end of that year or month: an entry of "2026-10" may be from its last day.
+        year, month = int(coarse.group(1)), int(coarse.group(2) or 12)
+        if not 1 <= month <= 12:
+            return None
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        try:
+            return datetime(year, month, 1, tzinfo=timezone.utc) - timedelta(seconds=1)
+        except (ValueError, OverflowError):  # year 0 or 9999
+            return None
     for candidate in (text, text[:10]):
         try:
             moment = datetime.fromisoformat(candidate)
@@ -125,7 +141,13 @@ def _iso_date(value: str | None) -> datetime | None:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
         return moment.astimezone(timezone.utc)
-    return None
+    try:
+        moment = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
 
 
 def _iso(moment: datetime | None) -> str | None:
