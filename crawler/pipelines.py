@@ -209,7 +209,8 @@ class StorePipeline:
             report.errors.insert(0, event.error or "unknown error")
             self.store.record_source_result(event.source_id, ok=False, error=event.error)
         elif event.status == "not_modified":
-            self.store.record_source_result(event.source_id, ok=True, keep_validators=True)
+            self.store.record_source_result(event.source_id, ok=True, flag=event.flag,
+                                            keep_validators=True)
         else:
             self.store.record_source_result(event.source_id, ok=True, flag=event.flag,
                                             keep_validators=True)

@@ -126,3 +126,36 @@ def test_sitemap_dates_in_every_w3c_precision_and_rfc_822_are_read():
     assert [c.url.rsplit("/", 1)[1] for c in candidates] == [
         "this-month.html", "recent-rfc822.html", "recent.html", "undated.html",
         "unreadable.html"]
+
+
+def test_a_feed_that_moved_permanently_is_noted_on_the_source(stiwatch, http_server, tmp_path,
+                                                               db_path):
+    # A feed that moved (301) was followed every crawl without a word: the registry kept the
+    # old URL until it stopped redirecting.
+    base = build_site(http_server)
+
+    @http_server.route("/rss/old.xml")
+    def moved(handler):
+        handler.send_response(301)
+        handler.send_header("Location", "/feed.xml")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "moved", "kind": "feed", "url": f"{base}/rss/old.xml"}])
+
+    result = stiwatch("crawl", "--sources", str(reg), env=FAST)
+
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.output.splitlines() if line.startswith("moved")]
+    note = f"moved permanently to {base}/feed.xml (update its url in the registry)"
+    assert " ok " in line and note in line
+    [source] = rows(db_path, "SELECT last_flag FROM sources")
+    assert source["last_flag"] == note
+
+    # Unchanged (a 304 through the redirect): the note stays until the registry is fixed.
+    again = json.loads(stiwatch("crawl", "--json", env=FAST).stdout)
+    assert again["sources"][0]["status"] == "not_modified"
+    assert again["sources"][0]["flag"] == note
+    [source] = rows(db_path, "SELECT last_flag FROM sources")
+    assert source["last_flag"] == note

@@ -187,8 +187,9 @@ class SourceSpider(scrapy.Spider):
     def parse_listing(self, response: Response) -> Iterator[Any]:
         source = self.sources[response.meta["source_id"]]
         root = response.meta.get("root", True)
+        moved = _moved_permanently(response) if root else None
         if response.status == 304:
-            yield SourceEvent(source["id"], status="not_modified")
+            yield SourceEvent(source["id"], status="not_modified", flag=moved)
             return
         try:
             candidates, follow, flag = self.parse_kind(source, response)
@@ -203,6 +204,8 @@ class SourceSpider(scrapy.Spider):
             else:
                 yield SourceEvent(source["id"], errors=[message])
             return
+        if moved:
+            flag = f"{moved}; {flag}" if flag else moved
         fresh = self.fresh(candidates)
         event = SourceEvent(source["id"], unchanged=len(candidates) - len(fresh),
                             queued=len(fresh), flag=flag)
@@ -356,6 +359,15 @@ class SourceSpider(scrapy.Spider):
             "status": "partial",
             "fetch_error": error,
         }, refetch=refetch)
+
+
+def _moved_permanently(response: Response) -> str | None:
+    """A note for the source when its URL now redirects permanently (301, 308) elsewhere: the
+    registry should name the new URL before the old one stops redirecting."""
+    reasons = response.meta.get("redirect_reasons") or []
+    if not reasons or any(reason not in (301, 308) for reason in reasons):
+        return None
+    return f"moved permanently to {response.url} (update its url in the registry)"
 
 
 def _site(url: str) -> str:
