@@ -56,6 +56,8 @@ class ParsedFeed:
     version: str = ""
     # Entries dropped because they had no usable http(s) link (or repeated one already seen).
     skipped: int = 0
+    # ...of which those without a usable link: the feed's problem, worth telling the operator.
+    unlinked: int = 0
 
 
 # -- refusing dangerous DTDs ----------------------------------------------------------------
@@ -226,11 +228,12 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
 
     entries: list[FeedEntry] = []
     seen: set[str] = set()
-    skipped = 0
+    skipped = unlinked = 0
     for raw in raw_entries:
         entry_url = _entry_url(raw, base)
         if entry_url is None or entry_url in seen:
             skipped += 1
+            unlinked += entry_url is None
             continue
         seen.add(entry_url)
         content = _content_text(raw)
@@ -253,4 +256,5 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
         bozo=bozo,
         version=version,
         skipped=skipped,
+        unlinked=unlinked,
     )

@@ -159,3 +159,28 @@ def test_a_feed_that_moved_permanently_is_noted_on_the_source(stiwatch, http_ser
     assert again["sources"][0]["flag"] == note
     [source] = rows(db_path, "SELECT last_flag FROM sources")
     assert source["last_flag"] == note
+
+
+def test_feed_entries_without_links_are_noted_on_the_source(stiwatch, http_server, tmp_path,
+                                                            db_path):
+    # Entries without a usable link were dropped in silence: the source said "ok".
+    base = build_site(http_server)
+    notices = rss([
+        "<item><title>Call for proposals closes</title><description>No page for this one."
+        "</description></item>",
+        "<item><title>Office closed on Friday</title><guid isPermaLink='false'>n-17</guid></item>",
+        f"<item><title>Budget</title><link>{base}/news/budget.html</link></item>",
+    ])
+    http_server.route("/notices.xml")(
+        lambda handler: handler.send_body(200, notices, "application/rss+xml"))
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "notices", "kind": "feed", "url": f"{base}/notices.xml"}])
+
+    result = stiwatch("crawl", "--sources", str(reg), env=FAST)
+
+    assert result.exit_code == 0, result.output
+    note = "2 of 3 entries have no usable link and were skipped"
+    [line] = [line for line in result.output.splitlines() if line.startswith("notices")]
+    assert " ok " in line and note in line
+    [source] = rows(db_path, "SELECT last_flag FROM sources")
+    assert source["last_flag"] == note

@@ -50,8 +50,12 @@ def feed_listing(source: dict[str, Any], response: Response) -> Parsed:
                   language=source.get("language"), content=entry.content)
         for entry in feed.entries
     ]
-    flag = f"malformed feed, recovered: {feed.bozo}" if feed.bozo else None
-    return candidates, [], flag
+    notes = [f"malformed feed, recovered: {feed.bozo}"] if feed.bozo else []
+    if feed.unlinked:
+        # Nothing can be stored without a URL; say so rather than report a quiet "ok".
+        notes.append(f"{feed.unlinked} of {len(feed.entries) + feed.skipped} entries have no "
+                     "usable link and were skipped")
+    return candidates, [], "; ".join(notes) or None
 
 
 # -- html listing pages -------------------------------------------------------------------------
