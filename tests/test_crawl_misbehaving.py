@@ -184,3 +184,64 @@ def test_feed_entries_without_links_are_noted_on_the_source(stiwatch, http_serve
     assert " ok " in line and note in line
     [source] = rows(db_path, "SELECT last_flag FROM sources")
     assert source["last_flag"] == note
+
+
+def test_a_site_whose_robots_txt_fails_is_not_crawled(stiwatch, http_server, tmp_path,
+                                                      db_path):
+    # Scrapy read a 500 answer's body as the rules (none: all allowed) and allowed everything
+    # when robots.txt timed out, so /private/ was fetched; RFC 9309 (2.3.1.4) says: assume
+    # complete disallow. A robots.txt that works on the retry is obeyed as usual.
+    from mockserver import MockServer
+
+    answers = {"broken": [500, 500], "busy": [503, 200]}
+    sites = {}
+    with MockServer(tmp_path / "broken") as broken, MockServer(tmp_path / "busy") as busy:
+        for name, server in (("broken", broken), ("busy", busy)):
+            server.root.mkdir()
+            sites[name] = build_site(server)
+
+            @server.route("/robots.txt")
+            def robots(handler, name=name, server=server):
+                status = answers[name][min(len(server.requested("/robots.txt")),
+                                           len(answers[name])) - 1]
+                handler.send_body(status, b"User-agent: *\nDisallow: /private/\n", "text/plain")
+
+        reg = registry(tmp_path / "sources.toml", [
+            {"id": name, "kind": "feed", "url": f"{base}/feed.xml"}
+            for name, base in sites.items()])
+        result = stiwatch("crawl", "--sources", str(reg), env=FAST)
+
+        assert result.exit_code == 0, result.output
+        assert [r.path for r in broken.requests] == ["/robots.txt", "/robots.txt"]
+        assert not busy.requested("/private/secret.html")
+        assert len(busy.requested("/feed.xml")) == 1
+    error = ("robots.txt could not be fetched (HTTP 500 Internal Server Error): the site is "
+             "not crawled until it can be")
+    [line] = [line for line in result.output.splitlines() if line.startswith("broken")]
+    assert "failed" in line and error[:60] in line
+    health = {r["id"]: r for r in rows(db_path, "SELECT * FROM sources")}
+    assert health["broken"]["last_error"] == error
+    assert health["busy"]["last_error"] is None and health["busy"]["last_ok_at"]
+
+
+def test_a_site_whose_robots_txt_times_out_is_not_crawled(stiwatch, http_server, tmp_path,
+                                                          db_path):
+    import time
+
+    base = build_site(http_server)
+
+    @http_server.route("/robots.txt")
+    def slow(handler):
+        time.sleep(2)
+        handler.send_body(200, b"User-agent: *\nDisallow: /private/\n", "text/plain")
+
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "slow", "kind": "feed", "url": f"{base}/feed.xml"}])
+    result = stiwatch("crawl", "--sources", str(reg),
+                      env={**FAST, "STIWATCH_DOWNLOAD_TIMEOUT": "1"})
+
+    assert result.exit_code == 1, result.output
+    assert {r.path for r in http_server.requests} == {"/robots.txt"}
+    [source] = rows(db_path, "SELECT last_error FROM sources")
+    assert source["last_error"] == ("robots.txt could not be fetched (no response within 1 s): "
+                                    "the site is not crawled until it can be")

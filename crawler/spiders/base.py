@@ -27,7 +27,7 @@ from db.clock import utcnow
 
 from ..extract import extract_article
 from ..items import ArticleItem, Candidate, SourceEvent
-from ..middlewares import META_GAVE_UP, META_VALIDATORS, CrawlStopped
+from ..middlewares import META_GAVE_UP, META_VALIDATORS, CrawlStopped, RobotsUnavailable
 from .listings import (ListingError, feed_listing, html_listing, response_headers,
                        sitemap_listing)
 
@@ -50,6 +50,11 @@ def describe_failure(failure: Failure, timeout: float | None = None,
         return response.request.meta.get(META_GAVE_UP) or (
             f"HTTP {response_status_message(response.status)}")
     text = str(error).strip()
+    if isinstance(error, RobotsUnavailable):
+        cause = error.cause
+        why = cause if isinstance(cause, str) else describe_failure(Failure(cause), timeout,
+                                                                     max_size)
+        return f"robots.txt could not be fetched ({why}): the site is not crawled until it can be"
     if isinstance(error, IgnoreRequest):
         if "robots.txt" in text:
             return "forbidden by robots.txt"
