@@ -245,3 +245,26 @@ def test_a_site_whose_robots_txt_times_out_is_not_crawled(stiwatch, http_server,
     [source] = rows(db_path, "SELECT last_error FROM sources")
     assert source["last_error"] == ("robots.txt could not be fetched (no response within 1 s): "
                                     "the site is not crawled until it can be")
+
+
+def test_an_html_page_served_under_another_content_type_is_read(stiwatch, http_server,
+                                                                tmp_path, db_path):
+    # A misconfigured server labels its article pages application/octet-stream: they were
+    # stored partial ("not an HTML page") and retried, in vain, on every crawl.
+    base = build_site(http_server)
+    page = (http_server.root / "news" / "budget.html").read_bytes()
+    http_server.route("/news/budget.html")(
+        lambda handler: handler.send_body(200, page, "application/octet-stream"))
+    pdf = b"%PDF-1.4\n" + b"0" * 2000
+    http_server.route("/news/flaky.html")(
+        lambda handler: handler.send_body(200, pdf, "text/plain"))
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "newsroom", "kind": "feed", "url": f"{base}/feed.xml"}])
+
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+
+    items = {r["url"].rsplit("/", 1)[1]: r for r in rows(db_path, "SELECT * FROM items")}
+    assert items["budget.html"]["status"] == "complete"
+    assert "six percent" in items["budget.html"]["body"]
+    flaky = items["flaky.html"]
+    assert (flaky["status"], flaky["fetch_error"]) == ("partial", "not an HTML page (text/plain)")

@@ -295,7 +295,8 @@ class SourceSpider(scrapy.Spider):
         candidate: Candidate = response.meta["candidate"]
         refetch = response.meta["refetch"]
         content_type = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
-        if content_type and "html" not in content_type and "xml" not in content_type:
+        if (content_type and "html" not in content_type and "xml" not in content_type
+                and not _looks_like_html(response.body)):
             yield self.partial(candidate, f"not an HTML page ({content_type.split(';')[0]})",
                                refetch)
             return
@@ -364,6 +365,13 @@ class SourceSpider(scrapy.Spider):
             "status": "partial",
             "fetch_error": error,
         }, refetch=refetch)
+
+
+def _looks_like_html(body: bytes) -> bool:
+    """Whether a page labelled as something else (application/octet-stream, text/plain: a
+    misconfigured server) starts as an HTML document does; browsers show it as one too."""
+    start = body[:512].lstrip(b"\xef\xbb\xbf \t\r\n\f").lower()
+    return start.startswith((b"<!doctype html", b"<html", b"<head"))
 
 
 def _moved_permanently(response: Response) -> str | None:
