@@ -12,6 +12,7 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+import html
 import io
 import re
 from typing import Any, Mapping
@@ -188,6 +189,18 @@ def _entry_date(entry: Any) -> str | None:
     return None
 
 
+def _html_page_title(body: bytes, content_type: str) -> str | None:
+    """The <title> of bytes that are an HTML page ("" when it has none), or None."""
+    start = body[:512].lstrip(b"\xef\xbb\xbf \t\r\n\f").lower()
+    if "html" not in content_type.lower() and not start.startswith(
+            (b"<!doctype html", b"<html", b"<head")):
+        return None
+    found = re.search(rb"<title[^>]*>(.*?)</title", body[:65536], re.IGNORECASE | re.DOTALL)
+    if not found:
+        return ""
+    return shorten(normalise_space(html.unescape(found.group(1).decode("utf-8", "replace"))), 80)
+
+
 def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> ParsedFeed:
     """Parse feed bytes fetched from ``url`` (whose HTTP ``headers`` may name the charset).
 
@@ -223,7 +236,13 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
     version = result.get("version") or ""
     raw_entries = result.get("entries") or []
     if not raw_entries and not version:
-        why = f" ({bozo})" if bozo else ""
+        page = _html_page_title(body, response_headers.get("content-type", ""))
+        if page is not None:
+            # A login form or a "we have moved" page where the feed was: its title says which,
+            # where the XML parser's complaint about HTML said nothing useful.
+            why = ": it is an HTML page" + (f" titled {page!r}" if page else "")
+        else:
+            why = f" ({bozo})" if bozo else ""
         raise FeedError(f"The document at {url} is not an RSS or Atom feed{why}.")
 
     entries: list[FeedEntry] = []

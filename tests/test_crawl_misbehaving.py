@@ -268,3 +268,31 @@ def test_an_html_page_served_under_another_content_type_is_read(stiwatch, http_s
     assert "six percent" in items["budget.html"]["body"]
     flaky = items["flaky.html"]
     assert (flaky["status"], flaky["fetch_error"]) == ("partial", "not an HTML page (text/plain)")
+
+
+def test_a_feed_that_became_a_login_page_says_so(stiwatch, http_server, tmp_path, db_path):
+    # The error was the XML parser's ("not well-formed (invalid token)") about the login page
+    # the feed now redirects to, and did not say that the source's URL redirected.
+    base = build_site(http_server)
+
+    @http_server.route("/members/feed.xml")
+    def to_login(handler):
+        handler.send_response(302)
+        handler.send_header("Location", "/login?next=/members/feed.xml")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    login = (b"<!DOCTYPE html>\n<html><head><title>Sign in &middot; Members</title></head>"
+             b"<body><form><input name=user><input type=password name=pw></form></body></html>")
+    http_server.route("/login")(lambda handler: handler.send_body(200, login))
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "members", "kind": "feed", "url": f"{base}/members/feed.xml"}])
+
+    result = stiwatch("crawl", "--sources", str(reg), env=FAST)
+
+    assert result.exit_code == 1
+    [source] = rows(db_path, "SELECT last_error FROM sources")
+    assert source["last_error"] == (
+        f"The document at {base}/login?next=/members/feed.xml is not an RSS or Atom feed: it is "
+        f"an HTML page titled 'Sign in · Members' (the source's URL {base}/members/feed.xml "
+        "redirects there).")

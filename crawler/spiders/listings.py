@@ -43,7 +43,11 @@ def feed_listing(source: dict[str, Any], response: Response) -> Parsed:
     try:
         feed = parse_feed(response.body, response.url, response_headers(response))
     except FeedError as error:
-        raise ListingError(str(error)) from None
+        message = str(error)
+        redirects = response.meta.get("redirect_urls") or []
+        if redirects:
+            message = f"{message.rstrip('.')} (the source's URL {redirects[0]} redirects there)."
+        raise ListingError(message) from None
     candidates = [
         Candidate(url=entry.url, source_id=source["id"], title=entry.title,
                   summary=entry.summary, published_at=entry.published_at,
