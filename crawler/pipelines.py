@@ -8,6 +8,7 @@ loses at most the unwritten batch, whose URLs are not stored and so are fetched 
 
 from __future__ import annotations
 
+from collections import Counter
 import logging
 import os
 import socket
@@ -69,6 +70,8 @@ class StorePipeline:
         # killed half-way must not leave a validator that makes the next crawl see a 304 and
         # skip the articles it never stored.
         self.validators: dict[str, tuple[str | None, str | None, str | None]] = {}
+        # Why each source's article pages failed this crawl (fetch_error of its partial rows).
+        self.page_errors: dict[str, list[str]] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> "StorePipeline":
@@ -105,10 +108,15 @@ class StorePipeline:
         if store is None:
             return
         self.flush()
+        unreadable = self._unreadable_pages()
         if reason == "finished":
             for source_id, (etag, last_modified, flag) in self.validators.items():
-                store.record_source_result(source_id, ok=True, flag=flag, etag=etag,
-                                           last_modified=last_modified)
+                store.record_source_result(source_id, ok=True, flag=unreadable.get(source_id, flag),
+                                           etag=etag, last_modified=last_modified)
+            for source_id, flag in unreadable.items():
+                if source_id not in self.validators:  # a 304: its partial rows were retried
+                    store.record_source_result(source_id, ok=True, flag=flag,
+                                               keep_validators=True)
         listed = self.crawler.stats.get_value("stiwatch/sources") or []
         for source_id in listed:
             self._source(source_id)
@@ -142,6 +150,23 @@ class StorePipeline:
         self.store = None
         self._emit({"event": "report", "report": self.report.to_dict()})
         logger.info("crawl %s: %s", status, stats)
+
+    def _unreadable_pages(self) -> dict[str, str]:
+        """A note for each source that worked but none of whose article pages could be read
+        this crawl (a firewall refusing them, a site redesign): it would otherwise say "ok",
+        with its articles kept only as their listing described them. The note goes on the
+        source's flag, and on its report."""
+        notes = {}
+        for report in self.report.sources:
+            errors = self.page_errors.get(report.id)
+            if not report.ok or not errors or report.new + report.updated + report.duplicates:
+                continue
+            top = Counter(errors).most_common(1)[0][0]
+            pages = f"any of {len(errors)} article pages" if len(errors) > 1 else "its article page"
+            note = f"could not read {pages} ({top})"
+            report.flag = f"{report.flag}; {note}" if report.flag else note
+            notes[report.id] = report.flag
+        return notes
 
     def _cost(self) -> dict[str, Any]:
         import resource
@@ -264,6 +289,9 @@ class StorePipeline:
                 else:
                     outcome = "updated"
                 outcomes.append((row["source_id"], outcome))
+                if outcome == "partial":
+                    self.page_errors.setdefault(row["source_id"], []).append(
+                        row.get("fetch_error") or "no reason given")
             if aliases:
                 self.store.add_url_aliases(aliases)
         for source_id, outcome in outcomes:

@@ -296,3 +296,35 @@ def test_a_feed_that_became_a_login_page_says_so(stiwatch, http_server, tmp_path
         f"The document at {base}/login?next=/members/feed.xml is not an RSS or Atom feed: it is "
         f"an HTML page titled 'Sign in · Members' (the source's URL {base}/members/feed.xml "
         "redirects there).")
+
+
+def test_a_source_none_of_whose_article_pages_can_be_read_is_noted(stiwatch, http_server,
+                                                                    tmp_path, db_path):
+    # A firewall answers 403 to every article page while the feed still works: the source
+    # said "ok" with no error and no note, its articles kept only as the feed described them.
+    base = build_site(http_server)
+    for page in ("quantum", "budget", "flaky"):
+        http_server.route(f"/news/{page}.html")(
+            lambda handler: handler.send_body(403, b"<title>Access denied</title>"))
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "walled", "kind": "feed", "url": f"{base}/feed.xml"},
+        {"id": "fine", "kind": "feed", "url": f"{base}/fine.xml"}])
+    (http_server.root / "fine.xml").write_bytes(rss([
+        f"<item><title>Copy</title><link>{base}/mirror/quantum-copy.html</link></item>",
+        f"<item><title>Gone</title><link>{base}/mirror/gone.html</link></item>"]))
+
+    result = stiwatch("crawl", "--sources", str(reg), env=FAST)
+
+    assert result.exit_code == 0, result.output
+    note = "could not read any of 4 article pages (HTTP 403 Forbidden)"
+    [line] = [line for line in result.output.splitlines() if line.startswith("walled")]
+    assert " ok " in line and note in line
+    flags = {r["id"]: r["last_flag"] for r in rows(db_path, "SELECT * FROM sources")}
+    assert flags == {"walled": note, "fine": None}  # one page of "fine" was read
+
+    # Unchanged feed (304), the pages retried and still refused: the note stays.
+    again = stiwatch("crawl", "--source", "walled", "--json", env=FAST)
+    [source] = json.loads(again.stdout)["sources"]
+    assert (source["status"], source["flag"]) == ("not_modified", note)
+    [row] = rows(db_path, "SELECT last_flag FROM sources WHERE id = 'walled'")
+    assert row["last_flag"] == note
