@@ -328,3 +328,22 @@ def test_a_source_none_of_whose_article_pages_can_be_read_is_noted(stiwatch, htt
     assert (source["status"], source["flag"]) == ("not_modified", note)
     [row] = rows(db_path, "SELECT last_flag FROM sources WHERE id = 'walled'")
     assert row["last_flag"] == note
+
+
+def test_sources_list_shows_each_sources_note(stiwatch, http_server, tmp_path, db_path):
+    # The crawl's notes on sources that worked were stored but shown only by `--json`.
+    base = build_site(http_server)
+    for page in ("quantum", "budget", "flaky"):
+        http_server.route(f"/news/{page}.html")(
+            lambda handler: handler.send_body(403, b"<title>Access denied</title>"))
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "walled", "kind": "feed", "url": f"{base}/feed.xml"},
+        {"id": "missing", "kind": "feed", "url": f"{base}/nothing.xml"}])
+    stiwatch("crawl", "--sources", str(reg), env=FAST)
+
+    table = stiwatch("sources", "list").stdout.splitlines()
+
+    assert table[0].split()[-2:] == ["LAST_ERROR", "LAST_FLAG"]
+    lines = {line.split()[0]: line for line in table[1:]}
+    assert lines["walled"].rstrip().endswith("could not read any of 4 article pages (HTTP 403 Fo")
+    assert lines["missing"].rstrip().endswith("HTTP 404 Not Found")
