@@ -70,6 +70,10 @@ class StorePipeline:
         # killed half-way must not leave a validator that makes the next crawl see a 304 and
         # skip the articles it never stored.
         self.validators: dict[str, tuple[str | None, str | None, str | None]] = {}
+        # Sources one of whose further listings (a sitemap of an index) failed: their root's
+        # validators are not kept, or the next crawl would get a 304 for an unchanged index
+        # and never go back to the listing that failed.
+        self.incomplete: set[str] = set()
         # Why each source's article pages failed this crawl (fetch_error of its partial rows).
         self.page_errors: dict[str, list[str]] = {}
 
@@ -111,6 +115,8 @@ class StorePipeline:
         unreadable = self._unreadable_pages()
         if reason == "finished":
             for source_id, (etag, last_modified, flag) in self.validators.items():
+                if source_id in self.incomplete:
+                    etag = last_modified = None
                 store.record_source_result(source_id, ok=True, flag=unreadable.get(source_id, flag),
                                            etag=etag, last_modified=last_modified)
             for source_id, flag in unreadable.items():
@@ -224,6 +230,8 @@ class StorePipeline:
         report.unchanged += event.unchanged
         report.queued += event.queued
         report.errors.extend(event.errors)
+        if event.errors:
+            self.incomplete.add(event.source_id)
         if event.flag:
             report.flag = event.flag
         if event.status is None:

@@ -347,3 +347,37 @@ def test_sources_list_shows_each_sources_note(stiwatch, http_server, tmp_path, d
     lines = {line.split()[0]: line for line in table[1:]}
     assert lines["walled"].rstrip().endswith("could not read any of 4 article pages (HTTP 403 Fo")
     assert lines["missing"].rstrip().endswith("HTTP 404 Not Found")
+
+
+def test_a_child_sitemap_that_failed_is_fetched_again_next_crawl(stiwatch, http_server,
+                                                                 tmp_path, db_path):
+    # The index's ETag was stored although one of its sitemaps failed: the next crawl got a
+    # 304 for the unchanged index and never went back to the sitemap, whose articles were
+    # lost until the index happened to change.
+    base = build_site(http_server)
+    down = {"on": True}
+
+    @http_server.route("/sitemap_news.xml")
+    def flaky(handler):
+        if down["on"]:
+            handler.send_body(404, b"not found")
+        else:
+            handler.serve_file("/sitemap_news.xml")
+
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "wire", "kind": "sitemap", "url": f"{base}/sitemap_index.xml"}])
+
+    first = json.loads(stiwatch("crawl", "--sources", str(reg), "--json", env=FAST).stdout)
+    [source] = first["sources"]
+    assert source["status"] == "ok" and source["new"] == 0
+    assert source["errors"] == [f"{base}/sitemap_news.xml: HTTP 404 Not Found"]
+
+    down["on"] = False
+    second = json.loads(stiwatch("crawl", "--json", env=FAST).stdout)
+    [source] = second["sources"]
+    assert (source["status"], source["new"]) == ("ok", 2)
+    assert len(http_server.requested("/sitemap_news.xml")) == 2
+
+    # All went well: now the index's validators are kept, and an unchanged index is a 304.
+    third = json.loads(stiwatch("crawl", "--json", env=FAST).stdout)
+    assert third["sources"][0]["status"] == "not_modified"
