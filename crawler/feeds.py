@@ -18,6 +18,7 @@ import re
 from typing import Any, Mapping
 
 import feedparser
+import lxml.etree
 
 from db.clock import iso_utc
 
@@ -164,10 +165,33 @@ def _content_text(entry: Any) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
-def _entry_url(entry: Any, base: str) -> str | None:
+def _raw_ids(body: bytes) -> list[str | None] | None:
+    """The guid/id of each item/entry as written, in document order, when the feed uses
+    xml:base (None otherwise, or when it is not well-formed XML).
+
+    feedparser resolves a guid against xml:base, so guid "2" under xml:base="https://x.org/n/"
+    came out as the "absolute URL" https://x.org/n/2: a page that does not exist.
+    """
+    if b"xml:base" not in body:
+        return None
+    parser = lxml.etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    try:
+        root = lxml.etree.fromstring(body, parser)
+    except (lxml.etree.LxmlError, ValueError):
+        return None
+    ids: list[str | None] = []
+    for element in root.iter("{*}item", "{*}entry"):
+        raw = next((child.text for child in element if isinstance(child.tag, str)
+                    and lxml.etree.QName(child).localname in ("guid", "id")), None)
+        ids.append(raw.strip() if raw else None)
+    return ids
+
+
+def _entry_url(entry: Any, base: str, raw_id: str | None = None) -> str | None:
     # A guid is a link only when it is an absolute URL: "press-2024-117" resolved against the
     # feed's URL would invent a page (feedparser copies a permalink guid into ``link``).
-    guid_is_url = str(entry.get("id", "")).lower().startswith(("http:", "https:"))
+    guid = raw_id if raw_id is not None else str(entry.get("id", ""))
+    guid_is_url = guid.lower().startswith(("http:", "https:"))
     candidates = [] if entry.get("guidislink") and not guid_is_url else [entry.get("link")]
     candidates += [link.get("href") for link in entry.get("links") or []
                    if link.get("rel", "alternate") == "alternate"]
@@ -248,8 +272,11 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
     entries: list[FeedEntry] = []
     seen: set[str] = set()
     skipped = unlinked = 0
-    for raw in raw_entries:
-        entry_url = _entry_url(raw, base)
+    raw_ids = _raw_ids(body)
+    if raw_ids is not None and len(raw_ids) != len(raw_entries):
+        raw_ids = None  # not one to one: keep feedparser's view
+    for index, raw in enumerate(raw_entries):
+        entry_url = _entry_url(raw, base, raw_ids[index] if raw_ids else None)
         if entry_url is None or entry_url in seen:
             skipped += 1
             unlinked += entry_url is None
