@@ -205,13 +205,15 @@ def sitemap_listing(source: dict[str, Any], response: Response, *, max_age_days:
     for entry in root:
         if _local(entry.tag) != "url":
             continue
-        url = try_canonicalize(_child_text(entry, "loc"), response.url)
-        if url is None:
-            continue
         news_date = _iso_date(_child_text(entry, "publication_date"))
         published = news_date or _iso_date(_child_text(entry, "lastmod"))
         if published is not None and published < cutoff:
             continue  # old news: not what a weekly monitor needs
+        # Only now: a site's sitemap holds 50,000 URLs of which a few are recent, and
+        # canonicalising all of them held the crawl (one thread) for seconds on every read.
+        url = try_canonicalize(_child_text(entry, "loc"), response.url)
+        if url is None:
+            continue
         candidates.append(Candidate(
             url=url, source_id=source["id"], title=normalise_space(_child_text(entry, "title") or ""),
             published_at=_iso(news_date), language=source.get("language"),
