@@ -10,6 +10,10 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
+# The fetch_error of an article page that robots.txt forbids (the site's wish, not a fault).
+ROBOTS_FORBIDDEN = "forbidden by robots.txt"
+
+
 @dataclass
 class Candidate:
     """An article seen in a listing (feed entry, listing link, sitemap URL) before its page is

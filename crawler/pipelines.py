@@ -23,7 +23,7 @@ import db
 from db.clock import utcnow
 
 from .dedup import Deduper
-from .items import ArticleItem, CrawlReport, SourceEvent, SourceReport
+from .items import ROBOTS_FORBIDDEN, ArticleItem, CrawlReport, SourceEvent, SourceReport
 from .signals import stop_requested
 
 logger = logging.getLogger(__name__)
@@ -297,7 +297,8 @@ class StorePipeline:
                 else:
                     outcome = "updated"
                 outcomes.append((row["source_id"], outcome))
-                if outcome == "partial":
+                if outcome == "partial" and row.get("fetch_error") != ROBOTS_FORBIDDEN:
+                    # (a page robots.txt forbids is the site's wish, not a problem to report)
                     self.page_errors.setdefault(row["source_id"], []).append(
                         row.get("fetch_error") or "no reason given")
             if aliases:

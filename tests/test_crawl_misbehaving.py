@@ -316,7 +316,8 @@ def test_a_source_none_of_whose_article_pages_can_be_read_is_noted(stiwatch, htt
     result = stiwatch("crawl", "--sources", str(reg), env=FAST)
 
     assert result.exit_code == 0, result.output
-    note = "could not read any of 4 article pages (HTTP 403 Forbidden)"
+    # (the page robots.txt forbids is not counted: that is the site's wish)
+    note = "could not read any of 3 article pages (HTTP 403 Forbidden)"
     [line] = [line for line in result.output.splitlines() if line.startswith("walled")]
     assert " ok " in line and note in line
     flags = {r["id"]: r["last_flag"] for r in rows(db_path, "SELECT * FROM sources")}
@@ -345,7 +346,7 @@ def test_sources_list_shows_each_sources_note(stiwatch, http_server, tmp_path, d
 
     assert table[0].split()[-2:] == ["LAST_ERROR", "LAST_FLAG"]
     lines = {line.split()[0]: line for line in table[1:]}
-    assert lines["walled"].rstrip().endswith("could not read any of 4 article pages (HTTP 403 Fo")
+    assert lines["walled"].rstrip().endswith("could not read any of 3 article pages (HTTP 403 Fo")
     assert lines["missing"].rstrip().endswith("HTTP 404 Not Found")
 
 

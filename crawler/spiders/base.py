@@ -26,7 +26,7 @@ import db
 from db.clock import utcnow
 
 from ..extract import extract_article
-from ..items import ArticleItem, Candidate, SourceEvent
+from ..items import ROBOTS_FORBIDDEN, ArticleItem, Candidate, SourceEvent
 from ..middlewares import META_GAVE_UP, META_VALIDATORS, CrawlStopped, RobotsUnavailable
 from .listings import (ListingError, feed_listing, html_listing, response_headers,
                        sitemap_listing)
@@ -57,7 +57,7 @@ def describe_failure(failure: Failure, timeout: float | None = None,
         return f"robots.txt could not be fetched ({why}): the site is not crawled until it can be"
     if isinstance(error, IgnoreRequest):
         if "robots.txt" in text:
-            return "forbidden by robots.txt"
+            return ROBOTS_FORBIDDEN
         if "redirections" in text:
             return "too many redirects"
         if "larger than" in text or "DOWNLOAD_MAXSIZE" in text:
