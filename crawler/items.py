@@ -52,7 +52,7 @@ class SourceEvent:
     flag: str | None = None
     etag: str | None = None
     last_modified: str | None = None
-    unchanged: int = 0  # listed articles already stored, not fetched again
+    unchanged: int = 0  # listed articles already stored (or another source's), not fetched again
     queued: int = 0  # article pages requested
     errors: list[str] = field(default_factory=list)  # problems short of failing the source
 

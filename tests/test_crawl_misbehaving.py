@@ -412,3 +412,21 @@ def test_a_sitemap_of_50000_old_urls_is_read_quickly():
     assert len(candidates) == 100
     assert candidates[1].url == "https://example.org/news/2019/article-500.html"
     assert min(took) < 1.5, took  # about 0.6 s here, and 3 s when every URL was canonicalised
+
+
+def test_an_article_two_sources_list_is_counted_once(stiwatch, http_server, tmp_path, db_path):
+    # Both sources list the same articles: each page is fetched once, for the first source.
+    # The second counted them queued and never said what became of them (0 new, 0 unchanged).
+    base = build_site(http_server)
+    (http_server.root / "same.xml").write_text((http_server.root / "feed.xml").read_text())
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "first", "kind": "feed", "url": f"{base}/feed.xml"},
+        {"id": "second", "kind": "feed", "url": f"{base}/same.xml"}])
+
+    report = json.loads(stiwatch("crawl", "--sources", str(reg), "--json", env=FAST).stdout)
+
+    counts = {s["id"]: (s["new"] + s["partial"], s["unchanged"], s["queued"])
+              for s in report["sources"]}
+    assert sorted(counts.values()) == [(0, 4, 0), (4, 0, 4)], counts
+    assert report["totals"]["queued"] == 4
+    assert len(http_server.requested("/news/budget.html")) == 1

@@ -137,7 +137,7 @@ class SourceSpider(scrapy.Spider):
 
     async def start(self) -> AsyncIterator[Any]:
         self.listings_seen: set[tuple[str, str]] = set()
-        self.articles_seen: set[str] = set()
+        self.articles_seen: dict[str, str] = {}  # article URL -> the source it is fetched for
         self.exhausted: set[str] = set()
         self.store = db.open_store(self.store_path)
         self.sources = {s["id"]: s for s in self.load_sources(self.store)}
@@ -212,8 +212,13 @@ class SourceSpider(scrapy.Spider):
         if moved:
             flag = f"{moved}; {flag}" if flag else moved
         fresh = self.fresh(candidates)
-        event = SourceEvent(source["id"], unchanged=len(candidates) - len(fresh),
-                            queued=len(fresh), flag=flag)
+        # An article another source's listing named first is fetched (and counted) once, for
+        # that source; here it is one not fetched again, or this source's report would count
+        # it queued and never say what became of it.
+        elsewhere = sum(self.articles_seen.get(c.url, source["id"]) != source["id"]
+                        for c in fresh)
+        event = SourceEvent(source["id"], unchanged=len(candidates) - len(fresh) + elsewhere,
+                            queued=len(fresh) - elsewhere, flag=flag)
         if root:
             event.status = "ok"
             event.etag = response.headers.get(b"ETag", b"").decode("latin-1") or None
@@ -275,7 +280,7 @@ class SourceSpider(scrapy.Spider):
         for candidate in candidates:
             if candidate.url in self.articles_seen:
                 continue
-            self.articles_seen.add(candidate.url)
+            self.articles_seen[candidate.url] = candidate.source_id
             yield self.article_request(candidate, refetch)
 
     def article_request(self, candidate: Candidate, refetch: bool = False) -> Request:
