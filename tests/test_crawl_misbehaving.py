@@ -430,3 +430,23 @@ def test_an_article_two_sources_list_is_counted_once(stiwatch, http_server, tmp_
     assert sorted(counts.values()) == [(0, 4, 0), (4, 0, 4)], counts
     assert report["totals"]["queued"] == 4
     assert len(http_server.requested("/news/budget.html")) == 1
+
+
+def test_a_body_that_is_not_encoded_as_its_content_encoding_says(stiwatch, http_server,
+                                                                 tmp_path, db_path):
+    # The error was Python's own: "BadGzipFile: Not a gzipped file (b'<?')".
+    base = build_site(http_server)
+    feed = (http_server.root / "feed.xml").read_bytes()
+    for path, encoding in (("/gzip.xml", "gzip"), ("/br.xml", "br")):
+        http_server.route(path)(lambda handler, encoding=encoding: handler.send_body(
+            200, feed, "application/rss+xml", {"Content-Encoding": encoding}))
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "gzip", "kind": "feed", "url": f"{base}/gzip.xml"},
+        {"id": "br", "kind": "feed", "url": f"{base}/br.xml"}])
+
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 1
+
+    errors = {r["id"]: r["last_error"] for r in rows(db_path, "SELECT * FROM sources")}
+    assert errors["gzip"] == ("the response is not encoded as its Content-Encoding says "
+                              "(BadGzipFile: Not a gzipped file (b'<?'))")
+    assert errors["br"].startswith("the response is not encoded as its Content-Encoding says (")

@@ -65,6 +65,10 @@ def describe_failure(failure: Failure, timeout: float | None = None,
         return text or "request ignored"
     if "larger than download max size" in text:
         return too_large
+    if type(error).__module__.split(".")[0].lstrip("_") in _DECOMPRESSORS:
+        # Raised by Scrapy's decompression: the body is not what its Content-Encoding says.
+        return ("the response is not encoded as its Content-Encoding says "
+                f"({type(error).__name__}: {text})")
     if isinstance(error, TxTimeoutError) or "timed out" in text.lower() or "took longer" in text:
         return f"no response within {timeout:g} s" if timeout else "timed out"
     name = type(error).__name__
@@ -95,6 +99,8 @@ _FRIENDLY = {
     "TCPTimedOutError": "timed out",
     "DownloadFailedError": "download failed",
 }
+# Modules whose errors mean a body that could not be decompressed (gzip, deflate, br, zstd).
+_DECOMPRESSORS = {"gzip", "zlib", "brotli", "brotlicffi", "zstandard", "compression"}
 _WITH_DETAIL = {"CannotResolveHostError", "DNSLookupError", "DownloadFailedError"}
 
 
