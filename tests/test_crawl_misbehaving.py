@@ -450,3 +450,36 @@ def test_a_body_that_is_not_encoded_as_its_content_encoding_says(stiwatch, http_
     assert errors["gzip"] == ("the response is not encoded as its Content-Encoding says "
                               "(BadGzipFile: Not a gzipped file (b'<?'))")
     assert errors["br"].startswith("the response is not encoded as its Content-Encoding says (")
+
+
+def test_a_truncated_page_is_no_warning_on_stderr(http_server, tmp_path, db_path):
+    # Scrapy's "Got data loss in URL. If you want to process broken responses set the setting
+    # DOWNLOAD_FAIL_ON_DATALOSS = False" reached stderr (so cron mailed it), though the page is
+    # already kept partial with the reason.
+    import os
+    import subprocess
+    import sys
+
+    base = build_site(http_server)
+    page = (http_server.root / "news" / "budget.html").read_bytes()
+
+    @http_server.route("/news/budget.html")
+    def truncated(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html")
+        handler.send_header("Content-Length", str(len(page) + 500))
+        handler.end_headers()
+        handler.wfile.write(page)
+        handler.close_connection = True
+
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "newsroom", "kind": "feed", "url": f"{base}/feed.xml"}])
+    done = subprocess.run(
+        [sys.executable, "-m", "stiwatch", "--db", str(db_path), "crawl", "--sources", str(reg)],
+        env={**os.environ, **FAST}, capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 0, done.stderr
+    assert "data loss" not in done.stderr and "WARNING" not in done.stderr, done.stderr
+    [row] = rows(db_path, "SELECT status, fetch_error FROM items WHERE url LIKE '%budget%'")
+    assert row == {"status": "partial",
+                   "fetch_error": "connection closed before the response was complete"}
