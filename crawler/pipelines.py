@@ -12,6 +12,7 @@ from collections import Counter
 import logging
 import os
 import socket
+import sqlite3
 import time
 from typing import Any, Callable
 
@@ -257,6 +258,33 @@ class StorePipeline:
         if not self.pending or self.store is None:
             return
         batch, self.pending = self.pending, []
+        try:
+            outcomes = self._write(batch)
+        except Exception as error:  # noqa: BLE001 - a failed write must not lose the articles
+            self._unwritten(batch, error)
+            return
+        for source_id, outcome in outcomes:
+            report = self._source(source_id)
+            setattr(report, outcome, getattr(report, outcome) + 1)
+            self._emit({"event": "item", "source": source_id, "outcome": outcome})
+
+    def _unwritten(self, batch: list[ArticleItem], error: Exception) -> None:
+        """A batch the store refused (disk full, a lock held past the busy timeout): its
+        sources keep no ETag/Last-Modified, so the next crawl reads their listings again and
+        fetches the articles, which it finds not stored."""
+        logger.error("storing %d articles failed: %s: %s", len(batch), type(error).__name__,
+                     error, exc_info=not isinstance(error, sqlite3.Error))
+        counts = Counter(item.row["source_id"] for item in batch)
+        for source_id, count in counts.items():
+            self.incomplete.add(source_id)
+            articles, them = ("1 article", "it") if count == 1 else (f"{count} articles", "them")
+            self._source(source_id).errors.append(
+                f"{articles} could not be stored ({type(error).__name__}: {error}); the next "
+                f"crawl fetches {them} again")
+
+    def _write(self, batch: list[ArticleItem]) -> list[tuple[str, str]]:
+        """Save ``batch`` in one transaction; the (source, outcome) of each article."""
+        assert self.store is not None
         outcomes: list[tuple[str, str]] = []
         aliases: list[tuple[str, int]] = []
         with self.store.write():
@@ -303,10 +331,7 @@ class StorePipeline:
                         row.get("fetch_error") or "no reason given")
             if aliases:
                 self.store.add_url_aliases(aliases)
-        for source_id, outcome in outcomes:
-            report = self._source(source_id)
-            setattr(report, outcome, getattr(report, outcome) + 1)
-            self._emit({"event": "item", "source": source_id, "outcome": outcome})
+        return outcomes
 
     def _not_this_article(self, item_id: int, listing_url: str, row: dict[str, Any]) -> bool:
         """Whether stored item ``item_id``, at the URL the page gives for itself, is another

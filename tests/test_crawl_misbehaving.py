@@ -483,3 +483,37 @@ def test_a_truncated_page_is_no_warning_on_stderr(http_server, tmp_path, db_path
     [row] = rows(db_path, "SELECT status, fetch_error FROM items WHERE url LIKE '%budget%'")
     assert row == {"status": "partial",
                    "fetch_error": "connection closed before the response was complete"}
+
+
+def test_articles_that_could_not_be_written_are_fetched_again(stiwatch, http_server, tmp_path,
+                                                              db_path):
+    # A batch whose write failed (disk full, a lock held past the busy timeout) was dropped,
+    # yet the feed's ETag was stored: the next crawl got a 304 and never saw those articles
+    # again. A trigger makes SQLite itself refuse one row.
+    import sqlite3
+
+    base = build_site(http_server)
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "newsroom", "kind": "feed", "url": f"{base}/feed.xml"}])
+    assert stiwatch("sources", "sync", str(reg)).exit_code == 0
+    conn = sqlite3.connect(db_path)
+    conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON items WHEN NEW.url LIKE '%budget%' "
+                 "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+    conn.commit()
+
+    first = json.loads(stiwatch("crawl", "--json", env=FAST).stdout)
+
+    [source] = first["sources"]
+    assert source["status"] == "ok" and source["new"] == 2
+    assert source["errors"] == ["1 article could not be stored (IntegrityError: database or "
+                                "disk is full); the next crawl fetches it again"]
+    conn.execute("DROP TRIGGER refuse")
+    conn.commit()
+    conn.close()
+
+    second = json.loads(stiwatch("crawl", "--json", env=FAST).stdout)
+
+    assert second["sources"][0]["status"] == "ok"  # read again, not a 304
+    assert second["sources"][0]["new"] == 1
+    [budget] = rows(db_path, "SELECT status, body FROM items WHERE url LIKE '%budget%'")
+    assert budget["status"] == "complete" and "six percent" in budget["body"]
