@@ -12,11 +12,13 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+import html
 import io
 import re
 from typing import Any, Mapping
 
 import feedparser
+import lxml.etree
 
 from db.clock import iso_utc
 
@@ -56,6 +58,8 @@ class ParsedFeed:
     version: str = ""
     # Entries dropped because they had no usable http(s) link (or repeated one already seen).
     skipped: int = 0
+    # ...of which those without a usable link: the feed's problem, worth telling the operator.
+    unlinked: int = 0
 
 
 # -- refusing dangerous DTDs ----------------------------------------------------------------
@@ -161,10 +165,33 @@ def _content_text(entry: Any) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
-def _entry_url(entry: Any, base: str) -> str | None:
+def _raw_ids(body: bytes) -> list[str | None] | None:
+    """The guid/id of each item/entry as written, in document order, when the feed uses
+    xml:base (None otherwise, or when it is not well-formed XML).
+
+    feedparser resolves a guid against xml:base, so guid "2" under xml:base="https://x.org/n/"
+    came out as the "absolute URL" https://x.org/n/2: a page that does not exist.
+    """
+    if b"xml:base" not in body:
+        return None
+    parser = lxml.etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    try:
+        root = lxml.etree.fromstring(body, parser)
+    except (lxml.etree.LxmlError, ValueError):
+        return None
+    ids: list[str | None] = []
+    for element in root.iter("{*}item", "{*}entry"):
+        raw = next((child.text for child in element if isinstance(child.tag, str)
+                    and lxml.etree.QName(child).localname in ("guid", "id")), None)
+        ids.append(raw.strip() if raw else None)
+    return ids
+
+
+def _entry_url(entry: Any, base: str, raw_id: str | None = None) -> str | None:
     # A guid is a link only when it is an absolute URL: "press-2024-117" resolved against the
     # feed's URL would invent a page (feedparser copies a permalink guid into ``link``).
-    guid_is_url = str(entry.get("id", "")).lower().startswith(("http:", "https:"))
+    guid = raw_id if raw_id is not None else str(entry.get("id", ""))
+    guid_is_url = guid.lower().startswith(("http:", "https:"))
     candidates = [] if entry.get("guidislink") and not guid_is_url else [entry.get("link")]
     candidates += [link.get("href") for link in entry.get("links") or []
                    if link.get("rel", "alternate") == "alternate"]
@@ -184,6 +211,18 @@ def _entry_date(entry: Any) -> str | None:
         if value:
             return value
     return None
+
+
+def _html_page_title(body: bytes, content_type: str) -> str | None:
+    """The <title> of bytes that are an HTML page ("" when it has none), or None."""
+    start = body[:512].lstrip(b"\xef\xbb\xbf \t\r\n\f").lower()
+    if "html" not in content_type.lower() and not start.startswith(
+            (b"<!doctype html", b"<html", b"<head")):
+        return None
+    found = re.search(rb"<title[^>]*>(.*?)</title", body[:65536], re.IGNORECASE | re.DOTALL)
+    if not found:
+        return ""
+    return shorten(normalise_space(html.unescape(found.group(1).decode("utf-8", "replace"))), 80)
 
 
 def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> ParsedFeed:
@@ -221,16 +260,26 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
     version = result.get("version") or ""
     raw_entries = result.get("entries") or []
     if not raw_entries and not version:
-        why = f" ({bozo})" if bozo else ""
+        page = _html_page_title(body, response_headers.get("content-type", ""))
+        if page is not None:
+            # A login form or a "we have moved" page where the feed was: its title says which,
+            # where the XML parser's complaint about HTML said nothing useful.
+            why = ": it is an HTML page" + (f" titled {page!r}" if page else "")
+        else:
+            why = f" ({bozo})" if bozo else ""
         raise FeedError(f"The document at {url} is not an RSS or Atom feed{why}.")
 
     entries: list[FeedEntry] = []
     seen: set[str] = set()
-    skipped = 0
-    for raw in raw_entries:
-        entry_url = _entry_url(raw, base)
+    skipped = unlinked = 0
+    raw_ids = _raw_ids(body)
+    if raw_ids is not None and len(raw_ids) != len(raw_entries):
+        raw_ids = None  # not one to one: keep feedparser's view
+    for index, raw in enumerate(raw_entries):
+        entry_url = _entry_url(raw, base, raw_ids[index] if raw_ids else None)
         if entry_url is None or entry_url in seen:
             skipped += 1
+            unlinked += entry_url is None
             continue
         seen.add(entry_url)
         content = _content_text(raw)
@@ -253,4 +302,5 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
         bozo=bozo,
         version=version,
         skipped=skipped,
+        unlinked=unlinked,
     )

@@ -10,6 +10,10 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
+# The fetch_error of an article page that robots.txt forbids (the site's wish, not a fault).
+ROBOTS_FORBIDDEN = "forbidden by robots.txt"
+
+
 @dataclass
 class Candidate:
     """An article seen in a listing (feed entry, listing link, sitemap URL) before its page is
@@ -48,7 +52,7 @@ class SourceEvent:
     flag: str | None = None
     etag: str | None = None
     last_modified: str | None = None
-    unchanged: int = 0  # listed articles already stored, not fetched again
+    unchanged: int = 0  # listed articles already stored (or another source's), not fetched again
     queued: int = 0  # article pages requested
     errors: list[str] = field(default_factory=list)  # problems short of failing the source
 

@@ -118,18 +118,31 @@ class _QuietRobotsErrors(logging.Filter):
         return True
 
 
+class RobotsUnavailable(IgnoreRequest):
+    """A request not sent because its host's robots.txt could not be had: a server error (5xx,
+    or 429 after the retries) or no answer at all. RFC 9309 (2.3.1.4) asks crawlers to assume
+    complete disallow then, rather than crawl a site whose rules they do not know."""
+
+    def __init__(self, cause: str | BaseException) -> None:
+        super().__init__(f"robots.txt could not be fetched ({cause})")
+        self.cause = cause  # "HTTP 503 Service Unavailable", or the download's exception
+
+
 class SafeRobotsTxtMiddleware(RobotsTxtMiddleware):
-    """RobotsTxtMiddleware whose concurrent waiters all get the parsed rules.
+    """RobotsTxtMiddleware whose concurrent waiters all get the parsed rules, and which crawls
+    nothing of a host whose robots.txt is unavailable (RobotsUnavailable).
 
     Scrapy (2.19) lets every request that arrives while robots.txt is downloading await one
     shared Deferred through ``asFuture``, which replaces the Deferred's result with None for
     the next waiter; None means "no robots.txt", so from the second waiter on, disallowed
     pages were fetched. Here each waiter gets its own Deferred, fed without consuming the
-    shared result.
+    shared result. Scrapy also reads the body of a 500 answer as the rules (none: everything
+    allowed) and allows everything when robots.txt times out.
     """
 
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler)
+        self._unavailable: dict[str, str | BaseException] = {}  # netloc -> why
         robots_logger = logging.getLogger("scrapy.downloadermiddlewares.robotstxt")
         if not any(isinstance(f, _QuietRobotsErrors) for f in robots_logger.filters):
             robots_logger.addFilter(_QuietRobotsErrors())
@@ -146,6 +159,23 @@ class SafeRobotsTxtMiddleware(RobotsTxtMiddleware):
             shared.addBoth(relay)
             return await maybe_deferred_to_future(mine)
         return await super().robot_parser(request)
+
+    async def _parse_robots(self, response: Response, netloc: str, request: Request) -> None:
+        if response.status >= 500 or response.status == 429:
+            self._unavailable[netloc] = f"HTTP {response_status_message(response.status)}"
+        await super()._parse_robots(response, netloc, request)
+
+    def _robots_error(self, exc: Exception, netloc: str) -> None:
+        if not isinstance(exc, IgnoreRequest):  # not a stop: the download failed
+            self._unavailable[netloc] = exc
+        super()._robots_error(exc, netloc)
+
+    def process_request_2(self, rp: Any, request: Request) -> None:
+        cause = self._unavailable.get(urlparse_cached(request).netloc)
+        if cause is not None:
+            self.crawler.stats.inc_value("stiwatch/robots_unavailable")
+            raise RobotsUnavailable(cause)
+        super().process_request_2(rp, request)
 
 
 # -- conditional GET --------------------------------------------------------------------------

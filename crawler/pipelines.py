@@ -8,9 +8,11 @@ loses at most the unwritten batch, whose URLs are not stored and so are fetched 
 
 from __future__ import annotations
 
+from collections import Counter
 import logging
 import os
 import socket
+import sqlite3
 import time
 from typing import Any, Callable
 
@@ -22,7 +24,7 @@ import db
 from db.clock import utcnow
 
 from .dedup import Deduper
-from .items import ArticleItem, CrawlReport, SourceEvent, SourceReport
+from .items import ROBOTS_FORBIDDEN, ArticleItem, CrawlReport, SourceEvent, SourceReport
 from .signals import stop_requested
 
 logger = logging.getLogger(__name__)
@@ -69,6 +71,12 @@ class StorePipeline:
         # killed half-way must not leave a validator that makes the next crawl see a 304 and
         # skip the articles it never stored.
         self.validators: dict[str, tuple[str | None, str | None, str | None]] = {}
+        # Sources one of whose further listings (a sitemap of an index) failed: their root's
+        # validators are not kept, or the next crawl would get a 304 for an unchanged index
+        # and never go back to the listing that failed.
+        self.incomplete: set[str] = set()
+        # Why each source's article pages failed this crawl (fetch_error of its partial rows).
+        self.page_errors: dict[str, list[str]] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> "StorePipeline":
@@ -105,10 +113,17 @@ class StorePipeline:
         if store is None:
             return
         self.flush()
+        unreadable = self._unreadable_pages()
         if reason == "finished":
             for source_id, (etag, last_modified, flag) in self.validators.items():
-                store.record_source_result(source_id, ok=True, flag=flag, etag=etag,
-                                           last_modified=last_modified)
+                if source_id in self.incomplete:
+                    etag = last_modified = None
+                store.record_source_result(source_id, ok=True, flag=unreadable.get(source_id, flag),
+                                           etag=etag, last_modified=last_modified)
+            for source_id, flag in unreadable.items():
+                if source_id not in self.validators:  # a 304: its partial rows were retried
+                    store.record_source_result(source_id, ok=True, flag=flag,
+                                               keep_validators=True)
         listed = self.crawler.stats.get_value("stiwatch/sources") or []
         for source_id in listed:
             self._source(source_id)
@@ -142,6 +157,23 @@ class StorePipeline:
         self.store = None
         self._emit({"event": "report", "report": self.report.to_dict()})
         logger.info("crawl %s: %s", status, stats)
+
+    def _unreadable_pages(self) -> dict[str, str]:
+        """A note for each source that worked but none of whose article pages could be read
+        this crawl (a firewall refusing them, a site redesign): it would otherwise say "ok",
+        with its articles kept only as their listing described them. The note goes on the
+        source's flag, and on its report."""
+        notes = {}
+        for report in self.report.sources:
+            errors = self.page_errors.get(report.id)
+            if not report.ok or not errors or report.new + report.updated + report.duplicates:
+                continue
+            top = Counter(errors).most_common(1)[0][0]
+            pages = f"any of {len(errors)} article pages" if len(errors) > 1 else "its article page"
+            note = f"could not read {pages} ({top})"
+            report.flag = f"{report.flag}; {note}" if report.flag else note
+            notes[report.id] = report.flag
+        return notes
 
     def _cost(self) -> dict[str, Any]:
         import resource
@@ -199,6 +231,8 @@ class StorePipeline:
         report.unchanged += event.unchanged
         report.queued += event.queued
         report.errors.extend(event.errors)
+        if event.errors:
+            self.incomplete.add(event.source_id)
         if event.flag:
             report.flag = event.flag
         if event.status is None:
@@ -209,7 +243,8 @@ class StorePipeline:
             report.errors.insert(0, event.error or "unknown error")
             self.store.record_source_result(event.source_id, ok=False, error=event.error)
         elif event.status == "not_modified":
-            self.store.record_source_result(event.source_id, ok=True, keep_validators=True)
+            self.store.record_source_result(event.source_id, ok=True, flag=event.flag,
+                                            keep_validators=True)
         else:
             self.store.record_source_result(event.source_id, ok=True, flag=event.flag,
                                             keep_validators=True)
@@ -223,12 +258,47 @@ class StorePipeline:
         if not self.pending or self.store is None:
             return
         batch, self.pending = self.pending, []
+        try:
+            outcomes = self._write(batch)
+        except Exception as error:  # noqa: BLE001 - a failed write must not lose the articles
+            self._unwritten(batch, error)
+            return
+        for source_id, outcome in outcomes:
+            report = self._source(source_id)
+            setattr(report, outcome, getattr(report, outcome) + 1)
+            self._emit({"event": "item", "source": source_id, "outcome": outcome})
+
+    def _unwritten(self, batch: list[ArticleItem], error: Exception) -> None:
+        """A batch the store refused (disk full, a lock held past the busy timeout): its
+        sources keep no ETag/Last-Modified, so the next crawl reads their listings again and
+        fetches the articles, which it finds not stored."""
+        logger.error("storing %d articles failed: %s: %s", len(batch), type(error).__name__,
+                     error, exc_info=not isinstance(error, sqlite3.Error))
+        counts = Counter(item.row["source_id"] for item in batch)
+        for source_id, count in counts.items():
+            self.incomplete.add(source_id)
+            articles, them = ("1 article", "it") if count == 1 else (f"{count} articles", "them")
+            self._source(source_id).errors.append(
+                f"{articles} could not be stored ({type(error).__name__}: {error}); the next "
+                f"crawl fetches {them} again")
+
+    def _write(self, batch: list[ArticleItem]) -> list[tuple[str, str]]:
+        """Save ``batch`` in one transaction; the (source, outcome) of each article."""
+        assert self.store is not None
         outcomes: list[tuple[str, str]] = []
         aliases: list[tuple[str, int]] = []
         with self.store.write():
             for item in batch:
                 row = dict(item.row)
+                listing_url = item.listing_url
                 existing = self.store.item_id_for_url(row["url"])
+                if listing_url and existing is not None and self._not_this_article(
+                        existing, listing_url, row):
+                    # The page calls itself (rel=canonical, a redirect) by the URL of a stored
+                    # page with other text: a CMS that gives every article its section's URL.
+                    # Saved there it would overwrite that article; it keeps its listing's URL.
+                    row["url"], listing_url = listing_url, None
+                    existing = self.store.item_id_for_url(row["url"])
                 # what it held before, to tell an update from a re-fetch (a partial row is
                 # counted as partial whatever it held)
                 stored = (self._content(existing)
@@ -241,9 +311,9 @@ class StorePipeline:
                     else:
                         row["duplicate_of"] = None
                 [(item_id, created)] = self.store.save_items([row])
-                if item.listing_url:
+                if listing_url:
                     # Next time the listing names this URL, the article is known already.
-                    aliases.append((item.listing_url, item_id))
+                    aliases.append((listing_url, item_id))
                 if text:
                     self.deduper.remember(item_id, text)
                 if row.get("status") == "partial":
@@ -255,12 +325,27 @@ class StorePipeline:
                 else:
                     outcome = "updated"
                 outcomes.append((row["source_id"], outcome))
+                if outcome == "partial" and row.get("fetch_error") != ROBOTS_FORBIDDEN:
+                    # (a page robots.txt forbids is the site's wish, not a problem to report)
+                    self.page_errors.setdefault(row["source_id"], []).append(
+                        row.get("fetch_error") or "no reason given")
             if aliases:
                 self.store.add_url_aliases(aliases)
-        for source_id, outcome in outcomes:
-            report = self._source(source_id)
-            setattr(report, outcome, getattr(report, outcome) + 1)
-            self._emit({"event": "item", "source": source_id, "outcome": outcome})
+        return outcomes
+
+    def _not_this_article(self, item_id: int, listing_url: str, row: dict[str, Any]) -> bool:
+        """Whether stored item ``item_id``, at the URL the page gives for itself, is another
+        article than the one ``listing_url`` names: the listing URL is stored as an article
+        of its own, or (never seen) the stored item holds another text."""
+        assert self.store is not None
+        own = self.store.item_id_for_url(listing_url)
+        if own is not None:
+            return own != item_id
+        if self.store.scalar("SELECT item_id FROM item_urls WHERE url = ?",
+                             [listing_url]) == item_id:
+            return False  # this listing URL led to this page before: the same article
+        stored = self._content(item_id)["content_hash"]
+        return bool(stored and row.get("content_hash") and stored != row["content_hash"])
 
     def _content(self, item_id: int) -> dict[str, Any]:
         """The CONTENT_COLUMNS of a stored item. Compared before and after saving rather than

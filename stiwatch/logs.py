@@ -25,26 +25,30 @@ class LogFileError(ConfigError):
     """The log file (or its folder) cannot be created or opened."""
 
 
-# Scrapy warns when it cancels a download over DOWNLOAD_MAXSIZE. For stiwatch that is an
-# expected outcome, already recorded where it is looked for (the article stored partial with
-# "response too large", a listing as its source's error); as a warning it reached stderr, so
-# cron mailed on every run until the page's retries ran out.
+# Scrapy warns when it cancels a download over DOWNLOAD_MAXSIZE, and when a response ends
+# before its Content-Length ("Got data loss ... set DOWNLOAD_FAIL_ON_DATALOSS", a setting
+# stiwatch users never need). For stiwatch both are expected outcomes, already recorded where
+# they are looked for (the article stored partial with "response too large" or "connection
+# closed before the response was complete", a listing as its source's error); as warnings they
+# reached stderr, so cron mailed on every run until the page's retries ran out.
+_DOWNLOAD_WARNINGS = ("larger than download max size", "Got data loss in")
 EXPECTED_WARNINGS = {
-    "scrapy.core.downloader.handlers.http11": "larger than download max size",
-    "scrapy.core.downloader.handlers._base_streaming": "larger than download max size",
-    "scrapy.downloadermiddlewares.httpcompression": "exceeded DOWNLOAD_MAXSIZE",
+    "scrapy.core.downloader.handlers.http11": _DOWNLOAD_WARNINGS,
+    "scrapy.core.downloader.handlers._base_streaming": _DOWNLOAD_WARNINGS,
+    "scrapy.downloadermiddlewares.httpcompression": ("exceeded DOWNLOAD_MAXSIZE",),
 }
 
 
 class ExpectedAsInfo(logging.Filter):
-    """Logs a library's warning that names ``needle`` at INFO instead."""
+    """Logs a library's warning that names one of ``needles`` at INFO instead."""
 
-    def __init__(self, needle: str) -> None:
+    def __init__(self, needles: tuple[str, ...]) -> None:
         super().__init__()
-        self.needle = needle
+        self.needles = needles
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.WARNING and self.needle in record.getMessage():
+        if record.levelno == logging.WARNING and any(
+                needle in record.getMessage() for needle in self.needles):
             record.levelno, record.levelname = logging.INFO, "INFO"
         return True
 
@@ -82,10 +86,10 @@ def configure(level_name: str, log_file: str = "") -> None:
         handler.setFormatter(formatter)
     logging.basicConfig(level=level, handlers=handlers, force=True)
     # On the loggers themselves: handlers compare levels before their own filters run.
-    for name, needle in EXPECTED_WARNINGS.items():
+    for name, needles in EXPECTED_WARNINGS.items():
         logger = logging.getLogger(name)
         if not any(isinstance(f, ExpectedAsInfo) for f in logger.filters):
-            logger.addFilter(ExpectedAsInfo(needle))
+            logger.addFilter(ExpectedAsInfo(needles))
 
 
 def setup(settings: Settings) -> Callable[[], None]:

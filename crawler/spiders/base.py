@@ -26,8 +26,8 @@ import db
 from db.clock import utcnow
 
 from ..extract import extract_article
-from ..items import ArticleItem, Candidate, SourceEvent
-from ..middlewares import META_GAVE_UP, META_VALIDATORS, CrawlStopped
+from ..items import ROBOTS_FORBIDDEN, ArticleItem, Candidate, SourceEvent
+from ..middlewares import META_GAVE_UP, META_VALIDATORS, CrawlStopped, RobotsUnavailable
 from .listings import (ListingError, feed_listing, html_listing, response_headers,
                        sitemap_listing)
 
@@ -50,9 +50,14 @@ def describe_failure(failure: Failure, timeout: float | None = None,
         return response.request.meta.get(META_GAVE_UP) or (
             f"HTTP {response_status_message(response.status)}")
     text = str(error).strip()
+    if isinstance(error, RobotsUnavailable):
+        cause = error.cause
+        why = cause if isinstance(cause, str) else describe_failure(Failure(cause), timeout,
+                                                                     max_size)
+        return f"robots.txt could not be fetched ({why}): the site is not crawled until it can be"
     if isinstance(error, IgnoreRequest):
         if "robots.txt" in text:
-            return "forbidden by robots.txt"
+            return ROBOTS_FORBIDDEN
         if "redirections" in text:
             return "too many redirects"
         if "larger than" in text or "DOWNLOAD_MAXSIZE" in text:
@@ -60,6 +65,10 @@ def describe_failure(failure: Failure, timeout: float | None = None,
         return text or "request ignored"
     if "larger than download max size" in text:
         return too_large
+    if type(error).__module__.split(".")[0].lstrip("_") in _DECOMPRESSORS:
+        # Raised by Scrapy's decompression: the body is not what its Content-Encoding says.
+        return ("the response is not encoded as its Content-Encoding says "
+                f"({type(error).__name__}: {text})")
     if isinstance(error, TxTimeoutError) or "timed out" in text.lower() or "took longer" in text:
         return f"no response within {timeout:g} s" if timeout else "timed out"
     name = type(error).__name__
@@ -90,6 +99,8 @@ _FRIENDLY = {
     "TCPTimedOutError": "timed out",
     "DownloadFailedError": "download failed",
 }
+# Modules whose errors mean a body that could not be decompressed (gzip, deflate, br, zstd).
+_DECOMPRESSORS = {"gzip", "zlib", "brotli", "brotlicffi", "zstandard", "compression"}
 _WITH_DETAIL = {"CannotResolveHostError", "DNSLookupError", "DownloadFailedError"}
 
 
@@ -132,7 +143,7 @@ class SourceSpider(scrapy.Spider):
 
     async def start(self) -> AsyncIterator[Any]:
         self.listings_seen: set[tuple[str, str]] = set()
-        self.articles_seen: set[str] = set()
+        self.articles_seen: dict[str, str] = {}  # article URL -> the source it is fetched for
         self.exhausted: set[str] = set()
         self.store = db.open_store(self.store_path)
         self.sources = {s["id"]: s for s in self.load_sources(self.store)}
@@ -187,8 +198,9 @@ class SourceSpider(scrapy.Spider):
     def parse_listing(self, response: Response) -> Iterator[Any]:
         source = self.sources[response.meta["source_id"]]
         root = response.meta.get("root", True)
+        moved = _moved_permanently(response) if root else None
         if response.status == 304:
-            yield SourceEvent(source["id"], status="not_modified")
+            yield SourceEvent(source["id"], status="not_modified", flag=moved)
             return
         try:
             candidates, follow, flag = self.parse_kind(source, response)
@@ -203,9 +215,16 @@ class SourceSpider(scrapy.Spider):
             else:
                 yield SourceEvent(source["id"], errors=[message])
             return
+        if moved:
+            flag = f"{moved}; {flag}" if flag else moved
         fresh = self.fresh(candidates)
-        event = SourceEvent(source["id"], unchanged=len(candidates) - len(fresh),
-                            queued=len(fresh), flag=flag)
+        # An article another source's listing named first is fetched (and counted) once, for
+        # that source; here it is one not fetched again, or this source's report would count
+        # it queued and never say what became of it.
+        elsewhere = sum(self.articles_seen.get(c.url, source["id"]) != source["id"]
+                        for c in fresh)
+        event = SourceEvent(source["id"], unchanged=len(candidates) - len(fresh) + elsewhere,
+                            queued=len(fresh) - elsewhere, flag=flag)
         if root:
             event.status = "ok"
             event.etag = response.headers.get(b"ETag", b"").decode("latin-1") or None
@@ -267,7 +286,7 @@ class SourceSpider(scrapy.Spider):
         for candidate in candidates:
             if candidate.url in self.articles_seen:
                 continue
-            self.articles_seen.add(candidate.url)
+            self.articles_seen[candidate.url] = candidate.source_id
             yield self.article_request(candidate, refetch)
 
     def article_request(self, candidate: Candidate, refetch: bool = False) -> Request:
@@ -287,7 +306,8 @@ class SourceSpider(scrapy.Spider):
         candidate: Candidate = response.meta["candidate"]
         refetch = response.meta["refetch"]
         content_type = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
-        if content_type and "html" not in content_type and "xml" not in content_type:
+        if (content_type and "html" not in content_type and "xml" not in content_type
+                and not _looks_like_html(response.body)):
             yield self.partial(candidate, f"not an HTML page ({content_type.split(';')[0]})",
                                refetch)
             return
@@ -306,9 +326,11 @@ class SourceSpider(scrapy.Spider):
             yield self.partial(candidate, "no article text found on the page", refetch)
             return
         url = candidate.url
-        if not refetch and _same_site(article.url, candidate.url):
-            # The page's own canonical URL, unless it points at another site (syndication):
-            # then the row stays with this source and dedup links it to the original.
+        # A partial row is completed where it is stored (its listing's URL); otherwise the
+        # page's own canonical URL, also on --refresh (which would otherwise store a second row
+        # under the listing's URL), unless it points at another site (syndication): then the
+        # row stays with this source and dedup links it to the original.
+        if candidate.stored_date is None and _same_site(article.url, candidate.url):
             url = article.url
         yield ArticleItem({
             "url": url,
@@ -354,6 +376,22 @@ class SourceSpider(scrapy.Spider):
             "status": "partial",
             "fetch_error": error,
         }, refetch=refetch)
+
+
+def _looks_like_html(body: bytes) -> bool:
+    """Whether a page labelled as something else (application/octet-stream, text/plain: a
+    misconfigured server) starts as an HTML document does; browsers show it as one too."""
+    start = body[:512].lstrip(b"\xef\xbb\xbf \t\r\n\f").lower()
+    return start.startswith((b"<!doctype html", b"<html", b"<head"))
+
+
+def _moved_permanently(response: Response) -> str | None:
+    """A note for the source when its URL now redirects permanently (301, 308) elsewhere: the
+    registry should name the new URL before the old one stops redirecting."""
+    reasons = response.meta.get("redirect_reasons") or []
+    if not reasons or any(reason not in (301, 308) for reason in reasons):
+        return None
+    return f"moved permanently to {response.url} (update its url in the registry)"
 
 
 def _site(url: str) -> str:

@@ -16,7 +16,7 @@ from ..output import echo_json, echo_table
 from ..params import Seconds
 
 HEALTH_COLUMNS = ["id", "kind", "country", "enabled", "items", "last_ok_at",
-                  "consecutive_failures", "last_error"]
+                  "consecutive_failures", "last_error", "last_flag"]
 
 
 @click.group("sources")
@@ -52,7 +52,9 @@ def sync_command(app: App, file: str, as_json: bool) -> None:
 @click.option("--enabled", "enabled_only", is_flag=True, help="Only sources that are crawled.")
 @pass_app
 def list_command(app: App, as_json: bool, enabled_only: bool) -> None:
-    """List sources with their health: last success, failures in a row, last error."""
+    """List sources with their health: last success, failures in a row, last error, and the
+    last crawl's note on a source that worked (a malformed feed, a feed that moved, pages
+    that could not be read)."""
     rows = app.store().list_sources(enabled_only=enabled_only)
     for row in rows:
         row["enabled"] = bool(row["enabled"])
