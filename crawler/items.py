@@ -27,6 +27,7 @@ class Candidate:
     language: str | None = None  # the source's language, until the page tells better
     content: str = ""  # full text a feed entry carried (content:encoded), a fallback body
     stored_date: tuple[str, str] | None = None  # (published_at, date_source) of a stored row
+    listed_at: str | None = None  # a sitemap's <lastmod> (no publication date): what is newer
 
 
 @dataclass
@@ -54,6 +55,7 @@ class SourceEvent:
     last_modified: str | None = None
     unchanged: int = 0  # listed articles already stored (or another source's), not fetched again
     queued: int = 0  # article pages requested
+    deferred: int = 0  # new articles left for the next crawl (max_new_articles_per_source)
     errors: list[str] = field(default_factory=list)  # problems short of failing the source
 
 
@@ -68,6 +70,7 @@ class SourceReport:
     partial: int = 0
     unchanged: int = 0
     queued: int = 0
+    deferred: int = 0  # new articles left for the next crawl
     errors: list[str] = field(default_factory=list)
     flag: str | None = None
 

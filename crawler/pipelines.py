@@ -118,7 +118,8 @@ class StorePipeline:
             for source_id, (etag, last_modified, flag) in self.validators.items():
                 if source_id in self.incomplete:
                     etag = last_modified = None
-                store.record_source_result(source_id, ok=True, flag=unreadable.get(source_id, flag),
+                flag = self._with_deferred(source_id, unreadable.get(source_id, flag))
+                store.record_source_result(source_id, ok=True, flag=flag,
                                            etag=etag, last_modified=last_modified)
             for source_id, flag in unreadable.items():
                 if source_id not in self.validators:  # a 304: its partial rows were retried
@@ -225,14 +226,27 @@ class StorePipeline:
             self.report.sources.append(report)
         return report
 
+    def _with_deferred(self, source_id: str, flag: str | None) -> str | None:
+        """The source's note, saying how many new articles wait for the next crawl."""
+        deferred = self._source(source_id).deferred
+        if not deferred:
+            return flag
+        note = (f"{deferred} more new article{'s' if deferred != 1 else ''} left for the next "
+                "crawl (max_new_articles_per_source)")
+        self._source(source_id).flag = f"{flag}; {note}" if flag else note
+        return self._source(source_id).flag
+
     def _source_event(self, event: SourceEvent) -> None:
         assert self.store is not None
         report = self._source(event.source_id)
         report.unchanged += event.unchanged
         report.queued += event.queued
         report.errors.extend(event.errors)
-        if event.errors:
+        if event.errors or event.deferred:
+            # the next crawl must read the listing again, not get a 304, for what is left
             self.incomplete.add(event.source_id)
+        if event.deferred:
+            report.deferred += event.deferred
         if event.flag:
             report.flag = event.flag
         if event.status is None:

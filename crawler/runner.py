@@ -39,6 +39,7 @@ SETTING_NAMES = {
     "max_redirects": "REDIRECT_MAX_TIMES",
     "retry_times": "RETRY_TIMES",
     "sitemap_max_age_days": "STIWATCH_SITEMAP_MAX_AGE_DAYS",
+    "max_new_articles_per_source": "STIWATCH_MAX_NEW_ARTICLES",
     "obey_robots_txt": "ROBOTSTXT_OBEY",
     "log_level": "LOG_LEVEL",
 }

@@ -25,6 +25,7 @@ NEWSPIDER_MODULE = "crawler.spiders"
 STIWATCH_DB = os.environ.get("STIWATCH_DB", "stiwatch.db")  # the store the spiders crawl for
 STIWATCH_REFRESH = False  # fetch articles again even when already stored
 STIWATCH_SITEMAP_MAX_AGE_DAYS = 30  # sitemap entries older than this are ignored
+STIWATCH_MAX_NEW_ARTICLES = 500  # article pages fetched per source per crawl at most
 STIWATCH_BATCH_SIZE = 50  # items written per transaction
 STIWATCH_BATCH_SECONDS = 2.0  # ...or at least this often, so a killed crawl loses little
 STIWATCH_MAX_PARTIAL_ATTEMPTS = 8  # stop refetching an article page that never works

@@ -216,6 +216,9 @@ SETTINGS: tuple[Setting, ...] = (
             minimum=0),
     Setting("sitemap_max_age_days", 30, "Sitemap entries older than this are ignored.", _int,
             minimum=1),
+    Setting("max_new_articles_per_source", 500, "New article pages fetched per source in one "
+            "crawl at most, newest first; the rest wait for the next crawl (a sitemap of "
+            "50,000 undated URLs would otherwise hold the crawl for 14 hours).", _int, minimum=1),
     Setting("obey_robots_txt", True, "Obey robots.txt (and its Crawl-delay).", _bool),
     # -- classifying
     Setting("model_dir", _default_model_dir(), "Folder holding trained classifier models."),

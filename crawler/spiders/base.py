@@ -128,6 +128,7 @@ class SourceSpider(scrapy.Spider):
         spider.refresh = settings.getbool("STIWATCH_REFRESH")
         spider.max_partial_attempts = settings.getint("STIWATCH_MAX_PARTIAL_ATTEMPTS", 8)
         spider.sitemap_max_age_days = settings.getint("STIWATCH_SITEMAP_MAX_AGE_DAYS", 30)
+        spider.max_new_articles = settings.getint("STIWATCH_MAX_NEW_ARTICLES", 500)
         spider.download_timeout_s = settings.getfloat("DOWNLOAD_TIMEOUT")
         spider.max_size = settings.getint("DOWNLOAD_MAXSIZE")
         return spider
@@ -145,6 +146,7 @@ class SourceSpider(scrapy.Spider):
         self.listings_seen: set[tuple[str, str]] = set()
         self.articles_seen: dict[str, str] = {}  # article URL -> the source it is fetched for
         self.exhausted: set[str] = set()
+        self.new_queued: dict[str, int] = {}  # source id -> new article pages requested
         self.store = db.open_store(self.store_path)
         self.sources = {s["id"]: s for s in self.load_sources(self.store)}
         self.crawler.stats.set_value("stiwatch/sources", list(self.sources))
@@ -217,14 +219,15 @@ class SourceSpider(scrapy.Spider):
             return
         if moved:
             flag = f"{moved}; {flag}" if flag else moved
-        fresh = self.fresh(candidates)
+        fresh, deferred = self.within_limit(source["id"], self.fresh(candidates))
         # An article another source's listing named first is fetched (and counted) once, for
         # that source; here it is one not fetched again, or this source's report would count
         # it queued and never say what became of it.
         elsewhere = sum(self.articles_seen.get(c.url, source["id"]) != source["id"]
                         for c in fresh)
-        event = SourceEvent(source["id"], unchanged=len(candidates) - len(fresh) + elsewhere,
-                            queued=len(fresh) - elsewhere, flag=flag)
+        event = SourceEvent(source["id"],
+                            unchanged=len(candidates) - len(fresh) - deferred + elsewhere,
+                            queued=len(fresh) - elsewhere, flag=flag, deferred=deferred)
         if root:
             event.status = "ok"
             event.etag = response.headers.get(b"ETag", b"").decode("latin-1") or None
@@ -276,6 +279,24 @@ class SourceSpider(scrapy.Spider):
             return unique
         known = self.store.known_listing_urls(c.url for c in unique) | self.exhausted
         return [c for c in unique if c.url not in known]
+
+    def within_limit(self, source_id: str, fresh: list[Candidate]
+                     ) -> tuple[list[Candidate], int]:
+        """The new candidates this crawl fetches for the source (at most max_new_articles
+        over all its listings, the newest first; undated ones after the dated, in listing
+        order) and how many wait for the next crawl."""
+        room = max(0, self.max_new_articles - self.new_queued.get(source_id, 0))
+        if len(fresh) > room:
+            def date(candidate: Candidate) -> str | None:
+                return candidate.published_at or candidate.listed_at
+
+            dated = sorted((c for c in fresh if date(c)), key=date, reverse=True)
+            kept = set(map(id, (dated + [c for c in fresh if not date(c)])[:room]))
+            fresh, deferred = [c for c in fresh if id(c) in kept], len(fresh) - room
+        else:
+            deferred = 0
+        self.new_queued[source_id] = self.new_queued.get(source_id, 0) + len(fresh)
+        return fresh, deferred
 
     # -- articles ---------------------------------------------------------------------------
 

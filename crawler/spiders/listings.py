@@ -216,7 +216,8 @@ def sitemap_listing(source: dict[str, Any], response: Response, *, max_age_days:
             continue
         candidates.append(Candidate(
             url=url, source_id=source["id"], title=normalise_space(_child_text(entry, "title") or ""),
-            published_at=_iso(news_date), language=source.get("language"),
+            published_at=_iso(news_date), listed_at=_iso(published),
+            language=source.get("language"),
         ))
     return candidates, [], None
 
