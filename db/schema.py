@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sqlite3
 
 from .clock import utcnow
-from .errors import SchemaTooNew
+from .errors import MigrationFailed, SchemaTooNew
 
 
 @dataclass(frozen=True)
@@ -460,10 +460,7 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> list[int]:
         conn.execute("ROLLBACK")
         raise
     if version > LATEST_VERSION:
-        raise SchemaTooNew(
-            f"this database is at schema version {version}, but this stiwatch only knows "
-            f"versions up to {LATEST_VERSION}: upgrade stiwatch to open it"
-        )
+        raise SchemaTooNew(too_new(version))
     applied = []
     for migration in MIGRATIONS:
         if migration.version <= version or migration.version > target:
@@ -475,17 +472,43 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> list[int]:
                 conn.execute("COMMIT")
                 continue
             for statement in _statements(migration.sql):
-                conn.execute(statement)
+                try:
+                    conn.execute(statement)
+                except sqlite3.Error as error:
+                    # A lock or a read-only file is the caller's to explain (it is not this
+                    # step's fault); anything else names the step that broke.
+                    if _environmental(error):
+                        raise
+                    raise MigrationFailed(
+                        f"migration {migration.version} ({migration.name}) failed: {error}; "
+                        f"the file is left at schema version {current_version(conn)}"
+                    ) from error
             conn.execute(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                 (migration.version, migration.name, utcnow()),
             )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite rolls some errors back itself (a full disk)
+                conn.execute("ROLLBACK")
             raise
         applied.append(migration.version)
     return applied
+
+
+def too_new(version: int) -> str:
+    """SchemaTooNew's message for a file at ``version``."""
+    return (f"schema version {version} is newer than this stiwatch knows (up to "
+            f"{LATEST_VERSION}): upgrade stiwatch to open it")
+
+
+def _environmental(error: sqlite3.Error) -> bool:
+    """Whether an SQLite error comes from the file's surroundings (a lock held elsewhere, no
+    permission to write, a full disk) rather than from the SQL that ran."""
+    text = str(error)
+    return any(marker in text for marker in (
+        "database is locked", "readonly database", "unable to open database file",
+        "disk is full", "disk I/O error"))
 
 
 def _statements(sql: str) -> list[str]:

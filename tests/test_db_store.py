@@ -302,7 +302,7 @@ def test_online_backup_is_a_consistent_copy(store, tmp_path: Path):
 def test_readonly_open_refuses_writes(store, db_path: Path):
     with db.open_store(db_path, readonly=True) as reader:
         assert reader.scalar("SELECT count(*) FROM sources") == 1
-        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        with pytest.raises(db.StoreReadOnly, match="cannot write to the database"):
             reader.sync_sources([])
 
 
