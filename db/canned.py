@@ -32,33 +32,54 @@ CANNED_QUERIES: dict[str, dict[str, str]] = {
     "search_cjk": {
         "title": "Search Chinese, Japanese or Korean text",
         "description": "Items whose title, summary or body contains a word of Chinese, Japanese "
-        "or Korean (e.g. 研究, 量子技術, 연구), best match first (bm25), originals only "
-        "(near-duplicates left out: `stiwatch search` also finds words only a copy has); "
-        "country (e.g. JP) and since (YYYY-MM-DD, a UTC day) may be left empty. The search box "
-        "of the items table cannot find such words: those scripts have no spaces between "
-        "words. One word or phrase per search; `stiwatch search` also takes several, mixed "
-        "with English words, with AND, OR and NOT.",
-        "sql": _CJK_WORD + """
+        "or Korean (e.g. 研究, 量子技術, 연구), best match first (bm25), each story once, as "
+        "`stiwatch search` shows them: near-duplicates are searched too, and a story is shown "
+        "as its original when the original matches, else as its best-matching copy "
+        "(duplicate_of names the original; copies counts the story's near-duplicates). "
+        "country (e.g. JP) and since (YYYY-MM-DD, a day in the `timezone` setting, Asia/Tokyo "
+        "by default, as in `stiwatch search`) may be left empty. The search box of the items "
+        "table cannot find such words: those scripts have no spaces between words. One word "
+        "or phrase per search; `stiwatch search` also takes several, mixed with English "
+        "words, with AND, OR and NOT.",
+        # Every item is matched and filtered on its own, then each story (an original and its
+        # copies) keeps one row, ranked by its best match: as Store.search does. `since` is
+        # read in the local time of the process running the query, which `stiwatch serve`
+        # sets to the `timezone` setting (SQLite's 'utc' modifier converts from local time).
+        "sql": _CJK_WORD + """,
+  matches AS (
+    SELECT i.id, coalesce(i.duplicate_of, i.id) AS story,
+           bm25(items_fts_cjk, 10.0, 4.0, 1.0) AS rank
+    FROM items_fts_cjk f
+    CROSS JOIN items i ON i.id = f.rowid
+    WHERE items_fts_cjk MATCH coalesce((SELECT m FROM phrase), '""')
+      AND (:country = '' OR i.id IN (SELECT item_id FROM tags
+                                     WHERE facet = 'country' AND value = upper(trim(:country))))
+      AND (:since = '' OR i.published_at >=
+           coalesce(strftime('%Y-%m-%dT%H:%M:%SZ', trim(:since), 'utc'), '9999'))
+  ),
+  shown AS (
+    SELECT id, story, story_rank FROM (
+      SELECT id, story, min(rank) OVER (PARTITION BY story) AS story_rank,
+             row_number() OVER (PARTITION BY story ORDER BY id = story DESC, rank, id) AS n
+      FROM matches)
+    WHERE n = 1
+    ORDER BY story_rank, id
+    LIMIT 100
+  )
 SELECT id, published_at, title, substr(text, max(1, instr(text, w) - 40), 120) AS context,
-       url, source_id, score
+       url, source_id, duplicate_of, copies, score
 FROM (
-    SELECT i.id, i.published_at, i.title, i.url, i.source_id, word.w,
+    SELECT i.id, i.published_at, i.title, i.url, i.source_id, i.duplicate_of, word.w,
            CASE WHEN instr(i.body, word.w) > 0 THEN i.body
                 WHEN instr(i.summary, word.w) > 0 THEN i.summary
                 ELSE coalesce(i.title, '') END AS text,
-           round(-bm25(items_fts_cjk, 10.0, 4.0, 1.0), 3) AS score
-    FROM items_fts_cjk f
-    CROSS JOIN items i ON i.id = f.rowid
+           (SELECT count(*) FROM items c WHERE c.duplicate_of = s.story) AS copies,
+           round(-s.story_rank, 3) AS score, s.story_rank
+    FROM shown s
+    CROSS JOIN items i ON i.id = s.id
     CROSS JOIN word
-    WHERE items_fts_cjk MATCH coalesce((SELECT m FROM phrase), '""')
-      AND i.duplicate_of IS NULL
-      AND (:country = '' OR i.id IN (SELECT item_id FROM tags
-                                     WHERE facet = 'country' AND value = upper(:country)))
-      AND (:since = '' OR i.published_at >= :since)
-    ORDER BY bm25(items_fts_cjk, 10.0, 4.0, 1.0)
-    LIMIT 100
 )
-ORDER BY score DESC
+ORDER BY story_rank, id
 """,
     },
     "policy_this_week_by_area": {

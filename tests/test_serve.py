@@ -177,3 +177,28 @@ def test_a_busy_port_is_one_line_naming_it_before_any_announcement(db_path, tmp_
     assert result.stdout == ""  # never "Serving ... at" a port it does not hold
     assert result.stderr.startswith(f"Error: cannot listen on 127.0.0.1:{port} (")
     assert result.stderr.count("\n") == 1
+
+
+def test_canned_queries_run_on_an_empty_store_and_read_days_in_the_timezone(db_path, tmp_path):
+    """Every canned query answers on a store with no items; search_cjk's since is a day in
+    the `timezone` setting (Asia/Tokyo by default), as `stiwatch search --since` reads it."""
+    with db.open_store(db_path):
+        pass
+    with serving(db_path, tmp_path) as base:
+        for name in CANNED_QUERIES:
+            status, body = get(f"{base}/stiwatch/{name}.json?q=%E7%A0%94%E7%A9%B6&country=JP"
+                               "&since=2026-11-18&_shape=objects")
+            assert status == 200 and json.loads(body)["ok"], (name, body[:300])
+    with db.open_store(db_path) as store:
+        store.sync_sources(analysts_store.SOURCES[:1])
+        # 23:59:59 on 17 Nov and 01:00 on 18 Nov in Tokyo: both on 17 Nov in UTC.
+        store.save_items([{"url": f"https://mext-news.example/{key}", "source_id": "mext-news",
+                           "title": f"研究予算 {key}", "published_at": published,
+                           "date_source": "feed"}
+                          for key, published in (("late-17", "2026-11-17T14:59:59Z"),
+                                                 ("tokyo-18", "2026-11-17T16:00:00Z"))])
+    with serving(db_path, tmp_path) as base:
+        status, body = get(f"{base}/stiwatch/search_cjk.json?q=%E7%A0%94%E7%A9%B6&country="
+                           "&since=2026-11-18&_shape=array")
+        assert status == 200 and [row["title"] for row in json.loads(body)] == [
+            "研究予算 tokyo-18"]
