@@ -23,8 +23,9 @@ WITH RECURSIVE
     SELECT k + 1, m || ' ' || substr(w, k + 1, 2) FROM pairs, word WHERE k + 1 < length(w)
   ),
   phrase(m) AS (
-    SELECT CASE WHEN length(w) = 1 THEN '"' || w || '"*'
-                ELSE '"' || (SELECT m FROM pairs ORDER BY k DESC LIMIT 1) || '"' END
+    SELECT CASE WHEN length(w) = 1 THEN '"' || replace(w, '"', '""') || '"*'
+                ELSE '"' || replace((SELECT m FROM pairs ORDER BY k DESC LIMIT 1), '"', '""')
+                     || '"' END
     FROM word
   )"""
 

@@ -324,3 +324,7 @@ def test_the_canned_query_reads_since_as_a_local_day(db_path, story_ids):
         time.tzset()
     assert canned_cjk(db_path, "量子", since="not a date") == []
 
+
+@pytest.mark.parametrize("q", ['"', '量"子', '"量子"', "'", "*", "量子*", "NOT", "(", "^量"])
+def test_the_canned_query_takes_any_text_without_an_fts5_error(db_path, story_ids, q):
+    canned_cjk(db_path, q)  # Datasette would show "unterminated string" and no rows
