@@ -68,7 +68,9 @@ class ItemsMixin:
                 if status == "complete" and row["status"] == "partial":
                     results.append((item_id, False))
                     continue
-                changes = {k: v for k, v in row.items() if k != "url"}
+                # The source that first stored it keeps it: another listing naming the same
+                # article (an aggregator's feed) must not move it between sources.
+                changes = {k: v for k, v in row.items() if k not in ("url", "source_id")}
                 if published_at and row.get("date_source") == "fetched":
                     # A fetch time says when we first saw an undated article; a later fetch
                     # would move it into the current week, back into digests and trends.

@@ -185,6 +185,17 @@ def test_same_url_is_one_row_and_a_complete_item_is_never_downgraded(store):
     assert store.known_urls(["https://e.org/a", "https://e.org/b"]) == {"https://e.org/a"}
 
 
+def test_an_item_keeps_the_source_that_first_stored_it(store):
+    """docs/schema.md: items.source_id is the source that first stored the item."""
+    store.sync_sources([SOURCE, {**SOURCE, "id": "aggregator", "url": "https://agg.example/f"}])
+    [(item_id, _)] = store.save_items([{"url": "https://e.org/a", "source_id": "src",
+                                        "title": "T", "status": "partial"}])
+    store.save_items([{"url": "https://e.org/a", "source_id": "aggregator", "title": "T",
+                       "body": "Full text"}])
+    item = store.get_item(item_id)
+    assert (item["source_id"], item["status"], item["body"]) == ("src", "complete", "Full text")
+
+
 def test_a_fetch_time_never_replaces_a_stored_date(store):
     def save(published_at: str, date_source: str, status: str = "complete") -> tuple:
         [(item_id, _)] = store.save_items([{
