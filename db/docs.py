@@ -326,6 +326,29 @@ def markdown(conn: sqlite3.Connection) -> str:
             for column, meaning in doc["columns"].items():
                 out.append(f"| `{column}` | {types.get(column) or ''} | {meaning} |")
             out.append("")
+            if kind == "Table":
+                out += [f"Keys and indexes: {'; '.join(_indexes(conn, name))}.", ""]
     for name, description in FTS.items():
         out += [f"## Full-text index `{name}`", "", description, ""]
     return "\n".join(out)
+
+
+def _indexes(conn: sqlite3.Connection, table: str) -> list[str]:
+    """The table's primary key, unique constraints and indexes as the live schema has them,
+    for writing fast queries: e.g. "`tags_facet_value` (facet, value, item_id)"."""
+    info = list(conn.execute(f"PRAGMA table_info({table})"))
+    key = [row[1] for row in sorted(info, key=lambda row: row[5]) if row[5]]
+    found = [f"primary key ({', '.join(key)})"] if key else []
+    for _, name, unique, origin, partial in conn.execute(f"PRAGMA index_list({table})"):
+        if origin == "pk":
+            continue  # a WITHOUT ROWID table's key, already named above
+        columns = ", ".join(row[2] for row in conn.execute(f"PRAGMA index_info({name})"))
+        if origin == "u":
+            found.append(f"unique ({columns})")
+            continue
+        text = f"`{name}` ({columns})" if not unique else f"`{name}` unique ({columns})"
+        if partial:
+            sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", [name]).fetchone()
+            text += " WHERE " + sql[0].split(" WHERE ", 1)[1].strip()
+        found.append(text)
+    return sorted(found, key=lambda text: (not text.startswith("primary"), text)) or ["none"]
