@@ -274,7 +274,12 @@ FTS = {
     "body, kept in sync by triggers. Query with `SELECT * FROM items WHERE id IN (SELECT rowid "
     "FROM items_fts WHERE items_fts MATCH 'quantum AND strategy')`, or `stiwatch search`. "
     "Words are split at spaces and punctuation, so Chinese and Japanese text (no spaces) is "
-    "one word per sentence here: search it in `items_fts_cjk`.",
+    "one word per sentence here: search it in `items_fts_cjk`. The triggers follow INSERT, "
+    "UPDATE and DELETE on `items`, but not INSERT OR REPLACE (e.g. `sqlite-utils insert "
+    "--replace`): SQLite removes the replaced row without firing delete triggers, so its old "
+    "words stay in both indexes. After such a write, repair them with `INSERT INTO "
+    "items_fts(items_fts) VALUES('rebuild'); DELETE FROM items_fts_cjk; INSERT OR IGNORE INTO "
+    "items_cjk_pending SELECT id FROM items;` and open the store once with `stiwatch init`.",
     "items_fts_cjk": "Full-text index (FTS5) of the items containing Chinese, Japanese or Korean "
     "letters, rowid = `items.id`, columns title, summary and body. Each run of CJK letters is "
     "indexed as its overlapping character pairs followed by its last letter (研究開発 -> `研究 "

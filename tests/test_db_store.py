@@ -393,3 +393,24 @@ def test_an_older_store_has_its_copy_chains_flattened(db_path: Path):
         assert _originals(store) == {1: None, 2: 1, 3: 1, 4: 1, 5: None, 6: None}
         assert store.query("SELECT id FROM items WHERE classified_at IS NULL ORDER BY id") == [
             {"id": n} for n in (3, 4, 5, 6)]
+
+
+def test_the_documented_repair_mends_the_indexes_after_an_insert_or_replace(store, db_path):
+    """INSERT OR REPLACE bypasses the delete triggers (docs/schema.md says so): the repair
+    the reference gives leaves both full-text indexes as the items are."""
+    from db.docs import FTS
+    [(item_id, _)] = store.save_items([{"url": "https://e.org/a", "source_id": "src",
+                                        "title": "Quantum 量子技術", "body": "Old words"}])
+    conn = sqlite3.connect(db_path)
+    conn.execute("INSERT OR REPLACE INTO items (id, url, source_id, title, fetched_at) "
+                 "VALUES (?, 'https://e.org/a', 'src', 'Fusion', '2026-01-01T00:00:00Z')",
+                 [item_id])
+    conn.commit()
+    repair = FTS["items_fts"].split("repair them with `", 1)[1].split("`", 1)[0]
+    conn.executescript(repair)
+    conn.close()
+    with db.open_store(db_path) as reopened:
+        assert [r["id"] for r in reopened.search("fusion")] == [item_id]
+        for gone in ("quantum", "old", "量子技術"):
+            assert reopened.search(gone) == [], gone
+        assert reopened.scalar("SELECT count(*) FROM items_fts_cjk") == 0
