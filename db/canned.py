@@ -3,12 +3,18 @@
 Written to stay fast on a million items: the date range drives the weekly queries (CROSS JOIN
 keeps `items` and its published_at index as the outer loop), and per-source lookups use indexes.
 
-Weeks are ISO weeks in UTC: ``date(x, 'weekday 0', '-6 days')`` is the Monday of x's week.
+``date(x, 'weekday 0', '-6 days')`` is the Monday of x's ISO week. The canned queries' weeks
+and days are local ('localtime' and 'utc' modifiers): `stiwatch serve` makes the `timezone`
+setting its local time, so they are the weeks of the digest and of `stiwatch trends`.
 """
 
 from __future__ import annotations
 
 WEEK_START = "date({}, 'weekday 0', '-6 days')"
+# The Monday of x's ISO week in local time, and the UTC instant (in the stored form) at which
+# the local day ``day`` starts, to compare with published_at.
+LOCAL_WEEK_START = "date({}, 'localtime', 'weekday 0', '-6 days')"
+LOCAL_DAY_START = "strftime('%Y-%m-%dT%H:%M:%SZ', {}, 'utc')"
 
 # items_fts_cjk indexes each run of CJK letters as its character pairs (db/cjk.py): the word
 # typed is turned into the phrase of its pairs here, in SQL, so that the query runs in any
@@ -85,9 +91,9 @@ ORDER BY story_rank, id
     },
     "policy_this_week_by_area": {
         "title": "This week's policy items by area",
-        "description": "STI-policy items published since Monday of the current week (UTC), one "
-        "row per (area, item), near-duplicates folded. Items without an area are listed under "
-        "(no area).",
+        "description": "STI-policy items published since Monday of the current week (in the "
+        "`timezone` setting, Asia/Tokyo by default: the digest's week), one row per (area, "
+        "item), near-duplicates folded. Items without an area are listed under (no area).",
         "sql": f"""
 SELECT coalesce(a.value, '(no area)') AS area,
        coalesce(l.name, '') AS area_name,
@@ -101,7 +107,7 @@ CROSS JOIN tags p ON p.item_id = i.id AND p.facet = 'policy' AND p.value = '1'
 LEFT JOIN tags a ON a.item_id = i.id AND a.facet = 'area'
 LEFT JOIN labels l ON l.facet = 'area' AND l.id = a.value
 WHERE i.duplicate_of IS NULL
-  AND i.published_at >= {WEEK_START.format("'now'")}
+  AND i.published_at >= {LOCAL_DAY_START.format(LOCAL_WEEK_START.format("'now'"))}
 ORDER BY area, i.published_at DESC
 """,
     },
@@ -132,10 +138,11 @@ ORDER BY s.enabled DESC, s.consecutive_failures DESC, s.id
     },
     "weekly_trend_by_area": {
         "title": "Weekly trend by area",
-        "description": "Policy items per ISO week (UTC, week starting Monday) and policy area "
-        "over the last 12 weeks, near-duplicates folded.",
+        "description": "Policy items per ISO week (week starting Monday in the `timezone` "
+        "setting, Asia/Tokyo by default, as in `stiwatch trends`) and policy area over the last "
+        "12 weeks, near-duplicates folded.",
         "sql": f"""
-SELECT {WEEK_START.format("i.published_at")} AS week_start,
+SELECT {LOCAL_WEEK_START.format("i.published_at")} AS week_start,
        a.value AS area,
        coalesce(l.name, '') AS area_name,
        count(*) AS items
@@ -144,7 +151,8 @@ CROSS JOIN tags p ON p.item_id = i.id AND p.facet = 'policy' AND p.value = '1'
 JOIN tags a ON a.item_id = i.id AND a.facet = 'area'
 LEFT JOIN labels l ON l.facet = 'area' AND l.id = a.value
 WHERE i.duplicate_of IS NULL
-  AND i.published_at >= date({WEEK_START.format("'now'")}, '-77 days')
+  AND i.published_at >= {LOCAL_DAY_START.format(
+      f"date({LOCAL_WEEK_START.format(repr('now'))}, '-77 days')")}
 GROUP BY week_start, area
 ORDER BY week_start DESC, items DESC, area
 """,

@@ -204,3 +204,35 @@ def test_canned_queries_run_on_an_empty_store_and_read_days_in_the_timezone(db_p
                            "&since=2026-11-18&_shape=array")
         assert status == 200 and [row["title"] for row in json.loads(body)] == [
             "研究予算 tokyo-18"]
+
+
+def test_the_weekly_canned_queries_use_the_weeks_of_the_timezone_setting(db_path, tmp_path):
+    """This week and the weekly trend start on Monday in Asia/Tokyo (the default `timezone`),
+    as the digest and `stiwatch trends` do, not on Monday in UTC."""
+    from datetime import datetime, time as clock, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    tokyo = ZoneInfo("Asia/Tokyo")
+    today = datetime.now(tokyo).date()
+    monday = datetime.combine(today - timedelta(days=today.weekday()), clock(), tokyo)
+    times = {"monday-0030": monday + timedelta(minutes=30),  # this week in Tokyo, not in UTC
+             "sunday-2330": monday - timedelta(minutes=30)}  # last week in Tokyo
+    with db.open_store(db_path) as store:
+        store.sync_sources(analysts_store.SOURCES[:1])
+        saved = store.save_items([
+            {"url": f"https://mext-news.example/{key}", "source_id": "mext-news",
+             "title": f"Budget {key}", "date_source": "feed",
+             "published_at": moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+            for key, moment in times.items()])
+        store.save_classifications(
+            [(item_id, [{"facet": "policy", "value": "1", "score": 0.9, "method": "model"},
+                        {"facet": "area", "value": "governance", "score": 0.9,
+                         "method": "model"}]) for item_id, _ in saved], "test-1")
+    with serving(db_path, tmp_path) as base:
+        status, body = get(f"{base}/stiwatch/policy_this_week_by_area.json?_shape=array")
+        assert status == 200 and [row["title"] for row in json.loads(body)] == [
+            "Budget monday-0030"]
+        status, body = get(f"{base}/stiwatch/weekly_trend_by_area.json?_shape=array")
+        weeks = {row["week_start"]: row["items"] for row in json.loads(body)}
+        assert weeks == {monday.date().isoformat(): 1,
+                         (monday.date() - timedelta(days=7)).isoformat(): 1}
