@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from .canned import WEEK_START
+from .digests import CANCELLED
 
 # Deliveries that still need attention: not yet sent, failed, or handed to SMTP without an answer.
 OWED_STATUSES = ("pending", "failed", "sending")
@@ -62,13 +63,16 @@ class StatusMixin:
         )
 
     def deliveries_owed(self) -> list[dict[str, Any]]:
-        """Digest deliveries not yet done: pending, failed, or sending without an answer."""
+        """Digest deliveries not yet done: pending, failed, or sending without an answer; not
+        those the operator cancelled (`digest resolve --cancel`), which are settled."""
         marks = ", ".join("?" for _ in OWED_STATUSES)
         return self.query(
             f"""SELECT period, subscriber, status, attempts, last_error, next_attempt_at,
                        unanswered_at, updated_at
-                FROM deliveries WHERE status IN ({marks}) ORDER BY period, subscriber""",
-            list(OWED_STATUSES),
+                FROM deliveries WHERE status IN ({marks})
+                  AND NOT (status = 'failed' AND last_error IS ?)
+                ORDER BY period, subscriber""",
+            [*OWED_STATUSES, CANCELLED],
         )
 
     def file_size(self) -> int:

@@ -84,3 +84,16 @@ def test_status_of_a_fresh_store(stiwatch, db_path):
 def test_status_without_a_database(stiwatch):
     result = stiwatch("status")
     assert result.exit_code == 2 and "no such database" in result.output
+
+
+def test_a_delivery_the_operator_cancelled_is_not_owed(stiwatch, db_path):
+    """`digest resolve --cancel` settles a delivery: status stops listing it as owed."""
+    analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        store.save_subscribers([{"email": "a@example.org"}])
+        store.ensure_deliveries("2026-W40", ["a@example.org"])
+    assert "Deliveries owed: 1" in stiwatch("status").output
+    result = stiwatch("digest", "resolve", "a@example.org", "--week", "2026-W40", "--cancel")
+    assert result.exit_code == 0, result.output
+    assert "Deliveries owed: none" in stiwatch("status").output
+    assert json.loads(stiwatch("status", "--json").output)["deliveries_owed"] == []

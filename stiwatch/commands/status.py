@@ -103,8 +103,8 @@ def status_command(app: App, as_json: bool) -> None:
 
     Lists the last scheduled runs and crawl runs, items published per week over the last 8 weeks (with policy
     items and folded duplicates), sources that are failing (last error, since when and for how
-    long), digest deliveries still owed (pending, failed, or sending without an answer), the
-    schema version and the database size.
+    long), digest deliveries still owed (pending, failed, or sending without an answer; not
+    those cancelled with `digest resolve --cancel`), the schema version and the database size.
     """
     store = app.existing_store()
     now = datetime.now(timezone.utc)
