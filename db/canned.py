@@ -10,7 +10,6 @@ setting its local time, so they are the weeks of the digest and of `stiwatch tre
 
 from __future__ import annotations
 
-WEEK_START = "date({}, 'weekday 0', '-6 days')"
 # The Monday of x's ISO week in local time, and the UTC instant (in the stored form) at which
 # the local day ``day`` starts, to compare with published_at.
 LOCAL_WEEK_START = "date({}, 'localtime', 'weekday 0', '-6 days')"
