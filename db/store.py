@@ -35,6 +35,7 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
                  create: bool = True) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        version: int | None = None
         create = create and not readonly
         if not create and not self.path.exists():
             raise NoSuchStore(f"{self.path}: no such database (run `stiwatch init` first)")
@@ -60,7 +61,7 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
                 # WAL + NORMAL survives a killed process; only power loss can drop the last commit.
                 conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.DatabaseError as error:
-            problem = self._environment_error(error)
+            problem = self._environment_error(error, version)
             if problem is not None:
                 raise problem from error
             raise NotAStore(f"{self.path}: not a stiwatch database ({error})") from error
@@ -85,7 +86,7 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
                 raise type(error)(f"{self.path}: {error}") from error
             except sqlite3.OperationalError as error:
                 conn.close()
-                raise self._environment_error(error) or error
+                raise (self._environment_error(error, version) or error) from error
 
     def _connect_readonly(self) -> sqlite3.Connection:
         """A read-only connection (mode=ro), also to a store in a folder this user cannot
@@ -105,11 +106,19 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
                                    isolation_level=None)
         return conn
 
-    def _environment_error(self, error: sqlite3.Error) -> StoreError | None:
+    def _environment_error(self, error: sqlite3.Error,
+                           version: int | None = None) -> StoreError | None:
         """The named error for an SQLite error that comes from the file's surroundings (a
         lock another process keeps, a file this user cannot write, a full disk), naming the
-        file; None for any other."""
+        file; None for any other. ``version``: the file's, when it is being opened."""
         text = str(error)
+        if ("readonly database" in text and version is not None
+                and 0 < version < LATEST_VERSION):
+            # Even a search writes to an older file once: say why.
+            return StoreReadOnly(
+                f"{self.path}: cannot write to the database ({error}): it is at schema version "
+                f"{version} and must be migrated to {LATEST_VERSION} once, by a user who can "
+                "write it and its folder")
         if "database is locked" in text:
             return StoreLocked(
                 f"{self.path}: the database is locked by another process (a crawl, a run or "

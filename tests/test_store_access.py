@@ -157,3 +157,16 @@ def test_a_store_whose_path_has_uri_characters_is_read_read_only(stiwatch, tmp_p
     with db.open_store(path, readonly=True) as store:
         assert store.schema_version == LATEST_VERSION
         assert store.search("quantum")
+
+
+def test_an_older_read_only_store_says_it_needs_migrating(stiwatch, db_path):
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrate(conn, target=LATEST_VERSION - 1)
+    conn.close()
+    with read_only(db_path):
+        result = stiwatch("search", "quantum")
+    assert result.exit_code == 2
+    line = error_line(result)
+    assert line.startswith(f"Error: {db_path}: cannot write to the database")
+    assert line.endswith(f"it is at schema version {LATEST_VERSION - 1} and must be migrated to "
+                         f"{LATEST_VERSION} once, by a user who can write it and its folder")
