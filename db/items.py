@@ -96,6 +96,8 @@ class ItemsMixin:
                     "SELECT p.item_id, i.title, i.summary, i.body FROM items_cjk_pending p "
                     "LEFT JOIN items i ON i.id = p.item_id ORDER BY p.item_id "
                     f"LIMIT {int(batch)}").fetchall()
+                if not rows:
+                    break  # another process indexed the queue while this one waited for the lock
                 cjk = [row for row in rows if has_cjk(row[1]) or has_cjk(row[2])
                        or has_cjk(row[3])]
                 if cjk:

@@ -328,3 +328,25 @@ def test_the_canned_query_reads_since_as_a_local_day(db_path, story_ids):
 @pytest.mark.parametrize("q", ['"', '量"子', '"量子"', "'", "*", "量子*", "NOT", "(", "^量"])
 def test_the_canned_query_takes_any_text_without_an_fts5_error(db_path, story_ids, q):
     canned_cjk(db_path, q)  # Datasette would show "unterminated string" and no rows
+
+
+def test_a_queue_another_process_indexes_meanwhile_is_no_error(db_path, ids):
+    """Two processes index the queue another tool filled (or the upgrade that queues every
+    item): the one that waited for the lock finds it empty."""
+    import threading
+
+    with db.open_store(db_path) as store:
+        conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        conn.execute("INSERT INTO items (url, source_id, title, fetched_at) VALUES "
+                     "('https://e.org/x', 'mext-news', '核融合の研究', '2026-01-01T00:00:00Z')")
+        # The other process takes the lock and indexes the queue, committing a moment later.
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("DELETE FROM items_cjk_pending")
+        timer = threading.Timer(0.5, conn.execute, ["COMMIT"])
+        timer.start()
+        try:
+            store.index_cjk()  # sees the queue, waits for the lock, finds it empty
+        finally:
+            timer.join()
+            conn.close()
+        assert store.scalar("SELECT count(*) FROM items_cjk_pending") == 0
