@@ -58,8 +58,9 @@ CANNED_QUERIES: dict[str, dict[str, str]] = {
     FROM items_fts_cjk f
     CROSS JOIN items i ON i.id = f.rowid
     WHERE items_fts_cjk MATCH coalesce((SELECT m FROM phrase), '""')
-      AND (:country = '' OR i.id IN (SELECT item_id FROM tags
-                                     WHERE facet = 'country' AND value = upper(trim(:country))))
+      AND (:country = '' OR i.id IN (
+             SELECT item_id FROM tags
+             WHERE facet = 'country' AND value = upper(trim(:country, ' ' || char(9, 10, 13)))))
       AND (:since = '' OR i.published_at >=
            coalesce(strftime('%Y-%m-%dT%H:%M:%SZ', trim(:since), 'utc'), '9999'))
   ),
@@ -172,7 +173,8 @@ SELECT t.id,
        t.countries
 FROM items_tagged t
 WHERE t.duplicate_of IS NULL
-  AND t.id IN (SELECT item_id FROM tags WHERE facet = 'country' AND value = upper(:country))
+  AND t.id IN (SELECT item_id FROM tags WHERE facet = 'country'
+               AND value = upper(trim(:country, ' ' || char(9, 10, 13))))
 ORDER BY t.published_at DESC
 LIMIT 1000
 """,

@@ -236,3 +236,13 @@ def test_the_weekly_canned_queries_use_the_weeks_of_the_timezone_setting(db_path
         weeks = {row["week_start"]: row["items"] for row in json.loads(body)}
         assert weeks == {monday.date().isoformat(): 1,
                          (monday.date() - timedelta(days=7)).isoformat(): 1}
+
+
+def test_items_of_country_takes_the_code_as_typed(db_path):
+    """A code with spaces around it or in lower case, as typed into the form, still matches."""
+    ids = analysts_store.build(db_path)
+    sql = CANNED_QUERIES["items_of_country"]["sql"]
+    with db.open_store(db_path, readonly=True) as store:
+        for typed in ("JP", "jp", " jp ", "JP\t"):
+            rows = store.query(sql, {"country": typed})
+            assert {row["id"] for row in rows} == {ids["jp-quantum"], ids["jp-semis"]}, typed
