@@ -217,6 +217,18 @@ TABLES: dict[str, dict[str, Any]] = {
             "item_id": "The item (`items.id`).",
         },
     },
+    "items_replaced": {
+        "description": "The rows the latest INSERT into `items` could replace (same id or "
+        "url), noted by a trigger so that an INSERT OR REPLACE takes their words out of "
+        "`items_fts` and `items_fts_cjk` (SQLite fires no delete trigger for them) (internal; "
+        "at most a few rows, replaced at each insert).",
+        "columns": {
+            "id": "The replaced item's id.",
+            "title": "Its title, as indexed.",
+            "summary": "Its summary, as indexed.",
+            "body": "Its body, as indexed.",
+        },
+    },
     "schema_migrations": {
         "description": "Schema versions applied to this file; opening an older file migrates it.",
         "columns": {
@@ -275,11 +287,12 @@ FTS = {
     "FROM items_fts WHERE items_fts MATCH 'quantum AND strategy')`, or `stiwatch search`. "
     "Words are split at spaces and punctuation, so Chinese and Japanese text (no spaces) is "
     "one word per sentence here: search it in `items_fts_cjk`. The triggers follow INSERT, "
-    "UPDATE and DELETE on `items`, but not INSERT OR REPLACE (e.g. `sqlite-utils insert "
-    "--replace`): SQLite removes the replaced row without firing delete triggers, so its old "
-    "words stay in both indexes. After such a write, repair them with `INSERT INTO "
-    "items_fts(items_fts) VALUES('rebuild'); DELETE FROM items_fts_cjk; INSERT OR IGNORE INTO "
-    "items_cjk_pending SELECT id FROM items;` and open the store once with `stiwatch init`.",
+    "UPDATE, DELETE and, since schema version 15, INSERT OR REPLACE on `items` (e.g. "
+    "`sqlite-utils insert --replace`, which before left the replaced row's words in both "
+    "indexes). Should the indexes ever disagree with the items (such a write made before "
+    "version 15), repair them with `INSERT INTO items_fts(items_fts) VALUES('rebuild'); "
+    "DELETE FROM items_fts_cjk; INSERT OR IGNORE INTO items_cjk_pending SELECT id FROM "
+    "items;` and open the store once with `stiwatch init`.",
     "items_fts_cjk": "Full-text index (FTS5) of the items containing Chinese, Japanese or Korean "
     "letters, rowid = `items.id`, columns title, summary and body. Each run of CJK letters is "
     "indexed as its overlapping character pairs followed by its last letter (研究開発 -> `研究 "

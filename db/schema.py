@@ -424,6 +424,50 @@ MIGRATIONS: list[Migration] = [
         ALTER TABLE deliveries ADD COLUMN through_item_id INTEGER;
         """,
     ),
+    Migration(
+        15,
+        "INSERT OR REPLACE on items keeps both full-text indexes in step",
+        """
+        -- INSERT OR REPLACE (sqlite-utils insert --replace) removes the row it replaces
+        -- without firing delete triggers (unless recursive_triggers is on), so its words stayed
+        -- in items_fts and items_fts_cjk and a search for them found the new row. Before each
+        -- insert the rows it could replace (same id or url) are noted; an insert that goes
+        -- ahead removed them, and its AFTER INSERT triggers take their words out. An insert
+        -- that is ignored, fails or turns into an upsert's UPDATE fires no AFTER INSERT, and
+        -- the next insert's note replaces the stale one.
+        CREATE TABLE items_replaced (
+            id INTEGER PRIMARY KEY,
+            title TEXT,
+            summary TEXT,
+            body TEXT
+        );
+        CREATE TRIGGER items_replaced_bi BEFORE INSERT ON items BEGIN
+            DELETE FROM items_replaced;
+            INSERT INTO items_replaced (id, title, summary, body)
+            SELECT id, title, summary, body FROM items WHERE id = new.id OR url = new.url;
+        END;
+        DROP TRIGGER items_ai;
+        CREATE TRIGGER items_ai AFTER INSERT ON items BEGIN
+            INSERT INTO items_fts (items_fts, rowid, title, summary, body)
+            SELECT 'delete', id, title, summary, body FROM items_replaced;
+            INSERT INTO items_fts (rowid, title, summary, body)
+            VALUES (new.id, new.title, new.summary, new.body);
+        END;
+        DROP TRIGGER items_cjk_ai;
+        CREATE TRIGGER items_cjk_ai AFTER INSERT ON items BEGIN
+            DELETE FROM items_fts_cjk WHERE rowid IN (SELECT id FROM items_replaced);
+            INSERT OR IGNORE INTO items_cjk_pending (item_id) VALUES (new.id);
+        END;
+        -- With recursive_triggers on, the replaced row's delete triggers take its words out
+        -- themselves: the note is dropped so that they are not taken out twice.
+        DROP TRIGGER items_ad;
+        CREATE TRIGGER items_ad AFTER DELETE ON items BEGIN
+            INSERT INTO items_fts (items_fts, rowid, title, summary, body)
+            VALUES ('delete', old.id, old.title, old.summary, old.body);
+            DELETE FROM items_replaced WHERE id = old.id;
+        END;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

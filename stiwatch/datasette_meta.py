@@ -33,7 +33,7 @@ SORT_DESC = {"items": "published_at", "items_tagged": "published_at",
              "items_tagged_json": "published_at", "crawl_runs": "id",
              "runs": "id",
              "deliveries": "period"}
-HIDDEN = ("item_signatures", "signature_bands", "items_cjk_pending")
+HIDDEN = ("item_signatures", "signature_bands", "items_cjk_pending", "items_replaced")
 LABEL_COLUMNS = {"sources": "name", "labels": "name", "items": "title"}
 
 

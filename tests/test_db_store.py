@@ -396,8 +396,8 @@ def test_an_older_store_has_its_copy_chains_flattened(db_path: Path):
 
 
 def test_the_documented_repair_mends_the_indexes_after_an_insert_or_replace(store, db_path):
-    """INSERT OR REPLACE bypasses the delete triggers (docs/schema.md says so): the repair
-    the reference gives leaves both full-text indexes as the items are."""
+    """The repair docs/schema.md gives (for a store an INSERT OR REPLACE touched before
+    migration 15) leaves both full-text indexes as the items are."""
     from db.docs import FTS
     [(item_id, _)] = store.save_items([{"url": "https://e.org/a", "source_id": "src",
                                         "title": "Quantum 量子技術", "body": "Old words"}])
@@ -414,3 +414,60 @@ def test_the_documented_repair_mends_the_indexes_after_an_insert_or_replace(stor
         for gone in ("quantum", "old", "量子技術"):
             assert reopened.search(gone) == [], gone
         assert reopened.scalar("SELECT count(*) FROM items_fts_cjk") == 0
+
+
+def _indexes_match_items(path: Path) -> None:
+    """Both full-text indexes hold exactly the items' current words (migration 15)."""
+    from db.cjk import has_cjk, index_text
+    with db.open_store(path) as store:  # indexes what other tools queued, as any open does
+        texts = {row["id"]: " ".join(filter(None, (row["title"], row["summary"], row["body"])))
+                 for row in store.query("SELECT id, title, summary, body FROM items")}
+        for word in ("quantum", "fusion", "budget", "old", "new"):
+            indexed = {row[0] for row in store.conn.execute(
+                "SELECT rowid FROM items_fts WHERE items_fts MATCH ?", [word])}
+            assert indexed == {i for i, text in texts.items() if word in text.lower().split()}, word
+        expected = {row["id"]: tuple(index_text(row[c]) for c in ("title", "summary", "body"))
+                    for row in store.query("SELECT * FROM items")
+                    if any(has_cjk(row[c]) for c in ("title", "summary", "body"))}
+        assert {row[0]: tuple(row[1:]) for row in store.conn.execute(
+            "SELECT rowid, title, summary, body FROM items_fts_cjk")} == expected
+
+
+@pytest.mark.parametrize("write", [
+    # sqlite-utils insert --replace: the same id, new text
+    "INSERT OR REPLACE INTO items (id, url, source_id, title, fetched_at) "
+    "VALUES (1, 'https://e.org/a', 'src', 'fusion new', '2026-01-01T00:00:00Z')",
+    # the same url under a new id
+    "REPLACE INTO items (url, source_id, title, body, fetched_at) "
+    "VALUES ('https://e.org/a', 'src', 'fusion', 'new 核融合', '2026-01-01T00:00:00Z')",
+    # two rows at once, each replacing one
+    "INSERT OR REPLACE INTO items (id, url, source_id, title, fetched_at) VALUES "
+    "(1, 'https://e.org/a', 'src', 'fusion', '2026-01-01Z'), "
+    "(2, 'https://e.org/b', 'src', 'new', '2026-01-01Z')",
+    # one new row replacing two (one by id, the other by url)
+    "INSERT OR REPLACE INTO items (id, url, source_id, title, fetched_at) "
+    "VALUES (1, 'https://e.org/b', 'src', 'fusion', '2026-01-01Z')",
+    # an upsert, an ignored insert: no replacement, the rows keep their words
+    "INSERT INTO items (id, url, source_id, title, fetched_at) VALUES "
+    "(1, 'https://e.org/a', 'src', 'fusion', '2026-01-01Z') "
+    "ON CONFLICT(id) DO UPDATE SET title = excluded.title",
+    "INSERT OR IGNORE INTO items (id, url, source_id, title, fetched_at) "
+    "VALUES (1, 'https://e.org/a', 'src', 'fusion', '2026-01-01Z')",
+    # with recursive triggers the delete triggers fire too: words are not taken out twice
+    "PRAGMA recursive_triggers = ON; INSERT OR REPLACE INTO items (id, url, source_id, title, "
+    "fetched_at) VALUES (1, 'https://e.org/a', 'src', 'fusion new', '2026-01-01Z')",
+])
+def test_another_tools_insert_or_replace_keeps_the_indexes_in_step(store, db_path, write):
+    store.save_items([
+        {"url": "https://e.org/a", "source_id": "src", "title": "Quantum budget",
+         "body": "Old words 量子技術"},
+        {"url": "https://e.org/b", "source_id": "src", "title": "Old budget"}])
+    conn = sqlite3.connect(db_path)
+    conn.executescript(write)
+    conn.commit()
+    # and then a plain insert after it (a stale note must not take any words out)
+    conn.execute("INSERT INTO items (url, source_id, title, fetched_at) "
+                 "VALUES ('https://e.org/c', 'src', 'budget', '2026-01-01Z')")
+    conn.commit()
+    conn.close()
+    _indexes_match_items(db_path)
