@@ -2,6 +2,7 @@
 
 from .errors import (
     InvalidTag,
+    MigrationFailed,
     NoSuchDelivery,
     NoSuchItem,
     NoSuchSource,
@@ -12,6 +13,8 @@ from .errors import (
     NotOwed,
     SchemaTooNew,
     StoreError,
+    StoreLocked,
+    StoreReadOnly,
 )
 from .lock import FileLock, LockHeld, LockUnusable
 from .schema import LATEST_VERSION
@@ -27,6 +30,7 @@ __all__ = [
     "FILTERS",
     "FILTER_FACETS",
     "InvalidTag",
+    "MigrationFailed",
     "LATEST_VERSION",
     "NoSuchDelivery",
     "NoSuchItem",
@@ -39,5 +43,7 @@ __all__ = [
     "SchemaTooNew",
     "Store",
     "StoreError",
+    "StoreLocked",
+    "StoreReadOnly",
     "open_store",
 ]

@@ -3,12 +3,17 @@
 Written to stay fast on a million items: the date range drives the weekly queries (CROSS JOIN
 keeps `items` and its published_at index as the outer loop), and per-source lookups use indexes.
 
-Weeks are ISO weeks in UTC: ``date(x, 'weekday 0', '-6 days')`` is the Monday of x's week.
+``date(x, 'weekday 0', '-6 days')`` is the Monday of x's ISO week. The canned queries' weeks
+and days are local ('localtime' and 'utc' modifiers): `stiwatch serve` makes the `timezone`
+setting its local time, so they are the weeks of the digest and of `stiwatch trends`.
 """
 
 from __future__ import annotations
 
-WEEK_START = "date({}, 'weekday 0', '-6 days')"
+# The Monday of x's ISO week in local time, and the UTC instant (in the stored form) at which
+# the local day ``day`` starts, to compare with published_at.
+LOCAL_WEEK_START = "date({}, 'localtime', 'weekday 0', '-6 days')"
+LOCAL_DAY_START = "strftime('%Y-%m-%dT%H:%M:%SZ', {}, 'utc')"
 
 # items_fts_cjk indexes each run of CJK letters as its character pairs (db/cjk.py): the word
 # typed is turned into the phrase of its pairs here, in SQL, so that the query runs in any
@@ -23,8 +28,9 @@ WITH RECURSIVE
     SELECT k + 1, m || ' ' || substr(w, k + 1, 2) FROM pairs, word WHERE k + 1 < length(w)
   ),
   phrase(m) AS (
-    SELECT CASE WHEN length(w) = 1 THEN '"' || w || '"*'
-                ELSE '"' || (SELECT m FROM pairs ORDER BY k DESC LIMIT 1) || '"' END
+    SELECT CASE WHEN length(w) = 1 THEN '"' || replace(w, '"', '""') || '"*'
+                ELSE '"' || replace((SELECT m FROM pairs ORDER BY k DESC LIMIT 1), '"', '""')
+                     || '"' END
     FROM word
   )"""
 
@@ -32,40 +38,62 @@ CANNED_QUERIES: dict[str, dict[str, str]] = {
     "search_cjk": {
         "title": "Search Chinese, Japanese or Korean text",
         "description": "Items whose title, summary or body contains a word of Chinese, Japanese "
-        "or Korean (e.g. 研究, 量子技術, 연구), best match first (bm25), originals only "
-        "(near-duplicates left out: `stiwatch search` also finds words only a copy has); "
-        "country (e.g. JP) and since (YYYY-MM-DD, a UTC day) may be left empty. The search box "
-        "of the items table cannot find such words: those scripts have no spaces between "
-        "words. One word or phrase per search; `stiwatch search` also takes several, mixed "
-        "with English words, with AND, OR and NOT.",
-        "sql": _CJK_WORD + """
+        "or Korean (e.g. 研究, 量子技術, 연구), best match first (bm25), each story once, as "
+        "`stiwatch search` shows them: near-duplicates are searched too, and a story is shown "
+        "as its original when the original matches, else as its best-matching copy "
+        "(duplicate_of names the original; copies counts the story's near-duplicates). "
+        "country (e.g. JP) and since (YYYY-MM-DD, a day in the `timezone` setting, Asia/Tokyo "
+        "by default, as in `stiwatch search`) may be left empty. The search box of the items "
+        "table cannot find such words: those scripts have no spaces between words. One word "
+        "or phrase per search; `stiwatch search` also takes several, mixed with English "
+        "words, with AND, OR and NOT.",
+        # Every item is matched and filtered on its own, then each story (an original and its
+        # copies) keeps one row, ranked by its best match: as Store.search does. `since` is
+        # read in the local time of the process running the query, which `stiwatch serve`
+        # sets to the `timezone` setting (SQLite's 'utc' modifier converts from local time).
+        "sql": _CJK_WORD + """,
+  matches AS (
+    SELECT i.id, coalesce(i.duplicate_of, i.id) AS story,
+           bm25(items_fts_cjk, 10.0, 4.0, 1.0) AS rank
+    FROM items_fts_cjk f
+    CROSS JOIN items i ON i.id = f.rowid
+    WHERE items_fts_cjk MATCH coalesce((SELECT m FROM phrase), '""')
+      AND (:country = '' OR i.id IN (
+             SELECT item_id FROM tags
+             WHERE facet = 'country' AND value = upper(trim(:country, ' ' || char(9, 10, 13)))))
+      AND (:since = '' OR i.published_at >=
+           coalesce(strftime('%Y-%m-%dT%H:%M:%SZ', trim(:since), 'utc'), '9999'))
+  ),
+  shown AS (
+    SELECT id, story, story_rank FROM (
+      SELECT id, story, min(rank) OVER (PARTITION BY story) AS story_rank,
+             row_number() OVER (PARTITION BY story ORDER BY id = story DESC, rank, id) AS n
+      FROM matches)
+    WHERE n = 1
+    ORDER BY story_rank, id
+    LIMIT 100
+  )
 SELECT id, published_at, title, substr(text, max(1, instr(text, w) - 40), 120) AS context,
-       url, source_id, score
+       url, source_id, duplicate_of, copies, score
 FROM (
-    SELECT i.id, i.published_at, i.title, i.url, i.source_id, word.w,
+    SELECT i.id, i.published_at, i.title, i.url, i.source_id, i.duplicate_of, word.w,
            CASE WHEN instr(i.body, word.w) > 0 THEN i.body
                 WHEN instr(i.summary, word.w) > 0 THEN i.summary
                 ELSE coalesce(i.title, '') END AS text,
-           round(-bm25(items_fts_cjk, 10.0, 4.0, 1.0), 3) AS score
-    FROM items_fts_cjk f
-    CROSS JOIN items i ON i.id = f.rowid
+           (SELECT count(*) FROM items c WHERE c.duplicate_of = s.story) AS copies,
+           round(-s.story_rank, 3) AS score, s.story_rank
+    FROM shown s
+    CROSS JOIN items i ON i.id = s.id
     CROSS JOIN word
-    WHERE items_fts_cjk MATCH coalesce((SELECT m FROM phrase), '""')
-      AND i.duplicate_of IS NULL
-      AND (:country = '' OR i.id IN (SELECT item_id FROM tags
-                                     WHERE facet = 'country' AND value = upper(:country)))
-      AND (:since = '' OR i.published_at >= :since)
-    ORDER BY bm25(items_fts_cjk, 10.0, 4.0, 1.0)
-    LIMIT 100
 )
-ORDER BY score DESC
+ORDER BY story_rank, id
 """,
     },
     "policy_this_week_by_area": {
         "title": "This week's policy items by area",
-        "description": "STI-policy items published since Monday of the current week (UTC), one "
-        "row per (area, item), near-duplicates folded. Items without an area are listed under "
-        "(no area).",
+        "description": "STI-policy items published since Monday of the current week (in the "
+        "`timezone` setting, Asia/Tokyo by default: the digest's week), one row per (area, "
+        "item), near-duplicates folded. Items without an area are listed under (no area).",
         "sql": f"""
 SELECT coalesce(a.value, '(no area)') AS area,
        coalesce(l.name, '') AS area_name,
@@ -79,7 +107,7 @@ CROSS JOIN tags p ON p.item_id = i.id AND p.facet = 'policy' AND p.value = '1'
 LEFT JOIN tags a ON a.item_id = i.id AND a.facet = 'area'
 LEFT JOIN labels l ON l.facet = 'area' AND l.id = a.value
 WHERE i.duplicate_of IS NULL
-  AND i.published_at >= {WEEK_START.format("'now'")}
+  AND i.published_at >= {LOCAL_DAY_START.format(LOCAL_WEEK_START.format("'now'"))}
 ORDER BY area, i.published_at DESC
 """,
     },
@@ -110,10 +138,11 @@ ORDER BY s.enabled DESC, s.consecutive_failures DESC, s.id
     },
     "weekly_trend_by_area": {
         "title": "Weekly trend by area",
-        "description": "Policy items per ISO week (UTC, week starting Monday) and policy area "
-        "over the last 12 weeks, near-duplicates folded.",
+        "description": "Policy items per ISO week (week starting Monday in the `timezone` "
+        "setting, Asia/Tokyo by default, as in `stiwatch trends`) and policy area over the last "
+        "12 weeks, near-duplicates folded.",
         "sql": f"""
-SELECT {WEEK_START.format("i.published_at")} AS week_start,
+SELECT {LOCAL_WEEK_START.format("i.published_at")} AS week_start,
        a.value AS area,
        coalesce(l.name, '') AS area_name,
        count(*) AS items
@@ -122,7 +151,8 @@ CROSS JOIN tags p ON p.item_id = i.id AND p.facet = 'policy' AND p.value = '1'
 JOIN tags a ON a.item_id = i.id AND a.facet = 'area'
 LEFT JOIN labels l ON l.facet = 'area' AND l.id = a.value
 WHERE i.duplicate_of IS NULL
-  AND i.published_at >= date({WEEK_START.format("'now'")}, '-77 days')
+  AND i.published_at >= {LOCAL_DAY_START.format(
+      f"date({LOCAL_WEEK_START.format(repr('now'))}, '-77 days')")}
 GROUP BY week_start, area
 ORDER BY week_start DESC, items DESC, area
 """,
@@ -143,7 +173,8 @@ SELECT t.id,
        t.countries
 FROM items_tagged t
 WHERE t.duplicate_of IS NULL
-  AND t.id IN (SELECT item_id FROM tags WHERE facet = 'country' AND value = upper(:country))
+  AND t.id IN (SELECT item_id FROM tags WHERE facet = 'country'
+               AND value = upper(trim(:country, ' ' || char(9, 10, 13))))
 ORDER BY t.published_at DESC
 LIMIT 1000
 """,

@@ -34,6 +34,10 @@ _OWED = """(d.status = 'sending' AND d.unanswered_at IS NULL)
            OR (d.status = 'pending' AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?))"""
 
 
+# last_error of a delivery the operator settled by not sending it (failed, but not owed).
+CANCELLED = "cancelled by the operator"
+
+
 class DigestsMixin:
     # -- reading items for digests and trends ------------------------------------------------
 
@@ -249,7 +253,7 @@ class DigestsMixin:
             if row["status"] not in ("pending", "sending"):
                 raise NotOwed(f"{period} {email} is {row['status']}, not owed")
             self._set_delivery(email, period, status="failed", next_attempt_at=None,
-                               last_error="cancelled by the operator", unanswered_at=None)
+                               last_error=CANCELLED, unanswered_at=None)
         return row
 
     def delivery_unreachable(self, email: str, period: str, error: str) -> None:

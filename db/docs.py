@@ -217,6 +217,18 @@ TABLES: dict[str, dict[str, Any]] = {
             "item_id": "The item (`items.id`).",
         },
     },
+    "items_replaced": {
+        "description": "The rows the latest INSERT into `items` could replace (same id or "
+        "url), noted by a trigger so that an INSERT OR REPLACE takes their words out of "
+        "`items_fts` and `items_fts_cjk` (SQLite fires no delete trigger for them) (internal; "
+        "at most a few rows, replaced at each insert).",
+        "columns": {
+            "id": "The replaced item's id.",
+            "title": "Its title, as indexed.",
+            "summary": "Its summary, as indexed.",
+            "body": "Its body, as indexed.",
+        },
+    },
     "schema_migrations": {
         "description": "Schema versions applied to this file; opening an older file migrates it.",
         "columns": {
@@ -274,7 +286,13 @@ FTS = {
     "body, kept in sync by triggers. Query with `SELECT * FROM items WHERE id IN (SELECT rowid "
     "FROM items_fts WHERE items_fts MATCH 'quantum AND strategy')`, or `stiwatch search`. "
     "Words are split at spaces and punctuation, so Chinese and Japanese text (no spaces) is "
-    "one word per sentence here: search it in `items_fts_cjk`.",
+    "one word per sentence here: search it in `items_fts_cjk`. The triggers follow INSERT, "
+    "UPDATE, DELETE and, since schema version 15, INSERT OR REPLACE on `items` (e.g. "
+    "`sqlite-utils insert --replace`, which before left the replaced row's words in both "
+    "indexes). Should the indexes ever disagree with the items (such a write made before "
+    "version 15), repair them with `INSERT INTO items_fts(items_fts) VALUES('rebuild'); "
+    "DELETE FROM items_fts_cjk; INSERT OR IGNORE INTO items_cjk_pending SELECT id FROM "
+    "items;` and open the store once with `stiwatch init`.",
     "items_fts_cjk": "Full-text index (FTS5) of the items containing Chinese, Japanese or Korean "
     "letters, rowid = `items.id`, columns title, summary and body. Each run of CJK letters is "
     "indexed as its overlapping character pairs followed by its last letter (研究開発 -> `研究 "
@@ -326,6 +344,29 @@ def markdown(conn: sqlite3.Connection) -> str:
             for column, meaning in doc["columns"].items():
                 out.append(f"| `{column}` | {types.get(column) or ''} | {meaning} |")
             out.append("")
+            if kind == "Table":
+                out += [f"Keys and indexes: {'; '.join(_indexes(conn, name))}.", ""]
     for name, description in FTS.items():
         out += [f"## Full-text index `{name}`", "", description, ""]
     return "\n".join(out)
+
+
+def _indexes(conn: sqlite3.Connection, table: str) -> list[str]:
+    """The table's primary key, unique constraints and indexes as the live schema has them,
+    for writing fast queries: e.g. "`tags_facet_value` (facet, value, item_id)"."""
+    info = list(conn.execute(f"PRAGMA table_info({table})"))
+    key = [row[1] for row in sorted(info, key=lambda row: row[5]) if row[5]]
+    found = [f"primary key ({', '.join(key)})"] if key else []
+    for _, name, unique, origin, partial in conn.execute(f"PRAGMA index_list({table})"):
+        if origin == "pk":
+            continue  # a WITHOUT ROWID table's key, already named above
+        columns = ", ".join(row[2] for row in conn.execute(f"PRAGMA index_info({name})"))
+        if origin == "u":
+            found.append(f"unique ({columns})")
+            continue
+        text = f"`{name}` ({columns})" if not unique else f"`{name}` unique ({columns})"
+        if partial:
+            sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", [name]).fetchone()
+            text += " WHERE " + sql[0].split(" WHERE ", 1)[1].strip()
+        found.append(text)
+    return sorted(found, key=lambda text: (not text.startswith("primary"), text)) or ["none"]

@@ -9,6 +9,19 @@ class SchemaTooNew(StoreError):
     """The file was written by a newer stiwatch whose schema this version does not know."""
 
 
+class StoreLocked(StoreError):
+    """Another process held the write lock for longer than the store waits for it."""
+
+
+class StoreReadOnly(StoreError):
+    """The file (or its folder, where SQLite writes the -wal and -shm files) cannot be
+    written, and the command needs to write."""
+
+
+class MigrationFailed(StoreError):
+    """A migration step failed; it was rolled back, leaving the file at its older version."""
+
+
 class NotAStore(StoreError):
     """The path exists but is not an SQLite database (or is corrupt), or, when opened without
     ``create``, an SQLite database without stiwatch's tables."""

@@ -68,7 +68,9 @@ class ItemsMixin:
                 if status == "complete" and row["status"] == "partial":
                     results.append((item_id, False))
                     continue
-                changes = {k: v for k, v in row.items() if k != "url"}
+                # The source that first stored it keeps it: another listing naming the same
+                # article (an aggregator's feed) must not move it between sources.
+                changes = {k: v for k, v in row.items() if k not in ("url", "source_id")}
                 if published_at and row.get("date_source") == "fetched":
                     # A fetch time says when we first saw an undated article; a later fetch
                     # would move it into the current week, back into digests and trends.
@@ -94,6 +96,8 @@ class ItemsMixin:
                     "SELECT p.item_id, i.title, i.summary, i.body FROM items_cjk_pending p "
                     "LEFT JOIN items i ON i.id = p.item_id ORDER BY p.item_id "
                     f"LIMIT {int(batch)}").fetchall()
+                if not rows:
+                    break  # another process indexed the queue while this one waited for the lock
                 cjk = [row for row in rows if has_cjk(row[1]) or has_cjk(row[2])
                        or has_cjk(row[3])]
                 if cjk:

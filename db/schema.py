@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sqlite3
 
 from .clock import utcnow
-from .errors import SchemaTooNew
+from .errors import MigrationFailed, SchemaTooNew
 
 
 @dataclass(frozen=True)
@@ -424,6 +424,50 @@ MIGRATIONS: list[Migration] = [
         ALTER TABLE deliveries ADD COLUMN through_item_id INTEGER;
         """,
     ),
+    Migration(
+        15,
+        "INSERT OR REPLACE on items keeps both full-text indexes in step",
+        """
+        -- INSERT OR REPLACE (sqlite-utils insert --replace) removes the row it replaces
+        -- without firing delete triggers (unless recursive_triggers is on), so its words stayed
+        -- in items_fts and items_fts_cjk and a search for them found the new row. Before each
+        -- insert the rows it could replace (same id or url) are noted; an insert that goes
+        -- ahead removed them, and its AFTER INSERT triggers take their words out. An insert
+        -- that is ignored, fails or turns into an upsert's UPDATE fires no AFTER INSERT, and
+        -- the next insert's note replaces the stale one.
+        CREATE TABLE items_replaced (
+            id INTEGER PRIMARY KEY,
+            title TEXT,
+            summary TEXT,
+            body TEXT
+        );
+        CREATE TRIGGER items_replaced_bi BEFORE INSERT ON items BEGIN
+            DELETE FROM items_replaced;
+            INSERT INTO items_replaced (id, title, summary, body)
+            SELECT id, title, summary, body FROM items WHERE id = new.id OR url = new.url;
+        END;
+        DROP TRIGGER items_ai;
+        CREATE TRIGGER items_ai AFTER INSERT ON items BEGIN
+            INSERT INTO items_fts (items_fts, rowid, title, summary, body)
+            SELECT 'delete', id, title, summary, body FROM items_replaced;
+            INSERT INTO items_fts (rowid, title, summary, body)
+            VALUES (new.id, new.title, new.summary, new.body);
+        END;
+        DROP TRIGGER items_cjk_ai;
+        CREATE TRIGGER items_cjk_ai AFTER INSERT ON items BEGIN
+            DELETE FROM items_fts_cjk WHERE rowid IN (SELECT id FROM items_replaced);
+            INSERT OR IGNORE INTO items_cjk_pending (item_id) VALUES (new.id);
+        END;
+        -- With recursive_triggers on, the replaced row's delete triggers take its words out
+        -- themselves: the note is dropped so that they are not taken out twice.
+        DROP TRIGGER items_ad;
+        CREATE TRIGGER items_ad AFTER DELETE ON items BEGIN
+            INSERT INTO items_fts (items_fts, rowid, title, summary, body)
+            VALUES ('delete', old.id, old.title, old.summary, old.body);
+            DELETE FROM items_replaced WHERE id = old.id;
+        END;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -460,10 +504,7 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> list[int]:
         conn.execute("ROLLBACK")
         raise
     if version > LATEST_VERSION:
-        raise SchemaTooNew(
-            f"this database is at schema version {version}, but this stiwatch only knows "
-            f"versions up to {LATEST_VERSION}: upgrade stiwatch to open it"
-        )
+        raise SchemaTooNew(too_new(version))
     applied = []
     for migration in MIGRATIONS:
         if migration.version <= version or migration.version > target:
@@ -475,17 +516,43 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> list[int]:
                 conn.execute("COMMIT")
                 continue
             for statement in _statements(migration.sql):
-                conn.execute(statement)
+                try:
+                    conn.execute(statement)
+                except sqlite3.Error as error:
+                    # A lock or a read-only file is the caller's to explain (it is not this
+                    # step's fault); anything else names the step that broke.
+                    if _environmental(error):
+                        raise
+                    raise MigrationFailed(
+                        f"migration {migration.version} ({migration.name}) failed: {error}; "
+                        f"the file is left at schema version {current_version(conn)}"
+                    ) from error
             conn.execute(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                 (migration.version, migration.name, utcnow()),
             )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite rolls some errors back itself (a full disk)
+                conn.execute("ROLLBACK")
             raise
         applied.append(migration.version)
     return applied
+
+
+def too_new(version: int) -> str:
+    """SchemaTooNew's message for a file at ``version``."""
+    return (f"schema version {version} is newer than this stiwatch knows (up to "
+            f"{LATEST_VERSION}): upgrade stiwatch to open it")
+
+
+def _environmental(error: sqlite3.Error) -> bool:
+    """Whether an SQLite error comes from the file's surroundings (a lock held elsewhere, no
+    permission to write, a full disk) rather than from the SQL that ran."""
+    text = str(error)
+    return any(marker in text for marker in (
+        "database is locked", "readonly database", "unable to open database file",
+        "disk is full", "disk I/O error"))
 
 
 def _statements(sql: str) -> list[str]:

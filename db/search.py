@@ -803,19 +803,21 @@ class SearchMixin:
         self._attach_tags(by_id)
 
     def _attach_tags(self, by_id: dict[int, dict[str, Any]]) -> None:
-        """Give each row ``policy`` (None when untagged) and its tag lists (``areas``, ...)."""
+        """Give each row ``policy`` and ``policy_score`` (the probability of policy relevance;
+        both None when untagged) and its tag lists (``areas``, ...)."""
         for row in by_id.values():
-            row["policy"] = None
+            row["policy"] = row["policy_score"] = None
             for key in LIST_KEYS.values():
                 row[key] = []
         ids = list(by_id)
         marks = ", ".join("?" for _ in ids)
-        for item_id, facet, value in self.conn.execute(
-            f"SELECT item_id, facet, value FROM tags WHERE item_id IN ({marks}) "
+        for item_id, facet, value, score in self.conn.execute(
+            f"SELECT item_id, facet, value, score FROM tags WHERE item_id IN ({marks}) "
             "ORDER BY item_id, facet, value", ids
         ):
             if facet == "policy":
                 by_id[item_id]["policy"] = int(value)
+                by_id[item_id]["policy_score"] = score
             else:
                 by_id[item_id][LIST_KEYS[facet]].append(value)
 

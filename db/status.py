@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 import os
 from typing import Any
 
-from .canned import WEEK_START
+from .clock import iso_utc
+from .digests import CANCELLED
 
 # Deliveries that still need attention: not yet sent, failed, or handed to SMTP without an answer.
 OWED_STATUSES = ("pending", "failed", "sending")
@@ -18,32 +19,41 @@ def week_start(day: date) -> date:
 
 
 class StatusMixin:
-    def items_per_week(self, weeks: int = 8, today: date | None = None) -> list[dict[str, Any]]:
-        """Items published per ISO week (UTC) for the last ``weeks`` weeks, oldest first.
+    def items_per_week(self, weeks: int = 8, today: date | None = None,
+                       tz: tzinfo = timezone.utc) -> list[dict[str, Any]]:
+        """Items published per ISO week in ``tz`` for the last ``weeks`` weeks, oldest first.
 
         Every week is listed, empty ones with zeros. ``items`` counts originals (near-duplicates
         folded), ``policy`` those tagged policy-relevant, ``duplicates`` the folded copies.
+        Weeks start on Monday at midnight in ``tz`` (the digest's and `stiwatch trends`'
+        weeks); ``today`` is a day in ``tz``.
         """
-        today = today or datetime.now(timezone.utc).date()
+        today = today or datetime.now(tz).date()
         first = week_start(today) - timedelta(weeks=weeks - 1)
+        starts = [first + timedelta(weeks=n) for n in range(weeks)]
+        # Each week's first instant in UTC, the stored form: the newest that an item's
+        # published_at reaches is its week (exact across DST changes, and the index serves
+        # the range).
+        bounds = [iso_utc(datetime.combine(day, time(), tz)) for day in starts]
+        week_of = " ".join(f"WHEN published_at >= ? THEN {n}"
+                           for n in reversed(range(weeks)))
         counts = {
-            row["week"]: row
+            row["n"]: row
             for row in self.query(
-                f"""SELECT {WEEK_START.format("published_at")} AS week,
+                f"""SELECT CASE {week_of} END AS n,
                           sum(duplicate_of IS NULL) AS items,
                           sum(duplicate_of IS NOT NULL) AS duplicates,
                           sum(duplicate_of IS NULL AND EXISTS (SELECT 1 FROM tags t
                               WHERE t.item_id = items.id AND t.facet = 'policy'
                               AND t.value = '1')) AS policy
-                   FROM items WHERE published_at >= ? GROUP BY week""",
-                [first.isoformat()],
+                   FROM items WHERE published_at >= ? GROUP BY n""",
+                [*reversed(bounds), bounds[0]],
             )
         }
         out = []
-        for n in range(weeks):
-            start = first + timedelta(weeks=n)
+        for n, start in enumerate(starts):
             year, number, _ = start.isocalendar()
-            row = counts.get(start.isoformat(), {})
+            row = counts.get(n, {})
             out.append({
                 "week": f"{year}-W{number:02d}",
                 "starts": start.isoformat(),
@@ -62,13 +72,16 @@ class StatusMixin:
         )
 
     def deliveries_owed(self) -> list[dict[str, Any]]:
-        """Digest deliveries not yet done: pending, failed, or sending without an answer."""
+        """Digest deliveries not yet done: pending, failed, or sending without an answer; not
+        those the operator cancelled (`digest resolve --cancel`), which are settled."""
         marks = ", ".join("?" for _ in OWED_STATUSES)
         return self.query(
             f"""SELECT period, subscriber, status, attempts, last_error, next_attempt_at,
                        unanswered_at, updated_at
-                FROM deliveries WHERE status IN ({marks}) ORDER BY period, subscriber""",
-            list(OWED_STATUSES),
+                FROM deliveries WHERE status IN ({marks})
+                  AND NOT (status = 'failed' AND last_error IS ?)
+                ORDER BY period, subscriber""",
+            [*OWED_STATUSES, CANCELLED],
         )
 
     def file_size(self) -> int:

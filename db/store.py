@@ -7,14 +7,19 @@ import os
 from pathlib import Path
 import sqlite3
 from typing import Any, Iterator
+from urllib.parse import quote
 
 import sqlite_utils
 
 from .digests import DigestsMixin
-from .errors import NoSuchStore, NotAStore, StoreError
+from .errors import (MigrationFailed, NoSuchStore, NotAStore, SchemaTooNew, StoreError,
+                     StoreLocked, StoreReadOnly)
 from .items import ItemsMixin
 from .runs import RunsMixin
-from .schema import LATEST_VERSION, current_version, migrate
+from .schema import LATEST_VERSION, current_version, migrate, too_new
+
+# Seconds a writer waits for another's write lock (a crawl saving a batch) before giving up.
+BUSY_TIMEOUT = 30.0
 from .search import SearchMixin
 from .sources import SourcesMixin
 from .status import StatusMixin
@@ -30,19 +35,18 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
                  create: bool = True) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        version: int | None = None
         create = create and not readonly
         if not create and not self.path.exists():
             raise NoSuchStore(f"{self.path}: no such database (run `stiwatch init` first)")
         try:
             if readonly:
-                conn = sqlite3.connect(
-                    f"file:{self.path}?mode=ro", uri=True, timeout=30, isolation_level=None
-                )
+                conn = self._connect_readonly()
             else:
                 if create:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA busy_timeout = 30000")
+                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
             conn.execute("PRAGMA foreign_keys = ON")
             version = current_version(conn)
             # Checked before the WAL pragma below, which would already rewrite the header of
@@ -57,19 +61,76 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
                 # WAL + NORMAL survives a killed process; only power loss can drop the last commit.
                 conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.DatabaseError as error:
+            problem = self._environment_error(error, version)
+            if problem is not None:
+                raise problem from error
             raise NotAStore(f"{self.path}: not a stiwatch database ({error})") from error
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
         if readonly:
             if version != LATEST_VERSION:
+                conn.close()
+                if version > LATEST_VERSION:
+                    raise SchemaTooNew(f"{self.path}: {too_new(version)}")
                 raise StoreError(
                     f"{self.path}: schema version {version}, expected {LATEST_VERSION}; "
                     "open it once with `stiwatch init` to migrate"
                 )
         else:
-            self.migrated = migrate(conn)
-            # Items a migration or another tool queued for the CJK index (a no-op otherwise).
-            self.index_cjk()
+            try:
+                self.migrated = migrate(conn)
+                # Items a migration or another tool queued for the CJK index (a no-op otherwise).
+                self.index_cjk()
+            except (SchemaTooNew, MigrationFailed) as error:
+                conn.close()
+                raise type(error)(f"{self.path}: {error}") from error
+            except sqlite3.OperationalError as error:
+                conn.close()
+                raise (self._environment_error(error, version) or error) from error
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """A read-only connection (mode=ro), also to a store in a folder this user cannot
+        write to, such as a shared copy."""
+        uri = f"file:{quote(str(self.path))}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT, isolation_level=None)
+        try:
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+        except sqlite3.OperationalError as error:
+            if "unable to open database file" not in str(error):
+                raise
+            conn.close()
+            # Reading a WAL file needs its -shm file, which SQLite could not create beside
+            # it: no process has the store open for writing (a writer would have made it), so
+            # it is read as an unchanging file.
+            conn = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=BUSY_TIMEOUT,
+                                   isolation_level=None)
+        return conn
+
+    def _environment_error(self, error: sqlite3.Error,
+                           version: int | None = None) -> StoreError | None:
+        """The named error for an SQLite error that comes from the file's surroundings (a
+        lock another process keeps, a file this user cannot write, a full disk), naming the
+        file; None for any other. ``version``: the file's, when it is being opened."""
+        text = str(error)
+        if ("readonly database" in text and version is not None
+                and 0 < version < LATEST_VERSION):
+            # Even a search writes to an older file once: say why.
+            return StoreReadOnly(
+                f"{self.path}: cannot write to the database ({error}): it is at schema version "
+                f"{version} and must be migrated to {LATEST_VERSION} once, by a user who can "
+                "write it and its folder")
+        if "database is locked" in text:
+            return StoreLocked(
+                f"{self.path}: the database is locked by another process (a crawl, a run or "
+                f"another tool writing to it) and stayed so for {BUSY_TIMEOUT:g} s; try again "
+                "when it has finished")
+        if "readonly database" in text or "unable to open database file" in text:
+            return StoreReadOnly(
+                f"{self.path}: cannot write to the database ({error}): check the permissions "
+                "of the file and of its folder, where SQLite writes its -wal and -shm files")
+        if "disk is full" in text:
+            return StoreError(f"{self.path}: cannot write to the database: the disk is full")
+        return None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -89,15 +150,21 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
             with self.db.atomic():
                 yield self.db
             return
-        self.conn.execute("BEGIN IMMEDIATE")
         try:
-            yield self.db
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
-        else:
-            self.conn.execute("COMMIT")
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+        except sqlite3.OperationalError as error:
+            problem = self._environment_error(error)
+            if problem is None:
+                raise
+            raise problem from error
 
     def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
         """Run a read query and return rows as dicts."""

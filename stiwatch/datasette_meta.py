@@ -33,7 +33,7 @@ SORT_DESC = {"items": "published_at", "items_tagged": "published_at",
              "items_tagged_json": "published_at", "crawl_runs": "id",
              "runs": "id",
              "deliveries": "period"}
-HIDDEN = ("item_signatures", "signature_bands", "items_cjk_pending")
+HIDDEN = ("item_signatures", "signature_bands", "items_cjk_pending", "items_replaced")
 LABEL_COLUMNS = {"sources": "name", "labels": "name", "items": "title"}
 
 
@@ -46,8 +46,10 @@ def build_metadata(database: str) -> dict[str, Any]:
     """Datasette metadata for the store served under the name ``database``."""
     tables: dict[str, Any] = {}
     for name, doc in {**TABLES, **VIEWS}.items():
+        # Datasette shows column descriptions as plain text: the Markdown backticks go.
         entry: dict[str, Any] = {"description_html": _html(doc["description"]),
-                                 "columns": dict(doc["columns"])}
+                                 "columns": {column: meaning.replace("`", "")
+                                             for column, meaning in doc["columns"].items()}}
         if name in FACETS:
             entry["facets"] = FACETS[name]
         if name in SORT_DESC:

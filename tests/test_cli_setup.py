@@ -230,3 +230,16 @@ def test_schema_reference_is_complete_and_docs_are_current(stiwatch):
     assert stiwatch("schema").stdout == expected
     assert (REPO / "docs" / "schema.md").read_text() == expected, (
         "docs/schema.md is stale: regenerate it with `stiwatch schema > docs/schema.md`")
+
+
+def test_schema_reference_names_every_index(stiwatch):
+    """An analyst writing SQL sees which columns are indexed, partial indexes with their
+    condition (a query that does not repeat it cannot use them)."""
+    text = stiwatch("schema").stdout
+    with db.open_store(":memory:") as store:
+        names = [row[0] for row in store.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")]
+    assert names and all(f"`{name}` (" in text for name in names)
+    assert "`tags_facet_value` (facet, value, item_id)." in text
+    assert "`items_partial` (source_id) WHERE status = 'partial'" in text
+    assert "Keys and indexes: primary key (email)." in text

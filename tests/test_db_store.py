@@ -185,6 +185,17 @@ def test_same_url_is_one_row_and_a_complete_item_is_never_downgraded(store):
     assert store.known_urls(["https://e.org/a", "https://e.org/b"]) == {"https://e.org/a"}
 
 
+def test_an_item_keeps_the_source_that_first_stored_it(store):
+    """docs/schema.md: items.source_id is the source that first stored the item."""
+    store.sync_sources([SOURCE, {**SOURCE, "id": "aggregator", "url": "https://agg.example/f"}])
+    [(item_id, _)] = store.save_items([{"url": "https://e.org/a", "source_id": "src",
+                                        "title": "T", "status": "partial"}])
+    store.save_items([{"url": "https://e.org/a", "source_id": "aggregator", "title": "T",
+                       "body": "Full text"}])
+    item = store.get_item(item_id)
+    assert (item["source_id"], item["status"], item["body"]) == ("src", "complete", "Full text")
+
+
 def test_a_fetch_time_never_replaces_a_stored_date(store):
     def save(published_at: str, date_source: str, status: str = "complete") -> tuple:
         [(item_id, _)] = store.save_items([{
@@ -302,7 +313,7 @@ def test_online_backup_is_a_consistent_copy(store, tmp_path: Path):
 def test_readonly_open_refuses_writes(store, db_path: Path):
     with db.open_store(db_path, readonly=True) as reader:
         assert reader.scalar("SELECT count(*) FROM sources") == 1
-        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        with pytest.raises(db.StoreReadOnly, match="cannot write to the database"):
             reader.sync_sources([])
 
 
@@ -382,3 +393,81 @@ def test_an_older_store_has_its_copy_chains_flattened(db_path: Path):
         assert _originals(store) == {1: None, 2: 1, 3: 1, 4: 1, 5: None, 6: None}
         assert store.query("SELECT id FROM items WHERE classified_at IS NULL ORDER BY id") == [
             {"id": n} for n in (3, 4, 5, 6)]
+
+
+def test_the_documented_repair_mends_the_indexes_after_an_insert_or_replace(store, db_path):
+    """The repair docs/schema.md gives (for a store an INSERT OR REPLACE touched before
+    migration 15) leaves both full-text indexes as the items are."""
+    from db.docs import FTS
+    [(item_id, _)] = store.save_items([{"url": "https://e.org/a", "source_id": "src",
+                                        "title": "Quantum 量子技術", "body": "Old words"}])
+    conn = sqlite3.connect(db_path)
+    conn.execute("INSERT OR REPLACE INTO items (id, url, source_id, title, fetched_at) "
+                 "VALUES (?, 'https://e.org/a', 'src', 'Fusion', '2026-01-01T00:00:00Z')",
+                 [item_id])
+    conn.commit()
+    repair = FTS["items_fts"].split("repair them with `", 1)[1].split("`", 1)[0]
+    conn.executescript(repair)
+    conn.close()
+    with db.open_store(db_path) as reopened:
+        assert [r["id"] for r in reopened.search("fusion")] == [item_id]
+        for gone in ("quantum", "old", "量子技術"):
+            assert reopened.search(gone) == [], gone
+        assert reopened.scalar("SELECT count(*) FROM items_fts_cjk") == 0
+
+
+def _indexes_match_items(path: Path) -> None:
+    """Both full-text indexes hold exactly the items' current words (migration 15)."""
+    from db.cjk import has_cjk, index_text
+    with db.open_store(path) as store:  # indexes what other tools queued, as any open does
+        texts = {row["id"]: " ".join(filter(None, (row["title"], row["summary"], row["body"])))
+                 for row in store.query("SELECT id, title, summary, body FROM items")}
+        for word in ("quantum", "fusion", "budget", "old", "new"):
+            indexed = {row[0] for row in store.conn.execute(
+                "SELECT rowid FROM items_fts WHERE items_fts MATCH ?", [word])}
+            assert indexed == {i for i, text in texts.items() if word in text.lower().split()}, word
+        expected = {row["id"]: tuple(index_text(row[c]) for c in ("title", "summary", "body"))
+                    for row in store.query("SELECT * FROM items")
+                    if any(has_cjk(row[c]) for c in ("title", "summary", "body"))}
+        assert {row[0]: tuple(row[1:]) for row in store.conn.execute(
+            "SELECT rowid, title, summary, body FROM items_fts_cjk")} == expected
+
+
+@pytest.mark.parametrize("write", [
+    # sqlite-utils insert --replace: the same id, new text
+    "INSERT OR REPLACE INTO items (id, url, source_id, title, fetched_at) "
+    "VALUES (1, 'https://e.org/a', 'src', 'fusion new', '2026-01-01T00:00:00Z')",
+    # the same url under a new id
+    "REPLACE INTO items (url, source_id, title, body, fetched_at) "
+    "VALUES ('https://e.org/a', 'src', 'fusion', 'new 核融合', '2026-01-01T00:00:00Z')",
+    # two rows at once, each replacing one
+    "INSERT OR REPLACE INTO items (id, url, source_id, title, fetched_at) VALUES "
+    "(1, 'https://e.org/a', 'src', 'fusion', '2026-01-01Z'), "
+    "(2, 'https://e.org/b', 'src', 'new', '2026-01-01Z')",
+    # one new row replacing two (one by id, the other by url)
+    "INSERT OR REPLACE INTO items (id, url, source_id, title, fetched_at) "
+    "VALUES (1, 'https://e.org/b', 'src', 'fusion', '2026-01-01Z')",
+    # an upsert, an ignored insert: no replacement, the rows keep their words
+    "INSERT INTO items (id, url, source_id, title, fetched_at) VALUES "
+    "(1, 'https://e.org/a', 'src', 'fusion', '2026-01-01Z') "
+    "ON CONFLICT(id) DO UPDATE SET title = excluded.title",
+    "INSERT OR IGNORE INTO items (id, url, source_id, title, fetched_at) "
+    "VALUES (1, 'https://e.org/a', 'src', 'fusion', '2026-01-01Z')",
+    # with recursive triggers the delete triggers fire too: words are not taken out twice
+    "PRAGMA recursive_triggers = ON; INSERT OR REPLACE INTO items (id, url, source_id, title, "
+    "fetched_at) VALUES (1, 'https://e.org/a', 'src', 'fusion new', '2026-01-01Z')",
+])
+def test_another_tools_insert_or_replace_keeps_the_indexes_in_step(store, db_path, write):
+    store.save_items([
+        {"url": "https://e.org/a", "source_id": "src", "title": "Quantum budget",
+         "body": "Old words 量子技術"},
+        {"url": "https://e.org/b", "source_id": "src", "title": "Old budget"}])
+    conn = sqlite3.connect(db_path)
+    conn.executescript(write)
+    conn.commit()
+    # and then a plain insert after it (a stale note must not take any words out)
+    conn.execute("INSERT INTO items (url, source_id, title, fetched_at) "
+                 "VALUES ('https://e.org/c', 'src', 'budget', '2026-01-01Z')")
+    conn.commit()
+    conn.close()
+    _indexes_match_items(db_path)

@@ -24,6 +24,7 @@ def test_jsonl_to_stdout_has_every_item_with_tags(stiwatch, ids):
     quantum = next(r for r in rows if r["id"] == ids["jp-quantum"])
     assert quantum["title"] == "Japan launches national quantum strategy"
     assert quantum["source_name"] == "MEXT News" and quantum["policy"] == 1
+    assert quantum["policy_score"] == 0.9  # the probability behind the verdict, as stored
     assert quantum["areas"] == ["governance"] and quantum["domains"] == ["quantum"]
     assert quantum["countries"] == ["JP"] and quantum["regions"] == ["east_asia"]
     assert "quantum computing centres" in quantum["body"]
@@ -43,6 +44,7 @@ def test_csv_to_a_file_with_since(stiwatch, ids, tmp_path):
                                                               "us-discovery")}
     security = next(r for r in rows if int(r["id"]) == ids["us-security"])
     assert security["countries"] == "CN,US" and security["areas"] == "research_security"
+    assert (security["policy"], security["policy_score"]) == ("1", "0.9")
     assert not list(tmp_path.glob(".items.csv.*"))  # no temporary file left behind
 
 

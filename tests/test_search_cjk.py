@@ -7,8 +7,10 @@ pairs (db/cjk.py, items_fts_cjk); `stiwatch search` and the `search_cjk` canned 
 from __future__ import annotations
 
 import json
+import os
 import random
 import sqlite3
+import time
 
 import pytest
 
@@ -247,3 +249,104 @@ def test_the_canned_query_for_datasette(db_path, ids, q, country, expected):
     keys = {item_id: key for key, item_id in ids.items()}
     assert {keys[row["id"]] for row in rows} == expected
     assert all(q in row["title"] + row["context"] for row in rows)
+
+
+# A Japanese story under three URLs (the original and two near-duplicates with words of their
+# own) and another item: (key, published_at, duplicate of, title, body).
+CJK_STORY = [
+    ("original", "2026-11-10T03:00:00Z", None, "量子予算が増加", "文部科学省は量子の予算を増やした。"),
+    ("copy-a", "2026-11-12T03:00:00Z", "original", "量子予算が大幅に増加",
+     "文部科学省は量子の予算を増やした。専門家は追い風と呼ぶ。"),
+    ("copy-b", "2026-11-09T03:00:00Z", "original", "国会：量子予算が増加",
+     "文部科学省は量子の予算を増やした。"),
+    ("fusion", "2026-11-11T03:00:00Z", None, "核融合研究の予算", "核融合研究に独自の予算。"),
+]
+
+
+def canned_cjk(db_path, q: str, country: str = "", since: str = "") -> list[dict]:
+    with db.open_store(db_path, readonly=True) as store:
+        return store.query(CANNED_QUERIES["search_cjk"]["sql"],
+                           {"q": q, "country": country, "since": since})
+
+
+@pytest.fixture
+def story_ids(db_path) -> dict[str, int]:
+    with db.open_store(db_path) as store:
+        store.sync_sources(analysts_store.SOURCES)
+        ids: dict[str, int] = {}
+        for key, published, original, title, body in CJK_STORY:
+            [(ids[key], _)] = store.save_items([{
+                "url": f"https://mext.example/{key}", "source_id": "mext-news", "title": title,
+                "body": body, "published_at": published, "date_source": "feed",
+                "language": "ja", "duplicate_of": ids[original] if original else None}])
+    return ids
+
+
+def test_the_canned_query_shows_each_story_once_as_stiwatch_search_does(db_path, story_ids):
+    keys = {item_id: key for key, item_id in story_ids.items()}
+
+    def shown(q: str, **filters: str) -> list[tuple[str, str | None, int]]:
+        rows = canned_cjk(db_path, q, **filters)
+        with db.open_store(db_path, readonly=True) as store:
+            cli = store.search(q, **{k: [v] if k == "countries" else v
+                                     for k, v in filters.items() if v}, limit=100)
+        assert [row["id"] for row in rows] == [row["id"] for row in cli], q
+        return [(keys[row["id"]], row["duplicate_of"] and keys[row["duplicate_of"]],
+                 row["copies"]) for row in rows]
+
+    # The original matches: the story once, as its original.
+    assert sorted(shown("量子")) == [("original", None, 2)]
+    assert sorted(shown("予算")) == [("fusion", None, 0), ("original", None, 2)]
+    # A word only a copy has: the story is found, shown as that copy.
+    assert shown("追い風") == [("copy-a", "original", 2)]
+    assert shown("国会") == [("copy-b", "original", 2)]
+    # A filter the original fails but a copy meets: the copy stands for the story.
+    assert shown("量子", since="2026-11-11") == [("copy-a", "original", 2)]
+
+
+def test_the_canned_query_reads_since_as_a_local_day(db_path, story_ids):
+    """`since` is a day in the local time of the process running the query (`stiwatch serve`
+    sets it to the `timezone` setting), as `stiwatch search --since` reads it."""
+    # 2026-11-10T03:00:00Z is 12:00 on 10 Nov in Tokyo, 22:00 on 9 Nov in New York.
+    before = os.environ.get("TZ")
+    try:
+        for zone, since, found_original in (("UTC", "2026-11-10", True),
+                                            ("Asia/Tokyo", "2026-11-10", True),
+                                            ("Asia/Tokyo", "2026-11-11", False),
+                                            ("America/New_York", "2026-11-10", False),
+                                            ("America/New_York", "2026-11-09", True)):
+            os.environ["TZ"] = zone
+            time.tzset()
+            rows = canned_cjk(db_path, "量子", since=since)
+            assert (rows[0]["id"] == story_ids["original"]) is found_original, (zone, since)
+    finally:
+        os.environ.pop("TZ", None) if before is None else os.environ.update(TZ=before)
+        time.tzset()
+    assert canned_cjk(db_path, "量子", since="not a date") == []
+
+
+@pytest.mark.parametrize("q", ['"', '量"子', '"量子"', "'", "*", "量子*", "NOT", "(", "^量"])
+def test_the_canned_query_takes_any_text_without_an_fts5_error(db_path, story_ids, q):
+    canned_cjk(db_path, q)  # Datasette would show "unterminated string" and no rows
+
+
+def test_a_queue_another_process_indexes_meanwhile_is_no_error(db_path, ids):
+    """Two processes index the queue another tool filled (or the upgrade that queues every
+    item): the one that waited for the lock finds it empty."""
+    import threading
+
+    with db.open_store(db_path) as store:
+        conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        conn.execute("INSERT INTO items (url, source_id, title, fetched_at) VALUES "
+                     "('https://e.org/x', 'mext-news', '核融合の研究', '2026-01-01T00:00:00Z')")
+        # The other process takes the lock and indexes the queue, committing a moment later.
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("DELETE FROM items_cjk_pending")
+        timer = threading.Timer(0.5, conn.execute, ["COMMIT"])
+        timer.start()
+        try:
+            store.index_cjk()  # sees the queue, waits for the lock, finds it empty
+        finally:
+            timer.join()
+            conn.close()
+        assert store.scalar("SELECT count(*) FROM items_cjk_pending") == 0

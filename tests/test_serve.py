@@ -78,6 +78,8 @@ def test_metadata_documents_every_table_and_column(tmp_path):
                 continue
             columns = [row[1] for row in store.conn.execute(f"PRAGMA table_info({name})")]
             assert set(columns) <= set(tables[name]["columns"]), name
+            # shown as plain text, where Markdown's backticks would stay
+            assert not any("`" in text for text in tables[name]["columns"].values()), name
         # Every canned query runs on a real store (its parameters given).
         for name, query in CANNED_QUERIES.items():
             store.query(query["sql"], {"country": "JP", "q": "研究", "since": ""})
@@ -177,3 +179,70 @@ def test_a_busy_port_is_one_line_naming_it_before_any_announcement(db_path, tmp_
     assert result.stdout == ""  # never "Serving ... at" a port it does not hold
     assert result.stderr.startswith(f"Error: cannot listen on 127.0.0.1:{port} (")
     assert result.stderr.count("\n") == 1
+
+
+def test_canned_queries_run_on_an_empty_store_and_read_days_in_the_timezone(db_path, tmp_path):
+    """Every canned query answers on a store with no items; search_cjk's since is a day in
+    the `timezone` setting (Asia/Tokyo by default), as `stiwatch search --since` reads it."""
+    with db.open_store(db_path):
+        pass
+    with serving(db_path, tmp_path) as base:
+        for name in CANNED_QUERIES:
+            status, body = get(f"{base}/stiwatch/{name}.json?q=%E7%A0%94%E7%A9%B6&country=JP"
+                               "&since=2026-11-18&_shape=objects")
+            assert status == 200 and json.loads(body)["ok"], (name, body[:300])
+    with db.open_store(db_path) as store:
+        store.sync_sources(analysts_store.SOURCES[:1])
+        # 23:59:59 on 17 Nov and 01:00 on 18 Nov in Tokyo: both on 17 Nov in UTC.
+        store.save_items([{"url": f"https://mext-news.example/{key}", "source_id": "mext-news",
+                           "title": f"研究予算 {key}", "published_at": published,
+                           "date_source": "feed"}
+                          for key, published in (("late-17", "2026-11-17T14:59:59Z"),
+                                                 ("tokyo-18", "2026-11-17T16:00:00Z"))])
+    with serving(db_path, tmp_path) as base:
+        status, body = get(f"{base}/stiwatch/search_cjk.json?q=%E7%A0%94%E7%A9%B6&country="
+                           "&since=2026-11-18&_shape=array")
+        assert status == 200 and [row["title"] for row in json.loads(body)] == [
+            "研究予算 tokyo-18"]
+
+
+def test_the_weekly_canned_queries_use_the_weeks_of_the_timezone_setting(db_path, tmp_path):
+    """This week and the weekly trend start on Monday in Asia/Tokyo (the default `timezone`),
+    as the digest and `stiwatch trends` do, not on Monday in UTC."""
+    from datetime import datetime, time as clock, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    tokyo = ZoneInfo("Asia/Tokyo")
+    today = datetime.now(tokyo).date()
+    monday = datetime.combine(today - timedelta(days=today.weekday()), clock(), tokyo)
+    times = {"monday-0030": monday + timedelta(minutes=30),  # this week in Tokyo, not in UTC
+             "sunday-2330": monday - timedelta(minutes=30)}  # last week in Tokyo
+    with db.open_store(db_path) as store:
+        store.sync_sources(analysts_store.SOURCES[:1])
+        saved = store.save_items([
+            {"url": f"https://mext-news.example/{key}", "source_id": "mext-news",
+             "title": f"Budget {key}", "date_source": "feed",
+             "published_at": moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+            for key, moment in times.items()])
+        store.save_classifications(
+            [(item_id, [{"facet": "policy", "value": "1", "score": 0.9, "method": "model"},
+                        {"facet": "area", "value": "governance", "score": 0.9,
+                         "method": "model"}]) for item_id, _ in saved], "test-1")
+    with serving(db_path, tmp_path) as base:
+        status, body = get(f"{base}/stiwatch/policy_this_week_by_area.json?_shape=array")
+        assert status == 200 and [row["title"] for row in json.loads(body)] == [
+            "Budget monday-0030"]
+        status, body = get(f"{base}/stiwatch/weekly_trend_by_area.json?_shape=array")
+        weeks = {row["week_start"]: row["items"] for row in json.loads(body)}
+        assert weeks == {monday.date().isoformat(): 1,
+                         (monday.date() - timedelta(days=7)).isoformat(): 1}
+
+
+def test_items_of_country_takes_the_code_as_typed(db_path):
+    """A code with spaces around it or in lower case, as typed into the form, still matches."""
+    ids = analysts_store.build(db_path)
+    sql = CANNED_QUERIES["items_of_country"]["sql"]
+    with db.open_store(db_path, readonly=True) as store:
+        for typed in ("JP", "jp", " jp ", "JP\t"):
+            rows = store.query(sql, {"country": typed})
+            assert {row["id"] for row in rows} == {ids["jp-quantum"], ids["jp-semis"]}, typed

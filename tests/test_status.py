@@ -84,3 +84,39 @@ def test_status_of_a_fresh_store(stiwatch, db_path):
 def test_status_without_a_database(stiwatch):
     result = stiwatch("status")
     assert result.exit_code == 2 and "no such database" in result.output
+
+
+def test_a_delivery_the_operator_cancelled_is_not_owed(stiwatch, db_path):
+    """`digest resolve --cancel` settles a delivery: status stops listing it as owed."""
+    analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        store.save_subscribers([{"email": "a@example.org"}])
+        store.ensure_deliveries("2026-W40", ["a@example.org"])
+    assert "Deliveries owed: 1" in stiwatch("status").output
+    result = stiwatch("digest", "resolve", "a@example.org", "--week", "2026-W40", "--cancel")
+    assert result.exit_code == 0, result.output
+    assert "Deliveries owed: none" in stiwatch("status").output
+    assert json.loads(stiwatch("status", "--json").output)["deliveries_owed"] == []
+
+
+def test_weeks_are_those_of_the_timezone_setting(stiwatch, db_path):
+    """Status counts a week as the digest and `stiwatch trends` do: Monday to Sunday in the
+    `timezone` setting (Asia/Tokyo by default), not in UTC."""
+    from datetime import datetime, time, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    tokyo = ZoneInfo("Asia/Tokyo")
+    today = datetime.now(tokyo).date()
+    monday = datetime.combine(today - timedelta(days=today.weekday()), time(), tokyo)
+    with db.open_store(db_path) as store:
+        store.sync_sources(analysts_store.SOURCES[:1])
+        store.save_items([{"url": "https://mext-news.example/a", "source_id": "mext-news",
+                           "title": "Budget", "date_source": "feed",
+                           "published_at": (monday + timedelta(minutes=30)).astimezone(
+                               timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}])
+    weeks = json.loads(stiwatch("status", "--json").output)["weeks"]
+    assert weeks[-1]["starts"] == monday.date().isoformat() and weeks[-1]["items"] == 1
+    weeks = json.loads(stiwatch("status", "--json", env={"STIWATCH_TIMEZONE": "UTC"}).output)[
+        "weeks"]
+    assert sum(week["items"] for week in weeks) == 1 and weeks[-1]["items"] == 0
+    assert "weeks in Asia/Tokyo" in stiwatch("status").output

@@ -18,7 +18,7 @@ from .search import DATE_HELP
 
 COLUMNS = ["id", "url", "source_id", "source_name", "title", "summary", "body", "language",
            "published_at", "date_source", "fetched_at", "status", "duplicate_of", "policy",
-           "areas", "domains", "countries", "regions"]
+           "policy_score", "areas", "domains", "countries", "regions"]
 LISTS = ("areas", "domains", "countries", "regions")
 
 
@@ -53,7 +53,9 @@ def export_command(app: App, fmt: str, since: str | None, out: str | None) -> No
 
     Items are read and written a batch at a time, so a store of millions of items exports in
     constant memory. Columns: id, url, source, title, summary, body, language, dates, status,
-    duplicate_of (near-duplicates are included and point at their original), then the tags.
+    duplicate_of (near-duplicates are included and point at their original), then the tags:
+    policy (1 or 0) with policy_score (the probability of policy relevance), areas, domains,
+    countries, regions.
     Times are as stored, in UTC (`2026-11-17T16:00:00Z`); --since reads DATE in the
     `timezone` setting.
     """

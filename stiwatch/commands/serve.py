@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 import errno
 import os
 import socket
+import time
 
 import click
+
+from digest.weeks import zone
 
 from ..app import App, pass_app
 from ..datasette_meta import build_metadata
@@ -35,6 +39,19 @@ def listen(host: str, port: int) -> socket.socket:
         raise UserError(f"cannot listen on {host}:{port} ({reason}){hint}") from None
 
 
+def local_time(name: str) -> None:
+    """Make the `timezone` setting this process's local time, which SQLite's 'utc' and
+    'localtime' modifiers use: the canned queries read days as `stiwatch search` does."""
+    tz = zone(name)
+    os.environ["TZ"] = name
+    time.tzset()
+    now = datetime.now(timezone.utc)
+    if now.astimezone().utcoffset() != now.astimezone(tz).utcoffset():
+        # The C library lacks the zone (no system tzdata) and fell back to UTC.
+        click.echo(f"Warning: the system has no time zone data for {name!r}: the canned "
+                   "queries read days in UTC", err=True)
+
+
 @click.command("serve")
 @click.option("--port", default=8001, show_default=True, type=click.IntRange(1, 65535),
               help="TCP port to listen on.")
@@ -59,6 +76,7 @@ def serve_command(app: App, port: int, host: str) -> None:
     import asyncio
     import uvicorn
 
+    local_time(app.settings["timezone"])
     store = app.existing_store()  # an old file is migrated first, so the canned queries fit
     listener = listen(host, port)
     path = store.path.resolve()

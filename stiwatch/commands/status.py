@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 import click
+
+from digest.weeks import zone
 
 from ..app import App, pass_app
 from ..output import echo_json, echo_table
@@ -74,7 +76,7 @@ def _timed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def gather(store, now: datetime) -> dict[str, Any]:
+def gather(store, now: datetime, tz: tzinfo = timezone.utc) -> dict[str, Any]:
     runs = _timed(store.crawl_runs(limit=5))
     scheduled = _timed(store.runs(limit=5))
     failing = []
@@ -89,7 +91,7 @@ def gather(store, now: datetime) -> dict[str, Any]:
         "items": store.scalar("SELECT count(*) FROM items"),
         "scheduled_runs": scheduled,
         "runs": runs,
-        "weeks": store.items_per_week(8, now.date()),
+        "weeks": store.items_per_week(8, now.astimezone(tz).date(), tz),
         "failing_sources": failing,
         "deliveries_owed": store.deliveries_owed(),
     }
@@ -102,13 +104,13 @@ def status_command(app: App, as_json: bool) -> None:
     """Show the health of this installation at a glance.
 
     Lists the last scheduled runs and crawl runs, items published per week over the last 8 weeks (with policy
-    items and folded duplicates), sources that are failing (last error, since when and for how
-    long), digest deliveries still owed (pending, failed, or sending without an answer), the
-    schema version and the database size.
+    items and folded duplicates; ISO weeks in the `timezone` setting), sources that are failing (last error, since when and for how
+    long), digest deliveries still owed (pending, failed, or sending without an answer; not
+    those cancelled with `digest resolve --cancel`), the schema version and the database size.
     """
     store = app.existing_store()
     now = datetime.now(timezone.utc)
-    report = gather(store, now)
+    report = gather(store, now, zone(app.settings["timezone"]))
     if as_json:
         echo_json(report)
         return
@@ -130,7 +132,7 @@ def status_command(app: App, as_json: bool) -> None:
                    ["id", "started_at", "status", "took", "stats"], max_width=120)
     else:
         click.echo("  none yet (run `stiwatch crawl` or `stiwatch run`)")
-    click.echo("\nItems per week (by publication date, UTC):")
+    click.echo(f"\nItems per week (by publication date, weeks in {app.settings['timezone']}):")
     echo_table(report["weeks"], ["week", "starts", "items", "policy", "duplicates"])
     failing = report["failing_sources"]
     click.echo(f"\nFailing sources: {len(failing) or 'none'}")

@@ -1,0 +1,172 @@
+"""A store the CLI cannot use as it is (locked by another writer, read-only, from a newer
+stiwatch, a migration step that fails): one error line naming the file, the data untouched."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+import os
+from pathlib import Path
+import shutil
+import sqlite3
+import subprocess
+from typing import Iterator
+
+import pytest
+
+import analysts_store
+import db
+import db.store
+from db.schema import LATEST_VERSION, migrate
+
+
+def error_line(result) -> str:
+    """The one line a failed command printed (its output, which must be just that line)."""
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+@contextmanager
+def write_lock(path: Path) -> Iterator[None]:
+    """Another process's write transaction on the store, held while the block runs."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+def test_a_store_locked_by_another_writer_is_one_line_naming_it(stiwatch, db_path, monkeypatch):
+    analysts_store.build(db_path)
+    monkeypatch.setattr(db.store, "BUSY_TIMEOUT", 0.2)
+    with write_lock(db_path):
+        result = stiwatch("tag", "1", "--add", "area=society")
+        # reading needs no lock: search and status still work meanwhile
+        assert stiwatch("search", "quantum").exit_code == 0
+    assert result.exit_code == 2
+    line = error_line(result)
+    assert line.startswith(f"Error: {db_path}: the database is locked by another process")
+    with db.open_store(db_path) as store:
+        assert store.tags_of(1) and not store.query(
+            "SELECT 1 FROM tags WHERE item_id = 1 AND value = 'society'")
+
+
+def test_an_older_store_locked_while_it_would_migrate_is_one_line(stiwatch, db_path,
+                                                                  monkeypatch):
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrate(conn, target=LATEST_VERSION - 1)
+    conn.close()
+    monkeypatch.setattr(db.store, "BUSY_TIMEOUT", 0.2)
+    with write_lock(db_path):
+        result = stiwatch("status")
+    assert result.exit_code == 2
+    assert error_line(result).startswith(
+        f"Error: {db_path}: the database is locked by another process")
+    assert stiwatch("status").exit_code == 0  # once free, it migrates
+
+
+@contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """The store file and its folder made read-only (root also needs the immutable flag)."""
+    folder = path.parent
+    modes = {p: p.stat().st_mode for p in (path, folder)}
+    path.chmod(0o444)
+    folder.chmod(0o555)
+    immutable = []
+    try:
+        if os.geteuid() == 0:
+            if not shutil.which("chattr"):
+                pytest.skip("root can write any file; making one read-only needs chattr")
+            for p in (path, folder):
+                if subprocess.run(["chattr", "+i", str(p)], capture_output=True).returncode:
+                    pytest.skip("root can write any file and chattr +i is refused here")
+                immutable.append(p)
+        yield
+    finally:
+        for p in reversed(immutable):
+            subprocess.run(["chattr", "-i", str(p)], check=True)
+        for p, mode in modes.items():
+            p.chmod(mode)
+
+
+def test_a_read_only_store_reads_and_refuses_writes_in_one_line(stiwatch, db_path):
+    analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db_path.with_name(db_path.name + "-wal").unlink(missing_ok=True)
+    db_path.with_name(db_path.name + "-shm").unlink(missing_ok=True)
+    before = db_path.read_bytes()
+    with read_only(db_path.parent / "stiwatch.db"):
+        searched = stiwatch("search", "quantum")
+        assert searched.exit_code == 0, searched.output
+        result = stiwatch("tag", "1", "--add", "area=society")
+    assert result.exit_code == 2
+    assert error_line(result).startswith(f"Error: {db_path}: cannot write to the database")
+    assert db_path.read_bytes() == before
+
+
+def test_a_store_from_a_newer_stiwatch_is_one_line_naming_it(stiwatch, db_path):
+    with db.open_store(db_path) as store:
+        store.conn.execute("INSERT INTO schema_migrations VALUES (?, 'future', '2030-01-01')",
+                           [LATEST_VERSION + 1])
+    for command in (["status"], ["search", "quantum"], ["init"], ["export", "--format", "csv"]):
+        result = stiwatch(*command)
+        assert result.exit_code == 2, command
+        assert error_line(result) == (
+            f"Error: {db_path}: schema version {LATEST_VERSION + 1} is newer than this stiwatch "
+            f"knows (up to {LATEST_VERSION}): upgrade stiwatch to open it"), command
+    with pytest.raises(db.SchemaTooNew, match="upgrade stiwatch"):
+        db.open_store(db_path, readonly=True)
+
+
+def test_a_failing_migration_step_is_one_line_and_leaves_the_older_store_usable(stiwatch,
+                                                                               db_path):
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrate(conn, target=11)
+    conn.execute("INSERT INTO sources (id, name, kind, url, added_at, updated_at) VALUES "
+                 "('s', 'S', 'feed', 'https://s.example/feed', '2026-01-01', '2026-01-01')")
+    conn.execute("INSERT INTO items (url, source_id, title, fetched_at) VALUES "
+                 "('https://s.example/a', 's', 'Quantum strategy', '2026-01-01T00:00:00Z')")
+    # Someone added by hand the column migration 12 adds: its ALTER TABLE fails.
+    conn.execute("ALTER TABLE deliveries ADD COLUMN unanswered_at TEXT")
+    conn.close()
+    result = stiwatch("status")
+    assert result.exit_code == 2
+    line = error_line(result)
+    assert line.startswith(f"Error: {db_path}: migration 12 (")
+    assert "duplicate column name: unanswered_at" in line
+    assert line.endswith("the file is left at schema version 11")
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == 11
+    assert conn.execute("SELECT title FROM items").fetchall() == [("Quantum strategy",)]
+    conn.execute("ALTER TABLE deliveries DROP COLUMN unanswered_at")
+    conn.close()
+    assert stiwatch("init").exit_code == 0
+    with db.open_store(db_path) as store:
+        assert store.schema_version == LATEST_VERSION
+        assert store.search("quantum")[0]["title"] == "Quantum strategy"
+
+
+def test_a_store_whose_path_has_uri_characters_is_read_read_only(stiwatch, tmp_path):
+    """The read-only open goes through an SQLite URI, where # ? and % have meanings."""
+    path = tmp_path / "shared #1 ?50% off" / "stiwatch.db"
+    path.parent.mkdir()
+    analysts_store.build(path)
+    with db.open_store(path, readonly=True) as store:
+        assert store.schema_version == LATEST_VERSION
+        assert store.search("quantum")
+
+
+def test_an_older_read_only_store_says_it_needs_migrating(stiwatch, db_path):
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrate(conn, target=LATEST_VERSION - 1)
+    conn.close()
+    with read_only(db_path):
+        result = stiwatch("search", "quantum")
+    assert result.exit_code == 2
+    line = error_line(result)
+    assert line.startswith(f"Error: {db_path}: cannot write to the database")
+    assert line.endswith(f"it is at schema version {LATEST_VERSION - 1} and must be migrated to "
+                         f"{LATEST_VERSION} once, by a user who can write it and its folder")
