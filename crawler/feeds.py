@@ -150,12 +150,18 @@ def _iso(parsed: Any) -> str | None:
     return iso_utc(moment)
 
 
+# A character reference left in plain text ("R&amp;D", "&#8211;"): named, decimal or hex.
+_STRAY_REFERENCE = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});")
+
+
 def _text_of(entry: Any, key: str) -> str:
     """Plain text of an entry field, whatever markup the feed put in it."""
     value = entry.get(key) or ""
     detail = entry.get(f"{key}_detail") or {}
     if detail.get("type") == "text/plain" and "<" not in value:
-        return normalise_space(value)
+        # Plain text means no references, but CMSs escape their titles twice ("R&amp;amp;D"
+        # read as "R&amp;D"): a complete reference is taken as the character it names.
+        return normalise_space(_STRAY_REFERENCE.sub(lambda m: html.unescape(m.group(0)), value))
     return html_to_text(value)
 
 
