@@ -66,6 +66,12 @@ class RequestHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def send_redirect(self, location: str, status: int = 301) -> None:
+        self.send_response(status)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def serve_file(self, path: str) -> None:
         root = self.server.owner.root
         if root is None:
@@ -134,6 +140,10 @@ class MockServer:
             return handler
 
         return register
+
+    def redirect(self, path: str, location: str, status: int = 301) -> None:
+        """Answer ``path`` with a redirect to ``location``."""
+        self.routes[path] = lambda handler: handler.send_redirect(location, status)
 
     def requested(self, path: str) -> list[Request]:
         return [r for r in self.requests if urlsplit(r.path).path == path]

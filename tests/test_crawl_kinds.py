@@ -76,12 +76,7 @@ def test_article_known_under_its_listing_url_is_not_fetched_again(stiwatch, http
     """A listing link that redirects is stored under the page's URL and remembered as an alias."""
     base = build_site(http_server)
 
-    @http_server.route("/go/budget")
-    def redirect(handler):
-        handler.send_response(301)
-        handler.send_header("Location", "/news/budget.html")
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
+    http_server.redirect("/go/budget", "/news/budget.html")
 
     reg = registry(tmp_path / "sources.toml", [
         {"id": "moved", "kind": "html", "url": f"{base}/moved.html", "links": "ul.news a"}])

@@ -75,12 +75,7 @@ def test_refresh_updates_a_redirected_article_in_place(stiwatch, http_server, tm
     # with the listing URL as an alias. --refresh stored a second row under /go/budget.
     base = build_site(http_server)
 
-    @http_server.route("/go/budget")
-    def redirect(handler):
-        handler.send_response(301)
-        handler.send_header("Location", "/news/budget.html")
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
+    http_server.redirect("/go/budget", "/news/budget.html")
 
     reg = registry(tmp_path / "sources.toml", [
         {"id": "moved", "kind": "html", "url": f"{base}/moved.html", "links": "ul.news a"}])
@@ -134,12 +129,7 @@ def test_a_feed_that_moved_permanently_is_noted_on_the_source(stiwatch, http_ser
     # old URL until it stopped redirecting.
     base = build_site(http_server)
 
-    @http_server.route("/rss/old.xml")
-    def moved(handler):
-        handler.send_response(301)
-        handler.send_header("Location", "/feed.xml")
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
+    http_server.redirect("/rss/old.xml", "/feed.xml")
 
     reg = registry(tmp_path / "sources.toml", [
         {"id": "moved", "kind": "feed", "url": f"{base}/rss/old.xml"}])
@@ -275,12 +265,7 @@ def test_a_feed_that_became_a_login_page_says_so(stiwatch, http_server, tmp_path
     # the feed now redirects to, and did not say that the source's URL redirected.
     base = build_site(http_server)
 
-    @http_server.route("/members/feed.xml")
-    def to_login(handler):
-        handler.send_response(302)
-        handler.send_header("Location", "/login?next=/members/feed.xml")
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
+    http_server.redirect("/members/feed.xml", "/login?next=/members/feed.xml", 302)
 
     login = (b"<!DOCTYPE html>\n<html><head><title>Sign in &middot; Members</title></head>"
              b"<body><form><input name=user><input type=password name=pw></form></body></html>")

@@ -36,10 +36,7 @@ def _misbehaving(server):
 
     @server.route("/loop")
     def loop(handler):
-        handler.send_response(302)
-        handler.send_header("Location", f"/loop?n={len(server.requested('/loop'))}")
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
+        handler.send_redirect(f"/loop?n={len(server.requested('/loop'))}", 302)
 
     bomb = gzip.compress(b"\0" * (20 * 1024 * 1024))
 
@@ -87,17 +84,7 @@ def _misbehaving(server):
     # repeated URL is dropped as already seen, and the article with it.
     for here, there in (("/articles/loop1.html", "/articles/loop2.html"),
                         ("/articles/loop2.html", "/articles/loop1.html")):
-        server.route(here)(_redirect_to(there))
-
-
-def _redirect_to(path):
-    def redirect(handler):
-        handler.send_response(301)
-        handler.send_header("Location", path)
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
-
-    return redirect
+        server.redirect(here, there)
 
 
 BROKEN = {
