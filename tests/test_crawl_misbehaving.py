@@ -283,14 +283,19 @@ def test_a_feed_that_became_a_login_page_says_so(stiwatch, http_server, tmp_path
         "redirects there).")
 
 
+def refuse_article_pages(http_server) -> None:
+    """A firewall in front of the newsroom site: 403 for every article page its feed lists."""
+    for page in ("quantum", "budget", "flaky"):
+        http_server.route(f"/news/{page}.html")(
+            lambda handler: handler.send_body(403, b"<title>Access denied</title>"))
+
+
 def test_a_source_none_of_whose_article_pages_can_be_read_is_noted(stiwatch, http_server,
                                                                     tmp_path, db_path):
     # A firewall answers 403 to every article page while the feed still works: the source
     # said "ok" with no error and no note, its articles kept only as the feed described them.
     base = build_site(http_server)
-    for page in ("quantum", "budget", "flaky"):
-        http_server.route(f"/news/{page}.html")(
-            lambda handler: handler.send_body(403, b"<title>Access denied</title>"))
+    refuse_article_pages(http_server)
     reg = registry(tmp_path / "sources.toml", [
         {"id": "walled", "kind": "feed", "url": f"{base}/feed.xml"},
         {"id": "fine", "kind": "feed", "url": f"{base}/fine.xml"}])
@@ -319,9 +324,7 @@ def test_a_source_none_of_whose_article_pages_can_be_read_is_noted(stiwatch, htt
 def test_sources_list_shows_each_sources_note(stiwatch, http_server, tmp_path, db_path):
     # The crawl's notes on sources that worked were stored but shown only by `--json`.
     base = build_site(http_server)
-    for page in ("quantum", "budget", "flaky"):
-        http_server.route(f"/news/{page}.html")(
-            lambda handler: handler.send_body(403, b"<title>Access denied</title>"))
+    refuse_article_pages(http_server)
     reg = registry(tmp_path / "sources.toml", [
         {"id": "walled", "kind": "feed", "url": f"{base}/feed.xml"},
         {"id": "missing", "kind": "feed", "url": f"{base}/nothing.xml"}])
