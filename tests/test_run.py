@@ -326,6 +326,9 @@ def test_bad_input_stops_a_run_before_it_crawls_and_the_stop_is_recorded(tmp_pat
     runs = rows(db, "SELECT command, status, exit_code, steps FROM runs ORDER BY id")
     assert [run[:3] for run in runs] == [("run", "failed", 2)] * 2
     assert json.loads(runs[1][3])[0]["summary"].startswith(f"lexicon file {bad_lexicon}")
+    # `status` names such a stop as operations.md does, apart from a step that failed
+    status = stiwatch(db, "status")
+    assert re.search(r"failed\s+2\s+\S+\s+start:error$", status.stdout, re.M), status.stdout
 
 
 @pytest.mark.parametrize("lock_file, reason", [
