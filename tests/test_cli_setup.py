@@ -199,6 +199,19 @@ def test_an_sqlite_file_of_something_else_is_refused_and_left_alone(args, tmp_pa
     assert list((tmp_path / "work").iterdir()) == []
 
 
+@pytest.mark.parametrize("args", NEEDS_A_STORE + CREATE_A_STORE, ids=" ".join)
+def test_a_folder_given_as_the_database_is_named_as_one(args, tmp_path: Path):
+    """`--db /var/lib/stiwatch/` said "not a stiwatch database (disk I/O error)"."""
+    folder = tmp_path / "var"
+    folder.mkdir()
+    result = CliRunner().invoke(cli, ["--db", str(folder), *args])
+    assert result.exit_code == 2, result.output
+    assert _errors(result.output) == [
+        f"Error: {folder}: is a folder, not a database file (give the file, e.g. "
+        f"{folder / 'stiwatch.db'})"]
+    assert list(folder.iterdir()) == []
+
+
 def test_commands_that_set_a_store_up_still_create_it(stiwatch, db_path: Path):
     assert stiwatch("subscribers", "add", "a@example.org").exit_code == 0
     assert db_path.exists()
