@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import click
+from click.testing import CliRunner
 import pytest
 
 from conftest import REPO
@@ -64,3 +65,26 @@ def test_readme_lists_every_option_of_train():
         if isinstance(param, click.Option) and param.name not in ("help", "stip_file"):
             assert any(f"`{opt}" in row for opt in param.opts + param.secondary_opts), \
                 f"README's train row does not list {param.opts[0]}"
+
+
+@pytest.mark.parametrize("args, option, usage, command", [
+    (["run", "--quiet"], "--quiet", "--quiet", "run"),
+    (["digest", "send", "-q"], "-q", "--quiet", "digest send"),
+    (["status", "--db", "x.db"], "--db", "--db PATH", "status"),
+    (["search", "--config", "f.toml", "x"], "--config", "--config FILE", "search"),
+])
+def test_a_global_option_after_the_command_says_where_it_goes(args, option, usage, command):
+    """`stiwatch run --quiet` (a natural crontab line) said only "No such option '--quiet'.
+    Did you mean '--digest'?"."""
+    result = CliRunner().invoke(cli, args, prog_name="stiwatch")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: No such option '{option}' for `stiwatch {command}`: it is an option of "
+        f"stiwatch itself and comes before the command: stiwatch {usage} {command} ...")
+    assert "Did you mean" not in result.stderr
+
+
+def test_a_misspelt_option_still_gets_clicks_suggestion():
+    result = CliRunner().invoke(cli, ["run", "--digets"], prog_name="stiwatch")
+    assert result.exit_code == 2
+    assert "No such option '--digets'. Did you mean '--digest'?" in result.stderr
