@@ -9,6 +9,7 @@ never ends up in a backup or a repository.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import difflib
 import email.policy
 import math
 import os
@@ -347,6 +348,26 @@ def _constrain(setting: Setting, value: Any, kind: str) -> None:
         setting.check(value)
 
 
+# STIWATCH_* variables that are not settings: read elsewhere (the config file's path, extra
+# Scrapy settings) or by the test suite and benchmarks (the shared data, the browser).
+OTHER_ENVIRONMENT = frozenset({"STIWATCH_CONFIG", "STIWATCH_SCRAPY_SETTINGS",
+                               "STIWATCH_SHARED_DATA", "STIWATCH_CHROMIUM"})
+
+
+def _check_environment_names(environ: Mapping[str, str]) -> None:
+    """A misspelt STIWATCH_ variable is refused as a misspelt file key is: ignored, it would
+    leave its setting at the default (STIWATCH_DATABASE: a new store in the working folder)."""
+    known = {setting.env for setting in SETTINGS} | OTHER_ENVIRONMENT
+    for name in sorted(environ):
+        if name.startswith("STIWATCH_") and name not in known:
+            close = difflib.get_close_matches(name.removeprefix("STIWATCH_"),
+                                              [k.removeprefix("STIWATCH_") for k in known], n=1)
+            hint = f"did you mean STIWATCH_{close[0]}? " if close else ""
+            raise ConfigError(f"environment {name}: unknown setting "
+                              f"{name.removeprefix('STIWATCH_').lower()!r} ({hint}see "
+                              "`stiwatch config`)")
+
+
 def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path | None:
     """The config file to read: the flag, else $STIWATCH_CONFIG, else ./stiwatch.toml if any."""
     chosen = explicit or environ.get("STIWATCH_CONFIG")
@@ -364,6 +385,7 @@ def load_settings(
 ) -> Settings:
     """Resolve every setting from defaults, the config file and the environment."""
     environ = os.environ if environ is None else environ
+    _check_environment_names(environ)
     path = find_config_file(config_file, environ)
     from_file: dict[str, Any] = {}
     if path is not None:

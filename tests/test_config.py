@@ -77,6 +77,36 @@ def test_bad_environment_value_names_the_variable():
         load_settings(environ={"STIWATCH_SMTP_PORT": "twenty-five"})
 
 
+@pytest.mark.parametrize("name, message", [
+    ("STIWATCH_SMTP_PASWORD", "unknown setting 'smtp_pasword' (did you mean "
+     "STIWATCH_SMTP_PASSWORD? see `stiwatch config`)"),
+    ("STIWATCH_DATABASE", "unknown setting 'database' (see `stiwatch config`)"),
+])
+def test_a_misspelt_environment_variable_is_refused_naming_it(name: str, message: str):
+    """It was ignored, leaving its setting at the default: no SMTP password, or a new store in
+    the working folder instead of the one meant."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={name: "x"})
+    assert str(caught.value) == f"environment {name}: {message}"
+
+
+def test_the_other_stiwatch_variables_are_not_settings_but_allowed(tmp_path: Path):
+    config = tmp_path / "s.toml"
+    config.write_text("")
+    settings = load_settings(environ={"STIWATCH_CONFIG": str(config),
+                                      "STIWATCH_SCRAPY_SETTINGS": "{}"})
+    assert settings.config_file == config
+
+
+def test_a_misspelt_environment_variable_stops_a_command_before_it_starts(stiwatch, db_path):
+    result = stiwatch("--quiet", "run", env={"STIWATCH_SMTP_HSOT": "mail.example.org"})
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: environment STIWATCH_SMTP_HSOT: unknown setting "
+                             "'smtp_hsot' (did you mean STIWATCH_SMTP_HOST? see `stiwatch "
+                             "config`)\n")
+    assert not db_path.exists()
+
+
 def test_missing_explicit_config_file(tmp_path: Path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_settings(str(tmp_path / "missing.toml"), environ={})
