@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stiwatch.config import SETTINGS, ConfigError, load_settings
+from stiwatch.config import BY_NAME, SETTINGS, ConfigError, load_settings
 
 
 def test_defaults_when_nothing_is_configured():
@@ -132,6 +132,10 @@ def test_config_command_table(stiwatch):
     assert "hunter2" not in result.output
     assert "smtp_password" in result.output and "********" in result.output
     assert "Config file: none" in result.output
+    # each setting's help too, not only in --json: what `area_rules_override` is, for one
+    line = next(l for l in result.stdout.splitlines() if l.startswith("area_rules_override "))
+    assert line.split()[1:3] == ["0.99", "default"]
+    assert line.endswith(BY_NAME["area_rules_override"].help)
 
 
 def test_bad_config_is_a_one_line_error_with_exit_2(stiwatch, tmp_path: Path):
