@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+from click.testing import CliRunner
 import pytest
 
+from stiwatch.cli import cli
 from stiwatch.config import BY_NAME, SETTINGS, ConfigError, load_settings
 
 
@@ -105,6 +108,30 @@ def test_a_misspelt_environment_variable_stops_a_command_before_it_starts(stiwat
                              "'smtp_hsot' (did you mean STIWATCH_SMTP_HOST? see `stiwatch "
                              "config`)\n")
     assert not db_path.exists()
+
+
+def test_a_path_setting_starting_with_a_tilde_is_in_the_home_folder(tmp_path: Path):
+    """TOML (and systemd's Environment=) expand nothing: `db = "~/..."` was a folder named ~
+    in the working directory, and a lexicon "~/..." passed its check but was then not found."""
+    home = Path(os.environ["HOME"])
+    (home / "domains.toml").write_text("[domain.quantum]\nstrong = ['Quantum Valley']\n")
+    config = tmp_path / "s.toml"
+    config.write_text('db = "~/stiwatch/stiwatch.db"\noutbox = "~/outbox"\n')
+    settings = load_settings(str(config), environ={"STIWATCH_DOMAINS_LEXICON": "~/domains.toml"})
+    assert settings["db"] == str(home / "stiwatch" / "stiwatch.db")
+    assert settings["outbox"] == str(home / "outbox")
+    assert settings["domains_lexicon"] == str(home / "domains.toml")
+
+
+def test_init_with_a_tilde_db_creates_the_store_in_the_home_folder(isolated_env: Path):
+    Path("stiwatch.toml").write_text('db = "~/data/stiwatch.db"\n')
+    registry = isolated_env / "sources.toml"
+    registry.write_text('[[source]]\nid = "a"\nname = "A"\nurl = "http://127.0.0.1:9/f.xml"\n'
+                        'kind = "feed"\ncountry = "JP"\nlanguage = "en"\norg_type = "news"\n')
+    result = CliRunner().invoke(cli, ["init", "--sources", str(registry)])
+    assert result.exit_code == 0, result.output
+    assert (Path(os.environ["HOME"]) / "data" / "stiwatch.db").is_file()
+    assert sorted(p.name for p in isolated_env.iterdir()) == ["sources.toml", "stiwatch.toml"]
 
 
 def test_missing_explicit_config_file(tmp_path: Path):
