@@ -165,6 +165,25 @@ def test_config_command_table(stiwatch):
     assert line.endswith(BY_NAME["area_rules_override"].help)
 
 
+def test_config_shows_a_log_file_it_neither_creates_nor_needs(stiwatch, tmp_path: Path):
+    """`stiwatch config`, run by root to check the settings, created /var/log/stiwatch/ and a
+    root-owned log file the scheduled runs could then not open; and a log_file that cannot be
+    opened hid every setting behind its error."""
+    log_file = tmp_path / "logs" / "stiwatch.log"
+    result = stiwatch("config", env={"STIWATCH_LOG_FILE": str(log_file)})
+    assert result.exit_code == 0, result.output
+    assert str(log_file) in result.stdout
+    assert not log_file.parent.exists()
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    result = stiwatch("config", "--json", env={"STIWATCH_LOG_FILE": str(blocker / "x.log")})
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["log_file"]["value"] == str(blocker / "x.log")
+    # every other command still refuses it before doing anything
+    assert stiwatch("status", env={"STIWATCH_LOG_FILE": str(blocker / "x.log")}).exit_code == 2
+
+
 def test_bad_config_is_a_one_line_error_with_exit_2(stiwatch, tmp_path: Path):
     config = tmp_path / "bad.toml"
     config.write_text("colour = 'blue'\n")

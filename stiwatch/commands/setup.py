@@ -56,12 +56,13 @@ def config_command(app: App, as_json: bool) -> None:
     Settings come from defaults, the TOML config file, STIWATCH_<NAME> environment variables and
     command-line options, in rising order. Secrets are masked and only read from the environment.
     """
-    rows = app.settings.describe()
+    settings = app.plain_settings
+    rows = settings.describe()
     if as_json:
         echo_json(rows)
         return
-    if app.settings.config_file:
-        app.echo(f"Config file: {app.settings.config_file}")
+    if settings.config_file:
+        app.echo(f"Config file: {settings.config_file}")
     else:
         app.echo("Config file: none (create stiwatch.toml or set STIWATCH_CONFIG)")
     # Nothing cut short: a value is what the command uses, and the help is the last column.
