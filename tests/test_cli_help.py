@@ -160,3 +160,15 @@ def test_the_systemd_units_in_operations_md_verify(tmp_path):
         check = subprocess.run(["systemd-analyze", "calendar", calendar], capture_output=True,
                                text=True)
         assert check.returncode == 0, (calendar, check.stderr)
+
+
+def test_the_registry_example_in_the_readme_syncs_as_shown(stiwatch, tmp_path):
+    """It set `links` on a feed source, which the registry refuses: copied as it was, it was
+    an error, exit 2."""
+    [example] = [b for b in _blocks((REPO / "README.md").read_text(), "toml")
+                 if b.startswith("[[source]]")]
+    registry = tmp_path / "sources.toml"
+    registry.write_text(example)
+    result = stiwatch("sources", "sync", str(registry))
+    assert result.exit_code == 0, result.output
+    assert "1 added" in result.output
