@@ -398,7 +398,7 @@ def load_settings(
     from_file: dict[str, Any] = {}
     if path is not None:
         try:
-            from_file = tomllib.loads(path.read_text(encoding="utf-8"))
+            from_file = tomllib.loads(path.read_text(encoding="utf-8-sig"))
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{path}: invalid TOML: {error}") from None
         except (OSError, UnicodeDecodeError) as error:

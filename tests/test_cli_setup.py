@@ -256,3 +256,23 @@ def test_schema_reference_names_every_index(stiwatch):
     assert "`tags_facet_value` (facet, value, item_id)." in text
     assert "`items_partial` (source_id) WHERE status = 'partial'" in text
     assert "Keys and indexes: primary key (email)." in text
+
+
+def test_files_saved_with_a_utf8_bom_are_read(stiwatch, db_path: Path, tmp_path: Path):
+    """Windows editors save UTF-8 with a byte-order mark; the settings file, the registry and
+    a lexicon file were each refused as "invalid TOML: Invalid statement (at line 1, column
+    1)", a line that looks right (subscribers import already read such CSV files)."""
+    bom = "\ufeff"
+    config = tmp_path / "stiwatch.toml"
+    config.write_text(bom + 'contact = "intl@example.org"\n', encoding="utf-8")
+    registry = tmp_path / "sources.toml"
+    registry.write_text(bom + (VALID / "all_kinds.toml").read_text(), encoding="utf-8")
+    lexicon = tmp_path / "domains.toml"
+    lexicon.write_text(bom + '[domain.quantum]\nstrong = ["Quantum Valley"]\n', encoding="utf-8")
+    result = stiwatch("--config", str(config), "init", "--sources", str(registry))
+    assert result.exit_code == 0, result.output
+    result = stiwatch("--config", str(config), "classify",
+                      env={"STIWATCH_DOMAINS_LEXICON": str(lexicon)})
+    assert result.exit_code == 0, result.output
+    with db.open_store(db_path) as store:
+        assert [s["id"] for s in store.list_sources(enabled_only=True)] == ["ec-rtd", "oecd-sti"]
