@@ -175,10 +175,13 @@ def disagreements(records: Sequence[dict[str, Any]], results: Sequence[Result],
 
 
 def evaluate(path: str | os.PathLike[str], classifier: Classifier,
-             errors: int = 0) -> dict[str, Any]:
+             errors: int = 0, *, records: Sequence[dict[str, Any]] | None = None
+             ) -> dict[str, Any]:
     """Read, classify and score an evaluation file; with ``errors``, the metrics object also
-    lists the first ``errors`` items the classifier got wrong (key ``errors``)."""
-    records = read_eval_file(path)
+    lists the first ``errors`` items the classifier got wrong (key ``errors``). ``records``:
+    the file as :func:`read_eval_file` already read it."""
+    if records is None:
+        records = read_eval_file(path)
     results = classify_texts(classifier, records)
     out = score(records, results, classifier.version)
     if errors > 0:

@@ -39,7 +39,7 @@ def read_toml(path: str | Path, text: str | None = None) -> dict[str, Any]:
     path = Path(path)
     try:
         if text is None:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")
         return tomllib.loads(text)
     except FileNotFoundError:
         raise LexiconError(f"lexicon file {path} does not exist.") from None

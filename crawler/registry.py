@@ -180,7 +180,7 @@ def load_registry(path: str | Path | None = None) -> Registry:
     """Read and validate a registry file (the bundled one when ``path`` is None)."""
     path = Path(path) if path is not None else bundled_registry_path()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise RegistryError([f"{path}: no such file"]) from None
     except (OSError, UnicodeDecodeError) as error:

@@ -39,6 +39,10 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
         create = create and not readonly
         if not create and not self.path.exists():
             raise NoSuchStore(f"{self.path}: no such database (run `stiwatch init` first)")
+        if self.path.is_dir():
+            # SQLite would only say "disk I/O error" or "unable to open database file".
+            raise NotAStore(f"{self.path}: is a folder, not a database file (give the file, "
+                            f"e.g. {self.path / 'stiwatch.db'})")
         try:
             if readonly:
                 conn = self._connect_readonly()

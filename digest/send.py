@@ -290,6 +290,12 @@ class SmtpTransport:
                 conn.starttls(context=ssl.create_default_context())
                 conn.ehlo()
             if s["smtp_username"]:
+                if not conn.has_extn("auth"):
+                    conn.close()
+                    # A relay that takes mail without a login offers no AUTH: not unreachable.
+                    raise SmtpSetupError(
+                        f"smtp_username: {host}:{port} does not offer a login (SMTP AUTH); "
+                        "leave smtp_username empty to send without one")
                 conn.login(s["smtp_username"], s.get("smtp_password") or "")
         except smtplib.SMTPAuthenticationError as error:
             raise CannotConnect(f"SMTP login as {s['smtp_username']!r} refused: "

@@ -26,10 +26,18 @@ class App:
         self._log_setup: Callable[[], None] | None = None
 
     @cached_property
-    def settings(self) -> Settings:
+    def plain_settings(self) -> Settings:
+        """The settings without setting up logging: for `stiwatch config`, which must show them
+        even when the log file cannot be opened, and must not create it (as root, a log file
+        the scheduled runs could then not open)."""
         settings = load_settings(self._config_flag)
         if self._db_flag:
             settings.override("db", self._db_flag, "option --db")
+        return settings
+
+    @cached_property
+    def settings(self) -> Settings:
+        settings = self.plain_settings
         self._log_setup = logs.setup(settings)
         return settings
 

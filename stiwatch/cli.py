@@ -10,12 +10,33 @@ from .commands import COMMANDS
 from .errors import as_user_error
 
 
+# stiwatch's own options, as they read before a command: written after it (`stiwatch run
+# --quiet`, a natural crontab line) click only says "No such option" and offers --digest.
+GLOBAL_OPTIONS = {"-q": "--quiet", "--quiet": "--quiet", "--db": "--db PATH",
+                  "--config": "--config FILE"}
+
+
+def _misplaced_global_option(error: click.NoSuchOption) -> click.NoSuchOption:
+    """The error for a global option given after the command, saying where it goes."""
+    path = error.ctx.command_path.split(" ", 1) if error.ctx else []
+    command = path[1] if len(path) == 2 else "COMMAND"
+    return click.NoSuchOption(
+        error.option_name,
+        f"No such option {error.option_name!r} for `stiwatch {command}`: it is an option of "
+        f"stiwatch itself and comes before the command: stiwatch "
+        f"{GLOBAL_OPTIONS[error.option_name]} {command} ...", ctx=error.ctx)
+
+
 class StiwatchGroup(click.Group):
     """Turns the library's named exceptions into one-line errors with the right exit status."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except click.NoSuchOption as error:
+            if error.option_name in GLOBAL_OPTIONS:
+                raise _misplaced_global_option(error) from None
+            raise
         # KeyboardInterrupt: Ctrl-C, or SIGTERM while crawling
         except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 - re-raised if a bug
             user_error = as_user_error(error)

@@ -9,6 +9,7 @@ never ends up in a backup or a repository.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import difflib
 import email.policy
 import math
 import os
@@ -177,6 +178,9 @@ class Setting:
     minimum: float | None = None
     maximum: float | None = None
     check: Callable[[str], None] | None = None
+    # A file or folder: a leading ~ is the home folder, as in a shell (TOML and systemd's
+    # Environment= expand nothing, and `db = "~/..."` made a folder named ~).
+    path: bool = False
 
     @property
     def env(self) -> str:
@@ -189,13 +193,14 @@ def _default_model_dir() -> str:
 
 SETTINGS: tuple[Setting, ...] = (
     # -- store and logging
-    Setting("db", "stiwatch.db", "Path of the SQLite database file."),
+    Setting("db", "stiwatch.db", "Path of the SQLite database file.", path=True),
     Setting("log_level", "WARNING", "Logging level: DEBUG, INFO, WARNING or ERROR.",
             check=OneOf(("DEBUG", "INFO", "WARNING", "ERROR"))),
     Setting("log_file", "", "Append log lines to this file (its folder is created); stderr then "
-            "gets only warnings and errors (empty: every line to stderr)."),
+            "gets only warnings and errors (empty: every line to stderr).", path=True),
     # -- crawling
-    Setting("sources", "", "Registry TOML file to sync before crawling (empty: use the store)."),
+    Setting("sources", "", "Registry TOML file to sync before crawling (empty: use the store).",
+            path=True),
     Setting("contact", "", "E-mail or URL of whoever runs this crawler, sent in the User-Agent."),
     Setting("user_agent", "stiwatch/{version} (+{contact})",
             "User-Agent header; {version} and {contact} are filled in.",
@@ -221,13 +226,14 @@ SETTINGS: tuple[Setting, ...] = (
             "50,000 undated URLs would otherwise hold the crawl for 14 hours).", _int, minimum=1),
     Setting("obey_robots_txt", True, "Obey robots.txt (and its Crawl-delay).", _bool),
     # -- classifying
-    Setting("model_dir", _default_model_dir(), "Folder holding trained classifier models."),
+    Setting("model_dir", _default_model_dir(), "Folder holding trained classifier models.",
+            path=True),
     Setting("domains_lexicon", "", "Analyst TOML file extending the technology-domain lexicon "
-            "(empty: the bundled one only).", check=ExistingFile()),
+            "(empty: the bundled one only).", check=ExistingFile(), path=True),
     Setting("areas_lexicon", "", "Analyst TOML file extending the relevance and policy-area "
-            "cues (empty: the bundled one only).", check=ExistingFile()),
+            "cues (empty: the bundled one only).", check=ExistingFile(), path=True),
     Setting("places_lexicon", "", "Analyst TOML file extending the country gazetteer "
-            "(empty: the bundled one only).", check=ExistingFile()),
+            "(empty: the bundled one only).", check=ExistingFile(), path=True),
     Setting("area_rules_override", 0.99, "On news-like text, a policy area the cue rules "
             "score at least this is tagged even where the trained model disagrees; above 1 "
             "leaves areas to the model everywhere.", _float, minimum=0),
@@ -239,7 +245,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("digest_catch_up_weeks", 4, "run --digest also sends what this many weeks before "
             "the last complete one still owe; older weeks only by hand (digest send --week).",
             _int, minimum=0),
-    Setting("outbox", "outbox", "Folder for .eml files when no SMTP host is set (or --dry-run)."),
+    Setting("outbox", "outbox", "Folder for .eml files when no SMTP host is set (or --dry-run).",
+            path=True),
     Setting("mail_from", "stiwatch <stiwatch@localhost>", "From header of digest e-mails.",
             check=EmailAddress()),
     Setting("list_unsubscribe", "mailto:{mail_from}?subject=unsubscribe",
@@ -262,7 +269,7 @@ SETTINGS: tuple[Setting, ...] = (
             minimum=0),
     # -- operations
     Setting("lock_file", "", "Lock file that stops two `stiwatch run` overlapping "
-            "(empty: next to the database)."),
+            "(empty: next to the database).", path=True),
 )
 
 BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -328,6 +335,8 @@ def _coerce(setting: Setting, raw: Any, where: str, *, parse: bool = False) -> A
         if not isinstance(raw, accepted) or (isinstance(raw, bool) and setting.type is not _bool):
             raise ConfigError(f"{where}: {setting.name} must be {kind}, not {raw!r}")
         value = float(raw) if setting.type is _float else raw
+    if setting.path:
+        value = os.path.expanduser(value)
     try:
         _constrain(setting, value, kind)
     except ValueError as error:
@@ -347,6 +356,26 @@ def _constrain(setting: Setting, value: Any, kind: str) -> None:
         setting.check(value)
 
 
+# STIWATCH_* variables that are not settings: read elsewhere (the config file's path, extra
+# Scrapy settings) or by the test suite and benchmarks (the shared data, the browser).
+OTHER_ENVIRONMENT = frozenset({"STIWATCH_CONFIG", "STIWATCH_SCRAPY_SETTINGS",
+                               "STIWATCH_SHARED_DATA", "STIWATCH_CHROMIUM"})
+
+
+def _check_environment_names(environ: Mapping[str, str]) -> None:
+    """A misspelt STIWATCH_ variable is refused as a misspelt file key is: ignored, it would
+    leave its setting at the default (STIWATCH_DATABASE: a new store in the working folder)."""
+    known = {setting.env for setting in SETTINGS} | OTHER_ENVIRONMENT
+    for name in sorted(environ):
+        if name.startswith("STIWATCH_") and name not in known:
+            close = difflib.get_close_matches(name.removeprefix("STIWATCH_"),
+                                              [k.removeprefix("STIWATCH_") for k in known], n=1)
+            hint = f"did you mean STIWATCH_{close[0]}? " if close else ""
+            raise ConfigError(f"environment {name}: unknown setting "
+                              f"{name.removeprefix('STIWATCH_').lower()!r} ({hint}see "
+                              "`stiwatch config`)")
+
+
 def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path | None:
     """The config file to read: the flag, else $STIWATCH_CONFIG, else ./stiwatch.toml if any."""
     chosen = explicit or environ.get("STIWATCH_CONFIG")
@@ -364,11 +393,12 @@ def load_settings(
 ) -> Settings:
     """Resolve every setting from defaults, the config file and the environment."""
     environ = os.environ if environ is None else environ
+    _check_environment_names(environ)
     path = find_config_file(config_file, environ)
     from_file: dict[str, Any] = {}
     if path is not None:
         try:
-            from_file = tomllib.loads(path.read_text(encoding="utf-8"))
+            from_file = tomllib.loads(path.read_text(encoding="utf-8-sig"))
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{path}: invalid TOML: {error}") from None
         except (OSError, UnicodeDecodeError) as error:

@@ -243,8 +243,17 @@ def test_bad_lines_name_the_line(stiwatch, tmp_path: Path, lines, message):
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     result = stiwatch("evaluate", str(path), "--no-model")
     assert result.exit_code == 2
-    assert f"Error: {path}: {message}" in result.output
+    # one line: the file is read before the classifier loads and says which it is
+    assert result.output.splitlines()[0].startswith(f"Error: {path}: {message}")
+    assert len(result.output.splitlines()) == 1
     assert "Traceback" not in result.output
+
+
+def test_a_missing_file_is_the_only_line(stiwatch, tmp_path: Path):
+    path = tmp_path / "nope.jsonl"
+    result = stiwatch("evaluate", str(path))
+    assert result.exit_code == 2
+    assert result.output == f"Error: {path}: no such file\n"
 
 
 def test_areas_are_scored_where_policy_is_1_or_not_given(stiwatch, tmp_path: Path):

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 import re
+import shutil
+import subprocess
+import sys
 
 import click
+from click.testing import CliRunner
 import pytest
 
 from conftest import REPO
@@ -64,3 +69,106 @@ def test_readme_lists_every_option_of_train():
         if isinstance(param, click.Option) and param.name not in ("help", "stip_file"):
             assert any(f"`{opt}" in row for opt in param.opts + param.secondary_opts), \
                 f"README's train row does not list {param.opts[0]}"
+
+
+@pytest.mark.parametrize("args, option, usage, command", [
+    (["run", "--quiet"], "--quiet", "--quiet", "run"),
+    (["digest", "send", "-q"], "-q", "--quiet", "digest send"),
+    (["status", "--db", "x.db"], "--db", "--db PATH", "status"),
+    (["search", "--config", "f.toml", "x"], "--config", "--config FILE", "search"),
+])
+def test_a_global_option_after_the_command_says_where_it_goes(args, option, usage, command):
+    """`stiwatch run --quiet` (a natural crontab line) said only "No such option '--quiet'.
+    Did you mean '--digest'?"."""
+    result = CliRunner().invoke(cli, args, prog_name="stiwatch")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: No such option '{option}' for `stiwatch {command}`: it is an option of "
+        f"stiwatch itself and comes before the command: stiwatch {usage} {command} ...")
+    assert "Did you mean" not in result.stderr
+
+
+def test_a_misspelt_option_still_gets_clicks_suggestion():
+    result = CliRunner().invoke(cli, ["run", "--digets"], prog_name="stiwatch")
+    assert result.exit_code == 2
+    assert "No such option '--digets'. Did you mean '--digest'?" in result.stderr
+
+
+def _blocks(text: str, language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```$", text, re.M | re.S)
+
+
+def test_the_settings_files_in_the_docs_are_accepted_as_shown(tmp_path):
+    """An operator copies these files as they are: each must load and set what it shows."""
+    from stiwatch.config import load_settings
+    import tomllib
+
+    operations = (REPO / "docs" / "operations.md").read_text()
+    readme = (REPO / "README.md").read_text()
+    files = [b for b in _blocks(readme, "toml") + _blocks(operations, "toml")
+             if b.startswith(("# stiwatch.toml", "# /etc/stiwatch/stiwatch.toml"))]
+    assert len(files) == 2
+    for number, text in enumerate(files):
+        path = tmp_path / f"{number}.toml"
+        path.write_text(text)
+        settings = load_settings(str(path), environ={})
+        assert {k: settings[k] for k in tomllib.loads(text)} == tomllib.loads(text)
+
+
+def _scheduled_commands() -> list[list[str]]:
+    """The stiwatch command lines of the crontab and the systemd units in operations.md."""
+    import shlex
+
+    text = (REPO / "docs" / "operations.md").read_text()
+    lines = [line.split(None, 5)[5] for block in _blocks(text, "cron")
+             for line in block.splitlines() if line and line[0].isdigit()]
+    lines += re.findall(r"ExecStart=([^`\n]+)", text)
+    commands = [shlex.split(line) for line in lines]
+    return [c[1:] for c in commands if c[0].endswith("/stiwatch")]
+
+
+def test_the_scheduled_command_lines_in_operations_md_parse():
+    commands = _scheduled_commands()
+    assert len(commands) >= 5  # cron: run, run --digest, backup; systemd: run, serve, ...
+    for args in commands:
+        # --help after the arguments: click parses them all (an unknown option or a missing
+        # value fails) and then only prints the help
+        result = CliRunner().invoke(cli, [*args, "--help"])
+        assert result.exit_code == 0, (args, result.output)
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
+def test_the_systemd_units_in_operations_md_verify(tmp_path):
+    """Each unit file as shown (the stiwatch path pointed at this checkout's) has no key or
+    value systemd would ignore, and each OnCalendar= is a calendar systemd reads."""
+    text = (REPO / "docs" / "operations.md").read_text()
+    stiwatch = str(Path(sys.executable).with_name("stiwatch"))
+    units = {}
+    for block in _blocks(text, "ini"):
+        name = re.search(r"^# /etc/systemd/system/(\S+)$", block, re.M) or re.search(
+            r"`/etc/systemd/system/(\S+)`:\n\n```ini\n" + re.escape(block), text)
+        units[name.group(1)] = block.replace("/opt/stiwatch/.venv/bin/stiwatch", stiwatch)
+    assert set(units) == {"stiwatch-run.service", "stiwatch-run.timer", "stiwatch-digest.timer",
+                          "stiwatch-serve.service"}
+    for name, block in units.items():
+        (tmp_path / name).write_text(block)
+    result = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                             *[str(tmp_path / name) for name in units]],
+                            capture_output=True, text=True)
+    assert (result.returncode, result.stderr) == (0, "")
+    for calendar in re.findall(r"^OnCalendar=(.*)$", text, re.M):
+        check = subprocess.run(["systemd-analyze", "calendar", calendar], capture_output=True,
+                               text=True)
+        assert check.returncode == 0, (calendar, check.stderr)
+
+
+def test_the_registry_example_in_the_readme_syncs_as_shown(stiwatch, tmp_path):
+    """It set `links` on a feed source, which the registry refuses: copied as it was, it was
+    an error, exit 2."""
+    [example] = [b for b in _blocks((REPO / "README.md").read_text(), "toml")
+                 if b.startswith("[[source]]")]
+    registry = tmp_path / "sources.toml"
+    registry.write_text(example)
+    result = stiwatch("sources", "sync", str(registry))
+    assert result.exit_code == 0, result.output
+    assert "1 added" in result.output

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+from click.testing import CliRunner
 import pytest
 
-from stiwatch.config import SETTINGS, ConfigError, load_settings
+from stiwatch.cli import cli
+from stiwatch.config import BY_NAME, SETTINGS, ConfigError, load_settings
 
 
 def test_defaults_when_nothing_is_configured():
@@ -77,6 +80,60 @@ def test_bad_environment_value_names_the_variable():
         load_settings(environ={"STIWATCH_SMTP_PORT": "twenty-five"})
 
 
+@pytest.mark.parametrize("name, message", [
+    ("STIWATCH_SMTP_PASWORD", "unknown setting 'smtp_pasword' (did you mean "
+     "STIWATCH_SMTP_PASSWORD? see `stiwatch config`)"),
+    ("STIWATCH_DATABASE", "unknown setting 'database' (see `stiwatch config`)"),
+])
+def test_a_misspelt_environment_variable_is_refused_naming_it(name: str, message: str):
+    """It was ignored, leaving its setting at the default: no SMTP password, or a new store in
+    the working folder instead of the one meant."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={name: "x"})
+    assert str(caught.value) == f"environment {name}: {message}"
+
+
+def test_the_other_stiwatch_variables_are_not_settings_but_allowed(tmp_path: Path):
+    config = tmp_path / "s.toml"
+    config.write_text("")
+    settings = load_settings(environ={"STIWATCH_CONFIG": str(config),
+                                      "STIWATCH_SCRAPY_SETTINGS": "{}"})
+    assert settings.config_file == config
+
+
+def test_a_misspelt_environment_variable_stops_a_command_before_it_starts(stiwatch, db_path):
+    result = stiwatch("--quiet", "run", env={"STIWATCH_SMTP_HSOT": "mail.example.org"})
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: environment STIWATCH_SMTP_HSOT: unknown setting "
+                             "'smtp_hsot' (did you mean STIWATCH_SMTP_HOST? see `stiwatch "
+                             "config`)\n")
+    assert not db_path.exists()
+
+
+def test_a_path_setting_starting_with_a_tilde_is_in_the_home_folder(tmp_path: Path):
+    """TOML (and systemd's Environment=) expand nothing: `db = "~/..."` was a folder named ~
+    in the working directory, and a lexicon "~/..." passed its check but was then not found."""
+    home = Path(os.environ["HOME"])
+    (home / "domains.toml").write_text("[domain.quantum]\nstrong = ['Quantum Valley']\n")
+    config = tmp_path / "s.toml"
+    config.write_text('db = "~/stiwatch/stiwatch.db"\noutbox = "~/outbox"\n')
+    settings = load_settings(str(config), environ={"STIWATCH_DOMAINS_LEXICON": "~/domains.toml"})
+    assert settings["db"] == str(home / "stiwatch" / "stiwatch.db")
+    assert settings["outbox"] == str(home / "outbox")
+    assert settings["domains_lexicon"] == str(home / "domains.toml")
+
+
+def test_init_with_a_tilde_db_creates_the_store_in_the_home_folder(isolated_env: Path):
+    Path("stiwatch.toml").write_text('db = "~/data/stiwatch.db"\n')
+    registry = isolated_env / "sources.toml"
+    registry.write_text('[[source]]\nid = "a"\nname = "A"\nurl = "http://127.0.0.1:9/f.xml"\n'
+                        'kind = "feed"\ncountry = "JP"\nlanguage = "en"\norg_type = "news"\n')
+    result = CliRunner().invoke(cli, ["init", "--sources", str(registry)])
+    assert result.exit_code == 0, result.output
+    assert (Path(os.environ["HOME"]) / "data" / "stiwatch.db").is_file()
+    assert sorted(p.name for p in isolated_env.iterdir()) == ["sources.toml", "stiwatch.toml"]
+
+
 def test_missing_explicit_config_file(tmp_path: Path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_settings(str(tmp_path / "missing.toml"), environ={})
@@ -102,6 +159,29 @@ def test_config_command_table(stiwatch):
     assert "hunter2" not in result.output
     assert "smtp_password" in result.output and "********" in result.output
     assert "Config file: none" in result.output
+    # each setting's help too, not only in --json: what `area_rules_override` is, for one
+    line = next(l for l in result.stdout.splitlines() if l.startswith("area_rules_override "))
+    assert line.split()[1:3] == ["0.99", "default"]
+    assert line.endswith(BY_NAME["area_rules_override"].help)
+
+
+def test_config_shows_a_log_file_it_neither_creates_nor_needs(stiwatch, tmp_path: Path):
+    """`stiwatch config`, run by root to check the settings, created /var/log/stiwatch/ and a
+    root-owned log file the scheduled runs could then not open; and a log_file that cannot be
+    opened hid every setting behind its error."""
+    log_file = tmp_path / "logs" / "stiwatch.log"
+    result = stiwatch("config", env={"STIWATCH_LOG_FILE": str(log_file)})
+    assert result.exit_code == 0, result.output
+    assert str(log_file) in result.stdout
+    assert not log_file.parent.exists()
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    result = stiwatch("config", "--json", env={"STIWATCH_LOG_FILE": str(blocker / "x.log")})
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["log_file"]["value"] == str(blocker / "x.log")
+    # every other command still refuses it before doing anything
+    assert stiwatch("status", env={"STIWATCH_LOG_FILE": str(blocker / "x.log")}).exit_code == 2
 
 
 def test_bad_config_is_a_one_line_error_with_exit_2(stiwatch, tmp_path: Path):

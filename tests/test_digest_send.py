@@ -726,6 +726,21 @@ def test_starttls_required_but_not_offered_is_a_clear_error(store, smtp, stiwatc
     assert smtp.messages == []
 
 
+def test_a_login_the_server_does_not_offer_is_a_clear_error(store, smtp, stiwatch):
+    """A relay without SMTP AUTH and smtp_username set: the error said the server "could not
+    be reached (SMTP AUTH extension not supported by server.)", pointing at the network."""
+    store.close()
+    env = {**smtp.settings_env(), "STIWATCH_SMTP_USERNAME": "stiwatch"}
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: smtp_username: 127.0.0.1:{smtp.port} does not offer a "
+                             "login (SMTP AUTH); leave smtp_username empty to send without "
+                             "one\n")
+    assert smtp.messages == []
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
+    assert result.exit_code == 0 and smtp.messages  # nothing was left half-done
+
+
 def test_a_week_with_nothing_sends_nothing_and_says_so(store, smtp, stiwatch):
     store.close()
     result = stiwatch("digest", "send", "--week", "2026-W40", env=smtp.settings_env())

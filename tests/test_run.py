@@ -132,12 +132,17 @@ def test_a_run_told_to_wait_for_the_lock_runs_once_it_is_free(tmp_path: Path) ->
         one_feed(db, tmp_path, "feed", server.url("/feed.xml"))
         with FileLock(f"{db}.lock"):  # another run is under way
             gave_up = stiwatch(db, "--quiet", "run", "--wait-lock", "1")
+            said = stiwatch(db, "run", "--wait-lock", "1")  # by hand: says why it waits
             waiting = stiwatch(db, "--quiet", "run", "--wait-lock", "60", wait=False)
             time.sleep(2)
             assert waiting.poll() is None  # still waiting, not refused
         _, err = waiting.communicate(timeout=120)
 
     assert gave_up.returncode == 3 and "(waited 1s)" in gave_up.stderr, gave_up.stderr
+    assert gave_up.stderr.count("\n") == 1  # --quiet: the error alone
+    assert said.returncode == 3
+    assert said.stderr.splitlines()[0] == (f"Waiting up to 1s for the lock {db}.lock, held by "
+                                           f"another stiwatch run (pid {os.getpid()})...")
     assert waiting.returncode == 0, err
     assert rows(db, "SELECT status FROM runs") == [("ok",)]
 
@@ -326,6 +331,9 @@ def test_bad_input_stops_a_run_before_it_crawls_and_the_stop_is_recorded(tmp_pat
     runs = rows(db, "SELECT command, status, exit_code, steps FROM runs ORDER BY id")
     assert [run[:3] for run in runs] == [("run", "failed", 2)] * 2
     assert json.loads(runs[1][3])[0]["summary"].startswith(f"lexicon file {bad_lexicon}")
+    # `status` names such a stop as operations.md does, apart from a step that failed
+    status = stiwatch(db, "status")
+    assert re.search(r"failed\s+2\s+\S+\s+start:error$", status.stdout, re.M), status.stdout
 
 
 @pytest.mark.parametrize("lock_file, reason", [

@@ -89,6 +89,17 @@ def test_import_csv(stiwatch, tmp_path):
     assert rows["chloe@example.org"]["name"] is None
 
 
+def test_import_of_a_shift_jis_csv_says_to_save_it_as_utf8(stiwatch, tmp_path):
+    """Excel's plain "CSV" in Japan is Shift_JIS: the error was Python's "'utf-8' codec can't
+    decode byte 0x8e in position 25: invalid start byte"."""
+    csv_file = tmp_path / "subs.csv"
+    csv_file.write_bytes("email,name\nyamada@example.org,山田太郎\n".encode("cp932"))
+    result = stiwatch("subscribers", "import", str(csv_file))
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: {csv_file}: line 2: not UTF-8 text (byte 0x8e): save the "
+                             "file as UTF-8 (in Excel: CSV UTF-8)\n")
+
+
 def test_import_reports_every_bad_line_and_imports_nothing(stiwatch, tmp_path):
     assert stiwatch("subscribers", "add", "keep@example.org").exit_code == 0
     bad = tmp_path / "bad.csv"

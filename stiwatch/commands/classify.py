@@ -69,9 +69,10 @@ def run_classification(app: App, *, everything: bool = False, model_dir: str | N
     """
     from classifier.pipeline import classify_store
 
+    # The store first: a missing database is one error line, not one after the classifier's.
+    store = app.store()
     classifier = classifier or load_classifier(app, model_dir, use_model=use_model)
     app.echo(f"Classifier: {classifier.describe()}", err=True)
-    store = app.store()
     progress = app.progress("classify", unit="items")
     with progress:
         progress.set_total(len(store.unclassified_ids(everything=everything)))
@@ -345,12 +346,14 @@ def evaluate_command(app: App, file: str, model_dir: str | None, no_model: bool,
     Areas are scored on lines whose policy is 1 or not given. Never train or tune on the file
     you evaluate with.
     """
-    from classifier.evaluate import evaluate
+    from classifier.evaluate import evaluate, read_eval_file
 
+    # The file first: a wrong path or a bad line is one error, before loading the model.
+    records = read_eval_file(file)
     classifier = load_classifier(app, model_dir, use_model=not no_model)
     if not as_json:
         app.echo(f"Classifier: {classifier.describe()}", err=True)
-    result = evaluate(file, classifier, errors)
+    result = evaluate(file, classifier, errors, records=records)
     if as_json:
         echo_json(result)
         return

@@ -59,7 +59,15 @@ def _locked_run(app: App, with_digest: bool, as_json: bool, wait_lock: int) -> i
     lock_path = app.settings["lock_file"] or f"{app.db_path}.lock"
     lock = db.FileLock(lock_path)
     try:
-        lock.acquire(wait=wait_lock)
+        try:
+            lock.acquire()
+        except db.LockHeld as held:
+            if not wait_lock:
+                raise
+            # Someone running it by hand would otherwise see nothing for up to an hour.
+            app.echo(f"Waiting up to {wait_lock}s for the lock {held.path}, held by another "
+                     f"stiwatch run (pid {held.holder})...", err=True)
+            lock.acquire(wait=wait_lock)
     except db.LockUnusable as error:
         origin = (f"lock_file is set by {app.settings.origin('lock_file')}"
                   if app.settings["lock_file"] else "the default lock_file, beside the database")

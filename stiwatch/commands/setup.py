@@ -51,20 +51,22 @@ def init_command(app: App, sources_file: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON.")
 @pass_app
 def config_command(app: App, as_json: bool) -> None:
-    """Show every setting's effective value and where it came from.
+    """Show every setting's effective value, where it came from and what it does.
 
     Settings come from defaults, the TOML config file, STIWATCH_<NAME> environment variables and
     command-line options, in rising order. Secrets are masked and only read from the environment.
     """
-    rows = app.settings.describe()
+    settings = app.plain_settings
+    rows = settings.describe()
     if as_json:
         echo_json(rows)
         return
-    if app.settings.config_file:
-        app.echo(f"Config file: {app.settings.config_file}")
+    if settings.config_file:
+        app.echo(f"Config file: {settings.config_file}")
     else:
         app.echo("Config file: none (create stiwatch.toml or set STIWATCH_CONFIG)")
-    echo_table(rows, ["name", "value", "origin"], max_width=70)
+    # Nothing cut short: a value is what the command uses, and the help is the last column.
+    echo_table(rows, ["name", "value", "origin", "help"], max_width=10_000)
 
 
 @click.command("schema")

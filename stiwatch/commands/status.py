@@ -61,8 +61,10 @@ def _steps_summary(steps: Any) -> str:
             name = step.get("step") or step.get("name") or "?"
             # Steps of `stiwatch run` say whether they succeeded in `ok`; older rows may not.
             state = {True: "ok", False: "failed"}.get(step.get("ok")) or step.get("status")
-            if step.get("status") == "interrupted":
-                state = "interrupted"
+            # A run stopped by a signal or by bad input (exit 2) says so, as operations.md
+            # shows (`crawl:interrupted`, `start:error`), not as a step that failed.
+            if step.get("status") in ("interrupted", "error"):
+                state = step["status"]
             parts.append(f"{name}:{state}" if state else str(name))
     return " ".join(parts)
 

@@ -84,7 +84,13 @@ def read_csv(path: Path) -> list[dict[str, Any]]:
     """Every row of a subscribers CSV, validated as a whole: all problems, or none."""
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
+        # Excel's plain "CSV" is the machine's code page (Shift_JIS in Japan), not UTF-8.
+        line = error.object[:error.start].count(b"\n") + 1
+        raise InvalidSubscriber(f"{path}: line {line}: not UTF-8 text (byte "
+                                f"{error.object[error.start]:#04x}): save the file as UTF-8 "
+                                "(in Excel: CSV UTF-8)") from None
+    except OSError as error:
         raise InvalidSubscriber(f"{path}: cannot read: {error}") from None
     # newline="": a line break inside a quoted cell stays in the value (and is refused in a
     # name) instead of vanishing, and line numbers count the file's own lines.
