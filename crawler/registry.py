@@ -118,10 +118,14 @@ def _check_source(source: dict[str, Any]) -> list[tuple[str, str]]:
             ("org_type", f"{value('org_type')!r} is not one of: {', '.join(ORG_TYPES)}")
         )
     if "country" in source and not _country_ok(value("country")):
+        hint = (f" (in capitals: {value('country').upper()!r})"
+                if _country_ok(value("country").upper()) else "")
         problems.append(("country", f"{value('country')!r} is not an ISO 3166-1 alpha-2 code, "
-                                    "'EU' or 'international'"))
+                                    f"'EU' or 'international'{hint}"))
     if "language" in source and not _language_ok(value("language")):
-        problems.append(("language", f"{value('language')!r} is not an ISO 639-1 code"))
+        hint = (f" (in small letters: {value('language').lower()!r})"
+                if _language_ok(value("language").lower()) else "")
+        problems.append(("language", f"{value('language')!r} is not an ISO 639-1 code{hint}"))
     for key in ("url", "homepage"):
         if isinstance(value(key), str) and not _url_ok(value(key)):
             problems.append((key, f"{value(key)!r} is not an http(s) URL"))
