@@ -188,6 +188,7 @@ def test_model_for_other_versions_is_refused_with_retrain_message(trained, tmp_p
     assert says in str(caught.value)
     assert "retrain it with `stiwatch train --stip FILE`" in str(caught.value)
 
+    assert stiwatch("init").exit_code == 0  # a store to classify: the model is what is wrong
     result = stiwatch("classify", "--model-dir", str(copy))
     assert result.exit_code == 2
     assert f"Error: {copy / 'model.json'}: the model was made with {says}" in result.output
