@@ -18,11 +18,12 @@ from .errors import (
 )
 from .lock import FileLock, LockHeld, LockUnusable
 from .schema import LATEST_VERSION
-from .search import BadQuery
+from .search import BadQuery, time_bound
 from .store import Store, open_store
 from .subscribers import FILTER_FACETS, FILTERS
 
 __all__ = [
+    "time_bound",
     "FileLock",
     "LockHeld",
     "LockUnusable",

@@ -85,7 +85,8 @@ def test_bad_arguments(stiwatch, ids, tmp_path):
     assert result.exit_code == 2 and "is not a date" in result.output
     result = stiwatch("export", "--format", "csv", "--since", "2026-99-99")
     assert result.exit_code == 2 and result.stdout == ""
-    assert result.stderr == "Error: since: '2026-99-99' is not a date (expected YYYY-MM-DD)\n"
+    assert result.stderr.endswith(
+        "Error: Invalid value for '--since': '2026-99-99' is not a date (expected YYYY-MM-DD)\n")
     result = stiwatch("export", "--format", "csv", "--out", str(tmp_path / "no" / "x.csv"))
     assert result.exit_code == 2 and "no such folder" in result.output
     (tmp_path / "afile").write_text("keep me\n")

@@ -277,8 +277,8 @@ def test_a_lone_minus_word_says_what_to_add(stiwatch, ids):
     (["--country", "XX"], "unknown country 'XX'"),
     (["--source", "nope"], "no source with id 'nope'"),
     (["--since", "last week"], "is not a date"),
-    (["--until", "2026-13-01"], "until: '2026-13-01' is not a date"),
-    (["--since", "2026-02-30"], "since: '2026-02-30' is not a date"),
+    (["--until", "2026-13-01"], "Invalid value for '--until': '2026-13-01' is not a date"),
+    (["--since", "2026-02-30"], "Invalid value for '--since': '2026-02-30' is not a date"),
     (["--since", "2026-01-01T25:00"], "is not a date"),
 ])
 def test_bad_filters_are_named(stiwatch, ids, args, message):

@@ -14,6 +14,7 @@ from digest.weeks import zone
 
 from ..app import App, pass_app
 from ..files import output_file, replacing
+from ..params import Moment
 from .search import DATE_HELP
 
 COLUMNS = ["id", "url", "source_id", "source_name", "title", "summary", "body", "language",
@@ -42,7 +43,7 @@ def write_items(rows: Iterable[dict], stream: IO[str], fmt: str) -> int:
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), required=True,
               help="csv (tags comma-separated in one cell) or jsonl (one JSON object a line, "
               "tags as lists).")
-@click.option("--since", metavar="DATE", help="Only items published on or after DATE "
+@click.option("--since", metavar="DATE", type=Moment(), help="Only items published on or after DATE "
               f"(YYYY-MM-DD, {DATE_HELP}).")
 @click.option("--out", "out", metavar="FILE", type=click.Path(dir_okay=False),
               help="Write to FILE (replaced only when the export is complete; never an SQLite "

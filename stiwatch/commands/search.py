@@ -13,6 +13,7 @@ from digest.select import parse_time
 from digest.weeks import zone
 
 from ..app import App, pass_app
+from ..params import Moment
 from ..output import echo_csv, echo_json, table
 
 COLUMNS = ["id", "url", "title", "source_id", "source_name", "published_at", "score", "copies",
@@ -119,11 +120,11 @@ class SearchCommand(click.Command):
               help="Only items from this source id (repeatable).")
 @click.option("--policy", "policy_only", is_flag=True,
               help="Only items classified as STI-policy relevant.")
-@click.option("--since", metavar="DATE",
+@click.option("--since", metavar="DATE", type=Moment(),
               help=f"Published on or after DATE: YYYY-MM-DD, {DATE_HELP}; or a date-time "
               "such as 2026-11-23T09:00 (in that setting too, unless it has an offset such as "
               "+09:00 or Z).")
-@click.option("--until", metavar="DATE",
+@click.option("--until", metavar="DATE", type=Moment(),
               help="Published on or before DATE (the whole of that day), or up to and "
               "including a date-time; read as --since is.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000),
