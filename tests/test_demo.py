@@ -92,6 +92,10 @@ def test_demo_never_replaces_a_store_or_registry_it_did_not_make(stiwatch, tmp_p
                                         "`stiwatch demo`")
         assert result.stderr.count("\n") == 1
         assert _snapshot(precious) == before
+    # --db names a real store: the demo says it makes its own rather than ignore it
+    result = stiwatch("--db", db, "demo", "--dir", str(tmp_path / "fresh"))
+    assert result.exit_code == 2 and "--db is not used: give --dir DIR instead" in result.output
+    assert not (tmp_path / "fresh").exists() and _snapshot(precious) == before
 
 
 def test_demo_refuses_any_folder_with_files_it_did_not_make(stiwatch, tmp_path: Path):

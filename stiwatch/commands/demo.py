@@ -53,6 +53,10 @@ def demo_command(app: App, directory: Path, as_json: bool) -> None:
     (such as one holding a real stiwatch.db or sources.toml).
     """
     started = time.monotonic()
+    if app.plain_settings.origin("db") == "option --db":
+        # the demo always makes its own store; a real one named with --db is never touched
+        raise UserError("the demo makes its own database in DIR/stiwatch.db, so --db is not "
+                        "used: give --dir DIR instead")
     directory = directory.resolve()
     _claim(directory)
     db_path = directory / "stiwatch.db"
