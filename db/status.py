@@ -71,6 +71,15 @@ class StatusMixin:
                ORDER BY failing_since, id"""
         )
 
+    def noted_sources(self) -> list[dict[str, Any]]:
+        """Enabled sources that work but whose last crawl left a note (a moved feed, pages
+        that could not be read, new articles left for the next crawl, ...), by id."""
+        return self.query(
+            """SELECT id, name, last_flag FROM sources
+               WHERE enabled = 1 AND consecutive_failures = 0 AND last_flag IS NOT NULL
+               ORDER BY id"""
+        )
+
     def deliveries_owed(self) -> list[dict[str, Any]]:
         """Digest deliveries not yet done: pending, failed, or sending without an answer; not
         those the operator cancelled (`digest resolve --cancel`), which are settled."""

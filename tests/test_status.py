@@ -120,3 +120,20 @@ def test_weeks_are_those_of_the_timezone_setting(stiwatch, db_path):
         "weeks"]
     assert sum(week["items"] for week in weeks) == 1 and weeks[-1]["items"] == 0
     assert "weeks in Asia/Tokyo" in stiwatch("status").output
+
+
+def test_sources_that_work_with_a_note_are_listed(stiwatch, db_path):
+    """A source that works but needs a look (a moved feed, articles left for the next crawl)
+    was shown only by `sources list`: status, where an operator looks first, names it too."""
+    analysts_store.build(db_path)
+    note = "moved permanently to https://mext.example/rss (update its url in the registry)"
+    with db.open_store(db_path) as store:
+        store.record_source_result("mext-news", ok=True, flag=note)
+    result = stiwatch("status")
+    assert result.exit_code == 0, result.output
+    assert "Sources that work, with a note from their last crawl: 1" in result.output
+    line = next(l for l in result.output.splitlines() if l.startswith("mext-news"))
+    assert "moved permanently" in line
+    report = json.loads(stiwatch("status", "--json").output)
+    assert [(s["id"], s["last_flag"]) for s in report["noted_sources"]] == [("mext-news", note)]
+    assert "ec-rtd" not in {s["id"] for s in report["noted_sources"]}  # failing, listed above

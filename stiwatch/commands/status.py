@@ -95,6 +95,7 @@ def gather(store, now: datetime, tz: tzinfo = timezone.utc) -> dict[str, Any]:
         "runs": runs,
         "weeks": store.items_per_week(8, now.astimezone(tz).date(), tz),
         "failing_sources": failing,
+        "noted_sources": store.noted_sources(),
         "deliveries_owed": store.deliveries_owed(),
     }
 
@@ -107,7 +108,8 @@ def status_command(app: App, as_json: bool) -> None:
 
     Lists the last scheduled runs and crawl runs, items published per week over the last 8 weeks (with policy
     items and folded duplicates; ISO weeks in the `timezone` setting), sources that are failing (last error, since when and for how
-    long), digest deliveries still owed (pending, failed, or sending without an answer; not
+    long), sources that work but whose last crawl left a note (a moved feed, unreadable article
+    pages, articles left for the next crawl), digest deliveries still owed (pending, failed, or sending without an answer; not
     those cancelled with `digest resolve --cancel`), the schema version and the database size.
     """
     store = app.existing_store()
@@ -143,6 +145,10 @@ def status_command(app: App, as_json: bool) -> None:
                      "for": duration(s["failing_for_s"]) if s["failing_for_s"] is not None
                      else ""} for s in failing],
                    ["id", "failures", "failing_since", "for", "last_error"], max_width=70)
+    noted = report["noted_sources"]
+    if noted:
+        click.echo(f"\nSources that work, with a note from their last crawl: {len(noted)}")
+        echo_table([{**s, "note": s["last_flag"]} for s in noted], ["id", "note"], max_width=90)
     owed = report["deliveries_owed"]
     click.echo(f"\nDeliveries owed: {len(owed) or 'none'}")
     if owed:
