@@ -229,6 +229,14 @@ TABLES: dict[str, dict[str, Any]] = {
             "body": "Its body, as indexed.",
         },
     },
+    "store_info": {
+        "description": "Facts about the store itself, one row per key (internal).",
+        "columns": {
+            "key": "`installation_id`: a random id made with the store and kept by its backups "
+            "(part of every digest's Message-ID, so two installations never send the same one).",
+            "value": "The value.",
+        },
+    },
     "schema_migrations": {
         "description": "Schema versions applied to this file; opening an older file migrates it.",
         "columns": {

@@ -468,6 +468,22 @@ MIGRATIONS: list[Migration] = [
         END;
         """,
     ),
+    Migration(
+        16,
+        "the store's own random id",
+        """
+        -- Digest Message-IDs include it: a second installation (a pilot beside production)
+        -- mailing the same reader from the same domain would otherwise send the same
+        -- Message-ID, and mail providers drop a message whose Message-ID they have seen.
+        -- A backup keeps it, so a digest resent from a restored backup is still one message.
+        CREATE TABLE store_info (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        INSERT INTO store_info (key, value)
+        VALUES ('installation_id', lower(hex(randomblob(16))));
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

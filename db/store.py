@@ -142,6 +142,12 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
     def schema_version(self) -> int:
         return current_version(self.conn)
 
+    @property
+    def installation_id(self) -> str:
+        """A random id made with the store (migration 16): the same in every backup of it and
+        different for every other store, so it tells installations apart."""
+        return self.scalar("SELECT value FROM store_info WHERE key = 'installation_id'") or ""
+
     @contextmanager
     def write(self) -> Iterator[sqlite_utils.Database]:
         """A write transaction: all or nothing, even if the process is killed half-way.

@@ -77,9 +77,13 @@ def _domain(mail_from: str) -> str:
     return address.rpartition("@")[2] or "stiwatch.localhost"
 
 
-def message_id(email: str, week: str, mail_from: str) -> str:
-    """``<digest-2026-W47-0123abcd...@example.org>``: the same for the same (subscriber, week)."""
-    digest = hashlib.sha256(f"{email.strip().lower()}\n{week}".encode()).hexdigest()[:20]
+def message_id(email: str, week: str, mail_from: str, installation: str = "") -> str:
+    """``<digest-2026-W47-0123abcd...@example.org>``: the same for the same (subscriber, week)
+    of one ``installation`` (a store and its backups), so that a resend is known for a copy;
+    another installation mailing the same reader from the same domain (a pilot beside the
+    production one) gets another, or mail providers would drop its digest as a copy."""
+    key = f"{installation}\n" if installation else ""
+    digest = hashlib.sha256(f"{key}{email.strip().lower()}\n{week}".encode()).hexdigest()[:20]
     return f"<digest-{week}-{digest}@{_domain(mail_from)}>"
 
 
@@ -96,6 +100,7 @@ def build_message(
     list_unsubscribe: str | None,
     date: datetime | None = None,
     one_click_unsubscribe: bool = False,
+    message_id_header: str | None = None,
 ) -> MIMEMultipart:
     """A complete message, ready for ``smtplib.send_message`` or an ``.eml`` file.
 
@@ -121,7 +126,7 @@ def build_message(
     root["From"] = mail_from
     root["To"] = formataddr((to_name or "", to_email))
     root["Date"] = format_datetime(date or datetime.now(timezone.utc))
-    root["Message-ID"] = message_id(to_email, week, mail_from)
+    root["Message-ID"] = message_id_header or message_id(to_email, week, mail_from)
     root["X-Stiwatch-Week"] = week
     root["Auto-Submitted"] = "auto-generated"
     root["Precedence"] = "bulk"

@@ -81,6 +81,7 @@ class WeekBundle:
     trends: TrendReport
     png: bytes
     through: int = 0  # the highest item id stored when it was read: it read none above
+    installation: str = ""  # the store's installation_id: part of every Message-ID
     late: WeekData | None = None  # stories of the weeks before, stored after ``late_after``
     late_after: int | None = None
 
@@ -106,7 +107,8 @@ def prepare_week(store: Any, week: Week, late_after: int | None = None) -> WeekB
     if late_after is not None and late_after < through:
         late = load_week(store, week, store.policy_items(
             week.previous(LATE_WEEKS)[0].start_utc, week.start_utc, ids=(late_after, through)))
-    return WeekBundle(week, data, report, area_chart(report), through, late, late_after)
+    return WeekBundle(week, data, report, area_chart(report), through=through, late=late,
+                      late_after=late_after, installation=store.installation_id)
 
 
 def compose(bundle: WeekBundle, subscriber: Mapping[str, Any] | None,
@@ -117,7 +119,9 @@ def compose(bundle: WeekBundle, subscriber: Mapping[str, Any] | None,
 
 
 def message_for(bundle: WeekBundle, digest: Digest, settings: Mapping[str, Any],
-                *, date: datetime | None = None):
+                *, date: datetime | None = None, message_id_header: str | None = None):
+    """The message of ``digest``; ``message_id_header``: the one its delivery recorded (a
+    resend), else this installation's for (reader, week)."""
     template = settings.get("list_unsubscribe") or None
     unsubscribe = unsubscribe_target(template, settings["mail_from"], digest.email)
     return build_message(
@@ -132,6 +136,8 @@ def message_for(bundle: WeekBundle, digest: Digest, settings: Mapping[str, Any],
         list_unsubscribe=unsubscribe,
         date=date,
         one_click_unsubscribe=one_click(template),
+        message_id_header=message_id_header or message_id(
+            digest.email or "", bundle.week.label, settings["mail_from"], bundle.installation),
     )
 
 
@@ -659,14 +665,15 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
                     continue
             # Built only for a message that will be tried, and before its row is `sending`.
             try:
-                message = message_for(bundle, digest, settings)
+                # A resend keeps the Message-ID its row recorded, whatever made it.
+                mid = row.get("message_id") or message_id(
+                    email, week.label, settings["mail_from"], bundle.installation)
+                message = message_for(bundle, digest, settings, message_id_header=mid)
             except Exception as error:  # noqa: BLE001 - this subscriber's data, not the run's
                 cannot_build(email, error)
                 continue
             if not dry_run:
-                store.delivery_sending(email, week.label,
-                                       message_id(email, week.label, settings["mail_from"]),
-                                       digest.total, bundle.through)
+                store.delivery_sending(email, week.label, mid, digest.total, bundle.through)
             try:
                 transport.send(message, email)
             except DeliveryError as error:

@@ -1040,3 +1040,27 @@ def test_a_story_stored_after_its_weeks_digest_comes_in_the_readers_next_one(sto
     [msg] = [m for m in smtp.to("all@example.org") if "2026-W49" in m["Subject"]]
     body = msg.get_body(("plain",)).get_content()
     assert "Week 49 story" in body and "Korea" not in body and "Found since" not in body
+
+
+def test_two_installations_give_the_same_reader_different_message_ids(store, smtp, tmp_path):
+    """A pilot beside the production store, both mailing a reader from the same domain: mail
+    providers drop a second message with a Message-ID they have seen, so each store has its
+    own. A resend keeps the one its delivery recorded."""
+    other = build(tmp_path / "pilot.db", [
+        story("https://x.example/jp", "2026-11-17T01:00:00Z", title="Japan research security",
+              areas=["research_security"], countries=["JP"], regions=["east_asia"])])
+    other.save_subscribers([{"email": "all@example.org"}])
+    settings = settings_for(smtp)
+    now = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+    send_week(store, settings, WEEK, now=now)
+    send_week(other, settings, WEEK, now=now)
+    ids = [m["Message-ID"] for m in smtp.to("all@example.org")]
+    assert len(ids) == 2 and ids[0] != ids[1]
+    assert store.get_delivery("all@example.org", WEEK.label)["message_id"] == ids[0]
+
+    # a delivery recorded with an earlier stiwatch's Message-ID is resent with it
+    with store.write():
+        store.conn.execute("UPDATE deliveries SET status = 'sending', message_id = ?"
+                           " WHERE subscriber = 'all@example.org'", ["<digest-old@localhost>"])
+    send_week(store, settings, WEEK, now=now)
+    assert smtp.to("all@example.org")[-1]["Message-ID"] == "<digest-old@localhost>"
