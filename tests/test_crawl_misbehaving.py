@@ -556,3 +556,26 @@ def test_a_crawl_fetches_at_most_max_new_articles_per_source_newest_first(stiwat
     assert (third["new"], third["deferred"]) == (2, 0)
     assert stored() == set(range(12)) and not third["flag"]
     assert crawl()["status"] == "not_modified"  # all fetched: the ETag is kept again
+
+
+def test_an_article_sent_to_its_section_page_keeps_what_was_stored(stiwatch, http_server,
+                                                                    tmp_path, db_path):
+    # An expired article redirects to its section page: the section's text was stored as the
+    # article's (a partial row completed with it, or a --refresh replacing the real text).
+    base = build_site(http_server)
+    section = article("All news of the ministry", TOPICS[0][1] + " " + TOPICS[1][1])
+    http_server.route("/news/")(lambda handler: handler.send_body(200, section))
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "press", "kind": "feed", "url": f"{base}/feed.xml"}])
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+    [before] = rows(db_path, "SELECT * FROM items WHERE url LIKE '%/news/budget.html'")
+    assert before["status"] == "complete"
+
+    http_server.redirect("/news/budget.html", "/news/")
+    result = stiwatch("crawl", "--refresh", "--json", env=FAST)
+    assert result.exit_code == 0, result.output
+    [after] = rows(db_path, "SELECT * FROM items WHERE url LIKE '%/news/budget.html'")
+    assert (after["status"], after["body"], after["title"]) == (
+        "complete", before["body"], before["title"])
+    assert not rows(db_path, "SELECT id FROM items WHERE body LIKE '%All news of the ministry%'"
+                    " OR title = 'All news of the ministry'")

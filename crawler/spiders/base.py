@@ -326,6 +326,12 @@ class SourceSpider(scrapy.Spider):
     def parse_article(self, response: Response) -> Iterator[ArticleItem]:
         candidate: Candidate = response.meta["candidate"]
         refetch = response.meta["refetch"]
+        if _redirected_up(candidate.url, response):
+            # An expired article sent to its section page (or the home page): that page's
+            # text is no article, and a stored article must not take it on.
+            yield self.partial(candidate, f"redirected to {response.url}, a page above it: "
+                               "the article is gone", refetch)
+            return
         content_type = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
         if (content_type and "html" not in content_type and "xml" not in content_type
                 and not _looks_like_html(response.body)):
@@ -404,6 +410,21 @@ def _looks_like_html(body: bytes) -> bool:
     misconfigured server) starts as an HTML document does; browsers show it as one too."""
     start = body[:512].lstrip(b"\xef\xbb\xbf \t\r\n\f").lower()
     return start.startswith((b"<!doctype html", b"<html", b"<head"))
+
+
+def _redirected_up(url: str, response: Response) -> bool:
+    """Whether ``url`` was redirected to a page above it on the same site: its folder, a
+    folder further up or the home page (/news/2026/budget.html -> /news/ or /)."""
+    if not response.meta.get("redirect_urls") or not _same_site(url, response.url):
+        return False
+    asked, landed = urlsplit(url), urlsplit(response.url)
+    if landed.query:
+        return False
+    path = re.sub(r"/index\.(?:html?|php|aspx?)$", "/", landed.path)  # /news/index.html: /news/
+    if asked.path.rstrip("/") == path.rstrip("/"):
+        return False  # the same page, with or without its trailing slash
+    folder = path if path.endswith("/") else path + "/"
+    return path in ("", "/") or asked.path.startswith(folder)
 
 
 def _moved_permanently(response: Response) -> str | None:
