@@ -384,6 +384,32 @@ def _page_date(tree: lxml.html.HtmlElement, url: str, extensive: bool) -> str | 
     return _utc(found)
 
 
+# Dates as Japanese and Chinese pages write them ("2026年11月27日", full-width digits, the
+# Japanese era "令和8年11月27日"): htmldate reads the first as 1 January of the year and the
+# others not at all. Only a full year-month-day counts, so "令和9年度" (a fiscal year) does not.
+_CJK_DATE = re.compile(r"(?:(令和|平成)\s*(元|\d{1,2})|(\d{4}))\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
+_ERA_START = {"令和": 2018, "平成": 1988}  # 令和元年 (year 1) is 2019, 平成元年 1989
+
+
+def _cjk_text_date(tree: lxml.html.HtmlElement) -> str | None:
+    """The first past year-month-day written the CJK way in the page's text, as UTC."""
+    # NFKC folds full-width digits (２０２６) and the era ligature ㋿ into what the pattern reads.
+    text = unicodedata.normalize("NFKC", " ".join(tree.xpath("//body//text()[not(ancestor::script)"
+                                                                " and not(ancestor::style)]")))
+    for match in _CJK_DATE.finditer(text):
+        era, era_year, year, month, day = match.groups()
+        if era:
+            year = _ERA_START[era] + (1 if era_year == "元" else int(era_year))
+        try:
+            moment = datetime(int(year), int(month), int(day), tzinfo=timezone.utc)
+        except ValueError:
+            continue
+        found = _utc(moment.strftime("%Y-%m-%d"))
+        if found:
+            return found
+    return None
+
+
 def _language(text: str, tree: lxml.html.HtmlElement | None,
               headers: Mapping[str, str] | None) -> str | None:
     if len(text) >= MIN_CHARS_FOR_LANGID:
@@ -596,7 +622,10 @@ def extract_article(body: bytes, url: str, headers: Mapping[str, str] | None = N
         published, source = _page_date(tree, url, extensive=False), "page"
         if not published and main:
             # Site chrome dropped first: a footer's "© 2024" is no publication date.
-            published, source = _page_date(_without_site_chrome(tree), url, extensive=True), "text"
+            article_tree = _without_site_chrome(tree)
+            published, source = _cjk_text_date(article_tree), "text"
+            if not published:
+                published = _page_date(article_tree, url, extensive=True)
     if not published:
         published, source = utcnow(), "fetched"
 

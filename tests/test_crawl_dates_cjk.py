@@ -1,0 +1,61 @@
+"""Publication dates written the Japanese and Chinese way in an article's text ("2026年11月20日",
+full-width digits, the Japanese era "令和8年11月20日") are read after a real crawl, where they were
+stored as 1 January of the year or as the fetch time."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from crawlsite import FAST, build_site, registry, rows
+
+PAGE = """<!DOCTYPE html><html><head>{meta}<title>{title}</title></head><body>
+<nav><a href="/">ホーム</a> | <a href="/about">組織案内</a></nav>
+<article><h1>{title}</h1><p class="date">{date}</p>
+<p>{para}</p><p>{para}</p><p>{para}</p></article>
+<footer>Copyright © 2015 All Rights Reserved.</footer></body></html>"""
+
+JA = ("文部科学省は、量子技術の研究開発を強化する新たな戦略を公表した。大学と国立研究開発法人の"
+      "共同研究を支援し、若手研究者の育成と国際連携にも重点を置く。")
+ZH = ("科技部会同财政部印发《关于加强基础研究的若干意见》，提出完善基础研究多元化投入机制，"
+      "支持高校和科研院所开展自由探索，加强前沿领域布局。")
+
+CASES = {
+    # path: (encoding, meta, source language, date line, the day it means)
+    "era": ("shift_jis", '<meta charset="shift_jis">', "ja", "令和8年11月20日", "2026-11-20"),
+    "era-first-year": ("utf-8", '<meta charset="utf-8">', "ja", "掲載日：令和元年5月7日",
+                       "2019-05-07"),
+    "fullwidth": ("euc_jp", '<meta charset="euc-jp">', "ja", "２０２６年１１月１８日", "2026-11-18"),
+    "zh": ("gbk", '<meta charset="gbk">', "zh", "发布时间：2026年11月19日", "2026-11-19"),
+    # A fiscal year ("令和9年度") is no date, a deadline still to come is not the publication.
+    "deadline": ("utf-8", '<meta charset="utf-8">', "ja",
+                 "令和9年度公募（締切：{future}） 2026年11月17日 掲載", "2026-11-17"),
+}
+
+
+def test_cjk_dates_in_the_text_are_read(stiwatch, http_server, tmp_path, db_path):
+    base = build_site(http_server)
+    future = datetime.now(timezone.utc) + timedelta(days=60)
+    future_ja = f"{future.year}年{future.month}月{future.day}日"
+    sources = []
+    for name, (encoding, meta, language, date, _) in CASES.items():
+        para = ZH if language == "zh" else JA
+        body = PAGE.format(meta=meta, title=f"{name} {para[:20]}", para=para,
+                           date=date.format(future=future_ja)).encode(encoding, "xmlcharrefreplace")
+
+        def serve(handler, body=body):
+            handler.send_body(200, body, "text/html")
+
+        http_server.routes[f"/dates/{name}.html"] = serve
+        (http_server.root / f"list-{name}.html").write_text(
+            f"<html><body><ul class='news'><li><a href='/dates/{name}.html'>{name}</a></li>"
+            "</ul></body></html>")
+        sources.append({"id": name, "kind": "html", "url": f"{base}/list-{name}.html",
+                        "links": "ul.news a", "language": language, "country": "JP"})
+    reg = registry(tmp_path / "sources.toml", sources)
+
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+
+    stored = {r["url"].rsplit("/", 1)[1]: r for r in rows(db_path, "SELECT * FROM items")}
+    for name, (*_, day) in CASES.items():
+        item = stored[f"{name}.html"]
+        assert (item["published_at"], item["date_source"]) == (f"{day}T00:00:00Z", "text"), name
