@@ -532,6 +532,34 @@ def _is_dateline(line: str) -> bool:
                for word in _WORD.findall(line))
 
 
+# Datelines as other languages write them: "掲載日：令和8年11月19日", "发布时间：2026年11月20日",
+# "2026년 11월 19일", "Publié le 20 novembre 2026", "20 de noviembre de 2026", "Pressemitteilung
+# Nr. 42 | 19. November 2026". The date plus a short label is the whole line.
+_FOREIGN_MONTHS = (
+    "januar|jänner|februar|märz|april|mai|juni|juli|august|september|oktober|november|dezember"
+    "|janvier|février|mars|avril|juin|juillet|août|septembre|octobre|novembre|décembre"
+    "|enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|setiembre|octubre|noviembre"
+    "|diciembre|janeiro|fevereiro|março|maio|junho|julho|setembro|outubro|novembro|dezembro")
+_FOREIGN_DATE = re.compile(
+    r"(?:(?:令和|平成)\s*(?:元|\d{1,2})|\d{4})\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日"
+    r"|\d{4}\s*년\s*\d{1,2}\s*월\s*\d{1,2}\s*일"
+    rf"|\b\d{{1,2}}(?:er|\.|º)?\s+(?:de\s+)?(?:{_FOREIGN_MONTHS})\s+(?:de\s+)?\d{{4}}\b",
+    re.IGNORECASE)
+_FOREIGN_LABEL_MAX_CHARS = 30
+
+
+def _is_foreign_dateline(line: str) -> bool:
+    if len(line) > 60:
+        return False
+    line = unicodedata.normalize("NFKC", line)  # full-width digits, as Japanese pages write them
+    match = _FOREIGN_DATE.search(line)
+    if match is None:
+        return False
+    label = (line[:match.start()] + " " + line[match.end():]).strip(" \t:：|·•-–—,、()（）[]【】")
+    # A sentence that starts with a date ("2026年11月20日に閣議決定した。") is the article's.
+    return len(label) <= _FOREIGN_LABEL_MAX_CHARS and not label.endswith((".", "。"))
+
+
 def _is_byline(line: str, author: str | None) -> bool:
     folded = line.casefold()
     if author and folded.strip(" .,") == author.casefold():
@@ -557,7 +585,8 @@ def _without_page_chrome(text: str, title: str, author: str | None) -> str:
         edge = index in head or index in tail
         if index in head and title_folded and stripped.casefold() == title_folded:
             continue
-        if edge and (_is_dateline(stripped) or _is_byline(stripped, author)):
+        if edge and (_is_dateline(stripped) or _is_foreign_dateline(stripped)
+                     or _is_byline(stripped, author)):
             continue
         if len(stripped) <= _WIDGET_MAX_CHARS and _WIDGET_LINE.match(stripped):
             continue

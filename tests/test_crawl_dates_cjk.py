@@ -59,3 +59,63 @@ def test_cjk_dates_in_the_text_are_read(stiwatch, http_server, tmp_path, db_path
     for name, (*_, day) in CASES.items():
         item = stored[f"{name}.html"]
         assert (item["published_at"], item["date_source"]) == (f"{day}T00:00:00Z", "text"), name
+
+
+ARTICLES = {
+    # path: (source language, dateline, first paragraph, the day it means)
+    "ja": ("ja", "掲載日：令和8年11月19日",
+           "文部科学省と日本学術振興会は、科学研究費助成事業の審査制度を見直すと発表した。", "2026-11-19"),
+    "zh": ("zh", "发布时间：2026年11月20日",
+           "科技部会同财政部印发《关于加强基础研究的若干意见》，提出完善基础研究投入机制。", "2026-11-20"),
+    "ko": ("ko", "2026년 11월 19일",
+           "한국연구재단은 2027년도 기초연구사업 신규과제 공모를 시작한다고 밝혔다.", "2026-11-19"),
+    "de": ("de", "Pressemitteilung Nr. 42 | 19. November 2026",
+           "Die Deutsche Forschungsgemeinschaft richtet zwölf neue Sonderforschungsbereiche ein.",
+           "2026-11-19"),
+    "fr": ("fr", "Publié le 20 novembre 2026",
+           "Le ministère lance un appel à projets pour la recherche en intelligence artificielle.",
+           "2026-11-20"),
+    "es": ("es", "20 de noviembre de 2026",
+           "El Consejo de Ministros ha aprobado la Estrategia Española de Ciencia y Tecnología.",
+           "2026-11-20"),
+    "pt": ("pt", "19 de novembro de 2026",
+           "O Ministério da Ciência anunciou um novo programa de bolsas para jovens cientistas.",
+           "2026-11-19"),
+}
+SECOND = {"ja": "新制度は令和9年度の公募から適用する予定である。", "zh": "基金委还将加强科研诚信建设。",
+          "ko": "신청은 12월 31일까지 온라인으로 접수한다.", "de": "Die Förderung läuft vier Jahre.",
+          "fr": "Les projets seront évalués par l'ANR.", "es": "España aumentará su inversión.",
+          "pt": "O Brasil fortalece a pesquisa."}
+
+
+def test_datelines_in_other_languages_stay_out_of_the_body(stiwatch, http_server, tmp_path,
+                                                            db_path):
+    """The dateline the template puts above the article is no part of its body (search
+    snippets and Datasette began with it in Japanese, Chinese, Korean, German, French,
+    Spanish and Portuguese), and its date is the item's."""
+    base = build_site(http_server)
+    sources = []
+    for name, (language, dateline, para, _) in ARTICLES.items():
+        body = PAGE.format(meta='<meta charset="utf-8">', title=f"{name}: {para[:30]}",
+                           date=dateline, para=para).replace(
+            f"<p>{para}</p><p>{para}</p><p>{para}</p>",
+            f"<p>{para}</p><p>{SECOND[name]}</p>").encode()
+
+        def serve(handler, body=body):
+            handler.send_body(200, body, "text/html")
+
+        http_server.routes[f"/lines/{name}.html"] = serve
+        (http_server.root / f"list-{name}.html").write_text(
+            f"<html><body><ul class='news'><li><a href='/lines/{name}.html'>{name}</a></li>"
+            "</ul></body></html>")
+        sources.append({"id": name, "kind": "html", "url": f"{base}/list-{name}.html",
+                        "links": "ul.news a", "language": language})
+    reg = registry(tmp_path / "sources.toml", sources)
+
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+
+    stored = {r["url"].rsplit("/", 1)[1]: r for r in rows(db_path, "SELECT * FROM items")}
+    for name, (_, _, para, day) in ARTICLES.items():
+        item = stored[f"{name}.html"]
+        assert item["body"] == f"{para}\n{SECOND[name]}", name
+        assert item["published_at"] == f"{day}T00:00:00Z", name
