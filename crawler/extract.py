@@ -386,28 +386,33 @@ def _page_date(tree: lxml.html.HtmlElement, url: str, extensive: bool) -> str | 
 
 # Dates as Japanese and Chinese pages write them ("2026年11月27日", full-width digits, the
 # Japanese era "令和8年11月27日"): htmldate reads the first as 1 January of the year and the
-# others not at all. Only a full year-month-day counts, so "令和9年度" (a fiscal year) does not.
-_CJK_DATE = re.compile(r"(?:(令和|平成)\s*(元|\d{1,2})|(\d{4}))\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
+# others not at all. A month counts ("2026年11月": its first day, where htmldate said 1
+# January), a year alone does not, nor does "令和9年度" (a fiscal year).
+_CJK_DATE = re.compile(r"(?:(令和|平成)\s*(元|\d{1,2})|(\d{4}))\s*年\s*(\d{1,2})\s*月"
+                       r"(?:\s*(\d{1,2})\s*日)?")
 _ERA_START = {"令和": 2018, "平成": 1988}  # 令和元年 (year 1) is 2019, 平成元年 1989
 
 
 def _cjk_text_date(tree: lxml.html.HtmlElement) -> str | None:
-    """The first past year-month-day written the CJK way in the page's text, as UTC."""
+    """The first past year-month-day written the CJK way in the page's text, as UTC; failing
+    that, the first past year-month's first day."""
     # NFKC folds full-width digits (２０２６) and the era ligature ㋿ into what the pattern reads.
     text = unicodedata.normalize("NFKC", " ".join(tree.xpath("//body//text()[not(ancestor::script)"
                                                                 " and not(ancestor::style)]")))
+    month_only = None
     for match in _CJK_DATE.finditer(text):
         era, era_year, year, month, day = match.groups()
         if era:
             year = _ERA_START[era] + (1 if era_year == "元" else int(era_year))
         try:
-            moment = datetime(int(year), int(month), int(day), tzinfo=timezone.utc)
+            moment = datetime(int(year), int(month), int(day or 1), tzinfo=timezone.utc)
         except ValueError:
             continue
         found = _utc(moment.strftime("%Y-%m-%d"))
-        if found:
+        if found and day:
             return found
-    return None
+        month_only = month_only or found
+    return month_only
 
 
 def _language(text: str, tree: lxml.html.HtmlElement | None,

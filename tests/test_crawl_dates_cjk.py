@@ -1,6 +1,6 @@
 """Publication dates written the Japanese and Chinese way in an article's text ("2026年11月20日",
-full-width digits, the Japanese era "令和8年11月20日") are read after a real crawl, where they were
-stored as 1 January of the year or as the fetch time."""
+full-width digits, the Japanese era "令和8年11月20日", a month "2026年10月") are read after a real
+crawl, where they were stored as 1 January of the year or as the fetch time."""
 
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ CASES = {
                        "2019-05-07"),
     "fullwidth": ("euc_jp", '<meta charset="euc-jp">', "ja", "２０２６年１１月１８日", "2026-11-18"),
     "zh": ("gbk", '<meta charset="gbk">', "zh", "发布时间：2026年11月19日", "2026-11-19"),
+    # A month alone is its first day (htmldate said 1 January).
+    "month": ("utf-8", '<meta charset="utf-8">', "zh", "发布日期：2026年10月", "2026-10-01"),
+    "era-month": ("utf-8", '<meta charset="utf-8">', "ja", "令和8年10月 発行", "2026-10-01"),
     # A fiscal year ("令和9年度") is no date, a deadline still to come is not the publication.
     "deadline": ("utf-8", '<meta charset="utf-8">', "ja",
                  "令和9年度公募（締切：{future}） 2026年11月17日 掲載", "2026-11-17"),
