@@ -393,6 +393,33 @@ _CJK_DATE = re.compile(r"(?:(令和|平成)\s*(元|\d{1,2})|(\d{4}))\s*年\s*(\d
 _ERA_START = {"令和": 2018, "平成": 1988}  # 令和元年 (year 1) is 2019, 平成元年 1989
 
 
+# Japanese tables abbreviate the era: "R8.11.20" is 令和8年11月20日, which htmldate read as
+# 8 November 2020. Spelt out as ISO dates in Japanese pages (kana) before htmldate reads them;
+# elsewhere "R2.5.1" is a release.
+_ERA_ABBREVIATION = re.compile(
+    r"(?<![A-Za-z0-9.])([RH])\s?(\d{1,2})[./](\d{1,2})[./](\d{1,2})(?![0-9]|[./][0-9])")
+_KANA = re.compile("[\u3040-\u30ff]")
+
+
+def _spell_out(match: re.Match) -> str:
+    letter, era_year, month, day = match.groups()
+    year = _ERA_START["令和" if letter == "R" else "平成"] + int(era_year)
+    try:
+        return datetime(year, int(month), int(day)).strftime("%Y-%m-%d")
+    except ValueError:
+        return match.group(0)
+
+
+def _spell_out_era_abbreviations(tree: lxml.html.HtmlElement) -> None:
+    if not _KANA.search(tree.text_content()):
+        return
+    for element in tree.iter(lxml.etree.Element):
+        for side in ("text", "tail"):
+            value = getattr(element, side)
+            if value and _ERA_ABBREVIATION.search(value):
+                setattr(element, side, _ERA_ABBREVIATION.sub(_spell_out, value))
+
+
 def _cjk_text_date(tree: lxml.html.HtmlElement) -> str | None:
     """The first past year-month-day written the CJK way in the page's text, as UTC; failing
     that, the first past year-month's first day."""
@@ -653,6 +680,7 @@ def extract_article(body: bytes, url: str, headers: Mapping[str, str] | None = N
     # Order of trust: the feed, the page's markup (meta, JSON-LD, <time>, URL), its text, now.
     published, source = _utc(feed_date), "feed"
     if not published and tree is not None:
+        _spell_out_era_abbreviations(tree)  # the text and title were read above
         published, source = _page_date(tree, url, extensive=False), "page"
         if not published and main:
             # Site chrome dropped first: a footer's "© 2024" is no publication date.

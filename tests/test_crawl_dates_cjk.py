@@ -26,6 +26,10 @@ CASES = {
                        "2019-05-07"),
     "fullwidth": ("euc_jp", '<meta charset="euc-jp">', "ja", "２０２６年１１月１８日", "2026-11-18"),
     "zh": ("gbk", '<meta charset="gbk">', "zh", "发布时间：2026年11月19日", "2026-11-19"),
+    # The abbreviated era of Japanese tables (htmldate said 8 November 2020), read from the
+    # page's date element.
+    "era-abbreviated": ("shift_jis", '<meta charset="shift_jis">', "ja", "更新日：R8.11.20",
+                        "2026-11-20"),
     # A month alone is its first day (htmldate said 1 January).
     "month": ("utf-8", '<meta charset="utf-8">', "zh", "发布日期：2026年10月", "2026-10-01"),
     "era-month": ("utf-8", '<meta charset="utf-8">', "ja", "令和8年10月 発行", "2026-10-01"),
@@ -61,7 +65,18 @@ def test_cjk_dates_in_the_text_are_read(stiwatch, http_server, tmp_path, db_path
     stored = {r["url"].rsplit("/", 1)[1]: r for r in rows(db_path, "SELECT * FROM items")}
     for name, (*_, day) in CASES.items():
         item = stored[f"{name}.html"]
-        assert (item["published_at"], item["date_source"]) == (f"{day}T00:00:00Z", "text"), name
+        where = "page" if name == "era-abbreviated" else "text"
+        assert (item["published_at"], item["date_source"]) == (f"{day}T00:00:00Z", where), name
+
+
+def test_an_abbreviated_era_is_read_only_on_japanese_pages():
+    from crawler.extract import extract_article
+
+    english = ("<html><body><article><h1>Toolkit released</h1><p class='date'>Release R2.5.1</p>"
+               + "<p>The new release of the research software adds features for scientists.</p>" * 3
+               + "</article></body></html>")
+    article = extract_article(english.encode(), "https://example.org/news/toolkit.html")
+    assert article.date_source == "fetched"  # not 令和2年5月1日
 
 
 ARTICLES = {
