@@ -384,6 +384,64 @@ def _page_date(tree: lxml.html.HtmlElement, url: str, extensive: bool) -> str | 
     return _utc(found)
 
 
+# Dates as Japanese and Chinese pages write them ("2026年11月27日", full-width digits, the
+# Japanese era "令和8年11月27日"): htmldate reads the first as 1 January of the year and the
+# others not at all. A month counts ("2026年11月": its first day, where htmldate said 1
+# January), a year alone does not, nor does "令和9年度" (a fiscal year).
+_CJK_DATE = re.compile(r"(?:(令和|平成)\s*(元|\d{1,2})|(\d{4}))\s*年\s*(\d{1,2})\s*月"
+                       r"(?:\s*(\d{1,2})\s*日)?")
+_ERA_START = {"令和": 2018, "平成": 1988}  # 令和元年 (year 1) is 2019, 平成元年 1989
+
+
+# Japanese tables abbreviate the era: "R8.11.20" is 令和8年11月20日, which htmldate read as
+# 8 November 2020. Spelt out as ISO dates in Japanese pages (kana) before htmldate reads them;
+# elsewhere "R2.5.1" is a release.
+_ERA_ABBREVIATION = re.compile(
+    r"(?<![A-Za-z0-9.])([RH])\s?(\d{1,2})[./](\d{1,2})[./](\d{1,2})(?![0-9]|[./][0-9])")
+_KANA = re.compile("[\u3040-\u30ff]")
+
+
+def _spell_out(match: re.Match) -> str:
+    letter, era_year, month, day = match.groups()
+    year = _ERA_START["令和" if letter == "R" else "平成"] + int(era_year)
+    try:
+        return datetime(year, int(month), int(day)).strftime("%Y-%m-%d")
+    except ValueError:
+        return match.group(0)
+
+
+def _spell_out_era_abbreviations(tree: lxml.html.HtmlElement) -> None:
+    if not _KANA.search(tree.text_content()):
+        return
+    for element in tree.iter(lxml.etree.Element):
+        for side in ("text", "tail"):
+            value = getattr(element, side)
+            if value and _ERA_ABBREVIATION.search(value):
+                setattr(element, side, _ERA_ABBREVIATION.sub(_spell_out, value))
+
+
+def _cjk_text_date(tree: lxml.html.HtmlElement) -> str | None:
+    """The first past year-month-day written the CJK way in the page's text, as UTC; failing
+    that, the first past year-month's first day."""
+    # NFKC folds full-width digits (２０２６) and the era ligature ㋿ into what the pattern reads.
+    text = unicodedata.normalize("NFKC", " ".join(tree.xpath("//body//text()[not(ancestor::script)"
+                                                                " and not(ancestor::style)]")))
+    month_only = None
+    for match in _CJK_DATE.finditer(text):
+        era, era_year, year, month, day = match.groups()
+        if era:
+            year = _ERA_START[era] + (1 if era_year == "元" else int(era_year))
+        try:
+            moment = datetime(int(year), int(month), int(day or 1), tzinfo=timezone.utc)
+        except ValueError:
+            continue
+        found = _utc(moment.strftime("%Y-%m-%d"))
+        if found and day:
+            return found
+        month_only = month_only or found
+    return month_only
+
+
 def _language(text: str, tree: lxml.html.HtmlElement | None,
               headers: Mapping[str, str] | None) -> str | None:
     if len(text) >= MIN_CHARS_FOR_LANGID:
@@ -506,6 +564,34 @@ def _is_dateline(line: str) -> bool:
                for word in _WORD.findall(line))
 
 
+# Datelines as other languages write them: "掲載日：令和8年11月19日", "发布时间：2026年11月20日",
+# "2026년 11월 19일", "Publié le 20 novembre 2026", "20 de noviembre de 2026", "Pressemitteilung
+# Nr. 42 | 19. November 2026". The date plus a short label is the whole line.
+_FOREIGN_MONTHS = (
+    "januar|jänner|februar|märz|april|mai|juni|juli|august|september|oktober|november|dezember"
+    "|janvier|février|mars|avril|juin|juillet|août|septembre|octobre|novembre|décembre"
+    "|enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|setiembre|octubre|noviembre"
+    "|diciembre|janeiro|fevereiro|março|maio|junho|julho|setembro|outubro|novembro|dezembro")
+_FOREIGN_DATE = re.compile(
+    r"(?:(?:令和|平成)\s*(?:元|\d{1,2})|\d{4})\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日"
+    r"|\d{4}\s*년\s*\d{1,2}\s*월\s*\d{1,2}\s*일"
+    rf"|\b\d{{1,2}}(?:er|\.|º)?\s+(?:de\s+)?(?:{_FOREIGN_MONTHS})\s+(?:de\s+)?\d{{4}}\b",
+    re.IGNORECASE)
+_FOREIGN_LABEL_MAX_CHARS = 30
+
+
+def _is_foreign_dateline(line: str) -> bool:
+    if len(line) > 60:
+        return False
+    line = unicodedata.normalize("NFKC", line)  # full-width digits, as Japanese pages write them
+    match = _FOREIGN_DATE.search(line)
+    if match is None:
+        return False
+    label = (line[:match.start()] + " " + line[match.end():]).strip(" \t:：|·•-–—,、()（）[]【】")
+    # A sentence that starts with a date ("2026年11月20日に閣議決定した。") is the article's.
+    return len(label) <= _FOREIGN_LABEL_MAX_CHARS and not label.endswith((".", "。"))
+
+
 def _is_byline(line: str, author: str | None) -> bool:
     folded = line.casefold()
     if author and folded.strip(" .,") == author.casefold():
@@ -531,7 +617,8 @@ def _without_page_chrome(text: str, title: str, author: str | None) -> str:
         edge = index in head or index in tail
         if index in head and title_folded and stripped.casefold() == title_folded:
             continue
-        if edge and (_is_dateline(stripped) or _is_byline(stripped, author)):
+        if edge and (_is_dateline(stripped) or _is_foreign_dateline(stripped)
+                     or _is_byline(stripped, author)):
             continue
         if len(stripped) <= _WIDGET_MAX_CHARS and _WIDGET_LINE.match(stripped):
             continue
@@ -593,10 +680,14 @@ def extract_article(body: bytes, url: str, headers: Mapping[str, str] | None = N
     # Order of trust: the feed, the page's markup (meta, JSON-LD, <time>, URL), its text, now.
     published, source = _utc(feed_date), "feed"
     if not published and tree is not None:
+        _spell_out_era_abbreviations(tree)  # the text and title were read above
         published, source = _page_date(tree, url, extensive=False), "page"
         if not published and main:
             # Site chrome dropped first: a footer's "© 2024" is no publication date.
-            published, source = _page_date(_without_site_chrome(tree), url, extensive=True), "text"
+            article_tree = _without_site_chrome(tree)
+            published, source = _cjk_text_date(article_tree), "text"
+            if not published:
+                published = _page_date(article_tree, url, extensive=True)
     if not published:
         published, source = utcnow(), "fetched"
 

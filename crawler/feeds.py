@@ -231,9 +231,37 @@ def _html_page_title(body: bytes, content_type: str) -> str | None:
     return shorten(normalise_space(html.unescape(found.group(1).decode("utf-8", "replace"))), 80)
 
 
-def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> ParsedFeed:
+_XML_DECLARED_ENCODING = re.compile(r"^(\s*<\?xml[^>]*?encoding\s*=\s*[\"'])[-\w.:]+", re.IGNORECASE)
+_CHARSET_PARAM = re.compile(r";\s*charset\s*=[^;]*", re.IGNORECASE)
+
+
+def _as_utf8(body: bytes, headers: dict[str, str], language: str | None) -> bytes:
+    """A feed that is not UTF-8 as UTF-8 (``headers``' charset set to match), decoded as pages
+    are: its HTTP charset or XML declaration when its bytes fit it, else detected (with its
+    source's language). feedparser alone read an undeclared Shift_JIS feed as ISO-8859-2
+    (mojibake titles and summaries) and flagged a correct EUC-JP feed served as text/xml as
+    "declared as us-ascii"."""
+    try:
+        body.decode("utf-8")
+        return body
+    except UnicodeDecodeError:
+        pass
+    from .extract import decode_html  # extract imports this module
+
+    text, codec = decode_html(body, headers, language)
+    if codec in ("utf-8", "ascii"):
+        return body
+    text = _XML_DECLARED_ENCODING.sub(r"\g<1>utf-8", text.lstrip("\ufeff"), count=1)
+    media_type = _CHARSET_PARAM.sub("", headers.get("content-type", "application/xml"))
+    headers["content-type"] = f"{media_type}; charset=utf-8"
+    return text.encode("utf-8")
+
+
+def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None,
+               language: str | None = None) -> ParsedFeed:
     """Parse feed bytes fetched from ``url`` (whose HTTP ``headers`` may name the charset).
 
+    ``language``: the source's (ISO 639-1), a hint for a feed that does not say its encoding.
     Raises FeedError for an unsafe DTD, or for bytes that are not a feed and hold no entries.
     A recoverable malformation is not an error: it is reported in ``bozo``.
     """
@@ -247,6 +275,7 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
     # No header at all is not the feed's fault: let feedparser read the XML declaration instead
     # of flagging "no Content-type specified" on every feed parsed outside a crawl.
     response_headers.setdefault("content-type", "application/xml")
+    body = _as_utf8(body, response_headers, language)
     # Relative links are resolved here, not by feedparser: it would also "resolve" a permalink
     # guid such as "press-2024-117" into a page that does not exist. So feedparser gets no base
     # (xml:base inside the feed still applies); ours is Content-Location, else the fetched URL.

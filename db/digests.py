@@ -70,7 +70,7 @@ class DigestsMixin:
         text = ("i.summary, CASE WHEN coalesce(i.summary, '') = '' THEN substr(i.body, 1, 1500)"
                 " END AS body," if with_text else "")
         rows = self.query(
-            f"""SELECT i.id, i.url, i.title, {text} i.source_id, s.name AS source_name,
+            f"""SELECT i.id, i.url, i.title, i.language, {text} i.source_id, s.name AS source_name,
                        s.org_type AS source_org_type, i.published_at, p.score AS policy_score
                 FROM items i
                 JOIN tags p ON p.item_id = i.id AND p.facet = 'policy' AND p.value = '1'

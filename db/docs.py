@@ -52,7 +52,9 @@ TABLES: dict[str, dict[str, Any]] = {
             "language": "ISO 639-1 code detected from the text (or declared by the page).",
             "published_at": "Publication time, ISO 8601 UTC.",
             "date_source": "Where `published_at` came from, in order of trust: `feed`, `page` "
-            "(metadata), `text` (found in the page), `fetched` (no believable date: none "
+            "(metadata), `text` (found in the page, also as Japanese and Chinese pages write dates: "
+            "2026年11月20日, ２０２６年１１月２０日, the era date 令和8年11月20日 or R8.11.20; a month alone, 2026年11月, is its "
+            "first day), `fetched` (no believable date: none "
             "found, or more than two days ahead; the time of the first fetch, kept by later "
             "fetches until one finds a real date).",
             "fetched_at": "When the article was last fetched (ISO 8601 UTC).",

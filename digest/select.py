@@ -135,6 +135,9 @@ class Story:
     countries: list[str]
     regions: list[str]
     area_scores: dict[str, float] = field(default_factory=dict)
+    # The item's language (ISO 639), marked on its title and summary: a reader's mail client
+    # then draws 科技部 with Chinese glyphs, not the Japanese ones it picks in an English page.
+    language: str = ""
     _texts: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -208,6 +211,12 @@ def _ids(pairs: list[tuple[str, float | None]]) -> list[str]:
     return [value for value, _ in sorted(pairs, key=lambda p: (-(p[1] or 0.0), p[0]))]
 
 
+def _language_tag(code: str | None) -> str:
+    """A stored language code usable as an HTML ``lang`` value, else ''."""
+    code = (code or "").strip().lower()
+    return code if re.fullmatch(r"[a-z]{2,3}", code) else ""
+
+
 def load_week(store: Any, week: Week, rows: list[dict[str, Any]] | None = None) -> WeekData:
     """Every policy story of ``week`` with its coverage, ranked. One pass over the store;
     ``rows``: the week's ``policy_items`` (with text), when the caller has read them already."""
@@ -246,6 +255,7 @@ def load_week(store: Any, week: Week, rows: list[dict[str, Any]] | None = None) 
             countries=_ids(row["countries"]),
             regions=_ids(row["regions"]),
             area_scores={v: (s if s is not None else 1.0) for v, s in row["areas"]},
+            language=_language_tag(row.get("language")),
         ))
     stories.sort(key=Story.rank_key)
     return WeekData(week, stories)

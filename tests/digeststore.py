@@ -25,8 +25,10 @@ SOURCES = {
 def story(url: str, published: str, *, source: str = "jp-mext", title: str | None = None,
           summary: str = "", policy: int = 1, score: float = 0.9, areas=(), domains=(),
           countries=(), regions=(), duplicate_of: str | None = None,
-          area_scores: dict[str, float] | None = None) -> dict[str, Any]:
+          area_scores: dict[str, float] | None = None,
+          language: str | None = None) -> dict[str, Any]:
     return dict(url=url, published=published, source=source, title=title or url.rsplit("/", 1)[-1],
+                language=language,
                 summary=summary, policy=policy, score=score, areas=list(areas),
                 domains=list(domains), countries=list(countries), regions=list(regions),
                 duplicate_of=duplicate_of, area_scores=area_scores or {})
@@ -47,7 +49,8 @@ def add(store: db.Store, stories: list[dict[str, Any]]) -> dict[str, int]:
     ids: dict[str, int] = {}
     for s in stories:
         row = {"url": s["url"], "source_id": s["source"], "title": s["title"],
-               "summary": s["summary"], "published_at": s["published"], "date_source": "feed"}
+               "summary": s["summary"], "published_at": s["published"], "date_source": "feed",
+               "language": s.get("language")}
         if s["duplicate_of"]:
             row["duplicate_of"] = store.item_id_for_url(s["duplicate_of"])
         [(item_id, _)] = store.save_items([row])

@@ -84,3 +84,58 @@ def test_legacy_encodings_are_decoded(stiwatch, http_server, tmp_path, db_path):
         assert item["title"] == title
         assert para[:40] in item["body"]
         assert item["language"] == language
+
+
+FEED = """<?xml version="1.0"{declared}?><rss version="2.0"><channel><title>{channel}</title>
+<link>{base}/</link><description>news</description>
+<item><title>{title}</title><link>{base}/gone/{name}.html</link><description>{summary}</description>
+<pubDate>Fri, 20 Nov 2026 01:00:00 +0900</pubDate></item></channel></rss>"""
+
+FEEDS = {
+    # path: (encoding, XML declaration's encoding, Content-Type, source language, title, summary)
+    # No declaration anywhere: was read as ISO-8859-2 ("•ś•”‰ČŠwČ...").
+    "sjis-undeclared": ("shift_jis", "", "application/rss+xml", "ja",
+                        "文部科学省、量子技術の研究開発戦略を公表",
+                        "文部科学省は、量子コンピュータの研究開発を加速する新しい戦略を公表した。"),
+    # Right, but served as text/xml without a charset: flagged "declared as us-ascii".
+    "eucjp-text-xml": ("euc_jp", "EUC-JP", "text/xml", "ja",
+                       "科学研究費助成事業の制度改革について",
+                       "文部科学省と日本学術振興会は、科研費の審査制度を見直すと発表した。"),
+    # The server's default charset contradicts the feed's declaration.
+    "gbk-header-utf8": ("gbk", "GBK", "application/rss+xml; charset=UTF-8", "zh",
+                        "科技部发布关于加强基础研究的若干意见",
+                        "科技部会同财政部印发意见，提出完善基础研究多元化投入机制。"),
+    "euckr-undeclared": ("euc-kr", "", "application/rss+xml", "ko",
+                         "과학기술정보통신부, 반도체 연구개발 예산 확대",
+                         "과학기술정보통신부는 내년도 연구개발 예산안에서 반도체 투자를 확대한다고 밝혔다."),
+}
+
+
+def test_feeds_in_legacy_encodings_are_decoded(stiwatch, http_server, tmp_path, db_path):
+    """Feed titles and summaries (what a partial item shows until its page can be read) in
+    Shift_JIS, EUC-JP, GBK and EUC-KR, declared or not, are stored as written, and a feed that
+    says its encoding right is not reported as malformed."""
+    base = build_site(http_server)
+    sources = []
+    for name, (encoding, declared, content_type, language, title, summary) in FEEDS.items():
+        body = FEED.format(declared=f' encoding="{declared}"' if declared else "",
+                           channel="新着情報", base=base, name=name, title=title,
+                           summary=summary).encode(encoding)
+
+        def serve(handler, body=body, content_type=content_type):
+            handler.send_body(200, body, content_type)
+
+        http_server.routes[f"/feeds/{name}.xml"] = serve
+        sources.append({"id": name, "kind": "feed", "url": f"{base}/feeds/{name}.xml",
+                        "language": language})
+    reg = registry(tmp_path / "sources.toml", sources)
+
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+
+    stored = {r["source_id"]: r for r in rows(db_path, "SELECT * FROM items")}
+    flags = {r["id"]: r["last_flag"] for r in rows(db_path, "SELECT * FROM sources")}
+    for name, (*_, title, summary) in FEEDS.items():
+        item = stored[name]
+        assert (item["title"], item["summary"]) == (title, summary), name
+        assert item["published_at"] == "2026-11-19T16:00:00Z", name
+        assert not (flags[name] or "").startswith("malformed feed"), (name, flags[name])

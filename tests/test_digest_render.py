@@ -471,3 +471,46 @@ def test_a_summary_that_only_repeats_the_title_is_not_shown_twice(store, setting
     text, html = (part.get_content() for part in msg.get_payload()[0].get_payload())
     assert text.count(title) == 1
     assert parse_html(html).text.count(title) == 1
+
+
+def test_titles_and_summaries_say_their_language(store, settings, tmp_path):
+    """A Chinese, Japanese or Korean story in the English digest is marked with its language, so
+    the reader's mail client draws its Han characters with that language's glyphs (and a screen
+    reader reads it in that language); the page itself stays English."""
+    from digest.send import write_preview
+
+    stories = {"zh": ("科技部发布关于加强基础研究的若干意见", "科技部会同财政部印发意见，加强基础研究。"),
+               "ja": ("文部科学省、量子技術の研究開発戦略を策定", "文部科学省は量子技術の戦略を公表した。"),
+               "ko": ("과학기술정보통신부, 반도체 연구개발 예산 확대", "정부는 반도체 기술 개발에 1조 원을 투입한다.")}
+    add(store, [story(f"https://x.example/{code}", "2026-11-19T03:00:00Z", title=title,
+                      summary=summary, areas=["governance"], score=1.0, language=code)
+                for code, (title, summary) in stories.items()])
+    add(store, [story("https://x.example/und", "2026-11-19T04:00:00Z", title="Undetermined",
+                      summary="No language stored.", areas=["governance"], language="<b>")])
+    html_path, _, _ = write_preview(store, settings, WEEK, tmp_path / "d.html")
+
+    class Langs(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.stack, self.found = [], {}
+
+        def handle_starttag(self, tag, attrs):
+            if tag in ("br", "img", "meta", "link", "hr", "input"):
+                return
+            self.stack.append(dict(attrs).get("lang") or (self.stack[-1] if self.stack else None))
+
+        def handle_endtag(self, tag):
+            if tag not in ("br", "img", "meta", "link", "hr", "input") and self.stack:
+                self.stack.pop()
+
+        def handle_data(self, data):
+            if data.strip():
+                self.found[data.strip()] = self.stack[-1] if self.stack else None
+
+    parser = Langs()
+    parser.feed(html_path.read_text(encoding="utf-8"))
+    for code, (title, summary) in stories.items():
+        assert parser.found[title] == code, title
+        assert parser.found[summary] == code, summary
+    assert parser.found["Quantum moonshot for labs"] == "en"  # the page's language, inherited
+    assert parser.found["Undetermined"] == "en"  # a stored code that is no language is left out

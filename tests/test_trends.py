@@ -188,3 +188,29 @@ def test_a_chart_path_that_cannot_be_a_file_is_one_error(trend_store, stiwatch, 
     assert result.output.splitlines() == [f"Error: {problem}"]
     assert (isolated_env / "afile").read_text() == "keep me\n"
     assert list((isolated_env / "afolder").iterdir()) == []
+
+
+def test_rising_terms_are_not_the_function_words_of_other_languages(tmp_path):
+    """Stories in German, French, Spanish and Portuguese from two sources each: what rose is what
+    they are about, not 'die', 'les', 'para' or 'dos', which every such story has."""
+    stories = [
+        on(47, title="Die Förderrichtlinie für Quantentechnologien und die Hochschulen",
+           source="de-bmbf"),
+        on(47, title="Neue Förderrichtlinie für Quantentechnologien in der Forschung",
+           source="eu-rtd"),
+        on(47, title="Les universités et la stratégie pour les hydrogènes dans les régions",
+           source="jp-mext"),
+        on(47, title="Une stratégie pour les hydrogènes avec des partenaires", source="us-nsf"),
+        on(47, title="Los fondos para la biotecnología de las universidades", source="uk-ukri"),
+        on(47, title="Los programas para la biotecnología del país", source="news-a"),
+        on(47, title="Bolsas dos pesquisadores para a bioeconomia com universidades",
+           source="news-a"),
+        on(47, title="Programa dos institutos para a bioeconomia com parceiros", source="news-b"),
+    ]
+    store = build(tmp_path / "s.db", stories)
+    report = trends(store, parse_week("2026-W47", "Asia/Tokyo"), weeks=12)
+    got = {t.term for t in report.rising}
+    assert {"förderrichtlinie", "quantentechnologien", "hydrogènes", "biotecnología",
+            "bioeconomia"} <= got | {"förderrichtlinie quantentechnologien"}, got
+    words = {word for term in got for word in term.split()}
+    assert not words & {"die", "für", "les", "pour", "los", "para", "dos", "com", "und", "des"}, got

@@ -41,7 +41,8 @@ def response_headers(response: Response) -> dict[str, str]:
 
 def feed_listing(source: dict[str, Any], response: Response) -> Parsed:
     try:
-        feed = parse_feed(response.body, response.url, response_headers(response))
+        feed = parse_feed(response.body, response.url, response_headers(response),
+                          language=source.get("language"))
     except FeedError as error:
         message = str(error)
         redirects = response.meta.get("redirect_urls") or []
