@@ -11,6 +11,10 @@
   ("NRF") takes the model's reading; ``region`` is derived
   from the countries, plus ``international`` when a multilateral body acts; the store then
   keeps the regions in step with the countries analysts added or removed.
+- An item in a language the lexicons and the model do not read (not English) from a source
+  that is itself an STI ministry or funding agency is policy-relevant by its source (method
+  ``source``) when nothing in it says so: such a body's news is its policy, and the classifier
+  would otherwise keep every Japanese, Chinese or German ministry item out of the digest.
 - Near-duplicates (``duplicate_of`` set) inherit their original's tags instead of being
   classified again, so syndicated copies never disagree with the original.
 """
@@ -35,6 +39,9 @@ from .rules import RuleTagger
 
 POLICY_THRESHOLD = 0.5
 POLICY_RULE_WEIGHT = 0.3  # share of the cue rules in the relevance score when a model is used
+READS = frozenset({"en"})  # the languages the lexicons and the model are written for
+POLICY_SOURCES = frozenset({"ministry", "funding_agency"})  # their own news is STI policy
+SOURCE_POLICY_SCORE = 0.6  # relevance of an unread item from such a source: above the line
 BATCH = 500
 _INTERNATIONAL = (("international", 1.0, "gazetteer"),)  # a multilateral body acts
 
@@ -44,17 +51,21 @@ class ItemText:
     title: str
     text: str
     source_country: str | None = None
+    language: str | None = None  # ISO 639-1 code, when known
+    source_kind: str | None = None  # the source's org_type (ministry, news, ...), when known
 
 
-def item_text(item: Mapping[str, Any], source_country: str | None = None) -> ItemText:
-    """A stored item's title and text (summary and body, without repeating a body's lead)."""
+def item_text(item: Mapping[str, Any], source_country: str | None = None,
+              source_kind: str | None = None) -> ItemText:
+    """A stored item's title and text (summary and body, without repeating a body's lead),
+    language and its source's country and kind."""
     title = item.get("title") or ""
     summary = (item.get("summary") or "").strip()
     body = (item.get("body") or "").strip()
     if summary and body and body[:200].startswith(summary[:200]):
         summary = ""
     text = "\n\n".join(part for part in (summary, body) if part)
-    return ItemText(title, text, source_country)
+    return ItemText(title, text, source_country, item.get("language"), source_kind)
 
 
 @dataclass
@@ -217,6 +228,9 @@ class Classifier:
             policy_method = "model"
         else:
             policy, policy_method = rule_relevance, "rules"
+        if (policy < POLICY_THRESHOLD and item.source_kind in POLICY_SOURCES
+                and item.language and item.language not in READS):
+            policy, policy_method = SOURCE_POLICY_SCORE, "source"
         if prediction is not None:
             modelled = self._modelled
             areas = [(a, s, "model") for a, s in
@@ -285,6 +299,11 @@ def classify_store(
         gc.unfreeze()
 
 
+def _source_facts(source: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
+    """A source's home country and kind (org_type), for item_text."""
+    return (source.get("country"), source.get("org_type")) if source else (None, None)
+
+
 def _classify_store(store: Any, classifier: Classifier, everything: bool,
                     progress: Callable[..., None] | None) -> ClassifyReport:
     started = time.monotonic()
@@ -292,14 +311,15 @@ def _classify_store(store: Any, classifier: Classifier, everything: bool,
     report = ClassifyReport(model_version=version,
                             model=classifier.model.version if classifier.model else None,
                             description=classifier.describe())
-    countries = {s["id"]: s.get("country") for s in store.list_sources()}
+    sources = {s["id"]: s for s in store.list_sources()}
     # Analysts' countries are only known to the store: it keeps the regions in step with them.
     region_of = region_map()
     pending = "" if everything else " AND classified_at IS NULL"
     report.items = len(store.unclassified_ids(everything=everything))
 
     def save(batch: list[dict[str, Any]]) -> None:
-        texts = [item_text(item, countries.get(item["source_id"])) for item in batch]
+        texts = [item_text(item, *_source_facts(sources.get(item["source_id"])))
+                 for item in batch]
         results = classifier.classify(texts)
         store.save_classifications(
             [(item["id"], result.tags(version)) for item, result in zip(batch, results)], version,

@@ -147,7 +147,9 @@ TABLES: dict[str, dict[str, Any]] = {
             "policy-relevant (whatever the value); for analyst tags 1.0, or 0.0 for an "
             "analyst's policy = 0.",
             "method": "`model` (trained classifier), `rules` (lexicon), `gazetteer` (place "
-            "names and agencies), `source` (the source's home country) or `analyst` (set with "
+            "names and agencies), `source` (the source's home country; for `policy`, an item in a "
+            "language the classifier does not read from an STI ministry or funding agency) or "
+            "`analyst` (set with "
             "`stiwatch tag`, or a region implied by a country an analyst set). A region has the "
             "method of the country it comes from.",
             "model_version": "Version of the model or rule set that wrote the tag.",

@@ -496,3 +496,40 @@ def test_correcting_a_near_duplicate_says_that_readers_see_its_originals_tags(st
     assert tags(store_path, 4)[("area", "open_science")] == "analyst"
     result = stiwatch("tag", "1", "--add", "area=open_science")
     assert result.exit_code == 0 and "Note" not in result.output
+
+
+def test_an_unread_language_from_a_ministry_is_policy_by_its_source(stiwatch, db_path):
+    """The lexicons and the model read English: a Japanese or German ministry's item was
+    never policy-relevant, so no such item reached a digest. Its source (an STI ministry or
+    funding agency) now says it is; a news source's, or an English item's, does not."""
+    bmbf = ("Das Bundesministerium fördert neue Quantencomputer-Zentren an Hochschulen mit "
+            "200 Millionen Euro. Die Förderrichtlinie wurde heute veröffentlicht.")
+    mext = "文部科学省は、量子技術の研究拠点を新たに整備すると発表した。"
+    with db.open_store(db_path) as store:
+        store.sync_sources([
+            {"id": "bmbf", "name": "BMBF", "kind": "feed", "url": "https://bmbf.example/f",
+             "country": "DE", "language": "de", "org_type": "ministry"},
+            {"id": "mext", "name": "MEXT", "kind": "feed", "url": "https://mext.example/f",
+             "country": "JP", "language": "ja", "org_type": "ministry"},
+            {"id": "zeitung", "name": "Zeitung", "kind": "feed", "url": "https://z.example/f",
+             "country": "DE", "language": "de", "org_type": "news"},
+            {"id": "bmbf-en", "name": "BMBF (English)", "kind": "feed",
+             "url": "https://bmbf.example/en", "country": "DE", "language": "en",
+             "org_type": "ministry"},
+        ])
+        store.save_items([
+            {"url": "https://bmbf.example/1", "source_id": "bmbf", "language": "de",
+             "title": "Neue Zentren für Quantencomputing", "body": bmbf},
+            {"url": "https://mext.example/2", "source_id": "mext", "language": "ja",
+             "title": "量子技術の研究拠点を整備", "body": mext},
+            {"url": "https://z.example/3", "source_id": "zeitung", "language": "de",
+             "title": "Neue Zentren für Quantencomputing", "body": bmbf + " (Zeitung)"},
+            {"url": "https://bmbf.example/en/4", "source_id": "bmbf-en", "language": "en",
+             "title": "Minister visits a school", "body": "The minister met pupils today."},
+        ])
+    assert stiwatch("classify", "--no-model").exit_code == 0
+    assert tags(db_path, 1)[("policy", "1")] == "source"
+    assert tags(db_path, 1)[("country", "DE")] == "source"
+    assert tags(db_path, 2)[("policy", "1")] == "source"
+    assert ("policy", "0") in tags(db_path, 3)  # a newspaper's item is not policy by its source
+    assert tags(db_path, 4)[("policy", "0")] == "rules"  # English: the rules read it

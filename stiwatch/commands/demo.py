@@ -53,10 +53,12 @@ def demo_command(app: App, directory: Path, as_json: bool) -> None:
     (such as one holding a real stiwatch.db or sources.toml).
     """
     started = time.monotonic()
-    if app.plain_settings.origin("db") == "option --db":
-        # the demo always makes its own store; a real one named with --db is never touched
-        raise UserError("the demo makes its own database in DIR/stiwatch.db, so --db is not "
-                        "used: give --dir DIR instead")
+    named = Path(app.plain_settings["db"])
+    if app.plain_settings.origin("db") == "option --db" and named.exists():
+        # the demo always makes its own store: a real one named with --db is never touched,
+        # and whoever named it must not believe the demo ran on it
+        raise UserError(f"{named}: the demo makes its own database in DIR/stiwatch.db, so "
+                        "--db is not used: give --dir DIR instead")
     directory = directory.resolve()
     _claim(directory)
     db_path = directory / "stiwatch.db"
