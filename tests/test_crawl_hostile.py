@@ -1,0 +1,75 @@
+"""Hostile crawled sites: what a feed or a redirect may not make the crawler fetch and store.
+
+Each test serves a real HTTP server on 127.0.0.1 and crawls it through `stiwatch crawl`.
+"""
+
+from __future__ import annotations
+
+from crawlsite import FAST, registry, rows
+from test_crawl_misbehaving import article, rss
+
+SECRET = "Internal admin console: database password hunter2 and the staff list."
+
+
+def _serve_secret(http_server) -> None:
+    for path in ("/admin.html", "/secret.html"):
+        http_server.route(path)(lambda handler: handler.send_body(
+            200, article("Internal admin console", SECRET)))
+
+
+def test_feed_links_and_redirects_to_this_machine_are_refused(stiwatch, http_server, tmp_path,
+                                                              db_path):
+    # A source on `localhost` whose feed links (directly, and through a redirect on its own
+    # site) to 127.0.0.1: an address on the crawler's machine that no source lives on.
+    # Before, both pages were fetched and stored, to be searched and mailed to staff.
+    port = http_server.url("").rstrip("/").rsplit(":", 1)[1]
+    outside = f"http://localhost:{port}"
+    inside = f"http://127.0.0.1:{port}"
+    _serve_secret(http_server)
+    http_server.redirect("/go", f"{inside}/secret.html", status=302)
+    http_server.route("/news.html")(lambda handler: handler.send_body(
+        200, article("Agency reviews its open access mandate", "The agency asked grant holders "
+                     "for comments on its open access mandate, in force since last year.")))
+    feed = rss([f"<item><title>Budget</title><link>{outside}/news.html</link></item>",
+                f"<item><title>Press kit</title><link>{outside}/go</link></item>",
+                f"<item><title>Admin</title><link>{inside}/admin.html</link></item>"])
+    http_server.route("/feed.xml")(
+        lambda handler: handler.send_body(200, feed, "application/rss+xml"))
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "outside", "kind": "feed", "url": f"{outside}/feed.xml"}])
+
+    result = stiwatch("crawl", "--sources", str(reg), env=FAST)
+
+    assert result.exit_code == 0, result.output
+    assert http_server.requested("/secret.html") == []
+    assert http_server.requested("/admin.html") == []
+    stored = {r["title"]: r for r in rows(db_path, "SELECT title, status, body, fetch_error "
+                                          "FROM items")}
+    assert stored["Agency reviews its open access mandate"]["status"] == "complete"
+    for title in ("Press kit", "Admin"):
+        assert stored[title]["status"] == "partial"
+        assert stored[title]["body"] is None
+        assert "127.0.0.1 is an address on this machine" in stored[title]["fetch_error"]
+
+
+def test_a_name_that_resolves_to_this_machine_is_not_stored(stiwatch, http_server, tmp_path,
+                                                            db_path):
+    # The feed's host is 127.0.0.1 (the operator registered it), but an article link names
+    # another host that resolves there: the answer must not reach the store.
+    base = http_server.url("").rstrip("/")
+    port = base.rsplit(":", 1)[1]
+    _serve_secret(http_server)
+    feed = rss([f"<item><title>Admin</title><link>http://localhost:{port}/secret.html</link>"
+                "</item>"])
+    http_server.route("/feed.xml")(
+        lambda handler: handler.send_body(200, feed, "application/rss+xml"))
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "inside", "kind": "feed", "url": f"{base}/feed.xml"}])
+
+    result = stiwatch("crawl", "--sources", str(reg), env=FAST)
+
+    assert result.exit_code == 0, result.output
+    [item] = rows(db_path, "SELECT status, body, fetch_error FROM items")
+    assert item["status"] == "partial" and item["body"] is None
+    assert "resolves to 127.0.0.1" in item["fetch_error"]
+    assert not any(SECRET in (r["body"] or "") for r in rows(db_path, "SELECT body FROM items"))
