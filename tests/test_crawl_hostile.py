@@ -73,3 +73,41 @@ def test_a_name_that_resolves_to_this_machine_is_not_stored(stiwatch, http_serve
     assert item["status"] == "partial" and item["body"] is None
     assert "resolves to 127.0.0.1" in item["fetch_error"]
     assert not any(SECRET in (r["body"] or "") for r in rows(db_path, "SELECT body FROM items"))
+
+
+def test_an_endless_page_without_a_length_is_too_large_and_not_fetched_again(
+        stiwatch, http_server, tmp_path, db_path):
+    # A page sent without Content-Length (chunked, or until the connection closes) that runs
+    # past max_response_size was cut off as "DownloadCancelledError": not the "response too
+    # large" a page with a Content-Length gets, so it was downloaded up to the limit again on
+    # every crawl (8 times) instead of waiting for the limit to change.
+    base = http_server.url("").rstrip("/")
+
+    @http_server.route("/endless.html")
+    def endless(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html; charset=utf-8")
+        handler.end_headers()
+        handler.close_connection = True
+        try:
+            for _ in range(200):
+                handler.wfile.write(b"<p>" + b"research policy " * 1000 + b"</p>")
+        except OSError:
+            pass  # the crawler hung up, as it should
+
+    feed = rss([f"<item><title>Endless</title><link>{base}/endless.html</link></item>"])
+    http_server.route("/feed.xml")(
+        lambda handler: handler.send_body(200, feed, "application/rss+xml"))
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "endless", "kind": "feed", "url": f"{base}/feed.xml"}])
+    env = {**FAST, "STIWATCH_MAX_RESPONSE_SIZE": "50000"}
+
+    first = stiwatch("crawl", "--sources", str(reg), env=env)
+    second = stiwatch("crawl", "--sources", str(reg), env=env)
+
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    assert "response too large (over the 50,000 byte limit)" in first.output
+    [item] = rows(db_path, "SELECT status, fetch_error FROM items")
+    assert (item["status"], item["fetch_error"]) == (
+        "partial", "response too large (over the 50,000 byte limit)")
+    assert len(http_server.requested("/endless.html")) == 1
