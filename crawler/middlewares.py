@@ -20,6 +20,8 @@ from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
 import ipaddress
 import logging
+import re
+import socket
 from typing import Any
 
 from scrapy import Request, signals
@@ -358,13 +360,22 @@ class StopMiddleware:
         logger.info("stopping: %d queued requests dropped unsent", dropped)
 
 
+_NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}$", re.I)
+
+
 def _internal(address: str) -> bool:
     """True for an address on this machine or a private network (loopback, RFC 1918,
     link-local such as the cloud metadata service 169.254.169.254, unique-local IPv6...)."""
     try:
         ip = ipaddress.ip_address(address.strip("[]"))
     except ValueError:
-        return False
+        # The resolver also reads the old numeric spellings (2130706433, 0x7f.1, 127.1).
+        if not _NUMERIC_HOST.match(address):
+            return False
+        try:
+            ip = ipaddress.IPv4Address(socket.inet_aton(address))
+        except OSError:
+            return False
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return not ip.is_global

@@ -32,7 +32,10 @@ def test_feed_links_and_redirects_to_this_machine_are_refused(stiwatch, http_ser
                      "for comments on its open access mandate, in force since last year.")))
     feed = rss([f"<item><title>Budget</title><link>{outside}/news.html</link></item>",
                 f"<item><title>Press kit</title><link>{outside}/go</link></item>",
-                f"<item><title>Admin</title><link>{inside}/admin.html</link></item>"])
+                f"<item><title>Admin</title><link>{inside}/admin.html</link></item>",
+                # 127.0.0.1 in the old numeric spelling the resolver still reads
+                f"<item><title>Numeric</title><link>http://2130706433:{port}/admin.html</link>"
+                "</item>"])
     http_server.route("/feed.xml")(
         lambda handler: handler.send_body(200, feed, "application/rss+xml"))
     reg = registry(tmp_path / "sources.toml", [
@@ -46,10 +49,11 @@ def test_feed_links_and_redirects_to_this_machine_are_refused(stiwatch, http_ser
     stored = {r["title"]: r for r in rows(db_path, "SELECT title, status, body, fetch_error "
                                           "FROM items")}
     assert stored["Agency reviews its open access mandate"]["status"] == "complete"
-    for title in ("Press kit", "Admin"):
+    for title, host in (("Press kit", "127.0.0.1"), ("Admin", "127.0.0.1"),
+                        ("Numeric", "2130706433")):
         assert stored[title]["status"] == "partial"
         assert stored[title]["body"] is None
-        assert "127.0.0.1 is an address on this machine" in stored[title]["fetch_error"]
+        assert f"{host} is an address on this machine" in stored[title]["fetch_error"]
 
 
 def test_a_name_that_resolves_to_this_machine_is_not_stored(stiwatch, http_server, tmp_path,
