@@ -115,3 +115,26 @@ def test_an_endless_page_without_a_length_is_too_large_and_not_fetched_again(
     assert (item["status"], item["fetch_error"]) == (
         "partial", "response too large (over the 50,000 byte limit)")
     assert len(http_server.requested("/endless.html")) == 1
+
+
+def test_terminal_controls_on_a_listing_never_reach_the_operators_terminal(
+        stiwatch, http_server, tmp_path, db_path):
+    # U+009B is CSI to a terminal: a listing's link text "\x9b2J..." cleared the screen of
+    # whoever ran `stiwatch search` (C0 controls such as ESC were already dropped, C1 ones
+    # were not; feedparser already reads them in a feed as windows-1252 punctuation).
+    base = http_server.url("").rstrip("/")
+    listing = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>News</title></head>"
+               "<body><h2><a href='/gone.html'>Budget \u009b2J\u009b31mrises \u009d0;owned\u0007"
+               "</a></h2></body></html>").encode()
+    http_server.route("/news.html")(lambda handler: handler.send_body(200, listing))
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "controls", "kind": "html", "url": f"{base}/news.html", "links": "h2 a"}])
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+
+    found = stiwatch("search", "budget")
+
+    assert found.exit_code == 0, found.output
+    assert "Budget 2J31mrises 0;owned" in found.output
+    assert not any(0x80 <= ord(ch) < 0xA0 or ord(ch) < 32 and ch != "\n" for ch in found.output)
+    [item] = rows(db_path, "SELECT title FROM items")
+    assert item["title"] == "Budget 2J31mrises 0;owned"
