@@ -37,7 +37,17 @@ def _cell(value: Any) -> str:
         return ",".join(str(v) for v in value)
     if isinstance(value, float):
         return f"{value:.3g}"
-    return str(value).replace("\n", " ")
+    return printable(str(value).replace("\n", " "))
+
+
+# Control characters a terminal would obey (ESC, CSI...): tables show stored text, which came
+# from crawled pages, possibly before the crawler dropped them.
+_TERMINAL_CONTROLS = dict.fromkeys([*range(0x20), 0x7F, *range(0x80, 0xA0)], "")
+
+
+def printable(text: str) -> str:
+    """``text`` without control characters (line breaks included), fit for one terminal line."""
+    return text.translate(_TERMINAL_CONTROLS)
 
 
 def table(rows: Iterable[dict[str, Any]], columns: Sequence[str], *, max_width: int = 60) -> str:
