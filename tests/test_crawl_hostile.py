@@ -138,3 +138,26 @@ def test_terminal_controls_on_a_listing_never_reach_the_operators_terminal(
     assert not any(0x80 <= ord(ch) < 0xA0 or ord(ch) < 32 and ch != "\n" for ch in found.output)
     [item] = rows(db_path, "SELECT title FROM items")
     assert item["title"] == "Budget 2J31mrises 0;owned"
+
+
+def test_a_megabyte_title_is_stored_shortened(stiwatch, http_server, tmp_path, db_path):
+    # A feed entry's or a page's "title" of 2,000,006 characters was stored whole, and went into
+    # every subscriber's digest, every search result and every table row.
+    base = http_server.url("").rstrip("/")
+    huge = "Budget " + "word " * 400_000
+    feed = rss([f"<item><title>{huge}</title><link>{base}/gone.html</link></item>",
+                f"<item><title>Short</title><link>{base}/page.html</link></item>"])
+    http_server.route("/page.html")(lambda handler: handler.send_body(200, article(
+        huge, "The agency asked grant holders for comments on its open access mandate.")))
+    http_server.route("/feed.xml")(
+        lambda handler: handler.send_body(200, feed, "application/rss+xml"))
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "huge", "kind": "feed", "url": f"{base}/feed.xml"}])
+
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+
+    stored = rows(db_path, "SELECT status, title FROM items ORDER BY status")
+    assert [r["status"] for r in stored] == ["complete", "partial"]
+    for row in stored:
+        assert row["title"].startswith("Budget word") and row["title"].endswith("…")
+        assert len(row["title"]) <= 500
