@@ -18,7 +18,10 @@ from __future__ import annotations
 
 from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
+import ipaddress
 import logging
+import re
+import socket
 from typing import Any
 
 from scrapy import Request, signals
@@ -355,3 +358,72 @@ class StopMiddleware:
                 deferred.errback(Failure(self._unsent(request)))
                 dropped += 1
         logger.info("stopping: %d queued requests dropped unsent", dropped)
+
+
+_NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}$", re.I)
+
+
+def _internal(address: str) -> bool:
+    """True for an address on this machine or a private network (loopback, RFC 1918,
+    link-local such as the cloud metadata service 169.254.169.254, unique-local IPv6...)."""
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        # The resolver also reads the old numeric spellings (2130706433, 0x7f.1, 127.1).
+        if not _NUMERIC_HOST.match(address):
+            return False
+        try:
+            ip = ipaddress.IPv4Address(socket.inet_aton(address))
+        except OSError:
+            return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global
+
+
+class InternalAddressMiddleware:
+    """Refuses pages on this machine or its private network that no source lives on.
+
+    The registry decides which sites are crawled, but a feed or sitemap names its own article
+    links, and any page may redirect: a hostile or compromised site could send the crawler to
+    http://127.0.0.1:8001/ (``stiwatch serve``), an intranet wiki or the cloud metadata service
+    and have the answer stored, searched and mailed to staff. An internal address is allowed
+    only on the host of the request's own source (the operator registered it: an intranet
+    source, or the test fixtures on 127.0.0.1). IP literals are refused before anything is
+    sent; a name that resolves to an internal address is caught on the response's peer
+    address (except through a proxy, whose own address says nothing about the site's).
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> "InternalAddressMiddleware":
+        return cls(crawler)
+
+    def _source_hosts(self, request: Request) -> set[str]:
+        sources = getattr(self.crawler.spider, "sources", None) or {}
+        candidate = request.meta.get("candidate")
+        source_id = request.meta.get("source_id") or getattr(candidate, "source_id", None)
+        chosen = [sources[source_id]] if source_id in sources else list(sources.values())
+        return {(urlparse_cached(Request(s["url"])).hostname or "") for s in chosen
+                if s.get("url")}
+
+    def _refuse(self, request: Request, why: str) -> IgnoreRequest:
+        return IgnoreRequest(f"refused: {why} (not the host of a registered source)")
+
+    def process_request(self, request: Request) -> None:
+        host = urlparse_cached(request).hostname or ""
+        if _internal(host) and host not in self._source_hosts(request):
+            raise self._refuse(request, f"{host} is an address on this machine or its "
+                               "private network")
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        peer = getattr(response, "ip_address", None)
+        if peer is None or request.meta.get("proxy"):
+            return response
+        host = urlparse_cached(request).hostname or ""
+        if _internal(str(peer)) and host not in self._source_hosts(request):
+            raise self._refuse(request, f"{host} resolves to {peer}, an address on this "
+                               "machine or its private network")
+        return response

@@ -26,6 +26,7 @@ from db.clock import utcnow
 from .dedup import Deduper
 from .items import ROBOTS_FORBIDDEN, ArticleItem, CrawlReport, SourceEvent, SourceReport
 from .signals import stop_requested
+from .text import shorten
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,10 @@ Events = Callable[[dict[str, Any]], None]
 
 # An article fetched again counts as updated only if one of these differs from the stored row
 # (content_hash stands for the body); a new fetched_at alone is not news.
+# Longest title stored. Real headlines stay far below it; a feed or page whose "title" is a
+# megabyte of text would otherwise put it in every subscriber's digest, every search result and
+# every table row.
+TITLE_MAX_CHARS = 500
 CONTENT_COLUMNS = ("title", "summary", "content_hash", "language", "published_at", "status")
 
 
@@ -206,6 +211,9 @@ class StorePipeline:
         if isinstance(item, SourceEvent):
             self._source_event(item)
         elif isinstance(item, ArticleItem):
+            title = item.row.get("title")
+            if title and len(title) > TITLE_MAX_CHARS:
+                item.row["title"] = shorten(title, TITLE_MAX_CHARS)
             self.pending.append(item)
             if (len(self.pending) >= self.batch_size
                     or time.monotonic() - self.last_flush >= self.batch_seconds):

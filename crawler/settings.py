@@ -75,6 +75,8 @@ DNS_TIMEOUT = 20
 
 # -- components -------------------------------------------------------------------------------
 DOWNLOADER_MIDDLEWARES = {
+    # First: a page on this machine or its private network is refused before robots.txt.
+    "crawler.middlewares.InternalAddressMiddleware": 50,
     # Ours replaces Scrapy's: the same checks, without letting concurrent waiters through.
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
     "crawler.middlewares.SafeRobotsTxtMiddleware": 100,

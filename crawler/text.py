@@ -26,7 +26,10 @@ _BLANK_LINES = re.compile(r"\n\s*\n+")
 # hyphenate with them), zero-width spaces and joiners, stray BOMs.
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
 # C0 control characters other than tab/newline/return mean nothing in text, and lxml refuses them.
-_CONTROLS = dict.fromkeys(c for c in range(32) if chr(c) not in "\t\n\r")
+# C1 ones (U+0080-U+009F) mean nothing either, and a terminal may obey them: U+009B is CSI, so a
+# feed title could clear or recolour the screen of an operator running `stiwatch search`.
+_CONTROLS = dict.fromkeys([*(c for c in range(32) if chr(c) not in "\t\n\r"),
+                           *range(0x80, 0xA0)])
 _INVISIBLE.update(_CONTROLS)
 
 

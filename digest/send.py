@@ -44,6 +44,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -370,7 +371,20 @@ class SmtpTransport:
 
 
 def _safe_name(email: str) -> str:
-    return re.sub(r"[^A-Za-z0-9@._+-]", "_", email)
+    """The outbox file name (without .eml) of ``email``: the address itself when it is plain
+    and short, else a readable stem plus a hash of the whole address, so that two addresses
+    never share a file (a/b@x.org and a&b@x.org both read a_b@x.org: one digest overwrote the
+    other, both counted sent) and a 254-character address still fits a 255-byte file name."""
+    stem = re.sub(r"[^A-Za-z0-9@._+-]", "_", email)
+    if stem == email and len(stem) <= MAX_PLAIN_NAME:
+        return stem
+    digest = hashlib.sha256(email.encode("utf-8")).hexdigest()[:12]
+    return f"{stem[:MAX_PLAIN_NAME - 13]}-{digest}"
+
+
+# Longest name kept as is: + ".eml" (and "-<12 hex>" when hashed) stays within NAME_MAX (255),
+# with room for atomic_write's temporary-file prefix and suffix.
+MAX_PLAIN_NAME = 200
 
 
 def _file_in_the_way(path: Path) -> Path | None:

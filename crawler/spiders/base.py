@@ -65,6 +65,12 @@ def describe_failure(failure: Failure, timeout: float | None = None,
         return text or "request ignored"
     if "larger than download max size" in text:
         return too_large
+    if type(error).__name__ == "DownloadCancelledError" and not text:
+        # Scrapy's HTTP/1.1 handler cancels a body of unknown length (chunked, or read until
+        # the connection closes) once it passes DOWNLOAD_MAXSIZE, with no message; timeouts
+        # and stops are errors of their own. Named like any page over the limit, so it is
+        # not downloaded up to the limit again while the limit stays the same.
+        return too_large
     if type(error).__module__.split(".")[0].lstrip("_") in _DECOMPRESSORS:
         # Raised by Scrapy's decompression: the body is not what its Content-Encoding says.
         return ("the response is not encoded as its Content-Encoding says "

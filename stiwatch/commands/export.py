@@ -14,6 +14,7 @@ from digest.weeks import zone
 
 from ..app import App, pass_app
 from ..files import output_file, replacing
+from ..output import spreadsheet_text
 from ..params import Moment
 from .search import DATE_HELP
 
@@ -30,7 +31,8 @@ def write_items(rows: Iterable[dict], stream: IO[str], fmt: str) -> int:
         writer = csv.DictWriter(stream, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({**row, **{key: ",".join(row[key]) for key in LISTS}})
+            cells = {**row, **{key: ",".join(row[key]) for key in LISTS}}
+            writer.writerow({key: spreadsheet_text(value) for key, value in cells.items()})
             count += 1
     else:
         for row in rows:
@@ -57,6 +59,8 @@ def export_command(app: App, fmt: str, since: str | None, out: str | None) -> No
     duplicate_of (near-duplicates are included and point at their original), then the tags:
     policy (1 or 0) with policy_score (the probability of policy relevance), areas, domains,
     countries, regions.
+    In CSV, a text cell starting with = + - or @ gets a leading ' so a spreadsheet shows it
+    as text instead of running it as a formula (JSON Lines keeps the text as crawled).
     Times are as stored, in UTC (`2026-11-17T16:00:00Z`); --since reads DATE in the
     `timezone` setting.
     """

@@ -13,8 +13,8 @@ from digest.select import parse_time
 from digest.weeks import zone
 
 from ..app import App, pass_app
+from ..output import echo_csv, echo_json, printable, table
 from ..params import Moment
-from ..output import echo_csv, echo_json, table
 
 COLUMNS = ["id", "url", "title", "source_id", "source_name", "published_at", "score", "copies",
            "duplicate_of",
@@ -66,7 +66,7 @@ def echo_results(rows: list[dict], *, tty: bool, tz: tzinfo) -> None:
     for line, row in zip(lines[1:], rows):
         click.echo(line)
         # one indented line: a snippet across paragraphs keeps its words, not its line breaks
-        click.echo("    " + _bold(" ".join((row["snippet"] or "").split()), tty))
+        click.echo("    " + _bold(printable(" ".join((row["snippet"] or "").split())), tty))
         tags = [f"{key}: {','.join(row[key])}" for key in ("areas", "domains", "countries")
                 if row[key]]
         click.echo(f"    {row['url']}" + (f"  [{'; '.join(tags)}]" if tags else ""))

@@ -82,6 +82,13 @@ def serve_command(app: App, port: int, host: str) -> None:
     path = store.path.resolve()
     store.close()
     app.close()
+    from datasette.plugins import pm
+    from .. import datasette_plugin
+
+    datasette_plugin.limit = max(datasette_plugin.MAX_VALUE_BYTES,
+                                 int(app.settings["max_response_size"]))
+    if not pm.is_registered(datasette_plugin):
+        pm.register(datasette_plugin)
     ds = Datasette(
         [str(path)],
         metadata=build_metadata(path.stem),
