@@ -62,3 +62,17 @@ def rows(db_path: Path, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
         return [dict(row) for row in conn.execute(sql, params)]
     finally:
         conn.close()
+
+
+def one_page_source(server: Any, name: str, body: bytes, *, folder: str,
+                    content_type: str = "text/html", **fields: str) -> dict[str, str]:
+    """A registry entry (kind html) whose listing page links one article page,
+    ``/<folder>/<name>.html``, served as ``body`` with ``content_type``."""
+    base = server.url("").rstrip("/")
+    server.routes[f"/{folder}/{name}.html"] = (
+        lambda handler: handler.send_body(200, body, content_type))
+    (server.root / f"list-{name}.html").write_text(
+        f"<html><body><ul class='news'><li><a href='/{folder}/{name}.html'>{name}</a></li>"
+        "</ul></body></html>")
+    return {"id": name, "kind": "html", "url": f"{base}/list-{name}.html",
+            "links": "ul.news a", **fields}

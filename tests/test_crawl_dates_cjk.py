@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from crawlsite import FAST, build_site, registry, rows
+from crawlsite import FAST, build_site, one_page_source, registry, rows
 
 PAGE = """<!DOCTYPE html><html><head>{meta}<title>{title}</title></head><body>
 <nav><a href="/">ホーム</a> | <a href="/about">組織案内</a></nav>
@@ -111,23 +111,15 @@ def test_datelines_in_other_languages_stay_out_of_the_body(stiwatch, http_server
     """The dateline the template puts above the article is no part of its body (search
     snippets and Datasette began with it in Japanese, Chinese, Korean, German, French,
     Spanish and Portuguese), and its date is the item's."""
-    base = build_site(http_server)
+    build_site(http_server)
     sources = []
     for name, (language, dateline, para, _) in ARTICLES.items():
         body = PAGE.format(meta='<meta charset="utf-8">', title=f"{name}: {para[:30]}",
                            date=dateline, para=para).replace(
             f"<p>{para}</p><p>{para}</p><p>{para}</p>",
             f"<p>{para}</p><p>{SECOND[name]}</p>").encode()
-
-        def serve(handler, body=body):
-            handler.send_body(200, body, "text/html")
-
-        http_server.routes[f"/lines/{name}.html"] = serve
-        (http_server.root / f"list-{name}.html").write_text(
-            f"<html><body><ul class='news'><li><a href='/lines/{name}.html'>{name}</a></li>"
-            "</ul></body></html>")
-        sources.append({"id": name, "kind": "html", "url": f"{base}/list-{name}.html",
-                        "links": "ul.news a", "language": language})
+        sources.append(one_page_source(http_server, name, body, folder="lines",
+                                       language=language))
     reg = registry(tmp_path / "sources.toml", sources)
 
     assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0

@@ -4,7 +4,7 @@ the extractor)."""
 
 from __future__ import annotations
 
-from crawlsite import FAST, build_site, registry, rows
+from crawlsite import FAST, build_site, one_page_source, registry, rows
 
 PAGE = """<!DOCTYPE html><html><head>{meta}<title>{title}</title></head><body>
 <nav><a href="/">{nav}</a></nav><article><h1>{title}</h1>
@@ -59,20 +59,12 @@ CASES = {
 
 
 def test_legacy_encodings_are_decoded(stiwatch, http_server, tmp_path, db_path):
-    base = build_site(http_server)
+    build_site(http_server)
     sources = []
     for name, (encoding, content_type, meta, source_language, _, title, para) in CASES.items():
         body = PAGE.format(meta=meta, title=title, nav="Home", para=para).encode(encoding)
-
-        def serve(handler, body=body, content_type=content_type):
-            handler.send_body(200, body, content_type)
-
-        http_server.routes[f"/enc/{name}.html"] = serve
-        (http_server.root / f"list-{name}.html").write_text(
-            f"<html><body><ul class='news'><li><a href='/enc/{name}.html'>{name}</a></li>"
-            "</ul></body></html>")
-        sources.append({"id": name, "kind": "html", "url": f"{base}/list-{name}.html",
-                        "links": "ul.news a", "language": source_language})
+        sources.append(one_page_source(http_server, name, body, folder="enc",
+                                       content_type=content_type, language=source_language))
     reg = registry(tmp_path / "sources.toml", sources)
 
     assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
