@@ -802,19 +802,24 @@ class SearchMixin:
             by_id[item_id]["source_name"] = name
         self._attach_tags(by_id)
 
-    def _attach_tags(self, by_id: dict[int, dict[str, Any]]) -> None:
+    def _attach_tags(self, by_id: dict[int, dict[str, Any]], analyst: bool = False) -> None:
         """Give each row ``policy`` and ``policy_score`` (the probability of policy relevance;
-        both None when untagged) and its tag lists (``areas``, ...)."""
+        both None when untagged) and its tag lists (``areas``, ...); with ``analyst``, also
+        ``analyst_tags``, the tags an analyst set, as ``facet=value``."""
         for row in by_id.values():
             row["policy"] = row["policy_score"] = None
             for key in LIST_KEYS.values():
                 row[key] = []
+            if analyst:
+                row["analyst_tags"] = []
         ids = list(by_id)
         marks = ", ".join("?" for _ in ids)
-        for item_id, facet, value, score in self.conn.execute(
-            f"SELECT item_id, facet, value, score FROM tags WHERE item_id IN ({marks}) "
+        for item_id, facet, value, score, method in self.conn.execute(
+            f"SELECT item_id, facet, value, score, method FROM tags WHERE item_id IN ({marks}) "
             "ORDER BY item_id, facet, value", ids
         ):
+            if analyst and method == "analyst":
+                by_id[item_id]["analyst_tags"].append(f"{facet}={value}")
             if facet == "policy":
                 by_id[item_id]["policy"] = int(value)
                 by_id[item_id]["policy_score"] = score
@@ -843,7 +848,8 @@ class SearchMixin:
             rows = self.query(
                 f"""SELECT i.id, i.url, i.source_id, s.name AS source_name, i.title, i.summary,
                            i.body, i.language, i.published_at, i.date_source, i.fetched_at,
-                           i.status, i.duplicate_of
+                           i.status, i.fetch_error, i.fetch_attempts, i.duplicate_of,
+                           i.classified_at
                     FROM items i LEFT JOIN sources s ON s.id = i.source_id
                     WHERE i.id > ? AND {condition}
                     ORDER BY i.id LIMIT {int(batch)}""",
@@ -851,7 +857,7 @@ class SearchMixin:
             )
             if not rows:
                 return
-            self._attach_tags({row["id"]: row for row in rows})
+            self._attach_tags({row["id"]: row for row in rows}, analyst=True)
             yield from rows
             last = rows[-1]["id"]
 

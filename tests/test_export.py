@@ -176,3 +176,28 @@ def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_text(stiwatch, db_pat
     assert found.exit_code == 0, found.output
     [hit] = list(csv.DictReader(io.StringIO(found.output)))
     assert hit["title"] == "'" + title
+
+
+def test_export_says_which_tags_an_analyst_set_and_why_a_page_failed(stiwatch, ids, db_path):
+    """Analysts exporting to review the classifier need to tell their own corrections from
+    the classifier's, and an operator why a page was never read."""
+    import db
+
+    quantum = ids["jp-quantum"]
+    assert stiwatch("tag", str(quantum), "--add", "area=open_science",
+                    "--add", "country=KR").exit_code == 0
+    with db.open_store(db_path) as store:
+        store.save_items([{"url": "https://gone.example/x", "source_id": "mext-news",
+                           "title": "Gone", "status": "partial",
+                           "fetch_error": "HTTP 404 Not Found"}])
+    rows = [json.loads(line) for line in stiwatch("export", "--format", "jsonl").output
+            .splitlines()]
+    row = next(r for r in rows if r["id"] == quantum)
+    assert row["analyst_tags"] == ["area=open_science", "country=KR", "region=east_asia"]
+    assert row["classified_at"] is not None and row["fetch_error"] is None
+    gone = next(r for r in rows if r["title"] == "Gone")
+    assert (gone["status"], gone["fetch_error"], gone["analyst_tags"]) == (
+        "partial", "HTTP 404 Not Found", [])
+    table = list(csv.DictReader(io.StringIO(stiwatch("export", "--format", "csv").output)))
+    assert next(r for r in table if int(r["id"]) == quantum)["analyst_tags"] == \
+        "area=open_science,country=KR,region=east_asia"

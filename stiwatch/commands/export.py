@@ -19,9 +19,10 @@ from ..params import Moment
 from .search import DATE_HELP
 
 COLUMNS = ["id", "url", "source_id", "source_name", "title", "summary", "body", "language",
-           "published_at", "date_source", "fetched_at", "status", "duplicate_of", "policy",
-           "policy_score", "areas", "domains", "countries", "regions"]
-LISTS = ("areas", "domains", "countries", "regions")
+           "published_at", "date_source", "fetched_at", "status", "fetch_error",
+           "fetch_attempts", "duplicate_of", "classified_at", "policy", "policy_score", "areas",
+           "domains", "countries", "regions", "analyst_tags"]
+LISTS = ("areas", "domains", "countries", "regions", "analyst_tags")
 
 
 def write_items(rows: Iterable[dict], stream: IO[str], fmt: str) -> int:
@@ -55,10 +56,12 @@ def export_command(app: App, fmt: str, since: str | None, out: str | None) -> No
     """Export items with their tags (policy, areas, domains, countries, regions).
 
     Items are read and written a batch at a time, so a store of millions of items exports in
-    constant memory. Columns: id, url, source, title, summary, body, language, dates, status,
-    duplicate_of (near-duplicates are included and point at their original), then the tags:
-    policy (1 or 0) with policy_score (the probability of policy relevance), areas, domains,
-    countries, regions.
+    constant memory. Columns: id, url, source, title, summary, body, language, dates, status
+    with fetch_error and fetch_attempts (why and how often a partial item's page failed),
+    duplicate_of (near-duplicates are included and point at their original), classified_at,
+    then the tags: policy (1 or 0) with policy_score (the probability of policy relevance),
+    areas, domains, countries, regions, and analyst_tags (the tags an analyst set with
+    `stiwatch tag`, as facet=value, e.g. area=open_science).
     In CSV, a text cell starting with = + - or @ gets a leading ' so a spreadsheet shows it
     as text instead of running it as a formula (JSON Lines keeps the text as crawled).
     Times are as stored, in UTC (`2026-11-17T16:00:00Z`); --since reads DATE in the
