@@ -354,7 +354,9 @@ def markdown(conn: sqlite3.Connection) -> str:
             out += ["| column | type | meaning |", "|---|---|---|"]
             types = {row[1]: row[2] for row in conn.execute(f"PRAGMA table_info({name})")}
             for column, meaning in doc["columns"].items():
-                out.append(f"| `{column}` | {types.get(column) or ''} | {meaning} |")
+                # a view's expression column has no declared type: say what it is
+                kind_of = types.get(column) or ("computed" if kind == "View" else "")
+                out.append(f"| `{column}` | {kind_of} | {meaning} |")
             out.append("")
             if kind == "Table":
                 out += [f"Keys and indexes: {'; '.join(_indexes(conn, name))}.", ""]
