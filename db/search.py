@@ -550,6 +550,11 @@ def _named(cursor: sqlite3.Cursor) -> Iterator[dict[str, Any]]:
         yield dict(zip(names, values))
 
 
+def _require_words(query: str) -> None:
+    if not query or not query.strip():
+        raise BadQuery("empty search query: give at least one word")
+
+
 def _story(row: dict[str, Any]) -> int:
     """The story a result row belongs to: its original's id (its own for an original)."""
     return row["duplicate_of"] or row["id"]
@@ -593,8 +598,7 @@ class SearchMixin:
         (where a CJK word matches nothing: `quantum OR 量子` finds English items by `quantum`);
         the two lists are merged by score. A store without CJK items uses items_fts alone.
         """
-        if not query or not query.strip():
-            raise BadQuery("empty search query: give at least one word")
+        _require_words(query)
         if limit < 1:
             raise BadQuery(f"limit must be at least 1, not {limit}")
         terms, tables, params = self._plan(query, areas, domains, countries, regions, sources,
@@ -762,8 +766,7 @@ class SearchMixin:
     ) -> int:
         """How many stories ``search`` finds for ``query`` with these filters, with no limit:
         the rows it would show (an original and its near-duplicates count once)."""
-        if not query or not query.strip():
-            raise BadQuery("empty search query: give at least one word")
+        _require_words(query)
         _, tables, params = self._plan(query, areas, domains, countries, regions,
                                        sources, since, until, policy_only, tz)
         parts = []
