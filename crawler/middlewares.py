@@ -23,6 +23,7 @@ import logging
 import re
 import socket
 from typing import Any
+from urllib.parse import urlsplit
 
 from scrapy import Request, signals
 from scrapy.crawler import Crawler
@@ -406,16 +407,16 @@ class InternalAddressMiddleware:
         candidate = request.meta.get("candidate")
         source_id = request.meta.get("source_id") or getattr(candidate, "source_id", None)
         chosen = [sources[source_id]] if source_id in sources else list(sources.values())
-        return {(urlparse_cached(Request(s["url"])).hostname or "") for s in chosen
-                if s.get("url")}
+        return {urlsplit(s["url"]).hostname or "" for s in chosen if s.get("url")}
 
-    def _refuse(self, request: Request, why: str) -> IgnoreRequest:
+    @staticmethod
+    def _refuse(why: str) -> IgnoreRequest:
         return IgnoreRequest(f"refused: {why} (not the host of a registered source)")
 
     def process_request(self, request: Request) -> None:
         host = urlparse_cached(request).hostname or ""
         if _internal(host) and host not in self._source_hosts(request):
-            raise self._refuse(request, f"{host} is an address on this machine or its "
+            raise self._refuse(f"{host} is an address on this machine or its "
                                "private network")
 
     def process_response(self, request: Request, response: Response) -> Response:
@@ -424,6 +425,6 @@ class InternalAddressMiddleware:
             return response
         host = urlparse_cached(request).hostname or ""
         if _internal(str(peer)) and host not in self._source_hosts(request):
-            raise self._refuse(request, f"{host} resolves to {peer}, an address on this "
+            raise self._refuse(f"{host} resolves to {peer}, an address on this "
                                "machine or its private network")
         return response
