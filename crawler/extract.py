@@ -393,6 +393,11 @@ _CJK_DATE = re.compile(r"(?:(令和|平成)\s*(元|\d{1,2})|(\d{4}))\s*年\s*(\d
 _ERA_START = {"令和": 2018, "平成": 1988}  # 令和元年 (year 1) is 2019, 平成元年 1989
 
 
+def _era_year(era: str, era_year: str) -> int:
+    """The Western year of a Japanese era's year ("元" is its first)."""
+    return _ERA_START[era] + (1 if era_year == "元" else int(era_year))
+
+
 # Japanese tables abbreviate the era: "R8.11.20" is 令和8年11月20日, which htmldate read as
 # 8 November 2020. Spelt out as ISO dates in Japanese pages (kana) before htmldate reads them;
 # elsewhere "R2.5.1" is a release.
@@ -403,7 +408,7 @@ _KANA = re.compile("[\u3040-\u30ff]")
 
 def _spell_out(match: re.Match) -> str:
     letter, era_year, month, day = match.groups()
-    year = _ERA_START["令和" if letter == "R" else "平成"] + int(era_year)
+    year = _era_year("令和" if letter == "R" else "平成", era_year)
     try:
         return datetime(year, int(month), int(day)).strftime("%Y-%m-%d")
     except ValueError:
@@ -423,14 +428,16 @@ def _spell_out_era_abbreviations(tree: lxml.html.HtmlElement) -> None:
 def _cjk_text_date(tree: lxml.html.HtmlElement) -> str | None:
     """The first past year-month-day written the CJK way in the page's text, as UTC; failing
     that, the first past year-month's first day."""
+    text = " ".join(tree.xpath("//body//text()[not(ancestor::script) and not(ancestor::style)]"))
+    if "年" not in text:  # every such date has one: most pages are done here, unnormalised
+        return None
     # NFKC folds full-width digits (２０２６) and the era ligature ㋿ into what the pattern reads.
-    text = unicodedata.normalize("NFKC", " ".join(tree.xpath("//body//text()[not(ancestor::script)"
-                                                                " and not(ancestor::style)]")))
+    text = unicodedata.normalize("NFKC", text)
     month_only = None
     for match in _CJK_DATE.finditer(text):
         era, era_year, year, month, day = match.groups()
         if era:
-            year = _ERA_START[era] + (1 if era_year == "元" else int(era_year))
+            year = _era_year(era, era_year)
         try:
             moment = datetime(int(year), int(month), int(day or 1), tzinfo=timezone.utc)
         except ValueError:
