@@ -22,7 +22,7 @@ import lxml.etree
 
 from db.clock import iso_utc
 
-from .text import html_to_text, normalise_space, plain_headers, shorten
+from .text import html_to_text, looks_like_html, normalise_space, plain_headers, shorten
 from .urls import try_canonicalize
 
 # Summaries longer than this are cut at a word boundary: they are a fallback body, not the body.
@@ -221,9 +221,7 @@ def _entry_date(entry: Any) -> str | None:
 
 def _html_page_title(body: bytes, content_type: str) -> str | None:
     """The <title> of bytes that are an HTML page ("" when it has none), or None."""
-    start = body[:512].lstrip(b"\xef\xbb\xbf \t\r\n\f").lower()
-    if "html" not in content_type.lower() and not start.startswith(
-            (b"<!doctype html", b"<html", b"<head")):
+    if "html" not in content_type.lower() and not looks_like_html(body):
         return None
     found = re.search(rb"<title[^>]*>(.*?)</title", body[:65536], re.IGNORECASE | re.DOTALL)
     if not found:

@@ -33,6 +33,14 @@ _CONTROLS = dict.fromkeys([*(c for c in range(32) if chr(c) not in "\t\n\r"),
 _INVISIBLE.update(_CONTROLS)
 
 
+def looks_like_html(body: bytes) -> bool:
+    """Whether bytes start as an HTML document does (whatever their Content-Type says:
+    application/octet-stream, text/plain from a misconfigured server, or a login page where a
+    feed was); browsers show them as one too."""
+    start = body[:512].lstrip(b"\xef\xbb\xbf \t\r\n\f").lower()
+    return start.startswith((b"<!doctype html", b"<html", b"<head"))
+
+
 def normalise_space(text: str) -> str:
     """NFC text with one space between words and no blank edges; newlines kept as breaks."""
     text = unicodedata.normalize("NFC", text.translate(_INVISIBLE))

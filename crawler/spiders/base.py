@@ -26,6 +26,7 @@ import db
 from db.clock import utcnow
 
 from ..extract import extract_article
+from ..text import looks_like_html
 from ..items import ROBOTS_FORBIDDEN, ArticleItem, Candidate, SourceEvent
 from ..middlewares import META_GAVE_UP, META_VALIDATORS, CrawlStopped, RobotsUnavailable
 from .listings import (ListingError, feed_listing, html_listing, response_headers,
@@ -340,7 +341,7 @@ class SourceSpider(scrapy.Spider):
             return
         content_type = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
         if (content_type and "html" not in content_type and "xml" not in content_type
-                and not _looks_like_html(response.body)):
+                and not looks_like_html(response.body)):
             yield self.partial(candidate, f"not an HTML page ({content_type.split(';')[0]})",
                                refetch)
             return
@@ -409,13 +410,6 @@ class SourceSpider(scrapy.Spider):
             "status": "partial",
             "fetch_error": error,
         }, refetch=refetch)
-
-
-def _looks_like_html(body: bytes) -> bool:
-    """Whether a page labelled as something else (application/octet-stream, text/plain: a
-    misconfigured server) starts as an HTML document does; browsers show it as one too."""
-    start = body[:512].lstrip(b"\xef\xbb\xbf \t\r\n\f").lower()
-    return start.startswith((b"<!doctype html", b"<html", b"<head"))
 
 
 def _redirected_up(url: str, response: Response) -> bool:
