@@ -39,6 +39,11 @@ class ArticleItem:
     listing_url: str | None = None  # the listing's URL for it, when the page's own differs
 
 
+def with_note(flag: str | None, note: str) -> str:
+    """A source's flag (the notes of its last crawl, "; "-separated) with ``note`` added."""
+    return f"{flag}; {note}" if flag else note
+
+
 @dataclass
 class SourceEvent:
     """What a source's listing fetch came to, and counts the pipeline adds to its report.

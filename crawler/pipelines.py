@@ -24,7 +24,8 @@ import db
 from db.clock import utcnow
 
 from .dedup import Deduper
-from .items import ROBOTS_FORBIDDEN, ArticleItem, CrawlReport, SourceEvent, SourceReport
+from .items import (ROBOTS_FORBIDDEN, ArticleItem, CrawlReport, SourceEvent, SourceReport,
+                    with_note)
 from .signals import stop_requested
 from .text import shorten
 
@@ -177,7 +178,7 @@ class StorePipeline:
             top = Counter(errors).most_common(1)[0][0]
             pages = f"any of {len(errors)} article pages" if len(errors) > 1 else "its article page"
             note = f"could not read {pages} ({top})"
-            report.flag = f"{report.flag}; {note}" if report.flag else note
+            report.flag = with_note(report.flag, note)
             notes[report.id] = report.flag
         return notes
 
@@ -236,13 +237,13 @@ class StorePipeline:
 
     def _with_deferred(self, source_id: str, flag: str | None) -> str | None:
         """The source's note, saying how many new articles wait for the next crawl."""
-        deferred = self._source(source_id).deferred
-        if not deferred:
+        report = self._source(source_id)
+        if not report.deferred:
             return flag
-        note = (f"{deferred} more new article{'s' if deferred != 1 else ''} left for the next "
-                "crawl (max_new_articles_per_source)")
-        self._source(source_id).flag = f"{flag}; {note}" if flag else note
-        return self._source(source_id).flag
+        report.flag = with_note(flag, f"{report.deferred} more new article"
+                                f"{'s' if report.deferred != 1 else ''} left for the next crawl "
+                                "(max_new_articles_per_source)")
+        return report.flag
 
     def _source_event(self, event: SourceEvent) -> None:
         assert self.store is not None

@@ -27,7 +27,7 @@ from db.clock import utcnow
 
 from ..extract import extract_article
 from ..text import looks_like_html
-from ..items import ROBOTS_FORBIDDEN, ArticleItem, Candidate, SourceEvent
+from ..items import ROBOTS_FORBIDDEN, ArticleItem, Candidate, SourceEvent, with_note
 from ..middlewares import META_GAVE_UP, META_VALIDATORS, CrawlStopped, RobotsUnavailable
 from .listings import (ListingError, feed_listing, html_listing, response_headers,
                        sitemap_listing)
@@ -225,7 +225,7 @@ class SourceSpider(scrapy.Spider):
                 yield SourceEvent(source["id"], errors=[message])
             return
         if moved:
-            flag = f"{moved}; {flag}" if flag else moved
+            flag = with_note(moved, flag) if flag else moved
         fresh, deferred = self.within_limit(source["id"], self.fresh(candidates))
         # An article another source's listing named first is fetched (and counted) once, for
         # that source; here it is one not fetched again, or this source's report would count
