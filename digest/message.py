@@ -99,8 +99,8 @@ def build_message(
     mail_from: str,
     list_unsubscribe: str | None,
     date: datetime | None = None,
+    message_id_header: str,
     one_click_unsubscribe: bool = False,
-    message_id_header: str | None = None,
 ) -> MIMEMultipart:
     """A complete message, ready for ``smtplib.send_message`` or an ``.eml`` file.
 
@@ -126,7 +126,7 @@ def build_message(
     root["From"] = mail_from
     root["To"] = formataddr((to_name or "", to_email))
     root["Date"] = format_datetime(date or datetime.now(timezone.utc))
-    root["Message-ID"] = message_id_header or message_id(to_email, week, mail_from)
+    root["Message-ID"] = message_id_header
     root["X-Stiwatch-Week"] = week
     root["Auto-Submitted"] = "auto-generated"
     root["Precedence"] = "bulk"

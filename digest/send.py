@@ -83,8 +83,12 @@ class WeekBundle:
     png: bytes
     through: int = 0  # the highest item id stored when it was read: it read none above
     installation: str = ""  # the store's installation_id: part of every Message-ID
-    late: WeekData | None = None  # stories of the weeks before, stored after ``late_after``
-    late_after: int | None = None
+    # stories of the LATE_WEEKS weeks before, stored after the lowest late_after of its readers
+    late: WeekData | None = None
+
+    def message_id(self, email: str, mail_from: str) -> str:
+        """This installation's Message-ID for ``email``'s digest of the week."""
+        return message_id(email, self.week.label, mail_from, self.installation)
 
 
 TREND_WEEKS = 12  # weeks the digest's trends section and chart show
@@ -109,7 +113,7 @@ def prepare_week(store: Any, week: Week, late_after: int | None = None) -> WeekB
         late = load_week(store, week, store.policy_items(
             week.previous(LATE_WEEKS)[0].start_utc, week.start_utc, ids=(late_after, through)))
     return WeekBundle(week, data, report, area_chart(report), through=through, late=late,
-                      late_after=late_after, installation=store.installation_id)
+                      installation=store.installation_id)
 
 
 def compose(bundle: WeekBundle, subscriber: Mapping[str, Any] | None,
@@ -137,8 +141,8 @@ def message_for(bundle: WeekBundle, digest: Digest, settings: Mapping[str, Any],
         list_unsubscribe=unsubscribe,
         date=date,
         one_click_unsubscribe=one_click(template),
-        message_id_header=message_id_header or message_id(
-            digest.email or "", bundle.week.label, settings["mail_from"], bundle.installation),
+        message_id_header=message_id_header or bundle.message_id(digest.email or "",
+                                                                 settings["mail_from"]),
     )
 
 
@@ -680,8 +684,7 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
             # Built only for a message that will be tried, and before its row is `sending`.
             try:
                 # A resend keeps the Message-ID its row recorded, whatever made it.
-                mid = row.get("message_id") or message_id(
-                    email, week.label, settings["mail_from"], bundle.installation)
+                mid = row.get("message_id") or bundle.message_id(email, settings["mail_from"])
                 message = message_for(bundle, digest, settings, message_id_header=mid)
             except Exception as error:  # noqa: BLE001 - this subscriber's data, not the run's
                 cannot_build(email, error)
