@@ -537,7 +537,7 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> list[int]:
                 except sqlite3.Error as error:
                     # A lock or a read-only file is the caller's to explain (it is not this
                     # step's fault); anything else names the step that broke.
-                    if _environmental(error):
+                    if environmental(error):
                         raise
                     raise MigrationFailed(
                         f"migration {migration.version} ({migration.name}) failed: {error}; "
@@ -562,7 +562,7 @@ def too_new(version: int) -> str:
             f"{LATEST_VERSION}): upgrade stiwatch to open it")
 
 
-def _environmental(error: sqlite3.Error) -> bool:
+def environmental(error: sqlite3.Error) -> bool:
     """Whether an SQLite error comes from the file's surroundings (a lock held elsewhere, no
     permission to write, a full disk) rather than from the SQL that ran."""
     text = str(error)

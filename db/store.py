@@ -16,7 +16,7 @@ from .errors import (MigrationFailed, NoSuchStore, NotAStore, SchemaTooNew, Stor
                      StoreLocked, StoreReadOnly)
 from .items import ItemsMixin
 from .runs import RunsMixin
-from .schema import LATEST_VERSION, current_version, migrate, too_new
+from .schema import LATEST_VERSION, current_version, environmental, migrate, too_new
 
 # Seconds a writer waits for another's write lock (a crawl saving a batch) before giving up.
 BUSY_TIMEOUT = 30.0
@@ -115,6 +115,8 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
         """The named error for an SQLite error that comes from the file's surroundings (a
         lock another process keeps, a file this user cannot write, a full disk), naming the
         file; None for any other. ``version``: the file's, when it is being opened."""
+        if not environmental(error):
+            return None
         text = str(error)
         if ("readonly database" in text and version is not None
                 and 0 < version < LATEST_VERSION):
