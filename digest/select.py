@@ -348,12 +348,11 @@ def select(
     matched = data.matching(filters)  # rank order
     groups = filter_groups(filters)
 
-    def entry(position: int) -> Entry:
-        story = stories[position]
+    def entry(story: Story) -> Entry:
         return Entry(story, _why(story, groups) or [])
 
     headline_count = min(HEADLINES, cap)
-    headlines = Section("headlines", "Headlines", [entry(p) for p in matched[:headline_count]])
+    headlines = Section("headlines", "Headlines", [entry(stories[p]) for p in matched[:headline_count]])
     wanted = set(filters["areas"])
     order = _area_order()
     shown: dict[str, list[int]] = {}
@@ -372,16 +371,15 @@ def select(
         if area not in counts:
             continue
         title = "Other STI policy" if area == OTHER else label_name("area", area)
-        sections.append(Section(area, title, [entry(p) for p in shown[area]],
+        sections.append(Section(area, title, [entry(stories[p]) for p in shown[area]],
                                 max(0, counts[area] - cap)))
     late_total = 0
     if late is not None and late_after is not None:
         found = [p for p in late.matching(filters) if late.stories[p].id > late_after]
         late_total = len(found)
         if found:
-            sections.append(Section(LATE, LATE_TITLE, [
-                Entry(late.stories[p], _why(late.stories[p], groups) or [])
-                for p in found[:cap]], max(0, len(found) - cap)))
+            sections.append(Section(LATE, LATE_TITLE, [entry(late.stories[p]) for p in found[:cap]],
+                                    max(0, len(found) - cap)))
     subscriber = subscriber or {}
     return Digest(
         week=data.week,
