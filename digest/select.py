@@ -352,7 +352,8 @@ def select(
         return Entry(story, _why(story, groups) or [])
 
     headline_count = min(HEADLINES, cap)
-    headlines = Section("headlines", "Headlines", [entry(stories[p]) for p in matched[:headline_count]])
+    headlines = Section("headlines", "Headlines",
+                        [entry(stories[p]) for p in matched[:headline_count]])
     wanted = set(filters["areas"])
     order = _area_order()
     shown: dict[str, list[int]] = {}
@@ -378,7 +379,8 @@ def select(
         found = [p for p in late.matching(filters) if late.stories[p].id > late_after]
         late_total = len(found)
         if found:
-            sections.append(Section(LATE, LATE_TITLE, [entry(late.stories[p]) for p in found[:cap]],
+            sections.append(Section(LATE, LATE_TITLE,
+                                    [entry(late.stories[p]) for p in found[:cap]],
                                     max(0, len(found) - cap)))
     subscriber = subscriber or {}
     return Digest(
