@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from typing import Any, Iterable, Sequence
+from typing import IO, Any, Iterable, Sequence
 
 import click
 
@@ -68,14 +68,23 @@ def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-def echo_csv(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> None:
-    writer = csv.DictWriter(sys.stdout, fieldnames=list(columns), extrasaction="ignore",
+def write_csv(stream: IO[str], rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> int:
+    """``rows`` as CSV with a header: lists joined with commas, text a spreadsheet would run
+    as a formula quoted (``spreadsheet_text``), one row at a time; returns how many rows."""
+    writer = csv.DictWriter(stream, fieldnames=list(columns), extrasaction="ignore",
                             lineterminator="\n")
     writer.writeheader()
+    count = 0
     for row in rows:
         writer.writerow({c: spreadsheet_text(_cell(row.get(c))
                                              if isinstance(row.get(c), (list, tuple))
                                              else row.get(c)) for c in columns})
+        count += 1
+    return count
+
+
+def echo_csv(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> None:
+    write_csv(sys.stdout, rows, columns)
 
 
 def echo_rows(rows: list[dict[str, Any]], columns: Sequence[str], fmt: str) -> None:

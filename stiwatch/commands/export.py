@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 import sys
@@ -14,7 +13,7 @@ from digest.weeks import zone
 
 from ..app import App, pass_app
 from ..files import output_file, replacing
-from ..output import spreadsheet_text
+from ..output import write_csv
 from ..params import Moment
 from .search import DATE_HELP
 
@@ -22,23 +21,16 @@ COLUMNS = ["id", "url", "source_id", "source_name", "title", "summary", "body", 
            "published_at", "date_source", "fetched_at", "status", "fetch_error",
            "fetch_attempts", "duplicate_of", "classified_at", "policy", "policy_score", "areas",
            "domains", "countries", "regions", "analyst_tags"]
-LISTS = ("areas", "domains", "countries", "regions", "analyst_tags")
 
 
 def write_items(rows: Iterable[dict], stream: IO[str], fmt: str) -> int:
     """Write rows one at a time; returns how many were written."""
-    count = 0
     if fmt == "csv":
-        writer = csv.DictWriter(stream, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            cells = {**row, **{key: ",".join(row[key]) for key in LISTS}}
-            writer.writerow({key: spreadsheet_text(value) for key, value in cells.items()})
-            count += 1
-    else:
-        for row in rows:
-            stream.write(json.dumps({c: row[c] for c in COLUMNS}, ensure_ascii=False) + "\n")
-            count += 1
+        return write_csv(stream, rows, COLUMNS)
+    count = 0
+    for row in rows:
+        stream.write(json.dumps({c: row[c] for c in COLUMNS}, ensure_ascii=False) + "\n")
+        count += 1
     return count
 
 
