@@ -8,7 +8,10 @@ Term syntax (the same in domains.toml, areas.toml and places*.toml, so an analys
 - terms match whole words only ("AI" never matches inside "AIDS", "chip" not inside "chipset");
 - a space in a term matches any run of spaces, newlines or a hyphen ("open access" = "open-access");
 - a final "s" or "es" (plurals, "LLMs") is accepted after any term;
-- a term ending in "*" matches any word that starts with it ("nanotech*" = "nanotechnology").
+- a term ending in "*" matches any word that starts with it ("nanotech*" = "nanotechnology");
+- a term written in Chinese characters, kana or Hangul only (two characters or more) matches
+  anywhere in a run of them: those scripts do not put spaces between words, and Korean joins
+  particles to the word ("한국의" = Korea's), so whole words cannot be told from the text.
 
 Matching uses Aho-Corasick automata (pyahocorasick), so a lexicon of thousands of terms scans a
 long article in one pass; overlapping matches keep the longest, which is how negative terms
@@ -126,8 +129,16 @@ def normalize(text: str) -> str:
 
 
 def word_count(text: str) -> int:
-    """Approximate number of words of a normalised text (cheap: counts spaces)."""
-    return text.count(" ") + 1 if text else 0
+    """Approximate number of words of a normalised text (cheap: counts spaces, and in
+    Chinese, Japanese and Korean, which write words without spaces between them, half the
+    characters of those scripts)."""
+    return text.count(" ") + 1 + cjk_words(text) if text else 0
+
+
+def cjk_words(text: str) -> int:
+    """Words written in Chinese characters, kana or Hangul, about two characters each
+    (0 for text without them)."""
+    return 0 if text.isascii() else len(_CJK.findall(text)) // 2
 
 
 def _lower(text: str) -> str:
@@ -139,6 +150,19 @@ def _lower(text: str) -> str:
 
 def _is_word(ch: str) -> bool:
     return ch.isalnum() or ch == "_"
+
+
+# Han (with its extensions and compatibility forms), kana and Hangul (syllables and jamo)
+_CJK = re.compile("[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf"
+                  "\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+
+
+def cjk_term(folded: str) -> bool:
+    """True for a term whose letters are all Chinese characters, kana or Hangul, two or more:
+    it matches without word boundaries. One character alone ("米" for the US, also rice) says
+    too little to match inside other words."""
+    letters = [ch for ch in folded if _is_word(ch)]
+    return len(letters) >= 2 and all(_CJK.match(ch) for ch in letters)
 
 
 # re's \w is exactly str.isalnum() or "_" (checked over all of Unicode), and lower-casing one
@@ -212,17 +236,23 @@ class Matcher:
                             layers[key[0]].append(key)
                     by_slot = [(slots.setdefault(layer, len(slots)), tuple(kept))
                                for layer, kept in layers.items()]
-                if prefix:
+                # the key's leading space stands for the word boundary before a term; a term
+                # without boundaries has none, and its start is one character further on
+                lead = " "
+                if cjk_term(folded):
+                    lead, endings = "", (("", 0),)
+                elif prefix:
                     endings = (("", 2),)
                 else:
                     endings = ((" ", 0), ("s ", 1), ("es ", 1))
                 for ending, rank in endings:
-                    key = mapped + ending
+                    key = lead + mapped[1:] + ending
                     # a one-word term's key matches its exact characters: nothing to confirm
                     check = None if _ONE_WORD.fullmatch(folded) else folded
                     for slot, kept in by_slot:
                         readings.setdefault(key, []).append(
-                            (len(key), len(folded), ending.rstrip(), rank, check, written, kept,
+                            (len(key) + 1 - len(lead), len(folded), ending.rstrip(), rank,
+                             check, written, kept,
                              slot))  # last: the candidate list (slot; see share_scan)
         self.slots = max(len(slots), 1)
         # the layer of each slot, in slot order (a plain matcher: one slot, layer None)

@@ -33,7 +33,7 @@ from typing import Any
 
 import pycountry
 
-from .lexicon import (LexiconError, Matcher, check_top_level, data_file, is_shouting,
+from .lexicon import (LexiconError, Matcher, check_top_level, cjk_words, data_file, is_shouting,
                       length_threshold, number, read_toml, read_version, table, term_list,
                       weighted_hits)
 from .taxonomy import country_codes, load_taxonomy
@@ -86,7 +86,7 @@ _WORD_ACRONYMS = frozenset(
     "rise seed nice heart bio case ice fame dare hope cost ace base core".split())
 
 
-PLACE_FILES = ("places.toml", "places_agencies.toml", "places_economy.toml")
+PLACE_FILES = ("places.toml", "places_agencies.toml", "places_economy.toml", "places_cjk.toml")
 
 
 def _group(keys: tuple) -> bool:
@@ -365,7 +365,8 @@ class Gazetteer:
             # a lone mention deep in the text stays a passing one, and so does one beside a
             # multilateral body that acts ("CERN's council ... physicists in China propose").
             (code, value), = evidence.items()
-            words = len((text or "").split(None, int(self.settings["sole_max_words"]) + 1))
+            words = len((text or "").split(None, int(self.settings["sole_max_words"]) + 1)) \
+                + cjk_words(text or "")
             if value >= self.settings["sole_min_evidence"] and words <= self.settings["sole_max_words"]:
                 return [(code, round(1.0 - math.exp(-value / need), 3))]
         return sorted(tagged, key=lambda pair: (-pair[1], pair[0]))

@@ -11,9 +11,10 @@ from classifier.lexicon import LexiconError
 from classifier.places import Gazetteer, region_of, regions_for
 from classifier.taxonomy import load_taxonomy
 
-CASES = tomllib.loads(
-    (Path(__file__).parent / "fixtures" / "classifier_rules" / "places.toml").read_text("utf-8")
-)["case"]
+# places.toml: English cases; places_cjk.toml: Chinese, Japanese and Korean ones
+CASES = [case for name in ("places.toml", "places_cjk.toml")
+         for case in tomllib.loads((Path(__file__).parent / "fixtures" / "classifier_rules"
+                                    / name).read_text("utf-8"))["case"]]
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +150,15 @@ def test_tag_with_method_says_where_a_country_came_from(gazetteer: Gazetteer) ->
     assert [c for c, _, _ in gazetteer.tag_with_method("Agency opens call", passing, "NO")] == ["NO"]
     # ...but without a source, a short text naming one country only is about it
     assert [c for c, _, _ in gazetteer.tag_with_method("Agency opens call", passing)] == ["BR"]
+
+
+def test_a_lone_mention_deep_in_a_long_japanese_article_stays_a_passing_one(
+        gazetteer: Gazetteer) -> None:
+    # Japanese puts no spaces between words: its length is counted in characters, or a
+    # 1,000-character article would count as one "word" and any lone mention would tag it.
+    sentence = "大学の研究者は新しい材料の性質を調べ、その成果を学会で発表した。"
+    mention = "フランスの研究所との共同研究も続いている。"
+    long_text = sentence * 30 + mention + sentence * 5
+    short_text = sentence + mention
+    assert gazetteer.tag("新材料の研究成果を発表", long_text) == []
+    assert [code for code, _ in gazetteer.tag("新材料の研究成果を発表", short_text)] == ["FR"]
