@@ -9,9 +9,10 @@ Term syntax (the same in domains.toml, areas.toml and places*.toml, so an analys
 - a space in a term matches any run of spaces, newlines or a hyphen ("open access" = "open-access");
 - a final "s" or "es" (plurals, "LLMs") is accepted after any term;
 - a term ending in "*" matches any word that starts with it ("nanotech*" = "nanotechnology");
-- a term written in Chinese characters, kana or Hangul only (two characters or more) matches
-  anywhere in a run of them: those scripts do not put spaces between words, and Korean joins
-  particles to the word ("한국의" = Korea's), so whole words cannot be told from the text.
+- a term with two or more Chinese characters, kana or Hangul matches anywhere in a run of
+  them: those scripts do not put spaces between words, and Korean joins particles to the word
+  ("한국의" = Korea's), so whole words cannot be told from the text; for the same reason a
+  Chinese character, kana or Hangul beside a Latin word is a word boundary ("JSTは", "AI研究").
 
 Matching uses Aho-Corasick automata (pyahocorasick), so a lexicon of thousands of terms scans a
 long article in one pass; overlapping matches keep the longest, which is how negative terms
@@ -158,11 +159,10 @@ _CJK = re.compile("[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\
 
 
 def cjk_term(folded: str) -> bool:
-    """True for a term whose letters are all Chinese characters, kana or Hangul, two or more:
-    it matches without word boundaries. One character alone ("米" for the US, also rice) says
+    """True for a term with two or more Chinese characters, kana or Hangul ("中国", "生成AI"):
+    it matches without word boundaries. One such character ("米" for the US, also rice) says
     too little to match inside other words."""
-    letters = [ch for ch in folded if _is_word(ch)]
-    return len(letters) >= 2 and all(_CJK.match(ch) for ch in letters)
+    return len(_CJK.findall(folded)) >= 2
 
 
 # re's \w is exactly str.isalnum() or "_" (checked over all of Unicode), and lower-casing one
@@ -239,7 +239,8 @@ class Matcher:
                 # the key's leading space stands for the word boundary before a term; a term
                 # without boundaries has none, and its start is one character further on
                 lead = " "
-                if cjk_term(folded):
+                free = cjk_term(folded)
+                if free:
                     lead, endings = "", (("", 0),)
                 elif prefix:
                     endings = (("", 2),)
@@ -252,7 +253,7 @@ class Matcher:
                     for slot, kept in by_slot:
                         readings.setdefault(key, []).append(
                             (len(key) + 1 - len(lead), len(folded), ending.rstrip(), rank,
-                             check, written, kept,
+                             check, written, kept, free,
                              slot))  # last: the candidate list (slot; see share_scan)
         self.slots = max(len(slots), 1)
         # the layer of each slot, in slot order (a plain matcher: one slot, layer None)
@@ -310,25 +311,36 @@ def _collect(automaton: Any, text: str, caps: tuple[bool, ...]) -> list[list[tup
     mapped = " " + _map_non_word(lowered) + " "
     shouting = any(caps) and is_shouting(text[:200])
     any_cases = [flag and shouting for flag in caps]
-    for last, readings in automaton.iter(mapped):
-        for key_length, length, ending, rank, folded, written, keys, index in readings:
-            start = last - key_length + 1  # mapped has one extra leading space
-            end = start + length
-            if written is not None and not any_cases[index]:
-                if text[start:end] != written:
+    # (text to scan, the readings it skips: boundary-free ones (True), bounded ones (False),
+    # none (None))
+    scans: tuple[tuple[str, bool | None], ...] = ((mapped, None),)
+    if not lowered.isascii() and _CJK.search(lowered):
+        # A Chinese character, kana or Hangul beside a Latin word ends that word ("JSTは"):
+        # bounded terms are read where those characters are spaces (one for one, so offsets
+        # stay), and boundary-free terms, which need them, in the text itself.
+        scans = ((_CJK.sub(" ", mapped), None), (mapped, False))
+    for scanned_text, skip in scans:
+        for last, readings in automaton.iter(scanned_text):
+            for key_length, length, ending, rank, folded, written, keys, free, index in readings:
+                if free is skip:
                     continue
-                # a capitalised term takes a lower-case plural only ("LLMs", not "CNRS")
-                if ending and text[end:end + len(ending)] != ending:
+                start = last - key_length + 1  # mapped has one extra leading space
+                end = start + length
+                if written is not None and not any_cases[index]:
+                    if text[start:end] != written:
+                        continue
+                    # a capitalised term takes a lower-case plural only ("LLMs", not "CNRS")
+                    if ending and text[end:end + len(ending)] != ending:
+                        continue
+                elif folded is not None and lowered[start:end] != folded:
                     continue
-            elif folded is not None and lowered[start:end] != folded:
-                continue
-            if rank == 2:  # prefix term: the rest of the word
-                stop = end
-                while stop < size and _is_word(text[stop]):
-                    stop += 1
-                out[index].append((start, stop, 2, keys))
-            else:
-                out[index].append((start, end + len(ending), rank, keys))
+                if rank == 2:  # prefix term: the rest of the word
+                    stop = end
+                    while stop < size and _is_word(text[stop]):
+                        stop += 1
+                    out[index].append((start, stop, 2, keys))
+                else:
+                    out[index].append((start, end + len(ending), rank, keys))
     return out
 
 
@@ -544,6 +556,10 @@ def is_shouting(text: str) -> bool:
             return False
         letters = len(raw) - len(raw.translate(None, _ASCII_LETTERS))
         return letters >= 8 and lower / letters < 0.2
+    if _CJK.search(text):
+        # Chinese, Japanese and Korean have no case: their Latin words are the acronyms
+        # ("JSTとNSF、AI研究で連携"), capitals anyway, and no headline of theirs shouts
+        return False
     if text.isupper():
         return sum(ch.isalpha() for ch in text) >= 8
     lower = sum(len(run) for run in _LOWER_RUN.findall(text) if run.islower())
