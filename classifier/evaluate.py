@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -56,6 +57,11 @@ def read_eval_file(path: str | os.PathLike[str],
         for key in ("title", "text"):
             if not isinstance(record.get(key, ""), str):
                 raise EvalFileError(f"{where}: {key} must be a string")
+        language = record.get("language")
+        if language is not None and not (isinstance(language, str)
+                                         and re.fullmatch("[a-z]{2,3}", language)):
+            raise EvalFileError(f"{where}: language must be an ISO 639 code such as \"ja\", "
+                                f"not {language!r}")
         # A line with neither is another format's (or a misspelt key's): scoring or training
         # on empty texts would say nothing. Empty strings are accepted: the STIP export has
         # initiatives without name or description, and the shared STIP eval file keeps one.

@@ -9,8 +9,8 @@ Term syntax (the same in domains.toml, areas.toml and places*.toml, so an analys
 - a space in a term matches any run of spaces, newlines or a hyphen ("open access" = "open-access");
 - a final "s" or "es" (plurals, "LLMs") is accepted after any term;
 - a term ending in "*" matches any word that starts with it ("nanotech*" = "nanotechnology");
-- a term with two or more Chinese characters, kana or Hangul matches anywhere in a run of
-  them: those scripts do not put spaces between words, and Korean joins particles to the word
+- a term with Chinese characters, kana or Hangul (two characters or more in all) matches
+  anywhere in a run of them: those scripts do not put spaces between words, and Korean joins particles to the word
   ("한국의" = Korea's), so whole words cannot be told from the text; for the same reason a
   Chinese character, kana or Hangul beside a Latin word is a word boundary ("JSTは", "AI研究").
 
@@ -159,10 +159,11 @@ _CJK = re.compile("[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\
 
 
 def cjk_term(folded: str) -> bool:
-    """True for a term with two or more Chinese characters, kana or Hangul ("中国", "生成AI"):
-    it matches without word boundaries. One such character ("米" for the US, also rice) says
-    too little to match inside other words."""
-    return len(_CJK.findall(folded)) >= 2
+    """True for a term with Chinese characters, kana or Hangul, two characters or more
+    ("中国", "生成AI", "AI法"): it matches without word boundaries. One such character alone
+    ("米" for the US, also rice) says too little to match inside other words, and matches
+    nothing (those characters are word boundaries to the bounded terms)."""
+    return bool(_CJK.search(folded)) and sum(map(_is_word, folded)) >= 2
 
 
 # re's \w is exactly str.isalnum() or "_" (checked over all of Unicode), and lower-casing one

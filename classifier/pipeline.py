@@ -11,10 +11,12 @@
   ("NRF") takes the model's reading; ``region`` is derived
   from the countries, plus ``international`` when a multilateral body acts; the store then
   keeps the regions in step with the countries analysts added or removed.
-- An item in a language the lexicons and the model do not read (not English) from a source
-  that is itself an STI ministry or funding agency is policy-relevant by its source (method
-  ``source``) when nothing in it says so: such a body's news is its policy, and the classifier
-  would otherwise keep every Japanese, Chinese or German ministry item out of the digest.
+- The trained models learnt from English text only: an item in another language (as the
+  crawler detected it) gets its relevance and areas from the lexicon rules, which also carry
+  Chinese, Japanese and Korean cues, and its countries from the gazetteer alone.
+- An item in a language other than English from a source that is itself an STI ministry or
+  funding agency is policy-relevant by its source (method ``source``) when nothing in it says
+  so: such a body's news is its policy, and the rules' cues in other languages are few.
 - Near-duplicates (``duplicate_of`` set) inherit their original's tags instead of being
   classified again, so syndicated copies never disagree with the original.
 """
@@ -39,11 +41,16 @@ from .rules import RuleTagger
 
 POLICY_THRESHOLD = 0.5
 POLICY_RULE_WEIGHT = 0.3  # share of the cue rules in the relevance score when a model is used
-READS = frozenset({"en"})  # the languages the lexicons and the model are written for
+MODEL_READS = frozenset({"en"})  # the language the trained models learnt from
 POLICY_SOURCES = frozenset({"ministry", "funding_agency"})  # their own news is STI policy
 SOURCE_POLICY_SCORE = 0.6  # relevance of an unread item from such a source: above the line
 BATCH = 500
 _INTERNATIONAL = (("international", 1.0, "gazetteer"),)  # a multilateral body acts
+
+
+def model_reads(item: "ItemText") -> bool:
+    """True when the trained models can read the item: English, or a language not known."""
+    return not item.language or item.language in MODEL_READS
 
 
 @dataclass
@@ -184,13 +191,21 @@ class Classifier:
         # (lexicon.share_scan), and relevance() reuses areas()'s hits.
         self._scan.activate()
         lexical = [self._lexical(i) for i in items]
-        predictions = (self.model.predict([self.model.text(i.title, i.text) for i in items],
-                                          [dict(found[0]) for found in lexical])
-                       if self.model is not None else [None] * len(items))
+        predictions: list[Any] = [None] * len(items)
+        read = [n for n, item in enumerate(items) if model_reads(item)]
+        if self.model is not None and read:
+            for n, prediction in zip(read, self.model.predict(
+                    [self.model.text(items[n].title, items[n].text) for n in read],
+                    [dict(lexical[n][0]) for n in read])):
+                predictions[n] = prediction
         results = [self._one(item, prediction, *found)
                    for item, prediction, found in zip(items, predictions, lexical)]
-        if self.country_model is not None:  # fills in / narrows countries, one batch
-            self.country_model.apply(items, results, self.gazetteer)
+        if self.country_model is not None and read:  # fills in / narrows countries, one batch
+            if len(read) < len(items):
+                self.country_model.apply([items[n] for n in read], [results[n] for n in read],
+                                         self.gazetteer)
+            else:
+                self.country_model.apply(items, results, self.gazetteer)
         return results
 
     def _lexical(self, item: ItemText) -> tuple:
@@ -229,7 +244,7 @@ class Classifier:
         else:
             policy, policy_method = rule_relevance, "rules"
         if (policy < POLICY_THRESHOLD and item.source_kind in POLICY_SOURCES
-                and item.language and item.language not in READS):
+                and not model_reads(item)):
             policy, policy_method = SOURCE_POLICY_SCORE, "source"
         if prediction is not None:
             modelled = self._modelled
@@ -381,11 +396,12 @@ def _classify_store(store: Any, classifier: Classifier, everything: bool,
 
 
 def classify_texts(classifier: Classifier, records: Iterable[Mapping[str, Any]]) -> list[Result]:
-    """Results for evaluation records ({"title", "text"}), in batches."""
+    """Results for evaluation records ({"title", "text"}, optionally "language"), in batches."""
     out: list[Result] = []
     batch: list[ItemText] = []
     for record in records:
-        batch.append(ItemText(record.get("title") or "", record.get("text") or ""))
+        batch.append(ItemText(record.get("title") or "", record.get("text") or "",
+                              language=record.get("language")))
         if len(batch) >= BATCH:
             out += classifier.classify(batch)
             batch = []

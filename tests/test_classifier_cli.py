@@ -259,9 +259,22 @@ def test_classify_with_a_trained_model(stiwatch, store_path, tmp_path):
     meta = json.loads(trained.stdout)
     assert meta["training_counts"]["analyst"] == 1
 
+    # a Japanese newspaper's story: the model learnt English only, the rules read Japanese
+    with db.open_store(store_path) as store:
+        (japanese, _), = store.save_items([
+            {"url": "https://jp.example/5", "source_id": "jp-news", "language": "ja",
+             "title": "米国、中国向け半導体の輸出規制を強化",
+             "body": "米国政府は、中国への先端半導体と製造装置の輸出規制を強化すると発表した。"
+                     "大学の研究機関にも技術流出を防ぐ管理を求める。"}])
+
     result = stiwatch("classify", env={"STIWATCH_MODEL_DIR": str(models)})
     assert result.exit_code == 0, result.output
     assert f"Classifier: model {meta['version']}" in result.output
+    story = tags(store_path, japanese)
+    assert story[("policy", "1")] == "rules"
+    assert story[("area", "research_security")] == "rules"
+    assert story[("domain", "semiconductors")] == "rules"
+    assert {value for facet, value in story if facet == "country"} == {"US", "CN"}
     assert f"with model {meta['version']}" in result.output
     first = tags(store_path, 1)
     assert first[("policy", "1")] == "model"
@@ -499,9 +512,10 @@ def test_correcting_a_near_duplicate_says_that_readers_see_its_originals_tags(st
 
 
 def test_an_unread_language_from_a_ministry_is_policy_by_its_source(stiwatch, db_path):
-    """The lexicons and the model read English: a Japanese or German ministry's item was
-    never policy-relevant, so no such item reached a digest. Its source (an STI ministry or
-    funding agency) now says it is; a news source's, or an English item's, does not."""
+    """The lexicons read English (and some Chinese, Japanese and Korean), the model English
+    only: a German ministry's item was never policy-relevant, so no such item reached a
+    digest. Its source (an STI ministry or funding agency) now says it is; a news source's,
+    or an English item's, does not. A Japanese ministry's item is read by the rules."""
     bmbf = ("Das Bundesministerium fördert neue Quantencomputer-Zentren an Hochschulen mit "
             "200 Millionen Euro. Die Förderrichtlinie wurde heute veröffentlicht.")
     mext = "文部科学省は、量子技術の研究拠点を新たに整備すると発表した。"
@@ -530,6 +544,7 @@ def test_an_unread_language_from_a_ministry_is_policy_by_its_source(stiwatch, db
     assert stiwatch("classify", "--no-model").exit_code == 0
     assert tags(db_path, 1)[("policy", "1")] == "source"
     assert tags(db_path, 1)[("country", "DE")] == "source"
-    assert tags(db_path, 2)[("policy", "1")] == "source"
+    assert tags(db_path, 2)[("policy", "1")] == "rules"
+    assert tags(db_path, 2)[("domain", "quantum")] == "rules"
     assert ("policy", "0") in tags(db_path, 3)  # a newspaper's item is not policy by its source
     assert tags(db_path, 4)[("policy", "0")] == "rules"  # English: the rules read it
