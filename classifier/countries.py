@@ -155,12 +155,15 @@ def _score(margin: float, threshold: float) -> float:
 def combine(tags: Tags, best: str | None, margin: float, fill: float, prune: float,
             title_codes: Iterable[str] = (), policy: bool = True, *,
             replace: float = OFF, programme: bool = False,
-            alternatives: Alternatives | None = None) -> Tags:
+            alternatives: Alternatives | None = None,
+            lists: Iterable[set[str]] = ()) -> Tags:
     """The gazetteer's tags ((code, score, method), method "gazetteer" or "source") with the
     model's best country and its margin: see the module docstring. ``title_codes``: countries
     the title names (never pruned in news); ``policy``: the item is STI-policy (pruning
     applies only then); ``programme``: the text reads like a programme description, not news;
-    ``alternatives``: Gazetteer.alternatives of the tagged countries."""
+    ``alternatives``: Gazetteer.alternatives of the tagged countries; ``lists``: countries
+    named in one list in the news's title or lead (Gazetteer.lists), kept with the best one
+    when it is among them."""
     if not tags:
         if (policy or programme) and best is not None and margin >= fill:
             return [(best, _score(margin, fill), "model")]
@@ -178,6 +181,12 @@ def combine(tags: Tags, best: str | None, margin: float, fill: float, prune: flo
         # In news the EU is another level, not a partner: "UK researchers win ERC grants" is
         # both; in a programme description it is context like any partner.
         keep = title_codes | {best} | (set() if programme else {"EU"})
+        if not programme:
+            # "the research councils of Denmark, Finland, Iceland, Norway and Sweden launch a
+            # joint call": the best country's list acts with it; a list it is not in
+            # ("JST funds projects with France, Germany and Italy") stays partners
+            keep |= {code for named_together in lists if best in named_together
+                     for code in named_together}
         kept = [t for t in named if t[0] in keep]
         if len(kept) < len(named):
             return kept
@@ -345,7 +354,7 @@ class CountryModel:
         ``title``, ``text`` and ``source_country``; ``gazetteer`` is the one that tagged them.
         A result whose ``news_like`` is False is treated as a programme description; its
         ``alternatives`` are Gazetteer.alternatives of its countries."""
-        rows, titled, ranked = [], {}, []
+        rows, titled, listed, ranked = [], {}, {}, []
         for i, (item, result) in enumerate(zip(items, results)):
             programme = result.news_like is False
             if self.ranker is not None and programme and result.is_policy \
@@ -361,6 +370,7 @@ class CountryModel:
             if result.countries and not programme:
                 # in news the title's countries are never dropped: is there anything to drop?
                 titled[i] = title_codes(gazetteer, item.title, NEWS_TITLE_KINDS)
+                listed[i] = gazetteer.lists(item.title, item.text, NAMING_KINDS)
                 if not result.alternatives and all(
                         c in titled[i] or c == "EU"
                         for c, _s, m in result.countries if m == "gazetteer"):
@@ -376,7 +386,8 @@ class CountryModel:
             _revise(result, combine(result.countries, code, margin, self.fill, self.prune,
                                     titled.get(i, ()), result.is_policy, replace=self.replace,
                                     programme=result.news_like is False,
-                                    alternatives=result.alternatives))
+                                    alternatives=result.alternatives,
+                                    lists=listed.get(i, ())))
 
     def _rank(self, items: Sequence[Any], results: Sequence[Any], gazetteer: Gazetteer) -> None:
         """The ranker's countries for STI-policy programme descriptions."""

@@ -29,6 +29,7 @@ from functools import lru_cache
 from importlib import metadata
 import math
 from pathlib import Path
+import re
 from typing import Any
 
 import pycountry
@@ -415,6 +416,29 @@ class Gazetteer:
                 found.hits += 1
         return out
 
+    def lists(self, title: str, text: str, kinds: frozenset[str]) -> list[set[str]]:
+        """The countries named one after another in a list in the title or the lead ("the
+        research councils of Denmark, Finland, Iceland, Norway and Sweden", "日本、米国、英国"):
+        one set per list of two or more, by ``kinds`` of name. A list's countries play one
+        part in the sentence: they act together or are partners together."""
+        lead = int(self.settings["lead_chars"])
+        out: list[set[str]] = []
+        for part in (title or "", (text or "")[:lead]):
+            part, hits = self._matcher.scan(part)
+            run: list[str] = []
+            last_end = -1
+            for hit in hits:
+                codes = {key[0] for key in hit.keys if key[1] in kinds} if hit.keys else set()
+                if len(codes) != 1:  # a masked name, a body, an ambiguous or group name
+                    run, last_end = _flush(run, out), -1
+                    continue
+                if last_end < 0 or not _LIST_GAP.fullmatch(part[last_end:hit.start]):
+                    run = _flush(run, out)
+                run.append(next(iter(codes)))
+                last_end = hit.end
+            _flush(run, out)
+        return out
+
     def _venues(self, title: str, text: str) -> set[str]:
         """Countries the item tells only by cities and currency (VENUE_KINDS)."""
         return {code for code, named in self.profile(title, text).items()
@@ -435,6 +459,18 @@ class Gazetteer:
         """True when a multilateral body (OECD, UN, G7, CERN...) is an actor of the item."""
         evidence, need = self._evidence(title, text)
         return evidence.get("@international", 0.0) >= need
+
+
+# what separates the items of a list of names: a comma, "and", "or", "&", a slash, a
+# Japanese or Chinese list comma, Korean "와/과", Chinese "和/与", Japanese "と/や"
+_LIST_GAP = re.compile(r"\s*(?:,|、|，|/|&|,?\s+(?:and|or)|와|과|和|与|與|と|や)\s*")
+
+
+def _flush(run: list[str], out: list[set[str]]) -> list[str]:
+    """Keep ``run`` as a list when it names two or more countries; a new, empty run."""
+    if len(set(run)) >= 2:
+        out.append(set(run))
+    return []
 
 
 def _cap(per_term: dict[tuple[str, str], float], cap: float) -> dict[str, float]:

@@ -683,3 +683,30 @@ def test_news_keeps_the_countries_of_agencies_acting_in_its_title(folder: Path):
     assert {c for c, _s, _m in agencies.countries} == {"DE", "JP"}
     # JST named in the text only: a partner, which the model's narrowing drops
     assert [c for c, _s, _m in partner.countries] == ["DE"]
+
+
+def test_news_keeps_the_countries_named_in_one_list_with_its_main_one():
+    tags = [("NO", 0.95, "gazetteer"), ("DK", 0.8, "gazetteer"), ("SE", 0.8, "gazetteer"),
+            ("FI", 0.8, "gazetteer"), ("US", 0.5, "gazetteer")]
+    nordic = [{"DK", "FI", "IS", "NO", "SE"}]
+    # "the research councils of Denmark, Finland, Iceland, Norway and Sweden launch a joint
+    # call": the model's Norway acts with the whole list; a country outside it is dropped
+    assert combine(tags, "NO", 0.1, fill=OFF, prune=-0.5, lists=nordic) == tags[:4]
+    # a list the model's country is not in is its partners
+    assert combine(tags, "US", 0.1, fill=OFF, prune=-0.5, lists=nordic) == tags[4:]
+    # in a programme description a list is partners, as its title's countries are
+    assert combine(tags, "NO", 0.1, fill=OFF, prune=-0.5, lists=nordic,
+                   programme=True) == tags[:1]
+
+
+def test_the_gazetteer_finds_the_lists_of_countries_in_the_title_and_lead():
+    from classifier.countries import NAMING_KINDS
+    gazetteer = Gazetteer.load()
+    lead = ("OSLO - The research councils of Denmark, Finland, Iceland, Norway and Sweden have "
+            "launched a joint call. Japan and Korea are invited as partners.")
+    assert gazetteer.lists("Nordic councils launch joint call", lead, NAMING_KINDS) == [
+        {"DK", "FI", "IS", "NO", "SE"}, {"JP", "KR"}]
+    # names apart in the sentence are no list; a list past the lead is not read
+    assert gazetteer.lists("Japan funds research with France", "", NAMING_KINDS) == []
+    assert gazetteer.lists("", "x" * 400 + " Germany and France agree.", NAMING_KINDS) == []
+    assert gazetteer.lists("日本、米国と英国が合意", "", NAMING_KINDS) == [{"JP", "US", "GB"}]
