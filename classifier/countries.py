@@ -370,7 +370,8 @@ class CountryModel:
             if result.countries and not programme:
                 # in news the title's countries are never dropped: is there anything to drop?
                 titled[i] = title_codes(gazetteer, item.title, NEWS_TITLE_KINDS)
-                listed[i] = gazetteer.lists(item.title, item.text, NAMING_KINDS)
+                if result.is_policy and len(result.countries) > 1:  # what combine may narrow
+                    listed[i] = gazetteer.lists(item.title, item.text, NAMING_KINDS)
                 if not result.alternatives and all(
                         c in titled[i] or c == "EU"
                         for c, _s, m in result.countries if m == "gazetteer"):

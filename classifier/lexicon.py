@@ -129,17 +129,31 @@ def normalize(text: str) -> str:
     return result
 
 
+_counted: dict[str, int] = {}
+
+
 def word_count(text: str) -> int:
     """Approximate number of words of a normalised text (cheap: counts spaces, and in
     Chinese, Japanese and Korean, which write words without spaces between them, half the
-    characters of those scripts)."""
-    return text.count(" ") + 1 + cjk_words(text) if text else 0
+    characters of those scripts). The last few counts are kept: each tagger of an item
+    counts the same text."""
+    if not text:
+        return 0
+    count = _counted.get(text)
+    if count is None:
+        if len(_counted) >= 4:
+            _counted.clear()
+        count = _counted[text] = text.count(" ") + 1 + cjk_words(text)
+    return count
 
 
 def cjk_words(text: str) -> int:
     """Words written in Chinese characters, kana or Hangul, about two characters each
     (0 for text without them)."""
-    return 0 if text.isascii() else len(_CJK.findall(text)) // 2
+    if text.isascii():
+        return 0
+    first = _CJK.search(text)  # most non-ASCII text has none: one pass, no list
+    return 0 if first is None else len(_CJK.findall(text, first.start())) // 2
 
 
 def _lower(text: str) -> str:
@@ -175,16 +189,27 @@ _TERM_LENGTH = operator.itemgetter(1)
 
 
 def _map_non_word(text: str) -> str:
-    """``_NON_WORD.sub(" ", text)`` (a space for every non-word character), C-fast: ASCII
-    text by bytes.translate; other text by replacing its few distinct non-ASCII non-word
-    characters, then translating the ASCII bytes of its UTF-8 form (multi-byte characters
-    pass unchanged, so offsets stay)."""
+    """``_NON_WORD.sub(" ", text)`` (a space for every non-word character), C-fast: see
+    _map_words."""
+    return _map_words(text)[0]
+
+
+def _map_words(text: str) -> tuple[str, bool]:
+    """(``_NON_WORD.sub(" ", text)``, whether the text has Chinese characters, kana or
+    Hangul), C-fast: ASCII text by bytes.translate; other text by replacing its few distinct
+    non-ASCII non-word characters (and looking for CJK among the others), then translating
+    the ASCII bytes of its UTF-8 form (multi-byte characters pass unchanged, so offsets
+    stay)."""
     if text.isascii():
-        return text.encode("ascii").translate(_NON_WORD_BYTES).decode("ascii")
+        return text.encode("ascii").translate(_NON_WORD_BYTES).decode("ascii"), False
+    cjk = False
     for ch in set(text):
-        if ch > "\x7f" and not ch.isalnum():
-            text = text.replace(ch, " ")
-    return text.encode("utf-8").translate(_NON_WORD_BYTES).decode("utf-8")
+        if ch > "\x7f":
+            if not ch.isalnum():
+                text = text.replace(ch, " ")
+            elif not cjk and _CJK.match(ch):
+                cjk = True
+    return text.encode("utf-8").translate(_NON_WORD_BYTES).decode("utf-8"), cjk
 
 
 class Matcher:
@@ -240,8 +265,7 @@ class Matcher:
                 # the key's leading space stands for the word boundary before a term; a term
                 # without boundaries has none, and its start is one character further on
                 lead = " "
-                free = cjk_term(folded)
-                if free:
+                if cjk_term(folded):
                     lead, endings = "", (("", 0),)
                 elif prefix:
                     endings = (("", 2),)
@@ -254,13 +278,13 @@ class Matcher:
                     for slot, kept in by_slot:
                         readings.setdefault(key, []).append(
                             (len(key) + 1 - len(lead), len(folded), ending.rstrip(), rank,
-                             check, written, kept, free,
+                             check, written, kept,
                              slot))  # last: the candidate list (slot; see share_scan)
         self.slots = max(len(slots), 1)
         # the layer of each slot, in slot order (a plain matcher: one slot, layer None)
         self.layers: list[Hashable] = list(slots) if layered else [None]
         self._readings = readings
-        self._automaton = _automaton(readings)
+        self._automata = _automata(readings)
         self._shared: tuple[SharedScan, int] | None = None
 
     def scan(self, text: str) -> tuple[str, list[Hit]]:
@@ -277,9 +301,7 @@ class Matcher:
         if self._shared is not None:
             scan, first = self._shared
             return scan.found(text)[first:first + self.slots]
-        if self._automaton.kind != ahocorasick.AHOCORASICK:
-            return [[] for _ in range(self.slots)]
-        return _collect(self._automaton, text, (self.caps,) * self.slots)
+        return _collect(self._automata, text, (self.caps,) * self.slots)
 
     def _find(self, text: str) -> list[Hit]:
         lists = self._candidates(text)
@@ -291,40 +313,50 @@ class Matcher:
         return hits
 
 
+def _automata(readings: dict[str, list[tuple]]) -> tuple[Any, Any]:
+    """(the automaton of the terms with word boundaries, that of the boundary-free (CJK)
+    terms), each None when it has no term. Two automata, because the CJK terms' hundreds of
+    first characters at the root made every scan of English text twice as slow (every
+    bounded key starts with the same space)."""
+    bounded = {key: found for key, found in readings.items() if key.startswith(" ")}
+    free = {key: found for key, found in readings.items() if not key.startswith(" ")}
+    return (_automaton(bounded) if bounded else None), (_automaton(free) if free else None)
+
+
 def _automaton(readings: dict[str, list[tuple]]) -> Any:
     automaton = ahocorasick.Automaton()
     for key, found in readings.items():
         # ties (same span and rank) keep the shorter term first, as a scan term by term would
         found.sort(key=_TERM_LENGTH)
         automaton.add_word(key, tuple(found))
-    if readings:
-        automaton.make_automaton()
+    automaton.make_automaton()
     return automaton
 
 
-def _collect(automaton: Any, text: str, caps: tuple[bool, ...]) -> list[list[tuple]]:
+def _collect(automata: tuple[Any, Any], text: str, caps: tuple[bool, ...]) -> list[list[tuple]]:
     """Candidate hits (start, end, rank, keys) per slot (a matcher, or a layer of a layered
-    one), in automaton order; ``caps``: each slot's matcher's caps setting."""
+    one), in automaton order; ``automata``: see _automata; ``caps``: each slot's matcher's
+    caps setting."""
     out: list[list[tuple]] = [[] for _ in caps]
+    bounded, free = automata
     size = len(text)
     lowered = _lower(text)
     # a space for every non-word character and one at each end: the keys' word boundaries
-    mapped = " " + _map_non_word(lowered) + " "
+    words, cjk = _map_words(lowered)
+    mapped = " " + words + " "
     shouting = any(caps) and is_shouting(text[:200])
     any_cases = [flag and shouting for flag in caps]
-    # (text to scan, the readings it skips: boundary-free ones (True), bounded ones (False),
-    # none (None))
-    scans: tuple[tuple[str, bool | None], ...] = ((mapped, None),)
-    if not lowered.isascii() and _CJK.search(lowered):
+    scans = ((bounded, mapped),)
+    if cjk:
         # A Chinese character, kana or Hangul beside a Latin word ends that word ("JSTは"):
         # bounded terms are read where those characters are spaces (one for one, so offsets
         # stay), and boundary-free terms, which need them, in the text itself.
-        scans = ((_CJK.sub(" ", mapped), None), (mapped, False))
-    for scanned_text, skip in scans:
+        scans = ((bounded, _CJK.sub(" ", mapped)), (free, mapped))
+    for automaton, scanned_text in scans:
+        if automaton is None:
+            continue
         for last, readings in automaton.iter(scanned_text):
-            for key_length, length, ending, rank, folded, written, keys, free, index in readings:
-                if free is skip:
-                    continue
+            for key_length, length, ending, rank, folded, written, keys, index in readings:
                 start = last - key_length + 1  # mapped has one extra leading space
                 end = start + length
                 if written is not None and not any_cases[index]:
@@ -364,7 +396,7 @@ class SharedScan:
             for key, found in matcher._readings.items():
                 readings.setdefault(key, []).extend(r[:-1] + (first + r[-1],) for r in found)
         self._caps = tuple(caps)
-        self._automaton = _automaton(readings)
+        self._automata = _automata(readings)
         self._recent: dict[str, list[list[tuple]]] = {}
         self.activate()
 
@@ -378,10 +410,7 @@ class SharedScan:
         cached = self._recent.get(text)
         if cached is not None:
             return cached
-        if self._automaton.kind != ahocorasick.AHOCORASICK:
-            result: list[list[tuple]] = [[] for _ in self._caps]
-        else:
-            result = _collect(self._automaton, text, self._caps)
+        result = _collect(self._automata, text, self._caps)
         if len(self._recent) >= 4:
             self._recent.clear()
         self._recent[text] = result
