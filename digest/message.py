@@ -77,6 +77,21 @@ def _domain(mail_from: str) -> str:
     return address.rpartition("@")[2] or "stiwatch.localhost"
 
 
+def chart_content_id(message_id_header: str) -> str:
+    """The chart's Content-ID, without its ``<>``: ``trends-chart.<Message-ID's left part>@<its
+    domain>``. RFC 2392 and 5322 want a msg-id (``left@right``), unique to the message; some
+    mail clients show no image for a bare ``<trends-chart>``. The HTML points at it as ``cid:``
+    plus this (see ``chart_url``)."""
+    left, _, right = message_id_header.strip().strip("<>").rpartition("@")
+    return f"{CHART_CID}.{left}@{right}" if left and right else f"{CHART_CID}@stiwatch.localhost"
+
+
+def chart_url(message_id_header: str) -> str:
+    """The ``cid:`` URL of the chart of the message with this Message-ID (RFC 2392: the
+    Content-ID percent-encoded where a URL needs it)."""
+    return "cid:" + quote(chart_content_id(message_id_header), safe="@")
+
+
 def message_id(email: str, week: str, mail_from: str, installation: str = "") -> str:
     """``<digest-2026-W47-0123abcd...@example.org>``: the same for the same (subscriber, week)
     of one ``installation`` (a store and its backups), so that a resend is known for a copy;
@@ -119,7 +134,7 @@ def build_message(
     root.attach(alternative)
     if png is not None:
         image = MIMEImage(png, "png")
-        image.add_header("Content-ID", f"<{CHART_CID}>")
+        image.add_header("Content-ID", f"<{chart_content_id(message_id_header)}>")
         image.add_header("Content-Disposition", "inline", filename="trends.png")
         root.attach(image)
     root["Subject"] = subject

@@ -60,7 +60,8 @@ from db.clock import iso_utc
 
 from .chart import area_chart
 from .errors import DigestError, MessageError, OutboxError, SmtpSetupError, WeekNotOver
-from .message import build_message, message_id, one_click, to_bytes, unsubscribe_target
+from .message import (build_message, chart_url, message_id, one_click, to_bytes,
+                      unsubscribe_target)
 from .render import render_html, render_text, subject
 from .select import LATE_WEEKS, Digest, WeekData, load_week, select
 from .trends import TrendReport, in_week, trends, window_of
@@ -129,20 +130,21 @@ def message_for(bundle: WeekBundle, digest: Digest, settings: Mapping[str, Any],
     resend), else this installation's for (reader, week)."""
     template = settings.get("list_unsubscribe") or None
     unsubscribe = unsubscribe_target(template, settings["mail_from"], digest.email)
+    message_id_header = message_id_header or bundle.message_id(digest.email or "",
+                                                               settings["mail_from"])
     return build_message(
         to_email=digest.email or "",
         to_name=digest.name,
         week=bundle.week.label,
         subject=subject(digest),
         text=render_text(digest, unsubscribe=unsubscribe),
-        html=render_html(digest, unsubscribe=unsubscribe),
+        html=render_html(digest, chart_src=chart_url(message_id_header), unsubscribe=unsubscribe),
         png=bundle.png,
         mail_from=settings["mail_from"],
         list_unsubscribe=unsubscribe,
         date=date,
         one_click_unsubscribe=one_click(template),
-        message_id_header=message_id_header or bundle.message_id(digest.email or "",
-                                                                 settings["mail_from"]),
+        message_id_header=message_id_header,
     )
 
 

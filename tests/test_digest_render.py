@@ -93,10 +93,10 @@ def test_structure_headers_and_inline_chart(store, settings):
     assert alternative.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in alternative.get_payload()] == ["text/plain", "text/html"]
     assert image.get_content_type() == "image/png"
-    assert image["Content-ID"] == "<trends-chart>"
     assert image.get_content()[:8] == b"\x89PNG\r\n\x1a\n"
     html = alternative.get_payload()[1].get_content()
-    assert parse_html(html).images == ["cid:trends-chart"]  # nothing fetched from the network
+    # nothing fetched from the network: the HTML shows the part inside the message
+    assert parse_html(html).images == ["cid:" + image["Content-ID"].strip("<>")]
 
     assert msg["Subject"] == "STI policy digest 2026-W47 (16–22 Nov 2026): 10 items"
     assert msg["From"] == "STI Watch <digest@agency.example>"
@@ -111,6 +111,24 @@ def test_structure_headers_and_inline_chart(store, settings):
     store.save_subscribers([{"email": "ben@example.org"}])
     _, other = build_message(store, settings, "ben@example.org")
     assert other["Message-ID"] != first
+
+
+def test_the_charts_content_id_is_a_msg_id_the_html_points_at(store, settings):
+    # It was <trends-chart>, with no @domain: not the msg-id form RFC 2392 and 5322 ask for,
+    # and some mail clients showed no chart.
+    _, msg = build_message(store, settings)
+    _, image = msg.get_payload()
+    mid = msg["Message-ID"].strip("<>")
+    content_id = image["Content-ID"]
+    assert content_id == f"<trends-chart.{mid.partition('@')[0]}@agency.example>"
+    assert content_id.startswith("<") and content_id.endswith(">")
+    left, at, right = content_id.strip("<>").partition("@")
+    assert left and at and right == "agency.example" and "@" not in right
+    html = msg.get_payload()[0].get_payload()[1].get_content()
+    assert parse_html(html).images == [f"cid:{left}@{right}"]
+    store.save_subscribers([{"email": "ben@example.org"}])
+    _, other = build_message(store, settings, "ben@example.org")
+    assert other.get_payload()[1]["Content-ID"] != content_id  # unique to its message
 
 
 def test_chart_alt_text_is_true_to_the_chart_and_the_table_below(store, settings):
