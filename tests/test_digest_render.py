@@ -398,7 +398,8 @@ def test_plain_text_trend_tables_keep_their_columns_with_long_names(store, setti
     add(store, [story("https://x.example/br", "2026-11-19T03:00:00Z", title="Brazil science plan",
                       areas=["governance"], countries=["BR"], regions=["latin_america"])])
     _, msg = build_message(store, settings)
-    text = msg.get_payload()[0].get_payload()[0].get_content()
+    # Quoted-printable: the lines end as on the wire (CRLF), as a mail client receives them.
+    text = msg.get_payload()[0].get_payload()[0].get_content().replace("\r\n", "\n")
     lines = text.split("Regions: this week / 4-week avg / change\n", 1)[1].split("\n\n", 1)[0]
     rows = lines.splitlines()
     assert any(row.lstrip().startswith("Latin America and the Caribbean") for row in rows)
@@ -443,7 +444,8 @@ def test_plain_text_wraps_japanese_summaries_like_english_ones(store, settings):
     add(store, [story("https://x.example/ja3", "2026-11-19T03:00:00Z", title="量子技術戦略",
                       summary=summary, areas=["governance"], countries=["JP"], score=1.0)])
     _, msg = build_message(store, settings)
-    text = msg.get_payload()[0].get_payload()[0].get_content()
+    # Quoted-printable: the lines end as on the wire (CRLF), as a mail client receives them.
+    text = msg.get_payload()[0].get_payload()[0].get_content().replace("\r\n", "\n")
     block = text.split("https://x.example/ja3\n", 1)[1].split("  Tags:", 1)[0].splitlines()
     assert len(block) > 1
     # 76 columns and an indent of 2; a closing 、 or 。 may hang past them rather than start a line.
@@ -532,3 +534,30 @@ def test_titles_and_summaries_say_their_language(store, settings, tmp_path):
         assert parser.found[summary] == code, summary
     assert parser.found["Quantum moonshot for labs"] == "en"  # the page's language, inherited
     assert parser.found["Undetermined"] == "en"  # a stored code that is no language is left out
+
+
+def test_text_parts_are_quoted_printable_readable_on_the_wire_with_short_lines(store, settings):
+    # Both text parts were base64: a gateway or an administrator reading the raw message saw
+    # no word of it. Quoted-printable keeps ASCII text as it is, and every line within 76
+    # octets, here with a 1,500-character link (an HTML line of its own) and Japanese text.
+    url = "https://x.example/report?" + "&".join(f"k{i}=v{i}" for i in range(150))
+    add(store, [story(url, "2026-11-19T03:00:00Z", title="Cabinet Office = new AI safety plan",
+                      summary="政府は新しい戦略を発表した。 " + "Budget grows. " * 120,
+                      areas=["governance"], countries=["JP"], score=1.0)])
+    bundle = prepare_week(store, WEEK)
+    digest = compose(bundle, store.get_subscriber("aiko@example.org"), settings)
+    raw = message_bytes(message_for(bundle, digest, settings))
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    text, html = msg.get_payload()[0].get_payload()
+    for part in (text, html):
+        assert part["Content-Transfer-Encoding"] == "quoted-printable"
+        assert part.get_content_charset() == "utf-8"
+    assert b"Quantum moonshot for labs" in raw  # readable as it is on the wire
+    assert b"Cabinet Office =3D new AI safety plan" in raw
+    assert len(max(raw.split(b"\r\n"), key=len)) <= 78  # RFC 5322: 78 should, 998 must
+    assert b"\n" not in raw.replace(b"\r\n", b"") and b"\r" not in raw.replace(b"\r\n", b"")
+    assert max(len(line) for line in html.get_content().splitlines()) > 998  # the HTML's own
+    assert f'href="{url.replace("&", "&amp;")}"' in html.get_content()
+    assert f"  {url}" in text.get_content()
+    assert "政府は新しい戦略を発表した。" in text.get_content()
+    assert "Hello Aiko <Sato>," in text.get_content()
