@@ -16,6 +16,9 @@ to what happens to it:
 - ``"slow-rcpt"``: RCPT TO is answered only after ``slow_seconds``: a sender with a shorter
   ``smtp_timeout`` gives up before any data was sent (the message cannot have arrived).
 
+``server.sender_reply = "553 5.7.1 ..."`` answers MAIL FROM with that instead of 250 (a
+gateway that refuses the sender); None (the default) accepts it.
+
 Behaviour can change between runs (``server.behaviour[...] = ...``). ``messages`` holds the
 accepted messages parsed with the standard ``email`` package; ``received`` also holds those that
 were blocked in flight. ``SmtpServer(login=(user, password))`` requires that login.
@@ -57,6 +60,13 @@ class Received:
 class _Handler:
     def __init__(self, server: "SmtpServer") -> None:
         self.server = server
+
+    async def handle_MAIL(self, smtp, session, envelope, address, mail_options):  # noqa: ANN001
+        if self.server.sender_reply:
+            return self.server.sender_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, smtp, session, envelope, address, rcpt_options):  # noqa: ANN001
         action = self.server.behaviour.get(address.lower(), "accept")
@@ -114,6 +124,7 @@ class SmtpServer:
         self.login = login  # (user, password) accepted by AUTH (AUTH offered only then)
         self.logins: list[str] = []
         self.behaviour = {k.lower(): v for k, v in (behaviour or {}).items()}
+        self.sender_reply: str | None = None  # MAIL FROM's answer, when not 250
         self.received: list[Received] = []
         self.lock = threading.Lock()
         self.blocked = threading.Event()

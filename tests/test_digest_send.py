@@ -320,6 +320,39 @@ def test_permanent_refusal_fails_that_recipient_only(store, smtp, stiwatch):
     assert rows["eu@example.org"]["last_error"] == "550 5.1.1 No such user here"
 
 
+def test_a_sender_the_server_refuses_stops_the_run_and_every_digest_stays_owed(store, smtp,
+                                                                              stiwatch):
+    # A 5xx to MAIL FROM says the sender (mail_from, or the login's right to use it) is wrong,
+    # not any reader: every delivery of the week was recorded failed for good, one by one.
+    smtp.sender_reply = "553 5.7.1 <digest@agency.example>: Sender address rejected"
+    store.close()
+    env = {**smtp.settings_env(), "STIWATCH_MAIL_FROM": "STI Watch <digest@agency.example>"}
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+    assert result.exit_code == 1
+    [line] = result.output.splitlines()
+    assert line == (f"Error: the SMTP server at 127.0.0.1:{smtp.port} refused the sender "
+                    "digest@agency.example (553 5.7.1 <digest@agency.example>: Sender address "
+                    "rejected): check mail_from, and smtp_username if the server wants a login to "
+                    "send as it; 3 digests of 2026-W47 stay owed for the next run "
+                    "(`stiwatch digest status` shows them)")
+    assert smtp.messages == []
+    with db.open_store(store.path) as s:
+        rows = {r["subscriber"]: r for r in s.deliveries(WEEK.label)}
+    assert {email: r["status"] for email, r in rows.items()} == {
+        "all@example.org": "pending", "eu@example.org": "pending", "sec@example.org": "pending",
+        "space@example.org": "skipped"}
+    assert all("refused the sender" in rows[e]["last_error"]
+               for e in ("all@example.org", "eu@example.org", "sec@example.org"))
+
+    smtp.sender_reply = None  # the sender fixed: each reader gets the week once
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+    assert result.exit_code == 0, result.output
+    assert "3 sent via SMTP" in result.output
+    assert sorted(r.rcpt for r in smtp.messages) == ["all@example.org", "eu@example.org",
+                                                     "sec@example.org"]
+    assert {r.mail_from for r in smtp.messages} == {"digest@agency.example"}
+
+
 def test_a_message_that_cannot_be_built_fails_that_delivery_and_the_others_get_theirs(
         store, smtp, stiwatch, db_path):
     """A store written before names were checked may hold a line break in one: that delivery
