@@ -339,6 +339,8 @@ class SmtpTransport:
             self.conn.sendmail(self.envelope_from, [email], to_bytes(message))
         except smtplib.SMTPRecipientsRefused as error:
             code, text = error.recipients.get(email, (550, b"refused"))
+            if code == 421:  # smtplib has closed the session: the next message reconnects
+                self._drop()
             raise DeliveryError(_reply(code, text), temporary=_is_temporary(code)) from error
         except smtplib.SMTPSenderRefused as error:
             code = error.smtp_code

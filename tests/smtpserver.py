@@ -5,6 +5,8 @@ to what happens to it:
 
 - ``"accept"`` (the default for anyone not listed): 250, message recorded;
 - ``"451"``: temporary refusal of the recipient (RCPT TO);
+- ``"421"``: RCPT TO answered 421 (the server is closing the session: temporary; the client
+  closes its side, as RFC 5321 asks);
 - ``"550"``: permanent refusal of the recipient (RCPT TO);
 - ``"552"``: refused after DATA (mailbox full: temporary by convention);
 - ``"drop"``: the connection is cut after the message data arrived, before any reply;
@@ -72,6 +74,8 @@ class _Handler:
         action = self.server.behaviour.get(address.lower(), "accept")
         if action == "451":
             return "451 4.2.1 Mailbox temporarily unavailable, try later"
+        if action == "421":
+            return "421 4.3.2 Service shutting down, try later"
         if action == "550":
             return "550 5.1.1 No such user here"
         if action == "slow-rcpt":

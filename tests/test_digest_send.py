@@ -288,6 +288,17 @@ def test_temporary_refusals_retry_later_with_growing_delay(store, smtp):
                                                      "sec@example.org"]
 
 
+def test_a_421_to_one_recipient_is_retried_and_the_next_reader_still_gets_theirs(store, smtp):
+    # On 421 smtplib closes the connection itself: the sender went on with the closed one, so
+    # the next reader's message failed too ("please run connect() first") and waited a retry.
+    smtp.behaviour["all@example.org"] = "421"
+    report = send_week(store, settings_for(smtp), WEEK)
+    assert [r["email"] for r in report.retry] == ["all@example.org"]
+    assert report.retry[0]["error"] == "421 4.3.2 Service shutting down, try later"
+    assert report.sent == ["eu@example.org", "sec@example.org"]
+    assert sorted(r.rcpt for r in smtp.messages) == ["eu@example.org", "sec@example.org"]
+
+
 def test_temporary_refusal_gives_up_after_max_attempts(store, smtp):
     smtp.behaviour["sec@example.org"] = "451"
     settings = settings_for(smtp, delivery_max_attempts=2, delivery_retry_minutes=0)
