@@ -12,6 +12,7 @@ from email.policy import EmailPolicy
 from email.generator import NLCRE, BytesGenerator
 from email.utils import format_datetime, formataddr, parseaddr
 from datetime import datetime, timezone
+import base64
 import binascii
 import hashlib
 import io
@@ -160,14 +161,45 @@ def build_message(
     return root
 
 
+def _encoded_words(text: str) -> list[str]:
+    """``text`` as RFC 2047 encoded-words (UTF-8, base64), each whole characters and at most
+    72 characters long (RFC 2047: 75)."""
+    chunks, chunk = [], ""
+    for char in text:
+        if chunk and len((chunk + char).encode("utf-8")) > 45:  # 45 bytes: 60 in base64
+            chunks.append(chunk)
+            chunk = ""
+        chunk += char
+    chunks.append(chunk)
+    return [f"=?utf-8?b?{base64.b64encode(c.encode('utf-8')).decode('ascii')}?=" for c in chunks]
+
+
 class _Policy(EmailPolicy):
-    """The SMTP policy, except that List-Unsubscribe is never folded: its URL is one word, and
-    one too long for a 78-character line would be RFC 2047-encoded, which no mail client reads
-    as a link (a line may be 998 characters; the URL has no spaces or controls, see config)."""
+    """The SMTP policy, except for two headers it would fold wrongly.
+
+    List-Unsubscribe is never folded: its URL is one word, and one too long for a 78-character
+    line would be RFC 2047-encoded, which no mail client reads as a link (a line may be 998
+    characters; the URL has no spaces or controls, see config).
+
+    A From or To whose display name is not all ASCII gets the whole name encoded: the email
+    package encodes only its non-ASCII words and leaves the rest bare, so in ``田中 太郎 (JST)``
+    the ``(JST)`` became a comment (shown by no client: the name read ``田中 太郎``) and ``Dr.``
+    in ``Dr. 田中`` an obsolete phrase; and its encoded-words ran to 76 characters.
+    """
 
     def fold_binary(self, name: str, value: str) -> bytes:
         if name.lower() == "list-unsubscribe" and str(value).isascii():
             return f"{name}: {value}{self.linesep}".encode("ascii")
+        addresses = getattr(value, "addresses", ())
+        if name.lower() in ("from", "to") and len(addresses) == 1 \
+                and not addresses[0].display_name.isascii():
+            lines = [f"{name}:"]
+            for word in [*_encoded_words(addresses[0].display_name),
+                         f"<{addresses[0].addr_spec}>"]:
+                if len(lines[-1]) + 1 + len(word) > self.max_line_length:
+                    lines.append("")
+                lines[-1] += " " + word
+            return (self.linesep.join(lines) + self.linesep).encode("ascii")
         return super().fold_binary(name, value)
 
 

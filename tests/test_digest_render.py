@@ -561,3 +561,32 @@ def test_text_parts_are_quoted_printable_readable_on_the_wire_with_short_lines(s
     assert f"  {url}" in text.get_content()
     assert "政府は新しい戦略を発表した。" in text.get_content()
     assert "Hello Aiko <Sato>," in text.get_content()
+
+
+def test_japanese_display_names_are_encoded_whole_and_fold_within_the_limits(store):
+    # The email package encoded only the non-ASCII words of a name: "(JST)" went out bare, a
+    # comment to every mail client (the reader's name showed as 田中 太郎), and "Dr." as an
+    # obsolete phrase; its encoded-words ran to 76 characters (RFC 2047: at most 75).
+    import re
+    from email.header import decode_header, make_header
+
+    sender = "科学技術・イノベーション政策 週刊ダイジェスト（国際部）"
+    settings = load_settings(environ={"STIWATCH_MAIL_FROM": f"{sender} <digest@agency.example>"})
+    store.save_subscribers([{"email": "tanaka@example.jp", "name": "Dr. 田中 太郎 (JST)"}])
+    bundle = prepare_week(store, WEEK)
+    digest = compose(bundle, store.get_subscriber("tanaka@example.jp"), settings)
+    raw = message_bytes(message_for(bundle, digest, settings))
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert b"(JST)" not in head and b" Dr. " not in head
+    words = re.findall(rb"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=", head)
+    assert words and max(len(word) for word in words) <= 75
+    assert max(len(line) for line in head.split(b"\r\n")) <= 78
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    assert msg["To"].addresses[0].display_name == "Dr. 田中 太郎 (JST)"
+    assert msg["To"].addresses[0].addr_spec == "tanaka@example.jp"
+    assert msg["From"].addresses[0].addr_spec == "digest@agency.example"
+    # Adjacent encoded-words are joined without the space between them (RFC 2047 6.2), as
+    # mail clients read them (the email package's parser keeps a space there).
+    legacy = email.message_from_bytes(raw)
+    assert str(make_header(decode_header(legacy["From"]))) == f"{sender} <digest@agency.example>"
+    assert str(make_header(decode_header(legacy["To"]))) == "Dr. 田中 太郎 (JST) <tanaka@example.jp>"
