@@ -299,7 +299,15 @@ class SmtpTransport:
                 conn = _SMTP_SSL(host, port, timeout=timeout, context=ssl.create_default_context())
             else:
                 conn = _SMTP(host, port, timeout=timeout)
-            conn.ehlo()
+            code, reply = conn.ehlo()
+            if not 200 <= code < 300:
+                # A server (or a firewall's SMTP "fixup" before it) without ESMTP: once EHLO
+                # failed, smtplib would send MAIL FROM with no greeting at all.
+                code, reply = conn.helo()
+                if not 200 <= code < 300:
+                    conn.close()
+                    raise CannotConnect(f"the SMTP server at {host}:{port} refused the greeting "
+                                        f"(HELO: {_reply(code, reply)})")
             if s["smtp_starttls"] and not s["smtp_ssl"]:
                 if not conn.has_extn("starttls"):
                     conn.close()

@@ -20,6 +20,8 @@ to what happens to it:
 
 ``server.sender_reply = "553 5.7.1 ..."`` answers MAIL FROM with that instead of 250 (a
 gateway that refuses the sender); None (the default) accepts it.
+``server.ehlo = False`` answers EHLO with 502, as a server that speaks only the old SMTP (or a
+firewall's SMTP "fixup" in front of one) does: HELO still works.
 
 Behaviour can change between runs (``server.behaviour[...] = ...``). ``messages`` holds the
 accepted messages parsed with the standard ``email`` package; ``received`` also holds those that
@@ -62,6 +64,12 @@ class Received:
 class _Handler:
     def __init__(self, server: "SmtpServer") -> None:
         self.server = server
+
+    async def handle_EHLO(self, smtp, session, envelope, hostname, responses):  # noqa: ANN001
+        if not self.server.ehlo:
+            return ["502 5.5.1 Command not implemented"]
+        session.host_name = hostname
+        return responses
 
     async def handle_MAIL(self, smtp, session, envelope, address, mail_options):  # noqa: ANN001
         if self.server.sender_reply:
@@ -129,6 +137,7 @@ class SmtpServer:
         self.logins: list[str] = []
         self.behaviour = {k.lower(): v for k, v in (behaviour or {}).items()}
         self.sender_reply: str | None = None  # MAIL FROM's answer, when not 250
+        self.ehlo = True  # False: EHLO is answered 502 (HELO only)
         self.received: list[Received] = []
         self.lock = threading.Lock()
         self.blocked = threading.Event()

@@ -364,6 +364,19 @@ def test_a_sender_the_server_refuses_stops_the_run_and_every_digest_stays_owed(s
     assert {r.mail_from for r in smtp.messages} == {"digest@agency.example"}
 
 
+def test_a_server_that_does_not_take_ehlo_is_greeted_with_helo(store, smtp, stiwatch):
+    # Once EHLO was refused, smtplib sent MAIL FROM with no greeting at all: "503 Error: send
+    # HELO first", and each reader's digest was refused (a firewall's SMTP fixup in front of a
+    # gateway answers EHLO so).
+    smtp.ehlo = False
+    store.close()
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
+    assert result.exit_code == 0, result.output
+    assert "3 sent via SMTP" in result.output
+    assert sorted(r.rcpt for r in smtp.messages) == ["all@example.org", "eu@example.org",
+                                                     "sec@example.org"]
+
+
 def test_a_message_that_cannot_be_built_fails_that_delivery_and_the_others_get_theirs(
         store, smtp, stiwatch, db_path):
     """A store written before names were checked may hold a line break in one: that delivery
