@@ -161,9 +161,10 @@ def _context(digest: Digest, *, chart_src: str | None, unsubscribe: str | None) 
     }
 
 
-def render_html(digest: Digest, *, chart_src: str | None = "cid:" + CHART_CID,
+def render_html(digest: Digest, *, chart_src: str | None = None,
                 unsubscribe: str | None = None) -> str:
-    """The HTML part. ``chart_src``: ``cid:...`` in e-mail, a file name in a preview, or None."""
+    """The HTML part. ``chart_src``: the chart's ``cid:`` URL in e-mail (message.chart_url), a
+    file name in a preview, or None (no chart)."""
     template = environment().get_template("digest.html.j2")
     return template.render(_context(digest, chart_src=chart_src, unsubscribe=unsubscribe))
 

@@ -22,7 +22,9 @@ on its own:
   the next message.
 - SMTP 4xx and 552 are temporary: the row goes back to ``pending`` with ``next_attempt_at``
   (``delivery_retry_minutes``, doubling each attempt) until ``delivery_max_attempts``, then
-  ``failed``. Other 5xx are permanent: ``failed`` at once. A timeout or a lost connection before
+  ``failed``. Other 5xx are permanent: ``failed`` at once, except a 5xx to MAIL FROM, which
+  refuses the sender (``mail_from``), not the reader: the run stops as if the server could not
+  be reached (below) and every row stays owed. A timeout or a lost connection before
   the message went out whole is temporary too (the server cannot have it); the sender reconnects
   for the next one. When the server cannot be reached
   at all, no row is marked ``sending``: each one still owed records the try (``attempts``) and
@@ -60,7 +62,8 @@ from db.clock import iso_utc
 
 from .chart import area_chart
 from .errors import DigestError, MessageError, OutboxError, SmtpSetupError, WeekNotOver
-from .message import build_message, message_id, one_click, to_bytes, unsubscribe_target
+from .message import (build_message, chart_url, message_id, one_click, to_bytes,
+                      unsubscribe_target)
 from .render import render_html, render_text, subject
 from .select import LATE_WEEKS, Digest, WeekData, load_week, select
 from .trends import TrendReport, in_week, trends, window_of
@@ -129,20 +132,21 @@ def message_for(bundle: WeekBundle, digest: Digest, settings: Mapping[str, Any],
     resend), else this installation's for (reader, week)."""
     template = settings.get("list_unsubscribe") or None
     unsubscribe = unsubscribe_target(template, settings["mail_from"], digest.email)
+    message_id_header = message_id_header or bundle.message_id(digest.email or "",
+                                                               settings["mail_from"])
     return build_message(
         to_email=digest.email or "",
         to_name=digest.name,
         week=bundle.week.label,
         subject=subject(digest),
         text=render_text(digest, unsubscribe=unsubscribe),
-        html=render_html(digest, unsubscribe=unsubscribe),
+        html=render_html(digest, chart_src=chart_url(message_id_header), unsubscribe=unsubscribe),
         png=bundle.png,
         mail_from=settings["mail_from"],
         list_unsubscribe=unsubscribe,
         date=date,
         one_click_unsubscribe=one_click(template),
-        message_id_header=message_id_header or bundle.message_id(digest.email or "",
-                                                                 settings["mail_from"]),
+        message_id_header=message_id_header,
     )
 
 
@@ -264,6 +268,11 @@ class CannotConnect(Exception):
     """The SMTP server could not be reached or refused the session: stop this run."""
 
 
+class SenderRefused(CannotConnect):
+    """The server answered MAIL FROM with a permanent refusal (5xx): it takes no message from
+    this sender (``mail_from``, or the login's right to use it), whoever the reader."""
+
+
 def _is_temporary(code: int) -> bool:
     return 400 <= code < 500 or code == 552
 
@@ -290,7 +299,15 @@ class SmtpTransport:
                 conn = _SMTP_SSL(host, port, timeout=timeout, context=ssl.create_default_context())
             else:
                 conn = _SMTP(host, port, timeout=timeout)
-            conn.ehlo()
+            code, reply = conn.ehlo()
+            if not 200 <= code < 300:
+                # A server (or a firewall's SMTP "fixup" before it) without ESMTP: once EHLO
+                # failed, smtplib would send MAIL FROM with no greeting at all.
+                code, reply = conn.helo()
+                if not 200 <= code < 300:
+                    conn.close()
+                    raise CannotConnect(f"the SMTP server at {host}:{port} refused the greeting "
+                                        f"(HELO: {_reply(code, reply)})")
             if s["smtp_starttls"] and not s["smtp_ssl"]:
                 if not conn.has_extn("starttls"):
                     conn.close()
@@ -330,7 +347,21 @@ class SmtpTransport:
             self.conn.sendmail(self.envelope_from, [email], to_bytes(message))
         except smtplib.SMTPRecipientsRefused as error:
             code, text = error.recipients.get(email, (550, b"refused"))
+            if code == 421:  # smtplib has closed the session: the next message reconnects
+                self._drop()
             raise DeliveryError(_reply(code, text), temporary=_is_temporary(code)) from error
+        except smtplib.SMTPSenderRefused as error:
+            code = error.smtp_code
+            if code == 421:
+                self._drop()
+            if 500 <= code < 600 and not _is_temporary(code):
+                s = self.settings
+                raise SenderRefused(
+                    f"the SMTP server at {s['smtp_host']}:{s['smtp_port']} refused the sender "
+                    f"{self.envelope_from} ({_reply(code, error.smtp_error)}): check mail_from, "
+                    "and smtp_username if the server wants a login to send as it") from error
+            raise DeliveryError(_reply(code, error.smtp_error),
+                                temporary=_is_temporary(code)) from error
         except smtplib.SMTPServerDisconnected as error:
             out = self._message_out()
             self.conn = None
@@ -693,6 +724,18 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
                 store.delivery_sending(email, week.label, mid, digest.total, bundle.through)
             try:
                 transport.send(message, email)
+            except CannotConnect as error:
+                # Refused for the sender, not for this reader: no message of the run can go,
+                # and each stays owed (this one due at once, its Message-ID kept), as when
+                # the server cannot be reached.
+                report.aborted = str(error)
+                store.delivery_retry(email, week.label, report.aborted, iso_utc(now))
+                report.unreachable.append(email)
+                log.error("digest %s: %s; what is owed stays owed for the next run",
+                          week.label, error, extra=REPORTED)
+                if progress is not None:
+                    progress.advance(failed=1)
+                continue
             except DeliveryError as error:
                 attempts = (row.get("attempts") or 0) + 1
                 if dry_run:  # records nothing: the real row of this subscriber stays as it is

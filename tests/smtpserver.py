@@ -5,6 +5,8 @@ to what happens to it:
 
 - ``"accept"`` (the default for anyone not listed): 250, message recorded;
 - ``"451"``: temporary refusal of the recipient (RCPT TO);
+- ``"421"``: RCPT TO answered 421 (the server is closing the session: temporary; the client
+  closes its side, as RFC 5321 asks);
 - ``"550"``: permanent refusal of the recipient (RCPT TO);
 - ``"552"``: refused after DATA (mailbox full: temporary by convention);
 - ``"drop"``: the connection is cut after the message data arrived, before any reply;
@@ -15,6 +17,11 @@ to what happens to it:
   waiting for an answer to a message that was in fact delivered (a slow or overloaded relay);
 - ``"slow-rcpt"``: RCPT TO is answered only after ``slow_seconds``: a sender with a shorter
   ``smtp_timeout`` gives up before any data was sent (the message cannot have arrived).
+
+``server.sender_reply = "553 5.7.1 ..."`` answers MAIL FROM with that instead of 250 (a
+gateway that refuses the sender); None (the default) accepts it.
+``server.ehlo = False`` answers EHLO with 502, as a server that speaks only the old SMTP (or a
+firewall's SMTP "fixup" in front of one) does: HELO still works.
 
 Behaviour can change between runs (``server.behaviour[...] = ...``). ``messages`` holds the
 accepted messages parsed with the standard ``email`` package; ``received`` also holds those that
@@ -58,10 +65,25 @@ class _Handler:
     def __init__(self, server: "SmtpServer") -> None:
         self.server = server
 
+    async def handle_EHLO(self, smtp, session, envelope, hostname, responses):  # noqa: ANN001
+        if not self.server.ehlo:
+            return ["502 5.5.1 Command not implemented"]
+        session.host_name = hostname
+        return responses
+
+    async def handle_MAIL(self, smtp, session, envelope, address, mail_options):  # noqa: ANN001
+        if self.server.sender_reply:
+            return self.server.sender_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, smtp, session, envelope, address, rcpt_options):  # noqa: ANN001
         action = self.server.behaviour.get(address.lower(), "accept")
         if action == "451":
             return "451 4.2.1 Mailbox temporarily unavailable, try later"
+        if action == "421":
+            return "421 4.3.2 Service shutting down, try later"
         if action == "550":
             return "550 5.1.1 No such user here"
         if action == "slow-rcpt":
@@ -114,6 +136,8 @@ class SmtpServer:
         self.login = login  # (user, password) accepted by AUTH (AUTH offered only then)
         self.logins: list[str] = []
         self.behaviour = {k.lower(): v for k, v in (behaviour or {}).items()}
+        self.sender_reply: str | None = None  # MAIL FROM's answer, when not 250
+        self.ehlo = True  # False: EHLO is answered 502 (HELO only)
         self.received: list[Received] = []
         self.lock = threading.Lock()
         self.blocked = threading.Event()

@@ -93,10 +93,10 @@ def test_structure_headers_and_inline_chart(store, settings):
     assert alternative.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in alternative.get_payload()] == ["text/plain", "text/html"]
     assert image.get_content_type() == "image/png"
-    assert image["Content-ID"] == "<trends-chart>"
     assert image.get_content()[:8] == b"\x89PNG\r\n\x1a\n"
     html = alternative.get_payload()[1].get_content()
-    assert parse_html(html).images == ["cid:trends-chart"]  # nothing fetched from the network
+    # nothing fetched from the network: the HTML shows the part inside the message
+    assert parse_html(html).images == ["cid:" + image["Content-ID"].strip("<>")]
 
     assert msg["Subject"] == "STI policy digest 2026-W47 (16–22 Nov 2026): 10 items"
     assert msg["From"] == "STI Watch <digest@agency.example>"
@@ -111,6 +111,24 @@ def test_structure_headers_and_inline_chart(store, settings):
     store.save_subscribers([{"email": "ben@example.org"}])
     _, other = build_message(store, settings, "ben@example.org")
     assert other["Message-ID"] != first
+
+
+def test_the_charts_content_id_is_a_msg_id_the_html_points_at(store, settings):
+    # It was <trends-chart>, with no @domain: not the msg-id form RFC 2392 and 5322 ask for,
+    # and some mail clients showed no chart.
+    _, msg = build_message(store, settings)
+    _, image = msg.get_payload()
+    mid = msg["Message-ID"].strip("<>")
+    content_id = image["Content-ID"]
+    assert content_id == f"<trends-chart.{mid.partition('@')[0]}@agency.example>"
+    assert content_id.startswith("<") and content_id.endswith(">")
+    left, at, right = content_id.strip("<>").partition("@")
+    assert left and at and right == "agency.example" and "@" not in right
+    html = msg.get_payload()[0].get_payload()[1].get_content()
+    assert parse_html(html).images == [f"cid:{left}@{right}"]
+    store.save_subscribers([{"email": "ben@example.org"}])
+    _, other = build_message(store, settings, "ben@example.org")
+    assert other.get_payload()[1]["Content-ID"] != content_id  # unique to its message
 
 
 def test_chart_alt_text_is_true_to_the_chart_and_the_table_below(store, settings):
@@ -380,7 +398,8 @@ def test_plain_text_trend_tables_keep_their_columns_with_long_names(store, setti
     add(store, [story("https://x.example/br", "2026-11-19T03:00:00Z", title="Brazil science plan",
                       areas=["governance"], countries=["BR"], regions=["latin_america"])])
     _, msg = build_message(store, settings)
-    text = msg.get_payload()[0].get_payload()[0].get_content()
+    # Quoted-printable: the lines end as on the wire (CRLF), as a mail client receives them.
+    text = msg.get_payload()[0].get_payload()[0].get_content().replace("\r\n", "\n")
     lines = text.split("Regions: this week / 4-week avg / change\n", 1)[1].split("\n\n", 1)[0]
     rows = lines.splitlines()
     assert any(row.lstrip().startswith("Latin America and the Caribbean") for row in rows)
@@ -425,7 +444,8 @@ def test_plain_text_wraps_japanese_summaries_like_english_ones(store, settings):
     add(store, [story("https://x.example/ja3", "2026-11-19T03:00:00Z", title="量子技術戦略",
                       summary=summary, areas=["governance"], countries=["JP"], score=1.0)])
     _, msg = build_message(store, settings)
-    text = msg.get_payload()[0].get_payload()[0].get_content()
+    # Quoted-printable: the lines end as on the wire (CRLF), as a mail client receives them.
+    text = msg.get_payload()[0].get_payload()[0].get_content().replace("\r\n", "\n")
     block = text.split("https://x.example/ja3\n", 1)[1].split("  Tags:", 1)[0].splitlines()
     assert len(block) > 1
     # 76 columns and an indent of 2; a closing 、 or 。 may hang past them rather than start a line.
@@ -514,3 +534,59 @@ def test_titles_and_summaries_say_their_language(store, settings, tmp_path):
         assert parser.found[summary] == code, summary
     assert parser.found["Quantum moonshot for labs"] == "en"  # the page's language, inherited
     assert parser.found["Undetermined"] == "en"  # a stored code that is no language is left out
+
+
+def test_text_parts_are_quoted_printable_readable_on_the_wire_with_short_lines(store, settings):
+    # Both text parts were base64: a gateway or an administrator reading the raw message saw
+    # no word of it. Quoted-printable keeps ASCII text as it is, and every line within 76
+    # octets, here with a 1,500-character link (an HTML line of its own) and Japanese text.
+    url = "https://x.example/report?" + "&".join(f"k{i}=v{i}" for i in range(150))
+    add(store, [story(url, "2026-11-19T03:00:00Z", title="Cabinet Office = new AI safety plan",
+                      summary="政府は新しい戦略を発表した。 " + "Budget grows. " * 120,
+                      areas=["governance"], countries=["JP"], score=1.0)])
+    bundle = prepare_week(store, WEEK)
+    digest = compose(bundle, store.get_subscriber("aiko@example.org"), settings)
+    raw = message_bytes(message_for(bundle, digest, settings))
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    text, html = msg.get_payload()[0].get_payload()
+    for part in (text, html):
+        assert part["Content-Transfer-Encoding"] == "quoted-printable"
+        assert part.get_content_charset() == "utf-8"
+    assert b"Quantum moonshot for labs" in raw  # readable as it is on the wire
+    assert b"Cabinet Office =3D new AI safety plan" in raw
+    assert len(max(raw.split(b"\r\n"), key=len)) <= 78  # RFC 5322: 78 should, 998 must
+    assert b"\n" not in raw.replace(b"\r\n", b"") and b"\r" not in raw.replace(b"\r\n", b"")
+    assert max(len(line) for line in html.get_content().splitlines()) > 998  # the HTML's own
+    assert f'href="{url.replace("&", "&amp;")}"' in html.get_content()
+    assert f"  {url}" in text.get_content()
+    assert "政府は新しい戦略を発表した。" in text.get_content()
+    assert "Hello Aiko <Sato>," in text.get_content()
+
+
+def test_japanese_display_names_are_encoded_whole_and_fold_within_the_limits(store):
+    # The email package encoded only the non-ASCII words of a name: "(JST)" went out bare, a
+    # comment to every mail client (the reader's name showed as 田中 太郎), and "Dr." as an
+    # obsolete phrase; its encoded-words ran to 76 characters (RFC 2047: at most 75).
+    import re
+    from email.header import decode_header, make_header
+
+    sender = "科学技術・イノベーション政策 週刊ダイジェスト（国際部）"
+    settings = load_settings(environ={"STIWATCH_MAIL_FROM": f"{sender} <digest@agency.example>"})
+    store.save_subscribers([{"email": "tanaka@example.jp", "name": "Dr. 田中 太郎 (JST)"}])
+    bundle = prepare_week(store, WEEK)
+    digest = compose(bundle, store.get_subscriber("tanaka@example.jp"), settings)
+    raw = message_bytes(message_for(bundle, digest, settings))
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert b"(JST)" not in head and b" Dr. " not in head
+    words = re.findall(rb"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=", head)
+    assert words and max(len(word) for word in words) <= 75
+    assert max(len(line) for line in head.split(b"\r\n")) <= 78
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    assert msg["To"].addresses[0].display_name == "Dr. 田中 太郎 (JST)"
+    assert msg["To"].addresses[0].addr_spec == "tanaka@example.jp"
+    assert msg["From"].addresses[0].addr_spec == "digest@agency.example"
+    # Adjacent encoded-words are joined without the space between them (RFC 2047 6.2), as
+    # mail clients read them (the email package's parser keeps a space there).
+    legacy = email.message_from_bytes(raw)
+    assert str(make_header(decode_header(legacy["From"]))) == f"{sender} <digest@agency.example>"
+    assert str(make_header(decode_header(legacy["To"]))) == "Dr. 田中 太郎 (JST) <tanaka@example.jp>"

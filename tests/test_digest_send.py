@@ -288,6 +288,17 @@ def test_temporary_refusals_retry_later_with_growing_delay(store, smtp):
                                                      "sec@example.org"]
 
 
+def test_a_421_to_one_recipient_is_retried_and_the_next_reader_still_gets_theirs(store, smtp):
+    # On 421 smtplib closes the connection itself: the sender went on with the closed one, so
+    # the next reader's message failed too ("please run connect() first") and waited a retry.
+    smtp.behaviour["all@example.org"] = "421"
+    report = send_week(store, settings_for(smtp), WEEK)
+    assert [r["email"] for r in report.retry] == ["all@example.org"]
+    assert report.retry[0]["error"] == "421 4.3.2 Service shutting down, try later"
+    assert report.sent == ["eu@example.org", "sec@example.org"]
+    assert sorted(r.rcpt for r in smtp.messages) == ["eu@example.org", "sec@example.org"]
+
+
 def test_temporary_refusal_gives_up_after_max_attempts(store, smtp):
     smtp.behaviour["sec@example.org"] = "451"
     settings = settings_for(smtp, delivery_max_attempts=2, delivery_retry_minutes=0)
@@ -318,6 +329,52 @@ def test_permanent_refusal_fails_that_recipient_only(store, smtp, stiwatch):
     rows = {r["subscriber"]: r for r in json.loads(result.output)}
     assert rows["eu@example.org"]["status"] == "failed"
     assert rows["eu@example.org"]["last_error"] == "550 5.1.1 No such user here"
+
+
+def test_a_sender_the_server_refuses_stops_the_run_and_every_digest_stays_owed(store, smtp,
+                                                                              stiwatch):
+    # A 5xx to MAIL FROM says the sender (mail_from, or the login's right to use it) is wrong,
+    # not any reader: every delivery of the week was recorded failed for good, one by one.
+    smtp.sender_reply = "553 5.7.1 <digest@agency.example>: Sender address rejected"
+    store.close()
+    env = {**smtp.settings_env(), "STIWATCH_MAIL_FROM": "STI Watch <digest@agency.example>"}
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+    assert result.exit_code == 1
+    [line] = result.output.splitlines()
+    assert line == (f"Error: the SMTP server at 127.0.0.1:{smtp.port} refused the sender "
+                    "digest@agency.example (553 5.7.1 <digest@agency.example>: Sender address "
+                    "rejected): check mail_from, and smtp_username if the server wants a login to "
+                    "send as it; 3 digests of 2026-W47 stay owed for the next run "
+                    "(`stiwatch digest status` shows them)")
+    assert smtp.messages == []
+    with db.open_store(store.path) as s:
+        rows = {r["subscriber"]: r for r in s.deliveries(WEEK.label)}
+    assert {email: r["status"] for email, r in rows.items()} == {
+        "all@example.org": "pending", "eu@example.org": "pending", "sec@example.org": "pending",
+        "space@example.org": "skipped"}
+    assert all("refused the sender" in rows[e]["last_error"]
+               for e in ("all@example.org", "eu@example.org", "sec@example.org"))
+
+    smtp.sender_reply = None  # the sender fixed: each reader gets the week once
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+    assert result.exit_code == 0, result.output
+    assert "3 sent via SMTP" in result.output
+    assert sorted(r.rcpt for r in smtp.messages) == ["all@example.org", "eu@example.org",
+                                                     "sec@example.org"]
+    assert {r.mail_from for r in smtp.messages} == {"digest@agency.example"}
+
+
+def test_a_server_that_does_not_take_ehlo_is_greeted_with_helo(store, smtp, stiwatch):
+    # Once EHLO was refused, smtplib sent MAIL FROM with no greeting at all: "503 Error: send
+    # HELO first", and each reader's digest was refused (a firewall's SMTP fixup in front of a
+    # gateway answers EHLO so).
+    smtp.ehlo = False
+    store.close()
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
+    assert result.exit_code == 0, result.output
+    assert "3 sent via SMTP" in result.output
+    assert sorted(r.rcpt for r in smtp.messages) == ["all@example.org", "eu@example.org",
+                                                     "sec@example.org"]
 
 
 def test_a_message_that_cannot_be_built_fails_that_delivery_and_the_others_get_theirs(
