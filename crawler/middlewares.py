@@ -1,8 +1,8 @@
 """Downloader middlewares and the throttle extension that keep stiwatch polite.
 
-- ConditionalGetMiddleware: listing requests (feeds, listing pages, sitemaps) carry the source's
-  stored ETag/Last-Modified as If-None-Match/If-Modified-Since, so an unchanged feed costs one
-  304 and nothing more.
+- ConditionalGetMiddleware: listing requests (feeds, listing pages, sitemaps, and the sitemaps
+  of a sitemap index) carry their stored ETag/Last-Modified as If-None-Match/If-Modified-Since,
+  so an unchanged feed costs one 304 and nothing more.
 - BackoffRetryMiddleware: Scrapy's retries (timeouts, 5xx, 429) but waiting before each retry:
   the server's Retry-After when it sends one, else exponential backoff. A host that answered 429
   or 503 is also slowed down for the rest of the crawl.

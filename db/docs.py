@@ -96,6 +96,19 @@ TABLES: dict[str, dict[str, Any]] = {
             "item_id": "The item stored under its own canonical URL (`items.id`).",
         },
     },
+    "listing_validators": {
+        "description": "ETag and Last-Modified of the further listings a source's own listing "
+        "names (the sitemaps of a sitemap index), sent back as If-None-Match and "
+        "If-Modified-Since so that an unchanged sitemap costs a 304. Kept, like the source's "
+        "own, only from crawls that stored everything the source listed; a listing the index "
+        "no longer names loses its row.",
+        "columns": {
+            "source_id": "The source (`sources.id`).",
+            "url": "The further listing's URL, as the source's listing names it.",
+            "etag": "ETag of its last full response.",
+            "last_modified": "Last-Modified of its last full response.",
+        },
+    },
     "crawl_runs": {
         "description": "One row per `stiwatch crawl` (also within `stiwatch run`).",
         "columns": {

@@ -123,3 +123,40 @@ def test_gzipped_sitemap_file(stiwatch, http_server, tmp_path, db_path):
 
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["sources"][0]["new"] == 2
+
+
+def test_the_sitemaps_of_an_index_are_fetched_conditionally(stiwatch, http_server, tmp_path,
+                                                            db_path):
+    # Only the source's own URL kept its validators: whenever the index changed (or it sent
+    # none, as generated indexes do), every sitemap it names was downloaded in full again.
+    base = build_site(http_server)
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "wire", "kind": "sitemap", "url": f"{base}/sitemap_index.xml"}])
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+    index = http_server.root / "sitemap_index.xml"
+    index.write_text(index.read_text().replace("</sitemapindex>", "<!-- 2 --></sitemapindex>"))
+
+    second = json.loads(stiwatch("crawl", "--json", env=FAST).stdout)
+
+    assert second["sources"][0]["status"] == "ok"
+    [first_fetch, again] = http_server.requested("/sitemap_news.xml")
+    assert "if-none-match" not in first_fetch.headers
+    assert again.headers["if-none-match"]  # and the server answered 304
+    assert second["cost"]["not_modified"] == 1
+
+    # The sitemap changes: read in full, its new article stored.
+    news = http_server.root / "sitemap_news.xml"
+    news.write_text(news.read_text().replace(
+        "</urlset>", f"<url><loc>{base}/news/flaky.html</loc></url></urlset>"))
+    index.write_text(index.read_text().replace("<!-- 2 -->", "<!-- 3 -->"))
+    third = json.loads(stiwatch("crawl", "--json", env=FAST).stdout)
+    assert third["sources"][0]["new"] == 1
+    assert len(http_server.requested("/sitemap_news.xml")) == 3
+
+    # A sitemap the index no longer names is forgotten with its validators.
+    (http_server.root / "other.xml").write_text(
+        "<urlset xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'></urlset>")
+    index.write_text(index.read_text().replace(f"{base}/sitemap_news.xml", f"{base}/other.xml"))
+    stiwatch("crawl", env=FAST)
+    assert [r["url"] for r in rows(db_path, "SELECT url FROM listing_validators")] == [
+        f"{base}/other.xml"]

@@ -1,7 +1,7 @@
 """The spider machinery every source kind shares: sources from the store, listings, articles.
 
-A crawl of one source is: fetch its listing (feed, listing page or sitemap) conditionally; turn
-it into Candidates (what the listing says about each article); skip those already stored unless
+A crawl of one source is: fetch its listing (feed, listing page or sitemap, and the sitemaps a
+sitemap index names) conditionally; turn it into Candidates (what the listing says about each article); skip those already stored unless
 refreshing; fetch each remaining article page and extract it. An article whose page fails or
 yields no text is still stored, from the Candidate, as a partial item that the next crawl
 retries: nothing seen is lost. Each source's outcome goes to the pipeline as a SourceEvent.
@@ -156,6 +156,7 @@ class SourceSpider(scrapy.Spider):
         self.new_queued: dict[str, int] = {}  # source id -> new article pages requested
         self.store = db.open_store(self.store_path)
         self.sources = {s["id"]: s for s in self.load_sources(self.store)}
+        self.listing_validators = {} if self.refresh else self.store.listing_validators()
         self.crawler.stats.set_value("stiwatch/sources", list(self.sources))
         for source in self.sources.values():
             yield self.listing_request(source)
@@ -172,6 +173,8 @@ class SourceSpider(scrapy.Spider):
         validators = None
         if not self.refresh and url is None:
             validators = {"etag": source.get("etag"), "last_modified": source.get("last_modified")}
+        elif not self.refresh:
+            validators = self.listing_validators.get(source["id"], {}).get(url)
         return Request(
             url or source["url"],
             callback=self.parse_listing,
@@ -179,7 +182,8 @@ class SourceSpider(scrapy.Spider):
             dont_filter=True,  # two sources may share a listing; each needs its answer
             priority=10,  # listings first: they decide what else to fetch
             meta={"source_id": source["id"], "handle_httpstatus_list": [304],
-                  META_VALIDATORS: validators, "root": url is None, **meta},
+                  META_VALIDATORS: validators, "root": url is None, "listing_url": url,
+                  **meta},
         )
 
     def partial_requests(self, source: dict[str, Any]) -> Iterator[Request]:
@@ -209,7 +213,15 @@ class SourceSpider(scrapy.Spider):
         root = response.meta.get("root", True)
         moved = _moved_permanently(response) if root else None
         if response.status == 304:
-            yield SourceEvent(source["id"], status="not_modified", flag=moved)
+            if root:
+                yield SourceEvent(source["id"], status="not_modified", flag=moved)
+            else:
+                # Kept for the next crawl: the validators that earned the 304, or newer ones.
+                sent = response.meta.get(META_VALIDATORS) or {}
+                etag, last_modified = _validators(response)
+                yield SourceEvent(source["id"], listing=response.meta["listing_url"],
+                                  etag=etag or sent.get("etag"),
+                                  last_modified=last_modified or sent.get("last_modified"))
             return
         try:
             candidates, follow, flag = self.parse_kind(source, response)
@@ -235,11 +247,11 @@ class SourceSpider(scrapy.Spider):
         event = SourceEvent(source["id"],
                             unchanged=len(candidates) - len(fresh) - deferred + elsewhere,
                             queued=len(fresh) - elsewhere, flag=flag, deferred=deferred)
+        event.etag, event.last_modified = _validators(response)
         if root:
             event.status = "ok"
-            event.etag = response.headers.get(b"ETag", b"").decode("latin-1") or None
-            event.last_modified = (
-                response.headers.get(b"Last-Modified", b"").decode("latin-1") or None)
+        else:
+            event.listing = response.meta["listing_url"]
         yield event
         depth = response.meta.get("listing_depth", 0) + 1
         for url in follow:
@@ -425,6 +437,12 @@ def _redirected_up(url: str, response: Response) -> bool:
         return False  # the same page, with or without its trailing slash
     folder = path if path.endswith("/") else path + "/"
     return path in ("", "/") or asked.path.startswith(folder)
+
+
+def _validators(response: Response) -> tuple[str | None, str | None]:
+    """The (ETag, Last-Modified) a response carries, for its next conditional request."""
+    return (response.headers.get(b"ETag", b"").decode("latin-1") or None,
+            response.headers.get(b"Last-Modified", b"").decode("latin-1") or None)
 
 
 def _moved_permanently(response: Response) -> str | None:
