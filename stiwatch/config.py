@@ -213,7 +213,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("download_timeout", 30, "Seconds before a request is abandoned.", _int, minimum=1),
     # Scrapy reads 0 as "no limit": the floor keeps the limit a limit.
     Setting("max_response_size", 10 * 1024 * 1024,
-            "Largest response body accepted, in bytes, after decompression (at least 1024).",
+            "Largest response body accepted, in bytes, after decompression (at least 1024); "
+            "a sitemap may have 50 MiB, the sitemaps.org limit, if that is more.",
             _int, minimum=1024),
     Setting("max_redirects", 5, "Redirects followed for one request at most (0: none).", _int,
             minimum=0),

@@ -112,6 +112,10 @@ _WITH_DETAIL = {"CannotResolveHostError", "DNSLookupError", "DownloadFailedError
 
 
 MAX_LISTING_DEPTH = 3  # sitemap index -> sitemap -> ... at most this many levels below the root
+# The sitemaps.org protocol allows a sitemap 50,000 URLs and 50 MiB uncompressed; a real one of
+# 50,000 long URLs passes 10 MB, and was refused under max_response_size, which is sized for
+# article pages. A sitemap gets at least this; anything else keeps max_response_size.
+SITEMAP_MAX_SIZE = 50 * 1024 * 1024
 
 
 class SourceSpider(scrapy.Spider):
@@ -138,6 +142,8 @@ class SourceSpider(scrapy.Spider):
         spider.max_new_articles = settings.getint("STIWATCH_MAX_NEW_ARTICLES", 500)
         spider.download_timeout_s = settings.getfloat("DOWNLOAD_TIMEOUT")
         spider.max_size = settings.getint("DOWNLOAD_MAXSIZE")
+        spider.sitemap_max_size = (max(spider.max_size, SITEMAP_MAX_SIZE) if spider.max_size
+                                   else 0)  # 0: no limit at all
         return spider
 
     # -- the sources ------------------------------------------------------------------------
@@ -175,6 +181,9 @@ class SourceSpider(scrapy.Spider):
             validators = {"etag": source.get("etag"), "last_modified": source.get("last_modified")}
         elif not self.refresh:
             validators = self.listing_validators.get(source["id"], {}).get(url)
+        if source["kind"] == "sitemap":
+            # Scrapy's download handler and decompression both read the limit from here.
+            meta.setdefault("download_maxsize", self.sitemap_max_size)
         return Request(
             url or source["url"],
             callback=self.parse_listing,
@@ -267,7 +276,8 @@ class SourceSpider(scrapy.Spider):
         if failure.check(CrawlStopped):
             return  # never sent: the source is reported "not crawled", as if never reached
         request = failure.request  # type: ignore[attr-defined]
-        message = describe_failure(failure, self.download_timeout_s, self.max_size)
+        message = describe_failure(failure, self.download_timeout_s,
+                                   request.meta.get("download_maxsize", self.max_size))
         if request.meta.get("root", True):
             yield SourceEvent(request.meta["source_id"], status="failed", error=message)
         else:
@@ -289,7 +299,7 @@ class SourceSpider(scrapy.Spider):
 
     def parse_sitemap(self, source: dict[str, Any], response: Response) -> Any:
         return sitemap_listing(source, response, max_age_days=self.sitemap_max_age_days,
-                               max_size=self.max_size)
+                               max_size=response.meta.get("download_maxsize", self.max_size))
 
     def fresh(self, candidates: list[Candidate]) -> list[Candidate]:
         """Candidates not stored yet (all of them with --refresh), first of each URL only."""
