@@ -66,7 +66,9 @@ TABLES: dict[str, dict[str, Any]] = {
             "only; fetched again on the next crawl).",
             "fetch_error": "Why the article page could not be read, for `partial` items "
             "(e.g. `HTTP 404 Not Found`, `too many redirects`).",
-            "fetch_attempts": "How many times the article page was tried.",
+            "fetch_attempts": "How many crawls tried the article page. A `partial` item is "
+            "tried again up to 8 times, after a `404` (or a redirect to its section page) 3, "
+            "after a `410 Gone` never.",
             "classified_at": "When the classifier last tagged the item; NULL if never, or if its "
             "title, summary or body changed since (the next `stiwatch classify` tags it again).",
         },

@@ -111,6 +111,27 @@ _DECOMPRESSORS = {"gzip", "zlib", "brotli", "brotlicffi", "zstandard", "compress
 _WITH_DETAIL = {"CannotResolveHostError", "DNSLookupError", "DownloadFailedError"}
 
 
+# Crawls that try an article page whose last answer said it is not there, where other failures
+# (5xx, timeouts, a refused connection) get max_partial_attempts (8). A 410 Gone is the site
+# saying so on purpose: the one attempt is enough. A 404, or a redirect to the section page
+# (a soft 404), is nearly always for good too, but feeds do announce articles minutes before
+# their page goes live, and a site being moved 404s for a day: 3 attempts span two more
+# scheduled crawls (two days at the usual daily schedule), at 2 requests per dead link, not 7.
+GONE_ATTEMPTS = 1
+NOT_FOUND_ATTEMPTS = 3
+_GONE = re.compile(r"HTTP 410\b")
+_NOT_FOUND = re.compile(r"HTTP 404\b|redirected to .*, a page above it: the article is gone")
+
+
+def attempts_allowed(fetch_error: str | None, max_attempts: int) -> int:
+    """How many crawls try an article page whose last attempt failed with ``fetch_error``."""
+    if fetch_error and _GONE.match(fetch_error):
+        return min(max_attempts, GONE_ATTEMPTS)
+    if fetch_error and _NOT_FOUND.match(fetch_error):
+        return min(max_attempts, NOT_FOUND_ATTEMPTS)
+    return max_attempts
+
+
 MAX_LISTING_DEPTH = 3  # sitemap index -> sitemap -> ... at most this many levels below the root
 # The sitemaps.org protocol allows a sitemap 50,000 URLs and 50 MiB uncompressed; a real one of
 # 50,000 long URLs passes 10 MB, and was refused under max_response_size, which is sized for
@@ -204,7 +225,8 @@ class SourceSpider(scrapy.Spider):
         for row in self.store.partial_items(source["id"]):
             # A page refused as too large would be refused again under the same limit (and
             # downloaded up to it each time): it is tried again once the limit changes.
-            if row["fetch_attempts"] >= self.max_partial_attempts or row["fetch_error"] == too_large:
+            allowed = attempts_allowed(row["fetch_error"], self.max_partial_attempts)
+            if row["fetch_attempts"] >= allowed or row["fetch_error"] == too_large:
                 self.exhausted.add(row["url"])  # kept from the listing; the page never worked
                 continue
             yield Candidate(
