@@ -226,6 +226,10 @@ SETTINGS: tuple[Setting, ...] = (
             "crawl at most, newest first; the rest wait for the next crawl (a sitemap of "
             "50,000 undated URLs would otherwise hold the crawl for 14 hours).", _int, minimum=1),
     Setting("obey_robots_txt", True, "Obey robots.txt (and its Crawl-delay).", _bool),
+    Setting("verify_tls_certificates", False, "Refuse https sites whose certificate does not "
+            "verify against the system's trusted CAs (off: many government sites serve "
+            "incomplete chains, and browsers fetch the missing certificates where Scrapy does "
+            "not).", _bool),
     # -- classifying
     Setting("model_dir", _default_model_dir(), "Folder holding trained classifier models.",
             path=True),

@@ -79,6 +79,10 @@ def describe_failure(failure: Failure, timeout: float | None = None,
     if isinstance(error, TxTimeoutError) or "timed out" in text.lower() or "took longer" in text:
         return f"no response within {timeout:g} s" if timeout else "timed out"
     name = type(error).__name__
+    if "certificate verify failed" in text:
+        # Only with verify_tls_certificates on (Scrapy does not check certificates otherwise).
+        return ("the site's TLS certificate could not be verified (certificate verify failed; "
+                "verify_tls_certificates is on)")
     if name in ("DownloadFailedError", "ResponseFailed", "ResponseNeverReceived"):
         # These wrap Twisted failures: name the innermost cause.
         for cause in ("ConnectionDone", "ConnectionLost", "ConnectionAborted"):
