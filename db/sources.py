@@ -129,6 +129,9 @@ class SourcesMixin:
         of ``source_id``: those its listing no longer names are forgotten."""
         rows = [(source_id, url, etag, last_modified)
                 for url, (etag, last_modified) in validators.items() if etag or last_modified]
+        if not rows and self.scalar("SELECT 1 FROM listing_validators WHERE source_id = ?",
+                                    [source_id]) is None:
+            return  # a feed, or an index whose sitemaps send none: no write for nothing
         with self.write():
             self.conn.execute("DELETE FROM listing_validators WHERE source_id = ?", [source_id])
             self.conn.executemany(
