@@ -128,8 +128,9 @@ class StorePipeline:
                 if source_id in self.incomplete:
                     etag = last_modified = None
                 else:
-                    # Those of an incomplete source stay as they were: from a crawl that
-                    # stored all they listed (a sitemap changed since answers in full).
+                    # Its sitemaps' too. An incomplete source's stay as they were: they come
+                    # from a crawl that stored all those sitemaps listed, and one changed
+                    # since no longer matches them, so it is read in full.
                     store.replace_listing_validators(source_id, self.listings.get(source_id, {}))
                 flag = self._with_deferred(source_id, unreadable.get(source_id, flag))
                 store.record_source_result(source_id, ok=True, flag=flag,

@@ -170,8 +170,9 @@ def test_a_sitemap_of_50000_urls_over_max_response_size_is_read(stiwatch, http_s
 
     base = build_site(http_server)
     recent = {0: "news/quantum.html", 1: "news/huge.html"}
+    old = "archive/2019/press-releases/science-and-technology-policy-item-{:05d}.html"
     entries = "".join(
-        f"<url><loc>{base}/{recent.get(n, f'archive/2019/press-releases/science-and-technology-policy-item-{n:05d}.html')}"
+        f"<url><loc>{base}/{recent.get(n, old.format(n))}"
         f"</loc><lastmod>{'2026-11-26' if n in recent else '2019-01-01T09:00:00+09:00'}"
         "</lastmod><changefreq>never</changefreq><priority>0.5</priority></url>\n"
         for n in range(50_000))

@@ -1,10 +1,11 @@
 """The spider machinery every source kind shares: sources from the store, listings, articles.
 
 A crawl of one source is: fetch its listing (feed, listing page or sitemap, and the sitemaps a
-sitemap index names) conditionally; turn it into Candidates (what the listing says about each article); skip those already stored unless
-refreshing; fetch each remaining article page and extract it. An article whose page fails or
-yields no text is still stored, from the Candidate, as a partial item that the next crawl
-retries: nothing seen is lost. Each source's outcome goes to the pipeline as a SourceEvent.
+sitemap index names) conditionally; turn it into Candidates (what the listing says about each
+article); skip those already stored unless refreshing; fetch each remaining article page and
+extract it. An article whose page fails or yields no text is still stored, from the Candidate,
+as a partial item that later crawls retry: nothing seen is lost. Each source's outcome goes to
+the pipeline as a SourceEvent.
 """
 
 from __future__ import annotations
