@@ -58,6 +58,9 @@ class SourceEvent:
     flag: str | None = None
     etag: str | None = None
     last_modified: str | None = None
+    # A further listing (a sitemap of an index) whose etag/last_modified these are; None: the
+    # source's own listing. Its 304 is an event with the validators that earned it.
+    listing: str | None = None
     unchanged: int = 0  # listed articles already stored (or another source's), not fetched again
     queued: int = 0  # article pages requested
     deferred: int = 0  # new articles left for the next crawl (max_new_articles_per_source)

@@ -1,15 +1,16 @@
 """Downloader middlewares and the throttle extension that keep stiwatch polite.
 
-- ConditionalGetMiddleware: listing requests (feeds, listing pages, sitemaps) carry the source's
-  stored ETag/Last-Modified as If-None-Match/If-Modified-Since, so an unchanged feed costs one
-  304 and nothing more.
+- ConditionalGetMiddleware: listing requests (feeds, listing pages, sitemaps, and the sitemaps
+  of a sitemap index) carry their stored ETag/Last-Modified as If-None-Match/If-Modified-Since,
+  so an unchanged feed costs one 304 and nothing more.
 - BackoffRetryMiddleware: Scrapy's retries (timeouts, 5xx, 429) but waiting before each retry:
   the server's Retry-After when it sends one, else exponential backoff. A host that answered 429
-  or 503 is also slowed down for the rest of the crawl.
+  or 503 gets nothing at all for that wait, then a delay twice what it had, which its next
+  answers bring back to the configured one (see ``back_off``).
 - SafeRobotsTxtMiddleware: Scrapy's robots.txt check, fixed so that every request that arrives
   while a host's robots.txt is still downloading waits for the real rules.
-- PoliteThrottle: AutoThrottle that never goes below a host's robots.txt Crawl-delay (or the
-  backoff a 429 asked for); it applies Crawl-delay even when AutoThrottle is switched off.
+- PoliteThrottle: AutoThrottle that never goes below a host's robots.txt Crawl-delay; it
+  applies Crawl-delay even when AutoThrottle is switched off.
 - StopMiddleware: when the crawl is asked to stop (``signals.stop_requested``), the requests
   not yet sent are dropped instead of being sent one after another before the crawl ends.
 """
@@ -22,6 +23,7 @@ import ipaddress
 import logging
 import re
 import socket
+from time import monotonic
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -75,8 +77,71 @@ def raise_delay_floor(crawler: Crawler, host: str, delay: float) -> None:
         slot.delay = delay
 
 
+def _pauses(crawler: Crawler) -> dict[str, float]:
+    """Download slots (hosts) backed off after a 429/503 -> when their pause ends
+    (time.monotonic). Without AutoThrottle, a slot stays here until ``ease_off`` has brought
+    its delay back down."""
+    pauses = getattr(crawler, "_stiwatch_pauses", None)
+    if pauses is None:
+        pauses = {}
+        crawler._stiwatch_pauses = pauses  # type: ignore[attr-defined]
+    return pauses
+
+
+def _slot_key(request: Request) -> str:
+    return request.meta.get("download_slot") or urlparse_cached(request).hostname or ""
+
+
+def _slot(crawler: Crawler, key: str) -> Any:
+    downloader = crawler.engine.downloader if crawler.engine else None
+    return downloader.slots.get(key) if downloader is not None else None
+
+
+def back_off(crawler: Crawler, request: Request, wait: float) -> None:
+    """A 429 or 503 from ``request``'s host: send it nothing for ``wait`` seconds, then go on at
+    twice its delay (at least 1 s, at most AUTOTHROTTLE_MAX_DELAY), which its next answers
+    bring back to the configured delay (``ease_off``; AutoThrottle's own adjustment when it is
+    on). The host's Retry-After is honoured for the wait it names, and not made the delay of
+    every later request: one Retry-After of 120 s held each of the next 200 requests to the
+    host 120 s. Another 429 doubles the delay again.
+    """
+    key = _slot_key(request)
+    slot = _slot(crawler, key)
+    if slot is None:  # collected while idle: only the retried request waits
+        return
+    cap = crawler.settings.getfloat("AUTOTHROTTLE_MAX_DELAY", 60.0)
+    slot.delay = max(slot.delay, min(max(2 * slot.delay, 1.0), cap))
+    resume = monotonic() + wait
+    pauses = _pauses(crawler)
+    pauses[key] = max(pauses.get(key, 0.0), resume)
+    _hold(slot, pauses[key])
+
+
+def _hold(slot: Any, resume: float) -> None:
+    # Scrapy sends a slot's next request once ``delay`` has passed since ``lastseen``.
+    slot.lastseen = max(slot.lastseen, resume - slot.delay)
+
+
+def ease_off(crawler: Crawler, request: Request) -> None:
+    """Another answer from a host that was backed off without AutoThrottle: its delay goes
+    half-way back to the configured delay (or its robots.txt Crawl-delay), then to it."""
+    key = _slot_key(request)
+    pauses = _pauses(crawler)
+    if key not in pauses or monotonic() < pauses[key]:
+        return  # (answers to requests sent before the pause do not count)
+    slot = _slot(crawler, key)
+    host = urlparse_cached(request).hostname or ""
+    base = max(crawler.settings.getfloat("DOWNLOAD_DELAY"), _floors(crawler).get(host, 0.0))
+    if slot is None or slot.delay - base <= 0.05 * max(base, 1.0):
+        del pauses[key]
+        if slot is not None:
+            slot.delay = base
+        return
+    slot.delay = (slot.delay + base) / 2
+
+
 class PoliteThrottle(AutoThrottle):
-    """AutoThrottle bounded below by robots.txt Crawl-delay and Retry-After backoffs."""
+    """AutoThrottle bounded below by robots.txt Crawl-delay."""
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
@@ -100,11 +165,18 @@ class PoliteThrottle(AutoThrottle):
             raise_delay_floor(self.crawler, host, min(float(delay), self.max_floor))
 
     def _adjust_delay(self, slot: Any, latency: float, response: Response) -> None:
+        before = slot.delay
         super()._adjust_delay(slot, latency, response)
         host = urlparse_cached(response).hostname or ""
         floor = _floors(self.crawler).get(host)
         if floor is not None and slot.delay < floor:
             slot.delay = floor
+        resume = _pauses(self.crawler).get(host)
+        if resume is not None and monotonic() < resume:
+            # Paused after a 429/503: answers to requests sent before it must not shorten the
+            # pause (held as the delay since ``lastseen``) nor the delay it resumes at.
+            slot.delay = max(slot.delay, before)
+            _hold(slot, resume)
 
 
 # -- robots.txt ---------------------------------------------------------------------------------
@@ -233,6 +305,7 @@ class BackoffRetryMiddleware(RetryMiddleware):
         self.base = settings.getfloat("STIWATCH_RETRY_BACKOFF_BASE", 1.0)
         self.cap = settings.getfloat("STIWATCH_RETRY_BACKOFF_MAX", 30.0)
         self.max_retry_after = settings.getfloat("STIWATCH_MAX_RETRY_AFTER", 120.0)
+        self.adaptive = settings.getbool("AUTOTHROTTLE_ENABLED")  # it eases backoffs itself
         self.stopping = False
         self.waits: set[Deferred] = set()
 
@@ -266,6 +339,8 @@ class BackoffRetryMiddleware(RetryMiddleware):
         return min(self.cap, self.base * (2 ** tries))
 
     async def process_response(self, request: Request, response: Response) -> Request | Response:
+        if response.status not in (429, 503) and not self.adaptive:
+            ease_off(self.crawler, request)
         if request.meta.get("dont_retry", False) or response.status not in self.retry_http_codes:
             return response
         asked = retry_after_seconds(response.headers.get(b"Retry-After"))
@@ -280,9 +355,8 @@ class BackoffRetryMiddleware(RetryMiddleware):
             return response
         wait = asked if asked is not None else self._backoff(request)
         if response.status in (429, 503):
-            # The host says it is overloaded: slow down every request to it, not just this one.
-            host = urlparse_cached(request).hostname or ""
-            raise_delay_floor(self.crawler, host, min(max(wait, 1.0), self.max_retry_after))
+            # The host says it is overloaded: every request to it waits, not just this one.
+            back_off(self.crawler, request, wait)
         if wait > 0:
             await self._sleep(wait)
         # Stopped meanwhile: the retry would never be sent; the spider gets this answer instead.

@@ -81,6 +81,9 @@ class StorePipeline:
         # validators are not kept, or the next crawl would get a 304 for an unchanged index
         # and never go back to the listing that failed.
         self.incomplete: set[str] = set()
+        # The validators of each source's further listings (sitemaps of an index) this crawl,
+        # kept on the same terms as its root's.
+        self.listings: dict[str, dict[str, tuple[str | None, str | None]]] = {}
         # Why each source's article pages failed this crawl (fetch_error of its partial rows).
         self.page_errors: dict[str, list[str]] = {}
 
@@ -124,6 +127,11 @@ class StorePipeline:
             for source_id, (etag, last_modified, flag) in self.validators.items():
                 if source_id in self.incomplete:
                     etag = last_modified = None
+                else:
+                    # Its sitemaps' too. An incomplete source's stay as they were: they come
+                    # from a crawl that stored all those sitemaps listed, and one changed
+                    # since no longer matches them, so it is read in full.
+                    store.replace_listing_validators(source_id, self.listings.get(source_id, {}))
                 flag = self._with_deferred(source_id, unreadable.get(source_id, flag))
                 store.record_source_result(source_id, ok=True, flag=flag,
                                            etag=etag, last_modified=last_modified)
@@ -258,6 +266,9 @@ class StorePipeline:
             report.deferred += event.deferred
         if event.flag:
             report.flag = event.flag
+        if event.listing is not None:
+            self.listings.setdefault(event.source_id, {})[event.listing] = (
+                event.etag, event.last_modified)
         if event.status is None:
             self._emit({"event": "queued", "source": event.source_id, "queued": event.queued})
             return

@@ -41,6 +41,7 @@ SETTING_NAMES = {
     "sitemap_max_age_days": "STIWATCH_SITEMAP_MAX_AGE_DAYS",
     "max_new_articles_per_source": "STIWATCH_MAX_NEW_ARTICLES",
     "obey_robots_txt": "ROBOTSTXT_OBEY",
+    "verify_tls_certificates": "DOWNLOAD_VERIFY_CERTIFICATES",
     "log_level": "LOG_LEVEL",
 }
 # A stopped crawler gets its downloads' timeout and this much more to close before it is killed.

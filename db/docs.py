@@ -66,7 +66,9 @@ TABLES: dict[str, dict[str, Any]] = {
             "only; fetched again on the next crawl).",
             "fetch_error": "Why the article page could not be read, for `partial` items "
             "(e.g. `HTTP 404 Not Found`, `too many redirects`).",
-            "fetch_attempts": "How many times the article page was tried.",
+            "fetch_attempts": "How many crawls tried the article page. A `partial` item is "
+            "tried again up to 8 times, after a `404` (or a redirect to its section page) 3, "
+            "after a `410 Gone` never.",
             "classified_at": "When the classifier last tagged the item; NULL if never, or if its "
             "title, summary or body changed since (the next `stiwatch classify` tags it again).",
         },
@@ -94,6 +96,19 @@ TABLES: dict[str, dict[str, Any]] = {
         "columns": {
             "url": "The listing's canonical URL for the article.",
             "item_id": "The item stored under its own canonical URL (`items.id`).",
+        },
+    },
+    "listing_validators": {
+        "description": "ETag and Last-Modified of the further listings a source's own listing "
+        "names (the sitemaps of a sitemap index), sent back as If-None-Match and "
+        "If-Modified-Since so that an unchanged sitemap costs a 304. Kept, like the source's "
+        "own, only from crawls that stored everything the source listed; a listing the index "
+        "no longer names loses its row.",
+        "columns": {
+            "source_id": "The source (`sources.id`).",
+            "url": "The further listing's URL, as the source's listing names it.",
+            "etag": "ETag of its last full response.",
+            "last_modified": "Last-Modified of its last full response.",
         },
     },
     "crawl_runs": {

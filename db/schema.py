@@ -484,6 +484,21 @@ MIGRATIONS: list[Migration] = [
         VALUES ('installation_id', lower(hex(randomblob(16))));
         """,
     ),
+    Migration(
+        17,
+        "validators of a source's further listings (the sitemaps of a sitemap index)",
+        """
+        -- Only the source's own URL kept its ETag/Last-Modified (in sources): every sitemap an
+        -- index names was downloaded in full on every crawl, however unchanged.
+        CREATE TABLE listing_validators (
+            source_id TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+            url TEXT NOT NULL,
+            etag TEXT,
+            last_modified TEXT,
+            PRIMARY KEY (source_id, url)
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -48,6 +48,9 @@ class SourcesMixin:
                     continue
                 if "url" in changes:
                     changes.update(etag=None, last_modified=None)
+                    # Its further listings were another site's (or sitemap's) too.
+                    self.conn.execute("DELETE FROM listing_validators WHERE source_id = ?",
+                                      [row["id"]])
                 self.db["sources"].update(row["id"], {**changes, "updated_at": now})
                 report.updated.append(row["id"])
             wanted = {record["id"] for record in records}
@@ -109,3 +112,28 @@ class SourcesMixin:
                     "last_error": error or "unknown error",
                 }
             self.db["sources"].update(source_id, changes)
+
+    def listing_validators(self) -> dict[str, dict[str, dict[str, str | None]]]:
+        """The stored ETag/Last-Modified of every source's further listings (the sitemaps of
+        a sitemap index): ``{source_id: {url: {"etag": ..., "last_modified": ...}}}``."""
+        found: dict[str, dict[str, dict[str, str | None]]] = {}
+        for row in self.query("SELECT * FROM listing_validators"):
+            found.setdefault(row["source_id"], {})[row["url"]] = {
+                "etag": row["etag"], "last_modified": row["last_modified"]}
+        return found
+
+    def replace_listing_validators(
+        self, source_id: str, validators: dict[str, tuple[str | None, str | None]]
+    ) -> None:
+        """Keep exactly ``validators`` (url -> (etag, last_modified)) for the further listings
+        of ``source_id``: those its listing no longer names are forgotten."""
+        rows = [(source_id, url, etag, last_modified)
+                for url, (etag, last_modified) in validators.items() if etag or last_modified]
+        if not rows and self.scalar("SELECT 1 FROM listing_validators WHERE source_id = ?",
+                                    [source_id]) is None:
+            return  # a feed, or an index whose sitemaps send none: no write for nothing
+        with self.write():
+            self.conn.execute("DELETE FROM listing_validators WHERE source_id = ?", [source_id])
+            self.conn.executemany(
+                "INSERT INTO listing_validators (source_id, url, etag, last_modified) "
+                "VALUES (?, ?, ?, ?)", rows)

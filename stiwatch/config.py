@@ -213,7 +213,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("download_timeout", 30, "Seconds before a request is abandoned.", _int, minimum=1),
     # Scrapy reads 0 as "no limit": the floor keeps the limit a limit.
     Setting("max_response_size", 10 * 1024 * 1024,
-            "Largest response body accepted, in bytes, after decompression (at least 1024).",
+            "Largest response body accepted, in bytes, after decompression (at least 1024); "
+            "a sitemap may have 50 MiB, the sitemaps.org limit, if that is more.",
             _int, minimum=1024),
     Setting("max_redirects", 5, "Redirects followed for one request at most (0: none).", _int,
             minimum=0),
@@ -225,6 +226,10 @@ SETTINGS: tuple[Setting, ...] = (
             "crawl at most, newest first; the rest wait for the next crawl (a sitemap of "
             "50,000 undated URLs would otherwise hold the crawl for 14 hours).", _int, minimum=1),
     Setting("obey_robots_txt", True, "Obey robots.txt (and its Crawl-delay).", _bool),
+    Setting("verify_tls_certificates", False, "Refuse https sites whose certificate does not "
+            "verify against the system's trusted CAs (off: many government sites serve "
+            "incomplete chains, and browsers fetch the missing certificates where Scrapy does "
+            "not).", _bool),
     # -- classifying
     Setting("model_dir", _default_model_dir(), "Folder holding trained classifier models.",
             path=True),

@@ -121,16 +121,25 @@ class MockHTTPServer(ThreadingHTTPServer):
 class MockServer:
     """``with MockServer(root) as server: server.url("/feed.xml")``"""
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None,
+                 tls_cert: tuple[Path, Path] | None = None) -> None:
         self.root = Path(root) if root is not None else None
         self.routes: dict[str, Handler] = {}
         self.requests: list[Request] = []
         self._httpd = MockHTTPServer(self)
         self.port = self._httpd.server_address[1]
+        self.scheme = "http"
+        if tls_cert is not None:  # (certfile, keyfile): https, e.g. smtpserver's self-signed one
+            import ssl
+
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*tls_cert)
+            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
+            self.scheme = "https"
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def route(self, path: str) -> Callable[[Handler], Handler]:
         """Decorator: answer ``path`` (with or without query) with a custom handler."""

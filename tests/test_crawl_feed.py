@@ -197,6 +197,39 @@ def test_a_page_that_never_works_is_given_up_after_the_attempt_limit(stiwatch, h
     assert len(http_server.requested("/news/flaky.html")) == 2
 
 
+
+def test_a_gone_page_is_not_tried_again_and_a_missing_one_soon_given_up(stiwatch, http_server,
+                                                                       tmp_path, db_path):
+    # Every failed page was tried on 8 crawls: a 410 Gone, which the site sends on purpose,
+    # and a 404 as often as a server that was down.
+    base, reg = _feed(stiwatch, http_server, tmp_path)
+    http_server.routes["/news/flaky.html"] = lambda handler: handler.send_body(410, b"gone")
+    http_server.routes["/news/budget.html"] = lambda handler: handler.send_body(404, b"no")
+    http_server.routes["/news/quantum.html"] = lambda handler: handler.send_body(503, b"busy")
+
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+    for _ in range(4):  # the feed is a 304: the retries alone
+        assert stiwatch("crawl", env=FAST).exit_code == 0
+
+    stored = {r["url"].rsplit("/", 1)[1]: (r["status"], r["fetch_error"], r["fetch_attempts"])
+              for r in rows(db_path, "SELECT * FROM items")}
+    assert stored["flaky.html"] == ("partial", "HTTP 410 Gone", 1)
+    assert stored["budget.html"] == ("partial", "HTTP 404 Not Found", 3)
+    assert stored["quantum.html"] == ("partial", "HTTP 503 Service Unavailable", 5)
+    assert len(http_server.requested("/news/flaky.html")) == 1
+    assert len(http_server.requested("/news/budget.html")) == 3
+
+
+def test_an_article_sent_to_its_section_page_is_given_up_like_a_404():
+    from crawler.spiders.base import attempts_allowed
+
+    soft_404 = ("redirected to https://example.org/news/, a page above it: the article is gone")
+    assert attempts_allowed(soft_404, 8) == attempts_allowed("HTTP 404 Not Found", 8) == 3
+    assert attempts_allowed("HTTP 410 Gone", 8) == 1
+    assert attempts_allowed("HTTP 404 Not Found", 2) == 2  # a lower limit still holds
+    assert attempts_allowed("no response within 30 s", 8) == 8
+
+
 UNDATED_FEED = """<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0"><channel><title>Undated newsroom</title><link>{base}/</link>
   <item><title>Committee on research infrastructure</title>

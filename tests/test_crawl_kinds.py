@@ -123,3 +123,78 @@ def test_gzipped_sitemap_file(stiwatch, http_server, tmp_path, db_path):
 
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["sources"][0]["new"] == 2
+
+
+def test_the_sitemaps_of_an_index_are_fetched_conditionally(stiwatch, http_server, tmp_path,
+                                                            db_path):
+    # Only the source's own URL kept its validators: whenever the index changed (or it sent
+    # none, as generated indexes do), every sitemap it names was downloaded in full again.
+    base = build_site(http_server)
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "wire", "kind": "sitemap", "url": f"{base}/sitemap_index.xml"}])
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+    index = http_server.root / "sitemap_index.xml"
+    index.write_text(index.read_text().replace("</sitemapindex>", "<!-- 2 --></sitemapindex>"))
+
+    second = json.loads(stiwatch("crawl", "--json", env=FAST).stdout)
+
+    assert second["sources"][0]["status"] == "ok"
+    [first_fetch, again] = http_server.requested("/sitemap_news.xml")
+    assert "if-none-match" not in first_fetch.headers
+    assert again.headers["if-none-match"]  # and the server answered 304
+    assert second["cost"]["not_modified"] == 1
+
+    # The sitemap changes: read in full, its new article stored.
+    news = http_server.root / "sitemap_news.xml"
+    news.write_text(news.read_text().replace(
+        "</urlset>", f"<url><loc>{base}/news/flaky.html</loc></url></urlset>"))
+    index.write_text(index.read_text().replace("<!-- 2 -->", "<!-- 3 -->"))
+    third = json.loads(stiwatch("crawl", "--json", env=FAST).stdout)
+    assert third["sources"][0]["new"] == 1
+    assert len(http_server.requested("/sitemap_news.xml")) == 3
+
+    # A sitemap the index no longer names is forgotten with its validators.
+    (http_server.root / "other.xml").write_text(
+        "<urlset xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'></urlset>")
+    index.write_text(index.read_text().replace(f"{base}/sitemap_news.xml", f"{base}/other.xml"))
+    stiwatch("crawl", env=FAST)
+    assert [r["url"] for r in rows(db_path, "SELECT url FROM listing_validators")] == [
+        f"{base}/other.xml"]
+
+
+def test_a_sitemap_of_50000_urls_over_max_response_size_is_read(stiwatch, http_server, tmp_path,
+                                                                db_path):
+    # The sitemaps.org protocol allows 50,000 URLs and 50 MB uncompressed; max_response_size
+    # (10 MB, for article pages) refused such a sitemap whole, the source failing every crawl.
+    import gzip
+
+    base = build_site(http_server)
+    recent = {0: "news/quantum.html", 1: "news/huge.html"}
+    old = "archive/2019/press-releases/science-and-technology-policy-item-{:05d}.html"
+    entries = "".join(
+        f"<url><loc>{base}/{recent.get(n, old.format(n))}"
+        f"</loc><lastmod>{'2026-11-26' if n in recent else '2019-01-01T09:00:00+09:00'}"
+        "</lastmod><changefreq>never</changefreq><priority>0.5</priority></url>\n"
+        for n in range(50_000))
+    body = ("<?xml version='1.0' encoding='UTF-8'?>\n<urlset xmlns="
+            f"'http://www.sitemaps.org/schemas/sitemap/0.9'>\n{entries}</urlset>\n").encode()
+    assert len(body) > 10 * 1024 * 1024
+    (http_server.root / "big.xml").write_bytes(body)
+    (http_server.root / "big.xml.gz").write_bytes(gzip.compress(body))  # served as is
+    # An article page over the limit is still refused.
+    http_server.routes["/news/huge.html"] = lambda handler: handler.send_body(
+        200, b"<html><body><p>" + b"word " * (2_200_000) + b"</p></body></html>")
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "big", "kind": "sitemap", "url": f"{base}/big.xml"},
+        {"id": "bigz", "kind": "sitemap", "url": f"{base}/big.xml.gz"}])
+
+    result = stiwatch("crawl", "--sources", str(reg), "--json", env=FAST)
+
+    report = {s["id"]: s for s in json.loads(result.stdout)["sources"]}
+    assert result.exit_code == 0, result.output
+    assert [report[s]["status"] for s in ("big", "bigz")] == ["ok", "ok"], report
+    items = {r["url"]: r for r in rows(db_path, "SELECT url, status, fetch_error FROM items")}
+    assert set(items) == {f"{base}/news/quantum.html", f"{base}/news/huge.html"}
+    assert items[f"{base}/news/quantum.html"]["status"] == "complete"
+    assert items[f"{base}/news/huge.html"]["fetch_error"] == (
+        "response too large (over the 10,485,760 byte limit)")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from crawlsite import FAST, build_site, registry
 
 
@@ -77,3 +79,40 @@ def test_at_most_two_requests_in_flight_per_host(stiwatch, http_server, tmp_path
 
     assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
     assert state["max"] == 2
+
+
+@pytest.mark.parametrize("autothrottle", ["false", "true"])
+def test_a_retry_after_pauses_the_host_then_its_delay_comes_back(stiwatch, http_server, tmp_path,
+                                                                 autothrottle):
+    # One 429 with Retry-After: 2 became the host's delay for the rest of the crawl: each of
+    # the next ten article pages waited 2 s (20 s where the host asked for 2).
+    base = build_site(http_server)
+    answered = []
+
+    def article(handler):
+        if not answered:
+            answered.append(time.monotonic())
+            handler.send_body(429, b"slow down", headers={"Retry-After": "2"})
+        else:
+            handler.serve_file("/news/budget.html")
+
+    for n in range(12):
+        http_server.routes[f"/a/{n}.html"] = article
+    links = "".join(f"<li><a href='/a/{n}.html'>story {n}</a></li>" for n in range(12))
+    (http_server.root / "many.html").write_text(
+        f"<html><body><ul class='news'>{links}</ul></body></html>")
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "many", "kind": "html", "url": f"{base}/many.html", "links": "ul.news a"}])
+
+    env = {**FAST, "STIWATCH_AUTOTHROTTLE": autothrottle}
+    assert stiwatch("crawl", "--sources", str(reg), env=env).exit_code == 0
+
+    times = sorted(r.time for r in http_server.requests if r.path.startswith("/a/"))
+    assert len(times) == 13  # twelve pages and the retry
+    # Requests already on their way when the 429 came are answered; then the host rests 2 s.
+    later = [t for t in times if t > answered[0] + 0.3]
+    assert later[0] - answered[0] >= 1.9
+    # Then no more than a doubled delay (1 s, from 0), halved back with each answer (by
+    # AutoThrottle when it is on).
+    gaps = [b - a for a, b in zip(later, later[1:])]
+    assert gaps[0] >= 0.9 and max(gaps) < 1.5 and later[-1] - later[0] < 3.5, gaps

@@ -276,6 +276,17 @@ def test_changing_a_source_url_forgets_its_conditional_get_validators(store):
     assert store.get_source("src")["etag"] is None
 
 
+def test_changing_a_source_url_forgets_the_validators_of_its_further_listings(store):
+    store.replace_listing_validators("src", {"https://example.org/s1.xml": ('"a"', None),
+                                             "https://example.org/s2.xml": (None, None)})
+    assert store.listing_validators() == {
+        "src": {"https://example.org/s1.xml": {"etag": '"a"', "last_modified": None}}}
+    store.sync_sources([{**SOURCE, "name": "Renamed"}])
+    assert store.listing_validators()["src"]
+    store.sync_sources([{**SOURCE, "url": "https://example.org/new-index.xml"}])
+    assert store.listing_validators() == {}
+
+
 def test_source_health_counts_failures_and_resets_on_success(store):
     store.record_source_result("src", ok=False, error="HTTP 500", at="2026-11-01T00:00:00+00:00")
     store.record_source_result("src", ok=False, error="timeout", at="2026-11-02T00:00:00+00:00")

@@ -1,10 +1,11 @@
 """The spider machinery every source kind shares: sources from the store, listings, articles.
 
-A crawl of one source is: fetch its listing (feed, listing page or sitemap) conditionally; turn
-it into Candidates (what the listing says about each article); skip those already stored unless
-refreshing; fetch each remaining article page and extract it. An article whose page fails or
-yields no text is still stored, from the Candidate, as a partial item that the next crawl
-retries: nothing seen is lost. Each source's outcome goes to the pipeline as a SourceEvent.
+A crawl of one source is: fetch its listing (feed, listing page or sitemap, and the sitemaps a
+sitemap index names) conditionally; turn it into Candidates (what the listing says about each
+article); skip those already stored unless refreshing; fetch each remaining article page and
+extract it. An article whose page fails or yields no text is still stored, from the Candidate,
+as a partial item that later crawls retry: nothing seen is lost. Each source's outcome goes to
+the pipeline as a SourceEvent.
 """
 
 from __future__ import annotations
@@ -79,6 +80,10 @@ def describe_failure(failure: Failure, timeout: float | None = None,
     if isinstance(error, TxTimeoutError) or "timed out" in text.lower() or "took longer" in text:
         return f"no response within {timeout:g} s" if timeout else "timed out"
     name = type(error).__name__
+    if "certificate verify failed" in text:
+        # Only with verify_tls_certificates on (Scrapy does not check certificates otherwise).
+        return ("the site's TLS certificate could not be verified (certificate verify failed; "
+                "verify_tls_certificates is on)")
     if name in ("DownloadFailedError", "ResponseFailed", "ResponseNeverReceived"):
         # These wrap Twisted failures: name the innermost cause.
         for cause in ("ConnectionDone", "ConnectionLost", "ConnectionAborted"):
@@ -111,7 +116,32 @@ _DECOMPRESSORS = {"gzip", "zlib", "brotli", "brotlicffi", "zstandard", "compress
 _WITH_DETAIL = {"CannotResolveHostError", "DNSLookupError", "DownloadFailedError"}
 
 
+# Crawls that try an article page whose last answer said it is not there, where other failures
+# (5xx, timeouts, a refused connection) get max_partial_attempts (8). A 410 Gone is the site
+# saying so on purpose: the one attempt is enough. A 404, or a redirect to the section page
+# (a soft 404), is nearly always for good too, but feeds do announce articles minutes before
+# their page goes live, and a site being moved 404s for a day: 3 attempts span two more
+# scheduled crawls (two days at the usual daily schedule), at 2 requests per dead link, not 7.
+GONE_ATTEMPTS = 1
+NOT_FOUND_ATTEMPTS = 3
+_GONE = re.compile(r"HTTP 410\b")
+_NOT_FOUND = re.compile(r"HTTP 404\b|redirected to .*, a page above it: the article is gone")
+
+
+def attempts_allowed(fetch_error: str | None, max_attempts: int) -> int:
+    """How many crawls try an article page whose last attempt failed with ``fetch_error``."""
+    if fetch_error and _GONE.match(fetch_error):
+        return min(max_attempts, GONE_ATTEMPTS)
+    if fetch_error and _NOT_FOUND.match(fetch_error):
+        return min(max_attempts, NOT_FOUND_ATTEMPTS)
+    return max_attempts
+
+
 MAX_LISTING_DEPTH = 3  # sitemap index -> sitemap -> ... at most this many levels below the root
+# The sitemaps.org protocol allows a sitemap 50,000 URLs and 50 MiB uncompressed; a real one of
+# 50,000 long URLs passes 10 MB, and was refused under max_response_size, which is sized for
+# article pages. A sitemap gets at least this; anything else keeps max_response_size.
+SITEMAP_MAX_SIZE = 50 * 1024 * 1024
 
 
 class SourceSpider(scrapy.Spider):
@@ -138,6 +168,8 @@ class SourceSpider(scrapy.Spider):
         spider.max_new_articles = settings.getint("STIWATCH_MAX_NEW_ARTICLES", 500)
         spider.download_timeout_s = settings.getfloat("DOWNLOAD_TIMEOUT")
         spider.max_size = settings.getint("DOWNLOAD_MAXSIZE")
+        spider.sitemap_max_size = (max(spider.max_size, SITEMAP_MAX_SIZE) if spider.max_size
+                                   else 0)  # 0: no limit at all
         return spider
 
     # -- the sources ------------------------------------------------------------------------
@@ -156,6 +188,7 @@ class SourceSpider(scrapy.Spider):
         self.new_queued: dict[str, int] = {}  # source id -> new article pages requested
         self.store = db.open_store(self.store_path)
         self.sources = {s["id"]: s for s in self.load_sources(self.store)}
+        self.listing_validators = {} if self.refresh else self.store.listing_validators()
         self.crawler.stats.set_value("stiwatch/sources", list(self.sources))
         for source in self.sources.values():
             yield self.listing_request(source)
@@ -172,6 +205,11 @@ class SourceSpider(scrapy.Spider):
         validators = None
         if not self.refresh and url is None:
             validators = {"etag": source.get("etag"), "last_modified": source.get("last_modified")}
+        elif not self.refresh:
+            validators = self.listing_validators.get(source["id"], {}).get(url)
+        if source["kind"] == "sitemap":
+            # Scrapy's download handler and decompression both read the limit from here.
+            meta.setdefault("download_maxsize", self.sitemap_max_size)
         return Request(
             url or source["url"],
             callback=self.parse_listing,
@@ -179,7 +217,8 @@ class SourceSpider(scrapy.Spider):
             dont_filter=True,  # two sources may share a listing; each needs its answer
             priority=10,  # listings first: they decide what else to fetch
             meta={"source_id": source["id"], "handle_httpstatus_list": [304],
-                  META_VALIDATORS: validators, "root": url is None, **meta},
+                  META_VALIDATORS: validators, "root": url is None, "listing_url": url,
+                  **meta},
         )
 
     def partial_requests(self, source: dict[str, Any]) -> Iterator[Request]:
@@ -191,7 +230,8 @@ class SourceSpider(scrapy.Spider):
         for row in self.store.partial_items(source["id"]):
             # A page refused as too large would be refused again under the same limit (and
             # downloaded up to it each time): it is tried again once the limit changes.
-            if row["fetch_attempts"] >= self.max_partial_attempts or row["fetch_error"] == too_large:
+            allowed = attempts_allowed(row["fetch_error"], self.max_partial_attempts)
+            if row["fetch_attempts"] >= allowed or row["fetch_error"] == too_large:
                 self.exhausted.add(row["url"])  # kept from the listing; the page never worked
                 continue
             yield Candidate(
@@ -209,7 +249,15 @@ class SourceSpider(scrapy.Spider):
         root = response.meta.get("root", True)
         moved = _moved_permanently(response) if root else None
         if response.status == 304:
-            yield SourceEvent(source["id"], status="not_modified", flag=moved)
+            if root:
+                yield SourceEvent(source["id"], status="not_modified", flag=moved)
+            else:
+                # Kept for the next crawl: the validators that earned the 304, or newer ones.
+                sent = response.meta.get(META_VALIDATORS) or {}
+                etag, last_modified = _validators(response)
+                yield SourceEvent(source["id"], listing=response.meta["listing_url"],
+                                  etag=etag or sent.get("etag"),
+                                  last_modified=last_modified or sent.get("last_modified"))
             return
         try:
             candidates, follow, flag = self.parse_kind(source, response)
@@ -235,11 +283,11 @@ class SourceSpider(scrapy.Spider):
         event = SourceEvent(source["id"],
                             unchanged=len(candidates) - len(fresh) - deferred + elsewhere,
                             queued=len(fresh) - elsewhere, flag=flag, deferred=deferred)
+        event.etag, event.last_modified = _validators(response)
         if root:
             event.status = "ok"
-            event.etag = response.headers.get(b"ETag", b"").decode("latin-1") or None
-            event.last_modified = (
-                response.headers.get(b"Last-Modified", b"").decode("latin-1") or None)
+        else:
+            event.listing = response.meta["listing_url"]
         yield event
         depth = response.meta.get("listing_depth", 0) + 1
         for url in follow:
@@ -255,7 +303,8 @@ class SourceSpider(scrapy.Spider):
         if failure.check(CrawlStopped):
             return  # never sent: the source is reported "not crawled", as if never reached
         request = failure.request  # type: ignore[attr-defined]
-        message = describe_failure(failure, self.download_timeout_s, self.max_size)
+        message = describe_failure(failure, self.download_timeout_s,
+                                   request.meta.get("download_maxsize", self.max_size))
         if request.meta.get("root", True):
             yield SourceEvent(request.meta["source_id"], status="failed", error=message)
         else:
@@ -277,7 +326,7 @@ class SourceSpider(scrapy.Spider):
 
     def parse_sitemap(self, source: dict[str, Any], response: Response) -> Any:
         return sitemap_listing(source, response, max_age_days=self.sitemap_max_age_days,
-                               max_size=self.max_size)
+                               max_size=response.meta.get("download_maxsize", self.max_size))
 
     def fresh(self, candidates: list[Candidate]) -> list[Candidate]:
         """Candidates not stored yet (all of them with --refresh), first of each URL only."""
@@ -425,6 +474,12 @@ def _redirected_up(url: str, response: Response) -> bool:
         return False  # the same page, with or without its trailing slash
     folder = path if path.endswith("/") else path + "/"
     return path in ("", "/") or asked.path.startswith(folder)
+
+
+def _validators(response: Response) -> tuple[str | None, str | None]:
+    """The (ETag, Last-Modified) a response carries, for its next conditional request."""
+    return (response.headers.get(b"ETag", b"").decode("latin-1") or None,
+            response.headers.get(b"Last-Modified", b"").decode("latin-1") or None)
 
 
 def _moved_permanently(response: Response) -> str | None:
