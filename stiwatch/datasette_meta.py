@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from db.canned import CANNED_QUERIES
-from db.docs import FTS, TABLES, VIEWS
+from db.docs import FTS, PERSONAL, TABLES, VIEWS
 
 from . import __version__
 
@@ -42,8 +42,18 @@ def _html(text: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text, quote=False))
 
 
-def build_metadata(database: str) -> dict[str, Any]:
-    """Datasette metadata for the store served under the name ``database``."""
+def reads_personal(sql: str) -> bool:
+    """Whether ``sql`` names a personal table (db.docs.PERSONAL)."""
+    return any(re.search(rf"\b{name}\b", sql, re.IGNORECASE) for name in PERSONAL)
+
+
+def build_metadata(database: str, personal: bool = False) -> dict[str, Any]:
+    """Datasette metadata for the store served under the name ``database``.
+
+    Unless ``personal``, the tables of readers' addresses are denied to every visitor (absent
+    from the pages, 403 for their URLs) and so are the canned queries that read them; the
+    plugin's authorizer refuses them to typed SQL.
+    """
     tables: dict[str, Any] = {}
     for name, doc in {**TABLES, **VIEWS}.items():
         # Datasette shows column descriptions as plain text: the Markdown backticks go.
@@ -58,6 +68,8 @@ def build_metadata(database: str) -> dict[str, Any]:
             entry["hidden"] = True
         if name in LABEL_COLUMNS:
             entry["label_column"] = LABEL_COLUMNS[name]
+        if name in PERSONAL and not personal:
+            entry["allow"] = False
         tables[name] = entry
     # The search box on `items` uses the FTS5 index with its full syntax.
     tables["items"].update(fts_table="items_fts", fts_pk="id", searchmode="raw")
@@ -66,6 +78,7 @@ def build_metadata(database: str) -> dict[str, Any]:
     queries = {
         name: {"title": q["title"], "description": q["description"], "sql": q["sql"].strip()}
         for name, q in CANNED_QUERIES.items()
+        if personal or not reads_personal(q["sql"])
     }
     return {
         "title": "stiwatch: STI policy news",

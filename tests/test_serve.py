@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -38,11 +39,12 @@ def get(url: str) -> tuple[int, str]:
 
 
 @contextmanager
-def serving(db_path, tmp_path):
+def serving(db_path, tmp_path, *options):
     port = free_port()
     log = open(tmp_path / "serve.log", "w+")
     process = subprocess.Popen(
-        [sys.executable, "-m", "stiwatch", "--db", str(db_path), "serve", "--port", str(port)],
+        [sys.executable, "-m", "stiwatch", "--db", str(db_path), "serve", "--port", str(port),
+         *options],
         stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
@@ -98,6 +100,9 @@ def test_serve_in_chromium_with_canned_queries(db_path, tmp_path, chromium_page)
         for title in ("This week's policy items by area", "Source health",
                       "Weekly trend by area", "Items about one country"):
             assert title in text
+        assert "subscribers" not in text and "deliveries" not in text  # readers' addresses
+        page.goto(f"{base}/stiwatch?sql=select+*+from+subscribers")
+        assert "access to subscribers.email is prohibited" in page.inner_text("body")
 
         page.goto(f"{base}/stiwatch/items_of_country")
         page.fill("input[name=country]", "jp")
@@ -263,3 +268,59 @@ def test_a_query_cannot_make_the_server_allocate_a_gigabyte(db_path, tmp_path):
         assert status == 200 and json.loads(body) == [{"n": 1000000}]
         status, body = get(f"{base}/stiwatch/items.json?_shape=array&_size=max")
         assert status == 200 and len(json.loads(body)) == len(analysts_store.ITEMS)
+
+
+def test_readers_addresses_are_not_served_unless_asked(db_path, tmp_path):
+    """subscribers and deliveries hold readers' e-mail addresses: absent from the pages, 403
+    for their URLs, and SQL reading them (directly, counted, in a subquery) is refused. With
+    --show-subscribers they are served like any table."""
+    analysts_store.build(db_path)
+    address = "taro.yamada@jst.example"
+    with db.open_store(db_path) as store:
+        store.save_subscribers([{"email": address, "name": "山田太郎"}])
+        store.ensure_deliveries("2026-W47", [address])
+    refused = ("select * from subscribers", "select count(*) from deliveries",
+               "select title from items where exists (select 1 from subscribers)",
+               "select subscriber from deliveries", "SELECT EMAIL FROM Subscribers")
+    with serving(db_path, tmp_path) as base:
+        for url in ("/", "/stiwatch", "/stiwatch.json"):
+            status, body = get(base + url)
+            assert status == 200 and "subscribers" not in body and "deliveries" not in body
+        for table in ("subscribers", "deliveries"):
+            for suffix in ("", ".json", ".csv", ".json?_shape=array"):
+                status, body = get(f"{base}/stiwatch/{table}{suffix}")
+                assert status in (403, 404) and address not in body, (table, suffix)
+        status, body = get(f"{base}/stiwatch/subscribers/{address}.json")
+        assert status in (403, 404) and address not in body
+        for sql in refused:
+            status, body = get(f"{base}/stiwatch.json?" + urllib.parse.urlencode({"sql": sql}))
+            assert status != 200 and address not in body, sql
+            assert "not authorized" in body or "prohibited" in body, body[:300]
+            status, body = get(f"{base}/stiwatch?" + urllib.parse.urlencode({"sql": sql}))
+            assert address not in body
+        # Everything else still answers.
+        status, body = get(f"{base}/stiwatch.json?sql=select+count(*)+as+n+from+items"
+                           "&_shape=array")
+        assert status == 200 and json.loads(body) == [{"n": len(analysts_store.ITEMS)}]
+    with serving(db_path, tmp_path, "--show-subscribers") as base:
+        status, body = get(f"{base}/stiwatch/subscribers.json?_shape=array")
+        assert status == 200 and [row["email"] for row in json.loads(body)] == [address]
+        status, body = get(f"{base}/stiwatch.json?sql=select+subscriber+from+deliveries"
+                           "&_shape=array")
+        assert status == 200 and json.loads(body) == [{"subscriber": address}]
+        assert "subscribers" in get(f"{base}/stiwatch")[1]
+
+
+def test_canned_queries_reading_personal_tables_are_hidden_with_them():
+    from stiwatch.datasette_meta import reads_personal
+
+    assert reads_personal("SELECT email FROM subscribers") and reads_personal(
+        "select * from Deliveries d")
+    assert not reads_personal("SELECT * FROM items")
+    queries = build_metadata("m")["databases"]["m"]["queries"]
+    assert set(queries) == {name for name, q in CANNED_QUERIES.items()
+                            if not reads_personal(q["sql"])}
+    tables = build_metadata("m")["databases"]["m"]["tables"]
+    assert tables["subscribers"]["allow"] is False and tables["deliveries"]["allow"] is False
+    assert "allow" not in build_metadata("m", personal=True)["databases"]["m"]["tables"][
+        "subscribers"]
