@@ -71,8 +71,10 @@ def build_metadata(database: str, personal: bool = False) -> dict[str, Any]:
         if name in PERSONAL and not personal:
             entry["allow"] = False
         tables[name] = entry
-    # The search box on `items` uses the FTS5 index with its full syntax.
-    tables["items"].update(fts_table="items_fts", fts_pk="id", searchmode="raw")
+    # The search box on `items` uses the FTS5 index. "escaped": Datasette runs the query
+    # through escape_fts(), which the plugin makes read `stiwatch search`'s syntax and
+    # never fail ("raw" passed it to FTS5 as is: a lone quote was a 400 page).
+    tables["items"].update(fts_table="items_fts", fts_pk="id", searchmode="escaped")
     for name, description in FTS.items():
         tables[name] = {"description_html": _html(description), "hidden": True}
     queries = {

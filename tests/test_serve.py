@@ -324,3 +324,44 @@ def test_canned_queries_reading_personal_tables_are_hidden_with_them():
     assert tables["subscribers"]["allow"] is False and tables["deliveries"]["allow"] is False
     assert "allow" not in build_metadata("m", personal=True)["databases"]["m"]["tables"][
         "subscribers"]
+
+
+def test_the_items_search_box_takes_what_an_analyst_types(db_path, tmp_path):
+    """A lone quote, a dangling AND, R&D or co-operation was a 400 page (FTS5's syntax error):
+    now a page of results, with the search syntax of `stiwatch search` where it parses and the
+    words searched as plain words, saying why, where it does not."""
+    analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        store.save_items([{"url": "https://mext-news.example/rd", "source_id": "mext-news",
+                           "title": "R&D co-operation with Korea", "body": "研究 と 開発"}])
+    with serving(db_path, tmp_path) as base:
+        def search(typed: str) -> tuple[set[str], str]:
+            query = urllib.parse.urlencode({"_search": typed, "_shape": "objects"})
+            status, body = get(f"{base}/stiwatch/items.json?{query}")
+            assert status == 200, (typed, body[:300])
+            status, page = get(f"{base}/stiwatch/items?{query}")
+            assert status == 200, (typed, page[:300])
+            data = json.loads(body)
+            return {row["title"] for row in data["rows"]}, data["human_description_en"]
+
+        quantum = {"Japan launches national quantum strategy", "Astronomers discover a distant "
+                   "galaxy", "Japan funds semiconductor research consortium"}
+        assert search("quantum") == (quantum, 'where search matches "quantum" sorted by '
+                                     "published_at descending")
+        for typed in ('"', "AND", "NOT", "(", "quantum AND", '"quantum', "foo:bar", "OR OR"):
+            titles, description = search(typed)
+            assert "searched as plain words, since" in description, (typed, description)
+        assert search('"quantum')[0] == quantum
+        assert "the quote in '\"' is not closed" in search('"')[1]
+        for typed in ("R&D", "co-operation", "R&D co-operation", "研究"):
+            titles, description = search(typed)
+            assert titles == {"R&D co-operation with Korea"}, typed
+            assert "plain words" not in description
+        # The syntax of `stiwatch search` still works.
+        assert search("quantum -japan")[0] == {"Astronomers discover a distant galaxy"}
+        assert search("title:quantum")[0] == {"Japan launches national quantum strategy"}
+        assert search("quantum OR semiconductor")[0] == quantum
+        assert search('"research security" AND china')[0] == {
+            "NSF issues research security guidance for grantees"}
+        assert search("strateg*")[0] == {"Japan launches national quantum strategy",
+                                         "EU AI research strategy adds computing for start-ups"}
