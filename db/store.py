@@ -12,8 +12,8 @@ from urllib.parse import quote
 import sqlite_utils
 
 from .digests import DigestsMixin
-from .errors import (MigrationFailed, NoSuchStore, NotAStore, SchemaTooNew, StoreError,
-                     StoreLocked, StoreReadOnly)
+from .errors import (MigrationFailed, MigrationInterrupted, NoSuchStore, NotAStore,
+                     SchemaTooNew, StoreError, StoreLocked, StoreReadOnly)
 from .items import ItemsMixin
 from .runs import RunsMixin
 from .schema import LATEST_VERSION, current_version, environmental, migrate, too_new
@@ -88,6 +88,17 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
             except (SchemaTooNew, MigrationFailed) as error:
                 conn.close()
                 raise type(error)(f"{self.path}: {error}") from error
+            except KeyboardInterrupt as interrupt:
+                # migrate() rolled back the step under way; only a migration is reported as
+                # such (interrupted CJK indexing after it keeps its queue for the next open).
+                if conn.in_transaction:  # interrupted between BEGIN and migrate's try
+                    conn.execute("ROLLBACK")
+                reached = current_version(conn)
+                conn.close()
+                if reached < LATEST_VERSION:
+                    raise MigrationInterrupted(str(self.path), reached, LATEST_VERSION,
+                                               interrupt) from None
+                raise
             except sqlite3.OperationalError as error:
                 conn.close()
                 raise (self._environment_error(error, version) or error) from error
