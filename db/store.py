@@ -55,8 +55,11 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
             version = current_version(conn)
             # Checked before the WAL pragma below, which would already rewrite the header of
             # someone else's database; a store is created only in a new or empty file.
+            # An empty schema_migrations alone is what a first open stopped before migration
+            # 1 committed leaves (a crash, Ctrl-C, SIGTERM): still a new store.
             if version == 0 and (not create or conn.execute(
-                    "SELECT count(*) FROM sqlite_master").fetchone()[0]):
+                    "SELECT count(*) FROM sqlite_master "
+                    "WHERE name != 'schema_migrations'").fetchone()[0]):
                 conn.close()
                 raise NotAStore(f"{self.path}: not a stiwatch database (it has none of "
                                 "stiwatch's tables)")

@@ -329,3 +329,18 @@ def test_sigterm_during_a_migration_says_so_and_leaves_the_store_intact(tmp_path
     with db.open_store(path, readonly=True) as store:
         assert store.schema_version == db.LATEST_VERSION
         assert store.scalar("SELECT count(*) FROM items") == 100
+
+
+def test_a_new_store_whose_first_migration_was_interrupted_is_created_on_the_next_init(
+        stiwatch, db_path: Path):
+    """Stopped (a crash, Ctrl-C, SIGTERM) after migrate() committed its schema_migrations
+    table but before migration 1, `stiwatch init` said "run the command again", and then
+    refused the file for ever as "not a stiwatch database"."""
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                 "name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+    conn.close()
+    result = stiwatch("init")
+    assert result.exit_code == 0, result.output
+    with db.open_store(db_path, readonly=True) as store:
+        assert store.schema_version == db.LATEST_VERSION
