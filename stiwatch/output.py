@@ -64,7 +64,8 @@ def echo_table(rows: Iterable[dict[str, Any]], columns: Sequence[str], **kw: Any
 
 
 def echo_json(data: Any) -> None:
-    """Exactly one JSON document on stdout."""
+    """Exactly one JSON document on stdout, in UTF-8 (RFC 8259)."""
+    utf8_stdout()
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
@@ -90,8 +91,9 @@ def wants_bom(flag: bool | None, setting: bool, fmt: str) -> bool:
 
 
 def utf8_stdout() -> None:
-    """Make stdout UTF-8 whatever the locale (a BOM announces UTF-8: on Windows, stdout
-    redirected to a file is the ANSI code page)."""
+    """Make stdout UTF-8 whatever the locale, for JSON, JSON Lines and CSV: on Windows,
+    stdout redirected to a file is the ANSI code page (cp932 on Japanese Windows), which has
+    no Korean letters and misses many Chinese ones, and a BOM announces UTF-8."""
     encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "")
     if encoding != "utf8" and hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(encoding="utf-8")
@@ -118,8 +120,7 @@ def write_csv(stream: IO[str], rows: Iterable[dict[str, Any]], columns: Sequence
 
 def echo_csv(rows: Iterable[dict[str, Any]], columns: Sequence[str], *,
              bom: bool = False) -> None:
-    if bom:
-        utf8_stdout()
+    utf8_stdout()
     write_csv(sys.stdout, rows, columns, bom=bom)
 
 

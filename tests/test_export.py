@@ -254,3 +254,21 @@ def test_csv_for_excel_starts_with_a_utf8_bom_only_when_asked(db_path, ids, tmp_
     assert result.returncode == 2 and result.stdout == b""
     assert result.stderr.decode().splitlines()[-1] == (
         "Error: --bom applies to --format csv only, not jsonl")
+
+
+def test_machine_output_is_utf8_whatever_the_locale(db_path, ids):
+    """On Windows, stdout redirected to a file is the ANSI code page (cp932 on Japanese
+    Windows): a Korean title made `export > items.csv` stop half-way with a traceback."""
+    import db
+
+    with db.open_store(db_path) as store:
+        store.save_items([{"url": "https://mext-news.example/ko", "source_id": "mext-news",
+                           "title": "연구 정책 量子技術 quantum"}])
+    cp932 = {"PYTHONIOENCODING": "cp932"}
+    for args in (("export", "--format", "csv"), ("export", "--format", "jsonl"),
+                 ("search", "quantum", "--format", "csv"),
+                 ("search", "quantum", "--format", "json")):
+        result = run_stiwatch(db_path, *args, env=cp932)
+        assert result.returncode == 0, (args, result.stderr.decode(errors="replace")[-300:])
+        assert "연구 정책 量子技術 quantum" in result.stdout.decode("utf-8"), args
+        assert result.stdout == run_stiwatch(db_path, *args).stdout, args

@@ -65,8 +65,7 @@ def export_command(app: App, fmt: str, since: str | None, out: str | None,
     store = app.existing_store()
     rows = store.iter_export(since=since, tz=zone(app.settings["timezone"]))
     if out is None:
-        if bom:
-            utf8_stdout()
+        utf8_stdout()
         count = write_items(rows, sys.stdout, fmt, bom)
         sys.stdout.flush()
     else:
