@@ -16,6 +16,10 @@ The search box passes what was typed to FTS5, whose syntax errors (a lone `"`, `
 function escape_fts(), which this plugin replaces: the query as `stiwatch search` reads it
 (quotes, AND, OR, NOT, parentheses, prefix*, title:word, -word), or, when that is malformed,
 its words searched as plain words, the page saying why.
+
+With the csv_bom setting (or `serve --bom`), Datasette's CSV (the "CSV" links, `.csv` URLs)
+starts with a UTF-8 byte order mark, as `stiwatch export --bom` does, so that a download
+opens in Excel on Windows with its Japanese text intact.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ MAX_VALUE_BYTES = 64 * 1024 * 1024
 limit = MAX_VALUE_BYTES  # set by `stiwatch serve` before Datasette opens a connection
 # Tables no query may read, lower-cased; set by `stiwatch serve` (empty: every table readable).
 private: frozenset[str] = frozenset()
+csv_bom = False  # set by `stiwatch serve`: a BOM before every CSV response
+UTF8_BOM = "\ufeff".encode()
 
 
 def _authorize(action: int, arg1: str | None, arg2: str | None, database: str | None,
@@ -77,3 +83,33 @@ def filters_from_request(request: Any, database: str, table: str,
             return FilterArguments([], human_descriptions=[note])
         return inner
     return None
+
+
+@hookimpl
+def asgi_wrapper() -> Callable[[Any], Any]:
+    """Middleware putting a BOM before the body of responses to `.csv` URLs (csv_bom)."""
+    def wrap(app: Any) -> Any:
+        async def with_bom(scope: dict, receive: Any, send: Any) -> None:
+            if (not csv_bom or scope["type"] != "http"
+                    or not scope.get("path", "").endswith(".csv")):
+                await app(scope, receive, send)
+                return
+            first = True
+
+            async def send_with_bom(event: dict) -> None:
+                nonlocal first
+                if event["type"] == "http.response.start":
+                    # A CSV error answer (a bad query) is not CSV: left as it is.
+                    first = event["status"] == 200
+                    event = {**event, "headers": [
+                        (name, str(int(value) + len(UTF8_BOM)).encode()
+                         if name.lower() == b"content-length" and first else value)
+                        for name, value in event.get("headers", [])]}
+                elif event["type"] == "http.response.body" and first:
+                    first = False
+                    event = {**event, "body": UTF8_BOM + event.get("body", b"")}
+                await send(event)
+
+            await app(scope, receive, send_with_bom)
+        return with_bom
+    return wrap

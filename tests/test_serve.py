@@ -365,3 +365,32 @@ def test_the_items_search_box_takes_what_an_analyst_types(db_path, tmp_path):
             "NSF issues research security guidance for grantees"}
         assert search("strateg*")[0] == {"Japan launches national quantum strategy",
                                          "EU AI research strategy adds computing for start-ups"}
+
+
+def test_csv_downloads_start_with_a_bom_for_excel_when_asked(db_path, tmp_path, monkeypatch):
+    """Excel on Windows garbles the Japanese of a CSV without a BOM: `serve --bom` or the
+    csv_bom setting puts one before every CSV download (table, SQL, streamed); JSON and the
+    default stay as Datasette writes them."""
+    analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        store.save_items([{"url": "https://mext-news.example/ja", "source_id": "mext-news",
+                           "title": "量子技術の研究開発を推進"}])
+    urls = ("/stiwatch/items.csv?_dl=1", "/stiwatch/items.csv?_stream=on&_size=2",
+            "/stiwatch.csv?sql=select+title+from+items")
+
+    def fetch(url: str) -> bytes:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.status == 200
+            return response.read()
+
+    with serving(db_path, tmp_path) as base:
+        plain = {url: fetch(base + url) for url in urls}
+    assert all(not body.startswith(b"\xef\xbb\xbf") for body in plain.values())
+    assert "量子技術の研究開発を推進".encode() in plain[urls[0]]
+    with serving(db_path, tmp_path, "--bom") as base:
+        for url in urls:
+            assert fetch(base + url) == b"\xef\xbb\xbf" + plain[url], url
+        assert fetch(f"{base}/stiwatch/items.json?_size=1").startswith(b"{")
+    monkeypatch.setenv("STIWATCH_CSV_BOM", "true")
+    with serving(db_path, tmp_path) as base:
+        assert fetch(base + urls[0]) == b"\xef\xbb\xbf" + plain[urls[0]]

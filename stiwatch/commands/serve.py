@@ -62,8 +62,12 @@ def local_time(name: str) -> None:
 @click.option("--show-subscribers", is_flag=True,
               help="Also serve the subscribers and deliveries tables (readers' e-mail "
               "addresses), hidden by default: only behind a proxy that authenticates.")
+@click.option("--bom/--no-bom", "bom", default=None,
+              help="Start every CSV download with a UTF-8 byte order mark, so that Excel on "
+              "Windows opens Japanese text ungarbled [default: the csv_bom setting, off].")
 @pass_app
-def serve_command(app: App, port: int, host: str, show_subscribers: bool) -> None:
+def serve_command(app: App, port: int, host: str, show_subscribers: bool,
+                  bom: bool | None) -> None:
     """Serve the store in Datasette (a web UI and JSON API for SQL), read-only.
 
     The database is opened read-only (SQLite mode=ro), so crawls can keep writing while analysts
@@ -95,6 +99,7 @@ def serve_command(app: App, port: int, host: str, show_subscribers: bool) -> Non
     datasette_plugin.limit = max(datasette_plugin.MAX_VALUE_BYTES,
                                  int(app.settings["max_response_size"]))
     datasette_plugin.private = frozenset() if show_subscribers else frozenset(PERSONAL)
+    datasette_plugin.csv_bom = app.settings["csv_bom"] if bom is None else bom
     if not pm.is_registered(datasette_plugin):
         pm.register(datasette_plugin)
     ds = Datasette(
