@@ -3,6 +3,7 @@
 from .errors import (
     InvalidTag,
     MigrationFailed,
+    MigrationInterrupted,
     NoSuchDelivery,
     NoSuchItem,
     NoSuchSource,
@@ -32,6 +33,7 @@ __all__ = [
     "FILTER_FACETS",
     "InvalidTag",
     "MigrationFailed",
+    "MigrationInterrupted",
     "LATEST_VERSION",
     "NoSuchDelivery",
     "NoSuchItem",

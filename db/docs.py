@@ -9,6 +9,10 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+# Tables holding readers' e-mail addresses: `stiwatch serve` keeps them out of the browser and
+# out of its SQL unless the operator asks for them.
+PERSONAL = ("subscribers", "deliveries")
+
 TABLES: dict[str, dict[str, Any]] = {
     "sources": {
         "description": "One row per source in the registry (feeds, listing pages, sitemaps) with "
@@ -184,7 +188,8 @@ TABLES: dict[str, dict[str, Any]] = {
     },
     "subscribers": {
         "description": "Digest recipients and their filters (JSON arrays of label ids; an empty "
-        "array means everything).",
+        "array means everything). Personal data: `stiwatch serve` hides it unless started "
+        "with `--show-subscribers`.",
         "columns": {
             "email": "Address; unique.",
             "name": "Display name.",
@@ -199,7 +204,8 @@ TABLES: dict[str, dict[str, Any]] = {
     },
     "deliveries": {
         "description": "One row per (subscriber, ISO week): the digest's delivery state, so each "
-        "is sent exactly once.",
+        "is sent exactly once. Personal data: `stiwatch serve` hides it unless started with "
+        "`--show-subscribers`.",
         "columns": {
             "subscriber": "Recipient (`subscribers.email`).",
             "period": "ISO week, e.g. `2026-W47`.",

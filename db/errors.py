@@ -22,6 +22,19 @@ class MigrationFailed(StoreError):
     """A migration step failed; it was rolled back, leaving the file at its older version."""
 
 
+class MigrationInterrupted(StoreError):
+    """Ctrl-C or SIGTERM (``interrupt``) arrived while the store at ``path`` was being
+    migrated: the step under way was rolled back, leaving the file intact at ``version``."""
+
+    def __init__(self, path: str, version: int, target: int,
+                 interrupt: KeyboardInterrupt) -> None:
+        self.path, self.version, self.target, self.interrupt = path, version, target, interrupt
+        super().__init__(
+            f"{path}: migrating to schema version {target} was interrupted and rolled back; "
+            f"the file is intact, at schema version {version}: run the command again to "
+            "finish migrating")
+
+
 class NotAStore(StoreError):
     """The path exists but is not an SQLite database (or is corrupt), or, when opened without
     ``create``, an SQLite database without stiwatch's tables."""

@@ -45,7 +45,12 @@ _SYNTAX = ('Use words, "quoted phrases", AND, OR, NOT (in capitals), parentheses
 
 
 class BadQuery(StoreError):
-    """A search query that FTS5 cannot parse (or a filter that cannot be applied)."""
+    """A search query that FTS5 cannot parse (or a filter that cannot be applied); ``reason``
+    is what is wrong, without the query and the syntax reminder."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def _is_word_char(char: str) -> bool:
@@ -101,7 +106,7 @@ class _Lexeme:
 
 
 def _fail(query: str, reason: str) -> BadQuery:
-    return BadQuery(f"cannot search for {query!r}: {reason}. {_SYNTAX}")
+    return BadQuery(f"cannot search for {query!r}: {reason}. {_SYNTAX}", reason)
 
 
 def _strip(text: str) -> str:
@@ -333,39 +338,40 @@ def _terms(node: Any, positive: bool = True) -> Iterator[tuple[Term, bool]]:
             yield from _terms(child, not positive)
 
 
-def _render(node: Any, cjk: bool) -> str | None:
+def _render(node: Any, cjk: bool, typed_cjk: bool = False) -> str | None:
     """``node`` in FTS5 syntax for items_fts (``cjk`` False) or items_fts_cjk (True).
 
-    For items_fts a term containing CJK characters matches nothing: those items are searched
-    in items_fts_cjk. None stands for "matches nothing" and is simplified away."""
+    For items_fts a term containing CJK characters matches nothing (those items are searched
+    in items_fts_cjk), unless ``typed_cjk``: then it is searched as typed. None stands for
+    "matches nothing" and is simplified away."""
     if isinstance(node, Term):
-        if node.cjk:
+        if node.cjk and (cjk or not typed_cjk):
             if not cjk:
                 return None
             text, prefix = query_phrase(node.text)
             return f'"{text}"' + ("*" if prefix else "")
         return f'"{node.text}"' + ("*" if node.prefix else "")
     if isinstance(node, Column):
-        inner = _render(node.node, cjk)
+        inner = _render(node.node, cjk, typed_cjk)
         return None if inner is None else f"{node.name}:({inner})"
     if isinstance(node, Near):
-        phrases = [_render(term, cjk) for term in node.terms]
+        phrases = [_render(term, cjk, typed_cjk) for term in node.terms]
         if None in phrases:
             return None
         distance = "" if node.distance is None else f", {node.distance}"
         return f"NEAR({' '.join(phrases)}{distance})"  # type: ignore[arg-type]
     if isinstance(node, Or):
-        parts = [part for part in (_render(child, cjk) for child in node.nodes) if part]
+        parts = [part for part in (_render(child, cjk, typed_cjk) for child in node.nodes) if part]
         if not parts:
             return None
         return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
     if isinstance(node, And):
-        positives = [_render(child, cjk) for child in node.positives]
+        positives = [_render(child, cjk, typed_cjk) for child in node.positives]
         if None in positives:
             return None
         out = positives[0] if len(positives) == 1 else "(" + " AND ".join(positives) + ")"
         for child in node.negatives:
-            part = _render(child, cjk)
+            part = _render(child, cjk, typed_cjk)
             if part is not None:
                 out = f"({out} NOT {part})"
         return out
@@ -380,6 +386,21 @@ def fts_query(text: str) -> str:
     out (they match nothing there); ``cjk_query`` is the query for items_fts_cjk.
     """
     return _render(parse_query(text), cjk=False) or '""'
+
+
+def box_query(text: str) -> str:
+    """The user's query in FTS5 syntax for items_fts as Datasette's search box runs it
+    (`stiwatch serve`): as ``fts_query``, but a CJK word is searched as typed, found where it
+    stands between spaces or punctuation, since the box cannot search items_fts_cjk. BadQuery
+    if malformed."""
+    return _render(parse_query(text), cjk=False, typed_cjk=True) or '""'
+
+
+def plain_query(text: str) -> str:
+    """Every word of ``text`` as a quoted FTS5 phrase, operators and quotes taken as words:
+    valid FTS5 for any text (``'""'``, matching nothing, when there is no word)."""
+    words = re.findall(r'[^\s"]+', text)
+    return " ".join(f'"{word}"' for word in words) or '""'
 
 
 def cjk_query(text: str) -> str:

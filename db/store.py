@@ -12,8 +12,8 @@ from urllib.parse import quote
 import sqlite_utils
 
 from .digests import DigestsMixin
-from .errors import (MigrationFailed, NoSuchStore, NotAStore, SchemaTooNew, StoreError,
-                     StoreLocked, StoreReadOnly)
+from .errors import (MigrationFailed, MigrationInterrupted, NoSuchStore, NotAStore,
+                     SchemaTooNew, StoreError, StoreLocked, StoreReadOnly)
 from .items import ItemsMixin
 from .runs import RunsMixin
 from .schema import LATEST_VERSION, current_version, environmental, migrate, too_new
@@ -55,8 +55,11 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
             version = current_version(conn)
             # Checked before the WAL pragma below, which would already rewrite the header of
             # someone else's database; a store is created only in a new or empty file.
+            # An empty schema_migrations alone is what a first open stopped before migration
+            # 1 committed leaves (a crash, Ctrl-C, SIGTERM): still a new store.
             if version == 0 and (not create or conn.execute(
-                    "SELECT count(*) FROM sqlite_master").fetchone()[0]):
+                    "SELECT count(*) FROM sqlite_master "
+                    "WHERE name != 'schema_migrations'").fetchone()[0]):
                 conn.close()
                 raise NotAStore(f"{self.path}: not a stiwatch database (it has none of "
                                 "stiwatch's tables)")
@@ -88,6 +91,17 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
             except (SchemaTooNew, MigrationFailed) as error:
                 conn.close()
                 raise type(error)(f"{self.path}: {error}") from error
+            except KeyboardInterrupt as interrupt:
+                # migrate() rolled back the step under way; only a migration is reported as
+                # such (interrupted CJK indexing after it keeps its queue for the next open).
+                if conn.in_transaction:  # interrupted between BEGIN and migrate's try
+                    conn.execute("ROLLBACK")
+                reached = current_version(conn)
+                conn.close()
+                if reached < LATEST_VERSION:
+                    raise MigrationInterrupted(str(self.path), reached, LATEST_VERSION,
+                                               interrupt) from None
+                raise
             except sqlite3.OperationalError as error:
                 conn.close()
                 raise (self._environment_error(error, version) or error) from error

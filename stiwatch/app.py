@@ -11,7 +11,7 @@ import click
 from classifier.taxonomy import load_taxonomy
 import db
 
-from . import __version__, logs
+from . import __version__, interrupts, logs
 from .config import Settings, load_settings
 from .errors import UserError
 from .progress import Progress
@@ -86,7 +86,12 @@ class App:
 
     def _open(self, *, readonly: bool = False, create: bool = False) -> db.Store:
         try:
-            return db.open_store(self.db_path, readonly=readonly, create=create)
+            if readonly:
+                return db.open_store(self.db_path, readonly=True)
+            # A writable open may migrate: SIGTERM (systemctl stop) rolls the step back and
+            # says so, where its default action ended the process without a word.
+            with interrupts.sigterm_as_interrupt():
+                return db.open_store(self.db_path, create=create)
         except db.NoSuchStore:
             raise UserError(f"{self.db_path}: no such database (run `stiwatch init` and "
                             "`stiwatch crawl`, or try `stiwatch demo`)") from None

@@ -272,6 +272,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("delivery_retry_minutes", 30,
             "Wait before the first retry of a temporary failure; doubles each time.", _int,
             minimum=0),
+    # -- output
+    Setting("csv_bom", False, "Start CSV output (export, search, trends --format csv, and "
+            "serve's CSV downloads) with a UTF-8 byte order mark, which Excel on Windows needs "
+            "to read Japanese text; --bom/--no-bom override it.", _bool),
     # -- operations
     Setting("lock_file", "", "Lock file that stops two `stiwatch run` overlapping "
             "(empty: next to the database).", path=True),

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from db.canned import CANNED_QUERIES
-from db.docs import FTS, TABLES, VIEWS
+from db.docs import FTS, PERSONAL, TABLES, VIEWS
 
 from . import __version__
 
@@ -29,10 +29,13 @@ FACETS: dict[str, list[Any]] = {
     "deliveries": ["status", "period"],
     "analyst_labels": ["facet", "verdict"],
 }
-SORT_DESC = {"items": "published_at", "items_tagged": "published_at",
+# Tables sort by unique columns only: Datasette 0.65 pages a table sorted by a column with
+# repeated values without a tie-breaker on its first page and with one after, so items
+# published the same day (date-only pages, one date per feed issue) were skipped or shown twice,
+# in the browser and in "stream all rows" CSV. Views page by offset, consistently.
+SORT_DESC = {"items": "id", "items_tagged": "published_at",
              "items_tagged_json": "published_at", "crawl_runs": "id",
-             "runs": "id",
-             "deliveries": "period"}
+             "runs": "id"}
 HIDDEN = ("item_signatures", "signature_bands", "items_cjk_pending", "items_replaced")
 LABEL_COLUMNS = {"sources": "name", "labels": "name", "items": "title"}
 
@@ -42,8 +45,18 @@ def _html(text: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text, quote=False))
 
 
-def build_metadata(database: str) -> dict[str, Any]:
-    """Datasette metadata for the store served under the name ``database``."""
+def reads_personal(sql: str) -> bool:
+    """Whether ``sql`` names a personal table (db.docs.PERSONAL)."""
+    return any(re.search(rf"\b{name}\b", sql, re.IGNORECASE) for name in PERSONAL)
+
+
+def build_metadata(database: str, personal: bool = False) -> dict[str, Any]:
+    """Datasette metadata for the store served under the name ``database``.
+
+    Unless ``personal``, the tables of readers' addresses are denied to every visitor (absent
+    from the pages, 403 for their URLs) and so are the canned queries that read them; the
+    plugin's authorizer refuses them to typed SQL.
+    """
     tables: dict[str, Any] = {}
     for name, doc in {**TABLES, **VIEWS}.items():
         # Datasette shows column descriptions as plain text: the Markdown backticks go.
@@ -58,14 +71,19 @@ def build_metadata(database: str) -> dict[str, Any]:
             entry["hidden"] = True
         if name in LABEL_COLUMNS:
             entry["label_column"] = LABEL_COLUMNS[name]
+        if name in PERSONAL and not personal:
+            entry["allow"] = False
         tables[name] = entry
-    # The search box on `items` uses the FTS5 index with its full syntax.
-    tables["items"].update(fts_table="items_fts", fts_pk="id", searchmode="raw")
+    # The search box on `items` uses the FTS5 index. "escaped": Datasette runs the query
+    # through escape_fts(), which the plugin makes read `stiwatch search`'s syntax and
+    # never fail ("raw" passed it to FTS5 as is: a lone quote was a 400 page).
+    tables["items"].update(fts_table="items_fts", fts_pk="id", searchmode="escaped")
     for name, description in FTS.items():
         tables[name] = {"description_html": _html(description), "hidden": True}
     queries = {
         name: {"title": q["title"], "description": q["description"], "sql": q["sql"].strip()}
         for name, q in CANNED_QUERIES.items()
+        if personal or not reads_personal(q["sql"])
     }
     return {
         "title": "stiwatch: STI policy news",

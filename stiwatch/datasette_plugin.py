@@ -1,21 +1,176 @@
-"""stiwatch's Datasette plugin (`stiwatch serve` registers it): a size limit on SQL values.
+"""stiwatch's Datasette plugin (`stiwatch serve` registers it): a size limit on SQL values,
+the personal tables kept out of every query, and the items search box reading what an
+analyst types.
 
 Datasette runs any SELECT a visitor types, and `randomblob(999000000)` or
 `hex(randomblob(499000000))` made the server allocate a gigabyte per request (SQLite's own
 limit): a few at once exhaust the machine. Item bodies are text extracted from pages of at most
 `max_response_size` bytes, so they stay well under the limit.
+
+Datasette's permissions hide a table's pages, but anyone allowed to run SQL can still
+`select * from subscribers`: only SQLite's authorizer refuses a read whatever the query
+(a view, a subquery, count(*)), so `stiwatch serve` installs one for the personal tables.
+
+The search box passes what was typed to FTS5, whose syntax errors (a lone `"`, `AND`, `R&D`,
+`co-operation`) were a 400 page. In Datasette's "escaped" search mode the box calls the SQL
+function escape_fts(), which this plugin replaces: the query as `stiwatch search` reads it
+(quotes, AND, OR, NOT, parentheses, prefix*, title:word, -word), or, when that is malformed,
+its words searched as plain words, the page saying why.
+
+Datasette's CSV (the "CSV" links, `.csv` URLs) is rewritten for spreadsheets as stiwatch's own
+CSV is: a cell starting with = + - @ (a crawled title such as `=HYPERLINK(...)`) gets a leading
+', so Excel shows it instead of running it; with the csv_bom setting (or `serve --bom`) it
+starts with a UTF-8 byte order mark, so that Excel on Windows reads its Japanese text.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 import sqlite3
+from typing import Any, Callable
 
 from datasette import hookimpl
+from datasette.filters import FilterArguments
+
+from db.search import BadQuery, box_query, plain_query
+
+from .output import spreadsheet_text
 
 MAX_VALUE_BYTES = 64 * 1024 * 1024
 limit = MAX_VALUE_BYTES  # set by `stiwatch serve` before Datasette opens a connection
+# Tables no query may read, lower-cased; set by `stiwatch serve` (empty: every table readable).
+private: frozenset[str] = frozenset()
+csv_bom = False  # set by `stiwatch serve`: a BOM before every CSV response
+UTF8_BOM = "\ufeff".encode()
+
+
+def _authorize(action: int, arg1: str | None, arg2: str | None, database: str | None,
+               source: str | None) -> int:
+    # SQLITE_READ comes once per column read, and once with an empty column for count(*).
+    if action == sqlite3.SQLITE_READ and arg1 and arg1.lower() in private:
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+def search_box(text: str) -> str:
+    """What the items search box gives FTS5 for ``text``: always a valid FTS5 query."""
+    try:
+        return box_query(text)
+    except BadQuery:
+        return plain_query(text)
+
+
+# trylast: Datasette's own prepare_connection defines escape_fts; this one must come after it.
+@hookimpl(trylast=True)
+def prepare_connection(conn: sqlite3.Connection) -> None:
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, limit)
+    conn.create_function("escape_fts", 1, search_box, deterministic=True)
+    if private:
+        conn.set_authorizer(_authorize)
+
+
+@hookimpl(trylast=True)  # after Datasette's "search matches ..."
+def filters_from_request(request: Any, database: str, table: str,
+                         datasette: Any) -> Callable[[], Any] | None:
+    """Say on the page when the search was read as plain words, and why."""
+    typed = request.args.get("_search")
+    if (not typed or request.args.get("_searchmode") == "raw"
+            or not datasette.table_metadata(database, table).get("fts_table")):
+        return None
+    try:
+        box_query(typed)
+    except BadQuery as error:
+        note = (f"its words were searched as plain words, since {error.reason} (see "
+                "`stiwatch search --help` for the syntax)")
+
+        async def inner() -> FilterArguments:
+            return FilterArguments([], human_descriptions=[note])
+        return inner
+    return None
+
+
+# A record that may hold a cell starting like a formula; only those are parsed and rewritten.
+_MAYBE_FORMULA = re.compile(rb'(?:^|,)"?[=+\-@\t\r]')
+
+
+class FormulaQuoter:
+    """Rewrites a CSV byte stream record by record so that a cell a spreadsheet would run as
+    a formula starts with ' (output.spreadsheet_text), as stiwatch's own CSV does. Records
+    end at a line break outside quotes: a body's line breaks stay inside their record."""
+
+    def __init__(self) -> None:
+        self.pending = b""
+        self.quotes = 0  # quotes seen in the pending record (odd: inside a quoted cell)
+        self.scanned = 0  # where in ``pending`` the search for a line break resumes
+
+    def feed(self, chunk: bytes, final: bool = False) -> bytes:
+        data = self.pending + chunk
+        out = bytearray()
+        start = 0
+        while (end := data.find(b"\n", self.scanned)) >= 0:
+            self.quotes += data.count(b'"', self.scanned, end)
+            self.scanned = end + 1
+            if self.quotes % 2 == 0:
+                out += _quoted_record(data[start:end + 1])
+                start, self.quotes = end + 1, 0
+        # Quotes after the last line break are counted when the next one arrives.
+        self.pending, self.scanned = data[start:], self.scanned - start
+        if final and self.pending:
+            out += _quoted_record(self.pending)
+            self.pending, self.scanned = b"", 0
+        return bytes(out)
+
+
+def _quoted_record(raw: bytes) -> bytes:
+    if not _MAYBE_FORMULA.search(raw):
+        return raw
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+    cells = next(csv.reader(io.StringIO(text, newline="")), [])
+    quoted = [spreadsheet_text(cell) for cell in cells]
+    if quoted == cells:
+        return raw
+    ending = text[len(text.rstrip("\r\n")):]
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer, lineterminator=ending).writerow(quoted)
+    return buffer.getvalue().encode()
 
 
 @hookimpl
-def prepare_connection(conn: sqlite3.Connection) -> None:
-    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, limit)
+def asgi_wrapper() -> Callable[[Any], Any]:
+    """Middleware for the answers to `.csv` URLs: formulas quoted, and a BOM first when
+    csv_bom is set. Other answers pass untouched."""
+    def wrap(app: Any) -> Any:
+        async def csv_for_spreadsheets(scope: dict, receive: Any, send: Any) -> None:
+            if scope["type"] != "http" or not scope.get("path", "").endswith(".csv"):
+                await app(scope, receive, send)
+                return
+            rewrite = False
+            first = True
+            quoter = FormulaQuoter()
+
+            async def rewriting_send(event: dict) -> None:
+                nonlocal rewrite, first
+                if event["type"] == "http.response.start":
+                    # A CSV error answer (a bad query) is not CSV: left as it is.
+                    rewrite = event["status"] == 200
+                    if rewrite:  # the length changes: sent chunked instead
+                        event = {**event, "headers": [
+                            (name, value) for name, value in event.get("headers", [])
+                            if name.lower() != b"content-length"]}
+                elif event["type"] == "http.response.body" and rewrite:
+                    body = quoter.feed(event.get("body", b""),
+                                       final=not event.get("more_body", False))
+                    if first and csv_bom:
+                        body = UTF8_BOM + body
+                    first = False
+                    event = {**event, "body": body}
+                await send(event)
+
+            await app(scope, receive, rewriting_send)
+        return csv_for_spreadsheets
+    return wrap

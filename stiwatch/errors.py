@@ -62,4 +62,10 @@ def as_user_error(error: BaseException) -> click.ClickException | None:
     if isinstance(error, KeyboardInterrupt):
         name, status = interrupts.describe(error)
         return UserError(f"interrupted by {name}", exit_code=status)
+    if isinstance(error, db.MigrationInterrupted):
+        name, status = interrupts.describe(error.interrupt)
+        return UserError(f"{error.path}: interrupted by {name} while migrating to schema "
+                         f"version {error.target}: rolled back, the file is intact at schema "
+                         f"version {error.version}; run the command again to finish migrating",
+                         exit_code=status)
     return translate(error) if isinstance(error, Exception) else None

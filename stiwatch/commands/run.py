@@ -136,6 +136,8 @@ def _record_stop_before_start(app: App, command: str, error: BaseException) -> N
     that cannot be read), so `stiwatch status` and the `runs` table show that the scheduled
     job stopped working rather than its last good run. Only in a store that exists: a
     deployment's first run with a bad registry creates nothing."""
+    if isinstance(error, db.MigrationInterrupted):
+        return  # recording it would run the very migration the operator just stopped
     reason, exit_code = _stopped_by(error)
     try:
         store = app.store()

@@ -13,7 +13,7 @@ from digest.select import parse_time
 from digest.weeks import zone
 
 from ..app import App, pass_app
-from ..output import echo_csv, echo_json, printable, table
+from ..output import bom_option, echo_csv, echo_json, printable, table, wants_bom
 from ..params import Moment
 
 COLUMNS = ["id", "url", "title", "source_id", "source_name", "published_at", "score", "copies",
@@ -134,9 +134,11 @@ class SearchCommand(click.Command):
               "by default those are ranked among the 5,000 most recently stored).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True, help="Output format.")
+@bom_option
 @pass_app
 def search_command(app: App, words: tuple[str, ...], areas, domains, countries, regions, sources,
-                   policy_only: bool, since, until, limit: int, exact: bool, fmt: str) -> None:
+                   policy_only: bool, since, until, limit: int, exact: bool, fmt: str,
+                   bom: bool | None) -> None:
     """Full-text search of stored items, best match first.
 
     QUERY (one argument or several, joined by spaces) uses SQLite FTS5 syntax: words
@@ -170,6 +172,7 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
       stiwatch search 量子技術 --country JP --since 2026-01-01
     """
     query = " ".join(words)
+    bom = wants_bom(bom, app.settings["csv_bom"], fmt)
     tz = zone(app.settings["timezone"])
     store = app.existing_store()
     for source in sources:
@@ -193,7 +196,7 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
     if fmt == "json":
         echo_json([{c: row[c] for c in COLUMNS} for row in rows])
     elif fmt == "csv":
-        echo_csv(rows, COLUMNS)
+        echo_csv(rows, COLUMNS, bom=bom)
     elif not rows:
         app.echo(f"No items match {query!r}" + (" with these filters." if any(
             (areas, domains, countries, regions, sources, since, until, policy_only)) else "."))

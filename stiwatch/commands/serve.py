@@ -10,6 +10,7 @@ import time
 
 import click
 
+from db.docs import PERSONAL
 from digest.weeks import zone
 
 from ..app import App, pass_app
@@ -58,8 +59,15 @@ def local_time(name: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to listen on (0.0.0.0 exposes it to the network: mind who can see "
               "it).")
+@click.option("--show-subscribers", is_flag=True,
+              help="Also serve the subscribers and deliveries tables (readers' e-mail "
+              "addresses), hidden by default: only behind a proxy that authenticates.")
+@click.option("--bom/--no-bom", "bom", default=None,
+              help="Start every CSV download with a UTF-8 byte order mark, so that Excel on "
+              "Windows opens Japanese text ungarbled [default: the csv_bom setting, off].")
 @pass_app
-def serve_command(app: App, port: int, host: str) -> None:
+def serve_command(app: App, port: int, host: str, show_subscribers: bool,
+                  bom: bool | None) -> None:
     """Serve the store in Datasette (a web UI and JSON API for SQL), read-only.
 
     The database is opened read-only (SQLite mode=ro), so crawls can keep writing while analysts
@@ -67,6 +75,9 @@ def serve_command(app: App, port: int, host: str) -> None:
     items table has full-text search, and canned queries answer the usual questions: this
     week's policy items by area, source health, the weekly trend by area, and items about one
     country. Stop it with Ctrl-C.
+
+    The subscribers and deliveries tables (readers' e-mail addresses) are not served: their
+    pages answer 403 and SQL reading them is refused, unless --show-subscribers.
 
     It takes the port before announcing the address; a port it cannot take (another server
     holds it) is a one-line error naming it, exit status 2.
@@ -87,11 +98,13 @@ def serve_command(app: App, port: int, host: str) -> None:
 
     datasette_plugin.limit = max(datasette_plugin.MAX_VALUE_BYTES,
                                  int(app.settings["max_response_size"]))
+    datasette_plugin.private = frozenset() if show_subscribers else frozenset(PERSONAL)
+    datasette_plugin.csv_bom = app.settings["csv_bom"] if bom is None else bom
     if not pm.is_registered(datasette_plugin):
         pm.register(datasette_plugin)
     ds = Datasette(
         [str(path)],
-        metadata=build_metadata(path.stem),
+        metadata=build_metadata(path.stem, personal=show_subscribers),
         settings={"default_page_size": 50, "sql_time_limit_ms": 5000, "suggest_facets": False,
                   "facet_time_limit_ms": 1000},
     )

@@ -12,7 +12,7 @@ from digest.weeks import week_or_default
 
 from ..app import App, pass_app
 from ..files import output_file, write_output
-from ..output import echo_csv, echo_json, echo_table
+from ..output import bom_option, echo_csv, echo_json, echo_table, wants_bom
 
 
 @click.command("trends")
@@ -27,9 +27,10 @@ from ..output import echo_csv, echo_json, echo_table
               type=click.Choice(["table", "json", "csv"]), help="Output format.")
 @click.option("--chart", default=None, metavar="FILE.png", type=click.Path(path_type=Path),
               help="Also write the weekly-volume-per-area chart of the digest as a PNG.")
+@bom_option
 @pass_app
 def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
-                   chart: Path | None) -> None:
+                   chart: Path | None, bom: bool | None) -> None:
     """Weekly counts of STI-policy items per area, domain, region or country.
 
     Each row has one count per week (ISO weeks in the `timezone` setting; near-duplicates
@@ -37,6 +38,7 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
     direction: up, down, flat or new), and the terms rising fastest. These are the same numbers
     as the digest's trends section.
     """
+    bom = wants_bom(bom, app.settings["csv_bom"], fmt)
     chosen = week_or_default(week, app.settings["timezone"])
     if chart:
         output_file(chart, "--chart")  # before the work, not after it
@@ -56,7 +58,7 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
                    "direction"]
         flat = [{**{k: v for k, v in row.__dict__.items() if k != "series"},
                  **dict(zip(report.weeks, row.series))} for row in rows]
-        echo_csv(flat, columns)
+        echo_csv(flat, columns, bom=bom)
     else:
         shown = report.weeks[-min(len(report.weeks), 8):]
         columns = ["name", *[w.split("-")[1] for w in shown], "avg4", "change", "direction"]
