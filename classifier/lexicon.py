@@ -148,12 +148,13 @@ def word_count(text: str) -> int:
 
 
 def cjk_words(text: str) -> int:
-    """Words written in Chinese characters, kana or Hangul, about two characters each
-    (0 for text without them)."""
+    """Words written in Chinese characters or kana, which have no spaces between them, about
+    two characters each (0 for text without them). Korean spaces its words: they are
+    counted as spaces."""
     if text.isascii():
         return 0
-    first = _CJK.search(text)  # most non-ASCII text has none: one pass, no list
-    return 0 if first is None else len(_CJK.findall(text, first.start())) // 2
+    first = _UNSPACED.search(text)  # most non-ASCII text has none: one pass, no list
+    return 0 if first is None else len(_UNSPACED.findall(text, first.start())) // 2
 
 
 def _lower(text: str) -> str:
@@ -170,6 +171,10 @@ def _is_word(ch: str) -> bool:
 # Han (with its extensions and compatibility forms), kana and Hangul (syllables and jamo)
 _CJK = re.compile("[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf"
                   "\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+
+
+# Han and kana: the scripts written without spaces between words
+_UNSPACED = re.compile("[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 def cjk_term(folded: str) -> bool:
@@ -452,7 +457,10 @@ def _longest(found: list[tuple[int, int, int, tuple]]) -> list[Hit]:
     return hits
 
 
-_SENTENCE_END = re.compile(r"[.!?][\"'”’)]*\s+(?=[\"'“‘(]?[A-Z0-9])")
+# a full stop before a capital, a digit or a Korean word; Chinese and Japanese full stops
+# need no space after them
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)]*\s+(?=[\"'“‘(]?[A-Z0-9\uac00-\ud7af])"
+                           r"|[。！？][」』）\"”’)]*")
 
 
 def lead_length(text: str, limit: int) -> int:
