@@ -162,3 +162,21 @@ def test_a_lone_mention_deep_in_a_long_japanese_article_stays_a_passing_one(
     short_text = sentence + mention
     assert gazetteer.tag("新材料の研究成果を発表", long_text) == []
     assert [code for code, _ in gazetteer.tag("新材料の研究成果を発表", short_text)] == ["FR"]
+
+
+@pytest.mark.parametrize("lead, mention, filler", [
+    ("人工知能の研究拠点を公募する。支援は5年間続く。", "米国も同様の拠点を整備している。",
+     "大学の研究者は新しい材料の性質を調べ、その成果を学会で発表した。"),
+    ("정부는 인공지능 연구거점을 공모한다. 지원은 5년간 이어진다. ",
+     "미국도 비슷한 거점을 만들고 있다. ",
+     "대학 연구자들은 새로운 소재의 성질을 조사하고 그 성과를 학회에서 발표했다. "),
+], ids=["ja", "ko"])
+def test_a_cjk_lead_is_its_first_two_sentences(gazetteer: Gazetteer, lead: str, mention: str,
+                                               filler: str) -> None:
+    # 。 (and a Korean sentence's ". ") ends a lead sentence as ". " does in English: a
+    # mention in the third sentence is a passing one, where the lead was the first 300
+    # characters, three sentences' worth and more
+    text = lead + mention + filler * 30
+    assert gazetteer.tag("研究拠点の公募", text) == []
+    assert [code for code, _ in gazetteer.tag("研究拠点の公募", mention + lead + filler * 30)] \
+        == ["US"]
