@@ -24,7 +24,11 @@ on its own:
   (``delivery_retry_minutes``, doubling each attempt) until ``delivery_max_attempts``, then
   ``failed``. Other 5xx are permanent: ``failed`` at once, except a 5xx to MAIL FROM, which
   refuses the sender (``mail_from``), not the reader: the run stops as if the server could not
-  be reached (below) and every row stays owed. A timeout or a lost connection before
+  be reached (below) and every row stays owed. So does a 5xx at RCPT TO or DATA that is the
+  server's refusal of the session or message, not of a reader: Postfix's refusals of relaying,
+  client, HELO or sender (which ``smtpd_delay_reject`` reports at RCPT TO), at once, or the same
+  reply, the reader's address taken out, for ``SAME_REFUSAL_LIMIT`` readers in a row with none
+  accepted in between; those readers are owed again, each keeping its Message-ID. A timeout or a lost connection before
   the message went out whole is temporary too (the server cannot have it); the sender reconnects
   for the next one. When the server cannot be reached
   at all, no row is marked ``sending``: each one still owed records the try (``attempts``) and
@@ -228,11 +232,12 @@ class DeliveryError(Exception):
     ``unanswered`` (it went out whole and no answer came: the server may have it)."""
 
     def __init__(self, message: str, *, temporary: bool, connection_lost: bool = False,
-                 unanswered: bool = False) -> None:
+                 unanswered: bool = False, stage: str = "") -> None:
         super().__init__(message)
         self.temporary = temporary
         self.connection_lost = connection_lost
         self.unanswered = unanswered
+        self.stage = stage  # the command the server refused: "RCPT TO", "DATA", or ""
 
 
 class _KnowsWhenTheMessageIsOut:
@@ -271,6 +276,68 @@ class CannotConnect(Exception):
 class SenderRefused(CannotConnect):
     """The server answered MAIL FROM with a permanent refusal (5xx): it takes no message from
     this sender (``mail_from``, or the login's right to use it), whoever the reader."""
+
+
+# Postfix's own words for refusing the session, not a reader: relaying for this client, the
+# client host, its HELO name, the sender. With smtpd_delay_reject = yes (its default) they come as
+# the answer to RCPT TO, the reader's address in front, so by the code alone each looks like that
+# reader's refusal. Each with what the operator should check.
+_SESSION_REFUSALS = {
+    "relay access denied": "that the server relays for this host (its mynetworks or client "
+                           "rules), or for smtp_username's login",
+    "sender address rejected": "mail_from, and smtp_username if the server wants a login to "
+                               "send as it",
+    "client host rejected": "that the server takes mail from this host (its client rules, this "
+                            "host's reverse DNS)",
+    "helo command rejected": "the name this host gives in EHLO (the server may want a "
+                             "fully-qualified name it can resolve)",
+}
+# This many readers in a row refused for good with the same reply (their address taken out), at
+# the same command and with no reader accepted in between: the refusal is the server's (a relay
+# rule, a content filter), not each reader's. Fewer cannot be told from readers' own refusals.
+SAME_REFUSAL_LIMIT = 3
+
+
+class _RefusalStreak:
+    """The readers refused for good, one after another, with the same reply."""
+
+    def __init__(self) -> None:
+        self.key: tuple[str, str] | None = None
+        self.refused: list[tuple[str, DeliveryError]] = []
+
+    def add(self, email: str, error: DeliveryError) -> None:
+        # The reply without the reader's address (Postfix puts it in front: "<a@x>: ...").
+        text = re.sub(re.escape(email), "", str(error), flags=re.IGNORECASE)
+        key = (error.stage, text)
+        if key != self.key:
+            self.key, self.refused = key, []
+        self.refused.append((email, error))
+
+    def clear(self) -> None:
+        self.key, self.refused = None, []
+
+    def servers(self, settings: Mapping[str, Any]) -> str | None:
+        """Why the refusals so far are the server's, as one line; None while they may be the
+        readers' own."""
+        if not self.refused:
+            return None
+        where = f"the SMTP server at {settings['smtp_host']}:{settings['smtp_port']}"
+        first, error = self.refused[0]
+        advice = next((check for phrase, check in _SESSION_REFUSALS.items()
+                       if phrase in str(error).lower()), None)
+        if advice is not None:
+            email, error = self.refused[-1]
+            return (f"{where} refused {email} at {error.stage} ({error}), which is its refusal "
+                    f"of this client or sender, not of the readers: check {advice}")
+        if len(self.refused) < SAME_REFUSAL_LIMIT:
+            return None
+        advice = ("the server's log and its content filter: it refuses the digest itself"
+                  if error.stage == "DATA" else "the server's log and its relay and recipient "
+                  "rules for this host, smtp_username and mail_from")
+        return (f"{where} refused {len(self.refused)} readers in a row "
+                f"({', '.join(email for email, _ in self.refused)}) at {error.stage} ({error}), "
+                "the same reply for each but the address, which is its refusal of this client, "
+                f"sender or message, not of the readers: check {advice}")
 
 
 def _is_temporary(code: int) -> bool:
@@ -349,7 +416,8 @@ class SmtpTransport:
             code, text = error.recipients.get(email, (550, b"refused"))
             if code == 421:  # smtplib has closed the session: the next message reconnects
                 self._drop()
-            raise DeliveryError(_reply(code, text), temporary=_is_temporary(code)) from error
+            raise DeliveryError(_reply(code, text), temporary=_is_temporary(code),
+                                stage="RCPT TO") from error
         except smtplib.SMTPSenderRefused as error:
             code = error.smtp_code
             if code == 421:
@@ -371,7 +439,9 @@ class SmtpTransport:
             if error.smtp_code in (421,):
                 self._drop()
             raise DeliveryError(_reply(error.smtp_code, error.smtp_error),
-                                temporary=_is_temporary(error.smtp_code)) from error
+                                temporary=_is_temporary(error.smtp_code),
+                                stage="DATA" if isinstance(error, smtplib.SMTPDataError)
+                                else "") from error
         except (OSError, smtplib.SMTPException) as error:
             out = self._message_out()
             self._drop()
@@ -602,6 +672,22 @@ def check_week_over(week: Week, now: datetime, *, partial_week: bool = False) ->
         )
 
 
+def _put_back(store: Any, week: Week, report: SendReport, streak: _RefusalStreak, reason: str,
+              now: datetime) -> None:
+    """The server refuses this client, sender or message, whoever the reader: the deliveries
+    it refused so are owed again (due at once, each keeping its Message-ID), and the run stops
+    as when the server cannot be reached."""
+    report.aborted = reason
+    refused = [email for email, _ in streak.refused]
+    for email in refused:
+        store.delivery_retry(email, week.label, reason, iso_utc(now))
+    report.failed = [row for row in report.failed if row["email"] not in refused]
+    report.unreachable.extend(refused)
+    streak.clear()
+    log.error("digest %s: %s; what is owed stays owed for the next run", week.label, reason,
+              extra=REPORTED)
+
+
 def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: bool,
                progress: Any, now: datetime, bundle: WeekBundle | None,
                on_event: Callable[[str], None] | None, *, owed_only: bool = False,
@@ -651,6 +737,7 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
         progress.set_total(len(owed))
     max_attempts = max(1, int(settings["delivery_max_attempts"]))
     retry_minutes = float(settings["delivery_retry_minutes"])
+    streak = _RefusalStreak()
 
     def cannot_build(email: str, error: Exception) -> None:
         """One subscriber's message cannot be made (its data, e.g. a line break in the name,
@@ -759,10 +846,16 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
                     report.failed.append({"email": email, "error": reason})
                     log.error("digest %s: %s failed: %s", week.label, email, reason,
                               extra=REPORTED)
+                    if not error.temporary and error.stage:
+                        streak.add(email, error)
+                        server_refused = streak.servers(settings)
+                        if server_refused is not None:
+                            _put_back(store, week, report, streak, server_refused, now)
                 emit(f"{email}: {error}")
                 if progress is not None:
                     progress.advance(failed=1)
                 continue
+            streak.clear()  # a reader accepted: the server does take mail
             if not dry_run:
                 store.delivery_sent(email, week.label)
             report.sent.append(email)

@@ -364,6 +364,95 @@ def test_a_sender_the_server_refuses_stops_the_run_and_every_digest_stays_owed(s
     assert {r.mail_from for r in smtp.messages} == {"digest@agency.example"}
 
 
+def rows_of(db_path):
+    with db.open_store(db_path) as s:
+        return {r["subscriber"]: r for r in s.deliveries(WEEK.label)}
+
+
+def test_a_relay_refusal_at_rcpt_stops_the_run_and_every_digest_stays_owed(store, smtp,
+                                                                         stiwatch, db_path):
+    # Postfix refusing this client ("Relay access denied") answers RCPT TO, so each reader's
+    # digest was recorded failed for good, one after another, as if each address were wrong.
+    smtp.rcpt_reply = "554 5.7.1 <{address}>: Relay access denied"
+    store.close()
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
+    assert result.exit_code == 1
+    [line] = result.output.splitlines()
+    assert line == (f"Error: the SMTP server at 127.0.0.1:{smtp.port} refused all@example.org at "
+                    "RCPT TO (554 5.7.1 <all@example.org>: Relay access denied), which is its "
+                    "refusal of this client or sender, not of the readers: check that the server "
+                    "relays for this host (its mynetworks or client rules), or for smtp_username's "
+                    "login; 3 digests of 2026-W47 stay owed for the next run (`stiwatch digest "
+                    "status` shows them)")
+    rows = rows_of(db_path)
+    assert {email: r["status"] for email, r in rows.items()} == {
+        "all@example.org": "pending", "eu@example.org": "pending", "sec@example.org": "pending",
+        "space@example.org": "skipped"}
+    assert smtp.messages == []
+    assert [r["subscriber"] for r in rows.values() if r["message_id"]] == ["all@example.org"]
+    tried = rows["all@example.org"]["message_id"]
+
+    smtp.rcpt_reply = None  # the relay fixed: each reader gets the week once
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
+    assert result.exit_code == 0, result.output
+    assert "3 sent via SMTP" in result.output
+    assert sorted(r.rcpt for r in smtp.messages) == ["all@example.org", "eu@example.org",
+                                                     "sec@example.org"]
+    [message] = smtp.to("all@example.org")
+    assert message["Message-ID"] == tried  # the same message, not a new one
+
+
+@pytest.mark.parametrize("where, reply, shown, check", [
+    ("rcpt", "550 5.7.1 Unable to relay for {address}", "RCPT TO (550 5.7.1 Unable to relay for "
+     "a1@example.org)", "the server's log and its relay and recipient rules for this host, "
+     "smtp_username and mail_from"),
+    ("data", "554 5.7.1 Message rejected by content policy", "DATA (554 5.7.1 Message rejected "
+     "by content policy)", "the server's log and its content filter: it refuses the digest "
+     "itself"),
+])
+def test_the_same_permanent_refusal_for_three_readers_in_a_row_is_the_servers(
+        store, smtp, stiwatch, db_path, where, reply, shown, check):
+    # A refusal by a relay or content filter whose wording we do not know: by its code alone
+    # it looked like each reader's own, and every reader of the week was failed for good.
+    store.save_subscribers([{"email": f"a{n}@example.org"} for n in range(1, 5)])
+    store.close()
+    setattr(smtp, f"{where}_reply", reply)
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
+    assert result.exit_code == 1
+    [line] = result.output.splitlines()
+    assert line == (f"Error: the SMTP server at 127.0.0.1:{smtp.port} refused 3 readers in a row "
+                    f"(a1@example.org, a2@example.org, a3@example.org) at {shown}, the same "
+                    "reply for each but the address, which is its refusal of this client, sender "
+                    f"or message, not of the readers: check {check}; 7 digests of 2026-W47 stay "
+                    "owed for the next run (`stiwatch digest status` shows them)")
+    rows = rows_of(db_path)
+    assert {r["status"] for e, r in rows.items() if e != "space@example.org"} == {"pending"}
+    assert [e for e, r in rows.items() if r["message_id"]] == [
+        "a1@example.org", "a2@example.org", "a3@example.org"]  # tried: Message-IDs kept
+    ids = {e: rows[e]["message_id"] for e in ("a1@example.org", "a2@example.org")}
+
+    setattr(smtp, f"{where}_reply", None)
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
+    assert result.exit_code == 0, result.output
+    assert "7 sent via SMTP" in result.output
+    assert {e: smtp.to(e)[0]["Message-ID"] for e in ids} == ids
+    assert len(smtp.messages) == 7
+
+
+def test_readers_refused_alike_but_not_in_a_row_are_each_their_own(store, smtp, db_path):
+    """An accepted reader in between (a relay that takes its own domain only), a different
+    reply, or fewer than three readers: the refusals are the readers', as before."""
+    store.save_subscribers([{"email": "a1@example.org"}, {"email": "a2@example.org"}])
+    smtp.rcpt_reply = "550 5.7.1 Unable to relay for {address}"
+    smtp.behaviour.update({"all@example.org": "accept", "eu@example.org": "550"})
+    report = send_week(store, settings_for(smtp), WEEK)
+    # a1, a2 (alike), all accepted, eu (its own 5.1.1), sec (alike again): no three in a row
+    assert report.aborted is None and report.sent == ["all@example.org"]
+    assert [r["email"] for r in report.failed] == ["a1@example.org", "a2@example.org",
+                                                   "eu@example.org", "sec@example.org"]
+    assert states(store)["sec@example.org"] == "failed"
+
+
 def test_a_server_that_does_not_take_ehlo_is_greeted_with_helo(store, smtp, stiwatch):
     # Once EHLO was refused, smtplib sent MAIL FROM with no greeting at all: "503 Error: send
     # HELO first", and each reader's digest was refused (a firewall's SMTP fixup in front of a
