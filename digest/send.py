@@ -19,7 +19,8 @@ on its own:
   ``unanswered_at`` and the reason in ``last_error``. The server may have delivered it, so no
   run sends it again and it is not ``failed``; ``resolve_delivery`` (``stiwatch digest
   resolve``) records what an operator found out: sent, or owed again. The sender reconnects for
-  the next message.
+  the next message. ``resend_failed`` (``digest resolve --resend --all-failed``) makes every
+  failed delivery of a week owed again at once (not those cancelled by the operator).
 - SMTP 4xx and 552 are temporary: the row goes back to ``pending`` with ``next_attempt_at``
   (``delivery_retry_minutes``, doubling each attempt) until ``delivery_max_attempts``, then
   ``failed``. Other 5xx are permanent: ``failed`` at once, except a 5xx to MAIL FROM, which
@@ -63,6 +64,7 @@ from email.utils import parseaddr
 
 import db
 from db.clock import iso_utc
+from db.digests import CANCELLED
 
 from .chart import area_chart
 from .errors import DigestError, MessageError, OutboxError, SmtpSetupError, WeekNotOver
@@ -647,6 +649,40 @@ def resolve_delivery(store: Any, email: str, week: Week, *, arrived: bool) -> di
     way never races the change. The store's NoSuchDelivery or NotInDoubt otherwise."""
     with _sender_lock(store):
         return store.resolve_delivery(email, week.label, arrived=arrived)
+
+
+@dataclass
+class ResendReport:
+    """What ``resend_failed`` did to the failed deliveries of one week."""
+
+    week: str
+    resent: list[str] = field(default_factory=list)  # owed again: the next send sends each
+    cancelled: list[str] = field(default_factory=list)  # left failed: the operator's decision
+    removed: list[str] = field(default_factory=list)  # left failed: no longer subscribed
+
+
+def resend_failed(store: Any, week: Week) -> ResendReport:
+    """Every failed delivery of ``week`` owed again at once, as ``resolve_delivery(arrived=False)``
+    does for one (after a relay refused a whole run, or once what made them fail is fixed): the
+    next send of the week sends each, with the Message-ID it was tried with. A failed delivery
+    was never accepted by the server, so none is sent twice; sent, skipped, owed and in-doubt
+    ones are not touched. Those the operator cancelled stay failed (the operator's word, and a
+    cancelled delivery may have been one in doubt), as do those of readers no longer
+    subscribed. Under the sender's lock and in one transaction: all of them or none."""
+    report = ResendReport(week.label)
+    with _sender_lock(store), store.write():
+        for row in store.deliveries(week.label):
+            if row["status"] != "failed":
+                continue
+            email = row["subscriber"]
+            if row["last_error"] == CANCELLED:
+                report.cancelled.append(email)
+            elif not row["active"]:
+                report.removed.append(email)
+            else:
+                store.resolve_delivery(email, week.label, arrived=False)
+                report.resent.append(email)
+    return report
 
 
 def cancel_delivery(store: Any, email: str, week: Week) -> dict[str, Any]:

@@ -650,6 +650,64 @@ def test_resolve_resend_sends_a_delivery_in_doubt_or_failed_once_more(store, smt
         assert line.startswith("Error: ") and message in line, (args, line)
 
 
+def test_resolve_resend_all_failed_makes_every_failed_delivery_of_the_week_owed_once_more(
+        store, smtp, stiwatch, db_path):
+    # After a bad run each failed delivery had to be resent by hand, one command per reader.
+    store.save_subscribers([{"email": e} for e in ("c@example.org", "gone@example.org",
+                                                   "x@example.org")])
+    store.close()
+    smtp.behaviour.update({"eu@example.org": "550", "gone@example.org": "550",
+                           "x@example.org": "550", "c@example.org": "451"})
+    env = smtp.settings_env()
+    assert stiwatch("digest", "send", "--week", "2026-W47", env=env).exit_code == 1
+    assert stiwatch("digest", "resolve", "c@example.org", "--week", "2026-W47",
+                    "--cancel").exit_code == 0
+    assert stiwatch("subscribers", "remove", "gone@example.org").exit_code == 0
+    before = rows_of(db_path)
+    assert [e for e, r in before.items() if r["status"] == "failed"] == [
+        "c@example.org", "eu@example.org", "gone@example.org", "x@example.org"]
+
+    result = stiwatch("digest", "resolve", "--week", "2026-W47", "--resend", "--all-failed")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "2026-W47: 2 failed deliveries owed again (eu@example.org, x@example.org); the next "
+        "`stiwatch digest send --week 2026-W47` or `stiwatch run --digest` sends them.",
+        "Left failed, cancelled by the operator: c@example.org",
+        "Left failed, no longer subscribed: gone@example.org",
+    ]
+    after = rows_of(db_path)
+    assert {e: r["status"] for e, r in after.items()} == {
+        "all@example.org": "sent", "c@example.org": "failed", "eu@example.org": "pending",
+        "gone@example.org": "failed", "sec@example.org": "sent", "space@example.org": "skipped",
+        "x@example.org": "pending"}
+
+    smtp.behaviour.clear()
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+    assert result.exit_code == 0, result.output
+    assert "2 sent via SMTP" in result.output
+    for email in ("eu@example.org", "x@example.org"):
+        [message] = smtp.to(email)
+        assert message["Message-ID"] == before[email]["message_id"]  # the one tried before
+    assert len(smtp.to("all@example.org")) == 1 and smtp.to("c@example.org") == []
+    assert smtp.to("gone@example.org") == []
+
+    result = stiwatch("digest", "resolve", "--week", "2026-W47", "--resend", "--all-failed")
+    assert result.exit_code == 0
+    assert result.output.splitlines()[0] == "2026-W47: no failed delivery to resend."
+
+    for args, message in [
+        (("--all-failed",), "--all-failed goes with --resend and no EMAIL"),
+        (("--sent", "--all-failed"), "--all-failed goes with --resend and no EMAIL"),
+        (("eu@example.org", "--resend", "--all-failed"),
+         "--all-failed goes with --resend and no EMAIL"),
+        (("--resend",), "give the EMAIL of the delivery to resolve, or `--resend --all-failed`"),
+    ]:
+        result = stiwatch("digest", "resolve", *args, "--week", "2026-W47")
+        assert result.exit_code == 2, (args, result.output)
+        [line] = result.output.splitlines()
+        assert line.startswith("Error: ") and message in line, (args, line)
+
+
 def test_resolve_cancel_settles_an_owed_delivery_by_never_sending_it(store, smtp, stiwatch,
                                                                      db_path):
     """An owed delivery the operator does not want sent (a stale week): failed, final."""
