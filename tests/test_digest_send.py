@@ -867,6 +867,38 @@ def test_a_failed_digest_step_is_one_line_on_stderr_and_the_log_file_keeps_the_r
     assert " WARNING stiwatch.digest: " in logged and "temp@example.org temporarily" in logged
 
 
+def test_a_scheduled_run_refused_by_the_relay_is_one_line_and_leaves_the_week_owed(
+        db_path, feed, smtp):
+    """`--quiet run --digest` as cron runs it: one `Error:` line naming the relay's refusal."""
+    from zoneinfo import ZoneInfo
+
+    from digest.weeks import last_complete_week
+
+    week = last_complete_week(ZoneInfo("Asia/Tokyo"))
+    when = (week.start + timedelta(days=2)).astimezone(timezone.utc).isoformat()
+    s = build(db_path, [story("https://x.example/a", when, title="A story")])
+    s.save_subscribers([{"email": e} for e in ("a@example.org", "b@example.org")])
+    only_source(s, feed)
+    s.close()
+    smtp.rcpt_reply = "554 5.7.1 <{address}>: Client host rejected: Access denied"
+    run = run_digest(db_path, smtp.settings_env())
+    assert run.returncode == 1 and run.stdout == ""
+    [line] = run.stderr.splitlines()
+    assert line.startswith(f"Error: digest: {week.label}: 1 policy items, 0 sent (smtp)")
+    assert line.endswith(f"2 not sent: the SMTP server at 127.0.0.1:{smtp.port} refused "
+                         "a@example.org at RCPT TO (554 5.7.1 <a@example.org>: Client host "
+                         "rejected: Access denied), which is its refusal of this client or "
+                         "sender, not of the readers: check that the server takes mail from "
+                         "this host (its client rules, this host's reverse DNS)"), line
+    with db.open_store(db_path) as s:
+        assert {r["status"] for r in s.deliveries(week.label)} == {"pending"}
+
+    smtp.rcpt_reply = None
+    run = run_digest(db_path, smtp.settings_env())
+    assert run.returncode == 0, run.stderr
+    assert sorted(r.rcpt for r in smtp.messages) == ["a@example.org", "b@example.org"]
+
+
 def states_of_path(db_path):
     with db.open_store(db_path) as s:
         return states(s)
