@@ -571,7 +571,7 @@ class SendReport:
     # rows are composed again on every run; one that matches now is sent and counted in `sent`).
     already: int = 0
     files: list[str] = field(default_factory=list)  # outbox .eml files written
-    aborted: str | None = None  # why nothing more could be sent (server unreachable)
+    aborted: str | None = None  # why nothing more could be sent (server unreachable, refusing)
     unreachable: list[str] = field(default_factory=list)  # owed, not sent because of `aborted`
 
     @property

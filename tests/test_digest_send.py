@@ -439,6 +439,28 @@ def test_the_same_permanent_refusal_for_three_readers_in_a_row_is_the_servers(
     assert len(smtp.messages) == 7
 
 
+def test_a_relay_that_takes_some_readers_then_refuses_three_says_why_the_rest_are_not_sent(
+        store, smtp, stiwatch, db_path):
+    # The report said "not sent (server unreachable)" of readers a reachable server refused.
+    store.save_subscribers([{"email": "t@example.org"}])
+    store.close()
+    smtp.behaviour["all@example.org"] = "accept"  # the relay's own domain, say
+    smtp.rcpt_reply = "550 5.7.1 Unable to relay for {address}"
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
+    assert result.exit_code == 1
+    report, _, error = result.output.splitlines()
+    assert report == ("Digest 2026-W47 (2 policy items): 1 sent via SMTP, 1 with nothing "
+                      "matching, 0 to retry, 0 failed, 0 done earlier, 0 waiting to retry, 3 not "
+                      "sent (the run stopped: see the error below).")
+    assert error.startswith(f"Error: the SMTP server at 127.0.0.1:{smtp.port} refused 3 readers "
+                            "in a row (eu@example.org, sec@example.org, t@example.org) at RCPT TO")
+    assert error.endswith("; 3 digests of 2026-W47 stay owed for the next run (`stiwatch digest "
+                          "status` shows them)")
+    assert {e: r["status"] for e, r in rows_of(db_path).items()} == {
+        "all@example.org": "sent", "eu@example.org": "pending", "sec@example.org": "pending",
+        "space@example.org": "skipped", "t@example.org": "pending"}
+
+
 def test_readers_refused_alike_but_not_in_a_row_are_each_their_own(store, smtp, db_path):
     """An accepted reader in between (a relay that takes its own domain only), a different
     reply, or fewer than three readers: the refusals are the readers', as before."""

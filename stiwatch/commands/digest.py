@@ -109,7 +109,8 @@ def _print_report(app: App, report) -> None:  # noqa: ANN001
                f"{report.already} done earlier, {len(report.waiting)} waiting to retry"
                + (f", {doubt} in doubt" if (doubt := len(report.doubtful))
                   else "")
-               + (f", {len(report.unreachable)} not sent (server unreachable)."
+               + (f", {len(report.unreachable)} not sent (the run stopped: see the error "
+                  "below)."
                   if report.unreachable else "."))
     if report.skipped:
         click.echo("Nothing matched, nothing sent to: " + ", ".join(report.skipped))
