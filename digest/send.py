@@ -29,9 +29,9 @@ on its own:
   server's refusal of the session or message, not of a reader: Postfix's refusals of relaying,
   client, HELO or sender (which ``smtpd_delay_reject`` reports at RCPT TO), at once, or the same
   reply, the reader's address taken out, for ``SAME_REFUSAL_LIMIT`` readers in a row with none
-  accepted in between; those readers are owed again, each keeping its Message-ID. A timeout or a lost connection before
-  the message went out whole is temporary too (the server cannot have it); the sender reconnects
-  for the next one. When the server cannot be reached
+  accepted in between; those readers are owed again, each keeping its Message-ID. A timeout or
+  a lost connection before the message went out whole is temporary too (the server cannot have
+  it); the sender reconnects for the next one. When the server cannot be reached
   at all, no row is marked ``sending``: each one still owed records the try (``attempts``) and
   the error (``last_error``) and stays owed, due at once, for the next run; rows whose digest is
   empty are still marked ``skipped`` (that needs no server). Such tries count towards
@@ -324,7 +324,7 @@ class _RefusalStreak:
         if not self.refused:
             return None
         where = f"the SMTP server at {settings['smtp_host']}:{settings['smtp_port']}"
-        first, error = self.refused[0]
+        _, error = self.refused[0]
         advice = next((check for phrase, check in _SESSION_REFUSALS.items()
                        if phrase in str(error).lower()), None)
         if advice is not None:
