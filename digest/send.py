@@ -19,14 +19,19 @@ on its own:
   ``unanswered_at`` and the reason in ``last_error``. The server may have delivered it, so no
   run sends it again and it is not ``failed``; ``resolve_delivery`` (``stiwatch digest
   resolve``) records what an operator found out: sent, or owed again. The sender reconnects for
-  the next message.
+  the next message. ``resend_failed`` (``digest resolve --resend --all-failed``) makes every
+  failed delivery of a week owed again at once (not those cancelled by the operator).
 - SMTP 4xx and 552 are temporary: the row goes back to ``pending`` with ``next_attempt_at``
   (``delivery_retry_minutes``, doubling each attempt) until ``delivery_max_attempts``, then
   ``failed``. Other 5xx are permanent: ``failed`` at once, except a 5xx to MAIL FROM, which
   refuses the sender (``mail_from``), not the reader: the run stops as if the server could not
-  be reached (below) and every row stays owed. A timeout or a lost connection before
-  the message went out whole is temporary too (the server cannot have it); the sender reconnects
-  for the next one. When the server cannot be reached
+  be reached (below) and every row stays owed. So does a 5xx at RCPT TO or DATA that is the
+  server's refusal of the session or message, not of a reader: Postfix's refusals of relaying,
+  client, HELO or sender (which ``smtpd_delay_reject`` reports at RCPT TO), at once, or the same
+  reply, the reader's address taken out, for ``SAME_REFUSAL_LIMIT`` readers in a row with none
+  accepted in between; those readers are owed again, each keeping its Message-ID. A timeout or
+  a lost connection before the message went out whole is temporary too (the server cannot have
+  it); the sender reconnects for the next one. When the server cannot be reached
   at all, no row is marked ``sending``: each one still owed records the try (``attempts``) and
   the error (``last_error``) and stays owed, due at once, for the next run; rows whose digest is
   empty are still marked ``skipped`` (that needs no server). Such tries count towards
@@ -59,6 +64,7 @@ from email.utils import parseaddr
 
 import db
 from db.clock import iso_utc
+from db.digests import CANCELLED
 
 from .chart import area_chart
 from .errors import DigestError, MessageError, OutboxError, SmtpSetupError, WeekNotOver
@@ -228,11 +234,12 @@ class DeliveryError(Exception):
     ``unanswered`` (it went out whole and no answer came: the server may have it)."""
 
     def __init__(self, message: str, *, temporary: bool, connection_lost: bool = False,
-                 unanswered: bool = False) -> None:
+                 unanswered: bool = False, stage: str = "") -> None:
         super().__init__(message)
         self.temporary = temporary
         self.connection_lost = connection_lost
         self.unanswered = unanswered
+        self.stage = stage  # the command the server refused: "RCPT TO", "DATA", or ""
 
 
 class _KnowsWhenTheMessageIsOut:
@@ -271,6 +278,68 @@ class CannotConnect(Exception):
 class SenderRefused(CannotConnect):
     """The server answered MAIL FROM with a permanent refusal (5xx): it takes no message from
     this sender (``mail_from``, or the login's right to use it), whoever the reader."""
+
+
+# Postfix's own words for refusing the session, not a reader: relaying for this client, the
+# client host, its HELO name, the sender. With smtpd_delay_reject = yes (its default) they come as
+# the answer to RCPT TO, the reader's address in front, so by the code alone each looks like that
+# reader's refusal. Each with what the operator should check.
+_SESSION_REFUSALS = {
+    "relay access denied": "that the server relays for this host (its mynetworks or client "
+                           "rules), or for smtp_username's login",
+    "sender address rejected": "mail_from, and smtp_username if the server wants a login to "
+                               "send as it",
+    "client host rejected": "that the server takes mail from this host (its client rules, this "
+                            "host's reverse DNS)",
+    "helo command rejected": "the name this host gives in EHLO (the server may want a "
+                             "fully-qualified name it can resolve)",
+}
+# This many readers in a row refused for good with the same reply (their address taken out), at
+# the same command and with no reader accepted in between: the refusal is the server's (a relay
+# rule, a content filter), not each reader's. Fewer cannot be told from readers' own refusals.
+SAME_REFUSAL_LIMIT = 3
+
+
+class _RefusalStreak:
+    """The readers refused for good, one after another, with the same reply."""
+
+    def __init__(self) -> None:
+        self.key: tuple[str, str] | None = None
+        self.refused: list[tuple[str, DeliveryError]] = []
+
+    def add(self, email: str, error: DeliveryError) -> None:
+        # The reply without the reader's address (Postfix puts it in front: "<a@x>: ...").
+        text = re.sub(re.escape(email), "", str(error), flags=re.IGNORECASE)
+        key = (error.stage, text)
+        if key != self.key:
+            self.key, self.refused = key, []
+        self.refused.append((email, error))
+
+    def clear(self) -> None:
+        self.key, self.refused = None, []
+
+    def servers(self, settings: Mapping[str, Any]) -> str | None:
+        """Why the refusals so far are the server's, as one line; None while they may be the
+        readers' own."""
+        if not self.refused:
+            return None
+        where = f"the SMTP server at {settings['smtp_host']}:{settings['smtp_port']}"
+        _, error = self.refused[0]
+        advice = next((check for phrase, check in _SESSION_REFUSALS.items()
+                       if phrase in str(error).lower()), None)
+        if advice is not None:
+            email, error = self.refused[-1]
+            return (f"{where} refused {email} at {error.stage} ({error}), which is its refusal "
+                    f"of this client or sender, not of the readers: check {advice}")
+        if len(self.refused) < SAME_REFUSAL_LIMIT:
+            return None
+        advice = ("the server's log and its content filter: it refuses the digest itself"
+                  if error.stage == "DATA" else "the server's log and its relay and recipient "
+                  "rules for this host, smtp_username and mail_from")
+        return (f"{where} refused {len(self.refused)} readers in a row "
+                f"({', '.join(email for email, _ in self.refused)}) at {error.stage} ({error}), "
+                "the same reply for each but the address, which is its refusal of this client, "
+                f"sender or message, not of the readers: check {advice}")
 
 
 def _is_temporary(code: int) -> bool:
@@ -349,7 +418,8 @@ class SmtpTransport:
             code, text = error.recipients.get(email, (550, b"refused"))
             if code == 421:  # smtplib has closed the session: the next message reconnects
                 self._drop()
-            raise DeliveryError(_reply(code, text), temporary=_is_temporary(code)) from error
+            raise DeliveryError(_reply(code, text), temporary=_is_temporary(code),
+                                stage="RCPT TO") from error
         except smtplib.SMTPSenderRefused as error:
             code = error.smtp_code
             if code == 421:
@@ -371,7 +441,9 @@ class SmtpTransport:
             if error.smtp_code in (421,):
                 self._drop()
             raise DeliveryError(_reply(error.smtp_code, error.smtp_error),
-                                temporary=_is_temporary(error.smtp_code)) from error
+                                temporary=_is_temporary(error.smtp_code),
+                                stage="DATA" if isinstance(error, smtplib.SMTPDataError)
+                                else "") from error
         except (OSError, smtplib.SMTPException) as error:
             out = self._message_out()
             self._drop()
@@ -499,7 +571,7 @@ class SendReport:
     # rows are composed again on every run; one that matches now is sent and counted in `sent`).
     already: int = 0
     files: list[str] = field(default_factory=list)  # outbox .eml files written
-    aborted: str | None = None  # why nothing more could be sent (server unreachable)
+    aborted: str | None = None  # why nothing more could be sent (server unreachable, refusing)
     unreachable: list[str] = field(default_factory=list)  # owed, not sent because of `aborted`
 
     @property
@@ -579,6 +651,40 @@ def resolve_delivery(store: Any, email: str, week: Week, *, arrived: bool) -> di
         return store.resolve_delivery(email, week.label, arrived=arrived)
 
 
+@dataclass
+class ResendReport:
+    """What ``resend_failed`` did to the failed deliveries of one week."""
+
+    week: str
+    resent: list[str] = field(default_factory=list)  # owed again: the next send sends each
+    cancelled: list[str] = field(default_factory=list)  # left failed: the operator's decision
+    removed: list[str] = field(default_factory=list)  # left failed: no longer subscribed
+
+
+def resend_failed(store: Any, week: Week) -> ResendReport:
+    """Every failed delivery of ``week`` owed again at once, as ``resolve_delivery(arrived=False)``
+    does for one (after a relay refused a whole run, or once what made them fail is fixed): the
+    next send of the week sends each, with the Message-ID it was tried with. A failed delivery
+    was never accepted by the server, so none is sent twice; sent, skipped, owed and in-doubt
+    ones are not touched. Those the operator cancelled stay failed (the operator's word, and a
+    cancelled delivery may have been one in doubt), as do those of readers no longer
+    subscribed. Under the sender's lock and in one transaction: all of them or none."""
+    report = ResendReport(week.label)
+    with _sender_lock(store), store.write():
+        for row in store.deliveries(week.label):
+            if row["status"] != "failed":
+                continue
+            email = row["subscriber"]
+            if row["last_error"] == CANCELLED:
+                report.cancelled.append(email)
+            elif not row["active"]:
+                report.removed.append(email)
+            else:
+                store.resolve_delivery(email, week.label, arrived=False)
+                report.resent.append(email)
+    return report
+
+
 def cancel_delivery(store: Any, email: str, week: Week) -> dict[str, Any]:
     """An owed delivery the operator does not want sent (a stale week, a subscriber who left):
     recorded failed, final. Under the sender's lock, as ``resolve_delivery``."""
@@ -600,6 +706,22 @@ def check_week_over(week: Week, now: datetime, *, partial_week: bool = False) ->
             "would never get the rest of the week's items (wait, or add --partial-week to send "
             "the week so far and count it as sent)"
         )
+
+
+def _put_back(store: Any, week: Week, report: SendReport, streak: _RefusalStreak, reason: str,
+              now: datetime) -> None:
+    """The server refuses this client, sender or message, whoever the reader: the deliveries
+    it refused so are owed again (due at once, each keeping its Message-ID), and the run stops
+    as when the server cannot be reached."""
+    report.aborted = reason
+    refused = [email for email, _ in streak.refused]
+    for email in refused:
+        store.delivery_retry(email, week.label, reason, iso_utc(now))
+    report.failed = [row for row in report.failed if row["email"] not in refused]
+    report.unreachable.extend(refused)
+    streak.clear()
+    log.error("digest %s: %s; what is owed stays owed for the next run", week.label, reason,
+              extra=REPORTED)
 
 
 def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: bool,
@@ -651,6 +773,7 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
         progress.set_total(len(owed))
     max_attempts = max(1, int(settings["delivery_max_attempts"]))
     retry_minutes = float(settings["delivery_retry_minutes"])
+    streak = _RefusalStreak()
 
     def cannot_build(email: str, error: Exception) -> None:
         """One subscriber's message cannot be made (its data, e.g. a line break in the name,
@@ -759,10 +882,16 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
                     report.failed.append({"email": email, "error": reason})
                     log.error("digest %s: %s failed: %s", week.label, email, reason,
                               extra=REPORTED)
+                    if not error.temporary and error.stage:
+                        streak.add(email, error)
+                        server_refused = streak.servers(settings)
+                        if server_refused is not None:
+                            _put_back(store, week, report, streak, server_refused, now)
                 emit(f"{email}: {error}")
                 if progress is not None:
                     progress.advance(failed=1)
                 continue
+            streak.clear()  # a reader accepted: the server does take mail
             if not dry_run:
                 store.delivery_sent(email, week.label)
             report.sent.append(email)

@@ -20,6 +20,11 @@ to what happens to it:
 
 ``server.sender_reply = "553 5.7.1 ..."`` answers MAIL FROM with that instead of 250 (a
 gateway that refuses the sender); None (the default) accepts it.
+``server.rcpt_reply = "554 5.7.1 <{address}>: Relay access denied"`` answers RCPT TO with that
+(``{address}``: the recipient's) for every recipient with no ``behaviour`` of its own, as a relay
+that refuses the session does (Postfix reports a refused client, HELO or sender at RCPT TO when
+``smtpd_delay_reject = yes``); ``server.data_reply`` does the same for the end of DATA (a content
+filter). Both None by default.
 ``server.ehlo = False`` answers EHLO with 502, as a server that speaks only the old SMTP (or a
 firewall's SMTP "fixup" in front of one) does: HELO still works.
 
@@ -79,7 +84,9 @@ class _Handler:
         return "250 OK"
 
     async def handle_RCPT(self, smtp, session, envelope, address, rcpt_options):  # noqa: ANN001
-        action = self.server.behaviour.get(address.lower(), "accept")
+        action = self.server.behaviour.get(address.lower())
+        if action is None and self.server.rcpt_reply:
+            return self.server.rcpt_reply.format(address=address)
         if action == "451":
             return "451 4.2.1 Mailbox temporarily unavailable, try later"
         if action == "421":
@@ -93,10 +100,12 @@ class _Handler:
 
     async def handle_DATA(self, smtp, session, envelope):  # noqa: ANN001
         rcpt = envelope.rcpt_tos[0].lower()
-        action = self.server.behaviour.get(rcpt, "accept")
+        action = self.server.behaviour.get(rcpt)
         data = envelope.original_content or envelope.content
         if isinstance(data, str):
             data = data.encode()
+        if action is None and self.server.data_reply:
+            return self.server.data_reply.format(address=rcpt)
         if action == "552":
             return "552 5.2.2 Mailbox full"
         if action == "drop":
@@ -137,6 +146,9 @@ class SmtpServer:
         self.logins: list[str] = []
         self.behaviour = {k.lower(): v for k, v in (behaviour or {}).items()}
         self.sender_reply: str | None = None  # MAIL FROM's answer, when not 250
+        # RCPT TO's and DATA's answer for recipients without a behaviour, when not 250
+        self.rcpt_reply: str | None = None
+        self.data_reply: str | None = None
         self.ehlo = True  # False: EHLO is answered 502 (HELO only)
         self.received: list[Received] = []
         self.lock = threading.Lock()

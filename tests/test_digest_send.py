@@ -364,6 +364,117 @@ def test_a_sender_the_server_refuses_stops_the_run_and_every_digest_stays_owed(s
     assert {r.mail_from for r in smtp.messages} == {"digest@agency.example"}
 
 
+def rows_of(db_path):
+    with db.open_store(db_path) as s:
+        return {r["subscriber"]: r for r in s.deliveries(WEEK.label)}
+
+
+def test_a_relay_refusal_at_rcpt_stops_the_run_and_every_digest_stays_owed(store, smtp,
+                                                                         stiwatch, db_path):
+    # Postfix refusing this client ("Relay access denied") answers RCPT TO, so each reader's
+    # digest was recorded failed for good, one after another, as if each address were wrong.
+    smtp.rcpt_reply = "554 5.7.1 <{address}>: Relay access denied"
+    store.close()
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
+    assert result.exit_code == 1
+    [line] = result.output.splitlines()
+    assert line == (f"Error: the SMTP server at 127.0.0.1:{smtp.port} refused all@example.org at "
+                    "RCPT TO (554 5.7.1 <all@example.org>: Relay access denied), which is its "
+                    "refusal of this client or sender, not of the readers: check that the server "
+                    "relays for this host (its mynetworks or client rules), or for smtp_username's "
+                    "login; 3 digests of 2026-W47 stay owed for the next run (`stiwatch digest "
+                    "status` shows them)")
+    rows = rows_of(db_path)
+    assert {email: r["status"] for email, r in rows.items()} == {
+        "all@example.org": "pending", "eu@example.org": "pending", "sec@example.org": "pending",
+        "space@example.org": "skipped"}
+    assert smtp.messages == []
+    assert [r["subscriber"] for r in rows.values() if r["message_id"]] == ["all@example.org"]
+    tried = rows["all@example.org"]["message_id"]
+
+    smtp.rcpt_reply = None  # the relay fixed: each reader gets the week once
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
+    assert result.exit_code == 0, result.output
+    assert "3 sent via SMTP" in result.output
+    assert sorted(r.rcpt for r in smtp.messages) == ["all@example.org", "eu@example.org",
+                                                     "sec@example.org"]
+    [message] = smtp.to("all@example.org")
+    assert message["Message-ID"] == tried  # the same message, not a new one
+
+
+@pytest.mark.parametrize("where, reply, shown, check", [
+    ("rcpt", "550 5.7.1 Unable to relay for {address}", "RCPT TO (550 5.7.1 Unable to relay for "
+     "a1@example.org)", "the server's log and its relay and recipient rules for this host, "
+     "smtp_username and mail_from"),
+    ("data", "554 5.7.1 Message rejected by content policy", "DATA (554 5.7.1 Message rejected "
+     "by content policy)", "the server's log and its content filter: it refuses the digest "
+     "itself"),
+])
+def test_the_same_permanent_refusal_for_three_readers_in_a_row_is_the_servers(
+        store, smtp, stiwatch, db_path, where, reply, shown, check):
+    # A refusal by a relay or content filter whose wording we do not know: by its code alone
+    # it looked like each reader's own, and every reader of the week was failed for good.
+    store.save_subscribers([{"email": f"a{n}@example.org"} for n in range(1, 5)])
+    store.close()
+    setattr(smtp, f"{where}_reply", reply)
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
+    assert result.exit_code == 1
+    [line] = result.output.splitlines()
+    assert line == (f"Error: the SMTP server at 127.0.0.1:{smtp.port} refused 3 readers in a row "
+                    f"(a1@example.org, a2@example.org, a3@example.org) at {shown}, the same "
+                    "reply for each but the address, which is its refusal of this client, sender "
+                    f"or message, not of the readers: check {check}; 7 digests of 2026-W47 stay "
+                    "owed for the next run (`stiwatch digest status` shows them)")
+    rows = rows_of(db_path)
+    assert {r["status"] for e, r in rows.items() if e != "space@example.org"} == {"pending"}
+    assert [e for e, r in rows.items() if r["message_id"]] == [
+        "a1@example.org", "a2@example.org", "a3@example.org"]  # tried: Message-IDs kept
+    ids = {e: rows[e]["message_id"] for e in ("a1@example.org", "a2@example.org")}
+
+    setattr(smtp, f"{where}_reply", None)
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
+    assert result.exit_code == 0, result.output
+    assert "7 sent via SMTP" in result.output
+    assert {e: smtp.to(e)[0]["Message-ID"] for e in ids} == ids
+    assert len(smtp.messages) == 7
+
+
+def test_a_relay_that_takes_some_readers_then_refuses_three_says_why_the_rest_are_not_sent(
+        store, smtp, stiwatch, db_path):
+    # The report said "not sent (server unreachable)" of readers a reachable server refused.
+    store.save_subscribers([{"email": "t@example.org"}])
+    store.close()
+    smtp.behaviour["all@example.org"] = "accept"  # the relay's own domain, say
+    smtp.rcpt_reply = "550 5.7.1 Unable to relay for {address}"
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
+    assert result.exit_code == 1
+    report, _, error = result.output.splitlines()
+    assert report == ("Digest 2026-W47 (2 policy items): 1 sent via SMTP, 1 with nothing "
+                      "matching, 0 to retry, 0 failed, 0 done earlier, 0 waiting to retry, 3 not "
+                      "sent (the run stopped: see the error below).")
+    assert error.startswith(f"Error: the SMTP server at 127.0.0.1:{smtp.port} refused 3 readers "
+                            "in a row (eu@example.org, sec@example.org, t@example.org) at RCPT TO")
+    assert error.endswith("; 3 digests of 2026-W47 stay owed for the next run (`stiwatch digest "
+                          "status` shows them)")
+    assert {e: r["status"] for e, r in rows_of(db_path).items()} == {
+        "all@example.org": "sent", "eu@example.org": "pending", "sec@example.org": "pending",
+        "space@example.org": "skipped", "t@example.org": "pending"}
+
+
+def test_readers_refused_alike_but_not_in_a_row_are_each_their_own(store, smtp, db_path):
+    """An accepted reader in between (a relay that takes its own domain only), a different
+    reply, or fewer than three readers: the refusals are the readers', as before."""
+    store.save_subscribers([{"email": "a1@example.org"}, {"email": "a2@example.org"}])
+    smtp.rcpt_reply = "550 5.7.1 Unable to relay for {address}"
+    smtp.behaviour.update({"all@example.org": "accept", "eu@example.org": "550"})
+    report = send_week(store, settings_for(smtp), WEEK)
+    # a1, a2 (alike), all accepted, eu (its own 5.1.1), sec (alike again): no three in a row
+    assert report.aborted is None and report.sent == ["all@example.org"]
+    assert [r["email"] for r in report.failed] == ["a1@example.org", "a2@example.org",
+                                                   "eu@example.org", "sec@example.org"]
+    assert states(store)["sec@example.org"] == "failed"
+
+
 def test_a_server_that_does_not_take_ehlo_is_greeted_with_helo(store, smtp, stiwatch):
     # Once EHLO was refused, smtplib sent MAIL FROM with no greeting at all: "503 Error: send
     # HELO first", and each reader's digest was refused (a firewall's SMTP fixup in front of a
@@ -561,6 +672,64 @@ def test_resolve_resend_sends_a_delivery_in_doubt_or_failed_once_more(store, smt
         assert line.startswith("Error: ") and message in line, (args, line)
 
 
+def test_resolve_resend_all_failed_makes_every_failed_delivery_of_the_week_owed_once_more(
+        store, smtp, stiwatch, db_path):
+    # After a bad run each failed delivery had to be resent by hand, one command per reader.
+    store.save_subscribers([{"email": e} for e in ("c@example.org", "gone@example.org",
+                                                   "x@example.org")])
+    store.close()
+    smtp.behaviour.update({"eu@example.org": "550", "gone@example.org": "550",
+                           "x@example.org": "550", "c@example.org": "451"})
+    env = smtp.settings_env()
+    assert stiwatch("digest", "send", "--week", "2026-W47", env=env).exit_code == 1
+    assert stiwatch("digest", "resolve", "c@example.org", "--week", "2026-W47",
+                    "--cancel").exit_code == 0
+    assert stiwatch("subscribers", "remove", "gone@example.org").exit_code == 0
+    before = rows_of(db_path)
+    assert [e for e, r in before.items() if r["status"] == "failed"] == [
+        "c@example.org", "eu@example.org", "gone@example.org", "x@example.org"]
+
+    result = stiwatch("digest", "resolve", "--week", "2026-W47", "--resend", "--all-failed")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "2026-W47: 2 failed deliveries owed again (eu@example.org, x@example.org); the next "
+        "`stiwatch digest send --week 2026-W47` or `stiwatch run --digest` sends them.",
+        "Left failed, cancelled by the operator: c@example.org",
+        "Left failed, no longer subscribed: gone@example.org",
+    ]
+    after = rows_of(db_path)
+    assert {e: r["status"] for e, r in after.items()} == {
+        "all@example.org": "sent", "c@example.org": "failed", "eu@example.org": "pending",
+        "gone@example.org": "failed", "sec@example.org": "sent", "space@example.org": "skipped",
+        "x@example.org": "pending"}
+
+    smtp.behaviour.clear()
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+    assert result.exit_code == 0, result.output
+    assert "2 sent via SMTP" in result.output
+    for email in ("eu@example.org", "x@example.org"):
+        [message] = smtp.to(email)
+        assert message["Message-ID"] == before[email]["message_id"]  # the one tried before
+    assert len(smtp.to("all@example.org")) == 1 and smtp.to("c@example.org") == []
+    assert smtp.to("gone@example.org") == []
+
+    result = stiwatch("digest", "resolve", "--week", "2026-W47", "--resend", "--all-failed")
+    assert result.exit_code == 0
+    assert result.output.splitlines()[0] == "2026-W47: no failed delivery to resend."
+
+    for args, message in [
+        (("--all-failed",), "--all-failed goes with --resend and no EMAIL"),
+        (("--sent", "--all-failed"), "--all-failed goes with --resend and no EMAIL"),
+        (("eu@example.org", "--resend", "--all-failed"),
+         "--all-failed goes with --resend and no EMAIL"),
+        (("--resend",), "give the EMAIL of the delivery to resolve, or `--resend --all-failed`"),
+    ]:
+        result = stiwatch("digest", "resolve", *args, "--week", "2026-W47")
+        assert result.exit_code == 2, (args, result.output)
+        [line] = result.output.splitlines()
+        assert line.startswith("Error: ") and message in line, (args, line)
+
+
 def test_resolve_cancel_settles_an_owed_delivery_by_never_sending_it(store, smtp, stiwatch,
                                                                      db_path):
     """An owed delivery the operator does not want sent (a stale week): failed, final."""
@@ -718,6 +887,38 @@ def test_a_failed_digest_step_is_one_line_on_stderr_and_the_log_file_keeps_the_r
     logged = log_file.read_text(encoding="utf-8")
     assert " ERROR stiwatch.digest: " in logged and "perm@example.org failed: 550" in logged
     assert " WARNING stiwatch.digest: " in logged and "temp@example.org temporarily" in logged
+
+
+def test_a_scheduled_run_refused_by_the_relay_is_one_line_and_leaves_the_week_owed(
+        db_path, feed, smtp):
+    """`--quiet run --digest` as cron runs it: one `Error:` line naming the relay's refusal."""
+    from zoneinfo import ZoneInfo
+
+    from digest.weeks import last_complete_week
+
+    week = last_complete_week(ZoneInfo("Asia/Tokyo"))
+    when = (week.start + timedelta(days=2)).astimezone(timezone.utc).isoformat()
+    s = build(db_path, [story("https://x.example/a", when, title="A story")])
+    s.save_subscribers([{"email": e} for e in ("a@example.org", "b@example.org")])
+    only_source(s, feed)
+    s.close()
+    smtp.rcpt_reply = "554 5.7.1 <{address}>: Client host rejected: Access denied"
+    run = run_digest(db_path, smtp.settings_env())
+    assert run.returncode == 1 and run.stdout == ""
+    [line] = run.stderr.splitlines()
+    assert line.startswith(f"Error: digest: {week.label}: 1 policy items, 0 sent (smtp)")
+    assert line.endswith(f"2 not sent: the SMTP server at 127.0.0.1:{smtp.port} refused "
+                         "a@example.org at RCPT TO (554 5.7.1 <a@example.org>: Client host "
+                         "rejected: Access denied), which is its refusal of this client or "
+                         "sender, not of the readers: check that the server takes mail from "
+                         "this host (its client rules, this host's reverse DNS)"), line
+    with db.open_store(db_path) as s:
+        assert {r["status"] for r in s.deliveries(week.label)} == {"pending"}
+
+    smtp.rcpt_reply = None
+    run = run_digest(db_path, smtp.settings_env())
+    assert run.returncode == 0, run.stderr
+    assert sorted(r.rcpt for r in smtp.messages) == ["a@example.org", "b@example.org"]
 
 
 def states_of_path(db_path):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from digest.send import (cancel_delivery, chart_path, render_preview, resolve_delivery,
-                         send_week)
+from digest.send import (cancel_delivery, chart_path, render_preview, resend_failed,
+                         resolve_delivery, send_week)
 from digest.weeks import week_or_default
 
 from ..app import App, pass_app
@@ -109,7 +109,8 @@ def _print_report(app: App, report) -> None:  # noqa: ANN001
                f"{report.already} done earlier, {len(report.waiting)} waiting to retry"
                + (f", {doubt} in doubt" if (doubt := len(report.doubtful))
                   else "")
-               + (f", {len(report.unreachable)} not sent (server unreachable)."
+               + (f", {len(report.unreachable)} not sent (the run stopped: see the error "
+                  "below)."
                   if report.unreachable else "."))
     if report.skipped:
         click.echo("Nothing matched, nothing sent to: " + ", ".join(report.skipped))
@@ -135,7 +136,7 @@ def _print_report(app: App, report) -> None:  # noqa: ANN001
 
 
 @digest_group.command("resolve")
-@click.argument("email")
+@click.argument("email", required=False)
 @click.option("--week", default=None, metavar="W", help=WEEK_HELP)
 @click.option("--sent", "arrived", is_flag=True,
               help="It arrived (e.g. the mail server's log shows it): record it as sent.")
@@ -145,9 +146,12 @@ def _print_report(app: App, report) -> None:  # noqa: ANN001
 @click.option("--cancel", is_flag=True,
               help="Do not send it (an owed or in-doubt delivery of a stale week, a reader who "
               "left): recorded failed, 'cancelled by the operator'.")
+@click.option("--all-failed", is_flag=True,
+              help="With --resend and no EMAIL: every failed delivery of the week owed again "
+              "(not those cancelled, nor those of removed subscribers).")
 @pass_app
-def resolve_command(app: App, email: str, week: str | None, arrived: bool,
-                    resend: bool, cancel: bool) -> None:
+def resolve_command(app: App, email: str | None, week: str | None, arrived: bool,
+                    resend: bool, cancel: bool, all_failed: bool) -> None:
     """Say what became of a delivery in doubt, so it is neither lost nor sent twice.
 
     A delivery is in doubt (`sending`, "no answer after the message was sent" in `digest
@@ -156,11 +160,26 @@ def resolve_command(app: App, email: str, week: str | None, arrived: bool,
     ask the reader), then give --sent or --resend. --resend also makes a failed delivery owed
     again, e.g. once its subscriber's name is fixed. --cancel settles an owed delivery (in
     doubt or pending, e.g. of a week older than digest_catch_up_weeks) by not sending it.
+
+    `--resend --all-failed` (no EMAIL) makes every failed delivery of the week owed again at
+    once, e.g. after a relay refused a whole run: the next send sends each, once, with the
+    Message-ID it was tried with. Sent and in-doubt deliveries are never touched; cancelled
+    ones, and those of removed subscribers, stay failed.
     """
+    if all_failed and (email or not resend or arrived or cancel):
+        raise UserError("--all-failed goes with --resend and no EMAIL: `stiwatch digest resolve "
+                        "--week W --resend --all-failed` (a delivery in doubt is settled one by "
+                        "one, after a look at the mail server's log)")
     if arrived + resend + cancel != 1:
         raise UserError("give one of --sent, --resend or --cancel: --sent if it arrived, "
                         "--resend to have it sent again, --cancel to send it never")
+    if not all_failed and not email:
+        raise UserError("give the EMAIL of the delivery to resolve, or `--resend --all-failed` "
+                        "for every failed delivery of the week")
     chosen = week_or_default(week, app.settings["timezone"])
+    if all_failed:
+        _resend_all_failed(app, chosen)
+        return
     email = email.strip().lower()
     if cancel:
         cancel_delivery(app.store(), email, chosen)
@@ -172,6 +191,21 @@ def resolve_command(app: App, email: str, week: str | None, arrived: bool,
     else:
         app.echo(f"{chosen.label} {email}: owed again; the next `stiwatch digest send --week "
                  f"{chosen.label}` or `stiwatch run --digest` sends it.")
+
+
+def _resend_all_failed(app: App, week) -> None:  # noqa: ANN001
+    report = resend_failed(app.store(), week)
+    n = len(report.resent)
+    if n:
+        app.echo(f"{week.label}: {n} failed deliver{'y' if n == 1 else 'ies'} owed again "
+                 f"({', '.join(report.resent)}); the next `stiwatch digest send --week "
+                 f"{week.label}` or `stiwatch run --digest` sends {'it' if n == 1 else 'them'}.")
+    else:
+        app.echo(f"{week.label}: no failed delivery to resend.")
+    for emails, why in ((report.cancelled, "cancelled by the operator"),
+                        (report.removed, "no longer subscribed")):
+        if emails:
+            app.echo(f"Left failed, {why}: {', '.join(emails)}")
 
 
 @digest_group.command("status")
