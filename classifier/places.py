@@ -87,7 +87,8 @@ _WORD_ACRONYMS = frozenset(
     "rise seed nice heart bio case ice fame dare hope cost ace base core".split())
 
 
-PLACE_FILES = ("places.toml", "places_agencies.toml", "places_economy.toml", "places_cjk.toml")
+PLACE_FILES = ("places.toml", "places_agencies.toml", "places_economy.toml", "places_cjk.toml",
+               "places_europe.toml")
 
 
 def _group(keys: tuple) -> bool:

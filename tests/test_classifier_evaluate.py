@@ -188,7 +188,11 @@ def test_errors_lists_what_each_wrong_item_missed_and_added(stiwatch, tmp_path: 
 # domains 0.721 / 0.824, countries 0.901 / 0.962, areas 0.704 / 0.769). `europe`, 48 briefs in
 # German, French and Spanish by a helper, measured after the first German/French/Spanish cues
 # were written without it (before / after them: policy 0.462 / 0.868, areas 0.369 / 0.513,
-# domains 0.512 / 0.612, countries 0.878 both).
+# domains 0.512 / 0.612, countries 0.878 both), then used for a second round (1.0, 0.739,
+# 0.821, 0.919); `europe2`, 45 more in German, French, Spanish and Italian, measured only
+# (before the German/French/Spanish cues / after round one / after round two: policy 0.323 /
+# 0.791 / 0.818, areas 0.407 / 0.554 / 0.571, domains 0.513 / 0.591 / 0.667, countries
+# 0.842 / 0.842 / 0.854).
 @pytest.mark.parametrize("name, floors", [
     ("news_dev_briefs.jsonl", {"policy": 0.92, "domains": 0.85, "countries": 0.95}),
     ("news_dev_articles.jsonl", {"policy": 0.92, "domains": 0.9, "countries": 0.93}),
@@ -197,7 +201,8 @@ def test_errors_lists_what_each_wrong_item_missed_and_added(stiwatch, tmp_path: 
     ("news_dev_cjk.jsonl", {"policy": 0.95, "domains": 0.9, "countries": 0.9}),
     ("news_dev_cjk2.jsonl", {"policy": 0.95, "domains": 0.9, "countries": 0.95}),
     ("news_dev_cjk3.jsonl", {"policy": 0.88, "domains": 0.8, "countries": 0.93}),
-    ("news_dev_europe.jsonl", {"policy": 0.85, "domains": 0.6, "countries": 0.85}),
+    ("news_dev_europe.jsonl", {"policy": 0.95, "domains": 0.75, "countries": 0.88}),
+    ("news_dev_europe2.jsonl", {"policy": 0.78, "domains": 0.6, "countries": 0.82}),
 ])
 def test_rules_alone_on_development_news(stiwatch, name, floors):
     result = stiwatch("evaluate", str(FIXTURES / "classifier" / name), "--json", "--no-model")
@@ -206,7 +211,7 @@ def test_rules_alone_on_development_news(stiwatch, name, floors):
     assert report["policy"]["f1"] >= floors["policy"]
     assert report["domains"]["micro_f1"] >= floors["domains"]
     assert report["countries"]["micro_f1"] >= floors["countries"]
-    assert report["areas"]["micro_f1"] >= (0.5 if "europe" in name else 0.65)
+    assert report["areas"]["micro_f1"] >= (0.55 if "europe" in name else 0.65)
 
 
 def test_domains_on_varied_wording_and_near_misses(stiwatch):
