@@ -444,7 +444,7 @@ def title_codes(gazetteer: Gazetteer, title: str, kinds: frozenset[str] = NAMING
     "Korean-Swiss call"), and by ``kinds`` of name more. The ranker's feature: there an
     agency's name in a title says whose programme it is, not that a second country is a
     subject."""
-    hits, _body = gazetteer._hits(title or "", "")
+    hits, _body, _leads = gazetteer._hits(title or "", "")
     return {key[0] for _weight, keys in hits for key in keys
             if key[1] in kinds and not key[0].startswith("@")}
 

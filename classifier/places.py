@@ -216,10 +216,14 @@ class Gazetteer:
         return _load(str(path) if path is not None else None)
 
     # -- tagging -------------------------------------------------------------------------------
-    def _hits(self, title: str, text: str) -> tuple[list[tuple[float, tuple]], str]:
-        """(position weight, keys) for every hit that counts, and the scanned text."""
+    def _hits(self, title: str, text: str
+              ) -> tuple[list[tuple[float, tuple]], str, list[tuple[str, int, int, tuple]]]:
+        """(position weight, keys) for every hit that counts, the scanned text, and the hits
+        of the title and lead with their places (normalised part, start, end, keys)."""
         found: list[tuple[float, tuple]] = []
+        leads: list[tuple[str, int, int, tuple]] = []
         hits, body = weighted_hits(self._matcher, title, text, self.settings)
+        in_lead = self.settings["lead_weight"]
         shouting: dict[int, bool] = {}
         for weight, hit, part in hits:
             if not hit.keys:
@@ -238,7 +242,9 @@ class Gazetteer:
             if (hit.keys[0][3] > 1 or hit.keys[0][4]) and _person_context(part, hit.start, hit.end):
                 continue
             found.append((weight, hit.keys))
-        return found, body
+            if part is not body or weight == in_lead:
+                leads.append((part, hit.start, hit.end, hit.keys))
+        return found, body, leads
 
     def evidence(self, title: str, text: str) -> dict[str, float]:
         """Evidence per country code ('@international' for multilateral bodies)."""
@@ -247,19 +253,20 @@ class Gazetteer:
     def _evidence(self, title: str, text: str) -> tuple[dict[str, float], float]:
         """(evidence per code, evidence needed), remembered for the last items: tag() and
         international() of one item share one scan."""
-        return self._scanned(title, text)[1:]
+        return self._scanned(title, text)[1:3]
 
     def _scanned(self, title: str, text: str
-                 ) -> tuple[list[tuple[float, tuple]], dict[str, float], float]:
-        """(hits, evidence per code, evidence needed) of an item, remembered for a batch of
-        them: the country ranker reads a batch's programme descriptions again after the
-        pipeline tagged them all."""
+                 ) -> tuple[list[tuple[float, tuple]], dict[str, float], float,
+                            list[tuple[str, int, int, tuple]]]:
+        """(hits, evidence per code, evidence needed, the title's and lead's hits with their
+        places) of an item, remembered for a batch of them: the country ranker and the
+        country model read a batch's items again after the pipeline tagged them all."""
         key = (title, text)
         found = self._recent.get(key)
         if found is not None:
             return found
-        hits, body = self._hits(title, text)
-        result = hits, self._sum(hits), length_threshold(self.settings, body)
+        hits, body, leads = self._hits(title, text)
+        result = hits, self._sum(hits), length_threshold(self.settings, body), leads
         if len(self._recent) >= RECENT_ITEMS:
             self._recent.clear()
         self._recent[key] = result
@@ -419,25 +426,23 @@ class Gazetteer:
 
     def lists(self, title: str, text: str, kinds: frozenset[str]) -> list[set[str]]:
         """The countries named one after another in a list in the title or the lead ("the
-        research councils of Denmark, Finland, Iceland, Norway and Sweden", "日本、米国、英国"):
+        research councils of Denmark, Finland, Iceland, Norway and Sweden", "日本、米国と英国"):
         one set per list of two or more, by ``kinds`` of name. A list's countries play one
-        part in the sentence: they act together or are partners together."""
-        lead = int(self.settings["lead_chars"])
+        part in the sentence: they act together or are partners together. Read from the
+        item's scan (remembered for the batch), not a new one."""
         out: list[set[str]] = []
-        for part in (title or "", (text or "")[:lead]):
-            part, hits = self._matcher.scan(part)
-            run: list[str] = []
-            last_end = -1
-            for hit in hits:
-                codes = {key[0] for key in hit.keys if key[1] in kinds} if hit.keys else set()
-                if len(codes) != 1:  # a masked name, a body, an ambiguous or group name
-                    run, last_end = _flush(run, out), -1
-                    continue
-                if last_end < 0 or not _LIST_GAP.fullmatch(part[last_end:hit.start]):
-                    run = _flush(run, out)
-                run.append(next(iter(codes)))
-                last_end = hit.end
-            _flush(run, out)
+        run: list[str] = []
+        last: tuple[str, int] | None = None  # (part, end) of the run's last name
+        for part, start, end, keys in self._scanned(title, text)[3]:
+            codes = {key[0] for key in keys if key[1] in kinds}
+            if len(codes) != 1:  # a body, an ambiguous or a group name
+                run, last = _flush(run, out), None
+                continue
+            if last is None or last[0] is not part or not _LIST_GAP.fullmatch(part[last[1]:start]):
+                run = _flush(run, out)
+            run.append(next(iter(codes)))
+            last = (part, end)
+        _flush(run, out)
         return out
 
     def _venues(self, title: str, text: str) -> set[str]:
