@@ -190,6 +190,7 @@ class Classifier:
         # All lexicon taggers of an item run in turn: they share one scan of each text
         # (lexicon.share_scan), and relevance() reuses areas()'s hits.
         self._scan.activate()
+        self.gazetteer.new_batch()
         lexical = [self._lexical(i) for i in items]
         predictions: list[Any] = [None] * len(items)
         read = [n for n, item in enumerate(items) if model_reads(item)]

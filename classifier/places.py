@@ -216,6 +216,13 @@ class Gazetteer:
         return _load(str(path) if path is not None else None)
 
     # -- tagging -------------------------------------------------------------------------------
+    def new_batch(self) -> None:
+        """Forget the scans of earlier batches: those of the coming batch (up to RECENT_ITEMS
+        items) are then all kept until the country model has read them again, where a full
+        memory emptied itself in the middle of a batch and its first items were scanned
+        twice."""
+        self._recent.clear()
+
     def _hits(self, title: str, text: str
               ) -> tuple[list[tuple[float, tuple]], str, list[tuple[str, int, int, tuple]]]:
         """(position weight, keys) for every hit that counts, the scanned text, and the hits
