@@ -150,6 +150,11 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
                 "of the file and of its folder, where SQLite writes its -wal and -shm files")
         if "disk is full" in text:
             return StoreError(f"{self.path}: cannot write to the database: the disk is full")
+        if "disk I/O error" in text:
+            # What SQLite says when a write fails other than for want of space: a file over
+            # the process's size limit (`ulimit -f`, systemd's LimitFSIZE=) or a failing disk.
+            return StoreError(f"{self.path}: cannot write to the database: disk I/O error (a "
+                              "file size limit such as `ulimit -f`, or a failing disk)")
         return None
 
     # -- plumbing ---------------------------------------------------------------------------

@@ -170,3 +170,27 @@ def test_an_older_read_only_store_says_it_needs_migrating(stiwatch, db_path):
     assert line.startswith(f"Error: {db_path}: cannot write to the database")
     assert line.endswith(f"it is at schema version {LATEST_VERSION - 1} and must be migrated to "
                          f"{LATEST_VERSION} once, by a user who can write it and its folder")
+
+
+def test_a_write_the_disk_refuses_is_one_line_naming_the_store(tmp_path):
+    """SQLite reports a write refused other than for want of space (a file over `ulimit -f`,
+    systemd's LimitFSIZE=, a failing disk) as "disk I/O error": it was a traceback."""
+    import resource
+    import sys
+
+    store = tmp_path / "s.db"
+    command = [sys.executable, "-m", "stiwatch", "--db", str(store), "subscribers", "add"]
+    assert subprocess.run([*command, "a@example.org"], capture_output=True).returncode == 0
+
+    def small_files() -> None:  # not even one page more in the -wal
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    result = subprocess.run([*command, "b@example.org", "--name", "B" * 200],
+                            capture_output=True, text=True, preexec_fn=small_files)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"Error: {store}: cannot write to the database: disk I/O error (a file size limit such "
+        "as `ulimit -f`, or a failing disk)"]
+    conn = sqlite3.connect(store)
+    assert conn.execute("SELECT email FROM subscribers").fetchall() == [("a@example.org",)]
+    conn.close()
