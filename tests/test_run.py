@@ -351,3 +351,60 @@ def test_a_lock_file_that_cannot_be_used_is_one_error(tmp_path: Path, lock_file:
         f"Error: {path}: cannot use it as a lock file ({reason.format(tmp=tmp_path)}) "
         "(lock_file is set by env STIWATCH_LOCK_FILE); this run did nothing"]
     assert not db.exists()
+
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A real file system of its own (tmpfs) whose size the test sets with ``resize(bytes)``:
+    a disk that fills up. Needs root (mount); skipped otherwise."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs",
+                              str(mount_point)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+
+    def resize(size: int) -> None:
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(mount_point)], check=True)
+
+    try:
+        yield mount_point, resize
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_a_full_disk_stops_the_crawl_with_one_error_and_the_next_run_stores_the_rest(
+        tmp_path: Path, small_site: Path, small_disk) -> None:
+    """The disk fills up during the crawl: each batch failed with its own ERROR line (a
+    traceback in each for the crawl's bookkeeping) while the crawl fetched on for nothing,
+    then the crawler died "before reporting". Now it stops at the first refused write and
+    says why in one line; the next run, with room again, stores everything."""
+    reference = tmp_path / "reference.db"
+    assert stiwatch(reference, "--quiet", "crawl", "--sources", str(small_site)).returncode == 0
+    articles = rows(reference, "SELECT count(*) FROM items")[0][0]
+    disk, resize = small_disk
+    db = disk / "s.db"
+    assert stiwatch(db, "sources", "sync", str(small_site)).returncode == 0
+    used = sum(f.stat().st_size for f in disk.iterdir())
+    resize(used + 96 * 1024)
+    full = stiwatch(db, "--quiet", "run",
+                    env={"STIWATCH_SCRAPY_SETTINGS": '{"STIWATCH_BATCH_SIZE": 2}'})
+
+    assert full.returncode == 2, full.stderr
+    assert "Traceback" not in full.stderr and full.stdout == "", full.stderr
+    lines = full.stderr.splitlines()
+    assert len(lines) == 2, full.stderr  # the crawler's one ERROR line, then the command's
+    assert " ERROR crawler.pipelines: storing " in lines[0] and "the crawl stops" in lines[0]
+    assert lines[1] == (f"Error: the crawl stopped: {db}: cannot write to the database: the "
+                        "disk is full")
+    assert rows(db, "SELECT count(*) FROM items")[0][0] < articles
+
+    resize(64 * 1024 * 1024)
+    again = stiwatch(db, "--quiet", "run")
+    assert again.returncode == 0, again.stderr
+    assert again.stderr == ""
+    assert rows(db, "SELECT count(*) FROM items")[0][0] == articles
+    assert [row[0] for row in rows(db, "SELECT status FROM crawl_runs ORDER BY id")][-1] == "ok"

@@ -141,6 +141,8 @@ def crawl_command(app: App, sources_file: str | None, source_ids: tuple[str, ...
             f"{totals['partial']} partial, {totals['unchanged']} unchanged, "
             f"{totals['errors']} errors (run {report.run_id}, {report.status})."
         )
+    if report.store_error:
+        raise UserError(f"the crawl stopped: {report.store_error}")
     failure = every_source_failed(report)
     if failure:
         # On stderr even with --quiet (or --json): cron mails only when there is output.
