@@ -408,3 +408,20 @@ def test_a_full_disk_stops_the_crawl_with_one_error_and_the_next_run_stores_the_
     assert again.stderr == ""
     assert rows(db, "SELECT count(*) FROM items")[0][0] == articles
     assert [row[0] for row in rows(db, "SELECT status FROM crawl_runs ORDER BY id")][-1] == "ok"
+
+
+def test_a_lock_file_on_a_full_disk_is_one_error(tmp_path: Path, small_disk) -> None:
+    """Writing the pid into the lock file failed with a traceback when its disk was full."""
+    disk, resize = small_disk
+    resize(64 * 1024)
+    filler = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+    with pytest.raises(OSError):
+        while True:
+            os.write(filler, b"x" * 4096)
+    os.close(filler)
+    lock = disk / "run.lock"
+    result = stiwatch(tmp_path / "s.db", "--quiet", "run", env={"STIWATCH_LOCK_FILE": str(lock)})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"Error: {lock}: cannot use it as a lock file (No space left on device) (lock_file is "
+        "set by env STIWATCH_LOCK_FILE); this run did nothing"]
