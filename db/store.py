@@ -35,6 +35,8 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
                  create: bool = True) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        self.migrated: list[int] = []  # the migrations this open applied
+        self.migrated_from = 0  # the schema version the file had before them (0: a new file)
         version: int | None = None
         create = create and not readonly
         if not create and not self.path.exists():
@@ -85,6 +87,7 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
                 )
         else:
             try:
+                self.migrated_from = version
                 self.migrated = migrate(conn)
                 # Items a migration or another tool queued for the CJK index (a no-op otherwise).
                 self.index_cjk()
