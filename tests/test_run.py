@@ -425,3 +425,18 @@ def test_a_lock_file_on_a_full_disk_is_one_error(tmp_path: Path, small_disk) -> 
     assert result.stderr.splitlines() == [
         f"Error: {lock}: cannot use it as a lock file (No space left on device) (lock_file is "
         "set by env STIWATCH_LOCK_FILE); this run did nothing"]
+
+
+def test_the_log_says_how_each_run_ended(tmp_path: Path) -> None:
+    """The log had "run 1 started" and a line per step, but no line saying the run was over,
+    nor with which status and exit code, unless it stopped early."""
+    db, log_file = tmp_path / "s.db", tmp_path / "stiwatch.log"
+    with MockServer() as server:
+        one_feed(db, tmp_path, "gone", server.url("/gone.xml"))
+        result = stiwatch(db, "--quiet", "run", env={"STIWATCH_LOG_FILE": str(log_file),
+                                                     "STIWATCH_LOG_LEVEL": "INFO"})
+    assert result.returncode == 1
+    lines = [line for line in log_file.read_text().splitlines() if " stiwatch.run: " in line]
+    assert lines[0].endswith(" INFO stiwatch.run: run 1 started: run")
+    assert lines[-1].endswith(" INFO stiwatch.run: run 1 finished: partial, exit 1")
+    assert all(LOG_LINE.match(line) for line in lines)

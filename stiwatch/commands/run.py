@@ -124,6 +124,8 @@ def _run(app: App, with_digest: bool, as_json: bool) -> int:
     status = "partial" if failed else "ok"
     exit_code = EXIT_FAILED if failed else EXIT_OK
     app.store().finish_run(run_id, status, exit_code, steps)
+    # The line that closes "run N started" in the log: grep shows how each run ended.
+    log.info("run %s finished: %s, exit %d", run_id, status, exit_code)
     if as_json:
         echo_json({"run": run_id, "status": status, "exit_code": exit_code, "steps": steps})
     else:
