@@ -440,3 +440,45 @@ def test_the_log_says_how_each_run_ended(tmp_path: Path) -> None:
     assert lines[0].endswith(" INFO stiwatch.run: run 1 started: run")
     assert lines[-1].endswith(" INFO stiwatch.run: run 1 finished: partial, exit 1")
     assert all(LOG_LINE.match(line) for line in lines)
+
+
+def test_run_json_is_one_object_even_when_the_run_ends_early(tmp_path: Path) -> None:
+    """`run --json` printed nothing on stdout when the lock was held (exit 3), the input was
+    bad (exit 2) or a signal stopped it: a monitoring script reading it found no JSON."""
+    db = tmp_path / "s.db"
+    nothing = stiwatch(db, "--quiet", "run", "--json")  # a new store: no sources to crawl
+    assert nothing.returncode == 2
+    report = json.loads(nothing.stdout)
+    assert report["run"] == 1 and report["status"] == "failed" and report["exit_code"] == 2
+    assert "no enabled sources" in report["error"]
+    assert [(step["step"], step["status"]) for step in report["steps"]] == [("crawl", "error")]
+    assert nothing.stderr.splitlines() == [f"Error: {report['error']}"]
+
+    with FileLock(f"{db}.lock"):
+        locked = stiwatch(db, "--quiet", "run", "--json")
+    assert locked.returncode == 3
+    report = json.loads(locked.stdout)
+    assert (report["run"], report["status"], report["exit_code"]) == (None, "locked", 3)
+    assert report["error"].startswith(f"another stiwatch run (pid {os.getpid()}) holds the lock")
+
+    release = threading.Event()
+    with MockServer() as server:
+        @server.route("/slow.xml")
+        def slow(handler) -> None:  # noqa: ANN001
+            release.wait(60)
+            handler.send_body(200, b"<rss version='2.0'><channel><title>t</title></channel></rss>",
+                              "application/rss+xml")
+
+        one_feed(db, tmp_path, "slow", server.url("/slow.xml"))
+        running = stiwatch(db, "--quiet", "run", "--json", wait=False)
+        deadline = time.monotonic() + 90
+        while not server.requested("/slow.xml") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        running.terminate()  # systemctl stop
+        out, err = running.communicate(timeout=120)
+        release.set()
+    assert running.returncode == 143, err
+    report = json.loads(out)
+    assert (report["run"], report["status"], report["exit_code"]) == (2, "failed", 143)
+    assert report["steps"] == [{"step": "crawl", "ok": False, "summary": "interrupted by SIGTERM",
+                                "status": "interrupted"}]
