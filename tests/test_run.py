@@ -142,7 +142,7 @@ def test_a_run_told_to_wait_for_the_lock_runs_once_it_is_free(tmp_path: Path) ->
     assert gave_up.stderr.count("\n") == 1  # --quiet: the error alone
     assert said.returncode == 3
     assert said.stderr.splitlines()[0] == (f"Waiting up to 1s for the lock {db}.lock, held by "
-                                           f"another stiwatch run (pid {os.getpid()})...")
+                                           f"another stiwatch run or crawl (pid {os.getpid()})...")
     assert waiting.returncode == 0, err
     assert rows(db, "SELECT status FROM runs") == [("ok",)]
 
@@ -459,7 +459,8 @@ def test_run_json_is_one_object_even_when_the_run_ends_early(tmp_path: Path) -> 
     assert locked.returncode == 3
     report = json.loads(locked.stdout)
     assert (report["run"], report["status"], report["exit_code"]) == (None, "locked", 3)
-    assert report["error"].startswith(f"another stiwatch run (pid {os.getpid()}) holds the lock")
+    assert report["error"].startswith(f"another stiwatch run or crawl (pid {os.getpid()}) holds "
+                                      "the lock")
 
     release = threading.Event()
     with MockServer() as server:
@@ -482,3 +483,20 @@ def test_run_json_is_one_object_even_when_the_run_ends_early(tmp_path: Path) -> 
     assert (report["run"], report["status"], report["exit_code"]) == (2, "failed", 143)
     assert report["steps"] == [{"step": "crawl", "ok": False, "summary": "interrupted by SIGTERM",
                                 "status": "interrupted"}]
+
+
+def test_a_crawl_by_hand_while_a_run_crawls_does_nothing_and_says_so(tmp_path: Path) -> None:
+    """`stiwatch crawl` took no lock: started by hand during the scheduled run, it fetched
+    every article the run was fetching (130 requests each on the operator's 9 sources), twice
+    the load on every site, and found them stored ("unchanged")."""
+    db = tmp_path / "s.db"
+    with MockServer() as server:
+        one_feed(db, tmp_path, "feed", server.url("/feed.xml"))
+        with FileLock(f"{db}.lock"):  # the scheduled run, mid-crawl
+            crawl = stiwatch(db, "crawl")
+        requested = len(server.requested("/feed.xml"))
+    assert crawl.returncode == 3
+    assert crawl.stderr.splitlines() == [
+        f"Error: another stiwatch run or crawl (pid {os.getpid()}) holds the lock {db}.lock; "
+        "this crawl did nothing"]
+    assert requested == 0

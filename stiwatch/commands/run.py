@@ -17,13 +17,13 @@ from ..errors import UserError, as_user_error
 from ..output import echo_json
 from ..steps import classify_step, crawl_step, digest_step, run_step
 from .classify import load_classifier
-from .crawl import open_synced_store
+from .crawl import EXIT_LOCKED, open_synced_store, take_run_lock
 
 log = logging.getLogger("stiwatch.run")
 
 # Exit statuses cron (or systemd) sees; documented in docs/operations.md. A run stopped by
 # SIGINT or SIGTERM exits 130 or 143 (128 + the signal, as a shell reports it).
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_LOCKED = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2  # and EXIT_LOCKED, 3
 
 
 @click.command("run")
@@ -68,27 +68,12 @@ def run_command(app: App, with_digest: bool, as_json: bool, wait_lock: int) -> N
 
 def _locked_run(app: App, with_digest: bool, as_json: bool, wait_lock: int,
                 outcome: dict) -> int:
-    lock_path = app.settings["lock_file"] or f"{app.db_path}.lock"
-    lock = db.FileLock(lock_path)
     try:
-        try:
-            lock.acquire()
-        except db.LockHeld as held:
-            if not wait_lock:
-                raise
-            # Someone running it by hand would otherwise see nothing for up to an hour.
-            app.echo(f"Waiting up to {wait_lock}s for the lock {held.path}, held by another "
-                     f"stiwatch run (pid {held.holder})...", err=True)
-            lock.acquire(wait=wait_lock)
-    except db.LockUnusable as error:
-        origin = (f"lock_file is set by {app.settings.origin('lock_file')}"
-                  if app.settings["lock_file"] else "the default lock_file, beside the database")
-        raise UserError(f"{error} ({origin}); this run did nothing") from None
-    except db.LockHeld as held:
-        outcome["status"] = "locked"
-        waited = f" (waited {wait_lock}s)" if wait_lock else ""
-        raise UserError(f"another stiwatch run (pid {held.holder}) holds the lock {held.path}"
-                        f"{waited}; this run did nothing", exit_code=EXIT_LOCKED) from None
+        lock = take_run_lock(app, wait_lock, "run")
+    except UserError as error:
+        if error.exit_code == EXIT_LOCKED:
+            outcome["status"] = "locked"
+        raise
     try:
         return _run(app, with_digest, as_json, outcome)
     finally:
