@@ -278,6 +278,9 @@ class StorePipeline:
         record = self.store.record_source_result
         if event.status == "failed":
             report.errors.insert(0, event.error or "unknown error")
+            # One line per failing source, for grep; INFO, not WARNING: a source down for a day
+            # is routine (the crawl goes on; `stiwatch status` lists it), not for cron's mail.
+            logger.info("source %s failed: %s", event.source_id, report.errors[0])
             self._record(record, event.source_id, ok=False, error=event.error)
         elif event.status == "not_modified":
             self._record(record, event.source_id, ok=True, flag=event.flag,

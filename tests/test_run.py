@@ -500,3 +500,26 @@ def test_a_crawl_by_hand_while_a_run_crawls_does_nothing_and_says_so(tmp_path: P
         f"Error: another stiwatch run or crawl (pid {os.getpid()}) holds the lock {db}.lock; "
         "this crawl did nothing"]
     assert requested == 0
+
+
+def test_each_failing_source_is_one_log_line_and_nothing_on_stderr(tmp_path: Path) -> None:
+    """A source that failed while the others worked was only inside the crawl's one-line
+    summary dict (its id, without the reason): no line to grep for it."""
+    db, log_file = tmp_path / "s.db", tmp_path / "stiwatch.log"
+    with MockServer() as server:
+        @server.route("/feed.xml")
+        def feed(handler) -> None:  # noqa: ANN001
+            handler.send_body(200, b"<rss version='2.0'><channel><title>t</title></channel>"
+                              b"</rss>", "application/rss+xml")
+
+        registry = write_registry(tmp_path / "sources.toml", [
+            {"id": source_id, "name": source_id, "kind": "feed", "url": server.url(path),
+             "country": "DE", "language": "de", "org_type": "ministry"}
+            for source_id, path in (("works", "/feed.xml"), ("gone", "/gone.xml"))])
+        assert stiwatch(db, "sources", "sync", str(registry)).returncode == 0
+        result = stiwatch(db, "--quiet", "run", env={"STIWATCH_LOG_FILE": str(log_file),
+                                                     "STIWATCH_LOG_LEVEL": "INFO"})
+    assert result.returncode == 0 and result.stderr == ""  # routine: not mailed by cron
+    lines = [line for line in log_file.read_text().splitlines() if "source gone" in line]
+    assert len(lines) == 1 and LOG_LINE.match(lines[0])
+    assert lines[0].endswith(" INFO crawler.pipelines: source gone failed: HTTP 404 Not Found")
