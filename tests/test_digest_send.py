@@ -1375,8 +1375,9 @@ def test_a_sender_stopped_while_the_server_holds_the_message_leaves_it_in_doubt(
     assert err.splitlines()[-1] == f"Error: interrupted by {signal.Signals(signum).name}", err
     with db.open_store(db_path) as s:
         rows = {row["subscriber"]: row for row in s.deliveries(WEEK.label)}
-    assert rows["s1@example.org"]["status"] == "sending" and rows["s1@example.org"]["unanswered_at"], err
-    assert rows["s1@example.org"]["last_error"].startswith("stopped after the message was sent")
+    stopped = rows["s1@example.org"]
+    assert stopped["status"] == "sending" and stopped["unanswered_at"], err
+    assert stopped["last_error"].startswith("stopped after the message was sent")
     smtp.behaviour.clear()
     smtp.release()
     rerun = subprocess.run([sys.executable, "-m", "stiwatch", "digest", "send", "--week",

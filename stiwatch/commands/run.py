@@ -138,7 +138,7 @@ def _record_stop_before_start(app: App, command: str, error: BaseException) -> i
     job stopped working rather than its last good run. Only in a store that exists: a
     deployment's first run with a bad registry creates nothing."""
     if isinstance(error, db.MigrationInterrupted):
-        return  # recording it would run the very migration the operator just stopped
+        return None  # recording it would run the very migration the operator just stopped
     reason, exit_code = _stopped_by(error)
     try:
         store = app.store()
