@@ -96,6 +96,8 @@ class CrawlReport:
     sources: list[SourceReport] = field(default_factory=list)
     # What it cost: requests, responses, bytes, seconds, peak memory of the crawl process.
     cost: dict[str, Any] = field(default_factory=dict)
+    # Why the store refused to be written (a full disk, a read-only file): the crawl stopped.
+    store_error: str | None = None
 
     @property
     def ok_sources(self) -> int:
@@ -126,4 +128,5 @@ class CrawlReport:
                    for s in data.get("sources", [])]
         return cls(run_id=data.get("run_id"), status=data.get("status", "failed"),
                    started_at=data.get("started_at"), finished_at=data.get("finished_at"),
-                   sources=sources, cost=data.get("cost") or {})
+                   sources=sources, cost=data.get("cost") or {},
+                   store_error=data.get("store_error"))

@@ -123,7 +123,7 @@ class StorePipeline:
             return
         self.flush()
         unreadable = self._unreadable_pages()
-        if reason == "finished":
+        if reason == "finished" and self.report.store_error is None:
             for source_id, (etag, last_modified, flag) in self.validators.items():
                 if source_id in self.incomplete:
                     etag = last_modified = None
@@ -133,12 +133,12 @@ class StorePipeline:
                     # since no longer matches them, so it is read in full.
                     store.replace_listing_validators(source_id, self.listings.get(source_id, {}))
                 flag = self._with_deferred(source_id, unreadable.get(source_id, flag))
-                store.record_source_result(source_id, ok=True, flag=flag,
-                                           etag=etag, last_modified=last_modified)
+                self._record(store.record_source_result, source_id, ok=True, flag=flag,
+                             etag=etag, last_modified=last_modified)
             for source_id, flag in unreadable.items():
                 if source_id not in self.validators:  # a 304: its partial rows were retried
-                    store.record_source_result(source_id, ok=True, flag=flag,
-                                               keep_validators=True)
+                    self._record(store.record_source_result, source_id, ok=True, flag=flag,
+                                 keep_validators=True)
         listed = self.crawler.stats.get_value("stiwatch/sources") or []
         for source_id in listed:
             self._source(source_id)
@@ -146,7 +146,9 @@ class StorePipeline:
             if source.status == "pending":
                 source.errors.append("not crawled: the crawl stopped first"
                                      if reason != "finished" else "no answer from the crawl")
-        if reason != "finished":
+        if self.report.store_error is not None:
+            status = "failed"
+        elif reason != "finished":
             status = "interrupted"
         elif not self.report.sources or self.report.failed_sources == 0:
             status = "ok"
@@ -167,7 +169,7 @@ class StorePipeline:
                    "errors": s.errors[:5]}
             for s in self.report.sources
         }
-        store.finish_crawl_run(self.report.run_id, status, stats)
+        self._record(store.finish_crawl_run, self.report.run_id, status, stats)
         store.close()
         self.store = None
         self._emit({"event": "report", "report": self.report.to_dict()})
@@ -273,15 +275,19 @@ class StorePipeline:
             self._emit({"event": "queued", "source": event.source_id, "queued": event.queued})
             return
         report.status = event.status
+        record = self.store.record_source_result
         if event.status == "failed":
             report.errors.insert(0, event.error or "unknown error")
-            self.store.record_source_result(event.source_id, ok=False, error=event.error)
+            # One line per failing source, for grep; INFO, not WARNING: a source down for a day
+            # is routine (the crawl goes on; `stiwatch status` lists it), not for cron's mail.
+            logger.info("source %s failed: %s", event.source_id, report.errors[0])
+            self._record(record, event.source_id, ok=False, error=event.error)
         elif event.status == "not_modified":
-            self.store.record_source_result(event.source_id, ok=True, flag=event.flag,
-                                            keep_validators=True)
+            self._record(record, event.source_id, ok=True, flag=event.flag,
+                         keep_validators=True)
         else:
-            self.store.record_source_result(event.source_id, ok=True, flag=event.flag,
-                                            keep_validators=True)
+            self._record(record, event.source_id, ok=True, flag=event.flag,
+                         keep_validators=True)
             self.validators[event.source_id] = (event.etag, event.last_modified, event.flag)
         self._emit({"event": "source", "source": event.source_id, "status": event.status,
                     "queued": event.queued, "error": event.error})
@@ -306,8 +312,13 @@ class StorePipeline:
         """A batch the store refused (disk full, a lock held past the busy timeout): its
         sources keep no ETag/Last-Modified, so the next crawl reads their listings again and
         fetches the articles, which it finds not stored."""
-        logger.error("storing %d articles failed: %s: %s", len(batch), type(error).__name__,
-                     error, exc_info=not isinstance(error, sqlite3.Error))
+        if self._store_failed(error):
+            logger.error("storing %d articles failed: %s; the crawl stops (the next crawl "
+                         "fetches what was not stored)", len(batch), error)
+        elif self.report.store_error is None:
+            logger.error("storing %d articles failed: %s: %s", len(batch),
+                         type(error).__name__, error,
+                         exc_info=not isinstance(error, (sqlite3.Error, db.StoreError)))
         counts = Counter(item.row["source_id"] for item in batch)
         for source_id, count in counts.items():
             self.incomplete.add(source_id)
@@ -315,6 +326,36 @@ class StorePipeline:
             self._source(source_id).errors.append(
                 f"{articles} could not be stored ({type(error).__name__}: {error}); the next "
                 f"crawl fetches {them} again")
+
+    def _store_failed(self, error: Exception) -> bool:
+        """Whether ``error`` says the store cannot be written at all (a full disk, a
+        read-only file or folder, an I/O error): then every later batch would fail too, so
+        the crawl stops at once instead of fetching for hours what it cannot keep (a lock
+        held past the busy timeout passes, and is not such an error). True only the first
+        time; the reason goes on the report for the command to say."""
+        if not isinstance(error, db.StoreError) or isinstance(error, db.StoreLocked):
+            return False
+        if self.report.store_error is not None:
+            return False
+        self.report.store_error = str(error)
+        engine = self.crawler.engine
+        if engine is not None and self.crawler.spider is not None:
+            from twisted.internet.defer import Deferred
+
+            closing = Deferred.fromCoroutine(engine.close_spider_async(reason="store unwritable"))
+            closing.addErrback(lambda failure: None)  # closed already (the last batch's write)
+        return True
+
+    def _record(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """A write of the crawl's bookkeeping (source health, the crawl_runs row) that a
+        store refusing writes must not turn into a traceback per source."""
+        try:
+            write(*args, **kwargs)
+        except db.StoreError as error:
+            if self._store_failed(error):
+                logger.error("%s; the crawl stops", error)
+            elif self.report.store_error is None:
+                raise
 
     def _write(self, batch: list[ArticleItem]) -> list[tuple[str, str]]:
         """Save ``batch`` in one transaction; the (source, outcome) of each article."""

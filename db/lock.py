@@ -59,8 +59,13 @@ class FileLock:
             except BaseException:
                 os.close(fd)
                 raise
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as error:  # a full disk: the pid, the next run's clue, cannot be kept
+            os.close(fd)
+            raise LockUnusable(f"{self.path}: cannot use it as a lock file "
+                               f"({error.strerror or error})") from None
         self._fd = fd
 
     def release(self) -> None:

@@ -35,6 +35,8 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
                  create: bool = True) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        self.migrated: list[int] = []  # the migrations this open applied
+        self.migrated_from = 0  # the schema version the file had before them (0: a new file)
         version: int | None = None
         create = create and not readonly
         if not create and not self.path.exists():
@@ -85,6 +87,7 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
                 )
         else:
             try:
+                self.migrated_from = version
                 self.migrated = migrate(conn)
                 # Items a migration or another tool queued for the CJK index (a no-op otherwise).
                 self.index_cjk()
@@ -150,6 +153,11 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
                 "of the file and of its folder, where SQLite writes its -wal and -shm files")
         if "disk is full" in text:
             return StoreError(f"{self.path}: cannot write to the database: the disk is full")
+        if "disk I/O error" in text:
+            # What SQLite says when a write fails other than for want of space: a file over
+            # the process's size limit (`ulimit -f`, systemd's LimitFSIZE=) or a failing disk.
+            return StoreError(f"{self.path}: cannot write to the database: disk I/O error (a "
+                              "file size limit such as `ulimit -f`, or a failing disk)")
         return None
 
     # -- plumbing ---------------------------------------------------------------------------

@@ -452,6 +452,13 @@ class SmtpTransport:
     def _message_out(self) -> bool:
         return bool(getattr(self.conn, "message_out", False))
 
+    def stopped(self) -> bool:
+        """The send was stopped (Ctrl-C, SIGTERM): drop the session without waiting for the
+        server, and say whether it may have the message (it went out whole, no answer yet)."""
+        out = self._message_out()
+        self._drop()
+        return out
+
     @staticmethod
     def _lost(reason: str, message_out: bool) -> DeliveryError:
         if message_out:
@@ -546,6 +553,9 @@ class OutboxTransport:
             raise DeliveryError(f"cannot write {path}: {error.strerror or error}",
                                 temporary=True) from error
         self.written.append(path)
+
+    def stopped(self) -> bool:
+        return False  # a file is written whole (atomic_write) or not at all
 
     def close(self) -> None:
         pass
@@ -847,6 +857,18 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
                 store.delivery_sending(email, week.label, mid, digest.total, bundle.through)
             try:
                 transport.send(message, email)
+            except KeyboardInterrupt:
+                # Ctrl-C or SIGTERM (`systemctl stop`) after the whole message went out and
+                # before the server answered: it may well deliver it, so the row is in doubt,
+                # like a timeout there, never sent again by the next run. (Stopped earlier,
+                # the row stays `sending` and the next run sends it, with the same Message-ID.)
+                if transport.stopped() and not dry_run:
+                    reason = ("stopped after the message was sent, before the server answered; "
+                              "the server may have it, so it is not sent again")
+                    store.delivery_unanswered(email, week.label, reason)
+                    log.error("digest %s: %s in doubt: %s", week.label, email, reason,
+                              extra=REPORTED)
+                raise
             except CannotConnect as error:
                 # Refused for the sender, not for this reader: no message of the run can go,
                 # and each stays owed (this one due at once, its Message-ID kept), as when

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
+import logging
 from pathlib import Path
 from typing import Callable
 
@@ -15,6 +16,8 @@ from . import __version__, interrupts, logs
 from .config import Settings, load_settings
 from .errors import UserError
 from .progress import Progress
+
+log = logging.getLogger("stiwatch.store")
 
 
 class App:
@@ -62,6 +65,13 @@ class App:
         """
         if self._store is None:
             store = self._open(create=create)
+            if store.migrated and store.migrated_from:
+                # Any command may be the first to open a store after an upgrade (the cron
+                # job, often): the log keeps when it happened, whatever printed it.
+                message = (f"Migrated {self.db_path} from schema version {store.migrated_from} "
+                           f"to {store.schema_version}.")
+                log.info(message)
+                self.echo(message, err=True)
             taxonomy = load_taxonomy()
             store.sync_labels(taxonomy.records(), taxonomy.version)
             self._store = store

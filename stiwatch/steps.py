@@ -17,6 +17,7 @@ from digest.send import SendReport, send_week
 from digest.weeks import last_complete_week, parse_week
 
 from .app import App
+from .errors import UserError
 
 
 class StepFailed(Exception):
@@ -48,6 +49,10 @@ def crawl_step(app: App) -> dict[str, Any]:
     except CrawlError as error:  # the crawler process died: what it stored stays stored
         raise StepFailed({"step": "crawl", "status": "failed", "error": str(error),
                           "summary": str(error)}) from None
+    if report.store_error:
+        # Nothing more could be stored (a full disk, a read-only file): the operator must act,
+        # and the steps after it could not write either.
+        raise UserError(f"the crawl stopped: {report.store_error}")
     totals = report.totals()
     result = {
         "step": "crawl", "run_id": report.run_id, "status": report.status,

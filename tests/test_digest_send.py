@@ -1344,3 +1344,46 @@ def test_two_installations_give_the_same_reader_different_message_ids(store, smt
                            " WHERE subscriber = 'all@example.org'", ["<digest-old@localhost>"])
     send_week(store, settings, WEEK, now=now)
     assert smtp.to("all@example.org")[-1]["Message-ID"] == "<digest-old@localhost>"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_sender_stopped_while_the_server_holds_the_message_leaves_it_in_doubt(
+        db_path, smtp, tmp_path, signum):
+    """`systemctl stop` (SIGTERM) or Ctrl-C while the server has the whole message and has not
+    answered yet: the row was left `sending`, so the next run sent it again, a second copy
+    of a message the server may well have delivered. Now it is in doubt, as after a timeout
+    there, and the stop is quick (no QUIT waiting for the server)."""
+    import time
+
+    emails = ["s0@example.org", "s1@example.org", "s2@example.org"]
+    s = build(db_path, [story("https://x.example/a", "2026-11-17T01:00:00Z", title="Story")])
+    s.save_subscribers([{"email": e} for e in emails])
+    s.close()
+    smtp.behaviour["s1@example.org"] = "block"
+    env = {**os.environ, **smtp.settings_env(), "STIWATCH_DB": str(db_path),
+           "STIWATCH_SMTP_TIMEOUT": "60"}
+    sender = subprocess.Popen([sys.executable, "-m", "stiwatch", "-q", "digest", "send",
+                               "--week", "2026-W47"], env=env, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert smtp.blocked.wait(60), sender.communicate(timeout=5)
+    time.sleep(0.5)  # the server has it; the sender is past its last write, awaiting the answer
+    stopped_at = time.monotonic()
+    sender.send_signal(signum)
+    _out, err = sender.communicate(timeout=30)
+    assert time.monotonic() - stopped_at < 10
+    assert sender.returncode == 128 + signum
+    assert err.splitlines()[-1] == f"Error: interrupted by {signal.Signals(signum).name}", err
+    with db.open_store(db_path) as s:
+        rows = {row["subscriber"]: row for row in s.deliveries(WEEK.label)}
+    stopped = rows["s1@example.org"]
+    assert stopped["status"] == "sending" and stopped["unanswered_at"], err
+    assert stopped["last_error"].startswith("stopped after the message was sent")
+    smtp.behaviour.clear()
+    smtp.release()
+    rerun = subprocess.run([sys.executable, "-m", "stiwatch", "digest", "send", "--week",
+                            "2026-W47"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                           timeout=60)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "1 in doubt" in rerun.stdout, rerun.stdout  # for the operator to settle
+    assert [r.rcpt for r in smtp.received].count("s1@example.org") == 1  # never a second copy
+    assert sorted({r.rcpt for r in smtp.received}) == emails  # and nobody missed

@@ -142,7 +142,7 @@ def test_a_run_told_to_wait_for_the_lock_runs_once_it_is_free(tmp_path: Path) ->
     assert gave_up.stderr.count("\n") == 1  # --quiet: the error alone
     assert said.returncode == 3
     assert said.stderr.splitlines()[0] == (f"Waiting up to 1s for the lock {db}.lock, held by "
-                                           f"another stiwatch run (pid {os.getpid()})...")
+                                           f"another stiwatch run or crawl (pid {os.getpid()})...")
     assert waiting.returncode == 0, err
     assert rows(db, "SELECT status FROM runs") == [("ok",)]
 
@@ -351,3 +351,175 @@ def test_a_lock_file_that_cannot_be_used_is_one_error(tmp_path: Path, lock_file:
         f"Error: {path}: cannot use it as a lock file ({reason.format(tmp=tmp_path)}) "
         "(lock_file is set by env STIWATCH_LOCK_FILE); this run did nothing"]
     assert not db.exists()
+
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A real file system of its own (tmpfs) whose size the test sets with ``resize(bytes)``:
+    a disk that fills up. Needs root (mount); skipped otherwise."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs",
+                              str(mount_point)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+
+    def resize(size: int) -> None:
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(mount_point)], check=True)
+
+    try:
+        yield mount_point, resize
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_a_full_disk_stops_the_crawl_with_one_error_and_the_next_run_stores_the_rest(
+        tmp_path: Path, small_site: Path, small_disk) -> None:
+    """The disk fills up during the crawl: each batch failed with its own ERROR line (a
+    traceback in each for the crawl's bookkeeping) while the crawl fetched on for nothing,
+    then the crawler died "before reporting". Now it stops at the first refused write and
+    says why in one line; the next run, with room again, stores everything."""
+    reference = tmp_path / "reference.db"
+    assert stiwatch(reference, "--quiet", "crawl", "--sources", str(small_site)).returncode == 0
+    articles = rows(reference, "SELECT count(*) FROM items")[0][0]
+    disk, resize = small_disk
+    db = disk / "s.db"
+    assert stiwatch(db, "sources", "sync", str(small_site)).returncode == 0
+    used = sum(f.stat().st_size for f in disk.iterdir())
+    resize(used + 96 * 1024)
+    full = stiwatch(db, "--quiet", "run",
+                    env={"STIWATCH_SCRAPY_SETTINGS": '{"STIWATCH_BATCH_SIZE": 2}'})
+
+    assert full.returncode == 2, full.stderr
+    assert "Traceback" not in full.stderr and full.stdout == "", full.stderr
+    lines = full.stderr.splitlines()
+    assert len(lines) == 2, full.stderr  # the crawler's one ERROR line, then the command's
+    assert " ERROR crawler.pipelines: storing " in lines[0] and "the crawl stops" in lines[0]
+    assert lines[1] == (f"Error: the crawl stopped: {db}: cannot write to the database: the "
+                        "disk is full")
+    assert rows(db, "SELECT count(*) FROM items")[0][0] < articles
+
+    resize(64 * 1024 * 1024)
+    again = stiwatch(db, "--quiet", "run")
+    assert again.returncode == 0, again.stderr
+    assert again.stderr == ""
+    assert rows(db, "SELECT count(*) FROM items")[0][0] == articles
+    assert [row[0] for row in rows(db, "SELECT status FROM crawl_runs ORDER BY id")][-1] == "ok"
+
+
+def test_a_lock_file_on_a_full_disk_is_one_error(tmp_path: Path, small_disk) -> None:
+    """Writing the pid into the lock file failed with a traceback when its disk was full."""
+    disk, resize = small_disk
+    resize(64 * 1024)
+    filler = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+    with pytest.raises(OSError):
+        while True:
+            os.write(filler, b"x" * 4096)
+    os.close(filler)
+    lock = disk / "run.lock"
+    result = stiwatch(tmp_path / "s.db", "--quiet", "run", env={"STIWATCH_LOCK_FILE": str(lock)})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"Error: {lock}: cannot use it as a lock file (No space left on device) (lock_file is "
+        "set by env STIWATCH_LOCK_FILE); this run did nothing"]
+
+
+def test_the_log_says_how_each_run_ended(tmp_path: Path) -> None:
+    """The log had "run 1 started" and a line per step, but no line saying the run was over,
+    nor with which status and exit code, unless it stopped early."""
+    db, log_file = tmp_path / "s.db", tmp_path / "stiwatch.log"
+    with MockServer() as server:
+        one_feed(db, tmp_path, "gone", server.url("/gone.xml"))
+        result = stiwatch(db, "--quiet", "run", env={"STIWATCH_LOG_FILE": str(log_file),
+                                                     "STIWATCH_LOG_LEVEL": "INFO"})
+    assert result.returncode == 1
+    lines = [line for line in log_file.read_text().splitlines() if " stiwatch.run: " in line]
+    assert lines[0].endswith(" INFO stiwatch.run: run 1 started: run")
+    assert lines[-1].endswith(" INFO stiwatch.run: run 1 finished: partial, exit 1")
+    assert all(LOG_LINE.match(line) for line in lines)
+
+
+def test_run_json_is_one_object_even_when_the_run_ends_early(tmp_path: Path) -> None:
+    """`run --json` printed nothing on stdout when the lock was held (exit 3), the input was
+    bad (exit 2) or a signal stopped it: a monitoring script reading it found no JSON."""
+    db = tmp_path / "s.db"
+    nothing = stiwatch(db, "--quiet", "run", "--json")  # a new store: no sources to crawl
+    assert nothing.returncode == 2
+    report = json.loads(nothing.stdout)
+    assert report["run"] == 1 and report["status"] == "failed" and report["exit_code"] == 2
+    assert "no enabled sources" in report["error"]
+    assert [(step["step"], step["status"]) for step in report["steps"]] == [("crawl", "error")]
+    assert nothing.stderr.splitlines() == [f"Error: {report['error']}"]
+
+    with FileLock(f"{db}.lock"):
+        locked = stiwatch(db, "--quiet", "run", "--json")
+    assert locked.returncode == 3
+    report = json.loads(locked.stdout)
+    assert (report["run"], report["status"], report["exit_code"]) == (None, "locked", 3)
+    assert report["error"].startswith(f"another stiwatch run or crawl (pid {os.getpid()}) holds "
+                                      "the lock")
+
+    release = threading.Event()
+    with MockServer() as server:
+        @server.route("/slow.xml")
+        def slow(handler) -> None:  # noqa: ANN001
+            release.wait(60)
+            handler.send_body(200, b"<rss version='2.0'><channel><title>t</title></channel></rss>",
+                              "application/rss+xml")
+
+        one_feed(db, tmp_path, "slow", server.url("/slow.xml"))
+        running = stiwatch(db, "--quiet", "run", "--json", wait=False)
+        deadline = time.monotonic() + 90
+        while not server.requested("/slow.xml") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        running.terminate()  # systemctl stop
+        out, err = running.communicate(timeout=120)
+        release.set()
+    assert running.returncode == 143, err
+    report = json.loads(out)
+    assert (report["run"], report["status"], report["exit_code"]) == (2, "failed", 143)
+    assert report["steps"] == [{"step": "crawl", "ok": False, "summary": "interrupted by SIGTERM",
+                                "status": "interrupted"}]
+
+
+def test_a_crawl_by_hand_while_a_run_crawls_does_nothing_and_says_so(tmp_path: Path) -> None:
+    """`stiwatch crawl` took no lock: started by hand during the scheduled run, it fetched
+    every article the run was fetching (130 requests each on the operator's 9 sources), twice
+    the load on every site, and found them stored ("unchanged")."""
+    db = tmp_path / "s.db"
+    with MockServer() as server:
+        one_feed(db, tmp_path, "feed", server.url("/feed.xml"))
+        with FileLock(f"{db}.lock"):  # the scheduled run, mid-crawl
+            crawl = stiwatch(db, "crawl")
+        requested = len(server.requested("/feed.xml"))
+    assert crawl.returncode == 3
+    assert crawl.stderr.splitlines() == [
+        f"Error: another stiwatch run or crawl (pid {os.getpid()}) holds the lock {db}.lock; "
+        "this crawl did nothing"]
+    assert requested == 0
+
+
+def test_each_failing_source_is_one_log_line_and_nothing_on_stderr(tmp_path: Path) -> None:
+    """A source that failed while the others worked was only inside the crawl's one-line
+    summary dict (its id, without the reason): no line to grep for it."""
+    db, log_file = tmp_path / "s.db", tmp_path / "stiwatch.log"
+    with MockServer() as server:
+        @server.route("/feed.xml")
+        def feed(handler) -> None:  # noqa: ANN001
+            handler.send_body(200, b"<rss version='2.0'><channel><title>t</title></channel>"
+                              b"</rss>", "application/rss+xml")
+
+        registry = write_registry(tmp_path / "sources.toml", [
+            {"id": source_id, "name": source_id, "kind": "feed", "url": server.url(path),
+             "country": "DE", "language": "de", "org_type": "ministry"}
+            for source_id, path in (("works", "/feed.xml"), ("gone", "/gone.xml"))])
+        assert stiwatch(db, "sources", "sync", str(registry)).returncode == 0
+        result = stiwatch(db, "--quiet", "run", env={"STIWATCH_LOG_FILE": str(log_file),
+                                                     "STIWATCH_LOG_LEVEL": "INFO"})
+    assert result.returncode == 0 and result.stderr == ""  # routine: not mailed by cron
+    lines = [line for line in log_file.read_text().splitlines() if "source gone" in line]
+    assert len(lines) == 1 and LOG_LINE.match(lines[0])
+    assert lines[0].endswith(" INFO crawler.pipelines: source gone failed: HTTP 404 Not Found")

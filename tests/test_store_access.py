@@ -170,3 +170,61 @@ def test_an_older_read_only_store_says_it_needs_migrating(stiwatch, db_path):
     assert line.startswith(f"Error: {db_path}: cannot write to the database")
     assert line.endswith(f"it is at schema version {LATEST_VERSION - 1} and must be migrated to "
                          f"{LATEST_VERSION} once, by a user who can write it and its folder")
+
+
+def test_a_write_the_disk_refuses_is_one_line_naming_the_store(tmp_path):
+    """SQLite reports a write refused other than for want of space (a file over `ulimit -f`,
+    systemd's LimitFSIZE=, a failing disk) as "disk I/O error": it was a traceback."""
+    import resource
+    import sys
+
+    store = tmp_path / "s.db"
+    command = [sys.executable, "-m", "stiwatch", "--db", str(store), "subscribers", "add"]
+    assert subprocess.run([*command, "a@example.org"], capture_output=True).returncode == 0
+
+    def small_files() -> None:  # not even one page more in the -wal
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    result = subprocess.run([*command, "b@example.org", "--name", "B" * 200],
+                            capture_output=True, text=True, preexec_fn=small_files)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"Error: {store}: cannot write to the database: disk I/O error (a file size limit such "
+        "as `ulimit -f`, or a failing disk)"]
+    conn = sqlite3.connect(store)
+    assert conn.execute("SELECT email FROM subscribers").fetchall() == [("a@example.org",)]
+    conn.close()
+
+
+def test_an_older_store_says_once_that_it_was_migrated_whichever_command_opens_it(tmp_path):
+    """After an upgrade the cron job is often the first to open the store: the migration
+    (seconds to minutes on a large store) ran without a word, on screen or in the log; only
+    `init` said so."""
+    import sys
+
+    store = tmp_path / "s.db"
+    conn = sqlite3.connect(store, isolation_level=None)
+    migrate(conn, target=LATEST_VERSION - 2)
+    conn.close()
+    log_file = tmp_path / "stiwatch.log"
+    env = {**os.environ, "STIWATCH_DB": str(store), "STIWATCH_LOG_FILE": str(log_file),
+           "STIWATCH_LOG_LEVEL": "INFO"}
+    command = [sys.executable, "-m", "stiwatch"]
+    quiet = subprocess.run([*command, "--quiet", "status"], env=env, capture_output=True,
+                           text=True)
+    assert quiet.returncode == 0 and quiet.stderr == ""  # cron mails nothing for it ...
+    message = (f"Migrated {store} from schema version {LATEST_VERSION - 2} to {LATEST_VERSION}.")
+    [line] = [line for line in log_file.read_text().splitlines() if "Migrated" in line]
+    assert line.endswith(f" INFO stiwatch.store: {message}")  # ... and the log keeps it
+
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other, isolation_level=None)
+    migrate(conn, target=LATEST_VERSION - 1)
+    conn.close()
+    env["STIWATCH_DB"] = str(other)
+    by_hand = subprocess.run([*command, "status"], env=env, capture_output=True, text=True)
+    assert by_hand.returncode == 0
+    assert by_hand.stderr == (f"Migrated {other} from schema version {LATEST_VERSION - 1} to "
+                              f"{LATEST_VERSION}.\n")
+    again = subprocess.run([*command, "status"], env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and again.stderr == ""  # once

@@ -68,6 +68,38 @@ def every_source_failed(report: CrawlReport, limit: int = 10) -> str | None:
     return "every source failed: " + ", ".join(failed[:limit]) + more
 
 
+EXIT_LOCKED = 3  # another run or crawl holds the run lock (docs/operations.md)
+
+
+def take_run_lock(app: App, wait_lock: int, doing: str) -> db.FileLock:
+    """The run lock (setting `lock_file`, default beside the database), held by `stiwatch run`
+    and `stiwatch crawl` for their whole duration: two crawls at once would each fetch every
+    new article, twice the load on every site. Waits up to ``wait_lock`` seconds; UserError
+    (exit 3) if it stays held, (exit 2) if the file cannot be used. ``doing``: "run" or
+    "crawl", for the messages."""
+    lock = db.FileLock(app.settings["lock_file"] or f"{app.db_path}.lock")
+    try:
+        try:
+            lock.acquire()
+        except db.LockHeld as held:
+            if not wait_lock:
+                raise
+            # Someone running it by hand would otherwise see nothing for up to an hour.
+            app.echo(f"Waiting up to {wait_lock}s for the lock {held.path}, held by another "
+                     f"stiwatch run or crawl (pid {held.holder})...", err=True)
+            lock.acquire(wait=wait_lock)
+    except db.LockUnusable as error:
+        origin = (f"lock_file is set by {app.settings.origin('lock_file')}"
+                  if app.settings["lock_file"] else "the default lock_file, beside the database")
+        raise UserError(f"{error} ({origin}); this {doing} did nothing") from None
+    except db.LockHeld as held:
+        waited = f" (waited {wait_lock}s)" if wait_lock else ""
+        raise UserError(f"another stiwatch run or crawl (pid {held.holder}) holds the lock "
+                        f"{held.path}{waited}; this {doing} did nothing",
+                        exit_code=EXIT_LOCKED) from None
+    return lock
+
+
 def open_synced_store(app: App, sources_file: str | None = None) -> db.Store:
     """The store (created if missing), after syncing ``sources_file`` or the `sources` setting.
 
@@ -121,14 +153,19 @@ def crawl_command(app: App, sources_file: str | None, source_ids: tuple[str, ...
     sources are still answering (none with --quiet); then a summary per source: new,
     duplicates, updated, unchanged, errors.
 
-    Exits 0 when at least one source was crawled, 1 when every source failed, 2 on bad input.
+    Exits 0 when at least one source was crawled, 1 when every source failed, 2 on bad input,
+    3 when a `stiwatch run` or another crawl holds the run lock (it crawls already).
     """
-    open_synced_store(app, sources_file)
+    lock = take_run_lock(app, 0, "crawl")
     try:
-        with interrupts.sigterm_as_interrupt():
-            report = crawl_with_progress(app, source_ids, refresh)
-    except CrawlError as error:  # the crawler process died: what it stored stays stored
-        raise UserError(str(error), exit_code=1) from None
+        open_synced_store(app, sources_file)
+        try:
+            with interrupts.sigterm_as_interrupt():
+                report = crawl_with_progress(app, source_ids, refresh)
+        except CrawlError as error:  # the crawler process died: what it stored stays stored
+            raise UserError(str(error), exit_code=1) from None
+    finally:
+        lock.release()
 
     if as_json:
         echo_json(report.to_dict())
@@ -141,6 +178,8 @@ def crawl_command(app: App, sources_file: str | None, source_ids: tuple[str, ...
             f"{totals['partial']} partial, {totals['unchanged']} unchanged, "
             f"{totals['errors']} errors (run {report.run_id}, {report.status})."
         )
+    if report.store_error:
+        raise UserError(f"the crawl stopped: {report.store_error}")
     failure = every_source_failed(report)
     if failure:
         # On stderr even with --quiet (or --json): cron mails only when there is output.

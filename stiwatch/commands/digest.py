@@ -11,6 +11,7 @@ from digest.send import (cancel_delivery, chart_path, render_preview, resend_fai
                          resolve_delivery, send_week)
 from digest.weeks import week_or_default
 
+from .. import interrupts
 from ..app import App, pass_app
 from ..errors import UserError
 from ..files import output_file, write_output
@@ -81,7 +82,10 @@ def send_command(app: App, week: str | None, dry_run: bool, partial_week: bool,
     settings = app.settings
     chosen = week_or_default(week, settings["timezone"])
     store = app.store()
-    with app.progress(f"digest {chosen.label}", unit="subscribers") as progress:
+    # SIGTERM (`kill`, a unit stopped) ends it as Ctrl-C does, so a message in flight is
+    # recorded in doubt rather than sent again by the next run.
+    with interrupts.sigterm_as_interrupt(), \
+            app.progress(f"digest {chosen.label}", unit="subscribers") as progress:
         report = send_week(store, settings, chosen, dry_run=dry_run, partial_week=partial_week,
                            progress=progress)
     if as_json:

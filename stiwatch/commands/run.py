@@ -17,20 +17,22 @@ from ..errors import UserError, as_user_error
 from ..output import echo_json
 from ..steps import classify_step, crawl_step, digest_step, run_step
 from .classify import load_classifier
-from .crawl import open_synced_store
+from .crawl import EXIT_LOCKED, open_synced_store, take_run_lock
 
 log = logging.getLogger("stiwatch.run")
 
 # Exit statuses cron (or systemd) sees; documented in docs/operations.md. A run stopped by
 # SIGINT or SIGTERM exits 130 or 143 (128 + the signal, as a shell reports it).
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_LOCKED = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2  # and EXIT_LOCKED, 3
 
 
 @click.command("run")
 @click.option("--digest", "with_digest", is_flag=True,
               help="Also send the digest of the last complete week if it is still owed, and "
               "first what earlier weeks still owe (e.g. after the SMTP server was down).")
-@click.option("--json", "as_json", is_flag=True, help="Print the run's steps as JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the run as one JSON object (run, status, exit_code, steps; and error "
+              "when it ended early).")
 @click.option("--wait-lock", metavar="SECONDS", type=click.IntRange(min=0), default=0,
               help="If another run holds the lock, wait up to SECONDS for it (default: exit 3 "
               "at once).")
@@ -49,40 +51,36 @@ def run_command(app: App, with_digest: bool, as_json: bool, wait_lock: int) -> N
     run holds the lock; 130 or 143 stopped by SIGINT (Ctrl-C) or SIGTERM (systemctl stop): the
     crawler is stopped and the run recorded as failed before the lock is released.
     """
-    with interrupts.sigterm_as_interrupt():
-        exit_code = _locked_run(app, with_digest, as_json, wait_lock)
+    # What --json prints when the run ends early (the lock held, bad input, a signal): still
+    # one object, so a monitoring script reading stdout always has the run's outcome.
+    outcome: dict = {"run": None, "status": "failed", "steps": []}
+    try:
+        with interrupts.sigterm_as_interrupt():
+            exit_code = _locked_run(app, with_digest, as_json, wait_lock, outcome)
+    except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 - re-raised
+        stop = as_user_error(error) if as_json else None
+        if stop is not None:
+            echo_json({**outcome, "exit_code": stop.exit_code, "error": stop.format_message()})
+        raise
     if exit_code:
         sys.exit(exit_code)
 
 
-def _locked_run(app: App, with_digest: bool, as_json: bool, wait_lock: int) -> int:
-    lock_path = app.settings["lock_file"] or f"{app.db_path}.lock"
-    lock = db.FileLock(lock_path)
+def _locked_run(app: App, with_digest: bool, as_json: bool, wait_lock: int,
+                outcome: dict) -> int:
     try:
-        try:
-            lock.acquire()
-        except db.LockHeld as held:
-            if not wait_lock:
-                raise
-            # Someone running it by hand would otherwise see nothing for up to an hour.
-            app.echo(f"Waiting up to {wait_lock}s for the lock {held.path}, held by another "
-                     f"stiwatch run (pid {held.holder})...", err=True)
-            lock.acquire(wait=wait_lock)
-    except db.LockUnusable as error:
-        origin = (f"lock_file is set by {app.settings.origin('lock_file')}"
-                  if app.settings["lock_file"] else "the default lock_file, beside the database")
-        raise UserError(f"{error} ({origin}); this run did nothing") from None
-    except db.LockHeld as held:
-        waited = f" (waited {wait_lock}s)" if wait_lock else ""
-        raise UserError(f"another stiwatch run (pid {held.holder}) holds the lock {held.path}"
-                        f"{waited}; this run did nothing", exit_code=EXIT_LOCKED) from None
+        lock = take_run_lock(app, wait_lock, "run")
+    except UserError as error:
+        if error.exit_code == EXIT_LOCKED:
+            outcome["status"] = "locked"
+        raise
     try:
-        return _run(app, with_digest, as_json)
+        return _run(app, with_digest, as_json, outcome)
     finally:
         lock.release()
 
 
-def _run(app: App, with_digest: bool, as_json: bool) -> int:
+def _run(app: App, with_digest: bool, as_json: bool, outcome: dict) -> int:
     command = "run --digest" if with_digest else "run"
     try:
         store = open_synced_store(app)
@@ -90,13 +88,14 @@ def _run(app: App, with_digest: bool, as_json: bool) -> int:
         # spends minutes crawling (the crawl runs in a child process of its own).
         classifier = load_classifier(app)
     except BaseException as error:
-        _record_stop_before_start(app, command, error)
+        outcome["run"] = _record_stop_before_start(app, command, error)
         raise
     # We hold the lock, so a run still `running` is one whose process was killed outright.
     store.close_abandoned_runs()
     run_id = store.start_run(command)
     log.info("run %s started: %s", run_id, command)
     steps: list[dict] = []
+    outcome.update(run=run_id, steps=steps)
     failed = False
     plan: list[tuple[str, Callable[[App], dict]]] = [
         ("crawl", crawl_step), ("classify", partial(classify_step, classifier=classifier))]
@@ -124,6 +123,8 @@ def _run(app: App, with_digest: bool, as_json: bool) -> int:
     status = "partial" if failed else "ok"
     exit_code = EXIT_FAILED if failed else EXIT_OK
     app.store().finish_run(run_id, status, exit_code, steps)
+    # The line that closes "run N started" in the log: grep shows how each run ended.
+    log.info("run %s finished: %s, exit %d", run_id, status, exit_code)
     if as_json:
         echo_json({"run": run_id, "status": status, "exit_code": exit_code, "steps": steps})
     else:
@@ -131,22 +132,23 @@ def _run(app: App, with_digest: bool, as_json: bool) -> int:
     return exit_code
 
 
-def _record_stop_before_start(app: App, command: str, error: BaseException) -> None:
+def _record_stop_before_start(app: App, command: str, error: BaseException) -> int | None:
     """Record a run that bad input stopped before its first step (a registry or lexicon file
     that cannot be read), so `stiwatch status` and the `runs` table show that the scheduled
     job stopped working rather than its last good run. Only in a store that exists: a
     deployment's first run with a bad registry creates nothing."""
     if isinstance(error, db.MigrationInterrupted):
-        return  # recording it would run the very migration the operator just stopped
+        return None  # recording it would run the very migration the operator just stopped
     reason, exit_code = _stopped_by(error)
     try:
         store = app.store()
     except (db.StoreError, UserError):
-        return
+        return None
     run_id = store.start_run(command)
     store.finish_run(run_id, "failed", exit_code,
                      [{"step": "start", "ok": False, "status": "error", "summary": reason}])
     log.info("run %s stopped before its first step: %s", run_id, reason)
+    return run_id
 
 
 def _stopped_by(error: BaseException) -> tuple[str, int]:

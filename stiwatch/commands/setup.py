@@ -28,10 +28,10 @@ def init_command(app: App, sources_file: str | None) -> None:
     """
     sources_file = sources_file or app.settings["sources"] or None
     registry = load_registry(sources_file)  # validated before anything is written
-    existed = app.db_path.exists()
     store = app.store(create=True)
-    verb = "Migrated" if existed and store.migrated else "Opened" if existed else "Created"
-    app.echo(f"{verb} {app.db_path} (schema version {store.schema_version}).")
+    if not (store.migrated and store.migrated_from):  # a migration said so as it happened
+        verb = "Created" if store.migrated else "Opened"
+        app.echo(f"{verb} {app.db_path} (schema version {store.schema_version}).")
     if sources_file is None:
         bundled = {source["id"] for source in registry.sources}
         own = [s["id"] for s in store.list_sources(enabled_only=True) if s["id"] not in bundled]
