@@ -5,13 +5,19 @@ out, lowest-ranked first, with a line saying how many more matched and how to li
 
 from __future__ import annotations
 
+import email
+from email import policy
 import random
+import re
+import shlex
 
+from click.testing import CliRunner
 import pytest
 
 from digeststore import build, story
 from digest.render import render_html, render_text
-from digest.send import compose, prepare_week
+from digest.send import compose, message_bytes, message_for, prepare_week, write_preview
+from stiwatch.cli import cli
 from digest.weeks import parse_week
 from stiwatch.config import load_settings
 
@@ -51,7 +57,7 @@ def busy_week(path, per_area: int, seed: int = 47):
                 source=rng.choice(SOURCES), title=title,
                 summary=f"{words(25).capitalize()}. {words(30).capitalize()}.",
                 score=round(rng.uniform(0.5, 1.0), 3),
-                areas=[a for a in (area, rng.choice(AREAS)) if a],
+                areas=[a for a in (area, rng.choice([a for a in AREAS if a != area])) if a],
                 area_scores={area: 0.95} if area else {},
                 domains=rng.sample(DOMAINS, rng.randint(0, 2)),
                 countries=[country], regions=[region]))
@@ -133,3 +139,139 @@ def test_story_lines_look_as_they_did_in_chromium(busy, tmp_path, chromium_page)
     }""", list(STYLES))
     for line, expected in LOOK.items():
         assert {k: looks[line][k] for k in expected} == expected, line
+
+
+BUDGET = 90_000
+
+
+def parts(bundle, subscriber, config):
+    """(digest, text part, HTML part) of the e-mail a reader gets, read back from its bytes."""
+    digest = compose(bundle, subscriber, config)
+    msg = email.message_from_bytes(message_bytes(message_for(bundle, digest, config)),
+                                   policy=policy.default)
+    text, html = (part.get_content() for part in msg.get_payload()[0].get_payload())
+    return digest, text.replace("\r\n", "\n"), html
+
+
+def primary_areas_in_store(store) -> dict[str, int]:
+    """Policy stories of the week per their best area, counted in the store itself."""
+    rows = store.conn.execute(
+        """SELECT t.value, count(*) FROM items i JOIN tags t ON t.item_id = i.id
+           WHERE t.facet = 'area' AND i.duplicate_of IS NULL
+             AND julianday(i.published_at) >= julianday(?)
+             AND julianday(i.published_at) < julianday(?)
+             AND t.score = (SELECT max(score) FROM tags WHERE item_id = i.id AND facet = 'area')
+             AND EXISTS (SELECT 1 FROM tags p WHERE p.item_id = i.id AND p.facet = 'policy'
+                         AND p.value = '1')
+           GROUP BY t.value""", [WEEK.start_utc, WEEK.end_utc]).fetchall()
+    return dict(rows)
+
+
+def more_lines(text: str) -> dict[str, int]:
+    return {title: int(n) for n, title in
+            re.findall(r"\.\.\. and (\d+) more in (.+?) not shown", text)}
+
+
+def test_an_over_budget_digest_fits_leaving_out_its_lowest_ranked_stories(busy):
+    config = settings(digest_section_cap=15)
+    bundle = prepare_week(busy, WEEK)
+    whole = compose(bundle, None, config)
+    whole_html = render_html(whole, chart_src="cid:c@x", unsubscribe=UNSUBSCRIBE)
+    assert len(whole_html.encode("utf-8")) > BUDGET + 20_000  # 113 stories: Gmail clipped it
+
+    digest, text, html = parts(bundle, None, config)
+    size = len(html.encode("utf-8"))
+    assert BUDGET - 3_000 < size <= BUDGET  # cut to the budget, not far below it
+    assert digest.shown < whole.shown and digest.total == whole.total
+    # Every section is still there with a story, and says how many more matched.
+    assert [s.title for s in digest.sections] == [s.title for s in whole.sections]
+    assert all(s.entries for s in digest.sections)
+    assert len(digest.headlines.entries) == 5
+    for section in digest.sections:
+        assert f"<h2 style=\"margin:0;font-size:17px;line-height:1.3;color:#0b4f8a;\">{section.title}</h2>" in html
+    # The "N more" lines, in both parts, against the store: shown + more = the section's
+    # stories (those of its area not already in the headlines).
+    counts = primary_areas_in_store(busy)
+    headline_areas = [e.story.primary_area for e in digest.headlines.entries]
+    said = more_lines(text)
+    assert said == {s.title: s.more for s in digest.sections if s.more}
+    assert sorted(said.items()) == sorted(
+        (t, int(n)) for n, t in re.findall(r"… and (\d+) more in (.+?) not shown", html))
+    for section in digest.sections:
+        assert len(section.entries) + section.more == counts[section.id] - headline_areas.count(
+            section.id), section.title
+    assert sum(counts.values()) == digest.total
+    # Lowest-ranked first: no story left out ranks above a shown one (a section's top story
+    # aside, which stays while any other can go).
+    shown_ids = {e.story.id for s in digest.sections for e in s.entries}
+    left_out = [e.story for s in whole.sections for e in s.entries if e.story.id not in shown_ids]
+    kept = [e.story for s in digest.sections for e in s.entries[1:]]
+    assert left_out and max(story.rank_key() for story in kept) < min(
+        story.rank_key() for story in left_out)
+    # The text part lists the same stories as the HTML one.
+    assert text.count("Why you got this:") == html.count("Why you got this:") == digest.shown
+    assert f"the top {digest.shown} are below" in text and f"the top {digest.shown} are below" in html
+    # The footer and the unsubscribe link close both.
+    assert "because you subscribed" not in html  # unfiltered here: the preview's footer
+    assert html.rstrip().endswith("</html>")
+    assert 'Unsubscribe</a>' in html[-1500:] and "Unsubscribe: " in text[-400:]
+
+
+def test_the_more_line_says_how_to_list_the_stories_with_the_readers_filters(busy):
+    config = settings(digest_section_cap=1)
+    bundle = prepare_week(busy, WEEK)
+    reader = {"email": "aiko@agency.example", "name": "Aiko", "domains": ["quantum", "ai"],
+              "countries": ["JP"], "regions": ["europe"]}
+    digest, text, html = parts(bundle, reader, config)
+    section = next(s for s in digest.sections if s.more)
+    commands = [c for c in re.findall(r"^    (stiwatch search .*)$", text, re.M)
+                if f"--area {section.id} " in c]
+    # The digest takes stories about Japan or Europe; search's filters must all match: one
+    # command for each.
+    assert commands == [
+        f"stiwatch search WORDS --policy --area {section.id} --domain quantum --domain ai "
+        f"--country JP --since 2026-11-16 --until 2026-11-22",
+        f"stiwatch search WORDS --policy --area {section.id} --domain quantum --domain ai "
+        f"--region europe --since 2026-11-16 --until 2026-11-22"]
+    for command in commands:
+        assert f"<code>{command}</code>" in html
+    # Run as printed, with words that every title has one of, they list every story of the
+    # section the digest left out.
+    whole = compose(bundle, reader, settings(digest_section_cap=1000))
+    missing = {e.story.title for s in [whole.headlines, *whole.sections] for e in s.entries
+               if e.story.primary_area == section.id}
+    missing -= {e.story.title for s in [digest.headlines, *digest.sections] for e in s.entries}
+    assert len(missing) == section.more
+    found = set()
+    for command in commands:
+        args = shlex.split(command)[2:]
+        args[0] = " OR ".join(WORDS)
+        result = CliRunner().invoke(cli, ["--db", str(busy.path), "search", *args,
+                                          "--format", "json"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        found |= {row["title"] for row in __import__("json").loads(result.output)}
+    assert missing <= found
+
+
+@pytest.mark.browser
+def test_a_cut_digest_reads_to_its_footer_in_chromium(busy, tmp_path, chromium_page):
+    config = settings(digest_section_cap=15, list_unsubscribe=UNSUBSCRIBE.replace(
+        "aiko%40agency.example", "{email}"))
+    reader = {"email": "aiko@agency.example", "name": "Aiko"}
+    html_path, _, digest = write_preview(busy, config, WEEK, tmp_path / "d.html", reader)
+    assert len(html_path.read_bytes()) <= BUDGET
+    assert any(s.more for s in digest.sections)
+    page = chromium_page
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto(html_path.as_uri())
+    assert page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
+    titles = page.evaluate("[...document.querySelectorAll('h2')].map(h => h.textContent)")
+    assert titles == ["Headlines", *[s.title for s in digest.sections], "Trends"]
+    more = page.evaluate("""[...document.querySelectorAll('td')].map(td => td.innerText)
+        .filter(t => t.startsWith('… and '))""")
+    assert len(more) == sum(1 for s in digest.sections if s.more)
+    assert all("stiwatch search WORDS --policy" in line for line in more)
+    link = page.locator("a", has_text="Unsubscribe")
+    assert link.get_attribute("href") == UNSUBSCRIBE
+    assert link.is_visible()
