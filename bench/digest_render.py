@@ -3,10 +3,12 @@
 Target (issue 5): all digests rendered (selection, HTML, plain text, MIME message with the chart,
 serialised to bytes; no SMTP) in under 60 s on one core. Prints the time and, as a baseline from
 the same run, the cost of the shared part (reading the week and 12 weeks of trends, drawing the
-chart) that every subscriber reuses.
+chart) that every subscriber reuses; then the sizes of the HTML parts (Gmail clips one over about
+102 KB), decoded and as quoted-printable on the wire (measured outside the timed part).
 
     python bench/digest_render.py            # 5,000 items, 1,000 subscribers
     python bench/digest_render.py --quick    # 500 items, 50 subscribers (smoke test)
+    python bench/digest_render.py --section-cap 15   # bigger digests: some cut to the size budget
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 from datetime import timedelta, timezone
 from pathlib import Path
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -103,10 +106,13 @@ def subscribers(count: int, rng: random.Random) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--section-cap", type=int, default=None, metavar="N",
+                        help="digest_section_cap (default: the setting's default, 8)")
     args = parser.parse_args()
     items, history, count = (500, 100, 50) if args.quick else (5000, 1000, 1000)
     rng = random.Random(47)
-    settings = load_settings(environ={})
+    settings = load_settings(environ={} if args.section_cap is None else
+                             {"STIWATCH_DIGEST_SECTION_CAP": str(args.section_cap)})
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         store = build(Path(tmp) / "bench.db", items, history, rng)
@@ -118,21 +124,51 @@ def main() -> None:
         shared = time.perf_counter() - started
         subs = subscribers(count, rng)
         started = time.perf_counter()
-        total_bytes = shown = 0
+        total_bytes = shown = cut = 0
+        sizes: list[tuple[int, int]] = []
+        measuring = 0.0
         for sub in subs:
             digest = compose(bundle, sub, settings)
             if digest.empty:
                 continue
+            before = digest.shown
+            message = message_for(bundle, digest, settings)
             shown += digest.shown
-            total_bytes += len(message_bytes(message_for(bundle, digest, settings)))
-        per_sub = time.perf_counter() - started
+            cut += digest.shown < before  # stories left out to fit digest_max_html_bytes
+            total_bytes += len(message_bytes(message))
+            measured = time.perf_counter()
+            sizes.append(html_sizes(message))
+            measuring += time.perf_counter() - measured
+        per_sub = time.perf_counter() - started - measuring
     total = shared + per_sub
     print(f"shared (week, 12-week trends, chart): {shared:.2f} s  [baseline]")
-    print(f"{count} digests ({shown} items shown, {total_bytes / 1e6:.1f} MB of messages): "
+    print(f"{count} digests ({shown} items shown, {total_bytes / 1e6:.1f} MB of messages; "
+          f"{cut} cut to the size budget): "
           f"{per_sub:.2f} s = {1000 * per_sub / count:.1f} ms per digest, "
           f"{per_sub / shared:.1f}x the shared part")
     print(f"total {total:.2f} s; target 60 s on one core: {'PASS' if total < 60 else 'FAIL'} "
           f"({total / 60:.0%} of the budget)")
+    budget = settings.get("digest_max_html_bytes")
+    for n, name in enumerate(("decoded", "quoted-printable")):
+        values = sorted(size[n] for size in sizes)
+        print(f"HTML part, {name}: median {statistics.median(values):,.0f} B, "
+              f"90th percentile {values[int(0.9 * (len(values) - 1))]:,} B, max {values[-1]:,} B; "
+              f"over 102 KB: {sum(v > GMAIL_CLIPS for v in values)} of {len(values)}"
+              + (f", over the {budget:,} B budget: {sum(v > budget for v in values)}"
+                 if budget and n == 0 else ""))
+
+
+GMAIL_CLIPS = 102 * 1024
+
+
+def html_sizes(message) -> tuple[int, int]:
+    """(decoded, on the wire) bytes of a message's HTML part, each line ending a CR LF."""
+    for part in message.walk():
+        if part.get_content_type() == "text/html":
+            decoded = part.get_payload(decode=True)
+            wire = part.get_payload().encode("ascii")
+            return tuple(len(b) + b.count(b"\n") - b.count(b"\r\n") for b in (decoded, wire))
+    return (0, 0)
 
 
 if __name__ == "__main__":

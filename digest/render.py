@@ -2,14 +2,18 @@
 
 The HTML template is autoescaped, so every string that came from a crawled page or feed (titles,
 summaries, source names) arrives as text; links are kept only when they are http(s). Layout is
-tables with inline CSS (Outlook ignores <style> blocks and flexbox) at most 640 px wide. The message
+tables (Outlook ignores flexbox) at most 640 px wide, styled inline except for the lines repeated in
+every story and trend row, whose classes are defined once in a <style> block in <head> (Gmail and
+Outlook honour class selectors there; repeated inline they made busy digests too large). The message
 reads without images: the chart's alt text names its lines and gives the weekly totals, and a
 table gives each tag's count this week and its 4-week average.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
+import shlex
 import textwrap
 from typing import Any
 import unicodedata
@@ -19,7 +23,7 @@ import jinja2
 from markupsafe import Markup
 
 from .chart import chart_alt
-from .select import Digest, Story, label_name
+from .select import LATE, LATE_WEEKS, OTHER, Digest, Entry, Section, Story, label_name
 
 CHART_CID = "trends-chart"
 
@@ -122,7 +126,7 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters.update(wrap=_wrap, safe_url=safe_url, pct=_pct, signed=_signed, arrow=_arrow, num=_num)
-    env.globals.update(label_name=label_name, chart_alt=chart_alt)
+    env.globals.update(label_name=label_name, chart_alt=chart_alt, more_commands=more_commands)
     return env
 
 
@@ -161,12 +165,86 @@ def _context(digest: Digest, *, chart_src: str | None, unsubscribe: str | None) 
     }
 
 
+SEARCH_LIMIT = 20  # `stiwatch search --limit`'s default
+
+
+def more_commands(digest: Digest, section: Section) -> list[str]:
+    """`stiwatch search` command lines that list a section's stories, shown or not: the reader's
+    filters, the section's area and its days. The reader puts their words for WORDS (search
+    needs some). Two commands for a reader with both countries and regions: the digest takes
+    stories about either, search's filters must all match."""
+    filters = digest.filters
+    week = digest.week
+    if section.id == LATE:
+        first, last = week.previous(LATE_WEEKS)[0].monday, week.monday - timedelta(days=1)
+    else:
+        first, last = week.monday, week.sunday
+    areas = filters["areas"] if section.id in (LATE, OTHER) else [section.id]
+    base = ["stiwatch", "search", "WORDS", "--policy"]
+    base += [arg for area in areas for arg in ("--area", area)]
+    base += [arg for domain in filters["domains"] for arg in ("--domain", domain)]
+    places = [[arg for c in filters["countries"] for arg in ("--country", c)],
+              [arg for r in filters["regions"] for arg in ("--region", r)]]
+    tail = ["--since", first.isoformat(), "--until", last.isoformat()]
+    count = len(section.entries) + section.more
+    if count > SEARCH_LIMIT:
+        tail += ["--limit", str(count)]
+    return [shlex.join(base + place + tail) for place in ([p for p in places if p] or [[]])]
+
+
+def _size(html: str) -> int:
+    """Bytes of ``html`` in the message, decoded: UTF-8, each line ending a CR LF."""
+    return len(html.encode("utf-8")) + html.count("\n")
+
+
+def _leave_out_order(digest: Digest) -> list[tuple[Section, Entry]]:
+    """The section stories in the order they give way to the budget: lowest-ranked first, each
+    section's top story only after every other one (so every section keeps a story while it
+    can); headlines never."""
+    rest = [(s, e) for s in digest.sections for e in s.entries[1:]]
+    tops = [(s, s.entries[0]) for s in digest.sections if s.entries]
+
+    def worst_first(pairs: list[tuple[Section, Entry]]) -> list[tuple[Section, Entry]]:
+        return sorted(pairs, key=lambda pair: pair[1].story.rank_key(), reverse=True)
+
+    return worst_first(rest) + worst_first(tops)
+
+
 def render_html(digest: Digest, *, chart_src: str | None = None,
-                unsubscribe: str | None = None) -> str:
+                unsubscribe: str | None = None, budget: int | None = None) -> str:
     """The HTML part. ``chart_src``: the chart's ``cid:`` URL in e-mail (message.chart_url), a
-    file name in a preview, or None (no chart)."""
+    file name in a preview, or None (no chart).
+
+    ``budget``: bytes the HTML may take in the message at most, decoded (UTF-8, CR LF line
+    endings; quoted-printable on the wire is larger); None or 0: no limit. Gmail clips a larger
+    one, hiding its end and the unsubscribe link with it; so the lowest-ranked section stories
+    are left out of ``digest`` itself (counted in their section's ``more``) until it fits, and
+    a text part rendered from ``digest`` afterwards lists the same stories."""
     template = environment().get_template("digest.html.j2")
-    return template.render(_context(digest, chart_src=chart_src, unsubscribe=unsubscribe))
+
+    def render() -> str:
+        return template.render(_context(digest, chart_src=chart_src, unsubscribe=unsubscribe))
+
+    html = render()
+    size = _size(html)
+    if not budget or size <= budget:
+        return html
+    tz = digest.week.tz
+    order = _leave_out_order(digest)
+    done = 0
+    while size > budget and done < len(order):
+        # Leave out about as many bytes of stories as are over, then measure again: a
+        # section's "more" line, once it has one, takes some back.
+        freed = 0
+        while freed < size - budget and done < len(order):
+            section, entry = order[done]
+            done += 1
+            section.entries.remove(entry)
+            section.more += 1
+            freed += _size(_story_block(entry.story, tz, "html")) + _size("; ".join(entry.why)) + 60
+        html = render()
+        size = _size(html)
+    return html
 
 
 def render_text(digest: Digest, *, unsubscribe: str | None = None) -> str:

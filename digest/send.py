@@ -140,13 +140,16 @@ def message_for(bundle: WeekBundle, digest: Digest, settings: Mapping[str, Any],
     unsubscribe = unsubscribe_target(template, settings["mail_from"], digest.email)
     message_id_header = message_id_header or bundle.message_id(digest.email or "",
                                                                settings["mail_from"])
+    # First: fitting the size budget leaves stories out of ``digest``, and the text part too.
+    html = render_html(digest, chart_src=chart_url(message_id_header), unsubscribe=unsubscribe,
+                       budget=settings.get("digest_max_html_bytes"))
     return build_message(
         to_email=digest.email or "",
         to_name=digest.name,
         week=bundle.week.label,
         subject=subject(digest),
         text=render_text(digest, unsubscribe=unsubscribe),
-        html=render_html(digest, chart_src=chart_url(message_id_header), unsubscribe=unsubscribe),
+        html=html,
         png=bundle.png,
         mail_from=settings["mail_from"],
         list_unsubscribe=unsubscribe,
@@ -175,7 +178,8 @@ def render_preview(store: Any, settings: Mapping[str, Any], week: Week, out: str
     digest = compose(bundle, subscriber, settings)
     html = render_html(digest, chart_src=chart_path(out).name,
                        unsubscribe=unsubscribe_target(settings.get("list_unsubscribe"),
-                                                      settings["mail_from"], digest.email))
+                                                      settings["mail_from"], digest.email),
+                       budget=settings.get("digest_max_html_bytes"))
     return html.encode("utf-8"), bundle.png, digest
 
 

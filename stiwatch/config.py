@@ -247,6 +247,10 @@ SETTINGS: tuple[Setting, ...] = (
             "and of the days search and export filter by and search shows.",
             check=TimeZoneName()),
     Setting("digest_section_cap", 8, "Items shown per digest section at most.", _int, minimum=1),
+    Setting("digest_max_html_bytes", 90_000, "Size of a digest's HTML part at most, in bytes "
+            "(0: no limit). Gmail clips one over about 102 KB, hiding its end and the unsubscribe "
+            "link: the lowest-ranked stories are left out to fit, each section saying how many "
+            "more matched and how to list them.", _int, minimum=0),
     Setting("digest_catch_up_weeks", 4, "run --digest also sends what this many weeks before "
             "the last complete one still owe; older weeks only by hand (digest send --week).",
             _int, minimum=0),
