@@ -369,7 +369,7 @@ class CountryModel:
                 continue  # a multilateral body's news (OECD, CERN) naming no country is no one's
             if result.countries and not programme:
                 # in news the title's countries are never dropped: is there anything to drop?
-                titled[i] = title_codes(gazetteer, item.title, NEWS_TITLE_KINDS)
+                titled[i] = title_codes(gazetteer, item.title, NEWS_TITLE_KINDS, item.text)
                 if result.is_policy and len(result.countries) > 1:  # what combine may narrow
                     listed[i] = gazetteer.lists(item.title, item.text, NAMING_KINDS)
                 if not result.alternatives and all(
@@ -398,7 +398,7 @@ class CountryModel:
             self.nb_weight)
         found = [candidates(gazetteer, item.title, item.text, result.countries,
                             self.svm.classes_, margins[k], combined[k],
-                            title_codes(gazetteer, item.title))
+                            title_codes(gazetteer, item.title, text=item.text))
                  for k, (item, result) in enumerate(zip(items, results))]
         known = set(self.svm.classes_)
         for result, countries in zip(results, self.ranker.decide(found)):
@@ -438,14 +438,20 @@ NAMING_KINDS = frozenset({"name", "demonym", "capital", "group"})
 NEWS_TITLE_KINDS = NAMING_KINDS | {"agency"}
 
 
-def title_codes(gazetteer: Gazetteer, title: str, kinds: frozenset[str] = NAMING_KINDS
-                ) -> set[str]:
+def title_codes(gazetteer: Gazetteer, title: str, kinds: frozenset[str] = NAMING_KINDS,
+                text: str | None = None) -> set[str]:
     """Countries the title names by name, demonym or capital ("Germany and France agree",
     "Korean-Swiss call"), and by ``kinds`` of name more. The ranker's feature: there an
     agency's name in a title says whose programme it is, not that a second country is a
-    subject."""
-    hits, _body, _leads = gazetteer._hits(title or "", "")
-    return {key[0] for _weight, keys in hits for key in keys
+    subject. With the item's ``text``, read from its scan, which the gazetteer remembers
+    for the batch being classified; without, from a scan of the title alone (the same
+    hits)."""
+    if text is None:
+        keys_found = [keys for _weight, keys in gazetteer._hits(title or "", "")[0]]
+    else:
+        keys_found = [keys for _p, _s, _e, keys, in_title in gazetteer._scanned(title, text)[3]
+                      if in_title]
+    return {key[0] for keys in keys_found for key in keys
             if key[1] in kinds and not key[0].startswith("@")}
 
 

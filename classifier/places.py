@@ -224,11 +224,12 @@ class Gazetteer:
         self._recent.clear()
 
     def _hits(self, title: str, text: str
-              ) -> tuple[list[tuple[float, tuple]], str, list[tuple[str, int, int, tuple]]]:
+              ) -> tuple[list[tuple[float, tuple]], str, list[tuple[str, int, int, tuple, bool]]]:
         """(position weight, keys) for every hit that counts, the scanned text, and the hits
-        of the title and lead with their places (normalised part, start, end, keys)."""
+        of the title and lead with their places (normalised part, start, end, keys, in the
+        title?)."""
         found: list[tuple[float, tuple]] = []
-        leads: list[tuple[str, int, int, tuple]] = []
+        leads: list[tuple[str, int, int, tuple, bool]] = []
         hits, body = weighted_hits(self._matcher, title, text, self.settings)
         in_lead = self.settings["lead_weight"]
         shouting: dict[int, bool] = {}
@@ -250,7 +251,7 @@ class Gazetteer:
                 continue
             found.append((weight, hit.keys))
             if part is not body or weight == in_lead:
-                leads.append((part, hit.start, hit.end, hit.keys))
+                leads.append((part, hit.start, hit.end, hit.keys, part is not body))
         return found, body, leads
 
     def evidence(self, title: str, text: str) -> dict[str, float]:
@@ -264,7 +265,7 @@ class Gazetteer:
 
     def _scanned(self, title: str, text: str
                  ) -> tuple[list[tuple[float, tuple]], dict[str, float], float,
-                            list[tuple[str, int, int, tuple]]]:
+                            list[tuple[str, int, int, tuple, bool]]]:
         """(hits, evidence per code, evidence needed, the title's and lead's hits with their
         places) of an item, remembered for a batch of them: the country ranker and the
         country model read a batch's items again after the pipeline tagged them all."""
@@ -440,7 +441,7 @@ class Gazetteer:
         out: list[set[str]] = []
         run: list[str] = []
         last: tuple[str, int] | None = None  # (part, end) of the run's last name
-        for part, start, end, keys in self._scanned(title, text)[3]:
+        for part, start, end, keys, _in_title in self._scanned(title, text)[3]:
             codes = {key[0] for key in keys if key[1] in kinds}
             if len(codes) != 1:  # a body, an ambiguous or a group name
                 run, last = _flush(run, out), None
