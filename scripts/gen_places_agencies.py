@@ -119,7 +119,7 @@ def hand_written() -> set[tuple[str, str]]:
 def names_another(term: str, code: str, gazetteer, hand: set[tuple[str, str]]) -> bool:
     """True when the gazetteer reads another country (by its name, demonym, capital or an
     agency places.toml lists) or the EU in ``term``."""
-    hits, _body = gazetteer._hits(term, "")
+    hits = gazetteer._hits(term, "")[0]
     return any(not key[0].startswith("@")
                and (key[1] in ("name", "demonym", "capital") or key[0] == "EU"
                     or (key[0], key[2]) in hand)

@@ -512,39 +512,48 @@ def test_correcting_a_near_duplicate_says_that_readers_see_its_originals_tags(st
 
 
 def test_an_unread_language_from_a_ministry_is_policy_by_its_source(stiwatch, db_path):
-    """The lexicons read English (and some Chinese, Japanese and Korean), the model English
-    only: a German ministry's item was never policy-relevant, so no such item reached a
-    digest. Its source (an STI ministry or funding agency) now says it is; a news source's,
-    or an English item's, does not. A Japanese ministry's item is read by the rules."""
+    """The model reads English only, the lexicons English and some Chinese, Japanese, Korean,
+    German, French and Spanish: a Polish ministry's item was never policy-relevant, so no
+    such item reached a digest. Its source (an STI ministry or funding agency) now says it
+    is; a news source's, or an English item's, does not. A German or Japanese ministry's item
+    is read by the rules."""
+    polish = ("Ministerstwo przeznaczy 200 milionów złotych na nowe centra obliczeń na "
+              "uczelniach. Regulamin konkursu opublikowano dziś.")
     bmbf = ("Das Bundesministerium fördert neue Quantencomputer-Zentren an Hochschulen mit "
             "200 Millionen Euro. Die Förderrichtlinie wurde heute veröffentlicht.")
     mext = "文部科学省は、量子技術の研究拠点を新たに整備すると発表した。"
     with db.open_store(db_path) as store:
         store.sync_sources([
+            {"id": "mein", "name": "MNiSW", "kind": "feed", "url": "https://mein.example/f",
+             "country": "PL", "language": "pl", "org_type": "ministry"},
             {"id": "bmbf", "name": "BMBF", "kind": "feed", "url": "https://bmbf.example/f",
              "country": "DE", "language": "de", "org_type": "ministry"},
             {"id": "mext", "name": "MEXT", "kind": "feed", "url": "https://mext.example/f",
              "country": "JP", "language": "ja", "org_type": "ministry"},
-            {"id": "zeitung", "name": "Zeitung", "kind": "feed", "url": "https://z.example/f",
-             "country": "DE", "language": "de", "org_type": "news"},
+            {"id": "gazeta", "name": "Gazeta", "kind": "feed", "url": "https://g.example/f",
+             "country": "PL", "language": "pl", "org_type": "news"},
             {"id": "bmbf-en", "name": "BMBF (English)", "kind": "feed",
              "url": "https://bmbf.example/en", "country": "DE", "language": "en",
              "org_type": "ministry"},
         ])
         store.save_items([
-            {"url": "https://bmbf.example/1", "source_id": "bmbf", "language": "de",
-             "title": "Neue Zentren für Quantencomputing", "body": bmbf},
+            {"url": "https://mein.example/1", "source_id": "mein", "language": "pl",
+             "title": "Nowe centra obliczeniowe", "body": polish},
             {"url": "https://mext.example/2", "source_id": "mext", "language": "ja",
              "title": "量子技術の研究拠点を整備", "body": mext},
-            {"url": "https://z.example/3", "source_id": "zeitung", "language": "de",
-             "title": "Neue Zentren für Quantencomputing", "body": bmbf + " (Zeitung)"},
+            {"url": "https://g.example/3", "source_id": "gazeta", "language": "pl",
+             "title": "Nowe centra obliczeniowe", "body": polish + " (Gazeta)"},
             {"url": "https://bmbf.example/en/4", "source_id": "bmbf-en", "language": "en",
              "title": "Minister visits a school", "body": "The minister met pupils today."},
+            {"url": "https://bmbf.example/5", "source_id": "bmbf", "language": "de",
+             "title": "Neue Zentren für Quantencomputing", "body": bmbf},
         ])
     assert stiwatch("classify", "--no-model").exit_code == 0
     assert tags(db_path, 1)[("policy", "1")] == "source"
-    assert tags(db_path, 1)[("country", "DE")] == "source"
+    assert tags(db_path, 1)[("country", "PL")] == "source"
     assert tags(db_path, 2)[("policy", "1")] == "rules"
     assert tags(db_path, 2)[("domain", "quantum")] == "rules"
     assert ("policy", "0") in tags(db_path, 3)  # a newspaper's item is not policy by its source
     assert tags(db_path, 4)[("policy", "0")] == "rules"  # English: the rules read it
+    assert tags(db_path, 5)[("policy", "1")] == "rules"
+    assert tags(db_path, 5)[("domain", "quantum")] == "rules"
