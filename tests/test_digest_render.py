@@ -3,6 +3,8 @@ the plain-text twin, the preview command, and a phone-width rendering in headles
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email
 from email import policy
 from html.parser import HTMLParser
@@ -590,3 +592,28 @@ def test_japanese_display_names_are_encoded_whole_and_fold_within_the_limits(sto
     legacy = email.message_from_bytes(raw)
     assert str(make_header(decode_header(legacy["From"]))) == f"{sender} <digest@agency.example>"
     assert str(make_header(decode_header(legacy["To"]))) == "Dr. 田中 太郎 (JST) <tanaka@example.jp>"
+
+
+def test_a_part_mostly_in_japanese_is_base64_when_that_is_smaller(store, settings):
+    # Quoted-printable writes a Japanese character in 9 octets, base64 in 4: a Japanese week's
+    # digest went over the size where Gmail clips a message. English parts stay readable.
+    japanese = "政府は量子技術の研究開発に新たな予算を投じると発表した。" * 4
+    add(store, [story(f"https://x.example/jp{n}", f"2026-11-{17 + n % 3}T03:00:00Z",
+                      title=f"量子技術の研究拠点を公募（第{n}次）", summary=japanese,
+                      areas=["governance"], countries=["JP"], score=1.0 - n / 100)
+                for n in range(12)])
+    bundle = prepare_week(store, WEEK)
+    digest = compose(bundle, store.get_subscriber("aiko@example.org"), settings)
+    raw = message_bytes(message_for(bundle, digest, settings))
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    text, html = msg.get_payload()[0].get_payload()
+    for part in (text, html):
+        encoding = part["Content-Transfer-Encoding"]
+        body = part.get_payload().encode("ascii")
+        other = (binascii.b2a_qp(part.get_content().encode("utf-8"), istext=True)
+                 if encoding == "base64"
+                 else base64.encodebytes(part.get_content().encode("utf-8")))
+        assert len(body) <= len(other) * 1.05, encoding  # the smaller of the two
+    assert text["Content-Transfer-Encoding"] == "base64"
+    assert "量子技術の研究拠点を公募（第0次）" in text.get_content()
+    assert len(max(raw.split(b"\r\n"), key=len)) <= 78
