@@ -576,6 +576,18 @@ def _require_words(query: str) -> None:
         raise BadQuery("empty search query: give at least one word")
 
 
+SNIPPET_CHARS = 160  # a listed story's snippet: about as long as a ranked one
+
+
+def _start(text: str | None) -> str:
+    """The first SNIPPET_CHARS of ``text`` on one line, cut at a word, with `…` if cut."""
+    text = " ".join((text or "").split())
+    if len(text) <= SNIPPET_CHARS:
+        return text
+    cut = text[:SNIPPET_CHARS]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut) + "…"
+
+
 def _story(row: dict[str, Any]) -> int:
     """The story a result row belongs to: its original's id (its own for an original)."""
     return row["duplicate_of"] or row["id"]
@@ -639,6 +651,54 @@ class SearchMixin:
                           [t for t, positive in terms if positive])
         for row in rows:
             del row["table"]
+        self._decorate(rows)
+        return rows
+
+    def list_stories(
+        self,
+        *,
+        areas: Sequence[str] = (),
+        domains: Sequence[str] = (),
+        countries: Sequence[str] = (),
+        regions: Sequence[str] = (),
+        sources: Sequence[str] = (),
+        since: str | None = None,
+        until: str | None = None,
+        policy_only: bool = False,
+        limit: int = 20,
+        tz: tzinfo = timezone.utc,
+    ) -> list[dict[str, Any]]:
+        """Stories meeting the filters, without a query: newest first (``published_at``, then
+        id, both descending; items without a date last), each shown once as ``search`` shows
+        it: its original when the original meets the filters itself, otherwise its newest copy
+        that does. The rows have ``search``'s keys, ``copies`` counted the same way; ``score``
+        is None (nothing is ranked) and ``snippet`` is the start of the summary (of the body
+        when there is no summary), unhighlighted. At least one filter is needed: BadQuery
+        otherwise, as listing the whole store is ``export``'s job."""
+        if limit < 1:
+            raise BadQuery(f"limit must be at least 1, not {limit}")
+        where, params = _filters(areas, domains, countries, regions, sources, since, until,
+                                 policy_only, tz)
+        if not where:
+            raise BadQuery("give a query or at least one filter")
+        params["limit"] = limit
+        # The item standing for each story: the original if it is among the matches (its
+        # duplicate_of IS NOT NULL sorts 0 first), else the newest matching copy.
+        rows = list(_named(self.conn.execute(f"""
+            WITH shown AS (
+                SELECT i.id, row_number() OVER (
+                    PARTITION BY coalesce(i.duplicate_of, i.id)
+                    ORDER BY i.duplicate_of IS NOT NULL, i.published_at DESC, i.id DESC) AS n
+                FROM items i WHERE {' AND '.join(where)})
+            SELECT i.id, i.url, i.title, i.source_id, i.published_at, i.language,
+                   i.duplicate_of, substr(coalesce(nullif(trim(i.summary), ''), i.body, ''),
+                                          1, {SNIPPET_CHARS * 2}) AS snippet,
+                   NULL AS score
+            FROM shown CROSS JOIN items i ON i.id = shown.id
+            WHERE shown.n = 1
+            ORDER BY i.published_at DESC, i.id DESC LIMIT :limit""", params)))
+        for row in rows:
+            row["snippet"] = _start(row["snippet"])
         self._decorate(rows)
         return rows
 
@@ -809,7 +869,7 @@ class SearchMixin:
         by_id = {row["id"]: row for row in rows}
         by_story = {_story(row): row for row in rows}
         for row in rows:
-            row["score"] = round(row["score"], 3)
+            row["score"] = None if row["score"] is None else round(row["score"], 3)
             row["copies"] = 0
             row["source_name"] = None
         # The same number whichever of its items stands for a story: an original folds its
