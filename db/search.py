@@ -681,22 +681,38 @@ class SearchMixin:
                                  policy_only, tz)
         if not where:
             raise BadQuery("give a query or at least one filter")
-        params["limit"] = limit
-        # The item standing for each story: the original if it is among the matches (its
-        # duplicate_of IS NOT NULL sorts 0 first), else the newest matching copy.
-        rows = list(_named(self.conn.execute(f"""
-            WITH shown AS (
-                SELECT i.id, row_number() OVER (
-                    PARTITION BY coalesce(i.duplicate_of, i.id)
-                    ORDER BY i.duplicate_of IS NOT NULL, i.published_at DESC, i.id DESC) AS n
-                FROM items i WHERE {' AND '.join(where)})
+        condition = " AND ".join(where)
+        # Read newest first (the published_at index, rowid breaking ties) and stop at ``limit``
+        # stories, rather than group every match: `--policy` alone would read the whole store.
+        # A copy stands for its story only if its original does not meet the filters; if it
+        # does, the original is shown, where its own date places it (earlier or later on).
+        cursor = self.conn.execute(f"""
             SELECT i.id, i.url, i.title, i.source_id, i.published_at, i.language,
                    i.duplicate_of, substr(coalesce(nullif(trim(i.summary), ''), i.body, ''),
                                           1, {SNIPPET_CHARS * 2}) AS snippet,
                    NULL AS score
-            FROM shown CROSS JOIN items i ON i.id = shown.id
-            WHERE shown.n = 1
-            ORDER BY i.published_at DESC, i.id DESC LIMIT :limit""", params)))
+            FROM items i WHERE {condition}
+            ORDER BY i.published_at DESC, i.id DESC""", params)
+        found: dict[int, dict[str, Any]] = {}
+        originals: dict[int, bool] = {}  # whether a story's original meets the filters
+        try:
+            for row in _named(cursor):
+                story = _story(row)
+                if story in found:
+                    continue
+                if row["duplicate_of"]:
+                    if story not in originals:
+                        originals[story] = self.conn.execute(
+                            f"SELECT 1 FROM items i WHERE i.id = :original AND {condition}",
+                            {**params, "original": story}).fetchone() is not None
+                    if originals[story]:
+                        continue
+                found[story] = row
+                if len(found) == limit:
+                    break
+        finally:
+            cursor.close()
+        rows = list(found.values())
         for row in rows:
             row["snippet"] = _start(row["snippet"])
         self._decorate(rows)

@@ -434,6 +434,10 @@ def test_filters_alone_list_each_story_once_newest_first(db_path, filters, expec
         assert row["duplicate_of"] == (None if keys[row["id"]] in ("original", "fusion")
                                        else ids["original"])
         assert row["score"] is None
+    if len(expected) > 1:  # read newest first and stopped at the limit: the same first story
+        with db.open_store(db_path, readonly=True) as store:
+            [row] = store.list_stories(limit=1, tz=timezone.utc, **filters)
+        assert (keys[row["id"]], row["copies"]) == expected[0]
 
 
 def test_filters_alone_through_the_cli(stiwatch, ids):
