@@ -580,12 +580,14 @@ SNIPPET_CHARS = 160  # a listed story's snippet: about as long as a ranked one
 
 
 def _start(text: str | None) -> str:
-    """The first SNIPPET_CHARS of ``text`` on one line, cut at a word, with `…` if cut."""
+    """The first SNIPPET_CHARS of ``text`` on one line, with `…` if cut: at a space near the
+    end, else mid-run (Chinese and Japanese put no spaces between words)."""
     text = " ".join((text or "").split())
     if len(text) <= SNIPPET_CHARS:
         return text
     cut = text[:SNIPPET_CHARS]
-    return (cut.rsplit(" ", 1)[0] if " " in cut else cut) + "…"
+    space = cut.rfind(" ")
+    return (cut[:space] if space >= SNIPPET_CHARS * 3 // 4 else cut) + "…"
 
 
 def _story(row: dict[str, Any]) -> int:

@@ -500,3 +500,20 @@ def test_neither_query_nor_filter_is_one_clear_line(stiwatch, ids, args):
     assert result.output.splitlines() == [
         "Error: search needs a query, or a filter (--area, --domain, --country, --region, "
         "--source, --policy, --since or --until) to list its stories newest first"]
+
+
+def test_a_listed_snippet_is_the_start_of_the_summary_on_one_line(db_path):
+    with db.open_store(db_path) as store:
+        store.sync_sources(analysts_store.SOURCES[:1])
+        store.save_items([
+            {"url": f"https://mext-news.example/{n}", "source_id": "mext-news", "title": "t",
+             "summary": summary, "body": "The body.", "published_at": f"2026-11-1{n}T00:00:00Z",
+             "date_source": "feed", "language": "en"}
+            for n, summary in enumerate(["word " * 60, "研究" * 100 + " end",
+                                         "", "Two\nlines"])])
+    with db.open_store(db_path, readonly=True) as store:
+        rows = store.list_stories(sources=["mext-news"])
+    snippets = [row["snippet"] for row in reversed(rows)]
+    assert snippets[0] == ("word " * 32).strip() + "…"  # cut at a space near the end
+    assert snippets[1] == "研究" * 80 + "…"  # no space near the end: cut mid-run
+    assert snippets[2:] == ["The body.", "Two lines"]  # no summary: the body's start
