@@ -576,6 +576,20 @@ def _require_words(query: str) -> None:
         raise BadQuery("empty search query: give at least one word")
 
 
+SNIPPET_CHARS = 160  # a listed story's snippet: about as long as a ranked one
+
+
+def _start(text: str | None) -> str:
+    """The first SNIPPET_CHARS of ``text`` on one line, with `…` if cut: at a space near the
+    end, else mid-run (Chinese and Japanese put no spaces between words)."""
+    text = " ".join((text or "").split())
+    if len(text) <= SNIPPET_CHARS:
+        return text
+    cut = text[:SNIPPET_CHARS]
+    space = cut.rfind(" ")
+    return (cut[:space] if space >= SNIPPET_CHARS * 3 // 4 else cut) + "…"
+
+
 def _story(row: dict[str, Any]) -> int:
     """The story a result row belongs to: its original's id (its own for an original)."""
     return row["duplicate_of"] or row["id"]
@@ -639,6 +653,70 @@ class SearchMixin:
                           [t for t, positive in terms if positive])
         for row in rows:
             del row["table"]
+        self._decorate(rows)
+        return rows
+
+    def list_stories(
+        self,
+        *,
+        areas: Sequence[str] = (),
+        domains: Sequence[str] = (),
+        countries: Sequence[str] = (),
+        regions: Sequence[str] = (),
+        sources: Sequence[str] = (),
+        since: str | None = None,
+        until: str | None = None,
+        policy_only: bool = False,
+        limit: int = 20,
+        tz: tzinfo = timezone.utc,
+    ) -> list[dict[str, Any]]:
+        """Stories meeting the filters, without a query: newest first (``published_at``, then
+        id, both descending; items without a date last), each shown once as ``search`` shows
+        it: its original when the original meets the filters itself, otherwise its newest copy
+        that does. The rows have ``search``'s keys, ``copies`` counted the same way; ``score``
+        is None (nothing is ranked) and ``snippet`` is the start of the summary (of the body
+        when there is no summary), unhighlighted. At least one filter is needed: BadQuery
+        otherwise, as listing the whole store is ``export``'s job."""
+        if limit < 1:
+            raise BadQuery(f"limit must be at least 1, not {limit}")
+        where, params = _filters(areas, domains, countries, regions, sources, since, until,
+                                 policy_only, tz)
+        if not where:
+            raise BadQuery("give a query or at least one filter")
+        condition = " AND ".join(where)
+        # Read newest first (the published_at index, rowid breaking ties) and stop at ``limit``
+        # stories, rather than group every match: `--policy` alone would read the whole store.
+        # A copy stands for its story only if its original does not meet the filters; if it
+        # does, the original is shown, where its own date places it (earlier or later on).
+        cursor = self.conn.execute(f"""
+            SELECT i.id, i.url, i.title, i.source_id, i.published_at, i.language,
+                   i.duplicate_of, substr(coalesce(nullif(trim(i.summary), ''), i.body, ''),
+                                          1, {SNIPPET_CHARS * 2}) AS snippet,
+                   NULL AS score
+            FROM items i WHERE {condition}
+            ORDER BY i.published_at DESC, i.id DESC""", params)
+        found: dict[int, dict[str, Any]] = {}
+        originals: dict[int, bool] = {}  # whether a story's original meets the filters
+        try:
+            for row in _named(cursor):
+                story = _story(row)
+                if story in found:
+                    continue
+                if row["duplicate_of"]:
+                    if story not in originals:
+                        originals[story] = self.conn.execute(
+                            f"SELECT 1 FROM items i WHERE i.id = :original AND {condition}",
+                            {**params, "original": story}).fetchone() is not None
+                    if originals[story]:
+                        continue
+                found[story] = row
+                if len(found) == limit:
+                    break
+        finally:
+            cursor.close()
+        rows = list(found.values())
+        for row in rows:
+            row["snippet"] = _start(row["snippet"])
         self._decorate(rows)
         return rows
 
@@ -809,7 +887,7 @@ class SearchMixin:
         by_id = {row["id"]: row for row in rows}
         by_story = {_story(row): row for row in rows}
         for row in rows:
-            row["score"] = round(row["score"], 3)
+            row["score"] = None if row["score"] is None else round(row["score"], 3)
             row["copies"] = 0
             row["source_name"] = None
         # The same number whichever of its items stands for a story: an original folds its

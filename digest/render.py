@@ -170,9 +170,10 @@ SEARCH_LIMIT = 20  # `stiwatch search --limit`'s default
 
 def more_commands(digest: Digest, section: Section) -> list[str]:
     """`stiwatch search` command lines that list a section's stories, shown or not: the reader's
-    filters, the section's area and its days. The reader puts their words for WORDS (search
-    needs some). Two commands for a reader with both countries and regions: the digest takes
-    stories about either, search's filters must all match."""
+    filters, the section's area and its days, run as printed (search without a query lists
+    the stories its filters match, newest first). Two commands for a reader with both
+    countries and regions: the digest takes stories about either, search's filters must all
+    match."""
     filters = digest.filters
     week = digest.week
     if section.id == LATE:
@@ -180,7 +181,7 @@ def more_commands(digest: Digest, section: Section) -> list[str]:
     else:
         first, last = week.monday, week.sunday
     areas = filters["areas"] if section.id in (LATE, OTHER) else [section.id]
-    base = ["stiwatch", "search", "WORDS", "--policy"]
+    base = ["stiwatch", "search", "--policy"]
     base += [arg for area in areas for arg in ("--area", area)]
     base += [arg for domain in filters["domains"] for arg in ("--domain", domain)]
     places = [[arg for c in filters["countries"] for arg in ("--country", c)],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from datetime import timezone
 import io
 import json
 
@@ -408,3 +409,111 @@ def test_a_table_never_sends_a_stored_control_character_to_the_terminal(stiwatch
     assert result.exit_code == 0, result.output
     assert "Budget [2J31mrises" in result.output
     assert "\x1b" not in result.output and "\x9b" not in result.output
+
+
+# Without a query, filters alone list their stories newest first (the digest's "N more" line
+# prints such a command), each story once as the ranked search shows it.
+@pytest.mark.parametrize("filters, expected", [
+    # newest first by the date of the item shown: the original (10 Nov) after fusion (11 Nov)
+    ({"since": "2026-11-01"}, [("fusion", 0), ("original", 2)]),
+    ({"sources": ["mext-news"]}, [("fusion", 0), ("original", 2)]),
+    ({"sources": ["nsf-news"]}, [("copy-nsf", 2)]),  # a filter only a copy meets
+    ({"sources": ["nsf-news", "ec-rtd"]}, [("copy-nsf", 2)]),  # two copies: the newest
+    ({"sources": ["ec-rtd"]}, [("copy-ec", 2)]),
+    ({"until": "2026-11-09"}, [("copy-ec", 2)]),
+    ({"since": "2026-11-11"}, [("copy-nsf", 2), ("fusion", 0)]),
+    ({"since": "2026-11-13"}, []),
+])
+def test_filters_alone_list_each_story_once_newest_first(db_path, filters, expected):
+    ids = analysts_store.build_stories(db_path)
+    keys = {item_id: key for key, item_id in ids.items()}
+    with db.open_store(db_path, readonly=True) as store:
+        rows = store.list_stories(limit=50, tz=timezone.utc, **filters)
+    assert [(keys[row["id"]], row["copies"]) for row in rows] == expected
+    for row in rows:
+        assert row["duplicate_of"] == (None if keys[row["id"]] in ("original", "fusion")
+                                       else ids["original"])
+        assert row["score"] is None
+    if len(expected) > 1:  # read newest first and stopped at the limit: the same first story
+        with db.open_store(db_path, readonly=True) as store:
+            [row] = store.list_stories(limit=1, tz=timezone.utc, **filters)
+        assert (keys[row["id"]], row["copies"]) == expected[0]
+
+
+def test_filters_alone_through_the_cli(stiwatch, ids):
+    listed = search_json(stiwatch, "--policy")
+    # every policy story once (eu-open-copy folded into eu-open), newest first
+    assert [r["id"] for r in listed] == [ids[k] for k in ("jp-quantum", "us-security",
+                                                          "eu-open", "jp-semis", "eu-ai")]
+    assert [r["copies"] for r in listed] == [0, 0, 1, 0, 0]
+    # the JSON shape is the ranked search's, the snippet the summary's start
+    assert list(listed[0]) == list(search_json(stiwatch, "quantum")[0])
+    assert listed[0]["snippet"] == ("MEXT sets out a ten-year quantum technology strategy "
+                                    "with new funding.")
+    assert listed[0]["score"] is None
+    # the copy alone meets --source nsf-news: it stands for its story
+    listed = search_json(stiwatch, "--source", "nsf-news")
+    assert [(r["id"], r["copies"]) for r in listed] == [
+        (ids["us-security"], 0), (ids["eu-open-copy"], 1), (ids["us-discovery"], 0)]
+    assert listed[1]["duplicate_of"] == ids["eu-open"]
+    for args, expected in [
+        (["--country", "JP"], ["jp-quantum", "jp-semis"]),
+        (["--area", "governance"], ["jp-quantum", "eu-ai"]),
+        (["--domain", "quantum"], ["jp-quantum"]),
+        (["--region", "north_america"], ["us-security", "us-discovery"]),
+        (["--since", analysts_store.ago(15)[:10]], ["jp-quantum", "us-security", "eu-open",
+                                                   "us-discovery"]),
+        (["--until", analysts_store.ago(15)[:10]], ["jp-semis", "eu-ai"]),
+        (["--policy", "--country", "US"], ["us-security"]),
+        (["--policy", "--limit", "2"], ["jp-quantum", "us-security"]),
+    ]:
+        assert [r["id"] for r in search_json(stiwatch, *args)] == [ids[k] for k in expected], \
+            args
+    result = stiwatch("search", "--policy", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert [int(r["id"]) for r in rows] == [ids[k] for k in ("jp-quantum", "us-security",
+                                                             "eu-open", "jp-semis", "eu-ai")]
+    assert rows[0]["score"] == "" and rows[0]["countries"] == "JP"
+    assert list(rows[0]) == list(csv.DictReader(io.StringIO(
+        stiwatch("search", "quantum", "--format", "csv").output)).fieldnames)
+
+
+def test_filters_alone_as_a_table_with_the_limit_hint(stiwatch, ids):
+    result = stiwatch("search", "--policy", "--limit", "2")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["ID", "DATE", "SOURCE", "TITLE", "COPIES"]
+    assert "Japan launches national quantum strategy" in lines[1]
+    assert lines[2] == "    MEXT sets out a ten-year quantum technology strategy with new funding."
+    assert lines[-1] == "2 item(s) (the first 2: raise --limit for more)."
+    assert stiwatch("search", "--policy", "--limit", "5").output.splitlines()[-1] == \
+        "5 item(s)."
+    result = stiwatch("search", "--country", "CN", "--area", "open_science")
+    assert result.exit_code == 0 and result.output == "No items match these filters.\n"
+
+
+@pytest.mark.parametrize("args", [[], ["--limit", "5"], ["--format", "json"], ["--", ""],
+                                  ["--exact"]])
+def test_neither_query_nor_filter_is_one_clear_line(stiwatch, ids, args):
+    result = stiwatch("search", *args)
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        "Error: search needs a query, or a filter (--area, --domain, --country, --region, "
+        "--source, --policy, --since or --until) to list its stories newest first"]
+
+
+def test_a_listed_snippet_is_the_start_of_the_summary_on_one_line(db_path):
+    with db.open_store(db_path) as store:
+        store.sync_sources(analysts_store.SOURCES[:1])
+        store.save_items([
+            {"url": f"https://mext-news.example/{n}", "source_id": "mext-news", "title": "t",
+             "summary": summary, "body": "The body.", "published_at": f"2026-11-1{n}T00:00:00Z",
+             "date_source": "feed", "language": "en"}
+            for n, summary in enumerate(["word " * 60, "研究" * 100 + " end",
+                                         "", "Two\nlines"])])
+    with db.open_store(db_path, readonly=True) as store:
+        rows = store.list_stories(sources=["mext-news"])
+    snippets = [row["snippet"] for row in reversed(rows)]
+    assert snippets[0] == ("word " * 32).strip() + "…"  # cut at a space near the end
+    assert snippets[1] == "研究" * 80 + "…"  # no space near the end: cut mid-run
+    assert snippets[2:] == ["The body.", "Two lines"]  # no summary: the body's start

@@ -13,6 +13,7 @@ from digest.select import parse_time
 from digest.weeks import zone
 
 from ..app import App, pass_app
+from ..errors import UserError
 from ..output import bom_option, echo_csv, echo_json, printable, table, wants_bom
 from ..params import Moment
 
@@ -107,7 +108,7 @@ class SearchCommand(click.Command):
 
 
 @click.command("search", cls=SearchCommand)
-@click.argument("words", nargs=-1, required=True, metavar="QUERY...")
+@click.argument("words", nargs=-1, metavar="[QUERY]...")
 @click.option("--area", "areas", multiple=True, metavar="A",
               help="Only items tagged with this policy area id (repeat for any of several).")
 @click.option("--domain", "domains", multiple=True, metavar="D",
@@ -160,7 +161,11 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
     copy (`duplicate_of` in JSON and CSV names the original). `copies` says how many other
     URLs of the story are folded into the row. A query matching more than 5,000 items is ranked
     among the 5,000 most recently stored matches (fast on millions of items); --exact ranks
-    them all. Dates are days in the `timezone` setting (Asia/Tokyo by default), as in the
+    them all.
+    Without a QUERY, one filter or more lists the stories that meet the filters, newest
+    first (by date, then id), each once as above (its original, else its newest copy that
+    meets them), with the start of its summary as snippet and no score (--exact does
+    nothing then). Dates are days in the `timezone` setting (Asia/Tokyo by default), as in the
     digest and `trends`: --since/--until DATE and the table's DATE column; JSON and CSV give
     `published_at` as stored, in UTC.
 
@@ -170,15 +175,20 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
       stiwatch search 'quantum NOT computing' --country JP --format json
       stiwatch search 'semicond*' --area business_innovation --limit 5
       stiwatch search 量子技術 --country JP --since 2026-01-01
+      stiwatch search --policy --area governance --since 2026-11-16 --until 2026-11-22
     """
     query = " ".join(words)
+    filtered = any((areas, domains, countries, regions, sources, since, until, policy_only))
+    if not query.strip() and not filtered:
+        raise UserError(
+            "search needs a query, or a filter (--area, --domain, --country, --region, "
+            "--source, --policy, --since or --until) to list its stories newest first")
     bom = wants_bom(bom, app.settings["csv_bom"], fmt)
     tz = zone(app.settings["timezone"])
     store = app.existing_store()
     for source in sources:
         store.get_source(source)  # NoSuchSource: a clear error rather than silently nothing
-    rows = store.search(
-        query,
+    filters = dict(
         areas=_checked("area", areas),
         domains=_checked("domain", domains),
         countries=_checked("country", countries),
@@ -188,9 +198,12 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
         until=until,
         policy_only=policy_only,
         limit=limit + 1,  # one more than shown: whether more match than --limit
-        exact=exact,
         tz=tz,
     )
+    if query.strip():
+        rows = store.search(query, exact=exact, **filters)
+    else:
+        rows = store.list_stories(**filters)
     more = len(rows) > limit
     rows = rows[:limit]
     if fmt == "json":
@@ -198,8 +211,8 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
     elif fmt == "csv":
         echo_csv(rows, COLUMNS, bom=bom)
     elif not rows:
-        app.echo(f"No items match {query!r}" + (" with these filters." if any(
-            (areas, domains, countries, regions, sources, since, until, policy_only)) else "."))
+        app.echo(f"No items match {query!r}" + (" with these filters." if filtered else ".")
+                 if query.strip() else "No items match these filters.")
     else:
         echo_results(rows, tty=sys.stdout.isatty(), tz=tz)
         hint = f" (the first {limit}: raise --limit for more)" if more else ""
