@@ -538,6 +538,15 @@ def test_titles_and_summaries_say_their_language(store, settings, tmp_path):
     assert parser.found["Undetermined"] == "en"  # a stored code that is no language is left out
 
 
+def _aikos_parts(store, settings):
+    """Aiko's digest of the week as sent: its bytes, and its text and HTML parts."""
+    bundle = prepare_week(store, WEEK)
+    digest = compose(bundle, store.get_subscriber("aiko@example.org"), settings)
+    raw = message_bytes(message_for(bundle, digest, settings))
+    text, html = email.message_from_bytes(raw, policy=policy.default).get_payload()[0].get_payload()
+    return raw, text, html
+
+
 def test_text_parts_are_quoted_printable_readable_on_the_wire_with_short_lines(store, settings):
     # Both text parts were base64: a gateway or an administrator reading the raw message saw
     # no word of it. Quoted-printable keeps ASCII text as it is, and every line within 76
@@ -546,11 +555,7 @@ def test_text_parts_are_quoted_printable_readable_on_the_wire_with_short_lines(s
     add(store, [story(url, "2026-11-19T03:00:00Z", title="Cabinet Office = new AI safety plan",
                       summary="政府は新しい戦略を発表した。 " + "Budget grows. " * 120,
                       areas=["governance"], countries=["JP"], score=1.0)])
-    bundle = prepare_week(store, WEEK)
-    digest = compose(bundle, store.get_subscriber("aiko@example.org"), settings)
-    raw = message_bytes(message_for(bundle, digest, settings))
-    msg = email.message_from_bytes(raw, policy=policy.default)
-    text, html = msg.get_payload()[0].get_payload()
+    raw, text, html = _aikos_parts(store, settings)
     for part in (text, html):
         assert part["Content-Transfer-Encoding"] == "quoted-printable"
         assert part.get_content_charset() == "utf-8"
@@ -602,11 +607,7 @@ def test_a_part_mostly_in_japanese_is_base64_when_that_is_smaller(store, setting
                       title=f"量子技術の研究拠点を公募（第{n}次）", summary=japanese,
                       areas=["governance"], countries=["JP"], score=1.0 - n / 100)
                 for n in range(12)])
-    bundle = prepare_week(store, WEEK)
-    digest = compose(bundle, store.get_subscriber("aiko@example.org"), settings)
-    raw = message_bytes(message_for(bundle, digest, settings))
-    msg = email.message_from_bytes(raw, policy=policy.default)
-    text, html = msg.get_payload()[0].get_payload()
+    raw, text, html = _aikos_parts(store, settings)
     for part in (text, html):
         encoding = part["Content-Transfer-Encoding"]
         body = part.get_payload().encode("ascii")
