@@ -10,9 +10,10 @@ Term syntax (the same in domains.toml, areas.toml and places*.toml, so an analys
 - a final "s" or "es" (plurals, "LLMs") is accepted after any term;
 - a term ending in "*" matches any word that starts with it ("nanotech*" = "nanotechnology");
 - a term with Chinese characters, kana or Hangul (two characters or more in all) matches
-  anywhere in a run of them: those scripts do not put spaces between words, and Korean joins particles to the word
-  ("한국의" = Korea's), so whole words cannot be told from the text; for the same reason a
-  Chinese character, kana or Hangul beside a Latin word is a word boundary ("JSTは", "AI研究").
+  anywhere in a run of them: those scripts do not put spaces between words, and Korean joins
+  particles to the word ("한국의" = Korea's), so whole words cannot be told from the text; for
+  the same reason a Chinese character, kana or Hangul beside a Latin word is a word boundary
+  ("JSTは", "AI研究").
 
 Matching uses Aho-Corasick automata (pyahocorasick), so a lexicon of thousands of terms scans a
 long article in one pass; overlapping matches keep the longest, which is how negative terms
@@ -133,10 +134,9 @@ _counted: dict[str, int] = {}
 
 
 def word_count(text: str) -> int:
-    """Approximate number of words of a normalised text (cheap: counts spaces, and in
-    Chinese, Japanese and Korean, which write words without spaces between them, half the
-    characters of those scripts). The last few counts are kept: each tagger of an item
-    counts the same text."""
+    """Approximate number of words of a normalised text (cheap: counts spaces, and in Chinese
+    and Japanese, which write words without spaces between them, half the Chinese characters
+    and kana). The last few counts are kept: each tagger of an item counts the same text."""
     if not text:
         return 0
     count = _counted.get(text)

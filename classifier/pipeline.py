@@ -13,7 +13,8 @@
   keeps the regions in step with the countries analysts added or removed.
 - The trained models learnt from English text only: an item in another language (as the
   crawler detected it) gets its relevance and areas from the lexicon rules, which also carry
-  Chinese, Japanese and Korean cues, and its countries from the gazetteer alone.
+  Chinese, Japanese, Korean, German, French and Spanish cues, and its countries from the
+  gazetteer alone.
 - An item in a language other than English from a source that is itself an STI ministry or
   funding agency is policy-relevant by its source (method ``source``) when nothing in it says
   so: such a body's news is its policy, and the rules' cues in other languages are few.
@@ -202,11 +203,8 @@ class Classifier:
         results = [self._one(item, prediction, *found)
                    for item, prediction, found in zip(items, predictions, lexical)]
         if self.country_model is not None and read:  # fills in / narrows countries, one batch
-            if len(read) < len(items):
-                self.country_model.apply([items[n] for n in read], [results[n] for n in read],
-                                         self.gazetteer)
-            else:
-                self.country_model.apply(items, results, self.gazetteer)
+            self.country_model.apply([items[n] for n in read], [results[n] for n in read],
+                                     self.gazetteer)
         return results
 
     def _lexical(self, item: ItemText) -> tuple:
