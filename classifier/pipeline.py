@@ -13,7 +13,7 @@
   keeps the regions in step with the countries analysts added or removed.
 - The trained models learnt from English text only: an item in another language (as the
   crawler detected it) gets its relevance and areas from the lexicon rules, which also carry
-  Chinese, Japanese, Korean, German, French and Spanish cues, and its countries from the
+  Chinese, Japanese, Korean, German, French, Spanish and Italian cues, and its countries from the
   gazetteer alone.
 - An item in a language other than English from a source that is itself an STI ministry or
   funding agency is policy-relevant by its source (method ``source``) when nothing in it says

@@ -192,7 +192,8 @@ def test_errors_lists_what_each_wrong_item_missed_and_added(stiwatch, tmp_path: 
 # 0.821, 0.919); `europe2`, 45 more in German, French, Spanish and Italian, measured only
 # (before the German/French/Spanish cues / after round one / after round two: policy 0.323 /
 # 0.791 / 0.818, areas 0.407 / 0.554 / 0.571, domains 0.513 / 0.591 / 0.667, countries
-# 0.842 / 0.842 / 0.854).
+# 0.842 / 0.842 / 0.854); then Italian cues, written without looking at it: 0.917, 0.630,
+# 0.723, 0.854 (its 9 Italian items: policy 0.000 -> 0.889, areas 0.222 -> 0.667).
 @pytest.mark.parametrize("name, floors", [
     ("news_dev_briefs.jsonl", {"policy": 0.92, "domains": 0.85, "countries": 0.95}),
     ("news_dev_articles.jsonl", {"policy": 0.92, "domains": 0.9, "countries": 0.93}),
@@ -202,7 +203,7 @@ def test_errors_lists_what_each_wrong_item_missed_and_added(stiwatch, tmp_path: 
     ("news_dev_cjk2.jsonl", {"policy": 0.95, "domains": 0.9, "countries": 0.95}),
     ("news_dev_cjk3.jsonl", {"policy": 0.88, "domains": 0.8, "countries": 0.93}),
     ("news_dev_europe.jsonl", {"policy": 0.95, "domains": 0.75, "countries": 0.88}),
-    ("news_dev_europe2.jsonl", {"policy": 0.78, "domains": 0.6, "countries": 0.82}),
+    ("news_dev_europe2.jsonl", {"policy": 0.88, "domains": 0.68, "countries": 0.82}),
 ])
 def test_rules_alone_on_development_news(stiwatch, name, floors):
     result = stiwatch("evaluate", str(FIXTURES / "classifier" / name), "--json", "--no-model")
