@@ -376,7 +376,9 @@ def _collect(automata: tuple[Any, Any], text: str, caps: tuple[bool, ...]) -> li
                     stop = end
                     while stop < size and _is_word(text[stop]):
                         stop += 1
-                    out[index].append((start, stop, 2, keys))
+                    # of two prefix terms reading the same word, the longer one wins, as a
+                    # longer term does elsewhere: "Quantensprung*" masks "Quanten*"
+                    out[index].append((start, stop, 2 + 1 / (1 + length), keys))
                 else:
                     out[index].append((start, end + len(ending), rank, keys))
     return out

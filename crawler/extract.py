@@ -449,6 +449,25 @@ def _cjk_text_date(tree: lxml.html.HtmlElement) -> str | None:
     return month_only
 
 
+_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
+_HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def _cjk_script(text: str) -> str | None:
+    """"ja", "ko" or "zh" when most letters of ``text`` are of that script (kana tell Japanese
+    from Chinese), else None."""
+    letters = sum(ch.isalpha() for ch in text)
+    if not letters:
+        return None
+    hangul, kana, han = (len(pattern.findall(text)) for pattern in (_HANGUL, _KANA, _HAN))
+    if 2 * hangul > letters:
+        return "ko"
+    if kana and 2 * (kana + han) > letters:
+        return "ja"
+    return "zh" if 2 * han > letters else None
+
+
 def _language(text: str, tree: lxml.html.HtmlElement | None,
               headers: Mapping[str, str] | None) -> str | None:
     if len(text) >= MIN_CHARS_FOR_LANGID:
@@ -458,6 +477,13 @@ def _language(text: str, tree: lxml.html.HtmlElement | None,
     if not declared:
         declared = plain_headers(headers).get("content-language", "").split(",")[0]
     code = declared.strip().split("-")[0].split("_")[0].lower()
+    # A short text in kana, Hangul or Chinese characters says its language by its script
+    # better than a template's lang="en" (or the source's language, the fallback for None):
+    # stored as English, it was tagged by the English-only model. Chinese characters alone
+    # are also Japanese (or Korean) when the page says so.
+    script = _cjk_script(text)
+    if script and not (script == "zh" and code in ("ja", "ko")):
+        return script
     return code if re.fullmatch(r"[a-z]{2,3}", code) else None
 
 

@@ -89,6 +89,17 @@ def test_user_file_replaces_a_domain_and_adds_negatives(tmp_path: Path) -> None:
     assert tagger.tag("Chip shop opens", "A chip shop.") == []
 
 
+def test_a_longer_negative_prefix_masks_a_positive_prefix(tmp_path: Path) -> None:
+    # both read the whole word "Zorblaxhopper": the longer written prefix must win
+    user = tmp_path / "prefixes.toml"
+    user.write_text('[domain.space]\nstrong = ["Zorblax*"]\nnegative = ["Zorblaxhop*"]\n',
+                    encoding="utf-8")
+    tagger = DomainTagger.load(user)
+    assert tagger.tag("Zorblaxhopper rules", "The Zorblaxhoppers met.") == []
+    assert [label for label, _ in tagger.tag("Zorblaxrakete startet", "Die Zorblaxraketen.")] \
+        == ["space"]
+
+
 @pytest.mark.parametrize("content, fragment", [
     ("[domain.blockchain]\nterms = ['ledger']\n", "[domain.blockchain]"),
     ("[domain.ai]\nterms = 'AI'\nstrong = [1, 2]\n", "[domain.ai] strong"),

@@ -11,8 +11,9 @@ from classifier.lexicon import LexiconError
 from classifier.places import Gazetteer, region_of, regions_for
 from classifier.taxonomy import load_taxonomy
 
-# places.toml: English cases; places_cjk.toml: Chinese, Japanese and Korean ones
-CASES = [case for name in ("places.toml", "places_cjk.toml")
+# places.toml: English cases; places_cjk.toml: Chinese, Japanese and Korean ones;
+# places_europe.toml: German, French and Spanish ones
+CASES = [case for name in ("places.toml", "places_cjk.toml", "places_europe.toml")
          for case in tomllib.loads((Path(__file__).parent / "fixtures" / "classifier_rules"
                                     / name).read_text("utf-8"))["case"]]
 

@@ -131,3 +131,38 @@ def test_feeds_in_legacy_encodings_are_decoded(stiwatch, http_server, tmp_path, 
         assert (item["title"], item["summary"]) == (title, summary), name
         assert item["published_at"] == "2026-11-19T16:00:00Z", name
         assert not (flags[name] or "").startswith("malformed feed"), (name, flags[name])
+
+
+SHORT = {
+    # name: (the page's lang attribute or None, title, a paragraph under 80 characters,
+    #        the language stored)
+    "short-ja-lang-en": ("en", "文科省、AI研究拠点を公募", "文部科学省はAI研究拠点の公募を開始した。", "ja"),
+    "short-ko-no-lang": (None, "과기정통부, 양자 R&D 공모", "과기정통부는 양자 연구개발 과제를 공모한다.", "ko"),
+    "short-zh-lang-en": ("en", "科技部启动人工智能重大专项", "科技部启动人工智能重大专项申报。", "zh"),
+    # Chinese characters alone are Japanese when the page says so
+    "short-kanji-lang-ja": ("ja", "令和8年度研究提案募集", "令和8年度研究提案募集要項", "ja"),
+    "short-en": ("en", "JST opens a call", "JST opens a call for AI research hubs.", "en"),
+}
+
+
+def test_short_cjk_pages_are_stored_in_their_script_language(stiwatch, http_server, tmp_path,
+                                                             db_path):
+    """A short article in kana, Hangul or Chinese characters from a source declared English
+    (a Japanese agency's mixed news page, a template's lang="en") is stored in its own
+    language: stored as English, the English-only model chose its areas."""
+    build_site(http_server)
+    sources = []
+    for name, (lang, title, para, _) in SHORT.items():
+        attribute = f' lang="{lang}"' if lang else ""
+        body = (f'<!DOCTYPE html><html{attribute}><head><meta charset="utf-8"><title>{title}'
+                f"</title></head><body><article><h1>{title}</h1><p>{para}</p></article>"
+                "</body></html>").encode("utf-8")
+        sources.append(one_page_source(http_server, name, body, folder="short", language="en",
+                                       country="JP", org_type="funding_agency"))
+    reg = registry(tmp_path / "sources.toml", sources)
+
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+
+    stored = {r["url"].rsplit("/", 1)[1]: r for r in rows(db_path, "SELECT * FROM items")}
+    assert {name: stored[f"{name}.html"]["language"] for name in SHORT} == {
+        name: expected for name, (*_, expected) in SHORT.items()}
