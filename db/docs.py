@@ -53,7 +53,11 @@ TABLES: dict[str, dict[str, Any]] = {
             "title": "Article title.",
             "summary": "Short summary from the feed entry or the page's description.",
             "body": "Clean main text of the article page, NULL when the page could not be read.",
-            "language": "ISO 639-1 code detected from the text (or declared by the page).",
+            "language": "ISO 639-1 code detected from the text; a text under 80 characters takes "
+            "the page's declared language (`lang`, Content-Language; else the source's), except "
+            "that one mostly in kana, Hangul or Chinese characters is `ja`, `ko` or `zh` by its "
+            "script whatever the page declares (Chinese characters alone stay `ja` or `ko` on a "
+            "page that says so).",
             "published_at": "Publication time, ISO 8601 UTC.",
             "date_source": "Where `published_at` came from, in order of trust: `feed`, `page` "
             "(metadata), `text` (found in the page, also as Japanese and Chinese pages write dates: "
