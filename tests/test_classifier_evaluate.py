@@ -194,6 +194,11 @@ def test_errors_lists_what_each_wrong_item_missed_and_added(stiwatch, tmp_path: 
 # 0.791 / 0.818, areas 0.407 / 0.554 / 0.571, domains 0.513 / 0.591 / 0.667, countries
 # 0.842 / 0.842 / 0.854); then Italian cues, written without looking at it: 0.917, 0.630,
 # 0.723, 0.854 (its 9 Italian items: policy 0.000 -> 0.889, areas 0.222 -> 0.667).
+# `fresh3` and `fresh4`, 50 items each of 69-400 words in English (2026-11-27 14:00), by a helper
+# who saw only taxonomy.md, with metonyms, currencies, demonyms and passing mentions; both
+# measured first (rules alone: policy 0.972 / 0.972, areas 0.677 / 0.636, domains 0.899 / 0.853,
+# countries 0.972 / 0.981), then fresh3 guided a few Swiss place names (countries 0.981);
+# fresh4 is measured only.
 @pytest.mark.parametrize("name, floors", [
     ("news_dev_briefs.jsonl", {"policy": 0.92, "domains": 0.85, "countries": 0.95}),
     ("news_dev_articles.jsonl", {"policy": 0.92, "domains": 0.9, "countries": 0.93}),
@@ -204,6 +209,9 @@ def test_errors_lists_what_each_wrong_item_missed_and_added(stiwatch, tmp_path: 
     ("news_dev_cjk3.jsonl", {"policy": 0.88, "domains": 0.8, "countries": 0.93}),
     ("news_dev_europe.jsonl", {"policy": 0.95, "domains": 0.75, "countries": 0.88}),
     ("news_dev_europe2.jsonl", {"policy": 0.88, "domains": 0.68, "countries": 0.82}),
+    ("news_dev_fresh3.jsonl", {"policy": 0.95, "domains": 0.87, "countries": 0.96}),
+    ("news_dev_fresh4.jsonl", {"policy": 0.95, "domains": 0.83, "countries": 0.96,
+                               "areas": 0.6}),
 ])
 def test_rules_alone_on_development_news(stiwatch, name, floors):
     result = stiwatch("evaluate", str(FIXTURES / "classifier" / name), "--json", "--no-model")
@@ -212,7 +220,7 @@ def test_rules_alone_on_development_news(stiwatch, name, floors):
     assert report["policy"]["f1"] >= floors["policy"]
     assert report["domains"]["micro_f1"] >= floors["domains"]
     assert report["countries"]["micro_f1"] >= floors["countries"]
-    assert report["areas"]["micro_f1"] >= (0.55 if "europe" in name else 0.65)
+    assert report["areas"]["micro_f1"] >= floors.get("areas", 0.55 if "europe" in name else 0.65)
 
 
 def test_domains_on_varied_wording_and_near_misses(stiwatch):
