@@ -215,7 +215,7 @@ def test_an_older_store_says_once_that_it_was_migrated_whichever_command_opens_i
     assert quiet.returncode == 0 and quiet.stderr == ""  # cron mails nothing for it ...
     message = (f"Migrated {store} from schema version {LATEST_VERSION - 2} to {LATEST_VERSION}.")
     [line] = [line for line in log_file.read_text().splitlines() if "Migrated" in line]
-    assert line.endswith(f" INFO stiwatch.store: {message}")  # ... and the log keeps it
+    assert line.endswith(f" WARNING stiwatch.store: {message}")  # ... and the log keeps it
 
     other = tmp_path / "other.db"
     conn = sqlite3.connect(other, isolation_level=None)
@@ -228,3 +228,39 @@ def test_an_older_store_says_once_that_it_was_migrated_whichever_command_opens_i
                               f"{LATEST_VERSION}.\n")
     again = subprocess.run([*command, "status"], env=env, capture_output=True, text=True)
     assert again.returncode == 0 and again.stderr == ""  # once
+
+
+def test_a_migration_by_the_cron_job_at_the_default_log_level_is_in_the_log_file(tmp_path):
+    """The operator's settings name a log_file and keep the default log_level (WARNING); the
+    cron job (`--quiet`) is the first to open the store after an upgrade. The migration (for
+    good: the stiwatch before the upgrade can no longer open the file) left no line in the log,
+    so nothing said when the store stopped being readable by the old version."""
+    import sys
+
+    store = tmp_path / "s.db"
+    conn = sqlite3.connect(store, isolation_level=None)
+    migrate(conn, target=LATEST_VERSION - 3)
+    conn.close()
+    log_file = tmp_path / "log" / "stiwatch.log"
+    env = {key: value for key, value in os.environ.items() if key != "STIWATCH_LOG_LEVEL"}
+    env.update(STIWATCH_DB=str(store), STIWATCH_LOG_FILE=str(log_file))
+    quiet = subprocess.run([sys.executable, "-m", "stiwatch", "--quiet", "status"], env=env,
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert quiet.returncode == 0 and quiet.stderr == ""  # nothing for cron to mail ...
+    [line] = [line for line in log_file.read_text().splitlines() if "Migrated" in line]
+    assert line.endswith(f" WARNING stiwatch.store: Migrated {store} from schema version "
+                         f"{LATEST_VERSION - 3} to {LATEST_VERSION}.")  # ... the log keeps it
+
+    # Without a log file (systemd's journal is the log), --quiet still leaves the one line.
+    store = tmp_path / "journal.db"
+    conn = sqlite3.connect(store, isolation_level=None)
+    migrate(conn, target=LATEST_VERSION - 1)
+    conn.close()
+    env.update(STIWATCH_DB=str(store))
+    del env["STIWATCH_LOG_FILE"]
+    quiet = subprocess.run([sys.executable, "-m", "stiwatch", "--quiet", "status"], env=env,
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert quiet.returncode == 0
+    assert quiet.stderr.endswith(f" WARNING stiwatch.store: Migrated {store} from schema "
+                                 f"version {LATEST_VERSION - 1} to {LATEST_VERSION}.\n")
+    assert quiet.stderr.count("\n") == 1
