@@ -32,7 +32,7 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
     """The stiwatch database. All SQL of the project lives in this package."""
 
     def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False,
-                 create: bool = True) -> None:
+                 create: bool = True, as_is: bool = False) -> None:
         self.path = Path(path)
         self.readonly = readonly
         self.migrated: list[int] = []  # the migrations this open applied
@@ -79,7 +79,7 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
         if readonly:
-            if version != LATEST_VERSION:
+            if version != LATEST_VERSION and not (as_is and version < LATEST_VERSION):
                 conn.close()
                 if version > LATEST_VERSION:
                     raise SchemaTooNew(f"{self.path}: {too_new(version)}")
@@ -248,10 +248,12 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
 
 
 def open_store(path: str | os.PathLike[str], *, readonly: bool = False,
-               create: bool = True) -> Store:
+               create: bool = True, as_is: bool = False) -> Store:
     """Open (creating and migrating if needed) the store at ``path``.
 
     Without ``create`` (always when ``readonly``), a missing file raises NoSuchStore and an
     SQLite file without stiwatch's tables raises NotAStore, leaving both as they were.
+    ``as_is`` (with ``readonly``) also opens a file at an older schema version, unmigrated:
+    only for copying it whole, since the queries of this package expect the latest schema.
     """
-    return Store(path, readonly=readonly, create=create)
+    return Store(path, readonly=readonly, create=create, as_is=as_is)

@@ -99,10 +99,19 @@ class App:
         click.get_current_context().call_on_close(store.close)
         return store
 
-    def _open(self, *, readonly: bool = False, create: bool = False) -> db.Store:
+    def store_as_is(self) -> db.Store:
+        """The store read-only at the schema version it has, never migrated: a backup of an
+        older store taken after an upgrade is the copy at the old schema that the way back
+        needs (a migration first would leave none)."""
+        store = self._open(readonly=True, as_is=True)
+        click.get_current_context().call_on_close(store.close)
+        return store
+
+    def _open(self, *, readonly: bool = False, create: bool = False,
+              as_is: bool = False) -> db.Store:
         try:
             if readonly:
-                return db.open_store(self.db_path, readonly=True)
+                return db.open_store(self.db_path, readonly=True, as_is=as_is)
             # A writable open may migrate: SIGTERM (systemctl stop) rolls the step back and
             # says so, where its default action ended the process without a word.
             with interrupts.sigterm_as_interrupt():
