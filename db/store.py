@@ -32,7 +32,7 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
     """The stiwatch database. All SQL of the project lives in this package."""
 
     def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False,
-                 create: bool = True) -> None:
+                 create: bool = True, as_is: bool = False) -> None:
         self.path = Path(path)
         self.readonly = readonly
         self.migrated: list[int] = []  # the migrations this open applied
@@ -70,6 +70,8 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
                 # WAL + NORMAL survives a killed process; only power loss can drop the last commit.
                 conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.DatabaseError as error:
+            if version is None and not readonly and environmental(error):
+                version = self._version_read_only()
             problem = self._environment_error(error, version)
             if problem is not None:
                 raise problem from error
@@ -77,7 +79,7 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
         if readonly:
-            if version != LATEST_VERSION:
+            if version != LATEST_VERSION and not (as_is and version < LATEST_VERSION):
                 conn.close()
                 if version > LATEST_VERSION:
                     raise SchemaTooNew(f"{self.path}: {too_new(version)}")
@@ -117,8 +119,12 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
         try:
             conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")
         except sqlite3.OperationalError as error:
-            if "unable to open database file" not in str(error):
-                raise
+            # Root (a chattr +i folder) is told "unable to open", any other user "attempt to
+            # write a readonly database".
+            if not any(text in str(error) for text in ("unable to open database file",
+                                                        "attempt to write a readonly database")
+                       ) or os.path.exists(f"{self.path}-shm"):
+                raise  # a -shm there: a writer may be at work, so never read it as unchanging
             conn.close()
             # Reading a WAL file needs its -shm file, which SQLite could not create beside
             # it: no process has the store open for writing (a writer would have made it), so
@@ -126,6 +132,21 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
             conn = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=BUSY_TIMEOUT,
                                    isolation_level=None)
         return conn
+
+    def _version_read_only(self) -> int | None:
+        """The file's schema version read without writing, None if even that fails. A WAL
+        store (every store stiwatch made) in a folder this user cannot write fails before its
+        version is read, since no -shm can be made beside it."""
+        try:
+            conn = self._connect_readonly()
+        except sqlite3.Error:
+            return None
+        try:
+            return current_version(conn)
+        except sqlite3.Error:
+            return None
+        finally:
+            conn.close()
 
     def _environment_error(self, error: sqlite3.Error,
                            version: int | None = None) -> StoreError | None:
@@ -135,8 +156,8 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
         if not environmental(error):
             return None
         text = str(error)
-        if ("readonly database" in text and version is not None
-                and 0 < version < LATEST_VERSION):
+        read_only = "readonly database" in text or "unable to open database file" in text
+        if read_only and version is not None and 0 < version < LATEST_VERSION:
             # Even a search writes to an older file once: say why.
             return StoreReadOnly(
                 f"{self.path}: cannot write to the database ({error}): it is at schema version "
@@ -147,7 +168,7 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
                 f"{self.path}: the database is locked by another process (a crawl, a run or "
                 f"another tool writing to it) and stayed so for {BUSY_TIMEOUT:g} s; try again "
                 "when it has finished")
-        if "readonly database" in text or "unable to open database file" in text:
+        if read_only:
             return StoreReadOnly(
                 f"{self.path}: cannot write to the database ({error}): check the permissions "
                 "of the file and of its folder, where SQLite writes its -wal and -shm files")
@@ -227,10 +248,12 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
 
 
 def open_store(path: str | os.PathLike[str], *, readonly: bool = False,
-               create: bool = True) -> Store:
+               create: bool = True, as_is: bool = False) -> Store:
     """Open (creating and migrating if needed) the store at ``path``.
 
     Without ``create`` (always when ``readonly``), a missing file raises NoSuchStore and an
     SQLite file without stiwatch's tables raises NotAStore, leaving both as they were.
+    ``as_is`` (with ``readonly``) also opens a file at an older schema version, unmigrated:
+    only for copying it whole, since the queries of this package expect the latest schema.
     """
-    return Store(path, readonly=readonly, create=create)
+    return Store(path, readonly=readonly, create=create, as_is=as_is)

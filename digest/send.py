@@ -397,7 +397,15 @@ class SmtpTransport:
                     raise SmtpSetupError(
                         f"smtp_username: {host}:{port} does not offer a login (SMTP AUTH); "
                         "leave smtp_username empty to send without one")
-                conn.login(s["smtp_username"], s.get("smtp_password") or "")
+                if not s.get("smtp_password"):
+                    conn.close()
+                    # Missing from the job's environment (a crontab without it, systemd's
+                    # optional EnvironmentFile=-): the server's 535 would say it was wrong.
+                    raise SmtpSetupError(
+                        f"smtp_username is set ({s['smtp_username']}) but the SMTP password is "
+                        "empty: give it in the environment variable STIWATCH_SMTP_PASSWORD of "
+                        "the command (never in a file stiwatch reads; see docs/operations.md)")
+                conn.login(s["smtp_username"], s["smtp_password"])
         except smtplib.SMTPAuthenticationError as error:
             raise CannotConnect(f"SMTP login as {s['smtp_username']!r} refused: "
                                 f"{_reply(error.smtp_code, error.smtp_error)}") from error

@@ -67,10 +67,15 @@ class App:
             store = self._open(create=create)
             if store.migrated and store.migrated_from:
                 # Any command may be the first to open a store after an upgrade (the cron
-                # job, often): the log keeps when it happened, whatever printed it.
+                # job, often): the log keeps when it happened, whatever printed it. WARNING,
+                # so the default log_level keeps it too: the change is for good (the stiwatch
+                # before the upgrade can no longer open the file). Kept off stderr when the
+                # command prints it itself or a log file has it; with neither (--quiet under
+                # systemd, no log_file) stderr is the log: the journal keeps it.
                 message = (f"Migrated {self.db_path} from schema version {store.migrated_from} "
                            f"to {store.schema_version}.")
-                log.info(message)
+                reported = not self.quiet or bool(self.settings["log_file"])
+                log.warning(message, extra={"reported": reported})
                 self.echo(message, err=True)
             taxonomy = load_taxonomy()
             store.sync_labels(taxonomy.records(), taxonomy.version)
@@ -94,10 +99,19 @@ class App:
         click.get_current_context().call_on_close(store.close)
         return store
 
-    def _open(self, *, readonly: bool = False, create: bool = False) -> db.Store:
+    def store_as_is(self) -> db.Store:
+        """The store read-only at the schema version it has, never migrated: a backup of an
+        older store taken after an upgrade is the copy at the old schema that the way back
+        needs (a migration first would leave none)."""
+        store = self._open(readonly=True, as_is=True)
+        click.get_current_context().call_on_close(store.close)
+        return store
+
+    def _open(self, *, readonly: bool = False, create: bool = False,
+              as_is: bool = False) -> db.Store:
         try:
             if readonly:
-                return db.open_store(self.db_path, readonly=True)
+                return db.open_store(self.db_path, readonly=True, as_is=as_is)
             # A writable open may migrate: SIGTERM (systemctl stop) rolls the step back and
             # says so, where its default action ended the process without a word.
             with interrupts.sigterm_as_interrupt():

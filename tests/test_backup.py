@@ -91,3 +91,29 @@ def test_backup_errors(stiwatch, db_path, tmp_path):
     assert result.exit_code == 2
     assert result.output.splitlines() == [f"Error: {long_name}: cannot write: File name too long"]
     assert not long_name.exists()
+
+
+def test_backup_of_an_older_store_copies_it_as_it_is(stiwatch, db_path, tmp_path):
+    """After installing a new version, the operator backs up before anything else opens the
+    store (or forgot step 1 of Upgrading): the backup migrated the store first, so neither it
+    nor the copy was at the old schema, and the way back to the old version was gone."""
+    from db.schema import LATEST_VERSION, migrate
+
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrate(conn, target=LATEST_VERSION - 2)
+    conn.execute("PRAGMA journal_mode = WAL")  # as every store stiwatch made
+    conn.execute("INSERT INTO subscribers (email, created_at, updated_at) "
+                 "VALUES ('a@example.org', 'x', 'x')")
+    conn.close()
+    dest = tmp_path / "before-upgrade.db"
+    result = stiwatch("backup", str(dest))
+    assert result.exit_code == 0, result.output
+    assert result.output == (f"Backed up {db_path} (schema version {LATEST_VERSION - 2}) to "
+                             f"{dest}: " + result.output.split(": ", 1)[1])
+    assert "Migrated" not in result.output
+    for path in (db_path, dest):
+        conn = sqlite3.connect(path)
+        assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (
+            LATEST_VERSION - 2,)
+        assert conn.execute("SELECT email FROM subscribers").fetchall() == [("a@example.org",)]
+        conn.close()

@@ -1387,3 +1387,29 @@ def test_a_sender_stopped_while_the_server_holds_the_message_leaves_it_in_doubt(
     assert "1 in doubt" in rerun.stdout, rerun.stdout  # for the operator to settle
     assert [r.rcpt for r in smtp.received].count("s1@example.org") == 1  # never a second copy
     assert sorted({r.rcpt for r in smtp.received}) == emails  # and nobody missed
+
+
+def test_a_login_without_a_password_in_the_environment_names_the_variable(store, stiwatch):
+    """smtp_username set, STIWATCH_SMTP_PASSWORD missing from the job's environment (a
+    crontab without it, systemd's optional EnvironmentFile=- not there): the empty password was
+    sent, and the error, 'login refused: 535 Authentication credentials invalid' (exit 1, every
+    delivery's try counted), said the password was wrong when none had been given."""
+    store.close()
+    with SmtpServer(login=("digest", "s3cret")) as server:
+        env = {**server.settings_env(), "STIWATCH_SMTP_USERNAME": "digest"}
+        result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+        assert result.exit_code == 2
+        assert result.stderr == (
+            "Error: smtp_username is set (digest) but the SMTP password is empty: give it in "
+            "the environment variable STIWATCH_SMTP_PASSWORD of the command (never in a file "
+            "stiwatch reads; see docs/operations.md)\n")
+        assert server.messages == [] and not server.logins
+        result = stiwatch("digest", "status", "--week", "2026-W47", "--json")
+        import json
+        assert {r["attempts"] for r in json.loads(result.output)} == {0}  # nothing was tried
+
+        env["STIWATCH_SMTP_PASSWORD"] = "s3cret"
+        result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+        assert result.exit_code == 0, result.output
+        assert sorted(r.rcpt for r in server.messages) == ["all@example.org", "eu@example.org",
+                                                           "sec@example.org"]

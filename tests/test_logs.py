@@ -42,3 +42,29 @@ def test_with_a_log_file_warnings_still_reach_stderr(tmp_path: Path):
     assert result.stderr.count("\n") == 1
     logged = log_file.read_text(encoding="utf-8")
     assert " INFO stiwatch.test: routine" in logged and "look at this" in logged
+
+
+def test_a_service_user_without_a_writable_home_gets_no_matplotlib_warnings(tmp_path: Path):
+    """A system user (`adduser --system` gives it /nonexistent; `useradd -r` names a home it
+    does not create) under cron or systemd: each chart (every digest run) printed matplotlib's
+    two WARNING lines about its config folder, mailed by cron each Monday. Matplotlib works on
+    from a temporary folder; the log file keeps the lines at INFO."""
+    home = tmp_path / "no-home"
+    home.write_text("")  # not a folder: nothing can be made under it, even by root
+    log_file = tmp_path / "stiwatch.log"
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("MPLCONFIGDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME",
+                          "STIWATCH_LOG_LEVEL")}
+    env.update(HOME=str(home), STIWATCH_DB=str(tmp_path / "s.db"))
+    command = [sys.executable, "-m", "stiwatch", "--quiet"]
+    subprocess.run([*command, "init"], env=env, check=True, capture_output=True, cwd=tmp_path)
+    chart = tmp_path / "chart.png"
+    for extra in ({}, {"STIWATCH_LOG_FILE": str(log_file), "STIWATCH_LOG_LEVEL": "INFO"}):
+        result = subprocess.run([*command, "trends", "--week", "2026-W47", "--chart", str(chart)],
+                                env={**env, **extra}, capture_output=True, text=True,
+                                timeout=120, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == ""
+        assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert " INFO matplotlib: Matplotlib created a temporary cache directory" in (
+        log_file.read_text(encoding="utf-8"))

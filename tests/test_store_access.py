@@ -172,6 +172,24 @@ def test_an_older_read_only_store_says_it_needs_migrating(stiwatch, db_path):
                          f"{LATEST_VERSION} once, by a user who can write it and its folder")
 
 
+def test_an_older_read_only_store_in_wal_mode_says_it_needs_migrating(stiwatch, db_path):
+    """Every store stiwatch made is in WAL mode: reading one in a folder this user cannot
+    write fails before its version is read (no -shm can be made), and the error only said to
+    check the permissions, which had served well until the upgrade: a `stiwatch serve` or an
+    analyst with read access only, the day the new version is installed."""
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrate(conn, target=LATEST_VERSION - 1)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.close()
+    with read_only(db_path):
+        result = stiwatch("search", "quantum")
+    assert result.exit_code == 2
+    line = error_line(result)
+    assert line.startswith(f"Error: {db_path}: cannot write to the database")
+    assert line.endswith(f"it is at schema version {LATEST_VERSION - 1} and must be migrated to "
+                         f"{LATEST_VERSION} once, by a user who can write it and its folder")
+
+
 def test_a_write_the_disk_refuses_is_one_line_naming_the_store(tmp_path):
     """SQLite reports a write refused other than for want of space (a file over `ulimit -f`,
     systemd's LimitFSIZE=, a failing disk) as "disk I/O error": it was a traceback."""
@@ -215,7 +233,7 @@ def test_an_older_store_says_once_that_it_was_migrated_whichever_command_opens_i
     assert quiet.returncode == 0 and quiet.stderr == ""  # cron mails nothing for it ...
     message = (f"Migrated {store} from schema version {LATEST_VERSION - 2} to {LATEST_VERSION}.")
     [line] = [line for line in log_file.read_text().splitlines() if "Migrated" in line]
-    assert line.endswith(f" INFO stiwatch.store: {message}")  # ... and the log keeps it
+    assert line.endswith(f" WARNING stiwatch.store: {message}")  # ... and the log keeps it
 
     other = tmp_path / "other.db"
     conn = sqlite3.connect(other, isolation_level=None)
@@ -228,3 +246,82 @@ def test_an_older_store_says_once_that_it_was_migrated_whichever_command_opens_i
                               f"{LATEST_VERSION}.\n")
     again = subprocess.run([*command, "status"], env=env, capture_output=True, text=True)
     assert again.returncode == 0 and again.stderr == ""  # once
+
+
+def test_a_migration_by_the_cron_job_at_the_default_log_level_is_in_the_log_file(tmp_path):
+    """The operator's settings name a log_file and keep the default log_level (WARNING); the
+    cron job (`--quiet`) is the first to open the store after an upgrade. The migration (for
+    good: the stiwatch before the upgrade can no longer open the file) left no line in the log,
+    so nothing said when the store stopped being readable by the old version."""
+    import sys
+
+    store = tmp_path / "s.db"
+    conn = sqlite3.connect(store, isolation_level=None)
+    migrate(conn, target=LATEST_VERSION - 3)
+    conn.close()
+    log_file = tmp_path / "log" / "stiwatch.log"
+    env = {key: value for key, value in os.environ.items() if key != "STIWATCH_LOG_LEVEL"}
+    env.update(STIWATCH_DB=str(store), STIWATCH_LOG_FILE=str(log_file))
+    quiet = subprocess.run([sys.executable, "-m", "stiwatch", "--quiet", "status"], env=env,
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert quiet.returncode == 0 and quiet.stderr == ""  # nothing for cron to mail ...
+    [line] = [line for line in log_file.read_text().splitlines() if "Migrated" in line]
+    assert line.endswith(f" WARNING stiwatch.store: Migrated {store} from schema version "
+                         f"{LATEST_VERSION - 3} to {LATEST_VERSION}.")  # ... the log keeps it
+
+    # Without a log file (systemd's journal is the log), --quiet still leaves the one line.
+    store = tmp_path / "journal.db"
+    conn = sqlite3.connect(store, isolation_level=None)
+    migrate(conn, target=LATEST_VERSION - 1)
+    conn.close()
+    env.update(STIWATCH_DB=str(store))
+    del env["STIWATCH_LOG_FILE"]
+    quiet = subprocess.run([sys.executable, "-m", "stiwatch", "--quiet", "status"], env=env,
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert quiet.returncode == 0
+    assert quiet.stderr.endswith(f" WARNING stiwatch.store: Migrated {store} from schema "
+                                 f"version {LATEST_VERSION - 1} to {LATEST_VERSION}.\n")
+    assert quiet.stderr.count("\n") == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root to run a command as another user (setpriv)")
+def test_another_user_reads_a_store_in_a_folder_it_cannot_write(tmp_path):
+    """`stiwatch serve` or an analyst as a user with read access only (docs: a read-only store
+    can still be searched, exported and served). For such a user SQLite reports a WAL store
+    whose -shm it cannot create as "attempt to write a readonly database", not as "unable to
+    open" (what root sees under chattr): search failed with 'check the permissions', and after
+    an upgrade said nothing of the migration the store was waiting for."""
+    import sys
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="stiwatch-shared-"))  # pytest's tmp is root's alone
+    try:
+        folder.chmod(0o755)
+        current, older = folder / "current.db", folder / "older.db"
+        analysts_store.build(current)
+        conn = sqlite3.connect(older, isolation_level=None)
+        migrate(conn, target=LATEST_VERSION - 1)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.close()
+        for path in (current, older):
+            path.chmod(0o644)
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        env = {**os.environ, "HOME": str(folder)}
+
+        def search(path: Path) -> subprocess.CompletedProcess:
+            return subprocess.run([*nobody, sys.executable, "-m", "stiwatch", "--db", str(path),
+                                   "search", "quantum"], env=env, capture_output=True,
+                                  text=True, cwd=folder, stdin=subprocess.DEVNULL)
+
+        result = search(current)
+        assert result.returncode == 0, result.stderr
+        assert "item(s)" in result.stdout
+        result = search(older)
+        assert result.returncode == 2
+        assert result.stderr.endswith(
+            f"it is at schema version {LATEST_VERSION - 1} and must be migrated to "
+            f"{LATEST_VERSION} once, by a user who can write it and its folder\n")
+        assert sorted(p.name for p in folder.iterdir()) == ["current.db", "older.db"]
+    finally:
+        shutil.rmtree(folder)

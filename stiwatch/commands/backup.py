@@ -42,7 +42,7 @@ def backup_command(app: App, dest: str, force: bool) -> None:
         raise UserError(f"{target.parent}: no such folder")
     if target.resolve() == app.db_path.resolve():
         raise UserError(f"{target}: that is the database itself")
-    store = app.existing_store()
+    store = app.store_as_is()
     if folder:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
