@@ -210,11 +210,42 @@ class TagsMixin:
                 self._verdict(item_id, facet, value, 1, now)
             if region_of is not None:
                 self._follow_countries([item_id], region_of, now)
-            # Near-duplicates carry their original's tags: the next `classify` copies the
-            # corrected ones.
-            self.conn.execute("UPDATE items SET classified_at = NULL WHERE duplicate_of = ?",
-                              [item_id])
+            self._copy_to_duplicates(item_id)
         return added, removed
+
+    def _copy_to_duplicates(self, item_id: int) -> None:
+        """Give the near-duplicates of ``item_id`` its tags now, as `classify` would copy them.
+
+        Search, exports and Datasette match a story by any of its copies: left with the tags
+        they copied before a correction, they would still show the story under the tag the
+        analyst removed until the next `classify`. A copy's own analyst verdicts still win.
+        The copies are also left to be copied again by that next `classify`.
+        """
+        copies = [row[0] for row in self.conn.execute(
+            "SELECT id FROM items WHERE duplicate_of = ?", [item_id])]
+        if not copies:
+            return
+        tags = self.conn.execute(
+            "SELECT facet, value, score, method, model_version, tagged_at FROM tags"
+            " WHERE item_id = ?", [item_id]).fetchall()
+        for copy in copies:
+            own = {(facet, value) for facet, value in self.conn.execute(
+                "SELECT facet, value FROM analyst_labels WHERE item_id = ?", [copy])}
+            own_policy = any(facet == "policy" for facet, _value in own)
+            # as save_classifications replaces a copy's tags: all but its own analyst verdicts
+            self.conn.execute(
+                "DELETE FROM tags WHERE item_id = ? AND (method != 'analyst' OR NOT EXISTS ("
+                "SELECT 1 FROM analyst_labels a WHERE a.item_id = tags.item_id"
+                " AND a.facet = tags.facet AND a.value = tags.value AND a.verdict = 1))",
+                [copy])
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO tags"
+                " (item_id, facet, value, score, method, model_version, tagged_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(copy, *tag) for tag in tags
+                 if (tag[0], tag[1]) not in own and not (tag[0] == "policy" and own_policy)])
+        self.conn.execute("UPDATE items SET classified_at = NULL WHERE duplicate_of = ?",
+                          [item_id])
 
     def _follow_countries(self, item_ids: list[int], region_of: Mapping[str, str],
                           now: str) -> None:

@@ -165,6 +165,30 @@ def test_a_correction_taken_back_leaves_the_duplicates_too(stiwatch, store_path,
     assert tags(store_path, 4)[("domain", "quantum")] == "analyst"
 
 
+def test_a_correction_reaches_the_copies_at_once_for_search_and_export(stiwatch, store_path):
+    """Search and export read every copy of a story: right after `tag`, before any
+    `classify`, the copy no longer shows the story under the country the analyst removed."""
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    assert ("country", "JP") in tags(store_path, 4)
+    result = stiwatch("-q", "tag", "1", "--remove", "country=JP", "--add", "country=KR",
+                      "--add", "area=research_security")
+    assert result.exit_code == 0, result.output
+
+    def found(*filters: str) -> list[int]:
+        result = stiwatch("search", *filters, "--format", "json")
+        assert result.exit_code == 0, result.output
+        return sorted(row["id"] for row in json.loads(result.stdout))
+
+    assert found("--country", "JP") == [3]  # item 3's JP is its source's
+    assert found("--country", "KR") == [1]
+    assert found("--area", "research_security") == [1]
+    assert tags(store_path, 4) == tags(store_path, 1)
+    exported = [json.loads(line) for line in
+                stiwatch("export", "--format", "jsonl").stdout.splitlines()]
+    copy = next(row for row in exported if row["id"] == 4)
+    assert copy["countries"] == ["KR"] and "area=research_security" in copy["analyst_tags"]
+
+
 def test_an_article_rewritten_by_its_site_is_classified_again(stiwatch, store_path, tmp_path):
     no_model = str(tmp_path / "none")
     stiwatch("-q", "classify", "--model-dir", no_model)
