@@ -131,6 +131,16 @@ class TagsMixin:
                     f" WHERE id IN ({', '.join('?' * len(chunk))})", [now, *chunk])
         return len(ids)
 
+    def analyst_policy(self, item_ids: Iterable[int]) -> dict[int, str]:
+        """``{item_id: "1" or "0"}``: the policy verdict an analyst gave each of ``item_ids``
+        that has one."""
+        found: dict[int, str] = {}
+        for chunk in chunks(list(item_ids)):
+            found.update(self.conn.execute(
+                "SELECT item_id, value FROM analyst_labels WHERE facet = 'policy' AND verdict = 1"
+                f" AND item_id IN ({', '.join('?' * len(chunk))})", chunk).fetchall())
+        return found
+
     def tags_of(self, item_id: int) -> list[dict[str, Any]]:
         return self.tags_of_items([item_id]).get(item_id, [])
 
@@ -208,6 +218,15 @@ class TagsMixin:
                     [item_id, facet, value, score, now],
                 )
                 self._verdict(item_id, facet, value, 1, now)
+                if facet == "policy":
+                    # Areas are for policy items: a "no" takes the classifier's away now,
+                    # and the next `classify` tags the areas of a "yes" (or the item anew).
+                    if value == "0":
+                        self.conn.execute(
+                            "DELETE FROM tags WHERE item_id = ? AND facet = 'area'"
+                            " AND method != 'analyst'", [item_id])
+                    self.conn.execute("UPDATE items SET classified_at = NULL WHERE id = ?",
+                                      [item_id])
             if region_of is not None:
                 self._follow_countries([item_id], region_of, now)
             self._copy_to_duplicates(item_id)

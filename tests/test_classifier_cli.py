@@ -189,6 +189,43 @@ def test_a_correction_reaches_the_copies_at_once_for_search_and_export(stiwatch,
     assert copy["countries"] == ["KR"] and "area=research_security" in copy["analyst_tags"]
 
 
+def test_an_analysts_policy_verdict_decides_whether_an_item_has_areas(stiwatch, store_path):
+    """Areas are written for policy items only: an analyst's "yes" on an item the rules call
+    no gets the areas the rules found (subscribers filtering by area see it), and a "no"
+    leaves none of the classifier's (search --area no longer finds it), now and after
+    `classify --all`."""
+    with db.open_store(store_path) as store:
+        [(brief, _)] = store.save_items([
+            {"url": "https://wire.example/5", "source_id": "wire",
+             "title": "Draft declaration on trusted research",
+             "body": "A draft text on trusted research was circulated to delegates."}])
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    assert ("policy", "0") in tags(store_path, brief)
+    assert not [f for f, _ in tags(store_path, brief) if f == "area"]
+    assert [f for f, _ in tags(store_path, 1) if f == "area"]
+
+    result = stiwatch("tag", str(brief), "--add", "policy=1")
+    assert result.exit_code == 0, result.output
+    assert f"Note: item {brief} has no policy areas yet" in result.stderr
+    result = stiwatch("-q", "tag", "1", "--add", "policy=0")
+    assert result.exit_code == 0, result.output
+    assert not [f for f, _ in tags(store_path, 1) if f == "area"]
+
+    def found(area: str) -> list[int]:
+        result = stiwatch("search", "--area", area, "--format", "json")
+        return sorted(row["id"] for row in json.loads(result.stdout))
+
+    result = stiwatch("classify", "--no-model")  # the two corrected items and the copy
+    assert "3 items classified" in result.output and "1 policy-relevant" in result.output
+    assert tags(store_path, brief)[("area", "research_security")] == "rules"
+    assert found("research_security") == [brief]
+    assert not [f for f, _ in tags(store_path, 1) if f == "area"]
+    assert not [f for f, _ in tags(store_path, 4) if f == "area"]
+    assert stiwatch("-q", "classify", "--all", "--no-model").exit_code == 0
+    assert ("area", "research_security") in tags(store_path, brief)
+    assert not [f for f, _ in tags(store_path, 1) if f == "area"]
+
+
 def test_an_article_rewritten_by_its_site_is_classified_again(stiwatch, store_path, tmp_path):
     no_model = str(tmp_path / "none")
     stiwatch("-q", "classify", "--model-dir", no_model)

@@ -432,7 +432,8 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
 
     Added tags are never overwritten by `stiwatch classify`, removed ones are not written
     back, and `stiwatch train` learns from both. Facets: policy (1 or 0: one verdict, added,
-    never removed), area, domain, country (ISO code or EU), region. Regions follow the countries: adding country=JP adds
+    never removed; areas are for policy items, so policy=0 removes the classifier's areas and
+    the next `classify` tags a policy=1 item's), area, domain, country (ISO code or EU), region. Regions follow the countries: adding country=JP adds
     region east_asia (method analyst), removing a region's last country removes the region.
     """
     from classifier.places import region_map
@@ -455,6 +456,9 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
                      f"and trends read item {original}'s tags, so correct item {original} to "
                      "change what readers see (its copies inherit that).", err=True)
     tags = store.tags_of(item_id)
+    if ("policy", "1") in additions and not any(t["facet"] == "area" for t in tags):
+        app.echo(f"Note: item {item_id} has no policy areas yet: the next `stiwatch classify` "
+                 "(or `run`) tags them, or add them with --add area=...", err=True)
     if as_json:
         echo_json({"item_id": item_id, "tags": tags})
         return
