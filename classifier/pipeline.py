@@ -184,9 +184,11 @@ class Classifier:
             return (f"no trained model{where}: policy relevance and areas come from the "
                     "lexicon rules (train one with `stiwatch train --stip FILE`)")
         meta = self.model.metadata
+        counts = meta.get("training_counts", {})
+        analyst = (f", {counts['analyst']} of them analyst-corrected items"
+                   if counts.get("analyst") else "")
         return (f"model {self.model.version} (trained {meta.get('trained_at', '?')}, "
-                f"{meta.get('training_counts', {}).get('samples', '?')} examples) "
-                f"from {self.model_dir}")
+                f"{counts.get('samples', '?')} examples{analyst}) from {self.model_dir}")
 
     # -- classifying ---------------------------------------------------------------------------
     def classify(self, items: Sequence[ItemText]) -> list[Result]:

@@ -314,11 +314,19 @@ def test_classify_with_a_trained_model(stiwatch, store_path, tmp_path):
     models = tmp_path / "models"
     # an analyst verdict is folded into training
     stiwatch("-q", "tag", "2", "--add", "policy=0")
+    stiwatch("-q", "tag", "3", "--add", "country=KR")  # a country only: the country model's
     trained = stiwatch("train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
                        "--model-dir", str(models), "--json")
     assert trained.exit_code == 0, trained.output
     meta = json.loads(trained.stdout)
     assert meta["training_counts"]["analyst"] == 1
+    # quiet, the summary still says the store's corrections were learnt from
+    said = stiwatch("-q", "train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
+                    "--model-dir", str(tmp_path / "again"))
+    assert said.exit_code == 0, said.output
+    countries = meta["countries"]["training_counts"]["analyst"]
+    assert (f"the analysts' corrections of 2 items (1 for relevance and areas, {countries} for "
+            "countries)") in said.output
 
     # a Japanese newspaper's story: the model learnt English only, the rules read Japanese
     with db.open_store(store_path) as store:
@@ -331,6 +339,7 @@ def test_classify_with_a_trained_model(stiwatch, store_path, tmp_path):
     result = stiwatch("classify", env={"STIWATCH_MODEL_DIR": str(models)})
     assert result.exit_code == 0, result.output
     assert f"Classifier: model {meta['version']}" in result.output
+    assert "examples, 1 of them analyst-corrected items) from" in result.output
     story = tags(store_path, japanese)
     assert story[("policy", "1")] == "rules"
     assert story[("area", "research_security")] == "rules"

@@ -294,6 +294,15 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
     areas = (meta["cv_metrics"].get("areas") or {})
     policy = meta["cv_metrics"].get("policy")
     click.echo(f"Saved model {meta['version']} to {folder} ({meta['train_seconds']}s).")
+    # a result, not progress: `train -q` must still say whether the store's corrections counted
+    counts = meta["training_counts"]
+    by_countries = (f", {meta['countries']['training_counts']['analyst']} for countries"
+                    if "countries" in meta else "")
+    click.echo(f"  learnt from {counts.get('stip', 0)} initiatives, "
+               f"{counts.get('feed_negatives', 0)} feed negatives, "
+               f"{counts.get('labelled', 0)} labelled news and the analysts' corrections of "
+               f"{len(corrected)} items ({counts.get('analyst', 0)} for relevance and areas"
+               f"{by_countries})")
     if policy:
         click.echo(f"  relevance (cv): precision {policy['precision']:.3f}, "
                    f"recall {policy['recall']:.3f}, f1 {policy['f1']:.3f}")
