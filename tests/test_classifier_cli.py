@@ -370,6 +370,8 @@ def test_classify_with_a_trained_model(stiwatch, store_path, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["99", "--add", "area=governance"], "no item with id 99"),
+    (["99999999999999999999"], "no item with id 99999999999999999999"),
+    (["99999999999999999999", "--add", "area=governance"], "no item with id 999999999"),
     (["1", "--add", "area=astrology"], "unknown area 'astrology'"),
     (["1", "--add", "governance"], "expected FACET=VALUE"),
     (["1", "--add", "policy=maybe"], "unknown policy 'maybe'"),
