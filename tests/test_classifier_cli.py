@@ -226,6 +226,22 @@ def test_an_analysts_policy_verdict_decides_whether_an_item_has_areas(stiwatch, 
     assert not [f for f, _ in tags(store_path, 1) if f == "area"]
 
 
+def test_tag_lists_the_tags_an_analyst_removed(stiwatch, store_path):
+    """A removal leaves no row in the tag table: `tag ITEM` says what is kept away, so the
+    analyst sees the correction and why the country the text names never comes back."""
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    stiwatch("-q", "tag", "1", "--remove", "country=JP", "--remove", "domain=space",
+             "--add", "country=KR")
+    result = stiwatch("tag", "1")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == (
+        "Removed by an analyst (never tagged again): country=JP, domain=space")
+    shown = json.loads(stiwatch("tag", "1", "--json").stdout)
+    assert shown["removed"] == [{"facet": "country", "value": "JP"},
+                                {"facet": "domain", "value": "space"}]
+    assert "Removed by" not in stiwatch("tag", "2").output
+
+
 def test_an_article_rewritten_by_its_site_is_classified_again(stiwatch, store_path, tmp_path):
     no_model = str(tmp_path / "none")
     stiwatch("-q", "classify", "--model-dir", no_model)

@@ -440,7 +440,7 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
     """Correct an item's tags as an analyst; without options, show its tags.
 
     Added tags are never overwritten by `stiwatch classify`, removed ones are not written
-    back, and `stiwatch train` learns from both. Facets: policy (1 or 0: one verdict, added,
+    back (and are listed below the tags), and `stiwatch train` learns from both. Facets: policy (1 or 0: one verdict, added,
     never removed; areas are for policy items, so policy=0 removes the classifier's areas and
     the next `classify` tags a policy=1 item's), area, domain, country (ISO code or EU), region. Regions follow the countries: adding country=JP adds
     region east_asia (method analyst), removing a region's last country removes the region.
@@ -468,11 +468,18 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
     if ("policy", "1") in additions and not any(t["facet"] == "area" for t in tags):
         app.echo(f"Note: item {item_id} has no policy areas yet: the next `stiwatch classify` "
                  "(or `run`) tags them, or add them with --add area=...", err=True)
+    # A removal leaves no tag to show: without this line the analyst could not see what is
+    # being kept away, nor why a tag the text names never comes back.
+    kept_away = store.analyst_removals(item_id)
     if as_json:
-        echo_json({"item_id": item_id, "tags": tags})
+        echo_json({"item_id": item_id, "tags": tags,
+                   "removed": [{"facet": facet, "value": value} for facet, value in kept_away]})
         return
     if additions or removals:
         unchanged = len(set(additions)) + len(set(removals)) - added - removed
         app.echo(f"Item {item_id}: {added} added, {removed} removed"
                  + (f", {unchanged} already as asked." if unchanged else "."))
     echo_table(tags, ["facet", "value", "score", "method", "model_version"])
+    if kept_away:
+        click.echo("Removed by an analyst (never tagged again): "
+                   + ", ".join(f"{facet}={value}" for facet, value in kept_away))
