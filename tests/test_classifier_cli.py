@@ -242,6 +242,20 @@ def test_tag_lists_the_tags_an_analyst_removed(stiwatch, store_path):
     assert "Removed by" not in stiwatch("tag", "2").output
 
 
+def test_an_area_added_to_an_item_judged_not_policy_says_how_to_include_it(stiwatch,
+                                                                          store_path):
+    """Item 2 is not policy-relevant: an area alone does not bring it into the digests."""
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    result = stiwatch("tag", "2", "--add", "area=research_security")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "Note: item 2 is tagged not policy-relevant (policy=0): digests and trends leave it "
+        "out whatever its areas; add policy=1 to include it."]
+    result = stiwatch("tag", "2", "--add", "area=research_security", "--add", "policy=1")
+    assert "Note" not in result.stderr
+    assert "Note" not in stiwatch("tag", "1", "--add", "area=research_security").stderr
+
+
 def test_an_article_rewritten_by_its_site_is_classified_again(stiwatch, store_path, tmp_path):
     no_model = str(tmp_path / "none")
     stiwatch("-q", "classify", "--model-dir", no_model)

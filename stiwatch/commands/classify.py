@@ -465,6 +465,12 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
                      f"and trends read item {original}'s tags, so correct item {original} to "
                      "change what readers see (its copies inherit that).", err=True)
     tags = store.tags_of(item_id)
+    if (any(facet == "area" for facet, _value in additions)
+            and any((t["facet"], t["value"]) == ("policy", "0") for t in tags)):
+        # `train` reads an area as a "yes" to policy, but digests and trends read the verdict
+        app.echo(f"Note: item {item_id} is tagged not policy-relevant (policy=0): digests and "
+                 "trends leave it out whatever its areas; add policy=1 to include it.",
+                 err=True)
     if ("policy", "1") in additions and not any(t["facet"] == "area" for t in tags):
         app.echo(f"Note: item {item_id} has no policy areas yet: the next `stiwatch classify` "
                  "(or `run`) tags them, or add them with --add area=...", err=True)
