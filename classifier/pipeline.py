@@ -386,8 +386,10 @@ def _classify_store(store: Any, classifier: Classifier, everything: bool,
         if copies:
             # the original's regions already follow its countries: copied as they are
             store.save_classifications(copies, version)
-            policy = sum(any(t["facet"] == "policy" and t["value"] == "1" for t in tags)
-                         for _id, tags in copies)
+            own = store.analyst_policy([item_id for item_id, _tags in copies])
+            policy = sum(own.get(item_id, next((t["value"] for t in tags
+                                                if t["facet"] == "policy"), "0")) == "1"
+                         for item_id, tags in copies)
             report.inherited += len(copies)
             report.policy += policy
             if progress is not None:

@@ -77,7 +77,8 @@ class TagsMixin:
 
         ``results`` holds ``(item_id, tags)``; each tag has ``facet``, ``value``, ``score`` and
         ``method``. Analyst tags are never touched, and a tag an analyst removed is not written
-        back. For the single-valued ``policy`` facet an analyst verdict wins outright. An item
+        back. For the single-valued ``policy`` facet an analyst verdict wins outright, and after
+        an analyst's ``policy = 0`` no area is written (areas are for policy items). An item
         given twice gets its last tags. With ``region_of`` (country code -> region id), each
         item's regions then follow its final countries (see ``_follow_countries``).
         """
@@ -97,10 +98,14 @@ class TagsMixin:
             for item_id, tags in by_item.items():
                 refused = vetoed.get(item_id, ())
                 analyst_policy = any(facet == "policy" for facet, _ in refused)
+                # areas are for policy items: after an analyst's "no", only the analyst's own
+                # (a near-duplicate's copy of its original's areas included)
+                no_areas = ("policy", "0") in refused
                 for tag in tags:
                     facet, value = tag["facet"], str(tag["value"])
                     _check(facet, value, tag["method"])
-                    if (facet, value) in refused or (facet == "policy" and analyst_policy):
+                    if ((facet, value) in refused or (facet == "policy" and analyst_policy)
+                            or (facet == "area" and no_areas)):
                         continue
                     rows.append(
                         (item_id, facet, value, tag.get("score"), tag["method"], model_version, now)
@@ -251,6 +256,7 @@ class TagsMixin:
             own = {(facet, value) for facet, value in self.conn.execute(
                 "SELECT facet, value FROM analyst_labels WHERE item_id = ?", [copy])}
             own_policy = any(facet == "policy" for facet, _value in own)
+            no_areas = ("policy", "0") in own
             # as save_classifications replaces a copy's tags: all but its own analyst verdicts
             self.conn.execute(
                 "DELETE FROM tags WHERE item_id = ? AND (method != 'analyst' OR NOT EXISTS ("
@@ -262,7 +268,8 @@ class TagsMixin:
                 " (item_id, facet, value, score, method, model_version, tagged_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(copy, *tag) for tag in tags
-                 if (tag[0], tag[1]) not in own and not (tag[0] == "policy" and own_policy)])
+                 if (tag[0], tag[1]) not in own and not (tag[0] == "policy" and own_policy)
+                 and not (tag[0] == "area" and no_areas)])
         self.conn.execute("UPDATE items SET classified_at = NULL WHERE duplicate_of = ?",
                           [item_id])
 

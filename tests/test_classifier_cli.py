@@ -256,6 +256,21 @@ def test_an_area_added_to_an_item_judged_not_policy_says_how_to_include_it(stiwa
     assert "Note" not in stiwatch("tag", "1", "--add", "area=research_security").stderr
 
 
+def test_a_copy_an_analyst_called_not_policy_copies_no_areas(stiwatch, store_path):
+    """Item 4 copies item 1's tags, but its own "no" keeps the areas off, and the report
+    counts it as not policy-relevant."""
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    assert [f for f, _ in tags(store_path, 4) if f == "area"]
+    assert stiwatch("-q", "tag", "4", "--add", "policy=0").exit_code == 0
+    result = stiwatch("classify", "--no-model")
+    assert result.exit_code == 0, result.output
+    assert "1 items classified" in result.output and "0 policy-relevant" in result.output
+    copy = tags(store_path, 4)
+    assert copy[("policy", "0")] == "analyst"
+    assert not [f for f, _ in copy if f == "area"]
+    assert [f for f, _ in tags(store_path, 1) if f == "area"]
+
+
 def test_an_article_rewritten_by_its_site_is_classified_again(stiwatch, store_path, tmp_path):
     no_model = str(tmp_path / "none")
     stiwatch("-q", "classify", "--model-dir", no_model)
