@@ -226,10 +226,12 @@ class TagsMixin:
                 if facet == "policy":
                     # Areas are for policy items: a "no" takes the classifier's away now,
                     # and the next `classify` tags the areas of a "yes" (or the item anew).
-                    if value == "0":
+                    if value == "0":  # the analyst's own areas stay, not copied ones
                         self.conn.execute(
                             "DELETE FROM tags WHERE item_id = ? AND facet = 'area'"
-                            " AND method != 'analyst'", [item_id])
+                            " AND NOT EXISTS (SELECT 1 FROM analyst_labels a"
+                            " WHERE a.item_id = tags.item_id AND a.facet = 'area'"
+                            " AND a.value = tags.value AND a.verdict = 1)", [item_id])
                     self.conn.execute("UPDATE items SET classified_at = NULL WHERE id = ?",
                                       [item_id])
             if region_of is not None:

@@ -260,8 +260,12 @@ def test_a_copy_an_analyst_called_not_policy_copies_no_areas(stiwatch, store_pat
     """Item 4 copies item 1's tags, but its own "no" keeps the areas off, and the report
     counts it as not policy-relevant."""
     assert stiwatch("-q", "classify", "--no-model").exit_code == 0
-    assert [f for f, _ in tags(store_path, 4) if f == "area"]
-    assert stiwatch("-q", "tag", "4", "--add", "policy=0").exit_code == 0
+    assert stiwatch("-q", "tag", "1", "--add", "area=society").exit_code == 0
+    assert tags(store_path, 4)[("area", "society")] == "analyst"  # the original's, copied
+    assert stiwatch("-q", "tag", "4", "--add", "policy=0", "--add", "area=governance"
+                    ).exit_code == 0
+    assert [v for f, v in tags(store_path, 4) if f == "area"] == ["governance"]  # its own
+    stiwatch("-q", "tag", "4", "--remove", "area=governance")
     result = stiwatch("classify", "--no-model")
     assert result.exit_code == 0, result.output
     assert "1 items classified" in result.output and "0 policy-relevant" in result.output
