@@ -444,6 +444,7 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
     never removed; areas are for policy items, so policy=0 removes the classifier's areas and
     the next `classify` tags a policy=1 item's), area, domain, country (ISO code or EU), region. Regions follow the countries: adding country=JP adds
     region east_asia (method analyst), removing a region's last country removes the region.
+    The item's near-duplicates take its corrected tags at once.
     """
     from classifier.places import region_map
 
