@@ -98,13 +98,16 @@ class Result:
     def is_policy(self) -> bool:
         return self.policy >= self.policy_threshold
 
-    def tags(self, model_version: str) -> list[dict[str, Any]]:
+    def tags(self, model_version: str, verdict: str | None = None) -> list[dict[str, Any]]:
+        """Store rows; ``verdict`` is an analyst's policy verdict ("1" or "0") on the item,
+        which decides instead of the score whether its areas are written (the store keeps the
+        verdict itself over this policy row)."""
         def tag(facet: str, value: str, score: float, method: str) -> dict[str, Any]:
             return {"facet": facet, "value": value, "score": round(float(score), 4),
                     "method": method, "model_version": model_version}
 
         rows = [tag("policy", "1" if self.is_policy else "0", self.policy, self.policy_method)]
-        if self.is_policy:
+        if self.is_policy if verdict is None else verdict == "1":
             rows += [tag("area", a, s, m) for a, s, m in self.areas]
         rows += [tag("domain", d, s, "rules") for d, s in self.domains]
         rows += [tag("country", c, s, m) for c, s, m in self.countries]
@@ -181,9 +184,11 @@ class Classifier:
             return (f"no trained model{where}: policy relevance and areas come from the "
                     "lexicon rules (train one with `stiwatch train --stip FILE`)")
         meta = self.model.metadata
+        counts = meta.get("training_counts", {})
+        analyst = (f", {counts['analyst']} of them analyst-corrected items"
+                   if counts.get("analyst") else "")
         return (f"model {self.model.version} (trained {meta.get('trained_at', '?')}, "
-                f"{meta.get('training_counts', {}).get('samples', '?')} examples) "
-                f"from {self.model_dir}")
+                f"{counts.get('samples', '?')} examples{analyst}) from {self.model_dir}")
 
     # -- classifying ---------------------------------------------------------------------------
     def classify(self, items: Sequence[ItemText]) -> list[Result]:
@@ -335,11 +340,17 @@ def _classify_store(store: Any, classifier: Classifier, everything: bool,
         texts = [item_text(item, *_source_facts(sources.get(item["source_id"])))
                  for item in batch]
         results = classifier.classify(texts)
+        # An analyst's policy verdict, not the score, says whether an item gets areas: the
+        # item an analyst called policy would otherwise reach no area's readers.
+        verdicts = store.analyst_policy([item["id"] for item in batch])
+        final = [verdicts.get(item["id"], "1" if result.is_policy else "0")
+                 for item, result in zip(batch, results)]
         store.save_classifications(
-            [(item["id"], result.tags(version)) for item, result in zip(batch, results)], version,
+            [(item["id"], result.tags(version, verdicts.get(item["id"])))
+             for item, result in zip(batch, results)], version,
             region_of=region_of,
         )
-        policy = sum(result.is_policy for result in results)
+        policy = final.count("1")
         report.classified += len(batch)
         report.policy += policy
         if progress is not None:
@@ -375,8 +386,10 @@ def _classify_store(store: Any, classifier: Classifier, everything: bool,
         if copies:
             # the original's regions already follow its countries: copied as they are
             store.save_classifications(copies, version)
-            policy = sum(any(t["facet"] == "policy" and t["value"] == "1" for t in tags)
-                         for _id, tags in copies)
+            own = store.analyst_policy([item_id for item_id, _tags in copies])
+            policy = sum(own.get(item_id, next((t["value"] for t in tags
+                                                if t["facet"] == "policy"), "0")) == "1"
+                         for item_id, tags in copies)
             report.inherited += len(copies)
             report.policy += policy
             if progress is not None:

@@ -114,6 +114,8 @@ class ItemsMixin:
         return done
 
     def get_item(self, item_id: int) -> dict[str, Any]:
+        if not -2**63 <= item_id < 2**63:  # past SQLite's integers: no such id, not an error
+            raise NoSuchItem(f"no item with id {item_id}")
         rows = self.query("SELECT * FROM items WHERE id = ?", [item_id])
         if not rows:
             raise NoSuchItem(f"no item with id {item_id}")

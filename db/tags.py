@@ -77,7 +77,8 @@ class TagsMixin:
 
         ``results`` holds ``(item_id, tags)``; each tag has ``facet``, ``value``, ``score`` and
         ``method``. Analyst tags are never touched, and a tag an analyst removed is not written
-        back. For the single-valued ``policy`` facet an analyst verdict wins outright. An item
+        back. For the single-valued ``policy`` facet an analyst verdict wins outright, and after
+        an analyst's ``policy = 0`` no area is written (areas are for policy items). An item
         given twice gets its last tags. With ``region_of`` (country code -> region id), each
         item's regions then follow its final countries (see ``_follow_countries``).
         """
@@ -97,10 +98,14 @@ class TagsMixin:
             for item_id, tags in by_item.items():
                 refused = vetoed.get(item_id, ())
                 analyst_policy = any(facet == "policy" for facet, _ in refused)
+                # areas are for policy items: after an analyst's "no", only the analyst's own
+                # (a near-duplicate's copy of its original's areas included)
+                no_areas = ("policy", "0") in refused
                 for tag in tags:
                     facet, value = tag["facet"], str(tag["value"])
                     _check(facet, value, tag["method"])
-                    if (facet, value) in refused or (facet == "policy" and analyst_policy):
+                    if ((facet, value) in refused or (facet == "policy" and analyst_policy)
+                            or (facet == "area" and no_areas)):
                         continue
                     rows.append(
                         (item_id, facet, value, tag.get("score"), tag["method"], model_version, now)
@@ -130,6 +135,16 @@ class TagsMixin:
                     "UPDATE items SET classified_at = ?"
                     f" WHERE id IN ({', '.join('?' * len(chunk))})", [now, *chunk])
         return len(ids)
+
+    def analyst_policy(self, item_ids: Iterable[int]) -> dict[int, str]:
+        """``{item_id: "1" or "0"}``: the policy verdict an analyst gave each of ``item_ids``
+        that has one."""
+        found: dict[int, str] = {}
+        for chunk in chunks(list(item_ids)):
+            found.update(self.conn.execute(
+                "SELECT item_id, value FROM analyst_labels WHERE facet = 'policy' AND verdict = 1"
+                f" AND item_id IN ({', '.join('?' * len(chunk))})", chunk).fetchall())
+        return found
 
     def tags_of(self, item_id: int) -> list[dict[str, Any]]:
         return self.tags_of_items([item_id]).get(item_id, [])
@@ -208,13 +223,57 @@ class TagsMixin:
                     [item_id, facet, value, score, now],
                 )
                 self._verdict(item_id, facet, value, 1, now)
+                if facet == "policy":
+                    # Areas are for policy items: a "no" takes the classifier's away now,
+                    # and the next `classify` tags the areas of a "yes" (or the item anew).
+                    if value == "0":  # the analyst's own areas stay, not copied ones
+                        self.conn.execute(
+                            "DELETE FROM tags WHERE item_id = ? AND facet = 'area'"
+                            " AND NOT EXISTS (SELECT 1 FROM analyst_labels a"
+                            " WHERE a.item_id = tags.item_id AND a.facet = 'area'"
+                            " AND a.value = tags.value AND a.verdict = 1)", [item_id])
+                    self.conn.execute("UPDATE items SET classified_at = NULL WHERE id = ?",
+                                      [item_id])
             if region_of is not None:
                 self._follow_countries([item_id], region_of, now)
-            # Near-duplicates carry their original's tags: the next `classify` copies the
-            # corrected ones.
-            self.conn.execute("UPDATE items SET classified_at = NULL WHERE duplicate_of = ?",
-                              [item_id])
+            self._copy_to_duplicates(item_id)
         return added, removed
+
+    def _copy_to_duplicates(self, item_id: int) -> None:
+        """Give the near-duplicates of ``item_id`` its tags now, as `classify` would copy them.
+
+        Search, exports and Datasette match a story by any of its copies: left with the tags
+        they copied before a correction, they would still show the story under the tag the
+        analyst removed until the next `classify`. A copy's own analyst verdicts still win.
+        The copies are also left to be copied again by that next `classify`.
+        """
+        copies = [row[0] for row in self.conn.execute(
+            "SELECT id FROM items WHERE duplicate_of = ?", [item_id])]
+        if not copies:
+            return
+        tags = self.conn.execute(
+            "SELECT facet, value, score, method, model_version, tagged_at FROM tags"
+            " WHERE item_id = ?", [item_id]).fetchall()
+        for copy in copies:
+            own = {(facet, value) for facet, value in self.conn.execute(
+                "SELECT facet, value FROM analyst_labels WHERE item_id = ?", [copy])}
+            own_policy = any(facet == "policy" for facet, _value in own)
+            no_areas = ("policy", "0") in own
+            # as save_classifications replaces a copy's tags: all but its own analyst verdicts
+            self.conn.execute(
+                "DELETE FROM tags WHERE item_id = ? AND (method != 'analyst' OR NOT EXISTS ("
+                "SELECT 1 FROM analyst_labels a WHERE a.item_id = tags.item_id"
+                " AND a.facet = tags.facet AND a.value = tags.value AND a.verdict = 1))",
+                [copy])
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO tags"
+                " (item_id, facet, value, score, method, model_version, tagged_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(copy, *tag) for tag in tags
+                 if (tag[0], tag[1]) not in own and not (tag[0] == "policy" and own_policy)
+                 and not (tag[0] == "area" and no_areas)])
+        self.conn.execute("UPDATE items SET classified_at = NULL WHERE duplicate_of = ?",
+                          [item_id])
 
     def _follow_countries(self, item_ids: list[int], region_of: Mapping[str, str],
                           now: str) -> None:
@@ -285,6 +344,13 @@ class TagsMixin:
             " VALUES (?, ?, ?, ?, ?)",
             [item_id, facet, value, verdict, now],
         )
+
+    def analyst_removals(self, item_id: int) -> list[tuple[str, str]]:
+        """``(facet, value)`` of the tags an analyst removed from the item (kept away from every
+        later classification), in facet and value order."""
+        return [(facet, value) for facet, value in self.conn.execute(
+            "SELECT facet, value FROM analyst_labels WHERE item_id = ? AND verdict = 0"
+            " ORDER BY facet, value", [item_id])]
 
     def analyst_labelled_items(self) -> list[dict[str, Any]]:
         """Items an analyst corrected, with their text and every verdict, for training."""

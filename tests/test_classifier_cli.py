@@ -165,6 +165,116 @@ def test_a_correction_taken_back_leaves_the_duplicates_too(stiwatch, store_path,
     assert tags(store_path, 4)[("domain", "quantum")] == "analyst"
 
 
+def test_a_correction_reaches_the_copies_at_once_for_search_and_export(stiwatch, store_path):
+    """Search and export read every copy of a story: right after `tag`, before any
+    `classify`, the copy no longer shows the story under the country the analyst removed."""
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    assert ("country", "JP") in tags(store_path, 4)
+    result = stiwatch("-q", "tag", "1", "--remove", "country=JP", "--add", "country=KR",
+                      "--add", "area=research_security")
+    assert result.exit_code == 0, result.output
+
+    def found(*filters: str) -> list[int]:
+        result = stiwatch("search", *filters, "--format", "json")
+        assert result.exit_code == 0, result.output
+        return sorted(row["id"] for row in json.loads(result.stdout))
+
+    assert found("--country", "JP") == [3]  # item 3's JP is its source's
+    assert found("--country", "KR") == [1]
+    assert found("--area", "research_security") == [1]
+    assert tags(store_path, 4) == tags(store_path, 1)
+    exported = [json.loads(line) for line in
+                stiwatch("export", "--format", "jsonl").stdout.splitlines()]
+    copy = next(row for row in exported if row["id"] == 4)
+    assert copy["countries"] == ["KR"] and "area=research_security" in copy["analyst_tags"]
+
+
+def test_an_analysts_policy_verdict_decides_whether_an_item_has_areas(stiwatch, store_path):
+    """Areas are written for policy items only: an analyst's "yes" on an item the rules call
+    no gets the areas the rules found (subscribers filtering by area see it), and a "no"
+    leaves none of the classifier's (search --area no longer finds it), now and after
+    `classify --all`."""
+    with db.open_store(store_path) as store:
+        [(brief, _)] = store.save_items([
+            {"url": "https://wire.example/5", "source_id": "wire",
+             "title": "Draft declaration on trusted research",
+             "body": "A draft text on trusted research was circulated to delegates."}])
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    assert ("policy", "0") in tags(store_path, brief)
+    assert not [f for f, _ in tags(store_path, brief) if f == "area"]
+    assert [f for f, _ in tags(store_path, 1) if f == "area"]
+
+    result = stiwatch("tag", str(brief), "--add", "policy=1")
+    assert result.exit_code == 0, result.output
+    assert f"Note: item {brief} has no policy areas yet" in result.stderr
+    result = stiwatch("-q", "tag", "1", "--add", "policy=0")
+    assert result.exit_code == 0, result.output
+    assert not [f for f, _ in tags(store_path, 1) if f == "area"]
+
+    def found(area: str) -> list[int]:
+        result = stiwatch("search", "--area", area, "--format", "json")
+        return sorted(row["id"] for row in json.loads(result.stdout))
+
+    result = stiwatch("classify", "--no-model")  # the two corrected items and the copy
+    assert "3 items classified" in result.output and "1 policy-relevant" in result.output
+    assert tags(store_path, brief)[("area", "research_security")] == "rules"
+    assert found("research_security") == [brief]
+    assert not [f for f, _ in tags(store_path, 1) if f == "area"]
+    assert not [f for f, _ in tags(store_path, 4) if f == "area"]
+    assert stiwatch("-q", "classify", "--all", "--no-model").exit_code == 0
+    assert ("area", "research_security") in tags(store_path, brief)
+    assert not [f for f, _ in tags(store_path, 1) if f == "area"]
+
+
+def test_tag_lists_the_tags_an_analyst_removed(stiwatch, store_path):
+    """A removal leaves no row in the tag table: `tag ITEM` says what is kept away, so the
+    analyst sees the correction and why the country the text names never comes back."""
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    stiwatch("-q", "tag", "1", "--remove", "country=JP", "--remove", "domain=space",
+             "--add", "country=KR")
+    result = stiwatch("tag", "1")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == (
+        "Removed by an analyst (never tagged again): country=JP, domain=space")
+    shown = json.loads(stiwatch("tag", "1", "--json").stdout)
+    assert shown["removed"] == [{"facet": "country", "value": "JP"},
+                                {"facet": "domain", "value": "space"}]
+    assert "Removed by" not in stiwatch("tag", "2").output
+
+
+def test_an_area_added_to_an_item_judged_not_policy_says_how_to_include_it(stiwatch,
+                                                                          store_path):
+    """Item 2 is not policy-relevant: an area alone does not bring it into the digests."""
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    result = stiwatch("tag", "2", "--add", "area=research_security")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "Note: item 2 is tagged not policy-relevant (policy=0): digests and trends leave it "
+        "out whatever its areas; add policy=1 to include it."]
+    result = stiwatch("tag", "2", "--add", "area=research_security", "--add", "policy=1")
+    assert "Note" not in result.stderr
+    assert "Note" not in stiwatch("tag", "1", "--add", "area=research_security").stderr
+
+
+def test_a_copy_an_analyst_called_not_policy_copies_no_areas(stiwatch, store_path):
+    """Item 4 copies item 1's tags, but its own "no" keeps the areas off, and the report
+    counts it as not policy-relevant."""
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    assert stiwatch("-q", "tag", "1", "--add", "area=society").exit_code == 0
+    assert tags(store_path, 4)[("area", "society")] == "analyst"  # the original's, copied
+    assert stiwatch("-q", "tag", "4", "--add", "policy=0", "--add", "area=governance"
+                    ).exit_code == 0
+    assert [v for f, v in tags(store_path, 4) if f == "area"] == ["governance"]  # its own
+    stiwatch("-q", "tag", "4", "--remove", "area=governance")
+    result = stiwatch("classify", "--no-model")
+    assert result.exit_code == 0, result.output
+    assert "1 items classified" in result.output and "0 policy-relevant" in result.output
+    copy = tags(store_path, 4)
+    assert copy[("policy", "0")] == "analyst"
+    assert not [f for f, _ in copy if f == "area"]
+    assert [f for f, _ in tags(store_path, 1) if f == "area"]
+
+
 def test_an_article_rewritten_by_its_site_is_classified_again(stiwatch, store_path, tmp_path):
     no_model = str(tmp_path / "none")
     stiwatch("-q", "classify", "--model-dir", no_model)
@@ -253,11 +363,19 @@ def test_classify_with_a_trained_model(stiwatch, store_path, tmp_path):
     models = tmp_path / "models"
     # an analyst verdict is folded into training
     stiwatch("-q", "tag", "2", "--add", "policy=0")
+    stiwatch("-q", "tag", "3", "--add", "country=KR")  # a country only: the country model's
     trained = stiwatch("train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
                        "--model-dir", str(models), "--json")
     assert trained.exit_code == 0, trained.output
     meta = json.loads(trained.stdout)
     assert meta["training_counts"]["analyst"] == 1
+    # quiet, the summary still says the store's corrections were learnt from
+    said = stiwatch("-q", "train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
+                    "--model-dir", str(tmp_path / "again"))
+    assert said.exit_code == 0, said.output
+    countries = meta["countries"]["training_counts"]["analyst"]
+    assert (f"the analysts' corrections of 2 items (1 for relevance and areas, {countries} for "
+            "countries)") in said.output
 
     # a Japanese newspaper's story: the model learnt English only, the rules read Japanese
     with db.open_store(store_path) as store:
@@ -270,6 +388,7 @@ def test_classify_with_a_trained_model(stiwatch, store_path, tmp_path):
     result = stiwatch("classify", env={"STIWATCH_MODEL_DIR": str(models)})
     assert result.exit_code == 0, result.output
     assert f"Classifier: model {meta['version']}" in result.output
+    assert "examples, 1 of them analyst-corrected items) from" in result.output
     story = tags(store_path, japanese)
     assert story[("policy", "1")] == "rules"
     assert story[("area", "research_security")] == "rules"
@@ -300,6 +419,8 @@ def test_classify_with_a_trained_model(stiwatch, store_path, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["99", "--add", "area=governance"], "no item with id 99"),
+    (["99999999999999999999"], "no item with id 99999999999999999999"),
+    (["99999999999999999999", "--add", "area=governance"], "no item with id 999999999"),
     (["1", "--add", "area=astrology"], "unknown area 'astrology'"),
     (["1", "--add", "governance"], "expected FACET=VALUE"),
     (["1", "--add", "policy=maybe"], "unknown policy 'maybe'"),

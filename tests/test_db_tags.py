@@ -82,6 +82,17 @@ def test_analyst_policy_verdict_replaces_the_models(store):
     assert labelled["labels"] == [("policy", "1", 1)]
 
 
+def test_after_an_analysts_no_a_classification_writes_no_areas(store):
+    """The copy path of `classify` gives an item its original's tags whatever its own verdict:
+    the store, in the same transaction as the write, keeps areas off an item an analyst said
+    is not policy, and keeps the analyst's own."""
+    store.analyst_label(1, add=[("policy", "0"), ("area", "society")])
+    store.save_classifications([(1, machine(policy=["1"], area=["governance"], domain=["ai"]))],
+                               "m1")
+    assert {(t["facet"], t["value"]) for t in store.tags_of(1)} == {
+        ("policy", "0"), ("area", "society"), ("domain", "ai")}
+
+
 def test_bad_tags_are_refused(store):
     with pytest.raises(db.InvalidTag, match="unknown facet 'topic'"):
         store.analyst_label(1, add=[("topic", "x")])

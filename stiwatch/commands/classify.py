@@ -294,6 +294,15 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
     areas = (meta["cv_metrics"].get("areas") or {})
     policy = meta["cv_metrics"].get("policy")
     click.echo(f"Saved model {meta['version']} to {folder} ({meta['train_seconds']}s).")
+    # a result, not progress: `train -q` must still say whether the store's corrections counted
+    counts = meta["training_counts"]
+    by_countries = (f", {meta['countries']['training_counts']['analyst']} for countries"
+                    if "countries" in meta else "")
+    click.echo(f"  learnt from {counts.get('stip', 0)} initiatives, "
+               f"{counts.get('feed_negatives', 0)} feed negatives, "
+               f"{counts.get('labelled', 0)} labelled news and the analysts' corrections of "
+               f"{len(corrected)} items ({counts.get('analyst', 0)} for relevance and areas"
+               f"{by_countries})")
     if policy:
         click.echo(f"  relevance (cv): precision {policy['precision']:.3f}, "
                    f"recall {policy['recall']:.3f}, f1 {policy['f1']:.3f}")
@@ -431,9 +440,11 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
     """Correct an item's tags as an analyst; without options, show its tags.
 
     Added tags are never overwritten by `stiwatch classify`, removed ones are not written
-    back, and `stiwatch train` learns from both. Facets: policy (1 or 0: one verdict, added,
-    never removed), area, domain, country (ISO code or EU), region. Regions follow the countries: adding country=JP adds
+    back (and are listed below the tags), and `stiwatch train` learns from both. Facets: policy (1 or 0: one verdict, added,
+    never removed; areas are for policy items, so policy=0 removes the classifier's areas and
+    the next `classify` tags a policy=1 item's), area, domain, country (ISO code or EU), region. Regions follow the countries: adding country=JP adds
     region east_asia (method analyst), removing a region's last country removes the region.
+    The item's near-duplicates take its corrected tags at once.
     """
     from classifier.places import region_map
 
@@ -455,11 +466,27 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
                      f"and trends read item {original}'s tags, so correct item {original} to "
                      "change what readers see (its copies inherit that).", err=True)
     tags = store.tags_of(item_id)
+    if (any(facet == "area" for facet, _value in additions)
+            and any((t["facet"], t["value"]) == ("policy", "0") for t in tags)):
+        # `train` reads an area as a "yes" to policy, but digests and trends read the verdict
+        app.echo(f"Note: item {item_id} is tagged not policy-relevant (policy=0): digests and "
+                 "trends leave it out whatever its areas; add policy=1 to include it.",
+                 err=True)
+    if ("policy", "1") in additions and not any(t["facet"] == "area" for t in tags):
+        app.echo(f"Note: item {item_id} has no policy areas yet: the next `stiwatch classify` "
+                 "(or `run`) tags them, or add them with --add area=...", err=True)
+    # A removal leaves no tag to show: without this line the analyst could not see what is
+    # being kept away, nor why a tag the text names never comes back.
+    kept_away = store.analyst_removals(item_id)
     if as_json:
-        echo_json({"item_id": item_id, "tags": tags})
+        echo_json({"item_id": item_id, "tags": tags,
+                   "removed": [{"facet": facet, "value": value} for facet, value in kept_away]})
         return
     if additions or removals:
         unchanged = len(set(additions)) + len(set(removals)) - added - removed
         app.echo(f"Item {item_id}: {added} added, {removed} removed"
                  + (f", {unchanged} already as asked." if unchanged else "."))
     echo_table(tags, ["facet", "value", "score", "method", "model_version"])
+    if kept_away:
+        click.echo("Removed by an analyst (never tagged again): "
+                   + ", ".join(f"{facet}={value}" for facet, value in kept_away))
