@@ -29,10 +29,9 @@ FACETS: dict[str, list[Any]] = {
     "deliveries": ["status", "period"],
     "analyst_labels": ["facet", "verdict"],
 }
-# Tables sort by unique columns only: Datasette 0.65 pages a table sorted by a column with
-# repeated values without a tie-breaker on its first page and with one after, so items
-# published the same day (date-only pages, one date per feed issue) were skipped or shown twice,
-# in the browser and in "stream all rows" CSV. Views page by offset, consistently.
+# The tables' default sorts are unique columns: Datasette 0.65 pages a table sorted by a
+# column with repeated values without a tie-breaker on its first page (the plugin adds it, for
+# the sorts an analyst clicks too). Views page by offset, consistently.
 SORT_DESC = {"items": "id", "items_tagged": "published_at",
              "items_tagged_json": "published_at", "crawl_runs": "id",
              "runs": "id"}

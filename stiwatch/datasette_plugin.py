@@ -21,6 +21,11 @@ Datasette's CSV (the "CSV" links, `.csv` URLs) is rewritten for spreadsheets as 
 CSV is: a cell starting with = + - @ (a crawled title such as `=HYPERLINK(...)`) gets a leading
 ', so Excel shows it instead of running it; with the csv_bom setting (or `serve --bom`) it
 starts with a UTF-8 byte order mark, so that Excel on Windows reads its Japanese text.
+
+Datasette pages a table sorted by a column (`?_sort=`, `?_sort_desc=`) by the column and the
+primary key, yet orders the first page by the column alone: where the column repeats (a
+source, a language, a day), the next pages repeated some of its rows and skipped others, in the
+browser and in streamed CSV. The plugin adds the primary key to the first page's order.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from typing import Any, Callable
 
 from datasette import hookimpl
 from datasette.filters import FilterArguments
+from datasette.utils import escape_sqlite
 
 from db.search import BadQuery, box_query, plain_query
 
@@ -174,3 +180,46 @@ def asgi_wrapper() -> Callable[[Any], Any]:
             await app(scope, receive, rewriting_send)
         return csv_for_spreadsheets
     return wrap
+
+
+# Datasette 0.65's table page: SELECT ... FROM table [WHERE ...] ORDER BY <column> [desc]
+# LIMIT n, with one sort term when no _next is given (the pages after it add the keys).
+_SORTED_FIRST_PAGE = re.compile(
+    r"select .+? from (?P<table>\[[^\]]+\]|\"[^\"]+\"|\w+) (?:where .* )?"
+    r"order by (?P<sort>\[[^\]]+\]|\"[^\"]+\"|\w+)(?P<desc> desc)? limit \d+", re.DOTALL)
+
+
+def tie_broken(sql: str, keys: dict[str, str]) -> str:
+    """``sql`` with the primary key after the sort column when it is the first page of a
+    table sorted by a column (``keys``: each table's escaped name -> its keys as Datasette
+    orders by them); any other SQL unchanged."""
+    match = _SORTED_FIRST_PAGE.fullmatch(sql)
+    if not match or match["table"] not in keys or match["sort"] == keys[match["table"]]:
+        return sql
+    end = match.end("desc") if match["desc"] else match.end("sort")
+    return f"{sql[:end]}, {keys[match['table']]}{sql[end:]}"
+
+
+async def _key_orders(database: Any) -> dict[str, str]:
+    keys = {}
+    for table in await database.table_names():
+        pks = await database.primary_keys(table)
+        keys[escape_sqlite(table)] = ", ".join(escape_sqlite(pk) for pk in pks) or "rowid"
+    return keys
+
+
+@hookimpl
+def startup(datasette: Any) -> Callable[[], Any]:
+    """Give every table's first sorted page the order of the pages after it (tie_broken)."""
+    async def inner() -> None:
+        for name, database in datasette.databases.items():
+            if name == "_internal":
+                continue
+            keys = await _key_orders(database)
+            execute = database.execute
+
+            async def tie_breaking_execute(sql: str, *args: Any, _execute: Any = execute,
+                                           _keys: dict[str, str] = keys, **kwargs: Any) -> Any:
+                return await _execute(tie_broken(sql, _keys), *args, **kwargs)
+            database.execute = tie_breaking_execute
+    return inner
