@@ -20,7 +20,10 @@ its words searched as plain words, the page saying why.
 Datasette's CSV (the "CSV" links, `.csv` URLs) is rewritten for spreadsheets as stiwatch's own
 CSV is: a cell starting with = + - @ (a crawled title such as `=HYPERLINK(...)`) gets a leading
 ', so Excel shows it instead of running it; with the csv_bom setting (or `serve --bom`) it
-starts with a UTF-8 byte order mark, so that Excel on Windows reads its Japanese text.
+starts with a UTF-8 byte order mark, so that Excel on Windows reads its Japanese text. A
+streamed download (`?_stream=on`) reads the table a thousand rows a query: Datasette 0.65 sets
+`_size=max` for it but never passes it on, and read 50 rows a query, each one a new search of
+the table for where the last page ended.
 
 Datasette pages a table sorted by a column (`?_sort=`, `?_sort_desc=`) by the column and the
 primary key, yet orders the first page by the column alone: where the column repeats (a
@@ -35,6 +38,7 @@ import io
 import re
 import sqlite3
 from typing import Any, Callable
+from urllib.parse import parse_qs
 
 from datasette import hookimpl
 from datasette.filters import FilterArguments
@@ -98,7 +102,16 @@ def filters_from_request(request: Any, database: str, table: str,
 
 
 # A record that may hold a cell starting like a formula; only those are parsed and rewritten.
-_MAYBE_FORMULA = re.compile(rb'(?:^|,)"?[=+\-@\t\r]')
+# A cell holding a line break is quoted, so an unquoted \r is the record's end (after an empty
+# last cell, most rows), not a cell's start. The search for a comma first is what keeps a
+# 100 MB download from paying a regular-expression step per byte.
+_FORMULA_START = rb'(?:[=+\-@\t]|"[=+\-@\t\r])'
+_FORMULA_FIRST = re.compile(_FORMULA_START)
+_FORMULA_AFTER_COMMA = re.compile(rb"," + _FORMULA_START)
+
+
+def _may_hold_formula(raw: bytes) -> bool:
+    return bool(_FORMULA_FIRST.match(raw) or _FORMULA_AFTER_COMMA.search(raw))
 
 
 class FormulaQuoter:
@@ -130,7 +143,7 @@ class FormulaQuoter:
 
 
 def _quoted_record(raw: bytes) -> bytes:
-    if not _MAYBE_FORMULA.search(raw):
+    if not _may_hold_formula(raw):
         return raw
     try:
         text = raw.decode("utf-8")
@@ -155,6 +168,7 @@ def asgi_wrapper() -> Callable[[Any], Any]:
             if scope["type"] != "http" or not scope.get("path", "").endswith(".csv"):
                 await app(scope, receive, send)
                 return
+            scope = streamed_by_thousands(scope)
             rewrite = False
             first = True
             quoter = FormulaQuoter()
@@ -180,6 +194,17 @@ def asgi_wrapper() -> Callable[[Any], Any]:
             await app(scope, receive, rewriting_send)
         return csv_for_spreadsheets
     return wrap
+
+
+def streamed_by_thousands(scope: dict) -> dict:
+    """``scope`` of a streamed CSV download (``_stream``) with ``_size=max`` added when it
+    gives no ``_size``: Datasette's stream then reads max_returned_rows rows a query, as its
+    own "stream all rows" form asks, where it read default_page_size (50)."""
+    args = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    if not any(args.get("_stream", [])) or "_size" in args:
+        return scope
+    query = scope.get("query_string", b"")
+    return {**scope, "query_string": query + (b"&" if query else b"") + b"_size=max"}
 
 
 # Datasette 0.65's table page: SELECT ... FROM table [WHERE ...] ORDER BY <column> [desc]
