@@ -149,6 +149,10 @@ def _quoted_record(raw: bytes) -> bytes:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw
+    # The csv module refuses a cell over 128 Ki characters (a long report's body), which
+    # ended the download at its first such record; no cell is longer than its record.
+    if csv.field_size_limit() < len(text):
+        csv.field_size_limit(len(text))
     cells = next(csv.reader(io.StringIO(text, newline="")), [])
     quoted = [spreadsheet_text(cell) for cell in cells]
     if quoted == cells:

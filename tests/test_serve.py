@@ -533,3 +533,29 @@ def test_a_streamed_csv_download_reads_the_table_a_thousand_rows_a_query(db_path
             rows = list(csv.DictReader(io.StringIO(text, newline="")))
             assert len({row["id"] for row in rows}) == len(rows) == total, table
             assert pages == 26 and stream_s < 4 * pages_s, (table, stream_s, pages_s)
+
+
+def test_csv_downloads_quote_a_formula_in_a_row_with_a_body_over_128_kib(db_path, tmp_path):
+    """A title starting with - (not a number) in a row whose body is a long report (over
+    128 Ki characters, the csv module's default cap on a cell): the formula quoting raised
+    "field larger than field limit" and the download, status 200, held the header and that
+    message instead of the items."""
+    analysts_store.build(db_path)
+    body = "Annual report on research funding. " * 5_000
+    with db.open_store(db_path) as store:
+        store.save_items([{"url": "https://mext-news.example/report", "source_id": "mext-news",
+                           "title": "-5% for research: the annual report", "body": body}])
+    limit = csv.field_size_limit(1_000_000)  # the test's own reader
+    try:
+        with serving(db_path, tmp_path) as base:
+            for url in ("/stiwatch/items.csv?_stream=on", "/stiwatch/items.csv?_size=max",
+                        "/stiwatch.csv?sql=select+id,title,body+from+items"):
+                status, text = get(base + url)
+                assert status == 200, text[:300]
+                rows = list(csv.DictReader(io.StringIO(text, newline="")))
+                assert len(rows) == len(analysts_store.ITEMS) + 1, (url, text[-300:])
+                report = next(row for row in rows if "annual report" in row["title"])
+                assert report["title"] == "'-5% for research: the annual report"
+                assert report["body"] == body
+    finally:
+        csv.field_size_limit(limit)
