@@ -559,3 +559,32 @@ def test_csv_downloads_quote_a_formula_in_a_row_with_a_body_over_128_kib(db_path
                 assert report["body"] == body
     finally:
         csv.field_size_limit(limit)
+
+
+def test_a_streamed_csv_download_over_100_mb_arrives_whole(db_path, tmp_path):
+    """Datasette cuts a CSV download at 100 MB (max_csv_mb) and writes its error as the
+    file's last line, with status 200: a "stream all rows" download of a store of 50,000
+    items (~100 MB with their bodies) came out short, with nothing but that line to say so.
+    `stiwatch serve` lifts the cap: the download is streamed, so no memory grows with it."""
+    analysts_store.build(db_path)
+    long_text = "x" * 1_000_000
+    with db.open_store(db_path) as store:
+        store.save_items([{"url": f"https://mext-news.example/big-{k}", "source_id": "mext-news",
+                           "title": f"Big {k}"} for k in range(110)])
+        with store.write():  # a column outside the full-text index: a quick large store
+            store.conn.execute("UPDATE items SET fetch_error = ? WHERE title LIKE 'Big %'",
+                               [long_text])
+        total = store.scalar("SELECT count(*) FROM items")
+    with serving(db_path, tmp_path) as base:
+        with urllib.request.urlopen(f"{base}/stiwatch/items.csv?_stream=on&_size=max",
+                                    timeout=300) as response:
+            assert response.status == 200
+            text = response.read().decode()
+    assert len(text) > 110_000_000
+    assert "CSV contains more than" not in text[-200:]
+    limit = csv.field_size_limit(2_000_000)  # the reader's own cap on a cell, 128 KiB
+    try:
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    finally:
+        csv.field_size_limit(limit)
+    assert len(rows) == total and rows[-1]["id"] and rows[-1]["url"]
