@@ -44,7 +44,7 @@ CANNED_QUERIES: dict[str, dict[str, str]] = {
         "(duplicate_of names the original; copies counts the story's near-duplicates). "
         "country (e.g. JP) and since (YYYY-MM-DD, a day in the `timezone` setting, Asia/Tokyo "
         "by default, as in `stiwatch search`) may be left empty. The search box of the items "
-        "table cannot find such words: those scripts have no spaces between words. One word "
+        "table finds such words too, without the text around them. One word "
         "or phrase per search; `stiwatch search` also takes several, mixed with English "
         "words, with AND, OR and NOT.",
         # Every item is matched and filtered on its own, then each story (an original and its

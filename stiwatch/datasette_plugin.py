@@ -15,7 +15,10 @@ The search box passes what was typed to FTS5, whose syntax errors (a lone `"`, `
 `co-operation`) were a 400 page. In Datasette's "escaped" search mode the box calls the SQL
 function escape_fts(), which this plugin replaces: the query as `stiwatch search` reads it
 (quotes, AND, OR, NOT, parentheses, prefix*, title:word, -word), or, when that is malformed,
-its words searched as plain words, the page saying why.
+its words searched as plain words, the page saying why. An item with Chinese, Japanese or
+Korean letters is searched in items_fts_cjk (escape_fts_cjk()), where those words are
+character pairs, as `stiwatch search` does: items_fts holds a run of them as one word, so 研究
+found nothing in 量子技術の研究開発を推進.
 
 Datasette's CSV (the "CSV" links, `.csv` URLs) is rewritten for spreadsheets as stiwatch's own
 CSV is: a cell starting with = + - @ (a crawled title such as `=HYPERLINK(...)`) gets a leading
@@ -44,7 +47,7 @@ from datasette import hookimpl
 from datasette.filters import FilterArguments
 from datasette.utils import escape_sqlite
 
-from db.search import BadQuery, box_query, plain_query
+from db.search import CJK_TABLE, BadQuery, box_query, cjk_query, plain_query
 
 from .output import spreadsheet_text
 
@@ -72,11 +75,23 @@ def search_box(text: str) -> str:
         return plain_query(text)
 
 
+def search_box_cjk(text: str) -> str:
+    """What the items search box gives items_fts_cjk for ``text`` (its CJK words as character
+    pairs): always a valid FTS5 query."""
+    for query in (text, plain_query(text)):
+        try:
+            return cjk_query(query)
+        except BadQuery:
+            pass
+    return '""'  # no word at all: matches nothing
+
+
 # trylast: Datasette's own prepare_connection defines escape_fts; this one must come after it.
 @hookimpl(trylast=True)
 def prepare_connection(conn: sqlite3.Connection) -> None:
     conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, limit)
     conn.create_function("escape_fts", 1, search_box, deterministic=True)
+    conn.create_function("escape_fts_cjk", 1, search_box_cjk, deterministic=True)
     if private:
         conn.set_authorizer(_authorize)
 
@@ -218,6 +233,22 @@ _SORTED_FIRST_PAGE = re.compile(
     r"order by (?P<sort>\[[^\]]+\]|\"[^\"]+\"|\w+)(?P<desc> desc)? limit \d+", re.DOTALL)
 
 
+# Datasette's condition for the search box (?_search=) of items, in escaped search mode.
+_ITEMS_SEARCH = "id in (select rowid from items_fts where items_fts match escape_fts(:search))"
+# As `stiwatch search` reads the store: an item with CJK letters in items_fts_cjk, where its
+# CJK words are character pairs (items_fts holds a run of them as one word: 研究 alone was
+# found only between spaces), any other in items_fts.
+_ITEMS_SEARCH_BOTH = (
+    "id in (select rowid from items_fts where items_fts match escape_fts(:search) and not "
+    f"exists (select 1 from {CJK_TABLE} c where c.rowid = items_fts.rowid) union all select "
+    f"rowid from {CJK_TABLE} where {CJK_TABLE} match escape_fts_cjk(:search))")
+
+
+def cjk_searched(sql: str) -> str:
+    """``sql`` with the items search box's condition reading CJK items in items_fts_cjk."""
+    return sql.replace(_ITEMS_SEARCH, _ITEMS_SEARCH_BOTH)
+
+
 def tie_broken(sql: str, keys: dict[str, str]) -> str:
     """``sql`` with the primary key after the sort column when it is the first page of a
     table sorted by a column (``keys``: each table's escaped name -> its keys as Datasette
@@ -239,7 +270,8 @@ async def _key_orders(database: Any) -> dict[str, str]:
 
 @hookimpl
 def startup(datasette: Any) -> Callable[[], Any]:
-    """Give every table's first sorted page the order of the pages after it (tie_broken)."""
+    """Give every table's first sorted page the order of the pages after it (tie_broken), and
+    the items search box the CJK index (cjk_searched)."""
     async def inner() -> None:
         for name, database in datasette.databases.items():
             if name == "_internal":
@@ -249,6 +281,6 @@ def startup(datasette: Any) -> Callable[[], Any]:
 
             async def tie_breaking_execute(sql: str, *args: Any, _execute: Any = execute,
                                            _keys: dict[str, str] = keys, **kwargs: Any) -> Any:
-                return await _execute(tie_broken(sql, _keys), *args, **kwargs)
+                return await _execute(cjk_searched(tie_broken(sql, _keys)), *args, **kwargs)
             database.execute = tie_breaking_execute
     return inner

@@ -588,3 +588,45 @@ def test_a_streamed_csv_download_over_100_mb_arrives_whole(db_path, tmp_path):
     finally:
         csv.field_size_limit(limit)
     assert len(rows) == total and rows[-1]["id"] and rows[-1]["url"]
+
+
+def test_the_items_search_box_finds_chinese_japanese_and_korean_words(db_path, tmp_path):
+    """The search box read items_fts only, which holds a run of CJK characters as one word:
+    研究 found nothing in 量子技術の研究開発を推進 (0 items of 6,808 holding it in a store of
+    50,000), and only the canned query search_cjk could. Now it reads an item with CJK
+    letters in items_fts_cjk, as `stiwatch search` does, English words unchanged."""
+    from test_search_cjk import CJK_ITEMS
+
+    ids = analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        rows = [{"url": f"https://{source}.example/{key}", "source_id": source, "title": title,
+                 "summary": summary, "body": body, "date_source": "feed", "language": key[:2],
+                 "published_at": analysts_store.ago(days)}
+                for key, source, days, title, summary, body, _ in CJK_ITEMS]
+        for item, (item_id, _) in zip(CJK_ITEMS, store.save_items(rows)):
+            ids[item[0]] = item_id
+    keys = {item_id: key for key, item_id in ids.items()}
+    expected = {
+        "研究": {"ja-quantum", "ja-security", "ja-separated", "zh-strategy"},
+        "研究開発": {"ja-quantum"},
+        "연구": {"ko-budget"},
+        "セキュリティ": {"ja-security"},
+        "NEDO": {"ja-quantum"},  # written against kana: NEDOは
+        "title:研究": {"ja-security"},
+        "研究 -量子": {"ja-security", "ja-separated"},
+        "quantum OR 量子": {"ja-quantum", "zh-strategy", "jp-quantum", "jp-semis",
+                           "us-discovery"},
+        "quantum": {"jp-quantum", "jp-semis", "us-discovery"},
+        '"研究': {"ja-quantum", "ja-security", "ja-separated", "zh-strategy"},  # plain words
+    }
+    with serving(db_path, tmp_path) as base:
+        for typed, want in expected.items():
+            query = urllib.parse.urlencode({"_search": typed, "_shape": "objects",
+                                            "_size": "max"})
+            status, body = get(f"{base}/stiwatch/items.json?{query}")
+            assert status == 200, (typed, body[:300])
+            data = json.loads(body)
+            assert {keys[row["id"]] for row in data["rows"]} == want, typed
+            assert data["filtered_table_rows_count"] == len(want), typed
+            status, page = get(f"{base}/stiwatch/items?{query}")
+            assert status == 200 and f"{len(want)} row" in page, typed
