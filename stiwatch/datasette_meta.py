@@ -79,8 +79,11 @@ def build_metadata(database: str, personal: bool = False) -> dict[str, Any]:
     tables["items"].update(fts_table="items_fts", fts_pk="id", searchmode="escaped")
     for name, description in FTS.items():
         tables[name] = {"description_html": _html(description), "hidden": True}
+    # A query's page shows description_html; the database page's link, description as its
+    # tooltip (plain text, where Markdown's backticks would stay).
     queries = {
-        name: {"title": q["title"], "description": q["description"], "sql": q["sql"].strip()}
+        name: {"title": q["title"], "description": q["description"].replace("`", ""),
+               "description_html": _html(q["description"]), "sql": q["sql"].strip()}
         for name, q in CANNED_QUERIES.items()
         if personal or not reads_personal(q["sql"])
     }

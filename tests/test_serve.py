@@ -630,3 +630,22 @@ def test_the_items_search_box_finds_chinese_japanese_and_korean_words(db_path, t
             assert data["filtered_table_rows_count"] == len(want), typed
             status, page = get(f"{base}/stiwatch/items?{query}")
             assert status == 200 and f"{len(want)} row" in page, typed
+
+
+def test_canned_query_descriptions_show_no_markdown_backticks(db_path, tmp_path):
+    """The canned queries' descriptions went to Datasette as plain text: their pages and the
+    database page's tooltips showed `stiwatch search` and `timezone` with the backticks, where
+    the tables' descriptions show code."""
+    analysts_store.build(db_path)
+    with serving(db_path, tmp_path) as base:
+        status, index = get(f"{base}/stiwatch")
+        assert status == 200
+        for name, query in CANNED_QUERIES.items():
+            status, page = get(f"{base}/stiwatch/{name}")
+            description = page[page.index('<div class="metadata-description">'):]
+            description = description[:description.index("</div>")]
+            assert "`" not in description, name
+            if "`" in query["description"]:
+                assert "<code>" in description, name
+            link = index[index.index(f'href="/stiwatch/{name}"'):]
+            assert "`" not in link[:link.index(">")], name
