@@ -46,6 +46,7 @@ from urllib.parse import parse_qs
 from datasette import hookimpl
 from datasette.filters import FilterArguments
 from datasette.utils import escape_sqlite
+from markupsafe import Markup, escape
 
 from db.search import CJK_TABLE, BadQuery, box_query, cjk_query, plain_query
 
@@ -113,6 +114,22 @@ def filters_from_request(request: Any, database: str, table: str,
         async def inner() -> FilterArguments:
             return FilterArguments([], human_descriptions=[note])
         return inner
+    return None
+
+
+# Views of items, where an id names an item of the items table.
+ITEM_VIEWS = frozenset({"items_tagged", "items_tagged_json"})
+
+
+@hookimpl
+def render_cell(value: Any, column: str, table: str | None, database: str,
+                datasette: Any) -> Markup | None:
+    """In the views of items, an item's id and duplicate_of link to its row in items: its
+    text and its tags ("Links from other tables") are there, not in the view. Datasette
+    links a table's own rows, never a view's."""
+    if table in ITEM_VIEWS and column in ("id", "duplicate_of") and isinstance(value, int):
+        href = datasette.urls.row(database, "items", str(value))
+        return Markup(f'<a href="{escape(href)}">{value}</a>')
     return None
 
 

@@ -649,3 +649,23 @@ def test_canned_query_descriptions_show_no_markdown_backticks(db_path, tmp_path)
                 assert "<code>" in description, name
             link = index[index.index(f'href="/stiwatch/{name}"'):]
             assert "`" not in link[:link.index(">")], name
+
+
+def test_an_item_in_the_views_links_to_its_row_in_items(db_path, tmp_path):
+    """items_tagged, where the database page says to start, showed an item's id as plain
+    text: its body and its tags (the items row's "Links from other tables") were a typed
+    URL away. The id (and duplicate_of) now link to the item's row, as the tags table's
+    item_id does; JSON and CSV keep the plain numbers."""
+    ids = analysts_store.build(db_path)
+    with serving(db_path, tmp_path) as base:
+        for view in ("items_tagged", "items_tagged_json"):
+            status, page = get(f"{base}/stiwatch/{view}?_size=max")
+            assert status == 200
+            assert f'<a href="/stiwatch/items/{ids["jp-quantum"]}">{ids["jp-quantum"]}</a>' in page
+            status, body = get(f"{base}/stiwatch/{view}.json?_shape=array&id={ids['jp-quantum']}")
+            assert json.loads(body)[0]["id"] == ids["jp-quantum"]
+        status, page = get(f"{base}/stiwatch/items_tagged?id={ids['eu-open-copy']}")
+        assert f'<a href="/stiwatch/items/{ids["eu-open"]}">{ids["eu-open"]}</a>' in page
+        status, page = get(f"{base}/stiwatch/items/{ids['jp-quantum']}")
+        assert status == 200 and "Japan launches national quantum strategy" in page
+        assert f"/stiwatch/tags?item_id={ids['jp-quantum']}" in page
