@@ -669,3 +669,30 @@ def test_an_item_in_the_views_links_to_its_row_in_items(db_path, tmp_path):
         status, page = get(f"{base}/stiwatch/items/{ids['jp-quantum']}")
         assert status == 200 and "Japan launches national quantum strategy" in page
         assert f"/stiwatch/tags?item_id={ids['jp-quantum']}" in page
+
+
+def test_items_of_one_country_says_when_it_shows_only_the_newest_1000(db_path, tmp_path):
+    """items_of_country ended in LIMIT 1000: of 5,316 items about Japan (a store of 50,000)
+    the page, its JSON and its CSV held the newest 1,000 and said nothing of the others. Now
+    the page says "more than 1,000 rows" (JSON: truncated), and the view its description
+    names holds every one."""
+    ids = analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        saved = store.save_items([
+            {"url": f"https://mext-news.example/jp-{k}", "source_id": "mext-news",
+             "title": f"Japan notice {k}", "published_at": "2026-11-20T00:00:00Z",
+             "date_source": "page"} for k in range(1_005)])
+        store.save_classifications(
+            [(item_id, [{"facet": "country", "value": "JP", "score": 1.0,
+                         "method": "gazetteer"}]) for item_id, _ in saved], "test-1")
+    japan = 1_005 + len([ids["jp-quantum"], ids["jp-semis"]])
+    with serving(db_path, tmp_path) as base:
+        status, body = get(f"{base}/stiwatch/items_of_country.json?country=JP")
+        data = json.loads(body)
+        assert status == 200 and len(data["rows"]) == 1_000 and data["truncated"] is True
+        status, page = get(f"{base}/stiwatch/items_of_country?country=JP")
+        assert "returning more than 1,000 rows" in page
+        assert "items_tagged_json?countries__arraycontains=JP" in page
+        status, body = get(f"{base}/stiwatch/items_tagged_json.csv?countries__arraycontains=JP"
+                           "&_stream=on")
+        assert len(list(csv.DictReader(io.StringIO(body, newline="")))) == japan
