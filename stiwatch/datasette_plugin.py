@@ -31,7 +31,9 @@ the table for where the last page ended.
 Datasette pages a table sorted by a column (`?_sort=`, `?_sort_desc=`) by the column and the
 primary key, yet orders the first page by the column alone: where the column repeats (a
 source, a language, a day), the next pages repeated some of its rows and skipped others, in the
-browser and in streamed CSV. The plugin adds the primary key to the first page's order.
+browser and in streamed CSV. The plugin adds the primary key to the first page's order. A view
+pages by offset, so a streamed download of a view of items reads the items stored when it
+began: those a crawl stores meanwhile would push rows already written into the next page.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import csv
 import io
 import re
 import sqlite3
+from contextvars import ContextVar
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
@@ -195,8 +198,38 @@ def _quoted_record(raw: bytes) -> bytes:
     return buffer.getvalue().encode()
 
 
+# The last item stored when a streamed download of a view of items began (None: not in
+# one). A view pages by offset: items a crawl stored meanwhile (the newest: on top) pushed
+# rows already written into the next page, where they were written again.
+_stream_last_item: ContextVar[int | None] = ContextVar("stiwatch_stream_last_item",
+                                                       default=None)
+
+
+async def _last_item_for_view_stream(datasette: Any, scope: dict) -> int | None:
+    """The last item's id if ``scope`` streams a view of items as CSV, else None."""
+    database, _, name = scope.get("path", "").strip("/").rpartition("/")
+    if name.removesuffix(".csv") not in ITEM_VIEWS or "/" in database or not _streamed(scope):
+        return None
+    try:
+        db = datasette.get_database(database)
+    except KeyError:
+        return None
+    return (await db.execute("SELECT max(id) FROM items")).single_value()
+
+
+def snapshotted(sql: str) -> str:
+    """``sql`` reading a view of items as it was when the current streamed download began."""
+    last = _stream_last_item.get()
+    if last is None:
+        return sql
+    for view in ITEM_VIEWS:
+        sql = sql.replace(f" from {view} ",
+                          f" from (select * from {view} where id <= {int(last)}) as {view} ", 1)
+    return sql
+
+
 @hookimpl
-def asgi_wrapper() -> Callable[[Any], Any]:
+def asgi_wrapper(datasette: Any) -> Callable[[Any], Any]:
     """Middleware for the answers to `.csv` URLs: formulas quoted, and a BOM first when
     csv_bom is set. Other answers pass untouched."""
     def wrap(app: Any) -> Any:
@@ -205,6 +238,7 @@ def asgi_wrapper() -> Callable[[Any], Any]:
                 await app(scope, receive, send)
                 return
             scope = streamed_by_thousands(scope)
+            last = _stream_last_item.set(await _last_item_for_view_stream(datasette, scope))
             rewrite = False
             first = True
             quoter = FormulaQuoter()
@@ -227,19 +261,28 @@ def asgi_wrapper() -> Callable[[Any], Any]:
                     event = {**event, "body": body}
                 await send(event)
 
-            await app(scope, receive, rewriting_send)
+            try:
+                await app(scope, receive, rewriting_send)
+            finally:
+                _stream_last_item.reset(last)
         return csv_for_spreadsheets
     return wrap
+
+
+def _streamed(scope: dict) -> bool:
+    """Whether ``scope`` asks for a streamed download (Datasette: any non-empty _stream)."""
+    args = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return any(args.get("_stream", []))
 
 
 def streamed_by_thousands(scope: dict) -> dict:
     """``scope`` of a streamed CSV download (``_stream``) with ``_size=max`` added when it
     gives no ``_size``: Datasette's stream then reads max_returned_rows rows a query, as its
     own "stream all rows" form asks, where it read default_page_size (50)."""
-    args = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-    if not any(args.get("_stream", [])) or "_size" in args:
-        return scope
     query = scope.get("query_string", b"")
+    if not _streamed(scope) or "_size" in parse_qs(query.decode("latin-1"),
+                                                   keep_blank_values=True):
+        return scope
     return {**scope, "query_string": query + (b"&" if query else b"") + b"_size=max"}
 
 
@@ -298,6 +341,7 @@ def startup(datasette: Any) -> Callable[[], Any]:
 
             async def tie_breaking_execute(sql: str, *args: Any, _execute: Any = execute,
                                            _keys: dict[str, str] = keys, **kwargs: Any) -> Any:
-                return await _execute(cjk_searched(tie_broken(sql, _keys)), *args, **kwargs)
+                return await _execute(snapshotted(cjk_searched(tie_broken(sql, _keys))),
+                                      *args, **kwargs)
             database.execute = tie_breaking_execute
     return inner

@@ -696,3 +696,33 @@ def test_items_of_one_country_says_when_it_shows_only_the_newest_1000(db_path, t
         status, body = get(f"{base}/stiwatch/items_tagged_json.csv?countries__arraycontains=JP"
                            "&_stream=on")
         assert len(list(csv.DictReader(io.StringIO(body, newline="")))) == japan
+
+
+def test_a_streamed_csv_of_a_view_written_during_a_crawl_has_each_item_once(db_path, tmp_path):
+    """A view pages by offset: a crawl storing items while an analyst streamed items_tagged
+    (newest first) pushed rows already written into the next page. On a store of 50,000,
+    100 items stored during the download gave 50,100 rows, 50,000 distinct. The download
+    now reads the view as it was when it began."""
+    analysts_store.build(db_path)
+    title = "Research council announces a programme for international collaboration. " * 60
+    with db.open_store(db_path) as store:
+        store.save_items([{"url": f"https://mext-news.example/p-{k}", "source_id": "mext-news",
+                           "title": f"{k} {title}", "date_source": "page",
+                           "published_at": f"2026-10-{1 + k % 28:02d}T00:00:00Z"}
+                          for k in range(2_000)])
+    with serving(db_path, tmp_path) as base:
+        for view in ("items_tagged", "items_tagged_json"):
+            with db.open_store(db_path, readonly=True) as store:
+                expected = sorted(row["id"] for row in store.query(f"SELECT id FROM {view}"))
+            with urllib.request.urlopen(f"{base}/stiwatch/{view}.csv?_stream=on&_size=50"
+                                        "&_sort_desc=published_at", timeout=60) as response:
+                head = response.read(100_000)  # the first pages: megabytes still unread
+                with db.open_store(db_path) as store:  # a crawl stores the newest items
+                    store.save_items([{"url": f"https://mext-news.example/{view}-new-{k}",
+                                       "source_id": "mext-news", "title": f"New {k}",
+                                       "date_source": "feed",
+                                       "published_at": "2026-11-26T00:00:00Z"}
+                                      for k in range(200)])
+                text = (head + response.read()).decode()
+            ids = [int(row["id"]) for row in csv.DictReader(io.StringIO(text, newline=""))]
+            assert sorted(ids) == expected, view
