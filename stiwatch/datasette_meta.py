@@ -20,7 +20,10 @@ FACETS: dict[str, list[Any]] = {
     # One count per label, not per comma-joined combination.
     "items_tagged_json": ["policy", {"array": "areas"}, {"array": "domains"},
                           {"array": "regions"}, {"array": "countries"}],
-    "items_tagged": ["policy", "source_name", "areas"],
+    # Not areas: its values are comma-joined combinations, so "governance" counted only the
+    # items with no other area (1,124 of 3,426 in a 50,000-item store); items_tagged_json
+    # counts each label.
+    "items_tagged": ["policy", "source_name", "language"],
     "tags": ["facet", "value", "method"],
     "sources": ["enabled", "kind", "country", "org_type"],
     "labels": ["facet"],
