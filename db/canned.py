@@ -38,13 +38,14 @@ CANNED_QUERIES: dict[str, dict[str, str]] = {
     "search_cjk": {
         "title": "Search Chinese, Japanese or Korean text",
         "description": "Items whose title, summary or body contains a word of Chinese, Japanese "
-        "or Korean (e.g. 研究, 量子技術, 연구), best match first (bm25), each story once, as "
+        "or Korean (e.g. 研究, 量子技術, 연구): the best 100 stories, best match first (bm25), "
+        "each story once, as "
         "`stiwatch search` shows them: near-duplicates are searched too, and a story is shown "
         "as its original when the original matches, else as its best-matching copy "
         "(duplicate_of names the original; copies counts the story's near-duplicates). "
         "country (e.g. JP) and since (YYYY-MM-DD, a day in the `timezone` setting, Asia/Tokyo "
         "by default, as in `stiwatch search`) may be left empty. The search box of the items "
-        "table cannot find such words: those scripts have no spaces between words. One word "
+        "table finds such words too, every match, without the text around them. One word "
         "or phrase per search; `stiwatch search` also takes several, mixed with English "
         "words, with AND, OR and NOT.",
         # Every item is matched and filtered on its own, then each story (an original and its
@@ -160,7 +161,10 @@ ORDER BY week_start DESC, items DESC, area
     "items_of_country": {
         "title": "Items about one country",
         "description": "Items tagged with a country (ISO 3166-1 alpha-2 code such as JP, or EU), "
-        "newest first, with their tags; near-duplicates folded.",
+        "newest first, with their tags; near-duplicates folded. The page shows the newest "
+        "1,000 and says so when there are more: every one of them, as pages or one CSV "
+        "download, is in the items_tagged_json view filtered by the country "
+        "(`items_tagged_json?countries__arraycontains=JP`).",
         "sql": """
 SELECT t.id,
        t.published_at,
@@ -176,7 +180,6 @@ WHERE t.duplicate_of IS NULL
   AND t.id IN (SELECT item_id FROM tags WHERE facet = 'country'
                AND value = upper(trim(:country, ' ' || char(9, 10, 13))))
 ORDER BY t.published_at DESC
-LIMIT 1000
 """,
     },
 }

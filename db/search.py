@@ -391,8 +391,8 @@ def fts_query(text: str) -> str:
 def box_query(text: str) -> str:
     """The user's query in FTS5 syntax for items_fts as Datasette's search box runs it
     (`stiwatch serve`): as ``fts_query``, but a CJK word is searched as typed, found where it
-    stands between spaces or punctuation, since the box cannot search items_fts_cjk. BadQuery
-    if malformed."""
+    stands between spaces or punctuation (`stiwatch serve` searches items with CJK letters in
+    items_fts_cjk with ``cjk_query``). BadQuery if malformed."""
     return _render(parse_query(text), cjk=False, typed_cjk=True) or '""'
 
 

@@ -15,12 +15,25 @@ The search box passes what was typed to FTS5, whose syntax errors (a lone `"`, `
 `co-operation`) were a 400 page. In Datasette's "escaped" search mode the box calls the SQL
 function escape_fts(), which this plugin replaces: the query as `stiwatch search` reads it
 (quotes, AND, OR, NOT, parentheses, prefix*, title:word, -word), or, when that is malformed,
-its words searched as plain words, the page saying why.
+its words searched as plain words, the page saying why. An item with Chinese, Japanese or
+Korean letters is searched in items_fts_cjk (escape_fts_cjk()), where those words are
+character pairs, as `stiwatch search` does: items_fts holds a run of them as one word, so 研究
+found nothing in 量子技術の研究開発を推進.
 
 Datasette's CSV (the "CSV" links, `.csv` URLs) is rewritten for spreadsheets as stiwatch's own
 CSV is: a cell starting with = + - @ (a crawled title such as `=HYPERLINK(...)`) gets a leading
 ', so Excel shows it instead of running it; with the csv_bom setting (or `serve --bom`) it
-starts with a UTF-8 byte order mark, so that Excel on Windows reads its Japanese text.
+starts with a UTF-8 byte order mark, so that Excel on Windows reads its Japanese text. A
+streamed download (`?_stream=on`) reads the table a thousand rows a query: Datasette 0.65 sets
+`_size=max` for it but never passes it on, and read 50 rows a query, each one a new search of
+the table for where the last page ended.
+
+Datasette pages a table sorted by a column (`?_sort=`, `?_sort_desc=`) by the column and the
+primary key, yet orders the first page by the column alone: where the column repeats (a
+source, a language, a day), the next pages repeated some of its rows and skipped others, in the
+browser and in streamed CSV. The plugin adds the primary key to the first page's order. A view
+pages by offset, so a streamed download of a view of items reads the items stored when it
+began: those a crawl stores meanwhile would push rows already written into the next page.
 """
 
 from __future__ import annotations
@@ -29,12 +42,16 @@ import csv
 import io
 import re
 import sqlite3
+from contextvars import ContextVar
 from typing import Any, Callable
+from urllib.parse import parse_qs
 
 from datasette import hookimpl
 from datasette.filters import FilterArguments
+from datasette.utils import escape_sqlite
+from markupsafe import Markup, escape
 
-from db.search import BadQuery, box_query, plain_query
+from db.search import CJK_TABLE, BadQuery, box_query, cjk_query, plain_query
 
 from .output import spreadsheet_text
 
@@ -62,11 +79,23 @@ def search_box(text: str) -> str:
         return plain_query(text)
 
 
+def search_box_cjk(text: str) -> str:
+    """What the items search box gives items_fts_cjk for ``text`` (its CJK words as character
+    pairs): always a valid FTS5 query."""
+    for query in (text, plain_query(text)):
+        try:
+            return cjk_query(query)
+        except BadQuery:
+            pass
+    return '""'  # no word at all: matches nothing
+
+
 # trylast: Datasette's own prepare_connection defines escape_fts; this one must come after it.
 @hookimpl(trylast=True)
 def prepare_connection(conn: sqlite3.Connection) -> None:
     conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, limit)
     conn.create_function("escape_fts", 1, search_box, deterministic=True)
+    conn.create_function("escape_fts_cjk", 1, search_box_cjk, deterministic=True)
     if private:
         conn.set_authorizer(_authorize)
 
@@ -91,8 +120,33 @@ def filters_from_request(request: Any, database: str, table: str,
     return None
 
 
+# Views of items, where an id names an item of the items table.
+ITEM_VIEWS = frozenset({"items_tagged", "items_tagged_json"})
+
+
+@hookimpl
+def render_cell(value: Any, column: str, table: str | None, database: str,
+                datasette: Any) -> Markup | None:
+    """In the views of items, an item's id and duplicate_of link to its row in items: its
+    text and its tags ("Links from other tables") are there, not in the view. Datasette
+    links a table's own rows, never a view's."""
+    if table in ITEM_VIEWS and column in ("id", "duplicate_of") and isinstance(value, int):
+        href = datasette.urls.row(database, "items", str(value))
+        return Markup(f'<a href="{escape(href)}">{value}</a>')
+    return None
+
+
 # A record that may hold a cell starting like a formula; only those are parsed and rewritten.
-_MAYBE_FORMULA = re.compile(rb'(?:^|,)"?[=+\-@\t\r]')
+# A cell holding a line break is quoted, so an unquoted \r is the record's end (after an empty
+# last cell, most rows), not a cell's start. The search for a comma first is what keeps a
+# 100 MB download from paying a regular-expression step per byte.
+_FORMULA_START = rb'(?:[=+\-@\t]|"[=+\-@\t\r])'
+_FORMULA_FIRST = re.compile(_FORMULA_START)
+_FORMULA_AFTER_COMMA = re.compile(rb"," + _FORMULA_START)
+
+
+def _may_hold_formula(raw: bytes) -> bool:
+    return bool(_FORMULA_FIRST.match(raw) or _FORMULA_AFTER_COMMA.search(raw))
 
 
 class FormulaQuoter:
@@ -124,12 +178,16 @@ class FormulaQuoter:
 
 
 def _quoted_record(raw: bytes) -> bytes:
-    if not _MAYBE_FORMULA.search(raw):
+    if not _may_hold_formula(raw):
         return raw
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw
+    # The csv module refuses a cell over 128 Ki characters (a long report's body), which
+    # ended the download at its first such record; no cell is longer than its record.
+    if csv.field_size_limit() < len(text):
+        csv.field_size_limit(len(text))
     cells = next(csv.reader(io.StringIO(text, newline="")), [])
     quoted = [spreadsheet_text(cell) for cell in cells]
     if quoted == cells:
@@ -140,8 +198,38 @@ def _quoted_record(raw: bytes) -> bytes:
     return buffer.getvalue().encode()
 
 
+# The last item stored when a streamed download of a view of items began (None: not in
+# one). A view pages by offset: items a crawl stored meanwhile (the newest: on top) pushed
+# rows already written into the next page, where they were written again.
+_stream_last_item: ContextVar[int | None] = ContextVar("stiwatch_stream_last_item",
+                                                       default=None)
+
+
+async def _last_item_for_view_stream(datasette: Any, scope: dict) -> int | None:
+    """The last item's id if ``scope`` streams a view of items as CSV, else None."""
+    database, _, name = scope.get("path", "").strip("/").rpartition("/")
+    if name.removesuffix(".csv") not in ITEM_VIEWS or "/" in database or not _streamed(scope):
+        return None
+    try:
+        db = datasette.get_database(database)
+    except KeyError:
+        return None
+    return (await db.execute("SELECT max(id) FROM items")).single_value()
+
+
+def snapshotted(sql: str) -> str:
+    """``sql`` reading a view of items as it was when the current streamed download began."""
+    last = _stream_last_item.get()
+    if last is None:
+        return sql
+    for view in ITEM_VIEWS:
+        sql = sql.replace(f" from {view} ",
+                          f" from (select * from {view} where id <= {int(last)}) as {view} ", 1)
+    return sql
+
+
 @hookimpl
-def asgi_wrapper() -> Callable[[Any], Any]:
+def asgi_wrapper(datasette: Any) -> Callable[[Any], Any]:
     """Middleware for the answers to `.csv` URLs: formulas quoted, and a BOM first when
     csv_bom is set. Other answers pass untouched."""
     def wrap(app: Any) -> Any:
@@ -149,6 +237,8 @@ def asgi_wrapper() -> Callable[[Any], Any]:
             if scope["type"] != "http" or not scope.get("path", "").endswith(".csv"):
                 await app(scope, receive, send)
                 return
+            scope = streamed_by_thousands(scope)
+            last = _stream_last_item.set(await _last_item_for_view_stream(datasette, scope))
             rewrite = False
             first = True
             quoter = FormulaQuoter()
@@ -171,6 +261,87 @@ def asgi_wrapper() -> Callable[[Any], Any]:
                     event = {**event, "body": body}
                 await send(event)
 
-            await app(scope, receive, rewriting_send)
+            try:
+                await app(scope, receive, rewriting_send)
+            finally:
+                _stream_last_item.reset(last)
         return csv_for_spreadsheets
     return wrap
+
+
+def _streamed(scope: dict) -> bool:
+    """Whether ``scope`` asks for a streamed download (Datasette: any non-empty _stream)."""
+    args = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return any(args.get("_stream", []))
+
+
+def streamed_by_thousands(scope: dict) -> dict:
+    """``scope`` of a streamed CSV download (``_stream``) with ``_size=max`` added when it
+    gives no ``_size``: Datasette's stream then reads max_returned_rows rows a query, as its
+    own "stream all rows" form asks, where it read default_page_size (50)."""
+    query = scope.get("query_string", b"")
+    if not _streamed(scope) or "_size" in parse_qs(query.decode("latin-1"),
+                                                   keep_blank_values=True):
+        return scope
+    return {**scope, "query_string": query + (b"&" if query else b"") + b"_size=max"}
+
+
+# Datasette 0.65's table page: SELECT ... FROM table [WHERE ...] ORDER BY <column> [desc]
+# LIMIT n, with one sort term when no _next is given (the pages after it add the keys).
+_SORTED_FIRST_PAGE = re.compile(
+    r"select .+? from (?P<table>\[[^\]]+\]|\"[^\"]+\"|\w+) (?:where .* )?"
+    r"order by (?P<sort>\[[^\]]+\]|\"[^\"]+\"|\w+)(?P<desc> desc)? limit \d+", re.DOTALL)
+
+
+# Datasette's condition for the search box (?_search=) of items, in escaped search mode.
+_ITEMS_SEARCH = "id in (select rowid from items_fts where items_fts match escape_fts(:search))"
+# As `stiwatch search` reads the store: an item with CJK letters in items_fts_cjk, where its
+# CJK words are character pairs (items_fts holds a run of them as one word: 研究 alone was
+# found only between spaces), any other in items_fts.
+_ITEMS_SEARCH_BOTH = (
+    "id in (select rowid from items_fts where items_fts match escape_fts(:search) and not "
+    f"exists (select 1 from {CJK_TABLE} c where c.rowid = items_fts.rowid) union all select "
+    f"rowid from {CJK_TABLE} where {CJK_TABLE} match escape_fts_cjk(:search))")
+
+
+def cjk_searched(sql: str) -> str:
+    """``sql`` with the items search box's condition reading CJK items in items_fts_cjk."""
+    return sql.replace(_ITEMS_SEARCH, _ITEMS_SEARCH_BOTH)
+
+
+def tie_broken(sql: str, keys: dict[str, str]) -> str:
+    """``sql`` with the primary key after the sort column when it is the first page of a
+    table sorted by a column (``keys``: each table's escaped name -> its keys as Datasette
+    orders by them); any other SQL unchanged."""
+    match = _SORTED_FIRST_PAGE.fullmatch(sql)
+    if not match or match["table"] not in keys or match["sort"] == keys[match["table"]]:
+        return sql
+    end = match.end("desc") if match["desc"] else match.end("sort")
+    return f"{sql[:end]}, {keys[match['table']]}{sql[end:]}"
+
+
+async def _key_orders(database: Any) -> dict[str, str]:
+    keys = {}
+    for table in await database.table_names():
+        pks = await database.primary_keys(table)
+        keys[escape_sqlite(table)] = ", ".join(escape_sqlite(pk) for pk in pks) or "rowid"
+    return keys
+
+
+@hookimpl
+def startup(datasette: Any) -> Callable[[], Any]:
+    """Give every table's first sorted page the order of the pages after it (tie_broken), and
+    the items search box the CJK index (cjk_searched)."""
+    async def inner() -> None:
+        for name, database in datasette.databases.items():
+            if name == "_internal":
+                continue
+            keys = await _key_orders(database)
+            execute = database.execute
+
+            async def tie_breaking_execute(sql: str, *args: Any, _execute: Any = execute,
+                                           _keys: dict[str, str] = keys, **kwargs: Any) -> Any:
+                return await _execute(snapshotted(cjk_searched(tie_broken(sql, _keys))),
+                                      *args, **kwargs)
+            database.execute = tie_breaking_execute
+    return inner

@@ -444,3 +444,318 @@ def test_paging_through_items_shows_each_item_once(db_path, tmp_path):
             status, body = get(f"{base}/stiwatch/{table}.csv?_stream=on")
             ids = [int(row["id"]) for row in csv.DictReader(io.StringIO(body, newline=""))]
             assert sorted(ids) == sorted(every), table
+
+
+def test_paging_a_table_sorted_by_a_column_with_repeated_values_shows_each_row_once(
+        db_path, tmp_path):
+    """Sorting items by date, source or language (or tags by facet) and paging with Next
+    repeated rows and skipped others: Datasette 0.65 orders the first page by the column
+    alone and the next pages by the column and the primary key. Every page, every
+    sortable column a row repeats in, each table and view the browser shows."""
+    analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        saved = store.save_items([
+            {"url": f"https://{source}.example/day-{n}", "source_id": source,
+             "title": f"Same-day notice {n}", "date_source": "page", "language": language,
+             "published_at": "2026-11-20T00:00:00Z"}
+            for n in range(130)
+            for source, language in [[("mext-news", "ja"), ("nsf-news", "en")][n % 2]]])
+        store.save_classifications(
+            [(item_id, [{"facet": "policy", "value": "1", "score": 0.5, "method": "model"},
+                        {"facet": "country", "value": "JP", "score": 1.0, "method": "gazetteer"}])
+             for item_id, _ in saved], "test-1")
+        keys = {"items": "id", "items_tagged": "id", "items_tagged_json": "id",
+                "sources": "id", "tags": ("item_id", "facet", "value")}
+        every = {table: sorted(
+            tuple(row[k] for k in key) if isinstance(key, tuple) else row[key]
+            for row in store.query(f"SELECT * FROM {table}")) for table, key in keys.items()}
+    sorts = {"items": ["_sort_desc=published_at", "_sort=published_at", "_sort=source_id",
+                       "_sort_desc=source_id", "_sort_desc=language", "_sort=status"],
+             "tags": ["_sort_desc=facet", "_sort=facet", "_sort_desc=score", "_sort=value"],
+             "sources": ["_sort_desc=kind", "_sort=country"],
+             "items_tagged": ["_sort_desc=published_at", "_sort=source_id", "_sort_desc=policy"],
+             "items_tagged_json": ["_sort=published_at", "_sort_desc=policy"]}
+
+    def ids(table: str, rows: list[dict]) -> list:
+        key = keys[table]
+        return [tuple(row[k] for k in key) if isinstance(key, tuple) else row[key]
+                for row in rows]
+
+    with serving(db_path, tmp_path) as base:
+        for table, orders in sorts.items():
+            for order in orders:
+                size = 2 if table == "sources" else 50
+                url, seen = f"{base}/stiwatch/{table}.json?_shape=objects&_size={size}&{order}", []
+                while url:
+                    data = json.loads(get(url)[1])
+                    seen += ids(table, data["rows"])
+                    url = data.get("next_url")
+                assert sorted(seen) == every[table], (table, order)
+                status, body = get(f"{base}/stiwatch/{table}.csv?_stream=on&{order}")
+                rows = list(csv.DictReader(io.StringIO(body, newline="")))
+                if table == "tags":
+                    rows = [{**row, "item_id": int(row["item_id"])} for row in rows]
+                elif keys[table] == "id" and table != "sources":
+                    rows = [{**row, "id": int(row["id"])} for row in rows]
+                assert sorted(ids(table, rows)) == every[table], (table, order, "CSV")
+
+
+def test_a_streamed_csv_download_reads_the_table_a_thousand_rows_a_query(db_path, tmp_path):
+    """`items.csv?_stream=on` read 50 rows a query (Datasette 0.65 sets _size=max for a
+    stream but never passes it on), each query searching the table again for where the last page
+    ended, and the formula quoting parsed every row ending in an empty cell (most rows): at
+    50,000 items the download took 64 s where `stiwatch export` took 10 s, and the
+    items_tagged view's 85 s. Now a download costs about what reading its rows as JSON
+    pages of 1,000 costs, for a table and a view."""
+    analysts_store.build(db_path)
+    body = ("The council reviewed grants, fellowships and research infrastructure, and "
+            "published its annual report on international collaboration. ") * 5
+    with db.open_store(db_path) as store:
+        for start in range(0, 25_000, 5_000):
+            store.save_items([{"url": f"https://mext-news.example/n-{k}",
+                               "source_id": "mext-news", "title": f"Notice {k}",
+                               "body": body, "language": "en", "date_source": "page",
+                               "published_at": "2026-11-20T00:00:00Z"}
+                              for k in range(start, start + 5_000)])
+        total = store.scalar("SELECT count(*) FROM items")
+    with serving(db_path, tmp_path) as base:
+        for table in ("items", "items_tagged"):
+            started = time.monotonic()
+            url, pages = f"{base}/stiwatch/{table}.json?_size=max&_nocount=1&_nofacet=1", 0
+            while url:
+                url, pages = json.loads(get(url)[1]).get("next_url"), pages + 1
+            pages_s = time.monotonic() - started
+            started = time.monotonic()
+            with urllib.request.urlopen(f"{base}/stiwatch/{table}.csv?_stream=on",
+                                        timeout=300) as response:
+                text = response.read().decode()
+            stream_s = time.monotonic() - started
+            rows = list(csv.DictReader(io.StringIO(text, newline="")))
+            assert len({row["id"] for row in rows}) == len(rows) == total, table
+            assert pages == 26 and stream_s < 4 * pages_s, (table, stream_s, pages_s)
+
+
+def test_csv_downloads_quote_a_formula_in_a_row_with_a_body_over_128_kib(db_path, tmp_path):
+    """A title starting with - (not a number) in a row whose body is a long report (over
+    128 Ki characters, the csv module's default cap on a cell): the formula quoting raised
+    "field larger than field limit" and the download, status 200, held the header and that
+    message instead of the items."""
+    analysts_store.build(db_path)
+    body = "Annual report on research funding. " * 5_000
+    with db.open_store(db_path) as store:
+        store.save_items([{"url": "https://mext-news.example/report", "source_id": "mext-news",
+                           "title": "-5% for research: the annual report", "body": body}])
+    limit = csv.field_size_limit(1_000_000)  # the test's own reader
+    try:
+        with serving(db_path, tmp_path) as base:
+            for url in ("/stiwatch/items.csv?_stream=on", "/stiwatch/items.csv?_size=max",
+                        "/stiwatch.csv?sql=select+id,title,body+from+items"):
+                status, text = get(base + url)
+                assert status == 200, text[:300]
+                rows = list(csv.DictReader(io.StringIO(text, newline="")))
+                assert len(rows) == len(analysts_store.ITEMS) + 1, (url, text[-300:])
+                report = next(row for row in rows if "annual report" in row["title"])
+                assert report["title"] == "'-5% for research: the annual report"
+                assert report["body"] == body
+    finally:
+        csv.field_size_limit(limit)
+
+
+def test_a_streamed_csv_download_over_100_mb_arrives_whole(db_path, tmp_path):
+    """Datasette cuts a CSV download at 100 MB (max_csv_mb) and writes its error as the
+    file's last line, with status 200: a "stream all rows" download of a store of 50,000
+    items (~100 MB with their bodies) came out short, with nothing but that line to say so.
+    `stiwatch serve` lifts the cap: the download is streamed, so no memory grows with it."""
+    analysts_store.build(db_path)
+    long_text = "x" * 1_000_000
+    with db.open_store(db_path) as store:
+        store.save_items([{"url": f"https://mext-news.example/big-{k}", "source_id": "mext-news",
+                           "title": f"Big {k}"} for k in range(110)])
+        with store.write():  # a column outside the full-text index: a quick large store
+            store.conn.execute("UPDATE items SET fetch_error = ? WHERE title LIKE 'Big %'",
+                               [long_text])
+        total = store.scalar("SELECT count(*) FROM items")
+    with serving(db_path, tmp_path) as base:
+        with urllib.request.urlopen(f"{base}/stiwatch/items.csv?_stream=on&_size=max",
+                                    timeout=300) as response:
+            assert response.status == 200
+            text = response.read().decode()
+    assert len(text) > 110_000_000
+    assert "CSV contains more than" not in text[-200:]
+    limit = csv.field_size_limit(2_000_000)  # the reader's own cap on a cell, 128 KiB
+    try:
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    finally:
+        csv.field_size_limit(limit)
+    assert len(rows) == total and rows[-1]["id"] and rows[-1]["url"]
+
+
+def test_the_items_search_box_finds_chinese_japanese_and_korean_words(db_path, tmp_path):
+    """The search box read items_fts only, which holds a run of CJK characters as one word:
+    研究 found nothing in 量子技術の研究開発を推進 (0 items of 6,808 holding it in a store of
+    50,000), and only the canned query search_cjk could. Now it reads an item with CJK
+    letters in items_fts_cjk, as `stiwatch search` does, English words unchanged."""
+    from test_search_cjk import CJK_ITEMS
+
+    ids = analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        rows = [{"url": f"https://{source}.example/{key}", "source_id": source, "title": title,
+                 "summary": summary, "body": body, "date_source": "feed", "language": key[:2],
+                 "published_at": analysts_store.ago(days)}
+                for key, source, days, title, summary, body, _ in CJK_ITEMS]
+        for item, (item_id, _) in zip(CJK_ITEMS, store.save_items(rows)):
+            ids[item[0]] = item_id
+    keys = {item_id: key for key, item_id in ids.items()}
+    expected = {
+        "研究": {"ja-quantum", "ja-security", "ja-separated", "zh-strategy"},
+        "研究開発": {"ja-quantum"},
+        "연구": {"ko-budget"},
+        "セキュリティ": {"ja-security"},
+        "NEDO": {"ja-quantum"},  # written against kana: NEDOは
+        "title:研究": {"ja-security"},
+        "研究 -量子": {"ja-security", "ja-separated"},
+        "quantum OR 量子": {"ja-quantum", "zh-strategy", "jp-quantum", "jp-semis",
+                           "us-discovery"},
+        "quantum": {"jp-quantum", "jp-semis", "us-discovery"},
+        '"研究': {"ja-quantum", "ja-security", "ja-separated", "zh-strategy"},  # plain words
+    }
+    with serving(db_path, tmp_path) as base:
+        for typed, want in expected.items():
+            query = urllib.parse.urlencode({"_search": typed, "_shape": "objects",
+                                            "_size": "max"})
+            status, body = get(f"{base}/stiwatch/items.json?{query}")
+            assert status == 200, (typed, body[:300])
+            data = json.loads(body)
+            assert {keys[row["id"]] for row in data["rows"]} == want, typed
+            assert data["filtered_table_rows_count"] == len(want), typed
+            status, page = get(f"{base}/stiwatch/items?{query}")
+            assert status == 200 and f"{len(want)} row" in page, typed
+
+
+def test_canned_query_descriptions_show_no_markdown_backticks(db_path, tmp_path):
+    """The canned queries' descriptions went to Datasette as plain text: their pages and the
+    database page's tooltips showed `stiwatch search` and `timezone` with the backticks, where
+    the tables' descriptions show code."""
+    analysts_store.build(db_path)
+    with serving(db_path, tmp_path) as base:
+        status, index = get(f"{base}/stiwatch")
+        assert status == 200
+        for name, query in CANNED_QUERIES.items():
+            status, page = get(f"{base}/stiwatch/{name}")
+            description = page[page.index('<div class="metadata-description">'):]
+            description = description[:description.index("</div>")]
+            assert "`" not in description, name
+            if "`" in query["description"]:
+                assert "<code>" in description, name
+            link = index[index.index(f'href="/stiwatch/{name}"'):]
+            assert "`" not in link[:link.index(">")], name
+
+
+def test_an_item_in_the_views_links_to_its_row_in_items(db_path, tmp_path):
+    """items_tagged, where the database page says to start, showed an item's id as plain
+    text: its body and its tags (the items row's "Links from other tables") were a typed
+    URL away. The id (and duplicate_of) now link to the item's row, as the tags table's
+    item_id does; JSON and CSV keep the plain numbers."""
+    ids = analysts_store.build(db_path)
+    with serving(db_path, tmp_path) as base:
+        for view in ("items_tagged", "items_tagged_json"):
+            status, page = get(f"{base}/stiwatch/{view}?_size=max")
+            assert status == 200
+            assert f'<a href="/stiwatch/items/{ids["jp-quantum"]}">{ids["jp-quantum"]}</a>' in page
+            status, body = get(f"{base}/stiwatch/{view}.json?_shape=array&id={ids['jp-quantum']}")
+            assert json.loads(body)[0]["id"] == ids["jp-quantum"]
+        status, page = get(f"{base}/stiwatch/items_tagged?id={ids['eu-open-copy']}")
+        assert f'<a href="/stiwatch/items/{ids["eu-open"]}">{ids["eu-open"]}</a>' in page
+        status, page = get(f"{base}/stiwatch/items/{ids['jp-quantum']}")
+        assert status == 200 and "Japan launches national quantum strategy" in page
+        assert f"/stiwatch/tags?item_id={ids['jp-quantum']}" in page
+
+
+def test_items_of_one_country_says_when_it_shows_only_the_newest_1000(db_path, tmp_path):
+    """items_of_country ended in LIMIT 1000: of 5,316 items about Japan (a store of 50,000)
+    the page, its JSON and its CSV held the newest 1,000 and said nothing of the others. Now
+    the page says "more than 1,000 rows" (JSON: truncated), and the view its description
+    names holds every one."""
+    ids = analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        saved = store.save_items([
+            {"url": f"https://mext-news.example/jp-{k}", "source_id": "mext-news",
+             "title": f"Japan notice {k}", "published_at": "2026-11-20T00:00:00Z",
+             "date_source": "page"} for k in range(1_005)])
+        store.save_classifications(
+            [(item_id, [{"facet": "country", "value": "JP", "score": 1.0,
+                         "method": "gazetteer"}]) for item_id, _ in saved], "test-1")
+    japan = 1_005 + len([ids["jp-quantum"], ids["jp-semis"]])
+    with serving(db_path, tmp_path) as base:
+        status, body = get(f"{base}/stiwatch/items_of_country.json?country=JP")
+        data = json.loads(body)
+        assert status == 200 and len(data["rows"]) == 1_000 and data["truncated"] is True
+        status, page = get(f"{base}/stiwatch/items_of_country?country=JP")
+        assert "returning more than 1,000 rows" in page
+        assert "items_tagged_json?countries__arraycontains=JP" in page
+        status, body = get(f"{base}/stiwatch/items_tagged_json.csv?countries__arraycontains=JP"
+                           "&_stream=on")
+        assert len(list(csv.DictReader(io.StringIO(body, newline="")))) == japan
+
+
+def test_a_streamed_csv_of_a_view_written_during_a_crawl_has_each_item_once(db_path, tmp_path):
+    """A view pages by offset: a crawl storing items while an analyst streamed items_tagged
+    (newest first) pushed rows already written into the next page. On a store of 50,000,
+    100 items stored during the download gave 50,100 rows, 50,000 distinct. The download
+    now reads the view as it was when it began."""
+    analysts_store.build(db_path)
+    title = "Research council announces a programme for international collaboration. " * 60
+    with db.open_store(db_path) as store:
+        store.save_items([{"url": f"https://mext-news.example/p-{k}", "source_id": "mext-news",
+                           "title": f"{k} {title}", "date_source": "page",
+                           "published_at": f"2026-10-{1 + k % 28:02d}T00:00:00Z"}
+                          for k in range(2_000)])
+    with serving(db_path, tmp_path) as base:
+        for view in ("items_tagged", "items_tagged_json"):
+            with db.open_store(db_path, readonly=True) as store:
+                expected = sorted(row["id"] for row in store.query(f"SELECT id FROM {view}"))
+            with urllib.request.urlopen(f"{base}/stiwatch/{view}.csv?_stream=on&_size=50"
+                                        "&_sort_desc=published_at", timeout=60) as response:
+                head = response.read(100_000)  # the first pages: megabytes still unread
+                with db.open_store(db_path) as store:  # a crawl stores the newest items
+                    store.save_items([{"url": f"https://mext-news.example/{view}-new-{k}",
+                                       "source_id": "mext-news", "title": f"New {k}",
+                                       "date_source": "feed",
+                                       "published_at": "2026-11-26T00:00:00Z"}
+                                      for k in range(200)])
+                text = (head + response.read()).decode()
+            ids = [int(row["id"]) for row in csv.DictReader(io.StringIO(text, newline=""))]
+            assert sorted(ids) == expected, view
+
+
+def test_the_items_tagged_facets_count_no_comma_joined_combinations(db_path, tmp_path):
+    """items_tagged faceted its areas column, whose values are comma-joined combinations:
+    its "governance" counted the items with no other area (1,124 of the 3,426 in a store of
+    50,000), read by an analyst as the number of governance items. Its default facets are
+    one value per item now; items_tagged_json counts each label."""
+    analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        saved = store.save_items([{"url": f"https://mext-news.example/two-{k}",
+                                   "source_id": "mext-news", "title": f"Two areas {k}"}
+                                  for k in range(3)])
+        store.save_classifications(
+            [(item_id, [{"facet": "area", "value": value, "score": 0.9, "method": "model"}
+                        for value in ("governance", "open_science")]) for item_id, _ in saved],
+            "test-1")
+        governance = store.scalar(
+            "SELECT count(*) FROM tags JOIN items ON items.id = item_id WHERE facet = 'area' "
+            "AND value = 'governance' AND duplicate_of IS NULL")
+    with serving(db_path, tmp_path) as base:
+        data = json.loads(get(f"{base}/stiwatch/items_tagged.json?_size=0")[1])
+        results = data["facet_results"]
+        results = results.get("results", results)
+        for column in ("areas", "domains", "countries", "regions"):
+            assert column not in results, column
+        for facet in results.values():
+            counts = {row["value"]: row["count"] for row in facet["results"]}
+            assert "governance" not in counts and "governance,open_science" not in counts
+        data = json.loads(get(f"{base}/stiwatch/items_tagged_json.json?_size=0")[1])
+        results = data["facet_results"]
+        results = results.get("results", results)
+        counts = {row["value"]: row["count"] for row in results["areas"]["results"]}
+        assert counts["governance"] == governance >= 4

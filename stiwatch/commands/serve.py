@@ -105,8 +105,10 @@ def serve_command(app: App, port: int, host: str, show_subscribers: bool,
     ds = Datasette(
         [str(path)],
         metadata=build_metadata(path.stem, personal=show_subscribers),
+        # max_csv_mb 0: a "stream all rows" download is never cut (Datasette's 100 MB cut a
+        # store of 50,000 items short, with its error written as the file's last line).
         settings={"default_page_size": 50, "sql_time_limit_ms": 5000, "suggest_facets": False,
-                  "facet_time_limit_ms": 1000},
+                  "facet_time_limit_ms": 1000, "max_csv_mb": 0},
     )
     asyncio.run(ds.invoke_startup())
     click.echo(f"Serving {path} read-only at http://{host}:{port}/{path.stem} (Ctrl-C to stop)")
