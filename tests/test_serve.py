@@ -500,39 +500,28 @@ def test_paging_a_table_sorted_by_a_column_with_repeated_values_shows_each_row_o
                 assert sorted(ids(table, rows)) == every[table], (table, order, "CSV")
 
 
-def test_a_streamed_csv_download_reads_the_table_a_thousand_rows_a_query(db_path, tmp_path):
-    """`items.csv?_stream=on` read 50 rows a query (Datasette 0.65 sets _size=max for a
-    stream but never passes it on), each query searching the table again for where the last page
-    ended, and the formula quoting parsed every row ending in an empty cell (most rows): at
-    50,000 items the download took 64 s where `stiwatch export` took 10 s, and the
-    items_tagged view's 85 s. Now a download costs about what reading its rows as JSON
-    pages of 1,000 costs, for a table and a view."""
+def test_a_streamed_csv_download_holds_every_row_once(db_path, tmp_path):
+    """`items.csv?_stream=on` of a table and a view of several thousand items: each item once,
+    all of them. Its speed (it read 50 rows a query, and the formula quoting parsed every row
+    ending in an empty cell: 64 s where `stiwatch export` took 10 s at 50,000 items) is
+    measured by bench/serve_csv.py, not timed here."""
     analysts_store.build(db_path)
     body = ("The council reviewed grants, fellowships and research infrastructure, and "
-            "published its annual report on international collaboration. ") * 5
+            "published its annual report on international collaboration. ")
     with db.open_store(db_path) as store:
-        for start in range(0, 25_000, 5_000):
-            store.save_items([{"url": f"https://mext-news.example/n-{k}",
-                               "source_id": "mext-news", "title": f"Notice {k}",
-                               "body": body, "language": "en", "date_source": "page",
-                               "published_at": "2026-11-20T00:00:00Z"}
-                              for k in range(start, start + 5_000)])
+        store.save_items([{"url": f"https://mext-news.example/n-{k}",
+                           "source_id": "mext-news", "title": f"Notice {k}",
+                           "body": body, "language": "en", "date_source": "page",
+                           "published_at": "2026-11-20T00:00:00Z"}
+                          for k in range(5_000)])
         total = store.scalar("SELECT count(*) FROM items")
     with serving(db_path, tmp_path) as base:
         for table in ("items", "items_tagged"):
-            started = time.monotonic()
-            url, pages = f"{base}/stiwatch/{table}.json?_size=max&_nocount=1&_nofacet=1", 0
-            while url:
-                url, pages = json.loads(get(url)[1]).get("next_url"), pages + 1
-            pages_s = time.monotonic() - started
-            started = time.monotonic()
             with urllib.request.urlopen(f"{base}/stiwatch/{table}.csv?_stream=on",
                                         timeout=300) as response:
                 text = response.read().decode()
-            stream_s = time.monotonic() - started
             rows = list(csv.DictReader(io.StringIO(text, newline="")))
             assert len({row["id"] for row in rows}) == len(rows) == total, table
-            assert pages == 26 and stream_s < 4 * pages_s, (table, stream_s, pages_s)
 
 
 def test_csv_downloads_quote_a_formula_in_a_row_with_a_body_over_128_kib(db_path, tmp_path):
