@@ -64,6 +64,9 @@ class SourceEvent:
     unchanged: int = 0  # listed articles already stored (or another source's), not fetched again
     queued: int = 0  # article pages requested
     deferred: int = 0  # new articles left for the next crawl (max_new_articles_per_source)
+    # Why ``deferred`` pages wait when their host asked for a pause ("HOST asked for a pause
+    # of N s (Retry-After)"); None: they are over max_new_articles_per_source.
+    paused: str | None = None
     errors: list[str] = field(default_factory=list)  # problems short of failing the source
 
 
@@ -79,6 +82,8 @@ class SourceReport:
     unchanged: int = 0
     queued: int = 0
     deferred: int = 0  # new articles left for the next crawl
+    paused: int = 0  # of them, those whose host asked for a pause (Retry-After) too long
+    pause_note: str | None = None  # which host, and how long it asked for
     errors: list[str] = field(default_factory=list)
     flag: str | None = None
 

@@ -139,6 +139,13 @@ class StorePipeline:
                 if source_id not in self.validators:  # a 304: its partial rows were retried
                     self._record(store.record_source_result, source_id, ok=True, flag=flag,
                                  keep_validators=True)
+            for report in self.report.sources:
+                if (report.paused and report.ok and report.id not in self.validators
+                        and report.id not in unreadable):
+                    # A 304 whose partial rows' host asked for a pause: say they wait.
+                    self._record(store.record_source_result, report.id, ok=True,
+                                 flag=self._with_deferred(report.id, report.flag),
+                                 keep_validators=True)
         listed = self.crawler.stats.get_value("stiwatch/sources") or []
         for source_id in listed:
             self._source(source_id)
@@ -248,12 +255,18 @@ class StorePipeline:
     def _with_deferred(self, source_id: str, flag: str | None) -> str | None:
         """The source's note, saying how many new articles wait for the next crawl."""
         report = self._source(source_id)
-        if not report.deferred:
-            return flag
-        report.flag = with_note(flag, f"{report.deferred} more new article"
-                                f"{'s' if report.deferred != 1 else ''} left for the next crawl "
-                                "(max_new_articles_per_source)")
-        return report.flag
+        over_limit = report.deferred - report.paused
+        if over_limit:
+            flag = with_note(flag, f"{over_limit} more new article"
+                             f"{'s' if over_limit != 1 else ''} left for the next crawl "
+                             "(max_new_articles_per_source)")
+        if report.paused:
+            flag = with_note(flag, f"{report.paused} article page"
+                             f"{'s' if report.paused != 1 else ''} left for the next crawl: "
+                             f"{report.pause_note}")
+        if report.deferred:
+            report.flag = flag
+        return flag
 
     def _source_event(self, event: SourceEvent) -> None:
         assert self.store is not None
@@ -266,6 +279,9 @@ class StorePipeline:
             self.incomplete.add(event.source_id)
         if event.deferred:
             report.deferred += event.deferred
+        if event.paused:
+            report.paused += event.deferred
+            report.pause_note = event.paused
         if event.flag:
             report.flag = event.flag
         if event.listing is not None:

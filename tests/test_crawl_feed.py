@@ -159,10 +159,6 @@ def test_retries_back_off_and_honour_retry_after(stiwatch, http_server, tmp_path
         else:
             handler.serve_file("/news/quantum.html")
 
-    @http_server.route("/news/budget.html")
-    def too_long(handler):
-        handler.send_body(429, b"come back tomorrow", headers={"Retry-After": "86400"})
-
     assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
 
     stored = {r["url"]: r for r in rows(db_path, "SELECT * FROM items")}
@@ -171,10 +167,7 @@ def test_retries_back_off_and_honour_retry_after(stiwatch, http_server, tmp_path
     first, second = http_server.requested("/news/quantum.html")
     assert second.time - first.time >= 0.95
     assert stored[f"{base}/news/quantum.html"]["status"] == "complete"
-    budget = stored[f"{base}/news/budget.html"]
-    # A Retry-After beyond the limit is not waited for: the article is kept for next time.
-    assert budget["status"] == "partial" and "Retry-After 86400 s" in budget["fetch_error"]
-    assert len(http_server.requested("/news/budget.html")) == 1
+    # (A Retry-After beyond the limit pauses the whole host: test_crawl_politeness.py.)
 
 
 def test_a_page_that_never_works_is_given_up_after_the_attempt_limit(stiwatch, http_server,

@@ -29,7 +29,7 @@ from db.clock import utcnow
 from ..extract import extract_article
 from ..text import looks_like_html
 from ..items import ROBOTS_FORBIDDEN, ArticleItem, Candidate, SourceEvent, with_note
-from ..middlewares import META_GAVE_UP, META_VALIDATORS, CrawlStopped, RobotsUnavailable
+from ..middlewares import META_VALIDATORS, CrawlStopped, HostPaused, RobotsUnavailable
 from .listings import (ListingError, feed_listing, html_listing, response_headers,
                        sitemap_listing)
 
@@ -49,8 +49,7 @@ def describe_failure(failure: Failure, timeout: float | None = None,
     too_large = too_large_error(max_size)
     if isinstance(error, HttpError):
         response = error.response
-        return response.request.meta.get(META_GAVE_UP) or (
-            f"HTTP {response_status_message(response.status)}")
+        return f"HTTP {response_status_message(response.status)}"
     text = str(error).strip()
     if isinstance(error, RobotsUnavailable):
         cause = error.cause
@@ -436,6 +435,17 @@ class SourceSpider(scrapy.Spider):
             # attempt); the next crawl requests it again, as nothing was stored for it.
             return
         request = failure.request  # type: ignore[attr-defined]
+        if failure.check(HostPaused):
+            # Its host asked us to wait longer than a crawl waits: nothing is stored (no
+            # attempt of this page failed); a new article is left for the next crawl, which
+            # reads its listing in full again (a deferred article, as over the limit).
+            candidate: Candidate = request.meta["candidate"]
+            error = failure.value
+            yield SourceEvent(candidate.source_id, deferred=1,
+                              queued=-1 if candidate.stored_date is None else 0,
+                              paused=f"{error.host} asked for a pause of {error.seconds:.0f} s "
+                                     "(Retry-After)")
+            return
         message = describe_failure(failure, self.download_timeout_s, self.max_size)
         yield self.partial(request.meta["candidate"], message, request.meta["refetch"])
 
