@@ -37,6 +37,7 @@ class ArticleItem:
     row: dict[str, Any]
     refetch: bool = False  # the URL was already stored (partial retry or --refresh)
     listing_url: str | None = None  # the listing's URL for it, when the page's own differs
+    attempted: bool = True  # False: the page was not requested (robots.txt forbids it)
 
 
 def with_note(flag: str | None, note: str) -> str:
@@ -81,6 +82,7 @@ class SourceReport:
     partial: int = 0
     unchanged: int = 0
     queued: int = 0
+    robots_forbidden: int = 0  # of the partial ones, pages robots.txt forbids (not requested)
     deferred: int = 0  # new articles left for the next crawl
     paused: int = 0  # of them, those whose host asked for a pause (Retry-After) too long
     pause_note: str | None = None  # which host, and how long it asked for
@@ -113,7 +115,8 @@ class CrawlReport:
         return len(self.sources) - self.ok_sources
 
     def totals(self) -> dict[str, int]:
-        keys = ("new", "duplicates", "updated", "partial", "unchanged", "queued")
+        keys = ("new", "duplicates", "updated", "partial", "unchanged", "queued",
+                "robots_forbidden")
         totals = {key: sum(getattr(s, key) for s in self.sources) for key in keys}
         totals["errors"] = sum(len(s.errors) for s in self.sources)
         totals["sources"] = len(self.sources)

@@ -173,7 +173,7 @@ class StorePipeline:
         stats["by_source"] = {
             s.id: {"status": s.status, "new": s.new, "duplicates": s.duplicates,
                    "updated": s.updated, "partial": s.partial, "unchanged": s.unchanged,
-                   "errors": s.errors[:5]}
+                   "robots_forbidden": s.robots_forbidden, "errors": s.errors[:5]}
             for s in self.report.sources
         }
         self._record(store.finish_crawl_run, self.report.run_id, status, stats)
@@ -319,9 +319,10 @@ class StorePipeline:
         except Exception as error:  # noqa: BLE001 - a failed write must not lose the articles
             self._unwritten(batch, error)
             return
-        for source_id, outcome in outcomes:
+        for source_id, outcome, forbidden in outcomes:
             report = self._source(source_id)
             setattr(report, outcome, getattr(report, outcome) + 1)
+            report.robots_forbidden += forbidden
             self._emit({"event": "item", "source": source_id, "outcome": outcome})
 
     def _unwritten(self, batch: list[ArticleItem], error: Exception) -> None:
@@ -373,10 +374,11 @@ class StorePipeline:
             elif self.report.store_error is None:
                 raise
 
-    def _write(self, batch: list[ArticleItem]) -> list[tuple[str, str]]:
-        """Save ``batch`` in one transaction; the (source, outcome) of each article."""
+    def _write(self, batch: list[ArticleItem]) -> list[tuple[str, str, bool]]:
+        """Save ``batch`` in one transaction; the (source, outcome, whether robots.txt forbids
+        the page) of each article."""
         assert self.store is not None
-        outcomes: list[tuple[str, str]] = []
+        outcomes: list[tuple[str, str, bool]] = []
         aliases: list[tuple[str, int]] = []
         with self.store.write():
             for item in batch:
@@ -401,7 +403,7 @@ class StorePipeline:
                         row["duplicate_of"] = earlier
                     else:
                         row["duplicate_of"] = None
-                [(item_id, created)] = self.store.save_items([row])
+                [(item_id, created)] = self.store.save_items([row], attempted=item.attempted)
                 if listing_url:
                     # Next time the listing names this URL, the article is known already.
                     aliases.append((listing_url, item_id))
@@ -415,8 +417,9 @@ class StorePipeline:
                     outcome = "unchanged"  # fetched again (--refresh), same text as stored
                 else:
                     outcome = "updated"
-                outcomes.append((row["source_id"], outcome))
-                if outcome == "partial" and row.get("fetch_error") != ROBOTS_FORBIDDEN:
+                forbidden = outcome == "partial" and row.get("fetch_error") == ROBOTS_FORBIDDEN
+                outcomes.append((row["source_id"], outcome, forbidden))
+                if outcome == "partial" and not forbidden:
                     # (a page robots.txt forbids is the site's wish, not a problem to report)
                     self.page_errors.setdefault(row["source_id"], []).append(
                         row.get("fetch_error") or "no reason given")

@@ -191,6 +191,32 @@ def test_a_page_that_never_works_is_given_up_after_the_attempt_limit(stiwatch, h
 
 
 
+def test_a_page_robots_txt_forbids_counts_no_attempt_and_is_read_once_allowed(
+        stiwatch, http_server, tmp_path, db_path):
+    # Each crawl counted one more attempt of a page it never requested, so after
+    # max_partial_attempts crawls it was given up as if failing, and never read even once
+    # robots.txt allowed it.
+    base, reg = _feed(stiwatch, http_server, tmp_path)
+    env = {**FAST, "STIWATCH_SCRAPY_SETTINGS": json.dumps({"STIWATCH_MAX_PARTIAL_ATTEMPTS": 2})}
+    for _ in range(3):
+        result = stiwatch("crawl", "--sources", str(reg), env=env)
+        assert result.exit_code == 0, result.output
+        # The summary says how many pages robots.txt kept the crawl from.
+        assert "1 partial (1 skipped: forbidden by robots.txt)," in result.output
+    secret = f"{base}/private/secret.html"
+    [row] = rows(db_path, "SELECT * FROM items WHERE url = ?", (secret,))
+    assert (row["status"], row["fetch_error"], row["fetch_attempts"]) == (
+        "partial", "forbidden by robots.txt", 0)
+    [run] = rows(db_path, "SELECT stats FROM crawl_runs ORDER BY id DESC LIMIT 1")
+    assert json.loads(run["stats"])["by_source"]["newsroom"]["robots_forbidden"] == 1
+
+    (http_server.root / "robots.txt").write_text("User-agent: *\nAllow: /\n")
+    result = stiwatch("crawl", "--json", env=env)
+    assert json.loads(result.stdout)["sources"][0]["robots_forbidden"] == 0
+    [row] = rows(db_path, "SELECT * FROM items WHERE url = ?", (secret,))
+    assert row["status"] == "complete" and len(http_server.requested("/private/secret.html")) == 1
+
+
 def test_a_gone_page_is_not_tried_again_and_a_missing_one_soon_given_up(stiwatch, http_server,
                                                                        tmp_path, db_path):
     # Every failed page was tried on 8 crawls: a 410 Gone, which the site sends on purpose,

@@ -127,8 +127,12 @@ _GONE = re.compile(r"HTTP 410\b")
 _NOT_FOUND = re.compile(r"HTTP 404\b|redirected to .*, a page above it: the article is gone")
 
 
-def attempts_allowed(fetch_error: str | None, max_attempts: int) -> int:
+def attempts_allowed(fetch_error: str | None, max_attempts: int) -> float:
     """How many crawls try an article page whose last attempt failed with ``fetch_error``."""
+    if fetch_error == ROBOTS_FORBIDDEN:
+        # Never requested, so never given up: it is read once robots.txt allows it. (Rows
+        # stored before this counted attempts for it.)
+        return float("inf")
     if fetch_error and _GONE.match(fetch_error):
         return min(max_attempts, GONE_ATTEMPTS)
     if fetch_error and _NOT_FOUND.match(fetch_error):
@@ -447,7 +451,10 @@ class SourceSpider(scrapy.Spider):
                                      "(Retry-After)")
             return
         message = describe_failure(failure, self.download_timeout_s, self.max_size)
-        yield self.partial(request.meta["candidate"], message, request.meta["refetch"])
+        item = self.partial(request.meta["candidate"], message, request.meta["refetch"])
+        # robots.txt refused it before anything was sent: no attempt of the page's
+        item.attempted = message != ROBOTS_FORBIDDEN
+        yield item
 
     def partial(self, candidate: Candidate, error: str, refetch: bool) -> ArticleItem:
         """The article as the listing described it, kept until its page can be read."""
