@@ -81,8 +81,8 @@ class ItemsMixin:
                     # would move it into the current week, back into digests and trends.
                     changes.pop("published_at", None)
                     changes.pop("date_source", None)
-                changes["fetch_attempts"] = (attempts + 1 if row["status"] == "partial" and attempted
-                                             else attempts)
+                counted = row["status"] == "partial" and attempted
+                changes["fetch_attempts"] = attempts + 1 if counted else attempts
                 self.db["items"].update(item_id, changes)
                 results.append((item_id, False))
             self.index_cjk()
