@@ -67,7 +67,11 @@ DOWNLOAD_TIMEOUT = 30
 DOWNLOAD_MAXSIZE = 10 * 1024 * 1024  # also applied after decompression (gzip bombs)
 DOWNLOAD_WARNSIZE = 0
 REDIRECT_MAX_TIMES = 5
-METAREFRESH_MAXDELAY = 0  # a <meta refresh> is not a reason to wander off
+# A <meta refresh> is not a reason to wander off. Off, not just given a zero delay: the
+# middleware still decoded every HTML page in full (Scrapy's own charset detection) to look
+# for one, before the spider decodes it again.
+METAREFRESH_ENABLED = False
+METAREFRESH_MAXDELAY = 0
 RETRY_ENABLED = True
 RETRY_TIMES = 2
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]

@@ -83,7 +83,11 @@ class ItemsMixin:
                     changes.pop("date_source", None)
                 counted = row["status"] == "partial" and attempted
                 changes["fetch_attempts"] = attempts + 1 if counted else attempts
-                self.db["items"].update(item_id, changes)
+                # Plain UPDATE: sqlite-utils' update() first reads the whole row back (SELECT *,
+                # the stored body with it) to check that it exists, which the SELECT above did.
+                self.conn.execute(
+                    f"UPDATE items SET {', '.join(f'{column} = ?' for column in changes)} "
+                    "WHERE id = ?", [*changes.values(), item_id])
                 results.append((item_id, False))
             self.index_cjk()
         return results
