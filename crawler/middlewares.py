@@ -7,12 +7,12 @@
   the server's Retry-After when it sends one, else exponential backoff. A host that answered 429
   or 503 gets nothing at all for that wait, then a delay twice what it had, which its next
   answers bring back to the configured one (see ``back_off``).
+  A Retry-After longer than STIWATCH_MAX_RETRY_AFTER pauses the host for the rest of the crawl
+  (HostPaused): nothing more is sent to it, and its pages wait for the next crawl.
 - SafeRobotsTxtMiddleware: Scrapy's robots.txt check, fixed so that every request that arrives
   while a host's robots.txt is still downloading waits for the real rules.
 - PoliteThrottle: AutoThrottle that never goes below a host's robots.txt Crawl-delay; it
   applies Crawl-delay even when AutoThrottle is switched off.
-  A Retry-After longer than STIWATCH_MAX_RETRY_AFTER pauses the host for the rest of the crawl
-  (HostPaused): nothing more is sent to it, and its pages wait for the next crawl.
 - StopMiddleware: when the crawl is asked to stop (``signals.stop_requested``), the requests
   not yet sent are dropped instead of being sent one after another before the crawl ends.
 """
