@@ -27,6 +27,7 @@ class Candidate:
     language: str | None = None  # the source's language, until the page tells better
     content: str = ""  # full text a feed entry carried (content:encoded), a fallback body
     stored_date: tuple[str, str] | None = None  # (published_at, date_source) of a stored row
+    stored_error: str | None = None  # the fetch_error of a stored (partial) row
     listed_at: str | None = None  # a sitemap's <lastmod> (no publication date): what is newer
 
 
@@ -65,6 +66,7 @@ class SourceEvent:
     unchanged: int = 0  # listed articles already stored (or another source's), not fetched again
     queued: int = 0  # article pages requested
     deferred: int = 0  # new articles left for the next crawl (max_new_articles_per_source)
+    robots_forbidden: int = 0  # stored pages robots.txt still forbids (nothing written again)
     # Why ``deferred`` pages wait when their host asked for a pause ("HOST asked for a pause
     # of N s (Retry-After)"); None: they are over max_new_articles_per_source.
     paused: str | None = None
@@ -82,7 +84,7 @@ class SourceReport:
     partial: int = 0
     unchanged: int = 0
     queued: int = 0
-    robots_forbidden: int = 0  # of the partial ones, pages robots.txt forbids (not requested)
+    robots_forbidden: int = 0  # pages robots.txt forbids (not requested; kept partial)
     deferred: int = 0  # new articles left for the next crawl
     paused: int = 0  # of them, those whose host asked for a pause (Retry-After) too long
     pause_note: str | None = None  # which host, and how long it asked for

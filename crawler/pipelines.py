@@ -279,6 +279,7 @@ class StorePipeline:
             self.incomplete.add(event.source_id)
         if event.deferred:
             report.deferred += event.deferred
+        report.robots_forbidden += event.robots_forbidden
         if event.paused:
             report.paused += event.deferred
             report.pause_note = event.paused

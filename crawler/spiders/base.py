@@ -247,6 +247,7 @@ class SourceSpider(scrapy.Spider):
                 published_at=row["published_at"] if row["date_source"] == "feed" else None,
                 language=row["language"] or source.get("language"),
                 stored_date=(row["published_at"], row["date_source"]),
+                stored_error=row["fetch_error"],
             )
 
     # -- listings ---------------------------------------------------------------------------
@@ -472,7 +473,13 @@ class SourceSpider(scrapy.Spider):
                                      "(Retry-After)")
             return
         message = describe_failure(failure, self.download_timeout_s, self.max_size)
-        item = self.partial(request.meta["candidate"], message, request.meta["refetch"])
+        candidate = request.meta["candidate"]
+        if message == ROBOTS_FORBIDDEN == candidate.stored_error:
+            # Still forbidden: stored as it was, only counted (a source's forbidden pages
+            # are asked again every crawl, never given up, and would be rewritten each time).
+            yield SourceEvent(candidate.source_id, robots_forbidden=1)
+            return
+        item = self.partial(candidate, message, request.meta["refetch"])
         # robots.txt refused it before anything was sent: no attempt of the page's
         item.attempted = message != ROBOTS_FORBIDDEN
         yield item

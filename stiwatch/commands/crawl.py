@@ -174,7 +174,7 @@ def crawl_command(app: App, sources_file: str | None, source_ids: tuple[str, ...
         totals = report.totals()
         # Pages robots.txt forbids are kept partial from their listing, never requested.
         forbidden = totals.get("robots_forbidden", 0)
-        robots = f" ({forbidden} skipped: forbidden by robots.txt)" if forbidden else ""
+        robots = f", {forbidden} forbidden by robots.txt" if forbidden else ""
         app.echo(
             f"{report.ok_sources} of {len(report.sources)} sources crawled: "
             f"{totals['new']} new, {totals['duplicates']} duplicates, {totals['updated']} updated, "
