@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import datetime as dt
 import hashlib
 import html
+import io
 from itertools import repeat
 import json
 import os
@@ -109,8 +110,12 @@ def _plain(value: str | None) -> str:
     return " ".join(html.unescape(_TAG.sub(" ", value or "")).split())
 
 
-def feed_entries(path: str | os.PathLike[str]) -> list[Example]:
+def feed_entries(path: str | os.PathLike[str], data: bytes | None = None) -> list[Example]:
     """The entries with a title of one captured science/general news feed, as policy negatives.
+
+    ``data``: the file's bytes, already read (and decoded to UTF-8) by the caller; else the file
+    is read here, by feedparser alone, which takes an undeclared Shift_JIS or EUC-JP feed for
+    a Western encoding (`stiwatch train --negatives` decodes them first).
 
     FeedFileError when there is none. feedparser reads anything without complaint: an HTML page
     saved as .xml, or a JSON Lines file, is "a feed" without entries (at most flagged ``bozo``,
@@ -121,7 +126,7 @@ def feed_entries(path: str | os.PathLike[str]) -> list[Example]:
     import feedparser
 
     path = Path(path)
-    parsed = feedparser.parse(str(path))
+    parsed = feedparser.parse(io.BytesIO(data) if data is not None else str(path))
     examples = []
     for number, entry in enumerate(parsed.entries):
         title = _plain(entry.get("title"))

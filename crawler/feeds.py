@@ -255,6 +255,13 @@ def _as_utf8(body: bytes, headers: dict[str, str], language: str | None) -> byte
     return text.encode("utf-8")
 
 
+def feed_as_utf8(body: bytes, language: str | None = None) -> bytes:
+    """The bytes of a feed saved to a file (no HTTP charset beside them) as UTF-8, decoded as
+    the crawler decodes a fetched feed: its XML declaration when its bytes fit it, else
+    detected. For readers of saved feeds outside a crawl (wired in by the CLI)."""
+    return _as_utf8(body, {"content-type": "application/xml"}, language)
+
+
 def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None,
                language: str | None = None) -> ParsedFeed:
     """Parse feed bytes fetched from ``url`` (whose HTTP ``headers`` may name the charset).

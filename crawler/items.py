@@ -27,6 +27,7 @@ class Candidate:
     language: str | None = None  # the source's language, until the page tells better
     content: str = ""  # full text a feed entry carried (content:encoded), a fallback body
     stored_date: tuple[str, str] | None = None  # (published_at, date_source) of a stored row
+    stored_error: str | None = None  # the fetch_error of a stored (partial) row
     listed_at: str | None = None  # a sitemap's <lastmod> (no publication date): what is newer
 
 
@@ -37,6 +38,7 @@ class ArticleItem:
     row: dict[str, Any]
     refetch: bool = False  # the URL was already stored (partial retry or --refresh)
     listing_url: str | None = None  # the listing's URL for it, when the page's own differs
+    attempted: bool = True  # False: the page was not requested (robots.txt forbids it)
 
 
 def with_note(flag: str | None, note: str) -> str:
@@ -64,6 +66,10 @@ class SourceEvent:
     unchanged: int = 0  # listed articles already stored (or another source's), not fetched again
     queued: int = 0  # article pages requested
     deferred: int = 0  # new articles left for the next crawl (max_new_articles_per_source)
+    robots_forbidden: int = 0  # stored pages robots.txt still forbids (nothing written again)
+    # Why ``deferred`` pages wait when their host asked for a pause ("HOST asked for a pause
+    # of N s (Retry-After)"); None: they are over max_new_articles_per_source.
+    paused: str | None = None
     errors: list[str] = field(default_factory=list)  # problems short of failing the source
 
 
@@ -78,7 +84,10 @@ class SourceReport:
     partial: int = 0
     unchanged: int = 0
     queued: int = 0
+    robots_forbidden: int = 0  # pages robots.txt forbids (not requested; kept partial)
     deferred: int = 0  # new articles left for the next crawl
+    paused: int = 0  # of them, those whose host asked for a pause (Retry-After) too long
+    pause_note: str | None = None  # which host, and how long it asked for
     errors: list[str] = field(default_factory=list)
     flag: str | None = None
 
@@ -108,7 +117,8 @@ class CrawlReport:
         return len(self.sources) - self.ok_sources
 
     def totals(self) -> dict[str, int]:
-        keys = ("new", "duplicates", "updated", "partial", "unchanged", "queued")
+        keys = ("new", "duplicates", "updated", "partial", "unchanged", "queued",
+                "robots_forbidden")
         totals = {key: sum(getattr(s, key) for s in self.sources) for key in keys}
         totals["errors"] = sum(len(s.errors) for s in self.sources)
         totals["sources"] = len(self.sources)

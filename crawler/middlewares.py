@@ -7,6 +7,8 @@
   the server's Retry-After when it sends one, else exponential backoff. A host that answered 429
   or 503 gets nothing at all for that wait, then a delay twice what it had, which its next
   answers bring back to the configured one (see ``back_off``).
+  A Retry-After longer than STIWATCH_MAX_RETRY_AFTER pauses the host for the rest of the crawl
+  (HostPaused): nothing more is sent to it, and its pages wait for the next crawl.
 - SafeRobotsTxtMiddleware: Scrapy's robots.txt check, fixed so that every request that arrives
   while a host's robots.txt is still downloading waits for the real rules.
 - PoliteThrottle: AutoThrottle that never goes below a host's robots.txt Crawl-delay; it
@@ -47,7 +49,6 @@ logger = logging.getLogger(__name__)
 
 # Request.meta keys shared with the spiders.
 META_VALIDATORS = "stiwatch_validators"  # {"etag": ..., "last_modified": ...} of a listing
-META_GAVE_UP = "stiwatch_gave_up"  # why the retry middleware stopped retrying
 
 
 # -- per-host minimum delays ------------------------------------------------------------------
@@ -115,6 +116,48 @@ def back_off(crawler: Crawler, request: Request, wait: float) -> None:
     pauses = _pauses(crawler)
     pauses[key] = max(pauses.get(key, 0.0), resume)
     _hold(slot, pauses[key])
+
+
+class HostPaused(IgnoreRequest):
+    """A request not sent, or whose 429/503 answer is set aside, because its host asked for a
+    pause longer than STIWATCH_MAX_RETRY_AFTER: nothing more goes to that host this crawl, and
+    its pages wait for the next crawl (they are no failed attempt of theirs)."""
+
+    def __init__(self, host: str, seconds: float) -> None:
+        super().__init__(f"not fetched: {host} asked for a pause of {seconds:.0f} s "
+                         "(Retry-After), so nothing more is fetched from it this crawl")
+        self.host = host
+        self.seconds = seconds
+
+
+def _paused_hosts(crawler: Crawler) -> dict[str, float]:
+    """Hosts (download slots) paused for the rest of the crawl -> the seconds they asked."""
+    paused = getattr(crawler, "_stiwatch_paused_hosts", None)
+    if paused is None:
+        paused = {}
+        crawler._stiwatch_paused_hosts = paused  # type: ignore[attr-defined]
+    return paused
+
+
+def pause_host(crawler: Crawler, request: Request, seconds: float) -> HostPaused:
+    """Send ``request``'s host nothing more this crawl; the requests already queued for it in
+    the downloader are dropped unsent (HostPaused) rather than sent one after another to a
+    host that asked us to wait. Returns the error for ``request`` itself."""
+    key = _slot_key(request)
+    paused = _paused_hosts(crawler)
+    if key not in paused:
+        paused[key] = seconds
+        # One line per host, whatever number of its pages wait.
+        logger.info("%s asked for a pause of %.0f s (Retry-After, more than "
+                    "STIWATCH_MAX_RETRY_AFTER): nothing more is fetched from it this crawl; "
+                    "its pages wait for the next crawl", key, seconds)
+    slot = _slot(crawler, key)
+    while slot is not None and slot.queue:
+        queued, deferred = slot.queue.popleft()
+        # Counted by DownloaderStats on the way in: taken off the requests sent.
+        crawler.stats.inc_value("stiwatch/unsent")
+        deferred.errback(Failure(HostPaused(key, paused[key])))
+    return HostPaused(key, paused[key])
 
 
 def _hold(slot: Any, resume: float) -> None:
@@ -338,6 +381,11 @@ class BackoffRetryMiddleware(RetryMiddleware):
         tries = request.meta.get("retry_times", 0)
         return min(self.cap, self.base * (2 ** tries))
 
+    def process_request(self, request: Request) -> None:
+        seconds = _paused_hosts(self.crawler).get(_slot_key(request))
+        if seconds is not None:
+            raise HostPaused(_slot_key(request), seconds)
+
     async def process_response(self, request: Request, response: Response) -> Request | Response:
         if response.status not in (429, 503) and not self.adaptive:
             ease_off(self.crawler, request)
@@ -345,11 +393,9 @@ class BackoffRetryMiddleware(RetryMiddleware):
             return response
         asked = retry_after_seconds(response.headers.get(b"Retry-After"))
         if asked is not None and asked > self.max_retry_after:
-            request.meta[META_GAVE_UP] = (
-                f"HTTP {response.status}, Retry-After {asked:.0f} s is longer than "
-                f"{self.max_retry_after:.0f} s"
-            )
-            return response
+            # The host asks for longer than a crawl waits: it gets nothing more this crawl (it
+            # used to be asked for every other page of it, each answered 429 in turn).
+            raise pause_host(self.crawler, request, asked)
         retry = self._retry(request, response_status_message(response.status))
         if retry is None:
             return response

@@ -139,6 +139,13 @@ class StorePipeline:
                 if source_id not in self.validators:  # a 304: its partial rows were retried
                     self._record(store.record_source_result, source_id, ok=True, flag=flag,
                                  keep_validators=True)
+            for report in self.report.sources:
+                if (report.paused and report.ok and report.id not in self.validators
+                        and report.id not in unreadable):
+                    # A 304 whose partial rows' host asked for a pause: say they wait.
+                    self._record(store.record_source_result, report.id, ok=True,
+                                 flag=self._with_deferred(report.id, report.flag),
+                                 keep_validators=True)
         listed = self.crawler.stats.get_value("stiwatch/sources") or []
         for source_id in listed:
             self._source(source_id)
@@ -166,7 +173,7 @@ class StorePipeline:
         stats["by_source"] = {
             s.id: {"status": s.status, "new": s.new, "duplicates": s.duplicates,
                    "updated": s.updated, "partial": s.partial, "unchanged": s.unchanged,
-                   "errors": s.errors[:5]}
+                   "robots_forbidden": s.robots_forbidden, "errors": s.errors[:5]}
             for s in self.report.sources
         }
         self._record(store.finish_crawl_run, self.report.run_id, status, stats)
@@ -248,12 +255,18 @@ class StorePipeline:
     def _with_deferred(self, source_id: str, flag: str | None) -> str | None:
         """The source's note, saying how many new articles wait for the next crawl."""
         report = self._source(source_id)
-        if not report.deferred:
-            return flag
-        report.flag = with_note(flag, f"{report.deferred} more new article"
-                                f"{'s' if report.deferred != 1 else ''} left for the next crawl "
-                                "(max_new_articles_per_source)")
-        return report.flag
+        over_limit = report.deferred - report.paused
+        if over_limit:
+            flag = with_note(flag, f"{over_limit} more new article"
+                             f"{'s' if over_limit != 1 else ''} left for the next crawl "
+                             "(max_new_articles_per_source)")
+        if report.paused:
+            flag = with_note(flag, f"{report.paused} article page"
+                             f"{'s' if report.paused != 1 else ''} left for the next crawl: "
+                             f"{report.pause_note}")
+        if report.deferred:
+            report.flag = flag
+        return flag
 
     def _source_event(self, event: SourceEvent) -> None:
         assert self.store is not None
@@ -266,6 +279,10 @@ class StorePipeline:
             self.incomplete.add(event.source_id)
         if event.deferred:
             report.deferred += event.deferred
+        report.robots_forbidden += event.robots_forbidden
+        if event.paused:
+            report.paused += event.deferred
+            report.pause_note = event.paused
         if event.flag:
             report.flag = event.flag
         if event.listing is not None:
@@ -303,9 +320,10 @@ class StorePipeline:
         except Exception as error:  # noqa: BLE001 - a failed write must not lose the articles
             self._unwritten(batch, error)
             return
-        for source_id, outcome in outcomes:
+        for source_id, outcome, forbidden in outcomes:
             report = self._source(source_id)
             setattr(report, outcome, getattr(report, outcome) + 1)
+            report.robots_forbidden += forbidden
             self._emit({"event": "item", "source": source_id, "outcome": outcome})
 
     def _unwritten(self, batch: list[ArticleItem], error: Exception) -> None:
@@ -357,10 +375,11 @@ class StorePipeline:
             elif self.report.store_error is None:
                 raise
 
-    def _write(self, batch: list[ArticleItem]) -> list[tuple[str, str]]:
-        """Save ``batch`` in one transaction; the (source, outcome) of each article."""
+    def _write(self, batch: list[ArticleItem]) -> list[tuple[str, str, bool]]:
+        """Save ``batch`` in one transaction; the (source, outcome, whether robots.txt forbids
+        the page) of each article."""
         assert self.store is not None
-        outcomes: list[tuple[str, str]] = []
+        outcomes: list[tuple[str, str, bool]] = []
         aliases: list[tuple[str, int]] = []
         with self.store.write():
             for item in batch:
@@ -385,7 +404,7 @@ class StorePipeline:
                         row["duplicate_of"] = earlier
                     else:
                         row["duplicate_of"] = None
-                [(item_id, created)] = self.store.save_items([row])
+                [(item_id, created)] = self.store.save_items([row], attempted=item.attempted)
                 if listing_url:
                     # Next time the listing names this URL, the article is known already.
                     aliases.append((listing_url, item_id))
@@ -399,8 +418,9 @@ class StorePipeline:
                     outcome = "unchanged"  # fetched again (--refresh), same text as stored
                 else:
                     outcome = "updated"
-                outcomes.append((row["source_id"], outcome))
-                if outcome == "partial" and row.get("fetch_error") != ROBOTS_FORBIDDEN:
+                forbidden = outcome == "partial" and row.get("fetch_error") == ROBOTS_FORBIDDEN
+                outcomes.append((row["source_id"], outcome, forbidden))
+                if outcome == "partial" and not forbidden:
                     # (a page robots.txt forbids is the site's wish, not a problem to report)
                     self.page_errors.setdefault(row["source_id"], []).append(
                         row.get("fetch_error") or "no reason given")

@@ -30,7 +30,7 @@ STIWATCH_BATCH_SIZE = 50  # items written per transaction
 STIWATCH_BATCH_SECONDS = 2.0  # ...or at least this often, so a killed crawl loses little
 STIWATCH_MAX_PARTIAL_ATTEMPTS = 8  # stop refetching an article page that never works
 # (a 404 is given up after 3 attempts, a 410 after 1: crawler.spiders.base.attempts_allowed)
-STIWATCH_MAX_RETRY_AFTER = 120  # a Retry-After longer than this (s) gives up on the request
+STIWATCH_MAX_RETRY_AFTER = 120  # a longer Retry-After (s) pauses the host until the next crawl
 STIWATCH_RETRY_BACKOFF_BASE = 1.0  # seconds before the first retry; doubles each time
 STIWATCH_RETRY_BACKOFF_MAX = 30.0
 STIWATCH_EVENTS = None  # callable(event: dict) fed by the pipeline (set by crawler.runner)
@@ -67,7 +67,11 @@ DOWNLOAD_TIMEOUT = 30
 DOWNLOAD_MAXSIZE = 10 * 1024 * 1024  # also applied after decompression (gzip bombs)
 DOWNLOAD_WARNSIZE = 0
 REDIRECT_MAX_TIMES = 5
-METAREFRESH_MAXDELAY = 0  # a <meta refresh> is not a reason to wander off
+# A <meta refresh> is not a reason to wander off. Off, not just given a zero delay: the
+# middleware still decoded every HTML page in full (Scrapy's own charset detection) to look
+# for one, before the spider decodes it again.
+METAREFRESH_ENABLED = False
+METAREFRESH_MAXDELAY = 0
 RETRY_ENABLED = True
 RETRY_TIMES = 2
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]

@@ -76,7 +76,8 @@ TABLES: dict[str, dict[str, Any]] = {
             "(e.g. `HTTP 404 Not Found`, `too many redirects`).",
             "fetch_attempts": "How many crawls tried the article page. A `partial` item is "
             "tried again up to 8 times, after a `404` (or a redirect to its section page) 3, "
-            "after a `410 Gone` never.",
+            "after a `410 Gone` never. A page robots.txt forbids is never requested: no "
+            "attempt is counted, and it is read once robots.txt allows it.",
             "classified_at": "When the classifier last tagged the item; NULL if never, or if its "
             "title, summary or body changed since (the next `stiwatch classify` tags it again).",
         },

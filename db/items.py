@@ -34,13 +34,16 @@ def insert_rows(conn: Any, head: str, rows: list[tuple], per_statement: int = 10
 
 
 class ItemsMixin:
-    def save_items(self, rows: Iterable[dict[str, Any]]) -> list[tuple[int, bool]]:
+    def save_items(self, rows: Iterable[dict[str, Any]], *,
+                   attempted: bool = True) -> list[tuple[int, bool]]:
         """Insert or update items by canonical URL, all in one transaction.
 
         Returns ``(item_id, created)`` per row, in order. An existing row keeps its id (and
         therefore its tags); a row that is saved ``partial`` again counts one more fetch attempt.
         A complete row is never downgraded to a partial one, and a stored ``published_at`` is
-        never replaced by a fetch time (``date_source = 'fetched'``).
+        never replaced by a fetch time (``date_source = 'fetched'``). ``attempted=False``: the
+        pages were not requested at all (robots.txt forbids them), so no attempt is counted
+        (a new row starts at 0).
         """
         results: list[tuple[int, bool]] = []
         with self.write():
@@ -56,6 +59,8 @@ class ItemsMixin:
                     [row["url"]],
                 ).fetchone()
                 if existing is None:
+                    if not attempted:
+                        row["fetch_attempts"] = 0
                     columns = list(row)
                     cursor = self.conn.execute(
                         f"INSERT INTO items ({', '.join(columns)}) "
@@ -76,8 +81,13 @@ class ItemsMixin:
                     # would move it into the current week, back into digests and trends.
                     changes.pop("published_at", None)
                     changes.pop("date_source", None)
-                changes["fetch_attempts"] = attempts + 1 if row["status"] == "partial" else attempts
-                self.db["items"].update(item_id, changes)
+                counted = row["status"] == "partial" and attempted
+                changes["fetch_attempts"] = attempts + 1 if counted else attempts
+                # Plain UPDATE: sqlite-utils' update() first reads the whole row back (SELECT *,
+                # the stored body with it) to check that it exists, which the SELECT above did.
+                self.conn.execute(
+                    f"UPDATE items SET {', '.join(f'{column} = ?' for column in changes)} "
+                    "WHERE id = ?", [*changes.values(), item_id])
                 results.append((item_id, False))
             self.index_cjk()
         return results

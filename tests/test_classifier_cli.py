@@ -678,3 +678,22 @@ def test_an_unread_language_from_a_ministry_is_policy_by_its_source(stiwatch, db
     assert tags(db_path, 4)[("policy", "0")] == "rules"  # English: the rules read it
     assert tags(db_path, 5)[("policy", "1")] == "rules"
     assert tags(db_path, 5)[("domain", "quantum")] == "rules"
+
+
+def test_negatives_saved_without_their_charset_are_read_as_the_crawler_reads_them(tmp_path):
+    """A feed saved from a Japanese site (Shift_JIS, EUC-JP) names its charset only in the
+    HTTP header it came with; feedparser alone took it for a Western encoding, and the model
+    learnt what is not policy from titles of mojibake."""
+    from stiwatch.commands.classify import _feed_negatives
+
+    titles = ["新型スマートフォンの発売日が決定", "プロ野球の開幕戦は雨で中止"]
+    items = "".join(f"<item><title>{t}</title><link>https://example.jp/{n}</link>"
+                    f"<description>{t}。詳しくは来週。</description></item>"
+                    for n, t in enumerate(titles))
+    feed = f"<?xml version='1.0'?><rss version='2.0'><channel><title>ニュース</title>{items}" \
+           "</channel></rss>"
+    for encoding in ("shift_jis", "euc-jp"):
+        path = tmp_path / f"{encoding}.xml"
+        path.write_bytes(feed.encode(encoding))
+        examples, files = _feed_negatives((str(path),), lambda message: None)
+        assert [e.title for e in examples] == titles and files == [str(path)]

@@ -159,10 +159,6 @@ def test_retries_back_off_and_honour_retry_after(stiwatch, http_server, tmp_path
         else:
             handler.serve_file("/news/quantum.html")
 
-    @http_server.route("/news/budget.html")
-    def too_long(handler):
-        handler.send_body(429, b"come back tomorrow", headers={"Retry-After": "86400"})
-
     assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
 
     stored = {r["url"]: r for r in rows(db_path, "SELECT * FROM items")}
@@ -171,10 +167,7 @@ def test_retries_back_off_and_honour_retry_after(stiwatch, http_server, tmp_path
     first, second = http_server.requested("/news/quantum.html")
     assert second.time - first.time >= 0.95
     assert stored[f"{base}/news/quantum.html"]["status"] == "complete"
-    budget = stored[f"{base}/news/budget.html"]
-    # A Retry-After beyond the limit is not waited for: the article is kept for next time.
-    assert budget["status"] == "partial" and "Retry-After 86400 s" in budget["fetch_error"]
-    assert len(http_server.requested("/news/budget.html")) == 1
+    # (A Retry-After beyond the limit pauses the whole host: test_crawl_politeness.py.)
 
 
 def test_a_page_that_never_works_is_given_up_after_the_attempt_limit(stiwatch, http_server,
@@ -196,6 +189,34 @@ def test_a_page_that_never_works_is_given_up_after_the_attempt_limit(stiwatch, h
     assert flaky["status"] == "partial" and flaky["fetch_attempts"] == 2
     assert len(http_server.requested("/news/flaky.html")) == 2
 
+
+
+def test_a_page_robots_txt_forbids_counts_no_attempt_and_is_read_once_allowed(
+        stiwatch, http_server, tmp_path, db_path):
+    # Each crawl counted one more attempt of a page it never requested, so after
+    # max_partial_attempts crawls it was given up as if failing, and never read even once
+    # robots.txt allowed it.
+    base, reg = _feed(stiwatch, http_server, tmp_path)
+    env = {**FAST, "STIWATCH_SCRAPY_SETTINGS": json.dumps({"STIWATCH_MAX_PARTIAL_ATTEMPTS": 2})}
+    for crawl in range(3):
+        result = stiwatch("crawl", "--sources", str(reg), env=env)
+        assert result.exit_code == 0, result.output
+        # The summary says how many pages robots.txt kept the crawl from; the page is stored
+        # partial once, not written again while robots.txt still forbids it.
+        partial = 0 if crawl else 1
+        assert f"{partial} partial, 1 forbidden by robots.txt," in result.output
+    secret = f"{base}/private/secret.html"
+    [row] = rows(db_path, "SELECT * FROM items WHERE url = ?", (secret,))
+    assert (row["status"], row["fetch_error"], row["fetch_attempts"]) == (
+        "partial", "forbidden by robots.txt", 0)
+    [run] = rows(db_path, "SELECT stats FROM crawl_runs ORDER BY id DESC LIMIT 1")
+    assert json.loads(run["stats"])["by_source"]["newsroom"]["robots_forbidden"] == 1
+
+    (http_server.root / "robots.txt").write_text("User-agent: *\nAllow: /\n")
+    result = stiwatch("crawl", "--json", env=env)
+    assert json.loads(result.stdout)["sources"][0]["robots_forbidden"] == 0
+    [row] = rows(db_path, "SELECT * FROM items WHERE url = ?", (secret,))
+    assert row["status"] == "complete" and len(http_server.requested("/private/secret.html")) == 1
 
 
 def test_a_gone_page_is_not_tried_again_and_a_missing_one_soon_given_up(stiwatch, http_server,

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from crawlsite import FAST, build_site, registry, rows
 
 REPO = Path(__file__).resolve().parents[1]
@@ -198,3 +200,53 @@ def test_a_sitemap_of_50000_urls_over_max_response_size_is_read(stiwatch, http_s
     assert items[f"{base}/news/quantum.html"]["status"] == "complete"
     assert items[f"{base}/news/huge.html"]["fetch_error"] == (
         "response too large (over the 10,485,760 byte limit)")
+
+
+def test_a_fetched_page_is_decoded_once_by_the_crawler(http_server):
+    """Scrapy decoded each HTML page in full (response.text, its own charset detection) in
+    the meta-refresh middleware, which never redirected (METAREFRESH_MAXDELAY 0), and again
+    for an HTML listing's base URL, before the spider decoded the same bytes itself."""
+    from scrapy.downloadermiddlewares.redirect import MetaRefreshMiddleware
+    from scrapy.exceptions import NotConfigured
+    from scrapy.http import HtmlResponse, Request
+    from scrapy.settings import Settings
+    from scrapy.utils.test import get_crawler
+
+    from crawler.spiders.listings import html_listing
+
+    settings = Settings()
+    settings.setmodule("crawler.settings", priority="project")
+    crawler = get_crawler(settings_dict={"METAREFRESH_ENABLED":
+                                         settings.getbool("METAREFRESH_ENABLED")})
+    with pytest.raises(NotConfigured):
+        MetaRefreshMiddleware.from_crawler(crawler)
+
+    class Counted(HtmlResponse):
+        decoded = 0
+
+        @property
+        def text(self) -> str:
+            Counted.decoded += 1
+            return super().text
+
+    page = (b"<html><head><base href='https://example.org/news/'></head><body>"
+            b"<ul class='news'><li><a href='a.html'>A</a></li></ul></body></html>")
+    url = "https://example.org/list/"
+    response = Counted(url, body=page, request=Request(url))
+    candidates, _, _ = html_listing({"id": "s", "links": "ul.news a"}, response)
+    assert [c.url for c in candidates] == ["https://example.org/news/a.html"]  # <base> read
+    assert Counted.decoded == 0
+
+
+def test_a_meta_refresh_is_still_not_followed(stiwatch, http_server, tmp_path, db_path):
+    base = build_site(http_server)
+    page = (http_server.root / "news" / "budget.html").read_text()
+    (http_server.root / "news" / "budget.html").write_text(page.replace(
+        "<head>", "<head><meta http-equiv='refresh' content='0; url=/about.html'>", 1))
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "ministry-news", "kind": "html", "url": f"{base}/listing.html",
+         "links": "ul.news a"}])
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+    assert not http_server.requested("/about.html")
+    [budget] = rows(db_path, "SELECT * FROM items WHERE url LIKE '%/news/budget.html'")
+    assert budget["status"] == "complete"

@@ -3,12 +3,13 @@ at most `concurrent_requests_per_domain` requests in flight."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 import pytest
 
-from crawlsite import FAST, build_site, registry
+from crawlsite import FAST, build_site, registry, rows
 
 
 def test_robots_crawl_delay_is_respected(stiwatch, http_server, tmp_path):
@@ -116,3 +117,53 @@ def test_a_retry_after_pauses_the_host_then_its_delay_comes_back(stiwatch, http_
     # AutoThrottle when it is on).
     gaps = [b - a for a, b in zip(later, later[1:])]
     assert gaps[0] >= 0.9 and max(gaps) < 1.5 and later[-1] - later[0] < 3.5, gaps
+
+
+def _story(n: int) -> bytes:
+    words = " ".join(f"measure{n}x{k}" for k in range(120))
+    return (f"<html lang='en'><head><title>Story {n}</title></head><body><article>"
+            f"<h1>Story {n}</h1><p>The ministry of science announced programme {n}. {words}</p>"
+            "</article></body></html>").encode()
+
+
+def test_a_retry_after_beyond_the_limit_pauses_the_host_until_the_next_crawl(
+        stiwatch, http_server, tmp_path, db_path):
+    # A 429 with Retry-After: 86400 gave that one page up, and the crawl went on asking the
+    # host for each of its other pages, each stored partial as a failed attempt.
+    base = build_site(http_server)
+    busy = {"on": True}
+
+    def article(handler):
+        if busy["on"]:
+            handler.send_body(429, b"come back tomorrow", headers={"Retry-After": "86400"})
+        else:
+            handler.send_body(200, _story(int(handler.path.rsplit("/", 1)[1].split(".")[0])))
+
+    for n in range(6):
+        http_server.routes[f"/a/{n}.html"] = article
+    links = "".join(f"<li><a href='/a/{n}.html'>story {n}</a></li>" for n in range(6))
+    (http_server.root / "many.html").write_text(
+        f"<html><body><ul class='news'>{links}</ul></body></html>")
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "many", "kind": "html", "url": f"{base}/many.html", "links": "ul.news a"}])
+    log_file = tmp_path / "stiwatch.log"
+    env = {**FAST, "STIWATCH_DOWNLOAD_DELAY": "0.2", "STIWATCH_CONCURRENT_REQUESTS_PER_DOMAIN": "1",
+           "STIWATCH_LOG_FILE": str(log_file), "STIWATCH_LOG_LEVEL": "INFO"}
+
+    result = stiwatch("crawl", "--sources", str(reg), "--json", env=env)
+    assert result.exit_code == 0, result.output
+    [source] = json.loads(result.stdout)["sources"]
+    assert len([r for r in http_server.requests if r.path.startswith("/a/")]) == 1
+    # Nothing failed: no page is stored as a failed attempt; all twelve wait, and say why.
+    assert rows(db_path, "SELECT url FROM items") == []
+    assert source["status"] == "ok" and source["deferred"] == 6 and source["partial"] == 0
+    assert source["flag"] == ("6 article pages left for the next crawl: 127.0.0.1 asked for a "
+                              "pause of 86400 s (Retry-After)")
+    [line] = [line for line in log_file.read_text().splitlines() if "asked for a pause" in line]
+    assert "nothing more is fetched from it this crawl" in line
+
+    busy["on"] = False  # the next day
+    assert stiwatch("crawl", env=env).exit_code == 0
+    stored = rows(db_path, "SELECT status, fetch_attempts FROM items")
+    assert len(stored) == 6
+    assert all(r["status"] == "complete" and r["fetch_attempts"] == 1 for r in stored)

@@ -185,6 +185,25 @@ def test_same_url_is_one_row_and_a_complete_item_is_never_downgraded(store):
     assert store.known_urls(["https://e.org/a", "https://e.org/b"]) == {"https://e.org/a"}
 
 
+def test_saving_a_fetched_page_again_does_not_read_its_stored_row_back(store):
+    """A page fetched again (a partial retry, --refresh) was read back whole, body and all,
+    by sqlite-utils' update() checking that the row it had just found exists."""
+    row = {"url": "https://e.org/a", "source_id": "src", "title": "T", "status": "complete",
+           "body": "Full text " * 5000}
+    [(item_id, _)] = store.save_items([row])
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    try:
+        store.save_items([{**row, "body": "Changed text " * 5000}])
+    finally:
+        store.conn.set_trace_callback(None)
+    assert not [s for s in statements if s.lower().startswith("select *")], statements
+    assert store.get_item(item_id)["body"].startswith("Changed text")
+    # ...and the attempts of a partial row are still counted.
+    store.save_items([{"url": "https://e.org/b", "source_id": "src", "status": "partial"}] * 2)
+    assert store.scalar("SELECT fetch_attempts FROM items WHERE url = 'https://e.org/b'") == 2
+
+
 def test_an_item_keeps_the_source_that_first_stored_it(store):
     """docs/schema.md: items.source_id is the source that first stored the item."""
     store.sync_sources([SOURCE, {**SOURCE, "id": "aggregator", "url": "https://agg.example/f"}])

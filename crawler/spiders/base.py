@@ -19,6 +19,7 @@ import scrapy
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Request, Response
 from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.response import response_status_message
 from twisted.internet.error import TimeoutError as TxTimeoutError
 from twisted.python.failure import Failure
@@ -29,7 +30,7 @@ from db.clock import utcnow
 from ..extract import extract_article
 from ..text import looks_like_html
 from ..items import ROBOTS_FORBIDDEN, ArticleItem, Candidate, SourceEvent, with_note
-from ..middlewares import META_GAVE_UP, META_VALIDATORS, CrawlStopped, RobotsUnavailable
+from ..middlewares import META_VALIDATORS, CrawlStopped, HostPaused, RobotsUnavailable
 from .listings import (ListingError, feed_listing, html_listing, response_headers,
                        sitemap_listing)
 
@@ -49,8 +50,7 @@ def describe_failure(failure: Failure, timeout: float | None = None,
     too_large = too_large_error(max_size)
     if isinstance(error, HttpError):
         response = error.response
-        return response.request.meta.get(META_GAVE_UP) or (
-            f"HTTP {response_status_message(response.status)}")
+        return f"HTTP {response_status_message(response.status)}"
     text = str(error).strip()
     if isinstance(error, RobotsUnavailable):
         cause = error.cause
@@ -128,8 +128,12 @@ _GONE = re.compile(r"HTTP 410\b")
 _NOT_FOUND = re.compile(r"HTTP 404\b|redirected to .*, a page above it: the article is gone")
 
 
-def attempts_allowed(fetch_error: str | None, max_attempts: int) -> int:
+def attempts_allowed(fetch_error: str | None, max_attempts: int) -> float:
     """How many crawls try an article page whose last attempt failed with ``fetch_error``."""
+    if fetch_error == ROBOTS_FORBIDDEN:
+        # Never requested, so never given up: it is read once robots.txt allows it. (Rows
+        # stored before this counted attempts for it.)
+        return float("inf")
     if fetch_error and _GONE.match(fetch_error):
         return min(max_attempts, GONE_ATTEMPTS)
     if fetch_error and _NOT_FOUND.match(fetch_error):
@@ -196,6 +200,9 @@ class SourceSpider(scrapy.Spider):
                 yield request
 
     def closed(self, reason: str) -> None:
+        pool = getattr(self, "listing_pool", None)
+        if pool is not None:
+            pool.stop()
         store = getattr(self, "store", None)
         if store is not None:
             store.close()
@@ -240,11 +247,12 @@ class SourceSpider(scrapy.Spider):
                 published_at=row["published_at"] if row["date_source"] == "feed" else None,
                 language=row["language"] or source.get("language"),
                 stored_date=(row["published_at"], row["date_source"]),
+                stored_error=row["fetch_error"],
             )
 
     # -- listings ---------------------------------------------------------------------------
 
-    def parse_listing(self, response: Response) -> Iterator[Any]:
+    async def parse_listing(self, response: Response) -> AsyncIterator[Any]:
         source = self.sources[response.meta["source_id"]]
         root = response.meta.get("root", True)
         moved = _moved_permanently(response) if root else None
@@ -260,7 +268,7 @@ class SourceSpider(scrapy.Spider):
                                   last_modified=last_modified or sent.get("last_modified"))
             return
         try:
-            candidates, follow, flag = self.parse_kind(source, response)
+            candidates, follow, flag = await self.parse_kind_aside(source, response)
         except Exception as error:  # noqa: BLE001 - one bad listing must not stop the crawl
             message = str(error) if isinstance(error, ListingError) else (
                 f"The listing at {response.url} could not be read ({type(error).__name__}: "
@@ -297,7 +305,8 @@ class SourceSpider(scrapy.Spider):
                 continue
             self.listings_seen.add(key)
             yield self.listing_request(source, url=url, listing_depth=depth)
-        yield from self.article_requests(fresh)
+        for request in self.article_requests(fresh):
+            yield request
 
     def listing_failed(self, failure: Failure) -> Iterator[SourceEvent]:
         if failure.check(CrawlStopped):
@@ -309,6 +318,22 @@ class SourceSpider(scrapy.Spider):
             yield SourceEvent(request.meta["source_id"], status="failed", error=message)
         else:
             yield SourceEvent(request.meta["source_id"], errors=[f"{request.url}: {message}"])
+
+    async def parse_kind_aside(self, source: dict[str, Any], response: Response
+                               ) -> tuple[list[Candidate], list[str], str | None]:
+        """``parse_kind`` in a thread of the spider's own: a feed of 30,000 entries takes 20 s
+        to read, and read in the reactor's thread it held every download of every other
+        source for as long (nothing sent, no answer read). The thread shares the GIL, but the
+        reactor gets its turns. (Not the reactor's thread pool: DNS lookups wait there.)"""
+        from twisted.internet import reactor
+        from twisted.internet.threads import deferToThreadPool
+        from twisted.python.threadpool import ThreadPool
+
+        if getattr(self, "listing_pool", None) is None:
+            self.listing_pool = ThreadPool(minthreads=0, maxthreads=2, name="stiwatch-listings")
+            self.listing_pool.start()
+        return await maybe_deferred_to_future(deferToThreadPool(
+            reactor, self.listing_pool, self.parse_kind, source, response))
 
     def parse_kind(self, source: dict[str, Any], response: Response
                    ) -> tuple[list[Candidate], list[str], str | None]:
@@ -436,8 +461,28 @@ class SourceSpider(scrapy.Spider):
             # attempt); the next crawl requests it again, as nothing was stored for it.
             return
         request = failure.request  # type: ignore[attr-defined]
+        if failure.check(HostPaused):
+            # Its host asked us to wait longer than a crawl waits: nothing is stored (no
+            # attempt of this page failed); a new article is left for the next crawl, which
+            # reads its listing in full again (a deferred article, as over the limit).
+            candidate: Candidate = request.meta["candidate"]
+            error = failure.value
+            yield SourceEvent(candidate.source_id, deferred=1,
+                              queued=-1 if candidate.stored_date is None else 0,
+                              paused=f"{error.host} asked for a pause of {error.seconds:.0f} s "
+                                     "(Retry-After)")
+            return
         message = describe_failure(failure, self.download_timeout_s, self.max_size)
-        yield self.partial(request.meta["candidate"], message, request.meta["refetch"])
+        candidate = request.meta["candidate"]
+        if message == ROBOTS_FORBIDDEN == candidate.stored_error:
+            # Still forbidden: stored as it was, only counted (a source's forbidden pages
+            # are asked again every crawl, never given up, and would be rewritten each time).
+            yield SourceEvent(candidate.source_id, robots_forbidden=1)
+            return
+        item = self.partial(candidate, message, request.meta["refetch"])
+        # robots.txt refused it before anything was sent: no attempt of the page's
+        item.attempted = message != ROBOTS_FORBIDDEN
+        yield item
 
     def partial(self, candidate: Candidate, error: str, refetch: bool) -> ArticleItem:
         """The article as the listing described it, kept until its page can be read."""

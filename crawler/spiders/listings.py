@@ -15,7 +15,6 @@ from typing import Any
 from lxml import etree
 from scrapy.http import Response
 from scrapy.utils.gz import gunzip
-from scrapy.utils.response import get_base_url
 
 from db.clock import iso_utc
 
@@ -97,7 +96,9 @@ def extract_links(body: bytes, url: str, headers: dict[str, str] | None, css: st
 def html_listing(source: dict[str, Any], response: Response) -> Parsed:
     if not response.body.strip():
         raise ListingError(f"The listing page {response.url} is empty.")
-    links = extract_links(response.body, get_base_url(response), response_headers(response),
+    # The page's URL, not Scrapy's get_base_url: extract_links reads <base href> itself, and
+    # get_base_url decoded the whole page (response.text) for it before extract_links did.
+    links = extract_links(response.body, response.url, response_headers(response),
                           source["links"], source.get("language"))
     listing = try_canonicalize(response.url)
     candidates = [Candidate(url=url, source_id=source["id"], title=title,

@@ -119,6 +119,20 @@ def classify_command(app: App, everything: bool, model_dir: str | None, no_model
 FEED_PATTERNS = ("*.xml", "*.rss", "*.atom")
 
 
+def _feed_entries(path: str) -> list["Example"]:
+    """One saved feed's entries, its bytes decoded as the crawler decodes a fetched feed: a
+    feed saved from a Japanese site without its HTTP charset (Shift_JIS, EUC-JP) gave the
+    model titles of mojibake to learn from. The crawler only decodes; the classifier reads."""
+    from classifier.model import feed_entries
+    from crawler.feeds import feed_as_utf8
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise UserError(f"{path}: cannot read this feed file ({error.strerror})") from None
+    return feed_entries(path, feed_as_utf8(data))
+
+
 def _feed_negatives(paths: tuple[str, ...], say: Callable[[str], None]
                     ) -> tuple[list["Example"], list[str]]:
     """The --negatives entries (repeated titles folded) and the files they came from.
@@ -128,7 +142,7 @@ def _feed_negatives(paths: tuple[str, ...], say: Callable[[str], None]
     is refused like an empty one.
     """
     from classifier.errors import FeedFileError
-    from classifier.model import feed_entries, fold_feed_entries
+    from classifier.model import fold_feed_entries
 
     read: dict[Path, list["Example"]] = {}
     for path in paths:
@@ -140,7 +154,7 @@ def _feed_negatives(paths: tuple[str, ...], say: Callable[[str], None]
                                 "folder")
             for file in found:
                 try:
-                    read[Path(file)] = feed_entries(file)
+                    read[Path(file)] = _feed_entries(file)
                 except FeedFileError as error:
                     say(f"skipped {error}")
             if not any(Path(file) in read for file in found):
@@ -148,7 +162,7 @@ def _feed_negatives(paths: tuple[str, ...], say: Callable[[str], None]
                                 f"({', '.join(FEED_PATTERNS)}) has entries to use as "
                                 "non-policy news")
         elif os.path.isfile(path):
-            read[Path(path)] = feed_entries(path)
+            read[Path(path)] = _feed_entries(path)
         else:
             raise UserError(f"{path}: no such feed file or folder")
     files = sorted(read)  # name order, as feed_negatives() folds them

@@ -172,10 +172,13 @@ def crawl_command(app: App, sources_file: str | None, source_ids: tuple[str, ...
     else:
         echo_table(_rows(report), SUMMARY_COLUMNS, max_width=100)
         totals = report.totals()
+        # Pages robots.txt forbids are kept partial from their listing, never requested.
+        forbidden = totals.get("robots_forbidden", 0)
+        robots = f", {forbidden} forbidden by robots.txt" if forbidden else ""
         app.echo(
             f"{report.ok_sources} of {len(report.sources)} sources crawled: "
             f"{totals['new']} new, {totals['duplicates']} duplicates, {totals['updated']} updated, "
-            f"{totals['partial']} partial, {totals['unchanged']} unchanged, "
+            f"{totals['partial']} partial{robots}, {totals['unchanged']} unchanged, "
             f"{totals['errors']} errors (run {report.run_id}, {report.status})."
         )
     if report.store_error:
