@@ -8,6 +8,7 @@ valid: a half-valid registry must never be synced.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import difflib
 from importlib import resources
 import json
 from pathlib import Path
@@ -29,6 +30,12 @@ FIELDS = (
 )
 REQUIRED = ("id", "name", "url", "kind", "country", "language", "org_type")
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
+# Codes people write that ISO does not use: the UK's own, and the EU's for Greece.
+COUNTRY_ALIASES = {"UK": "GB", "EL": "GR"}
+# Country codes written as languages (the language of Japan is 'ja', not 'jp').
+LANGUAGE_ALIASES = {"jp": "ja", "kr": "ko", "cn": "zh", "tw": "zh", "cz": "cs", "dk": "da",
+                    "se": "sv", "gr": "el", "ua": "uk", "il": "he", "vn": "vi", "at": "de",
+                    "br": "pt", "mx": "es", "gb": "en", "us": "en", "ee": "et", "si": "sl"}
 
 
 class RegistryError(Exception):
@@ -80,6 +87,42 @@ def _language_ok(value: str) -> bool:
     return len(value) == 2 and value.islower() and pycountry.languages.get(alpha_2=value) is not None
 
 
+def _country_hint(value: str) -> str:
+    """What a country value that is not a code probably meant, as " (...)", or ""."""
+    if _country_ok(value.upper()):
+        return f" (in capitals: {value.upper()!r})"
+    if value.upper() in COUNTRY_ALIASES:
+        code = COUNTRY_ALIASES[value.upper()]
+        return f" ({pycountry.countries.get(alpha_2=code).name} is {code!r})"
+    try:
+        # A name ("Japan") or an alpha-3 code ("JPN").
+        return f" ({value} is {pycountry.countries.lookup(value.strip()).alpha_2!r})"
+    except LookupError:
+        return ""
+
+
+def _language_hint(value: str) -> str:
+    if _language_ok(value.lower()):
+        return f" (in small letters: {value.lower()!r})"
+    code = LANGUAGE_ALIASES.get(value.lower())
+    if code:
+        name = pycountry.languages.get(alpha_2=code).name
+        return f" ({value!r} is a country code; {name} is {code!r})"
+    try:
+        language = pycountry.languages.lookup(value.strip())
+    except LookupError:
+        return ""
+    code = getattr(language, "alpha_2", None)
+    return f" ({language.name} is {code!r})" if code else ""
+
+
+def _url_hint(value: str) -> str:
+    """A URL written without its scheme ("www.example.go.jp/rss.xml") gets the one to add."""
+    if "://" not in value and re.match(r"^[\w.-]+\.[a-z]{2,}(?::\d+)?(/|$)", value, re.I):
+        return f" (start it with the scheme: 'https://{value}')"
+    return ""
+
+
 def _url_ok(value: str) -> bool:
     try:
         parts = urlsplit(value)
@@ -91,11 +134,19 @@ def _url_ok(value: str) -> bool:
 def _check_source(source: dict[str, Any]) -> list[tuple[str, str]]:
     """Problems of one source as ``(field, message)`` pairs."""
     problems: list[tuple[str, str]] = []
+    misspelt: set[str] = set()
     for key in source:
         if key not in FIELDS:
-            problems.append((key, f"unknown field (expected one of: {', '.join(FIELDS)})"))
+            close = difflib.get_close_matches(key.lower(), [f for f in FIELDS if f not in source],
+                                              n=1, cutoff=0.7)
+            if close:
+                # The misspelling is the problem: the field it misses is not reported again.
+                misspelt.add(close[0])
+                problems.append((key, f"unknown field (did you mean '{close[0]}'?)"))
+            else:
+                problems.append((key, f"unknown field (expected one of: {', '.join(FIELDS)})"))
     for key in REQUIRED:
-        if key not in source:
+        if key not in source and key not in misspelt:
             problems.append((key, "missing"))
     mistyped = [key for key in FIELDS if key != "enabled" and key in source
                 and not isinstance(source[key], str)]
@@ -112,23 +163,23 @@ def _check_source(source: dict[str, Any]) -> list[tuple[str, str]]:
     if "name" in source and not value("name").strip():
         problems.append(("name", "is empty"))
     if "kind" in source and value("kind") not in KINDS:
-        problems.append(("kind", f"{value('kind')!r} is not one of: {', '.join(KINDS)}"))
+        hint = (' (RSS and Atom feeds are kind = "feed")'
+                if value("kind").lower() in ("rss", "atom", "rdf", "xml") else "")
+        problems.append(("kind", f"{value('kind')!r} is not one of: {', '.join(KINDS)}{hint}"))
     if "org_type" in source and value("org_type") not in ORG_TYPES:
         problems.append(
             ("org_type", f"{value('org_type')!r} is not one of: {', '.join(ORG_TYPES)}")
         )
     if "country" in source and not _country_ok(value("country")):
-        hint = (f" (in capitals: {value('country').upper()!r})"
-                if _country_ok(value("country").upper()) else "")
+        hint = _country_hint(value("country"))
         problems.append(("country", f"{value('country')!r} is not an ISO 3166-1 alpha-2 code, "
                                     f"'EU' or 'international'{hint}"))
     if "language" in source and not _language_ok(value("language")):
-        hint = (f" (in small letters: {value('language').lower()!r})"
-                if _language_ok(value("language").lower()) else "")
+        hint = _language_hint(value("language"))
         problems.append(("language", f"{value('language')!r} is not an ISO 639-1 code{hint}"))
     for key in ("url", "homepage"):
         if isinstance(value(key), str) and not _url_ok(value(key)):
-            problems.append((key, f"{value(key)!r} is not an http(s) URL"))
+            problems.append((key, f"{value(key)!r} is not an http(s) URL{_url_hint(value(key))}"))
     links = value("links")
     if value("kind") == "html":
         if not links:
@@ -143,12 +194,30 @@ def _check_source(source: dict[str, Any]) -> list[tuple[str, str]]:
     return problems
 
 
+def toml_syntax_problem(path: str, error: tomllib.TOMLDecodeError) -> str:
+    """``PATH:LINE: invalid TOML: ...`` like the other problems, with a hint for the usual
+    slip: a string whose closing quote is missing, which tomllib calls an illegal newline."""
+    message = str(error)
+    where = re.search(r"\(at line (\d+), column \d+\)", message)
+    line = f":{where.group(1)}" if where else ""
+    if message.startswith("Illegal character '\\n'"):
+        message += ": a string without its closing quote?"
+    return f"{path}{line}: invalid TOML: {message}"
+
+
+def utf8_problem(path: str, data: bytes, error: UnicodeDecodeError) -> str:
+    """Where a file that is not UTF-8 first fails, by line, as an editor shows it."""
+    line = data[:error.start].count(b"\n") + 1
+    return (f"{path}:{line}: not UTF-8 (byte 0x{data[error.start]:02x}): TOML files are "
+            "UTF-8; save it as UTF-8")
+
+
 def parse_registry(text: str, path: str = "<registry>") -> Registry:
     """Validate registry text; raise RegistryError listing every problem."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise RegistryError([f"{path}: invalid TOML: {error}"]) from None
+        raise RegistryError([toml_syntax_problem(path, error)]) from None
     unknown = [key for key in data if key != "source"]
     sources = data.get("source", [])
     problems = [f"{path}: unknown top-level key {key!r} (expected [[source]] tables)"
@@ -184,11 +253,16 @@ def load_registry(path: str | Path | None = None) -> Registry:
     """Read and validate a registry file (the bundled one when ``path`` is None)."""
     path = Path(path) if path is not None else bundled_registry_path()
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise RegistryError([f"{path}: no such file"]) from None
-    except (OSError, UnicodeDecodeError) as error:
+    except OSError as error:
         raise RegistryError([f"{path}: cannot read: {error}"]) from None
+    data = data.removeprefix(b"\xef\xbb\xbf")  # a byte order mark, as Windows editors write
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise RegistryError([utf8_problem(str(path), data, error)]) from None
     return parse_registry(text, str(path))
 
 
