@@ -114,7 +114,53 @@ def test_sources_check_reports_each_status_and_exits_1_on_failure(
     user_agents = {r.headers["user-agent"] for r in http_server.requests}
     assert len(user_agents) == 1 and user_agents.pop().startswith("stiwatch/")
     ok_only = stiwatch("sources", "check", "--source", "up")
-    assert ok_only.exit_code == 0 and "1 of 1 sources answered" in ok_only.stdout
+    assert ok_only.exit_code == 0 and "1 of 1 sources answered and can be crawled" in ok_only.stdout
+
+
+def test_sources_check_reads_each_listing_as_its_kind(stiwatch, http_server, tmp_path: Path):
+    """A newcomer's registry: a feed URL that is the newsroom's web page, a listing selector
+    that matches nothing, a sitemap URL that is a web page. Each answers 200; `check` used to
+    call them all fine, and the first crawl then stored nothing."""
+    from crawlsite import build_site, registry
+
+    base = build_site(http_server)
+    page = (http_server.root / "listing.html").read_text()
+    (http_server.root / "listing.html").write_text(page.replace(
+        "<title>", '<link rel="alternate" type="application/rss+xml" href="/feed.xml"><title>'))
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "feed", "kind": "feed", "url": f"{base}/feed.xml"},
+        {"id": "listing", "kind": "html", "url": f"{base}/listing.html", "links": "ul.news a"},
+        {"id": "sitemap", "kind": "sitemap", "url": f"{base}/sitemap_news.xml"},
+        {"id": "feed-is-page", "kind": "feed", "url": f"{base}/listing.html"},
+        {"id": "no-links", "kind": "html", "url": f"{base}/listing.html",
+         "links": "div.press-releases h3 a"},
+        {"id": "sitemap-is-page", "kind": "sitemap", "url": f"{base}/listing.html"}])
+    stiwatch("sources", "sync", str(reg))
+
+    result = stiwatch("sources", "check", "--json")
+
+    assert result.exit_code == 1
+    rows = {r["id"]: r for r in json.loads(result.stdout)}
+    assert {i: rows[i]["found"] for i in ("feed", "listing", "sitemap")} == {
+        "feed": "4 entries", "listing": "3 article links",
+        "sitemap": "2 URLs of the last 30 days"}
+    assert all(rows[i]["ok"] for i in ("feed", "listing", "sitemap"))
+    assert rows["feed-is-page"]["error"] == (
+        f"The document at {base}/listing.html is not an RSS or Atom feed: it is an HTML page "
+        f"titled 'News | Ministry of Science', which names its feed: {base}/feed.xml (make "
+        "that the source's url).")
+    assert rows["no-links"]["error"] == (
+        f"the links selector 'div.press-releases h3 a' matched no article links on "
+        f"{base}/listing.html.")
+    assert rows["sitemap-is-page"]["error"] == (
+        f"The document at {base}/listing.html is not an XML sitemap.")
+    assert not any(rows[i]["ok"] for i in ("feed-is-page", "no-links", "sitemap-is-page"))
+
+    table = stiwatch("sources", "check").stdout.splitlines()
+    # The reason is printed whole: its end says what to fix.
+    assert any(line.startswith("feed-is-page") and line.endswith("(make that the source's url).")
+               for line in table)
+    assert table[-1] == "3 of 6 sources answered and can be crawled."
 
 
 @pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf"])

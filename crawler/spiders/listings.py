@@ -223,4 +223,36 @@ def sitemap_listing(source: dict[str, Any], response: Response, *, max_age_days:
     return candidates, [], None
 
 
-__all__ = ["ListingError", "extract_links", "feed_listing", "html_listing", "sitemap_listing"]
+def check_listing(source: dict[str, Any], url: str, body: bytes, headers: dict[str, str], *,
+                  max_age_days: int, max_size: int) -> str:
+    """What a crawl would find in the listing ``body`` fetched from ``url``, read as the
+    source's kind: "12 entries", "3 article links", "a sitemap index of 2 sitemaps".
+
+    For `stiwatch sources check`: a feed URL that serves a web page, a sitemap that is not
+    one, or a links selector that matches nothing raise ListingError, so a mistake in the
+    registry shows before the first crawl rather than as a quiet "ok" with nothing stored.
+    """
+    from scrapy.http import HtmlResponse, Request
+
+    kind = source["kind"]
+    request = Request(url, meta={"redirect_urls": [source["url"]]} if url != source["url"] else {})
+    response_class = HtmlResponse if kind == "html" else Response
+    response = response_class(url=url, body=body, headers=headers, request=request)
+    if kind == "feed":
+        candidates, _, flag = feed_listing(source, response)
+        found = f"{len(candidates)} entries"
+    elif kind == "html":
+        candidates, _, flag = html_listing(source, response)
+        if not candidates:
+            raise ListingError(f"{flag} on {url}.")
+        found = f"{len(candidates)} article links"
+    else:
+        candidates, follow, flag = sitemap_listing(source, response, max_age_days=max_age_days,
+                                                   max_size=max_size)
+        found = (f"a sitemap index of {len(follow)} recent sitemaps" if follow
+                 else f"{len(candidates)} URLs of the last {max_age_days} days")
+    return f"{found} ({flag})" if flag else found
+
+
+__all__ = ["ListingError", "check_listing", "extract_links", "feed_listing", "html_listing",
+           "sitemap_listing"]

@@ -10,6 +10,7 @@ import urllib.request
 import click
 
 from crawler.registry import load_registry
+from crawler.spiders.listings import ListingError, check_listing
 
 from ..app import App, pass_app
 from ..output import echo_json, echo_table
@@ -64,25 +65,33 @@ def list_command(app: App, as_json: bool, enabled_only: bool) -> None:
         echo_table(rows, HEALTH_COLUMNS, max_width=50)
 
 
-def _check(url: str, user_agent: str, timeout: float) -> dict:
-    """HEAD the URL (GET when HEAD is refused) and report what answered."""
+def _check(source: dict, user_agent: str, timeout: float, *, max_size: int,
+           max_age_days: int) -> dict:
+    """GET the source's URL and read it as its kind, as a crawl would: what answered, and what
+    it holds ("12 entries") or why a crawl could not use it (an HTML page where the feed should
+    be, a links selector that matches nothing)."""
     started = time.monotonic()
-    result = {"status": None, "error": None, "content_type": None, "final_url": None}
-    for method in ("HEAD", "GET"):
-        request = urllib.request.Request(url, method=method, headers={"User-Agent": user_agent})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                result.update(status=response.status, final_url=response.url,
-                              content_type=response.headers.get("Content-Type"), error=None)
-                break
-        except urllib.error.HTTPError as error:
-            result.update(status=error.code, error=f"HTTP {error.code} {error.reason}")
-            if error.code not in (403, 405, 501):
-                break
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            reason = getattr(error, "reason", error)
-            result.update(error=f"{type(reason).__name__}: {reason}")
-            break
+    result = {"status": None, "error": None, "content_type": None, "final_url": None,
+              "found": None}
+    request = urllib.request.Request(source["url"], headers={"User-Agent": user_agent})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read(max_size + 1)
+            result.update(status=response.status, final_url=response.url,
+                          content_type=response.headers.get("Content-Type"))
+            headers = dict(response.headers.items())
+        if len(body) > max_size:
+            result["error"] = f"response too large (over the {max_size:,} byte limit)"
+        else:
+            result["found"] = check_listing(source, result["final_url"], body, headers,
+                                            max_age_days=max_age_days, max_size=max_size)
+    except urllib.error.HTTPError as error:
+        result.update(status=error.code, error=f"HTTP {error.code} {error.reason}")
+    except ListingError as error:
+        result["error"] = str(error)
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        result.update(error=f"{type(reason).__name__}: {reason}")
     result["ms"] = round((time.monotonic() - started) * 1000)
     result["ok"] = result["error"] is None
     return result
@@ -97,22 +106,35 @@ def _check(url: str, user_agent: str, timeout: float) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 @pass_app
 def check_command(app: App, source_ids: tuple[str, ...], timeout: float, as_json: bool) -> None:
-    """Request each enabled source's URL once and report the HTTP status.
+    """Request each enabled source's URL once and read it as its kind, as a crawl would.
 
+    Reports the HTTP status and what the listing holds (a feed's entries, the article links a
+    listing page's selector finds, a sitemap's recent URLs), or why a crawl could not use it:
+    an HTML page where the feed or sitemap should be, a links selector that matches nothing.
     Exits 1 when any source failed. Use it on a machine with internet access after editing the
-    registry; it does not store anything.
+    registry (`stiwatch sources sync FILE` first); it does not store anything.
+
+    \b
+    Example:
+      stiwatch sources sync my-sources.toml && stiwatch sources check
     """
     store = app.store()
     sources = [store.get_source(i) for i in source_ids] or store.list_sources(enabled_only=True)
     user_agent = app.user_agent()
+    limits = {"max_size": int(app.settings["max_response_size"]),
+              "max_age_days": int(app.settings["sitemap_max_age_days"])}
     with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(lambda s: _check(s["url"], user_agent, timeout), sources))
-    rows = [{"id": s["id"], "url": s["url"], **r} for s, r in zip(sources, results)]
+        results = list(pool.map(lambda s: _check(s, user_agent, timeout, **limits), sources))
+    rows = [{"id": s["id"], "kind": s["kind"], "url": s["url"], **r}
+            for s, r in zip(sources, results)]
     if as_json:
         echo_json(rows)
     else:
-        echo_table(rows, ["id", "status", "ms", "content_type", "error"], max_width=60)
+        # What each source holds, or the whole reason it cannot be crawled: cut, a reason
+        # loses its end, which is the part that says what to fix.
+        table = [{**r, "result": r["found"] if r["ok"] else r["error"]} for r in rows]
+        echo_table(table, ["id", "kind", "status", "ms", "result"], max_width=400)
         failed = sum(not r["ok"] for r in rows)
-        app.echo(f"{len(rows) - failed} of {len(rows)} sources answered.")
+        app.echo(f"{len(rows) - failed} of {len(rows)} sources answered and can be crawled.")
     if any(not r["ok"] for r in rows):
         raise SystemExit(1)
