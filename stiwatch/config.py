@@ -401,6 +401,43 @@ def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path |
     return default if default.is_file() else None
 
 
+def _read_config_file(path: Path) -> dict[str, Any]:
+    """The settings file's table; its syntax errors and stray bytes named by line."""
+    try:
+        data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 (byte 0x{data[error.start]:02x}): TOML "
+                          "files are UTF-8; save it as UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        message = str(error)
+        where = re.search(r"\(at line (\d+), column \d+\)", message)
+        if message.startswith("Illegal character '\\n'"):
+            message += ": a string without its closing quote?"
+        line = f":{where.group(1)}" if where else ""
+        raise ConfigError(f"{path}{line}: invalid TOML: {message}") from None
+
+
+def _where(path: Path, key: str) -> str:
+    """``PATH:LINE`` of a top-level key in the settings file (``PATH`` when not found)."""
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return str(path)
+    pattern = re.compile(rf"^\s*(?:{re.escape(key)}|\"{re.escape(key)}\"|'{re.escape(key)}')\s*=")
+    header = re.compile(rf"^\s*\[+\s*{re.escape(key)}\s*[\].]")
+    for number, line in enumerate(lines, start=1):
+        if pattern.match(line) or header.match(line):
+            return f"{path}:{number}"
+    return str(path)
+
+
 def load_settings(
     config_file: str | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
@@ -410,25 +447,33 @@ def load_settings(
     path = find_config_file(config_file, environ)
     from_file: dict[str, Any] = {}
     if path is not None:
-        try:
-            from_file = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"{path}: invalid TOML: {error}") from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise ConfigError(f"{path}: cannot read: {error}") from None
+        from_file = _read_config_file(path)
         for key in from_file:
             if key not in BY_NAME:
-                raise ConfigError(f"{path}: unknown setting {key!r} (see `stiwatch config`)")
+                grouped = [name for name in BY_NAME if name.startswith(f"{key}_")]
+                close = difflib.get_close_matches(key, list(BY_NAME), n=1)
+                if isinstance(from_file[key], dict) and grouped:
+                    # [smtp] host = ...: the settings are flat names, smtp_host = ...
+                    hint = (f"settings are top-level names such as {grouped[0]}, not a [{key}] "
+                            "table; ")
+                elif close and BY_NAME[close[0]].secret:
+                    hint = (f"did you mean {close[0]!r}? it is read only from "
+                            f"{BY_NAME[close[0]].env}; ")
+                else:
+                    hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ConfigError(f"{_where(path, key)}: unknown setting {key!r} ({hint}see "
+                                  "`stiwatch config`)")
             if BY_NAME[key].secret:
                 raise ConfigError(
-                    f"{path}: {key} must not be stored in a file; "
+                    f"{_where(path, key)}: {key} must not be stored in a file; "
                     f"set the environment variable {BY_NAME[key].env} instead"
                 )
     values: dict[str, Value] = {}
     for setting in SETTINGS:
         value = Value(setting.default, "default")
         if setting.name in from_file:
-            value = Value(_coerce(setting, from_file[setting.name], str(path)), str(path))
+            value = Value(_coerce(setting, from_file[setting.name], _where(path, setting.name)),
+                          str(path))
         if setting.env in environ:
             value = Value(
                 _coerce(setting, environ[setting.env], f"environment {setting.env}", parse=True),
