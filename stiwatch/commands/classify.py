@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from classifier.taxonomy import load_taxonomy
+from classifier.taxonomy import UnknownLabel, load_taxonomy
 
 from ..app import App, pass_app
 from ..errors import UserError
@@ -413,7 +413,10 @@ def _pairs(values: tuple[str, ...], option: str) -> list[tuple[str, str]]:
             raise UserError(f"{option} {raw!r}: expected FACET=VALUE, e.g. area=open_science")
         if facet == "country":
             value = value.upper()
-        taxonomy.check(facet, value)
+        try:
+            taxonomy.check(facet, value)
+        except UnknownLabel as error:
+            raise UserError(f"{option} {raw!r}: {error}") from None
         pairs.append((facet, value))
     return pairs
 

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from classifier.taxonomy import load_taxonomy
+from classifier.taxonomy import UnknownLabel, load_taxonomy
 from digest.select import parse_time
 from digest.weeks import zone
 
@@ -26,7 +26,10 @@ def _checked(facet: str, values: tuple[str, ...]) -> tuple[str, ...]:
     taxonomy = load_taxonomy()
     if facet == "country":
         values = tuple(v.upper() for v in values)
-    return tuple(taxonomy.check(facet, v) for v in values)
+    try:
+        return tuple(taxonomy.check(facet, v) for v in values)
+    except UnknownLabel as error:
+        raise UserError(f"--{facet}: {error}") from None
 
 
 def _bold(text: str, tty: bool) -> str:

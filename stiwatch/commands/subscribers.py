@@ -10,7 +10,7 @@ from typing import Any, Iterable
 
 import click
 
-from classifier.taxonomy import load_taxonomy
+from classifier.taxonomy import UnknownLabel, load_taxonomy
 import db
 from digest.errors import InvalidSubscriber
 from digest.message import name_problem
@@ -61,12 +61,10 @@ def check_ids(key: str, raw: str | Iterable[str] | None) -> list[str]:
             continue
         if facet == "country":
             value = value.upper()
-        if value not in taxonomy.ids(facet):
-            if facet == "country":
-                hint = " (use ISO 3166-1 alpha-2 codes such as JP, US, or EU)"
-            else:
-                hint = f" (expected one of: {', '.join(taxonomy.ids(facet))})"
-            raise InvalidSubscriber(f"{key}: unknown {facet} {value!r}{hint}")
+        try:
+            taxonomy.check(facet, value)
+        except UnknownLabel as error:
+            raise InvalidSubscriber(f"{key}: {error}") from None
         if value not in out:
             out.append(value)
     return out
