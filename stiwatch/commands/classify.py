@@ -437,6 +437,12 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
     back, and `stiwatch train` learns from both. Facets: policy (1 or 0: one verdict, added,
     never removed), area, domain, country (ISO code or EU), region. Regions follow the countries: adding country=JP adds
     region east_asia (method analyst), removing a region's last country removes the region.
+
+    \b
+    Examples:
+      stiwatch tag 81
+      stiwatch tag 81 --add area=open_science --remove country=US
+      stiwatch tag 81 --add policy=0
     """
     from classifier.places import region_map
 

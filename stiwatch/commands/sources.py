@@ -33,7 +33,27 @@ def sync_command(app: App, file: str, as_json: bool) -> None:
     """Validate a registry TOML file as a whole, then make the store match it.
 
     New sources are added, changed ones updated, and sources missing from FILE are disabled
-    (never deleted: their items stay). An invalid file changes nothing.
+    (never deleted: their items stay). An invalid file changes nothing: every problem is one
+    line naming the file, line, source and field (exit status 2).
+
+    \b
+    FILE holds one [[source]] table per source (UTF-8):
+      [[source]]
+      id = "jst-press"                # unique: small letters, digits, -
+      name = "JST: press releases"
+      url = "https://www.jst.go.jp/rss/press.xml"   # feed, listing page or sitemap
+      kind = "feed"                   # feed | html | sitemap
+      country = "JP"                  # ISO 3166-1 alpha-2 (GB, not UK), EU or international
+      language = "ja"                 # ISO 639-1 (ja, not jp)
+      org_type = "funding_agency"     # ministry | funding_agency | research_org |
+                                      # intergovernmental | news | academy | other
+      # homepage = "https://www.jst.go.jp/"   # optional
+      # links = "ul.news a"           # kind = "html" only: CSS selector of article links
+      # enabled = false               # optional, default true
+
+    \b
+    Example:
+      stiwatch sources sync my-sources.toml && stiwatch sources check
     """
     registry = load_registry(file)
     report = app.store(create=True).sync_sources(registry.sources)

@@ -197,7 +197,18 @@ def import_command(app: App, file: Path) -> None:
     Columns: email,name,areas,domains,countries,regions (only email is required); put several
     ids in one quoted cell separated by commas or semicolons. A name is one line of text (no
     line breaks or other control characters). If any line is invalid, every problem is listed
-    with its line and field and nothing is imported.
+    with its line and field and nothing is imported. The file is UTF-8 (from Excel: save as
+    "CSV UTF-8").
+
+    \b
+    Example file:
+      email,name,areas,domains,countries,regions
+      tanaka@example.org,Tanaka Taro,"research_security,international",,"CN,US",
+      sato@example.org,Sato Hanako,,quantum,,europe
+
+    \b
+    Example:
+      stiwatch subscribers import readers.csv
     """
     if not file.is_file():
         raise InvalidSubscriber(f"{file}: no such file")
