@@ -145,9 +145,12 @@ def _check_source(source: dict[str, Any]) -> list[tuple[str, str]]:
                 problems.append((key, f"unknown field (did you mean '{close[0]}'?)"))
             else:
                 problems.append((key, f"unknown field (expected one of: {', '.join(FIELDS)})"))
-    for key in REQUIRED:
-        if key not in source and key not in misspelt:
-            problems.append((key, "missing"))
+    missing = [key for key in REQUIRED if key not in source and key not in misspelt]
+    if len(missing) == 1:
+        problems.append((missing[0], "missing"))
+    elif missing:
+        # One line for a source left unfinished, not one per field.
+        problems.append(("", f"missing fields: {', '.join(missing)}"))
     mistyped = [key for key in FIELDS if key != "enabled" and key in source
                 and not isinstance(source[key], str)]
     for key in mistyped:
@@ -220,11 +223,16 @@ def parse_registry(text: str, path: str = "<registry>") -> Registry:
         raise RegistryError([toml_syntax_problem(path, error)]) from None
     unknown = [key for key in data if key != "source"]
     sources = data.get("source", [])
-    problems = [f"{path}: unknown top-level key {key!r} (expected [[source]] tables)"
+    # [[sources]] or [[Source]]: tables meant as sources, under another name.
+    misnamed = [key for key in unknown if isinstance(data[key], dict) or (
+        isinstance(data[key], list) and data[key] and all(isinstance(t, dict) for t in data[key]))]
+    problems = [f"{path}: unknown top-level key {key!r} ("
+                + ("did you mean [[source]]?)" if key in misnamed else "expected [[source]] tables)")
                 for key in unknown]
     if not isinstance(sources, list) or not all(isinstance(s, dict) for s in sources):
-        raise RegistryError(problems + [f"{path}: 'source' must be an array of [[source]] tables"])
-    if not sources:
+        raise RegistryError(problems + [f"{path}: 'source' must be an array of [[source]] "
+                                        "tables (two brackets: [[source]], not [source])"])
+    if not sources and not misnamed:
         problems.append(f"{path}: no [[source]] tables")
     lines = _locate(text)
     seen: dict[str, int] = {}
@@ -233,7 +241,8 @@ def parse_registry(text: str, path: str = "<registry>") -> Registry:
         label = f"source {source.get('id')!r}" if "id" in source else f"source #{index + 1}"
         for field, message in _check_source(source):
             line = fields.get(field, header)
-            problems.append(f"{path}:{line}: {label}: field '{field}': {message}")
+            named = f"field '{field}': " if field else ""
+            problems.append(f"{path}:{line}: {label}: {named}{message}")
         source_id = source.get("id")
         if isinstance(source_id, str):
             if source_id in seen:
