@@ -599,3 +599,6 @@ def test_the_crawl_summary_prints_a_sources_error_whole(stiwatch, http_server, t
     [line] = [line for line in result.stdout.splitlines() if line.startswith("page-as-feed")]
     assert line.endswith(f"it is an HTML page titled 'News | Ministry of Science', which names "
                          f"its feed: {base}/feed.xml (make that the source's url).")
+    status = stiwatch("status").stdout.splitlines()
+    [line] = [line for line in status if line.startswith("page-as-feed")]
+    assert line.endswith("(make that the source's url).")
