@@ -162,7 +162,11 @@ def _check_source(source: dict[str, Any]) -> list[tuple[str, str]]:
         return problems
     value = source.get
     if "id" in source and not ID_PATTERN.match(value("id")):
-        problems.append(("id", f"{value('id')!r} is not a slug (lowercase letters, digits, '-')"))
+        slug = re.sub(r"[^a-z0-9]+", "-", value("id").lower()).strip("-")
+        slug = slug if ID_PATTERN.match(slug) else ""
+        hint = f": {slug!r}" if slug else ""
+        problems.append(("id", f"{value('id')!r} is not a slug (lowercase letters, digits, '-', "
+                               f"starting with a letter{hint})"))
     if "name" in source and not value("name").strip():
         problems.append(("name", "is empty"))
     if "kind" in source and value("kind") not in KINDS:
@@ -191,7 +195,9 @@ def _check_source(source: dict[str, Any]) -> list[tuple[str, str]]:
             try:
                 cssselect.GenericTranslator().css_to_xpath(links)
             except cssselect.SelectorError as error:
-                problems.append(("links", f"{links!r} is not a valid CSS selector ({error})"))
+                xpath = (": it looks like XPath; links takes CSS, such as 'ul.news a'"
+                         if links.lstrip().startswith(("/", "(")) else "")
+                problems.append(("links", f"{links!r} is not a valid CSS selector ({error}){xpath}"))
     elif links is not None and value("kind") in KINDS:
         problems.append(("links", f"only html sources take a links selector, not {value('kind')}"))
     return problems
