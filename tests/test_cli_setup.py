@@ -177,6 +177,11 @@ def test_unknown_source_is_a_clear_error(stiwatch):
     result = stiwatch("sources", "check", "--source", "nope")
     assert result.exit_code == 2
     assert result.stderr.strip() == "Error: no source with id 'nope'"
+    # An id written with _ or in capitals, as a newcomer types it from the source's name.
+    for typed in ("nsf_news", "NSF-News"):
+        result = stiwatch("crawl", "--source", typed)
+        assert result.exit_code == 2
+        assert result.stderr == f"Error: no source with id {typed!r} (did you mean 'nsf-news'?)\n"
 
 
 def test_a_newer_database_is_refused_by_every_command(stiwatch, db_path: Path):
