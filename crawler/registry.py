@@ -154,9 +154,17 @@ def _check_source(source: dict[str, Any]) -> list[tuple[str, str]]:
     mistyped = [key for key in FIELDS if key != "enabled" and key in source
                 and not isinstance(source[key], str)]
     for key in mistyped:
-        problems.append((key, f"must be a string, not {source[key]!r}"))
+        hint = ""
+        if isinstance(source[key], list) and key == "links":
+            hint = " (several selectors go in one string, separated by commas: 'h2 a, h3 a')"
+        elif isinstance(source[key], list):
+            hint = " (one value, not a list)"
+        problems.append((key, f"must be a string, not {source[key]!r}{hint}"))
     if "enabled" in source and not isinstance(source["enabled"], bool):
-        problems.append(("enabled", f"must be true or false, not {source['enabled']!r}"))
+        meant = {"true": "true", "yes": "true", "false": "false", "no": "false"}.get(
+            str(source["enabled"]).lower())
+        quoted = f" (without quotes: enabled = {meant})" if meant else ""
+        problems.append(("enabled", f"must be true or false, not {source['enabled']!r}{quoted}"))
     if mistyped:
         # The checks below assume strings; the type problems are enough to act on.
         return problems
@@ -245,7 +253,9 @@ def parse_registry(text: str, path: str = "<registry>") -> Registry:
     for index, source in enumerate(sources):
         header, fields = lines[index] if index < len(lines) else (0, {})
         label = f"source {source.get('id')!r}" if "id" in source else f"source #{index + 1}"
-        for field, message in _check_source(source):
+        # In the order of the file's lines, as an editor goes through them.
+        for field, message in sorted(_check_source(source),
+                                     key=lambda problem: fields.get(problem[0], header)):
             line = fields.get(field, header)
             named = f"field '{field}': " if field else ""
             problems.append(f"{path}:{line}: {label}: {named}{message}")
