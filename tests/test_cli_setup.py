@@ -134,17 +134,24 @@ def test_sources_check_reads_each_listing_as_its_kind(stiwatch, http_server, tmp
         {"id": "feed-is-page", "kind": "feed", "url": f"{base}/listing.html"},
         {"id": "no-links", "kind": "html", "url": f"{base}/listing.html",
          "links": "div.press-releases h3 a"},
-        {"id": "sitemap-is-page", "kind": "sitemap", "url": f"{base}/listing.html"}])
+        {"id": "sitemap-is-page", "kind": "sitemap", "url": f"{base}/listing.html"},
+        {"id": "gzipped", "kind": "feed", "url": f"{base}/gzipped.xml"}])
+    # Compressed though not asked for, as some CDNs do: the crawler reads it.
+    import gzip
+
+    feed = gzip.compress((http_server.root / "feed.xml").read_bytes())
+    http_server.route("/gzipped.xml")(lambda handler: handler.send_body(
+        200, feed, "application/rss+xml", headers={"Content-Encoding": "gzip"}))
     stiwatch("sources", "sync", str(reg))
 
     result = stiwatch("sources", "check", "--json")
 
     assert result.exit_code == 1
     rows = {r["id"]: r for r in json.loads(result.stdout)}
-    assert {i: rows[i]["found"] for i in ("feed", "listing", "sitemap")} == {
+    assert {i: rows[i]["found"] for i in ("feed", "listing", "sitemap", "gzipped")} == {
         "feed": "4 entries", "listing": "3 article links",
-        "sitemap": "2 URLs of the last 30 days"}
-    assert all(rows[i]["ok"] for i in ("feed", "listing", "sitemap"))
+        "sitemap": "2 URLs of the last 30 days", "gzipped": "4 entries"}
+    assert all(rows[i]["ok"] for i in ("feed", "listing", "sitemap", "gzipped"))
     assert rows["feed-is-page"]["error"] == (
         f"The document at {base}/listing.html is not an RSS or Atom feed: it is an HTML page "
         f"titled 'News | Ministry of Science', which names its feed: {base}/feed.xml (make "
@@ -160,7 +167,7 @@ def test_sources_check_reads_each_listing_as_its_kind(stiwatch, http_server, tmp
     # The reason is printed whole: its end says what to fix.
     assert any(line.startswith("feed-is-page") and line.endswith("(make that the source's url).")
                for line in table)
-    assert table[-1] == "3 of 6 sources answered and can be crawled."
+    assert table[-1] == "4 of 7 sources answered and can be crawled."
 
 
 @pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf"])

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import time
 import urllib.error
 import urllib.request
+import zlib
 
 import click
 
@@ -99,7 +100,13 @@ def _check(source: dict, user_agent: str, timeout: float, *, max_size: int,
             body = response.read(max_size + 1)
             result.update(status=response.status, final_url=response.url,
                           content_type=response.headers.get("Content-Type"))
-            headers = dict(response.headers.items())
+            encoding = (response.headers.get("Content-Encoding") or "").strip().lower()
+            headers = {k: v for k, v in response.headers.items()
+                       if k.lower() != "content-encoding"}
+        if encoding in ("gzip", "x-gzip"):
+            # Sent though not asked for (some CDNs do): the crawler reads it, so check it too,
+            # no further than the size limit.
+            body = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(body, max_size + 1)
         if len(body) > max_size:
             result["error"] = f"response too large (over the {max_size:,} byte limit)"
         else:
@@ -109,7 +116,7 @@ def _check(source: dict, user_agent: str, timeout: float, *, max_size: int,
         result.update(status=error.code, error=f"HTTP {error.code} {error.reason}")
     except ListingError as error:
         result["error"] = str(error)
-    except (urllib.error.URLError, OSError, ValueError) as error:
+    except (urllib.error.URLError, OSError, ValueError, zlib.error) as error:
         reason = getattr(error, "reason", error)
         result.update(error=f"{type(reason).__name__}: {reason}")
     result["ms"] = round((time.monotonic() - started) * 1000)
