@@ -233,3 +233,13 @@ def test_the_csv_in_the_help_of_subscribers_import_imports(stiwatch, tmp_path: P
     result = stiwatch("subscribers", "import", str(readers))
     assert result.exit_code == 0, result.output
     assert "2 subscribers imported" in result.output
+
+
+@pytest.mark.parametrize("path, command", COMMANDS, ids=[p for p, _ in COMMANDS])
+def test_options_name_their_values_in_words(path: str, command: click.Command):
+    """`--limit N`, `--port PORT`, `--name NAME`: not click's `INTEGER RANGE` or `TEXT`."""
+    for param in command.params:
+        if isinstance(param, click.Option) and not param.is_flag:
+            shown = param.make_metavar(click.Context(command)) if param.metavar is None \
+                else param.metavar
+            assert not re.search(r"INTEGER|FLOAT|TEXT", shown), f"{path} {param.opts[0]} {shown}"

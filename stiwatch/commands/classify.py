@@ -195,7 +195,7 @@ def _analyst_labelled(app: App) -> list[dict[str, Any]]:
                    "articles and classifier/data/news_labelled.jsonl).")
 @click.option("--limit", type=click.IntRange(min=10), metavar="N",
               help="Use only the first N initiatives (quick trials and tests).")
-@click.option("--folds", type=click.IntRange(2, 10), default=3, show_default=True,
+@click.option("--folds", type=click.IntRange(2, 10), default=3, show_default=True, metavar="N",
               help="Cross-validation folds for thresholds and reported metrics.")
 @model_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the model metadata as JSON.")

@@ -131,7 +131,7 @@ class SearchCommand(click.Command):
 @click.option("--until", metavar="DATE", type=Moment(),
               help="Published on or before DATE (the whole of that day), or up to and "
               "including a date-time; read as --since is.")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000),
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000), metavar="N",
               help="Show at most this many items.")
 @click.option("--exact", is_flag=True,
               help="Rank every match by bm25 (slower when a query matches over 5,000 items; "

@@ -73,8 +73,8 @@ def _quiet_private_counts(database: Any, private: frozenset[str]) -> None:
 
 @click.command("serve")
 @click.option("--port", default=8001, show_default=True, type=click.IntRange(1, 65535),
-              help="TCP port to listen on.")
-@click.option("--host", default="127.0.0.1", show_default=True,
+              metavar="PORT", help="TCP port to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True, metavar="ADDRESS",
               help="Interface to listen on (0.0.0.0 exposes it to the network: mind who can see "
               "it).")
 @click.option("--show-subscribers", is_flag=True,

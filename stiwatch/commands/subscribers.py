@@ -157,7 +157,7 @@ def subscribers_group() -> None:
 
 @subscribers_group.command("add")
 @click.argument("email")
-@click.option("--name", default=None,
+@click.option("--name", metavar="NAME", default=None,
               help="Display name used in the greeting and the To: header (one line of text: "
               "line breaks and other control characters are refused).")
 @_filter_option("areas", "research_security,international")

@@ -16,7 +16,7 @@ from ..output import bom_option, echo_csv, echo_json, echo_table, wants_bom
 
 
 @click.command("trends")
-@click.option("--weeks", default=12, show_default=True, type=click.IntRange(1, 260),
+@click.option("--weeks", default=12, show_default=True, type=click.IntRange(1, 260), metavar="N",
               help="Number of weeks shown, ending with --week.")
 @click.option("--week", default=None, metavar="W",
               help="Last week shown, e.g. 2026-W47 [default: the last complete week].")
