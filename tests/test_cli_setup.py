@@ -135,7 +135,11 @@ def test_sources_check_reads_each_listing_as_its_kind(stiwatch, http_server, tmp
         {"id": "no-links", "kind": "html", "url": f"{base}/listing.html",
          "links": "div.press-releases h3 a"},
         {"id": "sitemap-is-page", "kind": "sitemap", "url": f"{base}/listing.html"},
-        {"id": "gzipped", "kind": "feed", "url": f"{base}/gzipped.xml"}])
+        {"id": "gzipped", "kind": "feed", "url": f"{base}/gzipped.xml"},
+        # The right URL with the wrong kind.
+        {"id": "sitemap-as-feed", "kind": "feed", "url": f"{base}/sitemap_news.xml"},
+        {"id": "feed-as-sitemap", "kind": "sitemap", "url": f"{base}/feed.xml"},
+        {"id": "feed-as-page", "kind": "html", "url": f"{base}/feed.xml", "links": "item a"}])
     # Compressed though not asked for, as some CDNs do: the crawler reads it.
     import gzip
 
@@ -157,17 +161,25 @@ def test_sources_check_reads_each_listing_as_its_kind(stiwatch, http_server, tmp
         f"titled 'News | Ministry of Science', which names its feed: {base}/feed.xml (make "
         "that the source's url).")
     assert rows["no-links"]["error"] == (
-        f"the links selector 'div.press-releases h3 a' matched no article links on "
-        f"{base}/listing.html.")
+        f"The listing page {base}/listing.html: the links selector 'div.press-releases h3 a' "
+        "matched no article links.")
     assert rows["sitemap-is-page"]["error"] == (
         f"The document at {base}/listing.html is not an XML sitemap.")
     assert not any(rows[i]["ok"] for i in ("feed-is-page", "no-links", "sitemap-is-page"))
+    assert rows["sitemap-as-feed"]["error"].endswith(
+        'is not an RSS or Atom feed (it is an XML sitemap: kind = "sitemap").')
+    assert rows["feed-as-sitemap"]["error"] == (
+        f'The document at {base}/feed.xml is not an XML sitemap (it is an RSS or Atom feed: '
+        'kind = "feed").')
+    assert rows["feed-as-page"]["error"] == (
+        f"The listing page {base}/feed.xml: the links selector 'item a' matched no article "
+        'links (it is an RSS or Atom feed: kind = "feed").')
 
     table = stiwatch("sources", "check").stdout.splitlines()
     # The reason is printed whole: its end says what to fix.
     assert any(line.startswith("feed-is-page") and line.endswith("(make that the source's url).")
                for line in table)
-    assert table[-1] == "4 of 7 sources answered and can be crawled."
+    assert table[-1] == "4 of 10 sources answered and can be crawled."
 
 
 @pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf"])

@@ -32,6 +32,23 @@ class ListingError(Exception):
     """A listing that cannot be used; the message is one sentence for the source's last_error."""
 
 
+_ROOT_ELEMENT = re.compile(rb"<(?![?!])(?:[\w.-]+:)?([\w.-]+)")
+_KIND_OF_ROOT = {b"rss": "feed", b"feed": "feed", b"rdf": "feed", b"urlset": "sitemap",
+                 b"sitemapindex": "sitemap"}
+
+
+def other_kind(body: bytes, kind: str) -> str:
+    """" (it is an XML sitemap: kind = "sitemap")" when a listing's bytes are plainly of
+    another kind than its source's, from their root element; else "". A registry's most
+    common slip after a URL that moved: the right URL with the wrong kind."""
+    found = _ROOT_ELEMENT.search(body[:4096].lstrip(b"\xef\xbb\xbf"))
+    actual = _KIND_OF_ROOT.get(found.group(1).lower()) if found else None
+    if actual is None or actual == kind:
+        return ""
+    what = "an RSS or Atom feed" if actual == "feed" else "an XML sitemap"
+    return f" (it is {what}: kind = \"{actual}\")"
+
+
 def response_headers(response: Response) -> dict[str, str]:
     """A response's headers as str (Scrapy's unicode view), for the extractors."""
     return dict(response.headers.to_unicode_dict())
@@ -45,6 +62,9 @@ def feed_listing(source: dict[str, Any], response: Response) -> Parsed:
                           language=source.get("language"))
     except FeedError as error:
         message = str(error)
+        hint = other_kind(response.body, "feed")
+        if hint:
+            message = f"{message.rstrip('.')}{hint}."
         redirects = response.meta.get("redirect_urls") or []
         if redirects:
             message = f"{message.rstrip('.')} (the source's URL {redirects[0]} redirects there)."
@@ -105,7 +125,8 @@ def html_listing(source: dict[str, Any], response: Response) -> Parsed:
                   for url, title in links if url != listing]
     flag = None
     if not candidates:
-        flag = f"the links selector {source['links']!r} matched no article links"
+        flag = (f"the links selector {source['links']!r} matched no article links"
+                f"{other_kind(response.body, 'html')}")
     return candidates, [], flag
 
 
@@ -188,7 +209,8 @@ def sitemap_listing(source: dict[str, Any], response: Response, *, max_age_days:
         raise ListingError(f"The document at {response.url} is not an XML sitemap ({error}).")
     kind = _local(root.tag) if root is not None else ""
     if kind not in ("sitemapindex", "urlset"):
-        raise ListingError(f"The document at {response.url} is not an XML sitemap.")
+        raise ListingError(f"The document at {response.url} is not an XML sitemap"
+                           f"{other_kind(body, 'sitemap')}.")
     cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=max_age_days)
 
     if kind == "sitemapindex":
@@ -244,7 +266,7 @@ def check_listing(source: dict[str, Any], url: str, body: bytes, headers: dict[s
     elif kind == "html":
         candidates, _, flag = html_listing(source, response)
         if not candidates:
-            raise ListingError(f"{flag} on {url}.")
+            raise ListingError(f"The listing page {url}: {flag}.")
         found = f"{len(candidates)} article links"
     else:
         candidates, follow, flag = sitemap_listing(source, response, max_age_days=max_age_days,
