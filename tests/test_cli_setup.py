@@ -164,7 +164,8 @@ def test_sources_check_reads_each_listing_as_its_kind(stiwatch, http_server, tmp
         f"The listing page {base}/listing.html: the links selector 'div.press-releases h3 a' "
         "matched no article links.")
     assert rows["sitemap-is-page"]["error"] == (
-        f"The document at {base}/listing.html is not an XML sitemap.")
+        f"The document at {base}/listing.html is not an XML sitemap (it is an HTML page: a page "
+        'that lists articles is kind = "html", with a links selector).')
     assert not any(rows[i]["ok"] for i in ("feed-is-page", "no-links", "sitemap-is-page"))
     assert rows["sitemap-as-feed"]["error"].endswith(
         'is not an RSS or Atom feed (it is an XML sitemap: kind = "sitemap").')

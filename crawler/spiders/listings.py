@@ -22,7 +22,7 @@ from db.clock import iso_utc
 from ..extract import decode_html
 from ..feeds import FeedError, parse_feed
 from ..items import Candidate
-from ..text import normalise_space
+from ..text import looks_like_html, normalise_space
 from ..urls import try_canonicalize
 
 Parsed = tuple[list[Candidate], list[str], "str | None"]
@@ -209,8 +209,10 @@ def sitemap_listing(source: dict[str, Any], response: Response, *, max_age_days:
         raise ListingError(f"The document at {response.url} is not an XML sitemap ({error}).")
     kind = _local(root.tag) if root is not None else ""
     if kind not in ("sitemapindex", "urlset"):
-        raise ListingError(f"The document at {response.url} is not an XML sitemap"
-                           f"{other_kind(body, 'sitemap')}.")
+        what = other_kind(body, "sitemap") or (
+            ' (it is an HTML page: a page that lists articles is kind = "html", with a links '
+            'selector)' if looks_like_html(body) else "")
+        raise ListingError(f"The document at {response.url} is not an XML sitemap{what}.")
     cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=max_age_days)
 
     if kind == "sitemapindex":
