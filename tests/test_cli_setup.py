@@ -192,6 +192,15 @@ def test_sources_check_refuses_a_timeout_that_cannot_work(stiwatch, timeout: str
     assert result.stdout == ""  # no source was requested, none reported failed
 
 
+def test_sources_check_without_sources_says_so(stiwatch, db_path: Path):
+    """It printed "0 of 0 sources answered" and exited 0, as if all were well."""
+    stiwatch("subscribers", "add", "a@example.org")  # a store, without sources
+    result = stiwatch("sources", "check")
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: {db_path}: no enabled sources to check (run `stiwatch "
+                             "init`, or `stiwatch sources sync FILE`)\n")
+
+
 def test_unknown_source_is_a_clear_error(stiwatch):
     stiwatch("init", "--sources", str(VALID / "minimal.toml"))
     result = stiwatch("sources", "check", "--source", "nope")

@@ -14,6 +14,7 @@ from crawler.registry import load_registry
 from crawler.spiders.listings import ListingError, check_listing
 
 from ..app import App, pass_app
+from ..errors import UserError
 from ..output import echo_json, echo_table
 from ..params import Seconds
 
@@ -147,6 +148,10 @@ def check_command(app: App, source_ids: tuple[str, ...], timeout: float, as_json
     """
     store = app.store()
     sources = [store.get_source(i) for i in source_ids] or store.list_sources(enabled_only=True)
+    if not sources:
+        # "0 of 0 sources answered", exit 0, read as all being well.
+        raise UserError(f"{app.db_path}: no enabled sources to check (run `stiwatch init`, or "
+                        "`stiwatch sources sync FILE`)")
     user_agent = app.user_agent()
     limits = {"max_size": int(app.settings["max_response_size"]),
               "max_age_days": int(app.settings["sitemap_max_age_days"])}
