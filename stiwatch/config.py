@@ -381,6 +381,13 @@ def _check_environment_names(environ: Mapping[str, str]) -> None:
     known = {setting.env for setting in SETTINGS} | OTHER_ENVIRONMENT
     for name in sorted(environ):
         if name.startswith("STIWATCH_") and name not in known:
+            import crawler.settings
+
+            if name.isupper() and hasattr(crawler.settings, name):
+                # STIWATCH_MAX_RETRY_AFTER and the like: the crawler's own Scrapy settings.
+                raise ConfigError(f"environment {name}: a setting of the crawler (Scrapy), not "
+                                  f"of stiwatch: pass it as STIWATCH_SCRAPY_SETTINGS="
+                                  f"'{{\"{name}\": ...}}'")
             close = difflib.get_close_matches(name.removeprefix("STIWATCH_"),
                                               [k.removeprefix("STIWATCH_") for k in known], n=1)
             hint = f"did you mean STIWATCH_{close[0]}? " if close else ""

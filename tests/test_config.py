@@ -130,6 +130,16 @@ def test_a_misspelt_environment_variable_is_refused_naming_it(name: str, message
     assert str(caught.value) == f"environment {name}: {message}"
 
 
+def test_a_crawler_setting_given_as_a_variable_says_where_it_goes():
+    """operations.md named STIWATCH_MAX_RETRY_AFTER, which as a variable of its own was
+    refused as an unknown setting ("did you mean STIWATCH_RETRY_TIMES?")."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"STIWATCH_MAX_RETRY_AFTER": "300"})
+    assert str(caught.value) == (
+        "environment STIWATCH_MAX_RETRY_AFTER: a setting of the crawler (Scrapy), not of "
+        "stiwatch: pass it as STIWATCH_SCRAPY_SETTINGS='{\"STIWATCH_MAX_RETRY_AFTER\": ...}'")
+
+
 def test_the_other_stiwatch_variables_are_not_settings_but_allowed(tmp_path: Path):
     config = tmp_path / "s.toml"
     config.write_text("")
