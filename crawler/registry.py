@@ -229,6 +229,12 @@ def utf8_problem(path: str, data: bytes, error: UnicodeDecodeError) -> str:
             "UTF-8; save it as UTF-8")
 
 
+def _at(path: str, line: int) -> str:
+    """``PATH:LINE``, or ``PATH`` where the line is unknown (sources written as an inline
+    array, ``source = [{...}]``, have no [[source]] headers to find)."""
+    return f"{path}:{line}" if line else path
+
+
 def parse_registry(text: str, path: str = "<registry>") -> Registry:
     """Validate registry text; raise RegistryError listing every problem."""
     try:
@@ -258,13 +264,14 @@ def parse_registry(text: str, path: str = "<registry>") -> Registry:
                                      key=lambda problem: fields.get(problem[0], header)):
             line = fields.get(field, header)
             named = f"field '{field}': " if field else ""
-            problems.append(f"{path}:{line}: {label}: {named}{message}")
+            problems.append(f"{_at(path, line)}: {label}: {named}{message}")
         source_id = source.get("id")
         if isinstance(source_id, str):
             if source_id in seen:
+                first = seen[source_id]
                 problems.append(
-                    f"{path}:{fields.get('id', header)}: {label}: field 'id': duplicate id, "
-                    f"first used on line {seen[source_id]}"
+                    f"{_at(path, fields.get('id', header))}: {label}: field 'id': duplicate id"
+                    + (f", first used on line {first}" if first else f" (source #{index + 1})")
                 )
             else:
                 seen[source_id] = fields.get("id", header)
