@@ -336,6 +336,9 @@ def test_sources_list_shows_each_sources_note(stiwatch, http_server, tmp_path, d
     lines = {line.split()[0]: line for line in table[1:]}
     assert lines["walled"].rstrip().endswith("could not read any of 3 article pages (HTTP 403 Fo")
     assert lines["missing"].rstrip().endswith("HTTP 404 Not Found")
+    # Cut, a note hides its end: the table says where it is whole.
+    assert table[-1] == ("(errors and notes cut at 50 characters: `stiwatch sources list --json` "
+                         "shows them whole)")
 
 
 def test_a_child_sitemap_that_failed_is_fetched_again_next_crawl(stiwatch, http_server,

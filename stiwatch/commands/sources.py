@@ -18,6 +18,7 @@ from ..errors import UserError
 from ..output import echo_json, echo_table
 from ..params import Seconds
 
+LIST_WIDTH = 50
 HEALTH_COLUMNS = ["id", "kind", "country", "enabled", "items", "last_ok_at",
                   "consecutive_failures", "last_error", "last_flag"]
 
@@ -84,7 +85,12 @@ def list_command(app: App, as_json: bool, enabled_only: bool) -> None:
     if as_json:
         echo_json(rows)
     else:
-        echo_table(rows, HEALTH_COLUMNS, max_width=50)
+        echo_table(rows, HEALTH_COLUMNS, max_width=LIST_WIDTH)
+        if any(len(row[key] or "") > LIST_WIDTH for row in rows
+               for key in ("last_error", "last_flag")):
+            # A cut error hides its end, which says what to fix: say where it is whole.
+            app.echo(f"(errors and notes cut at {LIST_WIDTH} characters: `stiwatch sources "
+                     "list --json` shows them whole)")
 
 
 def _check(source: dict, user_agent: str, timeout: float, *, max_size: int,
