@@ -72,15 +72,16 @@ class Taxonomy:
 COUNTRY_ALIASES = {"UK": "GB", "EL": "GR"}
 
 
-def country_hint(value: str) -> str:
+def country_hint(value: str,
+                 otherwise: str = " (use ISO 3166-1 alpha-2 codes such as JP, US, or EU)") -> str:
     """What a country that is not a code probably meant, as " (...)": "UK" and "Japan" are
-    written every day by people who mean GB and JP."""
+    written every day by people who mean GB and JP; ``otherwise`` when it cannot tell."""
     code = COUNTRY_ALIASES.get(value.strip().upper())
     if code is None:
         try:
             code = pycountry.countries.lookup(value.strip()).alpha_2
         except LookupError:
-            return " (use ISO 3166-1 alpha-2 codes such as JP, US, or EU)"
+            return otherwise
     return f" ({pycountry.countries.get(alpha_2=code).name} is {code!r})"
 
 

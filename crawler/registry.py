@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 import cssselect
 import pycountry
 
+from classifier.taxonomy import country_hint
+
 KINDS = ("feed", "html", "sitemap")
 ORG_TYPES = (
     "ministry", "funding_agency", "research_org", "intergovernmental", "news", "academy", "other",
@@ -30,8 +32,6 @@ FIELDS = (
 )
 REQUIRED = ("id", "name", "url", "kind", "country", "language", "org_type")
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
-# Codes people write that ISO does not use: the UK's own, and the EU's for Greece.
-COUNTRY_ALIASES = {"UK": "GB", "EL": "GR"}
 # Country codes written as languages (the language of Japan is 'ja', not 'jp').
 LANGUAGE_ALIASES = {"jp": "ja", "kr": "ko", "cn": "zh", "tw": "zh", "cz": "cs", "dk": "da",
                     "se": "sv", "gr": "el", "ua": "uk", "il": "he", "vn": "vi", "at": "de",
@@ -91,14 +91,8 @@ def _country_hint(value: str) -> str:
     """What a country value that is not a code probably meant, as " (...)", or ""."""
     if _country_ok(value.upper()):
         return f" (in capitals: {value.upper()!r})"
-    if value.upper() in COUNTRY_ALIASES:
-        code = COUNTRY_ALIASES[value.upper()]
-        return f" ({pycountry.countries.get(alpha_2=code).name} is {code!r})"
-    try:
-        # A name ("Japan") or an alpha-3 code ("JPN").
-        return f" ({value} is {pycountry.countries.lookup(value.strip()).alpha_2!r})"
-    except LookupError:
-        return ""
+    # "UK", a name ("Japan") or an alpha-3 code ("JPN").
+    return country_hint(value, otherwise="")
 
 
 def _language_hint(value: str) -> str:
