@@ -409,26 +409,22 @@ def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path |
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
-    """The settings file's table; its syntax errors and stray bytes named by line."""
+    """The settings file's table; its syntax errors and stray bytes named by line, in the
+    words the registry's are (both are TOML files people edit by hand)."""
     try:
         data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
     except OSError as error:
         raise ConfigError(f"{path}: cannot read: {error}") from None
     try:
-        text = data.decode("utf-8")
+        return tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as error:
-        line = data[:error.start].count(b"\n") + 1
-        raise ConfigError(f"{path}:{line}: not UTF-8 (byte 0x{data[error.start]:02x}): TOML "
-                          "files are UTF-8; save it as UTF-8") from None
-    try:
-        return tomllib.loads(text)
+        from crawler.registry import utf8_problem
+
+        raise ConfigError(utf8_problem(str(path), data, error)) from None
     except tomllib.TOMLDecodeError as error:
-        message = str(error)
-        where = re.search(r"\(at line (\d+), column \d+\)", message)
-        if message.startswith("Illegal character '\\n'"):
-            message += ": a string without its closing quote?"
-        line = f":{where.group(1)}" if where else ""
-        raise ConfigError(f"{path}{line}: invalid TOML: {message}") from None
+        from crawler.registry import toml_syntax_problem
+
+        raise ConfigError(toml_syntax_problem(str(path), error)) from None
 
 
 def _where(path: Path, key: str) -> str:
