@@ -139,7 +139,11 @@ def test_sources_check_reads_each_listing_as_its_kind(stiwatch, http_server, tmp
         # The right URL with the wrong kind.
         {"id": "sitemap-as-feed", "kind": "feed", "url": f"{base}/sitemap_news.xml"},
         {"id": "feed-as-sitemap", "kind": "sitemap", "url": f"{base}/feed.xml"},
-        {"id": "feed-as-page", "kind": "html", "url": f"{base}/feed.xml", "links": "item a"}])
+        {"id": "feed-as-page", "kind": "html", "url": f"{base}/feed.xml", "links": "item a"},
+        # Answers 200, but the site's robots.txt (Disallow: /private/) keeps the crawl out.
+        {"id": "forbidden", "kind": "feed", "url": f"{base}/private/feed.xml"}])
+    (http_server.root / "private" / "feed.xml").write_bytes(
+        (http_server.root / "feed.xml").read_bytes())
     # Compressed though not asked for, as some CDNs do: the crawler reads it.
     import gzip
 
@@ -172,6 +176,8 @@ def test_sources_check_reads_each_listing_as_its_kind(stiwatch, http_server, tmp
     assert rows["feed-as-sitemap"]["error"] == (
         f'The document at {base}/feed.xml is not an XML sitemap (it is an RSS or Atom feed: '
         'kind = "feed").')
+    assert rows["forbidden"]["error"] == (
+        f"forbidden by {base}/robots.txt (obey_robots_txt is on)")
     assert rows["feed-as-page"]["error"] == (
         f"The listing page {base}/feed.xml: the links selector 'item a' matched no article "
         'links (it is an RSS or Atom feed: kind = "feed").')
@@ -180,7 +186,7 @@ def test_sources_check_reads_each_listing_as_its_kind(stiwatch, http_server, tmp
     # The reason is printed whole: its end says what to fix.
     assert any(line.startswith("feed-is-page") and line.endswith("(make that the source's url).")
                for line in table)
-    assert table[-1] == "4 of 10 sources answered and can be crawled."
+    assert table[-1] == "4 of 11 sources answered and can be crawled."
 
 
 @pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf"])
@@ -190,6 +196,28 @@ def test_sources_check_refuses_a_timeout_that_cannot_work(stiwatch, timeout: str
     assert result.exit_code == 2
     assert "Invalid value for '--timeout'" in result.stderr
     assert result.stdout == ""  # no source was requested, none reported failed
+
+
+def test_sources_check_reads_robots_txt_as_the_crawler_does(stiwatch, http_server,
+                                                           tmp_path: Path):
+    """A robots.txt that answers a server error keeps the whole site from being crawled (RFC
+    9309): `check` said the feed answered, and every crawl then failed."""
+    from crawlsite import build_site, registry
+
+    base = build_site(http_server)
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "feed", "kind": "feed", "url": f"{base}/feed.xml"}])
+    stiwatch("sources", "sync", str(reg))
+    http_server.route("/robots.txt")(lambda handler: handler.send_body(503, b"busy"))
+
+    result = stiwatch("sources", "check", "--json")
+
+    assert result.exit_code == 1
+    [row] = json.loads(result.stdout)
+    assert row["error"] == ("robots.txt could not be fetched (HTTP 503 Service Unavailable): "
+                            "the site is not crawled until it can be")
+    result = stiwatch("sources", "check", "--json", env={"STIWATCH_OBEY_ROBOTS_TXT": "false"})
+    assert result.exit_code == 0 and json.loads(result.stdout)[0]["found"] == "4 entries"
 
 
 def test_sources_check_without_sources_says_so(stiwatch, db_path: Path):

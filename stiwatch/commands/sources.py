@@ -6,11 +6,13 @@ from concurrent.futures import ThreadPoolExecutor
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import urlsplit
 import zlib
 
 import click
 
 from crawler.registry import load_registry
+from crawler.settings import ROBOTSTXT_USER_AGENT
 from crawler.spiders.listings import ListingError, check_listing
 
 from ..app import App, pass_app
@@ -93,8 +95,33 @@ def list_command(app: App, as_json: bool, enabled_only: bool) -> None:
                      "list --json` shows them whole)")
 
 
+def _robots_problem(url: str, user_agent: str, timeout: float) -> str | None:
+    """Why a crawl that obeys robots.txt would not fetch ``url``, in the crawl's words, or None.
+
+    As the crawler reads RFC 9309: a robots.txt that is missing (4xx) allows everything; one
+    that answers a server error, 429 or nothing keeps the whole site from being crawled."""
+    from protego import Protego
+
+    parts = urlsplit(url)
+    robots = f"{parts.scheme}://{parts.netloc}/robots.txt"
+    request = urllib.request.Request(robots, headers={"User-Agent": user_agent})
+    unavailable = "robots.txt could not be fetched ({}): the site is not crawled until it can be"
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            rules = response.read(500_000).decode("utf-8", "replace")
+    except urllib.error.HTTPError as error:
+        if error.code >= 500 or error.code == 429:
+            return unavailable.format(f"HTTP {error.code} {error.reason}")
+        return None
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        return unavailable.format(getattr(error, "reason", error))
+    if not Protego.parse(rules).can_fetch(url, ROBOTSTXT_USER_AGENT):
+        return f"forbidden by {robots} (obey_robots_txt is on)"
+    return None
+
+
 def _check(source: dict, user_agent: str, timeout: float, *, max_size: int,
-           max_age_days: int) -> dict:
+           max_age_days: int, obey_robots: bool) -> dict:
     """GET the source's URL and read it as its kind, as a crawl would: what answered, and what
     it holds ("12 entries") or why a crawl could not use it (an HTML page where the feed should
     be, a links selector that matches nothing)."""
@@ -103,6 +130,10 @@ def _check(source: dict, user_agent: str, timeout: float, *, max_size: int,
               "found": None}
     request = urllib.request.Request(source["url"], headers={"User-Agent": user_agent})
     try:
+        # A listing robots.txt forbids answers fine here, and the crawl then refuses it.
+        problem = _robots_problem(source["url"], user_agent, timeout) if obey_robots else None
+        if problem is not None:
+            raise ListingError(problem)
         with urllib.request.urlopen(request, timeout=timeout) as response:
             body = response.read(max_size + 1)
             result.update(status=response.status, final_url=response.url,
@@ -160,7 +191,8 @@ def check_command(app: App, source_ids: tuple[str, ...], timeout: float, as_json
                         "`stiwatch sources sync FILE`)")
     user_agent = app.user_agent()
     limits = {"max_size": int(app.settings["max_response_size"]),
-              "max_age_days": int(app.settings["sitemap_max_age_days"])}
+              "max_age_days": int(app.settings["sitemap_max_age_days"]),
+              "obey_robots": bool(app.settings["obey_robots_txt"])}
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda s: _check(s, user_agent, timeout, **limits), sources))
     rows = [{"id": s["id"], "kind": s["kind"], "url": s["url"], **r}
