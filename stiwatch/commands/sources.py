@@ -175,7 +175,8 @@ def check_command(app: App, source_ids: tuple[str, ...], timeout: float, as_json
 
     Reports the HTTP status and what the listing holds (a feed's entries, the article links a
     listing page's selector finds, a sitemap's recent URLs), or why a crawl could not use it:
-    an HTML page where the feed or sitemap should be, a links selector that matches nothing.
+    an HTML page where the feed or sitemap should be, a links selector that matches nothing,
+    a URL the site's robots.txt forbids (with obey_robots_txt on, the default).
     Exits 1 when any source failed. Use it on a machine with internet access after editing the
     registry (`stiwatch sources sync FILE` first); it does not store anything.
 
