@@ -231,8 +231,9 @@ def _html_page_title(body: bytes, content_type: str) -> str | None:
 
 
 def _announced_feeds(body: bytes, base: str) -> list[str]:
-    """The feeds an HTML page names in its <head> (<link rel="alternate" type="application/rss+xml">),
-    as absolute URLs: a newsroom's page given as a feed's URL usually names the feed itself."""
+    """The feeds an HTML page names in its <head> (<link rel="alternate"
+    type="application/rss+xml">), as absolute URLs: a newsroom's page given as a feed's URL
+    usually names the feed itself."""
     try:
         root = lxml.html.fromstring(body[:262144])
     except (lxml.etree.LxmlError, ValueError):

@@ -199,7 +199,8 @@ def _check_source(source: dict[str, Any]) -> list[tuple[str, str]]:
             except cssselect.SelectorError as error:
                 xpath = (": it looks like XPath; links takes CSS, such as 'ul.news a'"
                          if links.lstrip().startswith(("/", "(")) else "")
-                problems.append(("links", f"{links!r} is not a valid CSS selector ({error}){xpath}"))
+                problems.append(
+                    ("links", f"{links!r} is not a valid CSS selector ({error}){xpath}"))
     elif links is not None and value("kind") in KINDS:
         problems.append(("links", f"only html sources take a links selector, not {value('kind')}"))
     return problems
@@ -241,7 +242,8 @@ def parse_registry(text: str, path: str = "<registry>") -> Registry:
     misnamed = [key for key in unknown if isinstance(data[key], dict) or (
         isinstance(data[key], list) and data[key] and all(isinstance(t, dict) for t in data[key]))]
     problems = [f"{path}: unknown top-level key {key!r} ("
-                + ("did you mean [[source]]?)" if key in misnamed else "expected [[source]] tables)")
+                + ("did you mean [[source]]?)" if key in misnamed
+                   else "expected [[source]] tables)")
                 for key in unknown]
     if not isinstance(sources, list) or not all(isinstance(s, dict) for s in sources):
         raise RegistryError(problems + [f"{path}: 'source' must be an array of [[source]] "

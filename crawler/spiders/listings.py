@@ -250,7 +250,7 @@ def sitemap_listing(source: dict[str, Any], response: Response, *, max_age_days:
 def check_listing(source: dict[str, Any], url: str, body: bytes, headers: dict[str, str], *,
                   max_age_days: int, max_size: int) -> str:
     """What a crawl would find in the listing ``body`` fetched from ``url``, read as the
-    source's kind: "12 entries", "3 article links", "a sitemap index of 2 sitemaps".
+    source's kind: "12 entries", "3 article links", "a sitemap index of 2 recent sitemaps".
 
     For `stiwatch sources check`: a feed URL that serves a web page, a sitemap that is not
     one, or a links selector that matches nothing raise ListingError, so a mistake in the
