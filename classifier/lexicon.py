@@ -44,11 +44,17 @@ def read_toml(path: str | Path, text: str | None = None) -> dict[str, Any]:
     path = Path(path)
     try:
         if text is None:
-            text = path.read_text(encoding="utf-8-sig")
+            data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+            text = data.decode("utf-8")
         return tomllib.loads(text)
     except FileNotFoundError:
         raise LexiconError(f"lexicon file {path} does not exist.") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
+        # A file saved in Shift_JIS by a Windows editor: say where, as the editor shows it.
+        line = data[:error.start].count(b"\n") + 1
+        raise LexiconError(f"lexicon file {path} is not UTF-8 (byte 0x{data[error.start]:02x} "
+                           f"on line {line}): save it as UTF-8.") from None
+    except OSError as error:
         raise LexiconError(f"cannot read lexicon file {path}: {error}.") from None
     except tomllib.TOMLDecodeError as error:
         raise LexiconError(f"lexicon file {path} is not valid TOML: {error}.") from None

@@ -7,6 +7,7 @@ so an id exists in exactly one place.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import difflib
 from functools import lru_cache
 from importlib import resources
 import tomllib
@@ -50,7 +51,11 @@ class Taxonomy:
                 f"unknown facet {facet!r} (expected policy, area, domain, country or region)"
             )
         if value not in self.ids(facet):
-            hint = "" if facet == "country" else f" (expected one of: {', '.join(self.ids(facet))})"
+            close = difflib.get_close_matches(value.lower().replace("-", "_").replace(" ", "_"),
+                                              self.ids(facet), n=1, cutoff=0.75)
+            hint = (country_hint(value) if facet == "country"
+                    else f" (did you mean {close[0]!r}?)" if close
+                    else f" (expected one of: {', '.join(self.ids(facet))})")
             raise UnknownLabel(f"unknown {facet} {value!r}{hint}")
         return value
 
@@ -61,6 +66,23 @@ class Taxonomy:
              "description": label.description}
             for label in (*self.areas, *self.domains, *self.regions)
         ]
+
+
+# Codes people use that ISO 3166-1 does not: the UK's own, and the EU's for Greece.
+COUNTRY_ALIASES = {"UK": "GB", "EL": "GR"}
+
+
+def country_hint(value: str,
+                 otherwise: str = " (use ISO 3166-1 alpha-2 codes such as JP, US, or EU)") -> str:
+    """What a country that is not a code probably meant, as " (...)": "UK" and "Japan" are
+    written every day by people who mean GB and JP; ``otherwise`` when it cannot tell."""
+    code = COUNTRY_ALIASES.get(value.strip().upper())
+    if code is None:
+        try:
+            code = pycountry.countries.lookup(value.strip()).alpha_2
+        except LookupError:
+            return otherwise
+    return f" ({pycountry.countries.get(alpha_2=code).name} is {code!r})"
 
 
 @lru_cache(maxsize=1)

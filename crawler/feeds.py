@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 import feedparser
 import lxml.etree
+import lxml.html
 
 from db.clock import iso_utc
 
@@ -229,6 +230,25 @@ def _html_page_title(body: bytes, content_type: str) -> str | None:
     return shorten(normalise_space(html.unescape(found.group(1).decode("utf-8", "replace"))), 80)
 
 
+def _announced_feeds(body: bytes, base: str) -> list[str]:
+    """The feeds an HTML page names in its <head> (<link rel="alternate"
+    type="application/rss+xml">), as absolute URLs: a newsroom's page given as a feed's URL
+    usually names the feed itself."""
+    try:
+        root = lxml.html.fromstring(body[:262144])
+    except (lxml.etree.LxmlError, ValueError):
+        return []
+    found: list[str] = []
+    for link in root.xpath("//link[@href][@type]"):
+        rel = (link.get("rel") or "").lower().split()
+        kind = link.get("type", "").lower()
+        url = try_canonicalize(link.get("href"), base)
+        if ("alternate" in rel and kind in ("application/rss+xml", "application/atom+xml",
+                                             "application/rdf+xml") and url and url not in found):
+            found.append(url)
+    return found
+
+
 _XML_DECLARED_ENCODING = re.compile(r"^(\s*<\?xml[^>]*?encoding\s*=\s*[\"'])[-\w.:]+", re.IGNORECASE)
 _CHARSET_PARAM = re.compile(r";\s*charset\s*=[^;]*", re.IGNORECASE)
 
@@ -305,6 +325,9 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None,
             # A login form or a "we have moved" page where the feed was: its title says which,
             # where the XML parser's complaint about HTML said nothing useful.
             why = ": it is an HTML page" + (f" titled {page!r}" if page else "")
+            feeds = _announced_feeds(body, base)
+            if feeds:
+                why += f", which names its feed: {feeds[0]} (make that the source's url)"
         else:
             why = f" ({bozo})" if bozo else ""
         raise FeedError(f"The document at {url} is not an RSS or Atom feed{why}.")

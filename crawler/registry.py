@@ -8,6 +8,7 @@ valid: a half-valid registry must never be synced.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import difflib
 from importlib import resources
 import json
 from pathlib import Path
@@ -19,6 +20,8 @@ from urllib.parse import urlsplit
 import cssselect
 import pycountry
 
+from classifier.taxonomy import country_hint
+
 KINDS = ("feed", "html", "sitemap")
 ORG_TYPES = (
     "ministry", "funding_agency", "research_org", "intergovernmental", "news", "academy", "other",
@@ -29,6 +32,10 @@ FIELDS = (
 )
 REQUIRED = ("id", "name", "url", "kind", "country", "language", "org_type")
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
+# Country codes written as languages (the language of Japan is 'ja', not 'jp').
+LANGUAGE_ALIASES = {"jp": "ja", "kr": "ko", "cn": "zh", "tw": "zh", "cz": "cs", "dk": "da",
+                    "se": "sv", "gr": "el", "ua": "uk", "il": "he", "vn": "vi", "at": "de",
+                    "br": "pt", "mx": "es", "gb": "en", "us": "en", "ee": "et", "si": "sl"}
 
 
 class RegistryError(Exception):
@@ -80,6 +87,36 @@ def _language_ok(value: str) -> bool:
     return len(value) == 2 and value.islower() and pycountry.languages.get(alpha_2=value) is not None
 
 
+def _country_hint(value: str) -> str:
+    """What a country value that is not a code probably meant, as " (...)", or ""."""
+    if _country_ok(value.upper()):
+        return f" (in capitals: {value.upper()!r})"
+    # "UK", a name ("Japan") or an alpha-3 code ("JPN").
+    return country_hint(value, otherwise="")
+
+
+def _language_hint(value: str) -> str:
+    if _language_ok(value.lower()):
+        return f" (in small letters: {value.lower()!r})"
+    code = LANGUAGE_ALIASES.get(value.lower())
+    if code:
+        name = pycountry.languages.get(alpha_2=code).name
+        return f" ({value!r} is a country code; {name} is {code!r})"
+    try:
+        language = pycountry.languages.lookup(value.strip())
+    except LookupError:
+        return ""
+    code = getattr(language, "alpha_2", None)
+    return f" ({language.name} is {code!r})" if code else ""
+
+
+def _url_hint(value: str) -> str:
+    """A URL written without its scheme ("www.example.go.jp/rss.xml") gets the one to add."""
+    if "://" not in value and re.match(r"^[\w.-]+\.[a-z]{2,}(?::\d+)?(/|$)", value, re.I):
+        return f" (start it with the scheme: 'https://{value}')"
+    return ""
+
+
 def _url_ok(value: str) -> bool:
     try:
         parts = urlsplit(value)
@@ -91,44 +128,67 @@ def _url_ok(value: str) -> bool:
 def _check_source(source: dict[str, Any]) -> list[tuple[str, str]]:
     """Problems of one source as ``(field, message)`` pairs."""
     problems: list[tuple[str, str]] = []
+    misspelt: set[str] = set()
     for key in source:
         if key not in FIELDS:
-            problems.append((key, f"unknown field (expected one of: {', '.join(FIELDS)})"))
-    for key in REQUIRED:
-        if key not in source:
-            problems.append((key, "missing"))
+            close = difflib.get_close_matches(key.lower(), [f for f in FIELDS if f not in source],
+                                              n=1, cutoff=0.7)
+            if close:
+                # The misspelling is the problem: the field it misses is not reported again.
+                misspelt.add(close[0])
+                problems.append((key, f"unknown field (did you mean '{close[0]}'?)"))
+            else:
+                problems.append((key, f"unknown field (expected one of: {', '.join(FIELDS)})"))
+    missing = [key for key in REQUIRED if key not in source and key not in misspelt]
+    if len(missing) == 1:
+        problems.append((missing[0], "missing"))
+    elif missing:
+        # One line for a source left unfinished, not one per field.
+        problems.append(("", f"missing fields: {', '.join(missing)}"))
     mistyped = [key for key in FIELDS if key != "enabled" and key in source
                 and not isinstance(source[key], str)]
     for key in mistyped:
-        problems.append((key, f"must be a string, not {source[key]!r}"))
+        hint = ""
+        if isinstance(source[key], list) and key == "links":
+            hint = " (several selectors go in one string, separated by commas: 'h2 a, h3 a')"
+        elif isinstance(source[key], list):
+            hint = " (one value, not a list)"
+        problems.append((key, f"must be a string, not {source[key]!r}{hint}"))
     if "enabled" in source and not isinstance(source["enabled"], bool):
-        problems.append(("enabled", f"must be true or false, not {source['enabled']!r}"))
+        meant = {"true": "true", "yes": "true", "false": "false", "no": "false"}.get(
+            str(source["enabled"]).lower())
+        quoted = f" (without quotes: enabled = {meant})" if meant else ""
+        problems.append(("enabled", f"must be true or false, not {source['enabled']!r}{quoted}"))
     if mistyped:
         # The checks below assume strings; the type problems are enough to act on.
         return problems
     value = source.get
     if "id" in source and not ID_PATTERN.match(value("id")):
-        problems.append(("id", f"{value('id')!r} is not a slug (lowercase letters, digits, '-')"))
+        slug = re.sub(r"[^a-z0-9]+", "-", value("id").lower()).strip("-")
+        slug = slug if ID_PATTERN.match(slug) else ""
+        hint = f": {slug!r}" if slug else ""
+        problems.append(("id", f"{value('id')!r} is not a slug (lowercase letters, digits, '-', "
+                               f"starting with a letter{hint})"))
     if "name" in source and not value("name").strip():
         problems.append(("name", "is empty"))
     if "kind" in source and value("kind") not in KINDS:
-        problems.append(("kind", f"{value('kind')!r} is not one of: {', '.join(KINDS)}"))
+        hint = (' (RSS and Atom feeds are kind = "feed")'
+                if value("kind").lower() in ("rss", "atom", "rdf", "xml") else "")
+        problems.append(("kind", f"{value('kind')!r} is not one of: {', '.join(KINDS)}{hint}"))
     if "org_type" in source and value("org_type") not in ORG_TYPES:
         problems.append(
             ("org_type", f"{value('org_type')!r} is not one of: {', '.join(ORG_TYPES)}")
         )
     if "country" in source and not _country_ok(value("country")):
-        hint = (f" (in capitals: {value('country').upper()!r})"
-                if _country_ok(value("country").upper()) else "")
+        hint = _country_hint(value("country"))
         problems.append(("country", f"{value('country')!r} is not an ISO 3166-1 alpha-2 code, "
                                     f"'EU' or 'international'{hint}"))
     if "language" in source and not _language_ok(value("language")):
-        hint = (f" (in small letters: {value('language').lower()!r})"
-                if _language_ok(value("language").lower()) else "")
+        hint = _language_hint(value("language"))
         problems.append(("language", f"{value('language')!r} is not an ISO 639-1 code{hint}"))
     for key in ("url", "homepage"):
         if isinstance(value(key), str) and not _url_ok(value(key)):
-            problems.append((key, f"{value(key)!r} is not an http(s) URL"))
+            problems.append((key, f"{value(key)!r} is not an http(s) URL{_url_hint(value(key))}"))
     links = value("links")
     if value("kind") == "html":
         if not links:
@@ -137,10 +197,37 @@ def _check_source(source: dict[str, Any]) -> list[tuple[str, str]]:
             try:
                 cssselect.GenericTranslator().css_to_xpath(links)
             except cssselect.SelectorError as error:
-                problems.append(("links", f"{links!r} is not a valid CSS selector ({error})"))
+                xpath = (": it looks like XPath; links takes CSS, such as 'ul.news a'"
+                         if links.lstrip().startswith(("/", "(")) else "")
+                problems.append(
+                    ("links", f"{links!r} is not a valid CSS selector ({error}){xpath}"))
     elif links is not None and value("kind") in KINDS:
         problems.append(("links", f"only html sources take a links selector, not {value('kind')}"))
     return problems
+
+
+def toml_syntax_problem(path: str, error: tomllib.TOMLDecodeError) -> str:
+    """``PATH:LINE: invalid TOML: ...`` like the other problems, with a hint for the usual
+    slip: a string whose closing quote is missing, which tomllib calls an illegal newline."""
+    message = str(error)
+    where = re.search(r"\(at line (\d+), column \d+\)", message)
+    line = f":{where.group(1)}" if where else ""
+    if message.startswith("Illegal character '\\n'"):
+        message += ": a string without its closing quote?"
+    return f"{path}{line}: invalid TOML: {message}"
+
+
+def utf8_problem(path: str, data: bytes, error: UnicodeDecodeError) -> str:
+    """Where a file that is not UTF-8 first fails, by line, as an editor shows it."""
+    line = data[:error.start].count(b"\n") + 1
+    return (f"{path}:{line}: not UTF-8 (byte 0x{data[error.start]:02x}): TOML files are "
+            "UTF-8; save it as UTF-8")
+
+
+def _at(path: str, line: int) -> str:
+    """``PATH:LINE``, or ``PATH`` where the line is unknown (sources written as an inline
+    array, ``source = [{...}]``, have no [[source]] headers to find)."""
+    return f"{path}:{line}" if line else path
 
 
 def parse_registry(text: str, path: str = "<registry>") -> Registry:
@@ -148,29 +235,39 @@ def parse_registry(text: str, path: str = "<registry>") -> Registry:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise RegistryError([f"{path}: invalid TOML: {error}"]) from None
+        raise RegistryError([toml_syntax_problem(path, error)]) from None
     unknown = [key for key in data if key != "source"]
     sources = data.get("source", [])
-    problems = [f"{path}: unknown top-level key {key!r} (expected [[source]] tables)"
+    # [[sources]] or [[Source]]: tables meant as sources, under another name.
+    misnamed = [key for key in unknown if isinstance(data[key], dict) or (
+        isinstance(data[key], list) and data[key] and all(isinstance(t, dict) for t in data[key]))]
+    problems = [f"{path}: unknown top-level key {key!r} ("
+                + ("did you mean [[source]]?)" if key in misnamed
+                   else "expected [[source]] tables)")
                 for key in unknown]
     if not isinstance(sources, list) or not all(isinstance(s, dict) for s in sources):
-        raise RegistryError(problems + [f"{path}: 'source' must be an array of [[source]] tables"])
-    if not sources:
+        raise RegistryError(problems + [f"{path}: 'source' must be an array of [[source]] "
+                                        "tables (two brackets: [[source]], not [source])"])
+    if not sources and not misnamed:
         problems.append(f"{path}: no [[source]] tables")
     lines = _locate(text)
     seen: dict[str, int] = {}
     for index, source in enumerate(sources):
         header, fields = lines[index] if index < len(lines) else (0, {})
         label = f"source {source.get('id')!r}" if "id" in source else f"source #{index + 1}"
-        for field, message in _check_source(source):
+        # In the order of the file's lines, as an editor goes through them.
+        for field, message in sorted(_check_source(source),
+                                     key=lambda problem: fields.get(problem[0], header)):
             line = fields.get(field, header)
-            problems.append(f"{path}:{line}: {label}: field '{field}': {message}")
+            named = f"field '{field}': " if field else ""
+            problems.append(f"{_at(path, line)}: {label}: {named}{message}")
         source_id = source.get("id")
         if isinstance(source_id, str):
             if source_id in seen:
+                first = seen[source_id]
                 problems.append(
-                    f"{path}:{fields.get('id', header)}: {label}: field 'id': duplicate id, "
-                    f"first used on line {seen[source_id]}"
+                    f"{_at(path, fields.get('id', header))}: {label}: field 'id': duplicate id"
+                    + (f", first used on line {first}" if first else f" (source #{index + 1})")
                 )
             else:
                 seen[source_id] = fields.get("id", header)
@@ -184,11 +281,16 @@ def load_registry(path: str | Path | None = None) -> Registry:
     """Read and validate a registry file (the bundled one when ``path`` is None)."""
     path = Path(path) if path is not None else bundled_registry_path()
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise RegistryError([f"{path}: no such file"]) from None
-    except (OSError, UnicodeDecodeError) as error:
+    except OSError as error:
         raise RegistryError([f"{path}: cannot read: {error}"]) from None
+    data = data.removeprefix(b"\xef\xbb\xbf")  # a byte order mark, as Windows editors write
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise RegistryError([utf8_problem(str(path), data, error)]) from None
     return parse_registry(text, str(path))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import difflib
 from typing import Any, Iterable
 
 from .clock import utcnow
@@ -70,7 +71,11 @@ class SourcesMixin:
     def get_source(self, source_id: str) -> dict[str, Any]:
         rows = self.query("SELECT * FROM sources WHERE id = ?", [source_id])
         if not rows:
-            raise NoSuchSource(f"no source with id {source_id!r}")
+            ids = [row["id"] for row in self.query("SELECT id FROM sources")]
+            close = difflib.get_close_matches(source_id.lower().replace("_", "-"), ids, n=1)
+            hint = (f" (did you mean {close[0]!r}?)" if close
+                    else "" if ids else " (the store has no sources: `stiwatch sources sync FILE`)")
+            raise NoSuchSource(f"no source with id {source_id!r}{hint}")
         return rows[0]
 
     def record_source_result(

@@ -381,6 +381,13 @@ def _check_environment_names(environ: Mapping[str, str]) -> None:
     known = {setting.env for setting in SETTINGS} | OTHER_ENVIRONMENT
     for name in sorted(environ):
         if name.startswith("STIWATCH_") and name not in known:
+            import crawler.settings
+
+            if name.isupper() and hasattr(crawler.settings, name):
+                # STIWATCH_MAX_RETRY_AFTER and the like: the crawler's own Scrapy settings.
+                raise ConfigError(f"environment {name}: a setting of the crawler (Scrapy), not "
+                                  f"of stiwatch: pass it as STIWATCH_SCRAPY_SETTINGS="
+                                  f"'{{\"{name}\": ...}}'")
             close = difflib.get_close_matches(name.removeprefix("STIWATCH_"),
                                               [k.removeprefix("STIWATCH_") for k in known], n=1)
             hint = f"did you mean STIWATCH_{close[0]}? " if close else ""
@@ -401,6 +408,39 @@ def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path |
     return default if default.is_file() else None
 
 
+def _read_config_file(path: Path) -> dict[str, Any]:
+    """The settings file's table; its syntax errors and stray bytes named by line, in the
+    words the registry's are (both are TOML files people edit by hand)."""
+    try:
+        data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error}") from None
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        from crawler.registry import utf8_problem
+
+        raise ConfigError(utf8_problem(str(path), data, error)) from None
+    except tomllib.TOMLDecodeError as error:
+        from crawler.registry import toml_syntax_problem
+
+        raise ConfigError(toml_syntax_problem(str(path), error)) from None
+
+
+def _where(path: Path, key: str) -> str:
+    """``PATH:LINE`` of a top-level key in the settings file (``PATH`` when not found)."""
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return str(path)
+    pattern = re.compile(rf"^\s*(?:{re.escape(key)}|\"{re.escape(key)}\"|'{re.escape(key)}')\s*=")
+    header = re.compile(rf"^\s*\[+\s*{re.escape(key)}\s*[\].]")
+    for number, line in enumerate(lines, start=1):
+        if pattern.match(line) or header.match(line):
+            return f"{path}:{number}"
+    return str(path)
+
+
 def load_settings(
     config_file: str | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
@@ -410,25 +450,33 @@ def load_settings(
     path = find_config_file(config_file, environ)
     from_file: dict[str, Any] = {}
     if path is not None:
-        try:
-            from_file = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"{path}: invalid TOML: {error}") from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise ConfigError(f"{path}: cannot read: {error}") from None
+        from_file = _read_config_file(path)
         for key in from_file:
             if key not in BY_NAME:
-                raise ConfigError(f"{path}: unknown setting {key!r} (see `stiwatch config`)")
+                grouped = [name for name in BY_NAME if name.startswith(f"{key}_")]
+                close = difflib.get_close_matches(key, list(BY_NAME), n=1)
+                if isinstance(from_file[key], dict) and grouped:
+                    # [smtp] host = ...: the settings are flat names, smtp_host = ...
+                    hint = (f"settings are top-level names such as {grouped[0]}, not a [{key}] "
+                            "table; ")
+                elif close and BY_NAME[close[0]].secret:
+                    hint = (f"did you mean {close[0]!r}? it is read only from "
+                            f"{BY_NAME[close[0]].env}; ")
+                else:
+                    hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ConfigError(f"{_where(path, key)}: unknown setting {key!r} ({hint}see "
+                                  "`stiwatch config`)")
             if BY_NAME[key].secret:
                 raise ConfigError(
-                    f"{path}: {key} must not be stored in a file; "
+                    f"{_where(path, key)}: {key} must not be stored in a file; "
                     f"set the environment variable {BY_NAME[key].env} instead"
                 )
     values: dict[str, Value] = {}
     for setting in SETTINGS:
         value = Value(setting.default, "default")
         if setting.name in from_file:
-            value = Value(_coerce(setting, from_file[setting.name], str(path)), str(path))
+            value = Value(_coerce(setting, from_file[setting.name], _where(path, setting.name)),
+                          str(path))
         if setting.env in environ:
             value = Value(
                 _coerce(setting, environ[setting.env], f"environment {setting.env}", parse=True),

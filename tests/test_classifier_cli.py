@@ -422,6 +422,11 @@ def test_classify_with_a_trained_model(stiwatch, store_path, tmp_path):
     (["99999999999999999999"], "no item with id 99999999999999999999"),
     (["99999999999999999999", "--add", "area=governance"], "no item with id 999999999"),
     (["1", "--add", "area=astrology"], "unknown area 'astrology'"),
+    (["1", "--add", "country=UK"],
+     "Error: --add 'country=UK': unknown country 'UK' (United Kingdom is 'GB')\n"),
+    (["1", "--remove", "area=open-science"],
+     "Error: --remove 'area=open-science': unknown area 'open-science' (did you mean "
+     "'open_science'?)\n"),
     (["1", "--add", "governance"], "expected FACET=VALUE"),
     (["1", "--add", "policy=maybe"], "unknown policy 'maybe'"),
     (["1", "--add", "country=jp", "--remove", "country=JP"], "country=JP is both added and removed"),

@@ -172,3 +172,74 @@ def test_the_registry_example_in_the_readme_syncs_as_shown(stiwatch, tmp_path):
     result = stiwatch("sources", "sync", str(registry))
     assert result.exit_code == 0, result.output
     assert "1 added" in result.output
+
+
+def _example_lines(help_text: str) -> list[str]:
+    """The `stiwatch ...` command lines of a help text's Example(s) blocks."""
+    lines, inside = [], False
+    for line in help_text.splitlines():
+        stripped = line.strip()
+        if stripped in ("Example:", "Examples:"):
+            inside = True
+        elif not stripped or stripped == "\b":
+            inside = False
+        elif inside and stripped.startswith("stiwatch "):
+            lines.append(stripped)
+    return lines
+
+
+HELP_EXAMPLES = [(path, line) for path, command in COMMANDS
+                 for line in _example_lines(command.help or "")]
+
+
+def test_the_help_of_the_commands_a_newcomer_starts_with_has_examples():
+    with_examples = {path for path, _ in HELP_EXAMPLES}
+    for path in ("stiwatch search", "stiwatch sources sync", "stiwatch sources check",
+                 "stiwatch subscribers import", "stiwatch tag", "stiwatch export",
+                 "stiwatch trends", "stiwatch digest preview", "stiwatch digest send"):
+        assert path in with_examples, path
+
+
+@pytest.mark.parametrize("path, line", HELP_EXAMPLES, ids=[line for _, line in HELP_EXAMPLES])
+def test_every_example_in_the_help_parses_as_printed(path: str, line: str):
+    """Each command of an example, up to a shell operator, is a command with options and
+    values its parser accepts (a misspelt option or a value outside a choice fails here)."""
+    import shlex
+
+    for part in re.split(r"\s(?:&&|\|)\s", line.split(" > ")[0]):
+        words = shlex.split(part)
+        assert words[0] == "stiwatch"
+        command, args = cli, words[1:]
+        while isinstance(command, click.Group):
+            command, args = command.commands[args[0]], args[1:]
+        command.make_context(" ".join(words), list(args))
+
+
+def test_the_registry_in_the_help_of_sources_sync_is_valid():
+    from crawler.registry import parse_registry
+
+    text = dict(COMMANDS)["stiwatch sources sync"].help
+    lines = [line.strip() for line in text[:text.index("Example:")].splitlines()]
+    toml = "\n".join(line for line in lines[lines.index("[[source]]"):] if line != "\b")
+    [source] = parse_registry(toml, "help").sources
+    assert source["id"] == "jst-press" and source["kind"] == "feed"
+
+
+def test_the_csv_in_the_help_of_subscribers_import_imports(stiwatch, tmp_path: Path):
+    text = dict(COMMANDS)["stiwatch subscribers import"].help
+    block = text[text.index("Example file:"):].split("\n\n")[0].splitlines()[1:]
+    readers = tmp_path / "readers.csv"
+    readers.write_text("\n".join(line.strip() for line in block) + "\n")
+    result = stiwatch("subscribers", "import", str(readers))
+    assert result.exit_code == 0, result.output
+    assert "2 subscribers imported" in result.output
+
+
+@pytest.mark.parametrize("path, command", COMMANDS, ids=[p for p, _ in COMMANDS])
+def test_options_name_their_values_in_words(path: str, command: click.Command):
+    """`--limit N`, `--port PORT`, `--name NAME`: not click's `INTEGER RANGE` or `TEXT`."""
+    for param in command.params:
+        if isinstance(param, click.Option) and not param.is_flag:
+            shown = param.make_metavar(click.Context(command)) if param.metavar is None \
+                else param.metavar
+            assert not re.search(r"INTEGER|FLOAT|TEXT", shown), f"{path} {param.opts[0]} {shown}"

@@ -114,7 +114,79 @@ def test_sources_check_reports_each_status_and_exits_1_on_failure(
     user_agents = {r.headers["user-agent"] for r in http_server.requests}
     assert len(user_agents) == 1 and user_agents.pop().startswith("stiwatch/")
     ok_only = stiwatch("sources", "check", "--source", "up")
-    assert ok_only.exit_code == 0 and "1 of 1 sources answered" in ok_only.stdout
+    assert ok_only.exit_code == 0 and "1 of 1 sources answered and can be crawled" in ok_only.stdout
+
+
+def test_sources_check_reads_each_listing_as_its_kind(stiwatch, http_server, tmp_path: Path):
+    """A newcomer's registry: a feed URL that is the newsroom's web page, a listing selector
+    that matches nothing, a sitemap URL that is a web page. Each answers 200; `check` used to
+    call them all fine, and the first crawl then stored nothing."""
+    from crawlsite import build_site, registry
+
+    base = build_site(http_server)
+    page = (http_server.root / "listing.html").read_text()
+    (http_server.root / "listing.html").write_text(page.replace(
+        "<title>", '<link rel="alternate" type="application/rss+xml" href="/feed.xml"><title>'))
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "feed", "kind": "feed", "url": f"{base}/feed.xml"},
+        {"id": "listing", "kind": "html", "url": f"{base}/listing.html", "links": "ul.news a"},
+        {"id": "sitemap", "kind": "sitemap", "url": f"{base}/sitemap_news.xml"},
+        {"id": "feed-is-page", "kind": "feed", "url": f"{base}/listing.html"},
+        {"id": "no-links", "kind": "html", "url": f"{base}/listing.html",
+         "links": "div.press-releases h3 a"},
+        {"id": "sitemap-is-page", "kind": "sitemap", "url": f"{base}/listing.html"},
+        {"id": "gzipped", "kind": "feed", "url": f"{base}/gzipped.xml"},
+        # The right URL with the wrong kind.
+        {"id": "sitemap-as-feed", "kind": "feed", "url": f"{base}/sitemap_news.xml"},
+        {"id": "feed-as-sitemap", "kind": "sitemap", "url": f"{base}/feed.xml"},
+        {"id": "feed-as-page", "kind": "html", "url": f"{base}/feed.xml", "links": "item a"},
+        # Answers 200, but the site's robots.txt (Disallow: /private/) keeps the crawl out.
+        {"id": "forbidden", "kind": "feed", "url": f"{base}/private/feed.xml"}])
+    (http_server.root / "private" / "feed.xml").write_bytes(
+        (http_server.root / "feed.xml").read_bytes())
+    # Compressed though not asked for, as some CDNs do: the crawler reads it.
+    import gzip
+
+    feed = gzip.compress((http_server.root / "feed.xml").read_bytes())
+    http_server.route("/gzipped.xml")(lambda handler: handler.send_body(
+        200, feed, "application/rss+xml", headers={"Content-Encoding": "gzip"}))
+    stiwatch("sources", "sync", str(reg))
+
+    result = stiwatch("sources", "check", "--json")
+
+    assert result.exit_code == 1
+    rows = {r["id"]: r for r in json.loads(result.stdout)}
+    assert {i: rows[i]["found"] for i in ("feed", "listing", "sitemap", "gzipped")} == {
+        "feed": "4 entries", "listing": "3 article links",
+        "sitemap": "2 URLs of the last 30 days", "gzipped": "4 entries"}
+    assert all(rows[i]["ok"] for i in ("feed", "listing", "sitemap", "gzipped"))
+    assert rows["feed-is-page"]["error"] == (
+        f"The document at {base}/listing.html is not an RSS or Atom feed: it is an HTML page "
+        f"titled 'News | Ministry of Science', which names its feed: {base}/feed.xml (make "
+        "that the source's url).")
+    assert rows["no-links"]["error"] == (
+        f"The listing page {base}/listing.html: the links selector 'div.press-releases h3 a' "
+        "matched no article links.")
+    assert rows["sitemap-is-page"]["error"] == (
+        f"The document at {base}/listing.html is not an XML sitemap (it is an HTML page: a page "
+        'that lists articles is kind = "html", with a links selector).')
+    assert not any(rows[i]["ok"] for i in ("feed-is-page", "no-links", "sitemap-is-page"))
+    assert rows["sitemap-as-feed"]["error"].endswith(
+        'is not an RSS or Atom feed (it is an XML sitemap: kind = "sitemap").')
+    assert rows["feed-as-sitemap"]["error"] == (
+        f'The document at {base}/feed.xml is not an XML sitemap (it is an RSS or Atom feed: '
+        'kind = "feed").')
+    assert rows["forbidden"]["error"] == (
+        f"forbidden by {base}/robots.txt (obey_robots_txt is on)")
+    assert rows["feed-as-page"]["error"] == (
+        f"The listing page {base}/feed.xml: the links selector 'item a' matched no article "
+        'links (it is an RSS or Atom feed: kind = "feed").')
+
+    table = stiwatch("sources", "check").stdout.splitlines()
+    # The reason is printed whole: its end says what to fix.
+    assert any(line.startswith("feed-is-page") and line.endswith("(make that the source's url).")
+               for line in table)
+    assert table[-1] == "4 of 11 sources answered and can be crawled."
 
 
 @pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf"])
@@ -126,11 +198,47 @@ def test_sources_check_refuses_a_timeout_that_cannot_work(stiwatch, timeout: str
     assert result.stdout == ""  # no source was requested, none reported failed
 
 
+def test_sources_check_reads_robots_txt_as_the_crawler_does(stiwatch, http_server,
+                                                           tmp_path: Path):
+    """A robots.txt that answers a server error keeps the whole site from being crawled (RFC
+    9309): `check` said the feed answered, and every crawl then failed."""
+    from crawlsite import build_site, registry
+
+    base = build_site(http_server)
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "feed", "kind": "feed", "url": f"{base}/feed.xml"}])
+    stiwatch("sources", "sync", str(reg))
+    http_server.route("/robots.txt")(lambda handler: handler.send_body(503, b"busy"))
+
+    result = stiwatch("sources", "check", "--json")
+
+    assert result.exit_code == 1
+    [row] = json.loads(result.stdout)
+    assert row["error"] == ("robots.txt could not be fetched (HTTP 503 Service Unavailable): "
+                            "the site is not crawled until it can be")
+    result = stiwatch("sources", "check", "--json", env={"STIWATCH_OBEY_ROBOTS_TXT": "false"})
+    assert result.exit_code == 0 and json.loads(result.stdout)[0]["found"] == "4 entries"
+
+
+def test_sources_check_without_sources_says_so(stiwatch, db_path: Path):
+    """It printed "0 of 0 sources answered" and exited 0, as if all were well."""
+    stiwatch("subscribers", "add", "a@example.org")  # a store, without sources
+    result = stiwatch("sources", "check")
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: {db_path}: no enabled sources to check (run `stiwatch "
+                             "init`, or `stiwatch sources sync FILE`)\n")
+
+
 def test_unknown_source_is_a_clear_error(stiwatch):
     stiwatch("init", "--sources", str(VALID / "minimal.toml"))
     result = stiwatch("sources", "check", "--source", "nope")
     assert result.exit_code == 2
     assert result.stderr.strip() == "Error: no source with id 'nope'"
+    # An id written with _ or in capitals, as a newcomer types it from the source's name.
+    for typed in ("nsf_news", "NSF-News"):
+        result = stiwatch("crawl", "--source", typed)
+        assert result.exit_code == 2
+        assert result.stderr == f"Error: no source with id {typed!r} (did you mean 'nsf-news'?)\n"
 
 
 def test_a_newer_database_is_refused_by_every_command(stiwatch, db_path: Path):

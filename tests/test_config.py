@@ -71,8 +71,45 @@ def test_bad_config_file_names_file_and_setting(tmp_path: Path, content: str, me
     config.write_text(content)
     with pytest.raises(ConfigError) as caught:
         load_settings(str(config), environ={})
-    assert str(caught.value).startswith(f"{config}: ")
+    assert str(caught.value).startswith(f"{config}:1: ")
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("content, message", [
+    ('contact = "a@example.org"\ncontcat = "intl@example.org"\n',
+     "2: unknown setting 'contcat' (did you mean 'contact'? see `stiwatch config`)"),
+    ('# mail\n[smtp]\nhost = "mail.example.org"\n',
+     "2: unknown setting 'smtp' (settings are top-level names such as smtp_host, not a [smtp] "
+     "table; see `stiwatch config`)"),
+    ("smtp_pasword = 'x'\n",
+     "1: unknown setting 'smtp_pasword' (did you mean 'smtp_password'? it is read only from "
+     "STIWATCH_SMTP_PASSWORD; see `stiwatch config`)"),
+    ('# settings\n\ndownload_delay = "1"\n', "3: download_delay must be a number, not '1'"),
+    ('contact = "a@example.org\n',
+     "1: invalid TOML: Illegal character '\\n' (at line 1, column 25): a string without its "
+     "closing quote?"),
+])
+def test_a_newcomers_slip_in_the_config_file_names_its_line_and_what_was_meant(
+        tmp_path: Path, content: str, message: str):
+    """Misspelt names were refused without the suggestion the environment's get, and no
+    error named the line."""
+    config = tmp_path / "stiwatch.toml"
+    config.write_text(content)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(config), environ={})
+    assert str(caught.value) == f"{config}:{message}"
+
+
+def test_a_config_file_that_is_not_utf8_names_the_line(tmp_path: Path):
+    """Saved by a Japanese Windows editor in Shift_JIS: it was a decoder's traceback-like
+    message giving a byte position."""
+    config = tmp_path / "stiwatch.toml"
+    config.write_bytes('timezone = "Asia/Tokyo"\n# 国際部\ncontact = "a@example.org"\n'
+                       .encode("shift_jis"))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(config), environ={})
+    assert str(caught.value) == (f"{config}:2: not UTF-8 (byte 0x8d): TOML files are UTF-8; "
+                                 "save it as UTF-8")
 
 
 def test_bad_environment_value_names_the_variable():
@@ -91,6 +128,16 @@ def test_a_misspelt_environment_variable_is_refused_naming_it(name: str, message
     with pytest.raises(ConfigError) as caught:
         load_settings(environ={name: "x"})
     assert str(caught.value) == f"environment {name}: {message}"
+
+
+def test_a_crawler_setting_given_as_a_variable_says_where_it_goes():
+    """operations.md named STIWATCH_MAX_RETRY_AFTER, which as a variable of its own was
+    refused as an unknown setting ("did you mean STIWATCH_RETRY_TIMES?")."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"STIWATCH_MAX_RETRY_AFTER": "300"})
+    assert str(caught.value) == (
+        "environment STIWATCH_MAX_RETRY_AFTER: a setting of the crawler (Scrapy), not of "
+        "stiwatch: pass it as STIWATCH_SCRAPY_SETTINGS='{\"STIWATCH_MAX_RETRY_AFTER\": ...}'")
 
 
 def test_the_other_stiwatch_variables_are_not_settings_but_allowed(tmp_path: Path):
@@ -189,7 +236,7 @@ def test_bad_config_is_a_one_line_error_with_exit_2(stiwatch, tmp_path: Path):
     config.write_text("colour = 'blue'\n")
     result = stiwatch("--config", str(config), "config")
     assert result.exit_code == 2
-    assert result.stderr.strip() == f"Error: {config}: unknown setting 'colour' (see `stiwatch config`)"
+    assert result.stderr.strip() == f"Error: {config}:1: unknown setting 'colour' (see `stiwatch config`)"
 
 
 @pytest.mark.parametrize(
@@ -260,7 +307,7 @@ def test_a_file_value_below_its_minimum_names_the_file(tmp_path: Path):
     config.write_text("concurrent_requests_per_domain = 0\n")
     with pytest.raises(ConfigError) as caught:
         load_settings(str(config), environ={})
-    assert str(caught.value) == (f"{config}: concurrent_requests_per_domain: expected an "
+    assert str(caught.value) == (f"{config}:1: concurrent_requests_per_domain: expected an "
                                  "integer of at least 1, not 0")
 
 

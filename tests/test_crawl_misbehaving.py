@@ -336,6 +336,9 @@ def test_sources_list_shows_each_sources_note(stiwatch, http_server, tmp_path, d
     lines = {line.split()[0]: line for line in table[1:]}
     assert lines["walled"].rstrip().endswith("could not read any of 3 article pages (HTTP 403 Fo")
     assert lines["missing"].rstrip().endswith("HTTP 404 Not Found")
+    # Cut, a note hides its end: the table says where it is whole.
+    assert table[-1] == ("(errors and notes cut at 50 characters: `stiwatch sources list --json` "
+                         "shows them whole)")
 
 
 def test_a_child_sitemap_that_failed_is_fetched_again_next_crawl(stiwatch, http_server,
@@ -579,3 +582,26 @@ def test_an_article_sent_to_its_section_page_keeps_what_was_stored(stiwatch, htt
         "complete", before["body"], before["title"])
     assert not rows(db_path, "SELECT id FROM items WHERE body LIKE '%All news of the ministry%'"
                     " OR title = 'All news of the ministry'")
+
+
+def test_the_crawl_summary_prints_a_sources_error_whole(stiwatch, http_server, tmp_path,
+                                                         db_path):
+    """A newcomer gave the newsroom page as a feed's URL: the summary's ERROR column was cut
+    at 100 characters, before the part naming the feed to use instead."""
+    base = build_site(http_server)
+    page = (http_server.root / "listing.html").read_text()
+    (http_server.root / "listing.html").write_text(page.replace(
+        "<title>", '<link rel="alternate" type="application/rss+xml" href="/feed.xml"><title>'))
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "feed", "kind": "feed", "url": f"{base}/feed.xml"},
+        {"id": "page-as-feed", "kind": "feed", "url": f"{base}/listing.html"}])
+
+    result = stiwatch("crawl", "--sources", str(reg), env=FAST)
+
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("page-as-feed")]
+    assert line.endswith(f"it is an HTML page titled 'News | Ministry of Science', which names "
+                         f"its feed: {base}/feed.xml (make that the source's url).")
+    status = stiwatch("status").stdout.splitlines()
+    [line] = [line for line in status if line.startswith("page-as-feed")]
+    assert line.endswith("(make that the source's url).")

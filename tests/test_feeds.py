@@ -132,3 +132,23 @@ def test_mangled_feeds_never_raise_anything_but_feed_error() -> None:
             continue
         for entry in feed.entries:
             assert entry.url.startswith(("http://", "https://"))
+
+
+def test_a_web_page_given_as_the_feed_names_the_feed_it_announces():
+    """A newcomer copies the newsroom's address as the feed's: the error says where the feed is
+    when the page's <head> names it, relative links resolved against the page."""
+    page = (b'<!DOCTYPE html><html><head><title>Press releases</title>'
+            b'<link rel="stylesheet" type="text/css" href="/s.css">'
+            b'<link rel="alternate" type="application/rss+xml" title="News" href="../rss/news.xml">'
+            b'</head><body><ul><li><a href="/a.html">A</a></li></ul></body></html>')
+    with pytest.raises(FeedError) as caught:
+        parse_feed(page, "https://www.example.go.jp/press/index.html",
+                   {"Content-Type": "text/html; charset=utf-8"})
+    assert str(caught.value) == (
+        "The document at https://www.example.go.jp/press/index.html is not an RSS or Atom feed: "
+        "it is an HTML page titled 'Press releases', which names its feed: "
+        "https://www.example.go.jp/rss/news.xml (make that the source's url).")
+    without = page.replace(b'rel="alternate"', b'rel="preload"')
+    with pytest.raises(FeedError, match=r"titled 'Press releases'\.$"):
+        parse_feed(without, "https://www.example.go.jp/press/index.html",
+                   {"Content-Type": "text/html; charset=utf-8"})

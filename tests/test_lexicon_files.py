@@ -41,6 +41,20 @@ def test_a_misspelt_top_level_table_is_refused_naming_file_key_and_the_allowed_o
         assert s.tags_of(1) == []  # nothing classified with half the analyst's file
 
 
+@pytest.mark.parametrize("lexicon", sorted(SHIPPED_TABLES))
+def test_a_file_saved_in_shift_jis_names_its_line(stiwatch, store: Path, tmp_path: Path,
+                                                  lexicon: str) -> None:
+    """An analyst's Japanese terms saved by a Windows editor: the error was the decoder's,
+    "'utf-8' codec can't decode byte 0x97 in position 23: invalid start byte"."""
+    user = tmp_path / "ours.toml"
+    user.write_bytes('version = 2\n# 量子\n'.encode("shift_jis"))
+    result = stiwatch("classify", env={f"STIWATCH_{lexicon.upper()}_LEXICON": str(user)})
+    assert result.exit_code == 2
+    variable = f"STIWATCH_{lexicon.upper()}_LEXICON"
+    assert result.stderr == (f"Error: lexicon file {user} is not UTF-8 (byte 0x97 on line 2): "
+                             f"save it as UTF-8. ({lexicon}_lexicon is set by env {variable})\n")
+
+
 @pytest.mark.parametrize("lexicon, content", [
     ("domains", 'version = 2\n[domain.quantum]\nstrong = ["Quantum Valley"]\n'),
     ("areas", '[area.research_security]\nstrong = ["knowledge security desk"]\n'),

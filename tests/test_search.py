@@ -276,6 +276,11 @@ def test_a_lone_minus_word_says_what_to_add(stiwatch, ids):
 @pytest.mark.parametrize("args, message", [
     (["--area", "astrology"], "unknown area 'astrology'"),
     (["--country", "XX"], "unknown country 'XX'"),
+    # A newcomer's usual slips: the option is named, and what was meant.
+    (["--country", "UK"], "Error: --country: unknown country 'UK' (United Kingdom is 'GB')\n"),
+    (["--country", "Japan"], "Error: --country: unknown country 'JAPAN' (Japan is 'JP')\n"),
+    (["--area", "open-science"],
+     "Error: --area: unknown area 'open-science' (did you mean 'open_science'?)\n"),
     (["--source", "nope"], "no source with id 'nope'"),
     (["--since", "last week"], "is not a date"),
     (["--until", "2026-13-01"], "Invalid value for '--until': '2026-13-01' is not a date"),

@@ -748,3 +748,21 @@ def test_the_items_tagged_facets_count_no_comma_joined_combinations(db_path, tmp
         results = results.get("results", results)
         counts = {row["value"]: row["count"] for row in results["areas"]["results"]}
         assert counts["governance"] == governance >= 4
+
+
+def test_index_pages_leave_no_error_in_the_log_for_the_hidden_tables(db_path, tmp_path):
+    """Datasette counts every table for its index pages; the refused counts of subscribers and
+    deliveries were two "ERROR: conn=..., sql = 'select count(*) from [subscribers]'" lines
+    in the journal at every visit. SQL a visitor types against them is still logged."""
+    with db.open_store(db_path):
+        pass
+    with serving(db_path, tmp_path) as base:
+        assert get(base + "/")[0] == 200
+        assert get(base + "/" + db_path.stem)[0] == 200
+        assert get(base + "/" + db_path.stem + "/subscribers")[0] == 403
+        log = (tmp_path / "serve.log").read_text()
+        assert "ERROR" not in log, log
+        status, _ = get(base + "/" + db_path.stem + ".json?sql=select+count(*)+from+subscribers")
+        assert status == 400
+        time.sleep(0.2)
+        assert "not authorized" in (tmp_path / "serve.log").read_text()

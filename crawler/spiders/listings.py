@@ -21,7 +21,7 @@ from db.clock import iso_utc
 from ..extract import decode_html
 from ..feeds import FeedError, parse_feed
 from ..items import Candidate
-from ..text import normalise_space
+from ..text import looks_like_html, normalise_space
 from ..urls import try_canonicalize
 
 Parsed = tuple[list[Candidate], list[str], "str | None"]
@@ -29,6 +29,23 @@ Parsed = tuple[list[Candidate], list[str], "str | None"]
 
 class ListingError(Exception):
     """A listing that cannot be used; the message is one sentence for the source's last_error."""
+
+
+_ROOT_ELEMENT = re.compile(rb"<(?![?!])(?:[\w.-]+:)?([\w.-]+)")
+_KIND_OF_ROOT = {b"rss": "feed", b"feed": "feed", b"rdf": "feed", b"urlset": "sitemap",
+                 b"sitemapindex": "sitemap"}
+
+
+def other_kind(body: bytes, kind: str) -> str:
+    """" (it is an XML sitemap: kind = "sitemap")" when a listing's bytes are plainly of
+    another kind than its source's, from their root element; else "". A registry's most
+    common slip after a URL that moved: the right URL with the wrong kind."""
+    found = _ROOT_ELEMENT.search(body[:4096].lstrip(b"\xef\xbb\xbf"))
+    actual = _KIND_OF_ROOT.get(found.group(1).lower()) if found else None
+    if actual is None or actual == kind:
+        return ""
+    what = "an RSS or Atom feed" if actual == "feed" else "an XML sitemap"
+    return f" (it is {what}: kind = \"{actual}\")"
 
 
 def response_headers(response: Response) -> dict[str, str]:
@@ -44,6 +61,9 @@ def feed_listing(source: dict[str, Any], response: Response) -> Parsed:
                           language=source.get("language"))
     except FeedError as error:
         message = str(error)
+        hint = other_kind(response.body, "feed")
+        if hint:
+            message = f"{message.rstrip('.')}{hint}."
         redirects = response.meta.get("redirect_urls") or []
         if redirects:
             message = f"{message.rstrip('.')} (the source's URL {redirects[0]} redirects there)."
@@ -106,7 +126,8 @@ def html_listing(source: dict[str, Any], response: Response) -> Parsed:
                   for url, title in links if url != listing]
     flag = None
     if not candidates:
-        flag = f"the links selector {source['links']!r} matched no article links"
+        flag = (f"the links selector {source['links']!r} matched no article links"
+                f"{other_kind(response.body, 'html')}")
     return candidates, [], flag
 
 
@@ -189,7 +210,10 @@ def sitemap_listing(source: dict[str, Any], response: Response, *, max_age_days:
         raise ListingError(f"The document at {response.url} is not an XML sitemap ({error}).")
     kind = _local(root.tag) if root is not None else ""
     if kind not in ("sitemapindex", "urlset"):
-        raise ListingError(f"The document at {response.url} is not an XML sitemap.")
+        what = other_kind(body, "sitemap") or (
+            ' (it is an HTML page: a page that lists articles is kind = "html", with a links '
+            'selector)' if looks_like_html(body) else "")
+        raise ListingError(f"The document at {response.url} is not an XML sitemap{what}.")
     cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=max_age_days)
 
     if kind == "sitemapindex":
@@ -224,4 +248,36 @@ def sitemap_listing(source: dict[str, Any], response: Response, *, max_age_days:
     return candidates, [], None
 
 
-__all__ = ["ListingError", "extract_links", "feed_listing", "html_listing", "sitemap_listing"]
+def check_listing(source: dict[str, Any], url: str, body: bytes, headers: dict[str, str], *,
+                  max_age_days: int, max_size: int) -> str:
+    """What a crawl would find in the listing ``body`` fetched from ``url``, read as the
+    source's kind: "12 entries", "3 article links", "a sitemap index of 2 recent sitemaps".
+
+    For `stiwatch sources check`: a feed URL that serves a web page, a sitemap that is not
+    one, or a links selector that matches nothing raise ListingError, so a mistake in the
+    registry shows before the first crawl rather than as a quiet "ok" with nothing stored.
+    """
+    from scrapy.http import HtmlResponse, Request
+
+    kind = source["kind"]
+    request = Request(url, meta={"redirect_urls": [source["url"]]} if url != source["url"] else {})
+    response_class = HtmlResponse if kind == "html" else Response
+    response = response_class(url=url, body=body, headers=headers, request=request)
+    if kind == "feed":
+        candidates, _, flag = feed_listing(source, response)
+        found = f"{len(candidates)} entries"
+    elif kind == "html":
+        candidates, _, flag = html_listing(source, response)
+        if not candidates:
+            raise ListingError(f"The listing page {url}: {flag}.")
+        found = f"{len(candidates)} article links"
+    else:
+        candidates, follow, flag = sitemap_listing(source, response, max_age_days=max_age_days,
+                                                   max_size=max_size)
+        found = (f"a sitemap index of {len(follow)} recent sitemaps" if follow
+                 else f"{len(candidates)} URLs of the last {max_age_days} days")
+    return f"{found} ({flag})" if flag else found
+
+
+__all__ = ["ListingError", "check_listing", "extract_links", "feed_listing", "html_listing",
+           "sitemap_listing"]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from classifier.taxonomy import load_taxonomy
+from classifier.taxonomy import UnknownLabel, load_taxonomy
 
 from ..app import App, pass_app
 from ..errors import UserError
@@ -209,7 +209,7 @@ def _analyst_labelled(app: App) -> list[dict[str, Any]]:
                    "articles and classifier/data/news_labelled.jsonl).")
 @click.option("--limit", type=click.IntRange(min=10), metavar="N",
               help="Use only the first N initiatives (quick trials and tests).")
-@click.option("--folds", type=click.IntRange(2, 10), default=3, show_default=True,
+@click.option("--folds", type=click.IntRange(2, 10), default=3, show_default=True, metavar="N",
               help="Cross-validation folds for thresholds and reported metrics.")
 @model_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the model metadata as JSON.")
@@ -436,7 +436,10 @@ def _pairs(values: tuple[str, ...], option: str) -> list[tuple[str, str]]:
             raise UserError(f"{option} {raw!r}: expected FACET=VALUE, e.g. area=open_science")
         if facet == "country":
             value = value.upper()
-        taxonomy.check(facet, value)
+        try:
+            taxonomy.check(facet, value)
+        except UnknownLabel as error:
+            raise UserError(f"{option} {raw!r}: {error}") from None
         pairs.append((facet, value))
     return pairs
 
@@ -454,11 +457,18 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
     """Correct an item's tags as an analyst; without options, show its tags.
 
     Added tags are never overwritten by `stiwatch classify`, removed ones are not written
-    back (and are listed below the tags), and `stiwatch train` learns from both. Facets: policy (1 or 0: one verdict, added,
-    never removed; areas are for policy items, so policy=0 removes the classifier's areas and
-    the next `classify` tags a policy=1 item's), area, domain, country (ISO code or EU), region. Regions follow the countries: adding country=JP adds
-    region east_asia (method analyst), removing a region's last country removes the region.
-    The item's near-duplicates take its corrected tags at once.
+    back (and are listed below the tags), and `stiwatch train` learns from both. Facets:
+    policy (1 or 0: one verdict, added, never removed; areas are for policy items, so
+    policy=0 removes the classifier's areas and the next `classify` tags a policy=1 item's),
+    area, domain, country (ISO code or EU), region. Regions follow the countries: adding
+    country=JP adds region east_asia (method analyst), removing a region's last country
+    removes the region. The item's near-duplicates take its corrected tags at once.
+
+    \b
+    Examples:
+      stiwatch tag 81
+      stiwatch tag 81 --add area=open_science --remove country=US
+      stiwatch tag 81 --add policy=0
     """
     from classifier.places import region_map
 

@@ -170,7 +170,9 @@ def crawl_command(app: App, sources_file: str | None, source_ids: tuple[str, ...
     if as_json:
         echo_json(report.to_dict())
     else:
-        echo_table(_rows(report), SUMMARY_COLUMNS, max_width=100)
+        # The error is the last column, printed whole: cut, it loses the end, which says what
+        # to fix ("... which names its feed: URL").
+        echo_table(_rows(report), SUMMARY_COLUMNS, max_width=400)
         totals = report.totals()
         # Pages robots.txt forbids are kept partial from their listing, never requested.
         forbidden = totals.get("robots_forbidden", 0)

@@ -37,6 +37,10 @@ def preview_command(app: App, week: str | None, subscriber: str | None, out: Pat
     """Write a week's digest as an HTML file (and its chart) to open in a browser.
 
     Nothing is sent and no delivery is recorded.
+
+    \b
+    Example:
+      stiwatch digest preview --week 2026-W47 --subscriber analyst@example.org --out w47.html
     """
     settings = app.settings
     chosen = week_or_default(week, settings["timezone"])
@@ -78,6 +82,11 @@ def send_command(app: App, week: str | None, dry_run: bool, partial_week: bool,
     in doubt, never sent again by itself: see `stiwatch digest resolve`. A week that is not
     over yet is refused (exit 2) unless --partial-week is given; a week that has not started,
     always. Exits 1 if any message failed, must be retried or was left in doubt.
+
+    \b
+    Examples:
+      stiwatch digest send --week 2026-W47 --dry-run
+      stiwatch digest send --week 2026-W47
     """
     settings = app.settings
     chosen = week_or_default(week, settings["timezone"])

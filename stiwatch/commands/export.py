@@ -60,6 +60,11 @@ def export_command(app: App, fmt: str, since: str | None, out: str | None,
     as text instead of running it as a formula (JSON Lines keeps the text as crawled).
     Times are as stored, in UTC (`2026-11-17T16:00:00Z`); --since reads DATE in the
     `timezone` setting. The file is UTF-8; for Excel on Windows, add --bom (or set csv_bom).
+
+    \b
+    Examples:
+      stiwatch export --format csv --since 2026-11-01 --bom --out items.csv
+      stiwatch export --format jsonl --out items.jsonl
     """
     bom = wants_bom(bom, app.settings["csv_bom"], fmt)
     store = app.existing_store()

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from classifier.taxonomy import load_taxonomy
+from classifier.taxonomy import UnknownLabel, load_taxonomy
 from digest.select import parse_time
 from digest.weeks import zone
 
@@ -26,7 +26,10 @@ def _checked(facet: str, values: tuple[str, ...]) -> tuple[str, ...]:
     taxonomy = load_taxonomy()
     if facet == "country":
         values = tuple(v.upper() for v in values)
-    return tuple(taxonomy.check(facet, v) for v in values)
+    try:
+        return tuple(taxonomy.check(facet, v) for v in values)
+    except UnknownLabel as error:
+        raise UserError(f"--{facet}: {error}") from None
 
 
 def _bold(text: str, tty: bool) -> str:
@@ -128,7 +131,7 @@ class SearchCommand(click.Command):
 @click.option("--until", metavar="DATE", type=Moment(),
               help="Published on or before DATE (the whole of that day), or up to and "
               "including a date-time; read as --since is.")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000),
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000), metavar="N",
               help="Show at most this many items.")
 @click.option("--exact", is_flag=True,
               help="Rank every match by bm25 (slower when a query matches over 5,000 items; "

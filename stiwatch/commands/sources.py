@@ -6,15 +6,21 @@ from concurrent.futures import ThreadPoolExecutor
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import urlsplit
+import zlib
 
 import click
 
 from crawler.registry import load_registry
+from crawler.settings import ROBOTSTXT_USER_AGENT
+from crawler.spiders.listings import ListingError, check_listing
 
 from ..app import App, pass_app
+from ..errors import UserError
 from ..output import echo_json, echo_table
 from ..params import Seconds
 
+LIST_WIDTH = 50
 HEALTH_COLUMNS = ["id", "kind", "country", "enabled", "items", "last_ok_at",
                   "consecutive_failures", "last_error", "last_flag"]
 
@@ -32,7 +38,27 @@ def sync_command(app: App, file: str, as_json: bool) -> None:
     """Validate a registry TOML file as a whole, then make the store match it.
 
     New sources are added, changed ones updated, and sources missing from FILE are disabled
-    (never deleted: their items stay). An invalid file changes nothing.
+    (never deleted: their items stay). An invalid file changes nothing: every problem is one
+    line naming the file, line, source and field (exit status 2).
+
+    \b
+    FILE holds one [[source]] table per source (UTF-8):
+      [[source]]
+      id = "jst-press"                # unique: small letters, digits, -
+      name = "JST: press releases"
+      url = "https://www.jst.go.jp/rss/press.xml"   # feed, listing page or sitemap
+      kind = "feed"                   # feed | html | sitemap
+      country = "JP"                  # ISO 3166-1 alpha-2 (GB, not UK), EU or international
+      language = "ja"                 # ISO 639-1 (ja, not jp)
+      org_type = "funding_agency"     # ministry | funding_agency | research_org |
+                                      # intergovernmental | news | academy | other
+      # homepage = "https://www.jst.go.jp/"   # optional
+      # links = "ul.news a"           # kind = "html" only: CSS selector of article links
+      # enabled = false               # optional, default true
+
+    \b
+    Example:
+      stiwatch sources sync my-sources.toml && stiwatch sources check
     """
     registry = load_registry(file)
     report = app.store(create=True).sync_sources(registry.sources)
@@ -61,28 +87,76 @@ def list_command(app: App, as_json: bool, enabled_only: bool) -> None:
     if as_json:
         echo_json(rows)
     else:
-        echo_table(rows, HEALTH_COLUMNS, max_width=50)
+        echo_table(rows, HEALTH_COLUMNS, max_width=LIST_WIDTH)
+        if any(len(row[key] or "") > LIST_WIDTH for row in rows
+               for key in ("last_error", "last_flag")):
+            # A cut error hides its end, which says what to fix: say where it is whole.
+            app.echo(f"(errors and notes cut at {LIST_WIDTH} characters: `stiwatch sources "
+                     "list --json` shows them whole)")
 
 
-def _check(url: str, user_agent: str, timeout: float) -> dict:
-    """HEAD the URL (GET when HEAD is refused) and report what answered."""
+def _robots_problem(url: str, user_agent: str, timeout: float) -> str | None:
+    """Why a crawl that obeys robots.txt would not fetch ``url``, in the crawl's words, or None.
+
+    As the crawler reads RFC 9309: a robots.txt that is missing (4xx) allows everything; one
+    that answers a server error, 429 or nothing keeps the whole site from being crawled."""
+    from protego import Protego
+
+    parts = urlsplit(url)
+    robots = f"{parts.scheme}://{parts.netloc}/robots.txt"
+    request = urllib.request.Request(robots, headers={"User-Agent": user_agent})
+    unavailable = "robots.txt could not be fetched ({}): the site is not crawled until it can be"
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            rules = response.read(500_000).decode("utf-8", "replace")
+    except urllib.error.HTTPError as error:
+        if error.code >= 500 or error.code == 429:
+            return unavailable.format(f"HTTP {error.code} {error.reason}")
+        return None
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        return unavailable.format(getattr(error, "reason", error))
+    if not Protego.parse(rules).can_fetch(url, ROBOTSTXT_USER_AGENT):
+        return f"forbidden by {robots} (obey_robots_txt is on)"
+    return None
+
+
+def _check(source: dict, user_agent: str, timeout: float, *, max_size: int,
+           max_age_days: int, obey_robots: bool) -> dict:
+    """GET the source's URL and read it as its kind, as a crawl would: what answered, and what
+    it holds ("12 entries") or why a crawl could not use it (an HTML page where the feed should
+    be, a links selector that matches nothing)."""
     started = time.monotonic()
-    result = {"status": None, "error": None, "content_type": None, "final_url": None}
-    for method in ("HEAD", "GET"):
-        request = urllib.request.Request(url, method=method, headers={"User-Agent": user_agent})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                result.update(status=response.status, final_url=response.url,
-                              content_type=response.headers.get("Content-Type"), error=None)
-                break
-        except urllib.error.HTTPError as error:
-            result.update(status=error.code, error=f"HTTP {error.code} {error.reason}")
-            if error.code not in (403, 405, 501):
-                break
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            reason = getattr(error, "reason", error)
-            result.update(error=f"{type(reason).__name__}: {reason}")
-            break
+    result = {"status": None, "error": None, "content_type": None, "final_url": None,
+              "found": None}
+    request = urllib.request.Request(source["url"], headers={"User-Agent": user_agent})
+    try:
+        # A listing robots.txt forbids answers fine here, and the crawl then refuses it.
+        problem = _robots_problem(source["url"], user_agent, timeout) if obey_robots else None
+        if problem is not None:
+            raise ListingError(problem)
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read(max_size + 1)
+            result.update(status=response.status, final_url=response.url,
+                          content_type=response.headers.get("Content-Type"))
+            encoding = (response.headers.get("Content-Encoding") or "").strip().lower()
+            headers = {k: v for k, v in response.headers.items()
+                       if k.lower() != "content-encoding"}
+        if encoding in ("gzip", "x-gzip"):
+            # Sent though not asked for (some CDNs do): the crawler reads it, so check it too,
+            # no further than the size limit.
+            body = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(body, max_size + 1)
+        if len(body) > max_size:
+            result["error"] = f"response too large (over the {max_size:,} byte limit)"
+        else:
+            result["found"] = check_listing(source, result["final_url"], body, headers,
+                                            max_age_days=max_age_days, max_size=max_size)
+    except urllib.error.HTTPError as error:
+        result.update(status=error.code, error=f"HTTP {error.code} {error.reason}")
+    except ListingError as error:
+        result["error"] = str(error)
+    except (urllib.error.URLError, OSError, ValueError, zlib.error) as error:
+        reason = getattr(error, "reason", error)
+        result.update(error=f"{type(reason).__name__}: {reason}")
     result["ms"] = round((time.monotonic() - started) * 1000)
     result["ok"] = result["error"] is None
     return result
@@ -97,22 +171,41 @@ def _check(url: str, user_agent: str, timeout: float) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 @pass_app
 def check_command(app: App, source_ids: tuple[str, ...], timeout: float, as_json: bool) -> None:
-    """Request each enabled source's URL once and report the HTTP status.
+    """Request each enabled source's URL once and read it as its kind, as a crawl would.
 
+    Reports the HTTP status and what the listing holds (a feed's entries, the article links a
+    listing page's selector finds, a sitemap's recent URLs), or why a crawl could not use it:
+    an HTML page where the feed or sitemap should be, a links selector that matches nothing,
+    a URL the site's robots.txt forbids (with obey_robots_txt on, the default).
     Exits 1 when any source failed. Use it on a machine with internet access after editing the
-    registry; it does not store anything.
+    registry (`stiwatch sources sync FILE` first); it does not store anything.
+
+    \b
+    Example:
+      stiwatch sources sync my-sources.toml && stiwatch sources check
     """
     store = app.store()
     sources = [store.get_source(i) for i in source_ids] or store.list_sources(enabled_only=True)
+    if not sources:
+        # "0 of 0 sources answered", exit 0, read as all being well.
+        raise UserError(f"{app.db_path}: no enabled sources to check (run `stiwatch init`, or "
+                        "`stiwatch sources sync FILE`)")
     user_agent = app.user_agent()
+    limits = {"max_size": int(app.settings["max_response_size"]),
+              "max_age_days": int(app.settings["sitemap_max_age_days"]),
+              "obey_robots": bool(app.settings["obey_robots_txt"])}
     with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(lambda s: _check(s["url"], user_agent, timeout), sources))
-    rows = [{"id": s["id"], "url": s["url"], **r} for s, r in zip(sources, results)]
+        results = list(pool.map(lambda s: _check(s, user_agent, timeout, **limits), sources))
+    rows = [{"id": s["id"], "kind": s["kind"], "url": s["url"], **r}
+            for s, r in zip(sources, results)]
     if as_json:
         echo_json(rows)
     else:
-        echo_table(rows, ["id", "status", "ms", "content_type", "error"], max_width=60)
+        # What each source holds, or the whole reason it cannot be crawled: cut, a reason
+        # loses its end, which is the part that says what to fix.
+        table = [{**r, "result": r["found"] if r["ok"] else r["error"]} for r in rows]
+        echo_table(table, ["id", "kind", "status", "ms", "result"], max_width=400)
         failed = sum(not r["ok"] for r in rows)
-        app.echo(f"{len(rows) - failed} of {len(rows)} sources answered.")
+        app.echo(f"{len(rows) - failed} of {len(rows)} sources answered and can be crawled.")
     if any(not r["ok"] for r in rows):
         raise SystemExit(1)

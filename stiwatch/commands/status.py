@@ -144,11 +144,12 @@ def status_command(app: App, as_json: bool) -> None:
         echo_table([{**s, "failures": s["consecutive_failures"],
                      "for": duration(s["failing_for_s"]) if s["failing_for_s"] is not None
                      else ""} for s in failing],
-                   ["id", "failures", "failing_since", "for", "last_error"], max_width=70)
+                   # The error, last, whole: its end says what to fix.
+                   ["id", "failures", "failing_since", "for", "last_error"], max_width=400)
     noted = report["noted_sources"]
     if noted:
         click.echo(f"\nSources that work, with a note from their last crawl: {len(noted)}")
-        echo_table([{**s, "note": s["last_flag"]} for s in noted], ["id", "note"], max_width=90)
+        echo_table([{**s, "note": s["last_flag"]} for s in noted], ["id", "note"], max_width=400)
     owed = report["deliveries_owed"]
     click.echo(f"\nDeliveries owed: {len(owed) or 'none'}")
     if owed:

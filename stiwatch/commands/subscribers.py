@@ -10,7 +10,7 @@ from typing import Any, Iterable
 
 import click
 
-from classifier.taxonomy import load_taxonomy
+from classifier.taxonomy import UnknownLabel, load_taxonomy
 import db
 from digest.errors import InvalidSubscriber
 from digest.message import name_problem
@@ -61,12 +61,10 @@ def check_ids(key: str, raw: str | Iterable[str] | None) -> list[str]:
             continue
         if facet == "country":
             value = value.upper()
-        if value not in taxonomy.ids(facet):
-            if facet == "country":
-                hint = " (use ISO 3166-1 alpha-2 codes such as JP, US, or EU)"
-            else:
-                hint = f" (expected one of: {', '.join(taxonomy.ids(facet))})"
-            raise InvalidSubscriber(f"{key}: unknown {facet} {value!r}{hint}")
+        try:
+            taxonomy.check(facet, value)
+        except UnknownLabel as error:
+            raise InvalidSubscriber(f"{key}: {error}") from None
         if value not in out:
             out.append(value)
     return out
@@ -159,7 +157,7 @@ def subscribers_group() -> None:
 
 @subscribers_group.command("add")
 @click.argument("email")
-@click.option("--name", default=None,
+@click.option("--name", metavar="NAME", default=None,
               help="Display name used in the greeting and the To: header (one line of text: "
               "line breaks and other control characters are refused).")
 @_filter_option("areas", "research_security,international")
@@ -199,7 +197,18 @@ def import_command(app: App, file: Path) -> None:
     Columns: email,name,areas,domains,countries,regions (only email is required); put several
     ids in one quoted cell separated by commas or semicolons. A name is one line of text (no
     line breaks or other control characters). If any line is invalid, every problem is listed
-    with its line and field and nothing is imported.
+    with its line and field and nothing is imported. The file is UTF-8 (from Excel: save as
+    "CSV UTF-8").
+
+    \b
+    Example file:
+      email,name,areas,domains,countries,regions
+      tanaka@example.org,Tanaka Taro,"research_security,international",,"CN,US",
+      sato@example.org,Sato Hanako,,quantum,,europe
+
+    \b
+    Example:
+      stiwatch subscribers import readers.csv
     """
     if not file.is_file():
         raise InvalidSubscriber(f"{file}: no such file")

@@ -16,7 +16,7 @@ from ..output import bom_option, echo_csv, echo_json, echo_table, wants_bom
 
 
 @click.command("trends")
-@click.option("--weeks", default=12, show_default=True, type=click.IntRange(1, 260),
+@click.option("--weeks", default=12, show_default=True, type=click.IntRange(1, 260), metavar="N",
               help="Number of weeks shown, ending with --week.")
 @click.option("--week", default=None, metavar="W",
               help="Last week shown, e.g. 2026-W47 [default: the last complete week].")
@@ -37,6 +37,12 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
     counted once), this week against the mean of the 4 weeks before it (change, change %,
     direction: up, down, flat or new), and the terms rising fastest. These are the same numbers
     as the digest's trends section.
+
+    \b
+    Examples:
+      stiwatch trends --by region --weeks 26
+      stiwatch trends --by domain --week 2026-W47 --format csv --bom > domains.csv
+      stiwatch trends --chart trends.png
     """
     bom = wants_bom(bom, app.settings["csv_bom"], fmt)
     chosen = week_or_default(week, app.settings["timezone"])
