@@ -543,8 +543,10 @@ def test_train_folds_in_labelled_news(stiwatch, tmp_path):
     off = {"STIWATCH_AREA_RULES_OVERRIDE": "1.01"}  # the model's areas alone
     brief = _phd_brief(tmp_path)
     plain, news = tmp_path / "plain", tmp_path / "news"
-    assert stiwatch("-q", "train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
-                    "--no-bundled-news", "--model-dir", str(plain)).exit_code == 0
+    trained = stiwatch("-q", "train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
+                       "--no-bundled-news", "--model-dir", str(plain))
+    assert trained.exit_code == 0, trained.output
+    assert "0 labelled news and no analyst corrections (none in the store)" in trained.stdout
     result = stiwatch("train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
                       "--model-dir", str(news), "--json")
     assert result.exit_code == 0, result.output

@@ -312,11 +312,12 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
     counts = meta["training_counts"]
     by_countries = (f", {meta['countries']['training_counts']['analyst']} for countries"
                     if "countries" in meta else "")
+    analysts = (f"the analysts' corrections of {len(corrected)} items "
+                f"({counts.get('analyst', 0)} for relevance and areas{by_countries})"
+                if corrected else "no analyst corrections (none in the store)")
     click.echo(f"  learnt from {counts.get('stip', 0)} initiatives, "
                f"{counts.get('feed_negatives', 0)} feed negatives, "
-               f"{counts.get('labelled', 0)} labelled news and the analysts' corrections of "
-               f"{len(corrected)} items ({counts.get('analyst', 0)} for relevance and areas"
-               f"{by_countries})")
+               f"{counts.get('labelled', 0)} labelled news and {analysts}")
     if policy:
         click.echo(f"  relevance (cv): precision {policy['precision']:.3f}, "
                    f"recall {policy['recall']:.3f}, f1 {policy['f1']:.3f}")
