@@ -53,12 +53,18 @@ META_VALIDATORS = "stiwatch_validators"  # {"etag": ..., "last_modified": ...} o
 
 # -- per-host minimum delays ------------------------------------------------------------------
 
+def _crawl_state(crawler: Crawler, name: str) -> dict[str, float]:
+    """A dict kept on the crawler for this crawl, by ``name`` (a host's state lives as long as
+    the crawl, and the middlewares sharing it are built separately)."""
+    state = getattr(crawler, name, None)
+    if state is None:
+        state = {}
+        setattr(crawler, name, state)
+    return state
+
+
 def _floors(crawler: Crawler) -> dict[str, float]:
-    floors = getattr(crawler, "_stiwatch_delay_floors", None)
-    if floors is None:
-        floors = {}
-        crawler._stiwatch_delay_floors = floors  # type: ignore[attr-defined]
-    return floors
+    return _crawl_state(crawler, "_stiwatch_delay_floors")
 
 
 def raise_delay_floor(crawler: Crawler, host: str, delay: float) -> None:
@@ -132,11 +138,7 @@ class HostPaused(IgnoreRequest):
 
 def _paused_hosts(crawler: Crawler) -> dict[str, float]:
     """Hosts (download slots) paused for the rest of the crawl -> the seconds they asked."""
-    paused = getattr(crawler, "_stiwatch_paused_hosts", None)
-    if paused is None:
-        paused = {}
-        crawler._stiwatch_paused_hosts = paused  # type: ignore[attr-defined]
-    return paused
+    return _crawl_state(crawler, "_stiwatch_paused_hosts")
 
 
 def pause_host(crawler: Crawler, request: Request, seconds: float) -> HostPaused:

@@ -42,6 +42,14 @@ def build_site(server: Any, case: str = "newsroom") -> str:
     return base
 
 
+def announce_feed(server: Any) -> None:
+    """Make the newsroom's listing page name its feed in its <head>, as newsrooms do (the
+    page a newcomer gives as a feed's URL)."""
+    page = (server.root / "listing.html").read_text()
+    (server.root / "listing.html").write_text(page.replace(
+        "<title>", '<link rel="alternate" type="application/rss+xml" href="/feed.xml"><title>'))
+
+
 def registry(path: Path, sources: list[dict[str, str]]) -> Path:
     """Write a registry TOML file with sensible defaults for each source."""
     lines = []

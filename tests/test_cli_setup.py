@@ -121,12 +121,10 @@ def test_sources_check_reads_each_listing_as_its_kind(stiwatch, http_server, tmp
     """A newcomer's registry: a feed URL that is the newsroom's web page, a listing selector
     that matches nothing, a sitemap URL that is a web page. Each answers 200; `check` used to
     call them all fine, and the first crawl then stored nothing."""
-    from crawlsite import build_site, registry
+    from crawlsite import announce_feed, build_site, registry
 
     base = build_site(http_server)
-    page = (http_server.root / "listing.html").read_text()
-    (http_server.root / "listing.html").write_text(page.replace(
-        "<title>", '<link rel="alternate" type="application/rss+xml" href="/feed.xml"><title>'))
+    announce_feed(http_server)
     reg = registry(tmp_path / "sources.toml", [
         {"id": "feed", "kind": "feed", "url": f"{base}/feed.xml"},
         {"id": "listing", "kind": "html", "url": f"{base}/listing.html", "links": "ul.news a"},

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from crawlsite import FAST, build_site, registry, rows
+from crawlsite import FAST, announce_feed, build_site, registry, rows
 
 TOPICS = [
     ("Hydrogen research network gets new funding",
@@ -589,9 +589,7 @@ def test_the_crawl_summary_prints_a_sources_error_whole(stiwatch, http_server, t
     """A newcomer gave the newsroom page as a feed's URL: the summary's ERROR column was cut
     at 100 characters, before the part naming the feed to use instead."""
     base = build_site(http_server)
-    page = (http_server.root / "listing.html").read_text()
-    (http_server.root / "listing.html").write_text(page.replace(
-        "<title>", '<link rel="alternate" type="application/rss+xml" href="/feed.xml"><title>'))
+    announce_feed(http_server)
     reg = registry(tmp_path / "sources.toml", [
         {"id": "feed", "kind": "feed", "url": f"{base}/feed.xml"},
         {"id": "page-as-feed", "kind": "feed", "url": f"{base}/listing.html"}])

@@ -97,13 +97,7 @@ def test_a_retry_after_pauses_the_host_then_its_delay_comes_back(stiwatch, http_
         else:
             handler.serve_file("/news/budget.html")
 
-    for n in range(12):
-        http_server.routes[f"/a/{n}.html"] = article
-    links = "".join(f"<li><a href='/a/{n}.html'>story {n}</a></li>" for n in range(12))
-    (http_server.root / "many.html").write_text(
-        f"<html><body><ul class='news'>{links}</ul></body></html>")
-    reg = registry(tmp_path / "sources.toml", [
-        {"id": "many", "kind": "html", "url": f"{base}/many.html", "links": "ul.news a"}])
+    reg = _listing_of(http_server, tmp_path, base, article, 12)
 
     env = {**FAST, "STIWATCH_AUTOTHROTTLE": autothrottle}
     assert stiwatch("crawl", "--sources", str(reg), env=env).exit_code == 0
@@ -117,6 +111,18 @@ def test_a_retry_after_pauses_the_host_then_its_delay_comes_back(stiwatch, http_
     # AutoThrottle when it is on).
     gaps = [b - a for a, b in zip(later, later[1:])]
     assert gaps[0] >= 0.9 and max(gaps) < 1.5 and later[-1] - later[0] < 3.5, gaps
+
+
+def _listing_of(http_server, tmp_path, base, article, count):
+    """A registry of one source, "many": an HTML listing of ``count`` pages /a/N.html, each
+    answered by ``article``."""
+    for n in range(count):
+        http_server.routes[f"/a/{n}.html"] = article
+    links = "".join(f"<li><a href='/a/{n}.html'>story {n}</a></li>" for n in range(count))
+    (http_server.root / "many.html").write_text(
+        f"<html><body><ul class='news'>{links}</ul></body></html>")
+    return registry(tmp_path / "sources.toml", [
+        {"id": "many", "kind": "html", "url": f"{base}/many.html", "links": "ul.news a"}])
 
 
 def _story(n: int) -> bytes:
@@ -139,13 +145,7 @@ def test_a_retry_after_beyond_the_limit_pauses_the_host_until_the_next_crawl(
         else:
             handler.send_body(200, _story(int(handler.path.rsplit("/", 1)[1].split(".")[0])))
 
-    for n in range(6):
-        http_server.routes[f"/a/{n}.html"] = article
-    links = "".join(f"<li><a href='/a/{n}.html'>story {n}</a></li>" for n in range(6))
-    (http_server.root / "many.html").write_text(
-        f"<html><body><ul class='news'>{links}</ul></body></html>")
-    reg = registry(tmp_path / "sources.toml", [
-        {"id": "many", "kind": "html", "url": f"{base}/many.html", "links": "ul.news a"}])
+    reg = _listing_of(http_server, tmp_path, base, article, 6)
     log_file = tmp_path / "stiwatch.log"
     env = {**FAST, "STIWATCH_DOWNLOAD_DELAY": "0.2", "STIWATCH_CONCURRENT_REQUESTS_PER_DOMAIN": "1",
            "STIWATCH_LOG_FILE": str(log_file), "STIWATCH_LOG_LEVEL": "INFO"}
