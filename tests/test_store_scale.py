@@ -44,3 +44,21 @@ def test_serve_counts_items_by_language_and_status_without_reading_the_items(tmp
         "select language as value, count(*) as count from items group by language")}
     assert counts == {"en": 10, "ja": 20}
     assert store.scalar("select count(*) from items_tagged_json") == 30
+
+
+def test_story_text_is_cleaned_as_before_with_or_without_control_characters():
+    """clean_text (every story of a trends window and a digest goes through it) checks a text
+    at once after collapsing its whitespace; what it returns is what its per-character loop
+    returned, control and format characters included."""
+    from digest.select import clean_text
+
+    def reference(text):
+        import re
+        kept = "".join(ch if ch.isprintable() else " " for ch in (text or ""))
+        return re.sub(r"\s+", " ", kept).strip()
+
+    samples = [None, "", "  Plain\ttext\n\nacross  lines ", "a\x00b\x07c", "ZWJ\u200dand\u00adsoft",
+               "nbsp\u00a0and\u2028line\u2029sep", "研究開発。\n次の文", "tab\x0b\x0cend\x1f",
+               "\x85next line\ufeffbom", "emoji 🚀 ok"]
+    for text in samples:
+        assert clean_text(text) == reference(text), repr(text)
