@@ -57,7 +57,8 @@ def test_story_text_is_cleaned_as_before_with_or_without_control_characters():
         kept = "".join(ch if ch.isprintable() else " " for ch in (text or ""))
         return re.sub(r"\s+", " ", kept).strip()
 
-    samples = [None, "", "  Plain\ttext\n\nacross  lines ", "a\x00b\x07c", "ZWJ\u200dand\u00adsoft",
+    samples = [None, "", "  Plain\ttext\n\nacross  lines ", "a\x00b\x07c",
+               "ZWJ\u200dand\u00adsoft",
                "nbsp\u00a0and\u2028line\u2029sep", "研究開発。\n次の文", "tab\x0b\x0cend\x1f",
                "\x85next line\ufeffbom", "emoji 🚀 ok"]
     for text in samples:
