@@ -499,6 +499,17 @@ MIGRATIONS: list[Migration] = [
         ) WITHOUT ROWID;
         """,
     ),
+    Migration(
+        18,
+        "an index that counts items by language, status and originality without reading them",
+        """
+        -- `stiwatch serve` counts the items table's language and status facets, and counts
+        -- items_tagged_json (originals only), on every first page: each read the whole items
+        -- table, bodies and all (0.7-0.9 s each at 200,000 items, timed out at a million). This
+        -- index holds those three columns, so each count reads it alone.
+        CREATE INDEX items_language_status ON items(language, status, duplicate_of);
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version
