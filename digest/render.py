@@ -59,6 +59,23 @@ def _pct(value: int | None) -> str:
     return "new" if value is None else f"{value:+d}%"
 
 
+# A percentage of a smaller 4-week average is noise that reads as news: one story against an
+# average of 0.25 printed "+300%", seven against 0.5 "+1300%". Below it the change is given in
+# stories only (the average is in its own column).
+PCT_MIN_MEAN = 2.0
+
+
+def _change(row: Any) -> str:
+    """A trend row's change column: arrow, change in stories, and the percentage when its base
+    is large enough to mean something (``PCT_MIN_MEAN``)."""
+    text = f"{_arrow(row.direction)} {_signed(row.change)}"
+    if row.direction == "new":
+        return text + " (new)"
+    if row.change_pct is not None and row.previous_mean >= PCT_MIN_MEAN:
+        return text + f" ({row.change_pct:+d}%)"
+    return text
+
+
 def _signed(value: float) -> str:
     return ("+" if value >= 0 else "-") + _num(abs(value))
 
@@ -125,7 +142,8 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters.update(wrap=_wrap, safe_url=safe_url, pct=_pct, signed=_signed, arrow=_arrow, num=_num)
+    env.filters.update(wrap=_wrap, safe_url=safe_url, pct=_pct, signed=_signed, arrow=_arrow, num=_num,
+                       change=_change)
     env.globals.update(label_name=label_name, chart_alt=chart_alt, more_commands=more_commands)
     return env
 
@@ -160,6 +178,7 @@ def _context(digest: Digest, *, chart_src: str | None, unsubscribe: str | None) 
             unsubscribe if unsubscribe and unsubscribe.startswith("mailto:") else None),
         "story_html": lambda story: _story_block(story, tz, "html"),
         "story_text": lambda story: _story_block(story, tz, "txt"),
+        "pct_min_mean": _num(PCT_MIN_MEAN),
         "trend_facets": [("area", "Policy areas"), ("domain", "Technology domains"),
                          ("region", "Regions")],
     }

@@ -198,10 +198,41 @@ def test_plain_text_part_has_the_same_items(store, settings):
     assert "https://x.example/orig" in text and "javascript:" not in text
     assert "Covered by 2 sources: Japan MEXT, STI News A" in text
     assert "Why you got this: all STI-policy news (you have no filters)" in text
-    assert ["Governance", "1", "0.25", "▲", "+0.75", "(+300%)"] in [
+    assert ["Governance", "1", "0.25", "▲", "+0.75"] in [
         line.split() for line in text.splitlines()]
     for part in (text, html_text):
         assert "Quantum moonshot for labs" in part and "Trends" in part
+
+
+def test_trend_percentages_only_where_the_average_is_a_real_base(db_path, settings):
+    # One story against 0.25 a week is not "+300%", nor 4 against 0.5 "+700%"; 3 against a
+    # steady 2 a week is +50%.
+    before = [f"2026-11-{day:02d}T01:00:00Z" for day in (2, 3, 10, 11, 12, 13, 14, 15)]
+    s = build(db_path, [
+        story("https://x.example/gov-old", "2026-10-27T01:00:00Z", areas=["governance"]),
+        story("https://x.example/gov", "2026-11-17T01:00:00Z", areas=["governance"]),
+        *[story(f"https://x.example/sec{i}", "2026-11-01T01:00:00Z", areas=["research_security"])
+          for i in range(2)],
+        *[story(f"https://x.example/sec-now{i}", "2026-11-18T01:00:00Z",
+                areas=["research_security"]) for i in range(4)],
+        *[story(f"https://x.example/pub{i}", when, areas=["public_research"])
+          for i, when in enumerate(before[:4] * 2)],
+        *[story(f"https://x.example/pub-now{i}", "2026-11-19T01:00:00Z",
+                areas=["public_research"]) for i in range(3)],
+    ])
+    s.save_subscribers([{"email": "aiko@example.org"}])
+    _, msg = build_message(s, settings)
+    text = msg.get_payload()[0].get_payload()[0].get_content()
+    html = parse_html(msg.get_payload()[0].get_payload()[1].get_content())
+    lines = [line.split() for line in text.splitlines()]
+    assert ["Governance", "1", "0.25", "▲", "+0.75"] in lines
+    assert ["Research", "security", "4", "0.5", "▲", "+3.5"] in lines
+    assert ["Public", "research", "3", "2", "▲", "+1", "(+50%)"] in lines
+    assert "%)" not in text.replace("(+50%)", "")
+    assert ["Governance", "1", "0.25", "▲ +0.75"] in html.rows
+    assert ["Public research", "3", "2", "▲ +1 (+50%)"] in html.rows
+    for part in (" ".join(text.split()), html.text):
+        assert "in per cent only where that average is at least 2 stories a week" in part
 
 
 def test_preview_command_writes_html_and_chart(store, stiwatch, tmp_path):
