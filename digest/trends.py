@@ -5,7 +5,9 @@ behind the digest's trends section and `stiwatch trends`.
   syndicated article counts once). Weeks are ISO weeks in the configured time zone.
 - "This week" is compared with the mean of the 4 weeks before it: ``change = this - mean``,
   ``change_pct = 100 * change / mean`` (None when the mean is 0), ``direction`` is ``up``,
-  ``down``, ``flat`` or ``new`` (nothing before, something now).
+  ``down``, ``flat`` or ``new`` (nothing before, something now). Each row also names how many
+  sources this week's stories came from and the one that gave most (``top_source``): a rise
+  that is one source's burst of releases (``one_source``) is marked as such in the digest.
 - Rising terms: words and two-word phrases of titles and summaries, counted once per story.
   A term qualifies only when at least ``MIN_STORIES`` stories from at least ``MIN_SOURCES``
   distinct sources use it this week, so one article (or one source repeating itself) cannot make
@@ -84,6 +86,16 @@ class TrendRow:
     change: float
     change_pct: int | None
     direction: str
+    sources: int = 0  # distinct sources of this week's stories
+    top_source: str = ""  # the source of most of them (name), and how many it gave
+    top_source_stories: int = 0
+
+    @property
+    def one_source(self) -> bool:
+        """A rise that is mostly one source's doing: over half of this week's stories (2 or
+        more) from one source, which a burst of press releases or a feed re-dated can make."""
+        return (self.direction in ("up", "new") and self.this_week >= 2
+                and 2 * self.top_source_stories > self.this_week)
 
 
 @dataclass
@@ -159,6 +171,8 @@ def trends(
     facets = list(facets)
     counts = {facet: defaultdict(lambda: [0] * span) for facet in facets}
     totals = [0] * span
+    # This week's stories per tag value and source: a rise carried by one source says so.
+    by_source = {facet: defaultdict(Counter) for facet in facets}
     story_terms: list[tuple[int, str, set[str]]] = []
     for row in rows:
         moment = parse_time(row["published_at"])
@@ -171,6 +185,8 @@ def trends(
         for facet in facets:
             for value in {v for v, _ in row[_KEYS[facet]]}:
                 counts[facet][value][n] += 1
+                if n == span - 1:
+                    by_source[facet][value][row.get("source_name") or row["source_id"]] += 1
         if rising > 0 and n >= span - 1 - COMPARE_WEEKS:
             text = clean_text(f"{row['title'] or ''}. {row.get('summary') or ''}")
             story_terms.append((n, row["source_id"], terms_of(text)))
@@ -191,8 +207,10 @@ def trends(
         for value in values:
             series = counts[facet][value] if value in counts[facet] else [0] * span
             mean, change, pct, direction = compare(series)
+            sources = by_source[facet].get(value) or Counter()
+            top, top_count = (sources.most_common(1) or [("", 0)])[0]
             table.append(TrendRow(value, label_name(facet, value), series[-weeks:], series[-1],
-                                  mean, change, pct, direction))
+                                  mean, change, pct, direction, len(sources), top, top_count))
         report.facets[facet] = table
     if rising > 0:
         report.rising = rising_terms(story_terms, this=span - 1, limit=rising)

@@ -235,6 +235,34 @@ def test_trend_percentages_only_where_the_average_is_a_real_base(db_path, settin
         assert "in per cent only where that average is at least 2 stories a week" in part
 
 
+def test_a_rise_carried_by_one_source_says_so(db_path, settings):
+    # Six NSF award notices in one week are not a trend in North American public research;
+    # two ministries on research security and one source's falling area are no burst.
+    s = build(db_path, [
+        *[story(f"https://us-nsf.example/award{i}", "2026-11-18T01:00:00Z", source="us-nsf",
+                areas=["public_research"], regions=["north_america"]) for i in range(6)],
+        story("https://news-a.example/pub", "2026-11-18T02:00:00Z", source="news-a",
+              areas=["public_research"]),
+        story("https://jp-mext.example/sec", "2026-11-18T01:00:00Z", areas=["research_security"]),
+        story("https://de-bmbf.example/sec", "2026-11-18T01:00:00Z", source="de-bmbf",
+              areas=["research_security"]),
+        *[story(f"https://uk-ukri.example/gov{i}", "2026-11-0{i + 2}T01:00:00Z", source="uk-ukri",
+                areas=["governance"]) for i in range(3)],
+        story("https://uk-ukri.example/gov-now", "2026-11-18T01:00:00Z", source="uk-ukri",
+              areas=["governance"]),
+    ])
+    s.save_subscribers([{"email": "aiko@example.org"}])
+    _, msg = build_message(s, settings)
+    text = msg.get_payload()[0].get_payload()[0].get_content()
+    html = parse_html(msg.get_payload()[0].get_payload()[1].get_content())
+    notes = [line.strip() for line in text.splitlines() if "one source" in line]
+    assert notes == ["Mostly one source: Public research, 6 of 7 this week from US NSF.",
+                     "Mostly one source: North America, 6 of 6 this week from US NSF."]
+    for note in notes:
+        assert note in html.text
+    assert "Research security, " not in html.text and "Governance, " not in html.text
+
+
 def test_preview_command_writes_html_and_chart(store, stiwatch, tmp_path):
     store.close()
     out = tmp_path / "preview" / "digest.html"
@@ -434,7 +462,7 @@ def test_plain_text_trend_tables_keep_their_columns_with_long_names(store, setti
     # Quoted-printable: the lines end as on the wire (CRLF), as a mail client receives them.
     text = msg.get_payload()[0].get_payload()[0].get_content().replace("\r\n", "\n")
     lines = text.split("Regions: this week / 4-week avg / change\n", 1)[1].split("\n\n", 1)[0]
-    rows = lines.splitlines()
+    rows = [row for row in lines.splitlines() if not row.lstrip().startswith("Mostly one")]
     assert any(row.lstrip().startswith("Latin America and the Caribbean") for row in rows)
     # The numbers and the change arrow line up on every row.
     arrows = {min(row.find(a) for a in "▲▼★=" if a in row) for row in rows}
