@@ -33,10 +33,12 @@ def chart_alt(report: TrendReport) -> str:
         return (f"Line chart: policy items per week by area, {span}, with no lines. All policy "
                 f"items per week, oldest first: {', '.join(str(n) for n in report.totals)}; "
                 "none has a policy area.")
+    average = (f"the {report.history}-week average" if report.history > 1
+               else "last week's count" if report.history else "no average (nothing earlier)")
     return (f"Line chart: policy items per week by area, {span}, one line per area with items: "
             f"{', '.join(row.name for row in rows)}. All policy items per week, oldest first: "
             f"{', '.join(str(n) for n in report.totals)}. The table below has this week's count "
-            f"and the {COMPARE_WEEKS}-week average for each area with items in the last "
+            f"and {average} for each area with items in the last "
             f"{COMPARE_WEEKS + 1} weeks.")
 
 

@@ -68,12 +68,42 @@ PCT_MIN_MEAN = 2.0
 def _change(row: Any) -> str:
     """A trend row's change column: arrow, change in stories, and the percentage when its base
     is large enough to mean something (``PCT_MIN_MEAN``)."""
+    if row.direction == "unknown":
+        return "–"  # no earlier week in the store: no change to speak of
     text = f"{_arrow(row.direction)} {_signed(row.change)}"
     if row.direction == "new":
         return text + " (new)"
     if row.change_pct is not None and row.previous_mean >= PCT_MIN_MEAN:
         return text + f" ({row.change_pct:+d}%)"
     return text
+
+
+def trend_intro(report: Any) -> str:
+    """The sentence over the trend tables: what this week is compared with, honestly when the
+    store is younger than the 4 comparison weeks."""
+    history = report.history
+    if not history:
+        return ("All STI-policy stories this week. The store holds nothing earlier "
+                "(its first story is from this week), so there is no average to compare with yet.")
+    minimum = _num(PCT_MIN_MEAN)
+    if history == 1:
+        text = "All STI-policy stories this week, against the week before"
+        base = f"that week had at least {minimum} stories"
+    else:
+        text = ("All STI-policy stories this week, against the average of the previous "
+                f"{history} weeks")
+        base = f"that average is at least {minimum} stories a week"
+    if history < 4:
+        text += (f" (the store begins in {report.first_week}: weeks before it are not "
+                 "counted as quiet)")
+    return f"{text}; a change in per cent only where {base}."
+
+
+def avg_title(report: Any) -> str:
+    """The average column's heading."""
+    if report.history == 1:
+        return "last week"
+    return f"{report.history}-week avg" if report.history else "avg"
 
 
 def _signed(value: float) -> str:
@@ -144,7 +174,8 @@ def environment() -> jinja2.Environment:
     )
     env.filters.update(wrap=_wrap, safe_url=safe_url, pct=_pct, signed=_signed, arrow=_arrow, num=_num,
                        change=_change)
-    env.globals.update(label_name=label_name, chart_alt=chart_alt, more_commands=more_commands)
+    env.globals.update(label_name=label_name, chart_alt=chart_alt, more_commands=more_commands,
+                       trend_intro=trend_intro, avg_title=avg_title)
     return env
 
 
@@ -178,7 +209,6 @@ def _context(digest: Digest, *, chart_src: str | None, unsubscribe: str | None) 
             unsubscribe if unsubscribe and unsubscribe.startswith("mailto:") else None),
         "story_html": lambda story: _story_block(story, tz, "html"),
         "story_text": lambda story: _story_block(story, tz, "txt"),
-        "pct_min_mean": _num(PCT_MIN_MEAN),
         "trend_facets": [("area", "Policy areas"), ("domain", "Technology domains"),
                          ("region", "Regions")],
     }

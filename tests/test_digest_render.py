@@ -48,8 +48,8 @@ def settings():
                                   "STIWATCH_DIGEST_SECTION_CAP": "3"})
 
 
-def build_message(store, settings, email_addr="aiko@example.org"):
-    bundle = prepare_week(store, WEEK)
+def build_message(store, settings, email_addr="aiko@example.org", week=WEEK):
+    bundle = prepare_week(store, week)
     digest = compose(bundle, store.get_subscriber(email_addr), settings)
     raw = message_bytes(message_for(bundle, digest, settings))
     return digest, email.message_from_bytes(raw, policy=policy.default)
@@ -198,7 +198,8 @@ def test_plain_text_part_has_the_same_items(store, settings):
     assert "https://x.example/orig" in text and "javascript:" not in text
     assert "Covered by 2 sources: Japan MEXT, STI News A" in text
     assert "Why you got this: all STI-policy news (you have no filters)" in text
-    assert ["Governance", "1", "0.25", "▲", "+0.75"] in [
+    # The store begins in W45: the average is of 2 weeks, not of 4 with 2 unwatched ones.
+    assert ["Governance", "1", "0.5", "▲", "+0.5"] in [
         line.split() for line in text.splitlines()]
     for part in (text, html_text):
         assert "Quantum moonshot for labs" in part and "Trends" in part
@@ -209,6 +210,7 @@ def test_trend_percentages_only_where_the_average_is_a_real_base(db_path, settin
     # steady 2 a week is +50%.
     before = [f"2026-11-{day:02d}T01:00:00Z" for day in (2, 3, 10, 11, 12, 13, 14, 15)]
     s = build(db_path, [
+        story("https://x.example/first", "2026-10-01T01:00:00Z"),  # watched since October
         story("https://x.example/gov-old", "2026-10-27T01:00:00Z", areas=["governance"]),
         story("https://x.example/gov", "2026-11-17T01:00:00Z", areas=["governance"]),
         *[story(f"https://x.example/sec{i}", "2026-11-01T01:00:00Z", areas=["research_security"])
@@ -246,8 +248,8 @@ def test_a_rise_carried_by_one_source_says_so(db_path, settings):
         story("https://jp-mext.example/sec", "2026-11-18T01:00:00Z", areas=["research_security"]),
         story("https://de-bmbf.example/sec", "2026-11-18T01:00:00Z", source="de-bmbf",
               areas=["research_security"]),
-        *[story(f"https://uk-ukri.example/gov{i}", "2026-11-0{i + 2}T01:00:00Z", source="uk-ukri",
-                areas=["governance"]) for i in range(3)],
+        *[story(f"https://uk-ukri.example/gov{i}", f"2026-11-0{i + 2}T01:00:00Z",
+                source="uk-ukri", areas=["governance"]) for i in range(3)],
         story("https://uk-ukri.example/gov-now", "2026-11-18T01:00:00Z", source="uk-ukri",
               areas=["governance"]),
     ])
@@ -261,6 +263,43 @@ def test_a_rise_carried_by_one_source_says_so(db_path, settings):
     for note in notes:
         assert note in html.text
     assert "Research security, " not in html.text and "Governance, " not in html.text
+
+
+def test_trends_of_a_young_store_do_not_count_unwatched_weeks_as_quiet(db_path, settings):
+    # Crawling began in W46: 1 story then, 4 now is +3 against last week, not +3.75 against a
+    # "4-week average" of 0.25 made of three weeks nobody watched.
+    s = build(db_path, [
+        story("https://x.example/w46", "2026-11-10T01:00:00Z", source="us-nsf",
+              title="Research security review", areas=["research_security"]),
+        *[story(f"https://x.example/w47-{i}", "2026-11-18T01:00:00Z", source=source,
+                title="Research security rules", areas=["research_security"])
+          for i, source in enumerate(["jp-mext", "us-nsf", "de-bmbf", "uk-ukri"])],
+    ])
+    s.save_subscribers([{"email": "aiko@example.org"}])
+    _, msg = build_message(s, settings)
+    text = msg.get_payload()[0].get_payload()[0].get_content()
+    html = parse_html(msg.get_payload()[0].get_payload()[1].get_content())
+    flat = " ".join(text.split())
+    assert ("against the week before (the store begins in 2026-W46: weeks before it are not "
+            "counted as quiet)") in flat
+    assert ["Research", "security", "4", "1", "▲", "+3"] in [line.split()
+                                                         for line in text.splitlines()]
+    assert "Policy areas: this week / last week / change" in text
+    assert ["Research security", "4", "1", "▲ +3"] in html.rows
+    assert "4-week" not in text and "4-week" not in html.text
+    assert "research security (4 stories, was 1/week)" in " ".join(text.split())
+
+    # The first week the store holds: nothing to compare with, and nothing is "new" or rising.
+    _, msg = build_message(s, settings, week=parse_week("2026-W46", "Asia/Tokyo"))
+    text = msg.get_payload()[0].get_payload()[0].get_content()
+    html = parse_html(msg.get_payload()[0].get_payload()[1].get_content())
+    assert "so there is no average to compare with yet" in " ".join(text.split())
+    assert ["Research", "security", "1", "–", "–"] in [line.split() for line in text.splitlines()]
+    assert ["Research security", "1", "–", "–"] in html.rows
+    for part in (text, html.text):
+        assert "★" not in part and "new)" not in part
+        assert "Rising terms: none yet: nothing earlier in the store to compare with." in (
+            " ".join(part.split()))
 
 
 def test_preview_command_writes_html_and_chart(store, stiwatch, tmp_path):
@@ -461,7 +500,7 @@ def test_plain_text_trend_tables_keep_their_columns_with_long_names(store, setti
     _, msg = build_message(store, settings)
     # Quoted-printable: the lines end as on the wire (CRLF), as a mail client receives them.
     text = msg.get_payload()[0].get_payload()[0].get_content().replace("\r\n", "\n")
-    lines = text.split("Regions: this week / 4-week avg / change\n", 1)[1].split("\n\n", 1)[0]
+    lines = text.split("Regions: this week / ", 1)[1].split("\n", 1)[1].split("\n\n", 1)[0]
     rows = [row for row in lines.splitlines() if not row.lstrip().startswith("Mostly one")]
     assert any(row.lstrip().startswith("Latin America and the Caribbean") for row in rows)
     # The numbers and the change arrow line up on every row.

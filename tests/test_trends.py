@@ -206,6 +206,7 @@ def test_rising_terms_are_not_the_function_words_of_other_languages(tmp_path):
         on(47, title="Bolsas dos pesquisadores para a bioeconomia com universidades",
            source="news-a"),
         on(47, title="Programa dos institutos para a bioeconomia com parceiros", source="news-b"),
+        on(42, title="An earlier week, so that the store has weeks to compare with"),
     ]
     store = build(tmp_path / "s.db", stories)
     report = trends(store, parse_week("2026-W47", "Asia/Tokyo"), weeks=12)

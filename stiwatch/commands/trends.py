@@ -35,7 +35,9 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
 
     Each row has one count per week (ISO weeks in the `timezone` setting; near-duplicates
     counted once), this week against the mean of the 4 weeks before it (change, change %,
-    direction: up, down, flat or new), and the terms rising fastest. These are the same numbers
+    direction: up, down, flat or new), and the terms rising fastest. Weeks before the store's
+    first dated item were not watched: they are left out of the mean, not counted as zeros
+    (with none left, direction is unknown and no term rises). These are the same numbers
     as the digest's trends section.
 
     \b
