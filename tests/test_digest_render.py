@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import date
 import email
 from email import policy
 from html.parser import HTMLParser
+import math
 
 import pytest
 
 from digeststore import add, build, story
+from digest.chart import chart_figure
+from digest.render import render_html
 from digest.send import message_bytes, message_for, prepare_week, compose
 from digest.weeks import parse_week
 from stiwatch.config import load_settings
@@ -133,6 +137,40 @@ def test_the_charts_content_id_is_a_msg_id_the_html_points_at(store, settings):
     assert other.get_payload()[1]["Content-ID"] != content_id  # unique to its message
 
 
+def test_chart_is_readable_on_a_phone_in_grey_and_blank_where_nothing_was_watched(db_path):
+    # The store begins in W44: the 12-week chart leaves W36-W43 blank instead of drawing 0s.
+    s = build(db_path, [
+        *[story(f"https://x.example/{area}{week}",
+                f"{date.fromisocalendar(2026, week, 3)}T03:00:00Z", areas=[area])
+          for week in (44, 45, 46, 47)
+          for area in ("governance", "public_research", "open_science", "research_security",
+                       "international", "society", "human_resources", "knowledge_transfer",
+                       "business_innovation")],
+    ])
+    report = prepare_week(s, WEEK).trends
+    figure = chart_figure(report)
+    # Shown 350 CSS px wide on a phone: every word on the chart at least 9 px high there.
+    scale = 350 / (figure.get_figwidth() * figure.dpi)
+    axes = figure.axes[0]
+    words = [axes.title, axes.yaxis.label, *axes.get_xticklabels(), *axes.get_yticklabels(),
+             *axes.get_legend().get_texts()]
+    assert axes.yaxis.label.get_text() == "Stories per week"
+    small = [(t.get_text(), round(t.get_fontsize() * figure.dpi / 72 * scale, 1))
+             for t in words if t.get_text() and t.get_fontsize() * figure.dpi / 72 * scale < 9]
+    assert not small, small
+    lines = axes.get_lines()
+    assert len(lines) == 9
+    # In grey every line still differs from the others by its dash pattern or its marker.
+    assert len({(line.get_linestyle(), line.get_marker()) for line in lines}) == 9
+    for line in lines:
+        values = list(line.get_ydata())
+        assert all(math.isnan(v) for v in values[:8]) and values[8:] == [1, 1, 1, 1]
+    [alt] = parse_html(render_html(compose(prepare_week(s, WEEK), None, load_settings(environ={})),
+                                   chart_src="c.png")).alts
+    assert ("2026-W36 to 2026-W47 (12 weeks); weeks before 2026-W44 blank: the store holds "
+            "nothing earlier, one line per area") in alt
+
+
 def test_chart_alt_text_is_true_to_the_chart_and_the_table_below(store, settings):
     add(store, [story("https://x.example/w40", "2026-09-30T03:00:00Z", title="Open data rule",
                       areas=["open_science"])])  # drawn in the chart, too old for the table
@@ -153,7 +191,8 @@ def test_chart_alt_text_is_true_to_the_chart_and_the_table_below(store, settings
     assert sorted(in_table) == ["Governance", "Public research", "Research security"]
 
     assert alt == (
-        "Line chart: policy items per week by area, 2026-W36 to 2026-W47 (12 weeks), one line "
+        "Line chart: policy items per week by area, 2026-W36 to 2026-W47 (12 weeks); weeks "
+        "before 2026-W40 blank: the store holds nothing earlier, one line "
         f"per area with items: {', '.join(drawn)}. All policy items per week, oldest first: "
         f"{', '.join(str(n) for n in report.totals)}. The table below has this week's count and "
         "the 4-week average for each area with items in the last 5 weeks.")
