@@ -79,24 +79,30 @@ def _change(row: Any) -> str:
 
 
 def trend_intro(report: Any) -> str:
-    """The sentence over the trend tables: what this week is compared with, honestly when the
-    store is younger than the 4 comparison weeks."""
+    """The sentence over the trend tables: all stories this week against the weeks before (so
+    a reader sees how much of each row's rise is the week's volume), and what each row is
+    compared with, honestly when the store is younger than the 4 comparison weeks."""
     history = report.history
+    this = report.totals[-1] if report.totals else 0
     if not history:
-        return ("All STI-policy stories this week. The store holds nothing earlier "
+        return (f"All STI-policy stories: {this} this week. The store holds nothing earlier "
                 "(its first story is from this week), so there is no average to compare with yet.")
+    before = report.totals[-1 - history:-1]
+    average = _num(round(sum(before) / len(before), 2)) if before else "0"
     minimum = _num(PCT_MIN_MEAN)
     if history == 1:
-        text = "All STI-policy stories this week, against the week before"
+        total = f"{this} this week, {average} the week before"
+        rows = "this week against the week before"
         base = f"that week had at least {minimum} stories"
     else:
-        text = ("All STI-policy stories this week, against the average of the previous "
-                f"{history} weeks")
+        total = f"{this} this week, {average} a week on average in the previous {history} weeks"
+        rows = f"this week against the average of the previous {history} weeks"
         base = f"that average is at least {minimum} stories a week"
     if history < 4:
-        text += (f" (the store begins in {report.first_week}: weeks before it are not "
-                 "counted as quiet)")
-    return f"{text}; a change in per cent only where {base}."
+        total += (f" (the store begins in {report.first_week}: weeks before it are not "
+                  "counted as quiet)")
+    return (f"All STI-policy stories: {total}. Each row below: {rows}; a change in per cent "
+            f"only where {base}.")
 
 
 def avg_title(report: Any) -> str:

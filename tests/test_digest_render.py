@@ -274,6 +274,9 @@ def test_trend_percentages_only_where_the_average_is_a_real_base(db_path, settin
     assert ["Public research", "3", "2", "▲ +1 (+50%)"] in html.rows
     for part in (" ".join(text.split()), html.text):
         assert "in per cent only where that average is at least 2 stories a week" in part
+        # The week's volume beside the rows, so a reader sees how much of a rise it is.
+        assert ("All STI-policy stories: 8 this week, 2.75 a week on average in the previous "
+                "4 weeks.") in part
 
 
 def test_a_rise_carried_by_one_source_says_so(db_path, settings):
@@ -319,8 +322,8 @@ def test_trends_of_a_young_store_do_not_count_unwatched_weeks_as_quiet(db_path, 
     text = msg.get_payload()[0].get_payload()[0].get_content()
     html = parse_html(msg.get_payload()[0].get_payload()[1].get_content())
     flat = " ".join(text.split())
-    assert ("against the week before (the store begins in 2026-W46: weeks before it are not "
-            "counted as quiet)") in flat
+    assert ("All STI-policy stories: 4 this week, 1 the week before (the store begins in "
+            "2026-W46: weeks before it are not counted as quiet)") in flat
     assert ["Research", "security", "4", "1", "▲", "+3"] in [line.split()
                                                          for line in text.splitlines()]
     assert "Policy areas: this week / last week / change" in text
@@ -332,7 +335,9 @@ def test_trends_of_a_young_store_do_not_count_unwatched_weeks_as_quiet(db_path, 
     _, msg = build_message(s, settings, week=parse_week("2026-W46", "Asia/Tokyo"))
     text = msg.get_payload()[0].get_payload()[0].get_content()
     html = parse_html(msg.get_payload()[0].get_payload()[1].get_content())
-    assert "so there is no average to compare with yet" in " ".join(text.split())
+    assert ("All STI-policy stories: 1 this week. The store holds nothing earlier (its first "
+            "story is from this week), so there is no average to compare with yet.") in (
+        " ".join(text.split()))
     assert ["Research", "security", "1", "–", "–"] in [line.split() for line in text.splitlines()]
     assert ["Research security", "1", "–", "–"] in html.rows
     for part in (text, html.text):
