@@ -178,8 +178,8 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters.update(wrap=_wrap, safe_url=safe_url, pct=_pct, signed=_signed, arrow=_arrow, num=_num,
-                       change=_change)
+    env.filters.update(wrap=_wrap, safe_url=safe_url, pct=_pct, signed=_signed, arrow=_arrow,
+                       num=_num, change=_change)
     env.globals.update(label_name=label_name, chart_alt=chart_alt, more_commands=more_commands,
                        trend_intro=trend_intro, avg_title=avg_title)
     return env

@@ -7,9 +7,10 @@ behind the digest's trends section and `stiwatch trends`.
   ``change_pct = 100 * change / mean`` (None when the mean is 0), ``direction`` is ``up``,
   ``down``, ``flat`` or ``new`` (nothing before, something now). Weeks before the store's first
   dated item were not watched and are left out of the mean, not counted as zeros (``history``:
-  how many of the 4 are left); with none left, ``direction`` is ``unknown`` and no term rises. Each row also names how many
-  sources this week's stories came from and the one that gave most (``top_source``): a rise
-  that is one source's burst of releases (``one_source``) is marked as such in the digest.
+  how many of the 4 are left); with none left, ``direction`` is ``unknown`` and no term rises.
+  Each row also names how many sources this week's stories came from and the one that gave
+  most (``top_source``): a rise that is one source's burst of releases (``one_source``) is
+  marked as such in the digest.
 - Rising terms: words and two-word phrases of titles and summaries, counted once per story.
   A term qualifies only when at least ``MIN_STORIES`` stories from at least ``MIN_SOURCES``
   distinct sources use it this week, so one article (or one source repeating itself) cannot make

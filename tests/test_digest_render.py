@@ -338,7 +338,8 @@ def test_trends_of_a_young_store_do_not_count_unwatched_weeks_as_quiet(db_path, 
     assert ("All STI-policy stories: 1 this week. The store holds nothing earlier (its first "
             "story is from this week), so there is no average to compare with yet.") in (
         " ".join(text.split()))
-    assert ["Research", "security", "1", "–", "–"] in [line.split() for line in text.splitlines()]
+    assert ["Research", "security", "1", "–", "–"] in [line.split()
+                                                     for line in text.splitlines()]
     assert ["Research security", "1", "–", "–"] in html.rows
     for part in (text, html.text):
         assert "★" not in part and "new)" not in part
