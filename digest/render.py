@@ -78,6 +78,17 @@ def _change(row: Any) -> str:
     return text
 
 
+def partial_note(digest: Digest) -> str:
+    """'' for a week that was over when its digest was built, else what the reader must know:
+    its counts stop at that moment, and a part of a week compares low with whole weeks."""
+    report = digest.trends
+    if report is None or report.as_of is None:
+        return ""
+    moment = report.as_of.astimezone(digest.week.tz).strftime("%a %-d %b %H:%M")
+    return (f"This week is not over yet: stories up to {moment} ({digest.week.tz.key}); "
+            "against whole weeks its counts read low.")
+
+
 def trend_intro(report: Any) -> str:
     """The sentence over the trend tables: all stories this week against the weeks before (so
     a reader sees how much of each row's rise is the week's volume), and what each row is
@@ -181,7 +192,7 @@ def environment() -> jinja2.Environment:
     env.filters.update(wrap=_wrap, safe_url=safe_url, pct=_pct, signed=_signed, arrow=_arrow,
                        num=_num, change=_change)
     env.globals.update(label_name=label_name, chart_alt=chart_alt, more_commands=more_commands,
-                       trend_intro=trend_intro, avg_title=avg_title)
+                       trend_intro=trend_intro, avg_title=avg_title, partial_note=partial_note)
     return env
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 import re
 from typing import Any, Iterable
 
@@ -121,6 +122,7 @@ class TrendReport:
     # week of that item: a store started last week has 1 week to average, not 4 with 3 zeros.
     history: int = COMPARE_WEEKS
     first_week: str | None = None
+    as_of: datetime | None = None  # set when the week was not over: its counts stop here
 
     def rows(self, facet: str) -> list[TrendRow]:
         return self.facets.get(facet, [])
