@@ -41,6 +41,14 @@ CANCELLED = "cancelled by the operator"
 class DigestsMixin:
     # -- reading items for digests and trends ------------------------------------------------
 
+    def first_published_at(self) -> str | None:
+        """The earliest publication time stored, UTC ``YYYY-MM-DD HH:MM:SS`` (None: no dated
+        item): weeks before it were not watched, so trends must not count them as quiet."""
+        # The index gives the earliest few by text; datetime() orders any odd offset among them.
+        return self.scalar(
+            """SELECT min(datetime(published_at)) FROM (SELECT published_at FROM items
+               WHERE published_at > '' ORDER BY published_at LIMIT 16)""")
+
     def max_item_id(self) -> int:
         """The highest item id stored (0 for none): ids only grow, so it marks what was stored
         by now."""

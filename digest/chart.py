@@ -8,11 +8,13 @@ palette PNG with no timestamp: the same numbers give the same bytes.
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from .trends import COMPARE_WEEKS, TrendReport, TrendRow
 
-# Colour-blind-safe palette (Okabe-Ito plus greys) so lines stay distinguishable.
-COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
+# Colour-blind-safe palette (Okabe-Ito plus greys) so lines stay distinguishable; Okabe-Ito's
+# yellow is replaced by a wine red, which a yellow line on white is too pale to read.
+COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#882255",
            "#000000", "#999999", "#6A3D9A"]
 
 
@@ -33,50 +35,84 @@ def chart_alt(report: TrendReport) -> str:
         return (f"Line chart: policy items per week by area, {span}, with no lines. All policy "
                 f"items per week, oldest first: {', '.join(str(n) for n in report.totals)}; "
                 "none has a policy area.")
+    if report.first_week and report.first_week > first:
+        span += f"; weeks before {report.first_week} blank: the store holds nothing earlier"
+    average = (f"the {report.history}-week average" if report.history > 1
+               else "last week's count" if report.history else "no average (nothing earlier)")
     return (f"Line chart: policy items per week by area, {span}, one line per area with items: "
             f"{', '.join(row.name for row in rows)}. All policy items per week, oldest first: "
             f"{', '.join(str(n) for n in report.totals)}. The table below has this week's count "
-            f"and the {COMPARE_WEEKS}-week average for each area with items in the last "
+            f"and {average} for each area with items in the last "
             f"{COMPARE_WEEKS + 1} weeks.")
 
 
-def area_chart(report: TrendReport, *, width: float = 6.0, height: float = 4.0,
-               dpi: int = 110) -> bytes:
-    """PNG bytes of a line chart: one line per policy area that had any story in the window."""
+# The image is 600 CSS pixels wide in the message and about 350 on a phone: its text is sized
+# for the phone (10 pt at 125 dpi in a 4.8-inch figure is 9.7 px there; 7 pt at 110 dpi in a
+# 6-inch one was 5.6 px, unreadable).
+WIDTH, HEIGHT, DPI, FONT = 4.8, 4.6, 125, 10.0
+# Line styles and markers vary with the colour, so lines stay apart in grayscale (a printout,
+# a colour-blind reader) where two colours come out the same grey.
+STYLES = ["-", "--", "-.", ":"]
+MARKERS = ["o", "s", "^", "D", "v"]
+
+
+def chart_figure(report: TrendReport) -> Any:
+    """The chart as a matplotlib Figure: one line per policy area that had any story in the
+    window; weeks before the store's first story (``report.first_week``) are left blank, not
+    drawn as zeros."""
     # Imported here: matplotlib costs ~0.4 s, and most `stiwatch` commands never draw.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from PIL import Image
 
-    figure = Figure(figsize=(width, height), dpi=dpi)
+    figure = Figure(figsize=(WIDTH, HEIGHT), dpi=DPI)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot(1, 1, 1)
     labels = [w.split("-")[1] for w in report.weeks]  # "W47": the year is in the title
     positions = list(range(len(labels)))
+    watched = [report.first_week is None or w >= report.first_week for w in report.weeks]
     drawn = 0
     for row in drawn_rows(report):
-        colour = COLOURS[drawn % len(COLOURS)]
-        axes.plot(positions, row.series, marker="o", markersize=3, linewidth=1.6,
-                  color=colour, label=row.name)
+        values = [n if seen else float("nan") for n, seen in zip(row.series, watched)]
+        axes.plot(positions, values, marker=MARKERS[drawn % len(MARKERS)], markersize=4,
+                  linewidth=1.6, linestyle=STYLES[drawn % len(STYLES)],
+                  color=COLOURS[drawn % len(COLOURS)], label=row.name)
         drawn += 1
     if not drawn:
         empty = "No policy items with an area" if any(report.totals) else "No policy items"
         axes.text(0.5, 0.5, f"{empty} in these weeks", ha="center", va="center",
-                  transform=axes.transAxes, color="#555555")
-    axes.set_xticks(positions, labels, fontsize=7)
-    axes.tick_params(axis="y", labelsize=7)
+                  transform=axes.transAxes, color="#555555", fontsize=FONT)
+    if not all(watched):
+        axes.text(sum(1 for seen in watched if not seen) / 2 - 0.5, 0.02, "not yet\nwatched",
+                  ha="center", va="bottom", transform=axes.get_xaxis_transform(),
+                  color="#555555", fontsize=FONT - 1)
+    # Every other week labelled when there are many: twelve labels overlap at phone size.
+    step = 2 if len(labels) > 8 else 1
+    shown = [n for n in positions if (len(positions) - 1 - n) % step == 0]
+    axes.set_xticks(shown, [labels[n] for n in shown], fontsize=FONT)
+    axes.set_xlim(-0.5, len(positions) - 0.5)
+    axes.tick_params(axis="y", labelsize=FONT)
+    axes.set_ylabel("Stories per week", fontsize=FONT)
     axes.set_ylim(bottom=0)
     axes.yaxis.get_major_locator().set_params(integer=True)
     axes.grid(axis="y", color="#dddddd", linewidth=0.6)
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
     first, last = report.weeks[0], report.weeks[-1]
-    axes.set_title(f"Policy items per week by area, {first} to {last}", fontsize=9, loc="left")
+    axes.set_title(f"Policy items per week by area,\n{first} to {last}", fontsize=FONT + 1,
+                   loc="left")
     if drawn:
         # Below the plot, so a phone-width image keeps the whole width for the lines.
-        axes.legend(fontsize=7, frameon=False, loc="upper center", ncol=3,
-                    bbox_to_anchor=(0.5, -0.12), columnspacing=1.2, handlelength=1.6)
+        axes.legend(fontsize=FONT, frameon=False, loc="upper center", ncol=2,
+                    bbox_to_anchor=(0.5, -0.12), columnspacing=1.0, handlelength=2.4)
     figure.tight_layout()
+    return figure
+
+
+def area_chart(report: TrendReport) -> bytes:
+    """PNG bytes of ``chart_figure``."""
+    from PIL import Image
+
+    figure = chart_figure(report)
     canvas = figure.canvas
     canvas.draw()
     rgba = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba())

@@ -59,6 +59,70 @@ def _pct(value: int | None) -> str:
     return "new" if value is None else f"{value:+d}%"
 
 
+# A percentage of a smaller 4-week average is noise that reads as news: one story against an
+# average of 0.25 printed "+300%", seven against 0.5 "+1300%". Below it the change is given in
+# stories only (the average is in its own column).
+PCT_MIN_MEAN = 2.0
+
+
+def _change(row: Any) -> str:
+    """A trend row's change column: arrow, change in stories, and the percentage when its base
+    is large enough to mean something (``PCT_MIN_MEAN``)."""
+    if row.direction == "unknown":
+        return "–"  # no earlier week in the store: no change to speak of
+    text = f"{_arrow(row.direction)} {_signed(row.change)}"
+    if row.direction == "new":
+        return text + " (new)"
+    if row.change_pct is not None and row.previous_mean >= PCT_MIN_MEAN:
+        return text + f" ({row.change_pct:+d}%)"
+    return text
+
+
+def partial_note(digest: Digest) -> str:
+    """'' for a week that was over when its digest was built, else what the reader must know:
+    its counts stop at that moment, and a part of a week compares low with whole weeks."""
+    report = digest.trends
+    if report is None or report.as_of is None:
+        return ""
+    moment = report.as_of.astimezone(digest.week.tz).strftime("%a %-d %b %H:%M")
+    return (f"This week is not over yet: stories up to {moment} ({digest.week.tz.key}); "
+            "against whole weeks its counts read low.")
+
+
+def trend_intro(report: Any) -> str:
+    """The sentence over the trend tables: all stories this week against the weeks before (so
+    a reader sees how much of each row's rise is the week's volume), and what each row is
+    compared with, honestly when the store is younger than the 4 comparison weeks."""
+    history = report.history
+    this = report.totals[-1] if report.totals else 0
+    if not history:
+        return (f"All STI-policy stories: {this} this week. The store holds nothing earlier "
+                "(its first story is from this week), so there is no average to compare with yet.")
+    before = report.totals[-1 - history:-1]
+    average = _num(round(sum(before) / len(before), 2)) if before else "0"
+    minimum = _num(PCT_MIN_MEAN)
+    if history == 1:
+        total = f"{this} this week, {average} the week before"
+        rows = "this week against the week before"
+        base = f"that week had at least {minimum} stories"
+    else:
+        total = f"{this} this week, {average} a week on average in the previous {history} weeks"
+        rows = f"this week against the average of the previous {history} weeks"
+        base = f"that average is at least {minimum} stories a week"
+    if history < 4:
+        total += (f" (the store begins in {report.first_week}: weeks before it are not "
+                  "counted as quiet)")
+    return (f"All STI-policy stories: {total}. Each row below: {rows}; a change in per cent "
+            f"only where {base}.")
+
+
+def avg_title(report: Any) -> str:
+    """The average column's heading."""
+    if report.history == 1:
+        return "last week"
+    return f"{report.history}-week avg" if report.history else "avg"
+
+
 def _signed(value: float) -> str:
     return ("+" if value >= 0 else "-") + _num(abs(value))
 
@@ -125,8 +189,10 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters.update(wrap=_wrap, safe_url=safe_url, pct=_pct, signed=_signed, arrow=_arrow, num=_num)
-    env.globals.update(label_name=label_name, chart_alt=chart_alt, more_commands=more_commands)
+    env.filters.update(wrap=_wrap, safe_url=safe_url, pct=_pct, signed=_signed, arrow=_arrow,
+                       num=_num, change=_change)
+    env.globals.update(label_name=label_name, chart_alt=chart_alt, more_commands=more_commands,
+                       trend_intro=trend_intro, avg_title=avg_title, partial_note=partial_note)
     return env
 
 

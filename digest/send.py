@@ -103,13 +103,16 @@ class WeekBundle:
 TREND_WEEKS = 12  # weeks the digest's trends section and chart show
 
 
-def prepare_week(store: Any, week: Week, late_after: int | None = None) -> WeekBundle:
+def prepare_week(store: Any, week: Week, late_after: int | None = None,
+                 now: datetime | None = None) -> WeekBundle:
     """Read the trends window once (this week's stories are its last week) and draw the chart.
 
     Everything is read up to the highest item id stored now (``through``), which each
     delivery records. ``late_after``: the lowest id any reader's last digest was built up to;
     the stories published in the LATE_WEEKS weeks before this one and stored after it are read
-    too, for the readers who have not had them (None: none are)."""
+    too, for the readers who have not had them (None: none are). A week not over by ``now``
+    (a preview, `send --partial-week`) is marked so (``trends.as_of``): its digest says its
+    counts stop there."""
     through = store.max_item_id()
     rows = [row for row in store.policy_items(window_of(week, TREND_WEEKS)[0].start_utc,
                                               week.end_utc)
@@ -117,6 +120,9 @@ def prepare_week(store: Any, week: Week, late_after: int | None = None) -> WeekB
     data = load_week(store, week, [row for row in rows if in_week(row, week)])
     report = trends(store, week, weeks=TREND_WEEKS, facets=("area", "domain", "region"),
                     rows=rows)
+    now = now or datetime.now(timezone.utc)
+    if now < week.end:
+        report.as_of = now
     late = None
     if late_after is not None and late_after < through:
         late = load_week(store, week, store.policy_items(
@@ -764,7 +770,7 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
     subscribers = {s["email"]: s for s in store.list_subscribers(active_only=True)}
     built = {email: through for email, through in store.last_built(week.label).items()
              if email in subscribers}
-    bundle = bundle or prepare_week(store, week, min(built.values(), default=None))
+    bundle = bundle or prepare_week(store, week, min(built.values(), default=None), now)
     report.stories = len(bundle.data.stories)
     report.subscribers = len(subscribers)
     if not bundle.data.stories and not (bundle.late and bundle.late.stories):

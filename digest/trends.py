@@ -5,7 +5,12 @@ behind the digest's trends section and `stiwatch trends`.
   syndicated article counts once). Weeks are ISO weeks in the configured time zone.
 - "This week" is compared with the mean of the 4 weeks before it: ``change = this - mean``,
   ``change_pct = 100 * change / mean`` (None when the mean is 0), ``direction`` is ``up``,
-  ``down``, ``flat`` or ``new`` (nothing before, something now).
+  ``down``, ``flat`` or ``new`` (nothing before, something now). Weeks before the store's first
+  dated item were not watched and are left out of the mean, not counted as zeros (``history``:
+  how many of the 4 are left); with none left, ``direction`` is ``unknown`` and no term rises.
+  Each row also names how many sources this week's stories came from and the one that gave
+  most (``top_source``): a rise that is one source's burst of releases (``one_source``) is
+  marked as such in the digest.
 - Rising terms: words and two-word phrases of titles and summaries, counted once per story.
   A term qualifies only when at least ``MIN_STORIES`` stories from at least ``MIN_SOURCES``
   distinct sources use it this week, so one article (or one source repeating itself) cannot make
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 import re
 from typing import Any, Iterable
 
@@ -84,6 +90,16 @@ class TrendRow:
     change: float
     change_pct: int | None
     direction: str
+    sources: int = 0  # distinct sources of this week's stories
+    top_source: str = ""  # the source of most of them (name), and how many it gave
+    top_source_stories: int = 0
+
+    @property
+    def one_source(self) -> bool:
+        """A rise that is mostly one source's doing: over half of this week's stories (2 or
+        more) from one source, which a burst of press releases or a feed re-dated can make."""
+        return (self.direction in ("up", "new") and self.this_week >= 2
+                and 2 * self.top_source_stories > self.this_week)
 
 
 @dataclass
@@ -102,6 +118,11 @@ class TrendReport:
     totals: list[int]  # policy stories per week
     facets: dict[str, list[TrendRow]] = field(default_factory=dict)
     rising: list[RisingTerm] = field(default_factory=list)
+    # Comparison weeks the store covers (its first dated item is in or before them), and the
+    # week of that item: a store started last week has 1 week to average, not 4 with 3 zeros.
+    history: int = COMPARE_WEEKS
+    first_week: str | None = None
+    as_of: datetime | None = None  # set when the week was not over: its counts stop here
 
     def rows(self, facet: str) -> list[TrendRow]:
         return self.facets.get(facet, [])
@@ -110,12 +131,17 @@ class TrendReport:
         return asdict(self)
 
 
-def compare(series: list[int]) -> tuple[float, float, int | None, str]:
-    """(mean of the 4 weeks before the last, change, change %, direction) of a series."""
+def compare(series: list[int], history: int = COMPARE_WEEKS) -> tuple[float, float, int | None,
+                                                                      str]:
+    """(mean of the ``history`` weeks before the last (at most 4), change, change %, direction)
+    of a series; with no history the direction is ``unknown``."""
     this = series[-1]
-    before = series[-1 - COMPARE_WEEKS:-1]
-    mean = sum(before) / COMPARE_WEEKS if before else 0.0
+    history = max(0, min(history, COMPARE_WEEKS))
+    before = series[-1 - history:-1] if history else []
+    mean = sum(before) / history if before else 0.0
     change = this - mean
+    if not before:
+        return 0.0, float(this), None, "unknown"
     if mean == 0:
         direction = "new" if this > 0 else "flat"
         pct = None
@@ -159,6 +185,8 @@ def trends(
     facets = list(facets)
     counts = {facet: defaultdict(lambda: [0] * span) for facet in facets}
     totals = [0] * span
+    # This week's stories per tag value and source: a rise carried by one source says so.
+    by_source = {facet: defaultdict(Counter) for facet in facets}
     story_terms: list[tuple[int, str, set[str]]] = []
     for row in rows:
         moment = parse_time(row["published_at"])
@@ -171,14 +199,20 @@ def trends(
         for facet in facets:
             for value in {v for v, _ in row[_KEYS[facet]]}:
                 counts[facet][value][n] += 1
+                if n == span - 1:
+                    by_source[facet][value][row.get("source_name") or row["source_id"]] += 1
         if rising > 0 and n >= span - 1 - COMPARE_WEEKS:
             text = clean_text(f"{row['title'] or ''}. {row.get('summary') or ''}")
             story_terms.append((n, row["source_id"], terms_of(text)))
+    first = parse_time(store.first_published_at()) if store is not None else None
+    history = sum(1 for w in window[-1 - COMPARE_WEEKS:-1] if first is not None and w.end > first)
     taxonomy = load_taxonomy()
     report = TrendReport(
         week=week.label,
         weeks=[w.label for w in window[-weeks:]],
         totals=totals[-weeks:],
+        history=history,
+        first_week=week_of(first, week.tz).label if first is not None else None,
     )
     for facet in facets:
         if facet == "country":
@@ -190,19 +224,26 @@ def trends(
         table = []
         for value in values:
             series = counts[facet][value] if value in counts[facet] else [0] * span
-            mean, change, pct, direction = compare(series)
+            mean, change, pct, direction = compare(series, history)
+            sources = by_source[facet].get(value) or Counter()
+            top, top_count = (sources.most_common(1) or [("", 0)])[0]
             table.append(TrendRow(value, label_name(facet, value), series[-weeks:], series[-1],
-                                  mean, change, pct, direction))
+                                  mean, change, pct, direction, len(sources), top, top_count))
         report.facets[facet] = table
     if rising > 0:
-        report.rising = rising_terms(story_terms, this=span - 1, limit=rising)
+        report.rising = rising_terms(story_terms, this=span - 1, limit=rising, history=history)
     return report
 
 
 def rising_terms(
-    story_terms: list[tuple[int, str, set[str]]], *, this: int, limit: int = 10
+    story_terms: list[tuple[int, str, set[str]]], *, this: int, limit: int = 10,
+    history: int = COMPARE_WEEKS,
 ) -> list[RisingTerm]:
-    """Terms used more this week (index ``this``) than in the 4 weeks before, best first."""
+    """Terms used more this week (index ``this``) than in the ``history`` weeks before (at most
+    4), best first; none without history (every term would be "rising" from nothing)."""
+    history = max(0, min(history, COMPARE_WEEKS))
+    if not history:
+        return []
     now: Counter[str] = Counter()
     before: Counter[str] = Counter()
     sources: dict[str, set[str]] = defaultdict(set)
@@ -211,13 +252,13 @@ def rising_terms(
             now.update(terms)
             for term in terms:
                 sources[term].add(source_id)
-        elif this - COMPARE_WEEKS <= n < this:
+        elif this - history <= n < this:
             before.update(terms)
     candidates = []
     for term, count in now.items():
         if count < MIN_STORIES or len(sources[term]) < MIN_SOURCES:
             continue
-        mean = before[term] / COMPARE_WEEKS
+        mean = before[term] / history
         if count <= mean:
             continue
         score = (count + SMOOTHING) / (mean + SMOOTHING)

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import date
 import email
 from email import policy
 from html.parser import HTMLParser
+import math
 
 import pytest
 
 from digeststore import add, build, story
+from digest.chart import chart_figure
+from digest.render import render_html
 from digest.send import message_bytes, message_for, prepare_week, compose
 from digest.weeks import parse_week
 from stiwatch.config import load_settings
@@ -48,8 +52,8 @@ def settings():
                                   "STIWATCH_DIGEST_SECTION_CAP": "3"})
 
 
-def build_message(store, settings, email_addr="aiko@example.org"):
-    bundle = prepare_week(store, WEEK)
+def build_message(store, settings, email_addr="aiko@example.org", week=WEEK):
+    bundle = prepare_week(store, week)
     digest = compose(bundle, store.get_subscriber(email_addr), settings)
     raw = message_bytes(message_for(bundle, digest, settings))
     return digest, email.message_from_bytes(raw, policy=policy.default)
@@ -133,6 +137,40 @@ def test_the_charts_content_id_is_a_msg_id_the_html_points_at(store, settings):
     assert other.get_payload()[1]["Content-ID"] != content_id  # unique to its message
 
 
+def test_chart_is_readable_on_a_phone_in_grey_and_blank_where_nothing_was_watched(db_path):
+    # The store begins in W44: the 12-week chart leaves W36-W43 blank instead of drawing 0s.
+    s = build(db_path, [
+        *[story(f"https://x.example/{area}{week}",
+                f"{date.fromisocalendar(2026, week, 3)}T03:00:00Z", areas=[area])
+          for week in (44, 45, 46, 47)
+          for area in ("governance", "public_research", "open_science", "research_security",
+                       "international", "society", "human_resources", "knowledge_transfer",
+                       "business_innovation")],
+    ])
+    report = prepare_week(s, WEEK).trends
+    figure = chart_figure(report)
+    # Shown 350 CSS px wide on a phone: every word on the chart at least 9 px high there.
+    scale = 350 / (figure.get_figwidth() * figure.dpi)
+    axes = figure.axes[0]
+    words = [axes.title, axes.yaxis.label, *axes.get_xticklabels(), *axes.get_yticklabels(),
+             *axes.get_legend().get_texts()]
+    assert axes.yaxis.label.get_text() == "Stories per week"
+    small = [(t.get_text(), round(t.get_fontsize() * figure.dpi / 72 * scale, 1))
+             for t in words if t.get_text() and t.get_fontsize() * figure.dpi / 72 * scale < 9]
+    assert not small, small
+    lines = axes.get_lines()
+    assert len(lines) == 9
+    # In grey every line still differs from the others by its dash pattern or its marker.
+    assert len({(line.get_linestyle(), line.get_marker()) for line in lines}) == 9
+    for line in lines:
+        values = list(line.get_ydata())
+        assert all(math.isnan(v) for v in values[:8]) and values[8:] == [1, 1, 1, 1]
+    [alt] = parse_html(render_html(compose(prepare_week(s, WEEK), None, load_settings(environ={})),
+                                   chart_src="c.png")).alts
+    assert ("2026-W36 to 2026-W47 (12 weeks); weeks before 2026-W44 blank: the store holds "
+            "nothing earlier, one line per area") in alt
+
+
 def test_chart_alt_text_is_true_to_the_chart_and_the_table_below(store, settings):
     add(store, [story("https://x.example/w40", "2026-09-30T03:00:00Z", title="Open data rule",
                       areas=["open_science"])])  # drawn in the chart, too old for the table
@@ -153,7 +191,8 @@ def test_chart_alt_text_is_true_to_the_chart_and_the_table_below(store, settings
     assert sorted(in_table) == ["Governance", "Public research", "Research security"]
 
     assert alt == (
-        "Line chart: policy items per week by area, 2026-W36 to 2026-W47 (12 weeks), one line "
+        "Line chart: policy items per week by area, 2026-W36 to 2026-W47 (12 weeks); weeks "
+        "before 2026-W40 blank: the store holds nothing earlier, one line "
         f"per area with items: {', '.join(drawn)}. All policy items per week, oldest first: "
         f"{', '.join(str(n) for n in report.totals)}. The table below has this week's count and "
         "the 4-week average for each area with items in the last 5 weeks.")
@@ -198,10 +237,114 @@ def test_plain_text_part_has_the_same_items(store, settings):
     assert "https://x.example/orig" in text and "javascript:" not in text
     assert "Covered by 2 sources: Japan MEXT, STI News A" in text
     assert "Why you got this: all STI-policy news (you have no filters)" in text
-    assert ["Governance", "1", "0.25", "▲", "+0.75", "(+300%)"] in [
+    # The store begins in W45: the average is of 2 weeks, not of 4 with 2 unwatched ones.
+    assert ["Governance", "1", "0.5", "▲", "+0.5"] in [
         line.split() for line in text.splitlines()]
     for part in (text, html_text):
         assert "Quantum moonshot for labs" in part and "Trends" in part
+
+
+def test_trend_percentages_only_where_the_average_is_a_real_base(db_path, settings):
+    # One story against 0.25 a week is not "+300%", nor 4 against 0.5 "+700%"; 3 against a
+    # steady 2 a week is +50%.
+    before = [f"2026-11-{day:02d}T01:00:00Z" for day in (2, 3, 10, 11, 12, 13, 14, 15)]
+    s = build(db_path, [
+        story("https://x.example/first", "2026-10-01T01:00:00Z"),  # watched since October
+        story("https://x.example/gov-old", "2026-10-27T01:00:00Z", areas=["governance"]),
+        story("https://x.example/gov", "2026-11-17T01:00:00Z", areas=["governance"]),
+        *[story(f"https://x.example/sec{i}", "2026-11-01T01:00:00Z", areas=["research_security"])
+          for i in range(2)],
+        *[story(f"https://x.example/sec-now{i}", "2026-11-18T01:00:00Z",
+                areas=["research_security"]) for i in range(4)],
+        *[story(f"https://x.example/pub{i}", when, areas=["public_research"])
+          for i, when in enumerate(before[:4] * 2)],
+        *[story(f"https://x.example/pub-now{i}", "2026-11-19T01:00:00Z",
+                areas=["public_research"]) for i in range(3)],
+    ])
+    s.save_subscribers([{"email": "aiko@example.org"}])
+    _, msg = build_message(s, settings)
+    text = msg.get_payload()[0].get_payload()[0].get_content()
+    html = parse_html(msg.get_payload()[0].get_payload()[1].get_content())
+    lines = [line.split() for line in text.splitlines()]
+    assert ["Governance", "1", "0.25", "▲", "+0.75"] in lines
+    assert ["Research", "security", "4", "0.5", "▲", "+3.5"] in lines
+    assert ["Public", "research", "3", "2", "▲", "+1", "(+50%)"] in lines
+    assert "%)" not in text.replace("(+50%)", "")
+    assert ["Governance", "1", "0.25", "▲ +0.75"] in html.rows
+    assert ["Public research", "3", "2", "▲ +1 (+50%)"] in html.rows
+    for part in (" ".join(text.split()), html.text):
+        assert "in per cent only where that average is at least 2 stories a week" in part
+        # The week's volume beside the rows, so a reader sees how much of a rise it is.
+        assert ("All STI-policy stories: 8 this week, 2.75 a week on average in the previous "
+                "4 weeks.") in part
+
+
+def test_a_rise_carried_by_one_source_says_so(db_path, settings):
+    # Six NSF award notices in one week are not a trend in North American public research;
+    # two ministries on research security and one source's falling area are no burst.
+    s = build(db_path, [
+        *[story(f"https://us-nsf.example/award{i}", "2026-11-18T01:00:00Z", source="us-nsf",
+                areas=["public_research"], regions=["north_america"]) for i in range(6)],
+        story("https://news-a.example/pub", "2026-11-18T02:00:00Z", source="news-a",
+              areas=["public_research"]),
+        story("https://jp-mext.example/sec", "2026-11-18T01:00:00Z", areas=["research_security"]),
+        story("https://de-bmbf.example/sec", "2026-11-18T01:00:00Z", source="de-bmbf",
+              areas=["research_security"]),
+        *[story(f"https://uk-ukri.example/gov{i}", f"2026-11-0{i + 2}T01:00:00Z",
+                source="uk-ukri", areas=["governance"]) for i in range(3)],
+        story("https://uk-ukri.example/gov-now", "2026-11-18T01:00:00Z", source="uk-ukri",
+              areas=["governance"]),
+    ])
+    s.save_subscribers([{"email": "aiko@example.org"}])
+    _, msg = build_message(s, settings)
+    text = msg.get_payload()[0].get_payload()[0].get_content()
+    html = parse_html(msg.get_payload()[0].get_payload()[1].get_content())
+    notes = [line.strip() for line in text.splitlines() if "one source" in line]
+    assert notes == ["Mostly one source: Public research, 6 of 7 this week from US NSF.",
+                     "Mostly one source: North America, 6 of 6 this week from US NSF."]
+    for note in notes:
+        assert note in html.text
+    assert "Research security, " not in html.text and "Governance, " not in html.text
+
+
+def test_trends_of_a_young_store_do_not_count_unwatched_weeks_as_quiet(db_path, settings):
+    # Crawling began in W46: 1 story then, 4 now is +3 against last week, not +3.75 against a
+    # "4-week average" of 0.25 made of three weeks nobody watched.
+    s = build(db_path, [
+        story("https://x.example/w46", "2026-11-10T01:00:00Z", source="us-nsf",
+              title="Research security review", areas=["research_security"]),
+        *[story(f"https://x.example/w47-{i}", "2026-11-18T01:00:00Z", source=source,
+                title="Research security rules", areas=["research_security"])
+          for i, source in enumerate(["jp-mext", "us-nsf", "de-bmbf", "uk-ukri"])],
+    ])
+    s.save_subscribers([{"email": "aiko@example.org"}])
+    _, msg = build_message(s, settings)
+    text = msg.get_payload()[0].get_payload()[0].get_content()
+    html = parse_html(msg.get_payload()[0].get_payload()[1].get_content())
+    flat = " ".join(text.split())
+    assert ("All STI-policy stories: 4 this week, 1 the week before (the store begins in "
+            "2026-W46: weeks before it are not counted as quiet)") in flat
+    assert ["Research", "security", "4", "1", "▲", "+3"] in [line.split()
+                                                         for line in text.splitlines()]
+    assert "Policy areas: this week / last week / change" in text
+    assert ["Research security", "4", "1", "▲ +3"] in html.rows
+    assert "4-week" not in text and "4-week" not in html.text
+    assert "research security (4 stories, was 1/week)" in " ".join(text.split())
+
+    # The first week the store holds: nothing to compare with, and nothing is "new" or rising.
+    _, msg = build_message(s, settings, week=parse_week("2026-W46", "Asia/Tokyo"))
+    text = msg.get_payload()[0].get_payload()[0].get_content()
+    html = parse_html(msg.get_payload()[0].get_payload()[1].get_content())
+    assert ("All STI-policy stories: 1 this week. The store holds nothing earlier (its first "
+            "story is from this week), so there is no average to compare with yet.") in (
+        " ".join(text.split()))
+    assert ["Research", "security", "1", "–", "–"] in [line.split()
+                                                     for line in text.splitlines()]
+    assert ["Research security", "1", "–", "–"] in html.rows
+    for part in (text, html.text):
+        assert "★" not in part and "new)" not in part
+        assert "Rising terms: none yet: nothing earlier in the store to compare with." in (
+            " ".join(part.split()))
 
 
 def test_preview_command_writes_html_and_chart(store, stiwatch, tmp_path):
@@ -402,8 +545,8 @@ def test_plain_text_trend_tables_keep_their_columns_with_long_names(store, setti
     _, msg = build_message(store, settings)
     # Quoted-printable: the lines end as on the wire (CRLF), as a mail client receives them.
     text = msg.get_payload()[0].get_payload()[0].get_content().replace("\r\n", "\n")
-    lines = text.split("Regions: this week / 4-week avg / change\n", 1)[1].split("\n\n", 1)[0]
-    rows = lines.splitlines()
+    lines = text.split("Regions: this week / ", 1)[1].split("\n", 1)[1].split("\n\n", 1)[0]
+    rows = [row for row in lines.splitlines() if not row.lstrip().startswith("Mostly one")]
     assert any(row.lstrip().startswith("Latin America and the Caribbean") for row in rows)
     # The numbers and the change arrow line up on every row.
     arrows = {min(row.find(a) for a in "▲▼★=" if a in row) for row in rows}

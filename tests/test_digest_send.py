@@ -1184,6 +1184,15 @@ def test_partial_week_sends_the_week_so_far_but_never_a_future_week(store, smtp)
     settings = settings_for(smtp)
     report = send_week(store, settings, W48, now=FRIDAY_W48, partial_week=True)
     assert sorted(report.sent) == ["all@example.org"]
+    # The reader is told the week is cut short, above the stories and over the trends, whose
+    # counts of part of a week read as falls against whole weeks.
+    text, html = (part.get_content() for part in smtp.messages[0].message.get_payload()[0]
+                  .get_payload())
+    note = ("This week is not over yet: stories up to Fri 27 Nov 18:00 (Asia/Tokyo); against "
+            "whole weeks its counts read low.")
+    flat = " ".join(text.split())
+    assert flat.count(note) == 2 and flat.index(note) < flat.index("Tuesday story")
+    assert " ".join(html.split()).count(note) == 2
     with pytest.raises(WeekNotOver, match="2026-W49 has not started yet"):
         send_week(store, settings, W48.shift(1), now=FRIDAY_W48, partial_week=True)
     assert {row["period"] for row in store.deliveries()} == {"2026-W48"}

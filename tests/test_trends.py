@@ -206,6 +206,7 @@ def test_rising_terms_are_not_the_function_words_of_other_languages(tmp_path):
         on(47, title="Bolsas dos pesquisadores para a bioeconomia com universidades",
            source="news-a"),
         on(47, title="Programa dos institutos para a bioeconomia com parceiros", source="news-b"),
+        on(42, title="An earlier week, so that the store has weeks to compare with"),
     ]
     store = build(tmp_path / "s.db", stories)
     report = trends(store, parse_week("2026-W47", "Asia/Tokyo"), weeks=12)
@@ -214,3 +215,20 @@ def test_rising_terms_are_not_the_function_words_of_other_languages(tmp_path):
             "bioeconomia"} <= got | {"förderrichtlinie quantentechnologien"}, got
     words = {word for term in got for word in term.split()}
     assert not words & {"die", "für", "les", "pour", "los", "para", "dos", "com", "und", "des"}, got
+
+
+def test_trends_command_of_a_young_store_averages_the_weeks_it_watched(db_path, stiwatch):
+    # Crawling began in W46: W47's 5 governance stories are against W46's 1, not against a
+    # "mean of 4 weeks" of 0.25 with three weeks nobody watched.
+    build(db_path, [*many(46, 1, areas=["governance"]),
+                    *many(47, 5, areas=["governance"])]).close()
+    result = stiwatch("trends", "--week", "2026-W47", "--weeks", "3")
+    assert result.exit_code == 0, result.output
+    assert ("AVG4: mean of the 1 week(s) before 2026-W47 since the store's first story "
+            "(2026-W46; earlier weeks were not watched)") in result.output
+    assert ["Governance", "0", "1", "5", "1", "+4", "(+400%)", "up"] in [
+        line.split() for line in result.output.splitlines()]
+    data = json.loads(stiwatch("trends", "--week", "2026-W46", "--format", "json").output)
+    gov = next(r for r in data["rows"] if r["value"] == "governance")
+    assert (gov["direction"], gov["previous_mean"], gov["change_pct"]) == ("unknown", 0.0, None)
+    assert data["rising_terms"] == []

@@ -35,7 +35,9 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
 
     Each row has one count per week (ISO weeks in the `timezone` setting; near-duplicates
     counted once), this week against the mean of the 4 weeks before it (change, change %,
-    direction: up, down, flat or new), and the terms rising fastest. These are the same numbers
+    direction: up, down, flat or new), and the terms rising fastest. Weeks before the store's
+    first dated item were not watched: they are left out of the mean, not counted as zeros
+    (with none left, direction is unknown and no term rises). These are the same numbers
     as the digest's trends section.
 
     \b
@@ -77,8 +79,15 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
             line.update({w.split("-")[1]: n for w, n in zip(report.weeks, row.series)
                          if w in shown})
             table.append(line)
+        if report.history == 4:
+            mean = f"mean of the 4 weeks before {report.week}"
+        elif report.history:
+            mean = (f"mean of the {report.history} week(s) before {report.week} since the "
+                    f"store's first story ({report.first_week}; earlier weeks were not watched)")
+        else:
+            mean = f"none: the store holds nothing before {report.week}"
         click.echo(f"Policy items per week by {facet}, {report.weeks[0]} to {report.week} "
-                   f"({app.settings['timezone']}). AVG4: mean of the 4 weeks before {report.week}; "
+                   f"({app.settings['timezone']}). AVG4: {mean}; "
                    f"CHANGE: {report.week} against it.")
         echo_table(table, columns)
         if len(shown) < len(report.weeks):
