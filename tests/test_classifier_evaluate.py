@@ -274,8 +274,12 @@ def test_rules_alone_on_general_wire_news(stiwatch):
      "line 2: needs a title or a text (or both)"),
     (['{"id": "1", "title": "t", "language": "Japanese"}'],
      'line 1: language must be an ISO 639 code such as "ja", not \'Japanese\''),
+    (['{"id": "1", "title": "t"}', '{"title": ' + "[" * 100_000 + "]" * 100_000 + "}"],
+     "line 2: cannot be read (JSON nested too deeply)"),
+    (['{"id": "1", "title": "t"}', '{"title": "t", "policy": ' + "9" * 5000 + "}"],
+     "line 2: cannot be read (Exceeds the limit (4300 digits)"),
 ], ids=["json", "area", "country", "policy", "object", "empty", "id-number", "no-title-text",
-        "language"])
+        "language", "deep", "long-number"])
 def test_bad_lines_name_the_line(stiwatch, tmp_path: Path, lines, message):
     path = tmp_path / "bad.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -285,6 +289,15 @@ def test_bad_lines_name_the_line(stiwatch, tmp_path: Path, lines, message):
     assert result.output.splitlines()[0].startswith(f"Error: {path}: {message}")
     assert len(result.output.splitlines()) == 1
     assert "Traceback" not in result.output
+
+
+def test_a_file_not_in_utf8_names_the_line(stiwatch, tmp_path: Path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"title": "t"}\n{"title": "Caf\xe9"}\n')
+    result = stiwatch("evaluate", str(path), "--no-model")
+    assert result.exit_code == 2
+    assert result.output == (f"Error: {path}: line 2: not UTF-8 (byte 0xe9): "
+                             "save the file as UTF-8\n")
 
 
 def test_a_missing_file_is_the_only_line(stiwatch, tmp_path: Path):
