@@ -47,7 +47,9 @@ def read_eval_file(path: str | os.PathLike[str],
         line = data[:error.start].count(b"\n") + 1
         raise EvalFileError(f"{path}: line {line}: not UTF-8 (byte 0x{data[error.start]:02x}): "
                             "save the file as UTF-8") from None
-    lines = text.splitlines()
+    # Lines end at "\n" only, as JSON Lines says: str.splitlines() also breaks at U+2028,
+    # U+0085 and other characters that JSON strings may hold unescaped (crawled text has them).
+    lines = text.split("\n")
     records = []
     for number, line in enumerate(lines, 1):
         if not line.strip():

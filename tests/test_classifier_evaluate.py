@@ -300,6 +300,21 @@ def test_a_file_not_in_utf8_names_the_line(stiwatch, tmp_path: Path):
                              "save the file as UTF-8\n")
 
 
+def test_line_separators_inside_strings_do_not_split_a_line(stiwatch, tmp_path: Path):
+    """JSON strings may hold U+2028 or U+0085 unescaped (json.dumps with
+    ensure_ascii=False writes them so, and crawled text has them): they do not end a line."""
+    path = tmp_path / "separators.jsonl"
+    records = [{"id": "a", "title": "Quantum\u2028strategy", "text": "NEL\x85 end",
+                "policy": 0},
+               {"id": "b", "title": "Japan approves a national quantum strategy",
+                "text": "The Cabinet approved the strategy.\r", "policy": 1}]
+    path.write_text("\r\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\r\n",
+                    encoding="utf-8")
+    result = stiwatch("evaluate", str(path), "--no-model", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["n"] == 2
+
+
 def test_a_missing_file_is_the_only_line(stiwatch, tmp_path: Path):
     path = tmp_path / "nope.jsonl"
     result = stiwatch("evaluate", str(path))
