@@ -50,8 +50,14 @@ _INTERNATIONAL = (("international", 1.0, "gazetteer"),)  # a multilateral body a
 
 
 def model_reads(item: "ItemText") -> bool:
-    """True when the trained models can read the item: English, or a language not known."""
-    return not item.language or item.language in MODEL_READS
+    """True when the trained models can read the item: English, or a language not known.
+
+    A language tag is read by its primary subtag in any case ("en-GB", "EN", "en_US" are
+    English): stores written by older versions, and feeds' own tags, hold such forms."""
+    language = item.language
+    if not language or language in MODEL_READS:
+        return True
+    return language.replace("_", "-").split("-")[0].lower() in MODEL_READS
 
 
 @dataclass

@@ -83,6 +83,21 @@ def test_classify_without_model_uses_rules_and_says_so(stiwatch, store_path, tmp
     assert "0 items classified" in again.output
 
 
+def test_an_english_item_with_a_regional_language_tag_is_read_as_english(stiwatch, db_path):
+    """"en-GB" or "EN" (stored by older versions) is English: a ministry's English weather
+    note is not made policy-relevant by its source, as an unread Thai one would be."""
+    with db.open_store(db_path) as store:
+        store.sync_sources([{"id": "ministry", "name": "M", "kind": "feed", "org_type": "ministry",
+                             "url": "https://m.example/f", "country": "GB"}])
+        store.save_items([
+            {"url": f"https://m.example/{n}", "source_id": "ministry", "language": language,
+             "title": "Weather: sunny week ahead", "body": "Sunshine and mild temperatures."}
+            for n, language in enumerate(["en", "en-GB", "EN", "en_US", "th"])])
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    assert [tags(db_path, n)[("policy", "1" if n == 5 else "0")] for n in range(1, 6)] == \
+        ["rules", "rules", "rules", "rules", "source"]
+
+
 def test_classify_store_keeps_the_garbage_collector_as_it_found_it(store_path):
     """classify_store freezes what exists before the run out of the collector's sight (the
     classifier's tables) and thaws it after, also when the run fails: nothing stays frozen."""
