@@ -39,6 +39,7 @@ from .lexicon import share_scan
 from .model import MODEL_STEM, RULES_CERTAIN, PolicyModel, load_model
 from .places import Gazetteer, region_map
 from .rules import RuleTagger
+from .taxonomy import COUNTRY_ALIASES
 
 POLICY_THRESHOLD = 0.5
 POLICY_RULE_WEIGHT = 0.3  # share of the cue rules in the relevance score when a model is used
@@ -326,7 +327,14 @@ def classify_store(
 
 def _source_facts(source: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
     """A source's home country and kind (org_type), for item_text."""
-    return (source.get("country"), source.get("org_type")) if source else (None, None)
+    if not source:
+        return None, None
+    country = source.get("country")
+    # "UK" stays in stores synced before the registry checked codes (and in the rows of
+    # sources since removed from it): GB, not a code that silently matches no country.
+    if country:
+        country = COUNTRY_ALIASES.get(country.strip().upper(), country)
+    return country, source.get("org_type")
 
 
 def _classify_store(store: Any, classifier: Classifier, everything: bool,

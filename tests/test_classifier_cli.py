@@ -98,6 +98,21 @@ def test_an_english_item_with_a_regional_language_tag_is_read_as_english(stiwatc
         ["rules", "rules", "rules", "rules", "source"]
 
 
+def test_a_source_stored_with_country_uk_gives_its_items_gb(stiwatch, db_path):
+    """An older version stored "UK" as a source's country: its items with no place in the
+    text still get the home country (GB, with its region), not no country at all."""
+    with db.open_store(db_path) as store:
+        store.sync_sources([{"id": "ukri", "name": "UKRI", "kind": "feed",
+                             "url": "https://ukri.example/f", "country": "GB"}])
+        store.save_items([{"url": "https://ukri.example/1", "source_id": "ukri",
+                           "title": "New research funding call",
+                           "body": "The council opens a call for research proposals."}])
+        store.conn.execute("UPDATE sources SET country = 'UK' WHERE id = 'ukri'")
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    found = tags(db_path, 1)
+    assert found[("country", "GB")] == "source" and found[("region", "europe")] == "source"
+
+
 def test_classify_store_keeps_the_garbage_collector_as_it_found_it(store_path):
     """classify_store freezes what exists before the run out of the collector's sight (the
     classifier's tables) and thaws it after, also when the run fails: nothing stays frozen."""
