@@ -47,6 +47,19 @@ MODEL_READS = frozenset({"en"})  # the language the trained models learnt from
 POLICY_SOURCES = frozenset({"ministry", "funding_agency"})  # their own news is STI policy
 SOURCE_POLICY_SCORE = 0.6  # relevance of an unread item from such a source: above the line
 BATCH = 500
+# The classifier reads at most this many characters of an item's title, summary and body. Far
+# beyond any article (2,000 words are ~12,000 characters; the model reads 3,000): it bounds the
+# memory and time of the rare page that is a whole report, a data dump or a log (the crawler
+# keeps up to 10 MB: read whole, a batch of them held ~16 MB each and took 0.2-0.4 s each).
+MAX_TEXT_CHARS = 200_000
+# What classify_store reads of each stored item: the texts cut to MAX_TEXT_CHARS by SQLite, so
+# a long body never reaches Python whole.
+_ITEM_COLUMNS = ", ".join(
+    ["id", "source_id", "duplicate_of", "language"]
+    # a text of at most MAX_TEXT_CHARS bytes is read as it is: substr() counts characters,
+    # a pass over every text (+8 µs an item); the length of its bytes is known at once
+    + [f"CASE WHEN length(CAST({c} AS BLOB)) <= {MAX_TEXT_CHARS} THEN {c}"
+       f" ELSE substr({c}, 1, {MAX_TEXT_CHARS}) END AS {c}" for c in ("title", "summary", "body")])
 _INTERNATIONAL = (("international", 1.0, "gazetteer"),)  # a multilateral body acts
 
 
@@ -74,12 +87,12 @@ def item_text(item: Mapping[str, Any], source_country: str | None = None,
               source_kind: str | None = None) -> ItemText:
     """A stored item's title and text (summary and body, without repeating a body's lead),
     language and its source's country and kind."""
-    title = item.get("title") or ""
-    summary = (item.get("summary") or "").strip()
-    body = (item.get("body") or "").strip()
+    title = (item.get("title") or "")[:MAX_TEXT_CHARS]
+    summary = (item.get("summary") or "")[:MAX_TEXT_CHARS].strip()
+    body = (item.get("body") or "")[:MAX_TEXT_CHARS].strip()
     if summary and body and body[:200].startswith(summary[:200]):
         summary = ""
-    text = "\n\n".join(part for part in (summary, body) if part)
+    text = "\n\n".join(part for part in (summary, body) if part)[:MAX_TEXT_CHARS]
     return ItemText(title, text, source_country, item.get("language"), source_kind)
 
 
@@ -371,7 +384,7 @@ def _classify_store(store: Any, classifier: Classifier, everything: bool,
             progress(len(batch), policy=policy)
 
     batch: list[dict[str, Any]] = []
-    for item in store.iter_items("duplicate_of IS NULL" + pending):
+    for item in store.iter_items("duplicate_of IS NULL" + pending, columns=_ITEM_COLUMNS):
         batch.append(item)
         if len(batch) >= BATCH:
             save(batch)
@@ -411,7 +424,7 @@ def _classify_store(store: Any, classifier: Classifier, everything: bool,
         if orphans:
             save(orphans)
 
-    for item in store.iter_items("duplicate_of IS NOT NULL" + pending):
+    for item in store.iter_items("duplicate_of IS NOT NULL" + pending, columns=_ITEM_COLUMNS):
         duplicates.append(item)
         if len(duplicates) >= BATCH:
             flush()
@@ -426,7 +439,8 @@ def classify_texts(classifier: Classifier, records: Iterable[Mapping[str, Any]])
     out: list[Result] = []
     batch: list[ItemText] = []
     for record in records:
-        batch.append(ItemText(record.get("title") or "", record.get("text") or "",
+        batch.append(ItemText((record.get("title") or "")[:MAX_TEXT_CHARS],
+                              (record.get("text") or "")[:MAX_TEXT_CHARS],
                               language=record.get("language")))
         if len(batch) >= BATCH:
             out += classifier.classify(batch)

@@ -734,3 +734,32 @@ def test_negatives_saved_without_their_charset_are_read_as_the_crawler_reads_the
         path.write_bytes(feed.encode(encoding))
         examples, files = _feed_negatives((str(path),), lambda message: None)
         assert [e.title for e in examples] == titles and files == [str(path)]
+
+
+def test_a_huge_body_is_read_only_up_to_the_documented_cap(db_path):
+    """The crawler keeps pages of up to 10 MB: classify reads at most MAX_TEXT_CHARS of each
+    text, so a batch of them holds megabytes, not gigabytes, and the text's start decides."""
+    import tracemalloc
+
+    from classifier.pipeline import MAX_TEXT_CHARS, Classifier, classify_store
+
+    filler = "Lorem ipsum dolor sit amet. " * (3_000_000 // 28)
+    with db.open_store(db_path) as store:
+        store.sync_sources([{"id": "wire", "name": "Wire", "kind": "feed",
+                             "url": "https://wire.example/f"}])
+        store.save_items([{"url": f"https://wire.example/{n}", "source_id": "wire",
+                           "title": "Annual report", "body": POLICY_TEXT + filler + OTHER_TEXT}
+                          for n in range(10)])
+    classifier = Classifier.load(None)
+    with db.open_store(db_path) as store:
+        tracemalloc.start()
+        try:
+            report = classify_store(store, classifier)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert report.classified == 10
+        assert peak < 10 * MAX_TEXT_CHARS * 4  # the ten 3 MB bodies alone are 30 MB
+    found = tags(db_path, 1)
+    assert ("country", "JP") in found and ("policy", "1") in found
+    assert ("country", "CL") not in found  # named only after the cap
