@@ -44,6 +44,10 @@ from .taxonomy import COUNTRY_ALIASES
 POLICY_THRESHOLD = 0.5
 POLICY_RULE_WEIGHT = 0.3  # share of the cue rules in the relevance score when a model is used
 MODEL_READS = frozenset({"en"})  # the language the trained models learnt from
+# ISO 639 codes that name no language: "zxx" (no linguistic content: the crawler's language
+# identifier says so of emoji, base64 blobs and tables of numbers) and "und" (undetermined).
+# Such an item is read as one whose language is not known, not as one in another language.
+NO_LANGUAGE = frozenset({"zxx", "und"})
 POLICY_SOURCES = frozenset({"ministry", "funding_agency"})  # their own news is STI policy
 SOURCE_POLICY_SCORE = 0.6  # relevance of an unread item from such a source: above the line
 BATCH = 500
@@ -71,7 +75,8 @@ def model_reads(item: "ItemText") -> bool:
     language = item.language
     if not language or language in MODEL_READS:
         return True
-    return language.replace("_", "-").split("-")[0].lower() in MODEL_READS
+    primary = language.replace("_", "-").split("-")[0].lower()
+    return primary in MODEL_READS or primary in NO_LANGUAGE
 
 
 @dataclass

@@ -98,6 +98,23 @@ def test_an_english_item_with_a_regional_language_tag_is_read_as_english(stiwatc
         ["rules", "rules", "rules", "rules", "source"]
 
 
+def test_an_item_with_no_language_is_not_policy_by_its_ministry_source(stiwatch, db_path):
+    """The crawler stores "zxx" (no linguistic content) for emoji, a base64 blob or a table of
+    numbers: a ministry's such page is not policy-relevant by its source as a Thai text is."""
+    with db.open_store(db_path) as store:
+        store.sync_sources([{"id": "ministry", "name": "M", "kind": "feed", "org_type": "ministry",
+                             "url": "https://m.example/f", "country": "JP"}])
+        store.save_items([
+            {"url": "https://m.example/1", "source_id": "ministry", "language": "zxx",
+             "title": "🚀🚀", "body": "🔬🧪🤖💡 " * 500},
+            {"url": "https://m.example/2", "source_id": "ministry", "language": "zxx",
+             "title": "Blob", "body": "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODkrLw==" * 2000},
+            {"url": "https://m.example/3", "source_id": "ministry", "language": "und",
+             "title": "2026", "body": "12 345 678 910 " * 100}])
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    assert [tags(db_path, n)[("policy", "0")] for n in (1, 2, 3)] == ["rules"] * 3
+
+
 def test_a_source_stored_with_country_uk_gives_its_items_gb(stiwatch, db_path):
     """An older version stored "UK" as a source's country: its items with no place in the
     text still get the home country (GB, with its region), not no country at all."""
