@@ -25,12 +25,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 import gc
 import math
 import os
 from pathlib import Path
 import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import pycountry
 
 from .countries import (MODEL_STEM as COUNTRY_STEM, CountryModel, derive_regions,
                         load_country_model)
@@ -48,6 +51,7 @@ MODEL_READS = frozenset({"en"})  # the language the trained models learnt from
 # identifier says so of emoji, base64 blobs and tables of numbers) and "und" (undetermined).
 # Such an item is read as one whose language is not known, not as one in another language.
 NO_LANGUAGE = frozenset({"zxx", "und"})
+MODEL_READS_OR_UNKNOWN = MODEL_READS | {None}
 POLICY_SOURCES = frozenset({"ministry", "funding_agency"})  # their own news is STI policy
 SOURCE_POLICY_SCORE = 0.6  # relevance of an unread item from such a source: above the line
 BATCH = 500
@@ -70,13 +74,28 @@ _INTERNATIONAL = (("international", 1.0, "gazetteer"),)  # a multilateral body a
 def model_reads(item: "ItemText") -> bool:
     """True when the trained models can read the item: English, or a language not known.
 
-    A language tag is read by its primary subtag in any case ("en-GB", "EN", "en_US" are
-    English): stores written by older versions, and feeds' own tags, hold such forms."""
+    A language tag is read by its primary subtag in any case ("en-GB", "EN", "en_US" and "eng"
+    are English): stores written by older versions, and pages' own lang attributes, hold such
+    forms. A code that names no language ("zxx", "und", "xx") is a language not known."""
     language = item.language
     if not language or language in MODEL_READS:
         return True
+    return _language_code(language) in MODEL_READS_OR_UNKNOWN
+
+
+@lru_cache(maxsize=1024)
+def _language_code(language: str) -> str | None:
+    """The ISO 639-1 code of a stored language tag ("en-GB", "eng" -> "en"); None for a code
+    that names no language ("zxx", "und") or none ISO 639 knows (a template's lang="xx")."""
     primary = language.replace("_", "-").split("-")[0].lower()
-    return primary in MODEL_READS or primary in NO_LANGUAGE
+    if primary in NO_LANGUAGE:
+        return None
+    found = (pycountry.languages.get(alpha_2=primary) if len(primary) == 2
+             else pycountry.languages.get(alpha_3=primary) if len(primary) == 3 else None)
+    if found is None:
+        return None
+    # an ISO 639-3 language without a 2-letter code ("fil") is still a language, not English
+    return getattr(found, "alpha_2", primary)
 
 
 @dataclass

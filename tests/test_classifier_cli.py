@@ -98,6 +98,21 @@ def test_an_english_item_with_a_regional_language_tag_is_read_as_english(stiwatc
         ["rules", "rules", "rules", "rules", "source"]
 
 
+def test_a_three_letter_or_unknown_language_code_is_read_as_iso_639(stiwatch, db_path):
+    """A short page's lang attribute is stored as written when no text tells better: "eng"
+    is English, a template's "xx" is no language; "tha" and "fil" are other languages."""
+    with db.open_store(db_path) as store:
+        store.sync_sources([{"id": "ministry", "name": "M", "kind": "feed", "org_type": "ministry",
+                             "url": "https://m.example/f", "country": "GB"}])
+        store.save_items([
+            {"url": f"https://m.example/{n}", "source_id": "ministry", "language": language,
+             "title": "Weather: sunny week ahead", "body": "Sunshine and mild temperatures."}
+            for n, language in enumerate(["eng", "xx", "tha", "fil"])])
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    assert [next(m for (f, _v), m in tags(db_path, n).items() if f == "policy")
+            for n in range(1, 5)] == ["rules", "rules", "source", "source"]
+
+
 def test_an_item_with_no_language_is_not_policy_by_its_ministry_source(stiwatch, db_path):
     """The crawler stores "zxx" (no linguistic content) for emoji, a base64 blob or a table of
     numbers: a ministry's such page is not policy-relevant by its source as a Thai text is."""
