@@ -36,11 +36,20 @@ def read_eval_file(path: str | os.PathLike[str],
     taxonomy = taxonomy or load_taxonomy()
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
+        data = path.read_bytes()
     except FileNotFoundError:
         raise EvalFileError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except OSError as error:
         raise EvalFileError(f"{path}: cannot read: {error}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise EvalFileError(f"{path}: line {line}: not UTF-8 (byte 0x{data[error.start]:02x}): "
+                            "save the file as UTF-8") from None
+    # Lines end at "\n" only, as JSON Lines says: str.splitlines() also breaks at U+2028,
+    # U+0085 and other characters that JSON strings may hold unescaped (crawled text has them).
+    lines = text.split("\n")
     records = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -50,6 +59,11 @@ def read_eval_file(path: str | os.PathLike[str],
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise EvalFileError(f"{where}: not valid JSON ({error.msg})") from None
+        except RecursionError:
+            raise EvalFileError(f"{where}: cannot be read (JSON nested too deeply)") from None
+        except ValueError as error:  # a number of thousands of digits
+            reason = str(error).split(":")[0]
+            raise EvalFileError(f"{where}: cannot be read ({reason})") from None
         if not isinstance(record, dict):
             raise EvalFileError(f"{where}: expected a JSON object")
         if "id" in record and not isinstance(record["id"], str):

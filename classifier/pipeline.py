@@ -25,12 +25,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 import gc
 import math
 import os
 from pathlib import Path
 import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import pycountry
 
 from .countries import (MODEL_STEM as COUNTRY_STEM, CountryModel, derive_regions,
                         load_country_model)
@@ -39,19 +42,60 @@ from .lexicon import share_scan
 from .model import MODEL_STEM, RULES_CERTAIN, PolicyModel, load_model
 from .places import Gazetteer, region_map
 from .rules import RuleTagger
+from .taxonomy import COUNTRY_ALIASES
 
 POLICY_THRESHOLD = 0.5
 POLICY_RULE_WEIGHT = 0.3  # share of the cue rules in the relevance score when a model is used
 MODEL_READS = frozenset({"en"})  # the language the trained models learnt from
+# ISO 639 codes that name no language: "zxx" (no linguistic content: the crawler's language
+# identifier says so of emoji, base64 blobs and tables of numbers) and "und" (undetermined).
+# Such an item is read as one whose language is not known, not as one in another language.
+NO_LANGUAGE = frozenset({"zxx", "und"})
+MODEL_READS_OR_UNKNOWN = MODEL_READS | {None}
 POLICY_SOURCES = frozenset({"ministry", "funding_agency"})  # their own news is STI policy
 SOURCE_POLICY_SCORE = 0.6  # relevance of an unread item from such a source: above the line
 BATCH = 500
+# The classifier reads at most this many characters of an item's title, summary and body. Far
+# beyond any article (2,000 words are ~12,000 characters; the model reads 3,000): it bounds the
+# memory and time of the rare page that is a whole report, a data dump or a log (the crawler
+# keeps up to 10 MB: read whole, a batch of them held ~16 MB each and took 0.2-0.4 s each).
+MAX_TEXT_CHARS = 200_000
+# What classify_store reads of each stored item: the texts cut to MAX_TEXT_CHARS by SQLite, so
+# a long body never reaches Python whole.
+_ITEM_COLUMNS = ", ".join(
+    ["id", "source_id", "duplicate_of", "language"]
+    # a text of at most MAX_TEXT_CHARS bytes is read as it is: substr() counts characters,
+    # a pass over every text (+8 µs an item); the length of its bytes is known at once
+    + [f"CASE WHEN length(CAST({c} AS BLOB)) <= {MAX_TEXT_CHARS} THEN {c}"
+       f" ELSE substr({c}, 1, {MAX_TEXT_CHARS}) END AS {c}" for c in ("title", "summary", "body")])
 _INTERNATIONAL = (("international", 1.0, "gazetteer"),)  # a multilateral body acts
 
 
 def model_reads(item: "ItemText") -> bool:
-    """True when the trained models can read the item: English, or a language not known."""
-    return not item.language or item.language in MODEL_READS
+    """True when the trained models can read the item: English, or a language not known.
+
+    A language tag is read by its primary subtag in any case ("en-GB", "EN", "en_US" and "eng"
+    are English): stores written by older versions, and pages' own lang attributes, hold such
+    forms. A code that names no language ("zxx", "und", "xx") is a language not known."""
+    language = item.language
+    if not language or language in MODEL_READS:
+        return True
+    return _language_code(language) in MODEL_READS_OR_UNKNOWN
+
+
+@lru_cache(maxsize=1024)
+def _language_code(language: str) -> str | None:
+    """The ISO 639-1 code of a stored language tag ("en-GB", "eng" -> "en"); None for a code
+    that names no language ("zxx", "und") or none ISO 639 knows (a template's lang="xx")."""
+    primary = language.replace("_", "-").split("-")[0].lower()
+    if primary in NO_LANGUAGE:
+        return None
+    found = (pycountry.languages.get(alpha_2=primary) if len(primary) == 2
+             else pycountry.languages.get(alpha_3=primary) if len(primary) == 3 else None)
+    if found is None:
+        return None
+    # an ISO 639-3 language without a 2-letter code ("fil") is still a language, not English
+    return getattr(found, "alpha_2", primary)
 
 
 @dataclass
@@ -67,12 +111,12 @@ def item_text(item: Mapping[str, Any], source_country: str | None = None,
               source_kind: str | None = None) -> ItemText:
     """A stored item's title and text (summary and body, without repeating a body's lead),
     language and its source's country and kind."""
-    title = item.get("title") or ""
-    summary = (item.get("summary") or "").strip()
-    body = (item.get("body") or "").strip()
+    title = (item.get("title") or "")[:MAX_TEXT_CHARS]
+    summary = (item.get("summary") or "")[:MAX_TEXT_CHARS].strip()
+    body = (item.get("body") or "")[:MAX_TEXT_CHARS].strip()
     if summary and body and body[:200].startswith(summary[:200]):
         summary = ""
-    text = "\n\n".join(part for part in (summary, body) if part)
+    text = "\n\n".join(part for part in (summary, body) if part)[:MAX_TEXT_CHARS]
     return ItemText(title, text, source_country, item.get("language"), source_kind)
 
 
@@ -320,7 +364,14 @@ def classify_store(
 
 def _source_facts(source: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
     """A source's home country and kind (org_type), for item_text."""
-    return (source.get("country"), source.get("org_type")) if source else (None, None)
+    if not source:
+        return None, None
+    country = source.get("country")
+    # "UK" stays in stores synced before the registry checked codes (and in the rows of
+    # sources since removed from it): GB, not a code that silently matches no country.
+    if country:
+        country = COUNTRY_ALIASES.get(country.strip().upper(), country)
+    return country, source.get("org_type")
 
 
 def _classify_store(store: Any, classifier: Classifier, everything: bool,
@@ -357,7 +408,7 @@ def _classify_store(store: Any, classifier: Classifier, everything: bool,
             progress(len(batch), policy=policy)
 
     batch: list[dict[str, Any]] = []
-    for item in store.iter_items("duplicate_of IS NULL" + pending):
+    for item in store.iter_items("duplicate_of IS NULL" + pending, columns=_ITEM_COLUMNS):
         batch.append(item)
         if len(batch) >= BATCH:
             save(batch)
@@ -397,7 +448,7 @@ def _classify_store(store: Any, classifier: Classifier, everything: bool,
         if orphans:
             save(orphans)
 
-    for item in store.iter_items("duplicate_of IS NOT NULL" + pending):
+    for item in store.iter_items("duplicate_of IS NOT NULL" + pending, columns=_ITEM_COLUMNS):
         duplicates.append(item)
         if len(duplicates) >= BATCH:
             flush()
@@ -412,7 +463,8 @@ def classify_texts(classifier: Classifier, records: Iterable[Mapping[str, Any]])
     out: list[Result] = []
     batch: list[ItemText] = []
     for record in records:
-        batch.append(ItemText(record.get("title") or "", record.get("text") or "",
+        batch.append(ItemText((record.get("title") or "")[:MAX_TEXT_CHARS],
+                              (record.get("text") or "")[:MAX_TEXT_CHARS],
                               language=record.get("language")))
         if len(batch) >= BATCH:
             out += classifier.classify(batch)

@@ -302,6 +302,11 @@ _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>", re.IGNORECASE)
 # One parser per thread: an lxml parser object must not parse in two threads at once.
 _PARSERS = threading.local()
 
+# Characters XML forbids (C0 controls but tab, newline and carriage return): a stray one in a
+# page (a BEL or ESC pasted from a terminal, a form feed from a word processor) made trafilatura
+# return no text at all, and the item was stored without its body.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
 
 def _parser() -> lxml.html.HTMLParser:
     parser = getattr(_PARSERS, "parser", None)
@@ -312,7 +317,7 @@ def _parser() -> lxml.html.HTMLParser:
 
 def _parse(text: str) -> lxml.html.HtmlElement | None:
     # lxml refuses str input that carries an XML encoding declaration: it is stale after decoding.
-    text = _XML_DECLARATION.sub("", text, count=1).replace("\x00", "")
+    text = _XML_INVALID.sub("", _XML_DECLARATION.sub("", text, count=1))
     if not text.strip():
         return None
     try:

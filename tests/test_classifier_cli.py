@@ -83,6 +83,68 @@ def test_classify_without_model_uses_rules_and_says_so(stiwatch, store_path, tmp
     assert "0 items classified" in again.output
 
 
+def test_an_english_item_with_a_regional_language_tag_is_read_as_english(stiwatch, db_path):
+    """"en-GB" or "EN" (stored by older versions) is English: a ministry's English weather
+    note is not made policy-relevant by its source, as an unread Thai one would be."""
+    with db.open_store(db_path) as store:
+        store.sync_sources([{"id": "ministry", "name": "M", "kind": "feed", "org_type": "ministry",
+                             "url": "https://m.example/f", "country": "GB"}])
+        store.save_items([
+            {"url": f"https://m.example/{n}", "source_id": "ministry", "language": language,
+             "title": "Weather: sunny week ahead", "body": "Sunshine and mild temperatures."}
+            for n, language in enumerate(["en", "en-GB", "EN", "en_US", "th"])])
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    assert [tags(db_path, n)[("policy", "1" if n == 5 else "0")] for n in range(1, 6)] == \
+        ["rules", "rules", "rules", "rules", "source"]
+
+
+def test_a_three_letter_or_unknown_language_code_is_read_as_iso_639(stiwatch, db_path):
+    """A short page's lang attribute is stored as written when no text tells better: "eng"
+    is English, a template's "xx" is no language; "tha" and "fil" are other languages."""
+    with db.open_store(db_path) as store:
+        store.sync_sources([{"id": "ministry", "name": "M", "kind": "feed", "org_type": "ministry",
+                             "url": "https://m.example/f", "country": "GB"}])
+        store.save_items([
+            {"url": f"https://m.example/{n}", "source_id": "ministry", "language": language,
+             "title": "Weather: sunny week ahead", "body": "Sunshine and mild temperatures."}
+            for n, language in enumerate(["eng", "xx", "tha", "fil"])])
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    assert [next(m for (f, _v), m in tags(db_path, n).items() if f == "policy")
+            for n in range(1, 5)] == ["rules", "rules", "source", "source"]
+
+
+def test_an_item_with_no_language_is_not_policy_by_its_ministry_source(stiwatch, db_path):
+    """The crawler stores "zxx" (no linguistic content) for emoji, a base64 blob or a table of
+    numbers: a ministry's such page is not policy-relevant by its source as a Thai text is."""
+    with db.open_store(db_path) as store:
+        store.sync_sources([{"id": "ministry", "name": "M", "kind": "feed", "org_type": "ministry",
+                             "url": "https://m.example/f", "country": "JP"}])
+        store.save_items([
+            {"url": "https://m.example/1", "source_id": "ministry", "language": "zxx",
+             "title": "🚀🚀", "body": "🔬🧪🤖💡 " * 500},
+            {"url": "https://m.example/2", "source_id": "ministry", "language": "zxx",
+             "title": "Blob", "body": "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODkrLw==" * 2000},
+            {"url": "https://m.example/3", "source_id": "ministry", "language": "und",
+             "title": "2026", "body": "12 345 678 910 " * 100}])
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    assert [tags(db_path, n)[("policy", "0")] for n in (1, 2, 3)] == ["rules"] * 3
+
+
+def test_a_source_stored_with_country_uk_gives_its_items_gb(stiwatch, db_path):
+    """An older version stored "UK" as a source's country: its items with no place in the
+    text still get the home country (GB, with its region), not no country at all."""
+    with db.open_store(db_path) as store:
+        store.sync_sources([{"id": "ukri", "name": "UKRI", "kind": "feed",
+                             "url": "https://ukri.example/f", "country": "GB"}])
+        store.save_items([{"url": "https://ukri.example/1", "source_id": "ukri",
+                           "title": "New research funding call",
+                           "body": "The council opens a call for research proposals."}])
+        store.conn.execute("UPDATE sources SET country = 'UK' WHERE id = 'ukri'")
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    found = tags(db_path, 1)
+    assert found[("country", "GB")] == "source" and found[("region", "europe")] == "source"
+
+
 def test_classify_store_keeps_the_garbage_collector_as_it_found_it(store_path):
     """classify_store freezes what exists before the run out of the collector's sight (the
     classifier's tables) and thaws it after, also when the run fails: nothing stays frozen."""
@@ -704,3 +766,32 @@ def test_negatives_saved_without_their_charset_are_read_as_the_crawler_reads_the
         path.write_bytes(feed.encode(encoding))
         examples, files = _feed_negatives((str(path),), lambda message: None)
         assert [e.title for e in examples] == titles and files == [str(path)]
+
+
+def test_a_huge_body_is_read_only_up_to_the_documented_cap(db_path):
+    """The crawler keeps pages of up to 10 MB: classify reads at most MAX_TEXT_CHARS of each
+    text, so a batch of them holds megabytes, not gigabytes, and the text's start decides."""
+    import tracemalloc
+
+    from classifier.pipeline import MAX_TEXT_CHARS, Classifier, classify_store
+
+    filler = "Lorem ipsum dolor sit amet. " * (3_000_000 // 28)
+    with db.open_store(db_path) as store:
+        store.sync_sources([{"id": "wire", "name": "Wire", "kind": "feed",
+                             "url": "https://wire.example/f"}])
+        store.save_items([{"url": f"https://wire.example/{n}", "source_id": "wire",
+                           "title": "Annual report", "body": POLICY_TEXT + filler + OTHER_TEXT}
+                          for n in range(10)])
+    classifier = Classifier.load(None)
+    with db.open_store(db_path) as store:
+        tracemalloc.start()
+        try:
+            report = classify_store(store, classifier)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert report.classified == 10
+        assert peak < 10 * MAX_TEXT_CHARS * 4  # the ten 3 MB bodies alone are 30 MB
+    found = tags(db_path, 1)
+    assert ("country", "JP") in found and ("policy", "1") in found
+    assert ("country", "CL") not in found  # named only after the cap

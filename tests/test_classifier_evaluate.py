@@ -274,8 +274,12 @@ def test_rules_alone_on_general_wire_news(stiwatch):
      "line 2: needs a title or a text (or both)"),
     (['{"id": "1", "title": "t", "language": "Japanese"}'],
      'line 1: language must be an ISO 639 code such as "ja", not \'Japanese\''),
+    (['{"id": "1", "title": "t"}', '{"title": ' + "[" * 100_000 + "]" * 100_000 + "}"],
+     "line 2: cannot be read (JSON nested too deeply)"),
+    (['{"id": "1", "title": "t"}', '{"title": "t", "policy": ' + "9" * 5000 + "}"],
+     "line 2: cannot be read (Exceeds the limit (4300 digits)"),
 ], ids=["json", "area", "country", "policy", "object", "empty", "id-number", "no-title-text",
-        "language"])
+        "language", "deep", "long-number"])
 def test_bad_lines_name_the_line(stiwatch, tmp_path: Path, lines, message):
     path = tmp_path / "bad.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -285,6 +289,30 @@ def test_bad_lines_name_the_line(stiwatch, tmp_path: Path, lines, message):
     assert result.output.splitlines()[0].startswith(f"Error: {path}: {message}")
     assert len(result.output.splitlines()) == 1
     assert "Traceback" not in result.output
+
+
+def test_a_file_not_in_utf8_names_the_line(stiwatch, tmp_path: Path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"title": "t"}\n{"title": "Caf\xe9"}\n')
+    result = stiwatch("evaluate", str(path), "--no-model")
+    assert result.exit_code == 2
+    assert result.output == (f"Error: {path}: line 2: not UTF-8 (byte 0xe9): "
+                             "save the file as UTF-8\n")
+
+
+def test_line_separators_inside_strings_do_not_split_a_line(stiwatch, tmp_path: Path):
+    """JSON strings may hold U+2028 or U+0085 unescaped (json.dumps with
+    ensure_ascii=False writes them so, and crawled text has them): they do not end a line."""
+    path = tmp_path / "separators.jsonl"
+    records = [{"id": "a", "title": "Quantum\u2028strategy", "text": "NEL\x85 end",
+                "policy": 0},
+               {"id": "b", "title": "Japan approves a national quantum strategy",
+                "text": "The Cabinet approved the strategy.\r", "policy": 1}]
+    path.write_text("\r\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\r\n",
+                    encoding="utf-8")
+    result = stiwatch("evaluate", str(path), "--no-model", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["n"] == 2
 
 
 def test_a_missing_file_is_the_only_line(stiwatch, tmp_path: Path):

@@ -166,3 +166,21 @@ def test_short_cjk_pages_are_stored_in_their_script_language(stiwatch, http_serv
     stored = {r["url"].rsplit("/", 1)[1]: r for r in rows(db_path, "SELECT * FROM items")}
     assert {name: stored[f"{name}.html"]["language"] for name in SHORT} == {
         name: expected for name, (*_, expected) in SHORT.items()}
+
+
+def test_a_page_with_stray_control_characters_keeps_its_text(stiwatch, http_server, tmp_path,
+                                                             db_path):
+    """A BEL, ESC or form feed pasted into an article (XML forbids them) made the extractor
+    find no text: the item was stored partial, without its body."""
+    build_site(http_server)
+    para = ("The ministry\x07 announced\x1b[0m a national strategy\x0c for research funding "
+            "at universities\x08 and public research institutes over the next five years.")
+    body = PAGE.format(meta='<meta charset="utf-8">', title="Ministry\x01 strategy", nav="Home",
+                       para=para).encode("utf-8")
+    reg = registry(tmp_path / "sources.toml", [one_page_source(http_server, "ctrl", body,
+                                                               folder="ctrl")])
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+    [item] = rows(db_path, "SELECT * FROM items")
+    assert item["status"] == "complete", item["fetch_error"]
+    assert "The ministry announced[0m a national strategy for research funding" in item["body"]
+    assert item["title"] == "Ministry strategy"
