@@ -21,7 +21,7 @@ import _stores
 from _stores import cached
 import db
 import store_scale
-from store_scale import AREAS, COUNTRIES, TextMaker, save_tags, tag_rows
+from store_scale import AREAS, COUNTRIES, TextMaker, insert_items, save_tags, tag_rows
 
 SOURCES = [f"source-{n:03d}" for n in range(300)]
 END = datetime(2026, 11, 23, tzinfo=timezone.utc)   # a Monday: the last delivered week ends
@@ -42,13 +42,8 @@ def fill(temp: Path, n: int, log) -> None:
             source = SOURCES[(start + k) % len(SOURCES)]
             row.update(source_id=source, url=f"https://example.org/{source}/{start + k}",
                        published_at=at, fetched_at=at, classified_at=at)
-        columns = list(rows[0])
         with store.write():
-            store.conn.executemany(
-                f"INSERT INTO items ({', '.join(columns)}) "
-                f"VALUES ({', '.join('?' * len(columns))})",
-                [[r[c] for c in columns] for r in rows])
-            first = store.scalar("SELECT max(id) FROM items") - len(rows) + 1
+            first = insert_items(store, rows)
             store.conn.execute("UPDATE items SET duplicate_of = id - 1, classified_at = "
                                "fetched_at WHERE id >= ? AND id % 50 = 0", [first])
         tags = tag_rows(first, len(rows), seed=start)

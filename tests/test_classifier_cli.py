@@ -83,34 +83,35 @@ def test_classify_without_model_uses_rules_and_says_so(stiwatch, store_path, tmp
     assert "0 items classified" in again.output
 
 
-def test_an_english_item_with_a_regional_language_tag_is_read_as_english(stiwatch, db_path):
-    """"en-GB" or "EN" (stored by older versions) is English: a ministry's English weather
-    note is not made policy-relevant by its source, as an unread Thai one would be."""
+def _policy_methods_of_weather_notes(stiwatch, db_path, languages):
+    """How a British ministry's weather note stored in each of ``languages`` gets its policy
+    tag: "rules" (read, not STI policy) or "source" (a language not read: the ministry's)."""
     with db.open_store(db_path) as store:
         store.sync_sources([{"id": "ministry", "name": "M", "kind": "feed", "org_type": "ministry",
                              "url": "https://m.example/f", "country": "GB"}])
         store.save_items([
             {"url": f"https://m.example/{n}", "source_id": "ministry", "language": language,
              "title": "Weather: sunny week ahead", "body": "Sunshine and mild temperatures."}
-            for n, language in enumerate(["en", "en-GB", "EN", "en_US", "th"])])
+            for n, language in enumerate(languages)])
     assert stiwatch("-q", "classify", "--no-model").exit_code == 0
-    assert [tags(db_path, n)[("policy", "1" if n == 5 else "0")] for n in range(1, 6)] == \
+    return [next(m for (f, _v), m in tags(db_path, n).items() if f == "policy")
+            for n in range(1, len(languages) + 1)]
+
+
+def test_an_english_item_with_a_regional_language_tag_is_read_as_english(stiwatch, db_path):
+    """"en-GB" or "EN" (stored by older versions) is English: a ministry's English weather
+    note is not made policy-relevant by its source, as an unread Thai one would be."""
+    assert _policy_methods_of_weather_notes(
+        stiwatch, db_path, ["en", "en-GB", "EN", "en_US", "th"]) == \
         ["rules", "rules", "rules", "rules", "source"]
+    assert tags(db_path, 5)[("policy", "1")] == "source"
 
 
 def test_a_three_letter_or_unknown_language_code_is_read_as_iso_639(stiwatch, db_path):
     """A short page's lang attribute is stored as written when no text tells better: "eng"
     is English, a template's "xx" is no language; "tha" and "fil" are other languages."""
-    with db.open_store(db_path) as store:
-        store.sync_sources([{"id": "ministry", "name": "M", "kind": "feed", "org_type": "ministry",
-                             "url": "https://m.example/f", "country": "GB"}])
-        store.save_items([
-            {"url": f"https://m.example/{n}", "source_id": "ministry", "language": language,
-             "title": "Weather: sunny week ahead", "body": "Sunshine and mild temperatures."}
-            for n, language in enumerate(["eng", "xx", "tha", "fil"])])
-    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
-    assert [next(m for (f, _v), m in tags(db_path, n).items() if f == "policy")
-            for n in range(1, 5)] == ["rules", "rules", "source", "source"]
+    assert _policy_methods_of_weather_notes(stiwatch, db_path, ["eng", "xx", "tha", "fil"]) == \
+        ["rules", "rules", "source", "source"]
 
 
 def test_an_item_with_no_language_is_not_policy_by_its_ministry_source(stiwatch, db_path):
