@@ -6,10 +6,12 @@ text and tags; the commands an operator and an analyst run are then timed on it 
 in a new process (see docs/benchmarks.md, "An operator's store after three years").
 
     python bench/operator_store.py 200000     # prints the path of the built (or cached) store
+    python bench/operator_store.py --quick    # 2,000 items
 """
 
 from __future__ import annotations
 
+import argparse
 from datetime import datetime, timedelta, timezone
 import json
 from pathlib import Path
@@ -99,6 +101,16 @@ def build(n: int, log=print) -> Path:
     return cached(f"operator-{n}.db", lambda temp: fill(temp, n, log))
 
 
-if __name__ == "__main__":
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("items", nargs="?", type=int, default=200_000)
+    parser.add_argument("--quick", action="store_true",
+                        help="2,000 items (bench/run.py --quick: a check that it still builds)")
+    args = parser.parse_args()
     assert store_scale  # its module-level names are what the text and tags are made of
-    print(build(int(sys.argv[1]) if len(sys.argv) > 1 else 200_000))
+    print(build(2_000 if args.quick else args.items))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
