@@ -331,6 +331,21 @@ def test_permanent_refusal_fails_that_recipient_only(store, smtp, stiwatch):
     assert rows["eu@example.org"]["last_error"] == "550 5.1.1 No such user here"
 
 
+# The week's deliveries when a run stopped before any reader got the week: each reader still
+# owed it; space@ matched nothing, which needed no server.
+OWED_AGAIN = {"all@example.org": "pending", "eu@example.org": "pending",
+              "sec@example.org": "pending", "space@example.org": "skipped"}
+
+
+def sends_each_reader_once(stiwatch, smtp, env):
+    """`digest send` of the week sends each of its three readers one digest."""
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+    assert result.exit_code == 0, result.output
+    assert "3 sent via SMTP" in result.output
+    assert sorted(r.rcpt for r in smtp.messages) == ["all@example.org", "eu@example.org",
+                                                     "sec@example.org"]
+
+
 def test_a_sender_the_server_refuses_stops_the_run_and_every_digest_stays_owed(store, smtp,
                                                                               stiwatch):
     # A 5xx to MAIL FROM says the sender (mail_from, or the login's right to use it) is wrong,
@@ -349,18 +364,12 @@ def test_a_sender_the_server_refuses_stops_the_run_and_every_digest_stays_owed(s
     assert smtp.messages == []
     with db.open_store(store.path) as s:
         rows = {r["subscriber"]: r for r in s.deliveries(WEEK.label)}
-    assert {email: r["status"] for email, r in rows.items()} == {
-        "all@example.org": "pending", "eu@example.org": "pending", "sec@example.org": "pending",
-        "space@example.org": "skipped"}
+    assert {email: r["status"] for email, r in rows.items()} == OWED_AGAIN
     assert all("refused the sender" in rows[e]["last_error"]
                for e in ("all@example.org", "eu@example.org", "sec@example.org"))
 
     smtp.sender_reply = None  # the sender fixed: each reader gets the week once
-    result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
-    assert result.exit_code == 0, result.output
-    assert "3 sent via SMTP" in result.output
-    assert sorted(r.rcpt for r in smtp.messages) == ["all@example.org", "eu@example.org",
-                                                     "sec@example.org"]
+    sends_each_reader_once(stiwatch, smtp, env)
     assert {r.mail_from for r in smtp.messages} == {"digest@agency.example"}
 
 
@@ -385,19 +394,13 @@ def test_a_relay_refusal_at_rcpt_stops_the_run_and_every_digest_stays_owed(store
                     "login; 3 digests of 2026-W47 stay owed for the next run (`stiwatch digest "
                     "status` shows them)")
     rows = rows_of(db_path)
-    assert {email: r["status"] for email, r in rows.items()} == {
-        "all@example.org": "pending", "eu@example.org": "pending", "sec@example.org": "pending",
-        "space@example.org": "skipped"}
+    assert {email: r["status"] for email, r in rows.items()} == OWED_AGAIN
     assert smtp.messages == []
     assert [r["subscriber"] for r in rows.values() if r["message_id"]] == ["all@example.org"]
     tried = rows["all@example.org"]["message_id"]
 
     smtp.rcpt_reply = None  # the relay fixed: each reader gets the week once
-    result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
-    assert result.exit_code == 0, result.output
-    assert "3 sent via SMTP" in result.output
-    assert sorted(r.rcpt for r in smtp.messages) == ["all@example.org", "eu@example.org",
-                                                     "sec@example.org"]
+    sends_each_reader_once(stiwatch, smtp, smtp.settings_env())
     [message] = smtp.to("all@example.org")
     assert message["Message-ID"] == tried  # the same message, not a new one
 
@@ -481,11 +484,7 @@ def test_a_server_that_does_not_take_ehlo_is_greeted_with_helo(store, smtp, stiw
     # gateway answers EHLO so).
     smtp.ehlo = False
     store.close()
-    result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
-    assert result.exit_code == 0, result.output
-    assert "3 sent via SMTP" in result.output
-    assert sorted(r.rcpt for r in smtp.messages) == ["all@example.org", "eu@example.org",
-                                                     "sec@example.org"]
+    sends_each_reader_once(stiwatch, smtp, smtp.settings_env())
 
 
 def test_a_message_that_cannot_be_built_fails_that_delivery_and_the_others_get_theirs(
@@ -946,9 +945,7 @@ def test_unreachable_server_is_one_error_recorded_on_each_delivery_still_owed(st
 
     result = stiwatch("digest", "status", "--week", "2026-W47", "--json")
     rows = {r["subscriber"]: r for r in json.loads(result.output)}
-    assert {email: r["status"] for email, r in rows.items()} == {
-        "all@example.org": "pending", "eu@example.org": "pending", "sec@example.org": "pending",
-        "space@example.org": "skipped"}  # nothing matched: it needed no server
+    assert {email: r["status"] for email, r in rows.items()} == OWED_AGAIN
     for email in ("all@example.org", "eu@example.org", "sec@example.org"):
         assert rows[email]["attempts"] == 1
         assert rows[email]["last_error"].startswith(
@@ -957,11 +954,7 @@ def test_unreachable_server_is_one_error_recorded_on_each_delivery_still_owed(st
 
     result = stiwatch("digest", "send", "--week", "2026-W47", env=env)  # still down
     assert result.exit_code == 1
-    result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
-    assert result.exit_code == 0, result.output
-    assert "3 sent via SMTP" in result.output
-    assert sorted(r.rcpt for r in smtp.messages) == ["all@example.org", "eu@example.org",
-                                                     "sec@example.org"]
+    sends_each_reader_once(stiwatch, smtp, smtp.settings_env())
     result = stiwatch("digest", "status", "--week", "2026-W47", "--json")
     rows = {r["subscriber"]: r for r in json.loads(result.output)}
     assert rows["all@example.org"]["status"] == "sent" and rows["all@example.org"]["attempts"] == 3
