@@ -337,6 +337,11 @@ OWED_AGAIN = {"all@example.org": "pending", "eu@example.org": "pending",
               "sec@example.org": "pending", "space@example.org": "skipped"}
 
 
+def rows_of(db_path):
+    with db.open_store(db_path) as s:
+        return {r["subscriber"]: r for r in s.deliveries(WEEK.label)}
+
+
 def sends_each_reader_once(stiwatch, smtp, env):
     """`digest send` of the week sends each of its three readers one digest."""
     result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
@@ -362,8 +367,7 @@ def test_a_sender_the_server_refuses_stops_the_run_and_every_digest_stays_owed(s
                     "send as it; 3 digests of 2026-W47 stay owed for the next run "
                     "(`stiwatch digest status` shows them)")
     assert smtp.messages == []
-    with db.open_store(store.path) as s:
-        rows = {r["subscriber"]: r for r in s.deliveries(WEEK.label)}
+    rows = rows_of(store.path)
     assert {email: r["status"] for email, r in rows.items()} == OWED_AGAIN
     assert all("refused the sender" in rows[e]["last_error"]
                for e in ("all@example.org", "eu@example.org", "sec@example.org"))
@@ -371,11 +375,6 @@ def test_a_sender_the_server_refuses_stops_the_run_and_every_digest_stays_owed(s
     smtp.sender_reply = None  # the sender fixed: each reader gets the week once
     sends_each_reader_once(stiwatch, smtp, env)
     assert {r.mail_from for r in smtp.messages} == {"digest@agency.example"}
-
-
-def rows_of(db_path):
-    with db.open_store(db_path) as s:
-        return {r["subscriber"]: r for r in s.deliveries(WEEK.label)}
 
 
 def test_a_relay_refusal_at_rcpt_stops_the_run_and_every_digest_stays_owed(store, smtp,
