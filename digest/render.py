@@ -55,10 +55,6 @@ def _date(story: Story, tz: Any) -> str:
     return story.published.astimezone(tz).strftime("%a %-d %b")
 
 
-def _pct(value: int | None) -> str:
-    return "new" if value is None else f"{value:+d}%"
-
-
 # A percentage of a smaller 4-week average is noise that reads as news: one story against an
 # average of 0.25 printed "+300%", seven against 0.5 "+1300%". Below it the change is given in
 # stories only (the average is in its own column).
@@ -189,8 +185,7 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters.update(wrap=_wrap, safe_url=safe_url, pct=_pct, signed=_signed, arrow=_arrow,
-                       num=_num, change=_change)
+    env.filters.update(wrap=_wrap, safe_url=safe_url, num=_num, change=_change)
     env.globals.update(label_name=label_name, chart_alt=chart_alt, more_commands=more_commands,
                        trend_intro=trend_intro, avg_title=avg_title, partial_note=partial_note)
     return env
