@@ -35,6 +35,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import pycountry
 
+from db.codes import COUNTRY_ALIASES
+
 from .countries import (MODEL_STEM as COUNTRY_STEM, CountryModel, derive_regions,
                         load_country_model)
 from .domains import DomainTagger
@@ -42,7 +44,6 @@ from .lexicon import share_scan
 from .model import MODEL_STEM, RULES_CERTAIN, PolicyModel, load_model
 from .places import Gazetteer, region_map
 from .rules import RuleTagger
-from .taxonomy import COUNTRY_ALIASES
 
 POLICY_THRESHOLD = 0.5
 POLICY_RULE_WEIGHT = 0.3  # share of the cue rules in the relevance score when a model is used

@@ -15,6 +15,8 @@ from typing import Any
 
 import pycountry
 
+from db.codes import country_hint
+
 
 class UnknownLabel(ValueError):
     """A label id that the taxonomy does not define."""
@@ -66,23 +68,6 @@ class Taxonomy:
              "description": label.description}
             for label in (*self.areas, *self.domains, *self.regions)
         ]
-
-
-# Codes people use that ISO 3166-1 does not: the UK's own, and the EU's for Greece.
-COUNTRY_ALIASES = {"UK": "GB", "EL": "GR"}
-
-
-def country_hint(value: str,
-                 otherwise: str = " (use ISO 3166-1 alpha-2 codes such as JP, US, or EU)") -> str:
-    """What a country that is not a code probably meant, as " (...)": "UK" and "Japan" are
-    written every day by people who mean GB and JP; ``otherwise`` when it cannot tell."""
-    code = COUNTRY_ALIASES.get(value.strip().upper())
-    if code is None:
-        try:
-            code = pycountry.countries.lookup(value.strip()).alpha_2
-        except LookupError:
-            return otherwise
-    return f" ({pycountry.countries.get(alpha_2=code).name} is {code!r})"
 
 
 @lru_cache(maxsize=1)

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import cssselect
 import pycountry
 
-from classifier.taxonomy import country_hint
+from db.codes import country_hint
 
 KINDS = ("feed", "html", "sitemap")
 ORG_TYPES = (
