@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from .clock import utcnow
 from .errors import InvalidTag, NoSuchItem
@@ -21,6 +21,20 @@ def _check(facet: str, value: str, method: str = "analyst") -> None:
         raise InvalidTag(f"policy takes 1 or 0, not {value!r}")
     if not value:
         raise InvalidTag(f"empty value for facet {facet!r}")
+
+
+def _machine_writable(verdicts: set[tuple[str, str]]) -> Callable[[str, str], bool]:
+    """Whether a classifier's (or an original's) tag may be written on an item with these
+    analyst verdicts (facet, value): not one the analyst decided either way, no policy row
+    beside the analyst's own verdict, and no area after an analyst's policy = 0 (areas are for
+    policy items; only the analyst's own stay)."""
+    analyst_policy = any(facet == "policy" for facet, _value in verdicts)
+    no_areas = ("policy", "0") in verdicts
+
+    def writable(facet: str, value: str) -> bool:
+        return not ((facet, value) in verdicts or (facet == "policy" and analyst_policy)
+                    or (facet == "area" and no_areas))
+    return writable
 
 
 class TagsMixin:
@@ -96,16 +110,11 @@ class TagsMixin:
                     vetoed.setdefault(item_id, set()).add((facet, value))
             rows = []
             for item_id, tags in by_item.items():
-                refused = vetoed.get(item_id, ())
-                analyst_policy = any(facet == "policy" for facet, _ in refused)
-                # areas are for policy items: after an analyst's "no", only the analyst's own
-                # (a near-duplicate's copy of its original's areas included)
-                no_areas = ("policy", "0") in refused
+                writable = _machine_writable(vetoed.get(item_id, set()))
                 for tag in tags:
                     facet, value = tag["facet"], str(tag["value"])
                     _check(facet, value, tag["method"])
-                    if ((facet, value) in refused or (facet == "policy" and analyst_policy)
-                            or (facet == "area" and no_areas)):
+                    if not writable(facet, value):
                         continue
                     rows.append(
                         (item_id, facet, value, tag.get("score"), tag["method"], model_version, now)
@@ -255,10 +264,8 @@ class TagsMixin:
             "SELECT facet, value, score, method, model_version, tagged_at FROM tags"
             " WHERE item_id = ?", [item_id]).fetchall()
         for copy in copies:
-            own = {(facet, value) for facet, value in self.conn.execute(
-                "SELECT facet, value FROM analyst_labels WHERE item_id = ?", [copy])}
-            own_policy = any(facet == "policy" for facet, _value in own)
-            no_areas = ("policy", "0") in own
+            writable = _machine_writable({(facet, value) for facet, value in self.conn.execute(
+                "SELECT facet, value FROM analyst_labels WHERE item_id = ?", [copy])})
             # as save_classifications replaces a copy's tags: all but its own analyst verdicts
             self.conn.execute(
                 "DELETE FROM tags WHERE item_id = ? AND (method != 'analyst' OR NOT EXISTS ("
@@ -269,9 +276,7 @@ class TagsMixin:
                 "INSERT OR IGNORE INTO tags"
                 " (item_id, facet, value, score, method, model_version, tagged_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(copy, *tag) for tag in tags
-                 if (tag[0], tag[1]) not in own and not (tag[0] == "policy" and own_policy)
-                 and not (tag[0] == "area" and no_areas)])
+                [(copy, *tag) for tag in tags if writable(tag[0], tag[1])])
         self.conn.execute("UPDATE items SET classified_at = NULL WHERE duplicate_of = ?",
                           [item_id])
 
