@@ -37,6 +37,7 @@ import pycountry
 
 from db.codes import COUNTRY_ALIASES
 
+from .report import ClassifyReport
 from .countries import (MODEL_STEM as COUNTRY_STEM, CountryModel, derive_regions,
                         load_country_model)
 from .domains import DomainTagger
@@ -321,21 +322,6 @@ class Classifier:
 
 
 # -- the store -----------------------------------------------------------------------------
-
-
-@dataclass
-class ClassifyReport:
-    items: int = 0
-    classified: int = 0
-    inherited: int = 0
-    policy: int = 0
-    seconds: float = 0.0
-    model_version: str = ""
-    model: str | None = None  # the trained model's version, None when rules were used
-    description: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def classify_store(

@@ -79,8 +79,12 @@ def test_classify_without_model_uses_rules_and_says_so(stiwatch, store_path, tmp
         versions = {t["model_version"] for t in store.tags_of(1)}
     assert len(versions) == 1 and versions.pop().startswith("rules+")
 
+    # nothing new: said at once, without loading the classifier (seconds with a model)
     again = stiwatch("classify", "--model-dir", str(tmp_path / "no-model"))
-    assert "0 items classified" in again.output
+    assert again.exit_code == 0, again.output
+    assert ("0 items classified: none new since the last classify (the classifier was not "
+            "loaded)") in again.output
+    assert "Classifier:" not in again.output
 
 
 def _policy_methods_of_weather_notes(stiwatch, db_path, languages):

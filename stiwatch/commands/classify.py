@@ -67,15 +67,24 @@ def run_classification(app: App, *, everything: bool = False, model_dir: str | N
 
     Shared by `stiwatch classify`, `stiwatch run` and `stiwatch demo`.
     """
-    from classifier.pipeline import classify_store
-
     # The store first: a missing database is one error line, not one after the classifier's.
     store = app.store()
+    pending = len(store.unclassified_ids(everything=everything))
+    if not pending and classifier is None:
+        # Loading the model takes seconds; a scheduled classify with nothing new needs none of
+        # it. (A model this code refuses is then said at the first new item.)
+        from classifier.report import ClassifyReport
+
+        return {**ClassifyReport(description="not loaded: nothing to classify").as_dict(),
+                "summary": "0 items classified: none new since the last classify (the "
+                           "classifier was not loaded)"}
+    from classifier.pipeline import classify_store
+
     classifier = classifier or load_classifier(app, model_dir, use_model=use_model)
     app.echo(f"Classifier: {classifier.describe()}", err=True)
     progress = app.progress("classify", unit="items")
     with progress:
-        progress.set_total(len(store.unclassified_ids(everything=everything)))
+        progress.set_total(pending)
         report = classify_store(store, classifier, everything=everything,
                                 progress=progress.advance)
     result = report.as_dict()
