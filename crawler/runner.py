@@ -163,6 +163,7 @@ def crawl(
     _start(child)
     writer.close()  # the child holds the only write end: EOF on our side means it is done
     report: CrawlReport | None = None
+    failure = None
     try:
         while True:
             try:
@@ -171,6 +172,8 @@ def crawl(
                 break
             if event.get("event") == "report":
                 report = CrawlReport.from_dict(event["report"])
+            elif event.get("event") == "failed":
+                failure = event["error"]
             if progress:
                 progress(event)
         child.join()
@@ -187,6 +190,11 @@ def crawl(
         raise
     finally:
         reader.close()
+    if report is None and failure:
+        if os.environ.get(EXTRA_SETTINGS_ENV):
+            raise CrawlInputError(f"the crawler could not start: {failure} (check the Scrapy "
+                                  f"settings of {EXTRA_SETTINGS_ENV})")
+        raise CrawlError(f"the crawler could not start: {failure}")
     if report is None:
         raise CrawlError(f"the crawler process ended with status {child.exitcode} "
                          "before reporting; see the log above")
@@ -285,7 +293,14 @@ def _run_job(job: dict[str, Any], events: Any) -> None:
         job["log_setup"]()
         settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
     process = CrawlerProcess(settings)
-    process.crawl("sources", source=job["sources"])
+
+    def could_not_run(failure: Any) -> None:
+        # Scrapy drops this failure without a word (a component of STIWATCH_SCRAPY_SETTINGS
+        # that cannot be loaded, say): the parent says it on one line, the traceback is DEBUG.
+        logging.getLogger(__name__).debug("the crawl failed: %s", failure.getTraceback())
+        emit({"event": "failed", "error": f"{failure.type.__name__}: {failure.getErrorMessage()}"})
+
+    process.crawl("sources", source=job["sources"]).addErrback(could_not_run)
     from twisted.internet import reactor
 
     from .signals import stop_requested

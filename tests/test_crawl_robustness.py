@@ -177,7 +177,31 @@ def test_bad_input_exits_2(stiwatch, http_server, tmp_path):
     ]:
         refused = stiwatch("crawl", env={**FAST, "STIWATCH_SCRAPY_SETTINGS": json.dumps(extra)})
         assert refused.exit_code == 2 and message in refused.output, refused.output
+    # A component Scrapy cannot load stops the crawler as it starts: said on one line (it was
+    # "ended with status 0 before reporting; see the log above", and the log said nothing).
+    unloadable = stiwatch("crawl", env={**FAST, "STIWATCH_SCRAPY_SETTINGS": json.dumps(
+        {"ITEM_PIPELINES": {"nope.Pipeline": 100}})})
+    assert unloadable.exit_code == 2
+    assert unloadable.output.strip().splitlines()[-1] == (
+        "Error: the crawler could not start: ModuleNotFoundError: No module named 'nope' "
+        "(check the Scrapy settings of STIWATCH_SCRAPY_SETTINGS)")
+    assert "Traceback" not in unloadable.output
     assert not http_server.requests  # nothing was fetched for bad input
+
+
+def test_sources_that_failed_alike_share_one_mention_of_the_error(stiwatch, http_server,
+                                                                    tmp_path):
+    _misbehaving(http_server)
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": name, "kind": "feed", "url": http_server.url("/broken.xml")}
+        for name in ("first", "second", "third")] + [
+        {"id": "fourth", "kind": "feed", "url": http_server.url("/gone.xml")}])
+    assert stiwatch("sources", "sync", str(reg)).exit_code == 0
+    result = stiwatch("-q", "crawl", env=FAST)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: every source failed: first, second, third (HTTP 500 Internal Server Error); "
+        "fourth (HTTP 404 Not Found)")  # in name order, whichever finished first
 
 
 LOOPING_ENTRIES = """

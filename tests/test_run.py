@@ -203,10 +203,10 @@ def test_quiet_run_still_says_what_failed(tmp_path: Path) -> None:
 
     assert run.returncode == 1 and run.stdout == ""
     assert run.stderr == ("Error: crawl: every source failed: broken (HTTP 500 Internal "
-                          "Server Error), gone (HTTP 404 Not Found)\n")
+                          "Server Error); gone (HTTP 404 Not Found)\n")
     assert crawl.returncode == 1 and json.loads(crawl.stdout)["status"] == "failed"
     assert crawl.stderr == ("Error: every source failed: broken (HTTP 500 Internal Server "
-                            "Error), gone (HTTP 404 Not Found)\n")
+                            "Error); gone (HTTP 404 Not Found)\n")
 
 
 def test_run_syncs_the_registry_the_sources_setting_names(tmp_path: Path,

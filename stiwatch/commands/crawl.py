@@ -60,12 +60,17 @@ def _rows(report: CrawlReport) -> list[dict[str, Any]]:
 
 
 def every_source_failed(report: CrawlReport, limit: int = 10) -> str | None:
-    """The error to print when no source could be crawled, naming each with its error."""
+    """The error to print when no source could be crawled, naming each source with its error:
+    sources that failed alike (the network down, robots.txt unreachable everywhere) share one
+    mention of the error, which would otherwise fill the cron mail once per source."""
     if not report.sources or report.ok_sources:
         return None
-    failed = [f"{s.id} ({s.errors[0]})" if s.errors else s.id for s in report.sources]
-    more = f" and {len(failed) - limit} more" if len(failed) > limit else ""
-    return "every source failed: " + ", ".join(failed[:limit]) + more
+    alike: dict[str, list[str]] = {}
+    for source in sorted(report.sources, key=lambda source: source.id)[:limit]:
+        alike.setdefault(source.errors[0] if source.errors else "", []).append(source.id)
+    more = f"; and {len(report.sources) - limit} more" if len(report.sources) > limit else ""
+    return "every source failed: " + "; ".join(
+        ", ".join(ids) + (f" ({error})" if error else "") for error, ids in alike.items()) + more
 
 
 EXIT_LOCKED = 3  # another run or crawl holds the run lock (docs/operations.md)
