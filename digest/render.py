@@ -24,6 +24,7 @@ from markupsafe import Markup
 
 from .chart import chart_alt
 from .select import LATE, LATE_WEEKS, OTHER, Digest, Entry, Section, Story, label_name
+from .trends import PCT_MIN_MEAN
 
 CHART_CID = "trends-chart"
 
@@ -55,22 +56,16 @@ def _date(story: Story, tz: Any) -> str:
     return story.published.astimezone(tz).strftime("%a %-d %b")
 
 
-# A percentage of a smaller 4-week average is noise that reads as news: one story against an
-# average of 0.25 printed "+300%", seven against 0.5 "+1300%". Below it the change is given in
-# stories only (the average is in its own column).
-PCT_MIN_MEAN = 2.0
-
-
 def _change(row: Any) -> str:
     """A trend row's change column: arrow, change in stories, and the percentage when its base
-    is large enough to mean something (``PCT_MIN_MEAN``)."""
+    is large enough to mean something (``TrendRow.telling_pct``)."""
     if row.direction == "unknown":
         return "–"  # no earlier week in the store: no change to speak of
     text = f"{_arrow(row.direction)} {_signed(row.change)}"
     if row.direction == "new":
         return text + " (new)"
-    if row.change_pct is not None and row.previous_mean >= PCT_MIN_MEAN:
-        return text + f" ({row.change_pct:+d}%)"
+    if row.telling_pct is not None:
+        return text + f" ({row.telling_pct:+d}%)"
     return text
 
 

@@ -32,6 +32,10 @@ from .select import clean_text, label_name, parse_time
 from .weeks import Week, week_of
 
 COMPARE_WEEKS = 4
+# A percentage of a smaller 4-week average is noise that reads as news: one story against an
+# average of 0.25 printed "+300%", seven against 0.5 "+1300%". Below it the change is given in
+# stories only (the average is in its own column): in the digest and in `stiwatch trends`.
+PCT_MIN_MEAN = 2.0
 MIN_STORIES = 2
 MIN_SOURCES = 2
 SMOOTHING = 1.0
@@ -93,6 +97,12 @@ class TrendRow:
     sources: int = 0  # distinct sources of this week's stories
     top_source: str = ""  # the source of most of them (name), and how many it gave
     top_source_stories: int = 0
+
+    @property
+    def telling_pct(self) -> int | None:
+        """``change_pct`` where its base is large enough to mean something (``PCT_MIN_MEAN``),
+        else None: what a reader is shown. The raw ``change_pct`` stays in JSON and CSV."""
+        return self.change_pct if self.previous_mean >= PCT_MIN_MEAN else None
 
     @property
     def one_source(self) -> bool:

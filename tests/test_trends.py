@@ -154,6 +154,10 @@ def test_trends_command_formats_and_chart(trend_store, stiwatch, db_path, tmp_pa
     assert gov["series"] == [0, 1, 2, 3, 2, 5] and gov["direction"] == "up"
     assert gov["change_pct"] == 150
 
+    # an average of 2 stories a week or more: the table gives the change in per cent too
+    table = [line.split() for line in stiwatch(*args).output.splitlines()]
+    assert ["Governance", "0", "1", "2", "3", "2", "5", "2", "+3", "(+150%)", "up"] in table
+
     result = stiwatch(*args, "--format", "csv", "--by", "country")
     rows = list(csv.DictReader(io.StringIO(result.output)))
     assert rows == [{"value": "JP", "name": "Japan", "2026-W42": "0", "2026-W43": "0",
@@ -226,8 +230,14 @@ def test_trends_command_of_a_young_store_averages_the_weeks_it_watched(db_path, 
     assert result.exit_code == 0, result.output
     assert ("AVG4: mean of the 1 week(s) before 2026-W47 since the store's first story "
             "(2026-W46; earlier weeks were not watched)") in result.output
-    assert ["Governance", "0", "1", "5", "1", "+4", "(+400%)", "up"] in [
+    # a per cent of an average of 1 is noise that reads as news: the table gives stories only
+    # (as the digest does); JSON keeps the raw change_pct
+    assert ["Governance", "0", "1", "5", "1", "+4", "up"] in [
         line.split() for line in result.output.splitlines()]
+    assert "%" not in result.output
+    data = json.loads(stiwatch("trends", "--week", "2026-W47", "--format", "json").output)
+    gov = next(r for r in data["rows"] if r["value"] == "governance")
+    assert (gov["previous_mean"], gov["change_pct"]) == (1.0, 400)
     data = json.loads(stiwatch("trends", "--week", "2026-W46", "--format", "json").output)
     gov = next(r for r in data["rows"] if r["value"] == "governance")
     assert (gov["direction"], gov["previous_mean"], gov["change_pct"]) == ("unknown", 0.0, None)

@@ -35,7 +35,9 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
 
     Each row has one count per week (ISO weeks in the `timezone` setting; near-duplicates
     counted once), this week against the mean of the 4 weeks before it (change, change %,
-    direction: up, down, flat or new), and the terms rising fastest. Weeks before the store's
+    direction: up, down, flat or new), and the terms rising fastest. The table gives a change
+    in per cent only where that mean is at least 2 stories a week, as the digest does; JSON
+    and CSV carry every change_pct. Weeks before the store's
     first dated item were not watched: they are left out of the mean, not counted as zeros
     (with none left, direction is unknown and no term rises). These are the same numbers
     as the digest's trends section.
@@ -73,8 +75,8 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
         table = []
         for row in rows:
             line = {"name": row.name, "avg4": row.previous_mean,
-                    "change": f"{row.change:+g}" + ("" if row.change_pct is None
-                                                    else f" ({row.change_pct:+d}%)"),
+                    "change": f"{row.change:+g}" + ("" if row.telling_pct is None
+                                                    else f" ({row.telling_pct:+d}%)"),
                     "direction": row.direction}
             line.update({w.split("-")[1]: n for w, n in zip(report.weeks, row.series)
                          if w in shown})
