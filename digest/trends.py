@@ -2,7 +2,9 @@
 behind the digest's trends section and `stiwatch trends`.
 
 - A story is an original item with ``policy = 1`` (near-duplicates are folded into it, so a
-  syndicated article counts once). Weeks are ISO weeks in the configured time zone.
+  syndicated article counts once). Weeks are ISO weeks in the configured time zone. The digest
+  calls these reports: it shows different reports of one event as one story (digest.events),
+  the trends count each, and say so.
 - "This week" is compared with the mean of the 4 weeks before it: ``change = this - mean``,
   ``change_pct = 100 * change / mean`` (None when the mean is 0), ``direction`` is ``up``,
   ``down``, ``flat`` or ``new`` (nothing before, something now). Weeks before the store's first
