@@ -32,6 +32,11 @@ LATE_WEEKS = 4  # how far before the week a story found late may have been publi
 # Sources whose page is the story's own (registry org_type), rather than a report of it.
 OFFICIAL = frozenset({"ministry", "funding_agency", "intergovernmental", "research_org",
                       "academy"})
+# Policy scores saturate near 1.0 (0.997 against 0.992 is the classifier's noise, not a
+# difference a reader would see): ranked on the raw score, a week's stories came out newest
+# first. Banded to tenths, the score still puts a start-up's funding round (0.7) below a
+# ministry's programme (1.0), and recency orders only stories alike in coverage and relevance.
+SCORE_BAND = 0.1
 
 
 @lru_cache(maxsize=1)
@@ -189,8 +194,10 @@ class Story:
         return len(self.sources)
 
     def rank_key(self) -> tuple:
-        """More distinct sources, then higher relevance, then newer, first."""
-        return (-self.source_count, -self.policy_score, -self.published.timestamp(), self.id)
+        """More distinct sources, then higher relevance (in bands of ``SCORE_BAND``), then
+        newer, first."""
+        band = round(self.policy_score / SCORE_BAND)
+        return (-self.source_count, -band, -self.published.timestamp(), self.id)
 
 
 @dataclass

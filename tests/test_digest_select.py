@@ -209,3 +209,23 @@ def test_reports_of_one_event_too_far_apart_or_from_one_source_stay_apart(tmp_pa
     ])
     assert [s.reports for s in load_week(store, week).stories] == [1, 1, 1]
 
+
+def test_headlines_rank_by_sources_then_relevance_then_recency(tmp_path):
+    """Policy scores saturate near 1.0: 0.999 is no more relevant than 0.991, so a Friday story
+    at 0.991 comes before a Monday one at 0.999; a start-up's funding round at 0.72 still comes
+    after both, however new; a story two sources reported before all."""
+    store = build(tmp_path / "s.db", [
+        story("https://x.example/mon", "2026-11-16T01:00:00Z", title="Monday, 0.999",
+              score=0.999),
+        story("https://x.example/fri", "2026-11-20T01:00:00Z", title="Friday, 0.991",
+              score=0.991),
+        story("https://x.example/sat", "2026-11-21T01:00:00Z", title="Saturday, 0.72",
+              score=0.72),
+        story("https://x.example/two", "2026-11-16T00:00:00Z", title="Tuesday, two sources",
+              score=0.9),
+        story("https://news-a.example/two", "2026-11-16T01:00:00Z", source="news-a",
+              title="Tuesday, two sources (wire)", duplicate_of="https://x.example/two"),
+    ])
+    digest = select(load_week(store, parse_week(W47, "Asia/Tokyo")), None, 10)
+    assert titles(digest) == ["Tuesday, two sources", "Friday, 0.991", "Monday, 0.999",
+                              "Saturday, 0.72"]
