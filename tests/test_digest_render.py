@@ -16,7 +16,7 @@ import pytest
 from digeststore import G7_MEETING, JAPAN_SECURITY, add, build, story
 from digest.chart import chart_figure
 from digest.render import render_html
-from digest.send import message_bytes, message_for, prepare_week, compose
+from digest.send import message_bytes, message_for, prepare_week, compose, send_week
 from digest.weeks import parse_week
 from stiwatch.config import load_settings
 
@@ -276,6 +276,17 @@ def test_one_event_in_three_reports_is_one_story_with_the_others_linked(db_path,
             "    - UKRI: https://uk-ukri.example/g7\n"
             "  Tags: International cooperation, Research security\n") in text
     assert text.count("Also reported by") == 1
+
+
+def test_the_send_report_counts_policy_items_not_stories(db_path, tmp_path):
+    """The operator's line ('2026-W47: 5 policy items, 1 sent') counts items, as `classify`
+    and `trends` do: the G7 meeting's three reports are three, though its readers get one
+    story."""
+    s = build(db_path, G7_MEETING + JAPAN_SECURITY)
+    s.save_subscribers([{"email": "aiko@example.org"}])
+    outbox = load_settings(environ={"STIWATCH_OUTBOX": str(tmp_path / "outbox")})
+    report = send_week(s, outbox, WEEK, dry_run=True)
+    assert report.stories == 5 and len(report.sent) == 1
 
 
 def test_trend_percentages_only_where_the_average_is_a_real_base(db_path, settings):
