@@ -122,6 +122,19 @@ class DigestsMixin:
                 found.setdefault(row.pop("original"), []).append(row)
         return found
 
+    def leads(self, item_ids: Iterable[int], chars: int) -> dict[int, str]:
+        """``{item id: the first ``chars`` characters of its body}``, items with a body only.
+        Only the start is read: the digest compares the leads of a week's stories."""
+        found: dict[int, str] = {}
+        for chunk in chunks(list(item_ids)):
+            for row in self.query(
+                f"""SELECT id, substr(body, 1, ?) AS lead FROM items
+                    WHERE id IN ({', '.join('?' for _ in chunk)}) AND coalesce(body, '') != ''""",
+                [int(chars), *chunk],
+            ):
+                found[row["id"]] = row["lead"]
+        return found
+
     # -- deliveries --------------------------------------------------------------------------
 
     def ensure_deliveries(self, period: str, emails: Iterable[str]) -> int:

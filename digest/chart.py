@@ -1,4 +1,4 @@
-"""The digest's chart: weekly volume of policy stories per area over the last weeks, as a PNG.
+"""The digest's chart: weekly volume of policy reports per area over the last weeks, as a PNG.
 
 Drawn with matplotlib's object API on the Agg canvas (no pyplot, no display, no global state),
 so it is safe in threads and servers, then saved through Pillow (a matplotlib dependency) as a
@@ -31,18 +31,18 @@ def chart_alt(report: TrendReport) -> str:
     rows = drawn_rows(report)
     if not rows:
         if not any(report.totals):
-            return f"Line chart: policy items per week by area, {span}: none in these weeks."
-        return (f"Line chart: policy items per week by area, {span}, with no lines. All policy "
-                f"items per week, oldest first: {', '.join(str(n) for n in report.totals)}; "
+            return f"Line chart: policy reports per week by area, {span}: none in these weeks."
+        return (f"Line chart: policy reports per week by area, {span}, with no lines. All policy "
+                f"reports per week, oldest first: {', '.join(str(n) for n in report.totals)}; "
                 "none has a policy area.")
     if report.first_week and report.first_week > first:
         span += f"; weeks before {report.first_week} blank: the store holds nothing earlier"
     average = (f"the {report.history}-week average" if report.history > 1
                else "last week's count" if report.history else "no average (nothing earlier)")
-    return (f"Line chart: policy items per week by area, {span}, one line per area with items: "
-            f"{', '.join(row.name for row in rows)}. All policy items per week, oldest first: "
+    return (f"Line chart: policy reports per week by area, {span}, one line per area with reports: "
+            f"{', '.join(row.name for row in rows)}. All policy reports per week, oldest first: "
             f"{', '.join(str(n) for n in report.totals)}. The table below has this week's count "
-            f"and {average} for each area with items in the last "
+            f"and {average} for each area with reports in the last "
             f"{COMPARE_WEEKS + 1} weeks.")
 
 
@@ -78,7 +78,7 @@ def chart_figure(report: TrendReport) -> Any:
                   color=COLOURS[drawn % len(COLOURS)], label=row.name)
         drawn += 1
     if not drawn:
-        empty = "No policy items with an area" if any(report.totals) else "No policy items"
+        empty = "No policy reports with an area" if any(report.totals) else "No policy reports"
         axes.text(0.5, 0.5, f"{empty} in these weeks", ha="center", va="center",
                   transform=axes.transAxes, color="#555555", fontsize=FONT)
     if not all(watched):
@@ -91,14 +91,14 @@ def chart_figure(report: TrendReport) -> Any:
     axes.set_xticks(shown, [labels[n] for n in shown], fontsize=FONT)
     axes.set_xlim(-0.5, len(positions) - 0.5)
     axes.tick_params(axis="y", labelsize=FONT)
-    axes.set_ylabel("Stories per week", fontsize=FONT)
+    axes.set_ylabel("Reports per week", fontsize=FONT)
     axes.set_ylim(bottom=0)
     axes.yaxis.get_major_locator().set_params(integer=True)
     axes.grid(axis="y", color="#dddddd", linewidth=0.6)
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
     first, last = report.weeks[0], report.weeks[-1]
-    axes.set_title(f"Policy items per week by area,\n{first} to {last}", fontsize=FONT + 1,
+    axes.set_title(f"Policy reports per week by area,\n{first} to {last}", fontsize=FONT + 1,
                    loc="left")
     if drawn:
         # Below the plot, so a phone-width image keeps the whole width for the lines.

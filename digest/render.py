@@ -57,7 +57,7 @@ def _date(story: Story, tz: Any) -> str:
 
 
 def _change(row: Any) -> str:
-    """A trend row's change column: arrow, change in stories, and the percentage when its base
+    """A trend row's change column: arrow, change in reports, and the percentage when its base
     is large enough to mean something (``TrendRow.telling_pct``)."""
     if row.direction == "unknown":
         return "–"  # no earlier week in the store: no change to speak of
@@ -80,30 +80,37 @@ def partial_note(digest: Digest) -> str:
             "against whole weeks its counts read low.")
 
 
+# What the trends count, said where their numbers start.
+REPORTS = ("All STI-policy reports (a story several sources reported counts once per source; "
+           "a syndicated copy does not count)")
+
+
 def trend_intro(report: Any) -> str:
-    """The sentence over the trend tables: all stories this week against the weeks before (so
+    """The sentence over the trend tables: all reports this week against the weeks before (so
     a reader sees how much of each row's rise is the week's volume), and what each row is
-    compared with, honestly when the store is younger than the 4 comparison weeks."""
+    compared with, honestly when the store is younger than the 4 comparison weeks. Trends count
+    reports, not the digest's stories: an event three sources reported counts three times, as
+    coverage does, while the stories above show it once; the sentence says so."""
     history = report.history
     this = report.totals[-1] if report.totals else 0
     if not history:
-        return (f"All STI-policy stories: {this} this week. The store holds nothing earlier "
-                "(its first story is from this week), so there is no average to compare with yet.")
+        return (f"{REPORTS}: {this} this week. The store holds nothing earlier (its first "
+                "report is from this week), so there is no average to compare with yet.")
     before = report.totals[-1 - history:-1]
     average = _num(round(sum(before) / len(before), 2)) if before else "0"
     minimum = _num(PCT_MIN_MEAN)
     if history == 1:
         total = f"{this} this week, {average} the week before"
         rows = "this week against the week before"
-        base = f"that week had at least {minimum} stories"
+        base = f"that week had at least {minimum} reports"
     else:
         total = f"{this} this week, {average} a week on average in the previous {history} weeks"
         rows = f"this week against the average of the previous {history} weeks"
-        base = f"that average is at least {minimum} stories a week"
+        base = f"that average is at least {minimum} reports a week"
     if history < 4:
         total += (f" (the store begins in {report.first_week}: weeks before it are not "
                   "counted as quiet)")
-    return (f"All STI-policy stories: {total}. Each row below: {rows}; a change in per cent "
+    return (f"{REPORTS}: {total}. Each row below: {rows}; a change in per cent "
             f"only where {base}.")
 
 

@@ -1,4 +1,5 @@
-"""A subscriber's items for one ISO week: filters, duplicates folded, ranking, sections, "why".
+"""A subscriber's items for one ISO week: filters, duplicates folded, reports of one event
+grouped (`digest.events`), ranking, sections, "why".
 
 The week's stories are read from the store once (`load_week`) and shared by every subscriber;
 `select` is then pure Python, so a thousand digests cost one query.
@@ -10,7 +11,7 @@ one of them any id matches (OR); countries and regions together form the places 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 import html
 from functools import lru_cache
@@ -20,6 +21,7 @@ from typing import Any, Mapping
 from classifier.taxonomy import load_taxonomy
 from db import FILTER_FACETS, FILTERS
 
+from .events import LEAD_CHARS, Report, event_groups
 from .weeks import Week
 
 HEADLINES = 5  # headline stories at most (never more than the section cap)
@@ -30,6 +32,11 @@ LATE_WEEKS = 4  # how far before the week a story found late may have been publi
 # Sources whose page is the story's own (registry org_type), rather than a report of it.
 OFFICIAL = frozenset({"ministry", "funding_agency", "intergovernmental", "research_org",
                       "academy"})
+# Policy scores saturate near 1.0 (0.997 against 0.992 is the classifier's noise, not a
+# difference a reader would see): ranked on the raw score, a week's stories came out newest
+# first. Banded to tenths, the score still puts a start-up's funding round (0.7) below a
+# ministry's programme (1.0), and recency orders only stories alike in coverage and relevance.
+SCORE_BAND = 0.1
 
 
 @lru_cache(maxsize=1)
@@ -125,7 +132,8 @@ class Source:
 
 @dataclass
 class Story:
-    """An original item and every copy of it (near-duplicates folded in)."""
+    """One event as the digest shows it: an original item and every copy of it (near-duplicates
+    folded in), and the other reports of the same event (`digest.events`) with theirs."""
 
     id: int
     url: str
@@ -143,7 +151,25 @@ class Story:
     # The item's language (ISO 639), marked on its title and summary: a reader's mail client
     # then draws 科技部 with Chinese glyphs, not the Japanese ones it picks in an English page.
     language: str = ""
+    official: bool = False  # its link is an official source's page (``OFFICIAL``)
+    # Item ids of the reports grouped into the story (its own first): one per write-up, the
+    # copies of each not counted. len(ids) is what the trends count of it.
+    ids: list[int] = field(default_factory=list)
     _texts: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.ids:
+            self.ids = [self.id]
+
+    @property
+    def reports(self) -> int:
+        """Write-ups of the event grouped into this story (1: its own only)."""
+        return len(self.ids)
+
+    @property
+    def also(self) -> list[Source]:
+        """The other sources that reported it, each linked to its own report."""
+        return self.sources[1:]
 
     @property
     def primary_area(self) -> str:
@@ -168,8 +194,10 @@ class Story:
         return len(self.sources)
 
     def rank_key(self) -> tuple:
-        """More distinct sources, then higher relevance, then newer, first."""
-        return (-self.source_count, -self.policy_score, -self.published.timestamp(), self.id)
+        """More distinct sources, then higher relevance (in bands of ``SCORE_BAND``), then
+        newer, first."""
+        band = round(self.policy_score / SCORE_BAND)
+        return (-self.source_count, -band, -self.published.timestamp(), self.id)
 
 
 @dataclass
@@ -261,9 +289,54 @@ def load_week(store: Any, week: Week, rows: list[dict[str, Any]] | None = None) 
             regions=_ids(row["regions"]),
             area_scores={v: (s if s is not None else 1.0) for v, s in row["areas"]},
             language=_language_tag(row.get("language")),
+            official=coverage[0].get("source_org_type") in OFFICIAL,
         ))
+    stories = group_events(stories, store.leads([story.id for story in stories], LEAD_CHARS))
     stories.sort(key=Story.rank_key)
     return WeekData(week, stories)
+
+
+def group_events(stories: list[Story], leads: Mapping[int, str]) -> list[Story]:
+    """``stories`` with the reports of one event (`digest.events`; ``leads``: each item's body
+    start) made one story: the earliest official source's report (else the earliest) gives its
+    title, link and date; the other reports' sources follow its own as they came out; it has
+    every tag of any of them (a reader filtering by the UK still gets the G7 story that the
+    UK's report is part of)."""
+    reports = [Report(text=f"{s.title}. {s.summary} {clean_text(leads.get(s.id))}",
+                      published=s.published, places=frozenset(s.countries + s.regions),
+                      source=s.source.id)
+               for s in stories]
+    grouped = []
+    for group in event_groups(reports):
+        members = sorted((stories[n] for n in group), key=lambda s: (s.published, s.id))
+        # The page of the body that acts leads, as for copies; the rest as they came out.
+        lead = next((s for s in members if s.official), members[0])
+        members.remove(lead)
+        grouped.append(_merge([lead, *members]) if members else lead)
+    return grouped
+
+
+def _merge(members: list[Story]) -> Story:
+    lead = members[0]
+    sources, seen = [], set()
+    for member in members:
+        for source in member.sources:
+            if source.id not in seen:
+                seen.add(source.id)
+                sources.append(source)
+    area_scores: dict[str, float] = {}
+    for member in members:
+        for area, score in member.area_scores.items():
+            area_scores[area] = max(score, area_scores.get(area, 0.0))
+
+    def union(key: str) -> list[str]:
+        return list(dict.fromkeys(v for member in members for v in getattr(member, key)))
+
+    return replace(
+        lead, sources=sources, policy_score=max(m.policy_score for m in members),
+        areas=sorted(area_scores, key=lambda a: (-area_scores[a], a)),
+        domains=union("domains"), countries=union("countries"), regions=union("regions"),
+        area_scores=area_scores, ids=[m.id for m in members], _texts={})
 
 
 # -- one subscriber ------------------------------------------------------------------------------
@@ -291,6 +364,7 @@ class Digest:
     headlines: Section
     sections: list[Section]
     total: int  # stories matched (shown or not), found-late ones included
+    reports: int = 0  # the reports grouped into those ``total`` stories (>= total)
     trends: Any = None  # digest.trends.TrendReport, shared by every subscriber of the week
     late_total: int = 0  # of ``total``: published earlier, stored since the last digest
 
@@ -380,9 +454,12 @@ def select(
         sections.append(Section(area, title, [entry(stories[p]) for p in shown[area]],
                                 max(0, counts[area] - cap)))
     late_total = 0
+    reports = sum(stories[p].reports for p in matched)
     if late is not None and late_after is not None:
-        found = [p for p in late.matching(filters) if late.stories[p].id > late_after]
+        # A story any of whose reports the reader's last digest was built without.
+        found = [p for p in late.matching(filters) if max(late.stories[p].ids) > late_after]
         late_total = len(found)
+        reports += sum(late.stories[p].reports for p in found)
         if found:
             sections.append(Section(LATE, LATE_TITLE,
                                     [entry(late.stories[p]) for p in found[:cap]],
@@ -396,6 +473,7 @@ def select(
         headlines=headlines,
         sections=sections,
         total=len(matched) + late_total,
+        reports=reports,
         trends=trends,
         late_total=late_total,
     )

@@ -585,7 +585,7 @@ class OutboxTransport:
 class SendReport:
     week: str
     transport: str  # smtp, outbox or dry-run
-    stories: int = 0  # policy stories in the week
+    stories: int = 0  # policy items in the week (reports, not stories: see send_week)
     subscribers: int = 0  # active subscribers
     sent: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # nothing matched their filters (newly)
@@ -771,7 +771,9 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
     built = {email: through for email, through in store.last_built(week.label).items()
              if email in subscribers}
     bundle = bundle or prepare_week(store, week, min(built.values(), default=None), now)
-    report.stories = len(bundle.data.stories)
+    # Policy items, as the operator's other counts are: each report of an event grouped into
+    # one story counts (the readers' digests say how many stories they make).
+    report.stories = sum(story.reports for story in bundle.data.stories)
     report.subscribers = len(subscribers)
     if not bundle.data.stories and not (bundle.late and bundle.late.stories):
         log.info("digest %s: no policy items this week, nothing sent", week.label)

@@ -2,7 +2,9 @@
 behind the digest's trends section and `stiwatch trends`.
 
 - A story is an original item with ``policy = 1`` (near-duplicates are folded into it, so a
-  syndicated article counts once). Weeks are ISO weeks in the configured time zone.
+  syndicated article counts once). Weeks are ISO weeks in the configured time zone. The digest
+  calls these reports: it shows different reports of one event as one story (digest.events),
+  the trends count each, and say so.
 - "This week" is compared with the mean of the 4 weeks before it: ``change = this - mean``,
   ``change_pct = 100 * change / mean`` (None when the mean is 0), ``direction`` is ``up``,
   ``down``, ``flat`` or ``new`` (nothing before, something now). Weeks before the store's first
@@ -32,9 +34,9 @@ from .select import clean_text, label_name, parse_time
 from .weeks import Week, week_of
 
 COMPARE_WEEKS = 4
-# A percentage of a smaller 4-week average is noise that reads as news: one story against an
+# A percentage of a smaller 4-week average is noise that reads as news: one report against an
 # average of 0.25 printed "+300%", seven against 0.5 "+1300%". Below it the change is given in
-# stories only (the average is in its own column): in the digest and in `stiwatch trends`.
+# reports only (the average is in its own column): in the digest and in `stiwatch trends`.
 PCT_MIN_MEAN = 2.0
 MIN_STORIES = 2
 MIN_SOURCES = 2

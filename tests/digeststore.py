@@ -65,3 +65,40 @@ def add(store: db.Store, stories: list[dict[str, Any]]) -> dict[str, int]:
                              "method": "model" if facet == "area" else "rules"})
         store.save_classifications([(item_id, tags)], "test-1")
     return ids
+
+
+# The G7 science ministers' meeting, written up by three sources in their own words, and two
+# other Japanese research-security stories of the same days: same country, same area, some of
+# the same words, different news.
+G7_MEETING = [
+    story("https://news-a.example/g7", "2026-11-17T13:00:00Z", source="news-a",
+          title="G7 science ministers adopt research security principles in Canada",
+          summary="Science ministers of the G7, meeting in Canada, adopted common principles on "
+                  "research security and integrity and agreed to cooperate on AI safety.",
+          areas=["international", "research_security"], countries=["CA", "JP"],
+          regions=["north_america", "east_asia"], score=0.97),
+    story("https://x.example/g7", "2026-11-16T09:00:00Z", source="jp-mext",
+          title="Minister joins G7 counterparts in endorsing research security principles",
+          summary="Japan's minister attended the G7 science ministers' meeting hosted by Canada, "
+                  "which endorsed common principles for secure international research.",
+          areas=["international", "research_security"], countries=["JP"],
+          regions=["east_asia"], score=0.99),
+    story("https://uk-ukri.example/g7", "2026-11-19T09:00:00Z", source="uk-ukri",
+          title="UKRI to align due diligence with G7 research security principles",
+          summary="Following the meeting of G7 science ministers in Canada, UKRI will align its "
+                  "due-diligence requirements with the principles the ministers adopted.",
+          areas=["research_security"], countries=["GB", "JP"], regions=["europe", "east_asia"],
+          score=0.98),
+]
+JAPAN_SECURITY = [
+    story("https://news-b.example/guidelines", "2026-11-17T02:00:00Z", source="news-b",
+          title="Japan publishes research security guidelines for universities",
+          summary="The guidelines ask universities in Japan to check the foreign funding and "
+                  "affiliations of researchers in international projects.",
+          areas=["research_security"], countries=["JP"], regions=["east_asia"], score=0.99),
+    story("https://news-a.example/export", "2026-11-18T02:00:00Z", source="news-a",
+          title="Japan tightens export controls on research equipment",
+          summary="Universities in Japan will need a licence to ship research equipment abroad "
+                  "under revised export control rules.",
+          areas=["research_security"], countries=["JP"], regions=["east_asia"], score=0.99),
+]

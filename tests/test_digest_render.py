@@ -13,10 +13,10 @@ import math
 
 import pytest
 
-from digeststore import add, build, story
+from digeststore import G7_MEETING, JAPAN_SECURITY, add, build, story
 from digest.chart import chart_figure
 from digest.render import render_html
-from digest.send import message_bytes, message_for, prepare_week, compose
+from digest.send import message_bytes, message_for, prepare_week, compose, send_week
 from digest.weeks import parse_week
 from stiwatch.config import load_settings
 
@@ -154,7 +154,7 @@ def test_chart_is_readable_on_a_phone_in_grey_and_blank_where_nothing_was_watche
     axes = figure.axes[0]
     words = [axes.title, axes.yaxis.label, *axes.get_xticklabels(), *axes.get_yticklabels(),
              *axes.get_legend().get_texts()]
-    assert axes.yaxis.label.get_text() == "Stories per week"
+    assert axes.yaxis.label.get_text() == "Reports per week"
     small = [(t.get_text(), round(t.get_fontsize() * figure.dpi / 72 * scale, 1))
              for t in words if t.get_text() and t.get_fontsize() * figure.dpi / 72 * scale < 9]
     assert not small, small
@@ -191,11 +191,11 @@ def test_chart_alt_text_is_true_to_the_chart_and_the_table_below(store, settings
     assert sorted(in_table) == ["Governance", "Public research", "Research security"]
 
     assert alt == (
-        "Line chart: policy items per week by area, 2026-W36 to 2026-W47 (12 weeks); weeks "
+        "Line chart: policy reports per week by area, 2026-W36 to 2026-W47 (12 weeks); weeks "
         "before 2026-W40 blank: the store holds nothing earlier, one line "
-        f"per area with items: {', '.join(drawn)}. All policy items per week, oldest first: "
+        f"per area with reports: {', '.join(drawn)}. All policy reports per week, oldest first: "
         f"{', '.join(str(n) for n in report.totals)}. The table below has this week's count and "
-        "the 4-week average for each area with items in the last 5 weeks.")
+        "the 4-week average for each area with reports in the last 5 weeks.")
     # What the alt text says the table holds is what it holds.
     last5 = {r.name for r in report.rows("area") if any(r.series[-5:])}
     assert set(in_table) == last5
@@ -235,13 +235,58 @@ def test_plain_text_part_has_the_same_items(store, settings):
     assert "... and 4 more in Research security not shown." in text  # ... and counted
     assert "… and 4 more in Research security not shown." in html_text
     assert "https://x.example/orig" in text and "javascript:" not in text
-    assert "Covered by 2 sources: Japan MEXT, STI News A" in text
+    assert ("Also reported by:\n    - STI News A: https://news-a.example/copy\n"
+            in text.replace("\r\n", "\n"))
     assert "Why you got this: all STI-policy news (you have no filters)" in text
     # The store begins in W45: the average is of 2 weeks, not of 4 with 2 unwatched ones.
     assert ["Governance", "1", "0.5", "▲", "+0.5"] in [
         line.split() for line in text.splitlines()]
     for part in (text, html_text):
         assert "Quantum moonshot for labs" in part and "Trends" in part
+
+
+def test_one_event_in_three_reports_is_one_story_with_the_others_linked(db_path, settings):
+    """What a director reads: the G7 meeting once, under the official source's headline, with
+    the two other sources that reported it as links, in both parts; the count above the stories
+    says how many reports they group, and the trends say they count reports."""
+    s = build(db_path, G7_MEETING + JAPAN_SECURITY)
+    s.save_subscribers([{"email": "aiko@example.org"}])
+    digest, msg = build_message(s, settings)
+    text = msg.get_payload()[0].get_payload()[0].get_content().replace("\r\n", "\n")
+    raw_html = msg.get_payload()[0].get_payload()[1].get_content()
+    html = parse_html(raw_html)
+    g7 = "Minister joins G7 counterparts in endorsing research security principles"
+    for part in (text, html.text):
+        assert part.count(g7) == 1
+        assert "adopt research security principles in Canada" not in part  # the wire's title
+        assert "UKRI to align" not in part
+        assert ("3 STI-policy stories (from 5 reports: an event several sources reported is "
+                "one story) matched your filters") in " ".join(part.split())
+        assert ("All STI-policy reports (a story several sources reported counts once per "
+                "source; a syndicated copy does not count): 5 this week") in " ".join(
+            part.split())
+    assert html.text.count("Also reported by:") == 1
+    assert ('<div class="c">Also reported by: '
+            '<a href="https://news-a.example/g7" class="l">STI News A</a>, '
+            '<a href="https://uk-ukri.example/g7" class="l">UKRI</a></div>') in raw_html
+    assert (f"* {g7}\n  Japan MEXT · Mon 16 Nov · Japan, Canada, United Kingdom\n"
+            "  https://x.example/g7\n") in text
+    assert ("  Also reported by:\n"
+            "    - STI News A: https://news-a.example/g7\n"
+            "    - UKRI: https://uk-ukri.example/g7\n"
+            "  Tags: International cooperation, Research security\n") in text
+    assert text.count("Also reported by") == 1
+
+
+def test_the_send_report_counts_policy_items_not_stories(db_path, tmp_path):
+    """The operator's line ('2026-W47: 5 policy items, 1 sent') counts items, as `classify`
+    and `trends` do: the G7 meeting's three reports are three, though its readers get one
+    story."""
+    s = build(db_path, G7_MEETING + JAPAN_SECURITY)
+    s.save_subscribers([{"email": "aiko@example.org"}])
+    outbox = load_settings(environ={"STIWATCH_OUTBOX": str(tmp_path / "outbox")})
+    report = send_week(s, outbox, WEEK, dry_run=True)
+    assert report.stories == 5 and len(report.sent) == 1
 
 
 def test_trend_percentages_only_where_the_average_is_a_real_base(db_path, settings):
@@ -273,10 +318,11 @@ def test_trend_percentages_only_where_the_average_is_a_real_base(db_path, settin
     assert ["Governance", "1", "0.25", "▲ +0.75"] in html.rows
     assert ["Public research", "3", "2", "▲ +1 (+50%)"] in html.rows
     for part in (" ".join(text.split()), html.text):
-        assert "in per cent only where that average is at least 2 stories a week" in part
+        assert "in per cent only where that average is at least 2 reports a week" in part
         # The week's volume beside the rows, so a reader sees how much of a rise it is.
-        assert ("All STI-policy stories: 8 this week, 2.75 a week on average in the previous "
-                "4 weeks.") in part
+        assert ("All STI-policy reports (a story several sources reported counts once per "
+                "source; a syndicated copy does not count): 8 this week, 2.75 a week on average "
+                "in the previous 4 weeks.") in part
 
 
 def test_a_rise_carried_by_one_source_says_so(db_path, settings):
@@ -322,21 +368,22 @@ def test_trends_of_a_young_store_do_not_count_unwatched_weeks_as_quiet(db_path, 
     text = msg.get_payload()[0].get_payload()[0].get_content()
     html = parse_html(msg.get_payload()[0].get_payload()[1].get_content())
     flat = " ".join(text.split())
-    assert ("All STI-policy stories: 4 this week, 1 the week before (the store begins in "
+    assert ("counts once per source; a syndicated copy does not count): 4 this week, 1 the week "
+            "before (the store begins in "
             "2026-W46: weeks before it are not counted as quiet)") in flat
     assert ["Research", "security", "4", "1", "▲", "+3"] in [line.split()
                                                          for line in text.splitlines()]
     assert "Policy areas: this week / last week / change" in text
     assert ["Research security", "4", "1", "▲ +3"] in html.rows
     assert "4-week" not in text and "4-week" not in html.text
-    assert "research security (4 stories, was 1/week)" in " ".join(text.split())
+    assert "research security (4 reports, was 1/week)" in " ".join(text.split())
 
     # The first week the store holds: nothing to compare with, and nothing is "new" or rising.
     _, msg = build_message(s, settings, week=parse_week("2026-W46", "Asia/Tokyo"))
     text = msg.get_payload()[0].get_payload()[0].get_content()
     html = parse_html(msg.get_payload()[0].get_payload()[1].get_content())
-    assert ("All STI-policy stories: 1 this week. The store holds nothing earlier (its first "
-            "story is from this week), so there is no average to compare with yet.") in (
+    assert ("does not count): 1 this week. The store holds nothing earlier (its first "
+            "report is from this week), so there is no average to compare with yet.") in (
         " ".join(text.split()))
     assert ["Research", "security", "1", "–", "–"] in [line.split()
                                                      for line in text.splitlines()]
@@ -609,7 +656,7 @@ def test_chart_of_stories_without_an_area_does_not_say_there_are_none(db_path, s
     [alt] = parse_html(msg.get_payload()[0].get_payload()[1].get_content()).alts
     assert digest.total == 2
     assert "none in these weeks" not in alt
-    assert alt.endswith("All policy items per week, oldest first: "
+    assert alt.endswith("All policy reports per week, oldest first: "
                         + ", ".join(["0"] * 11 + ["2"]) + "; none has a policy area.")
 
 

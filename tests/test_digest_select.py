@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from digeststore import build, story
+from digeststore import G7_MEETING, JAPAN_SECURITY, build, story
+from digest import events
 from digest.errors import DigestError
 from digest.select import load_week, select
 from digest.weeks import last_complete_week, parse_week
@@ -160,3 +161,71 @@ def test_a_story_a_news_source_stored_first_links_to_the_official_page(tmp_path)
     nsf = by_title["NSF opens AI call"]
     assert nsf.url == "https://x.example/nsf"
     assert [s.name for s in nsf.sources] == ["US NSF", "STI News B"]
+
+
+def test_reports_of_one_event_are_one_story_and_other_news_of_its_country_is_not(tmp_path):
+    store = build(tmp_path / "s.db", G7_MEETING + JAPAN_SECURITY)
+    digest = select(load_week(store, parse_week(W47, "Asia/Tokyo")), None, 10)
+    assert titles(digest) == [
+        # the official source's report leads, the others follow in the order they came out
+        "Minister joins G7 counterparts in endorsing research security principles",
+        "Japan tightens export controls on research equipment",
+        "Japan publishes research security guidelines for universities"]
+    g7 = digest.headlines.entries[0].story
+    assert g7.url == "https://x.example/g7"
+    assert [(s.name, s.url) for s in g7.also] == [
+        ("STI News A", "https://news-a.example/g7"), ("UKRI", "https://uk-ukri.example/g7")]
+    assert g7.reports == 3 and g7.source_count == 3
+    # every report's places and areas: a reader filtering by the UK gets the story
+    assert set(g7.countries) == {"JP", "CA", "GB"} and g7.areas[0] == "international"
+    uk = select(load_week(store, parse_week(W47, "Asia/Tokyo")), {"countries": ["GB"]}, 10)
+    assert titles(uk) == [g7.title] and uk.headlines.entries[0].why == [
+        "country: United Kingdom"]
+    assert (digest.total, digest.reports) == (3, 5)
+
+
+def test_it_is_the_similarity_threshold_that_keeps_two_stories_of_one_country_apart(
+        tmp_path, monkeypatch):
+    """The other side of ``EVENT_SIMILARITY``: the two Japanese stories pass every other test
+    (different sources, a day apart, the same country and area) and share words (Japan,
+    universities, research), so only the threshold keeps them apart: their similarity is about
+    0.18, and with a threshold below it they would be taken for one event."""
+    store = build(tmp_path / "s.db", JAPAN_SECURITY)
+    week = parse_week(W47, "Asia/Tokyo")
+    assert len(load_week(store, week).stories) == 2
+    monkeypatch.setattr(events, "EVENT_SIMILARITY", 0.15)
+    [one] = load_week(store, week).stories
+    assert one.reports == 2
+
+
+def test_reports_of_one_event_too_far_apart_or_from_one_source_stay_apart(tmp_path):
+    week = parse_week(W47, "Asia/Tokyo")
+    text = dict(title="G7 science ministers adopt research security principles in Canada",
+                areas=["research_security"], countries=["CA"])
+    store = build(tmp_path / "a.db", [
+        story("https://x.example/a", "2026-11-16T01:00:00Z", **text),
+        story("https://x.example/b", "2026-11-17T01:00:00Z", **text),  # jp-mext again
+        story("https://news-a.example/c", "2026-11-21T02:00:00Z", source="news-a", **text),
+    ])
+    assert [s.reports for s in load_week(store, week).stories] == [1, 1, 1]
+
+
+def test_headlines_rank_by_sources_then_relevance_then_recency(tmp_path):
+    """Policy scores saturate near 1.0: 0.999 is no more relevant than 0.991, so a Friday story
+    at 0.991 comes before a Monday one at 0.999; a start-up's funding round at 0.72 still comes
+    after both, however new; a story two sources reported before all."""
+    store = build(tmp_path / "s.db", [
+        story("https://x.example/mon", "2026-11-16T01:00:00Z", title="Monday, 0.999",
+              score=0.999),
+        story("https://x.example/fri", "2026-11-20T01:00:00Z", title="Friday, 0.991",
+              score=0.991),
+        story("https://x.example/sat", "2026-11-21T01:00:00Z", title="Saturday, 0.72",
+              score=0.72),
+        story("https://x.example/two", "2026-11-16T00:00:00Z", title="Tuesday, two sources",
+              score=0.9),
+        story("https://news-a.example/two", "2026-11-16T01:00:00Z", source="news-a",
+              title="Tuesday, two sources (wire)", duplicate_of="https://x.example/two"),
+    ])
+    digest = select(load_week(store, parse_week(W47, "Asia/Tokyo")), None, 10)
+    assert titles(digest) == ["Tuesday, two sources", "Friday, 0.991", "Monday, 0.999",
+                              "Saturday, 0.72"]
