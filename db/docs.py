@@ -182,7 +182,8 @@ TABLES: dict[str, dict[str, Any]] = {
     },
     "analyst_labels": {
         "description": "Analysts' corrections (`stiwatch tag`): what they added (verdict 1) or "
-        "removed (verdict 0). The classifier never overrides them; training uses them.",
+        "removed (verdict 0). The classifier never overrides them; training uses them. "
+        "`stiwatch tag ITEM --undo FACET=VALUE` deletes a row (the correction taken back).",
         "columns": {
             "item_id": "The item (`items.id`).",
             "facet": "As in `tags`.",

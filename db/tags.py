@@ -248,6 +248,59 @@ class TagsMixin:
             self._copy_to_duplicates(item_id)
         return added, removed
 
+    def analyst_undo(
+        self,
+        item_id: int,
+        undo: Iterable[tuple[str, str | None]],
+        *,
+        region_of: Mapping[str, str] | None = None,
+    ) -> list[tuple[str, str, int]]:
+        """Take back an analyst's corrections of an item, so the classifier decides again.
+
+        ``undo`` holds ``(facet, value)``, or ``(facet, None)`` for every verdict on that
+        facet. Each matching verdict leaves `analyst_labels` (training no longer sees it), an
+        added tag leaves the item, and the item is marked for re-classification (its
+        ``classified_at`` cleared), so the next `classify` tags it anew: the machine's tag a
+        removal kept away may come back. Its regions follow its countries again (with
+        ``region_of``, as in ``analyst_label``) and its near-duplicates take its tags at once.
+        Returns ``(facet, value, verdict)`` of what was taken back, in facet and value order;
+        empty when the item had no such correction (and then nothing is written)."""
+        undo = list(dict.fromkeys(undo))
+        for facet, value in undo:
+            if facet not in FACETS:
+                raise InvalidTag(f"unknown facet {facet!r} (expected one of: {', '.join(FACETS)})")
+            if value is not None and not value:
+                raise InvalidTag(f"empty value for facet {facet!r}")
+        with self.write():
+            if self.scalar("SELECT 1 FROM items WHERE id = ?", [item_id]) is None:
+                raise NoSuchItem(f"no item with id {item_id}")
+            taken = [(facet, value, verdict)
+                     for facet, value, verdict in self.analyst_verdicts(item_id)
+                     if (facet, None) in undo or (facet, value) in undo]
+            if not taken:
+                return []
+            for facet, value, _verdict in taken:
+                self.conn.execute(
+                    "DELETE FROM analyst_labels WHERE item_id = ? AND facet = ? AND value = ?",
+                    [item_id, facet, value])
+                # only the analyst's own row: a removal left no tag, and a machine tag
+                # beside it (a region the classifier also derived) is the machine's
+                self.conn.execute(
+                    "DELETE FROM tags WHERE item_id = ? AND facet = ? AND value = ?"
+                    " AND method = 'analyst'", [item_id, facet, value])
+            self.conn.execute("UPDATE items SET classified_at = NULL WHERE id = ?", [item_id])
+            if region_of is not None:
+                self._follow_countries([item_id], region_of, utcnow())
+            self._copy_to_duplicates(item_id)
+        return taken
+
+    def analyst_verdicts(self, item_id: int) -> list[tuple[str, str, int]]:
+        """``(facet, value, verdict)`` of every analyst correction of the item (1: added,
+        0: removed), in facet and value order."""
+        return [tuple(row) for row in self.conn.execute(
+            "SELECT facet, value, verdict FROM analyst_labels WHERE item_id = ?"
+            " ORDER BY facet, value", [item_id])]
+
     def _copy_to_duplicates(self, item_id: int) -> None:
         """Give the near-duplicates of ``item_id`` its tags now, as `classify` would copy them.
 
