@@ -226,7 +226,8 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
     the STIP export holds programme descriptions, not news). Per-area thresholds are
     chosen by cross-validation on this training data only. The previous model is replaced
     only once the new one is saved. A country model is trained from the initiatives'
-    countries (and countries analysts gave) and saved beside it: it tags a country when the
+    countries (and countries analysts gave, or removed: a negative for that country) and saved
+    beside it: it tags a country when the
     text names none and the source has no home country, narrows a policy text naming
     several countries to the one it is about, and reads ambiguous agency names ("NRF"). With
     enough initiatives, a ranker learnt with it chooses the countries of STI-policy programme
@@ -310,8 +311,11 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
     click.echo(f"Saved model {meta['version']} to {folder} ({meta['train_seconds']}s).")
     # a result, not progress: `train -q` must still say whether the store's corrections counted
     counts = meta["training_counts"]
-    by_countries = (f", {meta['countries']['training_counts']['analyst']} for countries"
-                    if "countries" in meta else "")
+    # an item whose country an analyst removed counts: the model learns it is not that one
+    by_countries = ""
+    if "countries" in meta:
+        learnt = meta["countries"]["training_counts"]
+        by_countries = f", {learnt['analyst'] + learnt['analyst_removals']} for countries"
     analysts = (f"the analysts' corrections of {len(corrected)} items "
                 f"({counts.get('analyst', 0)} for relevance and areas{by_countries})"
                 if corrected else "no analyst corrections (none in the store)")
