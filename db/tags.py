@@ -86,7 +86,8 @@ class TagsMixin:
         model_version: str,
         *,
         region_of: Mapping[str, str] | None = None,
-    ) -> int:
+        marks: Mapping[int, int] | None = None,
+    ) -> list[int]:
         """Replace the machine tags of each item with new ones, in one transaction.
 
         ``results`` holds ``(item_id, tags)``; each tag has ``facet``, ``value``, ``score`` and
@@ -95,11 +96,26 @@ class TagsMixin:
         an analyst's ``policy = 0`` no area is written (areas are for policy items). An item
         given twice gets its last tags. With ``region_of`` (country code -> region id), each
         item's regions then follow its final countries (see ``_follow_countries``).
+
+        ``marks`` (item id -> its ``classify_marks`` when the classifier read it) leaves out
+        any item marked for classification since: its tags were made before an analyst's
+        correction (or a new text) and would clear the mark that asks for new ones. Returns
+        the ids of the items written.
         """
         now = utcnow()
         by_item = {item_id: list(tags) for item_id, tags in results}
-        ids = list(by_item)
         with self.write():
+            if marks is not None:
+                # read inside the write transaction: no mark can be set between this and the
+                # write below
+                for chunk in chunks([item_id for item_id in by_item if item_id in marks]):
+                    for item_id, count in self.conn.execute(
+                        "SELECT id, classify_marks FROM items"
+                        f" WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+                    ):
+                        if count != marks[item_id]:
+                            del by_item[item_id]
+            ids = list(by_item)
             # A few statements per batch rather than four per item (a tenth of the write time).
             vetoed: dict[int, set[tuple[str, str]]] = {}
             for chunk in chunks(ids):
@@ -143,7 +159,7 @@ class TagsMixin:
                 self.conn.execute(
                     "UPDATE items SET classified_at = ?"
                     f" WHERE id IN ({', '.join('?' * len(chunk))})", [now, *chunk])
-        return len(ids)
+        return ids
 
     def analyst_policy(self, item_ids: Iterable[int]) -> dict[int, str]:
         """``{item_id: "1" or "0"}``: the policy verdict an analyst gave each of ``item_ids``

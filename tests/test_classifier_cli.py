@@ -910,3 +910,65 @@ def test_undo_takes_back_a_label_the_taxonomy_no_longer_has(stiwatch, store_path
     assert result.exit_code == 0, result.output
     assert "undid 1 analyst correction (added area=astrology)" in result.output
     assert stiwatch("tag", "1", "--undo", "area=astrology").exit_code == 2
+
+
+def _tag_while_classifying(path: Path, after: str, item_id: int,
+                           add: list[tuple[str, str]]) -> dict:
+    """`classify` on one connection, and an analyst's `tag` on another connection to the same
+    file committed once classify has run a statement containing ``after`` and before its
+    next write transaction: the moment between reading a batch and writing its tags."""
+    from classifier.pipeline import Classifier, classify_store
+    from classifier.places import region_map
+
+    with db.open_store(path) as running, db.open_store(path) as analyst:
+        state = {"read": False, "tagged": False}
+
+        def trace(sql: str) -> None:
+            if after in sql:
+                state["read"] = True
+            elif sql.startswith("BEGIN IMMEDIATE") and state["read"] and not state["tagged"]:
+                state["tagged"] = True
+                analyst.analyst_label(item_id, add=add, region_of=region_map())
+
+        running.conn.set_trace_callback(trace)
+        try:
+            report = classify_store(running, Classifier.load(None))
+        finally:
+            running.conn.set_trace_callback(None)
+    assert state["tagged"]
+    return report.as_dict()
+
+
+def test_a_correction_made_while_classify_runs_keeps_its_mark(stiwatch, store_path):
+    """The analyst's policy=1 committed between classify's read of the verdicts and its write
+    was overwritten by a classified_at for tags made without it: the item was never given
+    areas, and `classify` found nothing left to do."""
+    with db.open_store(store_path) as store:
+        [(brief, _)] = store.save_items([
+            {"url": "https://wire.example/5", "source_id": "wire",
+             "title": "Draft declaration on trusted research",
+             "body": "A draft text on trusted research was circulated to delegates."}])
+    report = _tag_while_classifying(store_path, "FROM analyst_labels WHERE facet = 'policy'",
+                                    brief, [("policy", "1")])
+    assert tags(store_path, brief) == {("policy", "1"): "analyst"}
+    result = stiwatch("classify", "--no-model")
+    assert "1 items classified" in result.output, result.output
+    assert tags(store_path, brief)[("area", "research_security")] == "rules"
+    assert report["changed"] == 1
+
+
+def test_a_copy_keeps_its_mark_when_its_original_is_corrected_while_classify_copies(
+        stiwatch, store_path):
+    """Classify read item 1's tags for its copy (item 4), the analyst then corrected item 1
+    (the copy took the new tags at once), and classify wrote the old ones over them."""
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    with db.open_store(store_path) as store, store.write():
+        store.conn.execute("UPDATE items SET classified_at = NULL WHERE id = 4")
+    report = _tag_while_classifying(store_path, "FROM tags WHERE item_id IN", 1,
+                                    [("area", "research_security")])
+    assert tags(store_path, 4) == tags(store_path, 1)
+    assert tags(store_path, 4)[("area", "research_security")] == "analyst"
+    result = stiwatch("classify", "--no-model")
+    assert "(1 duplicates inherited" in result.output, result.output
+    assert tags(store_path, 4) == tags(store_path, 1)
+    assert report["changed"] == 1 and report["inherited"] == 0
