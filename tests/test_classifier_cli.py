@@ -888,6 +888,9 @@ def test_undo_then_correct_in_one_command(stiwatch, store_path):
     (["1", "--undo", "area="], "expected FACET or FACET=VALUE"),
     (["1", "--undo", "country=us", "--add", "country=US"], "country=US is both undone and added"),
     (["99", "--undo", "area=governance"], "no item with id 99"),
+    # one transaction: the undo is rolled back with the refused correction
+    (["1", "--undo", "country", "--add", "policy=1", "--add", "policy=0"],
+     "policy takes one verdict"),
 ])
 def test_undo_errors(stiwatch, store_path, args, message):
     stiwatch("-q", "classify", "--no-model")
