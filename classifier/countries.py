@@ -48,7 +48,9 @@ initiative has its reporting country.
   classifier/country_ranker.py. It is trained on the model's out-of-fold scores and kept only
   where its cross-validated micro-F1 beats the thresholds'; news keeps the thresholds.
 - Items an analyst gave a country (`stiwatch tag ID --add country=XX`) are added to the
-  training examples (``analyst_examples``).
+  training examples (``analyst_examples``), and a country an analyst removed (`--remove
+  country=XX`) is a negative for that country alone: an item with no country left is no
+  example of any country, but its text says what does not tell XX (``fit_models``).
 - Saved beside the relevance/areas model in the model folder as ``countries.joblib`` and
   ``countries.json`` (same metadata and the same version checks: a model made for another
   scikit-learn or taxonomy version is refused with a message to retrain).
@@ -73,6 +75,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import StratifiedKFold
 from sklearn.naive_bayes import ComplementNB
 from sklearn.svm import LinearSVC
+from sklearn.utils.class_weight import compute_class_weight
 
 from .artifacts import load_artifact, save_artifact
 from .country_ranker import FEATURES as RANKER_FEATURES, MISSING_MARGIN, CountryRanker, \
@@ -227,13 +230,58 @@ def _standardised(scores: np.ndarray) -> np.ndarray:
     return scores / (scores.std(axis=1, keepdims=True) + 1e-9)
 
 
-def fit_models(x: Any, y: np.ndarray) -> tuple[LinearSVC, np.ndarray]:
+def fit_models(x: Any, y: np.ndarray, negatives: tuple[Any, Sequence[Collection[str]]] | None
+               = None) -> tuple[LinearSVC, np.ndarray]:
     """The SVM, and naive Bayes' log feature weights per country (rows in the SVM's class
-    order, float32: all prediction needs)."""
+    order, float32: all prediction needs). ``negatives``: (matrix, the countries each row is
+    known not to be about), texts that are a negative for those countries only."""
     svm = LinearSVC(C=C, class_weight=CLASS_WEIGHT).fit(x, y)
     bayes = ComplementNB(alpha=NB_ALPHA).fit(x, y)
     assert list(bayes.classes_) == list(svm.classes_)
-    return svm, bayes.feature_log_prob_.astype(np.float32)
+    log_prob = bayes.feature_log_prob_
+    if negatives is not None:
+        log_prob = _learn_negatives(svm, bayes, x, y, *negatives)
+    return svm, log_prob.astype(np.float32)
+
+
+def _learn_negatives(svm: LinearSVC, bayes: ComplementNB, x: Any, y: np.ndarray,
+                     x_neg: Any, not_about: Sequence[Collection[str]]) -> np.ndarray:
+    """Refit, for each country some rows of ``x_neg`` are not about, its one-vs-rest SVM with
+    those rows as further negatives, and its naive Bayes weights with them in its complement;
+    naive Bayes' log feature weights are returned. The multi-class fit cannot take a row that
+    is a negative for one country and says nothing of the others (an item whose country an
+    analyst removed may be about any other), so each such country's problem is solved again
+    as liblinear's one-vs-rest poses it: its examples positive at C times its balanced weight,
+    all the others negative at C. Countries no row mentions keep their fit."""
+    classes = list(svm.classes_)
+    weights = dict(zip(classes, compute_class_weight(CLASS_WEIGHT, classes=svm.classes_, y=y)))
+    rows_of = {code: [i for i, codes in enumerate(not_about) if code in codes]
+               for code in classes}
+    rows_of = {code: rows for code, rows in rows_of.items() if rows}
+    log_prob = bayes.feature_log_prob_.copy()
+    if not rows_of:
+        return log_prob
+    if len(classes) == 2:
+        # one hyperplane between the two: a text not about one of them is, to it, the other's
+        extra = [(i, classes[1 - classes.index(code)]) for code, rows in rows_of.items()
+                 for i in rows]
+        refit = LinearSVC(C=C, class_weight=weights).fit(
+            sp.vstack([x, x_neg[[i for i, _other in extra]]]),
+            np.concatenate([y, np.array([other for _i, other in extra])]))
+        svm.coef_, svm.intercept_ = refit.coef_, refit.intercept_
+    for code, rows in rows_of.items():
+        k = classes.index(code)
+        if len(classes) > 2:
+            binary = LinearSVC(C=C, class_weight={1: weights[code], 0: 1.0}).fit(
+                sp.vstack([x, x_neg[rows]]),
+                np.concatenate([(y == code).astype(int), np.zeros(len(rows), dtype=int)]))
+            svm.coef_[k], svm.intercept_[k] = binary.coef_[0], binary.intercept_[0]
+        # ComplementNB (norm off) weighs a country's features by minus the log share of each
+        # in the texts of every other country: these texts join that complement
+        complement = (bayes.feature_all_ + NB_ALPHA - bayes.feature_count_[k]
+                      + np.asarray(x_neg[rows].sum(axis=0)).ravel())
+        log_prob[k] = -np.log(complement / complement.sum())
+    return log_prob
 
 
 def scores(svm: LinearSVC, bayes: np.ndarray | None, x: Any, weight: float = NB_WEIGHT
@@ -561,17 +609,20 @@ def _change(gold: set[str], before: set[str], after: set[str], margin: float
 
 
 def analyst_examples(items: Iterable[dict[str, Any]]) -> list[Example]:
-    """Store items an analyst gave a country (``store.analyst_labelled_items()``): in-domain
-    news for the model. An item's countries are those added or confirmed (verdict 1)."""
+    """Store items an analyst gave or took a country (``store.analyst_labelled_items()``):
+    in-domain news for the model. An item's countries are those added or confirmed (verdict
+    1), its ``not_countries`` those removed (verdict 0)."""
     examples = []
     for item in items:
         codes = sorted({value for facet, value, verdict in item["labels"]
                         if facet == "country" and verdict})
-        if not codes:
+        removed = sorted({value for facet, value, verdict in item["labels"]
+                          if facet == "country" and not verdict})
+        if not codes and not removed:
             continue
         text = "\n".join(part for part in (item.get("summary"), item.get("body")) if part)
         examples.append(Example(id=f"{ANALYST_PREFIX}{item['id']}", title=item.get("title") or "",
-                                text=text, countries=tuple(codes)))
+                                text=text, countries=tuple(codes), not_countries=tuple(removed)))
     return examples
 
 
@@ -598,6 +649,10 @@ def train_countries(
     kept = [e for e in labelled if counts[e.countries[0]] >= MIN_EXAMPLES]
     if len({e.countries[0] for e in kept}) < 2:
         return None
+    # A kept example is already a negative for every country but its first, a removed one
+    # included; an item left with no (learnt) country is a negative for its removed ones only.
+    removals = [e for e in examples if e.not_countries and not (
+        e.countries and counts[e.countries[0]] >= MIN_EXAMPLES)]
     texts = [model_text(e.title, e.text, MAX_CHARS) for e in kept]
     y = np.array([e.countries[0] for e in kept])
     gold = [set(e.countries) for e in kept]
@@ -617,7 +672,11 @@ def train_countries(
     splitter = StratifiedKFold(n_splits=splits, shuffle=True, random_state=seed)
     # The vocabulary and IDF are fitted once on all texts (no labels involved): half the time.
     vectorizer = _vectorizer()
-    x = vectorizer.fit_transform(texts)
+    matrix = vectorizer.fit_transform(
+        texts + [model_text(e.title, e.text, MAX_CHARS) for e in removals])
+    x = matrix[:len(kept)]
+    negatives = (matrix[len(kept):], [set(e.not_countries) for e in removals]) \
+        if removals else None
     # The ranker sees the scores of the texts the model reads in use (the short text where
     # countries are named), out of fold: as on texts it never learnt from.
     x_ranked = vectorizer.transform([model_input(kept[i], tags[i]) for i in ranked])
@@ -628,7 +687,7 @@ def train_countries(
     for train_idx, test_idx in splitter.split(np.zeros(len(y)), y):
         if len(set(y[train_idx].tolist())) < 2:
             continue
-        svm, bayes = fit_models(x[train_idx], y[train_idx])
+        svm, bayes = fit_models(x[train_idx], y[train_idx], negatives)
         for i, pair in zip(test_idx, choose(svm, bayes, x[test_idx])):
             oof[i] = pair
         rows = [row_of[i] for i in test_idx if i in row_of]
@@ -653,7 +712,7 @@ def train_countries(
     ranker, metrics["ranker"] = train_ranker(
         found, [gold[i] for i in ranked], [{c for c, _s, _m in thresholds[i]} for i in ranked],
         seed=seed)
-    svm, bayes = fit_models(x, y)
+    svm, bayes = fit_models(x, y, negatives)
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     if version is None:
         digest = hashlib.sha256(f"{data_sha256}{len(kept)}{now.isoformat()}".encode()).hexdigest()
@@ -668,6 +727,8 @@ def train_countries(
         "gazetteer_version": gazetteer.version,
         "training_counts": {"samples": len(kept), "countries": len(set(y.tolist())),
                             "analyst": sum(e.id.startswith(ANALYST_PREFIX) for e in kept),
+                            # items learnt only as negatives of the countries removed from them
+                            "analyst_removals": len(removals),
                             "left_out_rare": len(labelled) - len(kept)},
         "countries": [str(c) for c in svm.classes_],
         "thresholds": {"fill": _json_threshold(fill), "prune": _json_threshold(prune),

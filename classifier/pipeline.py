@@ -65,7 +65,7 @@ MAX_TEXT_CHARS = 200_000
 # What classify_store reads of each stored item: the texts cut to MAX_TEXT_CHARS by SQLite, so
 # a long body never reaches Python whole.
 _ITEM_COLUMNS = ", ".join(
-    ["id", "source_id", "duplicate_of", "language"]
+    ["id", "source_id", "duplicate_of", "language", "classify_marks"]
     # a text of at most MAX_TEXT_CHARS bytes is read as it is: substr() counts characters,
     # a pass over every text (+8 µs an item); the length of its bytes is known at once
     + [f"CASE WHEN length(CAST({c} AS BLOB)) <= {MAX_TEXT_CHARS} THEN {c}"
@@ -334,7 +334,9 @@ def classify_store(
     """Tag the store's unclassified items (or all of them) and save the tags.
 
     Originals are classified first, in batches; near-duplicates then copy their original's
-    tags. Analyst tags are kept by ``store.save_classifications``. ``progress`` is called as
+    tags. Analyst tags are kept by ``store.save_classifications``, which also leaves out an
+    item marked for classification again after it was read (an analyst's correction made
+    meanwhile: ``report.changed``), so the next run tags it. ``progress`` is called as
     ``progress(n, policy=k)`` after each batch (stiwatch.progress.Progress.advance fits).
     """
     # The classifier's tables (automata, vocabularies, models: millions of objects that live
@@ -383,13 +385,15 @@ def _classify_store(store: Any, classifier: Classifier, everything: bool,
         verdicts = store.analyst_policy([item["id"] for item in batch])
         final = [verdicts.get(item["id"], "1" if result.is_policy else "0")
                  for item, result in zip(batch, results)]
-        store.save_classifications(
+        written = set(store.save_classifications(
             [(item["id"], result.tags(version, verdicts.get(item["id"])))
              for item, result in zip(batch, results)], version,
-            region_of=region_of,
-        )
-        policy = final.count("1")
-        report.classified += len(batch)
+            region_of=region_of, marks={item["id"]: item["classify_marks"] for item in batch},
+        ))
+        policy = sum(verdict == "1" for item, verdict in zip(batch, final)
+                     if item["id"] in written)
+        report.classified += len(written)
+        report.changed += len(batch) - len(written)
         report.policy += policy
         if progress is not None:
             progress(len(batch), policy=policy)
@@ -411,6 +415,9 @@ def _classify_store(store: Any, classifier: Classifier, everything: bool,
         copies: list[tuple[int, list[dict[str, Any]]]] = []
         orphans: list[dict[str, Any]] = []
         by_original = store.tags_of_items({item["duplicate_of"] for item in duplicates})
+        # a copy whose original an analyst corrects after this read is marked again: its copy
+        # of the old tags must not clear that mark
+        marks = {item["id"]: item["classify_marks"] for item in duplicates}
         for item in duplicates:
             original = by_original.get(item["duplicate_of"])
             if original:
@@ -423,12 +430,13 @@ def _classify_store(store: Any, classifier: Classifier, everything: bool,
         duplicates.clear()
         if copies:
             # the original's regions already follow its countries: copied as they are
-            store.save_classifications(copies, version)
-            own = store.analyst_policy([item_id for item_id, _tags in copies])
+            written = set(store.save_classifications(copies, version, marks=marks))
+            report.changed += len(copies) - len(written)
+            own = store.analyst_policy(written)
             policy = sum(own.get(item_id, next((t["value"] for t in tags
                                                 if t["facet"] == "policy"), "0")) == "1"
-                         for item_id, tags in copies)
-            report.inherited += len(copies)
+                         for item_id, tags in copies if item_id in written)
+            report.inherited += len(written)
             report.policy += policy
             if progress is not None:
                 progress(len(copies), policy=policy)

@@ -12,6 +12,9 @@ class ClassifyReport:
     items: int = 0
     classified: int = 0
     inherited: int = 0
+    # items marked for classification again while being classified (an analyst's correction,
+    # a new text): their tags are left unwritten and their mark kept for the next run
+    changed: int = 0
     policy: int = 0
     seconds: float = 0.0
     model_version: str = ""

@@ -50,6 +50,8 @@ class Example:
     themes: tuple[str, ...] = ()
     countries: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict, compare=False)
+    # countries the text is known not to be about (an analyst's --remove country=XX)
+    not_countries: tuple[str, ...] = ()
 
     def as_dict(self) -> dict:
         return {"id": self.id, "title": self.title, "text": self.text, "policy": self.policy,

@@ -80,6 +80,11 @@ TABLES: dict[str, dict[str, Any]] = {
             "attempt is counted, and it is read once robots.txt allows it.",
             "classified_at": "When the classifier last tagged the item; NULL if never, or if its "
             "title, summary or body changed since (the next `stiwatch classify` tags it again).",
+            "classify_marks": "How many times the item was marked for classification "
+            "(`classified_at` set to NULL, or its text changed while NULL), counted by triggers. "
+            "`stiwatch classify` writes an item's tags only if this is what it was when it read "
+            "the item, so a correction made meanwhile (`stiwatch tag`) keeps its mark and the "
+            "next `classify` tags the item anew.",
         },
     },
     "item_signatures": {
@@ -182,7 +187,8 @@ TABLES: dict[str, dict[str, Any]] = {
     },
     "analyst_labels": {
         "description": "Analysts' corrections (`stiwatch tag`): what they added (verdict 1) or "
-        "removed (verdict 0). The classifier never overrides them; training uses them.",
+        "removed (verdict 0). The classifier never overrides them; training uses them. "
+        "`stiwatch tag ITEM --undo FACET=VALUE` deletes a row (the correction taken back).",
         "columns": {
             "item_id": "The item (`items.id`).",
             "facet": "As in `tags`.",

@@ -510,6 +510,32 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX items_language_status ON items(language, status, duplicate_of);
         """,
     ),
+    Migration(
+        19,
+        "a count of an item's marks for classification, so classify keeps a mark set meanwhile",
+        """
+        -- `classify` reads a batch, classifies it (seconds), then writes its tags and sets
+        -- classified_at. An analyst's `tag --add policy=1` (or a copy's original corrected, a
+        -- text refreshed) committed in between cleared classified_at, and the write set it
+        -- again over tags made without the change: the item was never tagged anew. Every mark
+        -- now counts here, whoever sets it; classify notes the count when it reads an item and
+        -- writes the item only if the count is the same (db/tags.py:save_classifications).
+        ALTER TABLE items ADD COLUMN classify_marks INTEGER NOT NULL DEFAULT 0;
+        CREATE TRIGGER items_marked AFTER UPDATE OF classified_at ON items
+        WHEN new.classified_at IS NULL
+        BEGIN
+            UPDATE items SET classify_marks = classify_marks + 1 WHERE id = new.id;
+        END;
+        -- items_text_changed marks only items already classified: a new text of an item still
+        -- waiting (the one a running classify is reading) counts too
+        CREATE TRIGGER items_text_marked AFTER UPDATE OF title, summary, body ON items
+        WHEN new.classified_at IS NULL AND (old.title IS NOT new.title
+            OR old.summary IS NOT new.summary OR old.body IS NOT new.body)
+        BEGIN
+            UPDATE items SET classify_marks = classify_marks + 1 WHERE id = new.id;
+        END;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -86,7 +86,8 @@ class TagsMixin:
         model_version: str,
         *,
         region_of: Mapping[str, str] | None = None,
-    ) -> int:
+        marks: Mapping[int, int] | None = None,
+    ) -> list[int]:
         """Replace the machine tags of each item with new ones, in one transaction.
 
         ``results`` holds ``(item_id, tags)``; each tag has ``facet``, ``value``, ``score`` and
@@ -95,11 +96,26 @@ class TagsMixin:
         an analyst's ``policy = 0`` no area is written (areas are for policy items). An item
         given twice gets its last tags. With ``region_of`` (country code -> region id), each
         item's regions then follow its final countries (see ``_follow_countries``).
+
+        ``marks`` (item id -> its ``classify_marks`` when the classifier read it) leaves out
+        any item marked for classification since: its tags were made before an analyst's
+        correction (or a new text) and would clear the mark that asks for new ones. Returns
+        the ids of the items written.
         """
         now = utcnow()
         by_item = {item_id: list(tags) for item_id, tags in results}
-        ids = list(by_item)
         with self.write():
+            if marks is not None:
+                # read inside the write transaction: no mark can be set between this and the
+                # write below
+                for chunk in chunks([item_id for item_id in by_item if item_id in marks]):
+                    for item_id, count in self.conn.execute(
+                        "SELECT id, classify_marks FROM items"
+                        f" WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+                    ):
+                        if count != marks[item_id]:
+                            del by_item[item_id]
+            ids = list(by_item)
             # A few statements per batch rather than four per item (a tenth of the write time).
             vetoed: dict[int, set[tuple[str, str]]] = {}
             for chunk in chunks(ids):
@@ -143,7 +159,7 @@ class TagsMixin:
                 self.conn.execute(
                     "UPDATE items SET classified_at = ?"
                     f" WHERE id IN ({', '.join('?' * len(chunk))})", [now, *chunk])
-        return len(ids)
+        return ids
 
     def analyst_policy(self, item_ids: Iterable[int]) -> dict[int, str]:
         """``{item_id: "1" or "0"}``: the policy verdict an analyst gave each of ``item_ids``
@@ -247,6 +263,59 @@ class TagsMixin:
                 self._follow_countries([item_id], region_of, now)
             self._copy_to_duplicates(item_id)
         return added, removed
+
+    def analyst_undo(
+        self,
+        item_id: int,
+        undo: Iterable[tuple[str, str | None]],
+        *,
+        region_of: Mapping[str, str] | None = None,
+    ) -> list[tuple[str, str, int]]:
+        """Take back an analyst's corrections of an item, so the classifier decides again.
+
+        ``undo`` holds ``(facet, value)``, or ``(facet, None)`` for every verdict on that
+        facet. Each matching verdict leaves `analyst_labels` (training no longer sees it), an
+        added tag leaves the item, and the item is marked for re-classification (its
+        ``classified_at`` cleared), so the next `classify` tags it anew: the machine's tag a
+        removal kept away may come back. Its regions follow its countries again (with
+        ``region_of``, as in ``analyst_label``) and its near-duplicates take its tags at once.
+        Returns ``(facet, value, verdict)`` of what was taken back, in facet and value order;
+        empty when the item had no such correction (and then nothing is written)."""
+        undo = list(dict.fromkeys(undo))
+        for facet, value in undo:
+            if facet not in FACETS:
+                raise InvalidTag(f"unknown facet {facet!r} (expected one of: {', '.join(FACETS)})")
+            if value is not None and not value:
+                raise InvalidTag(f"empty value for facet {facet!r}")
+        with self.write():
+            if self.scalar("SELECT 1 FROM items WHERE id = ?", [item_id]) is None:
+                raise NoSuchItem(f"no item with id {item_id}")
+            taken = [(facet, value, verdict)
+                     for facet, value, verdict in self.analyst_verdicts(item_id)
+                     if (facet, None) in undo or (facet, value) in undo]
+            if not taken:
+                return []
+            for facet, value, _verdict in taken:
+                self.conn.execute(
+                    "DELETE FROM analyst_labels WHERE item_id = ? AND facet = ? AND value = ?",
+                    [item_id, facet, value])
+                # only the analyst's own row: a removal left no tag, and a machine tag
+                # beside it (a region the classifier also derived) is the machine's
+                self.conn.execute(
+                    "DELETE FROM tags WHERE item_id = ? AND facet = ? AND value = ?"
+                    " AND method = 'analyst'", [item_id, facet, value])
+            self.conn.execute("UPDATE items SET classified_at = NULL WHERE id = ?", [item_id])
+            if region_of is not None:
+                self._follow_countries([item_id], region_of, utcnow())
+            self._copy_to_duplicates(item_id)
+        return taken
+
+    def analyst_verdicts(self, item_id: int) -> list[tuple[str, str, int]]:
+        """``(facet, value, verdict)`` of every analyst correction of the item (1: added,
+        0: removed), in facet and value order."""
+        return [tuple(row) for row in self.conn.execute(
+            "SELECT facet, value, verdict FROM analyst_labels WHERE item_id = ?"
+            " ORDER BY facet, value", [item_id])]
 
     def _copy_to_duplicates(self, item_id: int) -> None:
         """Give the near-duplicates of ``item_id`` its tags now, as `classify` would copy them.

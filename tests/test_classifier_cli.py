@@ -800,3 +800,182 @@ def test_a_huge_body_is_read_only_up_to_the_documented_cap(db_path):
     found = tags(db_path, 1)
     assert ("country", "JP") in found and ("policy", "1") in found
     assert ("country", "CL") not in found  # named only after the cap
+
+
+def test_undo_takes_corrections_back_and_the_next_classify_decides_again(stiwatch, store_path):
+    """A mistaken --add or --remove is not stuck: --undo drops the verdict (from training
+    too), the copy follows at once, and the next `classify` tags the item as if the analyst
+    had never touched those tags."""
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    machine = tags(store_path, 1)
+    assert machine[("country", "JP")] == "gazetteer"
+    assert ("area", "research_security") not in machine
+    stiwatch("-q", "tag", "1", "--add", "area=research_security", "--remove", "country=JP",
+             "--add", "domain=space")
+    assert ("region", "east_asia") not in tags(store_path, 1)
+
+    result = stiwatch("tag", "1", "--undo", "area=research_security", "--undo", "country=jp")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == (
+        "Item 1: undid 2 analyst corrections (added area=research_security, removed "
+        "country=JP): the next `stiwatch classify` (or `run`) tags the item anew.")
+    assert "Removed by an analyst" not in result.output
+    now = tags(store_path, 1)
+    assert ("area", "research_security") not in now and now[("domain", "space")] == "analyst"
+    assert tags(store_path, 4) == now  # the copy, at once
+    with db.open_store(store_path) as store:
+        assert store.analyst_labelled_items()[0]["labels"] == [("domain", "space", 1)]
+        assert store.unclassified_ids() == [1, 4]
+
+    result = stiwatch("classify", "--no-model")
+    assert "2 items classified" in result.output
+    after = tags(store_path, 1)
+    assert after == {**machine, ("domain", "space"): "analyst"}  # JP and east_asia are back
+    assert tags(store_path, 4) == after
+
+    # a whole facet, and the relevance verdict; --json lists what was taken back
+    stiwatch("-q", "tag", "1", "--add", "policy=0", "--add", "domain=quantum")
+    shown = json.loads(stiwatch("tag", "1", "--undo", "domain", "--undo", "policy",
+                                "--json").stdout)
+    assert shown["undone"] == [{"facet": "domain", "value": "quantum", "verdict": 1},
+                               {"facet": "domain", "value": "space", "verdict": 1},
+                               {"facet": "policy", "value": "0", "verdict": 1}]
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    assert tags(store_path, 1) == machine
+    with db.open_store(store_path) as store:
+        assert store.analyst_labelled_items() == []
+
+
+def test_undo_says_when_there_is_nothing_to_undo(stiwatch, store_path):
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    before = tags(store_path, 2)
+    result = stiwatch("tag", "2", "--undo", "area=open_science")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == (
+        "Item 2: nothing to undo for area=open_science: no analyst correction of it (it has "
+        "no analyst corrections).")
+    stiwatch("-q", "tag", "2", "--remove", "country=US")
+    result = stiwatch("tag", "2", "--undo", "country=JP", "--undo", "domain")
+    assert result.output.splitlines()[0] == (
+        "Item 2: nothing to undo for country=JP, domain: no analyst correction of them (its "
+        "corrections: removed country=US).")
+    assert json.loads(stiwatch("tag", "2", "--undo", "area", "--json").stdout)["undone"] == []
+    with db.open_store(store_path) as store:  # nothing written: still classified
+        assert store.unclassified_ids() == []
+    result = stiwatch("tag", "2", "--undo", "country=US", "--undo", "area")
+    assert result.output.splitlines()[:2] == [
+        "Item 2: undid 1 analyst correction (removed country=US): the next `stiwatch "
+        "classify` (or `run`) tags the item anew.",
+        "Item 2: nothing to undo for area: no analyst correction of it (it has no analyst "
+        "corrections)."]
+    assert tags(store_path, 2) == before
+
+
+def test_undo_then_correct_in_one_command(stiwatch, store_path):
+    """--undo runs first: the countries start afresh with the analyst's one."""
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    stiwatch("-q", "tag", "1", "--add", "country=US", "--add", "country=FR")
+    result = stiwatch("tag", "1", "--undo", "country", "--add", "country=KR")
+    assert result.exit_code == 0, result.output
+    assert "undid 2 analyst corrections (added country=FR, added country=US)" in result.output
+    assert "Item 1: 1 added, 0 removed." in result.output
+    countries = {v: m for (f, v), m in tags(store_path, 1).items() if f in ("country", "region")}
+    assert countries == {"JP": "gazetteer", "KR": "analyst", "east_asia": "analyst"}
+    assert tags(store_path, 4) == tags(store_path, 1)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["1", "--undo", "areas"], "Error: --undo 'areas': unknown facet 'areas' (expected policy, "
+     "area, domain, country or region)\n"),
+    (["1", "--undo", "area=open-science"], "Error: --undo 'area=open-science': unknown area "
+     "'open-science' (did you mean 'open_science'?)\n"),
+    (["1", "--undo", "area="], "expected FACET or FACET=VALUE"),
+    (["1", "--undo", "country=us", "--add", "country=US"], "country=US is both undone and added"),
+    (["99", "--undo", "area=governance"], "no item with id 99"),
+    # one transaction: the undo is rolled back with the refused correction
+    (["1", "--undo", "country", "--add", "policy=1", "--add", "policy=0"],
+     "policy takes one verdict"),
+])
+def test_undo_errors(stiwatch, store_path, args, message):
+    stiwatch("-q", "classify", "--no-model")
+    stiwatch("-q", "tag", "1", "--add", "country=US")
+    before = tags(store_path, 1)
+    result = stiwatch("tag", *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert tags(store_path, 1) == before
+
+
+def test_undo_takes_back_a_label_the_taxonomy_no_longer_has(stiwatch, store_path):
+    """A correction made under an older taxonomy can still be taken back; a value neither the
+    taxonomy nor the item's corrections know is refused as misspelt."""
+    with db.open_store(store_path) as store, store.write():
+        store.conn.execute("INSERT INTO analyst_labels (item_id, facet, value, verdict,"
+                           " labelled_at) VALUES (1, 'area', 'astrology', 1, ?)",
+                           ["2025-01-01T00:00:00Z"])
+    result = stiwatch("tag", "1", "--undo", "area=astrology")
+    assert result.exit_code == 0, result.output
+    assert "undid 1 analyst correction (added area=astrology)" in result.output
+    assert stiwatch("tag", "1", "--undo", "area=astrology").exit_code == 2
+
+
+def _tag_while_classifying(path: Path, after: str, item_id: int,
+                           add: list[tuple[str, str]]) -> dict:
+    """`classify` on one connection, and an analyst's `tag` on another connection to the same
+    file committed once classify has run a statement containing ``after`` and before its
+    next write transaction: the moment between reading a batch and writing its tags."""
+    from classifier.pipeline import Classifier, classify_store
+    from classifier.places import region_map
+
+    with db.open_store(path) as running, db.open_store(path) as analyst:
+        state = {"read": False, "tagged": False}
+
+        def trace(sql: str) -> None:
+            if after in sql:
+                state["read"] = True
+            elif sql.startswith("BEGIN IMMEDIATE") and state["read"] and not state["tagged"]:
+                state["tagged"] = True
+                analyst.analyst_label(item_id, add=add, region_of=region_map())
+
+        running.conn.set_trace_callback(trace)
+        try:
+            report = classify_store(running, Classifier.load(None))
+        finally:
+            running.conn.set_trace_callback(None)
+    assert state["tagged"]
+    return report.as_dict()
+
+
+def test_a_correction_made_while_classify_runs_keeps_its_mark(stiwatch, store_path):
+    """The analyst's policy=1 committed between classify's read of the verdicts and its write
+    was overwritten by a classified_at for tags made without it: the item was never given
+    areas, and `classify` found nothing left to do."""
+    with db.open_store(store_path) as store:
+        [(brief, _)] = store.save_items([
+            {"url": "https://wire.example/5", "source_id": "wire",
+             "title": "Draft declaration on trusted research",
+             "body": "A draft text on trusted research was circulated to delegates."}])
+    report = _tag_while_classifying(store_path, "FROM analyst_labels WHERE facet = 'policy'",
+                                    brief, [("policy", "1")])
+    assert tags(store_path, brief) == {("policy", "1"): "analyst"}
+    result = stiwatch("classify", "--no-model")
+    assert "1 items classified" in result.output, result.output
+    assert tags(store_path, brief)[("area", "research_security")] == "rules"
+    assert report["changed"] == 1
+
+
+def test_a_copy_keeps_its_mark_when_its_original_is_corrected_while_classify_copies(
+        stiwatch, store_path):
+    """Classify read item 1's tags for its copy (item 4), the analyst then corrected item 1
+    (the copy took the new tags at once), and classify wrote the old ones over them."""
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    with db.open_store(store_path) as store, store.write():
+        store.conn.execute("UPDATE items SET classified_at = NULL WHERE id = 4")
+    report = _tag_while_classifying(store_path, "FROM tags WHERE item_id IN", 1,
+                                    [("area", "research_security")])
+    assert tags(store_path, 4) == tags(store_path, 1)
+    assert tags(store_path, 4)[("area", "research_security")] == "analyst"
+    result = stiwatch("classify", "--no-model")
+    assert "(1 duplicates inherited" in result.output, result.output
+    assert tags(store_path, 4) == tags(store_path, 1)
+    assert report["changed"] == 1 and report["inherited"] == 0

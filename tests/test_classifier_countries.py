@@ -11,8 +11,9 @@ import pytest
 
 from classifier.domains import DomainTagger
 from classifier.rules import RuleTagger
-from classifier.countries import (META_FILE, OFF, choose_thresholds, combine, load_country_model,
-                                  save_country_model, train_countries)
+from classifier.countries import (META_FILE, OFF, _margins, analyst_examples, choose_thresholds,
+                                  combine, load_country_model, save_country_model,
+                                  train_countries)
 from classifier.country_ranker import FEATURES as RANKER_FEATURES, MIN_ITEMS
 from classifier.errors import ModelMismatch
 from classifier.pipeline import Classifier, ItemText
@@ -578,12 +579,15 @@ def test_train_learns_from_countries_analysts_gave(stiwatch, db_path: Path, tmp_
              "title": f"Tunstadt call {n}", "body": "The moravel agency opens a call."}
             for n in (1, 2)])
     assert stiwatch("tag", "1", "--add", "country=DE").exit_code == 0
-    assert stiwatch("tag", "2", "--remove", "country=DE").exit_code == 0  # says nothing
+    # a negative for DE alone: item 2 is no example of any country
+    assert stiwatch("tag", "2", "--remove", "country=DE").exit_code == 0
     models = tmp_path / "models"
     result = stiwatch("train", "--stip", str(SMALL), "--model-dir", str(models))
     assert result.exit_code == 0, result.output
+    assert "(0 for relevance and areas, 2 for countries)" in result.output
     meta = json.loads((models / META_FILE).read_text())
     assert meta["training_counts"]["analyst"] == 1
+    assert meta["training_counts"]["analyst_removals"] == 1
     assert meta["training_counts"]["samples"] == 73
 
 
@@ -710,3 +714,33 @@ def test_the_gazetteer_finds_the_lists_of_countries_in_the_title_and_lead():
     assert gazetteer.lists("Japan funds research with France", "", NAMING_KINDS) == []
     assert gazetteer.lists("", "x" * 400 + " Germany and France agree.", NAMING_KINDS) == []
     assert gazetteer.lists("日本、米国と英国が合意", "", NAMING_KINDS) == [{"JP", "US", "GB"}]
+
+
+def test_a_country_an_analyst_removed_is_a_negative_for_that_country_alone():
+    """Removal-only corrections were dropped from training: an analyst who kept removing DE
+    from news about a battery maker named "Tunstadt" (a word of German programmes here)
+    taught the model nothing. Each removal is now a negative for DE, and for DE only."""
+    battery = [{"id": 100 + n, "title": f"Tunstadt battery recall {n}", "summary": None,
+                "body": f"The tunstadt battery maker recalls model {n} over faulty ebrecht "
+                        "cells.", "labels": [("country", "DE", 0)]} for n in range(6)]
+    probe = ["Tunstadt battery recall widens The tunstadt battery maker recalls more ebrecht "
+             "cells."]
+    german = ["Moravel hydrogen pilots The moravel agency funds hydrogen pilots through the "
+              "tunstadt scheme."]
+
+    def margins(model, texts):
+        return dict(zip(model.svm.classes_, _margins(model.svm, model.transform(texts))[0]))
+
+    for examples in (synthetic_examples(),
+                     [e for e in synthetic_examples() if e.countries[0] in ("KR", "DE")]):
+        before = train_countries(examples, Gazetteer.load())
+        after = train_countries(examples + analyst_examples(battery), Gazetteer.load())
+        assert after.metadata["training_counts"]["analyst_removals"] == 6
+        assert before.best(probe)[0][0] == "DE"
+        assert after.best(probe)[0][0] != "DE"
+        assert margins(after, probe)["DE"] < margins(before, probe)["DE"] - 0.5
+        assert after.best(german)[0][0] == "DE"  # the programmes' German is still German
+    # a removal beside a country the analyst gave is already a negative (one-vs-rest)
+    both = analyst_examples([{**battery[0], "labels": [("country", "DE", 0),
+                                                       ("country", "KR", 1)]}])
+    assert both[0].countries == ("KR",) and both[0].not_countries == ("DE",)

@@ -159,3 +159,26 @@ def test_a_partial_item_read_in_full_later_is_classified_again(store, field):
     store.save_items([{**feed_entry, "status": "complete", "fetch_error": None,
                        "body": None, field: "Read in full from the page."}])
     assert item_id in store.unclassified_ids()
+
+
+def test_a_classification_leaves_an_item_marked_since_it_was_read(store, db_path):
+    """classify notes classify_marks when it reads a batch: an item a correction or a new
+    text (another connection, as another process) marked before the batch is written keeps
+    its mark and its current tags; the others are written."""
+    read = {row["id"]: row["classify_marks"]
+            for row in store.query("SELECT id, classify_marks FROM items")}
+    with db.open_store(db_path) as other:
+        other.save_items([{"url": "https://e.org/2", "source_id": "src", "title": "t2",
+                           "body": "A longer text, fetched in full."}])
+    assert store.save_classifications([(1, machine(policy=["0"])), (2, machine(policy=["0"]))],
+                                      "m1", marks=read) == [1]
+    assert store.unclassified_ids() == [2] and store.tags_of(2) == []
+
+    read = {row["id"]: row["classify_marks"]
+            for row in store.query("SELECT id, classify_marks FROM items")}
+    with db.open_store(db_path) as other:
+        other.analyst_label(1, add=[("policy", "1")])
+    assert store.save_classifications([(1, machine(policy=["0"])), (2, machine(policy=["0"]))],
+                                      "m2", marks=read) == [2]
+    assert store.unclassified_ids() == [1]
+    assert [(t["value"], t["method"]) for t in store.tags_of(1)] == [("1", "analyst")]

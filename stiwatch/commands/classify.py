@@ -98,6 +98,8 @@ def run_classification(app: App, *, everything: bool = False, model_dir: str | N
         f"{report.classified + report.inherited} items classified with {used}"
         f" ({report.inherited} duplicates inherited their original's tags), "
         f"{report.policy} policy-relevant{rate}"
+        + (f"; {report.changed} items changed while being classified (an analyst's correction,"
+           " a new text) are left for the next classify" if report.changed else "")
     )
     return result
 
@@ -235,7 +237,8 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
     the STIP export holds programme descriptions, not news). Per-area thresholds are
     chosen by cross-validation on this training data only. The previous model is replaced
     only once the new one is saved. A country model is trained from the initiatives'
-    countries (and countries analysts gave) and saved beside it: it tags a country when the
+    countries (and countries analysts gave, or removed: a negative for that country) and saved
+    beside it: it tags a country when the
     text names none and the source has no home country, narrows a policy text naming
     several countries to the one it is about, and reads ambiguous agency names ("NRF"). With
     enough initiatives, a ranker learnt with it chooses the countries of STI-policy programme
@@ -319,8 +322,11 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
     click.echo(f"Saved model {meta['version']} to {folder} ({meta['train_seconds']}s).")
     # a result, not progress: `train -q` must still say whether the store's corrections counted
     counts = meta["training_counts"]
-    by_countries = (f", {meta['countries']['training_counts']['analyst']} for countries"
-                    if "countries" in meta else "")
+    # an item whose country an analyst removed counts: the model learns it is not that one
+    by_countries = ""
+    if "countries" in meta:
+        learnt = meta["countries"]["training_counts"]
+        by_countries = f", {learnt['analyst'] + learnt['analyst_removals']} for countries"
     analysts = (f"the analysts' corrections of {len(corrected)} items "
                 f"({counts.get('analyst', 0)} for relevance and areas{by_countries})"
                 if corrected else "no analyst corrections (none in the store)")
@@ -454,16 +460,78 @@ def _pairs(values: tuple[str, ...], option: str) -> list[tuple[str, str]]:
     return pairs
 
 
+# The facets an analyst corrects: `--undo FACET` takes back every verdict on one of them.
+TAG_FACETS = ("policy", "area", "domain", "country", "region")
+
+
+def _undo_specs(values: tuple[str, ...], corrected: set[tuple[str, str]]
+                ) -> list[tuple[str, str | None]]:
+    """The --undo values as (facet, value), value None for a whole facet. A value the taxonomy
+    lacks is still taken back when the item has a correction of it (a label since dropped
+    from the taxonomy); otherwise it is refused like a misspelt --add."""
+    taxonomy = load_taxonomy()
+    specs: list[tuple[str, str | None]] = []
+    for raw in values:
+        facet, sep, value = raw.partition("=")
+        facet, value = facet.strip().lower(), value.strip()
+        if not facet or (sep and not value):
+            raise UserError(f"--undo {raw!r}: expected FACET or FACET=VALUE, e.g. country "
+                            "or area=open_science")
+        if facet not in TAG_FACETS:
+            raise UserError(f"--undo {raw!r}: unknown facet {facet!r} (expected "
+                            f"{', '.join(TAG_FACETS[:-1])} or {TAG_FACETS[-1]})")
+        if not sep:
+            specs.append((facet, None))
+            continue
+        if facet == "country":
+            value = value.upper()
+        if (facet, value) not in corrected:
+            try:
+                taxonomy.check(facet, value)
+            except UnknownLabel as error:
+                raise UserError(f"--undo {raw!r}: {error}") from None
+        specs.append((facet, value))
+    return specs
+
+
+def _verdicts_text(verdicts: list[tuple[str, str, int]]) -> str:
+    return ", ".join(f"{'added' if verdict else 'removed'} {facet}={value}"
+                     for facet, value, verdict in verdicts)
+
+
+def _undo_lines(item_id: int, specs: list[tuple[str, str | None]],
+                undone: list[tuple[str, str, int]], left: list[tuple[str, str, int]]
+                ) -> list[str]:
+    """What --undo took back, and each --undo that found no correction to take back."""
+    lines = []
+    if undone:
+        lines.append(f"Item {item_id}: undid {len(undone)} analyst correction"
+                     f"{'s' if len(undone) > 1 else ''} ({_verdicts_text(undone)}): the next "
+                     "`stiwatch classify` (or `run`) tags the item anew.")
+    missed = [f"{facet}={value}" if value is not None else facet for facet, value in specs
+              if not any(f == facet and (value is None or v == value) for f, v, _ in undone)]
+    if missed:
+        # say what there is to undo: the analyst may have the wrong item or value in mind
+        have = (f"its corrections: {_verdicts_text(left)}" if left
+                else "it has no analyst corrections")
+        lines.append(f"Item {item_id}: nothing to undo for {', '.join(missed)}: no analyst "
+                     f"correction of {'it' if len(missed) == 1 else 'them'} ({have}).")
+    return lines
+
+
 @click.command("tag")
 @click.argument("item_id", type=int, metavar="ITEM_ID")
 @click.option("--add", "add", multiple=True, metavar="FACET=VALUE",
               help="Add a tag, e.g. area=open_science, country=JP, policy=1; repeatable.")
 @click.option("--remove", "remove", multiple=True, metavar="FACET=VALUE",
               help="Remove a tag and keep it removed, e.g. country=US; repeatable.")
+@click.option("--undo", "undo", multiple=True, metavar="FACET[=VALUE]",
+              help="Take back an analyst's --add or --remove, e.g. country=US, or every "
+                   "correction of a facet (area), so the classifier decides again; repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the item's tags as JSON.")
 @pass_app
 def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str, ...],
-                as_json: bool) -> None:
+                undo: tuple[str, ...], as_json: bool) -> None:
     """Correct an item's tags as an analyst; without options, show its tags.
 
     Added tags are never overwritten by `stiwatch classify`, removed ones are not written
@@ -474,11 +542,18 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
     country=JP adds region east_asia (method analyst), removing a region's last country
     removes the region. The item's near-duplicates take its corrected tags at once.
 
+    --undo takes a correction back: the verdict leaves the item and the training data, and
+    the item is marked so that the next `stiwatch classify` (or `run`) tags it anew, as if
+    the analyst had never touched that tag (a removed country may come back). Its copies
+    follow at once. --undo country takes back every country correction; it runs before
+    --add and --remove, so `--undo country --add country=KR` starts the countries afresh.
+
     \b
     Examples:
       stiwatch tag 81
       stiwatch tag 81 --add area=open_science --remove country=US
       stiwatch tag 81 --add policy=0
+      stiwatch tag 81 --undo area=open_science --undo country=US
     """
     from classifier.places import region_map
 
@@ -490,11 +565,22 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
         raise UserError(f"{facet}={value} is both added and removed")
     added = removed = 0
     original = store.get_item(item_id)["duplicate_of"]  # NoSuchItem for an unknown id
-    if additions or removals:
-        # the regions follow the analyst's countries, as the classifier's follow its own
-        added, removed = store.analyst_label(item_id, add=additions, remove=removals,
-                                             region_of=region_map())
-        if original is not None:
+    before = store.analyst_verdicts(item_id)
+    undos = _undo_specs(undo, {(facet, value) for facet, value, _verdict in before})
+    for facet, value in undos:
+        if (facet, value) in additions or (facet, value) in removals:
+            raise UserError(f"{facet}={value} is both undone and "
+                            f"{'added' if (facet, value) in additions else 'removed'}")
+    undone: list[tuple[str, str, int]] = []
+    if undos or additions or removals:
+        with store.write():  # all or nothing: the undo and the corrections of one command
+            if undos:
+                undone = store.analyst_undo(item_id, undos, region_of=region_map())
+            if additions or removals:
+                # the regions follow the analyst's countries, as the classifier's follow its own
+                added, removed = store.analyst_label(item_id, add=additions, remove=removals,
+                                                     region_of=region_map())
+        if original is not None and (undone or additions or removals):
             # the copy keeps its correction, but readers never see a copy's tags
             app.echo(f"Note: item {item_id} is a near-duplicate of item {original}: digests "
                      f"and trends read item {original}'s tags, so correct item {original} to "
@@ -513,9 +599,17 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
     # being kept away, nor why a tag the text names never comes back.
     kept_away = store.analyst_removals(item_id)
     if as_json:
-        echo_json({"item_id": item_id, "tags": tags,
-                   "removed": [{"facet": facet, "value": value} for facet, value in kept_away]})
+        shown: dict[str, Any] = {
+            "item_id": item_id, "tags": tags,
+            "removed": [{"facet": facet, "value": value} for facet, value in kept_away]}
+        if undos:
+            shown["undone"] = [{"facet": facet, "value": value, "verdict": verdict}
+                               for facet, value, verdict in undone]
+        echo_json(shown)
         return
+    for line in _undo_lines(item_id, undos, undone,
+                            [v for v in before if v not in undone]):
+        app.echo(line)
     if additions or removals:
         unchanged = len(set(additions)) + len(set(removals)) - added - removed
         app.echo(f"Item {item_id}: {added} added, {removed} removed"
