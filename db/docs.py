@@ -125,6 +125,19 @@ TABLES: dict[str, dict[str, Any]] = {
             "last_modified": "Last-Modified of its last full response.",
         },
     },
+    "host_pauses": {
+        "description": "Hosts that answered with a Retry-After longer than a crawl waits "
+        "(STIWATCH_MAX_RETRY_AFTER, 120 s): every crawl sends such a host nothing, not even "
+        "robots.txt, until `not_before`, and its summary says the host is paused until then. "
+        "Rows whose time has passed are removed by the next crawl that ends.",
+        "columns": {
+            "host": "The host name (Scrapy's download slot), e.g. `www.example.org`.",
+            "not_before": "When the host may be asked again (ISO 8601 UTC): the answer's time "
+            "plus its Retry-After.",
+            "reason": "What the host said, e.g. `asked for a pause of 7200 s (Retry-After)`.",
+            "paused_at": "When the crawl that met the Retry-After stored it (ISO 8601 UTC).",
+        },
+    },
     "crawl_runs": {
         "description": "One row per `stiwatch crawl` (also within `stiwatch run`).",
         "columns": {

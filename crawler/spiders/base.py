@@ -30,7 +30,8 @@ from db.clock import utcnow
 from ..extract import extract_article
 from ..text import looks_like_html
 from ..items import ROBOTS_FORBIDDEN, ArticleItem, Candidate, SourceEvent, with_note
-from ..middlewares import META_VALIDATORS, CrawlStopped, HostPaused, RobotsUnavailable
+from ..middlewares import (META_VALIDATORS, CrawlStopped, HostPaused, RobotsUnavailable,
+                           restore_pauses)
 from .listings import (ListingError, feed_listing, html_listing, response_headers,
                        sitemap_listing)
 
@@ -193,6 +194,8 @@ class SourceSpider(scrapy.Spider):
         self.store = db.open_store(self.store_path)
         self.sources = {s["id"]: s for s in self.load_sources(self.store)}
         self.listing_validators = {} if self.refresh else self.store.listing_validators()
+        # Hosts an earlier crawl was asked to leave alone for longer than a crawl waits.
+        restore_pauses(self.crawler, self.store.host_pauses())
         self.crawler.stats.set_value("stiwatch/sources", list(self.sources))
         for source in self.sources.values():
             yield self.listing_request(source)
@@ -312,6 +315,12 @@ class SourceSpider(scrapy.Spider):
         if failure.check(CrawlStopped):
             return  # never sent: the source is reported "not crawled", as if never reached
         request = failure.request  # type: ignore[attr-defined]
+        if failure.check(HostPaused) and request.meta.get("root", True):
+            # The host asked us to wait: not the source's failure (its health is left as it
+            # was), nor a crawl of it; the report says until when.
+            yield SourceEvent(request.meta["source_id"], status="paused",
+                              flag=failure.value.note)
+            return
         message = describe_failure(failure, self.download_timeout_s,
                                    request.meta.get("download_maxsize", self.max_size))
         if request.meta.get("root", True):
@@ -469,8 +478,7 @@ class SourceSpider(scrapy.Spider):
             error = failure.value
             yield SourceEvent(candidate.source_id, deferred=1,
                               queued=-1 if candidate.stored_date is None else 0,
-                              paused=f"{error.host} asked for a pause of {error.seconds:.0f} s "
-                                     "(Retry-After)")
+                              paused=error.note)
             return
         message = describe_failure(failure, self.download_timeout_s, self.max_size)
         candidate = request.meta["candidate"]
