@@ -58,7 +58,13 @@ TABLES: dict[str, dict[str, Any]] = {
             "that one mostly in kana, Hangul or Chinese characters is `ja`, `ko` or `zh` by its "
             "script whatever the page declares (Chinese characters alone stay `ja` or `ko` on a "
             "page that says so).",
-            "published_at": "Publication time, ISO 8601 UTC.",
+            "published_at": "Publication time, ISO 8601 UTC. A date without a time of day "
+            "(a page's `<meta name=\"date\" content=\"2026-11-20\">`, a date in its text or "
+            "URL, a feed's or news sitemap's `2026-11-20`) is stored as noon UTC of that date, "
+            "`2026-11-20T12:00:00Z`: the same date in every time zone from UTC-11 to UTC+11, so "
+            "searches, `stiwatch status`, trends and the digest, which read days and weeks in "
+            "the `timezone` setting, keep the day the publisher wrote. (Earlier versions of "
+            "stiwatch stored it as midnight UTC, the day before west of UTC.)",
             "date_source": "Where `published_at` came from, in order of trust: `feed`, `page` "
             "(metadata), `text` (found in the page, also as Japanese and Chinese pages write dates: "
             "2026年11月20日, ２０２６年１１月２０日, the era date 令和8年11月20日 or R8.11.20; a month alone, 2026年11月, is its "
