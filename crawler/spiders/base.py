@@ -373,17 +373,25 @@ class SourceSpider(scrapy.Spider):
                                ) -> tuple[list[Candidate], list[str], str | None]:
         """``parse_kind`` in a thread of the spider's own: a feed of 30,000 entries takes 20 s
         to read, and read in the reactor's thread it held every download of every other
-        source for as long (nothing sent, no answer read). The thread shares the GIL, but the
-        reactor gets its turns. (Not the reactor's thread pool: DNS lookups wait there.)"""
+        source for as long (nothing sent, no answer read)."""
+        return await self.aside(self.parse_kind, source, response)
+
+    async def aside(self, work: Any, *args: Any, **kwargs: Any) -> Any:
+        """``work(*args, **kwargs)`` in a thread of the spider's own, for reading listings and
+        extracting articles: CPU work that held the reactor's thread, and with it every
+        download of every other source, for as long as it took. The threads share the GIL,
+        but the reactor gets its turns. (Not the reactor's thread pool: DNS lookups wait
+        there.) ``work`` is handed plain data (bytes, str, dicts), never Scrapy objects that
+        the reactor's thread may touch meanwhile."""
         from twisted.internet import reactor
         from twisted.internet.threads import deferToThreadPool
         from twisted.python.threadpool import ThreadPool
 
         if getattr(self, "listing_pool", None) is None:
-            self.listing_pool = ThreadPool(minthreads=0, maxthreads=2, name="stiwatch-listings")
+            self.listing_pool = ThreadPool(minthreads=0, maxthreads=2, name="stiwatch-parse")
             self.listing_pool.start()
         return await maybe_deferred_to_future(deferToThreadPool(
-            reactor, self.listing_pool, self.parse_kind, source, response))
+            reactor, self.listing_pool, work, *args, **kwargs))
 
     def parse_kind(self, source: dict[str, Any], response: Response
                    ) -> tuple[list[Candidate], list[str], str | None]:
@@ -454,7 +462,7 @@ class SourceSpider(scrapy.Spider):
             meta={"candidate": candidate, "refetch": refetch or self.refresh},
         )
 
-    def parse_article(self, response: Response) -> Iterator[ArticleItem]:
+    async def parse_article(self, response: Response) -> AsyncIterator[ArticleItem]:
         candidate: Candidate = response.meta["candidate"]
         refetch = response.meta["refetch"]
         if _redirected_up(candidate.url, response):
@@ -472,9 +480,12 @@ class SourceSpider(scrapy.Spider):
         try:
             # The source's declared language helps decode a page that names no charset.
             source = self.sources.get(candidate.source_id) or {}
-            article = extract_article(response.body, response.url, response_headers(response),
-                                      feed_date=candidate.published_at,
-                                      language=source.get("language"))
+            # Off the reactor's thread: a pathological page (3 MB of nested blocks) took 9.5 s
+            # to extract, and every other host's downloads stood still meanwhile.
+            article = await self.aside(extract_article, response.body, response.url,
+                                       response_headers(response),
+                                       feed_date=candidate.published_at,
+                                       language=source.get("language"))
         except Exception as error:  # noqa: BLE001 - keep the listing's data rather than nothing
             logger.exception("extracting %s failed", response.url)
             yield self.partial(candidate, f"extraction failed ({type(error).__name__}: {error})",
