@@ -273,15 +273,17 @@ class SourceSpider(scrapy.Spider):
                 continue
             yield candidate
 
-    def release_forbidden(self, source_id: str) -> Iterator[Any]:
+    def release_forbidden(self, source_id: str, check: bool = True) -> Iterator[Any]:
         """The source's stored pages robots.txt forbade: a request for each that this crawl's
         robots.txt of its host allows (or whose host's robots.txt is not known yet, which the
-        request fetches), and a count of the others, which stay as stored."""
+        request fetches), and a count of the others, which stay as stored. ``check`` False:
+        none is requested (their host asked for a pause), all are counted."""
         still = 0
         release = []
         for candidate in self.forbidden_held.pop(source_id, []):
             rules = self.robots.get(urlsplit(candidate.url).netloc)
-            if rules is not None and not rules.allowed(candidate.url, self.robots_agent):
+            if not check or (rules is not None
+                             and not rules.allowed(candidate.url, self.robots_agent)):
                 still += 1
             else:
                 release.append(candidate)
@@ -355,7 +357,8 @@ class SourceSpider(scrapy.Spider):
             return  # never sent: the source is reported "not crawled", as if never reached
         request = failure.request  # type: ignore[attr-defined]
         if request.meta.get("root", True):
-            yield from self.release_forbidden(request.meta["source_id"])
+            yield from self.release_forbidden(request.meta["source_id"],
+                                              check=not failure.check(HostPaused))
         if failure.check(HostPaused) and request.meta.get("root", True):
             # The host asked us to wait: not the source's failure (its health is left as it
             # was), nor a crawl of it; the report says until when.
