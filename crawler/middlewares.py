@@ -128,6 +128,9 @@ def back_off(crawler: Crawler, request: Request, wait: float) -> None:
     _hold(slot, pauses[key])
 
 
+MAX_HOST_PAUSE = 7 * 24 * 3600.0  # the longest pause kept for a host's Retry-After, seconds
+
+
 @dataclass(frozen=True)
 class Pause:
     """A host's pause: why (``reason``, "asked for a pause of 7200 s (Retry-After)"), until
@@ -188,10 +191,15 @@ def pause_host(crawler: Crawler, request: Request, seconds: float) -> HostPaused
     key = _slot_key(request)
     paused = _paused_hosts(crawler)
     if key not in paused:
-        ends = time() + seconds
-        paused[key] = Pause(f"asked for a pause of {seconds:.0f} s (Retry-After)",
-                            iso_utc(datetime.fromtimestamp(ends, timezone.utc)
-                                    + timedelta(seconds=1)),  # whole seconds, rounded up
+        reason = f"asked for a pause of {seconds:.0f} s (Retry-After)"
+        # A misconfigured server's "Retry-After: 999999999" (or a date years ahead) would
+        # silence the source for good: the pause kept is bounded, and says so.
+        longest = crawler.settings.getfloat("STIWATCH_MAX_HOST_PAUSE", MAX_HOST_PAUSE)
+        if seconds > longest:
+            reason += f", kept to {longest:.0f} s (STIWATCH_MAX_HOST_PAUSE)"
+        ends = time() + min(seconds, longest)
+        paused[key] = Pause(reason, iso_utc(datetime.fromtimestamp(ends, timezone.utc)
+                                            + timedelta(seconds=1)),  # whole seconds, up
                             ends)
         # One line per host, whatever number of its pages wait.
         logger.info("%s %s (more than STIWATCH_MAX_RETRY_AFTER): nothing more is fetched "

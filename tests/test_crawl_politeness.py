@@ -218,3 +218,21 @@ def test_a_long_retry_after_is_kept_for_the_crawls_that_start_before_it_ends(
     result = stiwatch("crawl", "--json", env=env)
     assert json.loads(result.stdout)["sources"][0]["new"] == 4
     assert rows(db_path, "SELECT * FROM host_pauses") == []
+
+
+def test_a_retry_after_of_years_pauses_the_host_a_week_at_most(stiwatch, http_server, tmp_path,
+                                                              db_path):
+    # Kept between crawls, a misconfigured "Retry-After: 999999999" would silence the source
+    # for 31 years, reported "paused" by every crawl.
+    base = build_site(http_server)
+    reg = _listing_of(http_server, tmp_path, base, lambda handler: handler.send_body(
+        503, b"maintenance", headers={"Retry-After": "999999999"}), 2)
+    started = datetime.now(timezone.utc)
+    result = stiwatch("crawl", "--sources", str(reg), "--json", env=FAST)
+    assert result.exit_code == 0, result.output
+    [pause] = rows(db_path, "SELECT * FROM host_pauses")
+    until = datetime.fromisoformat(pause["not_before"].replace("Z", "+00:00"))
+    assert timedelta(days=7) <= until - started < timedelta(days=7, seconds=30)
+    assert json.loads(result.stdout)["sources"][0]["flag"].endswith(
+        "asked for a pause of 999999999 s (Retry-After), kept to 604800 s "
+        f"(STIWATCH_MAX_HOST_PAUSE): paused until {pause['not_before']}")
