@@ -211,6 +211,10 @@ def test_a_long_retry_after_is_kept_for_the_crawls_that_start_before_it_ends(
     assert "1 of 1 sources crawled" in result.output  # the host's wish, not a failure
     [health] = rows(db_path, "SELECT consecutive_failures FROM sources")
     assert health["consecutive_failures"] == 0
+    status = stiwatch("status").output  # where the operator looks first
+    assert "Hosts paused at their request (Retry-After), not asked until then: 1" in status
+    line = next(line for line in status.splitlines() if line.startswith("127.0.0.1"))
+    assert pause["not_before"] in line and "asked for a pause of 7200 s" in line
 
     # Two hours on, the host is asked again, and the pause is forgotten.
     with sqlite3.connect(db_path) as conn:
