@@ -285,6 +285,8 @@ class SourceSpider(scrapy.Spider):
             if not check or (rules is not None
                              and not rules.allowed(candidate.url, self.robots_agent)):
                 still += 1
+                # Settled for this crawl: its listing naming it (--refresh) asks nothing more.
+                self.articles_seen.setdefault(candidate.url, source_id)
             else:
                 release.append(candidate)
         if still:
