@@ -260,6 +260,24 @@ def test_pages_robots_txt_still_forbids_are_not_scheduled_again(stiwatch, http_s
         "/private/7.html"]
 
 
+def test_a_paused_hosts_forbidden_pages_are_counted_not_left_for_later(stiwatch, http_server,
+                                                                       tmp_path):
+    # A crawl that leaves a host alone (an earlier crawl's Retry-After) reads no robots.txt of
+    # it: the stored pages robots.txt forbade were scheduled, stopped as paused, and reported
+    # as "article pages left for the next crawl" rather than as forbidden.
+    base, reg = _feed(stiwatch, http_server, tmp_path)
+    assert "1 forbidden by robots.txt" in stiwatch("crawl", "--sources", str(reg),
+                                                   env=FAST).output
+    http_server.routes["/feed.xml"] = lambda handler: handler.send_body(
+        429, b"later", headers={"Retry-After": "7200"})
+    for _ in range(2):  # the crawl that is told to wait, and the next, which waits
+        result = stiwatch("crawl", "--json", env=FAST)
+        assert result.exit_code == 0, result.output
+        [source] = json.loads(result.stdout)["sources"]
+        assert source["status"] == "paused" and source["robots_forbidden"] == 1
+        assert source["deferred"] == 0 and "left for the next crawl" not in source["flag"]
+
+
 def test_a_gone_page_is_not_tried_again_and_a_missing_one_soon_given_up(stiwatch, http_server,
                                                                        tmp_path, db_path):
     # Every failed page was tried on 8 crawls: a 410 Gone, which the site sends on purpose,
