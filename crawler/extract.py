@@ -31,7 +31,7 @@ import lxml.html
 import py3langid
 import trafilatura
 
-from db.clock import iso_utc, utcnow
+from db.clock import iso_day, iso_utc, utcnow
 
 from .feeds import FUTURE_SLACK
 from .text import content_hash, normalise_space, plain_headers, summarise
@@ -354,10 +354,25 @@ def _canonical_url(tree: lxml.html.HtmlElement | None, url: str) -> str:
     return fetched
 
 
+# A date without a time of day: "2026-11-20", or htmldate's spelling of one under our output
+# format, a midnight without an offset ("2026-11-20T00:00:00"; a time it found keeps its offset).
+_DATE_ONLY = re.compile(r"(\d{4}-\d{2}-\d{2})(?:T00:00:00)?")
+
+
 def _utc(value: str | None) -> str | None:
-    """An htmldate/ISO date(time) string as 'YYYY-MM-DDTHH:MM:SSZ' (naive means UTC)."""
+    """An htmldate/ISO date(time) string as 'YYYY-MM-DDTHH:MM:SSZ' (naive means UTC); a date
+    without a time of day as noon UTC of that date (db.clock.iso_day)."""
     if not value:
         return None
+    day = _DATE_ONLY.fullmatch(value.strip())
+    if day:
+        try:
+            moment = datetime.strptime(day.group(1), "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        except ValueError:
+            return None
+        if moment > datetime.now(timezone.utc) + FUTURE_SLACK:
+            return None
+        return iso_day(moment.date())
     moment = None
     for fmt in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
         try:

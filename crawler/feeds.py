@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 import html
 import io
 import re
@@ -21,7 +21,7 @@ import feedparser
 import lxml.etree
 import lxml.html
 
-from db.clock import iso_utc
+from db.clock import iso_day, iso_utc
 
 from .text import html_to_text, looks_like_html, normalise_space, plain_headers, shorten
 from .urls import try_canonicalize
@@ -216,8 +216,15 @@ def _entry_date(entry: Any) -> str | None:
         # Plain dict access: FeedParserDict's own aliases (updated -> published) warn.
         value = _iso(dict.get(entry, key))
         if value:
+            written = dict.get(entry, key[: -len("_parsed")])
+            if isinstance(written, str) and _DATE_ONLY.fullmatch(written.strip()):
+                # <dc:date>2026-11-20</dc:date>: a day, not its first instant in UTC.
+                return iso_day(date.fromisoformat(value[:10]))
             return value
     return None
+
+
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _html_page_title(body: bytes, content_type: str) -> str | None:

@@ -51,7 +51,8 @@ class SourceEvent:
     """What a source's listing fetch came to, and counts the pipeline adds to its report.
 
     ``status`` None means "counts only" (e.g. a child sitemap); otherwise one of ``ok``,
-    ``not_modified`` (a 304) or ``failed``, which the pipeline records as the source's health.
+    ``not_modified`` (a 304) or ``failed``, which the pipeline records as the source's health,
+    or ``paused`` (its listing's host asked for a long pause: its health is left as it was).
     """
 
     source_id: str
@@ -68,7 +69,7 @@ class SourceEvent:
     deferred: int = 0  # new articles left for the next crawl (max_new_articles_per_source)
     robots_forbidden: int = 0  # stored pages robots.txt still forbids (nothing written again)
     # Why ``deferred`` pages wait when their host asked for a pause ("HOST asked for a pause
-    # of N s (Retry-After)"); None: they are over max_new_articles_per_source.
+    # of N s (Retry-After): paused until T"); None: they are over max_new_articles_per_source.
     paused: str | None = None
     errors: list[str] = field(default_factory=list)  # problems short of failing the source
 
@@ -77,7 +78,9 @@ class SourceEvent:
 class SourceReport:
     id: str
     kind: str = ""
-    status: str = "pending"  # ok | not_modified | failed | pending (never reached)
+    # ok | not_modified | paused (its host asked for a long pause: not asked) | failed |
+    # pending (never reached)
+    status: str = "pending"
     new: int = 0
     duplicates: int = 0
     updated: int = 0
@@ -93,7 +96,8 @@ class SourceReport:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("ok", "not_modified")
+        # A paused source is no failure: the host asked us to wait, and we do.
+        return self.status in ("ok", "not_modified", "paused")
 
 
 @dataclass

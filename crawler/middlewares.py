@@ -7,8 +7,9 @@
   the server's Retry-After when it sends one, else exponential backoff. A host that answered 429
   or 503 gets nothing at all for that wait, then a delay twice what it had, which its next
   answers bring back to the configured one (see ``back_off``).
-  A Retry-After longer than STIWATCH_MAX_RETRY_AFTER pauses the host for the rest of the crawl
-  (HostPaused): nothing more is sent to it, and its pages wait for the next crawl.
+  A Retry-After longer than STIWATCH_MAX_RETRY_AFTER pauses the host (HostPaused): nothing
+  more is sent to it, and its pages wait for a later crawl. The pause is stored (table
+  host_pauses), so the crawls that start before it ends send the host nothing either.
 - SafeRobotsTxtMiddleware: Scrapy's robots.txt check, fixed so that every request that arrives
   while a host's robots.txt is still downloading waits for the real rules.
 - PoliteThrottle: AutoThrottle that never goes below a host's robots.txt Crawl-delay; it
@@ -19,13 +20,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 import ipaddress
 import logging
 import re
 import socket
-from time import monotonic
+from time import monotonic, time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,6 +44,8 @@ from scrapy.utils.response import response_status_message
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
+
+from db.clock import iso_utc
 
 from .signals import stop_requested
 
@@ -124,35 +128,83 @@ def back_off(crawler: Crawler, request: Request, wait: float) -> None:
     _hold(slot, pauses[key])
 
 
+MAX_HOST_PAUSE = 7 * 24 * 3600.0  # the longest pause kept for a host's Retry-After, seconds
+
+
+@dataclass(frozen=True)
+class Pause:
+    """A host's pause: why (``reason``, "asked for a pause of 7200 s (Retry-After)"), until
+    when (``until``, ISO UTC; ``ends``, the same as a time.time()), and whether an earlier
+    crawl stored it (``stored``) or this one met it (to be stored)."""
+
+    reason: str
+    until: str
+    ends: float
+    stored: bool = False
+
+    @property
+    def note(self) -> str:
+        return f"{self.reason}: paused until {self.until}"
+
+
 class HostPaused(IgnoreRequest):
     """A request not sent, or whose 429/503 answer is set aside, because its host asked for a
-    pause longer than STIWATCH_MAX_RETRY_AFTER: nothing more goes to that host this crawl, and
-    its pages wait for the next crawl (they are no failed attempt of theirs)."""
+    pause longer than STIWATCH_MAX_RETRY_AFTER (this crawl or an earlier one): nothing goes to
+    that host until the pause ends, and its pages wait for a later crawl (they are no failed
+    attempt of theirs)."""
 
-    def __init__(self, host: str, seconds: float) -> None:
-        super().__init__(f"not fetched: {host} asked for a pause of {seconds:.0f} s "
-                         "(Retry-After), so nothing more is fetched from it this crawl")
+    def __init__(self, host: str, pause: Pause) -> None:
+        super().__init__(f"not fetched: {host} {pause.note}")
         self.host = host
-        self.seconds = seconds
+        self.pause = pause
+
+    @property
+    def note(self) -> str:
+        """"HOST asked for a pause of N s (Retry-After): paused until T", for reports."""
+        return f"{self.host} {self.pause.note}"
 
 
-def _paused_hosts(crawler: Crawler) -> dict[str, float]:
-    """Hosts (download slots) paused for the rest of the crawl -> the seconds they asked."""
-    return _crawl_state(crawler, "_stiwatch_paused_hosts")
+def _paused_hosts(crawler: Crawler) -> dict[str, Pause]:
+    """Hosts (download slots) that get nothing -> their pause."""
+    return _crawl_state(crawler, "_stiwatch_paused_hosts")  # type: ignore[return-value]
+
+
+def restore_pauses(crawler: Crawler, stored: dict[str, dict[str, str]]) -> None:
+    """The pauses earlier crawls stored (``Store.host_pauses()``), honoured by this one."""
+    paused = _paused_hosts(crawler)
+    for host, row in stored.items():
+        ends = datetime.fromisoformat(row["not_before"].replace("Z", "+00:00")).timestamp()
+        paused[host] = Pause(row["reason"], row["not_before"], ends, stored=True)
+        logger.info("%s %s: nothing is fetched from it this crawl", host, paused[host].note)
+
+
+def new_pauses(crawler: Crawler) -> dict[str, Pause]:
+    """The pauses this crawl met, for the store."""
+    return {host: pause for host, pause in _paused_hosts(crawler).items() if not pause.stored}
 
 
 def pause_host(crawler: Crawler, request: Request, seconds: float) -> HostPaused:
-    """Send ``request``'s host nothing more this crawl; the requests already queued for it in
-    the downloader are dropped unsent (HostPaused) rather than sent one after another to a
-    host that asked us to wait. Returns the error for ``request`` itself."""
+    """Send ``request``'s host nothing more until its pause ends (this crawl, and the crawls
+    that start before then); the requests already queued for it in the downloader are dropped
+    unsent (HostPaused) rather than sent one after another to a host that asked us to wait.
+    Returns the error for ``request`` itself."""
     key = _slot_key(request)
     paused = _paused_hosts(crawler)
     if key not in paused:
-        paused[key] = seconds
+        reason = f"asked for a pause of {seconds:.0f} s (Retry-After)"
+        # A misconfigured server's "Retry-After: 999999999" (or a date years ahead) would
+        # silence the source for good: the pause kept is bounded, and says so.
+        longest = crawler.settings.getfloat("STIWATCH_MAX_HOST_PAUSE", MAX_HOST_PAUSE)
+        if seconds > longest:
+            reason += f", kept to {longest:.0f} s (STIWATCH_MAX_HOST_PAUSE)"
+        ends = time() + min(seconds, longest)
+        paused[key] = Pause(reason, iso_utc(datetime.fromtimestamp(ends, timezone.utc)
+                                            + timedelta(seconds=1)),  # whole seconds, up
+                            ends)
         # One line per host, whatever number of its pages wait.
-        logger.info("%s asked for a pause of %.0f s (Retry-After, more than "
-                    "STIWATCH_MAX_RETRY_AFTER): nothing more is fetched from it this crawl; "
-                    "its pages wait for the next crawl", key, seconds)
+        logger.info("%s %s (more than STIWATCH_MAX_RETRY_AFTER): nothing more is fetched "
+                    "from it this crawl; its pages wait for a crawl after that", key,
+                    paused[key].note)
     slot = _slot(crawler, key)
     while slot is not None and slot.queue:
         queued, deferred = slot.queue.popleft()
@@ -384,9 +436,14 @@ class BackoffRetryMiddleware(RetryMiddleware):
         return min(self.cap, self.base * (2 ** tries))
 
     def process_request(self, request: Request) -> None:
-        seconds = _paused_hosts(self.crawler).get(_slot_key(request))
-        if seconds is not None:
-            raise HostPaused(_slot_key(request), seconds)
+        key = _slot_key(request)
+        pause = _paused_hosts(self.crawler).get(key)
+        if pause is None:
+            return
+        if pause.stored and time() >= pause.ends:
+            del _paused_hosts(self.crawler)[key]  # an earlier crawl's pause, over by now
+            return
+        raise HostPaused(key, pause)
 
     async def process_response(self, request: Request, response: Response) -> Request | Response:
         if response.status not in (429, 503) and not self.adaptive:

@@ -26,6 +26,7 @@ from db.clock import utcnow
 from .dedup import Deduper
 from .items import (ROBOTS_FORBIDDEN, ArticleItem, CrawlReport, SourceEvent, SourceReport,
                     with_note)
+from .middlewares import new_pauses
 from .signals import stop_requested
 from .text import shorten
 
@@ -122,6 +123,12 @@ class StorePipeline:
         if store is None:
             return
         self.flush()
+        pauses = new_pauses(self.crawler)
+        if self.report.store_error is None:
+            # Whatever became of the crawl: the next ones must leave these hosts alone too
+            # (and forget the pauses that are over).
+            self._record(store.record_host_pauses,
+                         {host: (p.until, p.reason) for host, p in pauses.items()})
         unreadable = self._unreadable_pages()
         if reason == "finished" and self.report.store_error is None:
             for source_id, (etag, last_modified, flag) in self.validators.items():
@@ -140,7 +147,8 @@ class StorePipeline:
                     self._record(store.record_source_result, source_id, ok=True, flag=flag,
                                  keep_validators=True)
             for report in self.report.sources:
-                if (report.paused and report.ok and report.id not in self.validators
+                if (report.paused and report.status == "not_modified"
+                        and report.id not in self.validators
                         and report.id not in unreadable):
                     # A 304 whose partial rows' host asked for a pause: say they wait.
                     self._record(store.record_source_result, report.id, ok=True,
@@ -293,7 +301,9 @@ class StorePipeline:
             return
         report.status = event.status
         record = self.store.record_source_result
-        if event.status == "failed":
+        if event.status == "paused":
+            pass  # not crawled, by the host's wish: its health stays as its last crawl left it
+        elif event.status == "failed":
             report.errors.insert(0, event.error or "unknown error")
             # One line per failing source, for grep; INFO, not WARNING: a source down for a day
             # is routine (the crawl goes on; `stiwatch status` lists it), not for cron's mail.

@@ -30,7 +30,8 @@ STIWATCH_BATCH_SIZE = 50  # items written per transaction
 STIWATCH_BATCH_SECONDS = 2.0  # ...or at least this often, so a killed crawl loses little
 STIWATCH_MAX_PARTIAL_ATTEMPTS = 8  # stop refetching an article page that never works
 # (a 404 is given up after 3 attempts, a 410 after 1: crawler.spiders.base.attempts_allowed)
-STIWATCH_MAX_RETRY_AFTER = 120  # a longer Retry-After (s) pauses the host until the next crawl
+STIWATCH_MAX_RETRY_AFTER = 120  # a longer Retry-After (s) pauses the host, across crawls...
+STIWATCH_MAX_HOST_PAUSE = 7 * 24 * 3600  # ...for at most this long (s), whatever it asked
 STIWATCH_RETRY_BACKOFF_BASE = 1.0  # seconds before the first retry; doubles each time
 STIWATCH_RETRY_BACKOFF_MAX = 30.0
 STIWATCH_EVENTS = None  # callable(event: dict) fed by the pipeline (set by crawler.runner)

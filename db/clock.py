@@ -2,7 +2,7 @@
 (``2026-11-26T21:05:00Z``). Every timestamp column holds this form (migration 8 rewrote
 older ``+00:00`` values), so they sort and compare as text."""
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 
 def iso_utc(moment: datetime) -> str:
@@ -16,3 +16,11 @@ def iso_utc(moment: datetime) -> str:
 def utcnow() -> str:
     """Now, in the store's timestamp form."""
     return iso_utc(datetime.now(timezone.utc))
+
+
+def iso_day(day: date) -> str:
+    """A date without a time of day (a page's ``<meta name="date" content="2026-11-20">``) in
+    the store's form: noon UTC of that date. Midnight UTC put it on the day before for every
+    reader west of UTC (19:00 the day before in New York), in dates shown and in the digest's
+    weeks; noon UTC is that same date from UTC-11 to UTC+11, Tokyo and Washington alike."""
+    return f"{day.year:04d}-{day:%m-%d}T12:00:00Z"

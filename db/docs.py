@@ -58,7 +58,13 @@ TABLES: dict[str, dict[str, Any]] = {
             "that one mostly in kana, Hangul or Chinese characters is `ja`, `ko` or `zh` by its "
             "script whatever the page declares (Chinese characters alone stay `ja` or `ko` on a "
             "page that says so).",
-            "published_at": "Publication time, ISO 8601 UTC.",
+            "published_at": "Publication time, ISO 8601 UTC. A date without a time of day "
+            "(a page's `<meta name=\"date\" content=\"2026-11-20\">`, a date in its text or "
+            "URL, a feed's or news sitemap's `2026-11-20`) is stored as noon UTC of that date, "
+            "`2026-11-20T12:00:00Z`: the same date in every time zone from UTC-11 to UTC+11, so "
+            "searches, `stiwatch status`, trends and the digest, which read days and weeks in "
+            "the `timezone` setting, keep the day the publisher wrote. (Earlier versions of "
+            "stiwatch stored it as midnight UTC, the day before west of UTC.)",
             "date_source": "Where `published_at` came from, in order of trust: `feed`, `page` "
             "(metadata), `text` (found in the page, also as Japanese and Chinese pages write dates: "
             "2026年11月20日, ２０２６年１１月２０日, the era date 令和8年11月20日 or R8.11.20; a month alone, 2026年11月, is its "
@@ -123,6 +129,19 @@ TABLES: dict[str, dict[str, Any]] = {
             "url": "The further listing's URL, as the source's listing names it.",
             "etag": "ETag of its last full response.",
             "last_modified": "Last-Modified of its last full response.",
+        },
+    },
+    "host_pauses": {
+        "description": "Hosts that answered with a Retry-After longer than a crawl waits "
+        "(STIWATCH_MAX_RETRY_AFTER, 120 s): every crawl sends such a host nothing, not even "
+        "robots.txt, until `not_before`, and its summary says the host is paused until then. "
+        "Rows whose time has passed are removed by the next crawl that ends.",
+        "columns": {
+            "host": "The host name (Scrapy's download slot), e.g. `www.example.org`.",
+            "not_before": "When the host may be asked again (ISO 8601 UTC): the answer's time "
+            "plus its Retry-After.",
+            "reason": "What the host said, e.g. `asked for a pause of 7200 s (Retry-After)`.",
+            "paused_at": "When the crawl that met the Retry-After stored it (ISO 8601 UTC).",
         },
     },
     "crawl_runs": {

@@ -536,6 +536,21 @@ MIGRATIONS: list[Migration] = [
         END;
         """,
     ),
+    Migration(
+        20,
+        "hosts paused by a long Retry-After, until when",
+        """
+        -- A Retry-After longer than a crawl waits paused the host for the rest of that crawl
+        -- only: a host that asked for 7200 s was asked again by the crawl cron started an
+        -- hour later. Each crawl sends such a host nothing until not_before has passed.
+        CREATE TABLE host_pauses (
+            host TEXT PRIMARY KEY,
+            not_before TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            paused_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

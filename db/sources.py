@@ -142,3 +142,24 @@ class SourcesMixin:
             self.conn.executemany(
                 "INSERT INTO listing_validators (source_id, url, etag, last_modified) "
                 "VALUES (?, ?, ?, ?)", rows)
+
+    def host_pauses(self, now: str | None = None) -> dict[str, dict[str, str]]:
+        """Hosts that asked for a pause (a long Retry-After) not yet over at ``now`` (ISO
+        UTC, default now): ``{host: {"not_before": ..., "reason": ..., "paused_at": ...}}``."""
+        return {row.pop("host"): row for row in self.query(
+            "SELECT host, not_before, reason, paused_at FROM host_pauses WHERE not_before > ?",
+            [now or utcnow()])}
+
+    def record_host_pauses(self, pauses: dict[str, tuple[str, str]],
+                           now: str | None = None) -> None:
+        """Keep ``pauses`` (host -> (not_before, reason)), a later end winning over a stored
+        one, and forget the pauses over at ``now``."""
+        now = now or utcnow()
+        with self.write():
+            self.conn.execute("DELETE FROM host_pauses WHERE not_before <= ?", [now])
+            self.conn.executemany(
+                "INSERT INTO host_pauses (host, not_before, reason, paused_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (host) DO UPDATE SET "
+                "not_before = excluded.not_before, reason = excluded.reason, "
+                "paused_at = excluded.paused_at WHERE excluded.not_before > not_before",
+                [(host, until, reason, now) for host, (until, reason) in pauses.items()])

@@ -66,7 +66,7 @@ def test_cjk_dates_in_the_text_are_read(stiwatch, http_server, tmp_path, db_path
     for name, (*_, day) in CASES.items():
         item = stored[f"{name}.html"]
         where = "page" if name == "era-abbreviated" else "text"
-        assert (item["published_at"], item["date_source"]) == (f"{day}T00:00:00Z", where), name
+        assert (item["published_at"], item["date_source"]) == (f"{day}T12:00:00Z", where), name
 
 
 def test_an_abbreviated_era_is_read_only_on_japanese_pages():
@@ -128,4 +128,35 @@ def test_datelines_in_other_languages_stay_out_of_the_body(stiwatch, http_server
     for name, (_, _, para, day) in ARTICLES.items():
         item = stored[f"{name}.html"]
         assert item["body"] == f"{para}\n{SECOND[name]}", name
-        assert item["published_at"] == f"{day}T00:00:00Z", name
+        assert item["published_at"] == f"{day}T12:00:00Z", name
+
+
+def test_a_date_without_a_time_is_that_day_for_readers_east_and_west(stiwatch, http_server,
+                                                                     tmp_path, db_path):
+    # <meta name="date" content="2026-11-23"> was stored as midnight UTC: 19:00 on the Sunday
+    # in New York, so a Monday's story was dated the day before and counted in the week
+    # before, in searches, in `status` and in the digest, for a reader west of UTC.
+    import json
+
+    today = datetime.now(timezone.utc).date()
+    monday = today - timedelta(days=today.weekday() + 7)  # last week's Monday
+    para = ("The ministry of science announced a programme for quantum research infrastructure "
+            "at national laboratories and universities. ") * 4
+    body = (f"<html lang='en'><head><meta name='date' content='{monday}'><title>Quantum "
+            f"programme</title></head><body><article><h1>Quantum programme</h1><p>{para}</p>"
+            "</article></body></html>").encode()
+    build_site(http_server)
+    reg = registry(tmp_path / "sources.toml", [one_page_source(
+        http_server, "dateonly", body, folder="news")])
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+    [item] = rows(db_path, "SELECT published_at, date_source FROM items")
+    assert item == {"published_at": f"{monday}T12:00:00Z", "date_source": "page"}
+
+    for zone in ("America/New_York", "Asia/Tokyo", "Europe/Berlin", "America/Los_Angeles"):
+        env = {"STIWATCH_TIMEZONE": zone}
+        result = stiwatch("search", "quantum", "--since", str(monday), "--until", str(monday),
+                          env=env)
+        assert result.exit_code == 0, result.output
+        assert result.output.splitlines()[1].split()[1] == str(monday), (zone, result.output)
+        weeks = json.loads(stiwatch("status", "--json", env=env).output)["weeks"]
+        assert {w["starts"]: w["items"] for w in weeks}[str(monday)] == 1, zone

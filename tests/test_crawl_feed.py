@@ -219,6 +219,65 @@ def test_a_page_robots_txt_forbids_counts_no_attempt_and_is_read_once_allowed(
     assert row["status"] == "complete" and len(http_server.requested("/private/secret.html")) == 1
 
 
+def test_pages_robots_txt_still_forbids_are_not_scheduled_again(stiwatch, http_server,
+                                                                tmp_path, db_path):
+    # Every crawl scheduled each stored page robots.txt had forbidden, for robots.txt to refuse
+    # it again: a site disallowing 3,000 listed pages made a crawl with nothing new take 17 s,
+    # with a "Forbidden by robots.txt" line per page in the log.
+    base = build_site(http_server)
+    links = "".join(f"<li><a href='/private/{n}.html'>secret {n}</a></li>" for n in range(60))
+    (http_server.root / "list.html").write_text(
+        f"<html><body><ul class='news'>{links}</ul></body></html>")
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "closed", "kind": "html", "url": f"{base}/list.html", "links": "ul.news a"}])
+    log_file = tmp_path / "stiwatch.log"
+    env = {**FAST, "STIWATCH_LOG_FILE": str(log_file), "STIWATCH_LOG_LEVEL": "DEBUG"}
+
+    def forbidden_lines():
+        lines = log_file.read_text().count("Forbidden by robots.txt: <GET")
+        log_file.write_text("")
+        return lines
+
+    result = stiwatch("crawl", "--sources", str(reg), env=env)
+    assert "60 partial, 60 forbidden by robots.txt" in result.output
+    assert forbidden_lines() == 60
+    for _ in range(2):  # the listing is a 304 now: only the stored forbidden pages are left
+        result = stiwatch("crawl", env=env)
+        assert result.exit_code == 0, result.output
+        assert "0 partial, 60 forbidden by robots.txt" in result.output
+        assert forbidden_lines() == 0
+    [run] = rows(db_path, "SELECT stats FROM crawl_runs ORDER BY id DESC LIMIT 1")
+    assert json.loads(run["stats"])["robots_forbidden"] == 60  # `stiwatch status` shows it
+
+    # robots.txt changes: the page it now allows is read, the others still are not asked.
+    (http_server.root / "robots.txt").write_text(
+        "User-agent: *\nAllow: /private/7.html\nDisallow: /private/\n")
+    http_server.routes["/private/7.html"] = lambda handler: handler.serve_file("/news/budget.html")
+    result = stiwatch("crawl", env=env)
+    assert "59 forbidden by robots.txt" in result.output and "1 updated" in result.output
+    assert forbidden_lines() == 0
+    assert [r.path for r in http_server.requests if r.path.startswith("/private/")] == [
+        "/private/7.html"]
+
+
+def test_a_paused_hosts_forbidden_pages_are_counted_not_left_for_later(stiwatch, http_server,
+                                                                       tmp_path):
+    # A crawl that leaves a host alone (an earlier crawl's Retry-After) reads no robots.txt of
+    # it: the stored pages robots.txt forbade were scheduled, stopped as paused, and reported
+    # as "article pages left for the next crawl" rather than as forbidden.
+    base, reg = _feed(stiwatch, http_server, tmp_path)
+    assert "1 forbidden by robots.txt" in stiwatch("crawl", "--sources", str(reg),
+                                                   env=FAST).output
+    http_server.routes["/feed.xml"] = lambda handler: handler.send_body(
+        429, b"later", headers={"Retry-After": "7200"})
+    for _ in range(2):  # the crawl that is told to wait, and the next, which waits
+        result = stiwatch("crawl", "--json", env=FAST)
+        assert result.exit_code == 0, result.output
+        [source] = json.loads(result.stdout)["sources"]
+        assert source["status"] == "paused" and source["robots_forbidden"] == 1
+        assert source["deferred"] == 0 and "left for the next crawl" not in source["flag"]
+
+
 def test_a_gone_page_is_not_tried_again_and_a_missing_one_soon_given_up(stiwatch, http_server,
                                                                        tmp_path, db_path):
     # Every failed page was tried on 8 crawls: a 410 Gone, which the site sends on purpose,

@@ -3,7 +3,9 @@ at most `concurrent_requests_per_domain` requests in flight."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 import json
+import sqlite3
 import threading
 import time
 
@@ -157,13 +159,84 @@ def test_a_retry_after_beyond_the_limit_pauses_the_host_until_the_next_crawl(
     # Nothing failed: no page is stored as a failed attempt; all twelve wait, and say why.
     assert rows(db_path, "SELECT url FROM items") == []
     assert source["status"] == "ok" and source["deferred"] == 6 and source["partial"] == 0
-    assert source["flag"] == ("6 article pages left for the next crawl: 127.0.0.1 asked for a "
-                              "pause of 86400 s (Retry-After)")
+    assert source["flag"].startswith("6 article pages left for the next crawl: 127.0.0.1 asked "
+                                     "for a pause of 86400 s (Retry-After): paused until ")
     [line] = [line for line in log_file.read_text().splitlines() if "asked for a pause" in line]
     assert "nothing more is fetched from it this crawl" in line
 
-    busy["on"] = False  # the next day
+    busy["on"] = False  # the next day, once the pause it asked for is over
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE host_pauses SET not_before = '2000-01-01T00:00:00Z'")
     assert stiwatch("crawl", env=env).exit_code == 0
     stored = rows(db_path, "SELECT status, fetch_attempts FROM items")
     assert len(stored) == 6
     assert all(r["status"] == "complete" and r["fetch_attempts"] == 1 for r in stored)
+
+
+def test_a_long_retry_after_is_kept_for_the_crawls_that_start_before_it_ends(
+        stiwatch, http_server, tmp_path, db_path):
+    # A host that answered "Retry-After: 7200" was left alone for the rest of that crawl only:
+    # the crawl cron started an hour later asked it again, listing, robots.txt and pages.
+    base = build_site(http_server)
+    busy = {"on": True}
+
+    def article(handler):
+        if busy["on"]:
+            handler.send_body(429, b"come back in two hours", headers={"Retry-After": "7200"})
+        else:
+            handler.send_body(200, _story(int(handler.path.rsplit("/", 1)[1].split(".")[0])))
+
+    reg = _listing_of(http_server, tmp_path, base, article, 4)
+    env = {**FAST, "STIWATCH_CONCURRENT_REQUESTS_PER_DOMAIN": "1"}
+    started = datetime.now(timezone.utc)
+    result = stiwatch("crawl", "--sources", str(reg), env=env)
+    assert result.exit_code == 0, result.output
+    [pause] = rows(db_path, "SELECT * FROM host_pauses")
+    until = datetime.fromisoformat(pause["not_before"].replace("Z", "+00:00"))
+    assert pause["host"] == "127.0.0.1"
+    assert timedelta(seconds=7190) < until - started < timedelta(seconds=7220)
+    assert f"paused until {pause['not_before']}" in result.output
+
+    busy["on"] = False  # the host is fine again, but asked for two hours: an hour later...
+    sent = len(http_server.requests)
+    result = stiwatch("crawl", "--json", env=env)
+    assert result.exit_code == 0, result.output
+    assert len(http_server.requests) == sent  # nothing at all, not even robots.txt
+    [source] = json.loads(result.stdout)["sources"]
+    assert source["status"] == "paused"
+    assert source["flag"] == ("127.0.0.1 asked for a pause of 7200 s (Retry-After): paused "
+                              f"until {pause['not_before']}")
+    result = stiwatch("crawl", env=env)
+    assert f"paused until {pause['not_before']}" in result.output
+    assert "1 of 1 sources crawled" in result.output  # the host's wish, not a failure
+    [health] = rows(db_path, "SELECT consecutive_failures FROM sources")
+    assert health["consecutive_failures"] == 0
+    status = stiwatch("status").output  # where the operator looks first
+    assert "Hosts paused at their request (Retry-After), not asked until then: 1" in status
+    line = next(line for line in status.splitlines() if line.startswith("127.0.0.1"))
+    assert pause["not_before"] in line and "asked for a pause of 7200 s" in line
+
+    # Two hours on, the host is asked again, and the pause is forgotten.
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE host_pauses SET not_before = '2000-01-01T00:00:00Z'")
+    result = stiwatch("crawl", "--json", env=env)
+    assert json.loads(result.stdout)["sources"][0]["new"] == 4
+    assert rows(db_path, "SELECT * FROM host_pauses") == []
+
+
+def test_a_retry_after_of_years_pauses_the_host_a_week_at_most(stiwatch, http_server, tmp_path,
+                                                              db_path):
+    # Kept between crawls, a misconfigured "Retry-After: 999999999" would silence the source
+    # for 31 years, reported "paused" by every crawl.
+    base = build_site(http_server)
+    reg = _listing_of(http_server, tmp_path, base, lambda handler: handler.send_body(
+        503, b"maintenance", headers={"Retry-After": "999999999"}), 2)
+    started = datetime.now(timezone.utc)
+    result = stiwatch("crawl", "--sources", str(reg), "--json", env=FAST)
+    assert result.exit_code == 0, result.output
+    [pause] = rows(db_path, "SELECT * FROM host_pauses")
+    until = datetime.fromisoformat(pause["not_before"].replace("Z", "+00:00"))
+    assert timedelta(days=7) <= until - started < timedelta(days=7, seconds=30)
+    assert json.loads(result.stdout)["sources"][0]["flag"].endswith(
+        "asked for a pause of 999999999 s (Retry-After), kept to 604800 s "
+        f"(STIWATCH_MAX_HOST_PAUSE): paused until {pause['not_before']}")

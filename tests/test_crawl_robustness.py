@@ -327,3 +327,55 @@ def test_a_huge_feed_being_read_does_not_hold_other_sites(stiwatch, http_server,
     assert times[2] - times[0] < 2.2, times
     assert len(rows(db_path, "SELECT id FROM items WHERE source_id = 'other' "
                              "AND status = 'complete'")) == 4
+
+
+def test_a_pathological_page_being_extracted_does_not_hold_other_sites(stiwatch, http_server,
+                                                                      tmp_path, db_path):
+    """Article pages were extracted in the reactor's thread: a page of thousands of blocks
+    (seconds of trafilatura and htmldate) held every other site's downloads for as long."""
+    from mockserver import MockServer
+
+    words = "research funding ministry innovation policy science council grant " * 3
+    blocks = "".join(f"<div class='c{n % 7}'><p>{words}{n}</p><a href='/x/{n}'>link {n}</a>"
+                     "</div>" for n in range(12000))  # 3 MB
+    big = (f"<html lang='en'><head><title>Big</title></head><body><article><h1>Big page</h1>"
+           f"{blocks}</article></body></html>").encode()
+    sent = []
+
+    def big_page(handler):
+        handler.send_body(200, big)
+        sent.append(time.monotonic())
+
+    http_server.routes["/big.html"] = big_page
+    (http_server.root / "big-list.html").write_text(
+        "<ul class='news'><li><a href='/big.html'>big</a></li></ul>")
+    (tmp_path / "other").mkdir()
+    with MockServer(tmp_path / "other") as other:  # another host: localhost, not 127.0.0.1
+        def page(handler):
+            time.sleep(1)
+            handler.send_body(200, f"<html><body><article><p>{handler.path} "
+                              f"{'research funding ' * 80}</p></article></body></html>".encode())
+
+        for n in range(4):
+            other.routes[f"/p/{n}.html"] = page
+        (tmp_path / "other" / "list.html").write_text(
+            "<ul class='news'>" + "".join(f"<li><a href='/p/{n}.html'>{n}</a></li>"
+                                          for n in range(4)) + "</ul>")
+        reg = registry(tmp_path / "sources.toml", [
+            {"id": "big", "kind": "html", "url": http_server.url("/big-list.html"),
+             "links": "ul.news a"},
+            {"id": "other", "kind": "html", "url": f"http://localhost:{other.port}/list.html",
+             "links": "ul.news a"}])
+        assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+        ended = time.monotonic()
+        times = sorted(r.time for r in other.requests if r.path.startswith("/p/"))
+    assert ended - sent[0] > 3  # the big page took seconds to extract
+    assert len(times) == 4
+    # Two at a time (concurrent_requests_per_domain): the next two follow the first two's
+    # answers (1 s), not the end of the big page's extraction.
+    assert times[2] - times[0] < 2.2, (times, ended - sent[0])
+    [stored] = rows(db_path, "SELECT status, length(body) AS size FROM items "
+                             "WHERE source_id = 'big'")
+    assert stored["status"] == "complete" and stored["size"] > 2_000_000
+    assert len(rows(db_path, "SELECT id FROM items WHERE source_id = 'other' "
+                             "AND status = 'complete'")) == 4

@@ -16,6 +16,7 @@ from typing import Any, AsyncIterator, Iterable, Iterator
 from urllib.parse import urlsplit
 
 import scrapy
+from scrapy import signals
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Request, Response
 from scrapy.spidermiddlewares.httperror import HttpError
@@ -30,7 +31,8 @@ from db.clock import utcnow
 from ..extract import extract_article
 from ..text import looks_like_html
 from ..items import ROBOTS_FORBIDDEN, ArticleItem, Candidate, SourceEvent, with_note
-from ..middlewares import META_VALIDATORS, CrawlStopped, HostPaused, RobotsUnavailable
+from ..middlewares import (META_VALIDATORS, CrawlStopped, HostPaused, RobotsUnavailable,
+                           restore_pauses)
 from .listings import (ListingError, feed_listing, html_listing, response_headers,
                        sitemap_listing)
 
@@ -174,7 +176,16 @@ class SourceSpider(scrapy.Spider):
         spider.max_size = settings.getint("DOWNLOAD_MAXSIZE")
         spider.sitemap_max_size = (max(spider.max_size, SITEMAP_MAX_SIZE) if spider.max_size
                                    else 0)  # 0: no limit at all
+        spider.robots: dict[str, Any] = {}  # netloc -> its robots.txt rules, this crawl
+        spider.robots_agent = (settings.get("ROBOTSTXT_USER_AGENT") or settings.get("USER_AGENT")
+                               or "*")
+        spider.forbidden_held: dict[str, list[Candidate]] = {}
+        if settings.getbool("ROBOTSTXT_OBEY"):
+            crawler.signals.connect(spider.robots_parsed, signal=signals.robots_parsed)
         return spider
+
+    def robots_parsed(self, robotparser: Any, request: Request) -> None:
+        self.robots[urlsplit(request.url).netloc] = robotparser
 
     # -- the sources ------------------------------------------------------------------------
 
@@ -193,6 +204,8 @@ class SourceSpider(scrapy.Spider):
         self.store = db.open_store(self.store_path)
         self.sources = {s["id"]: s for s in self.load_sources(self.store)}
         self.listing_validators = {} if self.refresh else self.store.listing_validators()
+        # Hosts an earlier crawl was asked to leave alone for longer than a crawl waits.
+        restore_pauses(self.crawler, self.store.host_pauses())
         self.crawler.stats.set_value("stiwatch/sources", list(self.sources))
         for source in self.sources.values():
             yield self.listing_request(source)
@@ -241,7 +254,7 @@ class SourceSpider(scrapy.Spider):
             if row["fetch_attempts"] >= allowed or row["fetch_error"] == too_large:
                 self.exhausted.add(row["url"])  # kept from the listing; the page never worked
                 continue
-            yield Candidate(
+            candidate = Candidate(
                 url=row["url"], source_id=source["id"], title=row["title"] or "",
                 summary=row["summary"] or "",
                 published_at=row["published_at"] if row["date_source"] == "feed" else None,
@@ -249,12 +262,45 @@ class SourceSpider(scrapy.Spider):
                 stored_date=(row["published_at"], row["date_source"]),
                 stored_error=row["fetch_error"],
             )
+            if row["fetch_error"] == ROBOTS_FORBIDDEN and self.crawler.settings.getbool(
+                    "ROBOTSTXT_OBEY"):
+                # Not scheduled yet: once the source's listing has answered, its robots.txt
+                # of this crawl is known, and only the pages it now allows are requested
+                # (release_forbidden). Each crawl used to schedule every one of them to have
+                # robots.txt refuse it again: 3,000 such pages cost a crawl with nothing new
+                # 17 s.
+                self.forbidden_held.setdefault(source["id"], []).append(candidate)
+                continue
+            yield candidate
+
+    def release_forbidden(self, source_id: str, check: bool = True) -> Iterator[Any]:
+        """The source's stored pages robots.txt forbade: a request for each that this crawl's
+        robots.txt of its host allows (or whose host's robots.txt is not known yet, which the
+        request fetches), and a count of the others, which stay as stored. ``check`` False:
+        none is requested (their host asked for a pause), all are counted."""
+        still = 0
+        release = []
+        for candidate in self.forbidden_held.pop(source_id, []):
+            rules = self.robots.get(urlsplit(candidate.url).netloc)
+            if not check or (rules is not None
+                             and not rules.allowed(candidate.url, self.robots_agent)):
+                still += 1
+                # Settled for this crawl: its listing naming it (--refresh) asks nothing more.
+                self.articles_seen.setdefault(candidate.url, source_id)
+            else:
+                release.append(candidate)
+        if still:
+            yield SourceEvent(source_id, robots_forbidden=still)
+        yield from self.article_requests(release, refetch=True)
 
     # -- listings ---------------------------------------------------------------------------
 
     async def parse_listing(self, response: Response) -> AsyncIterator[Any]:
         source = self.sources[response.meta["source_id"]]
         root = response.meta.get("root", True)
+        if root:
+            for held in self.release_forbidden(source["id"]):
+                yield held
         moved = _moved_permanently(response) if root else None
         if response.status == 304:
             if root:
@@ -308,10 +354,19 @@ class SourceSpider(scrapy.Spider):
         for request in self.article_requests(fresh):
             yield request
 
-    def listing_failed(self, failure: Failure) -> Iterator[SourceEvent]:
+    def listing_failed(self, failure: Failure) -> Iterator[Any]:
         if failure.check(CrawlStopped):
             return  # never sent: the source is reported "not crawled", as if never reached
         request = failure.request  # type: ignore[attr-defined]
+        if request.meta.get("root", True):
+            yield from self.release_forbidden(request.meta["source_id"],
+                                              check=not failure.check(HostPaused))
+        if failure.check(HostPaused) and request.meta.get("root", True):
+            # The host asked us to wait: not the source's failure (its health is left as it
+            # was), nor a crawl of it; the report says until when.
+            yield SourceEvent(request.meta["source_id"], status="paused",
+                              flag=failure.value.note)
+            return
         message = describe_failure(failure, self.download_timeout_s,
                                    request.meta.get("download_maxsize", self.max_size))
         if request.meta.get("root", True):
@@ -323,17 +378,25 @@ class SourceSpider(scrapy.Spider):
                                ) -> tuple[list[Candidate], list[str], str | None]:
         """``parse_kind`` in a thread of the spider's own: a feed of 30,000 entries takes 20 s
         to read, and read in the reactor's thread it held every download of every other
-        source for as long (nothing sent, no answer read). The thread shares the GIL, but the
-        reactor gets its turns. (Not the reactor's thread pool: DNS lookups wait there.)"""
+        source for as long (nothing sent, no answer read)."""
+        return await self.aside(self.parse_kind, source, response)
+
+    async def aside(self, work: Any, *args: Any, **kwargs: Any) -> Any:
+        """``work(*args, **kwargs)`` in a thread of the spider's own, for reading listings and
+        extracting articles: CPU work that held the reactor's thread, and with it every
+        download of every other source, for as long as it took. The threads share the GIL,
+        but the reactor gets its turns. (Not the reactor's thread pool: DNS lookups wait
+        there.) ``work`` is handed plain data (bytes, str, dicts), never Scrapy objects that
+        the reactor's thread may touch meanwhile."""
         from twisted.internet import reactor
         from twisted.internet.threads import deferToThreadPool
         from twisted.python.threadpool import ThreadPool
 
         if getattr(self, "listing_pool", None) is None:
-            self.listing_pool = ThreadPool(minthreads=0, maxthreads=2, name="stiwatch-listings")
+            self.listing_pool = ThreadPool(minthreads=0, maxthreads=2, name="stiwatch-parse")
             self.listing_pool.start()
         return await maybe_deferred_to_future(deferToThreadPool(
-            reactor, self.listing_pool, self.parse_kind, source, response))
+            reactor, self.listing_pool, work, *args, **kwargs))
 
     def parse_kind(self, source: dict[str, Any], response: Response
                    ) -> tuple[list[Candidate], list[str], str | None]:
@@ -404,7 +467,7 @@ class SourceSpider(scrapy.Spider):
             meta={"candidate": candidate, "refetch": refetch or self.refresh},
         )
 
-    def parse_article(self, response: Response) -> Iterator[ArticleItem]:
+    async def parse_article(self, response: Response) -> AsyncIterator[ArticleItem]:
         candidate: Candidate = response.meta["candidate"]
         refetch = response.meta["refetch"]
         if _redirected_up(candidate.url, response):
@@ -422,9 +485,12 @@ class SourceSpider(scrapy.Spider):
         try:
             # The source's declared language helps decode a page that names no charset.
             source = self.sources.get(candidate.source_id) or {}
-            article = extract_article(response.body, response.url, response_headers(response),
-                                      feed_date=candidate.published_at,
-                                      language=source.get("language"))
+            # Off the reactor's thread: a pathological page (3 MB of nested blocks) took 9.5 s
+            # to extract, and every other host's downloads stood still meanwhile.
+            article = await self.aside(extract_article, response.body, response.url,
+                                       response_headers(response),
+                                       feed_date=candidate.published_at,
+                                       language=source.get("language"))
         except Exception as error:  # noqa: BLE001 - keep the listing's data rather than nothing
             logger.exception("extracting %s failed", response.url)
             yield self.partial(candidate, f"extraction failed ({type(error).__name__}: {error})",
@@ -469,8 +535,7 @@ class SourceSpider(scrapy.Spider):
             error = failure.value
             yield SourceEvent(candidate.source_id, deferred=1,
                               queued=-1 if candidate.stored_date is None else 0,
-                              paused=f"{error.host} asked for a pause of {error.seconds:.0f} s "
-                                     "(Retry-After)")
+                              paused=error.note)
             return
         message = describe_failure(failure, self.download_timeout_s, self.max_size)
         candidate = request.meta["candidate"]

@@ -7,7 +7,7 @@ that was recovered). A listing that cannot be used raises ListingError.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 import re
 from typing import Any
@@ -16,7 +16,7 @@ from lxml import etree
 from scrapy.http import Response
 from scrapy.utils.gz import gunzip
 
-from db.clock import iso_utc
+from db.clock import iso_day, iso_utc
 
 from ..extract import decode_html
 from ..feeds import FeedError, parse_feed
@@ -163,6 +163,13 @@ def _iso_date(value: str | None) -> datetime | None:
         try:
             return datetime(year, month, 1, tzinfo=timezone.utc) - timedelta(seconds=1)
         except (ValueError, OverflowError):  # year 0 or 9999
+            return None
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        # A day (a news sitemap's publication date often is): stored as noon UTC of it, as
+        # every date without a time of day (db.clock.iso_day).
+        try:
+            return datetime.fromisoformat(iso_day(date.fromisoformat(text)).replace("Z", "+00:00"))
+        except ValueError:
             return None
     for candidate in (text, text[:10]):
         try:

@@ -96,6 +96,10 @@ def gather(store, now: datetime, tz: tzinfo = timezone.utc) -> dict[str, Any]:
         "weeks": store.items_per_week(8, now.astimezone(tz).date(), tz),
         "failing_sources": failing,
         "noted_sources": store.noted_sources(),
+        # Hosts a crawl leaves alone until then (a long Retry-After): their sources say
+        # "paused" rather than fail, so they are named here.
+        "paused_hosts": [{"host": host, **pause}
+                         for host, pause in sorted(store.host_pauses().items())],
         "deliveries_owed": store.deliveries_owed(),
     }
 
@@ -109,7 +113,8 @@ def status_command(app: App, as_json: bool) -> None:
     Lists the last scheduled runs and crawl runs, items published per week over the last 8 weeks (with policy
     items and folded duplicates; ISO weeks in the `timezone` setting), sources that are failing (last error, since when and for how
     long), sources that work but whose last crawl left a note (a moved feed, unreadable article
-    pages, articles left for the next crawl), digest deliveries still owed (pending, failed, or sending without an answer; not
+    pages, articles left for the next crawl), hosts paused until a time they asked for
+    (Retry-After), digest deliveries still owed (pending, failed, or sending without an answer; not
     those cancelled with `digest resolve --cancel`), the schema version and the database size.
     """
     store = app.existing_store()
@@ -150,6 +155,12 @@ def status_command(app: App, as_json: bool) -> None:
     if noted:
         click.echo(f"\nSources that work, with a note from their last crawl: {len(noted)}")
         echo_table([{**s, "note": s["last_flag"]} for s in noted], ["id", "note"], max_width=400)
+    paused = report["paused_hosts"]
+    if paused:
+        click.echo(f"\nHosts paused at their request (Retry-After), not asked until then: "
+                   f"{len(paused)}")
+        echo_table([{**p, "until": p["not_before"]} for p in paused],
+                   ["host", "until", "reason"], max_width=200)
     owed = report["deliveries_owed"]
     click.echo(f"\nDeliveries owed: {len(owed) or 'none'}")
     if owed:
