@@ -33,7 +33,11 @@ primary key, yet orders the first page by the column alone: where the column rep
 source, a language, a day), the next pages repeated some of its rows and skipped others, in the
 browser and in streamed CSV. The plugin adds the primary key to the first page's order. A view
 pages by offset, so a streamed download of a view of items reads the items stored when it
-began: those a crawl stores meanwhile would push rows already written into the next page.
+began, and the pages an analyst turns with "Next" the items stored when the first was shown:
+those a crawl stores meanwhile would push rows already shown into the next page.
+
+The views compute each tag column with a subquery per item, so Datasette's facets of those
+columns timed out on a large store; the "tag" facet type counts them from the tags table.
 """
 
 from __future__ import annotations
@@ -290,23 +294,41 @@ def _quoted_record(raw: bytes) -> bytes:
     return buffer.getvalue().encode()
 
 
-# The last item stored when a streamed download of a view of items began (None: not in
-# one). A view pages by offset: items a crawl stored meanwhile (the newest: on top) pushed
-# rows already written into the next page, where they were written again.
+# The last item stored when a streamed download of a view of items began, or when the
+# first of the pages an analyst turns with "Next" was shown (None: the view as it is now). A
+# view pages by offset: items a crawl stored meanwhile (the newest: on top) pushed rows already
+# shown or written into the next page, where they came again.
 _stream_last_item: ContextVar[int | None] = ContextVar("stiwatch_stream_last_item",
                                                        default=None)
+# The argument that carries it from a view's page to its "Next" link (Datasette keeps every
+# argument of a page in that link); read only beside _next.
+SNAPSHOT_ARG = "_snapshot"
 
 
-async def _last_item_for_view_stream(datasette: Any, scope: dict) -> int | None:
-    """The last item's id if ``scope`` streams a view of items as CSV, else None."""
+async def _view_snapshot(datasette: Any, scope: dict) -> tuple[dict, int | None]:
+    """``scope`` and the last item of the view of items it reads, if it reads one: the one
+    its _snapshot names on a page after the first, the last item stored on a first page (which
+    passes it on as _snapshot) or in a streamed CSV download."""
     database, _, name = scope.get("path", "").strip("/").rpartition("/")
-    if name.removesuffix(".csv") not in ITEM_VIEWS or "/" in database or not _streamed(scope):
-        return None
+    view, _, extension = name.partition(".")
+    if view not in ITEM_VIEWS or "/" in database or extension not in ("", "json", "csv"):
+        return scope, None
+    args = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    if args.get("_next") and not _streamed(scope):
+        given = args.get(SNAPSHOT_ARG, [""])[-1]
+        # A link from before (no _snapshot) pages the view as it is, as it did.
+        return scope, int(given) if given.isdigit() else None
     try:
         db = datasette.get_database(database)
     except KeyError:
-        return None
-    return (await db.execute("SELECT max(id) FROM items")).single_value()
+        return scope, None
+    last = (await db.execute("SELECT max(id) FROM items")).single_value()
+    if last is None or _streamed(scope):
+        return scope, last
+    query = "&".join(part for part in scope.get("query_string", b"").decode("latin-1").split("&")
+                     if part and part.split("=", 1)[0] != SNAPSHOT_ARG)
+    query += ("&" if query else "") + f"{SNAPSHOT_ARG}={int(last)}"
+    return {**scope, "query_string": query.encode("latin-1")}, last
 
 
 def snapshotted(sql: str) -> str:
@@ -314,23 +336,34 @@ def snapshotted(sql: str) -> str:
     last = _stream_last_item.get()
     if last is None:
         return sql
+    # +id: not by the items' primary key, which reads each row, bodies and all, to count
+    # them; the view's count and facets read the index items_language_status, which holds id.
     for view in ITEM_VIEWS:
         sql = sql.replace(f" from {view} ",
-                          f" from (select * from {view} where id <= {int(last)}) as {view} ", 1)
+                          f" from (select * from {view} where +id <= {int(last)}) as {view} ", 1)
     return sql
 
 
 @hookimpl
 def asgi_wrapper(datasette: Any) -> Callable[[Any], Any]:
     """Middleware for the answers to `.csv` URLs: formulas quoted, and a BOM first when
-    csv_bom is set. Other answers pass untouched."""
+    csv_bom is set; and for the pages of the views of items: each reads the view as it was
+    when its first page was shown (_view_snapshot). Other answers pass untouched."""
     def wrap(app: Any) -> Any:
         async def csv_for_spreadsheets(scope: dict, receive: Any, send: Any) -> None:
-            if scope["type"] != "http" or not scope.get("path", "").endswith(".csv"):
+            if scope["type"] != "http":
                 await app(scope, receive, send)
                 return
+            scope, snapshot = await _view_snapshot(datasette, scope)
+            if not scope.get("path", "").endswith(".csv"):
+                last = _stream_last_item.set(snapshot)
+                try:
+                    await app(scope, receive, send)
+                finally:
+                    _stream_last_item.reset(last)
+                return
             scope = streamed_by_thousands(scope)
-            last = _stream_last_item.set(await _last_item_for_view_stream(datasette, scope))
+            last = _stream_last_item.set(snapshot)
             rewrite = False
             first = True
             quoter = FormulaQuoter()

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 import csv
+import html
 import io
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -831,3 +833,50 @@ def test_the_views_tag_facets_count_from_tags_as_datasettes_own_facets_did(db_pa
         status, page = get(f"{base}/stiwatch/items_tagged_json")
         assert status == 200 and "timed out" not in page
         assert "areas (array)" in page and "governance" in page
+
+
+def test_paging_a_view_by_next_while_a_crawl_stores_items_shows_each_row_once(db_path,
+                                                                             tmp_path):
+    """A view pages by offset: items a crawl stored between two pages (the newest, on top)
+    pushed rows of the first page onto the second, which showed them again (10 stored between
+    the pages: the second page began with the first's last 10 rows). "Next" now reads the view
+    as it was when the first page was shown; a new first page shows the new items."""
+    analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        store.save_items([{"url": f"https://mext-news.example/old-{k}", "source_id": "mext-news",
+                           "title": f"Older notice {k}", "date_source": "page",
+                           "published_at": f"2026-10-{1 + k % 28:02d}T00:00:00Z"}
+                          for k in range(120)])
+    with serving(db_path, tmp_path) as base:
+        for view in ("items_tagged", "items_tagged_json"):
+            with db.open_store(db_path, readonly=True) as store:
+                expected = sorted(row["id"] for row in store.query(f"SELECT id FROM {view}"))
+            url, seen, page = f"{base}/stiwatch/{view}.json?_shape=objects", [], 0
+            while url:
+                data = json.loads(get(url)[1])
+                seen += [row["id"] for row in data["rows"]]
+                url = data.get("next_url")
+                page += 1
+                with db.open_store(db_path) as store:  # a crawl stores the newest items
+                    store.save_items([{"url": f"https://mext-news.example/{view}-{page}-{k}",
+                                       "source_id": "mext-news", "title": f"New {page} {k}",
+                                       "date_source": "feed",
+                                       "published_at": "2026-11-26T00:00:00Z"}
+                                      for k in range(10)])
+            assert len(seen) == len(set(seen)), view
+            assert sorted(seen) == expected, view
+            # In the browser: the "Next" link of the HTML page.
+            status, first = get(f"{base}/stiwatch/{view}")
+            newest = json.loads(get(f"{base}/stiwatch/{view}.json?_shape=objects")[1])["rows"]
+            assert f"New {page} " in first  # a new first page shows the new items
+            link = re.search(r'<a href="([^"]*_next=[^"]*)">Next page</a>', first)
+            assert link, first[-3000:]
+            with db.open_store(db_path) as store:
+                store.save_items([{"url": f"https://mext-news.example/{view}-late-{k}",
+                                   "source_id": "mext-news", "title": f"Late {k}",
+                                   "date_source": "feed",
+                                   "published_at": "2026-11-27T00:00:00Z"} for k in range(5)])
+            second = get(html.unescape(link[1]) if link[1].startswith("http")
+                         else base + html.unescape(link[1]))[1]
+            shown = [row["id"] for row in newest[:50]]
+            assert not any(f'/stiwatch/items/{item_id}"' in second for item_id in shown), view
