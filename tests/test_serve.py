@@ -809,7 +809,28 @@ def test_the_views_tag_facets_count_from_tags_as_datasettes_own_facets_did(db_pa
                                                      "&_facet_size=1"]),
                               ("items_tagged", ["", "&policy=0", "&source_id=mext-news"])):
             columns = ["policy"] if view == "items_tagged" else list(own)
+            with db.open_store(db_path, readonly=True) as store:
+                every = store.query(f"SELECT * FROM {view}")
             for where in filters:
+                # The page's rows: those the filters select from the view's own columns.
+                wanted = set()
+                for row in every:
+                    keep = True
+                    for pair in filter(None, where.split("&")):
+                        key, value = pair.split("=")
+                        column, _, op = key.partition("__")
+                        if op == "arraycontains":
+                            keep &= value in json.loads(row[column])
+                        elif op == "arraynotcontains":
+                            keep &= value not in json.loads(row[column])
+                        elif not column.startswith("_"):
+                            keep &= row[column] == value
+                    if keep:
+                        wanted.add(row["id"])
+                data = json.loads(get(f"{base}/stiwatch/{view}.json?_size=max&_nofacet=1"
+                                      f"{where}")[1])
+                assert {row[0] for row in data["rows"]} == wanted, (view, where)
+                assert data["filtered_table_rows_count"] == len(wanted), (view, where)
                 tagged = _facets(base, f"{view}.json?_size=0{where}")
                 assert {n for n, f in tagged.items() if f["type"] != "column" or n == "policy"
                         } >= set(columns)
