@@ -553,7 +553,8 @@ MIGRATIONS: list[Migration] = [
     ),
     Migration(
         21,
-        "items_tagged_json reads its newest originals by date, whatever ANALYZE recorded",
+        "items_tagged_json reads its newest originals by date, whatever ANALYZE recorded; "
+        "items_tagged counts its languages from an index",
         """
         -- Once the store is ANALYZEd, SQLite takes `duplicate_of IS NULL` for a rare value of
         -- items_language_status (its statistics count each NULL as a value of its own): the
@@ -581,6 +582,12 @@ MIGRATIONS: list[Migration] = [
                 WHERE t.item_id = i.id AND t.facet = 'region' ORDER BY t.value)) AS regions
         FROM items i
         WHERE +i.duplicate_of IS NULL;
+        -- items_tagged's language facet: the view's LEFT JOIN to sources needs each item's
+        -- source_id, which this index lacked, so the count read every item's row, bodies and
+        -- all (1.0 s at 500,000 items, at serve's 1 s facet limit); with source_id it reads the
+        -- index alone (0.1 s). The counts of migration 18 read it as before.
+        DROP INDEX items_language_status;
+        CREATE INDEX items_language_status ON items(language, status, duplicate_of, source_id);
         """,
     ),
 ]

@@ -117,3 +117,18 @@ def test_the_first_page_of_items_tagged_json_reads_the_newest_items_once_analyze
         assert "COVERING INDEX items_language_status" in plan(
             store, "select count(*) from items_tagged_json")
         assert store.scalar("select count(*) from items_tagged_json") == 30
+
+
+def test_serve_counts_the_languages_of_items_tagged_without_reading_the_items(tmp_path):
+    """items_tagged's language facet read every item's row (its LEFT JOIN to sources needs
+    the item's source_id, which the index of languages lacked): 1.0 s at 500,000 items, at
+    the 1 s facet limit. The index holds source_id too."""
+    store = small_store(tmp_path / "s.db")
+    columns = ("id, url, title, source_id, source_name, published_at, language, status, "
+               "duplicate_of, policy, policy_score, areas, domains, countries, regions")
+    # The facet SQL Datasette 0.65 runs for the first page of items_tagged.
+    sql = (f"select language as value, count(*) as count from (select {columns} from "
+           "items_tagged ) where language is not null group by language "
+           "order by count desc, value limit 31")
+    assert "COVERING INDEX items_language_status" in plan(store, sql)
+    assert {row["value"]: row["count"] for row in store.query(sql)} == {"en": 10, "ja": 20}
