@@ -373,7 +373,8 @@ async def _view_snapshot(datasette: Any, scope: dict) -> tuple[dict, int | None]
 
 
 def snapshotted(sql: str) -> str:
-    """``sql`` reading a view of items as it was when the current streamed download began."""
+    """``sql`` reading a view of items as it was when the current streamed download began, or
+    when the first of the pages the current one follows was shown."""
     last = _stream_last_item.get()
     if last is None:
         return sql
