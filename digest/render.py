@@ -47,8 +47,8 @@ def safe_url(url: Any) -> str | None:
 
 
 def subject(digest: Digest) -> str:
-    count = digest.total
-    noun = "item" if count == 1 else "items"
+    count = digest.total  # stories: the reports of one event are one (digest/events.py)
+    noun = "story" if count == 1 else "stories"
     return f"STI policy digest {digest.week.label} ({digest.week.span()}): {count} {noun}"
 
 

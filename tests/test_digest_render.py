@@ -104,7 +104,7 @@ def test_structure_headers_and_inline_chart(store, settings):
     # nothing fetched from the network: the HTML shows the part inside the message
     assert parse_html(html).images == ["cid:" + image["Content-ID"].strip("<>")]
 
-    assert msg["Subject"] == "STI policy digest 2026-W47 (16–22 Nov 2026): 10 items"
+    assert msg["Subject"] == "STI policy digest 2026-W47 (16–22 Nov 2026): 10 stories"
     assert msg["From"] == "STI Watch <digest@agency.example>"
     assert msg["To"].addresses[0].addr_spec == "aiko@example.org"
     # By default the unsubscribe request goes to the mail_from address, not a placeholder host.

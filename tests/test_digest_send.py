@@ -73,7 +73,7 @@ def test_outbox_when_no_smtp_host_and_rerun_sends_nothing(store, stiwatch, isola
     assert files == ["all@example.org.eml", "eu@example.org.eml", "sec@example.org.eml"]
     msg = email.message_from_bytes((folder / "eu@example.org.eml").read_bytes(),
                                    policy=policy.default)
-    assert msg["Subject"] == "STI policy digest 2026-W47 (16–22 Nov 2026): 1 item"
+    assert msg["Subject"] == "STI policy digest 2026-W47 (16–22 Nov 2026): 1 story"
     assert msg["To"] == "eu@example.org"
     body = msg.get_payload()[0].get_payload()[0].get_content()
     assert "EU open science mandate" in body and "Japan research security" not in body
