@@ -165,12 +165,12 @@ def test_real_smtp_send_then_rerun_sends_nothing(store, smtp, stiwatch):
     assert sorted(r.rcpt for r in smtp.messages) == ["all@example.org", "eu@example.org",
                                                      "sec@example.org"]
     [msg] = smtp.to("sec@example.org")
-    assert msg["Subject"].endswith(": 1 item")
+    assert msg["Subject"].endswith(": 1 story")
     assert msg["From"] == "stiwatch <stiwatch@localhost>"
     assert msg.get_content_type() == "multipart/related"
     assert smtp.messages[0].mail_from == "stiwatch@localhost"
     [full] = smtp.to("all@example.org")
-    assert full["Subject"].endswith(": 2 items")
+    assert full["Subject"].endswith(": 2 stories")
 
     result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
     assert result.exit_code == 0 and "Nothing owed" in result.output
@@ -215,7 +215,7 @@ def test_skipped_subscriber_gets_the_week_once_items_match_later(store, smtp, st
     assert ("1 sent via SMTP, 0 with nothing matching, 0 to retry, 0 failed, 3 done earlier, "
             "0 waiting to retry.") in result.output
     [msg] = smtp.to("space@example.org")
-    assert msg["Subject"].endswith(": 1 item")
+    assert msg["Subject"].endswith(": 1 story")
     body = msg.get_body(("plain",)).get_content()
     assert "NASA lunar science funding" in body and "Japan research security" not in body
     assert len(smtp.messages) == 4  # the others were not sent the week again
@@ -1086,7 +1086,7 @@ def test_week_files_for_the_demo(store, tmp_path):
     assert sorted(p.name for p in paths.values()) == [
         "digest-2026-W47.eml", "digest-2026-W47.html", "digest-2026-W47.png"]
     msg = email.message_from_bytes(paths["eml"].read_bytes(), policy=policy.default)
-    assert msg["Subject"].endswith(": 2 items")
+    assert msg["Subject"].endswith(": 2 stories")
     assert 'src="digest-2026-W47.png"' in paths["html"].read_text(encoding="utf-8")
     assert store.deliveries() == []
 
@@ -1296,7 +1296,7 @@ def test_a_story_stored_after_its_weeks_digest_comes_in_the_readers_next_one(sto
             msg.get_body(("html",)).get_content()
 
     subject, body, html = text("all@example.org")
-    assert subject.endswith(": 2 items")
+    assert subject.endswith(": 2 stories")
     assert "2 STI-policy stories matched your filters this week (1 published earlier" in body
     late = body.split("== Found since your last digest ==", 1)[1]
     assert "Korea doubles AI semiconductor grants" in late and "Thu 19 Nov" in late
@@ -1308,7 +1308,7 @@ def test_a_story_stored_after_its_weeks_digest_comes_in_the_readers_next_one(sto
     assert "Korea" not in text("sec@example.org")[1]
     # a reader without an earlier digest: the week's own stories only
     subject, body, _ = text("new@example.org")
-    assert subject.endswith(": 1 item") and "Found since" not in body and "Korea" not in body
+    assert subject.endswith(": 1 story") and "Found since" not in body and "Korea" not in body
     assert {row["subscriber"]: row["through_item_id"] for row in store.deliveries("2026-W48")
             } == dict.fromkeys(["all@example.org", "eu@example.org", "new@example.org",
                                 "sec@example.org", "space@example.org"], 5)
