@@ -289,6 +289,21 @@ def test_the_send_report_counts_policy_items_not_stories(db_path, tmp_path):
     assert report.stories == 5 and len(report.sent) == 1
 
 
+def test_the_log_line_of_a_delivery_counts_the_readers_stories(db_path, tmp_path, caplog):
+    """The log said 'sent to aiko@example.org (3 items)' of a digest of 5 policy items, which
+    the operator's line counts: the 3 are the stories the reader got, as the subject says."""
+    s = build(db_path, G7_MEETING + JAPAN_SECURITY)
+    s.save_subscribers([{"email": "aiko@example.org"}])
+    outbox = load_settings(environ={"STIWATCH_OUTBOX": str(tmp_path / "outbox")})
+    with caplog.at_level("INFO", logger="stiwatch.digest"):
+        send_week(s, outbox, WEEK)
+    [message] = (tmp_path / "outbox" / WEEK.label).glob("*.eml")
+    subject = email.message_from_bytes(message.read_bytes(), policy=policy.default)["Subject"]
+    assert subject.endswith(": 3 stories")
+    assert ("digest 2026-W47: sent to aiko@example.org (3 stories)"
+            in [record.getMessage() for record in caplog.records])
+
+
 def test_trend_percentages_only_where_the_average_is_a_real_base(db_path, settings):
     # One story against 0.25 a week is not "+300%", nor 4 against 0.5 "+700%"; 3 against a
     # steady 2 a week is +50%.
