@@ -139,8 +139,11 @@ TABLES: dict[str, dict[str, Any]] = {
         "columns": {
             "host": "The host name (Scrapy's download slot), e.g. `www.example.org`.",
             "not_before": "When the host may be asked again (ISO 8601 UTC): the answer's time "
-            "plus its Retry-After.",
-            "reason": "What the host said, e.g. `asked for a pause of 7200 s (Retry-After)`.",
+            "plus its Retry-After, a week at most (STIWATCH_MAX_HOST_PAUSE, 604800 s). Delete "
+            "the row to ask the host again sooner.",
+            "reason": "What the host said, e.g. `asked for a pause of 7200 s (Retry-After)`; a "
+            "longer one than STIWATCH_MAX_HOST_PAUSE ends `, kept to 604800 s "
+            "(STIWATCH_MAX_HOST_PAUSE)`.",
             "paused_at": "When the crawl that met the Retry-After stored it (ISO 8601 UTC).",
         },
     },
