@@ -329,8 +329,9 @@ VIEWS: dict[str, dict[str, Any]] = {
     },
     "items_tagged_json": {
         "description": "Originals only (near-duplicates left out), with tags as JSON arrays: "
-        "for Datasette's array facets (one count per area, domain, country or region) and "
-        "SQLite's `json_each`, e.g. `SELECT value, count(*) FROM items_tagged_json, "
+        "for facets (one count per area, domain, country or region; `stiwatch serve` counts "
+        "them from `tags`, `_facet_tag=areas` in a URL, where Datasette's own "
+        "`_facet_array=areas` reads every row's tags) and SQLite's `json_each`, e.g. `SELECT value, count(*) FROM items_tagged_json, "
         "json_each(areas) GROUP BY value`.",
         "columns": {
             "id": "Item id.",
