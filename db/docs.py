@@ -247,7 +247,8 @@ TABLES: dict[str, dict[str, Any]] = {
             "`failed` (permanently, or after the last retry) or `skipped` (nothing matched; not "
             "final: each later send of the week looks again and sends it once if items now match).",
             "message_id": "Message-ID header, derived from (subscriber, week): stable on resend.",
-            "item_count": "Items in the digest.",
+            "item_count": "Stories in the digest, as its subject counts them (the reports "
+            "of one event are one story).",
             "through_item_id": "The highest `items.id` stored when the digest was built (sent or "
             "skipped): the subscriber's next digest adds the items published earlier but stored "
             "after it (\"Found since your last digest\"); NULL before schema version 14.",

@@ -289,6 +289,15 @@ def test_the_send_report_counts_policy_items_not_stories(db_path, tmp_path):
     assert report.stories == 5 and len(report.sent) == 1
 
 
+def test_preview_counts_stories_as_the_digest_does(db_path, stiwatch, tmp_path):
+    """It said 'unfiltered: 3 items, 3 shown' of a week of 5 policy items, the G7 meeting's
+    three reports being one story: the digest above its stories says 3 stories of 5 reports."""
+    build(db_path, G7_MEETING + JAPAN_SECURITY).close()
+    result = stiwatch("digest", "preview", "--week", "2026-W47", "--out", str(tmp_path / "p.html"))
+    assert result.exit_code == 0, result.output
+    assert "unfiltered: 3 stories, 3 shown;" in result.output
+
+
 def test_the_log_line_of_a_delivery_counts_the_readers_stories(db_path, tmp_path, caplog):
     """The log said 'sent to aiko@example.org (3 items)' of a digest of 5 policy items, which
     the operator's line counts: the 3 are the stories the reader got, as the subject says."""
@@ -414,7 +423,7 @@ def test_preview_command_writes_html_and_chart(store, stiwatch, tmp_path):
     out = tmp_path / "preview" / "digest.html"
     result = stiwatch("digest", "preview", "--week", "2026-W47", "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert "unfiltered: 10 items" in result.output
+    assert "unfiltered: 10 stories" in result.output
     page = parse_html(out.read_text(encoding="utf-8"))
     assert page.images == ["digest.png"]
     assert (out.parent / "digest.png").read_bytes()[:4] == b"\x89PNG"
@@ -581,7 +590,7 @@ def test_preview_of_one_item_says_one_item(store, stiwatch, tmp_path):
     store.close()
     result = stiwatch("digest", "preview", "--week", "2026-W45", "--out", str(tmp_path / "p.html"))
     assert result.exit_code == 0, result.output
-    assert "unfiltered: 1 item, 1 shown;" in result.output
+    assert "unfiltered: 1 story, 1 shown;" in result.output
 
 
 def test_the_filters_are_described_as_they_are_applied(store, settings):
