@@ -77,7 +77,7 @@ TABLES: dict[str, dict[str, Any]] = {
             "the `items.id` of its story's original, the earliest copy stored, which is never itself "
             "a near-duplicate; NULL for originals.",
             "status": "`complete` (article page read) or `partial` (stored from the feed entry "
-            "only; fetched again on the next crawl).",
+            "only; fetched again by later crawls, as `fetch_attempts` says).",
             "fetch_error": "Why the article page could not be read, for `partial` items "
             "(e.g. `HTTP 404 Not Found`, `too many redirects`).",
             "fetch_attempts": "How many crawls tried the article page. A `partial` item is "
