@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from pathlib import Path
 import multiprocessing
@@ -93,6 +94,10 @@ def scrapy_settings(settings: Mapping[str, Any] | None = None,
 
 # Scrapy settings outside the settings table whose bad values stall a crawl rather than fail.
 _POSITIVE_INTEGERS = ("CONCURRENT_REQUESTS", "CONCURRENT_ITEMS", "CONCURRENT_REQUESTS_PER_IP")
+# Ours that docs/operations.md tells operators to set here: read only once a host asks for a
+# pause, a bad one failed each of that host's pages (a fetch attempt lost) or kept a negative
+# pause.
+_SECONDS = ("STIWATCH_MAX_RETRY_AFTER", "STIWATCH_MAX_HOST_PAUSE")
 
 
 def _check_extra(extra: Mapping[str, Any]) -> None:
@@ -110,6 +115,10 @@ def _check_extra(extra: Mapping[str, Any]) -> None:
                                           or value < 1):
             raise CrawlInputError(f"{EXTRA_SETTINGS_ENV}: {key} must be an integer of at "
                                   f"least 1, not {value!r}")
+        if key in _SECONDS and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                or not 0 <= value < math.inf):
+            raise CrawlInputError(f"{EXTRA_SETTINGS_ENV}: {key} must be a number of seconds "
+                                  f"of at least 0, not {value!r}")
 
 
 def select_sources(store_path: str | os.PathLike[str], source_ids: Iterable[str] = ()

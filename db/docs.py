@@ -77,7 +77,7 @@ TABLES: dict[str, dict[str, Any]] = {
             "the `items.id` of its story's original, the earliest copy stored, which is never itself "
             "a near-duplicate; NULL for originals.",
             "status": "`complete` (article page read) or `partial` (stored from the feed entry "
-            "only; fetched again on the next crawl).",
+            "only; fetched again by later crawls, as `fetch_attempts` says).",
             "fetch_error": "Why the article page could not be read, for `partial` items "
             "(e.g. `HTTP 404 Not Found`, `too many redirects`).",
             "fetch_attempts": "How many crawls tried the article page. A `partial` item is "
@@ -139,8 +139,11 @@ TABLES: dict[str, dict[str, Any]] = {
         "columns": {
             "host": "The host name (Scrapy's download slot), e.g. `www.example.org`.",
             "not_before": "When the host may be asked again (ISO 8601 UTC): the answer's time "
-            "plus its Retry-After.",
-            "reason": "What the host said, e.g. `asked for a pause of 7200 s (Retry-After)`.",
+            "plus its Retry-After, a week at most (STIWATCH_MAX_HOST_PAUSE, 604800 s). Delete "
+            "the row to ask the host again sooner.",
+            "reason": "What the host said, e.g. `asked for a pause of 7200 s (Retry-After)`; a "
+            "longer one than STIWATCH_MAX_HOST_PAUSE ends `, kept to 604800 s "
+            "(STIWATCH_MAX_HOST_PAUSE)`.",
             "paused_at": "When the crawl that met the Retry-After stored it (ISO 8601 UTC).",
         },
     },
@@ -244,7 +247,8 @@ TABLES: dict[str, dict[str, Any]] = {
             "`failed` (permanently, or after the last retry) or `skipped` (nothing matched; not "
             "final: each later send of the week looks again and sends it once if items now match).",
             "message_id": "Message-ID header, derived from (subscriber, week): stable on resend.",
-            "item_count": "Items in the digest.",
+            "item_count": "Stories in the digest, as its subject counts them (the reports "
+            "of one event are one story).",
             "through_item_id": "The highest `items.id` stored when the digest was built (sent or "
             "skipped): the subscriber's next digest adds the items published earlier but stored "
             "after it (\"Found since your last digest\"); NULL before schema version 14.",
@@ -326,8 +330,9 @@ VIEWS: dict[str, dict[str, Any]] = {
     },
     "items_tagged_json": {
         "description": "Originals only (near-duplicates left out), with tags as JSON arrays: "
-        "for Datasette's array facets (one count per area, domain, country or region) and "
-        "SQLite's `json_each`, e.g. `SELECT value, count(*) FROM items_tagged_json, "
+        "for facets (one count per area, domain, country or region; `stiwatch serve` counts "
+        "them from `tags`, `_facet_tag=areas` in a URL, where Datasette's own "
+        "`_facet_array=areas` reads every row's tags) and SQLite's `json_each`, e.g. `SELECT value, count(*) FROM items_tagged_json, "
         "json_each(areas) GROUP BY value`.",
         "columns": {
             "id": "Item id.",

@@ -32,15 +32,6 @@ from datetime import datetime, timedelta
 import re
 from typing import Sequence
 
-import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
-from sklearn import config_context
-from sklearn.cluster import AgglomerativeClustering
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.metrics.pairwise import cosine_similarity
-from sklearn.neighbors import kneighbors_graph
-
 from db.cjk import CJK_RUN, has_cjk, index_text
 
 # Measured on the demo week (20 reports; the G7 ministers' meeting in 5, the Seoul meeting of AI
@@ -85,6 +76,15 @@ def event_groups(reports: Sequence[Report]) -> list[list[int]]:
     singles = [[n] for n in range(count)]
     if count < 2:
         return singles
+    # Imported here: every command imports the digest (through `demo`), and scikit-learn
+    # costs 1.5 s and 90 MB that `status` or a `classify` with nothing new never needs.
+    import numpy as np
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from sklearn import config_context
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.neighbors import kneighbors_graph
+
     try:
         vectors = TfidfVectorizer(stop_words="english", sublinear_tf=True).fit_transform(
             [_pairs(report.text) for report in reports])
@@ -148,6 +148,9 @@ def _split(members: list[int], vectors: object) -> list[list[int]]:
     """``members`` (a connected group) cut where its reports are not alike on average: the
     Seoul meeting's report is like a funding call for AI safety research, that call like a
     fund for it, and so on through a busy week."""
+    from sklearn.cluster import AgglomerativeClustering
+    from sklearn.metrics.pairwise import cosine_similarity
+
     distances = (1 - cosine_similarity(vectors[members])).clip(0, 1)
     labels = AgglomerativeClustering(n_clusters=None, metric="precomputed", linkage="average",
                                      distance_threshold=1 - EVENT_SIMILARITY).fit(distances).labels_

@@ -937,7 +937,9 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
             if not dry_run:
                 store.delivery_sent(email, week.label)
             report.sent.append(email)
-            log.info("digest %s: sent to %s (%d items)", week.label, email, digest.total)
+            # the reader's stories, as the subject counts them (digest.total), not items
+            log.info("digest %s: sent to %s (%d %s)", week.label, email, digest.total,
+                     "story" if digest.total == 1 else "stories")
             if progress is not None:
                 progress.advance(sent=1)
     finally:

@@ -174,6 +174,13 @@ def test_bad_input_exits_2(stiwatch, http_server, tmp_path):
          "in the config file, where it is checked"),
         ({"CONCURRENT_REQUESTS": 0},
          "STIWATCH_SCRAPY_SETTINGS: CONCURRENT_REQUESTS must be an integer of at least 1, not 0"),
+        # docs/operations.md's two: "week" stored every page of a paused host partial with
+        # "ValueError: could not convert string to float", a failed attempt each; -5 kept a
+        # pause "to -5 s"
+        ({"STIWATCH_MAX_HOST_PAUSE": "week"}, "STIWATCH_SCRAPY_SETTINGS: "
+         "STIWATCH_MAX_HOST_PAUSE must be a number of seconds of at least 0, not 'week'"),
+        ({"STIWATCH_MAX_RETRY_AFTER": -5}, "STIWATCH_SCRAPY_SETTINGS: "
+         "STIWATCH_MAX_RETRY_AFTER must be a number of seconds of at least 0, not -5"),
     ]:
         refused = stiwatch("crawl", env={**FAST, "STIWATCH_SCRAPY_SETTINGS": json.dumps(extra)})
         assert refused.exit_code == 2 and message in refused.output, refused.output

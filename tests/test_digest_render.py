@@ -289,6 +289,30 @@ def test_the_send_report_counts_policy_items_not_stories(db_path, tmp_path):
     assert report.stories == 5 and len(report.sent) == 1
 
 
+def test_preview_counts_stories_as_the_digest_does(db_path, stiwatch, tmp_path):
+    """It said 'unfiltered: 3 items, 3 shown' of a week of 5 policy items, the G7 meeting's
+    three reports being one story: the digest above its stories says 3 stories of 5 reports."""
+    build(db_path, G7_MEETING + JAPAN_SECURITY).close()
+    result = stiwatch("digest", "preview", "--week", "2026-W47", "--out", str(tmp_path / "p.html"))
+    assert result.exit_code == 0, result.output
+    assert "unfiltered: 3 stories, 3 shown;" in result.output
+
+
+def test_the_log_line_of_a_delivery_counts_the_readers_stories(db_path, tmp_path, caplog):
+    """The log said 'sent to aiko@example.org (3 items)' of a digest of 5 policy items, which
+    the operator's line counts: the 3 are the stories the reader got, as the subject says."""
+    s = build(db_path, G7_MEETING + JAPAN_SECURITY)
+    s.save_subscribers([{"email": "aiko@example.org"}])
+    outbox = load_settings(environ={"STIWATCH_OUTBOX": str(tmp_path / "outbox")})
+    with caplog.at_level("INFO", logger="stiwatch.digest"):
+        send_week(s, outbox, WEEK)
+    [message] = (tmp_path / "outbox" / WEEK.label).glob("*.eml")
+    subject = email.message_from_bytes(message.read_bytes(), policy=policy.default)["Subject"]
+    assert subject.endswith(": 3 stories")
+    assert ("digest 2026-W47: sent to aiko@example.org (3 stories)"
+            in [record.getMessage() for record in caplog.records])
+
+
 def test_trend_percentages_only_where_the_average_is_a_real_base(db_path, settings):
     # One story against 0.25 a week is not "+300%", nor 4 against 0.5 "+700%"; 3 against a
     # steady 2 a week is +50%.
@@ -399,7 +423,7 @@ def test_preview_command_writes_html_and_chart(store, stiwatch, tmp_path):
     out = tmp_path / "preview" / "digest.html"
     result = stiwatch("digest", "preview", "--week", "2026-W47", "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert "unfiltered: 10 items" in result.output
+    assert "unfiltered: 10 stories" in result.output
     page = parse_html(out.read_text(encoding="utf-8"))
     assert page.images == ["digest.png"]
     assert (out.parent / "digest.png").read_bytes()[:4] == b"\x89PNG"
@@ -566,7 +590,7 @@ def test_preview_of_one_item_says_one_item(store, stiwatch, tmp_path):
     store.close()
     result = stiwatch("digest", "preview", "--week", "2026-W45", "--out", str(tmp_path / "p.html"))
     assert result.exit_code == 0, result.output
-    assert "unfiltered: 1 item, 1 shown;" in result.output
+    assert "unfiltered: 1 story, 1 shown;" in result.output
 
 
 def test_the_filters_are_described_as_they_are_applied(store, settings):

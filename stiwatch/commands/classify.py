@@ -116,7 +116,8 @@ def classify_command(app: App, everything: bool, model_dir: str | None, no_model
     """Tag items with policy relevance, policy areas, domains, countries and regions.
 
     Uses the trained model in the model folder when there is one (see `stiwatch train`),
-    otherwise the lexicon rules, and says which. Tags an analyst set with `stiwatch tag` are
+    otherwise the lexicon rules, and says which; with nothing to classify it loads neither
+    (nor checks the model) and says so. Tags an analyst set with `stiwatch tag` are
     never overwritten; near-duplicates inherit their original's tags.
     """
     result = run_classification(app, everything=everything, model_dir=model_dir,

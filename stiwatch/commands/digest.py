@@ -53,8 +53,9 @@ def preview_command(app: App, week: str | None, subscriber: str | None, out: Pat
     write_output(html_path, html, "--out")
     who = f"for {sub['email']}" if sub else "unfiltered"
     click.echo(f"{html_path}")
+    # stories, as the digest's subject counts them: the reports of one event are one
     app.echo(f"Digest {chosen.label} ({chosen.span()}) {who}: {digest.total} "
-             f"item{'' if digest.total == 1 else 's'}, "
+             f"{'story' if digest.total == 1 else 'stories'}, "
              f"{digest.shown} shown; chart {png_path}.")
     if datetime.now(timezone.utc) < chosen.end:
         app.echo(f"{chosen.label} is not over yet: this preview has its items so far.")

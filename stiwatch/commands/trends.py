@@ -36,7 +36,7 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
     Each row has one count per week (ISO weeks in the `timezone` setting; near-duplicates
     counted once), this week against the mean of the 4 weeks before it (change, change %,
     direction: up, down, flat or new), and the terms rising fastest. The table gives a change
-    in per cent only where that mean is at least 2 stories a week, as the digest does; JSON
+    in per cent only where that mean is at least 2 items a week, as the digest does; JSON
     and CSV carry every change_pct. Weeks before the store's
     first dated item were not watched: they are left out of the mean, not counted as zeros
     (with none left, direction is unknown and no term rises). These are the same numbers
