@@ -8,19 +8,29 @@ format, library or taxonomy version with a message that says how to retrain.
 
 from __future__ import annotations
 
+from importlib.metadata import version
 import json
 import os
 from pathlib import Path
 import tempfile
 from typing import Any
 
-import joblib
-import sklearn
-
 from .errors import ModelDirError, ModelError, ModelMismatch
 from .taxonomy import Taxonomy, load_taxonomy
 
+# joblib and scikit-learn are imported where a model is saved or loaded, not here: checking
+# a saved model's metadata (check_saved_models) must not cost seconds of imports.
+
 RETRAIN = "retrain with `stiwatch train --stip FILE`"
+
+# The models the classifier saves, by file stem: (the format this code reads, what messages
+# call it). classifier/model.py and classifier/countries.py take their FORMAT from here.
+SAVED_MODELS = {"model": (2, "model"), "countries": (1, "country model")}
+
+
+def installed_sklearn() -> str:
+    """The installed scikit-learn's version, read without importing it."""
+    return version("scikit-learn")
 
 
 def _unusable(folder: Path, error: OSError) -> ModelDirError:
@@ -85,6 +95,8 @@ def save_artifact(model_dir: str | os.PathLike[str], stem: str, payload: dict[st
 
 
 def _save(folder: Path, stem: str, payload: dict[str, Any], metadata: dict[str, Any]) -> None:
+    import joblib
+
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp_model = tempfile.mkstemp(dir=folder, prefix=f".{stem}-", suffix=".joblib")
     os.close(fd)
@@ -128,9 +140,9 @@ def check_compatible(metadata: dict[str, Any], path: Path, fmt: int, taxonomy: T
     problems = []
     if metadata.get("format") != fmt:
         problems.append(f"{what} format {metadata.get('format')} (this stiwatch reads {fmt})")
-    if metadata.get("sklearn_version") != sklearn.__version__:
+    if metadata.get("sklearn_version") != installed_sklearn():
         problems.append(f"scikit-learn {metadata.get('sklearn_version')} "
-                        f"(installed: {sklearn.__version__})")
+                        f"(installed: {installed_sklearn()})")
     if metadata.get("taxonomy_version") != taxonomy.version:
         problems.append(f"taxonomy version {metadata.get('taxonomy_version')} "
                         f"(current: {taxonomy.version})")
@@ -138,6 +150,17 @@ def check_compatible(metadata: dict[str, Any], path: Path, fmt: int, taxonomy: T
         raise ModelMismatch(
             f"{path}: the {what} was made with {' and '.join(problems)}; retrain it with "
             "`stiwatch train --stip FILE` (the STIP Compass CSV export)")
+
+
+def check_saved_models(model_dir: str | os.PathLike[str]) -> None:
+    """ModelError or ModelMismatch for a saved model that loading would refuse, from its
+    metadata alone: `stiwatch classify` with nothing to classify loads no model, yet should
+    still say at once that an upgrade calls for retraining."""
+    for stem, (fmt, what) in SAVED_MODELS.items():
+        metadata = read_metadata(model_dir, stem, what)
+        if metadata is not None:
+            check_compatible(metadata, Path(model_dir) / f"{stem}.json", fmt, load_taxonomy(),
+                             what)
 
 
 def load_artifact(model_dir: str | os.PathLike[str], stem: str, fmt: int,
@@ -150,6 +173,8 @@ def load_artifact(model_dir: str | os.PathLike[str], stem: str, fmt: int,
         return None
     check_compatible(metadata, folder / f"{stem}.json", fmt, taxonomy or load_taxonomy(), what)
     path = folder / f"{stem}.joblib"
+    import joblib
+
     try:
         payload = joblib.load(path)
     except FileNotFoundError:

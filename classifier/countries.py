@@ -77,7 +77,7 @@ from sklearn.naive_bayes import ComplementNB
 from sklearn.svm import LinearSVC
 from sklearn.utils.class_weight import compute_class_weight
 
-from .artifacts import load_artifact, save_artifact
+from .artifacts import SAVED_MODELS, load_artifact, save_artifact
 from .country_ranker import FEATURES as RANKER_FEATURES, MISSING_MARGIN, CountryRanker, \
     candidates, train_ranker
 from .metrics import prf_dict, set_counts
@@ -86,8 +86,8 @@ from .places import Gazetteer, regions_for
 from .stip import Example
 from .taxonomy import Taxonomy, load_taxonomy
 
-FORMAT = 1
 MODEL_STEM = "countries"  # countries.joblib + countries.json beside the main model
+FORMAT = SAVED_MODELS[MODEL_STEM][0]
 META_FILE = f"{MODEL_STEM}.json"
 # 3-fold CV on the STIP training split (accuracy overall / on the texts the gazetteer finds no
 # country in), title and first 1,500 characters: LinearSVC C 0.1 0.766 / 0.472, 0.5 0.813 /

@@ -41,15 +41,15 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from joblib import Parallel, delayed
 
 from . import artifacts
-from .artifacts import load_artifact, save_artifact
+from .artifacts import SAVED_MODELS, load_artifact, save_artifact
 from .errors import FeedFileError, TrainingError
 from .lexicon import _map_non_word
 from .pairs import PairTable
 from .stip import Example
 from .taxonomy import Taxonomy, load_taxonomy
 
-FORMAT = 2  # bump when the saved object's shape changes
 MODEL_STEM = "model"  # model.joblib + model.json in the model folder
+FORMAT = SAVED_MODELS[MODEL_STEM][0]  # bump it there when the saved object's shape changes
 # The model reads the title and the start of the text only: a news item's lead says what it is
 # about, and it bounds the cost on long pages. 3,000 characters (97 % of STIP texts whole) scored
 # best in CV on the STIP training split with the theme models: areas micro-F1 0.699 vs 0.694 with

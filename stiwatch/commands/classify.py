@@ -72,9 +72,13 @@ def run_classification(app: App, *, everything: bool = False, model_dir: str | N
     pending = len(store.unclassified_ids(everything=everything))
     if not pending and classifier is None:
         # Loading the model takes seconds; a scheduled classify with nothing new needs none of
-        # it. (A model this code refuses is then said at the first new item.)
+        # it. A model this code would refuse (after an upgrade) is still said now, from its
+        # metadata.
+        from classifier.artifacts import check_saved_models
         from classifier.report import ClassifyReport
 
+        if use_model:
+            check_saved_models(_model_dir(app, model_dir))
         return {**ClassifyReport(description="not loaded: nothing to classify").as_dict(),
                 "summary": "0 items classified: none new since the last classify (the "
                            "classifier was not loaded)"}
@@ -117,7 +121,7 @@ def classify_command(app: App, everything: bool, model_dir: str | None, no_model
 
     Uses the trained model in the model folder when there is one (see `stiwatch train`),
     otherwise the lexicon rules, and says which; with nothing to classify it loads neither
-    (nor checks the model) and says so. Tags an analyst set with `stiwatch tag` are
+    (a saved model made for other versions is still refused, from its metadata) and says so. Tags an analyst set with `stiwatch tag` are
     never overwritten; near-duplicates inherit their original's tags.
     """
     result = run_classification(app, everything=everything, model_dir=model_dir,
