@@ -28,6 +28,7 @@ from itertools import islice
 from pathlib import Path
 import math
 import operator
+import pickle
 import re
 import string
 import tomllib
@@ -325,24 +326,32 @@ class Matcher:
         return hits
 
 
-def _automata(readings: dict[str, list[tuple]]) -> tuple[Any, Any]:
+def _automata(readings: dict[str, list[tuple]], compact: bool = False) -> tuple[Any, Any]:
     """(the automaton of the terms with word boundaries, that of the boundary-free (CJK)
     terms), each None when it has no term. Two automata, because the CJK terms' hundreds of
     first characters at the root made every scan of English text twice as slow (every
-    bounded key starts with the same space)."""
+    bounded key starts with the same space). ``compact``: see _automaton."""
     bounded = {key: found for key, found in readings.items() if key.startswith(" ")}
     free = {key: found for key, found in readings.items() if not key.startswith(" ")}
-    return (_automaton(bounded) if bounded else None), (_automaton(free) if free else None)
+    return ((_automaton(bounded, compact) if bounded else None),
+            (_automaton(free, compact) if free else None))
 
 
-def _automaton(readings: dict[str, list[tuple]]) -> Any:
+def _automaton(readings: dict[str, list[tuple]], compact: bool = False) -> Any:
     automaton = ahocorasick.Automaton()
     for key, found in readings.items():
         # ties (same span and rank) keep the shorter term first, as a scan term by term would
         found.sort(key=_TERM_LENGTH)
         automaton.add_word(key, tuple(map(_compiled, found)))
     automaton.make_automaton()
-    return automaton
+    if not compact:
+        return automaton
+    # ``compact`` (the shared scan's, which every item goes through): the same automaton
+    # again, made from its pickle, which lays its nodes out one after the other where adding
+    # the words scattered them among the readings' objects. Its scans read less memory:
+    # 10-15 % faster, and up to twice as fast when other work has evicted it from the CPU
+    # caches (as the taggers do between two items' scans); a tenth of a second to load.
+    return pickle.loads(pickle.dumps(automaton, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _compiled(reading: tuple) -> tuple:
@@ -426,7 +435,7 @@ class SharedScan:
             for key, found in matcher._readings.items():
                 readings.setdefault(key, []).extend(r[:-1] + (first + r[-1],) for r in found)
         self._caps = tuple(caps)
-        self._automata = _automata(readings)
+        self._automata = _automata(readings, compact=True)
         self._recent: dict[str, list[list[tuple]]] = {}
         self.activate()
 
