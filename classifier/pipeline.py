@@ -362,12 +362,18 @@ def classify_store(
     # generation collection every 700: they find nothing to free (the tuples die by reference
     # counting). Rarer ones for the run, as many as a batch's allocations.
     threshold = gc.get_threshold()
-    gc.set_threshold(max(threshold[0], YOUNG_COLLECTION), *threshold[1:])
+    gc.set_threshold(young_threshold(threshold[0]), *threshold[1:])
     try:
         return _classify_store(store, classifier, everything, progress)
     finally:
         gc.set_threshold(*threshold)
         gc.unfreeze()
+
+
+def young_threshold(threshold: int) -> int:
+    """The collector's first threshold during classify_store: at least YOUNG_COLLECTION, and
+    0 (automatic collection off, as someone set it) left as it is."""
+    return max(threshold, YOUNG_COLLECTION) if threshold else 0
 
 
 def _source_facts(source: Mapping[str, Any] | None) -> tuple[str | None, str | None]:

@@ -152,7 +152,7 @@ def test_classify_store_keeps_the_garbage_collector_as_it_found_it(store_path):
     It collects new objects less often during the run, and as often as before after it."""
     import gc
 
-    from classifier.pipeline import YOUNG_COLLECTION, Classifier, classify_store
+    from classifier.pipeline import Classifier, classify_store, young_threshold
 
     classifier = Classifier.load(None)
     before = gc.get_freeze_count()
@@ -168,8 +168,9 @@ def test_classify_store_keeps_the_garbage_collector_as_it_found_it(store_path):
         report = classify_store(store, classifier, progress=progress)
         assert report.classified == 3 and report.inherited == 1
         assert seen and min(seen) > before  # frozen during the run
-        assert during[0] == (max(threshold[0], YOUNG_COLLECTION), *threshold[1:])
+        assert during[0] == (young_threshold(threshold[0]), *threshold[1:])
         assert gc.get_freeze_count() == before and gc.get_threshold() == threshold
+        assert young_threshold(700) == 100_000 and young_threshold(0) == 0
 
         def fail(n, policy):
             raise RuntimeError("interrupted")
