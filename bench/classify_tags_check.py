@@ -1,9 +1,11 @@
 """Every tag the classifier gives, as one SHA-256: proof that a speed change changed no output.
 
 Classifies the demo site's articles (with and without a source country, and as evaluation
-records) and the 1,000 items of bench/classify_speed.py, rules only and with the model in
-``--model-dir``, and prints the digest of all tags (``--save FILE`` also writes them as JSON,
-``--check FILE`` compares with such a file and names the first difference).
+records), the 1,000 items of bench/classify_speed.py and the labelled news of
+tests/fixtures/classifier (English, European and CJK, with their languages), rules only and
+with the model in ``--model-dir``, and prints the digest of all tags and of every score at full
+precision (``--save FILE`` also writes them as JSON, ``--check FILE`` compares with such a
+file and names the first difference).
 
     .venv/bin/python bench/classify_tags_check.py --model-dir DIR [--save F | --check F]
 """
@@ -15,6 +17,7 @@ import hashlib
 import json
 from pathlib import Path
 import sys
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -24,11 +27,31 @@ from classifier.pipeline import Classifier, ItemText, classify_texts  # noqa: E4
 from stiwatch.demo.site import load_content  # noqa: E402
 
 
+def exact(result: Any) -> dict:
+    """A Result's every field, its scores as repr() (all their digits, not the stored 4)."""
+    def scored(rows: list) -> list:
+        return [[repr(v) if isinstance(v, float) else v for v in row] for row in rows]
+    return {"policy": repr(result.policy), "policy_method": result.policy_method,
+            "areas": scored(result.areas), "domains": scored(result.domains),
+            "countries": scored(result.countries), "regions": scored(result.regions),
+            "news_like": result.news_like,
+            "alternatives": {k: sorted(v) for k, v in sorted(result.alternatives.items())}}
+
+
+def fixture_items() -> list[ItemText]:
+    folder = Path(__file__).parent.parent / "tests" / "fixtures" / "classifier"
+    records = [json.loads(line) for path in sorted(folder.glob("*.jsonl"))
+               for line in path.read_text("utf-8").splitlines() if line.strip()]
+    return [ItemText(r.get("title") or "", r.get("text") or "", r.get("source_country"),
+                     r.get("language")) for r in records]
+
+
 def all_tags(model_dir: str | None) -> dict:
     articles = [a for s in load_content() for a in s.articles]
     demo = [ItemText(a.title, f"{a.summary}\n\n{a.body}", None) for a in articles]
     demo_source = [ItemText(a.title, f"{a.summary}\n\n{a.body}", "JP") for a in articles]
     bench = items(1000)
+    fixtures = fixture_items()
     out = {}
     kinds = [("rules", Classifier.load(None))]
     if model_dir:
@@ -41,6 +64,11 @@ def all_tags(model_dir: str | None) -> dict:
             "texts": [r.tags(c.version) for r in classify_texts(
                 c, [{"title": a.title, "text": a.body} for a in articles])],
         }
+        # in batches of 500 as `stiwatch classify` has them
+        results = [r for k in range(0, len(bench), 500) for r in c.classify(bench[k:k + 500])]
+        results += c.classify(fixtures)
+        out[name]["exact"] = [exact(r) for r in results]
+        out[name]["fixtures"] = [r.tags(c.version) for r in results[len(bench):]]
     return out
 
 
@@ -52,7 +80,8 @@ def main() -> None:
     args = parser.parse_args()
     tags = all_tags(args.model_dir)
     text = json.dumps(tags, sort_keys=True)
-    count = sum(len(row) for kind in tags.values() for rows in kind.values() for row in rows)
+    count = sum(len(row) for kind in tags.values() for part, rows in kind.items()
+                if part != "exact" for row in rows)
     print(f"{count} tags, sha256 {hashlib.sha256(text.encode()).hexdigest()}")
     if args.save:
         Path(args.save).write_text(text)

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from importlib import resources
+from itertools import islice
 from pathlib import Path
 import math
 import operator
+import pickle
 import re
 import string
 import tomllib
@@ -324,24 +326,43 @@ class Matcher:
         return hits
 
 
-def _automata(readings: dict[str, list[tuple]]) -> tuple[Any, Any]:
+def _automata(readings: dict[str, list[tuple]], compact: bool = False) -> tuple[Any, Any]:
     """(the automaton of the terms with word boundaries, that of the boundary-free (CJK)
     terms), each None when it has no term. Two automata, because the CJK terms' hundreds of
     first characters at the root made every scan of English text twice as slow (every
-    bounded key starts with the same space)."""
+    bounded key starts with the same space). ``compact``: see _automaton."""
     bounded = {key: found for key, found in readings.items() if key.startswith(" ")}
     free = {key: found for key, found in readings.items() if not key.startswith(" ")}
-    return (_automaton(bounded) if bounded else None), (_automaton(free) if free else None)
+    return ((_automaton(bounded, compact) if bounded else None),
+            (_automaton(free, compact) if free else None))
 
 
-def _automaton(readings: dict[str, list[tuple]]) -> Any:
+def _automaton(readings: dict[str, list[tuple]], compact: bool = False) -> Any:
     automaton = ahocorasick.Automaton()
     for key, found in readings.items():
         # ties (same span and rank) keep the shorter term first, as a scan term by term would
         found.sort(key=_TERM_LENGTH)
-        automaton.add_word(key, tuple(found))
+        automaton.add_word(key, tuple(map(_compiled, found)))
     automaton.make_automaton()
-    return automaton
+    if not compact:
+        return automaton
+    # ``compact`` (the shared scan's, which every item goes through): the same automaton
+    # again, made from its pickle, which lays its nodes out one after the other where adding
+    # the words scattered them among the readings' objects. Its scans read less memory:
+    # 10-15 % faster, and up to twice as fast when other work has evicted it from the CPU
+    # caches (as the taggers do between two items' scans); a tenth of a second to load.
+    return pickle.loads(pickle.dumps(automaton, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _compiled(reading: tuple) -> tuple:
+    """A reading as _collect takes it: (offset of its start from the scan's end position,
+    length of its hit, rank, keys, slot, the whole reading or None). Most readings (a
+    one-word lower-case term, not a prefix) need no check: their hit is known from the
+    automaton's position alone, and _collect adds it without unpacking the rest."""
+    key_length, length, ending, rank, folded, written, keys, index = reading
+    plain = written is None and folded is None and rank != 2
+    return (1 - key_length, length + len(ending), rank, keys, index,
+            None if plain else reading)
 
 
 def _collect(automata: tuple[Any, Any], text: str, caps: tuple[bool, ...]) -> list[list[tuple]]:
@@ -349,6 +370,7 @@ def _collect(automata: tuple[Any, Any], text: str, caps: tuple[bool, ...]) -> li
     one), in automaton order; ``automata``: see _automata; ``caps``: each slot's matcher's
     caps setting."""
     out: list[list[tuple]] = [[] for _ in caps]
+    adds = [found.append for found in out]
     bounded, free = automata
     size = len(text)
     lowered = _lower(text)
@@ -367,8 +389,12 @@ def _collect(automata: tuple[Any, Any], text: str, caps: tuple[bool, ...]) -> li
         if automaton is None:
             continue
         for last, readings in automaton.iter(scanned_text):
-            for key_length, length, ending, rank, folded, written, keys, index in readings:
-                start = last - key_length + 1  # mapped has one extra leading space
+            for offset, span, rank, keys, index, reading in readings:
+                start = last + offset  # mapped has one extra leading space
+                if reading is None:  # nothing to check (see _compiled)
+                    adds[index]((start, start + span, rank, keys))
+                    continue
+                _key_length, length, ending, _rank, folded, written, _keys, _index = reading
                 end = start + length
                 if written is not None and not any_cases[index]:
                     if text[start:end] != written:
@@ -384,9 +410,9 @@ def _collect(automata: tuple[Any, Any], text: str, caps: tuple[bool, ...]) -> li
                         stop += 1
                     # of two prefix terms reading the same word, the longer one wins, as a
                     # longer term does elsewhere: "Quantensprung*" masks "Quanten*"
-                    out[index].append((start, stop, 2 + 1 / (1 + length), keys))
+                    adds[index]((start, stop, 2 + 1 / (1 + length), keys))
                 else:
-                    out[index].append((start, end + len(ending), rank, keys))
+                    adds[index]((start, end + len(ending), rank, keys))
     return out
 
 
@@ -409,7 +435,7 @@ class SharedScan:
             for key, found in matcher._readings.items():
                 readings.setdefault(key, []).extend(r[:-1] + (first + r[-1],) for r in found)
         self._caps = tuple(caps)
-        self._automata = _automata(readings)
+        self._automata = _automata(readings, compact=True)
         self._recent: dict[str, list[list[tuple]]] = {}
         self.activate()
 
@@ -473,8 +499,9 @@ _SENTENCE_END = re.compile(r"[.!?][\"'”’)]*\s+(?=[\"'“‘(]?[A-Z0-9\uac00-
 
 def lead_length(text: str, limit: int) -> int:
     """Characters of the lead: the first two sentences, at most ``limit`` characters."""
-    ends = [m.end() for m in _SENTENCE_END.finditer(text, 0, limit)]
-    return min(ends[1], limit) if len(ends) >= 2 else limit
+    # the second sentence end, without looking for the ones after it
+    second = next(islice(_SENTENCE_END.finditer(text, 0, limit), 1, None), None)
+    return min(second.end(), limit) if second is not None else limit
 
 
 def scanned(text: str, limit: float) -> str:
@@ -487,23 +514,31 @@ def scanned(text: str, limit: float) -> str:
     return text[:cut if cut > 0 else int(limit)]
 
 
-_bodies: dict[tuple[str, float, int], tuple[str, int]] = {}
+_bodies: dict[tuple[str, float], str] = {}
+_leads: dict[tuple[str, int], int] = {}
 
 
 def _body(text: str, limit: float, lead_chars: int) -> tuple[str, int]:
     """(the scanned part of ``text``, normalised; the length of its lead). The taggers of one
-    item ask for the same text in turn: the last few are kept."""
-    key = (text, limit, lead_chars)
-    cached = _bodies.get(key)
-    if cached is not None:
-        return cached
-    raw = text if len(text) <= 2 * limit else text[:int(2 * limit)]  # normalise what is read
-    body = scanned(normalize(raw), limit)
-    result = (body, lead_length(body, lead_chars))
-    if len(_bodies) >= 4:
-        _bodies.clear()
-    _bodies[key] = result
-    return result
+    item ask for the same text in turn: the last few are kept, the scanned part apart from
+    the lead, so that taggers with other leads (the gazetteer's) get the same string object
+    (and the shared scan finds it without comparing its characters)."""
+    key = (text, limit)
+    body = _bodies.get(key)
+    if body is None:
+        raw = text if len(text) <= 2 * limit else text[:int(2 * limit)]  # normalise what is read
+        body = scanned(normalize(raw), limit)
+        if len(_bodies) >= 4:
+            _bodies.clear()
+        _bodies[key] = body
+    lead_key = (body, lead_chars)
+    lead = _leads.get(lead_key)
+    if lead is None:
+        lead = lead_length(body, lead_chars)
+        if len(_leads) >= 4:
+            _leads.clear()
+        _leads[lead_key] = lead
+    return body, lead
 
 
 def weighted_hits(matcher: "Matcher", title: str, text: str, settings: dict[str, float]

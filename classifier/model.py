@@ -220,6 +220,8 @@ _COMBINING = re.compile("[\u0300-\u036f]")
 
 _ASCII_WORD_CHARS = [chr(b) for b in range(128) if chr(b).isalnum() or b == 95]
 _ASCII_WORDS = bytes(b if chr(b) in _ASCII_WORD_CHARS else 32 for b in range(256))
+# the same, lower-casing A-Z as well (str.lower changes nothing else in ASCII text): one pass
+_ASCII_LOWER_WORDS = bytes(_ASCII_WORDS[b] if not 65 <= b <= 90 else b + 32 for b in range(256))
 
 
 def tokens(text: str) -> list[str]:
@@ -320,6 +322,11 @@ class Features:
         word_id = self.words.get
         ids: list[int] = []
         for text in texts:
+            if text.isascii():  # (a flag of the string: no pass over it)
+                runs = text.encode("ascii").translate(_ASCII_LOWER_WORDS).decode("ascii").split()
+                ids.extend(map(word_id, runs, repeat(-1)))
+                ids.append(-2)
+                continue
             text = text.lower()
             if not text.isascii():
                 # tokens(text) without its regexes (same words): strip accents and make every
@@ -337,7 +344,7 @@ class Features:
                 runs = [run for run in _map_non_word(text).split() if len(run) > 1]
             ids.extend(map(word_id, runs, repeat(-1)))
             ids.append(-2)  # end of a text: no bigram across it
-        a = np.array(ids, dtype=np.int64)
+        a = np.fromiter(ids, dtype=np.int64, count=len(ids))
         a = a[a != -3]
         ends = np.flatnonzero(a == -2)
         row = np.repeat(np.arange(len(texts)), np.diff(np.concatenate(([-1], ends))))
@@ -357,6 +364,8 @@ class Features:
         # sort of int64 is several times faster than scipy's summing of duplicates).
         width = len(self.idf)
         keys = np.concatenate(rows) * width + np.concatenate(cols)
+        if len(texts) * width < 2**31:  # the same order, sorted in half the time
+            keys = keys.astype(np.int32)
         keys.sort()
         first = np.ones(len(keys), dtype=bool)
         first[1:] = keys[1:] != keys[:-1]

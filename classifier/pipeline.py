@@ -57,6 +57,7 @@ MODEL_READS_OR_UNKNOWN = MODEL_READS | {None}
 POLICY_SOURCES = frozenset({"ministry", "funding_agency"})  # their own news is STI policy
 SOURCE_POLICY_SCORE = 0.6  # relevance of an unread item from such a source: above the line
 BATCH = 500
+YOUNG_COLLECTION = 100_000  # allocations between collections of new objects (see classify_store)
 # The classifier reads at most this many characters of an item's title, summary and body. Far
 # beyond any article (2,000 words are ~12,000 characters; the model reads 3,000): it bounds the
 # memory and time of the rare page that is a whole report, a data dump or a log (the crawler
@@ -345,10 +346,22 @@ def classify_store(
     # else exists before the run, out of the collector's sight until it ends (then it is
     # collectable again: nothing leaks).
     gc.freeze()
+    # The scans allocate a few thousand short-lived tuples per item, which set off a young-
+    # generation collection every 700: they find nothing to free (the tuples die by reference
+    # counting). Rarer ones for the run, as many as a batch's allocations.
+    threshold = gc.get_threshold()
+    gc.set_threshold(young_threshold(threshold[0]), *threshold[1:])
     try:
         return _classify_store(store, classifier, everything, progress)
     finally:
+        gc.set_threshold(*threshold)
         gc.unfreeze()
+
+
+def young_threshold(threshold: int) -> int:
+    """The collector's first threshold during classify_store: at least YOUNG_COLLECTION, and
+    0 (automatic collection off, as someone set it) left as it is."""
+    return max(threshold, YOUNG_COLLECTION) if threshold else 0
 
 
 def _source_facts(source: Mapping[str, Any] | None) -> tuple[str | None, str | None]:

@@ -152,27 +152,36 @@ def test_a_source_stored_with_country_uk_gives_its_items_gb(stiwatch, db_path):
 
 def test_classify_store_keeps_the_garbage_collector_as_it_found_it(store_path):
     """classify_store freezes what exists before the run out of the collector's sight (the
-    classifier's tables) and thaws it after, also when the run fails: nothing stays frozen."""
+    classifier's tables) and thaws it after, also when the run fails: nothing stays frozen.
+    It collects new objects less often during the run, and as often as before after it."""
     import gc
 
-    from classifier.pipeline import Classifier, classify_store
+    from classifier.pipeline import Classifier, classify_store, young_threshold
 
     classifier = Classifier.load(None)
     before = gc.get_freeze_count()
+    threshold = gc.get_threshold()
     seen: list[int] = []
+    during: list[tuple[int, ...]] = []
+
+    def progress(n: int, policy: int) -> None:
+        seen.append(gc.get_freeze_count())
+        during.append(gc.get_threshold())
+
     with db.open_store(store_path) as store:
-        report = classify_store(store, classifier,
-                                progress=lambda n, policy: seen.append(gc.get_freeze_count()))
+        report = classify_store(store, classifier, progress=progress)
         assert report.classified == 3 and report.inherited == 1
         assert seen and min(seen) > before  # frozen during the run
-        assert gc.get_freeze_count() == before
+        assert during[0] == (young_threshold(threshold[0]), *threshold[1:])
+        assert gc.get_freeze_count() == before and gc.get_threshold() == threshold
+        assert young_threshold(700) == 100_000 and young_threshold(0) == 0
 
         def fail(n, policy):
             raise RuntimeError("interrupted")
 
         with pytest.raises(RuntimeError):
             classify_store(store, classifier, everything=True, progress=fail)
-        assert gc.get_freeze_count() == before
+        assert gc.get_freeze_count() == before and gc.get_threshold() == threshold
 
 
 def test_analyst_tags_survive_reclassification_and_duplicates_follow(stiwatch, store_path,

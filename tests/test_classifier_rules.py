@@ -120,3 +120,30 @@ def test_explain_lists_cues_and_area_terms(rules: RuleTagger) -> None:
     rows = rules.explain("Scientists discover a comet", "The study was funded by the research council.")
     assert ("cue", "research", "scientists discover", "Scientists discover", 4.5) in rows
     assert any(layer == "area" and label == "public_research" for layer, label, *_ in rows)
+
+
+def test_the_shared_scan_finds_what_each_lexicon_finds_alone() -> None:
+    """The pipeline's one scan for the rules, domain and place lexicons (its automaton remade
+    compact from its pickle) gives each of them the hits its own scan gives: case-sensitive
+    and plural terms, prefix terms, ALL-CAPS headlines, Chinese and Japanese text."""
+    import json
+
+    from classifier.pipeline import Classifier
+
+    classifier = Classifier.load(None)
+    texts = ["EU AND JAPAN SIGN AI RESEARCH PACT", "LLMs, CNRS and the AI Act",
+             "Nanotechnology and quantum-computing grants for start-ups in the U.S.",
+             "文部科学省は量子技術の研究開発に予算を計上した。JSTは新しい公募を開始。"]
+    fixtures = Path(__file__).parent / "fixtures" / "classifier"
+    for name in ("news_dev_articles.jsonl", "news_dev_cjk.jsonl", "news_dev_europe.jsonl"):
+        for line in (fixtures / name).read_text("utf-8").splitlines()[:15]:
+            record = json.loads(line)
+            texts += [record["title"], record["text"]]
+    scan = classifier._scan
+    for matcher in scan.matchers:
+        matcher._shared = None
+    alone = [[matcher.find(text) for matcher in scan.matchers] for text in texts]
+    scan.activate()
+    shared = [[matcher.find(text) for matcher in scan.matchers] for text in texts]
+    assert shared == alone
+    assert sum(len(hits) for found in shared for hits in found) > 500
