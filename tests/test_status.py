@@ -137,3 +137,20 @@ def test_sources_that_work_with_a_note_are_listed(stiwatch, db_path):
     report = json.loads(stiwatch("status", "--json").output)
     assert [(s["id"], s["last_flag"]) for s in report["noted_sources"]] == [("mext-news", note)]
     assert "ec-rtd" not in {s["id"] for s in report["noted_sources"]}  # failing, listed above
+
+
+def test_a_crawl_runs_counters_that_are_not_zero_are_shown_whole(stiwatch, db_path):
+    # A real crawl's stats have a dozen counters: all of them ran past the column's 120
+    # characters and the last was cut mid-name ("... unchanged=0 up").
+    stats = {"sources": 9, "sources_ok": 0, "sources_failed": 9, "new": 0, "duplicates": 0,
+             "updated": 0, "partial": 1, "unchanged": 0, "errors": 9, "queued": 0,
+             "robots_forbidden": 0, "paused": 0, "updated_in_place": 0, "redirects": 3}
+    with db.open_store(db_path) as store:
+        store.finish_crawl_run(store.start_crawl_run(), "failed", stats)
+    out = stiwatch("status").output
+    line = next(l for l in out.splitlines() if "failed" in l and "sources=" in l)
+    shown = line.split()[4:]
+    assert shown[:2] == ["sources=9", "new=0"]
+    assert sorted(shown[2:]) == ["errors=9", "partial=1", "redirects=3", "sources_failed=9"]
+    runs = json.loads(stiwatch("status", "--json").output)["runs"]
+    assert runs[0]["stats"] == stats  # every counter, the zeros too

@@ -43,12 +43,20 @@ def _size(size: int) -> str:
     return f"{size} B"
 
 
+# Said even when 0: whether a crawl brought anything, and how many sources it visited.
+ALWAYS_SHOWN = ("sources", "new")
+
+
 def _stats_summary(stats: Any) -> str:
-    """The run's top-level counters, e.g. `new=12 errors=1`; nested detail is left to --json."""
+    """The run's top-level counters that are not 0, e.g. `sources=9 new=12 errors=1` (all
+    counters, which run to more than the column's width, are in --json)."""
     if not isinstance(stats, dict):
         return ""
-    return " ".join(f"{k}={v}" for k, v in stats.items()
-                    if isinstance(v, (int, float)) and not isinstance(v, bool))
+    counters = {k: v for k, v in stats.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)
+                and (v or k in ALWAYS_SHOWN)}
+    first = {k: counters.pop(k) for k in ALWAYS_SHOWN if k in counters}
+    return " ".join(f"{k}={v}" for k, v in {**first, **counters}.items())
 
 
 def _steps_summary(steps: Any) -> str:
