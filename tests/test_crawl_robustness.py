@@ -3,6 +3,7 @@ source never stops the others; exit codes 0 / 1 / 2."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 import gzip
 import json
 import time
@@ -293,24 +294,14 @@ def test_an_article_in_a_redirect_loop_is_kept_partial_and_retried(stiwatch, htt
     assert done["fetch_error"] is None and "export controls" in done["body"]
 
 
-def test_a_huge_feed_being_read_does_not_hold_other_sites(stiwatch, http_server, tmp_path,
-                                                          db_path):
-    """A feed of thousands of entries was read in the reactor's thread: for the seconds that
-    took (20 s for 30,000 entries), no other site got a request or had its answer read."""
+@contextmanager
+def _slow_site(tmp_path):
+    """Another host (localhost, not 127.0.0.1) and its source: a listing of 4 pages that take
+    1 s each to answer, two at a time."""
     from mockserver import MockServer
 
-    entries = "".join(f"<item><title>Story {n}</title><link>/n/{n}.html</link><description>"
-                      f"&lt;p&gt;Summary of story {n}, &lt;b&gt;with&lt;/b&gt; markup."
-                      "&lt;/p&gt;</description></item>" for n in range(8000))
-    feed = f"<rss version='2.0'><channel><title>All news</title>{entries}</channel></rss>"
-
-    def slow_feed(handler):
-        time.sleep(0.3)  # the other site's first pages are on their way by now
-        handler.send_body(200, feed.encode(), "application/rss+xml")
-
-    http_server.routes["/all.xml"] = slow_feed
     (tmp_path / "other").mkdir()
-    with MockServer(tmp_path / "other") as other:  # another host: localhost, not 127.0.0.1
+    with MockServer(tmp_path / "other") as other:
         def page(handler):
             time.sleep(1)
             handler.send_body(200, f"<html><body><article><p>{handler.path} "
@@ -321,10 +312,28 @@ def test_a_huge_feed_being_read_does_not_hold_other_sites(stiwatch, http_server,
         (tmp_path / "other" / "list.html").write_text(
             "<ul class='news'>" + "".join(f"<li><a href='/p/{n}.html'>{n}</a></li>"
                                           for n in range(4)) + "</ul>")
+        yield other, {"id": "other", "kind": "html",
+                      "url": f"http://localhost:{other.port}/list.html", "links": "ul.news a"}
+
+
+def test_a_huge_feed_being_read_does_not_hold_other_sites(stiwatch, http_server, tmp_path,
+                                                          db_path):
+    """A feed of thousands of entries was read in the reactor's thread: for the seconds that
+    took (20 s for 30,000 entries), no other site got a request or had its answer read."""
+    entries = "".join(f"<item><title>Story {n}</title><link>/n/{n}.html</link><description>"
+                      f"&lt;p&gt;Summary of story {n}, &lt;b&gt;with&lt;/b&gt; markup."
+                      "&lt;/p&gt;</description></item>" for n in range(8000))
+    feed = f"<rss version='2.0'><channel><title>All news</title>{entries}</channel></rss>"
+
+    def slow_feed(handler):
+        time.sleep(0.3)  # the other site's first pages are on their way by now
+        handler.send_body(200, feed.encode(), "application/rss+xml")
+
+    http_server.routes["/all.xml"] = slow_feed
+    with _slow_site(tmp_path) as (other, other_source):
         reg = registry(tmp_path / "sources.toml", [
             {"id": "huge", "kind": "feed", "url": http_server.url("/all.xml")},
-            {"id": "other", "kind": "html", "url": f"http://localhost:{other.port}/list.html",
-             "links": "ul.news a"}])
+            other_source])
         env = {**FAST, "STIWATCH_MAX_NEW_ARTICLES_PER_SOURCE": "4"}
         assert stiwatch("crawl", "--sources", str(reg), env=env).exit_code == 0
         times = sorted(r.time for r in other.requests if r.path.startswith("/p/"))
@@ -340,8 +349,6 @@ def test_a_pathological_page_being_extracted_does_not_hold_other_sites(stiwatch,
                                                                       tmp_path, db_path):
     """Article pages were extracted in the reactor's thread: a page of thousands of blocks
     (seconds of trafilatura and htmldate) held every other site's downloads for as long."""
-    from mockserver import MockServer
-
     words = "research funding ministry innovation policy science council grant " * 3
     blocks = "".join(f"<div class='c{n % 7}'><p>{words}{n}</p><a href='/x/{n}'>link {n}</a>"
                      "</div>" for n in range(12000))  # 3 MB
@@ -356,23 +363,11 @@ def test_a_pathological_page_being_extracted_does_not_hold_other_sites(stiwatch,
     http_server.routes["/big.html"] = big_page
     (http_server.root / "big-list.html").write_text(
         "<ul class='news'><li><a href='/big.html'>big</a></li></ul>")
-    (tmp_path / "other").mkdir()
-    with MockServer(tmp_path / "other") as other:  # another host: localhost, not 127.0.0.1
-        def page(handler):
-            time.sleep(1)
-            handler.send_body(200, f"<html><body><article><p>{handler.path} "
-                              f"{'research funding ' * 80}</p></article></body></html>".encode())
-
-        for n in range(4):
-            other.routes[f"/p/{n}.html"] = page
-        (tmp_path / "other" / "list.html").write_text(
-            "<ul class='news'>" + "".join(f"<li><a href='/p/{n}.html'>{n}</a></li>"
-                                          for n in range(4)) + "</ul>")
+    with _slow_site(tmp_path) as (other, other_source):
         reg = registry(tmp_path / "sources.toml", [
             {"id": "big", "kind": "html", "url": http_server.url("/big-list.html"),
              "links": "ul.news a"},
-            {"id": "other", "kind": "html", "url": f"http://localhost:{other.port}/list.html",
-             "links": "ul.news a"}])
+            other_source])
         assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
         ended = time.monotonic()
         times = sorted(r.time for r in other.requests if r.path.startswith("/p/"))
