@@ -134,18 +134,26 @@ def _story(n: int) -> bytes:
             "</article></body></html>").encode()
 
 
+def _busy_articles(retry_after: str):
+    """A handler of article pages answering 429 with ``retry_after`` while ``busy["on"]``, the
+    story after; and that switch."""
+    busy = {"on": True}
+
+    def article(handler):
+        if busy["on"]:
+            handler.send_body(429, b"too busy", headers={"Retry-After": retry_after})
+        else:
+            handler.send_body(200, _story(int(handler.path.rsplit("/", 1)[1].split(".")[0])))
+
+    return busy, article
+
+
 def test_a_retry_after_beyond_the_limit_pauses_the_host_until_the_next_crawl(
         stiwatch, http_server, tmp_path, db_path):
     # A 429 with Retry-After: 86400 gave that one page up, and the crawl went on asking the
     # host for each of its other pages, each stored partial as a failed attempt.
     base = build_site(http_server)
-    busy = {"on": True}
-
-    def article(handler):
-        if busy["on"]:
-            handler.send_body(429, b"come back tomorrow", headers={"Retry-After": "86400"})
-        else:
-            handler.send_body(200, _story(int(handler.path.rsplit("/", 1)[1].split(".")[0])))
+    busy, article = _busy_articles("86400")
 
     reg = _listing_of(http_server, tmp_path, base, article, 6)
     log_file = tmp_path / "stiwatch.log"
@@ -178,13 +186,7 @@ def test_a_long_retry_after_is_kept_for_the_crawls_that_start_before_it_ends(
     # A host that answered "Retry-After: 7200" was left alone for the rest of that crawl only:
     # the crawl cron started an hour later asked it again, listing, robots.txt and pages.
     base = build_site(http_server)
-    busy = {"on": True}
-
-    def article(handler):
-        if busy["on"]:
-            handler.send_body(429, b"come back in two hours", headers={"Retry-After": "7200"})
-        else:
-            handler.send_body(200, _story(int(handler.path.rsplit("/", 1)[1].split(".")[0])))
+    busy, article = _busy_articles("7200")
 
     reg = _listing_of(http_server, tmp_path, base, article, 4)
     env = {**FAST, "STIWATCH_CONCURRENT_REQUESTS_PER_DOMAIN": "1"}
