@@ -229,3 +229,16 @@ def test_headlines_rank_by_sources_then_relevance_then_recency(tmp_path):
     digest = select(load_week(store, parse_week(W47, "Asia/Tokyo")), None, 10)
     assert titles(digest) == ["Tuesday, two sources", "Friday, 0.991", "Monday, 0.999",
                               "Saturday, 0.72"]
+
+
+def test_untitled_reports_without_text_are_not_taken_for_one_event(tmp_path):
+    """A feed of bare links gives items with no title and no text: each is its own story.
+    They shared only the placeholder "(untitled)", and 14 such reports from 7 sources came out
+    as one story with 13 "Also reported by"."""
+    sources = ["jp-mext", "us-nsf", "eu-rtd", "uk-ukri", "de-bmbf", "news-a", "news-b"]
+    store = build(tmp_path / "s.db", [
+        story(f"https://{s}.example/{k}", f"2026-11-1{6 + k}T01:00:00Z", source=s, title=" ")
+        for k in range(2) for s in sources])
+    digest = select(load_week(store, parse_week(W47, "Asia/Tokyo")), None, 20)
+    assert (digest.total, digest.reports) == (14, 14)
+    assert set(titles(digest)) == {"(untitled)"}
