@@ -379,7 +379,9 @@ def retry_after_seconds(value: bytes | str | None, now: datetime | None = None) 
         return None
     text = value.decode("latin-1") if isinstance(value, bytes) else value
     text = text.strip()
-    if text.isdigit():
+    # isascii: "²" (a Latin-1 byte) passes isdigit() but not float(), and the ValueError
+    # failed the page (or its host's robots.txt) where a garbled header is only no header.
+    if text.isascii() and text.isdigit():
         return float(text)
     try:
         when = parsedate_to_datetime(text)

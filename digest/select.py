@@ -119,6 +119,11 @@ def parse_time(value: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+# A story's title when its item has none. Not text to group by: every untitled report would
+# share it, and a week of them (a feed of bare links) came out as one event.
+UNTITLED = "(untitled)"
+
+
 def _parse_time(value: str | None) -> datetime:
     return parse_time(value) or datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -270,7 +275,7 @@ def load_week(store: Any, week: Week, rows: list[dict[str, Any]] | None = None) 
                 sources.append(Source(copy["source_id"], copy["source_name"] or copy["source_id"],
                                       copy["url"]))
         source = sources[0]
-        title = clean_text(row["title"]) or "(untitled)"
+        title = clean_text(row["title"]) or UNTITLED
         summary = short_summary(row.get("summary"), row.get("body"))
         if summary.rstrip(".。 ").casefold() == title.rstrip(".。 ").casefold():
             summary = ""  # many feeds repeat the title as the description: say it once
@@ -302,7 +307,8 @@ def group_events(stories: list[Story], leads: Mapping[int, str]) -> list[Story]:
     title, link and date; the other reports' sources follow its own as they came out; it has
     every tag of any of them (a reader filtering by the UK still gets the G7 story that the
     UK's report is part of)."""
-    reports = [Report(text=f"{s.title}. {s.summary} {clean_text(leads.get(s.id))}",
+    reports = [Report(text=f"{'' if s.title == UNTITLED else s.title}. {s.summary} "
+                           f"{clean_text(leads.get(s.id))}",
                       published=s.published, places=frozenset(s.countries + s.regions),
                       source=s.source.id)
                for s in stories]

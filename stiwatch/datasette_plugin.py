@@ -357,8 +357,9 @@ async def _view_snapshot(datasette: Any, scope: dict) -> tuple[dict, int | None]
     args = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
     if args.get("_next") and not _streamed(scope):
         given = args.get(SNAPSHOT_ARG, [""])[-1]
-        # A link from before (no _snapshot) pages the view as it is, as it did.
-        return scope, int(given) if given.isdigit() else None
+        # A link from before (no _snapshot) pages the view as it is, as it did. isascii: "²"
+        # and other Unicode digits pass isdigit() but not int(), which answered 500.
+        return scope, int(given) if given.isascii() and given.isdigit() else None
     try:
         db = datasette.get_database(database)
     except KeyError:

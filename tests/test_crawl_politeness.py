@@ -242,3 +242,25 @@ def test_a_retry_after_of_years_pauses_the_host_a_week_at_most(stiwatch, http_se
     assert json.loads(result.stdout)["sources"][0]["flag"].endswith(
         "asked for a pause of 999999999 s (Retry-After), kept to 604800 s "
         f"(STIWATCH_MAX_HOST_PAUSE): paused until {pause['not_before']}")
+
+
+def test_a_garbled_retry_after_is_no_retry_after(stiwatch, http_server, tmp_path, db_path):
+    # "Retry-After: ²" (byte 0xb2) passed str.isdigit() but not float(): each page failed with
+    # "ValueError: could not convert string to float: '²'", a fetch attempt lost, and on
+    # robots.txt the whole site went uncrawled. It is retried with backoff, as "garbage" is.
+    base = build_site(http_server)
+    answered = set()
+
+    def article(handler):
+        if handler.path not in answered:
+            answered.add(handler.path)
+            handler.send_body(429, b"slow down", headers={"Retry-After": "\u00b2"})
+        else:
+            handler.send_body(200, _story(int(handler.path.rsplit("/", 1)[1].split(".")[0])))
+
+    reg = _listing_of(http_server, tmp_path, base, article, 2)
+    result = stiwatch("crawl", "--sources", str(reg), "--json", env=FAST)
+    assert result.exit_code == 0, result.output
+    assert "ValueError" not in result.output
+    stored = rows(db_path, "SELECT status, fetch_error FROM items")
+    assert stored == [{"status": "complete", "fetch_error": None}] * 2

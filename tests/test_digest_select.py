@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from digeststore import G7_MEETING, JAPAN_SECURITY, build, story
+from digeststore import G7_MEETING, JAPAN_SECURITY, add, build, story
 from digest import events
 from digest.errors import DigestError
 from digest.select import load_week, select
@@ -229,3 +229,35 @@ def test_headlines_rank_by_sources_then_relevance_then_recency(tmp_path):
     digest = select(load_week(store, parse_week(W47, "Asia/Tokyo")), None, 10)
     assert titles(digest) == ["Tuesday, two sources", "Friday, 0.991", "Monday, 0.999",
                               "Saturday, 0.72"]
+
+
+def test_untitled_reports_without_text_are_not_taken_for_one_event(tmp_path):
+    """A feed of bare links gives items with no title and no text: each is its own story.
+    They shared only the placeholder "(untitled)", and 14 such reports from 7 sources came out
+    as one story with 13 "Also reported by"."""
+    sources = ["jp-mext", "us-nsf", "eu-rtd", "uk-ukri", "de-bmbf", "news-a", "news-b"]
+    store = build(tmp_path / "s.db", [
+        story(f"https://{s}.example/{k}", f"2026-11-1{6 + k}T01:00:00Z", source=s, title=" ")
+        for k in range(2) for s in sources])
+    digest = select(load_week(store, parse_week(W47, "Asia/Tokyo")), None, 20)
+    assert (digest.total, digest.reports) == (14, 14)
+    assert set(titles(digest)) == {"(untitled)"}
+
+
+def test_an_event_hundreds_of_sources_reported_is_one_story(tmp_path):
+    """Over 500 reports in one connected group were left ungrouped: an event 600 sources
+    reported in their own words came out as 600 stories with one headline."""
+    count = 600
+    store = build(tmp_path / "s.db", [])
+    store.sync_sources([{"id": f"wire-{k}", "name": f"Wire {k}", "kind": "feed",
+                         "url": f"https://wire-{k}.example/feed", "country": None,
+                         "language": "en", "org_type": "news"} for k in range(count)])
+    words = ["ministers", "agreed", "funding", "quantum", "universities", "partnership",
+             "statement", "leaders", "welcomed", "billion"]
+    add(store, [story(f"https://wire-{k}.example/g7", f"2026-11-{16 + k % 3}T0{k % 9}:00:00Z",
+                      source=f"wire-{k}", countries=["CA"],
+                      title="G7 science ministers adopt research security principles in "
+                            f"Canada, {words[k % 10]} {words[(k // 10) % 10]}")
+                for k in range(count)])
+    digest = select(load_week(store, parse_week(W47, "Asia/Tokyo")), None, 10)
+    assert (digest.total, digest.reports) == (1, count)

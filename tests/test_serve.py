@@ -901,3 +901,21 @@ def test_paging_a_view_by_next_while_a_crawl_stores_items_shows_each_row_once(db
                          else base + html.unescape(link[1]))[1]
             shown = [row["id"] for row in newest[:50]]
             assert not any(f'/stiwatch/items/{item_id}"' in second for item_id in shown), view
+
+
+def test_a_next_link_with_a_snapshot_that_is_no_number_pages_the_view_as_it_is(db_path,
+                                                                                tmp_path):
+    """A hand-edited or mangled ``_snapshot`` is ignored (the view as it is now), never a 500:
+    "²" passed str.isdigit() but not int()."""
+    analysts_store.build(db_path)
+    with serving(db_path, tmp_path) as base:
+        whole = json.loads(get(f"{base}/stiwatch/items_tagged_json.json?_size=max")[1])
+        for given in ("abc", "-1", "", "99999999999999999999", "%C2%B2", "%D9%A3"):
+            for extension in (".json", ""):
+                status, page = get(f"{base}/stiwatch/items_tagged_json{extension}?_size=2"
+                                   f"&_next=2&_snapshot={given}")
+                assert status == 200, (given, extension, page[:300])
+            data = json.loads(get(f"{base}/stiwatch/items_tagged_json.json?_size=2&_next=2"
+                                  f"&_snapshot={given}")[1])
+            assert data["filtered_table_rows_count"] == len(whole["rows"]), given
+            assert [row[0] for row in data["rows"]] == [row[0] for row in whole["rows"][2:4]]
