@@ -40,6 +40,7 @@ FACETS: dict[str, list[Any]] = {
 SORT_DESC = {"items": "id", "items_tagged": "published_at",
              "items_tagged_json": "published_at", "crawl_runs": "id",
              "runs": "id"}
+SEARCHABLE_VIEWS = ("items_tagged", "items_tagged_json")
 HIDDEN = ("item_signatures", "signature_bands", "items_cjk_pending", "items_replaced")
 LABEL_COLUMNS = {"sources": "name", "labels": "name", "items": "title"}
 
@@ -81,7 +82,10 @@ def build_metadata(database: str, personal: bool = False) -> dict[str, Any]:
     # The search box on `items` uses the FTS5 index. "escaped": Datasette runs the query
     # through escape_fts(), which the plugin makes read `stiwatch search`'s syntax and
     # never fail ("raw" passed it to FTS5 as is: a lone quote was a 400 page).
-    tables["items"].update(fts_table="items_fts", fts_pk="id", searchmode="escaped")
+    # The views the analysts start from search the same index, by their item ids (without it
+    # their search box was there and did nothing).
+    for name in ("items", *SEARCHABLE_VIEWS):
+        tables[name].update(fts_table="items_fts", fts_pk="id", searchmode="escaped")
     for name, description in FTS.items():
         tables[name] = {"description_html": _html(description), "hidden": True}
     # A query's page shows description_html; the database page's link, description as its
