@@ -355,11 +355,15 @@ async def _view_snapshot(datasette: Any, scope: dict) -> tuple[dict, int | None]
     if view not in ITEM_VIEWS or "/" in database or extension not in ("", "json", "csv"):
         return scope, None
     args = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    if args.get("_next") and not _is_number(args["_next"][-1]):
+        # Datasette 0.65 reads a view's _next as an offset with int(): "abc" answered 500. A
+        # link so mangled shows the first page.
+        scope = {**scope, "query_string": _query_without(scope, "_next").encode("latin-1")}
+        del args["_next"]
     if args.get("_next") and not _streamed(scope):
         given = args.get(SNAPSHOT_ARG, [""])[-1]
-        # A link from before (no _snapshot) pages the view as it is, as it did. isascii: "²"
-        # and other Unicode digits pass isdigit() but not int(), which answered 500.
-        return scope, int(given) if given.isascii() and given.isdigit() else None
+        # A link from before (no _snapshot) pages the view as it is, as it did.
+        return scope, int(given) if _is_number(given) else None
     try:
         db = datasette.get_database(database)
     except KeyError:
@@ -367,10 +371,20 @@ async def _view_snapshot(datasette: Any, scope: dict) -> tuple[dict, int | None]
     last = (await db.execute("SELECT max(id) FROM items")).single_value()
     if last is None or _streamed(scope):
         return scope, last
-    query = "&".join(part for part in scope.get("query_string", b"").decode("latin-1").split("&")
-                     if part and part.split("=", 1)[0] != SNAPSHOT_ARG)
+    query = _query_without(scope, SNAPSHOT_ARG)
     query += ("&" if query else "") + f"{SNAPSHOT_ARG}={int(last)}"
     return {**scope, "query_string": query.encode("latin-1")}, last
+
+
+def _is_number(given: str) -> bool:
+    # isascii: "²" and other Unicode digits pass isdigit() but not int(), which answered 500
+    return given.isascii() and given.isdigit()
+
+
+def _query_without(scope: dict, name: str) -> str:
+    """The request's query string without the argument ``name``."""
+    return "&".join(part for part in scope.get("query_string", b"").decode("latin-1").split("&")
+                    if part and part.split("=", 1)[0] != name)
 
 
 def snapshotted(sql: str) -> str:

@@ -933,3 +933,18 @@ def test_a_next_link_with_a_snapshot_that_is_no_number_pages_the_view_as_it_is(d
                                   f"&_snapshot={given}")[1])
             assert data["filtered_table_rows_count"] == len(whole["rows"]), given
             assert [row[0] for row in data["rows"]] == [row[0] for row in whole["rows"][2:4]]
+
+
+def test_a_next_link_that_is_no_offset_shows_a_views_first_page(db_path, tmp_path):
+    """Datasette pages a view by an offset it reads with int(): a mangled ``_next`` ("abc",
+    "²") answered 500 Internal Server Error. Such a link now shows the view's first page."""
+    analysts_store.build(db_path)
+    with serving(db_path, tmp_path) as base:
+        first = json.loads(get(f"{base}/stiwatch/items_tagged.json?_size=2")[1])
+        for given in ("abc", "%C2%B2", "-1", "1.5"):
+            for extension in (".json", ""):
+                status, page = get(f"{base}/stiwatch/items_tagged{extension}?_size=2"
+                                   f"&_next={given}")
+                assert status == 200, (given, extension, page[:300])
+            data = json.loads(get(f"{base}/stiwatch/items_tagged.json?_size=2&_next={given}")[1])
+            assert data["rows"] == first["rows"], given
