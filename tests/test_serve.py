@@ -703,22 +703,31 @@ def test_items_of_one_country_says_when_it_shows_only_the_newest_1000(db_path, t
         assert len(list(csv.DictReader(io.StringIO(body, newline="")))) == japan
 
 
+def _with_october_notices(db_path, count, title):
+    """The analysts' store and ``count`` more notices of October, the k-th titled title(k)."""
+    analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        store.save_items([{"url": f"https://mext-news.example/p-{k}", "source_id": "mext-news",
+                           "title": title(k), "date_source": "page",
+                           "published_at": f"2026-10-{1 + k % 28:02d}T00:00:00Z"}
+                          for k in range(count)])
+
+
+def _view_ids(db_path, view):
+    with db.open_store(db_path, readonly=True) as store:
+        return sorted(row["id"] for row in store.query(f"SELECT id FROM {view}"))
+
+
 def test_a_streamed_csv_of_a_view_written_during_a_crawl_has_each_item_once(db_path, tmp_path):
     """A view pages by offset: a crawl storing items while an analyst streamed items_tagged
     (newest first) pushed rows already written into the next page. On a store of 50,000,
     100 items stored during the download gave 50,100 rows, 50,000 distinct. The download
     now reads the view as it was when it began."""
-    analysts_store.build(db_path)
     title = "Research council announces a programme for international collaboration. " * 60
-    with db.open_store(db_path) as store:
-        store.save_items([{"url": f"https://mext-news.example/p-{k}", "source_id": "mext-news",
-                           "title": f"{k} {title}", "date_source": "page",
-                           "published_at": f"2026-10-{1 + k % 28:02d}T00:00:00Z"}
-                          for k in range(2_000)])
+    _with_october_notices(db_path, 2_000, lambda k: f"{k} {title}")
     with serving(db_path, tmp_path) as base:
         for view in ("items_tagged", "items_tagged_json"):
-            with db.open_store(db_path, readonly=True) as store:
-                expected = sorted(row["id"] for row in store.query(f"SELECT id FROM {view}"))
+            expected = _view_ids(db_path, view)
             with urllib.request.urlopen(f"{base}/stiwatch/{view}.csv?_stream=on&_size=50"
                                         "&_sort_desc=published_at", timeout=60) as response:
                 head = response.read(100_000)  # the first pages: megabytes still unread
@@ -876,16 +885,10 @@ def test_paging_a_view_by_next_while_a_crawl_stores_items_shows_each_row_once(db
     pushed rows of the first page onto the second, which showed them again (10 stored between
     the pages: the second page began with the first's last 10 rows). "Next" now reads the view
     as it was when the first page was shown; a new first page shows the new items."""
-    analysts_store.build(db_path)
-    with db.open_store(db_path) as store:
-        store.save_items([{"url": f"https://mext-news.example/old-{k}", "source_id": "mext-news",
-                           "title": f"Older notice {k}", "date_source": "page",
-                           "published_at": f"2026-10-{1 + k % 28:02d}T00:00:00Z"}
-                          for k in range(120)])
+    _with_october_notices(db_path, 120, lambda k: f"Older notice {k}")
     with serving(db_path, tmp_path) as base:
         for view in ("items_tagged", "items_tagged_json"):
-            with db.open_store(db_path, readonly=True) as store:
-                expected = sorted(row["id"] for row in store.query(f"SELECT id FROM {view}"))
+            expected = _view_ids(db_path, view)
             url, seen, page = f"{base}/stiwatch/{view}.json?_shape=objects", [], 0
             while url:
                 data = json.loads(get(url)[1])
