@@ -244,6 +244,25 @@ def test_a_retry_after_of_years_pauses_the_host_a_week_at_most(stiwatch, http_se
         f"(STIWATCH_MAX_HOST_PAUSE): paused until {pause['not_before']}")
 
 
+def test_a_retry_after_of_hundreds_of_digits_is_reported_in_words(stiwatch, http_server,
+                                                                  tmp_path, db_path):
+    # "Retry-After: 1000...0" (400 digits) is float inf: the pause was kept to a week, but the
+    # note read "asked for a pause of inf s (Retry-After), kept to 604800 s".
+    base = build_site(http_server)
+    huge = "1" + "0" * 399
+    reg = _listing_of(http_server, tmp_path, base, lambda handler: handler.send_body(
+        503, b"maintenance", headers={"Retry-After": huge}), 2)
+    result = stiwatch("crawl", "--sources", str(reg), "--json", env=FAST)
+    assert result.exit_code == 0, result.output
+    [pause] = rows(db_path, "SELECT * FROM host_pauses")
+    flag = json.loads(result.stdout)["sources"][0]["flag"]
+    assert "inf" not in flag and "inf" not in pause["reason"]
+    assert flag.endswith(
+        "asked for a pause of over 30000 years (Retry-After: 100000000000…), kept to 604800 s "
+        f"(STIWATCH_MAX_HOST_PAUSE): paused until {pause['not_before']}")
+    assert len(flag) < 200
+
+
 def test_a_garbled_retry_after_is_no_retry_after(stiwatch, http_server, tmp_path, db_path):
     # "Retry-After: ²" (byte 0xb2) passed str.isdigit() but not float(): each page failed with
     # "ValueError: could not convert string to float: '²'", a fetch attempt lost, and on
