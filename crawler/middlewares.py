@@ -183,15 +183,26 @@ def new_pauses(crawler: Crawler) -> dict[str, Pause]:
     return {host: pause for host, pause in _paused_hosts(crawler).items() if not pause.stored}
 
 
-def pause_host(crawler: Crawler, request: Request, seconds: float) -> HostPaused:
+def _asked_for(seconds: float, header: bytes | str | None) -> str:
+    """"7200 s (Retry-After)"; a header of hundreds of digits (float inf, or a number as long)
+    in words and the header's start: "over 30000 years (Retry-After: 100000000000…)"."""
+    if seconds < 1e12:  # 31 700 years
+        return f"{seconds:.0f} s (Retry-After)"
+    text = (header.decode("latin-1") if isinstance(header, bytes) else header or "").strip()
+    return f"over 30000 years (Retry-After: {text[:12]}{'…' if len(text) > 12 else ''})"
+
+
+def pause_host(crawler: Crawler, request: Request, seconds: float,
+               header: bytes | str | None = None) -> HostPaused:
     """Send ``request``'s host nothing more until its pause ends (this crawl, and the crawls
     that start before then); the requests already queued for it in the downloader are dropped
     unsent (HostPaused) rather than sent one after another to a host that asked us to wait.
-    Returns the error for ``request`` itself."""
+    ``header`` is the Retry-After that asked for ``seconds``. Returns the error for
+    ``request`` itself."""
     key = _slot_key(request)
     paused = _paused_hosts(crawler)
     if key not in paused:
-        reason = f"asked for a pause of {seconds:.0f} s (Retry-After)"
+        reason = f"asked for a pause of {_asked_for(seconds, header)}"
         # A misconfigured server's "Retry-After: 999999999" (or a date years ahead) would
         # silence the source for good: the pause kept is bounded, and says so.
         longest = crawler.settings.getfloat("STIWATCH_MAX_HOST_PAUSE", MAX_HOST_PAUSE)
@@ -412,7 +423,26 @@ class BackoffRetryMiddleware(RetryMiddleware):
     def from_crawler(cls, crawler: Crawler) -> "BackoffRetryMiddleware":
         middleware = super().from_crawler(crawler)
         crawler.signals.connect(middleware.stop, signal=stop_requested)
+        crawler.signals.connect(middleware._downloaded, signal=signals.response_downloaded)
         return middleware
+
+    def _downloaded(self, response: Response, request: Request) -> None:
+        # Scrapy frees the download slot, and sends the host's next queued request at once when
+        # there is no download delay, before process_response sees this answer: one more page
+        # went to a host that had just asked for two hours. response_downloaded is sent while
+        # the slot is still taken, so the pause (and the queue's drop) come first.
+        header = response.headers.get(b"Retry-After")
+        asked = self._pause_asked(request, response, header)
+        if asked is not None:
+            pause_host(self.crawler, request, asked, header)
+
+    def _pause_asked(self, request: Request, response: Response,
+                     header: bytes | None) -> float | None:
+        """The seconds of the pause a retried answer asks for beyond STIWATCH_MAX_RETRY_AFTER."""
+        if request.meta.get("dont_retry", False) or response.status not in self.retry_http_codes:
+            return None
+        asked = retry_after_seconds(header)
+        return asked if asked is not None and asked > self.max_retry_after else None
 
     def stop(self) -> None:
         self.stopping = True
@@ -452,11 +482,14 @@ class BackoffRetryMiddleware(RetryMiddleware):
             ease_off(self.crawler, request)
         if request.meta.get("dont_retry", False) or response.status not in self.retry_http_codes:
             return response
-        asked = retry_after_seconds(response.headers.get(b"Retry-After"))
-        if asked is not None and asked > self.max_retry_after:
+        header = response.headers.get(b"Retry-After")
+        long_pause = self._pause_asked(request, response, header)
+        if long_pause is not None:
             # The host asks for longer than a crawl waits: it gets nothing more this crawl (it
-            # used to be asked for every other page of it, each answered 429 in turn).
-            raise pause_host(self.crawler, request, asked)
+            # used to be asked for every other page of it, each answered 429 in turn). Already
+            # paused on response_downloaded (``_downloaded``); this is the error for ``request``.
+            raise pause_host(self.crawler, request, long_pause, header)
+        asked = retry_after_seconds(header)
         retry = self._retry(request, response_status_message(response.status))
         if retry is None:
             return response

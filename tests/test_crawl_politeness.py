@@ -226,6 +226,24 @@ def test_a_long_retry_after_is_kept_for_the_crawls_that_start_before_it_ends(
     assert rows(db_path, "SELECT * FROM host_pauses") == []
 
 
+def test_no_request_reaches_a_host_after_its_long_retry_after_without_a_delay(
+        stiwatch, http_server, tmp_path, db_path):
+    # With one request at a time and no download delay, one more article was sent to the host
+    # after its "429, Retry-After: 7200": Scrapy frees the download slot (and sends the next
+    # queued request) before the downloader middlewares see the answer.
+    base = build_site(http_server)
+    busy, article = _busy_articles("7200")
+    reg = _listing_of(http_server, tmp_path, base, article, 6)
+    env = {**FAST, "STIWATCH_DOWNLOAD_DELAY": "0", "STIWATCH_CONCURRENT_REQUESTS_PER_DOMAIN": "1"}
+
+    result = stiwatch("crawl", "--sources", str(reg), "--json", env=env)
+    assert result.exit_code == 0, result.output
+    assert len([r for r in http_server.requests if r.path.startswith("/a/")]) == 1
+    [source] = json.loads(result.stdout)["sources"]
+    assert source["deferred"] == 6 and source["partial"] == 0
+    assert rows(db_path, "SELECT url FROM items") == []
+
+
 def test_a_retry_after_of_years_pauses_the_host_a_week_at_most(stiwatch, http_server, tmp_path,
                                                               db_path):
     # Kept between crawls, a misconfigured "Retry-After: 999999999" would silence the source
@@ -242,6 +260,25 @@ def test_a_retry_after_of_years_pauses_the_host_a_week_at_most(stiwatch, http_se
     assert json.loads(result.stdout)["sources"][0]["flag"].endswith(
         "asked for a pause of 999999999 s (Retry-After), kept to 604800 s "
         f"(STIWATCH_MAX_HOST_PAUSE): paused until {pause['not_before']}")
+
+
+def test_a_retry_after_of_hundreds_of_digits_is_reported_in_words(stiwatch, http_server,
+                                                                  tmp_path, db_path):
+    # "Retry-After: 1000...0" (400 digits) is float inf: the pause was kept to a week, but the
+    # note read "asked for a pause of inf s (Retry-After), kept to 604800 s".
+    base = build_site(http_server)
+    huge = "1" + "0" * 399
+    reg = _listing_of(http_server, tmp_path, base, lambda handler: handler.send_body(
+        503, b"maintenance", headers={"Retry-After": huge}), 2)
+    result = stiwatch("crawl", "--sources", str(reg), "--json", env=FAST)
+    assert result.exit_code == 0, result.output
+    [pause] = rows(db_path, "SELECT * FROM host_pauses")
+    flag = json.loads(result.stdout)["sources"][0]["flag"]
+    assert "inf" not in flag and "inf" not in pause["reason"]
+    assert flag.endswith(
+        "asked for a pause of over 30000 years (Retry-After: 100000000000…), kept to 604800 s "
+        f"(STIWATCH_MAX_HOST_PAUSE): paused until {pause['not_before']}")
+    assert len(flag) < 200
 
 
 def test_a_garbled_retry_after_is_no_retry_after(stiwatch, http_server, tmp_path, db_path):
