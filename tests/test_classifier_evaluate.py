@@ -198,17 +198,28 @@ def test_errors_lists_what_each_wrong_item_missed_and_added(stiwatch, tmp_path: 
 # who saw only taxonomy.md, with metonyms, currencies, demonyms and passing mentions; both
 # measured first (rules alone: policy 0.972 / 0.972, areas 0.677 / 0.636, domains 0.899 / 0.853,
 # countries 0.972 / 0.981), then fresh3 guided a few Swiss place names (countries 0.981);
-# fresh4 is measured only.
+# fresh4 is measured only. Second round of non-English area cues (areas.toml 2026.11.27.10),
+# guided by cjk, cjk2, cjk3, europe and europe2, areas micro-F1 rules alone before / after:
+# 0.813 / 0.833, 0.865 / 0.880, 0.769 / 0.878, 0.739 / 0.783, 0.630 / 0.694.
+# `i18n_heldout`, 24 briefs (4 each in ja, zh, ko, de, fr, es, 4 of them not policy) written
+# from taxonomy.md alone before that round and never used to choose a term: areas
+# 0.727 / 0.800; policy 0.974, domains 0.625, countries 0.885 unchanged.
 @pytest.mark.parametrize("name, floors", [
     ("news_dev_briefs.jsonl", {"policy": 0.92, "domains": 0.85, "countries": 0.95}),
     ("news_dev_articles.jsonl", {"policy": 0.92, "domains": 0.9, "countries": 0.93}),
     ("news_dev_fresh.jsonl", {"policy": 0.95, "domains": 0.85, "countries": 0.94}),
     ("news_dev_fresh2.jsonl", {"policy": 0.92, "domains": 0.9, "countries": 0.97}),
-    ("news_dev_cjk.jsonl", {"policy": 0.95, "domains": 0.9, "countries": 0.9}),
-    ("news_dev_cjk2.jsonl", {"policy": 0.95, "domains": 0.9, "countries": 0.95}),
-    ("news_dev_cjk3.jsonl", {"policy": 0.88, "domains": 0.8, "countries": 0.93}),
-    ("news_dev_europe.jsonl", {"policy": 0.95, "domains": 0.75, "countries": 0.88}),
-    ("news_dev_europe2.jsonl", {"policy": 0.88, "domains": 0.68, "countries": 0.82}),
+    ("news_dev_cjk.jsonl", {"policy": 0.95, "domains": 0.9, "countries": 0.9, "areas": 0.8}),
+    ("news_dev_cjk2.jsonl", {"policy": 0.95, "domains": 0.9, "countries": 0.95,
+                              "areas": 0.85}),
+    ("news_dev_cjk3.jsonl", {"policy": 0.88, "domains": 0.8, "countries": 0.93,
+                              "areas": 0.85}),
+    ("news_dev_europe.jsonl", {"policy": 0.95, "domains": 0.75, "countries": 0.88,
+                                "areas": 0.75}),
+    ("news_dev_europe2.jsonl", {"policy": 0.88, "domains": 0.68, "countries": 0.82,
+                                 "areas": 0.66}),
+    ("news_dev_i18n_heldout.jsonl", {"policy": 0.95, "domains": 0.6, "countries": 0.85,
+                                     "areas": 0.77}),
     ("news_dev_fresh3.jsonl", {"policy": 0.95, "domains": 0.87, "countries": 0.96}),
     ("news_dev_fresh4.jsonl", {"policy": 0.95, "domains": 0.83, "countries": 0.96,
                                "areas": 0.6}),
