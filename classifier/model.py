@@ -605,7 +605,7 @@ def train(
     stacking: bool = True,
     progress: Progress | None = None,
     seed: int = 0,
-    jobs: int = 2,
+    jobs: int = 1,
 ) -> PolicyModel:
     """Fit relevance, area and theme models; thresholds and metrics come from k-fold CV on
     ``samples``.
@@ -614,7 +614,10 @@ def train(
     ``(1 - rule_weight) * model score + rule_weight * rule score``, and the thresholds are
     chosen on that blend. ``rule_weight`` and ``theme_share`` left at None are chosen by CV
     (the pair of RULE_WEIGHTS x THEME_SHARES with the best out-of-fold micro-F1).
-    ``jobs``: models fitted at once (threads).
+    ``jobs``: models fitted at once (threads). 1 by default: liblinear draws its example order
+    from the C library's one global rand(), so fits in threads at once take each other's draws
+    and the same data gave different models (and 2 threads trained the 2021 export no faster:
+    40 s either way).
     """
     taxonomy = taxonomy or load_taxonomy()
     say = progress or (lambda message: None)
