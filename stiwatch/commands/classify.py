@@ -121,8 +121,9 @@ def classify_command(app: App, everything: bool, model_dir: str | None, no_model
 
     Uses the trained model in the model folder when there is one (see `stiwatch train`),
     otherwise the lexicon rules, and says which; with nothing to classify it loads neither
-    (a saved model made for other versions is still refused, from its metadata) and says so. Tags an analyst set with `stiwatch tag` are
-    never overwritten; near-duplicates inherit their original's tags.
+    (a saved model made for other versions is still refused, from its metadata) and says
+    so. Tags an analyst set with `stiwatch tag` are never overwritten; near-duplicates
+    inherit their original's tags.
     """
     result = run_classification(app, everything=everything, model_dir=model_dir,
                                 use_model=not no_model)
@@ -447,20 +448,29 @@ def _shown(row: dict[str, Any]) -> dict[str, Any]:
     return {key: UNDEFINED if value is None else value for key, value in row.items()}
 
 
+def _facet_value(raw: str) -> tuple[str, bool, str]:
+    """``FACET=VALUE`` as (facet, whether "=" was given, value), spelt as the taxonomy spells
+    labels: the facet in lower case, a country code in capitals."""
+    facet, sep, value = raw.partition("=")
+    facet, value = facet.strip().lower(), value.strip()
+    return facet, bool(sep), value.upper() if facet == "country" else value
+
+
+def _check_label(taxonomy: "Taxonomy", option: str, raw: str, facet: str, value: str) -> None:
+    try:
+        taxonomy.check(facet, value)
+    except UnknownLabel as error:
+        raise UserError(f"{option} {raw!r}: {error}") from None
+
+
 def _pairs(values: tuple[str, ...], option: str) -> list[tuple[str, str]]:
     taxonomy = load_taxonomy()
     pairs = []
     for raw in values:
-        facet, sep, value = raw.partition("=")
-        facet, value = facet.strip().lower(), value.strip()
+        facet, sep, value = _facet_value(raw)
         if not sep or not facet or not value:
             raise UserError(f"{option} {raw!r}: expected FACET=VALUE, e.g. area=open_science")
-        if facet == "country":
-            value = value.upper()
-        try:
-            taxonomy.check(facet, value)
-        except UnknownLabel as error:
-            raise UserError(f"{option} {raw!r}: {error}") from None
+        _check_label(taxonomy, option, raw, facet, value)
         pairs.append((facet, value))
     return pairs
 
@@ -477,8 +487,7 @@ def _undo_specs(values: tuple[str, ...], corrected: set[tuple[str, str]]
     taxonomy = load_taxonomy()
     specs: list[tuple[str, str | None]] = []
     for raw in values:
-        facet, sep, value = raw.partition("=")
-        facet, value = facet.strip().lower(), value.strip()
+        facet, sep, value = _facet_value(raw)
         if not facet or (sep and not value):
             raise UserError(f"--undo {raw!r}: expected FACET or FACET=VALUE, e.g. country "
                             "or area=open_science")
@@ -488,13 +497,8 @@ def _undo_specs(values: tuple[str, ...], corrected: set[tuple[str, str]]
         if not sep:
             specs.append((facet, None))
             continue
-        if facet == "country":
-            value = value.upper()
         if (facet, value) not in corrected:
-            try:
-                taxonomy.check(facet, value)
-            except UnknownLabel as error:
-                raise UserError(f"--undo {raw!r}: {error}") from None
+            _check_label(taxonomy, "--undo", raw, facet, value)
         specs.append((facet, value))
     return specs
 
