@@ -21,7 +21,6 @@ import time
 
 import _stores
 from _stores import cached
-import db
 import store_scale
 from store_scale import AREAS, COUNTRIES, TextMaker, insert_items, save_tags, tag_rows
 

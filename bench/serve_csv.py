@@ -21,8 +21,6 @@ import urllib.request
 
 from _stores import ROOT, make_store
 
-import db  # noqa: E402  (on the path through _stores)
-
 BODY = ("The council reviewed grants, fellowships and research infrastructure, and "
         "published its annual report on international collaboration. ") * 5
 

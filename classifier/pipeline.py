@@ -24,7 +24,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import lru_cache
 import gc
 import math
@@ -37,13 +37,13 @@ import pycountry
 
 from db.codes import COUNTRY_ALIASES
 
-from .report import ClassifyReport
 from .countries import (MODEL_STEM as COUNTRY_STEM, CountryModel, derive_regions,
                         load_country_model)
 from .domains import DomainTagger
 from .lexicon import share_scan
 from .model import MODEL_STEM, RULES_CERTAIN, PolicyModel, load_model
 from .places import Gazetteer, region_map
+from .report import ClassifyReport
 from .rules import RuleTagger
 
 POLICY_THRESHOLD = 0.5
