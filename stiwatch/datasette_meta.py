@@ -40,7 +40,9 @@ FACETS: dict[str, list[Any]] = {
 SORT_DESC = {"items": "id", "items_tagged": "published_at",
              "items_tagged_json": "published_at", "crawl_runs": "id",
              "runs": "id"}
-SEARCHABLE_VIEWS = ("items_tagged", "items_tagged_json")
+# Views of items, where an id names an item of the items table: their search box reads the
+# items' index, their pages read a snapshot (the plugin), their ids link to items.
+ITEM_VIEWS = ("items_tagged", "items_tagged_json")
 HIDDEN = ("item_signatures", "signature_bands", "items_cjk_pending", "items_replaced")
 LABEL_COLUMNS = {"sources": "name", "labels": "name", "items": "title"}
 
@@ -84,7 +86,7 @@ def build_metadata(database: str, personal: bool = False) -> dict[str, Any]:
     # never fail ("raw" passed it to FTS5 as is: a lone quote was a 400 page).
     # The views the analysts start from search the same index, by their item ids (without it
     # their search box was there and did nothing).
-    for name in ("items", *SEARCHABLE_VIEWS):
+    for name in ("items", *ITEM_VIEWS):
         tables[name].update(fts_table="items_fts", fts_pk="id", searchmode="escaped")
     for name, description in FTS.items():
         tables[name] = {"description_html": _html(description), "hidden": True}

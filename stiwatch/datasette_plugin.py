@@ -60,6 +60,7 @@ from markupsafe import Markup, escape
 from db.search import CJK_TABLE, BadQuery, box_query, cjk_query, plain_query
 from db.tags import FACETS
 
+from .datasette_meta import ITEM_VIEWS
 from .output import spreadsheet_text
 
 MAX_VALUE_BYTES = 64 * 1024 * 1024
@@ -125,10 +126,6 @@ def filters_from_request(request: Any, database: str, table: str,
             return FilterArguments([], human_descriptions=[note])
         return inner
     return None
-
-
-# Views of items, where an id names an item of the items table.
-ITEM_VIEWS = frozenset({"items_tagged", "items_tagged_json"})
 
 
 @hookimpl
@@ -360,7 +357,8 @@ async def _view_snapshot(datasette: Any, scope: dict) -> tuple[dict, int | None]
         # link so mangled shows the first page.
         scope = {**scope, "query_string": _query_without(scope, "_next").encode("latin-1")}
         del args["_next"]
-    if args.get("_next") and not _streamed(scope):
+    streamed = _streamed(args)
+    if args.get("_next") and not streamed:
         given = args.get(SNAPSHOT_ARG, [""])[-1]
         # A link from before (no _snapshot) pages the view as it is, as it did.
         return scope, int(given) if _is_number(given) else None
@@ -369,7 +367,7 @@ async def _view_snapshot(datasette: Any, scope: dict) -> tuple[dict, int | None]
     except KeyError:
         return scope, None
     last = (await db.execute("SELECT max(id) FROM items")).single_value()
-    if last is None or _streamed(scope):
+    if last is None or streamed:
         return scope, last
     query = _query_without(scope, SNAPSHOT_ARG)
     query += ("&" if query else "") + f"{SNAPSHOT_ARG}={int(last)}"
@@ -412,15 +410,17 @@ def asgi_wrapper(datasette: Any) -> Callable[[Any], Any]:
                 await app(scope, receive, send)
                 return
             scope, snapshot = await _view_snapshot(datasette, scope)
-            if not scope.get("path", "").endswith(".csv"):
-                last = _stream_last_item.set(snapshot)
-                try:
-                    await app(scope, receive, send)
-                finally:
-                    _stream_last_item.reset(last)
-                return
-            scope = streamed_by_thousands(scope)
             last = _stream_last_item.set(snapshot)
+            try:
+                if scope.get("path", "").endswith(".csv"):
+                    await _spreadsheet_csv(app, scope, receive, send)
+                else:
+                    await app(scope, receive, send)
+            finally:
+                _stream_last_item.reset(last)
+
+        async def _spreadsheet_csv(app: Any, scope: dict, receive: Any, send: Any) -> None:
+            scope = streamed_by_thousands(scope)
             rewrite = False
             first = True
             quoter = FormulaQuoter()
@@ -443,17 +443,14 @@ def asgi_wrapper(datasette: Any) -> Callable[[Any], Any]:
                     event = {**event, "body": body}
                 await send(event)
 
-            try:
-                await app(scope, receive, rewriting_send)
-            finally:
-                _stream_last_item.reset(last)
+            await app(scope, receive, rewriting_send)
         return csv_for_spreadsheets
     return wrap
 
 
-def _streamed(scope: dict) -> bool:
-    """Whether ``scope`` asks for a streamed download (Datasette: any non-empty _stream)."""
-    args = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+def _streamed(args: dict[str, list[str]]) -> bool:
+    """Whether a request's arguments (``parse_qs``) ask for a streamed download (Datasette:
+    any non-empty _stream)."""
     return any(args.get("_stream", []))
 
 
@@ -462,8 +459,8 @@ def streamed_by_thousands(scope: dict) -> dict:
     gives no ``_size``: Datasette's stream then reads max_returned_rows rows a query, as its
     own "stream all rows" form asks, where it read default_page_size (50)."""
     query = scope.get("query_string", b"")
-    if not _streamed(scope) or "_size" in parse_qs(query.decode("latin-1"),
-                                                   keep_blank_values=True):
+    args = parse_qs(query.decode("latin-1"), keep_blank_values=True)
+    if not _streamed(args) or "_size" in args:
         return scope
     return {**scope, "query_string": query + (b"&" if query else b"") + b"_size=max"}
 
