@@ -419,13 +419,6 @@ class TagsMixin:
             [item_id, facet, value, verdict, now],
         )
 
-    def analyst_removals(self, item_id: int) -> list[tuple[str, str]]:
-        """``(facet, value)`` of the tags an analyst removed from the item (kept away from every
-        later classification), in facet and value order."""
-        return [(facet, value) for facet, value in self.conn.execute(
-            "SELECT facet, value FROM analyst_labels WHERE item_id = ? AND verdict = 0"
-            " ORDER BY facet, value", [item_id])]
-
     def analyst_labelled_items(self) -> list[dict[str, Any]]:
         """Items an analyst corrected, with their text and every verdict, for training."""
         rows = self.query(

@@ -606,7 +606,8 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
                  "(or `run`) tags them, or add them with --add area=...", err=True)
     # A removal leaves no tag to show: without this line the analyst could not see what is
     # being kept away, nor why a tag the text names never comes back.
-    kept_away = store.analyst_removals(item_id)
+    kept_away = [(facet, value) for facet, value, verdict in store.analyst_verdicts(item_id)
+                 if not verdict]
     if as_json:
         shown: dict[str, Any] = {
             "item_id": item_id, "tags": tags,
