@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 import html
 from functools import lru_cache
 import re
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from classifier.taxonomy import load_taxonomy
 from db import FILTER_FACETS, FILTERS
@@ -268,12 +268,8 @@ def load_week(store: Any, week: Week, rows: list[dict[str, Any]] | None = None) 
             # A wire story stored before the ministry's own page: the story links to the
             # page of the body that acts (its first copy from an official source).
             coverage.sort(key=lambda c: c.get("source_org_type") not in OFFICIAL)
-        sources, seen = [], set()
-        for copy in coverage:
-            if copy["source_id"] not in seen:
-                seen.add(copy["source_id"])
-                sources.append(Source(copy["source_id"], copy["source_name"] or copy["source_id"],
-                                      copy["url"]))
+        sources = _distinct(Source(copy["source_id"], copy["source_name"] or copy["source_id"],
+                                   copy["url"]) for copy in coverage)
         source = sources[0]
         title = clean_text(row["title"]) or UNTITLED
         summary = short_summary(row.get("summary"), row.get("body"))
@@ -322,14 +318,17 @@ def group_events(stories: list[Story], leads: Mapping[int, str]) -> list[Story]:
     return grouped
 
 
+def _distinct(sources: Iterable[Source]) -> list[Source]:
+    """``sources`` in their order, each source once (its first page)."""
+    first: dict[str, Source] = {}
+    for source in sources:
+        first.setdefault(source.id, source)
+    return list(first.values())
+
+
 def _merge(members: list[Story]) -> Story:
     lead = members[0]
-    sources, seen = [], set()
-    for member in members:
-        for source in member.sources:
-            if source.id not in seen:
-                seen.add(source.id)
-                sources.append(source)
+    sources = _distinct(source for member in members for source in member.sources)
     area_scores: dict[str, float] = {}
     for member in members:
         for area, score in member.area_scores.items():
