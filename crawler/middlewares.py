@@ -431,18 +431,12 @@ class BackoffRetryMiddleware(RetryMiddleware):
         # there is no download delay, before process_response sees this answer: one more page
         # went to a host that had just asked for two hours. response_downloaded is sent while
         # the slot is still taken, so the pause (and the queue's drop) come first.
-        header = response.headers.get(b"Retry-After")
-        asked = self._pause_asked(request, response, header)
-        if asked is not None:
-            pause_host(self.crawler, request, asked, header)
-
-    def _pause_asked(self, request: Request, response: Response,
-                     header: bytes | None) -> float | None:
-        """The seconds of the pause a retried answer asks for beyond STIWATCH_MAX_RETRY_AFTER."""
         if request.meta.get("dont_retry", False) or response.status not in self.retry_http_codes:
-            return None
+            return
+        header = response.headers.get(b"Retry-After")
         asked = retry_after_seconds(header)
-        return asked if asked is not None and asked > self.max_retry_after else None
+        if asked is not None and asked > self.max_retry_after:
+            pause_host(self.crawler, request, asked, header)
 
     def stop(self) -> None:
         self.stopping = True
@@ -483,13 +477,12 @@ class BackoffRetryMiddleware(RetryMiddleware):
         if request.meta.get("dont_retry", False) or response.status not in self.retry_http_codes:
             return response
         header = response.headers.get(b"Retry-After")
-        long_pause = self._pause_asked(request, response, header)
-        if long_pause is not None:
+        asked = retry_after_seconds(header)
+        if asked is not None and asked > self.max_retry_after:
             # The host asks for longer than a crawl waits: it gets nothing more this crawl (it
             # used to be asked for every other page of it, each answered 429 in turn). Already
             # paused on response_downloaded (``_downloaded``); this is the error for ``request``.
-            raise pause_host(self.crawler, request, long_pause, header)
-        asked = retry_after_seconds(header)
+            raise pause_host(self.crawler, request, asked, header)
         retry = self._retry(request, response_status_message(response.status))
         if retry is None:
             return response
