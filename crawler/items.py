@@ -38,7 +38,6 @@ class ArticleItem:
     row: dict[str, Any]
     refetch: bool = False  # the URL was already stored (partial retry or --refresh)
     listing_url: str | None = None  # the listing's URL for it, when the page's own differs
-    attempted: bool = True  # False: the page was not requested (robots.txt forbids it)
 
 
 def with_note(flag: str | None, note: str) -> str:

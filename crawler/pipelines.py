@@ -414,7 +414,9 @@ class StorePipeline:
                         row["duplicate_of"] = earlier
                     else:
                         row["duplicate_of"] = None
-                [(item_id, created)] = self.store.save_items([row], attempted=item.attempted)
+                # robots.txt refused the page before anything was sent: no attempt of it
+                forbidden = row.get("fetch_error") == ROBOTS_FORBIDDEN
+                [(item_id, created)] = self.store.save_items([row], attempted=not forbidden)
                 if listing_url:
                     # Next time the listing names this URL, the article is known already.
                     aliases.append((listing_url, item_id))
@@ -428,7 +430,7 @@ class StorePipeline:
                     outcome = "unchanged"  # fetched again (--refresh), same text as stored
                 else:
                     outcome = "updated"
-                forbidden = outcome == "partial" and row.get("fetch_error") == ROBOTS_FORBIDDEN
+                forbidden = forbidden and outcome == "partial"
                 outcomes.append((row["source_id"], outcome, forbidden))
                 if outcome == "partial" and not forbidden:
                     # (a page robots.txt forbids is the site's wish, not a problem to report)

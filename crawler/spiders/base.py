@@ -544,10 +544,7 @@ class SourceSpider(scrapy.Spider):
             # are asked again every crawl, never given up, and would be rewritten each time).
             yield SourceEvent(candidate.source_id, robots_forbidden=1)
             return
-        item = self.partial(candidate, message, request.meta["refetch"])
-        # robots.txt refused it before anything was sent: no attempt of the page's
-        item.attempted = message != ROBOTS_FORBIDDEN
-        yield item
+        yield self.partial(candidate, message, request.meta["refetch"])
 
     def partial(self, candidate: Candidate, error: str, refetch: bool) -> ArticleItem:
         """The article as the listing described it, kept until its page can be read."""
