@@ -18,9 +18,15 @@ def utcnow() -> str:
     return iso_utc(datetime.now(timezone.utc))
 
 
+def noon_utc(day: date) -> datetime:
+    """The moment a date without a time of day (a page's ``<meta name="date"
+    content="2026-11-20">``) stands for: noon UTC of that date. Midnight UTC put it on the day
+    before for every reader west of UTC (19:00 the day before in New York), in dates shown and
+    in the digest's weeks; noon UTC is that same date from UTC-11 to UTC+11, Tokyo and
+    Washington alike."""
+    return datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc)
+
+
 def iso_day(day: date) -> str:
-    """A date without a time of day (a page's ``<meta name="date" content="2026-11-20">``) in
-    the store's form: noon UTC of that date. Midnight UTC put it on the day before for every
-    reader west of UTC (19:00 the day before in New York), in dates shown and in the digest's
-    weeks; noon UTC is that same date from UTC-11 to UTC+11, Tokyo and Washington alike."""
-    return f"{day.year:04d}-{day:%m-%d}T12:00:00Z"
+    """A date without a time of day in the store's form (``noon_utc``)."""
+    return iso_utc(noon_utc(day))

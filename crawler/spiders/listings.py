@@ -16,7 +16,7 @@ from lxml import etree
 from scrapy.http import Response
 from scrapy.utils.gz import gunzip
 
-from db.clock import iso_day, iso_utc
+from db.clock import iso_utc, noon_utc
 
 from ..extract import decode_html
 from ..feeds import FeedError, parse_feed
@@ -166,9 +166,9 @@ def _iso_date(value: str | None) -> datetime | None:
             return None
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
         # A day (a news sitemap's publication date often is): stored as noon UTC of it, as
-        # every date without a time of day (db.clock.iso_day).
+        # every date without a time of day (db.clock.noon_utc).
         try:
-            return datetime.fromisoformat(iso_day(date.fromisoformat(text)).replace("Z", "+00:00"))
+            return noon_utc(date.fromisoformat(text))
         except ValueError:
             return None
     for candidate in (text, text[:10]):
