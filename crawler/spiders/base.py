@@ -314,7 +314,9 @@ class SourceSpider(scrapy.Spider):
                                   last_modified=last_modified or sent.get("last_modified"))
             return
         try:
-            candidates, follow, flag = await self.parse_kind_aside(source, response)
+            # In a thread of the spider's own: a feed of 30,000 entries takes 20 s to read, and
+            # read in the reactor's thread it held every other source's downloads as long.
+            candidates, follow, flag = await self.aside(self.parse_kind, source, response)
         except Exception as error:  # noqa: BLE001 - one bad listing must not stop the crawl
             message = str(error) if isinstance(error, ListingError) else (
                 f"The listing at {response.url} could not be read ({type(error).__name__}: "
@@ -374,20 +376,14 @@ class SourceSpider(scrapy.Spider):
         else:
             yield SourceEvent(request.meta["source_id"], errors=[f"{request.url}: {message}"])
 
-    async def parse_kind_aside(self, source: dict[str, Any], response: Response
-                               ) -> tuple[list[Candidate], list[str], str | None]:
-        """``parse_kind`` in a thread of the spider's own: a feed of 30,000 entries takes 20 s
-        to read, and read in the reactor's thread it held every download of every other
-        source for as long (nothing sent, no answer read)."""
-        return await self.aside(self.parse_kind, source, response)
-
     async def aside(self, work: Any, *args: Any, **kwargs: Any) -> Any:
         """``work(*args, **kwargs)`` in a thread of the spider's own, for reading listings and
         extracting articles: CPU work that held the reactor's thread, and with it every
         download of every other source, for as long as it took. The threads share the GIL,
         but the reactor gets its turns. (Not the reactor's thread pool: DNS lookups wait
-        there.) ``work`` is handed plain data (bytes, str, dicts), never Scrapy objects that
-        the reactor's thread may touch meanwhile."""
+        there.) ``work`` is handed nothing the reactor's thread changes meanwhile: plain data
+        (bytes, str, dicts), or a listing's response, which no one else touches once it has
+        arrived."""
         from twisted.internet import reactor
         from twisted.internet.threads import deferToThreadPool
         from twisted.python.threadpool import ThreadPool
