@@ -10,6 +10,11 @@ from .items import chunks, insert_rows
 
 FACETS = ("policy", "area", "domain", "country", "region")
 METHODS = ("model", "rules", "gazetteer", "source", "analyst")
+# A tag that is not an analyst's own verdict (an added label): what replacing an item's tags
+# may delete. A tag copied from an original with method analyst is not the copy's own.
+_NOT_OWN_VERDICT = ("(method != 'analyst' OR NOT EXISTS (SELECT 1 FROM analyst_labels a"
+                    " WHERE a.item_id = tags.item_id AND a.facet = tags.facet"
+                    " AND a.value = tags.value AND a.verdict = 1))")
 
 
 def _check(facet: str, value: str, method: str = "analyst") -> None:
@@ -141,9 +146,7 @@ class TagsMixin:
             for chunk in chunks(ids):
                 self.conn.execute(
                     f"DELETE FROM tags WHERE item_id IN ({', '.join('?' * len(chunk))})"
-                    " AND (method != 'analyst' OR NOT EXISTS ("
-                    "SELECT 1 FROM analyst_labels a WHERE a.item_id = tags.item_id"
-                    " AND a.facet = tags.facet AND a.value = tags.value AND a.verdict = 1))",
+                    f" AND {_NOT_OWN_VERDICT}",
                     chunk,
                 )
             insert_rows(self.conn, "INSERT OR IGNORE INTO tags"
@@ -336,11 +339,8 @@ class TagsMixin:
             writable = _machine_writable({(facet, value) for facet, value in self.conn.execute(
                 "SELECT facet, value FROM analyst_labels WHERE item_id = ?", [copy])})
             # as save_classifications replaces a copy's tags: all but its own analyst verdicts
-            self.conn.execute(
-                "DELETE FROM tags WHERE item_id = ? AND (method != 'analyst' OR NOT EXISTS ("
-                "SELECT 1 FROM analyst_labels a WHERE a.item_id = tags.item_id"
-                " AND a.facet = tags.facet AND a.value = tags.value AND a.verdict = 1))",
-                [copy])
+            self.conn.execute(f"DELETE FROM tags WHERE item_id = ? AND {_NOT_OWN_VERDICT}",
+                              [copy])
             self.conn.executemany(
                 "INSERT OR IGNORE INTO tags"
                 " (item_id, facet, value, score, method, model_version, tagged_at)"

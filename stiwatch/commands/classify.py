@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import click
 
 from classifier.taxonomy import UnknownLabel, load_taxonomy
+from db.tags import FACETS
 
 from ..app import App, pass_app
 from ..errors import UserError
@@ -475,10 +476,6 @@ def _pairs(values: tuple[str, ...], option: str) -> list[tuple[str, str]]:
     return pairs
 
 
-# The facets an analyst corrects: `--undo FACET` takes back every verdict on one of them.
-TAG_FACETS = ("policy", "area", "domain", "country", "region")
-
-
 def _undo_specs(values: tuple[str, ...], corrected: set[tuple[str, str]]
                 ) -> list[tuple[str, str | None]]:
     """The --undo values as (facet, value), value None for a whole facet. A value the taxonomy
@@ -491,9 +488,9 @@ def _undo_specs(values: tuple[str, ...], corrected: set[tuple[str, str]]
         if not facet or (sep and not value):
             raise UserError(f"--undo {raw!r}: expected FACET or FACET=VALUE, e.g. country "
                             "or area=open_science")
-        if facet not in TAG_FACETS:
+        if facet not in FACETS:
             raise UserError(f"--undo {raw!r}: unknown facet {facet!r} (expected "
-                            f"{', '.join(TAG_FACETS[:-1])} or {TAG_FACETS[-1]})")
+                            f"{', '.join(FACETS[:-1])} or {FACETS[-1]})")
         if not sep:
             specs.append((facet, None))
             continue
