@@ -713,6 +713,16 @@ def _with_october_notices(db_path, count, title):
                           for k in range(count)])
 
 
+def _crawl_stores_newest(db_path, name, title, count):
+    """As a crawl would while an analyst reads: ``count`` items newer than any, the k-th at
+    .../name-k titled "title k", through a connection of their own."""
+    with db.open_store(db_path) as store:
+        store.save_items([{"url": f"https://mext-news.example/{name}-{k}",
+                           "source_id": "mext-news", "title": f"{title} {k}",
+                           "date_source": "feed", "published_at": "2026-11-26T00:00:00Z"}
+                          for k in range(count)])
+
+
 def _view_ids(db_path, view):
     with db.open_store(db_path, readonly=True) as store:
         return sorted(row["id"] for row in store.query(f"SELECT id FROM {view}"))
@@ -731,12 +741,7 @@ def test_a_streamed_csv_of_a_view_written_during_a_crawl_has_each_item_once(db_p
             with urllib.request.urlopen(f"{base}/stiwatch/{view}.csv?_stream=on&_size=50"
                                         "&_sort_desc=published_at", timeout=60) as response:
                 head = response.read(100_000)  # the first pages: megabytes still unread
-                with db.open_store(db_path) as store:  # a crawl stores the newest items
-                    store.save_items([{"url": f"https://mext-news.example/{view}-new-{k}",
-                                       "source_id": "mext-news", "title": f"New {k}",
-                                       "date_source": "feed",
-                                       "published_at": "2026-11-26T00:00:00Z"}
-                                      for k in range(200)])
+                _crawl_stores_newest(db_path, f"{view}-new", "New", 200)
                 text = (head + response.read()).decode()
             ids = [int(row["id"]) for row in csv.DictReader(io.StringIO(text, newline=""))]
             assert sorted(ids) == expected, view
@@ -895,12 +900,7 @@ def test_paging_a_view_by_next_while_a_crawl_stores_items_shows_each_row_once(db
                 seen += [row["id"] for row in data["rows"]]
                 url = data.get("next_url")
                 page += 1
-                with db.open_store(db_path) as store:  # a crawl stores the newest items
-                    store.save_items([{"url": f"https://mext-news.example/{view}-{page}-{k}",
-                                       "source_id": "mext-news", "title": f"New {page} {k}",
-                                       "date_source": "feed",
-                                       "published_at": "2026-11-26T00:00:00Z"}
-                                      for k in range(10)])
+                _crawl_stores_newest(db_path, f"{view}-{page}", f"New {page}", 10)
             assert len(seen) == len(set(seen)), view
             assert sorted(seen) == expected, view
             # In the browser: the "Next" link of the HTML page.
