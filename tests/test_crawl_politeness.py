@@ -310,18 +310,27 @@ def test_an_unchanged_source_whose_pages_fail_and_whose_host_pauses_says_both(
     # pause: nothing said that page waits, nor until when.
     base = build_site(http_server)
     crawl = {"n": 1}
-    refused = threading.Event()
+    listed, refused = threading.Event(), threading.Event()
 
     def article(handler):
         if crawl["n"] == 2 and handler.path == "/a/1.html":
-            refused.wait(10)  # the other page's answer first, whatever order they are sent in
+            # The listing's 304 and the other page's answer first, whatever order they are
+            # sent in: the pause would hold them back.
+            listed.wait(10)
+            refused.wait(10)
             handler.send_body(429, b"too busy", headers={"Retry-After": "86400"})
             return
         handler.send_body(403, b"<title>Access denied</title>")
         if crawl["n"] == 2:
             refused.set()
 
+    def listing(handler):
+        handler.serve_file("/many.html")
+        if crawl["n"] == 2:
+            listed.set()
+
     reg = _listing_of(http_server, tmp_path, base, article, 2)
+    http_server.routes["/many.html"] = listing
     env = {**FAST, "STIWATCH_CONCURRENT_REQUESTS_PER_DOMAIN": "2"}
     assert stiwatch("crawl", "--sources", str(reg), env=env).exit_code == 0
     assert len(rows(db_path, "SELECT url FROM items WHERE status = 'partial'")) == 2
