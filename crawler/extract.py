@@ -31,7 +31,7 @@ import lxml.html
 import py3langid
 import trafilatura
 
-from db.clock import iso_day, iso_utc, utcnow
+from db.clock import DATE_ONLY, iso_day, iso_utc, utcnow
 
 from .feeds import FUTURE_SLACK
 from .text import content_hash, normalise_space, plain_headers, summarise
@@ -354,9 +354,9 @@ def _canonical_url(tree: lxml.html.HtmlElement | None, url: str) -> str:
     return fetched
 
 
-# A date without a time of day: "2026-11-20", or htmldate's spelling of one under our output
-# format, a midnight without an offset ("2026-11-20T00:00:00"; a time it found keeps its offset).
-_DATE_ONLY = re.compile(r"(\d{4}-\d{2}-\d{2})(?:T00:00:00)?")
+# htmldate's spelling of a date without a time of day under our output format: a midnight
+# without an offset ("2026-11-20T00:00:00"; a time it found keeps its offset).
+_HTMLDATE_MIDNIGHT = "T00:00:00"
 
 
 def _utc(value: str | None) -> str | None:
@@ -364,10 +364,10 @@ def _utc(value: str | None) -> str | None:
     without a time of day as noon UTC of that date (db.clock.iso_day)."""
     if not value:
         return None
-    day = _DATE_ONLY.fullmatch(value.strip())
-    if day:
+    day = value.strip().removesuffix(_HTMLDATE_MIDNIGHT)
+    if DATE_ONLY.fullmatch(day):
         try:
-            moment = datetime.strptime(day.group(1), "%Y-%m-%d").replace(tzinfo=timezone.utc)
+            moment = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc)
         except ValueError:
             return None
         if moment > datetime.now(timezone.utc) + FUTURE_SLACK:

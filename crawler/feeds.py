@@ -21,7 +21,7 @@ import feedparser
 import lxml.etree
 import lxml.html
 
-from db.clock import iso_day, iso_utc
+from db.clock import DATE_ONLY, iso_day, iso_utc
 
 from .text import html_to_text, looks_like_html, normalise_space, plain_headers, shorten
 from .urls import try_canonicalize
@@ -217,14 +217,11 @@ def _entry_date(entry: Any) -> str | None:
         value = _iso(dict.get(entry, key))
         if value:
             written = dict.get(entry, key[: -len("_parsed")])
-            if isinstance(written, str) and _DATE_ONLY.fullmatch(written.strip()):
+            if isinstance(written, str) and DATE_ONLY.fullmatch(written.strip()):
                 # <dc:date>2026-11-20</dc:date>: a day, not its first instant in UTC.
                 return iso_day(date.fromisoformat(value[:10]))
             return value
     return None
-
-
-_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _html_page_title(body: bytes, content_type: str) -> str | None:

@@ -11,7 +11,10 @@
   more is sent to it, and its pages wait for a later crawl. The pause is stored (table
   host_pauses), so the crawls that start before it ends send the host nothing either.
 - SafeRobotsTxtMiddleware: Scrapy's robots.txt check, fixed so that every request that arrives
-  while a host's robots.txt is still downloading waits for the real rules.
+  while a host's robots.txt is still downloading waits for the real rules. Its ``allows(url)``
+  (through ``robots_rules(crawler)``) answers the spiders from the same rules, read for the
+  same user agent (``robots_user_agent``), so a page this crawl's robots.txt forbids is not
+  even scheduled.
 - PoliteThrottle: AutoThrottle that never goes below a host's robots.txt Crawl-delay; it
   applies Crawl-delay even when AutoThrottle is switched off.
 - StopMiddleware: when the crawl is asked to stop (``signals.stop_requested``), the requests
@@ -248,6 +251,11 @@ def ease_off(crawler: Crawler, request: Request) -> None:
     slot.delay = (slot.delay + base) / 2
 
 
+def robots_user_agent(settings: Any) -> str:
+    """The product token robots.txt groups (and their Crawl-delay) are matched on."""
+    return settings.get("ROBOTSTXT_USER_AGENT") or settings.get("USER_AGENT") or "*"
+
+
 class PoliteThrottle(AutoThrottle):
     """AutoThrottle bounded below by robots.txt Crawl-delay."""
 
@@ -255,8 +263,7 @@ class PoliteThrottle(AutoThrottle):
         self.crawler = crawler
         self.adaptive = crawler.settings.getbool("AUTOTHROTTLE_ENABLED")
         self.max_floor = crawler.settings.getfloat("AUTOTHROTTLE_MAX_DELAY", 60.0)
-        self.user_agent = (crawler.settings.get("ROBOTSTXT_USER_AGENT")
-                           or crawler.settings.get("USER_AGENT") or "*")
+        self.user_agent = robots_user_agent(crawler.settings)
         if self.adaptive:
             super().__init__(crawler)  # connects spider_opened and response_downloaded
         if crawler.settings.getbool("ROBOTSTXT_OBEY"):
@@ -326,10 +333,22 @@ class SafeRobotsTxtMiddleware(RobotsTxtMiddleware):
 
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler)
+        # Scrapy's check reads the rules for this token; ``allows`` too.
+        self.user_agent = self._robotstxt_useragent = robots_user_agent(crawler.settings)
         self._unavailable: dict[str, str | BaseException] = {}  # netloc -> why
+        crawler._stiwatch_robots = self  # type: ignore[attr-defined] # for robots_rules()
         robots_logger = logging.getLogger("scrapy.downloadermiddlewares.robotstxt")
         if not any(isinstance(f, _QuietRobotsErrors) for f in robots_logger.filters):
             robots_logger.addFilter(_QuietRobotsErrors())
+
+    def allows(self, url: str) -> bool:
+        """Whether this crawl's robots.txt of ``url``'s host lets it be fetched. True while
+        that robots.txt is not known (not asked yet, still downloading, or not to be had):
+        the request for ``url`` then finds out, and is refused if it must be."""
+        rules = self._parsers.get(urlsplit(url).netloc)
+        if rules is None or isinstance(rules, Deferred):
+            return True
+        return bool(rules.allowed(url, self.user_agent))
 
     async def robot_parser(self, request: Request) -> Any:
         shared = self._parsers.get(urlparse_cached(request).netloc)
@@ -360,6 +379,12 @@ class SafeRobotsTxtMiddleware(RobotsTxtMiddleware):
             self.crawler.stats.inc_value("stiwatch/robots_unavailable")
             raise RobotsUnavailable(cause)
         super().process_request_2(rp, request)
+
+
+def robots_rules(crawler: Crawler) -> SafeRobotsTxtMiddleware | None:
+    """The crawl's robots.txt middleware, whose ``allows(url)`` the spiders ask (None: the
+    crawl does not obey robots.txt)."""
+    return getattr(crawler, "_stiwatch_robots", None)
 
 
 # -- conditional GET --------------------------------------------------------------------------

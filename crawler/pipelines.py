@@ -142,17 +142,16 @@ class StorePipeline:
                 flag = self._with_deferred(source_id, unreadable.get(source_id, flag))
                 self._record(store.record_source_result, source_id, ok=True, flag=flag,
                              etag=etag, last_modified=last_modified)
-            for source_id, flag in unreadable.items():
-                if source_id not in self.validators:  # a 304: its partial rows were retried
-                    self._record(store.record_source_result, source_id, ok=True, flag=flag,
-                                 keep_validators=True)
             for report in self.report.sources:
-                if (report.paused and report.status == "not_modified"
-                        and report.id not in self.validators
-                        and report.id not in unreadable):
-                    # A 304 whose partial rows' host asked for a pause: say they wait.
-                    self._record(store.record_source_result, report.id, ok=True,
-                                 flag=self._with_deferred(report.id, report.flag),
+                if report.id in self.validators:
+                    continue  # recorded just above, with both notes
+                waiting = report.paused and report.status == "not_modified"
+                if report.id in unreadable or waiting:
+                    # A 304: its partial rows were retried. None could be read, or their host
+                    # asked for a pause, or both: one record says all of it (the record
+                    # written last is the one kept, so two would lose a note).
+                    flag = self._with_deferred(report.id, unreadable.get(report.id, report.flag))
+                    self._record(store.record_source_result, report.id, ok=True, flag=flag,
                                  keep_validators=True)
         listed = self.crawler.stats.get_value("stiwatch/sources") or []
         for source_id in listed:

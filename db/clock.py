@@ -3,6 +3,12 @@
 older ``+00:00`` values), so they sort and compare as text."""
 
 from datetime import date, datetime, timezone
+import re
+
+# A date without a time of day, as ISO 8601 (and W3C Datetime, in sitemaps) writes it:
+# "2026-11-20". Such a date stands for noon UTC of that day (``noon_utc``); match it whole
+# (``DATE_ONLY.fullmatch(text)``).
+DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def iso_utc(moment: datetime) -> str:

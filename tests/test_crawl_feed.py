@@ -260,6 +260,45 @@ def test_pages_robots_txt_still_forbids_are_not_scheduled_again(stiwatch, http_s
         "/private/7.html"]
 
 
+def test_robots_txt_is_read_for_stiwatchs_own_group_when_fetching_and_when_scheduling(
+        stiwatch, http_server, tmp_path):
+    # The rules for "stiwatch" are not those for "*": a page is refused, and a stored refused
+    # page held back or scheduled again, by the stiwatch group alone.
+    base = build_site(http_server)
+    links = "".join(f"<li><a href='/private/{n}.html'>secret {n}</a></li>" for n in range(3))
+    (http_server.root / "list.html").write_text(
+        f"<html><body><ul class='news'>{links}</ul></body></html>")
+    for n in range(3):
+        http_server.routes[f"/private/{n}.html"] = (
+            lambda handler: handler.serve_file("/news/budget.html"))
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "closed", "kind": "html", "url": f"{base}/list.html", "links": "ul.news a"}])
+    robots = http_server.root / "robots.txt"
+    robots.write_text("User-agent: *\nAllow: /\n\nUser-agent: stiwatch\nDisallow: /private/\n")
+    log_file = tmp_path / "stiwatch.log"
+    env = {**FAST, "STIWATCH_LOG_FILE": str(log_file), "STIWATCH_LOG_LEVEL": "DEBUG"}
+
+    def forbidden_lines():
+        lines = log_file.read_text().count("Forbidden by robots.txt: <GET")
+        log_file.write_text("")
+        return lines
+
+    result = stiwatch("crawl", "--sources", str(reg), env=env)
+    assert "3 partial, 3 forbidden by robots.txt" in result.output
+    assert forbidden_lines() == 3
+    result = stiwatch("crawl", env=env)  # a 304: held back, not sent to be refused again
+    assert "0 partial, 3 forbidden by robots.txt" in result.output
+    assert forbidden_lines() == 0
+
+    robots.write_text("User-agent: *\nDisallow: /\n\n"
+                      "User-agent: stiwatch\nAllow: /private/1.html\nDisallow: /private/\n")
+    result = stiwatch("crawl", env=env)
+    assert "2 forbidden by robots.txt" in result.output and "1 updated" in result.output
+    assert forbidden_lines() == 0
+    assert [r.path for r in http_server.requests if r.path.startswith("/private/")] == [
+        "/private/1.html"]
+
+
 def test_a_paused_hosts_forbidden_pages_are_counted_not_left_for_later(stiwatch, http_server,
                                                                        tmp_path):
     # A crawl that leaves a host alone (an earlier crawl's Retry-After) reads no robots.txt of

@@ -301,3 +301,50 @@ def test_a_garbled_retry_after_is_no_retry_after(stiwatch, http_server, tmp_path
     assert "ValueError" not in result.output
     stored = rows(db_path, "SELECT status, fetch_error FROM items")
     assert stored == [{"status": "complete", "fetch_error": None}] * 2
+
+
+def test_an_unchanged_source_whose_pages_fail_and_whose_host_pauses_says_both(
+        stiwatch, http_server, tmp_path, db_path):
+    # A 304 listing, its stored partial pages retried: one still refused, the other answered
+    # "Retry-After: 86400". The source was recorded once as unreadable, and its note lost the
+    # pause: nothing said that page waits, nor until when.
+    base = build_site(http_server)
+    crawl = {"n": 1}
+    listed, refused = threading.Event(), threading.Event()
+
+    def article(handler):
+        if crawl["n"] == 2 and handler.path == "/a/1.html":
+            # The listing's 304 and the other page's answer first, whatever order they are
+            # sent in: the pause would hold them back.
+            listed.wait(10)
+            refused.wait(10)
+            handler.send_body(429, b"too busy", headers={"Retry-After": "86400"})
+            return
+        handler.send_body(403, b"<title>Access denied</title>")
+        if crawl["n"] == 2:
+            refused.set()
+
+    def listing(handler):
+        handler.serve_file("/many.html")
+        if crawl["n"] == 2:
+            listed.set()
+
+    reg = _listing_of(http_server, tmp_path, base, article, 2)
+    http_server.routes["/many.html"] = listing
+    env = {**FAST, "STIWATCH_CONCURRENT_REQUESTS_PER_DOMAIN": "2"}
+    assert stiwatch("crawl", "--sources", str(reg), env=env).exit_code == 0
+    assert len(rows(db_path, "SELECT url FROM items WHERE status = 'partial'")) == 2
+
+    crawl["n"] = 2
+    result = stiwatch("crawl", "--json", env=env)
+
+    assert result.exit_code == 0, result.output
+    [source] = json.loads(result.stdout)["sources"]
+    [pause] = rows(db_path, "SELECT * FROM host_pauses")
+    unreadable = "could not read its article page (HTTP 403 Forbidden)"
+    waiting = ("1 article page left for the next crawl: 127.0.0.1 asked for a pause of 86400 s "
+               f"(Retry-After): paused until {pause['not_before']}")
+    assert source["status"] == "not_modified"
+    assert unreadable in source["flag"] and waiting in source["flag"]
+    [stored] = rows(db_path, "SELECT last_flag, consecutive_failures FROM sources")
+    assert stored == {"last_flag": source["flag"], "consecutive_failures": 0}

@@ -16,7 +16,6 @@ from typing import Any, AsyncIterator, Iterable, Iterator
 from urllib.parse import urlsplit
 
 import scrapy
-from scrapy import signals
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Request, Response
 from scrapy.spidermiddlewares.httperror import HttpError
@@ -32,7 +31,7 @@ from ..extract import extract_article
 from ..text import looks_like_html
 from ..items import ROBOTS_FORBIDDEN, ArticleItem, Candidate, SourceEvent, with_note
 from ..middlewares import (META_VALIDATORS, CrawlStopped, HostPaused, RobotsUnavailable,
-                           restore_pauses)
+                           restore_pauses, robots_rules)
 from .listings import (ListingError, feed_listing, html_listing, response_headers,
                        sitemap_listing)
 
@@ -176,16 +175,8 @@ class SourceSpider(scrapy.Spider):
         spider.max_size = settings.getint("DOWNLOAD_MAXSIZE")
         spider.sitemap_max_size = (max(spider.max_size, SITEMAP_MAX_SIZE) if spider.max_size
                                    else 0)  # 0: no limit at all
-        spider.robots: dict[str, Any] = {}  # netloc -> its robots.txt rules, this crawl
-        spider.robots_agent = (settings.get("ROBOTSTXT_USER_AGENT") or settings.get("USER_AGENT")
-                               or "*")
         spider.forbidden_held: dict[str, list[Candidate]] = {}
-        if settings.getbool("ROBOTSTXT_OBEY"):
-            crawler.signals.connect(spider.robots_parsed, signal=signals.robots_parsed)
         return spider
-
-    def robots_parsed(self, robotparser: Any, request: Request) -> None:
-        self.robots[urlsplit(request.url).netloc] = robotparser
 
     # -- the sources ------------------------------------------------------------------------
 
@@ -280,10 +271,9 @@ class SourceSpider(scrapy.Spider):
         none is requested (their host asked for a pause), all are counted."""
         still = 0
         release = []
+        robots = robots_rules(self.crawler)
         for candidate in self.forbidden_held.pop(source_id, []):
-            rules = self.robots.get(urlsplit(candidate.url).netloc)
-            if not check or (rules is not None
-                             and not rules.allowed(candidate.url, self.robots_agent)):
+            if not check or (robots is not None and not robots.allows(candidate.url)):
                 still += 1
                 # Settled for this crawl: its listing naming it (--refresh) asks nothing more.
                 self.articles_seen.setdefault(candidate.url, source_id)

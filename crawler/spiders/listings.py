@@ -16,7 +16,7 @@ from lxml import etree
 from scrapy.http import Response
 from scrapy.utils.gz import gunzip
 
-from db.clock import iso_utc, noon_utc
+from db.clock import DATE_ONLY, iso_utc, noon_utc
 
 from ..extract import decode_html
 from ..feeds import FeedError, parse_feed
@@ -164,7 +164,7 @@ def _iso_date(value: str | None) -> datetime | None:
             return datetime(year, month, 1, tzinfo=timezone.utc) - timedelta(seconds=1)
         except (ValueError, OverflowError):  # year 0 or 9999
             return None
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+    if DATE_ONLY.fullmatch(text):
         # A day (a news sitemap's publication date often is): stored as noon UTC of it, as
         # every date without a time of day (db.clock.noon_utc).
         try:
