@@ -114,6 +114,20 @@ def trend_intro(report: Any) -> str:
             f"only where {base}.")
 
 
+def one_source_note(row: Any) -> str:
+    """The line under a trend table for a row whose rise is mostly one source's doing
+    (``TrendRow.one_source``)."""
+    return (f"Mostly one source: {row.name}, {row.top_source_stories} of {row.this_week} this "
+            f"week from {row.top_source}.")
+
+
+def no_rising_terms(report: Any) -> str:
+    """What the digest says after "Rising terms:" when no term rose, and why."""
+    if report.history:
+        return "none this week (a term needs at least 2 reports from 2 sources)."
+    return "none yet: nothing earlier in the store to compare with."
+
+
 def avg_title(report: Any) -> str:
     """The average column's heading."""
     if report.history == 1:
@@ -189,7 +203,8 @@ def environment() -> jinja2.Environment:
     )
     env.filters.update(wrap=_wrap, safe_url=safe_url, num=_num, change=_change)
     env.globals.update(label_name=label_name, chart_alt=chart_alt, more_commands=more_commands,
-                       trend_intro=trend_intro, avg_title=avg_title, partial_note=partial_note)
+                       trend_intro=trend_intro, avg_title=avg_title, partial_note=partial_note,
+                       one_source_note=one_source_note, no_rising_terms=no_rising_terms)
     return env
 
 
