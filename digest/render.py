@@ -96,8 +96,7 @@ def trend_intro(report: Any) -> str:
     if not history:
         return (f"{REPORTS}: {this} this week. The store holds nothing earlier (its first "
                 "report is from this week), so there is no average to compare with yet.")
-    before = report.totals[-1 - history:-1]
-    average = _num(round(sum(before) / len(before), 2)) if before else "0"
+    average = _num(report.previous_mean)
     minimum = _num(PCT_MIN_MEAN)
     if history == 1:
         total = f"{this} this week, {average} the week before"
