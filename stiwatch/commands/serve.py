@@ -5,10 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 import errno
 import os
-import re
 import socket
 import time
-from typing import Any
 
 import click
 
@@ -53,22 +51,6 @@ def local_time(name: str) -> None:
         # The C library lacks the zone (no system tzdata) and fell back to UTC.
         click.echo(f"Warning: the system has no time zone data for {name!r}: the canned "
                    "queries read days in UTC", err=True)
-
-
-def _quiet_private_counts(database: Any, private: frozenset[str]) -> None:
-    """Datasette counts every table's rows for its index pages, and logs a refused count as
-    "ERROR: conn=..., sql = 'select count(*) from [subscribers]' ...: not authorized" on
-    stderr: two such lines in the journal at each visit, for a refusal that is meant. The
-    count is still refused (the page shows none); only that log line is left out."""
-    execute = database.execute
-
-    async def quiet_execute(sql: str, *args: Any, **kwargs: Any) -> Any:
-        counted = re.fullmatch(r"select count\(\*\) from \[([^\]]+)\]", sql)
-        if counted and counted.group(1).lower() in private:
-            kwargs["log_sql_errors"] = False
-        return await execute(sql, *args, **kwargs)
-
-    database.execute = quiet_execute
 
 
 @click.command("serve")
@@ -128,7 +110,6 @@ def serve_command(app: App, port: int, host: str, show_subscribers: bool,
         settings={"default_page_size": 50, "sql_time_limit_ms": 5000, "suggest_facets": False,
                   "facet_time_limit_ms": 1000, "max_csv_mb": 0},
     )
-    _quiet_private_counts(ds.get_database(path.stem), datasette_plugin.private)
     asyncio.run(ds.invoke_startup())
     click.echo(f"Serving {path} read-only at http://{host}:{port}/{path.stem} (Ctrl-C to stop)")
     server = uvicorn.Server(uvicorn.Config(ds.app(), host=host, port=port, log_level="warning",
