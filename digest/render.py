@@ -96,8 +96,7 @@ def trend_intro(report: Any) -> str:
     if not history:
         return (f"{REPORTS}: {this} this week. The store holds nothing earlier (its first "
                 "report is from this week), so there is no average to compare with yet.")
-    before = report.totals[-1 - history:-1]
-    average = _num(round(sum(before) / len(before), 2)) if before else "0"
+    average = _num(report.previous_mean)
     minimum = _num(PCT_MIN_MEAN)
     if history == 1:
         total = f"{this} this week, {average} the week before"
@@ -112,6 +111,20 @@ def trend_intro(report: Any) -> str:
                   "counted as quiet)")
     return (f"{REPORTS}: {total}. Each row below: {rows}; a change in per cent "
             f"only where {base}.")
+
+
+def one_source_note(row: Any) -> str:
+    """The line under a trend table for a row whose rise is mostly one source's doing
+    (``TrendRow.one_source``)."""
+    return (f"Mostly one source: {row.name}, {row.top_source_stories} of {row.this_week} this "
+            f"week from {row.top_source}.")
+
+
+def no_rising_terms(report: Any) -> str:
+    """What the digest says after "Rising terms:" when no term rose, and why."""
+    if report.history:
+        return "none this week (a term needs at least 2 reports from 2 sources)."
+    return "none yet: nothing earlier in the store to compare with."
 
 
 def avg_title(report: Any) -> str:
@@ -189,7 +202,8 @@ def environment() -> jinja2.Environment:
     )
     env.filters.update(wrap=_wrap, safe_url=safe_url, num=_num, change=_change)
     env.globals.update(label_name=label_name, chart_alt=chart_alt, more_commands=more_commands,
-                       trend_intro=trend_intro, avg_title=avg_title, partial_note=partial_note)
+                       trend_intro=trend_intro, avg_title=avg_title, partial_note=partial_note,
+                       one_source_note=one_source_note, no_rising_terms=no_rising_terms)
     return env
 
 

@@ -128,6 +128,9 @@ class TrendReport:
     week: str
     weeks: list[str]  # labels, oldest first
     totals: list[int]  # policy stories per week
+    # All stories a week in the ``history`` weeks before this one (``compare``), as each
+    # row's previous_mean is its tag's.
+    previous_mean: float = 0.0
     facets: dict[str, list[TrendRow]] = field(default_factory=dict)
     rising: list[RisingTerm] = field(default_factory=list)
     # Comparison weeks the store covers (its first dated item is in or before them), and the
@@ -223,6 +226,7 @@ def trends(
         week=week.label,
         weeks=[w.label for w in window[-weeks:]],
         totals=totals[-weeks:],
+        previous_mean=compare(totals, history)[0],
         history=history,
         first_week=week_of(first, week.tz).label if first is not None else None,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 import errno
 import os
-import re
+from pathlib import Path
 import socket
 import time
 from typing import Any
@@ -55,22 +55,6 @@ def local_time(name: str) -> None:
                    "queries read days in UTC", err=True)
 
 
-def _quiet_private_counts(database: Any, private: frozenset[str]) -> None:
-    """Datasette counts every table's rows for its index pages, and logs a refused count as
-    "ERROR: conn=..., sql = 'select count(*) from [subscribers]' ...: not authorized" on
-    stderr: two such lines in the journal at each visit, for a refusal that is meant. The
-    count is still refused (the page shows none); only that log line is left out."""
-    execute = database.execute
-
-    async def quiet_execute(sql: str, *args: Any, **kwargs: Any) -> Any:
-        counted = re.fullmatch(r"select count\(\*\) from \[([^\]]+)\]", sql)
-        if counted and counted.group(1).lower() in private:
-            kwargs["log_sql_errors"] = False
-        return await execute(sql, *args, **kwargs)
-
-    database.execute = quiet_execute
-
-
 @click.command("serve")
 @click.option("--port", default=8001, show_default=True, type=click.IntRange(1, 65535),
               metavar="PORT", help="TCP port to listen on.")
@@ -100,8 +84,7 @@ def serve_command(app: App, port: int, host: str, show_subscribers: bool,
     It takes the port before announcing the address; a port it cannot take (another server
     holds it) is a one-line error naming it, exit status 2.
     """
-    # Imported here: Datasette and uvicorn take a while to load and only this command needs them.
-    from datasette.app import Datasette
+    # Imported here: uvicorn takes a while to load and only this command needs it.
     import asyncio
     import uvicorn
 
@@ -111,26 +94,37 @@ def serve_command(app: App, port: int, host: str, show_subscribers: bool,
     path = store.path.resolve()
     store.close()
     app.close()
-    from datasette.plugins import pm
-    from .. import datasette_plugin
-
-    datasette_plugin.limit = max(datasette_plugin.MAX_VALUE_BYTES,
-                                 int(app.settings["max_response_size"]))
-    datasette_plugin.private = frozenset() if show_subscribers else frozenset(PERSONAL)
-    datasette_plugin.csv_bom = app.settings["csv_bom"] if bom is None else bom
-    if not pm.is_registered(datasette_plugin):
-        pm.register(datasette_plugin)
-    ds = Datasette(
-        [str(path)],
-        metadata=build_metadata(path.stem, personal=show_subscribers),
-        # max_csv_mb 0: a "stream all rows" download is never cut (Datasette's 100 MB cut a
-        # store of 50,000 items short, with its error written as the file's last line).
-        settings={"default_page_size": 50, "sql_time_limit_ms": 5000, "suggest_facets": False,
-                  "facet_time_limit_ms": 1000, "max_csv_mb": 0},
-    )
-    _quiet_private_counts(ds.get_database(path.stem), datasette_plugin.private)
+    ds = datasette_of(path, show_subscribers=show_subscribers,
+                      csv_bom=app.settings["csv_bom"] if bom is None else bom,
+                      max_response_size=int(app.settings["max_response_size"]))
     asyncio.run(ds.invoke_startup())
     click.echo(f"Serving {path} read-only at http://{host}:{port}/{path.stem} (Ctrl-C to stop)")
     server = uvicorn.Server(uvicorn.Config(ds.app(), host=host, port=port, log_level="warning",
                                            lifespan="on"))
     server.run(sockets=[listener])
+
+
+# max_csv_mb 0: a "stream all rows" download is never cut (Datasette's 100 MB cut a store of
+# 50,000 items short, with its error written as the file's last line).
+SETTINGS = {"default_page_size": 50, "sql_time_limit_ms": 5000, "suggest_facets": False,
+            "facet_time_limit_ms": 1000, "max_csv_mb": 0}
+
+
+def datasette_of(path: Path, *, show_subscribers: bool = False, csv_bom: bool = False,
+                 max_response_size: int = 0, settings: dict[str, Any] | None = None) -> Any:
+    """The Datasette `stiwatch serve` serves for the store at ``path`` (migrated already): its
+    metadata, the plugin, ``SETTINGS`` updated with ``settings``. Its startup is left to the
+    caller (``await ds.invoke_startup()``)."""
+    # Imported here: Datasette takes a while to load and only this command needs it.
+    from datasette.app import Datasette
+    from datasette.plugins import pm
+
+    from .. import datasette_plugin
+
+    datasette_plugin.limit = max(datasette_plugin.MAX_VALUE_BYTES, max_response_size)
+    datasette_plugin.private = frozenset() if show_subscribers else frozenset(PERSONAL)
+    datasette_plugin.csv_bom = csv_bom
+    if not pm.is_registered(datasette_plugin):
+        pm.register(datasette_plugin)
+    return Datasette([str(path)], metadata=build_metadata(path.stem, personal=show_subscribers),
+                     settings={**SETTINGS, **(settings or {})})
