@@ -78,16 +78,6 @@ MIN_GENRE = 10
 # descriptions the step's additions are mostly wrong (14-42 % right per area, CV on the STIP
 # training split), on news mostly right, so a news text must not be taken for a programme.
 NEWS_KEPT = 0.99
-# On news-like text an area's cut is scaled by this (areas not listed: 1). The model learnt
-# governance from programme descriptions ("national strategy", "evaluation"); news says "budget
-# request", "R&D budget", "science law", "cabinet approves", and the model scores such stories
-# 0.25-0.42, under the 0.42 cut STIP chose: on 227 English policy news briefs of six development
-# sets (tests/fixtures/classifier/news_dev_{en_dev,fresh,fresh2,fresh3,briefs,security}) it missed
-# 24 of 59 governance tags. At 0.6 the cut gained on every set or left it unchanged (pooled areas
-# micro-F1 0.784 -> 0.793, governance F1 0.69 -> 0.78), and chosen on any five of the six sets
-# it was 0.6 each time. Other areas, scaled the same way, gained on some sets and lost on others
-# (left at 1). Programme-like text keeps the cuts cross-validation chose.
-NEWS_CUT_SCALE = {"governance": 0.6}
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.91, 0.025), 3)
 
 Progress = Callable[[str], None]
@@ -521,13 +511,10 @@ class PolicyModel:
             ruled = np.array([[r.get(label, 0.0) for label in self.areas] for r in rule_scores])
             scores = (1 - self.rule_weight) * scores + self.rule_weight * ruled
         cuts = np.array([self.thresholds[label] for label in self.areas])
+        chosen = decide(scores, cuts, self.fallback)
         p_policy = (p[:, self.bank.index["policy"]] if self.policy else np.ones(len(texts)))
         news = (p[:, self.bank.index["genre"]] >= self.genre_cut).tolist() \
             if self.genre_cut is not None else [None] * len(texts)
-        if any(news):
-            scale = np.array([NEWS_CUT_SCALE.get(label, 1.0) for label in self.areas])
-            cuts = np.where(np.array(news, dtype=bool)[:, None], cuts * scale, cuts)
-        chosen = decide(scores, cuts, self.fallback)
         out = []
         for row in range(len(texts)):
             values = scores[row].tolist()
@@ -574,12 +561,12 @@ class Stack:
 
 def decide(scores: np.ndarray, cuts: np.ndarray, fallback: bool) -> np.ndarray:
     """Areas tagged (rows x areas): scores at or above their cut, else (``fallback``) the one
-    area whose score comes closest to its cut. ``cuts``: one per area, or one row per text."""
+    area whose score comes closest to its cut."""
     chosen = scores >= cuts
-    if fallback and cuts.shape[-1]:
+    if fallback and len(cuts):
         empty = ~chosen.any(axis=1)
         if empty.any():
-            best = (scores[empty] / (cuts[empty] if cuts.ndim == 2 else cuts)).argmax(axis=1)
+            best = (scores[empty] / cuts).argmax(axis=1)
             chosen[np.flatnonzero(empty), best] = True
     return chosen
 

@@ -344,27 +344,3 @@ def test_the_same_training_data_give_the_same_model():
                      for _ in range(2))
     assert np.array_equal(first.bank.weights, second.bank.weights)
     assert np.array_equal(first.bank.bias, second.bank.bias)
-
-
-def test_news_like_text_meets_a_lower_governance_cut(trained):
-    """News words governance as budgets, laws and plans the model learnt little of from
-    programme descriptions: on news-like text its cut is scaled by NEWS_CUT_SCALE, on a
-    programme description (or with a model without the genre job) the cut stands."""
-    from classifier.model import NEWS_CUT_SCALE
-
-    _model, folder = trained
-    model = load_model(folder)
-    news = model_text("Minister announces new research funding", "The science minister said "
-                      "on Tuesday that the government would spend an extra 200 million on "
-                      "university research next year, after weeks of protests by researchers.")
-    first = model.predict([news])[0]
-    assert first.news_like is True
-    score = first.area_scores["governance"]
-    scale = NEWS_CUT_SCALE["governance"]
-    # a cut the score misses, but not once scaled; every other area tagged, so the fallback
-    # (the area closest to its cut) plays no part
-    model.thresholds = {**{a: 0.0 for a in model.areas},
-                        "governance": score / ((1 + scale) / 2)}
-    assert "governance" in model.predict([news])[0].areas
-    model.genre_cut = None
-    assert "governance" not in model.predict([news])[0].areas
