@@ -231,7 +231,7 @@ def status_command(app: App, week: str | None, all_weeks: bool, as_json: bool) -
     """List the deliveries of a week and their states (pending, sending, sent, failed, skipped)."""
     settings = app.settings
     period = None if all_weeks else week_or_default(week, settings["timezone"]).label
-    rows = app.store().deliveries(period)
+    rows = app.existing_store().deliveries(period)
     for row in rows:
         row["active"] = bool(row["active"])
     if as_json:

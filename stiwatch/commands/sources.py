@@ -81,7 +81,7 @@ def list_command(app: App, as_json: bool, enabled_only: bool) -> None:
     """List sources with their health: last success, failures in a row, last error, and the
     last crawl's note on a source that worked (a malformed feed, a feed that moved, pages
     that could not be read)."""
-    rows = app.store().list_sources(enabled_only=enabled_only)
+    rows = app.existing_store().list_sources(enabled_only=enabled_only)
     for row in rows:
         row["enabled"] = bool(row["enabled"])
     if as_json:

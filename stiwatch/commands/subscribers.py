@@ -224,7 +224,7 @@ def import_command(app: App, file: Path) -> None:
 @pass_app
 def list_command(app: App, as_json: bool, show_all: bool) -> None:
     """List subscribers and their filters."""
-    rows = app.store().list_subscribers(active_only=not show_all)
+    rows = app.existing_store().list_subscribers(active_only=not show_all)
     if as_json:
         echo_json(rows)
         return

@@ -53,7 +53,7 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
     if chart:
         output_file(chart, "--chart")  # before the work, not after it
     facets = (facet,) if facet == "area" or not chart else (facet, "area")
-    report = trends(app.store(), chosen, weeks=weeks, facets=facets)
+    report = trends(app.existing_store(), chosen, weeks=weeks, facets=facets)
     if chart:
         write_output(chart, area_chart(report), "--chart")
     rows = report.rows(facet)
