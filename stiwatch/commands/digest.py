@@ -57,7 +57,11 @@ def preview_command(app: App, week: str | None, subscriber: str | None, out: Pat
     app.echo(f"Digest {chosen.label} ({chosen.span()}) {who}: {digest.total} "
              f"{'story' if digest.total == 1 else 'stories'}, "
              f"{digest.shown} shown; chart {png_path}.")
-    if datetime.now(timezone.utc) < chosen.end:
+    now = datetime.now(timezone.utc)
+    if now < chosen.start:
+        app.echo(f"{chosen.label} has not started yet (it starts "
+                 f"{chosen.start:%a %-d %b %Y %H:%M} ({chosen.tz.key})).")
+    elif now < chosen.end:
         app.echo(f"{chosen.label} is not over yet: this preview has its items so far.")
     if digest.empty:
         app.echo("Nothing matched: this digest would not be sent.")
