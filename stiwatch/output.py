@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 import csv
+import errno
 import json
+import os
 import sys
 from typing import IO, Any, Callable, Iterable, Sequence
 
 import click
+
+from .errors import UserError
 
 
 # A cell starting with one of these is a formula to Excel and LibreOffice (CSV injection):
@@ -59,14 +65,37 @@ def table(rows: Iterable[dict[str, Any]], columns: Sequence[str], *, max_width: 
     return "\n".join(lines)
 
 
+@contextmanager
+def writing_stdout() -> Iterator[None]:
+    """Results written to stdout, flushed; a write that fails (`export > items.csv` on a disk
+    that filled) is one UserError naming standard output, not a traceback. A closed pipe
+    (`| head`) is left to click, which ends quietly."""
+    try:
+        yield
+        sys.stdout.flush()
+    except OSError as error:
+        if error.errno == errno.EPIPE:
+            raise
+        try:
+            # what is still buffered would fail again in the flush at exit, with a traceback
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, sys.stdout.fileno())
+            os.close(null)
+        except (OSError, ValueError, AttributeError):  # not a real file (a test's runner)
+            pass
+        raise UserError(f"standard output: cannot write: {error.strerror or error}") from None
+
+
 def echo_table(rows: Iterable[dict[str, Any]], columns: Sequence[str], **kw: Any) -> None:
-    click.echo(table(rows, columns, **kw))
+    with writing_stdout():
+        click.echo(table(rows, columns, **kw))
 
 
 def echo_json(data: Any) -> None:
     """Exactly one JSON document on stdout, in UTF-8 (RFC 8259)."""
     utf8_stdout()
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    with writing_stdout():
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
 # Excel on Windows reads a CSV file as the ANSI code page (Shift_JIS on Japanese Windows)
@@ -121,7 +150,8 @@ def write_csv(stream: IO[str], rows: Iterable[dict[str, Any]], columns: Sequence
 def echo_csv(rows: Iterable[dict[str, Any]], columns: Sequence[str], *,
              bom: bool = False) -> None:
     utf8_stdout()
-    write_csv(sys.stdout, rows, columns, bom=bom)
+    with writing_stdout():
+        write_csv(sys.stdout, rows, columns, bom=bom)
 
 
 def echo_rows(rows: list[dict[str, Any]], columns: Sequence[str], fmt: str) -> None:
