@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from typing import IO, Any, Callable, Iterable, Sequence
+import unicodedata
 
 import click
 
@@ -56,12 +57,41 @@ def printable(text: str) -> str:
     return text.translate(_TERMINAL_CONTROLS)
 
 
+def _char_width(char: str) -> int:
+    """Terminal columns of one character: two for the wide ones (Chinese, Japanese and Korean
+    letters, fullwidth forms), none for combining marks."""
+    if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def display_width(text: str) -> int:
+    """How many terminal columns ``text`` takes (a table's alignment counts these, not
+    characters: a Japanese title is twice as wide as its length)."""
+    return sum(_char_width(char) for char in text)
+
+
+def _fit(text: str, width: int) -> str:
+    """``text`` cut to at most ``width`` terminal columns."""
+    used = 0
+    for n, char in enumerate(text):
+        used += _char_width(char)
+        if used > width:
+            return text[:n]
+    return text
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - display_width(text))
+
+
 def table(rows: Iterable[dict[str, Any]], columns: Sequence[str], *, max_width: int = 60) -> str:
     """A plain aligned text table (no borders: it pastes cleanly into mail and tickets)."""
-    body = [[_cell(row.get(c))[:max_width] for c in columns] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in body]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip()]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in body]
+    body = [[_fit(_cell(row.get(c)), max_width) for c in columns] for row in rows]
+    widths = [max([len(c)] + [display_width(r[i]) for r in body])
+              for i, c in enumerate(columns)]
+    lines = ["  ".join(_pad(c.upper(), w) for c, w in zip(columns, widths)).rstrip()]
+    lines += ["  ".join(_pad(v, w) for v, w in zip(r, widths)).rstrip() for r in body]
     return "\n".join(lines)
 
 
