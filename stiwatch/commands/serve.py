@@ -133,4 +133,9 @@ def serve_command(app: App, port: int, host: str, show_subscribers: bool,
     click.echo(f"Serving {path} read-only at http://{host}:{port}/{path.stem} (Ctrl-C to stop)")
     server = uvicorn.Server(uvicorn.Config(ds.app(), host=host, port=port, log_level="warning",
                                            lifespan="on"))
-    server.run(sockets=[listener])
+    try:
+        server.run(sockets=[listener])
+    except KeyboardInterrupt:
+        # Ctrl-C is how it is meant to stop (uvicorn, once shut down, raises the signal again):
+        # not an error. SIGTERM (systemd) keeps its default action.
+        app.echo("Stopped.", err=True)
