@@ -334,3 +334,22 @@ def test_another_user_reads_a_store_in_a_folder_it_cannot_write(tmp_path):
         assert sorted(p.name for p in folder.iterdir()) == ["current.db", "older.db"]
     finally:
         shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize("side", ["-wal", "-shm", "-journal"])
+def test_no_store_is_made_in_a_file_sqlite_keeps_beside_a_database(stiwatch, db_path, side):
+    """`stiwatch --db stiwatch.db-wal init` (completion one Tab too far): a checkpointed WAL is
+    an empty file, which init took for a new store and filled, in the file where SQLite keeps
+    the real store's next changes."""
+    analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    target = db_path.with_name(db_path.name + side)
+    target.touch()
+    for command in (["init"], ["subscribers", "add", "a@example.org"]):
+        result = stiwatch("--db", str(target), *command)
+        assert result.exit_code == 2, result.output
+        assert error_line(result) == (
+            f"Error: {target}: that is a file SQLite keeps beside the database {db_path}, not "
+            f"a database: name the database itself, {db_path}")
+        assert target.read_bytes() == b""
