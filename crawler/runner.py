@@ -190,7 +190,10 @@ def crawl(
         # Ctrl-C: let the crawl close cleanly (write its batch, mark the run interrupted). It
         # sends nothing new, but a download under way may take its full timeout to end.
         timeout = job["settings"].get("DOWNLOAD_TIMEOUT") or crawler_settings.DOWNLOAD_TIMEOUT
-        _stop_gracefully(child, reader, timeout=float(timeout) + STOP_MARGIN_S)
+        try:
+            _stop_gracefully(child, reader, timeout=float(timeout) + STOP_MARGIN_S)
+        finally:
+            _record_if_killed(store_path, child)
         raise
     except BaseException:
         if child.is_alive():
@@ -251,6 +254,22 @@ def _stop_gracefully(child: Any, reader: Any, timeout: float = 30.0) -> None:
         if child.is_alive():
             child.kill()
             child.join()
+
+
+def _record_if_killed(store_path: str, child: Any) -> None:
+    """A crawler killed before it could record its end (a second Ctrl-C, or one that would
+    not stop) leaves its run ``running``, shown so by `stiwatch status` until a later crawl
+    notices: mark it ``interrupted`` now. The caller holds the run lock, so a running row
+    whose process is gone can only be this crawl's."""
+    if child.is_alive() or child.exitcode is None or child.exitcode >= 0:
+        return  # it ended by itself, and recorded how
+    from .pipelines import _process_alive
+
+    try:
+        with db.open_store(store_path) as store:
+            store.close_abandoned_crawl_runs(_process_alive)
+    except db.StoreError as error:  # the stop must not fail for want of this note
+        logger.warning("could not mark the killed crawl interrupted: %s", error)
 
 
 def _start(child: Any) -> None:

@@ -443,6 +443,9 @@ def time_bound(value: str, name: str, tz: tzinfo = timezone.utc, *,
         except ValueError:
             pass
     if moment is None:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}[T ].*", text):
+            raise BadQuery(f"{name}: {value!r} is not a date-time (expected YYYY-MM-DD, or "
+                           "YYYY-MM-DDTHH:MM with an optional offset such as +09:00 or Z)")
         raise BadQuery(f"{name}: {value!r} is not a date (expected YYYY-MM-DD)")
     whole_day = len(text) == 10
     try:

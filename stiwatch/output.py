@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 import csv
+import errno
 import json
+import os
 import sys
 from typing import IO, Any, Callable, Iterable, Sequence
+import unicodedata
 
 import click
+
+from .errors import UserError
 
 
 # A cell starting with one of these is a formula to Excel and LibreOffice (CSV injection):
@@ -50,23 +57,75 @@ def printable(text: str) -> str:
     return text.translate(_TERMINAL_CONTROLS)
 
 
+def _char_width(char: str) -> int:
+    """Terminal columns of one character: two for the wide ones (Chinese, Japanese and Korean
+    letters, fullwidth forms), none for combining marks."""
+    if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def display_width(text: str) -> int:
+    """How many terminal columns ``text`` takes (a table's alignment counts these, not
+    characters: a Japanese title is twice as wide as its length)."""
+    return sum(_char_width(char) for char in text)
+
+
+def _fit(text: str, width: int) -> str:
+    """``text`` cut to at most ``width`` terminal columns."""
+    used = 0
+    for n, char in enumerate(text):
+        used += _char_width(char)
+        if used > width:
+            return text[:n]
+    return text
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - display_width(text))
+
+
 def table(rows: Iterable[dict[str, Any]], columns: Sequence[str], *, max_width: int = 60) -> str:
     """A plain aligned text table (no borders: it pastes cleanly into mail and tickets)."""
-    body = [[_cell(row.get(c))[:max_width] for c in columns] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in body]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip()]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in body]
+    body = [[_fit(_cell(row.get(c)), max_width) for c in columns] for row in rows]
+    widths = [max([len(c)] + [display_width(r[i]) for r in body])
+              for i, c in enumerate(columns)]
+    lines = ["  ".join(_pad(c.upper(), w) for c, w in zip(columns, widths)).rstrip()]
+    lines += ["  ".join(_pad(v, w) for v, w in zip(r, widths)).rstrip() for r in body]
     return "\n".join(lines)
 
 
+@contextmanager
+def writing_stdout() -> Iterator[None]:
+    """Results written to stdout, flushed; a write that fails (`export > items.csv` on a disk
+    that filled) is one UserError naming standard output, not a traceback. A closed pipe
+    (`| head`) is left to click, which ends quietly."""
+    try:
+        yield
+        sys.stdout.flush()
+    except OSError as error:
+        if error.errno == errno.EPIPE:
+            raise
+        try:
+            # what is still buffered would fail again in the flush at exit, with a traceback
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, sys.stdout.fileno())
+            os.close(null)
+        except (OSError, ValueError, AttributeError):  # not a real file (a test's runner)
+            pass
+        raise UserError(f"standard output: cannot write: {error.strerror or error}") from None
+
+
 def echo_table(rows: Iterable[dict[str, Any]], columns: Sequence[str], **kw: Any) -> None:
-    click.echo(table(rows, columns, **kw))
+    with writing_stdout():
+        click.echo(table(rows, columns, **kw))
 
 
 def echo_json(data: Any) -> None:
     """Exactly one JSON document on stdout, in UTF-8 (RFC 8259)."""
     utf8_stdout()
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    with writing_stdout():
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
 # Excel on Windows reads a CSV file as the ANSI code page (Shift_JIS on Japanese Windows)
@@ -121,7 +180,8 @@ def write_csv(stream: IO[str], rows: Iterable[dict[str, Any]], columns: Sequence
 def echo_csv(rows: Iterable[dict[str, Any]], columns: Sequence[str], *,
              bom: bool = False) -> None:
     utf8_stdout()
-    write_csv(sys.stdout, rows, columns, bom=bom)
+    with writing_stdout():
+        write_csv(sys.stdout, rows, columns, bom=bom)
 
 
 def echo_rows(rows: list[dict[str, Any]], columns: Sequence[str], fmt: str) -> None:

@@ -42,6 +42,9 @@ class Progress:
         self.done = 0
         self.counters: dict[str, int] = {}
         self.started = time.monotonic()
+        # The rate is measured from the first unit done: what comes before it (a crawl's
+        # listings and robots.txt, loading a model) says nothing of how long the rest takes.
+        self._first: tuple[float, int] | None = None
         self._drawn = 0.0
         self._width = 0
         self.tick = tick
@@ -63,6 +66,8 @@ class Progress:
     def advance(self, n: int = 1, **counters: int) -> None:
         with self._lock:
             self.done += n
+            if self._first is None and self.done:
+                self._first = (time.monotonic(), self.done)
             for name, value in counters.items():
                 self.counters[name] = self.counters.get(name, 0) + value
             self._draw()
@@ -86,9 +91,12 @@ class Progress:
         parts = [f"{self.label}: {self.done}" + (f"/{self.total}" if self.total else "")
                  + f" {self.unit}"]
         parts += [f"{value} {name}" for name, value in self.counters.items()]
-        if self.total and self.done:
-            remaining = elapsed / self.done * (self.total - self.done)
-            parts.append(f"ETA {_duration(remaining)}")
+        if self.total and self._first and self.done > self._first[1]:
+            since, first_done = self._first
+            per_unit = (time.monotonic() - since) / (self.done - first_done)
+            parts.append(f"ETA {_duration(per_unit * max(self.total - self.done, 0))}")
+        elif self.total and self.done >= self.total:
+            parts.append("ETA 0s")
         else:
             parts.append(f"{_duration(elapsed)} elapsed")
         return " · ".join(parts)

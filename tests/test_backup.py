@@ -117,3 +117,29 @@ def test_backup_of_an_older_store_copies_it_as_it_is(stiwatch, db_path, tmp_path
             LATEST_VERSION - 2,)
         assert conn.execute("SELECT email FROM subscribers").fetchall() == [("a@example.org",)]
         conn.close()
+
+
+def test_backup_never_replaces_a_file_sqlite_keeps_beside_the_database(stiwatch, db_path):
+    """`backup stiwatch.db-wal --force` (a shell completion one Tab too far) replaced the live
+    store's write-ahead log with a database image: the changes a crawl had committed there
+    but not yet copied into the file were gone for every later reader."""
+    analysts_store.build(db_path)
+    writer = sqlite3.connect(db_path)  # holds the WAL open, with changes in it
+    try:
+        writer.execute("PRAGMA wal_autocheckpoint = 0")
+        writer.execute("UPDATE items SET title = 'kept in the WAL' WHERE id = 1")
+        writer.commit()
+        wal = db_path.with_name(db_path.name + "-wal")
+        before = wal.read_bytes()
+        for side in ("-wal", "-shm", "-journal"):
+            target = db_path.with_name(db_path.name + side)
+            result = stiwatch("backup", "--force", str(target))
+            assert result.exit_code == 2, result.output
+            assert result.output.splitlines() == [
+                f"Error: {target}: that is a file SQLite keeps beside the database {db_path}; "
+                "give the copy another name"]
+        assert wal.read_bytes() == before
+    finally:
+        writer.close()
+    with db.open_store(db_path, readonly=True) as store:
+        assert store.scalar("SELECT title FROM items WHERE id = 1") == "kept in the WAL"

@@ -207,6 +207,29 @@ def test_sigterm_stops_the_crawler_records_the_run_then_frees_the_lock(
         pass
 
 
+def test_a_second_ctrl_c_kills_the_crawler_and_still_records_the_run(
+        stiwatch, http_server, tmp_path, db_path):
+    """Impatient, the user presses Ctrl-C again while the downloads under way finish: the
+    crawler is killed (as the docs say), and the run must not stay `running` in `stiwatch
+    status`, with a pid that is gone, until some later crawl notices."""
+    release = threading.Event()
+    child = _start_run(stiwatch, http_server, tmp_path, db_path, release, command="crawl")
+    try:
+        os.kill(child.pid, signal.SIGINT)
+        time.sleep(1.5)  # the graceful stop waits for the held downloads
+        os.kill(child.pid, signal.SIGINT)
+        _, stderr = child.communicate(timeout=60)
+    finally:
+        release.set()
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+
+    assert child.returncode == 130, stderr
+    assert "Traceback" not in stderr, stderr
+    [crawl] = rows(db_path, "SELECT * FROM crawl_runs")
+    assert crawl["status"] == "interrupted"
+
+
 def test_a_crawler_whose_parent_was_killed_stops_quietly(stiwatch, http_server, tmp_path,
                                                          db_path):
     """SIGKILL cannot be handled: the orphaned crawler notices its closed pipe and stops."""

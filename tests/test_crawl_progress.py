@@ -82,3 +82,24 @@ def test_quiet_crawl_draws_no_progress(tmp_path: Path, slow_source: Path) -> Non
     code, stdout, terminal = crawl_on_a_terminal(tmp_path / "s.db", slow_source, "--quiet")
     assert code == 0, terminal
     assert "crawl:" not in terminal and "elapsed" not in terminal
+
+
+def test_eta_counts_from_the_first_article_not_from_the_listings(monkeypatch) -> None:
+    """A crawl reads listings (and robots.txt) before its first article is stored: seconds
+    that say nothing of how long the articles take. The demo showed `ETA 13m54s` after its
+    first article (6 s of listings, 128 articles to go), then `ETA 13s` one redraw later."""
+    from io import StringIO
+
+    from stiwatch import progress as progress_module
+
+    clock = [1000.0]
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: clock[0])
+    line = progress_module.Progress("crawl", total=129, unit="articles", enabled=False,
+                                    stream=StringIO())
+    clock[0] += 6.0  # the listings
+    line.advance(1)
+    assert "ETA" not in line.line()  # one article gives no rate yet
+    assert line.line().endswith("6s elapsed")
+    clock[0] += 0.1 * 43  # then an article every 0.1 s
+    line.advance(43)
+    assert line.line().endswith("ETA 8s"), line.line()  # 85 articles at 0.1 s

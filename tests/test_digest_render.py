@@ -832,3 +832,18 @@ def test_a_part_mostly_in_japanese_is_base64_when_that_is_smaller(store, setting
     assert text["Content-Transfer-Encoding"] == "base64"
     assert "量子技術の研究拠点を公募（第0次）" in text.get_content()
     assert len(max(raw.split(b"\r\n"), key=len)) <= 78
+
+
+def test_preview_of_a_week_not_begun_does_not_call_it_one_under_way(store, stiwatch, tmp_path):
+    from datetime import datetime, timezone
+
+    from digest.weeks import week_of
+
+    store.close()
+    ahead = week_of(datetime.now(timezone.utc), WEEK.tz).shift(2)
+    result = stiwatch("digest", "preview", "--week", ahead.label, "--out",
+                      str(tmp_path / "p.html"))
+    assert result.exit_code == 0, result.output
+    assert (f"{ahead.label} has not started yet (it starts "
+            f"{ahead.start:%a %-d %b %Y %H:%M} (Asia/Tokyo)).") in result.output
+    assert "not over" not in result.output and "so far" not in result.output

@@ -272,3 +272,20 @@ def test_machine_output_is_utf8_whatever_the_locale(db_path, ids):
         assert result.returncode == 0, (args, result.stderr.decode(errors="replace")[-300:])
         assert "연구 정책 量子技術 quantum" in result.stdout.decode("utf-8"), args
         assert result.stdout == run_stiwatch(db_path, *args).stdout, args
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("command", [["export", "--format", "csv"],
+                                     ["search", "quantum", "--format", "json"]])
+def test_a_full_disk_under_stdout_is_one_error_line(db_path, ids, command):
+    """`stiwatch export --format csv > /mnt/full/items.csv` on a disk that fills: one line
+    naming standard output, not a traceback of the CSV writer."""
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "stiwatch", "--db", str(db_path), *command],
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "Error: standard output: cannot write: No space left on device"]

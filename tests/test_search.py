@@ -286,6 +286,15 @@ def test_a_lone_minus_word_says_what_to_add(stiwatch, ids):
     (["--until", "2026-13-01"], "Invalid value for '--until': '2026-13-01' is not a date"),
     (["--since", "2026-02-30"], "Invalid value for '--since': '2026-02-30' is not a date"),
     (["--since", "2026-01-01T25:00"], "is not a date"),
+    # --help offers date-times too: a wrong one is not told to be a plain date
+    (["--until", "2026-11-23T25:00"], "Error: Invalid value for '--until': '2026-11-23T25:00' "
+     "is not a date-time (expected YYYY-MM-DD, or YYYY-MM-DDTHH:MM with an optional offset "
+     "such as +09:00 or Z)\n"),
+    # dates swapped, an analyst's slip: no day is between them, said rather than "no items"
+    (["--since", "2026-11-20", "--until", "2026-11-10"],
+     "Error: --since 2026-11-20 is after --until 2026-11-10: no item can be in between\n"),
+    (["--since", "2026-11-20T10:00Z", "--until", "2026-11-20T09:59Z"],
+     "Error: --since 2026-11-20T10:00Z is after --until 2026-11-20T09:59Z"),
 ])
 def test_bad_filters_are_named(stiwatch, ids, args, message):
     result = stiwatch("search", "quantum", *args)

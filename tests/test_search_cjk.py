@@ -350,3 +350,31 @@ def test_a_queue_another_process_indexes_meanwhile_is_no_error(db_path, ids):
             timer.join()
             conn.close()
         assert store.scalar("SELECT count(*) FROM items_cjk_pending") == 0
+
+
+def test_a_table_of_cjk_titles_keeps_its_columns_aligned_on_a_terminal(stiwatch, ids):
+    """A terminal shows each Chinese, Japanese or Korean character two columns wide: widths
+    counted in characters put the next column (COPIES) half a title to the right of its
+    header, and a title cut at 90 characters took 180 columns."""
+    import unicodedata
+
+    from stiwatch.output import table
+
+    def columns(text: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+    result = stiwatch("search", "研究 OR quantum", "--limit", "50")
+    assert result.exit_code == 0, result.output
+    header = result.output.splitlines()[0]
+    assert "量子技術イノベーション戦略を改定" in result.output
+    rows = [{"title": "量子技術イノベーション戦略を改定", "copies": "+1"},
+            {"title": "Japan launches national quantum strategy", "copies": "+2"},
+            {"title": "과학기술정보통신부, 내년 연구개발 예산 확정", "copies": "+3"}]
+    lines = table(rows, ["title", "copies"]).splitlines()
+    starts = {columns(line[:line.index(cell)])
+              for line, cell in zip(lines, ["COPIES", "+1", "+2", "+3"])}
+    assert len(starts) == 1, lines  # every COPIES cell under its header
+    assert columns(header[:header.index("COPIES")]) >= 2 + columns(
+        "量子技術イノベーション戦略を改定")
+    long = table([{"title": "量" * 100}], ["title"], max_width=90).splitlines()[1]
+    assert columns(long) <= 90

@@ -193,6 +193,35 @@ def test_a_busy_port_is_one_line_naming_it_before_any_announcement(db_path, tmp_
     assert result.stderr.count("\n") == 1
 
 
+def test_ctrl_c_stops_serve_without_an_error(db_path, tmp_path):
+    """`stiwatch serve --help`: "Stop it with Ctrl-C." The way it is meant to stop printed
+    "Error: interrupted by SIGINT" (uvicorn raises the signal again once it has shut down)."""
+    import signal
+
+    with db.open_store(db_path):
+        pass
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stiwatch", "--db", str(db_path), "serve", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if get(f"http://127.0.0.1:{port}/-/versions.json")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, stderr
+    assert "Error" not in stderr and "Traceback" not in stderr, stderr
+
+
 def test_canned_queries_run_on_an_empty_store_and_read_days_in_the_timezone(db_path, tmp_path):
     """Every canned query answers on a store with no items; search_cjk's since is a day in
     the `timezone` setting (Asia/Tokyo by default), as `stiwatch search --since` reads it."""

@@ -107,6 +107,27 @@ def test_a_read_only_store_reads_and_refuses_writes_in_one_line(stiwatch, db_pat
     assert db_path.read_bytes() == before
 
 
+def test_a_read_only_store_answers_every_command_that_only_reads(stiwatch, db_path):
+    """An analyst with a shared copy they cannot write (docs/operations.md) reads its trends,
+    an item's tags and the registry and readers as they search it; these commands write
+    nothing, so they must not ask for the write access a correction needs."""
+    analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db_path.with_name(db_path.name + "-wal").unlink(missing_ok=True)
+    db_path.with_name(db_path.name + "-shm").unlink(missing_ok=True)
+    before = db_path.read_bytes()
+    reads = (["trends"], ["tag", "1"], ["tag", "1", "--json"], ["sources", "list"],
+             ["subscribers", "list"], ["digest", "status"])
+    with read_only(db_path):
+        results = {" ".join(command): stiwatch(*command) for command in reads}
+    for command, result in results.items():
+        assert result.exit_code == 0, (command, result.output)
+    assert "governance" in results["tag 1"].output
+    assert "mext-news" in results["sources list"].output
+    assert db_path.read_bytes() == before
+
+
 def test_a_store_from_a_newer_stiwatch_is_one_line_naming_it(stiwatch, db_path):
     with db.open_store(db_path) as store:
         store.conn.execute("INSERT INTO schema_migrations VALUES (?, 'future', '2030-01-01')",
@@ -313,3 +334,22 @@ def test_another_user_reads_a_store_in_a_folder_it_cannot_write(tmp_path):
         assert sorted(p.name for p in folder.iterdir()) == ["current.db", "older.db"]
     finally:
         shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize("side", ["-wal", "-shm", "-journal"])
+def test_no_store_is_made_in_a_file_sqlite_keeps_beside_a_database(stiwatch, db_path, side):
+    """`stiwatch --db stiwatch.db-wal init` (completion one Tab too far): a checkpointed WAL is
+    an empty file, which init took for a new store and filled, in the file where SQLite keeps
+    the real store's next changes."""
+    analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    target = db_path.with_name(db_path.name + side)
+    target.touch()
+    for command in (["init"], ["subscribers", "add", "a@example.org"]):
+        result = stiwatch("--db", str(target), *command)
+        assert result.exit_code == 2, result.output
+        assert error_line(result) == (
+            f"Error: {target}: that is a file SQLite keeps beside the database {db_path}, not "
+            f"a database: name the database itself, {db_path}")
+        assert target.read_bytes() == b""

@@ -182,3 +182,18 @@ def test_import_refuses_names_with_control_characters_naming_each_line(stiwatch,
         "character (U+001B); a display name is one line of plain text",
         "Error: nothing was imported"]
     assert set(listed(stiwatch)) == {"keep@example.org"}
+
+
+def test_import_lists_every_problem_of_a_line_with_a_bad_address(stiwatch, tmp_path):
+    """`subscribers import --help`: every problem is listed with its line and field. A line
+    whose address was bad had its other fields left unchecked: fixing the address, the
+    operator met the next error of the same line only at the next try."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text("email,name,areas,countries\n"
+                   "alice@,Alice,,UK\n", encoding="utf-8")
+    result = stiwatch("subscribers", "import", str(bad))
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"Error: {bad}: line 2: email: 'alice@' is not a valid e-mail address",
+        f"Error: {bad}: line 2: countries: unknown country 'UK' (United Kingdom is 'GB')",
+        "Error: nothing was imported"]

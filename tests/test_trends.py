@@ -242,3 +242,23 @@ def test_trends_command_of_a_young_store_averages_the_weeks_it_watched(db_path, 
     gov = next(r for r in data["rows"] if r["value"] == "governance")
     assert (gov["direction"], gov["previous_mean"], gov["change_pct"]) == ("unknown", 0.0, None)
     assert data["rising_terms"] == []
+
+
+def test_trends_command_says_a_week_is_not_over_and_refuses_one_not_begun(db_path, stiwatch):
+    """The week under way counts only its first days: against whole weeks it reads as a fall
+    (`-100%`, `down` on a Monday morning). The digest says so of a partial week; `trends` did
+    not, and counted a week that had not even started as a week of zeros."""
+    from digest.weeks import last_complete_week
+
+    this_week = last_complete_week("Asia/Tokyo").shift(1)
+    build(db_path, [*many(46, 2, areas=["governance"])]).close()
+    result = stiwatch("trends", "--week", this_week.label)
+    assert result.exit_code == 0, result.output
+    assert f"{this_week.label} is not over yet" in result.output
+    ahead = this_week.shift(2).label
+    result = stiwatch("trends", "--week", ahead)
+    assert result.exit_code == 2
+    [line] = result.output.strip().splitlines()
+    assert line.startswith(f"Error: --week {ahead} has not started yet (it starts Mon ")
+    assert line.endswith("(Asia/Tokyo)): there is nothing to count")
+    assert "not over" not in stiwatch("trends", "--week", "2026-W46").output

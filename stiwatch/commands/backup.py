@@ -42,6 +42,11 @@ def backup_command(app: App, dest: str, force: bool) -> None:
         raise UserError(f"{target.parent}: no such folder")
     if target.resolve() == app.db_path.resolve():
         raise UserError(f"{target}: that is the database itself")
+    if target.resolve() in {Path(f"{app.db_path.resolve()}{side}")
+                            for side in ("-wal", "-shm", "-journal")}:
+        # its -wal holds committed changes not yet in the file: replaced, they are lost
+        raise UserError(f"{target}: that is a file SQLite keeps beside the database "
+                        f"{app.db_path}; give the copy another name")
     store = app.store_as_is()
     if folder:
         try:

@@ -563,7 +563,8 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
     """
     from classifier.places import region_map
 
-    store = app.store()
+    # showing an item's tags writes nothing: a read-only copy of the store shows them too
+    store = app.store() if add or remove or undo else app.existing_store()
     additions, removals = _pairs(add, "--add"), _pairs(remove, "--remove")
     clash = set(additions) & set(removals)
     if clash:

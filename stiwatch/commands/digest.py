@@ -57,7 +57,11 @@ def preview_command(app: App, week: str | None, subscriber: str | None, out: Pat
     app.echo(f"Digest {chosen.label} ({chosen.span()}) {who}: {digest.total} "
              f"{'story' if digest.total == 1 else 'stories'}, "
              f"{digest.shown} shown; chart {png_path}.")
-    if datetime.now(timezone.utc) < chosen.end:
+    now = datetime.now(timezone.utc)
+    if now < chosen.start:
+        app.echo(f"{chosen.label} has not started yet (it starts "
+                 f"{chosen.start:%a %-d %b %Y %H:%M} ({chosen.tz.key})).")
+    elif now < chosen.end:
         app.echo(f"{chosen.label} is not over yet: this preview has its items so far.")
     if digest.empty:
         app.echo("Nothing matched: this digest would not be sent.")
@@ -231,7 +235,7 @@ def status_command(app: App, week: str | None, all_weeks: bool, as_json: bool) -
     """List the deliveries of a week and their states (pending, sending, sent, failed, skipped)."""
     settings = app.settings
     period = None if all_weeks else week_or_default(week, settings["timezone"]).label
-    rows = app.store().deliveries(period)
+    rows = app.existing_store().deliveries(period)
     for row in rows:
         row["active"] = bool(row["active"])
     if as_json:

@@ -13,7 +13,7 @@ from digest.weeks import zone
 
 from ..app import App, pass_app
 from ..files import output_file, replacing
-from ..output import bom_option, utf8_stdout, wants_bom, write_csv
+from ..output import bom_option, utf8_stdout, wants_bom, write_csv, writing_stdout
 from ..params import Moment
 from .search import DATE_HELP
 
@@ -71,8 +71,8 @@ def export_command(app: App, fmt: str, since: str | None, out: str | None,
     rows = store.iter_export(since=since, tz=zone(app.settings["timezone"]))
     if out is None:
         utf8_stdout()
-        count = write_items(rows, sys.stdout, fmt, bom)
-        sys.stdout.flush()
+        with writing_stdout():
+            count = write_items(rows, sys.stdout, fmt, bom)
     else:
         target = output_file(Path(out), "--out", make_folder=False)
         with replacing(target, "--out") as stream:

@@ -9,6 +9,7 @@ import sys
 import click
 
 from classifier.taxonomy import UnknownLabel, load_taxonomy
+import db
 from digest.select import parse_time
 from digest.weeks import zone
 
@@ -188,6 +189,13 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
             "--source, --policy, --since or --until) to list its stories newest first")
     bom = wants_bom(bom, app.settings["csv_bom"], fmt)
     tz = zone(app.settings["timezone"])
+    if since and until:
+        _, start = db.time_bound(since, "--since", tz)
+        op, end = db.time_bound(until, "--until", tz, end=True)
+        if start > end or (start == end and op == "<"):
+            # swapped dates answered "no items match", as if nothing had been published
+            raise UserError(f"--since {since} is after --until {until}: no item can be in "
+                            "between")
     store = app.existing_store()
     for source in sources:
         store.get_source(source)  # NoSuchSource: a clear error rather than silently nothing

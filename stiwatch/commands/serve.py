@@ -101,7 +101,12 @@ def serve_command(app: App, port: int, host: str, show_subscribers: bool,
     click.echo(f"Serving {path} read-only at http://{host}:{port}/{path.stem} (Ctrl-C to stop)")
     server = uvicorn.Server(uvicorn.Config(ds.app(), host=host, port=port, log_level="warning",
                                            lifespan="on"))
-    server.run(sockets=[listener])
+    try:
+        server.run(sockets=[listener])
+    except KeyboardInterrupt:
+        # Ctrl-C is how it is meant to stop (uvicorn, once shut down, raises the signal again):
+        # not an error. SIGTERM (systemd) keeps its default action.
+        app.echo("Stopped.", err=True)
 
 
 # max_csv_mb 0: a "stream all rows" download is never cut (Datasette's 100 MB cut a store of

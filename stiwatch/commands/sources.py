@@ -17,7 +17,7 @@ from crawler.spiders.listings import ListingError, check_listing
 
 from ..app import App, pass_app
 from ..errors import UserError
-from ..output import echo_json, echo_table
+from ..output import display_width, echo_json, echo_table
 from ..params import Seconds
 
 LIST_WIDTH = 50
@@ -81,14 +81,14 @@ def list_command(app: App, as_json: bool, enabled_only: bool) -> None:
     """List sources with their health: last success, failures in a row, last error, and the
     last crawl's note on a source that worked (a malformed feed, a feed that moved, pages
     that could not be read)."""
-    rows = app.store().list_sources(enabled_only=enabled_only)
+    rows = app.existing_store().list_sources(enabled_only=enabled_only)
     for row in rows:
         row["enabled"] = bool(row["enabled"])
     if as_json:
         echo_json(rows)
     else:
         echo_table(rows, HEALTH_COLUMNS, max_width=LIST_WIDTH)
-        if any(len(row[key] or "") > LIST_WIDTH for row in rows
+        if any(display_width(row[key] or "") > LIST_WIDTH for row in rows
                for key in ("last_error", "last_flag")):
             # A cut error hides its end, which says what to fix: say where it is whole.
             app.echo(f"(errors and notes cut at {LIST_WIDTH} characters: `stiwatch sources "

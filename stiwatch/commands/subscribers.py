@@ -114,15 +114,17 @@ def read_csv(path: Path) -> list[dict[str, Any]]:
         if None in row:
             problems.append(f"{path}: line {line}: more fields than the header has")
             continue
+        email = None
         try:
             email = check_email(row.get("email") or "")
         except InvalidSubscriber as error:
+            # the line's other fields are still checked: every problem in one pass
             problems.append(f"{path}: line {line}: email: {error}")
-            continue
-        if email in seen:
+        if email is not None and email in seen:
             problems.append(f"{path}: line {line}: email: {email} already on line {seen[email]}")
             continue
-        seen[email] = line
+        if email is not None:
+            seen[email] = line
         subscriber = {"email": email, "name": None}
         try:
             subscriber["name"] = check_name(row.get("name"))
@@ -224,7 +226,7 @@ def import_command(app: App, file: Path) -> None:
 @pass_app
 def list_command(app: App, as_json: bool, show_all: bool) -> None:
     """List subscribers and their filters."""
-    rows = app.store().list_subscribers(active_only=not show_all)
+    rows = app.existing_store().list_subscribers(active_only=not show_all)
     if as_json:
         echo_json(rows)
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -11,6 +12,7 @@ from digest.trends import trends
 from digest.weeks import week_or_default
 
 from ..app import App, pass_app
+from ..errors import UserError
 from ..files import output_file, write_output
 from ..output import bom_option, echo_csv, echo_json, echo_table, wants_bom
 
@@ -19,7 +21,9 @@ from ..output import bom_option, echo_csv, echo_json, echo_table, wants_bom
 @click.option("--weeks", default=12, show_default=True, type=click.IntRange(1, 260), metavar="N",
               help="Number of weeks shown, ending with --week.")
 @click.option("--week", default=None, metavar="W",
-              help="Last week shown, e.g. 2026-W47 [default: the last complete week].")
+              help="Last week shown, e.g. 2026-W47 [default: the last complete week]; the "
+              "week under way counts its days so far (stderr says so), a week not begun is "
+              "refused.")
 @click.option("--by", "facet", default="area", show_default=True,
               type=click.Choice(["area", "domain", "region", "country"]),
               help="Which tag to count.")
@@ -50,13 +54,22 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
     """
     bom = wants_bom(bom, app.settings["csv_bom"], fmt)
     chosen = week_or_default(week, app.settings["timezone"])
+    now = datetime.now(timezone.utc)
+    if now < chosen.start:
+        raise UserError(f"--week {chosen.label} has not started yet (it starts "
+                        f"{chosen.start:%a %-d %b %Y %H:%M} ({chosen.tz.key})): there is "
+                        "nothing to count")
     if chart:
         output_file(chart, "--chart")  # before the work, not after it
     facets = (facet,) if facet == "area" or not chart else (facet, "area")
-    report = trends(app.store(), chosen, weeks=weeks, facets=facets)
+    report = trends(app.existing_store(), chosen, weeks=weeks, facets=facets)
     if chart:
         write_output(chart, area_chart(report), "--chart")
     rows = report.rows(facet)
+    if now < chosen.end:
+        # its few days read as a fall against whole weeks: the digest says so too
+        app.echo(f"{chosen.label} is not over yet (until {chosen.end:%a %-d %b %Y %H:%M} "
+                 f"({chosen.tz.key})): its counts are the week so far.", err=True)
     if fmt == "json":
         echo_json({
             "by": facet, "week": report.week, "weeks": report.weeks, "totals": report.totals,
