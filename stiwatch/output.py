@@ -10,9 +10,9 @@ import json
 import os
 import sys
 from typing import IO, Any, Callable, Iterable, Sequence
-import unicodedata
 
 import click
+from wcwidth import wcwidth
 
 from .errors import UserError
 
@@ -59,10 +59,9 @@ def printable(text: str) -> str:
 
 def _char_width(char: str) -> int:
     """Terminal columns of one character: two for the wide ones (Chinese, Japanese and Korean
-    letters, fullwidth forms), none for combining marks."""
-    if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
-        return 0
-    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    letters, fullwidth forms), none for combining marks (wcwidth's Unicode tables; a control
+    character, which it calls -1, takes none)."""
+    return max(wcwidth(char), 0)
 
 
 def display_width(text: str) -> int:
