@@ -140,9 +140,10 @@ def _run(app: App, with_digest: bool, as_json: bool, outcome: dict) -> int:
 
 def _record_stop_before_start(app: App, command: str, error: BaseException) -> int | None:
     """Record a run that bad input stopped before its first step (a registry or lexicon file
-    that cannot be read, a saved model made for other versions), so `stiwatch status` and the `runs` table show that the scheduled
-    job stopped working rather than its last good run. Only in a store that exists: a
-    deployment's first run with a bad registry creates nothing."""
+    that cannot be read, a saved model made for other versions), so `stiwatch status` and the
+    `runs` table show that the scheduled job stopped working rather than its last good run.
+    Only in a store that exists: a deployment's first run with a bad registry creates
+    nothing."""
     if isinstance(error, db.MigrationInterrupted):
         return None  # recording it would run the very migration the operator just stopped
     reason, exit_code = _stopped_by(error)
