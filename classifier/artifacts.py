@@ -154,13 +154,21 @@ def check_compatible(metadata: dict[str, Any], path: Path, fmt: int, taxonomy: T
 
 def check_saved_models(model_dir: str | os.PathLike[str]) -> None:
     """ModelError or ModelMismatch for a saved model that loading would refuse, from its
-    metadata alone: `stiwatch classify` with nothing to classify loads no model, yet should
-    still say at once that an upgrade calls for retraining."""
+    metadata (and its model file being there) alone: `stiwatch classify` with nothing to
+    classify loads no model, yet should still say at once that an upgrade calls for
+    retraining, and `stiwatch run` checks before it crawls what the classify step after the
+    crawl would refuse."""
     for stem, (fmt, what) in SAVED_MODELS.items():
         metadata = read_metadata(model_dir, stem, what)
         if metadata is not None:
             check_compatible(metadata, Path(model_dir) / f"{stem}.json", fmt, load_taxonomy(),
                              what)
+            if not (Path(model_dir) / f"{stem}.joblib").exists():
+                raise _missing(Path(model_dir) / f"{stem}.joblib", stem)
+
+
+def _missing(path: Path, stem: str) -> ModelError:
+    return ModelError(f"{path}: missing (only {stem}.json is there); {RETRAIN}")
 
 
 def load_artifact(model_dir: str | os.PathLike[str], stem: str, fmt: int,
@@ -178,7 +186,7 @@ def load_artifact(model_dir: str | os.PathLike[str], stem: str, fmt: int,
     try:
         payload = joblib.load(path)
     except FileNotFoundError:
-        raise ModelError(f"{path}: missing (only {stem}.json is there); {RETRAIN}") from None
+        raise _missing(path, stem) from None
     except Exception as error:  # noqa: BLE001 - unpickling can fail in many ways
         raise ModelError(f"{path}: cannot load the {what} ({type(error).__name__}: {error}); "
                          f"{RETRAIN}") from None

@@ -37,6 +37,7 @@ import pycountry
 
 from db.codes import COUNTRY_ALIASES
 
+from .components import Lexicons, load_lexicons
 from .countries import (MODEL_STEM as COUNTRY_STEM, CountryModel, derive_regions,
                         load_country_model)
 from .domains import DomainTagger
@@ -183,30 +184,28 @@ class Classifier:
         self.model_dir = Path(model_dir) if model_dir is not None else None
         # the areas the model was trained on, once rather than for every item in _one()
         self._modelled = frozenset(model.area_labels) if model is not None else frozenset()
-        # the three lexicons scan each text once, together (same hits as three scans)
+        # the three lexicons scan each text once, together (same hits as three scans). The
+        # scan copies the matchers' readings, so another classifier built on the same
+        # components (the cached gazetteer) is safe: classify() points them back at its own.
         self._scan = share_scan([rules._matcher, domains._matcher, gazetteer._matcher])
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike[str] | None = None, *,
-             use_model: bool = True,
-             domains_lexicon: str | os.PathLike[str] | None = None,
-             areas_lexicon: str | os.PathLike[str] | None = None,
-             places_lexicon: str | os.PathLike[str] | None = None,
+             use_model: bool = True, lexicons: Lexicons | None = None,
              rules_override: float = RULES_CERTAIN) -> "Classifier":
-        """Components from their shipped data, each extended by the analyst's lexicon file when
-        one is given (empty or None: the shipped one only); the model from ``model_dir`` when
-        it holds one. ``rules_override``: see the `area_rules_override` setting.
+        """The model from ``model_dir`` when it holds one, with ``lexicons`` (see
+        classifier.components.load_lexicons, which loads the analyst's lexicon files; None:
+        the shipped lexicons only). ``rules_override``: see the `area_rules_override` setting.
 
         Raises ModelMismatch when the saved model was made for other library/taxonomy versions,
-        LexiconError when an analyst's file is malformed.
+        ModelError when it cannot be read.
         """
         model = load_model(model_dir) if (use_model and model_dir is not None) else None
         set_aside = not use_model and model_dir is not None and any(
             (Path(model_dir) / f"{stem}.json").exists()
             for stem in (MODEL_STEM, COUNTRY_STEM))
-        return cls(model, RuleTagger.load(areas_lexicon or None),
-                   DomainTagger.load(domains_lexicon or None),
-                   Gazetteer.load(places_lexicon or None), model_dir,
+        lexicons = lexicons or load_lexicons()
+        return cls(model, lexicons.rules, lexicons.domains, lexicons.gazetteer, model_dir,
                    load_country_model(model_dir) if use_model else None, rules_override,
                    model_set_aside=set_aside)
 

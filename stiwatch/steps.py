@@ -68,11 +68,12 @@ def crawl_step(app: App) -> dict[str, Any]:
     return result
 
 
-def classify_step(app: App, classifier: Any = None) -> dict[str, Any]:
-    """Tag every item not yet classified (with ``classifier``, loaded already, if given)."""
+def classify_step(app: App, lexicons: Any = None) -> dict[str, Any]:
+    """Tag every item not yet classified, loading the model only when there is one (with
+    ``lexicons``, loaded already by `run`'s check before the crawl, if given)."""
     from .commands.classify import run_classification
 
-    report = run_classification(app, everything=False, classifier=classifier)
+    report = run_classification(app, everything=False, lexicons=lexicons)
     return {"step": "classify", **report}
 
 

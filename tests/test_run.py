@@ -336,6 +336,142 @@ def test_bad_input_stops_a_run_before_it_crawls_and_the_stop_is_recorded(tmp_pat
     assert re.search(r"failed\s+2\s+\S+\s+start:error$", status.stdout, re.M), status.stdout
 
 
+FIXTURES = Path(__file__).parent / "fixtures"
+POLICY_ARTICLE = (
+    "<html><body><article><h1>Japan approves a national quantum technology strategy</h1>"
+    "<p>The Japanese government approved a national strategy for quantum technology on "
+    "Tuesday. The Ministry of Education, Culture, Sports, Science and Technology (MEXT) will "
+    "fund university research centres and open a competitive call for proposals, the Cabinet "
+    "Office said. Open access to publications from the programme will be required.</p>"
+    "</article></body></html>").encode()
+
+
+@pytest.fixture(scope="module")
+def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model trained (once for the module) on the small STIP fixture, as `train` saves it."""
+    folder = tmp_path_factory.mktemp("trained")
+    done = stiwatch(folder / "train.db", "--quiet", "train",
+                    "--stip", str(FIXTURES / "stip" / "stip_small.csv"),
+                    "--negatives", str(FIXTURES / "stip" / "nonpolicy_news.rss"),
+                    "--model-dir", str(folder / "models"))
+    assert done.returncode == 0, done.stderr
+    return folder / "models"
+
+
+def policy_feed(server: MockServer) -> None:
+    """``/feed.xml``: one item, an English STI-policy article at ``/quantum.html``."""
+    @server.route("/feed.xml")
+    def feed(handler) -> None:  # noqa: ANN001
+        handler.send_body(200, (
+            "<rss version='2.0'><channel><title>t</title><item><title>Japan approves a "
+            f"quantum strategy</title><link>{server.url('/quantum.html')}</link></item>"
+            "</channel></rss>").encode(), "application/rss+xml")
+
+    @server.route("/quantum.html")
+    def article(handler) -> None:  # noqa: ANN001
+        handler.send_body(200, POLICY_ARTICLE)
+
+
+def copy_model(trained: Path, folder: Path) -> Path:
+    folder.mkdir()
+    for path in trained.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    return folder
+
+
+def for_old_sklearn(models: Path, stem: str) -> str:
+    """Make the saved model (or country model) one made by scikit-learn 0.24.2; the error."""
+    meta = json.loads((models / f"{stem}.json").read_text())
+    installed = meta["sklearn_version"]
+    meta["sklearn_version"] = "0.24.2"
+    (models / f"{stem}.json").write_text(json.dumps(meta))
+    what = "model" if stem == "model" else "country model"
+    return (f"{models / (stem + '.json')}: the {what} was made with scikit-learn 0.24.2 "
+            f"(installed: {installed}); retrain it with `stiwatch train --stip FILE` (the "
+            "STIP Compass CSV export)")
+
+
+def without_model_file(models: Path, stem: str) -> str:
+    (models / f"{stem}.joblib").unlink()
+    return (f"{models / (stem + '.joblib')}: missing (only {stem}.json is there); retrain "
+            "with `stiwatch train --stip FILE`")
+
+
+@pytest.mark.parametrize("stem, break_it", [
+    ("model", for_old_sklearn), ("countries", for_old_sklearn), ("model", without_model_file)])
+def test_a_model_loading_would_refuse_stops_a_run_before_it_crawls(
+        tmp_path: Path, trained_model: Path, stem: str, break_it) -> None:  # noqa: ANN001
+    """Found from the saved model's metadata (and its file being there), before minutes of
+    crawling, though the model itself is loaded only after the crawl; the message says to
+    retrain."""
+    db, models = tmp_path / "s.db", copy_model(trained_model, tmp_path / "old-model")
+    message = break_it(models, stem)
+    with MockServer() as server:
+        policy_feed(server)
+        one_feed(db, tmp_path, "feed", server.url("/feed.xml"))
+        result = stiwatch(db, "--quiet", "run", env={"STIWATCH_MODEL_DIR": str(models)})
+        requested = len(server.requested("/feed.xml"))
+    assert (result.returncode, result.stderr) == (2, f"Error: {message}\n")
+    assert requested == 0
+    [(status, exit_code, steps)] = rows(db, "SELECT status, exit_code, steps FROM runs")
+    assert (status, exit_code) == ("failed", 2)
+    assert json.loads(steps) == [{"step": "start", "ok": False, "status": "error",
+                                  "summary": message}]
+
+
+def test_a_damaged_model_file_stops_the_run_after_its_crawl_and_keeps_what_it_fetched(
+        tmp_path: Path, trained_model: Path) -> None:
+    """Only loading finds a model file damaged on disk (its metadata intact), and the model is
+    loaded after the crawl: the fetched items stay, for the next run to classify."""
+    db, models = tmp_path / "s.db", copy_model(trained_model, tmp_path / "damaged")
+    (models / "model.joblib").write_bytes(b"not a model")
+    with MockServer() as server:
+        policy_feed(server)
+        one_feed(db, tmp_path, "feed", server.url("/feed.xml"))
+        damaged = stiwatch(db, "--quiet", "run", env={"STIWATCH_MODEL_DIR": str(models)})
+        fixed = stiwatch(db, "--quiet", "run", env={"STIWATCH_MODEL_DIR": str(trained_model)})
+    assert damaged.returncode == 2
+    [error] = damaged.stderr.splitlines()
+    assert error.startswith(f"Error: {models / 'model.joblib'}: cannot load the model (")
+    assert error.endswith("; retrain with `stiwatch train --stip FILE`")
+    assert fixed.returncode == 0, fixed.stderr
+    runs = rows(db, "SELECT status, exit_code, steps FROM runs ORDER BY id")
+    assert [run[:2] for run in runs] == [("failed", 2), ("ok", 0)]
+    first = json.loads(runs[0][2])
+    assert [(s["step"], s["ok"]) for s in first] == [("crawl", True), ("classify", False)]
+    assert first[0]["new"] == 1 and first[1]["summary"] == error.removeprefix("Error: ")
+    assert json.loads(runs[1][2])[1]["summary"].startswith("1 items classified with model ")
+
+
+def test_a_run_classifies_new_items_with_the_model_and_loads_none_with_nothing_new(
+        tmp_path: Path, trained_model: Path) -> None:
+    """The model is loaded after the crawl, when there is something to classify: a scheduled
+    run that found nothing new paid seconds (and ~200 MB with a full model) for nothing."""
+    db = tmp_path / "s.db"
+    env = {"STIWATCH_MODEL_DIR": str(trained_model)}
+    version = json.loads((trained_model / "model.json").read_text())["version"]
+    with MockServer() as server:
+        policy_feed(server)
+        one_feed(db, tmp_path, "feed", server.url("/feed.xml"))
+        first = stiwatch(db, "run", "--json", env=env)
+        second = stiwatch(db, "run", "--json", env=env)
+    assert first.returncode == 0, first.stderr
+    assert f"Classifier: model {version} (trained " in first.stderr
+    classify = json.loads(first.stdout)["steps"][1]
+    assert classify["model"] == version
+    assert classify["summary"].startswith(f"1 items classified with model {version} ")
+    assert rows(db, "SELECT method, value FROM tags WHERE facet = 'policy'") == [("model", "1")]
+
+    assert second.returncode == 0, second.stderr
+    assert "Classifier:" not in second.stderr
+    nothing = ("0 items classified: none new since the last classify (the classifier was not "
+               "loaded)")
+    assert json.loads(second.stdout)["steps"][1]["summary"] == nothing
+    assert f"classify: {nothing}" in second.stderr
+    steps = rows(db, "SELECT steps FROM runs ORDER BY id")[-1][0]
+    assert json.loads(steps)[1]["summary"] == nothing  # what the runs table keeps
+
+
 @pytest.mark.parametrize("lock_file, reason", [
     ("afile/x.lock", "{tmp}/afile is a file, not a folder"),
     (".", "Is a directory"),

@@ -20,6 +20,7 @@ from ..output import echo_json, echo_table
 # other command starts quickly.
 
 if TYPE_CHECKING:
+    from classifier.components import Lexicons
     from classifier.pipeline import Classifier
     from classifier.stip import Example
     from classifier.taxonomy import Taxonomy
@@ -43,35 +44,59 @@ def _model_dir(app: App, option: str | None) -> Path:
     return Path(app.settings["model_dir"])
 
 
-def load_classifier(app: App, model_dir: str | None = None, *,
-                    use_model: bool = True) -> "Classifier":
-    """The classifier with the configured model folder (rules only when it holds no model)."""
-    from classifier.lexicon import LexiconError
-    from classifier.pipeline import Classifier
+LEXICON_SETTINGS = ("domains_lexicon", "areas_lexicon", "places_lexicon")
 
-    lexicons = {name: app.settings[name] or None
-                for name in ("domains_lexicon", "areas_lexicon", "places_lexicon")}
+
+def load_lexicons(app: App) -> "Lexicons":
+    """The lexicon components with the analyst's files the settings name; a malformed file is
+    a UserError naming the file and the setting that points at it. No model is loaded."""
+    from classifier.components import load_lexicons as load
+    from classifier.lexicon import LexiconError
+
+    paths = {name: app.settings[name] or None for name in LEXICON_SETTINGS}
     try:
-        return Classifier.load(_model_dir(app, model_dir), use_model=use_model, **lexicons,
-                               rules_override=app.settings["area_rules_override"])
+        return load(**paths)
     except LexiconError as error:
         # the message names the file; the user also needs to know which setting points at it
-        named = [name for name, path in lexicons.items() if path and str(path) in str(error)]
+        named = [name for name, path in paths.items() if path and str(path) in str(error)]
         where = "".join(f" ({name} is set by {app.settings.origin(name)})" for name in named)
         raise UserError(f"{error}{where}") from None
 
 
+def check_classifier(app: App) -> "Lexicons":
+    """What loading the classifier would refuse, found without loading the model: the
+    analyst's lexicon files (loaded, and returned for load_classifier) and the saved models'
+    metadata (ModelError or ModelMismatch for a model made for other versions)."""
+    from classifier.artifacts import check_saved_models
+
+    lexicons = load_lexicons(app)
+    check_saved_models(_model_dir(app, None))
+    return lexicons
+
+
+def load_classifier(app: App, model_dir: str | None = None, *, use_model: bool = True,
+                    lexicons: "Lexicons | None" = None) -> "Classifier":
+    """The classifier with the configured model folder (rules only when it holds no model),
+    built on ``lexicons`` when they were loaded already (see check_classifier)."""
+    from classifier.pipeline import Classifier
+
+    return Classifier.load(_model_dir(app, model_dir), use_model=use_model,
+                           lexicons=lexicons or load_lexicons(app),
+                           rules_override=app.settings["area_rules_override"])
+
+
 def run_classification(app: App, *, everything: bool = False, model_dir: str | None = None,
-                       use_model: bool = True, classifier: "Classifier | None" = None
+                       use_model: bool = True, lexicons: "Lexicons | None" = None
                        ) -> dict[str, Any]:
     """Classify the store's new (or all) items with a progress line; a JSON-able report.
 
-    Shared by `stiwatch classify`, `stiwatch run` and `stiwatch demo`.
+    Shared by `stiwatch classify`, `stiwatch run` (which passes the ``lexicons`` it loaded
+    before crawling) and `stiwatch demo`.
     """
     # The store first: a missing database is one error line, not one after the classifier's.
     store = app.store()
     pending = len(store.unclassified_ids(everything=everything))
-    if not pending and classifier is None:
+    if not pending:
         # Loading the model takes seconds; a scheduled classify with nothing new needs none of
         # it. A model this code would refuse (after an upgrade) is still said now, from its
         # metadata.
@@ -85,7 +110,7 @@ def run_classification(app: App, *, everything: bool = False, model_dir: str | N
                            "classifier was not loaded)"}
     from classifier.pipeline import classify_store
 
-    classifier = classifier or load_classifier(app, model_dir, use_model=use_model)
+    classifier = load_classifier(app, model_dir, use_model=use_model, lexicons=lexicons)
     app.echo(f"Classifier: {classifier.describe()}", err=True)
     progress = app.progress("classify", unit="items")
     with progress:

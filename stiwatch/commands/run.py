@@ -16,7 +16,7 @@ from ..app import App, pass_app
 from ..errors import UserError, as_user_error
 from ..output import echo_json
 from ..steps import classify_step, crawl_step, digest_step, run_step
-from .classify import load_classifier
+from .classify import check_classifier
 from .crawl import EXIT_LOCKED, open_synced_store, take_run_lock
 
 log = logging.getLogger("stiwatch.run")
@@ -44,7 +44,9 @@ def run_command(app: App, with_digest: bool, as_json: bool, wait_lock: int) -> N
     `sources` setting names a registry file, it is synced first, as `stiwatch crawl` does. A
     lock file (setting `lock_file`, default: beside the database) stops two runs from
     overlapping: the second exits at once with status 3, or with --wait-lock waits for the first
-    to end. Each run is recorded in the `runs` table.
+    to end. Each run is recorded in the `runs` table. Before crawling it loads the analyst
+    lexicon files and checks the saved model's metadata, so bad input stops it at once; the
+    model itself is loaded after the crawl, only when there are new items to classify.
 
     Exit status: 0 all steps succeeded; 1 a step failed (every source failed, or a digest could
     not be delivered) while the other steps still ran; 2 bad input or configuration; 3 another
@@ -84,9 +86,13 @@ def _run(app: App, with_digest: bool, as_json: bool, outcome: dict) -> int:
     command = "run --digest" if with_digest else "run"
     try:
         store = open_synced_store(app)
-        # Loaded before the crawl, so a bad lexicon file or model stops the run before it
-        # spends minutes crawling (the crawl runs in a child process of its own).
-        classifier = load_classifier(app)
+        # Checked before the crawl, so a bad lexicon file or a model this code would refuse
+        # (made for another scikit-learn or taxonomy version) stops the run before it spends
+        # minutes crawling. The model itself is loaded by the classify step, and only when
+        # there is something to classify: this process does not hold its hundreds of MB
+        # through the crawl (which runs in a child process), and a run with nothing new
+        # does not pay its seconds. The lexicons loaded here are the classifier's.
+        lexicons = check_classifier(app)
     except BaseException as error:
         outcome["run"] = _record_stop_before_start(app, command, error)
         raise
@@ -98,7 +104,7 @@ def _run(app: App, with_digest: bool, as_json: bool, outcome: dict) -> int:
     outcome.update(run=run_id, steps=steps)
     failed = False
     plan: list[tuple[str, Callable[[App], dict]]] = [
-        ("crawl", crawl_step), ("classify", partial(classify_step, classifier=classifier))]
+        ("crawl", crawl_step), ("classify", partial(classify_step, lexicons=lexicons))]
     if with_digest:
         plan.append(("digest", digest_step))
     try:
@@ -134,9 +140,10 @@ def _run(app: App, with_digest: bool, as_json: bool, outcome: dict) -> int:
 
 def _record_stop_before_start(app: App, command: str, error: BaseException) -> int | None:
     """Record a run that bad input stopped before its first step (a registry or lexicon file
-    that cannot be read), so `stiwatch status` and the `runs` table show that the scheduled
-    job stopped working rather than its last good run. Only in a store that exists: a
-    deployment's first run with a bad registry creates nothing."""
+    that cannot be read, a saved model made for other versions), so `stiwatch status` and the
+    `runs` table show that the scheduled job stopped working rather than its last good run.
+    Only in a store that exists: a deployment's first run with a bad registry creates
+    nothing."""
     if isinstance(error, db.MigrationInterrupted):
         return None  # recording it would run the very migration the operator just stopped
     reason, exit_code = _stopped_by(error)
