@@ -67,7 +67,7 @@ MAX_TEXT_CHARS = 200_000
 # What classify_store reads of each stored item: the texts cut to MAX_TEXT_CHARS by SQLite, so
 # a long body never reaches Python whole.
 _ITEM_COLUMNS = ", ".join(
-    ["id", "source_id", "duplicate_of", "language", "classify_marks"]
+    ["items.id AS id", "source_id", "duplicate_of", "language", "classify_marks"]
     # a text of at most MAX_TEXT_CHARS bytes is read as it is: substr() counts characters,
     # a pass over every text (+8 µs an item); the length of its bytes is known at once
     + [f"CASE WHEN length(CAST({c} AS BLOB)) <= {MAX_TEXT_CHARS} THEN {c}"
@@ -385,7 +385,6 @@ def _classify_store(store: Any, classifier: Classifier, everything: bool,
     sources = {s["id"]: s for s in store.list_sources()}
     # Analysts' countries are only known to the store: it keeps the regions in step with them.
     region_of = region_map()
-    pending = "" if everything else " AND classified_at IS NULL"
     report.items = len(store.unclassified_ids(everything=everything))
 
     def save(batch: list[dict[str, Any]]) -> None:
@@ -411,7 +410,8 @@ def _classify_store(store: Any, classifier: Classifier, everything: bool,
             progress(len(batch), policy=policy)
 
     batch: list[dict[str, Any]] = []
-    for item in store.iter_items("duplicate_of IS NULL" + pending, columns=_ITEM_COLUMNS):
+    for item in store.iter_to_classify("duplicate_of IS NULL", everything=everything,
+                                       columns=_ITEM_COLUMNS):
         batch.append(item)
         if len(batch) >= BATCH:
             save(batch)
@@ -455,7 +455,8 @@ def _classify_store(store: Any, classifier: Classifier, everything: bool,
         if orphans:
             save(orphans)
 
-    for item in store.iter_items("duplicate_of IS NOT NULL" + pending, columns=_ITEM_COLUMNS):
+    for item in store.iter_to_classify("duplicate_of IS NOT NULL", everything=everything,
+                                       columns=_ITEM_COLUMNS):
         duplicates.append(item)
         if len(duplicates) >= BATCH:
             flush()

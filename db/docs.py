@@ -84,6 +84,17 @@ TABLES: dict[str, dict[str, Any]] = {
             "tried again up to 8 times, after a `404` (or a redirect to its section page) 3, "
             "after a `410 Gone` never. A page robots.txt forbids is never requested: no "
             "attempt is counted, and it is read once robots.txt allows it.",
+        },
+    },
+    "item_classification": {
+        "description": "Whether and when the classifier tagged each item: one row per item, "
+        "made with it. (Until schema version 22 these were the columns `items.classified_at` "
+        "and `items.classify_marks`; a query that read them joins this table: `SELECT i.*, "
+        "c.classified_at FROM items i JOIN item_classification c ON c.item_id = i.id`, and "
+        "`WHERE c.classified_at IS NULL` finds the items the next `stiwatch classify` tags.) "
+        "Set `classified_at` to NULL to have an item classified again.",
+        "columns": {
+            "item_id": "The item (`items.id`).",
             "classified_at": "When the classifier last tagged the item; NULL if never, or if its "
             "title, summary or body changed since (the next `stiwatch classify` tags it again).",
             "classify_marks": "How many times the item was marked for classification "

@@ -954,8 +954,9 @@ class SearchMixin:
                 f"""SELECT i.id, i.url, i.source_id, s.name AS source_name, i.title, i.summary,
                            i.body, i.language, i.published_at, i.date_source, i.fetched_at,
                            i.status, i.fetch_error, i.fetch_attempts, i.duplicate_of,
-                           i.classified_at
+                           c.classified_at
                     FROM items i LEFT JOIN sources s ON s.id = i.source_id
+                    LEFT JOIN item_classification c ON c.item_id = i.id
                     WHERE i.id > ? AND {condition}
                     ORDER BY i.id LIMIT {int(batch)}""",
                 [last, *extra],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from .clock import utcnow
 from .errors import InvalidTag, NoSuchItem
@@ -77,13 +77,38 @@ class TagsMixin:
 
     def unclassified_ids(self, *, everything: bool = False) -> list[int]:
         """Ids of items never classified (or of all items), originals before duplicates."""
-        where = "1" if everything else "classified_at IS NULL"
-        return [
-            row[0]
-            for row in self.conn.execute(
-                f"SELECT id FROM items WHERE {where} ORDER BY duplicate_of IS NOT NULL, id"
-            )
-        ]
+        if everything:
+            sql = "SELECT id FROM items ORDER BY duplicate_of IS NOT NULL, id"
+        else:
+            sql = ("SELECT i.id FROM item_classification c CROSS JOIN items i"
+                   " ON i.id = c.item_id WHERE c.classified_at IS NULL"
+                   " ORDER BY i.duplicate_of IS NOT NULL, i.id")
+        return [row[0] for row in self.conn.execute(sql)]
+
+    def iter_to_classify(self, where: str = "1", *, everything: bool = False,
+                         columns: str = "*", batch: int = 500) -> Iterator[dict]:
+        """Stream the items waiting for classification (or all items) that match an SQL
+        condition on ``items``, in id order, a batch at a time. ``columns`` is the select list
+        (must include ``id``); it may name ``classify_marks`` and ``classified_at`` (from
+        ``item_classification``)."""
+        # CROSS JOIN fixes the order of the loops: the waiting items are read from the
+        # partial index of the narrow table, not found by reading every item's row. All items
+        # are read in id order: once ANALYZE has run, SQLite would otherwise read the
+        # condition's originals from items_language_status and sort them all, every batch.
+        tables = ("items NOT INDEXED CROSS JOIN item_classification c ON c.item_id = items.id"
+                  if everything
+                  else "item_classification c CROSS JOIN items ON items.id = c.item_id")
+        key = "items.id" if everything else "c.item_id"  # the outer loop's own key
+        waiting = "" if everything else " AND c.classified_at IS NULL"
+        last = 0
+        while True:
+            rows = self.query(
+                f"SELECT {columns} FROM {tables} WHERE {key} > ?{waiting} AND ({where})"
+                f" ORDER BY {key} LIMIT {int(batch)}", [last])
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1]["id"]
 
     def save_classifications(
         self,
@@ -115,8 +140,8 @@ class TagsMixin:
                 # write below
                 for chunk in chunks([item_id for item_id in by_item if item_id in marks]):
                     for item_id, count in self.conn.execute(
-                        "SELECT id, classify_marks FROM items"
-                        f" WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+                        "SELECT item_id, classify_marks FROM item_classification"
+                        f" WHERE item_id IN ({', '.join('?' * len(chunk))})", chunk
                     ):
                         if count != marks[item_id]:
                             del by_item[item_id]
@@ -158,10 +183,11 @@ class TagsMixin:
                              if any(facet in ("country", "region")
                                     for facet, _value in vetoed.get(item_id, ()))]
                 self._follow_countries(corrected, region_of, now)
+            # a row of a few bytes per item (items.classified_at rewrote the whole article)
             for chunk in chunks(ids):
                 self.conn.execute(
-                    "UPDATE items SET classified_at = ?"
-                    f" WHERE id IN ({', '.join('?' * len(chunk))})", [now, *chunk])
+                    "UPDATE item_classification SET classified_at = ?"
+                    f" WHERE item_id IN ({', '.join('?' * len(chunk))})", [now, *chunk])
         return ids
 
     def analyst_policy(self, item_ids: Iterable[int]) -> dict[int, str]:
@@ -260,8 +286,7 @@ class TagsMixin:
                             " AND NOT EXISTS (SELECT 1 FROM analyst_labels a"
                             " WHERE a.item_id = tags.item_id AND a.facet = 'area'"
                             " AND a.value = tags.value AND a.verdict = 1)", [item_id])
-                    self.conn.execute("UPDATE items SET classified_at = NULL WHERE id = ?",
-                                      [item_id])
+                    self._mark([item_id])
             if region_of is not None:
                 self._follow_countries([item_id], region_of, now)
             self._copy_to_duplicates(item_id)
@@ -307,7 +332,7 @@ class TagsMixin:
                 self.conn.execute(
                     "DELETE FROM tags WHERE item_id = ? AND facet = ? AND value = ?"
                     " AND method = 'analyst'", [item_id, facet, value])
-            self.conn.execute("UPDATE items SET classified_at = NULL WHERE id = ?", [item_id])
+            self._mark([item_id])
             if region_of is not None:
                 self._follow_countries([item_id], region_of, utcnow())
             self._copy_to_duplicates(item_id)
@@ -346,8 +371,15 @@ class TagsMixin:
                 " (item_id, facet, value, score, method, model_version, tagged_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(copy, *tag) for tag in tags if writable(tag[0], tag[1])])
-        self.conn.execute("UPDATE items SET classified_at = NULL WHERE duplicate_of = ?",
-                          [item_id])
+        self._mark(copies)
+
+    def _mark(self, item_ids: list[int]) -> None:
+        """Mark items for classification: the next `classify` tags them anew, and one running
+        now leaves them alone (the trigger counts the mark in ``classify_marks``)."""
+        for chunk in chunks(item_ids):
+            self.conn.execute(
+                "UPDATE item_classification SET classified_at = NULL"
+                f" WHERE item_id IN ({', '.join('?' * len(chunk))})", chunk)
 
     def _follow_countries(self, item_ids: list[int], region_of: Mapping[str, str],
                           now: str) -> None:

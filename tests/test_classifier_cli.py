@@ -979,7 +979,8 @@ def test_a_copy_keeps_its_mark_when_its_original_is_corrected_while_classify_cop
     (the copy took the new tags at once), and classify wrote the old ones over them."""
     assert stiwatch("-q", "classify", "--no-model").exit_code == 0
     with db.open_store(store_path) as store, store.write():
-        store.conn.execute("UPDATE items SET classified_at = NULL WHERE id = 4")
+        store.conn.execute(
+            "UPDATE item_classification SET classified_at = NULL WHERE item_id = 4")
     report = _tag_while_classifying(store_path, "FROM tags WHERE item_id IN", 1,
                                     [("area", "research_security")])
     assert tags(store_path, 4) == tags(store_path, 1)

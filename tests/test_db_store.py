@@ -103,6 +103,67 @@ def test_an_older_store_learns_to_classify_changed_text_again(db_path: Path):
         assert store.unclassified_ids() == [1]
 
 
+def test_an_older_store_keeps_each_items_classification_in_its_new_table(db_path: Path):
+    """Migration 22 moves classified_at and classify_marks out of items: each item keeps
+    whether and when it was classified and its count of marks, and what marks it stays the
+    same (a new text marks it and its classified copies, a correction marks it)."""
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrate(conn, target=21)
+    conn.execute("INSERT INTO sources (id, name, kind, url, added_at, updated_at) VALUES"
+                 " ('src', 'S', 'feed', 'https://e.org/f', '2026-01-01Z', '2026-01-01Z')")
+    conn.executemany(
+        "INSERT INTO items (url, source_id, title, fetched_at, duplicate_of, classified_at,"
+        " classify_marks) VALUES (?, 'src', ?, '2026-01-01T00:00:00Z', ?, ?, ?)",
+        [("https://e.org/1", "Classified", None, "2026-01-02T00:00:00Z", 2),
+         ("https://e.org/2", "Waiting", None, None, 1),
+         ("https://e.org/3", "Its copy", 1, "2026-01-03T00:00:00Z", 0),
+         ("https://e.org/4", "Classified too", None, "2026-01-04T00:00:00Z", 0)])
+    conn.close()
+    with db.open_store(db_path) as store:
+        assert store.migrated == [22]
+        assert store.query("SELECT item_id, classified_at, classify_marks"
+                           " FROM item_classification ORDER BY item_id") == [
+            {"item_id": 1, "classified_at": "2026-01-02T00:00:00Z", "classify_marks": 2},
+            {"item_id": 2, "classified_at": None, "classify_marks": 1},
+            {"item_id": 3, "classified_at": "2026-01-03T00:00:00Z", "classify_marks": 0},
+            {"item_id": 4, "classified_at": "2026-01-04T00:00:00Z", "classify_marks": 0}]
+        columns = {row["name"] for row in store.query("PRAGMA table_info(items)")}
+        assert not columns & {"classified_at", "classify_marks"}
+        assert store.unclassified_ids() == [2]
+        assert [item["id"] for item in store.iter_to_classify(columns="items.id AS id")] == [2]
+        assert [row["classified_at"] for row in store.iter_export()] == [
+            "2026-01-02T00:00:00Z", None, "2026-01-03T00:00:00Z", "2026-01-04T00:00:00Z"]
+
+        store.save_items([{"url": "https://e.org/1", "source_id": "src", "title": "Edited"}])
+        store.analyst_label(4, add=[("policy", "1")])
+        [(new, _)] = store.save_items([{"url": "https://e.org/5", "source_id": "src",
+                                        "title": "New"}])
+        assert store.unclassified_ids() == [1, 2, 4, new, 3]
+        assert dict(store.conn.execute(
+            "SELECT item_id, classify_marks FROM item_classification")) == {
+            1: 3, 2: 1, 3: 1, 4: 1, new: 0}
+
+
+@pytest.mark.parametrize("foreign_keys", [0, 1])
+def test_an_item_another_tool_replaces_waits_for_classification(store, db_path, foreign_keys):
+    """`sqlite-utils insert --replace` (INSERT OR REPLACE) writes a new row for the item: its
+    tags were made for the old one, so it is classified again, foreign keys on or off."""
+    [(item_id, _)] = store.save_items([{"url": "https://e.org/a", "source_id": "src",
+                                        "title": "Old title"}])
+    store.save_classifications([(item_id, [{"facet": "policy", "value": "0", "score": 0.1,
+                                            "method": "rules"}])], "m1")
+    assert store.unclassified_ids() == []
+    conn = sqlite3.connect(db_path)
+    conn.execute(f"PRAGMA foreign_keys = {foreign_keys}")
+    conn.execute("INSERT OR REPLACE INTO items (id, url, source_id, title, fetched_at) "
+                 "VALUES (?, 'https://e.org/a', 'src', 'New title', '2026-01-01T00:00:00Z')",
+                 [item_id])
+    conn.commit()
+    conn.close()
+    assert store.unclassified_ids() == [item_id]
+    assert store.scalar("SELECT count(*) FROM item_classification") == 1
+
+
 def test_newer_file_is_refused_with_a_clear_message(db_path: Path):
     with db.open_store(db_path) as store:
         store.conn.execute(
@@ -391,12 +452,12 @@ def test_an_original_that_becomes_a_copy_takes_its_copies_along(store):
     a = _story(store, 1)
     b = _story(store, 2, duplicate_of=a)
     x = _story(store, 3)
-    store.conn.execute("UPDATE items SET classified_at = '2026-11-01T00:00:00Z'")
+    store.conn.execute("UPDATE item_classification SET classified_at = '2026-11-01T00:00:00Z'")
     _story(store, 1, duplicate_of=x)  # A re-fetched: now the text of X
     assert _originals(store) == {a: x, b: x, x: None}
     # both inherit X's tags at the next classify
-    assert store.query("SELECT id FROM items WHERE classified_at IS NULL ORDER BY id") == [
-        {"id": a}, {"id": b}]
+    assert store.query("SELECT item_id AS id FROM item_classification"
+                       " WHERE classified_at IS NULL ORDER BY item_id") == [{"id": a}, {"id": b}]
 
 
 def test_an_original_resembling_its_own_copy_stays_the_original(store):
@@ -421,7 +482,8 @@ def test_an_older_store_has_its_copy_chains_flattened(db_path: Path):
     conn.close()
     with db.open_store(db_path) as store:
         assert _originals(store) == {1: None, 2: 1, 3: 1, 4: 1, 5: None, 6: None}
-        assert store.query("SELECT id FROM items WHERE classified_at IS NULL ORDER BY id") == [
+        assert store.query("SELECT item_id AS id FROM item_classification"
+                           " WHERE classified_at IS NULL ORDER BY item_id") == [
             {"id": n} for n in (3, 4, 5, 6)]
 
 

@@ -132,8 +132,9 @@ def test_an_item_whose_text_changes_is_classified_again_keeping_analyst_tags(sto
     assert store.unclassified_ids() == [1, 2]
     # The partial index that `classify` reads from is still the one used.
     plan = " ".join(row["detail"] for row in store.query(
-        "EXPLAIN QUERY PLAN SELECT id FROM items WHERE classified_at IS NULL"))
-    assert "items_unclassified" in plan
+        "EXPLAIN QUERY PLAN SELECT item_id FROM item_classification"
+        " WHERE classified_at IS NULL"))
+    assert "item_classification_pending" in plan
     assert {(t["facet"], t["value"], t["method"]) for t in store.tags_of(1)} >= {
         ("area", "open_science", "analyst")}
 
@@ -165,8 +166,8 @@ def test_a_classification_leaves_an_item_marked_since_it_was_read(store, db_path
     """classify notes classify_marks when it reads a batch: an item a correction or a new
     text (another connection, as another process) marked before the batch is written keeps
     its mark and its current tags; the others are written."""
-    read = {row["id"]: row["classify_marks"]
-            for row in store.query("SELECT id, classify_marks FROM items")}
+    read = {row["item_id"]: row["classify_marks"]
+            for row in store.query("SELECT item_id, classify_marks FROM item_classification")}
     with db.open_store(db_path) as other:
         other.save_items([{"url": "https://e.org/2", "source_id": "src", "title": "t2",
                            "body": "A longer text, fetched in full."}])
@@ -174,8 +175,8 @@ def test_a_classification_leaves_an_item_marked_since_it_was_read(store, db_path
                                       "m1", marks=read) == [1]
     assert store.unclassified_ids() == [2] and store.tags_of(2) == []
 
-    read = {row["id"]: row["classify_marks"]
-            for row in store.query("SELECT id, classify_marks FROM items")}
+    read = {row["item_id"]: row["classify_marks"]
+            for row in store.query("SELECT item_id, classify_marks FROM item_classification")}
     with db.open_store(db_path) as other:
         other.analyst_label(1, add=[("policy", "1")])
     assert store.save_classifications([(1, machine(policy=["0"])), (2, machine(policy=["0"]))],

@@ -79,7 +79,8 @@ def test_run_digest_crawls_classifies_sends_once_and_records_each_run(
     items = rows(db, "SELECT count(*) FROM items")[0][0]
     assert items >= 20
     # Every item was classified, and the digest of the last complete week went to the outbox.
-    assert rows(db, "SELECT count(*) FROM items WHERE classified_at IS NULL")[0][0] == 0
+    assert rows(db, "SELECT count(*) FROM item_classification"
+                    " WHERE classified_at IS NULL")[0][0] == 0
     emls = list(outbox.rglob("*.eml"))
     assert len(emls) == 1 and "ana@example.org" in emls[0].name
 

@@ -10,8 +10,7 @@ import db
 from stiwatch.datasette_plugin import tag_facet_sql, tags_filtered
 
 ITEM_COLUMNS = ("id, url, source_id, title, summary, body, language, published_at, date_source, "
-                "fetched_at, content_hash, duplicate_of, status, fetch_error, fetch_attempts, "
-                "classified_at")
+                "fetched_at, content_hash, duplicate_of, status, fetch_error, fetch_attempts")
 
 
 def plan(store: db.Store, sql: str) -> str:
