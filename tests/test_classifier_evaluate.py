@@ -208,6 +208,13 @@ def test_errors_lists_what_each_wrong_item_missed_and_added(stiwatch, tmp_path: 
 # taxonomy.md alone before any change of the English-areas review (2026-11-27) and measured
 # only, and `en_dev`, 40 more by the same hand to tune on: rules alone areas 0.767 and 0.768
 # (with the model trained on the STIP split and the feeds, 0.897 and 0.837).
+# `i18n_heldout2`, 30 briefs (5 each in ja, zh, ko, de, fr, es, 2 not policy) written from
+# taxonomy.md alone before the third round of non-English domain terms and country cues
+# (domains.toml 2026.11.27.11, places_cjk.toml 2026.11.27.8, places_europe.toml 2026.11.27.3,
+# places.toml 2026.11.27.4) and measured only, and `i18n_dev2`, 36 more by the same hand that
+# guided that round. Rules alone before / after: i18n_heldout2 domains 0.899 / 0.958,
+# countries 0.928 / 0.943 (policy 0.982, areas 0.608 unchanged); i18n_dev2 domains 0.853 /
+# 0.914, countries 0.914 / 0.976; i18n_heldout domains 0.625 / 0.706, countries 0.885 / 0.906.
 @pytest.mark.parametrize("name, floors", [
     ("news_dev_briefs.jsonl", {"policy": 0.92, "domains": 0.85, "countries": 0.95}),
     ("news_dev_articles.jsonl", {"policy": 0.92, "domains": 0.9, "countries": 0.93}),
@@ -222,8 +229,12 @@ def test_errors_lists_what_each_wrong_item_missed_and_added(stiwatch, tmp_path: 
                                 "areas": 0.75}),
     ("news_dev_europe2.jsonl", {"policy": 0.88, "domains": 0.68, "countries": 0.82,
                                  "areas": 0.66}),
-    ("news_dev_i18n_heldout.jsonl", {"policy": 0.95, "domains": 0.6, "countries": 0.85,
+    ("news_dev_i18n_heldout.jsonl", {"policy": 0.95, "domains": 0.68, "countries": 0.88,
                                      "areas": 0.77}),
+    ("news_dev_i18n_heldout2.jsonl", {"policy": 0.95, "domains": 0.93, "countries": 0.92,
+                                      "areas": 0.58}),
+    ("news_dev_i18n_dev2.jsonl", {"policy": 0.82, "domains": 0.89, "countries": 0.95,
+                                  "areas": 0.56}),
     ("news_dev_fresh3.jsonl", {"policy": 0.95, "domains": 0.87, "countries": 0.96}),
     ("news_dev_fresh4.jsonl", {"policy": 0.95, "domains": 0.83, "countries": 0.96,
                                "areas": 0.6}),
