@@ -172,22 +172,6 @@ class ItemsMixin:
             [source_id],
         )
 
-    def iter_items(self, where: str = "1", params: Any = (), batch: int = 500,
-                   columns: str = "*") -> Iterator[dict]:
-        """Stream items matching an SQL condition, in id order, without loading them all.
-        ``columns``: the select list (must include ``id``), e.g. to read only part of long texts."""
-        last = 0
-        while True:
-            rows = self.query(
-                f"SELECT {columns} FROM items WHERE id > ? AND ({where}) ORDER BY id"
-                f" LIMIT {int(batch)}",
-                [last, *params],
-            )
-            if not rows:
-                return
-            yield from rows
-            last = rows[-1]["id"]
-
     # -- near-duplicate signatures --------------------------------------------------------
 
     def save_signature(self, item_id: int, signature: bytes, buckets: list[int]) -> None:
