@@ -4,6 +4,7 @@ GET, incremental crawls, --refresh, and partial items that are completed on the 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import sqlite3
 
 from crawlsite import FAST, build_site, registry, rows
@@ -219,13 +220,13 @@ def test_a_page_robots_txt_forbids_counts_no_attempt_and_is_read_once_allowed(
     assert row["status"] == "complete" and len(http_server.requested("/private/secret.html")) == 1
 
 
-def test_pages_robots_txt_still_forbids_are_not_scheduled_again(stiwatch, http_server,
-                                                                tmp_path, db_path):
-    # Every crawl scheduled each stored page robots.txt had forbidden, for robots.txt to refuse
-    # it again: a site disallowing 3,000 listed pages made a crawl with nothing new take 17 s,
-    # with a "Forbidden by robots.txt" line per page in the log.
+def _private_listing(http_server, tmp_path: Path, pages: int):
+    """A source whose listing links ``pages`` pages under /private/, and the crawl's settings
+    with a debug log; the third value counts the log's "Forbidden by robots.txt" lines since
+    it was last called."""
     base = build_site(http_server)
-    links = "".join(f"<li><a href='/private/{n}.html'>secret {n}</a></li>" for n in range(60))
+    links = "".join(f"<li><a href='/private/{n}.html'>secret {n}</a></li>"
+                    for n in range(pages))
     (http_server.root / "list.html").write_text(
         f"<html><body><ul class='news'>{links}</ul></body></html>")
     reg = registry(tmp_path / "sources.toml", [
@@ -233,11 +234,20 @@ def test_pages_robots_txt_still_forbids_are_not_scheduled_again(stiwatch, http_s
     log_file = tmp_path / "stiwatch.log"
     env = {**FAST, "STIWATCH_LOG_FILE": str(log_file), "STIWATCH_LOG_LEVEL": "DEBUG"}
 
-    def forbidden_lines():
+    def forbidden_lines() -> int:
         lines = log_file.read_text().count("Forbidden by robots.txt: <GET")
         log_file.write_text("")
         return lines
 
+    return reg, env, forbidden_lines
+
+
+def test_pages_robots_txt_still_forbids_are_not_scheduled_again(stiwatch, http_server,
+                                                                tmp_path, db_path):
+    # Every crawl scheduled each stored page robots.txt had forbidden, for robots.txt to refuse
+    # it again: a site disallowing 3,000 listed pages made a crawl with nothing new take 17 s,
+    # with a "Forbidden by robots.txt" line per page in the log.
+    reg, env, forbidden_lines = _private_listing(http_server, tmp_path, 60)
     result = stiwatch("crawl", "--sources", str(reg), env=env)
     assert "60 partial, 60 forbidden by robots.txt" in result.output
     assert forbidden_lines() == 60
@@ -264,25 +274,12 @@ def test_robots_txt_is_read_for_stiwatchs_own_group_when_fetching_and_when_sched
         stiwatch, http_server, tmp_path):
     # The rules for "stiwatch" are not those for "*": a page is refused, and a stored refused
     # page held back or scheduled again, by the stiwatch group alone.
-    base = build_site(http_server)
-    links = "".join(f"<li><a href='/private/{n}.html'>secret {n}</a></li>" for n in range(3))
-    (http_server.root / "list.html").write_text(
-        f"<html><body><ul class='news'>{links}</ul></body></html>")
+    reg, env, forbidden_lines = _private_listing(http_server, tmp_path, 3)
     for n in range(3):
         http_server.routes[f"/private/{n}.html"] = (
             lambda handler: handler.serve_file("/news/budget.html"))
-    reg = registry(tmp_path / "sources.toml", [
-        {"id": "closed", "kind": "html", "url": f"{base}/list.html", "links": "ul.news a"}])
     robots = http_server.root / "robots.txt"
     robots.write_text("User-agent: *\nAllow: /\n\nUser-agent: stiwatch\nDisallow: /private/\n")
-    log_file = tmp_path / "stiwatch.log"
-    env = {**FAST, "STIWATCH_LOG_FILE": str(log_file), "STIWATCH_LOG_LEVEL": "DEBUG"}
-
-    def forbidden_lines():
-        lines = log_file.read_text().count("Forbidden by robots.txt: <GET")
-        log_file.write_text("")
-        return lines
-
     result = stiwatch("crawl", "--sources", str(reg), env=env)
     assert "3 partial, 3 forbidden by robots.txt" in result.output
     assert forbidden_lines() == 3

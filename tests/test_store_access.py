@@ -91,13 +91,19 @@ def read_only(path: Path) -> Iterator[None]:
             p.chmod(mode)
 
 
-def test_a_read_only_store_reads_and_refuses_writes_in_one_line(stiwatch, db_path):
+def _store_in_one_file(db_path: Path) -> bytes:
+    """The analysts' store at ``db_path``, checkpointed into its one file (no -wal or -shm
+    beside it, as a copy made read-only would be); its bytes, to show nothing wrote to it."""
     analysts_store.build(db_path)
     with db.open_store(db_path) as store:
         store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db_path.with_name(db_path.name + "-wal").unlink(missing_ok=True)
     db_path.with_name(db_path.name + "-shm").unlink(missing_ok=True)
-    before = db_path.read_bytes()
+    return db_path.read_bytes()
+
+
+def test_a_read_only_store_reads_and_refuses_writes_in_one_line(stiwatch, db_path):
+    before = _store_in_one_file(db_path)
     with read_only(db_path.parent / "stiwatch.db"):
         searched = stiwatch("search", "quantum")
         assert searched.exit_code == 0, searched.output
@@ -111,12 +117,7 @@ def test_a_read_only_store_answers_every_command_that_only_reads(stiwatch, db_pa
     """An analyst with a shared copy they cannot write (docs/operations.md) reads its trends,
     an item's tags and the registry and readers as they search it; these commands write
     nothing, so they must not ask for the write access a correction needs."""
-    analysts_store.build(db_path)
-    with db.open_store(db_path) as store:
-        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    db_path.with_name(db_path.name + "-wal").unlink(missing_ok=True)
-    db_path.with_name(db_path.name + "-shm").unlink(missing_ok=True)
-    before = db_path.read_bytes()
+    before = _store_in_one_file(db_path)
     reads = (["trends"], ["tag", "1"], ["tag", "1", "--json"], ["sources", "list"],
              ["subscribers", "list"], ["digest", "status"])
     with read_only(db_path):
