@@ -215,6 +215,11 @@ def test_errors_lists_what_each_wrong_item_missed_and_added(stiwatch, tmp_path: 
 # guided that round. Rules alone before / after: i18n_heldout2 domains 0.899 / 0.958,
 # countries 0.928 / 0.943 (policy 0.982, areas 0.608 unchanged); i18n_dev2 domains 0.853 /
 # 0.914, countries 0.914 / 0.976; i18n_heldout domains 0.625 / 0.706, countries 0.885 / 0.906.
+# Non-English relevance cues, third round (areas.toml 2026.11.27.13), guided by i18n_dev2, the
+# cjk and europe sets and `i18n_dev3` (18 briefs, 3 per language, written after the first of
+# these cues and measured on them before being looked at: policy 0.800 -> 0.909): policy F1
+# rules alone i18n_dev2 0.842 -> 1.0, i18n_dev3 0.800 -> 1.0, cjk2 0.981 -> 1.0, cjk3 0.906 ->
+# 0.926; i18n_heldout2 (0.982) and i18n_heldout (0.974) unchanged.
 @pytest.mark.parametrize("name, floors", [
     ("news_dev_briefs.jsonl", {"policy": 0.92, "domains": 0.85, "countries": 0.95}),
     ("news_dev_articles.jsonl", {"policy": 0.92, "domains": 0.9, "countries": 0.93}),
@@ -223,7 +228,7 @@ def test_errors_lists_what_each_wrong_item_missed_and_added(stiwatch, tmp_path: 
     ("news_dev_cjk.jsonl", {"policy": 0.95, "domains": 0.9, "countries": 0.9, "areas": 0.8}),
     ("news_dev_cjk2.jsonl", {"policy": 0.95, "domains": 0.9, "countries": 0.95,
                               "areas": 0.85}),
-    ("news_dev_cjk3.jsonl", {"policy": 0.88, "domains": 0.8, "countries": 0.93,
+    ("news_dev_cjk3.jsonl", {"policy": 0.9, "domains": 0.8, "countries": 0.93,
                               "areas": 0.85}),
     ("news_dev_europe.jsonl", {"policy": 0.95, "domains": 0.75, "countries": 0.88,
                                 "areas": 0.75}),
@@ -233,8 +238,10 @@ def test_errors_lists_what_each_wrong_item_missed_and_added(stiwatch, tmp_path: 
                                      "areas": 0.77}),
     ("news_dev_i18n_heldout2.jsonl", {"policy": 0.95, "domains": 0.93, "countries": 0.92,
                                       "areas": 0.58}),
-    ("news_dev_i18n_dev2.jsonl", {"policy": 0.82, "domains": 0.89, "countries": 0.95,
+    ("news_dev_i18n_dev2.jsonl", {"policy": 0.97, "domains": 0.89, "countries": 0.95,
                                   "areas": 0.56}),
+    ("news_dev_i18n_dev3.jsonl", {"policy": 0.97, "domains": 0.8, "countries": 0.78,
+                                  "areas": 0.68}),
     ("news_dev_fresh3.jsonl", {"policy": 0.95, "domains": 0.87, "countries": 0.96}),
     ("news_dev_fresh4.jsonl", {"policy": 0.95, "domains": 0.83, "countries": 0.96,
                                "areas": 0.6}),
