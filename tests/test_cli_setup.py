@@ -218,6 +218,32 @@ def test_sources_check_reads_robots_txt_as_the_crawler_does(stiwatch, http_serve
     assert result.exit_code == 0 and json.loads(result.stdout)[0]["found"] == "4 entries"
 
 
+def test_sources_check_reads_robots_txt_for_the_crawls_own_user_agent(stiwatch, http_server,
+                                                                       tmp_path: Path):
+    """`check` matched robots.txt against the crawler's default token whatever
+    STIWATCH_SCRAPY_SETTINGS told the crawl to be: it reported a source refused that the crawl
+    reads, or fine where the crawl is refused."""
+    from crawlsite import build_site, registry
+
+    base = build_site(http_server)
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "feed", "kind": "feed", "url": f"{base}/feed.xml"}])
+    stiwatch("sources", "sync", str(reg))
+    (http_server.root / "robots.txt").write_text(
+        "User-agent: stiwatch\nDisallow: /\n\nUser-agent: *\nAllow: /\n")
+
+    refused = stiwatch("sources", "check", "--json")
+    assert refused.exit_code == 1
+    assert json.loads(refused.stdout)[0]["error"] == (
+        f"forbidden by {base}/robots.txt (obey_robots_txt is on)")
+    other = {"STIWATCH_SCRAPY_SETTINGS": json.dumps({"ROBOTSTXT_USER_AGENT": "otherbot"})}
+    allowed = stiwatch("sources", "check", "--json", env=other)
+    assert allowed.exit_code == 0 and json.loads(allowed.stdout)[0]["found"] == "4 entries"
+    broken = stiwatch("sources", "check", env={"STIWATCH_SCRAPY_SETTINGS": "{"})
+    assert broken.exit_code == 2
+    assert broken.stderr.startswith("Error: STIWATCH_SCRAPY_SETTINGS is not valid JSON: ")
+
+
 def test_sources_check_without_sources_says_so(stiwatch, db_path: Path):
     """It printed "0 of 0 sources answered" and exited 0, as if all were well."""
     stiwatch("subscribers", "add", "a@example.org")  # a store, without sources

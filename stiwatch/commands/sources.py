@@ -12,6 +12,8 @@ import zlib
 import click
 
 from crawler.registry import load_registry
+from crawler.middlewares import robots_user_agent
+from crawler.runner import CrawlInputError, scrapy_settings
 from crawler.settings import ROBOTSTXT_USER_AGENT
 from crawler.spiders.listings import ListingError, check_listing
 
@@ -95,7 +97,7 @@ def list_command(app: App, as_json: bool, enabled_only: bool) -> None:
                      "list --json` shows them whole)")
 
 
-def _robots_problem(url: str, user_agent: str, timeout: float) -> str | None:
+def _robots_problem(url: str, user_agent: str, agent: str, timeout: float) -> str | None:
     """Why a crawl that obeys robots.txt would not fetch ``url``, in the crawl's words, or None.
 
     As the crawler reads RFC 9309: a robots.txt that is missing (4xx) allows everything; one
@@ -115,13 +117,23 @@ def _robots_problem(url: str, user_agent: str, timeout: float) -> str | None:
         return None
     except (urllib.error.URLError, OSError, ValueError) as error:
         return unavailable.format(getattr(error, "reason", error))
-    if not Protego.parse(rules).can_fetch(url, ROBOTSTXT_USER_AGENT):
+    if not Protego.parse(rules).can_fetch(url, agent):
         return f"forbidden by {robots} (obey_robots_txt is on)"
     return None
 
 
+def _robots_agent(app: App, user_agent: str) -> str:
+    """The token robots.txt groups are matched on, as the crawl reads it: the crawler's
+    ROBOTSTXT_USER_AGENT, or the one STIWATCH_SCRAPY_SETTINGS names instead."""
+    try:
+        crawl_settings = scrapy_settings(app.settings, user_agent)
+    except CrawlInputError as error:
+        raise UserError(str(error)) from None
+    return robots_user_agent({"ROBOTSTXT_USER_AGENT": ROBOTSTXT_USER_AGENT, **crawl_settings})
+
+
 def _check(source: dict, user_agent: str, timeout: float, *, max_size: int,
-           max_age_days: int, obey_robots: bool) -> dict:
+           max_age_days: int, robots_agent: str | None) -> dict:
     """GET the source's URL and read it as its kind, as a crawl would: what answered, and what
     it holds ("12 entries") or why a crawl could not use it (an HTML page where the feed should
     be, a links selector that matches nothing)."""
@@ -131,7 +143,8 @@ def _check(source: dict, user_agent: str, timeout: float, *, max_size: int,
     request = urllib.request.Request(source["url"], headers={"User-Agent": user_agent})
     try:
         # A listing robots.txt forbids answers fine here, and the crawl then refuses it.
-        problem = _robots_problem(source["url"], user_agent, timeout) if obey_robots else None
+        problem = (_robots_problem(source["url"], user_agent, robots_agent, timeout)
+                   if robots_agent else None)
         if problem is not None:
             raise ListingError(problem)
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -193,7 +206,8 @@ def check_command(app: App, source_ids: tuple[str, ...], timeout: float, as_json
     user_agent = app.user_agent()
     limits = {"max_size": int(app.settings["max_response_size"]),
               "max_age_days": int(app.settings["sitemap_max_age_days"]),
-              "obey_robots": bool(app.settings["obey_robots_txt"])}
+              "robots_agent": (_robots_agent(app, user_agent)
+                               if app.settings["obey_robots_txt"] else None)}
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda s: _check(s, user_agent, timeout, **limits), sources))
     rows = [{"id": s["id"], "kind": s["kind"], "url": s["url"], **r}
