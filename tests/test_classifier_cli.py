@@ -318,6 +318,22 @@ def test_tag_lists_the_tags_an_analyst_removed(stiwatch, store_path):
     assert "Removed by" not in stiwatch("tag", "2").output
 
 
+def test_tag_writes_each_classifier_version_whole(stiwatch, store_path):
+    """A classifier's version (model and lexicon versions) ran past the table's 60-character
+    column and was cut mid-date: each is written whole under the table, after the facets it
+    tagged; an analyst's own tag has none."""
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    stiwatch("-q", "tag", "1", "--add", "area=open_science")
+    with db.open_store(store_path) as store:
+        tags_of_1 = store.tags_of(1)
+    [version] = {t["model_version"] for t in tags_of_1 if t["method"] != "analyst"}
+    facets = sorted({t["facet"] for t in tags_of_1 if t["method"] != "analyst"})
+    lines = stiwatch("tag", "1").output.splitlines()
+    assert lines[0].split() == ["FACET", "VALUE", "SCORE", "METHOD"]
+    assert lines[-1] == f"{', '.join(facets)} tagged by classifier {version}"
+    assert len(version) > 60 and all(version not in line for line in lines[:-1])
+
+
 def test_an_area_added_to_an_item_judged_not_policy_says_how_to_include_it(stiwatch,
                                                                           store_path):
     """Item 2 is not policy-relevant: an area alone does not bring it into the digests."""

@@ -469,6 +469,18 @@ def _score(value: float | None) -> str:
     return UNDEFINED if value is None else f"{value:.3f}"
 
 
+def _facets_by_version(tags: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Each classifier version that wrote some of ``tags`` (an analyst's have none), with the
+    facets it wrote, in order."""
+    facets: dict[str, list[str]] = {}
+    for tag in tags:
+        if tag["model_version"]:
+            written = facets.setdefault(tag["model_version"], [])
+            if tag["facet"] not in written:
+                written.append(tag["facet"])
+    return facets
+
+
 def _shown(row: dict[str, Any]) -> dict[str, Any]:
     """A table row with its undefined metrics as "n/a" (the table leaves None blank)."""
     return {key: UNDEFINED if value is None else value for key, value in row.items()}
@@ -647,7 +659,12 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
         unchanged = len(set(additions)) + len(set(removals)) - added - removed
         app.echo(f"Item {item_id}: {added} added, {removed} removed"
                  + (f", {unchanged} already as asked." if unchanged else "."))
-    echo_table(tags, ["facet", "value", "score", "method", "model_version"])
+    # A classifier's version runs to 90 characters (its model and each lexicon's version): a
+    # table column cut it mid-date, so each version is written whole under the table, after what it
+    # tagged.
+    echo_table(tags, ["facet", "value", "score", "method"])
+    for version, facets in _facets_by_version(tags).items():
+        click.echo(f"{', '.join(facets)} tagged by classifier {version}")
     if kept_away:
         click.echo("Removed by an analyst (never tagged again): "
                    + ", ".join(f"{facet}={value}" for facet, value in kept_away))
