@@ -244,6 +244,17 @@ def test_trends_command_of_a_young_store_averages_the_weeks_it_watched(db_path, 
     assert data["rising_terms"] == []
 
 
+def test_trends_command_of_an_empty_store_says_it_holds_nothing(db_path, stiwatch):
+    # It said "the store holds nothing before 2026-W47", as if earlier weeks were the gap, and
+    # that no term rose "this week", where there is nothing to compare with at all.
+    build(db_path, []).close()
+    result = stiwatch("trends", "--week", "2026-W47")
+    assert result.exit_code == 0, result.output
+    assert "AVG4: none: the store holds no story yet;" in result.output
+    assert result.output.splitlines()[-1] == (
+        "Rising terms: none yet: nothing earlier in the store to compare with.")
+
+
 def test_trends_command_says_a_week_is_not_over_and_refuses_one_not_begun(db_path, stiwatch):
     """The week under way counts only its first days: against whole weeks it reads as a fall
     (`-100%`, `down` on a Monday morning). The digest says so of a partial week; `trends` did

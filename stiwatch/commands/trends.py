@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from digest.chart import area_chart
+from digest.render import no_rising_terms
 from digest.trends import trends
 from digest.weeks import week_or_default
 
@@ -99,8 +100,10 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
         elif report.history:
             mean = (f"mean of the {report.history} week(s) before {report.week} since the "
                     f"store's first story ({report.first_week}; earlier weeks were not watched)")
-        else:
+        elif report.first_week:
             mean = f"none: the store holds nothing before {report.week}"
+        else:
+            mean = "none: the store holds no story yet"
         click.echo(f"Policy items per week by {facet}, {report.weeks[0]} to {report.week} "
                    f"({app.settings['timezone']}). AVG4: {mean}; "
                    f"CHANGE: {report.week} against it.")
@@ -114,6 +117,6 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
             click.echo("Rising terms: " + ", ".join(
                 f"{t.term} ({t.this_week}, was {t.previous_mean:g}/week)" for t in report.rising))
         else:
-            click.echo("Rising terms: none this week (a term needs 2+ stories from 2+ sources).")
+            click.echo(f"Rising terms: {no_rising_terms(report)}")
     if chart:
         app.echo(f"Chart written to {chart}", err=True)
