@@ -22,6 +22,10 @@ class MigrationFailed(StoreError):
     """A migration step failed; it was rolled back, leaving the file at its older version."""
 
 
+class SQLiteTooOld(StoreError):
+    """Python's sqlite3 module is linked against an SQLite older than the migrations need."""
+
+
 class MigrationInterrupted(StoreError):
     """Ctrl-C or SIGTERM (``interrupt``) arrived while the store at ``path`` was being
     migrated: the step under way was rolled back, leaving the file intact at ``version``."""

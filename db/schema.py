@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sqlite3
 
 from .clock import utcnow
-from .errors import MigrationFailed, SchemaTooNew
+from .errors import MigrationFailed, SchemaTooNew, SQLiteTooOld
 
 
 @dataclass(frozen=True)
@@ -670,6 +670,8 @@ MIGRATIONS: list[Migration] = [
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version
+# The oldest SQLite library the migrations run on (ALTER TABLE ... DROP COLUMN).
+MIN_SQLITE = (3, 35, 0)
 
 
 def current_version(conn: sqlite3.Connection) -> int:
@@ -704,6 +706,14 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> list[int]:
         raise
     if version > LATEST_VERSION:
         raise SchemaTooNew(too_new(version))
+    if version < target and sqlite3.sqlite_version_info < MIN_SQLITE:
+        # Migration 22 drops columns (ALTER TABLE ... DROP COLUMN, SQLite 3.35): an older
+        # library would fail there with a bare syntax error, halfway through a new store.
+        raise SQLiteTooOld(
+            f"SQLite {sqlite3.sqlite_version} is too old: stiwatch needs SQLite "
+            f"{'.'.join(map(str, MIN_SQLITE))} or later (the library Python's sqlite3 module "
+            f"uses; Python 3.11 from python.org or Debian 12 has it); the file is left at "
+            f"schema version {version}")
     applied = []
     for migration in MIGRATIONS:
         if migration.version <= version or migration.version > target:

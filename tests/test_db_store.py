@@ -174,6 +174,31 @@ def test_newer_file_is_refused_with_a_clear_message(db_path: Path):
         db.open_store(db_path)
 
 
+def test_an_sqlite_too_old_for_the_migrations_is_said_before_any_is_run(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # Migration 22 drops columns (SQLite 3.35): on an older library (Ubuntu 20.04's 3.31, say)
+    # a new store failed halfway with 'near "DROP": syntax error'. The library's version is
+    # the one thing no loopback server can play, so only its reported number is changed.
+    old = db_path.with_name("old.db")
+    conn = sqlite3.connect(old)
+    migrate(conn, target=21)
+    conn.close()
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
+    for path, version in ((db_path, 0), (old, 21)):
+        with pytest.raises(db.SQLiteTooOld, match=(
+                r"^SQLite 3\.31\.1 is too old: stiwatch needs SQLite 3\.35\.0 or later .*"
+                f"the file is left at schema version {version}$")):
+            db.open_store(path)
+    conn = sqlite3.connect(old)
+    assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (21,)
+    assert "classified_at" in {row[1] for row in conn.execute("PRAGMA table_info(items)")}
+    conn.close()
+    monkeypatch.undo()
+    with db.open_store(old) as store:
+        assert store.migrated == [LATEST_VERSION]
+
+
 def test_without_create_a_missing_or_foreign_file_is_refused_and_left_alone(tmp_path: Path):
     missing = tmp_path / "missing.db"
     with pytest.raises(db.NoSuchStore, match="missing.db: no such database"):
