@@ -12,6 +12,7 @@ from urllib.parse import quote
 import sqlite_utils
 
 from .digests import DigestsMixin
+from .files import database_beside
 from .errors import (MigrationFailed, MigrationInterrupted, NoSuchStore, NotAStore,
                      SchemaTooNew, StoreError, StoreLocked, StoreReadOnly)
 from .items import ItemsMixin
@@ -41,8 +42,10 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
         create = create and not readonly
         if not create and not self.path.exists():
             raise NoSuchStore(f"{self.path}: no such database (run `stiwatch init` first)")
-        if create:
-            self._refuse_side_file()
+        beside = database_beside(self.path) if create else None
+        if beside is not None:
+            raise NotAStore(f"{self.path}: that is a file SQLite keeps beside the database "
+                            f"{beside}, not a database: name the database itself, {beside}")
         if self.path.is_dir():
             # SQLite would only say "disk I/O error" or "unable to open database file".
             raise NotAStore(f"{self.path}: is a folder, not a database file (give the file, "
@@ -112,23 +115,6 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
             except sqlite3.OperationalError as error:
                 conn.close()
                 raise (self._environment_error(error, version) or error) from error
-
-    def _refuse_side_file(self) -> None:
-        """A database's -wal, -shm or -journal is never made a store: a checkpointed WAL is an
-        empty file, which would pass for a new store, in the file SQLite writes the database's
-        next changes to."""
-        for side in ("-wal", "-shm", "-journal"):
-            if not self.path.name.endswith(side):
-                continue
-            base = self.path.with_name(self.path.name[:-len(side)])
-            try:
-                with base.open("rb") as handle:
-                    is_database = handle.read(16) == b"SQLite format 3\x00"
-            except OSError:
-                is_database = False
-            if is_database:
-                raise NotAStore(f"{self.path}: that is a file SQLite keeps beside the database "
-                                f"{base}, not a database: name the database itself, {base}")
 
     def _connect_readonly(self) -> sqlite3.Connection:
         """A read-only connection (mode=ro), also to a store in a folder this user cannot

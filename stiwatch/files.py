@@ -10,18 +10,9 @@ import os
 from pathlib import Path
 from typing import IO
 
+from db.files import database_beside, is_database
+
 from .errors import UserError
-
-_SQLITE_HEADER = b"SQLite format 3\x00"
-_SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
-
-
-def _is_database(path: Path) -> bool:
-    try:
-        with path.open("rb") as handle:
-            return handle.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER
-    except OSError:
-        return False
 
 
 def output_file(path: Path, option: str, *, make_folder: bool = True) -> Path:
@@ -39,9 +30,7 @@ def output_file(path: Path, option: str, *, make_folder: bool = True) -> Path:
 def _checked(path: Path, option: str, make_folder: bool) -> Path:
     if path.is_dir():
         raise UserError(f"{option} {path}: that is a folder; give a file name")
-    database = path if _is_database(path) else next(
-        (Path(str(path)[:-len(side)]) for side in _SQLITE_SIDE_FILES
-         if path.name.endswith(side) and _is_database(Path(str(path)[:-len(side)]))), None)
+    database = path if is_database(path) else database_beside(path)
     if database is not None:
         what = "an SQLite database" if database == path else f"a file of the database {database}"
         raise UserError(f"{option} {path}: that is {what}; it is never replaced by this "

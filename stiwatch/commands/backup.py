@@ -11,6 +11,8 @@ import time
 
 import click
 
+from db.files import SIDE_FILES
+
 from ..app import App, pass_app
 from ..errors import UserError
 
@@ -43,7 +45,7 @@ def backup_command(app: App, dest: str, force: bool) -> None:
     if target.resolve() == app.db_path.resolve():
         raise UserError(f"{target}: that is the database itself")
     if target.resolve() in {Path(f"{app.db_path.resolve()}{side}")
-                            for side in ("-wal", "-shm", "-journal")}:
+                            for side in SIDE_FILES}:
         # its -wal holds committed changes not yet in the file: replaced, they are lost
         raise UserError(f"{target}: that is a file SQLite keeps beside the database "
                         f"{app.db_path}; give the copy another name")
