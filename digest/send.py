@@ -722,15 +722,12 @@ def cancel_delivery(store: Any, email: str, week: Week) -> dict[str, Any]:
 
 def check_week_over(week: Week, now: datetime, *, partial_week: bool = False) -> None:
     """WeekNotOver unless ``week`` has ended by ``now`` (or, with ``partial_week``, begun)."""
-    def local(moment: datetime) -> str:
-        return f"{moment:%a %-d %b %Y %H:%M} ({week.tz.key})"
-
     if now < week.start:
         raise WeekNotOver(f"--week {week.label} has not started yet (it starts "
-                          f"{local(week.start)}): there is nothing to send")
+                          f"{week.local(week.start)}): there is nothing to send")
     if now < week.end and not partial_week:
         raise WeekNotOver(
-            f"--week {week.label} is not over until {local(week.end)}; sent now, its readers "
+            f"--week {week.label} is not over until {week.local(week.end)}; sent now, its readers "
             "would never get the rest of the week's items (wait, or add --partial-week to send "
             "the week so far and count it as sent)"
         )

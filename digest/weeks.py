@@ -62,6 +62,11 @@ class Week:
     def end_utc(self) -> str:
         return _sql_utc(self.end)
 
+    def local(self, moment: datetime) -> str:
+        """``moment`` as the week's readers' clock shows it, `Mon 30 Nov 2026 00:00
+        (Asia/Tokyo)`: how the week's start and end are named in messages."""
+        return f"{moment.astimezone(self.tz):%a %-d %b %Y %H:%M} ({self.tz.key})"
+
     def span(self) -> str:
         """`16–22 Nov 2026` (or across months/years)."""
         a, b = self.monday, self.sunday

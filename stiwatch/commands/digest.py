@@ -59,8 +59,7 @@ def preview_command(app: App, week: str | None, subscriber: str | None, out: Pat
              f"{digest.shown} shown; chart {png_path}.")
     now = datetime.now(timezone.utc)
     if now < chosen.start:
-        app.echo(f"{chosen.label} has not started yet (it starts "
-                 f"{chosen.start:%a %-d %b %Y %H:%M} ({chosen.tz.key})).")
+        app.echo(f"{chosen.label} has not started yet (it starts {chosen.local(chosen.start)}).")
     elif now < chosen.end:
         app.echo(f"{chosen.label} is not over yet: this preview has its items so far.")
     if digest.empty:

@@ -58,8 +58,7 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
     now = datetime.now(timezone.utc)
     if now < chosen.start:
         raise UserError(f"--week {chosen.label} has not started yet (it starts "
-                        f"{chosen.start:%a %-d %b %Y %H:%M} ({chosen.tz.key})): there is "
-                        "nothing to count")
+                        f"{chosen.local(chosen.start)}): there is nothing to count")
     if chart:
         output_file(chart, "--chart")  # before the work, not after it
     facets = (facet,) if facet == "area" or not chart else (facet, "area")
@@ -69,8 +68,8 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
     rows = report.rows(facet)
     if now < chosen.end:
         # its few days read as a fall against whole weeks: the digest says so too
-        app.echo(f"{chosen.label} is not over yet (until {chosen.end:%a %-d %b %Y %H:%M} "
-                 f"({chosen.tz.key})): its counts are the week so far.", err=True)
+        app.echo(f"{chosen.label} is not over yet (until {chosen.local(chosen.end)}): its "
+                 "counts are the week so far.", err=True)
     if fmt == "json":
         echo_json({
             "by": facet, "week": report.week, "weeks": report.weeks, "totals": report.totals,
