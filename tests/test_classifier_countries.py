@@ -376,14 +376,15 @@ def test_the_ranker_gives_a_programme_naming_only_its_partner_its_own_country(
 
 
 def saved_without(folder: Path, tmp_path: Path, key: str):
-    """The saved model as an older version wrote it: a copy whose payload lacks ``key``."""
+    """The saved model as an older version wrote it (in joblib's format, as versions before
+    2026-11-28 saved models): a copy whose payload lacks ``key``."""
     import joblib
 
     for name in ("countries.joblib", META_FILE):
         (tmp_path / name).write_bytes((folder / name).read_bytes())
     payload = joblib.load(tmp_path / "countries.joblib")
     del payload[key]
-    joblib.dump(payload, tmp_path / "countries.joblib")
+    joblib.dump(payload, tmp_path / "countries.joblib", compress=3)
     return load_country_model(tmp_path)
 
 

@@ -206,6 +206,40 @@ def test_damaged_model_file_is_a_clear_error(trained, tmp_path: Path):
         load_model(copy)
 
 
+def test_a_truncated_model_file_is_a_clear_error(trained, tmp_path: Path):
+    """A model file cut short (a full disk while copying it) is one error, not a traceback."""
+    _model, folder = trained
+    copy = tmp_path / "cut"
+    copy.mkdir()
+    (copy / "model.json").write_text((folder / "model.json").read_text())
+    whole = (folder / "model.joblib").read_bytes()
+    (copy / "model.joblib").write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(ModelError, match="cannot load the model.*retrain"):
+        load_model(copy)
+
+
+def test_a_model_saved_in_joblibs_format_still_loads(trained, tmp_path: Path):
+    """Models saved before 2026-11-28 are in joblib's own format (zlib, compress=3): they load
+    as they did, and predict the same, without retraining."""
+    import joblib
+
+    from classifier.artifacts import load_payload
+
+    model, folder = trained
+    old = tmp_path / "old-format"
+    old.mkdir()
+    (old / "model.json").write_text((folder / "model.json").read_text())
+    joblib.dump(load_payload(folder / "model.joblib"), old / "model.joblib", compress=3)
+    assert (old / "model.joblib").read_bytes()[:1] == b"\x78"  # joblib's zlib, not gzip
+
+    texts = [model_text("Open Access Policy 99", "Publications from publicly funded research "
+                        "must be available in open access.")]
+    assert ([p.area_scores for p in load_model(old).predict(texts)]
+            == [p.area_scores for p in model.predict(texts)])
+    # and what is saved now is still read by joblib.load, as the docs say
+    assert joblib.load(folder / "model.joblib")["version"] == model.version
+
+
 def test_too_little_data_is_a_training_error():
     samples = stip_samples(read_stip(SMALL, limit=10))
     with pytest.raises(TrainingError, match="too few examples"):
