@@ -9,6 +9,7 @@ from datetime import date
 import email
 from email import policy
 from html.parser import HTMLParser
+import json
 import math
 
 import pytest
@@ -287,6 +288,22 @@ def test_the_send_report_counts_policy_items_not_stories(db_path, tmp_path):
     outbox = load_settings(environ={"STIWATCH_OUTBOX": str(tmp_path / "outbox")})
     report = send_week(s, outbox, WEEK, dry_run=True)
     assert report.stories == 5 and len(report.sent) == 1
+
+
+def test_send_json_names_its_counts_and_keeps_stories_as_an_alias(db_path, stiwatch, tmp_path):
+    """`digest send --json` said `"stories": 5` of a week whose digest shows 3 stories (the G7
+    meeting's three reports are one): the counts are named for what they count, and `stories`
+    stays, deprecated, with the value scripts have always read."""
+    s = build(db_path, G7_MEETING + JAPAN_SECURITY)
+    s.save_subscribers([{"email": "aiko@example.org"}])
+    s.close()
+    result = stiwatch("digest", "send", "--week", "2026-W47", "--dry-run", "--json",
+                      env={"STIWATCH_OUTBOX": str(tmp_path / "outbox")})
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert (report["policy_items"], report["story_count"], report["stories"]) == (5, 3, 5)
+    preview = stiwatch("digest", "preview", "--week", "2026-W47", "--out", str(tmp_path / "p.html"))
+    assert "unfiltered: 3 stories" in preview.output  # story_count is the digest's count
 
 
 def test_preview_counts_stories_as_the_digest_does(db_path, stiwatch, tmp_path):
