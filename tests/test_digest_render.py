@@ -438,6 +438,7 @@ def test_trends_of_a_young_store_do_not_count_unwatched_weeks_as_quiet(db_path, 
 def test_preview_command_writes_html_and_chart(store, stiwatch, tmp_path):
     store.close()
     out = tmp_path / "preview" / "digest.html"
+    out.parent.mkdir()  # --out never makes a folder (see the test below)
     result = stiwatch("digest", "preview", "--week", "2026-W47", "--out", str(out))
     assert result.exit_code == 0, result.output
     assert "unfiltered: 10 stories" in result.output
@@ -457,6 +458,9 @@ def test_preview_command_writes_html_and_chart(store, stiwatch, tmp_path):
     ("afile/p.html", "--out afile/p.html: afile is a file, not a folder"),
     ("afile/deeper/p.html", "--out afile/deeper/p.html: afile is a file, not a folder"),
     ("afolder", "--out afolder: that is a folder; give a file name"),
+    # A typo in the folder: refused as `export --out` refuses it, no folder tree made.
+    ("reprots/w47/p.html", "--out reprots/w47/p.html: no such folder reprots/w47 (create it "
+     "first)"),
 ])
 def test_preview_out_that_cannot_be_a_file_is_one_error(store, stiwatch, isolated_env, out,
                                                        problem):

@@ -30,8 +30,8 @@ def digest_group() -> None:
 @click.option("--subscriber", default=None, metavar="EMAIL",
               help="Render this subscriber's digest [default: unfiltered].")
 @click.option("--out", default=None, metavar="FILE.html", type=click.Path(path_type=Path),
-              help="Where to write the HTML [default: digest-WEEK.html]; the chart is written "
-              "beside it as a .png.")
+              help="Where to write the HTML, in an existing folder [default: "
+              "digest-WEEK.html]; the chart is written beside it as a .png.")
 @pass_app
 def preview_command(app: App, week: str | None, subscriber: str | None, out: Path | None) -> None:
     """Write a week's digest as an HTML file (and its chart) to open in a browser.
