@@ -45,7 +45,9 @@ CONTENT_COLUMNS = ("title", "summary", "content_hash", "language", "published_at
 
 def _process_alive(stats: dict[str, Any]) -> bool:
     """Whether the crawl process a running crawl_runs row names still exists (if we can tell)."""
-    pid, host = stats.get("pid"), stats.get("host")
+    # The crawler itself, which writes the row: its `stiwatch` may be gone (SIGKILL) while it
+    # stops. Rows from before crawler_pid have the crawler's pid as `pid`.
+    pid, host = stats.get("crawler_pid", stats.get("pid")), stats.get("host")
     if not isinstance(pid, int) or host != socket.gethostname():
         return True  # another machine's crawl, or no record: not ours to judge
     try:
@@ -110,8 +112,11 @@ class StorePipeline:
         self.deduper = Deduper(self.store)
         # A crawl killed earlier left its run `running`: say what became of it.
         self.store.close_abandoned_crawl_runs(_process_alive)
+        # `pid` is the process a user stops (`kill PID`), the one the run lock's error and
+        # the lock file name; the crawler is a child of it (`scrapy crawl` alone: itself).
+        stiwatch_pid = self.crawler.settings.get("STIWATCH_PID") or os.getpid()
         self.report.run_id = self.store.start_crawl_run(
-            {"pid": os.getpid(), "host": socket.gethostname()})
+            {"pid": stiwatch_pid, "crawler_pid": os.getpid(), "host": socket.gethostname()})
         self.report.started_at = utcnow()
 
     def close_spider(self, spider: Any = None) -> None:

@@ -161,7 +161,7 @@ def crawl(
     job = {
         "store": store_path,
         "settings": {**scrapy_settings(settings, user_agent), **(scrapy_overrides or {}),
-                     "STIWATCH_REFRESH": bool(refresh)},
+                     "STIWATCH_REFRESH": bool(refresh), "STIWATCH_PID": os.getpid()},
         "sources": [s["id"] for s in sources],
         "log_setup": log_setup,
     }

@@ -35,6 +35,9 @@ STIWATCH_MAX_HOST_PAUSE = 7 * 24 * 3600  # ...for at most this long (s), whateve
 STIWATCH_RETRY_BACKOFF_BASE = 1.0  # seconds before the first retry; doubles each time
 STIWATCH_RETRY_BACKOFF_MAX = 30.0
 STIWATCH_EVENTS = None  # callable(event: dict) fed by the pipeline (set by crawler.runner)
+# The `stiwatch crawl` or `stiwatch run` process that started this crawler and holds the run
+# lock (set by crawler.runner): the pid its lock error names, and the one to stop.
+STIWATCH_PID = None
 
 # -- identity ---------------------------------------------------------------------------------
 # Names stiwatch and a way to reach whoever runs it; `stiwatch crawl` fills in `contact`.

@@ -21,7 +21,7 @@ from .errors import (
 from .lock import FileLock, LockHeld, LockUnusable
 from .schema import LATEST_VERSION
 from .search import BadQuery, time_bound
-from .store import Store, open_store
+from .store import Store, open_store, refuse_newer
 from .subscribers import FILTER_FACETS, FILTERS
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "SQLiteTooOld",
     "Store",
     "StoreError",
+    "refuse_newer",
     "StoreLocked",
     "StoreReadOnly",
     "open_store",

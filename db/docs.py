@@ -167,8 +167,10 @@ TABLES: dict[str, dict[str, Any]] = {
             "status": "`running`, `ok` (every source succeeded), `partial` (some failed), "
             "`failed` (all failed) or `interrupted`.",
             "stats": "JSON: totals and per-source counts (new, duplicates, unchanged, errors); "
-            "while running, the crawl process's `pid` and `host` (a later crawl marks the run "
-            "`interrupted` when that process is gone).",
+            "while running, `pid` (the `stiwatch crawl` or `run` process, the one the run "
+            "lock names and a user stops), `crawler_pid` (its crawler child, which writes the "
+            "row) and `host` (a later crawl marks the run `interrupted` when the crawler is "
+            "gone; rows from before crawler_pid have the crawler's pid as `pid`).",
         },
     },
     "runs": {

@@ -50,6 +50,8 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
             # SQLite would only say "disk I/O error" or "unable to open database file".
             raise NotAStore(f"{self.path}: is a folder, not a database file (give the file, "
                             f"e.g. {self.path / 'stiwatch.db'})")
+        if readonly:
+            refuse_newer(self.path)
         try:
             if readonly:
                 conn = self._connect_readonly()
@@ -250,6 +252,31 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def refuse_newer(path: str | os.PathLike[str]) -> None:
+    """SchemaTooNew if the file at ``path`` was written by a newer stiwatch, found without
+    leaving anything beside it: called before a lock file is made or a read-only connection
+    opened, each of which would stay behind the refusal (a read-only connection cannot remove
+    the -wal and -shm files it made). A missing file, or one this cannot read, passes: the
+    open that follows says what is wrong with it."""
+    if not os.path.isfile(path):
+        return
+    try:
+        # Read-write, never create: the last connection to close removes the -wal and -shm it
+        # made (one already there, another process's, stays), which mode=ro cannot do.
+        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=rw", uri=True,
+                               timeout=BUSY_TIMEOUT, isolation_level=None)
+    except sqlite3.Error:
+        return
+    try:
+        version = current_version(conn)
+    except sqlite3.Error:
+        return
+    finally:
+        conn.close()
+    if version > LATEST_VERSION:
+        raise SchemaTooNew(f"{path}: {too_new(version)}")
 
 
 def open_store(path: str | os.PathLike[str], *, readonly: bool = False,

@@ -585,7 +585,8 @@ class OutboxTransport:
 class SendReport:
     week: str
     transport: str  # smtp, outbox or dry-run
-    stories: int = 0  # policy items in the week (reports, not stories: see send_week)
+    policy_items: int = 0  # the week's policy items: each report of an event counts
+    story_count: int = 0  # the stories they make (an event several sources reported is one)
     subscribers: int = 0  # active subscribers
     sent: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # nothing matched their filters (newly)
@@ -611,8 +612,21 @@ class SendReport:
         """Deliveries in doubt after this send: left so now, or by earlier runs."""
         return self.unanswered + self.in_doubt
 
+    @property
+    def stories(self) -> int:
+        """Deprecated name of ``policy_items``, which it always counted (not stories)."""
+        return self.policy_items
+
     def as_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "ok": self.ok}
+        # `stories` stays in the JSON for the scripts that read it, with the value it always
+        # had (policy items), beside the keys that say what they count; docs/operations.md
+        # marks it deprecated.
+        out: dict[str, Any] = {}
+        for key, value in self.__dict__.items():
+            out[key] = value
+            if key == "story_count":
+                out["stories"] = self.policy_items
+        return {**out, "ok": self.ok}
 
 
 def send_week(
@@ -769,8 +783,9 @@ def _send_week(store: Any, settings: Mapping[str, Any], week: Week, dry_run: boo
              if email in subscribers}
     bundle = bundle or prepare_week(store, week, min(built.values(), default=None), now)
     # Policy items, as the operator's other counts are: each report of an event grouped into
-    # one story counts (the readers' digests say how many stories they make).
-    report.stories = sum(story.reports for story in bundle.data.stories)
+    # one story counts; story_count is what the unfiltered digest shows above its stories.
+    report.policy_items = sum(story.reports for story in bundle.data.stories)
+    report.story_count = len(bundle.data.stories)
     report.subscribers = len(subscribers)
     if not bundle.data.stories and not (bundle.late and bundle.late.stories):
         log.info("digest %s: no policy items this week, nothing sent", week.label)

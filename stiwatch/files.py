@@ -1,6 +1,6 @@
 """Files a command writes where the user asks (--out, --chart): written whole or not at all,
-never over a database, and a path that cannot take them is one error naming it, never a
-traceback."""
+never over a database, only into a folder that exists, and a path that cannot take them is one
+error naming it, never a traceback."""
 
 from __future__ import annotations
 
@@ -15,19 +15,23 @@ from db.files import database_beside, is_database
 from .errors import UserError
 
 
-def output_file(path: Path, option: str, *, make_folder: bool = True) -> Path:
-    """``path``, checked to be writable as a file: its folder exists (made if missing unless
-    ``make_folder`` is false), it is not itself a folder, and it is not an SQLite database or
-    one's -wal/-shm/-journal file (an export or a chart must never replace the store, as a
-    shell's completion of ``--out stiwatch.`` would). UserError naming it otherwise."""
+def output_file(path: Path, option: str) -> Path:
+    """``path``, checked to be writable as a file: its folder exists, it is not itself a
+    folder, and it is not an SQLite database or one's -wal/-shm/-journal file (an export or a
+    chart must never replace the store, as a shell's completion of ``--out stiwatch.`` would).
+    UserError naming it otherwise.
+
+    A missing folder is refused, never made: a typo in the path (``--out reprots/w47.html``)
+    would otherwise put the file in a new folder tree nobody looks in, and say it succeeded.
+    Every --out and --chart follows this one rule, as a shell's ``> FILE`` does."""
     path = Path(path)
     try:
-        return _checked(path, option, make_folder)
+        return _checked(path, option)
     except OSError as error:  # a name too long, a folder that cannot be searched...
         raise UserError(f"{option} {path}: {error.strerror or error}") from None
 
 
-def _checked(path: Path, option: str, make_folder: bool) -> Path:
+def _checked(path: Path, option: str) -> Path:
     if path.is_dir():
         raise UserError(f"{option} {path}: that is a folder; give a file name")
     database = path if is_database(path) else database_beside(path)
@@ -41,13 +45,7 @@ def _checked(path: Path, option: str, make_folder: bool) -> Path:
                 raise UserError(f"{option} {path}: {ancestor} is a file, not a folder")
             break
     if not path.parent.is_dir():
-        if not make_folder:
-            raise UserError(f"{option} {path}: no such folder {path.parent}")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise UserError(f"{option} {path}: cannot create the folder {path.parent}: "
-                            f"{error.strerror or error}") from None
+        raise UserError(f"{option} {path}: no such folder {path.parent} (create it first)")
     return path
 
 

@@ -102,7 +102,7 @@ def digest_step(app: App, *, dry_run: bool = False) -> dict[str, Any]:
         reports.append(report)
     *before, report = reports
     doubt = len(report.doubtful)
-    summary = (f"{week.label}: {report.stories} policy items, {len(report.sent)} sent "
+    summary = (f"{week.label}: {report.policy_items} policy items, {len(report.sent)} sent "
                f"({report.transport}), {len(report.retry)} to retry, "
                f"{len(report.failed)} failed, {report.already} done earlier"
                + (f", {doubt} in doubt (see `stiwatch digest status`)" if doubt else ""))
@@ -117,7 +117,9 @@ def digest_step(app: App, *, dry_run: bool = False) -> dict[str, Any]:
         summary += f"; {not_sent} not sent: {unreachable}"
     result = {
         "step": "digest", "week": week.label, "transport": report.transport,
-        "stories": report.stories, "sent": len(report.sent), "skipped": len(report.skipped),
+        # `stories` (deprecated) is policy_items under its old, wrong name, kept for scripts.
+        "policy_items": report.policy_items, "story_count": report.story_count,
+        "stories": report.policy_items, "sent": len(report.sent), "skipped": len(report.skipped),
         "retry": len(report.retry), "failed": len(report.failed), "already": report.already,
         "files": report.files, "aborted": unreachable, "unreachable": len(report.unreachable),
         "in_doubt": doubt,

@@ -178,6 +178,38 @@ def _start_run(stiwatch, server, tmp_path, db_path, release, command="run"):
     return child
 
 
+def test_status_and_the_lock_error_name_the_same_pid_the_one_to_stop(
+        stiwatch, http_server, tmp_path, db_path):
+    """`stiwatch status` showed a running crawl's pid=N where a second crawl's lock error said
+    (pid M): N was the crawler child, M the `stiwatch crawl` a user stops. Both say M now, the
+    crawler's own pid labelled beside it."""
+    release = threading.Event()
+    child = _start_run(stiwatch, http_server, tmp_path, db_path, release, command="crawl")
+    try:
+        second = stiwatch("crawl")
+        table = stiwatch("status").output
+        report = json.loads(stiwatch("status", "--json").output)
+    finally:
+        os.kill(child.pid, signal.SIGTERM)  # `kill PID` with the pid both name
+        release.set()
+        try:
+            _, stderr = child.communicate(timeout=60)
+        finally:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGKILL)
+
+    assert second.exit_code == 3
+    assert f"another stiwatch run or crawl (pid {child.pid}) holds the lock" in second.output
+    [run] = report["runs"]
+    crawler_pid = run["stats"]["crawler_pid"]
+    assert run["stats"]["pid"] == child.pid != crawler_pid
+    [line] = [line for line in table.splitlines() if " running " in line]
+    assert line.endswith(f"pid={child.pid} crawler_pid={crawler_pid}")
+    assert child.returncode == 143, stderr  # that pid stopped the crawl
+    [crawl] = rows(db_path, "SELECT * FROM crawl_runs")
+    assert crawl["status"] == "interrupted"
+
+
 def test_sigterm_stops_the_crawler_records_the_run_then_frees_the_lock(
         stiwatch, http_server, tmp_path, db_path):
     """What systemd does on `systemctl stop` or TimeoutStartSec (with KillMode=mixed, as

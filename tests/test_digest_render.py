@@ -9,6 +9,7 @@ from datetime import date
 import email
 from email import policy
 from html.parser import HTMLParser
+import json
 import math
 
 import pytest
@@ -289,6 +290,22 @@ def test_the_send_report_counts_policy_items_not_stories(db_path, tmp_path):
     assert report.stories == 5 and len(report.sent) == 1
 
 
+def test_send_json_names_its_counts_and_keeps_stories_as_an_alias(db_path, stiwatch, tmp_path):
+    """`digest send --json` said `"stories": 5` of a week whose digest shows 3 stories (the G7
+    meeting's three reports are one): the counts are named for what they count, and `stories`
+    stays, deprecated, with the value scripts have always read."""
+    s = build(db_path, G7_MEETING + JAPAN_SECURITY)
+    s.save_subscribers([{"email": "aiko@example.org"}])
+    s.close()
+    result = stiwatch("digest", "send", "--week", "2026-W47", "--dry-run", "--json",
+                      env={"STIWATCH_OUTBOX": str(tmp_path / "outbox")})
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert (report["policy_items"], report["story_count"], report["stories"]) == (5, 3, 5)
+    preview = stiwatch("digest", "preview", "--week", "2026-W47", "--out", str(tmp_path / "p.html"))
+    assert "unfiltered: 3 stories" in preview.output  # story_count is the digest's count
+
+
 def test_preview_counts_stories_as_the_digest_does(db_path, stiwatch, tmp_path):
     """It said 'unfiltered: 3 items, 3 shown' of a week of 5 policy items, the G7 meeting's
     three reports being one story: the digest above its stories says 3 stories of 5 reports."""
@@ -421,6 +438,7 @@ def test_trends_of_a_young_store_do_not_count_unwatched_weeks_as_quiet(db_path, 
 def test_preview_command_writes_html_and_chart(store, stiwatch, tmp_path):
     store.close()
     out = tmp_path / "preview" / "digest.html"
+    out.parent.mkdir()  # --out never makes a folder (see the test below)
     result = stiwatch("digest", "preview", "--week", "2026-W47", "--out", str(out))
     assert result.exit_code == 0, result.output
     assert "unfiltered: 10 stories" in result.output
@@ -440,6 +458,9 @@ def test_preview_command_writes_html_and_chart(store, stiwatch, tmp_path):
     ("afile/p.html", "--out afile/p.html: afile is a file, not a folder"),
     ("afile/deeper/p.html", "--out afile/deeper/p.html: afile is a file, not a folder"),
     ("afolder", "--out afolder: that is a folder; give a file name"),
+    # A typo in the folder: refused as `export --out` refuses it, no folder tree made.
+    ("reprots/w47/p.html", "--out reprots/w47/p.html: no such folder reprots/w47 (create it "
+     "first)"),
 ])
 def test_preview_out_that_cannot_be_a_file_is_one_error(store, stiwatch, isolated_env, out,
                                                        problem):

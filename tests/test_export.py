@@ -89,6 +89,7 @@ def test_bad_arguments(stiwatch, ids, tmp_path):
         "Error: Invalid value for '--since': '2026-99-99' is not a date (expected YYYY-MM-DD)\n")
     result = stiwatch("export", "--format", "csv", "--out", str(tmp_path / "no" / "x.csv"))
     assert result.exit_code == 2 and "no such folder" in result.output
+    assert not (tmp_path / "no").exists()
     (tmp_path / "afile").write_text("keep me\n")
     result = stiwatch("export", "--format", "csv", "--out", str(tmp_path / "afile" / "x.csv"))
     assert result.exit_code == 2

@@ -76,6 +76,9 @@ def test_run_digest_crawls_classifies_sends_once_and_records_each_run(
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
     assert [s["step"] for s in report["steps"]] == ["crawl", "classify", "digest"]
+    digest = report["steps"][2]
+    # `stories` is the deprecated name of policy_items (it counted reports, not stories).
+    assert digest["stories"] == digest["policy_items"] >= digest["story_count"] > 0
     items = rows(db, "SELECT count(*) FROM items")[0][0]
     assert items >= 20
     # Every item was classified, and the digest of the last complete week went to the outbox.

@@ -143,6 +143,27 @@ def test_a_store_from_a_newer_stiwatch_is_one_line_naming_it(stiwatch, db_path):
         db.open_store(db_path, readonly=True)
 
 
+def test_refusing_a_newer_store_leaves_its_folder_as_it_was(stiwatch, db_path, tmp_path):
+    """`crawl` and `run` left the run lock's file (stiwatch.db.lock) behind the refusal, and
+    `backup` the -wal and -shm files its read-only connection made."""
+    with db.open_store(db_path) as store:
+        store.conn.execute("INSERT INTO schema_migrations VALUES (?, 'future', '2030-01-01')",
+                           [LATEST_VERSION + 1])
+    (tmp_path / "backups").mkdir()
+    before = sorted(p.name for p in db_path.parent.iterdir())
+    commands = (["init"], ["crawl"], ["run"], ["run", "--json"], ["status"],
+                ["search", "quantum"], ["backup", str(tmp_path / "backups" / "copy.db")],
+                ["digest", "send"], ["subscribers", "add", "a@example.org"], ["trends"])
+    for command in commands:
+        result = stiwatch(*command)
+        assert result.exit_code == 2, (command, result.output)
+        assert result.output.strip().splitlines()[-1] == (
+            f"Error: {db_path}: schema version {LATEST_VERSION + 1} is newer than this stiwatch "
+            f"knows (up to {LATEST_VERSION}): upgrade stiwatch to open it"), command
+        assert sorted(p.name for p in db_path.parent.iterdir()) == before, command
+    assert list((tmp_path / "backups").iterdir()) == []
+
+
 def test_a_failing_migration_step_is_one_line_and_leaves_the_older_store_usable(stiwatch,
                                                                                db_path):
     conn = sqlite3.connect(db_path, isolation_level=None)

@@ -166,6 +166,7 @@ def test_trends_command_formats_and_chart(trend_store, stiwatch, db_path, tmp_pa
                      "direction": "new"}]
 
     chart = tmp_path / "out" / "chart.png"
+    chart.parent.mkdir()  # --chart never makes a folder (see the test below)
     result = stiwatch(*args, "--by", "domain", "--chart", str(chart))
     assert result.exit_code == 0
     assert "Policy items per week by domain" in result.output
@@ -181,6 +182,7 @@ def test_trends_command_formats_and_chart(trend_store, stiwatch, db_path, tmp_pa
 @pytest.mark.parametrize("chart, problem", [
     ("afile/c.png", "--chart afile/c.png: afile is a file, not a folder"),
     ("afolder", "--chart afolder: that is a folder; give a file name"),
+    ("typo/c.png", "--chart typo/c.png: no such folder typo (create it first)"),
 ])
 def test_a_chart_path_that_cannot_be_a_file_is_one_error(trend_store, stiwatch, isolated_env,
                                                          chart, problem):
@@ -192,6 +194,7 @@ def test_a_chart_path_that_cannot_be_a_file_is_one_error(trend_store, stiwatch, 
     assert result.output.splitlines() == [f"Error: {problem}"]
     assert (isolated_env / "afile").read_text() == "keep me\n"
     assert list((isolated_env / "afolder").iterdir()) == []
+    assert sorted(p.name for p in isolated_env.iterdir()) == ["afile", "afolder"]
 
 
 def test_rising_terms_are_not_the_function_words_of_other_languages(tmp_path):

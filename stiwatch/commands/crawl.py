@@ -82,6 +82,9 @@ def take_run_lock(app: App, wait_lock: int, doing: str) -> db.FileLock:
     new article, twice the load on every site. Waits up to ``wait_lock`` seconds; UserError
     (exit 3) if it stays held, (exit 2) if the file cannot be used. ``doing``: "run" or
     "crawl", for the messages."""
+    # A store this stiwatch would refuse is refused before the lock file is made: the refusal
+    # leaves the folder as it was.
+    db.refuse_newer(app.db_path)
     lock = db.FileLock(app.settings["lock_file"] or f"{app.db_path}.lock")
     try:
         try:

@@ -30,8 +30,8 @@ def digest_group() -> None:
 @click.option("--subscriber", default=None, metavar="EMAIL",
               help="Render this subscriber's digest [default: unfiltered].")
 @click.option("--out", default=None, metavar="FILE.html", type=click.Path(path_type=Path),
-              help="Where to write the HTML [default: digest-WEEK.html]; the chart is written "
-              "beside it as a .png.")
+              help="Where to write the HTML, in an existing folder [default: "
+              "digest-WEEK.html]; the chart is written beside it as a .png.")
 @pass_app
 def preview_command(app: App, week: str | None, subscriber: str | None, out: Path | None) -> None:
     """Write a week's digest as an HTML file (and its chart) to open in a browser.
@@ -74,7 +74,9 @@ def preview_command(app: App, week: str | None, subscriber: str | None, out: Pat
 @click.option("--partial-week", is_flag=True,
               help="Send a week that is not over yet: what it has so far, and the week then "
               "counts as sent (its later items never reach these subscribers).")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the report as JSON: policy_items, story_count, sent, failed, ... "
+              "(docs/operations.md); `stories` is a deprecated alias of policy_items.")
 @pass_app
 def send_command(app: App, week: str | None, dry_run: bool, partial_week: bool,
                  as_json: bool) -> None:
@@ -117,10 +119,10 @@ def send_command(app: App, week: str | None, dry_run: bool, partial_week: bool,
 
 def _print_report(app: App, report) -> None:  # noqa: ANN001
     where = {"smtp": "via SMTP", "outbox": "to the outbox", "dry-run": "to the outbox (dry run)"}
-    if report.stories == 0:
+    if report.policy_items == 0:
         click.echo(f"No STI-policy items in {report.week}: nothing sent.")
         return
-    click.echo(f"Digest {report.week} ({report.stories} policy items): {len(report.sent)} sent "
+    click.echo(f"Digest {report.week} ({report.policy_items} policy items): {len(report.sent)} sent "
                f"{where[report.transport]}, {len(report.skipped)} with nothing matching, "
                f"{len(report.retry)} to retry, {len(report.failed)} failed, "
                f"{report.already} done earlier, {len(report.waiting)} waiting to retry"

@@ -41,8 +41,8 @@ def write_items(rows: Iterable[dict], stream: IO[str], fmt: str, bom: bool = Fal
 @click.option("--since", metavar="DATE", type=Moment(), help="Only items published on or after DATE "
               f"(YYYY-MM-DD, {DATE_HELP}).")
 @click.option("--out", "out", metavar="FILE", type=click.Path(dir_okay=False),
-              help="Write to FILE (replaced only when the export is complete; never an SQLite "
-              "database) instead of stdout.")
+              help="Write to FILE in an existing folder (replaced only when the export is "
+              "complete; never an SQLite database) instead of stdout.")
 @bom_option
 @pass_app
 def export_command(app: App, fmt: str, since: str | None, out: str | None,
@@ -74,7 +74,7 @@ def export_command(app: App, fmt: str, since: str | None, out: str | None,
         with writing_stdout():
             count = write_items(rows, sys.stdout, fmt, bom)
     else:
-        target = output_file(Path(out), "--out", make_folder=False)
+        target = output_file(Path(out), "--out")
         with replacing(target, "--out") as stream:
             count = write_items(rows, stream, fmt, bom)
         app.echo(f"Exported {count} item(s) to {target}.", err=True)

@@ -45,6 +45,8 @@ def _size(size: int) -> str:
 
 # Said even when 0: whether a crawl brought anything, and how many sources it visited.
 ALWAYS_SHOWN = ("sources", "new")
+# A running crawl's process to stop, the pid its lock error names, before its crawler's.
+LEADING = (*ALWAYS_SHOWN, "pid", "crawler_pid")
 
 
 def _stats_summary(stats: Any) -> str:
@@ -55,7 +57,7 @@ def _stats_summary(stats: Any) -> str:
     counters = {k: v for k, v in stats.items()
                 if isinstance(v, (int, float)) and not isinstance(v, bool)
                 and (v or k in ALWAYS_SHOWN)}
-    first = {k: counters.pop(k) for k in ALWAYS_SHOWN if k in counters}
+    first = {k: counters.pop(k) for k in LEADING if k in counters}
     return " ".join(f"{k}={v}" for k, v in {**first, **counters}.items())
 
 
@@ -118,7 +120,9 @@ def gather(store, now: datetime, tz: tzinfo = timezone.utc) -> dict[str, Any]:
 def status_command(app: App, as_json: bool) -> None:
     """Show the health of this installation at a glance.
 
-    Lists the last scheduled runs and crawl runs, items published per week over the last 8 weeks (with policy
+    Lists the last scheduled runs and crawl runs (a running crawl with `pid`, its `stiwatch`
+    process, the one a second crawl's lock error names and the one to stop, and
+    `crawler_pid`, its crawler child), items published per week over the last 8 weeks (with policy
     items and folded duplicates; ISO weeks in the `timezone` setting), sources that are failing (last error, since when and for how
     long), sources that work but whose last crawl left a note (a moved feed, unreadable article
     pages, articles left for the next crawl), hosts paused until a time they asked for

@@ -31,7 +31,8 @@ from ..output import bom_option, echo_csv, echo_json, echo_table, wants_bom
 @click.option("--format", "fmt", default="table", show_default=True,
               type=click.Choice(["table", "json", "csv"]), help="Output format.")
 @click.option("--chart", default=None, metavar="FILE.png", type=click.Path(path_type=Path),
-              help="Also write the weekly-volume-per-area chart of the digest as a PNG.")
+              help="Also write the weekly-volume-per-area chart of the digest as a PNG, in "
+              "an existing folder.")
 @bom_option
 @pass_app
 def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
