@@ -48,8 +48,8 @@ __all__ = [
     "SQLiteTooOld",
     "Store",
     "StoreError",
-    "refuse_newer",
     "StoreLocked",
     "StoreReadOnly",
     "open_store",
+    "refuse_newer",
 ]
