@@ -27,6 +27,48 @@ def walk(group: click.Group, prefix: str = "stiwatch"):
 COMMANDS = list(walk(cli))
 
 
+def _parse(args: list[str]) -> None:
+    """Parse `stiwatch ARGS` as click does before running it, and run nothing: an unknown
+    command or option, a missing value or one its type refuses (a choice, a number, a date)
+    raises click's UsageError. `--help` (or `--version`) stops parsing there, as it does
+    for a user."""
+    try:
+        ctx = cli.make_context("stiwatch", list(args))
+        while isinstance(ctx.command, click.Group):
+            # as Group.invoke does: the command's name is the first argument left (kept in
+            # _protected_args since click 8.2, protected_args before)
+            named = ctx._protected_args if hasattr(ctx, "_protected_args") else ctx.protected_args
+            if not named:
+                ctx.fail("Missing command.")
+            name, command, rest = ctx.command.resolve_command(ctx, [*named, *ctx.args])
+            ctx = command.make_context(name, rest, parent=ctx)
+    except click.exceptions.Exit as stop:
+        assert stop.exit_code == 0, args
+
+
+def _stiwatch_commands(line: str) -> list[list[str]]:
+    """The arguments of each stiwatch command (`.venv/bin/stiwatch` too) in a shell line, read
+    as the shell reads it: commands end at `|`, `&&` or `;`, a redirection is no argument,
+    `#` starts a comment."""
+    import shlex
+
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    commands, words, redirected = [], [], False
+    for token in [*lexer, ";"]:
+        if redirected:
+            redirected = False
+        elif set(token) <= set("<>"):
+            redirected = True
+        elif set(token) <= set("|&;()"):
+            if words and (words[0] == "stiwatch" or words[0].endswith("/bin/stiwatch")):
+                commands.append(words[1:])
+            words = []
+        else:
+            words.append(token)
+    return commands
+
+
 def documentation() -> str:
     texts = [(REPO / "README.md").read_text()]
     texts += [p.read_text() for p in sorted((REPO / "docs").glob("*.md"))]
@@ -117,24 +159,18 @@ def test_the_settings_files_in_the_docs_are_accepted_as_shown(tmp_path):
 
 def _scheduled_commands() -> list[list[str]]:
     """The stiwatch command lines of the crontab and the systemd units in operations.md."""
-    import shlex
-
     text = (REPO / "docs" / "operations.md").read_text()
     lines = [line.split(None, 5)[5] for block in _blocks(text, "cron")
              for line in block.splitlines() if line and line[0].isdigit()]
     lines += re.findall(r"ExecStart=([^`\n]+)", text)
-    commands = [shlex.split(line) for line in lines]
-    return [c[1:] for c in commands if c[0].endswith("/stiwatch")]
+    return [args for line in lines for args in _stiwatch_commands(line)]
 
 
 def test_the_scheduled_command_lines_in_operations_md_parse():
     commands = _scheduled_commands()
     assert len(commands) >= 5  # cron: run, run --digest, backup; systemd: run, serve, ...
     for args in commands:
-        # --help after the arguments: click parses them all (an unknown option or a missing
-        # value fails) and then only prints the help
-        result = CliRunner().invoke(cli, [*args, "--help"])
-        assert result.exit_code == 0, (args, result.output)
+        _parse(args)
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
@@ -204,15 +240,94 @@ def test_the_help_of_the_commands_a_newcomer_starts_with_has_examples():
 def test_every_example_in_the_help_parses_as_printed(path: str, line: str):
     """Each command of an example, up to a shell operator, is a command with options and
     values its parser accepts (a misspelt option or a value outside a choice fails here)."""
-    import shlex
+    commands = _stiwatch_commands(line)
+    assert commands, line
+    for args in commands:
+        _parse(args)
 
-    for part in re.split(r"\s(?:&&|\|)\s", line.split(" > ")[0]):
-        words = shlex.split(part)
-        assert words[0] == "stiwatch"
-        command, args = cli, words[1:]
-        while isinstance(command, click.Group):
-            command, args = command.commands[args[0]], args[1:]
-        command.make_context(" ".join(words), list(args))
+
+# Placeholders the docs write in command lines, each with a value its option accepts.
+PLACEHOLDERS = {"FILE": "file", "DIR": "models", "FEEDS": "feeds", "ITEM": "81",
+                "ITEM_ID": "81", "ID": "81", "EMAIL": "reader@example.org", "W": "2026-W47",
+                "N": "10", "SECONDS": "3600", "DATE": "2026-11-16", "FACET": "area",
+                "VALUE": "open_science", "XX": "JP"}
+
+
+def _as_run(line: str) -> list[str]:
+    """The command lines a documented line stands for: `[X]` is X, `[A | B]` and `a|b` are
+    each of A and B, and a placeholder word (PLACEHOLDERS) takes its example value."""
+    choice = re.search(r"\[([^][]*)\]|[^\s`|]+(?:\|[^\s`|]+)+", line)
+    if choice is None:
+        return [re.sub(r"(?<![\w-])[A-Z_]+(?![\w-])",
+                       lambda m: PLACEHOLDERS.get(m[0], m[0]), line)]
+    inside = choice[0] if choice[1] is None else choice[1]
+    return [run for option in re.split(r"\s*\|\s*", inside)
+            for run in _as_run(line[:choice.start()] + option + line[choice.end():])]
+
+
+# Command lines (as the page shows them) that fail to parse on purpose, e.g. a page showing an
+# error, each with the reason. None today: every line shown runs as shown.
+NOT_AS_RUN: dict[str, str] = {}
+
+
+def _documented_command_lines() -> list[tuple[str, str]]:
+    """("FILE:LINE", line) for each stiwatch command line in README.md and docs/*.md: in a
+    fenced block, a line that runs stiwatch (after a `$ ` prompt, a crontab's five time
+    fields or `ExecStart=`); in the text, a code span that starts with `stiwatch ` and has
+    an option (`stiwatch status` alone names the command, it is not a line to run)."""
+    found = []
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        name = page.relative_to(REPO).as_posix()
+        text, fence = [], None
+        for number, line in enumerate(page.read_text().splitlines(), 1):
+            if line.startswith("```"):
+                fence = line[3:].strip() if fence is None else None
+                text.append("")
+                continue
+            if fence is None:
+                text.append(line)
+                continue
+            text.append("")
+            command = line.strip().removeprefix("$ ").removeprefix("ExecStart=")
+            if fence == "cron" and command[:1].isdigit():
+                command = command.split(None, 5)[5]
+            first = command.split(" ", 1)[0]
+            if first == "stiwatch" or first.endswith("/bin/stiwatch"):
+                found.append((f"{name}:{number}", command))
+        text = "\n".join(text)
+        # a code span may go on over a line break; in a table, `\|` is a `|`
+        for span in re.finditer(r"(?<!`)`(stiwatch\s[^`]+)`(?!`)", text):
+            command = " ".join(span[1].replace("\\|", "|").split())
+            if re.search(r"\s-", command):
+                found.append((f"{name}:{text.count(chr(10), 0, span.start()) + 1}", command))
+    return sorted(found, key=lambda pair: (pair[0].split(":")[0], int(pair[0].split(":")[1])))
+
+
+DOCUMENTED = _documented_command_lines()
+
+
+def test_the_docs_show_command_lines_of_each_kind():
+    places = {place.split(":")[0] for place, _ in DOCUMENTED}
+    assert {"README.md", "docs/operations.md", "docs/classifier.md"} <= places
+    assert len(DOCUMENTED) >= 40
+    assert set(NOT_AS_RUN) <= {line for _, line in DOCUMENTED}, "an exemption outlived its line"
+
+
+@pytest.mark.parametrize("place, line", DOCUMENTED, ids=[place for place, _ in DOCUMENTED])
+def test_every_command_line_in_the_docs_parses(place: str, line: str):
+    """A renamed or removed option, a value its type refuses, or a command that is gone,
+    in README.md or docs/*.md, fails here with the page and line."""
+    if line in NOT_AS_RUN:
+        pytest.skip(NOT_AS_RUN[line])
+    for run in _as_run(line):
+        commands = _stiwatch_commands(run)
+        assert commands, f"{place}: {line}"
+        for args in commands:
+            try:
+                _parse(args)
+            except click.UsageError as error:
+                pytest.fail(f"{place}: `{line}` (as `stiwatch {' '.join(args)}`): "
+                            f"{error.format_message()}")
 
 
 def test_the_registry_in_the_help_of_sources_sync_is_valid():
