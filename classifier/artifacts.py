@@ -116,7 +116,7 @@ def dump_payload(payload: dict[str, Any], path: str | os.PathLike[str]) -> None:
 
 def load_payload(path: str | os.PathLike[str]) -> Any:
     """What dump_payload wrote to ``path``, or a model file in joblib's format (as stiwatch
-    saved models before 2026-11-28); FileNotFoundError when there is none."""
+    saved models until 2026-11-27 22:00 UTC); FileNotFoundError when there is none."""
     with open(path, "rb") as file:
         if file.read(len(GZIP_MAGIC)) == GZIP_MAGIC:
             file.seek(0)

@@ -377,7 +377,7 @@ def test_the_ranker_gives_a_programme_naming_only_its_partner_its_own_country(
 
 def saved_without(folder: Path, tmp_path: Path, key: str):
     """The saved model as an older version wrote it (in joblib's format, as versions before
-    2026-11-28 saved models): a copy whose payload lacks ``key``."""
+    2026-11-27 22:00 UTC saved models): a copy whose payload lacks ``key``."""
     import joblib
 
     for name in ("countries.joblib", META_FILE):

@@ -219,8 +219,8 @@ def test_a_truncated_model_file_is_a_clear_error(trained, tmp_path: Path):
 
 
 def test_a_model_saved_in_joblibs_format_still_loads(trained, tmp_path: Path):
-    """Models saved before 2026-11-28 are in joblib's own format (zlib, compress=3): they load
-    as they did, and predict the same, without retraining."""
+    """Models saved until 2026-11-27 22:00 UTC are in joblib's own format (zlib, compress=3):
+    they load as they did, and predict the same, without retraining."""
     import joblib
 
     from classifier.artifacts import load_payload
