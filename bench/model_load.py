@@ -7,8 +7,8 @@ Copies the model folder twice into a temporary folder: once as it is saved now
 (`joblib.dump(..., compress=3)`, the baseline: how models were saved until 2026-11-27 22:00
 UTC). Then it loads each copy REPEAT times in turn, each load in a new process (a command
 loads the model once, cold), with the classifier's libraries imported before the clock starts:
-the time is the unpickling alone. Prints the median of each, their sizes on disk, the peak memory each load
-added (Linux: /proc/self/status), and the ratio.
+the time is the unpickling alone. Prints the median of each, their sizes on disk, the peak
+memory each load added (Linux: /proc/self/status), and the ratio.
 """
 
 from __future__ import annotations
