@@ -80,6 +80,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from .artifacts import SAVED_MODELS, load_artifact, save_artifact
 from .country_ranker import FEATURES as RANKER_FEATURES, MISSING_MARGIN, CountryRanker, \
     candidates, train_ranker
+from .lexicon import non_ascii_chars
 from .metrics import prf_dict, set_counts
 from .model import _COMBINING, Features, model_text as _model_text
 from .places import Gazetteer, regions_for
@@ -491,7 +492,7 @@ def strip_accents(text: str) -> str:
     if text.isascii():
         return text
     text = unicodedata.normalize("NFKD", text)
-    for ch in set(text):
+    for ch in non_ascii_chars(text):  # combining characters are never ASCII
         if unicodedata.combining(ch):
             text = text.replace(ch, "")
     return text
