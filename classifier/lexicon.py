@@ -201,6 +201,18 @@ _ONE_WORD = re.compile(r"\w+")
 _TERM_LENGTH = operator.itemgetter(1)
 
 
+_ASCII_BYTES = bytes(range(128))
+
+
+def non_ascii_chars(text: str) -> set[str]:
+    """The distinct characters of ``text`` outside ASCII. Its UTF-8 bytes without the ASCII
+    ones are those characters' own bytes, found at C speed, where ``set(text)`` took every
+    character of the text, mostly ASCII, into a set one by one: 6% of `stiwatch classify`'s
+    instructions, for the few curly quotes and dashes of an English article."""
+    return set(text.encode("utf-8", "surrogatepass").translate(None, _ASCII_BYTES)
+               .decode("utf-8", "surrogatepass"))
+
+
 def _map_non_word(text: str) -> str:
     """``_NON_WORD.sub(" ", text)`` (a space for every non-word character), C-fast: see
     _map_words."""
@@ -216,12 +228,11 @@ def _map_words(text: str) -> tuple[str, bool]:
     if text.isascii():
         return text.encode("ascii").translate(_NON_WORD_BYTES).decode("ascii"), False
     cjk = False
-    for ch in set(text):
-        if ch > "\x7f":
-            if not ch.isalnum():
-                text = text.replace(ch, " ")
-            elif not cjk and _CJK.match(ch):
-                cjk = True
+    for ch in non_ascii_chars(text):
+        if not ch.isalnum():
+            text = text.replace(ch, " ")
+        elif not cjk and _CJK.match(ch):
+            cjk = True
     return text.encode("utf-8").translate(_NON_WORD_BYTES).decode("utf-8"), cjk
 
 

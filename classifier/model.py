@@ -43,7 +43,7 @@ from joblib import Parallel, delayed
 from . import artifacts
 from .artifacts import SAVED_MODELS, load_artifact, save_artifact
 from .errors import FeedFileError, TrainingError
-from .lexicon import _map_non_word
+from .lexicon import _map_non_word, non_ascii_chars
 from .pairs import PairTable
 from .stip import Example
 from .taxonomy import Taxonomy, load_taxonomy
@@ -333,8 +333,8 @@ class Features:
                 # non-word character a space. News is seldom ASCII only for its curly quotes,
                 # dashes and currency signs: once those are spaces, most texts are ASCII.
                 text = unicodedata.normalize("NFKD", text)
-                for ch in set(text):
-                    if ch > "\x7f" and not ch.isalnum():
+                for ch in non_ascii_chars(text):
+                    if not ch.isalnum():
                         text = text.replace(ch, "" if "\u0300" <= ch <= "\u036f" else " ")
             if text.isascii():
                 # C-speed: bytes.translate + split give the runs of word characters, single

@@ -12,9 +12,9 @@ import pytest
 
 from classifier.domains import DomainTagger
 from classifier.rules import RuleTagger
-from classifier.countries import (META_FILE, OFF, _margins, analyst_examples, choose_thresholds,
-                                  combine, load_country_model, save_country_model,
-                                  train_countries)
+from classifier.countries import (META_FILE, OFF, _margins, _standardised, analyst_examples,
+                                  by_feature, choose_thresholds, combine, load_country_model,
+                                  save_country_model, scores, train_countries)
 from classifier.country_ranker import FEATURES as RANKER_FEATURES, MIN_ITEMS
 from classifier.errors import ModelMismatch
 from classifier.pipeline import Classifier, ItemText
@@ -568,6 +568,28 @@ def test_two_countries_are_enough_to_learn():
     assert model is not None and model.metadata["countries"] == ["CL", "KR"]
     assert [code for code, _m in model.best(["Quillaro paneque aysenta call",
                                              "Zolvani hanbrae kestrup call"])] == ["CL", "KR"]
+
+
+def test_the_models_scores_are_the_same_with_its_weights_laid_out_once(folder: Path):
+    """The country model reads naive Bayes' weights laid out once per feature (scipy copied
+    the saved layout, transposed, on every call): the same scores to the last digit as the
+    product with the weights as saved, for many countries and for two (one hyperplane)."""
+    texts = ["Quillaro hydrogen pilots programme", "The moravel agency funds the tunstadt scheme",
+             "Zolvani hanbrae kestrup call", "unknown words only"]
+    two = train_countries([e for e in synthetic_examples() if e.countries[0] in ("KR", "CL")],
+                          Gazetteer.load())
+    for model in (load_country_model(folder), two):
+        x = model.transform(texts)
+        decision = model.svm.decision_function(x)
+        if decision.ndim == 1:
+            decision = np.column_stack([-decision, decision])
+        margins, combined = scores(model.svm, by_feature(model.bayes), x, model.nb_weight)
+        assert np.array_equal(margins, decision) and margins.dtype == decision.dtype
+        bayes = np.asarray(x @ model.bayes.T, dtype=np.float64)
+        assert np.array_equal(combined, _standardised(decision)
+                              + model.nb_weight * _standardised(bayes))
+        assert model.best(texts) == [(str(model.svm.classes_[k]), float(margins[row, k]))
+                                     for row, k in enumerate(combined.argmax(axis=1))]
 
 
 def test_train_learns_from_countries_analysts_gave(stiwatch, db_path: Path, tmp_path: Path):

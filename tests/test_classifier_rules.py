@@ -147,3 +147,16 @@ def test_the_shared_scan_finds_what_each_lexicon_finds_alone() -> None:
     shared = [[matcher.find(text) for matcher in scan.matchers] for text in texts]
     assert shared == alone
     assert sum(len(hits) for found in shared for hits in found) > 500
+
+
+def test_the_non_ascii_characters_of_a_text_are_found_whatever_its_script() -> None:
+    """The taggers and both models look up a text's few non-ASCII characters (curly quotes,
+    dashes, accents, CJK) from its UTF-8 bytes: the same characters as a pass over all of
+    them, lone surrogates and characters beyond the BMP included."""
+    from classifier.lexicon import non_ascii_chars
+
+    texts = ["", "plain ASCII only", "Café “quoted” — 5 € and naïve résumé",
+             "文部科学省は量子技術の研究開発。JSTは公募を開始", "한국의 AI 연구",
+             "e\u0301 \u210c \u034f", "a\ud800b\udc00c \U0001F600 x\xa0y"]
+    for text in texts:
+        assert non_ascii_chars(text) == {ch for ch in text if ord(ch) > 127}
