@@ -106,9 +106,9 @@ def dump_payload(payload: dict[str, Any], path: str | os.PathLike[str]) -> None:
 
     Not joblib's own format, though joblib.load reads this one as well: joblib reads its
     format with pickle's pure-Python unpickler, one call per object of the vocabularies, where
-    this one is read by the C unpickler. Loading the two models of a full training took 1.8 s
-    that way and takes 0.7 s this way (docs/benchmarks.md), at the same size on disk and the
-    same peak memory: numpy arrays go into protocol 5's pickle whole, as in joblib's format.
+    this one is read by the C unpickler. Loading the two models of a full training took
+    1.5-1.6 s that way and takes 0.8 s this way (bench/model_load.py), at the same size on
+    disk and no more memory: numpy arrays go into protocol 5's pickle whole, as in joblib's.
     """
     with gzip.open(path, "wb", compresslevel=3) as out:
         pickle.dump(payload, out, protocol=5)
