@@ -613,6 +613,14 @@ class SendReport:
         return self.unanswered + self.in_doubt
 
     @property
+    def counted(self) -> str:
+        """The operator's count of the week: '20 policy items in 15 stories' ('1 policy item
+        in 1 story'), where the line had said '1 policy items' and no stories."""
+        items = "item" if self.policy_items == 1 else "items"
+        stories = "story" if self.story_count == 1 else "stories"
+        return f"{self.policy_items} policy {items} in {self.story_count} {stories}"
+
+    @property
     def stories(self) -> int:
         """Deprecated name of ``policy_items``, which it always counted (not stories)."""
         return self.policy_items

@@ -102,7 +102,7 @@ def digest_step(app: App, *, dry_run: bool = False) -> dict[str, Any]:
         reports.append(report)
     *before, report = reports
     doubt = len(report.doubtful)
-    summary = (f"{week.label}: {report.policy_items} policy items, {len(report.sent)} sent "
+    summary = (f"{week.label}: {report.counted}, {len(report.sent)} sent "
                f"({report.transport}), {len(report.retry)} to retry, "
                f"{len(report.failed)} failed, {report.already} done earlier"
                + (f", {doubt} in doubt (see `stiwatch digest status`)" if doubt else ""))

@@ -304,6 +304,11 @@ def test_send_json_names_its_counts_and_keeps_stories_as_an_alias(db_path, stiwa
     assert (report["policy_items"], report["story_count"], report["stories"]) == (5, 3, 5)
     preview = stiwatch("digest", "preview", "--week", "2026-W47", "--out", str(tmp_path / "p.html"))
     assert "unfiltered: 3 stories" in preview.output  # story_count is the digest's count
+    # the operator's line says both counts (it said '5 policy items' alone)
+    again = stiwatch("digest", "send", "--week", "2026-W47", "--dry-run",
+                     env={"STIWATCH_OUTBOX": str(tmp_path / "outbox2")})
+    assert again.output.startswith("Digest 2026-W47 (5 policy items in 3 stories): 1 sent "), \
+        again.output
 
 
 def test_preview_counts_stories_as_the_digest_does(db_path, stiwatch, tmp_path):

@@ -451,9 +451,9 @@ def test_a_relay_that_takes_some_readers_then_refuses_three_says_why_the_rest_ar
     result = stiwatch("digest", "send", "--week", "2026-W47", env=smtp.settings_env())
     assert result.exit_code == 1
     report, _, error = result.output.splitlines()
-    assert report == ("Digest 2026-W47 (2 policy items): 1 sent via SMTP, 1 with nothing "
-                      "matching, 0 to retry, 0 failed, 0 done earlier, 0 waiting to retry, 3 not "
-                      "sent (the run stopped: see the error below).")
+    assert report == ("Digest 2026-W47 (2 policy items in 2 stories): 1 sent via SMTP, 1 with "
+                      "nothing matching, 0 to retry, 0 failed, 0 done earlier, 0 waiting to "
+                      "retry, 3 not sent (the run stopped: see the error below).")
     assert error.startswith(f"Error: the SMTP server at 127.0.0.1:{smtp.port} refused 3 readers "
                             "in a row (eu@example.org, sec@example.org, t@example.org) at RCPT TO")
     assert error.endswith("; 3 digests of 2026-W47 stay owed for the next run (`stiwatch digest "
@@ -793,7 +793,7 @@ def test_run_digest_also_sends_what_earlier_weeks_still_owe(db_path, smtp, feed)
         ("fresh@example.org", new.label), ("late@example.org", new.label)]
     step = json.loads(run.stdout)["steps"][-1]
     assert step["step"] == "digest" and step["ok"]
-    assert step["summary"].startswith(f"{new.label}: 1 policy items, 2 sent (smtp)")
+    assert step["summary"].startswith(f"{new.label}: 1 policy item in 1 story, 2 sent (smtp)")
     assert step["summary"].endswith(f"; owed from earlier weeks: {old.label}: 1 sent")
     assert [(w["week"], w["sent"]) for w in step["earlier"]] == [(old.label, 1)]
 
@@ -866,7 +866,8 @@ def test_a_failed_digest_step_is_one_line_on_stderr_and_the_log_file_keeps_the_r
         run = run_digest(db_path, {**down, **env})
         assert run.returncode == 1 and run.stdout == ""
         [line] = run.stderr.splitlines()
-        assert line.startswith(f"Error: digest: {week.label}: 1 policy items, 0 sent (smtp)")
+        assert line.startswith(
+            f"Error: digest: {week.label}: 1 policy item in 1 story, 0 sent (smtp)")
         assert f"3 not sent: the SMTP server at 127.0.0.1:{down['STIWATCH_SMTP_PORT']}" in line
     [logged] = [entry for entry in log_file.read_text(encoding="utf-8").splitlines()
                 if "stiwatch.digest" in entry]
@@ -881,7 +882,8 @@ def test_a_failed_digest_step_is_one_line_on_stderr_and_the_log_file_keeps_the_r
                                        "STIWATCH_DELIVERY_RETRY_MINUTES": "0"})
             assert run.returncode == 1 and run.stdout == ""
             [line] = run.stderr.splitlines()
-            assert line.startswith(f"Error: digest: {week.label}: 1 policy items, {counts}"), line
+            assert line.startswith(
+                f"Error: digest: {week.label}: 1 policy item in 1 story, {counts}"), line
     logged = log_file.read_text(encoding="utf-8")
     assert " ERROR stiwatch.digest: " in logged and "perm@example.org failed: 550" in logged
     assert " WARNING stiwatch.digest: " in logged and "temp@example.org temporarily" in logged
@@ -904,7 +906,8 @@ def test_a_scheduled_run_refused_by_the_relay_is_one_line_and_leaves_the_week_ow
     run = run_digest(db_path, smtp.settings_env())
     assert run.returncode == 1 and run.stdout == ""
     [line] = run.stderr.splitlines()
-    assert line.startswith(f"Error: digest: {week.label}: 1 policy items, 0 sent (smtp)")
+    assert line.startswith(
+        f"Error: digest: {week.label}: 1 policy item in 1 story, 0 sent (smtp)")
     assert line.endswith(f"2 not sent: the SMTP server at 127.0.0.1:{smtp.port} refused "
                          "a@example.org at RCPT TO (554 5.7.1 <a@example.org>: Client host "
                          "rejected: Access denied), which is its refusal of this client or "

@@ -122,7 +122,7 @@ def _print_report(app: App, report) -> None:  # noqa: ANN001
     if report.policy_items == 0:
         click.echo(f"No STI-policy items in {report.week}: nothing sent.")
         return
-    click.echo(f"Digest {report.week} ({report.policy_items} policy items): {len(report.sent)} sent "
+    click.echo(f"Digest {report.week} ({report.counted}): {len(report.sent)} sent "
                f"{where[report.transport]}, {len(report.skipped)} with nothing matching, "
                f"{len(report.retry)} to retry, {len(report.failed)} failed, "
                f"{report.already} done earlier, {len(report.waiting)} waiting to retry"
