@@ -627,14 +627,8 @@ class SendReport:
 
     def as_dict(self) -> dict[str, Any]:
         # `stories` stays in the JSON for the scripts that read it, with the value it always
-        # had (policy items), beside the keys that say what they count; docs/operations.md
-        # marks it deprecated.
-        out: dict[str, Any] = {}
-        for key, value in self.__dict__.items():
-            out[key] = value
-            if key == "story_count":
-                out["stories"] = self.policy_items
-        return {**out, "ok": self.ok}
+        # had (policy items); docs/operations.md marks it deprecated.
+        return {**self.__dict__, "stories": self.stories, "ok": self.ok}
 
 
 def send_week(
