@@ -238,7 +238,10 @@ def test_plain_text_part_has_the_same_items(store, settings):
     assert "https://x.example/orig" in text and "javascript:" not in text
     assert ("Also reported by:\n    - STI News A: https://news-a.example/copy\n"
             in text.replace("\r\n", "\n"))
-    assert "Why you got this: all STI-policy news (you have no filters)" in text
+    # No filters, no "why" under each story: the top line says it once for all of them.
+    for part in (text, html_text):
+        assert "Why you got this" not in part
+        assert "Filters: none (you get everything)." in part
     # The store begins in W45: the average is of 2 weeks, not of 4 with 2 unwatched ones.
     assert ["Governance", "1", "0.5", "▲", "+0.5"] in [
         line.split() for line in text.splitlines()]

@@ -91,7 +91,8 @@ def test_why_names_the_matched_filters(filtered_store):
         "area: Research security", "country: Japan", "region: East Asia"]
     assert why["US AI security"] == ["area: Research security", "country: United States"]
     everything = select(data, None, 10)
-    assert everything.headlines.entries[0].why == ["all STI-policy news (you have no filters)"]
+    assert everything.filter_text() == "none (you get everything)"
+    assert all(e.why == [] for e in everything.headlines.entries)  # said once, not per story
 
 
 def test_duplicates_fold_into_the_original_and_rank_it_first(tmp_path):
