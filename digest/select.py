@@ -378,6 +378,11 @@ class Digest:
         return self.total == 0
 
     @property
+    def filtered(self) -> bool:
+        """Whether the reader chose filters (an unfiltered reader's stories "matched" nothing)."""
+        return bool(filter_groups(self.filters))
+
+    @property
     def shown(self) -> int:
         return len(self.headlines.entries) + sum(len(s.entries) for s in self.sections)
 

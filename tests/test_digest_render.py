@@ -265,7 +265,7 @@ def test_one_event_in_three_reports_is_one_story_with_the_others_linked(db_path,
         assert "adopt research security principles in Canada" not in part  # the wire's title
         assert "UKRI to align" not in part
         assert ("3 STI-policy stories (from 5 reports: an event several sources reported is "
-                "one story) matched your filters") in " ".join(part.split())
+                "one story) this week") in " ".join(part.split())  # no filters to match
         assert ("All STI-policy reports (a story several sources reported counts once per "
                 "source; a syndicated copy does not count): 5 this week") in " ".join(
             part.split())

@@ -78,6 +78,13 @@ def test_outbox_when_no_smtp_host_and_rerun_sends_nothing(store, stiwatch, isola
     body = msg.get_payload()[0].get_payload()[0].get_content()
     assert "EU open science mandate" in body and "Japan research security" not in body
     assert "Why you got this: region: Europe" in body
+    assert "1 STI-policy story matched your filters this week" in body
+    everything = email.message_from_bytes((folder / "all@example.org.eml").read_bytes(),
+                                          policy=policy.default)
+    text = everything.get_payload()[0].get_payload()[0].get_content()
+    # No filters: nothing to match, and nothing to say under each story.
+    assert "matched your filters" not in text and "Why you got this" not in text
+    assert "Filters: none (you get everything)." in text
 
     result = stiwatch("digest", "status", "--week", "2026-W47")
     lines = [line.split()[:3] for line in result.output.splitlines()[1:5]]
@@ -1300,7 +1307,7 @@ def test_a_story_stored_after_its_weeks_digest_comes_in_the_readers_next_one(sto
 
     subject, body, html = text("all@example.org")
     assert subject.endswith(": 2 stories")
-    assert "2 STI-policy stories matched your filters this week (1 published earlier" in body
+    assert "2 STI-policy stories this week (1 published earlier" in body  # no filters
     late = body.split("== Found since your last digest ==", 1)[1]
     assert "Korea doubles AI semiconductor grants" in late and "Thu 19 Nov" in late
     assert "EU research security guidance" in body.split("== Found since", 1)[0]
