@@ -77,13 +77,31 @@ della delle degli dei per che nel nella nelle sono anche
 _WORD = re.compile(r"[^\W\d_][\w'’-]*[^\W_]|[^\W\d_]", re.UNICODE)
 
 
-def terms_of(text: str) -> set[str]:
-    """Lower-cased words (3+ letters, no stopwords) and adjacent two-word phrases of ``text``."""
-    words = [w.lower().replace("’", "'") for w in _WORD.findall(text)]
+def terms_of(text: str, written: dict[str, Counter[str]] | None = None) -> set[str]:
+    """Lower-cased words (3+ letters, no stopwords) and adjacent two-word phrases of ``text``;
+    ``written``, when given, counts how each of them was written (see `written_form`)."""
+    found = [w.replace("’", "'") for w in _WORD.findall(text)]
+    words = [w.lower() for w in found]
     keep = [w if len(w) >= 3 and w not in STOPWORDS else None for w in words]
     terms = {w for w in keep if w}
-    terms |= {f"{a} {b}" for a, b in zip(keep, keep[1:]) if a and b and a != b}
+    pairs = [(n, f"{a} {b}") for n, (a, b) in enumerate(zip(keep, keep[1:])) if a and b and a != b]
+    terms |= {pair for _, pair in pairs}
+    if written is not None:
+        for n, word in enumerate(keep):
+            if word:
+                written[word][found[n]] += 1
+        for n, pair in pairs:
+            written[pair][f"{found[n]} {found[n + 1]}"] += 1
     return terms
+
+
+def written_form(term: str, forms: Counter[str] | None) -> str:
+    """How a rising term is shown: as it is written when every report writes it one way with
+    capitals (Seoul, G7, OSIC, Horizon Europe), else in lower case ("safety", though a headline
+    capitalises it)."""
+    if not forms or term in forms:
+        return term
+    return forms.most_common(1)[0][0]
 
 
 @dataclass
@@ -116,11 +134,15 @@ class TrendRow:
 
 @dataclass
 class RisingTerm:
-    term: str
+    term: str  # lower case: the key scripts compare
     this_week: int  # stories using it this week
     sources: int  # distinct sources among them
     previous_mean: float
     score: float
+    written: str = ""  # as shown to readers (`written_form`); the term when not set
+
+    def __post_init__(self) -> None:
+        self.written = self.written or self.term
 
 
 @dataclass
@@ -203,6 +225,7 @@ def trends(
     # This week's stories per tag value and source: a rise carried by one source says so.
     by_source = {facet: defaultdict(Counter) for facet in facets}
     story_terms: list[tuple[int, str, set[str]]] = []
+    written: dict[str, Counter[str]] = defaultdict(Counter)  # this week's spellings
     for row in rows:
         moment = parse_time(row["published_at"])
         if moment is None:
@@ -218,7 +241,8 @@ def trends(
                     by_source[facet][value][row.get("source_name") or row["source_id"]] += 1
         if rising > 0 and n >= span - 1 - COMPARE_WEEKS:
             text = clean_text(f"{row['title'] or ''}. {row.get('summary') or ''}")
-            story_terms.append((n, row["source_id"], terms_of(text)))
+            story_terms.append((n, row["source_id"],
+                                terms_of(text, written if n == span - 1 else None)))
     first = parse_time(store.first_published_at()) if store is not None else None
     history = sum(1 for w in window[-1 - COMPARE_WEEKS:-1] if first is not None and w.end > first)
     taxonomy = load_taxonomy()
@@ -248,6 +272,8 @@ def trends(
         report.facets[facet] = table
     if rising > 0:
         report.rising = rising_terms(story_terms, this=span - 1, limit=rising, history=history)
+        for term in report.rising:
+            term.written = written_form(term.term, written.get(term.term))
     return report
 
 

@@ -142,6 +142,29 @@ def test_rising_terms_need_several_stories_and_sources(tmp_path):
     ]
 
 
+def test_rising_terms_are_shown_as_written(tmp_path, stiwatch):
+    # Proper names keep the capitals every report gives them; a word some report writes in
+    # lower case is shown so, though a headline capitalises it.
+    stories = [
+        *[on(w) for w in (43, 44, 45, 46)],  # weeks watched before: there is a history
+        on(47, title="Seoul Hosts AI Safety Talks", summary="Officials met in Seoul on safety.",
+           source="jp-mext"),
+        on(47, title="Safety institutes meet in Seoul", summary="G7 partners joined.",
+           source="us-nsf"),
+        on(47, title="G7 backs Seoul safety network", source="eu-rtd"),
+    ]
+    path = tmp_path / "s.db"
+    build(path, stories).close()
+    args = ["--db", str(path), "trends", "--week", "2026-W47"]
+    result = stiwatch(*args, "--format", "json")
+    assert result.exit_code == 0, result.output
+    shown = {t["term"]: t["written"] for t in json.loads(result.output)["rising_terms"]}
+    assert shown["seoul"] == "Seoul" and shown["safety"] == "safety"
+    result = stiwatch(*args)
+    assert "Seoul (3, was 0/week)" in result.output
+    assert "seoul (" not in result.output and "Safety (" not in result.output
+
+
 def test_trends_command_formats_and_chart(trend_store, stiwatch, db_path, tmp_path):
     trend_store.close()
     args = ["trends", "--week", "2026-W47", "--weeks", "6"]

@@ -115,7 +115,7 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
                                                                        report.totals)))
         if report.rising:
             click.echo("Rising terms: " + ", ".join(
-                f"{t.term} ({t.this_week}, was {t.previous_mean:g}/week)" for t in report.rising))
+                f"{t.written} ({t.this_week}, was {t.previous_mean:g}/week)" for t in report.rising))
         else:
             click.echo(f"Rising terms: {no_rising_terms(report)}")
     if chart:
