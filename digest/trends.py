@@ -77,28 +77,45 @@ della delle degli dei per che nel nella nelle sono anche
 _WORD = re.compile(r"[^\W\d_][\w'’-]*[^\W_]|[^\W\d_]", re.UNICODE)
 
 
-def terms_of(text: str, written: dict[str, Counter[str]] | None = None) -> set[str]:
-    """Lower-cased words (3+ letters, no stopwords) and adjacent two-word phrases of ``text``;
-    ``written``, when given, counts how each of them was written (see `written_form`)."""
-    found = [w.replace("’", "'") for w in _WORD.findall(text)]
-    words = [w.lower() for w in found]
+def terms_of(text: str) -> set[str]:
+    """Lower-cased words (3+ letters, no stopwords) and adjacent two-word phrases of ``text``."""
+    words = [w.lower().replace("’", "'") for w in _WORD.findall(text)]
     keep = [w if len(w) >= 3 and w not in STOPWORDS else None for w in words]
     terms = {w for w in keep if w}
-    pairs = [(n, f"{a} {b}") for n, (a, b) in enumerate(zip(keep, keep[1:])) if a and b and a != b]
-    terms |= {pair for _, pair in pairs}
-    if written is not None:
-        for n, word in enumerate(keep):
-            if word:
-                written[word][found[n]] += 1
-        for n, pair in pairs:
-            written[pair][f"{found[n]} {found[n + 1]}"] += 1
+    terms |= {f"{a} {b}" for a, b in zip(keep, keep[1:]) if a and b and a != b}
     return terms
 
 
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+)\W*")  # ends where a sentence's first word may
+
+
+def note_forms(written: dict[str, Counter[str]], title: str, summary: str) -> None:
+    """Count in ``written`` how a report writes each of its terms (keyed as `terms_of` keys
+    them) where the case says something: an acronym (G7, OSIC) anywhere, another word unless
+    it begins a sentence or is in a headline that capitalises its words ("Seoul Hosts AI
+    Safety Talks")."""
+    for text, headline in ((title, True), (summary, False)):
+        matches = list(_WORD.finditer(text))
+        starts = {m.end() for m in _SENTENCE_START.finditer(text)}
+        words = [m.group().replace("’", "'") for m in matches]
+        title_case = headline and sum(w[0].isupper() for w in words if len(w) > 3) * 2 > sum(
+            len(w) > 3 for w in words)
+        telling = [sum(c.isupper() or c.isdigit() for c in w) > 1  # an acronym, anywhere
+                   or not (title_case or m.start() in starts)
+                   for m, w in zip(matches, words)]
+        keep = [w if len(w) >= 3 and w.lower() not in STOPWORDS else None for w in words]
+        for n, word in enumerate(keep):
+            if word and telling[n]:
+                written[word.lower()][word] += 1
+            after = keep[n + 1] if n + 1 < len(keep) else None
+            if word and after and telling[n] and telling[n + 1] and word.lower() != after.lower():
+                written[f"{word} {after}".lower()][f"{word} {after}"] += 1
+
+
 def written_form(term: str, forms: Counter[str] | None) -> str:
-    """How a rising term is shown: as it is written when every report writes it one way with
-    capitals (Seoul, G7, OSIC, Horizon Europe), else in lower case ("safety", though a headline
-    capitalises it)."""
+    """How a rising term is shown: as the week's reports write it when they give it capitals
+    wherever its case tells (Seoul, OSIC, Horizon Europe: see `note_forms`), else in lower
+    case ("safety", "research security": a headline's capitals say nothing)."""
     if not forms or term in forms:
         return term
     return forms.most_common(1)[0][0]
@@ -241,8 +258,10 @@ def trends(
                     by_source[facet][value][row.get("source_name") or row["source_id"]] += 1
         if rising > 0 and n >= span - 1 - COMPARE_WEEKS:
             text = clean_text(f"{row['title'] or ''}. {row.get('summary') or ''}")
-            story_terms.append((n, row["source_id"],
-                                terms_of(text, written if n == span - 1 else None)))
+            story_terms.append((n, row["source_id"], terms_of(text)))
+            if n == span - 1:
+                note_forms(written, clean_text(row["title"] or ""),
+                           clean_text(row.get("summary") or ""))
     first = parse_time(store.first_published_at()) if store is not None else None
     history = sum(1 for w in window[-1 - COMPARE_WEEKS:-1] if first is not None and w.end > first)
     taxonomy = load_taxonomy()

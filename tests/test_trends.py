@@ -149,9 +149,9 @@ def test_rising_terms_are_shown_as_written(tmp_path, stiwatch):
         *[on(w) for w in (43, 44, 45, 46)],  # weeks watched before: there is a history
         on(47, title="Seoul Hosts AI Safety Talks", summary="Officials met in Seoul on safety.",
            source="jp-mext"),
-        on(47, title="Safety institutes meet in Seoul", summary="G7 partners joined.",
+        on(47, title="Safety institutes meet in Seoul", summary="OSIC partners joined.",
            source="us-nsf"),
-        on(47, title="G7 backs Seoul safety network", source="eu-rtd"),
+        on(47, title="OSIC backs Seoul safety network", source="eu-rtd"),
     ]
     path = tmp_path / "s.db"
     build(path, stories).close()
@@ -159,7 +159,8 @@ def test_rising_terms_are_shown_as_written(tmp_path, stiwatch):
     result = stiwatch(*args, "--format", "json")
     assert result.exit_code == 0, result.output
     shown = {t["term"]: t["written"] for t in json.loads(result.output)["rising_terms"]}
-    assert shown["seoul"] == "Seoul" and shown["safety"] == "safety"
+    # OSIC begins a headline and an acronym is one anywhere; a headline capitalises Safety
+    assert shown == {"seoul": "Seoul", "safety": "safety", "osic": "OSIC"}
     result = stiwatch(*args)
     assert "Seoul (3, was 0/week)" in result.output
     assert "seoul (" not in result.output and "Safety (" not in result.output
