@@ -89,36 +89,46 @@ def terms_of(text: str) -> set[str]:
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+)\W*")  # ends where a sentence's first word may
 
 
-def note_forms(written: dict[str, Counter[str]], title: str, summary: str) -> None:
-    """Count in ``written`` how a report writes each of its terms (keyed as `terms_of` keys
+def _note_forms(written: dict[str, Counter[str]], terms: set[str], title: str,
+                summary: str) -> None:
+    """Count in ``written`` how a report writes each of ``terms`` (keyed as `terms_of` keys
     them) where the case says something: an acronym (G7, OSIC) anywhere, another word unless
     it begins a sentence or is in a headline that capitalises its words ("Seoul Hosts AI
     Safety Talks")."""
     for text, headline in ((title, True), (summary, False)):
         matches = list(_WORD.finditer(text))
-        starts = {m.end() for m in _SENTENCE_START.finditer(text)}
         words = [m.group().replace("’", "'") for m in matches]
         title_case = headline and sum(w[0].isupper() for w in words if len(w) > 3) * 2 > sum(
             len(w) > 3 for w in words)
+        starts = {m.end() for m in _SENTENCE_START.finditer(text)}
         telling = [sum(c.isupper() or c.isdigit() for c in w) > 1  # an acronym, anywhere
                    or not (title_case or m.start() in starts)
                    for m, w in zip(matches, words)]
         keep = [w if len(w) >= 3 and w.lower() not in STOPWORDS else None for w in words]
         for n, word in enumerate(keep):
-            if word and telling[n]:
+            if not (word and telling[n]):
+                continue
+            if word.lower() in terms:
                 written[word.lower()][word] += 1
             after = keep[n + 1] if n + 1 < len(keep) else None
-            if word and after and telling[n] and telling[n + 1] and word.lower() != after.lower():
+            if after and telling[n + 1] and f"{word} {after}".lower() in terms:
                 written[f"{word} {after}".lower()][f"{word} {after}"] += 1
 
 
-def written_form(term: str, forms: Counter[str] | None) -> str:
-    """How a rising term is shown: as the week's reports write it when they give it capitals
-    wherever its case tells (Seoul, OSIC, Horizon Europe: see `note_forms`), else in lower
-    case ("safety", "research security": a headline's capitals say nothing)."""
-    if not forms or term in forms:
-        return term
-    return forms.most_common(1)[0][0]
+def written_forms(reports: Iterable[tuple[str, str]], terms: Iterable[str]) -> dict[str, str]:
+    """How each of ``terms`` is shown, from the (title, summary) of the week's ``reports``: as
+    they write it when they give it capitals wherever its case tells (Seoul, OSIC, Horizon
+    Europe: see `_note_forms`), else in lower case ("safety", "research security": a
+    headline's capitals say nothing)."""
+    terms = set(terms)
+    firsts = {term.split()[0] for term in terms}
+    written: dict[str, Counter[str]] = defaultdict(Counter)
+    for title, summary in reports:
+        lowered = f"{title} {summary}".lower()
+        if any(first in lowered for first in firsts):  # most reports hold none of them
+            _note_forms(written, terms, title, summary)
+    return {term: term if not written[term] or term in written[term]
+            else written[term].most_common(1)[0][0] for term in terms}
 
 
 @dataclass
@@ -156,7 +166,7 @@ class RisingTerm:
     sources: int  # distinct sources among them
     previous_mean: float
     score: float
-    written: str = ""  # as shown to readers (`written_form`); the term when not set
+    written: str = ""  # as shown to readers (`written_forms`); the term when not set
 
     def __post_init__(self) -> None:
         self.written = self.written or self.term
@@ -242,7 +252,7 @@ def trends(
     # This week's stories per tag value and source: a rise carried by one source says so.
     by_source = {facet: defaultdict(Counter) for facet in facets}
     story_terms: list[tuple[int, str, set[str]]] = []
-    written: dict[str, Counter[str]] = defaultdict(Counter)  # this week's spellings
+    this_week: list[tuple[str, str]] = []  # (title, summary): how rising terms are written
     for row in rows:
         moment = parse_time(row["published_at"])
         if moment is None:
@@ -260,8 +270,8 @@ def trends(
             text = clean_text(f"{row['title'] or ''}. {row.get('summary') or ''}")
             story_terms.append((n, row["source_id"], terms_of(text)))
             if n == span - 1:
-                note_forms(written, clean_text(row["title"] or ""),
-                           clean_text(row.get("summary") or ""))
+                this_week.append((clean_text(row["title"] or ""),
+                                  clean_text(row.get("summary") or "")))
     first = parse_time(store.first_published_at()) if store is not None else None
     history = sum(1 for w in window[-1 - COMPARE_WEEKS:-1] if first is not None and w.end > first)
     taxonomy = load_taxonomy()
@@ -291,8 +301,9 @@ def trends(
         report.facets[facet] = table
     if rising > 0:
         report.rising = rising_terms(story_terms, this=span - 1, limit=rising, history=history)
+        shown = written_forms(this_week, (term.term for term in report.rising))
         for term in report.rising:
-            term.written = written_form(term.term, written.get(term.term))
+            term.written = shown[term.term]
     return report
 
 
