@@ -28,6 +28,11 @@ _ORIGINALS_IN_RANGE = """i.published_at >= date(?, '-1 day') AND i.published_at 
                   AND datetime(i.published_at) >= ? AND datetime(i.published_at) < ?
                   AND i.duplicate_of IS NULL"""
 
+# An item's text as a digest shows it: the summary, and the body's start only when the summary
+# is empty (the body only stands in for a missing summary, so only its start is ever read).
+_TEXT = ("i.summary, CASE WHEN coalesce(i.summary, '') = '' THEN substr(i.body, 1, 1500)"
+         " END AS body,")
+
 # A delivery still owed by the ``?`` moment: due ``pending``, or ``sending`` left by a killed
 # sender (one in doubt, with ``unanswered_at``, is not: the server may have its message).
 _OWED = """(d.status = 'sending' AND d.unanswered_at IS NULL)
@@ -69,14 +74,12 @@ class DigestsMixin:
         (``areas``, ``domains``, ``countries``, ``regions``, each as ``[(value, score)]``).
         ``ids`` = (after, through): only items with ``after < id <= through``.
         """
-        # The body only stands in for a missing summary, so only its start is ever read.
         in_range = [start_utc, end_utc, start_utc, end_utc]
         where = _ORIGINALS_IN_RANGE
         if ids is not None:
             where += " AND i.id > ? AND i.id <= ?"
             in_range += list(ids)
-        text = ("i.summary, CASE WHEN coalesce(i.summary, '') = '' THEN substr(i.body, 1, 1500)"
-                " END AS body," if with_text else "")
+        text = _TEXT if with_text else ""
         rows = self.query(
             f"""SELECT i.id, i.url, i.title, i.language, {text} i.source_id, s.name AS source_name,
                        s.org_type AS source_org_type, i.published_at, p.score AS policy_score
@@ -107,13 +110,16 @@ class DigestsMixin:
 
     def duplicates_of(self, item_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
         """``{original id: [its near-duplicates' id, url, source_id, source_name,
-        source_org_type]}``, each list by id."""
+        source_org_type, title, language, summary, body, published_at]}``, each list by id
+        (``body``: its first 1,500 characters, only when the summary is empty, as in
+        `policy_items`)."""
         ids = list(item_ids)
         found: dict[int, list[dict[str, Any]]] = {}
         for chunk in chunks(ids):
             for row in self.query(
                 f"""SELECT i.duplicate_of AS original, i.id, i.url, i.source_id,
-                           s.name AS source_name, s.org_type AS source_org_type
+                           s.name AS source_name, s.org_type AS source_org_type, i.title,
+                           i.language, {_TEXT} i.published_at
                     FROM items i LEFT JOIN sources s ON s.id = i.source_id
                     WHERE i.duplicate_of IN ({', '.join('?' for _ in chunk)})
                     ORDER BY i.id""",

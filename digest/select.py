@@ -265,14 +265,17 @@ def load_week(store: Any, week: Week, rows: list[dict[str, Any]] | None = None) 
     for row in rows:
         coverage = [row, *copies.get(row["id"], [])]
         if row.get("source_org_type") not in OFFICIAL:
-            # A wire story stored before the ministry's own page: the story links to the
-            # page of the body that acts (its first copy from an official source).
+            # A wire story stored before the ministry's own page: the story is the page of
+            # the body that acts (its first copy from an official source), its link and what
+            # the digest says of it (its title, summary and date), whichever was crawled first.
             coverage.sort(key=lambda c: c.get("source_org_type") not in OFFICIAL)
         sources = _distinct(Source(copy["source_id"], copy["source_name"] or copy["source_id"],
                                    copy["url"]) for copy in coverage)
         source = sources[0]
-        title = clean_text(row["title"]) or UNTITLED
-        summary = short_summary(row.get("summary"), row.get("body"))
+        page = coverage[0]
+        title = clean_text(page.get("title")) or clean_text(row["title"]) or UNTITLED
+        summary = (short_summary(page.get("summary"), page.get("body"))
+                   or short_summary(row.get("summary"), row.get("body")))
         if summary.rstrip(".。 ").casefold() == title.rstrip(".。 ").casefold():
             summary = ""  # many feeds repeat the title as the description: say it once
         stories.append(Story(
@@ -280,7 +283,7 @@ def load_week(store: Any, week: Week, rows: list[dict[str, Any]] | None = None) 
             url=source.url,
             title=title,
             summary=summary,
-            published=_parse_time(row["published_at"]),
+            published=parse_time(page.get("published_at")) or _parse_time(row["published_at"]),
             policy_score=float(row["policy_score"] if row["policy_score"] is not None else 1.0),
             source=source,
             sources=sources,
@@ -289,8 +292,8 @@ def load_week(store: Any, week: Week, rows: list[dict[str, Any]] | None = None) 
             countries=_ids(row["countries"]),
             regions=_ids(row["regions"]),
             area_scores={v: (s if s is not None else 1.0) for v, s in row["areas"]},
-            language=_language_tag(row.get("language")),
-            official=coverage[0].get("source_org_type") in OFFICIAL,
+            language=_language_tag(page.get("language") or row.get("language")),
+            official=page.get("source_org_type") in OFFICIAL,
         ))
     stories = group_events(stories, store.leads([story.id for story in stories], LEAD_CHARS))
     stories.sort(key=Story.rank_key)

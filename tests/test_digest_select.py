@@ -139,14 +139,17 @@ def test_section_cap_counts_what_was_left_out(tmp_path):
     assert digest.total == 13 and digest.shown == 7
 
 
-def test_a_story_a_news_source_stored_first_links_to_the_official_page(tmp_path):
-    """The wire's copy was crawled before the ministry's own page: the story's link and first
-    source are the ministry's; a story an official source stored first keeps its own."""
+def test_a_story_a_news_source_stored_first_is_the_official_page(tmp_path):
+    """The wire's copy was crawled before the ministry's own page: the story's link, first
+    source, title, summary and date are the ministry's page's (the digest showed the wire's
+    title, summary and date over the ministry's link); a story an official source stored
+    first keeps its own."""
     store = build(tmp_path / "s.db", [
         story("https://news-a.example/wire", "2026-11-16T01:00:00Z", source="news-a",
-              title="Japan sets quantum budget"),
-        story("https://x.example/mext", "2026-11-16T03:00:00Z", source="jp-mext",
-              title="Quantum budget announced", duplicate_of="https://news-a.example/wire"),
+              title="Japan sets quantum budget", summary="A wire's lead, written its way."),
+        story("https://x.example/mext", "2026-11-16T00:30:00Z", source="jp-mext",
+              title="Quantum budget announced", summary="The ministry's own words.",
+              duplicate_of="https://news-a.example/wire"),
         story("https://news-b.example/copy", "2026-11-16T05:00:00Z", source="news-b",
               title="Quantum budget (copy)", duplicate_of="https://news-a.example/wire"),
         story("https://x.example/nsf", "2026-11-17T01:00:00Z", source="us-nsf",
@@ -156,8 +159,10 @@ def test_a_story_a_news_source_stored_first_links_to_the_official_page(tmp_path)
     ])
     digest = select(load_week(store, parse_week(W47, "Asia/Tokyo")), None, 10)
     by_title = {e.story.title: e.story for e in digest.headlines.entries}
-    quantum = by_title["Japan sets quantum budget"]
+    quantum = by_title["Quantum budget announced"]
     assert quantum.url == "https://x.example/mext" and quantum.source.name == "Japan MEXT"
+    assert quantum.summary == "The ministry's own words."
+    assert quantum.published.isoformat() == "2026-11-16T00:30:00+00:00"  # not the wire's 01:00
     assert [s.name for s in quantum.sources] == ["Japan MEXT", "STI News A", "STI News B"]
     nsf = by_title["NSF opens AI call"]
     assert nsf.url == "https://x.example/nsf"
