@@ -402,7 +402,8 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
 @click.option("--errors", "errors", type=click.IntRange(min=0), default=0, metavar="N",
               help="Also list the first N items the classifier got wrong, with what each "
-                   "facet missed and added (key `errors` with --json).")
+                   "facet missed and added, and count them all (keys `errors` and `wrong` "
+                   "with --json).")
 @pass_app
 def evaluate_command(app: App, file: str, model_dir: str | None, no_model: bool,
                      as_json: bool, errors: int) -> None:
@@ -448,8 +449,10 @@ def evaluate_command(app: App, file: str, model_dir: str | None, no_model: bool,
                    ["facet", "precision", "recall", "f1"])
     if errors:
         wrong = result["errors"]
-        click.echo(f"\nitems classified wrong (the first {len(wrong)}):" if wrong
-                   else "\nno item classified wrong")
+        # the total, and whether the list is all of it: "the first 4" of 4 read as "more"
+        shown = "" if len(wrong) == result["wrong"] else f" (the first {len(wrong)})"
+        click.echo(f"\n{result['wrong']} of {result['n']} items classified wrong{shown}:"
+                   if wrong else "\nno item classified wrong")
         for row in wrong:
             click.echo(f"{row['id']}: {row['title'][:70]}")
             for facet, diff in row.items():
