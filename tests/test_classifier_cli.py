@@ -219,6 +219,26 @@ def test_analyst_tags_survive_reclassification_and_duplicates_follow(stiwatch, s
                                      ("country", "US", 1)]
 
 
+def test_classify_says_the_analysts_corrections_were_kept(stiwatch, store_path, tmp_path):
+    """`classify --all` after `stiwatch tag`: the analyst sees the corrections survived it."""
+    no_model = str(tmp_path / "none")
+    stiwatch("-q", "classify", "--model-dir", no_model)
+    stiwatch("-q", "tag", "1", "--add", "area=research_security")
+    stiwatch("-q", "tag", "3", "--remove", "country=JP")
+    result = stiwatch("classify", "--all", "--model-dir", no_model)
+    assert result.exit_code == 0, result.output
+    # items 1 and 3 corrected; 4, the copy of 1, only inherits its original's tags
+    assert "; the analyst corrections of 2 items kept." in result.output
+    report = json.loads(stiwatch("classify", "--all", "--model-dir", no_model, "--json").stdout)
+    assert report["corrected"] == 2
+    # a correction taken back is no longer counted
+    stiwatch("-q", "tag", "3", "--undo", "country")
+    again = stiwatch("classify", "--all", "--model-dir", no_model)
+    assert "; the analyst corrections of 1 item kept." in again.output
+    stiwatch("-q", "tag", "1", "--undo", "area")
+    assert "corrections" not in stiwatch("classify", "--all", "--model-dir", no_model).output
+
+
 def test_a_correction_taken_back_leaves_the_duplicates_too(stiwatch, store_path, tmp_path):
     no_model = str(tmp_path / "none")
     stiwatch("-q", "classify", "--model-dir", no_model)

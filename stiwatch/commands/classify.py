@@ -128,6 +128,8 @@ def run_classification(app: App, *, everything: bool = False, model_dir: str | N
         f"{report.classified + report.inherited} items classified with {used}"
         f" ({report.inherited} duplicates inherited their original's tags), "
         f"{report.policy} policy-relevant{rate}"
+        + (f"; the analyst corrections of {report.corrected} "
+           f"item{'' if report.corrected == 1 else 's'} kept" if report.corrected else "")
         + (f"; {report.changed} items changed while being classified (an analyst's correction,"
            " a new text) are left for the next classify" if report.changed else "")
     )
