@@ -488,6 +488,17 @@ def test_classify_with_a_trained_model(stiwatch, store_path, tmp_path):
     countries = meta["countries"]["training_counts"]["analyst"]
     assert (f"the analysts' corrections of 2 items (1 for relevance and areas, {countries} for "
             "countries)") in said.output
+    # trained away from the model_dir setting: said, with how to use it
+    default, = [row["value"] for row in json.loads(stiwatch("config", "--json").stdout)
+                if row["name"] == "model_dir"]
+    assert (f"  classify, evaluate and run read the model_dir setting ({default}, default), "
+            f"not this folder: pass them --model-dir {tmp_path / 'again'}, or set model_dir "
+            "(STIWATCH_MODEL_DIR) to it\n") in said.output
+    # trained where the setting points: nothing to say
+    quiet = stiwatch("-q", "train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
+                     env={"STIWATCH_MODEL_DIR": str(tmp_path / "again")})
+    assert quiet.exit_code == 0, quiet.output
+    assert "Saved model" in quiet.output and "model_dir setting" not in quiet.output
 
     # a Japanese newspaper's story: the model learnt English only, the rules read Japanese
     with db.open_store(store_path) as store:

@@ -286,6 +286,8 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
     from classifier.rules import RuleTagger
     from classifier.stip import file_sha256, read_stip
 
+    # what classify, evaluate and run will read, before --model-dir overrides it here
+    configured, configured_by = app.settings["model_dir"], app.settings.origin("model_dir")
     folder = _model_dir(app, model_dir)
     try:  # now, not after a training of a minute or more whose work would be lost
         check_model_dir(folder)
@@ -395,6 +397,12 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
     if meta["labels"]["areas_without_data"]:
         click.echo(f"  no training data for: {', '.join(meta['labels']['areas_without_data'])}"
                    " (the lexicon rules tag these)")
+    if Path(configured).expanduser().resolve() != folder.expanduser().resolve():
+        # `classify --all` right after `train --model-dir DIR` would otherwise go on with the
+        # old model (or the rules), saying only which folder it read
+        click.echo(f"  classify, evaluate and run read the model_dir setting ({configured}, "
+                   f"{configured_by}), not this folder: pass them --model-dir {folder}, or set "
+                   f"model_dir (STIWATCH_MODEL_DIR) to it")
 
 
 @click.command("evaluate")
