@@ -488,6 +488,11 @@ def test_classify_with_a_trained_model(stiwatch, store_path, tmp_path):
     countries = meta["countries"]["training_counts"]["analyst"]
     assert (f"the analysts' corrections of 2 items (1 for relevance and areas, {countries} for "
             "countries)") in said.output
+    # research_security is never learnt, by design: not "no training data", which read as if
+    # the analysts' research_security tags had not been found
+    assert ("  not learnt, by design: research_security (no STIP theme maps to it; the lexicon "
+            "rules tag it)\n") in said.output
+    assert "no training data" not in said.output
     # trained away from the model_dir setting: said, with how to use it
     default, = [row["value"] for row in json.loads(stiwatch("config", "--json").stdout)
                 if row["name"] == "model_dir"]

@@ -394,9 +394,18 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
         if skipped["removed_older_model"]:
             click.echo(f"  countries: the country model of an earlier training was removed "
                        f"from {folder}")
-    if meta["labels"]["areas_without_data"]:
-        click.echo(f"  no training data for: {', '.join(meta['labels']['areas_without_data'])}"
-                   " (the lexicon rules tag these)")
+    # research_security is never learnt, by design, whatever analysts label: "no training
+    # data" told an analyst who had just tagged items with it that they were not read
+    stip_areas = set(load_taxonomy().stip_themes.values())
+    without = meta["labels"]["areas_without_data"]
+    never = [area for area in without if area not in stip_areas]
+    few = [area for area in without if area in stip_areas]
+    if never:
+        click.echo(f"  not learnt, by design: {', '.join(never)} (no STIP theme maps to it; "
+                   "the lexicon rules tag it)")
+    if few:
+        click.echo(f"  too few examples to learn: {', '.join(few)} (the lexicon rules tag "
+                   "these)")
     if Path(configured).expanduser().resolve() != folder.expanduser().resolve():
         # `classify --all` right after `train --model-dir DIR` would otherwise go on with the
         # old model (or the rules), saying only which folder it read
