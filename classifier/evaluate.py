@@ -198,12 +198,16 @@ def evaluate(path: str | os.PathLike[str], classifier: Classifier,
              errors: int = 0, *, records: Sequence[dict[str, Any]] | None = None
              ) -> dict[str, Any]:
     """Read, classify and score an evaluation file; with ``errors``, the metrics object also
-    lists the first ``errors`` items the classifier got wrong (key ``errors``). ``records``:
+    lists the first ``errors`` items the classifier got wrong (key ``errors``) and counts
+    every one (key ``wrong``). ``records``:
     the file as :func:`read_eval_file` already read it."""
     if records is None:
         records = read_eval_file(path)
     results = classify_texts(classifier, records)
     out = score(records, results, classifier.version)
     if errors > 0:
-        out["errors"] = disagreements(records, results, errors)
+        # every wrong item is counted, so that "the first N" says how many more there are
+        wrong = disagreements(records, results, len(records))
+        out["wrong"] = len(wrong)
+        out["errors"] = wrong[:errors]
     return out

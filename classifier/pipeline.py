@@ -404,6 +404,7 @@ def _classify_store(store: Any, classifier: Classifier, everything: bool,
         policy = sum(verdict == "1" for item, verdict in zip(batch, final)
                      if item["id"] in written)
         report.classified += len(written)
+        report.corrected += len(store.corrected_items(written))
         report.changed += len(batch) - len(written)
         report.policy += policy
         if progress is not None:
@@ -449,6 +450,7 @@ def _classify_store(store: Any, classifier: Classifier, everything: bool,
                                                 if t["facet"] == "policy"), "0")) == "1"
                          for item_id, tags in copies if item_id in written)
             report.inherited += len(written)
+            report.corrected += len(store.corrected_items(written))
             report.policy += policy
             if progress is not None:
                 progress(len(copies), policy=policy)

@@ -15,6 +15,9 @@ class ClassifyReport:
     # items marked for classification again while being classified (an analyst's correction,
     # a new text): their tags are left unwritten and their mark kept for the next run
     changed: int = 0
+    # items classified whose analyst corrections were kept: said, so that an analyst who runs
+    # `classify --all` sees the corrections survived it
+    corrected: int = 0
     policy: int = 0
     seconds: float = 0.0
     model_version: str = ""

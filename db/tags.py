@@ -200,6 +200,15 @@ class TagsMixin:
                 f" AND item_id IN ({', '.join('?' * len(chunk))})", chunk).fetchall())
         return found
 
+    def corrected_items(self, item_ids: Iterable[int]) -> set[int]:
+        """Those of ``item_ids`` with a correction of their own in ``analyst_labels``."""
+        found: set[int] = set()
+        for chunk in chunks(list(item_ids)):
+            found.update(item_id for item_id, in self.conn.execute(
+                "SELECT DISTINCT item_id FROM analyst_labels"
+                f" WHERE item_id IN ({', '.join('?' * len(chunk))})", chunk))
+        return found
+
     def tags_of(self, item_id: int) -> list[dict[str, Any]]:
         return self.tags_of_items([item_id]).get(item_id, [])
 

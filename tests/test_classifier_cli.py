@@ -219,6 +219,26 @@ def test_analyst_tags_survive_reclassification_and_duplicates_follow(stiwatch, s
                                      ("country", "US", 1)]
 
 
+def test_classify_says_the_analysts_corrections_were_kept(stiwatch, store_path, tmp_path):
+    """`classify --all` after `stiwatch tag`: the analyst sees the corrections survived it."""
+    no_model = str(tmp_path / "none")
+    stiwatch("-q", "classify", "--model-dir", no_model)
+    stiwatch("-q", "tag", "1", "--add", "area=research_security")
+    stiwatch("-q", "tag", "3", "--remove", "country=JP")
+    result = stiwatch("classify", "--all", "--model-dir", no_model)
+    assert result.exit_code == 0, result.output
+    # items 1 and 3 corrected; 4, the copy of 1, only inherits its original's tags
+    assert "; the analyst corrections of 2 items kept." in result.output
+    report = json.loads(stiwatch("classify", "--all", "--model-dir", no_model, "--json").stdout)
+    assert report["corrected"] == 2
+    # a correction taken back is no longer counted
+    stiwatch("-q", "tag", "3", "--undo", "country")
+    again = stiwatch("classify", "--all", "--model-dir", no_model)
+    assert "; the analyst corrections of 1 item kept." in again.output
+    stiwatch("-q", "tag", "1", "--undo", "area")
+    assert "corrections" not in stiwatch("classify", "--all", "--model-dir", no_model).output
+
+
 def test_a_correction_taken_back_leaves_the_duplicates_too(stiwatch, store_path, tmp_path):
     no_model = str(tmp_path / "none")
     stiwatch("-q", "classify", "--model-dir", no_model)
@@ -468,6 +488,22 @@ def test_classify_with_a_trained_model(stiwatch, store_path, tmp_path):
     countries = meta["countries"]["training_counts"]["analyst"]
     assert (f"the analysts' corrections of 2 items (1 for relevance and areas, {countries} for "
             "countries)") in said.output
+    # research_security is never learnt, by design: not "no training data", which read as if
+    # the analysts' research_security tags had not been found
+    assert ("  not learnt, by design: research_security (no STIP theme maps to it; the lexicon "
+            "rules tag it)\n") in said.output
+    assert "no training data" not in said.output
+    # trained away from the model_dir setting: said, with how to use it
+    default, = [row["value"] for row in json.loads(stiwatch("config", "--json").stdout)
+                if row["name"] == "model_dir"]
+    assert (f"  classify, evaluate and run read the model_dir setting ({default}, default), "
+            f"not this folder: pass them --model-dir {tmp_path / 'again'}, or set model_dir "
+            "(STIWATCH_MODEL_DIR) to it\n") in said.output
+    # trained where the setting points: nothing to say
+    quiet = stiwatch("-q", "train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
+                     env={"STIWATCH_MODEL_DIR": str(tmp_path / "again")})
+    assert quiet.exit_code == 0, quiet.output
+    assert "Saved model" in quiet.output and "model_dir setting" not in quiet.output
 
     # a Japanese newspaper's story: the model learnt English only, the rules read Japanese
     with db.open_store(store_path) as store:

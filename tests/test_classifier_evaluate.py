@@ -153,11 +153,15 @@ def test_errors_lists_what_each_wrong_item_missed_and_added(stiwatch, tmp_path: 
     assert report["errors"] == [{"id": "fr", "title": "Japan raises its science budget",
                                  "policy": {"gold": 0, "predicted": 1},
                                  "countries": {"missing": ["FR"], "extra": ["JP"]}}]
+    assert report["wrong"] == 2  # every wrong item counted, the list cut at --errors
     # without --errors the object keeps the keys only
     plain = json.loads(stiwatch("evaluate", str(path), "--json", "--no-model").output)
-    assert "errors" not in plain
+    assert "errors" not in plain and "wrong" not in plain
     table = stiwatch("evaluate", str(path), "--no-model", "--errors", "5")
-    assert "items classified wrong (the first 2):" in table.output
+    # all of them listed: not "the first 2", which read as if more were left out
+    assert "\n2 of 3 items classified wrong:\n" in table.output
+    cut = stiwatch("evaluate", str(path), "--no-model", "--errors", "1")
+    assert "\n2 of 3 items classified wrong (the first 1):\n" in cut.output
     assert "fr: Japan raises its science budget" in table.output
     assert "  countries: missed FR; added JP" in table.output
     assert "  policy: labelled 0, classified 1" in table.output

@@ -92,6 +92,18 @@ def test_sources_sync_disables_what_left_the_file(stiwatch, db_path: Path):
     table = stiwatch("sources", "list", "--enabled").stdout.splitlines()
     assert table[0].split()[:3] == ["ID", "KIND", "COUNTRY"]
     assert [line.split()[0] for line in table[1:]] == ["nsf-news"]
+    # synced without --json, the user who meant to add one source learns what to do
+    stiwatch("-q", "sources", "sync", str(VALID / "all_kinds.toml"))
+    said = stiwatch("sources", "sync", str(VALID / "minimal.toml"))
+    assert said.exit_code == 0, said.output
+    from crawler.registry import bundled_registry_path
+    assert said.stdout.splitlines()[-1] == (
+        f"Sources not in {VALID / 'minimal.toml'} are disabled (their items stay): the file is "
+        "the whole registry. To add sources, add them to the file you synced before (the "
+        f"bundled one is {bundled_registry_path()}) and sync it again.")
+    # nothing disabled, nothing said
+    same = stiwatch("sources", "sync", str(VALID / "minimal.toml"))
+    assert "Sources not in" not in same.stdout
 
 
 def test_sources_check_reports_each_status_and_exits_1_on_failure(

@@ -128,6 +128,8 @@ def run_classification(app: App, *, everything: bool = False, model_dir: str | N
         f"{report.classified + report.inherited} items classified with {used}"
         f" ({report.inherited} duplicates inherited their original's tags), "
         f"{report.policy} policy-relevant{rate}"
+        + (f"; the analyst corrections of {report.corrected} "
+           f"item{'' if report.corrected == 1 else 's'} kept" if report.corrected else "")
         + (f"; {report.changed} items changed while being classified (an analyst's correction,"
            " a new text) are left for the next classify" if report.changed else "")
     )
@@ -284,6 +286,8 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
     from classifier.rules import RuleTagger
     from classifier.stip import file_sha256, read_stip
 
+    # what classify, evaluate and run will read, before --model-dir overrides it here
+    configured, configured_by = app.settings["model_dir"], app.settings.origin("model_dir")
     folder = _model_dir(app, model_dir)
     try:  # now, not after a training of a minute or more whose work would be lost
         check_model_dir(folder)
@@ -390,9 +394,24 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
         if skipped["removed_older_model"]:
             click.echo(f"  countries: the country model of an earlier training was removed "
                        f"from {folder}")
-    if meta["labels"]["areas_without_data"]:
-        click.echo(f"  no training data for: {', '.join(meta['labels']['areas_without_data'])}"
-                   " (the lexicon rules tag these)")
+    # research_security is never learnt, by design, whatever analysts label: "no training
+    # data" told an analyst who had just tagged items with it that they were not read
+    stip_areas = set(load_taxonomy().stip_themes.values())
+    without = meta["labels"]["areas_without_data"]
+    never = [area for area in without if area not in stip_areas]
+    few = [area for area in without if area in stip_areas]
+    if never:
+        click.echo(f"  not learnt, by design: {', '.join(never)} (no STIP theme maps to it; "
+                   "the lexicon rules tag it)")
+    if few:
+        click.echo(f"  too few examples to learn: {', '.join(few)} (the lexicon rules tag "
+                   "these)")
+    if Path(configured).expanduser().resolve() != folder.expanduser().resolve():
+        # `classify --all` right after `train --model-dir DIR` would otherwise go on with the
+        # old model (or the rules), saying only which folder it read
+        click.echo(f"  classify, evaluate and run read the model_dir setting ({configured}, "
+                   f"{configured_by}), not this folder: pass them --model-dir {folder}, or set "
+                   f"model_dir (STIWATCH_MODEL_DIR) to it")
 
 
 @click.command("evaluate")
@@ -402,7 +421,8 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
 @click.option("--errors", "errors", type=click.IntRange(min=0), default=0, metavar="N",
               help="Also list the first N items the classifier got wrong, with what each "
-                   "facet missed and added (key `errors` with --json).")
+                   "facet missed and added, and count them all (keys `errors` and `wrong` "
+                   "with --json).")
 @pass_app
 def evaluate_command(app: App, file: str, model_dir: str | None, no_model: bool,
                      as_json: bool, errors: int) -> None:
@@ -448,8 +468,10 @@ def evaluate_command(app: App, file: str, model_dir: str | None, no_model: bool,
                    ["facet", "precision", "recall", "f1"])
     if errors:
         wrong = result["errors"]
-        click.echo(f"\nitems classified wrong (the first {len(wrong)}):" if wrong
-                   else "\nno item classified wrong")
+        # the total, and whether the list is all of it: "the first 4" of 4 read as "more"
+        shown = "" if len(wrong) == result["wrong"] else f" (the first {len(wrong)})"
+        click.echo(f"\n{result['wrong']} of {result['n']} items classified wrong{shown}:"
+                   if wrong else "\nno item classified wrong")
         for row in wrong:
             click.echo(f"{row['id']}: {row['title'][:70]}")
             for facet, diff in row.items():

@@ -54,8 +54,10 @@ def export_command(app: App, fmt: str, since: str | None, out: str | None,
     with fetch_error and fetch_attempts (why and how often a partial item's page failed),
     duplicate_of (near-duplicates are included and point at their original), classified_at,
     then the tags: policy (1 or 0) with policy_score (the probability of policy relevance),
-    areas, domains, countries, regions, and analyst_tags (the tags an analyst set with
-    `stiwatch tag`, as facet=value, e.g. area=open_science).
+    areas, domains, countries, regions, and analyst_tags (the tags an analyst added with
+    `stiwatch tag`, and the regions their countries imply, as facet=value, e.g.
+    area=open_science; what an analyst removed is not a tag: see the analyst_labels table,
+    verdict 0).
     In CSV, a text cell starting with = + - or @ gets a leading ' so a spreadsheet shows it
     as text instead of running it as a formula (JSON Lines keeps the text as crawled).
     Times are as stored, in UTC (`2026-11-17T16:00:00Z`); --since reads DATE in the

@@ -40,7 +40,9 @@ def sync_command(app: App, file: str, as_json: bool) -> None:
     """Validate a registry TOML file as a whole, then make the store match it.
 
     New sources are added, changed ones updated, and sources missing from FILE are disabled
-    (never deleted: their items stay). An invalid file changes nothing: every problem is one
+    (never deleted: their items stay): FILE is the whole registry, so to add a source, add it
+    to the file you synced before (a copy of the bundled crawler/sources.toml, or the
+    demo's DIR/sources.toml) and sync that. An invalid file changes nothing: every problem is one
     line naming the file, line, source and field (exit status 2).
 
     \b
@@ -73,6 +75,14 @@ def sync_command(app: App, file: str, as_json: bool) -> None:
             app.echo(f"{label}: {', '.join(ids)}")
     app.echo(f"{len(report.added)} added, {len(report.updated)} updated, "
              f"{len(report.unchanged)} unchanged, {len(report.disabled)} disabled.")
+    if report.disabled:
+        # An analyst adding one source syncs a file of that source alone, and every other
+        # source stops being crawled: say why, and what to sync instead.
+        from crawler.registry import bundled_registry_path
+
+        app.echo(f"Sources not in {file} are disabled (their items stay): the file is the "
+                 f"whole registry. To add sources, add them to the file you synced before "
+                 f"(the bundled one is {bundled_registry_path()}) and sync it again.")
 
 
 @sources_group.command("list")
