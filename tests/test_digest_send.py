@@ -648,10 +648,10 @@ def test_resolve_resend_sends_a_delivery_in_doubt_or_failed_once_more(store, smt
     env = {**smtp.settings_env(), "STIWATCH_SMTP_TIMEOUT": "1"}
     assert stiwatch("digest", "send", "--week", "2026-W47", env=env).exit_code == 1
     smtp.behaviour.clear()
-    for email in ("eu@example.org", "sec@example.org"):
-        result = stiwatch("digest", "resolve", email, "--week", "2026-W47", "--resend")
+    for address in ("eu@example.org", "sec@example.org"):
+        result = stiwatch("digest", "resolve", address, "--week", "2026-W47", "--resend")
         assert result.exit_code == 0, result.output
-        assert result.output == (f"2026-W47 {email}: owed again; the next `stiwatch digest send "
+        assert result.output == (f"2026-W47 {address}: owed again; the next `stiwatch digest send "
                                  "--week 2026-W47` or `stiwatch run --digest` sends it.\n")
     result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
     assert result.exit_code == 0, result.output
@@ -712,9 +712,9 @@ def test_resolve_resend_all_failed_makes_every_failed_delivery_of_the_week_owed_
     result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
     assert result.exit_code == 0, result.output
     assert "2 sent via SMTP" in result.output
-    for email in ("eu@example.org", "x@example.org"):
-        [message] = smtp.to(email)
-        assert message["Message-ID"] == before[email]["message_id"]  # the one tried before
+    for address in ("eu@example.org", "x@example.org"):
+        [message] = smtp.to(address)
+        assert message["Message-ID"] == before[address]["message_id"]  # the one tried before
     assert len(smtp.to("all@example.org")) == 1 and smtp.to("c@example.org") == []
     assert smtp.to("gone@example.org") == []
 
@@ -955,11 +955,11 @@ def test_unreachable_server_is_one_error_recorded_on_each_delivery_still_owed(st
     result = stiwatch("digest", "status", "--week", "2026-W47", "--json")
     rows = {r["subscriber"]: r for r in json.loads(result.output)}
     assert {email: r["status"] for email, r in rows.items()} == OWED_AGAIN
-    for email in ("all@example.org", "eu@example.org", "sec@example.org"):
-        assert rows[email]["attempts"] == 1
-        assert rows[email]["last_error"].startswith(
+    for address in ("all@example.org", "eu@example.org", "sec@example.org"):
+        assert rows[address]["attempts"] == 1
+        assert rows[address]["last_error"].startswith(
             f"the SMTP server at 127.0.0.1:{port} could not be reached")
-        assert rows[email]["next_attempt_at"] is None  # owed at once: the next run tries
+        assert rows[address]["next_attempt_at"] is None  # owed at once: the next run tries
 
     result = stiwatch("digest", "send", "--week", "2026-W47", env=env)  # still down
     assert result.exit_code == 1
@@ -1264,7 +1264,7 @@ def test_a_message_that_cannot_be_written_is_retried_not_left_sending(store, iso
     assert sorted(report.sent) == ["all@example.org", "sec@example.org"]
     [retry] = report.retry
     assert retry["email"] == "eu@example.org"
-    assert retry["error"].startswith(f"cannot write outbox/2026-W47/eu@example.org.eml: ")
+    assert retry["error"].startswith("cannot write outbox/2026-W47/eu@example.org.eml: ")
     assert states(store)["eu@example.org"] == "pending"
     assert sorted(p.name for p in blocker.parent.iterdir()) == [
         "all@example.org.eml", "eu@example.org.eml", "sec@example.org.eml"]  # no temp left

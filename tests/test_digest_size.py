@@ -15,7 +15,7 @@ from click.testing import CliRunner
 import pytest
 
 from digeststore import build, story
-from digest.render import render_html, render_text
+from digest.render import render_html
 from digest.send import compose, message_bytes, message_for, prepare_week, write_preview
 from stiwatch.cli import cli
 from digest.weeks import parse_week
