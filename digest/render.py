@@ -211,7 +211,9 @@ def _story_fields(story: Story, tz: Any) -> dict[str, Any]:
     return {
         "s": story,
         "date": _date(story, tz),
-        "countries": ", ".join(label_name("country", c) for c in story.countries),
+        # where it happens; a multilateral body's news names no country, and says so
+        "countries": ", ".join(label_name("country", c) for c in story.countries) or (
+            label_name("region", "international") if "international" in story.regions else ""),
         "tags": ", ".join([label_name("area", a) for a in story.areas]
                           + [label_name("domain", d) for d in story.domains]),
     }

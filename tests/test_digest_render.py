@@ -728,6 +728,26 @@ def test_preview_of_a_week_not_over_says_so(store, stiwatch, tmp_path):
     assert "not over" not in result.output
 
 
+def test_a_multilateral_bodys_story_says_it_is_international(db_path, settings):
+    # No country named, a multilateral body acting: the line under the title says where, as a
+    # story about countries names them, rather than nothing.
+    s = build(db_path, [
+        story("https://x.example/oecd", "2026-11-17T01:00:00Z", source="news-a",
+              title="Ministers back shared rules for trusted research",
+              areas=["international"], regions=["international"]),
+        story("https://x.example/jp", "2026-11-17T02:00:00Z", title="Japan funds AI",
+              areas=["governance"], countries=["JP"], regions=["east_asia", "international"]),
+    ])
+    s.save_subscribers([{"email": "aiko@example.org"}])
+    _, msg = build_message(s, settings)
+    text = msg.get_payload()[0].get_payload()[0].get_content()
+    html = parse_html(msg.get_payload()[0].get_payload()[1].get_content()).text
+    for part in (text, html):
+        assert "STI News A · Tue 17 Nov · International (multilateral)" in part
+        assert "Japan MEXT · Tue 17 Nov · Japan" in part  # its countries say where
+        assert "Japan, International" not in part
+
+
 def test_a_summary_that_only_repeats_the_title_is_not_shown_twice(store, settings):
     title = "科学技術・学術審議会 研究計画・評価分科会（第95回）の開催について"
     add(store, [story("https://x.example/same", "2026-11-19T03:00:00Z", title=title,
