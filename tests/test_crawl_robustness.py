@@ -28,6 +28,10 @@ def _misbehaving(server):
     def error(handler):
         handler.send_body(500, b"oops")
 
+    @server.route("/censored.xml")
+    def censored(handler):
+        handler.send_body(451, b"blocked here")
+
     @server.route("/hang.xml")
     def hang(handler):
         deadline = time.monotonic() + 8
@@ -99,6 +103,8 @@ BROKEN = {
     "reset": ("/reset.xml", "connection closed without a response"),
     "not-a-feed": ("/listing.html", "not an RSS or Atom feed"),
     "missing": ("/nothing-here.xml", "HTTP 404 Not Found"),
+    # a status Scrapy has no phrase for ("HTTP 451 Unknown Status") gets Python's
+    "censored": ("/censored.xml", "HTTP 451 Unavailable For Legal Reasons"),
 }
 LIMITS = {**FAST, "STIWATCH_DOWNLOAD_TIMEOUT": "1", "STIWATCH_MAX_RESPONSE_SIZE": "1000000"}
 
