@@ -218,6 +218,21 @@ def test_sources_that_failed_alike_share_one_mention_of_the_error(stiwatch, http
         "fourth (HTTP 404 Not Found)")  # in name order, whichever finished first
 
 
+def test_a_failed_crawl_of_many_sources_names_ten_and_counts_the_rest(stiwatch, http_server,
+                                                                      tmp_path):
+    """The cron mail of a crawl that reached nothing (the network down) names ten sources,
+    not the whole registry, and says how many more failed."""
+    _misbehaving(http_server)
+    names = [f"source-{n:02d}" for n in range(1, 13)]
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": name, "kind": "feed", "url": http_server.url("/nothing-here.xml")}
+        for name in names])
+    result = stiwatch("-q", "crawl", "--sources", str(reg), env=FAST)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: every source failed: {', '.join(names[:10])} (HTTP 404 Not Found); and 2 more")
+
+
 LOOPING_ENTRIES = """
   <item>
     <title>Ministry answers parliament on research security</title>
