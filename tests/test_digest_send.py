@@ -686,6 +686,16 @@ def test_resolve_resend_all_failed_makes_every_failed_delivery_of_the_week_owed_
     before = rows_of(db_path)
     assert [e for e, r in before.items() if r["status"] == "failed"] == [
         "c@example.org", "eu@example.org", "gone@example.org", "x@example.org"]
+    # A failed delivery never reached the server: it cannot be recorded as sent, and it is
+    # not owed, so there is nothing to cancel (its error, which says why, stays).
+    for args, message in [
+        (("--sent",), "2026-W47 x@example.org is failed, not in doubt"),
+        (("--cancel",), "2026-W47 x@example.org is failed, not owed"),
+    ]:
+        result = stiwatch("digest", "resolve", "x@example.org", *args, "--week", "2026-W47")
+        assert result.exit_code == 2, (args, result.output)
+        assert result.output == f"Error: {message}\n"
+    assert rows_of(db_path) == before
 
     result = stiwatch("digest", "resolve", "--week", "2026-W47", "--resend", "--all-failed")
     assert result.exit_code == 0, result.output
