@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from datetime import datetime, timedelta, timezone
+from http import HTTPStatus
 import ipaddress
 import logging
 import re
@@ -53,6 +54,21 @@ from db.clock import iso_utc
 from .signals import stop_requested
 
 logger = logging.getLogger(__name__)
+
+
+def status_message(status: int) -> str:
+    """``429 Too Many Requests``: a status with its reason phrase, as `last_error` and the crawl
+    summary show it. Scrapy's phrases (Twisted's table) lack 429, 451 and others: it printed
+    "429 Unknown Status" for the rate limit a crawler meets most; Python's table has them, and
+    a code neither knows (Cloudflare's 522) is given bare."""
+    message = response_status_message(status)
+    if not message.endswith("Unknown Status"):
+        return message
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
 
 # Request.meta keys shared with the spiders.
 META_VALIDATORS = "stiwatch_validators"  # {"etag": ..., "last_modified": ...} of a listing
@@ -365,7 +381,7 @@ class SafeRobotsTxtMiddleware(RobotsTxtMiddleware):
 
     async def _parse_robots(self, response: Response, netloc: str, request: Request) -> None:
         if response.status >= 500 or response.status == 429:
-            self._unavailable[netloc] = f"HTTP {response_status_message(response.status)}"
+            self._unavailable[netloc] = f"HTTP {status_message(response.status)}"
         await super()._parse_robots(response, netloc, request)
 
     def _robots_error(self, exc: Exception, netloc: str) -> None:
@@ -508,7 +524,7 @@ class BackoffRetryMiddleware(RetryMiddleware):
             # used to be asked for every other page of it, each answered 429 in turn). Already
             # paused on response_downloaded (``_downloaded``); this is the error for ``request``.
             raise pause_host(self.crawler, request, asked, header)
-        retry = self._retry(request, response_status_message(response.status))
+        retry = self._retry(request, status_message(response.status))
         if retry is None:
             return response
         wait = asked if asked is not None else self._backoff(request)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import difflib
+import email.errors
 import email.policy
 import math
 import os
@@ -73,7 +74,12 @@ class EmailAddress:
                            f"not {value!r}")
         if any(ord(c) < 32 for c in value):
             raise error
-        header = email.policy.default.header_factory("From", value)
+        try:
+            header = email.policy.default.header_factory("From", value)
+        except (email.errors.HeaderParseError, IndexError):
+            # Python's address parser fails outright on some malformed addresses instead of
+            # noting a defect: "user@" (a domain left off) raised IndexError, a traceback.
+            raise error from None
         if header.defects or len(header.addresses) != 1:
             raise error
         address = header.addresses[0]

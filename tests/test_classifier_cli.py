@@ -555,6 +555,9 @@ def test_classify_with_a_trained_model(stiwatch, store_path, tmp_path):
     (["1", "--remove", "area=open-science"],
      "Error: --remove 'area=open-science': unknown area 'open-science' (did you mean "
      "'open_science'?)\n"),
+    # a misspelling, not only another spelling of the id, gets the suggestion
+    (["1", "--add", "area=goverance"],
+     "Error: --add 'area=goverance': unknown area 'goverance' (did you mean 'governance'?)\n"),
     (["1", "--add", "governance"], "expected FACET=VALUE"),
     (["1", "--add", "policy=maybe"], "unknown policy 'maybe'"),
     (["1", "--add", "country=jp", "--remove", "country=JP"], "country=JP is both added and removed"),

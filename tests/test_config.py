@@ -255,6 +255,11 @@ def test_bad_config_is_a_one_line_error_with_exit_2(stiwatch, tmp_path: Path):
         ("log_level", "verbose", "expected one of DEBUG, INFO, WARNING, ERROR, not 'verbose'"),
         ("mail_from", "not an address <<", "expected one e-mail address such as"),
         ("mail_from", "a@example.org, b@example.org", "expected one e-mail address such as"),
+        ("mail_from", "stiwatch@", "expected one e-mail address such as"),  # was IndexError
+        ("list_unsubscribe", "mailto:lists@", "expected a mailto: or https: URL"),
+        # a space cannot stand in the <...> of the List-Unsubscribe header
+        ("list_unsubscribe", "https://example.org/un subscribe",
+         "expected a mailto: or https: URL"),
         ("list_unsubscribe", "foo", "expected a mailto: or https: URL, not 'foo'"),
         ("list_unsubscribe", "http://example.org/u", "expected a mailto: or https: URL"),
         ("list_unsubscribe", "mailto:nobody", "expected a mailto: or https: URL"),

@@ -406,3 +406,19 @@ def test_a_refetch_keeps_the_first_seen_date_of_an_undated_article(stiwatch, htt
     assert (report["updated"], report["unchanged"]) == (1, 1)
     [dated] = rows(db_path, "SELECT * FROM items WHERE url = ?", (f"{base}/news/undated.html",))
     assert (dated["published_at"], dated["date_source"]) == ("2026-11-20T10:00:00Z", "page")
+
+
+def test_refetching_unchanged_articles_leaves_them_classified(stiwatch, http_server, tmp_path,
+                                                             db_path):
+    """`crawl --refresh` reads every article again; those whose text did not change keep their
+    tags and are not queued for the next `classify` (which would redo the whole store)."""
+    _, reg = _feed(stiwatch, http_server, tmp_path)
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+    waiting = "SELECT count(*) AS n FROM item_classification WHERE classified_at IS NULL"
+    assert rows(db_path, waiting) == [{"n": 0}]
+    result = stiwatch("crawl", "--refresh", env=FAST)
+    assert result.exit_code == 0 and "3 unchanged" in result.output, result.output
+    assert rows(db_path, waiting) == [{"n": 0}]
+    assert rows(db_path, "SELECT count(*) AS n FROM items WHERE duplicate_of IS NOT NULL") == [
+        {"n": 0}]

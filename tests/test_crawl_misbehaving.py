@@ -237,6 +237,28 @@ def test_a_site_whose_robots_txt_times_out_is_not_crawled(stiwatch, http_server,
                                     "the site is not crawled until it can be")
 
 
+def test_a_site_whose_robots_txt_answers_429_is_not_crawled(stiwatch, http_server, tmp_path,
+                                                           db_path):
+    """429 Too Many Requests is no 4xx "no robots.txt here" (which allows everything): the
+    site is busy and its rules unknown, so nothing but robots.txt is asked of it."""
+    base = build_site(http_server)
+
+    @http_server.route("/robots.txt")
+    def busy(handler):
+        handler.send_body(429, b"User-agent: *\nDisallow: /private/\n", "text/plain")
+
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "busy", "kind": "feed", "url": f"{base}/feed.xml"}])
+    result = stiwatch("crawl", "--sources", str(reg), env=FAST)
+
+    assert result.exit_code == 1, result.output
+    assert {r.path for r in http_server.requests} == {"/robots.txt"}
+    [source] = rows(db_path, "SELECT last_error FROM sources")
+    assert source["last_error"] == ("robots.txt could not be fetched (HTTP 429 Too Many "
+                                    "Requests): the site is not crawled until it can be")
+    assert rows(db_path, "SELECT count(*) AS n FROM items") == [{"n": 0}]
+
+
 def test_an_html_page_served_under_another_content_type_is_read(stiwatch, http_server,
                                                                 tmp_path, db_path):
     # A misconfigured server labels its article pages application/octet-stream: they were

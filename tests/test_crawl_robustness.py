@@ -28,6 +28,10 @@ def _misbehaving(server):
     def error(handler):
         handler.send_body(500, b"oops")
 
+    @server.route("/censored.xml")
+    def censored(handler):
+        handler.send_body(451, b"blocked here")
+
     @server.route("/hang.xml")
     def hang(handler):
         deadline = time.monotonic() + 8
@@ -99,6 +103,8 @@ BROKEN = {
     "reset": ("/reset.xml", "connection closed without a response"),
     "not-a-feed": ("/listing.html", "not an RSS or Atom feed"),
     "missing": ("/nothing-here.xml", "HTTP 404 Not Found"),
+    # a status Scrapy has no phrase for ("HTTP 451 Unknown Status") gets Python's
+    "censored": ("/censored.xml", "HTTP 451 Unavailable For Legal Reasons"),
 }
 LIMITS = {**FAST, "STIWATCH_DOWNLOAD_TIMEOUT": "1", "STIWATCH_MAX_RESPONSE_SIZE": "1000000"}
 
@@ -210,6 +216,21 @@ def test_sources_that_failed_alike_share_one_mention_of_the_error(stiwatch, http
     assert result.output.strip().splitlines()[-1] == (
         "Error: every source failed: first, second, third (HTTP 500 Internal Server Error); "
         "fourth (HTTP 404 Not Found)")  # in name order, whichever finished first
+
+
+def test_a_failed_crawl_of_many_sources_names_ten_and_counts_the_rest(stiwatch, http_server,
+                                                                      tmp_path):
+    """The cron mail of a crawl that reached nothing (the network down) names ten sources,
+    not the whole registry, and says how many more failed."""
+    _misbehaving(http_server)
+    names = [f"source-{n:02d}" for n in range(1, 13)]
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": name, "kind": "feed", "url": http_server.url("/nothing-here.xml")}
+        for name in names])
+    result = stiwatch("-q", "crawl", "--sources", str(reg), env=FAST)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: every source failed: {', '.join(names[:10])} (HTTP 404 Not Found); and 2 more")
 
 
 LOOPING_ENTRIES = """

@@ -332,6 +332,21 @@ def test_a_failing_batch_writes_nothing(store):
     assert store.scalar("SELECT count(*) FROM items") == 0
 
 
+def test_ctrl_c_inside_a_write_rolls_it_back_and_the_next_write_commits_alone(store, db_path):
+    """Ctrl-C (or SIGTERM, raised as KeyboardInterrupt) half-way through a batch: the batch is
+    rolled back at once, so what the interrupted command records next (the run's status) is
+    committed on its own and the half-written items never are."""
+    with pytest.raises(KeyboardInterrupt):
+        with store.write():
+            store.save_items([{"url": "https://e.org/half", "source_id": "src", "title": "half"}])
+            raise KeyboardInterrupt
+    assert store.scalar("SELECT count(*) FROM items") == 0
+    store.save_items([{"url": "https://e.org/after", "source_id": "src", "title": "after"}])
+    store.close()
+    with db.open_store(db_path) as again:
+        assert [r["url"] for r in again.query("SELECT url FROM items")] == ["https://e.org/after"]
+
+
 KILLED_WRITER = """
 import sys, time
 import db

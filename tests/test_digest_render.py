@@ -750,12 +750,17 @@ def test_a_multilateral_bodys_story_says_it_is_international(db_path, settings):
 
 def test_a_summary_that_only_repeats_the_title_is_not_shown_twice(store, settings):
     title = "科学技術・学術審議会 研究計画・評価分科会（第95回）の開催について"
+    # also when the feed adds a full stop or changes the case
+    english = "Ministry opens call for quantum research"
     add(store, [story("https://x.example/same", "2026-11-19T03:00:00Z", title=title,
-                      summary=f" {title} ", areas=["governance"], countries=["JP"], score=1.0)])
+                      summary=f" {title} ", areas=["governance"], countries=["JP"], score=1.0),
+                story("https://x.example/stop", "2026-11-19T04:00:00Z", title=english,
+                      summary=f"{english.upper()}.", areas=["governance"], score=1.0)])
     _, msg = build_message(store, settings)
     text, html = (part.get_content() for part in msg.get_payload()[0].get_payload())
-    assert text.count(title) == 1
-    assert parse_html(html).text.count(title) == 1
+    for shown in (text, parse_html(html).text):
+        assert shown.count(title) == 1
+        assert shown.count(english) == 1 and english.upper() not in shown
 
 
 def test_titles_and_summaries_say_their_language(store, settings, tmp_path):

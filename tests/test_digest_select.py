@@ -43,7 +43,10 @@ def test_last_complete_week_and_bad_weeks():
     assert last_complete_week("Asia/Tokyo", now).label == "2026-W47"
     assert last_complete_week("UTC", now).label == "2026-W46"
     assert parse_week("2026-w1", "UTC").label == "2026-W01"
+    # the subject's span of days: the month (and year) written where the week crosses one
     assert parse_week("2020-W53", "UTC").span() == "28 Dec 2020–3 Jan 2021"
+    assert parse_week("2026-W49", "UTC").span() == "30 Nov–6 Dec 2026"
+    assert parse_week(W47, "UTC").span() == "16–22 Nov 2026"
     for bad in ("2026-W54", "2026-47", "last week"):
         with pytest.raises(DigestError, match="not an ISO week"):
             parse_week(bad, "UTC")

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 import db
-from digeststore import add, build, story
+from digeststore import G7_MEETING, add, build, story
 from mockserver import MockServer
 from digest.send import send_week
 from digest.weeks import parse_week
@@ -693,6 +693,16 @@ def test_resolve_resend_all_failed_makes_every_failed_delivery_of_the_week_owed_
     before = rows_of(db_path)
     assert [e for e, r in before.items() if r["status"] == "failed"] == [
         "c@example.org", "eu@example.org", "gone@example.org", "x@example.org"]
+    # A failed delivery never reached the server: it cannot be recorded as sent, and it is
+    # not owed, so there is nothing to cancel (its error, which says why, stays).
+    for args, message in [
+        (("--sent",), "2026-W47 x@example.org is failed, not in doubt"),
+        (("--cancel",), "2026-W47 x@example.org is failed, not owed"),
+    ]:
+        result = stiwatch("digest", "resolve", "x@example.org", *args, "--week", "2026-W47")
+        assert result.exit_code == 2, (args, result.output)
+        assert result.output == f"Error: {message}\n"
+    assert rows_of(db_path) == before
 
     result = stiwatch("digest", "resolve", "--week", "2026-W47", "--resend", "--all-failed")
     assert result.exit_code == 0, result.output
@@ -1167,10 +1177,12 @@ def test_a_week_not_over_yet_is_refused_and_nothing_is_recorded(store, smtp):
     add(store, [story("https://x.example/w48", "2026-11-24T01:00:00Z", title="Tuesday story",
                       areas=["open_science"])])
     settings = settings_for(smtp)
-    for dry_run in (False, True):
-        with pytest.raises(WeekNotOver, match=r"2026-W48 is not over until Mon 30 Nov 2026 "
-                                              r"00:00 \(Asia/Tokyo\).*--partial-week"):
-            send_week(store, settings, W48, now=FRIDAY_W48, dry_run=dry_run)
+    last_second = datetime(2026, 11, 29, 14, 59, 59, tzinfo=timezone.utc)  # Sun 23:59:59 Tokyo
+    for now in (FRIDAY_W48, last_second):
+        for dry_run in (False, True):
+            with pytest.raises(WeekNotOver, match=r"2026-W48 is not over until Mon 30 Nov 2026 "
+                                                  r"00:00 \(Asia/Tokyo\).*--partial-week"):
+                send_week(store, settings, W48, now=now, dry_run=dry_run)
     assert store.deliveries() == [] and smtp.messages == []
 
     # Sent once the week is over (Monday 00:00 in Tokyo is Sunday 15:00 UTC).
@@ -1331,6 +1343,32 @@ def test_a_story_stored_after_its_weeks_digest_comes_in_the_readers_next_one(sto
     [msg] = [m for m in smtp.to("all@example.org") if "2026-W49" in m["Subject"]]
     body = msg.get_body(("plain",)).get_content()
     assert "Week 49 story" in body and "Korea" not in body and "Found since" not in body
+
+
+def test_a_new_report_of_an_event_a_reader_had_brings_it_back_as_found_late(store, smtp):
+    """The reports of one event are one story, led by the official source's. A reader whose
+    digest had that report alone (sent on a retry, after it was stored) gets the story again
+    in the next digest's late section once another source's report of it is stored: that
+    report is news to them, though the story's lead is not."""
+    news, official, _ = G7_MEETING
+    settings = settings_for(smtp)
+    t0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+    smtp.behaviour["sec@example.org"] = "451"
+    send_week(store, settings, WEEK, now=t0)
+    add(store, [official])  # published in the week, stored after all@'s digest was built
+    smtp.behaviour.clear()
+    assert send_week(store, settings, WEEK, now=t0 + timedelta(hours=2)).sent == [
+        "sec@example.org"]
+    [first] = smtp.to("sec@example.org")
+    assert official["title"] in first.get_body(("plain",)).get_content()
+    add(store, [news])
+    send_week(store, settings, parse_week("2026-W48", "Asia/Tokyo"),
+              now=datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc))
+    for reader in ("sec@example.org", "all@example.org"):
+        [msg] = [m for m in smtp.to(reader) if "2026-W48" in m["Subject"]]
+        late = msg.get_body(("plain",)).get_content().split(
+            "== Found since your last digest ==", 1)[1]
+        assert official["title"] in late and "STI News A" in late, reader
 
 
 def test_two_installations_give_the_same_reader_different_message_ids(store, smtp, tmp_path):

@@ -290,3 +290,20 @@ def test_a_full_disk_under_stdout_is_one_error_line(db_path, ids, command):
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         "Error: standard output: cannot write: No space left on device"]
+
+
+def test_an_output_interrupted_half_way_leaves_the_old_file_and_no_temporary_one(tmp_path):
+    """Ctrl-C (or SIGTERM) during an export: the file named by --out keeps its old content
+    whole and nothing is left beside it (a `.items.csv.<pid>.tmp` would pile up at each
+    interrupted cron run)."""
+    from stiwatch.files import replacing
+
+    (tmp_path / "exports").mkdir()
+    out = tmp_path / "exports" / "items.csv"
+    out.write_text("old export\n")
+    with pytest.raises(KeyboardInterrupt):
+        with replacing(out, "--out") as stream:
+            stream.write("id,title\n1,half")
+            raise KeyboardInterrupt
+    assert out.read_text() == "old export\n"
+    assert [path.name for path in out.parent.iterdir()] == ["items.csv"]

@@ -28,6 +28,7 @@ ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 def test_every_fixture_has_an_expectation() -> None:
     feeds = sorted(p.stem for p in FEEDS.glob("*.xml"))
     assert feeds == CASES
+    assert len(CASES) >= 10  # a moved folder would leave test_feed_fixture nothing to run
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -35,6 +35,13 @@ def imports_of(package: str) -> set[tuple[str, str]]:
     return found
 
 
+def test_the_import_check_sees_the_imports_it_checks():
+    """The check below passes when it finds no import at all (a moved package, a broken walk):
+    stiwatch/, which wires everything, must be seen importing every other package."""
+    assert {name.split(".")[0] for _, name in imports_of("stiwatch")} == OURS - {"stiwatch"}
+    assert all((ROOT / package / "__init__.py").is_file() for package in ALLOWED)
+
+
 @pytest.mark.parametrize("package", sorted(ALLOWED))
 def test_a_wing_imports_only_what_the_one_way_flow_allows(package):
     allowed = ALLOWED[package]

@@ -14,6 +14,14 @@ INVALID = sorted((FIXTURES / "registry" / "invalid").glob("*.toml"))
 VALID = sorted((FIXTURES / "registry" / "valid").glob("*.toml"))
 
 
+def test_every_registry_fixture_has_its_expectation():
+    """The parametrized tests below run once per file: an empty or moved folder (or an
+    .expected left without its .toml) would pass them by running nothing."""
+    assert len(INVALID) >= 5 and len(VALID) >= 2
+    folder = FIXTURES / "registry" / "invalid"
+    assert sorted(p.stem for p in folder.glob("*.expected")) == [p.stem for p in INVALID]
+
+
 @pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
 def test_invalid_registry_reports_every_problem_with_file_line_source_and_field(path: Path):
     expected = path.with_suffix(".expected").read_text().strip().replace("{file}", str(path))

@@ -216,6 +216,8 @@ RESEARCH_SECURITY = {"us-security", "jp-quantum"}  # the phrase, in either of th
     ("security OR galaxy NOT china", {"us-security", "jp-quantum", "us-discovery"}),
     ("(galaxy -telescope) OR quantum", QUANTUM),
     ("galaxy -telescope OR quantum", {"jp-quantum", "jp-semis"}),
+    # A -word beside an explicit NOT: both exclude (the -word is not dropped from the And).
+    ("quantum NOT semiconductor -telescope", {"jp-quantum"}),
     ("summary:(quantum OR galaxies)", {"jp-quantum"}),
     ("quantum OR galaxy", QUANTUM),
     ("quantum and", {"jp-quantum"}),  # lower-case "and" is a word, as in FTS5
@@ -317,6 +319,8 @@ UTC = {"STIWATCH_TIMEZONE": "UTC"}
     (UTC, ["--until", "2026-11-23T06:17"], BEFORE_0617 | {"at-0617"}),
     (UTC, ["--since", "2026-11-23 06:17", "--until", "2026-11-23T06:17"], {"at-0617"}),
     (UTC, ["--since", "2026-11-17", "--until", "2026-11-17"], {"late-17", "tokyo-18"}),
+    # until a DATE ends before the next day's first instant: midnight-23 is on the 23rd.
+    (UTC, ["--until", "2026-11-22"], {"late-17", "tokyo-18"}),
     # A DATE, and a date-time without an offset, are read in the `timezone` setting
     # (Asia/Tokyo by default), as the digest and trends count days.
     ({}, ["--since", "2026-11-18", "--until", "2026-11-18"], {"tokyo-18"}),

@@ -114,6 +114,36 @@ def test_cjk_search_combines_with_the_filters(db_path, ids):
         "zh-strategy", "us-discovery"}
 
 
+def test_a_story_ranks_by_its_best_match_also_when_that_is_a_japanese_copy(db_path):
+    """Latin items are ranked in items_fts, CJK ones in items_fts_cjk: a story whose best
+    match is its Japanese copy (the word in its title) ranks by that copy, shown as its
+    original, above a story that matches less well; not by its original's passing mention."""
+    with db.open_store(db_path) as store:
+        store.sync_sources(analysts_store.SOURCES[:2])
+        saved = store.save_items([
+            {"url": "https://mext.example/budget", "source_id": "mext-news",
+             "title": "Budget news", "language": "en",
+             "body": "The ministry published its budget. " * 5 + "A line on quantum."},
+            {"url": "https://nsf.example/budget-ja", "source_id": "nsf-news",
+             "title": "Quantum 量子 strategy", "language": "ja",
+             "body": "文部科学省 quantum quantum strategy"},
+            {"url": "https://mext.example/centre", "source_id": "mext-news",
+             "title": "Quantum computing centre opens", "language": "en",
+             "body": "A quantum computing centre opens with quantum funding."},
+            # other items, so that bm25 weighs "quantum" as the rare word it is
+            *({"url": f"https://mext.example/other-{n}", "source_id": "mext-news",
+               "title": f"Other news {n}", "body": "Nothing about that here."}
+              for n in range(20)),
+            *({"url": f"https://nsf.example/ja-{n}", "source_id": "nsf-news",
+               "title": f"記事 {n}", "body": "文部科学省の発表。"} for n in range(20)),
+        ])
+        original, copy, centre = (item_id for item_id, _ in saved[:3])
+        with store.write():
+            store.conn.execute("UPDATE items SET duplicate_of = ? WHERE id = ?", [original, copy])
+        rows = store.search("quantum")
+    assert [(row["id"], row["copies"]) for row in rows] == [(original, 1), (centre, 0)]
+
+
 def test_cjk_ranking_puts_title_matches_first_and_highlights_the_word(stiwatch, ids):
     result = stiwatch("search", "研究", "--format", "json")
     assert result.exit_code == 0, result.output

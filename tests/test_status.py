@@ -72,6 +72,17 @@ def test_status_json(stiwatch, db_path):
         ("a@example.org", "failed")]
 
 
+def test_a_failing_source_taken_out_of_the_registry_is_no_longer_listed(stiwatch, db_path):
+    """A source dropped from sources.toml is disabled (its items stay) and never crawled again:
+    its last failure is nothing for the operator to fix, so status stops listing it."""
+    analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        store.sync_sources([s for s in analysts_store.SOURCES if s["id"] != "ec-rtd"])
+    report = json.loads(stiwatch("status", "--json").output)
+    assert report["failing_sources"] == []
+    assert "ec-rtd" not in stiwatch("status").output
+
+
 def test_status_of_a_fresh_store(stiwatch, db_path):
     db.open_store(db_path).close()
     result = stiwatch("status")

@@ -67,6 +67,8 @@ def test_add_refuses_unknown_ids_and_bad_addresses(stiwatch, db_path):
         (["a@b"], "'a@b' is not a valid e-mail address"),
         (["a b@example.org"], "'a b@example.org' is not a valid e-mail address"),
         (["a@@example.org"], "is not a valid e-mail address"),
+        # two dots in a row: the local part's pattern lets them through, SMTP refuses them
+        (["ann..lee@example.org"], "'ann..lee@example.org' is not a valid e-mail address"),
     ]
     for args, message in cases:
         result = stiwatch("subscribers", "add", *args)

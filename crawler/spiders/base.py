@@ -20,7 +20,6 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Request, Response
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.defer import maybe_deferred_to_future
-from scrapy.utils.response import response_status_message
 from twisted.internet.error import TimeoutError as TxTimeoutError
 from twisted.python.failure import Failure
 
@@ -31,7 +30,7 @@ from ..extract import extract_article
 from ..text import looks_like_html
 from ..items import ROBOTS_FORBIDDEN, ArticleItem, Candidate, SourceEvent, with_note
 from ..middlewares import (META_VALIDATORS, CrawlStopped, HostPaused, RobotsUnavailable,
-                           restore_pauses, robots_rules)
+                           restore_pauses, robots_rules, status_message)
 from .listings import (ListingError, feed_listing, html_listing, response_headers,
                        sitemap_listing)
 
@@ -51,7 +50,7 @@ def describe_failure(failure: Failure, timeout: float | None = None,
     too_large = too_large_error(max_size)
     if isinstance(error, HttpError):
         response = error.response
-        return f"HTTP {response_status_message(response.status)}"
+        return f"HTTP {status_message(response.status)}"
     text = str(error).strip()
     if isinstance(error, RobotsUnavailable):
         cause = error.cause
