@@ -237,7 +237,9 @@ SETTINGS: tuple[Setting, ...] = (
             "incomplete chains, and browsers fetch the missing certificates where Scrapy does "
             "not).", _bool),
     # -- classifying
-    Setting("model_dir", _default_model_dir(), "Folder holding trained classifier models.",
+    Setting("model_dir", _default_model_dir(), "Folder holding trained classifier models. "
+            "One set here must exist (empty: the lexicon rules classify); only the default "
+            "may be missing (no model yet): a typo is refused, not read as no model.",
             path=True),
     Setting("domains_lexicon", "", "Analyst TOML file extending the technology-domain lexicon "
             "(empty: the bundled one only).", check=ExistingFile(), path=True),

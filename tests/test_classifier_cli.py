@@ -57,6 +57,7 @@ def tags(db_path: Path, item_id: int) -> dict[tuple[str, str], str]:
 
 
 def test_classify_without_model_uses_rules_and_says_so(stiwatch, store_path, tmp_path):
+    (tmp_path / "no-model").mkdir()  # a folder without a model (a missing one is refused)
     result = stiwatch("classify", "--model-dir", str(tmp_path / "no-model"))
     assert result.exit_code == 0, result.output
     assert f"no trained model in {tmp_path / 'no-model'}" in result.output
@@ -85,6 +86,50 @@ def test_classify_without_model_uses_rules_and_says_so(stiwatch, store_path, tmp
     assert ("0 items classified: none new since the last classify (the classifier was not "
             "loaded)") in again.output
     assert "Classifier:" not in again.output
+
+
+@pytest.mark.parametrize("how", ["option", "env", "config"])
+def test_a_named_model_folder_that_is_missing_is_an_error_not_the_rules(stiwatch, store_path,
+                                                                        tmp_path, how):
+    """`--model-dir /tmp/typo` classified with the lexicon rules, saying only "no trained model
+    in /tmp/typo": a named folder must exist; the error names it and where it was set."""
+    typo = tmp_path / "modles"
+    args, env, origin = {
+        "option": (["classify", "--model-dir", str(typo)], None, "option --model-dir"),
+        "env": (["classify"], {"STIWATCH_MODEL_DIR": str(typo)}, "env STIWATCH_MODEL_DIR"),
+        "config": (["--config", str(tmp_path / "s.toml"), "classify"], None,
+                   str(tmp_path / "s.toml")),
+    }[how]
+    (tmp_path / "s.toml").write_text(f"model_dir = {json.dumps(str(typo))}\n")
+    result = stiwatch(*args, env=env)
+    assert result.exit_code == 2
+    assert result.output == (
+        f"Error: {typo}: no such model folder (model_dir is set by {origin}): a mistyped "
+        "path? Create the folder to classify with the lexicon rules until `stiwatch train` "
+        "saves a model in it\n")
+    with db.open_store(store_path) as store:
+        assert store.unclassified_ids() == [1, 2, 3, 4]  # nothing was classified
+    assert not typo.exists()
+
+
+def test_a_model_folder_that_is_a_file_is_an_error_for_classify_and_evaluate(
+        stiwatch, store_path, tmp_path):
+    afile = tmp_path / "model.json"
+    afile.write_text("{}")
+    brief = _phd_brief(tmp_path)
+    for command in (["classify"], ["evaluate", str(brief)]):
+        result = stiwatch(*command, "--model-dir", str(afile))
+        assert result.exit_code == 2, result.output
+        assert result.output == (f"Error: {afile}: is a file, not a folder of trained models "
+                                 "(model_dir is set by option --model-dir)\n")
+    missing = stiwatch("evaluate", str(brief), "--model-dir", str(tmp_path / "typo"))
+    assert missing.exit_code == 2
+    assert missing.output.startswith(f"Error: {tmp_path / 'typo'}: no such model folder")
+    # --no-model reads no model: the folder is not looked for
+    assert stiwatch("evaluate", str(brief), "--no-model", "--model-dir",
+                    str(tmp_path / "typo")).exit_code == 0
+    with db.open_store(store_path) as store:
+        assert store.unclassified_ids() == [1, 2, 3, 4]
 
 
 def _policy_methods_of_weather_notes(stiwatch, db_path, languages):
@@ -187,6 +232,7 @@ def test_classify_store_keeps_the_garbage_collector_as_it_found_it(store_path):
 def test_analyst_tags_survive_reclassification_and_duplicates_follow(stiwatch, store_path,
                                                                      tmp_path):
     no_model = str(tmp_path / "none")
+    Path(no_model).mkdir()  # a folder without a model: the lexicon rules
     stiwatch("-q", "classify", "--model-dir", no_model)
     before = tags(store_path, 1)
     assert ("country", "US") not in before
@@ -222,6 +268,7 @@ def test_analyst_tags_survive_reclassification_and_duplicates_follow(stiwatch, s
 def test_classify_says_the_analysts_corrections_were_kept(stiwatch, store_path, tmp_path):
     """`classify --all` after `stiwatch tag`: the analyst sees the corrections survived it."""
     no_model = str(tmp_path / "none")
+    Path(no_model).mkdir()  # a folder without a model: the lexicon rules
     stiwatch("-q", "classify", "--model-dir", no_model)
     stiwatch("-q", "tag", "1", "--add", "area=research_security")
     stiwatch("-q", "tag", "3", "--remove", "country=JP")
@@ -241,6 +288,7 @@ def test_classify_says_the_analysts_corrections_were_kept(stiwatch, store_path, 
 
 def test_a_correction_taken_back_leaves_the_duplicates_too(stiwatch, store_path, tmp_path):
     no_model = str(tmp_path / "none")
+    Path(no_model).mkdir()  # a folder without a model: the lexicon rules
     stiwatch("-q", "classify", "--model-dir", no_model)
     stiwatch("-q", "tag", "1", "--add", "area=research_security", "--add", "country=US")
     result = stiwatch("classify", "--model-dir", no_model)
@@ -389,6 +437,7 @@ def test_a_copy_an_analyst_called_not_policy_copies_no_areas(stiwatch, store_pat
 
 def test_an_article_rewritten_by_its_site_is_classified_again(stiwatch, store_path, tmp_path):
     no_model = str(tmp_path / "none")
+    Path(no_model).mkdir()  # a folder without a model: the lexicon rules
     stiwatch("-q", "classify", "--model-dir", no_model)
     stiwatch("-q", "tag", "1", "--add", "area=research_security")
     stiwatch("-q", "classify", "--model-dir", no_model)  # the syndicated copy follows
@@ -422,6 +471,7 @@ def _search_ids(stiwatch, *args: str) -> list[int]:
 
 def test_regions_follow_the_countries_an_analyst_changes(stiwatch, store_path, tmp_path):
     no_model = str(tmp_path / "none")
+    Path(no_model).mkdir()  # a folder without a model: the lexicon rules
     stiwatch("-q", "classify", "--model-dir", no_model)
     assert _search_ids(stiwatch, "quantum", "--region", "europe") == []
 
@@ -595,6 +645,7 @@ def test_tag_says_what_changed_and_a_no_is_scored_as_one(stiwatch, store_path):
 
 def test_analyst_lexicon_files_change_the_tags(stiwatch, store_path, tmp_path):
     no_model = str(tmp_path / "none")
+    Path(no_model).mkdir()  # a folder without a model: the lexicon rules
     stiwatch("-q", "classify", "--model-dir", no_model)
     assert ("domain", "biotech_health") not in tags(store_path, 2)
     assert ("area", "research_security") not in tags(store_path, 1)
@@ -1054,6 +1105,7 @@ def test_classify_with_nothing_new_and_status_do_not_import_scikit_learn(stiwatc
     import subprocess
     import sys
 
+    (tmp_path / "no-model").mkdir()
     assert stiwatch("classify", "--model-dir", str(tmp_path / "no-model")).exit_code == 0
     for command in (["classify", "--model-dir", str(tmp_path / "no-model")], ["status"]):
         done = subprocess.run([sys.executable, "-X", "importtime", "-m", "stiwatch",

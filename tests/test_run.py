@@ -423,6 +423,31 @@ def test_a_model_loading_would_refuse_stops_a_run_before_it_crawls(
                                   "summary": message}]
 
 
+def test_a_missing_model_folder_the_settings_name_stops_a_run_before_it_crawls(
+        tmp_path: Path) -> None:
+    """A typo in model_dir made every scheduled run classify with the lexicon rules, unsaid
+    under --quiet; only the default folder may be absent (no model trained yet)."""
+    db, typo = tmp_path / "s.db", tmp_path / "modles"
+    message = (f"{typo}: no such model folder (model_dir is set by env STIWATCH_MODEL_DIR): a "
+               "mistyped path? Create the folder to classify with the lexicon rules until "
+               "`stiwatch train` saves a model in it")
+    with MockServer() as server:
+        policy_feed(server)
+        one_feed(db, tmp_path, "feed", server.url("/feed.xml"))
+        result = stiwatch(db, "--quiet", "run", env={"STIWATCH_MODEL_DIR": str(typo)})
+        requested = len(server.requested("/feed.xml"))
+        typo.mkdir()  # an existing folder without a model: the rules, as before
+        fixed = stiwatch(db, "--quiet", "run", env={"STIWATCH_MODEL_DIR": str(typo)})
+    assert (result.returncode, result.stderr) == (2, f"Error: {message}\n")
+    assert requested == 0
+    assert fixed.returncode == 0, fixed.stderr
+    runs = rows(db, "SELECT status, exit_code, steps FROM runs ORDER BY id")
+    assert [run[:2] for run in runs] == [("failed", 2), ("ok", 0)]
+    assert json.loads(runs[0][2]) == [{"step": "start", "ok": False, "status": "error",
+                                       "summary": message}]
+    assert rows(db, "SELECT method, value FROM tags WHERE facet = 'policy'") == [("rules", "1")]
+
+
 def test_a_damaged_model_file_stops_the_run_after_its_crawl_and_keeps_what_it_fetched(
         tmp_path: Path, trained_model: Path) -> None:
     """Only loading finds a model file damaged on disk (its metadata intact), and the model is

@@ -31,7 +31,8 @@ BUNDLED_NEWS = "news_labelled.jsonl"
 
 model_dir_option = click.option(
     "--model-dir", metavar="DIR",
-    help="Folder of the trained model [default: setting model_dir, $STIWATCH_MODEL_DIR].",
+    help="Folder of the trained model [default: setting model_dir, $STIWATCH_MODEL_DIR]; a "
+    "folder named here or in a setting must exist (empty: the lexicon rules).",
 )
 no_model_option = click.option(
     "--no-model", is_flag=True, help="Ignore any trained model: use the lexicon rules only.",
@@ -42,6 +43,24 @@ def _model_dir(app: App, option: str | None) -> Path:
     if option:
         app.settings.override("model_dir", option, "option --model-dir")
     return Path(app.settings["model_dir"])
+
+
+def model_folder(app: App, option: str | None = None) -> Path:
+    """The model folder classify, evaluate, run and demo read, refused (UserError, exit 2)
+    when it is a file, or when it does not exist and was named (--model-dir, the environment,
+    a settings file): a mistyped path would otherwise classify with the lexicon rules, saying
+    only "no trained model in PATH". Only the default folder may be absent: no model yet."""
+    folder = _model_dir(app, option)
+    origin = app.settings.origin("model_dir")
+    # os.path's tests answer False where Path's would raise (a name too long)
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        raise UserError(f"{folder}: is a file, not a folder of trained models (model_dir is "
+                        f"set by {origin})")
+    if origin != "default" and not os.path.isdir(folder):
+        raise UserError(f"{folder}: no such model folder (model_dir is set by {origin}): a "
+                        "mistyped path? Create the folder to classify with the lexicon rules "
+                        "until `stiwatch train` saves a model in it")
+    return folder
 
 
 LEXICON_SETTINGS = ("domains_lexicon", "areas_lexicon", "places_lexicon")
@@ -69,18 +88,21 @@ def check_classifier(app: App) -> "Lexicons":
     metadata (ModelError or ModelMismatch for a model made for other versions)."""
     from classifier.artifacts import check_saved_models
 
+    folder = model_folder(app)
     lexicons = load_lexicons(app)
-    check_saved_models(_model_dir(app, None))
+    check_saved_models(folder)
     return lexicons
 
 
 def load_classifier(app: App, model_dir: str | None = None, *, use_model: bool = True,
                     lexicons: "Lexicons | None" = None) -> "Classifier":
-    """The classifier with the configured model folder (rules only when it holds no model),
-    built on ``lexicons`` when they were loaded already (see check_classifier)."""
+    """The classifier with the configured model folder (rules only when it holds no model; a
+    named folder must exist, see model_folder), built on ``lexicons`` when they were loaded
+    already (see check_classifier)."""
     from classifier.pipeline import Classifier
 
-    return Classifier.load(_model_dir(app, model_dir), use_model=use_model,
+    folder = model_folder(app, model_dir) if use_model else _model_dir(app, model_dir)
+    return Classifier.load(folder, use_model=use_model,
                            lexicons=lexicons or load_lexicons(app),
                            rules_override=app.settings["area_rules_override"])
 
@@ -95,6 +117,8 @@ def run_classification(app: App, *, everything: bool = False, model_dir: str | N
     """
     # The store first: a missing database is one error line, not one after the classifier's.
     store = app.store()
+    if use_model:  # a mistyped folder is said before any work, not as "no trained model"
+        model_folder(app, model_dir)
     pending = len(store.unclassified_ids(everything=everything))
     if not pending:
         # Loading the model takes seconds; a scheduled classify with nothing new needs none of
@@ -148,7 +172,9 @@ def classify_command(app: App, everything: bool, model_dir: str | None, no_model
     """Tag items with policy relevance, policy areas, domains, countries and regions.
 
     Uses the trained model in the model folder when there is one (see `stiwatch train`),
-    otherwise the lexicon rules, and says which; with nothing to classify it loads neither
+    otherwise the lexicon rules, and says which. A folder named by --model-dir,
+    $STIWATCH_MODEL_DIR or the model_dir setting must exist (exit 2 naming it otherwise);
+    only the default one may be missing. With nothing to classify it loads neither
     (a saved model made for other versions is still refused, from its metadata) and says
     so. Tags an analyst set with `stiwatch tag` are never overwritten; near-duplicates
     inherit their original's tags.
@@ -439,6 +465,8 @@ def evaluate_command(app: App, file: str, model_dir: str | None, no_model: bool,
     """
     from classifier.evaluate import evaluate, read_eval_file
 
+    if not no_model:  # a mistyped model folder, before the file is read
+        model_folder(app, model_dir)
     # The file first: a wrong path or a bad line is one error, before loading the model.
     records = read_eval_file(file)
     classifier = load_classifier(app, model_dir, use_model=not no_model)

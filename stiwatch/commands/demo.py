@@ -21,6 +21,7 @@ from ..demo import build_site, serve
 from ..errors import UserError
 from ..output import echo_json
 from ..steps import classify_step, crawl_step, digest_step, run_step
+from .classify import model_folder
 
 # Left in every folder the demo makes: it rebuilds only folders that bear it (or are empty).
 MARKER = ".stiwatch-demo"
@@ -59,6 +60,7 @@ def demo_command(app: App, directory: Path, as_json: bool) -> None:
         # and whoever named it must not believe the demo ran on it
         raise UserError(f"{named}: the demo makes its own database in DIR/stiwatch.db, so "
                         "--db is not used: give --dir DIR instead")
+    model_folder(app)  # a mistyped model_dir setting, before the demo builds anything
     directory = directory.resolve()
     _claim(directory)
     db_path = directory / "stiwatch.db"

@@ -16,7 +16,7 @@ from ..app import App, pass_app
 from ..errors import UserError, as_user_error
 from ..output import echo_json
 from ..steps import classify_step, crawl_step, digest_step, run_step
-from .classify import check_classifier
+from .classify import check_classifier, model_folder
 from .crawl import EXIT_LOCKED, open_synced_store, take_run_lock
 
 log = logging.getLogger("stiwatch.run")
@@ -85,6 +85,9 @@ def _locked_run(app: App, with_digest: bool, as_json: bool, wait_lock: int,
 def _run(app: App, with_digest: bool, as_json: bool, outcome: dict) -> int:
     command = "run --digest" if with_digest else "run"
     try:
+        # A model folder that is named but not there is a typo: said before the registry is
+        # synced (check_classifier says it again, as it refuses the rest, after the sync).
+        model_folder(app)
         store = open_synced_store(app)
         # Checked before the crawl, so a bad lexicon file or a model this code would refuse
         # (made for another scikit-learn or taxonomy version) stops the run before it spends
