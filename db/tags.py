@@ -17,6 +17,12 @@ _NOT_OWN_VERDICT = ("(method != 'analyst' OR NOT EXISTS (SELECT 1 FROM analyst_l
                     " AND a.value = tags.value AND a.verdict = 1))")
 
 
+# Items waiting for the classifier, read from the partial index of the narrow table (the
+# CROSS JOIN fixes the order of the loops) rather than from every item's row.
+_WAITING = ("FROM item_classification c CROSS JOIN items i ON i.id = c.item_id"
+            " WHERE c.classified_at IS NULL")
+
+
 def _check(facet: str, value: str, method: str = "analyst") -> None:
     if facet not in FACETS:
         raise InvalidTag(f"unknown facet {facet!r} (expected one of: {', '.join(FACETS)})")
@@ -80,10 +86,13 @@ class TagsMixin:
         if everything:
             sql = "SELECT id FROM items ORDER BY duplicate_of IS NOT NULL, id"
         else:
-            sql = ("SELECT i.id FROM item_classification c CROSS JOIN items i"
-                   " ON i.id = c.item_id WHERE c.classified_at IS NULL"
-                   " ORDER BY i.duplicate_of IS NOT NULL, i.id")
+            sql = (f"SELECT i.id {_WAITING} ORDER BY i.duplicate_of IS NOT NULL, i.id")
         return [row[0] for row in self.conn.execute(sql)]
+
+    def count_unclassified(self) -> int:
+        """How many items wait for classification: those ``unclassified_ids()`` gives, which
+        `stiwatch classify` without --all tags (`stiwatch status` says so)."""
+        return self.scalar(f"SELECT count(*) {_WAITING}")
 
     def iter_to_classify(self, where: str = "1", *, everything: bool = False,
                          columns: str = "*", batch: int = 500) -> Iterator[dict]:

@@ -165,3 +165,24 @@ def test_a_crawl_runs_counters_that_are_not_zero_are_shown_whole(stiwatch, db_pa
     assert sorted(shown[2:]) == ["errors=9", "partial=1", "redirects=3", "sources_failed=9"]
     runs = json.loads(stiwatch("status", "--json").output)["runs"]
     assert runs[0]["stats"] == stats  # every counter, the zeros too
+
+
+def test_status_counts_the_items_waiting_for_classify(stiwatch, db_path, tmp_path):
+    """Freshly crawled items showed in search without tags and nothing said to classify."""
+    analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        store.save_items([
+            {"url": f"https://mext-news.example/new-{n}", "source_id": "mext-news",
+             "title": f"Quantum strategy update {n}", "body": "The ministry announced it.",
+             "published_at": analysts_store.ago(0), "language": "en"} for n in range(2)])
+    out = stiwatch("status").output
+    assert ("Items waiting for `stiwatch classify`: 2\n"
+            "  not yet tagged: search shows them without tags, and digests and trends leave "
+            "them out; run `stiwatch classify` (`stiwatch run` does it after each crawl)\n"
+            ) in out
+    assert json.loads(stiwatch("status", "--json").output)["unclassified_items"] == 2
+
+    assert stiwatch("classify", "--no-model").exit_code == 0
+    out = stiwatch("status").output
+    assert "Items waiting for `stiwatch classify`: none\n" in out and "not yet tagged" not in out
+    assert json.loads(stiwatch("status", "--json").output)["unclassified_items"] == 0

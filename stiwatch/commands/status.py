@@ -101,6 +101,9 @@ def gather(store, now: datetime, tz: tzinfo = timezone.utc) -> dict[str, Any]:
         "size_bytes": store.file_size(),
         "schema_version": store.schema_version,
         "items": store.scalar("SELECT count(*) FROM items"),
+        # Crawled but untagged: search shows them without tags, digests and trends leave them
+        # out until `stiwatch classify` (or the classify step of `stiwatch run`) tags them.
+        "unclassified_items": store.count_unclassified(),
         "scheduled_runs": scheduled,
         "runs": runs,
         "weeks": store.items_per_week(8, now.astimezone(tz).date(), tz),
@@ -127,7 +130,9 @@ def status_command(app: App, as_json: bool) -> None:
     long), sources that work but whose last crawl left a note (a moved feed, unreadable article
     pages, articles left for the next crawl), hosts paused until a time they asked for
     (Retry-After), digest deliveries still owed (pending, failed, or sending without an answer; not
-    those cancelled with `digest resolve --cancel`), the schema version and the database size.
+    those cancelled with `digest resolve --cancel`), the schema version and the database size,
+    and how many stored items wait for `stiwatch classify` (`unclassified_items` in --json):
+    crawled but not yet tagged.
     """
     store = app.existing_store()
     now = datetime.now(timezone.utc)
@@ -137,6 +142,12 @@ def status_command(app: App, as_json: bool) -> None:
         return
     click.echo(f"Database: {report['database']} ({_size(report['size_bytes'])}, schema version "
                f"{report['schema_version']}, {report['items']} items)")
+    waiting = report["unclassified_items"]
+    click.echo(f"Items waiting for `stiwatch classify`: {waiting or 'none'}")
+    if waiting:
+        click.echo("  not yet tagged: search shows them without tags, and digests and trends "
+                   "leave them out; run `stiwatch classify` (`stiwatch run` does it after "
+                   "each crawl)")
     click.echo("\nLast scheduled runs (`stiwatch run`):")
     if report["scheduled_runs"]:
         echo_table([{**run, "took": duration(run["duration_s"]) if run["duration_s"] is not None
