@@ -22,6 +22,8 @@ import pycountry
 
 from db.codes import country_hint
 
+from .urls import InvalidURL, canonicalize
+
 KINDS = ("feed", "html", "sitemap")
 ORG_TYPES = (
     "ministry", "funding_agency", "research_org", "intergovernmental", "news", "academy", "other",
@@ -230,6 +232,28 @@ def _at(path: str, line: int) -> str:
     return f"{path}:{line}" if line else path
 
 
+def _check_same_url(source: dict[str, Any], urls: dict[str, tuple[str, int]], label: str,
+                    where: str, line: int, problems: list[str]) -> None:
+    """A problem when an enabled source has the URL (in its canonical form: host case,
+    default port, fragment aside) of an earlier enabled one. A disabled source may share it:
+    it is not crawled (a renamed source's old id kept beside the new one)."""
+    url = source.get("url")
+    if not isinstance(url, str) or source.get("enabled", True) is not True:
+        return
+    try:
+        key = canonicalize(url)
+    except InvalidURL:
+        return  # reported as not an http(s) URL
+    if key in urls:
+        first, first_line = urls[key]
+        on = f" (line {first_line})" if first_line else ""
+        problems.append(f"{where}: {label}: field 'url': same url as source {first!r}{on}: "
+                        "it would be crawled twice, each article stored under whichever "
+                        "source read it first; keep one (or set enabled = false on the other)")
+    else:
+        urls[key] = (source["id"], line)
+
+
 def parse_registry(text: str, path: str = "<registry>") -> Registry:
     """Validate registry text; raise RegistryError listing every problem."""
     try:
@@ -252,6 +276,9 @@ def parse_registry(text: str, path: str = "<registry>") -> Registry:
         problems.append(f"{path}: no [[source]] tables")
     lines = _locate(text)
     seen: dict[str, int] = {}
+    # enabled sources by URL: two would crawl one feed twice, each article stored under
+    # whichever got it first (the other's count and health saying nothing true)
+    urls: dict[str, tuple[str, int]] = {}
     for index, source in enumerate(sources):
         header, fields = lines[index] if index < len(lines) else (0, {})
         label = f"source {source.get('id')!r}" if "id" in source else f"source #{index + 1}"
@@ -271,6 +298,8 @@ def parse_registry(text: str, path: str = "<registry>") -> Registry:
                 )
             else:
                 seen[source_id] = fields.get("id", header)
+                _check_same_url(source, urls, label, _at(path, fields.get("url", header)),
+                                fields.get("url", header), problems)
     if problems:
         raise RegistryError(problems)
     records = [{"enabled": True, "homepage": None, "links": None, **s} for s in sources]

@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tomllib
 
 from click.testing import CliRunner
 import pytest
@@ -79,6 +80,22 @@ def test_invalid_registry_exits_2_with_one_line_per_problem_and_writes_nothing(
     assert db_path.read_bytes() == before
 
 
+def test_two_enabled_sources_with_one_url_are_refused_and_nothing_is_written(
+        stiwatch, db_path: Path):
+    """Synced silently, they crawled one feed twice, each article stored under whichever
+    source read it first."""
+    assert stiwatch("init", "--sources", str(VALID / "minimal.toml")).exit_code == 0
+    before = db_path.read_bytes()
+    path = INVALID / "duplicate_url.toml"
+    result = stiwatch("sources", "sync", str(path))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: {path}:24: source 'nsf-all': field 'url': same url as source 'nsf-news' "
+        "(line 4): it would be crawled twice, each article stored under whichever source read "
+        "it first; keep one (or set enabled = false on the other)\n")
+    assert db_path.read_bytes() == before
+
+
 def test_sources_sync_disables_what_left_the_file(stiwatch, db_path: Path):
     stiwatch("init", "--sources", str(VALID / "all_kinds.toml"))
     result = stiwatch("sources", "sync", str(VALID / "minimal.toml"), "--json")
@@ -129,7 +146,8 @@ def test_sources_check_reports_each_status_and_exits_1_on_failure(
     assert ok_only.exit_code == 0 and "1 of 1 sources answered and can be crawled" in ok_only.stdout
 
 
-def test_sources_check_reads_each_listing_as_its_kind(stiwatch, http_server, tmp_path: Path):
+def test_sources_check_reads_each_listing_as_its_kind(stiwatch, http_server, tmp_path: Path,
+                                                     db_path: Path):
     """A newcomer's registry: a feed URL that is the newsroom's web page, a listing selector
     that matches nothing, a sitemap URL that is a web page. Each answers 200; `check` used to
     call them all fine, and the first crawl then stored nothing."""
@@ -160,7 +178,11 @@ def test_sources_check_reads_each_listing_as_its_kind(stiwatch, http_server, tmp
     feed = gzip.compress((http_server.root / "feed.xml").read_bytes())
     http_server.route("/gzipped.xml")(lambda handler: handler.send_body(
         200, feed, "application/rss+xml", headers={"Content-Encoding": "gzip"}))
-    stiwatch("sources", "sync", str(reg))
+    # Written to the store as they are: several of these sources share a URL (one document
+    # read as each kind), which `sources sync` refuses, as a crawl would read it twice.
+
+    with db.open_store(db_path, create=True) as store:
+        store.sync_sources(tomllib.loads(reg.read_text())["source"])
 
     result = stiwatch("sources", "check", "--json")
 

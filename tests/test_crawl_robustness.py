@@ -207,7 +207,8 @@ def test_sources_that_failed_alike_share_one_mention_of_the_error(stiwatch, http
                                                                     tmp_path):
     _misbehaving(http_server)
     reg = registry(tmp_path / "sources.toml", [
-        {"id": name, "kind": "feed", "url": http_server.url("/broken.xml")}
+        # one route, three URLs: a registry refuses two enabled sources with one URL
+        {"id": name, "kind": "feed", "url": http_server.url(f"/broken.xml?feed={name}")}
         for name in ("first", "second", "third")] + [
         {"id": "fourth", "kind": "feed", "url": http_server.url("/gone.xml")}])
     assert stiwatch("sources", "sync", str(reg)).exit_code == 0
@@ -225,7 +226,8 @@ def test_a_failed_crawl_of_many_sources_names_ten_and_counts_the_rest(stiwatch, 
     _misbehaving(http_server)
     names = [f"source-{n:02d}" for n in range(1, 13)]
     reg = registry(tmp_path / "sources.toml", [
-        {"id": name, "kind": "feed", "url": http_server.url("/nothing-here.xml")}
+        # one route, a URL each: a registry refuses two enabled sources with one URL
+        {"id": name, "kind": "feed", "url": http_server.url(f"/nothing-here.xml?feed={name}")}
         for name in names])
     result = stiwatch("-q", "crawl", "--sources", str(reg), env=FAST)
     assert result.exit_code == 1

@@ -50,7 +50,8 @@ def sync_command(app: App, file: str, as_json: bool) -> None:
       [[source]]
       id = "jst-press"                # unique: small letters, digits, -
       name = "JST: press releases"
-      url = "https://www.jst.go.jp/rss/press.xml"   # feed, listing page or sitemap
+      url = "https://www.jst.go.jp/rss/press.xml"   # feed, listing page or sitemap;
+                                      # one enabled source per URL
       kind = "feed"                   # feed | html | sitemap
       country = "JP"                  # ISO 3166-1 alpha-2 (GB, not UK), EU or international
       language = "ja"                 # ISO 639-1 (ja, not jp)
