@@ -191,6 +191,13 @@ class TrendReport:
     def rows(self, facet: str) -> list[TrendRow]:
         return self.facets.get(facet, [])
 
+    def watched(self) -> list[bool]:
+        """For each of ``weeks``: whether the store watched it (the week of its first story or
+        a later one). A week before holds 0 stories because nobody looked, not because it was
+        quiet. ISO week labels (2026-W05) sort as the weeks do."""
+        return [self.first_week is not None and label >= self.first_week
+                for label in self.weeks]
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -181,6 +181,9 @@ def test_trends_command_formats_and_chart(trend_store, stiwatch, db_path, tmp_pa
     # an average of 2 stories a week or more: the table gives the change in per cent too
     table = [line.split() for line in stiwatch(*args).output.splitlines()]
     assert ["Governance", "0", "1", "2", "3", "2", "5", "2", "+3", "(+150%)", "up"] in table
+    # every week shown was watched (the first story is in W40): its 0 is a quiet week
+    assert ("Totals: 2026-W42=0, 2026-W43=5, 2026-W44=8, 2026-W45=7, 2026-W46=6, "
+            "2026-W47=8\n") in stiwatch(*args).output
 
     result = stiwatch(*args, "--format", "csv", "--by", "country")
     rows = list(csv.DictReader(io.StringIO(result.output)))
@@ -259,12 +262,17 @@ def test_trends_command_of_a_young_store_averages_the_weeks_it_watched(db_path, 
             "(2026-W46; earlier weeks were not watched)") in result.output
     # a per cent of an average of 1 is noise that reads as news: the table gives stories only
     # (as the digest does); JSON keeps the raw change_pct
-    assert ["Governance", "0", "1", "5", "1", "+4", "up"] in [
+    # W45, before the first story, was not watched: "-", not a 0 that reads as a quiet week
+    assert ["Governance", "-", "1", "5", "1", "+4", "up"] in [
         line.split() for line in result.output.splitlines()]
+    assert ("Totals: 2026-W45=-, 2026-W46=1, 2026-W47=5 (-: before the store's first story, "
+            "not watched)\n") in result.output
     assert "%" not in result.output
     data = json.loads(stiwatch("trends", "--week", "2026-W47", "--format", "json").output)
     gov = next(r for r in data["rows"] if r["value"] == "governance")
     assert (gov["previous_mean"], gov["change_pct"]) == (1.0, 400)
+    # numbers for scripts, with the week before which nothing was watched
+    assert data["first_week"] == "2026-W46" and data["totals"][-3:] == [0, 1, 5]
     data = json.loads(stiwatch("trends", "--week", "2026-W46", "--format", "json").output)
     gov = next(r for r in data["rows"] if r["value"] == "governance")
     assert (gov["direction"], gov["previous_mean"], gov["change_pct"]) == ("unknown", 0.0, None)
@@ -278,6 +286,11 @@ def test_trends_command_of_an_empty_store_says_it_holds_nothing(db_path, stiwatc
     result = stiwatch("trends", "--week", "2026-W47")
     assert result.exit_code == 0, result.output
     assert "AVG4: none: the store holds no story yet;" in result.output
+    totals = next(line for line in result.output.splitlines() if line.startswith("Totals: "))
+    assert "=0" not in totals and totals.endswith("2026-W47=- (-: before the store's first "
+                                                  "story, not watched)")
+    assert json.loads(stiwatch("trends", "--week", "2026-W47", "--format", "json").output
+                      )["first_week"] is None
     assert result.output.splitlines()[-1] == (
         "Rising terms: none yet: nothing earlier in the store to compare with.")
 

@@ -45,8 +45,10 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
     in per cent only where that mean is at least 2 items a week, as the digest does; JSON
     and CSV carry every change_pct. Weeks before the store's
     first dated item were not watched: they are left out of the mean, not counted as zeros
-    (with none left, direction is unknown and no term rises). These are the same numbers
-    as the digest's trends section.
+    (with none left, direction is unknown and no term rises), and the table shows them as
+    "-" (in its rows and Totals); JSON and CSV keep numbers there (0), and JSON's first_week
+    names the store's first watched week (null: none yet). These are the same numbers as the
+    digest's trends section.
 
     \b
     Examples:
@@ -73,7 +75,9 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
                  "counts are the week so far.", err=True)
     if fmt == "json":
         echo_json({
+            # first_week: weeks before it were not watched (their counts stay numbers, 0)
             "by": facet, "week": report.week, "weeks": report.weeks, "totals": report.totals,
+            "first_week": report.first_week,
             "rows": [row.__dict__ for row in rows],
             "rising_terms": [term.__dict__ for term in report.rising],
         })
@@ -85,6 +89,8 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
         echo_csv(flat, columns, bom=bom)
     else:
         shown = report.weeks[-min(len(report.weeks), 8):]
+        # A week before the store's first story shows "-": a 0 there reads as a quiet week.
+        watched = dict(zip(report.weeks, report.watched()))
         columns = ["name", *[w.split("-")[1] for w in shown], "avg4", "change", "direction"]
         table = []
         for row in rows:
@@ -92,8 +98,8 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
                     "change": f"{row.change:+g}" + ("" if row.telling_pct is None
                                                     else f" ({row.telling_pct:+d}%)"),
                     "direction": row.direction}
-            line.update({w.split("-")[1]: n for w, n in zip(report.weeks, row.series)
-                         if w in shown})
+            line.update({w.split("-")[1]: n if watched[w] else "-"
+                         for w, n in zip(report.weeks, row.series) if w in shown})
             table.append(line)
         if report.history == 4:
             mean = f"mean of the 4 weeks before {report.week}"
@@ -111,8 +117,10 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
         if len(shown) < len(report.weeks):
             click.echo(f"(the last {len(shown)} of {len(report.weeks)} weeks shown; "
                        "--format csv or json gives every week)")
-        click.echo("Totals: " + ", ".join(f"{w}={n}" for w, n in zip(report.weeks,
-                                                                       report.totals)))
+        click.echo("Totals: " + ", ".join(f"{w}={n if watched[w] else '-'}"
+                                          for w, n in zip(report.weeks, report.totals))
+                   + ("" if all(watched.values()) else
+                      " (-: before the store's first story, not watched)"))
         if report.rising:
             click.echo("Rising terms: " + ", ".join(
                 f"{t.written} ({t.this_week}, was {t.previous_mean:g}/week)" for t in report.rising))
