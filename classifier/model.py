@@ -680,7 +680,7 @@ def train(
 
     themes_count = sum(len(names) for names in theme_groups.values())
     say(f"cross-validating {len(jobs_list)} models ({themes_count} of them for STIP themes) "
-        f"on {jobs} threads")
+        f"on {jobs} thread{'' if jobs == 1 else 's'}")
     tasks = []
     for name, rows, y, c in jobs_list:
         splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)

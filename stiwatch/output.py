@@ -35,6 +35,13 @@ def spreadsheet_text(value: Any) -> Any:
         return "'" + value
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """A count with its noun in the number it takes: ``1 item``, ``0 items``, ``2 items``
+    (``plural`` where an "s" is wrong: ``counted(n, "delivery", "deliveries")``). Messages
+    had said "1 items classified", "1 errors"."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""

@@ -18,6 +18,7 @@ from digest.weeks import last_complete_week, parse_week
 
 from .app import App
 from .errors import UserError
+from .output import counted
 
 
 class StepFailed(Exception):
@@ -58,9 +59,9 @@ def crawl_step(app: App) -> dict[str, Any]:
         "step": "crawl", "run_id": report.run_id, "status": report.status,
         "sources": len(report.sources), "ok_sources": report.ok_sources, **totals,
         "failing": [s.id for s in report.sources if s.errors and s.status != "ok"],
-        "summary": (f"{report.ok_sources} of {len(report.sources)} sources, {totals['new']} new, "
-                    f"{totals['duplicates']} duplicates, {totals['partial']} partial, "
-                    f"{totals['errors']} errors"),
+        "summary": (f"{report.ok_sources} of {counted(len(report.sources), 'source')}, "
+                    f"{totals['new']} new, {counted(totals['duplicates'], 'duplicate')}, "
+                    f"{totals['partial']} partial, {counted(totals['errors'], 'error')}"),
     }
     failure = every_source_failed(report)
     if failure:

@@ -62,7 +62,7 @@ def test_classify_without_model_uses_rules_and_says_so(stiwatch, store_path, tmp
     assert result.exit_code == 0, result.output
     assert f"no trained model in {tmp_path / 'no-model'}" in result.output
     assert ("4 items classified with lexicon rules (no trained model) "
-            "(1 duplicates inherited their original's tags)") in result.output
+            "(1 duplicate inherited its original's tags)") in result.output
     first = tags(store_path, 1)
     assert first[("policy", "1")] == "rules"
     assert first[("country", "JP")] == "gazetteer"
@@ -293,7 +293,7 @@ def test_a_correction_taken_back_leaves_the_duplicates_too(stiwatch, store_path,
     stiwatch("-q", "tag", "1", "--add", "area=research_security", "--add", "country=US")
     result = stiwatch("classify", "--model-dir", no_model)
     # the copy only: the other items keep their tags
-    assert "1 items classified" in result.output and "(1 duplicates" in result.output
+    assert "1 item classified" in result.output and "(1 duplicate inherited its" in result.output
     assert "items/s" not in result.output  # no rate from copying tags alone
     assert tags(store_path, 4)[("area", "research_security")] == "analyst"
     assert ("region", "north_america") in tags(store_path, 4)
@@ -428,7 +428,7 @@ def test_a_copy_an_analyst_called_not_policy_copies_no_areas(stiwatch, store_pat
     stiwatch("-q", "tag", "4", "--remove", "area=governance")
     result = stiwatch("classify", "--no-model")
     assert result.exit_code == 0, result.output
-    assert "1 items classified" in result.output and "0 policy-relevant" in result.output
+    assert "1 item classified" in result.output and "0 policy-relevant" in result.output
     copy = tags(store_path, 4)
     assert copy[("policy", "0")] == "analyst"
     assert not [f for f, _ in copy if f == "area"]
@@ -456,7 +456,7 @@ def test_an_article_rewritten_by_its_site_is_classified_again(stiwatch, store_pa
     result = stiwatch("classify", "--model-dir", no_model)
     assert result.exit_code == 0, result.output
     # the article, then its syndicated copy from the new tags
-    assert "2 items classified" in result.output and "(1 duplicates" in result.output
+    assert "2 items classified" in result.output and "(1 duplicate inherited" in result.output
     after = tags(store_path, 1)
     assert ("country", "DE") in after and ("region", "europe") in after
     assert after[("area", "research_security")] == "analyst"
@@ -1074,7 +1074,7 @@ def test_a_correction_made_while_classify_runs_keeps_its_mark(stiwatch, store_pa
                                     brief, [("policy", "1")])
     assert tags(store_path, brief) == {("policy", "1"): "analyst"}
     result = stiwatch("classify", "--no-model")
-    assert "1 items classified" in result.output, result.output
+    assert "1 item classified" in result.output, result.output
     assert tags(store_path, brief)[("area", "research_security")] == "rules"
     assert report["changed"] == 1
 
@@ -1092,7 +1092,7 @@ def test_a_copy_keeps_its_mark_when_its_original_is_corrected_while_classify_cop
     assert tags(store_path, 4) == tags(store_path, 1)
     assert tags(store_path, 4)[("area", "research_security")] == "analyst"
     result = stiwatch("classify", "--no-model")
-    assert "(1 duplicates inherited" in result.output, result.output
+    assert "(1 duplicate inherited its original's tags)" in result.output, result.output
     assert tags(store_path, 4) == tags(store_path, 1)
     assert report["changed"] == 1 and report["inherited"] == 0
 

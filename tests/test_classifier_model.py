@@ -313,6 +313,7 @@ def test_train_skips_a_folders_files_without_entries_but_not_all_of_them(stiwatc
                       "--no-bundled-news", "--model-dir", str(folder))
     assert result.exit_code == 0, result.output
     assert "train: 72 initiatives, 15 feed negatives" in result.output
+    assert " on 1 thread\n" in result.output  # it said "on 1 threads"
     assert f"train: skipped {feeds / 'html_page_not_feed.xml'}" in result.output
     meta = json.loads((folder / "model.json").read_text())
     assert meta["training_data"]["negative_feeds"] == ["news.rss"]

@@ -53,7 +53,7 @@ def test_init_again_keeps_the_operators_registry(stiwatch, db_path: Path, tmp_pa
     again = stiwatch("init")
     assert again.exit_code == 0, again.output
     assert again.stdout.splitlines()[1] == (
-        "Kept the store's registry (1 enabled sources are not in the bundled one, e.g. "
+        "Kept the store's registry (1 enabled source is not in the bundled one, e.g. "
         "our-agency); sync a file with --sources FILE or the `sources` setting.")
     with db.open_store(db_path) as store:
         assert [s["id"] for s in store.list_sources(enabled_only=True)] == ["our-agency"]
@@ -143,7 +143,7 @@ def test_sources_check_reports_each_status_and_exits_1_on_failure(
     user_agents = {r.headers["user-agent"] for r in http_server.requests}
     assert len(user_agents) == 1 and user_agents.pop().startswith("stiwatch/")
     ok_only = stiwatch("sources", "check", "--source", "up")
-    assert ok_only.exit_code == 0 and "1 of 1 sources answered and can be crawled" in ok_only.stdout
+    assert ok_only.exit_code == 0 and "1 of 1 source answered and can be crawled" in ok_only.stdout
 
 
 def test_sources_check_reads_each_listing_as_its_kind(stiwatch, http_server, tmp_path: Path,

@@ -210,7 +210,7 @@ def test_a_long_retry_after_is_kept_for_the_crawls_that_start_before_it_ends(
                               f"until {pause['not_before']}")
     result = stiwatch("crawl", env=env)
     assert f"paused until {pause['not_before']}" in result.output
-    assert "1 of 1 sources crawled" in result.output  # the host's wish, not a failure
+    assert "1 of 1 source crawled" in result.output  # the host's wish, not a failure
     [health] = rows(db_path, "SELECT consecutive_failures FROM sources")
     assert health["consecutive_failures"] == 0
     status = stiwatch("status").output  # where the operator looks first

@@ -107,7 +107,7 @@ def test_dry_run_writes_files_and_records_nothing(store, stiwatch, isolated_env,
                       env=smtp.settings_env())
     assert result.exit_code == 0, result.output
     assert "3 sent to the outbox (dry run)" in result.output
-    assert "3 message(s) written to outbox/dry-run/2026-W47" in result.output
+    assert "3 messages written to outbox/dry-run/2026-W47" in result.output
     assert len(list((isolated_env / "outbox" / "dry-run" / "2026-W47").glob("*.eml"))) == 3
     assert not (isolated_env / "outbox" / "2026-W47").exists()
     assert smtp.messages == []

@@ -9,6 +9,7 @@ import json
 import pytest
 
 import analysts_store
+import db
 
 
 @pytest.fixture
@@ -32,12 +33,23 @@ def test_jsonl_to_stdout_has_every_item_with_tags(stiwatch, ids):
     assert copy["duplicate_of"] == ids["eu-open"]
 
 
+def test_one_item_exported_is_said_in_the_singular(stiwatch, db_path, tmp_path):
+    with db.open_store(db_path) as store:
+        store.sync_sources(analysts_store.SOURCES[:1])
+        store.save_items([{"url": "https://mext-news.example/one", "source_id": "mext-news",
+                           "title": "Budget", "body": "The budget was announced."}])
+    out = tmp_path / "one.jsonl"
+    result = stiwatch("export", "--format", "jsonl", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert f"Exported 1 item to {out}." in result.output  # not "1 item(s)"
+
+
 def test_csv_to_a_file_with_since(stiwatch, ids, tmp_path):
     out = tmp_path / "items.csv"
     since = analysts_store.ago(15)[:10]
     result = stiwatch("export", "--format", "csv", "--since", since, "--out", str(out))
     assert result.exit_code == 0
-    assert f"Exported 5 item(s) to {out}." in result.output
+    assert f"Exported 5 items to {out}." in result.output
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert {int(r["id"]) for r in rows} == {ids[k] for k in ("jp-quantum", "us-security",
                                                               "eu-open", "eu-open-copy",

@@ -469,7 +469,7 @@ def test_a_damaged_model_file_stops_the_run_after_its_crawl_and_keeps_what_it_fe
     first = json.loads(runs[0][2])
     assert [(s["step"], s["ok"]) for s in first] == [("crawl", True), ("classify", False)]
     assert first[0]["new"] == 1 and first[1]["summary"] == error.removeprefix("Error: ")
-    assert json.loads(runs[1][2])[1]["summary"].startswith("1 items classified with model ")
+    assert json.loads(runs[1][2])[1]["summary"].startswith("1 item classified with model ")
 
 
 def test_a_run_classifies_new_items_with_the_model_and_loads_none_with_nothing_new(
@@ -488,7 +488,7 @@ def test_a_run_classifies_new_items_with_the_model_and_loads_none_with_nothing_n
     assert f"Classifier: model {version} (trained " in first.stderr
     classify = json.loads(first.stdout)["steps"][1]
     assert classify["model"] == version
-    assert classify["summary"].startswith(f"1 items classified with model {version} ")
+    assert classify["summary"].startswith(f"1 item classified with model {version} ")
     assert rows(db, "SELECT method, value FROM tags WHERE facet = 'policy'") == [("model", "1")]
 
     assert second.returncode == 0, second.stderr

@@ -100,7 +100,7 @@ def test_a_story_found_by_its_copy_shows_the_copy(stiwatch, db_path):
     lines = result.output.splitlines()
     assert lines[1].split()[:3] == [str(ids["copy-nsf"]), "2026-11-12", "nsf-news"]
     assert lines[1].split()[-1] == "+2"
-    assert "**windfall**" in lines[2] and lines[-1] == "1 item(s)."
+    assert "**windfall**" in lines[2] and lines[-1] == "1 item."
     [row] = search_json(stiwatch, "quantum", "--source", "nsf-news")
     assert (row["id"], row["duplicate_of"], row["copies"]) == (ids["copy-nsf"], ids["original"], 2)
 
@@ -147,7 +147,7 @@ def test_table_and_csv_output(stiwatch, ids):
     assert "Japan launches national quantum strategy" in lines[1]
     assert "**quantum**" in result.output.lower() and "https://mext-news.example/jp-quantum" in \
         result.output
-    assert "1 item(s)." in result.output
+    assert "1 item." in result.output
     result = stiwatch("search", "quantum", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(result.output)))
     assert rows[0]["title"] == "Japan launches national quantum strategy"
@@ -155,9 +155,9 @@ def test_table_and_csv_output(stiwatch, ids):
 
 
 @pytest.mark.parametrize("limit, footer", [
-    ("2", "2 item(s) (the first 2: raise --limit for more)."),
-    ("3", "3 item(s)."),  # exactly as many as match: no more to raise the limit for
-    ("4", "3 item(s)."),
+    ("2", "2 items (the first 2: raise --limit for more)."),
+    ("3", "3 items."),  # exactly as many as match: no more to raise the limit for
+    ("4", "3 items."),
 ])
 def test_footer_hints_at_more_only_when_more_match(stiwatch, ids, limit, footer):
     result = stiwatch("search", "quantum", "--limit", limit)
@@ -503,9 +503,9 @@ def test_filters_alone_as_a_table_with_the_limit_hint(stiwatch, ids):
     assert lines[0].split() == ["ID", "DATE", "SOURCE", "TITLE", "COPIES"]
     assert "Japan launches national quantum strategy" in lines[1]
     assert lines[2] == "    MEXT sets out a ten-year quantum technology strategy with new funding."
-    assert lines[-1] == "2 item(s) (the first 2: raise --limit for more)."
+    assert lines[-1] == "2 items (the first 2: raise --limit for more)."
     assert stiwatch("search", "--policy", "--limit", "5").output.splitlines()[-1] == \
-        "5 item(s)."
+        "5 items."
     result = stiwatch("search", "--country", "CN", "--area", "open_science")
     assert result.exit_code == 0 and result.output == "No items match these filters.\n"
 

@@ -14,7 +14,7 @@ from db.tags import FACETS
 
 from ..app import App, pass_app
 from ..errors import UserError
-from ..output import echo_json, echo_table
+from ..output import counted, echo_json, echo_table
 
 # The model modules load scikit-learn: imported inside the commands that need them, so every
 # other command starts quickly.
@@ -149,13 +149,15 @@ def run_classification(app: App, *, everything: bool = False, model_dir: str | N
     rate = (f", {report.classified / report.seconds:.0f} items/s"
             if report.classified and report.seconds else "")
     result["summary"] = (
-        f"{report.classified + report.inherited} items classified with {used}"
-        f" ({report.inherited} duplicates inherited their original's tags), "
+        f"{counted(report.classified + report.inherited, 'item')} classified with {used}"
+        f" ({counted(report.inherited, 'duplicate')} inherited "
+        f"{'its' if report.inherited == 1 else 'their'} original's tags), "
         f"{report.policy} policy-relevant{rate}"
-        + (f"; the analyst corrections of {report.corrected} "
-           f"item{'' if report.corrected == 1 else 's'} kept" if report.corrected else "")
-        + (f"; {report.changed} items changed while being classified (an analyst's correction,"
-           " a new text) are left for the next classify" if report.changed else "")
+        + (f"; the analyst corrections of {counted(report.corrected, 'item')} kept"
+           if report.corrected else "")
+        + (f"; {counted(report.changed, 'item')} changed while being classified (an analyst's "
+           f"correction, a new text) {'is' if report.changed == 1 else 'are'} left for the "
+           "next classify" if report.changed else "")
     )
     return result
 
@@ -229,7 +231,7 @@ def _feed_negatives(paths: tuple[str, ...], say: Callable[[str], None]
                 except FeedFileError as error:
                     say(f"skipped {error}")
             if not any(Path(file) in read for file in found):
-                raise UserError(f"{path}: none of its {len(found)} feed files "
+                raise UserError(f"{path}: none of its {counted(len(found), 'feed file')} "
                                 f"({', '.join(FEED_PATTERNS)}) has entries to use as "
                                 "non-policy news")
         elif os.path.isfile(path):
@@ -334,8 +336,9 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
     labelled = labelled_samples(
         _labelled_news(labelled_files, bundled_news, bool(feeds), taxonomy), taxonomy)
     samples += labelled
-    say(f"{len(examples)} initiatives, {sum(s.origin == 'feed' for s in samples)} feed "
-        f"negatives, {len(analyst)} analyst-labelled items, {len(labelled)} labelled news")
+    say(f"{counted(len(examples), 'initiative')}, "
+        f"{counted(sum(s.origin == 'feed' for s in samples), 'feed negative')}, "
+        f"{counted(len(analyst), 'analyst-labelled item')}, {len(labelled)} labelled news")
     digest = file_sha256(stip_file)
     rules = RuleTagger.load(app.settings["areas_lexicon"] or None)
     model = train(samples, taxonomy=taxonomy, data_sha256=digest, folds=folds,
@@ -389,11 +392,11 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
     if "countries" in meta:
         learnt = meta["countries"]["training_counts"]
         by_countries = f", {learnt['analyst'] + learnt['analyst_removals']} for countries"
-    analysts = (f"the analysts' corrections of {len(corrected)} items "
+    analysts = (f"the analysts' corrections of {counted(len(corrected), 'item')} "
                 f"({counts.get('analyst', 0)} for relevance and areas{by_countries})"
                 if corrected else "no analyst corrections (none in the store)")
-    click.echo(f"  learnt from {counts.get('stip', 0)} initiatives, "
-               f"{counts.get('feed_negatives', 0)} feed negatives, "
+    click.echo(f"  learnt from {counted(counts.get('stip', 0), 'initiative')}, "
+               f"{counted(counts.get('feed_negatives', 0), 'feed negative')}, "
                f"{counts.get('labelled', 0)} labelled news and {analysts}")
     if policy:
         click.echo(f"  relevance (cv): precision {policy['precision']:.3f}, "
@@ -476,7 +479,7 @@ def evaluate_command(app: App, file: str, model_dir: str | None, no_model: bool,
     if as_json:
         echo_json(result)
         return
-    click.echo(f"{result['n']} items, classifier {result['model_version']}")
+    click.echo(f"{counted(result['n'], 'item')}, classifier {result['model_version']}")
     if "policy" in result:
         click.echo("\npolicy")
         echo_table([_shown({"facet": "policy", **result["policy"]})],
@@ -498,7 +501,8 @@ def evaluate_command(app: App, file: str, model_dir: str | None, no_model: bool,
         wrong = result["errors"]
         # the total, and whether the list is all of it: "the first 4" of 4 read as "more"
         shown = "" if len(wrong) == result["wrong"] else f" (the first {len(wrong)})"
-        click.echo(f"\n{result['wrong']} of {result['n']} items classified wrong{shown}:"
+        click.echo(f"\n{result['wrong']} of {counted(result['n'], 'item')} classified wrong"
+                   f"{shown}:"
                    if wrong else "\nno item classified wrong")
         for row in wrong:
             click.echo(f"{row['id']}: {row['title'][:70]}")

@@ -14,7 +14,7 @@ import db
 from .. import interrupts
 from ..app import App, pass_app
 from ..errors import UserError
-from ..output import echo_json, echo_table
+from ..output import counted, echo_json, echo_table
 from ..progress import Progress
 
 SUMMARY_COLUMNS = ["source", "status", "new", "duplicates", "updated", "partial", "unchanged",
@@ -186,10 +186,11 @@ def crawl_command(app: App, sources_file: str | None, source_ids: tuple[str, ...
         forbidden = totals.get("robots_forbidden", 0)
         robots = f", {forbidden} forbidden by robots.txt" if forbidden else ""
         app.echo(
-            f"{report.ok_sources} of {len(report.sources)} sources crawled: "
-            f"{totals['new']} new, {totals['duplicates']} duplicates, {totals['updated']} updated, "
-            f"{totals['partial']} partial{robots}, {totals['unchanged']} unchanged, "
-            f"{totals['errors']} errors (run {report.run_id}, {report.status})."
+            f"{report.ok_sources} of {counted(len(report.sources), 'source')} crawled: "
+            f"{totals['new']} new, {counted(totals['duplicates'], 'duplicate')}, "
+            f"{totals['updated']} updated, {totals['partial']} partial{robots}, "
+            f"{totals['unchanged']} unchanged, {counted(totals['errors'], 'error')} "
+            f"(run {report.run_id}, {report.status})."
         )
     if report.store_error:
         raise UserError(f"the crawl stopped: {report.store_error}")

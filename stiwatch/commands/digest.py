@@ -15,7 +15,7 @@ from .. import interrupts
 from ..app import App, pass_app
 from ..errors import UserError
 from ..files import output_file, write_output
-from ..output import echo_json, echo_table
+from ..output import counted, echo_json, echo_table
 
 WEEK_HELP = "ISO week such as 2026-W47 in the `timezone` setting [default: the last complete week]."
 
@@ -110,7 +110,7 @@ def send_command(app: App, week: str | None, dry_run: bool, partial_week: bool,
         _print_report(app, report)
     if report.aborted:
         owed = len(report.unreachable) + len(report.waiting)
-        raise UserError(f"{report.aborted}; {owed} digest{'' if owed == 1 else 's'} of "
+        raise UserError(f"{report.aborted}; {counted(owed, 'digest')} of "
                         f"{report.week} stay owed for the next run (`stiwatch digest status` "
                         "shows them)", exit_code=1)
     if not report.ok:
@@ -145,7 +145,7 @@ def _print_report(app: App, report) -> None:  # noqa: ANN001
                    "arrived, or `--resend`)")
     if report.files:
         folder = Path(report.files[0]).parent
-        app.echo(f"{len(report.files)} message(s) written to {folder}")
+        app.echo(f"{counted(len(report.files), 'message')} written to {folder}")
     if report.subscribers == 0:
         click.echo("No active subscribers: add one with `stiwatch subscribers add EMAIL`.")
     elif not (report.sent or report.skipped or report.retry or report.failed or report.waiting
@@ -216,7 +216,7 @@ def _resend_all_failed(app: App, week) -> None:  # noqa: ANN001
     report = resend_failed(app.store(), week)
     n = len(report.resent)
     if n:
-        app.echo(f"{week.label}: {n} failed deliver{'y' if n == 1 else 'ies'} owed again "
+        app.echo(f"{week.label}: {counted(n, 'failed delivery', 'failed deliveries')} owed again "
                  f"({', '.join(report.resent)}); the next `stiwatch digest send --week "
                  f"{week.label}` or `stiwatch run --digest` sends {'it' if n == 1 else 'them'}.")
     else:

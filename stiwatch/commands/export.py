@@ -13,7 +13,9 @@ from digest.weeks import zone
 
 from ..app import App, pass_app
 from ..files import output_file, replacing
-from ..output import bom_option, utf8_stdout, wants_bom, write_csv, writing_stdout
+from ..output import (
+    bom_option, counted, utf8_stdout, wants_bom, write_csv, writing_stdout,
+)
 from ..params import Moment
 from .search import DATE_HELP
 
@@ -79,6 +81,6 @@ def export_command(app: App, fmt: str, since: str | None, out: str | None,
         target = output_file(Path(out), "--out")
         with replacing(target, "--out") as stream:
             count = write_items(rows, stream, fmt, bom)
-        app.echo(f"Exported {count} item(s) to {target}.", err=True)
+        app.echo(f"Exported {counted(count, 'item')} to {target}.", err=True)
     if out is None and count == 0:
         app.echo("No items to export.", err=True)

@@ -15,7 +15,9 @@ from digest.weeks import zone
 
 from ..app import App, pass_app
 from ..errors import UserError
-from ..output import bom_option, echo_csv, echo_json, printable, table, wants_bom
+from ..output import (
+    bom_option, counted, echo_csv, echo_json, printable, table, wants_bom,
+)
 from ..params import Moment
 
 COLUMNS = ["id", "url", "title", "source_id", "source_name", "published_at", "score", "copies",
@@ -227,4 +229,4 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
     else:
         echo_results(rows, tty=sys.stdout.isatty(), tz=tz)
         hint = f" (the first {limit}: raise --limit for more)" if more else ""
-        app.echo(f"{len(rows)} item(s){hint}.")
+        app.echo(f"{counted(len(rows), 'item')}{hint}.")

@@ -9,7 +9,7 @@ import db
 from db.docs import markdown
 
 from ..app import App, pass_app
-from ..output import echo_json, echo_table
+from ..output import counted, echo_json, echo_table
 
 
 @click.command("init")
@@ -36,13 +36,15 @@ def init_command(app: App, sources_file: str | None) -> None:
         bundled = {source["id"] for source in registry.sources}
         own = [s["id"] for s in store.list_sources(enabled_only=True) if s["id"] not in bundled]
         if own:
-            app.echo(f"Kept the store's registry ({len(own)} enabled sources are not in the "
+            app.echo(f"Kept the store's registry ({counted(len(own), 'enabled source')} "
+                     f"{'is' if len(own) == 1 else 'are'} not in the "
                      f"bundled one, e.g. {own[0]}); sync a file with --sources FILE or the "
                      "`sources` setting.")
             return
     report = store.sync_sources(registry.sources)
     app.echo(
-        f"Synced {len(registry.sources)} sources from {registry.path}: {len(report.added)} added, "
+        f"Synced {counted(len(registry.sources), 'source')} from {registry.path}: "
+        f"{len(report.added)} added, "
         f"{len(report.updated)} updated, {len(report.disabled)} disabled."
     )
 

@@ -19,7 +19,7 @@ from crawler.spiders.listings import ListingError, check_listing
 
 from ..app import App, pass_app
 from ..errors import UserError
-from ..output import display_width, echo_json, echo_table
+from ..output import counted, display_width, echo_json, echo_table
 from ..params import Seconds
 
 LIST_WIDTH = 50
@@ -231,6 +231,7 @@ def check_command(app: App, source_ids: tuple[str, ...], timeout: float, as_json
         table = [{**r, "result": r["found"] if r["ok"] else r["error"]} for r in rows]
         echo_table(table, ["id", "kind", "status", "ms", "result"], max_width=400)
         failed = sum(not r["ok"] for r in rows)
-        app.echo(f"{len(rows) - failed} of {len(rows)} sources answered and can be crawled.")
+        app.echo(f"{len(rows) - failed} of {counted(len(rows), 'source')} answered and can be "
+                 "crawled.")
     if any(not r["ok"] for r in rows):
         raise SystemExit(1)

@@ -10,7 +10,7 @@ import click
 from digest.weeks import zone
 
 from ..app import App, pass_app
-from ..output import echo_json, echo_table
+from ..output import counted, echo_json, echo_table
 
 
 def _parse(stamp: str | None) -> datetime | None:
@@ -141,7 +141,7 @@ def status_command(app: App, as_json: bool) -> None:
         echo_json(report)
         return
     click.echo(f"Database: {report['database']} ({_size(report['size_bytes'])}, schema version "
-               f"{report['schema_version']}, {report['items']} items)")
+               f"{report['schema_version']}, {counted(report['items'], 'item')})")
     waiting = report["unclassified_items"]
     click.echo(f"Items waiting for `stiwatch classify`: {waiting or 'none'}")
     if waiting:

@@ -16,7 +16,7 @@ from digest.errors import InvalidSubscriber
 from digest.message import name_problem
 
 from ..app import App, pass_app
-from ..output import echo_json, echo_table
+from ..output import counted, echo_json, echo_table
 
 COLUMNS = ("email", "name", *db.FILTERS)  # of a subscribers CSV
 FACETS = db.FILTER_FACETS
@@ -216,7 +216,7 @@ def import_command(app: App, file: Path) -> None:
         raise InvalidSubscriber(f"{file}: no such file")
     subscribers = read_csv(file)
     created = app.store(create=True).save_subscribers(subscribers)
-    app.echo(f"{len(subscribers)} subscribers imported from {file}: "
+    app.echo(f"{counted(len(subscribers), 'subscriber')} imported from {file}: "
              f"{len(created)} added, {len(subscribers) - len(created)} updated.")
 
 
