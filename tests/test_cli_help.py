@@ -185,7 +185,7 @@ def test_the_systemd_units_in_operations_md_verify(tmp_path):
             r"`/etc/systemd/system/(\S+)`:\n\n```ini\n" + re.escape(block), text)
         units[name.group(1)] = block.replace("/opt/stiwatch/.venv/bin/stiwatch", stiwatch)
     assert set(units) == {"stiwatch-run.service", "stiwatch-run.timer", "stiwatch-digest.timer",
-                          "stiwatch-serve.service"}
+                          "stiwatch-backup.service", "stiwatch-serve.service"}
     for name, block in units.items():
         (tmp_path / name).write_text(block)
     result = subprocess.run(["systemd-analyze", "verify", "--man=no",
