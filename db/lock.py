@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import pwd
 from pathlib import Path
 import time
 from types import TracebackType
@@ -40,6 +41,11 @@ class FileLock:
             blocking = next((a for a in self.path.parents if a.exists() and not a.is_dir()), None)
             reason = (f"{blocking} is a file, not a folder" if blocking is not None
                       else error.strerror or str(error))
+            if isinstance(error, PermissionError) and blocking is None:
+                # Most often a folder made by root (or a command run as root) that the
+                # service user cannot write: name the user, as the fix is an owner or a mode.
+                reason += (f": user {_user()} may not create or open it; check the owner "
+                           "and mode of the file and of its folder")
             raise LockUnusable(f"{self.path}: cannot use it as a lock file ({reason})") from None
         deadline = time.monotonic() + wait
         while True:
@@ -81,3 +87,11 @@ class FileLock:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.release()
+
+
+def _user() -> str:
+    """The name of the user this process runs as (its uid when it has no name)."""
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())

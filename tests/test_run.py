@@ -7,7 +7,9 @@ import gzip
 import json
 import os
 from pathlib import Path
+import pwd
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -517,6 +519,45 @@ def test_a_lock_file_that_cannot_be_used_is_one_error(tmp_path: Path, lock_file:
         "(lock_file is set by env STIWATCH_LOCK_FILE); this run did nothing"]
     assert not db.exists()
 
+
+
+def _as_unprivileged(command: list[str]) -> list[str]:
+    """``command`` as it runs for a user whom file modes bind: root ignores them unless it
+    gives up CAP_DAC_OVERRIDE (setpriv); skipped when neither can be had."""
+    if os.geteuid() != 0:
+        return command
+    setpriv = shutil.which("setpriv")
+    caps = "-dac_override,-dac_read_search"
+    if setpriv is None or subprocess.run([setpriv, f"--bounding-set={caps}", "true"],
+                                         capture_output=True).returncode != 0:
+        pytest.skip("needs a user whom file modes bind (setpriv, as root)")
+    return [setpriv, f"--inh-caps={caps}", f"--ambient-caps={caps}", f"--bounding-set={caps}",
+            *command]
+
+
+def test_a_lock_file_in_a_folder_the_user_cannot_write_says_what_to_check(
+        tmp_path: Path) -> None:
+    """`install -d -o stiwatch /var/lib/stiwatch/models` leaves /var/lib/stiwatch root's: the
+    run said only "(Permission denied)", not what to look at nor as whom it ran."""
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    folder.chmod(0o555)
+    lock = folder / "run.lock"
+    command = _as_unprivileged([sys.executable, "-m", "stiwatch", "--db",
+                                str(tmp_path / "s.db"), "--quiet", "run"])
+    try:
+        result = subprocess.run(command, env={**os.environ, **FAST, "STIWATCH_LOCK_FILE":
+                                              str(lock)}, capture_output=True, text=True,
+                                timeout=60)
+    finally:
+        folder.chmod(0o755)
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"Error: {lock}: cannot use it as a lock file (Permission denied: user {user} may not "
+        "create or open it; check the owner and mode of the file and of its folder) (lock_file "
+        "is set by env STIWATCH_LOCK_FILE); this run did nothing"]
+    assert not lock.exists()
 
 
 @pytest.fixture
