@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 
 import analysts_store
 import db
@@ -143,3 +147,32 @@ def test_backup_never_replaces_a_file_sqlite_keeps_beside_the_database(stiwatch,
         writer.close()
     with db.open_store(db_path, readonly=True) as store:
         assert store.scalar("SELECT title FROM items WHERE id = 1") == "kept in the WAL"
+
+
+def test_a_backup_stopped_by_sigterm_leaves_no_partial_copy(db_path, tmp_path):
+    """systemd stops a unit with SIGTERM (`systemctl stop`, a shutdown, TimeoutStartSec):
+    the backup died at once, leaving its `.stiwatch-...db.*.tmp`, as large as the store, in
+    the backup folder for good (the pruning `find ... -name 'stiwatch-*.db'` never sees it)."""
+    analysts_store.build(db_path)
+    # Enough pages that copying and checking them takes a while to catch in the act.
+    conn = sqlite3.connect(db_path)
+    conn.execute("CREATE TABLE ballast (b BLOB)")
+    conn.executemany("INSERT INTO ballast VALUES (randomblob(1000000))", [()] * 300)
+    conn.commit()
+    conn.close()
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    backup = subprocess.Popen([sys.executable, "-m", "stiwatch", "--db", str(db_path),
+                               "--quiet", "backup", f"{folder}/"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(folder.glob(".*.tmp")) and backup.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    assert backup.poll() is None, "the backup ended before it could be stopped"
+    backup.send_signal(signal.SIGTERM)
+    _, stderr = backup.communicate(timeout=60)
+
+    assert backup.returncode == 143, stderr
+    assert stderr.splitlines() == ["Error: interrupted by SIGTERM"]
+    assert list(folder.iterdir()) == []

@@ -13,6 +13,7 @@ import click
 
 from db.files import SIDE_FILES
 
+from .. import interrupts
 from ..app import App, pass_app
 from ..errors import UserError
 
@@ -27,7 +28,8 @@ def backup_command(app: App, dest: str, force: bool) -> None:
     Safe while a crawl or digest is writing: the copy is one consistent snapshot. If DEST is a
     folder, or ends with / (the folder is then created if missing), the copy is named
     stiwatch-YYYYmmddTHHMMSSZ.db inside it. The copy is checked
-    (PRAGMA quick_check) before it takes its final name, so DEST is never a half-written file.
+    (PRAGMA quick_check) before it takes its final name, so DEST is never a half-written file;
+    stopped by SIGTERM or Ctrl-C, it removes its partial copy (exit 143 or 130).
     """
     target = Path(dest)
     # A trailing slash says "folder" even before it exists, as the documented cron line
@@ -57,30 +59,33 @@ def backup_command(app: App, dest: str, force: bool) -> None:
             raise UserError(f"{target.parent}: cannot create the folder "
                             f"({error.strerror or error})") from None
     started = time.monotonic()
-    try:
-        handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                        suffix=".tmp")
-    except OSError as error:
-        raise UserError(f"{target}: cannot write: {error.strerror or error}") from None
-    os.close(handle)
-    try:
+    # SIGTERM (systemctl stop, a shutdown) ends the copy as Ctrl-C does, through the cleanup
+    # below: its default action left the temporary copy, as large as the store, for good.
+    with interrupts.sigterm_as_interrupt():
         try:
-            store.backup(temp)
-        except (OSError, sqlite3.Error) as error:  # the disk filled up, the folder went away
-            raise UserError(f"{target}: cannot write: {error}") from None
-        check = sqlite3.connect(temp)
+            handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                            suffix=".tmp")
+        except OSError as error:
+            raise UserError(f"{target}: cannot write: {error.strerror or error}") from None
+        os.close(handle)
         try:
-            verdict = check.execute("PRAGMA quick_check").fetchone()[0]
-            # One self-contained file: fold the copy's WAL back in and leave rollback mode.
-            check.execute("PRAGMA journal_mode = DELETE")
-        finally:
-            check.close()
-        if verdict != "ok":
-            raise UserError(f"{target}: the copy failed its integrity check ({verdict})", 1)
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+            try:
+                store.backup(temp)
+            except (OSError, sqlite3.Error) as error:  # the disk filled up, the folder went away
+                raise UserError(f"{target}: cannot write: {error}") from None
+            check = sqlite3.connect(temp)
+            try:
+                verdict = check.execute("PRAGMA quick_check").fetchone()[0]
+                # One self-contained file: fold the copy's WAL back in and leave rollback mode.
+                check.execute("PRAGMA journal_mode = DELETE")
+            finally:
+                check.close()
+            if verdict != "ok":
+                raise UserError(f"{target}: the copy failed its integrity check ({verdict})", 1)
+            os.replace(temp, target)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
     size = target.stat().st_size
     app.echo(f"Backed up {app.db_path} (schema version {store.schema_version}) to {target}: "
              f"{size / 1e6:.1f} MB in {time.monotonic() - started:.1f}s.")
