@@ -111,6 +111,8 @@ def test_structure_headers_and_inline_chart(store, settings):
     # By default the unsubscribe request goes to the mail_from address, not a placeholder host.
     assert msg["List-Unsubscribe"] == "<mailto:digest@agency.example?subject=unsubscribe>"
     assert "List-Unsubscribe-Post" not in msg
+    # Marked as an automatic bulk mailing: no out-of-office replies (docs/operations.md).
+    assert (msg["Auto-Submitted"], msg["Precedence"]) == ("auto-generated", "bulk")
     first = msg["Message-ID"]
     assert first.startswith("<digest-2026-W47-") and first.endswith("@agency.example>")
     _, again = build_message(store, settings)
