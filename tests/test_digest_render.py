@@ -207,6 +207,21 @@ def test_chart_alt_text_is_true_to_the_chart_and_the_table_below(store, settings
         assert (int(this_week), float(average)) == (row.this_week, row.previous_mean)
 
 
+@pytest.mark.parametrize("weeks, says, not_says", [
+    # a store as old as the chart: nothing blank to explain
+    ((36, 46, 47), "2026-W36 to 2026-W47 (12 weeks), one line per area", "blank"),
+    # one week before this one: its count is the comparison, not "the 1-week average"
+    ((46, 47), "this week's count and last week's count for each area", "1-week average"),
+], ids=["store-as-old-as-the-chart", "one-week-of-history"])
+def test_chart_alt_text_says_only_what_is_so(db_path, weeks, says, not_says):
+    s = build(db_path, [story(f"https://x.example/{week}",
+                              f"{date.fromisocalendar(2026, week, 3)}T03:00:00Z",
+                              areas=["governance"]) for week in weeks])
+    [alt] = parse_html(render_html(compose(prepare_week(s, WEEK), None, load_settings(environ={})),
+                                   chart_src="c.png")).alts
+    assert says in alt and not_says not in alt, alt
+
+
 def test_crawled_text_is_escaped_and_only_http_links_survive(store, settings):
     _, msg = build_message(store, settings)
     html = msg.get_payload()[0].get_payload()[1].get_content()
