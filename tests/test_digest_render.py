@@ -460,6 +460,26 @@ def test_trends_of_a_young_store_do_not_count_unwatched_weeks_as_quiet(db_path, 
             " ".join(part.split()))
 
 
+def test_trends_of_a_store_three_weeks_old_say_so_and_mark_a_new_area(db_path, settings):
+    # Three weeks before this one: still fewer than the 4 the average is made of, so the
+    # sentence says where the store begins; an area with no report before this week is new.
+    s = build(db_path, [
+        *[story(f"https://x.example/w{week}", f"{date.fromisocalendar(2026, week, 3)}T03:00:00Z",
+                source="us-nsf", title=f"Governance review {week}", areas=["governance"])
+          for week in (44, 45, 46, 47)],
+        story("https://x.example/sec", "2026-11-18T01:00:00Z", source="jp-mext",
+              title="Research security rules", areas=["research_security"]),
+    ])
+    s.save_subscribers([{"email": "aiko@example.org"}])
+    _, msg = build_message(s, settings)
+    text = " ".join(msg.get_payload()[0].get_payload()[0].get_content().split())
+    html = parse_html(msg.get_payload()[0].get_payload()[1].get_content())
+    assert ("in the previous 3 weeks (the store begins in 2026-W44: weeks before it are not "
+            "counted as quiet)") in text
+    [row] = [row for row in html.rows if row[0] == "Research security"]
+    assert row[-1].endswith("(new)"), row
+
+
 def test_preview_command_writes_html_and_chart(store, stiwatch, tmp_path):
     store.close()
     out = tmp_path / "preview" / "digest.html"
