@@ -89,6 +89,14 @@ def test_backup_errors(stiwatch, db_path, tmp_path):
     assert result.exit_code == 2 and "no such folder" in result.output
     result = stiwatch("backup", "--force", str(db_path))
     assert result.exit_code == 2 and "the database itself" in result.output
+    # ...however it is spelt: through "..", or through a link to it
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.db").symlink_to(db_path)
+    before = db_path.read_bytes()
+    for other_spelling in (db_path.parent / "sub" / ".." / db_path.name, tmp_path / "link.db"):
+        result = stiwatch("backup", "--force", str(other_spelling))
+        assert result.exit_code == 2 and "the database itself" in result.output
+    assert db_path.read_bytes() == before
     # a name the file system takes, but not with the temporary copy's prefix and suffix
     long_name = tmp_path / ("b" * 250 + ".db")
     result = stiwatch("backup", str(long_name))

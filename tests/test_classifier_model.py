@@ -206,6 +206,20 @@ def test_damaged_model_file_is_a_clear_error(trained, tmp_path: Path):
         load_model(copy)
 
 
+def test_a_model_file_from_another_save_is_a_clear_error(trained, tmp_path: Path):
+    """model.json and model.joblib of two saves (a save interrupted between them, or one file
+    copied over from another folder): the model would be loaded under the wrong metadata."""
+    _model, folder = trained
+    copy = tmp_path / "mixed"
+    copy.mkdir()
+    (copy / "model.joblib").write_bytes((folder / "model.joblib").read_bytes())
+    meta = json.loads((folder / "model.json").read_text())
+    meta["version"] = "another-save"
+    (copy / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="does not match model.json.*retrain"):
+        load_model(copy)
+
+
 def test_a_truncated_model_file_is_a_clear_error(trained, tmp_path: Path):
     """A model file cut short (a full disk while copying it) is one error, not a traceback."""
     _model, folder = trained

@@ -45,6 +45,18 @@ def test_gzip_is_read_whatever_the_name_and_limit_counts_initiatives(tmp_path: P
     assert [e.id for e in examples] == [f"stip2021-{90001 + i}" for i in range(10)]
 
 
+def test_flags_written_as_floats_read_as_flags(tmp_path: Path):
+    # An export that went through pandas writes its theme flags as 0.0 and 1.0.
+    import re
+
+    text = SMALL.read_text(encoding="utf-8")
+    floats = tmp_path / "floats.csv"
+    floats.write_text(re.sub(r"(?<=,)([01])(?=,|$)", r"\1.0", text, flags=re.MULTILINE),
+                      encoding="utf-8")
+    assert [(e.id, e.areas) for e in read_stip(floats)] == [
+        (e.id, e.areas) for e in read_stip(SMALL)]
+
+
 def _write(tmp_path: Path, text: str, name: str = "bad.csv") -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")

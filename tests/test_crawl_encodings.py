@@ -184,3 +184,22 @@ def test_a_page_with_stray_control_characters_keeps_its_text(stiwatch, http_serv
     assert item["status"] == "complete", item["fetch_error"]
     assert "The ministry announced[0m a national strategy for research funding" in item["body"]
     assert item["title"] == "Ministry strategy"
+
+
+def test_a_short_page_takes_the_language_its_server_declares(stiwatch, http_server, tmp_path,
+                                                             db_path):
+    """Too short for language identification and no lang attribute: the Content-Language
+    header says what it is, before the source's registry language (here English)."""
+    build_site(http_server)
+    body = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Neue Förderrichtlinie"
+            "</title></head><body><article><p>Das Ministerium fördert Quantenforschung.</p>"
+            "</article></body></html>").encode("utf-8")
+    source = one_page_source(http_server, "kurz", body, folder="short", language="en")
+    http_server.routes["/short/kurz.html"] = lambda handler: handler.send_body(
+        200, body, "text/html; charset=utf-8", headers={"Content-Language": "de-DE"})
+    reg = registry(tmp_path / "sources.toml", [source])
+
+    assert stiwatch("crawl", "--sources", str(reg), env=FAST).exit_code == 0
+
+    [item] = rows(db_path, "SELECT language FROM items")
+    assert item["language"] == "de"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 import subprocess
 import sys
 from pathlib import Path
@@ -110,6 +111,74 @@ def test_sitemap_index_that_lists_itself_ends(stiwatch, http_server, tmp_path, d
     assert json.loads(result.stdout)["sources"][0]["new"] == 2
     assert len(http_server.requested("/loop_index.xml")) == 2  # the root, and itself once
     assert len(http_server.requested("/sitemap_news.xml")) == 1
+
+
+def test_a_news_entry_published_long_ago_is_old_however_recently_modified(stiwatch, http_server,
+                                                                         tmp_path, db_path):
+    # news:publication_date says when the story came out; a <lastmod> of this week (a typo
+    # fixed, a tag added) does not make a 2015 story news again.
+    base = build_site(http_server)
+    (http_server.root / "edited.xml").write_text(
+        "<?xml version='1.0'?><urlset xmlns='http://www.sitemaps.org/schemas/sitemap/0.9' "
+        "xmlns:news='http://www.google.com/schemas/sitemap-news/0.9'>"
+        f"<url><loc>{base}/news/flaky.html</loc><lastmod>{date.today().isoformat()}</lastmod>"
+        "<news:news><news:publication_date>2015-03-01T10:00:00Z</news:publication_date>"
+        "</news:news></url>"
+        f"<url><loc>{base}/news/budget.html</loc><lastmod>{date.today().isoformat()}</lastmod>"
+        "</url></urlset>")
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "edited", "kind": "sitemap", "url": f"{base}/edited.xml"}])
+
+    result = stiwatch("crawl", "--sources", str(reg), "--json", env=FAST)
+
+    assert json.loads(result.stdout)["sources"][0]["new"] == 1
+    assert [r["url"] for r in rows(db_path, "SELECT url FROM items")] == [
+        f"{base}/news/budget.html"]
+    assert not http_server.requested("/news/flaky.html")
+
+
+def test_a_sitemap_lastmod_of_a_month_is_read_as_its_last_day(stiwatch, http_server, tmp_path,
+                                                              db_path):
+    # <lastmod>2026-10</lastmod> (W3C Datetime allows it) may mean October 31st: with a window
+    # that reaches back into last month, last month's entry is recent, the month before's not.
+    base = build_site(http_server)
+    today = date.today()
+    last_month = today.replace(day=1) - timedelta(days=1)
+    before = last_month.replace(day=1) - timedelta(days=1)
+    (http_server.root / "monthly.xml").write_text(
+        "<?xml version='1.0'?><urlset xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'>"
+        f"<url><loc>{base}/news/budget.html</loc><lastmod>{last_month:%Y-%m}</lastmod></url>"
+        f"<url><loc>{base}/news/flaky.html</loc><lastmod>{before:%Y-%m}</lastmod></url>"
+        "</urlset>")
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "monthly", "kind": "sitemap", "url": f"{base}/monthly.xml"}])
+    env = {**FAST, "STIWATCH_SITEMAP_MAX_AGE_DAYS": str(today.day + 1)}
+
+    result = stiwatch("crawl", "--sources", str(reg), "--json", env=env)
+
+    assert result.exit_code == 0, result.output
+    assert [r["url"] for r in rows(db_path, "SELECT url FROM items")] == [
+        f"{base}/news/budget.html"]
+
+
+def test_a_listing_page_that_links_to_itself_is_no_article(stiwatch, http_server, tmp_path,
+                                                           db_path):
+    # A newsroom's "page 1" link (or its own heading) matched by the links selector: the
+    # listing page itself must not be stored as a story.
+    base = build_site(http_server)
+    (http_server.root / "news-list.html").write_text(
+        "<html><body><ul class='news'>"
+        f"<li><a href='{base}/news-list.html'>Latest news</a></li>"
+        "<li><a href='/news/budget.html'>Budget</a></li></ul></body></html>")
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "paged", "kind": "html", "url": f"{base}/news-list.html", "links": "ul.news a"}])
+
+    result = stiwatch("crawl", "--sources", str(reg), "--json", env=FAST)
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["sources"][0]["new"] == 1
+    assert [r["url"] for r in rows(db_path, "SELECT url FROM items")] == [
+        f"{base}/news/budget.html"]
 
 
 def test_gzipped_sitemap_file(stiwatch, http_server, tmp_path, db_path):

@@ -153,13 +153,15 @@ def test_a_feed_that_moved_permanently_is_noted_on_the_source(stiwatch, http_ser
 
 def test_feed_entries_without_links_are_noted_on_the_source(stiwatch, http_server, tmp_path,
                                                             db_path):
-    # Entries without a usable link were dropped in silence: the source said "ok".
+    # Entries without a usable link were dropped in silence: the source said "ok". An entry
+    # that repeats another's link is skipped too, but it is no missing link: not counted.
     base = build_site(http_server)
     notices = rss([
         "<item><title>Call for proposals closes</title><description>No page for this one."
         "</description></item>",
         "<item><title>Office closed on Friday</title><guid isPermaLink='false'>n-17</guid></item>",
         f"<item><title>Budget</title><link>{base}/news/budget.html</link></item>",
+        f"<item><title>Budget (repeat)</title><link>{base}/news/budget.html</link></item>",
     ])
     http_server.route("/notices.xml")(
         lambda handler: handler.send_body(200, notices, "application/rss+xml"))
@@ -169,7 +171,7 @@ def test_feed_entries_without_links_are_noted_on_the_source(stiwatch, http_serve
     result = stiwatch("crawl", "--sources", str(reg), env=FAST)
 
     assert result.exit_code == 0, result.output
-    note = "2 of 3 entries have no usable link and were skipped"
+    note = "2 of 4 entries have no usable link and were skipped"
     [line] = [line for line in result.output.splitlines() if line.startswith("notices")]
     assert " ok " in line and note in line
     [source] = rows(db_path, "SELECT last_flag FROM sources")

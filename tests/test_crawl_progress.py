@@ -84,6 +84,22 @@ def test_quiet_crawl_draws_no_progress(tmp_path: Path, slow_source: Path) -> Non
     assert "crawl:" not in terminal and "elapsed" not in terminal
 
 
+def test_a_crawl_whose_stderr_is_no_terminal_draws_no_progress(tmp_path: Path,
+                                                              slow_source: Path) -> None:
+    # cron mails stderr and a pipe keeps it: redrawn lines there are noise, so the line is
+    # drawn only on a terminal, even without --quiet.
+    env = {**os.environ, "STIWATCH_DOWNLOAD_DELAY": "0", "STIWATCH_RETRY_TIMES": "0"}
+    db = tmp_path / "s.db"
+    subprocess.run([sys.executable, "-m", "stiwatch", "--db", str(db), "sources", "sync",
+                    str(slow_source)], check=True, capture_output=True, env=env, timeout=60)
+    result = subprocess.run([sys.executable, "-m", "stiwatch", "--db", str(db), "crawl"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "slow" in result.stdout
+    assert "crawl:" not in result.stderr and "elapsed" not in result.stderr
+    assert "\r" not in result.stderr
+
+
 def test_eta_counts_from_the_first_article_not_from_the_listings(monkeypatch) -> None:
     """A crawl reads listings (and robots.txt) before its first article is stored: seconds
     that say nothing of how long the articles take. The demo showed `ETA 13m54s` after its

@@ -106,3 +106,12 @@ def test_demo_refuses_any_folder_with_files_it_did_not_make(stiwatch, tmp_path: 
     assert result.exit_code == 2 and "give it a new or empty folder" in result.stderr
     assert (folder / "site" / "index.html").read_text(encoding="utf-8") == "<p>my own site</p>"
     assert sorted(p.name for p in folder.iterdir()) == ["site"]
+
+
+def test_demo_takes_an_empty_folder_the_user_made(stiwatch, tmp_path: Path):
+    # Its refusal says "give it a new or empty folder": an empty one must then be taken.
+    folder = tmp_path / "demo-new"
+    folder.mkdir()
+    result = stiwatch("demo", "--dir", str(folder))
+    assert result.exit_code == 0, result.output
+    assert (folder / "stiwatch.db").exists() and (folder / ".stiwatch-demo").exists()

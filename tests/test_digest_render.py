@@ -111,6 +111,8 @@ def test_structure_headers_and_inline_chart(store, settings):
     # By default the unsubscribe request goes to the mail_from address, not a placeholder host.
     assert msg["List-Unsubscribe"] == "<mailto:digest@agency.example?subject=unsubscribe>"
     assert "List-Unsubscribe-Post" not in msg
+    # Marked as an automatic bulk mailing: no out-of-office replies (docs/operations.md).
+    assert (msg["Auto-Submitted"], msg["Precedence"]) == ("auto-generated", "bulk")
     first = msg["Message-ID"]
     assert first.startswith("<digest-2026-W47-") and first.endswith("@agency.example>")
     _, again = build_message(store, settings)
@@ -203,6 +205,21 @@ def test_chart_alt_text_is_true_to_the_chart_and_the_table_below(store, settings
     for name, this_week, average, _ in table:
         row = next(r for r in report.rows("area") if r.name == name)
         assert (int(this_week), float(average)) == (row.this_week, row.previous_mean)
+
+
+@pytest.mark.parametrize("weeks, says, not_says", [
+    # a store as old as the chart: nothing blank to explain
+    ((36, 46, 47), "2026-W36 to 2026-W47 (12 weeks), one line per area", "blank"),
+    # one week before this one: its count is the comparison, not "the 1-week average"
+    ((46, 47), "this week's count and last week's count for each area", "1-week average"),
+], ids=["store-as-old-as-the-chart", "one-week-of-history"])
+def test_chart_alt_text_says_only_what_is_so(db_path, weeks, says, not_says):
+    s = build(db_path, [story(f"https://x.example/{week}",
+                              f"{date.fromisocalendar(2026, week, 3)}T03:00:00Z",
+                              areas=["governance"]) for week in weeks])
+    [alt] = parse_html(render_html(compose(prepare_week(s, WEEK), None, load_settings(environ={})),
+                                   chart_src="c.png")).alts
+    assert says in alt and not_says not in alt, alt
 
 
 def test_crawled_text_is_escaped_and_only_http_links_survive(store, settings):
@@ -441,6 +458,26 @@ def test_trends_of_a_young_store_do_not_count_unwatched_weeks_as_quiet(db_path, 
         assert "★" not in part and "new)" not in part
         assert "Rising terms: none yet: nothing earlier in the store to compare with." in (
             " ".join(part.split()))
+
+
+def test_trends_of_a_store_three_weeks_old_say_so_and_mark_a_new_area(db_path, settings):
+    # Three weeks before this one: still fewer than the 4 the average is made of, so the
+    # sentence says where the store begins; an area with no report before this week is new.
+    s = build(db_path, [
+        *[story(f"https://x.example/w{week}", f"{date.fromisocalendar(2026, week, 3)}T03:00:00Z",
+                source="us-nsf", title=f"Governance review {week}", areas=["governance"])
+          for week in (44, 45, 46, 47)],
+        story("https://x.example/sec", "2026-11-18T01:00:00Z", source="jp-mext",
+              title="Research security rules", areas=["research_security"]),
+    ])
+    s.save_subscribers([{"email": "aiko@example.org"}])
+    _, msg = build_message(s, settings)
+    text = " ".join(msg.get_payload()[0].get_payload()[0].get_content().split())
+    html = parse_html(msg.get_payload()[0].get_payload()[1].get_content())
+    assert ("in the previous 3 weeks (the store begins in 2026-W44: weeks before it are not "
+            "counted as quiet)") in text
+    [row] = [row for row in html.rows if row[0] == "Research security"]
+    assert row[-1].endswith("(new)"), row
 
 
 def test_preview_command_writes_html_and_chart(store, stiwatch, tmp_path):

@@ -219,6 +219,29 @@ def test_reports_of_one_event_too_far_apart_or_from_one_source_stay_apart(tmp_pa
     assert [s.reports for s in load_week(store, week).stories] == [1, 1, 1]
 
 
+def test_alike_reports_of_two_countries_stay_apart_and_one_without_a_place_joins(tmp_path):
+    """Two countries' ministries announcing "a national AI strategy" the same week are two
+    stories however alike the words; a report that names no country is not kept apart by
+    that: it joins the report it is like."""
+    week = parse_week(W47, "Asia/Tokyo")
+    text = dict(title="Ministry launches national artificial intelligence strategy for "
+                      "research and universities", areas=["governance"])
+    store = build(tmp_path / "a.db", [
+        story("https://de-bmbf.example/ai", "2026-11-17T01:00:00Z", source="de-bmbf",
+              countries=["DE"], **text),
+        story("https://us-nsf.example/ai", "2026-11-17T02:00:00Z", source="us-nsf",
+              countries=["US"], **text),
+    ])
+    assert [s.reports for s in load_week(store, week).stories] == [1, 1]
+
+    store = build(tmp_path / "b.db", [
+        story("https://de-bmbf.example/ai", "2026-11-17T01:00:00Z", source="de-bmbf",
+              countries=["DE"], **text),
+        story("https://news-a.example/ai", "2026-11-17T02:00:00Z", source="news-a", **text),
+    ])
+    assert [s.reports for s in load_week(store, week).stories] == [2]
+
+
 def test_headlines_rank_by_sources_then_relevance_then_recency(tmp_path):
     """Policy scores saturate near 1.0: 0.999 is no more relevant than 0.991, so a Friday story
     at 0.991 comes before a Monday one at 0.999; a start-up's funding round at 0.72 still comes

@@ -131,6 +131,11 @@ def test_an_output_never_replaces_a_database(stiwatch, ids, db_path, tmp_path):
             "(give another file name)"]
     assert db_path.read_bytes() == before and other.read_bytes() == before
     assert stiwatch("status").exit_code == 0
+    # A name that only ends like such a file, with no database beside it, is an output.
+    plain = tmp_path / "press-journal"
+    result = stiwatch("export", "--format", "csv", "--out", str(plain))
+    assert result.exit_code == 0, result.output
+    assert plain.read_text(encoding="utf-8").startswith("id,")
 
 
 def test_a_file_that_cannot_be_written_is_one_error(stiwatch, ids, tmp_path):

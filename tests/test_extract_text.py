@@ -36,6 +36,9 @@ def test_html_to_text(markup: str, text: str) -> None:
      ["First paragraph only."]),
     ("文部科学省は計画を発表した。公募は九月に始まる。詳細は後日。", 2,
      ["文部科学省は計画を発表した。", "公募は九月に始まる。"]),
+    # an initial is no sentence end either
+    ("Prof. J. Smith presented the plan. It was approved.", 1,
+     ["Prof. J. Smith presented the plan."]),
     ("", 2, []),
 ])
 def test_sentences(text: str, limit: int, expected: list[str]) -> None:
@@ -48,6 +51,9 @@ def test_summary_takes_two_short_sentences_or_one_long() -> None:
     long_first = "The agency " + "really " * 25 + "opened a call."
     assert summarise(long_first + " It closes in May.") == long_first
     assert len(summarise("word " * 500)) <= 400
+    # a short first sentence whose second does not fit stays whole, without a cut second
+    too_long = "It " + "very " * 80 + "long."
+    assert summarise("The agency opened a call. " + too_long) == "The agency opened a call."
     # no space after a Japanese full stop, as in the article
     assert summarise("政府は新しい戦略を発表した。予算は増える。研究者は歓迎した。") == \
         "政府は新しい戦略を発表した。予算は増える。"
@@ -55,6 +61,7 @@ def test_summary_takes_two_short_sentences_or_one_long() -> None:
 
 def test_shorten_cuts_at_a_word() -> None:
     assert shorten("short", 10) == "short"
+    assert shorten("exactly ten", 11) == "exactly ten"  # fits: no ellipsis
     assert shorten("the ministry announced a programme", 20) == "the ministry…"
 
 

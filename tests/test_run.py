@@ -153,6 +153,19 @@ def test_a_run_told_to_wait_for_the_lock_runs_once_it_is_free(tmp_path: Path) ->
     assert rows(db, "SELECT status FROM runs") == [("ok",)]
 
 
+def test_a_refused_run_names_the_lock_holders_pid_not_an_earlier_ones(tmp_path: Path) -> None:
+    """The lock file keeps the last holder's pid after it ends; a shorter pid written over a
+    longer one must not leave its tail ("pid 4242\n567"), or the user looks for no process."""
+    db = tmp_path / "s.db"
+    lock = Path(f"{db}.lock")
+    lock.write_text("123456789012\n", encoding="utf-8")  # a finished run's, longer than ours
+    with FileLock(lock):
+        refused = stiwatch(db, "run")
+    assert refused.returncode == 3
+    assert f"(pid {os.getpid()})" in refused.stderr, refused.stderr
+    assert refused.stderr.count("\n") == 1
+
+
 def test_lock_is_released_when_its_holder_dies(tmp_path: Path) -> None:
     lock_path = tmp_path / "run.lock"
     holder = subprocess.Popen([sys.executable, "-c", (

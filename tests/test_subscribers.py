@@ -85,7 +85,8 @@ def test_import_csv(stiwatch, tmp_path):
         "aiko@example.org,Aiko,\"research_security,international\",,JP,\n"
         "ben@example.org,Ben,,ai;quantum,,europe\n"
         "\n"
-        "chloe@example.org,,,,,\n", encoding="utf-8")
+        "chloe@example.org,,,,,\n"
+        ",,,,,\n", encoding="utf-8")  # a spreadsheet's empty row: commas only
     result = stiwatch("subscribers", "import", str(good))
     assert result.exit_code == 0, result.output
     assert "3 subscribers imported" in result.output and "3 added, 0 updated" in result.output
