@@ -117,8 +117,8 @@ def run_classification(app: App, *, everything: bool = False, model_dir: str | N
     """
     # The store first: a missing database is one error line, not one after the classifier's.
     store = app.store()
-    if use_model:  # a mistyped folder is said before any work, not as "no trained model"
-        model_folder(app, model_dir)
+    # a mistyped folder is said before any work, not as "no trained model"
+    folder = model_folder(app, model_dir) if use_model else None
     pending = len(store.unclassified_ids(everything=everything))
     if not pending:
         # Loading the model takes seconds; a scheduled classify with nothing new needs none of
@@ -127,8 +127,8 @@ def run_classification(app: App, *, everything: bool = False, model_dir: str | N
         from classifier.artifacts import check_saved_models
         from classifier.report import ClassifyReport
 
-        if use_model:
-            check_saved_models(_model_dir(app, model_dir))
+        if folder is not None:
+            check_saved_models(folder)
         return {**ClassifyReport(description="not loaded: nothing to classify").as_dict(),
                 "summary": "0 items classified: none new since the last classify (the "
                            "classifier was not loaded)"}
