@@ -51,6 +51,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 import hashlib
 import logging
 import os
@@ -89,11 +90,16 @@ class WeekBundle:
     week: Week
     data: WeekData
     trends: TrendReport
-    png: bytes
     through: int = 0  # the highest item id stored when it was read: it read none above
     installation: str = ""  # the store's installation_id: part of every Message-ID
     # stories of the LATE_WEEKS weeks before, stored after the lowest late_after of its readers
     late: WeekData | None = None
+
+    @cached_property
+    def png(self) -> bytes:
+        """The trends chart, drawn when a message or preview first needs it: a scheduled run
+        with every reader already served (most days) never imports matplotlib."""
+        return area_chart(self.trends)
 
     def message_id(self, email: str, mail_from: str) -> str:
         """This installation's Message-ID for ``email``'s digest of the week."""
@@ -127,7 +133,7 @@ def prepare_week(store: Any, week: Week, late_after: int | None = None,
     if late_after is not None and late_after < through:
         late = load_week(store, week, store.policy_items(
             week.previous(LATE_WEEKS)[0].start_utc, week.start_utc, ids=(late_after, through)))
-    return WeekBundle(week, data, report, area_chart(report), through=through, late=late,
+    return WeekBundle(week, data, report, through=through, late=late,
                       installation=store.installation_id)
 
 
