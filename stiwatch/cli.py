@@ -6,7 +6,7 @@ import click
 
 from . import __version__
 from .app import App
-from .commands import COMMANDS
+from .commands import COMMANDS, load_command
 from .errors import as_user_error
 
 
@@ -28,7 +28,26 @@ def _misplaced_global_option(error: click.NoSuchOption) -> click.NoSuchOption:
 
 
 class StiwatchGroup(click.Group):
-    """Turns the library's named exceptions into one-line errors with the right exit status."""
+    """Turns the library's named exceptions into one-line errors with the right exit status,
+    and loads each command's module only when that command is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = self.commands.get(cmd_name)
+        if command is None:
+            command = load_command(cmd_name)
+            if command is not None:
+                self.commands[cmd_name] = command
+        return command
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        if args and args[0] not in COMMANDS:
+            # click offers "Did you mean ...?" from the commands loaded so far: load them all
+            for name in COMMANDS:
+                self.get_command(ctx, name)
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -61,10 +80,6 @@ def cli(ctx: click.Context, db_path: str | None, config_file: str | None, quiet:
     digest. Start with `stiwatch demo`, or `stiwatch init` then `stiwatch crawl`.
     """
     ctx.obj = App(db_path, config_file, quiet)
-
-
-for command in COMMANDS:
-    cli.add_command(command)
 
 
 def main() -> None:

@@ -17,7 +17,9 @@ from stiwatch.cli import cli
 
 
 def walk(group: click.Group, prefix: str = "stiwatch"):
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
         path = f"{prefix} {name}"
         yield path, command
         if isinstance(command, click.Group):
@@ -134,6 +136,37 @@ def test_a_misspelt_option_still_gets_clicks_suggestion():
     result = CliRunner().invoke(cli, ["run", "--digets"], prog_name="stiwatch")
     assert result.exit_code == 2
     assert "No such option '--digets'. Did you mean '--digest'?" in result.stderr
+
+
+def test_a_misspelt_command_gets_a_suggestion_from_every_command():
+    """Commands load only when run: the suggestion must still come from all of them."""
+    result = subprocess.run([sys.executable, "-m", "stiwatch", "statsu"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        "Error: No such command 'statsu'. Did you mean 'status'?")
+
+
+HEAVY = ("scrapy", "twisted", "sklearn", "scipy", "matplotlib", "datasette")
+
+
+def test_status_and_subscribers_load_no_crawler_model_or_chart_library(tmp_path):
+    """Each command loads its own wing only: `status` from a monitoring check every few
+    minutes, or `subscribers add`, used to import Scrapy and all the rest first (0.4 s)."""
+    db = tmp_path / "s.db"
+    assert subprocess.run([sys.executable, "-m", "stiwatch", "--db", str(db), "init"],
+                          capture_output=True, timeout=60).returncode == 0
+    probe = ("import runpy, sys\n"
+             "sys.argv = ['stiwatch'] + sys.argv[1:]\n"
+             "try:\n    runpy.run_module('stiwatch', run_name='__main__')\n"
+             "except SystemExit as end:\n    assert not end.code, end.code\n"
+             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n")
+    for command in (["status"], ["subscribers", "add", "ana@example.org"],
+                    ["subscribers", "list"]):
+        result = subprocess.run([sys.executable, "-c", probe, "--db", str(db), *command],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines()[-1] == "[]", command
 
 
 def _blocks(text: str, language: str) -> list[str]:
