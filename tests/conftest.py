@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+import signal
 import sys
 from typing import Callable
 
@@ -16,6 +17,12 @@ from stiwatch.cli import cli
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHARED_DATA = Path(os.environ.get("STIWATCH_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+# Started in the background by a shell without job control (`nohup make test &`, some CI
+# runners), pytest inherits SIGINT ignored, and so would every stiwatch it starts: the Ctrl-C
+# tests then failed for that alone. A handler set here is reset to the default in children.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def shared_data(relative: str) -> Path:
