@@ -315,3 +315,30 @@ def test_no_carry_over_and_no_database_to_replace(stiwatch, db_path, tmp_path):
     result = stiwatch("--quiet", "restore", str(backup))
     assert result.exit_code == 0 and result.output == ""
     assert db_path.exists() and not list(tmp_path.glob(".stiwatch.db.*"))
+
+
+def test_a_sent_delivery_of_either_store_is_never_undone(stiwatch, db_path, tmp_path):
+    """Whichever store changed a row last (clocks step back, a backup restored over a store
+    older than it), a digest recorded as sent is never owed again."""
+    analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        store.save_subscribers([{"email": "x@example.org"}, {"email": "y@example.org"}])
+    backup = take_backup(stiwatch, tmp_path)
+
+    def rows(path: Path, states: dict[str, tuple[str, str]]) -> None:
+        conn = sqlite3.connect(path)
+        for email, (status, updated) in states.items():
+            conn.execute("INSERT OR REPLACE INTO deliveries (subscriber, period, status, "
+                         "updated_at) VALUES (?, '2026-W47', ?, ?)", [email, status, updated])
+        conn.commit()
+        conn.close()
+
+    rows(backup, {"x@example.org": ("sent", "2026-11-24T00:00:00Z"),
+                  "y@example.org": ("pending", "2026-11-25T00:00:00Z")})
+    rows(db_path, {"x@example.org": ("pending", "2026-11-25T00:00:00Z"),
+                   "y@example.org": ("sent", "2026-11-24T00:00:00Z")})
+    result = stiwatch("restore", str(backup))
+    assert result.exit_code == 0, result.output
+    with db.open_store(db_path) as store:
+        assert {r["subscriber"]: r["status"] for r in store.deliveries("2026-W47")} == {
+            "x@example.org": "sent", "y@example.org": "sent"}
