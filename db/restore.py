@@ -185,12 +185,20 @@ def move_aside(database: Path, folder: Path) -> list[Path]:
             destination = folder / path.name
             shutil.move(path, destination)  # a rename on one file system
             moved.append((path, destination))
-    except OSError as error:
-        for path, destination in reversed(moved):
-            shutil.move(destination, path)
+    except BaseException as error:  # Ctrl-C or SIGTERM too: never half the files moved
+        move_back([destination for _, destination in moved], database)
+        if not isinstance(error, OSError):
+            raise
         raise CannotMoveAside(f"{database}: cannot move it into {folder} "
                               f"({error.strerror or error}); nothing was moved") from None
     return [destination for _, destination in moved]
+
+
+def move_back(moved: list[Path], database: Path) -> None:
+    """Undo ``move_aside``: each file back beside ``database``, under its name (the database
+    first, so its -wal never comes back without it)."""
+    for destination in reversed(moved):
+        shutil.move(destination, Path(database).parent / destination.name)
 
 
 def refuse_taken(database: Path, folder: Path) -> None:

@@ -85,12 +85,15 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
 def _restore(app: App, info: restoring.BackupInfo, folder: Path, carry: bool) -> dict:
     database = app.db_path
     temp = restoring.copy_in(info.path, database)
+    moved: list[Path] = []
     try:
-        moved = restoring.move_aside(database, folder) if restoring.present_files(database) \
-            else []
+        if restoring.present_files(database):
+            moved = restoring.move_aside(database, folder)
         restoring.install(temp, database)
     except BaseException:
+        # Stopped between the moves and the rename: the database goes back where it was.
         temp.unlink(missing_ok=True)
+        restoring.move_back(moved, database)
         raise
     store = app.store()  # migrates an older backup, and says so
     damaged = folder / database.name
