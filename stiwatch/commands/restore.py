@@ -41,8 +41,9 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
     that fires meanwhile waits or skips as for a run). BACKUP must be a stiwatch store that
     passes PRAGMA quick_check, at a schema version this stiwatch knows; otherwise it is
     refused (exit 2) and nothing is touched. The current database, with its -wal and -shm,
-    is moved aside under the same names into DIR; BACKUP is copied beside the database
-    with SQLite's backup API and renamed into place, then migrated if older.
+    is moved aside under the same names (into DIR, by default damaged-YYYYmmddTHHMMSSZ
+    beside it); BACKUP is copied beside the database with SQLite's backup API and renamed
+    into place, then migrated if older.
 
     Digests sent and readers added, changed or removed after the backup was taken are
     recorded only in the moved-aside store: its subscribers and deliveries are carried over
