@@ -123,6 +123,8 @@ def test_a_delivery_sent_stays_sent_and_one_in_doubt_stays_in_doubt(stiwatch, db
     result = stiwatch("restore", "--json", str(backup))
     assert result.exit_code == 0, result.output
     outcome = json.loads(result.stdout)
+    stamp = datetime.strptime(backup.stem.removeprefix("stiwatch-"), "%Y%m%dT%H%M%SZ")
+    assert outcome["backup_taken_at"] == stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert outcome["carry_over"]["deliveries"] == 2
     assert outcome["carry_over"]["deliveries_sent"] == 1
     assert outcome["carry_over"]["in_doubt"] == 1
@@ -138,6 +140,7 @@ def test_a_delivery_sent_stays_sent_and_one_in_doubt_stays_in_doubt(stiwatch, db
         # the store has fewer items than the digests were built from: brought down to them
         assert rows["a@example.org"]["through_item_id"] == store.max_item_id()
         assert not store.get_subscriber("gone@example.org")["active"]
+    assert not list(tmp_path.glob(".stiwatch.db.*"))  # neither the copy nor its carry-over copy
 
 
 def test_restore_is_refused_while_a_run_holds_the_lock(stiwatch, db_path, tmp_path):
