@@ -345,3 +345,18 @@ def test_a_sent_delivery_of_either_store_is_never_undone(stiwatch, db_path, tmp_
     with db.open_store(db_path) as store:
         assert {r["subscriber"]: r["status"] for r in store.deliveries("2026-W47")} == {
             "x@example.org": "sent", "y@example.org": "sent"}
+
+
+def test_a_folder_already_holding_damaged_files_is_refused_before_anything_moves(
+        stiwatch, db_path, tmp_path):
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    folder = tmp_path / "damaged"
+    assert stiwatch("restore", "--keep-damaged-in", str(folder), str(backup)).exit_code == 0
+    kept, before = digest_of(folder / "stiwatch.db"), digest_of(db_path)
+    result = stiwatch("restore", "--keep-damaged-in", str(folder), str(backup))
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"Error: {folder / 'stiwatch.db'}: already exists; name another folder for the "
+        "damaged files (nothing was moved)"]
+    assert digest_of(folder / "stiwatch.db") == kept and digest_of(db_path) == before
