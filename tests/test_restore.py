@@ -143,19 +143,28 @@ def test_a_delivery_sent_stays_sent_and_one_in_doubt_stays_in_doubt(stiwatch, db
     assert not list(tmp_path.glob(".stiwatch.db.*"))  # neither the copy nor its carry-over copy
 
 
-def test_restore_is_refused_while_a_run_holds_the_lock(stiwatch, db_path, tmp_path):
+@pytest.mark.parametrize("lock, holder", [
+    (".lock", "another stiwatch run or crawl"),
+    (".digest-send.lock", "a `stiwatch digest send`"),  # by hand: it takes only its own
+], ids=["run", "digest-send"])
+def test_restore_is_refused_while_a_run_or_a_sender_holds_its_lock(stiwatch, db_path,
+                                                                   tmp_path, lock, holder):
     analysts_store.build(db_path)
     backup = take_backup(stiwatch, tmp_path)
     before = digest_of(db_path)
-    with db.FileLock(f"{db_path}.lock"):  # a run under way
+    with db.FileLock(f"{db_path}{lock}"):  # a run, or a sender, under way
         listing = folder_listing(db_path.parent)
         result = stiwatch("restore", str(backup))
     assert result.exit_code == 3
     assert result.output.splitlines() == [
-        f"Error: another stiwatch run or crawl (pid {os.getpid()}) holds the lock "
-        f"{db_path}.lock; this restore did nothing"]
+        f"Error: {holder} (pid {os.getpid()}) holds the lock {db_path}{lock}; this restore "
+        "did nothing"]
     assert digest_of(db_path) == before
-    assert folder_listing(db_path.parent) == listing  # nothing moved, no copy left
+
+    def unlocked(names: list[str]) -> list[str]:  # the run lock's file, as a run leaves it
+        return [name for name in names if not name.endswith(".lock")]
+
+    assert unlocked(folder_listing(db_path.parent)) == unlocked(listing)  # nothing moved
 
 
 def _text(path: Path) -> Path:

@@ -9,13 +9,15 @@ import sys
 
 import click
 
+import db
 from db import restore as restoring
+from digest.send import sender_lock_path
 
 from .. import interrupts
 from ..app import App, pass_app
 from ..errors import UserError
 from ..output import counted, echo_json
-from .crawl import take_run_lock
+from .crawl import EXIT_LOCKED, take_run_lock
 
 # The restore succeeded but the moved-aside store could not be read: the operator must check
 # the mail server's log before the next `run --digest` (docs/operations.md).
@@ -38,7 +40,7 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
     """Put BACKUP (a copy `stiwatch backup` made) in the database's place.
 
     It holds the run lock throughout (refused, exit 3, while a run or crawl holds it; a timer
-    that fires meanwhile waits or skips as for a run). BACKUP must be a stiwatch store that
+    that fires meanwhile waits or skips as for a run), and the lock of `stiwatch digest send`. BACKUP must be a stiwatch store that
     passes PRAGMA quick_check, at a schema version this stiwatch knows; otherwise it is
     refused (exit 2) and nothing is touched. The current database, with its -wal and -shm,
     is moved aside under the same names (into DIR, by default damaged-YYYYmmddTHHMMSSZ
@@ -69,8 +71,22 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
     restoring.refuse_taken(database, folder)
     with interrupts.sigterm_as_interrupt():
         lock = take_run_lock(app, 0, "restore", refuse_newer=False)
+        # A `digest send` by hand holds only the sender's lock: what it records after the
+        # carry-over has read the moved-aside store would be lost, and mailed again.
+        sender = db.FileLock(sender_lock_path(database))
         try:
-            outcome = _restore(app, info, folder, not no_carry_over)
+            try:
+                sender.acquire()
+            except db.LockHeld as held:
+                raise UserError(f"a `stiwatch digest send` (pid {held.holder}) holds the lock "
+                                f"{held.path}; this restore did nothing",
+                                exit_code=EXIT_LOCKED) from None
+            except db.LockUnusable as error:
+                raise UserError(f"{error}; this restore did nothing") from None
+            try:
+                outcome = _restore(app, info, folder, not no_carry_over)
+            finally:
+                sender.release()
         finally:
             lock.release()
     if as_json:
