@@ -233,7 +233,7 @@ def test_a_damaged_store_that_does_not_open_is_still_replaced_and_the_operator_t
         stiwatch, db_path, tmp_path):
     analysts_store.build(db_path)
     backup = take_backup(stiwatch, tmp_path)
-    db_path.write_bytes(b"SQLite format 3\x00" + os.urandom(8192))  # what a failing disk left
+    db_path.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 32)  # a failing disk
     garbage = digest_of(db_path)
 
     result = stiwatch("restore", "--keep-damaged-in", str(tmp_path / "damaged"), str(backup))
