@@ -20,7 +20,7 @@ import stat
 import tempfile
 from urllib.parse import quote
 
-from .errors import SchemaTooNew, StoreError
+from .errors import MigrationInterrupted, SchemaTooNew, StoreError
 from .files import SIDE_FILES, is_database
 from .schema import LATEST_VERSION, current_version, too_new
 from .store import Store, open_store
@@ -218,10 +218,30 @@ def install(temp: Path, database: Path) -> None:
     os.replace(temp, database)
 
 
-def carry_over(store: Store, damaged: Path) -> CarryOver:
+def stage(temp: Path, backup: Path) -> Store:
+    """The copy ``copy_in`` made, opened as a store (migrated when older) under its temporary
+    name, for ``carry_over`` and ``seal`` before it takes the database's: stopped before that
+    rename, the database is as it was. Errors name ``backup``."""
+    try:
+        return open_store(temp, create=False)
+    except StoreError as error:
+        if isinstance(error, MigrationInterrupted):
+            raise
+        raise type(error)(str(error).replace(str(temp), f"{backup} (its copy)")) from error
+
+
+def seal(store: Store) -> None:
+    """Close the staged store as one self-contained file: a -wal left beside its temporary
+    name would not follow it to the database's."""
+    store.conn.execute("PRAGMA journal_mode = DELETE")
+    store.close()
+
+
+def carry_over(store: Store, damaged: Path, *, shown_as: Path | None = None) -> CarryOver:
     """Write into ``store`` (the restored backup, migrated) the subscribers and deliveries of
-    the moved-aside store at ``damaged`` that are newer than its own, reading a copy of the
-    moved-aside files (migrated there when older). DamagedUnreadable says why it could not.
+    the store at ``damaged`` (the one it replaces) that are newer than its own, reading a copy
+    of its files (migrated there when older). DamagedUnreadable says why it could not, naming
+    the store as ``shown_as`` (where it is moved to) when given.
 
     A row is keyed by what both stores share, the reader's address (and the week), never by a
     row id. A delivery recorded as sent stays sent: a sent row of either store is kept over
@@ -235,14 +255,15 @@ def carry_over(store: Store, damaged: Path) -> CarryOver:
         copy = Path(work) / damaged.name
         for path in present_files(damaged):
             shutil.copyfile(path, copy.parent / path.name)
+        shown = shown_as or damaged
         found = CarryOver()
-        found.integrity, version = _readable(copy, damaged)
+        found.integrity, version = _readable(copy, shown)
         if version < LATEST_VERSION:
             try:
                 open_store(copy, create=False).close()
             except (StoreError, sqlite3.Error) as error:
                 raise DamagedUnreadable(
-                    f"{damaged}: its copy could not be migrated from schema version {version} "
+                    f"{shown}: its copy could not be migrated from schema version {version} "
                     f"({str(error).replace(str(copy), 'copy')})") from None
             found.migrated_from = version
         _carry(store, copy, found)

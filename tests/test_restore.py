@@ -70,6 +70,11 @@ def folder_listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
+def unlocked(names: list[str]) -> list[str]:
+    """Names but the lock files, which a refused restore leaves as a refused run does."""
+    return [name for name in names if not name.endswith(".lock")]
+
+
 def test_restore_then_run_digest_mails_nothing_twice_and_a_later_reader_gets_the_week(
         stiwatch, db_path, tmp_path, smtp, feed):
     """The week mailed after the backup was taken, and the reader who subscribed after it,
@@ -160,9 +165,6 @@ def test_restore_is_refused_while_a_run_or_a_sender_holds_its_lock(stiwatch, db_
         f"Error: {holder} (pid {os.getpid()}) holds the lock {db_path}{lock}; this restore "
         "did nothing"]
     assert digest_of(db_path) == before
-
-    def unlocked(names: list[str]) -> list[str]:  # the run lock's file, as a run leaves it
-        return [name for name in names if not name.endswith(".lock")]
 
     assert unlocked(folder_listing(db_path.parent)) == unlocked(listing)  # nothing moved
 
@@ -369,3 +371,25 @@ def test_a_folder_already_holding_damaged_files_is_refused_before_anything_moves
         f"Error: {folder / 'stiwatch.db'}: already exists; name another folder for the "
         "damaged files (nothing was moved)"]
     assert digest_of(folder / "stiwatch.db") == kept and digest_of(db_path) == before
+
+
+def test_a_backup_whose_migration_fails_leaves_the_database_as_it_was(stiwatch, db_path,
+                                                                      tmp_path):
+    """The copy is migrated and given the carry-over under its temporary name: a failure
+    there (or Ctrl-C) comes before anything is moved."""
+    analysts_store.build(db_path)
+    backup = tmp_path / "before-upgrade.db"
+    older_store(backup, ["a@example.org"])
+    conn = sqlite3.connect(backup)
+    conn.execute("CREATE TABLE item_classification (x)")  # what the last migration creates
+    conn.commit()
+    conn.close()
+    before = digest_of(db_path)
+    listing = folder_listing(tmp_path)
+    result = stiwatch("restore", str(backup))
+    assert result.exit_code == 2
+    [line] = result.output.splitlines()
+    assert line.startswith(f"Error: {backup} (its copy): migration {LATEST_VERSION} (")
+    assert "table item_classification already exists" in line
+    assert digest_of(db_path) == before
+    assert unlocked(folder_listing(tmp_path)) == unlocked(listing)  # no copy left, none moved

@@ -40,17 +40,19 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
     """Put BACKUP (a copy `stiwatch backup` made) in the database's place.
 
     It holds the run lock throughout (refused, exit 3, while a run or crawl holds it; a timer
-    that fires meanwhile waits or skips as for a run), and the lock of `stiwatch digest send`. BACKUP must be a stiwatch store that
-    passes PRAGMA quick_check, at a schema version this stiwatch knows; otherwise it is
-    refused (exit 2) and nothing is touched. The current database, with its -wal and -shm,
-    is moved aside under the same names (into DIR, by default damaged-YYYYmmddTHHMMSSZ
-    beside it); BACKUP is copied beside the database with SQLite's backup API and renamed
-    into place, then migrated if older.
+    that fires meanwhile waits or skips as for a run), and the lock of `stiwatch digest
+    send`. BACKUP must be a stiwatch store that passes PRAGMA quick_check, at a schema
+    version this stiwatch knows; otherwise it is refused (exit 2) and nothing is touched. BACKUP is copied beside the database with
+    SQLite's backup API, migrated if older and given the carry-over (below) under a
+    temporary name; then the current database, with its -wal and -shm, is moved aside under
+    the same names (into DIR, by default damaged-YYYYmmddTHHMMSSZ beside it) and the copy
+    renamed into place. Stopped or failing before that rename, it leaves the database as it
+    was.
 
     Digests sent and readers added, changed or removed after the backup was taken are
-    recorded only in the moved-aside store: its subscribers and deliveries are carried over
-    (read from a copy, migrated if older; the moved-aside files are never written), so no week
-    is mailed twice. A delivery sent in either store stays sent; otherwise the row changed
+    recorded only in the store it replaces: its subscribers and deliveries are carried over
+    (read from a copy, migrated if older; its own files are never written), so no week is
+    mailed twice. A delivery sent in either store stays sent; otherwise the row changed
     last wins; one in doubt stays in doubt, for `stiwatch digest resolve`.
 
     Stop `stiwatch serve` first: it goes on serving the file it opened.
@@ -101,26 +103,36 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
 
 def _restore(app: App, info: restoring.BackupInfo, folder: Path, carry: bool) -> dict:
     database = app.db_path
+    damaged = folder / database.name
+    had_database = database.is_file()  # -wal or -shm alone: moved aside, nothing to read
     temp = restoring.copy_in(info.path, database)
     moved: list[Path] = []
+    carried: restoring.CarryOver | None = None
+    error = None
     try:
+        # Migrated and carried over under its temporary name: stopped anywhere before the
+        # rename below (Ctrl-C, SIGTERM, a migration that fails), the database is as it was.
+        staged = restoring.stage(temp, info.path)
+        try:
+            migrated = (staged.migrated_from, staged.schema_version) if staged.migrated \
+                else None
+            if carry and had_database:
+                try:
+                    carried = restoring.carry_over(staged, database, shown_as=damaged)
+                except restoring.DamagedUnreadable as unreadable:
+                    error = str(unreadable)
+        finally:
+            restoring.seal(staged)
         if restoring.present_files(database):
             moved = restoring.move_aside(database, folder)
         restoring.install(temp, database)
     except BaseException:
-        # Stopped between the moves and the rename: the database goes back where it was.
         temp.unlink(missing_ok=True)
         restoring.move_back(moved, database)
         raise
-    store = app.store()  # migrates an older backup, and says so
-    damaged = folder / database.name
-    carried: restoring.CarryOver | None = None
-    error = None
-    if carry and damaged in moved:
-        try:
-            carried = restoring.carry_over(store, damaged)
-        except restoring.DamagedUnreadable as unreadable:
-            error = str(unreadable)
+    if migrated:
+        app.report_migration(*migrated)
+    store = app.store()
     weeks = restoring.sent_weeks(store)
     outcome = {
         "database": str(database),
@@ -131,7 +143,7 @@ def _restore(app: App, info: restoring.BackupInfo, folder: Path, carry: bool) ->
         "items": store.scalar("SELECT count(*) FROM items"),
         "damaged_folder": str(folder) if moved else None,
         "damaged_files": [str(path) for path in moved],
-        "carry_over": _carried(carried, error, carry, damaged in moved),
+        "carry_over": _carried(carried, error, carry),
         "weeks_sent": weeks,
         "in_doubt": restoring.in_doubt(store),
         "action_needed": None,
@@ -151,8 +163,7 @@ def _restore(app: App, info: restoring.BackupInfo, folder: Path, carry: bool) ->
     return outcome
 
 
-def _carried(carried: restoring.CarryOver | None, error: str | None, wanted: bool,
-             damaged: bool) -> dict:
+def _carried(carried: restoring.CarryOver | None, error: str | None, wanted: bool) -> dict:
     if carried is None:
         reason = (error if error is not None else "--no-carry-over" if not wanted
                   else "no database was there to move aside")
