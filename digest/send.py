@@ -676,9 +676,14 @@ def send_week(
                           **options)
 
 
+def sender_lock_path(database: str | os.PathLike[str]) -> Path:
+    """The lock file a sender holds beside ``database`` (`stiwatch restore` takes it too)."""
+    return Path(f"{database}.digest-send.lock")
+
+
 @contextmanager
 def _sender_lock(store: Any) -> Iterator[None]:
-    lock = db.FileLock(f"{store.path}.digest-send.lock")
+    lock = db.FileLock(sender_lock_path(store.path))
     try:
         lock.acquire()
     except db.LockHeld as held:

@@ -66,22 +66,26 @@ class App:
         if self._store is None:
             store = self._open(create=create)
             if store.migrated and store.migrated_from:
-                # Any command may be the first to open a store after an upgrade (the cron
-                # job, often): the log keeps when it happened, whatever printed it. WARNING,
-                # so the default log_level keeps it too: the change is for good (the stiwatch
-                # before the upgrade can no longer open the file). Kept off stderr when the
-                # command prints it itself or a log file has it; with neither (--quiet under
-                # systemd, no log_file) stderr is the log: the journal keeps it.
-                message = (f"Migrated {self.db_path} from schema version {store.migrated_from} "
-                           f"to {store.schema_version}.")
-                reported = not self.quiet or bool(self.settings["log_file"])
-                log.warning(message, extra={"reported": reported})
-                self.echo(message, err=True)
+                self.report_migration(store.migrated_from, store.schema_version)
             taxonomy = load_taxonomy()
             store.sync_labels(taxonomy.records(), taxonomy.version)
             self._store = store
             click.get_current_context().call_on_close(self.close)
         return self._store
+
+    def report_migration(self, version_from: int, version_to: int) -> None:
+        """Say that the store was migrated (`restore` migrates its copy before it takes the
+        database's name)."""
+        # Any command may be the first to open a store after an upgrade (the cron job,
+        # often): the log keeps when it happened, whatever printed it. WARNING, so the
+        # default log_level keeps it too: the change is for good (the stiwatch before the
+        # upgrade can no longer open the file). Kept off stderr when the command prints it
+        # itself or a log file has it; with neither (--quiet under systemd, no log_file)
+        # stderr is the log: the journal keeps it.
+        message = f"Migrated {self.db_path} from schema version {version_from} to {version_to}."
+        reported = not self.quiet or bool(self.settings["log_file"])
+        log.warning(message, extra={"reported": reported})
+        self.echo(message, err=True)
 
     def existing_store(self) -> db.Store:
         """The store for a command that only reads: never creates one.

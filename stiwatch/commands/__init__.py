@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("serve", "serve_command"),
     "status": ("status", "status_command"),
     "backup": ("backup", "backup_command"),
+    "restore": ("restore", "restore_command"),
 }
 
 

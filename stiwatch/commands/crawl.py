@@ -76,15 +76,18 @@ def every_source_failed(report: CrawlReport, limit: int = 10) -> str | None:
 EXIT_LOCKED = 3  # another run or crawl holds the run lock (docs/operations.md)
 
 
-def take_run_lock(app: App, wait_lock: int, doing: str) -> db.FileLock:
+def take_run_lock(app: App, wait_lock: int, doing: str, *,
+                  refuse_newer: bool = True) -> db.FileLock:
     """The run lock (setting `lock_file`, default beside the database), held by `stiwatch run`
     and `stiwatch crawl` for their whole duration: two crawls at once would each fetch every
     new article, twice the load on every site. Waits up to ``wait_lock`` seconds; UserError
-    (exit 3) if it stays held, (exit 2) if the file cannot be used. ``doing``: "run" or
-    "crawl", for the messages."""
+    (exit 3) if it stays held, (exit 2) if the file cannot be used. ``doing``: "run",
+    "crawl" or "restore", for the messages. ``refuse_newer``: False for `restore`, which
+    replaces the store (a newer one too: the way back after an upgrade)."""
     # A store this stiwatch would refuse is refused before the lock file is made: the refusal
     # leaves the folder as it was.
-    db.refuse_newer(app.db_path)
+    if refuse_newer:
+        db.refuse_newer(app.db_path)
     lock = db.FileLock(app.settings["lock_file"] or f"{app.db_path}.lock")
     try:
         try:

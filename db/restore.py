@@ -1,0 +1,394 @@
+"""Putting a backup in the database's place, and carrying over what only the store it replaces
+knows: the readers (``subscribers``) and what each was sent (``deliveries``).
+
+A backup is older than the store it replaces. Digests sent after it was taken are recorded only
+in the replaced (moved-aside) store: restored alone, the backup would owe those weeks again and
+the next ``run --digest`` would mail them a second time; readers added since would be lost. The
+moved-aside files are never written: carrying over reads a copy of them, migrated when older.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+import os
+from pathlib import Path
+import re
+import shutil
+import sqlite3
+import stat
+import tempfile
+from urllib.parse import quote
+
+from .errors import MigrationInterrupted, SchemaTooNew, StoreError
+from .files import SIDE_FILES, is_database
+from .schema import LATEST_VERSION, current_version, too_new
+from .store import Store, open_store
+
+# The name `stiwatch backup DEST/` gives its copies: stiwatch-20261122T073000Z.db.
+_STAMP = re.compile(r"stiwatch-(\d{8}T\d{6}Z)")
+
+
+class UnusableBackup(StoreError):
+    """The file to restore is missing, not a stiwatch store, fails its integrity check, or is
+    the database itself (or a file SQLite keeps beside it)."""
+
+
+class CannotMoveAside(StoreError):
+    """The current database could not be moved into the folder for the damaged files (the
+    folder holds files of the same names, or a rename failed); nothing was moved."""
+
+
+class DamagedUnreadable(StoreError):
+    """The moved-aside store cannot be read for carrying over (it does not open, it is not a
+    stiwatch store, its subscribers or deliveries fail their integrity check, or it is newer
+    than this stiwatch)."""
+
+
+@dataclass
+class BackupInfo:
+    path: Path
+    schema_version: int
+    taken_at: str | None  # from the name `stiwatch backup` gives, None when it has another
+
+
+@dataclass
+class CarryOver:
+    """What the moved-aside store added to the restored one."""
+
+    subscribers_added: list[str] = field(default_factory=list)
+    subscribers_changed: list[str] = field(default_factory=list)  # removed ones included
+    deliveries: int = 0  # rows written (new, or newer than the backup's)
+    deliveries_sent: int = 0  # of those, recorded as sent
+    in_doubt: int = 0  # of those, `sending` with no answer: still for `digest resolve`
+    orphans: int = 0  # delivery rows naming a reader neither store has: left out
+    integrity: str = "ok"  # the moved-aside store's whole-file quick_check
+    migrated_from: int | None = None  # its schema version when its copy had to be migrated
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, isolation_level=None)
+
+
+def check_backup(backup: Path, database: Path) -> BackupInfo:
+    """The backup at ``backup`` if it can replace ``database``; UnusableBackup or SchemaTooNew
+    naming the file otherwise. Reads it only."""
+    backup = Path(backup)
+    here = Path(database).resolve()
+    if backup.resolve() == here:
+        raise UnusableBackup(f"{backup}: that is the database itself, not a backup of it")
+    if backup.resolve() in {Path(f"{here}{side}") for side in SIDE_FILES}:
+        raise UnusableBackup(f"{backup}: that is a file SQLite keeps beside the database "
+                             f"{database}, not a backup")
+    if not backup.exists():
+        raise UnusableBackup(f"{backup}: no such file")
+    if backup.is_dir():
+        raise UnusableBackup(f"{backup}: is a folder, not a backup file")
+    if not is_database(backup):
+        raise UnusableBackup(f"{backup}: not an SQLite database, so not a stiwatch backup")
+    try:
+        conn = _connect_readonly(backup)
+        try:
+            verdict = _quick_check(conn)
+            version = current_version(conn) if verdict == "ok" else 0
+        finally:
+            conn.close()
+    except sqlite3.Error as error:
+        raise UnusableBackup(f"{backup}: cannot be read as a stiwatch backup ({error})") from None
+    if verdict != "ok":
+        raise UnusableBackup(f"{backup}: fails its integrity check (PRAGMA quick_check: "
+                             f"{verdict}); restore another backup")
+    if version == 0:
+        raise UnusableBackup(f"{backup}: not a stiwatch database (it has none of stiwatch's "
+                             "tables)")
+    if version > LATEST_VERSION:
+        raise SchemaTooNew(f"{backup}: {too_new(version)}")
+    stamp = _STAMP.search(backup.name)
+    taken_at = None
+    if stamp:
+        moment = datetime.strptime(stamp[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+        taken_at = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return BackupInfo(backup, version, taken_at)
+
+
+def copy_in(backup: Path, database: Path) -> Path:
+    """A copy of ``backup`` in a hidden temporary file beside ``database`` (SQLite's backup
+    API, one self-contained file), for ``install`` to rename: the database's name never holds
+    a half-written store. StoreError naming ``database`` if it cannot be written."""
+    try:
+        handle, name = tempfile.mkstemp(dir=Path(database).parent,
+                                        prefix=f".{Path(database).name}.restore.", suffix=".tmp")
+    except OSError as error:
+        raise StoreError(f"{database}: cannot write the restored copy beside it "
+                         f"({error.strerror or error})") from None
+    os.close(handle)
+    temp = Path(name)
+    try:
+        source = _connect_readonly(backup)
+        target = sqlite3.connect(temp, isolation_level=None)
+        try:
+            source.backup(target)
+            target.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            target.close()
+            source.close()
+        _same_access(temp, Path(database))
+    except BaseException as error:
+        temp.unlink(missing_ok=True)
+        if isinstance(error, sqlite3.Error):
+            raise StoreError(f"{database}: cannot write the restored copy beside it "
+                             f"({error})") from None
+        raise
+    return temp
+
+
+def _same_access(temp: Path, database: Path) -> None:
+    """The temporary copy takes the mode (and, for root, the owner) of the database it will
+    replace: made 0600 by whoever runs the restore (root, often), the service user could not
+    open it. Without a database there, the mode a new file gets."""
+    try:
+        current = database.stat()
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)
+        return
+    os.chmod(temp, stat.S_IMODE(current.st_mode))
+    if os.geteuid() == 0:
+        os.chown(temp, current.st_uid, current.st_gid)
+
+
+def present_files(database: Path) -> list[Path]:
+    """The database and the files SQLite keeps beside it that exist, side files first (see
+    ``move_aside``)."""
+    database = Path(database)
+    sides = [Path(f"{database}{side}") for side in SIDE_FILES]
+    return [path for path in [*sides, database] if path.exists()]
+
+
+def move_aside(database: Path, folder: Path) -> list[Path]:
+    """Move ``database`` and its -wal, -shm and -journal into ``folder`` (created if missing)
+    under their own names: a -wal is read only beside a file of its name. Side files go first,
+    so the database's name never has the old -wal beside another file. All or nothing:
+    CannotMoveAside, with whatever had moved moved back. Returns the new paths."""
+    files = present_files(database)
+    folder = Path(folder)
+    refuse_taken(database, folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CannotMoveAside(f"{folder}: cannot create the folder for the damaged files "
+                              f"({error.strerror or error}); nothing was moved") from None
+    moved: list[tuple[Path, Path]] = []
+    try:
+        for path in files:
+            destination = folder / path.name
+            shutil.move(path, destination)  # a rename on one file system
+            moved.append((path, destination))
+    except BaseException as error:  # Ctrl-C or SIGTERM too: never half the files moved
+        move_back([destination for _, destination in moved], database)
+        if not isinstance(error, OSError):
+            raise
+        raise CannotMoveAside(f"{database}: cannot move it into {folder} "
+                              f"({error.strerror or error}); nothing was moved") from None
+    return [destination for _, destination in moved]
+
+
+def move_back(moved: list[Path], database: Path) -> None:
+    """Undo ``move_aside``: each file back beside ``database``, under its name (the database
+    first, so its -wal never comes back without it)."""
+    for destination in reversed(moved):
+        shutil.move(destination, Path(database).parent / destination.name)
+
+
+def refuse_taken(database: Path, folder: Path) -> None:
+    """CannotMoveAside if ``folder`` already holds a file of the name of the database or of
+    one of its side files: an earlier restore's damaged files are never replaced."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise CannotMoveAside(f"{folder}: not a folder (nothing was moved)")
+    for path in present_files(database):
+        if (folder / path.name).exists():
+            raise CannotMoveAside(f"{folder / path.name}: already exists; name another folder "
+                                  "for the damaged files (nothing was moved)")
+
+
+def install(temp: Path, database: Path) -> None:
+    """Give the copy ``copy_in`` made the database's name (one rename)."""
+    os.replace(temp, database)
+
+
+def stage(temp: Path, backup: Path) -> Store:
+    """The copy ``copy_in`` made, opened as a store (migrated when older) under its temporary
+    name, for ``carry_over`` and ``seal`` before it takes the database's: stopped before that
+    rename, the database is as it was. Errors name ``backup``."""
+    try:
+        return open_store(temp, create=False)
+    except StoreError as error:
+        if isinstance(error, MigrationInterrupted):
+            raise
+        raise type(error)(str(error).replace(str(temp), f"{backup} (its copy)")) from error
+
+
+def seal(store: Store) -> None:
+    """Close the staged store as one self-contained file: a -wal left beside its temporary
+    name would not follow it to the database's."""
+    store.conn.execute("PRAGMA journal_mode = DELETE")
+    store.close()
+
+
+def carry_over(store: Store, damaged: Path, *, shown_as: Path | None = None) -> CarryOver:
+    """Write into ``store`` (the restored backup, migrated) the subscribers and deliveries of
+    the store at ``damaged`` (the one it replaces) that are newer than its own, reading a copy
+    of its files (migrated there when older). DamagedUnreadable says why it could not, naming
+    the store as ``shown_as`` (where it is moved to) when given.
+
+    A row is keyed by what both stores share, the reader's address (and the week), never by a
+    row id. A delivery recorded as sent stays sent: a sent row of either store is kept over
+    any other state; otherwise the row updated last wins (the moved-aside store's when both
+    were updated in the same second). A delivery in doubt comes across in
+    doubt (no run sends it until `digest resolve`). A delivery whose reader neither store has
+    would break the foreign key: it is left out and counted.
+    """
+    with tempfile.TemporaryDirectory(dir=store.path.parent,
+                                     prefix=f".{store.path.name}.carry-over.") as work:
+        copy = Path(work) / damaged.name
+        for path in present_files(damaged):
+            shutil.copyfile(path, copy.parent / path.name)
+        shown = shown_as or damaged
+        found = CarryOver()
+        found.integrity, version = _readable(copy, shown)
+        if version < LATEST_VERSION:
+            try:
+                open_store(copy, create=False).close()
+            except (StoreError, sqlite3.Error) as error:
+                raise DamagedUnreadable(
+                    f"{shown}: its copy could not be migrated from schema version {version} "
+                    f"({str(error).replace(str(copy), 'copy')})") from None
+            found.migrated_from = version
+        _carry(store, copy, found)
+        return found
+
+
+def _readable(copy: Path, damaged: Path) -> tuple[str, int]:
+    """The whole file's quick_check verdict and the schema version of the moved-aside store's
+    copy, or DamagedUnreadable. Its subscribers and deliveries must pass their own check: the
+    rest of the file (a crawl's items, most of its pages) may be what was damaged."""
+    try:
+        conn = sqlite3.connect(copy, isolation_level=None)
+        try:
+            version = current_version(conn)
+            if version == 0:
+                raise DamagedUnreadable(f"{damaged}: not a stiwatch database")
+            if version > LATEST_VERSION:
+                raise DamagedUnreadable(f"{damaged}: {too_new(version)}")
+            verdict = _quick_check(conn)
+            for table in ("subscribers", "deliveries"):
+                own = _quick_check(conn, table)
+                if own != "ok":
+                    raise DamagedUnreadable(
+                        f"{damaged}: its {table} table fails its integrity check ({own})")
+        finally:
+            conn.close()
+    except sqlite3.Error as error:
+        raise DamagedUnreadable(f"{damaged}: does not open ({error})") from None
+    return verdict, version
+
+
+def _quick_check(conn: sqlite3.Connection, table: str | None = None) -> str:
+    """``ok``, or the first problem PRAGMA quick_check finds (in the whole file, or in
+    ``table`` and its indexes)."""
+    try:
+        rows = conn.execute(f"PRAGMA quick_check{f'({table})' if table else ''}").fetchall()
+    except sqlite3.DatabaseError as error:  # a page too damaged for a verdict
+        return str(error)
+    problems = [row[0] for row in rows if not row[0].startswith("*** in database")]
+    return problems[0] if problems else "ok"
+
+
+def _carry(store: Store, copy: Path, found: CarryOver) -> None:
+    conn = store.conn
+    conn.execute("ATTACH DATABASE ? AS damaged", [f"file:{quote(str(copy))}?mode=ro"])
+    try:
+        subscriber_columns = _columns(conn, "subscribers")
+        delivery_columns = _columns(conn, "deliveries")
+        try:
+            subscribers = conn.execute(
+                f"""SELECT {', '.join(f'd.{c}' for c in subscriber_columns)},
+                           m.email IS NULL AS new
+                    FROM damaged.subscribers d LEFT JOIN main.subscribers m ON m.email = d.email
+                    WHERE m.email IS NULL
+                       OR (d.updated_at >= m.updated_at AND {_differ(subscriber_columns)})
+                    ORDER BY d.email""").fetchall()
+            deliveries = conn.execute(
+                f"""SELECT {', '.join(f'd.{c}' for c in delivery_columns)}
+                    FROM damaged.deliveries d
+                    LEFT JOIN main.deliveries m
+                           ON m.subscriber = d.subscriber AND m.period = d.period
+                    WHERE m.subscriber IS NULL
+                       OR (d.status = 'sent' AND m.status <> 'sent')
+                       OR (d.updated_at >= m.updated_at AND {_differ(delivery_columns)}
+                           AND (m.status <> 'sent' OR d.status = 'sent'))
+                    ORDER BY d.period, d.subscriber""").fetchall()
+        except sqlite3.DatabaseError as error:
+            raise DamagedUnreadable(f"{copy.name}: its subscribers or deliveries cannot be "
+                                    f"read ({error})") from None
+        known = {row[0] for row in conn.execute(
+            "SELECT email FROM main.subscribers UNION SELECT email FROM damaged.subscribers")}
+        # Items stored after the backup are gone from the restored store, and crawled again
+        # get other ids: a digest's `through_item_id` above its highest id would hide the
+        # stories crawled anew from the "found late" section, so it is brought down to it.
+        newest_item = store.max_item_id()
+        through = delivery_columns.index("through_item_id")
+        with store.write():
+            for row in subscribers:
+                values = row[:-1]
+                conn.execute(_upsert("subscribers", subscriber_columns, ["email"]), values)
+                (found.subscribers_added if row[-1] else found.subscribers_changed).append(
+                    values[subscriber_columns.index("email")])
+            for row in deliveries:
+                values = list(row)
+                if values[delivery_columns.index("subscriber")] not in known:
+                    found.orphans += 1
+                    continue
+                if values[through] is not None:
+                    values[through] = min(values[through], newest_item)
+                conn.execute(_upsert("deliveries", delivery_columns, ["subscriber", "period"]),
+                             values)
+                found.deliveries += 1
+                state = dict(zip(delivery_columns, values))
+                found.deliveries_sent += state["status"] == "sent"
+                found.in_doubt += (state["status"] == "sending"
+                                   and state["unanswered_at"] is not None)
+    finally:
+        conn.execute("DETACH DATABASE damaged")
+
+
+def _differ(columns: list[str]) -> str:
+    """SQL: the damaged store's row ``d`` differs from the restored one's ``m``. Timestamps
+    have whole seconds: a row changed in the second the backup was taken has the same
+    ``updated_at`` in both, and the moved-aside store's, the later, is the one to keep."""
+    return "(" + " OR ".join(f"d.{c} IS NOT m.{c}" for c in columns) + ")"
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in conn.execute(f"PRAGMA main.table_info({table})")]
+
+
+def _upsert(table: str, columns: list[str], key: list[str]) -> str:
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return (f"INSERT INTO main.{table} ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' for _ in columns)}) "
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}")
+
+
+def sent_weeks(store: Store) -> list[dict[str, object]]:
+    """Each week with a delivery recorded as sent, oldest first, with how many."""
+    return store.query("SELECT period AS week, count(*) AS sent FROM deliveries "
+                       "WHERE status = 'sent' GROUP BY period ORDER BY period")
+
+
+def in_doubt(store: Store) -> int:
+    """Deliveries in doubt (sent without an answer) in ``store``."""
+    return store.scalar("SELECT count(*) FROM deliveries "
+                        "WHERE status = 'sending' AND unanswered_at IS NOT NULL")

@@ -1,0 +1,222 @@
+"""`stiwatch restore`: a backup in the database's place, with what only the damaged store knows
+(subscribers, deliveries) carried over."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+import sys
+
+import click
+
+import db
+from db import restore as restoring
+from digest.send import sender_lock_path
+
+from .. import interrupts
+from ..app import App, pass_app
+from ..errors import UserError
+from ..output import counted, echo_json
+from .crawl import EXIT_LOCKED, take_run_lock
+
+# The restore succeeded but the moved-aside store could not be read: the operator must check
+# the mail server's log before the next `run --digest` (docs/operations.md).
+EXIT_ACT = 1
+WEEKS_SHOWN = 4  # the most recent weeks recorded as sent, in the text summary
+
+
+@click.command("restore")
+@click.argument("backup", type=click.Path(path_type=Path))
+@click.option("--keep-damaged-in", "folder", metavar="DIR", type=click.Path(path_type=Path),
+              help="Move the current database and its -wal and -shm into DIR (made if "
+              "missing) [default: damaged-YYYYmmddTHHMMSSZ beside the database].")
+@click.option("--no-carry-over", is_flag=True,
+              help="Restore the backup alone: do not carry over the subscribers and "
+              "deliveries the current database has and the backup lacks.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")
+@pass_app
+def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: bool,
+                    as_json: bool) -> None:
+    """Put BACKUP (a copy `stiwatch backup` made) in the database's place.
+
+    It holds the run lock throughout (refused, exit 3, while a run or crawl holds it; a timer
+    that fires meanwhile waits or skips as for a run), and the lock of `stiwatch digest
+    send`. BACKUP must be a stiwatch store that passes PRAGMA quick_check, at a schema
+    version this stiwatch knows; otherwise it is refused (exit 2) and nothing is touched. BACKUP is copied beside the database with
+    SQLite's backup API, migrated if older and given the carry-over (below) under a
+    temporary name; then the current database, with its -wal and -shm, is moved aside under
+    the same names (into DIR, by default damaged-YYYYmmddTHHMMSSZ beside it) and the copy
+    renamed into place. Stopped or failing before that rename, it leaves the database as it
+    was.
+
+    Digests sent and readers added, changed or removed after the backup was taken are
+    recorded only in the store it replaces: its subscribers and deliveries are carried over
+    (read from a copy, migrated if older; its own files are never written), so no week is
+    mailed twice. A delivery sent in either store stays sent; otherwise the row changed
+    last wins; one in doubt stays in doubt, for `stiwatch digest resolve`.
+
+    Stop `stiwatch serve` first: it goes on serving the file it opened.
+
+    Exit status: 0 restored (and carried over); 1 restored, but the moved-aside store could
+    not be read: check the mail server's log before the next `run --digest` (the message says
+    how); 2 BACKUP or DIR refused, nothing touched; 3 a run or crawl holds the lock.
+
+    Example: stiwatch restore /var/backups/stiwatch/stiwatch-20261122T073000Z.db
+    """
+    database = app.db_path
+    info = restoring.check_backup(backup, database)
+    if not database.parent.is_dir():
+        raise UserError(f"{database.parent}: no such folder (the database's, from the db "
+                        "setting)")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    folder = folder or database.parent / f"damaged-{stamp}"
+    restoring.refuse_taken(database, folder)
+    with interrupts.sigterm_as_interrupt():
+        lock = take_run_lock(app, 0, "restore", refuse_newer=False)
+        # A `digest send` by hand holds only the sender's lock: what it records after the
+        # carry-over has read the moved-aside store would be lost, and mailed again.
+        sender = db.FileLock(sender_lock_path(database))
+        try:
+            try:
+                sender.acquire()
+            except db.LockHeld as held:
+                raise UserError(f"a `stiwatch digest send` (pid {held.holder}) holds the lock "
+                                f"{held.path}; this restore did nothing",
+                                exit_code=EXIT_LOCKED) from None
+            except db.LockUnusable as error:
+                raise UserError(f"{error}; this restore did nothing") from None
+            try:
+                outcome = _restore(app, info, folder, not no_carry_over)
+            finally:
+                sender.release()
+        finally:
+            lock.release()
+    if as_json:
+        echo_json(outcome)
+    else:
+        _summary(app, outcome)
+    if outcome["action_needed"]:
+        for line in outcome["action_needed"]:
+            click.echo(line, err=True)
+        sys.exit(EXIT_ACT)
+
+
+def _restore(app: App, info: restoring.BackupInfo, folder: Path, carry: bool) -> dict:
+    database = app.db_path
+    damaged = folder / database.name
+    had_database = database.is_file()  # -wal or -shm alone: moved aside, nothing to read
+    temp = restoring.copy_in(info.path, database)
+    moved: list[Path] = []
+    carried: restoring.CarryOver | None = None
+    error = None
+    try:
+        # Migrated and carried over under its temporary name: stopped anywhere before the
+        # rename below (Ctrl-C, SIGTERM, a migration that fails), the database is as it was.
+        staged = restoring.stage(temp, info.path)
+        try:
+            migrated = (staged.migrated_from, staged.schema_version) if staged.migrated \
+                else None
+            if carry and had_database:
+                try:
+                    carried = restoring.carry_over(staged, database, shown_as=damaged)
+                except restoring.DamagedUnreadable as unreadable:
+                    error = str(unreadable)
+        finally:
+            restoring.seal(staged)
+        if restoring.present_files(database):
+            moved = restoring.move_aside(database, folder)
+        restoring.install(temp, database)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        restoring.move_back(moved, database)
+        raise
+    if migrated:
+        app.report_migration(*migrated)
+    store = app.store()
+    weeks = restoring.sent_weeks(store)
+    outcome = {
+        "database": str(database),
+        "backup": str(info.path),
+        "backup_taken_at": info.taken_at,
+        "backup_schema_version": info.schema_version,
+        "schema_version": store.schema_version,
+        "items": store.scalar("SELECT count(*) FROM items"),
+        "damaged_folder": str(folder) if moved else None,
+        "damaged_files": [str(path) for path in moved],
+        "carry_over": _carried(carried, error, carry),
+        "weeks_sent": weeks,
+        "in_doubt": restoring.in_doubt(store),
+        "action_needed": None,
+    }
+    if error is not None:
+        taken = f" ({info.taken_at})" if info.taken_at else ""
+        outcome["action_needed"] = [
+            f"Not carried over: {error}.",
+            "The restored store knows neither the digests sent since the backup was taken"
+            f"{taken} nor the readers added, changed or removed since: before the next "
+            "`stiwatch run --digest`, read the mail server's log. A week mailed since would "
+            "be mailed again: run `stiwatch run` without --digest until a newer week is over, "
+            "and cancel what a week still owes to readers the log shows served "
+            "(`stiwatch digest resolve EMAIL --week W --cancel`; `stiwatch digest status "
+            "--all` lists it); add readers subscribed since with `stiwatch subscribers add`.",
+        ]
+    return outcome
+
+
+def _carried(carried: restoring.CarryOver | None, error: str | None, wanted: bool) -> dict:
+    if carried is None:
+        reason = (error if error is not None else "--no-carry-over" if not wanted
+                  else "no database was there to move aside")
+        return {"done": False, "reason": reason}
+    return {"done": True, "subscribers_added": carried.subscribers_added,
+            "subscribers_changed": carried.subscribers_changed,
+            "deliveries": carried.deliveries, "deliveries_sent": carried.deliveries_sent,
+            "in_doubt": carried.in_doubt, "orphans": carried.orphans,
+            "damaged_integrity": carried.integrity,
+            "damaged_migrated_from": carried.migrated_from}
+
+
+def _summary(app: App, outcome: dict) -> None:
+    taken = f"taken {outcome['backup_taken_at']}, " if outcome["backup_taken_at"] else ""
+    app.echo(f"Restored {outcome['backup']} ({taken}schema version "
+             f"{outcome['backup_schema_version']}) as {outcome['database']}: "
+             f"{counted(outcome['items'], 'item')}.")
+    if outcome["damaged_files"]:
+        names = ", ".join(sorted(Path(path).name for path in outcome["damaged_files"]))
+        app.echo(f"Moved the database it replaces aside to {outcome['damaged_folder']}: {names}.")
+    else:
+        app.echo("There was no database to move aside.")
+    carried = outcome["carry_over"]
+    if carried["done"]:
+        changed = len(carried["subscribers_changed"])
+        app.echo(f"Carried over from the moved-aside store: "
+                 f"{counted(len(carried['subscribers_added']), 'subscriber')} added, "
+                 f"{changed} changed or removed, "
+                 f"{counted(carried['deliveries'], 'delivery', 'deliveries')} "
+                 f"({carried['deliveries_sent']} sent, {carried['in_doubt']} in doubt).")
+        if carried["damaged_migrated_from"] is not None:
+            app.echo(f"(Read from a copy of it migrated from schema version "
+                     f"{carried['damaged_migrated_from']}; the moved-aside files are "
+                     "unchanged.)")
+        if carried["damaged_integrity"] != "ok":
+            app.echo(f"The moved-aside store fails its integrity check "
+                     f"({carried['damaged_integrity']}); its subscribers and deliveries "
+                     "pass theirs.")
+        if carried["orphans"]:
+            app.echo(f"Left out {counted(carried['orphans'], 'delivery', 'deliveries')} "
+                     "to readers neither store has.")
+    elif carried["reason"] == "--no-carry-over":
+        app.echo("Nothing carried over (--no-carry-over): digests sent and readers changed "
+                 "since the backup are not in the restored store.")
+    weeks = outcome["weeks_sent"]
+    if weeks:
+        shown = ", ".join(f"{w['week']} ({w['sent']})" for w in weeks[-WEEKS_SHOWN:])
+        earlier = (f" and {counted(len(weeks) - WEEKS_SHOWN, 'earlier week')}"
+                   if len(weeks) > WEEKS_SHOWN else "")
+        app.echo(f"Weeks recorded as sent (deliveries): {shown}{earlier}.")
+    else:
+        app.echo("No week is recorded as sent.")
+    if outcome["in_doubt"]:
+        app.echo(f"{counted(outcome['in_doubt'], 'delivery', 'deliveries')} in doubt: "
+                 "settle them with `stiwatch digest resolve` (`stiwatch digest status --all` "
+                 "lists them).")

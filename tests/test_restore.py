@@ -1,0 +1,395 @@
+"""`stiwatch restore BACKUP`: the backup in the database's place, the replaced files moved aside
+untouched, and the subscribers and deliveries only they record carried over."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+import hashlib
+import json
+import os
+from pathlib import Path
+import sqlite3
+import subprocess
+import sys
+from zoneinfo import ZoneInfo
+
+import pytest
+
+import analysts_store
+import db
+from db import restore as restoring
+from db.schema import LATEST_VERSION, migrate
+from digest.weeks import last_complete_week
+from digeststore import build, story
+from mockserver import MockServer
+from smtpserver import SmtpServer
+
+EMPTY_RSS = b"<rss version='2.0'><channel><title>t</title></channel></rss>"
+
+
+@pytest.fixture
+def smtp():
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture
+def feed():
+    """An empty feed on loopback, the store's only source: `run --digest` crawls nothing new
+    and goes on to its digest step."""
+    with MockServer() as server:
+        @server.route("/feed.xml")
+        def empty(handler) -> None:  # noqa: ANN001
+            handler.send_body(200, EMPTY_RSS, "application/rss+xml")
+
+        yield server.url("/feed.xml")
+
+
+def run_digest(db_path: Path, smtp: SmtpServer) -> subprocess.CompletedProcess:
+    """`stiwatch --quiet run --digest` as cron runs it: a process of its own, the real clock."""
+    env = {**os.environ, "STIWATCH_DB": str(db_path), "STIWATCH_DOWNLOAD_DELAY": "0",
+           "STIWATCH_AUTOTHROTTLE": "false", "STIWATCH_RETRY_TIMES": "0",
+           **smtp.settings_env()}
+    return subprocess.run([sys.executable, "-m", "stiwatch", "--quiet", "run", "--digest"],
+                          env=env, cwd=db_path.parent, capture_output=True, text=True,
+                          timeout=180)
+
+
+def take_backup(stiwatch, tmp_path: Path) -> Path:
+    result = stiwatch("--quiet", "backup", f"{tmp_path / 'backups'}/")
+    assert result.exit_code == 0, result.output
+    [made] = (tmp_path / "backups").glob("stiwatch-*.db")
+    return made
+
+
+def digest_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def folder_listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def unlocked(names: list[str]) -> list[str]:
+    """Names but the lock files, which a refused restore leaves as a refused run does."""
+    return [name for name in names if not name.endswith(".lock")]
+
+
+def test_restore_then_run_digest_mails_nothing_twice_and_a_later_reader_gets_the_week(
+        stiwatch, db_path, tmp_path, smtp, feed):
+    """The week mailed after the backup was taken, and the reader who subscribed after it,
+    are recorded only in the store the backup replaces: carried over, the next `run
+    --digest` mails the week to the new reader alone."""
+    week = last_complete_week(ZoneInfo("Asia/Tokyo"), datetime.now(timezone.utc))
+    published = (week.start + timedelta(days=2)).astimezone(timezone.utc).isoformat()
+    store = build(db_path, [story("https://x.example/w", published, title="A story")])
+    store.sync_sources([{"id": "feed", "name": "Feed", "kind": "feed", "url": feed,
+                         "country": "JP", "language": "en", "org_type": "news"}])
+    store.save_subscribers([{"email": "early@example.org"}])
+    store.close()
+    backup = take_backup(stiwatch, tmp_path)
+
+    first = run_digest(db_path, smtp)  # Monday's digest run, after the night's backup
+    assert first.returncode == 0, first.stderr
+    assert [m.rcpt for m in smtp.messages] == ["early@example.org"]
+    assert stiwatch("subscribers", "add", "late@example.org").exit_code == 0
+
+    result = stiwatch("restore", str(backup))
+    assert result.exit_code == 0, result.output
+    assert ("Carried over from the moved-aside store: 1 subscriber added, 0 changed or "
+            "removed, 1 delivery (1 sent, 0 in doubt).") in result.stdout
+    assert f"Weeks recorded as sent (deliveries): {week.label} (1)." in result.stdout
+
+    again = run_digest(db_path, smtp)
+    assert again.returncode == 0, again.stderr
+    assert sorted((m.rcpt, m.message["X-Stiwatch-Week"]) for m in smtp.messages) == [
+        ("early@example.org", week.label), ("late@example.org", week.label)]
+
+
+def test_a_delivery_sent_stays_sent_and_one_in_doubt_stays_in_doubt(stiwatch, db_path,
+                                                                   tmp_path):
+    """A backup taken mid-digest shows the reader being mailed as owed: the moved-aside
+    store's `sent` wins; a delivery in doubt comes across in doubt (never resent by a run); a
+    reader removed since stays removed."""
+    analysts_store.build(db_path)
+    store = db.open_store(db_path)
+    store.save_subscribers([{"email": "a@example.org"}, {"email": "b@example.org"},
+                            {"email": "gone@example.org"}])
+    store.ensure_deliveries("2026-W47", ["a@example.org", "b@example.org"])
+    store.close()
+    backup = take_backup(stiwatch, tmp_path)
+    with db.open_store(db_path) as store:
+        store.delivery_sending("a@example.org", "2026-W47", "<m1@x>", 3, 10)
+        store.delivery_sent("a@example.org", "2026-W47")
+        store.delivery_sending("b@example.org", "2026-W47", "<m2@x>", 3, 10)
+        store.delivery_unanswered("b@example.org", "2026-W47", "timed out after DATA")
+        store.deactivate_subscriber("gone@example.org")
+
+    result = stiwatch("restore", "--json", str(backup))
+    assert result.exit_code == 0, result.output
+    outcome = json.loads(result.stdout)
+    stamp = datetime.strptime(backup.stem.removeprefix("stiwatch-"), "%Y%m%dT%H%M%SZ")
+    assert outcome["backup_taken_at"] == stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert outcome["carry_over"]["deliveries"] == 2
+    assert outcome["carry_over"]["deliveries_sent"] == 1
+    assert outcome["carry_over"]["in_doubt"] == 1
+    assert outcome["carry_over"]["subscribers_changed"] == ["gone@example.org"]
+    assert outcome["weeks_sent"] == [{"week": "2026-W47", "sent": 1}]
+    assert outcome["in_doubt"] == 1
+    with db.open_store(db_path) as store:
+        rows = {r["subscriber"]: r for r in store.deliveries("2026-W47")}
+        assert rows["a@example.org"]["status"] == "sent"
+        assert rows["b@example.org"]["status"] == "sending"
+        assert rows["b@example.org"]["unanswered_at"] is not None
+        assert store.owed_deliveries("2026-W47", "9999") == []
+        # the store has fewer items than the digests were built from: brought down to them
+        assert rows["a@example.org"]["through_item_id"] == store.max_item_id()
+        assert not store.get_subscriber("gone@example.org")["active"]
+    assert not list(tmp_path.glob(".stiwatch.db.*"))  # neither the copy nor its carry-over copy
+
+
+@pytest.mark.parametrize("lock, holder", [
+    (".lock", "another stiwatch run or crawl"),
+    (".digest-send.lock", "a `stiwatch digest send`"),  # by hand: it takes only its own
+], ids=["run", "digest-send"])
+def test_restore_is_refused_while_a_run_or_a_sender_holds_its_lock(stiwatch, db_path,
+                                                                   tmp_path, lock, holder):
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    before = digest_of(db_path)
+    with db.FileLock(f"{db_path}{lock}"):  # a run, or a sender, under way
+        listing = folder_listing(db_path.parent)
+        result = stiwatch("restore", str(backup))
+    assert result.exit_code == 3
+    assert result.output.splitlines() == [
+        f"Error: {holder} (pid {os.getpid()}) holds the lock {db_path}{lock}; this restore "
+        "did nothing"]
+    assert digest_of(db_path) == before
+
+    assert unlocked(folder_listing(db_path.parent)) == unlocked(listing)  # nothing moved
+
+
+def _text(path: Path) -> Path:
+    path.write_text("email,name\n")
+    return path
+
+
+def _other_sqlite(path: Path) -> Path:
+    sqlite3.connect(path).execute("CREATE TABLE notes (x)").connection.commit()
+    return path
+
+
+def _corrupt(path: Path, backup: Path) -> Path:
+    """The backup with its items table's first page garbled, as a failing disk leaves it."""
+    path.write_bytes(backup.read_bytes())
+    conn = sqlite3.connect(path)
+    root, size = (conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'items'")
+                  .fetchone()[0], conn.execute("PRAGMA page_size").fetchone()[0])
+    conn.close()
+    with path.open("r+b") as handle:
+        handle.seek((root - 1) * size + 8)
+        handle.write(b"\xff" * 32)
+    return path
+
+
+def _newer(path: Path, backup: Path) -> Path:
+    path.write_bytes(backup.read_bytes())
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO schema_migrations VALUES (?, 'from the future', 'x')",
+                 [LATEST_VERSION + 1])
+    conn.commit()
+    conn.close()
+    return path
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda tmp, backup: tmp / "missing.db", "no such file"),
+    (lambda tmp, backup: _text(tmp / "readers.csv"), "not an SQLite database"),
+    (lambda tmp, backup: _other_sqlite(tmp / "other.db"), "not a stiwatch database"),
+    (lambda tmp, backup: _corrupt(tmp / "corrupt.db", backup),
+     "fails its integrity check (PRAGMA quick_check: database disk image is malformed)"),
+    (lambda tmp, backup: _newer(tmp / "newer.db", backup),
+     f"schema version {LATEST_VERSION + 1} is newer than this stiwatch knows"),
+    (lambda tmp, backup: tmp / "stiwatch.db", "that is the database itself"),
+    (lambda tmp, backup: tmp / "stiwatch.db-wal", "a file SQLite keeps beside the database"),
+], ids=["missing", "text", "other-sqlite", "corrupt", "newer", "itself", "wal"])
+def test_a_backup_that_cannot_be_restored_is_refused_naming_it(stiwatch, db_path, tmp_path,
+                                                              make, says):
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    writer = sqlite3.connect(db_path)  # a -wal beside the database, as while it is in use
+    writer.execute("PRAGMA journal_mode = WAL")
+    bad = make(tmp_path, backup)
+    before = digest_of(db_path)
+    listing = folder_listing(tmp_path)
+    result = stiwatch("restore", str(bad))
+    assert result.exit_code == 2
+    [line] = result.output.splitlines()
+    assert line.startswith(f"Error: {bad}: ") and says in line, line
+    assert folder_listing(tmp_path) == listing
+    writer.close()
+    assert digest_of(db_path) == before
+
+
+def test_a_damaged_store_that_does_not_open_is_still_replaced_and_the_operator_told(
+        stiwatch, db_path, tmp_path):
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    db_path.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 32)  # a failing disk
+    garbage = digest_of(db_path)
+
+    result = stiwatch("restore", "--keep-damaged-in", str(tmp_path / "damaged"), str(backup))
+    assert result.exit_code == 1
+    assert f"Moved the database it replaces aside to {tmp_path / 'damaged'}: stiwatch.db" \
+        in result.stdout
+    first, advice = result.stderr.splitlines()
+    assert first.startswith(f"Not carried over: {tmp_path / 'damaged' / 'stiwatch.db'}: ")
+    assert "read the mail server's log" in advice
+    assert "run `stiwatch run` without --digest until a newer week is over" in advice
+    assert digest_of(tmp_path / "damaged" / "stiwatch.db") == garbage
+    with db.open_store(db_path) as store:
+        assert store.scalar("SELECT count(*) FROM items") == len(analysts_store.ITEMS)
+
+
+def test_a_damaged_store_whose_items_fail_the_check_still_gives_its_readers(
+        stiwatch, db_path, tmp_path):
+    """What fails is most often the large part, the items: the readers and their deliveries
+    pass a check of their own and come across."""
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    with db.open_store(db_path) as store:
+        store.save_subscribers([{"email": "new@example.org"}])
+    conn = sqlite3.connect(db_path)
+    conn.execute("PRAGMA journal_mode = DELETE")  # everything in the file, for _corrupt
+    conn.close()
+    _corrupt(tmp_path / "broken.db", db_path)
+    os.replace(tmp_path / "broken.db", db_path)
+
+    result = stiwatch("restore", str(backup))
+    assert result.exit_code == 0, result.output
+    assert "1 subscriber added" in result.stdout
+    [check] = [line for line in result.stdout.splitlines() if "integrity" in line]
+    assert check.startswith("The moved-aside store fails its integrity check (")
+    assert check.endswith("); its subscribers and deliveries pass theirs.")
+    with db.open_store(db_path) as store:
+        assert store.get_subscriber("new@example.org")["active"]
+
+
+def older_store(path: Path, emails: list[str]) -> None:
+    """A store two schema versions old, as the stiwatch before an upgrade left it."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, target=LATEST_VERSION - 2)
+    for email in emails:
+        conn.execute("INSERT INTO subscribers (email, created_at, updated_at) "
+                     "VALUES (?, '2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z')", [email])
+    conn.close()
+
+
+def test_a_backup_from_an_older_schema_is_migrated_and_an_older_damaged_store_is_read_from_a_copy(
+        stiwatch, db_path, tmp_path):
+    """Restored right after an upgrade: the backup is migrated on open, as any command does,
+    and the store it replaces is read from a migrated copy: its own files stay at the old
+    version, the way back to the old stiwatch."""
+    backup = tmp_path / "before-upgrade.db"
+    older_store(backup, ["a@example.org"])
+    older_store(db_path, ["a@example.org", "b@example.org"])
+    conn = sqlite3.connect(db_path)
+    conn.execute("INSERT INTO deliveries (subscriber, period, status, sent_at, updated_at) "
+                 "VALUES ('b@example.org', '2026-W47', 'sent', 'x', '2026-11-24T00:00:00Z')")
+    conn.commit()
+    conn.close()
+    damaged = digest_of(db_path)
+
+    result = stiwatch("restore", "--keep-damaged-in", str(tmp_path / "old"), str(backup))
+    assert result.exit_code == 0, result.output
+    assert (f"Migrated {db_path} from schema version {LATEST_VERSION - 2} to "
+            f"{LATEST_VERSION}.") in result.stderr
+    assert "1 subscriber added" in result.stdout and "1 delivery (1 sent" in result.stdout
+    assert (f"(Read from a copy of it migrated from schema version {LATEST_VERSION - 2}; "
+            "the moved-aside files are unchanged.)") in result.stdout
+    assert digest_of(tmp_path / "old" / "stiwatch.db") == damaged
+    assert folder_listing(tmp_path / "old") == ["stiwatch.db"]
+    with db.open_store(db_path) as store:
+        assert store.schema_version == LATEST_VERSION
+        assert [r["status"] for r in store.deliveries("2026-W47")] == ["sent"]
+
+
+def test_no_carry_over_and_no_database_to_replace(stiwatch, db_path, tmp_path):
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    with db.open_store(db_path) as store:
+        store.save_subscribers([{"email": "new@example.org"}])
+    result = stiwatch("restore", "--no-carry-over", str(backup))
+    assert result.exit_code == 0, result.output
+    assert "Nothing carried over (--no-carry-over)" in result.stdout
+    assert stiwatch("subscribers", "list").stdout.count("@example.org") == 0
+
+    for path in restoring.present_files(db_path):
+        path.unlink()
+    result = stiwatch("--quiet", "restore", str(backup))
+    assert result.exit_code == 0 and result.output == ""
+    assert db_path.exists() and not list(tmp_path.glob(".stiwatch.db.*"))
+
+
+def test_a_sent_delivery_of_either_store_is_never_undone(stiwatch, db_path, tmp_path):
+    """Whichever store changed a row last (clocks step back, a backup restored over a store
+    older than it), a digest recorded as sent is never owed again."""
+    analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        store.save_subscribers([{"email": "x@example.org"}, {"email": "y@example.org"}])
+    backup = take_backup(stiwatch, tmp_path)
+
+    def rows(path: Path, states: dict[str, tuple[str, str]]) -> None:
+        conn = sqlite3.connect(path)
+        for email, (status, updated) in states.items():
+            conn.execute("INSERT OR REPLACE INTO deliveries (subscriber, period, status, "
+                         "updated_at) VALUES (?, '2026-W47', ?, ?)", [email, status, updated])
+        conn.commit()
+        conn.close()
+
+    rows(backup, {"x@example.org": ("sent", "2026-11-24T00:00:00Z"),
+                  "y@example.org": ("pending", "2026-11-25T00:00:00Z")})
+    rows(db_path, {"x@example.org": ("pending", "2026-11-25T00:00:00Z"),
+                   "y@example.org": ("sent", "2026-11-24T00:00:00Z")})
+    result = stiwatch("restore", str(backup))
+    assert result.exit_code == 0, result.output
+    with db.open_store(db_path) as store:
+        assert {r["subscriber"]: r["status"] for r in store.deliveries("2026-W47")} == {
+            "x@example.org": "sent", "y@example.org": "sent"}
+
+
+def test_a_folder_already_holding_damaged_files_is_refused_before_anything_moves(
+        stiwatch, db_path, tmp_path):
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    folder = tmp_path / "damaged"
+    assert stiwatch("restore", "--keep-damaged-in", str(folder), str(backup)).exit_code == 0
+    kept, before = digest_of(folder / "stiwatch.db"), digest_of(db_path)
+    result = stiwatch("restore", "--keep-damaged-in", str(folder), str(backup))
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"Error: {folder / 'stiwatch.db'}: already exists; name another folder for the "
+        "damaged files (nothing was moved)"]
+    assert digest_of(folder / "stiwatch.db") == kept and digest_of(db_path) == before
+
+
+def test_a_backup_whose_migration_fails_leaves_the_database_as_it_was(stiwatch, db_path,
+                                                                      tmp_path):
+    """The copy is migrated and given the carry-over under its temporary name: a failure
+    there (or Ctrl-C) comes before anything is moved."""
+    analysts_store.build(db_path)
+    backup = tmp_path / "before-upgrade.db"
+    older_store(backup, ["a@example.org"])
+    conn = sqlite3.connect(backup)
+    conn.execute("CREATE TABLE item_classification (x)")  # what the last migration creates
+    conn.commit()
+    conn.close()
+    before = digest_of(db_path)
+    listing = folder_listing(tmp_path)
+    result = stiwatch("restore", str(backup))
+    assert result.exit_code == 2
+    [line] = result.output.splitlines()
+    assert line.startswith(f"Error: {backup} (its copy): migration {LATEST_VERSION} (")
+    assert "table item_classification already exists" in line
+    assert digest_of(db_path) == before
+    assert unlocked(folder_listing(tmp_path)) == unlocked(listing)  # no copy left, none moved
