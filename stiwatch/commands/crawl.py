@@ -16,6 +16,7 @@ from ..app import App, pass_app
 from ..errors import UserError
 from ..output import counted, echo_json, echo_table
 from ..progress import Progress
+from ..runlock import take_run_lock
 
 SUMMARY_COLUMNS = ["source", "status", "new", "duplicates", "updated", "partial", "unchanged",
                    "errors", "error"]
@@ -71,44 +72,6 @@ def every_source_failed(report: CrawlReport, limit: int = 10) -> str | None:
     more = f"; and {len(report.sources) - limit} more" if len(report.sources) > limit else ""
     return "every source failed: " + "; ".join(
         ", ".join(ids) + (f" ({error})" if error else "") for error, ids in alike.items()) + more
-
-
-EXIT_LOCKED = 3  # another run or crawl holds the run lock (docs/operations.md)
-
-
-def take_run_lock(app: App, wait_lock: int, doing: str, *,
-                  refuse_newer: bool = True) -> db.FileLock:
-    """The run lock (setting `lock_file`, default beside the database), held by `stiwatch run`
-    and `stiwatch crawl` for their whole duration: two crawls at once would each fetch every
-    new article, twice the load on every site. Waits up to ``wait_lock`` seconds; UserError
-    (exit 3) if it stays held, (exit 2) if the file cannot be used. ``doing``: "run",
-    "crawl" or "restore", for the messages. ``refuse_newer``: False for `restore`, which
-    replaces the store (a newer one too: the way back after an upgrade)."""
-    # A store this stiwatch would refuse is refused before the lock file is made: the refusal
-    # leaves the folder as it was.
-    if refuse_newer:
-        db.refuse_newer(app.db_path)
-    lock = db.FileLock(app.settings["lock_file"] or f"{app.db_path}.lock")
-    try:
-        try:
-            lock.acquire()
-        except db.LockHeld as held:
-            if not wait_lock:
-                raise
-            # Someone running it by hand would otherwise see nothing for up to an hour.
-            app.echo(f"Waiting up to {wait_lock}s for the lock {held.path}, held by another "
-                     f"stiwatch run or crawl (pid {held.holder})...", err=True)
-            lock.acquire(wait=wait_lock)
-    except db.LockUnusable as error:
-        origin = (f"lock_file is set by {app.settings.origin('lock_file')}"
-                  if app.settings["lock_file"] else "the default lock_file, beside the database")
-        raise UserError(f"{error} ({origin}); this {doing} did nothing") from None
-    except db.LockHeld as held:
-        waited = f" (waited {wait_lock}s)" if wait_lock else ""
-        raise UserError(f"another stiwatch run or crawl (pid {held.holder}) holds the lock "
-                        f"{held.path}{waited}; this {doing} did nothing",
-                        exit_code=EXIT_LOCKED) from None
-    return lock
 
 
 def open_synced_store(app: App, sources_file: str | None = None) -> db.Store:

@@ -17,7 +17,7 @@ from .. import interrupts
 from ..app import App, pass_app
 from ..errors import UserError
 from ..output import counted, echo_json
-from .crawl import EXIT_LOCKED, take_run_lock
+from ..runlock import EXIT_LOCKED, take_run_lock
 
 # The restore succeeded but the moved-aside store could not be read: the operator must check
 # the mail server's log before the next `run --digest` (docs/operations.md).

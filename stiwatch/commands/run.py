@@ -17,7 +17,8 @@ from ..errors import UserError, as_user_error
 from ..output import echo_json
 from ..steps import classify_step, crawl_step, digest_step, run_step
 from .classify import check_classifier, model_folder
-from .crawl import EXIT_LOCKED, open_synced_store, take_run_lock
+from ..runlock import EXIT_LOCKED, take_run_lock
+from .crawl import open_synced_store
 
 log = logging.getLogger("stiwatch.run")
 
