@@ -3,7 +3,9 @@
 The cue lexicon is classifier/data/areas.toml (same term syntax as the domain lexicon, see
 classifier/lexicon.py). Relevance weighs STI-policy cues (ministry, funding programme, call for
 proposals, strategy, budget, regulation, agency names) against research-result cues ("scientists
-discover", "study finds") and product/business cues, and turns the balance into a 0..1 score.
+discover", "study finds") and product/business cues, and turns the balance into a 0..1 score;
+company news (a funding round, earnings, a product launch) that names no public actor is held
+below the line, as is news with no science/technology anchor.
 Areas use the same evidence rule as domains: a title or lead hit or several body hits are needed.
 """
 
@@ -26,13 +28,21 @@ RELEVANCE_KINDS = {
     "research": (-1, 1.5),
     "other": (-1, 1.0),
     "sti": (0, 0.0),    # science/technology anchors: weigh nothing, but policy needs one
+    # A company acting (a funding round, earnings, a product launch) and a public actor
+    # (ministry, government, agency, parliament, EU): weigh nothing, but company news with no
+    # public actor is business news however much it speaks of funding and research.
+    "corporate": (0, 0.0),
+    "public_actor": (0, 0.0),
 }
+ACTOR_KINDS = frozenset({"corporate", "public_actor"})
 RELEVANCE_SETTINGS = {
     "bias": -1.5,       # log-odds with no cue at all: most news is not STI policy
     "scale": 0.9,       # log-odds gained per unit of net evidence
     "max_evidence": 8.0,  # cap per side, so a long text does not saturate on repetition
     "no_sti_penalty": 2.0,  # log-odds lost when nothing anchors the item in science/technology
     "no_sti_max_evidence": 2.0,  # ...and its policy evidence counts up to this much only
+    "corporate_penalty": 2.0,  # log-odds lost by company news that names no public actor
+    "corporate_max_evidence": 2.0,  # ...and its policy evidence counts up to this much only
 }
 
 
@@ -58,14 +68,18 @@ class RuleTagger:
             if kind == "negative":
                 pairs += [(term, ("cue", None)) for term in terms]
             else:
+                # Who acts is read on a layer of its own: "Ministry of Science" is a strong
+                # policy cue and names a public actor, and a longer cue must not hide either.
+                layer = "actor" if kind in ACTOR_KINDS else "cue"
                 sign, weight = RELEVANCE_KINDS[kind]
-                pairs += [(term, ("cue", kind, term_id(term), weight)) for term in terms]
+                pairs += [(term, (layer, kind, term_id(term), weight)) for term in terms]
         self._matcher = Matcher(pairs, layered=True)
         self._last: tuple[str, str, dict, str] | None = None
 
     def _layers(self, title: str, text: str) -> tuple[dict[str, dict[str, float]], str]:
-        """({"cue": evidence per relevance kind, "area": evidence per area}, the scanned
-        text), remembered for the item asked last: relevance and areas read the same scan."""
+        """({"cue": evidence per relevance kind, "actor": per actor kind, "area": per area},
+        the scanned text), remembered for the item asked last: relevance and areas read the same
+        scan."""
         last = self._last
         if last is not None and last[0] is title and last[1] is text:
             return last[2], last[3]
@@ -91,8 +105,8 @@ class RuleTagger:
         return cls(entries, relevance, settings, rel_settings, version, own)
 
     def explain(self, title: str, text: str) -> list[tuple[str, str, str, str, float]]:
-        """Every hit as ("cue" or "area", kind or area id, lexicon term, matched text, weighted
-        evidence): why an item scored as it did."""
+        """Every hit as ("cue", "actor" or "area", kind or area id, lexicon term, matched text,
+        weighted evidence): why an item scored as it did."""
         hits, _body = weighted_hits(self._matcher, title, text, self.settings)
         return [(layer, label, term, part[hit.start:hit.end], mult * weight)
                 for mult, hit, part in hits for layer, label, term, weight in hit.keys]
@@ -109,19 +123,34 @@ class RuleTagger:
         cap = self.relevance_settings["max_evidence"]
         return min(positive, cap), min(negative, cap), anchored
 
+    def business_only(self, title: str, text: str) -> bool:
+        """True when a company acts (a `corporate` cue: a funding round, earnings, a product
+        launch) and no public actor (a `public_actor` cue: ministry, government, agency,
+        parliament, EU...) is named: business news, whatever it says of funding and research."""
+        by_kind = self._layers(title, text)[0].get("actor", {})
+        return "corporate" in by_kind and "public_actor" not in by_kind
+
     def relevance(self, title: str, text: str) -> float:
         """Probability-like score that the item is about STI policy: policy cues against
-        research-result and market cues, and nothing without a science/technology anchor
-        (a tax bill or an election is policy, but not STI policy)."""
+        research-result and market cues, nothing without a science/technology anchor (a tax
+        bill or an election is policy, but not STI policy) and nothing for company news that
+        names no public actor (a start-up's funding round speaks of funding and research)."""
         return self.relevance_anchored(title, text)[0]
 
-    def relevance_anchored(self, title: str, text: str) -> tuple[float, bool]:
-        """(:meth:`relevance`, whether any science/technology anchor was found)."""
+    def relevance_anchored(self, title: str, text: str,
+                           business_rule: bool = True) -> tuple[float, bool]:
+        """(:meth:`relevance`, whether any science/technology anchor was found).
+        ``business_rule=False``: without the company-news rule, the score the trained model's
+        70/30 blend was chosen with (classifier/pipeline.py)."""
         pos, neg, anchored = self.relevance_evidence(title, text)
         rs = self.relevance_settings
         if not anchored:
             pos = min(pos, rs["no_sti_max_evidence"])
-        z = rs["bias"] + rs["scale"] * (pos - neg) - (0.0 if anchored else rs["no_sti_penalty"])
+        business = business_rule and self.business_only(title, text)
+        if business:
+            pos = min(pos, rs["corporate_max_evidence"])
+        z = (rs["bias"] + rs["scale"] * (pos - neg) - (0.0 if anchored else rs["no_sti_penalty"])
+             - (rs["corporate_penalty"] if business else 0.0))
         return round(1.0 / (1.0 + math.exp(-z)), 3), anchored
 
     # -- areas ---------------------------------------------------------------------------------

@@ -69,6 +69,22 @@ def test_user_file_adds_cues(tmp_path: Path) -> None:
     assert "open_science" in dict(tagger.areas(title, text))
 
 
+def test_user_file_extends_who_acts(tmp_path: Path) -> None:
+    # An analyst names a company phrase the shipped list lacks, and a public body it lacks.
+    title = "Quantum start-up closes a bridge round"
+    text = ("The quantum computing start-up will use the research funding to hire scientists "
+            "and build a national research programme with universities.")
+    shipped = RuleTagger.load()
+    assert shipped.relevance(title, text) >= 0.5
+    user = tmp_path / "my_cues.toml"
+    user.write_text('[relevance]\ncorporate = ["bridge round"]\n', encoding="utf-8")
+    assert RuleTagger.load(user).relevance(title, text) < 0.5
+    user.write_text('[relevance]\ncorporate = ["bridge round"]\n'
+                    'public_actor = ["Zorblax Office"]\n', encoding="utf-8")
+    backed = text + " The Zorblax Office matches every euro raised."
+    assert RuleTagger.load(user).relevance(title, backed) >= 0.5
+
+
 def test_an_area_with_its_own_min_evidence_is_judged_on_its_own(tmp_path: Path) -> None:
     # open science, mentioned twice, beside a much better evidenced public-research story
     title = "Research council funds new research institutes"

@@ -34,6 +34,9 @@ def test_demo_runs_the_whole_pipeline_offline_and_says_what_to_do_next(tmp_path:
 
     html = Path(summary["digest_html"]).read_text(encoding="utf-8")
     assert summary["week"] in html and "<a href=\"http://127.0.0.1:" in html
+    # A start-up's funding round (labelled not policy) speaks of funding and research, but no
+    # public actor does anything: the rules keep it out of the digest.
+    assert "Gene-editing start-up raises" not in html
     assert summary["digest_eml"], "the digest went to the outbox"
     message = BytesParser(policy=policy.default).parse(open(summary["digest_eml"][0], "rb"))
     assert summary["week"] in message["Subject"]
