@@ -34,6 +34,11 @@ class UnusableBackup(StoreError):
     the database itself (or a file SQLite keeps beside it)."""
 
 
+class OtherInstallation(UnusableBackup):
+    """The backup is a copy of another store (its ``installation_id`` differs from the
+    database's): a pilot's, or another site's, restored by mistake."""
+
+
 class CannotMoveAside(StoreError):
     """The current database could not be moved into the folder for the damaged files (the
     folder holds files of the same names, or a rename failed); nothing was moved."""
@@ -50,6 +55,7 @@ class BackupInfo:
     path: Path
     schema_version: int
     taken_at: str | None  # from the name `stiwatch backup` gives, None when it has another
+    installation_id: str | None = None  # None in a store older than schema version 16
 
 
 @dataclass
@@ -91,6 +97,7 @@ def check_backup(backup: Path, database: Path) -> BackupInfo:
         try:
             verdict = _quick_check(conn)
             version = current_version(conn) if verdict == "ok" else 0
+            installation = _installation_id(conn) if version else None
         finally:
             conn.close()
     except sqlite3.Error as error:
@@ -108,7 +115,61 @@ def check_backup(backup: Path, database: Path) -> BackupInfo:
     if stamp:
         moment = datetime.strptime(stamp[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
         taken_at = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return BackupInfo(backup, version, taken_at)
+    return BackupInfo(backup, version, taken_at, installation)
+
+
+def _installation_id(conn: sqlite3.Connection) -> str | None:
+    """The store's ``installation_id`` (migration 16), None when it has none yet."""
+    try:
+        row = conn.execute("SELECT value FROM store_info WHERE key = 'installation_id'"
+                           ).fetchone()
+    except sqlite3.OperationalError:  # no store_info: older than schema version 16
+        return None
+    return row[0] if row else None
+
+
+def installation_of(database: Path) -> str | None:
+    """The ``installation_id`` of the store at ``database``, read only; None when there is
+    none, or it cannot be read (a damaged file restored over cannot say whose it is)."""
+    database = Path(database)
+    if not database.is_file():
+        return None
+    # Without a -wal, everything is in the file: immutable, so that reading it leaves no
+    # -wal or -shm behind (read-only, SQLite would make them, and could not remove them).
+    flags = "mode=ro" if Path(f"{database}-wal").exists() else "immutable=1"
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(database))}?{flags}", uri=True,
+                               isolation_level=None)
+        try:
+            return _installation_id(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+
+
+def check_installation(info: BackupInfo, current: str | None, *, allowed: bool) -> None:
+    """OtherInstallation when the backup and the database it would replace are two stores
+    (both ids known, and different), unless ``allowed``."""
+    if allowed or current is None or info.installation_id in (None, current):
+        return
+    raise OtherInstallation(
+        f"{info.path}: a backup of another installation (its installation_id is "
+        f"{info.installation_id}, the database's {current}): restore it over this one only "
+        "with --other-installation; nothing was touched")
+
+
+def keep_installation(store: Store, installation: str | None) -> None:
+    """Give the staged store the ``installation_id`` of the store it replaces: digests'
+    Message-IDs include it, and they belong to this installation, whatever backup it was
+    restored from (another installation's would share its Message-IDs with the one still
+    running; a backup older than migration 16 would get a new random one, and a week mailed
+    again would not carry the Message-ID it had the first time)."""
+    if installation is None or installation == store.installation_id:
+        return
+    with store.write():
+        store.conn.execute("UPDATE store_info SET value = ? WHERE key = 'installation_id'",
+                           [installation])
 
 
 def copy_in(backup: Path, database: Path) -> Path:

@@ -292,8 +292,10 @@ def test_a_backup_from_an_older_schema_is_migrated_and_an_older_damaged_store_is
     version, the way back to the old stiwatch."""
     backup = tmp_path / "before-upgrade.db"
     older_store(backup, ["a@example.org"])
-    older_store(db_path, ["a@example.org", "b@example.org"])
+    db_path.write_bytes(backup.read_bytes())  # the same store (one installation_id), later
     conn = sqlite3.connect(db_path)
+    conn.execute("INSERT INTO subscribers (email, created_at, updated_at) "
+                 "VALUES ('b@example.org', '2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z')")
     conn.execute("INSERT INTO deliveries (subscriber, period, status, sent_at, updated_at) "
                  "VALUES ('b@example.org', '2026-W47', 'sent', 'x', '2026-11-24T00:00:00Z')")
     conn.commit()
@@ -382,6 +384,7 @@ def test_a_backup_whose_migration_fails_leaves_the_database_as_it_was(stiwatch, 
     older_store(backup, ["a@example.org"])
     conn = sqlite3.connect(backup)
     conn.execute("CREATE TABLE item_classification (x)")  # what the last migration creates
+    conn.execute("UPDATE store_info SET value = ?", [installation_id(db_path)])  # one store
     conn.commit()
     conn.close()
     before = digest_of(db_path)
@@ -393,3 +396,55 @@ def test_a_backup_whose_migration_fails_leaves_the_database_as_it_was(stiwatch, 
     assert "table item_classification already exists" in line
     assert digest_of(db_path) == before
     assert unlocked(folder_listing(tmp_path)) == unlocked(listing)  # no copy left, none moved
+
+
+def installation_id(path: Path) -> str:
+    with db.open_store(path) as store:
+        return store.installation_id
+
+
+def test_a_backup_of_another_installation_is_refused_unless_asked_and_keeps_this_ones_id(
+        stiwatch, db_path, tmp_path):
+    """A pilot's backup restored over production by mistake is refused; asked for, the
+    restored store keeps production's installation_id, which its digests' Message-IDs
+    include: with the pilot's, the two would send the same Message-IDs to a reader both
+    mail, and providers drop the second as a copy."""
+    analysts_store.build(db_path)
+    production = installation_id(db_path)
+    pilot = tmp_path / "pilot" / "stiwatch.db"
+    pilot.parent.mkdir()
+    analysts_store.build(pilot)
+    assert installation_id(pilot) != production
+    before, listing = digest_of(db_path), folder_listing(tmp_path)
+
+    result = stiwatch("restore", str(pilot))
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"Error: {pilot}: a backup of another installation (its installation_id is "
+        f"{installation_id(pilot)}, the database's {production}): restore it over this one "
+        "only with --other-installation; nothing was touched"]
+    assert digest_of(db_path) == before and folder_listing(tmp_path) == listing
+
+    result = stiwatch("restore", "--other-installation", str(pilot))
+    assert result.exit_code == 0, result.output
+    assert (f"The backup is another installation's ({installation_id(pilot)}): the restored "
+            f"store keeps this one's installation_id ({production}), part of every digest's "
+            "Message-ID.") in result.stdout
+    assert installation_id(db_path) == production
+
+
+def test_a_backup_older_than_the_installation_id_gets_the_replaced_stores(stiwatch, db_path,
+                                                                         tmp_path):
+    """A backup from before migration 16 is given a random id when migrated: the store it
+    replaces tells this installation's, kept so a week mailed again keeps its Message-ID."""
+    analysts_store.build(db_path)
+    production = installation_id(db_path)
+    backup = tmp_path / "from-2025.db"
+    conn = sqlite3.connect(backup, isolation_level=None)
+    migrate(conn, target=15)
+    conn.close()
+    result = stiwatch("restore", "--json", str(backup))
+    assert result.exit_code == 0, result.output
+    outcome = json.loads(result.stdout)
+    assert outcome["backup_installation_id"] is None
+    assert outcome["installation_id"] == production == installation_id(db_path)

@@ -33,16 +33,22 @@ WEEKS_SHOWN = 4  # the most recent weeks recorded as sent, in the text summary
 @click.option("--no-carry-over", is_flag=True,
               help="Restore the backup alone: do not carry over the subscribers and "
               "deliveries the current database has and the backup lacks.")
+@click.option("--other-installation", is_flag=True,
+              help="Restore a backup of another store (another installation_id) over this "
+              "one; the restored store keeps this one's installation_id.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")
 @pass_app
 def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: bool,
-                    as_json: bool) -> None:
+                    other_installation: bool, as_json: bool) -> None:
     """Put BACKUP (a copy `stiwatch backup` made) in the database's place.
 
     It holds the run lock throughout (refused, exit 3, while a run or crawl holds it; a timer
     that fires meanwhile waits or skips as for a run), and the lock of `stiwatch digest
     send`. BACKUP must be a stiwatch store that passes PRAGMA quick_check, at a schema
-    version this stiwatch knows; otherwise it is refused (exit 2) and nothing is touched. BACKUP is copied beside the database with
+    version this stiwatch knows, and a copy of this store (the same installation_id), unless
+    --other-installation; otherwise it is refused (exit 2) and nothing is touched. The
+    restored store keeps the installation_id of the one it replaces (part of every digest's
+    Message-ID). BACKUP is copied beside the database with
     SQLite's backup API, migrated if older and given the carry-over (below) under a
     temporary name; then the current database, with its -wal and -shm, is moved aside under
     the same names (into DIR, by default damaged-YYYYmmddTHHMMSSZ beside it) and the copy
@@ -65,6 +71,8 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
     """
     database = app.db_path
     info = restoring.check_backup(backup, database)
+    installation = restoring.installation_of(database)
+    restoring.check_installation(info, installation, allowed=other_installation)
     if not database.parent.is_dir():
         raise UserError(f"{database.parent}: no such folder (the database's, from the db "
                         "setting)")
@@ -86,7 +94,7 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
             except db.LockUnusable as error:
                 raise UserError(f"{error}; this restore did nothing") from None
             try:
-                outcome = _restore(app, info, folder, not no_carry_over)
+                outcome = _restore(app, info, folder, not no_carry_over, installation)
             finally:
                 sender.release()
         finally:
@@ -101,7 +109,8 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
         sys.exit(EXIT_ACT)
 
 
-def _restore(app: App, info: restoring.BackupInfo, folder: Path, carry: bool) -> dict:
+def _restore(app: App, info: restoring.BackupInfo, folder: Path, carry: bool,
+             installation: str | None) -> dict:
     database = app.db_path
     damaged = folder / database.name
     had_database = database.is_file()  # -wal or -shm alone: moved aside, nothing to read
@@ -114,6 +123,7 @@ def _restore(app: App, info: restoring.BackupInfo, folder: Path, carry: bool) ->
         # rename below (Ctrl-C, SIGTERM, a migration that fails), the database is as it was.
         staged = restoring.stage(temp, info.path)
         try:
+            restoring.keep_installation(staged, installation)
             migrated = (staged.migrated_from, staged.schema_version) if staged.migrated \
                 else None
             if carry and had_database:
@@ -140,6 +150,8 @@ def _restore(app: App, info: restoring.BackupInfo, folder: Path, carry: bool) ->
         "backup_taken_at": info.taken_at,
         "backup_schema_version": info.schema_version,
         "schema_version": store.schema_version,
+        "backup_installation_id": info.installation_id,
+        "installation_id": store.installation_id,
         "items": store.scalar("SELECT count(*) FROM items"),
         "damaged_folder": str(folder) if moved else None,
         "damaged_files": [str(path) for path in moved],
@@ -181,6 +193,10 @@ def _summary(app: App, outcome: dict) -> None:
     app.echo(f"Restored {outcome['backup']} ({taken}schema version "
              f"{outcome['backup_schema_version']}) as {outcome['database']}: "
              f"{counted(outcome['items'], 'item')}.")
+    if outcome["backup_installation_id"] not in (None, outcome["installation_id"]):
+        app.echo(f"The backup is another installation's ({outcome['backup_installation_id']}): "
+                 f"the restored store keeps this one's installation_id "
+                 f"({outcome['installation_id']}), part of every digest's Message-ID.")
     if outcome["damaged_files"]:
         names = ", ".join(sorted(Path(path).name for path in outcome["damaged_files"]))
         app.echo(f"Moved the database it replaces aside to {outcome['damaged_folder']}: {names}.")
