@@ -72,6 +72,13 @@ class CarryOver:
     migrated_from: int | None = None  # its schema version when its copy had to be migrated
 
 
+def edit_lock_path(database: str | os.PathLike[str]) -> Path:
+    """The lock a restore holds, and `stiwatch subscribers` takes before it opens the store:
+    a reader added while a restore runs would be written into the store it moves aside, after
+    the carry-over has read it, and lost."""
+    return Path(f"{database}.restore.lock")
+
+
 def _connect_readonly(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, isolation_level=None)
 

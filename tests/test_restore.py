@@ -23,6 +23,7 @@ from digest.weeks import last_complete_week
 from digeststore import build, story
 from mockserver import MockServer
 from smtpserver import SmtpServer
+from stiwatch.commands import restore as restore_command, subscribers as subscribers_command
 
 EMPTY_RSS = b"<rss version='2.0'><channel><title>t</title></channel></rss>"
 
@@ -151,9 +152,12 @@ def test_a_delivery_sent_stays_sent_and_one_in_doubt_stays_in_doubt(stiwatch, db
 @pytest.mark.parametrize("lock, holder", [
     (".lock", "another stiwatch run or crawl"),
     (".digest-send.lock", "a `stiwatch digest send`"),  # by hand: it takes only its own
-], ids=["run", "digest-send"])
+    (".restore.lock", "a change of the subscribers"),  # `subscribers add` has it for a moment
+], ids=["run", "digest-send", "subscribers"])
 def test_restore_is_refused_while_a_run_or_a_sender_holds_its_lock(stiwatch, db_path,
-                                                                   tmp_path, lock, holder):
+                                                                   tmp_path, lock, holder,
+                                                                   monkeypatch):
+    monkeypatch.setattr(restore_command, "EDIT_WAIT", 0)
     analysts_store.build(db_path)
     backup = take_backup(stiwatch, tmp_path)
     before = digest_of(db_path)
@@ -448,3 +452,28 @@ def test_a_backup_older_than_the_installation_id_gets_the_replaced_stores(stiwat
     outcome = json.loads(result.stdout)
     assert outcome["backup_installation_id"] is None
     assert outcome["installation_id"] == production == installation_id(db_path)
+
+
+@pytest.mark.parametrize("change", [
+    ["subscribers", "add", "new@example.org"],
+    ["subscribers", "remove", "a@example.org"],
+    ["subscribers", "import", "readers.csv"],
+], ids=["add", "remove", "import"])
+def test_a_change_of_the_subscribers_during_a_restore_is_refused_not_lost(
+        stiwatch, db_path, tmp_path, monkeypatch, change):
+    """A reader added by hand while a restore runs would be written into the store it moves
+    aside, after the carry-over read it, and be lost: refused (exit 3), nothing written."""
+    monkeypatch.setattr(subscribers_command, "EDIT_WAIT", 0)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "readers.csv").write_text("email\nnew@example.org\n")
+    analysts_store.build(db_path)
+    assert stiwatch("subscribers", "add", "a@example.org").exit_code == 0
+    before = stiwatch("subscribers", "list", "--json", "--all").stdout
+    with db.FileLock(restoring.edit_lock_path(db_path)):  # as `stiwatch restore` holds it
+        result = stiwatch(*change)
+    assert result.exit_code == 3
+    assert result.output.splitlines() == [
+        f"Error: a `stiwatch restore` (pid {os.getpid()}) holds the lock {db_path}.restore.lock; "
+        "nothing was changed: run this again once it has finished"]
+    assert stiwatch("subscribers", "list", "--json", "--all").stdout == before
+    assert stiwatch(*change).exit_code == 0  # once it has finished

@@ -22,6 +22,7 @@ from ..runlock import EXIT_LOCKED, take_run_lock
 # The restore succeeded but the moved-aside store could not be read: the operator must check
 # the mail server's log before the next `run --digest` (docs/operations.md).
 EXIT_ACT = 1
+EDIT_WAIT = 10  # seconds: a change of the subscribers holds its lock only for a moment
 WEEKS_SHOWN = 4  # the most recent weeks recorded as sent, in the text summary
 
 
@@ -43,8 +44,9 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
     """Put BACKUP (a copy `stiwatch backup` made) in the database's place.
 
     It holds the run lock throughout (refused, exit 3, while a run or crawl holds it; a timer
-    that fires meanwhile waits or skips as for a run), and the lock of `stiwatch digest
-    send`. BACKUP must be a stiwatch store that passes PRAGMA quick_check, at a schema
+    that fires meanwhile waits or skips as for a run), the lock of `stiwatch digest
+    send`, and the one `stiwatch subscribers add`, `import` and `remove` take (refused
+    meanwhile, exit 3: a change made then would land in the store moved aside). BACKUP must be a stiwatch store that passes PRAGMA quick_check, at a schema
     version this stiwatch knows, and a copy of this store (the same installation_id), unless
     --other-installation; otherwise it is refused (exit 2) and nothing is touched. The
     restored store keeps the installation_id of the one it replaces (part of every digest's
@@ -65,7 +67,7 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
 
     Exit status: 0 restored (and carried over); 1 restored, but the moved-aside store could
     not be read: check the mail server's log before the next `run --digest` (the message says
-    how); 2 BACKUP or DIR refused, nothing touched; 3 a run or crawl holds the lock.
+    how); 2 BACKUP or DIR refused, nothing touched; 3 a run or crawl, a `digest send` or a change of the subscribers holds its lock.
 
     Example: stiwatch restore /var/backups/stiwatch/stiwatch-20261122T073000Z.db
     """
@@ -84,20 +86,23 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
         # A `digest send` by hand holds only the sender's lock: what it records after the
         # carry-over has read the moved-aside store would be lost, and mailed again.
         sender = db.FileLock(sender_lock_path(database))
+        # `stiwatch subscribers` takes this one before it opens the store, for the same reason.
+        editors = db.FileLock(restoring.edit_lock_path(database))
         try:
-            try:
-                sender.acquire()
-            except db.LockHeld as held:
-                raise UserError(f"a `stiwatch digest send` (pid {held.holder}) holds the lock "
-                                f"{held.path}; this restore did nothing",
-                                exit_code=EXIT_LOCKED) from None
-            except db.LockUnusable as error:
-                raise UserError(f"{error}; this restore did nothing") from None
-            try:
-                outcome = _restore(app, info, folder, not no_carry_over, installation)
-            finally:
-                sender.release()
+            for other, holder in ((sender, "a `stiwatch digest send`"),
+                                  (editors, "a change of the subscribers")):
+                try:
+                    other.acquire(wait=EDIT_WAIT if other is editors else 0)
+                except db.LockHeld as held:
+                    raise UserError(f"{holder} (pid {held.holder}) holds the lock "
+                                    f"{held.path}; this restore did nothing",
+                                    exit_code=EXIT_LOCKED) from None
+                except db.LockUnusable as error:
+                    raise UserError(f"{error}; this restore did nothing") from None
+            outcome = _restore(app, info, folder, not no_carry_over, installation)
         finally:
+            editors.release()
+            sender.release()
             lock.release()
     if as_json:
         echo_json(outcome)
