@@ -281,6 +281,20 @@ def refuse_taken(database: Path, folder: Path) -> None:
                                   "for the damaged files (nothing was moved)")
 
 
+def free_folder(database: Path, name: str) -> Path:
+    """``name`` beside ``database``, or ``name-2``, ``name-3``... when a folder of that name
+    already holds files of the database's names (two restores in one second)."""
+    parent = Path(database).parent
+    folder, number = parent / name, 1
+    while True:
+        try:
+            refuse_taken(database, folder)
+            return folder
+        except CannotMoveAside:
+            number += 1
+            folder = parent / f"{name}-{number}"
+
+
 def install(temp: Path, database: Path) -> None:
     """Give the copy ``copy_in`` made the database's name (one rename)."""
     os.replace(temp, database)

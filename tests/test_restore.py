@@ -477,3 +477,27 @@ def test_a_change_of_the_subscribers_during_a_restore_is_refused_not_lost(
         "nothing was changed: run this again once it has finished"]
     assert stiwatch("subscribers", "list", "--json", "--all").stdout == before
     assert stiwatch(*change).exit_code == 0  # once it has finished
+
+
+def test_restored_twice_in_one_second_and_from_relative_paths_the_summary_names_whole_paths(
+        stiwatch, db_path, tmp_path, monkeypatch):
+    """A second restore in the same second is not refused for a folder name it chose itself,
+    and the summary, read later in a log, names every file by its whole path."""
+    analysts_store.build(db_path)
+    take_backup(stiwatch, tmp_path)
+    now = datetime.now(timezone.utc)
+    stamps = [(now + timedelta(seconds=s)).strftime("%Y%m%dT%H%M%SZ") for s in range(5)]
+    for stamp in stamps:  # an earlier restore's damaged files, in each of the next seconds
+        (tmp_path / f"damaged-{stamp}").mkdir()
+        (tmp_path / f"damaged-{stamp}" / "stiwatch.db").write_bytes(b"kept")
+    monkeypatch.chdir(tmp_path / "backups")
+    [name] = os.listdir(".")
+
+    result = stiwatch("restore", name)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"Restored {tmp_path / 'backups' / name} (taken ")
+    moved = lines[1].removeprefix("Moved the database it replaces aside to ").split(":")[0]
+    assert moved in {f"{tmp_path}/damaged-{stamp}-2" for stamp in stamps}, lines[1]
+    for stamp in stamps:
+        assert (tmp_path / f"damaged-{stamp}" / "stiwatch.db").read_bytes() == b"kept"

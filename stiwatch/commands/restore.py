@@ -79,7 +79,8 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
         raise UserError(f"{database.parent}: no such folder (the database's, from the db "
                         "setting)")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    folder = folder or database.parent / f"damaged-{stamp}"
+    # A name of its own choosing is never refused (a second restore in the same second).
+    folder = (folder or restoring.free_folder(database, f"damaged-{stamp}")).absolute()
     restoring.refuse_taken(database, folder)
     with interrupts.sigterm_as_interrupt():
         lock = take_run_lock(app, 0, "restore", refuse_newer=False)
@@ -150,8 +151,8 @@ def _restore(app: App, info: restoring.BackupInfo, folder: Path, carry: bool,
     store = app.store()
     weeks = restoring.sent_weeks(store)
     outcome = {
-        "database": str(database),
-        "backup": str(info.path),
+        "database": str(database.absolute()),
+        "backup": str(info.path.absolute()),  # the summary is read later, in a log
         "backup_taken_at": info.taken_at,
         "backup_schema_version": info.schema_version,
         "schema_version": store.schema_version,
