@@ -501,3 +501,30 @@ def test_restored_twice_in_one_second_and_from_relative_paths_the_summary_names_
     assert moved in {f"{tmp_path}/damaged-{stamp}-2" for stamp in stamps}, lines[1]
     for stamp in stamps:
         assert (tmp_path / f"damaged-{stamp}" / "stiwatch.db").read_bytes() == b"kept"
+
+
+def test_a_database_that_is_a_link_is_restored_where_it_points_with_its_wal(
+        stiwatch, db_path, tmp_path):
+    """SQLite keeps the -wal beside the file a link points to: the store it replaces is read
+    with its last transactions (a reader added there), and the link stays a link."""
+    real = tmp_path / "data" / "stiwatch.db"
+    real.parent.mkdir()
+    analysts_store.build(real)
+    db_path.symlink_to(real)
+    backup = take_backup(stiwatch, tmp_path)
+    writer = sqlite3.connect(db_path, isolation_level=None)  # in use: its -wal not yet folded
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    writer.execute("INSERT INTO subscribers (email, created_at, updated_at) "
+                   "VALUES ('late@example.org', '2026-11-28T00:00:00Z', '2026-11-28T00:00:00Z')")
+    assert Path(f"{real}-wal").stat().st_size > 0
+
+    result = stiwatch("restore", str(backup))
+    writer.close()
+    assert result.exit_code == 0, result.output
+    assert f"as {real}: " in result.stdout
+    assert "1 subscriber added" in result.stdout
+    assert db_path.is_symlink() and db_path.resolve() == real
+    [folder] = real.parent.glob("damaged-*")
+    assert "stiwatch.db-wal" in folder_listing(folder)
+    with db.open_store(db_path) as store:
+        assert store.get_subscriber("late@example.org")["active"]

@@ -71,7 +71,9 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
 
     Example: stiwatch restore /var/backups/stiwatch/stiwatch-20261122T073000Z.db
     """
-    database = app.db_path
+    # A database that is a link is restored where it points: SQLite keeps the -wal and -shm
+    # beside the file itself, and the link stays, as the setup made it.
+    database = app.db_path.resolve()
     info = restoring.check_backup(backup, database)
     installation = restoring.installation_of(database)
     restoring.check_installation(info, installation, allowed=other_installation)
@@ -86,9 +88,9 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
         lock = take_run_lock(app, 0, "restore", refuse_newer=False)
         # A `digest send` by hand holds only the sender's lock: what it records after the
         # carry-over has read the moved-aside store would be lost, and mailed again.
-        sender = db.FileLock(sender_lock_path(database))
+        sender = db.FileLock(sender_lock_path(app.db_path))  # named as every command names it
         # `stiwatch subscribers` takes this one before it opens the store, for the same reason.
-        editors = db.FileLock(restoring.edit_lock_path(database))
+        editors = db.FileLock(restoring.edit_lock_path(app.db_path))
         try:
             for other, holder in ((sender, "a `stiwatch digest send`"),
                                   (editors, "a change of the subscribers")):
@@ -100,7 +102,7 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
                                     exit_code=EXIT_LOCKED) from None
                 except db.LockUnusable as error:
                     raise UserError(f"{error}; this restore did nothing") from None
-            outcome = _restore(app, info, folder, not no_carry_over, installation)
+            outcome = _restore(app, database, info, folder, not no_carry_over, installation)
         finally:
             editors.release()
             sender.release()
@@ -115,9 +117,8 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
         sys.exit(EXIT_ACT)
 
 
-def _restore(app: App, info: restoring.BackupInfo, folder: Path, carry: bool,
+def _restore(app: App, database: Path, info: restoring.BackupInfo, folder: Path, carry: bool,
              installation: str | None) -> dict:
-    database = app.db_path
     damaged = folder / database.name
     had_database = database.is_file()  # -wal or -shm alone: moved aside, nothing to read
     temp = restoring.copy_in(info.path, database)
@@ -151,7 +152,7 @@ def _restore(app: App, info: restoring.BackupInfo, folder: Path, carry: bool,
     store = app.store()
     weeks = restoring.sent_weeks(store)
     outcome = {
-        "database": str(database.absolute()),
+        "database": str(database),
         "backup": str(info.path.absolute()),  # the summary is read later, in a log
         "backup_taken_at": info.taken_at,
         "backup_schema_version": info.schema_version,
