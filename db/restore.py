@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+import math
 import os
 from pathlib import Path
 import re
@@ -37,6 +38,10 @@ class UnusableBackup(StoreError):
 class OtherInstallation(UnusableBackup):
     """The backup is a copy of another store (its ``installation_id`` differs from the
     database's): a pilot's, or another site's, restored by mistake."""
+
+
+class NotEnoughSpace(StoreError):
+    """The database's folder has less free space than the copies a restore makes there."""
 
 
 class CannotMoveAside(StoreError):
@@ -177,6 +182,31 @@ def keep_installation(store: Store, installation: str | None) -> None:
     with store.write():
         store.conn.execute("UPDATE store_info SET value = ? WHERE key = 'installation_id'",
                            [installation])
+
+
+def check_space(backup: Path, database: Path, *, carry: bool) -> None:
+    """NotEnoughSpace unless the database's folder can hold the copy of ``backup`` and, when
+    ``carry``, the copy of the database (and its -wal) that carrying over reads: SQLite's
+    "database or disk is full" half-way says neither what nor how much."""
+    copy = Path(backup).stat().st_size
+    damaged = sum(path.stat().st_size for path in present_files(database)) if carry else 0
+    free = shutil.disk_usage(Path(database).parent).free
+    need = (copy + damaged) * 1.05 + 1_000_000  # room for journals, and a migration's growth
+    if free >= need:
+        return
+    parts = f"a copy of the backup, {_mb(copy)}"
+    if damaged:
+        parts += (f", and one of the database it replaces, {_mb(damaged)}, to carry its "
+                  "readers and deliveries over")
+    raise NotEnoughSpace(f"{Path(database).parent}: {_mb(free, up=False)} free, and the "
+                         f"restore needs about {_mb(need)} there ({parts}); free some space; "
+                         "nothing was touched")
+
+
+def _mb(size: float, *, up: bool = True) -> str:
+    """``size`` in MB to one decimal, rounded up (what is needed) or down (what is free)."""
+    tenths = math.ceil(size / 1e5) if up else math.floor(size / 1e5)
+    return f"{tenths / 10:.1f} MB"
 
 
 def copy_in(backup: Path, database: Path) -> Path:
@@ -335,8 +365,13 @@ def carry_over(store: Store, damaged: Path, *, shown_as: Path | None = None) -> 
     with tempfile.TemporaryDirectory(dir=store.path.parent,
                                      prefix=f".{store.path.name}.carry-over.") as work:
         copy = Path(work) / damaged.name
-        for path in present_files(damaged):
-            shutil.copyfile(path, copy.parent / path.name)
+        try:
+            for path in present_files(damaged):
+                shutil.copyfile(path, copy.parent / path.name)
+        except OSError as error:  # a disk filled since `check_space`
+            raise StoreError(f"{damaged}: cannot copy it beside itself to carry its readers "
+                             f"and deliveries over ({error.strerror or error}); nothing was "
+                             "touched") from None
         shown = shown_as or damaged
         found = CarryOver()
         found.integrity, version = _readable(copy, shown)

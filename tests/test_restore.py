@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 import sqlite3
 import subprocess
@@ -528,3 +529,26 @@ def test_a_database_that_is_a_link_is_restored_where_it_points_with_its_wal(
     assert "stiwatch.db-wal" in folder_listing(folder)
     with db.open_store(db_path) as store:
         assert store.get_subscriber("late@example.org")["active"]
+
+
+def test_a_folder_without_room_for_the_copies_is_refused_before_anything_is_written(
+        stiwatch, db_path, tmp_path):
+    """The restore copies the backup, and the database it replaces (to carry its readers
+    over), beside the database: a disk too full for them is named with the sizes, not met
+    half-way as a traceback."""
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    free = shutil.disk_usage(tmp_path).free
+    size = db_path.stat().st_size
+    os.truncate(db_path, size + free + 10**9)  # sparse: a store larger than the space left
+    listing = folder_listing(tmp_path)
+
+    result = stiwatch("restore", str(backup))
+    assert result.exit_code == 2
+    [line] = result.output.splitlines()
+    assert line.startswith(f"Error: {tmp_path}: ") and " MB free, and the restore needs about " \
+        in line, line
+    assert line.endswith(", to carry its readers and deliveries over); free some space; "
+                         "nothing was touched"), line
+    assert unlocked(folder_listing(tmp_path)) == unlocked(listing)
+    assert db_path.stat().st_size == size + free + 10**9

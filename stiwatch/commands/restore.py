@@ -121,6 +121,7 @@ def _restore(app: App, database: Path, info: restoring.BackupInfo, folder: Path,
              installation: str | None) -> dict:
     damaged = folder / database.name
     had_database = database.is_file()  # -wal or -shm alone: moved aside, nothing to read
+    restoring.check_space(info.path, database, carry=carry and had_database)
     temp = restoring.copy_in(info.path, database)
     moved: list[Path] = []
     carried: restoring.CarryOver | None = None
