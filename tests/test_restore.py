@@ -552,3 +552,29 @@ def test_a_folder_without_room_for_the_copies_is_refused_before_anything_is_writ
                          "nothing was touched"), line
     assert unlocked(folder_listing(tmp_path)) == unlocked(listing)
     assert db_path.stat().st_size == size + free + 10**9
+
+
+def test_a_run_under_way_when_the_backup_was_taken_is_not_shown_running_after_the_restore(
+        stiwatch, db_path, tmp_path):
+    """The 07:30 backup caught the daily run mid-crawl: restored, `stiwatch status` showed it
+    `running` (with a pid that may well be alive, another process's) while the timers were
+    stopped. The restore holds the run lock, so it knows none is: recorded as a run would."""
+    analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        store.start_run("run --digest")
+        store.start_crawl_run({"pid": 1, "host": "here"})  # pid 1 is always alive
+    backup = take_backup(stiwatch, tmp_path)
+
+    result = stiwatch("restore", str(backup))
+    assert result.exit_code == 0, result.output
+    assert ("Under way when the backup was taken, now recorded as the next run would: 1 "
+            "scheduled run as failed and 1 crawl run as interrupted (what they stored after it "
+            "is fetched again).") in result.stdout
+    status = stiwatch("status").stdout
+    assert " running " not in status, status
+    with db.open_store(db_path) as store:
+        [run] = store.runs()
+        assert run["status"] == "failed"
+        assert run["steps"][0]["summary"] == ("under way when the backup was taken; this store "
+                                              "was restored from it")
+        assert store.crawl_runs()[0]["status"] == "interrupted"  # the newest

@@ -132,6 +132,11 @@ def _restore(app: App, database: Path, info: restoring.BackupInfo, folder: Path,
         staged = restoring.stage(temp, info.path)
         try:
             restoring.keep_installation(staged, installation)
+            # Under way when the backup was taken: the run lock held here says none is now,
+            # and `stiwatch status` would show them running until the next run.
+            runs = staged.close_abandoned_runs(
+                "under way when the backup was taken; this store was restored from it")
+            crawls = staged.close_abandoned_crawl_runs(lambda stats: False)
             migrated = (staged.migrated_from, staged.schema_version) if staged.migrated \
                 else None
             if carry and had_database:
@@ -166,6 +171,8 @@ def _restore(app: App, database: Path, info: restoring.BackupInfo, folder: Path,
         "carry_over": _carried(carried, error, carry),
         "weeks_sent": weeks,
         "in_doubt": restoring.in_doubt(store),
+        "runs_closed": runs,  # ids marked failed (crawl runs: interrupted), as a run would
+        "crawl_runs_closed": crawls,
         "action_needed": None,
     }
     if error is not None:
@@ -232,6 +239,12 @@ def _summary(app: App, outcome: dict) -> None:
     elif carried["reason"] == "--no-carry-over":
         app.echo("Nothing carried over (--no-carry-over): digests sent and readers changed "
                  "since the backup are not in the restored store.")
+    closed = [f"{counted(len(outcome[key]), kind)} as {status}" for key, kind, status in (
+        ("runs_closed", "scheduled run", "failed"),
+        ("crawl_runs_closed", "crawl run", "interrupted")) if outcome[key]]
+    if closed:
+        app.echo(f"Under way when the backup was taken, now recorded as the next run would: "
+                 f"{' and '.join(closed)} (what they stored after it is fetched again).")
     weeks = outcome["weeks_sent"]
     if weeks:
         shown = ", ".join(f"{w['week']} ({w['sent']})" for w in weeks[-WEEKS_SHOWN:])
