@@ -202,6 +202,18 @@ def test_the_commands_run_by_hand_as_the_service_user_in_operations_md_name_its_
         assert "--config /etc/stiwatch/stiwatch.toml" in line, line
 
 
+def test_the_run_lock_operations_md_waits_for_is_the_one_its_settings_file_names():
+    """The restore by hand waited on `stiwatch.db.lock` while the settings file shown sets
+    `lock_file = /var/lib/stiwatch/run.lock`: `flock -n` succeeded during a run."""
+    import tomllib
+
+    text = (REPO / "docs" / "operations.md").read_text()
+    [settings] = [b for b in _blocks(text, "toml") if b.startswith("# /etc/stiwatch/")]
+    lock_file = tomllib.loads(settings)["lock_file"]
+    waited = re.findall(r"flock -n (\S+) true", text)
+    assert lock_file in waited, waited
+
+
 def _scheduled_commands() -> list[list[str]]:
     """The stiwatch command lines of the crontab and the systemd units in operations.md."""
     text = (REPO / "docs" / "operations.md").read_text()
