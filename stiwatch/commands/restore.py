@@ -44,14 +44,15 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
     """Put BACKUP (a copy `stiwatch backup` made) in the database's place.
 
     It holds the run lock throughout (refused, exit 3, while a run or crawl holds it; a timer
-    that fires meanwhile waits or skips as for a run), the lock of `stiwatch digest
-    send`, and the one `stiwatch subscribers add`, `import` and `remove` take (refused
-    meanwhile, exit 3: a change made then would land in the store moved aside). BACKUP must be a stiwatch store that passes PRAGMA quick_check, at a schema
-    version this stiwatch knows, and a copy of this store (the same installation_id), unless
-    --other-installation; otherwise it is refused (exit 2) and nothing is touched. The
-    restored store keeps the installation_id of the one it replaces (part of every digest's
-    Message-ID). BACKUP is copied beside the database with
-    SQLite's backup API, migrated if older and given the carry-over (below) under a
+    that fires meanwhile waits or skips as for a run), the lock of `stiwatch digest send`,
+    and the one `stiwatch subscribers add`, `import` and `remove` take (refused meanwhile,
+    exit 3: a change made then would land in the store moved aside). BACKUP must be a
+    stiwatch store that passes PRAGMA quick_check, at a schema version this stiwatch knows,
+    and a copy of this store (the same installation_id) unless --other-installation; the
+    database's folder must have room for the copies made there; otherwise it is refused
+    (exit 2) and nothing is touched. The restored store keeps the installation_id of the one
+    it replaces (part of every digest's Message-ID). BACKUP is copied beside the database
+    with SQLite's backup API, migrated if older and given the carry-over (below) under a
     temporary name; then the current database, with its -wal and -shm, is moved aside under
     the same names (into DIR, by default damaged-YYYYmmddTHHMMSSZ beside it) and the copy
     renamed into place. Stopped or failing before that rename, it leaves the database as it
@@ -67,7 +68,8 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
 
     Exit status: 0 restored (and carried over); 1 restored, but the moved-aside store could
     not be read: check the mail server's log before the next `run --digest` (the message says
-    how); 2 BACKUP or DIR refused, nothing touched; 3 a run or crawl, a `digest send` or a change of the subscribers holds its lock.
+    how); 2 BACKUP or DIR refused, or no room for the copies, nothing touched; 3 a run or
+    crawl, a `digest send` or a change of the subscribers holds its lock.
 
     Example: stiwatch restore /var/backups/stiwatch/stiwatch-20261122T073000Z.db
     """
