@@ -101,7 +101,11 @@ def check_backup(backup: Path, database: Path) -> BackupInfo:
     if not backup.exists():
         raise UnusableBackup(f"{backup}: no such file")
     if backup.is_dir():
-        raise UnusableBackup(f"{backup}: is a folder, not a backup file")
+        made = sorted(path.name for path in backup.glob("stiwatch-*.db")
+                      if _STAMP.fullmatch(path.stem))
+        newest = f" (the newest `stiwatch backup` made there: {made[-1]})" if made else ""
+        raise UnusableBackup(f"{backup}: is a folder; name the backup file in it to restore"
+                             f"{newest}")
     if not is_database(backup):
         raise UnusableBackup(f"{backup}: not an SQLite database, so not a stiwatch backup")
     try:

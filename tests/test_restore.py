@@ -578,3 +578,21 @@ def test_a_run_under_way_when_the_backup_was_taken_is_not_shown_running_after_th
         assert run["steps"][0]["summary"] == ("under way when the backup was taken; this store "
                                               "was restored from it")
         assert store.crawl_runs()[0]["status"] == "interrupted"  # the newest
+
+
+def test_a_folder_of_backups_given_as_backup_names_the_newest_in_it(stiwatch, db_path,
+                                                                   tmp_path):
+    """`stiwatch backup /var/backups/stiwatch/` writes dated copies there; given that folder
+    to restore, the refusal names the newest copy, for the operator to check and pass."""
+    analysts_store.build(db_path)
+    older = tmp_path / "backups" / "stiwatch-20261115T073000Z.db"
+    older.parent.mkdir()
+    older.write_bytes(b"")
+    result = stiwatch("--quiet", "backup", f"{tmp_path / 'backups'}/")
+    assert result.exit_code == 0, result.output
+    [newest] = [p for p in (tmp_path / "backups").glob("stiwatch-*.db") if p != older]
+    result = stiwatch("restore", str(tmp_path / "backups"))
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"Error: {tmp_path / 'backups'}: is a folder; name the backup file in it to restore "
+        f"(the newest `stiwatch backup` made there: {newest.name})"]
