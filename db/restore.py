@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from glob import escape as glob_escape
 import math
 import os
 from pathlib import Path
@@ -213,6 +214,20 @@ def _mb(size: float, *, up: bool = True) -> str:
     return f"{tenths / 10:.1f} MB"
 
 
+def remove_leftovers(database: Path) -> list[Path]:
+    """Remove the copies a restore killed outright (SIGKILL, a crash) left beside
+    ``database``: only for the holder of the run lock, which every restore takes, so none is
+    in use. Each is as large as a store. Returns what was removed."""
+    database = Path(database)
+    found = sorted(database.parent.glob(f".{glob_escape(database.name)}.restore.*.tmp*"))
+    for path in found:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return found
+
+
 def copy_in(backup: Path, database: Path) -> Path:
     """A copy of ``backup`` in a hidden temporary file beside ``database`` (SQLite's backup
     API, one self-contained file), for ``install`` to rename: the database's name never holds
@@ -366,8 +381,10 @@ def carry_over(store: Store, damaged: Path, *, shown_as: Path | None = None) -> 
     doubt (no run sends it until `digest resolve`). A delivery whose reader neither store has
     would break the foreign key: it is left out and counted.
     """
+    # Named after the staged copy (.NAME.restore.*.tmp.carry-over.*): `remove_leftovers`
+    # finds both.
     with tempfile.TemporaryDirectory(dir=store.path.parent,
-                                     prefix=f".{store.path.name}.carry-over.") as work:
+                                     prefix=f"{store.path.name}.carry-over.") as work:
         copy = Path(work) / damaged.name
         try:
             for path in present_files(damaged):

@@ -596,3 +596,26 @@ def test_a_folder_of_backups_given_as_backup_names_the_newest_in_it(stiwatch, db
     assert result.output.splitlines() == [
         f"Error: {tmp_path / 'backups'}: is a folder; name the backup file in it to restore "
         f"(the newest `stiwatch backup` made there: {newest.name})"]
+
+
+def test_the_copies_a_restore_killed_outright_left_are_removed_by_the_next(stiwatch, db_path,
+                                                                          tmp_path):
+    """SIGKILL (or a crash) mid-restore leaves its hidden copy of the backup, and of the
+    store it was replacing, each as large as a store: the next restore, holding the run lock
+    every restore takes, removes them, and says so."""
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    staged = tmp_path / ".stiwatch.db.restore.k1ll3d.tmp"
+    staged.write_bytes(backup.read_bytes())
+    carrying = tmp_path / ".stiwatch.db.restore.k1ll3d.tmp.carry-over.x9"
+    carrying.mkdir()
+    (carrying / "stiwatch.db").write_bytes(db_path.read_bytes())
+    (tmp_path / ".stiwatch.db.unrelated").write_text("kept")
+
+    result = stiwatch("restore", str(backup))
+    assert result.exit_code == 0, result.output
+    assert ("Removed what a restore killed outright had left beside the database: "
+            f"{staged.name}, {carrying.name}.") in result.stdout
+    assert not staged.exists() and not carrying.exists()
+    assert (tmp_path / ".stiwatch.db.unrelated").read_text() == "kept"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".stiwatch.db.restore.")]

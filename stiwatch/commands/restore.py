@@ -123,6 +123,7 @@ def _restore(app: App, database: Path, info: restoring.BackupInfo, folder: Path,
              installation: str | None) -> dict:
     damaged = folder / database.name
     had_database = database.is_file()  # -wal or -shm alone: moved aside, nothing to read
+    leftovers = restoring.remove_leftovers(database)
     restoring.check_space(info.path, database, carry=carry and had_database)
     temp = restoring.copy_in(info.path, database)
     moved: list[Path] = []
@@ -173,6 +174,7 @@ def _restore(app: App, database: Path, info: restoring.BackupInfo, folder: Path,
         "carry_over": _carried(carried, error, carry),
         "weeks_sent": weeks,
         "in_doubt": restoring.in_doubt(store),
+        "leftovers_removed": [str(path) for path in leftovers],
         "runs_closed": runs,  # ids marked failed (crawl runs: interrupted), as a run would
         "crawl_runs_closed": crawls,
         "action_needed": None,
@@ -219,6 +221,10 @@ def _summary(app: App, outcome: dict) -> None:
         app.echo(f"Moved the database it replaces aside to {outcome['damaged_folder']}: {names}.")
     else:
         app.echo("There was no database to move aside.")
+    if outcome["leftovers_removed"]:
+        names = ", ".join(Path(path).name for path in outcome["leftovers_removed"])
+        app.echo(f"Removed what a restore killed outright had left beside the database: "
+                 f"{names}.")
     carried = outcome["carry_over"]
     if carried["done"]:
         changed = len(carried["subscribers_changed"])
