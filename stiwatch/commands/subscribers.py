@@ -163,6 +163,9 @@ def no_restore(app: App) -> Iterator[None]:
     if not app.db_path.parent.is_dir():  # no store there, so no restore of it under way
         yield
         return
+    # A store this stiwatch would refuse is refused before the lock file is made, as for a
+    # run: the refusal leaves the folder as it was.
+    db.refuse_newer(app.db_path)
     lock = db.FileLock(edit_lock_path(app.db_path))
     try:
         lock.acquire(wait=EDIT_WAIT)
