@@ -155,17 +155,17 @@ EDIT_WAIT = 10  # seconds: another change of the subscribers holds the lock for 
 
 
 @contextmanager
-def no_restore(app: App) -> Iterator[None]:
+def no_restore(app: App, *, creates: bool = True) -> Iterator[None]:
     """Held while a change of the subscribers opens the store and writes: a `stiwatch
     restore` holds it throughout, and the store it moves aside would otherwise take the
     change. Taken before the store is opened, since a connection opened before the restore
-    moves the file keeps writing to the moved file."""
-    if not app.db_path.parent.is_dir():  # no store there, so no restore of it under way
-        yield
-        return
-    # A store this stiwatch would refuse is refused before the lock file is made, as for a
-    # run: the refusal leaves the folder as it was.
-    db.refuse_newer(app.db_path)
+    moves the file keeps writing to the moved file. ``creates``: whether the change may
+    create the store."""
+    # Opened once first: a path this stiwatch refuses (no store, someone else's SQLite file,
+    # a newer store) is refused before the lock file is made, leaving the folder as it was.
+    # Closed again: only a connection opened under the lock is sure to be the database's.
+    app.store(create=creates)
+    app.close()
     lock = db.FileLock(edit_lock_path(app.db_path))
     try:
         lock.acquire(wait=EDIT_WAIT)
@@ -278,6 +278,6 @@ def list_command(app: App, as_json: bool, show_all: bool) -> None:
 def remove_command(app: App, email: str) -> None:
     """Stop sending the digest to EMAIL (the subscriber and its history are kept)."""
     email = email.strip().lower()
-    with no_restore(app):
+    with no_restore(app, creates=False):
         app.store().deactivate_subscriber(email)
     app.echo(f"removed {email}: no more digests will be sent (history kept).")
