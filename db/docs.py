@@ -304,7 +304,8 @@ TABLES: dict[str, dict[str, Any]] = {
     "store_info": {
         "description": "Facts about the store itself, one row per key (internal).",
         "columns": {
-            "key": "`installation_id`: a random id made with the store and kept by its backups "
+            "key": "`installation_id`: a random id made with the store, kept by its backups and by a "
+            "store `stiwatch restore` puts in its place "
             "(part of every digest's Message-ID, so two installations never send the same one).",
             "value": "The value.",
         },

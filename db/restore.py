@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from glob import escape as glob_escape
+import math
 import os
 from pathlib import Path
 import re
@@ -34,6 +36,15 @@ class UnusableBackup(StoreError):
     the database itself (or a file SQLite keeps beside it)."""
 
 
+class OtherInstallation(UnusableBackup):
+    """The backup is a copy of another store (its ``installation_id`` differs from the
+    database's): a pilot's, or another site's, restored by mistake."""
+
+
+class NotEnoughSpace(StoreError):
+    """The database's folder has less free space than the copies a restore makes there."""
+
+
 class CannotMoveAside(StoreError):
     """The current database could not be moved into the folder for the damaged files (the
     folder holds files of the same names, or a rename failed); nothing was moved."""
@@ -50,6 +61,7 @@ class BackupInfo:
     path: Path
     schema_version: int
     taken_at: str | None  # from the name `stiwatch backup` gives, None when it has another
+    installation_id: str | None = None  # None in a store older than schema version 16
 
 
 @dataclass
@@ -64,6 +76,13 @@ class CarryOver:
     orphans: int = 0  # delivery rows naming a reader neither store has: left out
     integrity: str = "ok"  # the moved-aside store's whole-file quick_check
     migrated_from: int | None = None  # its schema version when its copy had to be migrated
+
+
+def edit_lock_path(database: str | os.PathLike[str]) -> Path:
+    """The lock a restore holds, and `stiwatch subscribers` takes before it opens the store:
+    a reader added while a restore runs would be written into the store it moves aside, after
+    the carry-over has read it, and lost."""
+    return Path(f"{database}.restore.lock")
 
 
 def _connect_readonly(path: Path) -> sqlite3.Connection:
@@ -83,7 +102,11 @@ def check_backup(backup: Path, database: Path) -> BackupInfo:
     if not backup.exists():
         raise UnusableBackup(f"{backup}: no such file")
     if backup.is_dir():
-        raise UnusableBackup(f"{backup}: is a folder, not a backup file")
+        made = sorted(path.name for path in backup.glob("stiwatch-*.db")
+                      if _STAMP.fullmatch(path.stem))
+        newest = f" (the newest `stiwatch backup` made there: {made[-1]})" if made else ""
+        raise UnusableBackup(f"{backup}: is a folder; name the backup file in it to restore"
+                             f"{newest}")
     if not is_database(backup):
         raise UnusableBackup(f"{backup}: not an SQLite database, so not a stiwatch backup")
     try:
@@ -91,6 +114,7 @@ def check_backup(backup: Path, database: Path) -> BackupInfo:
         try:
             verdict = _quick_check(conn)
             version = current_version(conn) if verdict == "ok" else 0
+            installation = _installation_id(conn) if version else None
         finally:
             conn.close()
     except sqlite3.Error as error:
@@ -108,7 +132,100 @@ def check_backup(backup: Path, database: Path) -> BackupInfo:
     if stamp:
         moment = datetime.strptime(stamp[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
         taken_at = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return BackupInfo(backup, version, taken_at)
+    return BackupInfo(backup, version, taken_at, installation)
+
+
+def _installation_id(conn: sqlite3.Connection) -> str | None:
+    """The store's ``installation_id`` (migration 16), None when it has none yet."""
+    try:
+        row = conn.execute("SELECT value FROM store_info WHERE key = 'installation_id'"
+                           ).fetchone()
+    except sqlite3.OperationalError:  # no store_info: older than schema version 16
+        return None
+    return row[0] if row else None
+
+
+def installation_of(database: Path) -> str | None:
+    """The ``installation_id`` of the store at ``database``, read only; None when there is
+    none, or it cannot be read (a damaged file restored over cannot say whose it is)."""
+    database = Path(database)
+    if not database.is_file():
+        return None
+    # Without a -wal, everything is in the file: immutable, so that reading it leaves no
+    # -wal or -shm behind (read-only, SQLite would make them, and could not remove them).
+    flags = "mode=ro" if Path(f"{database}-wal").exists() else "immutable=1"
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(database))}?{flags}", uri=True,
+                               isolation_level=None)
+        try:
+            return _installation_id(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+
+
+def check_installation(info: BackupInfo, current: str | None, *, allowed: bool) -> None:
+    """OtherInstallation when the backup and the database it would replace are two stores
+    (both ids known, and different), unless ``allowed``."""
+    if allowed or current is None or info.installation_id in (None, current):
+        return
+    raise OtherInstallation(
+        f"{info.path}: a backup of another installation (its installation_id is "
+        f"{info.installation_id}, the database's {current}): restore it over this one only "
+        "with --other-installation; nothing was touched")
+
+
+def keep_installation(store: Store, installation: str | None) -> None:
+    """Give the staged store the ``installation_id`` of the store it replaces: digests'
+    Message-IDs include it, and they belong to this installation, whatever backup it was
+    restored from (another installation's would share its Message-IDs with the one still
+    running; a backup older than migration 16 would get a new random one, and a week mailed
+    again would not carry the Message-ID it had the first time)."""
+    if installation is None or installation == store.installation_id:
+        return
+    with store.write():
+        store.conn.execute("UPDATE store_info SET value = ? WHERE key = 'installation_id'",
+                           [installation])
+
+
+def check_space(backup: Path, database: Path, *, carry: bool) -> None:
+    """NotEnoughSpace unless the database's folder can hold the copy of ``backup`` and, when
+    ``carry``, the copy of the database (and its -wal) that carrying over reads: SQLite's
+    "database or disk is full" half-way says neither what nor how much."""
+    copy = Path(backup).stat().st_size
+    damaged = sum(path.stat().st_size for path in present_files(database)) if carry else 0
+    free = shutil.disk_usage(Path(database).parent).free
+    need = (copy + damaged) * 1.05 + 1_000_000  # room for journals, and a migration's growth
+    if free >= need:
+        return
+    parts = f"a copy of the backup, {_mb(copy)}"
+    if damaged:
+        parts += (f", and one of the database it replaces, {_mb(damaged)}, to carry its "
+                  "readers and deliveries over")
+    raise NotEnoughSpace(f"{Path(database).parent}: {_mb(free, up=False)} free, and the "
+                         f"restore needs about {_mb(need)} there ({parts}); free some space; "
+                         "nothing was touched")
+
+
+def _mb(size: float, *, up: bool = True) -> str:
+    """``size`` in MB to one decimal, rounded up (what is needed) or down (what is free)."""
+    tenths = math.ceil(size / 1e5) if up else math.floor(size / 1e5)
+    return f"{tenths / 10:.1f} MB"
+
+
+def remove_leftovers(database: Path) -> list[Path]:
+    """Remove the copies a restore killed outright (SIGKILL, a crash) left beside
+    ``database``: only for the holder of the run lock, which every restore takes, so none is
+    in use. Each is as large as a store. Returns what was removed."""
+    database = Path(database)
+    found = sorted(database.parent.glob(f".{glob_escape(database.name)}.restore.*.tmp*"))
+    for path in found:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return found
 
 
 def copy_in(backup: Path, database: Path) -> Path:
@@ -213,6 +330,20 @@ def refuse_taken(database: Path, folder: Path) -> None:
                                   "for the damaged files (nothing was moved)")
 
 
+def free_folder(database: Path, name: str) -> Path:
+    """``name`` beside ``database``, or ``name-2``, ``name-3``... when a folder of that name
+    already holds files of the database's names (two restores in one second)."""
+    parent = Path(database).parent
+    folder, number = parent / name, 1
+    while True:
+        try:
+            refuse_taken(database, folder)
+            return folder
+        except CannotMoveAside:
+            number += 1
+            folder = parent / f"{name}-{number}"
+
+
 def install(temp: Path, database: Path) -> None:
     """Give the copy ``copy_in`` made the database's name (one rename)."""
     os.replace(temp, database)
@@ -250,11 +381,18 @@ def carry_over(store: Store, damaged: Path, *, shown_as: Path | None = None) -> 
     doubt (no run sends it until `digest resolve`). A delivery whose reader neither store has
     would break the foreign key: it is left out and counted.
     """
+    # Named after the staged copy (.NAME.restore.*.tmp.carry-over.*): `remove_leftovers`
+    # finds both.
     with tempfile.TemporaryDirectory(dir=store.path.parent,
-                                     prefix=f".{store.path.name}.carry-over.") as work:
+                                     prefix=f"{store.path.name}.carry-over.") as work:
         copy = Path(work) / damaged.name
-        for path in present_files(damaged):
-            shutil.copyfile(path, copy.parent / path.name)
+        try:
+            for path in present_files(damaged):
+                shutil.copyfile(path, copy.parent / path.name)
+        except OSError as error:  # a disk filled since `check_space`
+            raise StoreError(f"{damaged}: cannot copy it beside itself to carry its readers "
+                             f"and deliveries over ({error.strerror or error}); nothing was "
+                             "touched") from None
         shown = shown_as or damaged
         found = CarryOver()
         found.integrity, version = _readable(copy, shown)

@@ -62,14 +62,16 @@ class RunsMixin:
                 "steps": json.dumps(steps, sort_keys=True),
             })
 
-    def close_abandoned_runs(self) -> list[int]:
+    def close_abandoned_runs(
+            self, why: str = "its process ended without recording how (killed?)") -> list[int]:
         """Mark every ``running`` scheduled run ``failed``; only for the holder of the run lock.
 
         Holding the lock, the caller knows no other run is alive: such a row is a run whose
-        process was killed before it could record its end. ``finished_at`` stays NULL.
+        process was killed before it could record its end (or, ``why`` says, one under way
+        when the backup just restored was taken). ``finished_at`` stays NULL.
         """
         steps = json.dumps([{"step": "run", "ok": False, "status": "interrupted",
-                             "summary": "its process ended without recording how (killed?)"}])
+                             "summary": why}])
         with self.write():
             ids = [row["id"] for row in self.query("SELECT id FROM runs WHERE status = 'running'")]
             for run_id in ids:

@@ -190,6 +190,30 @@ def test_the_settings_files_in_the_docs_are_accepted_as_shown(tmp_path):
         assert {k: settings[k] for k in tomllib.loads(text)} == tomllib.loads(text)
 
 
+def test_the_commands_run_by_hand_as_the_service_user_in_operations_md_name_its_settings():
+    """Copied as shown, a command without --config reads ./stiwatch.toml or nothing: a
+    restore then took `<db>.lock` instead of the runs' `lock_file`, blind to a run under way."""
+    text = (REPO / "docs" / "operations.md").read_text()
+    lines = [line for block in _blocks(text, "sh")
+             for line in block.replace("\\\n", " ").splitlines()
+             if line.startswith("sudo -u stiwatch ") and "/bin/stiwatch " in line]
+    assert len(lines) >= 2  # init, restore
+    for line in lines:
+        assert "--config /etc/stiwatch/stiwatch.toml" in line, line
+
+
+def test_the_run_lock_operations_md_waits_for_is_the_one_its_settings_file_names():
+    """The restore by hand waited on `stiwatch.db.lock` while the settings file shown sets
+    `lock_file = /var/lib/stiwatch/run.lock`: `flock -n` succeeded during a run."""
+    import tomllib
+
+    text = (REPO / "docs" / "operations.md").read_text()
+    [settings] = [b for b in _blocks(text, "toml") if b.startswith("# /etc/stiwatch/")]
+    lock_file = tomllib.loads(settings)["lock_file"]
+    waited = re.findall(r"flock -n (\S+) true", text)
+    assert lock_file in waited, waited
+
+
 def _scheduled_commands() -> list[list[str]]:
     """The stiwatch command lines of the crontab and the systemd units in operations.md."""
     text = (REPO / "docs" / "operations.md").read_text()

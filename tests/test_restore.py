@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 import sqlite3
 import subprocess
@@ -23,6 +24,7 @@ from digest.weeks import last_complete_week
 from digeststore import build, story
 from mockserver import MockServer
 from smtpserver import SmtpServer
+from stiwatch.commands import restore as restore_command, subscribers as subscribers_command
 
 EMPTY_RSS = b"<rss version='2.0'><channel><title>t</title></channel></rss>"
 
@@ -151,9 +153,12 @@ def test_a_delivery_sent_stays_sent_and_one_in_doubt_stays_in_doubt(stiwatch, db
 @pytest.mark.parametrize("lock, holder", [
     (".lock", "another stiwatch run or crawl"),
     (".digest-send.lock", "a `stiwatch digest send`"),  # by hand: it takes only its own
-], ids=["run", "digest-send"])
+    (".restore.lock", "a change of the subscribers"),  # `subscribers add` has it for a moment
+], ids=["run", "digest-send", "subscribers"])
 def test_restore_is_refused_while_a_run_or_a_sender_holds_its_lock(stiwatch, db_path,
-                                                                   tmp_path, lock, holder):
+                                                                   tmp_path, lock, holder,
+                                                                   monkeypatch):
+    monkeypatch.setattr(restore_command, "EDIT_WAIT", 0)
     analysts_store.build(db_path)
     backup = take_backup(stiwatch, tmp_path)
     before = digest_of(db_path)
@@ -292,8 +297,10 @@ def test_a_backup_from_an_older_schema_is_migrated_and_an_older_damaged_store_is
     version, the way back to the old stiwatch."""
     backup = tmp_path / "before-upgrade.db"
     older_store(backup, ["a@example.org"])
-    older_store(db_path, ["a@example.org", "b@example.org"])
+    db_path.write_bytes(backup.read_bytes())  # the same store (one installation_id), later
     conn = sqlite3.connect(db_path)
+    conn.execute("INSERT INTO subscribers (email, created_at, updated_at) "
+                 "VALUES ('b@example.org', '2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z')")
     conn.execute("INSERT INTO deliveries (subscriber, period, status, sent_at, updated_at) "
                  "VALUES ('b@example.org', '2026-W47', 'sent', 'x', '2026-11-24T00:00:00Z')")
     conn.commit()
@@ -382,6 +389,7 @@ def test_a_backup_whose_migration_fails_leaves_the_database_as_it_was(stiwatch, 
     older_store(backup, ["a@example.org"])
     conn = sqlite3.connect(backup)
     conn.execute("CREATE TABLE item_classification (x)")  # what the last migration creates
+    conn.execute("UPDATE store_info SET value = ?", [installation_id(db_path)])  # one store
     conn.commit()
     conn.close()
     before = digest_of(db_path)
@@ -393,3 +401,221 @@ def test_a_backup_whose_migration_fails_leaves_the_database_as_it_was(stiwatch, 
     assert "table item_classification already exists" in line
     assert digest_of(db_path) == before
     assert unlocked(folder_listing(tmp_path)) == unlocked(listing)  # no copy left, none moved
+
+
+def installation_id(path: Path) -> str:
+    with db.open_store(path) as store:
+        return store.installation_id
+
+
+def test_a_backup_of_another_installation_is_refused_unless_asked_and_keeps_this_ones_id(
+        stiwatch, db_path, tmp_path):
+    """A pilot's backup restored over production by mistake is refused; asked for, the
+    restored store keeps production's installation_id, which its digests' Message-IDs
+    include: with the pilot's, the two would send the same Message-IDs to a reader both
+    mail, and providers drop the second as a copy."""
+    analysts_store.build(db_path)
+    production = installation_id(db_path)
+    pilot = tmp_path / "pilot" / "stiwatch.db"
+    pilot.parent.mkdir()
+    analysts_store.build(pilot)
+    assert installation_id(pilot) != production
+    before, listing = digest_of(db_path), folder_listing(tmp_path)
+
+    result = stiwatch("restore", str(pilot))
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"Error: {pilot}: a backup of another installation (its installation_id is "
+        f"{installation_id(pilot)}, the database's {production}): restore it over this one "
+        "only with --other-installation; nothing was touched"]
+    assert digest_of(db_path) == before and folder_listing(tmp_path) == listing
+
+    result = stiwatch("restore", "--other-installation", str(pilot))
+    assert result.exit_code == 0, result.output
+    assert (f"The backup is another installation's ({installation_id(pilot)}): the restored "
+            f"store keeps this one's installation_id ({production}), part of every digest's "
+            "Message-ID.") in result.stdout
+    assert installation_id(db_path) == production
+
+
+def test_a_backup_older_than_the_installation_id_gets_the_replaced_stores(stiwatch, db_path,
+                                                                         tmp_path):
+    """A backup from before migration 16 is given a random id when migrated: the store it
+    replaces tells this installation's, kept so a week mailed again keeps its Message-ID."""
+    analysts_store.build(db_path)
+    production = installation_id(db_path)
+    backup = tmp_path / "from-2025.db"
+    conn = sqlite3.connect(backup, isolation_level=None)
+    migrate(conn, target=15)
+    conn.close()
+    result = stiwatch("restore", "--json", str(backup))
+    assert result.exit_code == 0, result.output
+    outcome = json.loads(result.stdout)
+    assert outcome["backup_installation_id"] is None
+    assert outcome["installation_id"] == production == installation_id(db_path)
+
+
+@pytest.mark.parametrize("change", [
+    ["subscribers", "add", "new@example.org"],
+    ["subscribers", "remove", "a@example.org"],
+    ["subscribers", "import", "readers.csv"],
+], ids=["add", "remove", "import"])
+def test_a_change_of_the_subscribers_during_a_restore_is_refused_not_lost(
+        stiwatch, db_path, tmp_path, monkeypatch, change):
+    """A reader added by hand while a restore runs would be written into the store it moves
+    aside, after the carry-over read it, and be lost: refused (exit 3), nothing written."""
+    monkeypatch.setattr(subscribers_command, "EDIT_WAIT", 0)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "readers.csv").write_text("email\nnew@example.org\n")
+    analysts_store.build(db_path)
+    assert stiwatch("subscribers", "add", "a@example.org").exit_code == 0
+    before = stiwatch("subscribers", "list", "--json", "--all").stdout
+    with db.FileLock(restoring.edit_lock_path(db_path)):  # as `stiwatch restore` holds it
+        result = stiwatch(*change)
+    assert result.exit_code == 3
+    assert result.output.splitlines() == [
+        f"Error: a `stiwatch restore` (pid {os.getpid()}) holds the lock {db_path}.restore.lock; "
+        "nothing was changed: run this again once it has finished"]
+    assert stiwatch("subscribers", "list", "--json", "--all").stdout == before
+    assert stiwatch(*change).exit_code == 0  # once it has finished
+
+
+def test_restored_twice_in_one_second_and_from_relative_paths_the_summary_names_whole_paths(
+        stiwatch, db_path, tmp_path, monkeypatch):
+    """A second restore in the same second is not refused for a folder name it chose itself,
+    and the summary, read later in a log, names every file by its whole path."""
+    analysts_store.build(db_path)
+    take_backup(stiwatch, tmp_path)
+    now = datetime.now(timezone.utc)
+    stamps = [(now + timedelta(seconds=s)).strftime("%Y%m%dT%H%M%SZ") for s in range(5)]
+    for stamp in stamps:  # an earlier restore's damaged files, in each of the next seconds
+        (tmp_path / f"damaged-{stamp}").mkdir()
+        (tmp_path / f"damaged-{stamp}" / "stiwatch.db").write_bytes(b"kept")
+    monkeypatch.chdir(tmp_path / "backups")
+    [name] = os.listdir(".")
+
+    result = stiwatch("restore", name)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"Restored {tmp_path / 'backups' / name} (taken ")
+    moved = lines[1].removeprefix("Moved the database it replaces aside to ").split(":")[0]
+    assert moved in {f"{tmp_path}/damaged-{stamp}-2" for stamp in stamps}, lines[1]
+    for stamp in stamps:
+        assert (tmp_path / f"damaged-{stamp}" / "stiwatch.db").read_bytes() == b"kept"
+
+
+def test_a_database_that_is_a_link_is_restored_where_it_points_with_its_wal(
+        stiwatch, db_path, tmp_path):
+    """SQLite keeps the -wal beside the file a link points to: the store it replaces is read
+    with its last transactions (a reader added there), and the link stays a link."""
+    real = tmp_path / "data" / "stiwatch.db"
+    real.parent.mkdir()
+    analysts_store.build(real)
+    db_path.symlink_to(real)
+    backup = take_backup(stiwatch, tmp_path)
+    writer = sqlite3.connect(db_path, isolation_level=None)  # in use: its -wal not yet folded
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    writer.execute("INSERT INTO subscribers (email, created_at, updated_at) "
+                   "VALUES ('late@example.org', '2026-11-28T00:00:00Z', '2026-11-28T00:00:00Z')")
+    assert Path(f"{real}-wal").stat().st_size > 0
+
+    result = stiwatch("restore", str(backup))
+    writer.close()
+    assert result.exit_code == 0, result.output
+    assert f"as {real}: " in result.stdout
+    assert "1 subscriber added" in result.stdout
+    assert db_path.is_symlink() and db_path.resolve() == real
+    [folder] = real.parent.glob("damaged-*")
+    assert "stiwatch.db-wal" in folder_listing(folder)
+    with db.open_store(db_path) as store:
+        assert store.get_subscriber("late@example.org")["active"]
+
+
+def test_a_folder_without_room_for_the_copies_is_refused_before_anything_is_written(
+        stiwatch, db_path, tmp_path):
+    """The restore copies the backup, and the database it replaces (to carry its readers
+    over), beside the database: a disk too full for them is named with the sizes, not met
+    half-way as a traceback."""
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    free = shutil.disk_usage(tmp_path).free
+    size = db_path.stat().st_size
+    os.truncate(db_path, size + free + 10**9)  # sparse: a store larger than the space left
+    listing = folder_listing(tmp_path)
+
+    result = stiwatch("restore", str(backup))
+    assert result.exit_code == 2
+    [line] = result.output.splitlines()
+    assert line.startswith(f"Error: {tmp_path}: ") and " MB free, and the restore needs about " \
+        in line, line
+    assert line.endswith(", to carry its readers and deliveries over); free some space; "
+                         "nothing was touched"), line
+    assert unlocked(folder_listing(tmp_path)) == unlocked(listing)
+    assert db_path.stat().st_size == size + free + 10**9
+
+
+def test_a_run_under_way_when_the_backup_was_taken_is_not_shown_running_after_the_restore(
+        stiwatch, db_path, tmp_path):
+    """The 07:30 backup caught the daily run mid-crawl: restored, `stiwatch status` showed it
+    `running` (with a pid that may well be alive, another process's) while the timers were
+    stopped. The restore holds the run lock, so it knows none is: recorded as a run would."""
+    analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        store.start_run("run --digest")
+        store.start_crawl_run({"pid": 1, "host": "here"})  # pid 1 is always alive
+    backup = take_backup(stiwatch, tmp_path)
+
+    result = stiwatch("restore", str(backup))
+    assert result.exit_code == 0, result.output
+    assert ("Under way when the backup was taken, now recorded as the next run would: 1 "
+            "scheduled run as failed and 1 crawl run as interrupted (what they stored after it "
+            "is fetched again).") in result.stdout
+    status = stiwatch("status").stdout
+    assert " running " not in status, status
+    with db.open_store(db_path) as store:
+        [run] = store.runs()
+        assert run["status"] == "failed"
+        assert run["steps"][0]["summary"] == ("under way when the backup was taken; this store "
+                                              "was restored from it")
+        assert store.crawl_runs()[0]["status"] == "interrupted"  # the newest
+
+
+def test_a_folder_of_backups_given_as_backup_names_the_newest_in_it(stiwatch, db_path,
+                                                                   tmp_path):
+    """`stiwatch backup /var/backups/stiwatch/` writes dated copies there; given that folder
+    to restore, the refusal names the newest copy, for the operator to check and pass."""
+    analysts_store.build(db_path)
+    older = tmp_path / "backups" / "stiwatch-20261115T073000Z.db"
+    older.parent.mkdir()
+    older.write_bytes(b"")
+    result = stiwatch("--quiet", "backup", f"{tmp_path / 'backups'}/")
+    assert result.exit_code == 0, result.output
+    [newest] = [p for p in (tmp_path / "backups").glob("stiwatch-*.db") if p != older]
+    result = stiwatch("restore", str(tmp_path / "backups"))
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"Error: {tmp_path / 'backups'}: is a folder; name the backup file in it to restore "
+        f"(the newest `stiwatch backup` made there: {newest.name})"]
+
+
+def test_the_copies_a_restore_killed_outright_left_are_removed_by_the_next(stiwatch, db_path,
+                                                                          tmp_path):
+    """SIGKILL (or a crash) mid-restore leaves its hidden copy of the backup, and of the
+    store it was replacing, each as large as a store: the next restore, holding the run lock
+    every restore takes, removes them, and says so."""
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    staged = tmp_path / ".stiwatch.db.restore.k1ll3d.tmp"
+    staged.write_bytes(backup.read_bytes())
+    carrying = tmp_path / ".stiwatch.db.restore.k1ll3d.tmp.carry-over.x9"
+    carrying.mkdir()
+    (carrying / "stiwatch.db").write_bytes(db_path.read_bytes())
+    (tmp_path / ".stiwatch.db.unrelated").write_text("kept")
+
+    result = stiwatch("restore", str(backup))
+    assert result.exit_code == 0, result.output
+    assert ("Removed what a restore killed outright had left beside the database: "
+            f"{staged.name}, {carrying.name}.") in result.stdout
+    assert not staged.exists() and not carrying.exists()
+    assert (tmp_path / ".stiwatch.db.unrelated").read_text() == "kept"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".stiwatch.db.restore.")]

@@ -22,6 +22,7 @@ from ..runlock import EXIT_LOCKED, take_run_lock
 # The restore succeeded but the moved-aside store could not be read: the operator must check
 # the mail server's log before the next `run --digest` (docs/operations.md).
 EXIT_ACT = 1
+EDIT_WAIT = 10  # seconds: a change of the subscribers holds its lock only for a moment
 WEEKS_SHOWN = 4  # the most recent weeks recorded as sent, in the text summary
 
 
@@ -33,17 +34,25 @@ WEEKS_SHOWN = 4  # the most recent weeks recorded as sent, in the text summary
 @click.option("--no-carry-over", is_flag=True,
               help="Restore the backup alone: do not carry over the subscribers and "
               "deliveries the current database has and the backup lacks.")
+@click.option("--other-installation", is_flag=True,
+              help="Restore a backup of another store (another installation_id) over this "
+              "one; the restored store keeps this one's installation_id.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")
 @pass_app
 def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: bool,
-                    as_json: bool) -> None:
+                    other_installation: bool, as_json: bool) -> None:
     """Put BACKUP (a copy `stiwatch backup` made) in the database's place.
 
     It holds the run lock throughout (refused, exit 3, while a run or crawl holds it; a timer
-    that fires meanwhile waits or skips as for a run), and the lock of `stiwatch digest
-    send`. BACKUP must be a stiwatch store that passes PRAGMA quick_check, at a schema
-    version this stiwatch knows; otherwise it is refused (exit 2) and nothing is touched. BACKUP is copied beside the database with
-    SQLite's backup API, migrated if older and given the carry-over (below) under a
+    that fires meanwhile waits or skips as for a run), the lock of `stiwatch digest send`,
+    and the one `stiwatch subscribers add`, `import` and `remove` take (refused meanwhile,
+    exit 3: a change made then would land in the store moved aside). BACKUP must be a
+    stiwatch store that passes PRAGMA quick_check, at a schema version this stiwatch knows,
+    and a copy of this store (the same installation_id) unless --other-installation; the
+    database's folder must have room for the copies made there; otherwise it is refused
+    (exit 2) and nothing is touched. The restored store keeps the installation_id of the one
+    it replaces (part of every digest's Message-ID). BACKUP is copied beside the database
+    with SQLite's backup API, migrated if older and given the carry-over (below) under a
     temporary name; then the current database, with its -wal and -shm, is moved aside under
     the same names (into DIR, by default damaged-YYYYmmddTHHMMSSZ beside it) and the copy
     renamed into place. Stopped or failing before that rename, it leaves the database as it
@@ -59,37 +68,46 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
 
     Exit status: 0 restored (and carried over); 1 restored, but the moved-aside store could
     not be read: check the mail server's log before the next `run --digest` (the message says
-    how); 2 BACKUP or DIR refused, nothing touched; 3 a run or crawl holds the lock.
+    how); 2 BACKUP or DIR refused, or no room for the copies, nothing touched; 3 a run or
+    crawl, a `digest send` or a change of the subscribers holds its lock.
 
     Example: stiwatch restore /var/backups/stiwatch/stiwatch-20261122T073000Z.db
     """
-    database = app.db_path
+    # A database that is a link is restored where it points: SQLite keeps the -wal and -shm
+    # beside the file itself, and the link stays, as the setup made it.
+    database = app.db_path.resolve()
     info = restoring.check_backup(backup, database)
+    installation = restoring.installation_of(database)
+    restoring.check_installation(info, installation, allowed=other_installation)
     if not database.parent.is_dir():
         raise UserError(f"{database.parent}: no such folder (the database's, from the db "
                         "setting)")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    folder = folder or database.parent / f"damaged-{stamp}"
+    # A name of its own choosing is never refused (a second restore in the same second).
+    folder = (folder or restoring.free_folder(database, f"damaged-{stamp}")).absolute()
     restoring.refuse_taken(database, folder)
     with interrupts.sigterm_as_interrupt():
         lock = take_run_lock(app, 0, "restore", refuse_newer=False)
         # A `digest send` by hand holds only the sender's lock: what it records after the
         # carry-over has read the moved-aside store would be lost, and mailed again.
-        sender = db.FileLock(sender_lock_path(database))
+        sender = db.FileLock(sender_lock_path(app.db_path))  # named as every command names it
+        # `stiwatch subscribers` takes this one before it opens the store, for the same reason.
+        editors = db.FileLock(restoring.edit_lock_path(app.db_path))
         try:
-            try:
-                sender.acquire()
-            except db.LockHeld as held:
-                raise UserError(f"a `stiwatch digest send` (pid {held.holder}) holds the lock "
-                                f"{held.path}; this restore did nothing",
-                                exit_code=EXIT_LOCKED) from None
-            except db.LockUnusable as error:
-                raise UserError(f"{error}; this restore did nothing") from None
-            try:
-                outcome = _restore(app, info, folder, not no_carry_over)
-            finally:
-                sender.release()
+            for other, holder in ((sender, "a `stiwatch digest send`"),
+                                  (editors, "a change of the subscribers")):
+                try:
+                    other.acquire(wait=EDIT_WAIT if other is editors else 0)
+                except db.LockHeld as held:
+                    raise UserError(f"{holder} (pid {held.holder}) holds the lock "
+                                    f"{held.path}; this restore did nothing",
+                                    exit_code=EXIT_LOCKED) from None
+                except db.LockUnusable as error:
+                    raise UserError(f"{error}; this restore did nothing") from None
+            outcome = _restore(app, database, info, folder, not no_carry_over, installation)
         finally:
+            editors.release()
+            sender.release()
             lock.release()
     if as_json:
         echo_json(outcome)
@@ -101,10 +119,12 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
         sys.exit(EXIT_ACT)
 
 
-def _restore(app: App, info: restoring.BackupInfo, folder: Path, carry: bool) -> dict:
-    database = app.db_path
+def _restore(app: App, database: Path, info: restoring.BackupInfo, folder: Path, carry: bool,
+             installation: str | None) -> dict:
     damaged = folder / database.name
     had_database = database.is_file()  # -wal or -shm alone: moved aside, nothing to read
+    leftovers = restoring.remove_leftovers(database)
+    restoring.check_space(info.path, database, carry=carry and had_database)
     temp = restoring.copy_in(info.path, database)
     moved: list[Path] = []
     carried: restoring.CarryOver | None = None
@@ -114,6 +134,12 @@ def _restore(app: App, info: restoring.BackupInfo, folder: Path, carry: bool) ->
         # rename below (Ctrl-C, SIGTERM, a migration that fails), the database is as it was.
         staged = restoring.stage(temp, info.path)
         try:
+            restoring.keep_installation(staged, installation)
+            # Under way when the backup was taken: the run lock held here says none is now,
+            # and `stiwatch status` would show them running until the next run.
+            runs = staged.close_abandoned_runs(
+                "under way when the backup was taken; this store was restored from it")
+            crawls = staged.close_abandoned_crawl_runs(lambda stats: False)
             migrated = (staged.migrated_from, staged.schema_version) if staged.migrated \
                 else None
             if carry and had_database:
@@ -136,16 +162,21 @@ def _restore(app: App, info: restoring.BackupInfo, folder: Path, carry: bool) ->
     weeks = restoring.sent_weeks(store)
     outcome = {
         "database": str(database),
-        "backup": str(info.path),
+        "backup": str(info.path.absolute()),  # the summary is read later, in a log
         "backup_taken_at": info.taken_at,
         "backup_schema_version": info.schema_version,
         "schema_version": store.schema_version,
+        "backup_installation_id": info.installation_id,
+        "installation_id": store.installation_id,
         "items": store.scalar("SELECT count(*) FROM items"),
         "damaged_folder": str(folder) if moved else None,
         "damaged_files": [str(path) for path in moved],
         "carry_over": _carried(carried, error, carry),
         "weeks_sent": weeks,
         "in_doubt": restoring.in_doubt(store),
+        "leftovers_removed": [str(path) for path in leftovers],
+        "runs_closed": runs,  # ids marked failed (crawl runs: interrupted), as a run would
+        "crawl_runs_closed": crawls,
         "action_needed": None,
     }
     if error is not None:
@@ -181,11 +212,19 @@ def _summary(app: App, outcome: dict) -> None:
     app.echo(f"Restored {outcome['backup']} ({taken}schema version "
              f"{outcome['backup_schema_version']}) as {outcome['database']}: "
              f"{counted(outcome['items'], 'item')}.")
+    if outcome["backup_installation_id"] not in (None, outcome["installation_id"]):
+        app.echo(f"The backup is another installation's ({outcome['backup_installation_id']}): "
+                 f"the restored store keeps this one's installation_id "
+                 f"({outcome['installation_id']}), part of every digest's Message-ID.")
     if outcome["damaged_files"]:
         names = ", ".join(sorted(Path(path).name for path in outcome["damaged_files"]))
         app.echo(f"Moved the database it replaces aside to {outcome['damaged_folder']}: {names}.")
     else:
         app.echo("There was no database to move aside.")
+    if outcome["leftovers_removed"]:
+        names = ", ".join(Path(path).name for path in outcome["leftovers_removed"])
+        app.echo(f"Removed what a restore killed outright had left beside the database: "
+                 f"{names}.")
     carried = outcome["carry_over"]
     if carried["done"]:
         changed = len(carried["subscribers_changed"])
@@ -208,6 +247,12 @@ def _summary(app: App, outcome: dict) -> None:
     elif carried["reason"] == "--no-carry-over":
         app.echo("Nothing carried over (--no-carry-over): digests sent and readers changed "
                  "since the backup are not in the restored store.")
+    closed = [f"{counted(len(outcome[key]), kind)} as {status}" for key, kind, status in (
+        ("runs_closed", "scheduled run", "failed"),
+        ("crawl_runs_closed", "crawl run", "interrupted")) if outcome[key]]
+    if closed:
+        app.echo(f"Under way when the backup was taken, now recorded as the next run would: "
+                 f"{' and '.join(closed)} (what they stored after it is fetched again).")
     weeks = outcome["weeks_sent"]
     if weeks:
         shown = ", ".join(f"{w['week']} ({w['sent']})" for w in weeks[-WEEKS_SHOWN:])

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 import csv
 import io
 from pathlib import Path
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import click
 
 from classifier.taxonomy import UnknownLabel, load_taxonomy
 import db
+from db.restore import edit_lock_path
 from digest.errors import InvalidSubscriber
 from digest.message import name_problem
 
 from ..app import App, pass_app
+from ..errors import UserError
 from ..output import counted, echo_json, echo_table
+from ..runlock import EXIT_LOCKED
 
 COLUMNS = ("email", "name", *db.FILTERS)  # of a subscribers CSV
 FACETS = db.FILTER_FACETS
@@ -147,6 +151,36 @@ def _filter_option(key: str, example: str) -> Any:
                         "(empty: everything).")
 
 
+EDIT_WAIT = 10  # seconds: another change of the subscribers holds the lock for a moment
+
+
+@contextmanager
+def no_restore(app: App, *, creates: bool = True) -> Iterator[None]:
+    """Held while a change of the subscribers opens the store and writes: a `stiwatch
+    restore` holds it throughout, and the store it moves aside would otherwise take the
+    change. Taken before the store is opened, since a connection opened before the restore
+    moves the file keeps writing to the moved file. ``creates``: whether the change may
+    create the store."""
+    # Opened once first: a path this stiwatch refuses (no store, someone else's SQLite file,
+    # a newer store) is refused before the lock file is made, leaving the folder as it was.
+    # Closed again: only a connection opened under the lock is sure to be the database's.
+    app.store(create=creates)
+    app.close()
+    lock = db.FileLock(edit_lock_path(app.db_path))
+    try:
+        lock.acquire(wait=EDIT_WAIT)
+    except db.LockHeld as held:
+        raise UserError(f"a `stiwatch restore` (pid {held.holder}) holds the lock "
+                        f"{held.path}; nothing was changed: run this again once it has "
+                        "finished", exit_code=EXIT_LOCKED) from None
+    except db.LockUnusable as error:
+        raise UserError(f"{error}; nothing was changed") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 @click.group("subscribers")
 def subscribers_group() -> None:
     """Manage who receives the weekly digest and with which filters.
@@ -174,18 +208,19 @@ def add_command(app: App, email: str, name: str | None, **filters: str | None) -
     clear a filter.
     """
     subscriber = make_subscriber({"email": email, "name": name, **filters})
-    store = app.store(create=True)
-    try:
-        old = store.get_subscriber(subscriber["email"])
-    except db.NoSuchSubscriber:
-        old = None
-    if old is not None:
-        if name is None:
-            subscriber["name"] = old["name"]
-        for key, value in filters.items():
-            if value is None:
-                subscriber[key] = old[key]
-    created = store.save_subscribers([subscriber])
+    with no_restore(app):
+        store = app.store(create=True)
+        try:
+            old = store.get_subscriber(subscriber["email"])
+        except db.NoSuchSubscriber:
+            old = None
+        if old is not None:
+            if name is None:
+                subscriber["name"] = old["name"]
+            for key, value in filters.items():
+                if value is None:
+                    subscriber[key] = old[key]
+        created = store.save_subscribers([subscriber])
     verb = "added" if created else "updated"
     app.echo(f"{verb} {subscriber['email']}.")
 
@@ -215,7 +250,8 @@ def import_command(app: App, file: Path) -> None:
     if not file.is_file():
         raise InvalidSubscriber(f"{file}: no such file")
     subscribers = read_csv(file)
-    created = app.store(create=True).save_subscribers(subscribers)
+    with no_restore(app):
+        created = app.store(create=True).save_subscribers(subscribers)
     app.echo(f"{counted(len(subscribers), 'subscriber')} imported from {file}: "
              f"{len(created)} added, {len(subscribers) - len(created)} updated.")
 
@@ -242,5 +278,6 @@ def list_command(app: App, as_json: bool, show_all: bool) -> None:
 def remove_command(app: App, email: str) -> None:
     """Stop sending the digest to EMAIL (the subscriber and its history are kept)."""
     email = email.strip().lower()
-    app.store().deactivate_subscriber(email)
+    with no_restore(app, creates=False):
+        app.store().deactivate_subscriber(email)
     app.echo(f"removed {email}: no more digests will be sent (history kept).")
