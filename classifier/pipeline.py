@@ -267,10 +267,7 @@ class Classifier:
         # (method "source"), before a lone passing mention in a short text would count.
         countries = self.gazetteer.tag_with_method(title, text, item.source_country)
         named = [code for code, _s, method in countries if method == "gazetteer"]
-        rules = self.rules
-        return (rules.areas(title, text),
-                (*rules.relevance_anchored(title, text),
-                 rules.relevance_anchored(title, text, business_rule=False)[0]),
+        return (self.rules.areas(title, text), self.rules.relevance_scores(title, text),
                 list(self.domains.tag(title, text)), countries,
                 self.gazetteer.international(title, text),
                 self.gazetteer.alternatives(title, text, named)

@@ -137,21 +137,29 @@ class RuleTagger:
         names no public actor (a start-up's funding round speaks of funding and research)."""
         return self.relevance_anchored(title, text)[0]
 
-    def relevance_anchored(self, title: str, text: str,
-                           business_rule: bool = True) -> tuple[float, bool]:
-        """(:meth:`relevance`, whether any science/technology anchor was found).
-        ``business_rule=False``: without the company-news rule, the score the trained model's
-        70/30 blend was chosen with (classifier/pipeline.py)."""
+    def relevance_anchored(self, title: str, text: str) -> tuple[float, bool]:
+        """(:meth:`relevance`, whether any science/technology anchor was found)."""
+        return self.relevance_scores(title, text)[:2]
+
+    def relevance_scores(self, title: str, text: str) -> tuple[float, bool, float]:
+        """(:meth:`relevance`, anchored?, the score without the company-news rule): one read of
+        the evidence for both scores. The trained model's 70/30 blend reads the last, the score
+        it was chosen with (classifier/pipeline.py)."""
         pos, neg, anchored = self.relevance_evidence(title, text)
         rs = self.relevance_settings
         if not anchored:
             pos = min(pos, rs["no_sti_max_evidence"])
-        business = business_rule and self.business_only(title, text)
-        if business:
-            pos = min(pos, rs["corporate_max_evidence"])
-        z = (rs["bias"] + rs["scale"] * (pos - neg) - (0.0 if anchored else rs["no_sti_penalty"])
-             - (rs["corporate_penalty"] if business else 0.0))
-        return round(1.0 / (1.0 + math.exp(-z)), 3), anchored
+
+        def probability(policy: float, penalty: float = 0.0) -> float:
+            z = (rs["bias"] + rs["scale"] * (policy - neg)
+                 - (0.0 if anchored else rs["no_sti_penalty"]) - penalty)
+            return round(1.0 / (1.0 + math.exp(-z)), 3)
+
+        without = probability(pos)
+        if not self.business_only(title, text):
+            return without, anchored, without
+        return (probability(min(pos, rs["corporate_max_evidence"]), rs["corporate_penalty"]),
+                anchored, without)
 
     # -- areas ---------------------------------------------------------------------------------
     def area_evidence(self, title: str, text: str) -> dict[str, float]:
