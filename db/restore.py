@@ -292,7 +292,7 @@ def move_aside(database: Path, folder: Path) -> list[Path]:
     folder = Path(folder)
     refuse_taken(database, folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(exist_ok=True)  # its parent: checked by `check_folder`, not made
     except OSError as error:
         raise CannotMoveAside(f"{folder}: cannot create the folder for the damaged files "
                               f"({error.strerror or error}); nothing was moved") from None
@@ -328,6 +328,34 @@ def refuse_taken(database: Path, folder: Path) -> None:
         if (folder / path.name).exists():
             raise CannotMoveAside(f"{folder / path.name}: already exists; name another folder "
                                   "for the damaged files (nothing was moved)")
+
+
+def check_folder(database: Path, folder: Path) -> None:
+    """CannotMoveAside, before anything is copied, naming ``folder``, unless the database's
+    files can be moved into it: it is a folder, or can be made in one that exists; this user
+    may write there; and on another file system than the database (where moving is copying)
+    it has room for them. ``move_aside`` finds the same problems, but only after the copy and
+    the carry-over, minutes on a large store."""
+    folder, database = Path(folder), Path(database)
+    refuse_taken(database, folder)
+    problem = None
+    there = folder if folder.exists() else folder.parent
+    if not there.exists():
+        problem = f"{there} does not exist (make it, or name another folder)"
+    elif not there.is_dir():
+        problem = f"{there} is a file, not a folder"
+    elif not os.access(there, os.W_OK | os.X_OK):
+        problem = f"this user may not write in {there} (check its owner and mode)"
+    elif there.stat().st_dev != database.parent.stat().st_dev:
+        need = sum(path.stat().st_size for path in present_files(database))
+        free = shutil.disk_usage(there).free
+        if free < need:
+            problem = (f"on another file system than the database, where moving them copies "
+                       f"them, it has {_mb(free, up=False)} free for {_mb(need)}; free some "
+                       "space or name another folder")
+    if problem is not None:
+        raise CannotMoveAside(f"{folder}: cannot keep the damaged files there: {problem}; "
+                              "nothing was touched")
 
 
 def free_folder(database: Path, name: str) -> Path:

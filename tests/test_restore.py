@@ -3,6 +3,7 @@ untouched, and the subscribers and deliveries only they record carried over."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 import hashlib
 import json
@@ -12,6 +13,7 @@ from pathlib import Path
 import sqlite3
 import subprocess
 import sys
+from typing import Iterator
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -619,3 +621,82 @@ def test_the_copies_a_restore_killed_outright_left_are_removed_by_the_next(stiwa
     assert not staged.exists() and not carrying.exists()
     assert (tmp_path / ".stiwatch.db.unrelated").read_text() == "kept"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".stiwatch.db.restore.")]
+
+
+@contextmanager
+def unwritable(folder: Path) -> Iterator[None]:
+    """``folder`` made read-only (root also needs the immutable flag)."""
+    mode = folder.stat().st_mode
+    folder.chmod(0o555)
+    immutable = False
+    try:
+        if os.geteuid() == 0:
+            if not shutil.which("chattr") or subprocess.run(
+                    ["chattr", "+i", str(folder)], capture_output=True).returncode:
+                pytest.skip("root can write any folder, and chattr +i is not available here")
+            immutable = True
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        folder.chmod(mode)
+
+
+@pytest.mark.parametrize("where, says", [
+    (lambda tmp: tmp / "typo" / "damaged", "{tmp}/typo does not exist (make it, or name "
+     "another folder)"),
+    (lambda tmp: tmp / "readers.csv" / "damaged", "{tmp}/readers.csv is a file, not a folder"),
+    (lambda tmp: tmp / "locked", "this user may not write in {tmp}/locked (check its owner "
+     "and mode)"),
+], ids=["missing-parent", "parent-is-a-file", "not-writable"])
+def test_a_folder_for_the_damaged_files_that_cannot_take_them_is_refused_before_any_copy(
+        stiwatch, db_path, tmp_path, where, says):
+    """Found only when moving the database aside, after the copy of the backup and the
+    carry-over (minutes on a large store); a missing parent was made, a typo and all."""
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    (tmp_path / "readers.csv").write_text("email\n")
+    (tmp_path / "locked").mkdir()
+    folder = where(tmp_path)
+    before, listing = digest_of(db_path), folder_listing(tmp_path)
+    with unwritable(tmp_path / "locked"):
+        result = stiwatch("restore", "--keep-damaged-in", str(folder), str(backup))
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"Error: {folder}: cannot keep the damaged files there: "
+        f"{says.format(tmp=tmp_path)}; nothing was touched"]
+    assert folder_listing(tmp_path) == listing  # not even the lock files: refused up front
+    assert digest_of(db_path) == before
+
+
+def test_a_folder_for_the_damaged_files_on_a_full_file_system_is_refused_before_any_copy(
+        stiwatch, db_path, tmp_path):
+    """On another file system, moving the database aside copies it: without room there the
+    move failed after the copy of the backup and the carry-over."""
+    other = Path("/dev/shm")
+    if not other.is_dir() or other.stat().st_dev == tmp_path.stat().st_dev \
+            or not os.access(other, os.W_OK):
+        pytest.skip("needs /dev/shm, writable and on another file system than the tests'")
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    size = db_path.stat().st_size
+    free = shutil.disk_usage(other).free
+    os.truncate(db_path, size + free + 10**9)  # sparse: larger than /dev/shm has room for
+    folder = other / f"stiwatch-test-damaged-{os.getpid()}"
+    listing = folder_listing(tmp_path)
+    # --no-carry-over: the database's own folder needs no room for a copy of it
+    try:
+        result = stiwatch("restore", "--no-carry-over", "--keep-damaged-in", str(folder),
+                          str(backup))
+        made = folder.exists()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # /dev/shm is memory: never left filled
+    assert result.exit_code == 2
+    [line] = result.output.splitlines()
+    assert line.startswith(f"Error: {folder}: cannot keep the damaged files there: on another "
+                           "file system than the database, where moving them copies them, it "
+                           "has "), line
+    assert line.endswith("; free some space or name another folder; nothing was touched")
+    assert not made
+    assert folder_listing(tmp_path) == listing
+    assert db_path.stat().st_size == size + free + 10**9

@@ -30,7 +30,8 @@ WEEKS_SHOWN = 4  # the most recent weeks recorded as sent, in the text summary
 @click.argument("backup", type=click.Path(path_type=Path))
 @click.option("--keep-damaged-in", "folder", metavar="DIR", type=click.Path(path_type=Path),
               help="Move the current database and its -wal and -shm into DIR (made if "
-              "missing) [default: damaged-YYYYmmddTHHMMSSZ beside the database].")
+              "missing, in a folder that exists) [default: damaged-YYYYmmddTHHMMSSZ beside "
+              "the database].")
 @click.option("--no-carry-over", is_flag=True,
               help="Restore the backup alone: do not carry over the subscribers and "
               "deliveries the current database has and the backup lacks.")
@@ -49,8 +50,9 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
     exit 3: a change made then would land in the store moved aside). BACKUP must be a
     stiwatch store that passes PRAGMA quick_check, at a schema version this stiwatch knows,
     and a copy of this store (the same installation_id) unless --other-installation; the
-    database's folder must have room for the copies made there; otherwise it is refused
-    (exit 2) and nothing is touched. The restored store keeps the installation_id of the one
+    database's folder must have room for the copies made there, and DIR must take the files
+    moved aside (a folder this user may write, with room when on another file system);
+    otherwise it is refused (exit 2) and nothing is touched. The restored store keeps the installation_id of the one
     it replaces (part of every digest's Message-ID). BACKUP is copied beside the database
     with SQLite's backup API, migrated if older and given the carry-over (below) under a
     temporary name; then the current database, with its -wal and -shm, is moved aside under
@@ -85,7 +87,8 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     # A name of its own choosing is never refused (a second restore in the same second).
     folder = (folder or restoring.free_folder(database, f"damaged-{stamp}")).absolute()
-    restoring.refuse_taken(database, folder)
+    # Before anything is copied: `move_aside` checks again, but only after minutes of copying.
+    restoring.check_folder(database, folder)
     with interrupts.sigterm_as_interrupt():
         lock = take_run_lock(app, 0, "restore", refuse_newer=False)
         # A `digest send` by hand holds only the sender's lock: what it records after the
