@@ -29,6 +29,8 @@ from .store import Store, open_store
 
 # The name `stiwatch backup DEST/` gives its copies: stiwatch-20261122T073000Z.db.
 _STAMP = re.compile(r"stiwatch-(\d{8}T\d{6}Z)")
+# The folder a restore moves the database aside to when no --keep-damaged-in names one.
+_STAMPED = re.compile(r"damaged-\d{8}T\d{6}Z(-\d+)?")
 
 
 class UnusableBackup(StoreError):
@@ -212,6 +214,24 @@ def _mb(size: float, *, up: bool = True) -> str:
     """``size`` in MB to one decimal, rounded up (what is needed) or down (what is free)."""
     tenths = math.ceil(size / 1e5) if up else math.floor(size / 1e5)
     return f"{tenths / 10:.1f} MB"
+
+
+def staged_copies(database: Path) -> list[Path]:
+    """The hidden copies of a backup ``copy_in`` made beside ``database`` that are still
+    there: a restore under way, or one killed outright (SIGKILL, a crash)."""
+    database = Path(database)
+    return sorted(database.parent.glob(f".{glob_escape(database.name)}.restore.*.tmp"))
+
+
+def moved_aside_to(database: Path) -> Path | None:
+    """The newest ``damaged-*`` folder beside ``database`` holding a file of its name: where
+    a restore that chose the folder itself moved it."""
+    database = Path(database)
+    folders = [folder for folder in database.parent.glob("damaged-*")
+               if _STAMPED.fullmatch(folder.name) and (folder / database.name).exists()]
+    # damaged-STAMP-2 is the later of two in one second
+    return max(folders, key=lambda folder: (folder.name[8:24], len(folder.name), folder.name),
+               default=None)
 
 
 def remove_leftovers(database: Path) -> list[Path]:

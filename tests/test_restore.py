@@ -700,3 +700,87 @@ def test_a_folder_for_the_damaged_files_on_a_full_file_system_is_refused_before_
     assert not made
     assert folder_listing(tmp_path) == listing
     assert db_path.stat().st_size == size + free + 10**9
+
+
+def _waiting_on(process: subprocess.Popen, lock: Path, timeout: float = 60) -> None:
+    """Return once ``process`` has the file ``lock`` open (it is waiting for the lock)."""
+    deadline = datetime.now() + timedelta(seconds=timeout)
+    while datetime.now() < deadline:
+        assert process.poll() is None, process.communicate()
+        try:
+            if any(os.readlink(fd) == str(lock)
+                   for fd in Path(f"/proc/{process.pid}/fd").iterdir()):
+                return
+        except OSError:  # a descriptor closed while listed
+            pass
+    raise AssertionError(f"{process.args} never opened {lock}")
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+@pytest.mark.parametrize("change, says", [
+    (["add", "new@example.org"], "added new@example.org."),
+    (["import", "readers.csv"], "1 subscriber imported from readers.csv: 1 added, 0 updated."),
+    (["remove", "a@example.org"], "removed a@example.org: no more digests will be sent "
+     "(history kept)."),
+], ids=["add", "import", "remove"])
+def test_a_change_of_the_subscribers_between_moving_aside_and_renaming_in_waits_for_the_restore(
+        stiwatch, db_path, tmp_path, change, says):
+    """The moment a restore has moved the database aside and not yet renamed its copy in:
+    a `subscribers add` then made a new empty store at the database's path before it waited
+    for the restore's lock (and `remove` said there was no database). It waits, makes
+    nothing, and changes the restored store."""
+    analysts_store.build(db_path)
+    assert stiwatch("subscribers", "add", "a@example.org").exit_code == 0
+    backup = take_backup(stiwatch, tmp_path)
+    (tmp_path / "readers.csv").write_text("email\nnew@example.org\n")
+    staged = tmp_path / ".stiwatch.db.restore.w1nd0w.tmp"  # the restore's copy, as it names it
+    shutil.copyfile(backup, staged)
+    lock = restoring.edit_lock_path(db_path)
+    with db.FileLock(lock):  # held by the restore throughout
+        restoring.move_aside(db_path, tmp_path / "damaged")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "stiwatch", "--db", str(db_path), "subscribers", *change],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _waiting_on(process, lock)
+        made = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("stiwatch.db"))
+        restoring.install(staged, db_path)
+    out, err = process.communicate(timeout=60)
+    assert made == ["stiwatch.db.restore.lock"]  # no store made in the database's place
+    assert (process.returncode, err, out.strip()) == (0, "", says)
+    with db.open_store(db_path) as store:
+        assert store.scalar("SELECT count(*) FROM items") == len(analysts_store.ITEMS)
+        emails = {s["email"]: s["active"] for s in store.list_subscribers(active_only=False)}
+    assert emails == ({"a@example.org": 0} if change[0] == "remove"
+                      else {"a@example.org": 1, "new@example.org": 1})
+
+
+@pytest.mark.parametrize("change", [
+    ["subscribers", "add", "new@example.org"],
+    ["subscribers", "import", "readers.csv"],
+    ["subscribers", "remove", "a@example.org"],
+], ids=["add", "import", "remove"])
+def test_a_change_of_the_subscribers_after_a_restore_killed_between_moving_aside_and_renaming_in_is_refused(  # noqa: E501
+        stiwatch, db_path, tmp_path, monkeypatch, change):
+    """Killed outright (SIGKILL, power lost) in that moment, a restore leaves no database, its
+    copy beside it and the database in its damaged folder: a new empty store made there, with
+    one reader in it, would be the store every run then used. Refused, naming where the
+    database went."""
+    monkeypatch.chdir(tmp_path)
+    analysts_store.build(db_path)
+    assert stiwatch("subscribers", "add", "a@example.org").exit_code == 0
+    backup = take_backup(stiwatch, tmp_path)
+    (tmp_path / "readers.csv").write_text("email\nnew@example.org\n")
+    staged = tmp_path / ".stiwatch.db.restore.k1ll3d.tmp"
+    shutil.copyfile(backup, staged)
+    folder = tmp_path / "damaged-20261128T050000Z"
+    restoring.move_aside(db_path, folder)
+    listing = folder_listing(tmp_path)
+
+    result = stiwatch(*change)
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"Error: {db_path}: no database, and a restore's copy beside it ({staged.name}): a "
+        "`stiwatch restore` was stopped between moving the database aside and renaming its "
+        f"copy in; nothing was changed: move the database's files back from {folder} and "
+        "run the restore again"]
+    assert unlocked(folder_listing(tmp_path)) == unlocked(listing)

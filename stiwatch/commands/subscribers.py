@@ -13,7 +13,7 @@ import click
 
 from classifier.taxonomy import UnknownLabel, load_taxonomy
 import db
-from db.restore import edit_lock_path
+from db.restore import edit_lock_path, moved_aside_to, staged_copies
 from digest.errors import InvalidSubscriber
 from digest.message import name_problem
 
@@ -161,11 +161,7 @@ def no_restore(app: App, *, creates: bool = True) -> Iterator[None]:
     change. Taken before the store is opened, since a connection opened before the restore
     moves the file keeps writing to the moved file. ``creates``: whether the change may
     create the store."""
-    # Opened once first: a path this stiwatch refuses (no store, someone else's SQLite file,
-    # a newer store) is refused before the lock file is made, leaving the folder as it was.
-    # Closed again: only a connection opened under the lock is sure to be the database's.
-    app.store(create=creates)
-    app.close()
+    _refuse_early(app, creates=creates)
     lock = db.FileLock(edit_lock_path(app.db_path))
     try:
         lock.acquire(wait=EDIT_WAIT)
@@ -176,9 +172,44 @@ def no_restore(app: App, *, creates: bool = True) -> Iterator[None]:
     except db.LockUnusable as error:
         raise UserError(f"{error}; nothing was changed") from None
     try:
+        _refuse_half_restored(app)
         yield
     finally:
         lock.release()
+
+
+def _refuse_early(app: App, *, creates: bool) -> None:
+    """Refuse a path this stiwatch refuses (no store, someone else's SQLite file, a newer
+    store, a folder) before the lock file is made, leaving the folder as it was. Outside the
+    lock, so nothing is created or written: a restore may be moving the database aside this
+    very moment (a store made at its path would be replaced, or with the restore killed,
+    used from then on), and a connection opened now would not follow the rename in."""
+    path = app.db_path
+    if path.exists() and not (creates and path.is_file() and path.stat().st_size == 0):
+        try:
+            db.open_store(path, readonly=True, as_is=True).close()
+        except db.NoSuchStore:
+            pass  # moved aside since: the open under the lock sees what is there then
+    elif not creates and not staged_copies(path.resolve()):
+        app.store()  # says there is no such database
+        app.close()
+
+
+def _refuse_half_restored(app: App) -> None:
+    """Refuse to change, or make, a store where a restore killed between moving the
+    database aside and renaming its copy in left none: every run would use it from then on,
+    a store of one reader, with the database in the damaged folder."""
+    path = app.db_path.resolve()
+    copies = staged_copies(path)
+    if path.exists() or not copies:
+        return
+    folder = moved_aside_to(path)
+    where = (f"from {folder}" if folder is not None else "from the folder it was moved to "
+             "(the restore's --keep-damaged-in)")
+    raise UserError(f"{app.db_path}: no database, and a restore's copy beside it "
+                    f"({copies[-1].name}): a `stiwatch restore` was stopped between moving the "
+                    "database aside and renaming its copy in; nothing was changed: move the "
+                    f"database's files back {where} and run the restore again")
 
 
 @click.group("subscribers")
