@@ -16,6 +16,7 @@ import math
 import os
 from pathlib import Path
 import re
+import secrets
 import shutil
 import sqlite3
 import stat
@@ -149,7 +150,8 @@ def _installation_id(conn: sqlite3.Connection) -> str | None:
 
 def installation_of(database: Path) -> str | None:
     """The ``installation_id`` of the store at ``database``, read only; None when there is
-    none, or it cannot be read (a damaged file restored over cannot say whose it is)."""
+    no file there, or it has no id (older than schema version 16, or not a stiwatch store).
+    DamagedUnreadable when the file cannot be read: a damaged store cannot say whose it is."""
     database = Path(database)
     if not database.is_file():
         return None
@@ -163,8 +165,13 @@ def installation_of(database: Path) -> str | None:
             return _installation_id(conn)
         finally:
             conn.close()
-    except sqlite3.Error:
-        return None
+    except sqlite3.Error as error:
+        raise DamagedUnreadable(f"{database}: cannot be read ({error})") from None
+
+
+def new_installation_id() -> str:
+    """A random ``installation_id``, of the form migration 16 gives one."""
+    return secrets.token_hex(16)
 
 
 def check_installation(info: BackupInfo, current: str | None, *, allowed: bool) -> None:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import hashlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 import sqlite3
@@ -759,7 +760,7 @@ def test_a_change_of_the_subscribers_between_moving_aside_and_renaming_in_waits_
     ["subscribers", "import", "readers.csv"],
     ["subscribers", "remove", "a@example.org"],
 ], ids=["add", "import", "remove"])
-def test_a_change_of_the_subscribers_after_a_restore_killed_between_moving_aside_and_renaming_in_is_refused(  # noqa: E501
+def test_subscribers_are_not_changed_where_a_restore_killed_mid_rename_left_no_database(
         stiwatch, db_path, tmp_path, monkeypatch, change):
     """Killed outright (SIGKILL, power lost) in that moment, a restore leaves no database, its
     copy beside it and the database in its damaged folder: a new empty store made there, with
@@ -784,3 +785,50 @@ def test_a_change_of_the_subscribers_after_a_restore_killed_between_moving_aside
         f"copy in; nothing was changed: move the database's files back from {folder} and "
         "run the restore again"]
     assert unlocked(folder_listing(tmp_path)) == unlocked(listing)
+
+
+def test_over_a_database_that_cannot_be_read_whose_installation_it_was_is_said_unchecked(
+        stiwatch, db_path, tmp_path):
+    """A damaged database cannot say whose it was: the restore still goes ahead (that is
+    what it is for), says that the backup's installation was not checked and how to check
+    it; with --other-installation, which promises this installation's id, the restored store
+    gets a new one rather than the other installation's (it had kept the pilot's, silently:
+    its digests' Message-IDs would have been the pilot's)."""
+    pilot = tmp_path / "pilot" / "stiwatch.db"
+    pilot.parent.mkdir()
+    analysts_store.build(pilot)
+    garbage = b"SQLite format 3\x00" + bytes(range(256)) * 32  # a failing disk
+
+    db_path.write_bytes(garbage)
+    result = stiwatch("restore", "--json", "--keep-damaged-in", str(tmp_path / "d1"),
+                      str(pilot))
+    assert result.exit_code == 1  # its readers could not be carried over either
+    outcome = json.loads(result.stdout)
+    assert outcome["replaced_unreadable"] == (f"{db_path}: cannot be read (file is not a "
+                                              "database)")
+    assert outcome["installation_id_from"] == "backup"
+    assert outcome["installation_id"] == installation_id(pilot) == installation_id(db_path)
+
+    db_path.write_bytes(garbage)
+    result = stiwatch("restore", "--keep-damaged-in", str(tmp_path / "d2"), str(pilot))
+    assert result.exit_code == 1
+    assert ("The database it replaces could not be read, so whether the backup is this "
+            "installation's was not checked: the restored store has the backup's "
+            f"installation_id ({installation_id(pilot)}), part of every digest's Message-ID. "
+            "Check that an earlier backup of this installation has the same (sqlite-utils "
+            "FILE \"SELECT value FROM store_info WHERE key = 'installation_id'\"); if not, "
+            "move the restored database and its -wal and -shm away and restore one of this "
+            "installation's backups (with no database in its place, a backup keeps its own "
+            "id).") in result.stdout.splitlines()
+
+    db_path.write_bytes(garbage)
+    result = stiwatch("restore", "--other-installation", "--keep-damaged-in",
+                      str(tmp_path / "d3"), str(pilot))
+    assert result.exit_code == 1
+    new = installation_id(db_path)
+    assert new != installation_id(pilot) and re.fullmatch(r"[0-9a-f]{32}", new)
+    assert ("The database it replaces could not be read, so this installation's "
+            f"installation_id is unknown: the restored store has a new one ({new}), not the "
+            f"backup's ({installation_id(pilot)}), so that its digests' Message-IDs are never "
+            "another installation's.") in result.stdout.splitlines()
+    assert "The backup is another installation's" not in result.stdout

@@ -37,7 +37,8 @@ WEEKS_SHOWN = 4  # the most recent weeks recorded as sent, in the text summary
               "deliveries the current database has and the backup lacks.")
 @click.option("--other-installation", is_flag=True,
               help="Restore a backup of another store (another installation_id) over this "
-              "one; the restored store keeps this one's installation_id.")
+              "one; the restored store keeps this one's installation_id (a new one when the "
+              "current database cannot be read).")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")
 @pass_app
 def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: bool,
@@ -52,13 +53,15 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
     and a copy of this store (the same installation_id) unless --other-installation; the
     database's folder must have room for the copies made there, and DIR must take the files
     moved aside (a folder this user may write, with room when on another file system);
-    otherwise it is refused (exit 2) and nothing is touched. The restored store keeps the installation_id of the one
-    it replaces (part of every digest's Message-ID). BACKUP is copied beside the database
-    with SQLite's backup API, migrated if older and given the carry-over (below) under a
-    temporary name; then the current database, with its -wal and -shm, is moved aside under
-    the same names (into DIR, by default damaged-YYYYmmddTHHMMSSZ beside it) and the copy
-    renamed into place. Stopped or failing before that rename, it leaves the database as it
-    was.
+    otherwise it is refused (exit 2) and nothing is touched. The restored store keeps the
+    installation_id of the one it replaces (part of every digest's Message-ID); when that
+    one cannot be read, whose it was is not checked (the summary says so) and the restored
+    store has the backup's (a new one with --other-installation). BACKUP is copied beside
+    the database with SQLite's backup API, migrated if older and given the carry-over
+    (below) under a temporary name; then the current database, with its -wal and -shm, is
+    moved aside under the same names (into DIR, by default damaged-YYYYmmddTHHMMSSZ beside
+    it) and the copy renamed into place. Stopped or failing before that rename, it leaves
+    the database as it was.
 
     Digests sent and readers added, changed or removed after the backup was taken are
     recorded only in the store it replaces: its subscribers and deliveries are carried over
@@ -79,8 +82,16 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
     # beside the file itself, and the link stays, as the setup made it.
     database = app.db_path.resolve()
     info = restoring.check_backup(backup, database)
-    installation = restoring.installation_of(database)
+    try:
+        installation, unread = restoring.installation_of(database), None
+    except restoring.DamagedUnreadable as error:  # whose store it was cannot be told
+        installation, unread = None, str(error)
     restoring.check_installation(info, installation, allowed=other_installation)
+    made_up = unread is not None and other_installation and info.installation_id is not None
+    if made_up:
+        # This installation's id is unknown: kept, the other's would give this store's
+        # digests the other installation's Message-IDs, which providers drop as copies.
+        installation = restoring.new_installation_id()
     if not database.parent.is_dir():
         raise UserError(f"{database.parent}: no such folder (the database's, from the db "
                         "setting)")
@@ -108,6 +119,10 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
                 except db.LockUnusable as error:
                     raise UserError(f"{error}; this restore did nothing") from None
             outcome = _restore(app, database, info, folder, not no_carry_over, installation)
+            outcome["installation_id_from"] = (
+                "new" if made_up or not (installation or info.installation_id)
+                else "replaced store" if installation else "backup")
+            outcome["replaced_unreadable"] = unread
         finally:
             editors.release()
             sender.release()
@@ -210,12 +225,35 @@ def _carried(carried: restoring.CarryOver | None, error: str | None, wanted: boo
             "damaged_migrated_from": carried.migrated_from}
 
 
+def _unread_installation(app: App, outcome: dict) -> None:
+    """Say what was not checked, and whose installation_id the restored store has, when the
+    store it replaces could not be read."""
+    if outcome["installation_id_from"] == "new":
+        theirs = (f", not the backup's ({outcome['backup_installation_id']})"
+                  if outcome["backup_installation_id"] else "")
+        app.echo(f"The database it replaces could not be read, so this installation's "
+                 f"installation_id is unknown: the restored store has a new one "
+                 f"({outcome['installation_id']}){theirs}, so that its digests' Message-IDs "
+                 "are never another installation's.")
+        return
+    app.echo(f"The database it replaces could not be read, so whether the backup is this "
+             f"installation's was not checked: the restored store has the backup's "
+             f"installation_id ({outcome['installation_id']}), part of every digest's "
+             "Message-ID. Check that an earlier backup of this installation has the same "
+             "(sqlite-utils FILE \"SELECT value FROM store_info WHERE key = "
+             "'installation_id'\"); if not, move the restored database and its -wal and -shm "
+             "away and restore one of this installation's backups (with no database in its "
+             "place, a backup keeps its own id).")
+
+
 def _summary(app: App, outcome: dict) -> None:
     taken = f"taken {outcome['backup_taken_at']}, " if outcome["backup_taken_at"] else ""
     app.echo(f"Restored {outcome['backup']} ({taken}schema version "
              f"{outcome['backup_schema_version']}) as {outcome['database']}: "
              f"{counted(outcome['items'], 'item')}.")
-    if outcome["backup_installation_id"] not in (None, outcome["installation_id"]):
+    if outcome["replaced_unreadable"] is not None:
+        _unread_installation(app, outcome)
+    elif outcome["backup_installation_id"] not in (None, outcome["installation_id"]):
         app.echo(f"The backup is another installation's ({outcome['backup_installation_id']}): "
                  f"the restored store keeps this one's installation_id "
                  f"({outcome['installation_id']}), part of every digest's Message-ID.")
