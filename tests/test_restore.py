@@ -832,3 +832,50 @@ def test_over_a_database_that_cannot_be_read_whose_installation_it_was_is_said_u
             f"backup's ({installation_id(pilot)}), so that its digests' Message-IDs are never "
             "another installation's.") in result.stdout.splitlines()
     assert "The backup is another installation's" not in result.stdout
+
+
+def _garbled(db_path: Path, backup: Path) -> None:
+    db_path.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 32)
+
+
+def _pilot(db_path: Path, backup: Path) -> None:
+    backup.unlink()
+    analysts_store.build(backup)  # another store, under the backup's name
+
+
+@pytest.mark.parametrize("setup, args, code, restored", [
+    (None, [], 0, True),
+    (_garbled, [], 1, True),  # restored, the moved-aside store unreadable
+    (lambda db_path, backup: backup.write_bytes(b"not a store"), [], 2, False),
+    (_pilot, [], 2, False),
+    (None, ["--keep-damaged-in", "/nonexistent/damaged"], 2, False),
+    (lambda db_path, backup: None, ["lock"], 3, False),
+], ids=["restored", "not-carried-over", "bad-backup", "other-installation", "bad-folder",
+        "locked"])
+def test_json_prints_one_object_whatever_the_outcome(stiwatch, db_path, tmp_path,
+                                                     monkeypatch, setup, args, code, restored):
+    """A script reading `restore --json` had nothing on stdout when the restore was refused:
+    one object always, with `restored`, `exit_code`, and the `error` when refused."""
+    monkeypatch.setattr(restore_command, "EDIT_WAIT", 0)
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    if setup is not None:
+        setup(db_path, backup)
+    held = db.FileLock(f"{db_path}.lock")
+    if args == ["lock"]:
+        args = []
+        held.acquire()  # a run under way
+    try:
+        result = stiwatch("restore", "--json", *args, str(backup))
+    finally:
+        held.release()
+    assert result.exit_code == code, result.output
+    outcome = json.loads(result.stdout)  # one object, nothing else
+    assert isinstance(outcome, dict)
+    assert (outcome["restored"], outcome["exit_code"]) == (restored, code)
+    assert outcome["database"] == str(db_path) and outcome["backup"] == str(backup)
+    if code >= 2:
+        [line] = result.stderr.splitlines()
+        assert outcome["error"] == line.removeprefix("Error: ")
+    else:
+        assert "error" not in outcome and outcome["items"] == len(analysts_store.ITEMS)

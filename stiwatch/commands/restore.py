@@ -15,7 +15,7 @@ from digest.send import sender_lock_path
 
 from .. import interrupts
 from ..app import App, pass_app
-from ..errors import UserError
+from ..errors import UserError, as_user_error
 from ..output import counted, echo_json
 from ..runlock import EXIT_LOCKED, take_run_lock
 
@@ -39,7 +39,9 @@ WEEKS_SHOWN = 4  # the most recent weeks recorded as sent, in the text summary
               help="Restore a backup of another store (another installation_id) over this "
               "one; the restored store keeps this one's installation_id (a new one when the "
               "current database cannot be read).")
-@click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the outcome as one JSON object, also when refused or stopped "
+              "(restored, exit_code; error when it ended early).")
 @pass_app
 def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: bool,
                     other_installation: bool, as_json: bool) -> None:
@@ -69,18 +71,48 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
     mailed twice. A delivery sent in either store stays sent; otherwise the row changed
     last wins; one in doubt stays in doubt, for `stiwatch digest resolve`.
 
-    Stop `stiwatch serve` first: it goes on serving the file it opened.
+    Run it as the service's user with the service's settings (--config: the run lock is the
+    file lock_file names), and stop `stiwatch serve` first: it goes on serving the file it
+    opened.
 
     Exit status: 0 restored (and carried over); 1 restored, but the moved-aside store could
     not be read: check the mail server's log before the next `run --digest` (the message says
     how); 2 BACKUP or DIR refused, or no room for the copies, nothing touched; 3 a run or
-    crawl, a `digest send` or a change of the subscribers holds its lock.
+    crawl, a `digest send` or a change of the subscribers holds its lock, nothing touched;
+    130 or 143 stopped by Ctrl-C or SIGTERM (before the rename: the database as it was).
 
     Example: stiwatch restore /var/backups/stiwatch/stiwatch-20261122T073000Z.db
     """
     # A database that is a link is restored where it points: SQLite keeps the -wal and -shm
     # beside the file itself, and the link stays, as the setup made it.
     database = app.db_path.resolve()
+    done = {"restored": False}  # True once the copy has the database's name
+    try:
+        outcome = _checked_restore(app, database, backup, folder, not no_carry_over,
+                                   other_installation, done)
+    except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 - re-raised
+        # Still one object on stdout, so a script reading it always has the outcome.
+        stop = as_user_error(error) if as_json else None
+        if stop is not None:
+            echo_json({**done, "database": str(database), "backup": str(backup.absolute()),
+                       "exit_code": stop.exit_code, "error": stop.format_message()})
+        raise
+    outcome = {**done, **outcome, "exit_code": EXIT_ACT if outcome["action_needed"] else 0}
+    if as_json:
+        echo_json(outcome)
+    else:
+        _summary(app, outcome)
+    if outcome["action_needed"]:
+        for line in outcome["action_needed"]:
+            click.echo(line, err=True)
+        sys.exit(EXIT_ACT)
+
+
+def _checked_restore(app: App, database: Path, backup: Path, folder: Path | None,
+                     carry: bool, other_installation: bool, done: dict) -> dict:
+    """The checks that refuse with nothing touched, then the restore under the three locks;
+    the outcome for the summary. ``done["restored"]`` says whether an error came after the
+    rename."""
     info = restoring.check_backup(backup, database)
     try:
         installation, unread = restoring.installation_of(database), None
@@ -118,7 +150,7 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
                                     exit_code=EXIT_LOCKED) from None
                 except db.LockUnusable as error:
                     raise UserError(f"{error}; this restore did nothing") from None
-            outcome = _restore(app, database, info, folder, not no_carry_over, installation)
+            outcome = _restore(app, database, info, folder, carry, installation, done)
             outcome["installation_id_from"] = (
                 "new" if made_up or not (installation or info.installation_id)
                 else "replaced store" if installation else "backup")
@@ -127,18 +159,11 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
             editors.release()
             sender.release()
             lock.release()
-    if as_json:
-        echo_json(outcome)
-    else:
-        _summary(app, outcome)
-    if outcome["action_needed"]:
-        for line in outcome["action_needed"]:
-            click.echo(line, err=True)
-        sys.exit(EXIT_ACT)
+    return outcome
 
 
 def _restore(app: App, database: Path, info: restoring.BackupInfo, folder: Path, carry: bool,
-             installation: str | None) -> dict:
+             installation: str | None, done: dict) -> dict:
     damaged = folder / database.name
     had_database = database.is_file()  # -wal or -shm alone: moved aside, nothing to read
     leftovers = restoring.remove_leftovers(database)
@@ -170,6 +195,7 @@ def _restore(app: App, database: Path, info: restoring.BackupInfo, folder: Path,
         if restoring.present_files(database):
             moved = restoring.move_aside(database, folder)
         restoring.install(temp, database)
+        done["restored"] = True
     except BaseException:
         temp.unlink(missing_ok=True)
         restoring.move_back(moved, database)
