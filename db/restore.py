@@ -59,6 +59,11 @@ class DamagedUnreadable(StoreError):
     than this stiwatch)."""
 
 
+class HalfRestored(StoreError):
+    """No database, and beside its path the copy of a backup a restore makes: a restore
+    killed between moving the database aside and renaming its copy in."""
+
+
 @dataclass
 class BackupInfo:
     path: Path
@@ -239,6 +244,23 @@ def moved_aside_to(database: Path) -> Path | None:
     # damaged-STAMP-2 is the later of two in one second
     return max(folders, key=lambda folder: (folder.name[8:24], len(folder.name), folder.name),
                default=None)
+
+
+def refuse_half_restored(database: Path, *, shown_as: Path | None = None) -> None:
+    """HalfRestored, naming the database as ``shown_as`` when given and where it was moved
+    when it can tell, if a restore killed between moving ``database`` aside and renaming its
+    copy in left none there: a store made or restored there now would stand in for it,
+    without its readers and what they were sent."""
+    database = Path(database)
+    copies = staged_copies(database)
+    if database.exists() or not copies:
+        return
+    folder = moved_aside_to(database)
+    where = (f"its files are in {folder}" if folder is not None
+             else "its files are in the folder given as its --keep-damaged-in")
+    raise HalfRestored(f"{shown_as or database}: no database, and a restore's copy beside it "
+                       f"({copies[-1].name}): a `stiwatch restore` was stopped between moving "
+                       f"the database aside and renaming its copy in; {where}")
 
 
 def remove_leftovers(database: Path) -> list[Path]:

@@ -782,8 +782,8 @@ def test_subscribers_are_not_changed_where_a_restore_killed_mid_rename_left_no_d
     assert result.output.splitlines() == [
         f"Error: {db_path}: no database, and a restore's copy beside it ({staged.name}): a "
         "`stiwatch restore` was stopped between moving the database aside and renaming its "
-        f"copy in; nothing was changed: move the database's files back from {folder} and "
-        "run the restore again"]
+        f"copy in; its files are in {folder}; nothing was changed: move them back and run "
+        "the restore again"]
     assert unlocked(folder_listing(tmp_path)) == unlocked(listing)
 
 
@@ -879,3 +879,31 @@ def test_json_prints_one_object_whatever_the_outcome(stiwatch, db_path, tmp_path
         assert outcome["error"] == line.removeprefix("Error: ")
     else:
         assert "error" not in outcome and outcome["items"] == len(analysts_store.ITEMS)
+
+
+def test_a_restore_over_what_a_restore_killed_mid_rename_left_is_refused(
+        stiwatch, db_path, tmp_path):
+    """Killed between moving the database aside and renaming its copy in, a restore leaves
+    no database: the next one restored there as over a new disk ("There was no database to
+    move aside"), without the readers and deliveries of the one moved aside. Refused, naming
+    where it is; --no-carry-over restores the backup alone, as asked."""
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    staged = tmp_path / ".stiwatch.db.restore.k1ll3d.tmp"
+    shutil.copyfile(backup, staged)
+    folder = tmp_path / "damaged-20261128T050000Z"
+    restoring.move_aside(db_path, folder)
+    listing = folder_listing(tmp_path)
+
+    result = stiwatch("restore", str(backup))
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"Error: {db_path}: no database, and a restore's copy beside it ({staged.name}): a "
+        "`stiwatch restore` was stopped between moving the database aside and renaming its "
+        f"copy in; its files are in {folder}; this restore did nothing: move them back and "
+        "run it again (or, to restore the backup alone, with --no-carry-over)"]
+    assert unlocked(folder_listing(tmp_path)) == unlocked(listing)
+
+    result = stiwatch("restore", "--no-carry-over", str(backup))
+    assert result.exit_code == 0, result.output
+    assert not staged.exists()

@@ -77,7 +77,8 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
 
     Exit status: 0 restored (and carried over); 1 restored, but the moved-aside store could
     not be read: check the mail server's log before the next `run --digest` (the message says
-    how); 2 BACKUP or DIR refused, or no room for the copies, nothing touched; 3 a run or
+    how); 2 BACKUP or DIR refused, no room for the copies, or no database where a restore
+    killed outright left its copy (unless --no-carry-over), nothing touched; 3 a run or
     crawl, a `digest send` or a change of the subscribers holds its lock, nothing touched;
     130 or 143 stopped by Ctrl-C or SIGTERM (before the rename: the database as it was).
 
@@ -165,6 +166,14 @@ def _checked_restore(app: App, database: Path, backup: Path, folder: Path | None
 def _restore(app: App, database: Path, info: restoring.BackupInfo, folder: Path, carry: bool,
              installation: str | None, done: dict) -> dict:
     damaged = folder / database.name
+    if carry:
+        # Restored there, the backup would stand without what only that database knows.
+        try:
+            restoring.refuse_half_restored(database)
+        except restoring.HalfRestored as error:
+            raise UserError(f"{error}; this restore did nothing: move them back and run it "
+                            "again (or, to restore the backup alone, with --no-carry-over)"
+                            ) from None
     had_database = database.is_file()  # -wal or -shm alone: moved aside, nothing to read
     leftovers = restoring.remove_leftovers(database)
     restoring.check_space(info.path, database, carry=carry and had_database)

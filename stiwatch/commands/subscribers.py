@@ -13,7 +13,7 @@ import click
 
 from classifier.taxonomy import UnknownLabel, load_taxonomy
 import db
-from db.restore import edit_lock_path, moved_aside_to, staged_copies
+from db.restore import HalfRestored, edit_lock_path, refuse_half_restored, staged_copies
 from digest.errors import InvalidSubscriber
 from digest.message import name_problem
 
@@ -199,17 +199,11 @@ def _refuse_half_restored(app: App) -> None:
     """Refuse to change, or make, a store where a restore killed between moving the
     database aside and renaming its copy in left none: every run would use it from then on,
     a store of one reader, with the database in the damaged folder."""
-    path = app.db_path.resolve()
-    copies = staged_copies(path)
-    if path.exists() or not copies:
-        return
-    folder = moved_aside_to(path)
-    where = (f"from {folder}" if folder is not None else "from the folder it was moved to "
-             "(the restore's --keep-damaged-in)")
-    raise UserError(f"{app.db_path}: no database, and a restore's copy beside it "
-                    f"({copies[-1].name}): a `stiwatch restore` was stopped between moving the "
-                    "database aside and renaming its copy in; nothing was changed: move the "
-                    f"database's files back {where} and run the restore again")
+    try:
+        refuse_half_restored(app.db_path.resolve(), shown_as=app.db_path)
+    except HalfRestored as error:
+        raise UserError(f"{error}; nothing was changed: move them back and run the restore "
+                        "again") from None
 
 
 @click.group("subscribers")
