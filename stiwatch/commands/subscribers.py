@@ -181,9 +181,11 @@ def no_restore(app: App, *, creates: bool = True) -> Iterator[None]:
 def _refuse_early(app: App, *, creates: bool) -> None:
     """Refuse a path this stiwatch refuses (no store, someone else's SQLite file, a newer
     store, a folder) before the lock file is made, leaving the folder as it was. Outside the
-    lock, so nothing is created or written: a restore may be moving the database aside this
-    very moment (a store made at its path would be replaced, or with the restore killed,
-    used from then on), and a connection opened now would not follow the rename in."""
+    lock, so read-only: it never makes a store at the database's path nor writes one (a
+    restore may be moving the database aside this very moment: a store made there would be
+    replaced, or with the restore killed, used from then on), and a connection opened now
+    would not follow the rename in. An empty -wal and -shm it may leave beside a store are
+    removed when the open under the lock closes."""
     path = app.db_path
     if path.exists() and not (creates and path.is_file() and path.stat().st_size == 0):
         try:
