@@ -11,6 +11,7 @@ import click
 
 from classifier.taxonomy import load_taxonomy
 import db
+from db.restore import HalfRestored, refuse_half_restored
 
 from . import __version__, interrupts, logs
 from .config import Settings, load_settings
@@ -113,6 +114,16 @@ class App:
 
     def _open(self, *, readonly: bool = False, create: bool = False,
               as_is: bool = False) -> db.Store:
+        if not self.db_path.exists():
+            # A restore killed between moving the database aside and renaming its copy in:
+            # a store made here would be the one every run used from then on (without the
+            # readers and what they were sent), and "no such database" would hide where the
+            # database went.
+            try:
+                refuse_half_restored(self.db_path.resolve(), shown_as=self.db_path)
+            except HalfRestored as error:
+                raise UserError(f"{error}; nothing was changed: move them back and run the "
+                                "restore again") from None
         try:
             if readonly:
                 return db.open_store(self.db_path, readonly=True, as_is=as_is)

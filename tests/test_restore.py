@@ -787,6 +787,32 @@ def test_subscribers_are_not_changed_where_a_restore_killed_mid_rename_left_no_d
     assert unlocked(folder_listing(tmp_path)) == unlocked(listing)
 
 
+@pytest.mark.parametrize("command", [["init"], ["crawl"], ["run"], ["status"]],
+                         ids=["init", "crawl", "run", "status"])
+def test_no_command_makes_or_misses_a_store_where_a_restore_killed_mid_rename_left_none(
+        stiwatch, db_path, tmp_path, monkeypatch, command):
+    """The same for the commands that set a store up (the timer's `run` after a reboot made
+    a new empty store there, and the database stayed in its damaged folder unnoticed) and for
+    those that read one (they said only "no such database")."""
+    monkeypatch.chdir(tmp_path)
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    staged = tmp_path / ".stiwatch.db.restore.k1ll3d.tmp"
+    shutil.copyfile(backup, staged)
+    folder = tmp_path / "damaged-20261128T050000Z"
+    restoring.move_aside(db_path, folder)
+    listing = folder_listing(tmp_path)
+
+    result = stiwatch(*command)
+    assert result.exit_code != 0
+    assert (f"Error: {db_path}: no database, and a restore's copy beside it ({staged.name}): "
+            "a `stiwatch restore` was stopped between moving the database aside and renaming "
+            f"its copy in; its files are in {folder}; nothing was changed: move them back and "
+            "run the restore again") in result.output.splitlines()
+    assert not db_path.exists()
+    assert unlocked(folder_listing(tmp_path)) == unlocked(listing)
+
+
 def test_over_a_database_that_cannot_be_read_whose_installation_it_was_is_said_unchecked(
         stiwatch, db_path, tmp_path):
     """A damaged database cannot say whose it was: the restore still goes ahead (that is

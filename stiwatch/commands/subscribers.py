@@ -13,7 +13,7 @@ import click
 
 from classifier.taxonomy import UnknownLabel, load_taxonomy
 import db
-from db.restore import HalfRestored, edit_lock_path, refuse_half_restored, staged_copies
+from db.restore import edit_lock_path, staged_copies
 from digest.errors import InvalidSubscriber
 from digest.message import name_problem
 
@@ -172,7 +172,6 @@ def no_restore(app: App, *, creates: bool = True) -> Iterator[None]:
     except db.LockUnusable as error:
         raise UserError(f"{error}; nothing was changed") from None
     try:
-        _refuse_half_restored(app)
         yield
     finally:
         lock.release()
@@ -195,17 +194,6 @@ def _refuse_early(app: App, *, creates: bool) -> None:
     elif not creates and not staged_copies(path.resolve()):
         app.store()  # says there is no such database
         app.close()
-
-
-def _refuse_half_restored(app: App) -> None:
-    """Refuse to change, or make, a store where a restore killed between moving the
-    database aside and renaming its copy in left none: every run would use it from then on,
-    a store of one reader, with the database in the damaged folder."""
-    try:
-        refuse_half_restored(app.db_path.resolve(), shown_as=app.db_path)
-    except HalfRestored as error:
-        raise UserError(f"{error}; nothing was changed: move them back and run the restore "
-                        "again") from None
 
 
 @click.group("subscribers")
