@@ -1,5 +1,6 @@
 """Putting a backup in the database's place, and carrying over what only the store it replaces
-knows: the readers (``subscribers``) and what each was sent (``deliveries``).
+knows: the readers (``subscribers``), what each was sent (``deliveries``), and the analysts'
+corrections of items (``analyst_labels``, with the tags they keep).
 
 A backup is older than the store it replaces. Digests sent after it was taken are recorded only
 in the replaced (moved-aside) store: restored alone, the backup would owe those weeks again and
@@ -21,9 +22,10 @@ import shutil
 import sqlite3
 import stat
 import tempfile
+from typing import Mapping
 from urllib.parse import quote
 
-from .errors import MigrationInterrupted, SchemaTooNew, StoreError
+from .errors import InvalidTag, MigrationInterrupted, SchemaTooNew, StoreError
 from .files import SIDE_FILES, is_database
 from .schema import LATEST_VERSION, current_version, too_new
 from .store import Store, open_store
@@ -84,6 +86,17 @@ class CarryOver:
     orphans: int = 0  # delivery rows naming a reader neither store has: left out
     integrity: str = "ok"  # the moved-aside store's whole-file quick_check
     migrated_from: int | None = None  # its schema version when its copy had to be migrated
+    # Analysts' corrections (`stiwatch tag`), one per item, facet and value: a verdict.
+    analyst_labels: int = 0  # verdicts written (new, or made later than the backup's)
+    analyst_undone: int = 0  # of the backup's, taken back (`tag --undo`) in the moved-aside store
+    analyst_kept: int = 0  # of the backup's, kept over an earlier verdict of the moved-aside one
+    # of the backup's, kept though the moved-aside store lacks them: it may never have had them
+    analyst_not_taken_back: int = 0
+    analyst_items: int = 0  # items whose corrections changed
+    # verdicts on items the backup lacks (stored after it was taken): they stay in the
+    # moved-aside store only; (url, facet, value, verdict) of each
+    analyst_left: list[tuple[str, str, str, int]] = field(default_factory=list)
+    analyst_unreadable: str | None = None  # why none were carried, when they could not be read
 
 
 def edit_lock_path(database: str | os.PathLike[str]) -> Path:
@@ -445,11 +458,17 @@ def seal(store: Store) -> None:
     store.close()
 
 
-def carry_over(store: Store, damaged: Path, *, shown_as: Path | None = None) -> CarryOver:
-    """Write into ``store`` (the restored backup, migrated) the subscribers and deliveries of
-    the store at ``damaged`` (the one it replaces) that are newer than its own, reading a copy
-    of its files (migrated there when older). DamagedUnreadable says why it could not, naming
-    the store as ``shown_as`` (where it is moved to) when given.
+def carry_over(store: Store, damaged: Path, *, shown_as: Path | None = None,
+               region_of: Mapping[str, str] | None = None,
+               same_installation: bool = True) -> CarryOver:
+    """Write into ``store`` (the restored backup, migrated) the subscribers, deliveries and
+    analysts' corrections of the store at ``damaged`` (the one it replaces) that are newer than
+    its own, reading a copy of its files (migrated there when older), in one transaction.
+    DamagedUnreadable says why it could not, naming the store as ``shown_as`` (where it is
+    moved to) when given. ``region_of`` (country code -> region id) keeps the regions of an
+    item whose countries a carried correction changed in step, as `stiwatch tag` does.
+    ``same_installation``: the two stores are known to be one installation's (see
+    ``_analyst_changes``).
 
     A row is keyed by what both stores share, the reader's address (and the week), never by a
     row id. A delivery recorded as sent stays sent: a sent row of either store is kept over
@@ -457,6 +476,10 @@ def carry_over(store: Store, damaged: Path, *, shown_as: Path | None = None) -> 
     were updated in the same second). A delivery in doubt comes across in
     doubt (no run sends it until `digest resolve`). A delivery whose reader neither store has
     would break the foreign key: it is left out and counted.
+
+    Analysts' corrections: see ``_analyst_changes``. Corrections whose table (or the items')
+    fails its integrity check are not carried, and ``analyst_unreadable`` says why: the
+    readers and deliveries still are.
     """
     # Named after the staged copy (.NAME.restore.*.tmp.carry-over.*): `remove_leftovers`
     # finds both.
@@ -481,7 +504,7 @@ def carry_over(store: Store, damaged: Path, *, shown_as: Path | None = None) -> 
                     f"{shown}: its copy could not be migrated from schema version {version} "
                     f"({str(error).replace(str(copy), 'copy')})") from None
             found.migrated_from = version
-        _carry(store, copy, found)
+        _carry(store, copy, found, region_of, same_installation)
         return found
 
 
@@ -510,18 +533,21 @@ def _readable(copy: Path, damaged: Path) -> tuple[str, int]:
     return verdict, version
 
 
-def _quick_check(conn: sqlite3.Connection, table: str | None = None) -> str:
+def _quick_check(conn: sqlite3.Connection, table: str | None = None, *,
+                 schema: str = "main") -> str:
     """``ok``, or the first problem PRAGMA quick_check finds (in the whole file, or in
-    ``table`` and its indexes)."""
+    ``table`` and its indexes) of the database attached as ``schema``."""
     try:
-        rows = conn.execute(f"PRAGMA quick_check{f'({table})' if table else ''}").fetchall()
+        rows = conn.execute(f"PRAGMA {schema}.quick_check{f'({table})' if table else ''}"
+                            ).fetchall()
     except sqlite3.DatabaseError as error:  # a page too damaged for a verdict
         return str(error)
     problems = [row[0] for row in rows if not row[0].startswith("*** in database")]
     return problems[0] if problems else "ok"
 
 
-def _carry(store: Store, copy: Path, found: CarryOver) -> None:
+def _carry(store: Store, copy: Path, found: CarryOver, region_of: Mapping[str, str] | None,
+           same_installation: bool) -> None:
     conn = store.conn
     conn.execute("ATTACH DATABASE ? AS damaged", [f"file:{quote(str(copy))}?mode=ro"])
     try:
@@ -555,6 +581,7 @@ def _carry(store: Store, copy: Path, found: CarryOver) -> None:
         # stories crawled anew from the "found late" section, so it is brought down to it.
         newest_item = store.max_item_id()
         through = delivery_columns.index("through_item_id")
+        corrections = _analyst_changes(conn, found, same_installation)
         with store.write():
             for row in subscribers:
                 values = row[:-1]
@@ -575,8 +602,169 @@ def _carry(store: Store, copy: Path, found: CarryOver) -> None:
                 found.deliveries_sent += state["status"] == "sent"
                 found.in_doubt += (state["status"] == "sending"
                                    and state["unanswered_at"] is not None)
+            _apply_analyst_changes(store, corrections, region_of, found)
     finally:
         conn.execute("DETACH DATABASE damaged")
+
+
+# (facet, value) -> (verdict, labelled_at): one store's analyst verdicts on one item
+_Verdicts = dict[tuple[str, str], tuple[int, str]]
+
+# The restored store's item that is the moved-aside store's item ``i``: by URL, which both
+# stores make unique (row ids differ: items stored after the backup took its next ids), then
+# by the other URLs a listing gave it (item_urls) in either store.
+_SAME_ITEM = """coalesce(
+    (SELECT m.id FROM main.items m WHERE m.url = i.url),
+    (SELECT u.item_id FROM main.item_urls u WHERE u.url = i.url),
+    (SELECT m.id FROM damaged.item_urls du JOIN main.items m ON m.url = du.url
+     WHERE du.item_id = i.id ORDER BY du.url LIMIT 1),
+    (SELECT u.item_id FROM damaged.item_urls du JOIN main.item_urls u ON u.url = du.url
+     WHERE du.item_id = i.id ORDER BY du.url LIMIT 1))"""
+# The same, the other way: whether the moved-aside store has the restored store's item ``i``.
+_IN_DAMAGED = (_SAME_ITEM.replace("main.", "other.").replace("damaged.", "main.")
+               .replace("other.", "damaged."))
+
+
+@dataclass
+class _Corrections:
+    """What to write on one item of the restored store, as `stiwatch tag` would."""
+
+    item_id: int
+    add: list[tuple[str, str]] = field(default_factory=list)
+    remove: list[tuple[str, str]] = field(default_factory=list)
+    undo: list[tuple[str, str]] = field(default_factory=list)
+    made_at: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+def _analyst_changes(conn: sqlite3.Connection, found: CarryOver,
+                     same_installation: bool) -> list[_Corrections]:
+    """The analysts' corrections of the moved-aside store (attached as ``damaged``) to write
+    into the restored one (``main``), per item both have; those on items it lacks go to
+    ``found.analyst_left``.
+
+    Per item, facet and value, the verdict made later wins (the moved-aside store's when both
+    were made in the same second), so a correction made after the backup comes across and one
+    the backup has that is later than the moved-aside store's is kept. ``policy`` holds one
+    verdict per item, whatever its value: the two stores' are compared as one. A verdict the
+    backup has on an item the moved-aside store has without it was taken back there
+    (`stiwatch tag --undo`, which leaves no row): the moved-aside store is the later one, the
+    premise of carrying anything over, and a restore carries its corrections over, so an
+    earlier restore does not leave it without one the backup has. Unless
+    ``same_installation``, that is not known (a store made anew at the database's path after
+    a disk was lost has the items crawled again, and none of the corrections): such a verdict
+    is kept, and counted in ``analyst_not_taken_back``.
+    """
+    if found.integrity != "ok":
+        for table in ("analyst_labels", "items", "item_urls"):
+            own = _quick_check(conn, table, schema="damaged")
+            if own != "ok":
+                found.analyst_unreadable = f"the {table} table fails PRAGMA quick_check ({own})"
+                return []
+    # a policy verdict of 0 ("removed") is not one `stiwatch tag` makes, nor can write
+    valid = "NOT (a.facet = 'policy' AND a.verdict = 0)"
+    try:
+        theirs = conn.execute(
+            f"""SELECT {_SAME_ITEM} AS here, i.url, a.facet, a.value, a.verdict, a.labelled_at
+                FROM damaged.analyst_labels a JOIN damaged.items i ON i.id = a.item_id
+                WHERE {valid} ORDER BY i.url, a.facet, a.value""").fetchall()
+        ours = conn.execute(
+            f"""SELECT a.item_id, {_IN_DAMAGED} IS NOT NULL AS there, a.facet, a.value,
+                       a.verdict, a.labelled_at
+                FROM main.analyst_labels a JOIN main.items i ON i.id = a.item_id
+                WHERE {valid}""").fetchall()
+    except sqlite3.DatabaseError as error:
+        found.analyst_unreadable = f"they cannot be read ({error})"
+        return []
+    later: dict[int, _Verdicts] = {}
+    for here, url, facet, value, verdict, made in theirs:
+        if here is None:
+            found.analyst_left.append((url, facet, value, verdict))
+            continue
+        known = later.setdefault(here, {})
+        # two items of the moved-aside store under URLs of one: the later verdict
+        if (facet, value) not in known or made > known[facet, value][1]:
+            known[facet, value] = (verdict, made)
+    backup: dict[int, _Verdicts] = {}
+    for item_id, there, facet, value, verdict, made in ours:
+        backup.setdefault(item_id, {})[facet, value] = (verdict, made)
+        if there:
+            later.setdefault(item_id, {})
+    changes = []
+    for item_id, verdicts in sorted(later.items()):
+        change = _changes_of(item_id, backup.get(item_id, {}), verdicts, found,
+                             same_installation)
+        if change.add or change.remove or change.undo:
+            changes.append(change)
+    return changes
+
+
+def _changes_of(item_id: int, backup: _Verdicts, later: _Verdicts, found: CarryOver,
+                take_back: bool) -> _Corrections:
+    change = _Corrections(item_id)
+
+    def policy(verdicts: _Verdicts) -> tuple[tuple[str, str], tuple[int, str]] | None:
+        rows = [(key, state) for key, state in verdicts.items() if key[0] == "policy"]
+        return max(rows, key=lambda row: row[1][1]) if rows else None
+
+    for key, (verdict, made) in later.items():
+        if key[0] == "policy":
+            if policy(later) != (key, (verdict, made)):
+                continue
+            rival = policy(backup)
+            same = rival is not None and rival[0] == key
+            rival_state = rival[1] if rival is not None else None
+        else:
+            rival_state = backup.get(key)
+            same = rival_state is not None and rival_state[0] == verdict
+        if same:
+            continue
+        if rival_state is not None and made < rival_state[1]:
+            found.analyst_kept += 1
+            continue
+        (change.add if verdict else change.remove).append(key)
+        change.made_at[key] = made
+    for key in backup:
+        if key[0] == "policy" and policy(later) is not None:
+            continue  # replaced by the later verdict, or kept over it
+        if key in later:
+            continue
+        if take_back:
+            change.undo.append(key)
+        else:
+            found.analyst_not_taken_back += 1
+    return change
+
+
+def _apply_analyst_changes(store: Store, changes: list[_Corrections],
+                           region_of: Mapping[str, str] | None, found: CarryOver) -> None:
+    """Write each item's corrections with the functions `stiwatch tag` uses (the tags they
+    keep, the regions that follow countries, the mark for `classify`, the near-duplicates),
+    each verdict then dated as the analyst made it, so that a later restore compares it
+    rightly."""
+    conn = store.conn
+    for change in changes:
+        try:
+            with store.write():  # a savepoint: an item's corrections all or none
+                if change.undo:
+                    store.analyst_undo(change.item_id, change.undo, region_of=region_of)
+                if change.add or change.remove:
+                    store.analyst_label(change.item_id, add=change.add, remove=change.remove,
+                                        region_of=region_of)
+                for (facet, value), made in change.made_at.items():
+                    conn.execute("UPDATE analyst_labels SET labelled_at = ? WHERE item_id = ?"
+                                 " AND facet = ? AND value = ?",
+                                 [made, change.item_id, facet, value])
+                    conn.execute("UPDATE tags SET tagged_at = ? WHERE item_id = ? AND facet = ?"
+                                 " AND value = ? AND method = 'analyst'",
+                                 [made, change.item_id, facet, value])
+        except InvalidTag:  # a row `stiwatch tag` would not have made (an empty value)
+            url = store.scalar("SELECT url FROM items WHERE id = ?", [change.item_id])
+            found.analyst_left += [(url, facet, value, 1) for facet, value in change.add]
+            found.analyst_left += [(url, facet, value, 0) for facet, value in change.remove]
+            continue
+        found.analyst_items += 1
+        found.analyst_labels += len(change.add) + len(change.remove)
+        found.analyst_undone += len(change.undo)
 
 
 def _differ(columns: list[str]) -> str:

@@ -279,6 +279,10 @@ def test_a_damaged_store_whose_items_fail_the_check_still_gives_its_readers(
     [check] = [line for line in result.stdout.splitlines() if "integrity" in line]
     assert check.startswith("The moved-aside store fails its integrity check (")
     assert check.endswith("); its subscribers and deliveries pass theirs.")
+    # the items' URLs match corrections to items: read from a failing table, not carried
+    assert re.search(r"^Analysts' corrections not carried over from the moved-aside store: "
+                     r"the items table fails PRAGMA quick_check \(.+\); they remain in "
+                     r".+/damaged-\d{8}T\d{6}Z/stiwatch\.db\.$", result.stdout, re.M)
     with db.open_store(db_path) as store:
         assert store.get_subscriber("new@example.org")["active"]
 
@@ -329,10 +333,14 @@ def test_no_carry_over_and_no_database_to_replace(stiwatch, db_path, tmp_path):
     backup = take_backup(stiwatch, tmp_path)
     with db.open_store(db_path) as store:
         store.save_subscribers([{"email": "new@example.org"}])
+    tag(stiwatch, db_path, "us-security", "--add", "area=open_science")
     result = stiwatch("restore", "--no-carry-over", str(backup))
     assert result.exit_code == 0, result.output
-    assert "Nothing carried over (--no-carry-over)" in result.stdout
+    assert ("Nothing carried over (--no-carry-over): digests sent, readers changed and "
+            "analysts' corrections made since the backup are not in the restored store."
+            ) in result.stdout
     assert stiwatch("subscribers", "list").stdout.count("@example.org") == 0
+    assert url_of("us-security") not in searched(stiwatch, "--area", "open_science")
 
     for path in restoring.present_files(db_path):
         path.unlink()
@@ -933,3 +941,188 @@ def test_a_restore_over_what_a_restore_killed_mid_rename_left_is_refused(
     result = stiwatch("restore", "--no-carry-over", str(backup))
     assert result.exit_code == 0, result.output
     assert not staged.exists()
+
+
+def url_of(key: str) -> str:
+    """The URL analysts_store gives the item ``key``: what both stores share."""
+    [source] = [item[1] for item in analysts_store.ITEMS if item[0] == key]
+    return f"https://{source}.example/{key}"
+
+
+def searched(stiwatch, *filters: str) -> dict[str, dict]:
+    """`stiwatch search FILTERS --format json`, by URL."""
+    result = stiwatch("search", *filters, "--format", "json")
+    assert result.exit_code == 0, result.output
+    return {row["url"]: row for row in json.loads(result.stdout)}
+
+
+def shown_tags(stiwatch, db_path: Path, key: str) -> tuple[dict, list]:
+    """`stiwatch tag ID --json` of the item ``key`` (found by its URL): its tags as
+    {(facet, value): method}, and what an analyst removed."""
+    with db.open_store(db_path) as store:
+        item_id = store.item_id_for_url(url_of(key))
+    result = stiwatch("tag", str(item_id), "--json")
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    return ({(t["facet"], t["value"]): t["method"] for t in shown["tags"]},
+            [(r["facet"], r["value"]) for r in shown["removed"]])
+
+
+def tag(stiwatch, db_path: Path, key: str, *options: str) -> None:
+    with db.open_store(db_path) as store:
+        item_id = store.item_id_for_url(url_of(key))
+    result = stiwatch("tag", str(item_id), *options)
+    assert result.exit_code == 0, result.output
+
+
+def test_analysts_corrections_made_after_the_backup_survive_the_restore(stiwatch, db_path,
+                                                                        tmp_path):
+    """Corrections made with `stiwatch tag` after the night's backup are in the moved-aside
+    store only: they come across, matched by URL (the two stores number the items
+    differently), with the tags, regions and classify marks `tag` gives them."""
+    backup = tmp_path / "backups" / "stiwatch-20261127T000000Z.db"
+    backup.parent.mkdir()
+    analysts_store.build(backup)
+    with db.open_store(db_path) as store:  # the same store, its items under other ids
+        store.sync_sources(analysts_store.SOURCES)
+        store.save_items([{"url": "https://mext.example/earlier", "source_id": "mext-news",
+                           "title": "An item the backup never had", "language": "en"}])
+    analysts_store.build(db_path)
+    with db.open_store(db_path) as store, db.open_store(backup) as theirs:
+        with store.write():
+            store.conn.execute("UPDATE store_info SET value = ? WHERE key = 'installation_id'",
+                               [theirs.installation_id])
+        assert store.item_id_for_url(url_of("us-security")) != theirs.item_id_for_url(
+            url_of("us-security"))
+    tag(stiwatch, db_path, "us-security", "--add", "area=open_science", "--remove", "country=CN")
+    tag(stiwatch, db_path, "jp-semis", "--add", "country=DE")
+    tag(stiwatch, db_path, "us-discovery", "--add", "policy=1")
+
+    result = stiwatch("restore", "--json", str(backup))
+    assert result.exit_code == 0, result.output
+    carried = json.loads(result.stdout)["carry_over"]
+    assert {key: value for key, value in carried.items() if key.startswith("analyst")} == {
+        "analyst_labels_carried": 4, "analyst_labels_undone": 0, "analyst_labels_items": 3,
+        "analyst_labels_kept": 0, "analyst_labels_not_undone": 0, "analyst_labels_left": 0,
+        "analyst_labels_left_corrections": [], "analyst_labels_unreadable": None}
+
+    assert url_of("us-security") in searched(stiwatch, "--area", "open_science")
+    assert url_of("us-security") not in searched(stiwatch, "--country", "CN")
+    tags, removed = shown_tags(stiwatch, db_path, "us-security")
+    assert removed == [("country", "CN")]
+    assert tags[("area", "open_science")] == "analyst"
+    assert ("region", "east_asia") not in tags  # CN was its only east Asian country
+    tags, _ = shown_tags(stiwatch, db_path, "jp-semis")
+    assert tags[("country", "DE")] == "analyst" and tags[("region", "europe")] == "analyst"
+    assert url_of("us-discovery") in searched(stiwatch, "--policy")
+    with db.open_store(db_path) as store:
+        # policy=1 asks `classify` for the item's areas, as `stiwatch tag` does
+        assert store.scalar("SELECT c.classified_at FROM item_classification c JOIN items i"
+                            " ON i.id = c.item_id WHERE i.url = ?",
+                            [url_of("us-discovery")]) is None
+        # `stiwatch train` reads them
+        trained = {item["title"]: item["labels"] for item in store.analyst_labelled_items()}
+    assert sorted(trained) == ["Astronomers discover a distant galaxy",
+                               "Japan funds semiconductor research consortium",
+                               "NSF issues research security guidance for grantees"]
+
+
+def test_a_correction_taken_back_stays_taken_back_and_a_later_one_of_the_backup_is_kept(
+        stiwatch, db_path, tmp_path):
+    """Per item and tag, the verdict made later wins: a removal made after the backup
+    replaces the backup's addition, a correction taken back (`tag --undo`, which leaves no
+    row) stays taken back, and the backup's own correction made later than the moved-aside
+    store's (a clock stepped back) is kept."""
+    analysts_store.build(db_path)
+    tag(stiwatch, db_path, "jp-quantum", "--add", "area=open_science")
+    tag(stiwatch, db_path, "jp-semis", "--add", "country=KR")
+    tag(stiwatch, db_path, "eu-ai", "--add", "domain=quantum")
+    backup = take_backup(stiwatch, tmp_path)
+    tag(stiwatch, db_path, "jp-quantum", "--undo", "area=open_science")
+    tag(stiwatch, db_path, "jp-semis", "--remove", "country=KR")
+    tag(stiwatch, db_path, "eu-ai", "--remove", "domain=quantum")
+    with db.open_store(db_path) as store, store.write():
+        store.conn.execute("UPDATE analyst_labels SET labelled_at = '2026-01-01T00:00:00Z'"
+                           " WHERE facet = 'domain'")
+
+    result = stiwatch("restore", str(backup))
+    assert result.exit_code == 0, result.output
+    assert ("Analysts' corrections (`stiwatch tag`) carried over: 1 added or removed, 1 taken "
+            "back, on 2 items; 1 later correction of the backup's kept.") in result.stdout
+    tags, removed = shown_tags(stiwatch, db_path, "jp-quantum")
+    assert ("area", "open_science") not in tags and removed == []
+    with db.open_store(db_path) as store:
+        item_id = store.item_id_for_url(url_of("jp-quantum"))
+        assert store.analyst_verdicts(item_id) == []
+    tags, removed = shown_tags(stiwatch, db_path, "jp-semis")
+    assert ("country", "KR") not in tags and removed == [("country", "KR")]
+    tags, removed = shown_tags(stiwatch, db_path, "eu-ai")
+    assert tags[("domain", "quantum")] == "analyst" and removed == []
+
+
+def test_corrections_of_items_the_backup_lacks_are_counted_and_listed(stiwatch, db_path,
+                                                                      tmp_path):
+    """An item crawled after the backup is not in the restored store: its corrections cannot
+    be attached, so the summary counts them, says where they remain and how to make them
+    again."""
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    with db.open_store(db_path) as store:
+        [(late, _)] = store.save_items([{
+            "url": "https://mext.example/late", "source_id": "mext-news",
+            "title": "Crawled after the backup", "language": "en"}])
+    assert stiwatch("tag", str(late), "--add", "area=open_science", "--remove",
+                    "country=JP").exit_code == 0
+    tag(stiwatch, db_path, "us-security", "--add", "area=open_science")
+
+    result = stiwatch("restore", "--keep-damaged-in", str(tmp_path / "old"), str(backup))
+    assert result.exit_code == 0, result.output
+    assert ("Analysts' corrections (`stiwatch tag`) carried over: 1 added or removed, 0 taken "
+            "back, on 1 item.") in result.stdout
+    assert (f"Not carried over: 2 analyst corrections of 1 item the backup lacks (stored "
+            f"after it was taken). They remain in {tmp_path / 'old' / 'stiwatch.db'}; once a "
+            "crawl stores the item again, make them again with `stiwatch tag ITEM_ID` and "
+            "these options:\n"
+            "  https://mext.example/late: --add area=open_science --remove country=JP\n"
+            ) in result.stdout
+    with db.open_store(tmp_path / "old" / "stiwatch.db") as old:
+        assert [v for v in old.analyst_verdicts(late)] == [("area", "open_science", 1),
+                                                           ("country", "JP", 0)]
+
+
+def test_json_lists_the_corrections_left_in_the_moved_aside_store(stiwatch, db_path, tmp_path):
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    with db.open_store(db_path) as store:
+        [(late, _)] = store.save_items([{
+            "url": "https://mext.example/late", "source_id": "mext-news",
+            "title": "Crawled after the backup", "language": "en"}])
+    assert stiwatch("tag", str(late), "--add", "policy=0").exit_code == 0
+
+    result = stiwatch("restore", "--json", str(backup))
+    assert result.exit_code == 0, result.output
+    carried = json.loads(result.stdout)["carry_over"]
+    assert carried["analyst_labels_carried"] == 0 and carried["analyst_labels_left"] == 1
+    assert carried["analyst_labels_left_corrections"] == [
+        {"url": "https://mext.example/late", "facet": "policy", "value": "0", "verdict": 1}]
+
+
+def test_over_another_installations_store_the_backups_corrections_it_lacks_are_kept(
+        stiwatch, db_path, tmp_path):
+    """A store made anew at the database's path (a disk lost, `init`, a crawl) has the items
+    again and none of the corrections: they were never taken back there, so restoring the
+    backup over it (--other-installation) keeps them, and says so."""
+    backup = tmp_path / "backups" / "stiwatch-20261127T000000Z.db"
+    backup.parent.mkdir()
+    analysts_store.build(backup)
+    with db.open_store(backup) as store:
+        store.analyst_label(store.item_id_for_url(url_of("jp-quantum")),
+                            add=[("area", "open_science")])
+    analysts_store.build(db_path)  # its own installation_id
+
+    result = stiwatch("restore", "--other-installation", str(backup))
+    assert result.exit_code == 0, result.output
+    assert ("Kept 1 correction of the backup's that the moved-aside store lacks: it is not "
+            "known to be the same installation's store") in result.stdout
+    tags, _ = shown_tags(stiwatch, db_path, "jp-quantum")
+    assert tags[("area", "open_science")] == "analyst"

@@ -1,5 +1,5 @@
 """`stiwatch restore`: a backup in the database's place, with what only the damaged store knows
-(subscribers, deliveries) carried over."""
+(subscribers, deliveries, analysts' corrections) carried over."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from ..runlock import EXIT_LOCKED, take_run_lock
 EXIT_ACT = 1
 EDIT_WAIT = 10  # seconds: a change of the subscribers holds its lock only for a moment
 WEEKS_SHOWN = 4  # the most recent weeks recorded as sent, in the text summary
+LEFT_SHOWN = 10  # items whose analyst corrections could not be carried, in the summary
 
 
 @click.command("restore")
@@ -33,8 +34,9 @@ WEEKS_SHOWN = 4  # the most recent weeks recorded as sent, in the text summary
               "missing, in a folder that exists) [default: damaged-YYYYmmddTHHMMSSZ beside "
               "the database].")
 @click.option("--no-carry-over", is_flag=True,
-              help="Restore the backup alone: do not carry over the subscribers and "
-              "deliveries the current database has and the backup lacks.")
+              help="Restore the backup alone: do not carry over the subscribers, "
+              "deliveries and analysts' corrections the current database has and the backup "
+              "lacks.")
 @click.option("--other-installation", is_flag=True,
               help="Restore a backup of another store (another installation_id) over this "
               "one; the restored store keeps this one's installation_id (a new one when the "
@@ -70,6 +72,14 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
     (read from a copy, migrated if older; its own files are never written), so no week is
     mailed twice. A delivery sent in either store stays sent; otherwise the row changed
     last wins; one in doubt stays in doubt, for `stiwatch digest resolve`.
+
+    Analysts' corrections (`stiwatch tag` --add, --remove, --undo) made after the backup
+    are carried over too, on each item both stores have (matched by URL): per tag, the
+    verdict made later wins (a removal stays a removal), the tags, regions and near-duplicates
+    follow as `stiwatch tag` makes them, and the item is marked for `classify` where `tag`
+    marks it; one taken back (--undo) since stays taken back when both stores are this
+    installation's. Corrections of items the backup lacks (crawled after it) cannot be
+    attached: they are counted and listed, and remain in the moved-aside store.
 
     Run it as the service's user with the service's settings (--config: the run lock is the
     file lock_file names), and stop `stiwatch serve` first: it goes on serving the file it
@@ -195,8 +205,16 @@ def _restore(app: App, database: Path, info: restoring.BackupInfo, folder: Path,
             migrated = (staged.migrated_from, staged.schema_version) if staged.migrated \
                 else None
             if carry and had_database:
+                # the regions an analyst's countries imply, as `stiwatch tag` keeps them
+                from classifier.places import region_map
+
                 try:
-                    carried = restoring.carry_over(staged, database, shown_as=damaged)
+                    carried = restoring.carry_over(
+                        staged, database, shown_as=damaged, region_of=region_map(),
+                        # a verdict of the backup's missing from the store it replaces was
+                        # taken back there only if that store is a later state of the backup's
+                        same_installation=info.installation_id is not None
+                        and installation == info.installation_id)
                 except restoring.DamagedUnreadable as unreadable:
                     error = str(unreadable)
         finally:
@@ -242,7 +260,8 @@ def _restore(app: App, database: Path, info: restoring.BackupInfo, folder: Path,
             "be mailed again: run `stiwatch run` without --digest until a newer week is over, "
             "and cancel what a week still owes to readers the log shows served "
             "(`stiwatch digest resolve EMAIL --week W --cancel`; `stiwatch digest status "
-            "--all` lists it); add readers subscribed since with `stiwatch subscribers add`.",
+            "--all` lists it); add readers subscribed since with `stiwatch subscribers add`, "
+            "and make analysts' corrections since again with `stiwatch tag`.",
         ]
     return outcome
 
@@ -257,7 +276,17 @@ def _carried(carried: restoring.CarryOver | None, error: str | None, wanted: boo
             "deliveries": carried.deliveries, "deliveries_sent": carried.deliveries_sent,
             "in_doubt": carried.in_doubt, "orphans": carried.orphans,
             "damaged_integrity": carried.integrity,
-            "damaged_migrated_from": carried.migrated_from}
+            "damaged_migrated_from": carried.migrated_from,
+            "analyst_labels_carried": carried.analyst_labels,
+            "analyst_labels_undone": carried.analyst_undone,
+            "analyst_labels_items": carried.analyst_items,
+            "analyst_labels_kept": carried.analyst_kept,
+            "analyst_labels_not_undone": carried.analyst_not_taken_back,
+            "analyst_labels_left": len(carried.analyst_left),
+            "analyst_labels_left_corrections": [
+                {"url": url, "facet": facet, "value": value, "verdict": verdict}
+                for url, facet, value, verdict in carried.analyst_left],
+            "analyst_labels_unreadable": carried.analyst_unreadable}
 
 
 def _unread_installation(app: App, outcome: dict) -> None:
@@ -279,6 +308,43 @@ def _unread_installation(app: App, outcome: dict) -> None:
              "'installation_id'\"); if not, move the restored database and its -wal and -shm "
              "away and restore one of this installation's backups (with no database in its "
              "place, a backup keeps its own id).")
+
+
+def _analysts(app: App, outcome: dict) -> None:
+    """What became of the analysts' corrections (`stiwatch tag`) of the moved-aside store."""
+    carried = outcome["carry_over"]
+    kept_in = Path(outcome["damaged_folder"] or ".") / Path(outcome["database"]).name
+    if carried["analyst_labels_unreadable"] is not None:
+        app.echo(f"Analysts' corrections not carried over from the moved-aside store: "
+                 f"{carried['analyst_labels_unreadable']}; they remain in {kept_in}.")
+        return
+    written, undone = carried["analyst_labels_carried"], carried["analyst_labels_undone"]
+    kept = (f"; {counted(carried['analyst_labels_kept'], 'later correction')} of the backup's "
+            "kept" if carried["analyst_labels_kept"] else "")
+    app.echo(f"Analysts' corrections (`stiwatch tag`) carried over: {written} added or "
+             f"removed, {undone} taken back, on "
+             f"{counted(carried['analyst_labels_items'], 'item')}{kept}.")
+    if carried["analyst_labels_not_undone"]:
+        app.echo(f"Kept {counted(carried['analyst_labels_not_undone'], 'correction')} of the "
+                 "backup's that the moved-aside store lacks: it is not known to be the same "
+                 "installation's store (another installation_id, or none), so whether they "
+                 "were taken back there (`stiwatch tag --undo`) cannot be told.")
+    left = carried["analyst_labels_left_corrections"]
+    if not left:
+        return
+    by_item: dict[str, list[str]] = {}
+    for row in left:
+        by_item.setdefault(row["url"], []).append(
+            f"--{'add' if row['verdict'] else 'remove'} {row['facet']}={row['value']}")
+    app.echo(f"Not carried over: {counted(len(left), 'analyst correction')} of "
+             f"{counted(len(by_item), 'item')} the backup lacks (stored after it was taken). "
+             f"They remain in {kept_in}; once a crawl stores the item again, make them again "
+             "with `stiwatch tag ITEM_ID` and these options:")
+    for url, options in list(by_item.items())[:LEFT_SHOWN]:
+        app.echo(f"  {url}: {' '.join(options)}")
+    if len(by_item) > LEFT_SHOWN:
+        app.echo(f"  and {counted(len(by_item) - LEFT_SHOWN, 'more item')} "
+                 "(--json lists every one).")
 
 
 def _summary(app: App, outcome: dict) -> None:
@@ -320,9 +386,10 @@ def _summary(app: App, outcome: dict) -> None:
         if carried["orphans"]:
             app.echo(f"Left out {counted(carried['orphans'], 'delivery', 'deliveries')} "
                      "to readers neither store has.")
+        _analysts(app, outcome)
     elif carried["reason"] == "--no-carry-over":
-        app.echo("Nothing carried over (--no-carry-over): digests sent and readers changed "
-                 "since the backup are not in the restored store.")
+        app.echo("Nothing carried over (--no-carry-over): digests sent, readers changed and "
+                 "analysts' corrections made since the backup are not in the restored store.")
     closed = [f"{counted(len(outcome[key]), kind)} as {status}" for key, kind, status in (
         ("runs_closed", "scheduled run", "failed"),
         ("crawl_runs_closed", "crawl run", "interrupted")) if outcome[key]]
