@@ -338,7 +338,8 @@ def _analysts(app: App, outcome: dict) -> None:
             f"--{'add' if row['verdict'] else 'remove'} {row['facet']}={row['value']}")
     app.echo(f"Not carried over: {counted(len(left), 'analyst correction')} of "
              f"{counted(len(by_item), 'item')} the backup lacks (stored after it was taken). "
-             f"They remain in {kept_in}; once a crawl stores the item again, make them again "
+             f"{'It remains' if len(left) == 1 else 'They remain'} in {kept_in}; once a "
+             f"crawl stores the item again, make {'it' if len(left) == 1 else 'them'} again "
              "with `stiwatch tag ITEM_ID` and these options:")
     for url, options in list(by_item.items())[:LEFT_SHOWN]:
         app.echo(f"  {url}: {' '.join(options)}")
