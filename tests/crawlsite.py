@@ -22,6 +22,19 @@ FAST = {
 }
 
 
+def with_scrapy(env: dict[str, str], **settings: Any) -> dict[str, str]:
+    """``env`` with more Scrapy settings in its STIWATCH_SCRAPY_SETTINGS."""
+    extra = json.loads(env.get("STIWATCH_SCRAPY_SETTINGS", "{}"))
+    return {**env, "STIWATCH_SCRAPY_SETTINGS": json.dumps({**extra, **settings})}
+
+
+# A 429 or 503 doubles its host's delay to at least 1 s for the rest of the crawl (at most
+# AUTOTHROTTLE_MAX_DELAY: crawler.middlewares.back_off); tests that are not about that delay
+# cap it, so each such answer costs them milliseconds rather than seconds of waiting. A
+# Retry-After is still waited out in full.
+BRIEF_BACKOFF = with_scrapy(FAST, AUTOTHROTTLE_MAX_DELAY=0.05)
+
+
 def build_site(server: Any, case: str = "newsroom") -> str:
     """Copy tests/fixtures/sites/<case> to the server's root, filling in {base} and {recent}."""
     recent = (datetime.now(timezone.utc) - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -29,7 +29,8 @@ its decisions before the summer, with a budget line numbered {n} in the annual p
 COUNT = 16
 
 
-def _site(server):
+def _site(server, pace):
+    """``pace["seconds"]``: how long each article takes to answer (changeable mid-test)."""
     base = build_site(server)
     entries = "".join(
         f"<item><title>Story {n}</title><link>{base}/slow/{n}.html</link>"
@@ -44,7 +45,7 @@ def _site(server):
         pass
 
     def article(handler):
-        time.sleep(0.12)
+        time.sleep(pace["seconds"])
         n = int(handler.path.rsplit("/", 1)[1].split(".")[0])
         handler.send_body(200, ARTICLE.format(n=n).encode())
 
@@ -66,7 +67,8 @@ def _count(db_path):
 
 def test_killed_crawl_then_rerun_stores_every_article_once(stiwatch, http_server, tmp_path,
                                                             db_path):
-    base = _site(http_server)
+    pace = {"seconds": 0.12}  # slow enough to stop the crawl mid-way
+    base = _site(http_server, pace)
     reg = registry(tmp_path / "sources.toml", [
         {"id": "slow", "kind": "feed", "url": f"{base}/slow.xml"}])
     assert stiwatch("sources", "sync", str(reg)).exit_code == 0
@@ -86,6 +88,7 @@ def test_killed_crawl_then_rerun_stores_every_article_once(stiwatch, http_server
         os.killpg(child.pid, signal.SIGKILL)  # the command, its fork server and the crawl
         child.wait()
 
+    pace["seconds"] = 0  # the rerun need not be slow
     result = stiwatch("crawl", "--json", env=FAST)
 
     assert result.exit_code == 0, result.output
@@ -104,7 +107,8 @@ def test_killed_crawl_then_rerun_stores_every_article_once(stiwatch, http_server
 
 def test_ctrl_c_stops_cleanly_and_marks_the_run_interrupted(stiwatch, http_server, tmp_path,
                                                             db_path):
-    base = _site(http_server)
+    pace = {"seconds": 0.12}  # slow enough to stop the crawl mid-way
+    base = _site(http_server, pace)
     reg = registry(tmp_path / "sources.toml", [
         {"id": "slow", "kind": "feed", "url": f"{base}/slow.xml"}])
     assert stiwatch("sources", "sync", str(reg)).exit_code == 0
@@ -128,6 +132,7 @@ def test_ctrl_c_stops_cleanly_and_marks_the_run_interrupted(stiwatch, http_serve
     # A graceful stop finishes the downloads already under way and writes what it has.
     assert rows(db_path, "SELECT count(*) AS n FROM items")[0]["n"] > 0
 
+    pace["seconds"] = 0  # the rerun need not be slow
     assert stiwatch("crawl", env=FAST).exit_code == 0
     assert rows(db_path, "SELECT count(*) AS n FROM items WHERE status = 'complete'")[0]["n"] \
         == COUNT
@@ -295,7 +300,8 @@ MANY = 40
 PER_DOMAIN = 2
 
 
-def _many_site(server, seconds):
+def _many_site(server, pace):
+    """``pace["seconds"]``: how long each article takes to answer (changeable mid-test)."""
     base = build_site(server)
     entries = "".join(
         f"<item><title>Story {n}</title><link>{base}/many/{n}.html</link>"
@@ -305,7 +311,7 @@ def _many_site(server, seconds):
         "</channel></rss>")
 
     def article(handler):
-        time.sleep(seconds)
+        time.sleep(pace["seconds"])
         n = int(handler.path.rsplit("/", 1)[1].split(".")[0])
         handler.send_body(200, ARTICLE.format(n=n).encode())
 
@@ -324,7 +330,8 @@ def _many_requested(server):
 ])
 def test_a_stopped_crawl_sends_no_new_requests_and_loses_nothing_fetched(
         stiwatch, http_server, tmp_path, db_path, command, signum, status):
-    base = _many_site(http_server, seconds=0.4)
+    pace = {"seconds": 0.4}  # slow while the crawl is stopped: a full queue behind it
+    base = _many_site(http_server, pace)
     reg = registry(tmp_path / "sources.toml", [
         {"id": "many", "kind": "feed", "url": f"{base}/many.xml"}])
     assert stiwatch("sources", "sync", str(reg)).exit_code == 0
@@ -365,7 +372,9 @@ def test_a_stopped_crawl_sends_no_new_requests_and_loses_nothing_fetched(
     [crawl] = rows(db_path, "SELECT * FROM crawl_runs")
     assert crawl["status"] == "interrupted" and crawl["finished_at"]
 
-    # The next crawl fetches exactly the rest, once each.
+    # The next crawl fetches exactly the rest, once each (at once: the slowness was only
+    # there to stop a crawl mid-way, and cost ~7 s of waiting here).
+    pace["seconds"] = 0
     assert stiwatch("crawl", env=FAST).exit_code == 0
     again = _many_requested(http_server)[len(fetched):]
     assert sorted(again) == sorted({f"/many/{n}.html" for n in range(MANY)} - set(fetched))

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from crawlsite import FAST, build_site, registry, rows
+from crawlsite import BRIEF_BACKOFF, FAST, build_site, registry, rows
 
 
 def test_robots_crawl_delay_is_respected(stiwatch, http_server, tmp_path):
@@ -296,7 +296,8 @@ def test_a_garbled_retry_after_is_no_retry_after(stiwatch, http_server, tmp_path
             handler.send_body(200, _story(int(handler.path.rsplit("/", 1)[1].split(".")[0])))
 
     reg = _listing_of(http_server, tmp_path, base, article, 2)
-    result = stiwatch("crawl", "--sources", str(reg), "--json", env=FAST)
+    # BRIEF_BACKOFF: each 429 would double the host's delay (1 s, then 2 s) before the retries.
+    result = stiwatch("crawl", "--sources", str(reg), "--json", env=BRIEF_BACKOFF)
     assert result.exit_code == 0, result.output
     assert "ValueError" not in result.output
     stored = rows(db_path, "SELECT status, fetch_error FROM items")

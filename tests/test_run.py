@@ -137,18 +137,21 @@ def test_a_run_told_to_wait_for_the_lock_runs_once_it_is_free(tmp_path: Path) ->
 
         one_feed(db, tmp_path, "feed", server.url("/feed.xml"))
         with FileLock(f"{db}.lock"):  # another run is under way
-            gave_up = stiwatch(db, "--quiet", "run", "--wait-lock", "1")
-            said = stiwatch(db, "run", "--wait-lock", "1")  # by hand: says why it waits
+            # All three at once, so their waits overlap rather than add up (~3 s).
+            gave_up = stiwatch(db, "--quiet", "run", "--wait-lock", "1", wait=False)
+            said = stiwatch(db, "run", "--wait-lock", "1", wait=False)  # by hand: says why
             waiting = stiwatch(db, "--quiet", "run", "--wait-lock", "60", wait=False)
-            time.sleep(2)
+            _, gave_up_err = gave_up.communicate(timeout=120)
+            _, said_err = said.communicate(timeout=120)
+            time.sleep(0.5)  # the others gave up after their second: this one waits on
             assert waiting.poll() is None  # still waiting, not refused
         _, err = waiting.communicate(timeout=120)
 
-    assert gave_up.returncode == 3 and "(waited 1s)" in gave_up.stderr, gave_up.stderr
-    assert gave_up.stderr.count("\n") == 1  # --quiet: the error alone
+    assert gave_up.returncode == 3 and "(waited 1s)" in gave_up_err, gave_up_err
+    assert gave_up_err.count("\n") == 1  # --quiet: the error alone
     assert said.returncode == 3
-    assert said.stderr.splitlines()[0] == (f"Waiting up to 1s for the lock {db}.lock, held by "
-                                           f"another stiwatch run or crawl (pid {os.getpid()})...")
+    assert said_err.splitlines()[0] == (f"Waiting up to 1s for the lock {db}.lock, held by "
+                                        f"another stiwatch run or crawl (pid {os.getpid()})...")
     assert waiting.returncode == 0, err
     assert rows(db, "SELECT status FROM runs") == [("ok",)]
 
@@ -690,7 +693,9 @@ def test_run_json_is_one_object_even_when_the_run_ends_early(tmp_path: Path) -> 
                               "application/rss+xml")
 
         one_feed(db, tmp_path, "slow", server.url("/slow.xml"))
-        running = stiwatch(db, "--quiet", "run", "--json", wait=False)
+        # Stopped, the crawl lets the held download run out its timeout: 2 s, not FAST's 10.
+        running = stiwatch(db, "--quiet", "run", "--json", wait=False,
+                           env={"STIWATCH_DOWNLOAD_TIMEOUT": "2"})
         deadline = time.monotonic() + 90
         while not server.requested("/slow.xml") and time.monotonic() < deadline:
             time.sleep(0.1)
