@@ -51,10 +51,12 @@ def _settings(data: dict[str, Any], path: Path, base: dict[str, float]) -> dict[
 
 def parse_entries(data: dict[str, Any], path: Path, section: str, valid: tuple[str, ...],
                   entries: dict[str, dict[str, list[str]]] | None = None,
+                  thresholds: tuple[str, ...] = ("min_evidence",),
                   ) -> dict[str, dict[str, list[str]]]:
     """Read ``[section.ID]`` tables (terms, strong, negative, replace) into ``entries``.
 
     An existing entry is extended, or replaced when the table says ``replace = true``.
+    ``thresholds``: the per-label threshold keys the tagger reads (parse_own_evidence).
     """
     entries = {key: {k: list(v) for k, v in value.items()} for key, value in (entries or {}).items()}
     raw = table(data.get(section, {}), f"{path}: [{section}]")
@@ -63,11 +65,11 @@ def parse_entries(data: dict[str, Any], path: Path, section: str, valid: tuple[s
         if label not in valid:
             raise LexiconError(f"{where}: unknown {section} id {label!r} (expected one of: {', '.join(valid)}).")
         spec = table(spec, where)
-        unknown = set(spec) - {*TERM_KINDS, "negative", "replace", "min_evidence"}
+        unknown = set(spec) - {*TERM_KINDS, "negative", "replace", *thresholds}
         if unknown:
             raise LexiconError(
                 f"{where}: unknown key {sorted(unknown)[0]!r} "
-                "(expected terms, strong, negative, replace or min_evidence).")
+                f"(expected terms, strong, negative, replace or {' or '.join(thresholds)}).")
         replace = spec.get("replace", False)
         if not isinstance(replace, bool):
             raise LexiconError(f"{where}: replace must be true or false.")
@@ -83,15 +85,15 @@ def parse_entries(data: dict[str, Any], path: Path, section: str, valid: tuple[s
 
 
 def parse_own_evidence(data: dict[str, Any], path: Path, section: str,
-                       before: dict[str, float] | None = None) -> dict[str, float]:
-    """``min_evidence`` of ``[section.ID]`` tables: labels judged on their own evidence
-    against it, not against a share of the item's main label (see ``above_threshold``).
-    parse_entries has checked the tables' ids and keys."""
+                       before: dict[str, float] | None = None,
+                       key: str = "min_evidence") -> dict[str, float]:
+    """``min_evidence`` (or another per-label threshold ``key``) of ``[section.ID]`` tables:
+    labels judged on their own evidence against it, not against a share of the item's main
+    label (see ``above_threshold``). parse_entries has checked the tables' ids and keys."""
     own = dict(before or {})
     for label, spec in table(data.get(section, {}), f"{path}: [{section}]").items():
-        if isinstance(spec, dict) and "min_evidence" in spec:
-            own[label] = number(spec["min_evidence"], f"{path}: [{section}.{label}] min_evidence",
-                                0, 1e6)
+        if isinstance(spec, dict) and key in spec:
+            own[label] = number(spec[key], f"{path}: [{section}.{label}] {key}", 0, 1e6)
     return own
 
 
@@ -170,17 +172,20 @@ class DomainTagger:
 
 
 def above_threshold(evidence: dict[str, float], need: float, relative: float = 0.0,
-                    own: dict[str, float] | None = None) -> list[tuple[str, float]]:
+                    own: dict[str, float] | None = None,
+                    sure: frozenset[str] | set[str] = frozenset()) -> list[tuple[str, float]]:
     """Labels with at least ``need`` evidence and ``relative`` times the best label's, best
     first; score 1 - exp(-evidence / need). A label in ``own`` (its ``min_evidence``) needs
     that much (and ``need``) instead, whatever the best label has, and does not count as the
     best label for the others: a cross-cutting area is judged on its own evidence ("a grant
-    rule that is about research security")."""
+    rule that is about research security"). A label in ``sure`` (its strong terms alone gave
+    the evidence its lexicon asks of them: RuleTagger.areas) needs only ``need``."""
     own = own or {}
     # labels judged on their own neither need nor set the main label's share
     floor = max(need, relative * max((v for label, v in evidence.items() if label not in own),
                                      default=0.0))
     tagged = [(label, round(1.0 - math.exp(-value / need), 3))
               for label, value in evidence.items()
-              if value >= (max(need, own[label]) if label in own else floor)]
+              if value >= (need if label in sure else max(need, own[label]) if label in own
+                           else floor)]
     return sorted(tagged, key=lambda pair: (-pair[1], pair[0]))

@@ -7,6 +7,8 @@ discover", "study finds") and product/business cues, and turns the balance into 
 company news (a funding round, earnings, a product launch) that names no public actor is held
 below the line, as is news with no science/technology anchor.
 Areas use the same evidence rule as domains: a title or lead hit or several body hits are needed.
+An area whose table sets `min_strong_evidence` is also tagged when its strong terms alone give that
+much, whatever the item's main area has ("research security" in the lead of a grant story).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from .domains import (DEFAULT_SETTINGS, TERM_KINDS, _settings, above_threshold, 
 from .lexicon import (LexiconError, Matcher, layer_evidence, length_threshold, number, table,
                       term_id, term_list, weighted_hits)
 from .taxonomy import load_taxonomy
+
+STRONG_WEIGHT = TERM_KINDS["strong"]
+AREA_THRESHOLDS = ("min_evidence", "min_strong_evidence")  # per-area keys of [area.X]
 
 RELEVANCE_KINDS = {
     # kind -> (sign, weight)
@@ -51,9 +56,12 @@ class RuleTagger:
 
     def __init__(self, entries: dict[str, dict[str, list[str]]], relevance: dict[str, list[str]],
                  settings: dict[str, float], relevance_settings: dict[str, float],
-                 version: str, own_evidence: dict[str, float] | None = None) -> None:
+                 version: str, own_evidence: dict[str, float] | None = None,
+                 strong_evidence: dict[str, float] | None = None) -> None:
         self.entries = entries
         self.own_evidence = own_evidence or {}  # areas judged on their own evidence
+        # areas tagged when their strong terms alone give this much evidence
+        self.strong_evidence = strong_evidence or {}
         self.relevance_terms = relevance
         self.settings = settings
         self.relevance_settings = relevance_settings
@@ -93,16 +101,17 @@ class RuleTagger:
         valid = load_taxonomy().ids("area")
 
         def parse(data: dict[str, Any], source: Path, before: tuple | None) -> tuple:
-            settings, entries, relevance, rel_settings, own = (
-                before or (DEFAULT_SETTINGS, None, {}, RELEVANCE_SETTINGS, None))
+            settings, entries, relevance, rel_settings, own, strong = (
+                before or (DEFAULT_SETTINGS, None, {}, RELEVANCE_SETTINGS, None, None))
             return (_settings(data, source, settings),
-                    parse_entries(data, source, "area", valid, entries),
+                    parse_entries(data, source, "area", valid, entries, AREA_THRESHOLDS),
                     *_relevance(data, source, relevance, rel_settings),
-                    parse_own_evidence(data, source, "area", own))
+                    parse_own_evidence(data, source, "area", own),
+                    parse_own_evidence(data, source, "area", strong, "min_strong_evidence"))
 
-        (settings, entries, relevance, rel_settings, own), version = load_layers(
+        (settings, entries, relevance, rel_settings, own, strong), version = load_layers(
             "areas.toml", path, parse)
-        return cls(entries, relevance, settings, rel_settings, version, own)
+        return cls(entries, relevance, settings, rel_settings, version, own, strong)
 
     def explain(self, title: str, text: str) -> list[tuple[str, str, str, str, float]]:
         """Every hit as ("cue", "actor" or "area", kind or area id, lexicon term, matched text,
@@ -172,8 +181,38 @@ class RuleTagger:
     def areas(self, title: str, text: str) -> list[tuple[str, float]]:
         """Policy areas with enough evidence, best first, each with a score in 0..1."""
         evidence, body = self._area_evidence(title, text)
-        return above_threshold(evidence, length_threshold(self.settings, body),
-                               self.settings["relative_evidence"], self.own_evidence)
+        need = length_threshold(self.settings, body)
+        relative = self.settings["relative_evidence"]
+        tagged = above_threshold(evidence, need, relative, self.own_evidence)
+        # A second look (a second scan) at the strong terms alone only for an area left out
+        # whose whole evidence could hold enough of them: 11 of the 920 items of our news sets.
+        found = {label for label, _score in tagged}
+        maybe = [label for label, least in self.strong_evidence.items()
+                 if label not in found and evidence.get(label, 0.0) >= max(need, least)]
+        if not maybe:
+            return tagged
+        sure = {label for label, value in self.strong_evidence_of(title, text, maybe).items()
+                if value >= self.strong_evidence[label]}
+        return above_threshold(evidence, need, relative, self.own_evidence, sure) if sure \
+            else tagged
+
+    def strong_evidence_of(self, title: str, text: str,
+                           labels: list[str]) -> dict[str, float]:
+        """The evidence of ``labels``' strong terms alone (weighed as in area_evidence): a
+        strong term in the title gives 6, in the lead 3, elsewhere 2."""
+        hits, _body = weighted_hits(self._matcher, title, text, self.settings)
+        keep = int(self.settings["max_repeats"])
+        wanted = set(labels)
+        per_term: dict[tuple, list[float]] = {}
+        for mult, hit, _part in hits:
+            for key in hit.keys:
+                if (key[0] == "area" and key[1] in wanted and len(key) == 4
+                        and key[3] == STRONG_WEIGHT):
+                    per_term.setdefault(key, []).append(mult * STRONG_WEIGHT)
+        out = dict.fromkeys(labels, 0.0)
+        for key, values in per_term.items():
+            out[key[1]] += sum(sorted(values, reverse=True)[:keep])
+        return out
 
 
 def _relevance(data: dict[str, Any], path: Path, base: dict[str, list[str]],

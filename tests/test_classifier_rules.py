@@ -116,9 +116,34 @@ def test_an_area_judged_on_its_own_does_not_raise_the_others_bar():
     assert set(dict(above_threshold(evidence, 2.0, 0.5))) == {"research_security"}
 
 
+def test_an_area_with_min_strong_evidence_is_tagged_on_its_strong_terms(tmp_path: Path) -> None:
+    """An analyst's `min_strong_evidence` for an area: its strong terms alone giving that much
+    tag it beside a main area with far more evidence; its ordinary terms do not count."""
+    title = "Funder opens research programme for public research institutes"
+    lead = ("Results must be published open access. The research programme funds research "
+            "institutes, research infrastructure and laboratories in calls for proposals.")
+    shipped = RuleTagger.load()
+    assert shipped.area_evidence(title, lead)["open_science"] == 3.0  # one strong term, lead
+    assert "open_science" not in dict(shipped.areas(title, lead))  # under half the main area's
+    user = tmp_path / "cues.toml"
+    user.write_text("[area.open_science]\nmin_strong_evidence = 3.0\n", encoding="utf-8")
+    own = RuleTagger.load(user)
+    assert own.strong_evidence["open_science"] == 3.0
+    assert own.strong_evidence["research_security"] == 3.0  # shipped, kept
+    assert "open_science" in dict(own.areas(title, lead))
+    # ordinary terms (repository, publications) giving as much are no strong evidence
+    ordinary = ("Papers go to a repository and publications are listed. The research programme "
+                "funds research institutes, research infrastructure and laboratories.")
+    assert own.area_evidence(title, ordinary)["open_science"] >= 3.0
+    assert "open_science" not in dict(own.areas(title, ordinary))
+
+
 @pytest.mark.parametrize("content, fragment", [
     ("[area.space]\nterms = ['rocket']\n", "[area.space]"),
     ("[area.governance]\nmin_evidence = 'high'\n", "[area.governance] min_evidence"),
+    ("[area.governance]\nmin_strong_evidence = 'high'\n",
+     "[area.governance] min_strong_evidence"),
+    ("[area.governance]\nmin_strong = 3\n", "unknown key 'min_strong'"),
     ("[relevance]\npolicy_words = ['x']\n", "unknown key 'policy_words'"),
     ("[relevance]\nbias = 'low'\n", "relevance.bias"),
     ("[relevance]\nresearch = 5\n", "relevance.research"),
