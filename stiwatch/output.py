@@ -78,12 +78,15 @@ def display_width(text: str) -> int:
 
 
 def _fit(text: str, width: int) -> str:
-    """``text`` cut to at most ``width`` terminal columns."""
+    """``text`` cut to at most ``width`` terminal columns, ending with "…" where it was cut: a
+    title cut bare reads as whole ("JSA welcomes out" for "... welcomes outcome")."""
+    if display_width(text) <= width:
+        return text
     used = 0
     for n, char in enumerate(text):
         used += _char_width(char)
-        if used > width:
-            return text[:n]
+        if used > width - 1:  # room for the ellipsis, one column
+            return text[:n].rstrip() + "…"
     return text
 
 

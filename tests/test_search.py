@@ -535,3 +535,26 @@ def test_a_listed_snippet_is_the_start_of_the_summary_on_one_line(db_path):
     assert snippets[0] == ("word " * 32).strip() + "…"  # cut at a space near the end
     assert snippets[1] == "研究" * 80 + "…"  # no space near the end: cut mid-run
     assert snippets[2:] == ["The body.", "Two lines"]  # no summary: the body's start
+
+
+def test_a_title_cut_to_the_table_width_ends_with_an_ellipsis(stiwatch, db_path):
+    # A title cut at 90 columns read as whole: "... JSA welcomes outcome" became "... JSA
+    # welcomes out", a different (and wrong) sentence, with nothing saying it was cut.
+    title = ("G7 science ministers agree principles on research security and AI safety; "
+             "JSA welcomes outcome")
+    with db.open_store(db_path) as store:
+        store.sync_sources([{"id": "s", "name": "S", "kind": "feed", "url": "https://s.org/f"}])
+        store.save_items([{"url": "https://s.org/1", "source_id": "s", "title": title,
+                           "body": "The ministers met.", "published_at": analysts_store.ago(1)},
+                          {"url": "https://s.org/2", "source_id": "s", "title": "Short title",
+                           "body": "The ministers met.", "published_at": analysts_store.ago(2)}])
+    result = stiwatch("search", "ministers")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    long_row = next(line for line in lines if "G7 science ministers" in line)
+    assert "welcomes out" not in long_row.replace("welcomes outcome", "")
+    cell = long_row[long_row.index("G7"):].rstrip()
+    assert cell.endswith("…") and len(cell) == 90, cell
+    assert title.startswith(cell[:-1])
+    short_row = next(line for line in lines if "Short title" in line)
+    assert "…" not in short_row
