@@ -150,6 +150,23 @@ def bom_option(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--bom/--no-bom", "bom", default=None, help=BOM_HELP)(command)
 
 
+def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--json beside --format json, as status, crawl, classify and the rest spell it: a user
+    who types it there typed it here too, and click answered "Did you mean '--since'?"."""
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Same as --format json.")(command)
+
+
+def output_format(fmt: str, as_json: bool) -> str:
+    """The format --format and --json ask for together; two different ones are refused."""
+    if not as_json:
+        return fmt
+    source = click.get_current_context().get_parameter_source("fmt")
+    if fmt != "json" and source is click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError(f"--json and --format {fmt} ask for two formats: give one")
+    return "json"
+
+
 def wants_bom(flag: bool | None, setting: bool, fmt: str) -> bool:
     """Whether CSV output in ``fmt`` starts with a BOM: --bom/--no-bom, else the setting.
     --bom with another format is a usage error; the setting only applies to CSV."""

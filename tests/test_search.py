@@ -558,3 +558,16 @@ def test_a_title_cut_to_the_table_width_ends_with_an_ellipsis(stiwatch, db_path)
     assert title.startswith(cell[:-1])
     short_row = next(line for line in lines if "Short title" in line)
     assert "…" not in short_row
+
+
+def test_json_flag_is_format_json_as_on_the_other_commands(stiwatch, ids):
+    # status, crawl, classify, tag... take --json: typed here, click answered "No such option
+    # '--json'. Did you mean '--since'?"
+    flag = stiwatch("search", "quantum", "--json")
+    assert flag.exit_code == 0, flag.output
+    assert json.loads(flag.output) == search_json(stiwatch, "quantum")
+    listed = stiwatch("search", "--country", "JP", "--json")
+    assert listed.exit_code == 0 and json.loads(listed.output)
+    both = stiwatch("search", "quantum", "--json", "--format", "table")
+    assert both.exit_code == 2
+    assert "--json and --format table ask for two formats: give one" in both.output

@@ -313,3 +313,16 @@ def test_trends_command_says_a_week_is_not_over_and_refuses_one_not_begun(db_pat
     assert line.startswith(f"Error: --week {ahead} has not started yet (it starts Mon ")
     assert line.endswith("(Asia/Tokyo)): there is nothing to count")
     assert "not over" not in stiwatch("trends", "--week", "2026-W46").output
+
+
+def test_json_flag_is_format_json_as_on_the_other_commands(trend_store, stiwatch):
+    # status, crawl, classify, tag... take --json: typed here it was "No such option".
+    trend_store.close()
+    args = ["trends", "--week", "2026-W47", "--weeks", "6"]
+    flag = stiwatch(*args, "--json")
+    assert flag.exit_code == 0, flag.output
+    assert json.loads(flag.output) == json.loads(stiwatch(*args, "--format", "json").output)
+    assert stiwatch(*args, "--json", "--format", "json").exit_code == 0
+    both = stiwatch(*args, "--json", "--format", "csv")
+    assert both.exit_code == 2
+    assert "--json and --format csv ask for two formats: give one" in both.output

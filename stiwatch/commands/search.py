@@ -16,7 +16,8 @@ from digest.weeks import zone
 from ..app import App, pass_app
 from ..errors import UserError
 from ..output import (
-    bom_option, counted, echo_csv, echo_json, printable, table, wants_bom,
+    bom_option, counted, echo_csv, echo_json, json_option, output_format, printable, table,
+    wants_bom,
 )
 from ..params import Moment
 
@@ -141,11 +142,12 @@ class SearchCommand(click.Command):
               "by default those are ranked among the 5,000 most recently stored).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True, help="Output format.")
+@json_option
 @bom_option
 @pass_app
 def search_command(app: App, words: tuple[str, ...], areas, domains, countries, regions, sources,
                    policy_only: bool, since, until, limit: int, exact: bool, fmt: str,
-                   bom: bool | None) -> None:
+                   as_json: bool, bom: bool | None) -> None:
     """Full-text search of stored items, best match first.
 
     QUERY (one argument or several, joined by spaces) uses SQLite FTS5 syntax: words
@@ -189,6 +191,7 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
         raise UserError(
             "search needs a query, or a filter (--area, --domain, --country, --region, "
             "--source, --policy, --since or --until) to list its stories newest first")
+    fmt = output_format(fmt, as_json)
     bom = wants_bom(bom, app.settings["csv_bom"], fmt)
     tz = zone(app.settings["timezone"])
     if since and until:
