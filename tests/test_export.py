@@ -324,3 +324,10 @@ def test_an_output_interrupted_half_way_leaves_the_old_file_and_no_temporary_one
             raise KeyboardInterrupt
     assert out.read_text() == "old export\n"
     assert [path.name for path in out.parent.iterdir()] == ["items.csv"]
+
+
+def test_since_takes_a_number_of_days_back(stiwatch, ids):
+    result = stiwatch("export", "--format", "jsonl", "--since", "5d")
+    assert result.exit_code == 0, result.output
+    assert {json.loads(line)["id"] for line in result.output.splitlines()} == {
+        ids["jp-quantum"], ids["us-security"], ids["eu-open"], ids["eu-open-copy"]}

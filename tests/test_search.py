@@ -571,3 +571,24 @@ def test_json_flag_is_format_json_as_on_the_other_commands(stiwatch, ids):
     both = stiwatch("search", "quantum", "--json", "--format", "table")
     assert both.exit_code == 2
     assert "--json and --format table ask for two formats: give one" in both.output
+
+
+def test_since_and_until_take_a_number_of_days_or_weeks_back(stiwatch, ids):
+    # "What came in this past week" is the question of every morning: a date to work out and
+    # type each time (and the mistake 2026-11-31 on the way) where journalctl or git log take
+    # "7 days ago". 7d is 7 x 24 hours before now; 2w, 14 days.
+    everything = "quantum OR research OR open OR galaxy OR strategy"
+    assert {r["id"] for r in search_json(stiwatch, everything, "--since", "5d")} == {
+        ids["jp-quantum"], ids["us-security"], ids["eu-open"]}
+    assert {r["id"] for r in search_json(stiwatch, everything, "--since", "2w")} == {
+        ids["jp-quantum"], ids["us-security"], ids["eu-open"], ids["us-discovery"]}
+    assert {r["id"] for r in search_json(stiwatch, everything, "--since", "3W",
+                                         "--until", "5d")} == {
+        ids["us-discovery"], ids["jp-semis"]}
+    listed = stiwatch("search", "--policy", "--since", "7d", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert {r["id"] for r in json.loads(listed.output)} == {
+        ids["jp-quantum"], ids["us-security"], ids["eu-open"]}
+    for bad in ("0d", "7 days", "-7d", "7m"):
+        result = stiwatch("search", "quantum", "--since", bad)
+        assert result.exit_code == 2 and "Invalid value for '--since'" in result.output, bad

@@ -41,7 +41,7 @@ def write_items(rows: Iterable[dict], stream: IO[str], fmt: str, bom: bool = Fal
               help="csv (tags comma-separated in one cell) or jsonl (one JSON object a line, "
               "tags as lists).")
 @click.option("--since", metavar="DATE", type=Moment(), help="Only items published on or after DATE "
-              f"(YYYY-MM-DD, {DATE_HELP}).")
+              f"(YYYY-MM-DD, {DATE_HELP}; or 7d, 2w: that many days or weeks before now).")
 @click.option("--out", "out", metavar="FILE", type=click.Path(dir_okay=False),
               help="Write to FILE in an existing folder (replaced only when the export is "
               "complete; never an SQLite database) instead of stdout.")

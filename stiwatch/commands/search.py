@@ -131,7 +131,7 @@ class SearchCommand(click.Command):
 @click.option("--since", metavar="DATE", type=Moment(),
               help=f"Published on or after DATE: YYYY-MM-DD, {DATE_HELP}; or a date-time "
               "such as 2026-11-23T09:00 (in that setting too, unless it has an offset such as "
-              "+09:00 or Z).")
+              "+09:00 or Z); or 7d, 2w: that many days or weeks before now.")
 @click.option("--until", metavar="DATE", type=Moment(),
               help="Published on or before DATE (the whole of that day), or up to and "
               "including a date-time; read as --since is.")
@@ -184,6 +184,7 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
       stiwatch search 'semicond*' --area business_innovation --limit 5
       stiwatch search 量子技術 --country JP --since 2026-01-01
       stiwatch search --policy --area governance --since 2026-11-16 --until 2026-11-22
+      stiwatch search --policy --country JP --since 7d
     """
     query = " ".join(words)
     filtered = any((areas, domains, countries, regions, sources, since, until, policy_only))
