@@ -111,9 +111,11 @@ def _serve_until_stopped(app: App, summary: dict) -> None:
     stop, so exit status 0. The store is closed first: another shell's crawl writes to it."""
     app.close()
     registry = Path(summary["directory"]) / "sources.toml"
-    app.echo(f"Serving the demo site at {summary['site']} until Ctrl-C; its sources are in "
-             f"{registry}. From another shell: {_invocation()} --db "
-             f"{shlex.quote(summary['db'])} crawl", err=True)
+    # Not silenced by --quiet, as `stiwatch serve` says where it serves: without it the
+    # command would only seem to hang.
+    click.echo(f"Serving the demo site at {summary['site']} until Ctrl-C; its sources are in "
+               f"{registry}. From another shell: {_invocation()} --db "
+               f"{shlex.quote(summary['db'])} crawl", err=True)
     sys.stderr.flush()
     try:
         with interrupts.sigterm_as_interrupt():
