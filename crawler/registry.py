@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 import re
 import tomllib
-from typing import Any
+from typing import Any, Sequence
 from urllib.parse import urlsplit
 
 import cssselect
@@ -77,6 +77,14 @@ def _locate(text: str) -> list[tuple[int, dict[str, int]]]:
         if in_source and match:
             tables[-1][1].setdefault(match.group(1), number)
     return tables
+
+
+def _choice_hint(given: str, choices: Sequence[str]) -> str:
+    """" (did you mean 'sitemap'?)" for a value a plural, a case or a typo away from a choice,
+    else "": the list of choices alone leaves the reader to spot which one."""
+    folded = given.strip().lower().replace("-", "_").replace(" ", "_")
+    close = difflib.get_close_matches(folded, choices, n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _country_ok(value: str) -> bool:
@@ -175,11 +183,13 @@ def _check_source(source: dict[str, Any]) -> list[tuple[str, str]]:
         problems.append(("name", "is empty"))
     if "kind" in source and value("kind") not in KINDS:
         hint = (' (RSS and Atom feeds are kind = "feed")'
-                if value("kind").lower() in ("rss", "atom", "rdf", "xml") else "")
+                if value("kind").lower() in ("rss", "atom", "rdf", "xml")
+                else _choice_hint(value("kind"), KINDS))
         problems.append(("kind", f"{value('kind')!r} is not one of: {', '.join(KINDS)}{hint}"))
     if "org_type" in source and value("org_type") not in ORG_TYPES:
+        hint = _choice_hint(value("org_type"), ORG_TYPES)
         problems.append(
-            ("org_type", f"{value('org_type')!r} is not one of: {', '.join(ORG_TYPES)}")
+            ("org_type", f"{value('org_type')!r} is not one of: {', '.join(ORG_TYPES)}{hint}")
         )
     if "country" in source and not _country_ok(value("country")):
         hint = _country_hint(value("country"))

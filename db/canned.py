@@ -92,9 +92,10 @@ ORDER BY story_rank, id
     },
     "policy_this_week_by_area": {
         "title": "This week's policy items by area",
-        "description": "STI-policy items published since Monday of the current week (in the "
-        "`timezone` setting, Asia/Tokyo by default: the digest's week), one row per (area, "
-        "item), near-duplicates folded. Items without an area are listed under (no area).",
+        "description": "STI-policy items published since Monday of the week under way (weeks "
+        "in the `timezone` setting, Asia/Tokyo by default, as the digest's), one row per (area, "
+        "item), near-duplicates folded. Items without an area are listed under (no area). The "
+        "digest covers the week before, the last complete one: `stiwatch digest preview`.",
         "sql": f"""
 SELECT coalesce(a.value, '(no area)') AS area,
        coalesce(l.name, '') AS area_name,

@@ -55,6 +55,7 @@ announces announced announce launches launched launch today week year years firs
 per via amid across among within without including includes include plus mr ms dr its it's
 agreed agree agrees meeting meet met held hold holds set sets make makes made take takes
 should must may might also already still since next last latest
+towards toward upon onto whether though although however around
 """.split()) | frozenset(
     # The function words of the other languages ministries write in (German, French, Spanish,
     # Portuguese, Italian) and Korean's "announced": two ministries' stories in one language

@@ -20,7 +20,7 @@ import string
 import tomllib
 from typing import Any, Callable, Mapping
 from urllib.parse import unquote, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import platformdirs
 
@@ -158,7 +158,21 @@ class TimeZoneName:
             ZoneInfo(value)
         except (ValueError, ZoneInfoNotFoundError):
             raise ValueError(f"expected an IANA time zone such as Asia/Tokyo, not {value!r}"
-                             ) from None
+                             f"{_zone_hint(value)}") from None
+
+
+def _zone_hint(value: str) -> str:
+    """" (did you mean 'Asia/Tokyo'?)" for a name a case, a typo or a missing region away from
+    one (asia/tokyo, Asia/Tokio, Tokyo), else "". Only on the error path: it lists every zone."""
+    names = available_timezones()
+    wanted = value.strip().replace(" ", "_").lower()
+    by_case = {name.lower(): name for name in names}
+    cities = {name.rsplit("/", 1)[-1].lower(): name for name in sorted(names) if "/" in name}
+    meant = by_case.get(wanted) or cities.get(wanted)
+    if meant is None and wanted:
+        close = difflib.get_close_matches(wanted, by_case, n=1, cutoff=0.8)
+        meant = by_case[close[0]] if close else None
+    return f" (did you mean {meant!r}?)" if meant else ""
 
 
 @dataclass(frozen=True)

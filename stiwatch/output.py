@@ -78,12 +78,15 @@ def display_width(text: str) -> int:
 
 
 def _fit(text: str, width: int) -> str:
-    """``text`` cut to at most ``width`` terminal columns."""
+    """``text`` cut to at most ``width`` terminal columns, ending with "…" where it was cut: a
+    title cut bare reads as whole ("JSA welcomes out" for "... welcomes outcome")."""
+    if display_width(text) <= width:
+        return text
     used = 0
     for n, char in enumerate(text):
         used += _char_width(char)
-        if used > width:
-            return text[:n]
+        if used > width - 1:  # room for the ellipsis, one column
+            return text[:n].rstrip() + "…"
     return text
 
 
@@ -145,6 +148,23 @@ BOM_HELP = ("Start the CSV with a UTF-8 byte order mark, so that Excel on Window
 def bom_option(command: Callable[..., Any]) -> Callable[..., Any]:
     """--bom/--no-bom, None when neither is given (the csv_bom setting decides)."""
     return click.option("--bom/--no-bom", "bom", default=None, help=BOM_HELP)(command)
+
+
+def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--json beside --format json, as status, crawl, classify and the rest spell it: a user
+    who types it there typed it here too, and click answered "Did you mean '--since'?"."""
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Same as --format json.")(command)
+
+
+def output_format(fmt: str, as_json: bool) -> str:
+    """The format --format and --json ask for together; two different ones are refused."""
+    if not as_json:
+        return fmt
+    source = click.get_current_context().get_parameter_source("fmt")
+    if fmt != "json" and source is click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError(f"--json and --format {fmt} ask for two formats: give one")
+    return "json"
 
 
 def wants_bom(flag: bool | None, setting: bool, fmt: str) -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 import math
+import re
 from typing import Any
 
 import click
@@ -24,13 +26,23 @@ class Seconds(click.FloatRange):
         return number
 
 
+# 7d, 2w: that many days or weeks before now.
+RELATIVE_RE = re.compile(r"([1-9]\d{0,4})([dw])", re.IGNORECASE)
+
+
 class Moment(click.ParamType):
     """A date (YYYY-MM-DD, a day in the `timezone` setting) or an ISO date-time, checked when
-    the option is read: the store reads it again in the right time zone."""
+    the option is read: the store reads it again in the right time zone. ``7d`` or ``2w`` is
+    that many days or weeks before now, given on as a UTC date-time."""
 
     name = "date"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        relative = RELATIVE_RE.fullmatch(str(value).strip())
+        if relative:
+            days = int(relative[1]) * (7 if relative[2].lower() == "w" else 1)
+            moment = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=days)
+            return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
         try:
             db.time_bound(value, "date")
         except db.BadQuery as error:

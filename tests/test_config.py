@@ -274,6 +274,13 @@ def test_bad_config_is_a_one_line_error_with_exit_2(stiwatch, tmp_path: Path):
         ("timezone", "Mars/Olympus",
          "expected an IANA time zone such as Asia/Tokyo, not 'Mars/Olympus'"),
         ("timezone", "", "expected an IANA time zone such as Asia/Tokyo, not ''"),
+        # A typo, a case or a city alone: the name meant is said, not only the form of one.
+        ("timezone", "Asia/Tokio", "not 'Asia/Tokio' (did you mean 'Asia/Tokyo'?)"),
+        ("timezone", "asia/tokyo", "not 'asia/tokyo' (did you mean 'Asia/Tokyo'?)"),
+        ("timezone", "Tokyo", "not 'Tokyo' (did you mean 'Asia/Tokyo'?)"),
+        ("timezone", "Europe/Brussel", "not 'Europe/Brussel' (did you mean 'Europe/Brussels'?)"),
+        ("timezone", "America/NewYork",
+         "not 'America/NewYork' (did you mean 'America/New_York'?)"),
         ("domains_lexicon", "/no/such/lexicon.toml",
          "expected an existing file, not '/no/such/lexicon.toml' (no such file)"),
         ("places_lexicon", "/", "expected an existing file, not '/' (a folder)"),

@@ -118,3 +118,61 @@ def test_demo_takes_an_empty_folder_the_user_made(stiwatch, tmp_path: Path):
     result = stiwatch("demo", "--dir", str(folder))
     assert result.exit_code == 0, result.output
     assert (folder / "stiwatch.db").exists() and (folder / ".stiwatch-demo").exists()
+
+
+def test_demo_serve_keeps_the_site_up_to_crawl_it_as_real_sources(tmp_path: Path) -> None:
+    # The README offers the demo's sources.toml to build one's own registry on, but the site
+    # lived only while the demo ran: every URL in it then answered "connection refused".
+    import queue
+    import signal
+    import threading
+    import time
+    import tomllib
+
+    directory = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STIWATCH_")}
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "stiwatch", "--quiet", "demo", "--dir", str(directory), "--serve",
+         "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        # Lines come through a thread: a readline would block for good on a demo that serves
+        # without a word.
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in demo.stderr],
+                         daemon=True).start()
+        deadline = time.monotonic() + 240
+        announced = ""
+        while "Serving the demo site at" not in announced:
+            assert demo.poll() is None and time.monotonic() < deadline, announced
+            try:
+                announced = lines.get(timeout=1)
+            except queue.Empty:
+                pass
+        site = announced.split(" at ")[1].split()[0]
+        assert site.startswith("http://127.0.0.1:") and "Ctrl-C" in announced
+        assert f"--db {directory / 'stiwatch.db'} crawl" in announced
+
+        # An analyst's own registry, with one of the demo's feeds, crawled from another shell.
+        demo_sources = tomllib.loads((directory / "sources.toml").read_text(encoding="utf-8"))
+        feed = next(s for s in demo_sources["source"] if s["kind"] == "feed")
+        assert feed["url"].startswith(site)
+        mine = tmp_path / "mine.toml"
+        mine.write_text(f'[[source]]\nid = "mine"\nname = "Mine"\nkind = "feed"\n'
+                        f'url = "{feed["url"]}"\ncountry = "JP"\nlanguage = "en"\n'
+                        f'org_type = "news"\n', encoding="utf-8")
+        own = {**env, "STIWATCH_DB": str(tmp_path / "own.db"), "STIWATCH_DOWNLOAD_DELAY": "0",
+               "STIWATCH_AUTOTHROTTLE": "false"}
+        init = subprocess.run([sys.executable, "-m", "stiwatch", "init", "--sources", str(mine)],
+                              capture_output=True, text=True, timeout=60, env=own, cwd=tmp_path)
+        assert init.returncode == 0, init.stderr
+        crawl = subprocess.run([sys.executable, "-m", "stiwatch", "crawl", "--json"],
+                               capture_output=True, text=True, timeout=120, env=own, cwd=tmp_path)
+        assert crawl.returncode == 0, crawl.stderr
+        assert json.loads(crawl.stdout)["totals"]["new"] >= 5, crawl.stdout
+    finally:
+        demo.send_signal(signal.SIGINT)
+        out = demo.stdout.read()
+        demo.wait(timeout=30)
+    assert demo.returncode == 0  # Ctrl-C is how it is meant to stop
+    assert json.loads(out)["site"] == site

@@ -938,3 +938,22 @@ def test_preview_of_a_week_not_begun_does_not_call_it_one_under_way(store, stiwa
     assert (f"{ahead.label} has not started yet (it starts "
             f"{ahead.start:%a %-d %b %Y %H:%M} (Asia/Tokyo)).") in result.output
     assert "not over" not in result.output and "so far" not in result.output
+
+
+def test_a_filtered_readers_text_part_keeps_a_blank_line_between_stories(store, settings):
+    # The "Why you got this" line ate the blank line after each story: a filtered reader's
+    # plain text ran "...; country: Japan" straight into the next "* title" and "== Trends ==".
+    store.save_subscribers([{"email": "desk@example.org", "countries": ["JP", "US"]}])
+    _, msg = build_message(store, settings, "desk@example.org")
+    text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    lines = text.splitlines()
+    whys = [n for n, line in enumerate(lines) if line.startswith("  Why you got this:")]
+    assert len(whys) >= 3
+    for n in whys:
+        assert lines[n + 1] == "", lines[n - 1:n + 3]
+    assert "\n\n== Trends ==\n" in text
+    # the unfiltered reader's stories were already apart: they stay so, with one blank line
+    _, unfiltered = build_message(store, settings)
+    plain = unfiltered.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert "\n\n== Trends ==\n" in plain and "\n\n\n* " not in plain and "\n\n\n==" not in plain
+    assert "\n\n\n* " not in text and "\n\n\n==" not in text

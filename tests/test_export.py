@@ -324,3 +324,25 @@ def test_an_output_interrupted_half_way_leaves_the_old_file_and_no_temporary_one
             raise KeyboardInterrupt
     assert out.read_text() == "old export\n"
     assert [path.name for path in out.parent.iterdir()] == ["items.csv"]
+
+
+def test_since_takes_a_number_of_days_back(stiwatch, ids):
+    result = stiwatch("export", "--format", "jsonl", "--since", "5d")
+    assert result.exit_code == 0, result.output
+    assert {json.loads(line)["id"] for line in result.output.splitlines()} == {
+        ids["jp-quantum"], ids["us-security"], ids["eu-open"], ids["eu-open-copy"]}
+
+
+def test_json_is_one_array_of_the_jsonl_objects(stiwatch, ids, tmp_path):
+    # search and trends print --format json; export refused it ("'json' is not one of 'csv',
+    # 'jsonl'"), where jq, pandas.read_json or a browser want one document.
+    lines = stiwatch("export", "--format", "jsonl").output.splitlines()
+    result = stiwatch("export", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == [json.loads(line) for line in lines]
+    assert len(lines) == len(ids)
+    out = tmp_path / "items.json"
+    assert stiwatch("export", "--format", "json", "--out", str(out)).exit_code == 0
+    assert json.loads(out.read_text(encoding="utf-8")) == json.loads(result.stdout)
+    none = stiwatch("export", "--format", "json", "--since", "2999-01-01")
+    assert none.exit_code == 0 and json.loads(none.stdout) == []

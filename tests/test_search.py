@@ -535,3 +535,60 @@ def test_a_listed_snippet_is_the_start_of_the_summary_on_one_line(db_path):
     assert snippets[0] == ("word " * 32).strip() + "…"  # cut at a space near the end
     assert snippets[1] == "研究" * 80 + "…"  # no space near the end: cut mid-run
     assert snippets[2:] == ["The body.", "Two lines"]  # no summary: the body's start
+
+
+def test_a_title_cut_to_the_table_width_ends_with_an_ellipsis(stiwatch, db_path):
+    # A title cut at 90 columns read as whole: "... JSA welcomes outcome" became "... JSA
+    # welcomes out", a different (and wrong) sentence, with nothing saying it was cut.
+    title = ("G7 science ministers agree principles on research security and AI safety; "
+             "JSA welcomes outcome")
+    with db.open_store(db_path) as store:
+        store.sync_sources([{"id": "s", "name": "S", "kind": "feed", "url": "https://s.org/f"}])
+        store.save_items([{"url": "https://s.org/1", "source_id": "s", "title": title,
+                           "body": "The ministers met.", "published_at": analysts_store.ago(1)},
+                          {"url": "https://s.org/2", "source_id": "s", "title": "Short title",
+                           "body": "The ministers met.", "published_at": analysts_store.ago(2)}])
+    result = stiwatch("search", "ministers")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    long_row = next(line for line in lines if "G7 science ministers" in line)
+    assert "welcomes out" not in long_row.replace("welcomes outcome", "")
+    cell = long_row[long_row.index("G7"):].rstrip()
+    assert cell.endswith("…") and len(cell) == 90, cell
+    assert title.startswith(cell[:-1])
+    short_row = next(line for line in lines if "Short title" in line)
+    assert "…" not in short_row
+
+
+def test_json_flag_is_format_json_as_on_the_other_commands(stiwatch, ids):
+    # status, crawl, classify, tag... take --json: typed here, click answered "No such option
+    # '--json'. Did you mean '--since'?"
+    flag = stiwatch("search", "quantum", "--json")
+    assert flag.exit_code == 0, flag.output
+    assert json.loads(flag.output) == search_json(stiwatch, "quantum")
+    listed = stiwatch("search", "--country", "JP", "--json")
+    assert listed.exit_code == 0 and json.loads(listed.output)
+    both = stiwatch("search", "quantum", "--json", "--format", "table")
+    assert both.exit_code == 2
+    assert "--json and --format table ask for two formats: give one" in both.output
+
+
+def test_since_and_until_take_a_number_of_days_or_weeks_back(stiwatch, ids):
+    # "What came in this past week" is the question of every morning: a date to work out and
+    # type each time (and the mistake 2026-11-31 on the way) where journalctl or git log take
+    # "7 days ago". 7d is 7 x 24 hours before now; 2w, 14 days.
+    everything = "quantum OR research OR open OR galaxy OR strategy"
+    assert {r["id"] for r in search_json(stiwatch, everything, "--since", "5d")} == {
+        ids["jp-quantum"], ids["us-security"], ids["eu-open"]}
+    assert {r["id"] for r in search_json(stiwatch, everything, "--since", "2w")} == {
+        ids["jp-quantum"], ids["us-security"], ids["eu-open"], ids["us-discovery"]}
+    assert {r["id"] for r in search_json(stiwatch, everything, "--since", "3W",
+                                         "--until", "5d")} == {
+        ids["us-discovery"], ids["jp-semis"]}
+    listed = stiwatch("search", "--policy", "--since", "7d", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert {r["id"] for r in json.loads(listed.output)} == {
+        ids["jp-quantum"], ids["us-security"], ids["eu-open"]}
+    for bad in ("0d", "7 days", "-7d", "7m"):
+        result = stiwatch("search", "quantum", "--since", bad)
+        assert result.exit_code == 2 and "Invalid value for '--since'" in result.output, bad

@@ -313,3 +313,38 @@ def test_trends_command_says_a_week_is_not_over_and_refuses_one_not_begun(db_pat
     assert line.startswith(f"Error: --week {ahead} has not started yet (it starts Mon ")
     assert line.endswith("(Asia/Tokyo)): there is nothing to count")
     assert "not over" not in stiwatch("trends", "--week", "2026-W46").output
+
+
+def test_json_flag_is_format_json_as_on_the_other_commands(trend_store, stiwatch):
+    # status, crawl, classify, tag... take --json: typed here it was "No such option".
+    trend_store.close()
+    args = ["trends", "--week", "2026-W47", "--weeks", "6"]
+    flag = stiwatch(*args, "--json")
+    assert flag.exit_code == 0, flag.output
+    assert json.loads(flag.output) == json.loads(stiwatch(*args, "--format", "json").output)
+    assert stiwatch(*args, "--json", "--format", "json").exit_code == 0
+    both = stiwatch(*args, "--json", "--format", "csv")
+    assert both.exit_code == 2
+    assert "--json and --format csv ask for two formats: give one" in both.output
+
+
+def test_rising_terms_are_not_english_prepositions_and_conjunctions(tmp_path):
+    # The demo's week rose "towards" (two stories "... towards the market", two sources): a
+    # reader was told a preposition was the week's rising term.
+    stories = [
+        on(47, title="Start-up grants move university inventions towards the market",
+           source="jp-mext"),
+        on(47, title="Fusion programme moves towards pilot plants, whether or not funded",
+           source="us-nsf"),
+        on(47, title="Agency upon review funds fusion start-ups though budgets tighten",
+           source="news-a"),
+        on(47, title="Ministers turn toward fusion start-ups, although upon conditions",
+           source="news-b"),
+        on(42, title="An earlier week, so that the store has weeks to compare with"),
+    ]
+    store = build(tmp_path / "s.db", stories)
+    report = trends(store, parse_week("2026-W47", "Asia/Tokyo"), weeks=12)
+    got = {t.term for t in report.rising}
+    assert "fusion" in got, got
+    words = {word for term in got for word in term.split()}
+    assert not words & {"towards", "toward", "whether", "upon", "though", "although"}, got

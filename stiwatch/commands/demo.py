@@ -8,6 +8,7 @@ from pathlib import Path
 import shlex
 import shutil
 import sys
+import threading
 import time
 
 import click
@@ -16,6 +17,7 @@ from crawler.registry import dump_registry, load_registry
 from digest.send import write_preview
 from digest.weeks import last_complete_week, zone
 
+from .. import interrupts
 from ..app import App, pass_app
 from ..demo import build_site, serve
 from ..errors import UserError
@@ -41,8 +43,12 @@ DEMO_SUBSCRIBERS = [
               help="Folder for the demo's site, database and outbox, rebuilt on every run: a "
               "new or empty folder, or one an earlier demo made.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was made as JSON.")
+@click.option("--serve", "keep_serving", is_flag=True,
+              help="Then keep serving the demo site at the same address until Ctrl-C, so "
+              "DIR/sources.toml, or a sources file of your own naming its pages, can be "
+              "crawled again from another shell.")
 @pass_app
-def demo_command(app: App, directory: Path, as_json: bool) -> None:
+def demo_command(app: App, directory: Path, as_json: bool, keep_serving: bool) -> None:
     """Run stiwatch end to end on a bundled demo site, with no network.
 
     Serves nine fictional STI-policy sources (RSS, Atom, RDF feeds, HTML listings and sitemaps)
@@ -52,6 +58,12 @@ def demo_command(app: App, directory: Path, as_json: bool) -> None:
 
     DIR is rebuilt on every run, so the demo refuses a folder it did not make that is not empty
     (such as one holding a real stiwatch.db or sources.toml).
+
+    The site lives only while the demo runs: its address changes every run, so DIR/sources.toml
+    answers nothing afterwards. With --serve the demo keeps serving it, at the address
+    DIR/sources.toml names, until Ctrl-C: crawl it from another shell as real sources
+    (`stiwatch --db DIR/stiwatch.db crawl`, or `stiwatch init --sources mine.toml` with a copy
+    of DIR/sources.toml of your own).
     """
     started = time.monotonic()
     named = Path(app.plain_settings["db"])
@@ -80,15 +92,36 @@ def demo_command(app: App, directory: Path, as_json: bool) -> None:
         app.echo(f"Demo site: {server.url}/ ({len(records)} sources)", err=True)
         steps = [run_step(app, crawl_step), run_step(app, classify_step)]
 
-    week = last_complete_week(tz)
-    html, png, digest = write_preview(app.store(), app.settings, week,
-                                      directory / "outbox" / f"digest-{week.label}.html")
-    steps.append(run_step(app, digest_step))
-    summary = _summary(app, directory, week.label, html, steps, time.monotonic() - started)
-    if as_json:
-        echo_json(summary)
-    else:
-        _print(app, summary)
+        week = last_complete_week(tz)
+        html, png, digest = write_preview(app.store(), app.settings, week,
+                                          directory / "outbox" / f"digest-{week.label}.html")
+        steps.append(run_step(app, digest_step))
+        summary = _summary(app, directory, week.label, html, steps, time.monotonic() - started)
+        summary["site"] = f"{server.url}/"
+        if as_json:
+            echo_json(summary)
+        else:
+            _print(app, summary)
+        if keep_serving:
+            _serve_until_stopped(app, summary)
+
+
+def _serve_until_stopped(app: App, summary: dict) -> None:
+    """Wait, the site's server thread answering, until Ctrl-C or SIGTERM: how it is meant to
+    stop, so exit status 0. The store is closed first: another shell's crawl writes to it."""
+    app.close()
+    registry = Path(summary["directory"]) / "sources.toml"
+    # Not silenced by --quiet, as `stiwatch serve` says where it serves: without it the
+    # command would only seem to hang.
+    click.echo(f"Serving the demo site at {summary['site']} until Ctrl-C; its sources are in "
+               f"{registry}. From another shell: {_invocation()} --db "
+               f"{shlex.quote(summary['db'])} crawl", err=True)
+    sys.stderr.flush()
+    try:
+        with interrupts.sigterm_as_interrupt():
+            threading.Event().wait()
+    except KeyboardInterrupt:
+        app.echo("Stopped.", err=True)
 
 
 def _claim(directory: Path) -> None:

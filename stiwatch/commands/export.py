@@ -1,4 +1,4 @@
-"""`stiwatch export`: every item with its tags, as CSV or JSON Lines, streamed."""
+"""`stiwatch export`: every item with its tags, as CSV, JSON Lines or JSON, streamed."""
 
 from __future__ import annotations
 
@@ -29,19 +29,25 @@ def write_items(rows: Iterable[dict], stream: IO[str], fmt: str, bom: bool = Fal
     """Write rows one at a time; returns how many were written."""
     if fmt == "csv":
         return write_csv(stream, rows, COLUMNS, bom=bom)
+    array = fmt == "json"  # one document, still written an item at a time
     count = 0
+    if array:
+        stream.write("[")
     for row in rows:
-        stream.write(json.dumps({c: row[c] for c in COLUMNS}, ensure_ascii=False) + "\n")
+        line = json.dumps({c: row[c] for c in COLUMNS}, ensure_ascii=False)
+        stream.write((",\n" if count else "\n") + line if array else line + "\n")
         count += 1
+    if array:
+        stream.write("\n]\n" if count else "]\n")
     return count
 
 
 @click.command("export")
-@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), required=True,
-              help="csv (tags comma-separated in one cell) or jsonl (one JSON object a line, "
-              "tags as lists).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "json"]), required=True,
+              help="csv (tags comma-separated in one cell), jsonl (one JSON object a line, "
+              "tags as lists) or json (those objects in one array).")
 @click.option("--since", metavar="DATE", type=Moment(), help="Only items published on or after DATE "
-              f"(YYYY-MM-DD, {DATE_HELP}).")
+              f"(YYYY-MM-DD, {DATE_HELP}; or 7d, 2w: that many days or weeks before now).")
 @click.option("--out", "out", metavar="FILE", type=click.Path(dir_okay=False),
               help="Write to FILE in an existing folder (replaced only when the export is "
               "complete; never an SQLite database) instead of stdout.")
@@ -61,7 +67,8 @@ def export_command(app: App, fmt: str, since: str | None, out: str | None,
     area=open_science; what an analyst removed is not a tag: see the analyst_labels table,
     verdict 0).
     In CSV, a text cell starting with = + - or @ gets a leading ' so a spreadsheet shows it
-    as text instead of running it as a formula (JSON Lines keeps the text as crawled).
+    as text instead of running it as a formula (JSON Lines and JSON keep the text as
+    crawled).
     Times are as stored, in UTC (`2026-11-17T16:00:00Z`); --since reads DATE in the
     `timezone` setting. The file is UTF-8; for Excel on Windows, add --bom (or set csv_bom).
 

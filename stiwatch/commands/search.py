@@ -16,7 +16,8 @@ from digest.weeks import zone
 from ..app import App, pass_app
 from ..errors import UserError
 from ..output import (
-    bom_option, counted, echo_csv, echo_json, printable, table, wants_bom,
+    bom_option, counted, echo_csv, echo_json, json_option, output_format, printable, table,
+    wants_bom,
 )
 from ..params import Moment
 
@@ -130,7 +131,7 @@ class SearchCommand(click.Command):
 @click.option("--since", metavar="DATE", type=Moment(),
               help=f"Published on or after DATE: YYYY-MM-DD, {DATE_HELP}; or a date-time "
               "such as 2026-11-23T09:00 (in that setting too, unless it has an offset such as "
-              "+09:00 or Z).")
+              "+09:00 or Z); or 7d, 2w: that many days or weeks before now.")
 @click.option("--until", metavar="DATE", type=Moment(),
               help="Published on or before DATE (the whole of that day), or up to and "
               "including a date-time; read as --since is.")
@@ -141,11 +142,12 @@ class SearchCommand(click.Command):
               "by default those are ranked among the 5,000 most recently stored).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True, help="Output format.")
+@json_option
 @bom_option
 @pass_app
 def search_command(app: App, words: tuple[str, ...], areas, domains, countries, regions, sources,
                    policy_only: bool, since, until, limit: int, exact: bool, fmt: str,
-                   bom: bool | None) -> None:
+                   as_json: bool, bom: bool | None) -> None:
     """Full-text search of stored items, best match first.
 
     QUERY (one argument or several, joined by spaces) uses SQLite FTS5 syntax: words
@@ -182,6 +184,7 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
       stiwatch search 'semicond*' --area business_innovation --limit 5
       stiwatch search 量子技術 --country JP --since 2026-01-01
       stiwatch search --policy --area governance --since 2026-11-16 --until 2026-11-22
+      stiwatch search --policy --country JP --since 7d
     """
     query = " ".join(words)
     filtered = any((areas, domains, countries, regions, sources, since, until, policy_only))
@@ -189,6 +192,7 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
         raise UserError(
             "search needs a query, or a filter (--area, --domain, --country, --region, "
             "--source, --policy, --since or --until) to list its stories newest first")
+    fmt = output_format(fmt, as_json)
     bom = wants_bom(bom, app.settings["csv_bom"], fmt)
     tz = zone(app.settings["timezone"])
     if since and until:

@@ -15,7 +15,9 @@ from digest.weeks import week_or_default
 from ..app import App, pass_app
 from ..errors import UserError
 from ..files import output_file, write_output
-from ..output import bom_option, echo_csv, echo_json, echo_table, wants_bom
+from ..output import (
+    bom_option, echo_csv, echo_json, echo_table, json_option, output_format, wants_bom,
+)
 
 
 @click.command("trends")
@@ -30,13 +32,14 @@ from ..output import bom_option, echo_csv, echo_json, echo_table, wants_bom
               help="Which tag to count.")
 @click.option("--format", "fmt", default="table", show_default=True,
               type=click.Choice(["table", "json", "csv"]), help="Output format.")
+@json_option
 @click.option("--chart", default=None, metavar="FILE.png", type=click.Path(path_type=Path),
               help="Also write the weekly-volume-per-area chart of the digest as a PNG, in "
               "an existing folder.")
 @bom_option
 @pass_app
 def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
-                   chart: Path | None, bom: bool | None) -> None:
+                   as_json: bool, chart: Path | None, bom: bool | None) -> None:
     """Weekly counts of STI-policy items per area, domain, region or country.
 
     Each row has one count per week (ISO weeks in the `timezone` setting; near-duplicates
@@ -56,6 +59,7 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
       stiwatch trends --by domain --week 2026-W47 --format csv --bom > domains.csv
       stiwatch trends --chart trends.png
     """
+    fmt = output_format(fmt, as_json)
     bom = wants_bom(bom, app.settings["csv_bom"], fmt)
     chosen = week_or_default(week, app.settings["timezone"])
     now = datetime.now(timezone.utc)
