@@ -145,6 +145,17 @@ class App:
         contact = self.settings["contact"] or "https://github.com/stiwatch/stiwatch"
         return self.settings["user_agent"].format(version=__version__, contact=contact)
 
+    def contact_hint(self) -> str | None:
+        """What to do when the `contact` setting is unset, else None: a site owner whose
+        logs fill with stiwatch's requests can then only write to the project, not to
+        whoever runs this crawler, and blocks it instead."""
+        if self.settings["contact"]:
+            return None
+        return (f"The crawler identifies as {self.user_agent()!r}, which names no one to "
+                "contact: set `contact` (an e-mail address or web page of whoever runs it) in "
+                "the config file or STIWATCH_CONTACT, so that a site's owner can reach you "
+                "rather than block it.")
+
     def progress(self, label: str, unit: str = "items") -> Progress:
         """A progress line on stderr when it is a terminal, never with --quiet."""
         return Progress(label, unit=unit, enabled=False if self.quiet else None)

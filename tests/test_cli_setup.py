@@ -37,6 +37,17 @@ def test_init_creates_the_store_and_syncs_the_bundled_registry(stiwatch, db_path
     assert "0 added, 0 updated, 0 disabled" in again.stdout
 
 
+def test_init_asks_for_a_contact_before_the_first_crawl_sends_none(stiwatch, db_path: Path):
+    """Without `contact`, the User-Agent names no one a site's owner can reach: init says so
+    on stderr (stdout stays the setup's report); with it set, nothing."""
+    bare = stiwatch("init")
+    assert bare.exit_code == 0
+    assert "names no one to contact: set `contact`" in bare.stderr
+    assert "set `contact`" not in bare.stdout
+    again = stiwatch("init", env={"STIWATCH_CONTACT": "intl@agency.example"})
+    assert again.exit_code == 0 and "set `contact`" not in again.output
+
+
 def test_init_with_a_given_registry_and_quiet(stiwatch, db_path: Path):
     result = stiwatch("--quiet", "init", "--sources", str(VALID / "all_kinds.toml"))
     assert result.exit_code == 0 and result.output == ""

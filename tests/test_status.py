@@ -186,3 +186,21 @@ def test_status_counts_the_items_waiting_for_classify(stiwatch, db_path, tmp_pat
     out = stiwatch("status").output
     assert "Items waiting for `stiwatch classify`: none\n" in out and "not yet tagged" not in out
     assert json.loads(stiwatch("status", "--json").output)["unclassified_items"] == 0
+
+
+def test_status_shows_the_user_agent_and_asks_for_a_contact_when_none_is_set(stiwatch, db_path):
+    """A site's owner reads the User-Agent in their logs: without `contact` it names only the
+    project, and status says what to set; with it, the operator's address, and no advice."""
+    db.open_store(db_path).close()
+    bare = stiwatch("status")
+    assert bare.exit_code == 0
+    assert "Crawler's User-Agent: stiwatch/" in bare.output
+    assert "names no one to contact: set `contact`" in bare.output
+    assert json.loads(stiwatch("status", "--json").output)["contact_set"] is False
+
+    reachable = stiwatch("status", env={"STIWATCH_CONTACT": "intl@agency.example"})
+    assert "(+intl@agency.example)" in reachable.output
+    assert "names no one to contact" not in reachable.output
+    report = json.loads(stiwatch("status", "--json",
+                                 env={"STIWATCH_CONTACT": "intl@agency.example"}).output)
+    assert report["contact_set"] is True and "intl@agency.example" in report["user_agent"]

@@ -20,7 +20,8 @@ from ..output import counted, echo_json, echo_table
 def init_command(app: App, sources_file: str | None) -> None:
     """Create (or migrate) the database and sync the source registry into it.
 
-    Safe to run again, as the upgrade steps do: it migrates an older database in place and
+    Says so (on stderr) when the `contact` setting is unset: the crawler's User-Agent then
+    names no one a site's owner can reach. Safe to run again, as the upgrade steps do: it migrates an older database in place and
     re-syncs the registry (disabling, never deleting, sources that left it). Which registry:
     --sources FILE, else the `sources` setting, else the bundled one, but only for a new
     store or one whose sources all come from it: a store fed from the operator's own file is
@@ -29,6 +30,9 @@ def init_command(app: App, sources_file: str | None) -> None:
     sources_file = sources_file or app.settings["sources"] or None
     registry = load_registry(sources_file)  # validated before anything is written
     store = app.store(create=True)
+    hint = app.contact_hint()
+    if hint:  # set up now, before the first crawl sends it
+        app.echo(hint, err=True)
     if not (store.migrated and store.migrated_from):  # a migration said so as it happened
         verb = "Created" if store.migrated else "Opened"
         app.echo(f"{verb} {app.db_path} (schema version {store.schema_version}).")

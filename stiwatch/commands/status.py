@@ -132,16 +132,24 @@ def status_command(app: App, as_json: bool) -> None:
     (Retry-After), digest deliveries still owed (pending, failed, or sending without an answer; not
     those cancelled with `digest resolve --cancel`), the schema version and the database size,
     and how many stored items wait for `stiwatch classify` (`unclassified_items` in --json):
-    crawled but not yet tagged.
+    crawled but not yet tagged. It also shows the User-Agent the crawler sends (`user_agent`;
+    `contact_set` false: the `contact` setting is unset, so it names no one a site's owner
+    can reach).
     """
     store = app.existing_store()
     now = datetime.now(timezone.utc)
     report = gather(store, now, zone(app.settings["timezone"]))
+    report["user_agent"] = app.user_agent()
+    report["contact_set"] = bool(app.settings["contact"])
     if as_json:
         echo_json(report)
         return
     click.echo(f"Database: {report['database']} ({_size(report['size_bytes'])}, schema version "
                f"{report['schema_version']}, {counted(report['items'], 'item')})")
+    click.echo(f"Crawler's User-Agent: {report['user_agent']}")
+    hint = app.contact_hint()
+    if hint:
+        click.echo(f"  {hint}")
     waiting = report["unclassified_items"]
     click.echo(f"Items waiting for `stiwatch classify`: {waiting or 'none'}")
     if waiting:
