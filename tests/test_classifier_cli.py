@@ -755,6 +755,8 @@ def test_train_folds_in_labelled_news(stiwatch, tmp_path):
     result = stiwatch("-q", "train", "--stip", str(SMALL), "--model-dir", str(tmp_path / "r"))
     assert result.exit_code == 0, result.output
     assert "no negatives" in result.output
+    # ... and says that --negatives is also what brings the bundled news's non-policy items in
+    assert "also brings in the bundled news's non-policy items" in result.output
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"title": "x", "text": "y", "policy": 1, "areas": ["astrology"]}\n')

@@ -402,8 +402,11 @@ def train_command(app: App, stip_file: str, negatives: tuple[str, ...],
         click.echo(f"  relevance (cv): precision {policy['precision']:.3f}, "
                    f"recall {policy['recall']:.3f}, f1 {policy['f1']:.3f}")
     else:
-        click.echo("  relevance: no negatives (pass --negatives FEEDS or label items "
-                   "policy=0); the lexicon rules decide relevance")
+        # The bundled labelled news's non-policy items join only beside --negatives (see
+        # _labelled_news): without this, "no negatives" beside "25 labelled news" puzzles.
+        click.echo("  relevance: no negatives (pass --negatives FEEDS, which also brings in "
+                   "the bundled news's non-policy items, or label items policy=0); the "
+                   "lexicon rules decide relevance")
     if areas:
         click.echo(f"  areas (cv): micro-F1 {areas['micro_f1']:.3f}, "
                    f"macro-F1 {areas['macro_f1']:.3f}")
