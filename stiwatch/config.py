@@ -397,25 +397,28 @@ OTHER_ENVIRONMENT = frozenset({"STIWATCH_CONFIG", "STIWATCH_SCRAPY_SETTINGS",
                                "STIWATCH_SHARED_DATA", "STIWATCH_CHROMIUM"})
 
 
-def _check_environment_names(environ: Mapping[str, str]) -> None:
+def _environment_problems(environ: Mapping[str, str]) -> list[str]:
     """A misspelt STIWATCH_ variable is refused as a misspelt file key is: ignored, it would
     leave its setting at the default (STIWATCH_DATABASE: a new store in the working folder)."""
     known = {setting.env for setting in SETTINGS} | OTHER_ENVIRONMENT
+    problems = []
     for name in sorted(environ):
         if name.startswith("STIWATCH_") and name not in known:
             import crawler.settings
 
             if name.isupper() and hasattr(crawler.settings, name):
                 # STIWATCH_MAX_RETRY_AFTER and the like: the crawler's own Scrapy settings.
-                raise ConfigError(f"environment {name}: a setting of the crawler (Scrapy), not "
-                                  f"of stiwatch: pass it as STIWATCH_SCRAPY_SETTINGS="
-                                  f"'{{\"{name}\": ...}}'")
+                problems.append(f"environment {name}: a setting of the crawler (Scrapy), not "
+                                f"of stiwatch: pass it as STIWATCH_SCRAPY_SETTINGS="
+                                f"'{{\"{name}\": ...}}'")
+                continue
             close = difflib.get_close_matches(name.removeprefix("STIWATCH_"),
                                               [k.removeprefix("STIWATCH_") for k in known], n=1)
             hint = f"did you mean STIWATCH_{close[0]}? " if close else ""
-            raise ConfigError(f"environment {name}: unknown setting "
-                              f"{name.removeprefix('STIWATCH_').lower()!r} ({hint}see "
-                              "`stiwatch config`)")
+            problems.append(f"environment {name}: unknown setting "
+                            f"{name.removeprefix('STIWATCH_').lower()!r} ({hint}see "
+                            "`stiwatch config`)")
+    return problems
 
 
 def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path | None:
@@ -468,7 +471,9 @@ def load_settings(
 ) -> Settings:
     """Resolve every setting from defaults, the config file and the environment."""
     environ = os.environ if environ is None else environ
-    _check_environment_names(environ)
+    # Every problem at once, one line each, as a sources file's: fixing one only to be shown
+    # the next is a round trip per mistake.
+    problems = _environment_problems(environ)
     path = find_config_file(config_file, environ)
     from_file: dict[str, Any] = {}
     if path is not None:
@@ -486,23 +491,29 @@ def load_settings(
                             f"{BY_NAME[close[0]].env}; ")
                 else:
                     hint = f"did you mean {close[0]!r}? " if close else ""
-                raise ConfigError(f"{_where(path, key)}: unknown setting {key!r} ({hint}see "
-                                  "`stiwatch config`)")
-            if BY_NAME[key].secret:
-                raise ConfigError(
+                problems.append(f"{_where(path, key)}: unknown setting {key!r} ({hint}see "
+                                "`stiwatch config`)")
+            elif BY_NAME[key].secret:
+                problems.append(
                     f"{_where(path, key)}: {key} must not be stored in a file; "
                     f"set the environment variable {BY_NAME[key].env} instead"
                 )
     values: dict[str, Value] = {}
     for setting in SETTINGS:
         value = Value(setting.default, "default")
-        if setting.name in from_file:
-            value = Value(_coerce(setting, from_file[setting.name], _where(path, setting.name)),
-                          str(path))
-        if setting.env in environ:
-            value = Value(
-                _coerce(setting, environ[setting.env], f"environment {setting.env}", parse=True),
-                f"env {setting.env}",
-            )
+        try:
+            if setting.name in from_file and not setting.secret:
+                value = Value(_coerce(setting, from_file[setting.name],
+                                      _where(path, setting.name)), str(path))
+            if setting.env in environ:
+                value = Value(
+                    _coerce(setting, environ[setting.env], f"environment {setting.env}",
+                            parse=True),
+                    f"env {setting.env}",
+                )
+        except ConfigError as error:
+            problems.append(str(error))
         values[setting.name] = value
+    if problems:
+        raise ConfigError("\n".join(problems))
     return Settings(values, path)

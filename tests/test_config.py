@@ -100,6 +100,26 @@ def test_a_newcomers_slip_in_the_config_file_names_its_line_and_what_was_meant(
     assert str(caught.value) == f"{config}:{message}"
 
 
+def test_every_mistake_in_the_settings_is_named_at_once(stiwatch, tmp_path: Path):
+    """Two slips in the file and one in the environment: the first alone was named, so each
+    fix was a round trip to find the next (a sources file names all of its problems)."""
+    config = tmp_path / "stiwatch.toml"
+    config.write_text('contcat = "a@example.org"\ntimezone = "Asia/Tokio"\n'
+                      'download_delay = "1"\n')
+    result = stiwatch("--config", str(config), "config",
+                      env={"STIWATCH_SMTP_PASWORD": "x"})
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "Error: environment STIWATCH_SMTP_PASWORD: unknown setting 'smtp_pasword' (did you "
+        "mean STIWATCH_SMTP_PASSWORD? see `stiwatch config`)",
+        f"Error: {config}:1: unknown setting 'contcat' (did you mean 'contact'? see "
+        "`stiwatch config`)",
+        f"Error: {config}:3: download_delay must be a number, not '1'",
+        f"Error: {config}:2: timezone: expected an IANA time zone such as Asia/Tokyo, not "
+        "'Asia/Tokio' (did you mean 'Asia/Tokyo'?)",
+    ]
+
+
 def test_a_config_file_that_is_not_utf8_names_the_line(tmp_path: Path):
     """Saved by a Japanese Windows editor in Shift_JIS: it was a decoder's traceback-like
     message giving a byte position."""
