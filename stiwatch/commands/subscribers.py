@@ -221,6 +221,10 @@ def add_command(app: App, email: str, name: str | None, **filters: str | None) -
 
     When EMAIL exists, only the options given change; pass an empty value (--areas "") to
     clear a filter.
+
+    Within a filter any id matches; the filters given must all match, countries and regions
+    together counting as one (places): --areas research_security --countries JP --regions
+    europe sends the research-security stories about Japan or Europe.
     """
     subscriber = make_subscriber({"email": email, "name": name, **filters})
     with no_restore(app):
