@@ -1,6 +1,6 @@
 """The plain-text part as a reader of a plain-text mail client sees it: stories apart from one
-another, and lines that fit a 78-column window (RFC 5322's "should") except where a single URL
-or a `stiwatch search` command line cannot be broken."""
+another, and lines that fit a 78-column window (RFC 5322's "should") except where a single URL,
+a `stiwatch search` command line or the Unsubscribe line must stay whole."""
 
 from __future__ import annotations
 
@@ -75,3 +75,23 @@ def test_every_story_and_heading_stands_apart(store, settings, reader):
     assert len(starts) > 4
     for i in starts:
         assert lines[i - 1] == "", lines[i - 2:i + 1]
+
+
+@pytest.mark.parametrize("reader", ["director@agency.example", "all@agency.example"])
+def test_lines_fit_78_columns_but_urls_and_commands_stay_whole(store, settings, reader):
+    text = plain_text(store, settings, reader)
+    too_long = [line for line in text.splitlines() if columns(line) > 78
+                and len(line.split()) > 1  # a lone URL cannot be broken
+                and not line.lstrip().startswith("stiwatch search ")  # pasted whole
+                and not line.startswith("Unsubscribe: ")]  # one line, as it always was
+    assert too_long == []
+    # Nothing lost to the wrapping: the long title, the intro and the reason read whole.
+    flat = " ".join(text.split())
+    assert f"* {LONG_TITLE}" in flat
+    assert "https://de-bmbf.example/ki" in text.splitlines() or any(
+        line.strip() == "https://de-bmbf.example/ki" for line in text.splitlines())
+    if reader.startswith("director"):
+        assert ("Filters: areas: International cooperation or Research security; and places: "
+                "Japan or Germany or North America or East Asia." in flat)
+        assert "Why you got this: area: International cooperation; area: Research security;" in flat
+    assert "Unsubscribe: https://watch.agency.example/unsubscribe?email=" in text
