@@ -52,6 +52,12 @@ def subject(digest: Digest) -> str:
     return f"STI policy digest {digest.week.label} ({digest.week.span()}): {count} {noun}"
 
 
+def preheader(digest: Digest) -> str:
+    """The text a mail app shows under the subject in the inbox: the reader's top three
+    headlines ('' when there are none; the subject already gives the week and the count)."""
+    return " · ".join(e.story.title for e in digest.headlines.entries[:3])
+
+
 def _date(story: Story, tz: Any) -> str:
     return story.published.astimezone(tz).strftime("%a %-d %b")
 
@@ -203,7 +209,8 @@ def environment() -> jinja2.Environment:
     env.filters.update(wrap=_wrap, safe_url=safe_url, num=_num, change=_change)
     env.globals.update(label_name=label_name, chart_alt=chart_alt, more_commands=more_commands,
                        trend_intro=trend_intro, avg_title=avg_title, partial_note=partial_note,
-                       one_source_note=one_source_note, no_rising_terms=no_rising_terms)
+                       one_source_note=one_source_note, no_rising_terms=no_rising_terms,
+                       preheader=preheader)
     return env
 
 

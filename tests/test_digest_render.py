@@ -65,11 +65,15 @@ class Collector(HTMLParser):
         super().__init__()
         self.tags, self.attrs, self.links, self.images, self.text = [], [], [], [], []
         self.alts, self.rows = [], []  # rows: the cells' text of each table row
+        # Inside a display:none <div> (the inbox preheader): text no reader sees on the page.
+        self.hidden = 0
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
         self.attrs += [name for name, _ in attrs]
         attrs = dict(attrs)
+        if tag == "div" and (self.hidden or "display:none" in (attrs.get("style") or "")):
+            self.hidden += 1
         if tag == "a":
             self.links.append(attrs.get("href"))
         if tag == "img":
@@ -80,7 +84,13 @@ class Collector(HTMLParser):
         if tag in ("td", "th") and self.rows:
             self.rows[-1].append("")
 
+    def handle_endtag(self, tag):
+        if tag == "div" and self.hidden:
+            self.hidden -= 1
+
     def handle_data(self, data):
+        if self.hidden:
+            return
         self.text.append(data)
         if self.rows and self.rows[-1]:
             self.rows[-1][-1] = " ".join(f"{self.rows[-1][-1]} {data}".split())
