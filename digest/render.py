@@ -91,16 +91,19 @@ REPORTS = ("All STI-policy reports (a story several sources reported counts once
            "a syndicated copy does not count)")
 
 
-def trend_intro(report: Any) -> str:
+def trend_intro(report: Any, filtered: bool = False) -> str:
     """The sentence over the trend tables: all reports this week against the weeks before (so
     a reader sees how much of each row's rise is the week's volume), and what each row is
     compared with, honestly when the store is younger than the 4 comparison weeks. Trends count
     reports, not the digest's stories: an event three sources reported counts three times, as
-    coverage does, while the stories above show it once; the sentence says so."""
+    coverage does, while the stories above show it once; the sentence says so. A ``filtered``
+    reader is told the trends are everyone's, not those of their filters' stories."""
+    reports = REPORTS.replace("reports (", "reports, not only those your filters match (", 1) \
+        if filtered else REPORTS
     history = report.history
     this = report.totals[-1] if report.totals else 0
     if not history:
-        return (f"{REPORTS}: {this} this week. The store holds nothing earlier (its first "
+        return (f"{reports}: {this} this week. The store holds nothing earlier (its first "
                 "report is from this week), so there is no average to compare with yet.")
     average = _num(report.previous_mean)
     minimum = _num(PCT_MIN_MEAN)
@@ -115,7 +118,7 @@ def trend_intro(report: Any) -> str:
     if history < 4:
         total += (f" (the store begins in {report.first_week}: weeks before it are not "
                   "counted as quiet)")
-    return (f"{REPORTS}: {total}. Each row below: {rows}; a change in per cent "
+    return (f"{reports}: {total}. Each row below: {rows}; a change in per cent "
             f"only where {base}.")
 
 

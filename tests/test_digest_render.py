@@ -948,3 +948,16 @@ def test_preview_of_a_week_not_begun_does_not_call_it_one_under_way(store, stiwa
     assert (f"{ahead.label} has not started yet (it starts "
             f"{ahead.start:%a %-d %b %Y %H:%M} (Asia/Tokyo)).") in result.output
     assert "not over" not in result.output and "so far" not in result.output
+
+
+def test_a_filtered_reader_is_told_the_trends_are_not_filtered(store, settings):
+    # The trend tables count every report of the week; a reader who filters on research
+    # security read "Governance 5" under their own digest as five of their stories.
+    store.save_subscribers([{"email": "desk@example.org", "areas": ["research_security"]}])
+    for reader, says in (("desk@example.org", True), ("aiko@example.org", False)):
+        _, msg = build_message(store, settings, reader)
+        text, html = (part.get_content() for part in msg.get_payload()[0].get_payload())
+        for part in (" ".join(text.split()), parse_html(html).text):
+            assert ("All STI-policy reports, not only those your filters match (a story"
+                    in part) is says
+            assert "All STI-policy reports" in part
