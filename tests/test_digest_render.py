@@ -961,3 +961,22 @@ def test_a_filtered_reader_is_told_the_trends_are_not_filtered(store, settings):
             assert ("All STI-policy reports, not only those your filters match (a story"
                     in part) is says
             assert "All STI-policy reports" in part
+
+
+@pytest.mark.browser
+def test_with_images_blocked_the_charts_alt_text_reads_as_small_print(store, settings, tmp_path,
+                                                                      chromium_page):
+    # Outlook blocks images from new senders: the reader sees the chart's alt text in its place.
+    # Unstyled, it came in the browser's default serif at 16 px, the largest text of the
+    # trends; styled on the <img>, it reads like the line above it.
+    from digest.send import write_preview
+
+    html_path, png_path, _ = write_preview(store, settings, WEEK, tmp_path / "d.html",
+                                           store.get_subscriber("aiko@example.org"))
+    png_path.unlink()  # images blocked
+    page = chromium_page
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.goto(html_path.as_uri())
+    style = page.evaluate("(() => { const s = getComputedStyle(document.querySelector('img'));"
+                          " return [s.fontSize, s.fontFamily, s.color]; })()")
+    assert style == ["12px", "Arial, Helvetica, sans-serif", "rgb(82, 96, 109)"]
