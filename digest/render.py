@@ -52,6 +52,12 @@ def subject(digest: Digest) -> str:
     return f"STI policy digest {digest.week.label} ({digest.week.span()}): {count} {noun}"
 
 
+def preheader(digest: Digest) -> str:
+    """The text a mail app shows under the subject in the inbox: the reader's top three
+    headlines ('' when there are none; the subject already gives the week and the count)."""
+    return " · ".join(e.story.title for e in digest.headlines.entries[:3])
+
+
 def _date(story: Story, tz: Any) -> str:
     return story.published.astimezone(tz).strftime("%a %-d %b")
 
@@ -85,16 +91,19 @@ REPORTS = ("All STI-policy reports (a story several sources reported counts once
            "a syndicated copy does not count)")
 
 
-def trend_intro(report: Any) -> str:
+def trend_intro(report: Any, filtered: bool = False) -> str:
     """The sentence over the trend tables: all reports this week against the weeks before (so
     a reader sees how much of each row's rise is the week's volume), and what each row is
     compared with, honestly when the store is younger than the 4 comparison weeks. Trends count
     reports, not the digest's stories: an event three sources reported counts three times, as
-    coverage does, while the stories above show it once; the sentence says so."""
+    coverage does, while the stories above show it once; the sentence says so. A ``filtered``
+    reader is told the trends are everyone's, not those of their filters' stories."""
+    reports = REPORTS.replace("reports (", "reports, not only those your filters match (", 1) \
+        if filtered else REPORTS
     history = report.history
     this = report.totals[-1] if report.totals else 0
     if not history:
-        return (f"{REPORTS}: {this} this week. The store holds nothing earlier (its first "
+        return (f"{reports}: {this} this week. The store holds nothing earlier (its first "
                 "report is from this week), so there is no average to compare with yet.")
     average = _num(report.previous_mean)
     minimum = _num(PCT_MIN_MEAN)
@@ -109,7 +118,7 @@ def trend_intro(report: Any) -> str:
     if history < 4:
         total += (f" (the store begins in {report.first_week}: weeks before it are not "
                   "counted as quiet)")
-    return (f"{REPORTS}: {total}. Each row below: {rows}; a change in per cent "
+    return (f"{reports}: {total}. Each row below: {rows}; a change in per cent "
             f"only where {base}.")
 
 
@@ -203,7 +212,8 @@ def environment() -> jinja2.Environment:
     env.filters.update(wrap=_wrap, safe_url=safe_url, num=_num, change=_change)
     env.globals.update(label_name=label_name, chart_alt=chart_alt, more_commands=more_commands,
                        trend_intro=trend_intro, avg_title=avg_title, partial_note=partial_note,
-                       one_source_note=one_source_note, no_rising_terms=no_rising_terms)
+                       one_source_note=one_source_note, no_rising_terms=no_rising_terms,
+                       preheader=preheader)
     return env
 
 

@@ -65,11 +65,15 @@ class Collector(HTMLParser):
         super().__init__()
         self.tags, self.attrs, self.links, self.images, self.text = [], [], [], [], []
         self.alts, self.rows = [], []  # rows: the cells' text of each table row
+        # Inside a display:none <div> (the inbox preheader): text no reader sees on the page.
+        self.hidden = 0
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
         self.attrs += [name for name, _ in attrs]
         attrs = dict(attrs)
+        if tag == "div" and (self.hidden or "display:none" in (attrs.get("style") or "")):
+            self.hidden += 1
         if tag == "a":
             self.links.append(attrs.get("href"))
         if tag == "img":
@@ -80,7 +84,13 @@ class Collector(HTMLParser):
         if tag in ("td", "th") and self.rows:
             self.rows[-1].append("")
 
+    def handle_endtag(self, tag):
+        if tag == "div" and self.hidden:
+            self.hidden -= 1
+
     def handle_data(self, data):
+        if self.hidden:
+            return
         self.text.append(data)
         if self.rows and self.rows[-1]:
             self.rows[-1][-1] = " ".join(f"{self.rows[-1][-1]} {data}".split())
@@ -957,3 +967,35 @@ def test_a_filtered_readers_text_part_keeps_a_blank_line_between_stories(store, 
     plain = unfiltered.get_body(("plain",)).get_content().replace("\r\n", "\n")
     assert "\n\n== Trends ==\n" in plain and "\n\n\n* " not in plain and "\n\n\n==" not in plain
     assert "\n\n\n* " not in text and "\n\n\n==" not in text
+
+
+def test_a_filtered_reader_is_told_the_trends_are_not_filtered(store, settings):
+    # The trend tables count every report of the week; a reader who filters on research
+    # security read "Governance 5" under their own digest as five of their stories.
+    store.save_subscribers([{"email": "desk@example.org", "areas": ["research_security"]}])
+    for reader, says in (("desk@example.org", True), ("aiko@example.org", False)):
+        _, msg = build_message(store, settings, reader)
+        text, html = (part.get_content() for part in msg.get_payload()[0].get_payload())
+        for part in (" ".join(text.split()), parse_html(html).text):
+            assert ("All STI-policy reports, not only those your filters match (a story"
+                    in part) is says
+            assert "All STI-policy reports" in part
+
+
+@pytest.mark.browser
+def test_with_images_blocked_the_charts_alt_text_reads_as_small_print(store, settings, tmp_path,
+                                                                      chromium_page):
+    # Outlook blocks images from new senders: the reader sees the chart's alt text in its place.
+    # Unstyled, it came in the browser's default serif at 16 px, the largest text of the
+    # trends; styled on the <img>, it reads like the line above it.
+    from digest.send import write_preview
+
+    html_path, png_path, _ = write_preview(store, settings, WEEK, tmp_path / "d.html",
+                                           store.get_subscriber("aiko@example.org"))
+    png_path.unlink()  # images blocked
+    page = chromium_page
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.goto(html_path.as_uri())
+    style = page.evaluate("(() => { const s = getComputedStyle(document.querySelector('img'));"
+                          " return [s.fontSize, s.fontFamily, s.color]; })()")
+    assert style == ["12px", "Arial, Helvetica, sans-serif", "rgb(82, 96, 109)"]
