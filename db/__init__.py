@@ -20,11 +20,12 @@ from .errors import (
 )
 from .lock import FileLock, LockHeld, LockUnusable
 from .schema import LATEST_VERSION
-from .search import BadQuery, time_bound
+from .search import SORTS, BadQuery, time_bound
 from .store import Store, open_store, refuse_newer
 from .subscribers import FILTER_FACETS, FILTERS
 
 __all__ = [
+    "SORTS",
     "time_bound",
     "FileLock",
     "LockHeld",

@@ -11,6 +11,10 @@ among the ``RANK_WINDOW`` most recently stored matches (found cheaply by walking
 rowid order); a query matching fewer items is ranked exactly, and when the window does not fill
 the page (selective filters) the search is repeated over every match. ``exact=True`` always
 ranks every match.
+
+``sort="newest"`` orders the same stories by date: the window's matches are sorted on their
+date alone (no bm25), the older-stored matches published after the last story read are merged
+in from the ``published_at`` index, and bm25 is computed for the stories shown only.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ TITLE_WEIGHT, SUMMARY_WEIGHT, BODY_WEIGHT = 10.0, 4.0, 1.0
 RANKING = f"bm25({TITLE_WEIGHT}, {SUMMARY_WEIGHT}, {BODY_WEIGHT})"
 HIGHLIGHT = ("**", "**")
 RANK_WINDOW = 5_000
+SORTS = ("relevance", "newest")  # search's orders: best bm25 first, or latest published first
 TAG_FACETS = ("area", "domain", "country", "region")
 LIST_KEYS = {"area": "areas", "domain": "domains", "country": "countries", "region": "regions"}
 
@@ -614,8 +619,10 @@ class SearchMixin:
         limit: int = 20,
         exact: bool = False,
         tz: tzinfo = timezone.utc,
+        sort: str = "relevance",
     ) -> list[dict[str, Any]]:
-        """Stories matching ``query`` (FTS5 syntax), best bm25 first, each shown once.
+        """Stories matching ``query`` (FTS5 syntax), best bm25 first, each shown once
+        (``sort="newest"``: latest published first).
 
         Every item, original or near-duplicate, is matched and filtered on its own. A story
         (an original and its near-duplicates) is shown once: as its original when the
@@ -632,6 +639,12 @@ class SearchMixin:
         Unless ``exact``, a query matching more than RANK_WINDOW items is ranked among the most
         recent of them.
 
+        ``sort="newest"`` shows each story as exact ranking does (the same item, score, snippet
+        and copies) ordered by the shown item's ``published_at``, then id, both descending
+        (items without a date last), among every match whatever ``exact``: the window is the
+        most recently *stored* matches, which are not always the latest published (a source
+        crawled for the first time brings old items in last), so what it misses is merged in.
+
         Items containing CJK letters are searched in items_fts_cjk, the others in items_fts
         (where a CJK word matches nothing: `quantum OR 量子` finds English items by `quantum`);
         the two lists are merged by score. A store without CJK items uses items_fts alone.
@@ -639,18 +652,23 @@ class SearchMixin:
         _require_words(query)
         if limit < 1:
             raise BadQuery(f"limit must be at least 1, not {limit}")
+        if sort not in SORTS:
+            raise BadQuery(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
         terms, tables, params = self._plan(query, areas, domains, countries, regions, sources,
                                            since, until, policy_only, tz)
         params["ranking"] = RANKING
         with _query_errors(query):
-            best: dict[int, dict[str, Any]] = {}  # the best-ranked matching item per story
-            for table, match, conditions in tables:
-                for row in self._ranked(table, match, conditions, params, limit, exact):
-                    kept = best.get(_story(row))
-                    if kept is None or row["score"] > kept["score"]:
-                        best[_story(row)] = row
-            rows = sorted(best.values(), key=lambda row: -row["score"])[:limit]
-            self._show_originals(rows, tables, params)
+            if sort == "newest":
+                rows = self._newest(tables, params, limit, exact)
+            else:
+                best: dict[int, dict[str, Any]] = {}  # the best-ranked matching item per story
+                for table, match, conditions in tables:
+                    for row in self._ranked(table, match, conditions, params, limit, exact):
+                        kept = best.get(_story(row))
+                        if kept is None or row["score"] > kept["score"]:
+                            best[_story(row)] = row
+                rows = sorted(best.values(), key=lambda row: -row["score"])[:limit]
+                self._show_originals(rows, tables, params)
             # items_fts_cjk's text is character pairs: its rows get a snippet of their text
             _cjk_snippets(self.conn, [row for row in rows if row["table"] == CJK_TABLE],
                           [t for t, positive in terms if positive])
@@ -794,6 +812,133 @@ class SearchMixin:
         if floor is None or len(rows) < limit:
             rows = self._stories(sql, params, limit)
         return rows
+
+    def _newest(self, tables: list[Table], params: dict[str, Any], limit: int, exact: bool
+                ) -> list[dict[str, Any]]:
+        """The ``limit`` latest-published stories matching in ``tables``, each as ``search``
+        shows it (its original if that matches, else its best-ranked matching copy) with
+        ``search``'s score (its best match's) and snippet.
+
+        Matches are sorted by date on their id, date and original alone: bm25 and snippets
+        (the costly part) are computed only for the stories shown. Unless ``exact``, only the
+        RANK_WINDOW most recently stored matches are sorted first; stored order is not
+        publication order, so the older matches published after the last story read (found
+        through the ``published_at`` index, usually none) are merged in, and a window short of
+        ``limit`` stories sorts every match: the order is exact either way."""
+        floors = [None if exact else self._rank_floor(match, table)
+                  for table, match, _ in tables]
+        found = dict(params)
+        for n, ((_, match, _), floor) in enumerate(zip(tables, floors)):
+            found[f"q{n}"], found[f"floor{n}"] = match, floor
+        head = "SELECT i.id AS id, i.published_at AS published_at, i.duplicate_of AS duplicate_of"
+
+        def matches(windowed: bool) -> list[str]:
+            return [f"{head} " + _matching(table, [*conditions, *(
+                [f"{table}.rowid >= :floor{n}"] if windowed and floor is not None else [])],
+                f":q{n}") for n, ((table, _, conditions), floor) in enumerate(zip(tables, floors))]
+
+        chosen: dict[int, int] = {}  # story -> the id of the item that stands for it
+        shown, last = self._fold_by_date(matches(True), found, chosen, tables, params, limit)
+        windowed = any(floor is not None for floor in floors)  # else every match was sorted
+        if windowed and len(shown) < limit:  # the window was not enough: sort every match
+            shown, _ = self._fold_by_date(matches(False), found, chosen, tables, params, limit)
+        elif windowed:
+            # Older matches published after the last row read come before it: found from the
+            # newest end of the published_at index, each looked up in the FTS5 index (`+i.id`:
+            # not by rowid, which would read every item below the window).
+            found["after"] = last["published_at"]  # type: ignore[index]
+            later = [f"{head} FROM items i WHERE " + " AND ".join([
+                f"+i.id < :floor{n}",
+                "i.published_at IS NOT NULL" if found["after"] is None
+                else "i.published_at > :after",
+                *conditions,
+                f"EXISTS (SELECT 1 FROM {table} WHERE {table} MATCH :q{n} "
+                f"AND {table}.rowid = i.id)"])
+                for n, ((table, _, conditions), floor) in enumerate(zip(tables, floors))
+                if floor is not None]
+            if self.conn.execute(f"SELECT EXISTS ({' UNION ALL '.join(later)})",
+                                 found).fetchone()[0]:
+                shown, _ = self._fold_by_date(matches(True) + later, found, chosen, tables,
+                                              params, limit)
+        if not shown:
+            return []
+        wanted = set(shown)
+        stories = [story for story, item in chosen.items() if item in wanted]
+        scored = self._matching_items(stories, tables, params, ranked=True)
+        best: dict[int, float] = {}
+        for row in scored.values():
+            story = _story(row)
+            best[story] = max(best.get(story, row["score"]), row["score"])
+        rows = [scored[item] for item in shown]
+        for row in rows:
+            row["score"] = best[_story(row)]
+        return rows
+
+    def _fold_by_date(self, parts: list[str], found: dict[str, Any], chosen: dict[int, int],
+                      tables: list[Table], params: dict[str, Any], limit: int
+                      ) -> tuple[list[int], dict[str, Any] | None]:
+        """(the ids shown for the first ``limit`` stories among the rows of the SELECTs
+        ``parts``, latest published first; the last row read). ``chosen`` caches which item
+        stands for each story (it does not depend on the rows read)."""
+        shown: list[int] = []
+        last = None
+        cursor = self.conn.execute(
+            " UNION ALL ".join(parts) + " ORDER BY published_at DESC, id DESC", found)
+        try:
+            for row in _named(cursor):
+                last = row
+                story = _story(row)
+                if story not in chosen:
+                    chosen[story] = self._standing_for(story, row, tables, params)
+                # Only the item standing for its story is shown, where its own date puts it:
+                # a copy read first waits for its original (or better copy) further down.
+                if chosen[story] == row["id"]:
+                    shown.append(row["id"])
+                    if len(shown) == limit:
+                        break
+        finally:
+            cursor.close()
+        return shown, last
+
+    def _standing_for(self, story: int, row: dict[str, Any], tables: list[Table],
+                      params: dict[str, Any]) -> int:
+        """The id of the item shown for ``story``, of which ``row`` matches: the original if
+        it matches, else the best-ranked matching copy (as ``search`` ranks them)."""
+        if row["id"] == story:
+            return story
+        matching = self._matching_items([story], tables, params, ranked=False)
+        if story in matching:
+            return story
+        if len(matching) == 1:
+            return row["id"]
+        scored = self._matching_items([story], tables, params, ranked=True)
+        return max(scored.values(), key=lambda item: (item["score"], -item["id"]))["id"]
+
+    def _matching_items(self, stories: list[int], tables: list[Table],
+                        params: dict[str, Any], *, ranked: bool) -> dict[int, dict[str, Any]]:
+        """The items of ``stories`` (originals and copies) that match in ``tables``, by id,
+        with their snippet and, if ``ranked``, their bm25 score."""
+        marks = ", ".join("?" for _ in stories)
+        members = [item for (item,) in self.conn.execute(
+            f"SELECT id FROM items WHERE id IN ({marks}) UNION "
+            f"SELECT id FROM items WHERE duplicate_of IN ({marks})", [*stories, *stories])]
+        found: dict[int, dict[str, Any]] = {}
+        for table, match, conditions in tables:
+            lookup = {**params, "q": match, "low": min(members), "high": max(members)}
+            ids = _bind(lookup, "member", members)
+            # bm25 counts the items holding each term at every lookup by rowid (milliseconds
+            # for common words, 10 ms for a phrase of two), once for a range of rowids: the
+            # members' range is read instead when it holds few other matches (as when the
+            # latest published are the latest stored). `+i.id`: not looked up one by one.
+            spread = ranked and self.conn.execute(
+                f"SELECT count(*) FROM {table} WHERE {table} MATCH :q AND {table}.rowid "
+                "BETWEEN :low AND :high", lookup).fetchone()[0] <= RANK_WINDOW
+            where = ([f"{table}.rowid BETWEEN :low AND :high", f"+i.id IN ({ids})"] if spread
+                     else [f"{table}.rowid IN ({ids})"])
+            sql = self._select(table, [*conditions, *where], ranked=ranked)
+            for row in _named(self.conn.execute(sql, lookup)):
+                found[row["id"]] = row
+        return found
 
     def _stories(self, sql: str, params: dict[str, Any], limit: int) -> list[dict[str, Any]]:
         """The first row of each story in the rows of ``sql`` (best first), up to ``limit``

@@ -592,3 +592,95 @@ def test_since_and_until_take_a_number_of_days_or_weeks_back(stiwatch, ids):
     for bad in ("0d", "7 days", "-7d", "7m"):
         result = stiwatch("search", "quantum", "--since", bad)
         assert result.exit_code == 2 and "Invalid value for '--since'" in result.output, bad
+
+
+# --sort newest: the rows of the ranked search (each story once, as its original or its best
+# matching copy, with its score and snippet), latest published first.
+def test_sort_newest_orders_matches_by_date_with_scores_and_snippets(stiwatch, ids):
+    ranked = search_json(stiwatch, "research")
+    assert [r["id"] for r in ranked][:2] == [ids["us-security"], ids["eu-ai"]]  # by bm25
+    newest = search_json(stiwatch, "research", "--sort", "newest")
+    assert [r["id"] for r in newest] == [ids[k] for k in (
+        "jp-quantum", "us-security", "eu-open", "us-discovery", "jp-semis", "eu-ai")]
+    # the same rows, only reordered: scores, snippets and copies as the ranked search has them
+    by_id = {r["id"]: r for r in ranked}
+    assert all(r == by_id[r["id"]] for r in newest)
+    assert newest[2]["copies"] == 1 and "**research**" in newest[1]["snippet"].lower()
+    # --limit keeps the latest; --json and CSV in the same order
+    assert [r["id"] for r in search_json(stiwatch, "research", "--sort", "newest",
+                                         "--limit", "2")] == [ids["jp-quantum"],
+                                                              ids["us-security"]]
+    result = stiwatch("search", "research", "--sort", "newest", "--json")
+    assert [r["id"] for r in json.loads(result.output)] == [r["id"] for r in newest]
+    result = stiwatch("search", "research", "--sort", "newest", "--format", "csv")
+    assert [int(r["id"]) for r in csv.DictReader(io.StringIO(result.output))] == [
+        r["id"] for r in newest]
+    table = stiwatch("search", "research", "--sort", "newest", "--limit", "3").output
+    lines = table.splitlines()
+    assert lines[1].split()[0] == str(ids["jp-quantum"])
+    assert lines[-1] == "3 items (the first 3: raise --limit for more)."
+
+
+def test_sort_newest_with_filters(stiwatch, ids):
+    for args, expected in [
+        (["--policy"], ["jp-quantum", "us-security", "eu-open", "jp-semis", "eu-ai"]),
+        (["--country", "JP"], ["jp-quantum", "jp-semis"]),
+        (["--source", "nsf-news"], ["us-security", "eu-open-copy", "us-discovery"]),
+        (["--since", analysts_store.ago(15)[:10]], ["jp-quantum", "us-security", "eu-open",
+                                                   "us-discovery"]),
+        (["--policy", "--limit", "1", "--until", analysts_store.ago(15)[:10]], ["jp-semis"]),
+    ]:
+        rows = search_json(stiwatch, "research", "--sort", "newest", *args)
+        assert [r["id"] for r in rows] == [ids[k] for k in expected], args
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("quantum", [("original", 2)]),  # the newer copy-nsf matches, the original stands
+    ("budget", [("fusion", 0), ("original", 2)]),  # not placed at copy-nsf's later date
+    ("fusion OR windfall", [("copy-nsf", 2), ("fusion", 0)]),
+    ("parliament OR windfall OR fusion", [("fusion", 0), ("copy-ec", 2)]),  # the best copy
+    ("sharply", [("copy-nsf", 2)]),
+])
+def test_sort_newest_folds_near_duplicates_as_the_ranked_search(db_path, query, expected):
+    ids = analysts_store.build_stories(db_path)
+    keys = {item_id: key for key, item_id in ids.items()}
+    with db.open_store(db_path, readonly=True) as store:
+        newest = store.search(query, limit=50, sort="newest")
+        ranked = store.search(query, limit=50)
+        assert [(keys[r["id"]], r["copies"]) for r in newest] == expected
+        assert sorted(newest, key=lambda r: r["id"]) == sorted(ranked, key=lambda r: r["id"])
+        # stopped at the limit, the same first story
+        assert store.search(query, limit=1, sort="newest") == newest[:1]
+
+
+def test_sort_newest_is_by_date_not_by_the_order_items_were_stored(db_path, ids, monkeypatch):
+    import db.search
+
+    # jp-quantum was stored first and published last: the ranking window (the most recently
+    # stored matches) would miss it; sorting by date must not.
+    monkeypatch.setattr(db.search, "RANK_WINDOW", 1)
+    with db.open_store(db_path, readonly=True) as store:
+        assert [r["id"] for r in store.search("research", limit=1, sort="newest")] == [
+            ids["jp-quantum"]]
+        # whatever the window, the order is every match's (as with --exact)
+        for window in (1, 2, 3, 5_000):
+            monkeypatch.setattr(db.search, "RANK_WINDOW", window)
+            for query in ("research", "quantum OR open", "strategy OR science"):
+                for limit in (1, 2, 3, 50):
+                    assert store.search(query, limit=limit, sort="newest") == store.search(
+                        query, limit=limit, sort="newest", exact=True), (window, query, limit)
+        with pytest.raises(db.BadQuery, match="sort must be one of relevance, newest"):
+            store.search("research", sort="oldest")
+
+
+def test_sort_without_a_query(stiwatch, ids):
+    assert search_json(stiwatch, "--policy", "--sort", "newest") == search_json(
+        stiwatch, "--policy")
+    result = stiwatch("search", "--policy", "--sort", "relevance")
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        "Error: --sort relevance needs a QUERY to rank by: without one, stories are listed "
+        "newest first (drop --sort, or give a query)"]
+    result = stiwatch("search", "research", "--sort", "oldest")
+    assert result.exit_code == 2 and "'oldest' is not one of 'relevance', 'newest'" in \
+        result.output

@@ -408,3 +408,15 @@ def test_a_table_of_cjk_titles_keeps_its_columns_aligned_on_a_terminal(stiwatch,
         "量子技術イノベーション戦略を改定")
     long = table([{"title": "量" * 100}], ["title"], max_width=90).splitlines()[1]
     assert columns(long) <= 90
+
+
+def test_sort_newest_merges_cjk_and_other_items_by_date(stiwatch, ids):
+    result = stiwatch("search", "研究", "--sort", "newest", "--format", "json")
+    rows = json.loads(result.output)
+    assert [r["id"] for r in rows] == [ids[k] for k in (
+        "ja-quantum", "zh-strategy", "ja-separated", "ja-security")]
+    assert "**研究**" in rows[0]["snippet"]  # its own text, not the index's character pairs
+    rows = json.loads(stiwatch("search", "quantum OR 量子", "--sort", "newest", "--country",
+                               "CN", "--country", "US", "--json").output)
+    assert [r["id"] for r in rows] == [ids["zh-strategy"], ids["us-discovery"]]
+    assert all(r["score"] is not None for r in rows)

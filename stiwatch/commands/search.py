@@ -140,15 +140,20 @@ class SearchCommand(click.Command):
 @click.option("--exact", is_flag=True,
               help="Rank every match by bm25 (slower when a query matches over 5,000 items; "
               "by default those are ranked among the 5,000 most recently stored).")
+@click.option("--sort", type=click.Choice(db.SORTS), default=None,
+              help="Order of the stories: relevance (best match first, the default with a "
+              "QUERY) or newest (latest published first, then highest id, among every "
+              "match). Without a QUERY stories are always listed newest first: --sort "
+              "newest changes nothing there and --sort relevance is an error.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True, help="Output format.")
 @json_option
 @bom_option
 @pass_app
 def search_command(app: App, words: tuple[str, ...], areas, domains, countries, regions, sources,
-                   policy_only: bool, since, until, limit: int, exact: bool, fmt: str,
-                   as_json: bool, bom: bool | None) -> None:
-    """Full-text search of stored items, best match first.
+                   policy_only: bool, since, until, limit: int, exact: bool, sort: str | None,
+                   fmt: str, as_json: bool, bom: bool | None) -> None:
+    """Full-text search of stored items, best match first (--sort newest: latest first).
 
     QUERY (one argument or several, joined by spaces) uses SQLite FTS5 syntax: words
     (stemmed, so `fund` finds `funding`), "quoted phrases", AND, OR, NOT in capitals,
@@ -169,7 +174,9 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
     copy (`duplicate_of` in JSON and CSV names the original). `copies` says how many other
     URLs of the story are folded into the row. A query matching more than 5,000 items is ranked
     among the 5,000 most recently stored matches (fast on millions of items); --exact ranks
-    them all.
+    them all. --sort newest shows each story as above, with its score and snippet, latest
+    published first instead: by the date of the item shown, then id, among every match
+    (--exact changes nothing then; it is as fast).
     Without a QUERY, one filter or more lists the stories that meet the filters, newest
     first (by date, then id), each once as above (its original, else its newest copy that
     meets them), with the start of its summary as snippet and no score (--exact does
@@ -180,6 +187,7 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
     \b
     Examples:
       stiwatch search '"research security" AND china' --since 2026-10-01
+      stiwatch search '"research security"' --sort newest --since 30d
       stiwatch search 'quantum NOT computing' --country JP --format json
       stiwatch search 'semicond*' --area business_innovation --limit 5
       stiwatch search 量子技術 --country JP --since 2026-01-01
@@ -192,6 +200,10 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
         raise UserError(
             "search needs a query, or a filter (--area, --domain, --country, --region, "
             "--source, --policy, --since or --until) to list its stories newest first")
+    if sort == "relevance" and not query.strip():
+        raise UserError(
+            "--sort relevance needs a QUERY to rank by: without one, stories are listed "
+            "newest first (drop --sort, or give a query)")
     fmt = output_format(fmt, as_json)
     bom = wants_bom(bom, app.settings["csv_bom"], fmt)
     tz = zone(app.settings["timezone"])
@@ -218,7 +230,7 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
         tz=tz,
     )
     if query.strip():
-        rows = store.search(query, exact=exact, **filters)
+        rows = store.search(query, exact=exact, sort=sort or "relevance", **filters)
     else:
         rows = store.list_stories(**filters)
     more = len(rows) > limit
