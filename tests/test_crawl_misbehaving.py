@@ -361,7 +361,8 @@ def test_sources_list_shows_each_sources_note(stiwatch, http_server, tmp_path, d
 
     assert table[0].split()[-2:] == ["LAST_ERROR", "LAST_FLAG"]
     lines = {line.split()[0]: line for line in table[1:]}
-    assert lines["walled"].rstrip().endswith("could not read any of 3 article pages (HTTP 403 Fo")
+    # cut to the column's width, with "…" where it was cut
+    assert lines["walled"].rstrip().endswith("could not read any of 3 article pages (HTTP 403 F…")
     assert lines["missing"].rstrip().endswith("HTTP 404 Not Found")
     # Cut, a note hides its end: the table says where it is whole.
     assert table[-1] == ("(errors and notes cut at 50 characters: `stiwatch sources list --json` "
