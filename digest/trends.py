@@ -13,11 +13,16 @@ behind the digest's trends section and `stiwatch trends`.
   Each row also names how many sources this week's stories came from and the one that gave
   most (``top_source``): a rise that is one source's burst of releases (``one_source``) is
   marked as such in the digest.
-- Rising terms: words and two-word phrases of titles and summaries, counted once per story.
+- Rising terms: words and two- and three-word phrases of titles and summaries, counted once
+  per story.
   A term qualifies only when at least ``MIN_STORIES`` stories from at least ``MIN_SOURCES``
   distinct sources use it this week, so one article (or one source repeating itself) cannot make
   a trend. Score = ``(this + k) / (mean of previous 4 weeks + k)`` with the pseudo-count
   ``k = SMOOTHING``, which keeps a term going from 0 to 2 below one going from 5 to 20.
+  Words are 3+ letters or a two-letter acronym in capitals (AI, EU, G7), never a stop word
+  (``STOPWORDS`` and scikit-learn's English list, see `stopwords`). Each topic is shown once
+  (`distinct_topics`): "AI safety" and "safety" both rising show "AI safety" when it carries
+  most of the rise of "safety", else "safety" alone.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import lru_cache
 import re
 from typing import Any, Iterable
 
@@ -78,12 +84,39 @@ della delle degli dei per che nel nella nelle sono anche
 _WORD = re.compile(r"[^\W\d_][\w'’-]*[^\W_]|[^\W\d_]", re.UNICODE)
 
 
+# scikit-learn's English stop words (a dependency already) add the generic words no hand list
+# kept up with ("ten", "five", "several", "whole", "amongst"...). Its four that are subjects of
+# STI policy stay terms: a bill is legislation, an innovation system, interest rates, fire
+# safety. Imported when first needed: scikit-learn takes a second to import.
+_CONTENT_WORDS = frozenset({"bill", "system", "interest", "fire"})
+
+
+@lru_cache(maxsize=1)
+def stopwords() -> frozenset[str]:
+    """The words that are never a term, nor part of one: ``STOPWORDS`` and scikit-learn's
+    English stop words but ``_CONTENT_WORDS``."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+    return STOPWORDS | (ENGLISH_STOP_WORDS - _CONTENT_WORDS)
+
+
+def _term_word(word: str, stop: frozenset[str]) -> str | None:
+    """``word`` lower-cased when it can be (part of) a term, else None: 3+ letters, or a
+    two-letter acronym written in capitals (AI, EU, G7: "advanced AI" is a topic, "advanced"
+    alone is not), and not a stop word."""
+    lowered = word.lower().replace("’", "'")
+    if (len(word) >= 3 or (len(word) == 2 and word.isupper())) and lowered not in stop:
+        return lowered
+    return None
+
+
 def terms_of(text: str) -> set[str]:
-    """Lower-cased words (3+ letters, no stopwords) and adjacent two-word phrases of ``text``."""
-    words = [w.lower().replace("’", "'") for w in _WORD.findall(text)]
-    keep = [w if len(w) >= 3 and w not in STOPWORDS else None for w in words]
+    """Lower-cased words (see `_term_word`) and adjacent two-word phrases of ``text``."""
+    stop = stopwords()
+    keep = [_term_word(w, stop) for w in _WORD.findall(text)]
     terms = {w for w in keep if w}
     terms |= {f"{a} {b}" for a, b in zip(keep, keep[1:]) if a and b and a != b}
+    # Three-word phrases let "G7 science ministers" stand for both its pairs (distinct_topics).
+    terms |= {f"{a} {b} {c}" for a, b, c in zip(keep, keep[1:], keep[2:]) if a and b and c}
     return terms
 
 
@@ -96,6 +129,7 @@ def _note_forms(written: dict[str, Counter[str]], terms: set[str], title: str,
     them) where the case says something: an acronym (G7, OSIC) anywhere, another word unless
     it begins a sentence or is in a headline that capitalises its words ("Seoul Hosts AI
     Safety Talks")."""
+    stop = stopwords()
     for text, headline in ((title, True), (summary, False)):
         matches = list(_WORD.finditer(text))
         words = [m.group().replace("’", "'") for m in matches]
@@ -105,15 +139,16 @@ def _note_forms(written: dict[str, Counter[str]], terms: set[str], title: str,
         telling = [sum(c.isupper() or c.isdigit() for c in w) > 1  # an acronym, anywhere
                    or not (title_case or m.start() in starts)
                    for m, w in zip(matches, words)]
-        keep = [w if len(w) >= 3 and w.lower() not in STOPWORDS else None for w in words]
+        keep = [w if _term_word(w, stop) else None for w in words]
         for n, word in enumerate(keep):
             if not (word and telling[n]):
                 continue
-            if word.lower() in terms:
-                written[word.lower()][word] += 1
-            after = keep[n + 1] if n + 1 < len(keep) else None
-            if after and telling[n + 1] and f"{word} {after}".lower() in terms:
-                written[f"{word} {after}".lower()][f"{word} {after}"] += 1
+            for end in range(n + 1, min(n + 3, len(keep)) + 1):  # the word, 2 and 3 words
+                if not (keep[end - 1] and telling[end - 1]):
+                    break
+                phrase = " ".join(keep[n:end])
+                if phrase.lower() in terms:
+                    written[phrase.lower()][phrase] += 1
 
 
 def written_forms(reports: Iterable[tuple[str, str]], terms: Iterable[str]) -> dict[str, str]:
@@ -344,15 +379,39 @@ def rising_terms(
         score = (count + SMOOTHING) / (mean + SMOOTHING)
         candidates.append(RisingTerm(term, count, len(sources[term]), round(mean, 2),
                                      round(score, 2)))
+    candidates = distinct_topics(candidates)
     candidates.sort(key=lambda t: (-t.score, -t.this_week, -len(t.term.split()), t.term))
-    chosen: list[RisingTerm] = []
-    for term in candidates:
-        # A word adds nothing next to a phrase holding it that is just as frequent.
-        if " " not in term.term and any(
-            term.term in c.term.split() and c.this_week >= term.this_week for c in chosen
-        ):
-            continue
-        chosen.append(term)
-        if len(chosen) >= limit:
-            break
-    return chosen
+    return candidates[:limit]
+
+
+def _rise(term: RisingTerm) -> float:
+    return term.this_week - term.previous_mean
+
+
+def _runs(words: list[str]) -> list[str]:
+    """The shorter terms inside a term of ``words``: its runs of fewer words."""
+    n = len(words)
+    return [" ".join(words[i:j]) for i in range(n) for j in range(i + 1, n + 1) if j - i < n]
+
+
+def distinct_topics(candidates: list[RisingTerm]) -> list[RisingTerm]:
+    """One term per topic among rising ``candidates``. Where a term ("safety") and a longer one
+    holding it ("safety institutes") both rise, the longer one is shown when it carries most
+    of the shorter one's rise (over half of its this-week-minus-mean), and the shorter one is
+    then left out; else the shorter one is shown and the longer one, a minority case of it,
+    left out. Longer terms are decided first: of several shown ones carrying most of a term,
+    that term is left out for them all."""
+    by_term = {t.term: t for t in candidates}
+    shown: list[RisingTerm] = []
+    holders: dict[str, list[RisingTerm]] = defaultdict(list)  # term -> shown terms holding it
+    for term in sorted(candidates, key=lambda t: -len(t.term.split())):
+        runs = _runs(term.term.split())
+        parts = [by_term[run] for run in runs if run in by_term]
+        if all(2 * _rise(term) > _rise(part) for part in parts) and not any(
+                2 * _rise(holder) > _rise(term) for holder in holders[term.term]):
+            shown.append(term)
+            for run in runs:
+                holders[run].append(term)
+    kept = {t.term for t in shown}
+    return [t for t in candidates if t.term in kept]
+

@@ -435,9 +435,13 @@ def test_trends_of_a_young_store_do_not_count_unwatched_weeks_as_quiet(db_path, 
     s = build(db_path, [
         story("https://x.example/w46", "2026-11-10T01:00:00Z", source="us-nsf",
               title="Research security review", areas=["research_security"]),
+        # each on its own matter: "research security" is what rose, not one longer phrase
+        # standing for it (a phrase carrying most of a term's rise is shown instead of it)
         *[story(f"https://x.example/w47-{i}", "2026-11-18T01:00:00Z", source=source,
-                title="Research security rules", areas=["research_security"])
-          for i, source in enumerate(["jp-mext", "us-nsf", "de-bmbf", "uk-ukri"])],
+                title=f"Research security {matter}", areas=["research_security"])
+          for i, (source, matter) in enumerate([("jp-mext", "rules"), ("us-nsf", "audits"),
+                                                ("de-bmbf", "guidance"),
+                                                ("uk-ukri", "training")])],
     ])
     s.save_subscribers([{"email": "aiko@example.org"}])
     _, msg = build_message(s, settings)
