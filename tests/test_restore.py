@@ -763,61 +763,45 @@ def test_a_change_of_the_subscribers_between_moving_aside_and_renaming_in_waits_
                       else {"a@example.org": 1, "new@example.org": 1})
 
 
+def killed_mid_rename(db_path: Path, backup: Path) -> tuple[Path, Path, list]:
+    """What a restore killed between moving the database aside and renaming its copy in
+    leaves: its copy of ``backup`` beside the database's path, the database in its damaged
+    folder. (the copy, the folder, the listing of the database's folder then)."""
+    staged = db_path.parent / f".{db_path.name}.restore.k1ll3d.tmp"
+    shutil.copyfile(backup, staged)
+    folder = db_path.parent / "damaged-20261128T050000Z"
+    restoring.move_aside(db_path, folder)
+    return staged, folder, folder_listing(db_path.parent)
+
+
 @pytest.mark.parametrize("change", [
     ["subscribers", "add", "new@example.org"],
     ["subscribers", "import", "readers.csv"],
     ["subscribers", "remove", "a@example.org"],
-], ids=["add", "import", "remove"])
-def test_subscribers_are_not_changed_where_a_restore_killed_mid_rename_left_no_database(
+    ["init"], ["crawl"], ["run"], ["status"],
+], ids=["add", "import", "remove", "init", "crawl", "run", "status"])
+def test_no_command_makes_or_misses_a_store_where_a_restore_killed_mid_rename_left_none(
         stiwatch, db_path, tmp_path, monkeypatch, change):
     """Killed outright (SIGKILL, power lost) in that moment, a restore leaves no database, its
     copy beside it and the database in its damaged folder: a new empty store made there, with
-    one reader in it, would be the store every run then used. Refused, naming where the
-    database went."""
+    one reader in it, would be the store every run then used (the timer's `run` after a
+    reboot made one, and the database stayed in its damaged folder unnoticed); the commands
+    that only read said "no such database". Refused, naming where the database went."""
     monkeypatch.chdir(tmp_path)
     analysts_store.build(db_path)
     assert stiwatch("subscribers", "add", "a@example.org").exit_code == 0
     backup = take_backup(stiwatch, tmp_path)
     (tmp_path / "readers.csv").write_text("email\nnew@example.org\n")
-    staged = tmp_path / ".stiwatch.db.restore.k1ll3d.tmp"
-    shutil.copyfile(backup, staged)
-    folder = tmp_path / "damaged-20261128T050000Z"
-    restoring.move_aside(db_path, folder)
-    listing = folder_listing(tmp_path)
+    staged, folder, listing = killed_mid_rename(db_path, backup)
 
     result = stiwatch(*change)
     assert result.exit_code == 2
+    assert not db_path.exists()
     assert result.output.splitlines() == [
         f"Error: {db_path}: no database, and a restore's copy beside it ({staged.name}): a "
         "`stiwatch restore` was stopped between moving the database aside and renaming its "
         f"copy in; its files are in {folder}; nothing was changed: move them back and run "
         "the restore again"]
-    assert unlocked(folder_listing(tmp_path)) == unlocked(listing)
-
-
-@pytest.mark.parametrize("command", [["init"], ["crawl"], ["run"], ["status"]],
-                         ids=["init", "crawl", "run", "status"])
-def test_no_command_makes_or_misses_a_store_where_a_restore_killed_mid_rename_left_none(
-        stiwatch, db_path, tmp_path, monkeypatch, command):
-    """The same for the commands that set a store up (the timer's `run` after a reboot made
-    a new empty store there, and the database stayed in its damaged folder unnoticed) and for
-    those that read one (they said only "no such database")."""
-    monkeypatch.chdir(tmp_path)
-    analysts_store.build(db_path)
-    backup = take_backup(stiwatch, tmp_path)
-    staged = tmp_path / ".stiwatch.db.restore.k1ll3d.tmp"
-    shutil.copyfile(backup, staged)
-    folder = tmp_path / "damaged-20261128T050000Z"
-    restoring.move_aside(db_path, folder)
-    listing = folder_listing(tmp_path)
-
-    result = stiwatch(*command)
-    assert result.exit_code != 0
-    assert (f"Error: {db_path}: no database, and a restore's copy beside it ({staged.name}): "
-            "a `stiwatch restore` was stopped between moving the database aside and renaming "
-            f"its copy in; its files are in {folder}; nothing was changed: move them back and "
-            "run the restore again") in result.output.splitlines()
-    assert not db_path.exists()
     assert unlocked(folder_listing(tmp_path)) == unlocked(listing)
 
 
@@ -923,11 +907,7 @@ def test_a_restore_over_what_a_restore_killed_mid_rename_left_is_refused(
     where it is; --no-carry-over restores the backup alone, as asked."""
     analysts_store.build(db_path)
     backup = take_backup(stiwatch, tmp_path)
-    staged = tmp_path / ".stiwatch.db.restore.k1ll3d.tmp"
-    shutil.copyfile(backup, staged)
-    folder = tmp_path / "damaged-20261128T050000Z"
-    restoring.move_aside(db_path, folder)
-    listing = folder_listing(tmp_path)
+    staged, folder, listing = killed_mid_rename(db_path, backup)
 
     result = stiwatch("restore", str(backup))
     assert result.exit_code == 2
