@@ -39,6 +39,8 @@ those a crawl stores meanwhile would push rows already shown into the next page.
 
 The views compute each tag column with a subquery per item, so Datasette's facets of those
 columns timed out on a large store; the "tag" facet type counts them from the tags table.
+A `_facet_tag=` naming no tag column of the page (items_tagged's comma-joined countries) is a
+400 page naming the views' tag columns, where it showed nothing.
 """
 
 from __future__ import annotations
@@ -49,13 +51,14 @@ import re
 import sqlite3
 from contextvars import ContextVar
 from typing import Any, Callable
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from datasette import hookimpl
 from datasette.database import QueryInterrupted
 from datasette.facets import Facet
 from datasette.filters import FilterArguments
 from datasette.utils import escape_sqlite, path_with_added_args, path_with_removed_args
+from datasette.views.base import DatasetteError
 from markupsafe import Markup, escape
 
 from db.search import CJK_TABLE, BadQuery, box_query, cjk_query, plain_query
@@ -195,6 +198,20 @@ def tag_facet_sql(rows_sql: str, view: str, facets: list[str]) -> str:
             f"+item_id in (select id from ({rows_sql})) group by facet, value")
 
 
+class NoTagColumn(DatasetteError):
+    """A ``?_facet_tag=`` naming no tag column of the page's table or view: a 400 page (JSON:
+    its error), as Datasette answers ``?_facet=`` naming no column."""
+
+    def __init__(self, column: Any, table: str | None, hint: str | None) -> None:
+        where = "; ".join(f"{', '.join(columns)} on {view}"
+                          for view, columns in TAG_COLUMNS.items())
+        message = (f"_facet_tag={column or ''}: {table or 'this page'} has no tag facet "
+                   f"{column or ''} (tag facets: {where})")
+        if hint:
+            message += f"; it works at {hint}"
+        super().__init__(message, title="Invalid facet", status=400)
+
+
 class TagFacet(Facet):
     """A facet of a view's tag column (``{"tag": "areas"}`` in the metadata, or
     ``?_facet_tag=areas``) counted from the tags table.
@@ -215,11 +232,16 @@ class TagFacet(Facet):
 
     async def facet_results(self) -> tuple[list[dict[str, Any]], list[str]]:
         columns = TAG_COLUMNS.get(self.table or "", {})
-        # Not a tag column of this view: nothing to count from tags.
-        configs = [(source_and_config["source"], column, columns[column])
-                   for source_and_config in self.get_configs()
-                   if (column := source_and_config["config"].get("column")
-                       or source_and_config["config"]["simple"]) in columns]
+        configs = []
+        for source_and_config in self.get_configs():
+            config = source_and_config["config"]
+            column = config.get("column") or config.get("simple")
+            if isinstance(column, str) and column in columns:  # JSON config: any type
+                configs.append((source_and_config["source"], column, columns[column]))
+            elif source_and_config["source"] == "request":
+                # Counted nowhere, it was no facet and no error: the analyst saw nothing.
+                # items_tagged's areas etc. are comma-joined: no filter link picks one label.
+                raise NoTagColumn(column, self.table, self._elsewhere(column))
         if not configs:
             return [], []
         counts: dict[str, list[tuple[str, int]]] = {}
@@ -273,6 +295,14 @@ class TagFacet(Facet):
                 "truncated": len(ranked) > facet_size,
             })
         return results, timed_out
+
+    def _elsewhere(self, column: Any) -> str | None:
+        """The URL of the view where ``column`` is a tag column, if one is."""
+        for view, columns in TAG_COLUMNS.items():
+            if isinstance(column, str) and column in columns and view != self.table:
+                return self.ds.absolute_url(self.request, self.ds.urls.table(
+                    self.database, view) + "?" + urlencode({"_facet_tag": column}))
+        return None
 
     def _fixed_policy(self) -> list[tuple[str, int]] | None:
         """The policy facet's (value, count) of a page whose filters hold policy to one value

@@ -1028,3 +1028,45 @@ def test_a_page_filtered_by_policy_shows_its_policy_facet_when_facets_run_slow(d
     assert found and "language" in found[1] and "policy" not in found[1], found
     policy_items = answers[0]["filtered_table_rows_count"]
     assert re.search(rf'id="facet-policy".*?<li>1 &middot; {policy_items:,} ', page, re.DOTALL)
+
+
+def test_a_tag_facet_of_no_tag_column_says_where_it_works(db_path):
+    """`items_tagged?_facet_tag=countries` showed no facet and no error: items_tagged's
+    countries are comma-joined, so no tag facet counts them there, and an analyst who tried
+    it saw nothing. Like Datasette's `_facet=` of no column, it is a 400 page (JSON: its
+    error) naming the views' tag columns and the URL where the facet works."""
+    from datasette.plugins import pm
+
+    from stiwatch import datasette_plugin
+    from stiwatch.commands.serve import datasette_of
+
+    analysts_store.build(db_path)
+    ds = datasette_of(db_path)
+
+    async def pages():
+        await ds.invoke_startup()
+        return [(await ds.client.get(path)) for path in (
+            "/stiwatch/items_tagged.json?_size=0&_facet_tag=countries",
+            "/stiwatch/items_tagged?_facet_tag=countries&language=en",
+            "/stiwatch/items_tagged_json.json?_size=0&_facet_tag=title",
+            "/stiwatch/items.json?_size=0&_facet_tag=policy",
+            "/stiwatch/items_tagged.json?_size=0&_facet_tag=policy")]
+
+    try:
+        countries, page, title, items, policy = asyncio.run(pages())
+    finally:
+        pm.unregister(datasette_plugin)
+    assert countries.status_code == 400
+    error = countries.json()["error"]
+    assert "_facet_tag=countries: items_tagged has no tag facet countries" in error
+    assert ("(tag facets: policy on items_tagged; policy, areas, domains, countries, regions "
+            "on items_tagged_json)") in error
+    assert error.endswith("/stiwatch/items_tagged_json?_facet_tag=countries")
+    assert page.status_code == 400
+    assert "items_tagged_json?_facet_tag=countries" in html.unescape(page.text)
+    for answer, where in ((title, None), (items, "/stiwatch/items_tagged?_facet_tag=policy")):
+        assert answer.status_code == 400
+        error = answer.json()["error"]
+        assert "has no tag facet" in error
+        assert (error.endswith(where) if where else "it works at" not in error), error
+    assert policy.status_code == 200 and "policy" in policy.json()["facet_results"]
