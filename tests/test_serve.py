@@ -1030,6 +1030,9 @@ def test_a_page_filtered_by_policy_shows_its_policy_facet_when_facets_run_slow(d
     assert re.search(rf'id="facet-policy".*?<li>1 &middot; {policy_items:,} ', page, re.DOTALL)
 
 
+# Datasette leaves its other facets' coroutines unawaited when one facet raises, as it does
+# for its own bad ?_facet=: expected here, not a leak of ours.
+@pytest.mark.filterwarnings("ignore:coroutine '.*' was never awaited:RuntimeWarning")
 def test_a_tag_facet_of_no_tag_column_says_where_it_works(db_path):
     """`items_tagged?_facet_tag=countries` showed no facet and no error: items_tagged's
     countries are comma-joined, so no tag facet counts them there, and an analyst who tried
