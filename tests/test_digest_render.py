@@ -11,6 +11,7 @@ from email import policy
 from html.parser import HTMLParser
 import json
 import math
+import re
 
 import pytest
 
@@ -246,6 +247,9 @@ def test_crawled_text_is_escaped_and_only_http_links_survive(store, settings):
     assert "Bold claims & more. Second sentence." in page.text  # markup dropped, 2 sentences
     assert "Third." not in page.text
     assert "Hello Aiko <Sato>," in page.text
+    # the greeting stands apart from the count line under it, as a paragraph of its own
+    assert re.search(r'<p style="margin:0 0 10px 0;">Hello Aiko &lt;Sato&gt;,</p>\s*\d+ STI-policy',
+                     html)
 
 
 def test_plain_text_part_has_the_same_items(store, settings):
