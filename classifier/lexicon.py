@@ -22,7 +22,7 @@ long article in one pass; overlapping matches keep the longest, which is how neg
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from importlib import resources
 from itertools import islice
 from pathlib import Path
@@ -567,12 +567,14 @@ def weighted_hits(matcher: "Matcher", title: str, text: str, settings: dict[str,
     return out, body
 
 
-def layer_evidence(matcher: "Matcher", title: str, text: str, settings: dict[str, float]
+def layer_evidence(matcher: "Matcher", title: str, text: str, settings: dict[str, float],
+                   counted: Callable[[tuple], bool] | None = None,
                    ) -> tuple[dict[Hashable, dict[str, float]], str]:
     """Evidence per label in each layer of ``matcher`` (a plain matcher: layer None) for hits
     whose keys end with (label, term, weight), and the scanned text. Each hit weighs by its
     position as in :func:`weighted_hits`; each term counts its ``max_repeats`` best-placed
-    hits (diminishing returns on repetition).
+    hits (diminishing returns on repetition). ``counted``: only the keys it accepts count
+    (a label's strong terms alone: RuleTagger.strong_evidence_of).
 
     The same sums as adding up weighted_hits() term by term, made straight from the scan's
     candidates: the rules and domain taggers ask this of every item, and building a hundred
@@ -606,7 +608,9 @@ def layer_evidence(matcher: "Matcher", title: str, text: str, settings: dict[str
                     else:
                         multipliers[key] = [known, mult]
         evidence: dict[str, float] = {}
-        for key, mults in multipliers.items():
+        terms = (multipliers.items() if counted is None
+                 else [(key, mults) for key, mults in multipliers.items() if counted(key)])
+        for key, mults in terms:
             if mults.__class__ is not list:
                 total = mults if keep >= 1 else 0.0
             else:

@@ -200,19 +200,12 @@ class RuleTagger:
                            labels: list[str]) -> dict[str, float]:
         """The evidence of ``labels``' strong terms alone (weighed as in area_evidence): a
         strong term in the title gives 6, in the lead 3, elsewhere 2."""
-        hits, _body = weighted_hits(self._matcher, title, text, self.settings)
-        keep = int(self.settings["max_repeats"])
         wanted = set(labels)
-        per_term: dict[tuple, list[float]] = {}
-        for mult, hit, _part in hits:
-            for key in hit.keys:
-                if (key[0] == "area" and key[1] in wanted and len(key) == 4
-                        and key[3] == STRONG_WEIGHT):
-                    per_term.setdefault(key, []).append(mult * STRONG_WEIGHT)
-        out = dict.fromkeys(labels, 0.0)
-        for key, values in per_term.items():
-            out[key[1]] += sum(sorted(values, reverse=True)[:keep])
-        return out
+        layers, _body = layer_evidence(
+            self._matcher, title, text, self.settings,
+            lambda key: key[-1] == STRONG_WEIGHT and key[-3] in wanted)
+        found = layers.get("area", {})
+        return {label: found.get(label, 0.0) for label in labels}
 
 
 def _relevance(data: dict[str, Any], path: Path, base: dict[str, list[str]],
