@@ -26,7 +26,8 @@ class Seconds(click.FloatRange):
         return number
 
 
-# 7d, 2w: that many days or weeks before now.
+# The help text every --since/--until that takes Moment() ends with.
+RELATIVE_HELP = "7d, 2w: that many days or weeks before now"
 RELATIVE_RE = re.compile(r"([1-9]\d{0,4})([dw])", re.IGNORECASE)
 
 

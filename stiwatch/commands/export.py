@@ -16,7 +16,7 @@ from ..files import output_file, replacing
 from ..output import (
     bom_option, counted, utf8_stdout, wants_bom, write_csv, writing_stdout,
 )
-from ..params import Moment
+from ..params import RELATIVE_HELP, Moment
 from .search import DATE_HELP
 
 COLUMNS = ["id", "url", "source_id", "source_name", "title", "summary", "body", "language",
@@ -47,7 +47,7 @@ def write_items(rows: Iterable[dict], stream: IO[str], fmt: str, bom: bool = Fal
               help="csv (tags comma-separated in one cell), jsonl (one JSON object a line, "
               "tags as lists) or json (those objects in one array).")
 @click.option("--since", metavar="DATE", type=Moment(), help="Only items published on or after DATE "
-              f"(YYYY-MM-DD, {DATE_HELP}; or 7d, 2w: that many days or weeks before now).")
+              f"(YYYY-MM-DD, {DATE_HELP}; or {RELATIVE_HELP}).")
 @click.option("--out", "out", metavar="FILE", type=click.Path(dir_okay=False),
               help="Write to FILE in an existing folder (replaced only when the export is "
               "complete; never an SQLite database) instead of stdout.")

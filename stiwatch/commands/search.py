@@ -19,7 +19,7 @@ from ..output import (
     bom_option, counted, echo_csv, echo_json, json_option, output_format, printable, table,
     wants_bom,
 )
-from ..params import Moment
+from ..params import RELATIVE_HELP, Moment
 
 COLUMNS = ["id", "url", "title", "source_id", "source_name", "published_at", "score", "copies",
            "duplicate_of",
@@ -131,7 +131,7 @@ class SearchCommand(click.Command):
 @click.option("--since", metavar="DATE", type=Moment(),
               help=f"Published on or after DATE: YYYY-MM-DD, {DATE_HELP}; or a date-time "
               "such as 2026-11-23T09:00 (in that setting too, unless it has an offset such as "
-              "+09:00 or Z); or 7d, 2w: that many days or weeks before now.")
+              f"+09:00 or Z); or {RELATIVE_HELP}.")
 @click.option("--until", metavar="DATE", type=Moment(),
               help="Published on or before DATE (the whole of that day), or up to and "
               "including a date-time; read as --since is.")
