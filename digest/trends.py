@@ -17,8 +17,11 @@ behind the digest's trends section and `stiwatch trends`.
   per story.
   A term qualifies only when at least ``MIN_STORIES`` stories from at least ``MIN_SOURCES``
   distinct sources use it this week, so one article (or one source repeating itself) cannot make
-  a trend. Score = ``(this + k) / (mean of previous 4 weeks + k)`` with the pseudo-count
-  ``k = SMOOTHING``, which keeps a term going from 0 to 2 below one going from 5 to 20.
+  a trend. Score = ``(this + k) / (expected + k)`` with the pseudo-count ``k = SMOOTHING``,
+  which keeps a term going from 0 to 2 below one going from 5 to 20. ``expected`` is the mean
+  of the previous 4 weeks scaled by this week's number of stories against theirs (its share
+  of the stories held): in a week with twice the stories, a term used twice as often does not
+  rise, and one must be used more than that.
   Words are 3+ letters or a two-letter acronym in capitals (AI, EU, G7), never a stop word
   (``STOPWORDS`` and scikit-learn's English list, see `stopwords`). Each topic is shown once
   (`distinct_topics`): "AI safety" and "safety" both rising show "AI safety" when it carries
@@ -362,21 +365,28 @@ def rising_terms(
     now: Counter[str] = Counter()
     before: Counter[str] = Counter()
     sources: dict[str, set[str]] = defaultdict(set)
+    stories_now = stories_before = 0
     for n, source_id, terms in story_terms:
         if n == this:
+            stories_now += 1
             now.update(terms)
             for term in terms:
                 sources[term].add(source_id)
         elif this - history <= n < this:
+            stories_before += 1
             before.update(terms)
+    # A busy week has more of every word: a term rises when it is in a larger share of the
+    # stories than before, so its mean is scaled to this week's number of stories.
+    volume = stories_now / (stories_before / history) if stories_before else 1.0
     candidates = []
     for term, count in now.items():
         if count < MIN_STORIES or len(sources[term]) < MIN_SOURCES:
             continue
         mean = before[term] / history
-        if count <= mean:
+        expected = mean * volume
+        if count <= expected:
             continue
-        score = (count + SMOOTHING) / (mean + SMOOTHING)
+        score = (count + SMOOTHING) / (expected + SMOOTHING)
         candidates.append(RisingTerm(term, count, len(sources[term]), round(mean, 2),
                                      round(score, 2)))
     candidates = distinct_topics(candidates)

@@ -439,6 +439,9 @@ def test_trends_of_a_young_store_do_not_count_unwatched_weeks_as_quiet(db_path, 
     s = build(db_path, [
         story("https://x.example/w46", "2026-11-10T01:00:00Z", source="us-nsf",
               title="Research security review", areas=["research_security"]),
+        # half of W46's stories, all of W47's: "research security" rose in share too
+        story("https://x.example/w46-budget", "2026-11-10T02:00:00Z", source="jp-mext",
+              title="Budget plan", areas=["governance"]),
         # each on its own matter: "research security" is what rose, not one longer phrase
         # standing for it (a phrase carrying most of a term's rise is shown instead of it)
         *[story(f"https://x.example/w47-{i}", "2026-11-18T01:00:00Z", source=source,
@@ -452,7 +455,7 @@ def test_trends_of_a_young_store_do_not_count_unwatched_weeks_as_quiet(db_path, 
     text = msg.get_payload()[0].get_payload()[0].get_content()
     html = parse_html(msg.get_payload()[0].get_payload()[1].get_content())
     flat = " ".join(text.split())
-    assert ("counts once per source; a syndicated copy does not count): 4 this week, 1 the week "
+    assert ("counts once per source; a syndicated copy does not count): 4 this week, 2 the week "
             "before (the store begins in "
             "2026-W46: weeks before it are not counted as quiet)") in flat
     assert ["Research", "security", "4", "1", "▲", "+3"] in [line.split()
@@ -466,7 +469,7 @@ def test_trends_of_a_young_store_do_not_count_unwatched_weeks_as_quiet(db_path, 
     _, msg = build_message(s, settings, week=parse_week("2026-W46", "Asia/Tokyo"))
     text = msg.get_payload()[0].get_payload()[0].get_content()
     html = parse_html(msg.get_payload()[0].get_payload()[1].get_content())
-    assert ("does not count): 1 this week. The store holds nothing earlier (its first "
+    assert ("does not count): 2 this week. The store holds nothing earlier (its first "
             "report is from this week), so there is no average to compare with yet.") in (
         " ".join(text.split()))
     assert ["Research", "security", "1", "–", "–"] in [line.split()

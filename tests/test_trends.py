@@ -131,6 +131,8 @@ def test_rising_terms_need_several_stories_and_sources(tmp_path):
           enumerate(["jp-mext", "us-nsf", "eu-rtd", "de-bmbf", "uk-ukri", "news-a"])],
         *[on(w, title=f"Talent zeta{w}{i}", source=s) for w in (43, 44, 45, 46)
           for i, s in enumerate(["jp-mext", "us-nsf", "eu-rtd", "de-bmbf"])],
+        # as many stories in each week before as in this one (18), so the means are not scaled
+        *[story for w in (43, 44, 45, 46) for story in many(w, 10)],
     ]
     store = build(tmp_path / "s.db", stories)
     report = trends(store, parse_week("2026-W47", "Asia/Tokyo"), weeks=12)
@@ -140,6 +142,29 @@ def test_rising_terms_need_several_stories_and_sources(tmp_path):
         ("fusion", 2, 2, 0.0, 3.0),
         ("talent", 6, 6, 4.0, 1.4),  # (6 + 1) / (4 + 1)
     ]
+
+
+def test_a_busy_week_does_not_make_every_common_word_rise(tmp_path):
+    sources = ["jp-mext", "us-nsf", "eu-rtd", "de-bmbf"]
+    stories = [
+        # "international" is in a quarter of the stories every week; this week has three times
+        # as many stories, so three times as many use it: its share has not moved
+        *[on(w, title=f"International eta{w}{i}", source=sources[i]) for w in (43, 44, 45, 46)
+          for i in range(2)],
+        *many(43, 5), *many(44, 6), *many(45, 5), *many(46, 6),
+        *[on(47, title=f"International theta{i}", source=sources[i % 4]) for i in range(6)],
+        # "consortium" doubles its share: rising, against the mean scaled to this week (1.5)
+        *[on(w, title=f"Consortium iota{w}", source=sources[w % 4]) for w in (43, 44, 45, 46)
+          for _ in range(1) if w % 2],
+        *[on(47, title=f"Consortium kappa{i}", source=sources[i % 4]) for i in range(4)],
+        *many(47, 14),
+    ]
+    store = build(tmp_path / "s.db", stories)
+    report = trends(store, parse_week("2026-W47", "Asia/Tokyo"), weeks=12)
+    got = [(t.term, t.this_week, t.previous_mean, t.score) for t in report.rising]
+    # 24 stories against 8 a week before: "international" expected 2 * 3 = 6, "consortium"
+    # 0.5 * 3 = 1.5, so (4 + 1) / (1.5 + 1)
+    assert got == [("consortium", 4, 0.5, 2.0)]
 
 
 def test_rising_terms_are_shown_as_written(tmp_path, stiwatch):
