@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import jinja2
 from markupsafe import Markup
 
-from .chart import chart_alt
+from .chart import CSS_HEIGHT, CSS_WIDTH, chart_alt
 from .select import LATE, LATE_WEEKS, OTHER, Digest, Entry, Section, Story, label_name
 from .trends import PCT_MIN_MEAN
 
@@ -245,6 +245,7 @@ def _context(digest: Digest, *, chart_src: str | None, unsubscribe: str | None) 
         "d": digest,
         "subject": subject(digest),
         "chart_src": chart_src,
+        "chart_size": (CSS_WIDTH, CSS_HEIGHT),
         "unsubscribe": safe_url(unsubscribe) or (
             unsubscribe if unsubscribe and unsubscribe.startswith("mailto:") else None),
         "story_html": lambda story: _story_block(story, tz, "html"),

@@ -151,6 +151,25 @@ def test_the_charts_content_id_is_a_msg_id_the_html_points_at(store, settings):
     assert other.get_payload()[1]["Content-ID"] != content_id  # unique to its message
 
 
+def test_the_chart_has_two_pixels_for_each_css_pixel_of_its_img(store, settings):
+    # At 1x (a 600-pixel PNG in a 600-pixel <img>) it was blurred on every phone and retina
+    # screen, which draw 2 or 3 device pixels per CSS pixel.
+    from PIL import Image
+    import io
+
+    _, msg = build_message(store, settings)
+    alternative, image = msg.get_payload()
+    html = alternative.get_payload()[1].get_content()
+    [img] = re.findall(r"<img [^>]*>", html)
+    width, height = (int(re.search(rf'{name}="(\d+)"', img).group(1))
+                     for name in ("width", "height"))
+    assert (width, height) == (600, 575)
+    assert "max-width:600px;height:auto" in img  # scales down on a phone, keeping its shape
+    png = Image.open(io.BytesIO(image.get_content()))
+    assert png.size == (2 * width, 2 * height)
+    assert len(image.get_content()) < 100_000  # it travels in every message
+
+
 def test_chart_is_readable_on_a_phone_in_grey_and_blank_where_nothing_was_watched(db_path):
     # The store begins in W44: the 12-week chart leaves W36-W43 blank instead of drawing 0s.
     s = build(db_path, [
