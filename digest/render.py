@@ -136,6 +136,15 @@ def no_rising_terms(report: Any) -> str:
     return "none yet: nothing earlier in the store to compare with."
 
 
+def moved_first(rows: list[Any]) -> list[Any]:
+    """A trend table's rows as the digest shows them: those with a report this week or in
+    the weeks compared, largest change first, a fall as a rise (``abs(change)`` in reports:
+    a percentage of a small average would put 1 against 0.25 above 30 against 20), then by
+    name. Without history the change is this week's count."""
+    shown = [row for row in rows if row.this_week or row.previous_mean]
+    return sorted(shown, key=lambda row: (-abs(row.change), row.name.casefold()))
+
+
 def avg_title(report: Any) -> str:
     """The average column's heading."""
     if report.history == 1:
@@ -213,7 +222,7 @@ def environment() -> jinja2.Environment:
     env.globals.update(label_name=label_name, chart_alt=chart_alt, more_commands=more_commands,
                        trend_intro=trend_intro, avg_title=avg_title, partial_note=partial_note,
                        one_source_note=one_source_note, no_rising_terms=no_rising_terms,
-                       preheader=preheader)
+                       preheader=preheader, moved_first=moved_first)
     return env
 
 

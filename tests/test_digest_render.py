@@ -68,6 +68,9 @@ class Collector(HTMLParser):
         self.alts, self.rows = [], []  # rows: the cells' text of each table row
         # Inside a display:none <div> (the inbox preheader): text no reader sees on the page.
         self.hidden = 0
+        # (row, cell) of each open cell, innermost last: the text after a table nested in a
+        # cell (a trend table's notes) is that cell's, not its last row's.
+        self.cells = []
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
@@ -84,17 +87,21 @@ class Collector(HTMLParser):
             self.rows.append([])
         if tag in ("td", "th") and self.rows:
             self.rows[-1].append("")
+            self.cells.append((len(self.rows) - 1, len(self.rows[-1]) - 1))
 
     def handle_endtag(self, tag):
         if tag == "div" and self.hidden:
             self.hidden -= 1
+        if tag in ("td", "th") and self.cells:
+            self.cells.pop()
 
     def handle_data(self, data):
         if self.hidden:
             return
         self.text.append(data)
-        if self.rows and self.rows[-1]:
-            self.rows[-1][-1] = " ".join(f"{self.rows[-1][-1]} {data}".split())
+        if self.cells:
+            row, cell = self.cells[-1]
+            self.rows[row][cell] = " ".join(f"{self.rows[row][cell]} {data}".split())
 
 
 def parse_html(html):
@@ -422,6 +429,39 @@ def test_trend_percentages_only_where_the_average_is_a_real_base(db_path, settin
         assert ("All STI-policy reports (a story several sources reported counts once per "
                 "source; a syndicated copy does not count): 8 this week, 2.75 a week on average "
                 "in the previous 4 weeks.") in part
+
+
+def test_trend_rows_show_what_moved_most_first(db_path, settings):
+    # They came in the taxonomy's fixed order: governance's fall and research security's jump
+    # sat among the rows that did not move. Largest change first, up or down, then by name.
+    def weekly(area, weeks, count):
+        return [story(f"https://x.example/{area}-{week}-{n}",
+                      f"{date.fromisocalendar(2026, week, 3)}T03:00:00Z", areas=[area])
+                for week in weeks for n in range(count)]
+
+    s = build(db_path, [
+        story("https://x.example/first", "2026-10-01T01:00:00Z"),  # 4 weeks of history
+        *weekly("governance", (43, 44, 45, 46), 4),  # 4 a week, then none: -4
+        *weekly("research_security", (47,), 6),  # new: +6
+        *weekly("public_research", (43, 44, 45, 46), 2), *weekly("public_research", (47,), 3),
+        *weekly("open_science", (47,), 1),  # +1, as public research: by name
+        *weekly("human_resources", (43, 44, 45, 46, 47), 2),  # flat
+    ])
+    s.save_subscribers([{"email": "aiko@example.org"}])
+    _, msg = build_message(s, settings)
+    text, html = (part.get_content() for part in msg.get_payload()[0].get_payload())
+    expected = ["Research security", "Governance", "Open science", "Public research",
+                "Human resources"]
+    rows = parse_html(html).rows
+    start = rows.index(["Policy areas", "This week", "4-week avg", "Change"])
+    assert [row[0] for row in rows[start + 1:start + 1 + len(expected)]] == expected
+    assert rows[start + 1:start + 3] == [["Research security", "6", "0", "★ +6 (new)"],
+                                         ["Governance", "0", "4", "▼ -4 (-100%)"]]
+    text = text.replace("\r\n", "\n")
+    table = text.split("Policy areas: this week / ", 1)[1].split("\n\n", 1)[0]
+    names = [re.match(r"\s*(.+?)\s+\d+\s", line).group(1) for line in table.splitlines()[1:]
+             if not line.lstrip().startswith("Mostly one source")]
+    assert names[:len(expected)] == expected
 
 
 def test_a_rise_carried_by_one_source_says_so(db_path, settings):
