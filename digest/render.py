@@ -4,7 +4,8 @@ The HTML template is autoescaped, so every string that came from a crawled page 
 summaries, source names) arrives as text; links are kept only when they are http(s). Layout is
 tables (Outlook ignores flexbox) at most 640 px wide, styled inline except for the lines repeated in
 every story and trend row, whose classes are defined once in a <style> block in <head> (Gmail and
-Outlook honour class selectors there; repeated inline they made busy digests too large). The message
+Outlook honour class selectors there; repeated inline they made busy digests too large); a second
+block restyles the page for dark mode (prefers-color-scheme) where a mail app honours it. The message
 reads without images: the chart's alt text names its lines and gives the weekly totals, and a
 table gives each tag's count this week and its 4-week average.
 """

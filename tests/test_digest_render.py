@@ -619,6 +619,69 @@ def test_digest_reads_on_a_phone_in_chromium(store, settings, tmp_path, chromium
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+# For each element with text of its own, the WCAG 2 contrast ratio of its colour on the
+# background it is drawn on (the nearest ancestor's opaque background colour).
+CONTRASTS = """() => {
+    const rgb = c => c.match(/[\\d.]+/g).map(Number);
+    const lum = ([r, g, b]) => [r, g, b].map(v => v / 255).map(
+        v => v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4)
+        .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+    const background = el => {
+        for (; el; el = el.parentElement) {
+            const c = rgb(getComputedStyle(el).backgroundColor);
+            if (c.length < 4 || c[3] > 0) return c.slice(0, 3);
+        }
+        return rgb(getComputedStyle(document.documentElement).backgroundColor).slice(0, 3);
+    };
+    const out = [];
+    for (const el of document.body.querySelectorAll('*')) {
+        const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+        if (!own || !el.getClientRects().length || el.closest('[style*="display:none"]')) continue;
+        const fg = lum(rgb(getComputedStyle(el).color)), bg = lum(background(el));
+        out.push({text: el.textContent.trim().slice(0, 40), tag: el.tagName,
+                  ratio: (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05), bg: bg});
+    }
+    return out;
+}"""
+
+
+@pytest.mark.browser
+def test_in_dark_mode_the_digest_is_dark_and_every_text_reads_at_wcag_aa(store, settings,
+                                                                         tmp_path, chromium_page):
+    # It had no dark styles: a reader in dark mode saw the light layout, or a mail app's own
+    # inversion of it. Apple Mail and iOS Mail honour prefers-color-scheme once the message
+    # says it supports both schemes; the inline light styles stay the default elsewhere.
+    from digest.send import write_preview
+
+    add(store, [story(f"https://x.example/open{day}", f"2026-11-{day}T02:00:00Z",
+                      title="Open data rule", areas=["open_science"]) for day in (4, 11)])
+    html_path, _, _ = write_preview(store, settings, WEEK, tmp_path / "d.html",
+                                    store.get_subscriber("aiko@example.org"))
+    html = html_path.read_text()
+    assert '<meta name="color-scheme" content="light dark">' in html
+    assert '<meta name="supported-color-schemes" content="light dark">' in html
+    page = chromium_page
+    page.set_viewport_size({"width": 640, "height": 900})
+    page.emulate_media(color_scheme="light")
+    page.goto(html_path.as_uri())
+    box = "getComputedStyle(document.querySelector('#headlines').closest('table'))"
+    assert page.evaluate(f"{box}.backgroundColor") == "rgb(255, 255, 255)"  # light: as it was
+    page.emulate_media(color_scheme="dark")
+    page.goto(html_path.as_uri())
+    assert page.evaluate(f"{box}.backgroundColor") != "rgb(255, 255, 255)"
+    texts = page.evaluate(CONTRASTS)
+    assert len(texts) > 50
+    # Every text on a dark background (the banner, white on blue, is so in both schemes) ...
+    assert all(t["bg"] < 0.05 for t in texts if t["text"] != "STI policy digest"
+               and not t["text"].startswith("Week ")), [t for t in texts if t["bg"] >= 0.05]
+    # ... and readable there: WCAG AA, 4.5:1 for text under 18 pt.
+    low = [(t["text"], t["tag"], round(t["ratio"], 2)) for t in texts if t["ratio"] < 4.5]
+    assert not low, low
+    # The trend table's rising, falling and flat changes among them.
+    changes = {t["text"][0] for t in texts if t["tag"] == "TD" and t["text"][:1] in "▲▼=★"}
+    assert {"▲", "▼"} <= changes
+
+
 ARABIC_TITLE = "وزارة التعليم العالي تطلق استراتيجية وطنية للذكاء الاصطناعي"
 ARABIC_SUMMARY = "أعلنت الوزارة عن استراتيجية جديدة لسياسة العلوم والتكنولوجيا والابتكار."
 
