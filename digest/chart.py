@@ -50,6 +50,11 @@ def chart_alt(report: TrendReport) -> str:
 # for the phone (10 pt at 125 dpi in a 4.8-inch figure is 9.7 px there; 7 pt at 110 dpi in a
 # 6-inch one was 5.6 px, unreadable).
 WIDTH, HEIGHT, DPI, FONT = 4.8, 4.6, 125, 10.0
+# The <img>'s size in CSS pixels (its width and height attributes): the figure at DPI.
+CSS_WIDTH, CSS_HEIGHT = round(WIDTH * DPI), round(HEIGHT * DPI)
+# The PNG has this many pixels per CSS pixel: phones and retina screens draw 2 or 3 device
+# pixels per CSS pixel, and a 1x image came out blurred there.
+PIXEL_RATIO = 2
 # Line styles and markers vary with the colour, so lines stay apart in grayscale (a printout,
 # a colour-blind reader) where two colours come out the same grey.
 STYLES = ["-", "--", "-.", ":"]
@@ -109,10 +114,14 @@ def chart_figure(report: TrendReport) -> Any:
 
 
 def area_chart(report: TrendReport) -> bytes:
-    """PNG bytes of ``chart_figure``."""
+    """PNG bytes of ``chart_figure`` at ``PIXEL_RATIO`` times its size in CSS pixels
+    (1200 x 1150 for a 600 x 575 <img>)."""
     from PIL import Image
 
     figure = chart_figure(report)
+    # Laid out at DPI, drawn at PIXEL_RATIO x DPI: sizes are in points and inches, so the
+    # image is the same chart with twice the pixels in each direction.
+    figure.set_dpi(DPI * PIXEL_RATIO)
     canvas = figure.canvas
     canvas.draw()
     rgba = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba())

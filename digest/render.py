@@ -4,7 +4,8 @@ The HTML template is autoescaped, so every string that came from a crawled page 
 summaries, source names) arrives as text; links are kept only when they are http(s). Layout is
 tables (Outlook ignores flexbox) at most 640 px wide, styled inline except for the lines repeated in
 every story and trend row, whose classes are defined once in a <style> block in <head> (Gmail and
-Outlook honour class selectors there; repeated inline they made busy digests too large). The message
+Outlook honour class selectors there; repeated inline they made busy digests too large); a second
+block restyles the page for dark mode (prefers-color-scheme) where a mail app honours it. The message
 reads without images: the chart's alt text names its lines and gives the weekly totals, and a
 table gives each tag's count this week and its 4-week average.
 """
@@ -17,12 +18,12 @@ import shlex
 import textwrap
 from typing import Any
 import unicodedata
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import jinja2
 from markupsafe import Markup
 
-from .chart import chart_alt
+from .chart import CSS_HEIGHT, CSS_WIDTH, chart_alt
 from .select import LATE, LATE_WEEKS, OTHER, Digest, Entry, Section, Story, label_name
 from .trends import PCT_MIN_MEAN
 
@@ -136,6 +137,15 @@ def no_rising_terms(report: Any) -> str:
     return "none yet: nothing earlier in the store to compare with."
 
 
+def moved_first(rows: list[Any]) -> list[Any]:
+    """A trend table's rows as the digest shows them: those with a report this week or in
+    the weeks compared, largest change first, a fall as a rise (``abs(change)`` in reports:
+    a percentage of a small average would put 1 against 0.25 above 30 against 20), then by
+    name. Without history the change is this week's count."""
+    shown = [row for row in rows if row.this_week or row.previous_mean]
+    return sorted(shown, key=lambda row: (-abs(row.change), row.name.casefold()))
+
+
 def avg_title(report: Any) -> str:
     """The average column's heading."""
     if report.history == 1:
@@ -213,7 +223,7 @@ def environment() -> jinja2.Environment:
     env.globals.update(label_name=label_name, chart_alt=chart_alt, more_commands=more_commands,
                        trend_intro=trend_intro, avg_title=avg_title, partial_note=partial_note,
                        one_source_note=one_source_note, no_rising_terms=no_rising_terms,
-                       preheader=preheader)
+                       preheader=preheader, moved_first=moved_first, more_link=more_link)
     return env
 
 
@@ -239,12 +249,15 @@ def _story_block(story: Story, tz: Any, kind: str) -> str:
     return Markup(text) if kind == "html" else text
 
 
-def _context(digest: Digest, *, chart_src: str | None, unsubscribe: str | None) -> dict[str, Any]:
+def _context(digest: Digest, *, chart_src: str | None, unsubscribe: str | None,
+             serve_url: str | None = None) -> dict[str, Any]:
     tz = digest.week.tz
     return {
         "d": digest,
+        "serve_url": serve_url,
         "subject": subject(digest),
         "chart_src": chart_src,
+        "chart_size": (CSS_WIDTH, CSS_HEIGHT),
         "unsubscribe": safe_url(unsubscribe) or (
             unsubscribe if unsubscribe and unsubscribe.startswith("mailto:") else None),
         "story_html": lambda story: _story_block(story, tz, "html"),
@@ -282,6 +295,52 @@ def more_commands(digest: Digest, section: Section) -> list[str]:
     return [shlex.join(base + place + tail) for place in ([p for p in places if p] or [[]])]
 
 
+# The `stiwatch serve` page a section's "more" line links to: originals only (as search shows each
+# story once), tags as JSON arrays that Datasette's array filters read.
+LISTING = "items_tagged_json"
+
+
+def _any_of(column: str, values: list[str]) -> str:
+    """SQL true for a row of LISTING whose JSON array ``column`` holds any of ``values``."""
+    quoted = ", ".join("'" + value.replace("'", "''") + "'" for value in values)
+    return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value IN ({quoted}))"
+
+
+def more_link(digest: Digest, section: Section, serve_url: str | None) -> str | None:
+    """The `stiwatch serve` page (``serve_url``: the store's page, as serve announces it) that
+    lists what ``more_commands`` lists: the policy items of the section's area (the reader's
+    areas for the late and other sections) and its days that meet the reader's filters, newest
+    first; one page where search needs two commands, since a page can take items about the
+    reader's countries or regions. None without ``serve_url``."""
+    if not serve_url:
+        return None
+    filters = digest.filters
+    week = digest.week
+    if section.id == LATE:
+        start, end = week.previous(LATE_WEEKS)[0].start_utc, week.start_utc
+    else:
+        start, end = week.start_utc, week.end_utc
+    areas = filters["areas"] if section.id in (LATE, OTHER) else [section.id]
+    args: list[tuple[str, str]] = [("policy", "1")]
+    wheres: list[str] = []
+    for column, values in (("areas", list(areas)), ("domains", list(filters["domains"]))):
+        if len(values) == 1:
+            args.append((f"{column}__arraycontains", values[0]))  # no SQL: reads as a filter
+        elif values:
+            wheres.append(_any_of(column, values))
+    places = [(column, list(filters[column])) for column in ("countries", "regions")
+              if filters[column]]
+    if len(places) == 1 and len(places[0][1]) == 1:
+        args.append((f"{places[0][0]}__arraycontains", places[0][1][0]))
+    elif places:
+        # Parenthesised: Datasette joins its conditions with AND, which binds before OR.
+        wheres.append("(" + " OR ".join(_any_of(column, values) for column, values in places)
+                      + ")")
+    args += [("_where", where) for where in wheres]
+    args += [("published_at__gte", start), ("published_at__lt", end)]
+    return safe_url(f"{serve_url.rstrip('/')}/{LISTING}?{urlencode(args)}")
+
+
 def _size(html: str) -> int:
     """Bytes of ``html`` in the message, decoded: UTF-8, each line ending a CR LF."""
     return len(html.encode("utf-8")) + html.count("\n")
@@ -301,9 +360,12 @@ def _leave_out_order(digest: Digest) -> list[tuple[Section, Entry]]:
 
 
 def render_html(digest: Digest, *, chart_src: str | None = None,
-                unsubscribe: str | None = None, budget: int | None = None) -> str:
+                unsubscribe: str | None = None, budget: int | None = None,
+                serve_url: str | None = None) -> str:
     """The HTML part. ``chart_src``: the chart's ``cid:`` URL in e-mail (message.chart_url), a
-    file name in a preview, or None (no chart).
+    file name in a preview, or None (no chart). ``serve_url``: the store's page in `stiwatch
+    serve`, where a section's "more" line then links (``more_link``) instead of giving
+    `stiwatch search` commands.
 
     ``budget``: bytes the HTML may take in the message at most, decoded (UTF-8, CR LF line
     endings; quoted-printable on the wire is larger); None or 0: no limit. Gmail clips a larger
@@ -313,7 +375,8 @@ def render_html(digest: Digest, *, chart_src: str | None = None,
     template = environment().get_template("digest.html.j2")
 
     def render() -> str:
-        return template.render(_context(digest, chart_src=chart_src, unsubscribe=unsubscribe))
+        return template.render(_context(digest, chart_src=chart_src, unsubscribe=unsubscribe,
+                                        serve_url=serve_url))
 
     html = render()
     size = _size(html)

@@ -154,7 +154,8 @@ def message_for(bundle: WeekBundle, digest: Digest, settings: Mapping[str, Any],
                                                                settings["mail_from"])
     # First: fitting the size budget leaves stories out of ``digest``, and the text part too.
     html = render_html(digest, chart_src=chart_url(message_id_header), unsubscribe=unsubscribe,
-                       budget=settings.get("digest_max_html_bytes"))
+                       budget=settings.get("digest_max_html_bytes"),
+                       serve_url=settings.get("serve_url"))
     return build_message(
         to_email=digest.email or "",
         to_name=digest.name,
@@ -191,7 +192,8 @@ def render_preview(store: Any, settings: Mapping[str, Any], week: Week, out: str
     html = render_html(digest, chart_src=chart_path(out).name,
                        unsubscribe=unsubscribe_target(settings.get("list_unsubscribe"),
                                                       settings["mail_from"], digest.email),
-                       budget=settings.get("digest_max_html_bytes"))
+                       budget=settings.get("digest_max_html_bytes"),
+                       serve_url=settings.get("serve_url"))
     return html.encode("utf-8"), bundle.png, digest
 
 

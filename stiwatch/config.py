@@ -276,6 +276,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("digest_catch_up_weeks", 4, "run --digest also sends what this many weeks before "
             "the last complete one still owe; older weeks only by hand (digest send --week).",
             _int, minimum=0),
+    Setting("serve_url", "", "The store's page in `stiwatch serve` as digest readers reach it "
+            "(serve announces it as http://HOST:PORT/NAME; e.g. https://sti.example.org/stiwatch "
+            "behind a proxy): a digest section cut short then links, in the HTML part, to the "
+            "listing of its stories there, where it gave `stiwatch search` commands (the text "
+            "part keeps them). Empty: the commands.", check=UrlScheme(("http", "https"))),
     Setting("outbox", "outbox", "Folder for .eml files when no SMTP host is set (or --dry-run).",
             path=True),
     Setting("mail_from", "stiwatch <stiwatch@localhost>", "From header of digest e-mails.",

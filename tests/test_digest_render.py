@@ -68,6 +68,9 @@ class Collector(HTMLParser):
         self.alts, self.rows = [], []  # rows: the cells' text of each table row
         # Inside a display:none <div> (the inbox preheader): text no reader sees on the page.
         self.hidden = 0
+        # (row, cell) of each open cell, innermost last: the text after a table nested in a
+        # cell (a trend table's notes) is that cell's, not its last row's.
+        self.cells = []
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
@@ -84,17 +87,21 @@ class Collector(HTMLParser):
             self.rows.append([])
         if tag in ("td", "th") and self.rows:
             self.rows[-1].append("")
+            self.cells.append((len(self.rows) - 1, len(self.rows[-1]) - 1))
 
     def handle_endtag(self, tag):
         if tag == "div" and self.hidden:
             self.hidden -= 1
+        if tag in ("td", "th") and self.cells:
+            self.cells.pop()
 
     def handle_data(self, data):
         if self.hidden:
             return
         self.text.append(data)
-        if self.rows and self.rows[-1]:
-            self.rows[-1][-1] = " ".join(f"{self.rows[-1][-1]} {data}".split())
+        if self.cells:
+            row, cell = self.cells[-1]
+            self.rows[row][cell] = " ".join(f"{self.rows[row][cell]} {data}".split())
 
 
 def parse_html(html):
@@ -149,6 +156,25 @@ def test_the_charts_content_id_is_a_msg_id_the_html_points_at(store, settings):
     store.save_subscribers([{"email": "ben@example.org"}])
     _, other = build_message(store, settings, "ben@example.org")
     assert other.get_payload()[1]["Content-ID"] != content_id  # unique to its message
+
+
+def test_the_chart_has_two_pixels_for_each_css_pixel_of_its_img(store, settings):
+    # At 1x (a 600-pixel PNG in a 600-pixel <img>) it was blurred on every phone and retina
+    # screen, which draw 2 or 3 device pixels per CSS pixel.
+    from PIL import Image
+    import io
+
+    _, msg = build_message(store, settings)
+    alternative, image = msg.get_payload()
+    html = alternative.get_payload()[1].get_content()
+    [img] = re.findall(r"<img [^>]*>", html)
+    width, height = (int(re.search(rf'{name}="(\d+)"', img).group(1))
+                     for name in ("width", "height"))
+    assert (width, height) == (600, 575)
+    assert "max-width:600px;height:auto" in img  # scales down on a phone, keeping its shape
+    png = Image.open(io.BytesIO(image.get_content()))
+    assert png.size == (2 * width, 2 * height)
+    assert len(image.get_content()) < 100_000  # it travels in every message
 
 
 def test_chart_is_readable_on_a_phone_in_grey_and_blank_where_nothing_was_watched(db_path):
@@ -405,6 +431,39 @@ def test_trend_percentages_only_where_the_average_is_a_real_base(db_path, settin
                 "in the previous 4 weeks.") in part
 
 
+def test_trend_rows_show_what_moved_most_first(db_path, settings):
+    # They came in the taxonomy's fixed order: governance's fall and research security's jump
+    # sat among the rows that did not move. Largest change first, up or down, then by name.
+    def weekly(area, weeks, count):
+        return [story(f"https://x.example/{area}-{week}-{n}",
+                      f"{date.fromisocalendar(2026, week, 3)}T03:00:00Z", areas=[area])
+                for week in weeks for n in range(count)]
+
+    s = build(db_path, [
+        story("https://x.example/first", "2026-10-01T01:00:00Z"),  # 4 weeks of history
+        *weekly("governance", (43, 44, 45, 46), 4),  # 4 a week, then none: -4
+        *weekly("research_security", (47,), 6),  # new: +6
+        *weekly("public_research", (43, 44, 45, 46), 2), *weekly("public_research", (47,), 3),
+        *weekly("open_science", (47,), 1),  # +1, as public research: by name
+        *weekly("human_resources", (43, 44, 45, 46, 47), 2),  # flat
+    ])
+    s.save_subscribers([{"email": "aiko@example.org"}])
+    _, msg = build_message(s, settings)
+    text, html = (part.get_content() for part in msg.get_payload()[0].get_payload())
+    expected = ["Research security", "Governance", "Open science", "Public research",
+                "Human resources"]
+    rows = parse_html(html).rows
+    start = rows.index(["Policy areas", "This week", "4-week avg", "Change"])
+    assert [row[0] for row in rows[start + 1:start + 1 + len(expected)]] == expected
+    assert rows[start + 1:start + 3] == [["Research security", "6", "0", "★ +6 (new)"],
+                                         ["Governance", "0", "4", "▼ -4 (-100%)"]]
+    text = text.replace("\r\n", "\n")
+    table = text.split("Policy areas: this week / ", 1)[1].split("\n\n", 1)[0]
+    names = [re.match(r"\s*(.+?)\s+\d+\s", line).group(1) for line in table.splitlines()[1:]
+             if not line.lstrip().startswith("Mostly one source")]
+    assert names[:len(expected)] == expected
+
+
 def test_a_rise_carried_by_one_source_says_so(db_path, settings):
     # Six NSF award notices in one week are not a trend in North American public research;
     # two ministries on research security and one source's falling area are no burst.
@@ -561,6 +620,69 @@ def test_digest_reads_on_a_phone_in_chromium(store, settings, tmp_path, chromium
     shot = tmp_path / "phone.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# For each element with text of its own, the WCAG 2 contrast ratio of its colour on the
+# background it is drawn on (the nearest ancestor's opaque background colour).
+CONTRASTS = """() => {
+    const rgb = c => c.match(/[\\d.]+/g).map(Number);
+    const lum = ([r, g, b]) => [r, g, b].map(v => v / 255).map(
+        v => v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4)
+        .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+    const background = el => {
+        for (; el; el = el.parentElement) {
+            const c = rgb(getComputedStyle(el).backgroundColor);
+            if (c.length < 4 || c[3] > 0) return c.slice(0, 3);
+        }
+        return rgb(getComputedStyle(document.documentElement).backgroundColor).slice(0, 3);
+    };
+    const out = [];
+    for (const el of document.body.querySelectorAll('*')) {
+        const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+        if (!own || !el.getClientRects().length || el.closest('[style*="display:none"]')) continue;
+        const fg = lum(rgb(getComputedStyle(el).color)), bg = lum(background(el));
+        out.push({text: el.textContent.trim().slice(0, 40), tag: el.tagName,
+                  ratio: (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05), bg: bg});
+    }
+    return out;
+}"""
+
+
+@pytest.mark.browser
+def test_in_dark_mode_the_digest_is_dark_and_every_text_reads_at_wcag_aa(store, settings,
+                                                                         tmp_path, chromium_page):
+    # It had no dark styles: a reader in dark mode saw the light layout, or a mail app's own
+    # inversion of it. Apple Mail and iOS Mail honour prefers-color-scheme once the message
+    # says it supports both schemes; the inline light styles stay the default elsewhere.
+    from digest.send import write_preview
+
+    add(store, [story(f"https://x.example/open{day}", f"2026-11-{day}T02:00:00Z",
+                      title="Open data rule", areas=["open_science"]) for day in (4, 11)])
+    html_path, _, _ = write_preview(store, settings, WEEK, tmp_path / "d.html",
+                                    store.get_subscriber("aiko@example.org"))
+    html = html_path.read_text()
+    assert '<meta name="color-scheme" content="light dark">' in html
+    assert '<meta name="supported-color-schemes" content="light dark">' in html
+    page = chromium_page
+    page.set_viewport_size({"width": 640, "height": 900})
+    page.emulate_media(color_scheme="light")
+    page.goto(html_path.as_uri())
+    box = "getComputedStyle(document.querySelector('#headlines').closest('table'))"
+    assert page.evaluate(f"{box}.backgroundColor") == "rgb(255, 255, 255)"  # light: as it was
+    page.emulate_media(color_scheme="dark")
+    page.goto(html_path.as_uri())
+    assert page.evaluate(f"{box}.backgroundColor") != "rgb(255, 255, 255)"
+    texts = page.evaluate(CONTRASTS)
+    assert len(texts) > 50
+    # Every text on a dark background (the banner, white on blue, is so in both schemes) ...
+    assert all(t["bg"] < 0.05 for t in texts if t["text"] != "STI policy digest"
+               and not t["text"].startswith("Week ")), [t for t in texts if t["bg"] >= 0.05]
+    # ... and readable there: WCAG AA, 4.5:1 for text under 18 pt.
+    low = [(t["text"], t["tag"], round(t["ratio"], 2)) for t in texts if t["ratio"] < 4.5]
+    assert not low, low
+    # The trend table's rising, falling and flat changes among them.
+    changes = {t["text"][0] for t in texts if t["tag"] == "TD" and t["text"][:1] in "▲▼=★"}
+    assert {"▲", "▼"} <= changes
 
 
 ARABIC_TITLE = "وزارة التعليم العالي تطلق استراتيجية وطنية للذكاء الاصطناعي"

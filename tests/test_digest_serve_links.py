@@ -1,0 +1,146 @@
+"""A section cut short ("… and N more in SECTION not shown") links, in the HTML part, to the
+listing of its stories in `stiwatch serve` when `serve_url` is set: checked against a real
+`stiwatch serve` and against the `stiwatch search` commands the text part keeps."""
+
+from __future__ import annotations
+
+import email
+from email import policy
+import json
+import re
+import shlex
+import urllib.parse
+
+import pytest
+
+from digeststore import build, story
+from digest.render import more_commands
+from digest.send import compose, message_bytes, message_for, prepare_week
+from digest.weeks import parse_week
+from stiwatch.config import ConfigError, load_settings
+from test_serve import get, serving
+
+WEEK = parse_week("2026-W47", "Asia/Tokyo")
+READERS = [
+    {"email": "all@example.org"},
+    # Two areas, and countries and regions: search needs one command for each of the places.
+    {"email": "ben@example.org", "areas": ["research_security", "governance"],
+     "countries": ["US"], "regions": ["east_asia"]},
+    # Two domains: any of them.
+    {"email": "cleo@example.org", "domains": ["quantum", "ai"]},
+]
+
+
+@pytest.fixture
+def store(db_path):
+    def week(n: int, day: int = 0) -> str:
+        return f"2026-11-{16 + day:02d}T0{n % 10}:00:00Z"
+
+    s = build(db_path, [
+        *[story(f"https://nsf.example/{n}", week(n, 2), source="us-nsf", title=f"NSF rule {n}",
+                areas=["research_security"], domains=["ai"] if n % 2 else [],
+                countries=["US"], regions=["north_america"], score=0.7) for n in range(6)],
+        *[story(f"https://mext.example/{n}", week(n, 3), title=f"MEXT security {n}",
+                areas=["research_security"], domains=["quantum"], countries=["JP"],
+                regions=["east_asia"]) for n in range(4)],
+        story("https://bmbf.example/1", week(1, 1), source="de-bmbf", title="BMBF security",
+              areas=["research_security"], domains=["quantum"], countries=["DE"],
+              regions=["europe"]),
+        *[story(f"https://mext.example/gov{n}", week(n, 4), title=f"MEXT governance {n}",
+                areas=["governance"], domains=["ai"], countries=["JP"], regions=["east_asia"])
+          for n in range(4)],
+        # Not listed: a copy (its original is), last week's story, a story not about policy.
+        story("https://news-a.example/copy", week(5, 3), source="news-a", title="MEXT copy",
+              duplicate_of="https://mext.example/1"),
+        story("https://nsf.example/old", "2026-11-10T03:00:00Z", source="us-nsf",
+              areas=["research_security"], countries=["US"], regions=["north_america"]),
+        story("https://nsf.example/not-policy", week(2, 2), source="us-nsf", policy=0,
+              areas=["research_security"], countries=["US"], regions=["north_america"]),
+    ])
+    s.save_subscribers(READERS)
+    return s
+
+
+def parts(store, settings, reader):
+    bundle = prepare_week(store, WEEK)
+    digest = compose(bundle, store.get_subscriber(reader), settings)
+    msg = email.message_from_bytes(message_bytes(message_for(bundle, digest, settings)),
+                                   policy=policy.default)
+    text, html = (part.get_content() for part in msg.get_payload()[0].get_payload())
+    return digest, text, html
+
+
+def settings_with(**values):
+    return load_settings(environ={"STIWATCH_DIGEST_SECTION_CAP": "2",
+                                  **{f"STIWATCH_{k.upper()}": v for k, v in values.items()}})
+
+
+def listed(stiwatch, commands):
+    """The URLs the `stiwatch search` command lines list, together."""
+    urls = set()
+    for command in commands:
+        args = shlex.split(command)[1:]
+        result = stiwatch(*args, "--format", "json")
+        assert result.exit_code == 0, result.output
+        urls |= {row["url"] for row in json.loads(result.output)}
+    return urls
+
+
+def test_the_more_lines_link_to_their_stories_in_stiwatch_serve(store, db_path, tmp_path,
+                                                                 stiwatch):
+    with serving(db_path, tmp_path) as base:
+        serve_url = f"{base}/{db_path.stem}"  # as `stiwatch serve` announces the store
+        settings = settings_with(serve_url=serve_url)
+        checked = 0
+        for reader in READERS:
+            digest, text, html = parts(store, settings, reader["email"])
+            cut = [section for section in digest.sections if section.more]
+            links = re.findall(r'not shown\. <a href="([^"]+)" class="l">List them in the '
+                               r'browser</a>\.', html)
+            assert len(links) == len(cut) > 0, reader
+            assert "stiwatch search" not in html
+            for section, link in zip(cut, links):
+                link = link.replace("&amp;", "&")
+                assert link.startswith(f"{serve_url}/items_tagged_json?")
+                commands = more_commands(digest, section)
+                # The text part keeps the commands.
+                for command in commands:
+                    assert f"    {command}" in text.replace("\r\n", "\n")
+                status, page = get(link)
+                assert status == 200, page
+                path, _, query = link.partition("?")
+                status, body = get(f"{path}.json?{query}&_shape=array&_size=max")
+                assert status == 200, body
+                shown = {row["url"] for row in json.loads(body)}
+                # The page lists what the commands list: the section's stories, shown or not.
+                assert shown == listed(stiwatch, commands), (reader, section.title, link)
+                assert len(shown) >= len(section.entries) + section.more
+                assert not shown & {"https://news-a.example/copy", "https://nsf.example/old",
+                                    "https://nsf.example/not-policy"}
+                checked += 1
+        assert checked >= 4
+    # Ben's places are one page, where search takes a command for each.
+    digest, _, html = parts(store, settings, "ben@example.org")
+    [section] = [s for s in digest.sections if s.title == "Research security"]
+    assert len(more_commands(digest, section)) == 2
+    [link] = [unquoted for unquoted in map(urllib.parse.unquote_plus, re.findall(
+        r'href="([^"]*items_tagged_json[^"]*)"', html)) if "research_security" in unquoted]
+    assert "json_each(countries) WHERE value IN ('US')" in link
+    assert "OR EXISTS (SELECT 1 FROM json_each(regions) WHERE value IN ('east_asia'))" in link
+
+
+def test_without_serve_url_the_html_gives_the_commands(store):
+    digest, text, html = parts(store, settings_with(), "all@example.org")
+    assert "items_tagged_json" not in html and "List them in the browser" not in html
+    for section in digest.sections:
+        for command in more_commands(digest, section) if section.more else []:
+            assert f"<code>{command}</code>" in html
+
+
+@pytest.mark.parametrize("value", ["ftp://sti.example.org/stiwatch", "sti.example.org/stiwatch",
+                                   "https://sti.example.org/st iwatch"])
+def test_a_serve_url_that_is_no_web_address_is_refused(value):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"STIWATCH_SERVE_URL": value})
+    assert str(caught.value) == (f"environment STIWATCH_SERVE_URL: serve_url: expected a "
+                                 f"http: or https: URL, not {value!r}")
