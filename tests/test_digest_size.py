@@ -126,7 +126,7 @@ LOOK = {
                 "margin-bottom": "6px"},
     "covered": {"font-size": "12px", "color": "rgb(82, 96, 109)", "margin-bottom": "4px"},
     "source": {"color": "rgb(11, 79, 138)", "text-decoration-line": "underline"},
-    "why": {"font-size": "12px", "line-height": "16.8px", "color": "rgb(123, 135, 148)",
+    "why": {"font-size": "12px", "line-height": "16.8px", "color": "rgb(97, 110, 124)",
             "font-style": "italic", "margin-bottom": "0px"},
 }
 
