@@ -6,15 +6,18 @@ from datetime import datetime, timezone
 import errno
 import os
 from pathlib import Path
+import signal
 import socket
 import time
 from typing import Any
 
 import click
 
+import db
 from db.docs import PERSONAL
 from digest.weeks import zone
 
+from .. import interrupts
 from ..app import App, pass_app
 from ..datasette_meta import build_metadata
 from ..errors import UserError
@@ -94,6 +97,8 @@ def serve_command(app: App, port: int, host: str, show_subscribers: bool,
     path = store.path.resolve()
     store.close()
     app.close()
+    # Only what Datasette's connections make is theirs to remove (see db.release_side_files).
+    release = db.may_release_side_files(path)
     ds = datasette_of(path, show_subscribers=show_subscribers,
                       csv_bom=app.settings["csv_bom"] if bom is None else bom,
                       max_response_size=int(app.settings["max_response_size"]))
@@ -101,12 +106,29 @@ def serve_command(app: App, port: int, host: str, show_subscribers: bool,
     click.echo(f"Serving {path} read-only at http://{host}:{port}/{path.stem} (Ctrl-C to stop)")
     server = uvicorn.Server(uvicorn.Config(ds.app(), host=host, port=port, log_level="warning",
                                            lifespan="on"))
+    terminated = False
     try:
-        server.run(sockets=[listener])
+        # uvicorn, once shut down, raises the signal that stopped it again: SIGTERM then
+        # reaches the `finally` below as Ctrl-C does, where its default action ended the
+        # process before it.
+        with interrupts.sigterm_as_interrupt():
+            server.run(sockets=[listener])
+    except interrupts.Terminated:
+        terminated = True
     except KeyboardInterrupt:
-        # Ctrl-C is how it is meant to stop (uvicorn, once shut down, raises the signal again):
-        # not an error. SIGTERM (systemd) keeps its default action.
+        # Ctrl-C is how it is meant to stop: not an error.
         app.echo("Stopped.", err=True)
+    finally:
+        # Datasette reads mode=ro, and such connections leave the -wal and -shm they made
+        # beside the store: closed, they are removed when no other process has it open.
+        for database in ds.databases.values():
+            database.close()
+        if release:
+            db.release_side_files(path)
+    if terminated:
+        # SIGTERM (systemd) ends it as its default action does, for the same exit status.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 # max_csv_mb 0: a "stream all rows" download is never cut (Datasette's 100 MB cut a store of
