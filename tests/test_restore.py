@@ -1239,3 +1239,87 @@ def test_over_another_installations_store_the_backups_corrections_it_lacks_are_k
             "known to be the same installation's store") in result.stdout
     tags, _ = shown_tags(stiwatch, db_path, "jp-quantum")
     assert tags[("area", "open_science")] == "analyst"
+
+
+@contextmanager
+def serve_running(db_path: Path) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`stiwatch serve` on the store, a process of its own, answering; (it, its address)."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stiwatch", "--db", str(db_path), "serve", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}/{db_path.stem}"
+    try:
+        deadline = datetime.now() + timedelta(seconds=60)
+        while True:
+            assert process.poll() is None, process.communicate()
+            try:
+                with urllib.request.urlopen(f"{url}.json", timeout=5):
+                    break
+            except OSError:
+                assert datetime.now() < deadline, "stiwatch serve did not start"
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        process.communicate(timeout=30)
+
+
+def test_a_restore_is_refused_while_serve_has_the_database_open_unless_told_to_go_on(
+        stiwatch, db_path, tmp_path):
+    """`stiwatch serve` goes on serving the file it opened: after a restore analysts browsed
+    the replaced store until someone restarted it, and nothing said so. A serve announces
+    itself (DATABASE.serve.lock); the restore refuses, touching nothing, or with
+    --while-serving says in its summary and --json which serve to restart."""
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    with serve_running(db_path) as (process, url):
+        before, listing = digest_of(db_path), folder_listing(tmp_path)
+        refused = stiwatch("restore", str(backup))
+        assert refused.exit_code == 3
+        assert refused.output.splitlines() == [
+            f"Error: `stiwatch serve` has the database open (pid {process.pid}, {url}): it "
+            "would go on serving the store this restore replaces until restarted; stop it "
+            "first (systemctl stop stiwatch-serve), or restore with --while-serving and "
+            "restart it after; this restore did nothing"]
+        assert digest_of(db_path) == before
+        assert unlocked(folder_listing(tmp_path)) == unlocked(listing)
+
+        result = stiwatch("restore", "--while-serving", "--json", str(backup))
+        assert result.exit_code == 0, result.output
+        outcome = json.loads(result.stdout)
+        [serve] = outcome["serve_restart_needed"]
+        assert (serve["pid"], serve["url"]) == (process.pid, url)
+        assert result.stderr == (
+            f"`stiwatch serve` (pid {process.pid}, {url}) still serves the store this restore "
+            "replaced, the file it opened: restart it (systemctl restart stiwatch-serve) so "
+            "that analysts see the restored one.\n")
+        text = stiwatch("restore", "--while-serving", str(backup))
+        assert text.exit_code == 0, text.output
+        assert f"`stiwatch serve` (pid {process.pid}, {url}) still serves" in text.stderr
+    assert process.returncode == -15
+    assert not Path(f"{db_path}.serve.lock").exists()  # the last serve to stop removes it
+    after = stiwatch("restore", "--json", str(backup))
+    assert after.exit_code == 0, after.output
+    assert json.loads(after.stdout)["serve_restart_needed"] == []
+
+
+def test_a_serve_killed_outright_does_not_refuse_a_restore(stiwatch, db_path, tmp_path):
+    """Its lock file stays, with its line, but the kernel released its lock: no serve runs."""
+    import signal
+
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    with serve_running(db_path) as (process, _):
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    assert Path(f"{db_path}.serve.lock").read_text().startswith(f"{process.pid} ")
+    result = stiwatch("restore", "--json", str(backup))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["serve_restart_needed"] == []
+    assert result.stderr == ""
