@@ -21,7 +21,8 @@ from .errors import (
 from .lock import FileLock, LockHeld, LockUnusable
 from .schema import LATEST_VERSION
 from .search import SORTS, BadQuery, time_bound
-from .store import Store, open_store, refuse_newer
+from .store import (Store, has_side_files, may_release_side_files, open_store, refuse_newer,
+                    release_side_files)
 from .subscribers import FILTER_FACETS, FILTERS
 
 __all__ = [
@@ -51,6 +52,9 @@ __all__ = [
     "StoreError",
     "StoreLocked",
     "StoreReadOnly",
+    "has_side_files",
+    "may_release_side_files",
     "open_store",
     "refuse_newer",
+    "release_side_files",
 ]

@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 from .errors import InvalidTag, MigrationInterrupted, SchemaTooNew, StoreError
 from .files import SIDE_FILES, is_database
+from .lock import holder_of
 from .schema import LATEST_VERSION, current_version, too_new
 from .store import Store, open_store
 
@@ -64,6 +65,11 @@ class DamagedUnreadable(StoreError):
 class HalfRestored(StoreError):
     """No database, and beside its path the copy of a backup a restore makes: a restore
     killed between moving the database aside and renaming its copy in."""
+
+
+class RestoreUnderWay(StoreError):
+    """No database, as a restore running now has moved it aside and is about to rename its
+    copy in (a moment, or the minutes of copying it back when it fails)."""
 
 
 @dataclass
@@ -268,6 +274,11 @@ def refuse_half_restored(database: Path, *, shown_as: Path | None = None) -> Non
     copies = staged_copies(database)
     if database.exists() or not copies:
         return
+    holder = holder_of(edit_lock_path(shown_as or database))
+    if holder is not None and holder != str(os.getpid()):
+        raise RestoreUnderWay(f"{shown_as or database}: a `stiwatch restore` (pid {holder}) is "
+                              "putting a backup in the database's place at this moment; try "
+                              "again when it has finished")
     folder = moved_aside_to(database)
     where = (f"its files are in {folder}" if folder is not None
              else "its files are in the folder given as its --keep-damaged-in")
@@ -347,36 +358,101 @@ def present_files(database: Path) -> list[Path]:
 
 def move_aside(database: Path, folder: Path) -> list[Path]:
     """Move ``database`` and its -wal, -shm and -journal into ``folder`` (created if missing)
-    under their own names: a -wal is read only beside a file of its name. Side files go first,
-    so the database's name never has the old -wal beside another file. All or nothing:
-    CannotMoveAside, with whatever had moved moved back. Returns the new paths."""
-    files = present_files(database)
-    folder = Path(folder)
+    under their own names: a -wal is read only beside a file of its name. All or nothing:
+    CannotMoveAside, with whatever had moved moved back. Returns the new paths.
+
+    Readers take no lock a restore holds (`status`, `search`, `serve`): at every moment the
+    database's name must hold the database with its -wal, or no database, never the database
+    without its -wal, which reads as the store at its last checkpoint, older (and is given a
+    new -wal and -shm that would be left beside the restored copy). So the database goes
+    first and its side files after it: in between, for as long as a rename takes, a reader
+    finds no database, an error. On another file system, where moving is copying, every file
+    is first copied into ``folder`` while all stay in place (readers see the store whole for
+    the minutes a large one takes), then removed in that order; copied again if one changed
+    meanwhile (a `stiwatch tag` writing), so the copy is never torn."""
+    database, folder = Path(database), Path(folder)
+    files = sorted(present_files(database), key=lambda path: path != database)
     refuse_taken(database, folder)
     try:
         folder.mkdir(exist_ok=True)  # its parent: checked by `check_folder`, not made
     except OSError as error:
         raise CannotMoveAside(f"{folder}: cannot create the folder for the damaged files "
                               f"({error.strerror or error}); nothing was moved") from None
-    moved: list[tuple[Path, Path]] = []
+    plan = [(path, folder / path.name) for path in files]
     try:
-        for path in files:
-            destination = folder / path.name
-            shutil.move(path, destination)  # a rename on one file system
-            moved.append((path, destination))
+        if folder.stat().st_dev == database.parent.stat().st_dev:
+            for path, destination in plan:
+                try:
+                    os.rename(path, destination)
+                except FileNotFoundError:
+                    if path == database:
+                        raise
+                    # a -wal or -shm its last connection removed on closing, after folding
+                    # the -wal into the database, which had moved already
+        else:
+            copied = _copy_into(database, folder)
+            plan = [(path, destination) for path, destination in plan if path in copied]
+            for path, _ in plan:
+                # a -wal or -shm gone since it was copied: its last connection removed it
+                path.unlink(missing_ok=path != database)
     except BaseException as error:  # Ctrl-C or SIGTERM too: never half the files moved
-        move_back([destination for _, destination in moved], database)
+        # What moved is told by the files, so an interrupt between two steps misses nothing.
+        moved = [destination for path, destination in plan
+                 if not path.exists() and destination.exists()]
+        for path, destination in plan:
+            if path.exists():  # copied across file systems, its original still in place
+                destination.unlink(missing_ok=True)
+        move_back(moved, database)
         if not isinstance(error, OSError):
             raise
         raise CannotMoveAside(f"{database}: cannot move it into {folder} "
                               f"({error.strerror or error}); nothing was moved") from None
-    return [destination for _, destination in moved]
+    return [destination for _, destination in plan if destination.exists()]
+
+
+# How often moving aside across file systems copies files that change while being copied
+# before it gives up: something is writing to the store all the time.
+_COPY_ATTEMPTS = 3
+
+
+def _copy_into(database: Path, folder: Path) -> list[Path]:
+    """Copy the database's files into ``folder`` under their names, leaving them in place, as
+    they are at one moment: copied again when the database or its -wal changed meanwhile (the
+    -shm changes as readers read, and is rebuilt from the -wal when needed). Returns the
+    files copied."""
+
+    def state() -> list[tuple[str, int, int]]:
+        return [(path.name, info.st_size, info.st_mtime_ns) for path in present_files(database)
+                if not path.name.endswith("-shm") for info in [path.stat()]]
+
+    for _ in range(_COPY_ATTEMPTS):
+        files = present_files(database)
+        partial = [folder / f".{path.name}.moving" for path in files]
+        try:
+            try:
+                before = state()
+                for path, temp in zip(files, partial):
+                    shutil.copy2(path, temp)
+                if state() != before:
+                    continue
+            except FileNotFoundError:  # a -wal removed meanwhile: its last writer closed it
+                continue
+            for path, temp in zip(files, partial):
+                os.replace(temp, folder / path.name)
+            return files
+        finally:
+            for temp in partial:
+                temp.unlink(missing_ok=True)
+    raise CannotMoveAside(f"{database}: it changed each of {_COPY_ATTEMPTS} times it was "
+                          f"copied into {folder} (another process writing to it); nothing "
+                          "was moved")
 
 
 def move_back(moved: list[Path], database: Path) -> None:
-    """Undo ``move_aside``: each file back beside ``database``, under its name (the database
-    first, so its -wal never comes back without it)."""
-    for destination in reversed(moved):
+    """Undo ``move_aside``: each file back beside ``database``, under its name, its side
+    files first, so that a reader never finds the database there without its -wal (see
+    ``move_aside``)."""
+    for destination in sorted(moved, key=lambda path: path.name == Path(database).name):
         shutil.move(destination, Path(database).parent / destination.name)
 
 

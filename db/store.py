@@ -36,6 +36,7 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
                  create: bool = True, as_is: bool = False) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        self._release_on_close = False
         self.migrated: list[int] = []  # the migrations this open applied
         self.migrated_from = 0  # the schema version the file had before them (0: a new file)
         version: int | None = None
@@ -50,6 +51,12 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
             # SQLite would only say "disk I/O error" or "unable to open database file".
             raise NotAStore(f"{self.path}: is a folder, not a database file (give the file, "
                             f"e.g. {self.path / 'stiwatch.db'})")
+        if self.path.is_file() and not os.access(self.path, os.R_OK):
+            # SQLite says only "unable to open database file", which the write open after it
+            # turned into advice about writing.
+            raise StoreReadOnly(f"{self.path}: cannot read the database: this user may not "
+                                "read the file (check its owner and mode)")
+        self._release_on_close = readonly and may_release_side_files(self.path)
         if readonly:
             refuse_newer(self.path)
         try:
@@ -122,6 +129,13 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
         """A read-only connection (mode=ro), also to a store in a folder this user cannot
         write to, such as a shared copy."""
         uri = f"file:{quote(str(self.path))}?mode=ro"
+        if not os.access(self.path, os.W_OK) and not has_side_files(self.path):
+            # A file this user cannot write (a copy made read-only, a read-only mount), and no
+            # connection has it open in WAL mode (it would have made a -shm): read as an
+            # unchanging file. Read mode=ro, it got a -wal and -shm beside it that only a
+            # connection able to write could remove.
+            return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=BUSY_TIMEOUT,
+                                   isolation_level=None)
         conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT, isolation_level=None)
         try:
             conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")
@@ -246,12 +260,62 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
 
     def close(self) -> None:
         self.conn.close()
+        if self._release_on_close:
+            release_side_files(self.path)
 
     def __enter__(self) -> "Store":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def has_side_files(path: str | os.PathLike[str]) -> bool:
+    """Whether a -wal or -shm file is beside the database at ``path``: another process has it
+    open, or one that had it open was killed (or read it mode=ro)."""
+    return any(os.path.exists(f"{path}{side}") for side in ("-wal", "-shm"))
+
+
+def may_release_side_files(path: str | os.PathLike[str]) -> bool:
+    """Whether a reader about to open the store at ``path`` may remove the -wal and -shm on
+    closing (``release_side_files``): there is no -wal, or an empty one (what a read-only
+    reader makes, another `serve`'s). Never a -wal with transactions in it (another
+    process's, or the last ones of a process killed, which a restore may be copying aside at
+    that moment): a reader folds none into the file."""
+    try:
+        return os.path.getsize(f"{path}-wal") == 0
+    except OSError:
+        return True
+
+
+def release_side_files(path: str | os.PathLike[str]) -> None:
+    """Remove the -wal and -shm files beside the store at ``path`` when no other connection
+    has it open, as closing the last connection to it does when that connection may write.
+
+    A read-only (mode=ro) connection makes them, to read a WAL database, and cannot remove
+    them on closing: every `status` or `search` left them in the data folder, where a copy or
+    a listing of it found them. A connection that may write, opened and closed
+    here, checkpoints the log into the file and removes both when it is the last (the
+    store's content is the same); when another process has the store open, it leaves them,
+    as that process uses them. Nothing to do, or no permission to, does nothing. Only when
+    ``may_release_side_files`` said so before the caller opened the store."""
+    if not has_side_files(path):
+        return
+    if not (os.access(path, os.W_OK)
+            and os.access(Path(path).parent, os.W_OK | os.X_OK)):
+        return
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=rw", uri=True, timeout=1.0,
+                               isolation_level=None)
+    except sqlite3.Error:
+        return
+    try:
+        # Opening the log is what makes its close checkpoint it and remove the files.
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+    except sqlite3.Error:
+        pass  # best effort: reading worked, and a leftover file is only untidy
+    finally:
+        conn.close()
 
 
 def refuse_newer(path: str | os.PathLike[str]) -> None:
@@ -262,10 +326,15 @@ def refuse_newer(path: str | os.PathLike[str]) -> None:
     open that follows says what is wrong with it."""
     if not os.path.isfile(path):
         return
+    # Without a -wal or -shm beside it, read-write, never create: the last connection to close
+    # removes the -wal and -shm it made, which mode=ro cannot do; a file this user cannot
+    # write would be opened read-only all the same, so it is read as an unchanging file (no
+    # connection has it open), which makes neither. With them, mode=ro: they are another
+    # process's, or a killed one's last transactions, never checkpointed by a mere check.
+    flags = ("mode=ro" if has_side_files(path) else "mode=rw" if os.access(path, os.W_OK)
+             else "immutable=1")
     try:
-        # Read-write, never create: the last connection to close removes the -wal and -shm it
-        # made (one already there, another process's, stays), which mode=ro cannot do.
-        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=rw", uri=True,
+        conn = sqlite3.connect(f"file:{quote(str(path))}?{flags}", uri=True,
                                timeout=BUSY_TIMEOUT, isolation_level=None)
     except sqlite3.Error:
         return

@@ -11,7 +11,7 @@ import click
 
 from classifier.taxonomy import load_taxonomy
 import db
-from db.restore import HalfRestored, refuse_half_restored
+from db.restore import HalfRestored, RestoreUnderWay, refuse_half_restored
 
 from . import __version__, interrupts, logs
 from .config import Settings, load_settings
@@ -124,6 +124,9 @@ class App:
             except HalfRestored as error:
                 raise UserError(f"{error}; nothing was changed: move them back and run the "
                                 "restore again") from None
+            except RestoreUnderWay as error:
+                # exit 3, as for a lock held (stiwatch.runlock.EXIT_LOCKED, which imports this)
+                raise UserError(str(error), exit_code=3) from None
         try:
             if readonly:
                 return db.open_store(self.db_path, readonly=True, as_is=as_is)

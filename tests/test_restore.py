@@ -711,6 +711,139 @@ def test_a_folder_for_the_damaged_files_on_a_full_file_system_is_refused_before_
     assert db_path.stat().st_size == size + free + 10**9
 
 
+def _late_reader_in_the_wal(db_path: Path) -> None:
+    """A reader added by a process killed before its -wal was folded into the file: the
+    last transaction of the store is in its -wal alone."""
+    subprocess.run([sys.executable, "-c", (
+        "import os, sqlite3\n"
+        f"conn = sqlite3.connect({str(db_path)!r}, isolation_level=None)\n"
+        "conn.execute('PRAGMA wal_autocheckpoint = 0')\n"
+        "conn.execute(\"INSERT INTO subscribers (email, created_at, updated_at) VALUES "
+        "('late@example.org', '2026-11-28T00:00:00Z', '2026-11-28T00:00:00Z')\")\n"
+        "os._exit(0)\n")], check=True)
+    assert Path(f"{db_path}-wal").stat().st_size > 0
+
+
+def test_moving_aside_to_another_file_system_never_shows_readers_an_older_store(
+        stiwatch, db_path, tmp_path, monkeypatch):
+    """On another file system moving the database aside copies it, minutes for a large store:
+    its -wal went first, and for those minutes the database's name held the database without
+    its last transactions, which a reader taking no lock (status, search, serve) read as the
+    store. A reader started while the database is copied sees it whole."""
+    other = Path("/dev/shm")
+    if not other.is_dir() or other.stat().st_dev == tmp_path.stat().st_dev \
+            or not os.access(other, os.W_OK):
+        pytest.skip("needs /dev/shm, writable and on another file system than the tests'")
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    _late_reader_in_the_wal(db_path)
+    folder = other / f"stiwatch-test-damaged-{os.getpid()}"
+    seen = []
+    copyfile = shutil.copyfile
+
+    def copying(source, destination, **kw):  # noqa: ANN001, ANN003
+        if Path(source) == db_path and Path(destination).parent == folder:
+            seen.append(subprocess.run(
+                [sys.executable, "-m", "stiwatch", "--db", str(db_path), "subscribers",
+                 "list"], capture_output=True, text=True, stdin=subprocess.DEVNULL))
+        return copyfile(source, destination, **kw)
+
+    monkeypatch.setattr(shutil, "copyfile", copying)
+    try:
+        result = stiwatch("restore", "--keep-damaged-in", str(folder), str(backup))
+        moved = folder_listing(folder)
+        kept = sqlite3.connect(folder / "stiwatch.db")  # the moved-aside store, its -wal read
+        emails = kept.execute("SELECT email FROM subscribers").fetchall()
+        kept.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # /dev/shm is memory: never left filled
+    assert result.exit_code == 0, result.output
+    assert "1 subscriber added" in result.stdout  # carried over from the -wal
+    [reader] = seen
+    assert reader.returncode == 0, reader.stderr
+    assert "late@example.org" in reader.stdout
+    assert moved == ["stiwatch.db", "stiwatch.db-shm", "stiwatch.db-wal"]
+    assert emails == [("late@example.org",)]
+    assert folder_listing(tmp_path).count("stiwatch.db") == 1
+    assert not [name for name in folder_listing(tmp_path) if name.startswith("stiwatch.db-")]
+
+
+def test_a_write_while_the_database_is_copied_to_another_file_system_is_in_the_copy(
+        stiwatch, db_path, tmp_path, monkeypatch):
+    """`stiwatch tag` takes none of a restore's locks: a correction written while the files
+    are copied aside (its close folds the -wal into the file) made a torn copy, or one
+    without it. The files are copied again until they stayed the same throughout."""
+    other = Path("/dev/shm")
+    if not other.is_dir() or other.stat().st_dev == tmp_path.stat().st_dev \
+            or not os.access(other, os.W_OK):
+        pytest.skip("needs /dev/shm, writable and on another file system than the tests'")
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    _late_reader_in_the_wal(db_path)
+    folder = other / f"stiwatch-test-damaged-{os.getpid()}"
+    writes = []
+    copyfile = shutil.copyfile
+
+    def copying(source, destination, **kw):  # noqa: ANN001, ANN003
+        copied = copyfile(source, destination, **kw)
+        if Path(destination).parent == folder and not writes:
+            writes.append(subprocess.run(
+                [sys.executable, "-m", "stiwatch", "--db", str(db_path), "tag", "1", "--add",
+                 "area=society"], capture_output=True, text=True, stdin=subprocess.DEVNULL))
+        return copied
+
+    monkeypatch.setattr(shutil, "copyfile", copying)
+    try:
+        result = stiwatch("restore", "--keep-damaged-in", str(folder), str(backup))
+        assert result.exit_code == 0, result.output
+        kept = sqlite3.connect(folder / "stiwatch.db")
+        check = kept.execute("PRAGMA quick_check").fetchone()[0]
+        emails = kept.execute("SELECT email FROM subscribers").fetchall()
+        labels = kept.execute("SELECT item_id, facet, value FROM analyst_labels").fetchall()
+        kept.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # /dev/shm is memory: never left filled
+    assert result.exit_code == 0, result.output
+    [write] = writes
+    assert write.returncode == 0, write.stderr
+    assert check == "ok"
+    assert emails == [("late@example.org",)]
+    assert labels == [(1, "area", "society")]
+
+
+def test_between_moving_the_database_and_its_wal_aside_a_reader_is_told_to_wait(
+        stiwatch, db_path, tmp_path, monkeypatch):
+    """On one file system the files move aside one rename at a time: the -wal went first, and
+    a reader in between read the database without its last transactions (and gave it a new
+    -wal). The database goes first: a reader then finds none, and is told a restore is under
+    way (exit 3), not that one was stopped."""
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    _late_reader_in_the_wal(db_path)
+    seen = []
+    rename = os.rename
+
+    def renaming(source, destination, *args, **kw):  # noqa: ANN001, ANN002, ANN003
+        if Path(destination).parent.name.startswith("damaged-") and len(seen) < 1 and any(
+                Path(destination).parent.iterdir()):  # one file moved aside, not the others
+            seen.append(subprocess.run(
+                [sys.executable, "-m", "stiwatch", "--db", str(db_path), "subscribers",
+                 "list"], capture_output=True, text=True, stdin=subprocess.DEVNULL))
+        return rename(source, destination, *args, **kw)
+
+    monkeypatch.setattr(os, "rename", renaming)
+    result = stiwatch("restore", str(backup))
+    assert result.exit_code == 0, result.output
+    [reader] = seen
+    assert (reader.returncode, reader.stdout) == (3, ""), reader.stdout
+    assert reader.stderr == (
+        f"Error: {db_path}: a `stiwatch restore` (pid {os.getpid()}) is putting a backup in "
+        "the database's place at this moment; try again when it has finished\n")
+    [folder] = tmp_path.glob("damaged-*")
+    assert folder_listing(folder) == ["stiwatch.db", "stiwatch.db-shm", "stiwatch.db-wal"]
+    assert not [name for name in folder_listing(tmp_path) if name.startswith("stiwatch.db-")]
+
+
 def _waiting_on(process: subprocess.Popen, lock: Path, timeout: float = 60) -> None:
     """Return once ``process`` has the file ``lock`` open (it is waiting for the lock)."""
     deadline = datetime.now() + timedelta(seconds=timeout)
@@ -1106,3 +1239,87 @@ def test_over_another_installations_store_the_backups_corrections_it_lacks_are_k
             "known to be the same installation's store") in result.stdout
     tags, _ = shown_tags(stiwatch, db_path, "jp-quantum")
     assert tags[("area", "open_science")] == "analyst"
+
+
+@contextmanager
+def serve_running(db_path: Path) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`stiwatch serve` on the store, a process of its own, answering; (it, its address)."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stiwatch", "--db", str(db_path), "serve", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}/{db_path.stem}"
+    try:
+        deadline = datetime.now() + timedelta(seconds=60)
+        while True:
+            assert process.poll() is None, process.communicate()
+            try:
+                with urllib.request.urlopen(f"{url}.json", timeout=5):
+                    break
+            except OSError:
+                assert datetime.now() < deadline, "stiwatch serve did not start"
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        process.communicate(timeout=30)
+
+
+def test_a_restore_is_refused_while_serve_has_the_database_open_unless_told_to_go_on(
+        stiwatch, db_path, tmp_path):
+    """`stiwatch serve` goes on serving the file it opened: after a restore analysts browsed
+    the replaced store until someone restarted it, and nothing said so. A serve announces
+    itself (DATABASE.serve.lock); the restore refuses, touching nothing, or with
+    --while-serving says in its summary and --json which serve to restart."""
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    with serve_running(db_path) as (process, url):
+        before, listing = digest_of(db_path), folder_listing(tmp_path)
+        refused = stiwatch("restore", str(backup))
+        assert refused.exit_code == 3
+        assert refused.output.splitlines() == [
+            f"Error: `stiwatch serve` has the database open (pid {process.pid}, {url}): it "
+            "would go on serving the store this restore replaces until restarted; stop it "
+            "first (systemctl stop stiwatch-serve), or restore with --while-serving and "
+            "restart it after; this restore did nothing"]
+        assert digest_of(db_path) == before
+        assert unlocked(folder_listing(tmp_path)) == unlocked(listing)
+
+        result = stiwatch("restore", "--while-serving", "--json", str(backup))
+        assert result.exit_code == 0, result.output
+        outcome = json.loads(result.stdout)
+        [serve] = outcome["serve_restart_needed"]
+        assert (serve["pid"], serve["url"]) == (process.pid, url)
+        assert result.stderr == (
+            f"`stiwatch serve` (pid {process.pid}, {url}) still serves the store this restore "
+            "replaced, the file it opened: restart it (systemctl restart stiwatch-serve) so "
+            "that analysts see the restored one.\n")
+        text = stiwatch("restore", "--while-serving", str(backup))
+        assert text.exit_code == 0, text.output
+        assert f"`stiwatch serve` (pid {process.pid}, {url}) still serves" in text.stderr
+    assert process.returncode == -15
+    assert not Path(f"{db_path}.serve.lock").exists()  # the last serve to stop removes it
+    after = stiwatch("restore", "--json", str(backup))
+    assert after.exit_code == 0, after.output
+    assert json.loads(after.stdout)["serve_restart_needed"] == []
+
+
+def test_a_serve_killed_outright_does_not_refuse_a_restore(stiwatch, db_path, tmp_path):
+    """Its lock file stays, with its line, but the kernel released its lock: no serve runs."""
+    import signal
+
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    with serve_running(db_path) as (process, _):
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    assert Path(f"{db_path}.serve.lock").read_text().startswith(f"{process.pid} ")
+    result = stiwatch("restore", "--json", str(backup))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["serve_restart_needed"] == []
+    assert result.stderr == ""

@@ -13,6 +13,7 @@ import html
 import io
 import itertools
 import json
+from pathlib import Path
 import re
 import socket
 import subprocess
@@ -220,6 +221,60 @@ def test_ctrl_c_stops_serve_without_an_error(db_path, tmp_path):
             process.wait()
     assert process.returncode == 0, stderr
     assert "Error" not in stderr and "Traceback" not in stderr, stderr
+
+
+@pytest.mark.parametrize("stop, status", [("SIGINT", 0), ("SIGTERM", -15)],
+                         ids=["ctrl-c", "systemctl-stop"])
+def test_a_stopped_serve_leaves_no_wal_or_shm_file_beside_the_store(db_path, stop, status):
+    """Datasette reads mode=ro: its connections made the -wal and -shm it needs and, unable to
+    write, left them in the data folder after serve stopped, by Ctrl-C or by systemd. A stop
+    by SIGTERM still ends the process as that signal does (systemd's clean stop)."""
+    import signal
+
+    analysts_store.build(db_path)
+    before = sorted(p.name for p in db_path.parent.iterdir())
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stiwatch", "--db", str(db_path), "serve", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if get(f"http://127.0.0.1:{port}/stiwatch/items.json")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        served = sorted(p.name for p in db_path.parent.iterdir())
+        process.send_signal(getattr(signal, stop))
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert {"stiwatch.db-wal", "stiwatch.db-shm"} <= set(served)  # it did read the store
+    assert process.returncode == status, stderr
+    assert "Traceback" not in stderr, stderr
+    assert sorted(p.name for p in db_path.parent.iterdir() if not p.name.endswith(".lock")
+                  ) == before
+
+
+def test_two_serves_stopped_one_after_the_other_leave_no_wal_or_shm_file(db_path, tmp_path):
+    """The second serve found the first's -wal and -shm when it opened the store, and left
+    them when it stopped last. An empty -wal (what a reader makes) is removed by whichever
+    reader closes last."""
+    from contextlib import ExitStack
+
+    analysts_store.build(db_path)
+    with ExitStack() as second:
+        with ExitStack() as first:
+            url = first.enter_context(serving(db_path, tmp_path))
+            assert get(url + "/stiwatch/items.json")[0] == 200
+            url = second.enter_context(serving(db_path, tmp_path))
+            assert get(url + "/stiwatch/items.json")[0] == 200
+        assert Path(f"{db_path}-wal").exists()  # the second has it open still
+    assert sorted(p.name for p in db_path.parent.iterdir()
+                  if p.name.startswith("stiwatch.db")) == ["stiwatch.db"]
 
 
 def test_canned_queries_run_on_an_empty_store_and_read_days_in_the_timezone(db_path, tmp_path):

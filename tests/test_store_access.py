@@ -376,3 +376,135 @@ def test_no_store_is_made_in_a_file_sqlite_keeps_beside_a_database(stiwatch, db_
             f"Error: {target}: that is a file SQLite keeps beside the database {db_path}, not "
             f"a database: name the database itself, {db_path}")
         assert target.read_bytes() == b""
+
+
+def store_files(db_path: Path) -> list[str]:
+    """The names of the store's file and of those beside it named after it."""
+    return sorted(p.name for p in db_path.parent.iterdir() if p.name.startswith(db_path.name))
+
+
+def _stiwatch_process(db_path: Path, *args: str, user: list[str] | None = None
+                      ) -> subprocess.CompletedProcess:
+    """`stiwatch --db DB ARGS` in a process of its own (as ``user``, a setpriv prefix)."""
+    import sys
+
+    return subprocess.run([*(user or []), sys.executable, "-m", "stiwatch", "--db",
+                           str(db_path), *args], capture_output=True, text=True,
+                          cwd=db_path.parent, stdin=subprocess.DEVNULL)
+
+
+# Every command that only reads the store (`serve`: tests/test_serve.py).
+READS = (["status"], ["status", "--json"], ["search", "quantum"],
+         ["export", "--format", "csv"], ["export", "--format", "json"], ["trends"],
+         ["tag", "1"], ["sources", "list"], ["subscribers", "list"], ["digest", "status"])
+
+
+def test_commands_leave_no_wal_or_shm_file_beside_the_store(db_path, tmp_path):
+    """Read mode=ro, every command that only reads left stiwatch.db-wal and stiwatch.db-shm
+    in the data folder when it exited (a read-only connection cannot remove them): an
+    operator copying or listing the folder found files they did not expect."""
+    _store_in_one_file(db_path)
+    (tmp_path / "backups").mkdir()
+    for command in [*READS, ["backup", str(tmp_path / "backups" / "copy.db")],
+                    ["tag", "1", "--add", "area=society"], ["init"]]:
+        result = _stiwatch_process(db_path, *command)
+        assert result.returncode == 0, (command, result.stderr)
+        assert store_files(db_path) == ["stiwatch.db"], command
+
+
+def test_a_command_leaves_the_wal_of_another_process_that_has_the_store_open(db_path):
+    """The -wal of a store another process has open holds its last transactions: a command
+    reads them and leaves the files to it; once it closes, they are gone."""
+    _store_in_one_file(db_path)
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("PRAGMA wal_autocheckpoint = 0")
+    other.execute("INSERT INTO subscribers (email, created_at, updated_at) VALUES "
+                  "('late@example.org', '2026-11-28T00:00:00Z', '2026-11-28T00:00:00Z')")
+    try:
+        result = _stiwatch_process(db_path, "subscribers", "list")
+        assert result.returncode == 0, result.stderr
+        assert "late@example.org" in result.stdout
+        assert Path(f"{db_path}-wal").stat().st_size > 0
+    finally:
+        other.close()
+    assert store_files(db_path) == ["stiwatch.db"]
+
+
+@contextmanager
+def read_only_file(path: Path) -> Iterator[None]:
+    """The store file alone made read-only, its folder left writable."""
+    mode = path.stat().st_mode
+    path.chmod(0o444)
+    immutable = False
+    try:
+        if os.geteuid() == 0:
+            if not shutil.which("chattr") or subprocess.run(
+                    ["chattr", "+i", str(path)], capture_output=True).returncode:
+                pytest.skip("root can write any file and chattr +i is refused here")
+            immutable = True
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        path.chmod(mode)
+
+
+@pytest.mark.parametrize("made_read_only", [read_only_file, read_only],
+                         ids=["file", "file-and-folder"])
+def test_a_read_only_store_is_read_and_left_as_it_was(db_path, made_read_only):
+    """A copy of the store made read-only (a file of mode 0444, a read-only mount): read
+    mode=ro in a folder it may write, it got a -wal and -shm beside it for good."""
+    before = _store_in_one_file(db_path)
+    with made_read_only(db_path):
+        for command in READS:
+            result = _stiwatch_process(db_path, *command)
+            assert result.returncode == 0, (command, result.stderr)
+            assert store_files(db_path) == ["stiwatch.db"], command
+    assert db_path.read_bytes() == before
+
+
+def test_a_copy_with_the_wal_of_a_writer_killed_mid_work_is_read_on_a_read_only_mount(db_path):
+    """A copy of the data folder taken while a writer had the store open holds its -wal and
+    -shm: on a read-only mount, the committed changes in the -wal are read all the same."""
+    _store_in_one_file(db_path)
+    import sys
+
+    subprocess.run([sys.executable, "-c", (
+        "import os, sqlite3\n"
+        f"conn = sqlite3.connect({str(db_path)!r}, isolation_level=None)\n"
+        "conn.execute('PRAGMA wal_autocheckpoint = 0')\n"
+        "conn.execute(\"INSERT INTO subscribers (email, created_at, updated_at) VALUES "
+        "('late@example.org', '2026-11-28T00:00:00Z', '2026-11-28T00:00:00Z')\")\n"
+        "os._exit(0)\n")], check=True)
+    listing = store_files(db_path)
+    assert listing == ["stiwatch.db", "stiwatch.db-shm", "stiwatch.db-wal"]
+    with read_only(db_path):
+        result = _stiwatch_process(db_path, "subscribers", "list")
+    assert result.returncode == 0, result.stderr
+    assert "late@example.org" in result.stdout
+    assert store_files(db_path) == listing
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root to run a command as another user (setpriv)")
+def test_a_store_this_user_may_not_read_is_one_line_saying_so(tmp_path):
+    """SQLite says only "unable to open database file", and the open for writing that follows
+    a failed read-only one turned that into "cannot write to the database": the user only
+    wanted to read it."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="stiwatch-private-"))  # pytest's tmp is root's alone
+    try:
+        folder.chmod(0o755)
+        store = folder / "stiwatch.db"
+        analysts_store.build(store)
+        store.chmod(0o600)
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        result = _stiwatch_process(store, "status", user=nobody)
+        assert result.returncode == 2
+        assert result.stderr.splitlines() == [
+            f"Error: {store}: cannot read the database: this user may not read the file "
+            "(check its owner and mode)"]
+        assert store_files(store) == ["stiwatch.db"]
+    finally:
+        shutil.rmtree(folder)

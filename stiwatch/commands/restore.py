@@ -18,6 +18,7 @@ from ..app import App, pass_app
 from ..errors import UserError, as_user_error
 from ..output import counted, echo_json
 from ..runlock import EXIT_LOCKED, take_run_lock
+from ..serving import running_serves
 
 # The restore succeeded but the moved-aside store could not be read: the operator must check
 # the mail server's log before the next `run --digest` (docs/operations.md).
@@ -41,12 +42,16 @@ LEFT_SHOWN = 10  # items whose analyst corrections could not be carried, in the 
               help="Restore a backup of another store (another installation_id) over this "
               "one; the restored store keeps this one's installation_id (a new one when the "
               "current database cannot be read).")
+@click.option("--while-serving", is_flag=True,
+              help="Restore even while `stiwatch serve` has the database open (refused "
+              "otherwise, exit 3); it goes on serving the replaced store until restarted, which "
+              "the summary and --json (serve_restart_needed) say.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the outcome as one JSON object, also when refused or stopped "
               "(restored, exit_code; error when it ended early).")
 @pass_app
 def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: bool,
-                    other_installation: bool, as_json: bool) -> None:
+                    other_installation: bool, while_serving: bool, as_json: bool) -> None:
     """Put BACKUP (a copy `stiwatch backup` made) in the database's place.
 
     It holds the run lock throughout (refused, exit 3, while a run or crawl holds it; a timer
@@ -83,13 +88,17 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
 
     Run it as the service's user with the service's settings (--config: the run lock is the
     file lock_file names), and stop `stiwatch serve` first: it goes on serving the file it
-    opened.
+    opened (the replaced store) until restarted. A serve running on the database (each
+    announces itself in DATABASE.serve.lock) refuses the restore, exit 3, naming its pid and
+    address, unless --while-serving; the summary and --json then say which serves to
+    restart.
 
     Exit status: 0 restored (and carried over); 1 restored, but the moved-aside store could
     not be read: check the mail server's log before the next `run --digest` (the message says
     how); 2 BACKUP or DIR refused, no room for the copies, or no database where a restore
     killed outright left its copy (unless --no-carry-over), nothing touched; 3 a run or
-    crawl, a `digest send` or a change of the subscribers holds its lock, nothing touched;
+    crawl, a `digest send` or a change of the subscribers holds its lock, or a `stiwatch
+    serve` has the database open (without --while-serving), nothing touched;
     130 or 143 stopped by Ctrl-C or SIGTERM (before the rename: the database as it was).
 
     Example: stiwatch restore /var/backups/stiwatch/stiwatch-20261122T073000Z.db
@@ -100,7 +109,7 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
     done = {"restored": False}  # True once the copy has the database's name
     try:
         outcome = _checked_restore(app, database, backup, folder, not no_carry_over,
-                                   other_installation, done)
+                                   other_installation, while_serving, done)
     except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 - re-raised
         # Still one object on stdout, so a script reading it always has the outcome.
         stop = as_user_error(error) if as_json else None
@@ -113,6 +122,13 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
         echo_json(outcome)
     else:
         _summary(app, outcome)
+    for serve in outcome["serve_restart_needed"]:
+        # On stderr, as what must be done, even with --quiet or --json.
+        described = ", ".join([f"pid {serve['pid']}" if serve["pid"] else "pid unknown",
+                               *([serve["url"]] if serve["url"] else [])])
+        click.echo(f"`stiwatch serve` ({described}) still serves the store this restore "
+                   "replaced, the file it opened: restart it (systemctl restart "
+                   "stiwatch-serve) so that analysts see the restored one.", err=True)
     if outcome["action_needed"]:
         for line in outcome["action_needed"]:
             click.echo(line, err=True)
@@ -120,7 +136,8 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
 
 
 def _checked_restore(app: App, database: Path, backup: Path, folder: Path | None,
-                     carry: bool, other_installation: bool, done: dict) -> dict:
+                     carry: bool, other_installation: bool, while_serving: bool,
+                     done: dict) -> dict:
     """The checks that refuse with nothing touched, then the restore under the three locks;
     the outcome for the summary. ``done["restored"]`` says whether an error came after the
     rename."""
@@ -143,6 +160,13 @@ def _checked_restore(app: App, database: Path, backup: Path, folder: Path | None
     folder = (folder or restoring.free_folder(database, f"damaged-{stamp}")).absolute()
     # Before anything is copied: `move_aside` checks again, but only after minutes of copying.
     restoring.check_folder(database, folder)
+    serves = running_serves(database)
+    if serves and not while_serving:
+        named = "; ".join(serve.describe() for serve in serves)
+        raise UserError(f"`stiwatch serve` has the database open ({named}): it would go on "
+                        "serving the store this restore replaces until restarted; stop it "
+                        "first (systemctl stop stiwatch-serve), or restore with --while-serving "
+                        "and restart it after; this restore did nothing", exit_code=EXIT_LOCKED)
     with interrupts.sigterm_as_interrupt():
         lock = take_run_lock(app, 0, "restore", refuse_newer=False)
         # A `digest send` by hand holds only the sender's lock: what it records after the
@@ -223,6 +247,7 @@ def _restore(app: App, database: Path, info: restoring.BackupInfo, folder: Path,
             moved = restoring.move_aside(database, folder)
         restoring.install(temp, database)
         done["restored"] = True
+        installed_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     except BaseException:
         temp.unlink(missing_ok=True)
         restoring.move_back(moved, database)
@@ -248,6 +273,11 @@ def _restore(app: App, database: Path, info: restoring.BackupInfo, folder: Path,
         "leftovers_removed": [str(path) for path in leftovers],
         "runs_closed": runs,  # ids marked failed (crawl runs: interrupted), as a run would
         "crawl_runs_closed": crawls,
+        # Serves that opened the database before the rename serve the replaced store. The
+        # start is to the second: one started in the second of the rename is listed too.
+        "serve_restart_needed": [
+            serve.as_json() for serve in running_serves(database)
+            if serve.started_at is None or serve.started_at <= installed_at],
         "action_needed": None,
     }
     if error is not None:

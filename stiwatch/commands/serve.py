@@ -6,18 +6,22 @@ from datetime import datetime, timezone
 import errno
 import os
 from pathlib import Path
+import signal
 import socket
 import time
 from typing import Any
 
 import click
 
+import db
 from db.docs import PERSONAL
 from digest.weeks import zone
 
+from .. import interrupts
 from ..app import App, pass_app
 from ..datasette_meta import build_metadata
 from ..errors import UserError
+from ..serving import Announcement
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -83,30 +87,73 @@ def serve_command(app: App, port: int, host: str, show_subscribers: bool,
 
     It takes the port before announcing the address; a port it cannot take (another server
     holds it) is a one-line error naming it, exit status 2.
-    """
-    # Imported here: uvicorn takes a while to load and only this command needs it.
-    import asyncio
-    import uvicorn
 
+    While it runs it holds a shared lock on DATABASE.serve.lock, with a line naming its pid
+    and address (the last serve to stop removes the file), so that `stiwatch restore` knows
+    the store is being served: a serve goes on serving the file it opened until restarted.
+    """
     local_time(app.settings["timezone"])
     store = app.existing_store()  # an old file is migrated first, so the canned queries fit
     listener = listen(host, port)
     path = store.path.resolve()
     store.close()
     app.close()
+    url = f"http://{host}:{port}/{path.stem}"
+    # So that `stiwatch restore` knows this process has the store open (stiwatch.serving).
+    announcement = Announcement(path, url)
+    problem = announcement.start()
+    if problem is not None:
+        click.echo(f"Warning: cannot write {announcement.path} ({problem}): a `stiwatch "
+                   "restore` will not know that this serve has the store open", err=True)
+    terminated = False
+    try:
+        _serve(app, path, url, listener, (host, port), show_subscribers=show_subscribers,
+               bom=bom)
+    except interrupts.Terminated:
+        terminated = True
+    finally:
+        announcement.stop()
+    if terminated:
+        # SIGTERM (systemd) ends it as its default action does, for the same exit status.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _serve(app: App, path: Path, url: str, listener: socket.socket, address: tuple[str, int],
+           *, show_subscribers: bool, bom: bool | None) -> None:
+    """Datasette on ``listener`` until Ctrl-C (returns) or SIGTERM (raises Terminated), its
+    connections then closed and the -wal and -shm they made removed."""
+    # Imported here: uvicorn takes a while to load and only this command needs it.
+    import asyncio
+    import uvicorn
+
+    # Only what Datasette's connections make is theirs to remove (see db.release_side_files).
+    release = db.may_release_side_files(path)
     ds = datasette_of(path, show_subscribers=show_subscribers,
                       csv_bom=app.settings["csv_bom"] if bom is None else bom,
                       max_response_size=int(app.settings["max_response_size"]))
     asyncio.run(ds.invoke_startup())
-    click.echo(f"Serving {path} read-only at http://{host}:{port}/{path.stem} (Ctrl-C to stop)")
-    server = uvicorn.Server(uvicorn.Config(ds.app(), host=host, port=port, log_level="warning",
-                                           lifespan="on"))
+    click.echo(f"Serving {path} read-only at {url} (Ctrl-C to stop)")
+    server = uvicorn.Server(uvicorn.Config(ds.app(), host=address[0], port=address[1],
+                                           log_level="warning", lifespan="on"))
     try:
-        server.run(sockets=[listener])
+        # uvicorn, once shut down, raises the signal that stopped it again: SIGTERM then
+        # reaches the `finally` below as Ctrl-C does, where its default action ended the
+        # process before it.
+        with interrupts.sigterm_as_interrupt():
+            server.run(sockets=[listener])
+    except interrupts.Terminated:
+        raise
     except KeyboardInterrupt:
-        # Ctrl-C is how it is meant to stop (uvicorn, once shut down, raises the signal again):
-        # not an error. SIGTERM (systemd) keeps its default action.
+        # Ctrl-C is how it is meant to stop: not an error.
         app.echo("Stopped.", err=True)
+    finally:
+        # Datasette reads mode=ro, and such connections leave the -wal and -shm they made
+        # beside the store: closed, they are removed when no other process has it open.
+        for database in ds.databases.values():
+            database.close()
+        if release:
+            db.release_side_files(path)
 
 
 # max_csv_mb 0: a "stream all rows" download is never cut (Datasette's 100 MB cut a store of
