@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+import shutil
 import signal
 import sys
 from typing import Callable
@@ -11,6 +12,7 @@ from typing import Callable
 from click.testing import CliRunner, Result
 import pytest
 
+from db import FileLock
 from mockserver import MockServer
 from stiwatch.cli import cli
 
@@ -85,3 +87,27 @@ def chromium_page():
 
     with open_page() as page:
         yield page
+
+
+def made_once(tmp_path_factory: pytest.TempPathFactory, name: str,
+              make: Callable[[Path], None]) -> Path:
+    """A folder that ``make(folder)`` fills once for the whole test session: under pytest-xdist
+    the workers share it (the first makes it, the others wait for it), so a costly input such
+    as a trained model is built once, not once per worker. Its users only read it."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # one process: the parent outlives the session
+        folder = tmp_path_factory.mktemp(name)
+        make(folder)
+        return folder
+    session = tmp_path_factory.getbasetemp().parent  # the workers' base folders' parent
+    folder = session / name
+    lock = FileLock(session / f"{name}.lock")
+    lock.acquire(wait=900)
+    try:
+        if not (folder / ".made").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a worker that failed half-way
+            folder.mkdir()
+            make(folder)
+            (folder / ".made").touch()
+    finally:
+        lock.release()
+    return folder

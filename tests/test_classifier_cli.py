@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import db
-from conftest import FIXTURES
+from conftest import FIXTURES, made_once
 
 SMALL = FIXTURES / "stip" / "stip_small.csv"
 NEGATIVES = FIXTURES / "stip" / "nonpolicy_news.rss"
@@ -49,6 +49,30 @@ def store_path(db_path: Path) -> Path:
              "duplicate_of": 1}])
         assert copy_id == 4
     return db_path
+
+
+_CLASSIFIED: list[Path] = []  # this worker's store_path after `classify --no-model`
+
+
+@pytest.fixture
+def classified_store(stiwatch, store_path: Path, tmp_path_factory: pytest.TempPathFactory
+                     ) -> Path:
+    """store_path after `stiwatch classify --no-model`: classified the first time in this
+    worker, then copied whole (the same database, in milliseconds instead of a classify)."""
+    from contextlib import closing
+    import sqlite3
+
+    if not _CLASSIFIED:
+        assert stiwatch("classify", "--no-model").exit_code == 0
+        _CLASSIFIED.append(tmp_path_factory.mktemp("classified") / "stiwatch.db")
+        with closing(sqlite3.connect(store_path)) as source, \
+                closing(sqlite3.connect(_CLASSIFIED[0])) as copy:
+            source.backup(copy)
+    else:
+        with closing(sqlite3.connect(_CLASSIFIED[0])) as source, \
+                closing(sqlite3.connect(store_path)) as copy:
+            source.backup(copy)
+    return store_path
 
 
 def tags(db_path: Path, item_id: int) -> dict[tuple[str, str], str]:
@@ -309,10 +333,10 @@ def test_a_correction_taken_back_leaves_the_duplicates_too(stiwatch, store_path,
     assert tags(store_path, 4)[("domain", "quantum")] == "analyst"
 
 
-def test_a_correction_reaches_the_copies_at_once_for_search_and_export(stiwatch, store_path):
+def test_a_correction_reaches_the_copies_at_once_for_search_and_export(stiwatch, store_path,
+                                                                      classified_store):
     """Search and export read every copy of a story: right after `tag`, before any
     `classify`, the copy no longer shows the story under the country the analyst removed."""
-    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
     assert ("country", "JP") in tags(store_path, 4)
     result = stiwatch("-q", "tag", "1", "--remove", "country=JP", "--add", "country=KR",
                       "--add", "area=research_security")
@@ -370,10 +394,9 @@ def test_an_analysts_policy_verdict_decides_whether_an_item_has_areas(stiwatch, 
     assert not [f for f, _ in tags(store_path, 1) if f == "area"]
 
 
-def test_tag_lists_the_tags_an_analyst_removed(stiwatch, store_path):
+def test_tag_lists_the_tags_an_analyst_removed(stiwatch, store_path, classified_store):
     """A removal leaves no row in the tag table: `tag ITEM` says what is kept away, so the
     analyst sees the correction and why the country the text names never comes back."""
-    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
     stiwatch("-q", "tag", "1", "--remove", "country=JP", "--remove", "domain=space",
              "--add", "country=KR")
     result = stiwatch("tag", "1")
@@ -386,11 +409,10 @@ def test_tag_lists_the_tags_an_analyst_removed(stiwatch, store_path):
     assert "Removed by" not in stiwatch("tag", "2").output
 
 
-def test_tag_writes_each_classifier_version_whole(stiwatch, store_path):
+def test_tag_writes_each_classifier_version_whole(stiwatch, store_path, classified_store):
     """A classifier's version (model and lexicon versions) ran past the table's 60-character
     column and was cut mid-date: each is written whole under the table, after the facets it
     tagged; an analyst's own tag has none."""
-    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
     stiwatch("-q", "tag", "1", "--add", "area=open_science")
     with db.open_store(store_path) as store:
         tags_of_1 = store.tags_of(1)
@@ -402,10 +424,9 @@ def test_tag_writes_each_classifier_version_whole(stiwatch, store_path):
     assert len(version) > 60 and all(version not in line for line in lines[:-1])
 
 
-def test_an_area_added_to_an_item_judged_not_policy_says_how_to_include_it(stiwatch,
-                                                                          store_path):
+def test_an_area_added_to_an_item_judged_not_policy_says_how_to_include_it(
+        stiwatch, store_path, classified_store):
     """Item 2 is not policy-relevant: an area alone does not bring it into the digests."""
-    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
     result = stiwatch("tag", "2", "--add", "area=research_security")
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines() == [
@@ -416,10 +437,10 @@ def test_an_area_added_to_an_item_judged_not_policy_says_how_to_include_it(stiwa
     assert "Note" not in stiwatch("tag", "1", "--add", "area=research_security").stderr
 
 
-def test_a_copy_an_analyst_called_not_policy_copies_no_areas(stiwatch, store_path):
+def test_a_copy_an_analyst_called_not_policy_copies_no_areas(stiwatch, store_path,
+                                                             classified_store):
     """Item 4 copies item 1's tags, but its own "no" keeps the areas off, and the report
     counts it as not policy-relevant."""
-    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
     assert stiwatch("-q", "tag", "1", "--add", "area=society").exit_code == 0
     assert tags(store_path, 4)[("area", "society")] == "analyst"  # the original's, copied
     assert stiwatch("-q", "tag", "4", "--add", "policy=0", "--add", "area=governance"
@@ -616,8 +637,7 @@ def test_classify_with_a_trained_model(stiwatch, store_path, tmp_path):
     (["1", "--remove", "policy=1"], "policy is not removed but given the other verdict: "
      "add policy=0 (not policy-relevant) or policy=1"),
 ])
-def test_tag_errors(stiwatch, store_path, args, message):
-    stiwatch("classify", "--no-model")
+def test_tag_errors(stiwatch, store_path, classified_store, args, message):
     before = tags(store_path, 1)
     result = stiwatch("tag", *args)
     assert result.exit_code == 2
@@ -626,9 +646,8 @@ def test_tag_errors(stiwatch, store_path, args, message):
     assert tags(store_path, 1) == before
 
 
-def test_tag_says_what_changed_and_a_no_is_scored_as_one(stiwatch, store_path):
+def test_tag_says_what_changed_and_a_no_is_scored_as_one(stiwatch, store_path, classified_store):
     """The counts are changes; an analyst's policy = 0 is a relevance probability of 0."""
-    assert stiwatch("classify", "--no-model").exit_code == 0
     assert tags(store_path, 1)[("policy", "1")] == "rules"
     said = [stiwatch("tag", "1", *args).output.splitlines()[0] for args in (
         ["--add", "domain=quantum", "--remove", "domain=space"],  # quantum was the rules'
@@ -697,13 +716,28 @@ def _human_resources(stiwatch, brief: Path, models: Path, env: dict[str, str]
     return report["areas"]["per_label"]["human_resources"]["f1"], report["model_version"]
 
 
-def test_area_rules_override_setting_decides_between_rules_and_model(stiwatch, tmp_path):
+@pytest.fixture
+def stip_only_model(stiwatch, tmp_path_factory: pytest.TempPathFactory
+                    ) -> tuple[Path, int, str]:
+    """The folder, exit code and stdout of `stiwatch -q train` on the small STIP export and
+    the negatives, without the bundled news and with no store: trained once for the session
+    (seconds of CPU), then only read (`evaluate`) by the tests that take it."""
+    def train(folder: Path) -> None:
+        trained = stiwatch("-q", "train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
+                           "--no-bundled-news", "--model-dir", str(folder / "models"))
+        (folder / "result.json").write_text(json.dumps([trained.exit_code, trained.stdout]))
+
+    folder = made_once(tmp_path_factory, "test_classifier_cli-stip-only", train)
+    exit_code, stdout = json.loads((folder / "result.json").read_text())
+    return folder / "models", exit_code, stdout
+
+
+def test_area_rules_override_setting_decides_between_rules_and_model(stiwatch, tmp_path,
+                                                                     stip_only_model):
     """A brief the small STIP-only model gives `society` only, while the cue rules are certain
     of `human_resources` (PhD scholarships): tagged by default, left to the model above 1."""
-    models = tmp_path / "models"
-    trained = stiwatch("-q", "train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
-                       "--no-bundled-news", "--model-dir", str(models))
-    assert trained.exit_code == 0, trained.output
+    models, exit_code, stdout = stip_only_model
+    assert exit_code == 0, stdout
     brief = _phd_brief(tmp_path)
 
     f1, version = _human_resources(stiwatch, brief, models, {})
@@ -718,17 +752,15 @@ def test_area_rules_override_setting_decides_between_rules_and_model(stiwatch, t
     assert "area_rules_override" in bad.output and "at least 0" in bad.output
 
 
-def test_train_folds_in_labelled_news(stiwatch, tmp_path):
+def test_train_folds_in_labelled_news(stiwatch, tmp_path, stip_only_model):
     """The hand-labelled news shipped with stiwatch (on by default) and --labelled files teach
     the model news phrasing: with them the model itself, not the rules, finds the PhD brief's
     human_resources."""
     off = {"STIWATCH_AREA_RULES_OVERRIDE": "1.01"}  # the model's areas alone
     brief = _phd_brief(tmp_path)
-    plain, news = tmp_path / "plain", tmp_path / "news"
-    trained = stiwatch("-q", "train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
-                       "--no-bundled-news", "--model-dir", str(plain))
-    assert trained.exit_code == 0, trained.output
-    assert "0 labelled news and no analyst corrections (none in the store)" in trained.stdout
+    (plain, exit_code, stdout), news = stip_only_model, tmp_path / "news"
+    assert exit_code == 0, stdout
+    assert "0 labelled news and no analyst corrections (none in the store)" in stdout
     result = stiwatch("train", "--stip", str(SMALL), "--negatives", str(NEGATIVES),
                       "--model-dir", str(news), "--json")
     assert result.exit_code == 0, result.output
@@ -808,11 +840,10 @@ def test_a_region_that_stays_reads_as_the_analysts_country_it_now_comes_from(db_
                 for t in store.tags_of(item_id)] == expected
 
 
-def test_correcting_a_near_duplicate_says_that_readers_see_its_originals_tags(stiwatch,
-                                                                              store_path):
+def test_correcting_a_near_duplicate_says_that_readers_see_its_originals_tags(
+        stiwatch, store_path, classified_store):
     """Item 4 is a copy of item 1: its correction stays its own, but digests and trends read
     the original's tags, and the analyst is told which item to correct instead."""
-    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
     result = stiwatch("tag", "4", "--add", "area=open_science")
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines() == [
@@ -919,11 +950,11 @@ def test_a_huge_body_is_read_only_up_to_the_documented_cap(db_path):
     assert ("country", "CL") not in found  # named only after the cap
 
 
-def test_undo_takes_corrections_back_and_the_next_classify_decides_again(stiwatch, store_path):
+def test_undo_takes_corrections_back_and_the_next_classify_decides_again(stiwatch, store_path,
+                                                                         classified_store):
     """A mistaken --add or --remove is not stuck: --undo drops the verdict (from training
     too), the copy follows at once, and the next `classify` tags the item as if the analyst
     had never touched those tags."""
-    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
     machine = tags(store_path, 1)
     assert machine[("country", "JP")] == "gazetteer"
     assert ("area", "research_security") not in machine
@@ -963,8 +994,7 @@ def test_undo_takes_corrections_back_and_the_next_classify_decides_again(stiwatc
         assert store.analyst_labelled_items() == []
 
 
-def test_undo_says_when_there_is_nothing_to_undo(stiwatch, store_path):
-    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
+def test_undo_says_when_there_is_nothing_to_undo(stiwatch, store_path, classified_store):
     before = tags(store_path, 2)
     result = stiwatch("tag", "2", "--undo", "area=open_science")
     assert result.exit_code == 0, result.output
@@ -988,9 +1018,8 @@ def test_undo_says_when_there_is_nothing_to_undo(stiwatch, store_path):
     assert tags(store_path, 2) == before
 
 
-def test_undo_then_correct_in_one_command(stiwatch, store_path):
+def test_undo_then_correct_in_one_command(stiwatch, store_path, classified_store):
     """--undo runs first: the countries start afresh with the analyst's one."""
-    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
     stiwatch("-q", "tag", "1", "--add", "country=US", "--add", "country=FR")
     result = stiwatch("tag", "1", "--undo", "country", "--add", "country=KR")
     assert result.exit_code == 0, result.output
@@ -1013,8 +1042,7 @@ def test_undo_then_correct_in_one_command(stiwatch, store_path):
     (["1", "--undo", "country", "--add", "policy=1", "--add", "policy=0"],
      "policy takes one verdict"),
 ])
-def test_undo_errors(stiwatch, store_path, args, message):
-    stiwatch("-q", "classify", "--no-model")
+def test_undo_errors(stiwatch, store_path, classified_store, args, message):
     stiwatch("-q", "tag", "1", "--add", "country=US")
     before = tags(store_path, 1)
     result = stiwatch("tag", *args)
@@ -1082,10 +1110,9 @@ def test_a_correction_made_while_classify_runs_keeps_its_mark(stiwatch, store_pa
 
 
 def test_a_copy_keeps_its_mark_when_its_original_is_corrected_while_classify_copies(
-        stiwatch, store_path):
+        stiwatch, store_path, classified_store):
     """Classify read item 1's tags for its copy (item 4), the analyst then corrected item 1
     (the copy took the new tags at once), and classify wrote the old ones over them."""
-    assert stiwatch("-q", "classify", "--no-model").exit_code == 0
     with db.open_store(store_path) as store, store.write():
         store.conn.execute(
             "UPDATE item_classification SET classified_at = NULL WHERE item_id = 4")

@@ -11,19 +11,27 @@ import sys
 import threading
 import time
 
+from click.testing import CliRunner
 import pytest
 
 from crawler.registry import dump_registry
 from mockserver import MockServer
+from stiwatch.cli import cli
 
 FEED = b"<rss version='2.0'><channel><title>t</title></channel></rss>"
+
+
+def sync(db: Path, registry: Path) -> None:
+    """`stiwatch sources sync` in this process: setup; the crawls under test are processes."""
+    result = CliRunner().invoke(cli, ["--db", str(db), "sources", "sync", str(registry)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
 
 
 def crawl_on_a_terminal(db: Path, registry: Path, *flags: str) -> tuple[int, str, str]:
     """Run `stiwatch crawl` with stderr on a pseudo-terminal; return its code, stdout, stderr."""
     env = {**os.environ, "STIWATCH_DOWNLOAD_DELAY": "0", "STIWATCH_RETRY_TIMES": "0"}
-    subprocess.run([sys.executable, "-m", "stiwatch", "--db", str(db), "sources", "sync",
-                    str(registry)], check=True, capture_output=True, env=env, timeout=60)
+    sync(db, registry)
     master, slave = pty.openpty()
     process = subprocess.Popen(
         [sys.executable, "-m", "stiwatch", "--db", str(db), *flags, "crawl"],
@@ -96,8 +104,7 @@ def test_a_crawl_whose_stderr_is_no_terminal_draws_no_progress(tmp_path: Path,
     # drawn only on a terminal, even without --quiet.
     env = {**os.environ, "STIWATCH_DOWNLOAD_DELAY": "0", "STIWATCH_RETRY_TIMES": "0"}
     db = tmp_path / "s.db"
-    subprocess.run([sys.executable, "-m", "stiwatch", "--db", str(db), "sources", "sync",
-                    str(slow_source)], check=True, capture_output=True, env=env, timeout=60)
+    sync(db, slow_source)
     result = subprocess.run([sys.executable, "-m", "stiwatch", "--db", str(db), "crawl"],
                             capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -11,7 +11,10 @@ import subprocess
 import sys
 
 
-def test_demo_runs_the_whole_pipeline_offline_and_says_what_to_do_next(tmp_path: Path) -> None:
+def test_demo_runs_the_whole_pipeline_offline_says_what_to_do_next_and_reruns(
+        tmp_path: Path) -> None:
+    # One test, so the rerun starts from this demo's folder rather than build it again
+    # (each demo is a whole crawl, classify and digest: the suite's costliest step).
     directory = tmp_path / "demo"
     env = {k: v for k, v in os.environ.items() if not k.startswith("STIWATCH_")}
     result = subprocess.run(
@@ -50,27 +53,23 @@ def test_demo_runs_the_whole_pipeline_offline_and_says_what_to_do_next(tmp_path:
     assert any("quantum" in (hit["title"] + hit["snippet"]).lower()
                for hit in json.loads(search.stdout))
 
-
-def _demo(directory: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STIWATCH_")}
-    return subprocess.run(
-        [sys.executable, "-m", "stiwatch", "--quiet", "demo", "--dir", str(directory), *args],
-        capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
-
-
-def test_demo_reruns_in_its_own_folder_as_the_quick_start_does(tmp_path: Path) -> None:
-    directory = tmp_path / "demo"
-    first = _demo(directory, "--json", cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
+    # It reruns in its own folder, as the quick start does.
     again = _demo(directory, "--json", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout)["items"] == json.loads(first.stdout)["items"]
+    assert json.loads(again.stdout)["items"] == summary["items"]
 
     # A demo folder made before the demo marked its folders is still its own to rebuild.
     (directory / ".stiwatch-demo").unlink()
     older = _demo(directory, cwd=tmp_path)
     assert older.returncode == 0, older.stderr
     assert (directory / ".stiwatch-demo").exists()
+
+
+def _demo(directory: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STIWATCH_")}
+    return subprocess.run(
+        [sys.executable, "-m", "stiwatch", "--quiet", "demo", "--dir", str(directory), *args],
+        capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -111,16 +110,8 @@ def test_demo_refuses_any_folder_with_files_it_did_not_make(stiwatch, tmp_path: 
     assert sorted(p.name for p in folder.iterdir()) == ["site"]
 
 
-def test_demo_takes_an_empty_folder_the_user_made(stiwatch, tmp_path: Path):
-    # Its refusal says "give it a new or empty folder": an empty one must then be taken.
-    folder = tmp_path / "demo-new"
-    folder.mkdir()
-    result = stiwatch("demo", "--dir", str(folder))
-    assert result.exit_code == 0, result.output
-    assert (folder / "stiwatch.db").exists() and (folder / ".stiwatch-demo").exists()
-
-
-def test_demo_serve_keeps_the_site_up_to_crawl_it_as_real_sources(tmp_path: Path) -> None:
+def test_demo_takes_an_empty_folder_the_user_made_and_serve_keeps_the_site_up_to_crawl(
+        tmp_path: Path) -> None:
     # The README offers the demo's sources.toml to build one's own registry on, but the site
     # lived only while the demo ran: every URL in it then answered "connection refused".
     import queue
@@ -129,7 +120,10 @@ def test_demo_serve_keeps_the_site_up_to_crawl_it_as_real_sources(tmp_path: Path
     import time
     import tomllib
 
+    # Its refusal says "give it a new or empty folder": an empty one must then be taken. (One
+    # test with --serve, so that the suite builds one demo fewer.)
     directory = tmp_path / "demo"
+    directory.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STIWATCH_")}
     demo = subprocess.Popen(
         [sys.executable, "-m", "stiwatch", "--quiet", "demo", "--dir", str(directory), "--serve",
@@ -152,6 +146,7 @@ def test_demo_serve_keeps_the_site_up_to_crawl_it_as_real_sources(tmp_path: Path
         site = announced.split(" at ")[1].split()[0]
         assert site.startswith("http://127.0.0.1:") and "Ctrl-C" in announced
         assert f"--db {directory / 'stiwatch.db'} crawl" in announced
+        assert (directory / "stiwatch.db").exists() and (directory / ".stiwatch-demo").exists()
 
         # An analyst's own registry, with one of the demo's feeds, crawled from another shell.
         demo_sources = tomllib.loads((directory / "sources.toml").read_text(encoding="utf-8"))

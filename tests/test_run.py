@@ -17,12 +17,15 @@ import threading
 import time
 from zoneinfo import ZoneInfo
 
+from click.testing import CliRunner
 import pytest
 
+from conftest import made_once
 from crawler.registry import dump_registry
 from mockserver import MockServer
 from stiwatch.demo import build_site, load_content, serve
 from db import FileLock, LockHeld
+from stiwatch.cli import cli
 
 FAST = {"STIWATCH_DOWNLOAD_DELAY": "0", "STIWATCH_AUTOTHROTTLE": "false",
         "STIWATCH_RETRY_TIMES": "0", "STIWATCH_DOWNLOAD_TIMEOUT": "10"}
@@ -43,12 +46,19 @@ def write_registry(path: Path, records: list[dict]) -> Path:
     return path
 
 
+def set_up(db: Path, *args: str) -> None:
+    """`stiwatch --db DB ARGS` in this process, for a test's setup (`sources sync`,
+    `subscribers add`): the runs under test stay processes, the setup need not pay for one."""
+    result = CliRunner().invoke(cli, ["--db", str(db), *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+
 def one_feed(db: Path, folder: Path, source_id: str, url: str) -> None:
     """Sync a registry of one Japanese news feed into the store at ``db``."""
     registry = write_registry(folder / "sources.toml", [{
         "id": source_id, "name": source_id.title(), "kind": "feed", "url": url,
         "country": "JP", "language": "en", "org_type": "news"}])
-    assert stiwatch(db, "sources", "sync", str(registry)).returncode == 0
+    set_up(db, "sources", "sync", str(registry))
 
 
 @pytest.fixture
@@ -71,8 +81,8 @@ def test_run_digest_crawls_classifies_sends_once_and_records_each_run(
         tmp_path: Path, small_site: Path) -> None:
     db, outbox = tmp_path / "s.db", tmp_path / "outbox"
     env = {"STIWATCH_OUTBOX": str(outbox)}
-    assert stiwatch(db, "sources", "sync", str(small_site)).returncode == 0
-    assert stiwatch(db, "subscribers", "add", "ana@example.org").returncode == 0
+    set_up(db, "sources", "sync", str(small_site))
+    set_up(db, "subscribers", "add", "ana@example.org")
 
     first = stiwatch(db, "--quiet", "run", "--digest", "--json", env=env)
     assert first.returncode == 0, first.stderr
@@ -197,7 +207,7 @@ def test_run_exits_1_when_every_source_fails_but_still_classifies(tmp_path: Path
             "id": "broken", "name": "Broken feed", "kind": "feed",
             "url": server.url("/broken.xml"), "country": "DE", "language": "de",
             "org_type": "ministry"}])
-        assert stiwatch(db, "sources", "sync", str(registry)).returncode == 0
+        set_up(db, "sources", "sync", str(registry))
         result = stiwatch(db, "run", "--json")
     assert result.returncode == 1
     report = json.loads(result.stdout)
@@ -219,7 +229,7 @@ def test_quiet_run_still_says_what_failed(tmp_path: Path) -> None:
             {"id": source_id, "name": source_id, "kind": "feed", "url": server.url(path),
              "country": "DE", "language": "de", "org_type": "ministry"}
             for source_id, path in (("gone", "/gone.xml"), ("broken", "/broken.xml"))])
-        assert stiwatch(db, "sources", "sync", str(registry)).returncode == 0
+        set_up(db, "sources", "sync", str(registry))
         run = stiwatch(db, "--quiet", "run")
         crawl = stiwatch(db, "--quiet", "crawl", "--json")
 
@@ -266,7 +276,7 @@ def test_crawl_log_lines_go_to_the_file_one_per_event_and_only_warnings_to_stder
         tmp_path: Path, small_site: Path) -> None:
     db, log_file = tmp_path / "s.db", tmp_path / "logs" / "stiwatch.log"
     env = {"STIWATCH_LOG_FILE": str(log_file), "STIWATCH_LOG_LEVEL": "INFO"}
-    assert stiwatch(db, "sources", "sync", str(small_site)).returncode == 0
+    set_up(db, "sources", "sync", str(small_site))
     result = stiwatch(db, "--quiet", "crawl", env=env)
     assert result.returncode == 0, result.stderr
     lines = log_file.read_text(encoding="utf-8").splitlines()
@@ -370,14 +380,16 @@ POLICY_ARTICLE = (
 
 @pytest.fixture(scope="module")
 def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model trained (once for the module) on the small STIP fixture, as `train` saves it."""
-    folder = tmp_path_factory.mktemp("trained")
-    done = stiwatch(folder / "train.db", "--quiet", "train",
-                    "--stip", str(FIXTURES / "stip" / "stip_small.csv"),
-                    "--negatives", str(FIXTURES / "stip" / "nonpolicy_news.rss"),
-                    "--model-dir", str(folder / "models"))
-    assert done.returncode == 0, done.stderr
-    return folder / "models"
+    """A model trained on the small STIP fixture, as `train` saves it: once for the session
+    (the tests copy it before breaking it)."""
+    def train(folder: Path) -> None:
+        done = stiwatch(folder / "train.db", "--quiet", "train",
+                        "--stip", str(FIXTURES / "stip" / "stip_small.csv"),
+                        "--negatives", str(FIXTURES / "stip" / "nonpolicy_news.rss"),
+                        "--model-dir", str(folder / "models"))
+        assert done.returncode == 0, done.stderr
+
+    return made_once(tmp_path_factory, "test_run-trained", train) / "models"
 
 
 def policy_feed(server: MockServer) -> None:
@@ -609,7 +621,7 @@ def test_a_full_disk_stops_the_crawl_with_one_error_and_the_next_run_stores_the_
     articles = rows(reference, "SELECT count(*) FROM items")[0][0]
     disk, resize = small_disk
     db = disk / "s.db"
-    assert stiwatch(db, "sources", "sync", str(small_site)).returncode == 0
+    set_up(db, "sources", "sync", str(small_site))
     used = sum(f.stat().st_size for f in disk.iterdir())
     resize(used + 96 * 1024)
     full = stiwatch(db, "--quiet", "run",
@@ -740,7 +752,7 @@ def test_each_failing_source_is_one_log_line_and_nothing_on_stderr(tmp_path: Pat
             {"id": source_id, "name": source_id, "kind": "feed", "url": server.url(path),
              "country": "DE", "language": "de", "org_type": "ministry"}
             for source_id, path in (("works", "/feed.xml"), ("gone", "/gone.xml"))])
-        assert stiwatch(db, "sources", "sync", str(registry)).returncode == 0
+        set_up(db, "sources", "sync", str(registry))
         result = stiwatch(db, "--quiet", "run", env={"STIWATCH_LOG_FILE": str(log_file),
                                                      "STIWATCH_LOG_LEVEL": "INFO"})
     assert result.returncode == 0 and result.stderr == ""  # routine: not mailed by cron
