@@ -30,9 +30,17 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 RETRAIN = "retrain with `stiwatch train --stip FILE`"
 
-# The models the classifier saves, by file stem: (the format this code reads, what messages
-# call it). classifier/model.py and classifier/countries.py take their FORMAT from here.
-SAVED_MODELS = {"model": (2, "model"), "countries": (1, "country model")}
+# The models the classifier saves, by file stem (STEM.joblib + STEM.json in the model folder):
+# (the format this code reads, what messages call it). classifier/model.py and
+# classifier/countries.py take their stem and FORMAT from here.
+POLICY_STEM, COUNTRY_STEM = "model", "countries"
+SAVED_MODELS = {POLICY_STEM: (2, "model"), COUNTRY_STEM: (1, "country model")}
+
+
+def has_saved(model_dir: str | os.PathLike[str], stem: str) -> bool:
+    """Whether ``model_dir`` holds the model ``stem`` (its metadata file), found without
+    loading it, or importing scikit-learn."""
+    return (Path(model_dir) / f"{stem}.json").exists()
 
 
 def installed_sklearn() -> str:

@@ -77,17 +77,17 @@ from sklearn.naive_bayes import ComplementNB
 from sklearn.svm import LinearSVC
 from sklearn.utils.class_weight import compute_class_weight
 
-from .artifacts import SAVED_MODELS, load_artifact, save_artifact
+from .artifacts import COUNTRY_STEM, SAVED_MODELS, load_artifact, save_artifact
 from .country_ranker import FEATURES as RANKER_FEATURES, MISSING_MARGIN, CountryRanker, \
     candidates, train_ranker
 from .lexicon import non_ascii_chars
 from .metrics import prf_dict, set_counts
 from .model import _COMBINING, Features, model_text as _model_text
-from .places import Gazetteer, regions_for
+from .places import Gazetteer, derive_regions
 from .stip import Example
 from .taxonomy import Taxonomy, load_taxonomy
 
-MODEL_STEM = "countries"  # countries.joblib + countries.json beside the main model
+MODEL_STEM = COUNTRY_STEM  # countries.joblib + countries.json beside the main model
 FORMAT = SAVED_MODELS[MODEL_STEM][0]
 META_FILE = f"{MODEL_STEM}.json"
 # 3-fold CV on the STIP training split (accuracy overall / on the texts the gazetteer finds no
@@ -519,21 +519,6 @@ def title_codes(gazetteer: Gazetteer, title: str, kinds: frozenset[str] = NAMING
                       if in_title]
     return {key[0] for keys in keys_found for key in keys
             if key[1] in kinds and not key[0].startswith("@")}
-
-
-def derive_regions(countries: Tags, previous: Iterable[tuple[str, float, str]] = ()
-                   ) -> list[tuple[str, float, str]]:
-    """Regions of the countries (best score, its method), plus ``international`` when
-    ``previous`` had it from a multilateral body."""
-    regions: dict[str, tuple[float, str]] = {}
-    for code, score, method in countries:
-        for region in regions_for([code]):
-            if score > regions.get(region, (-1.0, ""))[0]:
-                regions[region] = (score, method)
-    for region, score, method in previous:
-        if region == "international":
-            regions[region] = (score, method)
-    return sorted(((r, s, m) for r, (s, m) in regions.items()), key=lambda row: (-row[1], row[0]))
 
 
 # -- training ------------------------------------------------------------------------------

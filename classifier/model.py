@@ -48,7 +48,7 @@ from .pairs import PairTable
 from .stip import Example
 from .taxonomy import Taxonomy, load_taxonomy
 
-MODEL_STEM = "model"  # model.joblib + model.json in the model folder
+MODEL_STEM = artifacts.POLICY_STEM  # model.joblib + model.json in the model folder
 FORMAT = SAVED_MODELS[MODEL_STEM][0]  # bump it there when the saved object's shape changes
 # The model reads the title and the start of the text only: a news item's lead says what it is
 # about, and it bounds the cost on long pages. 3,000 characters (97 % of STIP texts whole) scored
@@ -65,11 +65,6 @@ ANALYST_WEIGHT = 3.0
 # towards the rules on the demo's news and cost programme-description score.)
 RULE_WEIGHTS = (0.0, 0.1, 0.2)
 THEME_SHARES = (0.3, 0.5, 0.7)
-# The default of the `area_rules_override` setting (stiwatch/config.py): on news-like text (the
-# genre model below), a rule area scoring at least this is tagged whatever the model says
-# (classifier/pipeline.py). On news we wrote (the demo articles, the test briefs) it gains ~0.05
-# areas micro-F1; on STIP programme descriptions it would cost 0.005-0.01. Above 1 it is off.
-RULES_CERTAIN = 0.99
 # The genre model (news vs programme description) is learnt from at least this many texts of
 # each kind: the step above is kept to news-like texts (classifier/pipeline.py).
 GENRES = {"stip": 0, "feed": 1, "labelled": 1, "analyst": 1}  # sample origin -> is news

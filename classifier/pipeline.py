@@ -31,21 +31,23 @@ import math
 import os
 from pathlib import Path
 import time
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import pycountry
 
 from db.codes import COUNTRY_ALIASES
 
+from .artifacts import COUNTRY_STEM, POLICY_STEM, has_saved
 from .components import Lexicons, load_lexicons
-from .countries import (MODEL_STEM as COUNTRY_STEM, CountryModel, derive_regions,
-                        load_country_model)
 from .domains import DomainTagger
 from .lexicon import share_scan
-from .model import MODEL_STEM, RULES_CERTAIN, PolicyModel, load_model
-from .places import Gazetteer, region_map
+from .places import Gazetteer, derive_regions, region_map
 from .report import ClassifyReport
-from .rules import RuleTagger
+from .rules import RULES_CERTAIN, RuleTagger
+
+if TYPE_CHECKING:
+    from .countries import CountryModel
+    from .model import PolicyModel
 
 POLICY_THRESHOLD = 0.5
 POLICY_RULE_WEIGHT = 0.3  # share of the cue rules in the relevance score when a model is used
@@ -200,14 +202,20 @@ class Classifier:
         Raises ModelMismatch when the saved model was made for other library/taxonomy versions,
         ModelError when it cannot be read.
         """
-        model = load_model(model_dir) if (use_model and model_dir is not None) else None
+        model = country_model = None
+        # The models' modules import scikit-learn (1.4 s of every rules-only run otherwise):
+        # only when the folder holds a model.
+        if use_model and model_dir is not None and has_saved(model_dir, POLICY_STEM):
+            from .model import load_model
+            model = load_model(model_dir)
+        if use_model and model_dir is not None and has_saved(model_dir, COUNTRY_STEM):
+            from .countries import load_country_model
+            country_model = load_country_model(model_dir)
         set_aside = not use_model and model_dir is not None and any(
-            (Path(model_dir) / f"{stem}.json").exists()
-            for stem in (MODEL_STEM, COUNTRY_STEM))
+            has_saved(model_dir, stem) for stem in (POLICY_STEM, COUNTRY_STEM))
         lexicons = lexicons or load_lexicons()
         return cls(model, lexicons.rules, lexicons.domains, lexicons.gazetteer, model_dir,
-                   load_country_model(model_dir) if use_model else None, rules_override,
-                   model_set_aside=set_aside)
+                   country_model, rules_override, model_set_aside=set_aside)
 
     # -- identity ------------------------------------------------------------------------------
     @property

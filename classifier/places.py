@@ -148,6 +148,22 @@ def regions_for(codes: Iterable[str], international: bool = False) -> list[str]:
     return regions
 
 
+def derive_regions(countries: Iterable[tuple[str, float, str]], previous: Iterable[tuple[str, float, str]] = ()
+                   ) -> list[tuple[str, float, str]]:
+    """Regions of the countries (best score, its method), plus ``international`` when
+    ``previous`` had it from a multilateral body."""
+    regions: dict[str, tuple[float, str]] = {}
+    for code, score, method in countries:
+        for region in regions_for([code]):
+            if score > regions.get(region, (-1.0, ""))[0]:
+                regions[region] = (score, method)
+    for region, score, method in previous:
+        if region == "international":
+            regions[region] = (score, method)
+    return sorted(((r, s, m) for r, (s, m) in regions.items()), key=lambda row: (-row[1], row[0]))
+
+
+
 @dataclass
 class CountryHits:
     """How an item names one country (Gazetteer.profile)."""

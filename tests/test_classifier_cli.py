@@ -812,7 +812,7 @@ def test_train_folds_in_labelled_news(stiwatch, tmp_path, stip_only_model):
 
 
 def test_area_rules_override_default_is_the_classifiers():
-    from classifier.model import RULES_CERTAIN
+    from classifier.rules import RULES_CERTAIN
     from stiwatch.config import BY_NAME
 
     assert BY_NAME["area_rules_override"].default == RULES_CERTAIN
@@ -1124,6 +1124,26 @@ def test_a_copy_keeps_its_mark_when_its_original_is_corrected_while_classify_cop
     assert "(1 duplicate inherited its original's tags)" in result.output, result.output
     assert tags(store_path, 4) == tags(store_path, 1)
     assert report["changed"] == 1 and report["inherited"] == 0
+
+
+def test_classify_by_the_rules_alone_does_not_import_scikit_learn(store_path, tmp_path):
+    """Without a model the lexicon rules classify, and scikit-learn, which only the saved
+    models need, stays unimported: it cost every rules-only `classify`, `run` and `demo` 1.4 s
+    of start-up."""
+    import subprocess
+    import sys
+
+    (tmp_path / "no-model").mkdir()
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "stiwatch", "--db",
+                           str(store_path), "classify", "--json", "--model-dir",
+                           str(tmp_path / "no-model")], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["classified"] > 0
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "classifier.pipeline" in imported  # the check reads what was imported
+    assert not {name for name in imported if name.split(".")[0] in ("sklearn", "scipy")}
 
 
 def test_classify_with_nothing_new_and_status_do_not_import_scikit_learn(stiwatch, store_path,
