@@ -289,7 +289,12 @@ def more_commands(digest: Digest, section: Section) -> list[str]:
     places = [[arg for c in filters["countries"] for arg in ("--country", c)],
               [arg for r in filters["regions"] for arg in ("--region", r)]]
     tail = ["--since", first.isoformat(), "--until", last.isoformat()]
+    # Search lists the area's items, the headlines' and other sections' among them, and every
+    # report of an event: as many as the section has stories cut the listing short. The
+    # reader's reports this week (every report of their stories) are as many as it can list.
     count = len(section.entries) + section.more
+    if section.id != LATE:
+        count = max(count, digest.reports)
     if count > SEARCH_LIMIT:
         tail += ["--limit", str(count)]
     return [shlex.join(base + place + tail) for place in ([p for p in places if p] or [[]])]
