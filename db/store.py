@@ -278,12 +278,11 @@ def has_side_files(path: str | os.PathLike[str]) -> bool:
 
 def readable_only_unchanging(path: str | os.PathLike[str]) -> bool:
     """Whether this user can read the WAL store at ``path`` only as an unchanging file (SQLite
-    ``immutable``, which takes no lock): it may not write the file, no -wal or -shm is beside
-    it, and SQLite cannot make the -shm a mode=ro reader needs there (a folder this user may
-    not write)."""
-    if os.access(path, os.W_OK) or has_side_files(path):
-        return False
-    return not os.access(Path(path).parent, os.W_OK | os.X_OK)
+    ``immutable``, which takes no lock): it may not write the file and no -wal or -shm is
+    beside it. A mode=ro reader needs a -shm there, which SQLite either cannot make (a folder
+    this user may not write) or makes this user's with the file's mode (a shared folder),
+    which the store's owner then may not write: its crawls fail until the files are gone."""
+    return not os.access(path, os.W_OK) and not has_side_files(path)
 
 
 def nobody_writes(path: str | os.PathLike[str]) -> bool:

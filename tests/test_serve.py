@@ -1163,7 +1163,7 @@ def test_another_user_serves_a_store_in_a_folder_it_cannot_write():
         out, err = process.communicate(timeout=60)
         assert process.returncode == 2, err
         assert out == ""
-        assert err.startswith(f"Error: {store}: this user may not write its folder")
+        assert err.startswith(f"Error: {store}: this user may not write the store, and ")
         assert err.count("\n") == 1
 
         store.chmod(0o444)  # a copy nobody writes
@@ -1190,5 +1190,45 @@ def test_another_user_serves_a_store_in_a_folder_it_cannot_write():
             out, err = process.communicate(timeout=10)
         assert "Traceback" not in err, err
         assert sorted(p.name for p in folder.iterdir()) == ["stiwatch.db"]
+    finally:
+        shutil.rmtree(folder)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root to run commands as other users (setpriv)")
+def test_an_analysts_serve_in_a_shared_folder_leaves_the_owners_crawls_writing():
+    """An analyst (another user) serves the store in a folder both may write: Datasette's
+    mode=ro connection made the -wal and -shm the analyst's, with the store's mode 0644, and
+    the owner's crawls and classify failed, exit 2, "attempt to write a readonly database",
+    while it ran and after it stopped (a reader cannot remove them). Refused in one line."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="stiwatch-shared-"))  # pytest's tmp is root's alone
+    try:
+        folder.chmod(0o777)
+        store = folder / "stiwatch.db"
+        analysts_store.build(store)
+        os.chown(store, 65534, 65534)
+        store.chmod(0o644)
+        env = {**os.environ, "HOME": str(folder), "XDG_DATA_HOME": str(folder / "data")}
+
+        def as_user(uid: int, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+            return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}",
+                                   "--clear-groups", sys.executable, "-m", "stiwatch", "--db",
+                                   str(store), *args], env=env, capture_output=True, text=True,
+                                  cwd=folder, stdin=subprocess.DEVNULL, timeout=timeout)
+
+        analyst, owner = 65532, 65534
+        try:
+            result = as_user(analyst, "serve", "--port", str(free_port()), timeout=10)
+        except subprocess.TimeoutExpired:
+            pytest.fail("serve started where it makes files the owner cannot write")
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith(
+            f"Error: {store}: this user may not write the store, and ")
+        assert result.stderr.count("\n") == 1
+        assert sorted(p.name for p in folder.iterdir()) == ["stiwatch.db"]
+        result = as_user(owner, "classify")
+        assert result.returncode == 0, result.stderr
     finally:
         shutil.rmtree(folder)

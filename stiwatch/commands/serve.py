@@ -77,7 +77,9 @@ def serve_command(app: App, port: int, host: str, show_subscribers: bool,
     """Serve the store in Datasette (a web UI and JSON API for SQL), read-only.
 
     The database is opened read-only (SQLite mode=ro), so crawls can keep writing while analysts
-    browse. Every table and column is documented, items, tags and sources have facets, the
+    browse. Run it as the store's owner: a user who may not write the store is refused (exit 2)
+    unless another process has it open (its -wal and -shm are beside it) or nobody may write
+    it (a copy made with chmod a-w, a read-only mount). Every table and column is documented, items, tags and sources have facets, the
     items table has full-text search, and canned queries answer the usual questions: this
     week's policy items by area, source health, the weekly trend by area, and items about one
     country. Stop it with Ctrl-C.
@@ -98,14 +100,15 @@ def serve_command(app: App, port: int, host: str, show_subscribers: bool,
     store.close()
     app.close()
     # Datasette's mode=ro connections need a -shm beside a WAL store, which this user cannot
-    # make there: only a file nobody writes can be read without one, as unchanging (a reader
-    # that takes no lock would read a store the crawls write torn, and never see their items).
+    # make there, or would make its own, keeping the owner's crawls from writing: only a file
+    # nobody writes can be read without one, as unchanging (a reader that takes no lock would
+    # read a store the crawls write torn, and never see their items).
     immutable = db.readable_only_unchanging(path)
     if immutable and not db.nobody_writes(path):
         raise UserError(
-            f"{path}: this user may not write its folder, where SQLite makes the -shm file a "
-            "reader needs while the crawls write the store: run `stiwatch serve` as the user "
-            f"who owns the store, or serve a copy nobody writes (chmod a-w {path})")
+            f"{path}: this user may not write the store, and reading it while the crawls "
+            "write it needs a -shm file beside it that they can write: run `stiwatch serve` "
+            f"as the user who owns the store, or serve a copy nobody writes (chmod a-w {path})")
     listener = listen(host, port)
     url = f"http://{host}:{port}/{path.stem}"
     # So that `stiwatch restore` knows this process has the store open (stiwatch.serving).
