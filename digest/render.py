@@ -268,6 +268,7 @@ def _context(digest: Digest, *, chart_src: str | None, unsubscribe: str | None,
 
 
 SEARCH_LIMIT = 20  # `stiwatch search --limit`'s default
+SEARCH_MAX = 10_000  # the most `stiwatch search --limit` takes
 
 
 def more_commands(digest: Digest, section: Section) -> list[str]:
@@ -296,7 +297,7 @@ def more_commands(digest: Digest, section: Section) -> list[str]:
     if section.id != LATE:
         count = max(count, digest.reports)
     if count > SEARCH_LIMIT:
-        tail += ["--limit", str(count)]
+        tail += ["--limit", str(min(count, SEARCH_MAX))]
     return [shlex.join(base + place + tail) for place in ([p for p in places if p] or [[]])]
 
 

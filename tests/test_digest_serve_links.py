@@ -171,3 +171,15 @@ def test_the_commands_list_every_story_of_a_section_whose_area_has_over_20_items
     assert (len(section.entries), section.more) == (2, 20)
     assert len(digest.headlines.entries) == 2
     assert listed(stiwatch, more_commands(digest, section)) == set(urls)
+
+
+def test_the_commands_never_ask_search_for_more_than_it_takes(store, stiwatch):
+    """`stiwatch search --limit` takes at most 10,000: a reader whose week had more reports
+    (the count the commands ask for) got a command search refused, exit 2."""
+    digest, _, _ = parts(store, settings_with(), "all@example.org")
+    section = next(s for s in digest.sections if s.more)
+    digest.reports = 12_000
+    [command] = more_commands(digest, section)
+    assert command.endswith("--limit 10000")
+    result = stiwatch(*shlex.split(command)[1:], "--format", "json")
+    assert result.exit_code == 0, result.output
