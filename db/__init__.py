@@ -21,8 +21,8 @@ from .errors import (
 from .lock import FileLock, LockHeld, LockUnusable
 from .schema import LATEST_VERSION
 from .search import SORTS, BadQuery, time_bound
-from .store import (Store, has_side_files, may_release_side_files, open_store, refuse_newer,
-                    release_side_files)
+from .store import (Store, has_side_files, may_release_side_files, nobody_writes, open_store,
+                    readable_only_unchanging, refuse_newer, release_side_files)
 from .subscribers import FILTER_FACETS, FILTERS
 
 __all__ = [
@@ -54,7 +54,9 @@ __all__ = [
     "StoreReadOnly",
     "has_side_files",
     "may_release_side_files",
+    "nobody_writes",
     "open_store",
+    "readable_only_unchanging",
     "refuse_newer",
     "release_side_files",
 ]

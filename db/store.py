@@ -276,6 +276,25 @@ def has_side_files(path: str | os.PathLike[str]) -> bool:
     return any(os.path.exists(f"{path}{side}") for side in ("-wal", "-shm"))
 
 
+def readable_only_unchanging(path: str | os.PathLike[str]) -> bool:
+    """Whether this user can read the WAL store at ``path`` only as an unchanging file (SQLite
+    ``immutable``, which takes no lock): it may not write the file and no -wal or -shm is
+    beside it. A mode=ro reader needs a -shm there, which SQLite either cannot make (a folder
+    this user may not write) or makes this user's with the file's mode (a shared folder),
+    which the store's owner then may not write: its crawls fail until the files are gone."""
+    return not os.access(path, os.W_OK) and not has_side_files(path)
+
+
+def nobody_writes(path: str | os.PathLike[str]) -> bool:
+    """Whether no user may write the file at ``path`` (no write bit in its mode, or a
+    read-only mount): read as an unchanging file, it can never be read torn."""
+    try:
+        return (not os.stat(path).st_mode & 0o222
+                or bool(os.statvfs(path).f_flag & os.ST_RDONLY))
+    except OSError:
+        return False
+
+
 def may_release_side_files(path: str | os.PathLike[str]) -> bool:
     """Whether a reader about to open the store at ``path`` may remove the -wal and -shm on
     closing (``release_side_files``): there is no -wal, or an empty one (what a read-only

@@ -268,6 +268,7 @@ def _context(digest: Digest, *, chart_src: str | None, unsubscribe: str | None,
 
 
 SEARCH_LIMIT = 20  # `stiwatch search --limit`'s default
+SEARCH_MAX = 10_000  # the most `stiwatch search --limit` takes
 
 
 def more_commands(digest: Digest, section: Section) -> list[str]:
@@ -289,9 +290,14 @@ def more_commands(digest: Digest, section: Section) -> list[str]:
     places = [[arg for c in filters["countries"] for arg in ("--country", c)],
               [arg for r in filters["regions"] for arg in ("--region", r)]]
     tail = ["--since", first.isoformat(), "--until", last.isoformat()]
+    # Search lists the area's items, the headlines' and other sections' among them, and every
+    # report of an event: as many as the section has stories cut the listing short. The
+    # reader's reports this week (every report of their stories) are as many as it can list.
     count = len(section.entries) + section.more
+    if section.id != LATE:
+        count = max(count, digest.reports)
     if count > SEARCH_LIMIT:
-        tail += ["--limit", str(count)]
+        tail += ["--limit", str(min(count, SEARCH_MAX))]
     return [shlex.join(base + place + tail) for place in ([p for p in places if p] or [[]])]
 
 

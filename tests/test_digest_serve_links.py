@@ -144,3 +144,42 @@ def test_a_serve_url_that_is_no_web_address_is_refused(value):
         load_settings(environ={"STIWATCH_SERVE_URL": value})
     assert str(caught.value) == (f"environment STIWATCH_SERVE_URL: serve_url: expected a "
                                  f"http: or https: URL, not {value!r}")
+
+
+def test_the_commands_list_every_story_of_a_section_whose_area_has_over_20_items(db_path,
+                                                                                stiwatch):
+    """Search lists the area's items, the headlines' among them, newest first; the commands
+    asked for as many as the section had stories (22 here: 2 shown, "… and 20 more"), so the
+    2 oldest of the area's 24 items, stories the section left out, were listed by neither the
+    text part's command nor anything else in the digest, while the HTML's link listed all 24."""
+    urls = [f"https://nsf.example/rule-{n}" for n in range(24)]
+    store = build(db_path, [
+        # Ranked first (score 1.0 against 0.7), and the newest: the headlines.
+        *[story(url, f"2026-11-{16 + n // 6:02d}T0{n % 6}:00:00Z", source="us-nsf",
+                title=f"Rule {n} on {word}", areas=["research_security"],
+                score=1.0 if n >= 22 else 0.7)
+          for n, (url, word) in enumerate(zip(urls, [
+              "visas", "export controls", "talent programmes", "lab access", "disclosure",
+              "foreign funding", "conflicts of interest", "cyber hygiene", "travel",
+              "data sharing", "quantum exports", "chip controls", "vetting", "biosafety",
+              "insider threats", "partnerships", "audits", "training", "reporting lines",
+              "due diligence", "sanctions", "screening", "compliance", "open science"]))],
+    ])
+    store.save_subscribers([{"email": "all@example.org"}])
+    digest, text, _ = parts(store, settings_with(), "all@example.org")
+    [section] = [s for s in digest.sections if s.title == "Research security"]
+    assert (len(section.entries), section.more) == (2, 20)
+    assert len(digest.headlines.entries) == 2
+    assert listed(stiwatch, more_commands(digest, section)) == set(urls)
+
+
+def test_the_commands_never_ask_search_for_more_than_it_takes(store, stiwatch):
+    """`stiwatch search --limit` takes at most 10,000: a reader whose week had more reports
+    (the count the commands ask for) got a command search refused, exit 2."""
+    digest, _, _ = parts(store, settings_with(), "all@example.org")
+    section = next(s for s in digest.sections if s.more)
+    digest.reports = 12_000
+    [command] = more_commands(digest, section)
+    assert command.endswith("--limit 10000")
+    result = stiwatch(*shlex.split(command)[1:], "--format", "json")
+    assert result.exit_code == 0, result.output

@@ -13,8 +13,10 @@ import html
 import io
 import itertools
 import json
+import os
 from pathlib import Path
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -1128,3 +1130,105 @@ def test_a_tag_facet_of_no_tag_column_says_where_it_works(db_path):
         assert "has no tag facet" in error
         assert (error.endswith(where) if where else "it works at" not in error), error
     assert policy.status_code == 200 and "policy" in policy.json()["facet_results"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root to run a command as another user (setpriv)")
+def test_another_user_serves_a_store_in_a_folder_it_cannot_write():
+    """docs/operations.md: a read-only store (a shared copy in a folder you cannot write to, a
+    file of mode 0444, a read-only mount) can still be served. As a user who may not write the
+    folder, with no -wal or -shm beside the store, Datasette's mode=ro connection needs a -shm
+    it cannot make: serve printed "Serving ... at" and then a traceback ("attempt to write a
+    readonly database") at the first page. A copy nobody may write is served as the unchanging
+    file it is; a store its owner may still write (the crawls' own) is refused in one line,
+    exit 2, since a reader that takes no lock would read it torn while a crawl writes it."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="stiwatch-shared-"))  # pytest's tmp is root's alone
+    try:
+        folder.chmod(0o755)
+        store = folder / "stiwatch.db"
+        analysts_store.build(store)
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        env = {**os.environ, "HOME": str(folder)}
+
+        def serve(port: int) -> subprocess.Popen:
+            return subprocess.Popen(
+                [*nobody, sys.executable, "-m", "stiwatch", "--db", str(store), "serve",
+                 "--port", str(port)], env=env, cwd=folder, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        store.chmod(0o644)  # the owner's live store
+        process = serve(free_port())
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 2, err
+        assert out == ""
+        assert err.startswith(f"Error: {store}: this user may not write the store, and ")
+        assert err.count("\n") == 1
+
+        store.chmod(0o444)  # a copy nobody writes
+        port = free_port()
+        process = serve(port)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    status, _ = get(base + "/-/versions.json")
+                    if status == 200:
+                        break
+                except OSError:
+                    pass
+                assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            status, body = get(base + "/stiwatch/items.json?_shape=array&_size=1")
+            assert status == 200, body
+            assert len(json.loads(body)) == 1
+        finally:
+            process.terminate()
+            out, err = process.communicate(timeout=10)
+        assert "Traceback" not in err, err
+        assert sorted(p.name for p in folder.iterdir()) == ["stiwatch.db"]
+    finally:
+        shutil.rmtree(folder)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root to run commands as other users (setpriv)")
+def test_an_analysts_serve_in_a_shared_folder_leaves_the_owners_crawls_writing():
+    """An analyst (another user) serves the store in a folder both may write: Datasette's
+    mode=ro connection made the -wal and -shm the analyst's, with the store's mode 0644, and
+    the owner's crawls and classify failed, exit 2, "attempt to write a readonly database",
+    while it ran and after it stopped (a reader cannot remove them). Refused in one line."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="stiwatch-shared-"))  # pytest's tmp is root's alone
+    try:
+        folder.chmod(0o777)
+        store = folder / "stiwatch.db"
+        analysts_store.build(store)
+        os.chown(store, 65534, 65534)
+        store.chmod(0o644)
+        env = {**os.environ, "HOME": str(folder), "XDG_DATA_HOME": str(folder / "data")}
+
+        def as_user(uid: int, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+            return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}",
+                                   "--clear-groups", sys.executable, "-m", "stiwatch", "--db",
+                                   str(store), *args], env=env, capture_output=True, text=True,
+                                  cwd=folder, stdin=subprocess.DEVNULL, timeout=timeout)
+
+        analyst, owner = 65532, 65534
+        try:
+            result = as_user(analyst, "serve", "--port", str(free_port()), timeout=10)
+        except subprocess.TimeoutExpired:
+            pytest.fail("serve started where it makes files the owner cannot write")
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith(
+            f"Error: {store}: this user may not write the store, and ")
+        assert result.stderr.count("\n") == 1
+        assert sorted(p.name for p in folder.iterdir()) == ["stiwatch.db"]
+        result = as_user(owner, "classify")
+        assert result.returncode == 0, result.stderr
+    finally:
+        shutil.rmtree(folder)

@@ -508,3 +508,43 @@ def test_a_store_this_user_may_not_read_is_one_line_saying_so(tmp_path):
         assert store_files(store) == ["stiwatch.db"]
     finally:
         shutil.rmtree(folder)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root to run commands as other users (setpriv)")
+def test_a_reader_leaves_no_files_that_stop_the_stores_owner_from_writing(tmp_path):
+    """An analyst (another user) previews a digest from the store in a folder both may write:
+    `digest preview` opened the store for writing, which SQLite turned into read-only for a
+    file the analyst may not write, and left the analyst's -wal and -shm (mode 0644) beside it;
+    every crawl and classify of the store's owner then failed, exit 2, "attempt to write a
+    readonly database", until someone removed them. (On a store whose labels the owner had
+    not yet synced, the preview itself failed, exit 2.)"""
+    import sys
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="stiwatch-shared-"))  # pytest's tmp is root's alone
+    try:
+        folder.chmod(0o777)
+        store = folder / "stiwatch.db"
+        analysts_store.build(store)
+        os.chown(store, 65534, 65534)
+        store.chmod(0o644)
+        env = {**os.environ, "HOME": str(folder), "XDG_DATA_HOME": str(folder / "data")}
+
+        def as_user(uid: int, *args: str) -> subprocess.CompletedProcess:
+            return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}",
+                                   "--clear-groups", sys.executable, "-m", "stiwatch", "--db",
+                                   str(store), *args], env=env, capture_output=True, text=True,
+                                  cwd=folder, stdin=subprocess.DEVNULL)
+
+        analyst, owner = 65532, 65534
+        result = as_user(owner, "classify")  # the scheduled run
+        assert result.returncode == 0, result.stderr
+        result = as_user(analyst, "digest", "preview", "--week", "2026-W47",
+                         "--out", str(folder / "w47.html"))
+        assert result.returncode == 0, result.stderr
+        assert not db.has_side_files(store)
+        result = as_user(owner, "classify")
+        assert result.returncode == 0, result.stderr
+    finally:
+        shutil.rmtree(folder)

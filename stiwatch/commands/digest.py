@@ -44,7 +44,9 @@ def preview_command(app: App, week: str | None, subscriber: str | None, out: Pat
     """
     settings = app.settings
     chosen = week_or_default(week, settings["timezone"])
-    store = app.store()
+    # Read-only, as search: opened for writing by an analyst who may not write the file, SQLite
+    # left their -wal and -shm in a shared folder, and the owner's crawls could not write.
+    store = app.existing_store()
     sub = store.get_subscriber(subscriber.strip().lower()) if subscriber else None
     html_path = output_file(out or Path(f"digest-{chosen.label}.html"), "--out")
     png_path = output_file(chart_path(html_path), "--out")  # both checked before either is written

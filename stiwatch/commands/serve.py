@@ -77,7 +77,9 @@ def serve_command(app: App, port: int, host: str, show_subscribers: bool,
     """Serve the store in Datasette (a web UI and JSON API for SQL), read-only.
 
     The database is opened read-only (SQLite mode=ro), so crawls can keep writing while analysts
-    browse. Every table and column is documented, items, tags and sources have facets, the
+    browse. Run it as the store's owner: a user who may not write the store is refused (exit 2)
+    unless another process has it open (its -wal and -shm are beside it) or nobody may write
+    it (a copy made with chmod a-w, a read-only mount). Every table and column is documented, items, tags and sources have facets, the
     items table has full-text search, and canned queries answer the usual questions: this
     week's policy items by area, source health, the weekly trend by area, and items about one
     country. Stop it with Ctrl-C.
@@ -94,10 +96,20 @@ def serve_command(app: App, port: int, host: str, show_subscribers: bool,
     """
     local_time(app.settings["timezone"])
     store = app.existing_store()  # an old file is migrated first, so the canned queries fit
-    listener = listen(host, port)
     path = store.path.resolve()
     store.close()
     app.close()
+    # Datasette's mode=ro connections need a -shm beside a WAL store, which this user cannot
+    # make there, or would make its own, keeping the owner's crawls from writing: only a file
+    # nobody writes can be read without one, as unchanging (a reader that takes no lock would
+    # read a store the crawls write torn, and never see their items).
+    immutable = db.readable_only_unchanging(path)
+    if immutable and not db.nobody_writes(path):
+        raise UserError(
+            f"{path}: this user may not write the store, and reading it while the crawls "
+            "write it needs a -shm file beside it that they can write: run `stiwatch serve` "
+            f"as the user who owns the store, or serve a copy nobody writes (chmod a-w {path})")
+    listener = listen(host, port)
     url = f"http://{host}:{port}/{path.stem}"
     # So that `stiwatch restore` knows this process has the store open (stiwatch.serving).
     announcement = Announcement(path, url)
@@ -108,7 +120,7 @@ def serve_command(app: App, port: int, host: str, show_subscribers: bool,
     terminated = False
     try:
         _serve(app, path, url, listener, (host, port), show_subscribers=show_subscribers,
-               bom=bom)
+               bom=bom, immutable=immutable)
     except interrupts.Terminated:
         terminated = True
     finally:
@@ -120,7 +132,7 @@ def serve_command(app: App, port: int, host: str, show_subscribers: bool,
 
 
 def _serve(app: App, path: Path, url: str, listener: socket.socket, address: tuple[str, int],
-           *, show_subscribers: bool, bom: bool | None) -> None:
+           *, show_subscribers: bool, bom: bool | None, immutable: bool = False) -> None:
     """Datasette on ``listener`` until Ctrl-C (returns) or SIGTERM (raises Terminated), its
     connections then closed and the -wal and -shm they made removed."""
     # Imported here: uvicorn takes a while to load and only this command needs it.
@@ -131,7 +143,8 @@ def _serve(app: App, path: Path, url: str, listener: socket.socket, address: tup
     release = db.may_release_side_files(path)
     ds = datasette_of(path, show_subscribers=show_subscribers,
                       csv_bom=app.settings["csv_bom"] if bom is None else bom,
-                      max_response_size=int(app.settings["max_response_size"]))
+                      max_response_size=int(app.settings["max_response_size"]),
+                      immutable=immutable)
     asyncio.run(ds.invoke_startup())
     click.echo(f"Serving {path} read-only at {url} (Ctrl-C to stop)")
     server = uvicorn.Server(uvicorn.Config(ds.app(), host=address[0], port=address[1],
@@ -163,10 +176,12 @@ SETTINGS = {"default_page_size": 50, "sql_time_limit_ms": 5000, "suggest_facets"
 
 
 def datasette_of(path: Path, *, show_subscribers: bool = False, csv_bom: bool = False,
-                 max_response_size: int = 0, settings: dict[str, Any] | None = None) -> Any:
+                 max_response_size: int = 0, settings: dict[str, Any] | None = None,
+                 immutable: bool = False) -> Any:
     """The Datasette `stiwatch serve` serves for the store at ``path`` (migrated already): its
-    metadata, the plugin, ``SETTINGS`` updated with ``settings``. Its startup is left to the
-    caller (``await ds.invoke_startup()``)."""
+    metadata, the plugin, ``SETTINGS`` updated with ``settings``; ``immutable``: read as a
+    file nobody writes (SQLite ``immutable``), which needs no -shm beside it. Its startup is
+    left to the caller (``await ds.invoke_startup()``)."""
     # Imported here: Datasette takes a while to load and only this command needs it.
     from datasette.app import Datasette
     from datasette.plugins import pm
@@ -178,5 +193,6 @@ def datasette_of(path: Path, *, show_subscribers: bool = False, csv_bom: bool = 
     datasette_plugin.csv_bom = csv_bom
     if not pm.is_registered(datasette_plugin):
         pm.register(datasette_plugin)
-    return Datasette([str(path)], metadata=build_metadata(path.stem, personal=show_subscribers),
+    files = {"immutables": [str(path)]} if immutable else {"files": [str(path)]}
+    return Datasette(**files, metadata=build_metadata(path.stem, personal=show_subscribers),
                      settings={**SETTINGS, **(settings or {})})
