@@ -37,6 +37,7 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
         self.path = Path(path)
         self.readonly = readonly
         self._release_on_close = False
+        self._read_as: tuple[int, int, int] | None = None  # see _connect_unchanging
         self.migrated: list[int] = []  # the migrations this open applied
         self.migrated_from = 0  # the schema version the file had before them (0: a new file)
         version: int | None = None
@@ -134,8 +135,7 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
             # connection has it open in WAL mode (it would have made a -shm): read as an
             # unchanging file. Read mode=ro, it got a -wal and -shm beside it that only a
             # connection able to write could remove.
-            return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=BUSY_TIMEOUT,
-                                   isolation_level=None)
+            return self._connect_unchanging(uri)
         conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT, isolation_level=None)
         try:
             conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")
@@ -150,9 +150,23 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
             # Reading a WAL file needs its -shm file, which SQLite could not create beside
             # it: no process has the store open for writing (a writer would have made it), so
             # it is read as an unchanging file.
-            conn = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=BUSY_TIMEOUT,
-                                   isolation_level=None)
+            conn = self._connect_unchanging(uri)
         return conn
+
+    def _connect_unchanging(self, uri: str) -> sqlite3.Connection:
+        """``uri`` read as a file nobody changes (SQLite ``immutable``: no lock, no -shm). Its
+        owner may still write it meanwhile: `changed_while_read` then tells."""
+        self._read_as = _file_state(self.path)
+        return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=BUSY_TIMEOUT,
+                               isolation_level=None)
+
+    @property
+    def changed_while_read(self) -> bool:
+        """Whether the file, read as unchanging (`_connect_unchanging`), was written meanwhile
+        (a crawl of the store's owner, folding its -wal into the file): what was read may mix
+        pages from before and after, or miss rows. A writer's -wal alone leaves the file as it
+        was, and what was read is then only older."""
+        return self._read_as is not None and _file_state(self.path) != self._read_as
 
     def _version_read_only(self) -> int | None:
         """The file's schema version read without writing, None if even that fails. A WAL
@@ -268,6 +282,15 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _file_state(path: Path) -> tuple[int, int, int] | None:
+    """What changes when a file is written or replaced: its inode, size and modification time."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 def has_side_files(path: str | os.PathLike[str]) -> bool:

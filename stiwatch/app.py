@@ -101,7 +101,7 @@ class App:
             raise  # opening it for writing below would only refuse it again
         except db.StoreError:
             return self.store()
-        click.get_current_context().call_on_close(store.close)
+        click.get_current_context().call_on_close(lambda: _close_read(store))
         return store
 
     def store_as_is(self) -> db.Store:
@@ -109,7 +109,7 @@ class App:
         older store taken after an upgrade is the copy at the old schema that the way back
         needs (a migration first would leave none)."""
         store = self._open(readonly=True, as_is=True)
-        click.get_current_context().call_on_close(store.close)
+        click.get_current_context().call_on_close(lambda: _close_read(store))
         return store
 
     def _open(self, *, readonly: bool = False, create: bool = False,
@@ -171,3 +171,14 @@ class App:
 
 # Commands receive the invocation's App (set on the click context by stiwatch.cli).
 pass_app = click.make_pass_decorator(App)
+
+
+def _close_read(store: db.Store) -> None:
+    """Close a store opened read-only; an error (exit 1) if it was read as an unchanging file
+    and its owner wrote it meanwhile, so that no one takes what was shown for the store."""
+    store.close()
+    if store.changed_while_read:
+        raise UserError(f"{store.path}: its owner wrote the store while this command read it "
+                        "(this user may not write it, so it is read without the writers' "
+                        "lock): what was shown may be incomplete or wrong; run the command "
+                        "again, or run it as the store's owner", exit_code=1)

@@ -548,3 +548,55 @@ def test_a_reader_leaves_no_files_that_stop_the_stores_owner_from_writing(tmp_pa
         assert result.returncode == 0, result.stderr
     finally:
         shutil.rmtree(folder)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root to run a command as another user (setpriv)")
+def test_a_read_the_stores_owner_wrote_into_is_an_error_not_an_answer(tmp_path):
+    """A user who may not write the store reads it as an unchanging file, without the writers'
+    lock. When the owner's crawl wrote it meanwhile (folding its -wal into the file), what was
+    read could mix pages from before and after (`quick_check`: "malformed") or miss rows, and
+    the command said nothing. Here an export stalls on its full pipe while the owner writes."""
+    import sys
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="stiwatch-shared-"))  # pytest's tmp is root's alone
+    try:
+        folder.chmod(0o755)
+        store = folder / "stiwatch.db"
+        analysts_store.build(store)
+        with db.open_store(store) as owner:  # enough rows to fill the pipe (64 KB) many times
+            owner.save_items([{"url": f"https://mext-news.example/n{n}", "source_id": "mext-news",
+                               "title": f"Budget note {n}", "body": "The budget rose. " * 60,
+                               "language": "en"} for n in range(400)])
+        store.chmod(0o644)
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        export = [*nobody, sys.executable, "-m", "stiwatch", "--db", str(store), "export",
+                  "--format", "jsonl"]
+
+        quiet = subprocess.run(export, capture_output=True, text=True, cwd=folder,
+                               stdin=subprocess.DEVNULL)
+        assert quiet.returncode == 0, quiet.stderr  # nobody wrote: the export as ever
+        assert len(quiet.stdout.splitlines()) == 407
+
+        process = subprocess.Popen(export, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   cwd=folder, stdin=subprocess.DEVNULL)
+        try:
+            first = process.stdout.read(1000)  # the export has the store open, and writes on
+            with db.open_store(store) as owner:
+                owner.save_items([{"url": "https://mext-news.example/late", "title": "Late",
+                                   "source_id": "mext-news", "body": "Late news.",
+                                   "language": "en"}])
+            rest, stderr = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert first and rest
+        assert process.returncode == 1
+        assert stderr.decode().splitlines() == [
+            f"Error: {store}: its owner wrote the store while this command read it (this user "
+            "may not write it, so it is read without the writers' lock): what was shown may "
+            "be incomplete or wrong; run the command again, or run it as the store's owner"]
+        assert store_files(store) == ["stiwatch.db"]
+    finally:
+        shutil.rmtree(folder)
