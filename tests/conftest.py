@@ -7,7 +7,7 @@ from pathlib import Path
 import shutil
 import signal
 import sys
-from typing import Callable
+from typing import Callable, Iterator
 
 from click.testing import CliRunner, Result
 import pytest
@@ -111,3 +111,18 @@ def made_once(tmp_path_factory: pytest.TempPathFactory, name: str,
     finally:
         lock.release()
     return folder
+
+
+@pytest.fixture
+def other_file_system(tmp_path: Path) -> Iterator[Path]:
+    """A folder name in /dev/shm, on another file system than the tests' files (skipped where
+    there is none), removed at the end: /dev/shm is memory, never left filled."""
+    other = Path("/dev/shm")
+    if not other.is_dir() or other.stat().st_dev == tmp_path.stat().st_dev \
+            or not os.access(other, os.W_OK):
+        pytest.skip("needs /dev/shm, writable and on another file system than the tests'")
+    folder = other / f"stiwatch-test-damaged-{os.getpid()}"
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -25,6 +25,7 @@ from db import restore as restoring
 from db.schema import LATEST_VERSION, migrate
 from digest.weeks import last_complete_week
 from digeststore import build, story
+from fsaccess import late_reader_in_the_wal, made_read_only
 from mockserver import MockServer
 from smtpserver import SmtpServer
 from stiwatch.commands import restore as restore_command, subscribers as subscribers_command
@@ -632,25 +633,6 @@ def test_the_copies_a_restore_killed_outright_left_are_removed_by_the_next(stiwa
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".stiwatch.db.restore.")]
 
 
-@contextmanager
-def unwritable(folder: Path) -> Iterator[None]:
-    """``folder`` made read-only (root also needs the immutable flag)."""
-    mode = folder.stat().st_mode
-    folder.chmod(0o555)
-    immutable = False
-    try:
-        if os.geteuid() == 0:
-            if not shutil.which("chattr") or subprocess.run(
-                    ["chattr", "+i", str(folder)], capture_output=True).returncode:
-                pytest.skip("root can write any folder, and chattr +i is not available here")
-            immutable = True
-        yield
-    finally:
-        if immutable:
-            subprocess.run(["chattr", "-i", str(folder)], check=True)
-        folder.chmod(mode)
-
-
 @pytest.mark.parametrize("where, says", [
     (lambda tmp: tmp / "typo" / "damaged", "{tmp}/typo does not exist (make it, or name "
      "another folder)"),
@@ -668,7 +650,7 @@ def test_a_folder_for_the_damaged_files_that_cannot_take_them_is_refused_before_
     (tmp_path / "locked").mkdir()
     folder = where(tmp_path)
     before, listing = digest_of(db_path), folder_listing(tmp_path)
-    with unwritable(tmp_path / "locked"):
+    with made_read_only(tmp_path / "locked"):
         result = stiwatch("restore", "--keep-damaged-in", str(folder), str(backup))
     assert result.exit_code == 2
     assert result.output.splitlines() == [
@@ -679,27 +661,20 @@ def test_a_folder_for_the_damaged_files_that_cannot_take_them_is_refused_before_
 
 
 def test_a_folder_for_the_damaged_files_on_a_full_file_system_is_refused_before_any_copy(
-        stiwatch, db_path, tmp_path):
+        stiwatch, db_path, tmp_path, other_file_system):
     """On another file system, moving the database aside copies it: without room there the
     move failed after the copy of the backup and the carry-over."""
-    other = Path("/dev/shm")
-    if not other.is_dir() or other.stat().st_dev == tmp_path.stat().st_dev \
-            or not os.access(other, os.W_OK):
-        pytest.skip("needs /dev/shm, writable and on another file system than the tests'")
     analysts_store.build(db_path)
     backup = take_backup(stiwatch, tmp_path)
+    folder = other_file_system
     size = db_path.stat().st_size
-    free = shutil.disk_usage(other).free
+    free = shutil.disk_usage(folder.parent).free
     os.truncate(db_path, size + free + 10**9)  # sparse: larger than /dev/shm has room for
-    folder = other / f"stiwatch-test-damaged-{os.getpid()}"
     listing = folder_listing(tmp_path)
     # --no-carry-over: the database's own folder needs no room for a copy of it
-    try:
-        result = stiwatch("restore", "--no-carry-over", "--keep-damaged-in", str(folder),
-                          str(backup))
-        made = folder.exists()
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)  # /dev/shm is memory: never left filled
+    result = stiwatch("restore", "--no-carry-over", "--keep-damaged-in", str(folder),
+                      str(backup))
+    made = folder.exists()
     assert result.exit_code == 2
     [line] = result.output.splitlines()
     assert line.startswith(f"Error: {folder}: cannot keep the damaged files there: on another "
@@ -711,33 +686,16 @@ def test_a_folder_for_the_damaged_files_on_a_full_file_system_is_refused_before_
     assert db_path.stat().st_size == size + free + 10**9
 
 
-def _late_reader_in_the_wal(db_path: Path) -> None:
-    """A reader added by a process killed before its -wal was folded into the file: the
-    last transaction of the store is in its -wal alone."""
-    subprocess.run([sys.executable, "-c", (
-        "import os, sqlite3\n"
-        f"conn = sqlite3.connect({str(db_path)!r}, isolation_level=None)\n"
-        "conn.execute('PRAGMA wal_autocheckpoint = 0')\n"
-        "conn.execute(\"INSERT INTO subscribers (email, created_at, updated_at) VALUES "
-        "('late@example.org', '2026-11-28T00:00:00Z', '2026-11-28T00:00:00Z')\")\n"
-        "os._exit(0)\n")], check=True)
-    assert Path(f"{db_path}-wal").stat().st_size > 0
-
-
 def test_moving_aside_to_another_file_system_never_shows_readers_an_older_store(
-        stiwatch, db_path, tmp_path, monkeypatch):
+        stiwatch, db_path, tmp_path, monkeypatch, other_file_system):
     """On another file system moving the database aside copies it, minutes for a large store:
     its -wal went first, and for those minutes the database's name held the database without
     its last transactions, which a reader taking no lock (status, search, serve) read as the
     store. A reader started while the database is copied sees it whole."""
-    other = Path("/dev/shm")
-    if not other.is_dir() or other.stat().st_dev == tmp_path.stat().st_dev \
-            or not os.access(other, os.W_OK):
-        pytest.skip("needs /dev/shm, writable and on another file system than the tests'")
     analysts_store.build(db_path)
     backup = take_backup(stiwatch, tmp_path)
-    _late_reader_in_the_wal(db_path)
-    folder = other / f"stiwatch-test-damaged-{os.getpid()}"
+    late_reader_in_the_wal(db_path)
+    folder = other_file_system
     seen = []
     copyfile = shutil.copyfile
 
@@ -749,14 +707,11 @@ def test_moving_aside_to_another_file_system_never_shows_readers_an_older_store(
         return copyfile(source, destination, **kw)
 
     monkeypatch.setattr(shutil, "copyfile", copying)
-    try:
-        result = stiwatch("restore", "--keep-damaged-in", str(folder), str(backup))
-        moved = folder_listing(folder)
-        kept = sqlite3.connect(folder / "stiwatch.db")  # the moved-aside store, its -wal read
-        emails = kept.execute("SELECT email FROM subscribers").fetchall()
-        kept.close()
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)  # /dev/shm is memory: never left filled
+    result = stiwatch("restore", "--keep-damaged-in", str(folder), str(backup))
+    moved = folder_listing(folder)
+    kept = sqlite3.connect(folder / "stiwatch.db")  # the moved-aside store, its -wal read
+    emails = kept.execute("SELECT email FROM subscribers").fetchall()
+    kept.close()
     assert result.exit_code == 0, result.output
     assert "1 subscriber added" in result.stdout  # carried over from the -wal
     [reader] = seen
@@ -769,18 +724,14 @@ def test_moving_aside_to_another_file_system_never_shows_readers_an_older_store(
 
 
 def test_a_write_while_the_database_is_copied_to_another_file_system_is_in_the_copy(
-        stiwatch, db_path, tmp_path, monkeypatch):
+        stiwatch, db_path, tmp_path, monkeypatch, other_file_system):
     """`stiwatch tag` takes none of a restore's locks: a correction written while the files
     are copied aside (its close folds the -wal into the file) made a torn copy, or one
     without it. The files are copied again until they stayed the same throughout."""
-    other = Path("/dev/shm")
-    if not other.is_dir() or other.stat().st_dev == tmp_path.stat().st_dev \
-            or not os.access(other, os.W_OK):
-        pytest.skip("needs /dev/shm, writable and on another file system than the tests'")
     analysts_store.build(db_path)
     backup = take_backup(stiwatch, tmp_path)
-    _late_reader_in_the_wal(db_path)
-    folder = other / f"stiwatch-test-damaged-{os.getpid()}"
+    late_reader_in_the_wal(db_path)
+    folder = other_file_system
     writes = []
     copyfile = shutil.copyfile
 
@@ -793,17 +744,13 @@ def test_a_write_while_the_database_is_copied_to_another_file_system_is_in_the_c
         return copied
 
     monkeypatch.setattr(shutil, "copyfile", copying)
-    try:
-        result = stiwatch("restore", "--keep-damaged-in", str(folder), str(backup))
-        assert result.exit_code == 0, result.output
-        kept = sqlite3.connect(folder / "stiwatch.db")
-        check = kept.execute("PRAGMA quick_check").fetchone()[0]
-        emails = kept.execute("SELECT email FROM subscribers").fetchall()
-        labels = kept.execute("SELECT item_id, facet, value FROM analyst_labels").fetchall()
-        kept.close()
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)  # /dev/shm is memory: never left filled
+    result = stiwatch("restore", "--keep-damaged-in", str(folder), str(backup))
     assert result.exit_code == 0, result.output
+    kept = sqlite3.connect(folder / "stiwatch.db")
+    check = kept.execute("PRAGMA quick_check").fetchone()[0]
+    emails = kept.execute("SELECT email FROM subscribers").fetchall()
+    labels = kept.execute("SELECT item_id, facet, value FROM analyst_labels").fetchall()
+    kept.close()
     [write] = writes
     assert write.returncode == 0, write.stderr
     assert check == "ok"
@@ -819,7 +766,7 @@ def test_between_moving_the_database_and_its_wal_aside_a_reader_is_told_to_wait(
     way (exit 3), not that one was stopped."""
     analysts_store.build(db_path)
     backup = take_backup(stiwatch, tmp_path)
-    _late_reader_in_the_wal(db_path)
+    late_reader_in_the_wal(db_path)
     seen = []
     rename = os.rename
 

@@ -16,7 +16,6 @@ import json
 import os
 from pathlib import Path
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import analysts_store
 import db
 from db.canned import CANNED_QUERIES
 from db.docs import undocumented
+from fsaccess import AS_OTHER_USERS, NOBODY, as_user, shared_folder, stiwatch_as
 from stiwatch.datasette_meta import build_metadata
 
 
@@ -1132,8 +1132,7 @@ def test_a_tag_facet_of_no_tag_column_says_where_it_works(db_path):
     assert policy.status_code == 200 and "policy" in policy.json()["facet_results"]
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
-                    reason="needs root to run a command as another user (setpriv)")
+@AS_OTHER_USERS
 def test_another_user_serves_a_store_in_a_folder_it_cannot_write():
     """docs/operations.md: a read-only store (a shared copy in a folder you cannot write to, a
     file of mode 0444, a read-only mount) can still be served. As a user who may not write the
@@ -1142,14 +1141,10 @@ def test_another_user_serves_a_store_in_a_folder_it_cannot_write():
     readonly database") at the first page. A copy nobody may write is served as the unchanging
     file it is; a store its owner may still write (the crawls' own) is refused in one line,
     exit 2, since a reader that takes no lock would read it torn while a crawl writes it."""
-    import tempfile
-
-    folder = Path(tempfile.mkdtemp(prefix="stiwatch-shared-"))  # pytest's tmp is root's alone
-    try:
-        folder.chmod(0o755)
+    with shared_folder(0o755) as folder:
         store = folder / "stiwatch.db"
         analysts_store.build(store)
-        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        nobody = as_user(NOBODY)
         env = {**os.environ, "HOME": str(folder)}
 
         def serve(port: int) -> subprocess.Popen:
@@ -1190,37 +1185,27 @@ def test_another_user_serves_a_store_in_a_folder_it_cannot_write():
             out, err = process.communicate(timeout=10)
         assert "Traceback" not in err, err
         assert sorted(p.name for p in folder.iterdir()) == ["stiwatch.db"]
-    finally:
-        shutil.rmtree(folder)
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
-                    reason="needs root to run commands as other users (setpriv)")
+@AS_OTHER_USERS
 def test_an_analysts_serve_in_a_shared_folder_leaves_the_owners_crawls_writing():
     """An analyst (another user) serves the store in a folder both may write: Datasette's
     mode=ro connection made the -wal and -shm the analyst's, with the store's mode 0644, and
     the owner's crawls and classify failed, exit 2, "attempt to write a readonly database",
     while it ran and after it stopped (a reader cannot remove them). Refused in one line."""
-    import tempfile
-
-    folder = Path(tempfile.mkdtemp(prefix="stiwatch-shared-"))  # pytest's tmp is root's alone
-    try:
-        folder.chmod(0o777)
+    with shared_folder(0o777) as folder:
         store = folder / "stiwatch.db"
         analysts_store.build(store)
         os.chown(store, 65534, 65534)
         store.chmod(0o644)
         env = {**os.environ, "HOME": str(folder), "XDG_DATA_HOME": str(folder / "data")}
 
-        def as_user(uid: int, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-            return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}",
-                                   "--clear-groups", sys.executable, "-m", "stiwatch", "--db",
-                                   str(store), *args], env=env, capture_output=True, text=True,
-                                  cwd=folder, stdin=subprocess.DEVNULL, timeout=timeout)
+        def run_as(uid: int, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+            return stiwatch_as(uid, store, *args, env=env, timeout=timeout)
 
         analyst, owner = 65532, 65534
         try:
-            result = as_user(analyst, "serve", "--port", str(free_port()), timeout=10)
+            result = run_as(analyst, "serve", "--port", str(free_port()), timeout=10)
         except subprocess.TimeoutExpired:
             pytest.fail("serve started where it makes files the owner cannot write")
         assert result.returncode == 2, result.stderr
@@ -1228,7 +1213,5 @@ def test_an_analysts_serve_in_a_shared_folder_leaves_the_owners_crawls_writing()
             f"Error: {store}: this user may not write the store, and ")
         assert result.stderr.count("\n") == 1
         assert sorted(p.name for p in folder.iterdir()) == ["stiwatch.db"]
-        result = as_user(owner, "classify")
+        result = run_as(owner, "classify")
         assert result.returncode == 0, result.stderr
-    finally:
-        shutil.rmtree(folder)

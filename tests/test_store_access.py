@@ -7,7 +7,6 @@ from contextlib import contextmanager
 import os
 from pathlib import Path
 import re
-import shutil
 import sqlite3
 import subprocess
 from typing import Iterator
@@ -18,6 +17,8 @@ import analysts_store
 import db
 import db.store
 from db.schema import LATEST_VERSION, migrate
+from fsaccess import (AS_OTHER_USERS, NOBODY, as_user, late_reader_in_the_wal, made_read_only,
+                      shared_folder, stiwatch_as)
 
 
 def error_line(result) -> str:
@@ -68,28 +69,9 @@ def test_an_older_store_locked_while_it_would_migrate_is_one_line(stiwatch, db_p
     assert stiwatch("status").exit_code == 0  # once free, it migrates
 
 
-@contextmanager
-def read_only(path: Path) -> Iterator[None]:
-    """The store file and its folder made read-only (root also needs the immutable flag)."""
-    folder = path.parent
-    modes = {p: p.stat().st_mode for p in (path, folder)}
-    path.chmod(0o444)
-    folder.chmod(0o555)
-    immutable = []
-    try:
-        if os.geteuid() == 0:
-            if not shutil.which("chattr"):
-                pytest.skip("root can write any file; making one read-only needs chattr")
-            for p in (path, folder):
-                if subprocess.run(["chattr", "+i", str(p)], capture_output=True).returncode:
-                    pytest.skip("root can write any file and chattr +i is refused here")
-                immutable.append(p)
-        yield
-    finally:
-        for p in reversed(immutable):
-            subprocess.run(["chattr", "-i", str(p)], check=True)
-        for p, mode in modes.items():
-            p.chmod(mode)
+def read_only(path: Path):  # noqa: ANN201 - a context manager
+    """The store file and its folder made read-only."""
+    return made_read_only(path, path.parent)
 
 
 def _store_in_one_file(db_path: Path) -> bytes:
@@ -316,8 +298,7 @@ def test_a_migration_by_the_cron_job_at_the_default_log_level_is_in_the_log_file
     assert quiet.stderr.count("\n") == 1
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
-                    reason="needs root to run a command as another user (setpriv)")
+@AS_OTHER_USERS
 def test_another_user_reads_a_store_in_a_folder_it_cannot_write(tmp_path):
     """`stiwatch serve` or an analyst as a user with read access only (docs: a read-only store
     can still be searched, exported and served). For such a user SQLite reports a WAL store
@@ -325,11 +306,8 @@ def test_another_user_reads_a_store_in_a_folder_it_cannot_write(tmp_path):
     open" (what root sees under chattr): search failed with 'check the permissions', and after
     an upgrade said nothing of the migration the store was waiting for."""
     import sys
-    import tempfile
 
-    folder = Path(tempfile.mkdtemp(prefix="stiwatch-shared-"))  # pytest's tmp is root's alone
-    try:
-        folder.chmod(0o755)
+    with shared_folder(0o755) as folder:
         current, older = folder / "current.db", folder / "older.db"
         analysts_store.build(current)
         conn = sqlite3.connect(older, isolation_level=None)
@@ -338,7 +316,7 @@ def test_another_user_reads_a_store_in_a_folder_it_cannot_write(tmp_path):
         conn.close()
         for path in (current, older):
             path.chmod(0o644)
-        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        nobody = as_user(NOBODY)
         env = {**os.environ, "HOME": str(folder)}
 
         def search(path: Path) -> subprocess.CompletedProcess:
@@ -355,8 +333,6 @@ def test_another_user_reads_a_store_in_a_folder_it_cannot_write(tmp_path):
             f"it is at schema version {LATEST_VERSION - 1} and must be migrated to "
             f"{LATEST_VERSION} once, by a user who can write it and its folder\n")
         assert sorted(p.name for p in folder.iterdir()) == ["current.db", "older.db"]
-    finally:
-        shutil.rmtree(folder)
 
 
 @pytest.mark.parametrize("side", ["-wal", "-shm", "-journal"])
@@ -430,32 +406,12 @@ def test_a_command_leaves_the_wal_of_another_process_that_has_the_store_open(db_
     assert store_files(db_path) == ["stiwatch.db"]
 
 
-@contextmanager
-def read_only_file(path: Path) -> Iterator[None]:
-    """The store file alone made read-only, its folder left writable."""
-    mode = path.stat().st_mode
-    path.chmod(0o444)
-    immutable = False
-    try:
-        if os.geteuid() == 0:
-            if not shutil.which("chattr") or subprocess.run(
-                    ["chattr", "+i", str(path)], capture_output=True).returncode:
-                pytest.skip("root can write any file and chattr +i is refused here")
-            immutable = True
-        yield
-    finally:
-        if immutable:
-            subprocess.run(["chattr", "-i", str(path)], check=True)
-        path.chmod(mode)
-
-
-@pytest.mark.parametrize("made_read_only", [read_only_file, read_only],
-                         ids=["file", "file-and-folder"])
-def test_a_read_only_store_is_read_and_left_as_it_was(db_path, made_read_only):
+@pytest.mark.parametrize("locked", [made_read_only, read_only], ids=["file", "file-and-folder"])
+def test_a_read_only_store_is_read_and_left_as_it_was(db_path, locked):
     """A copy of the store made read-only (a file of mode 0444, a read-only mount): read
     mode=ro in a folder it may write, it got a -wal and -shm beside it for good."""
     before = _store_in_one_file(db_path)
-    with made_read_only(db_path):
+    with locked(db_path):
         for command in READS:
             result = _stiwatch_process(db_path, *command)
             assert result.returncode == 0, (command, result.stderr)
@@ -467,15 +423,7 @@ def test_a_copy_with_the_wal_of_a_writer_killed_mid_work_is_read_on_a_read_only_
     """A copy of the data folder taken while a writer had the store open holds its -wal and
     -shm: on a read-only mount, the committed changes in the -wal are read all the same."""
     _store_in_one_file(db_path)
-    import sys
-
-    subprocess.run([sys.executable, "-c", (
-        "import os, sqlite3\n"
-        f"conn = sqlite3.connect({str(db_path)!r}, isolation_level=None)\n"
-        "conn.execute('PRAGMA wal_autocheckpoint = 0')\n"
-        "conn.execute(\"INSERT INTO subscribers (email, created_at, updated_at) VALUES "
-        "('late@example.org', '2026-11-28T00:00:00Z', '2026-11-28T00:00:00Z')\")\n"
-        "os._exit(0)\n")], check=True)
+    late_reader_in_the_wal(db_path)
     listing = store_files(db_path)
     assert listing == ["stiwatch.db", "stiwatch.db-shm", "stiwatch.db-wal"]
     with read_only(db_path):
@@ -485,33 +433,25 @@ def test_a_copy_with_the_wal_of_a_writer_killed_mid_work_is_read_on_a_read_only_
     assert store_files(db_path) == listing
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
-                    reason="needs root to run a command as another user (setpriv)")
+@AS_OTHER_USERS
 def test_a_store_this_user_may_not_read_is_one_line_saying_so(tmp_path):
     """SQLite says only "unable to open database file", and the open for writing that follows
     a failed read-only one turned that into "cannot write to the database": the user only
     wanted to read it."""
-    import tempfile
-
-    folder = Path(tempfile.mkdtemp(prefix="stiwatch-private-"))  # pytest's tmp is root's alone
-    try:
-        folder.chmod(0o755)
+    with shared_folder(0o755, prefix="stiwatch-private-") as folder:
         store = folder / "stiwatch.db"
         analysts_store.build(store)
         store.chmod(0o600)
-        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        nobody = as_user(NOBODY)
         result = _stiwatch_process(store, "status", user=nobody)
         assert result.returncode == 2
         assert result.stderr.splitlines() == [
             f"Error: {store}: cannot read the database: this user may not read the file "
             "(check its owner and mode)"]
         assert store_files(store) == ["stiwatch.db"]
-    finally:
-        shutil.rmtree(folder)
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
-                    reason="needs root to run commands as other users (setpriv)")
+@AS_OTHER_USERS
 def test_a_reader_leaves_no_files_that_stop_the_stores_owner_from_writing(tmp_path):
     """An analyst (another user) previews a digest from the store in a folder both may write:
     `digest preview` opened the store for writing, which SQLite turned into read-only for a
@@ -519,50 +459,36 @@ def test_a_reader_leaves_no_files_that_stop_the_stores_owner_from_writing(tmp_pa
     every crawl and classify of the store's owner then failed, exit 2, "attempt to write a
     readonly database", until someone removed them. (On a store whose labels the owner had
     not yet synced, the preview itself failed, exit 2.)"""
-    import sys
-    import tempfile
-
-    folder = Path(tempfile.mkdtemp(prefix="stiwatch-shared-"))  # pytest's tmp is root's alone
-    try:
-        folder.chmod(0o777)
+    with shared_folder(0o777) as folder:
         store = folder / "stiwatch.db"
         analysts_store.build(store)
         os.chown(store, 65534, 65534)
         store.chmod(0o644)
         env = {**os.environ, "HOME": str(folder), "XDG_DATA_HOME": str(folder / "data")}
 
-        def as_user(uid: int, *args: str) -> subprocess.CompletedProcess:
-            return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}",
-                                   "--clear-groups", sys.executable, "-m", "stiwatch", "--db",
-                                   str(store), *args], env=env, capture_output=True, text=True,
-                                  cwd=folder, stdin=subprocess.DEVNULL)
+        def run_as(uid: int, *args: str) -> subprocess.CompletedProcess:
+            return stiwatch_as(uid, store, *args, env=env)
 
         analyst, owner = 65532, 65534
-        result = as_user(owner, "classify")  # the scheduled run
+        result = run_as(owner, "classify")  # the scheduled run
         assert result.returncode == 0, result.stderr
-        result = as_user(analyst, "digest", "preview", "--week", "2026-W47",
+        result = run_as(analyst, "digest", "preview", "--week", "2026-W47",
                          "--out", str(folder / "w47.html"))
         assert result.returncode == 0, result.stderr
         assert not db.has_side_files(store)
-        result = as_user(owner, "classify")
+        result = run_as(owner, "classify")
         assert result.returncode == 0, result.stderr
-    finally:
-        shutil.rmtree(folder)
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
-                    reason="needs root to run a command as another user (setpriv)")
+@AS_OTHER_USERS
 def test_a_read_the_stores_owner_wrote_into_is_an_error_not_an_answer(tmp_path):
     """A user who may not write the store reads it as an unchanging file, without the writers'
     lock. When the owner's crawl wrote it meanwhile (folding its -wal into the file), what was
     read could mix pages from before and after (`quick_check`: "malformed") or miss rows, and
     the command said nothing. Here an export stalls on its full pipe while the owner writes."""
     import sys
-    import tempfile
 
-    folder = Path(tempfile.mkdtemp(prefix="stiwatch-shared-"))  # pytest's tmp is root's alone
-    try:
-        folder.chmod(0o755)
+    with shared_folder(0o755) as folder:
         store = folder / "stiwatch.db"
         analysts_store.build(store)
         with db.open_store(store) as owner:  # enough rows to fill the pipe (64 KB) many times
@@ -570,7 +496,7 @@ def test_a_read_the_stores_owner_wrote_into_is_an_error_not_an_answer(tmp_path):
                                "title": f"Budget note {n}", "body": "The budget rose. " * 60,
                                "language": "en"} for n in range(400)])
         store.chmod(0o644)
-        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        nobody = as_user(NOBODY)
         export = [*nobody, sys.executable, "-m", "stiwatch", "--db", str(store), "export",
                   "--format", "jsonl"]
 
@@ -598,5 +524,3 @@ def test_a_read_the_stores_owner_wrote_into_is_an_error_not_an_answer(tmp_path):
             "may not write it, so it is read without the writers' lock): what was shown may "
             "be incomplete or wrong; run the command again, or run it as the store's owner"]
         assert store_files(store) == ["stiwatch.db"]
-    finally:
-        shutil.rmtree(folder)
