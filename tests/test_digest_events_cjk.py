@@ -5,8 +5,6 @@ two sources' own words."""
 
 from __future__ import annotations
 
-import pytest
-
 from digeststore import build, story
 from digest import events
 from digest.select import clean_text, load_week
