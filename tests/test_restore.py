@@ -1270,3 +1270,31 @@ def test_a_serve_killed_outright_does_not_refuse_a_restore(stiwatch, db_path, tm
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["serve_restart_needed"] == []
     assert result.stderr == ""
+
+
+def test_json_of_a_restore_refused_for_a_serve_names_the_serve(stiwatch, db_path, tmp_path):
+    """Refused because a serve runs (exit 3), `restore --json` printed an object without
+    `serve_restart_needed` nor any word of the serve: a script had to parse the error text.
+    Every outcome has both keys: the serves running, and those to restart (none: nothing was
+    replaced)."""
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    with serve_running(db_path) as (process, url):
+        refused = stiwatch("restore", "--json", str(backup))
+        assert refused.exit_code == 3, refused.output
+        outcome = json.loads(refused.stdout)
+        assert (outcome["restored"], outcome["exit_code"]) == (False, 3)
+        assert outcome["serve_restart_needed"] == []
+        [serve] = outcome["serves_running"]
+        assert (serve["pid"], serve["url"]) == (process.pid, url)
+        went_on = json.loads(stiwatch("restore", "--json", "--while-serving", str(backup)).stdout)
+        [serve] = went_on["serves_running"]
+        assert (serve["pid"], serve["url"]) == (process.pid, url)
+        assert went_on["serve_restart_needed"] == went_on["serves_running"]
+    bad = stiwatch("restore", "--json", str(tmp_path / "no-such-backup.db"))
+    assert bad.exit_code == 2
+    refused_otherwise = json.loads(bad.stdout)
+    assert (refused_otherwise["serves_running"], refused_otherwise["serve_restart_needed"]) == (
+        [], [])
+    done = json.loads(stiwatch("restore", "--json", str(backup)).stdout)
+    assert (done["serves_running"], done["serve_restart_needed"]) == ([], [])
