@@ -91,7 +91,8 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
     Run it as the service's user with the service's settings (--config: the run lock is the
     file lock_file names), and stop `stiwatch serve` first: it goes on serving the file it
     opened (the replaced store) until restarted. A serve running on the database (each
-    announces itself in DATABASE.serve.lock) refuses the restore, exit 3, naming its pid and
+    announces itself in a file of its own, DATABASE.serve.PID.lock, locked while it runs;
+    those of serves gone are ignored and removed) refuses the restore, exit 3, naming its pid and
     address, unless --while-serving; the summary and --json then say which serves to
     restart.
 
