@@ -309,10 +309,10 @@ def more_commands(digest: Digest, section: Section) -> list[str]:
 LISTING = "items_tagged_json"
 
 
-def _any_of(column: str, values: list[str]) -> str:
-    """SQL true for a row of LISTING whose JSON array ``column`` holds any of ``values``."""
-    quoted = ", ".join("'" + value.replace("'", "''") + "'" for value in values)
-    return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value IN ({quoted}))"
+def _any_of(*columns: tuple[str, list[str]]) -> str:
+    """`stiwatch serve`'s ``_tags_any`` value for a row of LISTING with any of these tags,
+    which the page's title states (a ``_where`` it leaves out)."""
+    return ",".join(f"{column}:{value}" for column, values in columns for value in values)
 
 
 def more_link(digest: Digest, section: Section, serve_url: str | None) -> str | None:
@@ -332,21 +332,19 @@ def more_link(digest: Digest, section: Section, serve_url: str | None) -> str | 
         start, end = week.start_utc, week.end_utc
     areas = filters["areas"] if section.id in (LATE, OTHER) else [section.id]
     args: list[tuple[str, str]] = [("policy", "1")]
-    wheres: list[str] = []
+    anys: list[str] = []
     for column, values in (("areas", list(areas)), ("domains", list(filters["domains"]))):
         if len(values) == 1:
-            args.append((f"{column}__arraycontains", values[0]))  # no SQL: reads as a filter
+            args.append((f"{column}__arraycontains", values[0]))  # Datasette's own filter
         elif values:
-            wheres.append(_any_of(column, values))
+            anys.append(_any_of((column, values)))
     places = [(column, list(filters[column])) for column in ("countries", "regions")
               if filters[column]]
     if len(places) == 1 and len(places[0][1]) == 1:
         args.append((f"{places[0][0]}__arraycontains", places[0][1][0]))
     elif places:
-        # Parenthesised: Datasette joins its conditions with AND, which binds before OR.
-        wheres.append("(" + " OR ".join(_any_of(column, values) for column, values in places)
-                      + ")")
-    args += [("_where", where) for where in wheres]
+        anys.append(_any_of(*places))  # about any of the countries or regions
+    args += [("_tags_any", condition) for condition in anys]
     args += [("published_at__gte", start), ("published_at__lt", end)]
     if section.id == LATE and digest.late_after is not None:
         args.append(("id__gt", str(digest.late_after)))

@@ -5,6 +5,7 @@ listing of its stories in `stiwatch serve` when `serve_url` is set: checked agai
 from __future__ import annotations
 
 import email
+from html import unescape
 from email import policy
 import json
 import re
@@ -126,8 +127,30 @@ def test_the_more_lines_link_to_their_stories_in_stiwatch_serve(store, db_path, 
     assert len(more_commands(digest, section)) == 2
     [link] = [unquoted for unquoted in map(urllib.parse.unquote_plus, re.findall(
         r'href="([^"]*items_tagged_json[^"]*)"', html)) if "research_security" in unquoted]
-    assert "json_each(countries) WHERE value IN ('US')" in link
-    assert "OR EXISTS (SELECT 1 FROM json_each(regions) WHERE value IN ('east_asia'))" in link
+    assert "_tags_any=countries:US,regions:east_asia" in link
+
+
+def test_the_listing_pages_title_states_every_condition_of_the_link(store, db_path, tmp_path):
+    """The page's title omitted the countries and regions the link's `_where` added ("5 rows
+    where areas contains research_security ..."): a reader took one country's stories for every
+    story of the area. The title says them, as it says Datasette's own filters."""
+    with serving(db_path, tmp_path) as base:
+        settings = settings_with(serve_url=f"{base}/{db_path.stem}")
+        titles = {}
+        for reader in ("ben@example.org", "cleo@example.org"):
+            _, _, html = parts(store, settings, reader)
+            for link in re.findall(r'href="([^"]*items_tagged_json[^"]*)"', html):
+                status, page = get(link.replace("&amp;", "&"))
+                assert status == 200, page
+                [title] = re.findall(r"<h3>\s*([\d,]+ rows?[^<]*)</h3>", page)
+                titles.setdefault(reader, []).append(" ".join(unescape(title).split()))
+    for title in titles["ben@example.org"]:
+        assert re.match(r'\d+ rows where \(countries contains "US" or regions contains '
+                        r'"east_asia"\), ', title), title
+    assert any('areas contains "research_security"' in title
+               for title in titles["ben@example.org"])
+    for title in titles["cleo@example.org"]:
+        assert 'domains contains any of "quantum", "ai"' in title, title
 
 
 def test_without_serve_url_the_html_gives_the_commands(store):
