@@ -528,9 +528,10 @@ Table = tuple[str, str, list[str]]  # an FTS5 table, the query for it, the condi
 def _filters(
     areas: Sequence[str], domains: Sequence[str], countries: Sequence[str],
     regions: Sequence[str], sources: Sequence[str], since: str | None, until: str | None,
-    policy_only: bool, tz: tzinfo,
+    policy_only: bool, tz: tzinfo, after_id: int | None = None,
 ) -> tuple[list[str], dict[str, Any]]:
-    """SQL conditions on the item ``i`` for search's filters, and their parameters."""
+    """SQL conditions on the item ``i`` for search's filters, and their parameters.
+    ``after_id``: only items stored after that item (ids only grow as items are stored)."""
     where: list[str] = []
     params: dict[str, Any] = {}
     for facet, values in (("area", areas), ("domain", domains), ("country", countries),
@@ -551,6 +552,9 @@ def _filters(
     if until:
         operator, params["until"] = time_bound(until, "until", tz, end=True)
         where.append(f"i.published_at {operator} :until")
+    if after_id is not None:
+        params["after_id"] = int(after_id)
+        where.append("i.id > :after_id")
     return where, params
 
 
@@ -620,6 +624,7 @@ class SearchMixin:
         exact: bool = False,
         tz: tzinfo = timezone.utc,
         sort: str = "relevance",
+        after_id: int | None = None,
     ) -> list[dict[str, Any]]:
         """Stories matching ``query`` (FTS5 syntax), best bm25 first, each shown once
         (``sort="newest"``: latest published first).
@@ -632,7 +637,8 @@ class SearchMixin:
 
         Filters combine with AND; several values of one filter combine with OR. ``since`` and
         ``until`` are inclusive bounds on ``published_at``: dates (YYYY-MM-DD, a whole day in
-        ``tz``) or ISO date-times (read in ``tz`` unless they have an offset). Each row has the
+        ``tz``) or ISO date-times (read in ``tz`` unless they have an offset); ``after_id``
+        keeps the items stored after that item (a higher id). Each row has the
         item's id, url, title, source, date, ``duplicate_of``, a highlighted ``snippet``,
         ``score``, ``copies`` (how many near-duplicates its story has: as many other items of
         the story are folded into the row, whichever of them it is) and its tags as lists.
@@ -655,7 +661,7 @@ class SearchMixin:
         if sort not in SORTS:
             raise BadQuery(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
         terms, tables, params = self._plan(query, areas, domains, countries, regions, sources,
-                                           since, until, policy_only, tz)
+                                           since, until, policy_only, tz, after_id)
         params["ranking"] = RANKING
         with _query_errors(query):
             if sort == "newest":
@@ -690,6 +696,7 @@ class SearchMixin:
         policy_only: bool = False,
         limit: int = 20,
         tz: tzinfo = timezone.utc,
+        after_id: int | None = None,
     ) -> list[dict[str, Any]]:
         """Stories meeting the filters, without a query: newest first (``published_at``, then
         id, both descending; items without a date last), each shown once as ``search`` shows
@@ -701,7 +708,7 @@ class SearchMixin:
         if limit < 1:
             raise BadQuery(f"limit must be at least 1, not {limit}")
         where, params = _filters(areas, domains, countries, regions, sources, since, until,
-                                 policy_only, tz)
+                                 policy_only, tz, after_id)
         if not where:
             raise BadQuery("give a query or at least one filter")
         condition = " AND ".join(where)
@@ -1010,12 +1017,13 @@ class SearchMixin:
         until: str | None = None,
         policy_only: bool = False,
         tz: tzinfo = timezone.utc,
+        after_id: int | None = None,
     ) -> int:
         """How many stories ``search`` finds for ``query`` with these filters, with no limit:
         the rows it would show (an original and its near-duplicates count once)."""
         _require_words(query)
         _, tables, params = self._plan(query, areas, domains, countries, regions,
-                                       sources, since, until, policy_only, tz)
+                                       sources, since, until, policy_only, tz, after_id)
         parts = []
         for n, (table, match, conditions) in enumerate(tables):
             params[f"q{n}"] = match

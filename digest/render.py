@@ -274,9 +274,10 @@ SEARCH_MAX = 10_000  # the most `stiwatch search --limit` takes
 def more_commands(digest: Digest, section: Section) -> list[str]:
     """`stiwatch search` command lines that list a section's stories, shown or not: the reader's
     filters, the section's area and its days, run as printed (search without a query lists
-    the stories its filters match, newest first). Two commands for a reader with both
-    countries and regions: the digest takes stories about either, search's filters must all
-    match."""
+    the stories its filters match, newest first); for the late section the items stored after
+    the reader's last digest too (``--after-id``), as the section took them. Two commands for
+    a reader with both countries and regions: the digest takes stories about either, search's
+    filters must all match."""
     filters = digest.filters
     week = digest.week
     if section.id == LATE:
@@ -290,12 +291,14 @@ def more_commands(digest: Digest, section: Section) -> list[str]:
     places = [[arg for c in filters["countries"] for arg in ("--country", c)],
               [arg for r in filters["regions"] for arg in ("--region", r)]]
     tail = ["--since", first.isoformat(), "--until", last.isoformat()]
+    if section.id == LATE and digest.late_after is not None:
+        # The weeks' dates alone listed every story of them, those earlier digests had sent too
+        tail += ["--after-id", str(digest.late_after)]
     # Search lists the area's items, the headlines' and other sections' among them, and every
     # report of an event: as many as the section has stories cut the listing short. The
     # reader's reports this week (every report of their stories) are as many as it can list.
     count = len(section.entries) + section.more
-    if section.id != LATE:
-        count = max(count, digest.reports)
+    count = max(count, digest.late_reports if section.id == LATE else digest.reports)
     if count > SEARCH_LIMIT:
         tail += ["--limit", str(min(count, SEARCH_MAX))]
     return [shlex.join(base + place + tail) for place in ([p for p in places if p] or [[]])]
@@ -306,18 +309,19 @@ def more_commands(digest: Digest, section: Section) -> list[str]:
 LISTING = "items_tagged_json"
 
 
-def _any_of(column: str, values: list[str]) -> str:
-    """SQL true for a row of LISTING whose JSON array ``column`` holds any of ``values``."""
-    quoted = ", ".join("'" + value.replace("'", "''") + "'" for value in values)
-    return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value IN ({quoted}))"
+def _any_of(*columns: tuple[str, list[str]]) -> str:
+    """`stiwatch serve`'s ``_tags_any`` value for a row of LISTING with any of these tags,
+    which the page's title states (a ``_where`` it leaves out)."""
+    return ",".join(f"{column}:{value}" for column, values in columns for value in values)
 
 
 def more_link(digest: Digest, section: Section, serve_url: str | None) -> str | None:
     """The `stiwatch serve` page (``serve_url``: the store's page, as serve announces it) that
     lists what ``more_commands`` lists: the policy items of the section's area (the reader's
     areas for the late and other sections) and its days that meet the reader's filters, newest
-    first; one page where search needs two commands, since a page can take items about the
-    reader's countries or regions. None without ``serve_url``."""
+    first (for the late section, those stored after the reader's last digest: ``id__gt``);
+    one page where search needs two commands, since a page can take items about the reader's
+    countries or regions. None without ``serve_url``."""
     if not serve_url:
         return None
     filters = digest.filters
@@ -328,22 +332,22 @@ def more_link(digest: Digest, section: Section, serve_url: str | None) -> str | 
         start, end = week.start_utc, week.end_utc
     areas = filters["areas"] if section.id in (LATE, OTHER) else [section.id]
     args: list[tuple[str, str]] = [("policy", "1")]
-    wheres: list[str] = []
+    anys: list[str] = []
     for column, values in (("areas", list(areas)), ("domains", list(filters["domains"]))):
         if len(values) == 1:
-            args.append((f"{column}__arraycontains", values[0]))  # no SQL: reads as a filter
+            args.append((f"{column}__arraycontains", values[0]))  # Datasette's own filter
         elif values:
-            wheres.append(_any_of(column, values))
+            anys.append(_any_of((column, values)))
     places = [(column, list(filters[column])) for column in ("countries", "regions")
               if filters[column]]
     if len(places) == 1 and len(places[0][1]) == 1:
         args.append((f"{places[0][0]}__arraycontains", places[0][1][0]))
     elif places:
-        # Parenthesised: Datasette joins its conditions with AND, which binds before OR.
-        wheres.append("(" + " OR ".join(_any_of(column, values) for column, values in places)
-                      + ")")
-    args += [("_where", where) for where in wheres]
+        anys.append(_any_of(*places))  # about any of the countries or regions
+    args += [("_tags_any", condition) for condition in anys]
     args += [("published_at__gte", start), ("published_at__lt", end)]
+    if section.id == LATE and digest.late_after is not None:
+        args.append(("id__gt", str(digest.late_after)))
     return safe_url(f"{serve_url.rstrip('/')}/{LISTING}?{urlencode(args)}")
 
 

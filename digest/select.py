@@ -375,6 +375,9 @@ class Digest:
     reports: int = 0  # the reports grouped into those ``total`` stories (>= total)
     trends: Any = None  # digest.trends.TrendReport, shared by every subscriber of the week
     late_total: int = 0  # of ``total``: published earlier, stored since the last digest
+    # the highest item id of the reader's last digest: the late section has the items above it
+    late_after: int | None = None
+    late_reports: int = 0  # the reports grouped into the ``late_total`` stories
 
     @property
     def empty(self) -> bool:
@@ -469,13 +472,14 @@ def select(
         title = "Other STI policy" if area == OTHER else label_name("area", area)
         sections.append(Section(area, title, [entry(stories[p]) for p in shown[area]],
                                 max(0, counts[area] - cap)))
-    late_total = 0
+    late_total = late_reports = 0
     reports = sum(stories[p].reports for p in matched)
     if late is not None and late_after is not None:
         # A story any of whose reports the reader's last digest was built without.
         found = [p for p in late.matching(filters) if max(late.stories[p].ids) > late_after]
         late_total = len(found)
-        reports += sum(late.stories[p].reports for p in found)
+        late_reports = sum(late.stories[p].reports for p in found)
+        reports += late_reports
         if found:
             sections.append(Section(LATE, LATE_TITLE,
                                     [entry(late.stories[p]) for p in found[:cap]],
@@ -492,4 +496,6 @@ def select(
         reports=reports,
         trends=trends,
         late_total=late_total,
+        late_after=late_after if late is not None else None,
+        late_reports=late_reports,
     )

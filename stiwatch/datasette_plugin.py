@@ -41,6 +41,12 @@ The views compute each tag column with a subquery per item, so Datasette's facet
 columns timed out on a large store; the "tag" facet type counts them from the tags table.
 A `_facet_tag=` naming no tag column of the page (items_tagged's comma-joined countries) is a
 400 page naming the views' tag columns, where it showed nothing.
+
+`_tags_any=countries:JP,regions:east_asia` on items_tagged_json keeps the items with any of
+those tags (each `_tags_any` one such condition, all of them met), and the page's title says
+so (`where (countries contains "JP" or regions contains "east_asia")`): the digest's links
+need "any of" and "either column", which Datasette's own filters lack, and a `_where` doing it
+was left out of the title, so a page of one country's stories read as every story of the area.
 """
 
 from __future__ import annotations
@@ -115,21 +121,63 @@ def prepare_connection(conn: sqlite3.Connection) -> None:
 @hookimpl(trylast=True)  # after Datasette's "search matches ..."
 def filters_from_request(request: Any, database: str, table: str,
                          datasette: Any) -> Callable[[], Any] | None:
-    """Say on the page when the search was read as plain words, and why."""
+    """Say on the page when the search was read as plain words, and why; apply and describe
+    ``_tags_any``."""
+    wheres, params, notes = tags_any(table, request.args.getlist("_tags_any"))
     typed = request.args.get("_search")
-    if (not typed or request.args.get("_searchmode") == "raw"
-            or not datasette.table_metadata(database, table).get("fts_table")):
+    if (typed and request.args.get("_searchmode") != "raw"
+            and datasette.table_metadata(database, table).get("fts_table")):
+        try:
+            box_query(typed)
+        except BadQuery as error:
+            notes.append(f"its words were searched as plain words, since {error.reason} (see "
+                         "`stiwatch search --help` for the syntax)")
+    if not (wheres or notes):
         return None
-    try:
-        box_query(typed)
-    except BadQuery as error:
-        note = (f"its words were searched as plain words, since {error.reason} (see "
-                "`stiwatch search --help` for the syntax)")
 
-        async def inner() -> FilterArguments:
-            return FilterArguments([], human_descriptions=[note])
-        return inner
-    return None
+    async def inner() -> FilterArguments:
+        return FilterArguments(wheres, params, human_descriptions=notes)
+    return inner
+
+
+TAGS_ANY_COLUMNS = ("areas", "domains", "countries", "regions")
+
+
+def tags_any(table: str, conditions: list[str]
+             ) -> tuple[list[str], dict[str, str], list[str]]:
+    """(SQL, parameters, descriptions) of the ``_tags_any`` values on ``table``: each
+    ``column:value,column:value`` keeps the rows with any of those tags. A column that is no
+    tag column of the table keeps no row, and says so."""
+    columns = TAG_COLUMNS.get(table, {})
+    wheres: list[str] = []
+    params: dict[str, str] = {}
+    notes: list[str] = []
+    for n, condition in enumerate(conditions):
+        wanted: dict[str, list[str]] = {}
+        for pair in filter(None, (part.strip() for part in condition.split(","))):
+            column, _, value = pair.partition(":")
+            wanted.setdefault(column.strip(), []).append(value.strip())
+        unknown = [c for c in wanted if c not in TAGS_ANY_COLUMNS or c not in columns]
+        if unknown or not wanted:
+            wheres.append("0")
+            notes.append(f"_tags_any={condition!r} names no tag column of {table} "
+                         f"({', '.join(c for c in TAGS_ANY_COLUMNS if c in columns) or 'none'})")
+            continue
+        ors, said = [], []
+        for m, (column, values) in enumerate(wanted.items()):
+            names = []
+            for k, value in enumerate(values):
+                names.append(f":stiwatch_any_{n}_{m}_{k}")
+                params[names[-1][1:]] = value
+            params[f"stiwatch_any_{n}_{m}"] = columns[column]
+            ors.append(f'+{escape_sqlite(table)}.id in (select item_id from tags where facet = '
+                       f':stiwatch_any_{n}_{m} and value in ({", ".join(names)}))')
+            quoted = [f'"{value}"' for value in values]
+            said.append(f"{column} contains " + (quoted[0] if len(quoted) == 1 else
+                                                 "any of " + ", ".join(quoted)))
+        wheres.append("(" + " or ".join(ors) + ")")
+        notes.append(said[0] if len(said) == 1 else "(" + " or ".join(said) + ")")
+    return wheres, params, notes
 
 
 @hookimpl

@@ -1,12 +1,17 @@
-"""Which `stiwatch serve` processes have a store open: each announces itself in a lock file
+"""Which `stiwatch serve` processes have a store open: each announces itself in a file of its own
 beside the database, which `stiwatch restore` reads.
 
 A restore renames another file into the database's place: a `serve` started before goes on
 serving the file it opened (the replaced store, under its old inode) until it is restarted, and
-nothing told the operator. Each serve holds a shared ``flock`` on ``<database>.serve.lock`` for
-as long as it runs and appends a line to it (pid, start time, address). The kernel releases the
-lock when the process ends however it ends (SIGKILL, a crash), so a lock nobody holds says no
-serve runs, whatever lines the file still has; the last serve to stop removes the file.
+nothing told the operator. Each serve makes ``<database>.serve.<pid>.lock`` (its start time and
+address in it) and holds an exclusive ``flock`` on it for as long as it runs; it removes the file
+when it stops. The kernel releases the lock when the process ends however it ends (SIGKILL, a
+crash), so a file nobody holds is a record of a serve gone, whatever pid it names (that pid may
+be another process's by now): it counts for nothing, and the next restore removes it.
+
+(Until this layout, every serve wrote a line into one shared ``<database>.serve.lock``: a serve
+that could not write that file, made by another user, was named "pid unknown", and the line of
+a serve killed outright stayed while another ran, naming its pid once reused.)
 """
 
 from __future__ import annotations
@@ -17,19 +22,24 @@ import fcntl
 import os
 from pathlib import Path
 
-# Attempts at taking the lock of a file another serve removes at that moment (it stopped).
+# Attempts at announcing where a record of the same pid, left by a serve gone, is in the way.
 _ATTEMPTS = 5
+_SUFFIX = ".lock"
 
 
-def serve_lock_path(database: str | os.PathLike[str]) -> Path:
-    """The file the serves of the store at ``database`` (the file itself, links resolved)
-    announce themselves in."""
-    return Path(f"{Path(database).resolve()}.serve.lock")
+def _prefix(database: str | os.PathLike[str]) -> Path:
+    return Path(f"{Path(database).resolve()}.serve.")
+
+
+def serve_lock_path(database: str | os.PathLike[str], pid: int | None = None) -> Path:
+    """The file the serve of pid ``pid`` (this process by default) of the store at
+    ``database`` (the file itself, links resolved) announces itself in."""
+    return Path(f"{_prefix(database)}{pid or os.getpid()}{_SUFFIX}")
 
 
 @dataclass
 class Serving:
-    """A `stiwatch serve` that has the store open (None: it could not write its line)."""
+    """A `stiwatch serve` that has the store open."""
 
     pid: int | None
     started_at: str | None
@@ -55,46 +65,54 @@ class Announcement:
         self._fd: int | None = None
 
     def start(self) -> str | None:
-        """Take the shared lock and write this serve's line; the reason it could not (a
-        folder this user may not write), None when announced."""
+        """Make this serve's file, locked before any restore can see it; the reason it could
+        not (a folder this user may not write), None when announced."""
+        # Written and locked under a name no restore reads, then linked into place: a file
+        # with the final name is always held while its serve runs.
+        temp = self.path.with_name(self.path.name.removesuffix(_SUFFIX) + ".new")
+        try:
+            temp.unlink(missing_ok=True)  # this pid's, so left by a process gone
+            fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError as error:
+            return error.strerror or str(error)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            os.write(fd, f"{os.getpid()} {started} {self.url}\n".encode())
+            problem = self._link(temp)
+        except OSError as error:
+            problem = error.strerror or str(error)
+        finally:
+            try:
+                temp.unlink()
+            except OSError:
+                pass
+        if problem is not None:
+            os.close(fd)
+            return problem
+        self._fd = fd
+        return None
+
+    def _link(self, temp: Path) -> str | None:
         for _ in range(_ATTEMPTS):
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-                writable = True
-            except OSError as error:
-                try:  # made by another user: locked all the same, without a line
-                    fd, writable = os.open(self.path, os.O_RDONLY), False
-                except OSError:
-                    return error.strerror or str(error)
-            try:
-                alone = _try_lock(fd, fcntl.LOCK_EX)
-                if alone and writable:
-                    os.ftruncate(fd, 0)  # lines of serves ended outright: none holds it
-                fcntl.flock(fd, fcntl.LOCK_SH)
-                if os.fstat(fd).st_ino != os.stat(self.path).st_ino:
-                    raise FileNotFoundError  # the last serve removed it meanwhile: again
-                if writable:
-                    started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-                    os.write(fd, f"{os.getpid()} {started} {self.url}\n".encode())
-            except FileNotFoundError:
-                os.close(fd)
-                continue
-            except BaseException:
-                os.close(fd)
-                raise
-            self._fd = fd
-            return None
-        return "another serve kept removing it"
+                os.link(temp, self.path)
+                return None
+            except FileExistsError:
+                if not _remove_if_stale(self.path):
+                    # another PID namespace's serve of the same pid, in a shared folder
+                    return f"{self.path} is held by another serve"
+        return "a file of the same name kept coming back"
 
     def stop(self) -> None:
-        """Release the lock; the last serve to stop removes the file."""
+        """Remove this serve's file and release its lock."""
         if self._fd is None:
             return
         try:
-            if _try_lock(self._fd, fcntl.LOCK_EX):
-                Path(self.path).unlink(missing_ok=True)
+            if os.fstat(self._fd).st_ino == os.stat(self.path).st_ino:
+                self.path.unlink()
         except OSError:
-            pass  # a folder it may not write: the file stays, and says nothing once unlocked
+            pass  # gone, or a folder it may no longer write: unlocked, it says nothing
         finally:
             os.close(self._fd)
             self._fd = None
@@ -108,34 +126,58 @@ def _try_lock(fd: int, kind: int) -> bool:
     return True
 
 
-def running_serves(database: str | os.PathLike[str]) -> list[Serving]:
-    """The serves that have the store at ``database`` open now, by the lines of those still
-    alive; one of unknown pid when the lock is held but no line names a live process."""
-    path = serve_lock_path(database)
+def _remove_if_stale(path: Path) -> bool:
+    """Remove ``path`` if no process holds its lock; whether it is gone."""
     try:
         fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return []
+    except FileNotFoundError:
+        return True
     try:
-        if _try_lock(fd, fcntl.LOCK_EX):
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return []  # a file left by serves ended outright (SIGKILL): none runs
-        text = Path(path).read_text(errors="replace")
+        if not _try_lock(fd, fcntl.LOCK_EX):
+            return False
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                path.unlink()
+        except FileNotFoundError:
+            pass
+        return True
     finally:
         os.close(fd)
-    found = []
-    for line in text.splitlines():
-        fields = line.split(maxsplit=2)
-        if len(fields) == 3 and fields[0].isdigit() and _alive(int(fields[0])):
-            found.append(Serving(int(fields[0]), fields[1], fields[2]))
-    return found or [Serving(None, None, None)]
 
 
-def _alive(pid: int) -> bool:
+def running_serves(database: str | os.PathLike[str]) -> list[Serving]:
+    """The serves that have the store at ``database`` open now: one per file whose lock is
+    held. The files of serves gone are removed where this user may."""
+    prefix = _prefix(database)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's: alive
-        return True
-    return True
+        names = sorted(os.listdir(prefix.parent))
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        pid = name.removeprefix(prefix.name).removesuffix(_SUFFIX)
+        if not (name.startswith(prefix.name) and name.endswith(_SUFFIX) and pid.isdigit()):
+            continue
+        path = prefix.parent / name
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue  # stopped meanwhile
+        except OSError:
+            found.append(Serving(int(pid), None, None))  # unreadable: held, as far as known
+            continue
+        try:
+            if _try_lock(fd, fcntl.LOCK_EX):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                try:
+                    _remove_if_stale(path)
+                except OSError:
+                    pass  # another user's, in a folder this one may not write: ignored
+                continue
+            text = os.read(fd, 4096).decode(errors="replace")
+        finally:
+            os.close(fd)
+        fields = text.split(maxsplit=2)
+        started, url = (fields[1], fields[2].strip()) if len(fields) == 3 else (None, None)
+        found.append(Serving(int(pid), started, url))
+    return found

@@ -5,6 +5,7 @@ listing of its stories in `stiwatch serve` when `serve_url` is set: checked agai
 from __future__ import annotations
 
 import email
+from html import unescape
 from email import policy
 import json
 import re
@@ -13,8 +14,9 @@ import urllib.parse
 
 import pytest
 
-from digeststore import build, story
+from digeststore import add, build, story
 from digest.render import more_commands
+from digest.select import LATE
 from digest.send import compose, message_bytes, message_for, prepare_week
 from digest.weeks import parse_week
 from stiwatch.config import ConfigError, load_settings
@@ -61,9 +63,9 @@ def store(db_path):
     return s
 
 
-def parts(store, settings, reader):
-    bundle = prepare_week(store, WEEK)
-    digest = compose(bundle, store.get_subscriber(reader), settings)
+def parts(store, settings, reader, late_after=None):
+    bundle = prepare_week(store, WEEK, late_after)
+    digest = compose(bundle, store.get_subscriber(reader), settings, late_after)
     msg = email.message_from_bytes(message_bytes(message_for(bundle, digest, settings)),
                                    policy=policy.default)
     text, html = (part.get_content() for part in msg.get_payload()[0].get_payload())
@@ -125,8 +127,30 @@ def test_the_more_lines_link_to_their_stories_in_stiwatch_serve(store, db_path, 
     assert len(more_commands(digest, section)) == 2
     [link] = [unquoted for unquoted in map(urllib.parse.unquote_plus, re.findall(
         r'href="([^"]*items_tagged_json[^"]*)"', html)) if "research_security" in unquoted]
-    assert "json_each(countries) WHERE value IN ('US')" in link
-    assert "OR EXISTS (SELECT 1 FROM json_each(regions) WHERE value IN ('east_asia'))" in link
+    assert "_tags_any=countries:US,regions:east_asia" in link
+
+
+def test_the_listing_pages_title_states_every_condition_of_the_link(store, db_path, tmp_path):
+    """The page's title omitted the countries and regions the link's `_where` added ("5 rows
+    where areas contains research_security ..."): a reader took one country's stories for every
+    story of the area. The title says them, as it says Datasette's own filters."""
+    with serving(db_path, tmp_path) as base:
+        settings = settings_with(serve_url=f"{base}/{db_path.stem}")
+        titles = {}
+        for reader in ("ben@example.org", "cleo@example.org"):
+            _, _, html = parts(store, settings, reader)
+            for link in re.findall(r'href="([^"]*items_tagged_json[^"]*)"', html):
+                status, page = get(link.replace("&amp;", "&"))
+                assert status == 200, page
+                [title] = re.findall(r"<h3>\s*([\d,]+ rows?[^<]*)</h3>", page)
+                titles.setdefault(reader, []).append(" ".join(unescape(title).split()))
+    for title in titles["ben@example.org"]:
+        assert re.match(r'\d+ rows where \(countries contains "US" or regions contains '
+                        r'"east_asia"\), ', title), title
+    assert any('areas contains "research_security"' in title
+               for title in titles["ben@example.org"])
+    for title in titles["cleo@example.org"]:
+        assert 'domains contains any of "quantum", "ai"' in title, title
 
 
 def test_without_serve_url_the_html_gives_the_commands(store):
@@ -183,3 +207,38 @@ def test_the_commands_never_ask_search_for_more_than_it_takes(store, stiwatch):
     assert command.endswith("--limit 10000")
     result = stiwatch(*shlex.split(command)[1:], "--format", "json")
     assert result.exit_code == 0, result.output
+
+
+def test_the_late_sections_more_lines_list_the_stories_found_since_the_last_digest(
+        store, db_path, tmp_path, stiwatch):
+    """"Found since your last digest" lists the stories of the four weeks before that were
+    stored after the reader's last digest was built. Its commands and link selected those weeks
+    by date alone, so they listed every story of them, the ones earlier digests had sent too."""
+    def earlier(n: int) -> str:
+        return f"2026-11-{2 + n:02d}T03:00:00Z"  # weeks 45 and 46
+
+    add(store, [story(f"https://nsf.example/sent-{n}", earlier(n), source="us-nsf",
+                             title=f"NSF sent {n}", areas=["research_security"],
+                             countries=["US"], regions=["north_america"]) for n in range(3)])
+    late_after = store.max_item_id()  # the reader's last digest was built up to here
+    late = add(store, [story(f"https://nsf.example/late-{n}", earlier(n), source="us-nsf",
+                             title=f"NSF late {n}", areas=["research_security"],
+                             countries=["US"], regions=["north_america"]) for n in range(4)])
+    with serving(db_path, tmp_path) as base:
+        serve_url = f"{base}/{db_path.stem}"
+        settings = settings_with(serve_url=serve_url)
+        for reader in ("all@example.org", "ben@example.org"):
+            digest, text, html = parts(store, settings, reader, late_after)
+            [section] = [s for s in digest.sections if s.id == LATE]
+            assert (len(section.entries), section.more) == (2, 2)
+            commands = more_commands(digest, section)
+            for command in commands:
+                assert f"    {command}" in text.replace("\r\n", "\n")
+            assert listed(stiwatch, commands) == set(late), (reader, commands)
+            links = re.findall(r'not shown\. <a href="([^"]+)" class="l">List them in the '
+                               r'browser', html)
+            [link] = [link.replace("&amp;", "&") for link in links if "id__gt" in link]
+            path, _, query = link.partition("?")
+            status, body = get(f"{path}.json?{query}&_shape=array&_size=max")
+            assert status == 200, body
+            assert {row["url"] for row in json.loads(body)} == set(late), (reader, link)

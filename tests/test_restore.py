@@ -25,7 +25,9 @@ from db import restore as restoring
 from db.schema import LATEST_VERSION, migrate
 from digest.weeks import last_complete_week
 from digeststore import build, story
-from fsaccess import late_reader_in_the_wal, made_read_only
+from fsaccess import (
+    AS_OTHER_USERS, NOBODY, as_user, late_reader_in_the_wal, made_read_only, shared_folder,
+)
 from mockserver import MockServer
 from smtpserver import SmtpServer
 from stiwatch.commands import restore as restore_command, subscribers as subscribers_command
@@ -1188,18 +1190,28 @@ def test_over_another_installations_store_the_backups_corrections_it_lacks_are_k
     assert tags[("area", "open_science")] == "analyst"
 
 
+def serve_records(db_path: Path) -> list[Path]:
+    """The files serves announce themselves in, beside the store."""
+    return sorted(db_path.parent.glob(f"{db_path.name}.serve.*"))
+
+
 @contextmanager
-def serve_running(db_path: Path) -> Iterator[tuple[subprocess.Popen, str]]:
-    """`stiwatch serve` on the store, a process of its own, answering; (it, its address)."""
+def serve_running(db_path: Path, user: int | None = None
+                  ) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`stiwatch serve` on the store, a process of its own (as ``user``, else this one),
+    answering; (it, its address)."""
     import socket
     import urllib.request
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    prefix = as_user(user) if user is not None else []
+    env = {**os.environ, "HOME": str(db_path.parent)} if user is not None else None
     process = subprocess.Popen(
-        [sys.executable, "-m", "stiwatch", "--db", str(db_path), "serve", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [*prefix, sys.executable, "-m", "stiwatch", "--db", str(db_path), "serve", "--port",
+         str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        cwd=db_path.parent if user is not None else None)
     url = f"http://127.0.0.1:{port}/{db_path.stem}"
     try:
         deadline = datetime.now() + timedelta(seconds=60)
@@ -1221,7 +1233,7 @@ def test_a_restore_is_refused_while_serve_has_the_database_open_unless_told_to_g
         stiwatch, db_path, tmp_path):
     """`stiwatch serve` goes on serving the file it opened: after a restore analysts browsed
     the replaced store until someone restarted it, and nothing said so. A serve announces
-    itself (DATABASE.serve.lock); the restore refuses, touching nothing, or with
+    itself (DATABASE.serve.PID.lock); the restore refuses, touching nothing, or with
     --while-serving says in its summary and --json which serve to restart."""
     analysts_store.build(db_path)
     backup = take_backup(stiwatch, tmp_path)
@@ -1250,14 +1262,15 @@ def test_a_restore_is_refused_while_serve_has_the_database_open_unless_told_to_g
         assert text.exit_code == 0, text.output
         assert f"`stiwatch serve` (pid {process.pid}, {url}) still serves" in text.stderr
     assert process.returncode == -15
-    assert not Path(f"{db_path}.serve.lock").exists()  # the last serve to stop removes it
+    assert not serve_records(db_path)  # a serve removes its own when it stops
     after = stiwatch("restore", "--json", str(backup))
     assert after.exit_code == 0, after.output
     assert json.loads(after.stdout)["serve_restart_needed"] == []
 
 
 def test_a_serve_killed_outright_does_not_refuse_a_restore(stiwatch, db_path, tmp_path):
-    """Its lock file stays, with its line, but the kernel released its lock: no serve runs."""
+    """Its file stays, but the kernel released its lock: no serve runs, and the restore
+    removes the file."""
     import signal
 
     analysts_store.build(db_path)
@@ -1265,8 +1278,112 @@ def test_a_serve_killed_outright_does_not_refuse_a_restore(stiwatch, db_path, tm
     with serve_running(db_path) as (process, _):
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
-    assert Path(f"{db_path}.serve.lock").read_text().startswith(f"{process.pid} ")
+    assert [p.name for p in serve_records(db_path)] == [f"{db_path.name}.serve.{process.pid}.lock"]
+    assert serve_records(db_path)[0].read_text().startswith(f"{process.pid} ")
     result = stiwatch("restore", "--json", str(backup))
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["serve_restart_needed"] == []
     assert result.stderr == ""
+    assert not serve_records(db_path)
+
+
+def test_json_of_a_restore_refused_for_a_serve_names_the_serve(stiwatch, db_path, tmp_path):
+    """Refused because a serve runs (exit 3), `restore --json` printed an object without
+    `serve_restart_needed` nor any word of the serve: a script had to parse the error text.
+    Every outcome has both keys: the serves running, and those to restart (none: nothing was
+    replaced)."""
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    with serve_running(db_path) as (process, url):
+        refused = stiwatch("restore", "--json", str(backup))
+        assert refused.exit_code == 3, refused.output
+        outcome = json.loads(refused.stdout)
+        assert (outcome["restored"], outcome["exit_code"]) == (False, 3)
+        assert outcome["serve_restart_needed"] == []
+        [serve] = outcome["serves_running"]
+        assert (serve["pid"], serve["url"]) == (process.pid, url)
+        went_on = json.loads(stiwatch("restore", "--json", "--while-serving", str(backup)).stdout)
+        [serve] = went_on["serves_running"]
+        assert (serve["pid"], serve["url"]) == (process.pid, url)
+        assert went_on["serve_restart_needed"] == went_on["serves_running"]
+    bad = stiwatch("restore", "--json", str(tmp_path / "no-such-backup.db"))
+    assert bad.exit_code == 2
+    refused_otherwise = json.loads(bad.stdout)
+    assert (refused_otherwise["serves_running"], refused_otherwise["serve_restart_needed"]) == (
+        [], [])
+    done = json.loads(stiwatch("restore", "--json", str(backup)).stdout)
+    assert (done["serves_running"], done["serve_restart_needed"]) == ([], [])
+
+
+@contextmanager
+def process_of_pid(pid: int) -> Iterator[subprocess.Popen]:
+    """A new process (sleep) given ``pid``, as the kernel gives a freed pid again: the next
+    pid it hands out is the one after /proc/sys/kernel/ns_last_pid (root only)."""
+    for _ in range(50):
+        try:
+            Path("/proc/sys/kernel/ns_last_pid").write_text(str(pid - 1))
+        except OSError as error:
+            pytest.skip(f"cannot choose a pid: {error}")
+        process = subprocess.Popen(["sleep", "300"])
+        if process.pid == pid:
+            break
+        process.kill()
+        process.wait()
+    else:
+        pytest.skip(f"pid {pid} kept going to other processes")
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_a_restore_names_only_the_serves_running_not_a_killed_serves_reused_pid(
+        stiwatch, db_path, tmp_path):
+    """Every serve wrote a line into one DATABASE.serve.lock: one killed outright while another
+    ran left its line, and once its pid was another process's the restore named that process
+    as a serve to stop. Each serve's record is its own file now, locked while it runs."""
+    import signal
+
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    with serve_running(db_path) as (kept, url):
+        with serve_running(db_path) as (killed, _):
+            killed.send_signal(signal.SIGKILL)
+            killed.wait(timeout=30)
+        with process_of_pid(killed.pid):
+            refused = stiwatch("restore", "--json", str(backup))
+            assert refused.exit_code == 3, refused.output
+            assert [serve["pid"] for serve in json.loads(refused.stdout)["serves_running"]] == [
+                kept.pid]
+            assert refused.stderr == (
+                f"Error: `stiwatch serve` has the database open (pid {kept.pid}, {url}): it "
+                "would go on serving the store this restore replaces until restarted; stop it "
+                "first (systemctl stop stiwatch-serve), or restore with --while-serving and "
+                "restart it after; this restore did nothing\n")
+        assert [p.name for p in serve_records(db_path)] == [
+            f"{db_path.name}.serve.{kept.pid}.lock"]  # the killed one's, removed
+    assert not serve_records(db_path)
+
+
+@AS_OTHER_USERS
+def test_a_restore_names_the_serve_of_a_user_who_cannot_write_the_first_serves_file(
+        stiwatch, tmp_path):
+    """Two analysts serve a copy nobody writes in a shared folder. The second could not write
+    its line into DATABASE.serve.lock, the first's file: once the first stopped, the restore
+    refused for a serve it named "pid unknown". Each serve makes a file of its own now."""
+    with shared_folder(0o777) as folder:
+        store = folder / "stiwatch.db"
+        analysts_store.build(store)
+        backup = take_backup(lambda *args: stiwatch("--db", str(store), *args), tmp_path)
+        store.chmod(0o444)
+        with serve_running(store, user=65532) as (first, _):
+            with serve_running(store, user=NOBODY) as (second, url):
+                first.terminate()
+                first.wait(timeout=30)
+                refused = stiwatch("--db", str(store), "restore", "--json", str(backup))
+                assert refused.exit_code == 3, refused.output
+                [serve] = json.loads(refused.stdout)["serves_running"]
+                assert (serve["pid"], serve["url"]) == (second.pid, url)
+                assert f"(pid {second.pid}, {url})" in refused.stderr
+        assert not serve_records(store)

@@ -517,7 +517,8 @@ def test_neither_query_nor_filter_is_one_clear_line(stiwatch, ids, args):
     assert result.exit_code == 2
     assert result.output.splitlines() == [
         "Error: search needs a query, or a filter (--area, --domain, --country, --region, "
-        "--source, --policy, --since or --until) to list its stories newest first"]
+        "--source, --policy, --since, --until or --after-id) to list its stories newest "
+        "first"]
 
 
 def test_a_listed_snippet_is_the_start_of_the_summary_on_one_line(db_path):
@@ -684,3 +685,21 @@ def test_sort_without_a_query(stiwatch, ids):
     result = stiwatch("search", "research", "--sort", "oldest")
     assert result.exit_code == 2 and "'oldest' is not one of 'relevance', 'newest'" in \
         result.output
+
+
+def test_after_id_keeps_the_items_stored_after_that_item(stiwatch, ids):
+    """The digest's "Found since your last digest" lists the items stored after the reader's
+    last digest: search had no filter to list them by, only dates, which list every story."""
+    everything = "quantum OR research OR open OR galaxy OR strategy"
+    matched = {r["id"] for r in search_json(stiwatch, everything, "--limit", "100")}
+    after = sorted(matched)[len(matched) // 2]
+    later = {i for i in matched if i > after}
+    assert later and later != matched
+    assert {r["id"] for r in search_json(stiwatch, everything, "--limit", "100",
+                                         "--after-id", str(after))} == later
+    # Without a query, a filter of its own.
+    listed = {r["id"] for r in search_json(stiwatch, "--after-id", str(after), "--limit", "100")}
+    assert listed and min(listed) > after
+    result = stiwatch("search", everything, "--after-id", str(after), "--format", "csv")
+    assert result.exit_code == 0
+    assert {int(line.split(",")[0]) for line in result.output.splitlines()[1:]} == later

@@ -1215,3 +1215,41 @@ def test_an_analysts_serve_in_a_shared_folder_leaves_the_owners_crawls_writing()
         assert sorted(p.name for p in folder.iterdir()) == ["stiwatch.db"]
         result = run_as(owner, "classify")
         assert result.returncode == 0, result.stderr
+
+
+def test_tags_any_keeps_the_items_with_any_of_its_tags_and_the_title_says_so(db_path):
+    """A digest's link kept the items about any of a reader's countries or regions with a
+    `_where`, which Datasette leaves out of the page's title: a page of US or east_asia stories
+    read as every story of the area. `_tags_any` selects them and the title states it."""
+    from datasette.plugins import pm
+
+    from stiwatch import datasette_plugin
+    from stiwatch.commands.serve import datasette_of
+
+    ids = analysts_store.build(db_path)
+    ds = datasette_of(db_path)
+
+    async def pages():
+        await ds.invoke_startup()
+        return [(await ds.client.get(path)) for path in (
+            "/stiwatch/items_tagged_json.json?_shape=array&_tags_any=countries:EU,regions:"
+            "north_america&policy=1",
+            "/stiwatch/items_tagged_json?_tags_any=countries:EU,regions:north_america"
+            "&_tags_any=areas:governance,areas:open_science&policy=1",
+            "/stiwatch/items_tagged_json.json?_shape=array&_tags_any=title:x")]
+
+    try:
+        rows, page, unknown = asyncio.run(pages())
+    finally:
+        pm.unregister(datasette_plugin)
+    assert rows.status_code == 200, rows.text
+    # eu-open-copy is a near-duplicate, not in the view; us-discovery is not policy
+    assert {row["id"] for row in rows.json()} == {ids["us-security"], ids["eu-open"],
+                                                  ids["eu-ai"]}
+    assert page.status_code == 200
+    [title] = re.findall(r"<h3>\s*([^<]*rows?[^<]*)</h3>", page.text)
+    assert " ".join(html.unescape(title).split()) == (
+        '2 rows where (countries contains "EU" or regions contains "north_america"), areas '
+        'contains any of "governance", "open_science" and policy = 1 sorted by published_at '
+        'descending')
+    assert unknown.status_code == 200 and unknown.json() == []

@@ -48,7 +48,9 @@ LEFT_SHOWN = 10  # items whose analyst corrections could not be carried, in the 
               "the summary and --json (serve_restart_needed) say.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the outcome as one JSON object, also when refused or stopped "
-              "(restored, exit_code; error when it ended early).")
+              "(restored, exit_code, serves_running: the `stiwatch serve` processes that have "
+              "the database open, serve_restart_needed: those of them serving the replaced "
+              "store, empty when nothing was replaced; error when it ended early).")
 @pass_app
 def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: bool,
                     other_installation: bool, while_serving: bool, as_json: bool) -> None:
@@ -89,7 +91,8 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
     Run it as the service's user with the service's settings (--config: the run lock is the
     file lock_file names), and stop `stiwatch serve` first: it goes on serving the file it
     opened (the replaced store) until restarted. A serve running on the database (each
-    announces itself in DATABASE.serve.lock) refuses the restore, exit 3, naming its pid and
+    announces itself in a file of its own, DATABASE.serve.PID.lock, locked while it runs;
+    those of serves gone are ignored and removed) refuses the restore, exit 3, naming its pid and
     address, unless --while-serving; the summary and --json then say which serves to
     restart.
 
@@ -114,7 +117,11 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
         # Still one object on stdout, so a script reading it always has the outcome.
         stop = as_user_error(error) if as_json else None
         if stop is not None:
+            serves = _serves_json(database)
             echo_json({**done, "database": str(database), "backup": str(backup.absolute()),
+                       # the keys of every outcome: a script reads why, and whom to stop
+                       "serves_running": serves,
+                       "serve_restart_needed": serves if done["restored"] else [],
                        "exit_code": stop.exit_code, "error": stop.format_message()})
         raise
     outcome = {**done, **outcome, "exit_code": EXIT_ACT if outcome["action_needed"] else 0}
@@ -133,6 +140,15 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
         for line in outcome["action_needed"]:
             click.echo(line, err=True)
         sys.exit(EXIT_ACT)
+
+
+def _serves_json(database: Path) -> list[dict[str, object]]:
+    """The serves that have the database open now, as --json lists them; none when the
+    announcements cannot be read (the error being reported matters more)."""
+    try:
+        return [serve.as_json() for serve in running_serves(database)]
+    except OSError:
+        return []
 
 
 def _checked_restore(app: App, database: Path, backup: Path, folder: Path | None,
@@ -275,6 +291,7 @@ def _restore(app: App, database: Path, info: restoring.BackupInfo, folder: Path,
         "crawl_runs_closed": crawls,
         # Serves that opened the database before the rename serve the replaced store. The
         # start is to the second: one started in the second of the rename is listed too.
+        "serves_running": _serves_json(database),
         "serve_restart_needed": [
             serve.as_json() for serve in running_serves(database)
             if serve.started_at is None or serve.started_at <= installed_at],

@@ -135,6 +135,10 @@ class SearchCommand(click.Command):
 @click.option("--until", metavar="DATE", type=Moment(),
               help="Published on or before DATE (the whole of that day), or up to and "
               "including a date-time; read as --since is.")
+@click.option("--after-id", "after_id", type=click.IntRange(0), metavar="ID",
+              help="Only items stored after item ID (ids grow as items are stored): the "
+              "digest's \"Found since your last digest\" commands list with it the items "
+              "stored since the reader's last digest was built.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000), metavar="N",
               help="Show at most this many items.")
 @click.option("--exact", is_flag=True,
@@ -151,7 +155,7 @@ class SearchCommand(click.Command):
 @bom_option
 @pass_app
 def search_command(app: App, words: tuple[str, ...], areas, domains, countries, regions, sources,
-                   policy_only: bool, since, until, limit: int, exact: bool, sort: str | None,
+                   policy_only: bool, since, until, after_id: int | None, limit: int, exact: bool, sort: str | None,
                    fmt: str, as_json: bool, bom: bool | None) -> None:
     """Full-text search of stored items, best match first (--sort newest: latest first).
 
@@ -182,7 +186,8 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
     meets them), with the start of its summary as snippet and no score (--exact does
     nothing then). Dates are days in the `timezone` setting (Asia/Tokyo by default), as in the
     digest and `trends`: --since/--until DATE and the table's DATE column; JSON and CSV give
-    `published_at` as stored, in UTC.
+    `published_at` as stored, in UTC. --after-id ID keeps the items stored after item ID
+    (a higher `id`, in JSON and CSV too), whenever they were published.
 
     \b
     Examples:
@@ -193,13 +198,16 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
       stiwatch search 量子技術 --country JP --since 2026-01-01
       stiwatch search --policy --area governance --since 2026-11-16 --until 2026-11-22
       stiwatch search --policy --country JP --since 7d
+      stiwatch search --policy --since 2026-10-19 --until 2026-11-15 --after-id 5120
     """
     query = " ".join(words)
-    filtered = any((areas, domains, countries, regions, sources, since, until, policy_only))
+    filtered = any((areas, domains, countries, regions, sources, since, until, policy_only,
+                    after_id is not None))
     if not query.strip() and not filtered:
         raise UserError(
             "search needs a query, or a filter (--area, --domain, --country, --region, "
-            "--source, --policy, --since or --until) to list its stories newest first")
+            "--source, --policy, --since, --until or --after-id) to list its stories newest "
+            "first")
     if sort == "relevance" and not query.strip():
         raise UserError(
             "--sort relevance needs a QUERY to rank by: without one, stories are listed "
@@ -226,6 +234,7 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
         since=since,
         until=until,
         policy_only=policy_only,
+        after_id=after_id,
         limit=limit + 1,  # one more than shown: whether more match than --limit
         tz=tz,
     )

@@ -90,9 +90,9 @@ def serve_command(app: App, port: int, host: str, show_subscribers: bool,
     It takes the port before announcing the address; a port it cannot take (another server
     holds it) is a one-line error naming it, exit status 2.
 
-    While it runs it holds a shared lock on DATABASE.serve.lock, with a line naming its pid
-    and address (the last serve to stop removes the file), so that `stiwatch restore` knows
-    the store is being served: a serve goes on serving the file it opened until restarted.
+    While it runs it holds a lock on a file of its own, DATABASE.serve.PID.lock, naming its
+    start time and address (removed when it stops), so that `stiwatch restore` knows the
+    store is being served: a serve goes on serving the file it opened until restarted.
     """
     local_time(app.settings["timezone"])
     store = app.existing_store()  # an old file is migrated first, so the canned queries fit
