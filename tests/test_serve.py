@@ -196,6 +196,23 @@ def test_a_busy_port_is_one_line_naming_it_before_any_announcement(db_path, tmp_
     assert result.stderr.count("\n") == 1
 
 
+def started_serve(db_path: Path, page: str) -> subprocess.Popen:
+    """`stiwatch serve` of ``db_path`` in a process of its own, its output piped, once ``page``
+    answers (or it has ended, or 30 s have passed): for the tests of how it stops."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stiwatch", "--db", str(db_path), "serve", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if get(f"http://127.0.0.1:{port}{page}")[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.2)
+    return process
+
+
 def test_ctrl_c_stops_serve_without_an_error(db_path, tmp_path):
     """`stiwatch serve --help`: "Stop it with Ctrl-C." The way it is meant to stop printed
     "Error: interrupted by SIGINT" (uvicorn raises the signal again once it has shut down)."""
@@ -203,18 +220,8 @@ def test_ctrl_c_stops_serve_without_an_error(db_path, tmp_path):
 
     with db.open_store(db_path):
         pass
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "stiwatch", "--db", str(db_path), "serve", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = started_serve(db_path, "/-/versions.json")
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if get(f"http://127.0.0.1:{port}/-/versions.json")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.2)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
     finally:
@@ -235,18 +242,8 @@ def test_a_stopped_serve_leaves_no_wal_or_shm_file_beside_the_store(db_path, sto
 
     analysts_store.build(db_path)
     before = sorted(p.name for p in db_path.parent.iterdir())
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "stiwatch", "--db", str(db_path), "serve", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = started_serve(db_path, "/stiwatch/items.json")
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if get(f"http://127.0.0.1:{port}/stiwatch/items.json")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.2)
         served = sorted(p.name for p in db_path.parent.iterdir())
         process.send_signal(getattr(signal, stop))
         _, stderr = process.communicate(timeout=30)
