@@ -34,6 +34,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from functools import lru_cache
+from pathlib import Path
 import re
 from typing import Any, Iterable
 
@@ -90,16 +91,41 @@ _WORD = re.compile(r"[^\W\d_][\w'’-]*[^\W_]|[^\W\d_]", re.UNICODE)
 # scikit-learn's English stop words (a dependency already) add the generic words no hand list
 # kept up with ("ten", "five", "several", "whole", "amongst"...). Its four that are subjects of
 # STI policy stay terms: a bill is legislation, an innovation system, interest rates, fire
-# safety. Imported when first needed: scikit-learn takes a second to import.
+# safety.
 _CONTENT_WORDS = frozenset({"bill", "system", "interest", "fire"})
+
+
+def _english_stop_words() -> frozenset[str]:
+    """scikit-learn's ``ENGLISH_STOP_WORDS``, read from the one small module that holds them.
+
+    Its public import (``sklearn.feature_extraction.text``) loads scikit-learn, SciPy and NumPy:
+    over a second of every `digest send`, `digest preview` and `run --digest` process, for a
+    list of 318 words. The module is loaded on its own from scikit-learn's folder (located, not
+    imported); should a scikit-learn release move it, the public import still answers."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("sklearn")  # finds the package without running it
+        folder = Path(spec.origin).parent if spec and spec.origin else None
+        words_spec = folder and importlib.util.spec_from_file_location(
+            "_stiwatch_sklearn_stop_words", folder / "feature_extraction" / "_stop_words.py")
+        if words_spec and words_spec.loader:
+            module = importlib.util.module_from_spec(words_spec)
+            words_spec.loader.exec_module(module)
+            words = module.ENGLISH_STOP_WORDS
+            if isinstance(words, frozenset) and words:
+                return words
+    except (OSError, ImportError, AttributeError, SyntaxError):
+        pass
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+    return ENGLISH_STOP_WORDS
 
 
 @lru_cache(maxsize=1)
 def stopwords() -> frozenset[str]:
     """The words that are never a term, nor part of one: ``STOPWORDS`` and scikit-learn's
     English stop words but ``_CONTENT_WORDS``."""
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-    return STOPWORDS | (ENGLISH_STOP_WORDS - _CONTENT_WORDS)
+    return STOPWORDS | (_english_stop_words() - _CONTENT_WORDS)
 
 
 def _term_word(word: str, stop: frozenset[str]) -> str | None:

@@ -77,6 +77,31 @@ def serving(db_path, tmp_path, *options):
         log.close()
 
 
+@pytest.fixture(scope="module")
+def analysts_site(tmp_path_factory):
+    """One `stiwatch serve` of the analysts' store for the tests that only read its pages
+    (each serve costs a process and Datasette's start-up): (its base URL, the items' ids).
+    Its environment is cleared of the developer's settings as `isolated_env` does."""
+    folder = tmp_path_factory.mktemp("analysts-site")
+    db_path = folder / "stiwatch.db"
+    ids = analysts_store.build(db_path)
+    env = pytest.MonkeyPatch()
+    try:
+        for name in list(os.environ):
+            if name.startswith("STIWATCH_") and name != "STIWATCH_SHARED_DATA":
+                env.delenv(name)
+        home = folder / "home"
+        home.mkdir()
+        env.setenv("HOME", str(home))
+        env.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+        env.chdir(folder)
+        with serving(db_path, folder) as base:
+            env.undo()  # the server has its environment; each test gets its own
+            yield base, ids
+    finally:
+        env.undo()
+
+
 def test_metadata_documents_every_table_and_column(tmp_path):
     with db.open_store(tmp_path / "m.db") as store:
         assert undocumented(store.conn) == []
@@ -343,21 +368,20 @@ def test_items_of_country_takes_the_code_as_typed(db_path):
             assert {row["id"] for row in rows} == {ids["jp-quantum"], ids["jp-semis"]}, typed
 
 
-def test_a_query_cannot_make_the_server_allocate_a_gigabyte(db_path, tmp_path):
+def test_a_query_cannot_make_the_server_allocate_a_gigabyte(analysts_site):
     """Any visitor may run a SELECT: randomblob(999000000) made the server build a 1 GB value
     per request (a few at once exhaust the machine). Values are capped at 64 MiB; every item
     still reads in full."""
-    analysts_store.build(db_path)
-    with serving(db_path, tmp_path) as base:
-        for sql in ("select+length(randomblob(999000000))",
-                    "select+length(hex(randomblob(40000000)))"):
-            status, body = get(f"{base}/stiwatch.json?sql={sql}")
-            assert json.loads(body)["error"] == "string or blob too big", body[:300]
-        status, body = get(f"{base}/stiwatch.json?sql=select+length(randomblob(1000000))"
-                           "+as+n&_shape=array")
-        assert status == 200 and json.loads(body) == [{"n": 1000000}]
-        status, body = get(f"{base}/stiwatch/items.json?_shape=array&_size=max")
-        assert status == 200 and len(json.loads(body)) == len(analysts_store.ITEMS)
+    base, _ids = analysts_site
+    for sql in ("select+length(randomblob(999000000))",
+                "select+length(hex(randomblob(40000000)))"):
+        status, body = get(f"{base}/stiwatch.json?sql={sql}")
+        assert json.loads(body)["error"] == "string or blob too big", body[:300]
+    status, body = get(f"{base}/stiwatch.json?sql=select+length(randomblob(1000000))"
+                       "+as+n&_shape=array")
+    assert status == 200 and json.loads(body) == [{"n": 1000000}]
+    status, body = get(f"{base}/stiwatch/items.json?_shape=array&_size=max")
+    assert status == 200 and len(json.loads(body)) == len(analysts_store.ITEMS)
 
 
 def test_readers_addresses_are_not_served_unless_asked(db_path, tmp_path):
@@ -721,43 +745,41 @@ def test_the_items_search_box_finds_chinese_japanese_and_korean_words(db_path, t
     assert counted  # the classified English items among them
 
 
-def test_canned_query_descriptions_show_no_markdown_backticks(db_path, tmp_path):
+def test_canned_query_descriptions_show_no_markdown_backticks(analysts_site):
     """The canned queries' descriptions went to Datasette as plain text: their pages and the
     database page's tooltips showed `stiwatch search` and `timezone` with the backticks, where
     the tables' descriptions show code."""
-    analysts_store.build(db_path)
-    with serving(db_path, tmp_path) as base:
-        status, index = get(f"{base}/stiwatch")
-        assert status == 200
-        for name, query in CANNED_QUERIES.items():
-            status, page = get(f"{base}/stiwatch/{name}")
-            description = page[page.index('<div class="metadata-description">'):]
-            description = description[:description.index("</div>")]
-            assert "`" not in description, name
-            if "`" in query["description"]:
-                assert "<code>" in description, name
-            link = index[index.index(f'href="/stiwatch/{name}"'):]
-            assert "`" not in link[:link.index(">")], name
+    base, _ids = analysts_site
+    status, index = get(f"{base}/stiwatch")
+    assert status == 200
+    for name, query in CANNED_QUERIES.items():
+        status, page = get(f"{base}/stiwatch/{name}")
+        description = page[page.index('<div class="metadata-description">'):]
+        description = description[:description.index("</div>")]
+        assert "`" not in description, name
+        if "`" in query["description"]:
+            assert "<code>" in description, name
+        link = index[index.index(f'href="/stiwatch/{name}"'):]
+        assert "`" not in link[:link.index(">")], name
 
 
-def test_an_item_in_the_views_links_to_its_row_in_items(db_path, tmp_path):
+def test_an_item_in_the_views_links_to_its_row_in_items(analysts_site):
     """items_tagged, where the database page says to start, showed an item's id as plain
     text: its body and its tags (the items row's "Links from other tables") were a typed
     URL away. The id (and duplicate_of) now link to the item's row, as the tags table's
     item_id does; JSON and CSV keep the plain numbers."""
-    ids = analysts_store.build(db_path)
-    with serving(db_path, tmp_path) as base:
-        for view in ("items_tagged", "items_tagged_json"):
-            status, page = get(f"{base}/stiwatch/{view}?_size=max")
-            assert status == 200
-            assert f'<a href="/stiwatch/items/{ids["jp-quantum"]}">{ids["jp-quantum"]}</a>' in page
-            status, body = get(f"{base}/stiwatch/{view}.json?_shape=array&id={ids['jp-quantum']}")
-            assert json.loads(body)[0]["id"] == ids["jp-quantum"]
-        status, page = get(f"{base}/stiwatch/items_tagged?id={ids['eu-open-copy']}")
-        assert f'<a href="/stiwatch/items/{ids["eu-open"]}">{ids["eu-open"]}</a>' in page
-        status, page = get(f"{base}/stiwatch/items/{ids['jp-quantum']}")
-        assert status == 200 and "Japan launches national quantum strategy" in page
-        assert f"/stiwatch/tags?item_id={ids['jp-quantum']}" in page
+    base, ids = analysts_site
+    for view in ("items_tagged", "items_tagged_json"):
+        status, page = get(f"{base}/stiwatch/{view}?_size=max")
+        assert status == 200
+        assert f'<a href="/stiwatch/items/{ids["jp-quantum"]}">{ids["jp-quantum"]}</a>' in page
+        status, body = get(f"{base}/stiwatch/{view}.json?_shape=array&id={ids['jp-quantum']}")
+        assert json.loads(body)[0]["id"] == ids["jp-quantum"]
+    status, page = get(f"{base}/stiwatch/items_tagged?id={ids['eu-open-copy']}")
+    assert f'<a href="/stiwatch/items/{ids["eu-open"]}">{ids["eu-open"]}</a>' in page
+    status, page = get(f"{base}/stiwatch/items/{ids['jp-quantum']}")
+    assert status == 200 and "Japan launches national quantum strategy" in page
+    assert f"/stiwatch/tags?item_id={ids['jp-quantum']}" in page
 
 
 def test_items_of_one_country_says_when_it_shows_only_the_newest_1000(db_path, tmp_path):
@@ -1004,37 +1026,34 @@ def test_paging_a_view_by_next_while_a_crawl_stores_items_shows_each_row_once(db
             assert not any(f'/stiwatch/items/{item_id}"' in second for item_id in shown), view
 
 
-def test_a_next_link_with_a_snapshot_that_is_no_number_pages_the_view_as_it_is(db_path,
-                                                                                tmp_path):
+def test_a_next_link_with_a_snapshot_that_is_no_number_pages_the_view_as_it_is(analysts_site):
     """A hand-edited or mangled ``_snapshot`` is ignored (the view as it is now), never a 500:
     "²" passed str.isdigit() but not int()."""
-    analysts_store.build(db_path)
-    with serving(db_path, tmp_path) as base:
-        whole = json.loads(get(f"{base}/stiwatch/items_tagged_json.json?_size=max")[1])
-        for given in ("abc", "-1", "", "99999999999999999999", "%C2%B2", "%D9%A3"):
-            for extension in (".json", ""):
-                status, page = get(f"{base}/stiwatch/items_tagged_json{extension}?_size=2"
-                                   f"&_next=2&_snapshot={given}")
-                assert status == 200, (given, extension, page[:300])
-            data = json.loads(get(f"{base}/stiwatch/items_tagged_json.json?_size=2&_next=2"
-                                  f"&_snapshot={given}")[1])
-            assert data["filtered_table_rows_count"] == len(whole["rows"]), given
-            assert [row[0] for row in data["rows"]] == [row[0] for row in whole["rows"][2:4]]
+    base, _ids = analysts_site
+    whole = json.loads(get(f"{base}/stiwatch/items_tagged_json.json?_size=max")[1])
+    for given in ("abc", "-1", "", "99999999999999999999", "%C2%B2", "%D9%A3"):
+        for extension in (".json", ""):
+            status, page = get(f"{base}/stiwatch/items_tagged_json{extension}?_size=2"
+                               f"&_next=2&_snapshot={given}")
+            assert status == 200, (given, extension, page[:300])
+        data = json.loads(get(f"{base}/stiwatch/items_tagged_json.json?_size=2&_next=2"
+                              f"&_snapshot={given}")[1])
+        assert data["filtered_table_rows_count"] == len(whole["rows"]), given
+        assert [row[0] for row in data["rows"]] == [row[0] for row in whole["rows"][2:4]]
 
 
-def test_a_next_link_that_is_no_offset_shows_a_views_first_page(db_path, tmp_path):
+def test_a_next_link_that_is_no_offset_shows_a_views_first_page(analysts_site):
     """Datasette pages a view by an offset it reads with int(): a mangled ``_next`` ("abc",
     "²") answered 500 Internal Server Error. Such a link now shows the view's first page."""
-    analysts_store.build(db_path)
-    with serving(db_path, tmp_path) as base:
-        first = json.loads(get(f"{base}/stiwatch/items_tagged.json?_size=2")[1])
-        for given in ("abc", "%C2%B2", "-1", "1.5"):
-            for extension in (".json", ""):
-                status, page = get(f"{base}/stiwatch/items_tagged{extension}?_size=2"
-                                   f"&_next={given}")
-                assert status == 200, (given, extension, page[:300])
-            data = json.loads(get(f"{base}/stiwatch/items_tagged.json?_size=2&_next={given}")[1])
-            assert data["rows"] == first["rows"], given
+    base, _ids = analysts_site
+    first = json.loads(get(f"{base}/stiwatch/items_tagged.json?_size=2")[1])
+    for given in ("abc", "%C2%B2", "-1", "1.5"):
+        for extension in (".json", ""):
+            status, page = get(f"{base}/stiwatch/items_tagged{extension}?_size=2"
+                               f"&_next={given}")
+            assert status == 200, (given, extension, page[:300])
+        data = json.loads(get(f"{base}/stiwatch/items_tagged.json?_size=2&_next={given}")[1])
+        assert data["rows"] == first["rows"], given
 
 
 def test_a_page_filtered_by_policy_shows_its_policy_facet_when_facets_run_slow(db_path):

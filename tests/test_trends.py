@@ -7,6 +7,7 @@ import csv
 from datetime import date
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -423,3 +424,24 @@ def test_korean_rising_terms_are_collapsed_as_english_ones(tmp_path):
     got = {t.term for t in report.rising}
     assert {"인공지능 안전연구소", "文部科学省"} <= got, got
     assert not got & {"인공지능", "안전연구소"}, got
+
+
+def test_the_terms_stop_words_are_scikit_learns_without_importing_it():
+    """The rising terms drop scikit-learn's English stop words; importing them through
+    scikit-learn cost every `digest send` and `run --digest` process over a second (SciPy and
+    NumPy come with it) for a list of words."""
+    import subprocess
+    import sys
+
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    from digest.trends import STOPWORDS, _CONTENT_WORDS, stopwords
+
+    assert stopwords() == STOPWORDS | (ENGLISH_STOP_WORDS - _CONTENT_WORDS)
+    probe = ("import sys; from digest.trends import terms_of; "
+             "terms = terms_of('amongst several reforms'); "
+             "assert terms == {'reforms'}, terms; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy')))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True, cwd=Path(__file__).resolve().parents[1])
+    assert result.stdout == "[]\n", result.stdout

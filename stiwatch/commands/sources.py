@@ -12,10 +12,6 @@ import zlib
 import click
 
 from crawler.registry import load_registry
-from crawler.middlewares import robots_user_agent
-from crawler.runner import CrawlInputError, scrapy_settings
-from crawler.settings import ROBOTSTXT_USER_AGENT
-from crawler.spiders.listings import ListingError, check_listing
 
 from ..app import App, pass_app
 from ..errors import UserError
@@ -136,6 +132,11 @@ def _robots_problem(url: str, user_agent: str, agent: str, timeout: float) -> st
 def _robots_agent(app: App, user_agent: str) -> str:
     """The token robots.txt groups are matched on, as the crawl reads it: the crawler's
     ROBOTSTXT_USER_AGENT, or the one STIWATCH_SCRAPY_SETTINGS names instead."""
+    # Scrapy is imported by `sources check` alone: it costs `sources list` and `sync` 0.5 s.
+    from crawler.middlewares import robots_user_agent
+    from crawler.runner import CrawlInputError, scrapy_settings
+    from crawler.settings import ROBOTSTXT_USER_AGENT
+
     try:
         crawl_settings = scrapy_settings(app.settings, user_agent)
     except CrawlInputError as error:
@@ -148,6 +149,8 @@ def _check(source: dict, user_agent: str, timeout: float, *, max_size: int,
     """GET the source's URL and read it as its kind, as a crawl would: what answered, and what
     it holds ("12 entries") or why a crawl could not use it (an HTML page where the feed should
     be, a links selector that matches nothing)."""
+    from crawler.spiders.listings import ListingError, check_listing
+
     started = time.monotonic()
     result = {"status": None, "error": None, "content_type": None, "final_url": None,
               "found": None}
