@@ -35,16 +35,22 @@ def shared_data(relative: str) -> Path:
     return path
 
 
+def isolate(patch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Through ``patch``: no STIWATCH_ setting of the developer's (but the shared data's path),
+    and a home of its own in ``folder``, so no default database or model folder either."""
+    for name in list(os.environ):
+        if name.startswith("STIWATCH_") and name != "STIWATCH_SHARED_DATA":
+            patch.delenv(name)
+    home = folder / "home"
+    home.mkdir()
+    patch.setenv("HOME", str(home))
+    patch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No test sees the developer's settings, database or model folder."""
-    for name in list(os.environ):
-        if name.startswith("STIWATCH_") and name != "STIWATCH_SHARED_DATA":
-            monkeypatch.delenv(name)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    isolate(monkeypatch, tmp_path)
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)

@@ -27,6 +27,7 @@ import urllib.request
 import pytest
 
 import analysts_store
+from conftest import isolate
 import db
 from db.canned import CANNED_QUERIES
 from db.docs import undocumented
@@ -87,13 +88,7 @@ def analysts_site(tmp_path_factory):
     ids = analysts_store.build(db_path)
     env = pytest.MonkeyPatch()
     try:
-        for name in list(os.environ):
-            if name.startswith("STIWATCH_") and name != "STIWATCH_SHARED_DATA":
-                env.delenv(name)
-        home = folder / "home"
-        home.mkdir()
-        env.setenv("HOME", str(home))
-        env.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+        isolate(env, folder)
         env.chdir(folder)
         with serving(db_path, folder) as base:
             env.undo()  # the server has its environment; each test gets its own
