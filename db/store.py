@@ -130,7 +130,7 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
         """A read-only connection (mode=ro), also to a store in a folder this user cannot
         write to, such as a shared copy."""
         uri = f"file:{quote(str(self.path))}?mode=ro"
-        if not os.access(self.path, os.W_OK) and not has_side_files(self.path):
+        if readable_only_unchanging(self.path):
             # A file this user cannot write (a copy made read-only, a read-only mount), and no
             # connection has it open in WAL mode (it would have made a -shm): read as an
             # unchanging file. Read mode=ro, it got a -wal and -shm beside it that only a
