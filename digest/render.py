@@ -12,7 +12,6 @@ table gives each tag's count this week and its 4-week average.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from functools import lru_cache
 import shlex
 import textwrap
@@ -271,6 +270,15 @@ SEARCH_LIMIT = 20  # `stiwatch search --limit`'s default
 SEARCH_MAX = 10_000  # the most `stiwatch search --limit` takes
 
 
+def _section_scope(digest: Digest, section: Section) -> tuple[list[Any], list[str]]:
+    """The weeks (oldest first) and the areas a section's stories come from: the weeks before
+    this one for the late section, this one for the others; the reader's areas for the late and
+    other sections, the section's own area for an area's."""
+    weeks = digest.week.previous(LATE_WEEKS) if section.id == LATE else [digest.week]
+    areas = digest.filters["areas"] if section.id in (LATE, OTHER) else [section.id]
+    return weeks, list(areas)
+
+
 def more_commands(digest: Digest, section: Section) -> list[str]:
     """`stiwatch search` command lines that list a section's stories, shown or not: the reader's
     filters, the section's area and its days, run as printed (search without a query lists
@@ -279,12 +287,8 @@ def more_commands(digest: Digest, section: Section) -> list[str]:
     a reader with both countries and regions: the digest takes stories about either, search's
     filters must all match."""
     filters = digest.filters
-    week = digest.week
-    if section.id == LATE:
-        first, last = week.previous(LATE_WEEKS)[0].monday, week.monday - timedelta(days=1)
-    else:
-        first, last = week.monday, week.sunday
-    areas = filters["areas"] if section.id in (LATE, OTHER) else [section.id]
+    weeks, areas = _section_scope(digest, section)
+    first, last = weeks[0].monday, weeks[-1].sunday
     base = ["stiwatch", "search", "--policy"]
     base += [arg for area in areas for arg in ("--area", area)]
     base += [arg for domain in filters["domains"] for arg in ("--domain", domain)]
@@ -325,12 +329,8 @@ def more_link(digest: Digest, section: Section, serve_url: str | None) -> str | 
     if not serve_url:
         return None
     filters = digest.filters
-    week = digest.week
-    if section.id == LATE:
-        start, end = week.previous(LATE_WEEKS)[0].start_utc, week.start_utc
-    else:
-        start, end = week.start_utc, week.end_utc
-    areas = filters["areas"] if section.id in (LATE, OTHER) else [section.id]
+    weeks, areas = _section_scope(digest, section)
+    start, end = weeks[0].start_utc, weeks[-1].end_utc
     args: list[tuple[str, str]] = [("policy", "1")]
     anys: list[str] = []
     for column, values in (("areas", list(areas)), ("domains", list(filters["domains"]))):
