@@ -16,6 +16,8 @@ from typing import Iterator
 
 import pytest
 
+import analysts_store
+
 # For the tests that run commands as other users.
 AS_OTHER_USERS = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
                                     reason="needs root to run commands as other users (setpriv)")
@@ -81,3 +83,13 @@ def late_reader_in_the_wal(db_path: Path) -> None:
         "('late@example.org', '2026-11-28T00:00:00Z', '2026-11-28T00:00:00Z')\")\n"
         "os._exit(0)\n")], check=True)
     assert Path(f"{db_path}-wal").stat().st_size > 0
+
+
+def owners_store(folder: Path) -> tuple[Path, dict[str, str]]:
+    """The analysts' store in ``folder``, owned by NOBODY (its owner, who runs the crawls),
+    mode 0644; and an environment for the users running commands there, homes in ``folder``."""
+    store = folder / "stiwatch.db"
+    analysts_store.build(store)
+    os.chown(store, NOBODY, NOBODY)
+    store.chmod(0o644)
+    return store, {**os.environ, "HOME": str(folder), "XDG_DATA_HOME": str(folder / "data")}

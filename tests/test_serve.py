@@ -31,7 +31,7 @@ from conftest import isolate
 import db
 from db.canned import CANNED_QUERIES
 from db.docs import undocumented
-from fsaccess import AS_OTHER_USERS, NOBODY, as_user, shared_folder, stiwatch_as
+from fsaccess import AS_OTHER_USERS, NOBODY, as_user, owners_store, shared_folder, stiwatch_as
 from stiwatch.datasette_meta import build_metadata
 
 
@@ -1205,11 +1205,7 @@ def test_an_analysts_serve_in_a_shared_folder_leaves_the_owners_crawls_writing()
     the owner's crawls and classify failed, exit 2, "attempt to write a readonly database",
     while it ran and after it stopped (a reader cannot remove them). Refused in one line."""
     with shared_folder(0o777) as folder:
-        store = folder / "stiwatch.db"
-        analysts_store.build(store)
-        os.chown(store, 65534, 65534)
-        store.chmod(0o644)
-        env = {**os.environ, "HOME": str(folder), "XDG_DATA_HOME": str(folder / "data")}
+        store, env = owners_store(folder)
 
         def run_as(uid: int, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
             return stiwatch_as(uid, store, *args, env=env, timeout=timeout)

@@ -18,7 +18,7 @@ import db
 import db.store
 from db.schema import LATEST_VERSION, migrate
 from fsaccess import (AS_OTHER_USERS, NOBODY, as_user, late_reader_in_the_wal, made_read_only,
-                      shared_folder, stiwatch_as)
+                      owners_store, shared_folder, stiwatch_as)
 
 
 def error_line(result) -> str:
@@ -460,11 +460,7 @@ def test_a_reader_leaves_no_files_that_stop_the_stores_owner_from_writing(tmp_pa
     readonly database", until someone removed them. (On a store whose labels the owner had
     not yet synced, the preview itself failed, exit 2.)"""
     with shared_folder(0o777) as folder:
-        store = folder / "stiwatch.db"
-        analysts_store.build(store)
-        os.chown(store, 65534, 65534)
-        store.chmod(0o644)
-        env = {**os.environ, "HOME": str(folder), "XDG_DATA_HOME": str(folder / "data")}
+        store, env = owners_store(folder)
 
         def run_as(uid: int, *args: str) -> subprocess.CompletedProcess:
             return stiwatch_as(uid, store, *args, env=env)
