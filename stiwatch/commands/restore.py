@@ -18,7 +18,7 @@ from ..app import App, pass_app
 from ..errors import UserError, as_user_error
 from ..output import counted, echo_json
 from ..runlock import EXIT_LOCKED, take_run_lock
-from ..serving import running_serves
+from ..serving import Serving, running_serves
 
 # The restore succeeded but the moved-aside store could not be read: the operator must check
 # the mail server's log before the next `run --digest` (docs/operations.md).
@@ -131,9 +131,7 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
         _summary(app, outcome)
     for serve in outcome["serve_restart_needed"]:
         # On stderr, as what must be done, even with --quiet or --json.
-        described = ", ".join([f"pid {serve['pid']}" if serve["pid"] else "pid unknown",
-                               *([serve["url"]] if serve["url"] else [])])
-        click.echo(f"`stiwatch serve` ({described}) still serves the store this restore "
+        click.echo(f"`stiwatch serve` ({Serving(**serve).describe()}) still serves the store this restore "
                    "replaced, the file it opened: restart it (systemctl restart "
                    "stiwatch-serve) so that analysts see the restored one.", err=True)
     if outcome["action_needed"]:
@@ -272,6 +270,7 @@ def _restore(app: App, database: Path, info: restoring.BackupInfo, folder: Path,
         app.report_migration(*migrated)
     store = app.store()
     weeks = restoring.sent_weeks(store)
+    serves = _serves_json(database)
     outcome = {
         "database": str(database),
         "backup": str(info.path.absolute()),  # the summary is read later, in a log
@@ -291,10 +290,10 @@ def _restore(app: App, database: Path, info: restoring.BackupInfo, folder: Path,
         "crawl_runs_closed": crawls,
         # Serves that opened the database before the rename serve the replaced store. The
         # start is to the second: one started in the second of the rename is listed too.
-        "serves_running": _serves_json(database),
+        "serves_running": serves,
         "serve_restart_needed": [
-            serve.as_json() for serve in running_serves(database)
-            if serve.started_at is None or serve.started_at <= installed_at],
+            serve for serve in serves
+            if serve["started_at"] is None or serve["started_at"] <= installed_at],
         "action_needed": None,
     }
     if error is not None:
