@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 DEBIAN_PACKAGES := chromium fonts-dejavu-core
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test install system-deps bench clean
+.PHONY: demo test install system-deps bench clean docs
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ system-deps:
 
 demo: $(STAMP)
 	$(VENV)/bin/stiwatch demo
+
+# docs/commands.md shows every command's --help: rewrite it after changing one.
+docs: $(STAMP)
+	$(VENV)/bin/cog -r docs/commands.md
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest -n 2 --durations=15
