@@ -143,24 +143,30 @@ def test_ctrl_c_stops_cleanly_and_marks_the_run_interrupted(stiwatch, http_serve
 HELD = 40
 
 
-def _blocked_site(server, release):
-    """A feed whose articles are held until ``release`` is set: the crawl is mid-way."""
+def _slow_feed(server, name: str, count: int, wait) -> str:
+    """A feed of ``count`` articles under /``name``/, each answered after ``wait()`` returns;
+    the site's base URL."""
     base = build_site(server)
     entries = "".join(
-        f"<item><title>Story {n}</title><link>{base}/held/{n}.html</link>"
-        f"<pubDate>Tue, 24 Nov 2026 10:{n:02d}:00 GMT</pubDate></item>" for n in range(HELD))
-    (server.root / "held.xml").write_text(
-        f"<?xml version='1.0'?><rss version='2.0'><channel><title>Held</title>{entries}"
-        "</channel></rss>")
+        f"<item><title>Story {n}</title><link>{base}/{name}/{n}.html</link>"
+        f"<pubDate>Tue, 24 Nov 2026 10:{n:02d}:00 GMT</pubDate></item>" for n in range(count))
+    (server.root / f"{name}.xml").write_text(
+        f"<?xml version='1.0'?><rss version='2.0'><channel><title>{name.title()}</title>"
+        f"{entries}</channel></rss>")
 
     def article(handler):
-        release.wait(30)
+        wait()
         n = int(handler.path.rsplit("/", 1)[1].split(".")[0])
         handler.send_body(200, ARTICLE.format(n=n).encode())
 
-    for n in range(HELD):
-        server.routes[f"/held/{n}.html"] = article
+    for n in range(count):
+        server.routes[f"/{name}/{n}.html"] = article
     return base
+
+
+def _blocked_site(server, release):
+    """A feed whose articles are held until ``release`` is set: the crawl is mid-way."""
+    return _slow_feed(server, "held", HELD, lambda: release.wait(30))
 
 
 def _articles_requested(server):
@@ -302,22 +308,7 @@ PER_DOMAIN = 2
 
 def _many_site(server, pace):
     """``pace["seconds"]``: how long each article takes to answer (changeable mid-test)."""
-    base = build_site(server)
-    entries = "".join(
-        f"<item><title>Story {n}</title><link>{base}/many/{n}.html</link>"
-        f"<pubDate>Tue, 24 Nov 2026 10:{n:02d}:00 GMT</pubDate></item>" for n in range(MANY))
-    (server.root / "many.xml").write_text(
-        f"<?xml version='1.0'?><rss version='2.0'><channel><title>Many</title>{entries}"
-        "</channel></rss>")
-
-    def article(handler):
-        time.sleep(pace["seconds"])
-        n = int(handler.path.rsplit("/", 1)[1].split(".")[0])
-        handler.send_body(200, ARTICLE.format(n=n).encode())
-
-    for n in range(MANY):
-        server.routes[f"/many/{n}.html"] = article
-    return base
+    return _slow_feed(server, "many", MANY, lambda: time.sleep(pace["seconds"]))
 
 
 def _many_requested(server):
