@@ -173,18 +173,20 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
     bm25, with title words weighted above summary words above body words; matches are
     **highlighted** in the snippet.
     Every item is matched and filtered, near-duplicates (the same story under other URLs)
-    included, and each story is shown once: as its original (the first URL stored) when the
-    original matches the query and the filters itself, otherwise as its best-ranked matching
-    copy (`duplicate_of` in JSON and CSV names the original). `copies` says how many other
-    URLs of the story are folded into the row. A query matching more than 5,000 items is ranked
+    included, and each story is shown once, as the same item in every order: among its
+    items that match the query and the filters, the first from an official source (a
+    ministry, funding agency, research organisation, academy or intergovernmental body),
+    else the first, the original (the first URL stored) before its copies as they were
+    stored. That is the page the digest links: a news report's story is shown as the
+    ministry's own copy. `duplicate_of` in JSON and CSV names the original of a copy shown;
+    `copies` says how many other URLs of the story are folded into the row. A query matching more than 5,000 items is ranked
     among the 5,000 most recently stored matches (fast on millions of items); --exact ranks
     them all. --sort newest shows each story as above, with its score and snippet, latest
     published first instead: by the date of the item shown, then id, among every match
     (--exact changes nothing then; it is as fast).
     Without a QUERY, one filter or more lists the stories that meet the filters, newest
-    first (by date, then id), each once as above (its original, else its newest copy that
-    meets them), with the start of its summary as snippet and no score (--exact does
-    nothing then). Dates are days in the `timezone` setting (Asia/Tokyo by default), as in the
+    first (by date, then id), each once as above (among its items that meet them), with
+    the start of its summary as snippet and no score (--exact does nothing then). Dates are days in the `timezone` setting (Asia/Tokyo by default), as in the
     digest and `trends`: --since/--until DATE and the table's DATE column; JSON and CSV give
     `published_at` as stored, in UTC. --after-id ID keeps the items stored after item ID
     (a higher `id`, in JSON and CSV too), whenever they were published.
