@@ -538,7 +538,8 @@ def _filters(
     policy_only: bool, tz: tzinfo, after_id: int | None = None,
 ) -> tuple[list[str], dict[str, Any]]:
     """SQL conditions on the item ``i`` for search's filters, and their parameters.
-    ``after_id``: only items stored after that item (ids only grow as items are stored)."""
+    ``after_id``: only the items of stories first stored after that item (ids only grow as
+    items are stored): an item stored after it whose original was stored before is left out."""
     where: list[str] = []
     params: dict[str, Any] = {}
     for facet, values in (("area", areas), ("domain", domains), ("country", countries),
@@ -561,7 +562,10 @@ def _filters(
         where.append(f"i.published_at {operator} :until")
     if after_id is not None:
         params["after_id"] = int(after_id)
-        where.append("i.id > :after_id")
+        # New stories, as the digest's "Found since your last digest" and the serve page (which
+        # lists originals) take them: a copy stored since of a story stored before it (a
+        # newspaper syndicating a release the reader already had) is not one.
+        where.append("i.id > :after_id AND coalesce(i.duplicate_of, i.id) > :after_id")
     return where, params
 
 
@@ -658,7 +662,8 @@ class SearchMixin:
         Filters combine with AND; several values of one filter combine with OR. ``since`` and
         ``until`` are inclusive bounds on ``published_at``: dates (YYYY-MM-DD, a whole day in
         ``tz``) or ISO date-times (read in ``tz`` unless they have an offset); ``after_id``
-        keeps the items stored after that item (a higher id). Each row has the
+        keeps the stories first stored after that item (an original with a higher id, and its
+        copies): a copy stored later of an older story is not new. Each row has the
         item's id, url, title, source, date, ``duplicate_of``, a highlighted ``snippet``,
         ``score``, ``copies`` (how many near-duplicates its story has: as many other items of
         the story are folded into the row, whichever of them it is) and its tags as lists.

@@ -763,3 +763,32 @@ def test_filters_alone_show_a_story_as_the_digest_does(stiwatch, db_path):
             ids["wire"], ids["daily"], ids["mext"], ids["nsf"]} == {
             ids["nsf"] if "daily" in args else ids["mext"]}, args
 
+
+def test_after_id_leaves_out_a_late_copy_of_a_story_stored_before(stiwatch, db_path):
+    """The digest's "Found since your last digest" and its serve page take the stories first
+    stored since the reader's last digest; their `--after-id` commands also listed a copy
+    stored since of a story the reader already had (a newspaper syndicating it days later)."""
+    ids = analysts_store.build_syndicated(db_path, analysts_store.SYNDICATED[:2])
+    with db.open_store(db_path) as store:
+        after = store.max_item_id()  # the reader's last digest was built up to here
+        late = analysts_store.add_syndicated(store, [
+            ("nsf", "nsf-news", "2026-11-10T06:00:00Z", ids["wire"], "Quantum budget rises",
+             "The ministry raised the quantum budget, a windfall for laboratories."),
+            ("new", "mext-news", "2026-11-11T03:00:00Z", None, "Quantum network opens",
+             "A quantum network links two laboratories."),
+            ("new-copy", "daily", "2026-11-11T04:00:00Z", "new", "Quantum network opens",
+             "A quantum network links two laboratories."),
+        ])
+    args = ["--after-id", str(after), "--since", "2026-11-02", "--until", "2026-11-15"]
+    for query in ([], ["--policy"], ["quantum"], ["quantum", "--sort", "newest"],
+                  ["windfall"]):
+        rows = search_json(stiwatch, *query, *args)
+        assert [(r["id"], r["copies"]) for r in rows] == (
+            [] if query == ["windfall"] else [(late["new"], 1)]), query
+    result = stiwatch("search", "quantum", *args)
+    assert result.exit_code == 0 and result.output.splitlines()[-1] == "1 item.", result.output
+    with db.open_store(db_path, readonly=True) as store:
+        assert store.count_matches("quantum", after_id=after) == 1
+        # the story itself, stored before, still lists with its copy stored since
+        [row] = store.search("windfall", limit=5)
+        assert (row["id"], row["copies"]) == (late["nsf"], 2)

@@ -136,9 +136,11 @@ class SearchCommand(click.Command):
               help="Published on or before DATE (the whole of that day), or up to and "
               "including a date-time; read as --since is.")
 @click.option("--after-id", "after_id", type=click.IntRange(0), metavar="ID",
-              help="Only items stored after item ID (ids grow as items are stored): the "
-              "digest's \"Found since your last digest\" commands list with it the items "
-              "stored since the reader's last digest was built.")
+              help="Only stories first stored after item ID (ids grow as items are stored): "
+              "an original stored after it, with its copies; a copy stored after it of a story "
+              "stored before is left out. The digest's \"Found since your last digest\" "
+              "commands list with it the stories stored since the reader's last digest was "
+              "built, as the section and its serve page take them.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000), metavar="N",
               help="Show at most this many items.")
 @click.option("--exact", is_flag=True,
@@ -188,8 +190,10 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
     first (by date, then id), each once as above (among its items that meet them), with
     the start of its summary as snippet and no score (--exact does nothing then). Dates are days in the `timezone` setting (Asia/Tokyo by default), as in the
     digest and `trends`: --since/--until DATE and the table's DATE column; JSON and CSV give
-    `published_at` as stored, in UTC. --after-id ID keeps the items stored after item ID
-    (a higher `id`, in JSON and CSV too), whenever they were published.
+    `published_at` as stored, in UTC. --after-id ID keeps the stories first stored after
+    item ID (whose original has a higher `id`), whenever they were published: a copy stored
+    since of a story already stored by then (a newspaper syndicating a release days later)
+    is not new, as in the digest's "Found since your last digest".
 
     \b
     Examples:
