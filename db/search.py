@@ -725,9 +725,10 @@ class SearchMixin:
     ) -> list[dict[str, Any]]:
         """Stories meeting the filters, without a query: newest first (``published_at``, then
         id, both descending; items without a date last), each shown once as ``search`` shows
-        it (``shown_items``, among the items that meet the filters). The rows have ``search``'s keys, ``copies`` counted the same way; ``score``
-        is None (nothing is ranked) and ``snippet`` is the start of the summary (of the body
-        when there is no summary), unhighlighted. At least one filter is needed: BadQuery
+        it (``shown_items``, among the items that meet the filters). The rows have
+        ``search``'s keys, ``copies`` counted the same way; ``score`` is None (nothing is
+        ranked) and ``snippet`` is the start of the summary (of the body when there is no
+        summary), unhighlighted. At least one filter is needed: BadQuery
         otherwise, as listing the whole store is ``export``'s job."""
         if limit < 1:
             raise BadQuery(f"limit must be at least 1, not {limit}")
@@ -945,20 +946,32 @@ class SearchMixin:
         qualifies too. Stories none of whose items qualify are left out. ``matched``: items
         already known to qualify (a story with no copies is then not looked up again)."""
         known = set(matched)
-        members: dict[int, list[tuple[int, bool]]] = {}
-        for chunk in _chunks(list(dict.fromkeys(stories))):
+        stories = list(dict.fromkeys(stories))
+        official = f"s.org_type IN ({', '.join(repr(kind) for kind in sorted(OFFICIAL_ORG_TYPES))})"
+        flags: dict[int, bool] = {}  # item -> from an official source
+        copies: dict[int, list[int]] = {}
+        for chunk in _chunks(stories):
             found: dict[str, Any] = {}
-            marks = _bind(found, "story", chunk)
-            for item, story, official in self.conn.execute(f"""
-                    SELECT i.id, coalesce(i.duplicate_of, i.id), s.org_type IN
-                           ({', '.join(repr(kind) for kind in sorted(OFFICIAL_ORG_TYPES))})
-                    FROM items i LEFT JOIN sources s ON s.id = i.source_id
-                    WHERE i.id IN ({marks}) OR i.duplicate_of IN ({marks})""", found):
-                members.setdefault(story, []).append((item, bool(official)))
-        unsure = [item for items in members.values() if len(items) > 1 or items[0][0] not in known
-                  for item, _ in items]
-        qualifying = known & {item for items in members.values() for item, _ in items}
-        for chunk in _chunks(unsure):
+            for item, story, flag in self.conn.execute(
+                    f"SELECT i.id, i.duplicate_of, {official} FROM items i LEFT JOIN sources s "
+                    f"ON s.id = i.source_id WHERE i.duplicate_of IN ({_bind(found, 's', chunk)})",
+                    found):
+                copies.setdefault(story, []).append(item)
+                flags[item] = bool(flag)
+        # Most stories are an original alone, read as a row that qualifies: nothing to choose.
+        shown = {story: story for story in stories if story not in copies and story in known}
+        rest = [story for story in stories if story not in shown]
+        for chunk in _chunks(rest):
+            found = {}
+            flags.update((item, bool(flag)) for item, flag in self.conn.execute(
+                f"SELECT i.id, {official} FROM items i LEFT JOIN sources s ON s.id = i.source_id "
+                f"WHERE i.id IN ({_bind(found, 's', chunk)})", found))
+        # The digest's order: the original, then the copies by id (the order they came in).
+        members = {story: [item for item in [story, *sorted(copies.get(story, []))]
+                           if item in flags] for story in rest}
+        qualifying = set(known)
+        for chunk in _chunks([item for items in members.values() for item in items
+                              if item not in known]):
             if tables is None:
                 found = dict(params)
                 ids = _bind(found, "member", chunk)
@@ -972,14 +985,10 @@ class SearchMixin:
                 qualifying.update(item for (item,) in self.conn.execute(
                     f"SELECT i.id {_matching(table, [*conditions, f'{table}.rowid IN ({ids})'])}",
                     found))
-        shown: dict[int, int] = {}
         for story, items in members.items():
-            # The digest's order: the original, then the copies by id (the order they came in).
-            ordered = sorted(((item, official) for item, official in items if item in qualifying),
-                             key=lambda pair: (pair[0] != story, pair[0]))
+            ordered = [item for item in items if item in qualifying]
             if ordered:
-                shown[story] = next((item for item, official in ordered if official),
-                                    ordered[0][0])
+                shown[story] = next((item for item in ordered if flags[item]), ordered[0])
         return shown
 
     def _matching_items(self, stories: list[int], tables: list[Table],
