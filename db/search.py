@@ -2,8 +2,9 @@
 
 Search is rank-first: FTS5 returns matches already ordered by bm25 (``ORDER BY rank``), the
 filters are checked row by row on that stream, and the loop stops at ``limit`` stories (an
-original and its near-duplicates are one story, shown once). Copy counts and tags are computed
-only for the rows returned, snippets for the rows read.
+original and its near-duplicates are one story, shown once, in every order as the item
+``shown_items`` chooses). Copy counts and tags are computed only for the rows returned, snippets
+for the rows read.
 
 bm25 costs about 5 microseconds per matching row (FTS5 reads each row's positions and size), so a
 word found in 50,000 items would take a quarter of a second to rank. Ranking is therefore done
@@ -22,6 +23,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone, tzinfo
+from itertools import islice
 import re
 import sqlite3
 from typing import Any, Iterator, Sequence
@@ -30,6 +32,7 @@ import unicodedata
 from .cjk import CJK_CLASS, has_cjk, query_phrase, squeeze
 from .clock import iso_utc
 from .errors import StoreError
+from .items import chunks as _chunks
 
 # bm25 weights per items_fts column: a word in the title counts most, then the summary.
 TITLE_WEIGHT, SUMMARY_WEIGHT, BODY_WEIGHT = 10.0, 4.0, 1.0
@@ -38,6 +41,10 @@ HIGHLIGHT = ("**", "**")
 RANK_WINDOW = 5_000
 SORTS = ("relevance", "newest")  # search's orders: best bm25 first, or latest published first
 TAG_FACETS = ("area", "domain", "country", "region")
+# Sources whose page is the story's own (the registry's org_type), rather than a report of it:
+# a story they reported is shown as their copy, in search as in the digest (``shown_items``).
+OFFICIAL_ORG_TYPES = frozenset({"ministry", "funding_agency", "intergovernmental",
+                                "research_org", "academy"})
 LIST_KEYS = {"area": "areas", "domain": "domains", "country": "countries", "region": "regions"}
 
 COLUMNS = ("title", "summary", "body")
@@ -531,7 +538,8 @@ def _filters(
     policy_only: bool, tz: tzinfo, after_id: int | None = None,
 ) -> tuple[list[str], dict[str, Any]]:
     """SQL conditions on the item ``i`` for search's filters, and their parameters.
-    ``after_id``: only items stored after that item (ids only grow as items are stored)."""
+    ``after_id``: only the items of stories first stored after that item (ids only grow as
+    items are stored): an item stored after it whose original was stored before is left out."""
     where: list[str] = []
     params: dict[str, Any] = {}
     for facet, values in (("area", areas), ("domain", domains), ("country", countries),
@@ -554,7 +562,10 @@ def _filters(
         where.append(f"i.published_at {operator} :until")
     if after_id is not None:
         params["after_id"] = int(after_id)
-        where.append("i.id > :after_id")
+        # New stories, as the digest's "Found since your last digest" and the serve page (which
+        # lists originals) take them: a copy stored since of a story stored before it (a
+        # newspaper syndicating a release the reader already had) is not one.
+        where.append("i.id > :after_id AND coalesce(i.duplicate_of, i.id) > :after_id")
     return where, params
 
 
@@ -602,6 +613,17 @@ def _start(text: str | None) -> str:
     return (cut[:space] if space >= SNIPPET_CHARS * 3 // 4 else cut) + "…"
 
 
+def _batches(rows: Iterator[dict[str, Any]], limit: int) -> Iterator[list[dict[str, Any]]]:
+    """``rows`` a few at a time: as many as ``limit`` (up to 256) first, so that the item shown
+    for each story is looked up once for many stories, not once for each."""
+    size = max(1, min(limit, 256))
+    while True:
+        batch = list(islice(rows, size))
+        if not batch:
+            return
+        yield batch
+
+
 def _story(row: dict[str, Any]) -> int:
     """The story a result row belongs to: its original's id (its own for an original)."""
     return row["duplicate_of"] or row["id"]
@@ -630,15 +652,18 @@ class SearchMixin:
         (``sort="newest"``: latest published first).
 
         Every item, original or near-duplicate, is matched and filtered on its own. A story
-        (an original and its near-duplicates) is shown once: as its original when the
-        original matches the query and the filters itself, otherwise as its best-ranked
-        matching copy (whose ``duplicate_of`` names the original). Stories are ranked by their
-        best-ranked matching item, whose bm25 is the row's ``score`` (higher is better).
+        (an original and its near-duplicates) is shown once, in either order as the item
+        ``shown_items`` chooses among those that match the query and the filters: the
+        digest's page of it (an official source's copy of a news report) where that matches,
+        else the first stored that matches (a copy's ``duplicate_of`` names the original).
+        Stories are ranked by their best-ranked matching item, whose bm25 is the row's
+        ``score`` (higher is better).
 
         Filters combine with AND; several values of one filter combine with OR. ``since`` and
         ``until`` are inclusive bounds on ``published_at``: dates (YYYY-MM-DD, a whole day in
         ``tz``) or ISO date-times (read in ``tz`` unless they have an offset); ``after_id``
-        keeps the items stored after that item (a higher id). Each row has the
+        keeps the stories first stored after that item (an original with a higher id, and its
+        copies): a copy stored later of an older story is not new. Each row has the
         item's id, url, title, source, date, ``duplicate_of``, a highlighted ``snippet``,
         ``score``, ``copies`` (how many near-duplicates its story has: as many other items of
         the story are folded into the row, whichever of them it is) and its tags as lists.
@@ -674,7 +699,7 @@ class SearchMixin:
                         if kept is None or row["score"] > kept["score"]:
                             best[_story(row)] = row
                 rows = sorted(best.values(), key=lambda row: -row["score"])[:limit]
-                self._show_originals(rows, tables, params)
+                self._show_chosen(rows, tables, params)
             # items_fts_cjk's text is character pairs: its rows get a snippet of their text
             _cjk_snippets(self.conn, [row for row in rows if row["table"] == CJK_TABLE],
                           [t for t, positive in terms if positive])
@@ -700,10 +725,10 @@ class SearchMixin:
     ) -> list[dict[str, Any]]:
         """Stories meeting the filters, without a query: newest first (``published_at``, then
         id, both descending; items without a date last), each shown once as ``search`` shows
-        it: its original when the original meets the filters itself, otherwise its newest copy
-        that does. The rows have ``search``'s keys, ``copies`` counted the same way; ``score``
-        is None (nothing is ranked) and ``snippet`` is the start of the summary (of the body
-        when there is no summary), unhighlighted. At least one filter is needed: BadQuery
+        it (``shown_items``, among the items that meet the filters). The rows have
+        ``search``'s keys, ``copies`` counted the same way; ``score`` is None (nothing is
+        ranked) and ``snippet`` is the start of the summary (of the body when there is no
+        summary), unhighlighted. At least one filter is needed: BadQuery
         otherwise, as listing the whole store is ``export``'s job."""
         if limit < 1:
             raise BadQuery(f"limit must be at least 1, not {limit}")
@@ -714,8 +739,8 @@ class SearchMixin:
         condition = " AND ".join(where)
         # Read newest first (the published_at index, rowid breaking ties) and stop at ``limit``
         # stories, rather than group every match: `--policy` alone would read the whole store.
-        # A copy stands for its story only if its original does not meet the filters; if it
-        # does, the original is shown, where its own date places it (earlier or later on).
+        # Each story is shown as the item ``shown_items`` chooses among those meeting the
+        # filters, where that item's own date places it (earlier or later on).
         cursor = self.conn.execute(f"""
             SELECT i.id, i.url, i.title, i.source_id, i.published_at, i.language,
                    i.duplicate_of, substr(coalesce(nullif(trim(i.summary), ''), i.body, ''),
@@ -724,20 +749,18 @@ class SearchMixin:
             FROM items i WHERE {condition}
             ORDER BY i.published_at DESC, i.id DESC""", params)
         found: dict[int, dict[str, Any]] = {}
-        originals: dict[int, bool] = {}  # whether a story's original meets the filters
+        chosen: dict[int, int] = {}  # story -> the item shown for it (``shown_items``)
         try:
-            for row in _named(cursor):
-                story = _story(row)
-                if story in found:
-                    continue
-                if row["duplicate_of"]:
-                    if story not in originals:
-                        originals[story] = self.conn.execute(
-                            f"SELECT 1 FROM items i WHERE i.id = :original AND {condition}",
-                            {**params, "original": story}).fetchone() is not None
-                    if originals[story]:
-                        continue
-                found[story] = row
+            for batch in _batches(_named(cursor), limit):
+                new = [row for row in batch if _story(row) not in chosen]
+                if new:
+                    chosen.update(self.shown_items([_story(row) for row in new], None, params,
+                                                   where, matched=[row["id"] for row in new]))
+                for row in batch:
+                    if chosen[_story(row)] == row["id"]:
+                        found[_story(row)] = row
+                        if len(found) == limit:
+                            break
                 if len(found) == limit:
                     break
         finally:
@@ -823,7 +846,7 @@ class SearchMixin:
     def _newest(self, tables: list[Table], params: dict[str, Any], limit: int, exact: bool
                 ) -> list[dict[str, Any]]:
         """The ``limit`` latest-published stories matching in ``tables``, each as ``search``
-        shows it (its original if that matches, else its best-ranked matching copy) with
+        shows it (``shown_items``) with
         ``search``'s score (its best match's) and snippet.
 
         Matches are sorted by date on their id, date and original alone: bm25 and snippets
@@ -892,34 +915,81 @@ class SearchMixin:
         cursor = self.conn.execute(
             " UNION ALL ".join(parts) + " ORDER BY published_at DESC, id DESC", found)
         try:
-            for row in _named(cursor):
-                last = row
-                story = _story(row)
-                if story not in chosen:
-                    chosen[story] = self._standing_for(story, row, tables, params)
-                # Only the item standing for its story is shown, where its own date puts it:
-                # a copy read first waits for its original (or better copy) further down.
-                if chosen[story] == row["id"]:
-                    shown.append(row["id"])
-                    if len(shown) == limit:
-                        break
+            for batch in _batches(_named(cursor), limit):
+                new = [row for row in batch if _story(row) not in chosen]
+                if new:
+                    chosen.update(self.shown_items([_story(row) for row in new], tables, params,
+                                                   matched=[row["id"] for row in new]))
+                for row in batch:
+                    last = row
+                    # Only the item standing for its story is shown, where its own date puts
+                    # it: another item of the story read first waits for it further down.
+                    if chosen[_story(row)] == row["id"]:
+                        shown.append(row["id"])
+                        if len(shown) == limit:
+                            return shown, last
         finally:
             cursor.close()
         return shown, last
 
-    def _standing_for(self, story: int, row: dict[str, Any], tables: list[Table],
-                      params: dict[str, Any]) -> int:
-        """The id of the item shown for ``story``, of which ``row`` matches: the original if
-        it matches, else the best-ranked matching copy (as ``search`` ranks them)."""
-        if row["id"] == story:
-            return story
-        matching = self._matching_items([story], tables, params, ranked=False)
-        if story in matching:
-            return story
-        if len(matching) == 1:
-            return row["id"]
-        scored = self._matching_items([story], tables, params, ranked=True)
-        return max(scored.values(), key=lambda item: (item["score"], -item["id"]))["id"]
+    def shown_items(self, stories: Sequence[int], tables: list[Table] | None,
+                    params: dict[str, Any], where: Sequence[str] = (),
+                    matched: Sequence[int] = ()) -> dict[int, int]:
+        """{story: the id of the item shown for it}: the one rule of search (both orders) and
+        of listing without a query, the digest's rule applied to the items that qualify.
+
+        A story's items that qualify are those that match the query in ``tables`` and meet
+        their conditions (``tables`` None: no query, the items meeting ``where``). Taken in the
+        digest's order, the original first, then its copies as they were stored, the first
+        from an official source (``OFFICIAL_ORG_TYPES``) is shown, else the first: the
+        original when it qualifies, unless it is a news report and an official source's copy
+        qualifies too. Stories none of whose items qualify are left out. ``matched``: items
+        already known to qualify (a story with no copies is then not looked up again)."""
+        known = set(matched)
+        stories = list(dict.fromkeys(stories))
+        official = f"s.org_type IN ({', '.join(repr(kind) for kind in sorted(OFFICIAL_ORG_TYPES))})"
+        flags: dict[int, bool] = {}  # item -> from an official source
+        copies: dict[int, list[int]] = {}
+        for chunk in _chunks(stories):
+            found: dict[str, Any] = {}
+            for item, story, flag in self.conn.execute(
+                    f"SELECT i.id, i.duplicate_of, {official} FROM items i LEFT JOIN sources s "
+                    f"ON s.id = i.source_id WHERE i.duplicate_of IN ({_bind(found, 's', chunk)})",
+                    found):
+                copies.setdefault(story, []).append(item)
+                flags[item] = bool(flag)
+        # Most stories are an original alone, read as a row that qualifies: nothing to choose.
+        shown = {story: story for story in stories if story not in copies and story in known}
+        rest = [story for story in stories if story not in shown]
+        for chunk in _chunks(rest):
+            found = {}
+            flags.update((item, bool(flag)) for item, flag in self.conn.execute(
+                f"SELECT i.id, {official} FROM items i LEFT JOIN sources s ON s.id = i.source_id "
+                f"WHERE i.id IN ({_bind(found, 's', chunk)})", found))
+        # The digest's order: the original, then the copies by id (the order they came in).
+        members = {story: [item for item in [story, *sorted(copies.get(story, []))]
+                           if item in flags] for story in rest}
+        qualifying = set(known)
+        for chunk in _chunks([item for items in members.values() for item in items
+                              if item not in known]):
+            if tables is None:
+                found = dict(params)
+                ids = _bind(found, "member", chunk)
+                qualifying.update(item for (item,) in self.conn.execute(
+                    f"SELECT i.id FROM items i WHERE i.id IN ({ids})"
+                    + "".join(f" AND {condition}" for condition in where), found))
+                continue
+            for table, match, conditions in tables:
+                found = {**params, "q": match}
+                ids = _bind(found, "member", chunk)
+                qualifying.update(item for (item,) in self.conn.execute(
+                    f"SELECT i.id {_matching(table, [*conditions, f'{table}.rowid IN ({ids})'])}",
+                    found))
+        for story, items in members.items():
+            ordered = [item for item in items if item in qualifying]
+            if ordered:
+                shown[story] = next((item for item in ordered if flags[item]), ordered[0])
+        return shown
 
     def _matching_items(self, stories: list[int], tables: list[Table],
                         params: dict[str, Any], *, ranked: bool) -> dict[int, dict[str, Any]]:
@@ -961,24 +1031,26 @@ class SearchMixin:
             cursor.close()
         return list(rows.values())
 
-    def _show_originals(self, rows: list[dict[str, Any]], tables: list[Table],
-                        params: dict[str, Any]) -> None:
-        """Where a story's best-ranked match is a copy, show its original instead if the
-        original matches the query and the filters itself (in place). The story keeps its
-        place and score, its best match's. Looked up by id: the original may be older than
-        the ranking window."""
-        wanted = {row["duplicate_of"]: n for n, row in enumerate(rows) if row["duplicate_of"]}
+    def _show_chosen(self, rows: list[dict[str, Any]], tables: list[Table],
+                     params: dict[str, Any]) -> None:
+        """Show each story's row as the item ``shown_items`` chooses for it, where that is not
+        its best-ranked match (in place). The story keeps its place and score, its best
+        match's. Looked up by id: the item may be older than the ranking window."""
+        chosen = self.shown_items([_story(row) for row in rows], tables, params,
+                                  matched=[row["id"] for row in rows])
+        wanted = {chosen[_story(row)]: n for n, row in enumerate(rows)
+                  if chosen[_story(row)] != row["id"]}
         for table, match, conditions in tables:
             if not wanted:
                 return
             found = {**params, "q": match}
-            marks = _bind(found, "original", list(wanted))
+            marks = _bind(found, "shown", list(wanted))
             sql = self._select(table, [*conditions, f"{table}.rowid IN ({marks})"],
                                ranked=False)
-            for original in _named(self.conn.execute(sql, found)):
-                n = wanted.pop(original["id"])
-                original["score"] = rows[n]["score"]
-                rows[n] = original
+            for item in _named(self.conn.execute(sql, found)):
+                n = wanted.pop(item["id"])
+                item["score"] = rows[n]["score"]
+                rows[n] = item
 
     def _rank_floor(self, match: str, table: str = "items_fts") -> int | None:
         """The rowid of the RANK_WINDOW-th most recent match, or None if there are fewer.

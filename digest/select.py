@@ -19,7 +19,7 @@ import re
 from typing import Any, Iterable, Mapping
 
 from classifier.taxonomy import load_taxonomy
-from db import FILTER_FACETS, FILTERS
+from db import FILTER_FACETS, FILTERS, OFFICIAL_ORG_TYPES
 
 from .events import LEAD_CHARS, Report, event_groups
 from .weeks import Week
@@ -29,9 +29,9 @@ OTHER = "other"
 LATE = "late"  # the section of stories published before the week, stored since the last digest
 LATE_TITLE = "Found since your last digest"
 LATE_WEEKS = 4  # how far before the week a story found late may have been published
-# Sources whose page is the story's own (registry org_type), rather than a report of it.
-OFFICIAL = frozenset({"ministry", "funding_agency", "intergovernmental", "research_org",
-                      "academy"})
+# Sources whose page is the story's own (registry org_type), rather than a report of it: one
+# set with `stiwatch search`, which shows a story as the same copy the digest does.
+OFFICIAL = OFFICIAL_ORG_TYPES
 # Policy scores saturate near 1.0 (0.997 against 0.992 is the classifier's noise, not a
 # difference a reader would see): ranked on the raw score, a week's stories came out newest
 # first. Banded to tenths, the score still puts a start-up's funding round (0.7) below a

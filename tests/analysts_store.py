@@ -157,3 +157,51 @@ def build_stories(path: Path) -> dict[str, int]:
                 "body": body, "published_at": published, "date_source": "feed",
                 "language": "en", "duplicate_of": ids[original] if original else None}])
     return ids
+
+
+# One story reported by four sources (a wire's report stored first, a newspaper's copy, the
+# ministry's and the funding agency's own pages) among other stories, for which copy search
+# shows: (key, source, published_at, duplicate of, title, body), in the order stored. The
+# newspaper's copy ranks best for "windfall" and was stored before the fusion stories, so the
+# ranking window (the most recently stored matches) can leave it out.
+NEWS_SOURCES = [
+    {"id": "wire", "name": "Wire Service", "kind": "feed", "url": "https://wire.example/rss",
+     "language": "en", "org_type": "news"},
+    {"id": "daily", "name": "The Daily", "kind": "feed", "url": "https://daily.example/rss",
+     "language": "en", "org_type": "news"},
+]
+SYNDICATED = [
+    ("wire", "wire", "2026-11-10T03:00:00Z", None, "Quantum budget rises",
+     "The ministry raised the quantum budget."),
+    ("daily", "daily", "2026-11-10T04:00:00Z", "wire", "Quantum budget rises: a windfall",
+     "The ministry raised the quantum budget."),
+    *[(f"fusion-{n}", "ec-rtd", f"2026-11-0{n + 2}T05:00:00Z", None, f"Fusion plan {n}",
+       "A windfall for fusion research, with a long body about many other things as well.")
+      for n in range(4)],
+    ("mext", "mext-news", "2026-11-10T05:00:00Z", "wire", "Quantum budget rises",
+     "The ministry raised the quantum budget, a windfall for laboratories."),
+    ("nsf", "nsf-news", "2026-11-10T06:00:00Z", "wire", "Quantum budget rises",
+     "The ministry raised the quantum budget, a windfall for laboratories."),
+]
+
+
+def build_syndicated(path: Path, items: list[tuple] = SYNDICATED) -> dict[str, int]:
+    """A store of ``items`` (SYNDICATED's shape) tagged as STI policy, near-duplicates marked
+    as the crawler marks them; returns {key: item id}."""
+    with db.open_store(path) as store:
+        store.sync_sources(SOURCES + NEWS_SOURCES)
+        return add_syndicated(store, items)
+
+
+def add_syndicated(store: db.Store, items: list[tuple]) -> dict[str, int]:
+    """Store ``items`` (SYNDICATED's shape; a "duplicate of" key among them or an item id)."""
+    ids: dict[str, int] = {}
+    for key, source, published, original, title, body in items:
+        [(ids[key], _)] = store.save_items([{
+            "url": f"https://{source}.example/{key}", "source_id": source, "title": title,
+            "body": body, "published_at": published, "date_source": "feed", "language": "en",
+            "duplicate_of": ids.get(original, original)}])
+    store.save_classifications(
+        [(item_id, [{"facet": "policy", "value": "1", "score": 0.9, "method": "model"}])
+         for item_id in ids.values()], "test-1")
+    return ids

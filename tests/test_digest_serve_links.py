@@ -224,6 +224,11 @@ def test_the_late_sections_more_lines_list_the_stories_found_since_the_last_dige
     late = add(store, [story(f"https://nsf.example/late-{n}", earlier(n), source="us-nsf",
                              title=f"NSF late {n}", areas=["research_security"],
                              countries=["US"], regions=["north_america"]) for n in range(4)])
+    # A newspaper's copy, stored since, of a story the reader had: not new, for the section
+    # and its page (originals) as for its commands (search listed it, --after-id read alone).
+    add(store, [story("https://news-a.example/sent-0", earlier(0), source="news-a",
+                      title="NSF sent 0", areas=["research_security"], countries=["US"],
+                      regions=["north_america"], duplicate_of="https://nsf.example/sent-0")])
     with serving(db_path, tmp_path) as base:
         serve_url = f"{base}/{db_path.stem}"
         settings = settings_with(serve_url=serve_url)

@@ -60,15 +60,16 @@ def test_duplicates_are_folded_into_their_original(stiwatch, ids):
 
 
 # Near-duplicates (STORIES in tests/analysts_store.py: an original, two copies with words of
-# their own, another story): every item is matched and filtered on its own; each story is shown
-# once, as its original when the original matches and meets the filters itself, otherwise as
-# its best-ranked matching copy; `copies` is the story's copies either way, and count_matches
-# counts what is shown.
+# their own, another story; every source official): every item is matched and filtered on its
+# own; each story is shown once, as its original when the original matches and meets the
+# filters itself, otherwise as its first-stored copy that does (as the digest takes them: the
+# original, then the copies as stored); `copies` is the story's copies either way, and
+# count_matches counts what is shown.
 @pytest.mark.parametrize("query, filters, expected", [
     ("quantum", {}, {("original", 2)}),
     ("windfall", {}, {("copy-nsf", 2)}),  # a word only a copy has
     ("sharply", {}, {("copy-nsf", 2)}),
-    ("parliament OR windfall", {}, {("copy-ec", 2)}),  # two copies match: the better one
+    ("parliament OR windfall", {}, {("copy-nsf", 2)}),  # two copies match: the first stored
     ("quantum -windfall", {}, {("original", 2)}),
     ("quantum", {"sources": ["nsf-news"]}, {("copy-nsf", 2)}),  # a filter only a copy meets
     ("quantum", {"sources": ["mext-news", "nsf-news"]}, {("original", 2)}),
@@ -436,7 +437,7 @@ def test_a_table_never_sends_a_stored_control_character_to_the_terminal(stiwatch
     ({"since": "2026-11-01"}, [("fusion", 0), ("original", 2)]),
     ({"sources": ["mext-news"]}, [("fusion", 0), ("original", 2)]),
     ({"sources": ["nsf-news"]}, [("copy-nsf", 2)]),  # a filter only a copy meets
-    ({"sources": ["nsf-news", "ec-rtd"]}, [("copy-nsf", 2)]),  # two copies: the newest
+    ({"sources": ["nsf-news", "ec-rtd"]}, [("copy-nsf", 2)]),  # two copies: the first stored
     ({"sources": ["ec-rtd"]}, [("copy-ec", 2)]),
     ({"until": "2026-11-09"}, [("copy-ec", 2)]),
     ({"since": "2026-11-11"}, [("copy-nsf", 2), ("fusion", 0)]),
@@ -639,7 +640,8 @@ def test_sort_newest_with_filters(stiwatch, ids):
     ("quantum", [("original", 2)]),  # the newer copy-nsf matches, the original stands
     ("budget", [("fusion", 0), ("original", 2)]),  # not placed at copy-nsf's later date
     ("fusion OR windfall", [("copy-nsf", 2), ("fusion", 0)]),
-    ("parliament OR windfall OR fusion", [("fusion", 0), ("copy-ec", 2)]),  # the best copy
+    # two copies match: the first stored, placed at its own date (12 Nov, after fusion's)
+    ("parliament OR windfall OR fusion", [("copy-nsf", 2), ("fusion", 0)]),
     ("sharply", [("copy-nsf", 2)]),
 ])
 def test_sort_newest_folds_near_duplicates_as_the_ranked_search(db_path, query, expected):
@@ -703,3 +705,90 @@ def test_after_id_keeps_the_items_stored_after_that_item(stiwatch, ids):
     result = stiwatch("search", everything, "--after-id", str(after), "--format", "csv")
     assert result.exit_code == 0
     assert {int(line.split(",")[0]) for line in result.output.splitlines()[1:]} == later
+
+
+def shown_as(rows, ids):
+    keys = {item_id: key for key, item_id in ids.items()}
+    return {row["duplicate_of"] or row["id"]: keys[row["id"]] for row in rows}
+
+
+def test_both_orders_show_a_story_as_the_copy_the_digest_shows(db_path, monkeypatch):
+    """Relevance and --sort newest each chose the item shown for a story: relevance the best
+    match among the ranking window's, newest among every match, so the wire's story came out
+    as The Daily's copy in one order and the NSF's in the other; and neither was the page the
+    digest links, the ministry's. One rule now: among the items that match, the first official
+    source's in the digest's order (the original, then the copies as stored), else the first."""
+    from digest.select import load_week
+    from digest.weeks import parse_week
+
+    ids = analysts_store.build_syndicated(db_path)
+    story = ids["wire"]
+    with db.open_store(db_path, readonly=True) as store:
+        [digested] = [s for s in load_week(store, parse_week("2026-W46", "UTC")).stories
+                      if s.id == story]
+        assert digested.url == "https://mext-news.example/mext"
+        for window in (2, 3, 5_000):
+            monkeypatch.setattr(db.search, "RANK_WINDOW", window)
+            for query, filters, expected in [
+                ("windfall", {"sources": ["wire", "daily", "nsf-news"]}, "nsf"),
+                ("windfall", {}, "mext"),  # the original does not match
+                ("windfall", {"sources": ["wire", "daily"]}, "daily"),  # no official copy
+                ("quantum", {}, "mext"),  # the wire's original matches: the ministry's page
+                ("quantum", {"sources": ["wire", "daily"]}, "wire"),
+            ]:
+                for limit in (1, 2, 3, 50):
+                    ranked, newest = (
+                        shown_as(store.search(query, limit=limit, sort=sort, **filters), ids)
+                        for sort in ("relevance", "newest"))
+                    case = (window, query, filters, limit)
+                    # a story on both pages is shown as the same item
+                    assert ranked.get(story, "-") == newest.get(story, ranked.get(story, "-")), case
+                    assert ranked.get(story, expected) == expected, case
+                    assert newest.get(story, expected) == expected, case
+                assert shown_as(store.search(query, limit=50, **filters), ids)[story] == expected
+
+
+def test_filters_alone_show_a_story_as_the_digest_does(stiwatch, db_path):
+    """The digest's "more" commands list stories without a query: the wire's original was
+    listed where the digest links the ministry's page."""
+    ids = analysts_store.build_syndicated(db_path)
+    listed = search_json(stiwatch, "--policy", "--since", "2026-11-10", "--until", "2026-11-10")
+    assert [(r["url"], r["duplicate_of"], r["copies"]) for r in listed] == [
+        ("https://mext-news.example/mext", ids["wire"], 3)]
+    # an official copy the filters leave out is not shown; among the rest, the first stored
+    listed = search_json(stiwatch, "--source", "daily", "--source", "wire")
+    assert [r["id"] for r in listed if r["id"] in ids.values()] == [ids["wire"]]
+    for args in (["--source", "daily", "--source", "nsf-news"], ["quantum", "--sort", "newest"]):
+        assert {r["id"] for r in search_json(stiwatch, *args)} & {
+            ids["wire"], ids["daily"], ids["mext"], ids["nsf"]} == {
+            ids["nsf"] if "daily" in args else ids["mext"]}, args
+
+
+def test_after_id_leaves_out_a_late_copy_of_a_story_stored_before(stiwatch, db_path):
+    """The digest's "Found since your last digest" and its serve page take the stories first
+    stored since the reader's last digest; their `--after-id` commands also listed a copy
+    stored since of a story the reader already had (a newspaper syndicating it days later)."""
+    ids = analysts_store.build_syndicated(db_path, analysts_store.SYNDICATED[:2])
+    with db.open_store(db_path) as store:
+        after = store.max_item_id()  # the reader's last digest was built up to here
+        late = analysts_store.add_syndicated(store, [
+            ("nsf", "nsf-news", "2026-11-10T06:00:00Z", ids["wire"], "Quantum budget rises",
+             "The ministry raised the quantum budget, a windfall for laboratories."),
+            ("new", "mext-news", "2026-11-11T03:00:00Z", None, "Quantum network opens",
+             "A quantum network links two laboratories."),
+            ("new-copy", "daily", "2026-11-11T04:00:00Z", "new", "Quantum network opens",
+             "A quantum network links two laboratories."),
+        ])
+    args = ["--after-id", str(after), "--since", "2026-11-02", "--until", "2026-11-15"]
+    for query in ([], ["--policy"], ["quantum"], ["quantum", "--sort", "newest"],
+                  ["windfall"]):
+        rows = search_json(stiwatch, *query, *args)
+        assert [(r["id"], r["copies"]) for r in rows] == (
+            [] if query == ["windfall"] else [(late["new"], 1)]), query
+    result = stiwatch("search", "quantum", *args)
+    assert result.exit_code == 0 and result.output.splitlines()[-1] == "1 item.", result.output
+    with db.open_store(db_path, readonly=True) as store:
+        assert store.count_matches("quantum", after_id=after) == 1
+        # the story itself, stored before, still lists with its copy stored since
+        [row] = store.search("windfall", limit=5)
+        assert (row["id"], row["copies"]) == (late["nsf"], 2)

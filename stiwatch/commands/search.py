@@ -136,9 +136,11 @@ class SearchCommand(click.Command):
               help="Published on or before DATE (the whole of that day), or up to and "
               "including a date-time; read as --since is.")
 @click.option("--after-id", "after_id", type=click.IntRange(0), metavar="ID",
-              help="Only items stored after item ID (ids grow as items are stored): the "
-              "digest's \"Found since your last digest\" commands list with it the items "
-              "stored since the reader's last digest was built.")
+              help="Only stories first stored after item ID (ids grow as items are stored): "
+              "an original stored after it, with its copies; a copy stored after it of a story "
+              "stored before is left out. The digest's \"Found since your last digest\" "
+              "commands list with it the stories stored since the reader's last digest was "
+              "built, as the section and its serve page take them.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000), metavar="N",
               help="Show at most this many items.")
 @click.option("--exact", is_flag=True,
@@ -173,21 +175,25 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
     bm25, with title words weighted above summary words above body words; matches are
     **highlighted** in the snippet.
     Every item is matched and filtered, near-duplicates (the same story under other URLs)
-    included, and each story is shown once: as its original (the first URL stored) when the
-    original matches the query and the filters itself, otherwise as its best-ranked matching
-    copy (`duplicate_of` in JSON and CSV names the original). `copies` says how many other
-    URLs of the story are folded into the row. A query matching more than 5,000 items is ranked
+    included, and each story is shown once, as the same item in every order: among its
+    items that match the query and the filters, the first from an official source (a
+    ministry, funding agency, research organisation, academy or intergovernmental body),
+    else the first, the original (the first URL stored) before its copies as they were
+    stored. That is the page the digest links: a news report's story is shown as the
+    ministry's own copy. `duplicate_of` in JSON and CSV names the original of a copy shown;
+    `copies` says how many other URLs of the story are folded into the row. A query matching more than 5,000 items is ranked
     among the 5,000 most recently stored matches (fast on millions of items); --exact ranks
     them all. --sort newest shows each story as above, with its score and snippet, latest
     published first instead: by the date of the item shown, then id, among every match
     (--exact changes nothing then; it is as fast).
     Without a QUERY, one filter or more lists the stories that meet the filters, newest
-    first (by date, then id), each once as above (its original, else its newest copy that
-    meets them), with the start of its summary as snippet and no score (--exact does
-    nothing then). Dates are days in the `timezone` setting (Asia/Tokyo by default), as in the
+    first (by date, then id), each once as above (among its items that meet them), with
+    the start of its summary as snippet and no score (--exact does nothing then). Dates are days in the `timezone` setting (Asia/Tokyo by default), as in the
     digest and `trends`: --since/--until DATE and the table's DATE column; JSON and CSV give
-    `published_at` as stored, in UTC. --after-id ID keeps the items stored after item ID
-    (a higher `id`, in JSON and CSV too), whenever they were published.
+    `published_at` as stored, in UTC. --after-id ID keeps the stories first stored after
+    item ID (whose original has a higher `id`), whenever they were published: a copy stored
+    since of a story already stored by then (a newspaper syndicating a release days later)
+    is not new, as in the digest's "Found since your last digest".
 
     \b
     Examples:
