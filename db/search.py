@@ -3,7 +3,7 @@
 Search is rank-first: FTS5 returns matches already ordered by bm25 (``ORDER BY rank``), the
 filters are checked row by row on that stream, and the loop stops at ``limit`` stories (an
 original and its near-duplicates are one story, shown once, in every order as the item
-``shown_items`` chooses). Copy counts and tags are computed only for the rows returned, snippets
+``_shown_items`` chooses). Copy counts and tags are computed only for the rows returned, snippets
 for the rows read.
 
 bm25 costs about 5 microseconds per matching row (FTS5 reads each row's positions and size), so a
@@ -42,7 +42,7 @@ RANK_WINDOW = 5_000
 SORTS = ("relevance", "newest")  # search's orders: best bm25 first, or latest published first
 TAG_FACETS = ("area", "domain", "country", "region")
 # Sources whose page is the story's own (the registry's org_type), rather than a report of it:
-# a story they reported is shown as their copy, in search as in the digest (``shown_items``).
+# a story they reported is shown as their copy, in search as in the digest (``_shown_items``).
 OFFICIAL_ORG_TYPES = frozenset({"ministry", "funding_agency", "intergovernmental",
                                 "research_org", "academy"})
 LIST_KEYS = {"area": "areas", "domain": "domains", "country": "countries", "region": "regions"}
@@ -653,7 +653,7 @@ class SearchMixin:
 
         Every item, original or near-duplicate, is matched and filtered on its own. A story
         (an original and its near-duplicates) is shown once, in either order as the item
-        ``shown_items`` chooses among those that match the query and the filters: the
+        ``_shown_items`` chooses among those that match the query and the filters: the
         digest's page of it (an official source's copy of a news report) where that matches,
         else the first stored that matches (a copy's ``duplicate_of`` names the original).
         Stories are ranked by their best-ranked matching item, whose bm25 is the row's
@@ -725,7 +725,7 @@ class SearchMixin:
     ) -> list[dict[str, Any]]:
         """Stories meeting the filters, without a query: newest first (``published_at``, then
         id, both descending; items without a date last), each shown once as ``search`` shows
-        it (``shown_items``, among the items that meet the filters). The rows have
+        it (``_shown_items``, among the items that meet the filters). The rows have
         ``search``'s keys, ``copies`` counted the same way; ``score`` is None (nothing is
         ranked) and ``snippet`` is the start of the summary (of the body when there is no
         summary), unhighlighted. At least one filter is needed: BadQuery
@@ -739,7 +739,7 @@ class SearchMixin:
         condition = " AND ".join(where)
         # Read newest first (the published_at index, rowid breaking ties) and stop at ``limit``
         # stories, rather than group every match: `--policy` alone would read the whole store.
-        # Each story is shown as the item ``shown_items`` chooses among those meeting the
+        # Each story is shown as the item ``_shown_items`` chooses among those meeting the
         # filters, where that item's own date places it (earlier or later on).
         cursor = self.conn.execute(f"""
             SELECT i.id, i.url, i.title, i.source_id, i.published_at, i.language,
@@ -749,12 +749,12 @@ class SearchMixin:
             FROM items i WHERE {condition}
             ORDER BY i.published_at DESC, i.id DESC""", params)
         found: dict[int, dict[str, Any]] = {}
-        chosen: dict[int, int] = {}  # story -> the item shown for it (``shown_items``)
+        chosen: dict[int, int] = {}  # story -> the item shown for it (``_shown_items``)
         try:
             for batch in _batches(_named(cursor), limit):
                 new = [row for row in batch if _story(row) not in chosen]
                 if new:
-                    chosen.update(self.shown_items([_story(row) for row in new], None, params,
+                    chosen.update(self._shown_items([_story(row) for row in new], None, params,
                                                    where, matched=[row["id"] for row in new]))
                 for row in batch:
                     if chosen[_story(row)] == row["id"]:
@@ -846,7 +846,7 @@ class SearchMixin:
     def _newest(self, tables: list[Table], params: dict[str, Any], limit: int, exact: bool
                 ) -> list[dict[str, Any]]:
         """The ``limit`` latest-published stories matching in ``tables``, each as ``search``
-        shows it (``shown_items``) with
+        shows it (``_shown_items``) with
         ``search``'s score (its best match's) and snippet.
 
         Matches are sorted by date on their id, date and original alone: bm25 and snippets
@@ -918,7 +918,7 @@ class SearchMixin:
             for batch in _batches(_named(cursor), limit):
                 new = [row for row in batch if _story(row) not in chosen]
                 if new:
-                    chosen.update(self.shown_items([_story(row) for row in new], tables, params,
+                    chosen.update(self._shown_items([_story(row) for row in new], tables, params,
                                                    matched=[row["id"] for row in new]))
                 for row in batch:
                     last = row
@@ -932,7 +932,7 @@ class SearchMixin:
             cursor.close()
         return shown, last
 
-    def shown_items(self, stories: Sequence[int], tables: list[Table] | None,
+    def _shown_items(self, stories: Sequence[int], tables: list[Table] | None,
                     params: dict[str, Any], where: Sequence[str] = (),
                     matched: Sequence[int] = ()) -> dict[int, int]:
         """{story: the id of the item shown for it}: the one rule of search (both orders) and
@@ -1033,10 +1033,10 @@ class SearchMixin:
 
     def _show_chosen(self, rows: list[dict[str, Any]], tables: list[Table],
                      params: dict[str, Any]) -> None:
-        """Show each story's row as the item ``shown_items`` chooses for it, where that is not
+        """Show each story's row as the item ``_shown_items`` chooses for it, where that is not
         its best-ranked match (in place). The story keeps its place and score, its best
         match's. Looked up by id: the item may be older than the ranking window."""
-        chosen = self.shown_items([_story(row) for row in rows], tables, params,
+        chosen = self._shown_items([_story(row) for row in rows], tables, params,
                                   matched=[row["id"] for row in rows])
         wanted = {chosen[_story(row)]: n for n, row in enumerate(rows)
                   if chosen[_story(row)] != row["id"]}
