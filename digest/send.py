@@ -168,6 +168,8 @@ def message_for(bundle: WeekBundle, digest: Digest, settings: Mapping[str, Any],
         list_unsubscribe=unsubscribe,
         date=date,
         one_click_unsubscribe=one_click(template),
+        list_unsubscribe_mailto=unsubscribe_target(settings.get("list_unsubscribe_mailto"),
+                                                   settings["mail_from"], digest.email),
         message_id_header=message_id_header,
     )
 

@@ -747,7 +747,8 @@ def test_one_click_unsubscribe_only_with_a_link_naming_the_reader(store):
     fixed = load_settings(environ={"STIWATCH_MAIL_FROM": "digest@agency.example",
                                    "STIWATCH_LIST_UNSUBSCRIBE": "https://agency.example/unsub"})
     _, msg = build_message(store, fixed)
-    assert msg["List-Unsubscribe"] == "<https://agency.example/unsub>"
+    mailto = "mailto:digest@agency.example?subject=unsubscribe"  # list_unsubscribe_mailto
+    assert msg["List-Unsubscribe"] == f"<https://agency.example/unsub>, <{mailto}>"
     assert "List-Unsubscribe-Post" not in msg
 
     store.save_subscribers([{"email": "k.tanaka+sti@example.jp", "name": "田中"}])
@@ -756,12 +757,12 @@ def test_one_click_unsubscribe_only_with_a_link_naming_the_reader(store):
         "STIWATCH_LIST_UNSUBSCRIBE": "https://agency.example/unsub?list=sti&who={email}"})
     _, msg = build_message(store, personal, "k.tanaka+sti@example.jp")
     target = "https://agency.example/unsub?list=sti&who=k.tanaka%2Bsti%40example.jp"
-    assert msg["List-Unsubscribe"] == f"<{target}>"
+    assert msg["List-Unsubscribe"] == f"<{target}>, <{mailto}>"
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert unsubscribe_links(msg) == ([target], [target])
+    assert unsubscribe_links(msg) == ([target], [target])  # the reader's link: the web page
     _, other = build_message(store, personal)
     assert other["List-Unsubscribe"] == ("<https://agency.example/unsub?list=sti&"
-                                         "who=aiko%40example.org>")
+                                         f"who=aiko%40example.org>, <{mailto}>")
 
 
 def test_preview_without_a_reader_has_no_personal_unsubscribe_link(store, settings, tmp_path):
@@ -783,8 +784,9 @@ def test_a_long_unsubscribe_url_stays_a_readable_link(store):
     bundle = prepare_week(store, WEEK)
     digest = compose(bundle, store.get_subscriber("aiko@example.org"), settings)
     raw = message_bytes(message_for(bundle, digest, settings))
-    assert f"\r\nList-Unsubscribe: <{url}>\r\n".encode() in raw
-    assert email.message_from_bytes(raw, policy=policy.default)["List-Unsubscribe"] == f"<{url}>"
+    header = f"<{url}>, <mailto:digest@agency.example?subject=unsubscribe>"
+    assert f"\r\nList-Unsubscribe: {header}\r\n".encode() in raw
+    assert email.message_from_bytes(raw, policy=policy.default)["List-Unsubscribe"] == header
 
 
 def test_a_japanese_summary_keeps_its_sentences_together(store, settings):
