@@ -3,6 +3,15 @@
 Drawn with matplotlib's object API on the Agg canvas (no pyplot, no display, no global state),
 so it is safe in threads and servers, then saved through Pillow (a matplotlib dependency) as a
 palette PNG with no timestamp: the same numbers give the same bytes.
+
+One picture for both colour schemes: its background is transparent, so the message's own
+background shows through (white, or a mail app's dark one), its lines have colours of middle
+lightness that keep 3:1 against white and against dark backgrounds (WCAG 1.4.11), and its text
+is dark with a white halo: on white the halo vanishes (dark text, 14:1), on a dark background
+the glyphs keep their halo to stand on. No single colour of text reads at 4.5:1 on both white
+and the digest's dark #1b2027 (4.0:1 at best), hence the halo. Where the mail app applies the
+digest's dark styles (Apple Mail, iOS Mail), a CSS filter turns the picture's lightness over as
+well: light text on the dark page, its halo gone dark (digest.html.j2).
 """
 
 from __future__ import annotations
@@ -12,10 +21,18 @@ from typing import Any
 
 from .trends import COMPARE_WEEKS, TrendReport, TrendRow
 
-# Colour-blind-safe palette (Okabe-Ito plus greys) so lines stay distinguishable; Okabe-Ito's
-# yellow is replaced by a wine red, which a yellow line on white is too pale to read.
-COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#882255",
-           "#000000", "#999999", "#6A3D9A"]
+# Hues of the colour-blind-safe Okabe-Ito palette and a few more, each brought to a relative
+# luminance of about 0.21: at least 3:1 against white and against dark backgrounds from black to
+# the digest's #1b2027, as a line must be (WCAG 1.4.11). Okabe-Ito's own black, wine and purple
+# vanished on dark backgrounds, its yellow, sky blue and grey on white. Alike in lightness, lines
+# stay apart in grey by their dash patterns and markers (STYLES, MARKERS).
+COLOURS = ["#0081c9", "#a97500", "#009169", "#c15b94", "#d05c00", "#966bc4", "#7f7f7f",
+           "#00879a", "#d3415c", "#6f8a00"]
+# Text: dark on white (14:1), with a white halo of HALO points that keeps it legible where a
+# mail app puts the transparent picture on a dark background.
+INK, HALO_COLOUR, HALO = "#1f2933", "#ffffff", 2.2
+# Axes, ticks and the grid: the grid is a faint mid grey in both schemes.
+AXIS, GRID = "#7f7f7f", (0.5, 0.53, 0.57, 0.35)
 
 
 def drawn_rows(report: TrendReport) -> list[TrendRow]:
@@ -61,17 +78,22 @@ STYLES = ["-", "--", "-.", ":"]
 MARKERS = ["o", "s", "^", "D", "v"]
 
 
-def chart_figure(report: TrendReport) -> Any:
+def chart_figure(report: TrendReport, background: str = "none") -> Any:
     """The chart as a matplotlib Figure: one line per policy area that had any story in the
     window; weeks before the store's first story (``report.first_week``) are left blank, not
-    drawn as zeros."""
+    drawn as zeros. ``background``: "none" (transparent, for the digest), or a colour."""
     # Imported here: matplotlib costs ~0.4 s, and most `stiwatch` commands never draw.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(WIDTH, HEIGHT), dpi=DPI)
+    from matplotlib import patheffects
+    from matplotlib.text import Text
+
+    # Transparent: the message's background, light or dark, shows through.
+    figure = Figure(figsize=(WIDTH, HEIGHT), dpi=DPI, facecolor=background)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot(1, 1, 1)
+    axes.set_facecolor("none")
     labels = [w.split("-")[1] for w in report.weeks]  # "W47": the year is in the title
     positions = list(range(len(labels)))
     watched = [report.first_week is None or w >= report.first_week for w in report.weeks]
@@ -85,11 +107,11 @@ def chart_figure(report: TrendReport) -> Any:
     if not drawn:
         empty = "No policy reports with an area" if any(report.totals) else "No policy reports"
         axes.text(0.5, 0.5, f"{empty} in these weeks", ha="center", va="center",
-                  transform=axes.transAxes, color="#555555", fontsize=FONT)
+                  transform=axes.transAxes, fontsize=FONT)
     if not all(watched):
         axes.text(sum(1 for seen in watched if not seen) / 2 - 0.5, 0.02, "not yet\nwatched",
                   ha="center", va="bottom", transform=axes.get_xaxis_transform(),
-                  color="#555555", fontsize=FONT - 1)
+                  fontsize=FONT - 1)
     # Every other week labelled when there are many: twelve labels overlap at phone size.
     step = 2 if len(labels) > 8 else 1
     shown = [n for n in positions if (len(positions) - 1 - n) % step == 0]
@@ -99,9 +121,12 @@ def chart_figure(report: TrendReport) -> Any:
     axes.set_ylabel("Reports per week", fontsize=FONT)
     axes.set_ylim(bottom=0)
     axes.yaxis.get_major_locator().set_params(integer=True)
-    axes.grid(axis="y", color="#dddddd", linewidth=0.6)
+    axes.grid(axis="y", color=GRID, linewidth=0.6)
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
+    for side in ("left", "bottom"):
+        axes.spines[side].set_color(AXIS)
+    axes.tick_params(color=AXIS)
     first, last = report.weeks[0], report.weeks[-1]
     axes.set_title(f"Policy reports per week by area,\n{first} to {last}", fontsize=FONT + 1,
                    loc="left")
@@ -109,16 +134,20 @@ def chart_figure(report: TrendReport) -> Any:
         # Below the plot, so a phone-width image keeps the whole width for the lines.
         axes.legend(fontsize=FONT, frameon=False, loc="upper center", ncol=2,
                     bbox_to_anchor=(0.5, -0.12), columnspacing=1.0, handlelength=2.4)
+    halo = [patheffects.withStroke(linewidth=HALO, foreground=HALO_COLOUR)]
+    for text in figure.findobj(Text):
+        text.set_color(INK)
+        text.set_path_effects(halo)
     figure.tight_layout()
     return figure
 
 
-def area_chart(report: TrendReport) -> bytes:
+def area_chart(report: TrendReport, background: str = "none") -> bytes:
     """PNG bytes of ``chart_figure`` at ``PIXEL_RATIO`` times its size in CSS pixels
-    (1200 x 1150 for a 600 x 575 <img>)."""
+    (1200 x 1150 for a 600 x 575 <img>); transparent unless ``background`` is a colour."""
     from PIL import Image
 
-    figure = chart_figure(report)
+    figure = chart_figure(report, background)
     # Laid out at DPI, drawn at PIXEL_RATIO x DPI: sizes are in points and inches, so the
     # image is the same chart with twice the pixels in each direction.
     figure.set_dpi(DPI * PIXEL_RATIO)
@@ -126,7 +155,9 @@ def area_chart(report: TrendReport) -> bytes:
     canvas.draw()
     rgba = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba())
     # A 64-colour palette PNG is a third of the truecolour size: it travels in every message.
-    small = rgba.convert("RGB").quantize(colors=64, method=Image.Quantize.MEDIANCUT)
+    # FASTOCTREE is Pillow's quantizer that keeps alpha (to a few levels: 250 for a line).
+    small = (rgba.quantize(colors=64, method=Image.Quantize.FASTOCTREE) if background == "none"
+             else rgba.convert("RGB").quantize(colors=64, method=Image.Quantize.MEDIANCUT))
     buffer = io.BytesIO()
     small.save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()

@@ -211,6 +211,131 @@ def test_chart_is_readable_on_a_phone_in_grey_and_blank_where_nothing_was_watche
             "nothing earlier, one line per area") in alt
 
 
+NINE_AREAS = ("governance", "public_research", "open_science", "research_security",
+              "international", "society", "human_resources", "knowledge_transfer",
+              "business_innovation")
+
+
+def nine_area_store(db_path, weeks=(44, 45, 46, 47)):
+    """A store with stories in each of the nine areas in each of ``weeks`` (2026): the n-th
+    area has n or n + 1 a week, so no line hides another."""
+    return build(db_path, [
+        story(f"https://x.example/{area}{week}-{k}",
+              f"{date.fromisocalendar(2026, week, 3)}T0{k % 10}:00:00Z", areas=[area])
+        for week in weeks for n, area in enumerate(NINE_AREAS, 1)
+        for k in range(n + week % 2)])
+
+
+WHITE, DARK, BLACK = (255, 255, 255), (0x1B, 0x20, 0x27), (0, 0, 0)  # DARK: the dark card
+
+
+def luminance(rgb):
+    channels = [v / 255 for v in rgb]
+    channels = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in channels]
+    return 0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2]
+
+
+def contrast(a, b):
+    la, lb = luminance(a), luminance(b)
+    return (max(la, lb) + 0.05) / (min(la, lb) + 0.05)
+
+
+def hex_rgb(colour):
+    from matplotlib.colors import to_rgb
+
+    return tuple(round(v * 255) for v in to_rgb(colour))
+
+
+def near(pixels, rgb, distance=12):
+    """Mask of the pixels (an H x W x 3+ array) within ``distance`` of colour ``rgb``."""
+    import numpy
+
+    return (numpy.abs(pixels[..., :3].astype(int) - numpy.array(rgb)).max(axis=-1) <= distance)
+
+
+def test_the_chart_reads_on_white_and_on_dark_backgrounds(db_path):
+    # The chart was an opaque white picture: in a mail app's dark mode, a bright block in the
+    # dark page. Now it is transparent: the page's own background shows through, light or dark,
+    # where mail apps that darken a message (Gmail's and Outlook's apps) leave pictures alone.
+    import io
+
+    import numpy
+    from PIL import Image
+
+    from digest.chart import HALO_COLOUR, INK, area_chart
+
+    report = prepare_week(nine_area_store(db_path), WEEK).trends
+    pixels = numpy.asarray(Image.open(io.BytesIO(area_chart(report))).convert("RGBA"))
+    alpha = pixels[..., 3]
+    assert alpha[0, 0] == 0 and (alpha == 0).mean() > 0.8, "the background is not transparent"
+    opaque = alpha >= 240  # the palette keeps alpha to a few levels: 250 for a line
+    # Each line, as drawn in the PNG: at least 3:1 on white, on the digest's dark card and on
+    # black (WCAG 1.4.11), which no Okabe-Ito black, wine or sky blue line was.
+    lines = chart_figure(report).axes[0].get_lines()
+    assert len(lines) == 9
+    for line in lines:
+        drawn = pixels[opaque & near(pixels, hex_rgb(line.get_color()))][:, :3]
+        assert len(drawn) > 300, line.get_label()
+        rgb = tuple(numpy.median(drawn, axis=0))
+        for background in (WHITE, DARK, BLACK):
+            assert contrast(rgb, background) >= 3, (line.get_label(), rgb, background)
+    # The text: dark on white (4.5:1 at least), and on a dark page each glyph stands on its
+    # white halo, never on the page itself: no text pixel touches a transparent one.
+    assert contrast(hex_rgb(INK), WHITE) >= 4.5 and contrast(hex_rgb(INK), hex_rgb(HALO_COLOUR)) >= 4.5
+    ink = opaque & near(pixels, hex_rgb(INK), 40)
+    assert ink.sum() > 5000  # title, ticks, axis label, legend
+    clear = alpha < 64
+    beside = numpy.zeros_like(clear)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            beside |= numpy.roll(numpy.roll(clear, dy, axis=0), dx, axis=1)
+    assert (ink & beside).sum() < 0.005 * ink.sum()
+
+
+@pytest.mark.browser
+def test_in_dark_mode_the_chart_is_no_white_block_and_its_lines_and_text_read(db_path, settings,
+                                                                              tmp_path,
+                                                                              chromium_page):
+    # The chart stayed a light picture: in Apple Mail's and iOS Mail's dark mode, a white
+    # block of 600 x 575 pixels in the dark page. Sampled where Chromium draws it, in each
+    # scheme: the same places hold the same line or text in both.
+    import numpy
+    from PIL import Image
+
+    from digest.chart import INK
+    from digest.send import write_preview
+
+    store = nine_area_store(db_path)
+    html_path, _, _ = write_preview(store, settings, WEEK, tmp_path / "d.html")
+    page = chromium_page
+    page.set_viewport_size({"width": 640, "height": 900})
+    shots = {}
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        page.goto(html_path.as_uri())
+        shot = tmp_path / f"{scheme}.png"
+        page.locator("img").screenshot(path=str(shot))
+        shots[scheme] = numpy.asarray(Image.open(shot).convert("RGB"))
+    light, dark = shots["light"], shots["dark"]
+    card = numpy.array(DARK)
+    # The page shows through: white in the light scheme, the dark card in the dark one.
+    assert near(light, WHITE, 2).mean() > 0.75
+    assert near(dark, DARK, 2).mean() > 0.75
+    assert (numpy.array([luminance(p) for p in dark.reshape(-1, 3)[::7]]) > 0.4).mean() < 0.05
+    report = prepare_week(store, WEEK).trends
+    for line in chart_figure(report).axes[0].get_lines():
+        where = near(light, hex_rgb(line.get_color()), 10)
+        assert where.sum() > 40, line.get_label()
+        for shot, background in ((light, WHITE), (dark, tuple(card))):
+            rgb = tuple(numpy.median(shot[where], axis=0))
+            assert contrast(rgb, background) >= 3, (line.get_label(), rgb, background)
+    where = near(light, hex_rgb(INK), 30)
+    assert where.sum() > 1000
+    for shot, background in ((light, WHITE), (dark, tuple(card))):
+        rgb = tuple(numpy.median(shot[where], axis=0))
+        assert contrast(rgb, background) >= 4.5, (rgb, background)
+
+
 def test_chart_alt_text_is_true_to_the_chart_and_the_table_below(store, settings):
     add(store, [story("https://x.example/w40", "2026-09-30T03:00:00Z", title="Open data rule",
                       areas=["open_science"])])  # drawn in the chart, too old for the table
