@@ -193,7 +193,7 @@ def test_chart_is_readable_on_a_phone_in_grey_and_blank_where_nothing_was_watche
     scale = 350 / (figure.get_figwidth() * figure.dpi)
     axes = figure.axes[0]
     words = [axes.title, axes.yaxis.label, *axes.get_xticklabels(), *axes.get_yticklabels(),
-             *axes.get_legend().get_texts()]
+             axes.get_legend().get_title(), *axes.get_legend().get_texts()]
     assert axes.yaxis.label.get_text() == "Reports per week"
     small = [(t.get_text(), round(t.get_fontsize() * figure.dpi / 72 * scale, 1))
              for t in words if t.get_text() and t.get_fontsize() * figure.dpi / 72 * scale < 9]
@@ -334,6 +334,75 @@ def test_in_dark_mode_the_chart_is_no_white_block_and_its_lines_and_text_read(db
     for shot, background in ((light, WHITE), (dark, tuple(card))):
         rgb = tuple(numpy.median(shot[where], axis=0))
         assert contrast(rgb, background) >= 4.5, (rgb, background)
+
+
+def chart_of(msg):
+    """The chart a message carries, as RGBA pixels."""
+    import io
+
+    import numpy
+    from PIL import Image
+
+    return numpy.asarray(Image.open(io.BytesIO(msg.get_payload()[1].get_content()))
+                         .convert("RGBA"))
+
+
+def test_a_reader_who_follows_some_areas_gets_a_chart_of_those(db_path, settings):
+    # Every reader got the nine lines of every area, whatever they follow. A reader with an
+    # areas filter now gets a line for each of their areas (one without a report in these
+    # weeks too: a flat line says so), and the legend and the alt text say what is drawn.
+    from digest.chart import COLOURS
+
+    store = nine_area_store(db_path)
+    add(store, [story("https://x.example/fusion", "2026-11-18T03:00:00Z", areas=["governance"])])
+    store.save_subscribers([
+        {"email": "sec@example.org", "areas": ["research_security", "open_science"],
+         "countries": ["JP"]},
+        {"email": "sec2@example.org", "areas": ["open_science", "research_security"]},
+        {"email": "all@example.org", "countries": ["JP"]},  # every area
+    ])
+    bundle = prepare_week(store, WEEK)
+    messages = {}
+    for reader in ("sec@example.org", "sec2@example.org", "all@example.org"):
+        digest = compose(bundle, store.get_subscriber(reader), settings)
+        raw = message_bytes(message_for(bundle, digest, settings))
+        messages[reader] = email.message_from_bytes(raw, policy=policy.default)
+
+    def alt(reader):
+        [text] = parse_html(messages[reader].get_payload()[0].get_payload()[1].get_content()).alts
+        return text
+
+    assert ("one line per area you follow: Open science, Research security. All policy reports "
+            "per week") in alt("sec@example.org")
+    assert ("one line per area with reports: Governance, Public research, Business innovation"
+            ) in alt("all@example.org")
+    report = bundle.trends
+    mine = chart_figure(report, areas=["research_security", "open_science"]).axes[0]
+    assert [line.get_label() for line in mine.get_lines()] == ["Open science",
+                                                                "Research security"]
+    assert mine.get_legend().get_title().get_text() == "The areas you follow, all their reports"
+    every = chart_figure(report).axes[0]
+    assert len(every.get_lines()) == 9
+    assert every.get_legend().get_title().get_text() == "All 9 areas with reports"
+    # The PNG in the message is that chart: its two colours, not a third.
+    pixels = chart_of(messages["sec@example.org"])
+    solid = pixels[..., 3] >= 240
+    assert all((solid & near(pixels, hex_rgb(c))).sum() > 300 for c in COLOURS[:2])
+    assert (solid & near(pixels, hex_rgb(COLOURS[2]))).sum() == 0
+    assert (solid & near(chart_of(messages["all@example.org"]), hex_rgb(COLOURS[8]))).sum() > 100
+    # Readers who follow the same areas share one chart, drawn once.
+    assert messages["sec@example.org"].get_payload()[1].get_content() == \
+        messages["sec2@example.org"].get_payload()[1].get_content()
+    assert sorted(bundle.charts) == [(), ("open_science", "research_security")]
+
+    # An area followed without a report in these weeks: a flat line at 0, and said so.
+    store.save_subscribers([{"email": "new@example.org", "areas": ["research_security"]}])
+    quiet = build(db_path.with_name("quiet.db"), [
+        story("https://x.example/g", "2026-11-18T03:00:00Z", areas=["governance"])])
+    lines = chart_figure(prepare_week(quiet, WEEK).trends, areas=["research_security"]
+                         ).axes[0].get_lines()
+    assert [line.get_label() for line in lines] == ["Research security"]
+    assert [v for v in lines[0].get_ydata() if v == v] == [0]  # watched since W47: one 0
 
 
 def test_chart_alt_text_is_true_to_the_chart_and_the_table_below(store, settings):
