@@ -134,8 +134,12 @@ def build_message(
     date: datetime | None = None,
     message_id_header: str,
     one_click_unsubscribe: bool = False,
+    list_unsubscribe_mailto: str | None = None,
 ) -> MIMEMultipart:
     """A complete message, ready for ``smtplib.send_message`` or an ``.eml`` file.
+
+    ``list_unsubscribe_mailto``: a mailto: URL List-Unsubscribe gives after an https:
+    ``list_unsubscribe`` (RFC 2369: a client takes the first it can use).
 
     MessageError when the recipient's name cannot go into a header.
     """
@@ -165,7 +169,12 @@ def build_message(
     root["Auto-Submitted"] = "auto-generated"
     root["Precedence"] = "bulk"
     if list_unsubscribe:
-        root["List-Unsubscribe"] = f"<{list_unsubscribe}>"
+        targets = [list_unsubscribe]
+        if list_unsubscribe.startswith("https:") and list_unsubscribe_mailto \
+                and list_unsubscribe_mailto.startswith("mailto:"):
+            targets.append(list_unsubscribe_mailto)
+        root["List-Unsubscribe"] = ", ".join(f"<{target}>" for target in targets)
+        # RFC 8058: only beside an https URI, which the mail client POSTs to.
         if one_click_unsubscribe and list_unsubscribe.startswith("https:"):
             root["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     return root
@@ -187,7 +196,7 @@ def _encoded_words(text: str) -> list[str]:
 class _Policy(EmailPolicy):
     """The SMTP policy, except for two headers it would fold wrongly.
 
-    List-Unsubscribe is never folded: its URL is one word, and one too long for a 78-character
+    List-Unsubscribe is never folded: its URLs are words, and one too long for a 78-character
     line would be RFC 2047-encoded, which no mail client reads as a link (a line may be 998
     characters; the URL has no spaces or controls, see config).
 

@@ -51,7 +51,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from functools import cached_property
 import hashlib
 import logging
 import os
@@ -59,7 +58,7 @@ from pathlib import Path
 import re
 import smtplib
 import ssl
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from email.utils import parseaddr
 
@@ -67,7 +66,7 @@ import db
 from db.clock import iso_utc
 from db.digests import CANCELLED
 
-from .chart import area_chart
+from .chart import area_chart, own_areas
 from .errors import DigestError, MessageError, OutboxError, SmtpSetupError, WeekNotOver
 from .message import (build_message, chart_url, message_id, one_click, to_bytes,
                       unsubscribe_target)
@@ -95,11 +94,23 @@ class WeekBundle:
     # stories of the LATE_WEEKS weeks before, stored after the lowest late_after of its readers
     late: WeekData | None = None
 
-    @cached_property
+    # Charts drawn so far, by the areas they draw (``own_areas``; () for all)
+    charts: dict[tuple[str, ...], bytes] = field(default_factory=dict, repr=False)
+
+    def chart(self, areas: Sequence[str] | None = None) -> bytes:
+        """The trends chart of a reader who follows ``areas`` (their filter; none: every area),
+        drawn when a message or preview first needs it, once for all readers who follow the
+        same areas: a scheduled run with every reader already served (most days) never
+        imports matplotlib."""
+        key = own_areas(self.trends, areas)
+        if key not in self.charts:
+            self.charts[key] = area_chart(self.trends, areas=key)
+        return self.charts[key]
+
+    @property
     def png(self) -> bytes:
-        """The trends chart, drawn when a message or preview first needs it: a scheduled run
-        with every reader already served (most days) never imports matplotlib."""
-        return area_chart(self.trends)
+        """The chart of every area (an unfiltered digest's)."""
+        return self.chart()
 
     def message_id(self, email: str, mail_from: str) -> str:
         """This installation's Message-ID for ``email``'s digest of the week."""
@@ -163,11 +174,13 @@ def message_for(bundle: WeekBundle, digest: Digest, settings: Mapping[str, Any],
         subject=subject(digest),
         text=render_text(digest, unsubscribe=unsubscribe),
         html=html,
-        png=bundle.png,
+        png=bundle.chart(digest.filters["areas"]),
         mail_from=settings["mail_from"],
         list_unsubscribe=unsubscribe,
         date=date,
         one_click_unsubscribe=one_click(template),
+        list_unsubscribe_mailto=unsubscribe_target(settings.get("list_unsubscribe_mailto"),
+                                                   settings["mail_from"], digest.email),
         message_id_header=message_id_header,
     )
 
@@ -194,7 +207,7 @@ def render_preview(store: Any, settings: Mapping[str, Any], week: Week, out: str
                                                       settings["mail_from"], digest.email),
                        budget=settings.get("digest_max_html_bytes"),
                        serve_url=settings.get("serve_url"))
-    return html.encode("utf-8"), bundle.png, digest
+    return html.encode("utf-8"), bundle.chart(digest.filters["areas"]), digest
 
 
 def write_preview(store: Any, settings: Mapping[str, Any], week: Week, out: str | Path,

@@ -138,15 +138,17 @@ class Template:
 
 @dataclass(frozen=True)
 class UnsubscribeTarget:
-    """`list_unsubscribe`: a mailto: or https: URL, once its {mail_from} and {email} are filled."""
+    """`list_unsubscribe`: a mailto: or https: URL (``schemes``), once its {mail_from} and
+    {email} are filled."""
+
+    schemes: tuple[str, ...] = ("mailto", "https")
 
     def __call__(self, value: str) -> None:
         Template(("mail_from", "email"))(value)
         if not value.isascii():  # it goes into a mail header as it is
             raise ValueError(f"expected an ASCII URL (percent-encode the rest), not {value!r}")
         # {email} becomes the reader's address, percent-encoded: never a mailbox to write to.
-        UrlScheme(("mailto", "https"))(value.format(mail_from="stiwatch@example.org",
-                                                    email="reader"))
+        UrlScheme(self.schemes)(value.format(mail_from="stiwatch@example.org", email="reader"))
 
 
 @dataclass(frozen=True)
@@ -288,8 +290,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("list_unsubscribe", "mailto:{mail_from}?subject=unsubscribe",
             "List-Unsubscribe target and the digest's Unsubscribe link (mailto: or https: URL; "
             "empty: none); {mail_from} is mail_from's address, {email} the reader's "
-            "(URL-encoded). An https: URL with {email} also offers one-click unsubscribe.",
+            "(URL-encoded). An https: URL with {email} also offers one-click unsubscribe "
+            "(RFC 8058): it must be your own service, which unsubscribes the reader when a mail "
+            "client POSTs to it (stiwatch has no such endpoint; `serve` is read-only).",
             check=UnsubscribeTarget()),
+    Setting("list_unsubscribe_mailto", "mailto:{mail_from}?subject=unsubscribe",
+            "The mailto: address List-Unsubscribe also gives after an https: list_unsubscribe, "
+            "for mail clients that do not use web links (empty: the https: URL alone); unused "
+            "when list_unsubscribe is a mailto: URL. {mail_from} and {email} as there.",
+            check=UnsubscribeTarget(("mailto",))),
     Setting("smtp_host", "", "SMTP server; empty writes digests to the outbox instead."),
     Setting("smtp_port", 587, "SMTP port.", _int, minimum=1, maximum=65535),
     Setting("smtp_username", "", "SMTP login name (empty: no login)."),

@@ -193,7 +193,7 @@ def test_chart_is_readable_on_a_phone_in_grey_and_blank_where_nothing_was_watche
     scale = 350 / (figure.get_figwidth() * figure.dpi)
     axes = figure.axes[0]
     words = [axes.title, axes.yaxis.label, *axes.get_xticklabels(), *axes.get_yticklabels(),
-             *axes.get_legend().get_texts()]
+             axes.get_legend().get_title(), *axes.get_legend().get_texts()]
     assert axes.yaxis.label.get_text() == "Reports per week"
     small = [(t.get_text(), round(t.get_fontsize() * figure.dpi / 72 * scale, 1))
              for t in words if t.get_text() and t.get_fontsize() * figure.dpi / 72 * scale < 9]
@@ -209,6 +209,200 @@ def test_chart_is_readable_on_a_phone_in_grey_and_blank_where_nothing_was_watche
                                    chart_src="c.png")).alts
     assert ("2026-W36 to 2026-W47 (12 weeks); weeks before 2026-W44 blank: the store holds "
             "nothing earlier, one line per area") in alt
+
+
+NINE_AREAS = ("governance", "public_research", "open_science", "research_security",
+              "international", "society", "human_resources", "knowledge_transfer",
+              "business_innovation")
+
+
+def nine_area_store(db_path, weeks=(44, 45, 46, 47)):
+    """A store with stories in each of the nine areas in each of ``weeks`` (2026): the n-th
+    area has n or n + 1 a week, so no line hides another."""
+    return build(db_path, [
+        story(f"https://x.example/{area}{week}-{k}",
+              f"{date.fromisocalendar(2026, week, 3)}T0{k % 10}:00:00Z", areas=[area])
+        for week in weeks for n, area in enumerate(NINE_AREAS, 1)
+        for k in range(n + week % 2)])
+
+
+WHITE, DARK, BLACK = (255, 255, 255), (0x1B, 0x20, 0x27), (0, 0, 0)  # DARK: the dark card
+
+
+def luminance(rgb):
+    channels = [v / 255 for v in rgb]
+    channels = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in channels]
+    return 0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2]
+
+
+def contrast(a, b):
+    la, lb = luminance(a), luminance(b)
+    return (max(la, lb) + 0.05) / (min(la, lb) + 0.05)
+
+
+def hex_rgb(colour):
+    from matplotlib.colors import to_rgb
+
+    return tuple(round(v * 255) for v in to_rgb(colour))
+
+
+def near(pixels, rgb, distance=12):
+    """Mask of the pixels (an H x W x 3+ array) within ``distance`` of colour ``rgb``."""
+    import numpy
+
+    return (numpy.abs(pixels[..., :3].astype(int) - numpy.array(rgb)).max(axis=-1) <= distance)
+
+
+def test_the_chart_reads_on_white_and_on_dark_backgrounds(db_path):
+    # The chart was an opaque white picture: in a mail app's dark mode, a bright block in the
+    # dark page. Now it is transparent: the page's own background shows through, light or dark,
+    # where mail apps that darken a message (Gmail's and Outlook's apps) leave pictures alone.
+    import io
+
+    import numpy
+    from PIL import Image
+
+    from digest.chart import HALO_COLOUR, INK, area_chart
+
+    report = prepare_week(nine_area_store(db_path), WEEK).trends
+    pixels = numpy.asarray(Image.open(io.BytesIO(area_chart(report))).convert("RGBA"))
+    alpha = pixels[..., 3]
+    assert alpha[0, 0] == 0 and (alpha == 0).mean() > 0.8, "the background is not transparent"
+    opaque = alpha >= 240  # the palette keeps alpha to a few levels: 250 for a line
+    # Each line, as drawn in the PNG: at least 3:1 on white, on the digest's dark card and on
+    # black (WCAG 1.4.11), which no Okabe-Ito black, wine or sky blue line was.
+    lines = chart_figure(report).axes[0].get_lines()
+    assert len(lines) == 9
+    for line in lines:
+        drawn = pixels[opaque & near(pixels, hex_rgb(line.get_color()))][:, :3]
+        assert len(drawn) > 300, line.get_label()
+        rgb = tuple(numpy.median(drawn, axis=0))
+        for background in (WHITE, DARK, BLACK):
+            assert contrast(rgb, background) >= 3, (line.get_label(), rgb, background)
+    # The text: dark on white (4.5:1 at least), and on a dark page each glyph stands on its
+    # white halo, never on the page itself: no text pixel touches a transparent one.
+    assert contrast(hex_rgb(INK), WHITE) >= 4.5 and contrast(hex_rgb(INK), hex_rgb(HALO_COLOUR)) >= 4.5
+    ink = opaque & near(pixels, hex_rgb(INK), 40)
+    assert ink.sum() > 5000  # title, ticks, axis label, legend
+    clear = alpha < 64
+    beside = numpy.zeros_like(clear)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            beside |= numpy.roll(numpy.roll(clear, dy, axis=0), dx, axis=1)
+    assert (ink & beside).sum() < 0.005 * ink.sum()
+
+
+@pytest.mark.browser
+def test_in_dark_mode_the_chart_is_no_white_block_and_its_lines_and_text_read(db_path, settings,
+                                                                              tmp_path,
+                                                                              chromium_page):
+    # The chart stayed a light picture: in Apple Mail's and iOS Mail's dark mode, a white
+    # block of 600 x 575 pixels in the dark page. Sampled where Chromium draws it, in each
+    # scheme: the same places hold the same line or text in both.
+    import numpy
+    from PIL import Image
+
+    from digest.chart import INK
+    from digest.send import write_preview
+
+    store = nine_area_store(db_path)
+    html_path, _, _ = write_preview(store, settings, WEEK, tmp_path / "d.html")
+    page = chromium_page
+    page.set_viewport_size({"width": 640, "height": 900})
+    shots = {}
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        page.goto(html_path.as_uri())
+        shot = tmp_path / f"{scheme}.png"
+        page.locator("img").screenshot(path=str(shot))
+        shots[scheme] = numpy.asarray(Image.open(shot).convert("RGB"))
+    light, dark = shots["light"], shots["dark"]
+    card = numpy.array(DARK)
+    # The page shows through: white in the light scheme, the dark card in the dark one.
+    assert near(light, WHITE, 2).mean() > 0.75
+    assert near(dark, DARK, 2).mean() > 0.75
+    assert (numpy.array([luminance(p) for p in dark.reshape(-1, 3)[::7]]) > 0.4).mean() < 0.05
+    report = prepare_week(store, WEEK).trends
+    for line in chart_figure(report).axes[0].get_lines():
+        where = near(light, hex_rgb(line.get_color()), 10)
+        assert where.sum() > 40, line.get_label()
+        for shot, background in ((light, WHITE), (dark, tuple(card))):
+            rgb = tuple(numpy.median(shot[where], axis=0))
+            assert contrast(rgb, background) >= 3, (line.get_label(), rgb, background)
+    where = near(light, hex_rgb(INK), 30)
+    assert where.sum() > 1000
+    for shot, background in ((light, WHITE), (dark, tuple(card))):
+        rgb = tuple(numpy.median(shot[where], axis=0))
+        assert contrast(rgb, background) >= 4.5, (rgb, background)
+
+
+def chart_of(msg):
+    """The chart a message carries, as RGBA pixels."""
+    import io
+
+    import numpy
+    from PIL import Image
+
+    return numpy.asarray(Image.open(io.BytesIO(msg.get_payload()[1].get_content()))
+                         .convert("RGBA"))
+
+
+def test_a_reader_who_follows_some_areas_gets_a_chart_of_those(db_path, settings):
+    # Every reader got the nine lines of every area, whatever they follow. A reader with an
+    # areas filter now gets a line for each of their areas (one without a report in these
+    # weeks too: a flat line says so), and the legend and the alt text say what is drawn.
+    from digest.chart import COLOURS
+
+    store = nine_area_store(db_path)
+    add(store, [story("https://x.example/fusion", "2026-11-18T03:00:00Z", areas=["governance"])])
+    store.save_subscribers([
+        {"email": "sec@example.org", "areas": ["research_security", "open_science"],
+         "countries": ["JP"]},
+        {"email": "sec2@example.org", "areas": ["open_science", "research_security"]},
+        {"email": "all@example.org", "countries": ["JP"]},  # every area
+    ])
+    bundle = prepare_week(store, WEEK)
+    messages = {}
+    for reader in ("sec@example.org", "sec2@example.org", "all@example.org"):
+        digest = compose(bundle, store.get_subscriber(reader), settings)
+        raw = message_bytes(message_for(bundle, digest, settings))
+        messages[reader] = email.message_from_bytes(raw, policy=policy.default)
+
+    def alt(reader):
+        [text] = parse_html(messages[reader].get_payload()[0].get_payload()[1].get_content()).alts
+        return text
+
+    assert ("one line per area you follow: Open science, Research security. All policy reports "
+            "per week") in alt("sec@example.org")
+    assert ("one line per area with reports: Governance, Public research, Business innovation"
+            ) in alt("all@example.org")
+    report = bundle.trends
+    mine = chart_figure(report, areas=["research_security", "open_science"]).axes[0]
+    assert [line.get_label() for line in mine.get_lines()] == ["Open science",
+                                                                "Research security"]
+    assert mine.get_legend().get_title().get_text() == "The areas you follow, all their reports"
+    every = chart_figure(report).axes[0]
+    assert len(every.get_lines()) == 9
+    assert every.get_legend().get_title().get_text() == "All 9 areas with reports"
+    # The PNG in the message is that chart: its two colours, not a third.
+    pixels = chart_of(messages["sec@example.org"])
+    solid = pixels[..., 3] >= 240
+    assert all((solid & near(pixels, hex_rgb(c))).sum() > 300 for c in COLOURS[:2])
+    assert (solid & near(pixels, hex_rgb(COLOURS[2]))).sum() == 0
+    assert (solid & near(chart_of(messages["all@example.org"]), hex_rgb(COLOURS[8]))).sum() > 100
+    # Readers who follow the same areas share one chart, drawn once.
+    assert messages["sec@example.org"].get_payload()[1].get_content() == \
+        messages["sec2@example.org"].get_payload()[1].get_content()
+    assert sorted(bundle.charts) == [(), ("open_science", "research_security")]
+
+    # An area followed without a report in these weeks: a flat line at 0, and said so.
+    store.save_subscribers([{"email": "new@example.org", "areas": ["research_security"]}])
+    quiet = build(db_path.with_name("quiet.db"), [
+        story("https://x.example/g", "2026-11-18T03:00:00Z", areas=["governance"])])
+    lines = chart_figure(prepare_week(quiet, WEEK).trends, areas=["research_security"]
+                         ).axes[0].get_lines()
+    assert [line.get_label() for line in lines] == ["Research security"]
+    assert [v for v in lines[0].get_ydata() if v == v] == [0]  # watched since W47: one 0
 
 
 def test_chart_alt_text_is_true_to_the_chart_and_the_table_below(store, settings):
@@ -747,7 +941,8 @@ def test_one_click_unsubscribe_only_with_a_link_naming_the_reader(store):
     fixed = load_settings(environ={"STIWATCH_MAIL_FROM": "digest@agency.example",
                                    "STIWATCH_LIST_UNSUBSCRIBE": "https://agency.example/unsub"})
     _, msg = build_message(store, fixed)
-    assert msg["List-Unsubscribe"] == "<https://agency.example/unsub>"
+    mailto = "mailto:digest@agency.example?subject=unsubscribe"  # list_unsubscribe_mailto
+    assert msg["List-Unsubscribe"] == f"<https://agency.example/unsub>, <{mailto}>"
     assert "List-Unsubscribe-Post" not in msg
 
     store.save_subscribers([{"email": "k.tanaka+sti@example.jp", "name": "田中"}])
@@ -756,12 +951,12 @@ def test_one_click_unsubscribe_only_with_a_link_naming_the_reader(store):
         "STIWATCH_LIST_UNSUBSCRIBE": "https://agency.example/unsub?list=sti&who={email}"})
     _, msg = build_message(store, personal, "k.tanaka+sti@example.jp")
     target = "https://agency.example/unsub?list=sti&who=k.tanaka%2Bsti%40example.jp"
-    assert msg["List-Unsubscribe"] == f"<{target}>"
+    assert msg["List-Unsubscribe"] == f"<{target}>, <{mailto}>"
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert unsubscribe_links(msg) == ([target], [target])
+    assert unsubscribe_links(msg) == ([target], [target])  # the reader's link: the web page
     _, other = build_message(store, personal)
     assert other["List-Unsubscribe"] == ("<https://agency.example/unsub?list=sti&"
-                                         "who=aiko%40example.org>")
+                                         f"who=aiko%40example.org>, <{mailto}>")
 
 
 def test_preview_without_a_reader_has_no_personal_unsubscribe_link(store, settings, tmp_path):
@@ -783,8 +978,9 @@ def test_a_long_unsubscribe_url_stays_a_readable_link(store):
     bundle = prepare_week(store, WEEK)
     digest = compose(bundle, store.get_subscriber("aiko@example.org"), settings)
     raw = message_bytes(message_for(bundle, digest, settings))
-    assert f"\r\nList-Unsubscribe: <{url}>\r\n".encode() in raw
-    assert email.message_from_bytes(raw, policy=policy.default)["List-Unsubscribe"] == f"<{url}>"
+    header = f"<{url}>, <mailto:digest@agency.example?subject=unsubscribe>"
+    assert f"\r\nList-Unsubscribe: {header}\r\n".encode() in raw
+    assert email.message_from_bytes(raw, policy=policy.default)["List-Unsubscribe"] == header
 
 
 def test_a_japanese_summary_keeps_its_sentences_together(store, settings):

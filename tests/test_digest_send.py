@@ -184,6 +184,38 @@ def test_real_smtp_send_then_rerun_sends_nothing(store, smtp, stiwatch):
     assert len(smtp.messages) == 3
 
 
+@pytest.mark.parametrize("extra, header, post", [
+    # The default: a mail to the sender. No one-click: RFC 8058 needs an https URI to POST to,
+    # and stiwatch has no endpoint that could take it.
+    ({}, "<mailto:stiwatch@localhost?subject=unsubscribe>", None),
+    # The operator's own https service: one-click, and the mailto for clients without it.
+    ({"list_unsubscribe": "https://agency.example/unsub?who={email}"},
+     "<https://agency.example/unsub?who=sec%40example.org>, "
+     "<mailto:stiwatch@localhost?subject=unsubscribe>", "List-Unsubscribe=One-Click"),
+    ({"list_unsubscribe": "https://agency.example/unsub?who={email}",
+      "list_unsubscribe_mailto": "mailto:unsubscribe@agency.example?subject={email}"},
+     "<https://agency.example/unsub?who=sec%40example.org>, "
+     "<mailto:unsubscribe@agency.example?subject=sec%40example.org>",
+     "List-Unsubscribe=One-Click"),
+    ({"list_unsubscribe": "https://agency.example/unsub?who={email}",
+      "list_unsubscribe_mailto": ""},
+     "<https://agency.example/unsub?who=sec%40example.org>", "List-Unsubscribe=One-Click"),
+    # A mailto: list_unsubscribe is the whole header: list_unsubscribe_mailto adds nothing.
+    ({"list_unsubscribe": "mailto:lists@agency.example",
+      "list_unsubscribe_mailto": "mailto:other@agency.example"},
+     "<mailto:lists@agency.example>", None),
+], ids=["default-mailto", "https-and-mailto", "https-and-own-mailto", "https-only",
+        "mailto-only"])
+def test_unsubscribe_headers_arrive_through_smtp(store, smtp, extra, header, post):
+    report = send_week(store, settings_for(smtp, **extra), WEEK)
+    assert "sec@example.org" in report.sent
+    [msg] = smtp.to("sec@example.org")
+    assert msg["List-Unsubscribe"] == header
+    assert msg["List-Unsubscribe-Post"] == post
+    raw = next(r.data for r in smtp.messages if r.rcpt == "sec@example.org")
+    assert f"\r\nList-Unsubscribe: {header}\r\n".encode() in raw  # one line, as written
+
+
 def test_skipped_subscriber_gets_the_week_once_items_match_later(store, smtp, stiwatch,
                                                                  db_path, tmp_path):
     """Skipped is not final: a later send of the same week sends it once something matches."""

@@ -226,6 +226,11 @@ def test_trends_command_formats_and_chart(trend_store, stiwatch, db_path, tmp_pa
     lines = [line.split() for line in result.output.splitlines()]
     assert ["Artificial", "intelligence", "0", "0", "0", "0", "0", "5", "0", "+5", "new"] in lines
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # A file on its own is white, not the digest's transparent chart (which viewers show on
+    # black or a checkerboard).
+    from PIL import Image
+
+    assert Image.open(chart).convert("RGBA").getpixel((0, 0)) == (255, 255, 255, 255)
 
     result = stiwatch("trends", "--week", "2026-W99")
     assert result.exit_code == 2

@@ -71,7 +71,9 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
     facets = (facet,) if facet == "area" or not chart else (facet, "area")
     report = trends(app.existing_store(), chosen, weeks=weeks, facets=facets)
     if chart:
-        write_output(chart, area_chart(report), "--chart")
+        # A file of its own is opened in viewers that show transparency as black or as a
+        # checkerboard: white, where the digest's is transparent for dark mode.
+        write_output(chart, area_chart(report, background="white"), "--chart")
     rows = report.rows(facet)
     if now < chosen.end:
         # its few days read as a fall against whole weeks: the digest says so too
