@@ -74,9 +74,7 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
             # someone else's database; a store is created only in a new or empty file.
             # An empty schema_migrations alone is what a first open stopped before migration
             # 1 committed leaves (a crash, Ctrl-C, SIGTERM): still a new store.
-            if version == 0 and (not create or conn.execute(
-                    "SELECT count(*) FROM sqlite_master "
-                    "WHERE name != 'schema_migrations'").fetchone()[0]):
+            if version == 0 and (not create or _other_tables(conn)):
                 conn.close()
                 raise NotAStore(f"{self.path}: not a stiwatch database (it has none of "
                                 "stiwatch's tables)")
@@ -356,6 +354,34 @@ def release_side_files(path: str | os.PathLike[str]) -> None:
         conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")
     except sqlite3.Error:
         pass  # best effort: reading worked, and a leftover file is only untidy
+    finally:
+        conn.close()
+
+
+def _other_tables(conn: sqlite3.Connection) -> int:
+    """How many tables, indexes and views the file has besides ``schema_migrations``."""
+    return conn.execute("SELECT count(*) FROM sqlite_master "
+                        "WHERE name != 'schema_migrations'").fetchone()[0]
+
+
+def unstarted(path: str | os.PathLike[str]) -> bool:
+    """Whether the file at ``path`` is a store whose first open stopped before migration 1
+    committed (an empty ``schema_migrations`` alone): a new store, which an open that may
+    create one finishes, though a read-only open refuses it as no stiwatch database. Read as
+    ``refuse_newer`` reads, leaving nothing beside it; False when it cannot be read."""
+    if not os.path.isfile(path):
+        return False
+    flags = ("mode=ro" if has_side_files(path) else "mode=rw" if os.access(path, os.W_OK)
+             else "immutable=1")
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path))}?{flags}", uri=True,
+                               timeout=BUSY_TIMEOUT, isolation_level=None)
+    except sqlite3.Error:
+        return False
+    try:
+        return current_version(conn) == 0 and not _other_tables(conn)
+    except sqlite3.Error:
+        return False
     finally:
         conn.close()
 
