@@ -1485,3 +1485,38 @@ def test_a_command_writing_while_a_restore_runs_waits_and_writes_the_restored_st
     [folder] = tmp_path.glob("damaged-*")
     with db.open_store(folder / db_path.name, readonly=True) as moved:
         assert not written(moved)  # nothing went into the store moved aside
+
+
+@pytest.mark.parametrize("command", [["init"], ["sources", "sync", "mine.toml"]],
+                         ids=["init", "sources-sync"])
+def test_no_store_is_made_in_the_instant_a_restore_moves_the_database_aside(
+        stiwatch, db_path, tmp_path, monkeypatch, command):
+    """`init` and `sources sync` looked for a database (there), then opened it: a restore
+    whose first rename moved it aside in between left SQLite to create a new, empty store at
+    its path, which the restore's second rename replaced (what the command wrote lost, its
+    -wal and -shm beside the restored store). They take the restore's lock before they look:
+    while a restore holds it they never open the store, and are refused (exit 3)."""
+    from stiwatch import app as app_module
+
+    monkeypatch.setattr(app_module, "RESTORE_WAIT", 0)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.toml").write_text(NEW_SOURCE)
+    analysts_store.build(db_path)
+    before = digest_of(db_path)
+    moved: list[list[Path]] = []
+    connect = sqlite3.connect
+
+    def connecting(database, *args, **kw):  # noqa: ANN001, ANN002, ANN003
+        if database == db_path and not moved:  # the command's own open, after it looked
+            moved.append(restoring.move_aside(db_path, tmp_path / "damaged"))  # a restore's
+        return connect(database, *args, **kw)
+
+    with db.FileLock(restoring.edit_lock_path(db_path)):  # as a restore holds it throughout
+        monkeypatch.setattr(sqlite3, "connect", connecting)
+        result = stiwatch("--quiet", *command)
+        monkeypatch.setattr(sqlite3, "connect", connect)
+    assert (result.exit_code, moved) == (3, []), result.output
+    assert result.output.splitlines() == [
+        f"Error: a `stiwatch restore` (pid {os.getpid()}) holds the lock {db_path}.restore.lock; "
+        "nothing was changed: run this again once it has finished"]
+    assert digest_of(db_path) == before
