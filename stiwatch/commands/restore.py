@@ -61,7 +61,7 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
     and the one `stiwatch subscribers`, `tag` (a correction), `init`, `sources sync` and
     `demo` take (they wait for it up to 10 s, else are refused, exit 3: a change made then
     would land in the store moved aside). BACKUP must be a stiwatch store that passes
-    PRAGMA quick_check, at a schema version this stiwatch knows,
+    PRAGMA quick_check, at a schema version known to this stiwatch,
     and a copy of this store (the same installation_id) unless --other-installation; the
     database's folder must have room for the copies made there, and DIR must take the files
     moved aside (a folder this user may write, with room when on another file system);
