@@ -6,7 +6,7 @@ from contextlib import contextmanager
 import os
 from pathlib import Path
 import sqlite3
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 from urllib.parse import quote
 
 import sqlite_utils
@@ -26,6 +26,8 @@ from .sources import SourcesMixin
 from .status import StatusMixin
 from .subscribers import SubscribersMixin
 from .tags import TagsMixin
+
+_T = TypeVar("_T")
 
 
 class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, DigestsMixin,
@@ -369,21 +371,8 @@ def unstarted(path: str | os.PathLike[str]) -> bool:
     committed (an empty ``schema_migrations`` alone): a new store, which an open that may
     create one finishes, though a read-only open refuses it as no stiwatch database. Read as
     ``refuse_newer`` reads, leaving nothing beside it; False when it cannot be read."""
-    if not os.path.isfile(path):
-        return False
-    flags = ("mode=ro" if has_side_files(path) else "mode=rw" if os.access(path, os.W_OK)
-             else "immutable=1")
-    try:
-        conn = sqlite3.connect(f"file:{quote(str(path))}?{flags}", uri=True,
-                               timeout=BUSY_TIMEOUT, isolation_level=None)
-    except sqlite3.Error:
-        return False
-    try:
-        return current_version(conn) == 0 and not _other_tables(conn)
-    except sqlite3.Error:
-        return False
-    finally:
-        conn.close()
+    return _peek(path, lambda conn: current_version(conn) == 0 and not _other_tables(conn),
+                 False)
 
 
 def refuse_newer(path: str | os.PathLike[str]) -> None:
@@ -392,8 +381,17 @@ def refuse_newer(path: str | os.PathLike[str]) -> None:
     opened, each of which would stay behind the refusal (a read-only connection cannot remove
     the -wal and -shm files it made). A missing file, or one this cannot read, passes: the
     open that follows says what is wrong with it."""
+    version = _peek(path, current_version, 0)
+    if version > LATEST_VERSION:
+        raise SchemaTooNew(f"{path}: {too_new(version)}")
+
+
+def _peek(path: str | os.PathLike[str], read: Callable[[sqlite3.Connection], _T],
+          otherwise: _T) -> _T:
+    """``read`` of a connection to the file at ``path`` that leaves nothing beside it;
+    ``otherwise`` when there is no such file or it cannot be read."""
     if not os.path.isfile(path):
-        return
+        return otherwise
     # Without a -wal or -shm beside it, read-write, never create: the last connection to close
     # removes the -wal and -shm it made, which mode=ro cannot do; a file this user cannot
     # write would be opened read-only all the same, so it is read as an unchanging file (no
@@ -405,15 +403,13 @@ def refuse_newer(path: str | os.PathLike[str]) -> None:
         conn = sqlite3.connect(f"file:{quote(str(path))}?{flags}", uri=True,
                                timeout=BUSY_TIMEOUT, isolation_level=None)
     except sqlite3.Error:
-        return
+        return otherwise
     try:
-        version = current_version(conn)
+        return read(conn)
     except sqlite3.Error:
-        return
+        return otherwise
     finally:
         conn.close()
-    if version > LATEST_VERSION:
-        raise SchemaTooNew(f"{path}: {too_new(version)}")
 
 
 def open_store(path: str | os.PathLike[str], *, readonly: bool = False,
