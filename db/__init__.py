@@ -22,7 +22,7 @@ from .lock import FileLock, LockHeld, LockUnusable
 from .schema import LATEST_VERSION
 from .search import OFFICIAL_ORG_TYPES, SORTS, BadQuery, time_bound
 from .store import (Store, has_side_files, may_release_side_files, nobody_writes, open_store,
-                    readable_only_unchanging, refuse_newer, release_side_files)
+                    readable_only_unchanging, refuse_newer, release_side_files, unstarted)
 from .subscribers import FILTER_FACETS, FILTERS
 
 __all__ = [
@@ -60,4 +60,5 @@ __all__ = [
     "readable_only_unchanging",
     "refuse_newer",
     "release_side_files",
+    "unstarted",
 ]

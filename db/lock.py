@@ -14,6 +14,10 @@ import time
 from types import TracebackType
 
 
+# What a lock's holder wrote that is read back: a pid and a newline.
+HOLDER_BYTES = 64
+
+
 class LockHeld(Exception):
     """Another process holds the lock; ``holder`` is its pid as it wrote it."""
 
@@ -56,7 +60,7 @@ class FileLock:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     os.lseek(fd, 0, os.SEEK_SET)
-                    holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+                    holder = _read_holder(fd, HOLDER_BYTES)
                     os.close(fd)
                     raise LockHeld(self.path, holder) from None
                 # Polled rather than a blocking flock, so SIGTERM or Ctrl-C still stop a
@@ -74,6 +78,11 @@ class FileLock:
                                f"({error.strerror or error})") from None
         self._fd = fd
 
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock now."""
+        return self._fd is not None
+
     def release(self) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -89,25 +98,34 @@ class FileLock:
         self.release()
 
 
-def holder_of(path: str | os.PathLike[str]) -> str | None:
-    """The pid (as its holder wrote it) of the process holding the lock at ``path``; None when
-    none holds it, or there is no such file. Takes nothing and makes nothing: also for a user
-    who may only read the folder."""
+def holder_of(path: str | os.PathLike[str], *, size: int = HOLDER_BYTES,
+              unreadable: str | None = None) -> str | None:
+    """What the process holding the lock at ``path`` wrote in it (its pid, for a FileLock; the
+    first ``size`` bytes, stripped; "unknown" when empty); None when none holds it, or there
+    is no such file. A file that exists but cannot be opened or locked (another user's, mode
+    0600) gives ``unreadable``: None, as not held, or a text, as held by someone unknown.
+    Takes nothing and makes nothing: also for a user who may only read the folder."""
     try:
         fd = os.open(path, os.O_RDONLY)
-    except OSError:
+    except FileNotFoundError:
         return None
+    except OSError:
+        return unreadable
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            return _read_holder(fd, size)
         except OSError:
-            return None
+            return unreadable
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
         os.close(fd)
+
+
+def _read_holder(fd: int, size: int) -> str:
+    return os.read(fd, size).decode(errors="replace").strip() or "unknown"
 
 
 def _user() -> str:

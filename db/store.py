@@ -6,7 +6,7 @@ from contextlib import contextmanager
 import os
 from pathlib import Path
 import sqlite3
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 from urllib.parse import quote
 
 import sqlite_utils
@@ -26,6 +26,8 @@ from .sources import SourcesMixin
 from .status import StatusMixin
 from .subscribers import SubscribersMixin
 from .tags import TagsMixin
+
+_T = TypeVar("_T")
 
 
 class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, DigestsMixin,
@@ -74,9 +76,7 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
             # someone else's database; a store is created only in a new or empty file.
             # An empty schema_migrations alone is what a first open stopped before migration
             # 1 committed leaves (a crash, Ctrl-C, SIGTERM): still a new store.
-            if version == 0 and (not create or conn.execute(
-                    "SELECT count(*) FROM sqlite_master "
-                    "WHERE name != 'schema_migrations'").fetchone()[0]):
+            if version == 0 and (not create or _other_tables(conn)):
                 conn.close()
                 raise NotAStore(f"{self.path}: not a stiwatch database (it has none of "
                                 "stiwatch's tables)")
@@ -360,14 +360,38 @@ def release_side_files(path: str | os.PathLike[str]) -> None:
         conn.close()
 
 
+def _other_tables(conn: sqlite3.Connection) -> int:
+    """How many tables, indexes and views the file has besides ``schema_migrations``."""
+    return conn.execute("SELECT count(*) FROM sqlite_master "
+                        "WHERE name != 'schema_migrations'").fetchone()[0]
+
+
+def unstarted(path: str | os.PathLike[str]) -> bool:
+    """Whether the file at ``path`` is a store whose first open stopped before migration 1
+    committed (an empty ``schema_migrations`` alone): a new store, which an open that may
+    create one finishes, though a read-only open refuses it as no stiwatch database. Read as
+    ``refuse_newer`` reads, leaving nothing beside it; False when it cannot be read."""
+    return _peek(path, lambda conn: current_version(conn) == 0 and not _other_tables(conn),
+                 False)
+
+
 def refuse_newer(path: str | os.PathLike[str]) -> None:
     """SchemaTooNew if the file at ``path`` was written by a newer stiwatch, found without
     leaving anything beside it: called before a lock file is made or a read-only connection
     opened, each of which would stay behind the refusal (a read-only connection cannot remove
     the -wal and -shm files it made). A missing file, or one this cannot read, passes: the
     open that follows says what is wrong with it."""
+    version = _peek(path, current_version, 0)
+    if version > LATEST_VERSION:
+        raise SchemaTooNew(f"{path}: {too_new(version)}")
+
+
+def _peek(path: str | os.PathLike[str], read: Callable[[sqlite3.Connection], _T],
+          otherwise: _T) -> _T:
+    """``read`` of a connection to the file at ``path`` that leaves nothing beside it;
+    ``otherwise`` when there is no such file or it cannot be read."""
     if not os.path.isfile(path):
-        return
+        return otherwise
     # Without a -wal or -shm beside it, read-write, never create: the last connection to close
     # removes the -wal and -shm it made, which mode=ro cannot do; a file this user cannot
     # write would be opened read-only all the same, so it is read as an unchanging file (no
@@ -379,15 +403,13 @@ def refuse_newer(path: str | os.PathLike[str]) -> None:
         conn = sqlite3.connect(f"file:{quote(str(path))}?{flags}", uri=True,
                                timeout=BUSY_TIMEOUT, isolation_level=None)
     except sqlite3.Error:
-        return
+        return otherwise
     try:
-        version = current_version(conn)
+        return read(conn)
     except sqlite3.Error:
-        return
+        return otherwise
     finally:
         conn.close()
-    if version > LATEST_VERSION:
-        raise SchemaTooNew(f"{path}: {too_new(version)}")
 
 
 def open_store(path: str | os.PathLike[str], *, readonly: bool = False,

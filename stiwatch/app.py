@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 import logging
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -11,7 +12,9 @@ import click
 
 from classifier.taxonomy import load_taxonomy
 import db
-from db.restore import HalfRestored, RestoreUnderWay, refuse_half_restored
+from db.restore import (
+    HalfRestored, RestoreUnderWay, edit_lock_path, refuse_half_restored, staged_copies,
+)
 
 from . import __version__, interrupts, logs
 from .config import Settings, load_settings
@@ -19,6 +22,10 @@ from .errors import UserError
 from .progress import Progress
 
 log = logging.getLogger("stiwatch.store")
+
+# Seconds a command that writes waits for the lock `stiwatch restore` holds: a restore's own
+# moment of moving the database aside and renaming its copy in, or another such command.
+RESTORE_WAIT = 10
 
 
 class App:
@@ -28,6 +35,10 @@ class App:
         self.quiet = quiet
         self._store: db.Store | None = None
         self._log_setup: Callable[[], None] | None = None
+        self._restore_lock: db.FileLock | None = None
+        # The run lock, once `take_run_lock` took it: a restore takes it first, so none can
+        # be under way while it is held.
+        self.run_lock: db.FileLock | None = None
 
     @cached_property
     def plain_settings(self) -> Settings:
@@ -62,9 +73,14 @@ class App:
         Only a command that sets a store up on purpose (init, crawl, run, demo, sources sync,
         subscribers add and import) passes ``create``: any other refuses a path holding no
         stiwatch database, so a mistyped --db fails instead of leaving an empty store behind
-        (or stiwatch's tables in someone else's SQLite file).
+        (or stiwatch's tables in someone else's SQLite file). Such a command keeps a `stiwatch
+        restore` out first (``keep_restore_out``): a store it made in the moment between the
+        restore's moving the database aside and renaming its copy in would be replaced, and
+        what it wrote into the database about to move aside would be lost.
         """
         if self._store is None:
+            if create:
+                self.keep_restore_out(creates=True)
             store = self._open(create=create)
             if store.migrated and store.migrated_from:
                 self.report_migration(store.migrated_from, store.schema_version)
@@ -138,10 +154,69 @@ class App:
             raise UserError(f"{self.db_path}: no such database (run `stiwatch init` and "
                             "`stiwatch crawl`, or try `stiwatch demo`)") from None
 
+    def keep_restore_out(self, *, creates: bool = False, wait: float | None = None) -> None:
+        """Hold the lock `stiwatch restore` holds throughout (``DATABASE.restore.lock``)
+        until this invocation closes the store, waiting up to ``wait`` seconds (RESTORE_WAIT)
+        for it; UserError, exit 3, if a restore keeps it. For a command that writes to the
+        store: what it wrote into the database a restore then moves aside (after reading what
+        to carry over from it) would be lost, and a store it made at the database's path
+        while none is there would be replaced. Taken before the store is opened, since a
+        connection opened before the restore moves the file keeps writing to the moved
+        file. Not needed under the run lock, which a restore takes first. ``creates``:
+        whether the command may create the store."""
+        if self._restore_lock is not None or (self.run_lock is not None and self.run_lock.held):
+            return
+        self._refuse_early(creates=creates)
+        lock = db.FileLock(edit_lock_path(self.db_path))
+        try:
+            lock.acquire(wait=RESTORE_WAIT if wait is None else wait)
+        except db.LockHeld as held:
+            raise UserError(f"a `stiwatch restore` (pid {held.holder}) holds the lock "
+                            f"{held.path}; nothing was changed: run this again once it has "
+                            "finished", exit_code=3) from None
+        except db.LockUnusable as error:
+            if not creates and self.db_path.exists() and not os.access(self.db_path, os.W_OK):
+                # A store this user may not write (a read-only copy, another user's folder)
+                # is said as such, rather than as the lock file it cannot make beside it.
+                self._open().close()
+            raise UserError(f"{error}; nothing was changed") from None
+        self._restore_lock = lock
+        click.get_current_context().call_on_close(self._release_restore_lock)
+
+    def _refuse_early(self, *, creates: bool) -> None:
+        """Refuse a path this stiwatch refuses (no store, someone else's SQLite file, a newer
+        store, a folder) before the restore's lock file is made, leaving the folder as it
+        was. Outside the lock, so read-only: it never makes a store at the database's path
+        nor writes one (a restore may be moving the database aside this very moment: a store
+        made there would be replaced, or with the restore killed, used from then on), and a
+        connection opened now would not follow the rename in. An empty -wal and -shm it may
+        leave beside a store are removed when the open under the lock closes."""
+        path = self.db_path
+        if path.exists() and not (creates and path.is_file() and path.stat().st_size == 0):
+            try:
+                db.open_store(path, readonly=True, as_is=True).close()
+            except db.NoSuchStore:
+                pass  # moved aside since: the open under the lock sees what is there then
+            except db.NotAStore:
+                # but a new store whose first open was stopped: the open under the lock, which
+                # may create, finishes it
+                if not (creates and db.unstarted(path)):
+                    raise
+        elif not creates and not staged_copies(path.resolve()):
+            self.store()  # says there is no such database
+            self.close()
+
+    def _release_restore_lock(self) -> None:
+        if self._restore_lock is not None:
+            self._restore_lock.release()
+            self._restore_lock = None
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
             self._store = None
+        # after the store: what it wrote is in the file before a restore may move it
+        self._release_restore_lock()
 
     def user_agent(self) -> str:
         """The User-Agent every request sends: names stiwatch and whoever runs it."""

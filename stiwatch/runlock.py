@@ -45,4 +45,5 @@ def take_run_lock(app: App, wait_lock: int, doing: str, *,
         raise UserError(f"another stiwatch run or crawl (pid {held.holder}) holds the lock "
                         f"{held.path}{waited}; this {doing} did nothing",
                         exit_code=EXIT_LOCKED) from None
+    app.run_lock = lock
     return lock

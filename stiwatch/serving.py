@@ -22,9 +22,12 @@ import fcntl
 import os
 from pathlib import Path
 
+from db.lock import holder_of
+
 # Attempts at announcing where a record of the same pid, left by a serve gone, is in the way.
 _ATTEMPTS = 5
 _SUFFIX = ".lock"
+_LINE_BYTES = 4096  # of an announcement: pid, start time, address
 
 
 def _prefix(database: str | os.PathLike[str]) -> Path:
@@ -159,24 +162,15 @@ def running_serves(database: str | os.PathLike[str]) -> list[Serving]:
         if not (name.startswith(prefix.name) and name.endswith(_SUFFIX) and pid.isdigit()):
             continue
         path = prefix.parent / name
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            continue  # stopped meanwhile
-        except OSError:
-            found.append(Serving(int(pid), None, None))  # unreadable: held, as far as known
+        # An announcement this user may not read is held, as far as anyone knows ("": its
+        # start and address unknown); its line, with a long address, exceeds a pid's 64 bytes.
+        text = holder_of(path, size=_LINE_BYTES, unreadable="")
+        if text is None:  # a serve gone (or stopped meanwhile)
+            try:
+                _remove_if_stale(path)
+            except OSError:
+                pass  # another user's, in a folder this one may not write: ignored
             continue
-        try:
-            if _try_lock(fd, fcntl.LOCK_EX):
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                try:
-                    _remove_if_stale(path)
-                except OSError:
-                    pass  # another user's, in a folder this one may not write: ignored
-                continue
-            text = os.read(fd, 4096).decode(errors="replace")
-        finally:
-            os.close(fd)
         fields = text.split(maxsplit=2)
         started, url = (fields[1], fields[2].strip()) if len(fields) == 3 else (None, None)
         found.append(Serving(int(pid), started, url))

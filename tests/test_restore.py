@@ -159,7 +159,8 @@ def test_a_delivery_sent_stays_sent_and_one_in_doubt_stays_in_doubt(stiwatch, db
 @pytest.mark.parametrize("lock, holder", [
     (".lock", "another stiwatch run or crawl"),
     (".digest-send.lock", "a `stiwatch digest send`"),  # by hand: it takes only its own
-    (".restore.lock", "a change of the subscribers"),  # `subscribers add` has it for a moment
+    # `subscribers add`, `tag --add`, `init`, `sources sync` have it for a moment
+    (".restore.lock", "a `stiwatch subscribers`, `tag`, `init` or `sources sync`"),
 ], ids=["run", "digest-send", "subscribers"])
 def test_restore_is_refused_while_a_run_or_a_sender_holds_its_lock(stiwatch, db_path,
                                                                    tmp_path, lock, holder,
@@ -727,9 +728,11 @@ def test_moving_aside_to_another_file_system_never_shows_readers_an_older_store(
 
 def test_a_write_while_the_database_is_copied_to_another_file_system_is_in_the_copy(
         stiwatch, db_path, tmp_path, monkeypatch, other_file_system):
-    """`stiwatch tag` takes none of a restore's locks: a correction written while the files
-    are copied aside (its close folds the -wal into the file) made a torn copy, or one
-    without it. The files are copied again until they stayed the same throughout."""
+    """A writer that takes none of a restore's locks (`stiwatch classify`, `digest resolve`,
+    a script; `stiwatch tag` did not either, and now waits for the restore): a correction
+    written while the files are copied aside (its close folds the -wal into the file) made a
+    torn copy, or one without it. The files are copied again until they stayed the same
+    throughout."""
     analysts_store.build(db_path)
     backup = take_backup(stiwatch, tmp_path)
     late_reader_in_the_wal(db_path)
@@ -740,9 +743,11 @@ def test_a_write_while_the_database_is_copied_to_another_file_system_is_in_the_c
     def copying(source, destination, **kw):  # noqa: ANN001, ANN003
         copied = copyfile(source, destination, **kw)
         if Path(destination).parent == folder and not writes:
-            writes.append(subprocess.run(
-                [sys.executable, "-m", "stiwatch", "--db", str(db_path), "tag", "1", "--add",
-                 "area=society"], capture_output=True, text=True, stdin=subprocess.DEVNULL))
+            writes.append(subprocess.run([sys.executable, "-c", (
+                "import db\n"
+                f"with db.open_store({str(db_path)!r}) as store:\n"
+                "    store.analyst_label(1, add=[('area', 'society')])\n")],
+                capture_output=True, text=True, stdin=subprocess.DEVNULL))
         return copied
 
     monkeypatch.setattr(shutil, "copyfile", copying)
@@ -1387,3 +1392,131 @@ def test_a_restore_names_the_serve_of_a_user_who_cannot_write_the_first_serves_f
                 assert (serve["pid"], serve["url"]) == (second.pid, url)
                 assert f"(pid {second.pid}, {url})" in refused.stderr
         assert not serve_records(store)
+
+
+def _waiting_or_done(process: subprocess.Popen, lock: Path, timeout: float = 60) -> None:
+    """Return once ``process`` has the file ``lock`` open (waiting for it) or has ended."""
+    deadline = datetime.now() + timedelta(seconds=timeout)
+    while datetime.now() < deadline:
+        if process.poll() is not None:
+            return
+        try:
+            if any(os.readlink(fd) == str(lock)
+                   for fd in Path(f"/proc/{process.pid}/fd").iterdir()):
+                return
+        except OSError:  # a descriptor closed, or the process ended, while listed
+            pass
+    raise AssertionError(f"{process.args} neither waited for {lock} nor ended")
+
+
+NEW_SOURCE = ('[[source]]\nid = "new-feed"\nname = "A new feed"\nurl = '
+              '"https://new.example/rss"\nkind = "feed"\ncountry = "JP"\nlanguage = "ja"\n'
+              'org_type = "ministry"\n')
+
+# A command that writes to the store, and what the store has once it has written.
+WRITERS = {
+    "init": (["init", "--sources", "mine.toml"],
+             lambda store: "new-feed" in {s["id"] for s in store.list_sources()}),
+    "sources-sync": (["sources", "sync", "mine.toml"],
+                     lambda store: "new-feed" in {s["id"] for s in store.list_sources()}),
+    "tag": (["tag", "1", "--add", "area=open_science", "--remove", "country=JP"],
+            lambda store: store.analyst_verdicts(1) == [("area", "open_science", 1),
+                                                        ("country", "JP", 0)]),
+}
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+@pytest.mark.parametrize("writer", list(WRITERS))
+@pytest.mark.parametrize("moment", ["after-carry-over", "between-renames"])
+def test_a_command_writing_while_a_restore_runs_waits_and_writes_the_restored_store(
+        stiwatch, db_path, tmp_path, monkeypatch, writer, moment):
+    """A real restore, held at the moment it has read what to carry over and is about to move
+    the database aside, or between that move and renaming its copy in. `init`, `sources
+    sync` and `tag` took none of its locks: after the carry-over, their change went into the
+    store moved aside (an analyst's correction lost, the command saying it was made); between
+    the renames, they could make a store where none was, for the restore to replace. They
+    wait for the restore, make nothing at the database's path, and change the restored
+    store."""
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    (tmp_path / "mine.toml").write_text(NEW_SOURCE)
+    args, written = WRITERS[writer]
+    lock = restoring.edit_lock_path(db_path)
+    started: list[subprocess.Popen] = []
+    seen: list[list[str]] = []
+
+    def run_writer() -> None:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "stiwatch", "--db", str(db_path), *args], cwd=tmp_path,
+            env={**os.environ, "STIWATCH_CONTACT": "ops@example.org"},  # no hint on stderr
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started.append(process)
+        _waiting_or_done(process, lock)
+        seen.append(sorted(p.name for p in tmp_path.iterdir()
+                           if p.name.startswith(db_path.name)))
+
+    rename, replace = os.rename, os.replace
+
+    def renaming(source, destination, *rest, **kw):  # noqa: ANN001, ANN002, ANN003
+        if (moment == "after-carry-over" and not started
+                and Path(destination).parent.name.startswith("damaged-")):
+            run_writer()  # the carry-over has read the store; nothing has moved yet
+        return rename(source, destination, *rest, **kw)
+
+    def replacing(source, destination, *rest, **kw):  # noqa: ANN001, ANN002, ANN003
+        if moment == "between-renames" and not started and Path(destination) == db_path:
+            run_writer()  # the database moved aside, the copy not yet in its place
+        return replace(source, destination, *rest, **kw)
+
+    monkeypatch.setattr(os, "rename", renaming)
+    monkeypatch.setattr(os, "replace", replacing)
+    result = stiwatch("--quiet", "restore", str(backup))
+    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(os, "replace", replace)
+    assert result.exit_code == 0, result.output
+    [process] = started
+    out, err = process.communicate(timeout=60)
+    assert (process.returncode, err) == (0, ""), out
+    if moment == "between-renames":  # no store made where the restore puts its copy
+        assert unlocked(seen[0]) == []
+    with db.open_store(db_path) as store:
+        assert written(store)
+        assert store.scalar("SELECT count(*) FROM items") == len(analysts_store.ITEMS)
+    [folder] = tmp_path.glob("damaged-*")
+    with db.open_store(folder / db_path.name, readonly=True) as moved:
+        assert not written(moved)  # nothing went into the store moved aside
+
+
+@pytest.mark.parametrize("command", [["init"], ["sources", "sync", "mine.toml"]],
+                         ids=["init", "sources-sync"])
+def test_no_store_is_made_in_the_instant_a_restore_moves_the_database_aside(
+        stiwatch, db_path, tmp_path, monkeypatch, command):
+    """`init` and `sources sync` looked for a database (there), then opened it: a restore
+    whose first rename moved it aside in between left SQLite to create a new, empty store at
+    its path, which the restore's second rename replaced (what the command wrote lost, its
+    -wal and -shm beside the restored store). They take the restore's lock before they look:
+    while a restore holds it they never open the store, and are refused (exit 3)."""
+    from stiwatch import app as app_module
+
+    monkeypatch.setattr(app_module, "RESTORE_WAIT", 0)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.toml").write_text(NEW_SOURCE)
+    analysts_store.build(db_path)
+    before = digest_of(db_path)
+    moved: list[list[Path]] = []
+    connect = sqlite3.connect
+
+    def connecting(database, *args, **kw):  # noqa: ANN001, ANN002, ANN003
+        if database == db_path and not moved:  # the command's own open, after it looked
+            moved.append(restoring.move_aside(db_path, tmp_path / "damaged"))  # a restore's
+        return connect(database, *args, **kw)
+
+    with db.FileLock(restoring.edit_lock_path(db_path)):  # as a restore holds it throughout
+        monkeypatch.setattr(sqlite3, "connect", connecting)
+        result = stiwatch("--quiet", *command)
+        monkeypatch.setattr(sqlite3, "connect", connect)
+    assert (result.exit_code, moved) == (3, []), result.output
+    assert result.output.splitlines() == [
+        f"Error: a `stiwatch restore` (pid {os.getpid()}) holds the lock {db_path}.restore.lock; "
+        "nothing was changed: run this again once it has finished"]
+    assert digest_of(db_path) == before

@@ -200,3 +200,19 @@ def test_import_lists_every_problem_of_a_line_with_a_bad_address(stiwatch, tmp_p
         f"Error: {bad}: line 2: email: 'alice@' is not a valid e-mail address",
         f"Error: {bad}: line 2: countries: unknown country 'UK' (United Kingdom is 'GB')",
         "Error: nothing was imported"]
+
+
+def test_a_new_store_whose_first_migration_was_interrupted_is_created_by_subscribers_add(
+        stiwatch, db_path):
+    """Stopped after migrate() made its schema_migrations table but before migration 1, a
+    new store was refused by `subscribers add` as "not a stiwatch database" (its read-only
+    check before the restore's lock), though `init` and the open under the lock finish it."""
+    import sqlite3
+
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                 "name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+    conn.close()
+    result = stiwatch("subscribers", "add", "a@example.org")
+    assert result.exit_code == 0, result.output
+    assert list(listed(stiwatch)) == ["a@example.org"]

@@ -648,6 +648,9 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
     follow at once. --undo country takes back every country correction; it runs before
     --add and --remove, so `--undo country --add country=KR` starts the countries afresh.
 
+    While a `stiwatch restore` runs, a correction waits for it (up to 10 s, else exit 3,
+    nothing changed) and is made in the restored store.
+
     \b
     Examples:
       stiwatch tag 81
@@ -657,8 +660,15 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
     """
     from classifier.places import region_map
 
-    # showing an item's tags writes nothing: a read-only copy of the store shows them too
-    store = app.store() if add or remove or undo else app.existing_store()
+    if add or remove or undo:
+        # A correction written into the store a `stiwatch restore` is about to move aside,
+        # after it read the corrections to carry over, would be lost: it waits for the
+        # restore (or is refused, exit 3) and goes into the restored store.
+        app.keep_restore_out()
+        store = app.store()
+    else:
+        # showing an item's tags writes nothing: a read-only copy of the store shows them too
+        store = app.existing_store()
     additions, removals = _pairs(add, "--add"), _pairs(remove, "--remove")
     clash = set(additions) & set(removals)
     if clash:

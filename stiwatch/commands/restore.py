@@ -23,7 +23,7 @@ from ..serving import Serving, running_serves
 # The restore succeeded but the moved-aside store could not be read: the operator must check
 # the mail server's log before the next `run --digest` (docs/operations.md).
 EXIT_ACT = 1
-EDIT_WAIT = 10  # seconds: a change of the subscribers holds its lock only for a moment
+EDIT_WAIT = 10  # seconds: a change of the subscribers or a correction holds its lock a moment
 WEEKS_SHOWN = 4  # the most recent weeks recorded as sent, in the text summary
 LEFT_SHOWN = 10  # items whose analyst corrections could not be carried, in the summary
 
@@ -58,9 +58,10 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
 
     It holds the run lock throughout (refused, exit 3, while a run or crawl holds it; a timer
     that fires meanwhile waits or skips as for a run), the lock of `stiwatch digest send`,
-    and the one `stiwatch subscribers add`, `import` and `remove` take (refused meanwhile,
-    exit 3: a change made then would land in the store moved aside). BACKUP must be a
-    stiwatch store that passes PRAGMA quick_check, at a schema version this stiwatch knows,
+    and the one `stiwatch subscribers`, `tag` (a correction), `init`, `sources sync` and
+    `demo` take (they wait for it up to 10 s, else are refused, exit 3: a change made then
+    would land in the store moved aside). BACKUP must be a stiwatch store that passes
+    PRAGMA quick_check, at a schema version known to this stiwatch,
     and a copy of this store (the same installation_id) unless --other-installation; the
     database's folder must have room for the copies made there, and DIR must take the files
     moved aside (a folder this user may write, with room when on another file system);
@@ -100,8 +101,9 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
     not be read: check the mail server's log before the next `run --digest` (the message says
     how); 2 BACKUP or DIR refused, no room for the copies, or no database where a restore
     killed outright left its copy (unless --no-carry-over), nothing touched; 3 a run or
-    crawl, a `digest send` or a change of the subscribers holds its lock, or a `stiwatch
-    serve` has the database open (without --while-serving), nothing touched;
+    crawl, a `digest send`, or a `subscribers` change, a `tag` correction, an `init` or a
+    `sources sync` holds its lock, or a `stiwatch serve` has the database open (without
+    --while-serving), nothing touched;
     130 or 143 stopped by Ctrl-C or SIGTERM (before the rename: the database as it was).
 
     Example: stiwatch restore /var/backups/stiwatch/stiwatch-20261122T073000Z.db
@@ -186,11 +188,14 @@ def _checked_restore(app: App, database: Path, backup: Path, folder: Path | None
         # A `digest send` by hand holds only the sender's lock: what it records after the
         # carry-over has read the moved-aside store would be lost, and mailed again.
         sender = db.FileLock(sender_lock_path(app.db_path))  # named as every command names it
-        # `stiwatch subscribers` takes this one before it opens the store, for the same reason.
+        # The commands that write what is carried over (`subscribers`, `tag`) or may make a
+        # store (`init`, `sources sync`, `demo`) take this one before they open the store,
+        # for the same reason (stiwatch.app.App.keep_restore_out).
         editors = db.FileLock(restoring.edit_lock_path(app.db_path))
         try:
             for other, holder in ((sender, "a `stiwatch digest send`"),
-                                  (editors, "a change of the subscribers")):
+                                  (editors, "a `stiwatch subscribers`, `tag`, `init` or "
+                                   "`sources sync`")):
                 try:
                     other.acquire(wait=EDIT_WAIT if other is editors else 0)
                 except db.LockHeld as held:

@@ -13,14 +13,11 @@ import click
 
 from classifier.taxonomy import UnknownLabel, load_taxonomy
 import db
-from db.restore import edit_lock_path, staged_copies
 from digest.errors import InvalidSubscriber
 from digest.message import name_problem
 
 from ..app import App, pass_app
-from ..errors import UserError
 from ..output import counted, echo_json, echo_table
-from ..runlock import EXIT_LOCKED
 
 COLUMNS = ("email", "name", *db.FILTERS)  # of a subscribers CSV
 FACETS = db.FILTER_FACETS
@@ -156,44 +153,12 @@ EDIT_WAIT = 10  # seconds: another change of the subscribers holds the lock for 
 
 @contextmanager
 def no_restore(app: App, *, creates: bool = True) -> Iterator[None]:
-    """Held while a change of the subscribers opens the store and writes: a `stiwatch
-    restore` holds it throughout, and the store it moves aside would otherwise take the
-    change. Taken before the store is opened, since a connection opened before the restore
-    moves the file keeps writing to the moved file. ``creates``: whether the change may
-    create the store."""
-    _refuse_early(app, creates=creates)
-    lock = db.FileLock(edit_lock_path(app.db_path))
-    try:
-        lock.acquire(wait=EDIT_WAIT)
-    except db.LockHeld as held:
-        raise UserError(f"a `stiwatch restore` (pid {held.holder}) holds the lock "
-                        f"{held.path}; nothing was changed: run this again once it has "
-                        "finished", exit_code=EXIT_LOCKED) from None
-    except db.LockUnusable as error:
-        raise UserError(f"{error}; nothing was changed") from None
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-def _refuse_early(app: App, *, creates: bool) -> None:
-    """Refuse a path this stiwatch refuses (no store, someone else's SQLite file, a newer
-    store, a folder) before the lock file is made, leaving the folder as it was. Outside the
-    lock, so read-only: it never makes a store at the database's path nor writes one (a
-    restore may be moving the database aside this very moment: a store made there would be
-    replaced, or with the restore killed, used from then on), and a connection opened now
-    would not follow the rename in. An empty -wal and -shm it may leave beside a store are
-    removed when the open under the lock closes."""
-    path = app.db_path
-    if path.exists() and not (creates and path.is_file() and path.stat().st_size == 0):
-        try:
-            db.open_store(path, readonly=True, as_is=True).close()
-        except db.NoSuchStore:
-            pass  # moved aside since: the open under the lock sees what is there then
-    elif not creates and not staged_copies(path.resolve()):
-        app.store()  # says there is no such database
-        app.close()
+    """Keep a `stiwatch restore` out while a change of the subscribers opens the store and
+    writes (see ``App.keep_restore_out``): a reader added then would be written into the
+    store the restore moves aside, after it read the readers to carry over, and lost.
+    ``creates``: whether the change may create the store."""
+    app.keep_restore_out(creates=creates, wait=EDIT_WAIT)
+    yield
 
 
 @click.group("subscribers")
