@@ -9,6 +9,12 @@ sit inside article containers (repeated headline, byline, dateline, widget label
 trailer); dates from htmldate, in a fixed order of trust: the feed's date, the page's metadata,
 a date found in the text, and finally the fetch time. Changes here are chosen on the
 development set of ``bench/extraction_dev.py`` and only measured on ``data/eval``.
+
+trafilatura, htmldate and py3langid are imported on the first article, not with this module:
+the spiders decode listings with ``decode_html``, and a crawl that finds nothing new to extract
+(every feed unchanged) need not load them, nor their tables and language model (``warm_up``,
+about 1 s of a one-shot `stiwatch crawl`). The crawl fork server loads them once for every
+crawl it forks (``crawler.warm``).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from collections import Counter
 import copy
 from dataclasses import dataclass
 from datetime import datetime, timezone
+import functools
 import logging
 import re
 import threading
@@ -25,11 +32,8 @@ from typing import Mapping
 import unicodedata
 
 import charset_normalizer
-import htmldate
 import lxml.etree
 import lxml.html
-import py3langid
-import trafilatura
 
 from db.clock import DATE_ONLY, iso_day, iso_utc, utcnow
 
@@ -37,8 +41,10 @@ from .feeds import FUTURE_SLACK
 from .text import content_hash, normalise_space, plain_headers, summarise
 from .urls import try_canonicalize
 
-# trafilatura and htmldate log every page they find hard; a crawler would drown in it.
-for _name in ("trafilatura", "htmldate", "charset_normalizer"):
+# charset-normalizer, trafilatura and htmldate log every page they find hard; a crawler would
+# drown in it. (trafilatura sets htmldate's level when it is imported: see _load_libraries.)
+_QUIET = ("trafilatura", "htmldate", "charset_normalizer")
+for _name in _QUIET:
     logging.getLogger(_name).setLevel(logging.CRITICAL)
 
 DATE_SOURCES = ("feed", "page", "text", "fetched")
@@ -394,6 +400,8 @@ def _utc(value: str | None) -> str | None:
 
 
 def _page_date(tree: lxml.html.HtmlElement, url: str, extensive: bool) -> str | None:
+    import htmldate  # on first use: see the module's docstring
+
     try:
         found = htmldate.find_date(
             tree, url=url, original_date=True, extensive_search=extensive,
@@ -491,6 +499,8 @@ def _cjk_script(text: str) -> str | None:
 def _language(text: str, tree: lxml.html.HtmlElement | None,
               headers: Mapping[str, str] | None) -> str | None:
     if len(text) >= MIN_CHARS_FOR_LANGID:
+        import py3langid  # on first use: see the module's docstring
+
         code, _score = py3langid.classify(text[:2000])  # plenty for an n-gram model
         return code
     declared = _first(tree, "/html/@lang | /html/@xml:lang") if tree is not None else ""
@@ -520,6 +530,8 @@ def _mostly_links(text: str, link_texts: set[str]) -> bool:
 
 def _main_text(tree: lxml.html.HtmlElement, url: str) -> str:
     """trafilatura's main text; retried for recall when the precise pass finds none."""
+    import trafilatura  # on first use: see the module's docstring
+
     link_texts = _link_texts(tree)
     for favor_recall in (False, True):
         try:
@@ -540,6 +552,8 @@ def _title_and_author(tree: lxml.html.HtmlElement, url: str) -> tuple[str, str |
     """Title and author as trafilatura's metadata pass reads them (meta tags, JSON-LD, <title>,
     <h1>), without the rest of that pass: dates are htmldate's job here, and site name,
     categories, licence and host cost about 20 ms a page for nothing we store."""
+    import trafilatura  # on first use: see the module's docstring
+
     try:
         from trafilatura.metadata import (
             examine_meta, extract_author, extract_meta_json, extract_title,
@@ -709,6 +723,37 @@ def _without_site_chrome(tree: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
     return stripped
 
 
+@functools.cache
+def _load_libraries() -> None:
+    """Import the extraction libraries, on the first article (see the module's docstring)."""
+    import htmldate  # noqa: F401
+    import py3langid  # noqa: F401
+    import trafilatura  # noqa: F401
+    import trafilatura.metadata  # noqa: F401
+
+    # trafilatura.metadata sets htmldate's level to WARNING when it is imported: quiet it again.
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+_WARM_UP_PAGE = (
+    b"<html lang='en'><head><title>Warm-up</title></head><body><article><h1>Warm-up</h1>"
+    + b"<p>This paragraph exists only to load the extraction machinery once, so that later"
+    b" articles in this process are extracted without paying for it again.</p>" * 4
+    + b"</article></body></html>"
+)
+
+
+@functools.cache
+def warm_up() -> None:
+    """Load the extraction libraries and what they build on first use (tables, the language
+    model) by extracting a sample page: about 1 s, once per process."""
+    try:
+        extract_article(_WARM_UP_PAGE, "http://localhost/warm-up.html")
+    except Exception:  # noqa: BLE001 - a failed warm-up fails no crawl: its pages will say
+        pass
+
+
 def extract_article(body: bytes, url: str, headers: Mapping[str, str] | None = None,
                     feed_date: str | None = None, language: str | None = None) -> Article:
     """Extract one article page. Never raises for bad content: no text means ``text == ''``.
@@ -716,6 +761,7 @@ def extract_article(body: bytes, url: str, headers: Mapping[str, str] | None = N
     ``language`` is the language its source declares (ISO 639-1), a hint for decoding a page
     that does not say its encoding; the Article's own ``language`` is still read from its text.
     """
+    _load_libraries()
     text, encoding = decode_html(body or b"", headers, language)
     tree = _parse(text)
     page_url = _canonical_url(tree, url)

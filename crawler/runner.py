@@ -1,10 +1,9 @@
 """Run a crawl from Python: ``crawl(store_path, settings, ...) -> CrawlReport``.
 
-Scrapy runs on Twisted, whose reactor cannot be started twice in one process; `stiwatch run`,
-`stiwatch demo` and the tests crawl many times per process. So every crawl runs Scrapy in a
-fresh child process (forked from a warm server process, see ``_context``): the parent passes the
-job and receives events (progress, then the final report) over a pipe. The child's stderr is
-Scrapy's log.
+Scrapy runs on Twisted, whose reactor cannot be started twice in one process; the tests, the
+benchmarks and any long-lived caller crawl many times per process. So every crawl runs Scrapy in
+a fresh child process (see ``_context``): the parent passes the job and receives events
+(progress, then the final report) over a pipe. The child's stderr is Scrapy's log.
 """
 
 from __future__ import annotations
@@ -167,8 +166,9 @@ def crawl(
     }
     if progress:
         progress({"event": "start", "sources": [s["id"] for s in sources]})
-    reader, writer = _context().Pipe(duplex=False)
-    child = _context().Process(target=_run_job, args=(job, writer), name="stiwatch-crawl")
+    context = _context()
+    reader, writer = context.Pipe(duplex=False)
+    child = context.Process(target=_run_job, args=(job, writer), name="stiwatch-crawl")
     _start(child)
     writer.close()  # the child holds the only write end: EOF on our side means it is done
     report: CrawlReport | None = None
@@ -215,23 +215,30 @@ def crawl(
 
 # -- the child process ----------------------------------------------------------------------
 
-_CONTEXT: Any = None
+_CRAWLS_STARTED = 0
+_WARM_CONTEXT: Any = None
 
 
 def _context() -> Any:
-    """Crawls fork from a server process that has imported and warmed up the crawler once.
+    """Where this crawl's process comes from.
 
-    "forkserver" keeps each crawl a fresh process (a new Twisted reactor every time) without
-    paying seconds of imports per crawl; "spawn" is the portable fallback.
+    The first crawl of a process runs in a plain spawned child, which imports what that crawl
+    uses and no more: a one-shot `stiwatch crawl` or `stiwatch run` whose sources have nothing
+    new loads neither the extraction libraries nor their language model (crawler.extract loads
+    them on the first article). A process that crawls a second time will likely crawl again:
+    from then on its crawls fork from a server process that has imported and warmed up the
+    whole crawler once (crawler.warm), so each starts without seconds of imports. "forkserver"
+    keeps each crawl a fresh process (a new Twisted reactor every time); where there is none,
+    every crawl is spawned.
     """
-    global _CONTEXT
-    if _CONTEXT is None:
-        if "forkserver" in multiprocessing.get_all_start_methods():
-            _CONTEXT = multiprocessing.get_context("forkserver")
-            _CONTEXT.set_forkserver_preload(["crawler.warm"])
-        else:
-            _CONTEXT = multiprocessing.get_context("spawn")
-    return _CONTEXT
+    global _CRAWLS_STARTED, _WARM_CONTEXT
+    _CRAWLS_STARTED += 1
+    if _CRAWLS_STARTED == 1 or "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    if _WARM_CONTEXT is None:
+        _WARM_CONTEXT = multiprocessing.get_context("forkserver")
+        _WARM_CONTEXT.set_forkserver_preload(["crawler.warm"])
+    return _WARM_CONTEXT
 
 
 def _stop_gracefully(child: Any, reader: Any, timeout: float = 30.0) -> None:

@@ -531,6 +531,33 @@ def test_a_run_classifies_new_items_with_the_model_and_loads_none_with_nothing_n
     assert json.loads(steps)[1]["summary"] == nothing  # what the runs table keeps
 
 
+# The article-extraction libraries, as `python -X importtime` names them when they load.
+EXTRACTION_LIBRARIES = re.compile(r"\|\s+(trafilatura|htmldate|py3langid)$", re.MULTILINE)
+
+
+def test_a_run_with_nothing_new_to_extract_loads_no_extraction_library(
+        tmp_path: Path, small_site: Path) -> None:
+    """A scheduled run whose sources answer 304 Not Modified extracts no article: its crawler
+    paid about 1 s (more on a busy host) for importing and warming up trafilatura, htmldate and
+    the language model all the same. Every process of the command (the crawler's too) lists
+    what it imports on stderr."""
+    db = tmp_path / "s.db"
+    set_up(db, "sources", "sync", str(small_site))
+    importtime = {"PYTHONPROFILEIMPORTTIME": "1"}
+    first = stiwatch(db, "run", "--json", env=importtime)
+    second = stiwatch(db, "run", "--json", env=importtime)
+
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert json.loads(first.stdout)["steps"][0]["new"] > 0
+    # The check sees the crawler's imports: extracting articles loads all three.
+    assert set(EXTRACTION_LIBRARIES.findall(first.stderr)) == {
+        "trafilatura", "htmldate", "py3langid"}
+    assert second.returncode == 0, second.stderr[-2000:]
+    crawl = json.loads(second.stdout)["steps"][0]
+    assert crawl["new"] == crawl["updated"] == crawl["errors"] == 0
+    assert EXTRACTION_LIBRARIES.findall(second.stderr) == []
+
+
 @pytest.mark.parametrize("lock_file, reason", [
     ("afile/x.lock", "{tmp}/afile is a file, not a folder"),
     (".", "Is a directory"),

@@ -26,7 +26,7 @@ from twisted.python.failure import Failure
 import db
 from db.clock import utcnow
 
-from ..extract import extract_article
+from ..extract import extract_article, warm_up
 from ..text import looks_like_html
 from ..items import ROBOTS_FORBIDDEN, ArticleItem, Candidate, SourceEvent, with_note
 from ..middlewares import (META_VALIDATORS, CrawlStopped, HostPaused, RobotsUnavailable,
@@ -470,6 +470,11 @@ class SourceSpider(scrapy.Spider):
         try:
             # The source's declared language helps decode a page that names no charset.
             source = self.sources.get(candidate.source_id) or {}
+            # The process's first article loads the extraction libraries (about 1 s; none for a
+            # crawl with nothing new), in the reactor's thread as when it was done before the
+            # crawl: downloads wait meanwhile, rather than run on unextracted, and unreported
+            # to the parent, whose death the crawler notices only by reporting (runner._run_job).
+            warm_up()
             # Off the reactor's thread: a pathological page (3 MB of nested blocks) took 9.5 s
             # to extract, and every other host's downloads stood still meanwhile.
             article = await self.aside(extract_article, response.body, response.url,
