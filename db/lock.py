@@ -18,12 +18,26 @@ from types import TracebackType
 HOLDER_BYTES = 64
 
 
+def parse_holder(text: str) -> tuple[str, str | None]:
+    """(pid, label) from what a FileLock's holder wrote: its pid, then what it is if it said
+    (``stiwatch init``)."""
+    pid, _, label = text.strip().partition(" ")
+    return pid or "unknown", label.strip() or None
+
+
 class LockHeld(Exception):
-    """Another process holds the lock; ``holder`` is its pid as it wrote it."""
+    """Another process holds the lock; ``holder`` is what it wrote (its pid, and its
+    ``label`` if it gave one), ``pid`` and ``label`` the two parts."""
 
     def __init__(self, path: Path, holder: str) -> None:
-        super().__init__(f"{path} is held by pid {holder}")
         self.path, self.holder = path, holder
+        self.pid, self.label = parse_holder(holder)
+        super().__init__(f"{path} is held by {self.who('a process')}")
+
+    def who(self, otherwise: str) -> str:
+        """The holder for a message: "`stiwatch init` (pid 12)" when it said what it is,
+        else ``otherwise`` with its pid (a holder from before labels, or one without)."""
+        return f"`{self.label}` (pid {self.pid})" if self.label else f"{otherwise} (pid {self.pid})"
 
 
 class LockUnusable(Exception):
@@ -32,8 +46,12 @@ class LockUnusable(Exception):
 
 
 class FileLock:
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    """An exclusive flock on ``path``, which holds the holder's pid and ``label`` (what it is,
+    e.g. ``stiwatch init``: one line, cut to fit HOLDER_BYTES) for whoever finds it held."""
+
+    def __init__(self, path: str | os.PathLike[str], label: str | None = None) -> None:
         self.path = Path(path)
+        self.label = " ".join((label or "").split())[:HOLDER_BYTES - 12] or None
         self._fd: int | None = None
 
     def acquire(self, wait: float = 0.0) -> None:
@@ -71,7 +89,7 @@ class FileLock:
                 raise
         try:
             os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
+            os.write(fd, f"{os.getpid()}{' ' + self.label if self.label else ''}\n".encode())
         except OSError as error:  # a full disk: the pid, the next run's clue, cannot be kept
             os.close(fd)
             raise LockUnusable(f"{self.path}: cannot use it as a lock file "

@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 from .errors import InvalidTag, MigrationInterrupted, SchemaTooNew, StoreError
 from .files import SIDE_FILES, is_database
-from .lock import holder_of
+from .lock import holder_of, parse_holder
 from .schema import LATEST_VERSION, current_version, too_new
 from .store import Store, open_store
 
@@ -275,8 +275,9 @@ def refuse_half_restored(database: Path, *, shown_as: Path | None = None) -> Non
     if database.exists() or not copies:
         return
     holder = holder_of(edit_lock_path(shown_as or database))
-    if holder is not None and holder != str(os.getpid()):
-        raise RestoreUnderWay(f"{shown_as or database}: a `stiwatch restore` (pid {holder}) is "
+    pid = parse_holder(holder)[0] if holder is not None else None
+    if pid is not None and pid != str(os.getpid()):
+        raise RestoreUnderWay(f"{shown_as or database}: a `stiwatch restore` (pid {pid}) is "
                               "putting a backup in the database's place at this moment; try "
                               "again when it has finished")
     folder = moved_aside_to(database)

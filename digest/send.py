@@ -703,7 +703,7 @@ def _sender_lock(store: Any) -> Iterator[None]:
         lock.acquire()
     except db.LockHeld as held:
         raise SenderBusy(
-            f"another `stiwatch digest send` (pid {held.holder}) is running on {store.path} "
+            f"{held.who('another `stiwatch digest send`')} is running on {store.path} "
             f"(lock {held.path}); try again when it has finished"
         ) from None
     try:

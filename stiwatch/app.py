@@ -167,11 +167,11 @@ class App:
         if self._restore_lock is not None or (self.run_lock is not None and self.run_lock.held):
             return
         self._refuse_early(creates=creates)
-        lock = db.FileLock(edit_lock_path(self.db_path))
+        lock = db.FileLock(edit_lock_path(self.db_path), _command_path())
         try:
             lock.acquire(wait=RESTORE_WAIT if wait is None else wait)
         except db.LockHeld as held:
-            raise UserError(f"a `stiwatch restore` (pid {held.holder}) holds the lock "
+            raise UserError(f"{held.who('a `stiwatch restore`')} holds the lock "
                             f"{held.path}; nothing was changed: run this again once it has "
                             "finished", exit_code=3) from None
         except db.LockUnusable as error:
@@ -257,3 +257,14 @@ def _close_read(store: db.Store) -> None:
                         "(this user may not write it, so it is read without the writers' "
                         "lock): what was shown may be incomplete or wrong; run the command "
                         "again, or run it as the store's owner", exit_code=1)
+
+
+def _command_path() -> str | None:
+    """The command running, as a user types it (`stiwatch subscribers add`), for the locks it
+    holds: whoever finds one held is told which command to wait for."""
+    context = click.get_current_context(silent=True)
+    names = []
+    while context is not None and context.parent is not None:
+        names.append(context.info_name)
+        context = context.parent
+    return " ".join(["stiwatch", *reversed(names)]) if names else None

@@ -25,7 +25,7 @@ def take_run_lock(app: App, wait_lock: int, doing: str, *,
     # leaves the folder as it was.
     if refuse_newer:
         db.refuse_newer(app.db_path)
-    lock = db.FileLock(app.settings["lock_file"] or f"{app.db_path}.lock")
+    lock = db.FileLock(app.settings["lock_file"] or f"{app.db_path}.lock", f"stiwatch {doing}")
     try:
         try:
             lock.acquire()
@@ -34,7 +34,7 @@ def take_run_lock(app: App, wait_lock: int, doing: str, *,
                 raise
             # Someone running it by hand would otherwise see nothing for up to an hour.
             app.echo(f"Waiting up to {wait_lock}s for the lock {held.path}, held by another "
-                     f"stiwatch run or crawl (pid {held.holder})...", err=True)
+                     f"{held.who('stiwatch run or crawl')}...", err=True)
             lock.acquire(wait=wait_lock)
     except db.LockUnusable as error:
         origin = (f"lock_file is set by {app.settings.origin('lock_file')}"
@@ -42,7 +42,7 @@ def take_run_lock(app: App, wait_lock: int, doing: str, *,
         raise UserError(f"{error} ({origin}); this {doing} did nothing") from None
     except db.LockHeld as held:
         waited = f" (waited {wait_lock}s)" if wait_lock else ""
-        raise UserError(f"another stiwatch run or crawl (pid {held.holder}) holds the lock "
+        raise UserError(f"{held.who('another stiwatch run or crawl')} holds the lock "
                         f"{held.path}{waited}; this {doing} did nothing",
                         exit_code=EXIT_LOCKED) from None
     app.run_lock = lock

@@ -210,7 +210,7 @@ def test_status_and_the_lock_error_name_the_same_pid_the_one_to_stop(
                 os.killpg(child.pid, signal.SIGKILL)
 
     assert second.exit_code == 3
-    assert f"another stiwatch run or crawl (pid {child.pid}) holds the lock" in second.output
+    assert f"`stiwatch crawl` (pid {child.pid}) holds the lock" in second.output
     [run] = report["runs"]
     crawler_pid = run["stats"]["crawler_pid"]
     assert run["stats"]["pid"] == child.pid != crawler_pid

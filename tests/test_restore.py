@@ -181,6 +181,32 @@ def test_restore_is_refused_while_a_run_or_a_sender_holds_its_lock(stiwatch, db_
     assert unlocked(folder_listing(db_path.parent)) == unlocked(listing)  # nothing moved
 
 
+@pytest.mark.parametrize("command, holder", [
+    (["tag", "ITEM", "--add", "area=open_science"], "stiwatch tag"),
+    (["subscribers", "add", "new@example.org"], "stiwatch subscribers add"),
+    (["init"], "stiwatch init"),
+])
+def test_a_restore_refused_by_a_command_names_that_command(stiwatch, db_path, tmp_path,
+                                                           monkeypatch, command, holder):
+    """The lock says which command holds it: a restore refused while `init` held it said
+    "a `stiwatch subscribers`, `tag`, `init` or `sources sync`", and a `tag` refused while
+    an `init` migrated said "a `stiwatch restore`"."""
+    monkeypatch.setattr(restore_command, "EDIT_WAIT", 0)
+    ids = analysts_store.build(db_path)
+    args = [str(ids["jp-quantum"]) if arg == "ITEM" else arg for arg in command]
+    assert stiwatch(*args).exit_code == 0
+    lock = restoring.edit_lock_path(db_path)
+    # What the command wrote in the lock it held: its pid (gone now) and itself.
+    pid, label = lock.read_text().split(" ", 1)
+    assert label == f"{holder}\n" and pid.isdigit()
+    backup = take_backup(stiwatch, tmp_path)
+    with db.FileLock(lock, label.strip()):  # held as that command holds it
+        result = stiwatch("restore", str(backup))
+    assert result.exit_code == 3
+    assert result.output.splitlines() == [
+        f"Error: `{holder}` (pid {os.getpid()}) holds the lock {lock}; this restore did nothing"]
+
+
 def _text(path: Path) -> Path:
     path.write_text("email,name\n")
     return path

@@ -130,7 +130,8 @@ def test_a_second_run_exits_at_once_while_the_first_holds_the_lock(tmp_path: Pat
         first_out, first_err = first.communicate(timeout=120)
 
     assert second.returncode == 3
-    assert "another stiwatch run" in second.stderr and ".lock" in second.stderr
+    # the lock says which command holds it
+    assert "`stiwatch run` (pid " in second.stderr and ".lock" in second.stderr
     assert second.stderr.count("\n") == 1  # one clear line, no traceback
     assert first.returncode == 0, first_err
     assert rows(db, "SELECT count(*) FROM runs")[0][0] == 1  # the refused run did nothing

@@ -187,11 +187,11 @@ def _checked_restore(app: App, database: Path, backup: Path, folder: Path | None
         lock = take_run_lock(app, 0, "restore", refuse_newer=False)
         # A `digest send` by hand holds only the sender's lock: what it records after the
         # carry-over has read the moved-aside store would be lost, and mailed again.
-        sender = db.FileLock(sender_lock_path(app.db_path))  # named as every command names it
+        sender = db.FileLock(sender_lock_path(app.db_path), "stiwatch restore")  # named as every command names it
         # The commands that write what is carried over (`subscribers`, `tag`) or may make a
         # store (`init`, `sources sync`, `demo`) take this one before they open the store,
         # for the same reason (stiwatch.app.App.keep_restore_out).
-        editors = db.FileLock(restoring.edit_lock_path(app.db_path))
+        editors = db.FileLock(restoring.edit_lock_path(app.db_path), "stiwatch restore")
         try:
             for other, holder in ((sender, "a `stiwatch digest send`"),
                                   (editors, "a `stiwatch subscribers`, `tag`, `init` or "
@@ -199,7 +199,7 @@ def _checked_restore(app: App, database: Path, backup: Path, folder: Path | None
                 try:
                     other.acquire(wait=EDIT_WAIT if other is editors else 0)
                 except db.LockHeld as held:
-                    raise UserError(f"{holder} (pid {held.holder}) holds the lock "
+                    raise UserError(f"{held.who(holder)} holds the lock "
                                     f"{held.path}; this restore did nothing",
                                     exit_code=EXIT_LOCKED) from None
                 except db.LockUnusable as error:
