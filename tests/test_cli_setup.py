@@ -525,3 +525,51 @@ def test_a_new_store_whose_first_migration_was_interrupted_is_created_on_the_nex
     assert result.exit_code == 0, result.output
     with db.open_store(db_path, readonly=True) as store:
         assert store.schema_version == db.LATEST_VERSION
+
+
+def test_the_queries_the_schema_reference_gives_run_and_its_index_repair_works(stiwatch,
+                                                                                db_path: Path):
+    """Analysts copy the reference's SQL as it stands: each query runs and finds what it
+    says, and its repair of the full-text indexes leaves search working."""
+    from collections import Counter
+    import re
+
+    import analysts_store
+
+    ids = analysts_store.build(db_path)
+    with db.open_store(db_path) as store:
+        [(cjk, _)] = store.save_items([{
+            "url": "https://mext.example/ja", "source_id": "mext-news", "language": "ja",
+            "title": "量子技術の研究開発を強化", "summary": "", "body": "",
+            "published_at": analysts_store.ago(1)}])
+    def search(query: str) -> list[int]:
+        result = stiwatch("search", query, "--format", "json")
+        assert result.exit_code == 0, result.output
+        return [row["id"] for row in json.loads(result.stdout)]
+
+    words = ("strategy", "quantum -semiconductor", "量子技術", "研究")
+    before = {query: search(query) for query in words}
+    assert before["量子技術"] == [cjk] and len(before["strategy"]) >= 2
+    text = (REPO / "docs" / "schema.md").read_text()
+    queries = re.findall(r"`(SELECT\b[^`]*)`", text)
+    [repair] = re.findall(r"`(INSERT INTO items_fts\(items_fts\) VALUES\('rebuild'\);[^`]*)`", text)
+    assert len(queries) >= 4
+    with sqlite3.connect(db_path) as conn:
+        found = {query: conn.execute(query).fetchall() for query in queries}
+        # the indexes out of step with the items
+        conn.executescript("INSERT INTO items_fts(items_fts) VALUES('delete-all');"
+                           "DELETE FROM items_fts_cjk;")
+    conn.close()
+    assert search("strategy") == [] and search("量子技術") == []
+    with sqlite3.connect(db_path) as conn:
+        conn.executescript(repair)
+    conn.close()
+    fts = next(q for q in queries if "items_fts MATCH" in q)
+    assert {row[0] for row in found[fts]} == {ids["jp-quantum"]}  # 'quantum AND strategy'
+    cjk_query = next(q for q in queries if "items_fts_cjk MATCH" in q)
+    assert [row[0] for row in found[cjk_query]] == [cjk]
+    facets = next(q for q in queries if "json_each(areas)" in q)
+    originals = [tags for key, *_, tags in analysts_store.ITEMS if key != "eu-open-copy"]
+    assert dict(found[facets]) == Counter(area for tags in originals for area in tags["area"])
+    assert stiwatch("init").exit_code == 0  # "and open the store once with `stiwatch init`"
+    assert {query: search(query) for query in words} == before
