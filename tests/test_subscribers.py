@@ -225,7 +225,7 @@ def _operations_token_check():
     import re
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "operations.md").read_text("utf-8")
-    after = text[text.index('stiwatch subscribers remove "$WHO" --token "$TOKEN"'):]
+    after = text[text.index('subscribers remove --token "$TOKEN" -- "$WHO"'):]
     code = re.search(r"```python\n(.*?)```", after, re.S).group(1)
     assert len(code.strip().splitlines()) <= 12  # a snippet to copy, not a library
     namespace: dict = {}
@@ -268,7 +268,9 @@ def test_remove_with_a_token_checks_it_as_the_documented_snippet_does(stiwatch, 
                              "nothing was changed\n")
     assert "aiko@example.org" in listed(stiwatch)
 
-    result = stiwatch("subscribers", "remove", "aiko@example.org", "--token", right, env=env)
+    # as the documented command line has it: the address after `--`
+    result = stiwatch("subscribers", "remove", "--token", right, "--", "aiko@example.org",
+                      env=env)
     assert result.exit_code == 0, result.output
     assert listed(stiwatch, "--all")["aiko@example.org"]["active"] is False
     # a token that is right for an address no one subscribed: no such subscriber, as without

@@ -268,7 +268,7 @@ def remove_command(app: App, email: str, token: str | None) -> None:
 
     \b
     A one-click unsubscribe service can run, for the email and token of the link:
-      stiwatch subscribers remove "$EMAIL" --token "$TOKEN"
+      stiwatch subscribers remove --token "$TOKEN" -- "$EMAIL"
     """
     email = normalise_email(email)
     if token is not None:
