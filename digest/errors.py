@@ -13,6 +13,10 @@ class SmtpSetupError(DigestError):
     """SMTP settings that cannot work (e.g. STARTTLS required but not offered)."""
 
 
+class UnsubscribeSetupError(DigestError):
+    """Unsubscribe settings that cannot be filled in (a {token} with no secret to make it)."""
+
+
 class WeekNotOver(DigestError):
     """A week asked to be sent before it has ended (its later items would never reach readers)."""
 

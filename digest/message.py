@@ -15,7 +15,10 @@ from datetime import datetime, timezone
 import base64
 import binascii
 import hashlib
+import hmac
 import io
+import string
+from typing import Any, Mapping
 import unicodedata
 from urllib.parse import quote
 import uuid
@@ -47,22 +50,73 @@ def name_problem(name: str) -> str | None:
     return f"{name!r} contains a line break or control character (U+{ord(bad):04X})"
 
 
-def unsubscribe_target(template: str | None, mail_from: str, email: str | None) -> str | None:
+# The environment variable holding the key of {token}: named in errors, which the digest
+# gives without reading stiwatch's settings table.
+SECRET_VARIABLE = "STIWATCH_UNSUBSCRIBE_SECRET"
+
+
+def placeholders(template: str | None) -> set[str]:
+    """The {names} a setting's template uses (``{{token}}`` is a literal, not one)."""
+    if not template:
+        return set()
+    return {field for _, field, _, _ in string.Formatter().parse(template) if field}
+
+
+def normalise_email(email: str) -> str:
+    """The address as stiwatch stores a subscriber's: trimmed, lower-cased."""
+    return email.strip().lower()
+
+
+def unsubscribe_token(secret: str, email: str) -> str:
+    """The ``{token}`` of ``email``: HMAC-SHA256 of its normalised address (UTF-8), keyed by
+    ``secret`` (UTF-8), as 64 lower-case hex digits. Only whoever holds the secret can make
+    one, so a link carrying it cannot be forged from an address alone (RFC 8058 section 3)."""
+    return hmac.new(secret.encode("utf-8"), normalise_email(email).encode("utf-8"),
+                    hashlib.sha256).hexdigest()
+
+
+def token_matches(secret: str, email: str, token: str) -> bool:
+    """Whether ``token`` is ``email``'s, compared in constant time (upper-case hex too)."""
+    return hmac.compare_digest(unsubscribe_token(secret, email).encode("ascii"),
+                               token.strip().lower().encode("utf-8"))
+
+
+def unsubscribe_problem(settings: Mapping[str, Any]) -> str | None:
+    """Why the digest's unsubscribe targets cannot be filled (one line), or None: a {token}
+    with no secret to make it (missing from the job's environment, as a password can be)."""
+    if settings.get("unsubscribe_secret"):
+        return None
+    for name in ("list_unsubscribe", "list_unsubscribe_mailto"):
+        if "token" in placeholders(settings.get(name)):
+            return (f"{name} uses {{token}} but the unsubscribe secret is empty: give it in the "
+                    f"environment variable {SECRET_VARIABLE} of the command (never in a file "
+                    "stiwatch reads; see docs/operations.md)")
+    return None
+
+
+def unsubscribe_target(template: str | None, mail_from: str, email: str | None,
+                       secret: str | None = None) -> str | None:
     """The setting ``list_unsubscribe`` for one reader: ``{mail_from}`` becomes the sender's
-    address and ``{email}`` the reader's, both percent-encoded. None when there is no target, or
-    when it names the reader and there is none (an unfiltered preview)."""
+    address, ``{email}`` the reader's, both percent-encoded, and ``{token}`` the reader's
+    ``unsubscribe_token`` keyed by ``secret``. None when there is no target, or when it names
+    the reader and there is none (an unfiltered preview). MessageError for a {token} without a
+    secret (``unsubscribe_problem`` refuses that before anything is sent)."""
     if not template:
         return None
-    if "{email}" in template and not email:
+    used = placeholders(template)
+    if used & {"email", "token"} and not email:
         return None
+    if "token" in used and not secret:
+        raise MessageError(f"{{token}} needs the environment variable {SECRET_VARIABLE}")
+    token = unsubscribe_token(secret, email) if "token" in used and secret and email else ""
     return template.format(mail_from=quote(parseaddr(mail_from)[1], safe="@"),
-                           email=quote(email or "", safe=""))
+                           email=quote(email or "", safe=""), token=token)
 
 
 def one_click(template: str | None) -> bool:
     """RFC 8058 one-click unsubscribe is offered only by an https link that names the reader:
     a mail client POSTs to it with nothing else, so a fixed URL could unsubscribe nobody."""
-    return bool(template) and template.startswith("https:") and "{email}" in template
+    return bool(template) and template.startswith("https:") and "email" in placeholders(template)
 
 
 def _text(body: str, subtype: str) -> EmailMessage:

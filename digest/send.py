@@ -67,9 +67,10 @@ from db.clock import iso_utc
 from db.digests import CANCELLED
 
 from .chart import area_chart, own_areas
-from .errors import DigestError, MessageError, OutboxError, SmtpSetupError, WeekNotOver
+from .errors import (DigestError, MessageError, OutboxError, SmtpSetupError,
+                     UnsubscribeSetupError, WeekNotOver)
 from .message import (build_message, chart_url, message_id, one_click, to_bytes,
-                      unsubscribe_target)
+                      unsubscribe_problem, unsubscribe_target)
 from .render import render_html, render_text, subject
 from .select import LATE_WEEKS, Digest, WeekData, load_week, select
 from .trends import TrendReport, in_week, trends, window_of
@@ -160,7 +161,8 @@ def message_for(bundle: WeekBundle, digest: Digest, settings: Mapping[str, Any],
     """The message of ``digest``; ``message_id_header``: the one its delivery recorded (a
     resend), else this installation's for (reader, week)."""
     template = settings.get("list_unsubscribe") or None
-    unsubscribe = unsubscribe_target(template, settings["mail_from"], digest.email)
+    secret = settings.get("unsubscribe_secret")
+    unsubscribe = unsubscribe_target(template, settings["mail_from"], digest.email, secret)
     message_id_header = message_id_header or bundle.message_id(digest.email or "",
                                                                settings["mail_from"])
     # First: fitting the size budget leaves stories out of ``digest``, and the text part too.
@@ -180,9 +182,18 @@ def message_for(bundle: WeekBundle, digest: Digest, settings: Mapping[str, Any],
         date=date,
         one_click_unsubscribe=one_click(template),
         list_unsubscribe_mailto=unsubscribe_target(settings.get("list_unsubscribe_mailto"),
-                                                   settings["mail_from"], digest.email),
+                                                   settings["mail_from"], digest.email, secret),
         message_id_header=message_id_header,
     )
+
+
+def check_unsubscribe(settings: Mapping[str, Any]) -> None:
+    """UnsubscribeSetupError when the unsubscribe targets cannot be filled for a reader (a
+    {token} without its secret): said once, before any delivery is touched, rather than as
+    every reader's failed delivery."""
+    problem = unsubscribe_problem(settings)
+    if problem:
+        raise UnsubscribeSetupError(problem)
 
 
 def message_bytes(message: Any) -> bytes:
@@ -200,11 +211,14 @@ def render_preview(store: Any, settings: Mapping[str, Any], week: Week, out: str
                    bundle: WeekBundle | None = None) -> tuple[bytes, bytes, Digest]:
     """The preview to be written as ``out``: (HTML bytes linking ``chart_path(out)``, PNG bytes,
     digest). Without ``subscriber`` the digest is unfiltered."""
+    if subscriber is not None:  # an unfiltered digest names no reader: no link to fill
+        check_unsubscribe(settings)
     bundle = bundle or prepare_week(store, week)
     digest = compose(bundle, subscriber, settings)
     html = render_html(digest, chart_src=chart_path(out).name,
                        unsubscribe=unsubscribe_target(settings.get("list_unsubscribe"),
-                                                      settings["mail_from"], digest.email),
+                                                      settings["mail_from"], digest.email,
+                                                      settings.get("unsubscribe_secret")),
                        budget=settings.get("digest_max_html_bytes"),
                        serve_url=settings.get("serve_url"))
     return html.encode("utf-8"), bundle.chart(digest.filters["areas"]), digest
@@ -233,6 +247,7 @@ def write_week_files(store: Any, settings: Mapping[str, Any], week: Week, folder
 
     Records no delivery. Returns the paths by suffix (``eml``, ``html``, ``png``).
     """
+    check_unsubscribe(settings)  # the .eml is addressed to mail_from: its link names it
     bundle = bundle or prepare_week(store, week)
     folder = Path(folder)
     html_path, png_path, digest = write_preview(store, settings, week,
@@ -683,6 +698,7 @@ def send_week(
     """
     now = now or datetime.now(timezone.utc)
     check_week_over(week, now, partial_week=partial_week)
+    check_unsubscribe(settings)
     options = {"owed_only": owed_only, "unreachable": unreachable}
     if dry_run:
         return _send_week(store, settings, week, True, progress, now, bundle, on_event, **options)

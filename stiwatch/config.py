@@ -138,17 +138,23 @@ class Template:
 
 @dataclass(frozen=True)
 class UnsubscribeTarget:
-    """`list_unsubscribe`: a mailto: or https: URL (``schemes``), once its {mail_from} and
-    {email} are filled."""
+    """`list_unsubscribe`: a mailto: or https: URL (``schemes``), once its {mail_from}, {email}
+    and {token} are filled."""
 
     schemes: tuple[str, ...] = ("mailto", "https")
 
     def __call__(self, value: str) -> None:
-        Template(("mail_from", "email"))(value)
+        Template(("mail_from", "email", "token"))(value)
         if not value.isascii():  # it goes into a mail header as it is
             raise ValueError(f"expected an ASCII URL (percent-encode the rest), not {value!r}")
+        fields = {f for _, f, _, _ in string.Formatter().parse(value) if f}
+        if "token" in fields and "email" not in fields:
+            # A token is a keyed hash: whoever receives it cannot tell whose it is.
+            raise ValueError(f"{{token}} needs {{email}} beside it, which says whose token it "
+                             f"is, not {value!r}")
         # {email} becomes the reader's address, percent-encoded: never a mailbox to write to.
-        UrlScheme(self.schemes)(value.format(mail_from="stiwatch@example.org", email="reader"))
+        UrlScheme(self.schemes)(value.format(mail_from="stiwatch@example.org", email="reader",
+                                             token="0" * 64))
 
 
 @dataclass(frozen=True)
@@ -290,15 +296,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("list_unsubscribe", "mailto:{mail_from}?subject=unsubscribe",
             "List-Unsubscribe target and the digest's Unsubscribe link (mailto: or https: URL; "
             "empty: none); {mail_from} is mail_from's address, {email} the reader's "
-            "(URL-encoded). An https: URL with {email} also offers one-click unsubscribe "
-            "(RFC 8058): it must be your own service, which unsubscribes the reader when a mail "
-            "client POSTs to it (stiwatch has no such endpoint; `serve` is read-only).",
+            "(URL-encoded), {token} a code only the holder of unsubscribe_secret can make for "
+            "that address (HMAC-SHA256, hex). An https: URL with {email} also offers one-click "
+            "unsubscribe (RFC 8058): it must be your own service, which unsubscribes the reader "
+            "when a mail client POSTs to it (stiwatch has no such endpoint; `serve` is "
+            "read-only). Give it {email} and {token} (e.g. https://example.org/unsub?"
+            "email={email}&token={token}) and have it check the token (`stiwatch subscribers "
+            "remove EMAIL --token TOKEN`): with {email} alone anyone who knows an address can "
+            "unsubscribe it.",
             check=UnsubscribeTarget()),
     Setting("list_unsubscribe_mailto", "mailto:{mail_from}?subject=unsubscribe",
             "The mailto: address List-Unsubscribe also gives after an https: list_unsubscribe, "
             "for mail clients that do not use web links (empty: the https: URL alone); unused "
-            "when list_unsubscribe is a mailto: URL. {mail_from} and {email} as there.",
+            "when list_unsubscribe is a mailto: URL. {mail_from}, {email} and {token} as there.",
             check=UnsubscribeTarget(("mailto",))),
+    Setting("unsubscribe_secret", "", "Key of the {token} in list_unsubscribe (a long random "
+            "string; changing it voids the links already sent): only from "
+            "STIWATCH_UNSUBSCRIBE_SECRET.", secret=True),
     Setting("smtp_host", "", "SMTP server; empty writes digests to the outbox instead."),
     Setting("smtp_port", 587, "SMTP port.", _int, minimum=1, maximum=65535),
     Setting("smtp_username", "", "SMTP login name (empty: no login)."),

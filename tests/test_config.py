@@ -55,6 +55,9 @@ def test_config_path_from_environment(tmp_path: Path):
         ("smtp_password = 'hunter2'\n",
          "smtp_password must not be stored in a file; set the environment variable "
          "STIWATCH_SMTP_PASSWORD instead"),
+        ("unsubscribe_secret = 'k9'\n",
+         "unsubscribe_secret must not be stored in a file; set the environment variable "
+         "STIWATCH_UNSUBSCRIBE_SECRET instead"),
         ("smtp_prot = 25\n", "unknown setting 'smtp_prot'"),
         ("smtp_port = '25'\n", "smtp_port must be an integer, not '25'"),
         ("smtp_starttls = 1\n", "smtp_starttls must be true or false, not 1"),
@@ -232,6 +235,33 @@ def test_config_command_table(stiwatch):
     assert line.endswith(BY_NAME["area_rules_override"].help)
 
 
+def test_config_command_says_what_the_unsubscribe_link_lacks(stiwatch):
+    """An https link naming the reader by {email} alone can be forged by anyone who knows an
+    address; a {token} without its secret stops `digest send`. `stiwatch config` says either
+    on stderr (the table on stdout stays as it was), and is quiet once both are right."""
+    forgeable = "https://example.org/unsub?email={email}"
+    result = stiwatch("config", env={"STIWATCH_LIST_UNSUBSCRIBE": forgeable})
+    assert result.exit_code == 0
+    assert result.stderr == (
+        "Note: list_unsubscribe names the reader by {email} alone, so anyone who knows an "
+        "address can unsubscribe it: add {token} (e.g. &token={token}), set "
+        "STIWATCH_UNSUBSCRIBE_SECRET and have your service check it (see "
+        "docs/operations.md)\n")
+    tokened = forgeable + "&token={token}"
+    result = stiwatch("config", env={"STIWATCH_LIST_UNSUBSCRIBE": tokened})
+    assert result.exit_code == 0
+    assert result.stderr == (
+        "Note: list_unsubscribe uses {token} but the unsubscribe secret is empty: give it in "
+        "the environment variable STIWATCH_UNSUBSCRIBE_SECRET of the command (never in a file "
+        "stiwatch reads; see docs/operations.md); `digest send` refuses to send until it is "
+        "set\n")
+    result = stiwatch("config", env={"STIWATCH_LIST_UNSUBSCRIBE": tokened,
+                                     "STIWATCH_UNSUBSCRIBE_SECRET": "k9-secret"})
+    assert result.exit_code == 0 and result.stderr == ""
+    assert "k9-secret" not in result.output
+    assert stiwatch("config").stderr == ""  # the default mailto: names nobody
+
+
 def test_config_shows_a_log_file_it_neither_creates_nor_needs(stiwatch, tmp_path: Path):
     """`stiwatch config`, run by root to check the settings, created /var/log/stiwatch/ and a
     root-owned log file the scheduled runs could then not open; and a log_file that cannot be
@@ -285,7 +315,10 @@ def test_bad_config_is_a_one_line_error_with_exit_2(stiwatch, tmp_path: Path):
         ("list_unsubscribe", "mailto:nobody", "expected a mailto: or https: URL"),
         ("list_unsubscribe", "https://example.org/u?who={name}",
          "unknown placeholder {name} in 'https://example.org/u?who={name}' "
-         "(allowed: {mail_from}, {email})"),
+         "(allowed: {mail_from}, {email}, {token})"),
+        # a token says nothing of whose it is: the service needs the address beside it
+        ("list_unsubscribe", "https://example.org/u?t={token}",
+         "{token} needs {email} beside it, which says whose token it is"),
         ("list_unsubscribe", "mailto:{email}", "expected a mailto: or https: URL"),
         ("list_unsubscribe", "https://例え.jp/u", "expected an ASCII URL"),
         ("list_unsubscribe_mailto", "https://example.org/u", "expected a mailto: URL"),
@@ -325,6 +358,8 @@ def test_values_that_cannot_work_are_refused_naming_the_variable(name: str, raw:
         ("list_unsubscribe", ""),
         ("list_unsubscribe", "https://example.org/unsubscribe?list=sti&who={email}"),
         ("list_unsubscribe", "mailto:{mail_from}?subject=unsubscribe%20{email}"),
+        ("list_unsubscribe", "https://example.org/unsub?email={email}&token={token}"),
+        ("list_unsubscribe_mailto", "mailto:unsub@example.org?subject={email}%20{token}"),
         ("list_unsubscribe_mailto", ""),
         ("list_unsubscribe_mailto", "mailto:unsubscribe@example.org?subject={email}"),
         ("mail_from", "STI Watch <stiwatch@example.org>"),

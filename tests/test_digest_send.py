@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 import email
 from email import policy
+import json
 import os
 from pathlib import Path
 import signal
@@ -1494,3 +1495,113 @@ def test_a_login_without_a_password_in_the_environment_names_the_variable(store,
         assert result.exit_code == 0, result.output
         assert sorted(r.rcpt for r in server.messages) == ["all@example.org", "eu@example.org",
                                                            "sec@example.org"]
+
+
+SECRET = "k9-unsubscribe-key-for-tests-only"
+TOKEN_URL = "https://agency.example/unsub?email={email}&token={token}"
+
+
+def hmac_token(secret: str, address: str) -> str:
+    """The token as docs/operations.md tells a service to make it, independently of stiwatch."""
+    import hashlib
+    import hmac
+
+    return hmac.new(secret.encode(), address.strip().lower().encode(), hashlib.sha256).hexdigest()
+
+
+def test_token_in_the_unsubscribe_link_is_the_readers_hmac_and_removes_only_them(store, smtp,
+                                                                                stiwatch):
+    """{email} alone lets anyone who knows an address unsubscribe it (RFC 8058 section 3 asks
+    for a URI that is hard to forge): {token} is the HMAC-SHA256 of the address keyed by
+    STIWATCH_UNSUBSCRIBE_SECRET, and `subscribers remove --token` checks one for a service."""
+    store.close()
+    env = {**smtp.settings_env(), "STIWATCH_LIST_UNSUBSCRIBE": TOKEN_URL,
+           "STIWATCH_UNSUBSCRIBE_SECRET": SECRET}
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+    assert result.exit_code == 0, result.output
+    assert sorted(r.rcpt for r in smtp.messages) == ["all@example.org", "eu@example.org",
+                                                     "sec@example.org"]
+    for received in smtp.messages:
+        msg = received.message
+        url = (f"https://agency.example/unsub?email={received.rcpt.replace('@', '%40')}"
+               f"&token={hmac_token(SECRET, received.rcpt)}")
+        assert msg["List-Unsubscribe"] == \
+            f"<{url}>, <mailto:stiwatch@localhost?subject=unsubscribe>"
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert f"Unsubscribe: {url}" in msg.get_body(("plain",)).get_content()
+        assert f'href="{url.replace("&", "&amp;")}"' in msg.get_body(("html",)).get_content()
+
+    # Another reader's token, a made-up one, and an empty one: refused, nothing changed.
+    for wrong in (hmac_token(SECRET, "all@example.org"), "0" * 64, "",
+                  hmac_token("another secret", "sec@example.org")):
+        result = stiwatch("subscribers", "remove", "sec@example.org", "--token", wrong, env=env)
+        assert result.exit_code == 2
+        assert result.stderr == ("Error: --token: not the unsubscribe token of "
+                                 "sec@example.org; nothing was changed\n")
+    # Without the secret a token cannot be checked at all.
+    result = stiwatch("subscribers", "remove", "sec@example.org", "--token",
+                      hmac_token(SECRET, "sec@example.org"))
+    assert result.exit_code == 2
+    assert "STIWATCH_UNSUBSCRIBE_SECRET" in result.stderr and "nothing was changed" in \
+        result.stderr
+    active = {r["email"] for r in json.loads(stiwatch("subscribers", "list", "--json").output)}
+    assert "sec@example.org" in active
+
+    # The right one (as a service passes what the link carried, in any case) removes the reader.
+    result = stiwatch("subscribers", "remove", "Sec@Example.org", "--token",
+                      hmac_token(SECRET, "sec@example.org").upper(), env=env)
+    assert result.exit_code == 0, result.output
+    assert "removed sec@example.org" in result.output
+    active = {r["email"] for r in json.loads(stiwatch("subscribers", "list", "--json").output)}
+    assert active == {"all@example.org", "eu@example.org", "space@example.org"}
+
+
+@pytest.mark.parametrize("setting", ["list_unsubscribe", "list_unsubscribe_mailto"])
+def test_a_token_without_the_secret_refuses_the_send_before_anything_is_sent(
+        store, smtp, stiwatch, db_path, setting):
+    """A {token} and no STIWATCH_UNSUBSCRIBE_SECRET in the job's environment: an empty token in
+    every link would be refused by the operator's service (readers could not unsubscribe), so
+    nothing is sent and no delivery is touched."""
+    store.close()
+    value = (TOKEN_URL if setting == "list_unsubscribe"
+             else "mailto:unsub@agency.example?subject={email}%20{token}")
+    env = {**smtp.settings_env(), f"STIWATCH_{setting.upper()}": value}
+    if setting == "list_unsubscribe_mailto":
+        env["STIWATCH_LIST_UNSUBSCRIBE"] = "https://agency.example/unsub?email={email}"
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: {setting} uses {{token}} but the unsubscribe secret is empty: give it in the "
+        "environment variable STIWATCH_UNSUBSCRIBE_SECRET of the command (never in a file "
+        "stiwatch reads; see docs/operations.md)\n")
+    assert smtp.received == []
+    with db.open_store(db_path) as s:
+        assert s.deliveries(WEEK.label) == []
+    # The preview of a reader's digest holds the same link: refused alike.
+    result = stiwatch("digest", "preview", "--week", "2026-W47", "--subscriber",
+                      "sec@example.org", env=env)
+    assert result.exit_code == 2 and "STIWATCH_UNSUBSCRIBE_SECRET" in result.stderr
+
+    result = stiwatch("digest", "send", "--week", "2026-W47",
+                      env={**env, "STIWATCH_UNSUBSCRIBE_SECRET": SECRET})
+    assert result.exit_code == 0, result.output
+    assert len(smtp.messages) == 3
+
+
+def test_run_with_digest_refuses_a_token_without_its_secret_before_crawling(store, smtp,
+                                                                            stiwatch, db_path):
+    """The scheduled `run --digest` would crawl for minutes, then stop at the digest: it stops
+    at once, says why in one line, and records the run as stopped for `stiwatch status`."""
+    store.close()
+    env = {**smtp.settings_env(), "STIWATCH_LIST_UNSUBSCRIBE": TOKEN_URL}
+    result = stiwatch("run", "--digest", env=env)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: list_unsubscribe uses {token} but the unsubscribe secret is empty: give it in "
+        "the environment variable STIWATCH_UNSUBSCRIBE_SECRET of the command (never in a file "
+        "stiwatch reads; see docs/operations.md)\n")
+    assert smtp.received == []
+    with db.open_store(db_path) as s:
+        assert s.deliveries(WEEK.label) == []
+        [run] = s.runs()
+    assert run["status"] == "failed" and run["command"] == "run --digest"

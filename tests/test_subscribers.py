@@ -216,3 +216,64 @@ def test_a_new_store_whose_first_migration_was_interrupted_is_created_by_subscri
     result = stiwatch("subscribers", "add", "a@example.org")
     assert result.exit_code == 0, result.output
     assert list(listed(stiwatch)) == ["a@example.org"]
+
+
+def _operations_token_check():
+    """The token check docs/operations.md gives services that do not run stiwatch, as written
+    there (the first ```python block after the `--token` command)."""
+    from pathlib import Path
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "operations.md").read_text("utf-8")
+    after = text[text.index('subscribers remove --token "$TOKEN" -- "$WHO"'):]
+    code = re.search(r"```python\n(.*?)```", after, re.S).group(1)
+    assert len(code.strip().splitlines()) <= 12  # a snippet to copy, not a library
+    namespace: dict = {}
+    exec(compile(code, "operations.md", "exec"), namespace)
+    return namespace["token_ok"]
+
+
+def test_remove_with_a_token_checks_it_as_the_documented_snippet_does(stiwatch, db_path,
+                                                                     monkeypatch):
+    """`subscribers remove EMAIL --token TOKEN` is what a one-click unsubscribe service runs:
+    it removes only with EMAIL's token, refuses any other (exit 2, nothing changed) without
+    saying whether EMAIL is a reader, and agrees with the documented check for services that
+    do not run stiwatch."""
+    from digest.message import unsubscribe_token
+
+    secret = "k9-a long random secret"
+    env = {"STIWATCH_UNSUBSCRIBE_SECRET": secret}
+    monkeypatch.setenv("STIWATCH_UNSUBSCRIBE_SECRET", secret)  # for the snippet
+    token_ok = _operations_token_check()
+    assert stiwatch("subscribers", "add", "Aiko@Example.org").exit_code == 0
+    right = unsubscribe_token(secret, "aiko@example.org")
+    assert token_ok("Aiko@Example.org ", right) and token_ok("aiko@example.org", right.upper())
+    wrong = unsubscribe_token(secret, "ben@example.org")
+    assert not token_ok("aiko@example.org", wrong) and not token_ok("aiko@example.org", "")
+    monkeypatch.delenv("STIWATCH_UNSUBSCRIBE_SECRET")  # stiwatch gets it from `env` alone
+
+    for email, token in (("aiko@example.org", wrong), ("nobody@example.org", right),
+                         ("aiko@example.org", "é" * 64)):
+        result = stiwatch("subscribers", "remove", email, "--token", token, env=env)
+        assert result.exit_code == 2
+        assert result.stderr == (f"Error: --token: not the unsubscribe token of {email}; "
+                                 "nothing was changed\n")
+    assert listed(stiwatch)["aiko@example.org"]["active"] is True
+
+    # The secret missing from the service's environment: said, nothing changed.
+    result = stiwatch("subscribers", "remove", "aiko@example.org", "--token", right)
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: --token needs the secret the tokens were made with: give "
+                             "it in the environment variable STIWATCH_UNSUBSCRIBE_SECRET; "
+                             "nothing was changed\n")
+    assert "aiko@example.org" in listed(stiwatch)
+
+    # as the documented command line has it: the address after `--`
+    result = stiwatch("subscribers", "remove", "--token", right, "--", "aiko@example.org",
+                      env=env)
+    assert result.exit_code == 0, result.output
+    assert listed(stiwatch, "--all")["aiko@example.org"]["active"] is False
+    # a token that is right for an address no one subscribed: no such subscriber, as without
+    result = stiwatch("subscribers", "remove", "nobody@example.org", "--token",
+                      unsubscribe_token(secret, "nobody@example.org"), env=env)
+    assert result.exit_code == 2 and "no subscriber 'nobody@example.org'" in result.stderr

@@ -10,6 +10,7 @@ import sys
 import click
 
 import db
+from digest.send import check_unsubscribe
 
 from .. import interrupts
 from ..app import App, pass_app
@@ -86,6 +87,10 @@ def _locked_run(app: App, with_digest: bool, as_json: bool, wait_lock: int,
 def _run(app: App, with_digest: bool, as_json: bool, outcome: dict) -> int:
     command = "run --digest" if with_digest else "run"
     try:
+        if with_digest:
+            # A {token} whose secret is missing from the job's environment: said before the
+            # crawl, not after minutes of it.
+            check_unsubscribe(app.settings)
         # A model folder that is named but not there is a typo: said before the registry is
         # synced (check_classifier says it again, as it refuses the rest, after the sync).
         model_folder(app)

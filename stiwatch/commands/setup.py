@@ -7,8 +7,10 @@ import click
 from crawler.registry import load_registry
 import db
 from db.docs import markdown
+from digest.message import SECRET_VARIABLE, placeholders, unsubscribe_problem
 
 from ..app import App, pass_app
+from ..config import Settings
 from ..output import counted, echo_json, echo_table
 
 
@@ -61,6 +63,7 @@ def config_command(app: App, as_json: bool) -> None:
 
     Settings come from defaults, the TOML config file, STIWATCH_<NAME> environment variables and
     command-line options, in rising order. Secrets are masked and only read from the environment.
+    A note on stderr says what is unsafe or missing in the unsubscribe settings.
     """
     settings = app.plain_settings
     rows = settings.describe()
@@ -73,6 +76,23 @@ def config_command(app: App, as_json: bool) -> None:
         app.echo("Config file: none (create stiwatch.toml or set STIWATCH_CONFIG)")
     # Nothing cut short: a value is what the command uses, and the help is the last column.
     echo_table(rows, ["name", "value", "origin", "help"], max_width=10_000)
+    note = unsubscribe_note(settings)
+    if note:
+        app.echo(f"Note: {note}", err=True)
+
+
+def unsubscribe_note(settings: Settings) -> str | None:
+    """What is wrong or unsafe in the unsubscribe settings, in one line, or None."""
+    problem = unsubscribe_problem(settings)
+    if problem:
+        return f"{problem}; `digest send` refuses to send until it is set"
+    template = settings["list_unsubscribe"]
+    used = placeholders(template)
+    if template.startswith("https:") and "email" in used and "token" not in used:
+        return ("list_unsubscribe names the reader by {email} alone, so anyone who knows an "
+                "address can unsubscribe it: add {token} (e.g. &token={token}), set "
+                f"{SECRET_VARIABLE} and have your service check it (see docs/operations.md)")
+    return None
 
 
 @click.command("schema")

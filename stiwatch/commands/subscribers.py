@@ -14,7 +14,7 @@ import click
 from classifier.taxonomy import UnknownLabel, load_taxonomy
 import db
 from digest.errors import InvalidSubscriber
-from digest.message import name_problem
+from digest.message import SECRET_VARIABLE, name_problem, normalise_email, token_matches
 
 from ..app import App, pass_app
 from ..output import counted, echo_json, echo_table
@@ -258,10 +258,28 @@ def list_command(app: App, as_json: bool, show_all: bool) -> None:
 
 @subscribers_group.command("remove")
 @click.argument("email")
+@click.option("--token", metavar="TOKEN", default=None,
+              help="Remove only if TOKEN is EMAIL's {token} from the digest's unsubscribe link "
+              "(keyed by STIWATCH_UNSUBSCRIBE_SECRET); a wrong one is refused (exit 2) and "
+              "nothing changes. For a web service that unsubscribes readers who follow the link.")
 @pass_app
-def remove_command(app: App, email: str) -> None:
-    """Stop sending the digest to EMAIL (the subscriber and its history are kept)."""
-    email = email.strip().lower()
+def remove_command(app: App, email: str, token: str | None) -> None:
+    """Stop sending the digest to EMAIL (the subscriber and its history are kept).
+
+    \b
+    A one-click unsubscribe service can run, for the email and token of the link:
+      stiwatch subscribers remove --token "$TOKEN" -- "$EMAIL"
+    """
+    email = normalise_email(email)
+    if token is not None:
+        secret = app.settings["unsubscribe_secret"]
+        if not secret:
+            raise InvalidSubscriber(f"--token needs the secret the tokens were made with: give it "
+                                    f"in the environment variable {SECRET_VARIABLE}; nothing "
+                                    "was changed")
+        if not token_matches(secret, email, token):
+            raise InvalidSubscriber(f"--token: not the unsubscribe token of {email}; nothing "
+                                    "was changed")
     with no_restore(app, creates=False):
         app.store().deactivate_subscriber(email)
     app.echo(f"removed {email}: no more digests will be sent (history kept).")
