@@ -27,7 +27,7 @@ from .dedup import Deduper
 from .items import (ROBOTS_FORBIDDEN, ArticleItem, CrawlReport, SourceEvent, SourceReport,
                     with_note)
 from .middlewares import new_pauses
-from .signals import stop_requested
+from .signals import parent_gone, stop_requested
 from .text import shorten
 
 logger = logging.getLogger(__name__)
@@ -103,6 +103,7 @@ class StorePipeline:
         # Asked to stop: what was fetched is written now, not after the downloads under way
         # end (the crawler may yet be killed if one of them hangs).
         crawler.signals.connect(pipeline.flush, signal=stop_requested)
+        crawler.signals.connect(pipeline.abandon, signal=parent_gone)
         return pipeline
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -121,6 +122,12 @@ class StorePipeline:
 
     def close_spider(self, spider: Any = None) -> None:
         self.flush()
+
+    def abandon(self) -> None:
+        """The crawler is about to exit without waiting for its downloads under way (see
+        signals.parent_gone): Scrapy will not get to close the spider, so the run is closed
+        here, as interrupted, with what was fetched written."""
+        self.spider_closed(self.crawler.spider, "parent_gone")
 
     def spider_closed(self, spider: Any, reason: str) -> None:
         """Finish the crawl_runs row and hand the report over (the reason is known only here)."""

@@ -14,6 +14,7 @@ import math
 import os
 from pathlib import Path
 import multiprocessing
+import select
 import signal
 import sys
 import time
@@ -46,6 +47,11 @@ SETTING_NAMES = {
 }
 # A stopped crawler gets its downloads' timeout and this much more to close before it is killed.
 STOP_MARGIN_S = 15.0
+# Scrapy extensions stiwatch turns off (crawler.settings: *_ENABLED = False).
+_NOT_LOADED_EXTENSIONS = frozenset({"scrapy.extensions.telnet.TelnetConsole",
+                                    "scrapy.extensions.remote_control.RemoteControl"})
+# How often a crawler looks whether the process that started it is still there.
+PARENT_CHECK_S = 1.0
 # Extra Scrapy settings as a JSON object, for operators (and tests) who need a knob stiwatch
 # does not expose, e.g. {"STIWATCH_RETRY_BACKOFF_BASE": 0.1}.
 EXTRA_SETTINGS_ENV = "STIWATCH_SCRAPY_SETTINGS"
@@ -295,6 +301,19 @@ def _start(child: Any) -> None:
             sys.modules["__main__"] = main
 
 
+def _pipe_closed(events: Any) -> bool:
+    """Whether the read end of the pipe ``events`` writes to is closed: its reader is gone.
+
+    Linux reports it as POLLERR on the write end. Where poll() does not say so, a crawler
+    forked from the warm server notices at its next event (a broken pipe); a spawned one,
+    by its parent's pid."""
+    if not hasattr(select, "poll"):
+        return False
+    poller = select.poll()
+    poller.register(events.fileno(), 0)  # errors and hang-ups are reported whatever the mask
+    return any(mask & (select.POLLERR | select.POLLHUP) for _, mask in poller.poll(0))
+
+
 def _run_job(job: dict[str, Any], events: Any) -> None:
     """The crawl itself, in the child: Scrapy with our settings, events sent to the parent."""
 
@@ -302,25 +321,33 @@ def _run_job(job: dict[str, Any], events: Any) -> None:
     # stops the crawl (a second one forces it).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    parent_gone = False
+    # The process that started us: the `stiwatch` command, or the fork server it started,
+    # which does not see that command die while we live (we hold the pipe it watches for
+    # that); our events pipe, whose only reader is the command, tells then (see _pipe_closed).
+    parent = os.getppid()
+    orphaned = False
 
     def emit(event: dict[str, Any]) -> None:
-        nonlocal parent_gone
-        if parent_gone:
+        if orphaned:
             return
         try:
             events.send(json.loads(json.dumps(event, default=str)))
         except (BrokenPipeError, ConnectionResetError):
-            # The parent died without stopping us (SIGKILL): it held the run lock, so crawling
-            # on could overlap the next run. Stop as Ctrl-C would, quietly: what is stored stays.
-            parent_gone = True
-            os.kill(os.getpid(), signal.SIGTERM)
+            from twisted.internet import reactor
+
+            reactor.callLater(0, abandon)  # not from inside the pipeline that is emitting
 
     from scrapy.crawler import CrawlerProcess
     from scrapy.settings import Settings
 
     settings = Settings()
     settings.setmodule("crawler.settings", priority="project")
+    # Off in crawler.settings, and not even imported: Scrapy imports each extension of its base
+    # list before the extension can decline, and the remote control's module imports aiohttp
+    # (0.14 s of CPU in every crawl process).
+    settings.set("EXTENSIONS_BASE", {
+        name: order for name, order in settings["EXTENSIONS_BASE"].items()
+        if name not in _NOT_LOADED_EXTENSIONS}, priority="project")
     settings.setdict(job["settings"], priority="cmdline")
     settings.set("STIWATCH_DB", job["store"], priority="cmdline")
     settings.set("STIWATCH_EVENTS", emit, priority="cmdline")
@@ -336,9 +363,10 @@ def _run_job(job: dict[str, Any], events: Any) -> None:
         emit({"event": "failed", "error": f"{failure.type.__name__}: {failure.getErrorMessage()}"})
 
     process.crawl("sources", source=job["sources"]).addErrback(could_not_run)
-    from twisted.internet import reactor
+    from twisted.internet import reactor  # the one the crawl installed
+    from twisted.internet.task import LoopingCall
 
-    from .signals import stop_requested
+    from .signals import parent_gone, stop_requested
 
     def drop_unsent() -> None:
         for crawler in process.crawlers:
@@ -356,6 +384,35 @@ def _run_job(job: dict[str, Any], events: Any) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, stop)
 
-    reactor.addSystemEventTrigger("after", "startup", handle_signals)
+    def abandon() -> None:
+        # The parent died without stopping us (SIGKILL): it held the run lock, so crawling on
+        # could overlap the next run, and nobody waits for what we fetch. Unlike a stop, the
+        # downloads under way are not awaited (a site that never answers would hold us for
+        # DOWNLOAD_TIMEOUT): nothing new is sent, what was fetched is written, the run is
+        # closed as interrupted, and the process ends.
+        nonlocal orphaned
+        if orphaned:
+            return
+        orphaned = True
+        logging.getLogger(__name__).warning(
+            "the stiwatch process that started this crawl (pid %s) is gone: stopping now",
+            job["settings"].get("STIWATCH_PID", parent))
+        drop_unsent()
+        for crawler in process.crawlers:
+            crawler.signals.send_catch_log(signal=parent_gone)
+        logging.shutdown()
+        os._exit(1)
+
+    def check_parent() -> None:
+        # Reported items would also show it (a broken pipe), but a crawl waiting on slow or
+        # silent sites reports none for minutes: look every second, for a syscall or two.
+        if os.getppid() != parent or _pipe_closed(events):
+            abandon()
+
+    def start_watching() -> None:
+        handle_signals()
+        LoopingCall(check_parent).start(PARENT_CHECK_S, now=False)
+
+    reactor.addSystemEventTrigger("after", "startup", start_watching)
     process.start(install_signal_handlers=False)
     events.close()

@@ -3,6 +3,7 @@ and the store says what happened."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -275,7 +276,7 @@ def test_a_second_ctrl_c_kills_the_crawler_and_still_records_the_run(
 
 def test_a_crawler_whose_parent_was_killed_stops_quietly(stiwatch, http_server, tmp_path,
                                                          db_path):
-    """SIGKILL cannot be handled: the orphaned crawler notices its closed pipe and stops."""
+    """SIGKILL cannot be handled: the orphaned crawler notices its parent is gone and stops."""
     release = threading.Event()
     child = _start_run(stiwatch, http_server, tmp_path, db_path, release)
     os.kill(child.pid, signal.SIGKILL)
@@ -297,6 +298,95 @@ def test_a_crawler_whose_parent_was_killed_stops_quietly(stiwatch, http_server, 
     assert killed["status"] == "failed" and killed["finished_at"] is None
     assert "killed" in json.loads(killed["steps"])[0]["summary"]
     assert rerun["status"] == "ok"
+
+
+def _gone(pid):
+    """True once ``pid`` has exited (a zombie waiting for a reaper counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.parametrize("command", ["crawl", "run"])
+def test_an_orphaned_crawler_waiting_on_a_silent_site_stops_at_once(
+        stiwatch, http_server, tmp_path, db_path, command):
+    """A crawler learnt its parent was killed only when it next reported an item: one waiting
+    on a site that does not answer went on crawling, the run lock free, for nobody."""
+    release = threading.Event()  # set only at the end: the article downloads hang
+    child = _start_run(stiwatch, http_server, tmp_path, db_path, release, command=command)
+    try:
+        [crawl] = rows(db_path, "SELECT * FROM crawl_runs")
+        crawler = json.loads(crawl["stats"])["crawler_pid"]
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        requested = len(http_server.requests)
+        deadline = time.monotonic() + 5
+        while not _gone(crawler) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(crawler), "the orphaned crawler is still running"
+        time.sleep(0.5)
+        assert len(http_server.requests) == requested  # nothing sent after its parent died
+    finally:
+        release.set()
+        with contextlib.suppress(ProcessLookupError):  # whatever is left of its group
+            os.killpg(child.pid, signal.SIGKILL)
+
+    assert "Traceback" not in child.stderr.read()
+    [crawl] = rows(db_path, "SELECT * FROM crawl_runs")
+    assert crawl["status"] == "interrupted" and crawl["finished_at"]
+    assert rows(db_path, "SELECT count(*) AS n FROM items")[0]["n"] == 0  # nothing answered
+
+
+def test_an_orphaned_crawler_forked_from_the_warm_server_stops_too(http_server, tmp_path,
+                                                                   db_path, stiwatch):
+    """A process's later crawls fork from a server it started (crawler.runner._context): the
+    crawler's parent is that server, which exits with the process."""
+    release = threading.Event()
+    held = _blocked_site(http_server, release)
+    quick = _slow_feed(http_server, "quick", 2, lambda: None)
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "quick", "kind": "feed", "url": f"{quick}/quick.xml"},
+        {"id": "held", "kind": "feed", "url": f"{held}/held.xml"}])
+    assert stiwatch("sources", "sync", str(reg)).exit_code == 0
+    script = (
+        "import sys\n"
+        "from crawler.runner import crawl\n"
+        "settings = {'download_delay': 0, 'autothrottle': False,"
+        " 'concurrent_requests_per_domain': 1}\n"
+        "crawl(sys.argv[1], settings, ['quick'])\n"
+        "crawl(sys.argv[1], settings, ['held'])\n")
+    child = subprocess.Popen([sys.executable, "-c", script, str(db_path)],
+                             start_new_session=True, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not _articles_requested(http_server) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _articles_requested(http_server), "the second crawl never reached an article"
+        first, second = rows(db_path, "SELECT * FROM crawl_runs ORDER BY id")
+        crawler = json.loads(second["stats"])["crawler_pid"]
+        with open(f"/proc/{crawler}/stat") as stat:  # forked from the warm server
+            assert int(stat.read().rsplit(")", 1)[1].split()[1]) != child.pid
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        requested = len(http_server.requests)
+        deadline = time.monotonic() + 5
+        while not _gone(crawler) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(crawler), "the orphaned crawler is still running"
+        time.sleep(0.5)
+        assert len(http_server.requests) == requested
+    finally:
+        release.set()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+
+    assert "Traceback" not in child.stderr.read()
+    first, second = rows(db_path, "SELECT * FROM crawl_runs ORDER BY id")
+    assert first["status"] == "ok"
+    assert second["status"] == "interrupted" and second["finished_at"]
 
 
 # A slow site with many articles: at most CONCURRENT_REQUESTS_PER_DOMAIN are in flight while
