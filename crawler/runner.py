@@ -47,9 +47,10 @@ SETTING_NAMES = {
 }
 # A stopped crawler gets its downloads' timeout and this much more to close before it is killed.
 STOP_MARGIN_S = 15.0
-# Scrapy extensions stiwatch turns off (crawler.settings: *_ENABLED = False).
-_NOT_LOADED_EXTENSIONS = frozenset({"scrapy.extensions.telnet.TelnetConsole",
-                                    "scrapy.extensions.remote_control.RemoteControl"})
+# Scrapy extensions stiwatch turns off (crawler.settings), with the setting that turns each on.
+_NOT_LOADED_EXTENSIONS = {"scrapy.extensions.telnet.TelnetConsole": "TELNETCONSOLE_ENABLED",
+                          "scrapy.extensions.remote_control.RemoteControl":
+                          "REMOTE_CONTROL_ENABLED"}
 # How often a crawler looks whether the process that started it is still there.
 PARENT_CHECK_S = 1.0
 # Extra Scrapy settings as a JSON object, for operators (and tests) who need a knob stiwatch
@@ -342,13 +343,15 @@ def _run_job(job: dict[str, Any], events: Any) -> None:
 
     settings = Settings()
     settings.setmodule("crawler.settings", priority="project")
-    # Off in crawler.settings, and not even imported: Scrapy imports each extension of its base
-    # list before the extension can decline, and the remote control's module imports aiohttp
-    # (0.14 s of CPU in every crawl process).
+    settings.setdict(job["settings"], priority="cmdline")
+    # Off in crawler.settings, and then not even imported: Scrapy imports each extension of its
+    # base list before the extension can decline, and the remote control's module imports
+    # aiohttp (0.14 s of CPU in every crawl process). One an operator turns back on
+    # ($STIWATCH_SCRAPY_SETTINGS) is kept.
     settings.set("EXTENSIONS_BASE", {
         name: order for name, order in settings["EXTENSIONS_BASE"].items()
-        if name not in _NOT_LOADED_EXTENSIONS}, priority="project")
-    settings.setdict(job["settings"], priority="cmdline")
+        if name not in _NOT_LOADED_EXTENSIONS
+        or settings.getbool(_NOT_LOADED_EXTENSIONS[name])}, priority="project")
     settings.set("STIWATCH_DB", job["store"], priority="cmdline")
     settings.set("STIWATCH_EVENTS", emit, priority="cmdline")
     if job.get("log_setup"):
