@@ -309,6 +309,20 @@ def _gone(pid):
         return True
 
 
+def _kill_and_see_the_crawler_stop(child, crawler, server):
+    """SIGKILL the crawl's parent ``child``: the orphaned ``crawler`` exits within 5 s and
+    sends nothing after its parent died."""
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    requested = len(server.requests)
+    deadline = time.monotonic() + 5
+    while not _gone(crawler) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(crawler), "the orphaned crawler is still running"
+    time.sleep(0.5)
+    assert len(server.requests) == requested
+
+
 @pytest.mark.parametrize("command", ["crawl", "run"])
 def test_an_orphaned_crawler_waiting_on_a_silent_site_stops_at_once(
         stiwatch, http_server, tmp_path, db_path, command):
@@ -319,15 +333,7 @@ def test_an_orphaned_crawler_waiting_on_a_silent_site_stops_at_once(
     try:
         [crawl] = rows(db_path, "SELECT * FROM crawl_runs")
         crawler = json.loads(crawl["stats"])["crawler_pid"]
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
-        requested = len(http_server.requests)
-        deadline = time.monotonic() + 5
-        while not _gone(crawler) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _gone(crawler), "the orphaned crawler is still running"
-        time.sleep(0.5)
-        assert len(http_server.requests) == requested  # nothing sent after its parent died
+        _kill_and_see_the_crawler_stop(child, crawler, http_server)
     finally:
         release.set()
         with contextlib.suppress(ProcessLookupError):  # whatever is left of its group
@@ -369,15 +375,7 @@ def test_an_orphaned_crawler_forked_from_the_warm_server_stops_too(http_server, 
         crawler = json.loads(second["stats"])["crawler_pid"]
         with open(f"/proc/{crawler}/stat") as stat:  # forked from the warm server
             assert int(stat.read().rsplit(")", 1)[1].split()[1]) != child.pid
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
-        requested = len(http_server.requests)
-        deadline = time.monotonic() + 5
-        while not _gone(crawler) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _gone(crawler), "the orphaned crawler is still running"
-        time.sleep(0.5)
-        assert len(http_server.requests) == requested
+        _kill_and_see_the_crawler_stop(child, crawler, http_server)
     finally:
         release.set()
         with contextlib.suppress(ProcessLookupError):
