@@ -36,6 +36,28 @@ def _checked(facet: str, values: tuple[str, ...]) -> tuple[str, ...]:
         raise UserError(f"--{facet}: {error}") from None
 
 
+def _apart_hint(query: str, rows: list[dict]) -> str | None:
+    """A tip for a query of two or more bare words (`research security`) when a row shown has
+    them apart: a word matches anywhere in an item and bm25 ranks short texts holding each
+    word high ("secure GPUs for researchers"), where the quoted phrase finds them side by
+    side. The snippets tell: words found together are highlighted one after the other."""
+    try:
+        tree = db.search.parse_query(query)
+    except db.BadQuery:
+        return None
+    words = getattr(tree, "positives", ())
+    if getattr(tree, "negatives", ()) or len(words) < 2 or not all(
+            isinstance(word, db.search.Term) and not word.prefix and " " not in word.text
+            for word in words):
+        return None
+    together = re.compile(r"\*\*[^*]+\*\*" + r"\W+\*\*[^*]+\*\*" * (len(words) - 1))
+    if all(together.search(row["snippet"] or "") for row in rows):
+        return None
+    phrase = " ".join(word.text for word in words)
+    return (f"Tip: the words may stand apart in an item; search '\"{phrase}\"' (in quotes) "
+            "for items with them side by side.")
+
+
 def _bold(text: str, tty: bool) -> str:
     """Turn the snippet's **highlight** marks into bold on a terminal."""
     if not tty:
@@ -173,7 +195,9 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
     Chinese, Japanese and Korean words of two or more characters match wherever they occur
     in the text (`stiwatch search 研究`), alone or with other words and filters. Ranking is
     bm25, with title words weighted above summary words above body words; matches are
-    **highlighted** in the snippet.
+    **highlighted** in the snippet. Words typed without quotes match wherever they stand in
+    an item (and a short item holding each ranks high): the table says so when a row has them
+    apart; quote them ('"research security"') to find them side by side.
     Every item is matched and filtered, near-duplicates (the same story under other URLs)
     included, and each story is shown once, as the same item in every order: among its
     items that match the query and the filters, the first from an official source (a
@@ -261,3 +285,6 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
         echo_results(rows, tty=sys.stdout.isatty(), tz=tz)
         hint = f" (the first {limit}: raise --limit for more)" if more else ""
         app.echo(f"{counted(len(rows), 'item')}{hint}.")
+        tip = _apart_hint(query, rows) if query.strip() else None
+        if tip:
+            app.echo(tip)
