@@ -702,7 +702,7 @@ def send_week(
     options = {"owed_only": owed_only, "unreachable": unreachable}
     if dry_run:
         return _send_week(store, settings, week, True, progress, now, bundle, on_event, **options)
-    with _sender_lock(store):
+    with _sender_lock(store, "stiwatch digest send"):
         return _send_week(store, settings, week, False, progress, now, bundle, on_event,
                           **options)
 
@@ -713,8 +713,10 @@ def sender_lock_path(database: str | os.PathLike[str]) -> Path:
 
 
 @contextmanager
-def _sender_lock(store: Any) -> Iterator[None]:
-    lock = db.FileLock(sender_lock_path(store.path))
+def _sender_lock(store: Any, label: str = "stiwatch digest resolve") -> Iterator[None]:
+    """The sender's lock, recording ``label`` as what holds it: a send (which a `stiwatch run
+    --digest` makes too), or an operator's change of deliveries (`digest resolve`)."""
+    lock = db.FileLock(sender_lock_path(store.path), label)
     try:
         lock.acquire()
     except db.LockHeld as held:

@@ -1130,6 +1130,13 @@ def test_a_second_sender_is_refused_while_one_runs(store, stiwatch, db_path):
     assert f"another `stiwatch digest send` (pid {os.getpid()}) is running" in result.output
     result = stiwatch("digest", "send", "--week", "2026-W47")  # released: it goes
     assert result.exit_code == 0 and "3 sent to the outbox" in result.output
+    # The lock says what held it last: a second sender, or a restore, names it.
+    lock = db_path.parent / f"{db_path.name}.digest-send.lock"
+    assert lock.read_text().split(" ", 1)[1] == "stiwatch digest send\n"
+    with FileLock(lock, "stiwatch digest send"):
+        result = stiwatch("digest", "resolve", "a@example.org", "--week", "2026-W47", "--sent")
+    assert result.exit_code == 2
+    assert f"`stiwatch digest send` (pid {os.getpid()}) is running" in result.output
 
 
 def test_week_files_for_the_demo(store, tmp_path):
