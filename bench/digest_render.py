@@ -3,10 +3,10 @@
 Target (issue 5): all digests rendered (selection, HTML, plain text, MIME message with the chart,
 serialised to bytes; no SMTP) in under 60 s on one core. Prints the time and, as a baseline from
 the same run, the cost of the shared part (reading the week and 12 weeks of trends, drawing the
-chart of every area) that every subscriber reuses; the readers' own charts (one per set of areas,
-countries or regions followed, shared by the readers who follow it), timed apart; then the sizes of the HTML parts
-(Gmail clips one over about 102 KB), decoded and as quoted-printable on the wire (measured
-outside the timed part).
+chart of every area) that every subscriber reuses; the readers' own charts (one per set of
+areas, countries or regions followed, shared by the readers who follow it), timed apart; then
+the sizes of the HTML parts (Gmail clips one over about 102 KB), decoded and as quoted-printable
+on the wire (measured outside the timed part).
 
     python bench/digest_render.py            # 5,000 items, 1,000 subscribers
     python bench/digest_render.py --quick    # 500 items, 50 subscribers (smoke test)

@@ -84,7 +84,9 @@ def chart_key(report: TrendReport, areas: Sequence[str] | None = None,
     if areas:
         return ("area", own_areas(report, areas))
     for facet, mine, other in (("country", countries, regions), ("region", regions, countries)):
-        if mine and not other:
+        # A report without the facet (`stiwatch trends` counts no countries unless asked)
+        # cannot tell a quiet country from an uncounted one.
+        if mine and not other and facet in report.facets:
             values = _own_places(report, facet, mine)
             if 0 < len(values) <= MAX_PLACES:
                 return (facet, values)
@@ -178,9 +180,9 @@ def chart_figure(report: TrendReport, background: str = "none",
                  regions: Sequence[str] | None = None) -> Any:
     """The chart as a matplotlib Figure: one line per policy area, country or region a reader
     follows (their filters; see ``chart_key`` and ``drawn_rows``), or, for a reader who follows
-    all, per area that had any story in the window; weeks before the store's first story (``report.first_week``) are left
-    blank, not drawn as zeros. ``background``: "none" (transparent, for the digest), or a
-    colour."""
+    all, per area that had any story in the window; weeks before the store's first story
+    (``report.first_week``) are left blank, not drawn as zeros. ``background``: "none"
+    (transparent, for the digest), or a colour."""
     # Imported here: matplotlib costs ~0.4 s, and most `stiwatch` commands never draw.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

@@ -491,7 +491,8 @@ def test_a_reader_who_follows_only_countries_gets_a_chart_of_those(db_path, sett
     axes = figure.axes[0]
     assert axes.get_title(loc="left") == ("Policy reports per week by country,\n"
                                           "2026-W36 to 2026-W47")
-    assert axes.get_legend().get_title().get_text() == "The countries you follow, all their reports"
+    legend = axes.get_legend().get_title().get_text()
+    assert legend == "The countries you follow, all their reports"
     lines = axes.get_lines()
     assert [line.get_label() for line in lines] == ["China", "South Korea", "Japan", "Brazil"]
     assert all(math.isnan(v) for v in lines[0].get_ydata()[:8])  # not yet watched: blank
