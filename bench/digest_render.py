@@ -3,10 +3,10 @@
 Target (issue 5): all digests rendered (selection, HTML, plain text, MIME message with the chart,
 serialised to bytes; no SMTP) in under 60 s on one core. Prints the time and, as a baseline from
 the same run, the cost of the shared part (reading the week and 12 weeks of trends, drawing the
-chart of every area) that every subscriber reuses; the readers' own charts (one per set of areas
-followed, shared by the readers who follow it), timed apart; then the sizes of the HTML parts
-(Gmail clips one over about 102 KB), decoded and as quoted-printable on the wire (measured
-outside the timed part).
+chart of every area) that every subscriber reuses; the readers' own charts (one per set of
+areas, countries or regions followed, shared by the readers who follow it), timed apart; then
+the sizes of the HTML parts (Gmail clips one over about 102 KB), decoded and as quoted-printable
+on the wire (measured outside the timed part).
 
     python bench/digest_render.py            # 5,000 items, 1,000 subscribers
     python bench/digest_render.py --quick    # 500 items, 50 subscribers (smoke test)
@@ -145,7 +145,7 @@ def main() -> None:
         # same ones: drawn here, timed apart from the rest of their digests.
         drawing, drawing_cpu = time.perf_counter(), time.process_time()
         for sub in subs:
-            bundle.chart(sub.get("areas"))
+            bundle.chart(sub)
         charts, charts_cpu = time.perf_counter() - drawing, time.process_time() - drawing_cpu
         chart_sizes = sorted(len(png) for png in bundle.charts.values())
         started, cpu = time.perf_counter(), time.process_time()
@@ -162,7 +162,7 @@ def main() -> None:
             shown += digest.shown
             cut += digest.shown < before  # stories left out to fit digest_max_html_bytes
             total_bytes += len(message_bytes(message))
-            pngs += len(bundle.chart(sub.get("areas")))
+            pngs += len(bundle.chart(sub))
             measured, measured_cpu = time.perf_counter(), time.process_time()
             sizes.append(html_sizes(message))
             measuring += time.perf_counter() - measured
@@ -178,8 +178,8 @@ def main() -> None:
           "per digest (less swayed by other jobs on the host)")
     print(f"chart of every area: drawn in {drawn:.2f} s (matplotlib's import included), "
           f"{png:,} B of PNG ({(png + 2) // 3 * 4 * 77 // 76:,} B as base64)")
-    print(f"readers' charts: {len(chart_sizes)} for {count} readers (one per set of areas "
-          f"followed), drawn in {charts:.2f} s ({charts_cpu:.2f} s CPU, "
+    print(f"readers' charts: {len(chart_sizes)} for {count} readers (one per set of areas, "
+          f"countries or regions followed), drawn in {charts:.2f} s ({charts_cpu:.2f} s CPU, "
           f"{1000 * charts_cpu / max(len(chart_sizes) - 1, 1):.0f} ms each); PNG "
           f"{chart_sizes[0]:,}-{chart_sizes[-1]:,} B, {pngs / max(messages, 1):,.0f} B a message "
           f"on average")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 from typing import Any, Sequence
 
+from .select import label_name
 from .trends import COMPARE_WEEKS, TrendReport, TrendRow
 
 # Hues of the colour-blind-safe Okabe-Ito palette and a few more, each brought to a relative
@@ -36,6 +37,16 @@ AXIS, GRID = "#7f7f7f", (0.5, 0.53, 0.57, 0.35)
 
 
 FEW_LINES = 4  # lines a chart of 32 colours draws as well as one of 64
+# The most countries or regions a reader's own chart draws: more lines than the chart of every
+# area (9) crowd a phone-width legend and repeat colours; a reader following more gets that one.
+MAX_PLACES = 9
+
+# What a chart draws: (facet, values), its key in a week's charts. ("area", ()) is the chart of
+# every area with reports.
+ChartKey = tuple[str, tuple[str, ...]]
+EVERY_AREA: ChartKey = ("area", ())
+_NOUNS = {"area": ("area", "areas"), "country": ("country", "countries"),
+          "region": ("region", "regions")}
 
 
 def own_areas(report: TrendReport, areas: Sequence[str] | None) -> tuple[str, ...]:
@@ -46,33 +57,89 @@ def own_areas(report: TrendReport, areas: Sequence[str] | None) -> tuple[str, ..
     return tuple(row.value for row in report.rows("area") if row.value in wanted)
 
 
-def drawn_rows(report: TrendReport, areas: Sequence[str] | None = None) -> list[TrendRow]:
-    """The areas the chart draws a line for: a reader's own ``areas`` (``own_areas``), those
-    without any report in its weeks too (a flat line says so); else, for a reader who follows
-    every area, those with any report in its weeks."""
-    mine = set(own_areas(report, areas))
-    if mine:
-        return [row for row in report.rows("area") if row.value in mine]
-    return [row for row in report.rows("area") if any(row.series)]
+def _own_places(report: TrendReport, facet: str, wanted: Sequence[str]) -> tuple[str, ...]:
+    """The countries or regions of a reader's filter the chart can name, busiest first as the
+    report lists them, then those without a report in its weeks (a country has a row only
+    when it has reports) by name."""
+    wanted_set = set(wanted)
+    listed = [row.value for row in report.rows(facet) if row.value in wanted_set]
+    rest = sorted((v for v in wanted_set - set(listed) if _nameable(facet, v)),
+                  key=lambda v: (label_name(facet, v), v))
+    return tuple(listed + rest)
 
 
-def legend_title(report: TrendReport, areas: Sequence[str] | None = None) -> str:
-    """What the lines are, over the legend: the reader's areas (each counted whole, as the
-    trend tables count: not only the reports the reader's other filters match), or all."""
-    if own_areas(report, areas):
-        return "The areas you follow, all their reports"
+def _nameable(facet: str, value: str) -> bool:
+    """Whether the digest knows ``value`` (a country pycountry names, a taxonomy region): an
+    id it does not know draws no line."""
+    return label_name(facet, value) != value
+
+
+def chart_key(report: TrendReport, areas: Sequence[str] | None = None,
+              countries: Sequence[str] | None = None,
+              regions: Sequence[str] | None = None) -> ChartKey:
+    """What a reader's chart draws, from their filters: the areas they follow when they have an
+    areas filter (areas win); else the countries they follow when they follow no region, or the
+    regions when they follow no country (at most ``MAX_PLACES``); else every area with reports.
+    Readers with the same key share a chart."""
+    if areas:
+        return ("area", own_areas(report, areas))
+    for facet, mine, other in (("country", countries, regions), ("region", regions, countries)):
+        # A report without the facet (`stiwatch trends` counts no countries unless asked)
+        # cannot tell a quiet country from an uncounted one.
+        if mine and not other and facet in report.facets:
+            values = _own_places(report, facet, mine)
+            if 0 < len(values) <= MAX_PLACES:
+                return (facet, values)
+    return EVERY_AREA
+
+
+def key_filters(key: ChartKey) -> dict[str, tuple[str, ...]]:
+    """The filters (keyword arguments of ``chart_figure`` and ``area_chart``) that give ``key``."""
+    facet, values = key
+    return {_NOUNS[facet][1]: values} if values else {}
+
+
+def drawn_rows(report: TrendReport, areas: Sequence[str] | None = None,
+               countries: Sequence[str] | None = None,
+               regions: Sequence[str] | None = None) -> list[TrendRow]:
+    """The lines the chart draws (see ``chart_key``): a reader's own areas, countries or
+    regions, those without any report in its weeks too (a flat line says so); else, for a
+    reader who follows every area, the areas with any report in its weeks."""
+    facet, values = chart_key(report, areas, countries, regions)
+    if not values:
+        return [row for row in report.rows("area") if any(row.series)]
+    rows = {row.value: row for row in report.rows(facet)}
+    flat = [0] * len(report.weeks)
+    return [rows.get(value) or TrendRow(value, label_name(facet, value), list(flat), 0, 0.0,
+                                        0.0, None, "flat")
+            for value in values]
+
+
+def legend_title(report: TrendReport, areas: Sequence[str] | None = None,
+                 countries: Sequence[str] | None = None,
+                 regions: Sequence[str] | None = None) -> str:
+    """What the lines are, over the legend: the reader's areas, countries or regions (each
+    counted whole, as the trend tables count: not only the reports the reader's other filters
+    match), or all areas."""
+    facet, values = chart_key(report, areas, countries, regions)
+    if values:
+        return f"The {_NOUNS[facet][1]} you follow, all their reports"
     count = len(drawn_rows(report))
     return f"All {count} areas with reports" if count > 1 else "The one area with reports"
 
 
-def chart_alt(report: TrendReport, areas: Sequence[str] | None = None) -> str:
-    """The chart's alt text: what it draws, with the weekly totals, and what the digest's area
-    table below it holds (this week and the 4-week average, not the weekly series).
-    ``areas``: the reader's areas filter, as ``drawn_rows`` takes it."""
+def chart_alt(report: TrendReport, areas: Sequence[str] | None = None,
+              countries: Sequence[str] | None = None,
+              regions: Sequence[str] | None = None) -> str:
+    """The chart's alt text: what it draws, with the weekly totals, and what the digest's
+    tables below it hold (this week and the 4-week average, not the weekly series).
+    ``areas``, ``countries``, ``regions``: the reader's filters, as ``chart_key`` takes them."""
     first, last = report.weeks[0], report.weeks[-1]
     span = f"{first} to {last} ({len(report.weeks)} weeks)"
-    rows = drawn_rows(report, areas)
-    lines = ("one line per area you follow" if own_areas(report, areas)
+    facet, values = chart_key(report, areas, countries, regions)
+    noun = _NOUNS[facet][0]
+    rows = drawn_rows(report, areas, countries, regions)
+    lines = (f"one line per {noun} you follow" if values
              else "one line per area with reports")
     if not rows:
         if not any(report.totals):
@@ -84,11 +151,13 @@ def chart_alt(report: TrendReport, areas: Sequence[str] | None = None) -> str:
         span += f"; weeks before {report.first_week} blank: the store holds nothing earlier"
     average = (f"the {report.history}-week average" if report.history > 1
                else "last week's count" if report.history else "no average (nothing earlier)")
-    return (f"Line chart: policy reports per week by area, {span}, {lines}: "
+    table = (f"The table below has this week's count and {average} for each {noun} with "
+             f"reports in the last {COMPARE_WEEKS + 1} weeks."
+             if facet in ("area", "region") else
+             "The tables below count areas, domains and regions, not countries.")
+    return (f"Line chart: policy reports per week by {noun}, {span}, {lines}: "
             f"{', '.join(row.name for row in rows)}. All policy reports per week, oldest first: "
-            f"{', '.join(str(n) for n in report.totals)}. The table below has this week's count "
-            f"and {average} for each area with reports in the last "
-            f"{COMPARE_WEEKS + 1} weeks.")
+            f"{', '.join(str(n) for n in report.totals)}. {table}")
 
 
 # The image is 600 CSS pixels wide in the message and about 350 on a phone: its text is sized
@@ -107,12 +176,13 @@ MARKERS = ["o", "s", "^", "D", "v"]
 
 
 def chart_figure(report: TrendReport, background: str = "none",
-                 areas: Sequence[str] | None = None) -> Any:
-    """The chart as a matplotlib Figure: one line per policy area a reader follows (``areas``,
-    their filter; see ``drawn_rows``), or, for a reader who follows all, per area that had any
-    story in the window; weeks before the store's first story (``report.first_week``) are left
-    blank, not drawn as zeros. ``background``: "none" (transparent, for the digest), or a
-    colour."""
+                 areas: Sequence[str] | None = None, countries: Sequence[str] | None = None,
+                 regions: Sequence[str] | None = None) -> Any:
+    """The chart as a matplotlib Figure: one line per policy area, country or region a reader
+    follows (their filters; see ``chart_key`` and ``drawn_rows``), or, for a reader who follows
+    all, per area that had any story in the window; weeks before the store's first story
+    (``report.first_week``) are left blank, not drawn as zeros. ``background``: "none"
+    (transparent, for the digest), or a colour."""
     # Imported here: matplotlib costs ~0.4 s, and most `stiwatch` commands never draw.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -129,7 +199,7 @@ def chart_figure(report: TrendReport, background: str = "none",
     positions = list(range(len(labels)))
     watched = [report.first_week is None or w >= report.first_week for w in report.weeks]
     drawn = 0
-    for row in drawn_rows(report, areas):
+    for row in drawn_rows(report, areas, countries, regions):
         values = [n if seen else float("nan") for n, seen in zip(row.series, watched)]
         axes.plot(positions, values, marker=MARKERS[drawn % len(MARKERS)], markersize=4,
                   linewidth=1.6, linestyle=STYLES[drawn % len(STYLES)],
@@ -159,14 +229,16 @@ def chart_figure(report: TrendReport, background: str = "none",
         axes.spines[side].set_color(AXIS)
     axes.tick_params(color=AXIS)
     first, last = report.weeks[0], report.weeks[-1]
-    axes.set_title(f"Policy reports per week by area,\n{first} to {last}", fontsize=FONT + 1,
-                   loc="left")
+    facet, _ = chart_key(report, areas, countries, regions)
+    axes.set_title(f"Policy reports per week by {_NOUNS[facet][0]},\n{first} to {last}",
+                   fontsize=FONT + 1, loc="left")
     if drawn:
         # Below the plot, so a phone-width image keeps the whole width for the lines.
-        # Titled with what the lines are: a reader's own areas, or all of them.
+        # Titled with what the lines are: a reader's own areas (countries, regions), or all.
         legend = axes.legend(fontsize=FONT, frameon=False, loc="upper center", ncol=2,
                              bbox_to_anchor=(0.5, -0.12), columnspacing=1.0, handlelength=2.4,
-                             title=legend_title(report, areas), title_fontsize=FONT)
+                             title=legend_title(report, areas, countries, regions),
+                             title_fontsize=FONT)
         legend.get_title().set_fontweight("bold")
     halo = [patheffects.withStroke(linewidth=HALO, foreground=HALO_COLOUR)]
     for text in figure.findobj(Text):
@@ -177,12 +249,13 @@ def chart_figure(report: TrendReport, background: str = "none",
 
 
 def area_chart(report: TrendReport, background: str = "none",
-               areas: Sequence[str] | None = None) -> bytes:
+               areas: Sequence[str] | None = None, countries: Sequence[str] | None = None,
+               regions: Sequence[str] | None = None) -> bytes:
     """PNG bytes of ``chart_figure`` at ``PIXEL_RATIO`` times its size in CSS pixels
     (1200 x 1150 for a 600 x 575 <img>); transparent unless ``background`` is a colour."""
     from PIL import Image
 
-    figure = chart_figure(report, background, areas)
+    figure = chart_figure(report, background, areas, countries, regions)
     # Laid out at DPI, drawn at PIXEL_RATIO x DPI: sizes are in points and inches, so the
     # image is the same chart with twice the pixels in each direction.
     figure.set_dpi(DPI * PIXEL_RATIO)
@@ -193,14 +266,14 @@ def area_chart(report: TrendReport, background: str = "none",
     # for many lines; a reader's few lines (and their edges) look the same in 32, a fifth
     # smaller. FASTOCTREE is Pillow's quantizer that keeps alpha (to a few levels: 250 for a
     # line).
-    mine = own_areas(report, areas)
+    _, mine = chart_key(report, areas, countries, regions)
     colours = 32 if mine and len(mine) <= FEW_LINES else 64
     small = (rgba.quantize(colors=colours, method=Image.Quantize.FASTOCTREE)
              if background == "none"
              else rgba.convert("RGB").quantize(colors=colours, method=Image.Quantize.MEDIANCUT))
     buffer = io.BytesIO()
     # zlib's slowest level makes the chart of every area, drawn once a week, 5% smaller for
-    # 0.1 s; a reader's own chart, one per set of areas followed (a hundred for the bench's
-    # thousand readers), is 2% larger at level 7 in a tenth of the time.
+    # 0.1 s; a reader's own chart, one per set of areas, countries or regions followed (about
+    # 150 for the bench's thousand readers), is 2% larger at level 7 in a tenth of the time.
     small.save(buffer, format="PNG", compress_level=7 if mine else 9)
     return buffer.getvalue()

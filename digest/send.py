@@ -66,7 +66,7 @@ import db
 from db.clock import iso_utc
 from db.digests import CANCELLED
 
-from .chart import area_chart, own_areas
+from .chart import ChartKey, area_chart, chart_key, key_filters
 from .errors import (DigestError, MessageError, OutboxError, SmtpSetupError,
                      UnsubscribeSetupError, WeekNotOver)
 from .message import (build_message, chart_url, message_id, one_click, to_bytes,
@@ -95,17 +95,19 @@ class WeekBundle:
     # stories of the LATE_WEEKS weeks before, stored after the lowest late_after of its readers
     late: WeekData | None = None
 
-    # Charts drawn so far, by the areas they draw (``own_areas``; () for all)
-    charts: dict[tuple[str, ...], bytes] = field(default_factory=dict, repr=False)
+    # Charts drawn so far, by what they draw (``chart_key``; EVERY_AREA for all areas)
+    charts: dict[ChartKey, bytes] = field(default_factory=dict, repr=False)
 
-    def chart(self, areas: Sequence[str] | None = None) -> bytes:
-        """The trends chart of a reader who follows ``areas`` (their filter; none: every area),
-        drawn when a message or preview first needs it, once for all readers who follow the
-        same areas: a scheduled run with every reader already served (most days) never
-        imports matplotlib."""
-        key = own_areas(self.trends, areas)
+    def chart(self, filters: Mapping[str, Sequence[str] | None] | None = None) -> bytes:
+        """The trends chart of a reader with ``filters`` (their areas, countries and regions:
+        see ``chart_key``; none: every area), drawn when a message or preview first needs it,
+        once for all readers who follow the same ones: a scheduled run with every reader
+        already served (most days) never imports matplotlib."""
+        filters = filters or {}
+        key = chart_key(self.trends, filters.get("areas"), filters.get("countries"),
+                        filters.get("regions"))
         if key not in self.charts:
-            self.charts[key] = area_chart(self.trends, areas=key)
+            self.charts[key] = area_chart(self.trends, **key_filters(key))
         return self.charts[key]
 
     @property
@@ -136,8 +138,9 @@ def prepare_week(store: Any, week: Week, late_after: int | None = None,
                                               week.end_utc)
             if row["id"] <= through]
     data = load_week(store, week, [row for row in rows if in_week(row, week)])
-    report = trends(store, week, weeks=TREND_WEEKS, facets=("area", "domain", "region"),
-                    rows=rows)
+    # Countries too: a reader who follows only countries gets a line per country (digest.chart).
+    report = trends(store, week, weeks=TREND_WEEKS,
+                    facets=("area", "domain", "region", "country"), rows=rows)
     now = now or datetime.now(timezone.utc)
     if now < week.end:
         report.as_of = now
@@ -176,7 +179,7 @@ def message_for(bundle: WeekBundle, digest: Digest, settings: Mapping[str, Any],
         subject=subject(digest),
         text=render_text(digest, unsubscribe=unsubscribe),
         html=html,
-        png=bundle.chart(digest.filters["areas"]),
+        png=bundle.chart(digest.filters),
         mail_from=settings["mail_from"],
         list_unsubscribe=unsubscribe,
         date=date,
@@ -221,7 +224,7 @@ def render_preview(store: Any, settings: Mapping[str, Any], week: Week, out: str
                                                       settings.get("unsubscribe_secret")),
                        budget=settings.get("digest_max_html_bytes"),
                        serve_url=settings.get("serve_url"))
-    return html.encode("utf-8"), bundle.chart(digest.filters["areas"]), digest
+    return html.encode("utf-8"), bundle.chart(digest.filters), digest
 
 
 def write_preview(store: Any, settings: Mapping[str, Any], week: Week, out: str | Path,

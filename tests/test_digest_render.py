@@ -359,7 +359,7 @@ def test_a_reader_who_follows_some_areas_gets_a_chart_of_those(db_path, settings
         {"email": "sec@example.org", "areas": ["research_security", "open_science"],
          "countries": ["JP"]},
         {"email": "sec2@example.org", "areas": ["open_science", "research_security"]},
-        {"email": "all@example.org", "countries": ["JP"]},  # every area
+        {"email": "all@example.org"},  # every area
     ])
     bundle = prepare_week(store, WEEK)
     messages = {}
@@ -393,7 +393,8 @@ def test_a_reader_who_follows_some_areas_gets_a_chart_of_those(db_path, settings
     # Readers who follow the same areas share one chart, drawn once.
     assert messages["sec@example.org"].get_payload()[1].get_content() == \
         messages["sec2@example.org"].get_payload()[1].get_content()
-    assert sorted(bundle.charts) == [(), ("open_science", "research_security")]
+    assert sorted(bundle.charts) == [("area", ()), ("area", ("open_science",
+                                                            "research_security"))]
 
     # An area followed without a report in these weeks: a flat line at 0, and said so.
     store.save_subscribers([{"email": "new@example.org", "areas": ["research_security"]}])
@@ -403,6 +404,145 @@ def test_a_reader_who_follows_some_areas_gets_a_chart_of_those(db_path, settings
                          ).axes[0].get_lines()
     assert [line.get_label() for line in lines] == ["Research security"]
     assert [v for v in lines[0].get_ydata() if v == v] == [0]  # watched since W47: one 0
+
+
+PLACES = {"JP": "east_asia", "KR": "east_asia", "CN": "east_asia", "US": "north_america",
+          "DE": "europe"}
+
+
+def country_store(db_path):
+    """A store begun in W44 with stories of five countries in W44-W47: the n-th country has n
+    or n + 1 a week, so no line hides another; every story has an area too."""
+    return build(db_path, [
+        story(f"https://x.example/{code}{week}-{k}",
+              f"{date.fromisocalendar(2026, week, 3)}T0{k % 10}:00:00Z", areas=["governance"],
+              countries=[code], regions=[region])
+        for week in (44, 45, 46, 47) for n, (code, region) in enumerate(PLACES.items(), 1)
+        for k in range(n + week % 2)])
+
+
+def messages_of(store, settings, readers):
+    bundle = prepare_week(store, WEEK)
+    messages = {}
+    for reader in readers:
+        digest = compose(bundle, store.get_subscriber(reader), settings)
+        raw = message_bytes(message_for(bundle, digest, settings))
+        messages[reader] = email.message_from_bytes(raw, policy=policy.default)
+    return bundle, messages
+
+
+def alt_of(msg):
+    [text] = parse_html(msg.get_payload()[0].get_payload()[1].get_content()).alts
+    return text
+
+
+def assert_reads_in_both_schemes(pixels, figure):
+    """The dark-mode checks of the chart of every area, for another chart: transparent, each
+    line at least 3:1 on white, the dark card and black, the text on its halo."""
+    import numpy
+
+    from digest.chart import INK
+
+    alpha = pixels[..., 3]
+    assert alpha[0, 0] == 0 and (alpha == 0).mean() > 0.8, "the background is not transparent"
+    opaque = alpha >= 240
+    for line in figure.axes[0].get_lines():
+        drawn = pixels[opaque & near(pixels, hex_rgb(line.get_color()))][:, :3]
+        assert len(drawn) > 300, line.get_label()
+        rgb = tuple(numpy.median(drawn, axis=0))
+        for background in (WHITE, DARK, BLACK):
+            assert contrast(rgb, background) >= 3, (line.get_label(), rgb, background)
+    ink = opaque & near(pixels, hex_rgb(INK), 40)
+    assert ink.sum() > 5000
+    clear = alpha < 64
+    beside = numpy.zeros_like(clear)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            beside |= numpy.roll(numpy.roll(clear, dy, axis=0), dx, axis=1)
+    assert (ink & beside).sum() < 0.005 * ink.sum()
+
+
+def test_a_reader_who_follows_only_countries_gets_a_chart_of_those(db_path, settings):
+    # A reader following Japan, South Korea and China (no areas) got the chart of every area
+    # over every country's reports, which says nothing of their countries. Now: one line per
+    # country they follow (one without a report in these weeks too: a flat line), titled and
+    # described as such; readers with the same countries share the chart; a reader with an
+    # areas filter keeps the chart of their areas.
+    from digest.chart import COLOURS, MAX_PLACES, area_chart
+
+    store = country_store(db_path)
+    store.save_subscribers([
+        {"email": "asia@example.org", "countries": ["JP", "KR", "CN", "BR"]},
+        {"email": "asia2@example.org", "countries": ["CN", "BR", "KR", "JP"]},
+        {"email": "gov@example.org", "areas": ["governance"], "countries": ["JP", "KR"]},
+        # Ten lines or more crowd a phone-width legend and repeat colours: every area.
+        {"email": "many@example.org", "countries": ["JP", "KR", "CN", "US", "DE", "FR", "GB",
+                                                    "IN", "BR", "CA"][:MAX_PLACES + 1]},
+    ])
+    bundle, messages = messages_of(store, settings, ["asia@example.org", "asia2@example.org",
+                                                     "gov@example.org", "many@example.org"])
+    alt = alt_of(messages["asia@example.org"])
+    assert alt.startswith("Line chart: policy reports per week by country, 2026-W36 to 2026-W47 "
+                          "(12 weeks); weeks before 2026-W44 blank: the store holds nothing "
+                          "earlier, one line per country you follow: China, South Korea, Japan, "
+                          "Brazil. All policy reports per week, oldest first: "), alt
+    assert "by area" not in alt and "Governance" not in alt
+    figure = chart_figure(bundle.trends, countries=["JP", "KR", "CN", "BR"])
+    axes = figure.axes[0]
+    assert axes.get_title(loc="left") == ("Policy reports per week by country,\n"
+                                          "2026-W36 to 2026-W47")
+    legend = axes.get_legend().get_title().get_text()
+    assert legend == "The countries you follow, all their reports"
+    lines = axes.get_lines()
+    assert [line.get_label() for line in lines] == ["China", "South Korea", "Japan", "Brazil"]
+    assert all(math.isnan(v) for v in lines[0].get_ydata()[:8])  # not yet watched: blank
+    assert list(lines[0].get_ydata()[8:]) == [3, 4, 3, 4]
+    assert list(lines[3].get_ydata()[8:]) == [0, 0, 0, 0]  # Brazil: no report, a flat line
+    # The message carries that chart: four colours, not the nine of every area.
+    png = messages["asia@example.org"].get_payload()[1].get_content()
+    assert png == area_chart(bundle.trends, countries=["JP", "KR", "CN", "BR"])
+    pixels = chart_of(messages["asia@example.org"])
+    solid = pixels[..., 3] >= 240
+    assert all((solid & near(pixels, hex_rgb(c))).sum() > 300 for c in COLOURS[:4])
+    assert (solid & near(pixels, hex_rgb(COLOURS[4]))).sum() == 0
+    assert_reads_in_both_schemes(pixels, figure)
+    # The same countries in another order: the same chart, drawn once.
+    assert messages["asia2@example.org"].get_payload()[1].get_content() == png
+    # Areas win: a reader who follows an area and countries gets the chart of the area.
+    gov = alt_of(messages["gov@example.org"])
+    assert "by area" in gov and "one line per area you follow: Governance." in gov
+    assert "one line per area with reports: Governance." in alt_of(messages["many@example.org"])
+    assert sorted(bundle.charts) == [("area", ()), ("area", ("governance",)),
+                                     ("country", ("CN", "KR", "JP", "BR"))]
+
+
+def test_a_reader_who_follows_only_regions_gets_a_chart_of_those(db_path, settings):
+    from digest.chart import COLOURS
+
+    store = country_store(db_path)
+    store.save_subscribers([
+        {"email": "asia@example.org", "regions": ["east_asia", "europe"]},
+        {"email": "both@example.org", "regions": ["east_asia"], "countries": ["US"]},
+    ])
+    bundle, messages = messages_of(store, settings, ["asia@example.org", "both@example.org"])
+    alt = alt_of(messages["asia@example.org"])
+    assert ("by region, 2026-W36 to 2026-W47 (12 weeks); weeks before 2026-W44 blank: the store "
+            "holds nothing earlier, one line per region you follow: East Asia, Europe.") in alt
+    assert alt.endswith("The table below has this week's count and the 3-week average for "
+                        "each region with reports in the last 5 weeks."), alt
+    figure = chart_figure(bundle.trends, regions=["europe", "east_asia"])
+    axes = figure.axes[0]
+    assert axes.get_legend().get_title().get_text() == "The regions you follow, all their reports"
+    assert [line.get_label() for line in axes.get_lines()] == ["East Asia", "Europe"]
+    assert list(axes.get_lines()[0].get_ydata()[8:]) == [6, 9, 6, 9]
+    pixels = chart_of(messages["asia@example.org"])
+    solid = pixels[..., 3] >= 240
+    assert all((solid & near(pixels, hex_rgb(c))).sum() > 300 for c in COLOURS[:2])
+    assert (solid & near(pixels, hex_rgb(COLOURS[2]))).sum() == 0
+    assert_reads_in_both_schemes(pixels, figure)
+    # Countries and regions together (Japan or Europe): neither alone says what they follow;
+    # their chart is the one of every area.
+    assert "one line per area with reports: Governance." in alt_of(messages["both@example.org"])
 
 
 def test_chart_alt_text_is_true_to_the_chart_and_the_table_below(store, settings):
