@@ -266,30 +266,15 @@ def test_the_chart_reads_on_white_and_on_dark_backgrounds(db_path):
 
     report = prepare_week(nine_area_store(db_path), WEEK).trends
     pixels = numpy.asarray(Image.open(io.BytesIO(area_chart(report))).convert("RGBA"))
-    alpha = pixels[..., 3]
-    assert alpha[0, 0] == 0 and (alpha == 0).mean() > 0.8, "the background is not transparent"
-    opaque = alpha >= 240  # the palette keeps alpha to a few levels: 250 for a line
     # Each line, as drawn in the PNG: at least 3:1 on white, on the digest's dark card and on
-    # black (WCAG 1.4.11), which no Okabe-Ito black, wine or sky blue line was.
-    lines = chart_figure(report).axes[0].get_lines()
-    assert len(lines) == 9
-    for line in lines:
-        drawn = pixels[opaque & near(pixels, hex_rgb(line.get_color()))][:, :3]
-        assert len(drawn) > 300, line.get_label()
-        rgb = tuple(numpy.median(drawn, axis=0))
-        for background in (WHITE, DARK, BLACK):
-            assert contrast(rgb, background) >= 3, (line.get_label(), rgb, background)
-    # The text: dark on white (4.5:1 at least), and on a dark page each glyph stands on its
-    # white halo, never on the page itself: no text pixel touches a transparent one.
-    assert contrast(hex_rgb(INK), WHITE) >= 4.5 and contrast(hex_rgb(INK), hex_rgb(HALO_COLOUR)) >= 4.5
-    ink = opaque & near(pixels, hex_rgb(INK), 40)
-    assert ink.sum() > 5000  # title, ticks, axis label, legend
-    clear = alpha < 64
-    beside = numpy.zeros_like(clear)
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            beside |= numpy.roll(numpy.roll(clear, dy, axis=0), dx, axis=1)
-    assert (ink & beside).sum() < 0.005 * ink.sum()
+    # black (WCAG 1.4.11), which no Okabe-Ito black, wine or sky blue line was. The text: dark
+    # on white (4.5:1 at least), and on a dark page each glyph stands on its white halo, never
+    # on the page itself: no text pixel touches a transparent one.
+    figure = chart_figure(report)
+    assert len(figure.axes[0].get_lines()) == 9
+    assert contrast(hex_rgb(INK), WHITE) >= 4.5
+    assert contrast(hex_rgb(INK), hex_rgb(HALO_COLOUR)) >= 4.5
+    assert_reads_in_both_schemes(pixels, figure)
 
 
 @pytest.mark.browser
