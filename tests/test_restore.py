@@ -244,8 +244,11 @@ def _newer(path: Path, backup: Path) -> Path:
     (lambda tmp, backup: tmp / "missing.db", "no such file"),
     (lambda tmp, backup: _text(tmp / "readers.csv"), "not an SQLite database"),
     (lambda tmp, backup: _other_sqlite(tmp / "other.db"), "not a stiwatch database"),
+    # SQLite's own verdict depends on what the garbled bytes hit, and the store's pages are
+    # not laid out the same in every build: "database disk image is malformed", "NULL value
+    # in items.url", ... The words around it are stiwatch's.
     (lambda tmp, backup: _corrupt(tmp / "corrupt.db", backup),
-     "fails its integrity check (PRAGMA quick_check: database disk image is malformed)"),
+     "fails its integrity check (PRAGMA quick_check: "),
     (lambda tmp, backup: _newer(tmp / "newer.db", backup),
      f"schema version {LATEST_VERSION + 1} is newer than this stiwatch knows"),
     (lambda tmp, backup: tmp / "stiwatch.db", "that is the database itself"),
@@ -264,6 +267,8 @@ def test_a_backup_that_cannot_be_restored_is_refused_naming_it(stiwatch, db_path
     assert result.exit_code == 2
     [line] = result.output.splitlines()
     assert line.startswith(f"Error: {bad}: ") and says in line, line
+    if "integrity" in says:
+        assert line.endswith("); restore another backup"), line
     assert folder_listing(tmp_path) == listing
     writer.close()
     assert digest_of(db_path) == before
