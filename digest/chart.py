@@ -17,7 +17,7 @@ well: light text on the dark page, its halo gone dark (digest.html.j2).
 from __future__ import annotations
 
 import io
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from .select import label_name
 from .trends import COMPARE_WEEKS, TrendReport, TrendRow
@@ -74,13 +74,16 @@ def _nameable(facet: str, value: str) -> bool:
     return label_name(facet, value) != value
 
 
-def chart_key(report: TrendReport, areas: Sequence[str] | None = None,
-              countries: Sequence[str] | None = None,
-              regions: Sequence[str] | None = None) -> ChartKey:
-    """What a reader's chart draws, from their filters: the areas they follow when they have an
-    areas filter (areas win); else the countries they follow when they follow no region, or the
-    regions when they follow no country (at most ``MAX_PLACES``); else every area with reports.
-    Readers with the same key share a chart."""
+def chart_key(report: TrendReport,
+              filters: Mapping[str, Sequence[str] | None] | None = None) -> ChartKey:
+    """What a reader's chart draws, from their ``filters`` (a digest's: "areas", "countries",
+    "regions"; none: every area): the areas they follow when they have an areas filter (areas
+    win); else the countries they follow when they follow no region, or the regions when they
+    follow no country (at most ``MAX_PLACES``); else every area with reports. Readers with the
+    same key share a chart, and the chart's lines, titles and alt text all follow from it."""
+    filters = filters or {}
+    areas, countries, regions = (filters.get(name) for name in ("areas", "countries",
+                                                                "regions"))
     if areas:
         return ("area", own_areas(report, areas))
     for facet, mine, other in (("country", countries, regions), ("region", regions, countries)):
@@ -93,19 +96,11 @@ def chart_key(report: TrendReport, areas: Sequence[str] | None = None,
     return EVERY_AREA
 
 
-def key_filters(key: ChartKey) -> dict[str, tuple[str, ...]]:
-    """The filters (keyword arguments of ``chart_figure`` and ``area_chart``) that give ``key``."""
+def drawn_rows(report: TrendReport, key: ChartKey = EVERY_AREA) -> list[TrendRow]:
+    """The lines the chart of ``key`` draws: a reader's own areas, countries or regions, those
+    without any report in its weeks too (a flat line says so); else, for a reader who follows
+    every area, the areas with any report in its weeks."""
     facet, values = key
-    return {_NOUNS[facet][1]: values} if values else {}
-
-
-def drawn_rows(report: TrendReport, areas: Sequence[str] | None = None,
-               countries: Sequence[str] | None = None,
-               regions: Sequence[str] | None = None) -> list[TrendRow]:
-    """The lines the chart draws (see ``chart_key``): a reader's own areas, countries or
-    regions, those without any report in its weeks too (a flat line says so); else, for a
-    reader who follows every area, the areas with any report in its weeks."""
-    facet, values = chart_key(report, areas, countries, regions)
     if not values:
         return [row for row in report.rows("area") if any(row.series)]
     rows = {row.value: row for row in report.rows(facet)}
@@ -115,30 +110,26 @@ def drawn_rows(report: TrendReport, areas: Sequence[str] | None = None,
             for value in values]
 
 
-def legend_title(report: TrendReport, areas: Sequence[str] | None = None,
-                 countries: Sequence[str] | None = None,
-                 regions: Sequence[str] | None = None) -> str:
+def legend_title(report: TrendReport, key: ChartKey = EVERY_AREA) -> str:
     """What the lines are, over the legend: the reader's areas, countries or regions (each
     counted whole, as the trend tables count: not only the reports the reader's other filters
     match), or all areas."""
-    facet, values = chart_key(report, areas, countries, regions)
+    facet, values = key
     if values:
         return f"The {_NOUNS[facet][1]} you follow, all their reports"
     count = len(drawn_rows(report))
     return f"All {count} areas with reports" if count > 1 else "The one area with reports"
 
 
-def chart_alt(report: TrendReport, areas: Sequence[str] | None = None,
-              countries: Sequence[str] | None = None,
-              regions: Sequence[str] | None = None) -> str:
-    """The chart's alt text: what it draws, with the weekly totals, and what the digest's
-    tables below it hold (this week and the 4-week average, not the weekly series).
-    ``areas``, ``countries``, ``regions``: the reader's filters, as ``chart_key`` takes them."""
+def chart_alt(report: TrendReport, key: ChartKey = EVERY_AREA) -> str:
+    """The alt text of the chart of ``key``: what it draws, with the weekly totals, and what
+    the digest's tables below it hold (this week and the 4-week average, not the weekly
+    series)."""
     first, last = report.weeks[0], report.weeks[-1]
     span = f"{first} to {last} ({len(report.weeks)} weeks)"
-    facet, values = chart_key(report, areas, countries, regions)
+    facet, values = key
     noun = _NOUNS[facet][0]
-    rows = drawn_rows(report, areas, countries, regions)
+    rows = drawn_rows(report, key)
     lines = (f"one line per {noun} you follow" if values
              else "one line per area with reports")
     if not rows:
@@ -175,12 +166,11 @@ STYLES = ["-", "--", "-.", ":"]
 MARKERS = ["o", "s", "^", "D", "v"]
 
 
-def chart_figure(report: TrendReport, background: str = "none",
-                 areas: Sequence[str] | None = None, countries: Sequence[str] | None = None,
-                 regions: Sequence[str] | None = None) -> Any:
-    """The chart as a matplotlib Figure: one line per policy area, country or region a reader
-    follows (their filters; see ``chart_key`` and ``drawn_rows``), or, for a reader who follows
-    all, per area that had any story in the window; weeks before the store's first story
+def chart_figure(report: TrendReport, key: ChartKey = EVERY_AREA,
+                 background: str = "none") -> Any:
+    """The chart of ``key`` as a matplotlib Figure: one line per policy area, country or region
+    a reader follows (see ``chart_key`` and ``drawn_rows``), or, for a reader who follows all,
+    per area that had any story in the window; weeks before the store's first story
     (``report.first_week``) are left blank, not drawn as zeros. ``background``: "none"
     (transparent, for the digest), or a colour."""
     # Imported here: matplotlib costs ~0.4 s, and most `stiwatch` commands never draw.
@@ -199,7 +189,7 @@ def chart_figure(report: TrendReport, background: str = "none",
     positions = list(range(len(labels)))
     watched = [report.first_week is None or w >= report.first_week for w in report.weeks]
     drawn = 0
-    for row in drawn_rows(report, areas, countries, regions):
+    for row in drawn_rows(report, key):
         values = [n if seen else float("nan") for n, seen in zip(row.series, watched)]
         axes.plot(positions, values, marker=MARKERS[drawn % len(MARKERS)], markersize=4,
                   linewidth=1.6, linestyle=STYLES[drawn % len(STYLES)],
@@ -229,7 +219,7 @@ def chart_figure(report: TrendReport, background: str = "none",
         axes.spines[side].set_color(AXIS)
     axes.tick_params(color=AXIS)
     first, last = report.weeks[0], report.weeks[-1]
-    facet, _ = chart_key(report, areas, countries, regions)
+    facet = key[0]
     axes.set_title(f"Policy reports per week by {_NOUNS[facet][0]},\n{first} to {last}",
                    fontsize=FONT + 1, loc="left")
     if drawn:
@@ -237,7 +227,7 @@ def chart_figure(report: TrendReport, background: str = "none",
         # Titled with what the lines are: a reader's own areas (countries, regions), or all.
         legend = axes.legend(fontsize=FONT, frameon=False, loc="upper center", ncol=2,
                              bbox_to_anchor=(0.5, -0.12), columnspacing=1.0, handlelength=2.4,
-                             title=legend_title(report, areas, countries, regions),
+                             title=legend_title(report, key),
                              title_fontsize=FONT)
         legend.get_title().set_fontweight("bold")
     halo = [patheffects.withStroke(linewidth=HALO, foreground=HALO_COLOUR)]
@@ -248,14 +238,14 @@ def chart_figure(report: TrendReport, background: str = "none",
     return figure
 
 
-def area_chart(report: TrendReport, background: str = "none",
-               areas: Sequence[str] | None = None, countries: Sequence[str] | None = None,
-               regions: Sequence[str] | None = None) -> bytes:
-    """PNG bytes of ``chart_figure`` at ``PIXEL_RATIO`` times its size in CSS pixels
-    (1200 x 1150 for a 600 x 575 <img>); transparent unless ``background`` is a colour."""
+def area_chart(report: TrendReport, key: ChartKey = EVERY_AREA,
+               background: str = "none") -> bytes:
+    """PNG bytes of the chart of ``key`` (``chart_figure``) at ``PIXEL_RATIO`` times its size
+    in CSS pixels (1200 x 1150 for a 600 x 575 <img>); transparent unless ``background`` is a
+    colour."""
     from PIL import Image
 
-    figure = chart_figure(report, background, areas, countries, regions)
+    figure = chart_figure(report, key, background)
     # Laid out at DPI, drawn at PIXEL_RATIO x DPI: sizes are in points and inches, so the
     # image is the same chart with twice the pixels in each direction.
     figure.set_dpi(DPI * PIXEL_RATIO)
@@ -266,7 +256,7 @@ def area_chart(report: TrendReport, background: str = "none",
     # for many lines; a reader's few lines (and their edges) look the same in 32, a fifth
     # smaller. FASTOCTREE is Pillow's quantizer that keeps alpha (to a few levels: 250 for a
     # line).
-    _, mine = chart_key(report, areas, countries, regions)
+    _, mine = key
     colours = 32 if mine and len(mine) <= FEW_LINES else 64
     small = (rgba.quantize(colors=colours, method=Image.Quantize.FASTOCTREE)
              if background == "none"

@@ -22,7 +22,7 @@ from urllib.parse import urlencode, urlsplit
 import jinja2
 from markupsafe import Markup
 
-from .chart import CSS_HEIGHT, CSS_WIDTH, chart_alt
+from .chart import CSS_HEIGHT, CSS_WIDTH, chart_alt, chart_key
 from .select import LATE, LATE_WEEKS, OTHER, Digest, Entry, Section, Story, label_name
 from .trends import PCT_MIN_MEAN
 
@@ -219,7 +219,7 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters.update(wrap=_wrap, safe_url=safe_url, num=_num, change=_change)
-    env.globals.update(label_name=label_name, chart_alt=chart_alt, more_commands=more_commands,
+    env.globals.update(label_name=label_name, more_commands=more_commands,
                        trend_intro=trend_intro, avg_title=avg_title, partial_note=partial_note,
                        one_source_note=one_source_note, no_rising_terms=no_rising_terms,
                        preheader=preheader, moved_first=moved_first, more_link=more_link)
@@ -257,6 +257,9 @@ def _context(digest: Digest, *, chart_src: str | None, unsubscribe: str | None,
         "subject": subject(digest),
         "chart_src": chart_src,
         "chart_size": (CSS_WIDTH, CSS_HEIGHT),
+        # the same key as the message's chart (WeekBundle.chart): the text says what it draws
+        "chart_alt": chart_alt(digest.trends, chart_key(digest.trends, digest.filters))
+        if chart_src else "",
         "unsubscribe": safe_url(unsubscribe) or (
             unsubscribe if unsubscribe and unsubscribe.startswith("mailto:") else None),
         "story_html": lambda story: _story_block(story, tz, "html"),

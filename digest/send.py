@@ -66,7 +66,7 @@ import db
 from db.clock import iso_utc
 from db.digests import CANCELLED
 
-from .chart import ChartKey, area_chart, chart_key, key_filters
+from .chart import ChartKey, area_chart, chart_key
 from .errors import (DigestError, MessageError, OutboxError, SmtpSetupError,
                      UnsubscribeSetupError, WeekNotOver)
 from .message import (build_message, chart_url, message_id, one_click, to_bytes,
@@ -103,11 +103,9 @@ class WeekBundle:
         see ``chart_key``; none: every area), drawn when a message or preview first needs it,
         once for all readers who follow the same ones: a scheduled run with every reader
         already served (most days) never imports matplotlib."""
-        filters = filters or {}
-        key = chart_key(self.trends, filters.get("areas"), filters.get("countries"),
-                        filters.get("regions"))
+        key = chart_key(self.trends, filters)
         if key not in self.charts:
-            self.charts[key] = area_chart(self.trends, **key_filters(key))
+            self.charts[key] = area_chart(self.trends, key)
         return self.charts[key]
 
     @property

@@ -16,7 +16,7 @@ import re
 import pytest
 
 from digeststore import G7_MEETING, JAPAN_SECURITY, add, build, story
-from digest.chart import chart_figure
+from digest.chart import chart_figure, chart_key
 from digest.render import render_html
 from digest.send import message_bytes, message_for, prepare_week, compose, send_week
 from digest.weeks import parse_week
@@ -321,6 +321,11 @@ def test_in_dark_mode_the_chart_is_no_white_block_and_its_lines_and_text_read(db
         assert contrast(rgb, background) >= 4.5, (rgb, background)
 
 
+def readers_chart(report, **filters):
+    """The chart figure of a reader with ``filters``, as their message's chart is drawn."""
+    return chart_figure(report, chart_key(report, filters))
+
+
 def chart_of(msg):
     """The chart a message carries, as RGBA pixels."""
     import io
@@ -362,7 +367,7 @@ def test_a_reader_who_follows_some_areas_gets_a_chart_of_those(db_path, settings
     assert ("one line per area with reports: Governance, Public research, Business innovation"
             ) in alt("all@example.org")
     report = bundle.trends
-    mine = chart_figure(report, areas=["research_security", "open_science"]).axes[0]
+    mine = readers_chart(report, areas=["research_security", "open_science"]).axes[0]
     assert [line.get_label() for line in mine.get_lines()] == ["Open science",
                                                                 "Research security"]
     assert mine.get_legend().get_title().get_text() == "The areas you follow, all their reports"
@@ -385,8 +390,8 @@ def test_a_reader_who_follows_some_areas_gets_a_chart_of_those(db_path, settings
     store.save_subscribers([{"email": "new@example.org", "areas": ["research_security"]}])
     quiet = build(db_path.with_name("quiet.db"), [
         story("https://x.example/g", "2026-11-18T03:00:00Z", areas=["governance"])])
-    lines = chart_figure(prepare_week(quiet, WEEK).trends, areas=["research_security"]
-                         ).axes[0].get_lines()
+    lines = readers_chart(prepare_week(quiet, WEEK).trends, areas=["research_security"]
+                          ).axes[0].get_lines()
     assert [line.get_label() for line in lines] == ["Research security"]
     assert [v for v in lines[0].get_ydata() if v == v] == [0]  # watched since W47: one 0
 
@@ -472,7 +477,7 @@ def test_a_reader_who_follows_only_countries_gets_a_chart_of_those(db_path, sett
                           "earlier, one line per country you follow: China, South Korea, Japan, "
                           "Brazil. All policy reports per week, oldest first: "), alt
     assert "by area" not in alt and "Governance" not in alt
-    figure = chart_figure(bundle.trends, countries=["JP", "KR", "CN", "BR"])
+    figure = readers_chart(bundle.trends, countries=["JP", "KR", "CN", "BR"])
     axes = figure.axes[0]
     assert axes.get_title(loc="left") == ("Policy reports per week by country,\n"
                                           "2026-W36 to 2026-W47")
@@ -485,7 +490,8 @@ def test_a_reader_who_follows_only_countries_gets_a_chart_of_those(db_path, sett
     assert list(lines[3].get_ydata()[8:]) == [0, 0, 0, 0]  # Brazil: no report, a flat line
     # The message carries that chart: four colours, not the nine of every area.
     png = messages["asia@example.org"].get_payload()[1].get_content()
-    assert png == area_chart(bundle.trends, countries=["JP", "KR", "CN", "BR"])
+    assert png == area_chart(bundle.trends, chart_key(bundle.trends,
+                                                {"countries": ["JP", "KR", "CN", "BR"]}))
     pixels = chart_of(messages["asia@example.org"])
     solid = pixels[..., 3] >= 240
     assert all((solid & near(pixels, hex_rgb(c))).sum() > 300 for c in COLOURS[:4])
@@ -515,7 +521,7 @@ def test_a_reader_who_follows_only_regions_gets_a_chart_of_those(db_path, settin
             "holds nothing earlier, one line per region you follow: East Asia, Europe.") in alt
     assert alt.endswith("The table below has this week's count and the 3-week average for "
                         "each region with reports in the last 5 weeks."), alt
-    figure = chart_figure(bundle.trends, regions=["europe", "east_asia"])
+    figure = readers_chart(bundle.trends, regions=["europe", "east_asia"])
     axes = figure.axes[0]
     assert axes.get_legend().get_title().get_text() == "The regions you follow, all their reports"
     assert [line.get_label() for line in axes.get_lines()] == ["East Asia", "Europe"]
