@@ -681,6 +681,7 @@ def send_week(
     on_event: Callable[[str], None] | None = None,
     owed_only: bool = False,
     unreachable: str | None = None,
+    holder: str = "stiwatch digest send",
 ) -> SendReport:
     """Send (or write) the digest of ``week`` to every active subscriber still owed it.
 
@@ -696,6 +697,8 @@ def send_week(
 
     Only one sender at a time per database (an OS lock beside it, released even on SIGKILL):
     two overlapping senders could otherwise both take the row the other has in flight.
+    ``holder``: the command sending, as the lock names it to a second sender (`stiwatch run`
+    sends too).
     """
     now = now or datetime.now(timezone.utc)
     check_week_over(week, now, partial_week=partial_week)
@@ -703,7 +706,7 @@ def send_week(
     options = {"owed_only": owed_only, "unreachable": unreachable}
     if dry_run:
         return _send_week(store, settings, week, True, progress, now, bundle, on_event, **options)
-    with _sender_lock(store, "stiwatch digest send"):
+    with _sender_lock(store, holder):
         return _send_week(store, settings, week, False, progress, now, bundle, on_event,
                           **options)
 

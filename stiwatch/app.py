@@ -167,7 +167,7 @@ class App:
         if self._restore_lock is not None or (self.run_lock is not None and self.run_lock.held):
             return
         self._refuse_early(creates=creates)
-        lock = db.FileLock(edit_lock_path(self.db_path), _command_path())
+        lock = db.FileLock(edit_lock_path(self.db_path), command_path())
         try:
             lock.acquire(wait=RESTORE_WAIT if wait is None else wait)
         except db.LockHeld as held:
@@ -259,7 +259,7 @@ def _close_read(store: db.Store) -> None:
                         "again, or run it as the store's owner", exit_code=1)
 
 
-def _command_path() -> str | None:
+def command_path() -> str | None:
     """The command running, as a user types it (`stiwatch subscribers add`), for the locks it
     holds: whoever finds one held is told which command to wait for."""
     context = click.get_current_context(silent=True)

@@ -16,7 +16,7 @@ from db.clock import iso_utc
 from digest.send import SendReport, send_week
 from digest.weeks import last_complete_week, parse_week
 
-from .app import App
+from .app import App, command_path
 from .errors import UserError
 from .output import counted
 
@@ -98,7 +98,8 @@ def digest_step(app: App, *, dry_run: bool = False) -> dict[str, Any]:
     for each in [*earlier, week]:
         with app.progress(f"digest {each.label}", "subscribers") as progress:
             report = send_week(store, settings, each, dry_run=dry_run, progress=progress,
-                               now=now, owed_only=each is not week, unreachable=unreachable)
+                               now=now, owed_only=each is not week, unreachable=unreachable,
+                               holder=command_path() or "stiwatch run")
         unreachable = unreachable or report.aborted
         reports.append(report)
     *before, report = reports

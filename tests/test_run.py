@@ -98,6 +98,9 @@ def test_run_digest_crawls_classifies_sends_once_and_records_each_run(
                     " WHERE classified_at IS NULL")[0][0] == 0
     emls = list(outbox.rglob("*.eml"))
     assert len(emls) == 1 and "ana@example.org" in emls[0].name
+    # The sender's lock names the run, as a `digest send` refused by it says (not a `digest
+    # send` the operator cannot find among the processes).
+    assert Path(f"{db}.digest-send.lock").read_text().split(" ", 1)[1] == "stiwatch run\n"
 
     second = stiwatch(db, "--quiet", "run", "--digest", "--json", env=env)
     assert second.returncode == 0, second.stderr
