@@ -1453,6 +1453,10 @@ WRITERS = {
     "tag": (["tag", "1", "--add", "area=open_science", "--remove", "country=JP"],
             lambda store: store.analyst_verdicts(1) == [("area", "open_science", 1),
                                                         ("country", "JP", 0)]),
+    # every item tagged again, by the rules: none keeps a tag of the store's model "test-1"
+    "classify": (["--quiet", "classify", "--all", "--no-model"],
+                 lambda store: not store.scalar(
+                     "SELECT count(*) FROM tags WHERE model_version = 'test-1'")),
 }
 
 
@@ -1463,8 +1467,9 @@ def test_a_command_writing_while_a_restore_runs_waits_and_writes_the_restored_st
         stiwatch, db_path, tmp_path, monkeypatch, writer, moment):
     """A real restore, held at the moment it has read what to carry over and is about to move
     the database aside, or between that move and renaming its copy in. `init`, `sources
-    sync` and `tag` took none of its locks: after the carry-over, their change went into the
-    store moved aside (an analyst's correction lost, the command saying it was made); between
+    sync`, `tag` and `classify` took none of its locks: after the carry-over, their change went
+    into the store moved aside (an analyst's correction lost, a `classify --all` undone, the
+    command saying it was done); between
     the renames, they could make a store where none was, for the restore to replace. They
     wait for the restore, make nothing at the database's path, and change the restored
     store."""
@@ -1507,7 +1512,7 @@ def test_a_command_writing_while_a_restore_runs_waits_and_writes_the_restored_st
     assert result.exit_code == 0, result.output
     [process] = started
     out, err = process.communicate(timeout=60)
-    assert (process.returncode, err) == (0, ""), out
+    assert (process.returncode, err) == (0, ""), (out, err)
     if moment == "between-renames":  # no store made where the restore puts its copy
         assert unlocked(seen[0]) == []
     with db.open_store(db_path) as store:

@@ -179,8 +179,12 @@ def classify_command(app: App, everything: bool, model_dir: str | None, no_model
     only the default one may be missing. With nothing to classify it loads neither
     (a saved model made for other versions is still refused, from its metadata) and says
     so. Tags an analyst set with `stiwatch tag` are never overwritten; near-duplicates
-    inherit their original's tags.
+    inherit their original's tags. While a `stiwatch restore` runs it waits for it (up to
+    10 s, else exit 3, nothing changed) and tags the restored store.
     """
+    # Tags written into the store a restore then moves aside would be lost (a `classify --all`
+    # undone while it said done): wait for the restore and tag the store it puts in place.
+    app.keep_restore_out()
     result = run_classification(app, everything=everything, model_dir=model_dir,
                                 use_model=not no_model)
     if as_json:
