@@ -311,8 +311,13 @@ SETTINGS: tuple[Setting, ...] = (
             "when list_unsubscribe is a mailto: URL. {mail_from}, {email} and {token} as there.",
             check=UnsubscribeTarget(("mailto",))),
     Setting("unsubscribe_secret", "", "Key of the {token} in list_unsubscribe (a long random "
-            "string; changing it voids the links already sent): only from "
-            "STIWATCH_UNSUBSCRIBE_SECRET.", secret=True),
+            "string; after a change, the links already sent work only while the old one is in "
+            "unsubscribe_previous_secrets): only from STIWATCH_UNSUBSCRIBE_SECRET.", secret=True),
+    Setting("unsubscribe_previous_secrets", "", "Earlier unsubscribe_secret values, separated "
+            "by spaces: `subscribers remove --token` still takes the tokens they made, so the "
+            "links of digests sent before the secret changed keep working while they are "
+            "listed; the digest makes tokens with unsubscribe_secret alone. Only from "
+            "STIWATCH_UNSUBSCRIBE_PREVIOUS_SECRETS.", secret=True),
     Setting("smtp_host", "", "SMTP server; empty writes digests to the outbox instead."),
     Setting("smtp_port", 587, "SMTP port.", _int, minimum=1, maximum=65535),
     Setting("smtp_username", "", "SMTP login name (empty: no login)."),

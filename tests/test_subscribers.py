@@ -227,7 +227,8 @@ def _operations_token_check():
     text = (Path(__file__).resolve().parents[1] / "docs" / "operations.md").read_text("utf-8")
     after = text[text.index('subscribers remove --token "$TOKEN" -- "$WHO"'):]
     code = re.search(r"```python\n(.*?)```", after, re.S).group(1)
-    assert len(code.strip().splitlines()) <= 12  # a snippet to copy, not a library
+    # a snippet to copy, not a library (14: it also reads the earlier secrets)
+    assert len(code.strip().splitlines()) <= 14
     namespace: dict = {}
     exec(compile(code, "operations.md", "exec"), namespace)
     return namespace["token_ok"]
@@ -277,3 +278,49 @@ def test_remove_with_a_token_checks_it_as_the_documented_snippet_does(stiwatch, 
     result = stiwatch("subscribers", "remove", "nobody@example.org", "--token",
                       unsubscribe_token(secret, "nobody@example.org"), env=env)
     assert result.exit_code == 2 and "no subscriber 'nobody@example.org'" in result.stderr
+
+
+def test_after_the_secret_changes_links_already_sent_work_while_the_old_one_is_listed(
+        stiwatch, monkeypatch):
+    """An operator changes the unsubscribe secret: a reader following the link of a digest
+    sent before is still unsubscribed while the old secret is in
+    STIWATCH_UNSUBSCRIBE_PREVIOUS_SECRETS, and not once it is dropped; the documented check
+    agrees. `stiwatch config` masks the old secrets as it masks the secret."""
+    from digest.message import unsubscribe_token
+
+    old, older, new = "old-secret-k1", "older-secret-k0", "new-secret-k2"
+    for email in ("aiko@example.org", "ben@example.org", "chen@example.org"):
+        assert stiwatch("subscribers", "add", email).exit_code == 0
+    sent_before = unsubscribe_token(old, "aiko@example.org")
+    rotated = {"STIWATCH_UNSUBSCRIBE_SECRET": new,
+               "STIWATCH_UNSUBSCRIBE_PREVIOUS_SECRETS": f"{older}  {old}"}
+
+    dropped = {"STIWATCH_UNSUBSCRIBE_SECRET": new}
+    result = stiwatch("subscribers", "remove", "aiko@example.org", "--token", sent_before,
+                      env=dropped)
+    assert result.exit_code == 2 and "not the unsubscribe token" in result.stderr
+    for name, value in rotated.items():
+        monkeypatch.setenv(name, value)  # for the documented snippet
+    token_ok = _operations_token_check()
+    assert token_ok("aiko@example.org", sent_before)
+    assert token_ok("ben@example.org", unsubscribe_token(new, "ben@example.org"))
+    assert not token_ok("aiko@example.org", unsubscribe_token("another", "aiko@example.org"))
+    for name in rotated:
+        monkeypatch.delenv(name)
+
+    result = stiwatch("subscribers", "remove", "aiko@example.org", "--token", sent_before,
+                      env=rotated)
+    assert result.exit_code == 0, result.output
+    # the current secret's tokens, and the oldest listed, work too; another address's do not
+    assert stiwatch("subscribers", "remove", "ben@example.org", "--token",
+                    unsubscribe_token(new, "ben@example.org"), env=rotated).exit_code == 0
+    result = stiwatch("subscribers", "remove", "chen@example.org", "--token",
+                      unsubscribe_token(older, "ben@example.org"), env=rotated)
+    assert result.exit_code == 2
+    assert stiwatch("subscribers", "remove", "chen@example.org", "--token",
+                    unsubscribe_token(older, "chen@example.org"), env=rotated).exit_code == 0
+    assert not any(row["active"] for row in listed(stiwatch, "--all").values())
+
+    shown = stiwatch("config", env=rotated).output
+    assert old not in shown and older not in shown and new not in shown
+    assert "unsubscribe_previous_secrets" in shown

@@ -260,8 +260,10 @@ def list_command(app: App, as_json: bool, show_all: bool) -> None:
 @click.argument("email")
 @click.option("--token", metavar="TOKEN", default=None,
               help="Remove only if TOKEN is EMAIL's {token} from the digest's unsubscribe link "
-              "(keyed by STIWATCH_UNSUBSCRIBE_SECRET); a wrong one is refused (exit 2) and "
-              "nothing changes. For a web service that unsubscribes readers who follow the link.")
+              "(keyed by STIWATCH_UNSUBSCRIBE_SECRET, or by one of "
+              "STIWATCH_UNSUBSCRIBE_PREVIOUS_SECRETS for links sent before it changed); a wrong "
+              "one is refused (exit 2) and nothing changes. For a web service that unsubscribes "
+              "readers who follow the link.")
 @pass_app
 def remove_command(app: App, email: str, token: str | None) -> None:
     """Stop sending the digest to EMAIL (the subscriber and its history are kept).
@@ -272,12 +274,13 @@ def remove_command(app: App, email: str, token: str | None) -> None:
     """
     email = normalise_email(email)
     if token is not None:
-        secret = app.settings["unsubscribe_secret"]
-        if not secret:
+        secrets = [app.settings["unsubscribe_secret"],
+                   *app.settings["unsubscribe_previous_secrets"].split()]
+        if not any(secrets):
             raise InvalidSubscriber(f"--token needs the secret the tokens were made with: give it "
                                     f"in the environment variable {SECRET_VARIABLE}; nothing "
                                     "was changed")
-        if not token_matches(secret, email, token):
+        if not any(token_matches(secret, email, token) for secret in secrets if secret):
             raise InvalidSubscriber(f"--token: not the unsubscribe token of {email}; nothing "
                                     "was changed")
     with no_restore(app, creates=False):
