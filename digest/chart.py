@@ -142,10 +142,10 @@ def chart_alt(report: TrendReport, key: ChartKey = EVERY_AREA) -> str:
         span += f"; weeks before {report.first_week} blank: the store holds nothing earlier"
     average = (f"the {report.history}-week average" if report.history > 1
                else "last week's count" if report.history else "no average (nothing earlier)")
-    table = (f"The table below has this week's count and {average} for each {noun} with "
-             f"reports in the last {COMPARE_WEEKS + 1} weeks."
-             if facet in ("area", "region") else
-             "The tables below count areas, domains and regions, not countries.")
+    # the country table lists the countries the reader follows (digest/render.trend_tables)
+    which = f"{noun} you follow" if facet == "country" else noun
+    table = (f"The table below has this week's count and {average} for each {which} with "
+             f"reports in the last {COMPARE_WEEKS + 1} weeks.")
     return (f"Line chart: policy reports per week by {noun}, {span}, {lines}: "
             f"{', '.join(row.name for row in rows)}. All policy reports per week, oldest first: "
             f"{', '.join(str(n) for n in report.totals)}. {table}")

@@ -136,6 +136,24 @@ def no_rising_terms(report: Any) -> str:
     return "none yet: nothing earlier in the store to compare with."
 
 
+TREND_TABLES = (("area", "Policy areas"), ("domain", "Technology domains"), ("region", "Regions"))
+
+
+def trend_tables(digest: Digest) -> list[tuple[str, list[Any]]]:
+    """The trend tables of ``digest``, (title, rows as ``moved_first`` orders them), those with
+    rows: every area, domain and region, then the countries the reader follows (every country
+    would be a long table; their chart, when they have one, draws the same countries)."""
+    report = digest.trends
+    if report is None:
+        return []
+    tables = [(title, moved_first(report.rows(facet))) for facet, title in TREND_TABLES]
+    followed = set(digest.filters.get("countries") or ())
+    if followed and "country" in report.facets:
+        tables.append(("Countries you follow", moved_first(
+            [row for row in report.rows("country") if row.value in followed])))
+    return [(title, rows) for title, rows in tables if rows]
+
+
 def moved_first(rows: list[Any]) -> list[Any]:
     """A trend table's rows as the digest shows them: those with a report this week or in
     the weeks compared, largest change first, a fall as a rise (``abs(change)`` in reports:
@@ -222,7 +240,7 @@ def environment() -> jinja2.Environment:
     env.globals.update(label_name=label_name, more_commands=more_commands,
                        trend_intro=trend_intro, avg_title=avg_title, partial_note=partial_note,
                        one_source_note=one_source_note, no_rising_terms=no_rising_terms,
-                       preheader=preheader, moved_first=moved_first, more_link=more_link)
+                       preheader=preheader, more_link=more_link)
     return env
 
 
@@ -264,8 +282,7 @@ def _context(digest: Digest, *, chart_src: str | None, unsubscribe: str | None,
             unsubscribe if unsubscribe and unsubscribe.startswith("mailto:") else None),
         "story_html": lambda story: _story_block(story, tz, "html"),
         "story_text": lambda story: _story_block(story, tz, "txt"),
-        "trend_facets": [("area", "Policy areas"), ("domain", "Technology domains"),
-                         ("region", "Regions")],
+        "trend_tables": trend_tables(digest),
     }
 
 

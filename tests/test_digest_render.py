@@ -507,6 +507,48 @@ def test_a_reader_who_follows_only_countries_gets_a_chart_of_those(db_path, sett
                                      ("country", ("CN", "KR", "JP", "BR"))]
 
 
+def test_a_reader_who_follows_countries_gets_a_table_of_them_under_the_chart(db_path,
+                                                                            settings):
+    # The chart drew a reader's countries, and its alt text said "The tables below count areas,
+    # domains and regions, not countries": the numbers of the countries they follow were in no
+    # table. Now a table of those countries (this week, the average, the change), in both
+    # parts, for any reader with a countries filter; none for a reader without one.
+    store = country_store(db_path)
+    store.save_subscribers([
+        {"email": "asia@example.org", "countries": ["JP", "KR", "BR"]},
+        {"email": "gov@example.org", "areas": ["governance"], "countries": ["DE"]},
+        {"email": "all@example.org"},
+    ])
+    _, messages = messages_of(store, settings, ["asia@example.org", "gov@example.org",
+                                                "all@example.org"])
+
+    def table(msg, title):
+        rows = parse_html(msg.get_payload()[0].get_payload()[1].get_content()).rows
+        start = rows.index([title, "This week", "3-week avg", "Change"])
+        body = []
+        for row in rows[start + 1:]:
+            if len(row) != 4:
+                break
+            body.append(row)
+        return body
+
+    # JP, the first country, has 1 or 2 a week (2 in W47), KR 2 or 3; Brazil none: left out
+    assert table(messages["asia@example.org"], "Countries you follow") == [
+        ["Japan", "2", "1.33", "▲ +0.67"], ["South Korea", "3", "2.33", "▲ +0.67 (+29%)"]]
+    text = messages["asia@example.org"].get_payload()[0].get_payload()[0].get_content()
+    assert "Countries you follow: this week / 3-week avg / change" in text
+    assert re.search(r"^  South Korea +3 +2\.33  .*\+0\.67", text, re.M), text
+    alt = alt_of(messages["asia@example.org"])
+    assert alt.endswith("The table below has this week's count and the 3-week average for "
+                        "each country you follow with reports in the last 5 weeks."), alt
+    # a reader of an area who follows a country: the chart of their area, and the table
+    assert [row[0] for row in table(messages["gov@example.org"], "Countries you follow")] \
+        == ["Germany"]
+    assert "Countries you follow" not in alt_of(messages["all@example.org"])
+    for part in messages["all@example.org"].get_payload()[0].get_payload():
+        assert "Countries you follow" not in part.get_content()
+
+
 def test_a_reader_who_follows_only_regions_gets_a_chart_of_those(db_path, settings):
     from digest.chart import COLOURS
 
