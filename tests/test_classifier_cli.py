@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -407,6 +408,43 @@ def test_tag_lists_the_tags_an_analyst_removed(stiwatch, store_path, classified_
     assert shown["removed"] == [{"facet": "country", "value": "JP"},
                                 {"facet": "domain", "value": "space"}]
     assert "Removed by" not in stiwatch("tag", "2").output
+
+
+def test_tag_why_says_which_terms_of_the_text_each_tag_stands_on(stiwatch, store_path,
+                                                                   classified_store):
+    """An analyst about to correct a tag first wants to know what the classifier saw: `tag
+    --why` lists the lexicon terms found in the item's text for each tag (the most found
+    first), says where a tag without terms came from (the source's country, an analyst), and
+    lists the labels with some evidence that were not tagged."""
+    stiwatch("-q", "tag", "1", "--add", "domain=space")
+    result = stiwatch("tag", "1", "--why")
+    assert result.exit_code == 0, result.output
+    why = result.output.split("\nWhy: ", 1)[1].splitlines()
+    cut = why.index("Found, not tagged (too little evidence, or outweighed):")
+    tagged = {line.split(":")[0].strip(): line for line in why[1:cut]}
+    with db.open_store(store_path) as store:
+        assert sorted(tagged) == sorted(f"{t['facet']}={t['value']}" for t in store.tags_of(1))
+    assert tagged["domain=quantum"].endswith(": quantum strategy, quantum technology")
+    assert tagged["domain=space"] == "  domain=space: an analyst (`stiwatch tag --add`)"
+    assert tagged["country=JP"].startswith("  country=JP: evidence 6: ")
+    assert "japanese (demonym)" in tagged["country=JP"] and "mext (agency)" in tagged["country=JP"]
+    assert tagged["region=east_asia"] == "  region=east_asia: from the countries tagged"
+    assert re.search(r"^  policy=1: evidence [\d.]+: .*strategy", tagged["policy=1"])
+    # labels with some evidence, too little to be tagged: listed apart, most first
+    assert why[cut + 1:] == ["  area=public_research: evidence 5: university, research "
+                             "centres, call for proposals",
+                             "  area=open_science: evidence 3: open access, publications",
+                             "  area=human_resources: evidence 1: education"]
+    shown = json.loads(stiwatch("tag", "1", "--why", "--json").stdout)
+    found = {(e["facet"], e["value"]): e for e in shown["evidence"]}
+    assert found[("domain", "quantum")]["tagged"] is True
+    assert found[("country", "JP")]["terms"]["japan"] == 1
+    assert all(e["evidence"] > 0 and e["terms"] for e in shown["evidence"])
+    # a non-policy item: the research-result cue against policy, the one country it names
+    other = stiwatch("tag", "2", "--why").output
+    assert "\n  policy=0: evidence 2.25: species\n" in other
+    assert "\n  country=CL: evidence 1: chile\n" in other and "Found, not tagged" not in other
+    assert "Why:" not in stiwatch("tag", "1").output
 
 
 def test_tag_writes_each_classifier_version_whole(stiwatch, store_path, classified_store):

@@ -21,6 +21,7 @@ from ..output import counted, echo_json, echo_table
 
 if TYPE_CHECKING:
     from classifier.components import Lexicons
+    from classifier.explain import Found
     from classifier.pipeline import Classifier
     from classifier.stip import Example
     from classifier.taxonomy import Taxonomy
@@ -623,6 +624,60 @@ def _undo_lines(item_id: int, specs: list[tuple[str, str | None]],
     return lines
 
 
+# The terms listed for one label under `tag --why`; the rest are counted.
+WHY_TERMS = 8
+# Where a tag without lexicon evidence came from, by its method.
+_TAGGED_BY = {"source": "the source's home country (the text names no country the "
+                        "gazetteer could rank)",
+              "model": "the trained model (the lexicon rules found no term for it)",
+              "rules": "the lexicon rules, from no term (without policy cues an item is not "
+                       "policy-relevant)",
+              "analyst": "an analyst (`stiwatch tag --add`)"}
+
+
+def _evidence(app: App, item: dict[str, Any]) -> list["Found"]:
+    """The lexicon evidence of ``item``'s text, read with the analyst's lexicon files too."""
+    from classifier.explain import explain_item
+    from classifier.pipeline import item_text
+
+    return explain_item(load_lexicons(app), item_text(item))
+
+
+def _why_lines(tags: list[dict[str, Any]], evidence: list["Found"],
+               original: int | None) -> list[str]:
+    """`tag --why`: each tag with the terms behind it, then the labels the lexicons found
+    evidence for that are not tagged (too little, or outweighed). ``original``: the item a
+    near-duplicate copied its tags from."""
+    found = {(f.facet, f.value): f for f in evidence}
+    lines = ["Why: the lexicon terms found in the text (those in the title and first sentences "
+             "weigh more; a trained model's part in policy and areas is not itemised):"]
+    if original is not None:
+        lines.append(f"  (a near-duplicate: its tags are item {original}'s, the terms its own "
+                     "text's)")
+
+    def terms(f: "Found") -> str:
+        most = sorted(f.terms.items(), key=lambda pair: -pair[1])  # ties: as first found
+        listed = [term if n == 1 else f"{term} x{n}" for term, n in most[:WHY_TERMS]]
+        more = len(f.terms) - WHY_TERMS
+        return ", ".join(listed) + (f" and {more} more" if more > 0 else "")
+
+    for tag in tags:
+        key = (tag["facet"], tag["value"])
+        label = f"{tag['facet']}={tag['value']}"
+        if key in found and tag["method"] not in ("source", "analyst"):
+            lines.append(f"  {label}: evidence {found[key].evidence:g}: {terms(found[key])}")
+        elif tag["facet"] == "region" and tag["method"] != "analyst" and key not in found:
+            lines.append(f"  {label}: from the countries tagged")
+        else:
+            lines.append(f"  {label}: {_TAGGED_BY.get(tag['method'], tag['method'])}")
+    tagged = {(tag["facet"], tag["value"]) for tag in tags}
+    untagged = [f for f in evidence if (f.facet, f.value) not in tagged]
+    if untagged:
+        lines.append("Found, not tagged (too little evidence, or outweighed):")
+        lines += [f"  {f.facet}={f.value}: evidence {f.evidence:g}: {terms(f)}" for f in untagged]
+    return lines
+
+
 @click.command("tag")
 @click.argument("item_id", type=int, metavar="ITEM_ID")
 @click.option("--add", "add", multiple=True, metavar="FACET=VALUE",
@@ -632,10 +687,14 @@ def _undo_lines(item_id: int, specs: list[tuple[str, str | None]],
 @click.option("--undo", "undo", multiple=True, metavar="FACET[=VALUE]",
               help="Take back an analyst's --add or --remove, e.g. country=US, or every "
                    "correction of a facet (area), so the classifier decides again; repeatable.")
+@click.option("--why", is_flag=True,
+              help="Also say why each tag is there: the lexicon terms found in the item's text "
+                   "for it (and for labels the rules found too little of), else the source's "
+                   "country, the trained model or an analyst.")
 @click.option("--json", "as_json", is_flag=True, help="Print the item's tags as JSON.")
 @pass_app
 def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str, ...],
-                undo: tuple[str, ...], as_json: bool) -> None:
+                undo: tuple[str, ...], why: bool, as_json: bool) -> None:
     """Correct an item's tags as an analyst; without options, show its tags.
 
     Added tags are never overwritten by `stiwatch classify`, removed ones are not written
@@ -658,6 +717,7 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
     \b
     Examples:
       stiwatch tag 81
+      stiwatch tag 81 --why
       stiwatch tag 81 --add area=open_science --remove country=US
       stiwatch tag 81 --add policy=0
       stiwatch tag 81 --undo area=open_science --undo country=US
@@ -714,6 +774,7 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
     # being kept away, nor why a tag the text names never comes back.
     kept_away = [(facet, value) for facet, value, verdict in store.analyst_verdicts(item_id)
                  if not verdict]
+    evidence = _evidence(app, store.get_item(item_id)) if why else []
     if as_json:
         shown: dict[str, Any] = {
             "item_id": item_id, "tags": tags,
@@ -721,6 +782,10 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
         if undos:
             shown["undone"] = [{"facet": facet, "value": value, "verdict": verdict}
                                for facet, value, verdict in undone]
+        if why:
+            tagged = {(t["facet"], t["value"]) for t in tags}
+            shown["evidence"] = [{**found.as_dict(), "tagged": (found.facet, found.value)
+                                  in tagged} for found in evidence]
         echo_json(shown)
         return
     for line in _undo_lines(item_id, undos, undone,
@@ -739,3 +804,7 @@ def tag_command(app: App, item_id: int, add: tuple[str, ...], remove: tuple[str,
     if kept_away:
         click.echo("Removed by an analyst (never tagged again): "
                    + ", ".join(f"{facet}={value}" for facet, value in kept_away))
+    if why:
+        click.echo("")
+        for line in _why_lines(tags, evidence, original):
+            click.echo(line)
