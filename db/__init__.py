@@ -23,7 +23,7 @@ from .schema import LATEST_VERSION
 from .search import OFFICIAL_ORG_TYPES, SORTS, BadQuery, time_bound
 from .store import (Store, has_side_files, may_release_side_files, nobody_writes, open_store,
                     readable_only_unchanging, refuse_newer, release_side_files, unstarted)
-from .subscribers import FILTER_FACETS, FILTERS
+from .subscribers import FILTER_FACETS, FILTERS, QUERY
 
 __all__ = [
     "OFFICIAL_ORG_TYPES",
@@ -35,6 +35,7 @@ __all__ = [
     "BadQuery",
     "FILTERS",
     "FILTER_FACETS",
+    "QUERY",
     "InvalidTag",
     "MigrationFailed",
     "MigrationInterrupted",
