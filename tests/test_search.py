@@ -819,3 +819,26 @@ def test_after_id_leaves_out_a_late_copy_of_a_story_stored_before(stiwatch, db_p
         # the story itself, stored before, still lists with its copy stored since
         [row] = store.search("windfall", limit=5)
         assert (row["id"], row["copies"]) == (late["nsf"], 2)
+
+
+def test_items_matching_keeps_the_given_items_search_would_match(db_path, ids):
+    """The digest's test of a reader's saved query (`subscribers add --query`): each item on
+    its own text, copies included, among the ids it is given; search's syntax and errors."""
+    with db.open_store(db_path) as store:
+        every = list(ids.values())
+
+        def keys(found):
+            return {key for key, item_id in ids.items() if item_id in found}
+
+        assert keys(store.items_matching("quantum", every)) == {
+            "jp-quantum", "jp-semis", "us-discovery"}
+        assert keys(store.items_matching('"Horizon Europe"', every)) == {"eu-open", "eu-open-copy"}
+        assert keys(store.items_matching('"Horizon Europe"', [ids["eu-open-copy"],
+                                                              ids["jp-quantum"]])) == {
+            "eu-open-copy"}
+        assert keys(store.items_matching("security OR galaxy -china", every)) == {
+            "jp-quantum", "us-discovery"}
+        assert store.items_matching("quantum", []) == set()
+        for bad in ('"unfinished phrase', "   ", "-china"):
+            with pytest.raises(db.BadQuery):
+                store.items_matching(bad, every)
