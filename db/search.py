@@ -390,6 +390,19 @@ def _render(node: Any, cjk: bool, typed_cjk: bool = False) -> str | None:
     raise TypeError(node)
 
 
+def query_terms(text: str) -> list[str]:
+    """The words and phrases ``text`` searches for (not those it excludes), each once, in
+    order, written as a query of its own (`"Horizon Europe"`, `semicond*`, `量子技術`): what a
+    match may owe to each. BadQuery if malformed."""
+    out: list[str] = []
+    for term, positive in _terms(parse_query(text)):
+        shown = (f'"{term.text}"' if any(not _is_word_char(char) for char in term.text)
+                 else term.text) + ("*" if term.prefix else "")
+        if positive and shown not in out:
+            out.append(shown)
+    return out
+
+
 def fts_query(text: str) -> str:
     """The user's query in FTS5 syntax for items_fts, the index of every item.
 

@@ -23,7 +23,7 @@ import re
 from typing import Any, Callable, Iterable, Mapping
 
 from classifier.taxonomy import load_taxonomy
-from db import FILTER_FACETS, FILTERS, OFFICIAL_ORG_TYPES, QUERY
+from db import FILTER_FACETS, FILTERS, OFFICIAL_ORG_TYPES, QUERY, query_terms
 
 from .errors import DigestError
 from .events import LEAD_CHARS, Report, event_groups
@@ -215,6 +215,12 @@ class Story:
         return (-self.source_count, -band, -self.published.timestamp(), self.id)
 
 
+@lru_cache(maxsize=4096)
+def _query_terms(query: str) -> tuple[str, ...]:
+    """``query_terms``, parsed once for every story of every reader who follows ``query``."""
+    return tuple(query_terms(query))
+
+
 class QueryNotSearched(DigestError):
     """A reader's query asked of stories read without a store to search them in."""
 
@@ -257,6 +263,17 @@ class WeekData:
                                          in enumerate(self.stories)
                                          if not hits.isdisjoint(story.items)}
         return found
+
+    def words(self, query: str, position: int) -> list[str]:
+        """The words and phrases of ``query`` (``query_terms``) that the story at ``position``,
+        which ``query`` matches, has: each looked up as a query of its own, once a week like
+        any query, and only for a query of several (one alone is what matched)."""
+        terms = _query_terms(query)
+        if len(terms) > 1:
+            found = [term for term in terms if position in self.search(term)]
+            # a term matched within a column or NEAR group only is found without them too
+            return found or [query]
+        return list(terms) or [query]
 
     def matching(self, filters: Mapping[str, list[str]], query: str = "") -> list[int]:
         """Positions (in rank order) of the stories that pass ``filters`` (what `match` says of
@@ -449,9 +466,10 @@ class Digest:
         return "; and ".join(parts) if parts else "none (you get everything)"
 
 
-def words_why(query: str) -> str:
-    """A reader's query as their filters and the "why" line name it."""
-    return f"words: {query}"
+def words_why(words: str) -> str:
+    """A reader's query as their filters name it, or the words of it a story has as its "why"
+    line names them."""
+    return f"words: {words}"
 
 
 def _filters(subscriber: Mapping[str, Any] | None) -> dict[str, list[str]]:
@@ -504,15 +522,17 @@ def select(
     stories = data.stories
     matched = data.matching(filters, query)  # rank order
     groups = filter_groups(filters)
-    # every story shown matched the query: the "why" line names it after the tags it matched
-    words = [words_why(query)] if query else []
 
-    def entry(story: Story) -> Entry:
-        return Entry(story, (_why(story, groups) or []) + words)
+    def entry(week: WeekData, position: int) -> Entry:
+        story = week.stories[position]
+        why = _why(story, groups) or []
+        if query:  # every story shown matched it: which of its words, after the tags
+            why.append(words_why(", ".join(week.words(query, position))))
+        return Entry(story, why)
 
     headline_count = min(HEADLINES, cap)
     headlines = Section("headlines", "Headlines",
-                        [entry(stories[p]) for p in matched[:headline_count]])
+                        [entry(data, p) for p in matched[:headline_count]])
     wanted = set(filters["areas"])
     order = _area_order()
     shown: dict[str, list[int]] = {}
@@ -531,7 +551,7 @@ def select(
         if area not in counts:
             continue
         title = "Other STI policy" if area == OTHER else label_name("area", area)
-        sections.append(Section(area, title, [entry(stories[p]) for p in shown[area]],
+        sections.append(Section(area, title, [entry(data, p) for p in shown[area]],
                                 max(0, counts[area] - cap)))
     late_total = late_reports = 0
     reports = sum(stories[p].reports for p in matched)
@@ -544,7 +564,7 @@ def select(
         reports += late_reports
         if found:
             sections.append(Section(LATE, LATE_TITLE,
-                                    [entry(late.stories[p]) for p in found[:cap]],
+                                    [entry(late, p) for p in found[:cap]],
                                     max(0, len(found) - cap)))
     subscriber = subscriber or {}
     return Digest(

@@ -348,6 +348,18 @@ def test_a_query_keeps_the_stories_any_of_whose_items_name_it_and_says_so(horizo
         ["region: Europe", 'words: "Horizon Europe"']] * 2
     assert europe.filter_text() == 'places: Europe; and words: "Horizon Europe"'
     assert select(data, {"query": HORIZON, "countries": ["DE"]}, 10).empty
+    # of a query of several words or phrases, the why line names those the story has
+    either = select(data, {"query": f"{HORIZON} OR quantum* -Germany"}, 10)
+    assert {e.story.title: e.why for e in either.headlines.entries} == {
+        "Horizon Europe opens its 2027 calls": ['words: "Horizon Europe"'],
+        "UK researchers eligible for the 2027 calls": ['words: "Horizon Europe"'],
+        "Japan funds quantum research": ["words: quantum*"],
+        "Japan to associate to Horizon Europe": ['words: "Horizon Europe"']}
+    assert either.filter_text() == 'words: "Horizon Europe" OR quantum* -Germany'
+    both = select(data, {"query": "Japan programme"}, 10)
+    assert {e.story.title: e.why for e in both.headlines.entries} == {
+        "Japan funds quantum research": ["words: Japan, programme"],
+        "Japan to associate to Horizon Europe": ["words: Japan, programme"]}
     # the same store as search's: search finds the same three stories
     found = {row["title"] for row in horizon_store.search(HORIZON)}
     assert found == set(titles(digest))
