@@ -200,9 +200,10 @@ def main() -> None:
           f"{per_sub / shared:.1f}x the shared part; CPU time {1000 * per_sub_cpu / count:.1f} ms "
           "per digest (less swayed by other jobs on the host)")
     readers = sum(bool(sub.get("query")) for sub in subs)
-    print(f"queries: {readers} readers follow {searched} distinct queries, looked up once each "
-          f"(about {searching:.2f} s of the digests' time, {searched} lookups of "
-          f"{len(ids) if searched else 0:,} items)")
+    distinct = len({sub["query"] for sub in subs if sub.get("query")})
+    print(f"queries: {readers} readers follow {distinct} distinct queries, looked up once each "
+          f"with the words of those of several (about {searching:.2f} s of the digests' time, "
+          f"{searched} lookups of {len(ids) if searched else 0:,} items)")
     print(f"chart of every area: drawn in {drawn:.2f} s (matplotlib's import included), "
           f"{png:,} B of PNG ({(png + 2) // 3 * 4 * 77 // 76:,} B as base64)")
     print(f"readers' charts: {len(chart_sizes)} for {count} readers (one per set of areas, "

@@ -396,8 +396,10 @@ def query_terms(text: str) -> list[str]:
     match may owe to each. BadQuery if malformed."""
     out: list[str] = []
     for term, positive in _terms(parse_query(text)):
-        shown = (f'"{term.text}"' if any(not _is_word_char(char) for char in term.text)
-                 else term.text) + ("*" if term.prefix else "")
+        # bare where that reads the same (a word), else quoted: a phrase, and a quoted
+        # "OR", which bare would be the operator
+        bare = term.text not in ("AND", "OR", "NOT") and all(map(_is_word_char, term.text))
+        shown = (term.text if bare else f'"{term.text}"') + ("*" if term.prefix else "")
         if positive and shown not in out:
             out.append(shown)
     return out

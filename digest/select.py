@@ -10,7 +10,8 @@ one of them any id matches (OR); countries and regions together form the places 
 (words, in `stiwatch search`'s syntax) is one more filter ANDed with those: a story passes when
 any of its items (each report's original and copies) matches it, as the store's full-text index
 says (``Store.items_matching``), asked once per distinct query for the week's items and shared
-by every reader who follows it (``WeekData.search``).
+by every reader who follows it (``WeekData.search``); the "why" line names the words of it the
+story has (``WeekData.words``).
 """
 
 from __future__ import annotations

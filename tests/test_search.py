@@ -842,3 +842,20 @@ def test_items_matching_keeps_the_given_items_search_would_match(db_path, ids):
         for bad in ('"unfinished phrase', "   ", "-china"):
             with pytest.raises(db.BadQuery):
                 store.items_matching(bad, every)
+
+
+@pytest.mark.parametrize("query, terms", [
+    ('"Horizon Europe" OR "CHIPS and Science Act"',
+     ['"Horizon Europe"', '"CHIPS and Science Act"']),
+    ("export control* -china", ["export", "control*"]),
+    ("quantum OR 量子技術 NOT semiconductor", ["quantum", "量子技術"]),
+    ('title:(grant OR "OR") NEAR(research security, 3)',
+     ["grant", '"OR"', "research", "security"]),
+])
+def test_query_terms_are_each_a_query_search_reads(db_path, ids, query, terms):
+    """The words a digest reader's query looks for, each looked up on its own for the "why"
+    line: each must read as a query (a quoted "OR" stays quoted, not the operator)."""
+    assert db.query_terms(query) == terms
+    with db.open_store(db_path) as store:
+        for term in terms:
+            store.items_matching(term, list(ids.values()))
