@@ -11,6 +11,11 @@ on the wire (measured outside the timed part).
     python bench/digest_render.py            # 5,000 items, 1,000 subscribers
     python bench/digest_render.py --quick    # 500 items, 50 subscribers (smoke test)
     python bench/digest_render.py --section-cap 15   # bigger digests: some cut to the size budget
+    python bench/digest_render.py --no-queries   # no reader follows words (as before queries)
+
+A quarter of the readers follow words too (``QUERIES``, five shared queries, as
+`subscribers add --query`): each distinct query is looked up in the store once, by the first
+digest that needs it, inside the timed part; the time of those lookups is printed apart.
 """
 
 from __future__ import annotations
@@ -94,7 +99,13 @@ def build(path: Path, items: int, history: int, rng: random.Random) -> db.Store:
     return store
 
 
-def subscribers(count: int, rng: random.Random) -> list[dict]:
+# Shared by many readers, as analysts follow a programme or a law: a phrase, a word, an OR, a
+# prefix, an exclusion. Every fourth reader follows one, on top of their other filters.
+QUERIES = ['"research security"', "quantum", "hydrogen OR fusion", "semicond*",
+           "vaccine -climate"]
+
+
+def subscribers(count: int, rng: random.Random, queries: bool = True) -> list[dict]:
     taxonomy = load_taxonomy()
     areas, domains = list(taxonomy.ids("area")), list(taxonomy.ids("domain"))
     regions = sorted(set(REGION.values()))
@@ -112,6 +123,8 @@ def subscribers(count: int, rng: random.Random) -> list[dict]:
         elif kind == 4:
             sub["areas"] = rng.sample(areas, 2)
             sub["regions"] = rng.sample(regions, 2)
+        if queries and n % 4 == 0:
+            sub["query"] = QUERIES[(n // 4) % len(QUERIES)]
         subs.append(sub)
     return subs
 
@@ -121,6 +134,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--section-cap", type=int, default=None, metavar="N",
                         help="digest_section_cap (default: the setting's default, 8)")
+    parser.add_argument("--no-queries", action="store_true",
+                        help="no reader follows words (the readers of before queries)")
     args = parser.parse_args()
     items, history, count = (500, 100, 50) if args.quick else (5000, 1000, 1000)
     rng = random.Random(47)
@@ -140,7 +155,8 @@ def main() -> None:
         png = len(bundle.png)
         drawn = time.perf_counter() - drawing
         shared = time.perf_counter() - started
-        subs = subscribers(count, rng)
+        # The same readers' filters with or without queries (a generator of their own).
+        subs = subscribers(count, rng, queries=not args.no_queries)
         # Each reader's chart draws the areas they follow, once for all readers who follow the
         # same ones: drawn here, timed apart from the rest of their digests.
         drawing, drawing_cpu = time.perf_counter(), time.process_time()
@@ -169,6 +185,13 @@ def main() -> None:
             cpu += time.process_time() - measured_cpu  # left out of the CPU time too
         per_sub = time.perf_counter() - started - measuring
         per_sub_cpu = time.process_time() - cpu
+        searched = len(bundle.data.found)
+        # the lookups alone, again, on the same items: what the digests' time holds of them
+        searching = time.perf_counter()
+        ids = [item for story in bundle.data.stories for item in story.items]
+        for query in bundle.data.found:
+            store.items_matching(query, ids)
+        searching = time.perf_counter() - searching
     total = shared + charts + per_sub
     print(f"shared (week, 12-week trends, chart): {shared:.2f} s  [baseline]")
     print(f"{count} digests ({shown} items shown, {total_bytes / 1e6:.1f} MB of messages; "
@@ -176,6 +199,11 @@ def main() -> None:
           f"{per_sub:.2f} s = {1000 * per_sub / count:.1f} ms per digest, "
           f"{per_sub / shared:.1f}x the shared part; CPU time {1000 * per_sub_cpu / count:.1f} ms "
           "per digest (less swayed by other jobs on the host)")
+    readers = sum(bool(sub.get("query")) for sub in subs)
+    distinct = len({sub["query"] for sub in subs if sub.get("query")})
+    print(f"queries: {readers} readers follow {distinct} distinct queries, looked up once each "
+          f"with the words of those of several (about {searching:.2f} s of the digests' time, "
+          f"{searched} lookups of {len(ids) if searched else 0:,} items)")
     print(f"chart of every area: drawn in {drawn:.2f} s (matplotlib's import included), "
           f"{png:,} B of PNG ({(png + 2) // 3 * 4 * 77 // 76:,} B as base64)")
     print(f"readers' charts: {len(chart_sizes)} for {count} readers (one per set of areas, "

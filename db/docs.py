@@ -234,7 +234,7 @@ TABLES: dict[str, dict[str, Any]] = {
     },
     "subscribers": {
         "description": "Digest recipients and their filters (JSON arrays of label ids; an empty "
-        "array means everything). Personal data: `stiwatch serve` hides it unless started "
+        "array means everything), and the words each follows (`query`). Personal data: `stiwatch serve` hides it unless started "
         "with `--show-subscribers`.",
         "columns": {
             "email": "Address; unique.",
@@ -243,6 +243,9 @@ TABLES: dict[str, dict[str, Any]] = {
             "domains": "Technology domains wanted (JSON array).",
             "countries": "Countries wanted (JSON array of ISO codes or `EU`).",
             "regions": "Regions wanted (JSON array).",
+            "query": "Words wanted, as a `stiwatch search` query (`\"Horizon Europe\"`, "
+            "`export control*`): a story is sent only when one of its items matches it too; "
+            "NULL: no such filter. Added by migration 23.",
             "active": "1 while subscribed; 0 after `stiwatch subscribers remove` (history kept).",
             "created_at": "When added (ISO 8601 UTC).",
             "updated_at": "Last change (ISO 8601 UTC).",

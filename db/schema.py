@@ -667,6 +667,15 @@ MIGRATIONS: list[Migration] = [
         END;
         """,
     ),
+    Migration(
+        23,
+        "a reader's saved full-text query",
+        """
+        -- Words the taxonomy has no label for (a programme, a law), in `stiwatch search`'s
+        -- syntax; NULL: none. One more filter of the digest, ANDed with the others.
+        ALTER TABLE subscribers ADD COLUMN query TEXT;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -26,7 +26,7 @@ from datetime import datetime, time, timedelta, timezone, tzinfo
 from itertools import islice
 import re
 import sqlite3
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 import unicodedata
 
 from .cjk import CJK_CLASS, has_cjk, query_phrase, squeeze
@@ -388,6 +388,21 @@ def _render(node: Any, cjk: bool, typed_cjk: bool = False) -> str | None:
                 out = f"({out} NOT {part})"
         return out
     raise TypeError(node)
+
+
+def query_terms(text: str) -> list[str]:
+    """The words and phrases ``text`` searches for (not those it excludes), each once, in
+    order, written as a query of its own (`"Horizon Europe"`, `semicond*`, `量子技術`): what a
+    match may owe to each. BadQuery if malformed."""
+    out: list[str] = []
+    for term, positive in _terms(parse_query(text)):
+        # bare where that reads the same (a word), else quoted: a phrase, and a quoted
+        # "OR", which bare would be the operator
+        bare = term.text not in ("AND", "OR", "NOT") and all(map(_is_word_char, term.text))
+        shown = (term.text if bare else f'"{term.text}"') + ("*" if term.prefix else "")
+        if positive and shown not in out:
+            out.append(shown)
+    return out
 
 
 def fts_query(text: str) -> str:
@@ -1105,6 +1120,31 @@ class SearchMixin:
             return self.conn.execute(
                 f"SELECT count(DISTINCT story) FROM ({' UNION ALL '.join(parts)})", params
             ).fetchone()[0]
+
+    def items_matching(self, query: str, item_ids: Iterable[int]) -> set[int]:
+        """The items among ``item_ids`` that ``query`` matches, each on its own text, as
+        ``search`` matches an item (its syntax, the same index for an item with CJK letters):
+        the digest's test of a reader's saved query on the week's items. BadQuery if
+        ``query`` is empty or malformed.
+
+        The index is read over the range of the ids and the matches kept in Python: one walk
+        of each term's doclist, where a lookup per id costs one seek per id (a week holds
+        thousands), and a week's items are stored close together."""
+        _require_words(query)
+        ids = set(item_ids)
+        _, tables, params = self._plan(query, (), (), (), (), (), None, None, False,
+                                       timezone.utc)
+        if not ids:
+            return set()
+        params.update(low=min(ids), high=max(ids))
+        found: set[int] = set()
+        with _query_errors(query):
+            for table, match, conditions in tables:
+                sql = "SELECT i.id " + _matching(
+                    table, [*conditions, f"{table}.rowid BETWEEN :low AND :high"])
+                found.update(item for (item,) in self.conn.execute(sql, {**params, "q": match})
+                             if item in ids)
+        return found
 
     def _decorate(self, rows: list[dict[str, Any]]) -> None:
         """Add source names, copy counts and tags to a page of result rows (in place)."""

@@ -14,15 +14,25 @@ FILTER_FACETS = {"areas": "area", "domains": "domain", "countries": "country", "
 FILTERS = tuple(FILTER_FACETS)
 
 
+# A reader's saved full-text query (`stiwatch search`'s syntax), one more filter of the digest:
+# a column and key of its own, a string ("" for none) where the others are lists of ids.
+QUERY = "query"
+
+
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, **{f: json.loads(row[f] or "[]") for f in FILTERS}, "active": bool(row["active"])}
+    decoded = {key: value for key, value in row.items() if key != QUERY}
+    decoded.update({f: json.loads(row[f] or "[]") for f in FILTERS})
+    # after the other filters, where `subscribers list` shows it, not where the column was added
+    ordered = {key: decoded.pop(key) for key in ("email", "name", *FILTERS) if key in decoded}
+    return {**ordered, QUERY: row.get(QUERY) or "", **decoded, "active": bool(row["active"])}
 
 
 class SubscribersMixin:
     def save_subscribers(self, subscribers: Iterable[dict[str, Any]]) -> list[str]:
         """Insert or update subscribers (all or none); each becomes active. Returns new emails.
 
-        Filters are lists of label ids; an empty list means "everything".
+        Filters are lists of label ids; an empty list means "everything". ``query``: words
+        to follow, in `stiwatch search`'s syntax (checked by the caller); empty or absent: none.
         """
         now = utcnow()
         created = []
@@ -33,6 +43,7 @@ class SubscribersMixin:
                     "email": email,
                     "name": sub.get("name"),
                     **{f: json.dumps(list(sub.get(f) or [])) for f in FILTERS},
+                    QUERY: (sub.get(QUERY) or "").strip() or None,
                     "active": 1,
                     "updated_at": now,
                 }

@@ -303,9 +303,10 @@ def more_commands(digest: Digest, section: Section) -> list[str]:
     """`stiwatch search` command lines that list a section's stories, shown or not: the reader's
     filters, the section's area and its days, run as printed (search without a query lists
     the stories its filters match, newest first); for the late section the items stored after
-    the reader's last digest too (``--after-id``), as the section took them. Two commands for
-    a reader with both countries and regions: the digest takes stories about either, search's
-    filters must all match."""
+    the reader's last digest too (``--after-id``), as the section took them; the reader's query
+    as search's QUERY (after ``--``: a query may start with `-`), listed newest first too
+    (``--sort newest``). Two commands for a reader with both countries and regions: the
+    digest takes stories about either, search's filters must all match."""
     filters = digest.filters
     weeks, areas = _section_scope(digest, section)
     first, last = weeks[0].monday, weeks[-1].sunday
@@ -325,6 +326,8 @@ def more_commands(digest: Digest, section: Section) -> list[str]:
     count = max(count, digest.late_reports if section.id == LATE else digest.reports)
     if count > SEARCH_LIMIT:
         tail += ["--limit", str(min(count, SEARCH_MAX))]
+    if digest.query:
+        tail += ["--sort", "newest", "--", digest.query]
     return [shlex.join(base + place + tail) for place in ([p for p in places if p] or [[]])]
 
 
@@ -345,7 +348,10 @@ def more_link(digest: Digest, section: Section, serve_url: str | None) -> str | 
     areas for the late and other sections) and its days that meet the reader's filters, newest
     first (for the late section, those stored after the reader's last digest: ``id__gt``);
     one page where search needs two commands, since a page can take items about the reader's
-    countries or regions. None without ``serve_url``."""
+    countries or regions; the reader's query as the page's search box (``_search``), which
+    reads `stiwatch search`'s syntax but matches each listed item on its own text only (a story
+    whose words are in a copy or another source's report alone is left out). None without
+    ``serve_url``."""
     if not serve_url:
         return None
     filters = digest.filters
@@ -368,6 +374,8 @@ def more_link(digest: Digest, section: Section, serve_url: str | None) -> str | 
     args += [("published_at__gte", start), ("published_at__lt", end)]
     if section.id == LATE and digest.late_after is not None:
         args.append(("id__gt", str(digest.late_after)))
+    if digest.query:
+        args.append(("_search", digest.query))
     return safe_url(f"{serve_url.rstrip('/')}/{LISTING}?{urlencode(args)}")
 
 

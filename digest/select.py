@@ -6,7 +6,12 @@ The week's stories are read from the store once (`load_week`) and shared by ever
 
 Filters: an empty list means everything. Areas, domains and places are combined with AND; within
 one of them any id matches (OR); countries and regions together form the places filter, so
-``countries = JP`` with ``regions = europe`` means "Japan or Europe".
+``countries = JP`` with ``regions = europe`` means "Japan or Europe". A reader's saved query
+(words, in `stiwatch search`'s syntax) is one more filter ANDed with those: a story passes when
+any of its items (each report's original and copies) matches it, as the store's full-text index
+says (``Store.items_matching``), asked once per distinct query for the week's items and shared
+by every reader who follows it (``WeekData.search``); the "why" line names the words of it the
+story has (``WeekData.words``).
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ from datetime import datetime, timezone
 import html
 from functools import lru_cache
 import re
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from classifier.taxonomy import load_taxonomy
-from db import FILTER_FACETS, FILTERS, OFFICIAL_ORG_TYPES
+from db import FILTER_FACETS, FILTERS, OFFICIAL_ORG_TYPES, QUERY, query_terms
 
+from .errors import DigestError
 from .events import LEAD_CHARS, Report, event_groups
 from .weeks import Week
 
@@ -160,11 +166,16 @@ class Story:
     # Item ids of the reports grouped into the story (its own first): one per write-up, the
     # copies of each not counted. len(ids) is what the trends count of it.
     ids: list[int] = field(default_factory=list)
+    # Every item of the story: each report's original and its copies. A reader's query is
+    # matched against each of them, as search matches every copy of a story.
+    items: list[int] = field(default_factory=list)
     _texts: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.ids:
             self.ids = [self.id]
+        if not self.items:
+            self.items = list(self.ids)
 
     @property
     def reports(self) -> int:
@@ -205,6 +216,20 @@ class Story:
         return (-self.source_count, -band, -self.published.timestamp(), self.id)
 
 
+@lru_cache(maxsize=4096)
+def _query_terms(query: str) -> tuple[str, ...]:
+    """``query_terms``, parsed once for every story of every reader who follows ``query``."""
+    return tuple(query_terms(query))
+
+
+class QueryNotSearched(DigestError):
+    """A reader's query asked of stories read without a store to search them in."""
+
+
+# The store's test of a query: (query, item ids) -> the ids it matches (Store.items_matching).
+ItemsMatching = Callable[[str, list[int]], set[int]]
+
+
 @dataclass
 class WeekData:
     week: Week
@@ -212,6 +237,10 @@ class WeekData:
     # (facet key, value) -> positions in ``stories`` carrying it: a subscriber's filters become
     # a few set operations instead of a pass over every story.
     index: dict[tuple[str, str], set[int]] = field(default_factory=dict)
+    # How readers' queries are matched (``load_week`` gives the store's); None: no store.
+    items_matching: ItemsMatching | None = field(default=None, repr=False, compare=False)
+    # query -> positions of the stories it matches, each query asked of the store once
+    found: dict[str, set[int]] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.index:
@@ -220,14 +249,44 @@ class WeekData:
                     for value in getattr(story, key):
                         self.index.setdefault((key, value), set()).add(position)
 
-    def matching(self, filters: Mapping[str, list[str]]) -> list[int]:
+    def search(self, query: str) -> set[int]:
+        """Positions of the stories any of whose items ``query`` matches: the store is asked
+        once per query for all the week's items, whichever readers follow it (a thousand
+        readers share a few queries). BadQuery from the store for a query it cannot read."""
+        found = self.found.get(query)
+        if found is None:
+            if self.items_matching is None:
+                raise QueryNotSearched(f"the query {query!r} cannot be matched: these stories "
+                                       "were read without a store")
+            hits = self.items_matching(query, [item for story in self.stories
+                                               for item in story.items])
+            found = self.found[query] = {position for position, story
+                                         in enumerate(self.stories)
+                                         if not hits.isdisjoint(story.items)}
+        return found
+
+    def words(self, query: str, position: int) -> list[str]:
+        """The words and phrases of ``query`` (``query_terms``) that the story at ``position``,
+        which ``query`` matches, has: each looked up as a query of its own, once a week like
+        any query, and only for a query of several (one alone is what matched)."""
+        terms = _query_terms(query)
+        if len(terms) > 1:
+            found = [term for term in terms if position in self.search(term)]
+            # a term matched within a column or NEAR group only is found without them too
+            return found or [query]
+        return list(terms) or [query]
+
+    def matching(self, filters: Mapping[str, list[str]], query: str = "") -> list[int]:
         """Positions (in rank order) of the stories that pass ``filters`` (what `match` says of
-        one story, for all of them at once through the index)."""
+        one story, for all of them at once through the index) and ``query`` ("": none)."""
         chosen: set[int] | None = None
         for group in filter_groups(filters):
             found: set[int] = set()
             for key in group:
                 found |= self.index.get(key, set())
+            chosen = found if chosen is None else chosen & found
+        if query:
+            found = self.search(query)
             chosen = found if chosen is None else chosen & found
         if chosen is None:
             return list(range(len(self.stories)))
@@ -294,10 +353,11 @@ def load_week(store: Any, week: Week, rows: list[dict[str, Any]] | None = None) 
             area_scores={v: (s if s is not None else 1.0) for v, s in row["areas"]},
             language=_language_tag(page.get("language") or row.get("language")),
             official=page.get("source_org_type") in OFFICIAL,
+            items=[copy["id"] for copy in coverage],
         ))
     stories = group_events(stories, store.leads([story.id for story in stories], LEAD_CHARS))
     stories.sort(key=Story.rank_key)
-    return WeekData(week, stories)
+    return WeekData(week, stories, items_matching=store.items_matching)
 
 
 def group_events(stories: list[Story], leads: Mapping[int, str]) -> list[Story]:
@@ -344,7 +404,8 @@ def _merge(members: list[Story]) -> Story:
         lead, sources=sources, policy_score=max(m.policy_score for m in members),
         areas=sorted(area_scores, key=lambda a: (-area_scores[a], a)),
         domains=union("domains"), countries=union("countries"), regions=union("regions"),
-        area_scores=area_scores, ids=[m.id for m in members], _texts={})
+        area_scores=area_scores, ids=[m.id for m in members],
+        items=[item for m in members for item in m.items], _texts={})
 
 
 # -- one subscriber ------------------------------------------------------------------------------
@@ -378,6 +439,7 @@ class Digest:
     # the highest item id of the reader's last digest: the late section has the items above it
     late_after: int | None = None
     late_reports: int = 0  # the reports grouped into the ``late_total`` stories
+    query: str = ""  # the words the reader follows (`stiwatch search`'s syntax), "" for none
 
     @property
     def empty(self) -> bool:
@@ -386,7 +448,7 @@ class Digest:
     @property
     def filtered(self) -> bool:
         """Whether the reader chose filters (an unfiltered reader's stories "matched" nothing)."""
-        return bool(filter_groups(self.filters))
+        return bool(filter_groups(self.filters) or self.query)
 
     @property
     def shown(self) -> int:
@@ -400,12 +462,24 @@ class Digest:
         parts = [f"{titles[group[0][0]]}: "
                  + " or ".join(label_name(FILTER_FACETS[key], v) for key, v in group)
                  for group in filter_groups(self.filters)]
+        if self.query:
+            parts.append(words_why(self.query))
         return "; and ".join(parts) if parts else "none (you get everything)"
+
+
+def words_why(words: str) -> str:
+    """A reader's query as their filters name it, or the words of it a story has as its "why"
+    line names them."""
+    return f"words: {words}"
 
 
 def _filters(subscriber: Mapping[str, Any] | None) -> dict[str, list[str]]:
     subscriber = subscriber or {}
     return {key: list(subscriber.get(key) or []) for key in FILTERS}
+
+
+def _query(subscriber: Mapping[str, Any] | None) -> str:
+    return " ".join(str((subscriber or {}).get(QUERY) or "").split())
 
 
 def match(story: Story, filters: Mapping[str, list[str]]) -> list[str] | None:
@@ -439,19 +513,27 @@ def select(
 
     ``late``: stories published in the weeks before, stored after some digest was built;
     those above ``late_after`` (the highest item id of the subscriber's last digest) reached
-    none of theirs and end the digest in a section of their own. None: no such section."""
+    none of theirs and end the digest in a section of their own. None: no such section.
+
+    The subscriber's query (``query``) is matched in the store, once for all readers who
+    follow it (``WeekData.search``); QueryNotSearched when ``data`` has no store."""
     filters = _filters(subscriber)
+    query = _query(subscriber)
     cap = max(1, int(cap))
     stories = data.stories
-    matched = data.matching(filters)  # rank order
+    matched = data.matching(filters, query)  # rank order
     groups = filter_groups(filters)
 
-    def entry(story: Story) -> Entry:
-        return Entry(story, _why(story, groups) or [])
+    def entry(week: WeekData, position: int) -> Entry:
+        story = week.stories[position]
+        why = _why(story, groups) or []
+        if query:  # every story shown matched it: which of its words, after the tags
+            why.append(words_why(", ".join(week.words(query, position))))
+        return Entry(story, why)
 
     headline_count = min(HEADLINES, cap)
     headlines = Section("headlines", "Headlines",
-                        [entry(stories[p]) for p in matched[:headline_count]])
+                        [entry(data, p) for p in matched[:headline_count]])
     wanted = set(filters["areas"])
     order = _area_order()
     shown: dict[str, list[int]] = {}
@@ -470,19 +552,20 @@ def select(
         if area not in counts:
             continue
         title = "Other STI policy" if area == OTHER else label_name("area", area)
-        sections.append(Section(area, title, [entry(stories[p]) for p in shown[area]],
+        sections.append(Section(area, title, [entry(data, p) for p in shown[area]],
                                 max(0, counts[area] - cap)))
     late_total = late_reports = 0
     reports = sum(stories[p].reports for p in matched)
     if late is not None and late_after is not None:
         # A story any of whose reports the reader's last digest was built without.
-        found = [p for p in late.matching(filters) if max(late.stories[p].ids) > late_after]
+        found = [p for p in late.matching(filters, query)
+                 if max(late.stories[p].ids) > late_after]
         late_total = len(found)
         late_reports = sum(late.stories[p].reports for p in found)
         reports += late_reports
         if found:
             sections.append(Section(LATE, LATE_TITLE,
-                                    [entry(late.stories[p]) for p in found[:cap]],
+                                    [entry(late, p) for p in found[:cap]],
                                     max(0, len(found) - cap)))
     subscriber = subscriber or {}
     return Digest(
@@ -498,4 +581,5 @@ def select(
         late_total=late_total,
         late_after=late_after if late is not None else None,
         late_reports=late_reports,
+        query=query,
     )

@@ -293,3 +293,111 @@ def test_an_event_hundreds_of_sources_reported_is_one_story(tmp_path):
                 for k in range(count)])
     digest = select(load_week(store, parse_week(W47, "Asia/Tokyo")), None, 10)
     assert (digest.total, digest.reports) == (1, count)
+
+
+@pytest.fixture
+def horizon_store(tmp_path):
+    """The week's news of Horizon Europe: in a title, in a copy's words alone, in another
+    source's report of one event, in the weeks before, and stories that do not name it."""
+    return build(tmp_path / "s.db", [
+        story("https://eu-rtd.example/call", "2026-11-17T01:00:00Z", source="eu-rtd",
+              title="Horizon Europe opens its 2027 calls",
+              summary="The Commission opened the first calls of the programme's 2027 work plan.",
+              areas=["public_research"], countries=["EU"], regions=["europe"]),
+        story("https://uk-ukri.example/assoc", "2026-11-18T01:00:00Z", source="uk-ukri",
+              title="UK researchers eligible for the 2027 calls",
+              summary="British researchers may apply under the association agreement.",
+              areas=["international"], countries=["GB"], regions=["europe"]),
+        # the copy names the programme, its original does not
+        story("https://news-a.example/assoc", "2026-11-18T05:00:00Z", source="news-a",
+              title="UK researchers eligible for the 2027 calls",
+              summary="Association to Horizon Europe lets British researchers apply.",
+              duplicate_of="https://uk-ukri.example/assoc"),
+        story("https://de-bmbf.example/horizon-budget", "2026-11-19T01:00:00Z", source="de-bmbf",
+              title="Germany asks for a larger research budget",
+              summary="The ministry wants Horizon's successor to grow; Europe must invest.",
+              areas=["public_research"], countries=["DE"], regions=["europe"]),
+        story("https://jp-mext.example/quantum", "2026-11-19T02:00:00Z", source="jp-mext",
+              title="Japan funds quantum research", summary="A new quantum programme.",
+              areas=["public_research"], countries=["JP"], regions=["east_asia"]),
+        story("https://jp-mext.example/horizon-jp", "2026-11-20T02:00:00Z", source="jp-mext",
+              title="Japan to associate to Horizon Europe",
+              summary="Japan begins talks on association to Horizon Europe, the EU programme.",
+              areas=["international"], countries=["JP"], regions=["east_asia"]),
+    ])
+
+
+HORIZON = '"Horizon Europe"'
+
+
+def test_a_query_keeps_the_stories_any_of_whose_items_name_it_and_says_so(horizon_store):
+    data = load_week(horizon_store, parse_week(W47, "Asia/Tokyo"))
+    digest = select(data, {"email": "a@b.org", "query": HORIZON}, 10)
+    # not "Horizon's successor ... Europe": the phrase, as `stiwatch search` reads it
+    assert set(titles(digest)) == {"Horizon Europe opens its 2027 calls",
+                                   "UK researchers eligible for the 2027 calls",
+                                   "Japan to associate to Horizon Europe"}
+    assert digest.total == 3
+    assert {tuple(e.why) for e in digest.headlines.entries} == {('words: "Horizon Europe"',)}
+    assert digest.filtered and digest.filter_text() == 'words: "Horizon Europe"'
+    # ANDed with the other filters, the "why" line naming both
+    europe = select(data, {"email": "a@b.org", "query": HORIZON, "regions": ["europe"]}, 10)
+    assert titles(europe) == ["UK researchers eligible for the 2027 calls",
+                              "Horizon Europe opens its 2027 calls"]
+    assert [e.why for e in europe.headlines.entries] == [
+        ["region: Europe", 'words: "Horizon Europe"']] * 2
+    assert europe.filter_text() == 'places: Europe; and words: "Horizon Europe"'
+    assert select(data, {"query": HORIZON, "countries": ["DE"]}, 10).empty
+    # of a query of several words or phrases, the why line names those the story has
+    either = select(data, {"query": f"{HORIZON} OR quantum* -Germany"}, 10)
+    assert {e.story.title: e.why for e in either.headlines.entries} == {
+        "Horizon Europe opens its 2027 calls": ['words: "Horizon Europe"'],
+        "UK researchers eligible for the 2027 calls": ['words: "Horizon Europe"'],
+        "Japan funds quantum research": ["words: quantum*"],
+        "Japan to associate to Horizon Europe": ['words: "Horizon Europe"']}
+    assert either.filter_text() == 'words: "Horizon Europe" OR quantum* -Germany'
+    both = select(data, {"query": "Japan programme"}, 10)
+    assert {e.story.title: e.why for e in both.headlines.entries} == {
+        "Japan funds quantum research": ["words: Japan, programme"],
+        "Japan to associate to Horizon Europe": ["words: Japan, programme"]}
+    # the same store as search's: search finds the same three stories
+    found = {row["title"] for row in horizon_store.search(HORIZON)}
+    assert found == set(titles(digest))
+
+
+def test_readers_who_share_a_query_have_it_searched_once_for_the_week(horizon_store):
+    data = load_week(horizon_store, parse_week(W47, "Asia/Tokyo"))
+    searched = []
+    horizon_store.conn.set_trace_callback(
+        lambda sql: searched.append(sql) if "MATCH" in sql else None)
+    try:
+        readers = [select(data, {"email": f"r{n}@b.org", "query": HORIZON,
+                                 "countries": countries}, 10)
+                   for n, countries in enumerate([[], ["JP"], ["GB", "EU"], []])]
+        other = select(data, {"email": "q@b.org", "query": "quantum"}, 10)
+    finally:
+        horizon_store.conn.set_trace_callback(None)
+    assert [len(titles(d)) for d in readers] == [3, 1, 2, 3]
+    assert titles(readers[1]) == ["Japan to associate to Horizon Europe"]
+    assert titles(other) == ["Japan funds quantum research"]
+    assert len(searched) == 2  # one statement per distinct query (items_fts; no CJK items)
+
+
+def test_a_cjk_query_matches_as_search_does(tmp_path):
+    store = build(tmp_path / "s.db", [
+        story("https://jp-mext.example/q", "2026-11-17T01:00:00Z", title="量子技術イノベーション戦略を改定",
+              summary="文部科学省は量子技術の研究開発を強化する。", language="ja",
+              areas=["public_research"], countries=["JP"]),
+        story("https://jp-mext.example/ai", "2026-11-17T02:00:00Z", title="AI戦略会議を開催",
+              summary="生成AIの研究開発について議論した。", language="ja",
+              areas=["public_research"], countries=["JP"]),
+        story("https://us-nsf.example/q", "2026-11-17T03:00:00Z", source="us-nsf",
+              title="NSF funds quantum technology", areas=["public_research"], countries=["US"]),
+    ])
+    data = load_week(store, parse_week(W47, "Asia/Tokyo"))
+    assert titles(select(data, {"query": "量子技術"}, 10)) == ["量子技術イノベーション戦略を改定"]
+    # 研究 sits inside 研究開発 in both Japanese stories: found where it stands, as search does
+    assert set(titles(select(data, {"query": "研究"}, 10))) == {"量子技術イノベーション戦略を改定",
+                                                              "AI戦略会議を開催"}
+    assert set(titles(select(data, {"query": "quantum OR 量子技術"}, 10))) == {
+        "量子技術イノベーション戦略を改定", "NSF funds quantum technology"}

@@ -9,6 +9,7 @@ from email import policy
 import json
 import os
 from pathlib import Path
+import shlex
 import signal
 import subprocess
 import sys
@@ -1612,3 +1613,89 @@ def test_run_with_digest_refuses_a_token_without_its_secret_before_crawling(stor
         assert s.deliveries(WEEK.label) == []
         [run] = s.runs()
     assert run["status"] == "failed" and run["command"] == "run --digest"
+
+
+HORIZON_WEEK = [
+    story("https://eu-rtd.example/wp", "2026-11-17T03:00:00Z", source="eu-rtd",
+          title="Horizon Europe work programme for 2027 adopted",
+          summary="The Commission adopted the programme's last work plan.",
+          areas=["open_science"], countries=["EU"], regions=["europe"]),
+    story("https://de-bmbf.example/oa", "2026-11-18T03:00:00Z", source="de-bmbf",
+          title="Germany sets open access rules for federal grants",
+          summary="The rules follow those of Horizon Europe for publications.",
+          areas=["open_science"], countries=["DE"], regions=["europe"]),
+    story("https://jp-mext.example/assoc", "2026-11-19T03:00:00Z", source="jp-mext",
+          title="Japan opens talks on association to Horizon Europe",
+          summary="Japanese researchers could lead projects of the EU programme.",
+          areas=["international"], countries=["JP"], regions=["east_asia"]),
+]
+
+
+def test_a_reader_who_follows_words_gets_the_weeks_stories_that_name_them(
+        store, stiwatch, isolated_env, db_path):
+    """`subscribers add --query`: the week's stories that name the words and meet the other
+    filters, each saying so; the digest's filters name the query; a section cut short gives
+    the search commands that list what it took; stories found late are matched alike."""
+    add(store, HORIZON_WEEK)
+    store.close()
+    for args in (["hz@example.org", "--query", '"Horizon Europe"'],
+                 ["hzeu@example.org", "--query", '"Horizon Europe"', "--regions", "europe"],
+                 ["all@example.org", "--query", '"Horizon Europe"'],
+                 ["all@example.org", "--query", ""]):  # cleared: everything again
+        assert stiwatch("subscribers", "add", *args).exit_code == 0
+    env = {"STIWATCH_DIGEST_SECTION_CAP": "1"}
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+    assert result.exit_code == 0, result.output
+    folder = isolated_env / "outbox" / "2026-W47"
+
+    def read(path):
+        msg = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        return msg["Subject"], msg.get_body(("plain",)).get_content(), \
+            msg.get_body(("html",)).get_content()
+
+    subject, text, html = read(folder / "hz@example.org.eml")
+    assert subject.endswith(": 3 stories")
+    # cap 1: the headline and the open-science section's top story are shown
+    assert HORIZON_WEEK[2]["title"] in text and HORIZON_WEEK[1]["title"] in text
+    assert "1 more in Open science not shown" in text
+    assert "Japan research security" not in text and "EU open science mandate" not in text
+    assert text.count('Why you got this: words: "Horizon Europe"') == 2  # cap 1: 2 shown
+    assert "Why you got this: words: &#34;Horizon Europe&#34;" in html
+    assert 'Filters: words: "Horizon Europe".' in text
+    assert "filters: words: &#34;Horizon Europe&#34;." in html
+    # the open-science section took two stories and shows one: its command lists both
+    [command] = [line.strip() for line in text.splitlines()
+                 if line.strip().startswith("stiwatch search") and "open_science" in line]
+    assert command.endswith("--sort newest -- '\"Horizon Europe\"'"), command
+    # run as printed (JSON asked for before the `--` that starts the query)
+    listed = stiwatch("search", "--format", "json", *shlex.split(command)[2:])
+    assert listed.exit_code == 0, listed.output
+    assert sorted(row["title"] for row in json.loads(listed.stdout)) == sorted(
+        item["title"] for item in HORIZON_WEEK[:2])
+
+    subject, text, _ = read(folder / "hzeu@example.org.eml")
+    assert subject.endswith(": 2 stories") and HORIZON_WEEK[2]["title"] not in text
+    assert "Why you got this: region: Europe; words: \"Horizon Europe\"" in text
+    assert 'Filters: places: Europe; and words: "Horizon Europe".' in text
+    subject, text, _ = read(folder / "all@example.org.eml")
+    assert subject.endswith(": 5 stories") and "Filters: none" in text
+
+    # W48: two stories of W47 stored since, one naming the programme
+    with db.open_store(db_path) as later:
+        add(later, [
+            story("https://eu-rtd.example/late", "2026-11-20T03:00:00Z", source="eu-rtd",
+                  title="Horizon Europe mission boards named", areas=["governance"],
+                  countries=["EU"], regions=["europe"]),
+            story("https://eu-rtd.example/other", "2026-11-20T04:00:00Z", source="eu-rtd",
+                  title="EU digital skills targets", areas=["governance"], countries=["EU"],
+                  regions=["europe"]),
+        ])
+        report = send_week(later, settings_for(digest_section_cap=1),
+                           parse_week("2026-W48", "Asia/Tokyo"),
+                           now=datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc))
+    assert "hz@example.org" in report.sent
+    subject, text, _ = read(isolated_env / "outbox" / "2026-W48" / "hz@example.org.eml")
+    late = text.split("== Found since your last digest ==", 1)[1]
+    assert "Horizon Europe mission boards named" in late
+    assert "EU digital skills targets" not in text
+    assert subject.endswith(": 1 story")

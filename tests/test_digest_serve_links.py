@@ -81,8 +81,9 @@ def listed(stiwatch, commands):
     """The URLs the `stiwatch search` command lines list, together."""
     urls = set()
     for command in commands:
-        args = shlex.split(command)[1:]
-        result = stiwatch(*args, "--format", "json")
+        # JSON asked for before a reader's query, which follows `--`
+        search, *args = shlex.split(command)[1:]
+        result = stiwatch(search, "--format", "json", *args)
         assert result.exit_code == 0, result.output
         urls |= {row["url"] for row in json.loads(result.output)}
     return urls
@@ -128,6 +129,36 @@ def test_the_more_lines_link_to_their_stories_in_stiwatch_serve(store, db_path, 
     [link] = [unquoted for unquoted in map(urllib.parse.unquote_plus, re.findall(
         r'href="([^"]*items_tagged_json[^"]*)"', html)) if "research_security" in unquoted]
     assert "_tags_any=countries:US,regions:east_asia" in link
+
+
+def test_a_readers_query_is_searched_by_the_more_lines_commands_and_page(store, db_path,
+                                                                         tmp_path, stiwatch):
+    """A reader who follows words (`subscribers add --query`): the commands give search the
+    query and the page its search box (`_search`), so both list the section's stories, the
+    ones naming the words, not every story of its area."""
+    # a query may start with a minus sign: search reads it after `--`
+    store.save_subscribers([{"email": "dana@example.org", "query": "-BMBF security OR rule"}])
+    with serving(db_path, tmp_path) as base:
+        settings = settings_with(serve_url=f"{base}/{db_path.stem}")
+        digest, text, html = parts(store, settings, "dana@example.org")
+        assert digest.total == 10  # NSF rules 0-5, MEXT security 0-3: not BMBF's, not MEXT's
+        # governance stories
+        [section] = [s for s in digest.sections if s.more]
+        commands = more_commands(digest, section)
+        assert [command.endswith(" --sort newest -- '-BMBF security OR rule'")
+                for command in commands] == [True]
+        for command in commands:
+            assert f"    {command}" in text.replace("\r\n", "\n")
+        [link] = [link.replace("&amp;", "&") for link in re.findall(
+            r'not shown\. <a href="([^"]+)" class="l">List them in the browser', html)]
+        assert "_search=-BMBF+security+OR+rule" in link
+        path, _, query = link.partition("?")
+        status, body = get(f"{path}.json?{query}&_shape=array&_size=max")
+        assert status == 200, body
+        shown = {row["url"] for row in json.loads(body)}
+    assert shown == listed(stiwatch, commands) == {
+        *(f"https://mext.example/{n}" for n in range(4)),
+        *(f"https://nsf.example/{n}" for n in range(6))}
 
 
 def test_the_listing_pages_title_states_every_condition_of_the_link(store, db_path, tmp_path):

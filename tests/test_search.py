@@ -819,3 +819,43 @@ def test_after_id_leaves_out_a_late_copy_of_a_story_stored_before(stiwatch, db_p
         # the story itself, stored before, still lists with its copy stored since
         [row] = store.search("windfall", limit=5)
         assert (row["id"], row["copies"]) == (late["nsf"], 2)
+
+
+def test_items_matching_keeps_the_given_items_search_would_match(db_path, ids):
+    """The digest's test of a reader's saved query (`subscribers add --query`): each item on
+    its own text, copies included, among the ids it is given; search's syntax and errors."""
+    with db.open_store(db_path) as store:
+        every = list(ids.values())
+
+        def keys(found):
+            return {key for key, item_id in ids.items() if item_id in found}
+
+        assert keys(store.items_matching("quantum", every)) == {
+            "jp-quantum", "jp-semis", "us-discovery"}
+        assert keys(store.items_matching('"Horizon Europe"', every)) == {"eu-open", "eu-open-copy"}
+        assert keys(store.items_matching('"Horizon Europe"', [ids["eu-open-copy"],
+                                                              ids["jp-quantum"]])) == {
+            "eu-open-copy"}
+        assert keys(store.items_matching("security OR galaxy -china", every)) == {
+            "jp-quantum", "us-discovery"}
+        assert store.items_matching("quantum", []) == set()
+        for bad in ('"unfinished phrase', "   ", "-china"):
+            with pytest.raises(db.BadQuery):
+                store.items_matching(bad, every)
+
+
+@pytest.mark.parametrize("query, terms", [
+    ('"Horizon Europe" OR "CHIPS and Science Act"',
+     ['"Horizon Europe"', '"CHIPS and Science Act"']),
+    ("export control* -china", ["export", "control*"]),
+    ("quantum OR 量子技術 NOT semiconductor", ["quantum", "量子技術"]),
+    ('title:(grant OR "OR") NEAR(research security, 3)',
+     ["grant", '"OR"', "research", "security"]),
+])
+def test_query_terms_are_each_a_query_search_reads(db_path, ids, query, terms):
+    """The words a digest reader's query looks for, each looked up on its own for the "why"
+    line: each must read as a query (a quoted "OR" stays quoted, not the operator)."""
+    assert db.query_terms(query) == terms
+    with db.open_store(db_path) as store:
+        for term in terms:
+            store.items_matching(term, list(ids.values()))

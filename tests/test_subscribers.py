@@ -324,3 +324,77 @@ def test_after_the_secret_changes_links_already_sent_work_while_the_old_one_is_l
     shown = stiwatch("config", env=rotated).output
     assert old not in shown and older not in shown and new not in shown
     assert "unsubscribe_previous_secrets" in shown
+
+
+def test_add_saves_a_query_lists_it_keeps_it_on_update_and_clears_it(stiwatch, db_path):
+    result = stiwatch("subscribers", "add", "eve@example.org", "--query",
+                      '  "Horizon   Europe" OR title:grant*  ')
+    assert result.exit_code == 0, result.output
+    assert listed(stiwatch)["eve@example.org"]["query"] == '"Horizon Europe" OR title:grant*'
+    assert '"Horizon Europe" OR title:grant*' in stiwatch("subscribers", "list").output
+    # another option changes only itself
+    assert stiwatch("subscribers", "add", "eve@example.org", "--areas", "governance").exit_code == 0
+    eve = listed(stiwatch)["eve@example.org"]
+    assert eve["query"] == '"Horizon Europe" OR title:grant*' and eve["areas"] == ["governance"]
+    assert stiwatch("subscribers", "add", "eve@example.org", "--query", "").exit_code == 0
+    eve = listed(stiwatch)["eve@example.org"]
+    assert eve["query"] == "" and eve["areas"] == ["governance"]
+    with db.open_store(db_path) as store:  # no query is no value, not an empty string
+        assert store.scalar("SELECT query FROM subscribers WHERE email = 'eve@example.org'") is None
+    assert stiwatch("subscribers", "add", "ann@example.org").exit_code == 0
+    assert listed(stiwatch)["ann@example.org"]["query"] == ""
+
+
+def test_add_refuses_a_query_search_refuses_and_stores_nothing(stiwatch, db_path):
+    assert stiwatch("subscribers", "add", "eve@example.org", "--query", "quantum").exit_code == 0
+    for query, reason in [('"Horizon Europe', "the quote in '\"Horizon Europe' is not closed"),
+                          ("-china", "'-china' only excludes"),
+                          ("quantum OR", "OR has no word after it"),
+                          ("(chips", "a '(' is not closed with ')'"),
+                          ("#", "it has no word to search for")]:
+        for email in ("eve@example.org", "new@example.org"):
+            result = stiwatch("subscribers", "add", email, "--query", query, "--areas",
+                              "governance")
+            assert result.exit_code == 2, (query, result.output)
+            [line] = result.stderr.splitlines()
+            assert line.startswith(f"Error: query: cannot search for {query!r}: {reason}"), line
+            # the very words `stiwatch search` gives
+            search = stiwatch("search", "--", query)
+            assert search.exit_code == 2 and reason in search.output
+    assert listed(stiwatch) == {"eve@example.org": listed(stiwatch)["eve@example.org"]}
+    eve = listed(stiwatch)["eve@example.org"]
+    assert eve["query"] == "quantum" and eve["areas"] == []
+
+
+def test_import_takes_a_query_column_and_refuses_a_bad_query_naming_its_line(stiwatch, tmp_path):
+    good = tmp_path / "subs.csv"
+    good.write_text(
+        "email,name,areas,domains,countries,regions,query\n"
+        'aiko@example.org,Aiko,,,JP,,"""Horizon Europe"" OR 量子技術"\n'
+        "ben@example.org,Ben,,,,,export control*\n"
+        "chloe@example.org,,,,,,\n", encoding="utf-8")
+    result = stiwatch("subscribers", "import", str(good))
+    assert result.exit_code == 0, result.output
+    rows = listed(stiwatch)
+    assert rows["aiko@example.org"]["query"] == '"Horizon Europe" OR 量子技術'
+    assert rows["ben@example.org"]["query"] == "export control*"
+    assert rows["chloe@example.org"]["query"] == ""
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "email,query\n"
+        "dan@example.org,quantum\n"
+        'ben@example.org,"""CHIPS and Science Act"\n'
+        "erin@example.org,research NOT\n", encoding="utf-8")
+    result = stiwatch("subscribers", "import", str(bad))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"Error: {bad}: line 3: query: cannot search for '\"CHIPS and Science Act': the quote "
+        "in '\"CHIPS and Science Act' is not closed. Use words, \"quoted phrases\", AND, OR, "
+        "NOT (in capitals), parentheses, prefix*, title:word and -word (see `stiwatch search "
+        "--help`).",
+        f"Error: {bad}: line 4: query: cannot search for 'research NOT': NOT has no word after it. "
+        "Use words, \"quoted phrases\", AND, OR, NOT (in capitals), parentheses, prefix*, "
+        "title:word and -word (see `stiwatch search --help`).",
+        "Error: nothing was imported"]
+    assert listed(stiwatch) == rows  # nothing stored, ben's query kept

@@ -19,7 +19,7 @@ from digest.message import SECRET_VARIABLE, name_problem, normalise_email, token
 from ..app import App, pass_app
 from ..output import counted, echo_json, echo_table
 
-COLUMNS = ("email", "name", *db.FILTERS)  # of a subscribers CSV
+COLUMNS = ("email", "name", *db.FILTERS, db.QUERY)  # of a subscribers CSV
 FACETS = db.FILTER_FACETS
 # Deliberately plain: one @, a dot-separated domain with a 2+ letter top level, no spaces.
 EMAIL_RE = re.compile(
@@ -71,11 +71,25 @@ def check_ids(key: str, raw: str | Iterable[str] | None) -> list[str]:
     return out
 
 
+def check_query(raw: str | None) -> str:
+    """The words a reader follows, whitespace collapsed ("" for none), or InvalidSubscriber
+    when `stiwatch search` would refuse them: the digest runs them as search does, so a
+    query search cannot read is refused now rather than failing that reader's every digest."""
+    text = " ".join((raw or "").split())
+    if text:
+        try:
+            db.search.parse_query(text)
+        except db.BadQuery as error:
+            raise InvalidSubscriber(f"{db.QUERY}: {error}") from None
+    return text
+
+
 def make_subscriber(fields: dict[str, Any]) -> dict[str, Any]:
     subscriber = {"email": check_email(fields.get("email") or ""),
                   "name": check_name(fields.get("name"))}
     for key in FACETS:
         subscriber[key] = check_ids(key, fields.get(key))
+    subscriber[db.QUERY] = check_query(fields.get(db.QUERY))
     return subscriber
 
 
@@ -136,6 +150,10 @@ def read_csv(path: Path) -> list[dict[str, Any]]:
                 subscriber[key] = check_ids(key, row.get(key))
             except InvalidSubscriber as error:
                 problems.append(f"{path}: line {line}: {error}")
+        try:
+            subscriber[db.QUERY] = check_query(row.get(db.QUERY))
+        except InvalidSubscriber as error:
+            problems.append(f"{path}: line {line}: {error}")
         subscribers.append(subscriber)
     if problems:
         raise InvalidSubscriber("\n".join(problems + ["nothing was imported"]))
@@ -166,8 +184,9 @@ def subscribers_group() -> None:
     """Manage who receives the weekly digest and with which filters.
 
     Filters are taxonomy ids (see docs/schema.md `labels`): areas, domains, countries (ISO codes
-    or EU) and regions. Empty means everything; areas, domains and places (countries or regions)
-    must all match when given.
+    or EU) and regions; and a query, words to follow as `stiwatch search` takes them. Empty
+    means everything; areas, domains, places (countries or regions) and the query must all
+    match when given.
     """
 
 
@@ -180,16 +199,24 @@ def subscribers_group() -> None:
 @_filter_option("domains", "ai,quantum")
 @_filter_option("countries", "JP,US,EU")
 @_filter_option("regions", "europe,east_asia")
+@click.option("--query", db.QUERY, metavar="WORDS", default=None,
+              help="Words to follow, in `stiwatch search`'s syntax, e.g. '\"Horizon Europe\"' "
+              "or 'export control*' (empty: no such filter). A query search refuses is "
+              "refused.")
 @pass_app
 def add_command(app: App, email: str, name: str | None, **filters: str | None) -> None:
     """Add a subscriber, or update one (and reactivate it).
 
-    When EMAIL exists, only the options given change; pass an empty value (--areas "") to
-    clear a filter.
+    When EMAIL exists, only the options given change; pass an empty value (--areas "",
+    --query "") to clear a filter.
 
     Within a filter any id matches; the filters given must all match, countries and regions
     together counting as one (places): --areas research_security --countries JP --regions
-    europe sends the research-security stories about Japan or Europe.
+    europe sends the research-security stories about Japan or Europe. --query is one more:
+    a story is sent when one of its items (a copy or another source's report of it
+    included) matches the query, as `stiwatch search` matches items, and the story's "Why you
+    got this" line names the query: --query '"CHIPS and Science Act"' --countries US sends
+    the stories about the United States that name the act.
     """
     subscriber = make_subscriber({"email": email, "name": name, **filters})
     with no_restore(app):
@@ -215,17 +242,18 @@ def add_command(app: App, email: str, name: str | None, **filters: str | None) -
 def import_command(app: App, file: Path) -> None:
     """Add or update subscribers from a CSV file (the whole file is checked first).
 
-    Columns: email,name,areas,domains,countries,regions (only email is required); put several
-    ids in one quoted cell separated by commas or semicolons. A name is one line of text (no
-    line breaks or other control characters). If any line is invalid, every problem is listed
-    with its line and field and nothing is imported. The file is UTF-8 (from Excel: save as
-    "CSV UTF-8").
+    Columns: email,name,areas,domains,countries,regions,query (only email is required); put
+    several ids in one quoted cell separated by commas or semicolons. A name is one line of
+    text (no line breaks or other control characters). A query is words to follow, as
+    `subscribers add --query` takes them (in CSV, a quote inside a cell is written twice). If
+    any line is invalid, every problem is listed with its line and field and nothing is
+    imported. The file is UTF-8 (from Excel: save as "CSV UTF-8").
 
     \b
     Example file:
-      email,name,areas,domains,countries,regions
+      email,name,areas,domains,countries,regions,query
       tanaka@example.org,Tanaka Taro,"research_security,international",,"CN,US",
-      sato@example.org,Sato Hanako,,quantum,,europe
+      sato@example.org,Sato Hanako,,quantum,,europe,\"\"\"Horizon Europe\"\"\"
 
     \b
     Example:
