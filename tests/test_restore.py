@@ -22,7 +22,7 @@ import pytest
 import analysts_store
 import db
 from db import restore as restoring
-from db.schema import LATEST_VERSION, migrate
+from db.schema import LATEST_VERSION, MIGRATIONS, migrate
 from digest.weeks import last_complete_week
 from digeststore import build, story
 from fsaccess import (
@@ -322,10 +322,11 @@ def test_a_damaged_store_whose_items_fail_the_check_still_gives_its_readers(
         assert store.get_subscriber("new@example.org")["active"]
 
 
-def older_store(path: Path, emails: list[str]) -> None:
-    """A store two schema versions old, as the stiwatch before an upgrade left it."""
+def older_store(path: Path, emails: list[str], version: int = LATEST_VERSION - 2) -> None:
+    """A store of an older schema ``version`` (two versions old unless said), as the stiwatch
+    before an upgrade left it."""
     conn = sqlite3.connect(path, isolation_level=None)
-    migrate(conn, target=LATEST_VERSION - 2)
+    migrate(conn, target=version)
     for email in emails:
         conn.execute("INSERT INTO subscribers (email, created_at, updated_at) "
                      "VALUES (?, '2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z')", [email])
@@ -432,9 +433,10 @@ def test_a_backup_whose_migration_fails_leaves_the_database_as_it_was(stiwatch, 
     there (or Ctrl-C) comes before anything is moved."""
     analysts_store.build(db_path)
     backup = tmp_path / "before-upgrade.db"
-    older_store(backup, ["a@example.org"])
+    [creates] = [m.version for m in MIGRATIONS if "CREATE TABLE item_classification" in m.sql]
+    older_store(backup, ["a@example.org"], version=creates - 1)
     conn = sqlite3.connect(backup)
-    conn.execute("CREATE TABLE item_classification (x)")  # what the last migration creates
+    conn.execute("CREATE TABLE item_classification (x)")  # what the next migration creates
     conn.execute("UPDATE store_info SET value = ?", [installation_id(db_path)])  # one store
     conn.commit()
     conn.close()
@@ -443,7 +445,7 @@ def test_a_backup_whose_migration_fails_leaves_the_database_as_it_was(stiwatch, 
     result = stiwatch("restore", str(backup))
     assert result.exit_code == 2
     [line] = result.output.splitlines()
-    assert line.startswith(f"Error: {backup} (its copy): migration {LATEST_VERSION} (")
+    assert line.startswith(f"Error: {backup} (its copy): migration {creates} (")
     assert "table item_classification already exists" in line
     assert digest_of(db_path) == before
     assert unlocked(folder_listing(tmp_path)) == unlocked(listing)  # no copy left, none moved
