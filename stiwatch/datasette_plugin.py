@@ -183,10 +183,11 @@ def tags_any(table: str, conditions: list[str]
 @hookimpl
 def render_cell(value: Any, column: str, table: str | None, database: str,
                 datasette: Any) -> Markup | None:
-    """In the views of items, an item's id and duplicate_of link to its row in items: its
-    text and its tags ("Links from other tables") are there, not in the view. Datasette
-    links a table's own rows, never a view's."""
-    if table in ITEM_VIEWS and column in ("id", "duplicate_of") and isinstance(value, int):
+    """In the views of items, an item's id, duplicate_of and item_id (items_tagged_json's item
+    shown for a story) link to its row in items: its text and its tags ("Links from other
+    tables") are there, not in the view. Datasette links a table's own rows, never a view's."""
+    if (table in ITEM_VIEWS and column in ("id", "duplicate_of", "item_id")
+            and isinstance(value, int)):
         href = datasette.urls.row(database, "items", str(value))
         return Markup(f'<a href="{escape(href)}">{value}</a>')
     return None
