@@ -338,10 +338,14 @@ def test_the_browser_lists_a_story_as_the_copy_the_digest_and_search_show(db_pat
         assert ministry["source_id"] == "jp-mext" == shown[ministry["url"]].source.id
         assert ministry["published_at"] == week(6)
         assert ministry["id"] == wire  # the story's id, its original's
+        shown_item = s.item_id_for_url("https://mext.example/security")
+        assert ministry["item_id"] == shown_item
         assert ministry["countries"] == '["JP"]'
         status, page = get(page_link)
         assert status == 200 and "MEXT research security rules" in page
         assert "Wire: Japan tightens" not in page and "news-a.example/wire" not in page
+        # item_id links to the item's row, as id does to the original's
+        assert f'<a href="/{db_path.stem}/items/{shown_item}">{shown_item}</a>' in page
         assert {row["url"] for row in rows} == listed(stiwatch, more_commands(digest, section))
 
         # The late section: the story stored since the last digest, not the older story
