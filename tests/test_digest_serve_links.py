@@ -376,6 +376,19 @@ def test_the_browser_lists_a_story_as_the_copy_the_digest_and_search_show(db_pat
             urls = [row["url"] for row in _page(whole + where)]
             assert urls.count("https://mext.example/security") == int(found), where
             assert "https://news-a.example/wire" not in urls, where
+        # Counted and faceted as listed, each story once (`stiwatch serve` counts the stories
+        # of a page filtered by tags alone from their originals).
+        for where in ("", "?policy=1", "?policy=1&countries__arraycontains=JP",
+                      "?_tags_any=countries:US,regions:east_asia", f"?id__gt={wire}"):
+            data = json.loads(get(f"{serve_url}/items_tagged_json.json{where}"
+                                  f"{'&' if where else '?'}_size=max&_facet_tag=countries")[1])
+            urls = [row[data["columns"].index("url")] for row in data["rows"]]
+            assert len(urls) == len(set(urls)) == data["filtered_table_rows_count"], where
+            results = data["facet_results"]
+            results = results.get("results", results)
+            assert {v["value"]: v["count"] for v in results["countries"]["results"]} == (
+                {"JP": len(urls)} if urls else {}), where
+            assert ("https://mext.example/security" in urls) == (f"id__gt" not in where), where
         # Tagged otherwise, the ministry's page is still listed by the original's tags.
         s.save_classifications([(ids["https://mext.example/old-own"], [
             {"facet": "policy", "value": "0", "score": 0.2, "method": "model"},

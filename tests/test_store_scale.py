@@ -138,3 +138,31 @@ def test_serve_counts_the_languages_of_items_tagged_without_reading_the_items(tm
            "order by count desc, value limit 31")
     assert "COVERING INDEX items_language_status" in plan(store, sql)
     assert {row["value"]: row["count"] for row in store.query(sql)} == {"en": 10, "ja": 20}
+
+
+def test_serve_counts_the_stories_of_items_tagged_json_from_their_originals(tmp_path):
+    """items_tagged_json checks each item for being its story's row (an index lookup per
+    item): counting every story of 500,000 items took 0.6 s, its tag facets twice the
+    originals' time. A count or facet whose filters read only ids and tags (the unfiltered
+    page, `policy=1`, a country) reads the originals by items_language_status: the same
+    stories, their original's ids. A filter on the item shown (its date) reads the view."""
+    from stiwatch.datasette_plugin import story_ids
+
+    store = small_store(tmp_path / "s.db")
+    store.save_items([{"url": "https://e.org/copy", "source_id": "src", "title": "Copy",
+                       "duplicate_of": 1}])
+    for where in ("", ' where "policy" = :p0', ' where "id" > :p1',
+                  ' where :p2 in (select value from json_each("items_tagged_json"."countries"))'):
+        view = f"select count(*) from items_tagged_json{where} "
+        sql = story_ids(tags_filtered(view), None)
+        assert sql, where
+        params = {"p0": "1", "p1": 3, "p2": "JP"}
+        found = " | ".join(row["detail"] for row in store.query(f"EXPLAIN QUERY PLAN {sql}",
+                                                                 params))
+        # (an id range reads the items from the first id on)
+        assert ("COVERING INDEX items_language_status" in found
+                or "INTEGER PRIMARY KEY (rowid>?)" in found), found
+        assert "items_duplicate_of" not in found, found
+        assert store.scalar(sql, params) == store.scalar(tags_filtered(view), params)
+    assert story_ids(tags_filtered('select count(*) from items_tagged_json where '
+                                   '"published_at" >= :p0 '), None) is None
