@@ -31,6 +31,12 @@ PAGES = [
     "items_tagged_json?countries__arraycontains=JP",
     "items_tagged_json?policy=1",
     "items_tagged?policy=1",
+    # The digest's "List them in the browser" links: a section's week (the last of the store),
+    # and a reader's countries or regions
+    "items_tagged_json?policy=1&areas__arraycontains=research_security"
+    "&published_at__gte=2026-11-16&published_at__lt=2026-11-23",
+    "items_tagged_json?policy=1&_tags_any=countries:JP,regions:europe"
+    "&published_at__gte=2026-11-16&published_at__lt=2026-11-23",
 ]
 
 
@@ -88,7 +94,7 @@ def main() -> int:
                 times.append(time.perf_counter() - started)
                 found = re.search(r"These facets timed out: ([^<]*)<", text)
                 timed_out = html.unescape(found[1]).split(", ") if found else []
-            print(f"  {page:48} {' / '.join(f'{t:.2f} s' for t in times)}"
+            print(f"  {page[:60]:60} {' / '.join(f'{t:.2f} s' for t in times)}"
                   f"  timed out: {', '.join(timed_out) or '-'}")
     finally:
         server.terminate()

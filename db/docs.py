@@ -346,17 +346,29 @@ VIEWS: dict[str, dict[str, Any]] = {
         },
     },
     "items_tagged_json": {
-        "description": "Originals only (near-duplicates left out), with tags as JSON arrays: "
-        "for facets (one count per area, domain, country or region; `stiwatch serve` counts "
-        "them from `tags`, `_facet_tag=areas` in a URL, where Datasette's own "
-        "`_facet_array=areas` reads every row's tags) and SQLite's `json_each`, e.g. `SELECT value, count(*) FROM items_tagged_json, "
-        "json_each(areas) GROUP BY value`.",
+        "description": "Each story once (an original and its near-duplicates are one story), "
+        "as the digest and `stiwatch search` show it: the row of its first copy from an "
+        "official source (a ministry, funding agency, research organisation, academy or "
+        "intergovernmental body) when the original is from none, else of the original; with "
+        "the story's tags as JSON arrays. `id`, the tags and `policy` are the story's original's, "
+        "as the digest reads them, so `id__gt` keeps the stories first stored after an item (a "
+        "later copy of an older story is no new story); `item_id`, `title`, `url`, `source_id` "
+        "and `published_at` are the item shown, and a date filter reads its date. (Until schema "
+        "version 24 every row was the original: a wire's report stored before the ministry's "
+        "page listed the wire's link and title, where the digest showed the ministry's; the "
+        "originals are still `SELECT * FROM items WHERE duplicate_of IS NULL`.) For facets (one "
+        "count per area, domain, country or region; `stiwatch serve` counts them from `tags`, "
+        "`_facet_tag=areas` in a URL, where Datasette's own `_facet_array=areas` reads every "
+        "row's tags) and SQLite's `json_each`, e.g. `SELECT value, count(*) FROM "
+        "items_tagged_json, json_each(areas) GROUP BY value`.",
         "columns": {
-            "id": "Item id.",
-            "title": "Title.",
-            "url": "Canonical URL.",
-            "source_id": "Source id.",
-            "published_at": "Publication time (ISO 8601 UTC).",
+            "id": "The story's id: its original's `items.id` (its tags are the columns below).",
+            "item_id": "The item shown (`items.id`): the original, or its first copy from an "
+            "official source.",
+            "title": "Title of the item shown.",
+            "url": "Canonical URL of the item shown.",
+            "source_id": "Source id of the item shown.",
+            "published_at": "Publication time of the item shown (ISO 8601 UTC).",
             "policy": "`1` if STI-policy relevant, `0` if not, NULL if not yet classified.",
             "areas": "Policy area ids, a JSON array.",
             "domains": "Technology domain ids, a JSON array.",

@@ -331,8 +331,9 @@ def more_commands(digest: Digest, section: Section) -> list[str]:
     return [shlex.join(base + place + tail) for place in ([p for p in places if p] or [[]])]
 
 
-# The `stiwatch serve` page a section's "more" line links to: originals only (as search shows each
-# story once), tags as JSON arrays that Datasette's array filters read.
+# The `stiwatch serve` page a section's "more" line links to: each story once, as the copy the
+# digest and search show (its original's id and tags, which the filters read), tags as JSON
+# arrays that Datasette's array filters read.
 LISTING = "items_tagged_json"
 
 

@@ -183,10 +183,11 @@ def tags_any(table: str, conditions: list[str]
 @hookimpl
 def render_cell(value: Any, column: str, table: str | None, database: str,
                 datasette: Any) -> Markup | None:
-    """In the views of items, an item's id and duplicate_of link to its row in items: its
-    text and its tags ("Links from other tables") are there, not in the view. Datasette
-    links a table's own rows, never a view's."""
-    if table in ITEM_VIEWS and column in ("id", "duplicate_of") and isinstance(value, int):
+    """In the views of items, an item's id, duplicate_of and item_id (items_tagged_json's item
+    shown for a story) link to its row in items: its text and its tags ("Links from other
+    tables") are there, not in the view. Datasette links a table's own rows, never a view's."""
+    if (table in ITEM_VIEWS and column in ("id", "duplicate_of", "item_id")
+            and isinstance(value, int)):
         href = datasette.urls.row(database, "items", str(value))
         return Markup(f'<a href="{escape(href)}">{value}</a>')
     return None
@@ -239,6 +240,14 @@ def tag_facet_sql(rows_sql: str, view: str, facets: list[str]) -> str:
         return (f"select facet, value, count(*) as count from tags where facet in ({named})"
                 + (f" and item_id <= {int(last)}" if last is not None else "")
                 + " group by facet, value")
+    found = re.fullmatch(r"select .+? from items_tagged_json ?(?P<where>where .*)?", rows_sql,
+                         re.DOTALL)
+    if view == "items_tagged_json" and found:
+        ids = story_ids(tags_filtered(f"select id from items_tagged_json {found['where'] or ''}"),
+                        _stream_last_item.get())
+        if ids:  # the originals that meet the page's filters (story_ids)
+            return (f"select facet, value, count(*) as count from tags where facet in ({named})"
+                    f" and +item_id in ({ids}) group by facet, value")
     # +item_id: the facets' rows of tags by tags_facet_value, each looked up in the ids. With
     # the store ANALYZEd, SQLite took each id and looked up its tags instead: 1.2-1.8 s a facet
     # at 500,000 items, where this reads five facets in 0.7 s.
@@ -502,6 +511,34 @@ def snapshotted(sql: str) -> str:
     return sql
 
 
+# items_tagged_json has a row per story, the item the digest shows, found by a lookup per item
+# (1.4 us): counting every story of 500,000 items took 0.6 s where the originals took 0.04 s.
+# Its id and tag columns are the story's original's, so a query reading only ids, whose
+# conditions read only the id and the tags, finds the originals that meet them: it reads them.
+_STORY_IDS = re.compile(r"select (?P<what>count\(\*\)|id) from items_tagged_json ?"
+                        r"(?P<where>where .*?)?\s*", re.DOTALL)
+_TAG_CONDITION = re.compile(
+    r'\+(?:"items_tagged_json"|items_tagged_json)\.id (?:not )?in \(select item_id from tags '
+    r"where facet = (?:'\w+'|:\w+) and value (?:= :\w+|in \(:\w+(?:, :\w+)*\))\)")
+_ID_CONDITION = re.compile(r'"id" (?:=|!=|<>|>|>=|<|<=) :\w+')
+
+
+def story_ids(sql: str, last: int | None) -> str | None:
+    """``sql`` (a SELECT of items_tagged_json's ids or count, its tag filters already read
+    from tags: tags_filtered) reading the originals, up to the item ``last`` (a snapshot);
+    None when it reads more than ids or a condition on another column (the item shown)."""
+    match = _STORY_IDS.fullmatch(sql)
+    if not match:
+        return None
+    where = match["where"] or ""
+    rest = _ID_CONDITION.sub("", _TAG_CONDITION.sub("", where[len("where"):]))
+    if re.sub(r"\b(?:and|or)\b|[()\s]", "", rest):
+        return None
+    snapshot = f" and +id <= {int(last)}" if last is not None else ""
+    return (f"select {match['what']} from (select id from items where +duplicate_of is null"
+            f"{snapshot}) as items_tagged_json {where}")
+
+
 @hookimpl
 def asgi_wrapper(datasette: Any) -> Callable[[Any], Any]:
     """Middleware for the answers to `.csv` URLs: formulas quoted, and a BOM first when
@@ -640,8 +677,9 @@ def startup(datasette: Any) -> Callable[[], Any]:
                                            _keys: dict[str, str] = keys, **kwargs: Any) -> Any:
                 if counts_private_table(sql):
                     kwargs["log_sql_errors"] = False
+                sql = tags_filtered(cjk_searched(tie_broken(sql, _keys)))
                 return await _execute(
-                    snapshotted(tags_filtered(cjk_searched(tie_broken(sql, _keys)))),
+                    story_ids(sql, _stream_last_item.get()) or snapshotted(sql),
                     *args, **kwargs)
             database.execute = tie_breaking_execute
     return inner

@@ -15,8 +15,8 @@ import urllib.parse
 import pytest
 
 from digeststore import add, build, story
-from digest.render import more_commands
-from digest.select import LATE
+from digest.render import more_commands, more_link
+from digest.select import LATE, Section
 from digest.send import compose, message_bytes, message_for, prepare_week
 from digest.weeks import parse_week
 from stiwatch.config import ConfigError, load_settings
@@ -278,3 +278,121 @@ def test_the_late_sections_more_lines_list_the_stories_found_since_the_last_dige
             status, body = get(f"{path}.json?{query}&_shape=array&_size=max")
             assert status == 200, body
             assert {row["url"] for row in json.loads(body)} == set(late), (reader, link)
+
+
+def _page(link: str, extra: str = "") -> list[dict]:
+    """The rows of a `stiwatch serve` page, as JSON objects (every row)."""
+    path, _, query = link.partition("?")
+    status, body = get(f"{path}.json?{query}{extra}&_shape=array&_size=max")
+    assert status == 200, body
+    return json.loads(body)
+
+
+def test_the_browser_lists_a_story_as_the_copy_the_digest_and_search_show(db_path, tmp_path,
+                                                                         stiwatch):
+    """A wire's report stored before the ministry's own page of the story: the digest and
+    `stiwatch search` show the ministry's page, its title and date, while the page the digest
+    links to listed the wire's (the story's original). It lists the ministry's now, once; its
+    filters read the story's original (its tags, its id for the late section), as the digest
+    does."""
+    week = "2026-11-17T0{}:00:00Z".format
+    s = build(db_path, [
+        story("https://news-a.example/wire", week(3), source="news-a",
+              title="Wire: Japan tightens research security", areas=["research_security"],
+              countries=["JP"], regions=["east_asia"]),
+        story("https://mext.example/security", week(6), title="MEXT research security rules",
+              areas=["research_security"], countries=["JP"], regions=["east_asia"],
+              duplicate_of="https://news-a.example/wire"),
+        story("https://mext.example/other", week(4), title="MEXT other story",
+              areas=["research_security"], countries=["JP"], regions=["east_asia"]),
+        # Of the week before, stored before the reader's last digest
+        story("https://news-b.example/old", "2026-11-10T03:00:00Z", source="news-b",
+              title="Older wire story", areas=["research_security"], countries=["JP"],
+              regions=["east_asia"]),
+    ])
+    late_after = s.max_item_id()
+    ids = add(s, [
+        # The ministry's page of the older story, found since: no new story.
+        story("https://mext.example/old-own", "2026-11-10T05:00:00Z", title="MEXT older story",
+              areas=["research_security"], countries=["JP"], regions=["east_asia"],
+              duplicate_of="https://news-b.example/old"),
+        story("https://mext.example/late", "2026-11-11T03:00:00Z", title="MEXT found late",
+              areas=["research_security"], countries=["JP"], regions=["east_asia"]),
+    ])
+    s.save_subscribers([{"email": "dana@example.org", "areas": ["research_security"],
+                         "countries": ["JP"]}])
+    wire = s.item_id_for_url("https://news-a.example/wire")
+    with serving(db_path, tmp_path) as base:
+        serve_url = f"{base}/{db_path.stem}"
+        digest, _, _ = parts(s, settings_with(serve_url=serve_url), "dana@example.org",
+                             late_after)
+        shown = {entry.story.url: entry.story for entry in digest.headlines.entries}
+        section = Section("research_security", "Research security", [])
+        assert set(shown) == {"https://mext.example/security", "https://mext.example/other"}
+        page_link = more_link(digest, section, serve_url)
+        rows = _page(page_link)
+        assert [row["url"] for row in rows] == ["https://mext.example/security",
+                                                "https://mext.example/other"]
+        ministry = rows[0]
+        assert ministry["title"] == shown[ministry["url"]].title
+        assert ministry["source_id"] == "jp-mext" == shown[ministry["url"]].source.id
+        assert ministry["published_at"] == week(6)
+        assert ministry["id"] == wire  # the story's id, its original's
+        shown_item = s.item_id_for_url("https://mext.example/security")
+        assert ministry["item_id"] == shown_item
+        assert ministry["countries"] == '["JP"]'
+        status, page = get(page_link)
+        assert status == 200 and "MEXT research security rules" in page
+        assert "Wire: Japan tightens" not in page and "news-a.example/wire" not in page
+        # item_id links to the item's row, as id does to the original's
+        assert f'<a href="/{db_path.stem}/items/{shown_item}">{shown_item}</a>' in page
+        assert {row["url"] for row in rows} == listed(stiwatch, more_commands(digest, section))
+
+        # The late section: the story stored since the last digest, not the older story
+        # whose ministry page came since (the digest and `search --after-id` leave it out).
+        [late] = [x for x in digest.sections if x.id == LATE]
+        assert [entry.story.url for entry in late.entries] == ["https://mext.example/late"]
+        late_link = more_link(digest, late, serve_url)
+        assert f"id__gt={late_after}" in late_link
+        assert [row["url"] for row in _page(late_link)] == ["https://mext.example/late"]
+        assert listed(stiwatch, more_commands(digest, late)) == {"https://mext.example/late"}
+        # Unfiltered by id, the older story is its ministry's page, once.
+        older = _page(late_link.replace(f"&id__gt={late_after}", ""))
+        assert [row["url"] for row in older] == ["https://mext.example/late",
+                                                 "https://mext.example/old-own"]
+
+        # The page's filters find what they found: the story by its original's tags.
+        whole = f"{serve_url}/items_tagged_json?published_at__gte=2026-11-16"
+        for where, found in (("", True), ("&policy=1", True), ("&policy=0", False),
+                             ("&countries__arraycontains=JP", True),
+                             ("&countries__arraycontains=US", False),
+                             ("&regions__arraycontains=east_asia", True),
+                             ("&_tags_any=countries:US,regions:east_asia", True),
+                             ("&_tags_any=countries:US,regions:europe", False),
+                             ("&areas__arraycontains=research_security", True),
+                             ("&areas__arraynotcontains=research_security", False),
+                             ("&published_at__lt=2026-11-17T05:00:00Z", False),
+                             (f"&id__gt={wire - 1}", True), (f"&id__gt={wire}", False)):
+            urls = [row["url"] for row in _page(whole + where)]
+            assert urls.count("https://mext.example/security") == int(found), where
+            assert "https://news-a.example/wire" not in urls, where
+        # Counted and faceted as listed, each story once (`stiwatch serve` counts the stories
+        # of a page filtered by tags alone from their originals).
+        for where in ("", "?policy=1", "?policy=1&countries__arraycontains=JP",
+                      "?_tags_any=countries:US,regions:east_asia", f"?id__gt={wire}"):
+            data = json.loads(get(f"{serve_url}/items_tagged_json.json{where}"
+                                  f"{'&' if where else '?'}_size=max&_facet_tag=countries")[1])
+            urls = [row[data["columns"].index("url")] for row in data["rows"]]
+            assert len(urls) == len(set(urls)) == data["filtered_table_rows_count"], where
+            results = data["facet_results"]
+            results = results.get("results", results)
+            assert {v["value"]: v["count"] for v in results["countries"]["results"]} == (
+                {"JP": len(urls)} if urls else {}), where
+            assert ("https://mext.example/security" in urls) == (f"id__gt" not in where), where
+        # Tagged otherwise, the ministry's page is still listed by the original's tags.
+        s.save_classifications([(ids["https://mext.example/old-own"], [
+            {"facet": "policy", "value": "0", "score": 0.2, "method": "model"},
+            {"facet": "country", "value": "US", "score": 0.8, "method": "rules"}])], "test-2")
+        older = _page(f"{serve_url}/items_tagged_json?policy=1&countries__arraycontains=JP"
+                      "&published_at__lt=2026-11-11")
+        assert [row["url"] for row in older] == ["https://mext.example/old-own"]

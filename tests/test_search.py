@@ -859,3 +859,48 @@ def test_query_terms_are_each_a_query_search_reads(db_path, ids, query, terms):
     with db.open_store(db_path) as store:
         for term in terms:
             store.items_matching(term, list(ids.values()))
+
+
+ORG_TYPES = ("ministry", "funding_agency", "research_org", "intergovernmental", "academy",
+             "news", "other", None)
+
+
+def test_the_serve_listing_shows_each_story_as_search_does_for_every_org_type(db_path):
+    """items_tagged_json (the `stiwatch serve` page the digest links to) writes the official
+    org types in SQL, search takes them from db.OFFICIAL_ORG_TYPES: for a copy from every org
+    type the registry knows, and for an original from each, both show the same item."""
+    sources = [{"id": f"src-{kind}", "name": f"Source {kind}", "kind": "feed",
+                "url": f"https://{kind}.example/rss", "org_type": kind} for kind in ORG_TYPES]
+    sources.append({"id": "wire", "name": "Wire", "kind": "feed",
+                    "url": "https://wire.example/rss", "org_type": "news"})
+    expected = {}
+    with db.open_store(db_path) as store:
+        store.sync_sources(sources)
+        day = iter(range(1, 60))
+
+        def save(url, source, original=None):
+            [(item, _)] = store.save_items([{
+                "url": url, "source_id": source, "title": url, "date_source": "feed",
+                "published_at": f"2026-10-{next(day) % 28 + 1:02d}T03:00:00Z",
+                "duplicate_of": original}])
+            return item
+
+        for kind in ORG_TYPES:
+            # A wire's report, then copies: one from the org type, then a ministry's.
+            wire = save(f"https://wire.example/{kind}", "wire")
+            copy = save(f"https://{kind}.example/copy", f"src-{kind}", wire)
+            save(f"https://ministry.example/{kind}", "src-ministry", wire)
+            expected[wire] = (f"https://{kind}.example/copy" if kind in db.OFFICIAL_ORG_TYPES
+                              else f"https://ministry.example/{kind}")
+            assert copy
+            # An original from the org type with a ministry's copy.
+            own = save(f"https://{kind}.example/own", f"src-{kind}")
+            save(f"https://ministry.example/of-{kind}", "src-ministry", own)
+            expected[own] = (f"https://{kind}.example/own" if kind in db.OFFICIAL_ORG_TYPES
+                             else f"https://ministry.example/of-{kind}")
+        listed = {row["id"]: row["url"] for row in store.query(
+            "SELECT id, url FROM items_tagged_json")}
+        searched = {row["duplicate_of"] or row["id"]: row["url"] for row in store.list_stories(
+            since="2026-01-01", limit=100, tz=timezone.utc)}
+    assert listed == searched == expected
+    assert set(db.OFFICIAL_ORG_TYPES) < set(ORG_TYPES)
