@@ -220,8 +220,10 @@ def chart_figure(report: TrendReport, key: ChartKey = EVERY_AREA,
     axes.tick_params(color=AXIS)
     first, last = report.weeks[0], report.weeks[-1]
     facet = key[0]
+    # y=1.0: just over the axes, where matplotlib puts it anyway (no ticks on top). Left to
+    # matplotlib, it measures every y tick label to check, in the layout and again in the draw.
     axes.set_title(f"Policy reports per week by {_NOUNS[facet][0]},\n{first} to {last}",
-                   fontsize=FONT + 1, loc="left")
+                   fontsize=FONT + 1, loc="left", y=1.0)
     if drawn:
         # Below the plot, so a phone-width image keeps the whole width for the lines.
         # Titled with what the lines are: a reader's own areas (countries, regions), or all.
