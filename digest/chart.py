@@ -171,8 +171,8 @@ def chart_figure(report: TrendReport, key: ChartKey = EVERY_AREA,
     """The chart of ``key`` as a matplotlib Figure: one line per policy area, country or region
     a reader follows (see ``chart_key`` and ``drawn_rows``), or, for a reader who follows all,
     per area that had any story in the window; weeks before the store's first story
-    (``report.first_week``) are left blank, not drawn as zeros. ``background``: "none"
-    (transparent, for the digest), or a colour."""
+    (``report.first_week``) are left blank, not drawn as zeros; at ``PIXEL_RATIO`` x ``DPI``.
+    ``background``: "none" (transparent, for the digest), or a colour."""
     # Imported here: matplotlib costs ~0.4 s, and most `stiwatch` commands never draw.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -180,8 +180,11 @@ def chart_figure(report: TrendReport, key: ChartKey = EVERY_AREA,
     from matplotlib import patheffects
     from matplotlib.text import Text
 
+    # At PIXEL_RATIO x DPI: sizes are in points and inches, so it is the same chart with twice
+    # the pixels in each direction. Laid out at the DPI it is drawn at: laid out at DPI and
+    # drawn at twice that, matplotlib measured every text twice.
     # Transparent: the message's background, light or dark, shows through.
-    figure = Figure(figsize=(WIDTH, HEIGHT), dpi=DPI, facecolor=background)
+    figure = Figure(figsize=(WIDTH, HEIGHT), dpi=DPI * PIXEL_RATIO, facecolor=background)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot(1, 1, 1)
     axes.set_facecolor("none")
@@ -220,8 +223,10 @@ def chart_figure(report: TrendReport, key: ChartKey = EVERY_AREA,
     axes.tick_params(color=AXIS)
     first, last = report.weeks[0], report.weeks[-1]
     facet = key[0]
+    # y=1.0: just over the axes, where matplotlib puts it anyway (no ticks on top). Left to
+    # matplotlib, it measures every y tick label to check, in the layout and again in the draw.
     axes.set_title(f"Policy reports per week by {_NOUNS[facet][0]},\n{first} to {last}",
-                   fontsize=FONT + 1, loc="left")
+                   fontsize=FONT + 1, loc="left", y=1.0)
     if drawn:
         # Below the plot, so a phone-width image keeps the whole width for the lines.
         # Titled with what the lines are: a reader's own areas (countries, regions), or all.
@@ -245,11 +250,7 @@ def area_chart(report: TrendReport, key: ChartKey = EVERY_AREA,
     colour."""
     from PIL import Image
 
-    figure = chart_figure(report, key, background)
-    # Laid out at DPI, drawn at PIXEL_RATIO x DPI: sizes are in points and inches, so the
-    # image is the same chart with twice the pixels in each direction.
-    figure.set_dpi(DPI * PIXEL_RATIO)
-    canvas = figure.canvas
+    canvas = chart_figure(report, key, background).canvas
     canvas.draw()
     rgba = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba())
     # A palette PNG is a third of the truecolour size: it travels in every message. 64 colours
