@@ -162,8 +162,7 @@ def message_for(bundle: WeekBundle, digest: Digest, settings: Mapping[str, Any],
     """The message of ``digest``; ``message_id_header``: the one its delivery recorded (a
     resend), else this installation's for (reader, week)."""
     template = settings.get("list_unsubscribe") or None
-    secret = settings.get("unsubscribe_secret")
-    unsubscribe = unsubscribe_target(template, settings["mail_from"], digest.email, secret)
+    unsubscribe = reader_unsubscribe(settings, digest.email)
     message_id_header = message_id_header or bundle.message_id(digest.email or "",
                                                                settings["mail_from"])
     # First: fitting the size budget leaves stories out of ``digest``, and the text part too.
@@ -182,10 +181,18 @@ def message_for(bundle: WeekBundle, digest: Digest, settings: Mapping[str, Any],
         list_unsubscribe=unsubscribe,
         date=date,
         one_click_unsubscribe=one_click(template),
-        list_unsubscribe_mailto=unsubscribe_target(settings.get("list_unsubscribe_mailto"),
-                                                   settings["mail_from"], digest.email, secret),
+        list_unsubscribe_mailto=reader_unsubscribe(settings, digest.email,
+                                                   "list_unsubscribe_mailto"),
         message_id_header=message_id_header,
     )
+
+
+def reader_unsubscribe(settings: Mapping[str, Any], email: str | None,
+                       setting: str = "list_unsubscribe") -> str | None:
+    """The unsubscribe target ``setting`` names, filled for the reader ``email``
+    (``unsubscribe_target``, keyed by the setting ``unsubscribe_secret``)."""
+    return unsubscribe_target(settings.get(setting), settings["mail_from"], email,
+                              settings.get("unsubscribe_secret"))
 
 
 def check_unsubscribe(settings: Mapping[str, Any]) -> None:
@@ -217,9 +224,7 @@ def render_preview(store: Any, settings: Mapping[str, Any], week: Week, out: str
     bundle = bundle or prepare_week(store, week)
     digest = compose(bundle, subscriber, settings)
     html = render_html(digest, chart_src=chart_path(out).name,
-                       unsubscribe=unsubscribe_target(settings.get("list_unsubscribe"),
-                                                      settings["mail_from"], digest.email,
-                                                      settings.get("unsubscribe_secret")),
+                       unsubscribe=reader_unsubscribe(settings, digest.email),
                        budget=settings.get("digest_max_html_bytes"),
                        serve_url=settings.get("serve_url"))
     return html.encode("utf-8"), bundle.chart(digest.filters), digest
