@@ -320,7 +320,12 @@ class _SMTP_SSL(_KnowsWhenTheMessageIsOut, smtplib.SMTP_SSL):
 
 
 class SenderBusy(DigestError):
-    """Another sender holds the lock of this database."""
+    """Another sender holds the lock of this database; ``held`` says who (a `stiwatch restore`
+    holds it too)."""
+
+    def __init__(self, message: str, held: db.LockHeld) -> None:
+        super().__init__(message)
+        self.held = held
 
 
 class CannotConnect(Exception):
@@ -711,7 +716,7 @@ def send_week(
     options = {"owed_only": owed_only, "unreachable": unreachable}
     if dry_run:
         return _send_week(store, settings, week, True, progress, now, bundle, on_event, **options)
-    with _sender_lock(store, holder):
+    with sender_lock(store.path, holder):
         return _send_week(store, settings, week, False, progress, now, bundle, on_event,
                           **options)
 
@@ -721,21 +726,37 @@ def sender_lock_path(database: str | os.PathLike[str]) -> Path:
     return Path(f"{database}.digest-send.lock")
 
 
+# The sender's locks this process holds, by lock file: a command that takes the lock before it
+# opens the store then sends under it, and flock would refuse the send a second hold (another
+# open file of the same lock).
+_held: dict[str, db.FileLock] = {}
+
+
 @contextmanager
-def _sender_lock(store: Any, label: str = "stiwatch digest resolve") -> Iterator[None]:
-    """The sender's lock, recording ``label`` as what holds it: a send (which a `stiwatch run
-    --digest` makes too), or an operator's change of deliveries (`digest resolve`)."""
-    lock = db.FileLock(sender_lock_path(store.path), label)
+def sender_lock(database: str | os.PathLike[str], label: str = "stiwatch digest resolve", *,
+                wait: float = 0.0) -> Iterator[None]:
+    """The sender's lock of the store at ``database``, recording ``label`` as what holds it: a
+    send (which a `stiwatch run --digest` makes too), or an operator's change of deliveries
+    (`digest resolve`). Waits up to ``wait`` seconds; SenderBusy if it stays held, the FileLock's
+    LockUnusable if the file cannot be made. Held already by this process, it takes nothing."""
+    path = sender_lock_path(database)
+    key = os.path.abspath(path)
+    if key in _held:
+        yield
+        return
+    lock = db.FileLock(path, label)
     try:
-        lock.acquire()
+        lock.acquire(wait=wait)
     except db.LockHeld as held:
         raise SenderBusy(
-            f"{held.who('another `stiwatch digest send`')} is running on {store.path} "
-            f"(lock {held.path}); try again when it has finished"
+            f"{held.who('another `stiwatch digest send`')} is running on {database} "
+            f"(lock {held.path}); try again when it has finished", held
         ) from None
+    _held[key] = lock
     try:
         yield
     finally:
+        del _held[key]
         lock.release()
 
 
@@ -744,7 +765,7 @@ def resolve_delivery(store: Any, email: str, week: Week, *, arrived: bool) -> di
     it did not (owed again: the next send of ``week`` sends it, with the same Message-ID). A
     failed delivery can be made owed again as well. Under the sender's lock, so a send under
     way never races the change. The store's NoSuchDelivery or NotInDoubt otherwise."""
-    with _sender_lock(store):
+    with sender_lock(store.path):
         return store.resolve_delivery(email, week.label, arrived=arrived)
 
 
@@ -767,7 +788,7 @@ def resend_failed(store: Any, week: Week) -> ResendReport:
     cancelled delivery may have been one in doubt), as do those of readers no longer
     subscribed. Under the sender's lock and in one transaction: all of them or none."""
     report = ResendReport(week.label)
-    with _sender_lock(store), store.write():
+    with sender_lock(store.path), store.write():
         for row in store.deliveries(week.label):
             if row["status"] != "failed":
                 continue
@@ -785,7 +806,7 @@ def resend_failed(store: Any, week: Week) -> ResendReport:
 def cancel_delivery(store: Any, email: str, week: Week) -> dict[str, Any]:
     """An owed delivery the operator does not want sent (a stale week, a subscriber who left):
     recorded failed, final. Under the sender's lock, as ``resolve_delivery``."""
-    with _sender_lock(store):
+    with sender_lock(store.path):
         return store.cancel_delivery(email, week.label)
 
 

@@ -26,6 +26,8 @@ log = logging.getLogger("stiwatch.store")
 # Seconds a command that writes waits for the lock `stiwatch restore` holds: a restore's own
 # moment of moving the database aside and renaming its copy in, or another such command.
 RESTORE_WAIT = 10
+# What `stiwatch restore` records as the holder of the locks it takes.
+RESTORE_HOLDER = "stiwatch restore"
 
 
 class App:
@@ -166,7 +168,7 @@ class App:
         whether the command may create the store."""
         if self._restore_lock is not None or (self.run_lock is not None and self.run_lock.held):
             return
-        self._refuse_early(creates=creates)
+        self.refuse_early(creates=creates)
         lock = db.FileLock(edit_lock_path(self.db_path), command_path())
         try:
             lock.acquire(wait=RESTORE_WAIT if wait is None else wait)
@@ -183,14 +185,15 @@ class App:
         self._restore_lock = lock
         click.get_current_context().call_on_close(self._release_restore_lock)
 
-    def _refuse_early(self, *, creates: bool) -> None:
+    def refuse_early(self, *, creates: bool = False) -> None:
         """Refuse a path this stiwatch refuses (no store, someone else's SQLite file, a newer
-        store, a folder) before the restore's lock file is made, leaving the folder as it
-        was. Outside the lock, so read-only: it never makes a store at the database's path
-        nor writes one (a restore may be moving the database aside this very moment: a store
-        made there would be replaced, or with the restore killed, used from then on), and a
-        connection opened now would not follow the rename in. An empty -wal and -shm it may
-        leave beside a store are removed when the open under the lock closes."""
+        store, a folder) before a lock file is made beside it (the restore's, the sender's),
+        leaving the folder as it was. Outside the lock, so read-only: it never makes a store
+        at the database's path nor writes one (a restore may be moving the database aside
+        this very moment: a store made there would be replaced, or with the restore killed,
+        used from then on), and a connection opened now would not follow the rename in. An
+        empty -wal and -shm it may leave beside a store are removed when the open under the
+        lock closes."""
         path = self.db_path
         if path.exists() and not (creates and path.is_file() and path.stat().st_size == 0):
             try:

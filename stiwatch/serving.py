@@ -7,7 +7,10 @@ nothing told the operator. Each serve makes ``<database>.serve.<pid>.lock`` (its
 address in it) and holds an exclusive ``flock`` on it for as long as it runs; it removes the file
 when it stops. The kernel releases the lock when the process ends however it ends (SIGKILL, a
 crash), so a file nobody holds is a record of a serve gone, whatever pid it names (that pid may
-be another process's by now): it counts for nothing, and the next restore removes it.
+be another process's by now): it counts for nothing, and the next restore removes it. The file
+is written and locked under another name and hard-linked into place; on a file system without
+hard links (vfat, some network and FUSE mounts) it is made in place with O_EXCL, written, then
+locked (see ``Announcement._created`` for why a restore never reads it half-written there).
 
 (Until this layout, every serve wrote a line into one shared ``<database>.serve.lock``: a serve
 that could not write that file, made by another user, was named "pid unknown", and the line of
@@ -68,57 +71,113 @@ class Announcement:
         self._fd: int | None = None
 
     def start(self) -> str | None:
-        """Make this serve's file, locked before any restore can see it; the reason it could
+        """Make this serve's file, never seen half-written by a restore; the reason it could
         not (a folder this user may not write), None when announced."""
-        # Written and locked under a name no restore reads, then linked into place: a file
-        # with the final name is always held while its serve runs.
-        temp = self.path.with_name(self.path.name.removesuffix(_SUFFIX) + ".new")
+        started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        line = f"{os.getpid()} {started} {self.url}\n".encode()
         try:
-            temp.unlink(missing_ok=True)  # this pid's, so left by a process gone
-            fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = self._linked(line)
+            if fd is None:
+                # A file system without hard links (vfat, some network and FUSE mounts):
+                # os.link raised EPERM, EOPNOTSUPP or ENOSYS where ext4 or NFS make the link.
+                fd = self._created(line)
+        except _Refused as refused:
+            return str(refused)
         except OSError as error:
             return error.strerror or str(error)
+        self._fd = fd
+        return None
+
+    def _linked(self, line: bytes) -> int | None:
+        """The file written and locked under a name no restore reads, then linked into place:
+        a file with the final name is always whole and held while its serve runs. None when
+        the file system makes no hard links."""
+        temp = self.path.with_name(self.path.name.removesuffix(_SUFFIX) + ".new")
+        temp.unlink(missing_ok=True)  # this pid's, so left by a process gone
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            os.write(fd, f"{os.getpid()} {started} {self.url}\n".encode())
-            problem = self._link(temp)
-        except OSError as error:
-            problem = error.strerror or str(error)
+            _write_all(fd, line)
+            for _ in range(_ATTEMPTS):
+                try:
+                    os.link(temp, self.path)
+                    return fd
+                except FileExistsError:
+                    self._clear_the_way()
+                except OSError:
+                    os.close(fd)
+                    return None
+            raise _Refused("a file of the same name kept coming back")
+        except BaseException:
+            os.close(fd)
+            raise
         finally:
             try:
                 temp.unlink()
             except OSError:
                 pass
-        if problem is not None:
-            os.close(fd)
-            return problem
-        self._fd = fd
-        return None
 
-    def _link(self, temp: Path) -> str | None:
+    def _created(self, line: bytes) -> int:
+        """The file made in place with O_EXCL, for a file system without hard links."""
         for _ in range(_ATTEMPTS):
             try:
-                os.link(temp, self.path)
-                return None
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
-                if not _remove_if_stale(self.path):
-                    # another PID namespace's serve of the same pid, in a shared folder
-                    return f"{self.path} is held by another serve"
-        return "a file of the same name kept coming back"
+                self._clear_the_way()
+                continue
+            try:
+                # Written before it is locked: a reader reads a file only once it found its
+                # lock held (db.lock.holder_of), so after the write returned, and never reads
+                # it half-written. Until the lock is taken the file is unlocked, as a dead
+                # serve's: a restore reading then counts it for nothing (as a serve starting a
+                # moment later) and may remove it, so once locked it must still be the file at
+                # the path, or it is made again.
+                _write_all(fd, line)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                if _is_at(fd, self.path):
+                    return fd
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)
+        raise _Refused("a file of the same name kept coming back")
+
+    def _clear_the_way(self) -> None:
+        """Remove a file of this pid left by a serve gone; _Refused if one is held."""
+        if not _remove_if_stale(self.path):
+            # another PID namespace's serve of the same pid, in a shared folder
+            raise _Refused(f"{self.path} is held by another serve")
 
     def stop(self) -> None:
         """Remove this serve's file and release its lock."""
         if self._fd is None:
             return
         try:
-            if os.fstat(self._fd).st_ino == os.stat(self.path).st_ino:
+            if _is_at(self._fd, self.path):
                 self.path.unlink()
         except OSError:
             pass  # gone, or a folder it may no longer write: unlocked, it says nothing
         finally:
             os.close(self._fd)
             self._fd = None
+
+
+class _Refused(Exception):
+    """This serve cannot announce itself under its name (a held file of the same name)."""
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def _is_at(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is the one at ``path`` (not removed nor replaced)."""
+    try:
+        here, there = os.fstat(fd), os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 def _try_lock(fd: int, kind: int) -> bool:

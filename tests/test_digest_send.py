@@ -1140,6 +1140,55 @@ def test_a_second_sender_is_refused_while_one_runs(store, stiwatch, db_path):
     assert f"`stiwatch digest send` (pid {os.getpid()}) is running" in result.output
 
 
+@pytest.mark.parametrize("command", [
+    ["digest", "send", "--week", "2026-W47"],
+    ["digest", "resolve", "a@example.org", "--week", "2026-W47", "--sent"],
+], ids=["send", "resolve"])
+def test_a_sender_takes_its_lock_before_it_opens_the_store(stiwatch, db_path, monkeypatch,
+                                                           command):
+    """`digest send` and `digest resolve` opened the store, then took the sender's lock, which
+    a `stiwatch restore` holds throughout: a restore that ran whole in that moment moved the
+    store they had opened aside, and what they then recorded there was lost (a digest sent
+    was mailed again by the next run). Opening it migrated an older store under the
+    restore's lock, too. The lock comes first now: held by a restore, they wait for it as the
+    commands that edit the store do, then give up with exit 3, the store not even opened."""
+    import sqlite3
+    import threading
+
+    from db import FileLock
+    from db.schema import LATEST_VERSION, migrate
+    from stiwatch.commands import digest as digest_command
+
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrate(conn, target=LATEST_VERSION - 2)  # an open migrates it: visible in the file
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.close()
+    lock = Path(f"{db_path}.digest-send.lock")
+    monkeypatch.setattr(digest_command, "RESTORE_WAIT", 0)
+    with FileLock(lock, "stiwatch restore"):
+        result = stiwatch(*command)
+    with db.open_store(db_path, readonly=True, as_is=True) as s:
+        assert s.schema_version == LATEST_VERSION - 2  # not opened: the lock came first
+    assert result.exit_code == 3
+    assert result.output.splitlines() == [
+        f"Error: `stiwatch restore` (pid {os.getpid()}) holds the lock {lock}; nothing was "
+        "changed: run this again once it has finished"]
+
+    # A restore that ends within the wait: the command goes on, with the restored store.
+    monkeypatch.setattr(digest_command, "RESTORE_WAIT", 30)
+    restore = FileLock(lock, "stiwatch restore")
+    restore.acquire()
+    timer = threading.Timer(1.5, restore.release)
+    timer.start()
+    try:
+        result = stiwatch(*command)
+    finally:
+        timer.join()
+    assert f"Migrated {db_path}" in result.output
+    # the store has no subscribers: nothing to send, no such delivery to resolve
+    assert result.exit_code == (0 if command[1] == "send" else 2), result.output
+
+
 def test_week_files_for_the_demo(store, tmp_path):
     from digest.send import write_week_files
 

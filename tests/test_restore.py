@@ -1233,11 +1233,26 @@ def serve_records(db_path: Path) -> list[Path]:
     return sorted(db_path.parent.glob(f"{db_path.name}.serve.*"))
 
 
+# `python -m stiwatch` in a process whose os.link fails as on a file system that makes no hard
+# links (vfat answers EPERM; some FUSE and network mounts EPERM, EOPNOTSUPP or ENOSYS). None
+# can be mounted here without root and mkfs.vfat or libfuse, so the call into the OS is
+# replaced, nothing of stiwatch's.
+WITHOUT_HARD_LINKS = """\
+import errno, os, runpy, sys
+def link(*args, **kwargs):
+    raise OSError(errno.EPERM, os.strerror(errno.EPERM), args[1])
+os.link = link
+sys.argv[0] = "stiwatch"
+runpy.run_module("stiwatch", run_name="__main__", alter_sys=True)
+"""
+
+
 @contextmanager
-def serve_running(db_path: Path, user: int | None = None
+def serve_running(db_path: Path, user: int | None = None, *, hard_links: bool = True
                   ) -> Iterator[tuple[subprocess.Popen, str]]:
     """`stiwatch serve` on the store, a process of its own (as ``user``, else this one),
-    answering; (it, its address)."""
+    answering; (it, its address). ``hard_links``: False for one whose os.link fails, as on
+    vfat. Once stopped, ``process.output`` is its (stdout, stderr)."""
     import socket
     import urllib.request
 
@@ -1246,8 +1261,9 @@ def serve_running(db_path: Path, user: int | None = None
         port = sock.getsockname()[1]
     prefix = as_user(user) if user is not None else []
     env = {**os.environ, "HOME": str(db_path.parent)} if user is not None else None
+    module = ["-m", "stiwatch"] if hard_links else ["-c", WITHOUT_HARD_LINKS]
     process = subprocess.Popen(
-        [*prefix, sys.executable, "-m", "stiwatch", "--db", str(db_path), "serve", "--port",
+        [*prefix, sys.executable, *module, "--db", str(db_path), "serve", "--port",
          str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         cwd=db_path.parent if user is not None else None)
     url = f"http://127.0.0.1:{port}/{db_path.stem}"
@@ -1264,7 +1280,7 @@ def serve_running(db_path: Path, user: int | None = None
     finally:
         if process.poll() is None:
             process.terminate()
-        process.communicate(timeout=30)
+        process.output = process.communicate(timeout=30)
 
 
 def test_a_restore_is_refused_while_serve_has_the_database_open_unless_told_to_go_on(
@@ -1304,6 +1320,30 @@ def test_a_restore_is_refused_while_serve_has_the_database_open_unless_told_to_g
     after = stiwatch("restore", "--json", str(backup))
     assert after.exit_code == 0, after.output
     assert json.loads(after.stdout)["serve_restart_needed"] == []
+
+
+def test_a_serve_on_a_file_system_without_hard_links_announces_itself(stiwatch, db_path,
+                                                                      tmp_path):
+    """A serve made its file under another name and linked it into place: where os.link fails
+    (vfat, some network and FUSE mounts) it warned "cannot write ... (Operation not
+    permitted)" and ran unannounced, so a restore replaced the store it served without a word.
+    It makes the file in place instead (O_EXCL), and the restore refuses, naming it."""
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    before = digest_of(db_path)
+    with serve_running(db_path, hard_links=False) as (process, url):
+        assert [p.name for p in serve_records(db_path)] == [
+            f"{db_path.name}.serve.{process.pid}.lock"]
+        refused = stiwatch("restore", "--json", str(backup))
+        assert refused.exit_code == 3, refused.output
+        [serve] = json.loads(refused.stdout)["serves_running"]
+        assert (serve["pid"], serve["url"]) == (process.pid, url)
+        assert serve["started_at"] is not None  # the whole line was read
+        assert f"(pid {process.pid}, {url})" in refused.stderr
+        assert digest_of(db_path) == before
+    assert process.returncode == -15
+    assert "Warning" not in process.output[1]
+    assert not serve_records(db_path)  # removed when it stopped, as a linked one
 
 
 def test_a_serve_killed_outright_does_not_refuse_a_restore(stiwatch, db_path, tmp_path):

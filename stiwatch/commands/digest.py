@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 
-from digest.send import (cancel_delivery, chart_path, render_preview, resend_failed,
-                         resolve_delivery, send_week)
+import db
+from digest.send import (SenderBusy, cancel_delivery, chart_path, render_preview,
+                         resend_failed, resolve_delivery, send_week, sender_lock)
 from digest.weeks import week_or_default
 
 from .. import interrupts
-from ..app import App, pass_app
+from ..app import RESTORE_HOLDER, RESTORE_WAIT, App, command_path, pass_app
 from ..errors import UserError
 from ..files import output_file, write_output
 from ..output import counted, echo_json, echo_table
@@ -89,7 +91,8 @@ def send_command(app: App, week: str | None, dry_run: bool, partial_week: bool,
     delay. A message that went out whole but got no answer (a timeout after the data) is left
     in doubt, never sent again by itself: see `stiwatch digest resolve`. A week that is not
     over yet is refused (exit 2) unless --partial-week is given; a week that has not started,
-    always. Exits 1 if any message failed, must be retried or was left in doubt.
+    always. Exits 1 if any message failed, must be retried or was left in doubt; 3 if a
+    `stiwatch restore` still runs after 10 s of waiting for it (nothing sent).
 
     \b
     Examples:
@@ -98,6 +101,8 @@ def send_command(app: App, week: str | None, dry_run: bool, partial_week: bool,
     """
     settings = app.settings
     chosen = week_or_default(week, settings["timezone"])
+    if not dry_run:  # which records nothing
+        _hold_sender_lock(app)
     store = app.store()
     # SIGTERM (`kill`, a unit stopped) ends it as Ctrl-C does, so a message in flight is
     # recorded in doubt rather than sent again by the next run.
@@ -186,6 +191,8 @@ def resolve_command(app: App, email: str | None, week: str | None, arrived: bool
     once, e.g. after a relay refused a whole run: the next send sends each, once, with the
     Message-ID it was tried with. Sent and in-doubt deliveries are never touched; cancelled
     ones, and those of removed subscribers, stay failed.
+
+    Waits up to 10 s for a `stiwatch restore` under way, then exits 3 with nothing changed.
     """
     if all_failed and (email or not resend or arrived or cancel):
         raise UserError("--all-failed goes with --resend and no EMAIL: `stiwatch digest resolve "
@@ -198,6 +205,7 @@ def resolve_command(app: App, email: str | None, week: str | None, arrived: bool
         raise UserError("give the EMAIL of the delivery to resolve, or `--resend --all-failed` "
                         "for every failed delivery of the week")
     chosen = week_or_default(week, app.settings["timezone"])
+    _hold_sender_lock(app)
     if all_failed:
         _resend_all_failed(app, chosen)
         return
@@ -212,6 +220,37 @@ def resolve_command(app: App, email: str | None, week: str | None, arrived: bool
     else:
         app.echo(f"{chosen.label} {email}: owed again; the next `stiwatch digest send --week "
                  f"{chosen.label}` or `stiwatch run --digest` sends it.")
+
+
+def _hold_sender_lock(app: App) -> None:
+    """Take the sender's lock before the store is opened, and hold it until the store is
+    closed. A `stiwatch restore` holds it from before it reads what to carry over until the
+    restored store has the database's name: a store opened before the restore took it would
+    be the file the restore moves aside, and what this command then recorded there (a digest
+    sent, a delivery resolved) would be lost, and the digest mailed again by the next run.
+    Waits for a restore, as the commands that edit the store do (RESTORE_WAIT), then is
+    refused, exit 3; another sender refuses it at once (SenderBusy), as before. Lock order as
+    the restore's: the sender's lock first, then what the store takes."""
+    app.refuse_early()  # a mistyped --db is refused before a lock file is made beside it
+    stack = ExitStack()
+    try:
+        try:
+            stack.enter_context(sender_lock(app.db_path, command_path()))
+        except SenderBusy as busy:
+            if busy.held.label != RESTORE_HOLDER:
+                raise
+            stack.enter_context(sender_lock(app.db_path, command_path(), wait=RESTORE_WAIT))
+    except SenderBusy as busy:
+        if busy.held.label != RESTORE_HOLDER:
+            raise
+        raise UserError(f"{busy.held.who('a `stiwatch restore`')} holds the lock "
+                        f"{busy.held.path}; nothing was changed: run this again once it has "
+                        "finished", exit_code=3) from None
+    except db.LockUnusable as error:
+        raise UserError(f"{error}; nothing was changed") from None
+    # Registered before the store's own close, so run after it (click closes last-in,
+    # first-out): what this command wrote is in the file before a restore may move it.
+    click.get_current_context().call_on_close(stack.close)
 
 
 def _resend_all_failed(app: App, week) -> None:  # noqa: ANN001

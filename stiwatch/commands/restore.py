@@ -14,7 +14,7 @@ from db import restore as restoring
 from digest.send import sender_lock_path
 
 from .. import interrupts
-from ..app import App, pass_app
+from ..app import RESTORE_HOLDER, App, pass_app
 from ..errors import UserError, as_user_error
 from ..output import counted, echo_json
 from ..runlock import EXIT_LOCKED, take_run_lock
@@ -187,11 +187,11 @@ def _checked_restore(app: App, database: Path, backup: Path, folder: Path | None
         lock = take_run_lock(app, 0, "restore", refuse_newer=False)
         # A `digest send` by hand holds only the sender's lock: what it records after the
         # carry-over has read the moved-aside store would be lost, and mailed again.
-        sender = db.FileLock(sender_lock_path(app.db_path), "stiwatch restore")  # named as every command names it
+        sender = db.FileLock(sender_lock_path(app.db_path), RESTORE_HOLDER)  # named as every command names it
         # The commands that write what is carried over (`subscribers`, `tag`) or may make a
         # store (`init`, `sources sync`, `demo`) take this one before they open the store,
         # for the same reason (stiwatch.app.App.keep_restore_out).
-        editors = db.FileLock(restoring.edit_lock_path(app.db_path), "stiwatch restore")
+        editors = db.FileLock(restoring.edit_lock_path(app.db_path), RESTORE_HOLDER)
         try:
             for other, holder in ((sender, "a `stiwatch digest send`"),
                                   (editors, "a `stiwatch subscribers`, `tag`, `init` or "
