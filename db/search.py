@@ -591,6 +591,31 @@ def _matching(table: str, conditions: list[str], match: str = ":q") -> str:
             f"WHERE {' AND '.join([f'{table} MATCH {match}', *conditions])}")
 
 
+# An item with CJK letters is searched in items_fts_cjk alone, where its CJK words are pairs.
+NOT_CJK = f"NOT EXISTS (SELECT 1 FROM {CJK_TABLE} c WHERE c.rowid = i.id)"
+
+
+def stories_sql(tables: Sequence[Table]) -> str:
+    """SQL selecting ``story``, the stories that match in ``tables`` (FTS5 tables, each with
+    an SQL expression of its query and conditions on the item ``i``): those any of whose
+    items matches, the original or a copy (``duplicate_of``), each item on its own text; a
+    story is its original's id, once per item that matches.
+
+    The one rule of a story matching words: the digest's test of a reader's query
+    (``stories_matching``), search's count (``count_matches``) and the search box of
+    `stiwatch serve`'s page of stories (``story_search_sql``)."""
+    return " UNION ALL ".join("SELECT coalesce(i.duplicate_of, i.id) AS story "
+                              + _matching(table, conditions, match)
+                              for table, match, conditions in tables)
+
+
+def story_search_sql(latin: str, cjk: str) -> str:
+    """``stories_sql`` for the SQL expressions ``latin``, the query for items_fts, and
+    ``cjk``, the query for items_fts_cjk (which alone searches the items with CJK letters):
+    `stiwatch serve`'s search box on its page of stories, items_tagged_json."""
+    return stories_sql([("items_fts", latin, [NOT_CJK]), (CJK_TABLE, cjk, [])])
+
+
 @contextmanager
 def _query_errors(query: str) -> Iterator[None]:
     """An FTS5 error the query caused, as a BadQuery quoting it; any other error as it is."""
@@ -803,8 +828,7 @@ class SearchMixin:
         latin, cjk = self._matches(tree, terms)
         tables: list[Table] = []
         if latin is not None:
-            extra = ([f"NOT EXISTS (SELECT 1 FROM {CJK_TABLE} c WHERE c.rowid = i.id)"]
-                     if cjk is not None else [])
+            extra = [NOT_CJK] if cjk is not None else []
             tables.append(("items_fts", latin, where + extra))
         if cjk is not None:
             tables.append((CJK_TABLE, cjk, where))
@@ -1111,21 +1135,55 @@ class SearchMixin:
         _require_words(query)
         _, tables, params = self._plan(query, areas, domains, countries, regions,
                                        sources, since, until, policy_only, tz, after_id)
-        parts = []
+        named = []
         for n, (table, match, conditions) in enumerate(tables):
             params[f"q{n}"] = match
-            parts.append("SELECT coalesce(i.duplicate_of, i.id) AS story "
-                         + _matching(table, conditions, f":q{n}"))
+            named.append((table, f":q{n}", conditions))
         with _query_errors(query):
             return self.conn.execute(
-                f"SELECT count(DISTINCT story) FROM ({' UNION ALL '.join(parts)})", params
+                f"SELECT count(DISTINCT story) FROM ({stories_sql(named)})", params
             ).fetchone()[0]
+
+    def stories_matching(self, query: str, story_ids: Iterable[int]) -> set[int]:
+        """The stories among ``story_ids`` (their originals' ids) that ``query`` matches: those
+        any of whose items, the original or a copy, it matches, each item on its own text as
+        ``search`` matches it (``stories_sql``, the rule the search box of `stiwatch serve`'s
+        page of stories applies too): the digest's test of a reader's saved query on the
+        week's stories. BadQuery if ``query`` is empty or malformed.
+
+        The index is read over the range of the ids of the stories' items (a copy may be
+        stored long after its original) and the matches kept in Python: one walk of each
+        term's doclist, where a lookup per id costs one seek per id (a week holds thousands),
+        and a week's items are stored close together."""
+        _require_words(query)
+        stories = set(story_ids)
+        _, tables, params = self._plan(query, (), (), (), (), (), None, None, False,
+                                       timezone.utc)
+        if not stories:
+            return set()
+        low, high = min(stories), max(stories)
+        for chunk in _chunks(sorted(stories)):
+            found: dict[str, Any] = {}
+            first, last = self.conn.execute(
+                f"SELECT min(id), max(id) FROM items WHERE duplicate_of IN "
+                f"({_bind(found, 's', chunk)})", found).fetchone()
+            if first is not None:
+                low, high = min(low, first), max(high, last)
+        params.update(low=low, high=high)
+        bounded = []
+        for n, (table, match, conditions) in enumerate(tables):
+            params[f"q{n}"] = match
+            bounded.append((table, f":q{n}",
+                            [*conditions, f"{table}.rowid BETWEEN :low AND :high"]))
+        with _query_errors(query):
+            return {story for (story,) in self.conn.execute(stories_sql(bounded), params)
+                    if story in stories}
 
     def items_matching(self, query: str, item_ids: Iterable[int]) -> set[int]:
         """The items among ``item_ids`` that ``query`` matches, each on its own text, as
-        ``search`` matches an item (its syntax, the same index for an item with CJK letters):
-        the digest's test of a reader's saved query on the week's items. BadQuery if
-        ``query`` is empty or malformed.
+        ``search`` matches an item (its syntax, the same index for an item with CJK letters).
+        BadQuery if ``query`` is empty or malformed. (The digest asks ``stories_matching``,
+        which finds a story through any of its items.)
 
         The index is read over the range of the ids and the matches kept in Python: one walk
         of each term's doclist, where a lookup per id costs one seek per id (a week holds

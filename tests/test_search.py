@@ -821,9 +821,30 @@ def test_after_id_leaves_out_a_late_copy_of_a_story_stored_before(stiwatch, db_p
         assert (row["id"], row["copies"]) == (late["nsf"], 2)
 
 
+def test_stories_matching_finds_a_story_through_any_of_its_items(db_path, ids):
+    """The digest's test of a reader's saved query (`subscribers add --query`), the rule of
+    `stiwatch serve`'s page of stories too: a story, named by its original's id, that the query
+    matches in any of its items, the original or a copy, among the stories it is given; a
+    copy stored after every item asked about included."""
+    with db.open_store(db_path) as store:
+        stories = [ids[key] for key in ("jp-quantum", "us-security", "eu-open", "jp-semis",
+                                        "us-discovery", "eu-ai")]
+        analysts_store.add_syndicated(store, [
+            ("semis-copy", "nsf-news", "2026-11-20T04:00:00Z", ids["jp-semis"],
+             "Japan funds a chip consortium", "Japan also signs the Artemis Accords.")])
+        assert store.stories_matching("artemis", stories) == {ids["jp-semis"]}
+        assert store.stories_matching('"Horizon Europe"', stories) == {ids["eu-open"]}
+        assert store.stories_matching("artemis OR galaxy", stories[:4]) == {ids["jp-semis"]}
+        assert store.stories_matching("title:artemis", stories) == set()
+        assert store.stories_matching("quantum", []) == set()
+        for bad in ('"unfinished phrase', "   ", "-china"):
+            with pytest.raises(db.BadQuery):
+                store.stories_matching(bad, stories)
+
+
 def test_items_matching_keeps_the_given_items_search_would_match(db_path, ids):
-    """The digest's test of a reader's saved query (`subscribers add --query`): each item on
-    its own text, copies included, among the ids it is given; search's syntax and errors."""
+    """A saved query's test of items: each item on its own text, copies included, among the
+    ids it is given; search's syntax and errors."""
     with db.open_store(db_path) as store:
         every = list(ids.values())
 
