@@ -1162,13 +1162,13 @@ class SearchMixin:
         if not stories:
             return set()
         low, high = min(stories), max(stories)
-        for chunk in _chunks(sorted(stories)):
-            found: dict[str, Any] = {}
-            first, last = self.conn.execute(
-                f"SELECT min(id), max(id) FROM items WHERE duplicate_of IN "
-                f"({_bind(found, 's', chunk)})", found).fetchone()
-            if first is not None:
-                low, high = min(low, first), max(high, last)
+        # The copies of every original in that range: a few more than the stories' own
+        # (others' copies only widen the walk), in one read of the index of copies.
+        first, last = self.conn.execute(
+            "SELECT min(id), max(id) FROM items WHERE duplicate_of BETWEEN ? AND ?",
+            [low, high]).fetchone()
+        if first is not None:
+            low, high = min(low, first), max(high, last)
         params.update(low=low, high=high)
         bounded = []
         for n, (table, match, conditions) in enumerate(tables):
