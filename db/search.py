@@ -331,25 +331,6 @@ def parse_query(text: str) -> Any:
     return _Parser(text).parse()
 
 
-def _terms(node: Any, positive: bool = True) -> Iterator[tuple[Term, bool]]:
-    """Every term of ``node`` with whether it is searched for (True) or excluded."""
-    if isinstance(node, Term):
-        yield node, positive
-    elif isinstance(node, Column):
-        yield from _terms(node.node, positive)
-    elif isinstance(node, Near):
-        for term in node.terms:
-            yield term, positive
-    elif isinstance(node, Or):
-        for child in node.nodes:
-            yield from _terms(child, positive)
-    elif isinstance(node, And):
-        for child in node.positives:
-            yield from _terms(child, positive)
-        for child in node.negatives:
-            yield from _terms(child, not positive)
-
-
 def _render(node: Any, cjk: bool, typed_cjk: bool = False) -> str | None:
     """``node`` in FTS5 syntax for items_fts (``cjk`` False) or items_fts_cjk (True).
 
@@ -390,19 +371,75 @@ def _render(node: Any, cjk: bool, typed_cjk: bool = False) -> str | None:
     raise TypeError(node)
 
 
-def query_terms(text: str) -> list[str]:
+def _scoped(node: Any, columns: tuple[str, ...] = (), positive: bool = True
+            ) -> Iterator[tuple[Term, bool, Any]]:
+    """Every term of ``node`` with whether it is searched for (True) or excluded, and where
+    it is looked for: the term, or its NEAR group, within the columns around it."""
+    if isinstance(node, Term | Near):
+        scope = node
+        for name in reversed(columns):
+            scope = Column(name, scope)
+        for term in node.terms if isinstance(node, Near) else (node,):
+            yield term, positive, scope
+    elif isinstance(node, Column):
+        yield from _scoped(node.node, (*columns, node.name), positive)
+    elif isinstance(node, Or):
+        for child in node.nodes:
+            yield from _scoped(child, columns, positive)
+    elif isinstance(node, And):
+        for child in node.positives:
+            yield from _scoped(child, columns, positive)
+        for child in node.negatives:
+            yield from _scoped(child, columns, not positive)
+
+
+def _terms(node: Any) -> Iterator[tuple[Term, bool]]:
+    """Every term of ``node`` with whether it is searched for (True) or excluded."""
+    for term, positive, _ in _scoped(node):
+        yield term, positive
+
+
+def _shown(term: Term) -> str:
+    """``term`` written as a query of its own: bare where that reads the same (a word), else
+    quoted: a phrase, and a quoted "OR", which bare would be the operator."""
+    bare = term.text not in ("AND", "OR", "NOT") and all(map(_is_word_char, term.text))
+    return (term.text if bare else f'"{term.text}"') + ("*" if term.prefix else "")
+
+
+def _typed(node: Any) -> str:
+    """A scope of ``_scoped`` (a term or NEAR group within columns) in the syntax of
+    `stiwatch search`, which reads it back as ``node``."""
+    if isinstance(node, Term):
+        return _shown(node)
+    if isinstance(node, Near):
+        distance = "" if node.distance is None else f", {node.distance}"
+        return f"NEAR({' '.join(map(_shown, node.terms))}{distance})"
+    if isinstance(node, Column):
+        return f"{node.name}:({_typed(node.node)})"
+    raise TypeError(node)
+
+
+def query_words(text: str) -> list[tuple[str, str]]:
     """The words and phrases ``text`` searches for (not those it excludes), each once, in
-    order, written as a query of its own (`"Horizon Europe"`, `semicond*`, `量子技術`): what a
-    match may owe to each. BadQuery if malformed."""
-    out: list[str] = []
-    for term, positive in _terms(parse_query(text)):
-        # bare where that reads the same (a word), else quoted: a phrase, and a quoted
-        # "OR", which bare would be the operator
-        bare = term.text not in ("AND", "OR", "NOT") and all(map(_is_word_char, term.text))
-        shown = (term.text if bare else f'"{term.text}"') + ("*" if term.prefix else "")
-        if positive and shown not in out:
-            out.append(shown)
-    return out
+    order, written as a query of its own (`"Horizon Europe"`, `semicond*`, `量子技術`), with
+    the query that finds it where ``text`` looks for it: in the columns ``text`` names for it
+    (`title:(quantum)`), with the other words of its NEAR group near it
+    (`NEAR(research security, 3)`), in any of those places when it is looked for in several
+    (`title:(quantum) OR summary:(quantum)`). What a match may owe to each, as the index says:
+    the digest's "why" line. BadQuery if malformed."""
+    scopes: dict[str, list[str]] = {}
+    for term, positive, scope in _scoped(parse_query(text)):
+        if positive:
+            found = scopes.setdefault(_shown(term), [])
+            if _typed(scope) not in found:
+                found.append(_typed(scope))
+    return [(shown, " OR ".join(found)) for shown, found in scopes.items()]
+
+
+def query_terms(text: str) -> list[str]:
+    """The words and phrases ``text`` searches for (``query_words``), each a query of its own
+    that finds the word anywhere. BadQuery if malformed."""
+    return [shown for shown, _ in query_words(text)]
 
 
 def fts_query(text: str) -> str:

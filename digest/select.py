@@ -11,8 +11,8 @@ one of them any id matches (OR); countries and regions together form the places 
 any of its reports has an item (the original or a copy) that matches it, as the store's
 full-text index says (``Store.stories_matching``, the rule `stiwatch serve`'s page of stories
 applies too), asked once per distinct query for the week's stories and shared by every reader
-who follows it (``WeekData.search``); the "why" line names the words of it the story has
-(``WeekData.words``).
+who follows it (``WeekData.search``); the "why" line names the words of it the story has where
+the query looks for them (``WeekData.words``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import re
 from typing import Any, Callable, Iterable, Mapping
 
 from classifier.taxonomy import load_taxonomy
-from db import FILTER_FACETS, FILTERS, OFFICIAL_ORG_TYPES, QUERY, query_terms
+from db import FILTER_FACETS, FILTERS, OFFICIAL_ORG_TYPES, QUERY, query_words
 
 from .errors import DigestError
 from .events import LEAD_CHARS, Report, event_groups
@@ -214,9 +214,9 @@ class Story:
 
 
 @lru_cache(maxsize=4096)
-def _query_terms(query: str) -> tuple[str, ...]:
-    """``query_terms``, parsed once for every story of every reader who follows ``query``."""
-    return tuple(query_terms(query))
+def _query_words(query: str) -> tuple[tuple[str, str], ...]:
+    """``query_words``, parsed once for every story of every reader who follows ``query``."""
+    return tuple(query_words(query))
 
 
 class QueryNotSearched(DigestError):
@@ -265,15 +265,17 @@ class WeekData:
         return found
 
     def words(self, query: str, position: int) -> list[str]:
-        """The words and phrases of ``query`` (``query_terms``) that the story at ``position``,
-        which ``query`` matches, has: each looked up as a query of its own, once a week like
-        any query, and only for a query of several (one alone is what matched)."""
-        terms = _query_terms(query)
-        if len(terms) > 1:
-            found = [term for term in terms if position in self.search(term)]
-            # a term matched within a column or NEAR group only is found without them too
+        """The words and phrases of ``query`` (``query_words``) that the story at
+        ``position``, which ``query`` matches, has where ``query`` looks for them (in their
+        columns, near the other words of their NEAR group): each looked up in the index as a
+        query of its own, once a week like any query, and only for a query of several (one
+        alone is what matched)."""
+        words = _query_words(query)
+        if len(words) > 1:
+            found = [shown for shown, scoped in words if position in self.search(scoped)]
+            # a story ``query`` matches has one of its words where it looks for it
             return found or [query]
-        return list(terms) or [query]
+        return [shown for shown, _ in words] or [query]
 
     def matching(self, filters: Mapping[str, list[str]], query: str = "") -> list[int]:
         """Positions (in rank order) of the stories that pass ``filters`` (what `match` says of

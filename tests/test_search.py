@@ -882,6 +882,32 @@ def test_query_terms_are_each_a_query_search_reads(db_path, ids, query, terms):
             store.items_matching(term, list(ids.values()))
 
 
+@pytest.mark.parametrize("query, words", [
+    ('title:(grant OR "OR") NEAR(research security, 3)',
+     [("grant", "title:(grant)"), ('"OR"', 'title:("OR")'),
+      ("research", "NEAR(research security, 3)"), ("security", "NEAR(research security, 3)")]),
+    ("title:(quantum OR galaxy) OR summary:quantum OR NEAR(discover galaxy)",
+     [("quantum", "title:(quantum) OR summary:(quantum)"),
+      ("galaxy", "title:(galaxy) OR NEAR(discover galaxy)"),
+      ("discover", "NEAR(discover galaxy)")]),
+    ('NEAR("AND" semicond*, 2) -title:china', [('"AND"', 'NEAR("AND" semicond*, 2)'),
+                                               ("semicond*", 'NEAR("AND" semicond*, 2)')]),
+    ("量子技術 OR title:量子 NOT body:量子",
+     [("量子技術", "量子技術"), ("量子", "title:(量子)")]),
+])
+def test_query_words_find_each_word_where_the_query_looks_for_it(db_path, ids, query, words):
+    """The digest's "why" line looks each word of a reader's query up where the query looks
+    for it (its columns, its NEAR group): each such query must read as one."""
+    assert db.query_words(query) == words
+    assert db.query_terms(query) == [word for word, _ in words]
+    with db.open_store(db_path) as store:
+        for _, scoped in words:
+            store.items_matching(scoped, list(ids.values()))
+        # quantum is in jp-quantum's title, in the bodies of jp-semis and us-discovery
+        [(_, scoped), *_] = db.query_words("title:quantum OR galaxy")
+        assert store.items_matching(scoped, list(ids.values())) == {ids["jp-quantum"]}
+
+
 ORG_TYPES = ("ministry", "funding_agency", "research_org", "intergovernmental", "academy",
              "news", "other", None)
 
