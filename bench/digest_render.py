@@ -188,9 +188,9 @@ def main() -> None:
         searched = len(bundle.data.found)
         # the lookups alone, again, on the same items: what the digests' time holds of them
         searching = time.perf_counter()
-        ids = [item for story in bundle.data.stories for item in story.items]
+        ids = [report for story in bundle.data.stories for report in story.ids]
         for query in bundle.data.found:
-            store.items_matching(query, ids)
+            store.stories_matching(query, ids)
         searching = time.perf_counter() - searching
     total = shared + charts + per_sub
     print(f"shared (week, 12-week trends, chart): {shared:.2f} s  [baseline]")
@@ -203,7 +203,7 @@ def main() -> None:
     distinct = len({sub["query"] for sub in subs if sub.get("query")})
     print(f"queries: {readers} readers follow {distinct} distinct queries, looked up once each "
           f"with the words of those of several (about {searching:.2f} s of the digests' time, "
-          f"{searched} lookups of {len(ids) if searched else 0:,} items)")
+          f"{searched} lookups of {len(ids) if searched else 0:,} stories with their copies)")
     print(f"chart of every area: drawn in {drawn:.2f} s (matplotlib's import included), "
           f"{png:,} B of PNG ({(png + 2) // 3 * 4 * 77 // 76:,} B as base64)")
     print(f"readers' charts: {len(chart_sizes)} for {count} readers (one per set of areas, "

@@ -331,25 +331,6 @@ def parse_query(text: str) -> Any:
     return _Parser(text).parse()
 
 
-def _terms(node: Any, positive: bool = True) -> Iterator[tuple[Term, bool]]:
-    """Every term of ``node`` with whether it is searched for (True) or excluded."""
-    if isinstance(node, Term):
-        yield node, positive
-    elif isinstance(node, Column):
-        yield from _terms(node.node, positive)
-    elif isinstance(node, Near):
-        for term in node.terms:
-            yield term, positive
-    elif isinstance(node, Or):
-        for child in node.nodes:
-            yield from _terms(child, positive)
-    elif isinstance(node, And):
-        for child in node.positives:
-            yield from _terms(child, positive)
-        for child in node.negatives:
-            yield from _terms(child, not positive)
-
-
 def _render(node: Any, cjk: bool, typed_cjk: bool = False) -> str | None:
     """``node`` in FTS5 syntax for items_fts (``cjk`` False) or items_fts_cjk (True).
 
@@ -390,19 +371,75 @@ def _render(node: Any, cjk: bool, typed_cjk: bool = False) -> str | None:
     raise TypeError(node)
 
 
-def query_terms(text: str) -> list[str]:
+def _scoped(node: Any, columns: tuple[str, ...] = (), positive: bool = True
+            ) -> Iterator[tuple[Term, bool, Any]]:
+    """Every term of ``node`` with whether it is searched for (True) or excluded, and where
+    it is looked for: the term, or its NEAR group, within the columns around it."""
+    if isinstance(node, Term | Near):
+        scope = node
+        for name in reversed(columns):
+            scope = Column(name, scope)
+        for term in node.terms if isinstance(node, Near) else (node,):
+            yield term, positive, scope
+    elif isinstance(node, Column):
+        yield from _scoped(node.node, (*columns, node.name), positive)
+    elif isinstance(node, Or):
+        for child in node.nodes:
+            yield from _scoped(child, columns, positive)
+    elif isinstance(node, And):
+        for child in node.positives:
+            yield from _scoped(child, columns, positive)
+        for child in node.negatives:
+            yield from _scoped(child, columns, not positive)
+
+
+def _terms(node: Any) -> Iterator[tuple[Term, bool]]:
+    """Every term of ``node`` with whether it is searched for (True) or excluded."""
+    for term, positive, _ in _scoped(node):
+        yield term, positive
+
+
+def _shown(term: Term) -> str:
+    """``term`` written as a query of its own: bare where that reads the same (a word), else
+    quoted: a phrase, and a quoted "OR", which bare would be the operator."""
+    bare = term.text not in ("AND", "OR", "NOT") and all(map(_is_word_char, term.text))
+    return (term.text if bare else f'"{term.text}"') + ("*" if term.prefix else "")
+
+
+def _typed(node: Any) -> str:
+    """A scope of ``_scoped`` (a term or NEAR group within columns) in the syntax of
+    `stiwatch search`, which reads it back as ``node``."""
+    if isinstance(node, Term):
+        return _shown(node)
+    if isinstance(node, Near):
+        distance = "" if node.distance is None else f", {node.distance}"
+        return f"NEAR({' '.join(map(_shown, node.terms))}{distance})"
+    if isinstance(node, Column):
+        return f"{node.name}:({_typed(node.node)})"
+    raise TypeError(node)
+
+
+def query_words(text: str) -> list[tuple[str, str]]:
     """The words and phrases ``text`` searches for (not those it excludes), each once, in
-    order, written as a query of its own (`"Horizon Europe"`, `semicond*`, `量子技術`): what a
-    match may owe to each. BadQuery if malformed."""
-    out: list[str] = []
-    for term, positive in _terms(parse_query(text)):
-        # bare where that reads the same (a word), else quoted: a phrase, and a quoted
-        # "OR", which bare would be the operator
-        bare = term.text not in ("AND", "OR", "NOT") and all(map(_is_word_char, term.text))
-        shown = (term.text if bare else f'"{term.text}"') + ("*" if term.prefix else "")
-        if positive and shown not in out:
-            out.append(shown)
-    return out
+    order, written as a query of its own (`"Horizon Europe"`, `semicond*`, `量子技術`), with
+    the query that finds it where ``text`` looks for it: in the columns ``text`` names for it
+    (`title:(quantum)`), with the other words of its NEAR group near it
+    (`NEAR(research security, 3)`), in any of those places when it is looked for in several
+    (`title:(quantum) OR summary:(quantum)`). What a match may owe to each, as the index says:
+    the digest's "why" line. BadQuery if malformed."""
+    scopes: dict[str, list[str]] = {}
+    for term, positive, scope in _scoped(parse_query(text)):
+        if positive:
+            found = scopes.setdefault(_shown(term), [])
+            if _typed(scope) not in found:
+                found.append(_typed(scope))
+    return [(shown, " OR ".join(found)) for shown, found in scopes.items()]
+
+
+def query_terms(text: str) -> list[str]:
+    """The words and phrases ``text`` searches for (``query_words``), each a query of its own
+    that finds the word anywhere. BadQuery if malformed."""
+    return [shown for shown, _ in query_words(text)]
 
 
 def fts_query(text: str) -> str:
@@ -589,6 +626,31 @@ def _matching(table: str, conditions: list[str], match: str = ":q") -> str:
     and that meet ``conditions``."""
     return (f"FROM {table} CROSS JOIN items i ON i.id = {table}.rowid "
             f"WHERE {' AND '.join([f'{table} MATCH {match}', *conditions])}")
+
+
+# An item with CJK letters is searched in items_fts_cjk alone, where its CJK words are pairs.
+NOT_CJK = f"NOT EXISTS (SELECT 1 FROM {CJK_TABLE} c WHERE c.rowid = i.id)"
+
+
+def stories_sql(tables: Sequence[Table]) -> str:
+    """SQL selecting ``story``, the stories that match in ``tables`` (FTS5 tables, each with
+    an SQL expression of its query and conditions on the item ``i``): those any of whose
+    items matches, the original or a copy (``duplicate_of``), each item on its own text; a
+    story is its original's id, once per item that matches.
+
+    The one rule of a story matching words: the digest's test of a reader's query
+    (``stories_matching``), search's count (``count_matches``) and the search box of
+    `stiwatch serve`'s page of stories (``story_search_sql``)."""
+    return " UNION ALL ".join("SELECT coalesce(i.duplicate_of, i.id) AS story "
+                              + _matching(table, conditions, match)
+                              for table, match, conditions in tables)
+
+
+def story_search_sql(latin: str, cjk: str) -> str:
+    """``stories_sql`` for the SQL expressions ``latin``, the query for items_fts, and
+    ``cjk``, the query for items_fts_cjk (which alone searches the items with CJK letters):
+    `stiwatch serve`'s search box on its page of stories, items_tagged_json."""
+    return stories_sql([("items_fts", latin, [NOT_CJK]), (CJK_TABLE, cjk, [])])
 
 
 @contextmanager
@@ -803,8 +865,7 @@ class SearchMixin:
         latin, cjk = self._matches(tree, terms)
         tables: list[Table] = []
         if latin is not None:
-            extra = ([f"NOT EXISTS (SELECT 1 FROM {CJK_TABLE} c WHERE c.rowid = i.id)"]
-                     if cjk is not None else [])
+            extra = [NOT_CJK] if cjk is not None else []
             tables.append(("items_fts", latin, where + extra))
         if cjk is not None:
             tables.append((CJK_TABLE, cjk, where))
@@ -1111,21 +1172,55 @@ class SearchMixin:
         _require_words(query)
         _, tables, params = self._plan(query, areas, domains, countries, regions,
                                        sources, since, until, policy_only, tz, after_id)
-        parts = []
+        named = []
         for n, (table, match, conditions) in enumerate(tables):
             params[f"q{n}"] = match
-            parts.append("SELECT coalesce(i.duplicate_of, i.id) AS story "
-                         + _matching(table, conditions, f":q{n}"))
+            named.append((table, f":q{n}", conditions))
         with _query_errors(query):
             return self.conn.execute(
-                f"SELECT count(DISTINCT story) FROM ({' UNION ALL '.join(parts)})", params
+                f"SELECT count(DISTINCT story) FROM ({stories_sql(named)})", params
             ).fetchone()[0]
+
+    def stories_matching(self, query: str, story_ids: Iterable[int]) -> set[int]:
+        """The stories among ``story_ids`` (their originals' ids) that ``query`` matches: those
+        any of whose items, the original or a copy, it matches, each item on its own text as
+        ``search`` matches it (``stories_sql``, the rule the search box of `stiwatch serve`'s
+        page of stories applies too): the digest's test of a reader's saved query on the
+        week's stories. BadQuery if ``query`` is empty or malformed.
+
+        The index is read over the range of the ids of the stories' items (a copy may be
+        stored long after its original) and the matches kept in Python: one walk of each
+        term's doclist, where a lookup per id costs one seek per id (a week holds thousands),
+        and a week's items are stored close together."""
+        _require_words(query)
+        stories = set(story_ids)
+        _, tables, params = self._plan(query, (), (), (), (), (), None, None, False,
+                                       timezone.utc)
+        if not stories:
+            return set()
+        low, high = min(stories), max(stories)
+        # The copies of every original in that range: a few more than the stories' own
+        # (others' copies only widen the walk), in one read of the index of copies.
+        first, last = self.conn.execute(
+            "SELECT min(id), max(id) FROM items WHERE duplicate_of BETWEEN ? AND ?",
+            [low, high]).fetchone()
+        if first is not None:
+            low, high = min(low, first), max(high, last)
+        params.update(low=low, high=high)
+        bounded = []
+        for n, (table, match, conditions) in enumerate(tables):
+            params[f"q{n}"] = match
+            bounded.append((table, f":q{n}",
+                            [*conditions, f"{table}.rowid BETWEEN :low AND :high"]))
+        with _query_errors(query):
+            return {story for (story,) in self.conn.execute(stories_sql(bounded), params)
+                    if story in stories}
 
     def items_matching(self, query: str, item_ids: Iterable[int]) -> set[int]:
         """The items among ``item_ids`` that ``query`` matches, each on its own text, as
-        ``search`` matches an item (its syntax, the same index for an item with CJK letters):
-        the digest's test of a reader's saved query on the week's items. BadQuery if
-        ``query`` is empty or malformed.
+        ``search`` matches an item (its syntax, the same index for an item with CJK letters).
+        BadQuery if ``query`` is empty or malformed. (The digest asks ``stories_matching``,
+        which finds a story through any of its items.)
 
         The index is read over the range of the ids and the matches kept in Python: one walk
         of each term's doclist, where a lookup per id costs one seek per id (a week holds

@@ -350,9 +350,9 @@ def more_link(digest: Digest, section: Section, serve_url: str | None) -> str | 
     first (for the late section, those stored after the reader's last digest: ``id__gt``);
     one page where search needs two commands, since a page can take items about the reader's
     countries or regions; the reader's query as the page's search box (``_search``), which
-    reads `stiwatch search`'s syntax but matches each listed item on its own text only (a story
-    whose words are in a copy or another source's report alone is left out). None without
-    ``serve_url``."""
+    reads `stiwatch search`'s syntax and lists a story any of whose items matches, as the
+    digest selects it (a report the digest grouped into another source's story is listed when
+    it matches itself). None without ``serve_url``."""
     if not serve_url:
         return None
     filters = digest.filters

@@ -8,10 +8,11 @@ Filters: an empty list means everything. Areas, domains and places are combined 
 one of them any id matches (OR); countries and regions together form the places filter, so
 ``countries = JP`` with ``regions = europe`` means "Japan or Europe". A reader's saved query
 (words, in `stiwatch search`'s syntax) is one more filter ANDed with those: a story passes when
-any of its items (each report's original and copies) matches it, as the store's full-text index
-says (``Store.items_matching``), asked once per distinct query for the week's items and shared
-by every reader who follows it (``WeekData.search``); the "why" line names the words of it the
-story has (``WeekData.words``).
+any of its reports has an item (the original or a copy) that matches it, as the store's
+full-text index says (``Store.stories_matching``, the rule `stiwatch serve`'s page of stories
+applies too), asked once per distinct query for the week's stories and shared by every reader
+who follows it (``WeekData.search``); the "why" line names the words of it the story has where
+the query looks for them (``WeekData.words``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import re
 from typing import Any, Callable, Iterable, Mapping
 
 from classifier.taxonomy import load_taxonomy
-from db import FILTER_FACETS, FILTERS, OFFICIAL_ORG_TYPES, QUERY, query_terms
+from db import FILTER_FACETS, FILTERS, OFFICIAL_ORG_TYPES, QUERY, query_words
 
 from .errors import DigestError
 from .events import LEAD_CHARS, Report, event_groups
@@ -164,18 +165,14 @@ class Story:
     language: str = ""
     official: bool = False  # its link is an official source's page (``OFFICIAL``)
     # Item ids of the reports grouped into the story (its own first): one per write-up, the
-    # copies of each not counted. len(ids) is what the trends count of it.
+    # copies of each not counted. len(ids) is what the trends count of it. A reader's query
+    # is matched against each report's original and its copies (``Store.stories_matching``).
     ids: list[int] = field(default_factory=list)
-    # Every item of the story: each report's original and its copies. A reader's query is
-    # matched against each of them, as search matches every copy of a story.
-    items: list[int] = field(default_factory=list)
     _texts: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.ids:
             self.ids = [self.id]
-        if not self.items:
-            self.items = list(self.ids)
 
     @property
     def reports(self) -> int:
@@ -217,17 +214,18 @@ class Story:
 
 
 @lru_cache(maxsize=4096)
-def _query_terms(query: str) -> tuple[str, ...]:
-    """``query_terms``, parsed once for every story of every reader who follows ``query``."""
-    return tuple(query_terms(query))
+def _query_words(query: str) -> tuple[tuple[str, str], ...]:
+    """``query_words``, parsed once for every story of every reader who follows ``query``."""
+    return tuple(query_words(query))
 
 
 class QueryNotSearched(DigestError):
     """A reader's query asked of stories read without a store to search them in."""
 
 
-# The store's test of a query: (query, item ids) -> the ids it matches (Store.items_matching).
-ItemsMatching = Callable[[str, list[int]], set[int]]
+# The store's test of a query: (query, the reports' original ids) -> the ids of those it
+# matches through any of their items (Store.stories_matching).
+StoriesMatching = Callable[[str, list[int]], set[int]]
 
 
 @dataclass
@@ -238,7 +236,7 @@ class WeekData:
     # a few set operations instead of a pass over every story.
     index: dict[tuple[str, str], set[int]] = field(default_factory=dict)
     # How readers' queries are matched (``load_week`` gives the store's); None: no store.
-    items_matching: ItemsMatching | None = field(default=None, repr=False, compare=False)
+    stories_matching: StoriesMatching | None = field(default=None, repr=False, compare=False)
     # query -> positions of the stories it matches, each query asked of the store once
     found: dict[str, set[int]] = field(default_factory=dict, repr=False, compare=False)
 
@@ -250,31 +248,34 @@ class WeekData:
                         self.index.setdefault((key, value), set()).add(position)
 
     def search(self, query: str) -> set[int]:
-        """Positions of the stories any of whose items ``query`` matches: the store is asked
-        once per query for all the week's items, whichever readers follow it (a thousand
-        readers share a few queries). BadQuery from the store for a query it cannot read."""
+        """Positions of the stories any of whose items ``query`` matches (any report's
+        original or copy): the store is asked once per query for all the week's stories,
+        whichever readers follow it (a thousand readers share a few queries). BadQuery from
+        the store for a query it cannot read."""
         found = self.found.get(query)
         if found is None:
-            if self.items_matching is None:
+            if self.stories_matching is None:
                 raise QueryNotSearched(f"the query {query!r} cannot be matched: these stories "
                                        "were read without a store")
-            hits = self.items_matching(query, [item for story in self.stories
-                                               for item in story.items])
+            hits = self.stories_matching(query, [report for story in self.stories
+                                                 for report in story.ids])
             found = self.found[query] = {position for position, story
                                          in enumerate(self.stories)
-                                         if not hits.isdisjoint(story.items)}
+                                         if not hits.isdisjoint(story.ids)}
         return found
 
     def words(self, query: str, position: int) -> list[str]:
-        """The words and phrases of ``query`` (``query_terms``) that the story at ``position``,
-        which ``query`` matches, has: each looked up as a query of its own, once a week like
-        any query, and only for a query of several (one alone is what matched)."""
-        terms = _query_terms(query)
-        if len(terms) > 1:
-            found = [term for term in terms if position in self.search(term)]
-            # a term matched within a column or NEAR group only is found without them too
+        """The words and phrases of ``query`` (``query_words``) that the story at
+        ``position``, which ``query`` matches, has where ``query`` looks for them (in their
+        columns, near the other words of their NEAR group): each looked up in the index as a
+        query of its own, once a week like any query, and only for a query of several (one
+        alone is what matched)."""
+        words = _query_words(query)
+        if len(words) > 1:
+            found = [shown for shown, scoped in words if position in self.search(scoped)]
+            # a story ``query`` matches has one of its words where it looks for it
             return found or [query]
-        return list(terms) or [query]
+        return [shown for shown, _ in words] or [query]
 
     def matching(self, filters: Mapping[str, list[str]], query: str = "") -> list[int]:
         """Positions (in rank order) of the stories that pass ``filters`` (what `match` says of
@@ -353,11 +354,10 @@ def load_week(store: Any, week: Week, rows: list[dict[str, Any]] | None = None) 
             area_scores={v: (s if s is not None else 1.0) for v, s in row["areas"]},
             language=_language_tag(page.get("language") or row.get("language")),
             official=page.get("source_org_type") in OFFICIAL,
-            items=[copy["id"] for copy in coverage],
         ))
     stories = group_events(stories, store.leads([story.id for story in stories], LEAD_CHARS))
     stories.sort(key=Story.rank_key)
-    return WeekData(week, stories, items_matching=store.items_matching)
+    return WeekData(week, stories, stories_matching=store.stories_matching)
 
 
 def group_events(stories: list[Story], leads: Mapping[int, str]) -> list[Story]:
@@ -404,8 +404,7 @@ def _merge(members: list[Story]) -> Story:
         lead, sources=sources, policy_score=max(m.policy_score for m in members),
         areas=sorted(area_scores, key=lambda a: (-area_scores[a], a)),
         domains=union("domains"), countries=union("countries"), regions=union("regions"),
-        area_scores=area_scores, ids=[m.id for m in members],
-        items=[item for m in members for item in m.items], _texts={})
+        area_scores=area_scores, ids=[m.id for m in members], _texts={})
 
 
 # -- one subscriber ------------------------------------------------------------------------------

@@ -20,6 +20,10 @@ its words searched as plain words, the page saying why. An item with Chinese, Ja
 Korean letters is searched in items_fts_cjk (escape_fts_cjk()), where those words are
 character pairs, as `stiwatch search` does: items_fts holds a run of them as one word, so 研究
 found nothing in 量子技術の研究開発を推進.
+On items_tagged_json, a row per story, the box lists the stories
+any of whose items match, the original or a copy (db's stories_sql, the digest's rule for a
+reader's query): it matched the story's original alone, and left out of the page a digest links
+to a story the digest had sent for words in one of its copies.
 
 Datasette's CSV (the "CSV" links, `.csv` URLs) is rewritten for spreadsheets as stiwatch's own
 CSV is: a cell starting with = + - @ (a crawled title such as `=HYPERLINK(...)`) gets a leading
@@ -67,7 +71,8 @@ from datasette.utils import escape_sqlite, path_with_added_args, path_with_remov
 from datasette.views.base import DatasetteError
 from markupsafe import Markup, escape
 
-from db.search import CJK_TABLE, BadQuery, box_query, cjk_query, plain_query
+from db.search import (CJK_TABLE, BadQuery, box_query, cjk_query, plain_query,
+                       story_search_sql)
 from db.tags import FACETS
 
 from .datasette_meta import ITEM_VIEWS
@@ -621,11 +626,22 @@ _ITEMS_SEARCH_BOTH = (
     "id in (select rowid from items_fts where items_fts match escape_fts(:search) and not "
     f"exists (select 1 from {CJK_TABLE} c where c.rowid = items_fts.rowid) union all select "
     f"rowid from {CJK_TABLE} where {CJK_TABLE} match escape_fts_cjk(:search))")
+# items_tagged_json has a row per story, its id the original's: the stories any of whose
+# items match, the original or a copy, as the digest selects a reader's stories (db's
+# stories_sql). Read by id alone, a story whose words were in a copy only (the item shown,
+# or a newspaper's copy) was in the reader's digest and not on the page it links to.
+_STORIES_SEARCH = f"id in ({story_search_sql('escape_fts(:search)', 'escape_fts_cjk(:search)')})"
+_READS_STORIES = re.compile(r'\bfrom (?:items_tagged_json|\[items_tagged_json\]|'
+                            r'"items_tagged_json")(?:\s|\)|$)')
 
 
-def cjk_searched(sql: str) -> str:
-    """``sql`` with the items search box's condition reading CJK items in items_fts_cjk."""
-    return sql.replace(_ITEMS_SEARCH, _ITEMS_SEARCH_BOTH)
+def searched(sql: str) -> str:
+    """``sql`` with the items search box's condition reading CJK items in items_fts_cjk, and,
+    on the page of stories (items_tagged_json), matching a story by any of its items."""
+    if _ITEMS_SEARCH not in sql:
+        return sql
+    return sql.replace(_ITEMS_SEARCH, _STORIES_SEARCH if _READS_STORIES.search(sql)
+                       else _ITEMS_SEARCH_BOTH)
 
 
 def tie_broken(sql: str, keys: dict[str, str]) -> str:
@@ -663,9 +679,9 @@ async def _key_orders(database: Any) -> dict[str, str]:
 @hookimpl
 def startup(datasette: Any) -> Callable[[], Any]:
     """Give every table's first sorted page the order of the pages after it (tie_broken), the
-    items search box the CJK index (cjk_searched), filters on the views' tag columns the
-    tags table (tags_filtered), and the refused counts of private tables no error line in
-    the log (counts_private_table)."""
+    items search box the CJK index and, on the page of stories, every item of a story
+    (searched), filters on the views' tag columns the tags table (tags_filtered), and the
+    refused counts of private tables no error line in the log (counts_private_table)."""
     async def inner() -> None:
         for name, database in datasette.databases.items():
             if name == "_internal":
@@ -677,7 +693,7 @@ def startup(datasette: Any) -> Callable[[], Any]:
                                            _keys: dict[str, str] = keys, **kwargs: Any) -> Any:
                 if counts_private_table(sql):
                     kwargs["log_sql_errors"] = False
-                sql = tags_filtered(cjk_searched(tie_broken(sql, _keys)))
+                sql = tags_filtered(searched(tie_broken(sql, _keys)))
                 return await _execute(
                     story_ids(sql, _stream_last_item.get()) or snapshotted(sql),
                     *args, **kwargs)

@@ -365,6 +365,58 @@ def test_a_query_keeps_the_stories_any_of_whose_items_name_it_and_says_so(horizo
     assert found == set(titles(digest))
 
 
+def test_the_why_line_names_a_word_only_where_the_query_looks_for_it(tmp_path):
+    """The "why" line looked for each word of a reader's query anywhere in the items: for
+    `title:quantum OR fusion` a story picked for fusion "had quantum" because its summary
+    named it, and for `NEAR(research security, 3) OR visas` a story picked for visas "had
+    research, security" written far apart. A word is named where the query looks for it: in
+    its column, and with the words of its NEAR group near it."""
+    store = build(tmp_path / "s.db", [
+        story("https://jp-mext.example/q", "2026-11-17T01:00:00Z",
+              title="Japan funds quantum centres", summary="Ten new centres.", areas=["public_research"], countries=["JP"]),
+        story("https://de-bmbf.example/f", "2026-11-17T02:00:00Z", source="de-bmbf",
+              title="Germany funds fusion research",
+              summary="The programme also names quantum sensors.", areas=["public_research"],
+              countries=["DE"]),
+        story("https://us-nsf.example/v", "2026-11-17T03:00:00Z", source="us-nsf",
+              title="Student visas eased", summary="Research funders welcomed the change, "
+              "which the ministry said raised no concern for national security.",
+              areas=["research_security"], countries=["US"]),
+        story("https://us-nsf.example/rs", "2026-11-17T04:00:00Z", source="us-nsf",
+              title="NSF research security rules", summary="New rules for grantees.",
+              areas=["research_security"], countries=["US"]),
+        # its copy has the word in its title, the original in its summary only
+        story("https://uk-ukri.example/c", "2026-11-18T01:00:00Z", source="uk-ukri",
+              title="UKRI opens a new call", summary="A call on quantum networks.",
+              areas=["public_research"], countries=["GB"]),
+        story("https://news-a.example/c", "2026-11-18T02:00:00Z", source="news-a",
+              title="UKRI quantum call opens", summary="A new call.",
+              duplicate_of="https://uk-ukri.example/c"),
+    ])
+    data = load_week(store, parse_week(W47, "Asia/Tokyo"))
+
+    def why(query):
+        digest = select(data, {"query": query}, 10)
+        return {e.story.title: e.why for e in digest.headlines.entries}
+
+    assert why("title:quantum OR fusion") == {
+        "Japan funds quantum centres": ["words: quantum"],
+        "Germany funds fusion research": ["words: fusion"],
+        "UKRI opens a new call": ["words: quantum"]}
+    assert why("NEAR(research security, 3) OR visas") == {
+        "Student visas eased": ["words: visas"],
+        "NSF research security rules": ["words: research, security"]}
+    # a word in its column, or in any of the places the query looks for it
+    assert why("title:(quantum OR visas) OR summary:quantum OR NEAR(fusion quantum)") == {
+        "Japan funds quantum centres": ["words: quantum"],
+        "Germany funds fusion research": ["words: quantum"],
+        "Student visas eased": ["words: visas"],
+        "UKRI opens a new call": ["words: quantum"]}
+    assert why("title:research fusion OR title:security") == {
+        "Germany funds fusion research": ["words: research, fusion"],
+        "NSF research security rules": ["words: research, security"]}
+
+
 def test_readers_who_share_a_query_have_it_searched_once_for_the_week(horizon_store):
     data = load_week(horizon_store, parse_week(W47, "Asia/Tokyo"))
     searched = []

@@ -396,3 +396,69 @@ def test_the_browser_lists_a_story_as_the_copy_the_digest_and_search_show(db_pat
         older = _page(f"{serve_url}/items_tagged_json?policy=1&countries__arraycontains=JP"
                       "&published_at__lt=2026-11-11")
         assert [row["url"] for row in older] == ["https://mext.example/old-own"]
+
+
+def test_the_pages_search_lists_a_story_whose_words_are_only_in_a_copy(db_path, tmp_path,
+                                                                         stiwatch):
+    """A reader following '"Horizon Europe"' got a story whose words were in one of its copies
+    only (a newspaper's copy of a ministry's page, or the ministry's page shown for a wire's
+    report), and the page the digest links to, searching for the same words, left it out: it
+    matched the story's original alone. It lists every story the digest selects, each once,
+    as `stiwatch search` does."""
+    week = "2026-11-1{}T0{}:00:00Z".format
+    horizon = "Association to Horizon Europe lets researchers apply."
+    s = build(db_path, [
+        # the ministry's page (shown) says nothing of it; a newspaper's copy names it
+        story("https://mext.example/assoc", week(7, 1), title="Japan begins association talks",
+              summary="The ministry opened talks with the Commission.", areas=["international"],
+              countries=["JP"], regions=["east_asia"]),
+        story("https://news-a.example/assoc", week(7, 5), source="news-a",
+              title="Japan begins association talks", summary=horizon,
+              duplicate_of="https://mext.example/assoc"),
+        # a wire's report stored first, the funder's own page (shown) naming it
+        story("https://news-b.example/uk", week(8, 1), source="news-b",
+              title="UK researchers eligible", summary="British researchers may now apply.",
+              areas=["international"], countries=["GB"], regions=["europe"]),
+        story("https://uk-ukri.example/uk", week(8, 3), source="uk-ukri",
+              title="UK researchers eligible", summary=horizon,
+              duplicate_of="https://news-b.example/uk"),
+        # the original names it
+        story("https://eu-rtd.example/calls", week(9, 1), source="eu-rtd",
+              title="Horizon Europe opens its 2027 calls", areas=["public_research"],
+              countries=["EU"], regions=["europe"]),
+        # names neither
+        story("https://de-bmbf.example/budget", week(9, 2), source="de-bmbf",
+              title="Germany asks for a larger research budget", summary="Horizon and Europe.",
+              areas=["public_research"], countries=["DE"], regions=["europe"]),
+    ])
+    s.save_subscribers([{"email": "dana@example.org", "query": '"Horizon Europe"'}])
+    with serving(db_path, tmp_path) as base:
+        serve_url = f"{base}/{db_path.stem}"
+        digest, _, _ = parts(s, settings_with(serve_url=serve_url), "dana@example.org")
+        selected = {entry.story.url for section in [digest.headlines, *digest.sections]
+                    for entry in section.entries}
+        assert selected == {"https://mext.example/assoc", "https://uk-ukri.example/uk",
+                            "https://eu-rtd.example/calls"}
+        search = urllib.parse.urlencode({"_search": '"Horizon Europe"'})
+        link = f"{serve_url}/items_tagged_json?{search}&published_at__gte=2026-11-16"
+        rows = _page(link)
+        assert sorted(row["url"] for row in rows) == sorted(selected)
+        # search finds the same stories, each shown as an item of it that names the words
+        assert listed(stiwatch, ['stiwatch search --since 2026-11-16 -- \'"Horizon Europe"\'']
+                      ) == selected - {"https://mext.example/assoc"} | {
+                          "https://news-a.example/assoc"}
+        # counted and faceted as listed
+        data = json.loads(get(f"{serve_url}/items_tagged_json.json?{search}"
+                              "&published_at__gte=2026-11-16&_facet_tag=regions")[1])
+        assert data["filtered_table_rows_count"] == 3
+        results = data["facet_results"]
+        results = results.get("results", results)
+        assert {v["value"]: v["count"] for v in results["regions"]["results"]} == {
+            "europe": 2, "east_asia": 1}
+        status, page = get(link)
+        assert status == 200 and "Japan begins association talks" in page
+        # items and items_tagged list items, each searched on its own text
+        for table in ("items", "items_tagged"):
+            assert {row["url"] for row in _page(f"{serve_url}/{table}?{search}")} == {
+                "https://news-a.example/assoc", "https://uk-ukri.example/uk",
+                "https://eu-rtd.example/calls"}, table

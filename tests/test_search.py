@@ -821,9 +821,30 @@ def test_after_id_leaves_out_a_late_copy_of_a_story_stored_before(stiwatch, db_p
         assert (row["id"], row["copies"]) == (late["nsf"], 2)
 
 
+def test_stories_matching_finds_a_story_through_any_of_its_items(db_path, ids):
+    """The digest's test of a reader's saved query (`subscribers add --query`), the rule of
+    `stiwatch serve`'s page of stories too: a story, named by its original's id, that the query
+    matches in any of its items, the original or a copy, among the stories it is given; a
+    copy stored after every item asked about included."""
+    with db.open_store(db_path) as store:
+        stories = [ids[key] for key in ("jp-quantum", "us-security", "eu-open", "jp-semis",
+                                        "us-discovery", "eu-ai")]
+        analysts_store.add_syndicated(store, [
+            ("semis-copy", "nsf-news", "2026-11-20T04:00:00Z", ids["jp-semis"],
+             "Japan funds a chip consortium", "Japan also signs the Artemis Accords.")])
+        assert store.stories_matching("artemis", stories) == {ids["jp-semis"]}
+        assert store.stories_matching('"Horizon Europe"', stories) == {ids["eu-open"]}
+        assert store.stories_matching("artemis OR galaxy", stories[:4]) == {ids["jp-semis"]}
+        assert store.stories_matching("title:artemis", stories) == set()
+        assert store.stories_matching("quantum", []) == set()
+        for bad in ('"unfinished phrase', "   ", "-china"):
+            with pytest.raises(db.BadQuery):
+                store.stories_matching(bad, stories)
+
+
 def test_items_matching_keeps_the_given_items_search_would_match(db_path, ids):
-    """The digest's test of a reader's saved query (`subscribers add --query`): each item on
-    its own text, copies included, among the ids it is given; search's syntax and errors."""
+    """A saved query's test of items: each item on its own text, copies included, among the
+    ids it is given; search's syntax and errors."""
     with db.open_store(db_path) as store:
         every = list(ids.values())
 
@@ -859,6 +880,32 @@ def test_query_terms_are_each_a_query_search_reads(db_path, ids, query, terms):
     with db.open_store(db_path) as store:
         for term in terms:
             store.items_matching(term, list(ids.values()))
+
+
+@pytest.mark.parametrize("query, words", [
+    ('title:(grant OR "OR") NEAR(research security, 3)',
+     [("grant", "title:(grant)"), ('"OR"', 'title:("OR")'),
+      ("research", "NEAR(research security, 3)"), ("security", "NEAR(research security, 3)")]),
+    ("title:(quantum OR galaxy) OR summary:quantum OR NEAR(discover galaxy)",
+     [("quantum", "title:(quantum) OR summary:(quantum)"),
+      ("galaxy", "title:(galaxy) OR NEAR(discover galaxy)"),
+      ("discover", "NEAR(discover galaxy)")]),
+    ('NEAR("AND" semicond*, 2) -title:china', [('"AND"', 'NEAR("AND" semicond*, 2)'),
+                                               ("semicond*", 'NEAR("AND" semicond*, 2)')]),
+    ("量子技術 OR title:量子 NOT body:量子",
+     [("量子技術", "量子技術"), ("量子", "title:(量子)")]),
+])
+def test_query_words_find_each_word_where_the_query_looks_for_it(db_path, ids, query, words):
+    """The digest's "why" line looks each word of a reader's query up where the query looks
+    for it (its columns, its NEAR group): each such query must read as one."""
+    assert db.query_words(query) == words
+    assert db.query_terms(query) == [word for word, _ in words]
+    with db.open_store(db_path) as store:
+        for _, scoped in words:
+            store.items_matching(scoped, list(ids.values()))
+        # quantum is in jp-quantum's title, in the bodies of jp-semis and us-discovery
+        [(_, scoped), *_] = db.query_words("title:quantum OR galaxy")
+        assert store.items_matching(scoped, list(ids.values())) == {ids["jp-quantum"]}
 
 
 ORG_TYPES = ("ministry", "funding_agency", "research_org", "intergovernmental", "academy",

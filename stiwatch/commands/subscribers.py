@@ -215,8 +215,9 @@ def add_command(app: App, email: str, name: str | None, **filters: str | None) -
     europe sends the research-security stories about Japan or Europe. --query is one more:
     a story is sent when one of its items (a copy or another source's report of it
     included) matches the query, as `stiwatch search` matches items, and the story's "Why you
-    got this" line names the words of it the story has: --query '"CHIPS and Science Act"' --countries US sends
-    the stories about the United States that name the act.
+    got this" line names the words of it the story has where the query looks for them (a
+    title:word in a title, a NEAR group's words near each other): --query '"CHIPS and
+    Science Act"' --countries US sends the stories about the United States that name the act.
     """
     subscriber = make_subscriber({"email": email, "name": name, **filters})
     with no_restore(app):
