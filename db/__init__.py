@@ -20,8 +20,7 @@ from .errors import (
 )
 from .lock import FileLock, LockHeld, LockUnusable
 from .schema import LATEST_VERSION
-from .search import (OFFICIAL_ORG_TYPES, SORTS, BadQuery, query_terms, query_words,
-                     time_bound)
+from .search import OFFICIAL_ORG_TYPES, SORTS, BadQuery, query_words, time_bound
 from .store import (Store, has_side_files, may_release_side_files, nobody_writes, open_store,
                     readable_only_unchanging, refuse_newer, release_side_files, unstarted)
 from .subscribers import FILTER_FACETS, FILTERS, QUERY
@@ -30,7 +29,6 @@ __all__ = [
     "OFFICIAL_ORG_TYPES",
     "SORTS",
     "time_bound",
-    "query_terms",
     "query_words",
     "FileLock",
     "LockHeld",

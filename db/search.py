@@ -436,12 +436,6 @@ def query_words(text: str) -> list[tuple[str, str]]:
     return [(shown, " OR ".join(found)) for shown, found in scopes.items()]
 
 
-def query_terms(text: str) -> list[str]:
-    """The words and phrases ``text`` searches for (``query_words``), each a query of its own
-    that finds the word anywhere. BadQuery if malformed."""
-    return [shown for shown, _ in query_words(text)]
-
-
 def fts_query(text: str) -> str:
     """The user's query in FTS5 syntax for items_fts, the index of every item.
 
@@ -1215,31 +1209,6 @@ class SearchMixin:
         with _query_errors(query):
             return {story for (story,) in self.conn.execute(stories_sql(bounded), params)
                     if story in stories}
-
-    def items_matching(self, query: str, item_ids: Iterable[int]) -> set[int]:
-        """The items among ``item_ids`` that ``query`` matches, each on its own text, as
-        ``search`` matches an item (its syntax, the same index for an item with CJK letters).
-        BadQuery if ``query`` is empty or malformed. (The digest asks ``stories_matching``,
-        which finds a story through any of its items.)
-
-        The index is read over the range of the ids and the matches kept in Python: one walk
-        of each term's doclist, where a lookup per id costs one seek per id (a week holds
-        thousands), and a week's items are stored close together."""
-        _require_words(query)
-        ids = set(item_ids)
-        _, tables, params = self._plan(query, (), (), (), (), (), None, None, False,
-                                       timezone.utc)
-        if not ids:
-            return set()
-        params.update(low=min(ids), high=max(ids))
-        found: set[int] = set()
-        with _query_errors(query):
-            for table, match, conditions in tables:
-                sql = "SELECT i.id " + _matching(
-                    table, [*conditions, f"{table}.rowid BETWEEN :low AND :high"])
-                found.update(item for (item,) in self.conn.execute(sql, {**params, "q": match})
-                             if item in ids)
-        return found
 
     def _decorate(self, rows: list[dict[str, Any]]) -> None:
         """Add source names, copy counts and tags to a page of result rows (in place)."""

@@ -842,27 +842,26 @@ def test_stories_matching_finds_a_story_through_any_of_its_items(db_path, ids):
                 store.stories_matching(bad, stories)
 
 
-def test_items_matching_keeps_the_given_items_search_would_match(db_path, ids):
-    """A saved query's test of items: each item on its own text, copies included, among the
-    ids it is given; search's syntax and errors."""
+def test_stories_matching_reads_each_item_with_search_syntax(db_path, ids):
+    """A saved query's test of stories: each item (original or copy) on its own text, among
+    the stories it is given; search's syntax (OR, exclusions) and errors."""
     with db.open_store(db_path) as store:
-        every = list(ids.values())
+        stories = [item_id for key, item_id in ids.items() if key != "eu-open-copy"]
 
         def keys(found):
             return {key for key, item_id in ids.items() if item_id in found}
 
-        assert keys(store.items_matching("quantum", every)) == {
+        assert keys(store.stories_matching("quantum", stories)) == {
             "jp-quantum", "jp-semis", "us-discovery"}
-        assert keys(store.items_matching('"Horizon Europe"', every)) == {"eu-open", "eu-open-copy"}
-        assert keys(store.items_matching('"Horizon Europe"', [ids["eu-open-copy"],
-                                                              ids["jp-quantum"]])) == {
-            "eu-open-copy"}
-        assert keys(store.items_matching("security OR galaxy -china", every)) == {
+        # each story once, by its original's id, and only among those asked about
+        assert keys(store.stories_matching('"Horizon Europe"', stories)) == {"eu-open"}
+        assert store.stories_matching('"Horizon Europe"', [ids["jp-quantum"]]) == set()
+        assert keys(store.stories_matching("security OR galaxy -china", stories)) == {
             "jp-quantum", "us-discovery"}
-        assert store.items_matching("quantum", []) == set()
+        assert store.stories_matching("quantum", []) == set()
         for bad in ('"unfinished phrase', "   ", "-china"):
             with pytest.raises(db.BadQuery):
-                store.items_matching(bad, every)
+                store.stories_matching(bad, stories)
 
 
 @pytest.mark.parametrize("query, terms", [
@@ -876,10 +875,10 @@ def test_items_matching_keeps_the_given_items_search_would_match(db_path, ids):
 def test_query_terms_are_each_a_query_search_reads(db_path, ids, query, terms):
     """The words a digest reader's query looks for, each looked up on its own for the "why"
     line: each must read as a query (a quoted "OR" stays quoted, not the operator)."""
-    assert db.query_terms(query) == terms
+    assert [word for word, _ in db.query_words(query)] == terms
     with db.open_store(db_path) as store:
         for term in terms:
-            store.items_matching(term, list(ids.values()))
+            store.stories_matching(term, list(ids.values()))
 
 
 @pytest.mark.parametrize("query, words", [
@@ -899,13 +898,12 @@ def test_query_words_find_each_word_where_the_query_looks_for_it(db_path, ids, q
     """The digest's "why" line looks each word of a reader's query up where the query looks
     for it (its columns, its NEAR group): each such query must read as one."""
     assert db.query_words(query) == words
-    assert db.query_terms(query) == [word for word, _ in words]
     with db.open_store(db_path) as store:
         for _, scoped in words:
-            store.items_matching(scoped, list(ids.values()))
+            store.stories_matching(scoped, list(ids.values()))
         # quantum is in jp-quantum's title, in the bodies of jp-semis and us-discovery
         [(_, scoped), *_] = db.query_words("title:quantum OR galaxy")
-        assert store.items_matching(scoped, list(ids.values())) == {ids["jp-quantum"]}
+        assert store.stories_matching(scoped, list(ids.values())) == {ids["jp-quantum"]}
 
 
 ORG_TYPES = ("ministry", "funding_agency", "research_org", "intergovernmental", "academy",
