@@ -98,7 +98,8 @@ def test_bad_arguments(stiwatch, ids, tmp_path):
     result = stiwatch("export", "--format", "csv", "--since", "2026-99-99")
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.endswith(
-        "Error: Invalid value for '--since': '2026-99-99' is not a date (expected YYYY-MM-DD)\n")
+        "Error: Invalid value for '--since': '2026-99-99' is not a date (expected YYYY-MM-DD, "
+        "or 7d, 2w: that many days or weeks before now)\n")
     result = stiwatch("export", "--format", "csv", "--out", str(tmp_path / "no" / "x.csv"))
     assert result.exit_code == 2 and "no such folder" in result.output
     assert not (tmp_path / "no").exists()
