@@ -241,6 +241,9 @@ def test_trends_command_formats_and_chart(trend_store, stiwatch, db_path, tmp_pa
     ("afile/c.png", "--chart afile/c.png: afile is a file, not a folder"),
     ("afolder", "--chart afolder: that is a folder; give a file name"),
     ("typo/c.png", "--chart typo/c.png: no such folder typo (create it first)"),
+    # it is always a PNG: another name would hold a file its viewer cannot open
+    ("c.svg", "--chart c.svg: the chart is a PNG image: give a file name ending in .png "
+     "(e.g. c.png)"),
 ])
 def test_a_chart_path_that_cannot_be_a_file_is_one_error(trend_store, stiwatch, isolated_env,
                                                          chart, problem):

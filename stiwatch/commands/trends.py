@@ -34,8 +34,8 @@ from ..output import (
               type=click.Choice(["table", "json", "csv"]), help="Output format.")
 @json_option
 @click.option("--chart", default=None, metavar="FILE.png", type=click.Path(path_type=Path),
-              help="Also write the weekly-volume-per-area chart of the digest as a PNG, in "
-              "an existing folder.")
+              help="Also write the weekly-volume-per-area chart of the digest as a PNG (a name "
+              "ending in .png), in an existing folder.")
 @bom_option
 @pass_app
 def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
@@ -68,6 +68,11 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
                         f"{chosen.local(chosen.start)}): there is nothing to count")
     if chart:
         output_file(chart, "--chart")  # before the work, not after it
+        if chart.suffix.lower() != ".png":
+            # It is always a PNG: under chart.svg or chart.jpg a viewer refuses it, or shows
+            # garbage, after "Chart written" said all went well.
+            raise UserError(f"--chart {chart}: the chart is a PNG image: give a file name "
+                            f"ending in .png (e.g. {chart.with_suffix('.png')})")
     facets = (facet,) if facet == "area" or not chart else (facet, "area")
     report = trends(app.existing_store(), chosen, weeks=weeks, facets=facets)
     if chart:
