@@ -138,6 +138,13 @@ def crawl_command(app: App, sources_file: str | None, source_ids: tuple[str, ...
                 report = crawl_with_progress(app, source_ids, refresh)
         except CrawlError as error:  # the crawler process died: what it stored stays stored
             raise UserError(str(error), exit_code=1) from None
+        except KeyboardInterrupt as error:
+            # "interrupted by SIGINT" alone left the user wondering whether the minutes
+            # crawled so far were lost: they are not (docs/crawler.md, Stopping).
+            name, status = interrupts.describe(error)
+            raise UserError(f"interrupted by {name}: the crawl stopped; what it fetched is "
+                            "stored, and the next crawl fetches the rest",
+                            exit_code=status) from None
     finally:
         lock.release()
 
