@@ -74,6 +74,11 @@ def test_init_again_keeps_the_operators_registry(stiwatch, db_path: Path, tmp_pa
     assert "1 added, 0 updated, 1 disabled" in setting.stdout
     with db.open_store(db_path) as store:
         assert [s["id"] for s in store.list_sources(enabled_only=True)] == ["nsf-news"]
+    # a file the setting names that is gone: the error says the setting named it
+    gone = stiwatch("init", env={"STIWATCH_SOURCES": str(tmp_path / "gone.toml")})
+    assert gone.exit_code == 2
+    assert gone.output.splitlines() == [
+        f"Error: {tmp_path / 'gone.toml'}: no such file (sources is set by env STIWATCH_SOURCES)"]
 
 
 def test_invalid_registry_exits_2_with_one_line_per_problem_and_writes_nothing(
