@@ -320,6 +320,9 @@ def test_trends_command_of_an_empty_store_says_it_holds_nothing(db_path, stiwatc
     result = stiwatch("trends", "--week", "2026-W47")
     assert result.exit_code == 0, result.output
     assert "AVG4: none: the store holds no story yet;" in result.output
+    # no mean and no change, not "0" and "+0", which read as weeks watched and quiet
+    assert ["Governance", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "unknown"] in [
+        line.split() for line in result.output.splitlines()]
     totals = next(line for line in result.output.splitlines() if line.startswith("Totals: "))
     assert "=0" not in totals and totals.endswith("2026-W47=- (-: before the store's first "
                                                   "story, not watched)")

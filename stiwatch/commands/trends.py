@@ -48,8 +48,8 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
     in per cent only where that mean is at least 2 items a week, as the digest does; JSON
     and CSV carry every change_pct. Weeks before the store's
     first dated item were not watched: they are left out of the mean, not counted as zeros
-    (with none left, direction is unknown and no term rises), and the table shows them as
-    "-" (in its rows and Totals); JSON and CSV keep numbers there (0), and JSON's first_week
+    (with none left, direction is unknown, no term rises and the table's AVG4 and CHANGE
+    are "-"), and the table shows them as "-" (in its rows and Totals); JSON and CSV keep numbers there (0), and JSON's first_week
     names the store's first watched week (null: none yet). These are the same numbers as the
     digest's trends section.
 
@@ -109,6 +109,10 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
                     "change": f"{row.change:+g}" + ("" if row.telling_pct is None
                                                     else f" ({row.telling_pct:+d}%)"),
                     "direction": row.direction}
+            if not report.history:
+                # No watched week before it: "0" and "+0" read as a quiet store, not as
+                # nothing to compare with (the header says so; JSON and CSV keep numbers).
+                line.update(avg4="-", change="-")
             line.update({w.split("-")[1]: n if watched[w] else "-"
                          for w, n in zip(report.weeks, row.series) if w in shown})
             table.append(line)
