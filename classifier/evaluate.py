@@ -16,6 +16,7 @@ in the file (see classifier.metrics.prf).
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -28,6 +29,7 @@ from .pipeline import Classifier, Result, classify_texts
 from .taxonomy import Taxonomy, UnknownLabel, load_taxonomy
 
 LIST_KEYS = {"areas": "area", "domains": "domain", "countries": "country"}
+KEYS = ("id", "title", "text", "policy", *LIST_KEYS, "language")
 
 
 def read_eval_file(path: str | os.PathLike[str],
@@ -66,6 +68,14 @@ def read_eval_file(path: str | os.PathLike[str],
             raise EvalFileError(f"{where}: cannot be read ({reason})") from None
         if not isinstance(record, dict):
             raise EvalFileError(f"{where}: expected a JSON object")
+        for key in record:
+            # Other keys are ignored (notes, a source), but one a letter off a known key
+            # ("area", "Countries") would leave that facet unscored, or unlearnt, on the line
+            # without a word.
+            meant = difflib.get_close_matches(str(key).lower(), KEYS, n=1, cutoff=0.75)
+            if key not in KEYS and meant:
+                raise EvalFileError(f"{where}: unknown key {key!r} (did you mean "
+                                    f"{meant[0]!r}?)")
         if "id" in record and not isinstance(record["id"], str):
             raise EvalFileError(f"{where}: id must be a string, not {record['id']!r}")
         for key in ("title", "text"):

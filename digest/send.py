@@ -57,6 +57,7 @@ import os
 from pathlib import Path
 import re
 import smtplib
+import socket
 import ssl
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -328,6 +329,17 @@ class SenderBusy(DigestError):
         self.held = held
 
 
+def _why_unreachable(error: BaseException) -> str:
+    """The cause in a reader's words, not Python's ("[Errno -2] Name or service not known")."""
+    if isinstance(error, socket.gaierror):
+        return "host name not found"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, TimeoutError):
+        return "no answer in time"
+    return str(error)
+
+
 class CannotConnect(Exception):
     """The SMTP server could not be reached or refused the session: stop this run."""
 
@@ -467,7 +479,7 @@ class SmtpTransport:
                                 ) from error
         except (smtplib.SMTPException, OSError) as error:
             raise CannotConnect(f"the SMTP server at {host}:{port} could not be reached "
-                                f"({error})") from error
+                                f"({_why_unreachable(error)})") from error
         return conn
 
     def connect(self) -> None:

@@ -459,8 +459,14 @@ def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path |
     chosen = explicit or environ.get("STIWATCH_CONFIG")
     if chosen:
         path = Path(chosen)
+        # Named where it was set: a stale STIWATCH_CONFIG in a service's environment is
+        # otherwise looked for on the command line that never gave it.
+        origin = "--config" if explicit else "STIWATCH_CONFIG"
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a folder, not a config file ({origin}; give the "
+                              f"TOML file, e.g. {path / 'stiwatch.toml'})")
         if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
+            raise ConfigError(f"{path}: config file not found ({origin})")
         return path
     default = Path("stiwatch.toml")
     return default if default.is_file() else None

@@ -47,5 +47,10 @@ class Moment(click.ParamType):
         try:
             db.time_bound(value, "date")
         except db.BadQuery as error:
-            self.fail(str(error).removeprefix("date: "), param, ctx)
+            message = str(error).removeprefix("date: ")
+            # The store knows only dates; the relative forms are this option's own, and a user
+            # who typed `3m` or `yesterday` was told only of YYYY-MM-DD.
+            if message.endswith("(expected YYYY-MM-DD)"):
+                message = message.removesuffix(")") + f", or {RELATIVE_HELP})"
+            self.fail(message, param, ctx)
         return value

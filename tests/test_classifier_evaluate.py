@@ -329,8 +329,13 @@ def test_rules_alone_on_general_wire_news(stiwatch):
      "line 2: cannot be read (JSON nested too deeply)"),
     (['{"id": "1", "title": "t"}', '{"title": "t", "policy": ' + "9" * 5000 + "}"],
      "line 2: cannot be read (Exceeds the limit (4300 digits)"),
+    # a key a letter off a known one would leave its facet unscored on the line, silently
+    (['{"id": "1", "title": "t", "policy": 1, "area": ["governance"]}'],
+     "line 1: unknown key 'area' (did you mean 'areas'?)"),
+    (['{"id": "1", "title": "t", "Countries": ["JP"]}'],
+     "line 1: unknown key 'Countries' (did you mean 'countries'?)"),
 ], ids=["json", "area", "country", "policy", "object", "empty", "id-number", "no-title-text",
-        "language", "deep", "long-number"])
+        "language", "deep", "long-number", "key-area", "key-case"])
 def test_bad_lines_name_the_line(stiwatch, tmp_path: Path, lines, message):
     path = tmp_path / "bad.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 import shutil
 import sqlite3
@@ -73,6 +74,11 @@ def test_init_again_keeps_the_operators_registry(stiwatch, db_path: Path, tmp_pa
     assert "1 added, 0 updated, 1 disabled" in setting.stdout
     with db.open_store(db_path) as store:
         assert [s["id"] for s in store.list_sources(enabled_only=True)] == ["nsf-news"]
+    # a file the setting names that is gone: the error says the setting named it
+    gone = stiwatch("init", env={"STIWATCH_SOURCES": str(tmp_path / "gone.toml")})
+    assert gone.exit_code == 2
+    assert gone.output.splitlines() == [
+        f"Error: {tmp_path / 'gone.toml'}: no such file (sources is set by env STIWATCH_SOURCES)"]
 
 
 def test_invalid_registry_exits_2_with_one_line_per_problem_and_writes_nothing(
@@ -150,7 +156,7 @@ def test_sources_check_reports_each_status_and_exits_1_on_failure(
     rows = {r["id"]: r for r in json.loads(result.stdout)}
     assert rows["up"]["status"] == 200 and rows["up"]["ok"]
     assert rows["gone"]["status"] == 404 and not rows["gone"]["ok"]
-    assert rows["refused"]["status"] is None and "Connection refused" in rows["refused"]["error"]
+    assert rows["refused"]["status"] is None and "(connection refused)" in rows["refused"]["error"]
     user_agents = {r.headers["user-agent"] for r in http_server.requests}
     assert len(user_agents) == 1 and user_agents.pop().startswith("stiwatch/")
     ok_only = stiwatch("sources", "check", "--source", "up")
@@ -261,6 +267,28 @@ def test_sources_check_reads_robots_txt_as_the_crawler_does(stiwatch, http_serve
                             "the site is not crawled until it can be")
     result = stiwatch("sources", "check", "--json", env={"STIWATCH_OBEY_ROBOTS_TXT": "false"})
     assert result.exit_code == 0 and json.loads(result.stdout)[0]["found"] == "4 entries"
+
+
+def test_sources_check_names_a_refused_connection_as_the_crawl_does(stiwatch, tmp_path: Path):
+    """`check` said `[Errno 111] Connection refused` (or `ConnectionRefusedError: ...`) where
+    the crawl's last_error says `connection refused`."""
+    from crawlsite import registry
+
+    with socket.socket() as closed:  # a port nothing listens on once closed
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "feed", "kind": "feed", "url": f"http://127.0.0.1:{port}/feed.xml"}])
+    stiwatch("sources", "sync", str(reg))
+
+    result = stiwatch("sources", "check", "--json")
+    assert result.exit_code == 1
+    [row] = json.loads(result.stdout)
+    assert row["error"] == ("robots.txt could not be fetched (connection refused): the site is "
+                            "not crawled until it can be")
+    result = stiwatch("sources", "check", "--json", env={"STIWATCH_OBEY_ROBOTS_TXT": "false"})
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)[0]["error"] == "connection refused"
 
 
 def test_sources_check_reads_robots_txt_for_the_crawls_own_user_agent(stiwatch, http_server,

@@ -209,6 +209,19 @@ def test_missing_explicit_config_file(tmp_path: Path):
         load_settings(str(tmp_path / "missing.toml"), environ={})
 
 
+def test_a_config_path_that_is_no_file_says_where_it_was_set(stiwatch, tmp_path: Path):
+    # A folder read "config file not found", and neither said it came from STIWATCH_CONFIG.
+    result = stiwatch("--config", str(tmp_path), "status")
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"Error: {tmp_path}: is a folder, not a config file (--config; give the TOML file, "
+        f"e.g. {tmp_path / 'stiwatch.toml'})"]
+    result = stiwatch("status", env={"STIWATCH_CONFIG": str(tmp_path / "gone.toml")})
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"Error: {tmp_path / 'gone.toml'}: config file not found (STIWATCH_CONFIG)"]
+
+
 def test_config_command_masks_the_password_and_shows_origins(stiwatch, db_path):
     result = stiwatch("config", "--json", env={"STIWATCH_SMTP_PASSWORD": "hunter2",
                                                "STIWATCH_SMTP_HOST": "mail.example.org"})

@@ -978,6 +978,20 @@ def states_of_path(db_path):
         return states(s)
 
 
+def test_an_unknown_smtp_host_is_named_so_and_one_digest_stays_owed(store, stiwatch):
+    # It said "([Errno -2] Name or service not known); 1 digest of 2026-W47 stay owed".
+    store.close()
+    for email in ("eu@example.org", "sec@example.org"):
+        assert stiwatch("subscribers", "remove", email).exit_code == 0
+    env = {"STIWATCH_SMTP_HOST": "nonexistent.invalid", "STIWATCH_SMTP_STARTTLS": "false"}
+    result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "Error: the SMTP server at nonexistent.invalid:587 could not be reached (host name not "
+        "found); 1 digest of 2026-W47 stays owed for the next run (`stiwatch digest status` "
+        "shows them)"]
+
+
 def test_unreachable_server_is_one_error_recorded_on_each_delivery_still_owed(store, stiwatch,
                                                                               smtp):
     store.close()
@@ -991,7 +1005,8 @@ def test_unreachable_server_is_one_error_recorded_on_each_delivery_still_owed(st
     result = stiwatch("digest", "send", "--week", "2026-W47", env=env)
     assert result.exit_code == 1
     [line] = result.output.splitlines()  # the error, once (not again as a log line)
-    assert line.startswith(f"Error: the SMTP server at 127.0.0.1:{port} could not be reached (")
+    assert line.startswith(f"Error: the SMTP server at 127.0.0.1:{port} could not be reached "
+                           "(connection refused); ")
     assert line.endswith("; 3 digests of 2026-W47 stay owed for the next run "
                          "(`stiwatch digest status` shows them)")
     assert "Nothing owed" not in result.output and "Traceback" not in result.output

@@ -98,7 +98,8 @@ def test_bad_arguments(stiwatch, ids, tmp_path):
     result = stiwatch("export", "--format", "csv", "--since", "2026-99-99")
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.endswith(
-        "Error: Invalid value for '--since': '2026-99-99' is not a date (expected YYYY-MM-DD)\n")
+        "Error: Invalid value for '--since': '2026-99-99' is not a date (expected YYYY-MM-DD, "
+        "or 7d, 2w: that many days or weeks before now)\n")
     result = stiwatch("export", "--format", "csv", "--out", str(tmp_path / "no" / "x.csv"))
     assert result.exit_code == 2 and "no such folder" in result.output
     assert not (tmp_path / "no").exists()
@@ -110,6 +111,20 @@ def test_bad_arguments(stiwatch, ids, tmp_path):
     assert (tmp_path / "afile").read_text() == "keep me\n"
     result = stiwatch("export", "--format", "xml")
     assert result.exit_code == 2
+    result = stiwatch("export")
+    assert result.exit_code == 2
+    assert result.stderr.endswith(
+        "Error: Missing option '--format': csv, jsonl or json (or --json)\n")
+    result = stiwatch("export", "--format", "csv", "--json")
+    assert result.exit_code == 2 and "--json and --format csv ask for two formats" in result.output
+
+
+def test_json_is_format_json_as_on_the_other_commands(stiwatch, ids):
+    # `export --json` answered "No such option '--json'. Did you mean '--since'?"
+    result = stiwatch("export", "--json")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == stiwatch("export", "--format", "json").stdout
+    assert len(json.loads(result.stdout)) == len(ids)
 
 
 def test_an_output_never_replaces_a_database(stiwatch, ids, db_path, tmp_path):

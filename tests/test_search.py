@@ -313,6 +313,9 @@ def test_a_lone_minus_word_says_what_to_add(stiwatch, ids):
      "Error: --area: unknown area 'open-science' (did you mean 'open_science'?)\n"),
     (["--source", "nope"], "no source with id 'nope'"),
     (["--since", "last week"], "is not a date"),
+    # a relative form the option does not take (months): the error names those it does take
+    (["--since", "3m"], "Error: Invalid value for '--since': '3m' is not a date (expected "
+     "YYYY-MM-DD, or 7d, 2w: that many days or weeks before now)\n"),
     (["--until", "2026-13-01"], "Invalid value for '--until': '2026-13-01' is not a date"),
     (["--since", "2026-02-30"], "Invalid value for '--since': '2026-02-30' is not a date"),
     (["--since", "2026-01-01T25:00"], "is not a date"),

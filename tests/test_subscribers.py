@@ -4,6 +4,8 @@ checked, a CSV validated as a whole before anything is written."""
 from __future__ import annotations
 
 import json
+import os
+import threading
 
 import db
 
@@ -133,6 +135,29 @@ def test_import_reports_every_bad_line_and_imports_nothing(stiwatch, tmp_path):
     assert result.exit_code == 2 and "line 1: the header needs an 'email' column" in result.output
     result = stiwatch("subscribers", "import", str(tmp_path / "missing.csv"))
     assert result.exit_code == 2 and "missing.csv: no such file" in result.output
+    semicolons = tmp_path / "semicolons.csv"
+    semicolons.write_text("email;name\nx@example.org;X\n", encoding="utf-8")
+    result = stiwatch("subscribers", "import", str(semicolons))
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1].endswith(
+        "its columns are separated by semicolons; separate them by commas (in Excel: CSV UTF-8)")
+    assert set(listed(stiwatch)) == {"keep@example.org"}
+
+
+def test_import_reads_a_pipe(stiwatch, tmp_path):
+    # `subscribers import <(grep ... readers.csv)` said "/dev/fd/63: no such file"
+    fifo = tmp_path / "readers.pipe"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_text,
+                              args=("email,name\npipe@example.org,Pipe\n",), daemon=True)
+    writer.start()
+    result = stiwatch("subscribers", "import", str(fifo))
+    if writer.is_alive():  # the pipe was never read: free the writer before failing
+        fifo.read_text()
+    writer.join(timeout=10)
+    assert result.exit_code == 0, result.output
+    assert "1 subscriber imported" in result.output
+    assert listed(stiwatch)["pipe@example.org"]["name"] == "Pipe"
 
 
 # A name goes into the To: header: a line break there would start a header of its own (Bcc: ...).

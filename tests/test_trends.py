@@ -241,6 +241,9 @@ def test_trends_command_formats_and_chart(trend_store, stiwatch, db_path, tmp_pa
     ("afile/c.png", "--chart afile/c.png: afile is a file, not a folder"),
     ("afolder", "--chart afolder: that is a folder; give a file name"),
     ("typo/c.png", "--chart typo/c.png: no such folder typo (create it first)"),
+    # it is always a PNG: another name would hold a file its viewer cannot open
+    ("c.svg", "--chart c.svg: the chart is a PNG image: give a file name ending in .png "
+     "(e.g. c.png)"),
 ])
 def test_a_chart_path_that_cannot_be_a_file_is_one_error(trend_store, stiwatch, isolated_env,
                                                          chart, problem):
@@ -317,6 +320,9 @@ def test_trends_command_of_an_empty_store_says_it_holds_nothing(db_path, stiwatc
     result = stiwatch("trends", "--week", "2026-W47")
     assert result.exit_code == 0, result.output
     assert "AVG4: none: the store holds no story yet;" in result.output
+    # no mean and no change, not "0" and "+0", which read as weeks watched and quiet
+    assert ["Governance", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "unknown"] in [
+        line.split() for line in result.output.splitlines()]
     totals = next(line for line in result.output.splitlines() if line.startswith("Totals: "))
     assert "=0" not in totals and totals.endswith("2026-W47=- (-: before the store's first "
                                                   "story, not watched)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -74,13 +75,23 @@ def every_source_failed(report: CrawlReport, limit: int = 10) -> str | None:
         ", ".join(ids) + (f" ({error})" if error else "") for error, ids in alike.items()) + more
 
 
+def sources_setting(app: App) -> str | None:
+    """The registry file the `sources` setting names (None: unset). A missing one is refused
+    naming where it was set: a scheduled run names no file on its command line."""
+    path = app.settings["sources"] or None
+    if path and not Path(path).exists():
+        raise UserError(f"{path}: no such file (sources is set by "
+                        f"{app.settings.origin('sources')})")
+    return path
+
+
 def open_synced_store(app: App, sources_file: str | None = None) -> db.Store:
     """The store (created if missing), after syncing ``sources_file`` or the `sources` setting.
 
     Shared by `stiwatch crawl` and `stiwatch run`, so the scheduled job crawls the registry the
     settings name, as a crawl by hand does. A bad registry fails before the store is touched.
     """
-    sources_file = sources_file or app.settings["sources"] or None
+    sources_file = sources_file or sources_setting(app)
     registry = load_registry(sources_file) if sources_file else None
     store = app.store(create=True)
     if registry is not None:
@@ -138,6 +149,13 @@ def crawl_command(app: App, sources_file: str | None, source_ids: tuple[str, ...
                 report = crawl_with_progress(app, source_ids, refresh)
         except CrawlError as error:  # the crawler process died: what it stored stays stored
             raise UserError(str(error), exit_code=1) from None
+        except KeyboardInterrupt as error:
+            # "interrupted by SIGINT" alone left the user wondering whether the minutes
+            # crawled so far were lost: they are not (docs/crawler.md, Stopping).
+            name, status = interrupts.describe(error)
+            raise UserError(f"interrupted by {name}: the crawl stopped; what it fetched is "
+                            "stored, and the next crawl fetches the rest",
+                            exit_code=status) from None
     finally:
         lock.release()
 

@@ -118,8 +118,8 @@ def send_command(app: App, week: str | None, dry_run: bool, partial_week: bool,
     if report.aborted:
         owed = len(report.unreachable) + len(report.waiting)
         raise UserError(f"{report.aborted}; {counted(owed, 'digest')} of "
-                        f"{report.week} stay owed for the next run (`stiwatch digest status` "
-                        "shows them)", exit_code=1)
+                        f"{report.week} {'stays' if owed == 1 else 'stay'} owed for the next "
+                        "run (`stiwatch digest status` shows them)", exit_code=1)
     if not report.ok:
         raise SystemExit(1)
 

@@ -14,7 +14,8 @@ from digest.weeks import zone
 from ..app import App, pass_app
 from ..files import output_file, replacing
 from ..output import (
-    bom_option, counted, utf8_stdout, wants_bom, write_csv, writing_stdout,
+    bom_option, counted, json_option, output_format, utf8_stdout, wants_bom, write_csv,
+    writing_stdout,
 )
 from ..params import RELATIVE_HELP, Moment
 from .search import DATE_HELP
@@ -43,9 +44,10 @@ def write_items(rows: Iterable[dict], stream: IO[str], fmt: str, bom: bool = Fal
 
 
 @click.command("export")
-@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "json"]), required=True,
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "json"]),
               help="csv (tags comma-separated in one cell), jsonl (one JSON object a line, "
-              "tags as lists) or json (those objects in one array).")
+              "tags as lists) or json (those objects in one array); required unless --json.")
+@json_option
 @click.option("--since", metavar="DATE", type=Moment(), help="Only items published on or after DATE "
               f"(YYYY-MM-DD, {DATE_HELP}; or {RELATIVE_HELP}).")
 @click.option("--out", "out", metavar="FILE", type=click.Path(dir_okay=False),
@@ -53,8 +55,8 @@ def write_items(rows: Iterable[dict], stream: IO[str], fmt: str, bom: bool = Fal
               "complete; never an SQLite database) instead of stdout.")
 @bom_option
 @pass_app
-def export_command(app: App, fmt: str, since: str | None, out: str | None,
-                   bom: bool | None) -> None:
+def export_command(app: App, fmt: str | None, since: str | None, out: str | None,
+                   as_json: bool, bom: bool | None) -> None:
     """Export items with their tags (policy, areas, domains, countries, regions).
 
     Items are read and written a batch at a time, so a store of millions of items exports in
@@ -77,6 +79,10 @@ def export_command(app: App, fmt: str, since: str | None, out: str | None,
       stiwatch export --format csv --since 2026-11-01 --bom --out items.csv
       stiwatch export --format jsonl --out items.jsonl
     """
+    if fmt is None and not as_json:
+        # click said this while --format was required, over four lines, without --json
+        raise click.UsageError("Missing option '--format': csv, jsonl or json (or --json)")
+    fmt = output_format(fmt, as_json)
     bom = wants_bom(bom, app.settings["csv_bom"], fmt)
     store = app.existing_store()
     rows = store.iter_export(since=since, tz=zone(app.settings["timezone"]))

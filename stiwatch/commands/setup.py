@@ -12,6 +12,7 @@ from digest.message import SECRET_VARIABLE, placeholders, unsubscribe_problem
 from ..app import App, pass_app
 from ..config import Settings
 from ..output import counted, echo_json, echo_table
+from .crawl import sources_setting
 
 
 @click.command("init")
@@ -29,7 +30,7 @@ def init_command(app: App, sources_file: str | None) -> None:
     store or one whose sources all come from it: a store fed from the operator's own file is
     left as it is rather than swapped for the bundled sources.
     """
-    sources_file = sources_file or app.settings["sources"] or None
+    sources_file = sources_file or sources_setting(app)
     registry = load_registry(sources_file)  # validated before anything is written
     store = app.store(create=True)
     hint = app.contact_hint()

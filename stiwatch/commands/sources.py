@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -104,6 +105,19 @@ def list_command(app: App, as_json: bool, enabled_only: bool) -> None:
                      "list --json` shows them whole)")
 
 
+def _network_reason(error: BaseException, timeout: float) -> str:
+    """A failed request's cause in the words a crawl stores in `last_error` (crawler/spiders/
+    base.py), not Python's (`[Errno 111] Connection refused`): check and crawl say one thing."""
+    reason = getattr(error, "reason", error)
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, socket.gaierror):
+        return "host name not found"
+    if isinstance(reason, TimeoutError):
+        return f"no response within {timeout:g} s"
+    return f"{type(reason).__name__}: {reason}"
+
+
 def _robots_problem(url: str, user_agent: str, agent: str, timeout: float) -> str | None:
     """Why a crawl that obeys robots.txt would not fetch ``url``, in the crawl's words, or None.
 
@@ -123,7 +137,7 @@ def _robots_problem(url: str, user_agent: str, agent: str, timeout: float) -> st
             return unavailable.format(f"HTTP {error.code} {error.reason}")
         return None
     except (urllib.error.URLError, OSError, ValueError) as error:
-        return unavailable.format(getattr(error, "reason", error))
+        return unavailable.format(_network_reason(error, timeout))
     if not Protego.parse(rules).can_fetch(url, agent):
         return f"forbidden by {robots} (obey_robots_txt is on)"
     return None
@@ -182,8 +196,7 @@ def _check(source: dict, user_agent: str, timeout: float, *, max_size: int,
     except ListingError as error:
         result["error"] = str(error)
     except (urllib.error.URLError, OSError, ValueError, zlib.error) as error:
-        reason = getattr(error, "reason", error)
-        result.update(error=f"{type(reason).__name__}: {reason}")
+        result.update(error=_network_reason(error, timeout))
     result["ms"] = round((time.monotonic() - started) * 1000)
     result["ok"] = result["error"] is None
     return result

@@ -111,8 +111,11 @@ def read_csv(path: Path) -> list[dict[str, Any]]:
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     problems = []
     if "email" not in header:
+        # Excel saves "CSV" with semicolons where the decimal mark is a comma (Europe).
+        hint = (": its columns are separated by semicolons; separate them by commas (in "
+                "Excel: CSV UTF-8)" if len(header) == 1 and ";" in header[0] else "")
         raise InvalidSubscriber(f"{path}: line 1: the header needs an 'email' column "
-                                f"(columns: {', '.join(COLUMNS)})")
+                                f"(columns: {', '.join(COLUMNS)}){hint}")
     unknown = [h for h in header if h not in COLUMNS]
     if unknown:
         raise InvalidSubscriber(f"{path}: line 1: unknown column(s) {', '.join(unknown)} "
@@ -260,7 +263,9 @@ def import_command(app: App, file: Path) -> None:
     Example:
       stiwatch subscribers import readers.csv
     """
-    if not file.is_file():
+    # Not is_file(): a pipe (`<(grep ... readers.csv)`, /dev/stdin) is read as a file is;
+    # click refuses a folder.
+    if not file.exists():
         raise InvalidSubscriber(f"{file}: no such file")
     subscribers = read_csv(file)
     with no_restore(app):

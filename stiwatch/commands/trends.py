@@ -34,8 +34,8 @@ from ..output import (
               type=click.Choice(["table", "json", "csv"]), help="Output format.")
 @json_option
 @click.option("--chart", default=None, metavar="FILE.png", type=click.Path(path_type=Path),
-              help="Also write the weekly-volume-per-area chart of the digest as a PNG, in "
-              "an existing folder.")
+              help="Also write the weekly-volume-per-area chart of the digest as a PNG (a name "
+              "ending in .png), in an existing folder.")
 @bom_option
 @pass_app
 def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
@@ -48,8 +48,8 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
     in per cent only where that mean is at least 2 items a week, as the digest does; JSON
     and CSV carry every change_pct. Weeks before the store's
     first dated item were not watched: they are left out of the mean, not counted as zeros
-    (with none left, direction is unknown and no term rises), and the table shows them as
-    "-" (in its rows and Totals); JSON and CSV keep numbers there (0), and JSON's first_week
+    (with none left, direction is unknown, no term rises and the table's AVG4 and CHANGE
+    are "-"), and the table shows them as "-" (in its rows and Totals); JSON and CSV keep numbers there (0), and JSON's first_week
     names the store's first watched week (null: none yet). These are the same numbers as the
     digest's trends section.
 
@@ -68,6 +68,11 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
                         f"{chosen.local(chosen.start)}): there is nothing to count")
     if chart:
         output_file(chart, "--chart")  # before the work, not after it
+        if chart.suffix.lower() != ".png":
+            # It is always a PNG: under chart.svg or chart.jpg a viewer refuses it, or shows
+            # garbage, after "Chart written" said all went well.
+            raise UserError(f"--chart {chart}: the chart is a PNG image: give a file name "
+                            f"ending in .png (e.g. {chart.with_suffix('.png')})")
     facets = (facet,) if facet == "area" or not chart else (facet, "area")
     report = trends(app.existing_store(), chosen, weeks=weeks, facets=facets)
     if chart:
@@ -104,6 +109,10 @@ def trends_command(app: App, weeks: int, week: str | None, facet: str, fmt: str,
                     "change": f"{row.change:+g}" + ("" if row.telling_pct is None
                                                     else f" ({row.telling_pct:+d}%)"),
                     "direction": row.direction}
+            if not report.history:
+                # No watched week before it: "0" and "+0" read as a quiet store, not as
+                # nothing to compare with (the header says so; JSON and CSV keep numbers).
+                line.update(avg4="-", change="-")
             line.update({w.split("-")[1]: n if watched[w] else "-"
                          for w, n in zip(report.weeks, row.series) if w in shown})
             table.append(line)
