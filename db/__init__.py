@@ -5,6 +5,7 @@ from .errors import (
     MigrationFailed,
     MigrationInterrupted,
     NoSuchDelivery,
+    NoSuchFolder,
     NoSuchItem,
     NoSuchSource,
     NoSuchStore,
@@ -21,8 +22,9 @@ from .errors import (
 from .lock import FileLock, LockHeld, LockUnusable
 from .schema import LATEST_VERSION
 from .search import OFFICIAL_ORG_TYPES, SORTS, BadQuery, query_words, time_bound
-from .store import (Store, has_side_files, may_release_side_files, nobody_writes, open_store,
-                    readable_only_unchanging, refuse_newer, release_side_files, unstarted)
+from .store import (Store, check_folder, has_side_files, may_release_side_files, nobody_writes,
+                    open_store, readable_only_unchanging, refuse_newer, release_side_files,
+                    unstarted)
 from .subscribers import FILTER_FACETS, FILTERS, QUERY
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "MigrationInterrupted",
     "LATEST_VERSION",
     "NoSuchDelivery",
+    "NoSuchFolder",
     "NoSuchItem",
     "NoSuchSource",
     "NoSuchStore",
@@ -55,6 +58,7 @@ __all__ = [
     "StoreError",
     "StoreLocked",
     "StoreReadOnly",
+    "check_folder",
     "has_side_files",
     "may_release_side_files",
     "nobody_writes",

@@ -48,6 +48,11 @@ class NoSuchStore(StoreError):
     """Opened without ``create`` (or read-only), and no file is at the path."""
 
 
+class NoSuchFolder(NoSuchStore):
+    """Asked to create a database in a folder that does not exist: never made on the way,
+    since a mistyped folder would otherwise get a new, empty store."""
+
+
 class NoSuchSource(StoreError):
     """A source id that the store does not hold."""
 

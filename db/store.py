@@ -13,8 +13,8 @@ import sqlite_utils
 
 from .digests import DigestsMixin
 from .files import database_beside
-from .errors import (MigrationFailed, MigrationInterrupted, NoSuchStore, NotAStore,
-                     SchemaTooNew, StoreError, StoreLocked, StoreReadOnly)
+from .errors import (MigrationFailed, MigrationInterrupted, NoSuchFolder, NoSuchStore,
+                     NotAStore, SchemaTooNew, StoreError, StoreLocked, StoreReadOnly)
 from .items import ItemsMixin
 from .runs import RunsMixin
 from .schema import LATEST_VERSION, current_version, environmental, migrate, too_new
@@ -67,7 +67,7 @@ class Store(SourcesMixin, ItemsMixin, TagsMixin, SubscribersMixin, RunsMixin, Di
                 conn = self._connect_readonly()
             else:
                 if create:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    check_folder(self.path)
                 conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
             conn.execute("PRAGMA foreign_keys = ON")
@@ -364,6 +364,14 @@ def _other_tables(conn: sqlite3.Connection) -> int:
     """How many tables, indexes and views the file has besides ``schema_migrations``."""
     return conn.execute("SELECT count(*) FROM sqlite_master "
                         "WHERE name != 'schema_migrations'").fetchone()[0]
+
+
+def check_folder(path: str | os.PathLike[str]) -> None:
+    """NoSuchFolder unless the folder a new database at ``path`` would go in exists."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise NoSuchFolder(f"{path}: no such folder {folder} (create it first; a database is "
+                           "never made in a folder made on the way, which a typo would name)")
 
 
 def unstarted(path: str | os.PathLike[str]) -> bool:

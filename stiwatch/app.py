@@ -195,6 +195,8 @@ class App:
         empty -wal and -shm it may leave beside a store are removed when the open under the
         lock closes."""
         path = self.db_path
+        if creates and not path.exists():
+            db.check_folder(path)  # before a lock file is made beside it (and its folder)
         if path.exists() and not (creates and path.is_file() and path.stat().st_size == 0):
             try:
                 db.open_store(path, readonly=True, as_is=True).close()

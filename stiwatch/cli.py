@@ -66,7 +66,8 @@ class StiwatchGroup(click.Group):
 
 @click.group(cls=StiwatchGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--db", "db_path", metavar="PATH", envvar=None,
-              help="SQLite database file [default: $STIWATCH_DB, else ./stiwatch.db].")
+              help="SQLite database file [default: $STIWATCH_DB, else ./stiwatch.db]; a new "
+              "one is made only in a folder that exists.")
 @click.option("--config", "config_file", metavar="FILE",
               help="TOML settings file [default: $STIWATCH_CONFIG, else ./stiwatch.toml if present].")
 @click.option("-q", "--quiet", is_flag=True, help="Print only results and errors, no progress.")

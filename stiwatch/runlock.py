@@ -25,6 +25,8 @@ def take_run_lock(app: App, wait_lock: int, doing: str, *,
     # leaves the folder as it was.
     if refuse_newer:
         db.refuse_newer(app.db_path)
+    if not app.db_path.exists():
+        db.check_folder(app.db_path)  # the lock beside it would make the folder on the way
     lock = db.FileLock(app.settings["lock_file"] or f"{app.db_path}.lock", f"stiwatch {doing}")
     try:
         try:

@@ -417,6 +417,22 @@ def test_a_folder_given_as_the_database_is_named_as_one(args, tmp_path: Path):
     assert list(folder.iterdir()) == []
 
 
+@pytest.mark.parametrize("args", [
+    *CREATE_A_STORE, ["crawl"], ["run"],
+    ["sources", "sync", str(REPO / "crawler" / "sources.toml")]], ids=" ".join)
+def test_a_store_is_never_made_in_a_folder_that_does_not_exist(args, tmp_path: Path):
+    """`--db /var/lib/stiwatc/stiwatch.db init` (a typo) made the folder and a new, empty
+    store in it, and every later run then read that one; the crawl's and run's lock file
+    beside the database made the folder too."""
+    database = tmp_path / "typo" / "stiwatch.db"
+    result = CliRunner().invoke(cli, ["--db", str(database), *args])
+    assert result.exit_code == 2, result.output
+    assert _errors(result.output) == [
+        f"Error: {database}: no such folder {database.parent} (create it first; a database is "
+        "never made in a folder made on the way, which a typo would name)"]
+    assert not database.parent.exists()
+
+
 def test_commands_that_set_a_store_up_still_create_it(stiwatch, db_path: Path):
     assert stiwatch("subscribers", "add", "a@example.org").exit_code == 0
     assert db_path.exists()

@@ -195,6 +195,8 @@ def test_a_path_setting_starting_with_a_tilde_is_in_the_home_folder(tmp_path: Pa
 
 def test_init_with_a_tilde_db_creates_the_store_in_the_home_folder(isolated_env: Path):
     Path("stiwatch.toml").write_text('db = "~/data/stiwatch.db"\n')
+    # the folder must exist (a store is never made in a folder made on the way)
+    (Path(os.environ["HOME"]) / "data").mkdir(parents=True)
     registry = isolated_env / "sources.toml"
     registry.write_text('[[source]]\nid = "a"\nname = "A"\nurl = "http://127.0.0.1:9/f.xml"\n'
                         'kind = "feed"\ncountry = "JP"\nlanguage = "en"\norg_type = "news"\n')
