@@ -382,6 +382,11 @@ def _run_job(job: dict[str, Any], events: Any) -> None:
         # handler must not touch it directly.
         reactor.callFromThread(drop_unsent)
         process._signal_shutdown(signum, frame)
+        # Scrapy would now end the crawl uncleanly at the next SIGINT or SIGTERM ("send again
+        # to force"). Forcing is the parent's to decide (it kills this process), and the next
+        # one may well be a copy of this stop: `timeout` also signals the whole process group.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     def handle_signals() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)

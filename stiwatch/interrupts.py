@@ -6,35 +6,61 @@ its parent (and without the run lock) and the run would stay ``running`` in the 
 a KeyboardInterrupt instead, it takes the path Ctrl-C already takes: the crawler is stopped and
 waited for, the run is recorded, and only then is the lock released. Only while such a command
 runs: elsewhere (``serve``) SIGTERM keeps its default, an ordinary clean stop for systemd.
+Within such a command a signal delivered twice at once counts once (REPEAT_S).
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 import signal
-from typing import Iterator
+import time
+from typing import Any, Callable, Iterator
+
+# coreutils `timeout` sends its signal to the command and then to the
+# command's process group, so the command receives it twice within microseconds: that is one
+# request to stop, not the second Ctrl-C that kills the crawler without waiting for it (a crawl
+# run under `timeout -s INT` was killed that way mid-stop, its run left without its counts).
+# A person cannot press Ctrl-C twice this fast.
+REPEAT_S = 0.25
 
 
 class Terminated(KeyboardInterrupt):
     """The process received SIGTERM."""
 
 
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated()
+def _stop_handlers() -> dict[int, Callable[[int, Any], None]]:
+    """SIGINT and SIGTERM handlers raising KeyboardInterrupt and Terminated, except for a
+    signal repeated within REPEAT_S of the last one (see there), which is ignored."""
+    last: list[float] = []
+
+    def handler(raised: type[KeyboardInterrupt]) -> Callable[[int, Any], None]:
+        def handle(signum: int, frame: Any) -> None:
+            now = time.monotonic()
+            if last and now - last[0] < REPEAT_S:
+                return
+            last[:] = [now]
+            raise raised()
+        return handle
+
+    return {signal.SIGINT: handler(KeyboardInterrupt), signal.SIGTERM: handler(Terminated)}
 
 
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises Terminated."""
+    """Within the block, SIGTERM raises Terminated and SIGINT KeyboardInterrupt, each once for
+    a signal delivered twice at once (REPEAT_S)."""
+    previous: dict[int, Any] = {}
     try:
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        for signum, handle in _stop_handlers().items():
+            previous[signum] = signal.signal(signum, handle)
     except ValueError:  # not the main thread: Python delivers signals to the main one only
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handle in previous.items():
+            signal.signal(signum, handle)
 
 
 def describe(interrupt: KeyboardInterrupt) -> tuple[str, int]:

@@ -277,6 +277,36 @@ def test_a_second_ctrl_c_kills_the_crawler_and_still_records_the_run(
     assert crawl["status"] == "interrupted"
 
 
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["INT", "TERM"])
+def test_a_stop_signal_delivered_twice_at_once_is_one_stop(
+        stiwatch, http_server, tmp_path, db_path, signum, status):
+    """coreutils `timeout` sends its signal to the command, then to its process group: the
+    command got it twice within microseconds, took the second for an impatient second Ctrl-C
+    and killed the crawler mid-stop (its run left without counts, what it had not yet written
+    lost). A cron job bounded by `timeout` stops like any other."""
+    release = threading.Event()
+    child = _start_run(stiwatch, http_server, tmp_path, db_path, release, command="crawl")
+    try:
+        os.kill(child.pid, signum)
+        # as `timeout` does next (the command leads its group here): a few ms later, once the
+        # first is being handled (sent at once, the kernel would merge the two)
+        time.sleep(0.02)
+        os.killpg(child.pid, signum)
+        time.sleep(1.0)  # a second stop request would have killed the crawler by now
+        release.set()  # the downloads under way finish, as in any graceful stop
+        _, stderr = child.communicate(timeout=60)
+    finally:
+        release.set()
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+
+    assert child.returncode == status and "Traceback" not in stderr, stderr
+    [crawl] = rows(db_path, "SELECT * FROM crawl_runs")
+    assert crawl["status"] == "interrupted" and crawl["finished_at"], (crawl, stderr)
+    assert json.loads(crawl["stats"])["reason"] == "shutdown"
+
+
 def test_a_crawler_whose_parent_was_killed_stops_quietly(stiwatch, http_server, tmp_path,
                                                          db_path):
     """SIGKILL cannot be handled: the orphaned crawler notices its parent is gone and stops."""
