@@ -6,7 +6,7 @@ import numpy as np
 
 from classifier.country_ranker import (FEATURES, KEEP_GRID, MIN_ITEMS, TAKE_GRID, Candidates,
                                        candidates, choose_cuts, pick, train_ranker)
-from classifier.metrics import prf_dict, set_counts
+from classifier.metrics import prf, prf_dict, set_counts
 from classifier.places import Gazetteer
 
 
@@ -79,3 +79,16 @@ def test_no_ranker_from_too_few_initiatives_or_where_the_thresholds_do_as_well()
     ranker, metrics = train_ranker(items, gold, gold)
     assert ranker is None and metrics["rules_f1"] == 1.0
     assert metrics["reason"] == "no better than the thresholds in cross-validation"
+
+
+def test_training_scores_an_undefined_f1_as_0_not_1_or_null():
+    """Training's metrics keep 0.0 where F1 is undefined (classifier.metrics.prf's default;
+    only `stiwatch evaluate` reports null): initiatives with no country labelled and none
+    tagged give the thresholds an F1 of 0, which `stiwatch train` formats as a number."""
+    items = [found("DE", "FR") for _ in range(MIN_ITEMS)]
+    gold: list[set[str]] = [set() for _ in items]
+    ranker, metrics = train_ranker(items, gold, gold)
+    assert ranker is None and "fewer than" in metrics["reason"]
+    assert metrics["rules_f1"] == 0.0 and metrics["rules_f1"] is not None
+    assert prf(0, 0, 0) == (0.0, 0.0, 0.0)
+    assert prf_dict(0, 0, 0) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}

@@ -425,3 +425,109 @@ def test_commands_refuse_bad_settings_before_doing_anything(stiwatch, db_path: P
     assert result.stderr.startswith(f"Error: environment {variable}: ")
     assert len(result.stderr.strip().splitlines()) == 1
     assert not db_path.exists()  # no store created, no crawl run left `running`
+
+
+# -- found by mutation testing stiwatch/config.py: each pins what a user reads or gets -------
+
+@pytest.mark.parametrize("raw, value", [
+    ("1", True), ("true", True), ("TRUE", True), ("yes", True), (" On ", True),
+    ("0", False), ("false", False), ("FALSE", False), ("no", False), ("off", False),
+    ("OFF", False), ("", False),
+])
+def test_a_boolean_variable_reads_the_usual_words(raw: str, value: bool):
+    # each word is given to the setting whose default is the other value, so it is read
+    name = "smtp_ssl" if value else "autothrottle"
+    assert BY_NAME[name].default is not value
+    assert load_settings(environ={f"STIWATCH_{name.upper()}": raw})[name] is value
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"STIWATCH_SMTP_SSL": "maybe"},
+     "environment STIWATCH_SMTP_SSL: smtp_ssl: expected true or false, not 'maybe'"),
+    ({"STIWATCH_DOWNLOAD_DELAY": "soon"},
+     "environment STIWATCH_DOWNLOAD_DELAY: download_delay: expected a number, not 'soon'"),
+    ({"STIWATCH_USER_AGENT": "bot {contact!x}"},
+     "environment STIWATCH_USER_AGENT: user_agent: Unknown conversion specifier x in "
+     "'bot {contact!x}'"),
+    ({"STIWATCH_MAIL_FROM": "stiwatch"}, "environment STIWATCH_MAIL_FROM: mail_from: expected "
+     "one e-mail address such as 'Name <user@example.org>', not 'stiwatch'"),
+    ({"STIWATCH_MAIL_FROM": "@example.org"}, "environment STIWATCH_MAIL_FROM: mail_from: "
+     "expected one e-mail address such as 'Name <user@example.org>', not '@example.org'"),
+    ({"STIWATCH_MAIL_FROM": '""@example.org'}, "environment STIWATCH_MAIL_FROM: mail_from: "
+     "expected one e-mail address such as 'Name <user@example.org>', not '\"\"@example.org'"),
+    # a name with no zone near it gets no guess (a looser match would offer Atlantic/Azores)
+    ({"STIWATCH_TIMEZONE": "Atlantis"}, "environment STIWATCH_TIMEZONE: timezone: expected "
+     "an IANA time zone such as Asia/Tokyo, not 'Atlantis'"),
+    ({"STIWATCH_TIMEZONE": "New York"}, "environment STIWATCH_TIMEZONE: timezone: expected "
+     "an IANA time zone such as Asia/Tokyo, not 'New York' (did you mean 'America/New_York'?)"),
+    # the city is the name's last part, also under a region's own folder
+    ({"STIWATCH_TIMEZONE": "Monticello"}, "environment STIWATCH_TIMEZONE: timezone: expected "
+     "an IANA time zone such as Asia/Tokyo, not 'Monticello' "
+     "(did you mean 'America/Kentucky/Monticello'?)"),
+])
+def test_a_bad_value_is_one_whole_line_naming_the_variable(env: dict[str, str], message: str):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ=env)
+    assert str(caught.value) == message
+
+
+def test_every_crawler_variable_and_misspelling_is_named_at_once():
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"STIWATCH_BATCH_SIZE": "5", "STIWATCH_MAX_RETRY_AFTER": "60",
+                               "STIWATCH_TIMEZON": "UTC"})
+    lines = str(caught.value).splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "environment STIWATCH_BATCH_SIZE", "environment STIWATCH_MAX_RETRY_AFTER",
+        "environment STIWATCH_TIMEZON"]
+
+
+def test_the_highest_port_is_accepted():
+    assert load_settings(environ={"STIWATCH_SMTP_PORT": "65535"})["smtp_port"] == 65535
+
+
+def test_a_config_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path):
+    # Windows Notepad writes one; its line numbers still count from the first line
+    config = tmp_path / "stiwatch.toml"
+    config.write_bytes('\ufefftimezone = "Europe/Paris"\n'.encode())
+    assert load_settings(str(config), environ={})["timezone"] == "Europe/Paris"
+    config.write_bytes('\ufefftimezon = "Europe/Paris"\n'.encode())
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(config), environ={})
+    assert str(caught.value).startswith(f"{config}:1: unknown setting 'timezon'")
+
+
+def test_a_dotted_key_or_a_group_name_in_the_config_file(tmp_path: Path):
+    config = tmp_path / "stiwatch.toml"
+    # a dotted key has no `smtp =` line to point at: the file is named alone
+    config.write_text('smtp.host = "mail.example.org"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(config), environ={})
+    assert str(caught.value) == (
+        f"{config}: unknown setting 'smtp' (settings are top-level names such as smtp_host, "
+        "not a [smtp] table; see `stiwatch config`)")
+    # a plain value under a group's name is not a table: no word of tables
+    config.write_text('smtp = "mail.example.org"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(config), environ={})
+    assert str(caught.value).startswith(f"{config}:1: unknown setting 'smtp' (")
+    assert "table" not in str(caught.value)
+
+
+def test_a_whole_number_in_the_file_for_a_decimal_setting_reads_as_decimal(stiwatch,
+                                                                           tmp_path: Path):
+    config = tmp_path / "stiwatch.toml"
+    config.write_text("download_delay = 2\n")
+    result = stiwatch("--config", str(config), "config", "--json")
+    assert result.exit_code == 0, result.output
+    [row] = [row for row in json.loads(result.output) if row["name"] == "download_delay"]
+    assert row["value"] == 2.0 and isinstance(row["value"], float)
+
+
+def test_the_settings_are_a_mapping_of_every_name_and_the_model_folder_default():
+    settings = load_settings(environ={})
+    assert list(settings) == [setting.name for setting in SETTINGS]
+    assert dict(settings)["timezone"] == settings["timezone"]
+    # docs/classifier.md: ~/.local/share/stiwatch/models, the user's data folder (read when
+    # stiwatch.config is imported, so before the tests' own HOME)
+    model_dir = Path(settings["model_dir"])
+    assert model_dir.is_absolute() and model_dir.parts[-2:] == ("stiwatch", "models")

@@ -4,6 +4,8 @@ ranking and the section cap. Stores are real SQLite files written through db.Sto
 from __future__ import annotations
 
 from datetime import datetime, timezone
+import time
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -11,7 +13,7 @@ from digeststore import G7_MEETING, JAPAN_SECURITY, add, build, story
 from digest import events
 from digest.errors import DigestError
 from digest.select import load_week, select
-from digest.weeks import last_complete_week, parse_week
+from digest.weeks import last_complete_week, parse_week, week_or_default
 
 W47 = "2026-W47"  # Mon 16 - Sun 22 Nov 2026; in Asia/Tokyo: 2026-11-15T15:00Z to 2026-11-22T15:00Z
 
@@ -53,6 +55,41 @@ def test_last_complete_week_and_bad_weeks():
     with pytest.raises(DigestError, match="timezone: unknown time zone 'Mars/Olympus'"):
         parse_week(W47, "Mars/Olympus")
 
+
+
+@pytest.fixture
+def machine_in_los_angeles(monkeypatch):
+    """The process's own time zone (TZ) set to one that is neither UTC nor the setting's."""
+    monkeypatch.setenv("TZ", "America/Los_Angeles")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_week_bounds_ignore_the_machines_own_time_zone(tmp_path, machine_in_los_angeles):
+    # A server left in its own zone must select the same week as one in UTC: the bounds are
+    # the setting's Monday 00:00 written in UTC, whatever the machine's clock says.
+    week = parse_week(W47, "Asia/Tokyo")
+    assert (week.start_utc, week.end_utc) == ("2026-11-15 15:00:00", "2026-11-22 15:00:00")
+    store = build(tmp_path / "s.db", [
+        story("https://x.example/a", "2026-11-15T14:59:59Z", title="before Tokyo Monday"),
+        story("https://x.example/b", "2026-11-15T15:00:00Z", title="Tokyo Monday 00:00"),
+        story("https://x.example/e", "2026-11-22T15:00:00Z", title="next Tokyo Monday"),
+    ])
+    assert titles(select(load_week(store, week), None, 10)) == ["Tokyo Monday 00:00"]
+
+
+def test_the_default_week_is_the_last_complete_one_in_the_setting_zone():
+    # what `stiwatch digest ...` and `trends` use without --week: Monday 01:00 in Tokyo
+    # (Sunday 16:00 UTC) has just closed Tokyo's 2025-W22, while UTC is still in it
+    now = datetime(2025, 6, 1, 16, 0, tzinfo=timezone.utc)
+    tokyo = week_or_default(None, "Asia/Tokyo", now)
+    assert (tokyo.label, tokyo.tz.key) == ("2025-W22", "Asia/Tokyo")
+    assert week_or_default(None, "UTC", now).label == "2025-W21"
+    assert week_or_default("2026-W47", "UTC", now).label == "2026-W47"
+    # a zone given as a ZoneInfo (as `stiwatch demo` passes it) reads as its name does
+    assert last_complete_week(ZoneInfo("Asia/Tokyo"), now).label == "2025-W22"
 
 @pytest.fixture
 def filtered_store(tmp_path):

@@ -97,6 +97,12 @@ def test_cjk_words_are_found_inside_runs_of_characters(db_path, ids, query, expe
     assert set(found(db_path, ids, query)) == expected
 
 
+
+def test_a_word_ending_in_one_cjk_character_after_latin_letters_is_a_prefix(db_path, ids):
+    # NEDOは is the phrase NEDO は*: the body's NEDOは生成AI is indexed as NEDO は生 生成 ...
+    assert query_phrase("NEDOは") == ("NEDO は", True)
+    assert found(db_path, ids, "NEDOは") == ["ja-quantum"]
+
 def test_english_search_is_unchanged_beside_cjk_items(db_path, ids):
     assert set(found(db_path, ids, "quantum")) == {"jp-quantum", "jp-semis", "us-discovery"}
     assert found(db_path, ids, '"research security" AND china') == ["us-security"]
@@ -220,6 +226,26 @@ def test_has_cjk():
     assert not has_cjk("The ministry’s plan — “quantum” café ﬁnance 😀")
     assert not has_cjk("「」、。・") and not has_cjk(None) and not has_cjk("")
 
+
+
+def test_has_cjk_at_the_first_cjk_letter():
+    # 々 (U+3005) is the lowest CJK letter: text whose highest character it is still has CJK
+    assert has_cjk("々") and has_cjk("Noma 々")
+
+
+def test_every_cjk_range_is_indexed_up_to_its_first_and_last_character():
+    """The numpy lookup index_text uses and the regular expression that finds CJK words in a
+    query (CJK_RUN) agree at both ends of every range: a word made of a range's first or last
+    character is written as pairs, the characters just outside are left as they are."""
+    inside = [chr(code) for first, last in CJK_RANGES for code in (first, last)]
+    outside = [chr(code) for first, last in CJK_RANGES for code in (first - 1, last + 1)
+               if not any(a <= code <= b for a, b in CJK_RANGES)]
+    for char in inside:
+        assert CJK_RUN.fullmatch(char * 2), hex(ord(char))
+        assert index_text(char * 2).split() == [char * 2, char], hex(ord(char))
+    for char in outside:
+        assert not CJK_RUN.search(char), hex(ord(char))
+        assert index_text("x" + char * 2) == "x" + char * 2, hex(ord(char))
 
 @pytest.mark.parametrize("text, indexed", [
     ("研究開発", "研究 究開 開発 発"),
