@@ -27,8 +27,8 @@ def test_demo_runs_the_whole_pipeline_offline_says_what_to_do_next_and_reruns(
     assert summary["policy_items"] >= 60
     assert summary["seconds"] < 120
     # The suggested commands run as printed, from a shell without the virtualenv on PATH.
-    assert [c.split(summary["db"] + " ")[1].split()[0] for c in summary["next"]][:3] == [
-        "search", "search", "trends"]
+    assert [c.split(summary["db"] + " ")[1].split()[0] for c in summary["next"]][:4] == [
+        "search", "search", "search", "trends"]
     shell_env = {**env, "PATH": "/usr/bin:/bin"}
     suggested = subprocess.run(summary["next"][0], shell=True, capture_output=True, text=True,
                                timeout=60, env=shell_env, cwd=tmp_path)
@@ -52,6 +52,26 @@ def test_demo_runs_the_whole_pipeline_offline_says_what_to_do_next_and_reruns(
     assert search.returncode == 0, search.stderr
     assert any("quantum" in (hit["title"] + hit["snippet"]).lower()
                for hit in json.loads(search.stdout))
+
+    # The Japanese source shows what stiwatch does with text that has no spaces: the suggested
+    # search finds its ministry's press release by a word inside a run of characters, and the
+    # crawler stored it as Japanese (so the rules' Japanese cues, not the English model, read it).
+    japanese = next(c for c in summary["next"] if "量子技術" in c)
+    suggested = subprocess.run(japanese + " --format json", shell=True, capture_output=True,
+                               text=True, timeout=60, env=shell_env, cwd=tmp_path)
+    assert suggested.returncode == 0, suggested.stderr
+    hits = json.loads(suggested.stdout)
+    assert [(h["source_id"], h["title"]) for h in hits] == [
+        ("jp-msti", "「量子技術イノベーション戦略」を改定 量子コンピュータの実用化へ工程表")]
+    assert "JP" in hits[0]["countries"] and "quantum" in hits[0]["domains"]
+    exported = subprocess.run(
+        [sys.executable, "-m", "stiwatch", "--db", summary["db"], "export", "--format", "json"],
+        capture_output=True, text=True, timeout=60, env=env)
+    assert exported.returncode == 0, exported.stderr
+    languages = {row["id"]: row["language"] for row in json.loads(exported.stdout)}
+    assert languages[hits[0]["id"]] == "ja"
+    # ... and its story is in last week's digest, as the English ones are
+    assert "量子技術イノベーション戦略" in html
 
     # It reruns in its own folder, as the quick start does.
     again = _demo(directory, "--json", cwd=tmp_path)

@@ -93,3 +93,27 @@ def test_rebuild_refuses_to_wipe_a_folder_it_did_not_build(tmp_path: Path) -> No
         build_site(tmp_path, "http://demo.invalid", TODAY)
     assert (tmp_path / "precious.txt").read_text() == "keep me"
 
+
+
+def test_the_japanese_source_is_japanese_throughout_and_stays_out_of_model_training(
+        tmp_path: Path) -> None:
+    from stiwatch.demo.site import labelled_records
+
+    root = tmp_path / "site"
+    records = build_site(root, "http://demo.invalid", TODAY)
+    record = next(r for r in records if r["language"] == "ja")
+    assert (record["id"], record["country"], record["org_type"]) == ("jp-msti", "JP", "ministry")
+    parsed = feedparser.parse((root / "msti" / "rss" / "houdou.xml").read_bytes())
+    assert not parsed.bozo and parsed.feed.language == "ja"
+    # week -1 (the digest's week, seen from Thursday 26 November), day 2
+    quantum = next(e for e in parsed.entries if "量子技術" in e.title)
+    assert quantum.published.startswith("Tue, 17 Nov 2026")
+    page = (root / quantum.link.removeprefix("http://demo.invalid/")).read_text(encoding="utf-8")
+    assert '<html lang="ja">' in page and "2026年11月17日" in page
+    assert "量子暗号通信" in page
+
+    # The trained models read English only: its articles are not their training news.
+    english = {f"{s.id}/{a.slug}" for s in load_content() if s.language == "en"
+               for a in s.articles if a.own_labels}
+    assert {r["id"] for r in labelled_records()} == english
+    assert not any(r["id"].startswith("jp-msti/") for r in labelled_records())

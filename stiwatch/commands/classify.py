@@ -284,7 +284,7 @@ def _analyst_labelled(app: App) -> list[dict[str, Any]]:
                    "own news teaches the model news phrasing; repeatable.")
 @click.option("--bundled-news/--no-bundled-news", default=True, show_default=True,
               help="Fold in the hand-labelled news that ships with stiwatch (the demo site's "
-                   "articles and classifier/data/news_labelled.jsonl).")
+                   "English articles and classifier/data/news_labelled.jsonl).")
 @click.option("--limit", type=click.IntRange(min=10), metavar="N",
               help="Use only the first N initiatives (quick trials and tests).")
 @click.option("--folds", type=click.IntRange(2, 10), default=3, show_default=True, metavar="N",

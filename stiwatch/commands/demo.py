@@ -51,10 +51,11 @@ DEMO_SUBSCRIBERS = [
 def demo_command(app: App, directory: Path, as_json: bool, keep_serving: bool) -> None:
     """Run stiwatch end to end on a bundled demo site, with no network.
 
-    Serves nine fictional STI-policy sources (RSS, Atom, RDF feeds, HTML listings and sitemaps)
-    on 127.0.0.1, crawls them into DIR/stiwatch.db, classifies every article, and writes last
-    week's digest to DIR/outbox as .eml (as it would be mailed) and .html (to open in a
-    browser). Then it prints the next commands to try. Nothing leaves this machine.
+    Serves ten fictional STI-policy sources (RSS, Atom, RDF feeds, HTML listings and sitemaps;
+    nine in English, a ministry's press releases in Japanese) on 127.0.0.1, crawls them into
+    DIR/stiwatch.db, classifies every article, and writes last week's digest to DIR/outbox as
+    .eml (as it would be mailed) and .html (to open in a browser). Then it prints the next
+    commands to try. Nothing leaves this machine.
 
     DIR is rebuilt on every run, so the demo refuses a folder it did not make that is not empty
     (such as one holding a real stiwatch.db or sources.toml).
@@ -184,6 +185,8 @@ def _summary(app: App, directory: Path, week: str, html: Path, steps: list[dict]
         "next": [
             f"{stiwatch} {db_arg} search 'research security'",
             f"{stiwatch} {db_arg} search quantum --area international --format json",
+            # the demo's Japanese source: search reads Japanese text, which has no spaces
+            f"{stiwatch} {db_arg} search 量子技術",
             f"{stiwatch} {db_arg} trends --by area",
             f"{stiwatch} {db_arg} status",
             f"{stiwatch} {db_arg} serve",

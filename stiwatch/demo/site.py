@@ -386,6 +386,8 @@ def _human_date(value: datetime, style: str = "dmy") -> str:
         return f"{value:%B} {value.day}, {value:%Y}"
     if style == "ymd":
         return f"{value:%Y.%m.%d}"
+    if style == "ja":
+        return f"{value.year}年{value.month}月{value.day}日"
     return f"{value.day} {value:%B %Y}"
 
 
@@ -581,12 +583,16 @@ def manifest(base_url: str, today: date,
 
 
 def labelled_records(sources: list[DemoSource] | None = None) -> list[dict[str, Any]]:
-    """The hand-labelled articles (not their syndicated copies) in taxonomy.md's JSON Lines
-    shape: text as the classifier sees a crawled item (summary, then body); ``areas`` only
-    on policy items. `stiwatch train` folds them in as in-domain news."""
+    """The hand-labelled articles (not their syndicated copies) of the English sources, in
+    taxonomy.md's JSON Lines shape: text as the classifier sees a crawled item (summary, then
+    body); ``areas`` only on policy items. `stiwatch train` folds them in as in-domain news."""
     sources = sources if sources is not None else load_content()
     records = []
     for source in sources:
+        if source.language != "en":
+            # The trained models read English only (other languages get the lexicon rules):
+            # a Japanese press release would teach them nothing but noise.
+            continue
         for article in source.articles:
             if not article.own_labels:
                 continue
