@@ -183,12 +183,12 @@ def feed_rows(folder: Path = FEEDS) -> list[dict]:
 
 
 def demo_rows() -> list[dict]:
-    """The bundled demo site's hand-labelled articles (fictional STI-policy news written for
-    the project), with their source's home country."""
-    from stiwatch.demo.site import load_content
+    """The bundled demo site's hand-labelled articles of its English sources (fictional
+    STI-policy news written for the project), with their source's home country."""
+    from stiwatch.demo.site import english_sources
 
     rows = []
-    for source in load_content():
+    for source in english_sources():
         home = (source.country or "").upper()
         for article in source.articles:
             if not article.own_labels or article.syndicated_from:

@@ -30,14 +30,14 @@ from typing import Any
 
 import db
 from classifier.pipeline import Classifier, ItemText, classify_store
-from stiwatch.demo.site import load_content
+from stiwatch.demo.site import english_sources
 
 
 def items(n: int, words_per_item: int = 2000, seed: int = 0) -> list[ItemText]:
     """``n`` items of ``words_per_item`` words cut from the demo articles; another ``seed``
     gives other items (the taggers remember their last scans: a timed run must not reuse
     them)."""
-    articles = [a for s in load_content() for a in s.articles]
+    articles = [a for s in english_sources() for a in s.articles]
     words = " ".join(f"{a.summary} {a.body}" for a in articles).split()
     rng = random.Random(seed)
     out = []

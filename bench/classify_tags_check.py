@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from classify_speed import items  # noqa: E402
 
 from classifier.pipeline import Classifier, ItemText, classify_texts  # noqa: E402
-from stiwatch.demo.site import load_content  # noqa: E402
+from stiwatch.demo.site import english_sources  # noqa: E402
 
 
 def exact(result: Any) -> dict:
@@ -47,7 +47,7 @@ def fixture_items() -> list[ItemText]:
 
 
 def all_tags(model_dir: str | None) -> dict:
-    articles = [a for s in load_content() for a in s.articles]
+    articles = [a for s in english_sources() for a in s.articles]
     demo = [ItemText(a.title, f"{a.summary}\n\n{a.body}", None) for a in articles]
     demo_source = [ItemText(a.title, f"{a.summary}\n\n{a.body}", "JP") for a in articles]
     bench = items(1000)

@@ -582,17 +582,21 @@ def manifest(base_url: str, today: date,
     ]
 
 
+def english_sources(sources: list[DemoSource] | None = None) -> list[DemoSource]:
+    """The demo's sources written in English (all but the Japanese ministry's): what the
+    trained models, which read English only (other languages get the lexicon rules), learn
+    from, and the text the classifier benchmarks measure (bench/, with figures from before the
+    Japanese source)."""
+    return [s for s in (sources if sources is not None else load_content())
+            if s.language == "en"]
+
+
 def labelled_records(sources: list[DemoSource] | None = None) -> list[dict[str, Any]]:
     """The hand-labelled articles (not their syndicated copies) of the English sources, in
     taxonomy.md's JSON Lines shape: text as the classifier sees a crawled item (summary, then
     body); ``areas`` only on policy items. `stiwatch train` folds them in as in-domain news."""
-    sources = sources if sources is not None else load_content()
     records = []
-    for source in sources:
-        if source.language != "en":
-            # The trained models read English only (other languages get the lexicon rules):
-            # a Japanese press release would teach them nothing but noise.
-            continue
+    for source in english_sources(sources):
         for article in source.articles:
             if not article.own_labels:
                 continue
