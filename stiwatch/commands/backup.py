@@ -16,13 +16,18 @@ from db.files import SIDE_FILES
 from .. import interrupts
 from ..app import App, pass_app
 from ..errors import UserError
+from ..output import echo_json
 
 
 @click.command("backup")
 @click.argument("dest", type=click.Path())
 @click.option("--force", is_flag=True, help="Replace DEST if it already exists.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the outcome as one JSON object, also with --quiet (backup: the copy's "
+              "path, database, schema_version, bytes, seconds): how a script learns the name "
+              "of a dated copy.")
 @pass_app
-def backup_command(app: App, dest: str, force: bool) -> None:
+def backup_command(app: App, dest: str, force: bool, as_json: bool) -> None:
     """Copy the database to DEST with SQLite's online backup API.
 
     Safe while a crawl or digest is writing: the copy is one consistent snapshot. If DEST is a
@@ -30,6 +35,9 @@ def backup_command(app: App, dest: str, force: bool) -> None:
     stiwatch-YYYYmmddTHHMMSSZ.db inside it. The copy is checked
     (PRAGMA quick_check) before it takes its final name, so DEST is never a half-written file;
     stopped by SIGTERM or Ctrl-C, it removes its partial copy (exit 143 or 130).
+
+    Prints one line naming the copy; --quiet prints nothing when all went well (a cron job's
+    mail then means trouble), and --json prints the outcome, with the copy's path, in any case.
     """
     target = Path(dest)
     # A trailing slash says "folder" even before it exists, as the documented cron line
@@ -86,6 +94,12 @@ def backup_command(app: App, dest: str, force: bool) -> None:
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
-    size = target.stat().st_size
+    size, seconds = target.stat().st_size, time.monotonic() - started
+    if as_json:
+        # The result, so not silenced by --quiet: a dated name is known only once made.
+        echo_json({"backup": str(target.absolute()), "database": str(app.db_path),
+                   "schema_version": store.schema_version, "bytes": size,
+                   "seconds": round(seconds, 3)})
+        return
     app.echo(f"Backed up {app.db_path} (schema version {store.schema_version}) to {target}: "
-             f"{size / 1e6:.1f} MB in {time.monotonic() - started:.1f}s.")
+             f"{size / 1e6:.1f} MB in {seconds:.1f}s.")
