@@ -30,11 +30,14 @@ from .taxonomy import Taxonomy, UnknownLabel, load_taxonomy
 
 LIST_KEYS = {"areas": "area", "domains": "domain", "countries": "country"}
 KEYS = ("id", "title", "text", "policy", *LIST_KEYS, "language")
+# The problems an error lists, at most: the rest are counted ("and 37 more problems").
+MAX_PROBLEMS = 20
 
 
 def read_eval_file(path: str | os.PathLike[str],
                    taxonomy: Taxonomy | None = None) -> list[dict[str, Any]]:
-    """Validated records; blank lines are skipped."""
+    """Validated records; blank lines are skipped. A file with bad lines raises
+    EvalFileError listing each problem by line (the first ``MAX_PROBLEMS``, then a count)."""
     taxonomy = taxonomy or load_taxonomy()
     path = Path(path)
     try:
@@ -53,63 +56,79 @@ def read_eval_file(path: str | os.PathLike[str],
     # U+0085 and other characters that JSON strings may hold unescaped (crawled text has them).
     lines = text.split("\n")
     records = []
+    # Every bad line is reported at once, as the sources and subscribers files are: a file
+    # fixed one line per run costs a run per typo.
+    problems: list[str] = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        where = f"{path}: line {number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise EvalFileError(f"{where}: not valid JSON ({error.msg})") from None
-        except RecursionError:
-            raise EvalFileError(f"{where}: cannot be read (JSON nested too deeply)") from None
-        except ValueError as error:  # a number of thousands of digits
-            reason = str(error).split(":")[0]
-            raise EvalFileError(f"{where}: cannot be read ({reason})") from None
-        if not isinstance(record, dict):
-            raise EvalFileError(f"{where}: expected a JSON object")
-        for key in record:
-            # Other keys are ignored (notes, a source), but one a letter off a known key
-            # ("area", "Countries") would leave that facet unscored, or unlearnt, on the line
-            # without a word.
-            meant = difflib.get_close_matches(str(key).lower(), KEYS, n=1, cutoff=0.75)
-            if key not in KEYS and meant:
-                raise EvalFileError(f"{where}: unknown key {key!r} (did you mean "
-                                    f"{meant[0]!r}?)")
-        if "id" in record and not isinstance(record["id"], str):
-            raise EvalFileError(f"{where}: id must be a string, not {record['id']!r}")
-        for key in ("title", "text"):
-            if not isinstance(record.get(key, ""), str):
-                raise EvalFileError(f"{where}: {key} must be a string")
-        language = record.get("language")
-        if language is not None and not (isinstance(language, str)
-                                         and re.fullmatch("[a-z]{2,3}", language)):
-            raise EvalFileError(f"{where}: language must be an ISO 639 code such as \"ja\", "
-                                f"not {language!r}")
-        # A line with neither is another format's (or a misspelt key's): scoring or training
-        # on empty texts would say nothing. Empty strings are accepted: the STIP export has
-        # initiatives without name or description, and the shared STIP eval file keeps one.
-        if "title" not in record and "text" not in record:
-            raise EvalFileError(f"{where}: needs a title or a text (or both)")
-        if "policy" in record and record["policy"] not in (0, 1) or isinstance(
-                record.get("policy"), bool):
-            raise EvalFileError(f"{where}: policy must be 0 or 1, not {record['policy']!r}")
-        for key, facet in LIST_KEYS.items():
-            if key not in record:
-                continue
-            values = record[key]
-            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-                raise EvalFileError(f"{where}: {key} must be a list of {facet} ids")
-            for value in values:
-                try:
-                    taxonomy.check(facet, value)
-                except UnknownLabel as error:
-                    raise EvalFileError(f"{where}: {error}") from None
+        record, line_problems = _read_line(line, taxonomy)
+        if line_problems:
+            problems += [f"{path}: line {number}: {problem}" for problem in line_problems]
+            continue
         record.setdefault("id", f"line-{number}")
         records.append(record)
+    if problems:
+        shown = problems[:MAX_PROBLEMS]
+        if len(problems) > MAX_PROBLEMS:
+            shown.append(f"{path}: and {len(problems) - MAX_PROBLEMS} more problems "
+                         f"({len(problems)} in all)")
+        raise EvalFileError("\n".join(shown))
     if not records:
         raise EvalFileError(f"{path}: no records (expected one JSON object per line)")
     return records
+
+
+def _read_line(line: str, taxonomy: Taxonomy) -> tuple[dict[str, Any], list[str]]:
+    """A line's record and its problems (none if it is valid)."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        return {}, [f"not valid JSON ({error.msg})"]
+    except RecursionError:
+        return {}, ["cannot be read (JSON nested too deeply)"]
+    except ValueError as error:  # a number of thousands of digits
+        return {}, [f"cannot be read ({str(error).split(':')[0]})"]
+    if not isinstance(record, dict):
+        return {}, ["expected a JSON object"]
+    problems = []
+    for key in record:
+        # Other keys are ignored (notes, a source), but one a letter off a known key
+        # ("area", "Countries") would leave that facet unscored, or unlearnt, on the line
+        # without a word.
+        meant = difflib.get_close_matches(str(key).lower(), KEYS, n=1, cutoff=0.75)
+        if key not in KEYS and meant:
+            problems.append(f"unknown key {key!r} (did you mean {meant[0]!r}?)")
+    if "id" in record and not isinstance(record["id"], str):
+        problems.append(f"id must be a string, not {record['id']!r}")
+    for key in ("title", "text"):
+        if not isinstance(record.get(key, ""), str):
+            problems.append(f"{key} must be a string")
+    language = record.get("language")
+    if language is not None and not (isinstance(language, str)
+                                     and re.fullmatch("[a-z]{2,3}", language)):
+        problems.append(f"language must be an ISO 639 code such as \"ja\", not {language!r}")
+    # A line with neither is another format's (or a misspelt key's): scoring or training
+    # on empty texts would say nothing. Empty strings are accepted: the STIP export has
+    # initiatives without name or description, and the shared STIP eval file keeps one.
+    if "title" not in record and "text" not in record:
+        problems.append("needs a title or a text (or both)")
+    if "policy" in record and record["policy"] not in (0, 1) or isinstance(
+            record.get("policy"), bool):
+        problems.append(f"policy must be 0 or 1, not {record['policy']!r}")
+    for key, facet in LIST_KEYS.items():
+        if key not in record:
+            continue
+        values = record[key]
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            problems.append(f"{key} must be a list of {facet} ids")
+            continue
+        for value in values:
+            try:
+                taxonomy.check(facet, value)
+            except UnknownLabel as error:
+                problems.append(str(error))
+    return record, problems
 
 
 def multilabel_metrics(gold: Sequence[Iterable[str]], predicted: Sequence[Iterable[str]],

@@ -64,8 +64,11 @@ class SubscribersMixin:
             raise NoSuchSubscriber(f"no subscriber {email!r}")
         return _decode(rows[0])
 
-    def deactivate_subscriber(self, email: str) -> None:
-        """Stop sending to ``email``; the row and its delivery history stay."""
+    def deactivate_subscriber(self, email: str) -> bool:
+        """Stop sending to ``email``; the row and its delivery history stay. False (and
+        nothing written) when it was removed already."""
         with self.write():
-            self.get_subscriber(email)
+            if not self.get_subscriber(email)["active"]:
+                return False
             self.db["subscribers"].update(email, {"active": 0, "updated_at": utcnow()})
+            return True

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 import sqlite3
 from contextvars import ContextVar
@@ -77,6 +78,8 @@ from db.tags import FACETS
 
 from .datasette_meta import ITEM_VIEWS
 from .output import spreadsheet_text
+
+log = logging.getLogger("stiwatch.serve")
 
 MAX_VALUE_BYTES = 64 * 1024 * 1024
 limit = MAX_VALUE_BYTES  # set by `stiwatch serve` before Datasette opens a connection
@@ -658,6 +661,22 @@ def tie_broken(sql: str, keys: dict[str, str]) -> str:
 _TABLE_COUNT = re.compile(r"select count\(\*\) from \[([^\]]+)\]")
 
 
+def query_error_note(sql: str, error: Exception) -> str:
+    """The log line for SQL that SQLite refused or could not run, in place of Datasette's
+    "ERROR: conn=<sqlite3.Connection object at 0x...>, sql = ..., params = ...": one line, the
+    SQL shortened, no connection address."""
+    text = " ".join(sql.split())
+    if len(text) > QUERY_IN_LOG:
+        text = text[:QUERY_IN_LOG - 3] + "..."
+    reason = str(error)
+    if reason == "not authorized" or reason.endswith(" is prohibited"):
+        return f"refused a query that reads a table not served ({reason}): {text}"
+    return f"a query failed ({reason}): {text}"
+
+
+QUERY_IN_LOG = 200  # characters of a query the log line keeps: a visitor may type pages
+
+
 def counts_private_table(sql: str) -> bool:
     """Whether ``sql`` is Datasette's count of a private table's rows, which its index pages
     run for every table. The authorizer refuses it (the page shows no count), and Datasette
@@ -681,7 +700,8 @@ def startup(datasette: Any) -> Callable[[], Any]:
     """Give every table's first sorted page the order of the pages after it (tie_broken), the
     items search box the CJK index and, on the page of stories, every item of a story
     (searched), filters on the views' tag columns the tags table (tags_filtered), and the
-    refused counts of private tables no error line in the log (counts_private_table)."""
+    refused counts of private tables no error line in the log (counts_private_table), and any
+    other refused or failed query one line of ours at INFO (query_error_note)."""
     async def inner() -> None:
         for name, database in datasette.databases.items():
             if name == "_internal":
@@ -691,11 +711,18 @@ def startup(datasette: Any) -> Callable[[], Any]:
 
             async def tie_breaking_execute(sql: str, *args: Any, _execute: Any = execute,
                                            _keys: dict[str, str] = keys, **kwargs: Any) -> Any:
-                if counts_private_table(sql):
-                    kwargs["log_sql_errors"] = False
+                # Datasette writes a failed query's error to stderr itself, with the
+                # connection's repr; ours is one INFO line (the page already says why).
+                logged = kwargs.pop("log_sql_errors", True) and not counts_private_table(sql)
+                typed = sql
                 sql = tags_filtered(searched(tie_broken(sql, _keys)))
-                return await _execute(
-                    story_ids(sql, _stream_last_item.get()) or snapshotted(sql),
-                    *args, **kwargs)
+                try:
+                    return await _execute(
+                        story_ids(sql, _stream_last_item.get()) or snapshotted(sql),
+                        *args, log_sql_errors=False, **kwargs)
+                except sqlite3.DatabaseError as error:
+                    if logged:
+                        log.info(query_error_note(typed, error))
+                    raise
             database.execute = tie_breaking_execute
     return inner

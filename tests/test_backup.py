@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
@@ -42,9 +43,21 @@ def test_backup_to_a_folder_not_yet_made(stiwatch, db_path, tmp_path):
     folder = tmp_path / "backups"
     result = stiwatch("--quiet", "backup", f"{folder}/")
     assert result.exit_code == 0, result.output
+    assert result.output == ""  # cron mails any output: a night that went well says nothing
     assert folder.is_dir()  # not a file named "backups", which the next night would refuse
     [made] = folder.glob("stiwatch-*.db")
     assert sqlite3.connect(made).execute("PRAGMA quick_check").fetchone()[0] == "ok"
+
+    # A script learns the dated name it made from --json, with --quiet too.
+    time.sleep(1)  # the name has the second in it
+    result = stiwatch("--quiet", "backup", "--json", f"{folder}/")
+    assert result.exit_code == 0, result.output
+    outcome = json.loads(result.stdout)
+    [newer] = set(folder.glob("stiwatch-*.db")) - {made}
+    assert outcome["backup"] == str(newer.absolute())
+    assert outcome["database"] == str(db_path)
+    assert outcome["schema_version"] == db.LATEST_VERSION
+    assert outcome["bytes"] == newer.stat().st_size and outcome["seconds"] >= 0
 
     (tmp_path / "plain").write_text("not a folder")
     result = stiwatch("backup", f"{tmp_path / 'plain'}/")

@@ -1204,3 +1204,19 @@ def test_classify_with_nothing_new_and_status_do_not_import_scikit_learn(stiwatc
         assert "stiwatch.cli" in imported  # the check reads what was imported
         assert not {name for name in imported if name.split(".")[0] in ("sklearn", "scipy")}, \
             command
+
+
+def test_train_lists_the_bad_lines_of_every_labelled_file(stiwatch, tmp_path):
+    """Each file's problems, all at once, as `evaluate` lists a file's; nothing is trained."""
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_text('{"title": "x", "policy": 1, "areas": ["astrology"]}\n'
+                     '{"title": "x", "policy": "yes"}\n')
+    second.write_text('{"headline": "x", "policy": 1}\n')
+    result = stiwatch("train", "--stip", str(SMALL), "--labelled", str(first), "--labelled",
+                      str(second), "--model-dir", str(tmp_path / "x"))
+    assert result.exit_code == 2
+    lines = result.output.splitlines()[-3:]
+    assert lines[0].startswith(f"Error: {first}: line 1: unknown area 'astrology' (expected ")
+    assert lines[1:] == [f"Error: {first}: line 2: policy must be 0 or 1, not 'yes'",
+                         f"Error: {second}: line 1: needs a title or a text (or both)"]
+    assert not (tmp_path / "x").exists()

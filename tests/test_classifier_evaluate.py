@@ -400,3 +400,34 @@ def test_areas_are_scored_where_policy_is_1_or_not_given(stiwatch, tmp_path: Pat
     assert per_label["open_science"]["support"] == 1
     assert per_label["human_resources"]["support"] == 1
     assert "governance" not in per_label or per_label["governance"]["support"] == 0
+
+
+def test_every_bad_line_is_listed_at_once(stiwatch, tmp_path: Path):
+    """As the sources and subscribers files are: a file fixed one line per run costs a run
+    per typo. Each problem names the file and line; the good lines say nothing."""
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"id": "1", "title": "t", "areas": ["open_sci"]}\n'
+                    '{"id": "2", "title": \n'
+                    '{"id": "3", "title": "fine", "policy": 1}\n'
+                    '{"id": 4, "title": "t", "policy": "yes"}\n', encoding="utf-8")
+    result = stiwatch("evaluate", str(path), "--no-model")
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"Error: {path}: line 1: unknown area 'open_sci' (did you mean 'open_science'?)",
+        f"Error: {path}: line 2: not valid JSON (Expecting value)",
+        f"Error: {path}: line 4: id must be a string, not 4",
+        f"Error: {path}: line 4: policy must be 0 or 1, not 'yes'",
+    ]
+
+
+def test_a_long_list_of_bad_lines_is_cut_and_counted(stiwatch, tmp_path: Path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text("".join('{"title": "t", "countries": ["XX"]}\n' for _ in range(25)),
+                    encoding="utf-8")
+    result = stiwatch("evaluate", str(path), "--no-model")
+    assert result.exit_code == 2
+    lines = result.output.splitlines()
+    assert len(lines) == 21
+    assert lines[0].startswith(f"Error: {path}: line 1: unknown country 'XX'")
+    assert lines[19].startswith(f"Error: {path}: line 20: unknown country 'XX'")
+    assert lines[20] == f"Error: {path}: and 5 more problems (25 in all)"

@@ -143,6 +143,8 @@ def test_sources_sync_disables_what_left_the_file(stiwatch, db_path: Path):
 def test_sources_check_reports_each_status_and_exits_1_on_failure(
         stiwatch, http_server, tmp_path: Path):
     (http_server.root / "feed.xml").write_text("<rss version='2.0'><channel/></rss>")
+    # as `python -m http.server` answers: its own reason phrase on the status line
+    http_server.route("/missing.xml")(lambda handler: handler.send_error(404, "File not found"))
     registry = tmp_path / "check.toml"
     registry.write_text("".join(
         f'[[source]]\nid = "{sid}"\nname = "{sid}"\nurl = "{url}"\nkind = "feed"\n'
@@ -156,6 +158,11 @@ def test_sources_check_reports_each_status_and_exits_1_on_failure(
     rows = {r["id"]: r for r in json.loads(result.stdout)}
     assert rows["up"]["status"] == 200 and rows["up"]["ok"]
     assert rows["gone"]["status"] == 404 and not rows["gone"]["ok"]
+    # in the crawl's words (the standard phrase), not the server's ("File not found")
+    assert rows["gone"]["error"] == "HTTP 404 Not Found"
+    stiwatch("-q", "crawl", "--source", "gone")
+    crawled = {r["id"]: r for r in json.loads(stiwatch("sources", "list", "--json").stdout)}
+    assert crawled["gone"]["last_error"] == rows["gone"]["error"]
     assert rows["refused"]["status"] is None and "(connection refused)" in rows["refused"]["error"]
     user_agents = {r.headers["user-agent"] for r in http_server.requests}
     assert len(user_agents) == 1 and user_agents.pop().startswith("stiwatch/")

@@ -701,7 +701,12 @@ def test_resolve_resend_sends_a_delivery_in_doubt_or_failed_once_more(store, smt
         (("all@example.org", "--resend"), "2026-W47 all@example.org is sent, not in doubt"),
         (("nobody@example.org", "--sent"), "no delivery of 2026-W47 to nobody@example.org"),
         (("eu@example.org",), "give one of --sent, --resend or --cancel"),
-        (("eu@example.org", "--sent", "--resend"), "give one of --sent, --resend or --cancel"),
+        # two given: they exclude each other ("give one of" read as if none had been given)
+        (("eu@example.org", "--sent", "--resend"), "--sent and --resend exclude each other: "
+         "give one (--sent if it arrived, --resend to have it sent again, --cancel to send it "
+         "never)"),
+        (("eu@example.org", "--cancel", "--sent", "--resend"),
+         "--sent, --resend and --cancel exclude each other: give one"),
         (("all@example.org", "--cancel"), "2026-W47 all@example.org is sent, not owed"),
     ]
     for args, message in cases:

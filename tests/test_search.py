@@ -129,6 +129,10 @@ def test_a_story_found_by_its_copy_shows_the_copy(stiwatch, db_path):
     assert lines[1].split()[:3] == [str(ids["copy-nsf"]), "2026-11-12", "nsf-news"]
     assert lines[1].split()[-1] == "+2"
     assert "**windfall**" in lines[2] and lines[-1] == "1 item."
+    # a story with one URL says 0, not a blank cell
+    lines = stiwatch("search", "fusion").output.splitlines()
+    assert lines[0].split()[-1] == "COPIES" and lines[1].split()[:1] == [str(ids["fusion"])]
+    assert lines[1].split()[-1] == "0", lines
     [row] = search_json(stiwatch, "quantum", "--source", "nsf-news")
     assert (row["id"], row["duplicate_of"], row["copies"]) == (ids["copy-nsf"], ids["original"], 2)
 
@@ -585,7 +589,9 @@ def test_a_title_cut_to_the_table_width_ends_with_an_ellipsis(stiwatch, db_path)
     lines = result.output.splitlines()
     long_row = next(line for line in lines if "G7 science ministers" in line)
     assert "welcomes out" not in long_row.replace("welcomes outcome", "")
-    cell = long_row[long_row.index("G7"):].rstrip()
+    row = long_row[long_row.index("G7"):].rstrip()
+    assert row.endswith("  0"), row  # the copies cell after it: none
+    cell = row[:-1].rstrip()
     assert cell.endswith("…") and len(cell) == 90, cell
     assert title.startswith(cell[:-1])
     short_row = next(line for line in lines if "Short title" in line)

@@ -881,22 +881,49 @@ def test_the_items_tagged_facets_count_no_comma_joined_combinations(db_path, tmp
         assert counts["governance"] == governance >= 4
 
 
-def test_index_pages_leave_no_error_in_the_log_for_the_hidden_tables(db_path, tmp_path):
+def test_index_pages_leave_no_error_in_the_log_for_the_hidden_tables(db_path, tmp_path,
+                                                                    monkeypatch):
     """Datasette counts every table for its index pages; the refused counts of subscribers and
     deliveries were two "ERROR: conn=..., sql = 'select count(*) from [subscribers]'" lines
-    in the journal at every visit. SQL a visitor types against them is still logged."""
+    in the journal at every visit. SQL a visitor types against them is logged as one line of
+    ours at INFO, not Datasette's raw line with the connection's address."""
     with db.open_store(db_path):
         pass
+    monkeypatch.setenv("STIWATCH_LOG_LEVEL", "INFO")
     with serving(db_path, tmp_path) as base:
         assert get(base + "/")[0] == 200
         assert get(base + "/" + db_path.stem)[0] == 200
         assert get(base + "/" + db_path.stem + "/subscribers")[0] == 403
         log = (tmp_path / "serve.log").read_text()
-        assert "ERROR" not in log, log
+        assert "ERROR" not in log and "stiwatch.serve" not in log, log
         status, _ = get(base + "/" + db_path.stem + ".json?sql=select+count(*)+from+subscribers")
         assert status == 400
         time.sleep(0.2)
-        assert "not authorized" in (tmp_path / "serve.log").read_text()
+        [line] = [line for line in (tmp_path / "serve.log").read_text().splitlines()
+                  if "subscribers" in line]
+        assert line.endswith(" INFO stiwatch.serve: refused a query that reads a table not "
+                             "served (not authorized): select count(*) from subscribers"), line
+
+
+def test_a_refused_query_shows_its_reason_on_the_page_and_no_raw_line_on_stderr(db_path,
+                                                                                tmp_path):
+    """Datasette wrote "ERROR: conn=<sqlite3.Connection object at 0x...>, sql = ...,
+    params = ...: ..." to stderr for every query SQLite refused or could not run: noise in
+    the journal with a memory address in it. The visitor still sees why; at the default
+    log_level (WARNING) stderr says nothing."""
+    with db.open_store(db_path):
+        pass
+    with serving(db_path, tmp_path) as base:
+        for sql in ("select * from subscribers", "select count(*) from deliveries",
+                    "select * from no_such_table"):
+            status, body = get(f"{base}/stiwatch?" + urllib.parse.urlencode({"sql": sql}))
+            assert status == 400, sql
+            assert ("prohibited" in body or "not authorized" in body
+                    or "no such table: no_such_table" in body), body[:300]
+        time.sleep(0.2)
+        log = (tmp_path / "serve.log").read_text()
+        assert log.splitlines() == [line for line in log.splitlines()
+                                    if line.startswith("Serving ")], log
 
 
 def _facets(base: str, path: str) -> dict:

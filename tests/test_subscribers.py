@@ -46,7 +46,17 @@ def test_add_list_update_remove(stiwatch, db_path):
     assert "ben@example.org" not in listed(stiwatch)
     assert listed(stiwatch, "--all")["ben@example.org"]["active"] is False
     with db.open_store(db_path) as store:  # history kept
-        assert store.get_subscriber("ben@example.org")["active"] is False
+        ben = store.get_subscriber("ben@example.org")
+        assert ben["active"] is False
+
+    # again (an unsubscribe link followed twice): nothing to do, said so, as `tag` says of a
+    # correction already made; nothing written
+    result = stiwatch("subscribers", "remove", "Ben@example.org")
+    assert result.exit_code == 0, result.output
+    assert result.output == (f"ben@example.org is not subscribed: removed already "
+                             f"({ben['updated_at'][:10]}); nothing changed.\n")
+    with db.open_store(db_path) as store:
+        assert store.get_subscriber("ben@example.org") == ben
 
     result = stiwatch("subscribers", "remove", "nobody@example.org")
     assert result.exit_code == 2

@@ -254,7 +254,16 @@ def _labelled_news(files: tuple[str, ...], bundled: bool, with_negatives: bool,
     from classifier.lexicon import data_file
     from stiwatch.demo.site import labelled_records
 
-    records = [record for path in files for record in read_eval_file(path, taxonomy)]
+    from classifier.errors import EvalFileError
+
+    records, problems = [], []
+    for path in files:  # every file's problems at once, as each file's lines are
+        try:
+            records += read_eval_file(path, taxonomy)
+        except EvalFileError as error:
+            problems.append(str(error))
+    if problems:
+        raise EvalFileError("\n".join(problems))
     if bundled:
         shipped = labelled_records() + read_eval_file(data_file(BUNDLED_NEWS), taxonomy)
         # Its 43 non-policy items alone are too few to say what is not policy (the demo's 18
@@ -472,13 +481,14 @@ def evaluate_command(app: App, file: str, model_dir: str | None, no_model: bool,
     Prints precision, recall and F1 for relevance, per-label scores for areas and domains and
     micro scores for countries (n/a where undefined); a facet that no line labels is left out.
     Areas are scored on lines whose policy is 1 or not given. Never train or tune on the file
-    you evaluate with.
+    you evaluate with. A file with bad lines is refused (exit 2) with every problem listed, one
+    line each naming the line (the first 20, then a count).
     """
     from classifier.evaluate import evaluate, read_eval_file
 
     if not no_model:  # a mistyped model folder, before the file is read
         model_folder(app, model_dir)
-    # The file first: a wrong path or a bad line is one error, before loading the model.
+    # The file first: a wrong path or bad lines are refused before loading the model.
     records = read_eval_file(file)
     classifier = load_classifier(app, model_dir, use_model=not no_model)
     if not as_json:

@@ -198,9 +198,16 @@ def resolve_command(app: App, email: str | None, week: str | None, arrived: bool
         raise UserError("--all-failed goes with --resend and no EMAIL: `stiwatch digest resolve "
                         "--week W --resend --all-failed` (a delivery in doubt is settled one by "
                         "one, after a look at the mail server's log)")
-    if arrived + resend + cancel != 1:
-        raise UserError("give one of --sent, --resend or --cancel: --sent if it arrived, "
-                        "--resend to have it sent again, --cancel to send it never")
+    given = [name for name, flag in (("--sent", arrived), ("--resend", resend),
+                                     ("--cancel", cancel)) if flag]
+    choices = "--sent if it arrived, --resend to have it sent again, --cancel to send it never"
+    if not given:
+        raise UserError(f"give one of --sent, --resend or --cancel: {choices}")
+    if len(given) > 1:
+        # As "--json and --format csv ask for two formats: give one" says elsewhere: "give
+        # one of" read as if none had been given.
+        raise UserError(f"{' and '.join([', '.join(given[:-1]), given[-1]])} exclude each "
+                        f"other: give one ({choices})")
     if not all_failed and not email:
         raise UserError("give the EMAIL of the delivery to resolve, or `--resend --all-failed` "
                         "for every failed delivery of the week")

@@ -87,7 +87,10 @@ def echo_results(rows: list[dict], *, tty: bool, tz: tzinfo) -> None:
             "date": local_date(row["published_at"], tz),
             "source": row["source_id"],
             "title": row["title"] or "(no title)",
-            "copies": f"+{row['copies']}" if row["copies"] else "",
+            # 0, not blank: a blank last cell looked like a missing value, and a script
+            # reading the last word of the line got the title's. Not trends' "-", which
+            # stands where a 0 would mislead (a week not watched); this 0 is a count.
+            "copies": f"+{row['copies']}" if row["copies"] else "0",
         }
         for row in rows
     ]
@@ -205,7 +208,8 @@ def search_command(app: App, words: tuple[str, ...], areas, domains, countries, 
     else the first, the original (the first URL stored) before its copies as they were
     stored. That is the page the digest links: a news report's story is shown as the
     ministry's own copy. `duplicate_of` in JSON and CSV names the original of a copy shown;
-    `copies` says how many other URLs of the story are folded into the row. A query matching more than 5,000 items is ranked
+    `copies` says how many other URLs of the story are folded into the row (in the table
+    +2, or 0 for a story with one URL). A query matching more than 5,000 items is ranked
     among the 5,000 most recently stored matches (fast on millions of items); --exact ranks
     them all. --sort newest shows each story as above, with its score and snippet, latest
     published first instead: by the date of the item shown, then id, among every match

@@ -118,6 +118,15 @@ def _network_reason(error: BaseException, timeout: float) -> str:
     return f"{type(reason).__name__}: {reason}"
 
 
+def _http_error(status: int) -> str:
+    """``HTTP 404 Not Found``: the standard reason phrase, as a crawl stores it in `last_error`,
+    not the server's own (Python's http.server says "File not found"): check and crawl say one
+    thing."""
+    from crawler.middlewares import status_message
+
+    return f"HTTP {status_message(status)}"
+
+
 def _robots_problem(url: str, user_agent: str, agent: str, timeout: float) -> str | None:
     """Why a crawl that obeys robots.txt would not fetch ``url``, in the crawl's words, or None.
 
@@ -134,7 +143,7 @@ def _robots_problem(url: str, user_agent: str, agent: str, timeout: float) -> st
             rules = response.read(500_000).decode("utf-8", "replace")
     except urllib.error.HTTPError as error:
         if error.code >= 500 or error.code == 429:
-            return unavailable.format(f"HTTP {error.code} {error.reason}")
+            return unavailable.format(_http_error(error.code))
         return None
     except (urllib.error.URLError, OSError, ValueError) as error:
         return unavailable.format(_network_reason(error, timeout))
@@ -192,7 +201,7 @@ def _check(source: dict, user_agent: str, timeout: float, *, max_size: int,
             result["found"] = check_listing(source, result["final_url"], body, headers,
                                             max_age_days=max_age_days, max_size=max_size)
     except urllib.error.HTTPError as error:
-        result.update(status=error.code, error=f"HTTP {error.code} {error.reason}")
+        result.update(status=error.code, error=_http_error(error.code))
     except ListingError as error:
         result["error"] = str(error)
     except (urllib.error.URLError, OSError, ValueError, zlib.error) as error:
@@ -213,7 +222,8 @@ def _check(source: dict, user_agent: str, timeout: float, *, max_size: int,
 def check_command(app: App, source_ids: tuple[str, ...], timeout: float, as_json: bool) -> None:
     """Request each enabled source's URL once and read it as its kind, as a crawl would.
 
-    Reports the HTTP status and what the listing holds (a feed's entries, the article links a
+    Reports the HTTP status (an error with the standard reason phrase, `HTTP 404 Not Found`,
+    as a crawl stores it, whatever the server calls it) and what the listing holds (a feed's entries, the article links a
     listing page's selector finds, a sitemap's recent URLs), or why a crawl could not use it:
     an HTML page where the feed or sitemap should be, a links selector that matches nothing,
     a URL the site's robots.txt forbids (with obey_robots_txt on, the default).

@@ -302,6 +302,9 @@ def list_command(app: App, as_json: bool, show_all: bool) -> None:
 def remove_command(app: App, email: str, token: str | None) -> None:
     """Stop sending the digest to EMAIL (the subscriber and its history are kept).
 
+    An address removed already is left as it is, and said so (exit 0); one never added is an
+    error (exit 2). `subscribers add EMAIL` subscribes a removed address again.
+
     \b
     A one-click unsubscribe service can run, for the email and token of the link:
       stiwatch subscribers remove --token "$TOKEN" -- "$EMAIL"
@@ -318,5 +321,11 @@ def remove_command(app: App, email: str, token: str | None) -> None:
             raise InvalidSubscriber(f"--token: not the unsubscribe token of {email}; nothing "
                                     "was changed")
     with no_restore(app, creates=False):
-        app.store().deactivate_subscriber(email)
+        store = app.store()
+        if not store.deactivate_subscriber(email):
+            # Nothing to do, as `tag` says of a correction already made (exit 0): an unsubscribe
+            # link followed twice is not an error. An address never added is (exit 2).
+            since = store.get_subscriber(email)["updated_at"][:10]
+            app.echo(f"{email} is not subscribed: removed already ({since}); nothing changed.")
+            return
     app.echo(f"removed {email}: no more digests will be sent (history kept).")
