@@ -70,6 +70,13 @@ class Taxonomy:
         ]
 
 
+def spelt(facet: str, value: str) -> str:
+    """``value`` spelt as label ids are, whichever case a person typed it in: a country code
+    in capitals (`jp` is JP), any other id in lower case (`AI` is ai, `Open_Science`
+    open_science). Labelled files are not read through it: their ids must be exact."""
+    return value.upper() if facet == "country" else value.lower()
+
+
 @lru_cache(maxsize=1)
 def country_codes() -> tuple[str, ...]:
     return tuple(sorted({c.alpha_2 for c in pycountry.countries} | {"EU"}))

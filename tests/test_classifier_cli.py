@@ -670,6 +670,7 @@ def test_classify_with_a_trained_model(stiwatch, store_path, tmp_path):
     (["1", "--add", "governance"], "expected FACET=VALUE"),
     (["1", "--add", "policy=maybe"], "unknown policy 'maybe'"),
     (["1", "--add", "country=jp", "--remove", "country=JP"], "country=JP is both added and removed"),
+    (["1", "--add", "domain=AI", "--remove", "domain=ai"], "domain=ai is both added and removed"),
     (["1", "--add", "policy=1", "--add", "policy=0"],
      "policy takes one verdict: add policy=1 or policy=0, not both"),
     (["1", "--remove", "policy=1"], "policy is not removed but given the other verdict: "

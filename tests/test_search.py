@@ -155,6 +155,11 @@ def test_filters_by_tags_source_and_dates(stiwatch, ids):
         ids["jp-quantum"]]
     assert [r["id"] for r in search_json(stiwatch, "quantum", "--domain", "semiconductors")] == [
         ids["jp-semis"]]
+    # ids in any case, as country codes are (`--domain AI` was refused: "did you mean 'ai'?")
+    assert [r["id"] for r in search_json(stiwatch, "quantum", "--domain", "Semiconductors",
+                                         "--area", "BUSINESS_innovation")] == [
+        r["id"] for r in search_json(stiwatch, "quantum", "--domain", "semiconductors",
+                                     "--area", "business_innovation")]
     assert {r["id"] for r in search_json(stiwatch, "research OR quantum", "--region",
                                          "north_america")} == {ids["us-security"],
                                                                ids["us-discovery"]}

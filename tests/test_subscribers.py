@@ -18,8 +18,8 @@ def listed(stiwatch, *extra):
 
 def test_add_list_update_remove(stiwatch, db_path):
     result = stiwatch("subscribers", "add", "Aiko@Example.org", "--name", "Aiko Sato",
-                      "--areas", "research_security,international", "--countries", "jp,US",
-                      "--regions", "europe")
+                      "--areas", "research_security,International", "--countries", "jp,US",
+                      "--regions", "Europe")  # ids in any case
     assert result.exit_code == 0, result.output
     assert "added aiko@example.org" in result.output
     assert stiwatch("subscribers", "add", "ben@example.org").exit_code == 0
@@ -33,7 +33,7 @@ def test_add_list_update_remove(stiwatch, db_path):
     table = stiwatch("subscribers", "list").output
     assert "aiko@example.org" in table and "research_security,international" in table
 
-    result = stiwatch("subscribers", "add", "aiko@example.org", "--domains", "ai")
+    result = stiwatch("subscribers", "add", "aiko@example.org", "--domains", "AI")
     assert "updated aiko@example.org" in result.output
     aiko = listed(stiwatch)["aiko@example.org"]
     assert aiko["domains"] == ["ai"]  # only what was given changes

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from classifier.taxonomy import UnknownLabel, load_taxonomy
+from classifier.taxonomy import UnknownLabel, load_taxonomy, spelt
 from db.tags import FACETS
 
 from ..app import App, pass_app
@@ -560,10 +560,10 @@ def _shown(row: dict[str, Any]) -> dict[str, Any]:
 
 def _facet_value(raw: str) -> tuple[str, bool, str]:
     """``FACET=VALUE`` as (facet, whether "=" was given, value), spelt as the taxonomy spells
-    labels: the facet in lower case, a country code in capitals."""
+    labels: the facet in lower case, the value as ``spelt`` says."""
     facet, sep, value = raw.partition("=")
     facet, value = facet.strip().lower(), value.strip()
-    return facet, bool(sep), value.upper() if facet == "country" else value
+    return facet, bool(sep), spelt(facet, value)
 
 
 def _check_label(taxonomy: "Taxonomy", option: str, raw: str, facet: str, value: str) -> None:

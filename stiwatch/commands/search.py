@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from classifier.taxonomy import UnknownLabel, load_taxonomy
+from classifier.taxonomy import UnknownLabel, load_taxonomy, spelt
 import db
 from digest.select import parse_time
 from digest.weeks import zone
@@ -28,10 +28,8 @@ COLUMNS = ["id", "url", "title", "source_id", "source_name", "published_at", "sc
 
 def _checked(facet: str, values: tuple[str, ...]) -> tuple[str, ...]:
     taxonomy = load_taxonomy()
-    if facet == "country":
-        values = tuple(v.upper() for v in values)
     try:
-        return tuple(taxonomy.check(facet, v) for v in values)
+        return tuple(taxonomy.check(facet, spelt(facet, v)) for v in values)
     except UnknownLabel as error:
         raise UserError(f"--{facet}: {error}") from None
 
@@ -142,7 +140,8 @@ class SearchCommand(click.Command):
 @click.command("search", cls=SearchCommand)
 @click.argument("words", nargs=-1, metavar="[QUERY]...")
 @click.option("--area", "areas", multiple=True, metavar="A",
-              help="Only items tagged with this policy area id (repeat for any of several).")
+              help="Only items tagged with this policy area id, in any case (repeat for any "
+              "of several).")
 @click.option("--domain", "domains", multiple=True, metavar="D",
               help="Only items tagged with this technology domain id (repeatable).")
 @click.option("--country", "countries", multiple=True, metavar="CC",

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Iterator
 
 import click
 
-from classifier.taxonomy import UnknownLabel, load_taxonomy
+from classifier.taxonomy import UnknownLabel, load_taxonomy, spelt
 import db
 from digest.errors import InvalidSubscriber
 from digest.message import SECRET_VARIABLE, name_problem, normalise_email, token_matches
@@ -60,8 +60,7 @@ def check_ids(key: str, raw: str | Iterable[str] | None) -> list[str]:
     for value in (v.strip() for v in values):
         if not value:
             continue
-        if facet == "country":
-            value = value.upper()
+        value = spelt(facet, value)
         try:
             taxonomy.check(facet, value)
         except UnknownLabel as error:
@@ -186,8 +185,8 @@ def no_restore(app: App, *, creates: bool = True) -> Iterator[None]:
 def subscribers_group() -> None:
     """Manage who receives the weekly digest and with which filters.
 
-    Filters are taxonomy ids (see docs/schema.md `labels`): areas, domains, countries (ISO codes
-    or EU) and regions; and a query, words to follow as `stiwatch search` takes them. Empty
+    Filters are taxonomy ids in any case (see docs/schema.md `labels`): areas, domains,
+    countries (ISO codes or EU) and regions; and a query, words to follow as `stiwatch search` takes them. Empty
     means everything; areas, domains, places (countries or regions) and the query must all
     match when given.
     """
