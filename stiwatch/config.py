@@ -83,7 +83,8 @@ class EmailAddress:
         if header.defects or len(header.addresses) != 1:
             raise error
         address = header.addresses[0]
-        if not address.username or not address.domain:
+        # "a@[]": the parser takes an empty domain literal for a domain
+        if not address.username or not address.domain.strip("[] "):
             raise error
 
 

@@ -455,6 +455,8 @@ def test_a_boolean_variable_reads_the_usual_words(raw: str, value: bool):
      "expected one e-mail address such as 'Name <user@example.org>', not '@example.org'"),
     ({"STIWATCH_MAIL_FROM": '""@example.org'}, "environment STIWATCH_MAIL_FROM: mail_from: "
      "expected one e-mail address such as 'Name <user@example.org>', not '\"\"@example.org'"),
+    ({"STIWATCH_MAIL_FROM": "a@[]"}, "environment STIWATCH_MAIL_FROM: mail_from: expected "
+     "one e-mail address such as 'Name <user@example.org>', not 'a@[]'"),
     # a name with no zone near it gets no guess (a looser match would offer Atlantic/Azores)
     ({"STIWATCH_TIMEZONE": "Atlantis"}, "environment STIWATCH_TIMEZONE: timezone: expected "
      "an IANA time zone such as Asia/Tokyo, not 'Atlantis'"),
