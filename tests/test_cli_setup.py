@@ -245,6 +245,42 @@ def test_sources_check_reads_each_listing_as_its_kind(stiwatch, http_server, tmp
     assert table[-1] == "4 of 11 sources answered and can be crawled."
 
 
+def test_check_and_crawl_judge_a_links_selector_that_matches_nothing_alike(
+        stiwatch, http_server, tmp_path: Path, db_path: Path):
+    """A listing page whose links selector matches nothing (the site was redesigned, or the
+    selector is a typo): `check` failed it while `crawl` called it ok with a note, so a
+    source that will never store anything stayed out of `status`'s failing sources."""
+    from crawlsite import FAST, build_site, registry
+
+    base = build_site(http_server)
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "listing", "kind": "html", "url": f"{base}/listing.html", "links": "ul.news a"},
+        {"id": "no-links", "kind": "html", "url": f"{base}/listing.html?v=2",
+         "links": "div.press-releases h3 a"}])
+    stiwatch("-q", "sources", "sync", str(reg))
+    said = ("The listing page {}/listing.html?v=2: the links selector 'div.press-releases h3 "
+            "a' matched no article links.").format(base)
+
+    checked = stiwatch("sources", "check", "--json")
+    crawled = stiwatch("crawl", "--json", env=FAST)
+
+    assert checked.exit_code == 1
+    check = {r["id"]: r for r in json.loads(checked.stdout)}
+    assert check["listing"]["ok"] and not check["no-links"]["ok"]
+    assert check["no-links"]["error"] == said
+    assert crawled.exit_code == 0, crawled.output  # the other source was crawled
+    crawl = {s["id"]: s for s in json.loads(crawled.stdout)["sources"]}
+    assert crawl["listing"]["status"] == "ok" and crawl["no-links"]["status"] == "failed"
+    health = {r["id"]: r for r in json.loads(stiwatch("sources", "list", "--json").stdout)}
+    assert health["no-links"]["last_error"] == said and health["no-links"]["last_flag"] is None
+    assert health["no-links"]["consecutive_failures"] == 1
+    status = json.loads(stiwatch("status", "--json").stdout)
+    assert [s["id"] for s in status["failing_sources"]] == ["no-links"]
+    text = stiwatch("sources", "check").stdout.splitlines()
+    assert text[-1] == "1 of 2 sources answered and can be crawled."
+    assert any(line.startswith("no-links") and line.endswith(said) for line in text)
+
+
 @pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf"])
 def test_sources_check_refuses_a_timeout_that_cannot_work(stiwatch, timeout: str):
     stiwatch("init", "--sources", str(VALID / "minimal.toml"))
