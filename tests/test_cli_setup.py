@@ -140,6 +140,40 @@ def test_sources_sync_disables_what_left_the_file(stiwatch, db_path: Path):
     assert "Sources not in" not in same.stdout
 
 
+def test_sync_names_a_few_of_many_disabled_sources_and_json_names_them_all(
+        stiwatch, tmp_path: Path):
+    """Syncing a file of one's own over the bundled registry printed all 85 disabled ids on
+    one line, some 2,000 characters wide."""
+    bundled = [s["id"] for s in load_registry().sources]
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[[source]]\nid = "my-feed"\nname = "Mine"\n'
+                    'url = "https://example.org/feed.xml"\nkind = "feed"\ncountry = "US"\n'
+                    'language = "en"\norg_type = "news"\n', encoding="utf-8")
+    stiwatch("-q", "init")
+
+    said = stiwatch("sources", "sync", str(mine))
+
+    assert said.exit_code == 0, said.output
+    lines = said.stdout.splitlines()
+    assert lines[:2] == [
+        "added: my-feed",
+        f"disabled ({len(bundled)}): {', '.join(bundled[:5])}, and {len(bundled) - 5} more"]
+    assert lines[2] == f"1 added, 0 updated, 0 unchanged, {len(bundled)} disabled."
+    assert lines[3] == ("(`stiwatch sources list` shows every source and whether it is "
+                        "enabled; `sources sync --json` names every source a sync changes.)")
+    assert max(len(line) for line in lines[:3]) < 200
+    # --json still names every one
+    stiwatch("-q", "sources", "sync", str(REPO / "crawler" / "sources.toml"))
+    report = json.loads(stiwatch("sources", "sync", str(mine), "--json").stdout)
+    assert report["disabled"] == bundled
+    # a few are named whole, with no hint
+    stiwatch("-q", "sources", "sync", str(VALID / "all_kinds.toml"))
+    lines = stiwatch("sources", "sync", str(VALID / "minimal.toml")).stdout.splitlines()
+    [named] = [line for line in lines if line.startswith("disabled")]
+    assert sorted(named.removeprefix("disabled: ").split(", ")) == ["ec-rtd", "oecd-sti"]
+    assert not any(line.startswith("(`stiwatch sources list`") for line in lines)
+
+
 def test_sources_check_reports_each_status_and_exits_1_on_failure(
         stiwatch, http_server, tmp_path: Path):
     (http_server.root / "feed.xml").write_text("<rss version='2.0'><channel/></rss>")
