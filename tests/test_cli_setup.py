@@ -140,6 +140,40 @@ def test_sources_sync_disables_what_left_the_file(stiwatch, db_path: Path):
     assert "Sources not in" not in same.stdout
 
 
+def test_sync_names_a_few_of_many_disabled_sources_and_json_names_them_all(
+        stiwatch, tmp_path: Path):
+    """Syncing a file of one's own over the bundled registry printed all 85 disabled ids on
+    one line, some 2,000 characters wide."""
+    bundled = [s["id"] for s in load_registry().sources]
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[[source]]\nid = "my-feed"\nname = "Mine"\n'
+                    'url = "https://example.org/feed.xml"\nkind = "feed"\ncountry = "US"\n'
+                    'language = "en"\norg_type = "news"\n', encoding="utf-8")
+    stiwatch("-q", "init")
+
+    said = stiwatch("sources", "sync", str(mine))
+
+    assert said.exit_code == 0, said.output
+    lines = said.stdout.splitlines()
+    assert lines[:2] == [
+        "added: my-feed",
+        f"disabled ({len(bundled)}): {', '.join(bundled[:5])}, and {len(bundled) - 5} more"]
+    assert lines[2] == f"1 added, 0 updated, 0 unchanged, {len(bundled)} disabled."
+    assert lines[3] == ("(`stiwatch sources list` shows every source and whether it is "
+                        "enabled; `sources sync --json` names every source a sync changes.)")
+    assert max(len(line) for line in lines[:3]) < 200
+    # --json still names every one
+    stiwatch("-q", "sources", "sync", str(REPO / "crawler" / "sources.toml"))
+    report = json.loads(stiwatch("sources", "sync", str(mine), "--json").stdout)
+    assert report["disabled"] == bundled
+    # a few are named whole, with no hint
+    stiwatch("-q", "sources", "sync", str(VALID / "all_kinds.toml"))
+    lines = stiwatch("sources", "sync", str(VALID / "minimal.toml")).stdout.splitlines()
+    [named] = [line for line in lines if line.startswith("disabled")]
+    assert sorted(named.removeprefix("disabled: ").split(", ")) == ["ec-rtd", "oecd-sti"]
+    assert not any(line.startswith("(`stiwatch sources list`") for line in lines)
+
+
 def test_sources_check_reports_each_status_and_exits_1_on_failure(
         stiwatch, http_server, tmp_path: Path):
     (http_server.root / "feed.xml").write_text("<rss version='2.0'><channel/></rss>")
@@ -243,6 +277,42 @@ def test_sources_check_reads_each_listing_as_its_kind(stiwatch, http_server, tmp
     assert any(line.startswith("feed-is-page") and line.endswith("(make that the source's url).")
                for line in table)
     assert table[-1] == "4 of 11 sources answered and can be crawled."
+
+
+def test_check_and_crawl_judge_a_links_selector_that_matches_nothing_alike(
+        stiwatch, http_server, tmp_path: Path, db_path: Path):
+    """A listing page whose links selector matches nothing (the site was redesigned, or the
+    selector is a typo): `check` failed it while `crawl` called it ok with a note, so a
+    source that will never store anything stayed out of `status`'s failing sources."""
+    from crawlsite import FAST, build_site, registry
+
+    base = build_site(http_server)
+    reg = registry(tmp_path / "sources.toml", [
+        {"id": "listing", "kind": "html", "url": f"{base}/listing.html", "links": "ul.news a"},
+        {"id": "no-links", "kind": "html", "url": f"{base}/listing.html?v=2",
+         "links": "div.press-releases h3 a"}])
+    stiwatch("-q", "sources", "sync", str(reg))
+    said = ("The listing page {}/listing.html?v=2: the links selector 'div.press-releases h3 "
+            "a' matched no article links.").format(base)
+
+    checked = stiwatch("sources", "check", "--json")
+    crawled = stiwatch("crawl", "--json", env=FAST)
+
+    assert checked.exit_code == 1
+    check = {r["id"]: r for r in json.loads(checked.stdout)}
+    assert check["listing"]["ok"] and not check["no-links"]["ok"]
+    assert check["no-links"]["error"] == said
+    assert crawled.exit_code == 0, crawled.output  # the other source was crawled
+    crawl = {s["id"]: s for s in json.loads(crawled.stdout)["sources"]}
+    assert crawl["listing"]["status"] == "ok" and crawl["no-links"]["status"] == "failed"
+    health = {r["id"]: r for r in json.loads(stiwatch("sources", "list", "--json").stdout)}
+    assert health["no-links"]["last_error"] == said and health["no-links"]["last_flag"] is None
+    assert health["no-links"]["consecutive_failures"] == 1
+    status = json.loads(stiwatch("status", "--json").stdout)
+    assert [s["id"] for s in status["failing_sources"]] == ["no-links"]
+    text = stiwatch("sources", "check").stdout.splitlines()
+    assert text[-1] == "1 of 2 sources answered and can be crawled."
+    assert any(line.startswith("no-links") and line.endswith(said) for line in text)
 
 
 @pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf"])

@@ -124,11 +124,15 @@ def html_listing(source: dict[str, Any], response: Response) -> Parsed:
     candidates = [Candidate(url=url, source_id=source["id"], title=title,
                             language=source.get("language"))
                   for url, title in links if url != listing]
-    flag = None
     if not candidates:
-        flag = (f"the links selector {source['links']!r} matched no article links"
-                f"{other_kind(response.body, 'html')}")
-    return candidates, [], flag
+        # A failure, not an "ok" with a note: a news listing with no article links is a
+        # selector the site's redesign (or a typo) broke, and nothing is stored from it until
+        # the registry is fixed; failed, it is among `stiwatch status`'s failing sources,
+        # which is what operators alert on, and `sources check` says the same.
+        raise ListingError(f"The listing page {response.url}: the links selector "
+                           f"{source['links']!r} matched no article links"
+                           f"{other_kind(response.body, 'html')}.")
+    return candidates, [], None
 
 
 # -- sitemaps ---------------------------------------------------------------------------------
@@ -275,8 +279,6 @@ def check_listing(source: dict[str, Any], url: str, body: bytes, headers: dict[s
         found = f"{len(candidates)} entries"
     elif kind == "html":
         candidates, _, flag = html_listing(source, response)
-        if not candidates:
-            raise ListingError(f"The listing page {url}: {flag}.")
         found = f"{len(candidates)} article links"
     else:
         candidates, follow, flag = sitemap_listing(source, response, max_age_days=max_age_days,

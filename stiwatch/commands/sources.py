@@ -20,6 +20,7 @@ from ..output import counted, display_width, echo_json, echo_table
 from ..params import Seconds
 
 LIST_WIDTH = 50
+SYNC_NAMED = 5  # ids named per line of `sources sync` (added, updated, disabled); --json: all
 HEALTH_COLUMNS = ["id", "kind", "country", "enabled", "items", "last_ok_at",
                   "consecutive_failures", "last_error", "last_flag"]
 
@@ -31,7 +32,8 @@ def sources_group() -> None:
 
 @sources_group.command("sync")
 @click.argument("file", metavar="FILE")
-@click.option("--json", "as_json", is_flag=True, help="Print what changed as JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print what changed as JSON, every id named.")
 @pass_app
 def sync_command(app: App, file: str, as_json: bool) -> None:
     """Validate a registry TOML file as a whole, then make the store match it.
@@ -41,6 +43,10 @@ def sync_command(app: App, file: str, as_json: bool) -> None:
     to the file you synced before (a copy of the bundled crawler/sources.toml, or the
     demo's DIR/sources.toml) and sync that. An invalid file changes nothing: every problem is one
     line naming the file, line, source and field (exit status 2).
+
+    Prints the ids of the sources added, updated and disabled: past 5 of one kind, the first 5
+    and how many more (`--json` names every one; `stiwatch sources list` shows each source and
+    whether it is enabled).
 
     \b
     FILE holds one [[source]] table per source (UTF-8):
@@ -67,12 +73,22 @@ def sync_command(app: App, file: str, as_json: bool) -> None:
     if as_json:
         echo_json(report.__dict__)
         return
+    cut = False
     for label, ids in (("added", report.added), ("updated", report.updated),
                        ("disabled", report.disabled)):
-        if ids:
+        if len(ids) > SYNC_NAMED:
+            # A file of one's own synced over the bundled registry disables 85 sources: their
+            # ids on one line were 2,000 characters that buried the lines after them.
+            cut = True
+            app.echo(f"{label} ({len(ids)}): {', '.join(ids[:SYNC_NAMED])}, and "
+                     f"{len(ids) - SYNC_NAMED} more")
+        elif ids:
             app.echo(f"{label}: {', '.join(ids)}")
     app.echo(f"{len(report.added)} added, {len(report.updated)} updated, "
              f"{len(report.unchanged)} unchanged, {len(report.disabled)} disabled.")
+    if cut:
+        app.echo("(`stiwatch sources list` shows every source and whether it is enabled; "
+                 "`sources sync --json` names every source a sync changes.)")
     if report.disabled:
         # An analyst adding one source syncs a file of that source alone, and every other
         # source stops being crawled: say why, and what to sync instead.
