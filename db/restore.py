@@ -831,9 +831,16 @@ def _apply_analyst_changes(store: Store, changes: list[_Corrections],
                     conn.execute("UPDATE analyst_labels SET labelled_at = ? WHERE item_id = ?"
                                  " AND facet = ? AND value = ?",
                                  [made, change.item_id, facet, value])
-                    conn.execute("UPDATE tags SET tagged_at = ? WHERE item_id = ? AND facet = ?"
-                                 " AND value = ? AND method = 'analyst'",
-                                 [made, change.item_id, facet, value])
+                    # the item's tag, and its copies' (which took it) but for a copy's own
+                    # verdict on the label
+                    conn.execute(
+                        "UPDATE tags SET tagged_at = :made WHERE facet = :facet"
+                        " AND value = :value AND method = 'analyst' AND (item_id = :item"
+                        " OR item_id IN (SELECT id FROM items WHERE duplicate_of = :item)"
+                        " AND NOT EXISTS (SELECT 1 FROM analyst_labels a WHERE a.item_id ="
+                        " tags.item_id AND a.facet = :facet AND a.value = :value))",
+                        {"made": made, "item": change.item_id, "facet": facet,
+                         "value": value})
         except InvalidTag:  # a row `stiwatch tag` would not have made (an empty value)
             url = store.scalar("SELECT url FROM items WHERE id = ?", [change.item_id])
             found.analyst_left += [(url, facet, value, 1) for facet, value in change.add]

@@ -1127,6 +1127,33 @@ def test_analysts_corrections_made_after_the_backup_survive_the_restore(stiwatch
                                "NSF issues research security guidance for grantees"]
 
 
+def test_a_carried_correction_keeps_its_date_on_the_items_copies_too(stiwatch, db_path,
+                                                                    tmp_path):
+    """A carried correction is dated as the analyst made it, so that a later restore compares
+    it rightly; the copies of the corrected item, which take its tags, were dated at the
+    restore instead."""
+    backup = tmp_path / "stiwatch-20261127T000000Z.db"
+    analysts_store.build(backup)
+    analysts_store.build(db_path)
+    with db.open_store(db_path) as store, db.open_store(backup) as theirs:
+        with store.write():
+            store.conn.execute("UPDATE store_info SET value = ? WHERE key = 'installation_id'",
+                               [theirs.installation_id])
+    tag(stiwatch, db_path, "eu-open", "--add", "country=JP")
+    made = "2026-11-27T10:00:00Z"  # the correction, made the day before the restore
+    with db.open_store(db_path) as store, store.write():
+        store.conn.execute("UPDATE analyst_labels SET labelled_at = ?", [made])
+        store.conn.execute("UPDATE tags SET tagged_at = ? WHERE method = 'analyst'", [made])
+
+    result = stiwatch("restore", str(backup))
+    assert result.exit_code == 0, result.output
+    with db.open_store(db_path) as store:
+        dates = {url: tagged for url, tagged in store.conn.execute(
+            "SELECT i.url, t.tagged_at FROM tags t JOIN items i ON i.id = t.item_id"
+            " WHERE t.facet = 'country' AND t.value = 'JP' AND t.method = 'analyst'")}
+    assert dates == {url_of("eu-open"): made, url_of("eu-open-copy"): made}
+
+
 def test_a_correction_taken_back_stays_taken_back_and_a_later_one_of_the_backup_is_kept(
         stiwatch, db_path, tmp_path):
     """Per item and tag, the verdict made later wins: a removal made after the backup
