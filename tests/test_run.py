@@ -792,3 +792,34 @@ def test_each_failing_source_is_one_log_line_and_nothing_on_stderr(tmp_path: Pat
     lines = [line for line in log_file.read_text().splitlines() if "source gone" in line]
     assert len(lines) == 1 and LOG_LINE.match(lines[0])
     assert lines[0].endswith(" INFO crawler.pipelines: source gone failed: HTTP 404 Not Found")
+
+
+def test_a_run_stopped_while_the_server_holds_a_digest_names_the_reader_left_in_doubt(
+        tmp_path: Path, small_site: Path) -> None:
+    """`systemctl stop` (or the unit's TimeoutStartSec) during Monday's digest step, while the
+    server has a reader's whole message: that delivery is left in doubt, which no later run
+    settles. The journal's one line said only "interrupted by SIGTERM during the digest step";
+    it now names the reader and the command that settles it."""
+    from smtpserver import SmtpServer
+
+    db = tmp_path / "s.db"
+    set_up(db, "sources", "sync", str(small_site))
+    set_up(db, "subscribers", "add", "ana@example.org")
+    with SmtpServer() as smtp:
+        smtp.behaviour["ana@example.org"] = "block"
+        run = stiwatch(db, "--quiet", "run", "--digest", env=smtp.settings_env(), wait=False)
+        try:
+            assert smtp.blocked.wait(120), run.communicate(timeout=5)
+            time.sleep(0.5)  # the server has the message; the run awaits its answer
+            run.terminate()
+            _out, err = run.communicate(timeout=30)
+        finally:
+            smtp.release()
+    assert run.returncode == 143
+    [line] = err.splitlines()
+    week = rows(db, "SELECT period FROM deliveries")[0][0]
+    assert line == (
+        "Error: interrupted by SIGTERM during the digest step; run 1 recorded as failed; in "
+        "doubt ana@example.org (the server may have it: `stiwatch digest resolve "
+        f"ana@example.org --week {week} --sent` once it is known to have arrived, or "
+        "`--resend`)")
