@@ -183,6 +183,35 @@ def test_a_refused_run_names_the_lock_holders_pid_not_an_earlier_ones(tmp_path: 
     assert refused.stderr.count("\n") == 1
 
 
+def test_a_lock_held_by_another_program_does_not_name_the_last_stiwatch(tmp_path: Path) -> None:
+    """The lock file keeps the last stiwatch holder's pid; a program that is not stiwatch
+    (`flock run.lock ...`, as the restore by hand in operations.md does) writes none, so the
+    refusal named a `stiwatch restore` that had ended, a pid `ps` no longer shows (or that
+    another process has taken by now). It names the process that holds the lock."""
+    db = tmp_path / "s.db"
+    lock = Path(f"{db}.lock")
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    dead = int(ended.stdout)
+    lock.write_text(f"{dead} stiwatch restore\n", encoding="utf-8")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, time\n"
+        "fd = os.open(%r, os.O_RDWR)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)"
+    ) % str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        refused = stiwatch(db, "run")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert refused.returncode == 3
+    [line] = refused.stderr.splitlines()
+    assert line.startswith(f"Error: a process that is not a stiwatch (pid {holder.pid} ("), line
+    assert line.endswith(f"; the lock file still names `stiwatch restore` (pid {dead}), which "
+                         f"has ended) holds the lock {lock}; this run did nothing"), line
+
+
 def test_lock_is_released_when_its_holder_dies(tmp_path: Path) -> None:
     lock_path = tmp_path / "run.lock"
     holder = subprocess.Popen([sys.executable, "-c", (
