@@ -148,6 +148,8 @@ def _left_by_stop(store: db.Store, week: str) -> str:
     """What a send stopped by a signal left of ``week``: the deliveries it left in doubt, to
     settle by hand, and how many stay owed for the next run."""
     rows = [row for row in store.deliveries(week) if row["active"]]
+    if not rows:  # stopped while it read the week, before it noted who is owed
+        return f"the send stopped before it recorded any delivery of {week}; nothing was sent"
     owed = sum(1 for row in rows if row["status"] == "pending"
                or (row["status"] == "sending" and not row["unanswered_at"]))
     said = ["the send stopped", *left_in_doubt_by_stop(store, week)]
