@@ -32,12 +32,60 @@ class LockHeld(Exception):
     def __init__(self, path: Path, holder: str) -> None:
         self.path, self.holder = path, holder
         self.pid, self.label = parse_holder(holder)
+        # The file names its last stiwatch holder; a process that is not one (`flock FILE
+        # ...`, as operations.md's restore by hand uses) writes nothing, so the name is then
+        # of a stiwatch that has ended: the operator would look for, or kill, the wrong pid.
+        self.ended = self.pid.isdigit() and not _alive(int(self.pid))
+        self.actual = _flock_holders(path) if self.ended else []
         super().__init__(f"{path} is held by {self.who('a process')}")
 
     def who(self, otherwise: str) -> str:
         """The holder for a message: "`stiwatch init` (pid 12)" when it said what it is,
-        else ``otherwise`` with its pid (a holder from before labels, or one without)."""
-        return f"`{self.label}` (pid {self.pid})" if self.label else f"{otherwise} (pid {self.pid})"
+        else ``otherwise`` with its pid (a holder from before labels, or one without); when
+        that process has ended, the process that holds the lock now, not being a stiwatch."""
+        named = f"`{self.label}` (pid {self.pid})" if self.label else f"{otherwise} (pid {self.pid})"
+        if not self.ended:
+            return named
+        actual = ", ".join(f"pid {pid} ({_command(pid)})" for pid in self.actual)
+        return (f"a process that is not a stiwatch ({actual or 'pid unknown'}; the lock file "
+                f"still names {named}, which has ended)")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: it exists
+        return True
+    return True
+
+
+def _flock_holders(path: Path) -> list[int]:
+    """The pids /proc/locks gives for flocks on ``path`` (Linux; [] elsewhere or unknown)."""
+    try:
+        stat = os.stat(path)
+        with open("/proc/locks", encoding="ascii", errors="replace") as locks:
+            lines = locks.read().splitlines()
+    except OSError:
+        return []
+    device = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+    pids = []
+    for line in lines:
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 4242 fe:00:2261187 0 EOF" (a blocked waiter: "-> FLOCK")
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == device \
+                and fields[4].isdigit() and int(fields[4]) not in pids:
+            pids.append(int(fields[4]))
+    return pids
+
+
+def _command(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as comm:
+            return comm.read().strip() or "?"
+    except OSError:
+        return "?"
 
 
 class LockUnusable(Exception):

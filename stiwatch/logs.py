@@ -10,6 +10,7 @@ Records the command reports itself (``extra={"reported": True}``) stay off stder
 from __future__ import annotations
 
 from functools import partial
+import getpass
 import logging
 from pathlib import Path
 import re
@@ -110,7 +111,14 @@ def setup(settings: Settings) -> Callable[[], None]:
             with open(path, "a", encoding="utf-8"):
                 pass
         except OSError as error:
-            reason = error.strerror or str(error)
+            # "File exists" or "Not a directory" alone did not say which path was wrong, and
+            # "Permission denied" not whose permission: name the file in the way, or the user.
+            blocking = next((a for a in path.parents if a.exists() and not a.is_dir()), None)
+            reason = (f"{blocking} is a file, not a folder" if blocking is not None
+                      else error.strerror or str(error))
+            if isinstance(error, PermissionError) and blocking is None:
+                reason += (f": user {getpass.getuser()} may not create or open it; check the "
+                           "owner and mode of the file and of its folder")
             raise LogFileError(f"{log_file}: cannot open the log file ({reason}); "
                                f"log_file is set by {settings.origin('log_file')}") from None
         log_file = str(path)

@@ -1511,7 +1511,8 @@ def test_a_sender_stopped_while_the_server_holds_the_message_leaves_it_in_doubt(
     """`systemctl stop` (SIGTERM) or Ctrl-C while the server has the whole message and has not
     answered yet: the row was left `sending`, so the next run sent it again, a second copy
     of a message the server may well have delivered. Now it is in doubt, as after a timeout
-    there, and the stop is quick (no QUIT waiting for the server)."""
+    there, and the stop is quick (no QUIT waiting for the server). Its one error line named
+    only the signal: which reader was left in doubt, and how to settle it, is said there."""
     import time
 
     emails = ["s0@example.org", "s1@example.org", "s2@example.org"]
@@ -1531,7 +1532,12 @@ def test_a_sender_stopped_while_the_server_holds_the_message_leaves_it_in_doubt(
     _out, err = sender.communicate(timeout=30)
     assert time.monotonic() - stopped_at < 10
     assert sender.returncode == 128 + signum
-    assert err.splitlines()[-1] == f"Error: interrupted by {signal.Signals(signum).name}", err
+    # the one line says what needs a look: the reader in doubt, how to settle it, what is owed
+    assert err.splitlines()[-1] == (
+        f"Error: interrupted by {signal.Signals(signum).name}: the send stopped; in doubt "
+        "s1@example.org (the server may have it: `stiwatch digest resolve s1@example.org "
+        "--week 2026-W47 --sent` once it is known to have arrived, or `--resend`); 1 digest "
+        "of 2026-W47 stays owed for the next run (`stiwatch digest status` shows them)"), err
     with db.open_store(db_path) as s:
         rows = {row["subscriber"]: row for row in s.deliveries(WEEK.label)}
     stopped = rows["s1@example.org"]

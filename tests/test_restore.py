@@ -1625,3 +1625,27 @@ def test_no_store_is_made_in_the_instant_a_restore_moves_the_database_aside(
         f"Error: a `stiwatch restore` (pid {os.getpid()}) holds the lock {db_path}.restore.lock; "
         "nothing was changed: run this again once it has finished"]
     assert digest_of(db_path) == before
+
+
+def test_a_restore_to_the_default_path_where_no_database_is_says_so(stiwatch, db_path,
+                                                                    tmp_path, isolated_env):
+    """`sudo -u stiwatch stiwatch restore BACKUP` without --config (sudo drops STIWATCH_CONFIG):
+    the restore went into ./stiwatch.db of the folder it ran in, "There was no database to
+    move aside", exit 0, and with --quiet nothing at all, while the store the scheduled runs
+    use stayed as it was. The note, on stderr even with --quiet, says what happened."""
+    from click.testing import CliRunner
+
+    from stiwatch.cli import cli
+
+    analysts_store.build(db_path)
+    backup = take_backup(stiwatch, tmp_path)
+    result = CliRunner().invoke(cli, ["--quiet", "restore", str(backup)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    made = isolated_env / "stiwatch.db"
+    assert made.exists()
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"Note: no database was at {made}, the default path (no --db, STIWATCH_DB, or db "
+        "setting was given): if you meant to restore the store the scheduled runs use, run "
+        "this again with their settings (--config FILE), and remove this one.\n")

@@ -183,6 +183,35 @@ def test_a_refused_run_names_the_lock_holders_pid_not_an_earlier_ones(tmp_path: 
     assert refused.stderr.count("\n") == 1
 
 
+def test_a_lock_held_by_another_program_does_not_name_the_last_stiwatch(tmp_path: Path) -> None:
+    """The lock file keeps the last stiwatch holder's pid; a program that is not stiwatch
+    (`flock run.lock ...`, as the restore by hand in operations.md does) writes none, so the
+    refusal named a `stiwatch restore` that had ended, a pid `ps` no longer shows (or that
+    another process has taken by now). It names the process that holds the lock."""
+    db = tmp_path / "s.db"
+    lock = Path(f"{db}.lock")
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    dead = int(ended.stdout)
+    lock.write_text(f"{dead} stiwatch restore\n", encoding="utf-8")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, time\n"
+        "fd = os.open(%r, os.O_RDWR)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)"
+    ) % str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        refused = stiwatch(db, "run")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert refused.returncode == 3
+    [line] = refused.stderr.splitlines()
+    assert line.startswith(f"Error: a process that is not a stiwatch (pid {holder.pid} ("), line
+    assert line.endswith(f"; the lock file still names `stiwatch restore` (pid {dead}), which "
+                         f"has ended) holds the lock {lock}; this run did nothing"), line
+
+
 def test_lock_is_released_when_its_holder_dies(tmp_path: Path) -> None:
     lock_path = tmp_path / "run.lock"
     holder = subprocess.Popen([sys.executable, "-c", (
@@ -792,3 +821,34 @@ def test_each_failing_source_is_one_log_line_and_nothing_on_stderr(tmp_path: Pat
     lines = [line for line in log_file.read_text().splitlines() if "source gone" in line]
     assert len(lines) == 1 and LOG_LINE.match(lines[0])
     assert lines[0].endswith(" INFO crawler.pipelines: source gone failed: HTTP 404 Not Found")
+
+
+def test_a_run_stopped_while_the_server_holds_a_digest_names_the_reader_left_in_doubt(
+        tmp_path: Path, small_site: Path) -> None:
+    """`systemctl stop` (or the unit's TimeoutStartSec) during Monday's digest step, while the
+    server has a reader's whole message: that delivery is left in doubt, which no later run
+    settles. The journal's one line said only "interrupted by SIGTERM during the digest step";
+    it now names the reader and the command that settles it."""
+    from smtpserver import SmtpServer
+
+    db = tmp_path / "s.db"
+    set_up(db, "sources", "sync", str(small_site))
+    set_up(db, "subscribers", "add", "ana@example.org")
+    with SmtpServer() as smtp:
+        smtp.behaviour["ana@example.org"] = "block"
+        run = stiwatch(db, "--quiet", "run", "--digest", env=smtp.settings_env(), wait=False)
+        try:
+            assert smtp.blocked.wait(120), run.communicate(timeout=5)
+            time.sleep(0.5)  # the server has the message; the run awaits its answer
+            run.terminate()
+            _out, err = run.communicate(timeout=30)
+        finally:
+            smtp.release()
+    assert run.returncode == 143
+    [line] = err.splitlines()
+    week = rows(db, "SELECT period FROM deliveries")[0][0]
+    assert line == (
+        "Error: interrupted by SIGTERM during the digest step; run 1 recorded as failed; in "
+        "doubt ana@example.org (the server may have it: `stiwatch digest resolve "
+        f"ana@example.org --week {week} --sent` once it is known to have arrived, or "
+        "`--resend`)")

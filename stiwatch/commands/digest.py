@@ -106,10 +106,19 @@ def send_command(app: App, week: str | None, dry_run: bool, partial_week: bool,
     store = app.store()
     # SIGTERM (`kill`, a unit stopped) ends it as Ctrl-C does, so a message in flight is
     # recorded in doubt rather than sent again by the next run.
-    with interrupts.sigterm_as_interrupt(), \
-            app.progress(f"digest {chosen.label}", unit="subscribers") as progress:
-        report = send_week(store, settings, chosen, dry_run=dry_run, partial_week=partial_week,
-                           progress=progress)
+    try:
+        with interrupts.sigterm_as_interrupt(), \
+                app.progress(f"digest {chosen.label}", unit="subscribers") as progress:
+            report = send_week(store, settings, chosen, dry_run=dry_run,
+                               partial_week=partial_week, progress=progress)
+    except KeyboardInterrupt as error:
+        if dry_run:
+            raise
+        # "interrupted by SIGTERM" alone (a unit stopped mid-send) left the operator to find
+        # out whether a reader would get the digest twice, or never: say which need a look.
+        name, status = interrupts.describe(error)
+        raise UserError(f"interrupted by {name}: {_left_by_stop(store, chosen.label)}",
+                        exit_code=status) from None
     if as_json:
         echo_json(report.as_dict())
     elif not report.aborted or report.sent or report.retry or report.failed:
@@ -122,6 +131,31 @@ def send_command(app: App, week: str | None, dry_run: bool, partial_week: bool,
                         "run (`stiwatch digest status` shows them)", exit_code=1)
     if not report.ok:
         raise SystemExit(1)
+
+
+def left_in_doubt_by_stop(store: db.Store, week: str | None = None) -> list[str]:
+    """One clause per delivery (of ``week``, or of any week) that a sender stopped by a
+    signal left in doubt, saying how to settle it."""
+    return [f"in doubt {row['subscriber']} (the server may have it: `stiwatch digest resolve "
+            f"{row['subscriber']} --week {row['period']} --sent` once it is known to have "
+            "arrived, or `--resend`)"
+            for row in store.deliveries(week)
+            if row["active"] and row["status"] == "sending" and row["unanswered_at"]
+            and (row["last_error"] or "").startswith("stopped after")]
+
+
+def _left_by_stop(store: db.Store, week: str) -> str:
+    """What a send stopped by a signal left of ``week``: the deliveries it left in doubt, to
+    settle by hand, and how many stay owed for the next run."""
+    rows = [row for row in store.deliveries(week) if row["active"]]
+    if not rows:  # stopped while it read the week, before it noted who is owed
+        return f"the send stopped before it recorded any delivery of {week}; nothing was sent"
+    owed = sum(1 for row in rows if row["status"] == "pending"
+               or (row["status"] == "sending" and not row["unanswered_at"]))
+    said = ["the send stopped", *left_in_doubt_by_stop(store, week)]
+    said.append(f"{counted(owed, 'digest')} of {week} {'stays' if owed == 1 else 'stay'} owed "
+                "for the next run (`stiwatch digest status` shows them)")
+    return "; ".join(said)
 
 
 def _print_report(app: App, report) -> None:  # noqa: ANN001

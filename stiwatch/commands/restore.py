@@ -136,6 +136,14 @@ def restore_command(app: App, backup: Path, folder: Path | None, no_carry_over: 
         click.echo(f"`stiwatch serve` ({Serving(**serve).describe()}) still serves the store this restore "
                    "replaced, the file it opened: restart it (systemctl restart "
                    "stiwatch-serve) so that analysts see the restored one.", err=True)
+    if not outcome["damaged_files"] and app.settings.origin("db") == "default":
+        # `sudo -u stiwatch stiwatch restore ...` drops STIWATCH_CONFIG from the environment:
+        # without --config the restore lands in ./stiwatch.db of whatever folder it ran in,
+        # exit 0, while the store the runs use stays as it was. On stderr, even with --quiet.
+        click.echo(f"Note: no database was at {database}, the default path (no --db, "
+                   "STIWATCH_DB, or db setting was given): if you meant to restore the store "
+                   "the scheduled runs use, run this again with their settings (--config "
+                   "FILE), and remove this one.", err=True)
     if outcome["action_needed"]:
         for line in outcome["action_needed"]:
             click.echo(line, err=True)

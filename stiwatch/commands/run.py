@@ -20,6 +20,7 @@ from ..steps import classify_step, crawl_step, digest_step, run_step
 from .classify import check_classifier, model_folder
 from ..runlock import EXIT_LOCKED, take_run_lock
 from .crawl import open_synced_store
+from .digest import left_in_doubt_by_stop
 
 log = logging.getLogger("stiwatch.run")
 
@@ -132,7 +133,11 @@ def _run(app: App, with_digest: bool, as_json: bool, outcome: dict) -> int:
         app.store().finish_run(run_id, "failed", exit_code, steps)
         log.info("run %s stopped in the %s step: %s", run_id, name, reason)
         if isinstance(error, KeyboardInterrupt):
-            raise UserError(f"{reason} during the {name} step; run {run_id} recorded as failed",
+            # A digest stopped mid-message leaves that reader in doubt, which no later run
+            # settles: the one line the journal or cron's mail shows must name it.
+            doubt = (left_in_doubt_by_stop(app.store()) if name == "digest" else [])
+            raise UserError("; ".join([f"{reason} during the {name} step; run {run_id} "
+                                       "recorded as failed", *doubt]),
                             exit_code=exit_code) from None
         raise
     status = "partial" if failed else "ok"
