@@ -19,7 +19,7 @@ from .errors import (
     StoreLocked,
     StoreReadOnly,
 )
-from .lock import FileLock, LockHeld, LockUnusable
+from .lock import FileLock, LockHeld, LockUnusable, why_unopenable
 from .schema import LATEST_VERSION
 from .search import OFFICIAL_ORG_TYPES, SORTS, BadQuery, query_words, time_bound
 from .store import (Store, check_folder, has_side_files, may_release_side_files, nobody_writes,
@@ -35,6 +35,7 @@ __all__ = [
     "FileLock",
     "LockHeld",
     "LockUnusable",
+    "why_unopenable",
     "BadQuery",
     "FILTERS",
     "FILTER_FACETS",

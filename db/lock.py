@@ -108,15 +108,8 @@ class FileLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
-            blocking = next((a for a in self.path.parents if a.exists() and not a.is_dir()), None)
-            reason = (f"{blocking} is a file, not a folder" if blocking is not None
-                      else error.strerror or str(error))
-            if isinstance(error, PermissionError) and blocking is None:
-                # Most often a folder made by root (or a command run as root) that the
-                # service user cannot write: name the user, as the fix is an owner or a mode.
-                reason += (f": user {_user()} may not create or open it; check the owner "
-                           "and mode of the file and of its folder")
-            raise LockUnusable(f"{self.path}: cannot use it as a lock file ({reason})") from None
+            raise LockUnusable(f"{self.path}: cannot use it as a lock file "
+                               f"({why_unopenable(self.path, error)})") from None
         deadline = time.monotonic() + wait
         while True:
             try:
@@ -192,6 +185,21 @@ def holder_of(path: str | os.PathLike[str], *, size: int = HOLDER_BYTES,
 
 def _read_holder(fd: int, size: int) -> str:
     return os.read(fd, size).decode(errors="replace").strip() or "unknown"
+
+
+def why_unopenable(path: Path, error: OSError) -> str:
+    """Why ``path`` could not be created or opened, in words that say what to fix: the file
+    in the way of its folder (the OS says only "File exists" or "Not a directory"), or, for a
+    permission error, the user (most often a file or folder a command run as root made, which
+    the service user cannot write: the fix is an owner or a mode)."""
+    blocking = next((a for a in path.parents if a.exists() and not a.is_dir()), None)
+    if blocking is not None:
+        return f"{blocking} is a file, not a folder"
+    reason = error.strerror or str(error)
+    if isinstance(error, PermissionError):
+        reason += (f": user {_user()} may not create or open it; check the owner and mode of "
+                   "the file and of its folder")
+    return reason
 
 
 def _user() -> str:

@@ -10,11 +10,12 @@ Records the command reports itself (``extra={"reported": True}``) stay off stder
 from __future__ import annotations
 
 from functools import partial
-import getpass
 import logging
 from pathlib import Path
 import re
 from typing import Callable
+
+from db import why_unopenable
 
 from .config import ConfigError, Settings
 
@@ -112,13 +113,8 @@ def setup(settings: Settings) -> Callable[[], None]:
                 pass
         except OSError as error:
             # "File exists" or "Not a directory" alone did not say which path was wrong, and
-            # "Permission denied" not whose permission: name the file in the way, or the user.
-            blocking = next((a for a in path.parents if a.exists() and not a.is_dir()), None)
-            reason = (f"{blocking} is a file, not a folder" if blocking is not None
-                      else error.strerror or str(error))
-            if isinstance(error, PermissionError) and blocking is None:
-                reason += (f": user {getpass.getuser()} may not create or open it; check the "
-                           "owner and mode of the file and of its folder")
+            # "Permission denied" not whose permission: as the lock file's error says them.
+            reason = why_unopenable(path, error)
             raise LogFileError(f"{log_file}: cannot open the log file ({reason}); "
                                f"log_file is set by {settings.origin('log_file')}") from None
         log_file = str(path)

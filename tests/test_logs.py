@@ -70,23 +70,3 @@ def test_a_service_user_without_a_writable_home_gets_no_matplotlib_warnings(tmp_
         assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert " INFO matplotlib: Matplotlib created a temporary cache directory" in (
         log_file.read_text(encoding="utf-8"))
-
-
-def test_a_log_file_this_user_may_not_open_names_the_user(stiwatch, tmp_path: Path):
-    """A log file left root's by a command run as root: the scheduled runs fail with exit 2,
-    and the error names the user whose permission is missing, as the lock file's does."""
-    import getpass
-
-    import pytest
-
-    if os.geteuid() == 0:
-        pytest.skip("root may open any file")
-    log_file = tmp_path / "stiwatch.log"
-    log_file.write_text("")
-    log_file.chmod(0o444)
-    result = stiwatch("status", env={"STIWATCH_LOG_FILE": str(log_file)})
-    assert result.exit_code == 2
-    assert result.stderr == (
-        f"Error: {log_file}: cannot open the log file (Permission denied: user "
-        f"{getpass.getuser()} may not create or open it; check the owner and mode of the "
-        "file and of its folder); log_file is set by env STIWATCH_LOG_FILE\n")
