@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+import pwd
 import subprocess
 import sys
+
+from fsaccess import AS_OTHER_USERS, NOBODY, shared_folder, stiwatch_as
 
 
 def test_a_missing_log_folder_is_created(stiwatch, tmp_path: Path):
@@ -70,3 +73,20 @@ def test_a_service_user_without_a_writable_home_gets_no_matplotlib_warnings(tmp_
         assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert " INFO matplotlib: Matplotlib created a temporary cache directory" in (
         log_file.read_text(encoding="utf-8"))
+
+
+@AS_OTHER_USERS
+def test_a_log_file_this_user_may_not_open_names_the_user():
+    """A log file left root's by a command run as root: the scheduled runs, as the service
+    user, fail with exit 2, and the error names the user whose permission is missing."""
+    with shared_folder() as folder:
+        log_file = folder / "stiwatch.log"
+        log_file.write_text("")  # root's, 0644: the service user may read it, not append
+        result = stiwatch_as(NOBODY, folder / "stiwatch.db", "status",
+                             env={**os.environ, "STIWATCH_LOG_FILE": str(log_file)})
+    assert result.returncode == 2
+    user = pwd.getpwuid(NOBODY).pw_name
+    assert result.stderr == (
+        f"Error: {log_file}: cannot open the log file (Permission denied: user {user} may not "
+        "create or open it; check the owner and mode of the file and of its folder); "
+        "log_file is set by env STIWATCH_LOG_FILE\n")
