@@ -465,6 +465,7 @@ def _summary(app: App, outcome: dict) -> None:
     else:
         app.echo("No week is recorded as sent.")
     if outcome["in_doubt"]:
+        one = outcome["in_doubt"] == 1
         app.echo(f"{counted(outcome['in_doubt'], 'delivery', 'deliveries')} in doubt: "
-                 "settle them with `stiwatch digest resolve` (`stiwatch digest status --all` "
-                 "lists them).")
+                 f"settle {'it' if one else 'them'} with `stiwatch digest resolve` (`stiwatch "
+                 f"digest status --all` lists {'it' if one else 'them'}).")
