@@ -22,6 +22,8 @@ from urllib.parse import urlencode, urlsplit
 import jinja2
 from markupsafe import Markup
 
+from db.clock import iso_utc
+
 from .chart import CSS_HEIGHT, CSS_WIDTH, chart_alt, chart_key
 from .select import LATE, LATE_WEEKS, OTHER, Digest, Entry, Section, Story, label_name
 from .trends import PCT_MIN_MEAN
@@ -357,7 +359,9 @@ def more_link(digest: Digest, section: Section, serve_url: str | None) -> str | 
         return None
     filters = digest.filters
     weeks, areas = _section_scope(digest, section)
-    start, end = weeks[0].start_utc, weeks[-1].end_utc
+    # In the store's own form (2026-11-15T15:00:00Z): Datasette compares the text, and
+    # week.start_utc's space sorts before the stored "T", which moved the bounds by up to a day.
+    start, end = iso_utc(weeks[0].start), iso_utc(weeks[-1].end)
     args: list[tuple[str, str]] = [("policy", "1")]
     anys: list[str] = []
     for column, values in (("areas", list(areas)), ("domains", list(filters["domains"]))):
