@@ -20,7 +20,7 @@ import unicodedata
 from urllib.parse import urlencode, urlsplit
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from db.clock import iso_utc
 
@@ -172,6 +172,15 @@ def avg_title(report: Any) -> str:
     return f"{report.history}-week avg" if report.history else "avg"
 
 
+def avg_heading(report: Any) -> Markup:
+    """``avg_title`` for the HTML table's heading: "4-week" kept whole, as a narrow column
+    broke it after the hyphen ("4-" / "week" / "avg")."""
+    first, space, rest = avg_title(report).partition(" ")
+    if "-" not in first:
+        return escape(avg_title(report))
+    return Markup('<span style="white-space:nowrap">{}</span>{}{}').format(first, space, rest)
+
+
 def _signed(value: float) -> str:
     return ("+" if value >= 0 else "-") + _num(abs(value))
 
@@ -240,7 +249,8 @@ def environment() -> jinja2.Environment:
     )
     env.filters.update(wrap=_wrap, safe_url=safe_url, num=_num, change=_change)
     env.globals.update(label_name=label_name, more_commands=more_commands,
-                       trend_intro=trend_intro, avg_title=avg_title, partial_note=partial_note,
+                       trend_intro=trend_intro, avg_title=avg_title, avg_heading=avg_heading,
+                       partial_note=partial_note,
                        one_source_note=one_source_note, no_rising_terms=no_rising_terms,
                        preheader=preheader, more_link=more_link)
     return env

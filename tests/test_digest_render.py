@@ -1506,3 +1506,73 @@ def test_with_images_blocked_the_charts_alt_text_reads_as_small_print(store, set
     style = page.evaluate("(() => { const s = getComputedStyle(document.querySelector('img'));"
                           " return [s.fontSize, s.fontFamily, s.color]; })()")
     assert style == ["12px", "Arial, Helvetica, sans-serif", "rgb(82, 96, 109)"]
+
+
+# Where each line of an element's text starts: the first character of each line box.
+LINE_STARTS = """(selector) => {
+    const starts = [];
+    for (const el of document.querySelectorAll(selector)) {
+        const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+        let top = null;
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            for (let i = 0; i < node.data.length; i++) {
+                if (!node.data[i].trim()) continue;
+                const range = document.createRange();
+                range.setStart(node, i);
+                range.setEnd(node, i + 1);
+                const rect = range.getClientRects()[0];
+                if (!rect) continue;
+                if (top === null || rect.top > top + 2) {
+                    starts.push(node.data.slice(i, i + 12));
+                    top = rect.top;
+                }
+            }
+        }
+    }
+    return starts;
+}"""
+
+
+@pytest.mark.browser
+def test_on_a_phone_no_line_of_a_storys_source_and_date_starts_with_its_separator(
+        db_path, settings, tmp_path, chromium_page):
+    """On a phone the line under a title wrapped before its "·": "Korea Ministry of Science
+    and ICT Press Releases / · Mon 16 Nov · South Korea", a line starting with a dot. The dot
+    stays at the end of the line before, at every width."""
+    from digest.send import write_preview
+
+    s = build(db_path, [])
+    s.sync_sources([{"id": "kr-msit", "name": "Korea Ministry of Science and ICT Press Releases",
+                     "kind": "feed", "url": "https://kr-msit.example/feed", "country": "KR",
+                     "language": "en", "org_type": "ministry"}])
+    add(s, [story(f"https://x.example/{n}", f"2026-11-{16 + n % 5}T0{n}:00:00Z",
+                  source="kr-msit", title=f"Story {n}", areas=[area], countries=countries)
+            for n, (area, countries) in enumerate([
+                ("governance", ["KR", "US"]), ("international", ["KR"]),
+                ("research_security", ["KR", "JP", "CA"])])])
+    html_path, _, _ = write_preview(s, settings, WEEK, tmp_path / "d.html", None)
+    page = chromium_page
+    page.goto(html_path.as_uri())
+    starts = []
+    for width in range(300, 480, 3):
+        page.set_viewport_size({"width": width, "height": 740})
+        starts += [(width, line) for line in page.evaluate(LINE_STARTS, ".m")]
+    assert {w for w, _ in starts} == set(range(300, 480, 3))
+    assert [(w, line) for w, line in starts if line.startswith("·")] == []
+
+
+@pytest.mark.browser
+def test_on_a_phone_the_average_columns_heading_never_breaks_at_its_hyphen(
+        store, settings, tmp_path, chromium_page):
+    """"4-week avg" broke as "4-" / "week" / "avg" in a narrow trend table's heading."""
+    from digest.send import write_preview
+
+    html_path, _, _ = write_preview(store, settings, WEEK, tmp_path / "d.html", None)
+    page = chromium_page
+    page.goto(html_path.as_uri())
+    starts = []
+    for width in range(300, 480, 3):
+        page.set_viewport_size({"width": width, "height": 740})
+        starts += page.evaluate(LINE_STARTS, "th")
+    assert any(re.match(r"\d-week", line) for line in starts)
+    assert not any(line.startswith(("week avg", "-week")) for line in starts)
