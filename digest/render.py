@@ -195,6 +195,8 @@ def _arrow(direction: str) -> str:
 
 # Japanese and Chinese lines may break between any two wide characters, but not before these.
 _NO_LINE_START = frozenset("、。，．・：；？！）」』】〕〉》ー々ぁぃぅぇぉっゃゅょァィゥェォッャュョ")
+# ... nor after these: an opening bracket goes to the next line with what it opens.
+_NO_LINE_END = frozenset("（「『【〔〈《")
 
 
 def _columns(char: str) -> int:
@@ -228,8 +230,10 @@ def _wrap(text: str, width: int = 76, indent: str = "  ") -> str:
     for unit, space in units:
         size = sum(_columns(ch) for ch in unit) + (1 if space and line else 0)
         if line and used + size > width and unit[0] not in _NO_LINE_START:
-            lines.append(line)
-            line, used, size = "", 0, size - (1 if space else 0)
+            carry = line[-1] if line[-1] in _NO_LINE_END and line[:-1].strip() else ""
+            lines.append(line[:len(line) - len(carry)].rstrip())
+            line, used = carry, sum(_columns(ch) for ch in carry)
+            size -= 1 if space and not carry else 0
         line += (" " if space and line else "") + unit
         used += size
     lines.append(line)

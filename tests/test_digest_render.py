@@ -1576,3 +1576,18 @@ def test_on_a_phone_the_average_columns_heading_never_breaks_at_its_hyphen(
         starts += page.evaluate(LINE_STARTS, "th")
     assert any(re.match(r"\d-week", line) for line in starts)
     assert not any(line.startswith(("week avg", "-week")) for line in starts)
+
+
+def test_plain_text_never_ends_a_japanese_line_with_an_opening_bracket(store, settings):
+    """A line of the text part ended with 「 and its quotation began the next ("…会議で「" /
+    "量子技術…」"): Japanese typesetting (kinsoku) keeps an opening bracket with what it opens,
+    as it keeps 。 off a line's start."""
+    summary = "政" * 37 + "「量子技術イノベーション戦略」の改定を決定しました。"
+    add(store, [story("https://x.example/ja4", "2026-11-19T03:00:00Z", title="量子戦略の改定",
+                      summary=summary, areas=["governance"], countries=["JP"], score=1.0)])
+    _, msg = build_message(store, settings)
+    text = msg.get_payload()[0].get_payload()[0].get_content().replace("\r\n", "\n")
+    block = text.split("https://x.example/ja4\n", 1)[1].split("  Tags:", 1)[0].splitlines()
+    assert len(block) == 2, block
+    assert "".join(line.strip() for line in block) == summary
+    assert not any(line.rstrip().endswith(tuple("（「『【〔〈《")) for line in block), block
