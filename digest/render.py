@@ -69,6 +69,8 @@ def _change(row: Any) -> str:
     is large enough to mean something (``TrendRow.telling_pct``)."""
     if row.direction == "unknown":
         return "–"  # no earlier week in the store: no change to speak of
+    if row.direction == "flat":
+        return "= 0"  # "= +0 (+0%)" put a sign and a percentage on no change at all
     text = f"{_arrow(row.direction)} {_signed(row.change)}"
     if row.direction == "new":
         return text + " (new)"

@@ -1591,3 +1591,20 @@ def test_plain_text_never_ends_a_japanese_line_with_an_opening_bracket(store, se
     assert len(block) == 2, block
     assert "".join(line.strip() for line in block) == summary
     assert not any(line.rstrip().endswith(tuple("（「『【〔〈《")) for line in block), block
+
+
+def test_an_unchanged_trend_row_says_no_change_without_a_sign(db_path, settings):
+    """Two stories this week against a steady two a week read "= +0 (+0%)": a plus sign and a
+    percentage on no change at all. It reads "= 0", in both parts."""
+    s = build(db_path, [
+        story(f"https://x.example/gov{week}-{i}", f"2026-{month}-{day:02d}T01:00:00Z",
+              areas=["governance"])
+        for week, (month, day) in enumerate([("10", 20), ("10", 27), ("11", 3), ("11", 10),
+                                             ("11", 17)]) for i in range(2)])
+    s.save_subscribers([{"email": "aiko@example.org"}])
+    _, msg = build_message(s, settings)
+    text = msg.get_payload()[0].get_payload()[0].get_content()
+    html = parse_html(msg.get_payload()[0].get_payload()[1].get_content())
+    assert ["Governance", "2", "2", "=", "0"] in [line.split() for line in text.splitlines()]
+    assert ["Governance", "2", "2", "= 0"] in html.rows
+    assert "+0" not in text and "+0" not in html.text
