@@ -475,7 +475,7 @@ def test_a_reader_who_follows_only_countries_gets_a_chart_of_those(db_path, sett
     assert alt.startswith("Line chart: policy reports per week by country, 2026-W36 to 2026-W47 "
                           "(12 weeks); weeks before 2026-W44 blank: the store holds nothing "
                           "earlier, one line per country you follow: China, South Korea, Japan, "
-                          "Brazil. All policy reports per week, oldest first: "), alt
+                          "Brazil. All policy reports per week from 2026-W44, oldest first: "), alt
     assert "by area" not in alt and "Governance" not in alt
     figure = readers_chart(bundle.trends, countries=["JP", "KR", "CN", "BR"])
     axes = figure.axes[0]
@@ -600,9 +600,13 @@ def test_chart_alt_text_is_true_to_the_chart_and_the_table_below(store, settings
     assert alt == (
         "Line chart: policy reports per week by area, 2026-W36 to 2026-W47 (12 weeks); weeks "
         "before 2026-W40 blank: the store holds nothing earlier, one line "
-        f"per area with reports: {', '.join(drawn)}. All policy reports per week, oldest first: "
-        f"{', '.join(str(n) for n in report.totals)}. The table below has this week's count and "
+        f"per area with reports: {', '.join(drawn)}. All policy reports per week from 2026-W40, "
+        f"oldest first: {', '.join(str(n) for n in report.totals[4:])}. The table below has this "
+        "week's count and "
         "the 4-week average for each area with reports in the last 5 weeks.")
+    # The weeks before the store's first, blank in the chart, are no counts of 0 here either
+    # (they were: "oldest first: 0, 0, 0, 0, 1, ...", four quiet weeks that were not watched).
+    assert report.totals[:4] == [0, 0, 0, 0] and "oldest first: 0" not in alt
     # What the alt text says the table holds is what it holds.
     last5 = {r.name for r in report.rows("area") if any(r.series[-5:])}
     assert set(in_table) == last5
@@ -1263,8 +1267,8 @@ def test_chart_of_stories_without_an_area_does_not_say_there_are_none(db_path, s
     [alt] = parse_html(msg.get_payload()[0].get_payload()[1].get_content()).alts
     assert digest.total == 2
     assert "none in these weeks" not in alt
-    assert alt.endswith("All policy reports per week, oldest first: "
-                        + ", ".join(["0"] * 11 + ["2"]) + "; none has a policy area.")
+    assert alt.endswith("All policy reports per week from 2026-W47, oldest first: 2; none has "
+                        "a policy area.")
 
 
 def test_preview_of_a_week_not_over_says_so(store, stiwatch, tmp_path):
