@@ -1612,3 +1612,45 @@ def test_an_unchanged_trend_row_says_no_change_without_a_sign(db_path, settings)
     assert ["Governance", "2", "2", "=", "0"] in [line.split() for line in text.splitlines()]
     assert ["Governance", "2", "2", "= 0"] in html.rows
     assert "+0" not in text and "+0" not in html.text
+
+
+def test_a_japanese_sources_name_is_marked_japanese_as_its_title_is(db_path, settings):
+    """The title and summary of a Japanese report carried lang="ja", its source's name
+    (科学技術・イノベーション省 報道発表) did not: in the English page its kanji could be drawn
+    with Chinese glyphs. It carries its source's language, there and under "Also reported by";
+    an English source's name adds nothing."""
+    s = build(db_path, [])
+    s.sync_sources([
+        {"id": "jp-msti", "name": "科学技術・イノベーション省 報道発表", "kind": "feed",
+         "url": "https://msti.example/rss", "country": "JP", "language": "ja",
+         "org_type": "ministry"},
+        {"id": "news-a", "name": "STI News A", "kind": "feed", "url": "https://news-a.example/f",
+         "country": None, "language": "en", "org_type": "news"},
+        {"id": "jp-jsa", "name": "Japan Science Agency", "kind": "feed",
+         "url": "https://jsa.example/f", "country": "JP", "language": "en",
+         "org_type": "funding_agency"}])
+    add(s, [story("https://msti.example/q", "2026-11-17T03:00:00Z", source="jp-msti",
+                  title="量子技術イノベーション戦略を改定", language="ja", areas=["governance"],
+                  countries=["JP"]),
+            story("https://news-a.example/q", "2026-11-17T06:00:00Z", source="news-a",
+                  title="Japan revises quantum strategy", areas=["governance"], countries=["JP"],
+                  duplicate_of="https://msti.example/q"),
+            story("https://news-a.example/jp", "2026-11-18T03:00:00Z", source="news-a",
+                  title="Japan funds chip training", areas=["governance"], countries=["JP"]),
+            story("https://msti.example/jp", "2026-11-18T05:00:00Z", source="jp-msti",
+                  title="半導体人材の育成", language="ja", areas=["governance"], countries=["JP"],
+                  duplicate_of="https://news-a.example/jp"),
+            # the agency's English page first: the ministry's is "also reported by"
+            story("https://jsa.example/ai", "2026-11-19T03:00:00Z", source="jp-jsa",
+                  title="AI safety call", areas=["governance"], countries=["JP"]),
+            story("https://msti.example/ai", "2026-11-19T04:00:00Z", source="jp-msti",
+                  title="AI安全性の公募", language="ja", areas=["governance"], countries=["JP"],
+                  duplicate_of="https://jsa.example/ai")])
+    s.save_subscribers([{"email": "aiko@example.org"}])
+    _, msg = build_message(s, settings)
+    html = msg.get_payload()[0].get_payload()[1].get_content()
+    marked = re.findall(r'lang="ja"[^>]*>科学技術・イノベーション省 報道発表<', html)
+    assert html.count("科学技術・イノベーション省 報道発表") == len(marked) == 3, html
+    assert re.search(r"Also reported by: <a [^>]*lang=\"ja\"", html)
+    assert 'lang="en"' not in html.replace('<html lang="en">', "")
+    assert "STI News A" in html and "Japan Science Agency" in html
