@@ -82,7 +82,8 @@ class DigestsMixin:
         text = _TEXT if with_text else ""
         rows = self.query(
             f"""SELECT i.id, i.url, i.title, i.language, {text} i.source_id, s.name AS source_name,
-                       s.org_type AS source_org_type, i.published_at, p.score AS policy_score
+                       s.language AS source_language, s.org_type AS source_org_type,
+                       i.published_at, p.score AS policy_score
                 FROM items i
                 JOIN tags p ON p.item_id = i.id AND p.facet = 'policy' AND p.value = '1'
                 LEFT JOIN sources s ON s.id = i.source_id
@@ -110,7 +111,7 @@ class DigestsMixin:
 
     def duplicates_of(self, item_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
         """``{original id: [its near-duplicates' id, url, source_id, source_name,
-        source_org_type, title, language, summary, body, published_at]}``, each list by id
+        source_language, source_org_type, title, language, summary, body, published_at]}``, each list by id
         (``body``: its first 1,500 characters, only when the summary is empty, as in
         `policy_items`)."""
         ids = list(item_ids)
@@ -118,7 +119,8 @@ class DigestsMixin:
         for chunk in chunks(ids):
             for row in self.query(
                 f"""SELECT i.duplicate_of AS original, i.id, i.url, i.source_id,
-                           s.name AS source_name, s.org_type AS source_org_type, i.title,
+                           s.name AS source_name, s.language AS source_language,
+                           s.org_type AS source_org_type, i.title,
                            i.language, {_TEXT} i.published_at
                     FROM items i LEFT JOIN sources s ON s.id = i.source_id
                     WHERE i.duplicate_of IN ({', '.join('?' for _ in chunk)})

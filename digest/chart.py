@@ -132,13 +132,19 @@ def chart_alt(report: TrendReport, key: ChartKey = EVERY_AREA) -> str:
     rows = drawn_rows(report, key)
     lines = (f"one line per {noun} you follow" if values
              else "one line per area with reports")
+    # The weeks before the store's first are blank in the chart: not counted as 0 here either
+    # ("0, 0, 0, 0, 13, ..." read as four quiet weeks before a jump).
+    unwatched = (report.first_week and report.first_week > first
+                 and report.first_week in report.weeks)
+    since = f" from {report.first_week}" if unwatched else ""
+    totals = ", ".join(str(n) for n in
+                       report.totals[report.weeks.index(report.first_week) if unwatched else 0:])
     if not rows:
         if not any(report.totals):
             return f"Line chart: policy reports per week by area, {span}: none in these weeks."
         return (f"Line chart: policy reports per week by area, {span}, with no lines. All policy "
-                f"reports per week, oldest first: {', '.join(str(n) for n in report.totals)}; "
-                "none has a policy area.")
-    if report.first_week and report.first_week > first:
+                f"reports per week{since}, oldest first: {totals}; none has a policy area.")
+    if unwatched:
         span += f"; weeks before {report.first_week} blank: the store holds nothing earlier"
     average = (f"the {report.history}-week average" if report.history > 1
                else "last week's count" if report.history else "no average (nothing earlier)")
@@ -147,8 +153,8 @@ def chart_alt(report: TrendReport, key: ChartKey = EVERY_AREA) -> str:
     table = (f"The table below has this week's count and {average} for each {which} with "
              f"reports in the last {COMPARE_WEEKS + 1} weeks.")
     return (f"Line chart: policy reports per week by {noun}, {span}, {lines}: "
-            f"{', '.join(row.name for row in rows)}. All policy reports per week, oldest first: "
-            f"{', '.join(str(n) for n in report.totals)}. {table}")
+            f"{', '.join(row.name for row in rows)}. All policy reports per week{since}, oldest "
+            f"first: {totals}. {table}")
 
 
 # The image is 600 CSS pixels wide in the message and about 350 on a phone: its text is sized

@@ -20,7 +20,9 @@ import unicodedata
 from urllib.parse import urlencode, urlsplit
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
+
+from db.clock import iso_utc
 
 from .chart import CSS_HEIGHT, CSS_WIDTH, chart_alt, chart_key
 from .select import LATE, LATE_WEEKS, OTHER, Digest, Entry, Section, Story, label_name
@@ -67,6 +69,8 @@ def _change(row: Any) -> str:
     is large enough to mean something (``TrendRow.telling_pct``)."""
     if row.direction == "unknown":
         return "–"  # no earlier week in the store: no change to speak of
+    if row.direction == "flat":
+        return "= 0"  # "= +0 (+0%)" put a sign and a percentage on no change at all
     text = f"{_arrow(row.direction)} {_signed(row.change)}"
     if row.direction == "new":
         return text + " (new)"
@@ -170,6 +174,15 @@ def avg_title(report: Any) -> str:
     return f"{report.history}-week avg" if report.history else "avg"
 
 
+def avg_heading(report: Any) -> Markup:
+    """``avg_title`` for the HTML table's heading: "4-week" kept whole, as a narrow column
+    broke it after the hyphen ("4-" / "week" / "avg")."""
+    first, space, rest = avg_title(report).partition(" ")
+    if "-" not in first:
+        return escape(avg_title(report))
+    return Markup('<span style="white-space:nowrap">{}</span>{}{}').format(first, space, rest)
+
+
 def _signed(value: float) -> str:
     return ("+" if value >= 0 else "-") + _num(abs(value))
 
@@ -184,6 +197,8 @@ def _arrow(direction: str) -> str:
 
 # Japanese and Chinese lines may break between any two wide characters, but not before these.
 _NO_LINE_START = frozenset("、。，．・：；？！）」』】〕〉》ー々ぁぃぅぇぉっゃゅょァィゥェォッャュョ")
+# ... nor after these: an opening bracket goes to the next line with what it opens.
+_NO_LINE_END = frozenset("（「『【〔〈《")
 
 
 def _columns(char: str) -> int:
@@ -217,8 +232,10 @@ def _wrap(text: str, width: int = 76, indent: str = "  ") -> str:
     for unit, space in units:
         size = sum(_columns(ch) for ch in unit) + (1 if space and line else 0)
         if line and used + size > width and unit[0] not in _NO_LINE_START:
-            lines.append(line)
-            line, used, size = "", 0, size - (1 if space else 0)
+            carry = line[-1] if line[-1] in _NO_LINE_END and line[:-1].strip() else ""
+            lines.append(line[:len(line) - len(carry)].rstrip())
+            line, used = carry, sum(_columns(ch) for ch in carry)
+            size -= 1 if space and not carry else 0
         line += (" " if space and line else "") + unit
         used += size
     lines.append(line)
@@ -238,7 +255,8 @@ def environment() -> jinja2.Environment:
     )
     env.filters.update(wrap=_wrap, safe_url=safe_url, num=_num, change=_change)
     env.globals.update(label_name=label_name, more_commands=more_commands,
-                       trend_intro=trend_intro, avg_title=avg_title, partial_note=partial_note,
+                       trend_intro=trend_intro, avg_title=avg_title, avg_heading=avg_heading,
+                       partial_note=partial_note,
                        one_source_note=one_source_note, no_rising_terms=no_rising_terms,
                        preheader=preheader, more_link=more_link)
     return env
@@ -357,7 +375,9 @@ def more_link(digest: Digest, section: Section, serve_url: str | None) -> str | 
         return None
     filters = digest.filters
     weeks, areas = _section_scope(digest, section)
-    start, end = weeks[0].start_utc, weeks[-1].end_utc
+    # In the store's own form (2026-11-15T15:00:00Z): Datasette compares the text, and
+    # week.start_utc's space sorts before the stored "T", which moved the bounds by up to a day.
+    start, end = iso_utc(weeks[0].start), iso_utc(weeks[-1].end)
     args: list[tuple[str, str]] = [("policy", "1")]
     anys: list[str] = []
     for column, values in (("areas", list(areas)), ("domains", list(filters["domains"]))):

@@ -140,6 +140,7 @@ class Source:
     id: str
     name: str
     url: str
+    language: str | None = None  # the registry's: a Japanese name is marked Japanese
 
 
 @dataclass
@@ -330,7 +331,8 @@ def load_week(store: Any, week: Week, rows: list[dict[str, Any]] | None = None) 
             # the digest says of it (its title, summary and date), whichever was crawled first.
             coverage.sort(key=lambda c: c.get("source_org_type") not in OFFICIAL)
         sources = _distinct(Source(copy["source_id"], copy["source_name"] or copy["source_id"],
-                                   copy["url"]) for copy in coverage)
+                                   copy["url"], copy.get("source_language"))
+                            for copy in coverage)
         source = sources[0]
         page = coverage[0]
         title = clean_text(page.get("title")) or clean_text(row["title"]) or UNTITLED

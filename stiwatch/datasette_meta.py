@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 from typing import Any
+from urllib.parse import quote
 
 from db.canned import CANNED_QUERIES
 from db.docs import FTS, PERSONAL, TABLES, VIEWS
@@ -45,6 +46,15 @@ SORT_DESC = {"items": "id", "items_tagged": "published_at",
 ITEM_VIEWS = ("items_tagged", "items_tagged_json")
 HIDDEN = ("item_signatures", "signature_bands", "items_cjk_pending", "items_replaced")
 LABEL_COLUMNS = {"sources": "name", "labels": "name", "items": "title"}
+
+
+# Chinese, Japanese and Korean text may break between any two characters, so Datasette's
+# tables gave its columns their one-character minimum: a ministry's title and body came out
+# three to five characters wide. A reading width for the item text columns; in the metadata as a
+# data: URL, as it is a few bytes and needs no route of its own.
+TEXT_COLUMNS_CSS = (".rows-and-columns td.col-title,.rows-and-columns td.col-summary,"
+                    ".rows-and-columns td.col-body,.rows-and-columns td.col-context"
+                    "{min-width:16em}")
 
 
 def _html(text: str) -> str:
@@ -104,6 +114,7 @@ def build_metadata(database: str, personal: bool = False) -> dict[str, Any]:
         "STI news, classified by policy relevance, area, technology domain and country. Start "
         "with the items_tagged view or the canned queries below. Read-only.",
         "source": f"stiwatch {__version__}",
+        "extra_css_urls": ["data:text/css," + quote(TEXT_COLUMNS_CSS)],
         "databases": {
             database: {
                 "description": "The stiwatch store (see docs/schema.md).",

@@ -475,7 +475,7 @@ def test_a_reader_who_follows_only_countries_gets_a_chart_of_those(db_path, sett
     assert alt.startswith("Line chart: policy reports per week by country, 2026-W36 to 2026-W47 "
                           "(12 weeks); weeks before 2026-W44 blank: the store holds nothing "
                           "earlier, one line per country you follow: China, South Korea, Japan, "
-                          "Brazil. All policy reports per week, oldest first: "), alt
+                          "Brazil. All policy reports per week from 2026-W44, oldest first: "), alt
     assert "by area" not in alt and "Governance" not in alt
     figure = readers_chart(bundle.trends, countries=["JP", "KR", "CN", "BR"])
     axes = figure.axes[0]
@@ -600,9 +600,13 @@ def test_chart_alt_text_is_true_to_the_chart_and_the_table_below(store, settings
     assert alt == (
         "Line chart: policy reports per week by area, 2026-W36 to 2026-W47 (12 weeks); weeks "
         "before 2026-W40 blank: the store holds nothing earlier, one line "
-        f"per area with reports: {', '.join(drawn)}. All policy reports per week, oldest first: "
-        f"{', '.join(str(n) for n in report.totals)}. The table below has this week's count and "
+        f"per area with reports: {', '.join(drawn)}. All policy reports per week from 2026-W40, "
+        f"oldest first: {', '.join(str(n) for n in report.totals[4:])}. The table below has this "
+        "week's count and "
         "the 4-week average for each area with reports in the last 5 weeks.")
+    # The weeks before the store's first, blank in the chart, are no counts of 0 here either
+    # (they were: "oldest first: 0, 0, 0, 0, 1, ...", four quiet weeks that were not watched).
+    assert report.totals[:4] == [0, 0, 0, 0] and "oldest first: 0" not in alt
     # What the alt text says the table holds is what it holds.
     last5 = {r.name for r in report.rows("area") if any(r.series[-5:])}
     assert set(in_table) == last5
@@ -1263,8 +1267,8 @@ def test_chart_of_stories_without_an_area_does_not_say_there_are_none(db_path, s
     [alt] = parse_html(msg.get_payload()[0].get_payload()[1].get_content()).alts
     assert digest.total == 2
     assert "none in these weeks" not in alt
-    assert alt.endswith("All policy reports per week, oldest first: "
-                        + ", ".join(["0"] * 11 + ["2"]) + "; none has a policy area.")
+    assert alt.endswith("All policy reports per week from 2026-W47, oldest first: 2; none has "
+                        "a policy area.")
 
 
 def test_preview_of_a_week_not_over_says_so(store, stiwatch, tmp_path):
@@ -1506,3 +1510,147 @@ def test_with_images_blocked_the_charts_alt_text_reads_as_small_print(store, set
     style = page.evaluate("(() => { const s = getComputedStyle(document.querySelector('img'));"
                           " return [s.fontSize, s.fontFamily, s.color]; })()")
     assert style == ["12px", "Arial, Helvetica, sans-serif", "rgb(82, 96, 109)"]
+
+
+# Where each line of an element's text starts: the first character of each line box.
+LINE_STARTS = """(selector) => {
+    const starts = [];
+    for (const el of document.querySelectorAll(selector)) {
+        const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+        let top = null;
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            for (let i = 0; i < node.data.length; i++) {
+                if (!node.data[i].trim()) continue;
+                const range = document.createRange();
+                range.setStart(node, i);
+                range.setEnd(node, i + 1);
+                const rect = range.getClientRects()[0];
+                if (!rect) continue;
+                if (top === null || rect.top > top + 2) {
+                    starts.push(node.data.slice(i, i + 12));
+                    top = rect.top;
+                }
+            }
+        }
+    }
+    return starts;
+}"""
+
+
+@pytest.mark.browser
+def test_on_a_phone_no_line_of_a_storys_source_and_date_starts_with_its_separator(
+        db_path, settings, tmp_path, chromium_page):
+    """On a phone the line under a title wrapped before its "·": "Korea Ministry of Science
+    and ICT Press Releases / · Mon 16 Nov · South Korea", a line starting with a dot. The dot
+    stays at the end of the line before, at every width."""
+    from digest.send import write_preview
+
+    s = build(db_path, [])
+    s.sync_sources([{"id": "kr-msit", "name": "Korea Ministry of Science and ICT Press Releases",
+                     "kind": "feed", "url": "https://kr-msit.example/feed", "country": "KR",
+                     "language": "en", "org_type": "ministry"}])
+    add(s, [story(f"https://x.example/{n}", f"2026-11-{16 + n % 5}T0{n}:00:00Z",
+                  source="kr-msit", title=f"Story {n}", areas=[area], countries=countries)
+            for n, (area, countries) in enumerate([
+                ("governance", ["KR", "US"]), ("international", ["KR"]),
+                ("research_security", ["KR", "JP", "CA"])])])
+    html_path, _, _ = write_preview(s, settings, WEEK, tmp_path / "d.html", None)
+    page = chromium_page
+    page.goto(html_path.as_uri())
+    starts = []
+    for width in range(300, 480, 3):
+        page.set_viewport_size({"width": width, "height": 740})
+        starts += [(width, line) for line in page.evaluate(LINE_STARTS, ".m")]
+    assert {w for w, _ in starts} == set(range(300, 480, 3))
+    assert [(w, line) for w, line in starts if line.startswith("·")] == []
+
+
+@pytest.mark.browser
+def test_on_a_phone_the_average_columns_heading_never_breaks_at_its_hyphen(
+        store, settings, tmp_path, chromium_page):
+    """"4-week avg" broke as "4-" / "week" / "avg" in a narrow trend table's heading."""
+    from digest.send import write_preview
+
+    html_path, _, _ = write_preview(store, settings, WEEK, tmp_path / "d.html", None)
+    page = chromium_page
+    page.goto(html_path.as_uri())
+    starts = []
+    for width in range(300, 480, 3):
+        page.set_viewport_size({"width": width, "height": 740})
+        starts += page.evaluate(LINE_STARTS, "th")
+    assert any(re.match(r"\d-week", line) for line in starts)
+    assert not any(line.startswith(("week avg", "-week")) for line in starts)
+
+
+def test_plain_text_never_ends_a_japanese_line_with_an_opening_bracket(store, settings):
+    """A line of the text part ended with 「 and its quotation began the next ("…会議で「" /
+    "量子技術…」"): Japanese typesetting (kinsoku) keeps an opening bracket with what it opens,
+    as it keeps 。 off a line's start."""
+    summary = "政" * 37 + "「量子技術イノベーション戦略」の改定を決定しました。"
+    add(store, [story("https://x.example/ja4", "2026-11-19T03:00:00Z", title="量子戦略の改定",
+                      summary=summary, areas=["governance"], countries=["JP"], score=1.0)])
+    _, msg = build_message(store, settings)
+    text = msg.get_payload()[0].get_payload()[0].get_content().replace("\r\n", "\n")
+    block = text.split("https://x.example/ja4\n", 1)[1].split("  Tags:", 1)[0].splitlines()
+    assert len(block) == 2, block
+    assert "".join(line.strip() for line in block) == summary
+    assert not any(line.rstrip().endswith(tuple("（「『【〔〈《")) for line in block), block
+
+
+def test_an_unchanged_trend_row_says_no_change_without_a_sign(db_path, settings):
+    """Two stories this week against a steady two a week read "= +0 (+0%)": a plus sign and a
+    percentage on no change at all. It reads "= 0", in both parts."""
+    s = build(db_path, [
+        story(f"https://x.example/gov{week}-{i}", f"2026-{month}-{day:02d}T01:00:00Z",
+              areas=["governance"])
+        for week, (month, day) in enumerate([("10", 20), ("10", 27), ("11", 3), ("11", 10),
+                                             ("11", 17)]) for i in range(2)])
+    s.save_subscribers([{"email": "aiko@example.org"}])
+    _, msg = build_message(s, settings)
+    text = msg.get_payload()[0].get_payload()[0].get_content()
+    html = parse_html(msg.get_payload()[0].get_payload()[1].get_content())
+    assert ["Governance", "2", "2", "=", "0"] in [line.split() for line in text.splitlines()]
+    assert ["Governance", "2", "2", "= 0"] in html.rows
+    assert "+0" not in text and "+0" not in html.text
+
+
+def test_a_japanese_sources_name_is_marked_japanese_as_its_title_is(db_path, settings):
+    """The title and summary of a Japanese report carried lang="ja", its source's name
+    (科学技術・イノベーション省 報道発表) did not: in the English page its kanji could be drawn
+    with Chinese glyphs. It carries its source's language, there and under "Also reported by";
+    an English source's name adds nothing."""
+    s = build(db_path, [])
+    s.sync_sources([
+        {"id": "jp-msti", "name": "科学技術・イノベーション省 報道発表", "kind": "feed",
+         "url": "https://msti.example/rss", "country": "JP", "language": "ja",
+         "org_type": "ministry"},
+        {"id": "news-a", "name": "STI News A", "kind": "feed", "url": "https://news-a.example/f",
+         "country": None, "language": "en", "org_type": "news"},
+        {"id": "jp-jsa", "name": "Japan Science Agency", "kind": "feed",
+         "url": "https://jsa.example/f", "country": "JP", "language": "en",
+         "org_type": "funding_agency"}])
+    add(s, [story("https://msti.example/q", "2026-11-17T03:00:00Z", source="jp-msti",
+                  title="量子技術イノベーション戦略を改定", language="ja", areas=["governance"],
+                  countries=["JP"]),
+            story("https://news-a.example/q", "2026-11-17T06:00:00Z", source="news-a",
+                  title="Japan revises quantum strategy", areas=["governance"], countries=["JP"],
+                  duplicate_of="https://msti.example/q"),
+            story("https://news-a.example/jp", "2026-11-18T03:00:00Z", source="news-a",
+                  title="Japan funds chip training", areas=["governance"], countries=["JP"]),
+            story("https://msti.example/jp", "2026-11-18T05:00:00Z", source="jp-msti",
+                  title="半導体人材の育成", language="ja", areas=["governance"], countries=["JP"],
+                  duplicate_of="https://news-a.example/jp"),
+            # the agency's English page first: the ministry's is "also reported by"
+            story("https://jsa.example/ai", "2026-11-19T03:00:00Z", source="jp-jsa",
+                  title="AI safety call", areas=["governance"], countries=["JP"]),
+            story("https://msti.example/ai", "2026-11-19T04:00:00Z", source="jp-msti",
+                  title="AI安全性の公募", language="ja", areas=["governance"], countries=["JP"],
+                  duplicate_of="https://jsa.example/ai")])
+    s.save_subscribers([{"email": "aiko@example.org"}])
+    _, msg = build_message(s, settings)
+    html = msg.get_payload()[0].get_payload()[1].get_content()
+    marked = re.findall(r'lang="ja"[^>]*>科学技術・イノベーション省 報道発表<', html)
+    assert html.count("科学技術・イノベーション省 報道発表") == len(marked) == 3, html
+    assert re.search(r"Also reported by: <a [^>]*lang=\"ja\"", html)
+    assert 'lang="en"' not in html.replace('<html lang="en">', "")
+    assert "STI News A" in html and "Japan Science Agency" in html

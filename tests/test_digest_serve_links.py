@@ -462,3 +462,37 @@ def test_the_pages_search_lists_a_story_whose_words_are_only_in_a_copy(db_path, 
             assert {row["url"] for row in _page(f"{serve_url}/{table}?{search}")} == {
                 "https://news-a.example/assoc", "https://uk-ukri.example/uk",
                 "https://eu-rtd.example/calls"}, table
+
+
+def test_the_more_lines_page_lists_the_weeks_sunday_evening_in_tokyo_and_not_the_last_weeks(
+        db_path, tmp_path, stiwatch):
+    """The link bounded the week as `published_at__gte=2026-11-15 15:00:00`, while the store
+    writes `2026-11-15T10:00:00Z`: Datasette compares text, and "T" sorts after the space, so
+    the page listed a report of Sunday 19:00 in Tokyo of the week before and left out one of
+    Sunday 19:00 of the digest's own week (every report of the UTC day the week ends on), which
+    the digest counted and its commands list."""
+    s = build(db_path, [
+        *[story(f"https://nsf.example/w47-{n}", f"2026-11-18T0{n}:00:00Z", source="us-nsf",
+                title=f"NSF rule {n}", areas=["research_security"]) for n in range(3)],
+        story("https://mext.example/sunday-w47", "2026-11-22T10:00:00Z",
+              title="MEXT Sunday evening, this week", areas=["research_security"]),
+        story("https://mext.example/sunday-w46", "2026-11-15T10:00:00Z",
+              title="MEXT Sunday evening, the week before", areas=["research_security"]),
+    ])
+    s.save_subscribers([{"email": "all@example.org"}])
+    with serving(db_path, tmp_path) as base:
+        serve_url = f"{base}/{db_path.stem}"
+        digest, _, _ = parts(s, settings_with(serve_url=serve_url, digest_section_cap="1"),
+                             "all@example.org")
+        assert digest.total == 4
+        section = Section("research_security", "Research security", [])
+        commands = more_commands(digest, section)
+        expected = {*(f"https://nsf.example/w47-{n}" for n in range(3)),
+                    "https://mext.example/sunday-w47"}
+        assert listed(stiwatch, commands) == expected
+        link = more_link(digest, section, serve_url)
+        assert {row["url"] for row in _page(link)} == expected
+        status, page = get(link)
+        assert status == 200
+        # the page's title names the bounds as the store writes them: in UTC, saying so
+        assert "2026-11-15T15:00:00Z" in unescape(page)

@@ -1287,3 +1287,32 @@ def test_tags_any_keeps_the_items_with_any_of_its_tags_and_the_title_says_so(db_
         'contains any of "governance", "open_science" and policy = 1 sorted by published_at '
         'descending')
     assert unknown.status_code == 200 and unknown.json() == []
+
+
+@pytest.mark.browser
+def test_japanese_titles_and_bodies_get_columns_wide_enough_to_read(db_path, tmp_path,
+                                                                     chromium_page):
+    """Japanese text may break between any two characters, so Datasette's tables gave its
+    columns their one-character minimum: a ministry's title and body came out three to five
+    characters wide, the item's page 3,800 pixels tall. They get a reading width."""
+    analysts_store.build(db_path)
+    body = "総合科学技術・イノベーション会議は研究セキュリティの確保に関するガイドラインを決定した。" * 12
+    with db.open_store(db_path) as store:
+        [(item_id, _)] = store.save_items([{
+            "url": "https://msti.example/houdou/guideline", "source_id": "mext-news",
+            "title": "研究セキュリティ確保のためのガイドラインを決定 大学・研究機関に体制整備を要請",
+            "summary": body[:120], "body": body, "language": "ja", "date_source": "feed",
+            "published_at": analysts_store.ago(1)}])
+    with serving(db_path, tmp_path) as base:
+        page = chromium_page
+        page.set_viewport_size({"width": 1280, "height": 900})
+        for path in (f"/stiwatch/items/{item_id}", "/stiwatch/items_tagged_json?_search=研究",
+                     "/stiwatch/items?_search=研究"):
+            page.goto(base + path)
+            widths = page.evaluate("""[...document.querySelectorAll(
+                'td.col-title, td.col-summary, td.col-body')].filter(
+                td => /[\\u3040-\\u30ff\\u4e00-\\u9fff]/.test(td.textContent)).map(
+                td => td.getBoundingClientRect().width)""")
+            assert widths, path
+            # 16 em: some 15 Japanese characters a line
+            assert min(widths) >= 200, (path, widths)
