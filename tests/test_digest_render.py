@@ -1535,6 +1535,18 @@ LINE_STARTS = """(selector) => {
     }
     return starts;
 }"""
+PHONE_WIDTHS = range(300, 480, 3)  # CSS pixels: small phones to the digest's narrow layout
+
+
+def line_starts_on_phones(page, html_path, selector: str) -> list[tuple[int, str]]:
+    """(width, the start of each line of the ``selector`` elements) for the page at
+    ``html_path`` at every width of PHONE_WIDTHS."""
+    page.goto(html_path.as_uri())
+    starts = []
+    for width in PHONE_WIDTHS:
+        page.set_viewport_size({"width": width, "height": 740})
+        starts += [(width, line) for line in page.evaluate(LINE_STARTS, selector)]
+    return starts
 
 
 @pytest.mark.browser
@@ -1555,13 +1567,8 @@ def test_on_a_phone_no_line_of_a_storys_source_and_date_starts_with_its_separato
                 ("governance", ["KR", "US"]), ("international", ["KR"]),
                 ("research_security", ["KR", "JP", "CA"])])])
     html_path, _, _ = write_preview(s, settings, WEEK, tmp_path / "d.html", None)
-    page = chromium_page
-    page.goto(html_path.as_uri())
-    starts = []
-    for width in range(300, 480, 3):
-        page.set_viewport_size({"width": width, "height": 740})
-        starts += [(width, line) for line in page.evaluate(LINE_STARTS, ".m")]
-    assert {w for w, _ in starts} == set(range(300, 480, 3))
+    starts = line_starts_on_phones(chromium_page, html_path, ".m")
+    assert {w for w, _ in starts} == set(PHONE_WIDTHS)
     assert [(w, line) for w, line in starts if line.startswith("·")] == []
 
 
@@ -1572,12 +1579,7 @@ def test_on_a_phone_the_average_columns_heading_never_breaks_at_its_hyphen(
     from digest.send import write_preview
 
     html_path, _, _ = write_preview(store, settings, WEEK, tmp_path / "d.html", None)
-    page = chromium_page
-    page.goto(html_path.as_uri())
-    starts = []
-    for width in range(300, 480, 3):
-        page.set_viewport_size({"width": width, "height": 740})
-        starts += page.evaluate(LINE_STARTS, "th")
+    starts = [line for _, line in line_starts_on_phones(chromium_page, html_path, "th")]
     assert any(re.match(r"\d-week", line) for line in starts)
     assert not any(line.startswith(("week avg", "-week")) for line in starts)
 
