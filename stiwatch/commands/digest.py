@@ -126,9 +126,7 @@ def send_command(app: App, week: str | None, dry_run: bool, partial_week: bool,
         _print_report(app, report)
     if report.aborted:
         owed = len(report.unreachable) + len(report.waiting)
-        raise UserError(f"{report.aborted}; {counted(owed, 'digest')} of "
-                        f"{report.week} {'stays' if owed == 1 else 'stay'} owed for the next "
-                        "run (`stiwatch digest status` shows them)", exit_code=1)
+        raise UserError(f"{report.aborted}; {_still_owed(owed, report.week)}", exit_code=1)
     if not report.ok:
         raise SystemExit(1)
 
@@ -136,26 +134,33 @@ def send_command(app: App, week: str | None, dry_run: bool, partial_week: bool,
 def left_in_doubt_by_stop(store: db.Store, week: str | None = None) -> list[str]:
     """One clause per delivery (of ``week``, or of any week) that a sender stopped by a
     signal left in doubt, saying how to settle it."""
+    return _in_doubt_clauses(store.deliveries(week))
+
+
+def _in_doubt_clauses(rows: list[dict]) -> list[str]:
     return [f"in doubt {row['subscriber']} (the server may have it: `stiwatch digest resolve "
             f"{row['subscriber']} --week {row['period']} --sent` once it is known to have "
             "arrived, or `--resend`)"
-            for row in store.deliveries(week)
+            for row in rows
             if row["active"] and row["status"] == "sending" and row["unanswered_at"]
             and (row["last_error"] or "").startswith("stopped after")]
+
+
+def _still_owed(owed: int, week: str) -> str:
+    return (f"{counted(owed, 'digest')} of {week} {'stays' if owed == 1 else 'stay'} owed for "
+            "the next run (`stiwatch digest status` shows them)")
 
 
 def _left_by_stop(store: db.Store, week: str) -> str:
     """What a send stopped by a signal left of ``week``: the deliveries it left in doubt, to
     settle by hand, and how many stay owed for the next run."""
-    rows = [row for row in store.deliveries(week) if row["active"]]
-    if not rows:  # stopped while it read the week, before it noted who is owed
+    rows = store.deliveries(week)
+    active = [row for row in rows if row["active"]]
+    if not active:  # stopped while it read the week, before it noted who is owed
         return f"the send stopped before it recorded any delivery of {week}; nothing was sent"
-    owed = sum(1 for row in rows if row["status"] == "pending"
+    owed = sum(1 for row in active if row["status"] == "pending"
                or (row["status"] == "sending" and not row["unanswered_at"]))
-    said = ["the send stopped", *left_in_doubt_by_stop(store, week)]
-    said.append(f"{counted(owed, 'digest')} of {week} {'stays' if owed == 1 else 'stay'} owed "
-                "for the next run (`stiwatch digest status` shows them)")
-    return "; ".join(said)
+    return "; ".join(["the send stopped", *_in_doubt_clauses(rows), _still_owed(owed, week)])
 
 
 def _print_report(app: App, report) -> None:  # noqa: ANN001
