@@ -661,6 +661,9 @@ def tie_broken(sql: str, keys: dict[str, str]) -> str:
 _TABLE_COUNT = re.compile(r"select count\(\*\) from \[([^\]]+)\]")
 
 
+QUERY_IN_LOG = 200  # characters of a query the log line keeps: a visitor may type pages
+
+
 def query_error_note(sql: str, error: Exception) -> str:
     """The log line for SQL that SQLite refused or could not run, in place of Datasette's
     "ERROR: conn=<sqlite3.Connection object at 0x...>, sql = ..., params = ...": one line, the
@@ -672,9 +675,6 @@ def query_error_note(sql: str, error: Exception) -> str:
     if reason == "not authorized" or reason.endswith(" is prohibited"):
         return f"refused a query that reads a table not served ({reason}): {text}"
     return f"a query failed ({reason}): {text}"
-
-
-QUERY_IN_LOG = 200  # characters of a query the log line keeps: a visitor may type pages
 
 
 def counts_private_table(sql: str) -> bool:
